@@ -1,0 +1,77 @@
+# shardlm — top-level build.
+#   make            build libshardlm.a and the shardlm binary (build/)
+#   make test       build and run every test (final line: "N passed, N failed")
+#   make test SAN=1 the same under ASan+UBSan (build-san/)
+#   make run        install what is missing, build, generate text from stories260K
+#   make fuzz       build the libFuzzer targets (clang) into build-fuzz/
+#   CC=clang make   build with clang
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+SAN ?= 0
+BUILD ?= build
+ifeq ($(SAN),1)
+BUILD := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+OPT ?= -O2
+CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wvla \
+               -Iinclude -Isrc -pthread -fno-strict-aliasing $(SANFLAGS)
+CFLAGS += $(CFLAGS_BASE)
+LDLIBS := -ljansson -lm -pthread
+LDFLAGS += $(SANFLAGS)
+
+LIB_SRC := $(sort $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c src/compute/*.c src/engine/*.c))
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/unit/test_*.c tests/e2e/test_*.c))
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_COMMON := $(BUILD)/tests/harness.o
+
+LIB := $(BUILD)/libshardlm.a
+BIN := $(BUILD)/shardlm
+
+.PHONY: all test run fuzz clean deps
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/harness.o: tests/harness.c tests/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -MMD -MP $< $(TEST_COMMON) $(LIB) -o $@ $(LDFLAGS) $(LDLIBS)
+
+test: $(BIN) $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+
+deps:
+	@sh tools/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/run-default.sh $(BIN)
+
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -pthread -fsanitize=fuzzer,address,undefined
+fuzz:
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_gguf.c $(filter src/core/% src/model/gguf.c,$(LIB_SRC)) -o build-fuzz/fuzz_gguf -lm
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

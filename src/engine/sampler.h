@@ -1,0 +1,52 @@
+/*
+ * sampler.h — choose the next token from logits.
+ *
+ * Order (as llama.cpp's default chain): penalties (repetition over the last
+ * repeat_last_n tokens, presence, frequency) → greedy when temperature <= 0
+ * (argmax, ties to the lowest id) → top-k → top-p → min-p → temperature →
+ * softmax → draw. The draw uses sl_rng_uniform(seed, stream, position): the
+ * same (seed, stream, position, logits, history) always picks the same token.
+ * All scratch memory is allocated at create; sampling allocates nothing.
+ */
+#ifndef SL_ENGINE_SAMPLER_H
+#define SL_ENGINE_SAMPLER_H
+
+#include "shardlm.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sl_sampler_params {
+    float temperature;       /* <= 0: greedy */
+    int32_t top_k;           /* <= 0: off */
+    float top_p;             /* >= 1: off */
+    float min_p;             /* <= 0: off */
+    float repeat_penalty;    /* 1: off */
+    int32_t repeat_last_n;   /* tokens of history the penalties look at; -1: all */
+    float presence_penalty;  /* 0: off */
+    float frequency_penalty; /* 0: off */
+    uint64_t seed;
+} sl_sampler_params;
+
+/* Defaults as llama.cpp: temp 0.8, top_k 40, top_p 0.95, min_p 0.05,
+ * repeat_penalty 1.0 (off), repeat_last_n 64, seed 0. */
+sl_sampler_params sl_sampler_default_params(void);
+
+typedef struct sl_sampler sl_sampler;
+
+sl_status sl_sampler_create(const sl_sampler_params *p, int32_t n_vocab, sl_sampler **out);
+void sl_sampler_destroy(sl_sampler *s);
+
+/* Pick a token. `history` is the sequence so far (prompt and generated);
+ * `stream` identifies the sequence (request id), `position` the position of
+ * the token being chosen. Logits are not modified. */
+int32_t sl_sampler_sample(sl_sampler *s, const float *logits, const int32_t *history, int64_t n_history,
+                          uint64_t stream, uint64_t position);
+
+/* Log-probabilities of the raw logits (log-softmax): the k most likely
+ * (id, logprob) pairs, highest first (ties: lower id first); returns how many.
+ * Also gives the logprob of `chosen` in *chosen_lp when non-NULL. */
+int32_t sl_logprobs_top(const float *logits, int32_t n_vocab, int32_t k, int32_t *ids, float *logprobs,
+                        int32_t chosen, float *chosen_lp);
+
+#endif

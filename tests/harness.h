@@ -1,0 +1,80 @@
+/*
+ * harness.h — the test harness: one function per case, registered with
+ * TEST(name); assertions print both values and file:line, mark the case
+ * failed and return from it. main() (harness.c) runs every case, or those
+ * whose names contain argv[1], and ends with "N passed, N failed".
+ */
+#ifndef SL_TEST_HARNESS_H
+#define SL_TEST_HARNESS_H
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef void (*sl_test_fn)(void);
+void sl_test_register(const char *name, sl_test_fn fn);
+void sl_test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool sl_test_failed(void);
+
+#define TEST(name)                                                                   \
+    static void test_##name(void);                                                   \
+    __attribute__((constructor)) static void reg_##name(void) { sl_test_register(#name, test_##name); } \
+    static void test_##name(void)
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (!(cond)) { sl_test_fail(__FILE__, __LINE__, "CHECK(%s)", #cond); return; } \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                          \
+    do {                                                                              \
+        if (!(cond)) { sl_test_fail(__FILE__, __LINE__, __VA_ARGS__); return; }       \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                            \
+    do {                                                                              \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                         \
+        if (va_ != vb_) {                                                             \
+            sl_test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, va_, vb_); \
+            return;                                                                   \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                         \
+    do {                                                                              \
+        double va_ = (double)(a), vb_ = (double)(b);                                  \
+        if (!(fabs(va_ - vb_) <= (tol))) {                                            \
+            sl_test_fail(__FILE__, __LINE__, "%s ~= %s: %.9g vs %.9g (diff %.3g > %.3g)", #a, #b, va_, vb_, \
+                         fabs(va_ - vb_), (double)(tol));                             \
+            return;                                                                   \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                               \
+    do {                                                                              \
+        const char *sa_ = (a), *sb_ = (b);                                            \
+        if (strcmp(sa_, sb_) != 0) {                                                  \
+            sl_test_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b, sa_, sb_); \
+            return;                                                                   \
+        }                                                                             \
+    } while (0)
+
+/* Status check: prints sl_last_error() on failure. */
+#define CHECK_OK(expr)                                                                \
+    do {                                                                              \
+        int st_ = (int)(expr);                                                        \
+        if (st_ != 0) {                                                               \
+            sl_test_fail(__FILE__, __LINE__, "%s failed: status %d: %s", #expr, st_, sl_last_error()); \
+            return;                                                                   \
+        }                                                                             \
+    } while (0)
+
+/* Path of a file in ../shared, or NULL (and a skip note) when it is absent. */
+const char *sl_test_shared(const char *rel);
+/* Read a whole file (NUL-terminated); caller frees. NULL on error. */
+char *sl_test_read_file(const char *path, size_t *len);
+
+#endif
