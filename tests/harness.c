@@ -5,7 +5,11 @@
 
 #include "shardlm.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +65,77 @@ char *sl_test_read_file(const char *path, size_t *len) {
     b[n] = '\0';
     if (len) *len = (size_t)n;
     return b;
+}
+
+const char *sl_test_bin(void) {
+    static char buf[512];
+    const char *b = getenv("BUILD");
+    snprintf(buf, sizeof buf, "%s/shardlm", b && *b ? b : "build");
+    return buf;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *p, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap * 2 : 4096;
+        while (c < *len + n + 1) c *= 2;
+        char *nb = realloc(*buf, c);
+        if (!nb) return;
+        *buf = nb;
+        *cap = c;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+int sl_test_run(char *const argv[], char **out, char **err, int timeout_s) {
+    int po[2], pe[2];
+    if (pipe(po) != 0) return -1;
+    if (pipe(pe) != 0) { close(po[0]); close(po[1]); return -1; }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    char *bo = NULL, *be = NULL;
+    size_t lo = 0, co = 0, le = 0, ce = 0;
+    append(&bo, &lo, &co, "", 0);
+    append(&be, &le, &ce, "", 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int open_fds = 2, timed_out = 0;
+    struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    while (open_fds > 0) {
+        int r = poll(fds, 2, 200);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec > timeout_s) { timed_out = 1; kill(pid, SIGKILL); break; }
+        if (r <= 0) continue;
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            char buf[65536];
+            ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            if (n <= 0) { close(fds[i].fd); fds[i].fd = -1; open_fds--; continue; }
+            if (i == 0) append(&bo, &lo, &co, buf, (size_t)n);
+            else append(&be, &le, &ce, buf, (size_t)n);
+        }
+    }
+    for (int i = 0; i < 2; i++) if (fds[i].fd >= 0) close(fds[i].fd);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (out) *out = bo; else free(bo);
+    if (err) *err = be; else free(be);
+    if (timed_out) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 int main(int argc, char **argv) {

@@ -78,3 +78,10 @@ const char *sl_test_shared(const char *rel);
 char *sl_test_read_file(const char *path, size_t *len);
 
 #endif
+
+/* Run a program (argv[0] is a path; no shell), capture stdout and stderr
+ * (NUL-terminated, caller frees), wait at most timeout_s seconds (then kill).
+ * Returns the exit status, or -1 when it could not run / timed out. */
+int sl_test_run(char *const argv[], char **out, char **err, int timeout_s);
+/* Path of the shardlm binary under test ($BUILD/shardlm, default build/). */
+const char *sl_test_bin(void);

@@ -1,3 +1,181 @@
+/*
+ * cmd_run.c — `shardlm run`: generate text from a prompt and stream it to
+ * stdout (only the generated text; the prompt is not echoed), or with --json
+ * print one object {"prompt_ids": [...], "generated_ids": [...], "text": "..."}.
+ */
 #include "commands.h"
+#include "common.h"
+#include "opts.h"
+
+#include "core/alloc.h"
+#include "engine/generate.h"
+#include "tokenizer/tokenizer.h"
+
+#include <jansson.h>
 #include <stdio.h>
-int cmd_run(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "shardlm run: not built yet\n"); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { O_MODEL, O_PROMPT, O_FILE, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPPEN, O_REPN, O_PRES, O_FREQ, O_SEED,
+       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_COUNT };
+
+static const opt_def OPTS[O_COUNT] = {
+    [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
+    [O_PROMPT] = {"prompt", "p", OPT_STR, "", 0, -1, "prompt text"},
+    [O_FILE] = {"file", "f", OPT_STR, NULL, 0, -1, "read the prompt from a file"},
+    [O_N] = {"n-predict", "n", OPT_INT, "-1", -1, 1 << 30, "tokens to generate (-1: until EOS or the context is full)"},
+    [O_TEMP] = {"temp", NULL, OPT_FLOAT, "0.8", 0, 100, "temperature (0: greedy)"},
+    [O_TOPK] = {"top-k", NULL, OPT_INT, "40", 0, 1 << 30, "top-k (0: off)"},
+    [O_TOPP] = {"top-p", NULL, OPT_FLOAT, "0.95", 0, 1, "top-p (1: off)"},
+    [O_MINP] = {"min-p", NULL, OPT_FLOAT, "0.05", 0, 1, "min-p (0: off)"},
+    [O_REPPEN] = {"repeat-penalty", NULL, OPT_FLOAT, "1.0", 0, 100, "repetition penalty (1: off)"},
+    [O_REPN] = {"repeat-last-n", NULL, OPT_INT, "64", -1, 1 << 30, "history the penalties look at (-1: all)"},
+    [O_PRES] = {"presence-penalty", NULL, OPT_FLOAT, "0", -2, 2, "presence penalty"},
+    [O_FREQ] = {"frequency-penalty", NULL, OPT_FLOAT, "0", -2, 2, "frequency penalty"},
+    [O_SEED] = {"seed", "s", OPT_INT, "-1", -1, (double)UINT32_MAX, "random seed (-1: from the clock)"},
+    [O_THREADS] = {"threads", "t", OPT_INT, NULL, 1, 1024, "compute threads (default: number of CPUs)"},
+    [O_CTX] = {"ctx-size", "c", OPT_INT, "0", 0, 1 << 24, "context length (0: the model's)"},
+    [O_BATCH] = {"batch-size", "b", OPT_INT, "512", 1, 1 << 16, "prompt tokens per forward step"},
+    [O_JSON] = {"json", NULL, OPT_BOOL, NULL, 0, -1, "print one JSON object instead of streaming text"},
+    [O_IGNORE_EOS] = {"ignore-eos", NULL, OPT_BOOL, NULL, 0, -1, "do not stop at end-of-generation tokens"},
+};
+
+typedef struct run_state {
+    const sl_tokenizer *tok;
+    sl_detok detok;
+    bool json;
+    int32_t *gen;
+    size_t n_gen, cap_gen;
+    char *text;
+    size_t n_text, cap_text;
+    bool oom;
+} run_state;
+
+static void append_text(run_state *s, const char *p, size_t n) {
+    if (s->n_text + n + 1 > s->cap_text) {
+        size_t cap = s->cap_text ? s->cap_text * 2 : 1024;
+        while (cap < s->n_text + n + 1) cap *= 2;
+        char *t = realloc(s->text, cap);
+        if (!t) { s->oom = true; return; }
+        s->text = t;
+        s->cap_text = cap;
+    }
+    memcpy(s->text + s->n_text, p, n);
+    s->n_text += n;
+    s->text[s->n_text] = '\0';
+}
+
+static void emit(run_state *s, const char *p, int64_t n) {
+    if (n <= 0) return;
+    if (s->json) append_text(s, p, (size_t)n);
+    else {
+        fwrite(p, 1, (size_t)n, stdout);
+        fflush(stdout);
+    }
+}
+
+static bool on_token(void *ud, int32_t id, const float *logits, int32_t n_vocab) {
+    (void)logits;
+    (void)n_vocab;
+    run_state *s = ud;
+    if (s->n_gen == s->cap_gen) {
+        size_t cap = s->cap_gen ? s->cap_gen * 2 : 256;
+        int32_t *g = realloc(s->gen, cap * sizeof *g);
+        if (!g) { s->oom = true; return false; }
+        s->gen = g;
+        s->cap_gen = cap;
+    }
+    s->gen[s->n_gen++] = id;
+    char buf[1024];
+    int64_t n = sl_detok_push(&s->detok, id, buf, sizeof buf);
+    emit(s, buf, n);
+    return !s->oom;
+}
+
+int cmd_run(int argc, char **argv) {
+    static const char usage[] = "-m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] "
+                                "[-t THREADS] [--json]";
+    opt_val v[O_COUNT];
+    const char *pos[1];
+    int n_pos, rc = 1;
+    int r = opts_parse("run", usage, OPTS, O_COUNT, v, argc, argv, pos, 0, &n_pos);
+    if (r) return r > 0 ? 0 : 1;
+    char *file_text = NULL;
+    const char *prompt = v[O_PROMPT].s;
+    size_t prompt_len = strlen(prompt);
+    if (v[O_FILE].set) {
+        file_text = cli_read_file(v[O_FILE].s, &prompt_len);
+        if (!file_text) {
+            fprintf(stderr, "shardlm run: cannot read prompt file '%s'\n", v[O_FILE].s);
+            return 1;
+        }
+        prompt = file_text;
+    }
+    sl_model *m = cli_load_model("run", v[O_MODEL].s);
+    int32_t *ids = NULL;
+    run_state s = {.json = v[O_JSON].b};
+    if (!m) goto done;
+    size_t n_ids;
+    ids = cli_tokenize_prompt("run", m, prompt, prompt_len, &n_ids);
+    if (!ids) goto done;
+    s.tok = sl_model_tokenizer(m);
+    sl_detok_init(&s.detok, s.tok, false);
+    sl_gen_params gp = {
+        .n_predict = (int32_t)v[O_N].i,
+        .n_ctx = (int32_t)v[O_CTX].i,
+        .n_threads = v[O_THREADS].set ? (int32_t)v[O_THREADS].i : cli_default_threads(),
+        .max_batch = (int32_t)v[O_BATCH].i,
+        .ignore_eos = v[O_IGNORE_EOS].b,
+        .sampling = {
+            .temperature = (float)v[O_TEMP].f,
+            .top_k = (int32_t)v[O_TOPK].i,
+            .top_p = (float)v[O_TOPP].f,
+            .min_p = (float)v[O_MINP].f,
+            .repeat_penalty = (float)v[O_REPPEN].f,
+            .repeat_last_n = (int32_t)v[O_REPN].i,
+            .presence_penalty = (float)v[O_PRES].f,
+            .frequency_penalty = (float)v[O_FREQ].f,
+            .seed = v[O_SEED].i < 0 ? (uint64_t)time(NULL) : (uint64_t)v[O_SEED].i,
+        },
+    };
+    int32_t n_gen;
+    sl_finish fin;
+    if (sl_generate(m, ids, (int32_t)n_ids, &gp, on_token, &s, &n_gen, &fin) != SL_OK) {
+        if (!s.json) putchar('\n');
+        fprintf(stderr, "shardlm run: %s\n", sl_last_error());
+        goto done;
+    }
+    if (s.oom) {
+        fprintf(stderr, "shardlm run: out of memory\n");
+        goto done;
+    }
+    char buf[64];
+    emit(&s, buf, sl_detok_flush(&s.detok, buf, sizeof buf));
+    if (s.json) {
+        json_t *o = json_object(), *pa = json_array(), *ga = json_array();
+        for (size_t i = 0; i < n_ids; i++) json_array_append_new(pa, json_integer(ids[i]));
+        for (size_t i = 0; i < s.n_gen; i++) json_array_append_new(ga, json_integer(s.gen[i]));
+        json_object_set_new(o, "prompt_ids", pa);
+        json_object_set_new(o, "generated_ids", ga);
+        json_object_set_new(o, "text", json_stringn(s.text ? s.text : "", s.n_text));
+        char *dump = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+        json_decref(o);
+        if (!dump) {
+            fprintf(stderr, "shardlm run: cannot encode the JSON output\n");
+            goto done;
+        }
+        puts(dump);
+        free(dump);
+    } else {
+        putchar('\n');
+    }
+    rc = 0;
+done:
+    free(s.gen);
+    free(s.text);
+    sl_free(ids);
+    sl_model_destroy(m);
+    free(file_text);
+    return rc;
+}

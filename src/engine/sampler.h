@@ -7,6 +7,9 @@
  * softmax → draw. The draw uses sl_rng_uniform(seed, stream, position): the
  * same (seed, stream, position, logits, history) always picks the same token.
  * All scratch memory is allocated at create; sampling allocates nothing.
+ * A NaN logit counts as -inf; history ids outside the vocabulary are
+ * ignored by the penalties. sl_sampler_create rejects non-finite or
+ * out-of-range parameters (SL_ERR_INVALID naming the parameter).
  */
 #ifndef SL_ENGINE_SAMPLER_H
 #define SL_ENGINE_SAMPLER_H
@@ -19,9 +22,9 @@
 typedef struct sl_sampler_params {
     float temperature;       /* <= 0: greedy */
     int32_t top_k;           /* <= 0: off */
-    float top_p;             /* >= 1: off */
-    float min_p;             /* <= 0: off */
-    float repeat_penalty;    /* 1: off */
+    float top_p;             /* in (0, 1]; 1: off */
+    float min_p;             /* in [0, 1]; 0: off */
+    float repeat_penalty;    /* > 0; 1: off */
     int32_t repeat_last_n;   /* tokens of history the penalties look at; -1: all */
     float presence_penalty;  /* 0: off */
     float frequency_penalty; /* 0: off */
@@ -43,9 +46,20 @@ void sl_sampler_destroy(sl_sampler *s);
 int32_t sl_sampler_sample(sl_sampler *s, const float *logits, const int32_t *history, int64_t n_history,
                           uint64_t stream, uint64_t position);
 
-/* Log-probabilities of the raw logits (log-softmax): the k most likely
- * (id, logprob) pairs, highest first (ties: lower id first); returns how many.
- * Also gives the logprob of `chosen` in *chosen_lp when non-NULL. */
+/* The distribution the draw of sl_sampler_sample uses, for inspection
+ * (tests, logging, speculative decoding): after penalties, filters and
+ * temperature, the candidates in draw order (logit desc, ties by id asc) and
+ * their probabilities (summing to 1). Returns the count; *ids and *probs
+ * point into the sampler's scratch and stay valid until its next call.
+ * Greedy gives one candidate with probability 1. Allocates nothing. */
+int32_t sl_sampler_candidates(sl_sampler *s, const float *logits, const int32_t *history, int64_t n_history,
+                              const int32_t **ids, const double **probs);
+
+/* Log-probabilities of the raw logits (log-softmax, in double): the k most
+ * likely (id, logprob) pairs, highest first (ties: lower id first); returns
+ * how many (min(k, n_vocab)). Also gives the logprob of `chosen` in
+ * *chosen_lp when non-NULL (-inf when chosen is not in [0, n_vocab)).
+ * A NaN logit counts as -inf. Pure: no state, no allocation. */
 int32_t sl_logprobs_top(const float *logits, int32_t n_vocab, int32_t k, int32_t *ids, float *logprobs,
                         int32_t chosen, float *chosen_lp);
 

@@ -1,0 +1,22 @@
+/*
+ * common.h — helpers shared by the model-running commands.
+ */
+#ifndef SL_CLI_COMMON_H
+#define SL_CLI_COMMON_H
+
+#include "shardlm.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Number of online CPUs (at least 1). */
+int cli_default_threads(void);
+/* Read a whole file into a NUL-terminated buffer (free with free()). */
+char *cli_read_file(const char *path, size_t *len);
+/* Load the model or print "shardlm CMD: <error>" and return NULL. */
+sl_model *cli_load_model(const char *cmd, const char *path);
+/* Tokenize the prompt with BOS as the model's metadata says; NULL + message on error. */
+int32_t *cli_tokenize_prompt(const char *cmd, const sl_model *m, const char *text, size_t len, size_t *n);
+
+#endif

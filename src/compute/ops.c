@@ -1,0 +1,67 @@
+/*
+ * ops.c — scalar reference ops (the spec, the fallback and the test oracle
+ * for faster variants). Sums run in double in index order.
+ */
+#include "ops.h"
+
+#include "quant.h"
+
+#include <math.h>
+
+void sl_matmul_ref(const sl_tensor *w, int64_t r0, int64_t r1, const float *x, int64_t ldx, int64_t n_tok,
+                   float *y, int64_t ldy, float *scratch) {
+    const int64_t K = w->ne[0];
+    for (int64_t r = r0; r < r1; r++) {
+        sl_dequantize_row(w->type, sl_tensor_row(w, r), scratch, K);
+        for (int64_t t = 0; t < n_tok; t++) {
+            const float *xt = x + t * ldx;
+            double s = 0.0;
+            for (int64_t k = 0; k < K; k++) s += (double)scratch[k] * (double)xt[k];
+            y[t * ldy + (r - r0)] = (float)s;
+        }
+    }
+}
+
+void sl_rmsnorm_ref(const float *x, const float *w, float *out, int64_t n, float eps) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
+    double scale = 1.0 / sqrt(ss / (double)n + (double)eps);
+    for (int64_t i = 0; i < n; i++) out[i] = (float)((double)x[i] * scale * (double)w[i]);
+}
+
+void sl_rope_ref(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, int32_t pos, float base,
+                 const float *freq_factors, int neox) {
+    const int32_t half = n_rot / 2;
+    for (int32_t i = 0; i < half; i++) {
+        double inv = pow((double)base, -2.0 * (double)i / (double)n_rot);
+        double theta = (double)pos * inv;
+        if (freq_factors) theta /= (double)freq_factors[i];
+        double c = cos(theta), s = sin(theta);
+        for (int32_t h = 0; h < n_heads; h++) {
+            float *xh = x + (int64_t)h * head_dim;
+            int32_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            double x0 = xh[a], x1 = xh[b];
+            xh[a] = (float)(x0 * c - x1 * s);
+            xh[b] = (float)(x0 * s + x1 * c);
+        }
+    }
+}
+
+void sl_swiglu_ref(const float *gate, const float *up, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double g = gate[i];
+        out[i] = (float)(g / (1.0 + exp(-g)) * (double)up[i]);
+    }
+}
+
+void sl_softmax_ref(float *x, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = exp((double)x[i] - (double)mx);
+        x[i] = (float)e;
+        sum += e;
+    }
+    for (int64_t i = 0; i < n; i++) x[i] = (float)((double)x[i] / sum);
+}

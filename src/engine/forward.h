@@ -1,0 +1,50 @@
+/*
+ * forward.h — one forward step over a flat batch of tokens.
+ *
+ * A batch holds tokens from any number of sequences, each with an explicit
+ * position and the index of its sequence (into the `seqs` array of block
+ * tables). Prefill chunks and decode tokens mix freely. For each token the
+ * step writes its K/V into the sequence's blocks at its position, then
+ * attends causally over positions [0, pos] of that sequence — so a
+ * sequence's earlier tokens in the same batch are visible to its later ones.
+ *
+ * Logits are produced for tokens with want_logits set, in batch order,
+ * n_vocab floats each. All buffers are allocated at sl_fwd_create (sized for
+ * max_batch tokens); the step itself allocates nothing.
+ */
+#ifndef SL_ENGINE_FORWARD_H
+#define SL_ENGINE_FORWARD_H
+
+#include "shardlm.h"
+#include "core/pool.h"
+#include "engine/kv.h"
+#include "model/model.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sl_batch {
+    int32_t n_tokens;
+    const int32_t *tokens;      /* (n_tokens) */
+    const int32_t *pos;         /* (n_tokens) position of each token in its sequence */
+    const int32_t *seq;         /* (n_tokens) index into seqs[] */
+    const uint8_t *want_logits; /* (n_tokens) 1 = produce logits; NULL = last token only */
+} sl_batch;
+
+typedef struct sl_fwd sl_fwd;
+
+typedef struct sl_fwd_params {
+    int32_t max_batch;   /* tokens per step */
+    int32_t n_ctx;       /* longest sequence (positions) */
+    int32_t n_threads;
+} sl_fwd_params;
+
+sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params *p, sl_fwd **out);
+void sl_fwd_destroy(sl_fwd *f);
+
+/* Run one step. logits: (number of tokens wanting logits, n_vocab). Errors
+ * (bad token id, position past the sequence's blocks or n_ctx) are reported
+ * before anything is computed. */
+sl_status sl_fwd_step(sl_fwd *f, const sl_batch *b, sl_kv_seq *const *seqs, int32_t n_seqs, float *logits);
+
+#endif

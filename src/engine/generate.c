@@ -1,0 +1,132 @@
+/*
+ * generate.c — prefill + decode loop for one sequence (see generate.h).
+ */
+#include "generate.h"
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "engine/forward.h"
+#include "engine/kv.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+#define KV_BLOCK 16
+
+typedef struct gen_ctx {
+    sl_kv_cache *kv;
+    sl_fwd *fwd;
+    sl_kv_seq seq;
+    int32_t *pos, *seqidx;
+    uint8_t *want;
+    int32_t max_batch;
+} gen_ctx;
+
+static void gen_deinit(gen_ctx *g) {
+    if (g->kv) sl_kv_seq_deinit(g->kv, &g->seq);
+    sl_fwd_destroy(g->fwd);
+    sl_kv_destroy(g->kv);
+    sl_free(g->pos);
+    sl_free(g->seqidx);
+    sl_free(g->want);
+}
+
+static sl_status gen_init(gen_ctx *g, const sl_model *m, int32_t n_ctx, int32_t max_batch, int32_t n_threads) {
+    const sl_hparams *hp = &m->hp;
+    sl_status st = sl_kv_create(hp->n_layer, hp->n_head_kv * hp->head_dim, KV_BLOCK, (n_ctx + KV_BLOCK - 1) / KV_BLOCK,
+                                &g->kv);
+    if (st) return st;
+    sl_fwd_params fp = {.max_batch = max_batch, .n_ctx = n_ctx, .n_threads = n_threads};
+    if ((st = sl_fwd_create(m, g->kv, &fp, &g->fwd))) return st;
+    g->max_batch = max_batch;
+    g->pos = sl_alloc_array((size_t)max_batch, sizeof(int32_t));
+    g->seqidx = sl_calloc((size_t)max_batch, sizeof(int32_t));
+    g->want = sl_calloc((size_t)max_batch, 1);
+    if (!g->pos || !g->seqidx || !g->want) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    return SL_OK;
+}
+
+/* Feed tokens[0..n) at positions start.. ; logits for the last `n_out` of them. */
+static sl_status gen_feed(gen_ctx *g, const int32_t *tokens, int32_t n, int32_t start, int32_t n_out, float *logits,
+                          int32_t n_vocab) {
+    sl_status st = sl_kv_seq_reserve(g->kv, &g->seq, start + n);
+    if (st) return st;
+    sl_kv_seq *seqs[1] = {&g->seq};
+    int32_t written = 0;
+    for (int32_t off = 0; off < n; off += g->max_batch) {
+        int32_t c = n - off < g->max_batch ? n - off : g->max_batch;
+        int32_t wanted = 0;
+        for (int32_t i = 0; i < c; i++) {
+            g->pos[i] = start + off + i;
+            g->want[i] = (off + i) >= n - n_out;
+            wanted += g->want[i];
+        }
+        sl_batch b = {.n_tokens = c, .tokens = tokens + off, .pos = g->pos, .seq = g->seqidx, .want_logits = g->want};
+        if ((st = sl_fwd_step(g->fwd, &b, seqs, 1, logits + (int64_t)written * n_vocab))) return st;
+        written += wanted;
+    }
+    return SL_OK;
+}
+
+sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt, const sl_gen_params *p,
+                      sl_gen_cb cb, void *ud, int32_t *n_generated, sl_finish *finish) {
+    const int32_t n_vocab = m->hp.n_vocab;
+    int32_t n_ctx = p->n_ctx > 0 ? p->n_ctx : m->hp.n_ctx_train;
+    int32_t max_batch = p->max_batch > 0 ? p->max_batch : 512;
+    if (max_batch > n_ctx) max_batch = n_ctx;
+    *n_generated = 0;
+    *finish = SL_FINISH_LENGTH;
+    if (n_prompt <= 0) return SL_FAIL(SL_ERR_INVALID, "empty prompt: at least one token (e.g. BOS) is needed");
+    if (n_prompt > n_ctx)
+        return SL_FAIL(SL_ERR_RANGE, "prompt has %d tokens, longer than the context of %d", n_prompt, n_ctx);
+    gen_ctx g = {0};
+    sl_sampler *smp = NULL;
+    int32_t *hist = NULL;
+    float *logits = NULL;
+    sl_status st = gen_init(&g, m, n_ctx, max_batch, p->n_threads > 0 ? p->n_threads : 1);
+    if (st) goto fail;
+    if ((st = sl_sampler_create(&p->sampling, n_vocab, &smp))) goto fail;
+    hist = sl_alloc_array((size_t)n_ctx + 1, sizeof(int32_t));
+    logits = sl_alloc_array((size_t)n_vocab, sizeof(float));
+    if (!hist || !logits) {
+        st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int32_t i = 0; i < n_prompt; i++) hist[i] = prompt[i];
+    if ((st = gen_feed(&g, prompt, n_prompt, 0, 1, logits, n_vocab))) goto fail;
+    int32_t n_hist = n_prompt;
+    for (;;) {
+        if (p->n_predict >= 0 && *n_generated >= p->n_predict) break;
+        int32_t id = sl_sampler_sample(smp, logits, hist, n_hist, 0, (uint64_t)n_hist);
+        hist[n_hist++] = id;
+        (*n_generated)++;
+        if (!cb(ud, id, logits, n_vocab)) {
+            *finish = SL_FINISH_CALLER;
+            break;
+        }
+        if (!p->ignore_eos && sl_tokenizer_is_eog(m->tok, id)) {
+            *finish = SL_FINISH_STOP;
+            break;
+        }
+        if (p->n_predict >= 0 && *n_generated >= p->n_predict) break;
+        if (n_hist >= n_ctx) break; /* context full */
+        if ((st = gen_feed(&g, &id, 1, n_hist - 1, 1, logits, n_vocab))) goto fail;
+    }
+fail:
+    sl_free(logits);
+    sl_free(hist);
+    sl_sampler_destroy(smp);
+    gen_deinit(&g);
+    return st;
+}
+
+sl_status sl_eval_logits(const sl_model *m, const int32_t *tokens, int32_t n, int32_t n_out, int32_t n_threads,
+                         float *logits) {
+    if (n <= 0 || n_out <= 0 || n_out > n) return SL_FAIL(SL_ERR_INVALID, "eval: %d tokens, %d outputs", n, n_out);
+    if (n > m->hp.n_ctx_train)
+        return SL_FAIL(SL_ERR_RANGE, "eval: %d tokens, longer than the context of %d", n, m->hp.n_ctx_train);
+    gen_ctx g = {0};
+    sl_status st = gen_init(&g, m, n, n, n_threads > 0 ? n_threads : 1);
+    if (!st) st = gen_feed(&g, tokens, n, 0, n_out, logits, m->hp.n_vocab);
+    gen_deinit(&g);
+    return st;
+}

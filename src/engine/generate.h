@@ -1,0 +1,39 @@
+/*
+ * generate.h — single-sequence generation on top of the forward step: the
+ * prompt is prefilled in chunks of up to `max_batch` tokens, then one token
+ * per step is sampled and fed back. Used by `shardlm run`, `shardlm logits`
+ * and the end-to-end tests; the server's scheduler drives sl_fwd_step itself.
+ */
+#ifndef SL_ENGINE_GENERATE_H
+#define SL_ENGINE_GENERATE_H
+
+#include "shardlm.h"
+#include "engine/sampler.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sl_gen_params {
+    int32_t n_predict;        /* tokens to generate; < 0: until EOS or the context is full */
+    int32_t n_ctx;            /* 0: the model's context length */
+    int32_t n_threads;
+    int32_t max_batch;        /* prefill chunk (0: 512) */
+    bool ignore_eos;          /* keep going past end-of-generation tokens */
+    sl_sampler_params sampling;
+} sl_gen_params;
+
+/* Called for each generated token with the logits it was sampled from.
+ * Return false to stop. */
+typedef bool (*sl_gen_cb)(void *ud, int32_t id, const float *logits, int32_t n_vocab);
+
+typedef enum sl_finish { SL_FINISH_LENGTH = 0, SL_FINISH_STOP, SL_FINISH_CALLER } sl_finish;
+
+sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt, const sl_gen_params *p,
+                      sl_gen_cb cb, void *ud, int32_t *n_generated, sl_finish *finish);
+
+/* Teacher-forced evaluation: run tokens[0..n) as one sequence and write the
+ * logits after each of the last n_out positions into logits (n_out, n_vocab). */
+sl_status sl_eval_logits(const sl_model *m, const int32_t *tokens, int32_t n, int32_t n_out, int32_t n_threads,
+                         float *logits);
+
+#endif

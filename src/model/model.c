@@ -1,0 +1,218 @@
+/*
+ * model.c — load a Llama-architecture model from a GGUF file.
+ *
+ * Hyper-parameters come from `<arch>.*` keys, tensors are looked up by name
+ * (quantized files are not in layer order), each is checked for type and
+ * shape before use. Matrices stay in the mapping; norms become float arrays.
+ */
+#include "model.h"
+
+#include "compute/quant.h"
+#include "core/alloc.h"
+#include "core/status.h"
+#include "tokenizer/tokenizer.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static sl_status key_u32(const sl_gguf *g, const char *arch, const char *suffix, bool required, uint32_t def,
+                         uint32_t *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (!required) return sl_gguf_opt_u32(g, key, def, out);
+    return sl_gguf_get_u32(g, key, out);
+}
+
+static sl_status key_f32(const sl_gguf *g, const char *arch, const char *suffix, float def, float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return sl_gguf_opt_f32(g, key, def, out);
+}
+
+static const char *supported_list(void) { return "F32, F16, BF16, Q8_0, Q4_0"; }
+
+/* Find tensor `name` with ne = {ne0, ne1} (ne1 = 1 for vectors). */
+static sl_status find_tensor(const sl_model *m, const char *name, int64_t ne0, int64_t ne1, bool required,
+                             const sl_gguf_tensor **out) {
+    const sl_gguf *g = m->gguf;
+    const sl_gguf_tensor *t = sl_gguf_find_tensor(g, name);
+    *out = t;
+    if (!t) {
+        if (!required) return SL_OK;
+        return SL_FAIL(SL_ERR_FORMAT, "%s: architecture '%s': missing tensor '%s' (expected shape [%" PRId64 ", %" PRId64
+                       "])", sl_gguf_path(g), m->hp.arch, name, ne0, ne1);
+    }
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return SL_FAIL(SL_ERR_FORMAT, "%s: architecture '%s': tensor '%s' has shape [%" PRId64 ", %" PRId64 ", %" PRId64
+                       ", %" PRId64 "], expected [%" PRId64 ", %" PRId64 "]", sl_gguf_path(g), m->hp.arch, name,
+                       t->ne[0], t->ne[1], t->ne[2], t->ne[3], ne0, ne1);
+    if (!sl_type_supported(t->type))
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which is not supported (supported: %s)",
+                       sl_gguf_path(g), name, sl_type_name(t->type), supported_list());
+    return SL_OK;
+}
+
+static sl_status load_matrix(sl_model *m, const char *name, int64_t n_in, int64_t n_out, sl_tensor *w) {
+    const sl_gguf_tensor *t;
+    sl_status st = find_tensor(m, name, n_in, n_out, true, &t);
+    if (st) return st;
+    w->type = t->type;
+    w->ne[0] = n_in;
+    w->ne[1] = n_out;
+    w->row_bytes = sl_type_row_size(t->type, n_in);
+    w->data = t->data;
+    m->weight_bytes += t->nbytes;
+    return SL_OK;
+}
+
+/* A vector tensor converted to an owned float array; NULL in *out when optional and absent. */
+static sl_status load_vector(sl_model *m, const char *name, int64_t n, bool required, float **out) {
+    const sl_gguf_tensor *t;
+    *out = NULL;
+    sl_status st = find_tensor(m, name, n, 1, required, &t);
+    if (st || !t) return st;
+    float *v = sl_alloc_array((size_t)n, sizeof(float));
+    if (!v) return SL_FAIL(SL_ERR_NOMEM, "out of memory for tensor '%s'", name);
+    sl_dequantize_row(t->type, t->data, v, n);
+    *out = v;
+    return SL_OK;
+}
+
+static sl_status load_hparams(sl_model *m) {
+    const sl_gguf *g = m->gguf;
+    sl_hparams *hp = &m->hp;
+    sl_str arch;
+    sl_status st = sl_gguf_get_str(g, "general.architecture", &arch);
+    if (st) return st;
+    if (arch.len >= sizeof hp->arch) arch.len = sizeof hp->arch - 1;
+    memcpy(hp->arch, arch.ptr, arch.len);
+    hp->arch[arch.len] = '\0';
+    if (strcmp(hp->arch, "llama") != 0)
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: unknown architecture '%s' (supported: llama)", sl_gguf_path(g),
+                       hp->arch);
+    const char *a = hp->arch;
+    uint32_t v, n_head, n_head_kv, n_embd;
+    if ((st = key_u32(g, a, "embedding_length", true, 0, &n_embd))) return st;
+    if ((st = key_u32(g, a, "block_count", true, 0, &v))) return st;
+    hp->n_layer = (int32_t)v;
+    if ((st = key_u32(g, a, "feed_forward_length", true, 0, &v))) return st;
+    hp->n_ff = (int32_t)v;
+    if ((st = key_u32(g, a, "attention.head_count", true, 0, &n_head))) return st;
+    if ((st = key_u32(g, a, "attention.head_count_kv", false, n_head, &n_head_kv))) return st;
+    if ((st = key_u32(g, a, "context_length", true, 0, &v))) return st;
+    hp->n_ctx_train = (int32_t)(v > INT32_MAX ? INT32_MAX : v);
+    if ((st = key_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps))) return st;
+    if ((st = key_f32(g, a, "rope.freq_base", 10000.0f, &hp->rope_base))) return st;
+    const char *bad = NULL;
+    if (n_embd == 0 || n_embd > (1u << 20)) bad = "embedding_length";
+    else if (hp->n_layer <= 0 || hp->n_layer > 4096) bad = "block_count";
+    else if (n_head == 0 || n_head > 4096 || n_embd % n_head != 0) bad = "attention.head_count";
+    else if (n_head_kv == 0 || n_head % n_head_kv != 0) bad = "attention.head_count_kv";
+    else if (hp->n_ff <= 0 || hp->n_ff > (1 << 22)) bad = "feed_forward_length";
+    else if (hp->n_ctx_train <= 0) bad = "context_length";
+    else if (!(hp->rms_eps > 0.0f && hp->rms_eps < 1.0f)) bad = "attention.layer_norm_rms_epsilon";
+    else if (!(hp->rope_base > 0.0f)) bad = "rope.freq_base";
+    if (bad) return SL_FAIL(SL_ERR_FORMAT, "%s: %s.%s has an invalid value", sl_gguf_path(g), a, bad);
+    hp->n_embd = (int32_t)n_embd;
+    hp->n_head = (int32_t)n_head;
+    hp->n_head_kv = (int32_t)n_head_kv;
+    uint32_t hd;
+    if ((st = key_u32(g, a, "attention.key_length", false, n_embd / n_head, &hd))) return st;
+    if (hd != n_embd / n_head)
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: %s.attention.key_length %" PRIu32 " differs from embedding/heads %" PRIu32,
+                       sl_gguf_path(g), a, hd, n_embd / n_head);
+    hp->head_dim = (int32_t)hd;
+    if ((st = key_u32(g, a, "rope.dimension_count", false, hd, &v))) return st;
+    if (v == 0 || v > hd || v % 2 != 0)
+        return SL_FAIL(SL_ERR_FORMAT, "%s: %s.rope.dimension_count %" PRIu32 " must be even and <= head size %" PRIu32,
+                       sl_gguf_path(g), a, v, hd);
+    hp->n_rot = (int32_t)v;
+    hp->rope_neox = 0;
+    return SL_OK;
+}
+
+static sl_status load_tensors(sl_model *m) {
+    const sl_hparams *hp = &m->hp;
+    const int64_t d = hp->n_embd, q_dim = (int64_t)hp->n_head * hp->head_dim,
+                  kv_dim = (int64_t)hp->n_head_kv * hp->head_dim, V = hp->n_vocab;
+    sl_status st;
+    if ((st = load_matrix(m, "token_embd.weight", d, V, &m->tok_embd))) return st;
+    m->weight_bytes -= m->tok_embd.row_bytes * (uint64_t)V; /* one row per token is read, not the table */
+    if ((st = load_vector(m, "output_norm.weight", d, true, &m->output_norm))) return st;
+    if (sl_gguf_find_tensor(m->gguf, "output.weight")) {
+        if ((st = load_matrix(m, "output.weight", d, V, &m->output))) return st;
+    } else {
+        m->output = m->tok_embd;
+        m->tied_output = 1;
+        m->weight_bytes += m->tok_embd.row_bytes * (uint64_t)V;
+    }
+    if ((st = load_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs))) return st;
+    m->layers = sl_calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return SL_FAIL(SL_ERR_NOMEM, "out of memory for %d layers", hp->n_layer);
+    char name[96];
+#define MAT(field, suffix, nin, nout)                                               \
+    snprintf(name, sizeof name, "blk.%d." suffix ".weight", i);                   \
+    if ((st = load_matrix(m, name, nin, nout, &L->field))) return st
+#define VEC(field, suffix)                                                          \
+    snprintf(name, sizeof name, "blk.%d." suffix ".weight", i);                   \
+    if ((st = load_vector(m, name, d, true, &L->field))) return st
+    for (int i = 0; i < hp->n_layer; i++) {
+        sl_layer *L = &m->layers[i];
+        VEC(attn_norm, "attn_norm");
+        MAT(wq, "attn_q", d, q_dim);
+        MAT(wk, "attn_k", d, kv_dim);
+        MAT(wv, "attn_v", d, kv_dim);
+        MAT(wo, "attn_output", q_dim, d);
+        VEC(ffn_norm, "ffn_norm");
+        MAT(w_gate, "ffn_gate", d, hp->n_ff);
+        MAT(w_up, "ffn_up", d, hp->n_ff);
+        MAT(w_down, "ffn_down", hp->n_ff, d);
+    }
+#undef MAT
+#undef VEC
+    return SL_OK;
+}
+
+sl_status sl_model_load(const char *path, sl_model **out) {
+    *out = NULL;
+    sl_model *m = sl_calloc(1, sizeof *m);
+    if (!m) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    sl_status st = sl_gguf_open(path, &m->gguf);
+    if (st) goto fail;
+    if ((st = load_hparams(m))) goto fail;
+    if ((st = sl_tokenizer_create(m->gguf, &m->tok))) goto fail;
+    m->hp.n_vocab = sl_tokenizer_n_vocab(m->tok);
+    uint32_t vs;
+    if ((st = key_u32(m->gguf, m->hp.arch, "vocab_size", false, (uint32_t)m->hp.n_vocab, &vs))) goto fail;
+    if ((int64_t)vs != m->hp.n_vocab) {
+        st = SL_FAIL(SL_ERR_FORMAT, "%s: %s.vocab_size %" PRIu32 " differs from the %d tokens of tokenizer.ggml.tokens",
+                     path, m->hp.arch, vs, m->hp.n_vocab);
+        goto fail;
+    }
+    if ((st = load_tensors(m))) goto fail;
+    *out = m;
+    return SL_OK;
+fail:
+    sl_model_destroy(m);
+    return st;
+}
+
+void sl_model_destroy(sl_model *m) {
+    if (!m) return;
+    if (m->layers)
+        for (int i = 0; i < m->hp.n_layer; i++) {
+            sl_free(m->layers[i].attn_norm);
+            sl_free(m->layers[i].ffn_norm);
+        }
+    sl_free(m->layers);
+    sl_free(m->output_norm);
+    sl_free(m->rope_freqs);
+    sl_tokenizer_destroy(m->tok);
+    sl_gguf_close(m->gguf);
+    sl_free(m);
+}
+
+int32_t sl_model_n_vocab(const sl_model *m) { return m->hp.n_vocab; }
+int32_t sl_model_n_ctx(const sl_model *m) { return m->hp.n_ctx_train; }
+const sl_tokenizer *sl_model_tokenizer(const sl_model *m) { return m->tok; }

@@ -1,0 +1,62 @@
+/*
+ * model.h — a loaded model: hyper-parameters, weight views into the mapped
+ * GGUF file, and the tokenizer.
+ *
+ * Weights are never copied: each matrix is an sl_tensor view of the mmap
+ * (rows addressable by index, so a thread or a tensor-parallel rank can take
+ * a row range). Small per-layer vectors (norm weights, rope frequency
+ * factors) are converted to owned float arrays at load.
+ *
+ * Every tensor is found by name, its type checked against what the compute
+ * layer supports and its shape against the hyper-parameters; errors name
+ * the architecture, the tensor, and expected vs found.
+ */
+#ifndef SL_MODEL_MODEL_H
+#define SL_MODEL_MODEL_H
+
+#include "shardlm.h"
+#include "compute/ops.h"
+#include "model/gguf.h"
+
+typedef struct sl_hparams {
+    char arch[32];
+    int32_t n_vocab;
+    int32_t n_ctx_train;  /* <arch>.context_length */
+    int32_t n_embd;       /* dim */
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim;     /* n_embd / n_head unless attention.key_length says otherwise */
+    int32_t n_ff;
+    int32_t n_rot;        /* rotated dims per head (rope.dimension_count) */
+    float rope_base;      /* rope.freq_base, default 10000 */
+    float rms_eps;
+    int rope_neox;        /* 0: NORM pairs (llama), 1: NEOX halves */
+} sl_hparams;
+
+typedef struct sl_layer {
+    float *attn_norm;     /* (n_embd) */
+    sl_tensor wq;         /* (n_embd → n_head*head_dim) */
+    sl_tensor wk;         /* (n_embd → n_head_kv*head_dim) */
+    sl_tensor wv;         /* (n_embd → n_head_kv*head_dim) */
+    sl_tensor wo;         /* (n_head*head_dim → n_embd) */
+    float *ffn_norm;      /* (n_embd) */
+    sl_tensor w_gate;     /* (n_embd → n_ff) */
+    sl_tensor w_up;       /* (n_embd → n_ff) */
+    sl_tensor w_down;     /* (n_ff → n_embd) */
+} sl_layer;
+
+struct sl_model {
+    sl_gguf *gguf;
+    sl_hparams hp;
+    sl_tensor tok_embd;   /* (n_embd, n_vocab): row t = embedding of token t */
+    float *output_norm;   /* (n_embd) */
+    sl_tensor output;     /* (n_embd → n_vocab); tok_embd when tied */
+    int tied_output;
+    float *rope_freqs;    /* (n_rot/2) frequency divisors, or NULL */
+    sl_layer *layers;     /* (n_layer) */
+    sl_tokenizer *tok;
+    uint64_t weight_bytes; /* bytes of all matrices (for bandwidth figures) */
+};
+
+#endif

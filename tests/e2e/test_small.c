@@ -1,0 +1,128 @@
+/*
+ * test_small.c — the reference path on the small random-weight Llama files
+ * (every weight type this layer supports) against an independent float64
+ * forward pass (golden/small/*.ref_f64.f32), teacher-forced on llama.cpp's
+ * ids: 4 rows of 32000 logits, row k after prompt + generated[0:k].
+ * Files in types the compute layer does not support yet must be refused
+ * with an error naming the tensor and type.
+ */
+#include "harness.h"
+
+#include "shardlm.h"
+#include "core/alloc.h"
+#include "engine/generate.h"
+#include "tokenizer/tokenizer.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+#define N_VOCAB 32000
+#define N_ROWS 4
+
+static void check_ref(const char *name, int nn, double tol) {
+    char path[256];
+    snprintf(path, sizeof path, "models/small/%s.gguf", name);
+    const char *model_path = sl_test_shared(path);
+    CHECK_MSG(model_path, "missing ../shared/%s", path);
+    char mp[256];
+    snprintf(mp, sizeof mp, "%s", model_path);
+    snprintf(path, sizeof path, "golden/small/%s.%02d.json", name, nn);
+    const char *jp = sl_test_shared(path);
+    CHECK_MSG(jp, "missing ../shared/%s", path);
+    json_error_t je;
+    json_t *j = json_load_file(jp, 0, &je);
+    CHECK_MSG(j, "cannot parse %s: %s", jp, je.text);
+    json_t *pi = json_object_get(j, "prompt_token_ids"), *gi = json_object_get(j, "generated_token_ids");
+    const char *prompt = json_string_value(json_object_get(j, "prompt"));
+    int np = (int)json_array_size(pi);
+    int32_t toks[64];
+    for (int i = 0; i < np; i++) toks[i] = (int32_t)json_integer_value(json_array_get(pi, i));
+    for (int i = 0; i < N_ROWS - 1; i++) toks[np + i] = (int32_t)json_integer_value(json_array_get(gi, i));
+    int n = np + N_ROWS - 1;
+
+    sl_model *m = NULL;
+    sl_status st = sl_model_load(mp, &m);
+    if (st) json_decref(j);
+    CHECK_OK(st);
+    /* the 32000-token SentencePiece vocabulary tokenizes the prompt as llama.cpp did */
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    st = sl_tokenize(sl_model_tokenizer(m), prompt, strlen(prompt), true, false, &ids, &n_ids);
+    bool same = st == SL_OK && (int)n_ids == np;
+    for (int i = 0; same && i < np; i++) same = ids[i] == toks[i];
+    sl_free(ids);
+    json_decref(j);
+
+    float *got = malloc(sizeof(float) * N_ROWS * N_VOCAB);
+    st = sl_eval_logits(m, toks, n, N_ROWS, 2, got);
+    sl_model_destroy(m);
+    if (st) free(got);
+    CHECK_OK(st);
+    CHECK_MSG(same, "%s: prompt %02d tokenizes differently from llama.cpp", name, nn);
+
+    snprintf(path, sizeof path, "golden/small/%s.%02d.ref_f64.f32", name, nn);
+    const char *rp = sl_test_shared(path);
+    size_t len = 0;
+    char *ref = rp ? sl_test_read_file(rp, &len) : NULL;
+    if (!ref || len != sizeof(float) * N_ROWS * N_VOCAB) {
+        free(got);
+        free(ref);
+        CHECK_MSG(0, "cannot read %s (%zu bytes)", path, len);
+    }
+    double worst = 0;
+    int worst_row = 0, worst_id = 0;
+    for (int r = 0; r < N_ROWS; r++)
+        for (int i = 0; i < N_VOCAB; i++) {
+            float want;
+            memcpy(&want, ref + sizeof(float) * ((size_t)r * N_VOCAB + (size_t)i), 4);
+            double d = fabs((double)got[(size_t)r * N_VOCAB + (size_t)i] - (double)want);
+            if (d > worst || d != d) {
+                worst = d;
+                worst_row = r;
+                worst_id = i;
+            }
+        }
+    free(got);
+    free(ref);
+    CHECK_MSG(worst <= tol, "%s prompt %02d: max |logit - ref_f64| = %.3g at row %d, id %d (limit %.0e)", name, nn,
+              worst, worst_row, worst_id, tol);
+}
+
+TEST(small_llama_F16) {
+    check_ref("small-llama-F16", 0, 1e-3);
+    check_ref("small-llama-F16", 1, 1e-3);
+}
+TEST(small_llama_BF16) {
+    check_ref("small-llama-BF16", 0, 1e-3);
+    check_ref("small-llama-BF16", 1, 1e-3);
+}
+TEST(small_llama_Q8_0) {
+    check_ref("small-llama-Q8_0", 0, 1e-3);
+    check_ref("small-llama-Q8_0", 1, 1e-3);
+}
+TEST(small_llama_Q4_0) {
+    check_ref("small-llama-Q4_0", 0, 1e-3);
+    check_ref("small-llama-Q4_0", 1, 1e-3);
+}
+
+/* Unsupported weight types are refused with the tensor and type named. */
+TEST(unsupported_type_is_named) {
+    const char *p = sl_test_shared("models/small/small-llama-Q6_K.gguf");
+    CHECK(p);
+    sl_model *m = NULL;
+    sl_status st = sl_model_load(p, &m);
+    sl_model_destroy(m);
+    CHECK_EQ_INT(st, SL_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(sl_last_error(), "Q6_K") && strstr(sl_last_error(), ".weight"), "message: %s", sl_last_error());
+}
+
+/* Another architecture is refused by name. */
+TEST(unknown_architecture_is_named) {
+    const char *p = sl_test_shared("models/small/small-qwen2-Q8_0.gguf");
+    CHECK(p);
+    sl_model *m = NULL;
+    sl_status st = sl_model_load(p, &m);
+    sl_model_destroy(m);
+    CHECK_EQ_INT(st, SL_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(sl_last_error(), "qwen2"), "message: %s", sl_last_error());
+}

@@ -1,0 +1,279 @@
+/*
+ * test_stories.c — stories260K against llama.cpp's golden outputs.
+ *
+ * For each of the six golden prompts: the prompt ids, all 64 greedy ids and
+ * the logits at every generated position (max abs diff <= 1e-4 against
+ * logits_all.txt, made by llama.cpp with an F32 KV cache) — through the
+ * library, and the ids again through the `shardlm run --json` binary.
+ * Also: the same logits when the prompt is prefilled in chunks of 1, 3 and 7
+ * tokens, and when the sequence runs in a batch beside other sequences.
+ */
+#include "harness.h"
+
+#include "shardlm.h"
+#include "core/alloc.h"
+#include "engine/forward.h"
+#include "engine/generate.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+#define N_GEN 64
+#define N_VOCAB 512
+#define MODEL "../shared/models/stories260K.gguf"
+
+typedef struct golden {
+    char *prompt;
+    int32_t prompt_ids[64];
+    int n_prompt;
+    int32_t gen_ids[N_GEN];
+    float *logits; /* (N_GEN, N_VOCAB) */
+} golden;
+
+static bool load_golden(int nn, golden *g) {
+    char path[256];
+    snprintf(path, sizeof path, "golden/stories260K/main.%02d.json", nn);
+    const char *p = sl_test_shared(path);
+    if (!p) return false;
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    if (!j) return false;
+    g->prompt = strdup(json_string_value(json_object_get(j, "prompt")));
+    json_t *pi = json_object_get(j, "prompt_token_ids"), *gi = json_object_get(j, "generated_token_ids");
+    g->n_prompt = (int)json_array_size(pi);
+    for (int i = 0; i < g->n_prompt && i < 64; i++) g->prompt_ids[i] = (int32_t)json_integer_value(json_array_get(pi, i));
+    for (int i = 0; i < N_GEN; i++) g->gen_ids[i] = (int32_t)json_integer_value(json_array_get(gi, i));
+    json_decref(j);
+    snprintf(path, sizeof path, "golden/stories260K/main.%02d.logits_all.txt", nn);
+    p = sl_test_shared(path);
+    char *txt = p ? sl_test_read_file(p, NULL) : NULL;
+    if (!txt) return false;
+    g->logits = malloc(sizeof(float) * N_GEN * N_VOCAB);
+    char *s = txt;
+    for (int i = 0; i < N_GEN * N_VOCAB; i++) g->logits[i] = strtof(s, &s);
+    free(txt);
+    return true;
+}
+
+static void free_golden(golden *g) {
+    free(g->prompt);
+    free(g->logits);
+}
+
+static sl_model *model(void) {
+    static sl_model *m;
+    if (!m && sl_model_load(MODEL, &m) != SL_OK) {
+        fprintf(stderr, "    cannot load %s: %s\n", MODEL, sl_last_error());
+        return NULL;
+    }
+    return m;
+}
+
+typedef struct collect {
+    int32_t ids[N_GEN];
+    float logits[N_GEN][N_VOCAB];
+    int n;
+} collect;
+
+static bool on_tok(void *ud, int32_t id, const float *logits, int32_t n_vocab) {
+    collect *c = ud;
+    if (c->n < N_GEN && n_vocab == N_VOCAB) {
+        c->ids[c->n] = id;
+        memcpy(c->logits[c->n], logits, sizeof(float) * N_VOCAB);
+    }
+    c->n++;
+    return true;
+}
+
+static double max_diff(const float *a, const float *b, int n) {
+    double m = 0;
+    for (int i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || d != d) m = d;
+    }
+    return m;
+}
+
+static void check_prompt(int nn, int threads) {
+    golden g = {0};
+    CHECK_MSG(load_golden(nn, &g), "cannot read golden file %02d", nn);
+    sl_model *m = model();
+    CHECK(m != NULL);
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    CHECK_OK(sl_tokenize(sl_model_tokenizer(m), g.prompt, strlen(g.prompt), true, false, &ids, &n_ids));
+    bool same = (int)n_ids == g.n_prompt;
+    for (size_t i = 0; same && i < n_ids; i++) same = ids[i] == g.prompt_ids[i];
+    sl_free(ids);
+    CHECK_MSG(same, "prompt %02d '%s': tokenization differs from llama.cpp (%zu vs %d ids)", nn, g.prompt, n_ids,
+              g.n_prompt);
+    collect *c = calloc(1, sizeof *c);
+    sl_gen_params gp = {.n_predict = N_GEN, .n_threads = threads, .ignore_eos = true};
+    gp.sampling = sl_sampler_default_params();
+    gp.sampling.temperature = 0.0f;
+    int32_t n_gen;
+    sl_finish fin;
+    sl_status st = sl_generate(m, g.prompt_ids, g.n_prompt, &gp, on_tok, c, &n_gen, &fin);
+    if (st) {
+        free(c);
+        free_golden(&g);
+        CHECK_OK(st);
+    }
+    int bad_id = -1;
+    double worst = 0;
+    int worst_at = 0;
+    for (int k = 0; k < N_GEN; k++) {
+        if (bad_id < 0 && c->ids[k] != g.gen_ids[k]) bad_id = k;
+        double d = max_diff(c->logits[k], g.logits + k * N_VOCAB, N_VOCAB);
+        if (d > worst) {
+            worst = d;
+            worst_at = k;
+        }
+    }
+    int got = bad_id >= 0 ? c->ids[bad_id] : 0, want = bad_id >= 0 ? g.gen_ids[bad_id] : 0;
+    free(c);
+    free_golden(&g);
+    CHECK_EQ_INT(n_gen, N_GEN);
+    CHECK_MSG(bad_id < 0, "prompt %02d: generated id %d is %d, llama.cpp has %d", nn, bad_id, got, want);
+    CHECK_MSG(worst <= 1e-4, "prompt %02d: logits differ by %.3g at generated position %d (limit 1e-4)", nn, worst,
+              worst_at);
+}
+
+TEST(stories_prompt_00) { check_prompt(0, 1); }
+TEST(stories_prompt_01) { check_prompt(1, 1); }
+TEST(stories_prompt_02) { check_prompt(2, 1); }
+TEST(stories_prompt_03) { check_prompt(3, 1); }
+TEST(stories_prompt_04) { check_prompt(4, 1); }
+TEST(stories_prompt_05) { check_prompt(5, 1); }
+TEST(stories_prompt_00_two_threads) { check_prompt(0, 2); }
+TEST(stories_prompt_03_three_threads) { check_prompt(3, 3); }
+
+/* The CLI: `shardlm run --temp 0 -n 64 --json` prints llama.cpp's ids. */
+static void check_cli(int nn) {
+    golden g = {0};
+    CHECK_MSG(load_golden(nn, &g), "cannot read golden file %02d", nn);
+    char *argv[] = {(char *)sl_test_bin(), "run", "-m", MODEL, "-p", g.prompt, "--temp", "0", "-n", "64", "--json",
+                    "--ignore-eos", "-t", "1", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = sl_test_run(argv, &out, &err, 120);
+    json_error_t je;
+    json_t *j = rc == 0 ? json_loads(out, 0, &je) : NULL;
+    int ok_prompt = 0, ok_gen = 0, n_gen = -1;
+    if (j) {
+        json_t *pi = json_object_get(j, "prompt_ids"), *gi = json_object_get(j, "generated_ids");
+        ok_prompt = (int)json_array_size(pi) == g.n_prompt;
+        for (int i = 0; ok_prompt && i < g.n_prompt; i++)
+            ok_prompt = json_integer_value(json_array_get(pi, i)) == g.prompt_ids[i];
+        n_gen = (int)json_array_size(gi);
+        ok_gen = n_gen == N_GEN;
+        for (int i = 0; ok_gen && i < N_GEN; i++) ok_gen = json_integer_value(json_array_get(gi, i)) == g.gen_ids[i];
+        json_decref(j);
+    }
+    free_golden(&g);
+    CHECK_MSG(rc == 0, "shardlm run exited %d: %s", rc, err);
+    free(out);
+    free(err);
+    CHECK_MSG(ok_prompt, "prompt %02d: prompt_ids differ from llama.cpp", nn);
+    CHECK_MSG(ok_gen, "prompt %02d: generated_ids differ from llama.cpp (%d ids)", nn, n_gen);
+}
+
+TEST(cli_run_json_all_prompts) {
+    for (int nn = 0; nn < 6; nn++) {
+        check_cli(nn);
+        if (sl_test_failed()) return;
+    }
+}
+
+/* Streaming output of the CLI equals the golden text. */
+TEST(cli_run_stream_text) {
+    golden g = {0};
+    CHECK(load_golden(4, &g));
+    char *argv[] = {(char *)sl_test_bin(), "run", "-m", MODEL, "-p", g.prompt, "--temp", "0", "-n", "64",
+                    "--ignore-eos", "-t", "1", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = sl_test_run(argv, &out, &err, 120);
+    const char *jp = sl_test_shared("golden/stories260K/main.04.json");
+    json_error_t je;
+    json_t *j = jp ? json_load_file(jp, 0, &je) : NULL;
+    char *want = NULL;
+    if (j) {
+        const char *t = json_string_value(json_object_get(j, "generated_text"));
+        want = malloc(strlen(t) + 2);
+        sprintf(want, "%s\n", t);
+        json_decref(j);
+    }
+    free_golden(&g);
+    int same = rc == 0 && want && strcmp(out, want) == 0;
+    if (!same) fprintf(stderr, "    got:  [%s]\n    want: [%s]\n    stderr: %s\n", out, want ? want : "?", err);
+    free(out);
+    free(err);
+    free(want);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(same);
+}
+
+/* Prefill in chunks and batching beside other sequences give bit-identical logits. */
+TEST(batch_and_chunk_invariance) {
+    golden g = {0};
+    CHECK(load_golden(1, &g));
+    sl_model *m = model();
+    CHECK(m != NULL);
+    const sl_hparams *hp = &m->hp;
+    int32_t toks[80];
+    int n = g.n_prompt + 8;
+    memcpy(toks, g.prompt_ids, sizeof(int32_t) * (size_t)g.n_prompt);
+    memcpy(toks + g.n_prompt, g.gen_ids, sizeof(int32_t) * 8);
+    free_golden(&g);
+    float *ref = malloc(sizeof(float) * (size_t)n * N_VOCAB);
+    CHECK_OK(sl_eval_logits(m, toks, n, n, 1, ref));
+
+    int chunks[] = {1, 3, 7, 64};
+    for (int ci = 0; ci < 4; ci++) {
+        int chunk = chunks[ci];
+        sl_kv_cache *kv = NULL;
+        sl_fwd *f = NULL;
+        CHECK_OK(sl_kv_create(hp->n_layer, hp->n_head_kv * hp->head_dim, 16, 64, &kv));
+        sl_fwd_params fp = {.max_batch = 256, .n_ctx = 512, .n_threads = 2};
+        CHECK_OK(sl_fwd_create(m, kv, &fp, &f));
+        /* three sequences: 0 = ours; 1 and 2 = distractors with other tokens */
+        sl_kv_seq s[3] = {0};
+        for (int i = 0; i < 3; i++) CHECK_OK(sl_kv_seq_reserve(kv, &s[i], n));
+        sl_kv_seq *seqs[3] = {&s[0], &s[1], &s[2]};
+        float *got = malloc(sizeof(float) * (size_t)n * N_VOCAB);
+        float *lg = malloc(sizeof(float) * 256 * N_VOCAB);
+        int32_t bt[256], bp[256], bs[256];
+        uint8_t bw[256];
+        for (int off = 0; off < n; off += chunk) {
+            int c = n - off < chunk ? n - off : chunk, k = 0;
+            for (int d = 1; d < 3; d++) /* distractor tokens interleaved first */
+                for (int i = 0; i < c; i++, k++) {
+                    bt[k] = (toks[off + i] * 7 + d * 13) % N_VOCAB;
+                    bp[k] = off + i;
+                    bs[k] = d;
+                    bw[k] = 1;
+                }
+            for (int i = 0; i < c; i++, k++) {
+                bt[k] = toks[off + i];
+                bp[k] = off + i;
+                bs[k] = 0;
+                bw[k] = 1;
+            }
+            sl_batch b = {.n_tokens = k, .tokens = bt, .pos = bp, .seq = bs, .want_logits = bw};
+            sl_status st = sl_fwd_step(f, &b, seqs, 3, lg);
+            if (st) break;
+            memcpy(got + (size_t)off * N_VOCAB, lg + (size_t)(2 * c) * N_VOCAB, sizeof(float) * (size_t)c * N_VOCAB);
+        }
+        int same = memcmp(got, ref, sizeof(float) * (size_t)n * N_VOCAB) == 0;
+        for (int i = 0; i < 3; i++) sl_kv_seq_deinit(kv, &s[i]);
+        free(got);
+        free(lg);
+        sl_fwd_destroy(f);
+        sl_kv_destroy(kv);
+        CHECK_MSG(same, "chunk %d with two other sequences: logits are not bit-identical", chunk);
+    }
+    free(ref);
+}
+
+TEST(zz_release_model) { sl_model_destroy(model()); }
