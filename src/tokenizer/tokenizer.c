@@ -1,0 +1,783 @@
+/*
+ * tokenizer.c — the vocabulary, special-token handling, token pieces and the
+ * streaming detokenizer (the SPM merges themselves are in spm.c).
+ *
+ * Design: sl_tokenizer_create copies everything it needs out of the GGUF
+ * metadata (the file may be closed afterwards): token texts into one blob,
+ * a hash map text → id, scores, llama.cpp-style attribute bits derived from
+ * tokenizer.ggml.token_type, the byte-fallback table, the list of tokens to
+ * split out of a text before merging (control, user-defined and unknown
+ * tokens, longest text first) and each token's piece. It applies the same
+ * load-time adjustments as llama.cpp's llama_vocab::impl::load: EOT/EOM
+ * detection by text, the end-of-generation set (whose members become control
+ * tokens), and the Phi-3 right-strip of special tokens.
+ *
+ * sl_tokenize follows llama_vocab::impl::tokenize for SPM vocabularies:
+ *   1. split the text on special-token texts (tokenizer_st_partition):
+ *      user-defined tokens always, control/unknown ones only when
+ *      parse_special; lstrip/rstrip attributes eat adjacent whitespace;
+ *   2. BOS first when asked (and the vocabulary has one);
+ *   3. each raw fragment gets a leading space when add_space_prefix and it
+ *      starts the text or follows a special token, spaces become U+2581, and
+ *      spm_encode merges it. Empty text gives no fragment at all.
+ * EOS is never appended here; callers that honour tokenizer.ggml.add_eos_token
+ * append sl_tokenizer_eos() themselves (as llama.cpp does with add_special).
+ *
+ * Pieces (llama_vocab::token_to_piece): control and unknown tokens render as
+ * their text only when `special`, else ""; user-defined tokens as their text;
+ * normal tokens with U+2581 turned back into spaces; byte tokens as the raw
+ * byte; unused/undefined tokens as "". Leading spaces are kept: the first
+ * piece of " Hello" is " Hello", as common_token_to_piece prints a stream.
+ *
+ * Detokenizer: bytes are passed through a UTF-8 validator. Complete valid
+ * characters are emitted; a valid prefix of a character waits in d->pend
+ * (at most 3 bytes); each maximal invalid subpart becomes U+FFFD (Unicode
+ * "substitution of maximal subparts"): stray continuation bytes, bytes that
+ * can never start a character (C0, C1, F5..FF), a lead byte followed by a
+ * byte outside its allowed range (overlongs, surrogates, > U+10FFFF).
+ */
+#include "tokenizer/tokenizer.h"
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "spm.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_MODEL "tokenizer.ggml.model"
+#define KEY_TOKENS "tokenizer.ggml.tokens"
+#define KEY_SCORES "tokenizer.ggml.scores"
+#define KEY_TYPES "tokenizer.ggml.token_type"
+
+/* a token text longer than this is rejected as corrupt */
+#define MAX_TOKEN_LEN (1u << 20)
+
+/* ---- text → id map ---------------------------------------------------- */
+
+static uint64_t hash_text(const char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static const char *tok_text(const sl_tokenizer *t, int32_t id) { return t->text + t->tok[id].text_off; }
+
+int32_t tok_find(const sl_tokenizer *t, const char *s, size_t n) {
+    for (uint64_t i = hash_text(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
+        int32_t id = t->map[i];
+        if (id < 0) return -1;
+        if (t->tok[id].text_len == n && memcmp(tok_text(t, id), s, n) == 0) return id;
+    }
+}
+
+/* Insert token `id`; returns the id already holding the same text, or -1. */
+static int32_t map_insert(sl_tokenizer *t, int32_t id) {
+    const char *s = tok_text(t, id);
+    size_t n = t->tok[id].text_len;
+    for (uint64_t i = hash_text(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
+        int32_t o = t->map[i];
+        if (o < 0) {
+            t->map[i] = id;
+            return -1;
+        }
+        if (t->tok[o].text_len == n && memcmp(tok_text(t, o), s, n) == 0) return o;
+    }
+}
+
+static int32_t find_cstr(const sl_tokenizer *t, const char *s) { return tok_find(t, s, strlen(s)); }
+
+/* ---- loading ---------------------------------------------------------- */
+
+static uint32_t attr_of_type(int64_t type) {
+    switch (type) {
+    case SL_TOKEN_NORMAL: return TA_NORMAL;
+    case SL_TOKEN_UNKNOWN: return TA_UNKNOWN;
+    case SL_TOKEN_CONTROL: return TA_CONTROL;
+    case SL_TOKEN_USER_DEFINED: return TA_USER_DEFINED;
+    case SL_TOKEN_UNUSED: return TA_UNUSED;
+    case SL_TOKEN_BYTE: return TA_BYTE;
+    default: return 0; /* UNDEFINED and unknown values */
+    }
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* "<0xHH>" → HH, else -1 */
+static int byte_of_text(const char *s, size_t n) {
+    if (n != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;
+    int hi = hexval(s[3]), lo = hexval(s[4]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+/* Optional token-id key: absent → def (dropped when out of range, as
+ * llama.cpp does with its defaults); present → a valid id, or "none" written
+ * as -1 or as all ones in an unsigned type (llama.cpp's converters write
+ * u32 0xFFFFFFFF, e.g. stories260K's padding_token_id). */
+static sl_status special_id(const sl_gguf *g, const char *key, int32_t def, int32_t n_vocab, int32_t *out) {
+    const sl_gguf_kv *kv = sl_gguf_find(g, key);
+    sl_status st;
+    int64_t v;
+    if (!kv) {
+        *out = def >= 0 && def < n_vocab ? def : -1;
+        return SL_OK;
+    }
+    if (kv->type == SL_GGUF_U32 || kv->type == SL_GGUF_U64) {
+        uint64_t u;
+        if ((st = sl_gguf_get_u64(g, key, &u))) return st;
+        if (u > INT32_MAX && u != UINT32_MAX && u != UINT64_MAX)
+            return SL_FAIL(SL_ERR_FORMAT, "%s: %s = %" PRIu64 " is not a token id (the vocabulary has %" PRId32
+                           " tokens)", sl_gguf_path(g), key, u, n_vocab);
+        v = u > INT32_MAX ? -1 : (int64_t)u;
+    } else {
+        int32_t i;
+        if ((st = sl_gguf_get_i32(g, key, &i))) return st;
+        v = i;
+    }
+    if (v < -1 || v >= n_vocab)
+        return SL_FAIL(SL_ERR_FORMAT, "%s: %s = %" PRId64 " is not a token id (the vocabulary has %" PRId32 " tokens)",
+                       sl_gguf_path(g), key, v, n_vocab);
+    *out = (int32_t)v;
+    return SL_OK;
+}
+
+/* "<｜end▁of▁sentence｜>" (split: \x9c followed by "e" would be one escape) */
+#define DEEPSEEK_EOS ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>")
+
+/* Texts llama.cpp takes for EOT when tokenizer.ggml.eot_token_id is absent. */
+static const char *const EOT_TEXTS[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
+    "[EOT]", DEEPSEEK_EOS, "<end_of_utterance>",
+};
+/* Texts llama.cpp puts into its end-of-generation set. */
+static const char *const EOG_TEXTS[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+    "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+    "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    DEEPSEEK_EOS, "[e~[",
+};
+
+static void mark_eog(sl_tokenizer *t, int32_t id) {
+    if (id >= 0) t->tok[id].attr |= TA_EOG;
+}
+
+static void detect_eog(sl_tokenizer *t) {
+    int32_t eot_auto = -1;
+    for (size_t k = 0; k < sizeof EOT_TEXTS / sizeof EOT_TEXTS[0]; k++) {
+        int32_t id = find_cstr(t, EOT_TEXTS[k]);
+        if (id >= 0 && (eot_auto < 0 || id < eot_auto)) eot_auto = id;
+    }
+    if (t->eot < 0 && eot_auto >= 0) {
+        t->eot = eot_auto;
+        t->tok[eot_auto].attr |= TA_CONTROL;
+    }
+    if (t->eom < 0 && (t->eom = find_cstr(t, "<|eom_id|>")) >= 0) t->tok[t->eom].attr |= TA_CONTROL;
+
+    for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof EOG_TEXTS[0]; k++) {
+        int32_t id = find_cstr(t, EOG_TEXTS[k]);
+        if (id >= 0) t->tok[id].attr |= TA_EOG | TA_CONTROL;
+    }
+    mark_eog(t, t->eos);
+    mark_eog(t, t->eot);
+    mark_eog(t, t->eom);
+
+    /* llama.cpp's workarounds: o200k_harmony / solar-open, where <|end|> is
+     * not the end; gemma4 / paddleocr, where </s> is not */
+    bool eog_ret = false, eog_call = false, eog_flush = false;
+    int32_t end = -1, s_end = -1, tool_resp = -1;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        if (!(t->tok[id].attr & TA_EOG)) continue;
+        const char *s = tok_text(t, id);
+        if (!strcmp(s, "<|return|>")) eog_ret = true;
+        else if (!strcmp(s, "<|call|>") || !strcmp(s, "<|calls|>")) eog_call = true;
+        else if (!strcmp(s, "<|flush|>")) eog_flush = true;
+        else if (!strcmp(s, "<|end|>")) end = id;
+        else if (!strcmp(s, "</s>")) s_end = id;
+        else if (!strcmp(s, "<|tool_response>")) tool_resp = id;
+    }
+    if (end >= 0 && ((eog_ret && eog_call) || (eog_call && eog_flush))) t->tok[end].attr = TA_USER_DEFINED;
+    if (tool_resp >= 0 && s_end >= 0) t->tok[s_end].attr = TA_NORMAL;
+}
+
+static bool name_has(sl_str name, const char *sub) {
+    size_t m = strlen(sub);
+    for (size_t i = 0; i + m <= name.len; i++) {
+        size_t j = 0;
+        while (j < m) {
+            char c = name.ptr[i + j];
+            if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+            if (c != sub[j]) break;
+            j++;
+        }
+        if (j == m) return true;
+    }
+    return false;
+}
+
+typedef struct len_id {
+    uint32_t len;
+    int32_t id;
+} len_id;
+
+/* longest text first; equal lengths by id, so the order is deterministic */
+static int cmp_special(const void *pa, const void *pb) {
+    const len_id *a = pa, *b = pb;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static sl_status build_specials(sl_tokenizer *t, const sl_gguf *g) {
+    int32_t n = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (t->tok[id].attr & (TA_CONTROL | TA_USER_DEFINED | TA_UNKNOWN)) n++;
+    size_t cnt = n ? (size_t)n : 1;
+    t->special = sl_alloc_array(cnt, sizeof *t->special);
+    len_id *tmp = sl_alloc_array(cnt, sizeof *tmp);
+    if (!t->special || !tmp) {
+        sl_free(tmp);
+        return SL_FAIL(SL_ERR_NOMEM, "special token list of %" PRId32 " entries", n);
+    }
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (t->tok[id].attr & (TA_CONTROL | TA_USER_DEFINED | TA_UNKNOWN))
+            tmp[t->n_special++] = (len_id){t->tok[id].text_len, id};
+    qsort(tmp, (size_t)t->n_special, sizeof *tmp, cmp_special);
+    for (int32_t i = 0; i < t->n_special; i++) t->special[i] = tmp[i].id;
+    sl_free(tmp);
+
+    /* Phi-3 marks its special tokens rstrip (llama.cpp keys this on general.name) */
+    const sl_gguf_kv *kv = sl_gguf_find(g, "general.name");
+    sl_str name;
+    if (kv && kv->type == SL_GGUF_STRING && !sl_gguf_get_str(g, "general.name", &name) &&
+        (name_has(name, "phi-3") || name_has(name, "phi3"))) {
+        for (int32_t i = 0; i < t->n_special; i++) t->tok[t->special[i]].attr |= TA_RSTRIP;
+        int32_t id = find_cstr(t, "</s>");
+        if (id >= 0) t->tok[id].attr |= TA_RSTRIP;
+        const char *keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+        for (size_t k = 0; k < 3; k++)
+            if ((id = find_cstr(t, keep[k])) >= 0) t->tok[id].attr &= ~(uint32_t)TA_RSTRIP;
+    }
+    return SL_OK;
+}
+
+/* Piece of a token with special = true, written to dst (room for text_len
+ * bytes is enough: unescaping only shrinks). Returns its length. */
+static uint32_t make_piece(const sl_tokenizer *t, int32_t id, char *dst) {
+    const tok_info *ti = &t->tok[id];
+    const char *s = tok_text(t, id);
+    if (ti->attr & (TA_UNKNOWN | TA_CONTROL | TA_USER_DEFINED)) {
+        memcpy(dst, s, ti->text_len);
+        return ti->text_len;
+    }
+    if (ti->attr & TA_NORMAL) {
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < ti->text_len;) {
+            if (i + 3 <= ti->text_len && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
+                dst[k++] = ' ';
+                i += 3;
+            } else {
+                dst[k++] = s[i++];
+            }
+        }
+        return k;
+    }
+    if (ti->attr & TA_BYTE) {
+        dst[0] = (char)byte_of_text(s, ti->text_len);
+        return 1;
+    }
+    return 0;
+}
+
+static sl_status build_pieces(sl_tokenizer *t, size_t text_bytes) {
+    t->pieces = sl_malloc(text_bytes);
+    if (!t->pieces) return SL_FAIL(SL_ERR_NOMEM, "token pieces (%zu bytes)", text_bytes);
+    size_t off = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        uint32_t n = make_piece(t, id, t->pieces + off);
+        t->tok[id].piece_off = off;
+        t->tok[id].piece_len = n;
+        t->pieces[off + n] = '\0';
+        off += (size_t)n + 1;
+        if (n > t->max_piece) t->max_piece = n;
+    }
+    return SL_OK;
+}
+
+sl_status sl_tokenizer_create(const sl_gguf *g, sl_tokenizer **out) {
+    sl_status st;
+    sl_tokenizer *t = NULL;
+    const char *path = sl_gguf_path(g);
+    *out = NULL;
+
+    sl_str model;
+    if ((st = sl_gguf_get_str(g, KEY_MODEL, &model))) goto fail;
+    if (!sl_str_eq(model, "llama")) {
+        st = SL_FAIL(SL_ERR_UNSUPPORTED, "%s: %s = '%.*s' is not supported (only 'llama', SentencePiece)", path,
+                     KEY_MODEL, (int)(model.len > 64 ? 64 : model.len), model.ptr);
+        goto fail;
+    }
+
+    const sl_gguf_kv *ktok, *kscore = NULL, *ktype = NULL;
+    sl_gguf_vtype et;
+    uint64_t n;
+    if ((st = sl_gguf_get_arr(g, KEY_TOKENS, &et, &n, &ktok))) goto fail;
+    if (et != SL_GGUF_STRING) {
+        st = SL_FAIL(SL_ERR_FORMAT, "%s: %s is an array of %s, expected strings", path, KEY_TOKENS, sl_vtype_name(et));
+        goto fail;
+    }
+    if (n == 0 || n > INT32_MAX / 2) {
+        st = SL_FAIL(SL_ERR_FORMAT, "%s: %s has %" PRIu64 " entries (expected 1 to %d)", path, KEY_TOKENS, n,
+                     INT32_MAX / 2);
+        goto fail;
+    }
+    if (sl_gguf_find(g, KEY_SCORES)) {
+        uint64_t ns;
+        if ((st = sl_gguf_get_arr(g, KEY_SCORES, &et, &ns, &kscore))) goto fail;
+        if (et != SL_GGUF_F32 && et != SL_GGUF_I32) {
+            st = SL_FAIL(SL_ERR_FORMAT, "%s: %s is an array of %s, expected f32", path, KEY_SCORES, sl_vtype_name(et));
+            goto fail;
+        }
+        if (ns != n) {
+            st = SL_FAIL(SL_ERR_FORMAT, "%s: %s has %" PRIu64 " entries but %s has %" PRIu64, path, KEY_SCORES, ns,
+                         KEY_TOKENS, n);
+            goto fail;
+        }
+    }
+    if (sl_gguf_find(g, KEY_TYPES)) {
+        uint64_t nt;
+        if ((st = sl_gguf_get_arr(g, KEY_TYPES, &et, &nt, &ktype))) goto fail;
+        if (et != SL_GGUF_I32 && et != SL_GGUF_U32 && et != SL_GGUF_I8 && et != SL_GGUF_U8 && et != SL_GGUF_I16 &&
+            et != SL_GGUF_U16) {
+            st = SL_FAIL(SL_ERR_FORMAT, "%s: %s is an array of %s, expected i32", path, KEY_TYPES, sl_vtype_name(et));
+            goto fail;
+        }
+        if (nt != n) {
+            st = SL_FAIL(SL_ERR_FORMAT, "%s: %s has %" PRIu64 " entries but %s has %" PRIu64, path, KEY_TYPES, nt,
+                         KEY_TOKENS, n);
+            goto fail;
+        }
+    }
+
+    t = sl_calloc(1, sizeof *t);
+    if (!t) {
+        st = SL_FAIL(SL_ERR_NOMEM, "tokenizer");
+        goto fail;
+    }
+    t->n_vocab = (int32_t)n;
+    t->tok = sl_calloc(n, sizeof *t->tok);
+    uint64_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    t->map = sl_alloc_array(cap, sizeof *t->map);
+    if (!t->tok || !t->map) {
+        st = SL_FAIL(SL_ERR_NOMEM, "vocabulary of %" PRIu64 " tokens", n);
+        goto fail;
+    }
+    memset(t->map, 0xff, cap * sizeof *t->map);
+    t->map_mask = cap - 1;
+
+    /* texts: empty ones are renamed "[EMPTY_<id>]" as llama.cpp does */
+    size_t text_bytes = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        sl_str s = sl_gguf_arr_str(ktok, i);
+        if (s.len > MAX_TOKEN_LEN) {
+            st = SL_FAIL(SL_ERR_FORMAT, "%s: %s[%" PRIu64 "] is %" PRIu64 " bytes long (limit %u)", path, KEY_TOKENS, i,
+                         s.len, MAX_TOKEN_LEN);
+            goto fail;
+        }
+        text_bytes += (s.len ? s.len : 24) + 1;
+    }
+    t->text = sl_malloc(text_bytes);
+    if (!t->text) {
+        st = SL_FAIL(SL_ERR_NOMEM, "token texts (%zu bytes)", text_bytes);
+        goto fail;
+    }
+    size_t off = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        tok_info *ti = &t->tok[i];
+        sl_str s = sl_gguf_arr_str(ktok, i);
+        ti->text_off = off;
+        if (s.len) {
+            memcpy(t->text + off, s.ptr, s.len);
+            ti->text_len = (uint32_t)s.len;
+        } else {
+            ti->text_len = (uint32_t)snprintf(t->text + off, 24, "[EMPTY_%" PRIu64 "]", i);
+        }
+        t->text[off + ti->text_len] = '\0';
+        off += (s.len ? s.len : 24) + 1;
+
+        if (!kscore) ti->score = 0.0f;
+        else if (kscore->arr_type == SL_GGUF_F32) ti->score = sl_gguf_arr_f32(kscore, i);
+        else ti->score = (float)sl_gguf_arr_int(kscore, i);
+
+        int64_t type = ktype ? sl_gguf_arr_int(ktype, i) : SL_TOKEN_NORMAL;
+        ti->type = type < INT32_MIN || type > INT32_MAX ? SL_TOKEN_UNDEFINED : (int32_t)type;
+        ti->attr = attr_of_type(type);
+        if ((ti->attr & TA_BYTE) && byte_of_text(t->text + ti->text_off, ti->text_len) < 0) {
+            st = SL_FAIL(SL_ERR_FORMAT, "%s: token %" PRIu64 " '%.*s' has type BYTE but is not of the form <0xHH>",
+                         path, i, (int)(ti->text_len > 32 ? 32 : ti->text_len), t->text + ti->text_off);
+            goto fail;
+        }
+        int32_t dup = map_insert(t, (int32_t)i);
+        if (dup >= 0) {
+            st = SL_FAIL(SL_ERR_FORMAT, "%s: duplicate token in %s: '%.*s' has ids %" PRId32 " and %" PRIu64, path,
+                         KEY_TOKENS, (int)(ti->text_len > 32 ? 32 : ti->text_len), t->text + ti->text_off, dup, i);
+            goto fail;
+        }
+    }
+
+    for (int b = 0; b < 256; b++) {
+        char hex[8], raw[1] = {(char)b};
+        snprintf(hex, sizeof hex, "<0x%02X>", b);
+        t->byte_tok[b] = find_cstr(t, hex);
+        if (t->byte_tok[b] < 0) t->byte_tok[b] = tok_find(t, raw, 1);
+    }
+
+    int32_t nv = t->n_vocab;
+    if ((st = special_id(g, "tokenizer.ggml.bos_token_id", 1, nv, &t->bos)) ||
+        (st = special_id(g, "tokenizer.ggml.eos_token_id", 2, nv, &t->eos)) ||
+        (st = special_id(g, "tokenizer.ggml.unknown_token_id", 0, nv, &t->unk)) ||
+        (st = special_id(g, "tokenizer.ggml.padding_token_id", -1, nv, &t->pad)) ||
+        (st = special_id(g, "tokenizer.ggml.eot_token_id", -1, nv, &t->eot)) ||
+        (st = special_id(g, "tokenizer.ggml.eom_token_id", -1, nv, &t->eom)))
+        goto fail;
+    if ((st = sl_gguf_opt_bool(g, "tokenizer.ggml.add_bos_token", true, &t->add_bos)) ||
+        (st = sl_gguf_opt_bool(g, "tokenizer.ggml.add_eos_token", false, &t->add_eos)) ||
+        (st = sl_gguf_opt_bool(g, "tokenizer.ggml.add_space_prefix", true, &t->add_space_prefix)))
+        goto fail;
+    if (t->add_bos && t->bos < 0) {
+        st = SL_FAIL(SL_ERR_FORMAT, "%s: tokenizer.ggml.add_bos_token is true but there is no BOS token "
+                     "(tokenizer.ggml.bos_token_id)", path);
+        goto fail;
+    }
+    if (t->add_eos && t->eos < 0) {
+        st = SL_FAIL(SL_ERR_FORMAT, "%s: tokenizer.ggml.add_eos_token is true but there is no EOS token "
+                     "(tokenizer.ggml.eos_token_id)", path);
+        goto fail;
+    }
+
+    detect_eog(t);
+    if ((st = build_specials(t, g))) goto fail;
+    if ((st = build_pieces(t, text_bytes))) goto fail;
+    *out = t;
+    return SL_OK;
+fail:
+    sl_tokenizer_destroy(t);
+    return st;
+}
+
+void sl_tokenizer_destroy(sl_tokenizer *t) {
+    if (!t) return;
+    sl_free(t->tok);
+    sl_free(t->text);
+    sl_free(t->pieces);
+    sl_free(t->map);
+    sl_free(t->special);
+    sl_free(t);
+}
+
+/* ---- accessors -------------------------------------------------------- */
+
+static bool valid_id(const sl_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab; }
+
+int32_t sl_tokenizer_n_vocab(const sl_tokenizer *t) { return t->n_vocab; }
+int32_t sl_tokenizer_bos(const sl_tokenizer *t) { return t->bos; }
+int32_t sl_tokenizer_eos(const sl_tokenizer *t) { return t->eos; }
+int32_t sl_tokenizer_eot(const sl_tokenizer *t) { return t->eot; }
+int32_t sl_tokenizer_unk(const sl_tokenizer *t) { return t->unk; }
+int32_t sl_tokenizer_pad(const sl_tokenizer *t) { return t->pad; }
+bool sl_tokenizer_add_bos(const sl_tokenizer *t) { return t->add_bos; }
+bool sl_tokenizer_add_eos(const sl_tokenizer *t) { return t->add_eos; }
+bool sl_tokenizer_add_space_prefix(const sl_tokenizer *t) { return t->add_space_prefix; }
+size_t sl_tokenizer_max_piece(const sl_tokenizer *t) { return t->max_piece; }
+
+bool sl_tokenizer_is_eog(const sl_tokenizer *t, int32_t id) {
+    return valid_id(t, id) && (t->tok[id].attr & TA_EOG) != 0;
+}
+
+int sl_tokenizer_token_type(const sl_tokenizer *t, int32_t id) {
+    return valid_id(t, id) ? t->tok[id].type : SL_TOKEN_UNDEFINED;
+}
+
+float sl_tokenizer_score(const sl_tokenizer *t, int32_t id) { return valid_id(t, id) ? t->tok[id].score : 0.0f; }
+
+const char *sl_tokenizer_token_text(const sl_tokenizer *t, int32_t id, size_t *len) {
+    if (!valid_id(t, id)) return NULL;
+    if (len) *len = t->tok[id].text_len;
+    return tok_text(t, id);
+}
+
+int32_t sl_tokenizer_find(const sl_tokenizer *t, const char *text, size_t len) { return tok_find(t, text, len); }
+
+/* ---- tokenize --------------------------------------------------------- */
+
+typedef struct frag {
+    int32_t id;       /* a special token, or -1 for raw text */
+    size_t off, len;  /* raw text: bytes of the input */
+} frag;
+
+typedef struct fragvec {
+    frag *v;
+    size_t n, cap;
+} fragvec;
+
+static sl_status frag_push(fragvec *a, int32_t id, size_t off, size_t len) {
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        frag *v = sl_realloc(a->v, cap * sizeof *v);
+        if (!v) return SL_FAIL(SL_ERR_NOMEM, "text fragment list of %zu entries", cap);
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = (frag){id, off, len};
+    return SL_OK;
+}
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+
+/* Split every raw fragment of `in` on occurrences of special token `id`
+ * (leftmost first, non-overlapping) into `out`. */
+static sl_status split_on(const sl_tokenizer *t, int32_t id, const char *text, const fragvec *in, fragvec *out) {
+    const char *pat = tok_text(t, id);
+    size_t plen = t->tok[id].text_len;
+    uint32_t attr = t->tok[id].attr;
+    sl_status st;
+    out->n = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        frag f = in->v[i];
+        if (f.id >= 0) {
+            if ((st = frag_push(out, f.id, 0, 0))) return st;
+            continue;
+        }
+        size_t off = f.off, len = f.len;
+        while (len > 0) {
+            const char *m = memmem(text + off, len, pat, plen);
+            if (!m) {
+                if ((st = frag_push(out, -1, off, len))) return st;
+                break;
+            }
+            size_t mo = (size_t)(m - text);
+            size_t left = mo - off;
+            if (attr & TA_LSTRIP)
+                while (left > 0 && is_space(text[off + left - 1])) left--;
+            if (left > 0 && (st = frag_push(out, -1, off, left))) return st;
+            if ((st = frag_push(out, id, 0, 0))) return st;
+            size_t end = off + len;
+            off = mo + plen;
+            len = end - off;
+            if (attr & TA_RSTRIP)
+                while (len > 0 && is_space(text[off])) off++, len--;
+        }
+    }
+    return SL_OK;
+}
+
+sl_status sl_tokenize(const sl_tokenizer *t, const char *text, size_t len, bool add_bos, bool parse_special,
+                      int32_t **ids, size_t *n_ids) {
+    sl_status st = SL_OK;
+    fragvec a = {0}, b = {0};
+    idvec out = {0};
+    char *esc = NULL;
+    *ids = NULL;
+    *n_ids = 0;
+    if (!text && len) return SL_FAIL(SL_ERR_INVALID, "text is NULL but len is %zu", len);
+
+    if (len > 0) {
+        if ((st = frag_push(&a, -1, 0, len))) goto fail;
+        for (int32_t k = 0; k < t->n_special; k++) {
+            int32_t id = t->special[k];
+            if (!parse_special && (t->tok[id].attr & (TA_CONTROL | TA_UNKNOWN))) continue;
+            if ((st = split_on(t, id, text, &a, &b))) goto fail;
+            fragvec tmp = a;
+            a = b;
+            b = tmp;
+        }
+    }
+
+    if (add_bos && t->bos >= 0 && (st = idvec_push(&out, t->bos))) goto fail;
+
+    /* escaped fragment: optional "▁" prefix, then every ' ' as "▁" (3 bytes) */
+    size_t esc_cap = 0;
+    bool prev_special = true;
+    for (size_t i = 0; i < a.n; i++) {
+        frag f = a.v[i];
+        if (f.id >= 0) {
+            if ((st = idvec_push(&out, f.id))) goto fail;
+            prev_special = true;
+            continue;
+        }
+        if (f.len > (SIZE_MAX - 3) / 3) {
+            st = SL_FAIL(SL_ERR_RANGE, "text of %zu bytes is too long", f.len);
+            goto fail;
+        }
+        size_t need = 3 * f.len + 3;
+        if (need > esc_cap) {
+            sl_free(esc);
+            esc_cap = need;
+            if (!(esc = sl_malloc(esc_cap))) {
+                st = SL_FAIL(SL_ERR_NOMEM, "escaped text (%zu bytes)", esc_cap);
+                goto fail;
+            }
+        }
+        size_t k = 0;
+        if (t->add_space_prefix && prev_special) {
+            memcpy(esc, "\xe2\x96\x81", 3);
+            k = 3;
+        }
+        for (size_t j = 0; j < f.len; j++) {
+            char c = text[f.off + j];
+            if (c == ' ') {
+                memcpy(esc + k, "\xe2\x96\x81", 3);
+                k += 3;
+            } else {
+                esc[k++] = c;
+            }
+        }
+        if ((st = spm_encode(t, esc, k, &out))) goto fail;
+        prev_special = false;
+    }
+
+    if (out.n == 0) { /* give the caller a valid (empty) array */
+        if ((st = idvec_push(&out, 0))) goto fail;
+        out.n = 0;
+    }
+    *ids = out.v;
+    *n_ids = out.n;
+    out.v = NULL;
+fail:
+    sl_free(a.v);
+    sl_free(b.v);
+    sl_free(esc);
+    sl_free(out.v);
+    return st;
+}
+
+/* ---- pieces and detokenizer ------------------------------------------- */
+
+static const char *piece_of(const sl_tokenizer *t, int32_t id, bool special, size_t *n) {
+    const tok_info *ti = &t->tok[id];
+    if (!special && (ti->attr & (TA_UNKNOWN | TA_CONTROL))) {
+        *n = 0;
+        return "";
+    }
+    *n = ti->piece_len;
+    return t->pieces + ti->piece_off;
+}
+
+int64_t sl_token_to_piece(const sl_tokenizer *t, int32_t id, bool special, char *buf, size_t cap) {
+    if (!valid_id(t, id)) return -1;
+    size_t n;
+    const char *p = piece_of(t, id, special, &n);
+    if (cap > 0) {
+        size_t k = n < cap ? n : cap;
+        memcpy(buf, p, k);
+        if (n < cap) buf[n] = '\0';
+    }
+    return (int64_t)n;
+}
+
+void sl_detok_init(sl_detok *d, const sl_tokenizer *t, bool special) {
+    memset(d, 0, sizeof *d);
+    d->tok = t;
+    d->special = special;
+}
+
+/* bytes a character with this lead byte needs, 0 when it cannot lead */
+static size_t lead_len(unsigned char c) {
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) return 3;
+    if (c >= 0xF0 && c <= 0xF4) return 4;
+    return 0;
+}
+
+/* may byte c follow the valid prefix p[0..n) of a character? */
+static bool cont_ok(const unsigned char *p, size_t n, unsigned char c) {
+    if (n == 1) {
+        switch (p[0]) {
+        case 0xE0: return c >= 0xA0 && c <= 0xBF; /* no overlongs */
+        case 0xED: return c >= 0x80 && c <= 0x9F; /* no surrogates */
+        case 0xF0: return c >= 0x90 && c <= 0xBF; /* no overlongs */
+        case 0xF4: return c >= 0x80 && c <= 0x8F; /* <= U+10FFFF */
+        default: break;
+        }
+    }
+    return c >= 0x80 && c <= 0xBF;
+}
+
+typedef struct sink {
+    char *out;
+    size_t cap, n;
+    bool over;
+} sink;
+
+static void put(sink *s, const void *p, size_t n) {
+    if (s->n + n + 1 > s->cap) { /* keep room for the NUL */
+        s->over = true;
+        return;
+    }
+    memcpy(s->out + s->n, p, n);
+    s->n += n;
+}
+
+static void put_fffd(sink *s) { put(s, "\xef\xbf\xbd", 3); }
+
+static void feed(sl_detok *d, sink *s, unsigned char c) {
+    for (;;) {
+        if (d->n_pend == 0) {
+            size_t need = lead_len(c);
+            if (need == 1) put(s, &c, 1);
+            else if (need == 0) put_fffd(s);
+            else d->pend[d->n_pend++] = c;
+            return;
+        }
+        if (cont_ok(d->pend, d->n_pend, c)) {
+            d->pend[d->n_pend++] = c;
+            if (d->n_pend == lead_len(d->pend[0])) {
+                put(s, d->pend, d->n_pend);
+                d->n_pend = 0;
+            }
+            return;
+        }
+        /* the pending prefix is a maximal invalid subpart; c starts afresh */
+        put_fffd(s);
+        d->n_pend = 0;
+    }
+}
+
+static int64_t finish(sink *s, sl_detok *d, const sl_detok *saved) {
+    if (s->over) {
+        *d = *saved;
+        return -1;
+    }
+    if (s->cap > 0) s->out[s->n] = '\0';
+    return (int64_t)s->n;
+}
+
+int64_t sl_detok_push(sl_detok *d, int32_t id, char *out, size_t cap) {
+    if (!valid_id(d->tok, id)) return -1;
+    sl_detok saved = *d;
+    sink s = {out, cap, 0, false};
+    size_t n;
+    const char *p = piece_of(d->tok, id, d->special, &n);
+    for (size_t i = 0; i < n && !s.over; i++) feed(d, &s, (unsigned char)p[i]);
+    return finish(&s, d, &saved);
+}
+
+int64_t sl_detok_flush(sl_detok *d, char *out, size_t cap) {
+    sl_detok saved = *d;
+    sink s = {out, cap, 0, false};
+    if (d->n_pend > 0) {
+        put_fffd(&s);
+        d->n_pend = 0;
+    }
+    return finish(&s, d, &saved);
+}
