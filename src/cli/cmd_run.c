@@ -18,7 +18,7 @@
 #include <time.h>
 
 enum { O_MODEL, O_PROMPT, O_FILE, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPPEN, O_REPN, O_PRES, O_FREQ, O_SEED,
-       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_COUNT };
+       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -39,7 +39,14 @@ static const opt_def OPTS[O_COUNT] = {
     [O_BATCH] = {"batch-size", "b", OPT_INT, "512", 1, 1 << 16, "prompt tokens per forward step"},
     [O_JSON] = {"json", NULL, OPT_BOOL, NULL, 0, -1, "print one JSON object instead of streaming text"},
     [O_IGNORE_EOS] = {"ignore-eos", NULL, OPT_BOOL, NULL, 0, -1, "do not stop at end-of-generation tokens"},
+    [O_TIMINGS] = {"timings", NULL, OPT_BOOL, NULL, 0, -1, "print prompt and generation speed to stderr"},
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 typedef struct run_state {
     const sl_tokenizer *tok;
@@ -50,6 +57,7 @@ typedef struct run_state {
     char *text;
     size_t n_text, cap_text;
     bool oom;
+    double t_first; /* when the first token was sampled (prompt done) */
 } run_state;
 
 static void append_text(run_state *s, const char *p, size_t n) {
@@ -79,6 +87,7 @@ static bool on_token(void *ud, int32_t id, const float *logits, int32_t n_vocab)
     (void)logits;
     (void)n_vocab;
     run_state *s = ud;
+    if (s->n_gen == 0) s->t_first = now_s();
     if (s->n_gen == s->cap_gen) {
         size_t cap = s->cap_gen ? s->cap_gen * 2 : 256;
         int32_t *g = realloc(s->gen, cap * sizeof *g);
@@ -141,6 +150,7 @@ int cmd_run(int argc, char **argv) {
     };
     int32_t n_gen;
     sl_finish fin;
+    double t0 = now_s();
     if (sl_generate(m, ids, (int32_t)n_ids, &gp, on_token, &s, &n_gen, &fin) != SL_OK) {
         if (!s.json) putchar('\n');
         fprintf(stderr, "shardlm run: %s\n", sl_last_error());
@@ -150,8 +160,14 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "shardlm run: out of memory\n");
         goto done;
     }
+    double t1 = now_s();
     char buf[64];
     emit(&s, buf, sl_detok_flush(&s.detok, buf, sizeof buf));
+    if (v[O_TIMINGS].b && n_gen > 0) {
+        double tp = s.t_first - t0, tg = t1 - s.t_first;
+        fprintf(stderr, "\nprompt: %zu tokens in %.2f ms (%.1f tokens/s); generation: %d tokens in %.2f ms (%.1f tokens/s)\n",
+                n_ids, tp * 1e3, (double)n_ids / tp, n_gen - 1, tg * 1e3, n_gen > 1 ? (double)(n_gen - 1) / tg : 0.0);
+    }
     if (s.json) {
         json_t *o = json_object(), *pa = json_array(), *ga = json_array();
         for (size_t i = 0; i < n_ids; i++) json_array_append_new(pa, json_integer(ids[i]));

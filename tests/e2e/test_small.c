@@ -1,7 +1,7 @@
 /*
  * test_small.c — the reference path on the small random-weight Llama files
  * (every weight type this layer supports) against an independent float64
- * forward pass (golden/small/*.ref_f64.f32), teacher-forced on llama.cpp's
+ * forward pass (golden/small/NAME.NN.ref_f64.f32), teacher-forced on llama.cpp's
  * ids: 4 rows of 32000 logits, row k after prompt + generated[0:k].
  * Files in types the compute layer does not support yet must be refused
  * with an error naming the tensor and type.
@@ -84,6 +84,7 @@ static void check_ref(const char *name, int nn, double tol) {
         }
     free(got);
     free(ref);
+    printf("    %s prompt %02d: max |logit - ref_f64| = %.3g\n", name, nn, worst);
     CHECK_MSG(worst <= tol, "%s prompt %02d: max |logit - ref_f64| = %.3g at row %d, id %d (limit %.0e)", name, nn,
               worst, worst_row, worst_id, tol);
 }
