@@ -1,0 +1,730 @@
+/*
+ * test_sampler.c — the sampler against hand-computed sets and against a
+ * naive oracle written here from the definitions (full qsort, softmax in long
+ * double): greedy and ties, top-k / top-p / min-p sets, temperature, the
+ * empirical distribution of many draws, reproducibility per (seed, stream,
+ * position), penalties, parameter validation, no allocation while sampling,
+ * and sl_logprobs_top.
+ */
+#include "harness.h"
+
+#include "core/alloc.h"
+#include "core/rng.h"
+#include "engine/sampler.h"
+
+#include <float.h>
+#include <stdlib.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static sl_sampler_params plain(float temperature) {
+    sl_sampler_params p = sl_sampler_default_params();
+    p.temperature = temperature;
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    p.min_p = 0.0f;
+    return p;
+}
+
+/* deterministic test data: splitmix64 */
+static uint64_t mix_state;
+static uint64_t mix_next(void) {
+    uint64_t z = (mix_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double mix_unit(void) { return (double)(mix_next() >> 11) / 9007199254740992.0; }
+/* roughly normal logits with scale `sd` (sum of 4 uniforms) */
+static void fill_logits(float *l, int32_t n, double sd, uint64_t seed) {
+    mix_state = seed;
+    for (int32_t i = 0; i < n; i++) l[i] = (float)((mix_unit() + mix_unit() + mix_unit() + mix_unit() - 2.0) * sd * 1.7);
+}
+
+/* ---- the oracle: definitions, no shortcuts ------------------------------ */
+
+static const float *ref_logits;
+static int cmp_rank(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    float lx = ref_logits[x], ly = ref_logits[y];
+    if (lx > ly) return -1;
+    if (lx < ly) return 1;
+    return x < y ? -1 : 1;
+}
+
+/* Candidates and probabilities as the documented chain defines them (no
+ * penalties; finite logits). Returns the count. */
+static int32_t ref_candidates(const float *l, int32_t n, const sl_sampler_params *p, int32_t *ids, double *probs) {
+    for (int32_t i = 0; i < n; i++) ids[i] = i;
+    ref_logits = l;
+    qsort(ids, (size_t)n, sizeof *ids, cmp_rank);
+    if (p->temperature <= 0) {
+        probs[0] = 1;
+        return 1;
+    }
+    int32_t m = n;
+    if (p->top_k > 0 && p->top_k < n) m = p->top_k;
+    long double z = 0, mx = l[ids[0]];
+    for (int32_t i = 0; i < m; i++) z += expl((long double)l[ids[i]] - mx);
+    if (p->top_p < 1) {
+        long double cum = 0;
+        for (int32_t i = 0; i < m; i++) {
+            cum += expl((long double)l[ids[i]] - mx) / z;
+            if (cum >= (long double)p->top_p) {
+                m = i + 1;
+                break;
+            }
+        }
+    }
+    if (p->min_p > 0) {
+        long double pmax = 1 / z;
+        int32_t k = 0;
+        for (int32_t i = 0; i < m; i++)
+            if (expl((long double)l[ids[i]] - mx) / z >= (long double)p->min_p * pmax) ids[k++] = ids[i];
+        m = k;
+    }
+    long double zt = 0;
+    for (int32_t i = 0; i < m; i++) zt += expl(((long double)l[ids[i]] - mx) / p->temperature);
+    for (int32_t i = 0; i < m; i++) probs[i] = (double)(expl(((long double)l[ids[i]] - mx) / p->temperature) / zt);
+    return m;
+}
+
+/* Compare the sampler's candidates with the oracle's; returns false (and
+ * reports) on the first difference. */
+static bool same_as_oracle(const float *l, int32_t n, const sl_sampler_params *p, const char *what) {
+    sl_sampler *s = NULL;
+    int32_t *rids = malloc((size_t)n * sizeof *rids);
+    double *rprobs = malloc((size_t)n * sizeof *rprobs);
+    bool ok = false;
+    if (!rids || !rprobs) goto done;
+    if (sl_sampler_create(p, n, &s) != SL_OK) {
+        sl_test_fail(__FILE__, __LINE__, "%s: create: %s", what, sl_last_error());
+        goto done;
+    }
+    const int32_t *ids;
+    const double *probs;
+    int32_t m = sl_sampler_candidates(s, l, NULL, 0, &ids, &probs);
+    int32_t rm = ref_candidates(l, n, p, rids, rprobs);
+    if (m != rm) {
+        sl_test_fail(__FILE__, __LINE__, "%s: %d candidates, oracle %d", what, m, rm);
+        goto done;
+    }
+    for (int32_t i = 0; i < m; i++) {
+        if (ids[i] != rids[i] || fabs(probs[i] - rprobs[i]) > 1e-9 + 1e-7 * rprobs[i]) {
+            sl_test_fail(__FILE__, __LINE__, "%s: candidate %d: id %d p %.12g, oracle id %d p %.12g", what, i,
+                         ids[i], probs[i], rids[i], rprobs[i]);
+            goto done;
+        }
+    }
+    ok = true;
+done:
+    sl_sampler_destroy(s);
+    free(rids);
+    free(rprobs);
+    return ok;
+}
+
+/* Ids of the candidates, as a bit set over a small vocabulary. */
+static unsigned cand_set(sl_sampler *s, const float *l, const double **probs_out) {
+    const int32_t *ids;
+    const double *probs;
+    int32_t m = sl_sampler_candidates(s, l, NULL, 0, &ids, &probs);
+    unsigned set = 0;
+    for (int32_t i = 0; i < m; i++) set |= 1u << ids[i];
+    if (probs_out) *probs_out = probs;
+    return set;
+}
+
+/* ---- greedy ---------------------------------------------------------------- */
+
+TEST(greedy_argmax_ties_lowest_id) {
+    const float l[6] = {1.0f, 3.0f, -2.0f, 3.0f, 2.5f, 3.0f};
+    float temps[3] = {0.0f, -1.0f, -0.0f};
+    for (int t = 0; t < 3; t++) {
+        sl_sampler_params p = sl_sampler_default_params();
+        p.temperature = temps[t];
+        sl_sampler *s;
+        CHECK_OK(sl_sampler_create(&p, 6, &s));
+        for (uint64_t pos = 0; pos < 20; pos++) CHECK_EQ_INT(sl_sampler_sample(s, l, NULL, 0, 1, pos), 1);
+        sl_sampler_destroy(s);
+    }
+    /* NaN never wins; -0 ties +0 and the lower id wins */
+    const float l2[4] = {NAN, -1.0f, -0.0f, 0.0f};
+    sl_sampler_params p = plain(0.0f);
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, 4, &s));
+    CHECK_EQ_INT(sl_sampler_sample(s, l2, NULL, 0, 0, 0), 2);
+    sl_sampler_destroy(s);
+}
+
+TEST(top_k_one_equals_greedy_any_temperature) {
+    enum { N = 3000 };
+    static float l[N];
+    float temps[4] = {0.05f, 0.7f, 1.0f, 8.0f};
+    for (int trial = 0; trial < 10; trial++) {
+        fill_logits(l, N, 2.0, 100 + (uint64_t)trial);
+        if (trial % 2) /* quantized: many ties at the top */
+            for (int32_t i = 0; i < N; i++) l[i] = floorf(l[i]);
+        int32_t want = 0; /* argmax, lowest id on ties, computed here */
+        for (int32_t i = 1; i < N; i++)
+            if (l[i] > l[want]) want = i;
+        for (int t = 0; t < 4; t++) {
+            sl_sampler_params p = sl_sampler_default_params();
+            p.temperature = temps[t];
+            p.top_k = 1;
+            sl_sampler *s;
+            CHECK_OK(sl_sampler_create(&p, N, &s));
+            for (uint64_t pos = 0; pos < 16; pos++)
+                CHECK_EQ_INT(sl_sampler_sample(s, l, NULL, 0, (uint64_t)trial, pos), want);
+            sl_sampler_destroy(s);
+        }
+    }
+}
+
+/* ---- truncation sets, by hand --------------------------------------------- */
+
+/* probabilities 0.15, 0.5, 0.1, 0.25 at ids 0..3: sorted order is 1, 3, 0, 2
+ * with cumulative mass 0.5, 0.75, 0.9, 1.0; logits are log(p) + 3. */
+static void hand_logits(float l[4]) {
+    const double pr[4] = {0.15, 0.5, 0.1, 0.25};
+    for (int i = 0; i < 4; i++) l[i] = (float)(log(pr[i]) + 3.0);
+}
+
+static unsigned hand_set(float top_p, float min_p, int32_t top_k, const double **probs) {
+    float l[4];
+    hand_logits(l);
+    sl_sampler_params p = plain(1.0f);
+    p.top_p = top_p;
+    p.min_p = min_p;
+    p.top_k = top_k;
+    sl_sampler *s;
+    if (sl_sampler_create(&p, 4, &s) != SL_OK) return 0xdead;
+    static double copy[4];
+    const double *pr;
+    unsigned set = cand_set(s, l, &pr);
+    for (int i = 0; i < __builtin_popcount(set); i++) copy[i] = pr[i];
+    if (probs) *probs = copy;
+    sl_sampler_destroy(s);
+    return set;
+}
+
+#define B(i) (1u << (i))
+
+TEST(top_p_hand_sets) {
+    /* smallest prefix whose mass reaches p */
+    CHECK_EQ_INT(hand_set(0.4f, 0, 0, NULL), B(1));
+    CHECK_EQ_INT(hand_set(0.7f, 0, 0, NULL), B(1) | B(3));
+    CHECK_EQ_INT(hand_set(0.8f, 0, 0, NULL), B(1) | B(3) | B(0));
+    CHECK_EQ_INT(hand_set(0.95f, 0, 0, NULL), B(1) | B(3) | B(0) | B(2));
+    CHECK_EQ_INT(hand_set(1.0f, 0, 0, NULL), B(1) | B(3) | B(0) | B(2));
+    /* at least one token even for a tiny p */
+    CHECK_EQ_INT(hand_set(1e-6f, 0, 0, NULL), B(1));
+    /* after top-k 2 the mass renormalizes to 2/3, 1/3: p 0.6 keeps only id 1 */
+    CHECK_EQ_INT(hand_set(0.6f, 0, 2, NULL), B(1));
+    CHECK_EQ_INT(hand_set(0.6f, 0, 0, NULL), B(1) | B(3));
+    /* probabilities of the survivors renormalize: 0.5/0.75, 0.25/0.75 */
+    const double *pr;
+    CHECK_EQ_INT(hand_set(0.7f, 0, 0, &pr), B(1) | B(3));
+    CHECK_NEAR(pr[0], 2.0 / 3.0, 1e-6);
+    CHECK_NEAR(pr[1], 1.0 / 3.0, 1e-6);
+}
+
+TEST(min_p_hand_sets) {
+    /* keep p >= min_p * 0.5 */
+    CHECK_EQ_INT(hand_set(1.0f, 0.1f, 0, NULL), B(0) | B(1) | B(2) | B(3)); /* bar 0.05 */
+    CHECK_EQ_INT(hand_set(1.0f, 0.25f, 0, NULL), B(1) | B(3) | B(0));       /* bar 0.125 */
+    CHECK_EQ_INT(hand_set(1.0f, 0.4f, 0, NULL), B(1) | B(3));               /* bar 0.2 */
+    CHECK_EQ_INT(hand_set(1.0f, 0.6f, 0, NULL), B(1));                      /* bar 0.3 */
+    CHECK_EQ_INT(hand_set(1.0f, 1.0f, 0, NULL), B(1));                      /* bar 0.5 */
+    /* together with top-p: the smaller of the two prefixes */
+    CHECK_EQ_INT(hand_set(0.95f, 0.25f, 0, NULL), B(1) | B(3) | B(0));
+    CHECK_EQ_INT(hand_set(0.7f, 0.25f, 0, NULL), B(1) | B(3));
+    /* with top-k 3 first: bar 0.4 * p_max keeps 1 and 3 */
+    CHECK_EQ_INT(hand_set(1.0f, 0.4f, 3, NULL), B(1) | B(3));
+    const double *pr;
+    CHECK_EQ_INT(hand_set(1.0f, 0.25f, 0, &pr), B(1) | B(3) | B(0));
+    CHECK_NEAR(pr[0], 0.5 / 0.9, 1e-6);
+    CHECK_NEAR(pr[1], 0.25 / 0.9, 1e-6);
+    CHECK_NEAR(pr[2], 0.15 / 0.9, 1e-6);
+}
+
+TEST(top_k_ties_and_temperature) {
+    const float l[5] = {1.0f, 2.0f, 2.0f, 0.0f, 2.0f};
+    sl_sampler_params p = plain(1.0f);
+    p.top_k = 2;
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, 5, &s));
+    const int32_t *ids;
+    const double *pr;
+    CHECK_EQ_INT(sl_sampler_candidates(s, l, NULL, 0, &ids, &pr), 2);
+    CHECK_EQ_INT(ids[0], 1);
+    CHECK_EQ_INT(ids[1], 2);
+    sl_sampler_destroy(s);
+    p.top_k = 4;
+    CHECK_OK(sl_sampler_create(&p, 5, &s));
+    CHECK_EQ_INT(sl_sampler_candidates(s, l, NULL, 0, &ids, &pr), 4);
+    CHECK(ids[0] == 1 && ids[1] == 2 && ids[2] == 4 && ids[3] == 0);
+    sl_sampler_destroy(s);
+    /* temperature 2 after top-p 0.7 on the hand distribution: weights sqrt(p) */
+    float hl[4];
+    hand_logits(hl);
+    p = plain(2.0f);
+    p.top_p = 0.7f;
+    CHECK_OK(sl_sampler_create(&p, 4, &s));
+    CHECK_EQ_INT(sl_sampler_candidates(s, hl, NULL, 0, &ids, &pr), 2);
+    CHECK_NEAR(pr[0], sqrt(0.5) / (sqrt(0.5) + sqrt(0.25)), 1e-6);
+    sl_sampler_destroy(s);
+}
+
+/* ---- against the oracle ----------------------------------------------------- */
+
+TEST(matches_oracle_small_random) {
+    static float l[300];
+    for (int trial = 0; trial < 200; trial++) {
+        int32_t n = 1 + (int32_t)(trial * 7 % 300);
+        fill_logits(l, n, 0.5 + trial % 5, 1000 + (uint64_t)trial);
+        if (trial % 3 == 0)
+            for (int32_t i = 0; i < n; i++) l[i] = roundf(l[i] * 2) / 2; /* ties */
+        sl_sampler_params p = plain(0.3f + (float)(trial % 7) * 0.4f);
+        p.top_k = (trial % 4 == 0) ? 0 : 1 + trial % 50;
+        p.top_p = (trial % 5 == 0) ? 1.0f : 0.5f + 0.1f * (float)(trial % 5);
+        p.min_p = (trial % 6 == 0) ? 0.0f : 0.01f * (float)(trial % 6);
+        char what[64];
+        snprintf(what, sizeof what, "trial %d n %d", trial, n);
+        CHECK(same_as_oracle(l, n, &p, what));
+    }
+}
+
+TEST(matches_oracle_128k_vocab) {
+    enum { N = 128256 };
+    float *l = malloc(N * sizeof *l);
+    CHECK(l);
+    struct {
+        int32_t top_k;
+        float top_p, min_p, temp;
+        bool ties;
+    } cases[] = {
+        {40, 0.95f, 0.05f, 0.8f, false},  /* defaults: heap path */
+        {40, 0.95f, 0.05f, 0.8f, true},   /* heap path, many ties */
+        {100, 1.0f, 0.0f, 1.0f, false},   /* top-k only */
+        {5000, 0.99f, 0.0f, 1.3f, true},  /* large k: sorted path */
+        {0, 0.9f, 0.0f, 1.0f, false},     /* top-p over the whole vocabulary */
+        {0, 1.0f, 0.002f, 1.0f, true},    /* min-p prefilter */
+        {0, 0.97f, 0.01f, 0.6f, false},   /* both */
+        {0, 1.0f, 0.0f, 1.0f, true},      /* nothing: the whole vocabulary, sorted */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fill_logits(l, N, 3.0, 77 + c);
+        if (cases[c].ties)
+            for (int32_t i = 0; i < N; i++) l[i] = roundf(l[i] * 4) / 4;
+        sl_sampler_params p = plain(cases[c].temp);
+        p.top_k = cases[c].top_k;
+        p.top_p = cases[c].top_p;
+        p.min_p = cases[c].min_p;
+        char what[64];
+        snprintf(what, sizeof what, "case %zu", c);
+        bool ok = same_as_oracle(l, N, &p, what);
+        if (!ok) free(l);
+        CHECK(ok);
+    }
+    free(l);
+}
+
+/* ---- draws ---------------------------------------------------------------- */
+
+/* Each draw is the oracle's inverse CDF at u = sl_rng_uniform(seed, stream,
+ * position): the first candidate, in ranking order, whose cumulative
+ * probability exceeds u. Covers the paths that sort only a prefix. */
+TEST(draw_is_inverse_cdf_of_oracle) {
+    enum { N = 128256, DRAWS = 60 };
+    float *l = malloc(N * sizeof *l);
+    int32_t *rids = malloc(N * sizeof *rids);
+    double *rprobs = malloc(N * sizeof *rprobs);
+    CHECK(l && rids && rprobs);
+    struct {
+        int32_t n, top_k;
+        float top_p, min_p, temp;
+        double sd;
+    } cases[] = {
+        {N, 0, 1.0f, 0.0f, 1.0f, 3.0},    /* no filter: only the reachable prefix is sorted */
+        {N, 0, 1.0f, 0.0f, 0.5f, 1.0},    /* no filter, flat logits */
+        {N, 0, 1.0f, 0.0f, 3.0f, 3.0},    /* no filter, high temperature */
+        {N, 0, 0.9f, 0.0f, 1.0f, 3.0},    /* top-p */
+        {N, 0, 0.8f, 0.05f, 0.7f, 2.0},   /* top-p and min-p */
+        {N, 3000, 0.95f, 0.0f, 1.0f, 1.0}, /* large top-k, then top-p */
+        {N, 60, 0.95f, 0.05f, 1.0f, 1.0},  /* heap */
+        {300, 0, 1.0f, 0.0f, 1.0f, 1.0},   /* small vocabulary, sorted whole */
+    };
+    bool ok = true;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0] && ok; c++) {
+        int32_t n = cases[c].n;
+        fill_logits(l, n, cases[c].sd, 300 + c);
+        if (c % 2)
+            for (int32_t i = 0; i < n; i++) l[i] = roundf(l[i] * 8) / 8;
+        sl_sampler_params p = plain(cases[c].temp);
+        p.top_k = cases[c].top_k;
+        p.top_p = cases[c].top_p;
+        p.min_p = cases[c].min_p;
+        p.seed = 4242 + c;
+        sl_sampler *s;
+        if (sl_sampler_create(&p, n, &s) != SL_OK) {
+            ok = false;
+            break;
+        }
+        int32_t m = ref_candidates(l, n, &p, rids, rprobs);
+        for (uint64_t pos = 0; pos < DRAWS && ok; pos++) {
+            double u = sl_rng_uniform(p.seed, 5, pos);
+            long double cum = 0;
+            int32_t want = rids[m - 1];
+            for (int32_t i = 0; i < m; i++) {
+                cum += rprobs[i];
+                if (cum > u) {
+                    want = rids[i];
+                    break;
+                }
+            }
+            int32_t got = sl_sampler_sample(s, l, NULL, 0, 5, pos);
+            if (got != want) {
+                sl_test_fail(__FILE__, __LINE__, "case %zu position %d: drew %d, inverse CDF gives %d (u %.17g)", c,
+                             (int)pos, got, want, u);
+                ok = false;
+            }
+        }
+        sl_sampler_destroy(s);
+    }
+    free(l);
+    free(rids);
+    free(rprobs);
+    CHECK(ok);
+}
+
+/* Draw `n` tokens at positions 0..n-1 and compare the frequencies with the
+ * expected probabilities: chi-square below `crit` and max |diff| < 0.005. */
+static bool draws_match(sl_sampler *s, const float *l, int32_t nv, const double *want, int n, double crit) {
+    int cnt[16] = {0};
+    for (int i = 0; i < n; i++) {
+        int32_t t = sl_sampler_sample(s, l, NULL, 0, 3, (uint64_t)i);
+        if (t < 0 || t >= nv) return false;
+        cnt[t]++;
+    }
+    double chi2 = 0, maxd = 0;
+    for (int32_t t = 0; t < nv; t++) {
+        double e = want[t] * n;
+        if (want[t] == 0) {
+            if (cnt[t] != 0) {
+                sl_test_fail(__FILE__, __LINE__, "token %d drawn %d times, expected never", t, cnt[t]);
+                return false;
+            }
+            continue;
+        }
+        chi2 += (cnt[t] - e) * (cnt[t] - e) / e;
+        double d = fabs((double)cnt[t] / n - want[t]);
+        if (d > maxd) maxd = d;
+    }
+    if (chi2 > crit || maxd > 0.005) {
+        sl_test_fail(__FILE__, __LINE__, "chi2 %.2f (crit %.1f), max |diff| %.4f", chi2, crit, maxd);
+        return false;
+    }
+    return true;
+}
+
+TEST(draws_follow_softmax_over_temperature) {
+    const float l[8] = {0.3f, 1.2f, -0.5f, 2.0f, 1.9f, 0.0f, -1.5f, 1.0f};
+    const float temps[2] = {0.7f, 1.6f};
+    for (int t = 0; t < 2; t++) {
+        double want[8], z = 0;
+        for (int i = 0; i < 8; i++) z += exp(l[i] / temps[t]);
+        for (int i = 0; i < 8; i++) want[i] = exp(l[i] / temps[t]) / z;
+        sl_sampler_params p = plain(temps[t]);
+        p.seed = 1234;
+        sl_sampler *s;
+        CHECK_OK(sl_sampler_create(&p, 8, &s));
+        /* 7 dof: the 99.9% quantile of chi-square is 24.3 */
+        bool ok = draws_match(s, l, 8, want, 200000, 24.3);
+        sl_sampler_destroy(s);
+        CHECK(ok);
+    }
+}
+
+TEST(draws_follow_filtered_distribution) {
+    /* top-k 3 of the hand distribution at T = 1: ids 1, 3, 0 with 0.5, 0.25, 0.15 over 0.9 */
+    float l[4];
+    hand_logits(l);
+    sl_sampler_params p = plain(1.0f);
+    p.top_k = 3;
+    p.seed = 99;
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, 4, &s));
+    const double want[4] = {0.15 / 0.9, 0.5 / 0.9, 0.0, 0.25 / 0.9};
+    bool ok = draws_match(s, l, 4, want, 100000, 13.8); /* 2 dof, 99.9% */
+    sl_sampler_destroy(s);
+    CHECK(ok);
+}
+
+TEST(same_seed_stream_position_same_token) {
+    enum { N = 500, STEPS = 200 };
+    static float l[N], other[N];
+    static int32_t first[STEPS];
+    int32_t hist[STEPS];
+    fill_logits(l, N, 1.0, 5);
+    fill_logits(other, N, 3.0, 6);
+    sl_sampler_params p = sl_sampler_default_params();
+    p.temperature = 1.2f;
+    p.top_k = 0;
+    p.top_p = 0.98f;
+    p.repeat_penalty = 1.3f;
+    p.seed = 77;
+    sl_sampler *s, *s2;
+    CHECK_OK(sl_sampler_create(&p, N, &s));
+    CHECK_OK(sl_sampler_create(&p, N, &s2));
+    for (int i = 0; i < STEPS; i++) {
+        first[i] = sl_sampler_sample(s, l, hist, i, 11, (uint64_t)i);
+        hist[i] = first[i];
+    }
+    /* again, interleaved with other sequences (other logits, history, streams) */
+    for (int i = 0; i < STEPS; i++) {
+        sl_sampler_sample(s, other, hist, STEPS - i, 12, (uint64_t)i);
+        sl_sampler_sample(s, other, first, i, 11, (uint64_t)i + 1000);
+        CHECK_EQ_INT(sl_sampler_sample(s, l, hist, i, 11, (uint64_t)i), first[i]);
+        CHECK_EQ_INT(sl_sampler_sample(s2, l, hist, i, 11, (uint64_t)i), first[i]);
+    }
+    /* a different stream gives a different sequence */
+    int same = 0;
+    for (int i = 0; i < STEPS; i++) same += sl_sampler_sample(s, l, hist, i, 12, (uint64_t)i) == first[i];
+    CHECK_MSG(same < STEPS / 2, "stream 12 matched stream 11 at %d of %d positions", same, STEPS);
+    sl_sampler_destroy(s);
+    sl_sampler_destroy(s2);
+}
+
+TEST(different_seeds_differ) {
+    enum { N = 50, STEPS = 400 };
+    float l[N];
+    for (int i = 0; i < N; i++) l[i] = 0.01f * (float)i; /* nearly flat */
+    sl_sampler_params p = plain(1.0f);
+    sl_sampler *a, *b;
+    p.seed = 1;
+    CHECK_OK(sl_sampler_create(&p, N, &a));
+    p.seed = 2;
+    CHECK_OK(sl_sampler_create(&p, N, &b));
+    int same = 0;
+    for (int i = 0; i < STEPS; i++)
+        same += sl_sampler_sample(a, l, NULL, 0, 0, (uint64_t)i) == sl_sampler_sample(b, l, NULL, 0, 0, (uint64_t)i);
+    /* independent draws agree with probability ~1/50 */
+    CHECK_MSG(same < 30, "seeds 1 and 2 agree at %d of %d positions", same, STEPS);
+    sl_sampler_destroy(a);
+    sl_sampler_destroy(b);
+}
+
+/* ---- penalties -------------------------------------------------------------- */
+
+static int32_t greedy_with(const float *l, int32_t n, float rp, int32_t last_n, float presence, float freq,
+                           const int32_t *hist, int64_t n_hist) {
+    sl_sampler_params p = plain(0.0f);
+    p.repeat_penalty = rp;
+    p.repeat_last_n = last_n;
+    p.presence_penalty = presence;
+    p.frequency_penalty = freq;
+    sl_sampler *s;
+    if (sl_sampler_create(&p, n, &s) != SL_OK) return -100;
+    int32_t t = sl_sampler_sample(s, l, hist, n_hist, 0, 0);
+    sl_sampler_destroy(s);
+    return t;
+}
+
+TEST(repetition_penalty_changes_argmax) {
+    /* positive logit divided: 2.0 / 1.1 = 1.818 < 1.9 */
+    const float pos[3] = {2.0f, 1.9f, 0.0f};
+    const int32_t h0[2] = {0, 2};
+    CHECK_EQ_INT(greedy_with(pos, 3, 1.0f, 64, 0, 0, h0, 2), 0);
+    CHECK_EQ_INT(greedy_with(pos, 3, 1.1f, 64, 0, 0, h0, 2), 1);
+    CHECK_EQ_INT(greedy_with(pos, 3, 1.05f, 64, 0, 0, h0, 2), 0); /* 1.905 > 1.9 */
+    /* negative logit multiplied: -1.0 * 1.1 = -1.1 < -1.05 */
+    const float neg[2] = {-1.0f, -1.05f};
+    CHECK_EQ_INT(greedy_with(neg, 2, 1.1f, 64, 0, 0, h0, 1), 1);
+    /* the window: token 0 four entries back is outside last 3 */
+    const int32_t h1[4] = {0, 2, 2, 2};
+    CHECK_EQ_INT(greedy_with(pos, 3, 1.1f, 3, 0, 0, h1, 4), 0);
+    CHECK_EQ_INT(greedy_with(pos, 3, 1.1f, 4, 0, 0, h1, 4), 1);
+    CHECK_EQ_INT(greedy_with(pos, 3, 1.1f, -1, 0, 0, h1, 4), 1);
+    CHECK_EQ_INT(greedy_with(pos, 3, 1.1f, 0, 0, 0, h1, 4), 0); /* 0: no history */
+    /* ids outside the vocabulary are ignored */
+    const int32_t h2[3] = {-5, 3, 1000};
+    CHECK_EQ_INT(greedy_with(pos, 3, 1.1f, -1, 0, 0, h2, 3), 0);
+}
+
+TEST(presence_frequency_penalties) {
+    const float l[2] = {1.0f, 0.5f};
+    const int32_t h[3] = {0, 1, 0}; /* token 0 twice, token 1 once */
+    /* frequency 0.3: token 0 at 1.0 - 2 * 0.3 = 0.4 still beats token 1 at 0.5 - 0.3 = 0.2 */
+    CHECK_EQ_INT(greedy_with(l, 2, 1.0f, 64, 0, 0.3f, h, 3), 0);
+    const int32_t h0[2] = {0, 0};
+    CHECK_EQ_INT(greedy_with(l, 2, 1.0f, 64, 0, 0.3f, h0, 2), 1);  /* 0.4 < 0.5 */
+    CHECK_EQ_INT(greedy_with(l, 2, 1.0f, 64, 0, 0.2f, h0, 2), 0);  /* 0.6 > 0.5 */
+    CHECK_EQ_INT(greedy_with(l, 2, 1.0f, 64, 0.6f, 0, h0, 2), 1);  /* 0.4 < 0.5 */
+    CHECK_EQ_INT(greedy_with(l, 2, 1.0f, 64, 0.4f, 0, h0, 2), 0);  /* 0.6 > 0.5 */
+    CHECK_EQ_INT(greedy_with(l, 2, 1.0f, 64, -1.0f, 0, h, 3), 0);  /* negative: a bonus, both get it */
+
+    /* exact values through the distribution: repeat 2, presence 0.5, frequency 0.25
+     * token 0 (once):  2 / 2 - (0.25 + 0.5) = 0.25
+     * token 1 (never): 1
+     * token 2 (twice): -1 * 2 - (0.5 + 0.5) = -3 */
+    const float l3[3] = {2.0f, 1.0f, -1.0f};
+    const int32_t h3[4] = {2, 0, 2, 7};
+    sl_sampler_params p = plain(1.0f);
+    p.repeat_penalty = 2.0f;
+    p.presence_penalty = 0.5f;
+    p.frequency_penalty = 0.25f;
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, 3, &s));
+    const int32_t *ids;
+    const double *pr;
+    CHECK_EQ_INT(sl_sampler_candidates(s, l3, h3, 4, &ids, &pr), 3);
+    double z = exp(0.25) + exp(1.0) + exp(-3.0);
+    CHECK(ids[0] == 1 && ids[1] == 0 && ids[2] == 2);
+    CHECK_NEAR(pr[0], exp(1.0) / z, 1e-7);
+    CHECK_NEAR(pr[1], exp(0.25) / z, 1e-7);
+    CHECK_NEAR(pr[2], exp(-3.0) / z, 1e-7);
+    /* logits are not modified, and nothing carries over to the next call */
+    CHECK(l3[0] == 2.0f && l3[2] == -1.0f);
+    CHECK_EQ_INT(sl_sampler_candidates(s, l3, NULL, 0, &ids, &pr), 3);
+    z = exp(2.0) + exp(1.0) + exp(-1.0);
+    CHECK_NEAR(pr[0], exp(2.0) / z, 1e-7);
+    sl_sampler_destroy(s);
+}
+
+/* ---- create / resources -------------------------------------------------------- */
+
+static bool rejects(sl_sampler_params p, int32_t n, const char *name) {
+    sl_sampler *s = (sl_sampler *)&p; /* must be overwritten with NULL */
+    sl_status st = sl_sampler_create(&p, n, &s);
+    if (st != SL_ERR_INVALID || s != NULL || !strstr(sl_last_error(), name)) {
+        sl_test_fail(__FILE__, __LINE__, "%s: status %d, message \"%s\"", name, st, sl_last_error());
+        sl_sampler_destroy(st == SL_OK ? s : NULL);
+        return false;
+    }
+    return true;
+}
+
+TEST(create_validates_params) {
+    sl_sampler_params d = sl_sampler_default_params(), p;
+    CHECK(d.temperature == 0.8f && d.top_k == 40 && d.top_p == 0.95f && d.min_p == 0.05f);
+    CHECK(d.repeat_penalty == 1.0f && d.repeat_last_n == 64 && d.seed == 0);
+    p = d; p.temperature = NAN;        CHECK(rejects(p, 10, "temperature"));
+    p = d; p.temperature = INFINITY;   CHECK(rejects(p, 10, "temperature"));
+    p = d; p.top_p = NAN;              CHECK(rejects(p, 10, "top_p"));
+    p = d; p.top_p = 0.0f;             CHECK(rejects(p, 10, "top_p"));
+    p = d; p.top_p = 1.5f;             CHECK(rejects(p, 10, "top_p"));
+    p = d; p.min_p = NAN;              CHECK(rejects(p, 10, "min_p"));
+    p = d; p.min_p = -0.1f;            CHECK(rejects(p, 10, "min_p"));
+    p = d; p.min_p = 1.01f;            CHECK(rejects(p, 10, "min_p"));
+    p = d; p.repeat_penalty = NAN;     CHECK(rejects(p, 10, "repeat_penalty"));
+    p = d; p.repeat_penalty = 0.0f;    CHECK(rejects(p, 10, "repeat_penalty"));
+    p = d; p.repeat_last_n = -2;       CHECK(rejects(p, 10, "repeat_last_n"));
+    p = d; p.presence_penalty = NAN;   CHECK(rejects(p, 10, "presence_penalty"));
+    p = d; p.frequency_penalty = INFINITY; CHECK(rejects(p, 10, "frequency_penalty"));
+    CHECK(rejects(d, 0, "n_vocab"));
+    /* accepted: negative temperature (greedy), bounds of the ranges, top_k beyond the vocabulary */
+    sl_sampler *s;
+    p = d; p.temperature = -3.0f; p.top_p = 1.0f; p.min_p = 1.0f; p.top_k = 1000;
+    CHECK_OK(sl_sampler_create(&p, 10, &s));
+    sl_sampler_destroy(s);
+    sl_sampler_destroy(NULL);
+}
+
+TEST(create_out_of_memory_unwinds) {
+    sl_sampler_params p = sl_sampler_default_params();
+    bool done = false;
+    for (int i = 0; i < 32 && !done; i++) {
+        sl_sampler *s = NULL;
+        sl_alloc_fail_after(i);
+        sl_status st = sl_sampler_create(&p, 1000, &s);
+        sl_alloc_fail_after(-1);
+        if (st == SL_OK) {
+            done = true;
+            sl_sampler_destroy(s);
+        } else {
+            CHECK_EQ_INT(st, SL_ERR_NOMEM);
+            CHECK(s == NULL);
+        }
+    }
+    CHECK(done);
+}
+
+TEST(sampling_allocates_nothing) {
+    enum { N = 20000 };
+    static float l[N];
+    static int32_t hist[300];
+    fill_logits(l, N, 2.0, 9);
+    for (int i = 0; i < 300; i++) hist[i] = (i * 37) % N;
+    sl_sampler_params p = sl_sampler_default_params();
+    p.repeat_penalty = 1.2f;
+    p.frequency_penalty = 0.1f;
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, N, &s));
+    uint64_t before = sl_alloc_count();
+    for (int i = 0; i < 50; i++) sl_sampler_sample(s, l, hist, 300, 1, (uint64_t)i);
+    CHECK_EQ_INT(sl_alloc_count(), before);
+    p.top_k = 0; /* the sorted path as well */
+    sl_sampler *s2;
+    CHECK_OK(sl_sampler_create(&p, N, &s2));
+    before = sl_alloc_count();
+    for (int i = 0; i < 20; i++) sl_sampler_sample(s2, l, hist, 300, 1, (uint64_t)i);
+    int32_t ids[5];
+    float lps[5];
+    sl_logprobs_top(l, N, 5, ids, lps, 3, NULL);
+    CHECK_EQ_INT(sl_alloc_count(), before);
+    sl_sampler_destroy(s);
+    sl_sampler_destroy(s2);
+}
+
+/* ---- logprobs ----------------------------------------------------------------- */
+
+TEST(logprobs_top_normalized_and_ordered) {
+    enum { N = 1000 };
+    static float l[N];
+    static int32_t ids[N];
+    static float lp[N];
+    fill_logits(l, N, 4.0, 21);
+    for (int i = 0; i < N; i++) l[i] = roundf(l[i] * 8) / 8 + 1000.0f; /* large, with ties */
+    long double mx = l[0], z = 0;
+    for (int i = 1; i < N; i++)
+        if (l[i] > mx) mx = l[i];
+    for (int i = 0; i < N; i++) z += expl((long double)l[i] - mx);
+    long double lse = mx + logl(z);
+    float chosen_lp = 0;
+    CHECK_EQ_INT(sl_logprobs_top(l, N, N + 5, ids, lp, 17, &chosen_lp), N);
+    double sum = 0;
+    for (int i = 0; i < N; i++) {
+        sum += exp(lp[i]);
+        CHECK_NEAR(lp[i], (double)((long double)l[ids[i]] - lse), 1e-5);
+        if (i > 0) {
+            CHECK_MSG(lp[i] <= lp[i - 1], "not ordered at %d: %g after %g", i, lp[i], lp[i - 1]);
+            if (l[ids[i]] == l[ids[i - 1]]) CHECK_MSG(ids[i] > ids[i - 1], "tie order at %d", i);
+            CHECK(l[ids[i]] <= l[ids[i - 1]]);
+        }
+    }
+    CHECK_NEAR(sum, 1.0, 1e-5);
+    CHECK_NEAR(chosen_lp, (double)((long double)l[17] - lse), 1e-5);
+    /* the top 5 are the first 5 of the full list */
+    int32_t ids5[5];
+    float lp5[5];
+    CHECK_EQ_INT(sl_logprobs_top(l, N, 5, ids5, lp5, -1, &chosen_lp), 5);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ_INT(ids5[i], ids[i]);
+        CHECK(lp5[i] == lp[i]);
+    }
+    CHECK(isinf(chosen_lp) && chosen_lp < 0);
+    CHECK_EQ_INT(sl_logprobs_top(l, N, 0, NULL, NULL, 0, NULL), 0);
+}
+
+TEST(logprobs_top_ties_and_nan) {
+    const float l[4] = {1.0f, NAN, 1.0f, 1.0f};
+    int32_t ids[4];
+    float lp[4];
+    float c;
+    CHECK_EQ_INT(sl_logprobs_top(l, 4, 4, ids, lp, 1, &c), 4);
+    CHECK(ids[0] == 0 && ids[1] == 2 && ids[2] == 3 && ids[3] == 1);
+    for (int i = 0; i < 3; i++) CHECK_NEAR(lp[i], -log(3.0), 1e-6);
+    CHECK(isinf(lp[3]) && lp[3] < 0);
+    CHECK(isinf(c) && c < 0);
+}
