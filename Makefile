@@ -20,7 +20,7 @@ OPT ?= -O2
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wvla \
                -Iinclude -Isrc -pthread -fno-strict-aliasing $(SANFLAGS)
 CFLAGS += $(CFLAGS_BASE)
-LDLIBS := -ljansson -lm -pthread
+LDLIBS := -ljansson -lpcre2-8 -lutf8proc -lm -pthread
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC := $(sort $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c src/compute/*.c src/engine/*.c))
