@@ -23,7 +23,7 @@ CFLAGS += $(CFLAGS_BASE)
 LDLIBS := -ljansson -lpcre2-8 -lutf8proc -lm -pthread
 LDFLAGS += $(SANFLAGS)
 
-LIB_SRC := $(sort $(wildcard src/core/*.c src/model/*.c src/tokenizer/*.c src/compute/*.c src/engine/*.c))
+LIB_SRC := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -39,7 +39,13 @@ all: $(BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(ISA) -MMD -MP -c $< -o $@
+
+# ISA variants of the kernels: compiled with their own flags, chosen at run time from cpuid.
+ISA_AVX2 := -mavx2 -mfma -mf16c
+ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 $(ISA_AVX2)
+$(BUILD)/src/compute/%_avx2.o build-fuzz/obj/src/compute/%_avx2.o: ISA := $(ISA_AVX2)
+$(BUILD)/src/compute/%_avx512.o build-fuzz/obj/src/compute/%_avx512.o: ISA := $(ISA_AVX512)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -66,10 +72,18 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/run-default.sh $(BIN)
 
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -pthread -fsanitize=fuzzer,address,undefined
-fuzz:
-	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_gguf.c $(filter src/core/% src/model/gguf.c,$(LIB_SRC)) -o build-fuzz/fuzz_gguf -lm
+# libFuzzer targets: tests/fuzz/fuzz_NAME.c → build-fuzz/fuzz_NAME, linked with the library
+# built by clang with coverage instrumentation and ASan+UBSan.
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -pthread -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz: $(FUZZ_BIN)
+.SECONDARY: $(FUZZ_OBJ)
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(ISA) -c $< -o $@
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LDLIBS)
 
 clean:
 	rm -rf build build-san build-fuzz
