@@ -10,5 +10,6 @@ int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_gguf(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 #endif

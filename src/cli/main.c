@@ -18,6 +18,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"gguf", cmd_gguf, "print the metadata and tensor table of a GGUF file"},
     {"mkmodel", cmd_mkmodel, "write a Llama-architecture GGUF with random weights"},
+    {"template", cmd_template, "render a chat template"},
 };
 
 static void usage(FILE *f) {
