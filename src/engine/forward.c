@@ -170,6 +170,19 @@ static void step_worker(void *arg, int ith, int nth) {
         matmul_part(f, &L->wv, f->xb, n, f->v, ith, nth);
         sl_pool_barrier(f->pool);
         for (long long t = t0; t < t1; t++) {
+            float *q = f->q + t * qd, *k = f->k + t * kvd, *v = f->v + t * kvd;
+            if (L->bq)
+                for (int64_t i = 0; i < qd; i++) q[i] += L->bq[i];
+            if (L->bk)
+                for (int64_t i = 0; i < kvd; i++) k[i] += L->bk[i];
+            if (L->bv)
+                for (int64_t i = 0; i < kvd; i++) v[i] += L->bv[i];
+            if (L->q_norm)
+                for (int h = 0; h < hp->n_head; h++)
+                    sl_rmsnorm_ref(q + h * hp->head_dim, L->q_norm, q + h * hp->head_dim, hp->head_dim, hp->rms_eps);
+            if (L->k_norm)
+                for (int h = 0; h < hp->n_head_kv; h++)
+                    sl_rmsnorm_ref(k + h * hp->head_dim, L->k_norm, k + h * hp->head_dim, hp->head_dim, hp->rms_eps);
             sl_rope_ref(f->q + t * qd, hp->n_head, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_base, m->rope_freqs,
                         hp->rope_neox);
             sl_rope_ref(f->k + t * kvd, hp->n_head_kv, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_base, m->rope_freqs,

@@ -16,6 +16,25 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The model families. Adding one: an entry here (plus a new op in the
+ * forward pass only when the family needs one that does not exist yet). */
+static const sl_arch ARCHS[] = {
+    /* Llama 2/3, Mistral (no sliding window), TinyLlama, SmolLM, DeepSeek-R1-Distill-Llama */
+    {.name = "llama", .rope_neox = 0, .qkv_bias = 1, .qk_norm = 0, .rope_base = 10000.0f},
+    /* Qwen2, Qwen2.5, DeepSeek-R1-Distill-Qwen */
+    {.name = "qwen2", .rope_neox = 1, .qkv_bias = 2, .qk_norm = 0, .rope_base = 10000.0f},
+    /* dense Qwen3 */
+    {.name = "qwen3", .rope_neox = 1, .qkv_bias = 0, .qk_norm = 2, .rope_base = 10000.0f},
+};
+
+const sl_arch *sl_arch_find(const char *name) {
+    for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
+        if (!strcmp(ARCHS[i].name, name)) return &ARCHS[i];
+    return NULL;
+}
+
+const char *sl_arch_list(void) { return "llama, qwen2, qwen3"; }
+
 static sl_status key_u32(const sl_gguf *g, const char *arch, const char *suffix, bool required, uint32_t def,
                          uint32_t *out) {
     char key[128];
@@ -88,9 +107,10 @@ static sl_status load_hparams(sl_model *m) {
     if (arch.len >= sizeof hp->arch) arch.len = sizeof hp->arch - 1;
     memcpy(hp->arch, arch.ptr, arch.len);
     hp->arch[arch.len] = '\0';
-    if (strcmp(hp->arch, "llama") != 0)
-        return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: unknown architecture '%s' (supported: llama)", sl_gguf_path(g),
-                       hp->arch);
+    m->arch = sl_arch_find(hp->arch);
+    if (!m->arch)
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: unknown architecture '%s' (supported: %s)", sl_gguf_path(g), hp->arch,
+                       sl_arch_list());
     const char *a = hp->arch;
     uint32_t v, n_head, n_head_kv, n_embd;
     if ((st = key_u32(g, a, "embedding_length", true, 0, &n_embd))) return st;
@@ -103,7 +123,7 @@ static sl_status load_hparams(sl_model *m) {
     if ((st = key_u32(g, a, "context_length", true, 0, &v))) return st;
     hp->n_ctx_train = (int32_t)(v > INT32_MAX ? INT32_MAX : v);
     if ((st = key_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps))) return st;
-    if ((st = key_f32(g, a, "rope.freq_base", 10000.0f, &hp->rope_base))) return st;
+    if ((st = key_f32(g, a, "rope.freq_base", m->arch->rope_base, &hp->rope_base))) return st;
     const char *bad = NULL;
     if (n_embd == 0 || n_embd > (1u << 20)) bad = "embedding_length";
     else if (hp->n_layer <= 0 || hp->n_layer > 4096) bad = "block_count";
@@ -117,18 +137,22 @@ static sl_status load_hparams(sl_model *m) {
     hp->n_embd = (int32_t)n_embd;
     hp->n_head = (int32_t)n_head;
     hp->n_head_kv = (int32_t)n_head_kv;
-    uint32_t hd;
+    uint32_t hd, vd;
     if ((st = key_u32(g, a, "attention.key_length", false, n_embd / n_head, &hd))) return st;
-    if (hd != n_embd / n_head)
-        return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: %s.attention.key_length %" PRIu32 " differs from embedding/heads %" PRIu32,
-                       sl_gguf_path(g), a, hd, n_embd / n_head);
+    if ((st = key_u32(g, a, "attention.value_length", false, hd, &vd))) return st;
+    if (hd == 0 || hd > 4096 || hd % 2 != 0)
+        return SL_FAIL(SL_ERR_FORMAT, "%s: %s.attention.key_length %" PRIu32 " is not an even size in 2..4096",
+                       sl_gguf_path(g), a, hd);
+    if (vd != hd)
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: %s.attention.value_length %" PRIu32 " differs from key_length %" PRIu32,
+                       sl_gguf_path(g), a, vd, hd);
     hp->head_dim = (int32_t)hd;
     if ((st = key_u32(g, a, "rope.dimension_count", false, hd, &v))) return st;
     if (v == 0 || v > hd || v % 2 != 0)
         return SL_FAIL(SL_ERR_FORMAT, "%s: %s.rope.dimension_count %" PRIu32 " must be even and <= head size %" PRIu32,
                        sl_gguf_path(g), a, v, hd);
     hp->n_rot = (int32_t)v;
-    hp->rope_neox = 0;
+    hp->rope_neox = m->arch->rope_neox;
     return SL_OK;
 }
 
@@ -154,17 +178,27 @@ static sl_status load_tensors(sl_model *m) {
 #define MAT(field, suffix, nin, nout)                                               \
     snprintf(name, sizeof name, "blk.%d." suffix ".weight", i);                   \
     if ((st = load_matrix(m, name, nin, nout, &L->field))) return st
-#define VEC(field, suffix)                                                          \
-    snprintf(name, sizeof name, "blk.%d." suffix ".weight", i);                   \
-    if ((st = load_vector(m, name, d, true, &L->field))) return st
+#define VEC(field, suffix, n, req)                                                  \
+    snprintf(name, sizeof name, "blk.%d." suffix, i);                             \
+    if ((st = load_vector(m, name, n, req, &L->field))) return st
     for (int i = 0; i < hp->n_layer; i++) {
         sl_layer *L = &m->layers[i];
-        VEC(attn_norm, "attn_norm");
+        const sl_arch *ar = m->arch;
+        VEC(attn_norm, "attn_norm.weight", d, true);
         MAT(wq, "attn_q", d, q_dim);
         MAT(wk, "attn_k", d, kv_dim);
         MAT(wv, "attn_v", d, kv_dim);
+        if (ar->qkv_bias) {
+            VEC(bq, "attn_q.bias", q_dim, ar->qkv_bias == 2);
+            VEC(bk, "attn_k.bias", kv_dim, ar->qkv_bias == 2 || L->bq);
+            VEC(bv, "attn_v.bias", kv_dim, ar->qkv_bias == 2 || L->bq);
+        }
+        if (ar->qk_norm) {
+            VEC(q_norm, "attn_q_norm.weight", hp->head_dim, ar->qk_norm == 2);
+            VEC(k_norm, "attn_k_norm.weight", hp->head_dim, ar->qk_norm == 2 || L->q_norm);
+        }
         MAT(wo, "attn_output", q_dim, d);
-        VEC(ffn_norm, "ffn_norm");
+        VEC(ffn_norm, "ffn_norm.weight", d, true);
         MAT(w_gate, "ffn_gate", d, hp->n_ff);
         MAT(w_up, "ffn_up", d, hp->n_ff);
         MAT(w_down, "ffn_down", hp->n_ff, d);
@@ -202,8 +236,9 @@ void sl_model_destroy(sl_model *m) {
     if (!m) return;
     if (m->layers)
         for (int i = 0; i < m->hp.n_layer; i++) {
-            sl_free(m->layers[i].attn_norm);
-            sl_free(m->layers[i].ffn_norm);
+            sl_layer *L = &m->layers[i];
+            float *vecs[] = {L->attn_norm, L->ffn_norm, L->bq, L->bk, L->bv, L->q_norm, L->k_norm};
+            for (size_t k = 0; k < sizeof vecs / sizeof vecs[0]; k++) sl_free(vecs[k]);
         }
     sl_free(m->layers);
     sl_free(m->output_norm);

@@ -34,11 +34,27 @@ typedef struct sl_hparams {
     int rope_neox;        /* 0: NORM pairs (llama), 1: NEOX halves */
 } sl_hparams;
 
+/* What distinguishes one model family from another: a table entry (model.c). */
+typedef struct sl_arch {
+    const char *name;       /* general.architecture */
+    int rope_neox;          /* 0: NORM pairs (x[2i], x[2i+1]); 1: NEOX halves (x[i], x[i+n_rot/2]) */
+    int qkv_bias;           /* attn_q/k/v.bias: 0 absent, 1 optional, 2 required */
+    int qk_norm;            /* attn_q_norm/attn_k_norm (per-head RMSNorm before rope): 0/1/2 as above */
+    float rope_base;        /* default rope.freq_base */
+} sl_arch;
+
+/* The table of supported families; NULL when `name` is not one of them. */
+const sl_arch *sl_arch_find(const char *name);
+/* "llama, qwen2, qwen3" */
+const char *sl_arch_list(void);
+
 typedef struct sl_layer {
     float *attn_norm;     /* (n_embd) */
     sl_tensor wq;         /* (n_embd → n_head*head_dim) */
     sl_tensor wk;         /* (n_embd → n_head_kv*head_dim) */
     sl_tensor wv;         /* (n_embd → n_head_kv*head_dim) */
+    float *bq, *bk, *bv;  /* biases (n_head*head_dim), (kv_dim), (kv_dim), or NULL */
+    float *q_norm, *k_norm; /* per-head RMSNorm weights (head_dim), or NULL */
     sl_tensor wo;         /* (n_head*head_dim → n_embd) */
     float *ffn_norm;      /* (n_embd) */
     sl_tensor w_gate;     /* (n_embd → n_ff) */
@@ -48,6 +64,7 @@ typedef struct sl_layer {
 
 struct sl_model {
     sl_gguf *gguf;
+    const sl_arch *arch;
     sl_hparams hp;
     sl_tensor tok_embd;   /* (n_embd, n_vocab): row t = embedding of token t */
     float *output_norm;   /* (n_embd) */

@@ -11,10 +11,12 @@
 #include "shardlm.h"
 #include "core/alloc.h"
 #include "engine/generate.h"
+#include "model/gguf_write.h"
 #include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define N_VOCAB 32000
 #define N_ROWS 4
@@ -117,13 +119,93 @@ TEST(unsupported_type_is_named) {
     CHECK_MSG(strstr(sl_last_error(), "Q6_K") && strstr(sl_last_error(), ".weight"), "message: %s", sl_last_error());
 }
 
-/* Another architecture is refused by name. */
+TEST(small_qwen2_Q8_0) {
+    check_ref("small-qwen2-Q8_0", 0, 1e-3);
+    check_ref("small-qwen2-Q8_0", 1, 1e-3);
+}
+TEST(small_qwen3_Q8_0) {
+    check_ref("small-qwen3-Q8_0", 0, 1e-3);
+    check_ref("small-qwen3-Q8_0", 1, 1e-3);
+}
+
+/* Copy a model file with one change: the architecture renamed, a tensor
+ * dropped, or a tensor given another shape (same bytes, dims swapped). */
+static sl_status copy_model(const char *src, const char *dst, const char *arch, const char *drop, const char *reshape) {
+    sl_gguf *g = NULL;
+    sl_gguf_writer *w = NULL;
+    sl_status st = sl_gguf_open(src, &g);
+    if (st) return st;
+    if ((st = sl_gguf_writer_create(dst, &w))) goto done;
+    for (int64_t i = 0; i < sl_gguf_n_kv(g) && !st; i++) {
+        const sl_gguf_kv *kv = sl_gguf_kv_at(g, i);
+        if (arch && sl_str_eq(kv->key, "general.architecture")) st = sl_gguf_writer_set_str(w, "general.architecture", arch);
+        else st = sl_gguf_writer_copy_kv(w, kv);
+    }
+    for (int64_t i = 0; i < sl_gguf_n_tensors(g) && !st; i++) {
+        const sl_gguf_tensor *t = sl_gguf_tensor_at(g, i);
+        char name[80];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        if (drop && !strcmp(name, drop)) continue;
+        int64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        if (reshape && !strcmp(name, reshape)) { /* [n, 1] vector → [n/2, 2] */
+            ne[0] = t->ne[0] / 2;
+            ne[1] = 2;
+        }
+        st = sl_gguf_writer_add_tensor(w, name, reshape && !strcmp(name, reshape) ? 2 : t->n_dims, ne, t->type);
+    }
+    if (!st) st = sl_gguf_writer_begin_data(w);
+    for (int64_t i = 0; i < sl_gguf_n_tensors(g) && !st; i++) {
+        const sl_gguf_tensor *t = sl_gguf_tensor_at(g, i);
+        if (drop && sl_str_eq(t->name, drop)) continue;
+        st = sl_gguf_writer_write(w, t->data, t->nbytes);
+    }
+    if (!st) st = sl_gguf_writer_finish(w);
+done:
+    sl_gguf_writer_destroy(w);
+    sl_gguf_close(g);
+    return st;
+}
+
+static sl_status load_copy(const char *arch, const char *drop, const char *reshape) {
+    const char *src = sl_test_shared("models/small/small-qwen2-Q8_0.gguf");
+    if (!src) return SL_ERR_IO;
+    char dst[] = "/tmp/shardlm-test-model-XXXXXX";
+    int fd = mkstemp(dst);
+    if (fd < 0) return SL_ERR_IO;
+    close(fd);
+    sl_status st = copy_model(src, dst, arch, drop, reshape);
+    if (!st) {
+        sl_model *m = NULL;
+        st = sl_model_load(dst, &m);
+        sl_model_destroy(m);
+    }
+    unlink(dst);
+    return st;
+}
+
+/* An unknown architecture is refused by name. */
 TEST(unknown_architecture_is_named) {
-    const char *p = sl_test_shared("models/small/small-qwen2-Q8_0.gguf");
-    CHECK(p);
-    sl_model *m = NULL;
-    sl_status st = sl_model_load(p, &m);
-    sl_model_destroy(m);
+    sl_status st = load_copy("mamba9", NULL, NULL);
     CHECK_EQ_INT(st, SL_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(sl_last_error(), "qwen2"), "message: %s", sl_last_error());
+    CHECK_MSG(strstr(sl_last_error(), "mamba9"), "message: %s", sl_last_error());
+}
+
+/* A missing tensor is refused with the architecture and tensor named. */
+TEST(missing_tensor_is_named) {
+    sl_status st = load_copy(NULL, "blk.2.attn_k.bias", NULL);
+    CHECK_EQ_INT(st, SL_ERR_FORMAT);
+    CHECK_MSG(strstr(sl_last_error(), "blk.2.attn_k.bias") && strstr(sl_last_error(), "qwen2"), "message: %s",
+              sl_last_error());
+    st = load_copy(NULL, "blk.3.ffn_down.weight", NULL);
+    CHECK_EQ_INT(st, SL_ERR_FORMAT);
+    CHECK_MSG(strstr(sl_last_error(), "blk.3.ffn_down.weight"), "message: %s", sl_last_error());
+}
+
+/* A mis-shaped tensor is refused with expected and found shapes. */
+TEST(misshaped_tensor_is_named) {
+    sl_status st = load_copy(NULL, NULL, "blk.1.attn_q.bias");
+    CHECK_EQ_INT(st, SL_ERR_FORMAT);
+    CHECK_MSG(strstr(sl_last_error(), "blk.1.attn_q.bias") && strstr(sl_last_error(), "[128, 2") &&
+                  strstr(sl_last_error(), "expected [256, 1]"),
+              "message: %s", sl_last_error());
 }
