@@ -11,5 +11,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_gguf(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
     {"gguf", cmd_gguf, "print the metadata and tensor table of a GGUF file"},
     {"mkmodel", cmd_mkmodel, "write a Llama-architecture GGUF with random weights"},
     {"template", cmd_template, "render a chat template"},
+    {"bench", cmd_bench, "measure prompt, decode and batched throughput"},
 };
 
 static void usage(FILE *f) {
