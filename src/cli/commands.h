@@ -5,6 +5,7 @@
 #ifndef SL_CLI_COMMANDS_H
 #define SL_CLI_COMMANDS_H
 
+int cmd_serve(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

@@ -13,6 +13,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } COMMANDS[] = {
+    {"serve", cmd_serve, "serve a model over an OpenAI-compatible HTTP API"},
     {"run", cmd_run, "generate text from a prompt"},
     {"logits", cmd_logits, "print the logits of the last prompt position"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},

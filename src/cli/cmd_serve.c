@@ -1,0 +1,137 @@
+/*
+ * cmd_serve.c — `shardlm serve`: one model replica as an OpenAI-compatible
+ * HTTP server with continuous batching, paged KV cache and prefix caching.
+ *
+ * Shutdown: SIGTERM or SIGINT → /ready answers 503 and new generation
+ * requests get 503; running requests finish (at most --shutdown-timeout
+ * seconds, then they are aborted); exit 0.
+ */
+#include "commands.h"
+#include "common.h"
+#include "opts.h"
+
+#include "core/alloc.h"
+#include "model/model.h"
+#include "server/http.h"
+#include "server/sched.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
+       O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_COUNT };
+
+static const opt_def OPTS[O_COUNT] = {
+    [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
+    [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on"},
+    [O_PORT] = {"port", NULL, OPT_INT, "8080", 0, 65535, "port to listen on (0: any free port, printed at start)"},
+    [O_NAME] = {"served-model-name", NULL, OPT_STR, NULL, 0, -1, "model id in the API (default: the file name)"},
+    [O_THREADS] = {"threads", "t", OPT_INT, NULL, 1, 1024, "compute threads (default: number of CPUs)"},
+    [O_CTX] = {"ctx-size", "c", OPT_INT, "0", 0, 1 << 24, "context length per sequence (0: the model's)"},
+    [O_SEQS] = {"max-num-seqs", NULL, OPT_INT, "64", 1, 4096, "sequences in the running batch at most"},
+    [O_BATCHED] = {"max-num-batched-tokens", NULL, OPT_INT, "512", 16, 1 << 20, "tokens per forward step at most"},
+    [O_BLOCK] = {"block-size", NULL, OPT_INT, "16", 1, 1024, "tokens per KV block"},
+    [O_KVMEM] = {"kv-mem", NULL, OPT_INT, "1024", 1, 1 << 24, "MiB of memory for the KV cache"},
+    [O_NOPREFIX] = {"no-prefix-caching", NULL, OPT_BOOL, NULL, 0, -1, "do not reuse the KV blocks of shared prefixes"},
+    [O_POOLS] = {"kv-pools", NULL, OPT_STR, "short:<=2048:30%:fifo,long:70%:lru", 0, -1,
+                 "KV pools by context length: name:<=TOKENS:SHARE%:fifo|lru,..."},
+    [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1, "require 'Authorization: Bearer KEY' (not on /health, /ready)"},
+    [O_MAXBODY] = {"max-body-bytes", NULL, OPT_INT, "8388608", 1024, 1 << 30, "largest request body"},
+    [O_SHUTDOWN] = {"shutdown-timeout", NULL, OPT_INT, "30", 0, 3600, "seconds running requests get to finish at exit"},
+    [O_MAXCONN] = {"max-connections", NULL, OPT_INT, "1024", 1, 65536, "concurrent HTTP connections at most"},
+};
+
+static char *default_model_id(const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+    if (n > 5 && !strcmp(b + n - 5, ".gguf")) n -= 5;
+    return sl_strndup(b, n);
+}
+
+int cmd_serve(int argc, char **argv) {
+    opt_val v[O_COUNT];
+    const char *pos[1];
+    int n_pos;
+    int r = opts_parse("serve", "-m MODEL [--host H] [--port P] [options]", OPTS, O_COUNT, v, argc, argv, pos, 0, &n_pos);
+    if (r) return r > 0 ? 0 : 1;
+    /* signals are taken by this thread only (sigtimedwait below) */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    sl_metrics *metrics = calloc(1, sizeof *metrics);
+    char *model_id = NULL;
+    sl_sched *sched = NULL;
+    sl_http *http = NULL;
+    sl_model *m = cli_load_model("serve", v[O_MODEL].s);
+    if (!m || !metrics) goto done;
+    sl_metrics_init(metrics);
+    model_id = v[O_NAME].set ? sl_strdup(v[O_NAME].s) : default_model_id(v[O_MODEL].s);
+    sl_sched_params sp = {
+        .n_ctx = (int32_t)v[O_CTX].i,
+        .n_threads = v[O_THREADS].set ? (int32_t)v[O_THREADS].i : cli_default_threads(),
+        .max_num_seqs = (int32_t)v[O_SEQS].i,
+        .max_num_batched_tokens = (int32_t)v[O_BATCHED].i,
+        .block_size = (int32_t)v[O_BLOCK].i,
+        .kv_mem_mib = v[O_KVMEM].i,
+        .prefix_caching = !v[O_NOPREFIX].b,
+    };
+    if (sl_kvm_parse_pools(v[O_POOLS].s, sp.pools, &sp.n_pools) != SL_OK) {
+        fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
+        goto done;
+    }
+    if (sl_sched_create(m, model_id, &sp, metrics, &sched) != SL_OK) {
+        fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
+        goto done;
+    }
+    sl_api_ctx api = {.model = m, .model_id = model_id, .n_ctx = sl_sched_n_ctx(sched)};
+    sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,
+                      .max_body_bytes = v[O_MAXBODY].i, .max_connections = (int)v[O_MAXCONN].i};
+    if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {
+        fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
+        goto done;
+    }
+    sl_http_set_ready(http, true);
+    printf("shardlm serve: model '%s' on http://%s:%d (context %d, %d threads)\n", model_id, v[O_HOST].s,
+           sl_http_port(http), sl_sched_n_ctx(sched), sp.n_threads);
+    fflush(stdout);
+
+    int sig;
+    do {
+        sig = sigwaitinfo(&sigs, NULL);
+    } while (sig < 0 && errno == EINTR);
+    fprintf(stderr, "shardlm serve: signal %d: draining (at most %lld s)\n", sig, (long long)v[O_SHUTDOWN].i);
+    sl_http_drain(http);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (sl_http_in_flight(http) == 0) break;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec >= v[O_SHUTDOWN].i) {
+            fprintf(stderr, "shardlm serve: %d requests still running at the shutdown timeout: aborting them\n",
+                    sl_http_in_flight(http));
+            break;
+        }
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    rc = 0;
+done:
+    /* the scheduler goes first: it finishes (aborts) what is left, which wakes the HTTP threads */
+    sl_sched_destroy(sched);
+    sl_http_stop(http);
+    sl_model_destroy(m);
+    sl_free(model_id);
+    free(metrics);
+    return rc;
+}

@@ -1,0 +1,683 @@
+/*
+ * api.c — OpenAI request parsing/validation and response pieces (see api.h).
+ */
+#include "api.h"
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sl_api_set_error(sl_api_error *e, int status, const char *param, const char *fmt, ...) {
+    e->status = status;
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    snprintf(e->type, sizeof e->type, "%s",
+             status == 401 ? "authentication_error" : status == 404 ? "not_found_error"
+                                                    : status >= 500 ? "server_error"
+                                                                    : "invalid_request_error");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+char *sl_api_error_json(const sl_api_error *e) {
+    json_t *o = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", e->message, "type", e->type, "param",
+                          e->param[0] ? json_string(e->param) : json_null(), "code",
+                          e->status == 404 && !strcmp(e->param, "model") ? json_string("model_not_found") : json_null());
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+void sl_api_request_free(sl_api_request *r) {
+    for (int i = 0; i < r->params.n_stop; i++) sl_free(r->params.stop[i]);
+    sl_free(r->prompt);
+    sl_free(r->prompt_text);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- field helpers --------------------------------------------------------- */
+
+static bool present(json_t *o, const char *k) {
+    json_t *v = json_object_get(o, k);
+    return v && !json_is_null(v);
+}
+
+static bool get_number(json_t *o, const char *k, double lo, double hi, double *out, sl_api_error *e) {
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_number(v)) {
+        sl_api_set_error(e, 400, k, "'%s' must be a number", k);
+        return false;
+    }
+    double d = json_number_value(v);
+    if (!isfinite(d) || d < lo || d > hi) {
+        sl_api_set_error(e, 400, k, "'%s' is %g; it must be between %g and %g", k, d, lo, hi);
+        return false;
+    }
+    *out = d;
+    return true;
+}
+
+static bool get_int(json_t *o, const char *k, long long lo, long long hi, long long *out, sl_api_error *e) {
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) return true;
+    if (json_is_real(v) && floor(json_real_value(v)) == json_real_value(v) && fabs(json_real_value(v)) < 9e15) {
+        v = json_integer((json_int_t)json_real_value(v));
+        json_object_set_new(o, k, v);
+    }
+    if (!json_is_integer(v)) {
+        sl_api_set_error(e, 400, k, "'%s' must be an integer", k);
+        return false;
+    }
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi) {
+        sl_api_set_error(e, 400, k, "'%s' is %lld; it must be between %lld and %lld", k, x, lo, hi);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool get_bool(json_t *o, const char *k, bool *out, sl_api_error *e) {
+    json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_boolean(v)) {
+        sl_api_set_error(e, 400, k, "'%s' must be true or false", k);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+/* ---- chat rendering ----------------------------------------------------------- */
+
+static bool message_text(json_t *msg, int idx, const char **role, char **text, sl_api_error *e) {
+    char field[64];
+    snprintf(field, sizeof field, "messages[%d]", idx);
+    if (!json_is_object(msg)) {
+        sl_api_set_error(e, 400, field, "'%s' must be an object with 'role' and 'content'", field);
+        return false;
+    }
+    json_t *r = json_object_get(msg, "role");
+    if (!json_is_string(r)) {
+        snprintf(field, sizeof field, "messages[%d].role", idx);
+        sl_api_set_error(e, 400, field, "'%s' must be a string", field);
+        return false;
+    }
+    *role = json_string_value(r);
+    static const char *roles[] = {"system", "user", "assistant", "tool", "developer", "function"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) known |= !strcmp(*role, roles[i]);
+    if (!known) {
+        snprintf(field, sizeof field, "messages[%d].role", idx);
+        sl_api_set_error(e, 400, field, "'%s' is '%s'; expected system, user, assistant, tool or developer", field,
+                         *role);
+        return false;
+    }
+    json_t *c = json_object_get(msg, "content");
+    snprintf(field, sizeof field, "messages[%d].content", idx);
+    if (!c || json_is_null(c)) {
+        *text = sl_strdup("");
+    } else if (json_is_string(c)) {
+        *text = sl_strdup(json_string_value(c));
+    } else if (json_is_array(c)) {
+        size_t n = 0, i;
+        json_t *part;
+        json_array_foreach(c, i, part) {
+            json_t *t = json_object_get(part, "text");
+            if (!json_is_object(part) || !json_is_string(json_object_get(part, "type")) ||
+                strcmp(json_string_value(json_object_get(part, "type")), "text") != 0 || !json_is_string(t)) {
+                sl_api_set_error(e, 400, field, "'%s' parts must be {\"type\": \"text\", \"text\": \"...\"}", field);
+                return false;
+            }
+            n += json_string_length(t);
+        }
+        *text = sl_malloc(n + 1);
+        if (*text) {
+            size_t k = 0;
+            json_array_foreach(c, i, part) {
+                json_t *t = json_object_get(part, "text");
+                memcpy(*text + k, json_string_value(t), json_string_length(t));
+                k += json_string_length(t);
+            }
+            (*text)[k] = '\0';
+        }
+    } else {
+        sl_api_set_error(e, 400, field, "'%s' must be a string or an array of text parts", field);
+        return false;
+    }
+    if (!*text) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+typedef struct tbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} tbuf;
+
+static void tb_add(tbuf *b, const char *s) {
+    size_t k = strlen(s);
+    if (b->n + k + 1 > b->cap) {
+        size_t c = b->cap ? b->cap * 2 : 1024;
+        while (c < b->n + k + 1) c *= 2;
+        char *np = sl_realloc(b->p, c);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = c;
+    }
+    memcpy(b->p + b->n, s, k);
+    b->n += k;
+    b->p[b->n] = '\0';
+}
+
+/* Built-in template for files without tokenizer.chat_template: ChatML when
+ * the vocabulary has <|im_start|>, otherwise Llama 2's [INST] format. */
+static bool render_fallback(const sl_api_ctx *ctx, json_t *messages, bool add_gen, char **out, sl_api_error *e) {
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    bool chatml = false;
+    for (int32_t i = 0; i < sl_tokenizer_n_vocab(tok) && !chatml; i++) {
+        size_t len;
+        const char *t = sl_tokenizer_token_text(tok, i, &len);
+        chatml = t && len == 12 && !memcmp(t, "<|im_start|>", 12);
+    }
+    tbuf b = {0};
+    size_t i;
+    json_t *msg;
+    const char *pending_system = NULL;
+    char *sys_text = NULL;
+    json_array_foreach(messages, i, msg) {
+        const char *role;
+        char *text = NULL;
+        if (!message_text(msg, (int)i, &role, &text, e)) {
+            sl_free(b.p);
+            sl_free(sys_text);
+            return false;
+        }
+        if (chatml) {
+            tb_add(&b, "<|im_start|>");
+            tb_add(&b, role);
+            tb_add(&b, "\n");
+            tb_add(&b, text);
+            tb_add(&b, "<|im_end|>\n");
+        } else if (!strcmp(role, "system") || !strcmp(role, "developer")) {
+            sl_free(sys_text);
+            sys_text = text;
+            pending_system = sys_text;
+            text = NULL;
+        } else if (!strcmp(role, "assistant")) {
+            tb_add(&b, " ");
+            tb_add(&b, text);
+            tb_add(&b, " </s>");
+        } else {
+            tb_add(&b, "[INST] ");
+            if (pending_system) {
+                tb_add(&b, "<<SYS>>\n");
+                tb_add(&b, pending_system);
+                tb_add(&b, "\n<</SYS>>\n\n");
+                pending_system = NULL;
+            }
+            tb_add(&b, text);
+            tb_add(&b, " [/INST]");
+        }
+        sl_free(text);
+    }
+    sl_free(sys_text);
+    if (chatml && add_gen) tb_add(&b, "<|im_start|>assistant\n");
+    if (b.oom || !b.p) {
+        sl_free(b.p);
+        if (b.oom) {
+            sl_api_set_error(e, 500, NULL, "out of memory");
+            return false;
+        }
+        b.p = sl_strdup("");
+    }
+    *out = b.p;
+    return true;
+}
+
+bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, bool add_gen, char **out,
+                        sl_api_error *e) {
+    (void)tools;
+    return render_fallback(ctx, messages, add_gen, out, e);
+}
+
+/* ---- request parsing ------------------------------------------------------------ */
+
+static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    json_t *p = json_object_get(body, "prompt");
+    if (!p) {
+        sl_api_set_error(e, 400, "prompt", "'prompt' is required");
+        return false;
+    }
+    if (json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
+    if (json_is_string(p)) {
+        r->prompt_text = sl_strndup(json_string_value(p), json_string_length(p));
+        size_t n = 0;
+        if (!r->prompt_text ||
+            sl_tokenize(tok, json_string_value(p), json_string_length(p), sl_tokenizer_add_bos(tok), false, &r->prompt,
+                        &n) != SL_OK) {
+            sl_api_set_error(e, 400, "prompt", "cannot tokenize 'prompt': %s", sl_last_error());
+            return false;
+        }
+        r->n_prompt = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
+        return true;
+    }
+    if (json_is_array(p) && json_array_size(p) > 0 && json_is_integer(json_array_get(p, 0))) {
+        size_t n = json_array_size(p), i;
+        json_t *v;
+        r->prompt = sl_alloc_array(n, sizeof(int32_t));
+        if (!r->prompt) {
+            sl_api_set_error(e, 500, NULL, "out of memory");
+            return false;
+        }
+        json_array_foreach(p, i, v) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) >= sl_tokenizer_n_vocab(tok)) {
+                sl_api_set_error(e, 400, "prompt", "'prompt' token %zu is not an id in [0, %d)", i,
+                                 sl_tokenizer_n_vocab(tok));
+                return false;
+            }
+            r->prompt[i] = (int32_t)json_integer_value(v);
+        }
+        r->n_prompt = (int32_t)n;
+        return true;
+    }
+    if (json_is_array(p) && json_array_size(p) > 1)
+        sl_api_set_error(e, 400, "prompt", "'prompt' with several prompts is not supported: send one per request");
+    else
+        sl_api_set_error(e, 400, "prompt", "'prompt' must be a string or an array of token ids");
+    return false;
+}
+
+static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
+    json_t *m = json_object_get(body, "messages");
+    if (!m) {
+        sl_api_set_error(e, 400, "messages", "'messages' is required");
+        return false;
+    }
+    if (!json_is_array(m) || json_array_size(m) == 0) {
+        sl_api_set_error(e, 400, "messages", "'messages' must be a non-empty array");
+        return false;
+    }
+    json_t *tools = json_object_get(body, "tools");
+    if (!sl_api_render_chat(ctx, m, tools, true, &r->prompt_text, e)) return false;
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    /* the template writes special tokens as text: parse them; add BOS unless the text starts with it */
+    bool add_bos = sl_tokenizer_add_bos(tok);
+    int32_t bos = sl_tokenizer_bos(tok);
+    if (add_bos && bos >= 0) {
+        size_t bl;
+        const char *bt = sl_tokenizer_token_text(tok, bos, &bl);
+        if (bt && bl && strlen(r->prompt_text) >= bl && !memcmp(r->prompt_text, bt, bl)) add_bos = false;
+    }
+    size_t n = 0;
+    if (sl_tokenize(tok, r->prompt_text, strlen(r->prompt_text), add_bos, true, &r->prompt, &n) != SL_OK) {
+        sl_api_set_error(e, 400, "messages", "cannot tokenize the rendered conversation: %s", sl_last_error());
+        return false;
+    }
+    r->n_prompt = (int32_t)n;
+    return true;
+}
+
+static bool parse_stop(json_t *body, sl_req_params *p, sl_api_error *e) {
+    json_t *s = json_object_get(body, "stop");
+    if (!s || json_is_null(s)) return true;
+    if (json_is_string(s)) {
+        if (json_string_length(s) == 0) return true;
+        p->stop[p->n_stop] = sl_strdup(json_string_value(s));
+        if (!p->stop[p->n_stop]) goto oom;
+        p->n_stop++;
+        return true;
+    }
+    if (!json_is_array(s)) {
+        sl_api_set_error(e, 400, "stop", "'stop' must be a string or an array of strings");
+        return false;
+    }
+    if (json_array_size(s) > SL_MAX_STOP) {
+        sl_api_set_error(e, 400, "stop", "'stop' has %zu strings; at most %d are allowed", json_array_size(s), SL_MAX_STOP);
+        return false;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(s, i, v) {
+        if (!json_is_string(v)) {
+            sl_api_set_error(e, 400, "stop", "'stop[%zu]' must be a string", i);
+            return false;
+        }
+        if (json_string_length(v) == 0) continue;
+        if (json_string_length(v) > 256 || memchr(json_string_value(v), 0, json_string_length(v))) {
+            sl_api_set_error(e, 400, "stop", "'stop[%zu]' must be 1..256 bytes without NUL", i);
+            return false;
+        }
+        p->stop[p->n_stop] = sl_strdup(json_string_value(v));
+        if (!p->stop[p->n_stop]) goto oom;
+        p->n_stop++;
+    }
+    return true;
+oom:
+    sl_api_set_error(e, 500, NULL, "out of memory");
+    return false;
+}
+
+bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, size_t len, sl_api_request *r,
+                  sl_api_error *e) {
+    memset(r, 0, sizeof *r);
+    memset(e, 0, sizeof *e);
+    r->kind = kind;
+    json_error_t je;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        sl_api_set_error(e, 400, NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+        return false;
+    }
+    bool ok = false;
+    if (!json_is_object(o)) {
+        sl_api_set_error(e, 400, NULL, "the body must be a JSON object");
+        goto done;
+    }
+    json_t *model = json_object_get(o, "model");
+    if (model && !json_is_null(model)) {
+        if (!json_is_string(model)) {
+            sl_api_set_error(e, 400, "model", "'model' must be a string");
+            goto done;
+        }
+        if (strcmp(json_string_value(model), ctx->model_id) != 0) {
+            sl_api_set_error(e, 404, "model", "The model '%s' does not exist; this server serves '%s'",
+                             json_string_value(model), ctx->model_id);
+            goto done;
+        }
+    }
+    sl_req_params *p = &r->params;
+    p->sampling = sl_sampler_default_params();
+    p->sampling.temperature = 1.0f; /* OpenAI's defaults */
+    p->sampling.top_k = 0;
+    p->sampling.top_p = 1.0f;
+    p->sampling.min_p = 0.0f;
+    p->sampling.repeat_penalty = 1.0f;
+    p->sampling.repeat_last_n = -1;
+    p->logprobs = -1;
+    double d;
+    long long x;
+    d = 1.0;
+    if (!get_number(o, "temperature", 0, 2, &d, e)) goto done;
+    p->sampling.temperature = (float)d;
+    d = 1.0;
+    if (!get_number(o, "top_p", 0, 1, &d, e)) goto done;
+    if (d <= 0) {
+        sl_api_set_error(e, 400, "top_p", "'top_p' must be greater than 0 and at most 1");
+        goto done;
+    }
+    p->sampling.top_p = (float)d;
+    x = 0;
+    if (!get_int(o, "top_k", -1, 1 << 30, &x, e)) goto done;
+    p->sampling.top_k = (int32_t)(x < 0 ? 0 : x);
+    d = 0;
+    if (!get_number(o, "min_p", 0, 1, &d, e)) goto done;
+    p->sampling.min_p = (float)d;
+    d = 0;
+    if (!get_number(o, "presence_penalty", -2, 2, &d, e)) goto done;
+    p->sampling.presence_penalty = (float)d;
+    d = 0;
+    if (!get_number(o, "frequency_penalty", -2, 2, &d, e)) goto done;
+    p->sampling.frequency_penalty = (float)d;
+    d = 1;
+    if (!get_number(o, "repetition_penalty", 0.01, 10, &d, e)) goto done;
+    p->sampling.repeat_penalty = (float)d;
+    if (present(o, "seed")) {
+        x = 0;
+        if (!get_int(o, "seed", INT64_MIN + 1, INT64_MAX, &x, e)) goto done;
+        p->sampling.seed = (uint64_t)x;
+    } else {
+        /* no seed: a fresh one per request */
+        static _Atomic uint64_t counter;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        p->sampling.seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (atomic_fetch_add(&counter, 1) << 48);
+    }
+    x = 1;
+    if (!get_int(o, "n", 1, 1, &x, e)) {
+        sl_api_set_error(e, 400, "n", "'n' must be 1: one choice per request is supported");
+        goto done;
+    }
+    if (!get_bool(o, "stream", &r->stream, e)) goto done;
+    json_t *so = json_object_get(o, "stream_options");
+    if (so && !json_is_null(so)) {
+        if (!json_is_object(so)) {
+            sl_api_set_error(e, 400, "stream_options", "'stream_options' must be an object");
+            goto done;
+        }
+        if (!get_bool(so, "include_usage", &r->include_usage, e)) {
+            snprintf(e->param, sizeof e->param, "stream_options.include_usage");
+            goto done;
+        }
+    }
+    json_t *user = json_object_get(o, "user");
+    if (user && !json_is_null(user) && !json_is_string(user)) {
+        sl_api_set_error(e, 400, "user", "'user' must be a string");
+        goto done;
+    }
+    if (!get_bool(o, "ignore_eos", &p->ignore_eos, e)) goto done;
+    if (kind == SL_API_COMPLETIONS) {
+        json_t *lp = json_object_get(o, "logprobs");
+        if (lp && !json_is_null(lp)) {
+            x = 0;
+            if (json_is_boolean(lp)) x = json_is_true(lp) ? 0 : -1;
+            else if (!get_int(o, "logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
+            p->logprobs = (int32_t)x;
+        }
+    } else {
+        bool lp = false;
+        if (!get_bool(o, "logprobs", &lp, e)) goto done;
+        x = 0;
+        if (!get_int(o, "top_logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
+        if (present(o, "top_logprobs") && !lp) {
+            sl_api_set_error(e, 400, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+            goto done;
+        }
+        p->logprobs = lp ? (int32_t)x : -1;
+    }
+    if (!parse_stop(o, p, e)) goto done;
+    if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
+    if (r->n_prompt == 0) {
+        sl_api_set_error(e, 400, kind == SL_API_COMPLETIONS ? "prompt" : "messages",
+                         "the prompt is empty and this model adds no BOS token");
+        goto done;
+    }
+    if (r->n_prompt >= ctx->n_ctx) {
+        sl_api_set_error(e, 400, kind == SL_API_COMPLETIONS ? "prompt" : "messages",
+                         "This model's maximum context length is %d tokens, but the prompt has %d tokens",
+                         ctx->n_ctx, r->n_prompt);
+        goto done;
+    }
+    const char *mt = present(o, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+    x = ctx->n_ctx - r->n_prompt;
+    if (present(o, mt)) {
+        r->max_tokens_given = true;
+        if (!get_int(o, mt, 1, 1LL << 31, &x, e)) goto done;
+        if (x > ctx->n_ctx - r->n_prompt) {
+            sl_api_set_error(e, 400, mt, "This model's maximum context length is %d tokens: %d in the prompt plus %lld "
+                             "requested by '%s' exceed it", ctx->n_ctx, r->n_prompt, x, mt);
+            goto done;
+        }
+    }
+    p->max_tokens = (int32_t)x;
+    ok = true;
+done:
+    json_decref(o);
+    if (!ok) sl_api_request_free(r);
+    return ok;
+}
+
+/* ---- responses ---------------------------------------------------------------- */
+
+static json_t *piece_json(const sl_tokenizer *tok, int32_t id, json_t **bytes_out) {
+    char buf[512];
+    int64_t n = sl_token_to_piece(tok, id, true, buf, sizeof buf);
+    if (n < 0) n = 0;
+    if (n > (int64_t)sizeof buf) n = sizeof buf;
+    if (bytes_out) {
+        *bytes_out = json_array();
+        for (int64_t i = 0; i < n; i++) json_array_append_new(*bytes_out, json_integer((unsigned char)buf[i]));
+    }
+    /* a piece that is not valid UTF-8 on its own (byte tokens) is shown as its escaped bytes */
+    json_t *s = json_stringn(buf, (size_t)n);
+    if (!s) {
+        char esc[2200];
+        size_t k = (size_t)snprintf(esc, sizeof esc, "bytes:");
+        for (int64_t i = 0; i < n && k + 5 < sizeof esc; i++)
+            k += (size_t)snprintf(esc + k, sizeof esc - k, "\\x%02x", (unsigned char)buf[i]);
+        s = json_stringn(esc, k);
+    }
+    return s;
+}
+
+json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_tok_out *toks, int32_t t0, int32_t t1,
+                             size_t text_offset) {
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    if (kind == SL_API_CHAT) {
+        json_t *content = json_array();
+        for (int32_t i = t0; i < t1; i++) {
+            json_t *bytes;
+            json_t *e = json_object();
+            json_object_set_new(e, "token", piece_json(tok, toks[i].id, &bytes));
+            json_object_set_new(e, "logprob", json_real(toks[i].logprob));
+            json_object_set_new(e, "bytes", bytes);
+            json_t *top = json_array();
+            for (int32_t k = 0; k < toks[i].n_top; k++) {
+                json_t *tb;
+                json_t *te = json_object();
+                json_object_set_new(te, "token", piece_json(tok, toks[i].top_ids[k], &tb));
+                json_object_set_new(te, "logprob", json_real(toks[i].top_lps[k]));
+                json_object_set_new(te, "bytes", tb);
+                json_array_append_new(top, te);
+            }
+            json_object_set_new(e, "top_logprobs", top);
+            json_array_append_new(content, e);
+        }
+        return json_pack("{s:o}", "content", content);
+    }
+    json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+    size_t off = text_offset;
+    for (int32_t i = t0; i < t1; i++) {
+        json_t *p = piece_json(tok, toks[i].id, NULL);
+        off += json_string_length(p);
+        json_array_append_new(offs, json_integer((json_int_t)(off - json_string_length(p))));
+        json_array_append_new(tokens, p);
+        json_array_append_new(lps, json_real(toks[i].logprob));
+        json_t *top = json_object();
+        for (int32_t k = 0; k < toks[i].n_top; k++) {
+            json_t *tp = piece_json(tok, toks[i].top_ids[k], NULL);
+            json_object_set_new(top, json_string_value(tp), json_real(toks[i].top_lps[k]));
+            json_decref(tp);
+        }
+        json_array_append_new(tops, top);
+    }
+    return json_pack("{s:o,s:o,s:o,s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs", tops, "text_offset",
+                     offs);
+}
+
+json_t *sl_api_usage_json(int32_t prompt_tokens, int32_t completion_tokens, int32_t cached_tokens) {
+    return json_pack("{s:i,s:i,s:i,s:{s:i}}", "prompt_tokens", prompt_tokens, "completion_tokens", completion_tokens,
+                     "total_tokens", prompt_tokens + completion_tokens, "prompt_tokens_details", "cached_tokens",
+                     cached_tokens);
+}
+
+char *sl_api_tokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
+    memset(e, 0, sizeof *e);
+    json_error_t je;
+    json_t *o = json_loadb(body, len, 0, &je);
+    if (!o || !json_is_object(o)) {
+        sl_api_set_error(e, 400, NULL, "the body must be a JSON object: %s", o ? "" : je.text);
+        json_decref(o);
+        return NULL;
+    }
+    char *out = NULL;
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    json_t *text = json_object_get(o, "prompt");
+    const char *field = "prompt";
+    if (!text) {
+        text = json_object_get(o, "content");
+        field = "content";
+    }
+    bool add_special = true;
+    if (!json_is_string(text)) {
+        sl_api_set_error(e, 400, "prompt", "'prompt' (or 'content') must be a string");
+        goto done;
+    }
+    if (!get_bool(o, "add_special_tokens", &add_special, e) || !get_bool(o, "add_special", &add_special, e)) goto done;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (sl_tokenize(tok, json_string_value(text), json_string_length(text), add_special && sl_tokenizer_add_bos(tok),
+                    false, &ids, &n) != SL_OK) {
+        sl_api_set_error(e, 400, field, "cannot tokenize '%s': %s", field, sl_last_error());
+        goto done;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
+    sl_free(ids);
+    json_t *r = json_pack("{s:o,s:i,s:i}", "tokens", arr, "count", (json_int_t)n, "max_model_len", ctx->n_ctx);
+    out = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+done:
+    json_decref(o);
+    return out;
+}
+
+char *sl_api_detokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
+    memset(e, 0, sizeof *e);
+    json_error_t je;
+    json_t *o = json_loadb(body, len, 0, &je);
+    if (!o || !json_is_object(o)) {
+        sl_api_set_error(e, 400, NULL, "the body must be a JSON object: %s", o ? "" : je.text);
+        json_decref(o);
+        return NULL;
+    }
+    char *out = NULL;
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    json_t *ids = json_object_get(o, "tokens");
+    if (!json_is_array(ids)) {
+        sl_api_set_error(e, 400, "tokens", "'tokens' must be an array of token ids");
+        goto done;
+    }
+    tbuf b = {0};
+    sl_detok d;
+    sl_detok_init(&d, tok, false);
+    size_t i;
+    json_t *v;
+    char buf[4096];
+    json_array_foreach(ids, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= sl_tokenizer_n_vocab(tok)) {
+            sl_api_set_error(e, 400, "tokens", "'tokens[%zu]' is not a token id in [0, %d)", i, sl_tokenizer_n_vocab(tok));
+            sl_free(b.p);
+            goto done;
+        }
+        int64_t n = sl_detok_push(&d, (int32_t)json_integer_value(v), buf, sizeof buf);
+        if (n > 0) tb_add(&b, buf);
+    }
+    int64_t n = sl_detok_flush(&d, buf, sizeof buf);
+    if (n > 0) tb_add(&b, buf);
+    const char *text = b.p ? b.p : "";
+    json_t *r = json_pack("{s:s}", "prompt", text);
+    out = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    json_decref(r);
+    sl_free(b.p);
+done:
+    json_decref(o);
+    return out;
+}

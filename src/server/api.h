@@ -1,0 +1,68 @@
+/*
+ * api.h — the OpenAI-compatible request bodies: parse and validate a JSON
+ * body into request parameters and a prompt, and build response objects.
+ *
+ * Validation errors carry the HTTP status and the name of the offending
+ * field, as OpenAI's error object does:
+ *   {"error": {"message": "...", "type": "invalid_request_error", "param": "max_tokens", "code": null}}
+ * No function here does I/O.
+ */
+#ifndef SL_SERVER_API_H
+#define SL_SERVER_API_H
+
+#include "server/sched.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef enum sl_api_kind { SL_API_COMPLETIONS, SL_API_CHAT } sl_api_kind;
+
+typedef struct sl_api_error {
+    int status;       /* HTTP status, 0 = no error */
+    char param[64];   /* field name, "" when none */
+    char type[48];    /* invalid_request_error, ... */
+    char message[512];
+} sl_api_error;
+
+typedef struct sl_api_request {
+    sl_api_kind kind;
+    sl_req_params params;
+    bool stream;
+    bool include_usage;
+    bool max_tokens_given;
+    int32_t *prompt;         /* token ids (sl_malloc'd) */
+    int32_t n_prompt;
+    char *prompt_text;       /* rendered chat text or the prompt string (sl_malloc'd), may be NULL */
+} sl_api_request;
+
+typedef struct sl_api_ctx {
+    const sl_model *model;
+    const char *model_id;
+    int32_t n_ctx;
+    const char *chat_template; /* template source, or NULL for the built-in fallback */
+} sl_api_ctx;
+
+/* Parse a body. On failure err->status is set (4xx) and the request is empty. */
+bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, size_t len, sl_api_request *out,
+                  sl_api_error *err);
+void sl_api_request_free(sl_api_request *r);
+
+/* {"error": {...}} as a malloc'd JSON string. */
+char *sl_api_error_json(const sl_api_error *e);
+void sl_api_set_error(sl_api_error *e, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Render the chat messages to prompt text (template or built-in fallback). */
+bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, bool add_generation_prompt,
+                        char **out, sl_api_error *err);
+
+/* Response pieces. `toks` are the token records [t0, t1) of the request. */
+json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_tok_out *toks, int32_t t0, int32_t t1,
+                             size_t text_offset);
+json_t *sl_api_usage_json(int32_t prompt_tokens, int32_t completion_tokens, int32_t cached_tokens);
+
+/* /tokenize and /detokenize bodies → response JSON string, or NULL with err set. */
+char *sl_api_tokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *err);
+char *sl_api_detokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *err);
+
+#endif

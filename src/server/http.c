@@ -1,0 +1,481 @@
+/*
+ * http.c — libmicrohttpd glue for the OpenAI API (see http.h).
+ */
+#include "http.h"
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "model/model.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WAIT_SLICE_MS 50
+
+struct sl_http {
+    sl_http_cfg cfg;
+    sl_api_ctx api;
+    sl_sched *sched;
+    sl_metrics *metrics;
+    struct MHD_Daemon *d;
+    int port;
+    atomic_bool ready;
+    atomic_bool draining;
+    _Atomic int in_flight;
+    uint8_t key_digest[32];
+};
+
+typedef struct conn {
+    sl_http *h;
+    char *body;
+    size_t n, cap;
+    bool too_big;
+    int status;
+} conn;
+
+/* A generation being answered. */
+typedef struct gen {
+    sl_http *h;
+    sl_req *req;
+    struct MHD_Connection *mc;
+    sl_api_kind kind;
+    bool stream, include_usage;
+    char id[64];
+    long long created;
+    size_t text_sent;
+    int32_t toks_sent;
+    bool role_sent, done;
+    char *pending;
+    size_t n_pending, off, cap;
+} gen;
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static enum MHD_Result reply(struct MHD_Connection *c, conn *cx, int status, const char *ctype, char *body_owned) {
+    const char *b = body_owned ? body_owned : "";
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(b), (void *)b, MHD_RESPMEM_MUST_COPY);
+    free(body_owned);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", ctype);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    cx->status = status;
+    return ret;
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *c, conn *cx, int status, json_t *o) {
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return reply(c, cx, status, "application/json", s);
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, conn *cx, const sl_api_error *e) {
+    return reply(c, cx, e->status, "application/json", sl_api_error_json(e));
+}
+
+static enum MHD_Result reply_err(struct MHD_Connection *c, conn *cx, int status, const char *param, const char *msg) {
+    sl_api_error e;
+    sl_api_set_error(&e, status, param, "%s", msg);
+    return reply_error(c, cx, &e);
+}
+
+static bool client_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return false;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static bool authorized(sl_http *h, struct MHD_Connection *c) {
+    if (!h->cfg.api_key) return true;
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!a || strncmp(a, "Bearer ", 7) != 0) return false;
+    uint8_t d[32];
+    unsigned len = 0;
+    EVP_Digest(a + 7, strlen(a + 7), d, &len, EVP_sha256(), NULL);
+    return CRYPTO_memcmp(d, h->key_digest, 32) == 0; /* constant time, length hidden by the digest */
+}
+
+static void gen_free(gen *g) {
+    if (!g) return;
+    sl_req_release(g->req);
+    free(g->pending);
+    atomic_fetch_sub(&g->h->in_flight, 1);
+    free(g);
+}
+
+static void pend(gen *g, const char *s, size_t n) {
+    if (g->n_pending + n > g->cap) {
+        size_t c = g->cap ? g->cap * 2 : 4096;
+        while (c < g->n_pending + n) c *= 2;
+        char *np = realloc(g->pending, c);
+        if (!np) return;
+        g->pending = np;
+        g->cap = c;
+    }
+    memcpy(g->pending + g->n_pending, s, n);
+    g->n_pending += n;
+}
+
+static void pend_event(gen *g, json_t *o) {
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s) return;
+    pend(g, "data: ", 6);
+    pend(g, s, strlen(s));
+    pend(g, "\n\n", 2);
+    free(s);
+}
+
+static json_t *chunk_base(gen *g) {
+    return json_pack("{s:s,s:s,s:I,s:s}", "id", g->id, "object",
+                     g->kind == SL_API_CHAT ? "chat.completion.chunk" : "text_completion", "created",
+                     (json_int_t)g->created, "model", g->h->api.model_id);
+}
+
+/* One SSE chunk with new text / tokens and maybe the finish reason. */
+static void pend_chunk(gen *g, const char *text, size_t n_text, int32_t t0, int32_t t1, const char *finish,
+                       size_t text_off) {
+    json_t *o = chunk_base(g), *choice = json_object();
+    json_object_set_new(choice, "index", json_integer(0));
+    if (g->kind == SL_API_CHAT) {
+        json_t *delta = json_object();
+        if (!g->role_sent) {
+            json_object_set_new(delta, "role", json_string("assistant"));
+            g->role_sent = true;
+        }
+        if (n_text || !finish) json_object_set_new(delta, "content", json_stringn(text, n_text));
+        json_object_set_new(choice, "delta", delta);
+    } else {
+        json_object_set_new(choice, "text", json_stringn(text, n_text));
+    }
+    json_object_set_new(choice, "logprobs",
+                        g->req->p.logprobs >= 0 && t1 > t0
+                            ? sl_api_logprobs_json(&g->h->api, g->kind, g->req->out, t0, t1, text_off)
+                            : json_null());
+    json_object_set_new(choice, "finish_reason", finish ? json_string(finish) : json_null());
+    json_object_set_new(o, "choices", json_pack("[o]", choice));
+    if (g->include_usage) json_object_set_new(o, "usage", json_null());
+    pend_event(g, o);
+}
+
+/* Take what the request's channel has beyond what was sent; build events. */
+static void collect(gen *g, bool *finished) {
+    sl_req *r = g->req;
+    pthread_mutex_lock(&r->mu);
+    if (!(r->n_text > g->text_sent || r->n_out > g->toks_sent || r->finished)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WAIT_SLICE_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+    size_t t_from = g->text_sent, t_to = r->n_text;
+    int32_t k0 = g->toks_sent, k1 = r->n_out;
+    bool fin = r->finished;
+    sl_finish_reason why = r->finish;
+    int http_error = r->http_error;
+    char errmsg[256];
+    snprintf(errmsg, sizeof errmsg, "%s", r->error);
+    /* r->text and r->out only grow; copying the new part under the lock keeps it simple */
+    char *text = t_to > t_from ? malloc(t_to - t_from) : NULL;
+    if (text) memcpy(text, r->text + t_from, t_to - t_from);
+    pthread_mutex_unlock(&r->mu);
+    *finished = fin;
+    if (!g->stream) {
+        free(text);
+        return;
+    }
+    if (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !g->role_sent)) {
+        pend_chunk(g, text ? text : "", text ? t_to - t_from : 0, k0, k1, NULL, t_from);
+        g->text_sent = t_to;
+        g->toks_sent = k1;
+    }
+    free(text);
+    if (fin) {
+        if (http_error) {
+            json_t *e = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", errmsg[0] ? errmsg : "generation failed",
+                                  "type", "server_error", "param", "code");
+            pend_event(g, e);
+        } else {
+            pend_chunk(g, "", 0, 0, 0, sl_finish_reason_str(why), 0);
+        }
+        if (g->include_usage) {
+            json_t *o = chunk_base(g);
+            json_object_set_new(o, "choices", json_array());
+            json_object_set_new(o, "usage", sl_api_usage_json(r->n_prompt, r->n_out, r->n_cached_prompt));
+            pend_event(g, o);
+        }
+        pend(g, "data: [DONE]\n\n", 14);
+        g->done = true;
+    }
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    gen *g = cls;
+    for (;;) {
+        if (g->off < g->n_pending) {
+            size_t n = g->n_pending - g->off;
+            if (n > max) n = max;
+            memcpy(buf, g->pending + g->off, n);
+            g->off += n;
+            if (g->off == g->n_pending) g->off = g->n_pending = 0;
+            return (ssize_t)n;
+        }
+        if (g->done) return MHD_CONTENT_READER_END_OF_STREAM;
+        bool fin = false;
+        collect(g, &fin);
+        if (g->n_pending == 0 && !fin && client_gone(g->mc)) {
+            sl_req_cancel(g->h->sched, g->req);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+}
+
+static void stream_free(void *cls) {
+    gen *g = cls;
+    if (!g->done) sl_req_cancel(g->h->sched, g->req); /* the client went away mid-stream */
+    gen_free(g);
+}
+
+/* ---- generation endpoints ------------------------------------------------------ */
+
+static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind) {
+    if (atomic_load(&h->draining))
+        return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
+    sl_api_request ar;
+    sl_api_error e;
+    if (!sl_api_parse(&h->api, kind, cx->body ? cx->body : "", cx->n, &ar, &e)) return reply_error(c, cx, &e);
+    sl_req *req = NULL;
+    sl_status st = sl_req_create(h->sched, ar.prompt, ar.n_prompt, &ar.params, &req);
+    bool stream = ar.stream, include_usage = ar.include_usage;
+    sl_api_request_free(&ar);
+    if (st) {
+        sl_api_set_error(&e, st == SL_ERR_NOMEM ? 500 : 400, kind == SL_API_CHAT ? "messages" : "prompt", "%s",
+                         sl_last_error());
+        return reply_error(c, cx, &e);
+    }
+    gen *g = calloc(1, sizeof *g);
+    if (!g) {
+        sl_req_release(req);
+        return reply_err(c, cx, 500, NULL, "out of memory");
+    }
+    atomic_fetch_add(&h->in_flight, 1);
+    g->h = h;
+    g->req = req;
+    g->mc = c;
+    g->kind = kind;
+    g->stream = stream;
+    g->include_usage = include_usage;
+    g->created = (long long)time(NULL);
+    snprintf(g->id, sizeof g->id, "%s-%016llx%08llx", kind == SL_API_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)g->created, (unsigned long long)req->id);
+    sl_sched_submit(h->sched, req);
+
+    if (stream) {
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, g, stream_free);
+        if (!r) {
+            sl_req_cancel(h->sched, req);
+            gen_free(g);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        enum MHD_Result ret = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        cx->status = 200;
+        return ret;
+    }
+
+    /* non-streaming: wait here (this connection's own thread), watching for a hang-up */
+    bool fin = false;
+    for (;;) {
+        collect(g, &fin);
+        if (fin) break;
+        if (client_gone(c)) {
+            sl_req_cancel(h->sched, req);
+            gen_free(g);
+            cx->status = 0; /* client gone: counted by finish reason "abort" */
+            return MHD_NO;
+        }
+    }
+    pthread_mutex_lock(&req->mu);
+    json_t *o;
+    int status = 200;
+    if (req->http_error) {
+        status = req->http_error;
+        sl_api_set_error(&e, status, NULL, "%s", req->error[0] ? req->error : "generation failed");
+        pthread_mutex_unlock(&req->mu);
+        gen_free(g);
+        return reply_error(c, cx, &e);
+    }
+    json_t *choice = json_object();
+    json_object_set_new(choice, "index", json_integer(0));
+    json_t *text = json_stringn(req->text ? req->text : "", req->n_text);
+    if (kind == SL_API_CHAT)
+        json_object_set_new(choice, "message", json_pack("{s:s,s:o}", "role", "assistant", "content", text));
+    else
+        json_object_set_new(choice, "text", text);
+    json_object_set_new(choice, "logprobs",
+                        req->p.logprobs >= 0 ? sl_api_logprobs_json(&h->api, kind, req->out, 0, req->n_out, 0) : json_null());
+    json_object_set_new(choice, "finish_reason", json_string(sl_finish_reason_str(req->finish)));
+    o = json_pack("{s:s,s:s,s:I,s:s,s:[o],s:o}", "id", g->id, "object",
+                  kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created, "model",
+                  h->api.model_id, "choices", choice, "usage",
+                  sl_api_usage_json(req->n_prompt, req->n_out, req->n_cached_prompt));
+    pthread_mutex_unlock(&req->mu);
+    gen_free(g);
+    return reply_json(c, cx, status, o);
+}
+
+/* ---- routing ---------------------------------------------------------------- */
+
+static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, const char *url, const char *method) {
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    if (!strcmp(url, "/health")) {
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        return reply(c, cx, 200, "application/json", strdup("{\"status\":\"ok\"}"));
+    }
+    if (!strcmp(url, "/ready")) {
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        bool ok = atomic_load(&h->ready) && !atomic_load(&h->draining);
+        return reply(c, cx, ok ? 200 : 503, "application/json",
+                     strdup(ok ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}"));
+    }
+    if (!strcmp(url, "/metrics")) {
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        return reply(c, cx, 200, "text/plain; version=0.0.4", sl_metrics_render(h->metrics, h->api.model_id));
+    }
+    bool known = !strcmp(url, "/v1/models") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/chat/completions") ||
+                 !strcmp(url, "/tokenize") || !strcmp(url, "/detokenize");
+    if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
+    if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
+    if (!strcmp(url, "/v1/models")) {
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        return reply_json(c, cx, 200,
+                          json_pack("{s:s,s:[{s:s,s:s,s:I,s:s,s:i}]}", "object", "list", "data", "id", h->api.model_id,
+                                    "object", "model", "created", (json_int_t)0, "owned_by", "shardlm", "max_model_len",
+                                    h->api.n_ctx));
+    }
+    if (!post) return reply_err(c, cx, 405, NULL, "use POST");
+    if (cx->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the request body is larger than %lld bytes", (long long)h->cfg.max_body_bytes);
+        return reply_err(c, cx, 413, NULL, msg);
+    }
+    if (!strcmp(url, "/v1/completions")) return handle_generate(h, c, cx, SL_API_COMPLETIONS);
+    if (!strcmp(url, "/v1/chat/completions")) return handle_generate(h, c, cx, SL_API_CHAT);
+    sl_api_error e;
+    char *out = !strcmp(url, "/tokenize") ? sl_api_tokenize(&h->api, cx->body ? cx->body : "", cx->n, &e)
+                                          : sl_api_detokenize(&h->api, cx->body ? cx->body : "", cx->n, &e);
+    if (!out) return reply_error(c, cx, &e);
+    return reply(c, cx, 200, "application/json", out);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+    (void)version;
+    sl_http *h = cls;
+    conn *cx = *con_cls;
+    if (!cx) {
+        cx = calloc(1, sizeof *cx);
+        if (!cx) return MHD_NO;
+        cx->h = h;
+        *con_cls = cx;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (cx->too_big || cx->n + n > (size_t)h->cfg.max_body_bytes) {
+            cx->too_big = true;
+            return MHD_YES;
+        }
+        if (cx->n + n + 1 > cx->cap) {
+            size_t cap = cx->cap ? cx->cap * 2 : 4096;
+            while (cap < cx->n + n + 1) cap *= 2;
+            char *nb = realloc(cx->body, cap);
+            if (!nb) return MHD_NO;
+            cx->body = nb;
+            cx->cap = cap;
+        }
+        memcpy(cx->body + cx->n, upload, n);
+        cx->n += n;
+        cx->body[cx->n] = '\0';
+        return MHD_YES;
+    }
+    return route(h, c, cx, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)c;
+    (void)toe;
+    sl_http *h = cls;
+    conn *cx = *con_cls;
+    if (!cx) return;
+    if (cx->status) sl_metrics_count_status(h->metrics, cx->status);
+    free(cx->body);
+    free(cx);
+    *con_cls = NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched *sched, sl_metrics *metrics,
+                        sl_http **out) {
+    *out = NULL;
+    sl_http *h = sl_calloc(1, sizeof *h);
+    if (!h) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    h->cfg = *cfg;
+    h->api = *api;
+    h->sched = sched;
+    h->metrics = metrics;
+    if (cfg->api_key) {
+        unsigned len = 0;
+        EVP_Digest(cfg->api_key, strlen(cfg->api_key), h->key_digest, &len, EVP_sha256(), NULL);
+    }
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)cfg->port);
+    if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
+        sl_free(h);
+        return SL_FAIL(SL_ERR_INVALID, "--host '%s' is not an IPv4 address", cfg->host);
+    }
+    h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL,
+                            (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    if (!h->d) {
+        sl_free(h);
+        return SL_FAIL(SL_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", cfg->host, cfg->port);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : cfg->port;
+    *out = h;
+    return SL_OK;
+}
+
+int sl_http_port(const sl_http *h) { return h->port; }
+void sl_http_set_ready(sl_http *h, bool ready) { atomic_store(&h->ready, ready); }
+void sl_http_drain(sl_http *h) { atomic_store(&h->draining, true); }
+int sl_http_in_flight(const sl_http *h) { return atomic_load(&h->in_flight); }
+
+void sl_http_stop(sl_http *h) {
+    if (!h) return;
+    MHD_stop_daemon(h->d);
+    sl_free(h);
+}

@@ -1,0 +1,42 @@
+/*
+ * http.h — the HTTP front of `shardlm serve` (libmicrohttpd): routing,
+ * API-key check, OpenAI endpoints with Server-Sent Events streaming,
+ * health/readiness, Prometheus metrics.
+ *
+ * Threads: libmicrohttpd runs one thread per connection. A generation
+ * request's thread submits to the scheduler and then waits on the request's
+ * channel (bounded waits of 50 ms), checking between waits whether the
+ * client has hung up — so a client that disconnects, even before its first
+ * token, has its request cancelled within one scheduler step.
+ */
+#ifndef SL_SERVER_HTTP_H
+#define SL_SERVER_HTTP_H
+
+#include "server/api.h"
+#include "server/metrics.h"
+#include "server/sched.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sl_http_cfg {
+    const char *host;        /* bind address, e.g. "127.0.0.1" or "0.0.0.0" */
+    int port;                /* 0 = any free port */
+    const char *api_key;     /* NULL = no authentication */
+    int64_t max_body_bytes;
+    int max_connections;
+} sl_http_cfg;
+
+typedef struct sl_http sl_http;
+
+sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched *sched, sl_metrics *metrics,
+                        sl_http **out);
+int sl_http_port(const sl_http *h);
+void sl_http_set_ready(sl_http *h, bool ready);
+/* Stop taking new generation requests (they get 503); /ready answers 503. */
+void sl_http_drain(sl_http *h);
+/* Generation requests still being answered. */
+int sl_http_in_flight(const sl_http *h);
+void sl_http_stop(sl_http *h);
+
+#endif

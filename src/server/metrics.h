@@ -1,0 +1,47 @@
+/*
+ * metrics.h — Prometheus metrics of an engine: counters and histograms
+ * updated with atomics from any thread, gauges published by the scheduler
+ * each step, rendered in the Prometheus text exposition format.
+ */
+#ifndef SL_SERVER_METRICS_H
+#define SL_SERVER_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_HIST_BUCKETS 16
+#define SL_METRICS_POOLS 8
+#define SL_METRICS_STATUS 8
+
+typedef struct sl_hist {
+    const double *bounds;             /* SL_HIST_BUCKETS upper bounds, seconds */
+    _Atomic uint64_t counts[SL_HIST_BUCKETS + 1];
+    _Atomic uint64_t sum_us;          /* sum in microseconds */
+} sl_hist;
+
+typedef struct sl_metrics {
+    /* requests by final HTTP status: 200, 400, 401, 404, 405, 413, 500, 503 */
+    _Atomic uint64_t requests_by_status[SL_METRICS_STATUS];
+    _Atomic uint64_t requests_finished[4]; /* by finish reason: stop, length, abort */
+    _Atomic uint64_t prompt_tokens;
+    _Atomic uint64_t generation_tokens;
+    _Atomic uint64_t cached_prompt_tokens;
+    _Atomic uint64_t preemptions;
+    _Atomic uint64_t prefix_hits;      /* KV blocks */
+    _Atomic uint64_t prefix_queries;   /* KV blocks */
+    _Atomic int64_t running, waiting;
+    int n_pools;
+    char pool_names[SL_METRICS_POOLS][16];
+    _Atomic int64_t pool_total[SL_METRICS_POOLS], pool_used[SL_METRICS_POOLS], pool_free[SL_METRICS_POOLS],
+        pool_cached[SL_METRICS_POOLS];
+    sl_hist ttft, itl, e2e;
+} sl_metrics;
+
+void sl_metrics_init(sl_metrics *m);
+void sl_hist_observe(sl_hist *h, double seconds);
+void sl_metrics_count_status(sl_metrics *m, int http_status);
+/* Render into a malloc'd string (caller frees with free()). */
+char *sl_metrics_render(const sl_metrics *m, const char *model_id);
+
+#endif

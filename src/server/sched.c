@@ -1,0 +1,661 @@
+/*
+ * sched.c — continuous batching (see sched.h).
+ *
+ * One step:
+ *   1. take newly submitted requests into the waiting queue; drop cancelled
+ *      requests (their blocks go back at once);
+ *   2. running requests, oldest first: decode ones take 1 token, those still
+ *      in their prompt take a chunk of what the budget leaves; when a pool
+ *      runs out of blocks, the newest running request of that pool is
+ *      preempted (its blocks released — full ones stay cached — and it goes
+ *      back to the front of the waiting queue, to be recomputed);
+ *   3. waiting requests, oldest first, are admitted while the budget, the
+ *      sequence limit and their pool allow; the prefix cache supplies their
+ *      leading blocks; a request whose pool is full does not block requests
+ *      of other pools;
+ *   4. one forward step over all of it; each request whose chunk reached its
+ *      last token samples the next one; output goes to its channel;
+ *   5. newly full blocks are added to the prefix index.
+ * Waiting is FIFO and a preempted request re-enters at the front, so no
+ * request starves.
+ */
+#include "sched.h"
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "engine/forward.h"
+#include "engine/kv.h"
+#include "model/model.h"
+
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { ST_NEW = 0, ST_WAITING, ST_RUNNING, ST_DONE };
+
+typedef struct list {
+    sl_req head; /* sentinel */
+    int32_t n;
+} list;
+
+struct sl_sched {
+    const sl_model *m;
+    sl_sched_params p;
+    sl_metrics *metrics;
+    sl_kv_cache *kv;
+    sl_kvm *kvm;
+    sl_fwd *fwd;
+    int32_t n_vocab;
+
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu; /* guards incoming, stop */
+    pthread_cond_t cv;
+    list incoming;
+    bool stop;
+    _Atomic uint64_t next_id;
+
+    list waiting, running; /* scheduler thread only */
+    _Atomic int32_t n_running, n_waiting;
+
+    /* step buffers */
+    int32_t *b_tok, *b_pos, *b_seq;
+    uint8_t *b_want;
+    sl_kv_seq **b_seqs;
+    sl_req **b_req;     /* per batch sequence */
+    sl_req **b_snap;    /* running requests at the start of a step */
+    int32_t *b_chunk;   /* tokens of each sequence in this step */
+    float *logits;      /* (max_num_seqs, n_vocab) */
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+const char *sl_finish_reason_str(sl_finish_reason r) {
+    switch (r) {
+    case SL_FR_STOP: return "stop";
+    case SL_FR_LENGTH: return "length";
+    case SL_FR_ABORT: return "abort";
+    default: return NULL;
+    }
+}
+
+/* ---- lists --------------------------------------------------------------- */
+
+static void list_init(list *l) {
+    l->head.next = l->head.prev = &l->head;
+    l->n = 0;
+}
+static bool list_empty(const list *l) { return l->head.next == &l->head; }
+static void list_remove(list *l, sl_req *r) {
+    r->prev->next = r->next;
+    r->next->prev = r->prev;
+    r->next = r->prev = NULL;
+    l->n--;
+}
+static void list_push_back(list *l, sl_req *r) {
+    r->prev = l->head.prev;
+    r->next = &l->head;
+    l->head.prev->next = r;
+    l->head.prev = r;
+    l->n++;
+}
+/* Insert keeping the list ordered by submit time (oldest first). */
+static void list_insert_by_age(list *l, sl_req *r) {
+    sl_req *at = l->head.prev;
+    while (at != &l->head && at->t_submit > r->t_submit) at = at->prev;
+    r->prev = at;
+    r->next = at->next;
+    at->next->prev = r;
+    at->next = r;
+    l->n++;
+}
+
+static void list_push_front(list *l, sl_req *r) {
+    r->next = l->head.next;
+    r->prev = &l->head;
+    l->head.next->prev = r;
+    l->head.next = r;
+    l->n++;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, const sl_req_params *p, sl_req **out) {
+    *out = NULL;
+    const int32_t n_ctx = s->p.n_ctx;
+    if (n_prompt <= 0) return SL_FAIL(SL_ERR_INVALID, "the prompt is empty");
+    if (n_prompt >= n_ctx)
+        return SL_FAIL(SL_ERR_RANGE, "the prompt has %d tokens; this model's context is %d tokens and at least one "
+                       "must be left for the completion", n_prompt, n_ctx);
+    for (int32_t i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= s->n_vocab)
+            return SL_FAIL(SL_ERR_INVALID, "prompt token %d has id %d, outside the vocabulary [0, %d)", i, prompt[i],
+                           s->n_vocab);
+    sl_req *r = sl_calloc(1, sizeof *r);
+    if (!r) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    atomic_init(&r->refs, 1);
+    atomic_init(&r->cancelled, false);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->id = atomic_fetch_add(&s->next_id, 1);
+    r->p = *p;
+    for (int i = 0; i < p->n_stop; i++) r->p.stop[i] = NULL;
+    r->n_prompt = n_prompt;
+    int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : n_ctx);
+    r->max_ctx = (int32_t)(max_ctx > n_ctx ? n_ctx : max_ctx);
+    r->cap_tokens = r->max_ctx + 1;
+    r->tokens = sl_alloc_array((size_t)r->cap_tokens, sizeof(int32_t));
+    if (!r->tokens) goto nomem;
+    memcpy(r->tokens, prompt, sizeof(int32_t) * (size_t)n_prompt);
+    r->n_tokens = n_prompt;
+    for (int i = 0; i < p->n_stop; i++) {
+        r->p.stop[i] = sl_strdup(p->stop[i]);
+        if (!r->p.stop[i]) goto nomem;
+    }
+    sl_status st = sl_sampler_create(&p->sampling, s->n_vocab, &r->sampler);
+    if (st) {
+        sl_req_release(r);
+        return st;
+    }
+    sl_detok_init(&r->detok, sl_model_tokenizer(s->m), false);
+    int pool = sl_kvm_pool_for(s->kvm, r->max_ctx);
+    sl_kvm_seq_init(&r->kv, pool, p->adapter);
+    int32_t need = (r->max_ctx + s->p.block_size - 1) / s->p.block_size;
+    if (need > sl_kvm_pool_capacity(s->kvm, pool)) {
+        sl_status e = SL_FAIL(SL_ERR_RANGE, "the request may reach %d tokens, more than the %d-token KV pool '%s' holds",
+                              r->max_ctx, sl_kvm_pool_capacity(s->kvm, pool) * s->p.block_size,
+                              sl_kvm_pool(s->kvm, pool)->name);
+        sl_req_release(r);
+        return e;
+    }
+    r->t_submit = now_s();
+    *out = r;
+    return SL_OK;
+nomem:
+    sl_req_release(r);
+    return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+}
+
+void sl_req_release(sl_req *r) {
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
+    for (int i = 0; i < r->p.n_stop; i++) sl_free(r->p.stop[i]);
+    sl_sampler_destroy(r->sampler);
+    sl_free(r->kv.table.blocks);
+    sl_free(r->tokens);
+    sl_free(r->held);
+    sl_free(r->text);
+    sl_free(r->out);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    sl_free(r);
+}
+
+void sl_sched_submit(sl_sched *s, sl_req *r) {
+    atomic_fetch_add(&r->refs, 1);
+    atomic_fetch_add(&s->metrics->prompt_tokens, (uint64_t)r->n_prompt);
+    pthread_mutex_lock(&s->mu);
+    r->state = ST_NEW;
+    list_push_back(&s->incoming, r);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sl_req_cancel(sl_sched *s, sl_req *r) {
+    atomic_store(&r->cancelled, true);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int32_t sl_sched_running(const sl_sched *s) { return atomic_load(&s->n_running); }
+int32_t sl_sched_waiting(const sl_sched *s) { return atomic_load(&s->n_waiting); }
+int32_t sl_sched_n_ctx(const sl_sched *s) { return s->p.n_ctx; }
+
+/* ---- output channel ------------------------------------------------------ */
+
+static bool grow(void **p, size_t elem, size_t need, size_t *cap) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap * 2 : 256;
+    while (c < need) c *= 2;
+    void *np = sl_realloc(*p, c * elem);
+    if (!np) return false;
+    *p = np;
+    *cap = c;
+    return true;
+}
+
+/* Append text to the channel (caller holds r->mu). */
+static void emit_text_locked(sl_req *r, const char *t, size_t n) {
+    if (n == 0) return;
+    if (!grow((void **)&r->text, 1, r->n_text + n + 1, &r->cap_text)) return;
+    memcpy(r->text + r->n_text, t, n);
+    r->n_text += n;
+    r->text[r->n_text] = '\0';
+}
+
+/* Feed newly decoded text through the stop-string matcher. Returns true when
+ * a stop string was found (the text before it is released, the rest dropped). */
+static bool feed_text(sl_req *r, const char *t, size_t n, bool final) {
+    if (r->p.n_stop == 0) {
+        emit_text_locked(r, t, n);
+        return false;
+    }
+    size_t cap = r->cap_held;
+    if (!grow((void **)&r->held, 1, r->n_held + n + 1, &cap)) return false;
+    r->cap_held = cap;
+    memcpy(r->held + r->n_held, t, n);
+    r->n_held += n;
+    r->held[r->n_held] = '\0';
+    /* earliest stop string occurrence */
+    size_t best = (size_t)-1;
+    for (int i = 0; i < r->p.n_stop; i++) {
+        const char *f = memmem(r->held, r->n_held, r->p.stop[i], strlen(r->p.stop[i]));
+        if (f && (size_t)(f - r->held) < best) best = (size_t)(f - r->held);
+    }
+    if (best != (size_t)-1) {
+        emit_text_locked(r, r->held, best);
+        r->n_held = 0;
+        return true;
+    }
+    /* hold back the longest suffix that is a prefix of some stop string */
+    size_t keep = 0;
+    if (!final)
+        for (int i = 0; i < r->p.n_stop; i++) {
+            size_t ls = strlen(r->p.stop[i]);
+            for (size_t k = ls - 1; k > keep; k--)
+                if (k <= r->n_held && !memcmp(r->held + r->n_held - k, r->p.stop[i], k)) {
+                    keep = k;
+                    break;
+                }
+        }
+    /* never split a UTF-8 character: the detokenizer only gives whole ones */
+    emit_text_locked(r, r->held, r->n_held - keep);
+    memmove(r->held, r->held + r->n_held - keep, keep);
+    r->n_held = keep;
+    return false;
+}
+
+static void finish_req(sl_sched *s, sl_req *r, sl_finish_reason why, int http_error, const char *msg) {
+    pthread_mutex_lock(&r->mu);
+    if (why != SL_FR_ABORT) {
+        char buf[64];
+        int64_t n = sl_detok_flush(&r->detok, buf, sizeof buf);
+        if (n > 0) feed_text(r, buf, (size_t)n, true);
+        if (r->n_held) feed_text(r, "", 0, true);
+    }
+    r->finished = true;
+    r->finish = why;
+    r->http_error = http_error;
+    if (msg) snprintf(r->error, sizeof r->error, "%s", msg);
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    atomic_fetch_add(&s->metrics->requests_finished[why], 1);
+    sl_hist_observe(&s->metrics->e2e, now_s() - r->t_submit);
+}
+
+/* ---- scheduling ------------------------------------------------------------ */
+
+static void drop_req(sl_sched *s, list *from, sl_req *r) {
+    list_remove(from, r);
+    sl_kvm_seq_deinit(s->kvm, &r->kv);
+    r->state = ST_DONE;
+    sl_req_release(r);
+}
+
+static void preempt(sl_sched *s, sl_req *r) {
+    list_remove(&s->running, r);
+    sl_kvm_release(s->kvm, &r->kv);
+    r->n_computed = 0;
+    r->state = ST_WAITING;
+    list_push_front(&s->waiting, r);
+    atomic_fetch_add(&s->metrics->preemptions, 1);
+}
+
+/* Newest (latest submitted) running request of `pool` other than `except`. */
+static sl_req *newest_in_pool(sl_sched *s, int pool, sl_req *except) {
+    sl_req *best = NULL;
+    for (sl_req *r = s->running.head.next; r != &s->running.head; r = r->next)
+        if (r != except && r->kv.pool == pool && (!best || r->t_submit > best->t_submit)) best = r;
+    return best;
+}
+
+/* Blocks for positions [0, n_pos) for a running request, preempting newer
+ * requests of its pool when needed. False when r itself had to yield.
+ * The running list is kept in submit order and batched oldest first, so a
+ * victim (newer than r) has never been batched in this step yet. */
+static bool reserve_running(sl_sched *s, sl_req *r, int32_t n_pos) {
+    for (;;) {
+        if (sl_kvm_reserve(s->kvm, &r->kv, n_pos) == SL_OK) return true;
+        sl_req *victim = newest_in_pool(s, r->kv.pool, r);
+        if (!victim || victim->t_submit < r->t_submit) {
+            preempt(s, r);
+            return false;
+        }
+        preempt(s, victim);
+    }
+}
+
+static void publish_gauges(sl_sched *s) {
+    sl_metrics *mt = s->metrics;
+    atomic_store(&s->n_running, s->running.n);
+    atomic_store(&s->n_waiting, s->waiting.n);
+    atomic_store(&mt->running, s->running.n);
+    atomic_store(&mt->waiting, s->waiting.n);
+    for (int i = 0; i < sl_kvm_n_pools(s->kvm) && i < SL_METRICS_POOLS; i++) {
+        sl_kvm_stats st = sl_kvm_pool_stats(s->kvm, i);
+        atomic_store(&mt->pool_total[i], st.total);
+        atomic_store(&mt->pool_used[i], st.used);
+        atomic_store(&mt->pool_free[i], st.free);
+        atomic_store(&mt->pool_cached[i], st.cached);
+    }
+    atomic_store(&mt->prefix_hits, sl_kvm_hits(s->kvm));
+    atomic_store(&mt->prefix_queries, sl_kvm_queries(s->kvm));
+}
+
+/* Add r's next chunk (up to `budget` tokens) to the batch. */
+static void add_to_batch(sl_sched *s, sl_req *r, int32_t chunk, int32_t *n_tok, int32_t *n_seq) {
+    int32_t k = *n_seq;
+    s->b_seqs[k] = &r->kv.table;
+    s->b_req[k] = r;
+    s->b_chunk[k] = chunk;
+    for (int32_t i = 0; i < chunk; i++) {
+        int32_t t = (*n_tok)++;
+        s->b_tok[t] = r->tokens[r->n_computed + i];
+        s->b_pos[t] = r->n_computed + i;
+        s->b_seq[t] = k;
+        s->b_want[t] = (r->n_computed + i == r->n_tokens - 1);
+    }
+    *n_seq = k + 1;
+}
+
+/* Record the sampled token: output, stop conditions. Returns true when r finished. */
+static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits, double t) {
+    const sl_tokenizer *tok = sl_model_tokenizer(s->m);
+    sl_tok_out o = {.id = id};
+    if (r->p.logprobs >= 0) {
+        o.n_top = sl_logprobs_top(logits, s->n_vocab, r->p.logprobs, o.top_ids, o.top_lps, id, &o.logprob);
+    }
+    r->tokens[r->n_tokens++] = id;
+    int32_t n_gen = r->n_tokens - r->n_prompt;
+    atomic_fetch_add(&s->metrics->generation_tokens, 1);
+    bool eog = !r->p.ignore_eos && sl_tokenizer_is_eog(tok, id);
+    bool stop_hit = false;
+    pthread_mutex_lock(&r->mu);
+    size_t cap = (size_t)r->n_out;
+    size_t capo = (size_t)r->cap_out;
+    if (grow((void **)&r->out, sizeof(sl_tok_out), cap + 1, &capo)) {
+        r->cap_out = (int32_t)capo;
+        r->out[r->n_out++] = o;
+    }
+    if (n_gen == 1) {
+        r->t_first_token = t;
+        sl_hist_observe(&s->metrics->ttft, t - r->t_submit);
+    } else {
+        sl_hist_observe(&s->metrics->itl, t - r->t_last_token);
+    }
+    r->t_last_token = t;
+    if (!eog) {
+        char buf[4096];
+        int64_t n = sl_detok_push(&r->detok, id, buf, sizeof buf);
+        if (n > 0) stop_hit = feed_text(r, buf, (size_t)n, false);
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (eog || stop_hit) {
+        finish_req(s, r, SL_FR_STOP, 0, NULL);
+        return true;
+    }
+    if ((r->p.max_tokens > 0 && n_gen >= r->p.max_tokens) || r->n_tokens >= s->p.n_ctx || r->n_tokens >= r->max_ctx) {
+        finish_req(s, r, SL_FR_LENGTH, 0, NULL);
+        return true;
+    }
+    return false;
+}
+
+/* One scheduling step. Returns false when there was nothing to do. */
+static bool step(sl_sched *s) {
+    /* cancellations */
+    list *lists[2] = {&s->running, &s->waiting};
+    for (int li = 0; li < 2; li++)
+        for (sl_req *r = lists[li]->head.next, *nx; r != &lists[li]->head; r = nx) {
+            nx = r->next;
+            if (atomic_load(&r->cancelled)) {
+                finish_req(s, r, SL_FR_ABORT, 0, NULL);
+                drop_req(s, lists[li], r);
+            }
+        }
+    int32_t budget = s->p.max_num_batched_tokens, n_tok = 0, n_seq = 0;
+    /* running requests in order; a preemption only ever moves a request that
+     * has not been batched yet (see reserve_running), so a snapshot works */
+    int32_t n_run = 0;
+    for (sl_req *r = s->running.head.next; r != &s->running.head && n_run < s->p.max_num_seqs; r = r->next)
+        s->b_snap[n_run++] = r;
+    for (int32_t i = 0; i < n_run && budget > 0; i++) {
+        sl_req *r = s->b_snap[i];
+        if (r->state != ST_RUNNING) continue; /* preempted for an older request */
+        int32_t remaining = r->n_tokens - r->n_computed;
+        int32_t chunk = remaining < budget ? remaining : budget;
+        if (!reserve_running(s, r, r->n_computed + chunk)) continue;
+        add_to_batch(s, r, chunk, &n_tok, &n_seq);
+        budget -= chunk;
+    }
+    /* admit waiting requests, oldest first; a full pool blocks only its own requests */
+    bool pool_blocked[SL_KVM_MAX_POOLS] = {false};
+    for (sl_req *r = s->waiting.head.next, *nx; r != &s->waiting.head && budget > 0; r = nx) {
+        nx = r->next;
+        if (s->running.n >= s->p.max_num_seqs) break;
+        if (pool_blocked[r->kv.pool]) continue;
+        int32_t cached = sl_kvm_acquire_prefix(s->kvm, &r->kv, r->tokens, r->n_tokens);
+        int32_t remaining = r->n_tokens - cached;
+        int32_t chunk = remaining < budget ? remaining : budget;
+        if (sl_kvm_reserve(s->kvm, &r->kv, cached + chunk) != SL_OK) {
+            sl_kvm_release(s->kvm, &r->kv);
+            pool_blocked[r->kv.pool] = true;
+            continue;
+        }
+        r->n_computed = cached;
+        if (!r->admitted_once) {
+            r->admitted_once = true;
+            r->n_cached_prompt = cached;
+            atomic_fetch_add(&s->metrics->cached_prompt_tokens, (uint64_t)cached);
+        }
+        list_remove(&s->waiting, r);
+        r->state = ST_RUNNING;
+        list_insert_by_age(&s->running, r);
+        add_to_batch(s, r, chunk, &n_tok, &n_seq);
+        budget -= chunk;
+    }
+    publish_gauges(s);
+    if (n_tok == 0) return false;
+
+    sl_batch b = {.n_tokens = n_tok, .tokens = s->b_tok, .pos = s->b_pos, .seq = s->b_seq, .want_logits = s->b_want};
+    sl_status st = sl_fwd_step(s->fwd, &b, s->b_seqs, n_seq, s->logits);
+    double t = now_s();
+    if (st) {
+        /* an engine failure aborts the requests of this step; the server keeps serving */
+        fprintf(stderr, "shardlm serve: forward step failed: %s\n", sl_last_error());
+        for (int32_t k = 0; k < n_seq; k++) {
+            sl_req *r = s->b_req[k];
+            finish_req(s, r, SL_FR_ABORT, 500, sl_last_error());
+            drop_req(s, &s->running, r);
+        }
+        return true;
+    }
+    int32_t row = 0;
+    for (int32_t k = 0; k < n_seq; k++) {
+        sl_req *r = s->b_req[k];
+        r->n_computed += s->b_chunk[k];
+        bool wants = r->n_computed == r->n_tokens;
+        const float *lg = s->logits + (int64_t)row * s->n_vocab;
+        if (wants) row++;
+        sl_kvm_commit(s->kvm, &r->kv, r->tokens, r->n_computed);
+        if (!wants) continue;
+        int32_t id = sl_sampler_sample(r->sampler, lg, r->tokens, r->n_tokens, 0, (uint64_t)r->n_tokens);
+        if (accept_token(s, r, id, lg, t)) drop_req(s, &s->running, r);
+    }
+    publish_gauges(s);
+    return true;
+}
+
+static void *sched_main(void *arg) {
+    sl_sched *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->stop && list_empty(&s->incoming) && list_empty(&s->running) && list_empty(&s->waiting))
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->stop) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        while (!list_empty(&s->incoming)) {
+            sl_req *r = s->incoming.head.next;
+            list_remove(&s->incoming, r);
+            r->state = ST_WAITING;
+            list_push_back(&s->waiting, r);
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!step(s)) {
+            /* nothing runnable (e.g. everything waits for blocks): wait for a change */
+            pthread_mutex_lock(&s->mu);
+            bool cancelled = false;
+            for (sl_req *r = s->waiting.head.next; r != &s->waiting.head; r = r->next)
+                cancelled |= atomic_load(&r->cancelled);
+            if (!s->stop && list_empty(&s->incoming) && !cancelled) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 50 * 1000000;
+                if (ts.tv_nsec >= 1000000000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            }
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    /* abort whatever is left */
+    list *lists[2] = {&s->running, &s->waiting};
+    for (int li = 0; li < 2; li++)
+        while (!list_empty(lists[li])) {
+            sl_req *r = lists[li]->head.next;
+            finish_req(s, r, SL_FR_ABORT, 503, "the server is shutting down");
+            drop_req(s, lists[li], r);
+        }
+    pthread_mutex_lock(&s->mu);
+    while (!list_empty(&s->incoming)) {
+        sl_req *r = s->incoming.head.next;
+        list_remove(&s->incoming, r);
+        finish_req(s, r, SL_FR_ABORT, 503, "the server is shutting down");
+        sl_req_release(r);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- create ---------------------------------------------------------------- */
+
+sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sched_params *p, sl_metrics *metrics,
+                          sl_sched **out) {
+    *out = NULL;
+    const sl_hparams *hp = &m->hp;
+    sl_sched *s = sl_calloc(1, sizeof *s);
+    if (!s) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    s->m = m;
+    s->p = *p;
+    s->metrics = metrics;
+    s->n_vocab = hp->n_vocab;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    list_init(&s->incoming);
+    list_init(&s->waiting);
+    list_init(&s->running);
+    atomic_init(&s->next_id, 1);
+    sl_status st;
+    if (s->p.n_ctx <= 0 || s->p.n_ctx > hp->n_ctx_train) s->p.n_ctx = hp->n_ctx_train;
+    const int32_t bs = s->p.block_size;
+    const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t block_bytes = 2 * (int64_t)hp->n_layer * bs * kv_dim * (int64_t)sizeof(float);
+    int64_t n_blocks = p->kv_mem_mib * 1024 * 1024 / block_bytes;
+    /* no point holding more than every sequence at full context, twice over (for the prefix cache) */
+    int64_t useful = 2 * (int64_t)p->max_num_seqs * ((s->p.n_ctx + bs - 1) / bs);
+    if (n_blocks > useful) n_blocks = useful;
+    if (n_blocks < (s->p.n_ctx + bs - 1) / bs) {
+        st = SL_FAIL(SL_ERR_INVALID, "--kv-mem %lld MiB holds %lld blocks of %d tokens, fewer than one full context (%d "
+                     "tokens) needs", (long long)p->kv_mem_mib, (long long)n_blocks, bs, s->p.n_ctx);
+        goto fail;
+    }
+    if (n_blocks > INT32_MAX / 2) n_blocks = INT32_MAX / 2;
+    /* the salt of every block key: model identity and KV element type */
+    {
+        char ident[512];
+        int n = snprintf(ident, sizeof ident, "shardlm-kv-v1|%s|%s|%d|%d|%d|%d|f32", model_id, hp->arch, hp->n_layer,
+                         hp->n_embd, hp->n_head_kv, hp->head_dim);
+        uint8_t salt[SL_KVM_HASH];
+        unsigned len = 0;
+        EVP_Digest(ident, (size_t)n, salt, &len, EVP_sha256(), NULL);
+        if ((st = sl_kvm_create((int32_t)n_blocks, bs, p->pools, p->n_pools, salt, p->prefix_caching, &s->kvm))) goto fail;
+    }
+    metrics->n_pools = p->n_pools < SL_METRICS_POOLS ? p->n_pools : SL_METRICS_POOLS;
+    for (int i = 0; i < metrics->n_pools; i++) snprintf(metrics->pool_names[i], 16, "%s", p->pools[i].name);
+    if ((st = sl_kv_create(hp->n_layer, (int32_t)kv_dim, bs, (int32_t)n_blocks, &s->kv))) goto fail;
+    sl_fwd_params fp = {.max_batch = p->max_num_batched_tokens, .n_ctx = s->p.n_ctx, .n_threads = p->n_threads};
+    if ((st = sl_fwd_create(m, s->kv, &fp, &s->fwd))) goto fail;
+    const size_t B = (size_t)p->max_num_batched_tokens, S = (size_t)p->max_num_seqs + 1;
+    s->b_tok = sl_alloc_array(B, sizeof(int32_t));
+    s->b_pos = sl_alloc_array(B, sizeof(int32_t));
+    s->b_seq = sl_alloc_array(B, sizeof(int32_t));
+    s->b_want = sl_alloc_array(B, 1);
+    s->b_seqs = sl_alloc_array(S, sizeof(sl_kv_seq *));
+    s->b_req = sl_alloc_array(S, sizeof(sl_req *));
+    s->b_chunk = sl_alloc_array(S, sizeof(int32_t));
+    s->b_snap = sl_alloc_array(S, sizeof(sl_req *));
+    s->logits = sl_alloc_array(S * (size_t)hp->n_vocab, sizeof(float));
+    if (!s->b_tok || !s->b_pos || !s->b_seq || !s->b_want || !s->b_seqs || !s->b_req || !s->b_chunk || !s->b_snap || !s->logits) {
+        st = SL_FAIL(SL_ERR_NOMEM, "out of memory for the scheduler's step buffers");
+        goto fail;
+    }
+    publish_gauges(s);
+    if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {
+        st = SL_FAIL(SL_ERR_NOMEM, "cannot start the scheduler thread");
+        goto fail;
+    }
+    s->thread_started = true;
+    *out = s;
+    return SL_OK;
+fail:
+    sl_sched_destroy(s);
+    return st;
+}
+
+void sl_sched_destroy(sl_sched *s) {
+    if (!s) return;
+    if (s->thread_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = true;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    sl_fwd_destroy(s->fwd);
+    sl_kv_destroy(s->kv);
+    sl_kvm_destroy(s->kvm);
+    sl_free(s->b_tok);
+    sl_free(s->b_pos);
+    sl_free(s->b_seq);
+    sl_free(s->b_want);
+    sl_free(s->b_seqs);
+    sl_free(s->b_req);
+    sl_free(s->b_chunk);
+    sl_free(s->b_snap);
+    sl_free(s->logits);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    sl_free(s);
+}

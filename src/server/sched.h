@@ -1,0 +1,133 @@
+/*
+ * sched.h — the engine of `shardlm serve`: requests, the continuous-batching
+ * scheduler thread, and the output channel each request streams through.
+ *
+ * Threads: HTTP threads create requests and submit them; one scheduler
+ * thread owns the model state (KV blocks, forward buffers, samplers) and is
+ * the only one touching it. Every step it admits waiting requests under a
+ * token budget (first come, first served; long prompts in chunks), runs one
+ * forward step over decode tokens and prompt chunks mixed, samples, and
+ * appends output to each request's channel (mutex + condition variable).
+ * HTTP threads read the channel and may set `cancelled`; the scheduler
+ * frees a cancelled request's blocks within one step.
+ *
+ * A request is refcounted: the HTTP side and the scheduler each hold one
+ * reference; the last release frees it.
+ */
+#ifndef SL_SERVER_SCHED_H
+#define SL_SERVER_SCHED_H
+
+#include "shardlm.h"
+#include "engine/sampler.h"
+#include "server/kvmgr.h"
+#include "server/metrics.h"
+#include "tokenizer/tokenizer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SL_MAX_TOP_LOGPROBS 20
+#define SL_MAX_STOP 8
+
+typedef enum sl_finish_reason {
+    SL_FR_NONE = 0,
+    SL_FR_STOP,    /* EOS/EOT token or a stop string */
+    SL_FR_LENGTH,  /* max_tokens or the context is full */
+    SL_FR_ABORT,   /* cancelled (client gone) or engine failure */
+} sl_finish_reason;
+
+const char *sl_finish_reason_str(sl_finish_reason r);
+
+typedef struct sl_req_params {
+    int32_t max_tokens;
+    sl_sampler_params sampling;
+    bool ignore_eos;
+    int32_t n_stop;
+    char *stop[SL_MAX_STOP];
+    int32_t logprobs;       /* -1: off; else how many top alternatives (0..20) */
+    uint32_t adapter;       /* LoRA adapter id (0 = base model) */
+} sl_req_params;
+
+/* One generated token as the channel reports it. */
+typedef struct sl_tok_out {
+    int32_t id;
+    float logprob;
+    int32_t n_top;
+    int32_t top_ids[SL_MAX_TOP_LOGPROBS];
+    float top_lps[SL_MAX_TOP_LOGPROBS];
+} sl_tok_out;
+
+typedef struct sl_req sl_req;
+struct sl_req {
+    /* scheduler lists (intrusive) */
+    sl_req *next, *prev;
+    _Atomic int refs;
+    uint64_t id;
+    sl_req_params p;
+    int32_t *tokens;        /* prompt then generated, capacity cap_tokens */
+    int32_t n_prompt, n_tokens, cap_tokens;
+    int32_t max_ctx;        /* n_prompt + max_tokens, clamped to the context */
+    atomic_bool cancelled;
+    double t_submit;        /* seconds, monotonic */
+
+    /* scheduler-private */
+    int state;
+    int32_t n_computed;
+    sl_kvm_seq kv;
+    sl_sampler *sampler;
+    sl_detok detok;
+    char *held;             /* text held back: may be the start of a stop string */
+    size_t n_held, cap_held;
+    double t_last_token;
+    int32_t n_cached_prompt; /* prompt tokens served from the prefix cache at first admission */
+    bool admitted_once;
+
+    /* output channel (guarded by mu) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *text;             /* all text released so far */
+    size_t n_text, cap_text;
+    sl_tok_out *out;        /* generated tokens */
+    int32_t n_out, cap_out;
+    bool finished;
+    sl_finish_reason finish;
+    int http_error;         /* 0, or an HTTP status when the request failed inside the engine */
+    char error[256];
+    double t_first_token;
+};
+
+typedef struct sl_sched_params {
+    int32_t n_ctx;
+    int32_t n_threads;
+    int32_t max_num_seqs;
+    int32_t max_num_batched_tokens;
+    int32_t block_size;
+    int64_t kv_mem_mib;
+    bool prefix_caching;
+    sl_kvm_pool_cfg pools[SL_KVM_MAX_POOLS];
+    int n_pools;
+} sl_sched_params;
+
+typedef struct sl_sched sl_sched;
+
+sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sched_params *p, sl_metrics *metrics,
+                          sl_sched **out);
+/* Stop the thread (running requests are aborted) and free everything. */
+void sl_sched_destroy(sl_sched *s);
+
+/* Create a request for `prompt` (copied). On error (e.g. prompt longer than
+ * the context) *out is NULL and the message names what is wrong. */
+sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, const sl_req_params *p, sl_req **out);
+void sl_req_release(sl_req *r);
+/* Hand the request to the scheduler (takes its own reference). */
+void sl_sched_submit(sl_sched *s, sl_req *r);
+/* Ask the scheduler to drop the request (client gone). */
+void sl_req_cancel(sl_sched *s, sl_req *r);
+
+int32_t sl_sched_running(const sl_sched *s);
+int32_t sl_sched_waiting(const sl_sched *s);
+int32_t sl_sched_n_ctx(const sl_sched *s);
+
+#endif
