@@ -138,6 +138,85 @@ int sl_test_run(char *const argv[], char **out, char **err, int timeout_s) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int sl_test_proc_start(sl_test_proc *p, char *const args[], int timeout_s) {
+    memset(p, 0, sizeof *p);
+    p->pid = -1;
+    int po[2];
+    if (pipe(po) != 0) return -1;
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)sl_test_bin();
+    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(po[1], 1);
+        close(po[0]);
+        close(po[1]);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(po[1]);
+    p->pid = pid;
+    p->out_fd = po[0];
+    char buf[4096];
+    size_t len = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd f = {p->out_fd, POLLIN, 0};
+        int r = poll(&f, 1, 100);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec > timeout_s) break;
+        if (r <= 0) continue;
+        ssize_t k = read(p->out_fd, buf + len, sizeof buf - 1 - len);
+        if (k <= 0) break;
+        len += (size_t)k;
+        buf[len] = '\0';
+        const char *u = strstr(buf, "http://");
+        const char *colon = u ? strchr(u + 7, ':') : NULL;
+        if (colon && strchr(colon, '\n')) {
+            p->port = atoi(colon + 1);
+            snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d", p->port);
+            return p->port > 0 ? 0 : -1;
+        }
+        if (len >= sizeof buf - 1) break;
+    }
+    sl_test_proc_stop(p, SIGKILL, 5);
+    return -1;
+}
+
+int sl_test_proc_stop(sl_test_proc *p, int sig, int timeout_s) {
+    if (p->pid <= 0) return -1;
+    kill(p->pid, sig);
+    int status = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid) break;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec >= timeout_s) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            status = -1;
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (p->out_fd > 0) close(p->out_fd);
+    p->out_fd = -1;
+    p->pid = -1;
+    if (status == -1) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0;

@@ -85,3 +85,19 @@ char *sl_test_read_file(const char *path, size_t *len);
 int sl_test_run(char *const argv[], char **out, char **err, int timeout_s);
 /* Path of the shardlm binary under test ($BUILD/shardlm, default build/). */
 const char *sl_test_bin(void);
+
+/* A shardlm process started in the background (e.g. `serve --port 0`). */
+typedef struct sl_test_proc {
+    int pid;
+    int out_fd;      /* its stdout (stderr goes to ours) */
+    int port;        /* parsed from "http://HOST:PORT" in its first lines */
+    char url[64];    /* "http://127.0.0.1:PORT" */
+} sl_test_proc;
+
+/* Start `$BUILD/shardlm args...` (args NULL-terminated, without the binary)
+ * and wait up to timeout_s for a line with "http://...:PORT". Returns 0 on
+ * success; on failure the process is killed. */
+int sl_test_proc_start(sl_test_proc *p, char *const args[], int timeout_s);
+/* Send `sig` (e.g. SIGTERM), wait up to timeout_s (then SIGKILL); returns the
+ * exit status, or -1 when it was killed. */
+int sl_test_proc_stop(sl_test_proc *p, int sig, int timeout_s);

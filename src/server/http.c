@@ -193,7 +193,9 @@ static void collect(gen *g, bool *finished) {
     if (text) memcpy(text, r->text + t_from, t_to - t_from);
     pthread_mutex_unlock(&r->mu);
     *finished = fin;
-    if (!g->stream) {
+    if (!g->stream) { /* the whole answer is built at the end; just note what was seen */
+        g->text_sent = t_to;
+        g->toks_sent = k1;
         free(text);
         return;
     }

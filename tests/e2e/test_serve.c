@@ -1,0 +1,605 @@
+/*
+ * test_serve.c — `shardlm serve` end to end: the real binary on 127.0.0.1
+ * (port 0), talked to over HTTP with libcurl.
+ *
+ * Greedy output against llama.cpp's golden text; 16 concurrent requests
+ * against each alone; SSE framing; prefix-cache hits; length-class pool
+ * isolation; client disconnects freeing every block; bad input → 4xx with
+ * the field named while the server keeps serving; API key; body limit;
+ * SIGTERM drain.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MODEL "../shared/models/stories260K.gguf"
+
+/* ---- HTTP helpers ------------------------------------------------------- */
+
+typedef struct resp {
+    long status;
+    char *body;
+    size_t n;
+    double t_first; /* seconds from start to the first body byte */
+    double t0;
+} resp;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static size_t on_data(char *p, size_t sz, size_t nm, void *ud) {
+    resp *r = ud;
+    size_t n = sz * nm;
+    if (r->n == 0 && n > 0) r->t_first = now_s() - r->t0;
+    char *nb = realloc(r->body, r->n + n + 1);
+    if (!nb) return 0;
+    r->body = nb;
+    memcpy(r->body + r->n, p, n);
+    r->n += n;
+    r->body[r->n] = '\0';
+    return n;
+}
+
+static CURL *make_easy(const char *url, const char *path, const char *body, const char *auth, resp *r,
+                       struct curl_slist **hdrs) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", url, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, full);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    if (auth) *hdrs = curl_slist_append(*hdrs, auth);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    r->t0 = now_s();
+    return c;
+}
+
+static resp http(const char *url, const char *path, const char *body, const char *auth) {
+    resp r = {0};
+    struct curl_slist *h;
+    CURL *c = make_easy(url, path, body, auth, &r, &h);
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    if (!r.body) r.body = calloc(1, 1);
+    return r;
+}
+
+/* Text of a non-streaming completion (choices[0].text or .message.content); caller frees. */
+static char *completion_text(const resp *r) {
+    json_error_t je;
+    json_t *o = json_loads(r->body, 0, &je);
+    json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+    json_t *t = json_object_get(ch, "text");
+    if (!t) t = json_object_get(json_object_get(ch, "message"), "content");
+    char *s = json_is_string(t) ? strdup(json_string_value(t)) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static long long usage_field(const resp *r, const char *a, const char *b) {
+    json_error_t je;
+    json_t *o = json_loads(r->body, 0, &je);
+    json_t *u = json_object_get(json_object_get(o, "usage"), a);
+    if (b) u = json_object_get(u, b);
+    long long v = json_is_integer(u) ? json_integer_value(u) : -1;
+    json_decref(o);
+    return v;
+}
+
+/* Value of a metric line starting with `prefix` (e.g. "shardlm_kv_blocks{...state=\"used\"}"). Sums matches. */
+static double metric(const char *url, const char *name, const char *label_sub) {
+    resp r = http(url, "/metrics", NULL, NULL);
+    double sum = 0;
+    for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#' || strncmp(line, name, strlen(name)) != 0) continue;
+        if (line[strlen(name)] != '{' && line[strlen(name)] != ' ') continue;
+        if (label_sub && !strstr(line, label_sub)) continue;
+        const char *sp = strrchr(line, ' ');
+        if (sp) sum += atof(sp + 1);
+    }
+    free(r.body);
+    return sum;
+}
+
+static bool wait_blocks_free(const char *url, double timeout_s) {
+    double t0 = now_s();
+    while (now_s() - t0 < timeout_s) {
+        if (metric(url, "shardlm_kv_blocks", "state=\"used\"") == 0 && metric(url, "shardlm_requests_running", NULL) == 0)
+            return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+static sl_test_proc server;
+static bool server_up;
+
+static const char *start_default(void) {
+    if (server_up) return server.url;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", NULL};
+    if (sl_test_proc_start(&server, args, 20) != 0) return NULL;
+    server_up = true;
+    return server.url;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+TEST(serve_health_ready_models) {
+    const char *url = start_default();
+    CHECK_MSG(url, "server did not start");
+    resp r = http(url, "/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    free(r.body);
+    r = http(url, "/ready", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    free(r.body);
+    r = http(url, "/v1/models", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_MSG(strstr(r.body, "\"id\":\"stories260K\""), "models: %s", r.body);
+    free(r.body);
+    r = http(url, "/nope", NULL, NULL);
+    CHECK_EQ_INT(r.status, 404);
+    free(r.body);
+    r = http(url, "/v1/completions", NULL, NULL); /* GET */
+    CHECK_EQ_INT(r.status, 405);
+    free(r.body);
+}
+
+/* Greedy output through HTTP equals llama.cpp's golden text for every prompt. */
+TEST(serve_greedy_matches_golden) {
+    const char *url = start_default();
+    CHECK(url);
+    for (int nn = 0; nn < 6; nn++) {
+        char path[128];
+        snprintf(path, sizeof path, "golden/stories260K/main.%02d.json", nn);
+        const char *jp = sl_test_shared(path);
+        CHECK(jp);
+        json_error_t je;
+        json_t *g = json_load_file(jp, 0, &je);
+        CHECK(g);
+        json_t *req = json_pack("{s:O,s:i,s:f,s:b}", "prompt", json_object_get(g, "prompt"), "max_tokens", 64,
+                                "temperature", 0.0, "ignore_eos", 1);
+        char *body = json_dumps(req, 0);
+        json_decref(req);
+        resp r = http(url, "/v1/completions", body, NULL);
+        free(body);
+        char *text = completion_text(&r);
+        long long np = usage_field(&r, "prompt_tokens", NULL), nc = usage_field(&r, "completion_tokens", NULL);
+        const char *want = json_string_value(json_object_get(g, "generated_text"));
+        long long want_np = (long long)json_array_size(json_object_get(g, "prompt_token_ids"));
+        int same = text && !strcmp(text, want);
+        if (!same) fprintf(stderr, "    prompt %02d: got [%s]\n    want [%s]\n", nn, text ? text : r.body, want);
+        free(text);
+        free(r.body);
+        json_decref(g);
+        CHECK_EQ_INT(r.status, 200);
+        CHECK(same);
+        CHECK_EQ_INT(np, want_np);
+        CHECK_EQ_INT(nc, 64);
+    }
+}
+
+static char *prompt_body(int i, int max_tokens, bool stream, double temp, int seed) {
+    static const char *starts[] = {"Once upon a time", "Lily and Ben went to the park.", "The little dog was sad because",
+                                   "One day, Tom found a big red ball", "She said, \"I want to play!\"", "The sun was",
+                                   "A cat and a bird", "Mom said"};
+    char prompt[256];
+    snprintf(prompt, sizeof prompt, "%s%s", starts[i % 8], i >= 8 ? " and then" : "");
+    json_t *o = json_pack("{s:s,s:i,s:f,s:b,s:b}", "prompt", prompt, "max_tokens", max_tokens, "temperature", temp,
+                          "ignore_eos", 1, "stream", stream);
+    if (seed >= 0) json_object_set_new(o, "seed", json_integer(seed));
+    char *b = json_dumps(o, 0);
+    json_decref(o);
+    return b;
+}
+
+/* 16 concurrent requests give exactly what each gives alone (greedy and seeded sampling). */
+TEST(serve_concurrent_equals_alone) {
+    const char *url = start_default();
+    CHECK(url);
+    enum { N = 16 };
+    char *alone[N] = {0}, *together[N] = {0};
+    for (int i = 0; i < N; i++) {
+        char *b = prompt_body(i, 40, false, i % 4 == 3 ? 0.9 : 0.0, i % 4 == 3 ? 1234 + i : -1);
+        resp r = http(url, "/v1/completions", b, NULL);
+        alone[i] = completion_text(&r);
+        free(r.body);
+        free(b);
+    }
+    CURLM *m = curl_multi_init();
+    CURL *easy[N];
+    resp rs[N];
+    struct curl_slist *hs[N];
+    char *bodies[N];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < N; i++) {
+        bodies[i] = prompt_body(i, 40, false, i % 4 == 3 ? 0.9 : 0.0, i % 4 == 3 ? 1234 + i : -1);
+        easy[i] = make_easy(url, "/v1/completions", bodies[i], NULL, &rs[i], &hs[i]);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    int running = N;
+    double t0 = now_s();
+    while (running && now_s() - t0 < 60) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    int same = 0;
+    for (int i = 0; i < N; i++) {
+        together[i] = completion_text(&rs[i]);
+        if (alone[i] && together[i] && !strcmp(alone[i], together[i])) same++;
+        else fprintf(stderr, "    request %d differs:\n      alone    [%s]\n      together [%s]\n", i, alone[i],
+                     together[i] ? together[i] : rs[i].body);
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+        curl_slist_free_all(hs[i]);
+        free(rs[i].body);
+        free(bodies[i]);
+        free(alone[i]);
+        free(together[i]);
+    }
+    curl_multi_cleanup(m);
+    CHECK_EQ_INT(same, N);
+}
+
+/* SSE framing: data: {json} events, one [DONE] at the end, text equal to the non-streaming answer. */
+static void check_stream(const char *url, const char *path, const char *stream_body, const char *plain_body, bool chat) {
+    resp plain = http(url, path, plain_body, NULL);
+    char *want = completion_text(&plain);
+    free(plain.body);
+    resp r = http(url, path, stream_body, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    char *text = calloc(1, r.n + 1);
+    int n_done = 0, n_events = 0, bad = 0, after_done = 0, usage_chunks = 0;
+    const char *finish = NULL;
+    char finish_buf[32] = "";
+    char *save = NULL;
+    for (char *ev = strtok_r(r.body, "\n", &save); ev; ev = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(ev, "data: ", 6) != 0) {
+            bad++;
+            continue;
+        }
+        if (n_done) after_done++;
+        if (!strcmp(ev + 6, "[DONE]")) {
+            n_done++;
+            continue;
+        }
+        n_events++;
+        json_error_t je;
+        json_t *o = json_loads(ev + 6, 0, &je);
+        if (!o) {
+            bad++;
+            continue;
+        }
+        json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+        if (!ch && json_is_object(json_object_get(o, "usage"))) usage_chunks++;
+        json_t *t = chat ? json_object_get(json_object_get(ch, "delta"), "content") : json_object_get(ch, "text");
+        if (json_is_string(t)) strcat(text, json_string_value(t));
+        json_t *fr = json_object_get(ch, "finish_reason");
+        if (json_is_string(fr)) {
+            snprintf(finish_buf, sizeof finish_buf, "%s", json_string_value(fr));
+            finish = finish_buf;
+        }
+        json_decref(o);
+    }
+    int same = want && !strcmp(text, want);
+    if (!same) fprintf(stderr, "    stream [%s]\n    plain  [%s]\n", text, want ? want : "?");
+    free(text);
+    free(want);
+    free(r.body);
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(n_done, 1);
+    CHECK_EQ_INT(after_done, 0);
+    CHECK(n_events >= 2);
+    CHECK_MSG(finish && !strcmp(finish, "length"), "finish_reason %s", finish ? finish : "(none)");
+    CHECK_EQ_INT(usage_chunks, 1);
+    CHECK(same);
+}
+
+TEST(serve_sse_framing) {
+    const char *url = start_default();
+    CHECK(url);
+    check_stream(url, "/v1/completions",
+                 "{\"prompt\":\"The little dog\",\"max_tokens\":30,\"temperature\":0,\"ignore_eos\":true,\"stream\":true,"
+                 "\"stream_options\":{\"include_usage\":true}}",
+                 "{\"prompt\":\"The little dog\",\"max_tokens\":30,\"temperature\":0,\"ignore_eos\":true}", false);
+    if (sl_test_failed()) return;
+    check_stream(url, "/v1/chat/completions",
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":30,\"temperature\":0,"
+                 "\"ignore_eos\":true,\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":30,\"temperature\":0,"
+                 "\"ignore_eos\":true}",
+                 true);
+}
+
+/* A repeated prompt hits the prefix cache: cached tokens in usage, hits in /metrics. */
+TEST(serve_prefix_cache_hits) {
+    const char *url = start_default();
+    CHECK(url);
+    const char *body = "{\"prompt\":\"Once upon a time, in a small town by the sea, there lived a kind old fisherman "
+                       "who had a little boat and a big dog named Max. Every morning they went out together.\","
+                       "\"max_tokens\":4,\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+    double hits0 = metric(url, "shardlm_prefix_cache_hits_total", NULL);
+    resp a = http(url, "/v1/completions", body, NULL);
+    resp b = http(url, "/v1/completions", body, NULL);
+    double hits1 = metric(url, "shardlm_prefix_cache_hits_total", NULL);
+    const char *ca = strstr(a.body, "\"cached_tokens\":"), *cb = strstr(b.body, "\"cached_tokens\":");
+    int cached_a = ca ? atoi(ca + 16) : -1, cached_b = cb ? atoi(cb + 16) : -1;
+    printf("    TTFT first %.2f ms, repeated %.2f ms; cached prompt tokens %d then %d\n", a.t_first * 1e3,
+           b.t_first * 1e3, cached_a, cached_b);
+    free(a.body);
+    free(b.body);
+    CHECK_EQ_INT(cached_a, 0);
+    CHECK_MSG(cached_b >= 32, "repeated prompt: %d cached tokens", cached_b);
+    CHECK_MSG(hits1 - hits0 >= 2, "prefix cache hits went from %g to %g", hits0, hits1);
+}
+
+static char *token_prompt_body(int first, int n, int max_tokens) {
+    json_t *arr = json_array();
+    json_array_append_new(arr, json_integer(1));
+    for (int i = 1; i < n; i++) json_array_append_new(arr, json_integer(3 + (first * 131 + i * 7) % 500));
+    json_t *o = json_pack("{s:o,s:i,s:f,s:b,s:s}", "prompt", arr, "max_tokens", max_tokens, "temperature", 0.0,
+                          "ignore_eos", 1, "user", "pool-test");
+    char *b = json_dumps(o, 0);
+    json_decref(o);
+    return b;
+}
+
+/* Pool isolation: a burst of long prompts that overflows the long pool does
+ * not evict a short conversation's cached prefix — but with one shared pool
+ * it does (the control, showing the burst is big enough). */
+static int short_hit_after_burst(const char *pools) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-mem", "2", "--kv-pools", (char *)pools, NULL};
+    if (sl_test_proc_start(&p, args, 20) != 0) return -1;
+    char *shortb = token_prompt_body(999, 60, 8); /* context 68: the short class */
+    resp r = http(p.url, "/v1/completions", shortb, NULL);
+    free(r.body);
+    for (int i = 0; i < 10; i++) { /* 10 distinct long prompts: 10 x 14 blocks > the long pool */
+        char *lb = token_prompt_body(i, 200, 24);
+        r = http(p.url, "/v1/completions", lb, NULL);
+        free(r.body);
+        free(lb);
+    }
+    r = http(p.url, "/v1/completions", shortb, NULL);
+    long long cached = usage_field(&r, "prompt_tokens_details", "cached_tokens");
+    free(r.body);
+    free(shortb);
+    sl_test_proc_stop(&p, SIGTERM, 10);
+    return (int)cached;
+}
+
+TEST(serve_pools_isolate_eviction) {
+    int with_pools = short_hit_after_burst("short:<=160:40%:fifo,long:60%:lru");
+    int one_pool = short_hit_after_burst("all:100%:lru");
+    printf("    short prompt's cached tokens after the burst: %d with pools, %d with one pool\n", with_pools, one_pool);
+    CHECK_MSG(with_pools >= 48, "with pools: %d cached tokens", with_pools);
+    CHECK_MSG(one_pool == 0, "one pool: %d cached tokens (the burst did not evict: test too weak)", one_pool);
+}
+
+static int raw_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void send_request(int fd, const char *body) {
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     strlen(body));
+    if (write(fd, head, (size_t)n) < 0 || write(fd, body, strlen(body)) < 0) return;
+}
+
+/* A client that disconnects before its first token, or mid-stream, has its request aborted and every block freed. */
+TEST(serve_disconnect_frees_blocks) {
+    const char *url = start_default();
+    CHECK(url);
+    const char *body = "{\"prompt\":\"Once\",\"max_tokens\":500,\"temperature\":0,\"ignore_eos\":true,\"stream\":true}";
+    double aborts0 = metric(url, "shardlm_requests_finished_total", "reason=\"abort\"");
+    /* before the first token: send and close at once */
+    int fd = raw_connect(server.port);
+    CHECK(fd >= 0);
+    send_request(fd, body);
+    close(fd);
+    CHECK_MSG(wait_blocks_free(url, 10), "blocks still used after a disconnect before the first token");
+    /* mid-stream: read the first bytes of the stream, then close */
+    fd = raw_connect(server.port);
+    CHECK(fd >= 0);
+    send_request(fd, body);
+    char buf[2048];
+    ssize_t got = 0;
+    while (got < 400) {
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k <= 0) break;
+        got += k;
+    }
+    close(fd);
+    CHECK_MSG(got >= 400, "read %zd bytes of the stream", got);
+    CHECK_MSG(wait_blocks_free(url, 10), "blocks still used after a disconnect mid-stream");
+    double aborts1 = metric(url, "shardlm_requests_finished_total", "reason=\"abort\"");
+    CHECK_MSG(aborts1 - aborts0 == 2, "aborted requests went from %g to %g", aborts0, aborts1);
+}
+
+/* Bad input: the right 4xx naming the field; the server keeps serving. */
+TEST(serve_bad_input) {
+    const char *url = start_default();
+    CHECK(url);
+    static const struct {
+        const char *path, *body;
+        int status;
+        const char *param;
+    } cases[] = {
+        {"/v1/completions", "{bad json", 400, NULL},
+        {"/v1/completions", "[1,2]", 400, NULL},
+        {"/v1/completions", "{}", 400, "prompt"},
+        {"/v1/completions", "{\"prompt\":12}", 400, "prompt"},
+        {"/v1/completions", "{\"prompt\":[1, 99999]}", 400, "prompt"},
+        {"/v1/completions", "{\"prompt\":[\"a\",\"b\"]}", 400, "prompt"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"model\":\"nope\"}", 404, "model"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"model\":7}", 400, "model"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "max_tokens"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":-5}", 400, "max_tokens"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":100000}", 400, "max_tokens"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":\"ten\"}", 400, "max_tokens"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"temperature\":-1}", 400, "temperature"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"temperature\":1e308}", 400, "temperature"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"top_p\":0}", 400, "top_p"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"top_k\":1.5}", 400, "top_k"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"n\":3}", 400, "n"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"stop\":5}", 400, "stop"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"stream\":\"yes\"}", 400, "stream"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"logprobs\":50}", 400, "logprobs"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"presence_penalty\":9}", 400, "presence_penalty"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"seed\":\"s\"}", 400, "seed"},
+        {"/v1/chat/completions", "{\"messages\":\"hi\"}", 400, "messages"},
+        {"/v1/chat/completions", "{\"messages\":[]}", 400, "messages"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"king\",\"content\":\"x\"}]}", 400, "messages[0].role"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":5}]}", 400, "messages[0].content"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":3}", 400,
+         "top_logprobs"},
+        {"/tokenize", "{\"prompt\":3}", 400, "prompt"},
+        {"/detokenize", "{\"tokens\":[1,-4]}", 400, "tokens"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        resp r = http(url, cases[i].path, cases[i].body, NULL);
+        json_error_t je;
+        json_t *o = json_loads(r.body, 0, &je);
+        json_t *err = json_object_get(o, "error");
+        json_t *param = json_object_get(err, "param");
+        bool ok_param = cases[i].param ? json_is_string(param) && !strcmp(json_string_value(param), cases[i].param)
+                                       : json_is_null(param);
+        bool ok = r.status == cases[i].status && json_is_string(json_object_get(err, "message")) && ok_param;
+        if (!ok) fprintf(stderr, "    case %zu %s %s -> %ld %s\n", i, cases[i].path, cases[i].body, r.status, r.body);
+        json_decref(o);
+        free(r.body);
+        CHECK(ok);
+    }
+    /* invalid UTF-8 inside a JSON string */
+    resp r = http(url, "/v1/completions", "{\"prompt\":\"\xff\xfe\"}", NULL);
+    CHECK_EQ_INT(r.status, 400);
+    free(r.body);
+    /* a prompt longer than the context */
+    json_t *arr = json_array();
+    for (int i = 0; i < 600; i++) json_array_append_new(arr, json_integer(5));
+    json_t *o = json_pack("{s:o}", "prompt", arr);
+    char *b = json_dumps(o, 0);
+    json_decref(o);
+    r = http(url, "/v1/completions", b, NULL);
+    free(b);
+    CHECK_MSG(r.status == 400 && strstr(r.body, "\"param\":\"prompt\""), "long prompt: %ld %s", r.status, r.body);
+    free(r.body);
+    /* still serving */
+    r = http(url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":3}", NULL);
+    CHECK_EQ_INT(r.status, 200);
+    free(r.body);
+}
+
+TEST(serve_api_key_and_body_limit) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--api-key", "s3cret", "--max-body-bytes", "2048", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    resp r = http(p.url, "/v1/models", NULL, NULL);
+    long no_key = r.status;
+    free(r.body);
+    r = http(p.url, "/v1/models", NULL, "Authorization: Bearer wrong");
+    long bad_key = r.status;
+    free(r.body);
+    r = http(p.url, "/v1/models", NULL, "Authorization: Bearer s3cret");
+    long good_key = r.status;
+    free(r.body);
+    r = http(p.url, "/health", NULL, NULL);
+    long health = r.status;
+    free(r.body);
+    r = http(p.url, "/ready", NULL, NULL);
+    long ready = r.status;
+    free(r.body);
+    char *big = malloc(5000);
+    memset(big, ' ', 4999);
+    big[4999] = '\0';
+    memcpy(big, "{\"prompt\":\"x\"}", 14);
+    r = http(p.url, "/v1/completions", big, "Authorization: Bearer s3cret");
+    long too_big = r.status;
+    free(r.body);
+    free(big);
+    int rc = sl_test_proc_stop(&p, SIGTERM, 10);
+    CHECK_EQ_INT(no_key, 401);
+    CHECK_EQ_INT(bad_key, 401);
+    CHECK_EQ_INT(good_key, 200);
+    CHECK_EQ_INT(health, 200);
+    CHECK_EQ_INT(ready, 200);
+    CHECK_EQ_INT(too_big, 413);
+    CHECK_EQ_INT(rc, 0);
+}
+
+/* SIGTERM: /ready goes 503, the running stream finishes, exit status 0. */
+TEST(serve_sigterm_drains) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    CURLM *m = curl_multi_init();
+    resp rs = {0};
+    struct curl_slist *h;
+    CURL *e = make_easy(p.url, "/v1/completions",
+                        "{\"prompt\":\"Once\",\"max_tokens\":480,\"temperature\":0,\"ignore_eos\":true,\"stream\":true}",
+                        NULL, &rs, &h);
+    curl_multi_add_handle(m, e);
+    int running = 1;
+    while (running && rs.n < 200) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 10, NULL);
+    }
+    kill(p.pid, SIGTERM);
+    usleep(30000);
+    resp ready = http(p.url, "/ready", NULL, NULL);
+    resp gen = http(p.url, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":2}", NULL);
+    double t0 = now_s();
+    while (running && now_s() - t0 < 30) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 50, NULL);
+    }
+    bool done = rs.body && strstr(rs.body, "data: [DONE]") && strstr(rs.body, "\"finish_reason\":\"length\"");
+    int rc = sl_test_proc_stop(&p, SIGTERM, 30);
+    curl_multi_remove_handle(m, e);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(h);
+    curl_multi_cleanup(m);
+    free(rs.body);
+    long rs_ready = ready.status, rs_gen = gen.status;
+    free(ready.body);
+    free(gen.body);
+    CHECK_MSG(rs_ready == 503 || rs_ready == 0, "/ready during drain: %ld", rs_ready);
+    CHECK_MSG(rs_gen == 503 || rs_gen == 0, "new request during drain: %ld", rs_gen);
+    CHECK_MSG(done, "the running stream did not finish");
+    CHECK_EQ_INT(rc, 0);
+}
+
+TEST(zz_stop_server) {
+    if (!server_up) return;
+    int rc = sl_test_proc_stop(&server, SIGTERM, 15);
+    server_up = false;
+    CHECK_EQ_INT(rc, 0);
+}
