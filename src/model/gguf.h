@@ -90,7 +90,15 @@ sl_status sl_gguf_get_arr(const sl_gguf *g, const char *key, sl_gguf_vtype *elem
                           const sl_gguf_kv **kv_out);
 sl_str sl_gguf_arr_str(const sl_gguf_kv *kv, uint64_t i);   /* string arrays */
 float sl_gguf_arr_f32(const sl_gguf_kv *kv, uint64_t i);    /* F32 arrays */
-int64_t sl_gguf_arr_int(const sl_gguf_kv *kv, uint64_t i);  /* any integer array */
+int64_t sl_gguf_arr_int(const sl_gguf_kv *kv, uint64_t i);  /* any integer array (u64: the same bits) */
+double sl_gguf_arr_f64(const sl_gguf_kv *kv, uint64_t i);   /* F64 arrays */
+bool sl_gguf_arr_bool(const sl_gguf_kv *kv, uint64_t i);    /* BOOL arrays */
+
+/* The value of a scalar entry (e.g. from sl_gguf_kv_at), by kind; the type
+ * must fit (asserted): */
+int64_t sl_gguf_kv_int(const sl_gguf_kv *kv);     /* integer types and bool (u64: the same bits) */
+double sl_gguf_kv_float(const sl_gguf_kv *kv);    /* F32 or F64 */
+sl_str sl_gguf_kv_str(const sl_gguf_kv *kv);      /* STRING */
 
 /* Convenience: value of an optional key, or `def` when absent (errors when
  * present with the wrong type). */
