@@ -74,7 +74,8 @@ run: deps
 
 # libFuzzer targets: tests/fuzz/fuzz_NAME.c → build-fuzz/fuzz_NAME, linked with the library
 # built by clang with coverage instrumentation and ASan+UBSan.
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -pthread -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -pthread -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=undefined
 FUZZ_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz: $(FUZZ_BIN)
@@ -82,8 +83,11 @@ fuzz: $(FUZZ_BIN)
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(ISA) -c $< -o $@
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LDLIBS)
+build-fuzz/libshardlm.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libshardlm.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build-fuzz/libshardlm.a -o $@ $(LDLIBS)
 
 clean:
 	rm -rf build build-san build-fuzz
