@@ -1,0 +1,55 @@
+/*
+ * test_openai_node.c — the official `openai` npm client (tests/node) completes
+ * a non-streaming and a streaming chat request and a completion against a
+ * real `shardlm serve`. Needs node and `npm install` in tests/node (.ci/run
+ * does it); without them this test fails, saying so.
+ */
+#include "harness.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+TEST(openai_node_client) {
+    CHECK_MSG(access("tests/node/node_modules/openai/package.json", R_OK) == 0,
+              "the openai npm package is not installed: run 'npm install' in tests/node (.ci/run does)");
+    const char *node = access("/usr/bin/node", X_OK) == 0 ? "/usr/bin/node" : "/usr/local/bin/node";
+    CHECK_MSG(access(node, X_OK) == 0, "node is not installed");
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", "../shared/models/stories260K.gguf", "--port", "0", "-t", "1", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    char base[96];
+    snprintf(base, sizeof base, "%s/v1", p.url);
+    char *argv[] = {(char *)node, "tests/node/openai-client.mjs", base, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = sl_test_run(argv, &out, &err, 60);
+    int src = sl_test_proc_stop(&p, SIGTERM, 10);
+    json_error_t je;
+    json_t *o = rc == 0 ? json_loads(out, 0, &je) : NULL;
+    if (!o) fprintf(stderr, "    node exited %d\n    stdout: %s\n    stderr: %s\n", rc, out, err);
+    free(out);
+    free(err);
+    CHECK(o != NULL);
+    const char *plain = json_string_value(json_object_get(o, "plain"));
+    const char *streamed = json_string_value(json_object_get(o, "streamed"));
+    int same = plain && streamed && !strcmp(plain, streamed) && strlen(plain) > 0;
+    const char *sf = json_string_value(json_object_get(o, "stream_finish"));
+    json_t *su = json_object_get(o, "stream_usage");
+    long long ct = json_integer_value(json_object_get(su, "completion_tokens"));
+    json_t *nf = json_object_get(o, "not_found");
+    long long nf_status = json_integer_value(json_object_get(nf, "status"));
+    const char *model = json_string_value(json_object_get(o, "model"));
+    const char *completion = json_string_value(json_object_get(o, "completion"));
+    bool model_ok = model && !strcmp(model, "stories260K");
+    bool comp_ok = completion && strlen(completion) > 0;
+    bool sf_ok = sf && !strcmp(sf, "length");
+    json_decref(o);
+    CHECK_MSG(same, "streamed text differs from the non-streaming answer");
+    CHECK(model_ok);
+    CHECK(comp_ok);
+    CHECK(sf_ok);
+    CHECK_EQ_INT(ct, 24);
+    CHECK_EQ_INT(nf_status, 404);
+    CHECK_EQ_INT(src, 0);
+}
