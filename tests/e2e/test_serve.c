@@ -395,6 +395,65 @@ TEST(serve_pools_isolate_eviction) {
     CHECK_MSG(one_pool == 0, "one pool: %d cached tokens (the burst did not evict: test too weak)", one_pool);
 }
 
+/* With too few KV blocks for everyone, sequences are preempted and
+ * recomputed — and still produce exactly what they produce alone. */
+TEST(serve_preemption_keeps_outputs) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-mem", "1", "--kv-pools", "all:100%:lru",
+                    "--max-num-batched-tokens", "64", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    enum { N = 4 };
+    char *alone[N] = {0};
+    for (int i = 0; i < N; i++) {
+        char *b = prompt_body(i, 300, false, 0.0, -1);
+        resp r = http(p.url, "/v1/completions", b, NULL);
+        alone[i] = completion_text(&r);
+        free(r.body);
+        free(b);
+    }
+    double pre0 = metric(p.url, "shardlm_preemptions_total", NULL);
+    CURLM *m = curl_multi_init();
+    CURL *easy[N];
+    resp rs[N];
+    struct curl_slist *hs[N];
+    char *bodies[N];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < N; i++) {
+        bodies[i] = prompt_body(i, 300, false, 0.0, -1);
+        easy[i] = make_easy(p.url, "/v1/completions", bodies[i], NULL, &rs[i], &hs[i]);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    int running = N;
+    double t0 = now_s();
+    while (running && now_s() - t0 < 60) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    double pre1 = metric(p.url, "shardlm_preemptions_total", NULL);
+    bool freed = wait_blocks_free(p.url, 10);
+    int same = 0;
+    for (int i = 0; i < N; i++) {
+        char *t = completion_text(&rs[i]);
+        if (alone[i] && t && !strcmp(alone[i], t)) same++;
+        else fprintf(stderr, "    request %d differs after preemption:\n      alone [%s]\n      now   [%s]\n", i,
+                     alone[i], t ? t : rs[i].body);
+        free(t);
+        curl_multi_remove_handle(m, easy[i]);
+        curl_easy_cleanup(easy[i]);
+        curl_slist_free_all(hs[i]);
+        free(rs[i].body);
+        free(bodies[i]);
+        free(alone[i]);
+    }
+    curl_multi_cleanup(m);
+    int rc = sl_test_proc_stop(&p, SIGTERM, 10);
+    printf("    preemptions: %g\n", pre1 - pre0);
+    CHECK_MSG(pre1 - pre0 >= 1, "no preemption happened (test too weak)");
+    CHECK_EQ_INT(same, N);
+    CHECK(freed);
+    CHECK_EQ_INT(rc, 0);
+}
+
 static int raw_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
