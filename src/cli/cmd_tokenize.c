@@ -4,10 +4,12 @@
  * separated by single spaces.
  *
  * Only the GGUF metadata is read (sl_gguf_open, no tensors loaded), so
- * vocabulary-only files work. As llama.cpp's llama-tokenize: BOS is added
- * when tokenizer.ggml.add_bos_token says so and --no-bos is not given; EOS is
- * appended in that same case when tokenizer.ggml.add_eos_token is true.
- * A file is tokenized byte for byte (a trailing newline is part of it).
+ * vocabulary-only files work. As llama.cpp's llama-tokenize with its
+ * add_special: unless --no-bos is given, BOS is added when
+ * tokenizer.ggml.add_bos_token says so, EOS appended when
+ * tokenizer.ggml.add_eos_token does and SEP (WordPiece [SEP]) when
+ * tokenizer.ggml.add_sep_token does. A file is tokenized byte for byte (a
+ * trailing newline is part of it).
  */
 #include "commands.h"
 #include "common.h"
@@ -27,7 +29,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF file (a vocabulary-only file is enough)"},
     [O_PROMPT] = {"prompt", "p", OPT_STR, NULL, 0, -1, "text to tokenize"},
     [O_FILE] = {"file", "f", OPT_STR, NULL, 0, -1, "read the text from a file"},
-    [O_NO_BOS] = {"no-bos", NULL, OPT_BOOL, NULL, 0, -1, "do not add BOS (nor EOS) even if the metadata asks"},
+    [O_NO_BOS] = {"no-bos", NULL, OPT_BOOL, NULL, 0, -1, "do not add BOS (nor EOS/SEP) even if the metadata asks"},
     [O_PARSE_SPECIAL] = {"parse-special", NULL, OPT_BOOL, NULL, 0, -1, "match control-token text such as <s>"},
 };
 
@@ -67,13 +69,18 @@ int cmd_tokenize(int argc, char **argv) {
         fprintf(stderr, "shardlm tokenize: %s\n", sl_last_error());
         goto done;
     }
-    bool add_special = sl_tokenizer_add_bos(t) && !v[O_NO_BOS].b;
-    if (sl_tokenize(t, text, len, add_special, v[O_PARSE_SPECIAL].b, &ids, &n_ids)) {
+    bool add_special = !v[O_NO_BOS].b;
+    if (sl_tokenize(t, text, len, add_special && sl_tokenizer_add_bos(t), v[O_PARSE_SPECIAL].b, &ids, &n_ids)) {
         fprintf(stderr, "shardlm tokenize: %s\n", sl_last_error());
         goto done;
     }
     for (size_t i = 0; i < n_ids; i++) printf(i ? " %d" : "%d", ids[i]);
-    if (add_special && sl_tokenizer_add_eos(t)) printf(n_ids ? " %d" : "%d", sl_tokenizer_eos(t));
+    bool any = n_ids > 0;
+    if (add_special && sl_tokenizer_add_eos(t)) {
+        printf(any ? " %d" : "%d", sl_tokenizer_eos(t));
+        any = true;
+    }
+    if (add_special && sl_tokenizer_add_sep(t)) printf(any ? " %d" : "%d", sl_tokenizer_sep(t));
     putchar('\n');
     if (fflush(stdout) != 0) {
         fprintf(stderr, "shardlm tokenize: cannot write the output\n");

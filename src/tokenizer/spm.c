@@ -18,7 +18,7 @@
  * Invariants: symbols are contiguous in the fragment, so a pair's text is
  * s[left.off .. left.off + left.n + right.n); a merged-away symbol has n = 0.
  */
-#include "spm.h"
+#include "vocab.h"
 
 #include "core/alloc.h"
 #include "core/status.h"
@@ -95,12 +95,6 @@ static void try_pair(const sl_tokenizer *t, const char *s, const sym *sy, heap *
     heap_push(h, b);
 }
 
-/* bytes of a UTF-8 character from its lead byte (llama.cpp unicode_len_utf8) */
-static uint32_t utf8_len(unsigned char c) {
-    static const uint8_t len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-    return len[c >> 4];
-}
-
 static sl_status emit_bytes(const sl_tokenizer *t, const char *p, uint32_t n, idvec *out) {
     for (uint32_t j = 0; j < n; j++) {
         unsigned char b = (unsigned char)p[j];
@@ -123,7 +117,7 @@ sl_status spm_encode(const sl_tokenizer *t, const char *s, size_t n, idvec *out)
     if (n > UINT32_MAX / 4) return SL_FAIL(SL_ERR_RANGE, "text fragment of %zu bytes is too long", n);
 
     size_t n_sym = 0;
-    for (size_t off = 0; off < n; n_sym++) off += utf8_len((unsigned char)s[off]);
+    for (size_t off = 0; off < n; n_sym++) off += utf8_len_lead((unsigned char)s[off]);
     sy = sl_alloc_array(n_sym, sizeof *sy);
     h.cap = 3 * n_sym;
     h.v = sl_alloc_array(h.cap, sizeof *h.v);
@@ -133,7 +127,7 @@ sl_status spm_encode(const sl_tokenizer *t, const char *s, size_t n, idvec *out)
     }
     size_t off = 0;
     for (size_t i = 0; i < n_sym; i++) {
-        uint32_t len = utf8_len((unsigned char)s[off]);
+        uint32_t len = utf8_len_lead((unsigned char)s[off]);
         if (len > n - off) len = (uint32_t)(n - off);
         sy[i].off = (uint32_t)off;
         sy[i].n = len;

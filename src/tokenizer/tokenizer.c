@@ -1,31 +1,37 @@
 /*
  * tokenizer.c — the vocabulary, special-token handling, token pieces and the
- * streaming detokenizer (the SPM merges themselves are in spm.c).
+ * streaming detokenizer; the per-type fragment encoders are spm.c, bpe.c
+ * (with pretok.c) and wpm.c.
  *
  * Design: sl_tokenizer_create copies everything it needs out of the GGUF
  * metadata (the file may be closed afterwards): token texts into one blob,
  * a hash map text → id, scores, llama.cpp-style attribute bits derived from
- * tokenizer.ggml.token_type, the byte-fallback table, the list of tokens to
- * split out of a text before merging (control, user-defined and unknown
- * tokens, longest text first) and each token's piece. It applies the same
- * load-time adjustments as llama.cpp's llama_vocab::impl::load: EOT/EOM
- * detection by text, the end-of-generation set (whose members become control
- * tokens), and the Phi-3 right-strip of special tokens.
+ * tokenizer.ggml.token_type, the byte-fallback table, the BPE merges and
+ * compiled pre-tokenizer, the list of tokens to split out of a text before
+ * encoding (control, user-defined and unknown tokens, longest text first)
+ * and each token's piece. It applies the same load-time rules as llama.cpp's
+ * llama_vocab::impl::load: per-type defaults of the special ids and of
+ * add_bos/add_sep/add_space_prefix, EOT/EOM/FIM detection by text, the
+ * end-of-generation set (whose members become control tokens), unused
+ * control tokens, and the per-model attribute fixes (Phi-3 right-strip,
+ * <mask> left-strip, gpt-oss tokens rendered as user-defined).
  *
- * sl_tokenize follows llama_vocab::impl::tokenize for SPM vocabularies:
+ * sl_tokenize follows llama_vocab::impl::tokenize:
  *   1. split the text on special-token texts (tokenizer_st_partition):
  *      user-defined tokens always, control/unknown ones only when
  *      parse_special; lstrip/rstrip attributes eat adjacent whitespace;
  *   2. BOS first when asked (and the vocabulary has one);
- *   3. each raw fragment gets a leading space when add_space_prefix and it
- *      starts the text or follows a special token, spaces become U+2581, and
- *      spm_encode merges it. Empty text gives no fragment at all.
- * EOS is never appended here; callers that honour tokenizer.ggml.add_eos_token
- * append sl_tokenizer_eos() themselves (as llama.cpp does with add_special).
+ *   3. each raw fragment is encoded by the vocabulary's encoder. SPM: a
+ *      leading space when add_space_prefix and it starts the text or
+ *      follows a special token, spaces become U+2581, spm_encode merges it.
+ *      BPE: bpe_encode. WPM: wpm_encode. Empty text gives no fragment.
+ * EOS/SEP are never appended here; callers that honour add_eos/add_sep
+ * append them themselves (as llama.cpp does with add_special).
  *
  * Pieces (llama_vocab::token_to_piece): control and unknown tokens render as
  * their text only when `special`, else ""; user-defined tokens as their text;
- * normal tokens with U+2581 turned back into spaces; byte tokens as the raw
+ * normal tokens with U+2581 turned back into spaces (SPM, WPM) or with their
+ * byte-level characters turned back into bytes (BPE); byte tokens as the raw
  * byte; unused/undefined tokens as "". Leading spaces are kept: the first
  * piece of " Hello" is " Hello", as common_token_to_piece prints a stream.
  *
@@ -40,7 +46,8 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
-#include "spm.h"
+#include "pretok.h"
+#include "vocab.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -51,13 +58,14 @@
 #define KEY_TOKENS "tokenizer.ggml.tokens"
 #define KEY_SCORES "tokenizer.ggml.scores"
 #define KEY_TYPES "tokenizer.ggml.token_type"
+#define KEY_PRE "tokenizer.ggml.pre"
 
 /* a token text longer than this is rejected as corrupt */
 #define MAX_TOKEN_LEN (1u << 20)
 
 /* ---- text → id map ---------------------------------------------------- */
 
-static uint64_t hash_text(const char *s, size_t n) {
+uint64_t tok_hash(const char *s, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
@@ -69,7 +77,7 @@ static uint64_t hash_text(const char *s, size_t n) {
 static const char *tok_text(const sl_tokenizer *t, int32_t id) { return t->text + t->tok[id].text_off; }
 
 int32_t tok_find(const sl_tokenizer *t, const char *s, size_t n) {
-    for (uint64_t i = hash_text(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
+    for (uint64_t i = tok_hash(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
         int32_t id = t->map[i];
         if (id < 0) return -1;
         if (t->tok[id].text_len == n && memcmp(tok_text(t, id), s, n) == 0) return id;
@@ -80,7 +88,7 @@ int32_t tok_find(const sl_tokenizer *t, const char *s, size_t n) {
 static int32_t map_insert(sl_tokenizer *t, int32_t id) {
     const char *s = tok_text(t, id);
     size_t n = t->tok[id].text_len;
-    for (uint64_t i = hash_text(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
+    for (uint64_t i = tok_hash(s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
         int32_t o = t->map[i];
         if (o < 0) {
             t->map[i] = id;
@@ -154,38 +162,87 @@ static sl_status special_id(const sl_gguf *g, const char *key, int32_t def, int3
 /* "<｜end▁of▁sentence｜>" (split: \x9c followed by "e" would be one escape) */
 #define DEEPSEEK_EOS ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>")
 
-/* Texts llama.cpp takes for EOT when tokenizer.ggml.eot_token_id is absent. */
+/* Texts llama.cpp takes for EOT when tokenizer.ggml.eot_token_id is absent;
+ * the first one present wins (llama.cpp's order among several is that of a
+ * hash map, i.e. unspecified; this list puts the chat end-of-turn markers first). */
 static const char *const EOT_TEXTS[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
-    "[EOT]", DEEPSEEK_EOS, "<end_of_utterance>",
+    "[EOT]", DEEPSEEK_EOS, "<end_of_utterance>", NULL,
 };
+static const char *const EOM_TEXTS[] = {"<|eom_id|>", NULL};
+/* fill-in-the-middle tokens by text (llama.cpp's lists) */
+static const char *const FIM_PRE_TEXTS[] = {
+    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>", "<PRE>",
+    "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>", NULL,
+};
+static const char *const FIM_SUF_TEXTS[] = {
+    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "hole\xef\xbd\x9c>", "<SUF>",
+    "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>", NULL,
+};
+static const char *const FIM_MID_TEXTS[] = {
+    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>", "<MID>",
+    "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>", NULL,
+};
+static const char *const FIM_PAD_TEXTS[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", NULL};
+static const char *const FIM_REP_TEXTS[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", NULL};
+static const char *const FIM_SEP_TEXTS[] = {"<|file_sep|>", NULL};
 /* Texts llama.cpp puts into its end-of-generation set. */
 static const char *const EOG_TEXTS[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
     "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
-    "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    DEEPSEEK_EOS, "[e~[",
+    "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", DEEPSEEK_EOS, "[e~[", NULL,
 };
+/* gpt-oss: always rendered, never control (llama.cpp) */
+static const char *const HARMONY_TEXTS[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>", NULL};
+
+/* When *id is none, the first text of the list present in the vocabulary;
+ * the token found is made a control token. */
+static void detect_by_text(sl_tokenizer *t, int32_t *id, const char *const *texts) {
+    if (*id >= 0) return;
+    for (size_t k = 0; texts[k]; k++) {
+        int32_t f = find_cstr(t, texts[k]);
+        if (f >= 0) {
+            *id = f;
+            t->tok[f].attr |= TA_CONTROL;
+            return;
+        }
+    }
+}
 
 static void mark_eog(sl_tokenizer *t, int32_t id) {
     if (id >= 0) t->tok[id].attr |= TA_EOG;
 }
 
-static void detect_eog(sl_tokenizer *t) {
-    int32_t eot_auto = -1;
-    for (size_t k = 0; k < sizeof EOT_TEXTS / sizeof EOT_TEXTS[0]; k++) {
-        int32_t id = find_cstr(t, EOT_TEXTS[k]);
-        if (id >= 0 && (eot_auto < 0 || id < eot_auto)) eot_auto = id;
-    }
-    if (t->eot < 0 && eot_auto >= 0) {
-        t->eot = eot_auto;
-        t->tok[eot_auto].attr |= TA_CONTROL;
-    }
-    if (t->eom < 0 && (t->eom = find_cstr(t, "<|eom_id|>")) >= 0) t->tok[t->eom].attr |= TA_CONTROL;
+static void detect_specials(sl_tokenizer *t) {
+    detect_by_text(t, &t->eot, EOT_TEXTS);
+    detect_by_text(t, &t->eom, EOM_TEXTS);
+    detect_by_text(t, &t->fim_pre, FIM_PRE_TEXTS);
+    detect_by_text(t, &t->fim_suf, FIM_SUF_TEXTS);
+    detect_by_text(t, &t->fim_mid, FIM_MID_TEXTS);
+    detect_by_text(t, &t->fim_pad, FIM_PAD_TEXTS);
+    detect_by_text(t, &t->fim_rep, FIM_REP_TEXTS);
+    detect_by_text(t, &t->fim_sep, FIM_SEP_TEXTS);
 
-    for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof EOG_TEXTS[0]; k++) {
+    /* control tokens named "...unused..." are unused */
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if ((t->tok[id].attr & TA_CONTROL) && strstr(tok_text(t, id), "unused")) t->tok[id].attr |= TA_UNUSED;
+
+    mark_eog(t, t->fim_pad);
+    mark_eog(t, t->fim_rep);
+    mark_eog(t, t->fim_sep);
+    for (size_t k = 0; EOG_TEXTS[k]; k++) {
         int32_t id = find_cstr(t, EOG_TEXTS[k]);
+        /* Deviation from llama.cpp: "</s>" (listed there for paddleocr) is
+         * also an ordinary HTML tag that byte-level vocabularies hold as a
+         * normal token (Qwen2: id 128247); taking it would stop generation
+         * in the middle of HTML. It counts only when it is a special token. */
+        if (id >= 0 && !strcmp(EOG_TEXTS[k], "</s>") && t->vtype == SL_VOCAB_BPE && (t->tok[id].attr & TA_NORMAL))
+            continue;
         if (id >= 0) t->tok[id].attr |= TA_EOG | TA_CONTROL;
+    }
+    for (size_t k = 0; HARMONY_TEXTS[k]; k++) {
+        int32_t id = find_cstr(t, HARMONY_TEXTS[k]);
+        if (id >= 0) t->tok[id].attr = TA_USER_DEFINED;
     }
     mark_eog(t, t->eos);
     mark_eog(t, t->eot);
@@ -209,7 +266,17 @@ static void detect_eog(sl_tokenizer *t) {
     if (tool_resp >= 0 && s_end >= 0) t->tok[s_end].attr = TA_NORMAL;
 }
 
-static bool name_has(sl_str name, const char *sub) {
+static sl_status build_eog(sl_tokenizer *t) {
+    int32_t n = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) n += (t->tok[id].attr & TA_EOG) != 0;
+    t->eog = sl_alloc_array(n ? (size_t)n : 1, sizeof *t->eog);
+    if (!t->eog) return SL_FAIL(SL_ERR_NOMEM, "end-of-generation list of %" PRId32 " entries", n);
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (t->tok[id].attr & TA_EOG) t->eog[t->n_eog++] = id;
+    return SL_OK;
+}
+
+static bool contains_ci(sl_str name, const char *sub) {
     size_t m = strlen(sub);
     for (size_t i = 0; i + m <= name.len; i++) {
         size_t j = 0;
@@ -222,6 +289,14 @@ static bool name_has(sl_str name, const char *sub) {
         if (j == m) return true;
     }
     return false;
+}
+
+/* An optional string key, or an empty string. */
+static sl_str opt_str(const sl_gguf *g, const char *key) {
+    sl_str s = {"", 0};
+    const sl_gguf_kv *kv = sl_gguf_find(g, key);
+    if (kv && kv->type == SL_GGUF_STRING) sl_gguf_get_str(g, key, &s);
+    return s;
 }
 
 typedef struct len_id {
@@ -254,23 +329,27 @@ static sl_status build_specials(sl_tokenizer *t, const sl_gguf *g) {
     for (int32_t i = 0; i < t->n_special; i++) t->special[i] = tmp[i].id;
     sl_free(tmp);
 
-    /* Phi-3 marks its special tokens rstrip (llama.cpp keys this on general.name) */
-    const sl_gguf_kv *kv = sl_gguf_find(g, "general.name");
-    sl_str name;
-    if (kv && kv->type == SL_GGUF_STRING && !sl_gguf_get_str(g, "general.name", &name) &&
-        (name_has(name, "phi-3") || name_has(name, "phi3"))) {
+    /* per-model attributes, keyed as llama.cpp keys them */
+    sl_str name = opt_str(g, "general.name"), pre = opt_str(g, KEY_PRE), arch = opt_str(g, "general.architecture");
+    int32_t id;
+    if (contains_ci(pre, "jina-v2-de") || contains_ci(pre, "jina-v2-es") || contains_ci(pre, "jina-v2-code") ||
+        contains_ci(arch, "nomic-bert-moe") || contains_ci(arch, "jina-bert-v3")) {
+        if ((id = find_cstr(t, "<mask>")) >= 0) t->tok[id].attr |= TA_LSTRIP;
+    } else if (contains_ci(name, "phi-3") || contains_ci(name, "phi3")) {
+        /* Phi-3 special tokens eat the whitespace on their right */
         for (int32_t i = 0; i < t->n_special; i++) t->tok[t->special[i]].attr |= TA_RSTRIP;
-        int32_t id = find_cstr(t, "</s>");
-        if (id >= 0) t->tok[id].attr |= TA_RSTRIP;
+        if ((id = find_cstr(t, "</s>")) >= 0) t->tok[id].attr |= TA_RSTRIP;
         const char *keep[] = {"<unk>", "<s>", "<|endoftext|>"};
         for (size_t k = 0; k < 3; k++)
             if ((id = find_cstr(t, keep[k])) >= 0) t->tok[id].attr &= ~(uint32_t)TA_RSTRIP;
+    } else if (contains_ci(name, "modern-bert")) {
+        if ((id = find_cstr(t, "[MASK]")) >= 0) t->tok[id].attr |= TA_LSTRIP;
     }
     return SL_OK;
 }
 
 /* Piece of a token with special = true, written to dst (room for text_len
- * bytes is enough: unescaping only shrinks). Returns its length. */
+ * bytes is enough: unescaping and byte decoding only shrink). Returns its length. */
 static uint32_t make_piece(const sl_tokenizer *t, int32_t id, char *dst) {
     const tok_info *ti = &t->tok[id];
     const char *s = tok_text(t, id);
@@ -279,6 +358,7 @@ static uint32_t make_piece(const sl_tokenizer *t, int32_t id, char *dst) {
         return ti->text_len;
     }
     if (ti->attr & TA_NORMAL) {
+        if (t->vtype == SL_VOCAB_BPE) return bpe_decode_piece(s, ti->text_len, dst);
         uint32_t k = 0;
         for (uint32_t i = 0; i < ti->text_len;) {
             if (i + 3 <= ti->text_len && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
@@ -312,19 +392,69 @@ static sl_status build_pieces(sl_tokenizer *t, size_t text_bytes) {
     return SL_OK;
 }
 
+/* Per-type defaults (llama.cpp's llama_vocab::impl::load). */
+typedef struct type_defaults {
+    int32_t bos, eos, unk, sep, pad, mask;
+    bool add_bos, add_sep, add_space_prefix;
+} type_defaults;
+
+static sl_status read_model(sl_tokenizer *t, const sl_gguf *g, type_defaults *d, pretok_flags *pf) {
+    const char *path = sl_gguf_path(g);
+    sl_str model;
+    sl_status st = sl_gguf_get_str(g, KEY_MODEL, &model);
+    if (st) return st;
+    memset(pf, 0, sizeof *pf);
+    if (sl_str_eq(model, "llama")) {
+        t->vtype = SL_VOCAB_SPM;
+        *d = (type_defaults){1, 2, 0, -1, -1, -1, true, false, true};
+    } else if (sl_str_eq(model, "gpt2")) {
+        t->vtype = SL_VOCAB_BPE;
+        *d = (type_defaults){11, 11, -1, -1, -1, -1, false, false, false};
+    } else if (sl_str_eq(model, "bert")) {
+        t->vtype = SL_VOCAB_WPM;
+        *d = (type_defaults){101, -1, 100, 102, 0, 103, true, true, false};
+    } else {
+        return SL_FAIL(SL_ERR_UNSUPPORTED,
+                       "%s: %s = '%.*s' is not supported ('llama' SentencePiece, 'gpt2' byte-level BPE, 'bert' "
+                       "WordPiece)", path, KEY_MODEL, (int)(model.len > 64 ? 64 : model.len), model.ptr);
+    }
+    snprintf(t->pre, sizeof t->pre, "default");
+    if (t->vtype != SL_VOCAB_BPE) return SL_OK;
+
+    const sl_gguf_kv *kv = sl_gguf_find(g, KEY_PRE);
+    if (kv) {
+        sl_str pre;
+        if ((st = sl_gguf_get_str(g, KEY_PRE, &pre))) return st;
+        if (pre.len >= sizeof t->pre || memchr(pre.ptr, '\0', pre.len))
+            return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: %s = '%.*s' is not a known pre-tokenizer", path, KEY_PRE,
+                           (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
+        memcpy(t->pre, pre.ptr, pre.len);
+        t->pre[pre.len] = '\0';
+    }
+    if (!pretok_lookup(t->pre, pf))
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: %s = '%s' is not a supported pre-tokenizer", path, KEY_PRE, t->pre);
+    d->add_bos = pf->add_bos;
+    d->add_sep = pf->add_sep;
+    if (pf->no_bos) d->bos = -1;
+    t->ignore_merges = pf->ignore_merges;
+    t->nfc = pf->nfc;
+    return SL_OK;
+}
+
 sl_status sl_tokenizer_create(const sl_gguf *g, sl_tokenizer **out) {
     sl_status st;
     sl_tokenizer *t = NULL;
     const char *path = sl_gguf_path(g);
     *out = NULL;
 
-    sl_str model;
-    if ((st = sl_gguf_get_str(g, KEY_MODEL, &model))) goto fail;
-    if (!sl_str_eq(model, "llama")) {
-        st = SL_FAIL(SL_ERR_UNSUPPORTED, "%s: %s = '%.*s' is not supported (only 'llama', SentencePiece)", path,
-                     KEY_MODEL, (int)(model.len > 64 ? 64 : model.len), model.ptr);
+    t = sl_calloc(1, sizeof *t);
+    if (!t) {
+        st = SL_FAIL(SL_ERR_NOMEM, "tokenizer");
         goto fail;
     }
+    type_defaults def = {0};
+    pretok_flags pf = {0};
+    if ((st = read_model(t, g, &def, &pf))) goto fail;
 
     const sl_gguf_kv *ktok, *kscore = NULL, *ktype = NULL;
     sl_gguf_vtype et;
@@ -367,11 +497,6 @@ sl_status sl_tokenizer_create(const sl_gguf *g, sl_tokenizer **out) {
         }
     }
 
-    t = sl_calloc(1, sizeof *t);
-    if (!t) {
-        st = SL_FAIL(SL_ERR_NOMEM, "tokenizer");
-        goto fail;
-    }
     t->n_vocab = (int32_t)n;
     t->tok = sl_calloc(n, sizeof *t->tok);
     uint64_t cap = 16;
@@ -413,6 +538,7 @@ sl_status sl_tokenizer_create(const sl_gguf *g, sl_tokenizer **out) {
         }
         t->text[off + ti->text_len] = '\0';
         off += (s.len ? s.len : 24) + 1;
+        if (ti->text_len > t->max_token_len) t->max_token_len = ti->text_len;
 
         if (!kscore) ti->score = 0.0f;
         else if (kscore->arr_type == SL_GGUF_F32) ti->score = sl_gguf_arr_f32(kscore, i);
@@ -442,31 +568,53 @@ sl_status sl_tokenizer_create(const sl_gguf *g, sl_tokenizer **out) {
     }
 
     int32_t nv = t->n_vocab;
-    if ((st = special_id(g, "tokenizer.ggml.bos_token_id", 1, nv, &t->bos)) ||
-        (st = special_id(g, "tokenizer.ggml.eos_token_id", 2, nv, &t->eos)) ||
-        (st = special_id(g, "tokenizer.ggml.unknown_token_id", 0, nv, &t->unk)) ||
-        (st = special_id(g, "tokenizer.ggml.padding_token_id", -1, nv, &t->pad)) ||
+    if ((st = special_id(g, "tokenizer.ggml.bos_token_id", def.bos, nv, &t->bos)) ||
+        (st = special_id(g, "tokenizer.ggml.eos_token_id", def.eos, nv, &t->eos)) ||
+        (st = special_id(g, "tokenizer.ggml.unknown_token_id", def.unk, nv, &t->unk)) ||
+        (st = special_id(g, "tokenizer.ggml.padding_token_id", def.pad, nv, &t->pad)) ||
+        (st = special_id(g, "tokenizer.ggml.seperator_token_id", def.sep, nv, &t->sep)) ||
+        (st = special_id(g, "tokenizer.ggml.cls_token_id", -1, nv, &t->cls)) ||
+        (st = special_id(g, "tokenizer.ggml.mask_token_id", def.mask, nv, &t->mask)) ||
         (st = special_id(g, "tokenizer.ggml.eot_token_id", -1, nv, &t->eot)) ||
-        (st = special_id(g, "tokenizer.ggml.eom_token_id", -1, nv, &t->eom)))
+        (st = special_id(g, "tokenizer.ggml.eom_token_id", -1, nv, &t->eom)) ||
+        (st = special_id(g, "tokenizer.ggml.fim_pre_token_id", -1, nv, &t->fim_pre)) ||
+        (st = special_id(g, "tokenizer.ggml.fim_suf_token_id", -1, nv, &t->fim_suf)) ||
+        (st = special_id(g, "tokenizer.ggml.fim_mid_token_id", -1, nv, &t->fim_mid)) ||
+        (st = special_id(g, "tokenizer.ggml.fim_pad_token_id", -1, nv, &t->fim_pad)) ||
+        (st = special_id(g, "tokenizer.ggml.fim_rep_token_id", -1, nv, &t->fim_rep)) ||
+        (st = special_id(g, "tokenizer.ggml.fim_sep_token_id", -1, nv, &t->fim_sep)) ||
+        /* deprecated names of the first three */
+        (st = special_id(g, "tokenizer.ggml.prefix_token_id", t->fim_pre, nv, &t->fim_pre)) ||
+        (st = special_id(g, "tokenizer.ggml.suffix_token_id", t->fim_suf, nv, &t->fim_suf)) ||
+        (st = special_id(g, "tokenizer.ggml.middle_token_id", t->fim_mid, nv, &t->fim_mid)))
         goto fail;
-    if ((st = sl_gguf_opt_bool(g, "tokenizer.ggml.add_bos_token", true, &t->add_bos)) ||
+    if ((st = sl_gguf_opt_bool(g, "tokenizer.ggml.add_bos_token", def.add_bos, &t->add_bos)) ||
         (st = sl_gguf_opt_bool(g, "tokenizer.ggml.add_eos_token", false, &t->add_eos)) ||
-        (st = sl_gguf_opt_bool(g, "tokenizer.ggml.add_space_prefix", true, &t->add_space_prefix)))
+        (st = sl_gguf_opt_bool(g, "tokenizer.ggml.add_sep_token", def.add_sep, &t->add_sep)) ||
+        (st = sl_gguf_opt_bool(g, "tokenizer.ggml.add_space_prefix", def.add_space_prefix, &t->add_space_prefix)) ||
+        (st = sl_gguf_opt_bool(g, "tokenizer.ggml.normalizer.lowercase", true, &t->lowercase)) ||
+        (st = sl_gguf_opt_bool(g, "tokenizer.ggml.normalizer.strip_accents", t->lowercase, &t->strip_accents)))
         goto fail;
-    if (t->add_bos && t->bos < 0) {
-        st = SL_FAIL(SL_ERR_FORMAT, "%s: tokenizer.ggml.add_bos_token is true but there is no BOS token "
-                     "(tokenizer.ggml.bos_token_id)", path);
-        goto fail;
+    const struct {
+        bool on;
+        int32_t id;
+        const char *flag, *key;
+    } need[] = {
+        {t->add_bos, t->bos, "add_bos_token", "bos_token_id"},
+        {t->add_eos, t->eos, "add_eos_token", "eos_token_id"},
+        {t->add_sep, t->sep, "add_sep_token", "seperator_token_id"},
+    };
+    for (size_t k = 0; k < sizeof need / sizeof need[0]; k++) {
+        if (need[k].on && need[k].id < 0) {
+            st = SL_FAIL(SL_ERR_FORMAT, "%s: tokenizer.ggml.%s is true but there is no such token (tokenizer.ggml.%s)",
+                         path, need[k].flag, need[k].key);
+            goto fail;
+        }
     }
-    if (t->add_eos && t->eos < 0) {
-        st = SL_FAIL(SL_ERR_FORMAT, "%s: tokenizer.ggml.add_eos_token is true but there is no EOS token "
-                     "(tokenizer.ggml.eos_token_id)", path);
-        goto fail;
-    }
+    if (t->vtype == SL_VOCAB_BPE && (st = bpe_load(t, g))) goto fail;
 
-    detect_eog(t);
-    if ((st = build_specials(t, g))) goto fail;
-    if ((st = build_pieces(t, text_bytes))) goto fail;
+    detect_specials(t);
+    if ((st = build_eog(t)) || (st = build_specials(t, g)) || (st = build_pieces(t, text_bytes))) goto fail;
     *out = t;
     return SL_OK;
 fail:
@@ -476,11 +624,13 @@ fail:
 
 void sl_tokenizer_destroy(sl_tokenizer *t) {
     if (!t) return;
+    bpe_free(t);
     sl_free(t->tok);
     sl_free(t->text);
     sl_free(t->pieces);
     sl_free(t->map);
     sl_free(t->special);
+    sl_free(t->eog);
     sl_free(t);
 }
 
@@ -494,6 +644,13 @@ int32_t sl_tokenizer_eos(const sl_tokenizer *t) { return t->eos; }
 int32_t sl_tokenizer_eot(const sl_tokenizer *t) { return t->eot; }
 int32_t sl_tokenizer_unk(const sl_tokenizer *t) { return t->unk; }
 int32_t sl_tokenizer_pad(const sl_tokenizer *t) { return t->pad; }
+int32_t sl_tokenizer_eom(const sl_tokenizer *t) { return t->eom; }
+int32_t sl_tokenizer_sep(const sl_tokenizer *t) { return t->sep; }
+bool sl_tokenizer_add_sep(const sl_tokenizer *t) { return t->add_sep; }
+sl_vocab_type sl_tokenizer_type(const sl_tokenizer *t) { return t->vtype; }
+const char *sl_tokenizer_pre(const sl_tokenizer *t) { return t->pre; }
+int32_t sl_tokenizer_n_eog(const sl_tokenizer *t) { return t->n_eog; }
+int32_t sl_tokenizer_eog_at(const sl_tokenizer *t, int32_t i) { return i >= 0 && i < t->n_eog ? t->eog[i] : -1; }
 bool sl_tokenizer_add_bos(const sl_tokenizer *t) { return t->add_bos; }
 bool sl_tokenizer_add_eos(const sl_tokenizer *t) { return t->add_eos; }
 bool sl_tokenizer_add_space_prefix(const sl_tokenizer *t) { return t->add_space_prefix; }
@@ -604,7 +761,7 @@ sl_status sl_tokenize(const sl_tokenizer *t, const char *text, size_t len, bool 
 
     if (add_bos && t->bos >= 0 && (st = idvec_push(&out, t->bos))) goto fail;
 
-    /* escaped fragment: optional "▁" prefix, then every ' ' as "▁" (3 bytes) */
+    /* SPM escaped fragment: optional "▁" prefix, then every ' ' as "▁" (3 bytes) */
     size_t esc_cap = 0;
     bool prev_special = true;
     for (size_t i = 0; i < a.n; i++) {
@@ -612,6 +769,14 @@ sl_status sl_tokenize(const sl_tokenizer *t, const char *text, size_t len, bool 
         if (f.id >= 0) {
             if ((st = idvec_push(&out, f.id))) goto fail;
             prev_special = true;
+            continue;
+        }
+        if (t->vtype == SL_VOCAB_BPE) {
+            if ((st = bpe_encode(t, text + f.off, f.len, &out))) goto fail;
+            continue;
+        }
+        if (t->vtype == SL_VOCAB_WPM) {
+            if ((st = wpm_encode(t, text + f.off, f.len, &out))) goto fail;
             continue;
         }
         if (f.len > (SIZE_MAX - 3) / 3) {
