@@ -1,5 +1,8 @@
 /*
- * quant.c — scalar reference (de)quantization of the weight types.
+ * quant.c — scalar reference (de)quantization of the weight types (the
+ * layouts and formulas are ggml's; see quant.h). Dequantization computes each
+ * value with the same float operations as ggml's dequantize_row_* so both
+ * give the same floats.
  */
 #include "quant.h"
 
@@ -60,8 +63,111 @@ void sl_quantize_row_q4_0_ref(const float *x, block_q4_0 *y, int64_t n) {
     }
 }
 
+void sl_dequantize_row_q4_K(const block_q4_K *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *q = x[i].qs;
+        const float d = sl_f16_to_f32(x[i].d), min = sl_f16_to_f32(x[i].dmin);
+        for (int c = 0; c < 4; c++, q += 32) {
+            uint8_t sc, m;
+            sl_q4k_scale_min(2 * c, x[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = min * m;
+            sl_q4k_scale_min(2 * c + 1, x[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = min * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
+        }
+    }
+}
+
+void sl_dequantize_row_q5_K(const block_q5_K *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
+        const float d = sl_f16_to_f32(x[i].d), min = sl_f16_to_f32(x[i].dmin);
+        for (int c = 0; c < 4; c++, ql += 32) {
+            uint8_t sc, m;
+            sl_q4k_scale_min(2 * c, x[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = min * m;
+            sl_q4k_scale_min(2 * c + 1, x[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = min * m;
+            const uint8_t u1 = (uint8_t)(1u << (2 * c)), u2 = (uint8_t)(2u << (2 * c));
+            for (int l = 0; l < 32; l++) *y++ = d1 * (float)((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (float)((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+        }
+    }
+}
+
+void sl_dequantize_row_q6_K(const block_q6_K *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = sl_f16_to_f32(x[i].d);
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        const int8_t *sc = x[i].scales;
+        for (int h = 0; h < 2; h++, y += 128, ql += 64, qh += 32, sc += 8) {
+            for (int l = 0; l < 32; l++) {
+                const int is = l / 16;
+                const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l + 0] = d * (float)sc[is + 0] * (float)q1;
+                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+        }
+    }
+}
+
+void sl_dequantize_row_q8_K(const block_q8_K *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n / QK_K; i++)
+        for (int j = 0; j < QK_K; j++) *y++ = x[i].d * (float)x[i].qs[j];
+}
+
+/* Round to nearest, ties to even (ggml's nearest_int; |v| < 2^22). */
+static int nearest_int(float v) {
+    float f = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+void sl_quantize_row_q8_K_ref(const float *x, block_q8_K *y, int64_t n) {
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        float max = 0.0f, amax = 0.0f;
+        for (int j = 0; j < QK_K; j++) {
+            float ax = fabsf(x[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[j];
+            }
+        }
+        memset(y[i].bsums, 0, sizeof y[i].bsums);
+        if (amax == 0.0f) {
+            y[i].d = 0.0f;
+            memset(y[i].qs, 0, QK_K);
+            continue;
+        }
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < QK_K; j++) {
+            int v = nearest_int(iscale * x[j]);
+            y[i].qs[j] = (int8_t)(v > 127 ? 127 : v);
+        }
+        for (int j = 0; j < QK_K / 16; j++) {
+            int sum = 0;
+            for (int l = 0; l < 16; l++) sum += y[i].qs[j * 16 + l];
+            y[i].bsums[j] = (int16_t)sum;
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
 bool sl_type_supported(sl_type t) {
-    return t == SL_TYPE_F32 || t == SL_TYPE_F16 || t == SL_TYPE_BF16 || t == SL_TYPE_Q8_0 || t == SL_TYPE_Q4_0;
+    switch (t) {
+    case SL_TYPE_F32: case SL_TYPE_F16: case SL_TYPE_BF16: case SL_TYPE_Q8_0: case SL_TYPE_Q4_0:
+    case SL_TYPE_Q4_K: case SL_TYPE_Q5_K: case SL_TYPE_Q6_K:
+        return true;
+    default:
+        return false;
+    }
 }
 
 bool sl_dequantize_row(sl_type t, const void *x, float *y, int64_t n) {
@@ -79,6 +185,10 @@ bool sl_dequantize_row(sl_type t, const void *x, float *y, int64_t n) {
     }
     case SL_TYPE_Q8_0: sl_dequantize_row_q8_0(x, y, n); return true;
     case SL_TYPE_Q4_0: sl_dequantize_row_q4_0(x, y, n); return true;
+    case SL_TYPE_Q4_K: sl_dequantize_row_q4_K(x, y, n); return true;
+    case SL_TYPE_Q5_K: sl_dequantize_row_q5_K(x, y, n); return true;
+    case SL_TYPE_Q6_K: sl_dequantize_row_q6_K(x, y, n); return true;
+    case SL_TYPE_Q8_K: sl_dequantize_row_q8_K(x, y, n); return true;
     default: return false;
     }
 }
@@ -98,6 +208,7 @@ bool sl_quantize_row(sl_type t, const float *x, void *y, int64_t n) {
     }
     case SL_TYPE_Q8_0: sl_quantize_row_q8_0_ref(x, y, n); return true;
     case SL_TYPE_Q4_0: sl_quantize_row_q4_0_ref(x, y, n); return true;
+    case SL_TYPE_Q8_K: sl_quantize_row_q8_K_ref(x, y, n); return true;
     default: return false;
     }
 }

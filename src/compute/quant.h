@@ -6,6 +6,14 @@
  * dequantize_row_* give exactly the values the format encodes (the spec and
  * the test oracle); quantize_row_*_ref follow ggml's reference quantizers so
  * files we write round-trip through llama.cpp the same way.
+ *
+ * K-quants (super-blocks of QK_K = 256):
+ *   Q4_K: 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min packed
+ *         in scales[12]; w = d*sc*q - dmin*m, q in 0..15.
+ *   Q5_K: as Q4_K with a fifth bit per weight in qh; q in 0..31.
+ *   Q6_K: 16 sub-blocks of 16 with int8 scales; w = d*sc*(q - 32), q in 0..63.
+ *   Q8_K: the activation partner of the K-quants: float scale, 256 int8 and
+ *         the sums of each 16 quants (bsums).
  */
 #ifndef SL_COMPUTE_QUANT_H
 #define SL_COMPUTE_QUANT_H
@@ -17,6 +25,8 @@
 
 #define QK4_0 32
 #define QK8_0 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
 
 typedef struct {
     uint16_t d;            /* scale, fp16 */
@@ -30,18 +40,68 @@ typedef struct {
 } block_q8_0;
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
 
+typedef struct {
+    uint16_t d;                   /* super-block scale of the sub-block scales, fp16 */
+    uint16_t dmin;                /* super-block scale of the sub-block mins, fp16 */
+    uint8_t scales[K_SCALE_SIZE]; /* 8 scales and 8 mins, 6 bits each (see sl_q4k_scale_min) */
+    uint8_t qs[QK_K / 2];         /* 64-element chunk c: qs[32c+l] low nibble = element 64c+l, high = 64c+32+l */
+} block_q4_K;
+static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
+
+typedef struct {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];         /* bit 2c of qh[l]: fifth bit of element 64c+l; bit 2c+1: of element 64c+32+l */
+    uint8_t qs[QK_K / 2];         /* low 4 bits, laid out as in Q4_K */
+} block_q5_K;
+static_assert(sizeof(block_q5_K) == 176, "block_q5_K size");
+
+typedef struct {
+    uint8_t ql[QK_K / 2];      /* low 4 bits */
+    uint8_t qh[QK_K / 4];      /* high 2 bits */
+    int8_t scales[QK_K / 16];  /* scale of each 16 elements */
+    uint16_t d;                /* fp16 */
+} block_q6_K;
+static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
+
+typedef struct {
+    float d;                   /* scale */
+    int8_t qs[QK_K];           /* quants */
+    int16_t bsums[QK_K / 16];  /* sum of each 16 quants */
+} block_q8_K;
+static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
+
+/* Scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block. */
+static inline void sl_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
 /* Dequantize one row of n elements (n a multiple of the block size) of type
- * t into y. Supported: F32, F16, BF16, Q8_0, Q4_0. Returns false for other
- * types. */
+ * t into y. Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K.
+ * Returns false for other types. */
 bool sl_dequantize_row(sl_type t, const void *x, float *y, int64_t n);
-/* Quantize n floats into type t (same set of types). */
+/* Quantize n floats into type t (F32, F16, BF16, Q8_0, Q4_0, Q8_K). */
 bool sl_quantize_row(sl_type t, const float *x, void *y, int64_t n);
 /* Whether the compute layer has kernels for weight type t. */
 bool sl_type_supported(sl_type t);
 
 void sl_dequantize_row_q4_0(const block_q4_0 *x, float *y, int64_t n);
 void sl_dequantize_row_q8_0(const block_q8_0 *x, float *y, int64_t n);
+void sl_dequantize_row_q4_K(const block_q4_K *x, float *y, int64_t n);
+void sl_dequantize_row_q5_K(const block_q5_K *x, float *y, int64_t n);
+void sl_dequantize_row_q6_K(const block_q6_K *x, float *y, int64_t n);
+void sl_dequantize_row_q8_K(const block_q8_K *x, float *y, int64_t n);
 void sl_quantize_row_q4_0_ref(const float *x, block_q4_0 *y, int64_t n);
 void sl_quantize_row_q8_0_ref(const float *x, block_q8_0 *y, int64_t n);
+/* ggml's reference Q8_K quantizer: per 256, iscale = -127/max (max = the
+ * element of largest magnitude, with its sign), q = round-half-even. */
+void sl_quantize_row_q8_K_ref(const float *x, block_q8_K *y, int64_t n);
 
 #endif

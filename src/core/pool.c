@@ -2,11 +2,19 @@
  * pool.c — thread pool with a generation counter to start work and a
  * sense-reversing atomic barrier between ops.
  *
- * Start: the caller bumps `gen` (under the mutex) and broadcasts; workers
- * wait on the condition variable for a new generation, run fn, then count
- * down `n_running`; the caller spins/yields until it reaches zero.
+ * Start: the caller publishes fn/arg and bumps the atomic `gen`. Idle
+ * workers spin on `gen` for a short while (SPIN_NS: a decode loop issues its
+ * next step within microseconds, and a futex wake-up costs tens of them),
+ * then sleep on the condition variable after counting themselves in
+ * `n_sleeping`; the caller broadcasts only when someone sleeps. (A worker
+ * increments n_sleeping before re-checking gen and the caller bumps gen
+ * before reading n_sleeping, both sequentially consistent, so one of them
+ * always sees the other: no lost wake-up.)
+ * Finish: workers count down `n_running`; the caller spins (then yields)
+ * until it reaches zero.
  * Barrier: arrivals counted atomically; the last flips `barrier_phase`;
  * the others spin (then yield) until the phase changes.
+ * Nothing here allocates after sl_pool_create.
  */
 #include "pool.h"
 
@@ -17,14 +25,18 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
+
+#define SPIN_NS 200000 /* idle workers spin this long before sleeping */
 
 struct sl_pool {
     int n;
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t gen;       /* guarded by mu */
-    bool stop;          /* guarded by mu */
+    _Atomic uint64_t gen;
+    _Atomic bool stop;
+    _Atomic int n_sleeping;
     sl_pool_fn fn;
     void *arg;
     _Atomic int n_running;
@@ -37,14 +49,39 @@ typedef struct worker_arg {
     int ith;
 } worker_arg;
 
-static void spin_pause(int *spins) {
-    if (++*spins < 2000) {
+static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
+    __builtin_ia32_pause();
 #endif
-    } else {
-        sched_yield();
+}
+
+static void spin_pause(int *spins) {
+    if (++*spins < 2000) cpu_relax();
+    else sched_yield();
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wait for a generation other than `seen`; returns it (or `seen` on stop). */
+static uint64_t wait_work(sl_pool *p, uint64_t seen) {
+    const uint64_t t0 = now_ns();
+    for (int i = 1;; i++) {
+        uint64_t g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        if (g != seen || atomic_load_explicit(&p->stop, memory_order_acquire)) return g;
+        cpu_relax();
+        if ((i & 63) == 0 && now_ns() - t0 > SPIN_NS) break;
     }
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->n_sleeping, 1);
+    uint64_t g;
+    while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv, &p->mu);
+    atomic_fetch_sub(&p->n_sleeping, 1);
+    pthread_mutex_unlock(&p->mu);
+    return g;
 }
 
 static void *worker(void *a) {
@@ -53,18 +90,19 @@ static void *worker(void *a) {
     sl_pool *p = wa.p;
     uint64_t seen = 0;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (p->gen == seen && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
-        if (p->stop) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        seen = p->gen;
-        sl_pool_fn fn = p->fn;
-        void *arg = p->arg;
-        pthread_mutex_unlock(&p->mu);
-        fn(arg, wa.ith, p->n);
+        uint64_t g = wait_work(p, seen);
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) return NULL;
+        seen = g;
+        p->fn(p->arg, wa.ith, p->n);
         atomic_fetch_sub_explicit(&p->n_running, 1, memory_order_release);
+    }
+}
+
+static void wake_all(sl_pool *p) {
+    if (atomic_load(&p->n_sleeping) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
     }
 }
 
@@ -102,8 +140,8 @@ nomem:
 
 void sl_pool_destroy(sl_pool *p) {
     if (!p) return;
+    atomic_store(&p->stop, true);
     pthread_mutex_lock(&p->mu);
-    p->stop = true;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
@@ -122,12 +160,10 @@ void sl_pool_run(sl_pool *p, sl_pool_fn fn, void *arg) {
     }
     atomic_store(&p->n_running, p->n - 1);
     atomic_store(&p->barrier_count, 0);
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
-    p->gen++;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes fn/arg; ordered before the n_sleeping read */
+    wake_all(p);
     fn(arg, 0, p->n);
     int spins = 0;
     while (atomic_load_explicit(&p->n_running, memory_order_acquire) != 0) spin_pause(&spins);

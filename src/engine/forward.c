@@ -2,27 +2,47 @@
  * forward.c — the Llama forward step over a flat batch (see forward.h).
  *
  * The whole step runs inside one sl_pool_run: every thread walks the same
- * sequence of ops and takes its share of each (rows of a matmul, tokens of a
- * norm, (token, head) pairs of attention), with a barrier between ops.
- * Each token's arithmetic is independent of the rest of the batch (fixed
- * reduction order), so a sequence's logits do not depend on what it is
- * batched with or how its prompt was split.
+ * sequence of ops and takes its share of each, with a barrier between ops.
+ * Per-token ops (norms, rope, activation quantization, KV writes) split the
+ * tokens evenly; matmuls and attention hand out work units (chunks of
+ * SL_GEMM_ROWS-aligned rows; (token, head) pairs) through an atomic counter
+ * per op, so a thread slowed by a busy core does not hold the others up.
+ * Each op instance of a step has its own counter (`ops` below), reset before
+ * the step; every thread numbers the ops the same way.
+ *
+ * Each token's arithmetic is independent of the rest of the batch and of
+ * which thread computes it (fixed reduction order per output), so a
+ * sequence's logits do not depend on what it is batched with, how its
+ * prompt was split, or the thread count.
  */
 #include "forward.h"
 
+#include "compute/kernels.h"
 #include "compute/ops.h"
 #include "compute/quant.h"
 #include "core/alloc.h"
 #include "core/status.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
+
+#define MAX_HEAD_DIM 512
+#define OPS_PER_LAYER 8
+
+static _Atomic bool default_reference;
+
+void sl_fwd_set_default_reference(bool reference) { atomic_store(&default_reference, reference); }
+bool sl_fwd_default_reference(void) { return atomic_load(&default_reference); }
 
 struct sl_fwd {
     const sl_model *m;
     sl_kv_cache *kv;
     sl_pool *pool;
     int32_t max_batch, n_ctx, n_threads;
+    bool reference;
+    bool round_acts;        /* reference path: matmul inputs rounded as the fast path does */
+    const sl_kernels *kern; /* fast path */
     /* activations, (max_batch, width) */
     float *x;     /* residual stream (n_embd) */
     float *xb;    /* normed input (n_embd) */
@@ -34,10 +54,19 @@ struct sl_fwd {
     float *hb;    /* gate (n_ff) */
     float *hb2;   /* up (n_ff) */
     float *xo;    /* normed rows of tokens that want logits (n_embd) */
-    /* per thread */
+    /* fast path */
+    uint8_t *act[SL_ACT_COUNT]; /* quantized activations (max_batch, sl_act_row_bytes(max_k)) */
+    uint8_t *gemm_scratch;      /* (n_threads, gemm_scratch_bytes) */
+    size_t gemm_scratch_bytes;
+    double *rope_cs;            /* (max_batch, n_rot/2, 2): cos, sin of each token's angles */
+    _Atomic int64_t *ops;       /* work counter of each op of a step */
+    int32_t n_ops;
+    /* per thread (reference path) */
     float *row_scratch;  /* (n_threads, max_k) dequantized weight row */
     float *score_scratch; /* (n_threads, n_ctx) attention scores */
     double *acc_scratch;  /* (n_threads, head_dim) */
+    float *kv_scratch;    /* (n_threads, head_dim) a dequantized K or V row */
+    uint8_t *round_scratch; /* (n_threads, act row of max_k) for round_acts */
     int64_t max_k;
     /* current step */
     const sl_batch *b;
@@ -46,6 +75,8 @@ struct sl_fwd {
     int32_t n_out;
     float *logits;
 };
+
+const char *sl_fwd_path_name(const sl_fwd *f) { return f->reference ? "reference" : f->kern->name; }
 
 sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params *p, sl_fwd **out) {
     *out = NULL;
@@ -56,6 +87,14 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
     if (kv->n_layer != hp->n_layer || kv->kv_dim != hp->n_head_kv * hp->head_dim)
         return SL_FAIL(SL_ERR_INVALID, "forward: KV cache geometry (%d layers, kv_dim %d) does not fit the model", kv->n_layer,
                        kv->kv_dim);
+    if (hp->head_dim > MAX_HEAD_DIM)
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "forward: head size %d is larger than %d", hp->head_dim, MAX_HEAD_DIM);
+    if (kv->type == SL_TYPE_Q8_0 && hp->head_dim % QK8_0 != 0)
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "forward: a q8_0 KV cache needs the head size to be a multiple of 32 (it is %d)",
+                       hp->head_dim);
+    const sl_kernels *kern = sl_kernels_best();
+    if (p->kernels && !(kern = sl_kernels_get(p->kernels)))
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "forward: kernel table '%s' is unknown or not supported by this CPU", p->kernels);
     sl_fwd *f = sl_calloc(1, sizeof *f);
     if (!f) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     f->m = m;
@@ -63,6 +102,9 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
     f->max_batch = p->max_batch;
     f->n_ctx = p->n_ctx;
     f->n_threads = p->n_threads;
+    f->reference = p->reference || sl_fwd_default_reference();
+    f->round_acts = f->reference && p->round_acts;
+    f->kern = kern;
     sl_status st = sl_pool_create(p->n_threads, &f->pool);
     if (st) goto fail;
     const size_t B = (size_t)p->max_batch, T = (size_t)p->n_threads;
@@ -80,12 +122,34 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
     f->hb = sl_malloc_aligned(B * ff * sizeof(float));
     f->hb2 = sl_malloc_aligned(B * ff * sizeof(float));
     f->xo = sl_malloc_aligned(B * d * sizeof(float));
-    f->row_scratch = sl_malloc_aligned(T * (size_t)f->max_k * sizeof(float));
-    f->score_scratch = sl_malloc_aligned(T * (size_t)p->n_ctx * sizeof(float));
-    f->acc_scratch = sl_malloc_aligned(T * (size_t)hp->head_dim * sizeof(double));
     f->out_rows = sl_alloc_array(B, sizeof(int32_t));
-    if (!f->x || !f->xb || !f->q || !f->k || !f->v || !f->att || !f->tmp || !f->hb || !f->hb2 || !f->xo ||
-        !f->row_scratch || !f->score_scratch || !f->acc_scratch || !f->out_rows) {
+    bool ok = f->x && f->xb && f->q && f->k && f->v && f->att && f->tmp && f->hb && f->hb2 && f->xo && f->out_rows;
+    if (f->reference) {
+        f->row_scratch = sl_malloc_aligned(T * (size_t)f->max_k * sizeof(float));
+        f->score_scratch = sl_malloc_aligned(T * (size_t)p->n_ctx * sizeof(float));
+        f->acc_scratch = sl_malloc_aligned(T * (size_t)hp->head_dim * sizeof(double));
+        f->kv_scratch = sl_malloc_aligned(T * (size_t)hp->head_dim * sizeof(float));
+        ok = ok && f->row_scratch && f->score_scratch && f->acc_scratch && f->kv_scratch;
+        if (f->round_acts) {
+            f->round_scratch = sl_malloc_aligned(T * sl_act_row_bytes(SL_ACT_Q8_0, f->max_k) +
+                                                 T * sl_act_row_bytes(SL_ACT_Q8_K, f->max_k));
+            ok = ok && f->round_scratch;
+        }
+    } else {
+        for (int a = SL_ACT_Q8_0; a < SL_ACT_COUNT; a++) {
+            f->act[a] = sl_malloc_aligned(B * sl_act_row_bytes((sl_act)a, f->max_k));
+            ok = ok && f->act[a];
+        }
+        f->gemm_scratch_bytes = sl_gemm_scratch_bytes(f->max_k);
+        f->gemm_scratch = sl_malloc_aligned(T * f->gemm_scratch_bytes);
+        f->rope_cs = sl_malloc_aligned(B * (size_t)(hp->n_rot / 2) * 2 * sizeof(double) + 64);
+        f->n_ops = hp->n_layer * OPS_PER_LAYER + 4;
+        f->ops = sl_malloc_aligned((size_t)f->n_ops * sizeof *f->ops);
+        ok = ok && f->gemm_scratch && f->rope_cs && f->ops;
+        if (ok)
+            for (int32_t i = 0; i < f->n_ops; i++) atomic_init(&f->ops[i], 0);
+    }
+    if (!ok) {
         st = SL_FAIL(SL_ERR_NOMEM, "out of memory for forward buffers (batch %d)", p->max_batch);
         goto fail;
     }
@@ -99,12 +163,22 @@ fail:
 void sl_fwd_destroy(sl_fwd *f) {
     if (!f) return;
     sl_pool_destroy(f->pool);
-    float *bufs[] = {f->x, f->xb, f->q, f->k, f->v, f->att, f->tmp, f->hb, f->hb2, f->xo, f->row_scratch, f->score_scratch};
+    float *bufs[] = {f->x,  f->xb, f->q,  f->k,          f->v,           f->att,       f->tmp,
+                     f->hb, f->hb2, f->xo, f->row_scratch, f->score_scratch, f->kv_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sl_free_aligned(bufs[i]);
+    for (int a = 0; a < SL_ACT_COUNT; a++) sl_free_aligned(f->act[a]);
+    sl_free_aligned(f->gemm_scratch);
+    sl_free_aligned(f->rope_cs);
+    sl_free_aligned((void *)f->ops);
     sl_free_aligned(f->acc_scratch);
+    sl_free_aligned(f->round_scratch);
     sl_free(f->out_rows);
     sl_free(f);
 }
+
+/* ======================================================================== */
+/* reference path                                                            */
+/* ======================================================================== */
 
 /* y(n_tok, w.ne[1]) = x(n_tok, K) · Wᵀ, this thread's share of the rows. */
 static void matmul_part(sl_fwd *f, const sl_tensor *w, const float *x, int64_t n_tok, float *y, int ith, int nth) {
@@ -112,6 +186,36 @@ static void matmul_part(sl_fwd *f, const sl_tensor *w, const float *x, int64_t n
     sl_split_range(w->ne[1], ith, nth, &lo, &hi);
     if (lo < hi)
         sl_matmul_ref(w, lo, hi, x, w->ne[0], n_tok, y + lo, w->ne[1], f->row_scratch + (int64_t)ith * f->max_k);
+}
+
+/* round_acts: replace rows [t0, t1) of x (K floats each) by what the fast
+ * path's activation format for w encodes. */
+static void round_rows(sl_fwd *f, const sl_tensor *w, float *x, int64_t K, long long t0, long long t1, int ith) {
+    if (!f->round_acts) return;
+    const sl_act a = sl_act_of(w->type);
+    if (a == SL_ACT_F32) return;
+    const size_t rb = sl_act_row_bytes(SL_ACT_Q8_0, f->max_k) + sl_act_row_bytes(SL_ACT_Q8_K, f->max_k);
+    uint8_t *buf = f->round_scratch + (size_t)ith * rb;
+    for (long long t = t0; t < t1; t++) {
+        float *xt = x + t * K;
+        sl_act_quantize(a, xt, K, 1, K, buf);
+        if (a == SL_ACT_Q8_0) {
+            const float *d = (const float *)(buf + K);
+            for (int64_t i = 0; i < K; i++) xt[i] = (float)((const int8_t *)buf)[i] * d[i / QK8_0];
+        } else {
+            sl_dequantize_row_q8_K((const block_q8_K *)buf, xt, K);
+        }
+    }
+}
+
+/* Head kvh of a cached row as floats. */
+static const float *kv_head(const sl_fwd *f, const void *row, int32_t kvh, float *scratch) {
+    const int32_t hd = f->m->hp.head_dim;
+    const sl_kv_cache *kv = f->kv;
+    const uint8_t *p = (const uint8_t *)row + sl_type_row_size(kv->type, (int64_t)kvh * hd);
+    if (kv->type == SL_TYPE_F32) return (const float *)p;
+    sl_dequantize_row(kv->type, p, scratch, hd);
+    return scratch;
 }
 
 static void attention_part(sl_fwd *f, int layer, int ith, int nth) {
@@ -122,6 +226,7 @@ static void attention_part(sl_fwd *f, int layer, int ith, int nth) {
     const double scale = 1.0 / sqrt((double)hd);
     float *scores = f->score_scratch + (int64_t)ith * f->n_ctx;
     double *acc = f->acc_scratch + (int64_t)ith * hd;
+    float *rowbuf = f->kv_scratch + (int64_t)ith * hd;
     long long lo, hi;
     sl_split_range((long long)b->n_tokens * H, ith, nth, &lo, &hi);
     for (long long w = lo; w < hi; w++) {
@@ -130,7 +235,7 @@ static void attention_part(sl_fwd *f, int layer, int ith, int nth) {
         const int32_t pos = b->pos[t];
         const float *q = f->q + t * qd + (int64_t)h * hd;
         for (int32_t j = 0; j <= pos; j++) {
-            const float *k = sl_kv_k_at(f->kv, layer, s, j) + (int64_t)kvh * hd;
+            const float *k = kv_head(f, sl_kv_k_at(f->kv, layer, s, j), kvh, rowbuf);
             double dot = 0.0;
             for (int32_t i = 0; i < hd; i++) dot += (double)q[i] * (double)k[i];
             scores[j] = (float)(dot * scale);
@@ -138,7 +243,7 @@ static void attention_part(sl_fwd *f, int layer, int ith, int nth) {
         sl_softmax_ref(scores, pos + 1);
         for (int32_t i = 0; i < hd; i++) acc[i] = 0.0;
         for (int32_t j = 0; j <= pos; j++) {
-            const float *v = sl_kv_v_at(f->kv, layer, s, j) + (int64_t)kvh * hd;
+            const float *v = kv_head(f, sl_kv_v_at(f->kv, layer, s, j), kvh, rowbuf);
             const double a = scores[j];
             for (int32_t i = 0; i < hd; i++) acc[i] += a * (double)v[i];
         }
@@ -147,7 +252,35 @@ static void attention_part(sl_fwd *f, int layer, int ith, int nth) {
     }
 }
 
-static void step_worker(void *arg, int ith, int nth) {
+/* Biases, per-head q/k norms (exact reference ops, shared by both paths). */
+static void qkv_post(const sl_fwd *f, const sl_layer *L, int64_t t) {
+    const sl_hparams *hp = &f->m->hp;
+    const int64_t qd = (int64_t)hp->n_head * hp->head_dim, kvd = (int64_t)hp->n_head_kv * hp->head_dim;
+    float *q = f->q + t * qd, *k = f->k + t * kvd, *v = f->v + t * kvd;
+    if (L->bq)
+        for (int64_t i = 0; i < qd; i++) q[i] += L->bq[i];
+    if (L->bk)
+        for (int64_t i = 0; i < kvd; i++) k[i] += L->bk[i];
+    if (L->bv)
+        for (int64_t i = 0; i < kvd; i++) v[i] += L->bv[i];
+    if (L->q_norm)
+        for (int h = 0; h < hp->n_head; h++)
+            sl_rmsnorm_ref(q + h * hp->head_dim, L->q_norm, q + h * hp->head_dim, hp->head_dim, hp->rms_eps);
+    if (L->k_norm)
+        for (int h = 0; h < hp->n_head_kv; h++)
+            sl_rmsnorm_ref(k + h * hp->head_dim, L->k_norm, k + h * hp->head_dim, hp->head_dim, hp->rms_eps);
+}
+
+/* Store token t's K and V rows of this layer in the cache's element type. */
+static void kv_store(const sl_fwd *f, int layer, int64_t t) {
+    const int64_t kvd = f->kv->kv_dim;
+    const sl_kv_seq *s = f->seqs[f->b->seq[t]];
+    const int32_t pos = f->b->pos[t];
+    sl_quantize_row(f->kv->type, f->k + t * kvd, sl_kv_k_at(f->kv, layer, s, pos), kvd);
+    sl_quantize_row(f->kv->type, f->v + t * kvd, sl_kv_v_at(f->kv, layer, s, pos), kvd);
+}
+
+static void step_ref(void *arg, int ith, int nth) {
     sl_fwd *f = arg;
     const sl_model *m = f->m;
     const sl_hparams *hp = &m->hp;
@@ -164,35 +297,24 @@ static void step_worker(void *arg, int ith, int nth) {
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer *L = &m->layers[l];
         for (long long t = t0; t < t1; t++) sl_rmsnorm_ref(f->x + t * d, L->attn_norm, f->xb + t * d, d, hp->rms_eps);
+        round_rows(f, &L->wq, f->xb, d, t0, t1, ith);
         sl_pool_barrier(f->pool);
         matmul_part(f, &L->wq, f->xb, n, f->q, ith, nth);
         matmul_part(f, &L->wk, f->xb, n, f->k, ith, nth);
         matmul_part(f, &L->wv, f->xb, n, f->v, ith, nth);
         sl_pool_barrier(f->pool);
         for (long long t = t0; t < t1; t++) {
-            float *q = f->q + t * qd, *k = f->k + t * kvd, *v = f->v + t * kvd;
-            if (L->bq)
-                for (int64_t i = 0; i < qd; i++) q[i] += L->bq[i];
-            if (L->bk)
-                for (int64_t i = 0; i < kvd; i++) k[i] += L->bk[i];
-            if (L->bv)
-                for (int64_t i = 0; i < kvd; i++) v[i] += L->bv[i];
-            if (L->q_norm)
-                for (int h = 0; h < hp->n_head; h++)
-                    sl_rmsnorm_ref(q + h * hp->head_dim, L->q_norm, q + h * hp->head_dim, hp->head_dim, hp->rms_eps);
-            if (L->k_norm)
-                for (int h = 0; h < hp->n_head_kv; h++)
-                    sl_rmsnorm_ref(k + h * hp->head_dim, L->k_norm, k + h * hp->head_dim, hp->head_dim, hp->rms_eps);
+            qkv_post(f, L, t);
             sl_rope_ref(f->q + t * qd, hp->n_head, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_base, m->rope_freqs,
                         hp->rope_neox);
             sl_rope_ref(f->k + t * kvd, hp->n_head_kv, hp->head_dim, hp->n_rot, b->pos[t], hp->rope_base, m->rope_freqs,
                         hp->rope_neox);
-            const sl_kv_seq *s = f->seqs[b->seq[t]];
-            memcpy(sl_kv_k_at(f->kv, l, s, b->pos[t]), f->k + t * kvd, (size_t)kvd * sizeof(float));
-            memcpy(sl_kv_v_at(f->kv, l, s, b->pos[t]), f->v + t * kvd, (size_t)kvd * sizeof(float));
+            kv_store(f, l, t);
         }
         sl_pool_barrier(f->pool);
         attention_part(f, l, ith, nth);
+        sl_pool_barrier(f->pool);
+        round_rows(f, &L->wo, f->att, qd, t0, t1, ith);
         sl_pool_barrier(f->pool);
         matmul_part(f, &L->wo, f->att, n, f->tmp, ith, nth);
         sl_pool_barrier(f->pool);
@@ -202,11 +324,13 @@ static void step_worker(void *arg, int ith, int nth) {
             for (int64_t i = 0; i < d; i++) x[i] += y[i];
             sl_rmsnorm_ref(x, L->ffn_norm, f->xb + t * d, d, hp->rms_eps);
         }
+        round_rows(f, &L->w_gate, f->xb, d, t0, t1, ith);
         sl_pool_barrier(f->pool);
         matmul_part(f, &L->w_gate, f->xb, n, f->hb, ith, nth);
         matmul_part(f, &L->w_up, f->xb, n, f->hb2, ith, nth);
         sl_pool_barrier(f->pool);
         for (long long t = t0; t < t1; t++) sl_swiglu_ref(f->hb + t * ff, f->hb2 + t * ff, f->hb + t * ff, ff);
+        round_rows(f, &L->w_down, f->hb, ff, t0, t1, ith);
         sl_pool_barrier(f->pool);
         matmul_part(f, &L->w_down, f->hb, n, f->tmp, ith, nth);
         sl_pool_barrier(f->pool);
@@ -222,8 +346,211 @@ static void step_worker(void *arg, int ith, int nth) {
     sl_split_range(f->n_out, ith, nth, &j0, &j1);
     for (long long j = j0; j < j1; j++)
         sl_rmsnorm_ref(f->x + (int64_t)f->out_rows[j] * d, m->output_norm, f->xo + j * d, d, hp->rms_eps);
+    round_rows(f, &m->output, f->xo, d, j0, j1, ith);
     sl_pool_barrier(f->pool);
     matmul_part(f, &m->output, f->xo, f->n_out, f->logits, ith, nth);
+}
+
+/* ======================================================================== */
+/* fast path                                                                 */
+/* ======================================================================== */
+
+/* One matrix of a matmul op: y(n_tok, ne[1]) = input · Wᵀ. */
+typedef struct mm_job {
+    const sl_tensor *w;
+    float *y;
+} mm_job;
+
+/* Quantize rows [t0, t1) of x (n × K floats) into the activation formats the
+ * jobs need. */
+static void quantize_inputs(sl_fwd *f, const mm_job *jobs, int n_jobs, const float *x, int64_t K, long long t0,
+                            long long t1) {
+    bool done[SL_ACT_COUNT] = {false};
+    for (int i = 0; i < n_jobs; i++) {
+        const sl_act a = sl_act_of(jobs[i].w->type);
+        if (a == SL_ACT_F32 || done[a]) continue;
+        done[a] = true;
+        const size_t rb = sl_act_row_bytes(a, K);
+        if (t1 > t0) sl_act_quantize(a, x + t0 * K, K, t1 - t0, K, f->act[a] + (size_t)t0 * rb);
+    }
+}
+
+/* The matmuls of one op (same input x, n_tok rows of K floats, already
+ * quantized), in units of `chunk` rows handed out by the op's counter. */
+static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const float *x, int64_t n_tok, int ith,
+                      int nth) {
+    _Atomic int64_t *ctr = &f->ops[(*op)++];
+    const int64_t K = jobs[0].w->ne[0];
+    int64_t rows = 0;
+    for (int i = 0; i < n_jobs; i++) rows += jobs[i].w->ne[1];
+    /* enough units for the slowest thread to catch up, each a multiple of the tile */
+    int64_t chunk = rows / ((int64_t)nth * 8);
+    chunk = chunk < SL_GEMM_ROWS ? SL_GEMM_ROWS : chunk > 256 ? 256 : chunk / SL_GEMM_ROWS * SL_GEMM_ROWS;
+    int64_t units[8], total = 0;
+    for (int i = 0; i < n_jobs; i++) {
+        units[i] = (jobs[i].w->ne[1] + chunk - 1) / chunk;
+        total += units[i];
+    }
+    /* token blocks whose activations stay in L2 while the rows stream past */
+    const sl_act a0 = sl_act_of(jobs[0].w->type);
+    const size_t arb = sl_act_row_bytes(a0, K);
+    int64_t tb = (int64_t)((512 * 1024) / arb);
+    if (tb < 8) tb = 8;
+    uint8_t *scratch = f->gemm_scratch + (size_t)ith * f->gemm_scratch_bytes;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
+        if (u >= total) break;
+        int j = 0;
+        while (u >= units[j]) u -= units[j++];
+        const sl_tensor *w = jobs[j].w;
+        const int64_t r0 = u * chunk, nr = w->ne[1] - r0 < chunk ? w->ne[1] - r0 : chunk;
+        const sl_act a = sl_act_of(w->type);
+        const uint8_t *act = a == SL_ACT_F32 ? (const uint8_t *)x : f->act[a];
+        const size_t as = a == SL_ACT_F32 ? (size_t)K * sizeof(float) : sl_act_row_bytes(a, K);
+        const sl_gemm_fn fn = f->kern->gemm[w->type];
+        for (int64_t t0 = 0; t0 < n_tok; t0 += tb) {
+            const int64_t nt = n_tok - t0 < tb ? n_tok - t0 : tb;
+            fn(K, sl_tensor_row(w, r0), w->row_bytes, nr, act + (size_t)t0 * as, as, nt, jobs[j].y + t0 * w->ne[1] + r0,
+               w->ne[1], scratch);
+        }
+    }
+    (void)ith;
+}
+
+/* cos and sin of token t's rope angles, as sl_rope_ref computes them. */
+static void rope_table(sl_fwd *f, int64_t t) {
+    const sl_hparams *hp = &f->m->hp;
+    const int32_t half = hp->n_rot / 2, pos = f->b->pos[t];
+    double *cs = f->rope_cs + t * half * 2;
+    for (int32_t i = 0; i < half; i++) {
+        double inv = pow((double)hp->rope_base, -2.0 * (double)i / (double)hp->n_rot);
+        double theta = (double)pos * inv;
+        if (f->m->rope_freqs) theta /= (double)f->m->rope_freqs[i];
+        cs[2 * i] = cos(theta);
+        cs[2 * i + 1] = sin(theta);
+    }
+}
+
+/* sl_rope_ref with the angles from the table (same double arithmetic). */
+static void rope_apply(const sl_fwd *f, float *x, int32_t n_heads, int64_t t) {
+    const sl_hparams *hp = &f->m->hp;
+    const int32_t half = hp->n_rot / 2;
+    const double *cs = f->rope_cs + t * half * 2;
+    for (int32_t i = 0; i < half; i++) {
+        const double c = cs[2 * i], s = cs[2 * i + 1];
+        for (int32_t h = 0; h < n_heads; h++) {
+            float *xh = x + (int64_t)h * hp->head_dim;
+            int32_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
+            double x0 = xh[a], x1 = xh[b];
+            xh[a] = (float)(x0 * c - x1 * s);
+            xh[b] = (float)(x0 * s + x1 * c);
+        }
+    }
+}
+
+static void attention_op(sl_fwd *f, int *op, int layer) {
+    _Atomic int64_t *ctr = &f->ops[(*op)++];
+    const sl_hparams *hp = &f->m->hp;
+    const sl_kv_cache *kv = f->kv;
+    const sl_batch *b = f->b;
+    const int32_t H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int64_t qd = (int64_t)H * hd, total = (int64_t)b->n_tokens * H;
+    const size_t layer_off = sl_kv_block_offset(kv, layer, 0);
+    sl_attn_args a = {.head_dim = hd, .scale = (float)(1.0 / sqrt((double)hd)), .kv_type = kv->type,
+                      .block_size = kv->block_size, .block_bytes = kv->block_bytes, .slot_bytes = kv->slot_bytes};
+    enum { UNIT = 4 };
+    for (;;) {
+        const int64_t u0 = atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed) * UNIT;
+        if (u0 >= total) break;
+        for (int64_t w = u0; w < u0 + UNIT && w < total; w++) {
+            const int32_t t = (int32_t)(w / H), h = (int32_t)(w % H), kvh = h / group;
+            const size_t head_off = sl_type_row_size(kv->type, (int64_t)kvh * hd);
+            a.q = f->q + t * qd + (int64_t)h * hd;
+            a.out = f->att + t * qd + (int64_t)h * hd;
+            a.n_pos = b->pos[t] + 1;
+            a.blocks = f->seqs[b->seq[t]]->blocks;
+            a.k_base = kv->k + layer_off + head_off;
+            a.v_base = kv->v + layer_off + head_off;
+            f->kern->attn(&a);
+        }
+    }
+}
+
+static void add_rows(float *x, const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void step_fast(void *arg, int ith, int nth) {
+    sl_fwd *f = arg;
+    const sl_model *m = f->m;
+    const sl_hparams *hp = &m->hp;
+    const sl_batch *b = f->b;
+    const int64_t n = b->n_tokens, d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim,
+                  kvd = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
+    long long t0, t1;
+    sl_split_range(n, ith, nth, &t0, &t1);
+    int op = 0;
+
+    for (long long t = t0; t < t1; t++) {
+        sl_dequantize_row(m->tok_embd.type, sl_tensor_row(&m->tok_embd, b->tokens[t]), f->x + t * d, d);
+        rope_table(f, t);
+    }
+    sl_pool_barrier(f->pool);
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const sl_layer *L = &m->layers[l];
+        const mm_job qkv[3] = {{&L->wq, f->q}, {&L->wk, f->k}, {&L->wv, f->v}};
+        const mm_job o[1] = {{&L->wo, f->tmp}};
+        const mm_job gu[2] = {{&L->w_gate, f->hb}, {&L->w_up, f->hb2}};
+        const mm_job dn[1] = {{&L->w_down, f->tmp}};
+
+        for (long long t = t0; t < t1; t++) {
+            if (l > 0) add_rows(f->x + t * d, f->tmp + t * d, d); /* the previous layer's FFN output */
+            sl_rmsnorm_ref(f->x + t * d, L->attn_norm, f->xb + t * d, d, hp->rms_eps);
+        }
+        quantize_inputs(f, qkv, 3, f->xb, d, t0, t1);
+        sl_pool_barrier(f->pool);
+        matmul_op(f, &op, qkv, 3, f->xb, n, ith, nth);
+        sl_pool_barrier(f->pool);
+        for (long long t = t0; t < t1; t++) {
+            qkv_post(f, L, t);
+            rope_apply(f, f->q + t * qd, hp->n_head, t);
+            rope_apply(f, f->k + t * kvd, hp->n_head_kv, t);
+            kv_store(f, l, t);
+        }
+        sl_pool_barrier(f->pool);
+        attention_op(f, &op, l);
+        sl_pool_barrier(f->pool);
+        quantize_inputs(f, o, 1, f->att, qd, t0, t1);
+        sl_pool_barrier(f->pool);
+        matmul_op(f, &op, o, 1, f->att, n, ith, nth);
+        sl_pool_barrier(f->pool);
+        for (long long t = t0; t < t1; t++) {
+            add_rows(f->x + t * d, f->tmp + t * d, d);
+            sl_rmsnorm_ref(f->x + t * d, L->ffn_norm, f->xb + t * d, d, hp->rms_eps);
+        }
+        quantize_inputs(f, gu, 2, f->xb, d, t0, t1);
+        sl_pool_barrier(f->pool);
+        matmul_op(f, &op, gu, 2, f->xb, n, ith, nth);
+        sl_pool_barrier(f->pool);
+        for (long long t = t0; t < t1; t++) f->kern->silu_mul(f->hb + t * ff, f->hb2 + t * ff, f->hb + t * ff, ff);
+        quantize_inputs(f, dn, 1, f->hb, ff, t0, t1);
+        sl_pool_barrier(f->pool);
+        matmul_op(f, &op, dn, 1, f->hb, n, ith, nth);
+        sl_pool_barrier(f->pool);
+    }
+
+    const mm_job out[1] = {{&m->output, f->logits}};
+    long long j0, j1;
+    sl_split_range(f->n_out, ith, nth, &j0, &j1);
+    for (long long j = j0; j < j1; j++) {
+        float *x = f->x + (int64_t)f->out_rows[j] * d;
+        add_rows(x, f->tmp + (int64_t)f->out_rows[j] * d, d);
+        sl_rmsnorm_ref(x, m->output_norm, f->xo + j * d, d, hp->rms_eps);
+    }
+    quantize_inputs(f, out, 1, f->xo, d, j0, j1);
+    sl_pool_barrier(f->pool);
+    matmul_op(f, &op, out, 1, f->xo, f->n_out, ith, nth);
 }
 
 sl_status sl_fwd_step(sl_fwd *f, const sl_batch *b, sl_kv_seq *const *seqs, int32_t n_seqs, float *logits) {
@@ -248,7 +575,12 @@ sl_status sl_fwd_step(sl_fwd *f, const sl_batch *b, sl_kv_seq *const *seqs, int3
     f->seqs = seqs;
     f->n_out = n_out;
     f->logits = logits;
-    sl_pool_run(f->pool, step_worker, f);
+    if (f->reference) {
+        sl_pool_run(f->pool, step_ref, f);
+    } else {
+        for (int32_t i = 0; i < f->n_ops; i++) atomic_store_explicit(&f->ops[i], 0, memory_order_relaxed);
+        sl_pool_run(f->pool, step_fast, f);
+    }
     f->b = NULL;
     f->seqs = NULL;
     return SL_OK;

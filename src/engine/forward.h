@@ -11,6 +11,15 @@
  * Logits are produced for tokens with want_logits set, in batch order,
  * n_vocab floats each. All buffers are allocated at sl_fwd_create (sized for
  * max_batch tokens); the step itself allocates nothing.
+ *
+ * Two paths compute the same function:
+ *   - fast (the default): SIMD kernels chosen from cpuid (compute/kernels.h),
+ *     activations quantized to the weight type's partner (Q8_0 / Q8_K; F32
+ *     for float weights), float accumulation in a fixed order;
+ *   - reference: scalar, exact dequantization, sums in double — the oracle.
+ * Both are batch invariant: a token's logits are bit-identical whatever else
+ * is in the batch, however its prompt was split, and whatever the thread
+ * count (no reduction order depends on them).
  */
 #ifndef SL_ENGINE_FORWARD_H
 #define SL_ENGINE_FORWARD_H
@@ -37,7 +46,19 @@ typedef struct sl_fwd_params {
     int32_t max_batch;   /* tokens per step */
     int32_t n_ctx;       /* longest sequence (positions) */
     int32_t n_threads;
+    bool reference;      /* force the scalar reference path (else: the process default, see below) */
+    const char *kernels; /* fast path kernel table: NULL = best for this CPU, or "scalar", "avx2", "avx512" */
+    bool round_acts;     /* reference path only: round each matmul input exactly as the fast path quantizes it
+                          * (an oracle that isolates activation rounding from float32 accumulation) */
 } sl_fwd_params;
+
+/* Process-wide default for forwards created with reference = false
+ * (initially false: the fast path). Tests that compare against float64
+ * references set it to true. */
+void sl_fwd_set_default_reference(bool reference);
+bool sl_fwd_default_reference(void);
+/* "reference" or the fast path's kernel table ("avx512", "avx2", "scalar"). */
+const char *sl_fwd_path_name(const sl_fwd *f);
 
 sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params *p, sl_fwd **out);
 void sl_fwd_destroy(sl_fwd *f);

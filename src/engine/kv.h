@@ -2,7 +2,9 @@
  * kv.h — paged KV cache: fixed-size blocks of `block_size` token slots in
  * one pool, and a block table per sequence.
  *
- * Storage: K and V are (layer, block, slot, kv_dim) float arrays, so a
+ * Storage: K and V are (layer, block, slot) arrays of rows of kv_dim
+ * elements of the cache's type (F32 — the default —, F16, or Q8_0 blocks of
+ * 32, which need kv_dim and the head size to be multiples of 32), so a
  * sequence's keys for a layer are found through its block table:
  * position p lives in block table[p / block_size], slot p % block_size.
  * Blocks come from a free stack; a sequence grows by whole blocks. Only the
@@ -13,7 +15,9 @@
 #define SL_ENGINE_KV_H
 
 #include "shardlm.h"
+#include "core/types.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct sl_kv_cache {
@@ -21,8 +25,11 @@ typedef struct sl_kv_cache {
     int32_t kv_dim;      /* n_head_kv * head_dim */
     int32_t block_size;  /* token slots per block */
     int32_t n_blocks;
-    float *k;            /* (n_layer, n_blocks, block_size, kv_dim) */
-    float *v;            /* (n_layer, n_blocks, block_size, kv_dim) */
+    sl_type type;        /* element type: F32, F16 or Q8_0 */
+    size_t slot_bytes;   /* one token's K (or V) row of one layer: sl_type_row_size(type, kv_dim) */
+    size_t block_bytes;  /* slot_bytes * block_size */
+    uint8_t *k;          /* (n_layer, n_blocks, block_size) rows of slot_bytes */
+    uint8_t *v;          /* (n_layer, n_blocks, block_size) rows of slot_bytes */
     int32_t *free_ids;   /* stack of free block ids */
     int32_t n_free;
 } sl_kv_cache;
@@ -34,7 +41,15 @@ typedef struct sl_kv_seq {
     int32_t cap;
 } sl_kv_seq;
 
+/* An F32 cache. */
 sl_status sl_kv_create(int32_t n_layer, int32_t kv_dim, int32_t block_size, int32_t n_blocks, sl_kv_cache **out);
+/* A cache of element type `type` (F32, F16, Q8_0; anything else is SL_ERR_UNSUPPORTED). */
+sl_status sl_kv_create_typed(int32_t n_layer, int32_t kv_dim, int32_t block_size, int32_t n_blocks, sl_type type,
+                             sl_kv_cache **out);
+/* Bytes one block takes, K and V of every layer (for sizing a cache from a memory budget). */
+size_t sl_kv_bytes_per_block(sl_type type, int32_t n_layer, int32_t kv_dim, int32_t block_size);
+/* Parse "f32" / "f16" / "q8_0" (case-insensitive); false when not one of them. */
+bool sl_kv_type_from_name(const char *name, sl_type *out);
 void sl_kv_destroy(sl_kv_cache *kv);
 
 /* Make the sequence own enough blocks for positions [0, n_pos). SL_ERR_FULL
@@ -48,14 +63,20 @@ static inline int32_t sl_kv_seq_capacity(const sl_kv_cache *kv, const sl_kv_seq 
     return s->n_blocks * kv->block_size;
 }
 
-static inline float *sl_kv_k_at(const sl_kv_cache *kv, int32_t layer, const sl_kv_seq *s, int32_t pos) {
-    int64_t b = s->blocks[pos / kv->block_size];
-    return kv->k + (((int64_t)layer * kv->n_blocks + b) * kv->block_size + pos % kv->block_size) * kv->kv_dim;
+/* Byte offset of (layer, block, slot 0) in k or v. */
+static inline size_t sl_kv_block_offset(const sl_kv_cache *kv, int32_t layer, int32_t block) {
+    return ((size_t)layer * (size_t)kv->n_blocks + (size_t)block) * kv->block_bytes;
 }
 
-static inline float *sl_kv_v_at(const sl_kv_cache *kv, int32_t layer, const sl_kv_seq *s, int32_t pos) {
-    int64_t b = s->blocks[pos / kv->block_size];
-    return kv->v + (((int64_t)layer * kv->n_blocks + b) * kv->block_size + pos % kv->block_size) * kv->kv_dim;
+/* The K (V) row of position pos of a sequence, slot_bytes long. */
+static inline void *sl_kv_k_at(const sl_kv_cache *kv, int32_t layer, const sl_kv_seq *s, int32_t pos) {
+    return kv->k + sl_kv_block_offset(kv, layer, s->blocks[pos / kv->block_size]) +
+           (size_t)(pos % kv->block_size) * kv->slot_bytes;
+}
+
+static inline void *sl_kv_v_at(const sl_kv_cache *kv, int32_t layer, const sl_kv_seq *s, int32_t pos) {
+    return kv->v + sl_kv_block_offset(kv, layer, s->blocks[pos / kv->block_size]) +
+           (size_t)(pos % kv->block_size) * kv->slot_bytes;
 }
 
 #endif

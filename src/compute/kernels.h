@@ -1,0 +1,109 @@
+/*
+ * kernels.h — the fast compute kernels and their run-time dispatch.
+ *
+ * One table per instruction set (scalar, AVX2, AVX-512 VNNI), each indexed
+ * by weight type; sl_kernels_best() picks the best table the CPU supports
+ * once, from cpuid. The scalar table is the fallback and the test oracle.
+ *
+ * Matmuls take activations quantized on the fly into the weight type's
+ * partner format (sl_act): F32 for F32/F16/BF16 weights, Q8_0 blocks for
+ * Q4_0/Q8_0 and Q8_K blocks for the K-quants, so quantized inner products
+ * run in integers.
+ *
+ * Invariant (batch invariance): every output y[t][r] = dot(W[r], a[t]) is
+ * computed by the same sequence of float operations whatever the tile, the
+ * batch size, the thread or the instruction set — the integer parts are
+ * exact, and the float parts follow one canonical order:
+ *   float weights (F32, F16, BF16): 16 lanes, lane l accumulates
+ *     fma(w[k], x[k], acc[l]) for k = l, l+16, ... in order; then
+ *     acc[i] += acc[i+s] for s = 8, 4, 2, 1; the result is acc[0].
+ *   Q4_0, Q8_0 (blocks of 32): acc = 0; for each block b in order:
+ *     acc = fma(dw_b * da_b, (float)isum_b, acc), isum_b the exact integer
+ *     dot of the block's quants (Q4_0 quants are q - 8).
+ *   Q4_K, Q5_K (super-blocks of 256): acc = fma(d*da, (float)Σ sc_j·isum_j, acc);
+ *     acc = fma(-(dmin*da), (float)Σ m_j·asum_j, acc), per super-block in order.
+ *   Q6_K: acc = fma(d*da, (float)Σ sc_j·(isum_j - 32·asum_j), acc).
+ * So a sequence's logits do not depend on what it is batched with, and the
+ * SIMD kernels match the scalar ones bit for bit.
+ */
+#ifndef SL_COMPUTE_KERNELS_H
+#define SL_COMPUTE_KERNELS_H
+
+#include "core/types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Activation formats (in memory only, never in a file). */
+typedef enum sl_act {
+    SL_ACT_F32 = 0, /* K floats */
+    SL_ACT_Q8_0,    /* K/32 blocks: int8 qs[K] | float d[K/32] | int32 sum[K/32] (sum of each block's quants) */
+    SL_ACT_Q8_K,    /* K/256 block_q8_K */
+    SL_ACT_COUNT,
+} sl_act;
+
+/* The activation format that weight type t multiplies with. */
+sl_act sl_act_of(sl_type t);
+/* Bytes of one activation row of K elements (a multiple of 64). */
+size_t sl_act_row_bytes(sl_act a, int64_t K);
+/* Quantize n_tok rows of K floats (x, ldx floats apart) into act rows of
+ * sl_act_row_bytes(a, K) bytes. Q8_0: d = amax/127 rounded to fp16,
+ * q = round-half-even(x * 127/amax); Q8_K: ggml's reference quantizer. */
+void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);
+
+/* Rows per tile of the matmul kernels: row ranges handed to a kernel should
+ * start on a multiple of this (not required for correctness). */
+#define SL_GEMM_ROWS 16
+
+/* y[t*ldy + r] = dot(W row r, activation row t) for r in [0, nr), t in [0, nt).
+ * w: row 0, rows w_stride bytes apart; act: token 0, rows act_stride bytes
+ * apart; scratch: sl_gemm_scratch_bytes(K) bytes, 64-aligned. */
+typedef void (*sl_gemm_fn)(int64_t K, const void *w, size_t w_stride, int64_t nr, const void *act, size_t act_stride,
+                           int64_t nt, float *y, int64_t ldy, void *scratch);
+size_t sl_gemm_scratch_bytes(int64_t K);
+
+/* One attention head for one query: softmax(q·K^T * scale) · V over
+ * positions [0, n_pos) of a paged KV cache, with an online softmax over
+ * chunks of 16 positions (fixed by position, so chunking a prompt does not
+ * change the result). Position j's row of this head is at
+ * base + blocks[j / block_size] * block_bytes + (j % block_size) * slot_bytes. */
+typedef struct sl_attn_args {
+    const float *q;         /* (head_dim) */
+    float *out;             /* (head_dim) */
+    int32_t head_dim;
+    int32_t n_pos;
+    float scale;
+    sl_type kv_type;        /* F32, F16 or Q8_0 */
+    const int32_t *blocks;  /* the sequence's block table */
+    int32_t block_size;
+    size_t block_bytes, slot_bytes;
+    const uint8_t *k_base, *v_base; /* block 0, slot 0 of this layer and head */
+} sl_attn_args;
+typedef void (*sl_attn_fn)(const sl_attn_args *a);
+
+typedef struct sl_kernels {
+    const char *name;                 /* "scalar", "avx2", "avx512" */
+    sl_gemm_fn gemm[SL_TYPE_COUNT];   /* NULL where the type has no kernel */
+    sl_attn_fn attn;
+    /* out[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (sl_expf's exp) */
+    void (*silu_mul)(const float *gate, const float *up, float *out, int64_t n);
+} sl_kernels;
+
+/* The best table this CPU supports (chosen once; thread-safe). */
+const sl_kernels *sl_kernels_best(void);
+/* A table by name ("scalar", "avx2", "avx512"); NULL when unknown or when
+ * the CPU lacks the instructions. */
+const sl_kernels *sl_kernels_get(const char *name);
+const sl_kernels *sl_kernels_scalar(void);
+
+/* exp(x) to about 1 ulp by one fixed sequence of float operations (every
+ * ISA variant computes the same bits). */
+float sl_expf(float x);
+
+/* Used by the ISA files to build their tables. */
+extern const sl_kernels sl_kernels_scalar_table;
+bool sl_kernels_avx2_init(sl_kernels *k);   /* false when not compiled in */
+bool sl_kernels_avx512_init(sl_kernels *k);
+
+#endif

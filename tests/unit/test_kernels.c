@@ -1,0 +1,429 @@
+/*
+ * test_kernels.c — the compute kernels.
+ *
+ * 1. Every SIMD table (AVX2, AVX-512, as the CPU allows) against the scalar
+ *    table, on awkward shapes (one row, odd rows, 15/16/17/33 rows, K not a
+ *    multiple of 16, tails, 1..9 tokens): bit-identical outputs, for every
+ *    weight type. The canonical order of kernels.h makes exact equality the
+ *    contract for float and integer paths alike.
+ * 2. The scalar kernels against an independent float64 dot product of the
+ *    dequantized weights (sl_dequantize_row, the GGUF spec) and dequantized
+ *    activations: the integer formulation reads the block layouts right.
+ * 3. Batch invariance at kernel level: a token's outputs do not depend on
+ *    which other tokens or rows share the call.
+ * 4. Activation quantizers against their definitions; sl_expf against exp;
+ *    SIMD exp / silu / attention against the scalar ones.
+ */
+#include "harness.h"
+
+#include "compute/kernels.h"
+#include "compute/quant.h"
+#include "core/fp16.h"
+
+#include <stdlib.h>
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+static float rndf(void) { return (float)(rnd() & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f; } /* [-1, 1) */
+
+/* A row of n random weights of type t in valid encodings. */
+static void fill_row(sl_type t, uint8_t *row, int64_t n) {
+    switch (t) {
+    case SL_TYPE_F32:
+        for (int64_t i = 0; i < n; i++) ((float *)row)[i] = rndf();
+        break;
+    case SL_TYPE_F16:
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)row)[i] = sl_f32_to_f16(rndf());
+        break;
+    case SL_TYPE_BF16:
+        for (int64_t i = 0; i < n; i++) ((uint16_t *)row)[i] = sl_f32_to_bf16(rndf());
+        break;
+    case SL_TYPE_Q4_0:
+        for (int64_t b = 0; b < n / 32; b++) {
+            block_q4_0 *x = (block_q4_0 *)row + b;
+            x->d = sl_f32_to_f16(0.01f + 0.05f * (rndf() + 1.0f));
+            for (int j = 0; j < 16; j++) x->qs[j] = (uint8_t)rnd();
+        }
+        break;
+    case SL_TYPE_Q8_0:
+        for (int64_t b = 0; b < n / 32; b++) {
+            block_q8_0 *x = (block_q8_0 *)row + b;
+            x->d = sl_f32_to_f16(0.001f + 0.01f * (rndf() + 1.0f));
+            for (int j = 0; j < 32; j++) x->qs[j] = (int8_t)rnd(); /* includes -128 */
+        }
+        break;
+    case SL_TYPE_Q4_K:
+    case SL_TYPE_Q5_K: {
+        const size_t bb = t == SL_TYPE_Q4_K ? sizeof(block_q4_K) : sizeof(block_q5_K);
+        for (int64_t b = 0; b < n / 256; b++) {
+            uint8_t *x = row + (size_t)b * bb;
+            for (size_t i = 4; i < bb; i++) x[i] = (uint8_t)rnd(); /* scales, qh, qs: every pattern is valid */
+            block_q4_K *h = (block_q4_K *)x;
+            h->d = sl_f32_to_f16(0.001f + 0.002f * (rndf() + 1.0f));
+            h->dmin = sl_f32_to_f16(0.001f + 0.002f * (rndf() + 1.0f));
+        }
+        break;
+    }
+    case SL_TYPE_Q6_K:
+        for (int64_t b = 0; b < n / 256; b++) {
+            block_q6_K *x = (block_q6_K *)row + b;
+            for (size_t i = 0; i < sizeof x->ql; i++) x->ql[i] = (uint8_t)rnd();
+            for (size_t i = 0; i < sizeof x->qh; i++) x->qh[i] = (uint8_t)rnd();
+            for (size_t i = 0; i < 16; i++) x->scales[i] = (int8_t)rnd(); /* includes -128 */
+            x->d = sl_f32_to_f16(0.0001f + 0.0002f * (rndf() + 1.0f));
+        }
+        break;
+    default: break;
+    }
+}
+
+typedef struct problem {
+    sl_type type;
+    int64_t K, nr, nt;
+    size_t ws, as;
+    uint8_t *w, *act;
+    float *x; /* (nt, K) activations before quantization */
+} problem;
+
+static void make_problem(problem *p, sl_type t, int64_t K, int64_t nr, int64_t nt) {
+    p->type = t;
+    p->K = K;
+    p->nr = nr;
+    p->nt = nt;
+    p->ws = sl_type_row_size(t, K);
+    p->w = malloc(p->ws * (size_t)nr + 64);
+    for (int64_t r = 0; r < nr; r++) fill_row(t, p->w + (size_t)r * p->ws, K);
+    p->x = malloc(sizeof(float) * (size_t)(K * nt));
+    for (int64_t i = 0; i < K * nt; i++) p->x[i] = rndf() * (i % 7 == 0 ? 3.0f : 1.0f);
+    if (nt > 1) p->x[K] = 0.0f;
+    const sl_act a = sl_act_of(t);
+    p->as = sl_act_row_bytes(a, K);
+    p->act = aligned_alloc(64, p->as * (size_t)nt);
+    sl_act_quantize(a, p->x, K, nt, K, p->act);
+}
+
+static void free_problem(problem *p) {
+    free(p->w);
+    free(p->x);
+    free(p->act);
+}
+
+static float *run_gemm(const sl_kernels *k, const problem *p, int64_t ldy) {
+    float *y = malloc(sizeof(float) * (size_t)(ldy * p->nt));
+    for (int64_t i = 0; i < ldy * p->nt; i++) y[i] = -12345.0f; /* also checks nothing outside is written */
+    void *scratch = aligned_alloc(64, sl_gemm_scratch_bytes(p->K));
+    k->gemm[p->type](p->K, p->w, p->ws, p->nr, p->act, p->as, p->nt, y, ldy, scratch);
+    free(scratch);
+    return y;
+}
+
+static const sl_type TYPES[] = {SL_TYPE_F32, SL_TYPE_F16, SL_TYPE_BF16, SL_TYPE_Q4_0,
+                                SL_TYPE_Q8_0, SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K};
+#define N_TYPES (sizeof TYPES / sizeof TYPES[0])
+
+static int64_t block_of(sl_type t) { return (int64_t)sl_type_get(t)->blck; }
+
+/* SIMD table `name` equals the scalar table bit for bit. */
+static void check_isa(const char *name) {
+    const sl_kernels *k = sl_kernels_get(name), *s = sl_kernels_scalar();
+    if (!k) {
+        printf("    (%s not supported by this CPU: skipped)\n", name);
+        return;
+    }
+    static const int64_t rows[] = {1, 3, 15, 16, 17, 33};
+    static const int64_t toks[] = {1, 2, 3, 5, 9};
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const sl_type t = TYPES[ti];
+        const int64_t B = block_of(t);
+        const int64_t Ks[] = {B == 1 ? 7 : B, B == 1 ? 33 : 3 * B, B == 1 ? 300 : 5 * B};
+        for (size_t ki = 0; ki < 3; ki++)
+            for (size_t ri = 0; ri < 6; ri++) {
+                const int64_t nt = toks[(ki * 6 + ri) % 5];
+                problem p;
+                make_problem(&p, t, Ks[ki], rows[ri], nt);
+                const int64_t ldy = p.nr + 3;
+                float *want = run_gemm(s, &p, ldy), *got = run_gemm(k, &p, ldy);
+                int bad = -1;
+                for (int64_t i = 0; i < ldy * nt && bad < 0; i++)
+                    if (memcmp(&want[i], &got[i], 4) != 0) bad = (int)i;
+                const float wv = bad >= 0 ? want[bad] : 0, gv = bad >= 0 ? got[bad] : 0;
+                free(want);
+                free(got);
+                free_problem(&p);
+                CHECK_MSG(bad < 0, "%s %s K=%lld rows=%lld tokens=%lld: y[%d] = %.9g, scalar %.9g", name,
+                          sl_type_name(t), (long long)Ks[ki], (long long)rows[ri], (long long)nt, bad, gv, wv);
+            }
+    }
+}
+
+TEST(avx512_matches_scalar) { check_isa("avx512"); }
+TEST(avx2_matches_scalar) { check_isa("avx2"); }
+
+/* Dequantized activations as the kernels see them. */
+static void act_dequant(sl_act a, const uint8_t *row, int64_t K, double *out) {
+    if (a == SL_ACT_F32) {
+        for (int64_t i = 0; i < K; i++) out[i] = ((const float *)row)[i];
+    } else if (a == SL_ACT_Q8_0) {
+        const float *d = (const float *)(row + K);
+        for (int64_t i = 0; i < K; i++) out[i] = (double)((const int8_t *)row)[i] * d[i / 32];
+    } else {
+        const block_q8_K *b = (const block_q8_K *)row;
+        for (int64_t i = 0; i < K; i++) out[i] = (double)b[i / 256].qs[i % 256] * b[i / 256].d;
+    }
+}
+
+/* The scalar kernels compute Σ dequant(w)·dequant(a) up to float rounding. */
+TEST(scalar_kernels_match_dequantized_dot) {
+    const sl_kernels *s = sl_kernels_scalar();
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const sl_type t = TYPES[ti];
+        const int64_t K = block_of(t) == 1 ? 200 : 4 * block_of(t);
+        problem p;
+        make_problem(&p, t, K, 5, 3);
+        float *y = run_gemm(s, &p, p.nr);
+        float *wf = malloc(sizeof(float) * (size_t)K);
+        double *af = malloc(sizeof(double) * (size_t)K);
+        double worst = 0;
+        for (int64_t r = 0; r < p.nr; r++) {
+            CHECK(sl_dequantize_row(t, p.w + (size_t)r * p.ws, wf, K));
+            for (int64_t tk = 0; tk < p.nt; tk++) {
+                act_dequant(sl_act_of(t), p.act + (size_t)tk * p.as, K, af);
+                double ref = 0, mag = 0;
+                for (int64_t i = 0; i < K; i++) {
+                    ref += (double)wf[i] * af[i];
+                    mag += fabs((double)wf[i] * af[i]);
+                }
+                const double err = fabs(ref - (double)y[tk * p.nr + r]) / (mag + 1e-30);
+                if (err > worst) worst = err;
+            }
+        }
+        free(wf);
+        free(af);
+        free(y);
+        free_problem(&p);
+        /* float accumulation over K terms: relative to Σ|terms|, a few K·2^-24 at most */
+        CHECK_MSG(worst < 2e-6, "%s: |kernel - float64 dot| / Σ|w·a| = %.3g", sl_type_name(t), worst);
+    }
+}
+
+/* A token's outputs are the same alone, with other tokens, and for any row
+ * range the caller picks (tiles start anywhere). */
+TEST(kernel_batch_invariance) {
+    const sl_kernels *k = sl_kernels_best();
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const sl_type t = TYPES[ti];
+        const int64_t K = block_of(t) == 1 ? 77 : 2 * block_of(t);
+        problem p;
+        make_problem(&p, t, K, 37, 9);
+        float *all = run_gemm(k, &p, p.nr);
+        void *scratch = aligned_alloc(64, sl_gemm_scratch_bytes(K));
+        bool same = true;
+        for (int64_t tk = 0; tk < p.nt && same; tk++) {
+            float one[37];
+            /* rows 5..36 alone for token tk, then rows 0..4 */
+            k->gemm[t](K, p.w + 5 * p.ws, p.ws, 32, p.act + (size_t)tk * p.as, p.as, 1, one + 5, 37, scratch);
+            k->gemm[t](K, p.w, p.ws, 5, p.act + (size_t)tk * p.as, p.as, 1, one, 37, scratch);
+            same = memcmp(one, all + tk * p.nr, sizeof one) == 0;
+        }
+        free(scratch);
+        free(all);
+        free_problem(&p);
+        CHECK_MSG(same, "%s (%s): outputs depend on the batch or the row range", sl_type_name(t), k->name);
+    }
+}
+
+TEST(act_q8_0_definition) {
+    float x[64];
+    for (int i = 0; i < 64; i++) x[i] = rndf() * 4.0f;
+    x[5] = -7.5f;                          /* block 0 amax */
+    for (int i = 32; i < 64; i++) x[i] = 0; /* block 1 all zero */
+    uint8_t out[256] __attribute__((aligned(64)));
+    sl_act_quantize(SL_ACT_Q8_0, x, 64, 1, 64, out);
+    const int8_t *q = (const int8_t *)out;
+    const float *d = (const float *)(out + 64);
+    const int32_t *sum = (const int32_t *)(out + 64 + 8);
+    CHECK_EQ_INT(q[5], -127);
+    CHECK_NEAR(d[0], 7.5 / 127, 7.5 / 127 * 1e-3); /* fp16-rounded */
+    CHECK(d[0] == sl_f16_to_f32(sl_f32_to_f16(7.5f / 127.0f)));
+    int s0 = 0;
+    for (int i = 0; i < 32; i++) {
+        s0 += q[i];
+        CHECK_MSG(fabs(q[i] - x[i] * 127.0 / 7.5) <= 0.5 + 1e-6, "q[%d] = %d for %g", i, q[i], x[i]);
+    }
+    CHECK_EQ_INT(sum[0], s0);
+    CHECK(d[1] == 0.0f);
+    CHECK_EQ_INT(sum[1], 0);
+    for (int i = 32; i < 64; i++) CHECK_EQ_INT(q[i], 0);
+}
+
+TEST(act_q8_K_definition) {
+    float x[256];
+    for (int i = 0; i < 256; i++) x[i] = rndf();
+    x[100] = 2.0f; /* the largest magnitude, positive: it maps to -127 */
+    block_q8_K b;
+    sl_quantize_row_q8_K_ref(x, &b, 256);
+    CHECK_EQ_INT(b.qs[100], -127);
+    CHECK_NEAR(b.d, -2.0 / 127, 1e-9);
+    for (int j = 0; j < 16; j++) {
+        int s = 0;
+        for (int i = 0; i < 16; i++) s += b.qs[16 * j + i];
+        CHECK_EQ_INT(b.bsums[j], s);
+    }
+    for (int i = 0; i < 256; i++) CHECK_MSG(fabs(b.qs[i] * b.d - x[i]) <= fabs(b.d) * 0.5 + 1e-7, "element %d", i);
+}
+
+TEST(expf_accuracy) {
+    double worst = 0;
+    for (int i = 0; i < 200000; i++) {
+        const float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        const double want = exp((double)x), got = sl_expf(x);
+        const double rel = fabs(got - want) / want;
+        if (rel > worst) worst = rel;
+    }
+    CHECK_MSG(worst < 3e-7, "sl_expf max relative error %.3g", worst);
+    CHECK(sl_expf(-100.0f) == 0.0f);
+    CHECK(sl_expf(-INFINITY) == 0.0f);
+    CHECK(sl_expf(0.0f) == 1.0f);
+    CHECK(isnan(sl_expf(NAN)));
+}
+
+static void check_silu(const char *name) {
+    const sl_kernels *k = sl_kernels_get(name), *s = sl_kernels_scalar();
+    if (!k) return;
+    enum { N = 1000 + 13 };
+    static float g[N], u[N], a[N], b[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = rndf() * (i % 3 ? 10.0f : 100.0f);
+        u[i] = rndf();
+    }
+    g[0] = 0.0f;
+    g[1] = -0.0f;
+    g[2] = -95.0f;
+    g[3] = 95.0f;
+    s->silu_mul(g, u, a, N);
+    k->silu_mul(g, u, b, N);
+    for (int i = 0; i < N; i++) CHECK_MSG(memcmp(&a[i], &b[i], 4) == 0, "%s silu[%d](%g): %.9g vs %.9g", name, i, g[i], b[i], a[i]);
+    for (int i = 4; i < N; i++) {
+        const double want = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+        CHECK_MSG(fabs(a[i] - want) <= 1e-6 * fabs(want) + 1e-30, "silu(%g) = %.9g, want %.9g", g[i], a[i], want);
+    }
+}
+
+TEST(silu_simd_matches_scalar) {
+    check_silu("avx512");
+    check_silu("avx2");
+}
+
+/* Attention over a paged cache: SIMD = scalar bit for bit, and both equal a
+ * float64 softmax within float rounding. Blocks are shuffled on purpose. */
+static void check_attn(const char *name, sl_type kvt, int32_t D, int32_t n_pos) {
+    const sl_kernels *k = sl_kernels_get(name), *s = sl_kernels_scalar();
+    if (!k) return;
+    const int32_t bs = 16, nblk = (n_pos + bs - 1) / bs + 2;
+    const size_t slot = sl_type_row_size(kvt, D), blkb = slot * (size_t)bs;
+    uint8_t *K = calloc((size_t)nblk, blkb), *V = calloc((size_t)nblk, blkb);
+    int32_t blocks[64];
+    for (int32_t i = 0; i < nblk; i++) blocks[i] = nblk - 1 - i;
+    float q[256], row[256];
+    for (int32_t i = 0; i < D; i++) q[i] = rndf();
+    for (int32_t b = 0; b < nblk; b++)
+        for (int32_t j = 0; j < bs; j++) {
+            for (int32_t i = 0; i < D; i++) row[i] = rndf() * 2.0f;
+            sl_quantize_row(kvt, row, K + (size_t)b * blkb + (size_t)j * slot, D);
+            for (int32_t i = 0; i < D; i++) row[i] = rndf();
+            sl_quantize_row(kvt, row, V + (size_t)b * blkb + (size_t)j * slot, D);
+        }
+    float o1[256], o2[256];
+    sl_attn_args a = {.q = q, .out = o1, .head_dim = D, .n_pos = n_pos, .scale = 1.0f / sqrtf((float)D),
+                      .kv_type = kvt, .blocks = blocks, .block_size = bs, .block_bytes = blkb, .slot_bytes = slot,
+                      .k_base = K, .v_base = V};
+    s->attn(&a);
+    a.out = o2;
+    k->attn(&a);
+    /* float64 reference on the dequantized cache */
+    double sc[600], mx = -1e300, sum = 0, ref[256] = {0};
+    float kr[256];
+    for (int32_t p = 0; p < n_pos; p++) {
+        const size_t off = (size_t)blocks[p / bs] * blkb + (size_t)(p % bs) * slot;
+        sl_dequantize_row(kvt, K + off, kr, D);
+        double d = 0;
+        for (int32_t i = 0; i < D; i++) d += (double)q[i] * kr[i];
+        sc[p] = d / sqrt((double)D);
+        if (sc[p] > mx) mx = sc[p];
+    }
+    for (int32_t p = 0; p < n_pos; p++) {
+        const size_t off = (size_t)blocks[p / bs] * blkb + (size_t)(p % bs) * slot;
+        sl_dequantize_row(kvt, V + off, kr, D);
+        const double e = exp(sc[p] - mx);
+        sum += e;
+        for (int32_t i = 0; i < D; i++) ref[i] += e * kr[i];
+    }
+    free(K);
+    free(V);
+    for (int32_t i = 0; i < D; i++) {
+        CHECK_MSG(memcmp(&o1[i], &o2[i], 4) == 0, "%s attn %s D=%d n=%d out[%d]: %.9g vs scalar %.9g", name,
+                  sl_type_name(kvt), D, n_pos, i, o2[i], o1[i]);
+        CHECK_MSG(fabs(o1[i] - ref[i] / sum) < 2e-6, "attn %s D=%d n=%d out[%d] = %.9g, float64 %.9g",
+                  sl_type_name(kvt), D, n_pos, i, o1[i], ref[i] / sum);
+    }
+}
+
+TEST(attention_simd_matches_scalar) {
+    static const char *isa[] = {"avx512", "avx2"};
+    for (int i = 0; i < 2; i++) {
+        check_attn(isa[i], SL_TYPE_F32, 8, 1);
+        check_attn(isa[i], SL_TYPE_F32, 8, 37);
+        check_attn(isa[i], SL_TYPE_F32, 24, 16);
+        check_attn(isa[i], SL_TYPE_F16, 64, 100);
+        check_attn(isa[i], SL_TYPE_F32, 128, 33);
+        check_attn(isa[i], SL_TYPE_Q8_0, 64, 70);
+        check_attn(isa[i], SL_TYPE_Q8_0, 32, 5);
+        if (sl_test_failed()) return;
+    }
+}
+
+/* Block layouts: dequantization of hand-made K-quant blocks (values from the
+ * formats' definitions in ggml-common.h). */
+TEST(kquant_layouts) {
+    block_q4_K b4;
+    memset(&b4, 0, sizeof b4);
+    b4.d = sl_f32_to_f16(1.0f);
+    b4.dmin = sl_f32_to_f16(0.5f);
+    /* sub-block 0: scale 3, min 2; sub-block 5: scale 33 (low 4 bits in scales[9], high 2 in scales[1] bits 6-7), min 17 */
+    b4.scales[0] = 3;
+    b4.scales[4] = 2;
+    b4.scales[9] = (uint8_t)((33 & 0xF) | ((17 & 0xF) << 4));
+    b4.scales[1] = (uint8_t)((33 >> 4) << 6);
+    b4.scales[5] = (uint8_t)((17 >> 4) << 6);
+    b4.qs[0] = 0x57;      /* element 0: 7, element 32: 5 */
+    b4.qs[64 + 1] = 0xA0; /* element 64*2+32+1 = 161 (sub-block 5): 10 */
+    float y[256];
+    sl_dequantize_row_q4_K(&b4, y, 256);
+    CHECK_NEAR(y[0], 3 * 7 - 0.5 * 2, 0);
+    CHECK_NEAR(y[161], 33 * 10 - 0.5 * 17, 0);
+    CHECK_NEAR(y[1], -1.0, 0); /* q = 0 → -dmin*m */
+
+    block_q5_K b5;
+    memset(&b5, 0, sizeof b5);
+    b5.d = sl_f32_to_f16(1.0f);
+    b5.scales[1] = 1; /* sub-block 1: scale 1 */
+    b5.qs[3] = 0x20;  /* element 35 low bits 2 */
+    b5.qh[3] = 2;     /* bit 1 = fifth bit of element 32+3 */
+    sl_dequantize_row_q5_K(&b5, y, 256);
+    CHECK_NEAR(y[35], 18, 0);
+
+    block_q6_K b6;
+    memset(&b6, 0, sizeof b6);
+    b6.d = sl_f32_to_f16(0.5f);
+    for (int i = 0; i < 16; i++) b6.scales[i] = (int8_t)(i - 8);
+    b6.ql[64 + 32 + 2] = 0x90;  /* half 1, element 128+96+2 = 226 low 4 bits: 9 */
+    b6.qh[32 + 2] = 3 << 6;     /* high 2 bits: 3 → q = 9 | 48 = 57 */
+    sl_dequantize_row_q6_K(&b6, y, 256);
+    CHECK_NEAR(y[226], 0.5 * (226 / 16 - 8) * (57 - 32), 0);
+    CHECK_NEAR(y[0], 0.5 * -8 * -32, 0);
+}
