@@ -13,5 +13,6 @@ int cmd_gguf(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_loadgen(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const struct {
     {"mkmodel", cmd_mkmodel, "write a Llama-architecture GGUF with random weights"},
     {"template", cmd_template, "render a chat template"},
     {"bench", cmd_bench, "measure prompt, decode and batched throughput"},
+    {"loadgen", cmd_loadgen, "benchmark a serving endpoint with concurrent streaming requests"},
 };
 
 static void usage(FILE *f) {
