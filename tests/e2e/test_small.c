@@ -2,14 +2,15 @@
  * test_small.c — the reference path on the small random-weight Llama files
  * (every weight type this layer supports) against an independent float64
  * forward pass (golden/small/NAME.NN.ref_f64.f32), teacher-forced on llama.cpp's
- * ids: 4 rows of 32000 logits, row k after prompt + generated[0:k].
- * Files in types the compute layer does not support yet must be refused
+ * ids: 4 rows of 32000 logits, row k after prompt + generated[0:k]
+ * (Q4_K_M, Q5_K_M and Q6_K included). Files in types without kernels must be refused
  * with an error naming the tensor and type.
  */
 #include "harness.h"
 
 #include "shardlm.h"
 #include "core/alloc.h"
+#include "engine/forward.h"
 #include "engine/generate.h"
 #include "model/gguf_write.h"
 #include "tokenizer/tokenizer.h"
@@ -56,6 +57,7 @@ static void check_ref(const char *name, int nn, double tol) {
     json_decref(j);
 
     float *got = malloc(sizeof(float) * N_ROWS * N_VOCAB);
+    sl_fwd_set_default_reference(true); /* this file checks the scalar reference path */
     st = sl_eval_logits(m, toks, n, N_ROWS, 2, got);
     sl_model_destroy(m);
     if (st) free(got);
@@ -108,15 +110,17 @@ TEST(small_llama_Q4_0) {
     check_ref("small-llama-Q4_0", 1, 1e-3);
 }
 
-/* Unsupported weight types are refused with the tensor and type named. */
-TEST(unsupported_type_is_named) {
-    const char *p = sl_test_shared("models/small/small-llama-Q6_K.gguf");
-    CHECK(p);
-    sl_model *m = NULL;
-    sl_status st = sl_model_load(p, &m);
-    sl_model_destroy(m);
-    CHECK_EQ_INT(st, SL_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(sl_last_error(), "Q6_K") && strstr(sl_last_error(), ".weight"), "message: %s", sl_last_error());
+TEST(small_llama_Q4_K_M) {
+    check_ref("small-llama-Q4_K_M", 0, 1e-3);
+    check_ref("small-llama-Q4_K_M", 1, 1e-3);
+}
+TEST(small_llama_Q5_K_M) {
+    check_ref("small-llama-Q5_K_M", 0, 1e-3);
+    check_ref("small-llama-Q5_K_M", 1, 1e-3);
+}
+TEST(small_llama_Q6_K) {
+    check_ref("small-llama-Q6_K", 0, 1e-3);
+    check_ref("small-llama-Q6_K", 1, 1e-3);
 }
 
 TEST(small_qwen2_Q8_0) {
@@ -181,6 +185,55 @@ static sl_status load_copy(const char *arch, const char *drop, const char *resha
     }
     unlink(dst);
     return st;
+}
+
+/* A weight type without kernels is refused with the tensor and type named
+ * (the Q8_0 file with its matrices relabelled IQ4_NL — same block size, other layout). */
+TEST(unsupported_type_is_named) {
+    const char *src = sl_test_shared("models/small/small-qwen2-Q8_0.gguf");
+    CHECK(src);
+    sl_gguf *g = NULL;
+    CHECK_OK(sl_gguf_open(src, &g));
+    char dst[] = "/tmp/shardlm-test-iq-XXXXXX";
+    int fd = mkstemp(dst);
+    CHECK(fd >= 0);
+    close(fd);
+    sl_gguf_writer *w = NULL;
+    sl_status st = sl_gguf_writer_create(dst, &w);
+    for (int64_t i = 0; !st && i < sl_gguf_n_kv(g); i++) st = sl_gguf_writer_copy_kv(w, sl_gguf_kv_at(g, i));
+    /* IQ4_NL blocks hold 32 weights in 18 bytes (Q8_0: 34): write zero blocks of the new size */
+    for (int64_t i = 0; !st && i < sl_gguf_n_tensors(g); i++) {
+        const sl_gguf_tensor *t = sl_gguf_tensor_at(g, i);
+        char name[80];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        st = sl_gguf_writer_add_tensor(w, name, t->n_dims, t->ne, t->type == SL_TYPE_Q8_0 ? SL_TYPE_IQ4_NL : t->type);
+    }
+    if (!st) st = sl_gguf_writer_begin_data(w);
+    static char zeros[1 << 16];
+    for (int64_t i = 0; !st && i < sl_gguf_n_tensors(g); i++) {
+        const sl_gguf_tensor *t = sl_gguf_tensor_at(g, i);
+        if (t->type != SL_TYPE_Q8_0) {
+            st = sl_gguf_writer_write(w, t->data, t->nbytes);
+            continue;
+        }
+        uint64_t left = (uint64_t)(t->nbytes / 34) * 18;
+        while (!st && left) {
+            size_t k = left < sizeof zeros ? (size_t)left : sizeof zeros;
+            st = sl_gguf_writer_write(w, zeros, k);
+            left -= k;
+        }
+    }
+    if (!st) st = sl_gguf_writer_finish(w);
+    sl_gguf_writer_destroy(w);
+    sl_gguf_close(g);
+    if (st) unlink(dst);
+    CHECK_OK(st);
+    sl_model *m = NULL;
+    st = sl_model_load(dst, &m);
+    sl_model_destroy(m);
+    unlink(dst);
+    CHECK_EQ_INT(st, SL_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(sl_last_error(), "IQ4_NL") && strstr(sl_last_error(), ".weight"), "message: %s", sl_last_error());
 }
 
 /* An unknown architecture is refused by name. */
