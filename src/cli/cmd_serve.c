@@ -11,6 +11,7 @@
 #include "opts.h"
 
 #include "core/alloc.h"
+#include "engine/kv.h"
 #include "model/model.h"
 #include "server/http.h"
 #include "server/sched.h"
@@ -24,7 +25,7 @@
 #include <time.h>
 
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
-       O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_COUNT };
+       O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -44,7 +45,27 @@ static const opt_def OPTS[O_COUNT] = {
     [O_MAXBODY] = {"max-body-bytes", NULL, OPT_INT, "8388608", 1024, 1 << 30, "largest request body"},
     [O_SHUTDOWN] = {"shutdown-timeout", NULL, OPT_INT, "30", 0, 3600, "seconds running requests get to finish at exit"},
     [O_MAXCONN] = {"max-connections", NULL, OPT_INT, "1024", 1, 65536, "concurrent HTTP connections at most"},
+    [O_KVTYPE] = {"kv-type", NULL, OPT_STR, "f16", 0, -1, "KV cache element type: f32, f16 or q8_0"},
+    [O_TEMPLATE] = {"chat-template", NULL, OPT_STR, NULL, 0, -1,
+                    "Jinja chat template file (default: the model's tokenizer.chat_template, else a built-in one)"},
 };
+
+/* The chat template: --chat-template FILE, else the file's own; NULL = built-in fallback. */
+static char *load_template(const opt_val *v, const sl_model *m, bool *failed) {
+    *failed = false;
+    if (v->set) {
+        char *t = cli_read_file(v->s, NULL);
+        if (!t) {
+            fprintf(stderr, "shardlm serve: cannot read --chat-template '%s'\n", v->s);
+            *failed = true;
+        }
+        return t;
+    }
+    sl_str s;
+    if (sl_gguf_find(m->gguf, "tokenizer.chat_template") && sl_gguf_get_str(m->gguf, "tokenizer.chat_template", &s) == SL_OK)
+        return strndup(s.ptr, s.len);
+    return NULL;
+}
 
 static char *default_model_id(const char *path) {
     const char *b = strrchr(path, '/');
@@ -70,7 +91,7 @@ int cmd_serve(int argc, char **argv) {
 
     int rc = 1;
     sl_metrics *metrics = calloc(1, sizeof *metrics);
-    char *model_id = NULL;
+    char *model_id = NULL, *chat_template = NULL;
     sl_sched *sched = NULL;
     sl_http *http = NULL;
     sl_model *m = cli_load_model("serve", v[O_MODEL].s);
@@ -86,6 +107,10 @@ int cmd_serve(int argc, char **argv) {
         .kv_mem_mib = v[O_KVMEM].i,
         .prefix_caching = !v[O_NOPREFIX].b,
     };
+    if (!sl_kv_type_from_name(v[O_KVTYPE].s, &sp.kv_type)) {
+        fprintf(stderr, "shardlm serve: --kv-type '%s' is not one of f32, f16, q8_0\n", v[O_KVTYPE].s);
+        goto done;
+    }
     if (sl_kvm_parse_pools(v[O_POOLS].s, sp.pools, &sp.n_pools) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;
@@ -94,7 +119,10 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;
     }
-    sl_api_ctx api = {.model = m, .model_id = model_id, .n_ctx = sl_sched_n_ctx(sched)};
+    bool tpl_failed;
+    chat_template = load_template(&v[O_TEMPLATE], m, &tpl_failed);
+    if (tpl_failed) goto done;
+    sl_api_ctx api = {.model = m, .model_id = model_id, .n_ctx = sl_sched_n_ctx(sched), .chat_template = chat_template};
     sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,
                       .max_body_bytes = v[O_MAXBODY].i, .max_connections = (int)v[O_MAXCONN].i};
     if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {
@@ -132,6 +160,7 @@ done:
     sl_http_stop(http);
     sl_model_destroy(m);
     sl_free(model_id);
+    free(chat_template);
     free(metrics);
     return rc;
 }

@@ -581,7 +581,16 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     if (s->p.n_ctx <= 0 || s->p.n_ctx > hp->n_ctx_train) s->p.n_ctx = hp->n_ctx_train;
     const int32_t bs = s->p.block_size;
     const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
-    const int64_t block_bytes = 2 * (int64_t)hp->n_layer * bs * kv_dim * (int64_t)sizeof(float);
+    if (p->kv_type != SL_TYPE_F32 && p->kv_type != SL_TYPE_F16 && p->kv_type != SL_TYPE_Q8_0) {
+        st = SL_FAIL(SL_ERR_INVALID, "KV type %s is not supported (f32, f16, q8_0)", sl_type_name(p->kv_type));
+        goto fail;
+    }
+    if (sl_type_row_size(p->kv_type, kv_dim) == 0 || kv_dim % (int64_t)sl_type_get(p->kv_type)->blck != 0) {
+        st = SL_FAIL(SL_ERR_INVALID, "--kv-type %s needs a KV width that is a multiple of %u; this model's is %lld",
+                     sl_type_name(p->kv_type), sl_type_get(p->kv_type)->blck, (long long)kv_dim);
+        goto fail;
+    }
+    const int64_t block_bytes = (int64_t)sl_kv_bytes_per_block(p->kv_type, hp->n_layer, (int32_t)kv_dim, bs);
     int64_t n_blocks = p->kv_mem_mib * 1024 * 1024 / block_bytes;
     /* no point holding more than every sequence at full context, twice over (for the prefix cache) */
     int64_t useful = 2 * (int64_t)p->max_num_seqs * ((s->p.n_ctx + bs - 1) / bs);
@@ -595,8 +604,8 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     /* the salt of every block key: model identity and KV element type */
     {
         char ident[512];
-        int n = snprintf(ident, sizeof ident, "shardlm-kv-v1|%s|%s|%d|%d|%d|%d|f32", model_id, hp->arch, hp->n_layer,
-                         hp->n_embd, hp->n_head_kv, hp->head_dim);
+        int n = snprintf(ident, sizeof ident, "shardlm-kv-v1|%s|%s|%d|%d|%d|%d|%s", model_id, hp->arch, hp->n_layer,
+                         hp->n_embd, hp->n_head_kv, hp->head_dim, sl_type_name(p->kv_type));
         uint8_t salt[SL_KVM_HASH];
         unsigned len = 0;
         EVP_Digest(ident, (size_t)n, salt, &len, EVP_sha256(), NULL);
@@ -604,7 +613,7 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     }
     metrics->n_pools = p->n_pools < SL_METRICS_POOLS ? p->n_pools : SL_METRICS_POOLS;
     for (int i = 0; i < metrics->n_pools; i++) snprintf(metrics->pool_names[i], 16, "%s", p->pools[i].name);
-    if ((st = sl_kv_create(hp->n_layer, (int32_t)kv_dim, bs, (int32_t)n_blocks, &s->kv))) goto fail;
+    if ((st = sl_kv_create_typed(hp->n_layer, (int32_t)kv_dim, bs, (int32_t)n_blocks, p->kv_type, &s->kv))) goto fail;
     sl_fwd_params fp = {.max_batch = p->max_num_batched_tokens, .n_ctx = s->p.n_ctx, .n_threads = p->n_threads};
     if ((st = sl_fwd_create(m, s->kv, &fp, &s->fwd))) goto fail;
     const size_t B = (size_t)p->max_num_batched_tokens, S = (size_t)p->max_num_seqs + 1;

@@ -105,6 +105,7 @@ typedef struct sl_sched_params {
     int32_t max_num_batched_tokens;
     int32_t block_size;
     int64_t kv_mem_mib;
+    sl_type kv_type;        /* F32, F16 (default) or Q8_0 */
     bool prefix_caching;
     sl_kvm_pool_cfg pools[SL_KVM_MAX_POOLS];
     int n_pools;
