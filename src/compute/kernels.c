@@ -35,7 +35,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 size_t sl_act_row_bytes(sl_act a, int64_t K) {
     switch (a) {
-    case SL_ACT_Q8_0: return round64((size_t)K + (size_t)(K / QK8_0) * 8);
+    case SL_ACT_Q8_0: return round64((size_t)K + (size_t)(K / QK8_0) * 12);
     case SL_ACT_Q8_K: return round64((size_t)(K / QK_K) * sizeof(block_q8_K));
     default: return round64((size_t)K * sizeof(float));
     }
@@ -53,7 +53,7 @@ static void quantize_q8_0_act(const float *x, int64_t K, uint8_t *out) {
     const int64_t nb = K / QK8_0;
     int8_t *qs = (int8_t *)out;
     float *d = (float *)(out + K);
-    int32_t *sum = (int32_t *)(out + K + nb * 4);
+    int32_t *c8 = (int32_t *)(out + K + nb * 4), *c128 = (int32_t *)(out + K + nb * 8);
     for (int64_t b = 0; b < nb; b++) {
         const float *xb = x + b * QK8_0;
         float amax = 0.0f;
@@ -66,7 +66,8 @@ static void quantize_q8_0_act(const float *x, int64_t K, uint8_t *out) {
             qs[b * QK8_0 + j] = (int8_t)q;
             s += q;
         }
-        sum[b] = s;
+        c8[b] = -8 * s;
+        c128[b] = -128 * s;
     }
 }
 
@@ -316,7 +317,7 @@ static void kv_row(sl_type t, const uint8_t *p, float *out, int32_t n) {
         }
 }
 
-static void attn_scalar(const sl_attn_args *a) {
+static void attn_head_scalar(const sl_attn_args *a, const float *q, float *out) {
     const int32_t D = a->head_dim;
     float acc[512], kr[512], s[16];
     float M = -INFINITY, l = 0.0f;
@@ -329,10 +330,10 @@ static void attn_scalar(const sl_attn_args *a) {
             const size_t off = (size_t)a->blocks[p / a->block_size] * a->block_bytes +
                                (size_t)(p % a->block_size) * a->slot_bytes;
             kv_row(a->kv_type, a->k_base + off, kr, D);
-            s[j] = dot_l16(a->q, kr, D) * a->scale;
-            mc = fmaxf(mc, s[j]);
+            s[j] = dot_l16(q, kr, D) * a->scale;
+            mc = s[j] > mc ? s[j] : mc;
         }
-        const float Mn = fmaxf(M, mc);
+        const float Mn = mc > M ? mc : M;
         if (j0 > 0) {
             const float corr = sl_expf(M - Mn);
             l = l * corr;
@@ -349,7 +350,12 @@ static void attn_scalar(const sl_attn_args *a) {
             for (int32_t i = 0; i < D; i++) acc[i] = fmaf(e, kr[i], acc[i]);
         }
     }
-    for (int32_t i = 0; i < D; i++) a->out[i] = acc[i] / l;
+    for (int32_t i = 0; i < D; i++) out[i] = acc[i] / l;
+}
+
+static void attn_scalar(const sl_attn_args *a) {
+    for (int32_t g = 0; g < a->n_q; g++)
+        attn_head_scalar(a, a->q + (int64_t)g * a->head_dim, a->out + (int64_t)g * a->head_dim);
 }
 
 /* ---- tables and dispatch ------------------------------------------------------- */

@@ -38,7 +38,9 @@
 /* Activation formats (in memory only, never in a file). */
 typedef enum sl_act {
     SL_ACT_F32 = 0, /* K floats */
-    SL_ACT_Q8_0,    /* K/32 blocks: int8 qs[K] | float d[K/32] | int32 sum[K/32] (sum of each block's quants) */
+    SL_ACT_Q8_0,    /* K/32 blocks: int8 qs[K] | float d[K/32] | int32 c8[K/32] | int32 c128[K/32],
+                     * c8 = -8 * (sum of the block's quants), c128 = -128 * (sum): the corrections of
+                     * kernels that multiply unsigned q+8 (Q4_0) or q+128 (Q8_0) weights */
     SL_ACT_Q8_K,    /* K/256 block_q8_K */
     SL_ACT_COUNT,
 } sl_act;
@@ -63,14 +65,20 @@ typedef void (*sl_gemm_fn)(int64_t K, const void *w, size_t w_stride, int64_t nr
                            int64_t nt, float *y, int64_t ldy, void *scratch);
 size_t sl_gemm_scratch_bytes(int64_t K);
 
-/* One attention head for one query: softmax(q·K^T * scale) · V over
- * positions [0, n_pos) of a paged KV cache, with an online softmax over
- * chunks of 16 positions (fixed by position, so chunking a prompt does not
- * change the result). Position j's row of this head is at
- * base + blocks[j / block_size] * block_bytes + (j % block_size) * slot_bytes. */
+/* Attention of one query token for the n_q query heads that share one KV
+ * head (GQA): for each, softmax(q·K^T * scale) · V over positions
+ * [0, n_pos) of a paged KV cache, with an online softmax over chunks of 16
+ * positions (fixed by position, so chunking a prompt does not change the
+ * result). Position j's row of the KV head is at
+ * base + blocks[j / block_size] * block_bytes + (j % block_size) * slot_bytes.
+ * Per head, in order: s_j = (16-lane dot, as the float matmul) * scale;
+ * per chunk M' = max(M, max_j s_j), l *= e^(M-M'), acc *= e^(M-M') (from the
+ * second chunk on); then for each j: p = e^(s_j - M'), l += p,
+ * acc = fma(p, v_j, acc); finally out = acc / l. e^x is sl_expf. */
 typedef struct sl_attn_args {
-    const float *q;         /* (head_dim) */
-    float *out;             /* (head_dim) */
+    const float *q;         /* (n_q, head_dim) */
+    float *out;             /* (n_q, head_dim) */
+    int32_t n_q;            /* 1..8 */
     int32_t head_dim;
     int32_t n_pos;
     float scale;

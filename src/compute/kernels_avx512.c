@@ -7,14 +7,15 @@
  *   - float weights: one zmm accumulator per (row, token) = the 16 lanes;
  *     tails are masked FMAs that leave the other lanes untouched; then the
  *     halving tree 8, 4, 2, 1.
- *   - quantized weights: a tile of 16 rows is unpacked once into scratch
- *     (Q4_0/Q8_0: unsigned bytes q+8 / q+128, two rows per zmm, plus the
- *     16 row scales of each block; K-quants: int16 quants already multiplied
- *     by their sub-block scale, Q6_K's -32 folded in). For each token, the
- *     exact integer dot of each row's block comes from VNNI (vpdpbusd for
- *     bytes, vpdpwssd for int16) and a transposing tree of adds that puts
- *     row r in lane r; the float steps then run on 16 rows at once, in the
- *     per-output order of the scalar code.
+ *   - quantized weights: a tile of 16 rows is unpacked once into scratch in
+ *     transposed form (zmm g = quant group g of the 16 rows, row r in lane
+ *     r, unsigned: Q4_0 q+8, Q8_0 q+128, K-quants as stored), with the row
+ *     scales as vectors. vpdpbusd against each activation group broadcast
+ *     to all lanes accumulates every row's exact integer dot along K in its
+ *     own lane; the integer corrections (offsets, sub-block scales, mins)
+ *     and the float steps then run on 16 rows at once, in the per-output
+ *     order of the scalar code. Tokens are taken 8 at a time so each
+ *     unpacked group is loaded once for 8 of them.
  */
 #include "kernels.h"
 
@@ -36,22 +37,6 @@ AI float reduce16(__m512 v) {
     __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
     __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
     return _mm_cvtss_f32(s1);
-}
-
-/* Lane i < 8: a[2i] + a[2i+1]; lane 8+i: b[2i] + b[2i+1]. */
-AI __m512i pair_sums(__m512i a, __m512i b) {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, even, b), _mm512_permutex2var_epi32(a, odd, b));
-}
-
-/* d[p] holds row 2p in lanes 0-7 and row 2p+1 in lanes 8-15; returns the
- * sum of each row's 8 lanes in lane r (exact: integers). */
-AI __m512i rows_to_lanes(const __m512i d[8]) {
-    __m512i e0 = pair_sums(d[0], d[1]), e1 = pair_sums(d[2], d[3]);
-    __m512i e2 = pair_sums(d[4], d[5]), e3 = pair_sums(d[6], d[7]);
-    __m512i f0 = pair_sums(e0, e1), f1 = pair_sums(e2, e3);
-    return pair_sums(f0, f1);
 }
 
 /* exp with exactly sl_expf's operations, 16 lanes. */
@@ -184,81 +169,106 @@ static void gemm_bf16(int64_t K, const void *w, size_t ws, int64_t nr, const voi
     gemm_float(ft_BF16, K, w, ws, nr, a, as, nt, y, ldy);
 }
 
-/* ---- Q4_0 / Q8_0 ------------------------------------------------------------------------ */
+/* ---- quantized weights: transposed 16-row tiles --------------------------------------- */
 
-/* Scratch per block: 8 zmm of unsigned quants (rows 2p | 2p+1), then the 16 row scales. */
+/* A tile of 16 rows is unpacked into "transposed" form: zmm g holds group g
+ * (4 consecutive quants) of the 16 rows, row r in lane r, as unsigned bytes.
+ * vpdpbusd against the activation group broadcast to all lanes then adds
+ * that group's 4 products to every row's lane: lane r accumulates row r's
+ * dot along K and no horizontal reduction is needed. The tile is built with
+ * dword gathers (row r at offset r * row_bytes; rows >= nr are masked off,
+ * never read). */
+
+AI __m512i row_offsets(size_t ws) {
+    return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                              _mm512_set1_epi32((int32_t)ws));
+}
+
+AI __m512i gather(__mmask16 m, __m512i idx, const uint8_t *base) {
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, base, 1);
+}
+
+AI __m512i bcast32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* fp16 in the low (high) half of each dword → float */
+AI __m512 f16_lo(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
+AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16))); }
+
+/* ---- Q4_0 / Q8_0 ---- */
+
+/* Scratch per block: 8 zmm of unsigned groups (q + 8 / q + 128), then the 16 row scales. */
 #define Q0_BLOCK_BYTES 576
 
-static void unpack_q4_0(const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
-    const __m128i m4 = _mm_set1_epi8(0x0F);
+static void unpack_q0(bool q8, const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
+    const __mmask16 m = (__mmask16)((1u << nr) - 1);
+    const __m512i idx = row_offsets(ws), m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
+    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
     for (int64_t b = 0; b < nb; b++) {
-        uint8_t *o = dst + b * Q0_BLOCK_BYTES;
-        uint16_t dh[16];
-        for (int p = 0; p < 8; p++) {
-            __m256i v[2];
-            for (int h = 0; h < 2; h++) {
-                const int r = 2 * p + h;
-                if (r < nr) {
-                    const block_q4_0 *blk = (const block_q4_0 *)(w + (size_t)r * ws) + b;
-                    __m128i q = _mm_loadu_si128((const __m128i *)blk->qs);
-                    __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
-                    v[h] = _mm256_set_m128i(hi, lo);
-                    dh[r] = blk->d;
-                } else {
-                    v[h] = _mm256_setzero_si256();
-                    dh[r] = 0;
-                }
+        const uint8_t *base = w + (size_t)b * bb;
+        __m512i *o = (__m512i *)(dst + b * Q0_BLOCK_BYTES);
+        if (q8) {
+            for (int j = 0; j < 8; j++) _mm512_store_si512(o + j, _mm512_xor_si512(gather(m, idx, base + 2 + 4 * j), flip));
+        } else {
+            for (int j = 0; j < 4; j++) {
+                const __m512i t = gather(m, idx, base + 2 + 4 * j);
+                _mm512_store_si512(o + j, _mm512_and_si512(t, m4));
+                _mm512_store_si512(o + j + 4, _mm512_and_si512(_mm512_srli_epi16(t, 4), m4));
             }
-            _mm512_store_si512((__m512i *)(o + 64 * p), _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1));
         }
-        _mm512_store_ps((float *)(o + 512), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh)));
+        _mm512_store_ps((float *)(o + 8), f16_lo(gather(m, idx, base)));
     }
 }
 
-static void unpack_q8_0(const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
-    const __m256i flip = _mm256_set1_epi8((char)0x80);
-    for (int64_t b = 0; b < nb; b++) {
-        uint8_t *o = dst + b * Q0_BLOCK_BYTES;
-        uint16_t dh[16];
-        for (int p = 0; p < 8; p++) {
-            __m256i v[2];
-            for (int h = 0; h < 2; h++) {
-                const int r = 2 * p + h;
-                if (r < nr) {
-                    const block_q8_0 *blk = (const block_q8_0 *)(w + (size_t)r * ws) + b;
-                    v[h] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)blk->qs), flip);
-                    dh[r] = blk->d;
-                } else {
-                    v[h] = _mm256_setzero_si256();
-                    dh[r] = 0;
-                }
-            }
-            _mm512_store_si512((__m512i *)(o + 64 * p), _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1));
-        }
-        _mm512_store_ps((float *)(o + 512), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh)));
+/* NT tokens against an unpacked tile: y[t][0..16). Each row's raw dot of
+ * unsigned quants is corrected by -off * (sum of the activation block), read
+ * from the activation row (c8 / c128) as the lanes' starting value. */
+AI void q0_tokens(int NT, const uint8_t *tile, int64_t nb, bool q8, const uint8_t *act, size_t as, int64_t K,
+                  __m512 out[8]) {
+    const uint8_t *at[8];
+    __m512 res[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) {
+        at[t] = act + (size_t)t * as;
+        res[t] = _mm512_setzero_ps();
     }
+    for (int64_t b = 0; b < nb; b++) {
+        const __m512i *o = (const __m512i *)(tile + b * Q0_BLOCK_BYTES);
+        __m512i W[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) W[j] = _mm512_load_si512(o + j);
+        const __m512 dw = _mm512_load_ps((const float *)(o + 8));
+        __m512i acc[8];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) acc[t] = bcast32(at[t] + K + nb * (q8 ? 8 : 4) + b * 4);
+        /* group-major, so the NT independent dpbusd chains interleave */
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], W[j], bcast32(at[t] + b * 32 + 4 * j));
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            float da;
+            memcpy(&da, at[t] + K + b * 4, 4);
+            const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(da));
+            res[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(acc[t]), res[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) out[t] = res[t];
 }
 
-/* The 16 outputs of one token against an unpacked tile. off = 8 (Q4_0) or
- * 128 (Q8_0): the unsigned quants are q + off, so each row's raw sum is
- * corrected by -off * (sum of the activation block), put into lanes 0 and 8
- * of every dpbusd accumulator (one per row). */
-AI __m512 q0_token(const uint8_t *tile, int64_t nb, int32_t off, const uint8_t *at, int64_t K) {
-    const float *da = (const float *)(at + K);
-    const int32_t *sa = (const int32_t *)(at + K + nb * 4);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *o = tile + b * Q0_BLOCK_BYTES;
-        const __m512i A = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(at + b * 32)));
-        const __m512i c = _mm512_maskz_set1_epi32(0x0101, -off * sa[b]);
-        __m512i d[8];
-        for (int p = 0; p < 8; p++) d[p] = _mm512_dpbusd_epi32(c, _mm512_load_si512((const __m512i *)(o + 64 * p)), A);
-        const __m512 f = _mm512_cvtepi32_ps(rows_to_lanes(d));
-        const __m512 s = _mm512_mul_ps(_mm512_load_ps((const float *)(o + 512)), _mm512_set1_ps(da[b]));
-        acc = _mm512_fmadd_ps(s, f, acc);
+#define Q0_NT(N)                                                                                              \
+    static void q0_nt##N(const uint8_t *tile, int64_t nb, bool q8, const uint8_t *act, size_t as, int64_t K, \
+                         __m512 out[8]) {                                                                       \
+        q0_tokens(N, tile, nb, q8, act, as, K, out);                                                            \
     }
-    return acc;
-}
+Q0_NT(1) Q0_NT(2) Q0_NT(3) Q0_NT(4) Q0_NT(5) Q0_NT(6) Q0_NT(7) Q0_NT(8)
+typedef void (*q0_fn)(const uint8_t *, int64_t, bool, const uint8_t *, size_t, int64_t, __m512 *);
+static const q0_fn Q0_TOKENS[8] = {q0_nt1, q0_nt2, q0_nt3, q0_nt4, q0_nt5, q0_nt6, q0_nt7, q0_nt8};
 
 static void gemm_q0(bool q8, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as, int64_t nt,
                     float *y, int64_t ldy, void *scratch) {
@@ -266,12 +276,12 @@ static void gemm_q0(bool q8, int64_t K, const void *w, size_t ws, int64_t nr, co
     for (int64_t r0 = 0; r0 < nr; r0 += 16) {
         const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
         const __mmask16 m = (__mmask16)((1u << R) - 1);
-        const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
-        if (q8) unpack_q8_0(wr, ws, R, nb, scratch);
-        else unpack_q4_0(wr, ws, R, nb, scratch);
-        for (int64_t t = 0; t < nt; t++) {
-            const __m512 v = q0_token(scratch, nb, q8 ? 128 : 8, (const uint8_t *)act + (size_t)t * as, K);
-            _mm512_mask_storeu_ps(y + t * ldy + r0, m, v);
+        unpack_q0(q8, (const uint8_t *)w + (size_t)r0 * ws, ws, R, nb, scratch);
+        for (int64_t t0 = 0; t0 < nt; t0 += 8) {
+            const int N = nt - t0 < 8 ? (int)(nt - t0) : 8;
+            __m512 out[8];
+            Q0_TOKENS[N - 1](scratch, nb, q8, (const uint8_t *)act + (size_t)t0 * as, as, K, out);
+            for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, out[t]);
         }
     }
 }
@@ -285,158 +295,187 @@ static void gemm_q8_0(int64_t K, const void *w, size_t ws, int64_t nr, const voi
     gemm_q0(true, K, w, ws, nr, a, as, nt, y, ldy, scratch);
 }
 
-/* ---- K-quants ------------------------------------------------------------------------------- */
+/* ---- K-quants ---- */
 
-/* Scratch per super-block: 16 rows × 8 zmm of int16 (quant × sub-block scale),
- * then 4 zmm of int16 min pairs (lane r: m[2i], m[2i+1] of row r), then the
- * 16 row d and the 16 row dmin as floats. */
-#define KQ_W_BYTES (16 * 512)
-#define KQ_BLOCK_BYTES (KQ_W_BYTES + 256 + 128)
+/* Scratch per super-block: 64 zmm of unsigned groups, then the sub-block
+ * scales (8 zmm of int32 for Q4_K/Q5_K, 16 for Q6_K), int16 pairs (lane r =
+ * v[2i] | v[2i+1] << 16 of row r: the 8 mins of Q4_K/Q5_K in 4 zmm, the 16
+ * scales of Q6_K in 8 zmm, for the min / -32 corrections), then d and dmin. */
+#define KQ_W 64
+#define KQ_SC KQ_W
+#define KQ_MIN (KQ_SC + 16)
+#define KQ_D (KQ_MIN + 8)
+#define KQ_DMIN (KQ_D + 1)
+#define KQ_ZMMS (KQ_DMIN + 1)
+#define KQ_BLOCK_BYTES (KQ_ZMMS * 64)
 
-AI void store_scaled(uint8_t *o, __m256i q8, int16_t sc) {
-    __m512i v = _mm512_cvtepu8_epi16(q8);
-    _mm512_store_si512((__m512i *)o, _mm512_mullo_epi16(v, _mm512_set1_epi16(sc)));
-}
+AI __m512i byte_of(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xFF)); }
 
 static void unpack_q45_K(bool q5, const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __mmask16 m = (__mmask16)((1u << nr) - 1);
+    const __m512i idx = row_offsets(ws), m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const __m512i c63 = _mm512_set1_epi32(63), c15 = _mm512_set1_epi32(15);
     const size_t bb = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
     for (int64_t s = 0; s < nb; s++) {
-        uint8_t *o = dst + s * KQ_BLOCK_BYTES;
-        uint16_t dh[16], mh[16];
-        uint32_t mins[4][16];
-        for (int r = 0; r < 16; r++) {
-            uint8_t *orow = o + r * 512;
-            if (r >= nr) {
-                memset(orow, 0, 512);
-                dh[r] = mh[r] = 0;
-                for (int i = 0; i < 4; i++) mins[i][r] = 0;
-                continue;
-            }
-            const uint8_t *blk = w + (size_t)r * ws + (size_t)s * bb;
-            const block_q4_K *b4 = (const block_q4_K *)blk;
-            uint8_t sc[8], mn[8];
-            for (int j = 0; j < 8; j++) sl_q4k_scale_min(j, b4->scales, &sc[j], &mn[j]);
-            for (int i = 0; i < 4; i++) mins[i][r] = (uint32_t)mn[2 * i] | ((uint32_t)mn[2 * i + 1] << 16);
-            dh[r] = b4->d;
-            mh[r] = b4->dmin;
-            const uint8_t *qs = q5 ? ((const block_q5_K *)blk)->qs : b4->qs;
-            __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)((const block_q5_K *)blk)->qh) : _mm256_setzero_si256();
-            for (int c = 0; c < 4; c++) {
-                __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                if (q5) {
-                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
-                    hi = _mm256_or_si256(hi,
-                                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
-                }
-                store_scaled(orow + 128 * c, lo, sc[2 * c]);
-                store_scaled(orow + 128 * c + 64, hi, sc[2 * c + 1]);
-            }
+        const uint8_t *base = w + (size_t)s * bb;
+        __m512i *o = (__m512i *)(dst + s * KQ_BLOCK_BYTES);
+        const __m512i dd = gather(m, idx, base);
+        _mm512_store_ps((float *)(o + KQ_D), f16_lo(dd));
+        _mm512_store_ps((float *)(o + KQ_DMIN), f16_hi(dd));
+        const __m512i s0 = gather(m, idx, base + 4), s1 = gather(m, idx, base + 8), s2 = gather(m, idx, base + 12);
+        __m512i mn[8];
+        for (int j = 0; j < 4; j++) {
+            _mm512_store_si512(o + KQ_SC + j, _mm512_and_si512(byte_of(s0, j), c63));
+            mn[j] = _mm512_and_si512(byte_of(s1, j), c63);
+            const __m512i q8 = byte_of(s2, j);
+            const __m512i sc = _mm512_or_si512(_mm512_and_si512(q8, c15), _mm512_slli_epi32(_mm512_srli_epi32(byte_of(s0, j), 6), 4));
+            _mm512_store_si512(o + KQ_SC + 4 + j, sc);
+            mn[4 + j] = _mm512_or_si512(_mm512_srli_epi32(q8, 4), _mm512_slli_epi32(_mm512_srli_epi32(byte_of(s1, j), 6), 4));
         }
-        for (int i = 0; i < 4; i++) _mm512_store_si512((__m512i *)(o + KQ_W_BYTES + 64 * i), _mm512_loadu_si512(mins[i]));
-        _mm512_store_ps((float *)(o + KQ_W_BYTES + 256), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh)));
-        _mm512_store_ps((float *)(o + KQ_W_BYTES + 320), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)mh)));
+        for (int i = 0; i < 4; i++)
+            _mm512_store_si512(o + KQ_MIN + i, _mm512_or_si512(mn[2 * i], _mm512_slli_epi32(mn[2 * i + 1], 16)));
+        const uint8_t *qs = base + (q5 ? 48 : 16);
+        __m512i qh[8];
+        if (q5)
+            for (int i = 0; i < 8; i++) qh[i] = gather(m, idx, base + 16 + 4 * i);
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 8; i++) {
+                const __m512i t = gather(m, idx, qs + 32 * c + 4 * i);
+                __m512i lo = _mm512_and_si512(t, m4), hi = _mm512_and_si512(_mm512_srli_epi16(t, 4), m4);
+                if (q5) {
+                    lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi32(qh[i], 2 * c), one), 4));
+                    hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi32(qh[i], 2 * c + 1), one), 4));
+                }
+                _mm512_store_si512(o + 16 * c + i, lo);
+                _mm512_store_si512(o + 16 * c + 8 + i, hi);
+            }
     }
 }
 
 static void unpack_q6_K(const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    const __m512i k32 = _mm512_set1_epi16(32);
+    const __mmask16 m = (__mmask16)((1u << nr) - 1);
+    const __m512i idx = row_offsets(ws), m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
     for (int64_t s = 0; s < nb; s++) {
-        uint8_t *o = dst + s * KQ_BLOCK_BYTES;
-        uint16_t dh[16];
-        for (int r = 0; r < 16; r++) {
-            uint8_t *orow = o + r * 512;
-            if (r >= nr) {
-                memset(orow, 0, 512);
-                dh[r] = 0;
-                continue;
+        const uint8_t *base = w + (size_t)s * sizeof(block_q6_K);
+        __m512i *o = (__m512i *)(dst + s * KQ_BLOCK_BYTES);
+        _mm512_store_ps((float *)(o + KQ_D), f16_hi(gather(m, idx, base + 206))); /* scales[14..15], d */
+        for (int k = 0; k < 4; k++) {
+            const __m512i v = gather(m, idx, base + 192 + 4 * k);
+            __m512i sc[4];
+            for (int n = 0; n < 4; n++) { /* sign-extend byte n */
+                sc[n] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * n), 24);
+                _mm512_store_si512(o + KQ_SC + 4 * k + n, sc[n]);
             }
-            const block_q6_K *blk = (const block_q6_K *)(w + (size_t)r * ws) + s;
-            dh[r] = blk->d;
-            for (int h = 0; h < 2; h++) {
-                __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
-                __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
-                __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
-                __m256i q[4];
-                q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-                q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
-                for (int k = 0; k < 4; k++) {
-                    /* elements 128h + 32k .. +31 = sub-blocks 8h + 2k, 8h + 2k + 1 */
-                    const int j = 8 * h + 2 * k;
-                    __m512i v = _mm512_sub_epi16(_mm512_cvtepu8_epi16(q[k]), k32);
-                    __m512i sc = _mm512_inserti64x4(_mm512_set1_epi16(blk->scales[j]),
-                                                    _mm256_set1_epi16(blk->scales[j + 1]), 1);
-                    _mm512_store_si512((__m512i *)(orow + 64 * (4 * h + k)), _mm512_mullo_epi16(v, sc));
-                }
-            }
+            for (int n = 0; n < 2; n++)
+                _mm512_store_si512(o + KQ_MIN + 2 * k + n,
+                                   _mm512_or_si512(_mm512_and_si512(sc[2 * n], _mm512_set1_epi32(0xFFFF)),
+                                                   _mm512_slli_epi32(sc[2 * n + 1], 16)));
         }
-        _mm512_store_ps((float *)(o + KQ_W_BYTES + 256), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh)));
+        for (int h = 0; h < 2; h++)
+            for (int i = 0; i < 8; i++) {
+                const __m512i A = gather(m, idx, base + 64 * h + 4 * i);
+                const __m512i B = gather(m, idx, base + 64 * h + 32 + 4 * i);
+                const __m512i H = gather(m, idx, base + 128 + 32 * h + 4 * i);
+                const int g = 32 * h + i;
+                _mm512_store_si512(o + g, _mm512_or_si512(_mm512_and_si512(A, m4),
+                                                          _mm512_slli_epi16(_mm512_and_si512(H, m3), 4)));
+                _mm512_store_si512(o + g + 8, _mm512_or_si512(_mm512_and_si512(B, m4),
+                                                              _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 2), m3), 4)));
+                _mm512_store_si512(o + g + 16,
+                                   _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(A, 4), m4),
+                                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4)));
+                _mm512_store_si512(o + g + 24,
+                                   _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(B, 4), m4),
+                                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 6), m3), 4)));
+            }
     }
 }
 
-/* Exact Σ_k w16[r][k] * a[k] for the 16 rows of a super-block, row r in lane r. */
-AI __m512i kq_rows(const uint8_t *o, const __m512i A[8]) {
-    __m512i e[8];
-    for (int p = 0; p < 8; p++) {
-        __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-        const uint8_t *r0 = o + (2 * p) * 512, *r1 = r0 + 512;
-        for (int i = 0; i < 8; i++) {
-            acc0 = _mm512_dpwssd_epi32(acc0, _mm512_load_si512((const __m512i *)(r0 + 64 * i)), A[i]);
-            acc1 = _mm512_dpwssd_epi32(acc1, _mm512_load_si512((const __m512i *)(r1 + 64 * i)), A[i]);
-        }
-        e[p] = pair_sums(acc0, acc1);
+/* NT tokens against an unpacked K-quant tile. */
+AI void kq_tokens(int NT, bool q6, const uint8_t *tile, int64_t nb, const uint8_t *act, size_t as, __m512 out[8]) {
+    const block_q8_K *at[8];
+    __m512 res[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) {
+        at[t] = (const block_q8_K *)(act + (size_t)t * as);
+        res[t] = _mm512_setzero_ps();
     }
-    return rows_to_lanes(e);
+    for (int64_t s = 0; s < nb; s++) {
+        const __m512i *o = (const __m512i *)(tile + s * KQ_BLOCK_BYTES);
+        __m512i isum[8];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+        const int n_sub = q6 ? 16 : 8, per = q6 ? 4 : 8;
+        for (int j = 0; j < n_sub; j++) {
+            __m512i acc[8];
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_si512();
+            for (int g = j * per; g < (j + 1) * per; g++) {
+                const __m512i W = _mm512_load_si512(o + g);
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], W, bcast32(at[t][s].qs + 4 * g));
+            }
+            const __m512i sc = _mm512_load_si512(o + KQ_SC + j);
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(acc[t], sc));
+        }
+        const __m512 d = _mm512_load_ps((const float *)(o + KQ_D));
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            const __m512 da = _mm512_set1_ps(at[t][s].d);
+            if (q6) { /* Σ sc_j (S_j - 32 bsum_j): subtract 32 Σ sc_j bsum_j, as int16 pairs */
+                __m512i c = _mm512_setzero_si512();
+                for (int i = 0; i < 8; i++)
+                    c = _mm512_dpwssd_epi32(c, _mm512_load_si512(o + KQ_MIN + i), bcast32(at[t][s].bsums + 2 * i));
+                isum[t] = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(c, 5));
+            }
+            res[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(isum[t]), res[t]);
+            if (!q6) {
+                __m512i imin = _mm512_setzero_si512();
+                for (int i = 0; i < 4; i++) {
+                    const int16_t *bs = at[t][s].bsums + 4 * i;
+                    const int32_t s0 = bs[0] + bs[1], s1 = bs[2] + bs[3];
+                    const __m512i pr = _mm512_set1_epi32((int32_t)(((uint32_t)s0 & 0xFFFF) | ((uint32_t)s1 << 16)));
+                    imin = _mm512_dpwssd_epi32(imin, _mm512_load_si512(o + KQ_MIN + i), pr);
+                }
+                const __m512 sm = _mm512_mul_ps(_mm512_load_ps((const float *)(o + KQ_DMIN)), da);
+                const __m512 nsm = _mm512_castsi512_ps(
+                    _mm512_xor_si512(_mm512_castps_si512(sm), _mm512_set1_epi32((int32_t)0x80000000u)));
+                res[t] = _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), res[t]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) out[t] = res[t];
 }
+
+#define KQ_NT(N)                                                                                                    \
+    static void kq45_nt##N(const uint8_t *tile, int64_t nb, const uint8_t *act, size_t as, __m512 out[8]) {          \
+        kq_tokens(N, false, tile, nb, act, as, out);                                                                  \
+    }                                                                                                                 \
+    static void kq6_nt##N(const uint8_t *tile, int64_t nb, const uint8_t *act, size_t as, __m512 out[8]) {           \
+        kq_tokens(N, true, tile, nb, act, as, out);                                                                   \
+    }
+KQ_NT(1) KQ_NT(2) KQ_NT(3) KQ_NT(4) KQ_NT(5) KQ_NT(6) KQ_NT(7) KQ_NT(8)
+typedef void (*kq_fn)(const uint8_t *, int64_t, const uint8_t *, size_t, __m512 *);
+static const kq_fn KQ45_TOKENS[8] = {kq45_nt1, kq45_nt2, kq45_nt3, kq45_nt4, kq45_nt5, kq45_nt6, kq45_nt7, kq45_nt8};
+static const kq_fn KQ6_TOKENS[8] = {kq6_nt1, kq6_nt2, kq6_nt3, kq6_nt4, kq6_nt5, kq6_nt6, kq6_nt7, kq6_nt8};
 
 static void gemm_kq(sl_type type, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as,
                     int64_t nt, float *y, int64_t ldy, void *scratch) {
     const int64_t nb = K / QK_K;
-    const size_t bb = type == SL_TYPE_Q6_K ? sizeof(block_q6_K) : type == SL_TYPE_Q5_K ? sizeof(block_q5_K)
-                                                                                        : sizeof(block_q4_K);
-    uint8_t *tile = scratch;
+    const bool q6 = type == SL_TYPE_Q6_K;
     for (int64_t r0 = 0; r0 < nr; r0 += 16) {
         const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
         const __mmask16 m = (__mmask16)((1u << R) - 1);
         const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
-        if (type == SL_TYPE_Q6_K) unpack_q6_K(wr, ws, R, nb, tile);
-        else unpack_q45_K(type == SL_TYPE_Q5_K, wr, ws, R, nb, tile);
-        (void)bb;
-        for (int64_t t = 0; t < nt; t++) {
-            const block_q8_K *a = (const block_q8_K *)((const uint8_t *)act + (size_t)t * as);
-            __m512 acc = _mm512_setzero_ps();
-            for (int64_t s = 0; s < nb; s++) {
-                const uint8_t *o = tile + s * KQ_BLOCK_BYTES;
-                __m512i A[8];
-                for (int i = 0; i < 8; i++)
-                    A[i] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(a[s].qs + 32 * i)));
-                const __m512i isum = kq_rows(o, A);
-                const __m512 da = _mm512_set1_ps(a[s].d);
-                const __m512 sd = _mm512_mul_ps(_mm512_load_ps((const float *)(o + KQ_W_BYTES + 256)), da);
-                acc = _mm512_fmadd_ps(sd, _mm512_cvtepi32_ps(isum), acc);
-                if (type != SL_TYPE_Q6_K) {
-                    __m512i imin = _mm512_setzero_si512();
-                    for (int i = 0; i < 4; i++) {
-                        const int32_t s0 = a[s].bsums[4 * i] + a[s].bsums[4 * i + 1];
-                        const int32_t s1 = a[s].bsums[4 * i + 2] + a[s].bsums[4 * i + 3];
-                        const __m512i pr = _mm512_set1_epi32((int32_t)(((uint32_t)s0 & 0xFFFF) | ((uint32_t)s1 << 16)));
-                        imin = _mm512_dpwssd_epi32(imin, _mm512_load_si512((const __m512i *)(o + KQ_W_BYTES + 64 * i)),
-                                                   pr);
-                    }
-                    const __m512 sm = _mm512_mul_ps(_mm512_load_ps((const float *)(o + KQ_W_BYTES + 320)), da);
-                    const __m512 nsm = _mm512_castsi512_ps(
-                        _mm512_xor_si512(_mm512_castps_si512(sm), _mm512_set1_epi32((int32_t)0x80000000u)));
-                    acc = _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), acc);
-                }
-            }
-            _mm512_mask_storeu_ps(y + t * ldy + r0, m, acc);
+        if (q6) unpack_q6_K(wr, ws, R, nb, scratch);
+        else unpack_q45_K(type == SL_TYPE_Q5_K, wr, ws, R, nb, scratch);
+        for (int64_t t0 = 0; t0 < nt; t0 += 8) {
+            const int N = nt - t0 < 8 ? (int)(nt - t0) : 8;
+            __m512 out[8];
+            (q6 ? KQ6_TOKENS : KQ45_TOKENS)[N - 1](scratch, nb, (const uint8_t *)act + (size_t)t0 * as, as, out);
+            for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, out[t]);
         }
     }
 }
@@ -467,59 +506,110 @@ AI __m512 kv_load(sl_type t, const uint8_t *row, int32_t i, __mmask16 m) {
 
 #define ATT_MAXV 32 /* head_dim up to 512 */
 
-static void attn_avx512(const sl_attn_args *a) {
-    const int32_t D = a->head_dim, nv = (D + 15) / 16;
+/* The query heads of a group share each converted K and V row. Specialized
+ * on the cache type, the head size (64, 128, or any: DC = 0) and the number
+ * of heads per call (1..4), so the common shapes keep everything in
+ * registers; every variant performs the same per-head operations. */
+AI void attn_impl(sl_type T, int DC, int G, const sl_attn_args *a, const float *q0, float *out0) {
+    const int32_t D = DC ? DC : a->head_dim, nv = (D + 15) / 16;
     const __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xFFFF);
-    __m512 qv[ATT_MAXV], acc[ATT_MAXV];
-    for (int32_t v = 0; v < nv; v++) {
-        const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
-        qv[v] = _mm512_maskz_loadu_ps(m, a->q + 16 * v);
-        acc[v] = _mm512_setzero_ps();
+    __m512 acc[4][ATT_MAXV], row[ATT_MAXV];
+    float M[4], l[4];
+    float s[4][16] __attribute__((aligned(64))), e[4][16] __attribute__((aligned(64)));
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        M[g] = -INFINITY;
+        l[g] = 0.0f;
+#pragma GCC unroll 8
+        for (int32_t v = 0; v < nv; v++) acc[g][v] = _mm512_setzero_ps();
     }
-    float M = -INFINITY, l = 0.0f;
-    float s[16] __attribute__((aligned(64))), e[16] __attribute__((aligned(64)));
     size_t offs[16];
     for (int32_t j0 = 0; j0 < a->n_pos; j0 += 16) {
         const int32_t n = a->n_pos - j0 < 16 ? a->n_pos - j0 : 16;
-        float mc = -INFINITY;
         for (int32_t j = 0; j < n; j++) {
             const int32_t p = j0 + j;
-            const size_t off = (size_t)a->blocks[p / a->block_size] * a->block_bytes +
-                               (size_t)(p % a->block_size) * a->slot_bytes;
-            offs[j] = off;
-            const uint8_t *kr = a->k_base + off;
-            __m512 dv = _mm512_setzero_ps();
-            for (int32_t v = 0; v < nv; v++) {
-                const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
-                dv = _mm512_mask3_fmadd_ps(qv[v], kv_load(a->kv_type, kr, 16 * v, m), dv, m);
+            offs[j] = (size_t)a->blocks[p / a->block_size] * a->block_bytes + (size_t)(p % a->block_size) * a->slot_bytes;
+            const uint8_t *kr = a->k_base + offs[j];
+#pragma GCC unroll 8
+            for (int32_t v = 0; v < nv; v++) row[v] = kv_load(T, kr, 16 * v, v == nv - 1 ? tail : 0xFFFF);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; g++) {
+                const float *q = q0 + (int64_t)g * D;
+                __m512 dv = _mm512_setzero_ps();
+#pragma GCC unroll 8
+                for (int32_t v = 0; v < nv; v++) {
+                    const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
+                    dv = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, q + 16 * v), row[v], dv, m);
+                }
+                s[g][j] = reduce16(dv) * a->scale;
             }
-            s[j] = reduce16(dv) * a->scale;
-            mc = fmaxf(mc, s[j]);
         }
-        const float Mn = fmaxf(M, mc);
-        if (j0 > 0) {
-            const float corr = sl_expf(M - Mn);
-            l = l * corr;
-            const __m512 c = _mm512_set1_ps(corr);
-            for (int32_t v = 0; v < nv; v++) acc[v] = _mm512_mul_ps(acc[v], c);
-        }
-        M = Mn;
         const __mmask16 jm = (__mmask16)((1u << n) - 1);
-        _mm512_store_ps(e, exp16(_mm512_sub_ps(_mm512_maskz_load_ps(jm, s), _mm512_set1_ps(M))));
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            float mc = -INFINITY;
+            for (int32_t j = 0; j < n; j++) mc = s[g][j] > mc ? s[g][j] : mc;
+            const float Mn = mc > M[g] ? mc : M[g];
+            if (j0 > 0) {
+                const float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(M[g] - Mn)));
+                l[g] = l[g] * corr;
+                const __m512 c = _mm512_set1_ps(corr);
+#pragma GCC unroll 8
+                for (int32_t v = 0; v < nv; v++) acc[g][v] = _mm512_mul_ps(acc[g][v], c);
+            }
+            M[g] = Mn;
+            _mm512_store_ps(e[g], exp16(_mm512_sub_ps(_mm512_maskz_load_ps(jm, s[g]), _mm512_set1_ps(Mn))));
+        }
         for (int32_t j = 0; j < n; j++) {
             const uint8_t *vr = a->v_base + offs[j];
-            l = l + e[j];
-            const __m512 pe = _mm512_set1_ps(e[j]);
-            for (int32_t v = 0; v < nv; v++) {
-                const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
-                acc[v] = _mm512_mask3_fmadd_ps(pe, kv_load(a->kv_type, vr, 16 * v, m), acc[v], m);
+#pragma GCC unroll 8
+            for (int32_t v = 0; v < nv; v++) row[v] = kv_load(T, vr, 16 * v, v == nv - 1 ? tail : 0xFFFF);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; g++) {
+                l[g] = l[g] + e[g][j];
+                const __m512 pe = _mm512_set1_ps(e[g][j]);
+#pragma GCC unroll 8
+                for (int32_t v = 0; v < nv; v++) {
+                    const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
+                    acc[g][v] = _mm512_mask3_fmadd_ps(pe, row[v], acc[g][v], m);
+                }
             }
         }
     }
-    const __m512 lv = _mm512_set1_ps(l);
-    for (int32_t v = 0; v < nv; v++) {
-        const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
-        _mm512_mask_storeu_ps(a->out + 16 * v, m, _mm512_div_ps(acc[v], lv));
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        const __m512 lv = _mm512_set1_ps(l[g]);
+#pragma GCC unroll 8
+        for (int32_t v = 0; v < nv; v++) {
+            const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
+            _mm512_mask_storeu_ps(out0 + (int64_t)g * D + 16 * v, m, _mm512_div_ps(acc[g][v], lv));
+        }
+    }
+}
+
+typedef void (*attn_fn)(const sl_attn_args *, const float *, float *);
+#define ATT_V(TY, DC, G)                                                                          \
+    static void att_##TY##_##DC##_##G(const sl_attn_args *a, const float *q, float *o) {           \
+        attn_impl(SL_TYPE_##TY, DC, G, a, q, o);                                                   \
+    }
+#define ATT_D(TY, DC) ATT_V(TY, DC, 1) ATT_V(TY, DC, 2) ATT_V(TY, DC, 3) ATT_V(TY, DC, 4)
+#define ATT_T(TY) ATT_D(TY, 0) ATT_D(TY, 64) ATT_D(TY, 128)
+ATT_T(F32)
+ATT_T(F16)
+ATT_T(Q8_0)
+#define ATT_ROW(TY, DC) {att_##TY##_##DC##_1, att_##TY##_##DC##_2, att_##TY##_##DC##_3, att_##TY##_##DC##_4}
+static const attn_fn ATT[3][3][4] = {
+    {ATT_ROW(F32, 0), ATT_ROW(F32, 64), ATT_ROW(F32, 128)},
+    {ATT_ROW(F16, 0), ATT_ROW(F16, 64), ATT_ROW(F16, 128)},
+    {ATT_ROW(Q8_0, 0), ATT_ROW(Q8_0, 64), ATT_ROW(Q8_0, 128)},
+};
+
+static void attn_avx512(const sl_attn_args *a) {
+    const int ti = a->kv_type == SL_TYPE_F32 ? 0 : a->kv_type == SL_TYPE_F16 ? 1 : 2;
+    const int di = a->head_dim == 64 ? 1 : a->head_dim == 128 ? 2 : 0;
+    for (int32_t g0 = 0; g0 < a->n_q; g0 += 4) {
+        const int G = a->n_q - g0 < 4 ? a->n_q - g0 : 4;
+        ATT[ti][di][G - 1](a, a->q + (int64_t)g0 * a->head_dim, a->out + (int64_t)g0 * a->head_dim);
     }
 }
 

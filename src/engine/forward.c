@@ -448,29 +448,32 @@ static void rope_apply(const sl_fwd *f, float *x, int32_t n_heads, int64_t t) {
     }
 }
 
+/* Work units: (token, KV head) pairs; each runs the group of query heads
+ * that share the KV head (they read the same cached rows). */
 static void attention_op(sl_fwd *f, int *op, int layer) {
     _Atomic int64_t *ctr = &f->ops[(*op)++];
     const sl_hparams *hp = &f->m->hp;
     const sl_kv_cache *kv = f->kv;
     const sl_batch *b = f->b;
-    const int32_t H = hp->n_head, hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    const int64_t qd = (int64_t)H * hd, total = (int64_t)b->n_tokens * H;
+    const int32_t H = hp->n_head, Hkv = hp->n_head_kv, hd = hp->head_dim, group = H / Hkv;
+    const int32_t per_call = group <= 8 ? group : 8;
+    const int64_t qd = (int64_t)H * hd, total = (int64_t)b->n_tokens * Hkv;
     const size_t layer_off = sl_kv_block_offset(kv, layer, 0);
     sl_attn_args a = {.head_dim = hd, .scale = (float)(1.0 / sqrt((double)hd)), .kv_type = kv->type,
                       .block_size = kv->block_size, .block_bytes = kv->block_bytes, .slot_bytes = kv->slot_bytes};
-    enum { UNIT = 4 };
     for (;;) {
-        const int64_t u0 = atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed) * UNIT;
-        if (u0 >= total) break;
-        for (int64_t w = u0; w < u0 + UNIT && w < total; w++) {
-            const int32_t t = (int32_t)(w / H), h = (int32_t)(w % H), kvh = h / group;
-            const size_t head_off = sl_type_row_size(kv->type, (int64_t)kvh * hd);
+        const int64_t w = atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
+        if (w >= total) break;
+        const int32_t t = (int32_t)(w / Hkv), kvh = (int32_t)(w % Hkv);
+        const size_t head_off = sl_type_row_size(kv->type, (int64_t)kvh * hd);
+        a.n_pos = b->pos[t] + 1;
+        a.blocks = f->seqs[b->seq[t]]->blocks;
+        a.k_base = kv->k + layer_off + head_off;
+        a.v_base = kv->v + layer_off + head_off;
+        for (int32_t h = kvh * group; h < (kvh + 1) * group; h += per_call) {
+            a.n_q = (kvh + 1) * group - h < per_call ? (kvh + 1) * group - h : per_call;
             a.q = f->q + t * qd + (int64_t)h * hd;
             a.out = f->att + t * qd + (int64_t)h * hd;
-            a.n_pos = b->pos[t] + 1;
-            a.blocks = f->seqs[b->seq[t]]->blocks;
-            a.k_base = kv->k + layer_off + head_off;
-            a.v_base = kv->v + layer_off + head_off;
             f->kern->attn(&a);
         }
     }

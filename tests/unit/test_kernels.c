@@ -246,7 +246,7 @@ TEST(act_q8_0_definition) {
     sl_act_quantize(SL_ACT_Q8_0, x, 64, 1, 64, out);
     const int8_t *q = (const int8_t *)out;
     const float *d = (const float *)(out + 64);
-    const int32_t *sum = (const int32_t *)(out + 64 + 8);
+    const int32_t *c8 = (const int32_t *)(out + 64 + 8), *c128 = (const int32_t *)(out + 64 + 16);
     CHECK_EQ_INT(q[5], -127);
     CHECK_NEAR(d[0], 7.5 / 127, 7.5 / 127 * 1e-3); /* fp16-rounded */
     CHECK(d[0] == sl_f16_to_f32(sl_f32_to_f16(7.5f / 127.0f)));
@@ -255,9 +255,11 @@ TEST(act_q8_0_definition) {
         s0 += q[i];
         CHECK_MSG(fabs(q[i] - x[i] * 127.0 / 7.5) <= 0.5 + 1e-6, "q[%d] = %d for %g", i, q[i], x[i]);
     }
-    CHECK_EQ_INT(sum[0], s0);
+    CHECK_EQ_INT(c8[0], -8 * s0);
+    CHECK_EQ_INT(c128[0], -128 * s0);
     CHECK(d[1] == 0.0f);
-    CHECK_EQ_INT(sum[1], 0);
+    CHECK_EQ_INT(c8[1], 0);
+    CHECK_EQ_INT(c128[1], 0);
     for (int i = 32; i < 64; i++) CHECK_EQ_INT(q[i], 0);
 }
 
@@ -331,6 +333,12 @@ static void check_attn(const char *name, sl_type kvt, int32_t D, int32_t n_pos) 
     for (int32_t i = 0; i < nblk; i++) blocks[i] = nblk - 1 - i;
     float q[256], row[256];
     for (int32_t i = 0; i < D; i++) q[i] = rndf();
+    /* a second query head sharing the KV head (GQA group of 2) */
+    float q2[2 * 256], o2g[2 * 256], o1g[2 * 256];
+    for (int32_t i = 0; i < D; i++) {
+        q2[i] = q[i];
+        q2[D + i] = rndf();
+    }
     for (int32_t b = 0; b < nblk; b++)
         for (int32_t j = 0; j < bs; j++) {
             for (int32_t i = 0; i < D; i++) row[i] = rndf() * 2.0f;
@@ -339,11 +347,18 @@ static void check_attn(const char *name, sl_type kvt, int32_t D, int32_t n_pos) 
             sl_quantize_row(kvt, row, V + (size_t)b * blkb + (size_t)j * slot, D);
         }
     float o1[256], o2[256];
-    sl_attn_args a = {.q = q, .out = o1, .head_dim = D, .n_pos = n_pos, .scale = 1.0f / sqrtf((float)D),
+    sl_attn_args a = {.q = q, .out = o1, .n_q = 1, .head_dim = D, .n_pos = n_pos, .scale = 1.0f / sqrtf((float)D),
                       .kv_type = kvt, .blocks = blocks, .block_size = bs, .block_bytes = blkb, .slot_bytes = slot,
                       .k_base = K, .v_base = V};
     s->attn(&a);
     a.out = o2;
+    k->attn(&a);
+    /* grouped: head 0 of the group equals the single-head result */
+    a.q = q2;
+    a.n_q = 2;
+    a.out = o1g;
+    s->attn(&a);
+    a.out = o2g;
     k->attn(&a);
     /* float64 reference on the dequantized cache */
     double sc[600], mx = -1e300, sum = 0, ref[256] = {0};
@@ -365,6 +380,8 @@ static void check_attn(const char *name, sl_type kvt, int32_t D, int32_t n_pos) 
     }
     free(K);
     free(V);
+    CHECK_MSG(memcmp(o1g, o1, sizeof(float) * (size_t)D) == 0, "grouped scalar attention differs for head 0");
+    CHECK_MSG(memcmp(o2g, o1g, sizeof(float) * 2 * (size_t)D) == 0, "%s grouped attention differs from scalar", name);
     for (int32_t i = 0; i < D; i++) {
         CHECK_MSG(memcmp(&o1[i], &o2[i], 4) == 0, "%s attn %s D=%d n=%d out[%d]: %.9g vs scalar %.9g", name,
                   sl_type_name(kvt), D, n_pos, i, o2[i], o1[i]);
