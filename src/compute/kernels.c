@@ -373,6 +373,7 @@ const sl_kernels sl_kernels_scalar_table = {
         [SL_TYPE_Q6_K] = gemm_q6_K_scalar,
     },
     .attn = attn_scalar,
+    .act_quantize = sl_act_quantize,
     .silu_mul = silu_mul_scalar,
 };
 

@@ -94,11 +94,14 @@ typedef struct sl_kernels {
     const char *name;                 /* "scalar", "avx2", "avx512" */
     sl_gemm_fn gemm[SL_TYPE_COUNT];   /* NULL where the type has no kernel */
     sl_attn_fn attn;
+    /* sl_act_quantize, byte for byte (the scalar table's is sl_act_quantize) */
+    void (*act_quantize)(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);
     /* out[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (sl_expf's exp) */
     void (*silu_mul)(const float *gate, const float *up, float *out, int64_t n);
 } sl_kernels;
 
-/* The best table this CPU supports (chosen once; thread-safe). */
+/* The best table this CPU supports (chosen once; thread-safe;
+ * SHARDLM_KERNELS=scalar|avx2|avx512 forces one). */
 const sl_kernels *sl_kernels_best(void);
 /* A table by name ("scalar", "avx2", "avx512"); NULL when unknown or when
  * the CPU lacks the instructions. */

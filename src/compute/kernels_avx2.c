@@ -520,6 +520,99 @@ static void attn_avx2(const sl_attn_args *a) {
         attn_head(a, a->q + (int64_t)g * a->head_dim, a->out + (int64_t)g * a->head_dim);
 }
 
+/* ---- activation quantization (the same bytes as sl_act_quantize) ------------------------------ */
+
+AI float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+AI int32_t hsum8i(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+AI __m256 abs8(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+/* 8 int32 (each in [-127, 127]) → 8 bytes at p */
+AI void store_i8x8(int8_t *p, __m256i q) {
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    const __m128i b = _mm_packs_epi16(w, w);
+    _mm_storel_epi64((__m128i *)p, b);
+}
+
+static void quant_q8_0_row(const float *x, int64_t K, uint8_t *out) {
+    const int64_t nb = K / 32;
+    int8_t *qs = (int8_t *)out;
+    float *d = (float *)(out + K);
+    int32_t *c8 = (int32_t *)(out + K + nb * 4), *c128 = (int32_t *)(out + K + nb * 8);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256 v[4], am = _mm256_setzero_ps();
+        for (int c = 0; c < 4; c++) {
+            v[c] = _mm256_loadu_ps(x + 32 * b + 8 * c);
+            am = _mm256_max_ps(am, abs8(v[c]));
+        }
+        const float amax = hmax8(am);
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        d[b] = sl_f16_to_f32(sl_f32_to_f16(amax / 127.0f));
+        __m256i sum = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            const __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(v[c], _mm256_set1_ps(id)));
+            store_i8x8(qs + 32 * b + 8 * c, q);
+            sum = _mm256_add_epi32(sum, q);
+        }
+        const int32_t s = hsum8i(sum);
+        c8[b] = -8 * s;
+        c128[b] = -128 * s;
+    }
+}
+
+static void quant_q8_K_row(const float *x, int64_t K, block_q8_K *y) {
+    for (int64_t i = 0; i < K / QK_K; i++, x += QK_K) {
+        __m256 am = _mm256_setzero_ps();
+        for (int c = 0; c < 32; c++) am = _mm256_max_ps(am, abs8(_mm256_loadu_ps(x + 8 * c)));
+        const float amax = hmax8(am);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float max = 0.0f;
+        for (int j = 0; j < QK_K; j++)
+            if (fabsf(x[j]) == amax) {
+                max = x[j];
+                break;
+            }
+        const float iscale = -127.0f / max;
+        for (int c = 0; c < 16; c++) {
+            __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16 * c), _mm256_set1_ps(iscale)));
+            __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16 * c + 8), _mm256_set1_ps(iscale)));
+            q0 = _mm256_min_epi32(q0, _mm256_set1_epi32(127));
+            q1 = _mm256_min_epi32(q1, _mm256_set1_epi32(127));
+            store_i8x8(y[i].qs + 16 * c, q0);
+            store_i8x8(y[i].qs + 16 * c + 8, q1);
+            y[i].bsums[c] = (int16_t)hsum8i(_mm256_add_epi32(q0, q1));
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+static void act_quantize_avx2(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out) {
+    if (a == SL_ACT_F32) {
+        sl_act_quantize(a, x, ldx, n_tok, K, out);
+        return;
+    }
+    const size_t rb = sl_act_row_bytes(a, K);
+    for (int64_t t = 0; t < n_tok; t++) {
+        uint8_t *o = (uint8_t *)out + (size_t)t * rb;
+        if (a == SL_ACT_Q8_0) quant_q8_0_row(x + t * ldx, K, o);
+        else quant_q8_K_row(x + t * ldx, K, (block_q8_K *)o);
+    }
+}
+
 /* ---- elementwise ------------------------------------------------------------------------------ */
 
 static void silu_mul_avx2(const float *gate, const float *up, float *out, int64_t n) {
@@ -553,6 +646,7 @@ bool sl_kernels_avx2_init(sl_kernels *k) {
             [SL_TYPE_Q6_K] = gemm_q6_K,
         },
         .attn = attn_avx2,
+        .act_quantize = act_quantize_avx2,
         .silu_mul = silu_mul_avx2,
     };
     return true;

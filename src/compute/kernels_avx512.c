@@ -295,6 +295,7 @@ static void gemm_q8_0(int64_t K, const void *w, size_t ws, int64_t nr, const voi
     gemm_q0(true, K, w, ws, nr, a, as, nt, y, ldy, scratch);
 }
 
+
 /* ---- K-quants ---- */
 
 /* Scratch per super-block: 64 zmm of unsigned groups, then the sub-block
@@ -613,6 +614,70 @@ static void attn_avx512(const sl_attn_args *a) {
     }
 }
 
+/* ---- activation quantization (the same bytes as sl_act_quantize) ------------------------------ */
+
+static void quant_q8_0_row(const float *x, int64_t K, uint8_t *out) {
+    const int64_t nb = K / 32;
+    int8_t *qs = (int8_t *)out;
+    float *d = (float *)(out + K);
+    int32_t *c8 = (int32_t *)(out + K + nb * 4), *c128 = (int32_t *)(out + K + nb * 8);
+    for (int64_t b = 0; b < nb; b++) {
+        const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        d[b] = sl_f16_to_f32(sl_f32_to_f16(amax / 127.0f));
+        const __m512 vid = _mm512_set1_ps(id);
+        const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+        _mm_storeu_si128((__m128i *)(qs + 32 * b), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(qs + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
+        const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        c8[b] = -8 * sum;
+        c128[b] = -128 * sum;
+    }
+}
+
+static void quant_q8_K_row(const float *x, int64_t K, block_q8_K *y) {
+    for (int64_t i = 0; i < K / QK_K; i++, x += QK_K) {
+        __m512 am = _mm512_setzero_ps();
+        for (int c = 0; c < 16; c++) am = _mm512_max_ps(am, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * c)));
+        const float amax = _mm512_reduce_max_ps(am);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float max = 0.0f; /* the first element of largest magnitude, with its sign (as the reference) */
+        for (int c = 0; c < 16; c++) {
+            const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * c)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (hit) {
+                max = x[16 * c + __builtin_ctz(hit)];
+                break;
+            }
+        }
+        const float iscale = -127.0f / max;
+        const __m512 vs = _mm512_set1_ps(iscale);
+        for (int c = 0; c < 16; c++) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * c), vs));
+            q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(y[i].qs + 16 * c), _mm512_cvtsepi32_epi8(q));
+            y[i].bsums[c] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+static void act_quantize_avx512(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out) {
+    if (a == SL_ACT_F32) {
+        sl_act_quantize(a, x, ldx, n_tok, K, out);
+        return;
+    }
+    const size_t rb = sl_act_row_bytes(a, K);
+    for (int64_t t = 0; t < n_tok; t++) {
+        uint8_t *o = (uint8_t *)out + (size_t)t * rb;
+        if (a == SL_ACT_Q8_0) quant_q8_0_row(x + t * ldx, K, o);
+        else quant_q8_K_row(x + t * ldx, K, (block_q8_K *)o);
+    }
+}
+
 /* ---- elementwise ------------------------------------------------------------------------------ */
 
 static void silu_mul_avx512(const float *gate, const float *up, float *out, int64_t n) {
@@ -640,6 +705,7 @@ bool sl_kernels_avx512_init(sl_kernels *k) {
             [SL_TYPE_Q6_K] = gemm_q6_K,
         },
         .attn = attn_avx512,
+        .act_quantize = act_quantize_avx512,
         .silu_mul = silu_mul_avx512,
     };
     return true;

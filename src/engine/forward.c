@@ -371,7 +371,7 @@ static void quantize_inputs(sl_fwd *f, const mm_job *jobs, int n_jobs, const flo
         if (a == SL_ACT_F32 || done[a]) continue;
         done[a] = true;
         const size_t rb = sl_act_row_bytes(a, K);
-        if (t1 > t0) sl_act_quantize(a, x + t0 * K, K, t1 - t0, K, f->act[a] + (size_t)t0 * rb);
+        if (t1 > t0) f->kern->act_quantize(a, x + t0 * K, K, t1 - t0, K, f->act[a] + (size_t)t0 * rb);
     }
 }
 

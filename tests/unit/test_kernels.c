@@ -163,6 +163,37 @@ static void check_isa(const char *name) {
 
 TEST(avx512_matches_scalar) { check_isa("avx512"); }
 TEST(avx2_matches_scalar) { check_isa("avx2"); }
+/* Batches of more tokens than a kernel's token group (8), with tails, against
+ * the scalar table, and a token's outputs in a big batch against the same
+ * token alone. */
+TEST(large_batches_match_scalar_and_single_tokens) {
+    static const char *isa[] = {"avx512", "avx2"};
+    static const sl_type types[] = {SL_TYPE_Q4_0, SL_TYPE_Q8_0, SL_TYPE_Q4_K, SL_TYPE_F16};
+    const sl_kernels *s = sl_kernels_scalar();
+    for (int ii = 0; ii < 2; ii++) {
+        const sl_kernels *k = sl_kernels_get(isa[ii]);
+        if (!k) continue;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const int64_t B = block_of(types[ti]) == 1 ? 32 : block_of(types[ti]);
+            problem p;
+            make_problem(&p, types[ti], 3 * B, 19, 37);
+            float *want = run_gemm(s, &p, p.nr), *got = run_gemm(k, &p, p.nr);
+            bool same = memcmp(want, got, sizeof(float) * (size_t)(p.nr * p.nt)) == 0;
+            void *scratch = aligned_alloc(64, sl_gemm_scratch_bytes(p.K));
+            float one[19];
+            for (int64_t t = 0; t < p.nt && same; t++) {
+                k->gemm[p.type](p.K, p.w, p.ws, p.nr, p.act + (size_t)t * p.as, p.as, 1, one, p.nr, scratch);
+                same = memcmp(one, got + t * p.nr, sizeof one) == 0;
+            }
+            free(scratch);
+            free(want);
+            free(got);
+            free_problem(&p);
+            CHECK_MSG(same, "%s %s: 37-token batch differs from scalar or from single tokens", isa[ii],
+                      sl_type_name(types[ti]));
+        }
+    }
+}
 
 /* Dequantized activations as the kernels see them. */
 static void act_dequant(sl_act a, const uint8_t *row, int64_t K, double *out) {
@@ -277,6 +308,32 @@ TEST(act_q8_K_definition) {
         CHECK_EQ_INT(b.bsums[j], s);
     }
     for (int i = 0; i < 256; i++) CHECK_MSG(fabs(b.qs[i] * b.d - x[i]) <= fabs(b.d) * 0.5 + 1e-7, "element %d", i);
+}
+
+/* The SIMD activation quantizers write the scalar one's bytes. */
+TEST(act_quantize_simd_matches_scalar) {
+    static const char *isa[] = {"avx512", "avx2"};
+    enum { K = 512, NT = 3 };
+    static float x[K * NT];
+    for (int i = 0; i < K * NT; i++) x[i] = rndf() * (i % 5 ? 1.0f : 7.0f);
+    for (int i = 256; i < 288; i++) x[i] = 0.0f;           /* an all-zero Q8_0 block */
+    for (int i = K; i < K + 256; i++) x[i] = 0.0f;         /* an all-zero Q8_K block */
+    x[2 * K + 3] = -9.0f;                                  /* ties in magnitude: the first one's sign wins */
+    x[2 * K + 77] = 9.0f;
+    for (int ii = 0; ii < 2; ii++) {
+        const sl_kernels *k = sl_kernels_get(isa[ii]);
+        if (!k) continue;
+        for (int a = SL_ACT_Q8_0; a < SL_ACT_COUNT; a++) {
+            const size_t rb = sl_act_row_bytes((sl_act)a, K);
+            uint8_t *want = calloc(NT, rb), *got = calloc(NT, rb);
+            sl_act_quantize((sl_act)a, x, K, NT, K, want);
+            k->act_quantize((sl_act)a, x, K, NT, K, got);
+            const bool same = memcmp(want, got, rb * NT) == 0;
+            free(want);
+            free(got);
+            CHECK_MSG(same, "%s activation format %d differs from the scalar quantizer", isa[ii], a);
+        }
+    }
 }
 
 TEST(expf_accuracy) {
