@@ -9,6 +9,9 @@
 
 #include "core/alloc.h"
 #include "engine/generate.h"
+#include "model/model.h"
+#include "server/api.h"
+#include "template/template.h"
 #include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
@@ -16,9 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { O_MODEL, O_PROMPT, O_FILE, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPPEN, O_REPN, O_PRES, O_FREQ, O_SEED,
-       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_COUNT };
+       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_CHAT, O_SYSTEM, O_TEMPLATE, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -40,6 +44,10 @@ static const opt_def OPTS[O_COUNT] = {
     [O_JSON] = {"json", NULL, OPT_BOOL, NULL, 0, -1, "print one JSON object instead of streaming text"},
     [O_IGNORE_EOS] = {"ignore-eos", NULL, OPT_BOOL, NULL, 0, -1, "do not stop at end-of-generation tokens"},
     [O_TIMINGS] = {"timings", NULL, OPT_BOOL, NULL, 0, -1, "print prompt and generation speed to stderr"},
+    [O_CHAT] = {"chat", NULL, OPT_BOOL, NULL, 0, -1, "interactive chat: one user message per line of stdin"},
+    [O_SYSTEM] = {"system", NULL, OPT_STR, NULL, 0, -1, "system message for --chat"},
+    [O_TEMPLATE] = {"chat-template", NULL, OPT_STR, NULL, 0, -1,
+                    "Jinja chat template file for --chat (default: the model's, else a built-in one)"},
 };
 
 static double now_s(void) {
@@ -52,6 +60,7 @@ typedef struct run_state {
     const sl_tokenizer *tok;
     sl_detok detok;
     bool json;
+    bool tee; /* streaming: also keep the text */
     int32_t *gen;
     size_t n_gen, cap_gen;
     char *text;
@@ -76,8 +85,8 @@ static void append_text(run_state *s, const char *p, size_t n) {
 
 static void emit(run_state *s, const char *p, int64_t n) {
     if (n <= 0) return;
-    if (s->json) append_text(s, p, (size_t)n);
-    else {
+    if (s->json || s->tee) append_text(s, p, (size_t)n);
+    if (!s->json) {
         fwrite(p, 1, (size_t)n, stdout);
         fflush(stdout);
     }
@@ -102,9 +111,125 @@ static bool on_token(void *ud, int32_t id, const float *logits, int32_t n_vocab)
     return !s->oom;
 }
 
+/* ---- --chat ------------------------------------------------------------------ */
+
+static char *read_line(FILE *f) {
+    size_t cap = 256, n = 0;
+    char *b = malloc(cap);
+    int c;
+    while (b && (c = fgetc(f)) != EOF) {
+        if (c == '\n') break;
+        if (n + 2 > cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) { free(b); return NULL; }
+            b = nb;
+        }
+        b[n++] = (char)c;
+    }
+    if (!b || (n == 0 && c == EOF)) { free(b); return NULL; }
+    if (n && b[n - 1] == '\r') n--;
+    b[n] = '\0';
+    return b;
+}
+
+static int run_chat(const opt_val *v, sl_model *m, const sl_gen_params *gp_in) {
+    const sl_tokenizer *tok = sl_model_tokenizer(m);
+    char *tpl_file = NULL;
+    const char *tpl = NULL;
+    sl_str s;
+    if (v[O_TEMPLATE].set) {
+        tpl_file = cli_read_file(v[O_TEMPLATE].s, NULL);
+        if (!tpl_file) {
+            fprintf(stderr, "shardlm run: cannot read --chat-template '%s'\n", v[O_TEMPLATE].s);
+            return 1;
+        }
+        tpl = tpl_file;
+    } else if (sl_gguf_find(m->gguf, "tokenizer.chat_template") &&
+               sl_gguf_get_str(m->gguf, "tokenizer.chat_template", &s) == SL_OK) {
+        tpl_file = strndup(s.ptr, s.len);
+        tpl = tpl_file;
+    } else {
+        tpl = sl_api_fallback_template(m);
+    }
+    size_t bl = 0, el = 0;
+    const char *bt = sl_tokenizer_bos(tok) >= 0 ? sl_tokenizer_token_text(tok, sl_tokenizer_bos(tok), &bl) : NULL;
+    const char *et = sl_tokenizer_eos(tok) >= 0 ? sl_tokenizer_token_text(tok, sl_tokenizer_eos(tok), &el) : NULL;
+    char *bos = strndup(bt ? bt : "", bl), *eos = strndup(et ? et : "", el);
+    json_t *messages = json_array();
+    if (v[O_SYSTEM].set) json_array_append_new(messages, json_pack("{s:s,s:s}", "role", "system", "content", v[O_SYSTEM].s));
+    int rc = 0;
+    bool tty = isatty(0);
+    for (;;) {
+        if (tty) {
+            fputs("> ", stdout);
+            fflush(stdout);
+        }
+        char *line = read_line(stdin);
+        if (!line) break;
+        if (!*line) {
+            free(line);
+            continue;
+        }
+        json_array_append_new(messages, json_pack("{s:s,s:s}", "role", "user", "content", line));
+        free(line);
+        char *text = NULL;
+        size_t tlen = 0;
+        if (sl_chat_render(tpl, messages, true, bos, eos, NULL, &text, &tlen) != SL_OK) {
+            fprintf(stderr, "shardlm run: the chat template failed: %s\n", sl_last_error());
+            rc = 1;
+            break;
+        }
+        bool add_bos = sl_tokenizer_add_bos(tok) && !(bl && tlen >= bl && !memcmp(text, bt, bl));
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        sl_status st = sl_tokenize(tok, text, tlen, add_bos, true, &ids, &n_ids);
+        sl_free(text);
+        if (st) {
+            fprintf(stderr, "shardlm run: cannot tokenize the conversation: %s\n", sl_last_error());
+            rc = 1;
+            break;
+        }
+        /* stream the reply to stdout and keep a copy for the conversation */
+        run_state rs = {.tee = true, .tok = tok};
+        sl_detok_init(&rs.detok, tok, false);
+        int32_t n_gen;
+        sl_finish fin;
+        st = sl_generate(m, ids, (int32_t)n_ids, gp_in, on_token, &rs, &n_gen, &fin);
+        sl_free(ids);
+        if (st) {
+            fprintf(stderr, "shardlm run: %s\n", sl_last_error());
+            free(rs.gen);
+            free(rs.text);
+            if (st == SL_ERR_RANGE) { /* the conversation outgrew the context: start over */
+                fprintf(stderr, "shardlm run: starting a new conversation\n");
+                json_array_clear(messages);
+                if (v[O_SYSTEM].set)
+                    json_array_append_new(messages,
+                                          json_pack("{s:s,s:s}", "role", "system", "content", v[O_SYSTEM].s));
+                continue;
+            }
+            rc = 1;
+            break;
+        }
+        char buf[64];
+        emit(&rs, buf, sl_detok_flush(&rs.detok, buf, sizeof buf));
+        const char *reply = rs.text ? rs.text : "";
+        fputc('\n', stdout);
+        fflush(stdout);
+        json_array_append_new(messages, json_pack("{s:s,s:s}", "role", "assistant", "content", reply));
+        free(rs.gen);
+        free(rs.text);
+    }
+    json_decref(messages);
+    free(bos);
+    free(eos);
+    free(tpl_file);
+    return rc;
+}
+
 int cmd_run(int argc, char **argv) {
-    static const char usage[] = "-m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S] "
-                                "[-t THREADS] [--json]";
+    static const char usage[] = "-m MODEL (-p PROMPT | --chat) [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] "
+                                "[--seed S] [-t THREADS] [--json]";
     opt_val v[O_COUNT];
     const char *pos[1];
     int n_pos, rc = 1;
@@ -126,10 +251,6 @@ int cmd_run(int argc, char **argv) {
     run_state s = {.json = v[O_JSON].b};
     if (!m) goto done;
     size_t n_ids;
-    ids = cli_tokenize_prompt("run", m, prompt, prompt_len, &n_ids);
-    if (!ids) goto done;
-    s.tok = sl_model_tokenizer(m);
-    sl_detok_init(&s.detok, s.tok, false);
     sl_gen_params gp = {
         .n_predict = (int32_t)v[O_N].i,
         .n_ctx = (int32_t)v[O_CTX].i,
@@ -148,6 +269,14 @@ int cmd_run(int argc, char **argv) {
             .seed = v[O_SEED].i < 0 ? (uint64_t)time(NULL) : (uint64_t)v[O_SEED].i,
         },
     };
+    if (v[O_CHAT].b) {
+        rc = run_chat(v, m, &gp);
+        goto done;
+    }
+    ids = cli_tokenize_prompt("run", m, prompt, prompt_len, &n_ids);
+    if (!ids) goto done;
+    s.tok = sl_model_tokenizer(m);
+    sl_detok_init(&s.detok, s.tok, false);
     int32_t n_gen;
     sl_finish fin;
     double t0 = now_s();

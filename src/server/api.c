@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/status.h"
 #include "model/model.h"
+#include "template/template.h"
 #include "tokenizer/tokenizer.h"
 
 #include <math.h>
@@ -185,75 +186,71 @@ static void tb_add(tbuf *b, const char *s) {
     b->p[b->n] = '\0';
 }
 
-/* Built-in template for files without tokenizer.chat_template: ChatML when
- * the vocabulary has <|im_start|>, otherwise Llama 2's [INST] format. */
-static bool render_fallback(const sl_api_ctx *ctx, json_t *messages, bool add_gen, char **out, sl_api_error *e) {
-    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
-    bool chatml = false;
-    for (int32_t i = 0; i < sl_tokenizer_n_vocab(tok) && !chatml; i++) {
+/* Llama 2's [INST] format, for files without a template whose vocabulary has no ChatML tokens. */
+static const char LLAMA2_TEMPLATE[] =
+    "{% if messages[0]['role'] == 'system' %}{% set sys = messages[0]['content'] %}{% set msgs = messages[1:] %}"
+    "{% else %}{% set sys = none %}{% set msgs = messages %}{% endif %}"
+    "{% for m in msgs %}{% if m['role'] == 'user' %}{{ '[INST] ' }}"
+    "{% if loop.first and sys %}{{ '<<SYS>>\n' + sys + '\n<</SYS>>\n\n' }}{% endif %}"
+    "{{ m['content'] + ' [/INST]' }}{% elif m['role'] == 'assistant' %}{{ ' ' + m['content'] + ' </s>' }}{% endif %}"
+    "{% endfor %}";
+
+const char *sl_api_fallback_template(const sl_model *m) {
+    const sl_tokenizer *tok = sl_model_tokenizer(m);
+    for (int32_t i = 0; i < sl_tokenizer_n_vocab(tok); i++) {
         size_t len;
         const char *t = sl_tokenizer_token_text(tok, i, &len);
-        chatml = t && len == 12 && !memcmp(t, "<|im_start|>", 12);
+        if (t && len == 12 && !memcmp(t, "<|im_start|>", 12)) return sl_chat_template_default();
     }
-    tbuf b = {0};
-    size_t i;
-    json_t *msg;
-    const char *pending_system = NULL;
-    char *sys_text = NULL;
-    json_array_foreach(messages, i, msg) {
-        const char *role;
-        char *text = NULL;
-        if (!message_text(msg, (int)i, &role, &text, e)) {
-            sl_free(b.p);
-            sl_free(sys_text);
-            return false;
-        }
-        if (chatml) {
-            tb_add(&b, "<|im_start|>");
-            tb_add(&b, role);
-            tb_add(&b, "\n");
-            tb_add(&b, text);
-            tb_add(&b, "<|im_end|>\n");
-        } else if (!strcmp(role, "system") || !strcmp(role, "developer")) {
-            sl_free(sys_text);
-            sys_text = text;
-            pending_system = sys_text;
-            text = NULL;
-        } else if (!strcmp(role, "assistant")) {
-            tb_add(&b, " ");
-            tb_add(&b, text);
-            tb_add(&b, " </s>");
-        } else {
-            tb_add(&b, "[INST] ");
-            if (pending_system) {
-                tb_add(&b, "<<SYS>>\n");
-                tb_add(&b, pending_system);
-                tb_add(&b, "\n<</SYS>>\n\n");
-                pending_system = NULL;
-            }
-            tb_add(&b, text);
-            tb_add(&b, " [/INST]");
-        }
-        sl_free(text);
-    }
-    sl_free(sys_text);
-    if (chatml && add_gen) tb_add(&b, "<|im_start|>assistant\n");
-    if (b.oom || !b.p) {
-        sl_free(b.p);
-        if (b.oom) {
-            sl_api_set_error(e, 500, NULL, "out of memory");
-            return false;
-        }
-        b.p = sl_strdup("");
-    }
-    *out = b.p;
-    return true;
+    return LLAMA2_TEMPLATE;
+}
+
+static char *token_text_dup(const sl_tokenizer *tok, int32_t id) {
+    size_t len = 0;
+    const char *t = id >= 0 ? sl_tokenizer_token_text(tok, id, &len) : NULL;
+    return t ? sl_strndup(t, len) : sl_strdup("");
 }
 
 bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, bool add_gen, char **out,
                         sl_api_error *e) {
-    (void)tools;
-    return render_fallback(ctx, messages, add_gen, out, e);
+    /* validate, and give the template plain-string contents (text parts joined) */
+    json_t *norm = json_array();
+    size_t i;
+    json_t *msg;
+    json_array_foreach(messages, i, msg) {
+        const char *role;
+        char *text = NULL;
+        if (!message_text(msg, (int)i, &role, &text, e)) {
+            json_decref(norm);
+            return false;
+        }
+        json_t *m = json_deep_copy(msg);
+        json_object_set_new(m, "content", json_string(text));
+        json_array_append_new(norm, m);
+        sl_free(text);
+    }
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    char *bos = token_text_dup(tok, sl_tokenizer_bos(tok)), *eos = token_text_dup(tok, sl_tokenizer_eos(tok));
+    const char *src = ctx->chat_template ? ctx->chat_template : sl_api_fallback_template(ctx->model);
+    size_t len = 0;
+    sl_status st = sl_chat_render(src, norm, add_gen, bos ? bos : "", eos ? eos : "",
+                                  tools && !json_is_null(tools) ? tools : NULL, out, &len);
+    json_decref(norm);
+    sl_free(bos);
+    sl_free(eos);
+    if (st) {
+        if (st == SL_ERR_NOMEM) sl_api_set_error(e, 500, NULL, "out of memory");
+        else sl_api_set_error(e, 400, "messages", "the chat template cannot render these messages: %s", sl_last_error());
+        *out = NULL;
+        return false;
+    }
+    if (memchr(*out, 0, len)) {
+        sl_free(*out);
+        *out = NULL;
+        sl_api_set_error(e, 400, "messages", "the rendered conversation contains a NUL byte");
+        return false;
+    }
+    return true;
 }
 
 /* ---- request parsing ------------------------------------------------------------ */

@@ -52,6 +52,10 @@ char *sl_api_error_json(const sl_api_error *e);
 void sl_api_set_error(sl_api_error *e, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The template used when neither the file nor --chat-template gives one:
+ * ChatML when the vocabulary has <|im_start|>, otherwise Llama 2's [INST]. */
+const char *sl_api_fallback_template(const sl_model *m);
+
 /* Render the chat messages to prompt text (template or built-in fallback). */
 bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, bool add_generation_prompt,
                         char **out, sl_api_error *err);

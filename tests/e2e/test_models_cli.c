@@ -108,7 +108,7 @@ TEST(qwen_run_and_serve_agree) {
         free(err);
         CHECK_MSG(want, "shardlm run failed on %s", model);
         sl_test_proc srv;
-        char *args[] = {"serve", "-m", model, "--port", "0", "-t", "2", "--kv-mem", "64", NULL};
+        char *args[] = {"serve", "-m", model, "--port", "0", "-t", "2", "--kv-mem", "64", "--kv-type", "f32", NULL};
         if (sl_test_proc_start(&srv, args, 30) != 0) {
             free(want);
             CHECK_MSG(0, "serve did not start on %s", model);
@@ -200,4 +200,88 @@ TEST(cli_errors_are_one_line) {
     free(longp);
     char *badflag[] = {(char *)sl_test_bin(), "run", "--temp", "hot", NULL};
     check_cli_error(badflag, "--temp");
+}
+
+/* /v1/chat/completions renders with the template given: the prompt it counts
+ * is the Hugging Face render of the golden file, tokenized with special
+ * tokens; a template that raises (Gemma 2 has no system role) → 400 on
+ * "messages", and the server keeps serving. */
+TEST(serve_chat_uses_template) {
+    const char *tdir = "../shared/golden/chat-templates";
+    char tpl[256], gemma[256], expected[256];
+    snprintf(tpl, sizeof tpl, "%s/Qwen-Qwen2.5-7B-Instruct.jinja", tdir);
+    snprintf(gemma, sizeof gemma, "%s/google-gemma-2-2b-it.jinja", tdir);
+    snprintf(expected, sizeof expected, "%s/expected/Qwen-Qwen2.5-7B-Instruct.b_system_user.txt", tdir);
+    char *tok[] = {(char *)sl_test_bin(), "tokenize", "-m", "../shared/models/stories260K.gguf", "-f", expected,
+                   "--parse-special", NULL};
+    char *out = NULL, *err = NULL;
+    CHECK_EQ_INT(sl_test_run(tok, &out, &err, 30), 0);
+    int want = 0;
+    for (char *p = out; *p; p++) want += (*p != ' ' && *p != '\n') && (p == out || p[-1] == ' ');
+    free(out);
+    free(err);
+    const char *body = "{\"messages\":[{\"role\":\"system\",\"content\":\"You are a helpful assistant.\"},"
+                       "{\"role\":\"user\",\"content\":\"What is the capital of France?\"}],\"max_tokens\":2}";
+    const char *tpls[2] = {tpl, gemma};
+    long status[2] = {0, 0};
+    long long prompt_tokens = -1;
+    char *bodies[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        sl_test_proc srv;
+        char *args[] = {"serve", "-m", "../shared/models/stories260K.gguf", "--port", "0", "-t", "1", "--chat-template",
+                        (char *)tpls[k], NULL};
+        CHECK(sl_test_proc_start(&srv, args, 20) == 0);
+        char url[128];
+        snprintf(url, sizeof url, "%s/v1/chat/completions", srv.url);
+        for (int rep = 0; rep < 2; rep++) { /* the second request shows the server still serves */
+            CURL *c = curl_easy_init();
+            char *rb = NULL;
+            curl_easy_setopt(c, CURLOPT_URL, url);
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+            curl_easy_setopt(c, CURLOPT_WRITEDATA, &rb);
+            curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+            curl_easy_perform(c);
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status[k]);
+            curl_easy_cleanup(c);
+            if (rep == 0) bodies[k] = rb;
+            else free(rb);
+        }
+        sl_test_proc_stop(&srv, SIGTERM, 10);
+    }
+    json_error_t je;
+    json_t *o = bodies[0] ? json_loads(bodies[0], 0, &je) : NULL;
+    prompt_tokens = json_integer_value(json_object_get(json_object_get(o, "usage"), "prompt_tokens"));
+    json_decref(o);
+    bool gemma_named = bodies[1] && strstr(bodies[1], "\"param\":\"messages\"") && strstr(bodies[1], "ystem");
+    if (!gemma_named) fprintf(stderr, "    gemma: %s\n", bodies[1] ? bodies[1] : "");
+    free(bodies[0]);
+    free(bodies[1]);
+    CHECK_EQ_INT(status[0], 200);
+    CHECK_EQ_INT(prompt_tokens, want);
+    CHECK_EQ_INT(status[1], 400);
+    CHECK(gemma_named);
+}
+
+/* `shardlm run --chat`: one reply per line of input, then exit 0 at EOF. */
+TEST(run_chat_reads_lines) {
+    char in[] = "/tmp/shardlm-chat-XXXXXX";
+    int fd = mkstemp(in);
+    CHECK(fd >= 0);
+    const char *lines = "Hello there\nTell me a story\n";
+    CHECK(write(fd, lines, strlen(lines)) == (ssize_t)strlen(lines));
+    close(fd);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s run -m ../shared/models/stories260K.gguf --chat -n 12 --temp 0 -t 1 < %s",
+             sl_test_bin(), in);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = sl_test_run(argv, &out, &err, 60);
+    unlink(in);
+    int lines_out = out ? count_lines(out) : 0;
+    if (rc != 0 || lines_out < 2) fprintf(stderr, "    rc %d, stdout [%s], stderr [%s]\n", rc, out, err);
+    free(out);
+    free(err);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(lines_out >= 2);
 }
