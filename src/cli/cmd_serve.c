@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "server/http.h"
 #include "server/sched.h"
+#include "router/etcd.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,7 +26,8 @@
 #include <time.h>
 
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
-       O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_COUNT };
+       O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
+       O_ADVERTISE, O_ETCD_TTL, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -48,6 +50,12 @@ static const opt_def OPTS[O_COUNT] = {
     [O_KVTYPE] = {"kv-type", NULL, OPT_STR, "f16", 0, -1, "KV cache element type: f32, f16 or q8_0"},
     [O_TEMPLATE] = {"chat-template", NULL, OPT_STR, NULL, 0, -1,
                     "Jinja chat template file (default: the model's tokenizer.chat_template, else a built-in one)"},
+    [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http://HOST:PORT) under a lease, for routers"},
+    [O_CLUSTER] = {"cluster", NULL, OPT_STR, "default", 0, -1, "cluster name: the key is /shardlm/NAME/engines/ID"},
+    [O_ENGINE_ID] = {"engine-id", NULL, OPT_STR, NULL, 0, -1, "engine id in etcd (default HOST:PORT)"},
+    [O_MVERSION] = {"model-version", NULL, OPT_STR, "", 0, -1, "model version label for rollouts (e.g. v2)"},
+    [O_ADVERTISE] = {"advertise-url", NULL, OPT_STR, NULL, 0, -1, "URL routers use (default http://HOST:PORT)"},
+    [O_ETCD_TTL] = {"etcd-ttl", NULL, OPT_INT, "10", 2, 3600, "etcd lease TTL, seconds"},
 };
 
 /* The chat template: --chat-template FILE, else the file's own; NULL = built-in fallback. */
@@ -94,6 +102,7 @@ int cmd_serve(int argc, char **argv) {
     char *model_id = NULL, *chat_template = NULL;
     sl_sched *sched = NULL;
     sl_http *http = NULL;
+    sl_etcd_reg *reg = NULL;
     sl_model *m = cli_load_model("serve", v[O_MODEL].s);
     if (!m || !metrics) goto done;
     sl_metrics_init(metrics);
@@ -133,12 +142,21 @@ int cmd_serve(int argc, char **argv) {
     printf("shardlm serve: model '%s' on http://%s:%d (context %d, %d threads)\n", model_id, v[O_HOST].s,
            sl_http_port(http), sl_sched_n_ctx(sched), sp.n_threads);
     fflush(stdout);
+    sl_etcd_reg_cfg ec = {.etcd = v[O_ETCD].s, .cluster = v[O_CLUSTER].s, .id = v[O_ENGINE_ID].s,
+                          .url = v[O_ADVERTISE].s, .host = v[O_HOST].s, .port = sl_http_port(http), .model = model_id,
+                          .version = v[O_MVERSION].s, .capacity = (int)v[O_SEQS].i, .ttl_s = (int)v[O_ETCD_TTL].i};
+    if (v[O_ETCD].set && sl_etcd_register_start(&ec, &reg) != SL_OK) {
+        fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
+        goto done;
+    }
 
     int sig;
     do {
         sig = sigwaitinfo(&sigs, NULL);
     } while (sig < 0 && errno == EINTR);
     fprintf(stderr, "shardlm serve: signal %d: draining (at most %lld s)\n", sig, (long long)v[O_SHUTDOWN].i);
+    sl_etcd_register_stop(reg); /* leave the membership first */
+    reg = NULL;
     sl_http_drain(http);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -155,6 +173,7 @@ int cmd_serve(int argc, char **argv) {
     }
     rc = 0;
 done:
+    sl_etcd_register_stop(reg);
     /* the scheduler goes first: it finishes (aborts) what is left, which wakes the HTTP threads */
     sl_sched_destroy(sched);
     sl_http_stop(http);

@@ -14,5 +14,7 @@ int cmd_mkmodel(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_loadgen(int argc, char **argv);
+int cmd_route(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
 
 #endif

@@ -22,6 +22,8 @@ static const struct {
     {"template", cmd_template, "render a chat template"},
     {"bench", cmd_bench, "measure prompt, decode and batched throughput"},
     {"loadgen", cmd_loadgen, "benchmark a serving endpoint with concurrent streaming requests"},
+    {"route", cmd_route, "the cluster front door: route the OpenAI API to engines"},
+    {"cluster", cmd_cluster, "cluster up: start engines and a router on this machine"},
 };
 
 static void usage(FILE *f) {

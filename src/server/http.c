@@ -55,6 +55,7 @@ typedef struct gen {
     bool role_sent, done;
     char *pending;
     size_t n_pending, off, cap;
+    bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -167,6 +168,45 @@ static void pend_chunk(gen *g, const char *text, size_t n_text, int32_t t0, int3
     pend_event(g, o);
 }
 
+/* ---- token ids for routers (X-Shardlm-Token-Ids) --------------------------------
+ * A router that may have to move a stream to another engine mid-answer asks for
+ * the token ids with the request header `X-Shardlm-Token-Ids: 1`. They travel as
+ * SSE comment lines, which SSE clients ignore: `: prompt_token_ids 1 2 3` opens
+ * the first event, and `: token_ids 4 5` opens each event whose chunk carries
+ * those generated tokens (EOS included). With them a router continues the
+ * stream elsewhere exactly: prompt = prompt ids + generated ids. */
+
+static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
+    char num[16];
+    pend(g, ": ", 2);
+    pend(g, what, strlen(what));
+    for (int32_t i = 0; i < n; i++) {
+        int k = snprintf(num, sizeof num, " %d", ids[i]);
+        pend(g, num, (size_t)k);
+    }
+    pend(g, "\n", 1);
+}
+
+/* Before submit (the scheduler does not touch the request yet): read the header
+ * and write the prompt ids. */
+static void token_ids_begin(gen *g, struct MHD_Connection *c) {
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shardlm-Token-Ids");
+    g->token_ids = v && strcmp(v, "0") != 0;
+    if (g->token_ids) pend_ids(g, "prompt_token_ids", g->req->tokens, g->req->n_prompt);
+}
+
+/* The ids of generated tokens [k0, k1), copied under the channel lock (out may grow). */
+static void pend_token_ids(gen *g, int32_t k0, int32_t k1) {
+    if (k1 <= k0) return;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(k1 - k0));
+    if (!ids) return;
+    pthread_mutex_lock(&g->req->mu);
+    for (int32_t k = k0; k < k1; k++) ids[k - k0] = g->req->out[k].id;
+    pthread_mutex_unlock(&g->req->mu);
+    pend_ids(g, "token_ids", ids, k1 - k0);
+    free(ids);
+}
+
 /* Take what the request's channel has beyond what was sent; build events. */
 static void collect(gen *g, bool *finished) {
     sl_req *r = g->req;
@@ -200,6 +240,7 @@ static void collect(gen *g, bool *finished) {
         return;
     }
     if (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !g->role_sent)) {
+        if (g->token_ids) pend_token_ids(g, k0, k1);
         pend_chunk(g, text ? text : "", text ? t_to - t_from : 0, k0, k1, NULL, t_from);
         g->text_sent = t_to;
         g->toks_sent = k1;
@@ -284,6 +325,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     g->created = (long long)time(NULL);
     snprintf(g->id, sizeof g->id, "%s-%016llx%08llx", kind == SL_API_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)g->created, (unsigned long long)req->id);
+    if (stream) token_ids_begin(g, c);
     sl_sched_submit(h->sched, req);
 
     if (stream) {

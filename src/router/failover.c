@@ -1,0 +1,216 @@
+/*
+ * failover.c — continuation requests and stream rewriting (see failover.h).
+ */
+#include "failover.h"
+
+#include "core/alloc.h"
+#include "core/status.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+sl_status sl_fo_parse_ids(const char *s, size_t n, int32_t **ids, int32_t *count, int32_t *cap) {
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && s[i] == ' ') i++;
+        if (i == n) break;
+        bool neg = false;
+        if (s[i] == '-') {
+            neg = true;
+            i++;
+        }
+        int64_t x = 0;
+        size_t d = 0;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && d < 11) {
+            x = x * 10 + (s[i++] - '0');
+            d++;
+        }
+        if (d == 0 || d == 11 || (i < n && s[i] != ' ') || neg || x > INT32_MAX)
+            return SL_FAIL(SL_ERR_PROTO, "token id list: bad id at byte %zu of '%.40s'", i, s);
+        if (*count == *cap) {
+            int32_t nc = *cap ? *cap * 2 : 256;
+            if (nc > (1 << 24)) return SL_FAIL(SL_ERR_PROTO, "token id list: more than %d ids", 1 << 24);
+            int32_t *p = sl_realloc(*ids, sizeof(int32_t) * (size_t)nc);
+            if (!p) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+            *ids = p;
+            *cap = nc;
+        }
+        (*ids)[(*count)++] = (int32_t)x;
+    }
+    return SL_OK;
+}
+
+bool sl_fo_add_seed(json_t *body, uint64_t seed) {
+    json_t *s = json_object_get(body, "seed");
+    if (s && !json_is_null(s)) return false;
+    json_object_set_new(body, "seed", json_integer((json_int_t)(seed >> 2)));
+    return true;
+}
+
+sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t *prompt, int32_t n_prompt,
+                             const int32_t *gen, int32_t n_gen, char **out) {
+    *out = NULL;
+    sl_status st = SL_OK;
+    json_t *b = json_deep_copy(orig);
+    json_t *ids = json_array();
+    if (!b || !ids || !json_is_object(b)) {
+        st = SL_FAIL(SL_ERR_NOMEM, "continuation: out of memory");
+        goto fail;
+    }
+    for (int32_t i = 0; i < n_prompt; i++) json_array_append_new(ids, json_integer(prompt[i]));
+    for (int32_t i = 0; i < n_gen; i++) json_array_append_new(ids, json_integer(gen[i]));
+    /* the length limit: what is left of it */
+    const char *mt = NULL;
+    json_t *mv = json_object_get(b, "max_completion_tokens");
+    if (mv && !json_is_null(mv)) mt = "max_completion_tokens";
+    else if ((mv = json_object_get(b, "max_tokens")) && !json_is_null(mv)) mt = "max_tokens";
+    if (mt) {
+        if (!json_is_integer(mv) && !json_is_real(mv)) {
+            st = SL_FAIL(SL_ERR_INVALID, "continuation: '%s' is not a number", mt);
+            goto fail;
+        }
+        json_int_t left = (json_is_integer(mv) ? json_integer_value(mv) : (json_int_t)json_real_value(mv)) - n_gen;
+        if (left < 1) {
+            st = SL_FAIL(SL_ERR_RANGE, "continuation: the %d tokens streamed used up %s", n_gen, mt);
+            goto fail;
+        }
+        json_object_del(b, "max_completion_tokens");
+        json_object_set_new(b, "max_tokens", json_integer(left));
+    }
+    if (kind == SL_FO_CHAT) {
+        bool lp = json_is_true(json_object_get(b, "logprobs"));
+        json_t *top = json_object_get(b, "top_logprobs");
+        json_int_t k = json_is_integer(top) ? json_integer_value(top) : 0;
+        json_object_del(b, "logprobs");
+        json_object_del(b, "top_logprobs");
+        if (lp) json_object_set_new(b, "logprobs", json_integer(k));
+        static const char *chat_only[] = {"messages", "tools", "tool_choice", "parallel_tool_calls", "functions",
+                                          "function_call", "response_format", "chat_template", "chat_template_kwargs",
+                                          "add_generation_prompt", "continue_final_message"};
+        for (size_t i = 0; i < sizeof chat_only / sizeof chat_only[0]; i++) json_object_del(b, chat_only[i]);
+    }
+    json_object_del(b, "echo");
+    json_object_del(b, "suffix");
+    json_object_del(b, "best_of");
+    json_object_set(b, "prompt", ids);
+    json_object_set_new(b, "stream", json_true());
+    *out = json_dumps(b, JSON_COMPACT);
+    if (!*out) st = SL_FAIL(SL_ERR_NOMEM, "continuation: out of memory");
+fail:
+    json_decref(ids);
+    json_decref(b);
+    return st;
+}
+
+void sl_fo_learn(sl_fo_stream *fs, const char *data, size_t n) {
+    if (fs->learned) return;
+    json_t *o = json_loadb(data, n, 0, NULL);
+    if (json_is_object(o)) {
+        json_t *id = json_object_get(o, "id"), *cr = json_object_get(o, "created");
+        if (json_is_string(id)) snprintf(fs->id, sizeof fs->id, "%s", json_string_value(id));
+        if (json_is_integer(cr)) fs->created = json_integer_value(cr);
+        fs->learned = json_is_string(id);
+    }
+    json_decref(o);
+}
+
+void sl_fo_count_text(sl_fo_stream *fs, const char *data, size_t n) {
+    json_t *o = json_loadb(data, n, 0, NULL);
+    json_t *c0 = json_array_get(json_object_get(o, "choices"), 0);
+    json_t *t = json_object_get(c0, "text");
+    if (!t) t = json_object_get(json_object_get(c0, "delta"), "content");
+    if (json_is_string(t)) fs->text_before += json_string_length(t);
+    json_decref(o);
+}
+
+/* Completions logprobs → chat logprobs ({"content": [{token, logprob, bytes, top_logprobs}]}). */
+static json_t *bytes_of(const char *s, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)s[i]));
+    return a;
+}
+
+static json_t *chat_logprobs(json_t *lp) {
+    if (!json_is_object(lp)) return json_null();
+    json_t *toks = json_object_get(lp, "tokens"), *lps = json_object_get(lp, "token_logprobs"),
+           *tops = json_object_get(lp, "top_logprobs");
+    json_t *content = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(toks, i, t) {
+        if (!json_is_string(t)) continue;
+        json_t *e = json_object();
+        json_object_set(e, "token", t);
+        json_t *l = json_array_get(lps, i);
+        json_object_set_new(e, "logprob", l ? json_copy(l) : json_null());
+        json_object_set_new(e, "bytes", bytes_of(json_string_value(t), json_string_length(t)));
+        json_t *top = json_array(), *src = json_array_get(tops, i);
+        const char *k;
+        json_t *v;
+        json_object_foreach(src, k, v) {
+            json_array_append_new(top, json_pack("{s:s,s:O,s:o}", "token", k, "logprob", v, "bytes", bytes_of(k, strlen(k))));
+        }
+        json_object_set_new(e, "top_logprobs", top);
+        json_array_append_new(content, e);
+    }
+    return json_pack("{s:o}", "content", content);
+}
+
+char *sl_fo_rewrite(const sl_fo_stream *fs, const char *data, size_t n) {
+    json_t *o = json_loadb(data, n, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    if (fs->learned) {
+        json_object_set_new(o, "id", json_string(fs->id));
+        json_object_set_new(o, "created", json_integer(fs->created));
+    }
+    json_t *usage = json_object_get(o, "usage");
+    if (json_is_object(usage)) {
+        json_t *pt = json_object_get(usage, "prompt_tokens"), *ct = json_object_get(usage, "completion_tokens");
+        if (json_is_integer(pt) && json_is_integer(ct)) {
+            json_int_t p = json_integer_value(pt) - fs->n_gen_before, c = json_integer_value(ct) + fs->n_gen_before;
+            if (p < 0) p = 0;
+            json_object_set_new(usage, "prompt_tokens", json_integer(p));
+            json_object_set_new(usage, "completion_tokens", json_integer(c));
+            json_t *d = json_object_get(usage, "prompt_tokens_details");
+            json_t *cached = json_object_get(d, "cached_tokens");
+            if (json_is_integer(cached) && json_integer_value(cached) > p)
+                json_object_set_new(d, "cached_tokens", json_integer(p));
+        }
+    }
+    json_t *choices = json_object_get(o, "choices");
+    size_t i;
+    json_t *c;
+    json_array_foreach(choices, i, c) {
+        json_t *lp = json_object_get(c, "logprobs");
+        if (fs->kind == SL_FO_COMPLETIONS) {
+            json_t *offs = json_object_get(lp, "text_offset");
+            size_t k;
+            json_t *off;
+            json_array_foreach(offs, k, off) {
+                if (json_is_integer(off))
+                    json_array_set_new(offs, k, json_integer(json_integer_value(off) + (json_int_t)fs->text_before));
+            }
+            continue;
+        }
+        /* a chat choice in the engine's key order: index, delta, logprobs, finish_reason */
+        json_t *text = json_object_get(c, "text");
+        json_t *fin = json_object_get(c, "finish_reason");
+        json_t *delta = json_object();
+        if (json_is_string(text) && (json_string_length(text) > 0 || !fin || json_is_null(fin)))
+            json_object_set(delta, "content", text);
+        json_t *nc = json_object();
+        json_t *idx = json_object_get(c, "index");
+        json_object_set_new(nc, "index", idx ? json_copy(idx) : json_integer((json_int_t)i));
+        json_object_set_new(nc, "delta", delta);
+        json_object_set_new(nc, "logprobs", chat_logprobs(lp));
+        json_object_set_new(nc, "finish_reason", fin ? json_copy(fin) : json_null());
+        json_array_set_new(choices, i, nc);
+    }
+    if (fs->kind == SL_FO_CHAT) json_object_set_new(o, "object", json_string("chat.completion.chunk"));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}

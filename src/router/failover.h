@@ -1,0 +1,59 @@
+/*
+ * failover.h — continuing a stream on another engine, without I/O.
+ *
+ * The router asks engines for token ids (request header X-Shardlm-Token-Ids:
+ * 1; the engine sends `: prompt_token_ids ...` and `: token_ids ...` SSE
+ * comment lines). When the engine dies mid-answer, the continuation is a
+ * /v1/completions request whose prompt is the prompt ids followed by the ids
+ * already streamed, with max_tokens reduced by their count and every sampling
+ * field of the original kept (the router gave the original a seed if it had
+ * none). Because the engine's sampler is keyed by (seed, position) and its
+ * forward pass is batch-invariant, the continuation produces the tokens the
+ * dead engine would have produced.
+ *
+ * The continuation's chunks are rewritten into the client's stream: the
+ * original id and created time, chat chunks (delta.content, chat logprobs)
+ * when the client asked for a chat completion, completions logprobs offsets
+ * shifted by the text already sent, and usage counted as if nothing moved.
+ */
+#ifndef SL_ROUTER_FAILOVER_H
+#define SL_ROUTER_FAILOVER_H
+
+#include "shardlm.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum sl_fo_kind { SL_FO_COMPLETIONS, SL_FO_CHAT } sl_fo_kind;
+
+/* The body of the continuation request (malloc'd JSON text in *out).
+ * SL_ERR_RANGE when the original's max_tokens is already used up. */
+sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t *prompt, int32_t n_prompt,
+                             const int32_t *gen, int32_t n_gen, char **out);
+
+typedef struct sl_fo_stream {
+    sl_fo_kind kind;
+    char id[128];           /* of the original stream ("" until learned) */
+    json_int_t created;
+    bool learned;
+    int32_t n_gen_before;   /* tokens streamed before the move */
+    size_t text_before;     /* bytes of text streamed before the move */
+} sl_fo_stream;
+
+/* Take id and created from a data payload of the original stream. */
+void sl_fo_learn(sl_fo_stream *fs, const char *data, size_t n);
+/* Add the text length of a data payload of the original stream to text_before. */
+void sl_fo_count_text(sl_fo_stream *fs, const char *data, size_t n);
+/* Rewrite one data payload of the continuation (malloc'd JSON text), or NULL
+ * when it is not a JSON object (the caller forwards it as it is). */
+char *sl_fo_rewrite(const sl_fo_stream *fs, const char *data, size_t n);
+
+/* Give a streaming body a seed when it has none (so a continuation samples the
+ * same stream); returns true when it added one. */
+bool sl_fo_add_seed(json_t *body, uint64_t seed);
+
+/* Parse "1 2 3" (space separated ids) appending to *ids (sl_realloc'd). */
+sl_status sl_fo_parse_ids(const char *s, size_t n, int32_t **ids, int32_t *count, int32_t *cap);
+
+#endif

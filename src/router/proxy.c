@@ -1,0 +1,1800 @@
+/*
+ * proxy.c — the router's I/O threads (see proxy.h).
+ *
+ * Each worker runs a level-triggered epoll loop over its listening socket,
+ * its client connections and its upstream (engine) connections. Objects that
+ * close during a loop iteration go to a graveyard freed at the end of the
+ * iteration, so an event still queued for them in the same batch is skipped
+ * rather than touching freed memory. A client whose request finished is
+ * re-examined for pipelined requests at the end of the iteration too (never
+ * from inside an upstream handler).
+ *
+ * Request life: client conn → xreq → attempt on engine (uconn from the
+ * worker's pool or a new non-blocking connect) → response. An attempt that
+ * fails before anything reached the client is retried on the next engine
+ * (connection failures take the engine out of rotation at once); a stream
+ * that fails after events reached the client is migrated (failover.h); when
+ * no engine is left, the client gets a JSON error (502/503) or, mid-stream,
+ * an SSE error event and [DONE].
+ *
+ * Timeouts (checked every 50 ms): connect, engine silence, client idle,
+ * client head.
+ */
+#include "router/proxy.h"
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "router/etcd.h"
+#include "router/failover.h"
+#include "router/hash.h"
+#include "router/httpp.h"
+#include "router/evstream.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEED_SESSION 0x53657373696f6e21ULL
+#define SEED_PREFIX 0x5072656669782121ULL
+#define MAX_TRIED 16
+#define CLIENT_IDLE_NS (120LL * 1000000000LL)
+#define CLIENT_HEAD_NS (30LL * 1000000000LL)
+#define POOL_IDLE_NS (30LL * 1000000000LL)
+#define SWEEP_NS (50LL * 1000000LL)
+#define MAX_RESPONSE (256u << 20)
+#define OUT_PAUSE (4u << 20)   /* client output backlog that pauses reading the engine */
+#define OUT_RESUME (1u << 20)
+#define MAX_EVENT (64u << 20)
+
+enum { K_LISTEN = 1, K_WAKE, K_CLIENT, K_UP };
+enum { EP_COMPLETIONS, EP_CHAT, EP_TOKENIZE, EP_DETOKENIZE };
+enum { U_CONNECTING, U_SENDING, U_WAITING, U_IDLE };
+/* how an attempt failed */
+enum { F_CONNECT, F_CONNECT_TIMEOUT, F_RESET, F_EOF, F_TIMEOUT, F_PROTO, F_UNAVAILABLE };
+
+typedef struct obuf {
+    char *p;
+    size_t n, off, cap;
+    bool oom;
+} obuf;
+
+typedef struct worker worker;
+typedef struct xreq xreq;
+typedef struct uconn uconn;
+
+typedef struct cconn {
+    int kind;
+    int fd;
+    bool dead;
+    worker *w;
+    struct cconn *prev, *next; /* worker's client list */
+    struct cconn *next_dead, *next_todo;
+    bool todo;
+    char *in;
+    size_t n_in, cap_in;
+    sl_hp hp;
+    bool head_checked;
+    char *body;
+    size_t n_body, cap_body;
+    bool body_too_big;
+    obuf out;
+    xreq *x;
+    bool close_after;
+    bool keep_alive;          /* of the request being answered */
+    int minor;                /* HTTP/1.<minor> of the request being answered */
+    bool reading_paused;
+    bool want_out;
+    int64_t last_ns;
+} cconn;
+
+struct uconn {
+    int kind;
+    int fd;
+    bool dead;
+    worker *w;
+    struct uconn *prev, *next; /* worker's upstream list */
+    struct uconn *next_dead, *next_idle;
+    sl_member *e; /* retained */
+    int state;
+    bool reused, got_bytes, head_seen, paused;
+    obuf out;
+    sl_hp hp;
+    xreq *x;
+    int64_t deadline_ns;
+};
+
+struct xreq {
+    cconn *c;
+    uconn *u;
+    int ep;
+    bool head;
+    char method[16];
+    char *target;
+    char *ctype;
+    char *auth;
+    char *body;           /* what goes to the engine (owned) */
+    size_t n_body;
+    json_t *json;         /* the parsed client body (generation endpoints), or NULL */
+    bool stream;
+    bool want_ids;
+    char model[128];
+    sl_place_req q;
+    sl_member *tried[MAX_TRIED];
+    int n_tried;
+    sl_member *cur;       /* engine of the attempt in progress (retained) */
+    bool stale_retry;
+    /* response */
+    int status;
+    char up_ctype[128];
+    bool sse;
+    obuf resp;
+    bool started;         /* something reached the client */
+    int events;
+    bool done_seen, finish_seen;
+    /* stream state */
+    sl_evstream sse_parser;
+    int32_t *pids, n_pids, cap_pids;
+    bool have_pids;
+    int32_t *gids, n_gids, cap_gids;
+    bool count_text;
+    bool migrated;
+    sl_fo_stream fs;
+    /* timing, ns */
+    int64_t t_recv, t_up_send, t_up_done;
+    bool added_done;
+    bool finished;
+    xreq *next_dead;
+};
+
+typedef struct pool {
+    sl_member *e; /* retained */
+    uconn *idle;
+    int n_idle;
+} pool;
+
+struct worker {
+    sl_proxy *px;
+    sl_router *r;
+    int idx;
+    pthread_t th;
+    int ep, lfd, wake_fd;
+    int listen_tag, wake_tag;
+    sl_view *view;
+    pool *pools;
+    int n_pools, cap_pools;
+    cconn *clients;
+    uconn *ups;
+    cconn *dead_c, *todo;
+    uconn *dead_u;
+    xreq *dead_x;
+    int n_clients;
+    int64_t now, next_sweep;
+    char rbuf[65536];
+};
+
+struct sl_proxy {
+    sl_router *r;
+    int n;
+    worker *w;
+    int port;
+    atomic_bool stop;
+};
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- output buffers -------------------------------------------------------------- */
+
+static void ob_add(obuf *b, const void *p, size_t n) {
+    if (b->oom) return;
+    if (b->n + n > b->cap) {
+        if (b->off > 0 && b->off >= b->n / 2) { /* reclaim what was sent */
+            memmove(b->p, b->p + b->off, b->n - b->off);
+            b->n -= b->off;
+            b->off = 0;
+        }
+        if (b->n + n > b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 4096;
+            while (cap < b->n + n) cap *= 2;
+            char *np = sl_realloc(b->p, cap);
+            if (!np) {
+                b->oom = true;
+                return;
+            }
+            b->p = np;
+            b->cap = cap;
+        }
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+static void ob_str(obuf *b, const char *s) { ob_add(b, s, strlen(s)); }
+
+static void ob_printf(obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ob_printf(obuf *b, const char *fmt, ...) {
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    if ((size_t)k < sizeof tmp) {
+        ob_add(b, tmp, (size_t)k);
+        return;
+    }
+    char *big = malloc((size_t)k + 1);
+    if (!big) {
+        b->oom = true;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    ob_add(b, big, (size_t)k);
+    free(big);
+}
+
+static size_t ob_pending(const obuf *b) { return b->n - b->off; }
+static void ob_reset(obuf *b) { b->n = b->off = 0; }
+static void ob_free(obuf *b) {
+    sl_free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- epoll ---------------------------------------------------------------------- */
+
+static void ep_set(worker *w, int fd, void *tag, uint32_t events, bool add) {
+    struct epoll_event ev = {.events = events, .data.ptr = tag};
+    epoll_ctl(w->ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+}
+
+static void set_nodelay(int fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* ---- forward declarations --------------------------------------------------------- */
+
+static void client_flush(worker *w, cconn *c);
+static void client_close(worker *w, cconn *c);
+static void start_attempt(worker *w, xreq *x);
+static void attempt_failed(worker *w, xreq *x, sl_member *e, int kind, bool stale);
+static void up_close(worker *w, uconn *u);
+static void finish_x(worker *w, xreq *x);
+
+/* ---- client responses ------------------------------------------------------------- */
+
+static const char *reason_phrase(int s) {
+    switch (s) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return s < 300 ? "OK" : s < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* A complete response on the client connection. `engine` = the x-shardlm-engine value or NULL. */
+static void respond(worker *w, cconn *c, int status, const char *ctype, const char *body, size_t n, const char *engine) {
+    if (c->minor == 0 || !c->keep_alive) c->close_after = true;
+    ob_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status, reason_phrase(status),
+              ctype, n);
+    if (engine) ob_printf(&c->out, "x-shardlm-engine: %s\r\n", engine);
+    if (c->close_after) ob_str(&c->out, "Connection: close\r\n");
+    ob_str(&c->out, "\r\n");
+    ob_add(&c->out, body, n);
+    sl_rmetrics_status(&w->r->metrics, status);
+    client_flush(w, c);
+}
+
+static char *error_json(int status, const char *param, const char *msg) {
+    const char *type = status == 401 ? "authentication_error" : status == 404 ? "not_found_error"
+                       : status >= 500                         ? "server_error"
+                                                               : "invalid_request_error";
+    json_t *o = json_pack("{s:{s:s,s:s,s:o,s:n}}", "error", "message", msg, "type", type, "param",
+                          param ? json_string(param) : json_null(), "code");
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static int respond_error(worker *w, cconn *c, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int respond_error(worker *w, cconn *c, int status, const char *param, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *s = error_json(status, param, msg);
+    respond(w, c, status, "application/json", s ? s : "{}", s ? strlen(s) : 2, NULL);
+    free(s);
+    return 0;
+}
+
+static void respond_json(worker *w, cconn *c, int status, json_t *o, const char *engine) {
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!s) {
+        respond_error(w, c, 500, NULL, "out of memory");
+        return;
+    }
+    respond(w, c, status, "application/json", s, strlen(s), engine);
+    free(s);
+}
+
+/* ---- client I/O ------------------------------------------------------------------- */
+
+static void client_interest(worker *w, cconn *c) {
+    uint32_t ev = EPOLLRDHUP;
+    if (!c->reading_paused) ev |= EPOLLIN;
+    if (ob_pending(&c->out)) ev |= EPOLLOUT;
+    ep_set(w, c->fd, c, ev, false);
+    c->want_out = (ev & EPOLLOUT) != 0;
+}
+
+static void up_interest(worker *w, uconn *u) {
+    uint32_t ev = EPOLLRDHUP;
+    if (u->state == U_CONNECTING || (u->state == U_SENDING && ob_pending(&u->out))) ev |= EPOLLOUT;
+    if (!u->paused && u->state != U_CONNECTING) ev |= EPOLLIN;
+    ep_set(w, u->fd, u, ev, false);
+}
+
+static void client_flush(worker *w, cconn *c) {
+    if (c->dead) return;
+    if (c->out.oom) {
+        client_close(w, c);
+        return;
+    }
+    while (ob_pending(&c->out)) {
+        ssize_t k = send(c->fd, c->out.p + c->out.off, ob_pending(&c->out), MSG_NOSIGNAL);
+        if (k > 0) {
+            c->out.off += (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        client_close(w, c); /* the client is gone */
+        return;
+    }
+    if (!ob_pending(&c->out)) {
+        ob_reset(&c->out);
+        if (c->close_after && !c->x) {
+            client_close(w, c);
+            return;
+        }
+    }
+    bool want = ob_pending(&c->out) > 0;
+    if (want != c->want_out) client_interest(w, c);
+    /* backpressure: a slow client pauses reading its engine */
+    uconn *u = c->x ? c->x->u : NULL;
+    if (u && !u->dead) {
+        bool pause = ob_pending(&c->out) > OUT_PAUSE;
+        if (pause && !u->paused) {
+            u->paused = true;
+            up_interest(w, u);
+        } else if (!pause && u->paused && ob_pending(&c->out) < OUT_RESUME) {
+            u->paused = false;
+            up_interest(w, u);
+        }
+    }
+}
+
+static void client_close(worker *w, cconn *c) {
+    if (c->dead) return;
+    c->dead = true;
+    if (c->x) {
+        /* the client went away: drop its request; closing the engine connection cancels the generation there */
+        xreq *x = c->x;
+        x->c = NULL;
+        c->x = NULL;
+        if (x->u) {
+            uconn *u = x->u;
+            x->u = NULL;
+            u->x = NULL;
+            up_close(w, u);
+        }
+        finish_x(w, x);
+    }
+    epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev) c->prev->next = c->next;
+    else w->clients = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->next_dead = w->dead_c;
+    w->dead_c = c;
+    w->n_clients--;
+    atomic_fetch_sub(&w->r->metrics.connections, 1);
+}
+
+static void client_free(cconn *c) {
+    sl_hp_deinit(&c->hp);
+    sl_free(c->in);
+    sl_free(c->body);
+    ob_free(&c->out);
+    sl_free(c);
+}
+
+static void schedule(worker *w, cconn *c) {
+    if (c->todo || c->dead) return;
+    c->todo = true;
+    c->next_todo = w->todo;
+    w->todo = c;
+}
+
+/* ---- request facts -------------------------------------------------------------- */
+
+static char *hdr_dup(const sl_hp *p, const char *name) {
+    const sl_hp_hdr *h = sl_hp_header(p, name);
+    return h ? sl_strndup(h->value, h->value_len) : NULL;
+}
+
+static bool bearer_ok(const sl_hp *p, const char *key) {
+    const sl_hp_hdr *h = sl_hp_header(p, "Authorization");
+    if (!h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0) return false;
+    size_t n = strlen(key);
+    if (h->value_len - 7 != n) return false;
+    unsigned char d = 0; /* constant time over the key */
+    for (size_t i = 0; i < n; i++) d |= (unsigned char)(h->value[7 + i] ^ key[i]);
+    return d == 0;
+}
+
+/* Hash of the first `limit` bytes of the prompt text (chat: "role\ncontent\n" per message). */
+static bool prefix_hash(json_t *body, int ep, int limit, uint64_t *out) {
+    char buf[4096];
+    size_t cap = (size_t)limit < sizeof buf ? (size_t)limit : sizeof buf, n = 0;
+    if (ep == EP_COMPLETIONS) {
+        json_t *p = json_object_get(body, "prompt");
+        if (json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
+        if (json_is_string(p)) {
+            n = json_string_length(p) < cap ? json_string_length(p) : cap;
+            memcpy(buf, json_string_value(p), n);
+        } else if (json_is_array(p)) {
+            size_t i;
+            json_t *v;
+            json_array_foreach(p, i, v) {
+                if (!json_is_integer(v) || n + 4 > cap) break;
+                uint32_t id = (uint32_t)json_integer_value(v);
+                memcpy(buf + n, &id, 4);
+                n += 4;
+            }
+        }
+    } else {
+        json_t *msgs = json_object_get(body, "messages");
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m) {
+            if (n >= cap) break;
+            const char *parts[3] = {json_string_value(json_object_get(m, "role")), "\n", NULL};
+            json_t *content = json_object_get(m, "content");
+            char *joined = NULL;
+            if (json_is_string(content)) {
+                parts[2] = json_string_value(content);
+            } else if (json_is_array(content)) {
+                size_t k, tot = 0;
+                json_t *part;
+                json_array_foreach(content, k, part) tot += json_string_length(json_object_get(part, "text"));
+                joined = malloc(tot + 1);
+                if (joined) {
+                    size_t at = 0;
+                    json_array_foreach(content, k, part) {
+                        json_t *t = json_object_get(part, "text");
+                        memcpy(joined + at, json_string_value(t) ? json_string_value(t) : "", json_string_length(t));
+                        at += json_string_length(t);
+                    }
+                    joined[at] = '\0';
+                    parts[2] = joined;
+                }
+            }
+            for (int k = 0; k < 3; k++) {
+                if (!parts[k]) continue;
+                size_t l = strlen(parts[k]);
+                if (l > cap - n) l = cap - n;
+                memcpy(buf + n, parts[k], l);
+                n += l;
+            }
+            if (n < cap) buf[n++] = '\n';
+            free(joined);
+        }
+    }
+    if (n == 0) return false;
+    *out = sl_hash64(buf, n, SEED_PREFIX);
+    return true;
+}
+
+/* ---- the router's own endpoints --------------------------------------------------- */
+
+static void models_merged(worker *w, cconn *c) {
+    json_t *data = json_array();
+    char engines[1024] = "";
+    size_t el = 0;
+    for (int i = 0; i < w->view->n; i++) {
+        sl_member *e = w->view->engines[i];
+        if (!atomic_load(&e->up)) continue;
+        pthread_mutex_lock(&e->mu);
+        json_t *list = e->models_json ? json_loads(e->models_json, 0, NULL) : NULL;
+        pthread_mutex_unlock(&e->mu);
+        if (!list && e->spec.model[0])
+            list = json_pack("[{s:s,s:s,s:I,s:s}]", "id", e->spec.model, "object", "model", "created", (json_int_t)0,
+                             "owned_by", "shardlm");
+        size_t k;
+        json_t *m;
+        bool used = false;
+        json_array_foreach(list, k, m) {
+            const char *id = json_string_value(json_object_get(m, "id"));
+            if (!id) continue;
+            bool dup = false;
+            size_t j;
+            json_t *have;
+            json_array_foreach(data, j, have) dup |= !strcmp(json_string_value(json_object_get(have, "id")), id);
+            if (!dup) json_array_append(data, m);
+            used = true;
+        }
+        json_decref(list);
+        if (used && el + strlen(e->spec.url) + 2 < sizeof engines)
+            el += (size_t)snprintf(engines + el, sizeof engines - el, "%s%s", el ? "," : "", e->spec.url);
+    }
+    respond_json(w, c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data), el ? engines : NULL);
+}
+
+static void admin_engines(worker *w, cconn *c) {
+    json_t *arr = json_array();
+    for (int i = 0; i < w->view->n; i++) {
+        sl_member *e = w->view->engines[i];
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s,s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "id", e->spec.id, "url", e->spec.url,
+                           "model", e->spec.model, "version", e->spec.version, "capacity", e->spec.capacity, "up",
+                           (int)atomic_load(&e->up), "in_flight", (json_int_t)atomic_load(&e->in_flight), "running",
+                           (json_int_t)atomic_load(&e->running), "waiting", (json_int_t)atomic_load(&e->waiting), "requests", (json_int_t)atomic_load(&e->n_requests),
+                           "errors", (json_int_t)atomic_load(&e->n_errors), "migrations",
+                           (json_int_t)atomic_load(&e->n_migrations), "ejections",
+                           (json_int_t)atomic_load(&e->n_ejections)));
+    }
+    respond_json(w, c, 200, json_pack("{s:o}", "engines", arr), NULL);
+}
+
+static json_t *weights_json(const sl_view *v) {
+    json_t *o = json_object();
+    for (int i = 0; i < v->n_weights; i++) json_object_set_new(o, v->weight_version[i], json_real(v->weight[i]));
+    return json_pack("{s:o}", "weights", o);
+}
+
+static void admin_rollout(worker *w, cconn *c, bool put) {
+    if (!put) {
+        respond_json(w, c, 200, weights_json(w->view), NULL);
+        return;
+    }
+    char versions[SL_MAX_VERSIONS][64];
+    double weights[SL_MAX_VERSIONS];
+    int n = 0;
+    if (sl_weights_parse(c->body ? c->body : "", c->n_body, versions, weights, &n) != SL_OK) {
+        respond_error(w, c, 400, "weights", "%s", sl_last_error());
+        return;
+    }
+    sl_router *r = w->r;
+    if (r->cfg.etcd) {
+        /* every router shares the weights through etcd; this one applies them now too */
+        json_t *o = json_object();
+        for (int i = 0; i < n; i++) json_object_set_new(o, versions[i], json_real(weights[i]));
+        json_t *cfg = json_pack("{s:o}", "rollout", o);
+        char *s = json_dumps(cfg, JSON_COMPACT);
+        json_decref(cfg);
+        sl_status st = s ? sl_etcd_put_config(r->cfg.etcd, r->cfg.cluster, s) : SL_ERR_NOMEM;
+        free(s);
+        if (st != SL_OK) {
+            respond_error(w, c, 502, NULL, "cannot write the rollout to etcd: %s", sl_last_error());
+            return;
+        }
+    }
+    if (sl_members_set_weights(r->members, versions, weights, n) != SL_OK) {
+        respond_error(w, c, 500, NULL, "%s", sl_last_error());
+        return;
+    }
+    w->view = sl_members_view(r->members, w->view);
+    respond_json(w, c, 200, weights_json(w->view), NULL);
+}
+
+/* ---- requests --------------------------------------------------------------------- */
+
+static void x_free(xreq *x) {
+    sl_free(x->target);
+    sl_free(x->ctype);
+    sl_free(x->auth);
+    free(x->body);
+    json_decref(x->json);
+    ob_free(&x->resp);
+    sl_evstream_deinit(&x->sse_parser);
+    sl_free(x->pids);
+    sl_free(x->gids);
+    sl_free(x);
+}
+
+/* End the attempt on x->cur (in-flight count, reference). */
+static void attempt_end(xreq *x) {
+    if (!x->cur) return;
+    atomic_fetch_sub(&x->cur->in_flight, 1);
+    sl_member_release(x->cur);
+    x->cur = NULL;
+}
+
+static void pool_put(worker *w, uconn *u);
+
+/* The request is over for the client (answered, or the client is gone). */
+static void finish_x(worker *w, xreq *x) {
+    if (x->finished) return;
+    x->finished = true;
+    if (x->u) {
+        uconn *u = x->u;
+        x->u = NULL;
+        u->x = NULL;
+        if (u->hp.state == SL_HP_DONE && u->hp.keep_alive) pool_put(w, u);
+        else up_close(w, u);
+    }
+    attempt_end(x);
+    atomic_fetch_sub(&w->r->metrics.in_flight, 1);
+    cconn *c = x->c;
+    if (c) {
+        c->x = NULL;
+        if (c->close_after && !ob_pending(&c->out)) {
+            client_close(w, c);
+        } else {
+            if (c->reading_paused) {
+                c->reading_paused = false;
+                client_interest(w, c);
+            }
+            schedule(w, c); /* pipelined requests */
+        }
+    }
+    x->c = NULL;
+    x->next_dead = w->dead_x; /* freed at the end of the loop iteration */
+    w->dead_x = x;
+}
+
+static void note_added(worker *w, xreq *x) {
+    if (x->added_done) return;
+    x->added_done = true;
+    int64_t now = mono_ns();
+    int64_t up = x->t_up_done > x->t_up_send ? x->t_up_done - x->t_up_send : 0;
+    sl_rmetrics_added(&w->r->metrics, now - x->t_recv - up);
+}
+
+/* Send the chunked-encoding frame of n bytes (HTTP/1.0 clients get the bytes raw). */
+static void client_chunk(cconn *c, const char *p, size_t n) {
+    if (!n) return;
+    if (c->minor == 0) {
+        ob_add(&c->out, p, n);
+        return;
+    }
+    ob_printf(&c->out, "%zx\r\n", n);
+    ob_add(&c->out, p, n);
+    ob_str(&c->out, "\r\n");
+}
+
+static void stream_headers(worker *w, xreq *x) {
+    cconn *c = x->c;
+    if (x->started || !c) return;
+    x->started = true;
+    if (c->minor == 0 || !c->keep_alive) c->close_after = true;
+    ob_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                       "x-shardlm-engine: %s\r\n%s%s\r\n",
+              x->cur ? x->cur->spec.url : "", c->minor == 0 ? "" : "Transfer-Encoding: chunked\r\n",
+              c->close_after ? "Connection: close\r\n" : "");
+    sl_rmetrics_status(&w->r->metrics, 200);
+}
+
+static void stream_end(worker *w, xreq *x) {
+    cconn *c = x->c;
+    if (!c) return;
+    if (c->minor != 0) ob_str(&c->out, "0\r\n\r\n");
+    client_flush(w, c);
+}
+
+/* Mid-stream: tell the client what went wrong, then [DONE]; the request ends. */
+static void stream_error(worker *w, xreq *x, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void stream_error(worker *w, xreq *x, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    atomic_fetch_add(&w->r->metrics.migrations_failed, 1);
+    if (x->c) {
+        stream_headers(w, x);
+        char *e = error_json(502, NULL, msg);
+        obuf ev = {0};
+        ob_str(&ev, "data: ");
+        ob_str(&ev, e ? e : "{}");
+        ob_str(&ev, "\n\ndata: [DONE]\n\n");
+        client_chunk(x->c, ev.p, ev.n);
+        ob_free(&ev);
+        free(e);
+        stream_end(w, x);
+    }
+    finish_x(w, x);
+}
+
+/* No engine can take it: an error response, or mid-stream an error event. */
+static void no_engine(worker *w, xreq *x, const char *why) {
+    atomic_fetch_add(&w->r->metrics.no_engine, 1);
+    if (x->started) {
+        stream_error(w, x, "%s", why);
+        return;
+    }
+    if (x->c) respond_error(w, x->c, x->n_tried ? 502 : 503, NULL, "%s", why);
+    finish_x(w, x);
+}
+
+static int handle_request(worker *w, cconn *c) {
+    sl_router *r = w->r;
+    sl_hp *hp = &c->hp;
+    const char *target = hp->target;
+    size_t plen = strcspn(target, "?");
+    char path[256];
+    snprintf(path, sizeof path, "%.*s", (int)(plen < sizeof path ? plen : sizeof path - 1), target);
+    bool get = !strcmp(hp->method, "GET") || !strcmp(hp->method, "HEAD");
+    bool post = !strcmp(hp->method, "POST");
+    w->view = sl_members_view(r->members, w->view);
+    if (c->body_too_big) {
+        c->close_after = true;
+        respond_error(w, c, 413, NULL, "the request body is larger than %lld bytes", (long long)r->cfg.max_body_bytes);
+        return 0;
+    }
+    if (!strcmp(path, "/health")) {
+        if (!get) return respond_error(w, c, 405, NULL, "use GET");
+        respond(w, c, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+        return 0;
+    }
+    if (!strcmp(path, "/ready")) {
+        if (!get) return respond_error(w, c, 405, NULL, "use GET");
+        bool ok = sl_router_ready(r);
+        const char *b = ok ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}";
+        respond(w, c, ok ? 200 : 503, "application/json", b, strlen(b), NULL);
+        return 0;
+    }
+    if (!strcmp(path, "/metrics")) {
+        if (!get) return respond_error(w, c, 405, NULL, "use GET");
+        char *s = sl_rmetrics_render(&r->metrics, w->view, sl_router_ready(r));
+        respond(w, c, 200, "text/plain; version=0.0.4", s ? s : "", s ? strlen(s) : 0, NULL);
+        free(s);
+        return 0;
+    }
+    if (!strncmp(path, "/admin/", 7)) {
+        if (!r->cfg.admin_key) return respond_error(w, c, 403, NULL, "admin endpoints are off (start with --admin-key)");
+        if (!bearer_ok(hp, r->cfg.admin_key))
+            return respond_error(w, c, 401, NULL, "missing or wrong admin key (Authorization: Bearer ...)");
+        if (!strcmp(path, "/admin/engines")) {
+            if (!get) return respond_error(w, c, 405, NULL, "use GET");
+            admin_engines(w, c);
+            return 0;
+        }
+        if (!strcmp(path, "/admin/rollout")) {
+            bool put = !strcmp(hp->method, "PUT") || post;
+            if (!get && !put) return respond_error(w, c, 405, NULL, "use GET or PUT");
+            admin_rollout(w, c, put);
+            return 0;
+        }
+        return respond_error(w, c, 404, NULL, "no such admin endpoint");
+    }
+    int ep;
+    if (!strcmp(path, "/v1/completions")) ep = EP_COMPLETIONS;
+    else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
+    else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
+    else if (!strcmp(path, "/detokenize")) ep = EP_DETOKENIZE;
+    else if (!strcmp(path, "/v1/models")) ep = -1;
+    else return respond_error(w, c, 404, NULL, "no such endpoint");
+    if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
+        return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
+    if (ep < 0) {
+        if (!get) return respond_error(w, c, 405, NULL, "use GET");
+        models_merged(w, c);
+        return 0;
+    }
+    if (!post) return respond_error(w, c, 405, NULL, "use POST");
+
+    xreq *x = sl_calloc(1, sizeof *x);
+    if (!x) return respond_error(w, c, 500, NULL, "out of memory");
+    x->c = c;
+    c->x = x;
+    atomic_fetch_add(&r->metrics.in_flight, 1);
+    x->t_recv = mono_ns();
+    x->ep = ep;
+    snprintf(x->method, sizeof x->method, "%s", hp->method);
+    x->target = sl_strdup(target);
+    x->ctype = hdr_dup(hp, "Content-Type");
+    if (r->cfg.engine_api_key) {
+        size_t n = strlen(r->cfg.engine_api_key) + 8;
+        x->auth = sl_malloc(n);
+        if (x->auth) snprintf(x->auth, n, "Bearer %s", r->cfg.engine_api_key);
+    } else {
+        x->auth = hdr_dup(hp, "Authorization");
+    }
+    /* the body moves to the request */
+    x->body = c->body;
+    x->n_body = c->n_body;
+    c->body = NULL;
+    c->n_body = c->cap_body = 0;
+    sl_evstream_init(&x->sse_parser, MAX_EVENT);
+    x->fs.kind = ep == EP_CHAT ? SL_FO_CHAT : SL_FO_COMPLETIONS;
+    const sl_hp_hdr *sid = sl_hp_header(hp, "X-Session-Id");
+    if (ep == EP_COMPLETIONS || ep == EP_CHAT) {
+        json_t *o = x->n_body ? json_loadb(x->body, x->n_body, 0, NULL) : NULL;
+        if (json_is_object(o)) {
+            x->json = o;
+            json_t *m = json_object_get(o, "model");
+            if (json_is_string(m)) snprintf(x->model, sizeof x->model, "%s", json_string_value(m));
+            json_t *user = json_object_get(o, "user");
+            if (json_is_string(user) && json_string_length(user) > 0) {
+                x->q.has_session = true;
+                x->q.session = sl_hash64(json_string_value(user), json_string_length(user), SEED_SESSION);
+            }
+            x->q.has_prefix = prefix_hash(o, ep, r->cfg.prefix_bytes, &x->q.prefix);
+            x->stream = json_is_true(json_object_get(o, "stream"));
+            json_t *lp = json_object_get(o, "logprobs");
+            x->count_text = lp && !json_is_null(lp) && !json_is_false(lp);
+            if (x->stream) {
+                /* ask for token ids, and give the request a seed, so it can continue elsewhere */
+                x->want_ids = true;
+                uint64_t seed = sl_mix64(atomic_fetch_add(&r->ticket, 1) ^ (uint64_t)mono_ns());
+                if (sl_fo_add_seed(o, seed)) {
+                    char *s = json_dumps(o, JSON_COMPACT);
+                    if (s) {
+                        free(x->body);
+                        x->body = s;
+                        x->n_body = strlen(s);
+                    }
+                }
+            }
+        } else {
+            json_decref(o); /* not JSON: the engine will say what is wrong */
+        }
+    }
+    if (!x->q.has_session && sid && sid->value_len) {
+        x->q.has_session = true;
+        x->q.session = sl_hash64(sid->value, sid->value_len, SEED_SESSION);
+    }
+    x->q.model = x->model[0] ? x->model : NULL;
+    start_attempt(w, x);
+    return 0;
+}
+
+/* ---- client input ------------------------------------------------------------------- */
+
+static bool client_body(void *ctx, const char *p, size_t n) {
+    cconn *c = ctx;
+    int64_t max = c->w->r->cfg.max_body_bytes;
+    if (c->body_too_big || (int64_t)(c->n_body + n) > max) {
+        c->body_too_big = true;
+        return true;
+    }
+    if (c->n_body + n + 1 > c->cap_body) {
+        size_t cap = c->cap_body ? c->cap_body * 2 : 4096;
+        while (cap < c->n_body + n + 1) cap *= 2;
+        char *nb = sl_realloc(c->body, cap);
+        if (!nb) {
+            c->body_too_big = true;
+            return true;
+        }
+        c->body = nb;
+        c->cap_body = cap;
+    }
+    memcpy(c->body + c->n_body, p, n);
+    c->n_body += n;
+    c->body[c->n_body] = '\0';
+    return true;
+}
+
+static void client_process(worker *w, cconn *c) {
+    while (!c->dead && !c->x && !c->close_after) {
+        if (c->n_in == 0) break;
+        size_t used = sl_hp_feed(&c->hp, c->in, c->n_in, client_body, c);
+        if (used) {
+            memmove(c->in, c->in + used, c->n_in - used);
+            c->n_in -= used;
+        }
+        if (c->hp.state == SL_HP_ERROR) {
+            c->close_after = true;
+            c->minor = 1;
+            respond_error(w, c, c->hp.err_status ? c->hp.err_status : 400, NULL, "%s", c->hp.err);
+            break;
+        }
+        if (c->hp.state == SL_HP_BODY && !c->head_checked) {
+            c->head_checked = true;
+            c->minor = c->hp.minor;
+            c->keep_alive = c->hp.keep_alive;
+            if (c->hp.content_length > w->r->cfg.max_body_bytes) {
+                c->close_after = true;
+                respond_error(w, c, 413, NULL, "the request body is larger than %lld bytes",
+                              (long long)w->r->cfg.max_body_bytes);
+                break;
+            }
+            if (sl_hp_header_has(&c->hp, "Expect", "100-continue")) {
+                ob_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                client_flush(w, c);
+                if (c->dead) return;
+            }
+        }
+        if (c->hp.state == SL_HP_DONE) {
+            c->minor = c->hp.minor;
+            c->keep_alive = c->hp.keep_alive;
+            handle_request(w, c);
+            if (c->dead) return;
+            sl_hp_reset(&c->hp);
+            c->n_body = 0;
+            c->body_too_big = false;
+            c->head_checked = false;
+            continue;
+        }
+        if (used == 0) break;
+    }
+    /* pipelined bytes pile up while a request is answered: stop reading past a bound */
+    bool pause = c->x && c->n_in > (1u << 20);
+    if (!c->dead && pause != c->reading_paused) {
+        c->reading_paused = pause;
+        client_interest(w, c);
+    }
+}
+
+static void client_readable(worker *w, cconn *c) {
+    for (;;) {
+        if (c->cap_in - c->n_in < 16384) {
+            size_t cap = c->cap_in ? c->cap_in * 2 : 16384;
+            char *nb = sl_realloc(c->in, cap);
+            if (!nb) {
+                client_close(w, c);
+                return;
+            }
+            c->in = nb;
+            c->cap_in = cap;
+        }
+        ssize_t k = recv(c->fd, c->in + c->n_in, c->cap_in - c->n_in, 0);
+        if (k > 0) {
+            c->n_in += (size_t)k;
+            c->last_ns = w->now;
+            if ((size_t)k < 16384) break;
+            if (c->n_in > (2u << 20)) break;
+            continue;
+        }
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        /* EOF or error: the client is gone (after a half-close too: like the engine, we take it as gone) */
+        client_close(w, c);
+        return;
+    }
+    client_process(w, c);
+}
+
+static void accept_clients(worker *w) {
+    for (;;) {
+        int fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            return; /* EAGAIN, or out of descriptors: try again on the next event */
+        }
+        if (w->n_clients >= w->r->cfg.max_connections) {
+            close(fd);
+            continue;
+        }
+        cconn *c = sl_calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->kind = K_CLIENT;
+        c->fd = fd;
+        c->w = w;
+        c->last_ns = w->now;
+        sl_hp_init(&c->hp, SL_HP_REQUEST);
+        set_nodelay(fd);
+        c->next = w->clients;
+        if (w->clients) w->clients->prev = c;
+        w->clients = c;
+        w->n_clients++;
+        atomic_fetch_add(&w->r->metrics.connections, 1);
+        ep_set(w, fd, c, EPOLLIN | EPOLLRDHUP, true);
+    }
+}
+
+/* ---- upstream connections ------------------------------------------------------------ */
+
+static pool *pool_of(worker *w, sl_member *e, bool create) {
+    for (int i = 0; i < w->n_pools; i++)
+        if (w->pools[i].e == e) return &w->pools[i];
+    if (!create) return NULL;
+    if (w->n_pools == w->cap_pools) {
+        int cap = w->cap_pools ? w->cap_pools * 2 : 8;
+        pool *np = sl_realloc(w->pools, sizeof(pool) * (size_t)cap);
+        if (!np) return NULL;
+        w->pools = np;
+        w->cap_pools = cap;
+    }
+    pool *p = &w->pools[w->n_pools++];
+    memset(p, 0, sizeof *p);
+    sl_member_retain(e);
+    p->e = e;
+    return p;
+}
+
+static void up_close(worker *w, uconn *u) {
+    if (u->dead) return;
+    u->dead = true;
+    if (u->state == U_IDLE) {
+        pool *p = pool_of(w, u->e, false);
+        if (p) {
+            for (uconn **pp = &p->idle; *pp; pp = &(*pp)->next_idle)
+                if (*pp == u) {
+                    *pp = u->next_idle;
+                    p->n_idle--;
+                    break;
+                }
+        }
+    }
+    epoll_ctl(w->ep, EPOLL_CTL_DEL, u->fd, NULL);
+    close(u->fd);
+    u->fd = -1;
+    if (u->prev) u->prev->next = u->next;
+    else w->ups = u->next;
+    if (u->next) u->next->prev = u->prev;
+    u->next_dead = w->dead_u;
+    w->dead_u = u;
+}
+
+static void up_free(uconn *u) {
+    sl_member_release(u->e);
+    sl_hp_deinit(&u->hp);
+    ob_free(&u->out);
+    sl_free(u);
+}
+
+static void pool_put(worker *w, uconn *u) {
+    pool *p = pool_of(w, u->e, true);
+    if (!p || p->n_idle >= 512 || u->paused) {
+        up_close(w, u);
+        return;
+    }
+    u->state = U_IDLE;
+    u->x = NULL;
+    u->deadline_ns = w->now + POOL_IDLE_NS;
+    sl_hp_reset(&u->hp);
+    ob_reset(&u->out);
+    u->next_idle = p->idle;
+    p->idle = u;
+    p->n_idle++;
+    up_interest(w, u);
+}
+
+static uconn *pool_take(worker *w, sl_member *e) {
+    pool *p = pool_of(w, e, false);
+    if (!p || !p->idle) return NULL;
+    uconn *u = p->idle;
+    p->idle = u->next_idle;
+    p->n_idle--;
+    u->next_idle = NULL;
+    u->reused = true;
+    u->state = U_SENDING;
+    return u;
+}
+
+/* A new connection to e; NULL + *err set when connect() fails at once. */
+static uconn *up_connect(worker *w, sl_member *e, int *err) {
+    *err = 0;
+    int fd = socket(e->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = errno;
+        return NULL;
+    }
+    set_nodelay(fd);
+    int rc = connect(fd, (struct sockaddr *)&e->addr, e->addr_len);
+    if (rc < 0 && errno != EINPROGRESS) {
+        *err = errno;
+        close(fd);
+        return NULL;
+    }
+    uconn *u = sl_calloc(1, sizeof *u);
+    if (!u) {
+        *err = ENOMEM;
+        close(fd);
+        return NULL;
+    }
+    u->kind = K_UP;
+    u->fd = fd;
+    u->w = w;
+    sl_member_retain(e);
+    u->e = e;
+    u->state = rc == 0 ? U_SENDING : U_CONNECTING;
+    u->deadline_ns = w->now + (int64_t)w->r->cfg.connect_timeout_ms * 1000000LL;
+    sl_hp_init(&u->hp, SL_HP_RESPONSE);
+    u->next = w->ups;
+    if (w->ups) w->ups->prev = u;
+    w->ups = u;
+    ep_set(w, fd, u, EPOLLOUT | EPOLLRDHUP, true);
+    return u;
+}
+
+static void up_write(worker *w, uconn *u) {
+    while (ob_pending(&u->out)) {
+        ssize_t k = send(u->fd, u->out.p + u->out.off, ob_pending(&u->out), MSG_NOSIGNAL);
+        if (k > 0) {
+            u->out.off += (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            up_interest(w, u);
+            return;
+        }
+        xreq *x = u->x;
+        sl_member *e = u->e;
+        bool stale = u->reused && !u->got_bytes;
+        u->x = NULL;
+        if (x) x->u = NULL;
+        up_close(w, u);
+        if (x) attempt_failed(w, x, e, F_RESET, stale);
+        return;
+    }
+    ob_reset(&u->out);
+    u->state = U_WAITING;
+    u->deadline_ns = w->now + (int64_t)w->r->cfg.upstream_timeout_s * 1000000000LL;
+    up_interest(w, u);
+}
+
+/* Build the request for the attempt on u and start sending. */
+static void up_send(worker *w, xreq *x, uconn *u) {
+    const char *path = x->migrated ? "/v1/completions" : x->target;
+    ob_printf(&u->out, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", x->method, path,
+              u->e->hostport, x->ctype ? x->ctype : "application/json", x->n_body);
+    if (x->auth) ob_printf(&u->out, "Authorization: %s\r\n", x->auth);
+    if (x->want_ids) ob_str(&u->out, "X-Shardlm-Token-Ids: 1\r\n");
+    ob_str(&u->out, "\r\n");
+    ob_add(&u->out, x->body, x->n_body);
+    u->x = x;
+    x->u = u;
+    u->got_bytes = u->head_seen = false;
+    x->t_up_send = mono_ns();
+    if (u->state != U_CONNECTING) up_write(w, u);
+}
+
+static void attempt_on(worker *w, xreq *x, sl_member *e) {
+    sl_member_retain(e);
+    x->cur = e;
+    atomic_fetch_add(&e->in_flight, 1);
+    atomic_fetch_add(&e->n_requests, 1);
+    x->status = 0;
+    x->up_ctype[0] = '\0';
+    x->sse = false;
+    ob_reset(&x->resp);
+    uconn *u = pool_take(w, e);
+    if (!u) {
+        int err;
+        u = up_connect(w, e, &err);
+        if (!u) {
+            attempt_failed(w, x, e, F_CONNECT, false);
+            return;
+        }
+    }
+    up_send(w, x, u);
+}
+
+static void start_attempt(worker *w, xreq *x) {
+    sl_router *r = w->r;
+    w->view = sl_members_view(r->members, w->view);
+    x->q.exclude = x->tried;
+    x->q.n_exclude = x->n_tried;
+    x->q.ticket = atomic_fetch_add(&r->ticket, 1);
+    sl_reason why;
+    sl_member *e = sl_place(w->view, r->cfg.policy, r->cfg.load_factor, &x->q, &why);
+    if (!e) {
+        no_engine(w, x,
+                  x->n_tried ? "every engine tried failed" : w->view->n ? "no engine is in rotation" : "no engines are known");
+        return;
+    }
+    atomic_fetch_add(&r->metrics.decisions[why], 1);
+    attempt_on(w, x, e);
+}
+
+/* Continue a stream whose engine failed mid-answer on another one. */
+static void migrate(worker *w, xreq *x, sl_member *failed) {
+    if (x->finish_seen) { /* it had finished: only [DONE] was missing */
+        if (x->c) {
+            client_chunk(x->c, "data: [DONE]\n\n", 14);
+            stream_end(w, x);
+        }
+        finish_x(w, x);
+        return;
+    }
+    if (!x->have_pids || !x->json) {
+        stream_error(w, x, "engine %s failed mid-stream and gave no token ids to continue from", failed->spec.url);
+        return;
+    }
+    char *body = NULL;
+    sl_status st = sl_fo_continuation(x->json, x->fs.kind, x->pids, x->n_pids, x->gids, x->n_gids, &body);
+    if (st == SL_ERR_RANGE) { /* every token was streamed: end as the engine would have */
+        json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:s}]}", "id", x->fs.id, "object",
+                              x->fs.kind == SL_FO_CHAT ? "chat.completion.chunk" : "text_completion", "created",
+                              x->fs.created, "model", x->model, "choices", "index", 0,
+                              x->fs.kind == SL_FO_CHAT ? "delta" : "text",
+                              x->fs.kind == SL_FO_CHAT ? json_object() : json_string(""), "logprobs", "finish_reason",
+                              "length");
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (x->c && s) {
+            obuf ev = {0};
+            ob_str(&ev, "data: ");
+            ob_str(&ev, s);
+            ob_str(&ev, "\n\ndata: [DONE]\n\n");
+            client_chunk(x->c, ev.p, ev.n);
+            ob_free(&ev);
+            stream_end(w, x);
+        }
+        free(s);
+        finish_x(w, x);
+        return;
+    }
+    if (st != SL_OK) {
+        stream_error(w, x, "cannot continue the stream: %s", sl_last_error());
+        return;
+    }
+    free(x->body);
+    x->body = body;
+    x->n_body = strlen(body);
+    sl_free(x->ctype);
+    x->ctype = NULL;
+    x->migrated = true;
+    x->fs.n_gen_before = x->n_gids;
+    sl_evstream_deinit(&x->sse_parser); /* a half-received event of the dead engine is dropped with its ids */
+    sl_evstream_init(&x->sse_parser, MAX_EVENT);
+    atomic_fetch_add(&w->r->metrics.migrations, 1);
+    atomic_fetch_add(&failed->n_migrations, 1);
+    fprintf(stderr, "shardlm route: engine %s failed mid-stream after %d tokens: continuing elsewhere\n",
+            failed->spec.url, x->n_gids);
+    start_attempt(w, x);
+}
+
+static void attempt_failed(worker *w, xreq *x, sl_member *e, int kind, bool stale) {
+    sl_router *r = w->r;
+    if (x->done_seen) { /* the stream had ended: nothing is lost */
+        finish_x(w, x);
+        return;
+    }
+    if (stale && !x->stale_retry) {
+        /* a pooled connection the engine had closed: once more on a fresh one, not a failure */
+        x->stale_retry = true;
+        int err;
+        uconn *u = up_connect(w, e, &err);
+        if (u) {
+            up_send(w, x, u);
+            return;
+        }
+        kind = F_CONNECT;
+    }
+    atomic_fetch_add(&e->n_errors, 1);
+    static const char *WHY[] = {"connection refused or failed", "connect timed out", "connection reset",
+                                "connection closed mid-response", "no response within the timeout",
+                                "malformed response", "answered 502/503/504"};
+    if (kind == F_CONNECT || kind == F_CONNECT_TIMEOUT || kind == F_RESET || kind == F_EOF) {
+        sl_member_eject(e, WHY[kind]); /* connection failure: out of the ring at once */
+    } else if (kind != F_UNAVAILABLE && atomic_fetch_add(&e->passive_fails, 1) + 1 >= r->cfg.fall) {
+        sl_member_eject(e, WHY[kind]);
+    }
+    if (x->n_tried < MAX_TRIED) x->tried[x->n_tried++] = e;
+    attempt_end(x);
+    x->stale_retry = false;
+    if (!x->c) {
+        finish_x(w, x);
+        return;
+    }
+    if (!x->started) {
+        if (x->n_tried > r->cfg.retries) {
+            atomic_fetch_add(&r->metrics.no_engine, 1);
+            respond_error(w, x->c, 502, NULL, "engine %s failed (%s) and %d retries were used", e->spec.url, WHY[kind],
+                          r->cfg.retries);
+            finish_x(w, x);
+            return;
+        }
+        atomic_fetch_add(&r->metrics.retries, 1);
+        atomic_fetch_add(&e->n_retries, 1);
+        start_attempt(w, x);
+        return;
+    }
+    if (x->n_tried > r->cfg.retries + 1) {
+        stream_error(w, x, "engine %s failed mid-stream and %d engines were tried", e->spec.url, x->n_tried);
+        return;
+    }
+    migrate(w, x, e);
+}
+
+/* u failed: close it and fail its attempt. */
+static void up_fail(worker *w, uconn *u, int kind) {
+    xreq *x = u->x;
+    sl_member *e = u->e;
+    sl_member_retain(e);
+    bool stale = u->reused && !u->got_bytes && (kind == F_RESET || kind == F_EOF);
+    u->x = NULL;
+    if (x) x->u = NULL;
+    up_close(w, u);
+    if (x) attempt_failed(w, x, e, kind, stale);
+    sl_member_release(e);
+}
+
+/* ---- upstream responses --------------------------------------------------------------- */
+
+static bool want_line(const char *line, size_t len, const char *what, const char **rest, size_t *rlen) {
+    size_t k = strlen(what);
+    if (len < k || memcmp(line, what, k) != 0) return false;
+    *rest = line + k;
+    *rlen = len - k;
+    return true;
+}
+
+/* One SSE event from the engine: keep the token ids, pass the data on. */
+static bool on_event(void *ctx, char *ev, size_t n) {
+    uconn *u = ctx;
+    xreq *x = u->x;
+    worker *w = u->w;
+    if (!x || !x->c) return false;
+    obuf out = {0};
+    bool any = false;
+    size_t pos = 0, len;
+    const char *line;
+    while (sl_evstream_line(ev, n, &pos, &line, &len)) {
+        const char *v, *rest;
+        size_t vl, rl;
+        if (sl_evstream_field(line, len, "", &v, &vl)) { /* comment */
+            if (want_line(v, vl, "prompt_token_ids ", &rest, &rl)) {
+                if (!x->have_pids) {
+                    if (sl_fo_parse_ids(rest, rl, &x->pids, &x->n_pids, &x->cap_pids) == SL_OK) x->have_pids = true;
+                    else x->n_pids = 0;
+                }
+            } else if (want_line(v, vl, "token_ids ", &rest, &rl)) {
+                sl_fo_parse_ids(rest, rl, &x->gids, &x->n_gids, &x->cap_gids);
+            }
+            continue;
+        }
+        if (sl_evstream_field(line, len, "data", &v, &vl)) {
+            if (vl == 6 && !memcmp(v, "[DONE]", 6)) {
+                x->done_seen = true;
+                ob_str(&out, "data: [DONE]\n");
+                any = true;
+                continue;
+            }
+            if (!x->migrated) {
+                if (!x->fs.learned) sl_fo_learn(&x->fs, v, vl);
+                if (x->count_text) sl_fo_count_text(&x->fs, v, vl);
+                if (memmem(v, vl, "\"finish_reason\":\"", 17)) x->finish_seen = true;
+                ob_add(&out, line, len);
+                ob_str(&out, "\n");
+            } else {
+                char *s = sl_fo_rewrite(&x->fs, v, vl);
+                if (s && memmem(s, strlen(s), "\"finish_reason\":\"", 17)) x->finish_seen = true;
+                if (x->count_text) sl_fo_count_text(&x->fs, v, vl);
+                ob_str(&out, "data: ");
+                if (s) ob_str(&out, s);
+                else ob_add(&out, v, vl);
+                ob_str(&out, "\n");
+                free(s);
+            }
+            any = true;
+            continue;
+        }
+        ob_add(&out, line, len); /* event:, id:, retry: */
+        ob_str(&out, "\n");
+    }
+    if (any) {
+        bool first = !x->started;
+        stream_headers(w, x);
+        if (x->migrated && x->events == 0) {
+            char note[400];
+            int k = snprintf(note, sizeof note, ": x-shardlm-engine %s\n\n", x->cur ? x->cur->spec.url : "");
+            client_chunk(x->c, note, (size_t)k);
+        }
+        ob_str(&out, "\n");
+        client_chunk(x->c, out.p, out.n);
+        x->events++;
+        if (first) {
+            x->t_up_done = mono_ns();
+            note_added(w, x);
+        }
+        if (x->done_seen) stream_end(w, x);
+        else client_flush(w, x->c);
+    }
+    ob_free(&out);
+    return !u->dead && u->x == x && x->c && !x->c->dead;
+}
+
+static bool up_head(worker *w, uconn *u) {
+    xreq *x = u->x;
+    int st = u->hp.status;
+    if (st == 502 || st == 503 || st == 504) {
+        up_fail(w, u, F_UNAVAILABLE);
+        return false;
+    }
+    atomic_store(&u->e->passive_fails, 0);
+    x->status = st;
+    const sl_hp_hdr *ct = sl_hp_header(&u->hp, "Content-Type");
+    snprintf(x->up_ctype, sizeof x->up_ctype, "%.*s", ct ? (int)(ct->value_len < 127 ? ct->value_len : 127) : 16,
+             ct ? ct->value : "application/json");
+    x->sse = x->stream && st == 200 && !strncasecmp(x->up_ctype, "text/event-stream", 17);
+    if (x->migrated && !x->sse) {
+        /* the continuation was refused (e.g. 400): nothing sensible to show mid-stream but the error */
+        return true;
+    }
+    return true;
+}
+
+static bool up_body(void *ctx, const char *p, size_t n) {
+    uconn *u = ctx;
+    worker *w = u->w;
+    if (!u->head_seen) {
+        u->head_seen = true;
+        if (!up_head(w, u)) return false;
+    }
+    xreq *x = u->x;
+    if (!x) return false;
+    if (!x->sse) {
+        if (ob_pending(&x->resp) + n > MAX_RESPONSE) {
+            up_fail(w, u, F_PROTO);
+            return false;
+        }
+        ob_add(&x->resp, p, n);
+        return true;
+    }
+    sl_status st = sl_evstream_feed(&x->sse_parser, p, n, on_event, u);
+    if (st == SL_ERR_PROTO || st == SL_ERR_NOMEM) {
+        up_fail(w, u, F_PROTO);
+        return false;
+    }
+    return st == SL_OK && !u->dead && u->x == x;
+}
+
+/* The engine's response is complete. */
+static void up_done(worker *w, uconn *u) {
+    xreq *x = u->x;
+    if (!x) {
+        up_close(w, u);
+        return;
+    }
+    x->t_up_done = mono_ns();
+    if (x->sse) {
+        if (x->done_seen) finish_x(w, x);
+        else up_fail(w, u, F_EOF);
+        return;
+    }
+    if (x->migrated) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "the continuation was refused with %d: %.*s", x->status,
+                 (int)(ob_pending(&x->resp) > 400 ? 400 : ob_pending(&x->resp)), x->resp.p ? x->resp.p : "");
+        stream_error(w, x, "%s", msg);
+        return;
+    }
+    if (x->c) {
+        note_added(w, x);
+        respond(w, x->c, x->status, x->up_ctype, x->resp.p ? x->resp.p : "", ob_pending(&x->resp), x->cur->spec.url);
+    }
+    finish_x(w, x);
+}
+
+static void up_readable(worker *w, uconn *u) {
+    for (;;) {
+        ssize_t k = recv(u->fd, w->rbuf, sizeof w->rbuf, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (!u->x) { /* idle in the pool: the engine closed it, or sent something unasked */
+            up_close(w, u);
+            return;
+        }
+        if (k <= 0) {
+            if (k == 0 && sl_hp_eof(&u->hp) == SL_HP_DONE) {
+                if (!u->head_seen) {
+                    u->head_seen = true;
+                    if (!up_head(w, u)) return;
+                }
+                up_done(w, u);
+            } else {
+                up_fail(w, u, k == 0 ? F_EOF : F_RESET);
+            }
+            return;
+        }
+        u->got_bytes = true;
+        u->deadline_ns = w->now + (int64_t)w->r->cfg.upstream_timeout_s * 1000000000LL;
+        size_t off = 0;
+        while (off < (size_t)k) {
+            size_t used = sl_hp_feed(&u->hp, w->rbuf + off, (size_t)k - off, up_body, u);
+            off += used;
+            if (u->dead || !u->x) return;
+            if (u->hp.state == SL_HP_ERROR) {
+                up_fail(w, u, F_PROTO);
+                return;
+            }
+            if (!u->head_seen && u->hp.state != SL_HP_HEAD) {
+                u->head_seen = true;
+                if (!up_head(w, u)) return;
+            }
+            if (u->hp.state == SL_HP_DONE) {
+                if (off < (size_t)k) u->hp.keep_alive = false; /* bytes after the response: do not reuse */
+                up_done(w, u);
+                return;
+            }
+            if (used == 0) break;
+        }
+        if (u->paused) return;
+        if ((size_t)k < sizeof w->rbuf) return;
+    }
+}
+
+static void up_event(worker *w, uconn *u, uint32_t ev) {
+    if (u->state == U_CONNECTING) {
+        if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            up_fail(w, u, F_CONNECT);
+            return;
+        }
+        u->state = U_SENDING;
+        up_write(w, u);
+        return;
+    }
+    if (u->state == U_SENDING && (ev & EPOLLOUT)) {
+        up_write(w, u);
+        if (u->dead) return;
+    }
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) up_readable(w, u);
+}
+
+/* ---- timeouts -------------------------------------------------------------------------- */
+
+static void sweep(worker *w) {
+    int64_t now = w->now;
+    /* closed objects keep their links until reaped, so walking on from one is safe */
+    for (uconn *u = w->ups, *next; u; u = next) {
+        next = u->next;
+        if (u->dead || u->deadline_ns > now) continue;
+        if (u->paused) u->deadline_ns = now + (int64_t)w->r->cfg.upstream_timeout_s * 1000000000LL;
+        else if (u->state == U_IDLE) up_close(w, u);
+        else if (u->state == U_CONNECTING) up_fail(w, u, F_CONNECT_TIMEOUT);
+        else up_fail(w, u, F_TIMEOUT);
+    }
+    for (cconn *c = w->clients, *next; c; c = next) {
+        next = c->next;
+        if (c->dead || c->x) continue;
+        bool partial = c->hp.n_head > 0 || c->hp.state == SL_HP_BODY;
+        if (now - c->last_ns > (partial ? CLIENT_HEAD_NS : CLIENT_IDLE_NS)) {
+            if (partial) {
+                c->close_after = true;
+                respond_error(w, c, 408, NULL, "the request did not arrive in time");
+                if (!c->dead && ob_pending(&c->out)) continue;
+            }
+            client_close(w, c);
+        }
+    }
+    /* pools of engines that left the membership */
+    for (int i = 0; i < w->n_pools; i++) {
+        pool *p = &w->pools[i];
+        bool member = false;
+        for (int k = 0; k < w->view->n && !member; k++) member = w->view->engines[k] == p->e;
+        if (member) continue;
+        while (p->idle) up_close(w, p->idle);
+        sl_member_release(p->e);
+        w->pools[i] = w->pools[--w->n_pools];
+        i--;
+    }
+}
+
+/* ---- the loop ---------------------------------------------------------------------------- */
+
+static void reap(worker *w) {
+    while (w->todo) {
+        cconn *c = w->todo;
+        w->todo = c->next_todo;
+        c->todo = false;
+        if (!c->dead) client_process(w, c);
+    }
+    while (w->dead_c) {
+        cconn *c = w->dead_c;
+        w->dead_c = c->next_dead;
+        client_free(c);
+    }
+    while (w->dead_u) {
+        uconn *u = w->dead_u;
+        w->dead_u = u->next_dead;
+        up_free(u);
+    }
+    while (w->dead_x) {
+        xreq *x = w->dead_x;
+        w->dead_x = x->next_dead;
+        x_free(x);
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    sl_proxy *px = w->px;
+    struct epoll_event evs[256];
+    while (!atomic_load(&px->stop)) {
+        int n = epoll_wait(w->ep, evs, 256, 50);
+        w->now = mono_ns();
+        for (int i = 0; i < n; i++) {
+            int kind = *(int *)evs[i].data.ptr;
+            uint32_t ev = evs[i].events;
+            if (kind == K_LISTEN) {
+                accept_clients(w);
+            } else if (kind == K_WAKE) {
+                uint64_t v;
+                if (read(w->wake_fd, &v, sizeof v) < 0) { /* nothing to do */
+                }
+            } else if (kind == K_CLIENT) {
+                cconn *c = evs[i].data.ptr;
+                if (c->dead) continue;
+                if (ev & EPOLLOUT) client_flush(w, c);
+                if (!c->dead && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+                    if (c->reading_paused && !(ev & (EPOLLIN))) {
+                        if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_close(w, c);
+                    } else {
+                        client_readable(w, c);
+                    }
+                }
+            } else if (kind == K_UP) {
+                uconn *u = evs[i].data.ptr;
+                if (!u->dead) up_event(w, u, ev);
+            }
+            reap(w);
+        }
+        if (w->now >= w->next_sweep) {
+            w->view = sl_members_view(w->r->members, w->view);
+            sweep(w);
+            reap(w);
+            w->next_sweep = w->now + SWEEP_NS;
+        }
+    }
+    /* shutdown: close everything */
+    while (w->clients) client_close(w, w->clients);
+    while (w->ups) up_close(w, w->ups);
+    reap(w);
+    for (int i = 0; i < w->n_pools; i++) sl_member_release(w->pools[i].e);
+    sl_free(w->pools);
+    sl_view_release(w->view);
+    return NULL;
+}
+
+/* ---- start / stop --------------------------------------------------------------------------- */
+
+static int listen_on(const char *host, int port, sl_status *st) {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        *st = SL_FAIL(SL_ERR_INVALID, "--host '%s' is not an IPv4 address", host);
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *st = SL_FAIL(SL_ERR_IO, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1024) < 0) {
+        *st = SL_FAIL(SL_ERR_IO, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
+    *out = NULL;
+    sl_status st = SL_OK;
+    sl_proxy *px = sl_calloc(1, sizeof *px);
+    if (!px) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    px->r = r;
+    px->n = r->cfg.threads;
+    px->w = sl_calloc((size_t)px->n, sizeof(worker));
+    if (!px->w) {
+        sl_free(px);
+        return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    }
+    int port = r->cfg.port;
+    int started = 0;
+    for (int i = 0; i < px->n; i++) {
+        worker *w = &px->w[i];
+        w->px = px;
+        w->r = r;
+        w->idx = i;
+        w->listen_tag = K_LISTEN;
+        w->wake_tag = K_WAKE;
+        w->lfd = w->ep = w->wake_fd = -1;
+        w->lfd = listen_on(r->cfg.host, port, &st);
+        if (w->lfd < 0) goto fail;
+        if (port == 0) {
+            struct sockaddr_in sa;
+            socklen_t sl = sizeof sa;
+            getsockname(w->lfd, (struct sockaddr *)&sa, &sl);
+            port = ntohs(sa.sin_port);
+        }
+        w->ep = epoll_create1(EPOLL_CLOEXEC);
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->ep < 0 || w->wake_fd < 0) {
+            st = SL_FAIL(SL_ERR_IO, "epoll/eventfd: %s", strerror(errno));
+            goto fail;
+        }
+        ep_set(w, w->lfd, &w->listen_tag, EPOLLIN, true);
+        ep_set(w, w->wake_fd, &w->wake_tag, EPOLLIN, true);
+        w->view = sl_members_view(r->members, NULL);
+    }
+    px->port = port;
+    for (int i = 0; i < px->n; i++) {
+        if (pthread_create(&px->w[i].th, NULL, worker_main, &px->w[i]) != 0) {
+            st = SL_FAIL(SL_ERR_IO, "cannot start I/O thread %d", i);
+            goto fail;
+        }
+        started++;
+    }
+    *out = px;
+    return SL_OK;
+fail:
+    atomic_store(&px->stop, true);
+    for (int i = 0; i < started; i++) pthread_join(px->w[i].th, NULL);
+    for (int i = 0; i < px->n; i++) {
+        worker *w = &px->w[i];
+        if (i >= started) sl_view_release(w->view);
+        if (w->lfd >= 0) close(w->lfd);
+        if (w->ep >= 0) close(w->ep);
+        if (w->wake_fd >= 0) close(w->wake_fd);
+    }
+    sl_free(px->w);
+    sl_free(px);
+    return st;
+}
+
+int sl_proxy_port(const sl_proxy *p) { return p->port; }
+
+void sl_proxy_stop(sl_proxy *px) {
+    if (!px) return;
+    atomic_store(&px->stop, true);
+    for (int i = 0; i < px->n; i++) {
+        uint64_t one = 1;
+        if (write(px->w[i].wake_fd, &one, sizeof one) < 0) { /* the 50 ms wait ends anyway */
+        }
+    }
+    for (int i = 0; i < px->n; i++) {
+        worker *w = &px->w[i];
+        pthread_join(w->th, NULL);
+        close(w->lfd);
+        close(w->ep);
+        close(w->wake_fd);
+    }
+    sl_free(px->w);
+    sl_free(px);
+}

@@ -1,0 +1,73 @@
+/*
+ * router.h — `shardlm route`: the cluster's front door. One process holds the
+ * membership (static flags and/or etcd), a probe thread (health, load, model
+ * lists), and I/O threads that proxy the OpenAI API to engines.
+ *
+ * Threads: `threads` I/O workers, each with its own epoll loop, listening
+ * socket (SO_REUSEPORT) and keep-alive connection pools to engines — nothing
+ * on the request path is shared but atomics and the published membership view;
+ * one probe thread (health.c); one etcd watch thread when --etcd is given
+ * (etcd.c). Every wait across a process boundary is bounded.
+ */
+#ifndef SL_ROUTER_ROUTER_H
+#define SL_ROUTER_ROUTER_H
+
+#include "router/members.h"
+#include "router/metrics.h"
+#include "router/placement.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sl_router_cfg {
+    const char *host;
+    int port;                   /* 0 = any free port */
+    int threads;                /* I/O threads */
+    const char *const *engines; /* static members: "http://HOST:PORT[#VERSION]" */
+    int n_engines;
+    const char *etcd;           /* etcd URL (http://HOST:PORT), or NULL */
+    const char *cluster;
+    sl_policy policy;
+    int vnodes;
+    double load_factor;
+    int prefix_bytes;           /* prompt bytes hashed by the prefix policy */
+    int retries;                /* other engines tried before giving up */
+    int connect_timeout_ms;
+    int upstream_timeout_s;     /* silence from an engine that counts as failure */
+    int probe_interval_ms;
+    int rise;                   /* successful probes to re-admit an engine */
+    int fall;                   /* failed probes (or timeouts) to eject one */
+    const char *api_key;        /* clients must send it (NULL: no check) */
+    const char *engine_api_key; /* sent to engines (NULL: forward the client's) */
+    const char *admin_key;      /* the admin endpoints (NULL: admin disabled) */
+    const char *rollout;        /* initial weights, JSON, or NULL */
+    int64_t max_body_bytes;
+    int max_connections;
+} sl_router_cfg;
+
+typedef struct sl_proxy sl_proxy;
+typedef struct sl_health sl_health;
+typedef struct sl_etcd_watch sl_etcd_watch;
+
+typedef struct sl_router {
+    sl_router_cfg cfg;
+    sl_members *members;
+    sl_rmetrics metrics;
+    sl_health *health;
+    sl_etcd_watch *watch;
+    sl_proxy *proxy;
+    atomic_bool draining;
+    _Atomic uint64_t ticket;
+} sl_router;
+
+sl_status sl_router_start(const sl_router_cfg *cfg, sl_router **out);
+int sl_router_port(const sl_router *r);
+/* /ready answers 503 from now on; requests are still served. */
+void sl_router_drain(sl_router *r);
+int64_t sl_router_in_flight(const sl_router *r);
+/* Whether an engine is in rotation. */
+bool sl_router_ready(sl_router *r);
+void sl_router_stop(sl_router *r);
+
+#endif

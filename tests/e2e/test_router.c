@@ -1,0 +1,413 @@
+/*
+ * test_router.c — `shardlm route` end to end with static membership: real
+ * engines (`shardlm serve` on stories260K) and a real router on 127.0.0.1,
+ * free ports, stopped by PID.
+ *
+ * Expected outputs are never produced by the router: a response through the
+ * router is compared with the same request sent to an engine directly, and
+ * a stream that survived a `kill -9` of its engine with the undisturbed
+ * greedy output of an engine.
+ */
+#include "test_router_util.h"
+
+static bool start_engines(sl_test_proc *e, int n, const char **urls) {
+    for (int i = 0; i < n; i++) {
+        if (!rt_start_engine(&e[i], NULL)) return false;
+        urls[i] = e[i].url;
+    }
+    return true;
+}
+
+/* A router over `urls` (each may carry #VERSION) plus extra flags. */
+static bool start_router(sl_test_proc *r, const char **urls, int n, const char *const *extra) {
+    char *args[48] = {"route", "--port", "0", "--probe-interval-ms", "200"};
+    int k = 5;
+    for (int i = 0; i < n; i++) {
+        args[k++] = "--engine";
+        args[k++] = (char *)urls[i];
+    }
+    for (int i = 0; extra && extra[i]; i++) args[k++] = (char *)extra[i];
+    args[k] = NULL;
+    if (!rt_start(r, args)) return false;
+    return rt_wait_ready(r->url, 20);
+}
+
+static void stop_all(sl_test_proc *ps, int n) {
+    for (int i = 0; i < n; i++)
+        if (ps[i].pid > 0) sl_test_proc_stop(&ps[i], SIGTERM, 10);
+}
+
+TEST(proxy_matches_engine) {
+    CHECK(sl_test_shared("models/stories260K.gguf") != NULL);
+    sl_test_proc e[2], r;
+    const char *urls[2];
+    CHECK(start_engines(e, 2, urls));
+    CHECK(start_router(&r, urls, 2, NULL));
+    const char *body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0}";
+    rresp direct = rt_post(e[0].url, "/v1/completions", body);
+    rresp via = rt_post(r.url, "/v1/completions", body);
+    CHECK_EQ_INT(direct.status, 200);
+    CHECK_EQ_INT(via.status, 200);
+    CHECK_MSG(rt_which(via.engine, urls, 2) >= 0, "x-shardlm-engine '%s' is not an engine", via.engine);
+    char *a = rt_text(&direct, NULL, NULL), *b = rt_text(&via, NULL, NULL);
+    CHECK(strlen(a) > 20);
+    CHECK_STR(b, a);
+    /* streaming: same text, one [DONE] */
+    const char *sbody = "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,\"stream\":true}";
+    rresp s = rt_post(r.url, "/v1/completions", sbody);
+    int done = 0, errs = 0;
+    char *c = rt_text(&s, &done, &errs);
+    CHECK_EQ_INT(s.status, 200);
+    CHECK_STR(c, a);
+    CHECK_EQ_INT(done, 1);
+    CHECK_EQ_INT(errs, 0);
+    CHECK(rt_which(s.engine, urls, 2) >= 0);
+    CHECK_MSG(!strstr(s.body, "token_ids"), "the router leaked its token-id comments to the client");
+    /* chat, non-streaming and streaming */
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":30,\"temperature\":0}";
+    const char *chats = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":30,"
+                        "\"temperature\":0,\"stream\":true}";
+    rresp cd = rt_post(e[1].url, "/v1/chat/completions", chat), cv = rt_post(r.url, "/v1/chat/completions", chats);
+    char *x = rt_text(&cd, NULL, NULL), *y = rt_text(&cv, &done, NULL);
+    CHECK_STR(y, x);
+    CHECK_EQ_INT(done, 1);
+    /* the router's own endpoints, and errors passed through */
+    rresp m = rt_http(r.url, NULL, "/v1/models", NULL, NULL, NULL);
+    CHECK_EQ_INT(m.status, 200);
+    CHECK(strstr(m.body, "\"stories260K\"") != NULL);
+    rresp h = rt_http(r.url, NULL, "/health", NULL, NULL, NULL), nf = rt_http(r.url, NULL, "/nope", NULL, NULL, NULL);
+    CHECK_EQ_INT(h.status, 200);
+    CHECK_EQ_INT(nf.status, 404);
+    rresp bad = rt_post(r.url, "/v1/completions", "{\"prompt\": 5}");
+    CHECK_EQ_INT(bad.status, 400);
+    CHECK(strstr(bad.body, "\"param\":\"prompt\"") != NULL);
+    rresp tok = rt_post(r.url, "/tokenize", "{\"prompt\":\"Once upon a time\"}");
+    rresp tokd = rt_post(e[0].url, "/tokenize", "{\"prompt\":\"Once upon a time\"}");
+    CHECK_EQ_INT(tok.status, 200);
+    CHECK_STR(tok.body, tokd.body);
+    rresp adm = rt_http(r.url, NULL, "/admin/engines", NULL, NULL, NULL);
+    CHECK_EQ_INT(adm.status, 403);
+    CHECK(rt_metric(r.url, "shardlm_router_engine_up") == 2);
+    CHECK(rt_metric(r.url, "shardlm_router_requests_total{status=\"200\"}") >= 4);
+    rresp *all[] = {&direct, &via, &s, &cd, &cv, &m, &h, &nf, &bad, &tok, &tokd, &adm};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rt_free(all[i]);
+    free(a), free(b), free(c), free(x), free(y);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+}
+
+TEST(session_affinity_and_spread) {
+    sl_test_proc e[3], r;
+    const char *urls[3];
+    CHECK(start_engines(e, 3, urls));
+    CHECK(start_router(&r, urls, 3, NULL));
+    /* two turns of one conversation (the user field), and a session header */
+    const char *t1 = "{\"user\":\"alice\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":5}";
+    const char *t2 = "{\"user\":\"alice\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\","
+                     "\"content\":\"Hello there\"},{\"role\":\"user\",\"content\":\"Tell me more\"}],\"max_tokens\":5}";
+    rresp a = rt_post(r.url, "/v1/chat/completions", t1), b = rt_post(r.url, "/v1/chat/completions", t2);
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_EQ_INT(b.status, 200);
+    CHECK_STR(a.engine, b.engine);
+    for (int k = 0; k < 3; k++) {
+        rresp c = rt_http(r.url, NULL, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":1}", "X-Session-Id: bob", NULL);
+        rresp d = rt_http(r.url, NULL, "/v1/completions", "{\"prompt\":\"other text\",\"max_tokens\":1}",
+                          "X-Session-Id: bob", NULL);
+        CHECK_STR(c.engine, d.engine);
+        rt_free(&c);
+        rt_free(&d);
+    }
+    /* 1,000 sessions spread within 15% of even */
+    int count[3] = {0};
+    for (int i = 0; i < 1000; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"prompt\":\"Hello\",\"max_tokens\":1,\"user\":\"session-%d\"}", i);
+        rresp x = rt_post(r.url, "/v1/completions", body);
+        int k = rt_which(x.engine, urls, 3);
+        CHECK_MSG(x.status == 200 && k >= 0, "session %d: status %ld engine '%s'", i, x.status, x.engine);
+        count[k]++;
+        rt_free(&x);
+    }
+    printf("  1000 sessions over 3 engines: %d %d %d\n", count[0], count[1], count[2]);
+    for (int k = 0; k < 3; k++)
+        CHECK_MSG(fabs(count[k] - 1000.0 / 3) <= 0.15 * 1000.0 / 3, "engine %d took %d of 1000 sessions", k, count[k]);
+    CHECK(rt_metric(r.url, "shardlm_router_routing_decisions_total{reason=\"session\"}") >= 1000);
+    rt_free(&a);
+    rt_free(&b);
+    stop_all(&r, 1);
+    stop_all(e, 3);
+}
+
+/* Requests sharing a prefix longer than --prefix-bytes (256) meet on one engine. */
+TEST(prefix_affinity_without_session) {
+    sl_test_proc e[3], r;
+    const char *urls[3];
+    CHECK(start_engines(e, 3, urls));
+    CHECK(start_router(&r, urls, 3, NULL));
+    char first[256] = "";
+    for (int i = 0; i < 8; i++) {
+        char body[1024];
+        snprintf(body, sizeof body,
+                 "{\"messages\":[{\"role\":\"system\",\"content\":\"You are a storyteller. You tell short stories about "
+                 "animals who live in a forest, with a happy ending, for children who are going to sleep. Every story has a "
+                 "beginning, a middle and an end, and the animals are always kind to each other and to the trees.\"},"
+                 "{\"role\":\"user\",\"content\":\"Question number %d\"}],\"max_tokens\":2}",
+                 i);
+        rresp x = rt_post(r.url, "/v1/chat/completions", body);
+        CHECK_EQ_INT(x.status, 200);
+        if (i == 0) snprintf(first, sizeof first, "%s", x.engine);
+        CHECK_STR(x.engine, first);
+        rt_free(&x);
+    }
+    CHECK(rt_metric(r.url, "shardlm_router_routing_decisions_total{reason=\"prefix\"}") >= 8);
+    stop_all(&r, 1);
+    stop_all(e, 3);
+}
+
+typedef struct multi_req {
+    rresp r;
+    struct curl_slist *hl;
+    CURL *h;
+} multi_req;
+
+/* Bounded loads: concurrent streams of one session overflow to the other engine. */
+TEST(bounded_loads_overflow) {
+    sl_test_proc e[2], r;
+    const char *urls[2];
+    CHECK(start_engines(e, 2, urls));
+    CHECK(start_router(&r, urls, 2, NULL));
+    enum { N = 8 };
+    multi_req q[N];
+    CURLM *m = curl_multi_init();
+    for (int i = 0; i < N; i++) {
+        memset(&q[i], 0, sizeof q[i]);
+        q[i].h = rt_easy(r.url, NULL, "/v1/completions",
+                         "{\"prompt\":\"Once upon a time\",\"max_tokens\":300,\"temperature\":0,\"stream\":true,"
+                         "\"user\":\"hot-session\"}",
+                         NULL, NULL, &q[i].r, &q[i].hl, 60);
+        curl_multi_add_handle(m, q[i].h);
+    }
+    int running = 1;
+    while (running) {
+        curl_multi_perform(m, &running);
+        if (running) curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    int on[2] = {0};
+    for (int i = 0; i < N; i++) {
+        long st;
+        curl_easy_getinfo(q[i].h, CURLINFO_RESPONSE_CODE, &st);
+        CHECK_EQ_INT(st, 200);
+        int k = rt_which(q[i].r.engine, urls, 2);
+        CHECK(k >= 0);
+        on[k]++;
+        curl_multi_remove_handle(m, q[i].h);
+        curl_easy_cleanup(q[i].h);
+        curl_slist_free_all(q[i].hl);
+        rt_free(&q[i].r);
+    }
+    curl_multi_cleanup(m);
+    printf("  8 concurrent streams of one session: %d and %d per engine\n", on[0], on[1]);
+    CHECK_MSG(on[0] > 0 && on[1] > 0, "one hot session put %d/%d on the engines: bounded loads did not spread it", on[0],
+              on[1]);
+    CHECK(rt_metric(r.url, "shardlm_router_routing_decisions_total{reason=\"overflow\"}") >= 1);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+}
+
+/* kill -9 the engine serving a greedy stream mid-answer: the stream completes
+ * and equals the undisturbed output; one migration is counted. */
+static void midstream_kill(const char *path, const char *plain, const char *stream) {
+    sl_test_proc e[2], r, ref;
+    const char *urls[2];
+    CHECK(start_engines(e, 2, urls));
+    CHECK(rt_start_engine(&ref, NULL));
+    CHECK(start_router(&r, urls, 2, NULL));
+    rresp want = rt_post(ref.url, path, plain);
+    CHECK_EQ_INT(want.status, 200);
+    char *wt = rt_text(&want, NULL, NULL);
+    CHECK_MSG(strlen(wt) > 300, "the reference answer is too short to kill mid-way (%zu bytes)", strlen(wt));
+    double mig0 = rt_metric(r.url, "shardlm_router_migrations_total");
+    rresp got;
+    memset(&got, 0, sizeof got);
+    pid_t pids[2] = {e[0].pid, e[1].pid};
+    got.kill_after = 20;
+    got.engine_urls = urls;
+    got.engine_pids = pids;
+    got.n_engine = 2;
+    struct curl_slist *hl = NULL;
+    CURL *h = rt_easy(r.url, NULL, path, stream, NULL, NULL, &got, &hl, 60);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &got.status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hl);
+    CHECK_MSG(rc == CURLE_OK, "the client's stream broke: %s", curl_easy_strerror(rc));
+    CHECK(got.killed);
+    int done = 0, errs = 0;
+    char *gt = rt_text(&got, &done, &errs);
+    CHECK_EQ_INT(errs, 0);
+    CHECK_EQ_INT(done, 1);
+    CHECK_MSG(!strcmp(gt, wt), "migrated stream differs from the undisturbed one:\n got  %zu bytes: %.300s\n want %zu bytes: %.300s",
+              strlen(gt), gt, strlen(wt), wt);
+    CHECK_EQ_INT(rt_metric(r.url, "shardlm_router_migrations_total") - mig0, 1);
+    int k = rt_which(got.engine, urls, 2);
+    CHECK(k >= 0);
+    CHECK(rt_metric(r.url, "shardlm_router_engine_migrations_total") == 1);
+    free(gt);
+    free(wt);
+    rt_free(&got);
+    rt_free(&want);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+    stop_all(&ref, 1);
+}
+
+TEST(kill9_midstream_completions) {
+    midstream_kill("/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0}",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,\"stream\":true,"
+                   "\"stream_options\":{\"include_usage\":true}}");
+}
+
+TEST(kill9_midstream_chat) {
+    midstream_kill("/v1/chat/completions",
+                   "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
+                   "\"temperature\":0}",
+                   "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
+                   "\"temperature\":0,\"stream\":true,\"user\":\"carol\"}");
+}
+
+/* An engine that fails before the first byte: the request goes to the next
+ * engine; the failed one leaves the ring at once. */
+TEST(retry_before_first_byte) {
+    sl_test_proc e[2], r;
+    const char *urls[2];
+    CHECK(start_engines(e, 2, urls));
+    const char *slow_probe[] = {"--probe-interval-ms", "60000", NULL};
+    CHECK(start_router(&r, urls, 2, slow_probe));
+    sl_test_proc_stop(&e[0], SIGKILL, 5); /* the router's probes will not notice for a minute */
+    for (int i = 0; i < 20; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"prompt\":\"Hi\",\"max_tokens\":2,\"user\":\"u%d\"%s}", i,
+                 i % 2 ? ",\"stream\":true" : "");
+        rresp x = rt_post(r.url, "/v1/completions", body);
+        CHECK_MSG(x.status == 200, "request %d: %ld %s", i, x.status, x.body);
+        CHECK_STR(x.engine, urls[1]);
+        rt_free(&x);
+    }
+    CHECK(rt_metric(r.url, "shardlm_router_retries_total") >= 1);
+    CHECK(rt_metric(r.url, "shardlm_router_engine_up") == 1);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+}
+
+/* Nothing left to try: an SSE error event and [DONE] mid-stream, an error
+ * status before it — never a hang. */
+TEST(no_engine_left) {
+    sl_test_proc e[1], r;
+    const char *urls[1];
+    CHECK(start_engines(e, 1, urls));
+    CHECK(start_router(&r, urls, 1, NULL));
+    rresp got;
+    memset(&got, 0, sizeof got);
+    pid_t pids[1] = {e[0].pid};
+    got.kill_after = 10;
+    got.engine_urls = urls;
+    got.engine_pids = pids;
+    got.n_engine = 1;
+    struct curl_slist *hl = NULL;
+    CURL *h = rt_easy(r.url, NULL, "/v1/completions",
+                      "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,\"stream\":true}", NULL, NULL,
+                      &got, &hl, 30);
+    double t0 = rt_now();
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hl);
+    CHECK_MSG(rc == CURLE_OK, "stream: %s", curl_easy_strerror(rc));
+    CHECK(rt_now() - t0 < 10);
+    int done = 0, errs = 0;
+    char *t = rt_text(&got, &done, &errs);
+    CHECK_EQ_INT(done, 1);
+    CHECK_EQ_INT(errs, 1);
+    free(t);
+    rt_free(&got);
+    rresp x = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":2}");
+    CHECK_MSG(x.status == 503 || x.status == 502, "status %ld", x.status);
+    CHECK(strstr(x.body, "\"error\"") != NULL);
+    rt_free(&x);
+    rresp rd = rt_http(r.url, NULL, "/ready", NULL, NULL, NULL);
+    CHECK_EQ_INT(rd.status, 503);
+    rt_free(&rd);
+    stop_all(&r, 1);
+}
+
+/* Rollout by weight between versions, sticky per session, changed and rolled back at run time. */
+TEST(rollout_weights_admin) {
+    sl_test_proc e[2], r;
+    const char *urls[2];
+    CHECK(start_engines(e, 2, urls));
+    char u1[160], u2[160];
+    snprintf(u1, sizeof u1, "%s#v1", urls[0]);
+    snprintf(u2, sizeof u2, "%s#v2", urls[1]);
+    const char *vurls[2] = {u1, u2};
+    const char *extra[] = {"--admin-key", "sekret", NULL};
+    CHECK(start_router(&r, vurls, 2, extra));
+    rresp no = rt_http(r.url, "PUT", "/admin/rollout", "{\"v1\":90,\"v2\":10}", NULL, NULL);
+    CHECK_EQ_INT(no.status, 401);
+    rresp put = rt_http(r.url, "PUT", "/admin/rollout", "{\"weights\":{\"v1\":90,\"v2\":10}}",
+                        "Authorization: Bearer sekret", NULL);
+    CHECK_MSG(put.status == 200, "%ld %s", put.status, put.body);
+    int on_v2 = 0;
+    char first[64][256];
+    for (int i = 0; i < 1000; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"prompt\":\"Hi\",\"max_tokens\":1,\"user\":\"s%d\"}", i);
+        rresp x = rt_post(r.url, "/v1/completions", body);
+        CHECK_EQ_INT(x.status, 200);
+        if (!strcmp(x.engine, urls[1])) on_v2++;
+        if (i < 64) snprintf(first[i], sizeof first[i], "%s", x.engine);
+        rt_free(&x);
+    }
+    printf("  90/10 rollout: %d of 1000 sessions on v2\n", on_v2);
+    CHECK_MSG(on_v2 >= 60 && on_v2 <= 140, "%d of 1000 sessions on v2 with weight 10%%", on_v2);
+    for (int i = 0; i < 64; i++) { /* sticky: the same session, the same version */
+        char body[128];
+        snprintf(body, sizeof body, "{\"prompt\":\"Hi\",\"max_tokens\":1,\"user\":\"s%d\"}", i);
+        rresp x = rt_post(r.url, "/v1/completions", body);
+        CHECK_STR(x.engine, first[i]);
+        rt_free(&x);
+    }
+    /* rollback */
+    rresp back = rt_http(r.url, "PUT", "/admin/rollout", "{\"v1\":100,\"v2\":0}", "Authorization: Bearer sekret", NULL);
+    CHECK_EQ_INT(back.status, 200);
+    for (int i = 0; i < 100; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"prompt\":\"Hi\",\"max_tokens\":1,\"user\":\"s%d\"}", i);
+        rresp x = rt_post(r.url, "/v1/completions", body);
+        CHECK_STR(x.engine, urls[0]);
+        rt_free(&x);
+    }
+    rresp get = rt_http(r.url, NULL, "/admin/rollout", NULL, "Authorization: Bearer sekret", NULL);
+    CHECK(strstr(get.body, "\"v1\":100") != NULL);
+    rt_free(&no);
+    rt_free(&put);
+    rt_free(&back);
+    rt_free(&get);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+}
+
+/* `shardlm cluster up` starts engines and a router; SIGTERM stops them all. */
+TEST(cluster_up) {
+    sl_test_proc c;
+    char *args[] = {"cluster", "up", "-n", "2", "-m", RT_MODEL, "--port", "0", "--kv-mem", "64", NULL};
+    CHECK(rt_start(&c, args));
+    rresp x = rt_post(c.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":10,\"temperature\":0}");
+    CHECK_EQ_INT(x.status, 200);
+    CHECK(strncmp(x.engine, "http://127.0.0.1:", 17) == 0);
+    CHECK(rt_metric(c.url, "shardlm_router_engines") == 2);
+    rt_free(&x);
+    CHECK_EQ_INT(sl_test_proc_stop(&c, SIGTERM, 20), 0);
+    /* its engines went with it */
+    rresp y = rt_post(x.engine, "/health", NULL);
+    CHECK(y.status == 0);
+    rt_free(&y);
+}
