@@ -85,10 +85,10 @@ void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64
 }
 
 size_t sl_gemm_scratch_bytes(int64_t K) {
-    /* The SIMD kernels unpack a tile of SL_GEMM_ROWS rows: at most 16 rows ×
-     * 256 int16 + 384 bytes of scales per 256 weights (K-quants: 8576 bytes,
-     * i.e. 1072 per 32); the scalar kernels convert one row to floats. */
-    return round64((size_t)(K / 32 + 1) * 1088 + (size_t)K * sizeof(float) + 4096);
+    /* The SIMD kernels unpack SL_GEMM_CHUNK rows: at most 2.125 bytes per
+     * weight (AVX2 Q4_0/Q8_0: 544 bytes per 8 rows × 32 weights; the other
+     * layouts take less); the scalar kernels convert one row to floats. */
+    return round64((size_t)SL_GEMM_CHUNK * (size_t)(K / 32 + 1) * 68 + (size_t)K * sizeof(float) + 4096);
 }
 
 /* ---- exp ------------------------------------------------------------------ */

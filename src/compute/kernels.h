@@ -55,12 +55,19 @@ size_t sl_act_row_bytes(sl_act a, int64_t K);
 void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);
 
 /* Rows per tile of the matmul kernels: row ranges handed to a kernel should
- * start on a multiple of this (not required for correctness). */
+ * start on a multiple of this (not required for correctness). A call
+ * unpacks up to SL_GEMM_CHUNK rows once and runs all its tokens against
+ * them (in token blocks that stay in L2), so callers should hand out row
+ * chunks of that size and every token at once. */
 #define SL_GEMM_ROWS 16
+#define SL_GEMM_CHUNK 64
+/* Token blocks inside a kernel: as many activation rows as fit in this. */
+#define SL_GEMM_TOKEN_BYTES (512 * 1024)
 
 /* y[t*ldy + r] = dot(W row r, activation row t) for r in [0, nr), t in [0, nt).
  * w: row 0, rows w_stride bytes apart; act: token 0, rows act_stride bytes
- * apart; scratch: sl_gemm_scratch_bytes(K) bytes, 64-aligned. */
+ * apart; scratch: sl_gemm_scratch_bytes(K) bytes, 64-aligned (room for
+ * SL_GEMM_CHUNK unpacked rows; longer calls are split). */
 typedef void (*sl_gemm_fn)(int64_t K, const void *w, size_t w_stride, int64_t nr, const void *act, size_t act_stride,
                            int64_t nt, float *y, int64_t ldy, void *scratch);
 size_t sl_gemm_scratch_bytes(int64_t K);

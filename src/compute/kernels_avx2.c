@@ -147,12 +147,17 @@ FT_TABLE(BF16)
 
 static void gemm_float(const ft_fn tab[4][4], int64_t K, const void *w, size_t ws, int64_t nr, const void *act,
                        size_t as, int64_t nt, float *y, int64_t ldy) {
-    for (int64_t r0 = 0; r0 < nr; r0 += 4) {
-        const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
-        for (int64_t t0 = 0; t0 < nt; t0 += 4) {
-            const int N = nt - t0 < 4 ? (int)(nt - t0) : 4;
-            tab[R - 1][N - 1](K, (const uint8_t *)w + (size_t)r0 * ws, ws, (const uint8_t *)act + (size_t)t0 * as, as,
-                              y + t0 * ldy + r0, ldy);
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as);
+    if (tb < 4) tb = 4;
+    for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+        const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+        for (int64_t r0 = 0; r0 < nr; r0 += 4) {
+            const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
+            for (int64_t t0 = b0; t0 < b1; t0 += 4) {
+                const int N = b1 - t0 < 4 ? (int)(b1 - t0) : 4;
+                tab[R - 1][N - 1](K, (const uint8_t *)w + (size_t)r0 * ws, ws, (const uint8_t *)act + (size_t)t0 * as,
+                                  as, y + t0 * ldy + r0, ldy);
+            }
         }
     }
 }
@@ -268,12 +273,24 @@ AI void store_rows(float *y, int nr, __m256 v) {
 static void gemm_q0(bool q8, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as, int64_t nt,
                     float *y, int64_t ldy, void *scratch) {
     const int64_t nb = K / 32;
-    for (int64_t r0 = 0; r0 < nr; r0 += 8) {
-        const int R = nr - r0 < 8 ? (int)(nr - r0) : 8;
-        unpack_q0(q8, (const uint8_t *)w + (size_t)r0 * ws, ws, R, nb, scratch);
-        for (int64_t t = 0; t < nt; t++) {
-            const uint8_t *a = (const uint8_t *)act + (size_t)t * as;
-            store_rows(y + t * ldy + r0, R, q8 ? q0_token(true, scratch, nb, a, K) : q0_token(false, scratch, nb, a, K));
+    const size_t tile = (size_t)nb * Q0_BLOCK_BYTES;
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as);
+    if (tb < 1) tb = 1;
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
+        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
+        for (int64_t r0 = 0; r0 < cr; r0 += 8)
+            unpack_q0(q8, (const uint8_t *)w + (size_t)(c0 + r0) * ws, ws, cr - r0 < 8 ? (int)(cr - r0) : 8, nb,
+                      (uint8_t *)scratch + (size_t)(r0 / 8) * tile);
+        for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+            const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+            for (int64_t r0 = 0; r0 < cr; r0 += 8) {
+                const int R = cr - r0 < 8 ? (int)(cr - r0) : 8;
+                const uint8_t *t8 = (const uint8_t *)scratch + (size_t)(r0 / 8) * tile;
+                for (int64_t t = b0; t < b1; t++) {
+                    const uint8_t *a = (const uint8_t *)act + (size_t)t * as;
+                    store_rows(y + t * ldy + c0 + r0, R, q8 ? q0_token(true, t8, nb, a, K) : q0_token(false, t8, nb, a, K));
+                }
+            }
         }
     }
 }
@@ -419,14 +436,28 @@ static void gemm_kq(sl_type type, int64_t K, const void *w, size_t ws, int64_t n
                     int64_t nt, float *y, int64_t ldy, void *scratch) {
     const int64_t nb = K / QK_K;
     const bool q6 = type == SL_TYPE_Q6_K;
-    for (int64_t r0 = 0; r0 < nr; r0 += 8) {
-        const int R = nr - r0 < 8 ? (int)(nr - r0) : 8;
-        const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
-        if (q6) unpack_q6_K(wr, ws, R, nb, scratch);
-        else unpack_q45_K(type == SL_TYPE_Q5_K, wr, ws, R, nb, scratch);
-        for (int64_t t = 0; t < nt; t++) {
-            const block_q8_K *a = (const block_q8_K *)((const uint8_t *)act + (size_t)t * as);
-            store_rows(y + t * ldy + r0, R, q6 ? kq_token(true, scratch, nb, a) : kq_token(false, scratch, nb, a));
+    const size_t tile = (size_t)nb * KQ_BLOCK_BYTES;
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as);
+    if (tb < 1) tb = 1;
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
+        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
+        for (int64_t r0 = 0; r0 < cr; r0 += 8) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)(c0 + r0) * ws;
+            const int R = cr - r0 < 8 ? (int)(cr - r0) : 8;
+            uint8_t *dst = (uint8_t *)scratch + (size_t)(r0 / 8) * tile;
+            if (q6) unpack_q6_K(wr, ws, R, nb, dst);
+            else unpack_q45_K(type == SL_TYPE_Q5_K, wr, ws, R, nb, dst);
+        }
+        for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+            const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+            for (int64_t r0 = 0; r0 < cr; r0 += 8) {
+                const int R = cr - r0 < 8 ? (int)(cr - r0) : 8;
+                const uint8_t *t8 = (const uint8_t *)scratch + (size_t)(r0 / 8) * tile;
+                for (int64_t t = b0; t < b1; t++) {
+                    const block_q8_K *a = (const block_q8_K *)((const uint8_t *)act + (size_t)t * as);
+                    store_rows(y + t * ldy + c0 + r0, R, q6 ? kq_token(true, t8, nb, a) : kq_token(false, t8, nb, a));
+                }
+            }
         }
     }
 }

@@ -141,14 +141,20 @@ FT_TABLE(F32)
 FT_TABLE(F16)
 FT_TABLE(BF16)
 
+/* Token blocks (activations stay in L2) × tiles of 4 rows × 4 tokens. */
 static void gemm_float(const ft_fn tab[4][4], int64_t K, const void *w, size_t ws, int64_t nr, const void *act,
                        size_t as, int64_t nt, float *y, int64_t ldy) {
-    for (int64_t r0 = 0; r0 < nr; r0 += 4) {
-        const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
-        for (int64_t t0 = 0; t0 < nt; t0 += 4) {
-            const int N = nt - t0 < 4 ? (int)(nt - t0) : 4;
-            tab[R - 1][N - 1](K, (const uint8_t *)w + (size_t)r0 * ws, ws, (const uint8_t *)act + (size_t)t0 * as, as,
-                              y + t0 * ldy + r0, ldy);
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as);
+    if (tb < 4) tb = 4;
+    for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+        const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+        for (int64_t r0 = 0; r0 < nr; r0 += 4) {
+            const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
+            for (int64_t t0 = b0; t0 < b1; t0 += 4) {
+                const int N = b1 - t0 < 4 ? (int)(b1 - t0) : 4;
+                tab[R - 1][N - 1](K, (const uint8_t *)w + (size_t)r0 * ws, ws, (const uint8_t *)act + (size_t)t0 * as,
+                                  as, y + t0 * ldy + r0, ldy);
+            }
         }
     }
 }
@@ -270,18 +276,32 @@ Q0_NT(1) Q0_NT(2) Q0_NT(3) Q0_NT(4) Q0_NT(5) Q0_NT(6) Q0_NT(7) Q0_NT(8)
 typedef void (*q0_fn)(const uint8_t *, int64_t, bool, const uint8_t *, size_t, int64_t, __m512 *);
 static const q0_fn Q0_TOKENS[8] = {q0_nt1, q0_nt2, q0_nt3, q0_nt4, q0_nt5, q0_nt6, q0_nt7, q0_nt8};
 
+/* Up to SL_GEMM_CHUNK rows are unpacked once (tile i at scratch + i * tile
+ * bytes); then token blocks × tiles × groups of 8 tokens. */
 static void gemm_q0(bool q8, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as, int64_t nt,
                     float *y, int64_t ldy, void *scratch) {
     const int64_t nb = K / 32;
-    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
-        const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
-        const __mmask16 m = (__mmask16)((1u << R) - 1);
-        unpack_q0(q8, (const uint8_t *)w + (size_t)r0 * ws, ws, R, nb, scratch);
-        for (int64_t t0 = 0; t0 < nt; t0 += 8) {
-            const int N = nt - t0 < 8 ? (int)(nt - t0) : 8;
-            __m512 out[8];
-            Q0_TOKENS[N - 1](scratch, nb, q8, (const uint8_t *)act + (size_t)t0 * as, as, K, out);
-            for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, out[t]);
+    const size_t tile = (size_t)nb * Q0_BLOCK_BYTES;
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 8 * 8; /* whole groups of 8 tokens */
+    if (tb < 8) tb = 8;
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
+        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
+        for (int64_t r0 = 0; r0 < cr; r0 += 16)
+            unpack_q0(q8, (const uint8_t *)w + (size_t)(c0 + r0) * ws, ws, cr - r0 < 16 ? (int)(cr - r0) : 16, nb,
+                      (uint8_t *)scratch + (size_t)(r0 / 16) * tile);
+        for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+            const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+            for (int64_t r0 = 0; r0 < cr; r0 += 16) {
+                const int R = cr - r0 < 16 ? (int)(cr - r0) : 16;
+                const __mmask16 m = (__mmask16)((1u << R) - 1);
+                const uint8_t *t16 = (const uint8_t *)scratch + (size_t)(r0 / 16) * tile;
+                for (int64_t t0 = b0; t0 < b1; t0 += 8) {
+                    const int N = b1 - t0 < 8 ? (int)(b1 - t0) : 8;
+                    __m512 out[8];
+                    Q0_TOKENS[N - 1](t16, nb, q8, (const uint8_t *)act + (size_t)t0 * as, as, K, out);
+                    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + c0 + r0, m, out[t]);
+                }
+            }
         }
     }
 }
@@ -466,17 +486,31 @@ static void gemm_kq(sl_type type, int64_t K, const void *w, size_t ws, int64_t n
                     int64_t nt, float *y, int64_t ldy, void *scratch) {
     const int64_t nb = K / QK_K;
     const bool q6 = type == SL_TYPE_Q6_K;
-    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
-        const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
-        const __mmask16 m = (__mmask16)((1u << R) - 1);
-        const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
-        if (q6) unpack_q6_K(wr, ws, R, nb, scratch);
-        else unpack_q45_K(type == SL_TYPE_Q5_K, wr, ws, R, nb, scratch);
-        for (int64_t t0 = 0; t0 < nt; t0 += 8) {
-            const int N = nt - t0 < 8 ? (int)(nt - t0) : 8;
-            __m512 out[8];
-            (q6 ? KQ6_TOKENS : KQ45_TOKENS)[N - 1](scratch, nb, (const uint8_t *)act + (size_t)t0 * as, as, out);
-            for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, out[t]);
+    const size_t tile = (size_t)nb * KQ_BLOCK_BYTES;
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 8 * 8; /* whole groups of 8 tokens */
+    if (tb < 8) tb = 8;
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
+        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
+        for (int64_t r0 = 0; r0 < cr; r0 += 16) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)(c0 + r0) * ws;
+            const int R = cr - r0 < 16 ? (int)(cr - r0) : 16;
+            uint8_t *dst = (uint8_t *)scratch + (size_t)(r0 / 16) * tile;
+            if (q6) unpack_q6_K(wr, ws, R, nb, dst);
+            else unpack_q45_K(type == SL_TYPE_Q5_K, wr, ws, R, nb, dst);
+        }
+        for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+            const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+            for (int64_t r0 = 0; r0 < cr; r0 += 16) {
+                const int R = cr - r0 < 16 ? (int)(cr - r0) : 16;
+                const __mmask16 m = (__mmask16)((1u << R) - 1);
+                const uint8_t *t16 = (const uint8_t *)scratch + (size_t)(r0 / 16) * tile;
+                for (int64_t t0 = b0; t0 < b1; t0 += 8) {
+                    const int N = b1 - t0 < 8 ? (int)(b1 - t0) : 8;
+                    __m512 out[8];
+                    (q6 ? KQ6_TOKENS : KQ45_TOKENS)[N - 1](t16, nb, (const uint8_t *)act + (size_t)t0 * as, as, out);
+                    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + c0 + r0, m, out[t]);
+                }
+            }
         }
     }
 }

@@ -383,19 +383,16 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
     const int64_t K = jobs[0].w->ne[0];
     int64_t rows = 0;
     for (int i = 0; i < n_jobs; i++) rows += jobs[i].w->ne[1];
-    /* enough units for the slowest thread to catch up, each a multiple of the tile */
-    int64_t chunk = rows / ((int64_t)nth * 8);
-    chunk = chunk < SL_GEMM_ROWS ? SL_GEMM_ROWS : chunk > 256 ? 256 : chunk / SL_GEMM_ROWS * SL_GEMM_ROWS;
+    /* units of SL_GEMM_CHUNK rows (fewer when a matrix is too small to give
+     * every thread several): each unit unpacks its rows once and runs every
+     * token against them */
+    int64_t chunk = rows / ((int64_t)nth * 4) / SL_GEMM_ROWS * SL_GEMM_ROWS;
+    chunk = chunk < SL_GEMM_ROWS ? SL_GEMM_ROWS : chunk > SL_GEMM_CHUNK ? SL_GEMM_CHUNK : chunk;
     int64_t units[8], total = 0;
     for (int i = 0; i < n_jobs; i++) {
         units[i] = (jobs[i].w->ne[1] + chunk - 1) / chunk;
         total += units[i];
     }
-    /* token blocks whose activations stay in L2 while the rows stream past */
-    const sl_act a0 = sl_act_of(jobs[0].w->type);
-    const size_t arb = sl_act_row_bytes(a0, K);
-    int64_t tb = (int64_t)((512 * 1024) / arb);
-    if (tb < 8) tb = 8;
     uint8_t *scratch = f->gemm_scratch + (size_t)ith * f->gemm_scratch_bytes;
     for (;;) {
         int64_t u = atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
@@ -407,14 +404,9 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
         const sl_act a = sl_act_of(w->type);
         const uint8_t *act = a == SL_ACT_F32 ? (const uint8_t *)x : f->act[a];
         const size_t as = a == SL_ACT_F32 ? (size_t)K * sizeof(float) : sl_act_row_bytes(a, K);
-        const sl_gemm_fn fn = f->kern->gemm[w->type];
-        for (int64_t t0 = 0; t0 < n_tok; t0 += tb) {
-            const int64_t nt = n_tok - t0 < tb ? n_tok - t0 : tb;
-            fn(K, sl_tensor_row(w, r0), w->row_bytes, nr, act + (size_t)t0 * as, as, nt, jobs[j].y + t0 * w->ne[1] + r0,
-               w->ne[1], scratch);
-        }
+        f->kern->gemm[w->type](K, sl_tensor_row(w, r0), w->row_bytes, nr, act, as, n_tok, jobs[j].y + r0, w->ne[1],
+                               scratch);
     }
-    (void)ith;
 }
 
 /* cos and sin of token t's rope angles, as sl_rope_ref computes them. */
