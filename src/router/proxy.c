@@ -113,6 +113,7 @@ struct uconn {
     sl_hp hp;
     xreq *x;
     int64_t deadline_ns;
+    uint32_t ep_mask; /* events registered with epoll */
 };
 
 struct xreq {
@@ -366,6 +367,8 @@ static void up_interest(worker *w, uconn *u) {
     uint32_t ev = EPOLLRDHUP;
     if (u->state == U_CONNECTING || (u->state == U_SENDING && ob_pending(&u->out))) ev |= EPOLLOUT;
     if (!u->paused && u->state != U_CONNECTING) ev |= EPOLLIN;
+    if (ev == u->ep_mask) return; /* a pooled connection goes request to request without epoll_ctl */
+    u->ep_mask = ev;
     ep_set(w, u->fd, u, ev, false);
 }
 
@@ -1136,7 +1139,8 @@ static uconn *up_connect(worker *w, sl_member *e, int *err) {
     u->next = w->ups;
     if (w->ups) w->ups->prev = u;
     w->ups = u;
-    ep_set(w, fd, u, EPOLLOUT | EPOLLRDHUP, true);
+    u->ep_mask = EPOLLOUT | EPOLLRDHUP;
+    ep_set(w, fd, u, u->ep_mask, true);
     return u;
 }
 
@@ -1496,8 +1500,12 @@ static void up_done(worker *w, uconn *u) {
         return;
     }
     if (x->c) {
+        /* the engine's load drops before the client hears back, so its next request sees it */
+        char url[sizeof x->cur->spec.url];
+        snprintf(url, sizeof url, "%s", x->cur->spec.url);
+        attempt_end(x);
         note_added(w, x);
-        respond(w, x->c, x->status, x->up_ctype, x->resp.p ? x->resp.p : "", ob_pending(&x->resp), x->cur->spec.url);
+        respond(w, x->c, x->status, x->up_ctype, x->resp.p ? x->resp.p : "", ob_pending(&x->resp), url);
     }
     finish_x(w, x);
 }
@@ -1612,13 +1620,19 @@ static void sweep(worker *w) {
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
-static void reap(worker *w) {
+/* Clients whose request ended: look for pipelined requests. */
+static void run_todo(worker *w) {
     while (w->todo) {
         cconn *c = w->todo;
         w->todo = c->next_todo;
         c->todo = false;
         if (!c->dead) client_process(w, c);
     }
+}
+
+/* Free what closed during this batch of events (none of it is reachable any more). */
+static void reap(worker *w) {
+    run_todo(w);
     while (w->dead_c) {
         cconn *c = w->dead_c;
         w->dead_c = c->next_dead;
@@ -1667,8 +1681,9 @@ static void *worker_main(void *arg) {
                 uconn *u = evs[i].data.ptr;
                 if (!u->dead) up_event(w, u, ev);
             }
-            reap(w);
+            run_todo(w);
         }
+        reap(w); /* only after the batch: a later event of it may name an object closed earlier in it */
         if (w->now >= w->next_sweep) {
             w->view = sl_members_view(w->r->members, w->view);
             sweep(w);

@@ -136,6 +136,7 @@ int sl_ring_pick(const sl_ring *r, uint64_t key, sl_ring_accept_fn accept, void 
 
 int64_t sl_ring_load_cap(int64_t total, int n, double factor) {
     if (n <= 0) return 0;
-    double c = ceil(factor * (double)(total + 1) / (double)n);
+    /* the epsilon keeps float error (1.39 * 100 = 139.00000000000003) from raising the cap by one */
+    double c = ceil(factor * (double)(total + 1) / (double)n - 1e-9);
     return c < 1 ? 1 : (int64_t)c;
 }

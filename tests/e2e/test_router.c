@@ -411,3 +411,159 @@ TEST(cluster_up) {
     CHECK(y.status == 0);
     rt_free(&y);
 }
+
+/* An engine that stops answering (SIGSTOP) mid-stream: after --upstream-timeout
+ * of silence the stream moves on and still equals the undisturbed output. */
+TEST(stalled_engine_times_out) {
+    sl_test_proc e[2], r, ref;
+    const char *urls[2];
+    CHECK(start_engines(e, 2, urls));
+    CHECK(rt_start_engine(&ref, NULL));
+    const char *extra[] = {"--upstream-timeout", "1", NULL};
+    CHECK(start_router(&r, urls, 2, extra));
+    const char *plain = "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0}";
+    const char *stream = "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,\"stream\":true}";
+    rresp want = rt_post(ref.url, "/v1/completions", plain);
+    char *wt = rt_text(&want, NULL, NULL);
+    rresp got;
+    memset(&got, 0, sizeof got);
+    /* rt_on_data sends SIGKILL; for a stall we stop the engine by hand from the header instead */
+    struct curl_slist *hl = NULL;
+    CURL *h = rt_easy(r.url, NULL, "/v1/completions", stream, NULL, NULL, &got, &hl, 60);
+    CURLM *m = curl_multi_init();
+    curl_multi_add_handle(m, h);
+    int running = 1;
+    pid_t stopped = 0;
+    double t0 = rt_now();
+    while (running) {
+        curl_multi_perform(m, &running);
+        if (!stopped && got.events >= 20) {
+            int k = rt_which(got.engine, urls, 2);
+            CHECK(k >= 0);
+            stopped = e[k].pid;
+            kill(stopped, SIGSTOP);
+        }
+        if (running) curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    curl_multi_remove_handle(m, h);
+    curl_easy_cleanup(h);
+    curl_multi_cleanup(m);
+    curl_slist_free_all(hl);
+    CHECK(stopped > 0);
+    kill(stopped, SIGCONT);
+    double took = rt_now() - t0;
+    int done = 0, errs = 0;
+    char *gt = rt_text(&got, &done, &errs);
+    CHECK_EQ_INT(errs, 0);
+    CHECK_EQ_INT(done, 1);
+    CHECK_MSG(!strcmp(gt, wt), "stream after a stall differs:\n got  %.200s\n want %.200s", gt, wt);
+    CHECK_MSG(took < 10, "took %.1f s", took);
+    CHECK_EQ_INT(rt_metric(r.url, "shardlm_router_migrations_total"), 1);
+    free(gt);
+    free(wt);
+    rt_free(&got);
+    rt_free(&want);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+    stop_all(&ref, 1);
+}
+
+/* Raw HTTP/1.1 on one connection: pipelining, chunked and Expect bodies, errors. */
+static int raw_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* Read until `n` responses (by Content-Length) arrived or the peer closed. */
+static char *raw_read(int fd, int n, bool *closed) {
+    size_t cap = 65536, len = 0;
+    char *buf = calloc(1, cap);
+    *closed = false;
+    for (;;) {
+        int got = 0;
+        const char *p = buf;
+        while (p && (p = strstr(p, "HTTP/1.1 ")) != NULL) {
+            const char *e = strstr(p, "\r\n\r\n");
+            if (!e) break;
+            const char *cl = strcasestr(p, "Content-Length:");
+            size_t bl = cl && cl < e ? (size_t)atol(cl + 15) : 0;
+            if ((size_t)(e + 4 - buf) + bl > len) break;
+            if (strncmp(p, "HTTP/1.1 100", 12) != 0) got++;
+            p = e + 4 + bl;
+        }
+        if (got >= n) return buf;
+        ssize_t k = read(fd, buf + len, cap - len - 1);
+        if (k <= 0) {
+            *closed = true;
+            return buf;
+        }
+        len += (size_t)k;
+        buf[len] = '\0';
+    }
+}
+
+TEST(http_edge_cases) {
+    sl_test_proc e[1], r;
+    const char *urls[1];
+    CHECK(start_engines(e, 1, urls));
+    const char *extra[] = {"--max-body-bytes", "4096", NULL};
+    CHECK(start_router(&r, urls, 1, extra));
+    /* two pipelined requests, the second with a chunked body, in one write */
+    int fd = raw_connect(r.port);
+    CHECK(fd >= 0);
+    const char *two = "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"prompt\":\"Hello\"} \n"
+                      "POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "b\r\n{\"prompt\":\"\r\n8\r\nGoodbye\"\r\n1\r\n}\r\n0\r\n\r\n";
+    CHECK(write(fd, two, strlen(two)) == (ssize_t)strlen(two));
+    bool closed;
+    char *out = raw_read(fd, 2, &closed);
+    CHECK_MSG(!closed, "connection closed: %s", out);
+    char *first = strstr(out, "HTTP/1.1 200"), *second = first ? strstr(first + 1, "HTTP/1.1 200") : NULL;
+    CHECK_MSG(first && second, "expected two 200 answers: %s", out);
+    CHECK(strstr(out, "x-shardlm-engine: ") != NULL);
+    free(out);
+    /* Expect: 100-continue gets its interim answer before the body is sent */
+    const char *head = "POST /tokenize HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 18\r\n\r\n";
+    CHECK(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+    char interim[64] = {0};
+    CHECK(read(fd, interim, 25) == 25);
+    CHECK(strncmp(interim, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+    CHECK(write(fd, "{\"prompt\":\"Hello\"}", 18) == 18);
+    out = raw_read(fd, 1, &closed);
+    CHECK(strstr(out, "HTTP/1.1 200") != NULL);
+    free(out);
+    close(fd);
+    /* a body over the limit: 413 and the connection closes */
+    fd = raw_connect(r.port);
+    const char *big = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+    CHECK(write(fd, big, strlen(big)) == (ssize_t)strlen(big));
+    out = raw_read(fd, 1, &closed);
+    CHECK_MSG(strstr(out, "HTTP/1.1 413") != NULL, "%s", out);
+    free(out);
+    out = raw_read(fd, 2, &closed);
+    CHECK(closed);
+    free(out);
+    close(fd);
+    /* garbage: 400 with a JSON error, then close */
+    fd = raw_connect(r.port);
+    const char *junk = "HELLO THERE\r\n\r\n";
+    CHECK(write(fd, junk, strlen(junk)) == (ssize_t)strlen(junk));
+    out = raw_read(fd, 1, &closed);
+    CHECK_MSG(strstr(out, "HTTP/1.1 400") != NULL && strstr(out, "\"error\"") != NULL, "%s", out);
+    free(out);
+    close(fd);
+    /* the router still serves */
+    rresp x = rt_post(r.url, "/tokenize", "{\"prompt\":\"Hello\"}");
+    CHECK_EQ_INT(x.status, 200);
+    rt_free(&x);
+    stop_all(&r, 1);
+    stop_all(e, 1);
+}

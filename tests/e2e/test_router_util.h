@@ -42,31 +42,37 @@ RT_FN void rt_sleep_ms(int ms) {
 
 /* ---- processes ------------------------------------------------------------------- */
 
-#define RT_MAX_PROCS 32
-static sl_test_proc *rt_procs[RT_MAX_PROCS];
-static pid_t rt_pids[RT_MAX_PROCS]; /* plain processes (etcd) */
+#define RT_MAX_PROCS 64
+static pid_t rt_pids[RT_MAX_PROCS];
 
+/* Whether pid is still our child, not yet reaped (asked without reaping it). */
+RT_FN bool rt_is_child(pid_t pid) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return pid > 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/* Kill what is still running: only PIDs that are still our unreaped children,
+ * never a recycled PID. */
 RT_FN void rt_cleanup(void) {
     for (int i = 0; i < RT_MAX_PROCS; i++) {
-        if (rt_procs[i] && rt_procs[i]->pid > 0) sl_test_proc_stop(rt_procs[i], SIGKILL, 5);
-        rt_procs[i] = NULL;
-        if (rt_pids[i] > 0) {
+        if (rt_is_child(rt_pids[i])) {
             kill(rt_pids[i], SIGKILL);
             waitpid(rt_pids[i], NULL, 0);
-            rt_pids[i] = 0;
         }
+        rt_pids[i] = 0;
     }
 }
 
-RT_FN void rt_track(sl_test_proc *p) {
+RT_FN void rt_track(pid_t pid) {
     static bool registered;
     if (!registered) {
         atexit(rt_cleanup);
         registered = true;
     }
     for (int i = 0; i < RT_MAX_PROCS; i++)
-        if (!rt_procs[i] || rt_procs[i]->pid <= 0) {
-            rt_procs[i] = p;
+        if (!rt_is_child(rt_pids[i])) {
+            rt_pids[i] = pid;
             return;
         }
 }
@@ -74,7 +80,7 @@ RT_FN void rt_track(sl_test_proc *p) {
 /* Start `shardlm ARGS...` and wait for its URL. */
 RT_FN bool rt_start(sl_test_proc *p, char *const args[]) {
     if (sl_test_proc_start(p, args, 60) != 0) return false;
-    rt_track(p);
+    rt_track(p->pid);
     return true;
 }
 
@@ -118,12 +124,7 @@ RT_FN pid_t rt_spawn(char *const argv[], const char *log) {
         execv(argv[0], argv);
         _exit(127);
     }
-    if (pid > 0)
-        for (int i = 0; i < RT_MAX_PROCS; i++)
-            if (rt_pids[i] <= 0) {
-                rt_pids[i] = pid;
-                break;
-            }
+    if (pid > 0) rt_track(pid);
     return pid;
 }
 
@@ -140,8 +141,6 @@ RT_FN int rt_stop_pid(pid_t pid, int sig, double timeout_s) {
         }
         rt_sleep_ms(10);
     }
-    for (int i = 0; i < RT_MAX_PROCS; i++)
-        if (rt_pids[i] == pid) rt_pids[i] = 0;
     return status;
 }
 

@@ -265,7 +265,7 @@ TEST(bounded_loads) {
             total++;
             owner[n_live++] = m;
             double mean = (double)total / n;
-            CHECK_MSG((double)load[m] <= ceil(factor * mean) + 1e-9,
+            CHECK_MSG((double)load[m] <= ceil(factor * mean - 1e-9),
                       "member %d carries %lld > ceil(%.2f x mean %.2f)", m, (long long)load[m], factor, mean);
         }
         sl_ring_destroy(r);
