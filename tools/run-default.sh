@@ -1,5 +1,7 @@
 #!/bin/sh
-# The embedded default: generate text from stories260K on this machine.
+# The embedded default: a local cluster on this machine — two engines serving
+# stories260K behind a router (`shardlm cluster up`), one streamed demo request
+# through it, then serving until Ctrl-C (or RUN_SECONDS).
 # Uses ../shared/models/stories260K.gguf; where ../shared is absent, fetches
 # that public model (MIT, karpathy's tinyllamas) once into a cache.
 set -e
@@ -16,7 +18,6 @@ if [ ! -f "$MODEL" ]; then
         mv "$MODEL.part" "$MODEL"
     fi
 fi
-PROMPT=${PROMPT:-Once upon a time}
 echo "model: $MODEL"
-echo "prompt: $PROMPT"
-"$BIN" run -m "$MODEL" -p "$PROMPT" -n "${N:-200}" --temp "${TEMP:-0.8}" --seed "${SEED:-42}"
+exec "$BIN" cluster up --engines "${ENGINES:-2}" -m "$MODEL" --port "${PORT:-8000}" --demo \
+    --run-seconds "${RUN_SECONDS:-0}"

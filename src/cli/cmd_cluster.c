@@ -190,6 +190,7 @@ static void demo(int port) {
     CURLcode rc = d ? curl_easy_perform(h) : CURLE_OUT_OF_MEMORY;
     printf("\n\n");
     if (rc != CURLE_OK) printf("demo: %s\n", curl_easy_strerror(rc));
+    fflush(stdout);
     curl_slist_free_all(hdr);
     curl_easy_cleanup(h);
     free(d);

@@ -1,0 +1,197 @@
+/*
+ * test_router_failover.c — the router's pure pieces: continuation requests and
+ * stream rewriting (src/router/failover.c), rollout draws (placement.c over a
+ * membership view), weights parsing, the engines' load report parser
+ * (health.c). Expected values are written out by hand from the OpenAI wire
+ * formats the engine emits (see src/server/http.c).
+ */
+#include "harness.h"
+
+#include "router/failover.h"
+#include "router/health.h"
+#include "router/members.h"
+#include "router/placement.h"
+
+#include <stdlib.h>
+
+TEST(parse_ids) {
+    int32_t *ids = NULL, n = 0, cap = 0;
+    CHECK_OK(sl_fo_parse_ids("1 403 7", 7, &ids, &n, &cap));
+    CHECK_OK(sl_fo_parse_ids(" 12", 3, &ids, &n, &cap));
+    CHECK_EQ_INT(n, 4);
+    CHECK_EQ_INT(ids[0], 1);
+    CHECK_EQ_INT(ids[1], 403);
+    CHECK_EQ_INT(ids[3], 12);
+    CHECK(sl_fo_parse_ids("1 x", 3, &ids, &n, &cap) == SL_ERR_PROTO);
+    CHECK(sl_fo_parse_ids("-1", 2, &ids, &n, &cap) == SL_ERR_PROTO);
+    CHECK(sl_fo_parse_ids("99999999999", 11, &ids, &n, &cap) == SL_ERR_PROTO);
+    free(ids);
+}
+
+static json_t *load(const char *s) { return json_loads(s, 0, NULL); }
+
+TEST(continuation_completions) {
+    json_t *o = load("{\"model\":\"m\",\"prompt\":\"Once\",\"max_tokens\":10,\"temperature\":0.5,\"seed\":7,"
+                     "\"stream\":true,\"echo\":true,\"stop\":[\"x\"],\"user\":\"u\"}");
+    int32_t p[] = {1, 403}, g[] = {11, 12, 13};
+    char *body;
+    CHECK_OK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, &body));
+    CHECK_STR(body, "{\"model\":\"m\",\"prompt\":[1,403,11,12,13],\"max_tokens\":7,\"temperature\":0.5,\"seed\":7,"
+                    "\"stream\":true,\"stop\":[\"x\"],\"user\":\"u\"}");
+    free(body);
+    /* used up */
+    CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, &body) == SL_OK);
+    free(body);
+    json_object_set_new(o, "max_tokens", json_integer(3));
+    CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, &body) == SL_ERR_RANGE);
+    json_decref(o);
+}
+
+TEST(continuation_chat) {
+    json_t *o = load("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_completion_tokens\":5,"
+                     "\"logprobs\":true,\"top_logprobs\":2,\"tools\":[],\"stream\":true}");
+    int32_t p[] = {1, 2}, g[] = {3};
+    char *body;
+    CHECK_OK(sl_fo_continuation(o, SL_FO_CHAT, p, 2, g, 1, &body));
+    CHECK_STR(body, "{\"stream\":true,\"max_tokens\":4,\"logprobs\":2,\"prompt\":[1,2,3]}");
+    free(body);
+    json_decref(o);
+    /* no limit given: none set (the engine's default is what the context has left) */
+    o = load("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    CHECK_OK(sl_fo_continuation(o, SL_FO_CHAT, p, 2, g, 1, &body));
+    CHECK_STR(body, "{\"prompt\":[1,2,3],\"stream\":true}");
+    free(body);
+    json_decref(o);
+}
+
+TEST(seed) {
+    json_t *o = load("{\"prompt\":\"x\"}");
+    CHECK(sl_fo_add_seed(o, 400));
+    CHECK_EQ_INT(json_integer_value(json_object_get(o, "seed")), 100);
+    CHECK(!sl_fo_add_seed(o, 8));
+    CHECK_EQ_INT(json_integer_value(json_object_get(o, "seed")), 100);
+    json_decref(o);
+}
+
+TEST(rewrite_chunks) {
+    sl_fo_stream fs = {.kind = SL_FO_COMPLETIONS};
+    const char *orig = "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":100,\"model\":\"m\",\"choices\":[]}";
+    sl_fo_learn(&fs, orig, strlen(orig));
+    CHECK(fs.learned);
+    fs.n_gen_before = 3;
+    fs.text_before = 10;
+    const char *c = "{\"id\":\"cmpl-2\",\"object\":\"text_completion\",\"created\":200,\"model\":\"m\",\"choices\":[{\"index\":0,"
+                    "\"text\":\" cat\",\"logprobs\":{\"tokens\":[\" cat\"],\"token_logprobs\":[-0.5],\"top_logprobs\":[{\" "
+                    "cat\":-0.5}],\"text_offset\":[0]},\"finish_reason\":null}]}";
+    char *s = sl_fo_rewrite(&fs, c, strlen(c));
+    CHECK_STR(s, "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":100,\"model\":\"m\",\"choices\":[{\"index\":0,"
+                 "\"text\":\" cat\",\"logprobs\":{\"tokens\":[\" cat\"],\"token_logprobs\":[-0.5],\"top_logprobs\":[{\" "
+                 "cat\":-0.5}],\"text_offset\":[10]},\"finish_reason\":null}]}");
+    free(s);
+    const char *u = "{\"id\":\"cmpl-2\",\"object\":\"text_completion\",\"created\":200,\"model\":\"m\",\"choices\":[],\"usage\":"
+                    "{\"prompt_tokens\":8,\"completion_tokens\":4,\"total_tokens\":12,\"prompt_tokens_details\":"
+                    "{\"cached_tokens\":8}}}";
+    s = sl_fo_rewrite(&fs, u, strlen(u));
+    CHECK_STR(s, "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":100,\"model\":\"m\",\"choices\":[],\"usage\":"
+                 "{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12,\"prompt_tokens_details\":"
+                 "{\"cached_tokens\":5}}}");
+    free(s);
+    /* chat: completion chunks become chat chunks */
+    sl_fo_stream cs = {.kind = SL_FO_CHAT};
+    const char *co = "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":[]}";
+    sl_fo_learn(&cs, co, strlen(co));
+    const char *t = "{\"id\":\"cmpl-3\",\"object\":\"text_completion\",\"created\":6,\"model\":\"m\",\"choices\":[{\"index\":0,"
+                    "\"text\":\"ab\",\"logprobs\":null,\"finish_reason\":null}]}";
+    s = sl_fo_rewrite(&cs, t, strlen(t));
+    CHECK_STR(s, "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":[{"
+                 "\"index\":0,\"delta\":{\"content\":\"ab\"},\"logprobs\":null,\"finish_reason\":null}]}");
+    free(s);
+    const char *f = "{\"id\":\"cmpl-3\",\"object\":\"text_completion\",\"created\":6,\"model\":\"m\",\"choices\":[{\"index\":0,"
+                    "\"text\":\"\",\"logprobs\":{\"tokens\":[\"a\"],\"token_logprobs\":[-1.0],\"top_logprobs\":[{\"a\":-1.0}],"
+                    "\"text_offset\":[0]},\"finish_reason\":\"stop\"}]}";
+    s = sl_fo_rewrite(&cs, f, strlen(f));
+    CHECK_STR(s, "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":[{"
+                 "\"index\":0,\"delta\":{},\"logprobs\":{\"content\":[{\"token\":\"a\",\"logprob\":-1.0,\"bytes\":[97],"
+                 "\"top_logprobs\":[{\"token\":\"a\",\"logprob\":-1.0,\"bytes\":[97]}]}]},\"finish_reason\":\"stop\"}]}");
+    free(s);
+    CHECK(sl_fo_rewrite(&cs, "[DONE", 5) == NULL);
+}
+
+TEST(weights_parse) {
+    char v[SL_MAX_VERSIONS][64];
+    double w[SL_MAX_VERSIONS];
+    int n;
+    CHECK_OK(sl_weights_parse("{\"v1\":90,\"v2\":10}", 17, v, w, &n));
+    CHECK_EQ_INT(n, 2);
+    CHECK_STR(v[1], "v2");
+    CHECK_NEAR(w[1], 10, 0);
+    const char *nested = "{\"rollout\":{\"a\":1.5}}";
+    CHECK_OK(sl_weights_parse(nested, strlen(nested), v, w, &n));
+    CHECK_EQ_INT(n, 1);
+    CHECK(sl_weights_parse("{\"v1\":-1}", 9, v, w, &n) == SL_ERR_INVALID);
+    CHECK(strstr(sl_last_error(), "'v1'") != NULL);
+    CHECK(sl_weights_parse("[1]", 3, v, w, &n) == SL_ERR_INVALID);
+    CHECK(sl_weights_parse("{\"v1\":\"x\"}", 10, v, w, &n) == SL_ERR_INVALID);
+}
+
+TEST(rollout_split_sticky_and_monotone) {
+    sl_members *m;
+    CHECK_OK(sl_members_create(64, &m));
+    sl_member_spec sp[3];
+    CHECK_OK(sl_member_spec_parse("http://127.0.0.1:1#v1", &sp[0]));
+    CHECK_OK(sl_member_spec_parse("http://127.0.0.1:2#v1", &sp[1]));
+    CHECK_OK(sl_member_spec_parse("http://127.0.0.1:3#v2", &sp[2]));
+    CHECK_OK(sl_members_set(m, 0, sp, 3));
+    char v[2][64] = {"v1", "v2"};
+    double w[2] = {90, 10};
+    CHECK_OK(sl_members_set_weights(m, v, w, 2));
+    sl_view *view = sl_members_view(m, NULL);
+    CHECK_EQ_INT(view->n, 3);
+    for (int i = 0; i < 3; i++) atomic_store(&view->engines[i]->up, true);
+    enum { K = 20000 };
+    static char first[K];
+    int on_v2 = 0;
+    for (int i = 0; i < K; i++) {
+        sl_place_req q = {.has_session = true, .session = (uint64_t)i * 0x9e3779b97f4a7c15ULL + 1};
+        const char *ver = sl_place_version(view, &q);
+        CHECK(ver != NULL);
+        first[i] = ver[1];
+        on_v2 += ver[1] == '2';
+        sl_reason why;
+        sl_member *e = sl_place(view, SL_POLICY_SESSION, 1.25, &q, &why);
+        CHECK(e != NULL && !strcmp(e->spec.version, ver)); /* the engine is of the drawn version */
+        CHECK_EQ_INT(why, SL_REASON_SESSION);
+    }
+    CHECK_NEAR((double)on_v2 / K, 0.10, 0.01);
+    /* 90/10 -> 80/20: only sessions moving v1 -> v2 change, about 10% of them */
+    double w2[2] = {80, 20};
+    CHECK_OK(sl_members_set_weights(m, v, w2, 2));
+    view = sl_members_view(m, view);
+    for (int i = 0; i < 3; i++) atomic_store(&view->engines[i]->up, true); /* same engines, carried over */
+    int moved = 0;
+    for (int i = 0; i < K; i++) {
+        sl_place_req q = {.has_session = true, .session = (uint64_t)i * 0x9e3779b97f4a7c15ULL + 1};
+        char now = sl_place_version(view, &q)[1];
+        CHECK_MSG(!(first[i] == '2' && now == '1'), "session %d went back from v2 to v1", i);
+        moved += now != first[i];
+    }
+    CHECK_NEAR((double)moved / K, 0.10, 0.01);
+    /* a version without an engine in rotation gives its share away */
+    atomic_store(&view->engines[2]->up, false);
+    sl_place_req q = {.has_session = true, .session = 42};
+    CHECK_STR(sl_place_version(view, &q), "v1");
+    sl_view_release(view);
+    sl_members_destroy(m);
+}
+
+TEST(load_report_parse) {
+    const char *t = "# HELP x\nshardlm_requests_running{model=\"a\"} 3\nshardlm_requests_waiting{model=\"a\"} 2\n"
+                    "shardlm_requests_running_total 99\nshardlm_requests_waiting{model=\"b\"} 1\n";
+    int64_t run, wait;
+    sl_health_parse_load(t, strlen(t), &run, &wait);
+    CHECK_EQ_INT(run, 3);
+    CHECK_EQ_INT(wait, 3);
+    sl_health_parse_load("nothing\n", 8, &run, &wait);
+    CHECK_EQ_INT(run, -1);
+    CHECK_EQ_INT(wait, -1);
+}
