@@ -479,8 +479,10 @@ AI void kq_tokens(int NT, bool q6, const uint8_t *tile, int64_t nb, const uint8_
     }
 KQ_NT(1) KQ_NT(2) KQ_NT(3) KQ_NT(4) KQ_NT(5) KQ_NT(6) KQ_NT(7) KQ_NT(8)
 typedef void (*kq_fn)(const uint8_t *, int64_t, const uint8_t *, size_t, __m512 *);
-static const kq_fn KQ45_TOKENS[8] = {kq45_nt1, kq45_nt2, kq45_nt3, kq45_nt4, kq45_nt5, kq45_nt6, kq45_nt7, kq45_nt8};
-static const kq_fn KQ6_TOKENS[8] = {kq6_nt1, kq6_nt2, kq6_nt3, kq6_nt4, kq6_nt5, kq6_nt6, kq6_nt7, kq6_nt8};
+static const kq_fn KQ_TOKENS[2][8] = {
+    {kq45_nt1, kq45_nt2, kq45_nt3, kq45_nt4, kq45_nt5, kq45_nt6, kq45_nt7, kq45_nt8},
+    {kq6_nt1, kq6_nt2, kq6_nt3, kq6_nt4, kq6_nt5, kq6_nt6, kq6_nt7, kq6_nt8},
+};
 
 static void gemm_kq(sl_type type, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as,
                     int64_t nt, float *y, int64_t ldy, void *scratch) {
@@ -507,7 +509,7 @@ static void gemm_kq(sl_type type, int64_t K, const void *w, size_t ws, int64_t n
                 for (int64_t t0 = b0; t0 < b1; t0 += 8) {
                     const int N = b1 - t0 < 8 ? (int)(b1 - t0) : 8;
                     __m512 out[8];
-                    (q6 ? KQ6_TOKENS : KQ45_TOKENS)[N - 1](t16, nb, (const uint8_t *)act + (size_t)t0 * as, as, out);
+                    KQ_TOKENS[q6][N - 1](t16, nb, (const uint8_t *)act + (size_t)t0 * as, as, out);
                     for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + c0 + r0, m, out[t]);
                 }
             }
