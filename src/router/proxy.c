@@ -94,6 +94,8 @@ typedef struct cconn {
     bool close_after;
     bool keep_alive;          /* of the request being answered */
     int minor;                /* HTTP/1.<minor> of the request being answered */
+    bool head;                /* it is a HEAD request: no body in the answer */
+    int64_t out_ns;           /* last time output made progress (or was queued) */
     bool reading_paused;
     bool want_out;
     int64_t last_ns;
@@ -312,7 +314,7 @@ static void respond(worker *w, cconn *c, int status, const char *ctype, const ch
     if (engine) ob_printf(&c->out, "x-shardlm-engine: %s\r\n", engine);
     if (c->close_after) ob_str(&c->out, "Connection: close\r\n");
     ob_str(&c->out, "\r\n");
-    ob_add(&c->out, body, n);
+    if (!c->head) ob_add(&c->out, body, n);
     sl_rmetrics_status(&w->r->metrics, status);
     client_flush(w, c);
 }
@@ -378,10 +380,12 @@ static void client_flush(worker *w, cconn *c) {
         client_close(w, c);
         return;
     }
+    if (!c->want_out) c->out_ns = mono_ns(); /* a stalled reader is timed from its first unsent byte */
     while (ob_pending(&c->out)) {
         ssize_t k = send(c->fd, c->out.p + c->out.off, ob_pending(&c->out), MSG_NOSIGNAL);
         if (k > 0) {
             c->out.off += (size_t)k;
+            c->out_ns = mono_ns();
             continue;
         }
         if (k < 0 && errno == EINTR) continue;
@@ -949,6 +953,7 @@ static void client_process(worker *w, cconn *c) {
         if (c->hp.state == SL_HP_DONE) {
             c->minor = c->hp.minor;
             c->keep_alive = c->hp.keep_alive;
+            c->head = !strcmp(c->hp.method, "HEAD");
             handle_request(w, c);
             if (c->dead) return;
             sl_hp_reset(&c->hp);
@@ -1104,6 +1109,7 @@ static uconn *pool_take(worker *w, sl_member *e) {
     u->next_idle = NULL;
     u->reused = true;
     u->state = U_SENDING;
+    u->deadline_ns = w->now + (int64_t)w->r->cfg.upstream_timeout_s * 1000000000LL;
     return u;
 }
 
@@ -1594,7 +1600,12 @@ static void sweep(worker *w) {
     }
     for (cconn *c = w->clients, *next; c; c = next) {
         next = c->next;
-        if (c->dead || c->x) continue;
+        if (c->dead) continue;
+        if (ob_pending(&c->out) && now - c->out_ns > CLIENT_IDLE_NS) {
+            client_close(w, c); /* it stopped reading: its engine stream must not wait on it forever */
+            continue;
+        }
+        if (c->x) continue;
         bool partial = c->hp.n_head > 0 || c->hp.state == SL_HP_BODY;
         if (now - c->last_ns > (partial ? CLIENT_HEAD_NS : CLIENT_IDLE_NS)) {
             if (partial) {

@@ -8,13 +8,18 @@
  * The load generator is closed-loop over keep-alive connections, one epoll
  * thread, independent of the router's code. `make test` runs it for 1 s per
  * point and checks only that nothing fails; SHARDLM_ROUTER_BENCH_SECONDS=10
- * gives the figures for docs/PERF.md.
+ * gives the figures for docs/PERF.md. SHARDLM_ROUTER_BENCH_THREADS sets the
+ * router's I/O threads; SHARDLM_ROUTER_BENCH_PIN=1 (on 6+ CPUs) pins the
+ * router to CPUs 0-1, the engine to 2-3 and this process (load and stub) to
+ * 4-5, so the router's figures are those of 2 cores of its own.
  */
 #include "test_router_util.h"
 
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <dirent.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 
@@ -266,6 +271,32 @@ static void report(const char *what, const point *pt, lresult d, lresult r) {
     fflush(stdout);
 }
 
+static bool pinning(void) {
+    const char *p = getenv("SHARDLM_ROUTER_BENCH_PIN");
+    return p && *p == '1' && sysconf(_SC_NPROCESSORS_ONLN) >= 6;
+}
+
+static void pin(pid_t pid, int first_cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(first_cpu, &set);
+    CPU_SET(first_cpu + 1, &set);
+    if (sched_setaffinity(pid, sizeof set, &set) != 0) printf("  (cannot pin pid %d: %s)\n", (int)pid, strerror(errno));
+}
+
+/* Pin the router (all its threads: they inherit from the main one only at
+ * creation, so pin every task of the process) to CPUs first..first+1. */
+static void pin_process(pid_t pid, int first_cpu) {
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') pin((pid_t)atoi(de->d_name), first_cpu);
+    closedir(d);
+}
+
 static const char *router_threads(void) {
     const char *t = getenv("SHARDLM_ROUTER_BENCH_THREADS");
     return t && *t ? t : "1";
@@ -281,6 +312,10 @@ TEST(router_overhead_stub_upstream) {
                     "round-robin", NULL};
     CHECK(rt_start(&r, args));
     CHECK(rt_wait_ready(r.url, 10));
+    if (pinning()) {
+        pin_process(r.pid, 0);
+        pin_process(getpid(), 4); /* this process: the load generator and the stub */
+    }
     double secs = bench_seconds();
     for (int i = 0; i < 3; i++) {
         lresult d = load(s.port, "/tokenize", "{\"prompt\":\"Hello\"}", POINTS[i].conns, POINTS[i].rate, secs);
@@ -300,6 +335,11 @@ TEST(router_overhead_engine_tokenize) {
     char *args[] = {"route", "--port", "0", "--engine", e.url, "--threads", (char *)router_threads(), NULL};
     CHECK(rt_start(&r, args));
     CHECK(rt_wait_ready(r.url, 10));
+    if (pinning()) {
+        pin_process(r.pid, 0);
+        pin_process(e.pid, 2);
+        pin_process(getpid(), 4);
+    }
     double secs = bench_seconds();
     for (int i = 0; i < 3; i++) {
         lresult d = load(e.port, "/tokenize", "{\"prompt\":\"Hello\"}", POINTS[i].conns, POINTS[i].rate, secs);
