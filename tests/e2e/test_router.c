@@ -567,3 +567,35 @@ TEST(http_edge_cases) {
     stop_all(&r, 1);
     stop_all(e, 1);
 }
+
+/* Active probes: an engine that stops answering /ready leaves the rotation
+ * after --fall failed probes and comes back after --rise good ones. */
+TEST(probe_eject_and_readmit) {
+    sl_test_proc e[2], r;
+    const char *urls[2];
+    CHECK(start_engines(e, 2, urls));
+    const char *extra[] = {"--fall", "2", "--rise", "3", NULL};
+    CHECK(start_router(&r, urls, 2, extra)); /* probes every 200 ms (start_router) */
+    CHECK(rt_metric(r.url, "shardlm_router_engine_up") == 2);
+    kill(e[0].pid, SIGSTOP);
+    double t0 = rt_now();
+    bool out = rt_wait_metric(r.url, "shardlm_router_engine_up", 1, 10);
+    kill(e[0].pid, SIGCONT);
+    CHECK_MSG(out, "a frozen engine stayed in rotation");
+    printf("  frozen engine out of rotation after %.2f s\n", rt_now() - t0);
+    for (int i = 0; i < 10; i++) { /* meanwhile everything goes to the other one */
+        char body[96];
+        snprintf(body, sizeof body, "{\"prompt\":\"Hi\",\"max_tokens\":1,\"user\":\"p%d\"}", i);
+        rresp x = rt_post(r.url, "/v1/completions", body);
+        CHECK_EQ_INT(x.status, 200);
+        rt_free(&x);
+    }
+    t0 = rt_now();
+    CHECK_MSG(rt_wait_metric(r.url, "shardlm_router_engine_up", 2, 10), "the engine did not come back");
+    double back = rt_now() - t0;
+    printf("  back in rotation after %.2f s\n", back);
+    CHECK_MSG(back >= 0.3, "re-admitted after %.2f s: sooner than 3 probes 200 ms apart allow", back);
+    CHECK(rt_metric(r.url, "shardlm_router_engine_ejections_total") >= 1);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+}

@@ -3,13 +3,15 @@
  * etcd-server, /usr/bin/etcd, started here on free ports with a temporary
  * data directory): engines register with `shardlm serve --etcd`, two routers
  * watch; both see the engines, lose a stopped one within the lease TTL,
- * follow rollout weights written to etcd, and keep serving while etcd is down.
+ * follow rollout weights written to etcd, keep serving while etcd is down,
+ * and see engines register again when etcd returns without its data.
  *
  * The tests run in order and share one fixture (etcd, engines, routers).
  */
 #include "test_router_util.h"
 
 #include <ftw.h>
+#include <sys/stat.h>
 
 #define ETCD_BIN "/usr/bin/etcd"
 #define TTL "3"
@@ -214,7 +216,10 @@ TEST(etcd_down_routers_keep_serving) {
     for (int k = 0; k < 2; k++)
         for (int s = 0; s < 10; s++) CHECK_MSG(served_by(k, s) == 0, "router %d, etcd down: session %d not served", k, s);
     CHECK(rt_metric(F.router[0].url, "shardlm_router_engines") == 1);
-    /* etcd returns (same data): the engine keeps its registration, a new one joins, both routers see it */
+    /* etcd returns having lost everything (a fresh data directory): the engine
+     * registers again by itself, a new one joins, and both routers see the two */
+    nftw(F.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    CHECK(mkdir(F.dir, 0700) == 0);
     CHECK(etcd_start());
     CHECK(start_engine(3, "e3", "v1"));
     CHECK_MSG(both_see(2, 15), "after etcd came back the routers see %g and %g engines",
