@@ -8,9 +8,12 @@
  *   decode_tps   one sequence, -n steps of one token from position 0
  *   batched_tps  B sequences, -n steps of B tokens (one per sequence)
  *   bandwidth    sum of a --bw-mib array with -t threads (GB/s, 1e9 bytes)
- *   efficiency   decode_tps × bytes of weights read per token ÷ bandwidth
+ *   efficiency   decode tokens/s × bytes of weights read per token ÷ bandwidth
  *                (the decode roofline: 1.0 = reading the weights at the
- *                measured bandwidth)
+ *                measured bandwidth). On a shared machine the bandwidth drifts
+ *                with the neighbours' load, so it is measured again right
+ *                before each decode repetition and the efficiency is the
+ *                median of the per-repetition ratios.
  * Each figure is the median of -r repetitions after one warm-up; --json
  * prints one object.
  */
@@ -18,6 +21,7 @@
 #include "common.h"
 #include "opts.h"
 
+#include "compute/kernels.h"
 #include "core/alloc.h"
 #include "core/pool.h"
 #include "engine/forward.h"
@@ -40,7 +44,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_THREADS] = {"threads", "t", OPT_INT, NULL, 1, 1024, "compute threads (default: number of CPUs)"},
     [O_REPS] = {"repetitions", "r", OPT_INT, "3", 1, 1000, "repetitions of each test (median reported)"},
     [O_KV] = {"kv-type", NULL, OPT_STR, "f16", 0, -1, "KV cache element type: f32, f16, q8_0"},
-    [O_BW] = {"bw-mib", NULL, OPT_INT, "1024", 0, 1 << 20, "array size of the bandwidth test (0: skip)"},
+    [O_BW] = {"bw-mib", NULL, OPT_INT, "512", 0, 1 << 20, "array size of the bandwidth test (0: skip)"},
     [O_KERNELS] = {"kernels", NULL, OPT_STR, NULL, 0, -1, "kernel table: scalar, avx2, avx512 (default: best)"},
     [O_JSON] = {"json", NULL, OPT_BOOL, NULL, 0, -1, "print one JSON object"},
 };
@@ -66,6 +70,7 @@ static double median(double *v, int n) {
 /* ---- memory bandwidth ------------------------------------------------------ */
 
 typedef struct bw_job {
+    const sl_kernels *k;
     const uint64_t *a;
     size_t n;
     uint64_t sums[1024];
@@ -74,45 +79,38 @@ typedef struct bw_job {
 static void bw_sum(void *arg, int ith, int nth) {
     bw_job *j = arg;
     long long lo, hi;
-    sl_split_range((long long)(j->n / 8), ith, nth, &lo, &hi);
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-    for (const uint64_t *p = j->a + lo * 8, *e = j->a + hi * 8; p < e; p += 8) {
-        s0 += p[0];
-        s1 += p[1];
-        s2 += p[2];
-        s3 += p[3];
-        s4 += p[4];
-        s5 += p[5];
-        s6 += p[6];
-        s7 += p[7];
-    }
-    j->sums[ith] = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+    sl_split_range((long long)(j->n / 64), ith, nth, &lo, &hi);
+    j->sums[ith] = j->k->sum_u64(j->a + lo * 64, (size_t)(hi - lo) * 64);
 }
 
-/* Read bandwidth in GB/s: median over reps of summing `mib` MiB with the pool's threads. */
-static double measure_bandwidth(sl_pool *pool, int64_t mib, int reps) {
+/* An array of `mib` MiB, written once (so its pages exist). */
+static bw_job *bw_create(int64_t mib, const sl_kernels *k) {
     const size_t bytes = (size_t)mib << 20;
     bw_job *j = calloc(1, sizeof *j);
     uint64_t *a = sl_malloc_aligned(bytes);
     if (!j || !a) {
         free(j);
         sl_free_aligned(a);
-        return 0;
+        return NULL;
     }
     j->n = bytes / sizeof(uint64_t);
     for (size_t i = 0; i < j->n; i++) a[i] = i;
     j->a = a;
-    sl_pool_run(pool, bw_sum, j); /* warm-up */
-    double t[64];
-    if (reps > 64) reps = 64;
-    for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
-        sl_pool_run(pool, bw_sum, j);
-        t[r] = (double)bytes / (now_s() - t0) / 1e9;
-    }
-    sl_free_aligned(a);
+    j->k = k;
+    return j;
+}
+
+static void bw_destroy(bw_job *j) {
+    if (!j) return;
+    sl_free_aligned((void *)j->a);
     free(j);
-    return median(t, reps);
+}
+
+/* Read bandwidth in GB/s: one sum of the array with the pool's threads. */
+static double bw_measure(sl_pool *pool, bw_job *j) {
+    const double t0 = now_s();
+    sl_pool_run(pool, bw_sum, j);
+    return (double)(j->n * sizeof(uint64_t)) / (now_s() - t0) / 1e9;
 }
 
 /* ---- forward-pass tests ---------------------------------------------------------- */
@@ -173,13 +171,18 @@ static sl_status run_prompt(bench *b, int32_t p, int reps, double *tps) {
     return st;
 }
 
-static sl_status run_decode(bench *b, int n_seq, int32_t n, int reps, double *tps) {
+/* n steps of n_seq tokens; with a bandwidth probe (bw != NULL), the
+ * bandwidth is measured before each repetition into bw_r[r]. */
+static sl_status run_decode(bench *b, int n_seq, int32_t n, int reps, double *tps, sl_pool *pool, bw_job *bw,
+                            double *bw_r, double *tps_r) {
     double t[1000];
     sl_status st = reserve(b, n_seq, n);
     for (int r = -1; r < reps && !st; r++) {
+        if (r >= 0 && bw) bw_r[r] = bw_measure(pool, bw);
         double t0 = now_s();
         for (int32_t i = 0; i < (r < 0 ? 4 : n) && !st; i++) st = step(b, n_seq, 1, i);
         if (r >= 0) t[r] = (double)n * n_seq / (now_s() - t0);
+        if (r >= 0 && tps_r) tps_r[r] = t[r];
     }
     if (!st) *tps = median(t, reps);
     return st;
@@ -232,7 +235,9 @@ int cmd_bench(int argc, char **argv) {
     b.max_batch = P > max_seq ? P : max_seq;
     if (b.max_batch < 1) b.max_batch = 1;
     const int32_t per_seq = (ctx + 15) / 16 + 1;
-    double prompt_tps = 0, decode_tps = 0, bw = 0, batched[MAX_B] = {0};
+    double prompt_tps = 0, decode_tps = 0, bw = 0, eff = 0, batched[MAX_B] = {0};
+    double bw_r[1000], tps_r[1000], eff_r[1000];
+    bw_job *bwj = NULL;
     sl_status st = sl_kv_create_typed(hp->n_layer, hp->n_head_kv * hp->head_dim, 16, per_seq * max_seq, kv_type, &b.kv);
     sl_fwd_params fp = {.max_batch = b.max_batch, .n_ctx = ctx > 0 ? ctx : 1, .n_threads = threads,
                         .kernels = v[O_KERNELS].set ? v[O_KERNELS].s : NULL};
@@ -243,20 +248,32 @@ int cmd_bench(int argc, char **argv) {
     b.logits = sl_alloc_array((size_t)max_seq * (size_t)hp->n_vocab, sizeof(float));
     for (int s = 0; s < 64; s++) b.seq_ptrs[s] = &b.seqs[s];
     if (!st && (!b.tok || !b.pos || !b.seq || !b.logits)) st = SL_ERR_NOMEM;
-    if (!st && v[O_BW].i > 0) st = sl_pool_create(threads, &pool);
-    if (!st && pool) bw = measure_bandwidth(pool, v[O_BW].i, reps < 5 ? 5 : reps);
+    if (!st && v[O_BW].i > 0) {
+        st = sl_pool_create(threads, &pool);
+        const sl_kernels *k = v[O_KERNELS].set ? sl_kernels_get(v[O_KERNELS].s) : sl_kernels_best();
+        if (!st && !(bwj = bw_create(v[O_BW].i, k ? k : sl_kernels_best()))) st = SL_ERR_NOMEM;
+        if (!st) bw_measure(pool, bwj); /* warm-up */
+    }
     if (!st && P > 0) st = run_prompt(&b, P, reps, &prompt_tps);
-    if (!st && N > 0) st = run_decode(&b, 1, N, reps, &decode_tps);
+    if (!st && N > 0) st = run_decode(&b, 1, N, reps, &decode_tps, pool, bwj, bw_r, tps_r);
+    if (!st && bwj) {
+        if (N > 0) {
+            for (int k = 0; k < reps; k++) eff_r[k] = tps_r[k] * (double)m->weight_bytes / (bw_r[k] * 1e9);
+            eff = median(eff_r, reps);
+        } else {
+            for (int k = 0; k < reps; k++) bw_r[k] = bw_measure(pool, bwj);
+        }
+        bw = median(bw_r, reps);
+    }
     for (int i = 0; i < n_b && !st && N > 0; i++) {
         if (batches[i] == 1) batched[i] = decode_tps;
-        else st = run_decode(&b, batches[i], N, reps, &batched[i]);
+        else st = run_decode(&b, batches[i], N, reps, &batched[i], NULL, NULL, NULL, NULL);
     }
     if (st) {
         fprintf(stderr, "shardlm bench: %s\n", st == SL_ERR_NOMEM ? "out of memory" : sl_last_error());
         goto done;
     }
     const double bytes = (double)m->weight_bytes;
-    const double eff = bw > 0 ? decode_tps * bytes / (bw * 1e9) : 0;
     if (v[O_JSON].b) {
         json_t *o = json_object(), *bo = json_object();
         json_object_set_new(o, "model", json_string(v[O_MODEL].s));
@@ -287,7 +304,8 @@ int cmd_bench(int argc, char **argv) {
         if (P > 0) printf("prompt     %.1f tokens/s (pp%d)\n", prompt_tps, P);
         if (N > 0) {
             printf("decode     %.2f tokens/s (tg%d)", decode_tps, N);
-            if (bw > 0) printf(", %.0f%% of the bandwidth roofline (%.1f tokens/s)", eff * 100, bw * 1e9 / bytes);
+            if (bw > 0) printf(", %.0f%% of the bandwidth roofline (%.1f tokens/s at the median bandwidth)", eff * 100,
+                               bw * 1e9 / bytes);
             printf("\n");
             for (int i = 0; i < n_b; i++)
                 printf("batched    %2d sequences: %.1f tokens/s (%.2fx batch 1)\n", batches[i], batched[i],
@@ -298,6 +316,7 @@ int cmd_bench(int argc, char **argv) {
 done:
     if (b.kv)
         for (int s = 0; s < 64; s++) sl_kv_seq_deinit(b.kv, &b.seqs[s]);
+    bw_destroy(bwj);
     sl_pool_destroy(pool);
     sl_fwd_destroy(b.f);
     sl_kv_destroy(b.kv);

@@ -91,6 +91,45 @@ size_t sl_gemm_scratch_bytes(int64_t K) {
     return round64((size_t)SL_GEMM_CHUNK * (size_t)(K / 32 + 1) * 68 + (size_t)K * sizeof(float) + 4096);
 }
 
+/* ---- packed weights ----------------------------------------------------------- */
+
+size_t sl_pack_tile_bytes(sl_type t, int64_t K) {
+    switch (t) { /* rounded up to 64 so every tile starts aligned */
+    case SL_TYPE_Q4_0: return round64((size_t)(K / QK4_0) * 16 * sizeof(block_q4_0));
+    case SL_TYPE_Q8_0: return round64((size_t)(K / QK8_0) * 16 * sizeof(block_q8_0));
+    default: return 0;
+    }
+}
+
+void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t ws, int64_t nr, void *dst) {
+    const int64_t nb = K / 32;
+    const int groups = t == SL_TYPE_Q4_0 ? 4 : 8;
+    const size_t G = (size_t)groups * 64, tile = sl_pack_tile_bytes(t, K);
+    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+        uint8_t *o = (uint8_t *)dst + (size_t)(r0 / 16) * tile;
+        memset(o, 0, tile);
+        for (int r = 0; r < 16 && r0 + r < nr; r++) {
+            const uint8_t *row = (const uint8_t *)w + (size_t)(r0 + r) * ws;
+            for (int64_t b = 0; b < nb; b++) {
+                uint8_t *ob = o + (size_t)b * G;
+                const uint8_t *qs;
+                uint16_t d;
+                if (t == SL_TYPE_Q4_0) {
+                    const block_q4_0 *x = (const block_q4_0 *)row + b;
+                    qs = x->qs;
+                    d = x->d;
+                } else {
+                    const block_q8_0 *x = (const block_q8_0 *)row + b;
+                    qs = (const uint8_t *)x->qs;
+                    d = x->d;
+                }
+                for (int j = 0; j < groups; j++) memcpy(ob + 64 * j + 4 * r, qs + 4 * j, 4);
+                memcpy(o + (size_t)nb * G + (size_t)b * 32 + 2 * r, &d, 2);
+            }
+        }
+    }
+}
+
 /* ---- exp ------------------------------------------------------------------ */
 
 float sl_expf(float x) {
@@ -358,6 +397,19 @@ static void attn_scalar(const sl_attn_args *a) {
         attn_head_scalar(a, a->q + (int64_t)g * a->head_dim, a->out + (int64_t)g * a->head_dim);
 }
 
+static uint64_t sum_u64_scalar(const uint64_t *a, size_t n) {
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i];
+        s1 += a[i + 1];
+        s2 += a[i + 2];
+        s3 += a[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i];
+    return s0 + s1 + s2 + s3;
+}
+
 /* ---- tables and dispatch ------------------------------------------------------- */
 
 const sl_kernels sl_kernels_scalar_table = {
@@ -374,6 +426,7 @@ const sl_kernels sl_kernels_scalar_table = {
     },
     .attn = attn_scalar,
     .act_quantize = sl_act_quantize,
+    .sum_u64 = sum_u64_scalar,
     .silu_mul = silu_mul_scalar,
 };
 

@@ -72,6 +72,24 @@ typedef void (*sl_gemm_fn)(int64_t K, const void *w, size_t w_stride, int64_t nr
                            int64_t nt, float *y, int64_t ldy, void *scratch);
 size_t sl_gemm_scratch_bytes(int64_t K);
 
+/* Packed weights (Q4_0, Q8_0): the rows of a matrix regrouped once into
+ * tiles of 16 rows that the SIMD kernels read with contiguous, aligned
+ * loads (no transposition per step). A tile holds the K/32 blocks of its 16
+ * rows: first the quants of every block, G = 256 (Q4_0) or 512 (Q8_0)
+ * bytes each,
+ *   byte [G b + 64j + 4r + i] = qs[4j + i] of block b of row r
+ *                               (j < G / 64, r < 16, i < 4),
+ * then the scales, 32 bytes per block: the fp16 d of rows 0..15 — in all
+ * the size of the 16 rows' blocks in the file (rounded up to 64 bytes). The
+ * last tile of a matrix is padded with zero rows. sl_pack_tile_bytes is 0 for types without a packed
+ * layout. */
+size_t sl_pack_tile_bytes(sl_type t, int64_t K);
+/* Pack rows [0, nr) (row r at w + r * w_stride) into ceil(nr / 16) tiles at dst. */
+void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t w_stride, int64_t nr, void *dst);
+/* Like sl_gemm_fn, with w the packed tile of row 0 (nr rows from there). */
+typedef void (*sl_gemm_packed_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,
+                                  int64_t nt, float *y, int64_t ldy);
+
 /* Attention of one query token for the n_q query heads that share one KV
  * head (GQA): for each, softmax(q·K^T * scale) · V over positions
  * [0, n_pos) of a paged KV cache, with an online softmax over chunks of 16
@@ -100,9 +118,12 @@ typedef void (*sl_attn_fn)(const sl_attn_args *a);
 typedef struct sl_kernels {
     const char *name;                 /* "scalar", "avx2", "avx512" */
     sl_gemm_fn gemm[SL_TYPE_COUNT];   /* NULL where the type has no kernel */
+    sl_gemm_packed_fn gemm_packed[SL_TYPE_COUNT]; /* NULL: the table reads that type unpacked */
     sl_attn_fn attn;
     /* sl_act_quantize, byte for byte (the scalar table's is sl_act_quantize) */
     void (*act_quantize)(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);
+    /* Σ a[i] (wrapping): a memory read at full vector width, for bandwidth measurements */
+    uint64_t (*sum_u64)(const uint64_t *a, size_t n);
     /* out[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (sl_expf's exp) */
     void (*silu_mul)(const float *gate, const float *up, float *out, int64_t n);
 } sl_kernels;

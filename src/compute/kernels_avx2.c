@@ -210,88 +210,85 @@ AI __m256i dot4(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-/* ---- Q4_0 / Q8_0 ---- */
+/* ---- Q4_0 / Q8_0: packed tiles (layout in kernels.h), 8 rows at a time ---- */
 
-/* Scratch per block: 8 ymm of groups (Q4_0: q + 8 unsigned; Q8_0: |q| and the
- * signs of q as ±1 bytes), then the 8 row scales. */
-#define Q0_BLOCK_BYTES (17 * 32)
 
-static void unpack_q0(bool q8, const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
-    const __m256i idx = row_offsets(ws), m4 = _mm256_set1_epi8(0x0F);
-    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *base = w + (size_t)b * bb;
-        __m256i *o = (__m256i *)(dst + b * Q0_BLOCK_BYTES);
-        if (q8) {
-            for (int j = 0; j < 8; j++) {
-                const __m256i t = gather(nr, idx, base + 2 + 4 * j);
-                _mm256_store_si256(o + j, _mm256_abs_epi8(t));
-                _mm256_store_si256(o + 8 + j, _mm256_sign_epi8(_mm256_set1_epi8(1), t));
-            }
-        } else {
-            for (int j = 0; j < 4; j++) {
-                const __m256i t = gather(nr, idx, base + 2 + 4 * j);
-                _mm256_store_si256(o + j, _mm256_and_si256(t, m4));
-                _mm256_store_si256(o + j + 4, _mm256_and_si256(_mm256_srli_epi16(t, 4), m4));
-            }
-        }
-        _mm256_store_ps((float *)(o + 16), f16_lo(gather(nr, idx, base)));
-    }
-}
-
-/* One token against an unpacked tile: 8 rows. */
-AI __m256 q0_token(bool q8, const uint8_t *tile, int64_t nb, const uint8_t *a, int64_t K) {
+/* One token against half h (rows 8h..8h+7) of a packed tile. */
+AI __m256 q0p_token(bool q8, const uint8_t *tile, int h, int64_t nb, const uint8_t *a, int64_t K) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const size_t G = q8 ? 512 : 256;
+    const uint8_t *scales = tile + (size_t)nb * G;
     __m256 res = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const __m256i *o = (const __m256i *)(tile + b * Q0_BLOCK_BYTES);
+        const uint8_t *tb = tile + (size_t)b * G + 32 * h;
         __m256i acc;
-        if (q8) {
+        if (q8) { /* sign trick: |q| × (a with q's sign); pair sums stay below 2 * 128 * 127 */
             acc = _mm256_setzero_si256();
             for (int j = 0; j < 8; j++) {
-                const __m256i av = _mm256_sign_epi8(bcast32(a + b * 32 + 4 * j), _mm256_load_si256(o + 8 + j));
-                acc = _mm256_add_epi32(acc, dot4(_mm256_load_si256(o + j), av));
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(tb + 64 * j));
+                acc = _mm256_add_epi32(acc, dot4(_mm256_abs_epi8(w), _mm256_sign_epi8(bcast32(a + b * 32 + 4 * j), w)));
             }
-        } else { /* int16 pair sums of q+8 (<= 15) stay below 8 * 2 * 15 * 127 < 32768 */
+        } else { /* int16 pair sums of q + 8 (<= 15) stay below 8 * 2 * 15 * 127 < 32768 */
             __m256i a16 = _mm256_setzero_si256();
-            for (int j = 0; j < 8; j++)
-                a16 = _mm256_add_epi16(a16, _mm256_maddubs_epi16(_mm256_load_si256(o + j), bcast32(a + b * 32 + 4 * j)));
+            for (int j = 0; j < 4; j++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(tb + 64 * j));
+                a16 = _mm256_add_epi16(a16, _mm256_maddubs_epi16(_mm256_and_si256(v, m4), bcast32(a + b * 32 + 4 * j)));
+                a16 = _mm256_add_epi16(a16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                                                 bcast32(a + b * 32 + 16 + 4 * j)));
+            }
             acc = _mm256_add_epi32(_mm256_madd_epi16(a16, _mm256_set1_epi16(1)), bcast32(a + K + nb * 4 + b * 4));
         }
         float da;
         memcpy(&da, a + K + b * 4, 4);
-        const __m256 s = _mm256_mul_ps(_mm256_load_ps((const float *)(o + 16)), _mm256_set1_ps(da));
-        res = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(acc), res);
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(scales + b * 32 + 16 * h)));
+        res = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(da)), _mm256_cvtepi32_ps(acc), res);
     }
     return res;
 }
 
 AI void store_rows(float *y, int nr, __m256 v) {
     if (nr >= 8) _mm256_storeu_ps(y, v);
-    else _mm256_maskstore_ps(y, first_lanes(nr), v);
+    else if (nr > 0) _mm256_maskstore_ps(y, first_lanes(nr), v);
+}
+
+static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
+                           float *y, int64_t ldy) {
+    const int64_t nb = K / 32;
+    const size_t tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K);
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as);
+    if (tb < 1) tb = 1;
+    for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+        const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+        for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+            const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * tile;
+            for (int h = 0; h < 2 && r0 + 8 * h < nr; h++) {
+                const int R = nr - r0 - 8 * h < 8 ? (int)(nr - r0 - 8 * h) : 8;
+                for (int64_t t = b0; t < b1; t++) {
+                    const uint8_t *a = (const uint8_t *)act + (size_t)t * as;
+                    store_rows(y + t * ldy + r0 + 8 * h, R,
+                               q8 ? q0p_token(true, t16, h, nb, a, K) : q0p_token(false, t16, h, nb, a, K));
+                }
+            }
+        }
+    }
+}
+
+static void gemm_q4_0_packed(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
+                             int64_t ldy) {
+    gemm_q0_packed(false, K, tiles, nr, a, as, nt, y, ldy);
+}
+static void gemm_q8_0_packed(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
+                             int64_t ldy) {
+    gemm_q0_packed(true, K, tiles, nr, a, as, nt, y, ldy);
 }
 
 static void gemm_q0(bool q8, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as, int64_t nt,
                     float *y, int64_t ldy, void *scratch) {
-    const int64_t nb = K / 32;
-    const size_t tile = (size_t)nb * Q0_BLOCK_BYTES;
-    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as);
-    if (tb < 1) tb = 1;
+    const sl_type t = q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0;
     for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
         const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
-        for (int64_t r0 = 0; r0 < cr; r0 += 8)
-            unpack_q0(q8, (const uint8_t *)w + (size_t)(c0 + r0) * ws, ws, cr - r0 < 8 ? (int)(cr - r0) : 8, nb,
-                      (uint8_t *)scratch + (size_t)(r0 / 8) * tile);
-        for (int64_t b0 = 0; b0 < nt; b0 += tb) {
-            const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
-            for (int64_t r0 = 0; r0 < cr; r0 += 8) {
-                const int R = cr - r0 < 8 ? (int)(cr - r0) : 8;
-                const uint8_t *t8 = (const uint8_t *)scratch + (size_t)(r0 / 8) * tile;
-                for (int64_t t = b0; t < b1; t++) {
-                    const uint8_t *a = (const uint8_t *)act + (size_t)t * as;
-                    store_rows(y + t * ldy + c0 + r0, R, q8 ? q0_token(true, t8, nb, a, K) : q0_token(false, t8, nb, a, K));
-                }
-            }
-        }
+        sl_pack_rows(t, K, (const uint8_t *)w + (size_t)c0 * ws, ws, cr, scratch);
+        gemm_q0_packed(q8, K, scratch, cr, act, as, nt, y + c0, ldy);
     }
 }
 
@@ -644,6 +641,23 @@ static void act_quantize_avx2(sl_act a, const float *x, int64_t ldx, int64_t n_t
     }
 }
 
+static uint64_t sum_u64_avx2(const uint64_t *a, size_t n) {
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_add_epi64(s0, _mm256_loadu_si256((const __m256i *)(a + i)));
+        s1 = _mm256_add_epi64(s1, _mm256_loadu_si256((const __m256i *)(a + i + 4)));
+        s2 = _mm256_add_epi64(s2, _mm256_loadu_si256((const __m256i *)(a + i + 8)));
+        s3 = _mm256_add_epi64(s3, _mm256_loadu_si256((const __m256i *)(a + i + 12)));
+    }
+    const __m256i t = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+    uint64_t v[4];
+    _mm256_storeu_si256((__m256i *)v, t);
+    uint64_t s = v[0] + v[1] + v[2] + v[3];
+    for (; i < n; i++) s += a[i];
+    return s;
+}
+
 /* ---- elementwise ------------------------------------------------------------------------------ */
 
 static void silu_mul_avx2(const float *gate, const float *up, float *out, int64_t n) {
@@ -676,8 +690,13 @@ bool sl_kernels_avx2_init(sl_kernels *k) {
             [SL_TYPE_Q5_K] = gemm_q5_K,
             [SL_TYPE_Q6_K] = gemm_q6_K,
         },
+        .gemm_packed = {
+            [SL_TYPE_Q4_0] = gemm_q4_0_packed,
+            [SL_TYPE_Q8_0] = gemm_q8_0_packed,
+        },
         .attn = attn_avx2,
         .act_quantize = act_quantize_avx2,
+        .sum_u64 = sum_u64_avx2,
         .silu_mul = silu_mul_avx2,
     };
     return true;

@@ -204,36 +204,19 @@ AI __m512i bcast32(const void *p) {
 AI __m512 f16_lo(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
 AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16))); }
 
-/* ---- Q4_0 / Q8_0 ---- */
+/* ---- Q4_0 / Q8_0: packed tiles (layout in kernels.h) ---- */
 
-/* Scratch per block: 8 zmm of unsigned groups (q + 8 / q + 128), then the 16 row scales. */
-#define Q0_BLOCK_BYTES 576
 
-static void unpack_q0(bool q8, const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
-    const __mmask16 m = (__mmask16)((1u << nr) - 1);
-    const __m512i idx = row_offsets(ws), m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
-    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *base = w + (size_t)b * bb;
-        __m512i *o = (__m512i *)(dst + b * Q0_BLOCK_BYTES);
-        if (q8) {
-            for (int j = 0; j < 8; j++) _mm512_store_si512(o + j, _mm512_xor_si512(gather(m, idx, base + 2 + 4 * j), flip));
-        } else {
-            for (int j = 0; j < 4; j++) {
-                const __m512i t = gather(m, idx, base + 2 + 4 * j);
-                _mm512_store_si512(o + j, _mm512_and_si512(t, m4));
-                _mm512_store_si512(o + j + 4, _mm512_and_si512(_mm512_srli_epi16(t, 4), m4));
-            }
-        }
-        _mm512_store_ps((float *)(o + 8), f16_lo(gather(m, idx, base)));
-    }
-}
-
-/* NT tokens against an unpacked tile: y[t][0..16). Each row's raw dot of
- * unsigned quants is corrected by -off * (sum of the activation block), read
- * from the activation row (c8 / c128) as the lanes' starting value. */
-AI void q0_tokens(int NT, const uint8_t *tile, int64_t nb, bool q8, const uint8_t *act, size_t as, int64_t K,
-                  __m512 out[8]) {
+/* NT tokens against one packed tile: out[t] = the 16 rows. Per block the
+ * unsigned groups are formed in registers (Q4_0: nibbles, q + 8; Q8_0:
+ * q ^ 0x80 = q + 128), each row's raw dot starts from the activation's
+ * correction -off * (sum of the block) (c8 / c128 of the activation row) and
+ * accumulates group by group in its own lane; then the float steps. */
+AI void q0p_tokens(int NT, bool q8, const uint8_t *tile, int64_t nb, const uint8_t *act, size_t as, int64_t K,
+                   __m512 out[8]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
+    const size_t G = q8 ? 512 : 256;
+    const uint8_t *scales = tile + (size_t)nb * G;
     const uint8_t *at[8];
     __m512 res[8];
 #pragma GCC unroll 8
@@ -242,11 +225,20 @@ AI void q0_tokens(int NT, const uint8_t *tile, int64_t nb, bool q8, const uint8_
         res[t] = _mm512_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {
-        const __m512i *o = (const __m512i *)(tile + b * Q0_BLOCK_BYTES);
+        const uint8_t *tb = tile + (size_t)b * G;
         __m512i W[8];
+        if (q8) {
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) W[j] = _mm512_load_si512(o + j);
-        const __m512 dw = _mm512_load_ps((const float *)(o + 8));
+            for (int j = 0; j < 8; j++) W[j] = _mm512_xor_si512(_mm512_load_si512(tb + 64 * j), flip);
+        } else {
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m512i v = _mm512_load_si512(tb + 64 * j);
+                W[j] = _mm512_and_si512(v, m4);
+                W[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            }
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(scales + b * 32)));
         __m512i acc[8];
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++) acc[t] = bcast32(at[t] + K + nb * (q8 ? 8 : 4) + b * 4);
@@ -267,42 +259,60 @@ AI void q0_tokens(int NT, const uint8_t *tile, int64_t nb, bool q8, const uint8_
     for (int t = 0; t < NT; t++) out[t] = res[t];
 }
 
-#define Q0_NT(N)                                                                                              \
-    static void q0_nt##N(const uint8_t *tile, int64_t nb, bool q8, const uint8_t *act, size_t as, int64_t K, \
-                         __m512 out[8]) {                                                                       \
-        q0_tokens(N, tile, nb, q8, act, as, K, out);                                                            \
+#define Q0_NT(N)                                                                                                    \
+    static void q4p_nt##N(const uint8_t *tile, int64_t nb, const uint8_t *act, size_t as, int64_t K, __m512 out[8]) { \
+        q0p_tokens(N, false, tile, nb, act, as, K, out);                                                            \
+    }                                                                                                               \
+    static void q8p_nt##N(const uint8_t *tile, int64_t nb, const uint8_t *act, size_t as, int64_t K, __m512 out[8]) { \
+        q0p_tokens(N, true, tile, nb, act, as, K, out);                                                             \
     }
 Q0_NT(1) Q0_NT(2) Q0_NT(3) Q0_NT(4) Q0_NT(5) Q0_NT(6) Q0_NT(7) Q0_NT(8)
-typedef void (*q0_fn)(const uint8_t *, int64_t, bool, const uint8_t *, size_t, int64_t, __m512 *);
-static const q0_fn Q0_TOKENS[8] = {q0_nt1, q0_nt2, q0_nt3, q0_nt4, q0_nt5, q0_nt6, q0_nt7, q0_nt8};
+typedef void (*q0_fn)(const uint8_t *, int64_t, const uint8_t *, size_t, int64_t, __m512 *);
+static const q0_fn Q0_TOKENS[2][8] = {
+    {q4p_nt1, q4p_nt2, q4p_nt3, q4p_nt4, q4p_nt5, q4p_nt6, q4p_nt7, q4p_nt8},
+    {q8p_nt1, q8p_nt2, q8p_nt3, q8p_nt4, q8p_nt5, q8p_nt6, q8p_nt7, q8p_nt8},
+};
 
-/* Up to SL_GEMM_CHUNK rows are unpacked once (tile i at scratch + i * tile
- * bytes); then token blocks × tiles × groups of 8 tokens. */
-static void gemm_q0(bool q8, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as, int64_t nt,
-                    float *y, int64_t ldy, void *scratch) {
+/* Token blocks that stay in L2 × tiles × groups of 8 tokens. */
+static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
+                           float *y, int64_t ldy) {
     const int64_t nb = K / 32;
-    const size_t tile = (size_t)nb * Q0_BLOCK_BYTES;
-    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 8 * 8; /* whole groups of 8 tokens */
+    const size_t tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K);
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 8 * 8;
     if (tb < 8) tb = 8;
-    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
-        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
-        for (int64_t r0 = 0; r0 < cr; r0 += 16)
-            unpack_q0(q8, (const uint8_t *)w + (size_t)(c0 + r0) * ws, ws, cr - r0 < 16 ? (int)(cr - r0) : 16, nb,
-                      (uint8_t *)scratch + (size_t)(r0 / 16) * tile);
-        for (int64_t b0 = 0; b0 < nt; b0 += tb) {
-            const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
-            for (int64_t r0 = 0; r0 < cr; r0 += 16) {
-                const int R = cr - r0 < 16 ? (int)(cr - r0) : 16;
-                const __mmask16 m = (__mmask16)((1u << R) - 1);
-                const uint8_t *t16 = (const uint8_t *)scratch + (size_t)(r0 / 16) * tile;
-                for (int64_t t0 = b0; t0 < b1; t0 += 8) {
-                    const int N = b1 - t0 < 8 ? (int)(b1 - t0) : 8;
-                    __m512 out[8];
-                    Q0_TOKENS[N - 1](t16, nb, q8, (const uint8_t *)act + (size_t)t0 * as, as, K, out);
-                    for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + c0 + r0, m, out[t]);
-                }
+    for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+        const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+        for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+            const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
+            const __mmask16 m = (__mmask16)((1u << R) - 1);
+            const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * tile;
+            for (int64_t t0 = b0; t0 < b1; t0 += 8) {
+                const int N = b1 - t0 < 8 ? (int)(b1 - t0) : 8;
+                __m512 out[8];
+                Q0_TOKENS[q8][N - 1](t16, nb, (const uint8_t *)act + (size_t)t0 * as, as, K, out);
+                for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, out[t]);
             }
         }
+    }
+}
+
+static void gemm_q4_0_packed(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
+                             int64_t ldy) {
+    gemm_q0_packed(false, K, tiles, nr, a, as, nt, y, ldy);
+}
+static void gemm_q8_0_packed(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
+                             int64_t ldy) {
+    gemm_q0_packed(true, K, tiles, nr, a, as, nt, y, ldy);
+}
+
+/* Rows as stored: pack a chunk into scratch, then the packed kernel. */
+static void gemm_q0(bool q8, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as, int64_t nt,
+                    float *y, int64_t ldy, void *scratch) {
+    const sl_type t = q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0;
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
+        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
+        sl_pack_rows(t, K, (const uint8_t *)w + (size_t)c0 * ws, ws, cr, scratch);
+        gemm_q0_packed(q8, K, scratch, cr, act, as, nt, y + c0, ldy);
     }
 }
 
@@ -317,6 +327,14 @@ static void gemm_q8_0(int64_t K, const void *w, size_t ws, int64_t nr, const voi
 
 
 /* ---- K-quants ---- */
+
+/* Prefetch the next 16 rows (contiguous after this tile) a slice per block,
+ * so the gathers of the next tile find them in cache. Prefetches do not
+ * fault, so reading past the matrix is harmless. */
+AI void prefetch_slice(const uint8_t *w, size_t ws, int64_t b, int64_t nb) {
+    const size_t tile = 16 * ws, lo = tile * (size_t)b / (size_t)nb, hi = tile * (size_t)(b + 1) / (size_t)nb;
+    for (size_t o = lo & ~(size_t)63; o < hi; o += 64) _mm_prefetch((const char *)(w + tile + o), _MM_HINT_T0);
+}
 
 /* Scratch per super-block: 64 zmm of unsigned groups, then the sub-block
  * scales (8 zmm of int32 for Q4_K/Q5_K, 16 for Q6_K), int16 pairs (lane r =
@@ -340,6 +358,7 @@ static void unpack_q45_K(bool q5, const uint8_t *w, size_t ws, int nr, int64_t n
     for (int64_t s = 0; s < nb; s++) {
         const uint8_t *base = w + (size_t)s * bb;
         __m512i *o = (__m512i *)(dst + s * KQ_BLOCK_BYTES);
+        prefetch_slice(w, ws, s, nb);
         const __m512i dd = gather(m, idx, base);
         _mm512_store_ps((float *)(o + KQ_D), f16_lo(dd));
         _mm512_store_ps((float *)(o + KQ_DMIN), f16_hi(dd));
@@ -379,6 +398,7 @@ static void unpack_q6_K(const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t
     for (int64_t s = 0; s < nb; s++) {
         const uint8_t *base = w + (size_t)s * sizeof(block_q6_K);
         __m512i *o = (__m512i *)(dst + s * KQ_BLOCK_BYTES);
+        prefetch_slice(w, ws, s, nb);
         _mm512_store_ps((float *)(o + KQ_D), f16_hi(gather(m, idx, base + 206))); /* scales[14..15], d */
         for (int k = 0; k < 4; k++) {
             const __m512i v = gather(m, idx, base + 192 + 4 * k);
@@ -714,6 +734,20 @@ static void act_quantize_avx512(sl_act a, const float *x, int64_t ldx, int64_t n
     }
 }
 
+static uint64_t sum_u64_avx512(const uint64_t *a, size_t n) {
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(a + i));
+        s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(a + i + 8));
+        s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(a + i + 16));
+        s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(a + i + 24));
+    }
+    uint64_t s = (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+    for (; i < n; i++) s += a[i];
+    return s;
+}
+
 /* ---- elementwise ------------------------------------------------------------------------------ */
 
 static void silu_mul_avx512(const float *gate, const float *up, float *out, int64_t n) {
@@ -740,8 +774,13 @@ bool sl_kernels_avx512_init(sl_kernels *k) {
             [SL_TYPE_Q5_K] = gemm_q5_K,
             [SL_TYPE_Q6_K] = gemm_q6_K,
         },
+        .gemm_packed = {
+            [SL_TYPE_Q4_0] = gemm_q4_0_packed,
+            [SL_TYPE_Q8_0] = gemm_q8_0_packed,
+        },
         .attn = attn_avx512,
         .act_quantize = act_quantize_avx512,
+        .sum_u64 = sum_u64_avx512,
         .silu_mul = silu_mul_avx512,
     };
     return true;

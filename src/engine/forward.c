@@ -30,6 +30,23 @@
 #define MAX_HEAD_DIM 512
 #define OPS_PER_LAYER 8
 
+enum { MAT_Q, MAT_K, MAT_V, MAT_O, MAT_GATE, MAT_UP, MAT_DOWN, MATS };
+
+static const sl_tensor *matrix(const sl_model *m, int32_t i) {
+    if (i == m->hp.n_layer * MATS) return &m->output;
+    const sl_layer *L = &m->layers[i / MATS];
+    const sl_tensor *mats[MATS] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return mats[i % MATS];
+}
+
+/* Packing at creation: units of SL_GEMM_CHUNK rows over every packed matrix. */
+typedef struct pack_job {
+    sl_fwd *f;
+    _Atomic int64_t next;
+} pack_job;
+
+static void pack_worker(void *arg, int ith, int nth);
+
 static _Atomic bool default_reference;
 
 void sl_fwd_set_default_reference(bool reference) { atomic_store(&default_reference, reference); }
@@ -59,6 +76,8 @@ struct sl_fwd {
     uint8_t *gemm_scratch;      /* (n_threads, gemm_scratch_bytes) */
     size_t gemm_scratch_bytes;
     double *rope_cs;            /* (max_batch, n_rot/2, 2): cos, sin of each token's angles */
+    void **packed;              /* (n_layer * MATS + 1) packed tiles of each matrix (MAT_* order, then the
+                                 * output), or NULL where the kernels read the rows as stored */
     _Atomic int64_t *ops;       /* work counter of each op of a step */
     int32_t n_ops;
     /* per thread (reference path) */
@@ -148,6 +167,22 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
         ok = ok && f->gemm_scratch && f->rope_cs && f->ops;
         if (ok)
             for (int32_t i = 0; i < f->n_ops; i++) atomic_init(&f->ops[i], 0);
+        /* matrices whose type has a packed layout in this kernel table are packed once here */
+        const int32_t n_mats = hp->n_layer * MATS + 1;
+        f->packed = ok ? sl_calloc((size_t)n_mats, sizeof *f->packed) : NULL;
+        ok = ok && f->packed;
+        for (int32_t i = 0; ok && i < n_mats; i++) {
+            const sl_tensor *w = matrix(m, i);
+            const size_t tile = sl_pack_tile_bytes(w->type, w->ne[0]);
+            if (!tile || !kern->gemm_packed[w->type]) continue;
+            f->packed[i] = sl_malloc_aligned(tile * (size_t)((w->ne[1] + 15) / 16));
+            ok = f->packed[i] != NULL;
+        }
+        if (ok) {
+            pack_job pj = {.f = f};
+            atomic_init(&pj.next, 0);
+            sl_pool_run(f->pool, pack_worker, &pj);
+        }
     }
     if (!ok) {
         st = SL_FAIL(SL_ERR_NOMEM, "out of memory for forward buffers (batch %d)", p->max_batch);
@@ -167,6 +202,9 @@ void sl_fwd_destroy(sl_fwd *f) {
                      f->hb, f->hb2, f->xo, f->row_scratch, f->score_scratch, f->kv_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sl_free_aligned(bufs[i]);
     for (int a = 0; a < SL_ACT_COUNT; a++) sl_free_aligned(f->act[a]);
+    if (f->packed)
+        for (int32_t i = 0; i <= f->m->hp.n_layer * MATS; i++) sl_free_aligned(f->packed[i]);
+    sl_free(f->packed);
     sl_free_aligned(f->gemm_scratch);
     sl_free_aligned(f->rope_cs);
     sl_free_aligned((void *)f->ops);
@@ -355,10 +393,34 @@ static void step_ref(void *arg, int ith, int nth) {
 /* fast path                                                                 */
 /* ======================================================================== */
 
-/* One matrix of a matmul op: y(n_tok, ne[1]) = input · Wᵀ. */
+static void pack_worker(void *arg, int ith, int nth) {
+    pack_job *pj = arg;
+    sl_fwd *f = pj->f;
+    (void)ith;
+    (void)nth;
+    const int32_t n_mats = f->m->hp.n_layer * MATS + 1;
+    for (;;) {
+        int64_t u = atomic_fetch_add(&pj->next, 1);
+        int32_t i = 0;
+        for (; i < n_mats; i++) {
+            const sl_tensor *w = matrix(f->m, i);
+            const int64_t units = f->packed[i] ? (w->ne[1] + SL_GEMM_CHUNK - 1) / SL_GEMM_CHUNK : 0;
+            if (u < units) break;
+            u -= units;
+        }
+        if (i == n_mats) return;
+        const sl_tensor *w = matrix(f->m, i);
+        const int64_t r0 = u * SL_GEMM_CHUNK, nr = w->ne[1] - r0 < SL_GEMM_CHUNK ? w->ne[1] - r0 : SL_GEMM_CHUNK;
+        sl_pack_rows(w->type, w->ne[0], sl_tensor_row(w, r0), w->row_bytes, nr,
+                     (uint8_t *)f->packed[i] + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, w->ne[0]));
+    }
+}
+
+/* One matrix of a matmul op: y(n_tok, ne[1]) = input · Wᵀ; packed tiles or NULL. */
 typedef struct mm_job {
     const sl_tensor *w;
     float *y;
+    const void *packed;
 } mm_job;
 
 /* Quantize rows [t0, t1) of x (n × K floats) into the activation formats the
@@ -404,8 +466,12 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
         const sl_act a = sl_act_of(w->type);
         const uint8_t *act = a == SL_ACT_F32 ? (const uint8_t *)x : f->act[a];
         const size_t as = a == SL_ACT_F32 ? (size_t)K * sizeof(float) : sl_act_row_bytes(a, K);
-        f->kern->gemm[w->type](K, sl_tensor_row(w, r0), w->row_bytes, nr, act, as, n_tok, jobs[j].y + r0, w->ne[1],
-                               scratch);
+        if (jobs[j].packed)
+            f->kern->gemm_packed[w->type](K, (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K),
+                                          nr, act, as, n_tok, jobs[j].y + r0, w->ne[1]);
+        else
+            f->kern->gemm[w->type](K, sl_tensor_row(w, r0), w->row_bytes, nr, act, as, n_tok, jobs[j].y + r0, w->ne[1],
+                                   scratch);
     }
 }
 
@@ -494,10 +560,11 @@ static void step_fast(void *arg, int ith, int nth) {
 
     for (int l = 0; l < hp->n_layer; l++) {
         const sl_layer *L = &m->layers[l];
-        const mm_job qkv[3] = {{&L->wq, f->q}, {&L->wk, f->k}, {&L->wv, f->v}};
-        const mm_job o[1] = {{&L->wo, f->tmp}};
-        const mm_job gu[2] = {{&L->w_gate, f->hb}, {&L->w_up, f->hb2}};
-        const mm_job dn[1] = {{&L->w_down, f->tmp}};
+        void *const *P = f->packed + l * MATS;
+        const mm_job qkv[3] = {{&L->wq, f->q, P[MAT_Q]}, {&L->wk, f->k, P[MAT_K]}, {&L->wv, f->v, P[MAT_V]}};
+        const mm_job o[1] = {{&L->wo, f->tmp, P[MAT_O]}};
+        const mm_job gu[2] = {{&L->w_gate, f->hb, P[MAT_GATE]}, {&L->w_up, f->hb2, P[MAT_UP]}};
+        const mm_job dn[1] = {{&L->w_down, f->tmp, P[MAT_DOWN]}};
 
         for (long long t = t0; t < t1; t++) {
             if (l > 0) add_rows(f->x + t * d, f->tmp + t * d, d); /* the previous layer's FFN output */
@@ -535,7 +602,7 @@ static void step_fast(void *arg, int ith, int nth) {
         sl_pool_barrier(f->pool);
     }
 
-    const mm_job out[1] = {{&m->output, f->logits}};
+    const mm_job out[1] = {{&m->output, f->logits, f->packed[hp->n_layer * MATS]}};
     long long j0, j1;
     sl_split_range(f->n_out, ith, nth, &j0, &j1);
     for (long long j = j0; j < j1; j++) {
