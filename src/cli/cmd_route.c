@@ -1,8 +1,8 @@
 /*
  * cmd_route.c — `shardlm route`: the cluster's front door (src/router/).
  *
- * Engines come from --engine URL[#VERSION] flags (repeatable, or comma
- * separated) and/or etcd (--etcd URL: engines registered by `shardlm serve
+ * Engines come from --engine [ID=]URL[#VERSION] flags (repeatable, or comma
+ * separated; ID names the engine on the ring, default its URL) and/or etcd (--etcd URL: engines registered by `shardlm serve
  * --etcd`, rollout weights in /shardlm/<cluster>/config).
  *
  * Shutdown: SIGTERM or SIGINT → /ready answers 503 (load balancers stop
@@ -33,7 +33,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_PORT] = {"port", NULL, OPT_INT, "8000", 0, 65535, "port to listen on (0: any free port, printed at start)"},
     [O_THREADS] = {"threads", "t", OPT_INT, "2", 1, 256, "I/O threads"},
     [O_ENGINE] = {"engine", NULL, OPT_STR, NULL, 0, -1,
-                  "engine http://HOST:PORT[#VERSION] (repeat the flag, or separate with commas)"},
+                  "engine [ID=]http://HOST:PORT[#VERSION] (repeat the flag, or separate with commas)"},
     [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "etcd URL (http://HOST:PORT): engines and rollout weights from there"},
     [O_CLUSTER] = {"cluster", NULL, OPT_STR, "default", 0, -1, "cluster name: etcd keys live under /shardlm/NAME/"},
     [O_POLICY] = {"policy", NULL, OPT_STR, "session", 0, -1,

@@ -148,7 +148,8 @@ static json_t *chat_logprobs(json_t *lp) {
         const char *k;
         json_t *v;
         json_object_foreach(src, k, v) {
-            json_array_append_new(top, json_pack("{s:s,s:O,s:o}", "token", k, "logprob", v, "bytes", bytes_of(k, strlen(k))));
+            json_array_append_new(
+                top, json_pack("{s:s,s:O,s:o}", "token", k, "logprob", v, "bytes", bytes_of(k, strlen(k))));
         }
         json_object_set_new(e, "top_logprobs", top);
         json_array_append_new(content, e);

@@ -216,7 +216,8 @@ static void parse_head(sl_hp *p) {
         const sl_hp_hdr *te = sl_hp_header(p, "Transfer-Encoding");
         const char *v = te->value;
         size_t n = te->value_len;
-        bool chunked_last = n >= 7 && !strncasecmp(v + n - 7, "chunked", 7) && (n == 7 || v[n - 8] == ' ' || v[n - 8] == ',');
+        bool chunked_last =
+            n >= 7 && !strncasecmp(v + n - 7, "chunked", 7) && (n == 7 || v[n - 8] == ' ' || v[n - 8] == ',');
         bool only_chunked = chunked_last && n == 7;
         for (int i = 0; i < p->n_hdrs; i++)
             if (&p->hdrs[i] != te && p->hdrs[i].name_len == 17 && !strncasecmp(p->hdrs[i].name, "transfer-encoding", 17))

@@ -51,14 +51,27 @@ void sl_member_eject(sl_member *e, const char *why) {
 
 sl_status sl_member_spec_parse(const char *text, sl_member_spec *out) {
     memset(out, 0, sizeof *out);
+    const char *eq = strncmp(text, "http://", 7) != 0 ? strchr(text, '=') : NULL;
+    const char *full = text;
+    if (eq) { /* ID=URL: a name of its own keeps the engine's ring points when its address changes */
+        size_t il = (size_t)(eq - text);
+        if (il == 0 || il >= sizeof out->id)
+            return SL_FAIL(SL_ERR_INVALID, "engine '%s': the id before '=' must be 1..%zu characters", full,
+                           sizeof out->id - 1);
+        for (size_t i = 0; i < il; i++)
+            if (text[i] == '"' || text[i] == '\\' || (unsigned char)text[i] < 0x21)
+                return SL_FAIL(SL_ERR_INVALID, "engine '%s': the id has a quote, backslash or blank", full);
+        text = eq + 1;
+    }
     const char *hash = strchr(text, '#');
     size_t ulen = hash ? (size_t)(hash - text) : strlen(text);
     while (ulen > 0 && text[ulen - 1] == '/') ulen--;
     if (ulen < 8 || strncmp(text, "http://", 7) != 0)
-        return SL_FAIL(SL_ERR_INVALID, "engine '%s': expected http://HOST:PORT[#VERSION]", text);
+        return SL_FAIL(SL_ERR_INVALID, "engine '%s': expected [ID=]http://HOST:PORT[#VERSION]", full);
     if (ulen >= sizeof out->url) return SL_FAIL(SL_ERR_INVALID, "engine URL '%.40s...' is too long", text);
     memcpy(out->url, text, ulen);
-    memcpy(out->id, text, ulen < sizeof out->id ? ulen : sizeof out->id - 1);
+    if (eq) memcpy(out->id, full, (size_t)(eq - full));
+    else memcpy(out->id, text, ulen < sizeof out->id ? ulen : sizeof out->id - 1);
     if (hash) {
         if (strlen(hash + 1) == 0 || strlen(hash + 1) >= sizeof out->version)
             return SL_FAIL(SL_ERR_INVALID, "engine '%s': the version after '#' must be 1..%zu characters", text,
@@ -255,7 +268,8 @@ sl_status sl_members_set(sl_members *m, int source, const sl_member_spec *specs,
 }
 
 sl_status sl_members_set_weights(sl_members *m, char (*versions)[64], const double *weights, int n) {
-    if (n < 0 || n > SL_MAX_VERSIONS) return SL_FAIL(SL_ERR_INVALID, "rollout: %d versions (at most %d)", n, SL_MAX_VERSIONS);
+    if (n < 0 || n > SL_MAX_VERSIONS)
+        return SL_FAIL(SL_ERR_INVALID, "rollout: %d versions (at most %d)", n, SL_MAX_VERSIONS);
     pthread_mutex_lock(&m->mu);
     m->n_weights = n;
     for (int i = 0; i < n; i++) {

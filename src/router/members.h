@@ -84,7 +84,8 @@ typedef struct sl_members sl_members;
 sl_status sl_members_create(int vnodes, sl_members **out);
 void sl_members_destroy(sl_members *m);
 
-/* Parse "URL[#VERSION]" (static --engine flag) into a spec; id = URL. */
+/* Parse "[ID=]URL[#VERSION]" (static --engine flag) into a spec; the id (the
+ * engine's name on the ring) is the URL unless given. */
 sl_status sl_member_spec_parse(const char *text, sl_member_spec *out);
 /* Replace the members of one source (0: static flags, 1: etcd) and publish. */
 sl_status sl_members_set(sl_members *m, int source, const sl_member_spec *specs, int n);

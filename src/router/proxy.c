@@ -578,14 +578,17 @@ static void admin_engines(worker *w, cconn *c) {
     json_t *arr = json_array();
     for (int i = 0; i < w->view->n; i++) {
         sl_member *e = w->view->engines[i];
-        json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:s,s:s,s:i,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "id", e->spec.id, "url", e->spec.url,
-                           "model", e->spec.model, "version", e->spec.version, "capacity", e->spec.capacity, "up",
-                           (int)atomic_load(&e->up), "in_flight", (json_int_t)atomic_load(&e->in_flight), "running",
-                           (json_int_t)atomic_load(&e->running), "waiting", (json_int_t)atomic_load(&e->waiting), "requests", (json_int_t)atomic_load(&e->n_requests),
-                           "errors", (json_int_t)atomic_load(&e->n_errors), "migrations",
-                           (json_int_t)atomic_load(&e->n_migrations), "ejections",
-                           (json_int_t)atomic_load(&e->n_ejections)));
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:b}", "id", e->spec.id, "url", e->spec.url, "model",
+                              e->spec.model, "version", e->spec.version, "capacity", e->spec.capacity, "up",
+                              (int)atomic_load(&e->up));
+        json_object_set_new(o, "in_flight", json_integer(atomic_load(&e->in_flight)));
+        json_object_set_new(o, "running", json_integer(atomic_load(&e->running)));
+        json_object_set_new(o, "waiting", json_integer(atomic_load(&e->waiting)));
+        json_object_set_new(o, "requests", json_integer((json_int_t)atomic_load(&e->n_requests)));
+        json_object_set_new(o, "errors", json_integer((json_int_t)atomic_load(&e->n_errors)));
+        json_object_set_new(o, "migrations", json_integer((json_int_t)atomic_load(&e->n_migrations)));
+        json_object_set_new(o, "ejections", json_integer((json_int_t)atomic_load(&e->n_ejections)));
+        json_array_append_new(arr, o);
     }
     respond_json(w, c, 200, json_pack("{s:o}", "engines", arr), NULL);
 }
@@ -1224,7 +1227,9 @@ static void start_attempt(worker *w, xreq *x) {
     sl_member *e = sl_place(w->view, r->cfg.policy, r->cfg.load_factor, &x->q, &why);
     if (!e) {
         no_engine(w, x,
-                  x->n_tried ? "every engine tried failed" : w->view->n ? "no engine is in rotation" : "no engines are known");
+                  x->n_tried    ? "every engine tried failed"
+                  : w->view->n ? "no engine is in rotation"
+                               : "no engines are known");
         return;
     }
     atomic_fetch_add(&r->metrics.decisions[why], 1);
@@ -1453,11 +1458,7 @@ static bool up_head(worker *w, uconn *u) {
     snprintf(x->up_ctype, sizeof x->up_ctype, "%.*s", ct ? (int)(ct->value_len < 127 ? ct->value_len : 127) : 16,
              ct ? ct->value : "application/json");
     x->sse = x->stream && st == 200 && !strncasecmp(x->up_ctype, "text/event-stream", 17);
-    if (x->migrated && !x->sse) {
-        /* the continuation was refused (e.g. 400): nothing sensible to show mid-stream but the error */
-        return true;
-    }
-    return true;
+    return true; /* a refused continuation (not SSE) is gathered and reported by up_done */
 }
 
 static bool up_body(void *ctx, const char *p, size_t n) {

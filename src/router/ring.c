@@ -50,7 +50,8 @@ void sl_ring_destroy(sl_ring *r) {
 sl_status sl_ring_create(const char *const *ids, int n, int vnodes, sl_ring **out) {
     *out = NULL;
     sl_status st = SL_OK;
-    if (n < 0 || n > SL_RING_MAX_MEMBERS) return SL_FAIL(SL_ERR_INVALID, "ring: %d members (at most %d)", n, SL_RING_MAX_MEMBERS);
+    if (n < 0 || n > SL_RING_MAX_MEMBERS)
+        return SL_FAIL(SL_ERR_INVALID, "ring: %d members (at most %d)", n, SL_RING_MAX_MEMBERS);
     if (vnodes < 1 || vnodes > SL_RING_MAX_VNODES)
         return SL_FAIL(SL_ERR_INVALID, "ring: vnodes is %d; it must be 1..%d", vnodes, SL_RING_MAX_VNODES);
     sl_ring *r = sl_calloc(1, sizeof *r);

@@ -24,7 +24,7 @@ typedef struct sl_router_cfg {
     const char *host;
     int port;                   /* 0 = any free port */
     int threads;                /* I/O threads */
-    const char *const *engines; /* static members: "http://HOST:PORT[#VERSION]" */
+    const char *const *engines; /* static members: "[ID=]http://HOST:PORT[#VERSION]" */
     int n_engines;
     const char *etcd;           /* etcd URL (http://HOST:PORT), or NULL */
     const char *cluster;

@@ -195,3 +195,20 @@ TEST(load_report_parse) {
     CHECK_EQ_INT(run, -1);
     CHECK_EQ_INT(wait, -1);
 }
+
+TEST(engine_spec_parse) {
+    sl_member_spec s;
+    CHECK_OK(sl_member_spec_parse("http://127.0.0.1:8080/", &s));
+    CHECK_STR(s.id, "http://127.0.0.1:8080");
+    CHECK_STR(s.url, "http://127.0.0.1:8080");
+    CHECK_STR(s.version, "");
+    CHECK_OK(sl_member_spec_parse("gpu-7=http://10.0.0.7:8080#v2", &s));
+    CHECK_STR(s.id, "gpu-7");
+    CHECK_STR(s.url, "http://10.0.0.7:8080");
+    CHECK_STR(s.version, "v2");
+    CHECK(sl_member_spec_parse("10.0.0.7:8080", &s) == SL_ERR_INVALID);
+    CHECK(strstr(sl_last_error(), "expected [ID=]http://HOST:PORT[#VERSION]") != NULL);
+    CHECK(sl_member_spec_parse("=http://h:1", &s) == SL_ERR_INVALID);
+    CHECK(sl_member_spec_parse("a b=http://h:1", &s) == SL_ERR_INVALID);
+    CHECK(sl_member_spec_parse("http://h:1#", &s) == SL_ERR_INVALID);
+}
