@@ -19,5 +19,5 @@ if [ ! -f "$MODEL" ]; then
     fi
 fi
 echo "model: $MODEL"
-exec "$BIN" cluster up --engines "${ENGINES:-2}" -m "$MODEL" --port "${PORT:-8000}" --demo \
+exec "$BIN" cluster up --engines "${ENGINES:-2}" -m "$MODEL" --port "${PORT:-0}" --demo \
     --run-seconds "${RUN_SECONDS:-0}"
