@@ -85,10 +85,10 @@ void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64
 }
 
 size_t sl_gemm_scratch_bytes(int64_t K) {
-    /* The SIMD kernels unpack SL_GEMM_CHUNK rows: at most 2.125 bytes per
-     * weight (AVX2 Q4_0/Q8_0: 544 bytes per 8 rows × 32 weights; the other
-     * layouts take less); the scalar kernels convert one row to floats. */
-    return round64((size_t)SL_GEMM_CHUNK * (size_t)(K / 32 + 1) * 68 + (size_t)K * sizeof(float) + 4096);
+    /* The SIMD kernels pack SL_GEMM_CHUNK rows (at most 0.82 bytes per
+     * weight, Q6_K) and unpack them (at most 1.41 bytes per weight, the
+     * K-quants); the scalar kernels convert one row to floats. */
+    return round64((size_t)SL_GEMM_CHUNK * (size_t)(K / 32 + 1) * 80 + (size_t)K * sizeof(float) + 4096);
 }
 
 /* ---- packed weights ----------------------------------------------------------- */
@@ -97,11 +97,35 @@ size_t sl_pack_tile_bytes(sl_type t, int64_t K) {
     switch (t) { /* rounded up to 64 so every tile starts aligned */
     case SL_TYPE_Q4_0: return round64((size_t)(K / QK4_0) * 16 * sizeof(block_q4_0));
     case SL_TYPE_Q8_0: return round64((size_t)(K / QK8_0) * 16 * sizeof(block_q8_0));
+    case SL_TYPE_Q4_K: return (size_t)(K / QK_K) * 16 * sizeof(block_q4_K);
+    case SL_TYPE_Q5_K: return (size_t)(K / QK_K) * 16 * sizeof(block_q5_K);
+    case SL_TYPE_Q6_K: return round64((size_t)(K / QK_K) * 16 * sizeof(block_q6_K));
     default: return 0;
     }
 }
 
+static void pack_kquant(sl_type t, int64_t K, const uint8_t *w, size_t ws, int64_t nr, uint8_t *dst) {
+    const int64_t nb = K / QK_K;
+    const size_t bs = sl_type_get(t)->size, D = t == SL_TYPE_Q6_K ? 52 : bs / 4, tile = sl_pack_tile_bytes(t, K);
+    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+        uint8_t *o = dst + (size_t)(r0 / 16) * tile;
+        memset(o, 0, tile);
+        for (int r = 0; r < 16 && r0 + r < nr; r++) {
+            const uint8_t *row = w + (size_t)(r0 + r) * ws;
+            for (int64_t s = 0; s < nb; s++) {
+                const uint8_t *blk = row + (size_t)s * bs;
+                for (size_t k = 0; k < D; k++) memcpy(o + 64 * D * (size_t)s + 64 * k + 4 * (size_t)r, blk + 4 * k, 4);
+                if (t == SL_TYPE_Q6_K) memcpy(o + 64 * D * (size_t)nb + 32 * (size_t)s + 2 * (size_t)r, blk + 208, 2);
+            }
+        }
+    }
+}
+
 void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t ws, int64_t nr, void *dst) {
+    if (t == SL_TYPE_Q4_K || t == SL_TYPE_Q5_K || t == SL_TYPE_Q6_K) {
+        pack_kquant(t, K, w, ws, nr, dst);
+        return;
+    }
     const int64_t nb = K / 32;
     const int groups = t == SL_TYPE_Q4_0 ? 4 : 8;
     const size_t G = (size_t)groups * 64, tile = sl_pack_tile_bytes(t, K);

@@ -72,7 +72,7 @@ typedef void (*sl_gemm_fn)(int64_t K, const void *w, size_t w_stride, int64_t nr
                            int64_t nt, float *y, int64_t ldy, void *scratch);
 size_t sl_gemm_scratch_bytes(int64_t K);
 
-/* Packed weights (Q4_0, Q8_0): the rows of a matrix regrouped once into
+/* Packed weights (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K): the rows of a matrix regrouped once into
  * tiles of 16 rows that the SIMD kernels read with contiguous, aligned
  * loads (no transposition per step). A tile holds the K/32 blocks of its 16
  * rows: first the quants of every block, G = 256 (Q4_0) or 512 (Q8_0)
@@ -88,7 +88,7 @@ size_t sl_pack_tile_bytes(sl_type t, int64_t K);
 void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t w_stride, int64_t nr, void *dst);
 /* Like sl_gemm_fn, with w the packed tile of row 0 (nr rows from there). */
 typedef void (*sl_gemm_packed_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,
-                                  int64_t nt, float *y, int64_t ldy);
+                                  int64_t nt, float *y, int64_t ldy, void *scratch);
 
 /* Attention of one query token for the n_q query heads that share one KV
  * head (GQA): for each, softmax(q·K^T * scale) · V over positions

@@ -274,11 +274,13 @@ static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, co
 }
 
 static void gemm_q4_0_packed(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
-                             int64_t ldy) {
+                             int64_t ldy, void *scratch) {
+    (void)scratch;
     gemm_q0_packed(false, K, tiles, nr, a, as, nt, y, ldy);
 }
 static void gemm_q8_0_packed(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
-                             int64_t ldy) {
+                             int64_t ldy, void *scratch) {
+    (void)scratch;
     gemm_q0_packed(true, K, tiles, nr, a, as, nt, y, ldy);
 }
 

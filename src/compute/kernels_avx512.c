@@ -297,11 +297,13 @@ static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, co
 }
 
 static void gemm_q4_0_packed(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
-                             int64_t ldy) {
+                             int64_t ldy, void *scratch) {
+    (void)scratch;
     gemm_q0_packed(false, K, tiles, nr, a, as, nt, y, ldy);
 }
 static void gemm_q8_0_packed(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
-                             int64_t ldy) {
+                             int64_t ldy, void *scratch) {
+    (void)scratch;
     gemm_q0_packed(true, K, tiles, nr, a, as, nt, y, ldy);
 }
 
@@ -350,19 +352,35 @@ AI void prefetch_slice(const uint8_t *w, size_t ws, int64_t b, int64_t nb) {
 
 AI __m512i byte_of(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xFF)); }
 
-static void unpack_q45_K(bool q5, const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
-    const __mmask16 m = (__mmask16)((1u << nr) - 1);
-    const __m512i idx = row_offsets(ws), m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
-    const __m512i c63 = _mm512_set1_epi32(63), c15 = _mm512_set1_epi32(15);
-    const size_t bb = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K);
-    for (int64_t s = 0; s < nb; s++) {
-        const uint8_t *base = w + (size_t)s * bb;
-        __m512i *o = (__m512i *)(dst + s * KQ_BLOCK_BYTES);
+/* Dword at byte `off` (a multiple of 4) of super-block s of the 16 rows, row
+ * r in lane r: gathered from the rows as stored (w = row 0, ws apart), or
+ * loaded from a packed tile (packed: w = the tile, ws = tile bytes). */
+AI __m512i kq_dword(bool packed, __mmask16 m, __m512i idx, const uint8_t *w, size_t bs, size_t D, int64_t s, size_t off) {
+    if (packed) return _mm512_load_si512(w + 64 * D * (size_t)s + 16 * off);
+    return gather(m, idx, w + (size_t)s * bs + off);
+}
+
+AI void kq_prefetch(bool packed, const uint8_t *w, size_t ws, size_t D, int64_t s, int64_t nb) {
+    if (!packed) {
         prefetch_slice(w, ws, s, nb);
-        const __m512i dd = gather(m, idx, base);
+        return;
+    }
+    for (size_t o = 0; o < 64 * D; o += 64) _mm_prefetch((const char *)(w + ws + 64 * D * (size_t)s + o), _MM_HINT_T0);
+}
+
+AI void unpack_q45_K_impl(bool packed, bool q5, const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
+    const __mmask16 m = (__mmask16)((1u << nr) - 1);
+    const __m512i idx = row_offsets(packed ? 0 : ws), m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const __m512i c63 = _mm512_set1_epi32(63), c15 = _mm512_set1_epi32(15);
+    const size_t bb = q5 ? sizeof(block_q5_K) : sizeof(block_q4_K), D = bb / 4;
+#define LD(off) kq_dword(packed, m, idx, w, bb, D, s, (off))
+    for (int64_t s = 0; s < nb; s++) {
+        __m512i *o = (__m512i *)(dst + s * KQ_BLOCK_BYTES);
+        kq_prefetch(packed, w, ws, D, s, nb);
+        const __m512i dd = LD(0);
         _mm512_store_ps((float *)(o + KQ_D), f16_lo(dd));
         _mm512_store_ps((float *)(o + KQ_DMIN), f16_hi(dd));
-        const __m512i s0 = gather(m, idx, base + 4), s1 = gather(m, idx, base + 8), s2 = gather(m, idx, base + 12);
+        const __m512i s0 = LD(4), s1 = LD(8), s2 = LD(12);
         __m512i mn[8];
         for (int j = 0; j < 4; j++) {
             _mm512_store_si512(o + KQ_SC + j, _mm512_and_si512(byte_of(s0, j), c63));
@@ -374,13 +392,13 @@ static void unpack_q45_K(bool q5, const uint8_t *w, size_t ws, int nr, int64_t n
         }
         for (int i = 0; i < 4; i++)
             _mm512_store_si512(o + KQ_MIN + i, _mm512_or_si512(mn[2 * i], _mm512_slli_epi32(mn[2 * i + 1], 16)));
-        const uint8_t *qs = base + (q5 ? 48 : 16);
+        const size_t qs = q5 ? 48 : 16;
         __m512i qh[8];
         if (q5)
-            for (int i = 0; i < 8; i++) qh[i] = gather(m, idx, base + 16 + 4 * i);
+            for (int i = 0; i < 8; i++) qh[i] = LD(16 + 4 * (size_t)i);
         for (int c = 0; c < 4; c++)
             for (int i = 0; i < 8; i++) {
-                const __m512i t = gather(m, idx, qs + 32 * c + 4 * i);
+                const __m512i t = LD(qs + 32 * (size_t)c + 4 * (size_t)i);
                 __m512i lo = _mm512_and_si512(t, m4), hi = _mm512_and_si512(_mm512_srli_epi16(t, 4), m4);
                 if (q5) {
                     lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi32(qh[i], 2 * c), one), 4));
@@ -390,18 +408,24 @@ static void unpack_q45_K(bool q5, const uint8_t *w, size_t ws, int nr, int64_t n
                 _mm512_store_si512(o + 16 * c + 8 + i, hi);
             }
     }
+#undef LD
 }
 
-static void unpack_q6_K(const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
+AI void unpack_q6_K_impl(bool packed, const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
     const __mmask16 m = (__mmask16)((1u << nr) - 1);
-    const __m512i idx = row_offsets(ws), m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
+    const __m512i idx = row_offsets(packed ? 0 : ws), m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
+    const size_t bb = sizeof(block_q6_K), D = 52;
+#define LD(off) kq_dword(packed, m, idx, w, bb, D, s, (off))
     for (int64_t s = 0; s < nb; s++) {
-        const uint8_t *base = w + (size_t)s * sizeof(block_q6_K);
         __m512i *o = (__m512i *)(dst + s * KQ_BLOCK_BYTES);
-        prefetch_slice(w, ws, s, nb);
-        _mm512_store_ps((float *)(o + KQ_D), f16_hi(gather(m, idx, base + 206))); /* scales[14..15], d */
+        kq_prefetch(packed, w, ws, D, s, nb);
+        if (packed) /* the 16 fp16 d after the tile's dwords */
+            _mm512_store_ps((float *)(o + KQ_D),
+                            _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w + 64 * D * (size_t)nb + 32 * (size_t)s))));
+        else
+            _mm512_store_ps((float *)(o + KQ_D), f16_hi(gather(m, idx, w + (size_t)s * bb + 206))); /* scales[14..15], d */
         for (int k = 0; k < 4; k++) {
-            const __m512i v = gather(m, idx, base + 192 + 4 * k);
+            const __m512i v = LD(192 + 4 * (size_t)k);
             __m512i sc[4];
             for (int n = 0; n < 4; n++) { /* sign-extend byte n */
                 sc[n] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * n), 24);
@@ -414,9 +438,9 @@ static void unpack_q6_K(const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t
         }
         for (int h = 0; h < 2; h++)
             for (int i = 0; i < 8; i++) {
-                const __m512i A = gather(m, idx, base + 64 * h + 4 * i);
-                const __m512i B = gather(m, idx, base + 64 * h + 32 + 4 * i);
-                const __m512i H = gather(m, idx, base + 128 + 32 * h + 4 * i);
+                const __m512i A = LD(64 * (size_t)h + 4 * (size_t)i);
+                const __m512i B = LD(64 * (size_t)h + 32 + 4 * (size_t)i);
+                const __m512i H = LD(128 + 32 * (size_t)h + 4 * (size_t)i);
                 const int g = 32 * h + i;
                 _mm512_store_si512(o + g, _mm512_or_si512(_mm512_and_si512(A, m4),
                                                           _mm512_slli_epi16(_mm512_and_si512(H, m3), 4)));
@@ -430,6 +454,13 @@ static void unpack_q6_K(const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t
                                                    _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 6), m3), 4)));
             }
     }
+#undef LD
+}
+
+/* From packed tiles only: the rows-as-stored path packs its chunk first. */
+static void unpack_kq_packed(sl_type type, const uint8_t *tile, size_t tile_bytes, int nr, int64_t nb, uint8_t *dst) {
+    if (type == SL_TYPE_Q6_K) unpack_q6_K_impl(true, tile, tile_bytes, nr, nb, dst);
+    else unpack_q45_K_impl(true, type == SL_TYPE_Q5_K, tile, tile_bytes, nr, nb, dst);
 }
 
 /* NT tokens against an unpacked K-quant tile. */
@@ -504,22 +535,137 @@ static const kq_fn KQ_TOKENS[2][8] = {
     {kq6_nt1, kq6_nt2, kq6_nt3, kq6_nt4, kq6_nt5, kq6_nt6, kq6_nt7, kq6_nt8},
 };
 
-static void gemm_kq(sl_type type, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as,
-                    int64_t nt, float *y, int64_t ldy, void *scratch) {
+/* One token (decode) straight from a packed tile: the same integers and
+ * float steps as unpack + kq_tokens, without the round trip through scratch. */
+AI __m512 kq_decode(sl_type type, const uint8_t *tile, int64_t nb, const block_q8_K *a) {
+    const bool q5 = type == SL_TYPE_Q5_K, q6 = type == SL_TYPE_Q6_K;
+    const size_t D = q6 ? 52 : type == SL_TYPE_Q5_K ? 44 : 36;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+    const __m512i c63 = _mm512_set1_epi32(63), c15 = _mm512_set1_epi32(15);
+    __m512 res = _mm512_setzero_ps();
+#define LD(off) _mm512_load_si512(pb + 16 * (size_t)(off))
+    for (int64_t s = 0; s < nb; s++) {
+        const uint8_t *pb = tile + 64 * D * (size_t)s;
+        const block_q8_K *as = &a[s];
+        const __m512 da = _mm512_set1_ps(as->d);
+        __m512i isum = _mm512_setzero_si512();
+        if (!q6) {
+            const __m512i dd = LD(0), s0 = LD(4), s1 = LD(8), s2 = LD(12);
+            __m512i sc[8], mn[8];
+            for (int j = 0; j < 4; j++) {
+                sc[j] = _mm512_and_si512(byte_of(s0, j), c63);
+                mn[j] = _mm512_and_si512(byte_of(s1, j), c63);
+                const __m512i q8 = byte_of(s2, j);
+                sc[4 + j] = _mm512_or_si512(_mm512_and_si512(q8, c15), _mm512_slli_epi32(_mm512_srli_epi32(byte_of(s0, j), 6), 4));
+                mn[4 + j] = _mm512_or_si512(_mm512_srli_epi32(q8, 4), _mm512_slli_epi32(_mm512_srli_epi32(byte_of(s1, j), 6), 4));
+            }
+            const size_t qs = q5 ? 48 : 16;
+            __m512i qh[8];
+            if (q5)
+                for (int i = 0; i < 8; i++) qh[i] = LD(16 + 4 * i);
+            for (int c = 0; c < 4; c++) {
+                __m512i lo_acc = _mm512_setzero_si512(), hi_acc = _mm512_setzero_si512();
+                for (int i = 0; i < 8; i++) {
+                    const __m512i t = LD(qs + 32 * (size_t)c + 4 * (size_t)i);
+                    __m512i lo = _mm512_and_si512(t, m4), hi = _mm512_and_si512(_mm512_srli_epi16(t, 4), m4);
+                    if (q5) {
+                        lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi32(qh[i], 2 * c), one), 4));
+                        hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi32(qh[i], 2 * c + 1), one), 4));
+                    }
+                    lo_acc = _mm512_dpbusd_epi32(lo_acc, lo, bcast32(as->qs + 64 * c + 4 * i));
+                    hi_acc = _mm512_dpbusd_epi32(hi_acc, hi, bcast32(as->qs + 64 * c + 32 + 4 * i));
+                }
+                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(lo_acc, sc[2 * c]));
+                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(hi_acc, sc[2 * c + 1]));
+            }
+            res = _mm512_fmadd_ps(_mm512_mul_ps(f16_lo(dd), da), _mm512_cvtepi32_ps(isum), res);
+            __m512i imin = _mm512_setzero_si512();
+            for (int i = 0; i < 4; i++) {
+                const int16_t *bs = as->bsums + 4 * i;
+                const int32_t a0 = bs[0] + bs[1], a1 = bs[2] + bs[3];
+                const __m512i pr = _mm512_set1_epi32((int32_t)(((uint32_t)a0 & 0xFFFF) | ((uint32_t)a1 << 16)));
+                imin = _mm512_dpwssd_epi32(imin, _mm512_or_si512(mn[2 * i], _mm512_slli_epi32(mn[2 * i + 1], 16)), pr);
+            }
+            const __m512 sm = _mm512_mul_ps(f16_hi(dd), da);
+            const __m512 nsm = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sm), _mm512_set1_epi32((int32_t)0x80000000u)));
+            res = _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), res);
+        } else {
+            __m512i sc[16], corr = _mm512_setzero_si512();
+            for (int k = 0; k < 4; k++) {
+                const __m512i v = LD(192 + 4 * k);
+                for (int n = 0; n < 4; n++) sc[4 * k + n] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * n), 24);
+            }
+            for (int i = 0; i < 8; i++)
+                corr = _mm512_dpwssd_epi32(corr,
+                                           _mm512_or_si512(_mm512_and_si512(sc[2 * i], _mm512_set1_epi32(0xFFFF)),
+                                                           _mm512_slli_epi32(sc[2 * i + 1], 16)),
+                                           bcast32(as->bsums + 2 * i));
+            for (int h = 0; h < 2; h++) {
+                __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                                  _mm512_setzero_si512()}; /* elements 128h + 32k.. : sub-blocks 8h + 2k, + 1 */
+                __m512i acc2[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                                   _mm512_setzero_si512()};
+                for (int i = 0; i < 8; i++) {
+                    const __m512i A = LD(64 * h + 4 * i), B = LD(64 * h + 32 + 4 * i), H = LD(128 + 32 * h + 4 * i);
+                    const __m512i q[4] = {
+                        _mm512_or_si512(_mm512_and_si512(A, m4), _mm512_slli_epi16(_mm512_and_si512(H, m3), 4)),
+                        _mm512_or_si512(_mm512_and_si512(B, m4), _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 2), m3), 4)),
+                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(A, 4), m4),
+                                        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4)),
+                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(B, 4), m4),
+                                        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 6), m3), 4)),
+                    };
+                    for (int k = 0; k < 4; k++) { /* group i of the 32 elements 128h + 32k: sub-block 8h + 2k + i / 4 */
+                        const __m512i p = bcast32(as->qs + 128 * h + 32 * k + 4 * i);
+                        if (i < 4) acc[k] = _mm512_dpbusd_epi32(acc[k], q[k], p);
+                        else acc2[k] = _mm512_dpbusd_epi32(acc2[k], q[k], p);
+                    }
+                }
+                for (int k = 0; k < 4; k++) {
+                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(acc[k], sc[8 * h + 2 * k]));
+                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(acc2[k], sc[8 * h + 2 * k + 1]));
+                }
+            }
+            isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(corr, 5));
+            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(tile + 64 * D * (size_t)nb + 32 * (size_t)s)));
+            res = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(isum), res);
+        }
+    }
+#undef LD
+    return res;
+}
+
+static __m512 kq_decode_q4(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq_decode(SL_TYPE_Q4_K, t, nb, a); }
+static __m512 kq_decode_q5(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq_decode(SL_TYPE_Q5_K, t, nb, a); }
+static __m512 kq_decode_q6(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq_decode(SL_TYPE_Q6_K, t, nb, a); }
+
+/* Packed tiles: one token reads them directly (kq_decode); more tokens
+ * unpack up to SL_GEMM_CHUNK rows once into scratch, then token blocks ×
+ * tiles × groups of 8 tokens. */
+static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
+                           int64_t nt, float *y, int64_t ldy, void *scratch) {
     const int64_t nb = K / QK_K;
     const bool q6 = type == SL_TYPE_Q6_K;
-    const size_t tile = (size_t)nb * KQ_BLOCK_BYTES;
-    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 8 * 8; /* whole groups of 8 tokens */
+    const size_t tile = (size_t)nb * KQ_BLOCK_BYTES, ptile = sl_pack_tile_bytes(type, K);
+    if (nt == 1) {
+        __m512 (*fn)(const uint8_t *, int64_t, const block_q8_K *) =
+            q6 ? kq_decode_q6 : type == SL_TYPE_Q5_K ? kq_decode_q5 : kq_decode_q4;
+        for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+            const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
+            const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
+            for (size_t o = 0; o < ptile && r0 + 16 < nr; o += 256) /* the next tile, ahead of its use */
+                _mm_prefetch((const char *)(t16 + ptile + o), _MM_HINT_T0);
+            _mm512_mask_storeu_ps(y + r0, (__mmask16)((1u << R) - 1), fn(t16, nb, (const block_q8_K *)act));
+        }
+        return;
+    }
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 8 * 8;
     if (tb < 8) tb = 8;
     for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
         const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
-        for (int64_t r0 = 0; r0 < cr; r0 += 16) {
-            const uint8_t *wr = (const uint8_t *)w + (size_t)(c0 + r0) * ws;
-            const int R = cr - r0 < 16 ? (int)(cr - r0) : 16;
-            uint8_t *dst = (uint8_t *)scratch + (size_t)(r0 / 16) * tile;
-            if (q6) unpack_q6_K(wr, ws, R, nb, dst);
-            else unpack_q45_K(type == SL_TYPE_Q5_K, wr, ws, R, nb, dst);
-        }
+        for (int64_t r0 = 0; r0 < cr; r0 += 16)
+            unpack_kq_packed(type, (const uint8_t *)tiles + (size_t)((c0 + r0) / 16) * ptile, ptile,
+                             cr - r0 < 16 ? (int)(cr - r0) : 16, nb, (uint8_t *)scratch + (size_t)(r0 / 16) * tile);
         for (int64_t b0 = 0; b0 < nt; b0 += tb) {
             const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
             for (int64_t r0 = 0; r0 < cr; r0 += 16) {
@@ -536,6 +682,27 @@ static void gemm_kq(sl_type type, int64_t K, const void *w, size_t ws, int64_t n
         }
     }
 }
+
+/* Rows as stored: pack a chunk into the end of scratch, then the packed path. */
+static void gemm_kq(sl_type type, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as,
+                    int64_t nt, float *y, int64_t ldy, void *scratch) {
+    const size_t unpacked = (size_t)SL_GEMM_CHUNK / 16 * (size_t)(K / QK_K) * KQ_BLOCK_BYTES;
+    uint8_t *packed = (uint8_t *)scratch + unpacked;
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
+        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
+        sl_pack_rows(type, K, (const uint8_t *)w + (size_t)c0 * ws, ws, cr, packed);
+        gemm_kq_packed(type, K, packed, cr, act, as, nt, y + c0, ldy, scratch);
+    }
+}
+
+#define KQ_PACKED(name, type)                                                                                     \
+    static void name(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,     \
+                     int64_t ldy, void *scratch) {                                                                \
+        gemm_kq_packed(type, K, tiles, nr, a, as, nt, y, ldy, scratch);                                           \
+    }
+KQ_PACKED(gemm_q4_K_packed, SL_TYPE_Q4_K)
+KQ_PACKED(gemm_q5_K_packed, SL_TYPE_Q5_K)
+KQ_PACKED(gemm_q6_K_packed, SL_TYPE_Q6_K)
 
 static void gemm_q4_K(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
@@ -777,6 +944,9 @@ bool sl_kernels_avx512_init(sl_kernels *k) {
         .gemm_packed = {
             [SL_TYPE_Q4_0] = gemm_q4_0_packed,
             [SL_TYPE_Q8_0] = gemm_q8_0_packed,
+            [SL_TYPE_Q4_K] = gemm_q4_K_packed,
+            [SL_TYPE_Q5_K] = gemm_q5_K_packed,
+            [SL_TYPE_Q6_K] = gemm_q6_K_packed,
         },
         .attn = attn_avx512,
         .act_quantize = act_quantize_avx512,

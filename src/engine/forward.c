@@ -468,7 +468,7 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
         const size_t as = a == SL_ACT_F32 ? (size_t)K * sizeof(float) : sl_act_row_bytes(a, K);
         if (jobs[j].packed)
             f->kern->gemm_packed[w->type](K, (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K),
-                                          nr, act, as, n_tok, jobs[j].y + r0, w->ne[1]);
+                                          nr, act, as, n_tok, jobs[j].y + r0, w->ne[1], scratch);
         else
             f->kern->gemm[w->type](K, sl_tensor_row(w, r0), w->row_bytes, nr, act, as, n_tok, jobs[j].y + r0, w->ne[1],
                                    scratch);
