@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -77,11 +78,66 @@ RT_FN void rt_track(pid_t pid) {
         }
 }
 
-/* Start `shardlm ARGS...` and wait for its URL. */
+/* Start `$BUILD/shardlm ARGS...` and wait (60 s at most) for a line with
+ * "http://HOST:PORT" on its stdout; its stderr is ours. Like
+ * sl_test_proc_start, and the child dies with this process (PR_SET_PDEATHSIG),
+ * so a test binary killed by a timeout leaves nothing running. */
 RT_FN bool rt_start(sl_test_proc *p, char *const args[]) {
-    if (sl_test_proc_start(p, args, 60) != 0) return false;
-    rt_track(p->pid);
-    return true;
+    memset(p, 0, sizeof *p);
+    p->pid = -1;
+    p->out_fd = -1;
+    int po[2];
+    if (pipe(po) != 0) return false;
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)sl_test_bin();
+    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(po[0]);
+        close(po[1]);
+        return false;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        dup2(po[1], 1);
+        close(po[0]);
+        close(po[1]);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(po[1]);
+    p->pid = pid;
+    p->out_fd = po[0];
+    rt_track(pid);
+    char buf[4096];
+    size_t len = 0;
+    double t0 = rt_now();
+    while (rt_now() - t0 < 60) {
+        struct pollfd f = {p->out_fd, POLLIN, 0};
+        if (poll(&f, 1, 100) <= 0) continue;
+        ssize_t k = read(p->out_fd, buf + len, sizeof buf - 1 - len);
+        if (k <= 0) break;
+        len += (size_t)k;
+        buf[len] = '\0';
+        const char *u = strstr(buf, "http://");
+        const char *colon = u ? strchr(u + 7, ':') : NULL;
+        if (colon && strchr(colon, '\n')) {
+            p->port = atoi(colon + 1);
+            snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d", p->port);
+            return p->port > 0;
+        }
+        if (len >= sizeof buf - 1) break;
+    }
+    sl_test_proc_stop(p, SIGKILL, 5);
+    return false;
 }
 
 /* A stories260K engine on a free port; `extra`: more flags, NULL-terminated (or NULL). */
