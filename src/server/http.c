@@ -143,7 +143,7 @@ static json_t *chunk_base(gen *g) {
 }
 
 /* One SSE chunk with new text / tokens and maybe the finish reason. */
-static void pend_chunk(gen *g, const char *text, size_t n_text, int32_t t0, int32_t t1, const char *finish,
+static void pend_chunk(gen *g, const char *text, size_t n_text, const sl_tok_out *toks, int32_t n_toks, const char *finish,
                        size_t text_off) {
     json_t *o = chunk_base(g), *choice = json_object();
     json_object_set_new(choice, "index", json_integer(0));
@@ -159,8 +159,8 @@ static void pend_chunk(gen *g, const char *text, size_t n_text, int32_t t0, int3
         json_object_set_new(choice, "text", json_stringn(text, n_text));
     }
     json_object_set_new(choice, "logprobs",
-                        g->req->p.logprobs >= 0 && t1 > t0
-                            ? sl_api_logprobs_json(&g->h->api, g->kind, g->req->out, t0, t1, text_off)
+                        g->req->p.logprobs >= 0 && n_toks > 0
+                            ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, n_toks, text_off)
                             : json_null());
     json_object_set_new(choice, "finish_reason", finish ? json_string(finish) : json_null());
     json_object_set_new(o, "choices", json_pack("[o]", choice));
@@ -228,31 +228,35 @@ static void collect(gen *g, bool *finished) {
     int http_error = r->http_error;
     char errmsg[256];
     snprintf(errmsg, sizeof errmsg, "%s", r->error);
-    /* r->text and r->out only grow; copying the new part under the lock keeps it simple */
+    /* the scheduler may reallocate r->text and r->out: copy the new parts under the lock */
     char *text = t_to > t_from ? malloc(t_to - t_from) : NULL;
     if (text) memcpy(text, r->text + t_from, t_to - t_from);
+    sl_tok_out *toks = g->stream && r->p.logprobs >= 0 && k1 > k0 ? malloc(sizeof *toks * (size_t)(k1 - k0)) : NULL;
+    if (toks) memcpy(toks, r->out + k0, sizeof *toks * (size_t)(k1 - k0));
     pthread_mutex_unlock(&r->mu);
     *finished = fin;
     if (!g->stream) { /* the whole answer is built at the end; just note what was seen */
         g->text_sent = t_to;
         g->toks_sent = k1;
         free(text);
+        free(toks);
         return;
     }
     if (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !g->role_sent)) {
         if (g->token_ids) pend_token_ids(g, k0, k1);
-        pend_chunk(g, text ? text : "", text ? t_to - t_from : 0, k0, k1, NULL, t_from);
+        pend_chunk(g, text ? text : "", text ? t_to - t_from : 0, toks, toks ? k1 - k0 : 0, NULL, t_from);
         g->text_sent = t_to;
         g->toks_sent = k1;
     }
     free(text);
+    free(toks);
     if (fin) {
         if (http_error) {
             json_t *e = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", errmsg[0] ? errmsg : "generation failed",
                                   "type", "server_error", "param", "code");
             pend_event(g, e);
         } else {
-            pend_chunk(g, "", 0, 0, 0, sl_finish_reason_str(why), 0);
+            pend_chunk(g, "", 0, NULL, 0, sl_finish_reason_str(why), 0);
         }
         if (g->include_usage) {
             json_t *o = chunk_base(g);
@@ -502,7 +506,9 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
                             (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                            /* chat templates render recursively: give connection threads a roomy stack */
+                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)8 << 20, MHD_OPTION_END);
     if (!h->d) {
         sl_free(h);
         return SL_FAIL(SL_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", cfg->host, cfg->port);

@@ -331,6 +331,37 @@ TEST(serve_sse_framing) {
                  true);
 }
 
+/* Streaming with logprobs: every chunk that carries tokens carries their logprobs. */
+TEST(serve_stream_logprobs) {
+    const char *url = start_default();
+    CHECK(url);
+    resp r = http(url, "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":20,\"temperature\":0,"
+                  "\"ignore_eos\":true,\"stream\":true,\"logprobs\":true,\"top_logprobs\":3}", NULL);
+    int n_tok = 0, bad = 0;
+    char *save = NULL;
+    for (char *ev = strtok_r(r.body, "\n", &save); ev; ev = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(ev, "data: {", 7) != 0) continue;
+        json_error_t je;
+        json_t *o = json_loads(ev + 6, 0, &je);
+        json_t *lp = json_object_get(json_array_get(json_object_get(o, "choices"), 0), "logprobs");
+        json_t *content = json_object_get(lp, "content");
+        size_t i;
+        json_t *e;
+        json_array_foreach(content, i, e) {
+            n_tok++;
+            json_t *top = json_object_get(e, "top_logprobs");
+            double l = json_real_value(json_object_get(e, "logprob"));
+            if (json_array_size(top) != 3 || !(l <= 0) || !json_is_string(json_object_get(e, "token"))) bad++;
+        }
+        json_decref(o);
+    }
+    free(r.body);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(n_tok, 20);
+    CHECK_EQ_INT(bad, 0);
+}
+
 /* A repeated prompt hits the prefix cache: cached tokens in usage, hits in /metrics. */
 TEST(serve_prefix_cache_hits) {
     const char *url = start_default();
