@@ -206,6 +206,10 @@ AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm51
 
 /* ---- Q4_0 / Q8_0: packed tiles (layout in kernels.h) ---- */
 
+#ifndef SL_PREFETCH_BYTES
+#define SL_PREFETCH_BYTES 4096 /* software prefetch distance of the decode kernels */
+#endif
+
 
 /* NT tokens against one packed tile: out[t] = the 16 rows. Per block the
  * unsigned groups are formed in registers (Q4_0: nibbles, q + 8; Q8_0:
@@ -226,6 +230,11 @@ AI void q0p_tokens(int NT, bool q8, const uint8_t *tile, int64_t nb, const uint8
     }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *tb = tile + (size_t)b * G;
+        if (NT <= 2) { /* decode reads each weight once: keep several lines in flight from memory */
+#pragma GCC unroll 8
+            for (size_t o = 0; o < G; o += 64) _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
+            if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + SL_PREFETCH_BYTES / 8), _MM_HINT_T0);
+        }
         __m512i W[8];
         if (q8) {
 #pragma GCC unroll 8
@@ -547,6 +556,7 @@ AI __m512 kq_decode(sl_type type, const uint8_t *tile, int64_t nb, const block_q
     for (int64_t s = 0; s < nb; s++) {
         const uint8_t *pb = tile + 64 * D * (size_t)s;
         const block_q8_K *as = &a[s];
+        for (size_t o = 0; o < 64 * D; o += 64) _mm_prefetch((const char *)(pb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
         const __m512 da = _mm512_set1_ps(as->d);
         __m512i isum = _mm512_setzero_si512();
         if (!q6) {
@@ -653,8 +663,6 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
         for (int64_t r0 = 0; r0 < nr; r0 += 16) {
             const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
             const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
-            for (size_t o = 0; o < ptile && r0 + 16 < nr; o += 256) /* the next tile, ahead of its use */
-                _mm_prefetch((const char *)(t16 + ptile + o), _MM_HINT_T0);
             _mm512_mask_storeu_ps(y + r0, (__mmask16)((1u << R) - 1), fn(t16, nb, (const block_q8_K *)act));
         }
         return;
