@@ -7,7 +7,9 @@
  *   prompt_tps   one sequence, -p tokens in one step from position 0
  *   decode_tps   one sequence, -n steps of one token from position 0
  *   batched_tps  B sequences, -n steps of B tokens (one per sequence)
- *   bandwidth    sum of a --bw-mib array with -t threads (GB/s, 1e9 bytes)
+ *   bandwidth    sum of a --bw-mib array with -t threads, each reading its
+ *                part as four concurrent sequential streams, as a matmul
+ *                reads several rows (GB/s, 1e9 bytes)
  *   efficiency   decode tokens/s × bytes of weights read per token ÷ bandwidth
  *                (the decode roofline: 1.0 = reading the weights at the
  *                measured bandwidth). On a shared machine the bandwidth drifts

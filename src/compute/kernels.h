@@ -122,7 +122,8 @@ typedef struct sl_kernels {
     sl_attn_fn attn;
     /* sl_act_quantize, byte for byte (the scalar table's is sl_act_quantize) */
     void (*act_quantize)(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);
-    /* Σ a[i] (wrapping): a memory read at full vector width, for bandwidth measurements */
+    /* Σ a[i] (wrapping): a memory read at full vector width in four
+     * concurrent sequential streams, for bandwidth measurements */
     uint64_t (*sum_u64)(const uint64_t *a, size_t n);
     /* out[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (sl_expf's exp) */
     void (*silu_mul)(const float *gate, const float *up, float *out, int64_t n);

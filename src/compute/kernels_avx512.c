@@ -230,7 +230,7 @@ AI void q0p_tokens(int NT, bool q8, const uint8_t *tile, int64_t nb, const uint8
     }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *tb = tile + (size_t)b * G;
-        if (NT <= 2) { /* decode reads each weight once: keep several lines in flight from memory */
+        { /* keep several lines in flight from memory (the first token group of a tile streams it in) */
 #pragma GCC unroll 8
             for (size_t o = 0; o < G; o += 64) _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
             if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + SL_PREFETCH_BYTES / 8), _MM_HINT_T0);
@@ -909,17 +909,20 @@ static void act_quantize_avx512(sl_act a, const float *x, int64_t ldx, int64_t n
     }
 }
 
+/* Four sequential streams (the quarters of the array) read together, as a
+ * matmul reads several rows at once. */
 static uint64_t sum_u64_avx512(const uint64_t *a, size_t n) {
     __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_add_epi64(s0, _mm512_loadu_si512(a + i));
-        s1 = _mm512_add_epi64(s1, _mm512_loadu_si512(a + i + 8));
-        s2 = _mm512_add_epi64(s2, _mm512_loadu_si512(a + i + 16));
-        s3 = _mm512_add_epi64(s3, _mm512_loadu_si512(a + i + 24));
+    const size_t q = n / 4 / 16 * 16;
+    const uint64_t *p0 = a, *p1 = a + q, *p2 = a + 2 * q, *p3 = a + 3 * q;
+    for (size_t i = 0; i < q; i += 16) {
+        s0 = _mm512_add_epi64(s0, _mm512_add_epi64(_mm512_loadu_si512(p0 + i), _mm512_loadu_si512(p0 + i + 8)));
+        s1 = _mm512_add_epi64(s1, _mm512_add_epi64(_mm512_loadu_si512(p1 + i), _mm512_loadu_si512(p1 + i + 8)));
+        s2 = _mm512_add_epi64(s2, _mm512_add_epi64(_mm512_loadu_si512(p2 + i), _mm512_loadu_si512(p2 + i + 8)));
+        s3 = _mm512_add_epi64(s3, _mm512_add_epi64(_mm512_loadu_si512(p3 + i), _mm512_loadu_si512(p3 + i + 8)));
     }
     uint64_t s = (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
-    for (; i < n; i++) s += a[i];
+    for (size_t i = 4 * q; i < n; i++) s += a[i];
     return s;
 }
 
