@@ -739,7 +739,7 @@ AI __m512 kv_load(sl_type t, const uint8_t *row, int32_t i, __mmask16 m) {
 #define ATT_MAXV 32 /* head_dim up to 512 */
 
 /* The query heads of a group share each converted K and V row. Specialized
- * on the cache type, the head size (64, 128, or any: DC = 0) and the number
+ * on the cache type, the head size (8, 32, 64, 128, or any: DC = 0) and the number
  * of heads per call (1..4), so the common shapes keep everything in
  * registers; every variant performs the same per-head operations. */
 AI void attn_impl(sl_type T, int DC, int G, const sl_attn_args *a, const float *q0, float *out0) {
@@ -825,20 +825,21 @@ typedef void (*attn_fn)(const sl_attn_args *, const float *, float *);
         attn_impl(SL_TYPE_##TY, DC, G, a, q, o);                                                   \
     }
 #define ATT_D(TY, DC) ATT_V(TY, DC, 1) ATT_V(TY, DC, 2) ATT_V(TY, DC, 3) ATT_V(TY, DC, 4)
-#define ATT_T(TY) ATT_D(TY, 0) ATT_D(TY, 64) ATT_D(TY, 128)
+#define ATT_T(TY) ATT_D(TY, 0) ATT_D(TY, 8) ATT_D(TY, 32) ATT_D(TY, 64) ATT_D(TY, 128)
 ATT_T(F32)
 ATT_T(F16)
 ATT_T(Q8_0)
 #define ATT_ROW(TY, DC) {att_##TY##_##DC##_1, att_##TY##_##DC##_2, att_##TY##_##DC##_3, att_##TY##_##DC##_4}
-static const attn_fn ATT[3][3][4] = {
-    {ATT_ROW(F32, 0), ATT_ROW(F32, 64), ATT_ROW(F32, 128)},
-    {ATT_ROW(F16, 0), ATT_ROW(F16, 64), ATT_ROW(F16, 128)},
-    {ATT_ROW(Q8_0, 0), ATT_ROW(Q8_0, 64), ATT_ROW(Q8_0, 128)},
+static const attn_fn ATT[3][5][4] = {
+    {ATT_ROW(F32, 0), ATT_ROW(F32, 8), ATT_ROW(F32, 32), ATT_ROW(F32, 64), ATT_ROW(F32, 128)},
+    {ATT_ROW(F16, 0), ATT_ROW(F16, 8), ATT_ROW(F16, 32), ATT_ROW(F16, 64), ATT_ROW(F16, 128)},
+    {ATT_ROW(Q8_0, 0), ATT_ROW(Q8_0, 8), ATT_ROW(Q8_0, 32), ATT_ROW(Q8_0, 64), ATT_ROW(Q8_0, 128)},
 };
 
 static void attn_avx512(const sl_attn_args *a) {
     const int ti = a->kv_type == SL_TYPE_F32 ? 0 : a->kv_type == SL_TYPE_F16 ? 1 : 2;
-    const int di = a->head_dim == 64 ? 1 : a->head_dim == 128 ? 2 : 0;
+    const int32_t D = a->head_dim;
+    const int di = D == 8 ? 1 : D == 32 ? 2 : D == 64 ? 3 : D == 128 ? 4 : 0;
     for (int32_t g0 = 0; g0 < a->n_q; g0 += 4) {
         const int G = a->n_q - g0 < 4 ? a->n_q - g0 : 4;
         ATT[ti][di][G - 1](a, a->q + (int64_t)g0 * a->head_dim, a->out + (int64_t)g0 * a->head_dim);
