@@ -213,52 +213,66 @@ static char *prompt_body(int i, int max_tokens, bool stream, double temp, int se
     return b;
 }
 
-/* 16 concurrent requests give exactly what each gives alone (greedy and seeded sampling). */
-TEST(serve_concurrent_equals_alone) {
-    const char *url = start_default();
-    CHECK(url);
-    enum { N = 16 };
-    char *alone[N] = {0}, *together[N] = {0};
-    for (int i = 0; i < N; i++) {
-        char *b = prompt_body(i, 40, false, i % 4 == 3 ? 0.9 : 0.0, i % 4 == 3 ? 1234 + i : -1);
+/* Send n requests (body_fn(i)) one at a time, then all at once; returns how
+ * many concurrent answers equal their answer alone (printing the others). */
+typedef char *(*body_fn)(int i);
+static int alone_vs_together(const char *url, int n, body_fn body) {
+    char **alone = calloc((size_t)n, sizeof *alone);
+    for (int i = 0; i < n; i++) {
+        char *b = body(i);
         resp r = http(url, "/v1/completions", b, NULL);
         alone[i] = completion_text(&r);
         free(r.body);
         free(b);
     }
     CURLM *m = curl_multi_init();
-    CURL *easy[N];
-    resp rs[N];
-    struct curl_slist *hs[N];
-    char *bodies[N];
-    memset(rs, 0, sizeof rs);
-    for (int i = 0; i < N; i++) {
-        bodies[i] = prompt_body(i, 40, false, i % 4 == 3 ? 0.9 : 0.0, i % 4 == 3 ? 1234 + i : -1);
+    CURL **easy = calloc((size_t)n, sizeof *easy);
+    resp *rs = calloc((size_t)n, sizeof *rs);
+    struct curl_slist **hs = calloc((size_t)n, sizeof *hs);
+    char **bodies = calloc((size_t)n, sizeof *bodies);
+    for (int i = 0; i < n; i++) {
+        bodies[i] = body(i);
         easy[i] = make_easy(url, "/v1/completions", bodies[i], NULL, &rs[i], &hs[i]);
         curl_multi_add_handle(m, easy[i]);
     }
-    int running = N;
+    int running = n;
     double t0 = now_s();
     while (running && now_s() - t0 < 60) {
         curl_multi_perform(m, &running);
         curl_multi_poll(m, NULL, 0, 100, NULL);
     }
     int same = 0;
-    for (int i = 0; i < N; i++) {
-        together[i] = completion_text(&rs[i]);
-        if (alone[i] && together[i] && !strcmp(alone[i], together[i])) same++;
+    for (int i = 0; i < n; i++) {
+        char *t = completion_text(&rs[i]);
+        if (alone[i] && t && *t && !strcmp(alone[i], t)) same++;
         else fprintf(stderr, "    request %d differs:\n      alone    [%s]\n      together [%s]\n", i, alone[i],
-                     together[i] ? together[i] : rs[i].body);
+                     t ? t : rs[i].body);
+        free(t);
         curl_multi_remove_handle(m, easy[i]);
         curl_easy_cleanup(easy[i]);
         curl_slist_free_all(hs[i]);
         free(rs[i].body);
         free(bodies[i]);
         free(alone[i]);
-        free(together[i]);
     }
     curl_multi_cleanup(m);
-    CHECK_EQ_INT(same, N);
+    free(alone);
+    free(easy);
+    free(rs);
+    free(hs);
+    free(bodies);
+    return same;
+}
+
+static char *body_mixed40(int i) { return prompt_body(i, 40, false, i % 4 == 3 ? 0.9 : 0.0, i % 4 == 3 ? 1234 + i : -1); }
+static char *body_greedy300(int i) { return prompt_body(i, 300, false, 0.0, -1); }
+static char *body_greedy24(int i) { return prompt_body(i, 24, false, 0.0, -1); }
+
+/* 16 concurrent requests give exactly what each gives alone (greedy and seeded sampling). */
+TEST(serve_concurrent_equals_alone) {
+    const char *url = start_default();
+    CHECK(url);
+    CHECK_EQ_INT(alone_vs_together(url, 16, body_mixed40), 16);
 }
 
 /* SSE framing: data: {json} events, one [DONE] at the end, text equal to the non-streaming answer. */
@@ -435,54 +449,14 @@ TEST(serve_preemption_keeps_outputs) {
     char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--kv-mem", "1", "--kv-pools",
                     "all:100%:lru", "--max-num-batched-tokens", "64", NULL};
     CHECK(sl_test_proc_start(&p, args, 20) == 0);
-    enum { N = 4 };
-    char *alone[N] = {0};
-    for (int i = 0; i < N; i++) {
-        char *b = prompt_body(i, 300, false, 0.0, -1);
-        resp r = http(p.url, "/v1/completions", b, NULL);
-        alone[i] = completion_text(&r);
-        free(r.body);
-        free(b);
-    }
     double pre0 = metric(p.url, "shardlm_preemptions_total", NULL);
-    CURLM *m = curl_multi_init();
-    CURL *easy[N];
-    resp rs[N];
-    struct curl_slist *hs[N];
-    char *bodies[N];
-    memset(rs, 0, sizeof rs);
-    for (int i = 0; i < N; i++) {
-        bodies[i] = prompt_body(i, 300, false, 0.0, -1);
-        easy[i] = make_easy(p.url, "/v1/completions", bodies[i], NULL, &rs[i], &hs[i]);
-        curl_multi_add_handle(m, easy[i]);
-    }
-    int running = N;
-    double t0 = now_s();
-    while (running && now_s() - t0 < 60) {
-        curl_multi_perform(m, &running);
-        curl_multi_poll(m, NULL, 0, 100, NULL);
-    }
+    int same = alone_vs_together(p.url, 4, body_greedy300);
     double pre1 = metric(p.url, "shardlm_preemptions_total", NULL);
     bool freed = wait_blocks_free(p.url, 10);
-    int same = 0;
-    for (int i = 0; i < N; i++) {
-        char *t = completion_text(&rs[i]);
-        if (alone[i] && t && !strcmp(alone[i], t)) same++;
-        else fprintf(stderr, "    request %d differs after preemption:\n      alone [%s]\n      now   [%s]\n", i,
-                     alone[i], t ? t : rs[i].body);
-        free(t);
-        curl_multi_remove_handle(m, easy[i]);
-        curl_easy_cleanup(easy[i]);
-        curl_slist_free_all(hs[i]);
-        free(rs[i].body);
-        free(bodies[i]);
-        free(alone[i]);
-    }
-    curl_multi_cleanup(m);
     int rc = sl_test_proc_stop(&p, SIGTERM, 10);
     printf("    preemptions: %g\n", pre1 - pre0);
     CHECK_MSG(pre1 - pre0 >= 1, "no preemption happened (test too weak)");
-    CHECK_EQ_INT(same, N);
+    CHECK_EQ_INT(same, 4);
     CHECK(freed);
     CHECK_EQ_INT(rc, 0);
 }
@@ -499,47 +473,9 @@ TEST(serve_kv_types) {
         char *args[] = {"serve", "-m", (char *)models[k], "--port", "0", "-t", "2", "--kv-type", (char *)types[k],
                         "--kv-mem", "64", NULL};
         CHECK(sl_test_proc_start(&p, args, 20) == 0);
-        enum { N = 6 };
-        char *alone[N] = {0};
-        for (int i = 0; i < N; i++) {
-            char *b = prompt_body(i, 24, false, 0.0, -1);
-            resp r = http(p.url, "/v1/completions", b, NULL);
-            alone[i] = completion_text(&r);
-            free(r.body);
-            free(b);
-        }
-        CURLM *m = curl_multi_init();
-        CURL *easy[N];
-        resp rs[N];
-        struct curl_slist *hs[N];
-        char *bodies[N];
-        memset(rs, 0, sizeof rs);
-        for (int i = 0; i < N; i++) {
-            bodies[i] = prompt_body(i, 24, false, 0.0, -1);
-            easy[i] = make_easy(p.url, "/v1/completions", bodies[i], NULL, &rs[i], &hs[i]);
-            curl_multi_add_handle(m, easy[i]);
-        }
-        int running = N;
-        double t0 = now_s();
-        while (running && now_s() - t0 < 60) {
-            curl_multi_perform(m, &running);
-            curl_multi_poll(m, NULL, 0, 100, NULL);
-        }
-        int same = 0;
-        for (int i = 0; i < N; i++) {
-            char *t = completion_text(&rs[i]);
-            same += alone[i] && t && strlen(t) > 0 && !strcmp(alone[i], t);
-            free(t);
-            curl_multi_remove_handle(m, easy[i]);
-            curl_easy_cleanup(easy[i]);
-            curl_slist_free_all(hs[i]);
-            free(rs[i].body);
-            free(bodies[i]);
-            free(alone[i]);
-        }
-        curl_multi_cleanup(m);
+        int same = alone_vs_together(p.url, 6, body_greedy24);
         int rc = sl_test_proc_stop(&p, SIGTERM, 10);
-        CHECK_MSG(same == N, "--kv-type %s: %d of %d requests equal alone and batched", types[k], same, N);
+        CHECK_MSG(same == 6, "--kv-type %s: %d of 6 requests equal alone and batched", types[k], same);
         CHECK_EQ_INT(rc, 0);
     }
     char *bad[] = {(char *)sl_test_bin(), "serve", "-m", MODEL, "--port", "0", "--kv-type", "q4", NULL};
