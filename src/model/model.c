@@ -49,7 +49,7 @@ static sl_status key_f32(const sl_gguf *g, const char *arch, const char *suffix,
     return sl_gguf_opt_f32(g, key, def, out);
 }
 
-static const char *supported_list(void) { return "F32, F16, BF16, Q8_0, Q4_0"; }
+static const char *supported_list(void) { return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K"; }
 
 /* Find tensor `name` with ne = {ne0, ne1} (ne1 = 1 for vectors). */
 static sl_status find_tensor(const sl_model *m, const char *name, int64_t ne0, int64_t ne1, bool required,
