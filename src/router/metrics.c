@@ -3,6 +3,8 @@
  */
 #include "router/metrics.h"
 
+#include "core/strbuf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,77 +32,52 @@ void sl_rmetrics_added(sl_rmetrics *m, int64_t ns) {
     atomic_fetch_add(&m->added_sum_ns, (uint64_t)ns);
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) return;
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 8192;
-        while (cap < b->n + (size_t)k + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) return;
-        b->p = np;
-        b->cap = cap;
-    }
-}
 
 char *sl_rmetrics_render(const sl_rmetrics *m, const sl_view *v, bool ready) {
-    sbuf b = {0};
-    put(&b, "# HELP shardlm_router_requests_total Requests answered by the router, by HTTP status.\n"
+    sl_strbuf b = {0};
+    sl_strbuf_printf(&b, "# HELP shardlm_router_requests_total Requests answered by the router, by HTTP status.\n"
             "# TYPE shardlm_router_requests_total counter\n");
     for (int i = 0; i < SL_RM_STATUS; i++)
-        put(&b, "shardlm_router_requests_total{status=\"%d\"} %llu\n", STATUSES[i],
+        sl_strbuf_printf(&b, "shardlm_router_requests_total{status=\"%d\"} %llu\n", STATUSES[i],
             (unsigned long long)atomic_load(&m->by_status[i]));
-    put(&b, "# HELP shardlm_router_routing_decisions_total Engine choices by reason.\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_routing_decisions_total Engine choices by reason.\n"
             "# TYPE shardlm_router_routing_decisions_total counter\n");
     for (int i = 0; i < SL_REASON_COUNT; i++)
-        put(&b, "shardlm_router_routing_decisions_total{reason=\"%s\"} %llu\n", sl_reason_str((sl_reason)i),
+        sl_strbuf_printf(&b, "shardlm_router_routing_decisions_total{reason=\"%s\"} %llu\n", sl_reason_str((sl_reason)i),
             (unsigned long long)atomic_load(&m->decisions[i]));
-    put(&b, "# HELP shardlm_router_retries_total Requests re-sent to another engine before their first byte.\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_retries_total Requests re-sent to another engine before their first byte.\n"
             "# TYPE shardlm_router_retries_total counter\nshardlm_router_retries_total %llu\n",
         (unsigned long long)atomic_load(&m->retries));
-    put(&b, "# HELP shardlm_router_migrations_total Streams continued on another engine after their engine failed.\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_migrations_total Streams continued on another engine after their engine failed.\n"
             "# TYPE shardlm_router_migrations_total counter\nshardlm_router_migrations_total %llu\n",
         (unsigned long long)atomic_load(&m->migrations));
-    put(&b, "# HELP shardlm_router_migrations_failed_total Streams ended with an error: no engine left to try.\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_migrations_failed_total Streams ended with an error: no engine left to try.\n"
             "# TYPE shardlm_router_migrations_failed_total counter\nshardlm_router_migrations_failed_total %llu\n",
         (unsigned long long)atomic_load(&m->migrations_failed));
-    put(&b, "# HELP shardlm_router_no_engine_total Requests refused because no engine was in rotation.\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_no_engine_total Requests refused because no engine was in rotation.\n"
             "# TYPE shardlm_router_no_engine_total counter\nshardlm_router_no_engine_total %llu\n",
         (unsigned long long)atomic_load(&m->no_engine));
-    put(&b, "# HELP shardlm_router_requests_running Requests being proxied.\n# TYPE shardlm_router_requests_running gauge\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_requests_running Requests being proxied.\n# TYPE shardlm_router_requests_running gauge\n"
             "shardlm_router_requests_running %lld\n",
         (long long)atomic_load(&m->in_flight));
-    put(&b, "# HELP shardlm_router_connections Open client connections.\n# TYPE shardlm_router_connections gauge\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_connections Open client connections.\n# TYPE shardlm_router_connections gauge\n"
             "shardlm_router_connections %lld\n",
         (long long)atomic_load(&m->connections));
-    put(&b, "# HELP shardlm_router_ready Whether the router has an engine in rotation.\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_ready Whether the router has an engine in rotation.\n"
             "# TYPE shardlm_router_ready gauge\nshardlm_router_ready %d\n",
         ready ? 1 : 0);
-    put(&b, "# HELP shardlm_router_added_latency_seconds Time the router adds to a request (its own work).\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_added_latency_seconds Time the router adds to a request (its own work).\n"
             "# TYPE shardlm_router_added_latency_seconds histogram\n");
     uint64_t cum = 0;
     for (int i = 0; i <= SL_RM_BUCKETS; i++) {
         cum += atomic_load(&m->added_counts[i]);
         if (i < SL_RM_BUCKETS)
-            put(&b, "shardlm_router_added_latency_seconds_bucket{le=\"%g\"} %llu\n", (double)BOUNDS_NS[i] * 1e-9,
+            sl_strbuf_printf(&b, "shardlm_router_added_latency_seconds_bucket{le=\"%g\"} %llu\n", (double)BOUNDS_NS[i] * 1e-9,
                 (unsigned long long)cum);
         else
-            put(&b, "shardlm_router_added_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+            sl_strbuf_printf(&b, "shardlm_router_added_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
     }
-    put(&b, "shardlm_router_added_latency_seconds_sum %.9f\nshardlm_router_added_latency_seconds_count %llu\n",
+    sl_strbuf_printf(&b, "shardlm_router_added_latency_seconds_sum %.9f\nshardlm_router_added_latency_seconds_count %llu\n",
         (double)atomic_load(&m->added_sum_ns) * 1e-9, (unsigned long long)cum);
     static const struct {
         const char *name, *type, *help;
@@ -115,11 +92,11 @@ char *sl_rmetrics_render(const sl_rmetrics *m, const sl_view *v, bool ready) {
         {"shardlm_router_engine_running", "gauge", "Running requests the engine reports (-1 unknown)."},
         {"shardlm_router_engine_waiting", "gauge", "Waiting (queued) requests the engine reports (-1 unknown)."},
     };
-    put(&b, "# HELP shardlm_router_engines Engines in the membership.\n# TYPE shardlm_router_engines gauge\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_router_engines Engines in the membership.\n# TYPE shardlm_router_engines gauge\n"
             "shardlm_router_engines %d\n",
         v ? v->n : 0);
     for (size_t k = 0; k < sizeof EM / sizeof EM[0]; k++) {
-        put(&b, "# HELP %s %s\n# TYPE %s %s\n", EM[k].name, EM[k].help, EM[k].name, EM[k].type);
+        sl_strbuf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", EM[k].name, EM[k].help, EM[k].name, EM[k].type);
         for (int i = 0; v && i < v->n; i++) {
             const sl_member *e = v->engines[i];
             long long x = 0;
@@ -134,15 +111,15 @@ char *sl_rmetrics_render(const sl_rmetrics *m, const sl_view *v, bool ready) {
             case 7: x = atomic_load(&e->running); break;
             default: x = atomic_load(&e->waiting); break;
             }
-            put(&b, "%s{engine=\"%s\",url=\"%s\",version=\"%s\"} %lld\n", EM[k].name, e->spec.id, e->spec.url,
+            sl_strbuf_printf(&b, "%s{engine=\"%s\",url=\"%s\",version=\"%s\"} %lld\n", EM[k].name, e->spec.id, e->spec.url,
                 e->spec.version, x);
         }
     }
     if (v && v->n_weights) {
-        put(&b, "# HELP shardlm_router_rollout_weight Rollout weight of a model version.\n"
+        sl_strbuf_printf(&b, "# HELP shardlm_router_rollout_weight Rollout weight of a model version.\n"
                 "# TYPE shardlm_router_rollout_weight gauge\n");
         for (int i = 0; i < v->n_weights; i++)
-            put(&b, "shardlm_router_rollout_weight{version=\"%s\"} %g\n", v->weight_version[i], v->weight[i]);
+            sl_strbuf_printf(&b, "shardlm_router_rollout_weight{version=\"%s\"} %g\n", v->weight_version[i], v->weight[i]);
     }
     return b.p;
 }

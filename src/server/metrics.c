@@ -3,6 +3,8 @@
  */
 #include "metrics.h"
 
+#include "core/strbuf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,60 +38,36 @@ void sl_metrics_count_status(sl_metrics *m, int status) {
     atomic_fetch_add(&m->requests_by_status[1], 1); /* other 4xx count as 400 */
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
 
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) return;
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 8192;
-        while (cap < b->n + (size_t)k + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) return;
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
-static void render_hist(sbuf *b, const char *name, const char *help, const sl_hist *h, const char *model) {
-    sb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+static void render_hist(sl_strbuf *b, const char *name, const char *help, const sl_hist *h, const char *model) {
+    sl_strbuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     for (int i = 0; i < SL_HIST_BUCKETS; i++) {
         cum += atomic_load(&h->counts[i]);
-        sb_printf(b, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", name, model, h->bounds[i], (unsigned long long)cum);
+        sl_strbuf_printf(b, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", name, model, h->bounds[i], (unsigned long long)cum);
     }
     cum += atomic_load(&h->counts[SL_HIST_BUCKETS]);
-    sb_printf(b, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", name, model, (unsigned long long)cum);
-    sb_printf(b, "%s_sum{model=\"%s\"} %.6f\n", name, model, (double)atomic_load(&h->sum_us) / 1e6);
-    sb_printf(b, "%s_count{model=\"%s\"} %llu\n", name, model, (unsigned long long)cum);
+    sl_strbuf_printf(b, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", name, model, (unsigned long long)cum);
+    sl_strbuf_printf(b, "%s_sum{model=\"%s\"} %.6f\n", name, model, (double)atomic_load(&h->sum_us) / 1e6);
+    sl_strbuf_printf(b, "%s_count{model=\"%s\"} %llu\n", name, model, (unsigned long long)cum);
 }
 
 #define COUNTER(name, help, value)                                                                     \
-    sb_printf(&b, "# HELP " name " " help "\n# TYPE " name " counter\n" name "{model=\"%s\"} %llu\n", model, \
+    sl_strbuf_printf(&b, "# HELP " name " " help "\n# TYPE " name " counter\n" name "{model=\"%s\"} %llu\n", model, \
               (unsigned long long)(value))
 #define GAUGE(name, help, fmt, value)                                                                  \
-    sb_printf(&b, "# HELP " name " " help "\n# TYPE " name " gauge\n" name "{model=\"%s\"} " fmt "\n", model, value)
+    sl_strbuf_printf(&b, "# HELP " name " " help "\n# TYPE " name " gauge\n" name "{model=\"%s\"} " fmt "\n", model, value)
 
 char *sl_metrics_render(const sl_metrics *m, const char *model) {
-    sbuf b = {0};
-    sb_printf(&b, "# HELP shardlm_requests_total HTTP requests by final status.\n# TYPE shardlm_requests_total counter\n");
+    sl_strbuf b = {0};
+    sl_strbuf_printf(&b, "# HELP shardlm_requests_total HTTP requests by final status.\n# TYPE shardlm_requests_total counter\n");
     for (int i = 0; i < SL_METRICS_STATUS; i++)
-        sb_printf(&b, "shardlm_requests_total{model=\"%s\",status=\"%d\"} %llu\n", model, STATUS_CODES[i],
+        sl_strbuf_printf(&b, "shardlm_requests_total{model=\"%s\",status=\"%d\"} %llu\n", model, STATUS_CODES[i],
                   (unsigned long long)atomic_load(&m->requests_by_status[i]));
-    sb_printf(&b, "# HELP shardlm_requests_finished_total Generation requests by finish reason.\n"
+    sl_strbuf_printf(&b, "# HELP shardlm_requests_finished_total Generation requests by finish reason.\n"
                   "# TYPE shardlm_requests_finished_total counter\n");
     for (int i = 1; i < 4; i++)
-        sb_printf(&b, "shardlm_requests_finished_total{model=\"%s\",reason=\"%s\"} %llu\n", model, FINISH_NAMES[i],
+        sl_strbuf_printf(&b, "shardlm_requests_finished_total{model=\"%s\",reason=\"%s\"} %llu\n", model, FINISH_NAMES[i],
                   (unsigned long long)atomic_load(&m->requests_finished[i]));
     COUNTER("shardlm_prompt_tokens_total", "Prompt tokens received.", atomic_load(&m->prompt_tokens));
     COUNTER("shardlm_generation_tokens_total", "Tokens generated.", atomic_load(&m->generation_tokens));
@@ -104,12 +82,12 @@ char *sl_metrics_render(const sl_metrics *m, const char *model) {
     GAUGE("shardlm_requests_running", "Requests in the running batch.", "%lld", (long long)atomic_load(&m->running));
     GAUGE("shardlm_requests_waiting", "Requests waiting to be scheduled.", "%lld", (long long)atomic_load(&m->waiting));
     static const char *kinds[4] = {"total", "used", "free", "cached"};
-    sb_printf(&b, "# HELP shardlm_kv_blocks KV cache blocks per pool and state.\n# TYPE shardlm_kv_blocks gauge\n");
+    sl_strbuf_printf(&b, "# HELP shardlm_kv_blocks KV cache blocks per pool and state.\n# TYPE shardlm_kv_blocks gauge\n");
     for (int p = 0; p < m->n_pools; p++)
         for (int k = 0; k < 4; k++) {
             const _Atomic int64_t *v = k == 0 ? &m->pool_total[p] : k == 1 ? &m->pool_used[p] : k == 2 ? &m->pool_free[p]
                                                                                                       : &m->pool_cached[p];
-            sb_printf(&b, "shardlm_kv_blocks{model=\"%s\",pool=\"%s\",state=\"%s\"} %lld\n", model, m->pool_names[p],
+            sl_strbuf_printf(&b, "shardlm_kv_blocks{model=\"%s\",pool=\"%s\",state=\"%s\"} %lld\n", model, m->pool_names[p],
                       kinds[k], (long long)atomic_load(v));
         }
     render_hist(&b, "shardlm_time_to_first_token_seconds", "Time from request arrival to its first token.", &m->ttft,

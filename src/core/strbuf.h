@@ -1,0 +1,19 @@
+/*
+ * strbuf.h — a growable, NUL-terminated text buffer filled printf-style
+ * (used to render metrics pages). Memory comes from realloc: the caller
+ * takes `p` and frees it with free(). On allocation failure the text is
+ * truncated, never overflowed.
+ */
+#ifndef SL_CORE_STRBUF_H
+#define SL_CORE_STRBUF_H
+
+#include <stddef.h>
+
+typedef struct sl_strbuf {
+    char *p;
+    size_t n, cap;
+} sl_strbuf;
+
+void sl_strbuf_printf(sl_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
