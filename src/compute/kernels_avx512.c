@@ -545,109 +545,166 @@ static const kq_fn KQ_TOKENS[2][8] = {
 };
 
 /* One token (decode) straight from a packed tile: the same integers and
- * float steps as unpack + kq_tokens, without the round trip through scratch. */
-AI __m512 kq_decode(sl_type type, const uint8_t *tile, int64_t nb, const block_q8_K *a) {
-    const bool q5 = type == SL_TYPE_Q5_K, q6 = type == SL_TYPE_Q6_K;
-    const size_t D = q6 ? 52 : type == SL_TYPE_Q5_K ? 44 : 36;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
-    const __m512i c63 = _mm512_set1_epi32(63), c15 = _mm512_set1_epi32(15);
+ * float steps as unpack + kq_tokens, without the round trip through scratch.
+ * The integer work is arranged for port 0 (the only one that runs zmm
+ * vpdpbusd, shifts and vpmulld on this class of core): no shift per loaded
+ * vector where a mask will do, byte moves by vpshufb (port 5), one
+ * independent vpdpbusd chain per sub-block, and every intermediate an exact
+ * multiple of the canonical integer (bounds at each use). */
+
+/* vpshufb index, per dword d of each 128-bit lane: byte j of the dword to
+ * byte 0, bytes 1..3 zero. */
+AI __m512i sel_byte(int j) {
+    return _mm512_set4_epi32((int32_t)(0x80808000u | (12u + (unsigned)j)), (int32_t)(0x80808000u | (8u + (unsigned)j)),
+                             (int32_t)(0x80808000u | (4u + (unsigned)j)), (int32_t)(0x80808000u | (unsigned)j));
+}
+/* bytes j, j + 1 of each dword to bytes 0 and 2 (an int16 pair), others zero. */
+AI __m512i sel_pair(int j) {
+    uint32_t e[4];
+    for (unsigned d = 0; d < 4; d++) e[d] = 0x80008000u | (4u * d + (unsigned)j) | (4u * d + (unsigned)j + 1) << 16;
+    return _mm512_set4_epi32((int32_t)e[3], (int32_t)e[2], (int32_t)e[1], (int32_t)e[0]);
+}
+/* byte j of each dword to byte 3, bytes 0..2 zero (then >> 24 sign-extends). */
+AI __m512i sel_top(int j) {
+    uint32_t e[4];
+    for (unsigned d = 0; d < 4; d++) e[d] = 0x00808080u | (4u * d + (unsigned)j) << 24;
+    return _mm512_set4_epi32((int32_t)e[3], (int32_t)e[2], (int32_t)e[1], (int32_t)e[0]);
+}
+/* (a & b) | c */
+AI __m512i and_or(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylogic_epi32(a, b, c, 0xEA); }
+
+/* Q4_K / Q5_K. Sub-block 2c reads the low nibbles of quant dwords 8c..8c+7,
+ * sub-block 2c+1 the high ones. Q4_K takes the high nibbles in place
+ * (v & 0xF0 = 16 q): that sub-block's dot is 16 isum_j exactly, and
+ * Σ_odd sc_j (16 isum_j) >> 4 = Σ_odd sc_j isum_j (|16 isum_j| <= 32*240*128
+ * = 983040, times 63, four of them: < 2^28). Q5_K takes 2 q (the nibble
+ * shifted right by 3 next to the fifth bit at bit 5), and >> 1. */
+AI __m512 kq45_decode(bool q5, const uint8_t *tile, int64_t nb, const block_q8_K *a) {
+    const size_t D = q5 ? 44 : 36;
+    const __m512i c0f = _mm512_set1_epi8(0x0F), cf0 = _mm512_set1_epi8((char)0xF0), c3f = _mm512_set1_epi8(0x3F),
+                  c30 = _mm512_set1_epi8(0x30), c10 = _mm512_set1_epi8(0x10), c20 = _mm512_set1_epi8(0x20),
+                  c1e = _mm512_set1_epi8(0x1E);
     __m512 res = _mm512_setzero_ps();
 #define LD(off) _mm512_load_si512(pb + 16 * (size_t)(off))
     for (int64_t s = 0; s < nb; s++) {
         const uint8_t *pb = tile + 64 * D * (size_t)s;
         const block_q8_K *as = &a[s];
+#pragma GCC unroll 64
         for (size_t o = 0; o < 64 * D; o += 64) _mm_prefetch((const char *)(pb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
-        const __m512 da = _mm512_set1_ps(as->d);
-        __m512i isum = _mm512_setzero_si512();
-        if (!q6) {
-            const __m512i dd = LD(0), s0 = LD(4), s1 = LD(8), s2 = LD(12);
-            __m512i sc[8], mn[8];
-            for (int j = 0; j < 4; j++) {
-                sc[j] = _mm512_and_si512(byte_of(s0, j), c63);
-                mn[j] = _mm512_and_si512(byte_of(s1, j), c63);
-                const __m512i q8 = byte_of(s2, j);
-                sc[4 + j] = _mm512_or_si512(_mm512_and_si512(q8, c15), _mm512_slli_epi32(_mm512_srli_epi32(byte_of(s0, j), 6), 4));
-                mn[4 + j] = _mm512_or_si512(_mm512_srli_epi32(q8, 4), _mm512_slli_epi32(_mm512_srli_epi32(byte_of(s1, j), 6), 4));
-            }
-            const size_t qs = q5 ? 48 : 16;
-            __m512i qh[8];
-            if (q5)
-                for (int i = 0; i < 8; i++) qh[i] = LD(16 + 4 * i);
+        /* scales: byte j of scl / sch = sc_j / sc_{4+j}, of mnl / mnh = m_j / m_{4+j} */
+        const __m512i dd = LD(0), s0 = LD(4), s1 = LD(8), s2 = LD(12);
+        const __m512i scl = _mm512_and_si512(s0, c3f), mnl = _mm512_and_si512(s1, c3f);
+        const __m512i sch = and_or(s2, c0f, _mm512_and_si512(_mm512_srli_epi32(s0, 2), c30));
+        const __m512i mnh = and_or(_mm512_srli_epi32(s2, 4), c0f, _mm512_and_si512(_mm512_srli_epi32(s1, 2), c30));
+        __m512i acc[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) acc[j] = _mm512_setzero_si512();
+        const size_t qs = q5 ? 48 : 16;
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            const __m512i qh = q5 ? LD(16 + 4 * i) : _mm512_setzero_si512();
+#pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
-                __m512i lo_acc = _mm512_setzero_si512(), hi_acc = _mm512_setzero_si512();
-                for (int i = 0; i < 8; i++) {
-                    const __m512i t = LD(qs + 32 * (size_t)c + 4 * (size_t)i);
-                    __m512i lo = _mm512_and_si512(t, m4), hi = _mm512_and_si512(_mm512_srli_epi16(t, 4), m4);
-                    if (q5) {
-                        lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi32(qh[i], 2 * c), one), 4));
-                        hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi32(qh[i], 2 * c + 1), one), 4));
-                    }
-                    lo_acc = _mm512_dpbusd_epi32(lo_acc, lo, bcast32(as->qs + 64 * c + 4 * i));
-                    hi_acc = _mm512_dpbusd_epi32(hi_acc, hi, bcast32(as->qs + 64 * c + 32 + 4 * i));
+                const __m512i v = LD(qs + 32 * (size_t)c + 4 * (size_t)i);
+                __m512i lo, hi;
+                if (q5) { /* t: bit 2c of qh at bit 4, bit 2c + 1 at bit 5 */
+                    const __m512i t = c < 2 ? _mm512_slli_epi16(qh, 4 - 2 * c) : c == 2 ? qh : _mm512_srli_epi16(qh, 2);
+                    lo = and_or(v, c0f, _mm512_and_si512(t, c10));
+                    hi = and_or(_mm512_srli_epi16(v, 3), c1e, _mm512_and_si512(t, c20));
+                } else {
+                    lo = _mm512_and_si512(v, c0f);
+                    hi = _mm512_and_si512(v, cf0);
                 }
-                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(lo_acc, sc[2 * c]));
-                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(hi_acc, sc[2 * c + 1]));
+                acc[2 * c] = _mm512_dpbusd_epi32(acc[2 * c], lo, bcast32(as->qs + 64 * c + 4 * i));
+                acc[2 * c + 1] = _mm512_dpbusd_epi32(acc[2 * c + 1], hi, bcast32(as->qs + 64 * c + 32 + 4 * i));
             }
-            res = _mm512_fmadd_ps(_mm512_mul_ps(f16_lo(dd), da), _mm512_cvtepi32_ps(isum), res);
-            __m512i imin = _mm512_setzero_si512();
-            for (int i = 0; i < 4; i++) {
-                const int16_t *bs = as->bsums + 4 * i;
-                const int32_t a0 = bs[0] + bs[1], a1 = bs[2] + bs[3];
-                const __m512i pr = _mm512_set1_epi32((int32_t)(((uint32_t)a0 & 0xFFFF) | ((uint32_t)a1 << 16)));
-                imin = _mm512_dpwssd_epi32(imin, _mm512_or_si512(mn[2 * i], _mm512_slli_epi32(mn[2 * i + 1], 16)), pr);
-            }
-            const __m512 sm = _mm512_mul_ps(f16_hi(dd), da);
-            const __m512 nsm = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sm), _mm512_set1_epi32((int32_t)0x80000000u)));
-            res = _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), res);
-        } else {
-            __m512i sc[16], corr = _mm512_setzero_si512();
-            for (int k = 0; k < 4; k++) {
-                const __m512i v = LD(192 + 4 * k);
-                for (int n = 0; n < 4; n++) sc[4 * k + n] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * n), 24);
-            }
-            for (int i = 0; i < 8; i++)
-                corr = _mm512_dpwssd_epi32(corr,
-                                           _mm512_or_si512(_mm512_and_si512(sc[2 * i], _mm512_set1_epi32(0xFFFF)),
-                                                           _mm512_slli_epi32(sc[2 * i + 1], 16)),
-                                           bcast32(as->bsums + 2 * i));
-            for (int h = 0; h < 2; h++) {
-                __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                                  _mm512_setzero_si512()}; /* elements 128h + 32k.. : sub-blocks 8h + 2k, + 1 */
-                __m512i acc2[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                                   _mm512_setzero_si512()};
-                for (int i = 0; i < 8; i++) {
-                    const __m512i A = LD(64 * h + 4 * i), B = LD(64 * h + 32 + 4 * i), H = LD(128 + 32 * h + 4 * i);
-                    const __m512i q[4] = {
-                        _mm512_or_si512(_mm512_and_si512(A, m4), _mm512_slli_epi16(_mm512_and_si512(H, m3), 4)),
-                        _mm512_or_si512(_mm512_and_si512(B, m4), _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 2), m3), 4)),
-                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(A, 4), m4),
-                                        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4)),
-                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(B, 4), m4),
-                                        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 6), m3), 4)),
-                    };
-                    for (int k = 0; k < 4; k++) { /* group i of the 32 elements 128h + 32k: sub-block 8h + 2k + i / 4 */
-                        const __m512i p = bcast32(as->qs + 128 * h + 32 * k + 4 * i);
-                        if (i < 4) acc[k] = _mm512_dpbusd_epi32(acc[k], q[k], p);
-                        else acc2[k] = _mm512_dpbusd_epi32(acc2[k], q[k], p);
-                    }
-                }
-                for (int k = 0; k < 4; k++) {
-                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(acc[k], sc[8 * h + 2 * k]));
-                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(acc2[k], sc[8 * h + 2 * k + 1]));
-                }
-            }
-            isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(corr, 5));
-            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(tile + 64 * D * (size_t)nb + 32 * (size_t)s)));
-            res = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(isum), res);
         }
+        __m512i ie = _mm512_setzero_si512(), io = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            const __m512i src = c < 2 ? scl : sch;
+            ie = _mm512_add_epi32(ie, _mm512_mullo_epi32(acc[2 * c], _mm512_shuffle_epi8(src, sel_byte(2 * (c % 2)))));
+            io = _mm512_add_epi32(io, _mm512_mullo_epi32(acc[2 * c + 1], _mm512_shuffle_epi8(src, sel_byte(2 * (c % 2) + 1))));
+        }
+        const __m512i isum = _mm512_add_epi32(ie, _mm512_srai_epi32(io, q5 ? 1 : 4));
+        const __m512 da = _mm512_set1_ps(as->d);
+        res = _mm512_fmadd_ps(_mm512_mul_ps(f16_lo(dd), da), _mm512_cvtepi32_ps(isum), res);
+        __m512i imin = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const int16_t *bs = as->bsums + 4 * i;
+            const int32_t a0 = bs[0] + bs[1], a1 = bs[2] + bs[3];
+            const __m512i pr = _mm512_set1_epi32((int32_t)(((uint32_t)a0 & 0xFFFF) | ((uint32_t)a1 << 16)));
+            imin = _mm512_dpwssd_epi32(imin, _mm512_shuffle_epi8(i < 2 ? mnl : mnh, sel_pair(2 * (i % 2))), pr);
+        }
+        const __m512 sm = _mm512_mul_ps(f16_hi(dd), da);
+        const __m512 nsm = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sm), _mm512_set1_epi32((int32_t)0x80000000u)));
+        res = _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), res);
     }
 #undef LD
     return res;
 }
 
-static __m512 kq_decode_q4(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq_decode(SL_TYPE_Q4_K, t, nb, a); }
-static __m512 kq_decode_q5(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq_decode(SL_TYPE_Q5_K, t, nb, a); }
-static __m512 kq_decode_q6(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq_decode(SL_TYPE_Q6_K, t, nb, a); }
+/* Q6_K. Per quant dwords A (ql), B (ql + 32), H (qh): q0 = A & 15 | (H & 3) << 4,
+ * q1 = B & 15 | (H >> 2 & 3) << 4, q2 = A >> 4 | H & 0x30, q3 = B >> 4 | H >> 2 & 0x30;
+ * the (H & 3) << 4 and (H >> 2 & 3) << 4 come from vpshufb tables on H & 15.
+ * Each sub-block's chain starts at -32 asum_j, so it ends at
+ * isum_j - 32 asum_j (exact, |.| <= 16*32*128) and only the scale remains. */
+AI __m512 kq6_decode(const uint8_t *tile, int64_t nb, const block_q8_K *a) {
+    const size_t D = 52;
+    const __m512i c0f = _mm512_set1_epi8(0x0F), c30 = _mm512_set1_epi8(0x30);
+    __m512 res = _mm512_setzero_ps();
+#define LD(off) _mm512_load_si512(pb + 16 * (size_t)(off))
+    for (int64_t s = 0; s < nb; s++) {
+        const uint8_t *pb = tile + 64 * D * (size_t)s;
+        const block_q8_K *as = &a[s];
+#pragma GCC unroll 64
+        for (size_t o = 0; o < 64 * D; o += 64) _mm_prefetch((const char *)(pb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
+        int32_t corr[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) corr[j] = -32 * as->bsums[j];
+        /* (n & 3) << 4 and (n >> 2) << 4 for n = 0..15, in each 128-bit lane */
+        const __m512i tq0 = _mm512_set4_epi32(0x30201000, 0x30201000, 0x30201000, 0x30201000);
+        const __m512i tq1 = _mm512_set4_epi32(0x30303030, 0x20202020, 0x10101010, 0x00000000);
+        __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m512i acc[8]; /* sub-block 8h + jj */
+#pragma GCC unroll 8
+            for (int jj = 0; jj < 8; jj++) acc[jj] = _mm512_set1_epi32(corr[8 * h + jj]);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const __m512i A = LD(64 * h + 4 * i), B = LD(64 * h + 32 + 4 * i), H = LD(128 + 32 * h + 4 * i);
+                const __m512i hl = _mm512_and_si512(H, c0f);
+                const __m512i q[4] = {
+                    and_or(A, c0f, _mm512_shuffle_epi8(tq0, hl)),
+                    and_or(B, c0f, _mm512_shuffle_epi8(tq1, hl)),
+                    and_or(_mm512_srli_epi16(A, 4), c0f, _mm512_and_si512(H, c30)),
+                    and_or(_mm512_srli_epi16(B, 4), c0f, _mm512_and_si512(_mm512_srli_epi16(H, 2), c30)),
+                };
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) /* elements 128h + 32k + 4i..: sub-block 8h + 2k + i / 4 */
+                    acc[2 * k + i / 4] = _mm512_dpbusd_epi32(acc[2 * k + i / 4], q[k], bcast32(as->qs + 128 * h + 32 * k + 4 * i));
+            }
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) { /* scales 8h + 2k, + 1: byte 2k % 4 (+1) of scale dword 2h + k / 2 */
+                const __m512i sv = LD(192 + 4 * (2 * h + k / 2));
+                const __m512i se = _mm512_srai_epi32(_mm512_shuffle_epi8(sv, sel_top(2 * (k % 2))), 24);
+                const __m512i so = _mm512_srai_epi32(_mm512_shuffle_epi8(sv, sel_top(2 * (k % 2) + 1)), 24);
+                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(acc[2 * k], se));
+                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(acc[2 * k + 1], so));
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(tile + 64 * D * (size_t)nb + 32 * (size_t)s)));
+        res = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(as->d)), _mm512_cvtepi32_ps(isum), res);
+    }
+#undef LD
+    return res;
+}
+
+static __m512 kq_decode_q4(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq45_decode(false, t, nb, a); }
+static __m512 kq_decode_q5(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq45_decode(true, t, nb, a); }
+static __m512 kq_decode_q6(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq6_decode(t, nb, a); }
 
 /* Packed tiles: one token reads them directly (kq_decode); more tokens
  * unpack up to SL_GEMM_CHUNK rows once into scratch, then token blocks ×
