@@ -47,7 +47,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_REPS] = {"repetitions", "r", OPT_INT, "3", 1, 1000, "repetitions of each test (median reported)"},
     [O_KV] = {"kv-type", NULL, OPT_STR, "f16", 0, -1, "KV cache element type: f32, f16, q8_0"},
     [O_BW] = {"bw-mib", NULL, OPT_INT, "512", 0, 1 << 20, "array size of the bandwidth test (0: skip)"},
-    [O_KERNELS] = {"kernels", NULL, OPT_STR, NULL, 0, -1, "kernel table: scalar, avx2, avx512 (default: best)"},
+    [O_KERNELS] = {"kernels", NULL, OPT_STR, NULL, 0, -1, "kernel table: scalar, avx2, avx512, amx (default: best)"},
     [O_JSON] = {"json", NULL, OPT_BOOL, NULL, 0, -1, "print one JSON object"},
 };
 

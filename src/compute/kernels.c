@@ -20,6 +20,10 @@
 #endif
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 /* ---- activations --------------------------------------------------------- */
 
@@ -454,8 +458,8 @@ const sl_kernels sl_kernels_scalar_table = {
     .silu_mul = silu_mul_scalar,
 };
 
-static sl_kernels avx2_table, avx512_table;
-static bool have_avx2, have_avx512;
+static sl_kernels avx2_table, avx512_table, amx_table;
+static bool have_avx2, have_avx512, have_amx;
 static const sl_kernels *best;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -467,6 +471,24 @@ static bool has_f16c(void) {
 }
 #endif
 
+/* AMX-TILE and AMX-INT8 (cpuid leaf 7, edx bits 24, 25), the tile state
+ * enabled by the OS (XCR0 bits 17, 18) and granted to this process (Linux
+ * hands out the tile data only on request). */
+static bool amx_usable(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false; /* OSXSAVE */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return false;
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    if ((lo & (3u << 17)) != (3u << 17)) return false;
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+#else
+    return false;
+#endif
+}
+
 static void detect(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
@@ -476,14 +498,16 @@ static void detect(void) {
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vnni"))
         have_avx512 = sl_kernels_avx512_init(&avx512_table);
+    if (have_avx512 && amx_usable()) have_amx = sl_kernels_amx_init(&amx_table, &avx512_table);
 #endif
-    best = have_avx512 ? &avx512_table : have_avx2 ? &avx2_table : &sl_kernels_scalar_table;
-    /* SHARDLM_KERNELS=scalar|avx2|avx512 forces a table (for measurements and tests). */
+    best = have_amx ? &amx_table : have_avx512 ? &avx512_table : have_avx2 ? &avx2_table : &sl_kernels_scalar_table;
+    /* SHARDLM_KERNELS=scalar|avx2|avx512|amx forces a table (for measurements, tests, valgrind). */
     const char *env = getenv("SHARDLM_KERNELS");
     if (env && *env) {
         if (!strcmp(env, "scalar")) best = &sl_kernels_scalar_table;
         else if (!strcmp(env, "avx2") && have_avx2) best = &avx2_table;
         else if (!strcmp(env, "avx512") && have_avx512) best = &avx512_table;
+        else if (!strcmp(env, "amx") && have_amx) best = &amx_table;
     }
 }
 
@@ -499,5 +523,6 @@ const sl_kernels *sl_kernels_get(const char *name) {
     if (!strcmp(name, "scalar")) return &sl_kernels_scalar_table;
     if (!strcmp(name, "avx2")) return have_avx2 ? &avx2_table : NULL;
     if (!strcmp(name, "avx512")) return have_avx512 ? &avx512_table : NULL;
+    if (!strcmp(name, "amx")) return have_amx ? &amx_table : NULL;
     return NULL;
 }

@@ -1,7 +1,7 @@
 /*
  * kernels.h — the fast compute kernels and their run-time dispatch.
  *
- * One table per instruction set (scalar, AVX2, AVX-512 VNNI), each indexed
+ * One table per instruction set (scalar, AVX2, AVX-512 VNNI, AMX), each indexed
  * by weight type; sl_kernels_best() picks the best table the CPU supports
  * once, from cpuid. The scalar table is the fallback and the test oracle.
  *
@@ -116,7 +116,7 @@ typedef struct sl_attn_args {
 typedef void (*sl_attn_fn)(const sl_attn_args *a);
 
 typedef struct sl_kernels {
-    const char *name;                 /* "scalar", "avx2", "avx512" */
+    const char *name;                 /* "scalar", "avx2", "avx512", "amx" */
     sl_gemm_fn gemm[SL_TYPE_COUNT];   /* NULL where the type has no kernel */
     sl_gemm_packed_fn gemm_packed[SL_TYPE_COUNT]; /* NULL: the table reads that type unpacked */
     sl_attn_fn attn;
@@ -130,9 +130,10 @@ typedef struct sl_kernels {
 } sl_kernels;
 
 /* The best table this CPU supports (chosen once; thread-safe;
- * SHARDLM_KERNELS=scalar|avx2|avx512 forces one). */
+ * SHARDLM_KERNELS=scalar|avx2|avx512|amx forces one — avx512 for valgrind,
+ * which does not know AMX). */
 const sl_kernels *sl_kernels_best(void);
-/* A table by name ("scalar", "avx2", "avx512"); NULL when unknown or when
+/* A table by name ("scalar", "avx2", "avx512", "amx"); NULL when unknown or when
  * the CPU lacks the instructions. */
 const sl_kernels *sl_kernels_get(const char *name);
 const sl_kernels *sl_kernels_scalar(void);
@@ -145,5 +146,8 @@ float sl_expf(float x);
 extern const sl_kernels sl_kernels_scalar_table;
 bool sl_kernels_avx2_init(sl_kernels *k);   /* false when not compiled in */
 bool sl_kernels_avx512_init(sl_kernels *k);
+/* The AVX-512 table with AMX tile kernels for many-token Q4_0/Q8_0 matmuls;
+ * call only after amx is known usable (cpuid, XCR0, tile permission). */
+bool sl_kernels_amx_init(sl_kernels *k, const sl_kernels *avx512);
 
 #endif

@@ -124,7 +124,7 @@ static double rms(const float *a, size_t n) {
     return sqrt(s / (double)n);
 }
 
-static const char *ISAS[] = {"scalar", "avx2", "avx512"};
+static const char *ISAS[] = {"scalar", "avx2", "avx512", "amx"};
 
 /* ---- 1. stories260K golden on the fast path ----------------------------------------- */
 

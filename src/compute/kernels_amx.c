@@ -1,0 +1,215 @@
+/*
+ * kernels_amx.c — Intel AMX (Advanced Matrix Extensions) kernels for the
+ * Q4_0 / Q8_0 matmul of many tokens at once (prompt processing, batched
+ * decoding). Built with the AVX-512 and AMX flags; used only when cpuid
+ * reports AMX-TILE and AMX-INT8, the OS enables the tile state in XCR0 and
+ * grants this process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM).
+ *
+ * The "amx" table is the AVX-512 table with the packed Q4_0/Q8_0 matmuls
+ * replaced: calls with fewer than AMX_MIN_TOKENS tokens (batch-1 decode,
+ * memory-bound) go on to the AVX-512 VNNI kernel; the others run here.
+ *
+ * Same results, bit for bit: a tile multiply (TDPBSSD) yields, for 16
+ * tokens × 16 rows, each block's exact integer dot isum_b of signed
+ * activation quants and signed weight quants (Q4_0: q − 8) — the same
+ * integers the VNNI and scalar kernels form. The float steps then follow
+ * the canonical order of kernels.h with the same instructions as the
+ * AVX-512 kernel: s = dw_b * da_b (vector × broadcast), acc = fma(s,
+ * (float)isum_b, acc), block after block.
+ *
+ * Tiles: C00 C01 C10 C11 (tmm0–3) = A_i × B_j, A0/A1 (tmm4, 5) the block's
+ * 32 quants of 16 tokens each (rows of the activation buffer, read in place
+ * with its row stride), B0/B1 (tmm6, 7) the block of 16 weight rows each:
+ * 8 rows of 64 bytes, row k4 holding quants 4k4..4k4+3 of the 16 rows —
+ * exactly the packed Q8_0 layout of kernels.h; Q4_0 tiles are unpacked to
+ * that form (nibbles − 8) once per call. Per block the four products are
+ * stored to a 4 KiB buffer and scaled into float accumulators that live in
+ * scratch (64 vectors: 32 tokens × 2 row tiles).
+ */
+#include "kernels.h"
+
+#include <immintrin.h>
+#include <stdalign.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* Fewer tokens than this: the VNNI kernel (a tile product costs about the
+ * same with few token rows as with 16; measured break-even ≈ 12 tokens).
+ * The same holds for the tail of a longer call: a last group of fewer than
+ * AMX_MIN_TOKENS tokens goes to the VNNI kernel too. */
+#ifndef AMX_MIN_TOKENS
+#define AMX_MIN_TOKENS 12
+#endif
+/* Software prefetch distance while the first token group streams a tile in. */
+#ifndef SL_AMX_PREFETCH
+#define SL_AMX_PREFETCH 4096
+#endif
+
+/* The AVX-512 table's kernels that small calls fall through to. */
+static sl_gemm_packed_fn vnni_packed[2];
+
+/* LDTILECFG's 64-byte operand (palette 1). */
+typedef struct tilecfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tilecfg;
+_Static_assert(sizeof(tilecfg) == 64, "tile configuration is 64 bytes");
+
+/* Tiles: C0, C1 (tmm0, 1) m tokens × 16 int32; A0, A1 (tmm2, 3) m tokens ×
+ * 32 quants; B0, B1 (tmm4, 5) 8 × 64 bytes. Set s = {As, Bs, Cs} serves
+ * the blocks b with b % 2 == s, so a block's loads and product never wait
+ * for the previous block's tiles to be read. */
+static void configure(int m) {
+    alignas(64) tilecfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int s = 0; s < 2; s++) {
+        c.rows[s] = (uint8_t)m;
+        c.colsb[s] = 64;
+        c.rows[2 + s] = (uint8_t)m;
+        c.colsb[2 + s] = 32;
+        c.rows[4 + s] = 8;
+        c.colsb[4 + s] = 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* One Q4_0 block of a packed tile (256 bytes) → B form (512 bytes): groups
+ * 0..3 are the low nibbles (quants 4j..4j+3), groups 4..7 the high ones
+ * (quants 16 + 4j..), both minus 8. */
+AI void unpack_block(const uint8_t *s, uint8_t *d) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    for (int j = 0; j < 4; j++) {
+        const __m512i v = _mm512_load_si512(s + 64 * j);
+        _mm512_store_si512(d + 64 * j, _mm512_sub_epi8(_mm512_and_si512(v, m4), eight));
+        _mm512_store_si512(d + 256 + 64 * j, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight));
+    }
+}
+
+/* The product of block b (16 rows × m tokens, exact integers) into c. */
+AI void block_product(const uint8_t *w, const uint8_t *act, size_t as, int64_t b, int32_t *c) {
+    if (b & 1) {
+        _tile_loadd(3, act + 32 * b, (long)as);
+        _tile_loadd(5, w + (size_t)b * 512, 64);
+        _tile_zero(1);
+        _tile_dpbssd(1, 3, 5);
+        _tile_stored(1, c, 64);
+    } else {
+        _tile_loadd(2, act + 32 * b, (long)as);
+        _tile_loadd(4, w + (size_t)b * 512, 64);
+        _tile_zero(0);
+        _tile_dpbssd(0, 2, 4);
+        _tile_stored(0, c, 64);
+    }
+}
+
+/* 16 rows (w: their quants in B form, 512 bytes per block; sc: the fp16 row
+ * scales, 32 bytes per block) against tokens [0, m) of act, m ≤ 16: the
+ * accumulators stay in registers. The product of block b + 1 is formed
+ * before block b is scaled (two product buffers), so tile latency overlaps
+ * the float work. src (the first token group of a call) streams the packed
+ * tile in from memory meanwhile: software prefetch ahead, and for Q4_0 the
+ * unpacking of block b + 1 into w just before its product. */
+static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src, bool q4, int64_t nb,
+                        const uint8_t *act, size_t as, int64_t K, int m, float *y, int64_t ldy, int rows_valid,
+                        int32_t *cbuf) {
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    const size_t G = q4 ? 256 : 512;
+    if (src && q4) unpack_block(src, (uint8_t *)w);
+    block_product(w, act, as, 0, cbuf);
+    for (int64_t b = 0; b < nb; b++) {
+        if (b + 1 < nb) {
+            if (src) {
+                const uint8_t *p = src + (size_t)(b + 1) * G;
+                for (size_t o = 0; o < G; o += 64) _mm_prefetch((const char *)(p + SL_AMX_PREFETCH + o), _MM_HINT_T0);
+                if (b % 2 == 0) _mm_prefetch((const char *)(sc + b * 32 + SL_AMX_PREFETCH / 8), _MM_HINT_T0);
+                if (q4) unpack_block(p, (uint8_t *)w + (size_t)(b + 1) * 512);
+            }
+            block_product(w, act, as, b + 1, cbuf + 256 * ((b + 1) & 1));
+        }
+        const int32_t *c = cbuf + 256 * (b & 1);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sc + b * 32)));
+        const uint8_t *da = act + (size_t)K + (size_t)b * 4;
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++) {
+            if (t < m) {
+                float d;
+                memcpy(&d, da + (size_t)t * as, 4);
+                const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(d));
+                acc[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t)), acc[t]);
+            }
+        }
+    }
+    const __mmask16 mk = (__mmask16)(rows_valid >= 16 ? 0xFFFF : (1u << rows_valid) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++)
+        if (t < m) _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
+}
+
+/* Scratch: product tiles 2 × 1 KiB | Q4_0 quants in B form (SL_GEMM_CHUNK
+ * rows × K bytes). */
+static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
+                        float *y, int64_t ldy, void *scratch) {
+    if (nt < AMX_MIN_TOKENS) {
+        vnni_packed[q8](K, tiles, nr, act, as, nt, y, ldy, scratch);
+        return;
+    }
+    const int64_t tail = nt % 16 < AMX_MIN_TOKENS ? nt % 16 : 0;
+    if (tail) {
+        nt -= tail;
+        vnni_packed[q8](K, tiles, nr, (const uint8_t *)act + (size_t)nt * as, as, tail, y + nt * ldy, ldy, scratch);
+    }
+    const int64_t nb = K / 32;
+    const size_t G = q8 ? 512 : 256, tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K);
+    int32_t *cbuf = scratch;
+    uint8_t *unpacked = (uint8_t *)scratch + 4096;
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 16 * 16;
+    if (tb < 16) tb = 16;
+    int cfg = -1;
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
+        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK, ntile = (cr + 15) / 16;
+        const uint8_t *ct = (const uint8_t *)tiles + (size_t)(c0 / 16) * tile;
+        for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+            const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+            for (int64_t i = 0; i < ntile; i++) {
+                const uint8_t *src = ct + (size_t)i * tile;
+                const uint8_t *w = q8 ? src : unpacked + (size_t)i * (size_t)nb * 512;
+                for (int64_t t0 = b0; t0 < b1; t0 += 16) {
+                    const int m = b1 - t0 < 16 ? (int)(b1 - t0) : 16;
+                    if (m != cfg) {
+                        configure(m);
+                        cfg = m;
+                    }
+                    tile_tokens(w, src + (size_t)nb * G, t0 == 0 ? src : NULL, !q8, nb,
+                                (const uint8_t *)act + (size_t)t0 * as, as, K, m, y + t0 * ldy + c0 + 16 * i, ldy,
+                                (int)(cr - 16 * i), cbuf);
+                }
+            }
+        }
+    }
+    _tile_release();
+}
+
+static void gemm_q4_0_amx(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
+                          int64_t ldy, void *scratch) {
+    gemm_q0_amx(false, K, tiles, nr, a, as, nt, y, ldy, scratch);
+}
+static void gemm_q8_0_amx(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
+                          int64_t ldy, void *scratch) {
+    gemm_q0_amx(true, K, tiles, nr, a, as, nt, y, ldy, scratch);
+}
+
+bool sl_kernels_amx_init(sl_kernels *k, const sl_kernels *avx512) {
+    *k = *avx512;
+    k->name = "amx";
+    vnni_packed[0] = avx512->gemm_packed[SL_TYPE_Q4_0];
+    vnni_packed[1] = avx512->gemm_packed[SL_TYPE_Q8_0];
+    if (!vnni_packed[0] || !vnni_packed[1]) return false;
+    k->gemm_packed[SL_TYPE_Q4_0] = gemm_q4_0_amx;
+    k->gemm_packed[SL_TYPE_Q8_0] = gemm_q8_0_amx;
+    return true;
+}
