@@ -88,30 +88,34 @@ AI void unpack_block(const uint8_t *s, uint8_t *d) {
     }
 }
 
-/* The product of block b (16 rows × m tokens, exact integers) into c. */
-AI void block_product(const uint8_t *w, const uint8_t *act, size_t as, int64_t b, int32_t *c) {
+/* Block b's product (16 rows × m tokens, exact integers) into tile set
+ * b % 2 (C, A, B) — formed, not stored. */
+AI void block_product(const uint8_t *w, const uint8_t *act, size_t as, int64_t b) {
     if (b & 1) {
         _tile_loadd(3, act + 32 * b, (long)as);
         _tile_loadd(5, w + (size_t)b * 512, 64);
         _tile_zero(1);
         _tile_dpbssd(1, 3, 5);
-        _tile_stored(1, c, 64);
     } else {
         _tile_loadd(2, act + 32 * b, (long)as);
         _tile_loadd(4, w + (size_t)b * 512, 64);
         _tile_zero(0);
         _tile_dpbssd(0, 2, 4);
-        _tile_stored(0, c, 64);
     }
+}
+
+AI void store_product(int64_t b, int32_t *c) {
+    if (b & 1) _tile_stored(1, c, 64);
+    else _tile_stored(0, c, 64);
 }
 
 /* 16 rows (w: their quants in B form, 512 bytes per block; sc: the fp16 row
  * scales, 32 bytes per block) against tokens [0, m) of act, m ≤ 16: the
  * accumulators stay in registers. The product of block b + 1 is formed
- * before block b is scaled (two product buffers), so tile latency overlaps
- * the float work. src (the first token group of a call) streams the packed
+ * (in the other tile set) while block b is scaled, so the tile unit works
+ * alongside the float steps. src (the first token group of a call) streams the packed
  * tile in from memory meanwhile: software prefetch ahead, and for Q4_0 the
- * unpacking of block b + 1 into w just before its product. */
+ * unpacking of each block into w two blocks before its product. */
 static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src, bool q4, int64_t nb,
                         const uint8_t *act, size_t as, int64_t K, int m, float *y, int64_t ldy, int rows_valid,
                         int32_t *cbuf) {
@@ -119,19 +123,23 @@ static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src,
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
     const size_t G = q4 ? 256 : 512;
-    if (src && q4) unpack_block(src, (uint8_t *)w);
-    block_product(w, act, as, 0, cbuf);
+    if (src && q4)
+        for (int64_t b = 0; b < 2 && b < nb; b++) unpack_block(src + (size_t)b * G, (uint8_t *)w + (size_t)b * 512);
+    block_product(w, act, as, 0);
     for (int64_t b = 0; b < nb; b++) {
-        if (b + 1 < nb) {
-            if (src) {
-                const uint8_t *p = src + (size_t)(b + 1) * G;
-                for (size_t o = 0; o < G; o += 64) _mm_prefetch((const char *)(p + SL_AMX_PREFETCH + o), _MM_HINT_T0);
-                if (b % 2 == 0) _mm_prefetch((const char *)(sc + b * 32 + SL_AMX_PREFETCH / 8), _MM_HINT_T0);
-                if (q4) unpack_block(p, (uint8_t *)w + (size_t)(b + 1) * 512);
-            }
-            block_product(w, act, as, b + 1, cbuf + 256 * ((b + 1) & 1));
+        if (src) { /* stream the tile in: prefetch ahead; Q4_0 unpacks two blocks ahead, so the stores have
+                    * reached the cache before a tile load reads them */
+            const uint8_t *p = src + (size_t)(b + 2) * G;
+            for (size_t o = 0; o < G; o += 64) _mm_prefetch((const char *)(p + SL_AMX_PREFETCH + o), _MM_HINT_T0);
+            if (b % 2 == 0) _mm_prefetch((const char *)(sc + b * 32 + SL_AMX_PREFETCH / 8), _MM_HINT_T0);
+            if (q4 && b + 2 < nb) unpack_block(p, (uint8_t *)w + (size_t)(b + 2) * 512);
         }
-        const int32_t *c = cbuf + 256 * (b & 1);
+        /* the store of block b first, then the product of block b + 1 (tile
+         * loads only), then block b's float steps: no tile store sits
+         * between those loads and the float steps' loads */
+        store_product(b, cbuf);
+        if (b + 1 < nb) block_product(w, act, as, b + 1);
+        const int32_t *c = cbuf;
         const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sc + b * 32)));
         const uint8_t *da = act + (size_t)K + (size_t)b * 4;
 #pragma GCC unroll 16
@@ -150,7 +158,7 @@ static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src,
         if (t < m) _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
 }
 
-/* Scratch: product tiles 2 × 1 KiB | Q4_0 quants in B form (SL_GEMM_CHUNK
+/* Scratch: the stored product 1 KiB (4 KiB reserved) | Q4_0 quants in B form (SL_GEMM_CHUNK
  * rows × K bytes). */
 static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
                         float *y, int64_t ldy, void *scratch) {
