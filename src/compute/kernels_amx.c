@@ -109,13 +109,29 @@ AI void store_product(int64_t b, int32_t *c) {
     else _tile_stored(0, c, 64);
 }
 
+/* acc[t] = fma(dw_b * da_b(t), (float)C[t], acc[t]) for tokens t < m: the
+ * canonical float steps of block b, C its stored product. */
+AI void scale_block(int64_t b, const int32_t *c, const uint8_t *sc, const uint8_t *act, size_t as, int64_t K, int m,
+                    __m512 acc[16]) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sc + b * 32)));
+    const uint8_t *da = act + (size_t)K + (size_t)b * 4;
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) {
+        if (t < m) {
+            float d;
+            memcpy(&d, da + (size_t)t * as, 4);
+            const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(d));
+            acc[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t)), acc[t]);
+        }
+    }
+}
+
 /* 16 rows (w: their quants in B form, 512 bytes per block; sc: the fp16 row
  * scales, 32 bytes per block) against tokens [0, m) of act, m ≤ 16: the
- * accumulators stay in registers. The product of block b + 1 is formed
- * (in the other tile set) while block b is scaled, so the tile unit works
- * alongside the float steps. src (the first token group of a call) streams the packed
- * tile in from memory meanwhile: software prefetch ahead, and for Q4_0 the
- * unpacking of each block into w two blocks before its product. */
+ * accumulators stay in registers. Products alternate between two tile sets
+ * and are formed ahead of the float steps that use them, so the tile unit
+ * works alongside the vector units. src (the first token group of a call)
+ * streams the packed tile in from memory meanwhile. */
 static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src, bool q4, int64_t nb,
                         const uint8_t *act, size_t as, int64_t K, int m, float *y, int64_t ldy, int rows_valid,
                         int32_t *cbuf) {
@@ -123,34 +139,32 @@ static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src,
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
     const size_t G = q4 ? 256 : 512;
-    if (src && q4)
-        for (int64_t b = 0; b < 2 && b < nb; b++) unpack_block(src + (size_t)b * G, (uint8_t *)w + (size_t)b * 512);
-    block_product(w, act, as, 0);
-    for (int64_t b = 0; b < nb; b++) {
-        if (src) { /* stream the tile in: prefetch ahead; Q4_0 unpacks two blocks ahead, so the stores have
-                    * reached the cache before a tile load reads them */
+    if (src) {
+        /* the first token group streams the tile in: prefetch ahead; Q4_0 unpacks two blocks ahead (so the
+         * stores have reached the cache before a tile load reads them). Per block: the store of block b,
+         * the product of block b + 1 (tile loads only), block b's float steps. */
+        if (q4)
+            for (int64_t b = 0; b < 2 && b < nb; b++) unpack_block(src + (size_t)b * G, (uint8_t *)w + (size_t)b * 512);
+        block_product(w, act, as, 0);
+        for (int64_t b = 0; b < nb; b++) {
             const uint8_t *p = src + (size_t)(b + 2) * G;
             for (size_t o = 0; o < G; o += 64) _mm_prefetch((const char *)(p + SL_AMX_PREFETCH + o), _MM_HINT_T0);
             if (b % 2 == 0) _mm_prefetch((const char *)(sc + b * 32 + SL_AMX_PREFETCH / 8), _MM_HINT_T0);
             if (q4 && b + 2 < nb) unpack_block(p, (uint8_t *)w + (size_t)(b + 2) * 512);
+            store_product(b, cbuf);
+            if (b + 1 < nb) block_product(w, act, as, b + 1);
+            scale_block(b, cbuf, sc, act, as, K, m, acc);
         }
-        /* the store of block b first, then the product of block b + 1 (tile
-         * loads only), then block b's float steps: no tile store sits
-         * between those loads and the float steps' loads */
-        store_product(b, cbuf);
-        if (b + 1 < nb) block_product(w, act, as, b + 1);
-        const int32_t *c = cbuf;
-        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sc + b * 32)));
-        const uint8_t *da = act + (size_t)K + (size_t)b * 4;
-#pragma GCC unroll 16
-        for (int t = 0; t < 16; t++) {
-            if (t < m) {
-                float d;
-                memcpy(&d, da + (size_t)t * as, 4);
-                const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(d));
-                acc[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t)), acc[t]);
-            }
+    } else {
+        /* weights in cache: one block deeper — the float steps of block b - 1 follow the store of block b
+         * and the product of block b + 1 (two product buffers) */
+        block_product(w, act, as, 0);
+        for (int64_t b = 0; b < nb; b++) {
+            store_product(b, cbuf + 256 * (b & 1));
+            if (b + 1 < nb) block_product(w, act, as, b + 1);
+            if (b > 0) scale_block(b - 1, cbuf + 256 * ((b - 1) & 1), sc, act, as, K, m, acc);
         }
+        scale_block(nb - 1, cbuf + 256 * ((nb - 1) & 1), sc, act, as, K, m, acc);
     }
     const __mmask16 mk = (__mmask16)(rows_valid >= 16 ? 0xFFFF : (1u << rows_valid) - 1);
 #pragma GCC unroll 16
