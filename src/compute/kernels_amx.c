@@ -172,8 +172,8 @@ static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src,
         if (t < m) _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
 }
 
-/* Scratch: the stored product 1 KiB (4 KiB reserved) | Q4_0 quants in B form (SL_GEMM_CHUNK
- * rows × K bytes). */
+/* Scratch: two stored products, 1 KiB each (4 KiB reserved) | Q4_0 quants
+ * in B form (SL_GEMM_CHUNK rows × K bytes). */
 static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
                         float *y, int64_t ldy, void *scratch) {
     if (nt < AMX_MIN_TOKENS) {
