@@ -8,6 +8,7 @@
  * wait is bounded: engine start 120 s, readiness 60 s.
  */
 #include "commands.h"
+#include "common.h"
 #include "opts.h"
 
 #include "core/alloc.h"
@@ -41,7 +42,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_THREADS] = {"threads", "t", OPT_INT, "1", 1, 1024, "compute threads per engine"},
     [O_ROUTER_THREADS] = {"router-threads", NULL, OPT_INT, "2", 1, 256, "router I/O threads"},
     [O_POLICY] = {"policy", NULL, OPT_STR, "session", 0, -1, "router placement policy"},
-    [O_KVMEM] = {"kv-mem", NULL, OPT_INT, "256", 1, 1 << 24, "MiB of KV cache per engine"},
+    [O_KVMEM] = {"kv-mem", NULL, OPT_STR, "256", 0, -1, "KV cache per engine: MiB, or a share of physical RAM (e.g. 10%)"},
     [O_CTX] = {"ctx-size", "c", OPT_INT, "0", 0, 1 << 24, "context length per sequence (0: the model's)"},
     [O_DEMO] = {"demo", NULL, OPT_BOOL, NULL, 0, -1, "send one streaming request through the router and print it"},
     [O_SECONDS] = {"run-seconds", NULL, OPT_INT, "0", 0, 1 << 30, "stop after this many seconds (0: at SIGINT/SIGTERM)"},
@@ -65,7 +66,7 @@ static bool start_engine(const char *exe, const opt_val *v, child *c) {
     if (pipe2(fds, O_CLOEXEC) < 0) return false;
     char threads[16], kv[24], ctx[24];
     snprintf(threads, sizeof threads, "%lld", (long long)v[O_THREADS].i);
-    snprintf(kv, sizeof kv, "%lld", (long long)v[O_KVMEM].i);
+    snprintf(kv, sizeof kv, "%s", v[O_KVMEM].s);
     snprintf(ctx, sizeof ctx, "%lld", (long long)v[O_CTX].i);
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -217,6 +218,12 @@ int cmd_cluster(int argc, char **argv) {
     }
     if (access(v[O_MODEL].s, R_OK) != 0) {
         fprintf(stderr, "shardlm cluster up: cannot read the model '%s': %s\n", v[O_MODEL].s, strerror(errno));
+        return 1;
+    }
+    int64_t kv_mib;
+    if (!cli_parse_mem_mib(v[O_KVMEM].s, &kv_mib) || strlen(v[O_KVMEM].s) >= 24) {
+        fprintf(stderr, "shardlm cluster up: --kv-mem '%s' is neither MiB (1 to 16777216) nor a share of RAM like 10%%\n",
+                v[O_KVMEM].s);
         return 1;
     }
     sl_policy policy;

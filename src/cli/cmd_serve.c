@@ -39,7 +39,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SEQS] = {"max-num-seqs", NULL, OPT_INT, "64", 1, 4096, "sequences in the running batch at most"},
     [O_BATCHED] = {"max-num-batched-tokens", NULL, OPT_INT, "512", 16, 1 << 20, "tokens per forward step at most"},
     [O_BLOCK] = {"block-size", NULL, OPT_INT, "16", 1, 1024, "tokens per KV block"},
-    [O_KVMEM] = {"kv-mem", NULL, OPT_INT, "1024", 1, 1 << 24, "MiB of memory for the KV cache"},
+    [O_KVMEM] = {"kv-mem", NULL, OPT_STR, "1024", 0, -1, "KV cache memory: MiB, or a share of physical RAM (e.g. 25%)"},
     [O_NOPREFIX] = {"no-prefix-caching", NULL, OPT_BOOL, NULL, 0, -1, "do not reuse the KV blocks of shared prefixes"},
     [O_POOLS] = {"kv-pools", NULL, OPT_STR, "short:<=2048:30%:fifo,long:70%:lru", 0, -1,
                  "KV pools by context length: name:<=TOKENS:SHARE%:fifo|lru,..."},
@@ -113,9 +113,13 @@ int cmd_serve(int argc, char **argv) {
         .max_num_seqs = (int32_t)v[O_SEQS].i,
         .max_num_batched_tokens = (int32_t)v[O_BATCHED].i,
         .block_size = (int32_t)v[O_BLOCK].i,
-        .kv_mem_mib = v[O_KVMEM].i,
         .prefix_caching = !v[O_NOPREFIX].b,
     };
+    if (!cli_parse_mem_mib(v[O_KVMEM].s, &sp.kv_mem_mib)) {
+        fprintf(stderr, "shardlm serve: --kv-mem '%s' is neither MiB (1 to 16777216) nor a share of RAM like 25%%\n",
+                v[O_KVMEM].s);
+        goto done;
+    }
     if (!sl_kv_type_from_name(v[O_KVTYPE].s, &sp.kv_type)) {
         fprintf(stderr, "shardlm serve: --kv-type '%s' is not one of f32, f16, q8_0\n", v[O_KVTYPE].s);
         goto done;
@@ -139,8 +143,8 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     sl_http_set_ready(http, true);
-    printf("shardlm serve: model '%s' on http://%s:%d (context %d, %d threads)\n", model_id, v[O_HOST].s,
-           sl_http_port(http), sl_sched_n_ctx(sched), sp.n_threads);
+    printf("shardlm serve: model '%s' on http://%s:%d (context %d, %d threads, KV cache %lld MiB)\n", model_id,
+           v[O_HOST].s, sl_http_port(http), sl_sched_n_ctx(sched), sp.n_threads, (long long)sp.kv_mem_mib);
     fflush(stdout);
     sl_etcd_reg_cfg ec = {.etcd = v[O_ETCD].s, .cluster = v[O_CLUSTER].s, .id = v[O_ENGINE_ID].s,
                           .url = v[O_ADVERTISE].s, .host = v[O_HOST].s, .port = sl_http_port(http), .model = model_id,

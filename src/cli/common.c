@@ -17,6 +17,25 @@ int cli_default_threads(void) {
     return n > 0 ? (int)n : 1;
 }
 
+bool cli_parse_mem_mib(const char *s, int64_t *mib) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    if (s[strlen(s) - 1] == '%') {
+        const double pct = strtod(s, &end);
+        if (errno || end != s + strlen(s) - 1 || !(pct > 0.0 && pct <= 100.0)) return false;
+        const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        if (pages <= 0 || page <= 0) return false;
+        const double m = (double)pages * (double)page * pct / 100.0 / (1024.0 * 1024.0);
+        *mib = m < 1.0 ? 1 : (int64_t)m;
+        return true;
+    }
+    const long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < 1 || v > (1LL << 24)) return false;
+    *mib = v;
+    return true;
+}
+
 char *cli_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;

@@ -12,6 +12,9 @@
 
 /* Number of online CPUs (at least 1). */
 int cli_default_threads(void);
+/* A memory size flag: "N" MiB (1 .. 2^24) or "P%" of physical RAM (0 < P <= 100, at least 1 MiB).
+ * False (nothing printed) when the text is neither. */
+bool cli_parse_mem_mib(const char *s, int64_t *mib);
 /* Read a whole file into a NUL-terminated buffer (free with free()). */
 char *cli_read_file(const char *path, size_t *len);
 /* Load the model or print "shardlm CMD: <error>" and return NULL. */

@@ -488,6 +488,27 @@ TEST(serve_kv_types) {
     CHECK(named);
 }
 
+/* --kv-mem takes MiB or a share of physical RAM; anything else is refused
+ * with the flag named. */
+TEST(serve_kv_mem_forms) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-mem", "1%", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    int same = alone_vs_together(p.url, 2, body_greedy24);
+    CHECK_EQ_INT(same, 2);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    const char *bad[] = {"abc", "0%", "101%", "5x", "0", "-3", "20000000"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {(char *)sl_test_bin(), "serve", "-m", MODEL, "--port", "0", "--kv-mem", (char *)bad[i], NULL};
+        char *out = NULL, *err = NULL;
+        int rc = sl_test_run(argv, &out, &err, 20);
+        bool named = err && strstr(err, "--kv-mem");
+        CHECK_MSG(rc == 1 && named, "--kv-mem %s: exit %d, stderr '%s'", bad[i], rc, err ? err : "");
+        free(out);
+        free(err);
+    }
+}
+
 static int raw_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
