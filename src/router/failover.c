@@ -48,7 +48,7 @@ bool sl_fo_add_seed(json_t *body, uint64_t seed) {
 }
 
 sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t *prompt, int32_t n_prompt,
-                             const int32_t *gen, int32_t n_gen, char **out) {
+                             const int32_t *gen, int32_t n_gen, int64_t text_sent, char **out) {
     *out = NULL;
     sl_status st = SL_OK;
     json_t *b = json_deep_copy(orig);
@@ -94,6 +94,8 @@ sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t 
     json_object_del(b, "best_of");
     json_object_set(b, "prompt", ids);
     json_object_set_new(b, "stream", json_true());
+    if (n_gen > 0 && text_sent >= 0)
+        json_object_set_new(b, "shardlm_resume", json_pack("{s:i,s:I}", "generated", n_gen, "text_sent", (json_int_t)text_sent));
     *out = json_dumps(b, JSON_COMPACT);
     if (!*out) st = SL_FAIL(SL_ERR_NOMEM, "continuation: out of memory");
 fail:
@@ -119,7 +121,7 @@ void sl_fo_count_text(sl_fo_stream *fs, const char *data, size_t n) {
     json_t *c0 = json_array_get(json_object_get(o, "choices"), 0);
     json_t *t = json_object_get(c0, "text");
     if (!t) t = json_object_get(json_object_get(c0, "delta"), "content");
-    if (json_is_string(t)) fs->text_before += json_string_length(t);
+    if (json_is_string(t)) fs->text_sent += json_string_length(t);
     json_decref(o);
 }
 

@@ -28,22 +28,29 @@
 typedef enum sl_fo_kind { SL_FO_COMPLETIONS, SL_FO_CHAT } sl_fo_kind;
 
 /* The body of the continuation request (malloc'd JSON text in *out).
+ * text_sent (>= 0) is the bytes of text the client got from the first engine:
+ * sent as "shardlm_resume": {"generated": n_gen, "text_sent": text_sent}, the
+ * engine replays the generated tokens through its detokenizer and stop-string
+ * matcher and releases what the first engine still held back (a possible stop
+ * string, an incomplete UTF-8 character) before its new text; -1: not sent.
  * SL_ERR_RANGE when the original's max_tokens is already used up. */
 sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t *prompt, int32_t n_prompt,
-                             const int32_t *gen, int32_t n_gen, char **out);
+                             const int32_t *gen, int32_t n_gen, int64_t text_sent, char **out);
 
 typedef struct sl_fo_stream {
     sl_fo_kind kind;
     char id[128];           /* of the original stream ("" until learned) */
     json_int_t created;
     bool learned;
-    int32_t n_gen_before;   /* tokens streamed before the move */
-    size_t text_before;     /* bytes of text streamed before the move */
+    int32_t n_gen_before;   /* tokens streamed before the (last) move */
+    size_t text_before;     /* bytes of text streamed before the (last) move: the continuation's offsets shift by it */
+    size_t text_sent;       /* bytes of text streamed so far (sl_fo_count_text) */
 } sl_fo_stream;
 
 /* Take id and created from a data payload of the original stream. */
 void sl_fo_learn(sl_fo_stream *fs, const char *data, size_t n);
-/* Add the text length of a data payload of the original stream to text_before. */
+/* Add the text length of a data payload (of the original stream or, after a
+ * move, of the continuation) to text_sent. */
 void sl_fo_count_text(sl_fo_stream *fs, const char *data, size_t n);
 /* Rewrite one data payload of the continuation (malloc'd JSON text), or NULL
  * when it is not a JSON object (the caller forwards it as it is). */

@@ -869,8 +869,8 @@ static int handle_request(worker *w, cconn *c) {
             }
             x->q.has_prefix = prefix_hash(o, ep, r->cfg.prefix_bytes, &x->q.prefix);
             x->stream = json_is_true(json_object_get(o, "stream"));
-            json_t *lp = json_object_get(o, "logprobs");
-            x->count_text = lp && !json_is_null(lp) && !json_is_false(lp);
+            /* a stream counts the text its client got: a continuation starts after it */
+            x->count_text = x->stream;
             if (x->stream) {
                 /* ask for token ids, and give the request a seed, so it can continue elsewhere */
                 x->want_ids = true;
@@ -1251,7 +1251,8 @@ static void migrate(worker *w, xreq *x, sl_member *failed) {
         return;
     }
     char *body = NULL;
-    sl_status st = sl_fo_continuation(x->json, x->fs.kind, x->pids, x->n_pids, x->gids, x->n_gids, &body);
+    sl_status st = sl_fo_continuation(x->json, x->fs.kind, x->pids, x->n_pids, x->gids, x->n_gids,
+                                      (int64_t)x->fs.text_sent, &body);
     if (st == SL_ERR_RANGE) { /* every token was streamed: end as the engine would have */
         json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:s}]}", "id", x->fs.id, "object",
                               x->fs.kind == SL_FO_CHAT ? "chat.completion.chunk" : "text_completion", "created",
@@ -1285,6 +1286,7 @@ static void migrate(worker *w, xreq *x, sl_member *failed) {
     x->ctype = NULL;
     x->migrated = true;
     x->fs.n_gen_before = x->n_gids;
+    x->fs.text_before = x->fs.text_sent;
     sl_evstream_deinit(&x->sse_parser); /* a half-received event of the dead engine is dropped with its ids */
     sl_evstream_init(&x->sse_parser, MAX_EVENT);
     atomic_fetch_add(&w->r->metrics.migrations, 1);

@@ -502,6 +502,26 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
                          ctx->n_ctx, r->n_prompt);
         goto done;
     }
+    /* a router resuming a stream another engine started (see sl_req_params) */
+    json_t *rs = json_object_get(o, "shardlm_resume");
+    if (rs && !json_is_null(rs)) {
+        if (kind != SL_API_COMPLETIONS || !json_is_object(rs)) {
+            sl_api_set_error(e, 400, "shardlm_resume",
+                             "'shardlm_resume' must be an object {\"generated\": N, \"text_sent\": BYTES} on /v1/completions");
+            goto done;
+        }
+        long long g = 0, ts = 0;
+        if (!get_int(rs, "generated", 0, r->n_prompt - 1, &g, e)) {
+            snprintf(e->param, sizeof e->param, "shardlm_resume.generated");
+            goto done;
+        }
+        if (!get_int(rs, "text_sent", 0, 1LL << 40, &ts, e)) {
+            snprintf(e->param, sizeof e->param, "shardlm_resume.text_sent");
+            goto done;
+        }
+        p->resume_generated = (int32_t)g;
+        p->resume_text_sent = ts;
+    }
     const char *mt = present(o, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
     x = ctx->n_ctx - r->n_prompt;
     if (present(o, mt)) {

@@ -127,6 +127,23 @@ static void list_push_front(list *l, sl_req *r) {
 
 /* ---- requests ------------------------------------------------------------ */
 
+static bool feed_text(sl_req *r, const char *t, size_t n, bool final);
+
+/* A resumed stream (sl_req_params.resume_*): replay the other engine's output
+ * tokens through the same detokenizer and stop matcher, dropping the first
+ * resume_text_sent bytes released (the client has them); what the other
+ * engine held back stays held here, or is released if more came out. */
+static void resume(sl_sched *s, sl_req *r) {
+    const sl_tokenizer *tok = sl_model_tokenizer(s->m);
+    r->skip_text = (size_t)r->p.resume_text_sent;
+    for (int32_t i = r->n_prompt - r->p.resume_generated; i < r->n_prompt; i++) {
+        if (!r->p.ignore_eos && sl_tokenizer_is_eog(tok, r->tokens[i])) continue;
+        char buf[4096];
+        int64_t n = sl_detok_push(&r->detok, r->tokens[i], buf, sizeof buf);
+        if (n > 0) feed_text(r, buf, (size_t)n, false);
+    }
+}
+
 sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, const sl_req_params *p, sl_req **out) {
     *out = NULL;
     const int32_t n_ctx = s->p.n_ctx;
@@ -138,6 +155,9 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         if (prompt[i] < 0 || prompt[i] >= s->n_vocab)
             return SL_FAIL(SL_ERR_INVALID, "prompt token %d has id %d, outside the vocabulary [0, %d)", i, prompt[i],
                            s->n_vocab);
+    if (p->resume_generated < 0 || p->resume_generated >= n_prompt || p->resume_text_sent < 0)
+        return SL_FAIL(SL_ERR_INVALID, "resuming %d generated tokens with %lld bytes sent: needs 0 <= generated < %d "
+                       "(the prompt) and bytes >= 0", p->resume_generated, (long long)p->resume_text_sent, n_prompt);
     sl_req *r = sl_calloc(1, sizeof *r);
     if (!r) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     atomic_init(&r->refs, 1);
@@ -165,6 +185,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         return st;
     }
     sl_detok_init(&r->detok, sl_model_tokenizer(s->m), false);
+    if (p->resume_generated > 0) resume(s, r);
     int pool = sl_kvm_pool_for(s->kvm, r->max_ctx);
     sl_kvm_seq_init(&r->kv, pool, p->adapter);
     int32_t need = (r->max_ctx + s->p.block_size - 1) / s->p.block_size;
@@ -233,6 +254,12 @@ static bool grow(void **p, size_t elem, size_t need, size_t *cap) {
 
 /* Append text to the channel (caller holds r->mu). */
 static void emit_text_locked(sl_req *r, const char *t, size_t n) {
+    if (r->skip_text) { /* a resumed stream: the client already has these bytes */
+        const size_t k = n < r->skip_text ? n : r->skip_text;
+        r->skip_text -= k;
+        t += k;
+        n -= k;
+    }
     if (n == 0) return;
     if (!grow((void **)&r->text, 1, r->n_text + n + 1, &r->cap_text)) return;
     memcpy(r->text + r->n_text, t, n);

@@ -48,6 +48,14 @@ typedef struct sl_req_params {
     char *stop[SL_MAX_STOP];
     int32_t logprobs;       /* -1: off; else how many top alternatives (0..20) */
     uint32_t adapter;       /* LoRA adapter id (0 = base model) */
+    /* Resuming a stream another engine started (a router's failover): the
+     * last resume_generated prompt tokens are that stream's output, of whose
+     * text the client already has resume_text_sent bytes. They are replayed
+     * through the detokenizer and the stop-string matcher, so text the other
+     * engine still held back (a possible stop string, an incomplete UTF-8
+     * character) is released here; 0: an ordinary request. */
+    int32_t resume_generated;
+    int64_t resume_text_sent;
 } sl_req_params;
 
 /* One generated token as the channel reports it. */
@@ -89,6 +97,7 @@ struct sl_req {
     pthread_cond_t cv;
     char *text;             /* all text released so far */
     size_t n_text, cap_text;
+    size_t skip_text;       /* bytes still to drop before releasing (a resumed stream's text the client has) */
     sl_tok_out *out;        /* generated tokens */
     int32_t n_out, cap_out;
     bool finished;

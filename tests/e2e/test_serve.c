@@ -376,6 +376,74 @@ TEST(serve_stream_logprobs) {
     CHECK_EQ_INT(bad, 0);
 }
 
+/* A router resuming a stream (failover) tells the engine how many of the
+ * prompt's tokens were the first engine's output and how much of their text
+ * the client got: text the first engine still held back as a possible stop
+ * string comes out first. Reference: llama.cpp's greedy ids and text. */
+static char *resume_text(const char *url, json_t *g, int n, int max_tokens, const char *stop, long long sent) {
+    json_t *ids = json_deep_copy(json_object_get(g, "prompt_token_ids"));
+    for (int i = 0; i < n; i++) json_array_append(ids, json_array_get(json_object_get(g, "generated_token_ids"), (size_t)i));
+    json_t *req = json_pack("{s:o,s:i,s:f,s:b}", "prompt", ids, "max_tokens", max_tokens, "temperature", 0.0,
+                            "ignore_eos", 1);
+    if (stop) json_object_set_new(req, "stop", json_pack("[s]", stop));
+    if (sent >= 0) json_object_set_new(req, "shardlm_resume", json_pack("{s:i,s:I}", "generated", n, "text_sent", (json_int_t)sent));
+    char *body = json_dumps(req, 0);
+    json_decref(req);
+    resp r = http(url, "/v1/completions", body, NULL);
+    free(body);
+    char *t = r.status == 200 ? completion_text(&r) : NULL;
+    free(r.body);
+    return t;
+}
+
+TEST(serve_resume_releases_held_text) {
+    const char *url = start_default();
+    CHECK(url);
+    json_error_t je;
+    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    CHECK(g);
+    const char *want = json_string_value(json_object_get(g, "generated_text"));
+    enum { N = 20, M = 64 };
+    /* the text of the first N tokens, as a stream would have it */
+    json_t *req = json_pack("{s:O,s:i,s:f,s:b}", "prompt", json_object_get(g, "prompt_token_ids"), "max_tokens", N,
+                            "temperature", 0.0, "ignore_eos", 1);
+    char *body = json_dumps(req, 0);
+    json_decref(req);
+    resp r = http(url, "/v1/completions", body, NULL);
+    free(body);
+    char *tn = completion_text(&r);
+    free(r.body);
+    CHECK(tn && !strncmp(tn, want, strlen(tn)) && strlen(tn) > 3);
+    const size_t L = strlen(tn);
+    /* a stop string that starts with the last 3 bytes and never matches: after N tokens a stream holds those back */
+    char stop[8];
+    snprintf(stop, sizeof stop, "%s\x01", tn + L - 3);
+    char *held = resume_text(url, g, N, M - N, stop, (long long)L - 3);
+    CHECK_MSG(held && !strcmp(held, want + L - 3), "resumed with 3 bytes held: [%s], want [%s]", held ? held : "(error)",
+              want + L - 3);
+    /* nothing held: exactly the rest */
+    char *rest = resume_text(url, g, N, M - N, NULL, (long long)L);
+    CHECK_MSG(rest && !strcmp(rest, want + L), "resumed: [%s], want [%s]", rest ? rest : "(error)", want + L);
+    /* without the resume field the held bytes are not known to the engine: they are missing (what the field fixes) */
+    char *plain = resume_text(url, g, N, M - N, stop, -1);
+    CHECK(plain && !strcmp(plain, want + L));
+    free(held);
+    free(rest);
+    free(plain);
+    free(tn);
+    /* bad values are refused with the field named */
+    static const char *bad[] = {"{\"generated\":-1,\"text_sent\":0}", "{\"generated\":100000,\"text_sent\":0}",
+                                "{\"generated\":1,\"text_sent\":-5}", "{\"generated\":\"x\"}", "[1]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char b[256];
+        snprintf(b, sizeof b, "{\"prompt\":[1,2,3],\"max_tokens\":2,\"shardlm_resume\":%s}", bad[i]);
+        resp e = http(url, "/v1/completions", b, NULL);
+        CHECK_MSG(e.status == 400 && strstr(e.body, "shardlm_resume"), "%s: %ld %s", bad[i], e.status, e.body);
+        free(e.body);
+    }
+    json_decref(g);
+}
+
 /* A repeated prompt hits the prefix cache: cached tokens in usage, hits in /metrics. */
 TEST(serve_prefix_cache_hits) {
     const char *url = start_default();

@@ -35,15 +35,20 @@ TEST(continuation_completions) {
                      "\"stream\":true,\"echo\":true,\"stop\":[\"x\"],\"user\":\"u\"}");
     int32_t p[] = {1, 403}, g[] = {11, 12, 13};
     char *body;
-    CHECK_OK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, &body));
+    CHECK_OK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, -1, &body));
     CHECK_STR(body, "{\"model\":\"m\",\"prompt\":[1,403,11,12,13],\"max_tokens\":7,\"temperature\":0.5,\"seed\":7,"
                     "\"stream\":true,\"stop\":[\"x\"],\"user\":\"u\"}");
     free(body);
+    /* with the text already sent: the engine is told, to release what the first engine held back */
+    CHECK_OK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, 17, &body));
+    CHECK_STR(body, "{\"model\":\"m\",\"prompt\":[1,403,11,12,13],\"max_tokens\":7,\"temperature\":0.5,\"seed\":7,"
+                    "\"stream\":true,\"stop\":[\"x\"],\"user\":\"u\",\"shardlm_resume\":{\"generated\":3,\"text_sent\":17}}");
+    free(body);
     /* used up */
-    CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, &body) == SL_OK);
+    CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, -1, &body) == SL_OK);
     free(body);
     json_object_set_new(o, "max_tokens", json_integer(3));
-    CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, &body) == SL_ERR_RANGE);
+    CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, -1, &body) == SL_ERR_RANGE);
     json_decref(o);
 }
 
@@ -52,13 +57,13 @@ TEST(continuation_chat) {
                      "\"logprobs\":true,\"top_logprobs\":2,\"tools\":[],\"stream\":true}");
     int32_t p[] = {1, 2}, g[] = {3};
     char *body;
-    CHECK_OK(sl_fo_continuation(o, SL_FO_CHAT, p, 2, g, 1, &body));
+    CHECK_OK(sl_fo_continuation(o, SL_FO_CHAT, p, 2, g, 1, -1, &body));
     CHECK_STR(body, "{\"stream\":true,\"max_tokens\":4,\"logprobs\":2,\"prompt\":[1,2,3]}");
     free(body);
     json_decref(o);
     /* no limit given: none set (the engine's default is what the context has left) */
     o = load("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
-    CHECK_OK(sl_fo_continuation(o, SL_FO_CHAT, p, 2, g, 1, &body));
+    CHECK_OK(sl_fo_continuation(o, SL_FO_CHAT, p, 2, g, 1, -1, &body));
     CHECK_STR(body, "{\"prompt\":[1,2,3],\"stream\":true}");
     free(body);
     json_decref(o);
