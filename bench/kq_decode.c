@@ -4,10 +4,13 @@
  * bytes. A set of 16-row tiles of about BYTES (default 256 KiB, so it
  * stays in L2) is read again and again; the output is checked against the
  * scalar table (memcmp) once, as a sanity check. Reported: the best of
- * slices of 0.1 s (the machine may be shared).
+ * slices of 0.1 s (the machine may be shared), and the same for the table's
+ * sum_u64 over the same bytes (the bandwidth test of `shardlm bench`), with
+ * the ratio: with BYTES well over the last-level cache, the decode efficiency
+ * of that type.
  *
  *   cc -O2 -Iinclude -Isrc bench/kq_decode.c build/libshardlm.a -lm -pthread -o build/kq_decode
- *   build/kq_decode [TABLE=avx512] [K=4096] [BYTES=262144] [SECONDS=1]
+ *   build/kq_decode [TABLE=avx512] [K=4096] [BYTES=262144] [SECONDS=1] [TYPES=Q4_K,Q5_K,Q6_K,Q4_0]
  */
 #include "compute/kernels.h"
 #include "compute/quant.h"
@@ -77,9 +80,26 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
         }
         if ((double)iters / el > best) best = (double)iters / el;
     }
-    const double gbs = best * (double)tile * (double)(nr / 16) * 1e-9;
-    printf("%s %-5s K=%lld rows=%lld set=%zu KiB: %6.1f GB/s  %s\n", kt->name, sl_type_get(t)->name, (long long)K,
-           (long long)nr, tile * (size_t)(nr / 16) / 1024, gbs, same ? "matches scalar" : "MISMATCH vs scalar");
+    const size_t set = tile * (size_t)(nr / 16);
+    const double gbs = best * (double)set * 1e-9;
+    /* the same bytes read by sum_u64 (the bandwidth test of `shardlm bench`), best slice likewise */
+    double bw = 0;
+    volatile uint64_t sink = 0;
+    for (double start = now(); now() - start < secs / 2;) {
+        long iters = 0;
+        const double t0 = now();
+        double el = 0;
+        while (el < 0.1) {
+            sink += kt->sum_u64((const uint64_t *)packed, set / 8);
+            iters++;
+            el = now() - t0;
+        }
+        if ((double)iters / el > bw) bw = (double)iters / el;
+    }
+    bw *= (double)set * 1e-9;
+    printf("%s %-5s K=%lld rows=%lld set=%zu KiB: %6.1f GB/s (sum_u64 %5.1f GB/s, %3.0f%%)  %s\n", kt->name,
+           sl_type_get(t)->name, (long long)K, (long long)nr, set / 1024, gbs, bw, 100.0 * gbs / bw,
+           same ? "matches scalar" : "MISMATCH vs scalar");
     free(w);
     free(packed);
     free(act);
@@ -95,6 +115,7 @@ int main(int argc, char **argv) {
     const int64_t K = argc > 2 ? atoll(argv[2]) : 4096;
     const size_t bytes = argc > 3 ? (size_t)atoll(argv[3]) : 262144;
     const double secs = argc > 4 ? atof(argv[4]) : 1.0;
+    const char *only = argc > 5 ? argv[5] : NULL;
     const sl_kernels *kt = sl_kernels_get(name);
     if (!kt) {
         fprintf(stderr, "no kernel table %s\n", name);
@@ -103,6 +124,7 @@ int main(int argc, char **argv) {
     int bad = 0;
     const sl_type types[] = {SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_Q4_0};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (kt->gemm_packed[types[i]]) bad |= run(kt, types[i], K, bytes, secs);
+        if (kt->gemm_packed[types[i]] && (!only || strstr(only, sl_type_get(types[i])->name)))
+            bad |= run(kt, types[i], K, bytes, secs);
     return bad;
 }

@@ -570,6 +570,15 @@ AI __m512i sel_top(int j) {
     for (unsigned d = 0; d < 4; d++) e[d] = 0x00808080u | (4u * d + (unsigned)j) << 24;
     return _mm512_set4_epi32((int32_t)e[3], (int32_t)e[2], (int32_t)e[1], (int32_t)e[0]);
 }
+/* Prefetch lines [lo, hi) of a super-block SL_PREFETCH_BYTES ahead: a few
+ * lines per step of the loop over its quants rather than all at once, so
+ * the requests go out at the rate the data is consumed. */
+AI void kq_prefetch_lines(const uint8_t *pb, size_t lo, size_t hi) {
+#pragma GCC unroll 64
+    for (size_t l = lo; l < hi; l++) _mm_prefetch((const char *)(pb + SL_PREFETCH_BYTES + 64 * l), _MM_HINT_T0);
+}
+#define KQ_PREFETCH_PART(pb, D, i, n) kq_prefetch_lines(pb, (D) * (size_t)(i) / (n), (D) * (size_t)((i) + 1) / (n))
+
 /* (a & b) | c */
 AI __m512i and_or(__m512i a, __m512i b, __m512i c) { return _mm512_ternarylogic_epi32(a, b, c, 0xEA); }
 
@@ -589,8 +598,6 @@ AI __m512 kq45_decode(bool q5, const uint8_t *tile, int64_t nb, const block_q8_K
     for (int64_t s = 0; s < nb; s++) {
         const uint8_t *pb = tile + 64 * D * (size_t)s;
         const block_q8_K *as = &a[s];
-#pragma GCC unroll 64
-        for (size_t o = 0; o < 64 * D; o += 64) _mm_prefetch((const char *)(pb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
         /* scales: byte j of scl / sch = sc_j / sc_{4+j}, of mnl / mnh = m_j / m_{4+j} */
         const __m512i dd = LD(0), s0 = LD(4), s1 = LD(8), s2 = LD(12);
         const __m512i scl = _mm512_and_si512(s0, c3f), mnl = _mm512_and_si512(s1, c3f);
@@ -602,6 +609,7 @@ AI __m512 kq45_decode(bool q5, const uint8_t *tile, int64_t nb, const block_q8_K
         const size_t qs = q5 ? 48 : 16;
 #pragma GCC unroll 8
         for (int i = 0; i < 8; i++) {
+            KQ_PREFETCH_PART(pb, D, i, 8);
             const __m512i qh = q5 ? LD(16 + 4 * i) : _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
@@ -650,7 +658,7 @@ AI __m512 kq45_decode(bool q5, const uint8_t *tile, int64_t nb, const block_q8_K
  * the (H & 3) << 4 and (H >> 2 & 3) << 4 come from vpshufb tables on H & 15.
  * Each sub-block's chain starts at -32 asum_j, so it ends at
  * isum_j - 32 asum_j (exact, |.| <= 16*32*128) and only the scale remains. */
-AI __m512 kq6_decode(const uint8_t *tile, int64_t nb, const block_q8_K *a) {
+AI __m512 kq6_decode(const uint8_t *tile, size_t ptile, int64_t nb, const block_q8_K *a) {
     const size_t D = 52;
     const __m512i c0f = _mm512_set1_epi8(0x0F), c30 = _mm512_set1_epi8(0x30);
     __m512 res = _mm512_setzero_ps();
@@ -658,11 +666,11 @@ AI __m512 kq6_decode(const uint8_t *tile, int64_t nb, const block_q8_K *a) {
     for (int64_t s = 0; s < nb; s++) {
         const uint8_t *pb = tile + 64 * D * (size_t)s;
         const block_q8_K *as = &a[s];
-#pragma GCC unroll 64
-        for (size_t o = 0; o < 64 * D; o += 64) _mm_prefetch((const char *)(pb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
-        int32_t corr[16];
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++) corr[j] = -32 * as->bsums[j];
+        if (s % 2 == 0) /* the next tile's d (its own stream, after its quants) */
+            _mm_prefetch((const char *)(tile + ptile + 64 * D * (size_t)nb + 32 * (size_t)s), _MM_HINT_T0);
+        int32_t corr[16] __attribute__((aligned(64))); /* -32 asum_j, broadcast from memory below */
+        _mm512_store_si512(corr, _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                  _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)as->bsums)), 5)));
         /* (n & 3) << 4 and (n >> 2) << 4 for n = 0..15, in each 128-bit lane */
         const __m512i tq0 = _mm512_set4_epi32(0x30201000, 0x30201000, 0x30201000, 0x30201000);
         const __m512i tq1 = _mm512_set4_epi32(0x30303030, 0x20202020, 0x10101010, 0x00000000);
@@ -673,7 +681,9 @@ AI __m512 kq6_decode(const uint8_t *tile, int64_t nb, const block_q8_K *a) {
 #pragma GCC unroll 8
             for (int jj = 0; jj < 8; jj++) acc[jj] = _mm512_set1_epi32(corr[8 * h + jj]);
 #pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) {
+            for (int ii = 0; ii < 8; ii++) { /* i = 0, 4, 1, 5, ..: all 8 chains in flight */
+                const int i = ii / 2 + 4 * (ii % 2);
+                KQ_PREFETCH_PART(pb, D, 8 * h + ii, 16);
                 const __m512i A = LD(64 * h + 4 * i), B = LD(64 * h + 32 + 4 * i), H = LD(128 + 32 * h + 4 * i);
                 const __m512i hl = _mm512_and_si512(H, c0f);
                 const __m512i q[4] = {
@@ -702,11 +712,17 @@ AI __m512 kq6_decode(const uint8_t *tile, int64_t nb, const block_q8_K *a) {
     return res;
 }
 
-static __m512 kq_decode_q4(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq45_decode(false, t, nb, a); }
-static __m512 kq_decode_q5(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq45_decode(true, t, nb, a); }
-static __m512 kq_decode_q6(const uint8_t *t, int64_t nb, const block_q8_K *a) { return kq6_decode(t, nb, a); }
+static __m512 kq_decode_q4(const uint8_t *t, size_t pt, int64_t nb, const block_q8_K *a) {
+    (void)pt;
+    return kq45_decode(false, t, nb, a);
+}
+static __m512 kq_decode_q5(const uint8_t *t, size_t pt, int64_t nb, const block_q8_K *a) {
+    (void)pt;
+    return kq45_decode(true, t, nb, a);
+}
+static __m512 kq_decode_q6(const uint8_t *t, size_t pt, int64_t nb, const block_q8_K *a) { return kq6_decode(t, pt, nb, a); }
 
-/* Packed tiles: one token reads them directly (kq_decode); more tokens
+/* Packed tiles: one token reads them directly (kq45_decode / kq6_decode); more tokens
  * unpack up to SL_GEMM_CHUNK rows once into scratch, then token blocks ×
  * tiles × groups of 8 tokens. */
 static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
@@ -715,12 +731,12 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
     const bool q6 = type == SL_TYPE_Q6_K;
     const size_t tile = (size_t)nb * KQ_BLOCK_BYTES, ptile = sl_pack_tile_bytes(type, K);
     if (nt == 1) {
-        __m512 (*fn)(const uint8_t *, int64_t, const block_q8_K *) =
+        __m512 (*fn)(const uint8_t *, size_t, int64_t, const block_q8_K *) =
             q6 ? kq_decode_q6 : type == SL_TYPE_Q5_K ? kq_decode_q5 : kq_decode_q4;
         for (int64_t r0 = 0; r0 < nr; r0 += 16) {
             const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
             const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
-            _mm512_mask_storeu_ps(y + r0, (__mmask16)((1u << R) - 1), fn(t16, nb, (const block_q8_K *)act));
+            _mm512_mask_storeu_ps(y + r0, (__mmask16)((1u << R) - 1), fn(t16, ptile, nb, (const block_q8_K *)act));
         }
         return;
     }
