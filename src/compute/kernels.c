@@ -108,6 +108,32 @@ size_t sl_pack_tile_bytes(sl_type t, int64_t K) {
     }
 }
 
+/* Q6_K super-block of row r into its 52 x 64 bytes of the tile: 48 zmm of
+ * quants, then the 16 scales. Zmm 3t + m (t < 16, m < 3) holds at bytes
+ * 4r..4r+3 element group 16m + t (elements 4(16m + t)..+3, unsigned) as
+ * q | p << 6, p = bits 2m, 2m+1 of the same element of group 48 + t: groups
+ * 0..47 read with & 63, group 48 + t from the three top bit pairs. Byte
+ * 48*64 + 16j + r: scale j (int8). (The fp16 d follow the tile's quants.) */
+static void pack_q6_K_block(const uint8_t *blk, int r, uint8_t *o) { /* blk: a block_q6_K */
+    uint8_t q[QK_K];
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *ql = blk + offsetof(block_q6_K, ql) + 64 * h, *qh = blk + offsetof(block_q6_K, qh) + 32 * h;
+            q[128 * h + l] = (uint8_t)((ql[l] & 0xF) | (qh[l] & 3) << 4);
+            q[128 * h + l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (qh[l] >> 2 & 3) << 4);
+            q[128 * h + l + 64] = (uint8_t)(ql[l] >> 4 | (qh[l] >> 4 & 3) << 4);
+            q[128 * h + l + 96] = (uint8_t)(ql[l + 32] >> 4 | (qh[l] >> 6 & 3) << 4);
+        }
+    for (int t = 0; t < 16; t++)
+        for (int m = 0; m < 3; m++)
+            for (int e = 0; e < 4; e++)
+                o[64 * (3 * t + m) + 4 * r + e] =
+                    (uint8_t)(q[4 * (16 * m + t) + e] | (q[4 * (48 + t) + e] >> (2 * m) & 3) << 6);
+    for (int j = 0; j < 16; j++) o[64 * 48 + 16 * j + r] = blk[offsetof(block_q6_K, scales) + (size_t)j];
+}
+
+/* Q4_K / Q5_K: dword k of each super-block of row r at 64k + 4r; Q6_K: as
+ * pack_q6_K_block, then the 16 rows' fp16 d, 32 bytes per super-block. */
 static void pack_kquant(sl_type t, int64_t K, const uint8_t *w, size_t ws, int64_t nr, uint8_t *dst) {
     const int64_t nb = K / QK_K;
     const size_t bs = sl_type_get(t)->size, D = t == SL_TYPE_Q6_K ? 52 : bs / 4, tile = sl_pack_tile_bytes(t, K);
@@ -118,8 +144,12 @@ static void pack_kquant(sl_type t, int64_t K, const uint8_t *w, size_t ws, int64
             const uint8_t *row = w + (size_t)(r0 + r) * ws;
             for (int64_t s = 0; s < nb; s++) {
                 const uint8_t *blk = row + (size_t)s * bs;
-                for (size_t k = 0; k < D; k++) memcpy(o + 64 * D * (size_t)s + 64 * k + 4 * (size_t)r, blk + 4 * k, 4);
-                if (t == SL_TYPE_Q6_K) memcpy(o + 64 * D * (size_t)nb + 32 * (size_t)s + 2 * (size_t)r, blk + 208, 2);
+                if (t == SL_TYPE_Q6_K) {
+                    pack_q6_K_block(blk, r, o + 64 * D * (size_t)s);
+                    memcpy(o + 64 * D * (size_t)nb + 32 * (size_t)s + 2 * (size_t)r, blk + 208, 2);
+                } else {
+                    for (size_t k = 0; k < D; k++) memcpy(o + 64 * D * (size_t)s + 64 * k + 4 * (size_t)r, blk + 4 * k, 4);
+                }
             }
         }
     }

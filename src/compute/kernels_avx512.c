@@ -420,55 +420,42 @@ AI void unpack_q45_K_impl(bool packed, bool q5, const uint8_t *w, size_t ws, int
 #undef LD
 }
 
-AI void unpack_q6_K_impl(bool packed, const uint8_t *w, size_t ws, int nr, int64_t nb, uint8_t *dst) {
-    const __mmask16 m = (__mmask16)((1u << nr) - 1);
-    const __m512i idx = row_offsets(packed ? 0 : ws), m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3);
-    const size_t bb = sizeof(block_q6_K), D = 52;
-#define LD(off) kq_dword(packed, m, idx, w, bb, D, s, (off))
+/* Q6_K tiles (layout at pack_q6_K_block in kernels.c): group 16m + t
+ * = zmm 3t + m & 63, group 48 + t from the top bit pairs of the three. */
+AI void unpack_q6_K_packed(const uint8_t *w, size_t ws, int64_t nb, uint8_t *dst) {
+    const __m512i c3f = _mm512_set1_epi8(0x3F), c03 = _mm512_set1_epi8(3), c0c = _mm512_set1_epi8(0x0C),
+                  c30 = _mm512_set1_epi8(0x30);
+    const size_t D = 52;
     for (int64_t s = 0; s < nb; s++) {
         __m512i *o = (__m512i *)(dst + s * KQ_BLOCK_BYTES);
-        kq_prefetch(packed, w, ws, D, s, nb);
-        if (packed) /* the 16 fp16 d after the tile's dwords */
-            _mm512_store_ps((float *)(o + KQ_D),
-                            _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w + 64 * D * (size_t)nb + 32 * (size_t)s))));
-        else
-            _mm512_store_ps((float *)(o + KQ_D), f16_hi(gather(m, idx, w + (size_t)s * bb + 206))); /* scales[14..15], d */
-        for (int k = 0; k < 4; k++) {
-            const __m512i v = LD(192 + 4 * (size_t)k);
-            __m512i sc[4];
-            for (int n = 0; n < 4; n++) { /* sign-extend byte n */
-                sc[n] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * n), 24);
-                _mm512_store_si512(o + KQ_SC + 4 * k + n, sc[n]);
-            }
-            for (int n = 0; n < 2; n++)
-                _mm512_store_si512(o + KQ_MIN + 2 * k + n,
-                                   _mm512_or_si512(_mm512_and_si512(sc[2 * n], _mm512_set1_epi32(0xFFFF)),
-                                                   _mm512_slli_epi32(sc[2 * n + 1], 16)));
+        const uint8_t *pb = w + 64 * D * (size_t)s;
+        kq_prefetch(true, w, ws, D, s, nb);
+        _mm512_store_ps((float *)(o + KQ_D), _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w + 64 * D * (size_t)nb + 32 * (size_t)s))));
+        __m512i sc[16];
+        for (int j = 0; j < 16; j++) {
+            sc[j] = _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(pb + 64 * 48 + 16 * (size_t)j)));
+            _mm512_store_si512(o + KQ_SC + j, sc[j]);
         }
-        for (int h = 0; h < 2; h++)
-            for (int i = 0; i < 8; i++) {
-                const __m512i A = LD(64 * (size_t)h + 4 * (size_t)i);
-                const __m512i B = LD(64 * (size_t)h + 32 + 4 * (size_t)i);
-                const __m512i H = LD(128 + 32 * (size_t)h + 4 * (size_t)i);
-                const int g = 32 * h + i;
-                _mm512_store_si512(o + g, _mm512_or_si512(_mm512_and_si512(A, m4),
-                                                          _mm512_slli_epi16(_mm512_and_si512(H, m3), 4)));
-                _mm512_store_si512(o + g + 8, _mm512_or_si512(_mm512_and_si512(B, m4),
-                                                              _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 2), m3), 4)));
-                _mm512_store_si512(o + g + 16,
-                                   _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(A, 4), m4),
-                                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 4), m3), 4)));
-                _mm512_store_si512(o + g + 24,
-                                   _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(B, 4), m4),
-                                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(H, 6), m3), 4)));
-            }
+        for (int i = 0; i < 8; i++)
+            _mm512_store_si512(o + KQ_MIN + i, _mm512_or_si512(_mm512_and_si512(sc[2 * i], _mm512_set1_epi32(0xFFFF)),
+                                                               _mm512_slli_epi32(sc[2 * i + 1], 16)));
+        for (int t = 0; t < 16; t++) {
+            const __m512i v0 = _mm512_load_si512(pb + 64 * (3 * (size_t)t)), v1 = _mm512_load_si512(pb + 64 * (3 * (size_t)t + 1)),
+                          v2 = _mm512_load_si512(pb + 64 * (3 * (size_t)t + 2));
+            _mm512_store_si512(o + t, _mm512_and_si512(v0, c3f));
+            _mm512_store_si512(o + 16 + t, _mm512_and_si512(v1, c3f));
+            _mm512_store_si512(o + 32 + t, _mm512_and_si512(v2, c3f));
+            const __m512i q3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v0, 6), c03),
+                                               _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v1, 4), c0c),
+                                                               _mm512_and_si512(_mm512_srli_epi16(v2, 2), c30)));
+            _mm512_store_si512(o + 48 + t, q3);
+        }
     }
-#undef LD
 }
 
 /* From packed tiles only: the rows-as-stored path packs its chunk first. */
 static void unpack_kq_packed(sl_type type, const uint8_t *tile, size_t tile_bytes, int nr, int64_t nb, uint8_t *dst) {
-    if (type == SL_TYPE_Q6_K) unpack_q6_K_impl(true, tile, tile_bytes, nr, nb, dst);
+    if (type == SL_TYPE_Q6_K) unpack_q6_K_packed(tile, tile_bytes, nb, dst);
     else unpack_q45_K_impl(true, type == SL_TYPE_Q5_K, tile, tile_bytes, nr, nb, dst);
 }
 
@@ -653,58 +640,58 @@ AI __m512 kq45_decode(bool q5, const uint8_t *tile, int64_t nb, const block_q8_K
     return res;
 }
 
-/* Q6_K. Per quant dwords A (ql), B (ql + 32), H (qh): q0 = A & 15 | (H & 3) << 4,
- * q1 = B & 15 | (H >> 2 & 3) << 4, q2 = A >> 4 | H & 0x30, q3 = B >> 4 | H >> 2 & 0x30;
- * the (H & 3) << 4 and (H >> 2 & 3) << 4 come from vpshufb tables on H & 15.
- * Each sub-block's chain starts at -32 asum_j, so it ends at
- * isum_j - 32 asum_j (exact, |.| <= 16*32*128) and only the scale remains. */
+/* Q6_K (layout at pack_q6_K_block in kernels.c). Quant zmm 3t + m gives
+ * group 16m + t (sub-block 4m + t/4) as v & 63, and the three top bit pairs
+ * give 4 q of group 48 + t (sub-block 12 + t/4): (v2 & 0xC0) | (v1 >> 2 & 0x30)
+ * | (v0 >> 4 & 0x0C). Each sub-block's chain starts at -32 asum_j (-128 asum_j
+ * for the 4 q ones), so it ends at isum_j - 32 asum_j exactly (times 4:
+ * |.| <= 4*16*32*128; times the scale, four sub-blocks: < 2^28, then >> 2);
+ * scales are sign-extended by vpmovsxbd from their byte-major rows. */
 AI __m512 kq6_decode(const uint8_t *tile, size_t ptile, int64_t nb, const block_q8_K *a) {
     const size_t D = 52;
-    const __m512i c0f = _mm512_set1_epi8(0x0F), c30 = _mm512_set1_epi8(0x30);
+    const __m512i c3f = _mm512_set1_epi8(0x3F), c0c = _mm512_set1_epi8(0x0C), c30 = _mm512_set1_epi8(0x30),
+                  cc0 = _mm512_set1_epi8((char)0xC0);
     __m512 res = _mm512_setzero_ps();
-#define LD(off) _mm512_load_si512(pb + 16 * (size_t)(off))
+#define LD(z) _mm512_load_si512(pb + 64 * (size_t)(z))
     for (int64_t s = 0; s < nb; s++) {
         const uint8_t *pb = tile + 64 * D * (size_t)s;
         const block_q8_K *as = &a[s];
         if (s % 2 == 0) /* the next tile's d (its own stream, after its quants) */
             _mm_prefetch((const char *)(tile + ptile + 64 * D * (size_t)nb + 32 * (size_t)s), _MM_HINT_T0);
-        int32_t corr[16] __attribute__((aligned(64))); /* -32 asum_j, broadcast from memory below */
+        int32_t corr[16] __attribute__((aligned(64))); /* -32 asum_j (-128 for sub-blocks 12..15), broadcast from memory */
+        const __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)as->bsums));
         _mm512_store_si512(corr, _mm512_sub_epi32(_mm512_setzero_si512(),
-                                                  _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)as->bsums)), 5)));
-        /* (n & 3) << 4 and (n >> 2) << 4 for n = 0..15, in each 128-bit lane */
-        const __m512i tq0 = _mm512_set4_epi32(0x30201000, 0x30201000, 0x30201000, 0x30201000);
-        const __m512i tq1 = _mm512_set4_epi32(0x30303030, 0x20202020, 0x10101010, 0x00000000);
-        __m512i isum = _mm512_setzero_si512();
+                                                  _mm512_sllv_epi32(bs, _mm512_set_epi32(7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5))));
+        __m512i isum = _mm512_setzero_si512(), isum4 = _mm512_setzero_si512();
 #pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m512i acc[8]; /* sub-block 8h + jj */
+        for (int h = 0; h < 2; h++) { /* t = 8h..8h+7: sub-blocks 4m + 2h, + 1 */
+            __m512i acc[8]; /* acc[2m + e]: sub-block 4m + 2h + e */
 #pragma GCC unroll 8
-            for (int jj = 0; jj < 8; jj++) acc[jj] = _mm512_set1_epi32(corr[8 * h + jj]);
+            for (int k = 0; k < 8; k++) acc[k] = _mm512_set1_epi32(corr[4 * (k / 2) + 2 * h + k % 2]);
 #pragma GCC unroll 8
-            for (int ii = 0; ii < 8; ii++) { /* i = 0, 4, 1, 5, ..: all 8 chains in flight */
-                const int i = ii / 2 + 4 * (ii % 2);
-                KQ_PREFETCH_PART(pb, D, 8 * h + ii, 16);
-                const __m512i A = LD(64 * h + 4 * i), B = LD(64 * h + 32 + 4 * i), H = LD(128 + 32 * h + 4 * i);
-                const __m512i hl = _mm512_and_si512(H, c0f);
+            for (int tt = 0; tt < 8; tt++) { /* t = 8h + 0, 4, 1, 5, ..: all 8 chains in flight */
+                const int e = tt % 2, t = 8 * h + 4 * e + tt / 2;
+                KQ_PREFETCH_PART(pb, D, 8 * h + tt, 16);
+                const __m512i v0 = LD(3 * t), v1 = LD(3 * t + 1), v2 = LD(3 * t + 2);
                 const __m512i q[4] = {
-                    and_or(A, c0f, _mm512_shuffle_epi8(tq0, hl)),
-                    and_or(B, c0f, _mm512_shuffle_epi8(tq1, hl)),
-                    and_or(_mm512_srli_epi16(A, 4), c0f, _mm512_and_si512(H, c30)),
-                    and_or(_mm512_srli_epi16(B, 4), c0f, _mm512_and_si512(_mm512_srli_epi16(H, 2), c30)),
+                    _mm512_and_si512(v0, c3f),
+                    _mm512_and_si512(v1, c3f),
+                    _mm512_and_si512(v2, c3f),
+                    and_or(v2, cc0, and_or(_mm512_srli_epi16(v1, 2), c30, _mm512_and_si512(_mm512_srli_epi16(v0, 4), c0c))),
                 };
 #pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) /* elements 128h + 32k + 4i..: sub-block 8h + 2k + i / 4 */
-                    acc[2 * k + i / 4] = _mm512_dpbusd_epi32(acc[2 * k + i / 4], q[k], bcast32(as->qs + 128 * h + 32 * k + 4 * i));
+                for (int m = 0; m < 4; m++) /* group 16m + t: elements 64m + 4t.. */
+                    acc[2 * m + e] = _mm512_dpbusd_epi32(acc[2 * m + e], q[m], bcast32(as->qs + 64 * m + 4 * t));
             }
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) { /* scales 8h + 2k, + 1: byte 2k % 4 (+1) of scale dword 2h + k / 2 */
-                const __m512i sv = LD(192 + 4 * (2 * h + k / 2));
-                const __m512i se = _mm512_srai_epi32(_mm512_shuffle_epi8(sv, sel_top(2 * (k % 2))), 24);
-                const __m512i so = _mm512_srai_epi32(_mm512_shuffle_epi8(sv, sel_top(2 * (k % 2) + 1)), 24);
-                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(acc[2 * k], se));
-                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(acc[2 * k + 1], so));
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                const int j = 4 * (k / 2) + 2 * h + k % 2;
+                const __m512i sc = _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(pb + 64 * 48 + 16 * j)));
+                if (k < 6) isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(acc[k], sc));
+                else isum4 = _mm512_add_epi32(isum4, _mm512_mullo_epi32(acc[k], sc));
             }
         }
+        isum = _mm512_add_epi32(isum, _mm512_srai_epi32(isum4, 2));
         const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(tile + 64 * D * (size_t)nb + 32 * (size_t)s)));
         res = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(as->d)), _mm512_cvtepi32_ps(isum), res);
     }
