@@ -798,6 +798,31 @@ AI __m512 kv_load(sl_type t, const uint8_t *row, int32_t i, __mmask16 m) {
 
 #define ATT_MAXV 32 /* head_dim up to 512 */
 
+/* Lane j = reduce16(v[j]) for 16 vectors at once, every sum the same pair
+ * of operands as the halving tree's (so the same bits): the tree's step s
+ * adds the upper half of each vector's remaining lanes to the lower half;
+ * here each step adds two shuffles that put the lower halves of two
+ * vectors in one register and the upper halves in another. Steps 8 and 4
+ * move 128-bit lanes, steps 2 and 1 elements within them; the result holds
+ * position 4k + l in lane 4l + k, put back in order by one permute. */
+AI __m512 reduce16x16(const __m512 v[16]) {
+    __m512 a[8], b[4], c[2];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) /* acc[i] + acc[i + 8]: lanes (0, 1) + (2, 3) of v[2p] and v[2p+1] */
+        a[p] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0xEE));
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) /* acc[i] + acc[i + 4]: 128-bit lanes (0, 2) + (1, 3) */
+        b[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xDD));
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; r++) /* acc[i] + acc[i + 2]: elements (0, 1) + (2, 3) of each 128-bit lane */
+        c[r] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * r], b[2 * r + 1], 0x44), _mm512_shuffle_ps(b[2 * r], b[2 * r + 1], 0xEE));
+    /* acc[0] + acc[1]: elements (0, 2) + (1, 3) */
+    const __m512 d = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], 0x88), _mm512_shuffle_ps(c[0], c[1], 0xDD));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), d);
+}
+
 /* The query heads of a group share each converted K and V row. Specialized
  * on the cache type, the head size (8, 32, 64, 128, or any: DC = 0) and the number
  * of heads per call (1..4), so the common shapes keep everything in
@@ -808,6 +833,7 @@ AI void attn_impl(sl_type T, int DC, int G, const sl_attn_args *a, const float *
     __m512 acc[4][ATT_MAXV], row[ATT_MAXV];
     float M[4], l[4];
     float s[4][16] __attribute__((aligned(64))), e[4][16] __attribute__((aligned(64)));
+    __m512 dvb[4][16]; /* each head's 16-lane dot vectors of a chunk's positions */
 #pragma GCC unroll 4
     for (int g = 0; g < G; g++) {
         M[g] = -INFINITY;
@@ -833,9 +859,13 @@ AI void attn_impl(sl_type T, int DC, int G, const sl_attn_args *a, const float *
                     const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
                     dv = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, q + 16 * v), row[v], dv, m);
                 }
-                s[g][j] = reduce16(dv) * a->scale;
+                dvb[g][j] = dv;
             }
         }
+        for (int32_t j = n; j < 16; j++)
+            for (int g = 0; g < G; g++) dvb[g][j] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) _mm512_store_ps(s[g], _mm512_mul_ps(reduce16x16(dvb[g]), _mm512_set1_ps(a->scale)));
         const __mmask16 jm = (__mmask16)((1u << n) - 1);
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) {
