@@ -91,8 +91,9 @@ void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64
 size_t sl_gemm_scratch_bytes(int64_t K) {
     /* The SIMD kernels pack SL_GEMM_CHUNK rows (at most 0.82 bytes per
      * weight, Q6_K) and unpack them (at most 1.41 bytes per weight, the
-     * K-quants); the scalar kernels convert one row to floats. */
-    return round64((size_t)SL_GEMM_CHUNK * (size_t)(K / 32 + 1) * 80 + (size_t)K * sizeof(float) + 4096);
+     * K-quants); the AMX kernels add two buffers of 16 tile products (32
+     * KiB); the scalar kernels convert one row to floats. */
+    return round64((size_t)SL_GEMM_CHUNK * (size_t)(K / 32 + 1) * 80 + (size_t)K * sizeof(float) + 4096 + 32768);
 }
 
 /* ---- packed weights ----------------------------------------------------------- */

@@ -142,6 +142,27 @@ const sl_kernels *sl_kernels_scalar(void);
  * ISA variant computes the same bits). */
 float sl_expf(float x);
 
+/* K-quant super-blocks of a packed 16-row tile unpacked for the AVX-512 and
+ * AMX many-token kernels (sl_kq_unpack, in kernels_avx512.c): per super-block
+ * SL_KQ_BLOCK_BYTES, as zmm: SL_KQ_W groups (zmm g = quants 4g..4g+3 of the 16
+ * rows, row r in lane r, unsigned: Q4_K q, Q5_K q, Q6_K q + 32; the 32
+ * quants of Q4_K/Q5_K sub-block j are groups 8j..8j+7, the 16 of Q6_K
+ * sub-block j groups 4j..4j+3), then the sub-block scales as int32 (8 zmm for
+ * Q4_K/Q5_K, 16 for Q6_K), int16 pairs (lane r = v[2i] | v[2i+1] << 16: the
+ * 8 mins of Q4_K/Q5_K in 4 zmm, the 16 scales of Q6_K in 8 zmm, for the min
+ * and -32 corrections), then d and dmin as floats. */
+#define SL_KQ_W 64
+#define SL_KQ_SC SL_KQ_W
+#define SL_KQ_MIN (SL_KQ_SC + 16)
+#define SL_KQ_D (SL_KQ_MIN + 8)
+#define SL_KQ_DMIN (SL_KQ_D + 1)
+#define SL_KQ_ZMMS (SL_KQ_DMIN + 1)
+#define SL_KQ_BLOCK_BYTES (SL_KQ_ZMMS * 64)
+/* Unpack super-blocks [0, nb) of the packed tile (tile_bytes apart from the
+ * next; rows >= nr are zero) into dst. AVX-512 code: call only where the
+ * avx512 table is available. */
+void sl_kq_unpack(sl_type type, const uint8_t *tile, size_t tile_bytes, int nr, int64_t nb, uint8_t *dst);
+
 /* Used by the ISA files to build their tables. */
 extern const sl_kernels sl_kernels_scalar_table;
 bool sl_kernels_avx2_init(sl_kernels *k);   /* false when not compiled in */

@@ -5,9 +5,10 @@
  * reports AMX-TILE and AMX-INT8, the OS enables the tile state in XCR0 and
  * grants this process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM).
  *
- * The "amx" table is the AVX-512 table with the packed Q4_0/Q8_0 matmuls
- * replaced: calls with fewer than AMX_MIN_TOKENS tokens (batch-1 decode,
- * memory-bound) go on to the AVX-512 VNNI kernel; the others run here.
+ * The "amx" table is the AVX-512 table with the packed Q4_0/Q8_0/Q4_K/Q5_K
+ * matmuls replaced: calls with fewer than AMX_MIN_TOKENS tokens (batch-1
+ * decode, memory-bound) go on to the AVX-512 VNNI kernel; the others run
+ * here.
  *
  * Same results, bit for bit: a tile multiply (TDPBSSD) yields, for 16
  * tokens × 16 rows, each block's exact integer dot isum_b of signed
@@ -17,19 +18,28 @@
  * AVX-512 kernel: s = dw_b * da_b (vector × broadcast), acc = fma(s,
  * (float)isum_b, acc), block after block.
  *
- * Tiles: C00 C01 C10 C11 (tmm0–3) = A_i × B_j, A0/A1 (tmm4, 5) the block's
- * 32 quants of 16 tokens each (rows of the activation buffer, read in place
- * with its row stride), B0/B1 (tmm6, 7) the block of 16 weight rows each:
- * 8 rows of 64 bytes, row k4 holding quants 4k4..4k4+3 of the 16 rows —
- * exactly the packed Q8_0 layout of kernels.h; Q4_0 tiles are unpacked to
- * that form (nibbles − 8) once per call. Per block the four products are
- * stored to a 4 KiB buffer and scaled into float accumulators that live in
- * scratch (64 vectors: 32 tokens × 2 row tiles).
+ * Q4_0 / Q8_0: a call unpacks nothing for Q8_0 (the packed layout of
+ * kernels.h is already a B tile per block: 8 rows of 64 bytes, row k4 the
+ * quants 4k4..4k4+3 of the 16 rows) and, for Q4_0, turns each block's
+ * nibbles into that form (q − 8) while its first token group streams the
+ * tile in. A group of up to 16 tokens is an A tile read in place (32 quants
+ * per token, the activation rows' stride). Per block: one product (C = A ×
+ * B, 16 tokens × 16 rows of int32) stored to a 1 KiB buffer, then the float
+ * steps into 16 accumulators held in registers; two tile sets alternate so a
+ * block's product is formed while the previous one is scaled.
+ *
+ * What it costs (measured on this VM): a tile product with its loads and
+ * store takes about 10–16 ns whatever the number of token rows, so the
+ * K = 32 blocks keep the tile unit far from its peak; the gain over VNNI is
+ * 1.3–2x for 16 tokens and more (below 12 tokens VNNI is faster).
  */
 #include "kernels.h"
 
+#include "quant.h"
+
 #include <immintrin.h>
 #include <stdalign.h>
+#include <stddef.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
@@ -47,7 +57,7 @@
 #endif
 
 /* The AVX-512 table's kernels that small calls fall through to. */
-static sl_gemm_packed_fn vnni_packed[2];
+static sl_gemm_packed_fn vnni_packed[2], vnni_kq[SL_TYPE_COUNT];
 
 /* LDTILECFG's 64-byte operand (palette 1). */
 typedef struct tilecfg {
@@ -216,6 +226,167 @@ static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const
     _tile_release();
 }
 
+/* ---- K-quants (Q4_K, Q5_K; the code also handles Q6_K, not used: see sl_kernels_amx_init) ----
+ * The tile is unpacked once per call (sl_kq_unpack, the AVX-512 many-token
+ * kernels' form: kernels.h); the quants of sub-block j are then already a B
+ * tile (Q4_K/Q5_K: 8 rows, K = 32; Q6_K: 4 rows, K = 16), unsigned, and the
+ * activation quants (Q8_K) of 16 tokens an A tile read in place. TDPBSUD
+ * gives each sub-block's exact integer dot isum_j; the integer steps
+ * (Σ sc_j·isum_j, the min / -32 corrections) and the float steps then run as
+ * in the AVX-512 kernel, so results are bit-identical. The products of
+ * super-block s + 1 are formed before s is scaled (two product buffers). */
+
+/* A: m tokens × kb quants; B: kb/4 rows × 64 bytes; C: m × 16 int32 (kb = 32 or 16). */
+static void configure_kq(int m, int kb) {
+    alignas(64) tilecfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int s = 0; s < 2; s++) {
+        c.rows[s] = (uint8_t)m;
+        c.colsb[s] = 64;
+        c.rows[2 + s] = (uint8_t)m;
+        c.colsb[2 + s] = (uint16_t)kb;
+        c.rows[4 + s] = (uint8_t)(kb / 4);
+        c.colsb[4 + s] = 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* The n_sub sub-block products of super-block s (unpacked at o) into c
+ * (1 KiB each), alternating between the two tile sets: product j is formed
+ * while product j - 1 is stored. */
+AI void kq_products(int n_sub, int kb, const uint8_t *o, const uint8_t *act, size_t as, int64_t s, int32_t *c) {
+    const uint8_t *a = act + (size_t)s * sizeof(block_q8_K) + offsetof(block_q8_K, qs);
+    for (int j = 0; j < n_sub; j++) {
+        if (j & 1) {
+            _tile_loadd(3, a + kb * j, (long)as);
+            _tile_loadd(5, o + 16 * kb * j, 64);
+            _tile_zero(1);
+            _tile_dpbsud(1, 3, 5);
+            _tile_stored(0, c + 256 * (j - 1), 64);
+        } else {
+            _tile_loadd(2, a + kb * j, (long)as);
+            _tile_loadd(4, o + 16 * kb * j, 64);
+            _tile_zero(0);
+            _tile_dpbsud(0, 2, 4);
+            if (j) _tile_stored(1, c + 256 * (j - 1), 64);
+        }
+    }
+    if (n_sub & 1) _tile_stored(0, c + 256 * (n_sub - 1), 64); /* n_sub is even: never */
+    else _tile_stored(1, c + 256 * (n_sub - 1), 64);
+}
+
+/* The integer and float steps of super-block s for tokens t < m (kq_tokens'
+ * sequence in kernels_avx512.c, with isum_j from the stored products c). */
+AI void kq_scale(bool q6, const uint8_t *ob, const int32_t *c, const uint8_t *act, size_t as, int64_t s, int m,
+                 __m512 acc[16]) {
+    const __m512i *o = (const __m512i *)ob;
+    const int n_sub = q6 ? 16 : 8;
+    const __m512 d = _mm512_load_ps((const float *)(o + SL_KQ_D));
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) {
+        if (t >= m) continue;
+        const block_q8_K *at = (const block_q8_K *)(act + (size_t)t * as) + s;
+        __m512i isum = _mm512_setzero_si512();
+        for (int j = 0; j < n_sub; j++)
+            isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_load_si512(c + 256 * j + 16 * t),
+                                                             _mm512_load_si512(o + SL_KQ_SC + j)));
+        const __m512 da = _mm512_set1_ps(at->d);
+        if (q6) {
+            __m512i cr = _mm512_setzero_si512();
+            for (int i = 0; i < 8; i++) {
+                int32_t pr;
+                memcpy(&pr, at->bsums + 2 * i, 4);
+                cr = _mm512_dpwssd_epi32(cr, _mm512_load_si512(o + SL_KQ_MIN + i), _mm512_set1_epi32(pr));
+            }
+            isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(cr, 5));
+        }
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(isum), acc[t]);
+        if (!q6) {
+            __m512i imin = _mm512_setzero_si512();
+            for (int i = 0; i < 4; i++) {
+                const int16_t *bs = at->bsums + 4 * i;
+                const int32_t s0 = bs[0] + bs[1], s1 = bs[2] + bs[3];
+                const __m512i pr = _mm512_set1_epi32((int32_t)(((uint32_t)s0 & 0xFFFF) | ((uint32_t)s1 << 16)));
+                imin = _mm512_dpwssd_epi32(imin, _mm512_load_si512(o + SL_KQ_MIN + i), pr);
+            }
+            const __m512 sm = _mm512_mul_ps(_mm512_load_ps((const float *)(o + SL_KQ_DMIN)), da);
+            const __m512 nsm =
+                _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sm), _mm512_set1_epi32((int32_t)0x80000000u)));
+            acc[t] = _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), acc[t]);
+        }
+    }
+}
+
+/* 16 unpacked rows (u: nb super-blocks) against tokens [0, m) of act, m ≤ 16. */
+static void kq_tile_tokens(bool q6, const uint8_t *u, int64_t nb, const uint8_t *act, size_t as, int m, float *y,
+                           int64_t ldy, int rows_valid, int32_t *cbuf) {
+    const int n_sub = q6 ? 16 : 8, kb = q6 ? 16 : 32;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+    kq_products(n_sub, kb, u, act, as, 0, cbuf);
+    for (int64_t s = 0; s < nb; s++) {
+        if (s + 1 < nb)
+            kq_products(n_sub, kb, u + (size_t)(s + 1) * SL_KQ_BLOCK_BYTES, act, as, s + 1, cbuf + 4096 * ((s + 1) & 1));
+        kq_scale(q6, u + (size_t)s * SL_KQ_BLOCK_BYTES, cbuf + 4096 * (s & 1), act, as, s, m, acc);
+    }
+    const __mmask16 mk = (__mmask16)(rows_valid >= 16 ? 0xFFFF : (1u << rows_valid) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++)
+        if (t < m) _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
+}
+
+/* Scratch: two product buffers of 16 KiB | the unpacked tiles (SL_GEMM_CHUNK rows). */
+static void gemm_kq_amx(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
+                        float *y, int64_t ldy, void *scratch) {
+    if (nt < AMX_MIN_TOKENS) {
+        vnni_kq[type](K, tiles, nr, act, as, nt, y, ldy, scratch);
+        return;
+    }
+    const int64_t tail = nt % 16 < AMX_MIN_TOKENS ? nt % 16 : 0;
+    if (tail) {
+        nt -= tail;
+        vnni_kq[type](K, tiles, nr, (const uint8_t *)act + (size_t)nt * as, as, tail, y + nt * ldy, ldy, scratch);
+    }
+    const bool q6 = type == SL_TYPE_Q6_K;
+    const int64_t nb = K / QK_K;
+    const size_t ptile = sl_pack_tile_bytes(type, K), utile = (size_t)nb * SL_KQ_BLOCK_BYTES;
+    int32_t *cbuf = scratch;
+    uint8_t *unpacked = (uint8_t *)scratch + 2 * 16384;
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 16 * 16;
+    if (tb < 16) tb = 16;
+    int cfg = -1;
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
+        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK, ntile = (cr + 15) / 16;
+        for (int64_t i = 0; i < ntile; i++)
+            sl_kq_unpack(type, (const uint8_t *)tiles + (size_t)(c0 / 16 + i) * ptile, ptile,
+                         cr - 16 * i < 16 ? (int)(cr - 16 * i) : 16, nb, unpacked + (size_t)i * utile);
+        for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+            const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+            for (int64_t i = 0; i < ntile; i++)
+                for (int64_t t0 = b0; t0 < b1; t0 += 16) {
+                    const int m = b1 - t0 < 16 ? (int)(b1 - t0) : 16;
+                    if (m != cfg) {
+                        configure_kq(m, q6 ? 16 : 32);
+                        cfg = m;
+                    }
+                    kq_tile_tokens(q6, unpacked + (size_t)i * utile, nb, (const uint8_t *)act + (size_t)t0 * as, as, m,
+                                   y + t0 * ldy + c0 + 16 * i, ldy, (int)(cr - 16 * i), cbuf);
+                }
+        }
+    }
+    _tile_release();
+}
+
+#define KQ_AMX(name, type)                                                                                         \
+    static void name(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,      \
+                     int64_t ldy, void *scratch) {                                                                 \
+        gemm_kq_amx(type, K, tiles, nr, a, as, nt, y, ldy, scratch);                                               \
+    }
+KQ_AMX(gemm_q4_K_amx, SL_TYPE_Q4_K)
+KQ_AMX(gemm_q5_K_amx, SL_TYPE_Q5_K)
+
 static void gemm_q4_0_amx(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                           int64_t ldy, void *scratch) {
     gemm_q0_amx(false, K, tiles, nr, a, as, nt, y, ldy, scratch);
@@ -233,5 +404,13 @@ bool sl_kernels_amx_init(sl_kernels *k, const sl_kernels *avx512) {
     if (!vnni_packed[0] || !vnni_packed[1]) return false;
     k->gemm_packed[SL_TYPE_Q4_0] = gemm_q4_0_amx;
     k->gemm_packed[SL_TYPE_Q8_0] = gemm_q8_0_amx;
+    /* Q6_K stays on VNNI: its sub-blocks of 16 make tile products half as
+     * useful, and measured slower (0.85-0.9x) */
+    static const sl_type kq[] = {SL_TYPE_Q4_K, SL_TYPE_Q5_K};
+    static const sl_gemm_packed_fn amx_kq[] = {gemm_q4_K_amx, gemm_q5_K_amx};
+    for (int i = 0; i < 2; i++) {
+        vnni_kq[kq[i]] = avx512->gemm_packed[kq[i]];
+        if (vnni_kq[kq[i]]) k->gemm_packed[kq[i]] = amx_kq[i];
+    }
     return true;
 }

@@ -347,17 +347,13 @@ AI void prefetch_slice(const uint8_t *w, size_t ws, int64_t b, int64_t nb) {
     for (size_t o = lo & ~(size_t)63; o < hi; o += 64) _mm_prefetch((const char *)(w + tile + o), _MM_HINT_T0);
 }
 
-/* Scratch per super-block: 64 zmm of unsigned groups, then the sub-block
- * scales (8 zmm of int32 for Q4_K/Q5_K, 16 for Q6_K), int16 pairs (lane r =
- * v[2i] | v[2i+1] << 16 of row r: the 8 mins of Q4_K/Q5_K in 4 zmm, the 16
- * scales of Q6_K in 8 zmm, for the min / -32 corrections), then d and dmin. */
-#define KQ_W 64
-#define KQ_SC KQ_W
-#define KQ_MIN (KQ_SC + 16)
-#define KQ_D (KQ_MIN + 8)
-#define KQ_DMIN (KQ_D + 1)
-#define KQ_ZMMS (KQ_DMIN + 1)
-#define KQ_BLOCK_BYTES (KQ_ZMMS * 64)
+/* The unpacked super-block (SL_KQ_* in kernels.h). */
+#define KQ_W SL_KQ_W
+#define KQ_SC SL_KQ_SC
+#define KQ_MIN SL_KQ_MIN
+#define KQ_D SL_KQ_D
+#define KQ_DMIN SL_KQ_DMIN
+#define KQ_BLOCK_BYTES SL_KQ_BLOCK_BYTES
 
 AI __m512i byte_of(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xFF)); }
 
@@ -454,7 +450,7 @@ AI void unpack_q6_K_packed(const uint8_t *w, size_t ws, int64_t nb, uint8_t *dst
 }
 
 /* From packed tiles only: the rows-as-stored path packs its chunk first. */
-static void unpack_kq_packed(sl_type type, const uint8_t *tile, size_t tile_bytes, int nr, int64_t nb, uint8_t *dst) {
+void sl_kq_unpack(sl_type type, const uint8_t *tile, size_t tile_bytes, int nr, int64_t nb, uint8_t *dst) {
     if (type == SL_TYPE_Q6_K) unpack_q6_K_packed(tile, tile_bytes, nb, dst);
     else unpack_q45_K_impl(true, type == SL_TYPE_Q5_K, tile, tile_bytes, nr, nb, dst);
 }
@@ -732,7 +728,7 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
     for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
         const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
         for (int64_t r0 = 0; r0 < cr; r0 += 16)
-            unpack_kq_packed(type, (const uint8_t *)tiles + (size_t)((c0 + r0) / 16) * ptile, ptile,
+            sl_kq_unpack(type, (const uint8_t *)tiles + (size_t)((c0 + r0) / 16) * ptile, ptile,
                              cr - r0 < 16 ? (int)(cr - r0) : 16, nb, (uint8_t *)scratch + (size_t)(r0 / 16) * tile);
         for (int64_t b0 = 0; b0 < nt; b0 += tb) {
             const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
