@@ -547,12 +547,6 @@ AI __m512i sel_pair(int j) {
     for (unsigned d = 0; d < 4; d++) e[d] = 0x80008000u | (4u * d + (unsigned)j) | (4u * d + (unsigned)j + 1) << 16;
     return _mm512_set4_epi32((int32_t)e[3], (int32_t)e[2], (int32_t)e[1], (int32_t)e[0]);
 }
-/* byte j of each dword to byte 3, bytes 0..2 zero (then >> 24 sign-extends). */
-AI __m512i sel_top(int j) {
-    uint32_t e[4];
-    for (unsigned d = 0; d < 4; d++) e[d] = 0x00808080u | (4u * d + (unsigned)j) << 24;
-    return _mm512_set4_epi32((int32_t)e[3], (int32_t)e[2], (int32_t)e[1], (int32_t)e[0]);
-}
 /* Prefetch lines [lo, hi) of a super-block SL_PREFETCH_BYTES ahead: a few
  * lines per step of the loop over its quants rather than all at once, so
  * the requests go out at the rate the data is consumed. */
