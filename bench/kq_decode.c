@@ -3,11 +3,12 @@
  * one-token (decode) matmul, per weight type, in GB/s of packed weight
  * bytes. A set of 16-row tiles of about BYTES (default 256 KiB, so it
  * stays in L2) is read again and again; the output is checked against the
- * scalar table (memcmp) once, as a sanity check. Reported: the best of
- * slices of 0.1 s (the machine may be shared), and the same for the table's
- * sum_u64 over the same bytes (the bandwidth test of `shardlm bench`), with
- * the ratio: with BYTES well over the last-level cache, the decode efficiency
- * of that type.
+ * scalar table (memcmp) once, as a sanity check. Timed in slices of
+ * 0.1 s, the kernel and the table's sum_u64 over the same bytes (the
+ * bandwidth test of `shardlm bench`) in turn; reported: the best slice of
+ * each and the median ratio of neighbouring slices (the machine may be
+ * shared). With BYTES well over the last-level cache the ratio is the decode
+ * efficiency of that type.
  *
  *   cc -O2 -Iinclude -Isrc bench/kq_decode.c build/libshardlm.a -lm -pthread -o build/kq_decode
  *   build/kq_decode [TABLE=avx512] [K=4096] [BYTES=262144] [SECONDS=1] [TYPES=Q4_K,Q5_K,Q6_K,Q4_0]
@@ -67,38 +68,40 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
     ref->gemm[t](K, w, rs, nr, act, ab, 1, y0, nr, scratch);
     kt->gemm_packed[t](K, packed, nr, act, ab, 1, y, nr, scratch);
     const int same = memcmp(y, y0, sizeof(float) * (size_t)nr) == 0;
-    /* best of slices of 0.1 s: the machine is shared, the best slice is the least disturbed */
-    double best = 0;
-    for (double start = now(); now() - start < secs;) {
-        long iters = 0;
-        const double t0 = now();
-        double el = 0;
-        while (el < 0.1) {
-            for (int i = 0; i < 16; i++) kt->gemm_packed[t](K, packed, nr, act, ab, 1, y, nr, scratch);
-            iters += 16;
-            el = now() - t0;
-        }
-        if ((double)iters / el > best) best = (double)iters / el;
-    }
+    /* slices of 0.1 s, the kernel and sum_u64 over the same bytes (the
+     * bandwidth test of `shardlm bench`) in turn: the best of each, and the
+     * median of the ratios of neighbouring slices (the machine may be shared) */
     const size_t set = tile * (size_t)(nr / 16);
-    const double gbs = best * (double)set * 1e-9;
-    /* the same bytes read by sum_u64 (the bandwidth test of `shardlm bench`), best slice likewise */
-    double bw = 0;
+    double best = 0, bw = 0, ratio[256];
+    int nratio = 0;
     volatile uint64_t sink = 0;
-    for (double start = now(); now() - start < secs / 2;) {
-        long iters = 0;
-        const double t0 = now();
-        double el = 0;
-        while (el < 0.1) {
-            sink += kt->sum_u64((const uint64_t *)packed, set / 8);
-            iters++;
-            el = now() - t0;
+    for (double start = now(); now() - start < secs && nratio < 256;) {
+        double rate[2];
+        for (int which = 0; which < 2; which++) {
+            long iters = 0;
+            const double t0 = now();
+            double el = 0;
+            while (el < 0.1) {
+                if (which == 0) kt->gemm_packed[t](K, packed, nr, act, ab, 1, y, nr, scratch);
+                else sink += kt->sum_u64((const uint64_t *)packed, set / 8);
+                iters++;
+                el = now() - t0;
+            }
+            rate[which] = (double)iters * (double)set * 1e-9 / el;
         }
-        if ((double)iters / el > bw) bw = (double)iters / el;
+        if (rate[0] > best) best = rate[0];
+        if (rate[1] > bw) bw = rate[1];
+        ratio[nratio++] = rate[0] / rate[1];
     }
-    bw *= (double)set * 1e-9;
-    printf("%s %-5s K=%lld rows=%lld set=%zu KiB: %6.1f GB/s (sum_u64 %5.1f GB/s, %3.0f%%)  %s\n", kt->name,
-           sl_type_get(t)->name, (long long)K, (long long)nr, set / 1024, gbs, bw, 100.0 * gbs / bw,
+    for (int i = 1; i < nratio; i++) /* insertion sort */
+        for (int j = i; j > 0 && ratio[j] < ratio[j - 1]; j--) {
+            const double x = ratio[j];
+            ratio[j] = ratio[j - 1];
+            ratio[j - 1] = x;
+        }
+    const double gbs = best, med = ratio[nratio / 2];
+    printf("%s %-5s K=%lld rows=%lld set=%zu KiB: %6.1f GB/s (sum_u64 %5.1f GB/s; median ratio %3.0f%%)  %s\n",
+           kt->name, sl_type_get(t)->name, (long long)K, (long long)nr, set / 1024, gbs, bw, 100.0 * med,
            same ? "matches scalar" : "MISMATCH vs scalar");
     free(w);
     free(packed);
