@@ -555,13 +555,13 @@ AI __m512i sel_pair(int j) {
  * an L3-resident set it is neutral; on an L2-resident one, which decode
  * never streams, it costs ~25% of the in-cache rate.) */
 #ifndef KQ_FAR_PREFETCH_BYTES
-#define KQ_FAR_PREFETCH_BYTES 16384
+#define KQ_FAR_PREFETCH_BYTES 16384 /* 0: no L2 prefetch */
 #endif
 AI void kq_prefetch_lines(const uint8_t *pb, size_t lo, size_t hi) {
 #pragma GCC unroll 64
     for (size_t l = lo; l < hi; l++) {
         _mm_prefetch((const char *)(pb + SL_PREFETCH_BYTES + 64 * l), _MM_HINT_T0);
-        _mm_prefetch((const char *)(pb + KQ_FAR_PREFETCH_BYTES + 64 * l), _MM_HINT_T2);
+        if (KQ_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(pb + KQ_FAR_PREFETCH_BYTES + 64 * l), _MM_HINT_T2);
     }
 }
 #define KQ_PREFETCH_PART(pb, D, i, n) kq_prefetch_lines(pb, (D) * (size_t)(i) / (n), (D) * (size_t)((i) + 1) / (n))
