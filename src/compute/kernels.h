@@ -81,8 +81,11 @@ size_t sl_gemm_scratch_bytes(int64_t K);
  *                               (j < G / 64, r < 16, i < 4),
  * then the scales, 32 bytes per block: the fp16 d of rows 0..15 — in all
  * the size of the 16 rows' blocks in the file (rounded up to 64 bytes). The
- * last tile of a matrix is padded with zero rows. sl_pack_tile_bytes is 0 for types without a packed
- * layout. */
+ * last tile of a matrix is padded with zero rows. K-quant tiles (Q4_K,
+ * Q5_K: the blocks' dwords transposed across the 16 rows; Q6_K: regrouped
+ * for the decode kernel) are described above pack_kquant and
+ * pack_q6_K_block in kernels.c. sl_pack_tile_bytes is 0 for types without
+ * a packed layout. */
 size_t sl_pack_tile_bytes(sl_type t, int64_t K);
 /* Pack rows [0, nr) (row r at w + r * w_stride) into ceil(nr / 16) tiles at dst. */
 void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t w_stride, int64_t nr, void *dst);
