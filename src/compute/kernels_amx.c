@@ -59,6 +59,25 @@
 /* The AVX-512 table's kernels that small calls fall through to. */
 static sl_gemm_packed_fn vnni_packed[2], vnni_kq[SL_TYPE_COUNT];
 
+/* Calls of fewer than AMX_MIN_TOKENS tokens, and the last tokens of a call
+ * when they make a group that short, go to the VNNI kernel fn; returns how
+ * many tokens (from the first) are left for the tiles. */
+static int64_t vnni_part(sl_gemm_packed_fn fn, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
+                         int64_t nt, float *y, int64_t ldy, void *scratch) {
+    const int64_t tail = nt < AMX_MIN_TOKENS ? nt : nt % 16 < AMX_MIN_TOKENS ? nt % 16 : 0;
+    if (tail) fn(K, tiles, nr, (const uint8_t *)act + (size_t)(nt - tail) * as, as, tail, y + (nt - tail) * ldy, ldy,
+                 scratch);
+    return nt - tail;
+}
+
+/* The accumulators of tokens [0, m) into y (rows_valid of the tile's 16 rows). */
+AI void store_rows(const __m512 acc[16], int m, float *y, int64_t ldy, int rows_valid) {
+    const __mmask16 mk = (__mmask16)(rows_valid >= 16 ? 0xFFFF : (1u << rows_valid) - 1);
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++)
+        if (t < m) _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
+}
+
 /* LDTILECFG's 64-byte operand (palette 1). */
 typedef struct tilecfg {
     uint8_t palette, start_row, reserved[14];
@@ -68,10 +87,11 @@ typedef struct tilecfg {
 _Static_assert(sizeof(tilecfg) == 64, "tile configuration is 64 bytes");
 
 /* Tiles: C0, C1 (tmm0, 1) m tokens × 16 int32; A0, A1 (tmm2, 3) m tokens ×
- * 32 quants; B0, B1 (tmm4, 5) 8 × 64 bytes. Set s = {As, Bs, Cs} serves
- * the blocks b with b % 2 == s, so a block's loads and product never wait
- * for the previous block's tiles to be read. */
-static void configure(int m) {
+ * kb quants; B0, B1 (tmm4, 5) kb/4 rows × 64 bytes (kb = 32, or 16 for
+ * Q6_K's sub-blocks). Set s = {As, Bs, Cs} serves the blocks b with
+ * b % 2 == s, so a block's loads and product never wait for the previous
+ * block's tiles to be read. */
+static void configure(int m, int kb) {
     alignas(64) tilecfg c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
@@ -79,10 +99,13 @@ static void configure(int m) {
         c.rows[s] = (uint8_t)m;
         c.colsb[s] = 64;
         c.rows[2 + s] = (uint8_t)m;
-        c.colsb[2 + s] = 32;
-        c.rows[4 + s] = 8;
+        c.colsb[2 + s] = (uint16_t)kb;
+        c.rows[4 + s] = (uint8_t)(kb / 4);
         c.colsb[4 + s] = 64;
     }
+    /* gcc 12 models LDTILECFG as reading less than the 64 bytes and drops the
+     * stores above without this barrier */
+    __asm__ volatile("" : : "r"(&c) : "memory");
     _tile_loadconfig(&c);
 }
 
@@ -176,25 +199,14 @@ static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src,
         }
         scale_block(nb - 1, cbuf + 256 * ((nb - 1) & 1), sc, act, as, K, m, acc);
     }
-    const __mmask16 mk = (__mmask16)(rows_valid >= 16 ? 0xFFFF : (1u << rows_valid) - 1);
-#pragma GCC unroll 16
-    for (int t = 0; t < 16; t++)
-        if (t < m) _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
+    store_rows(acc, m, y, ldy, rows_valid);
 }
 
 /* Scratch: two stored products, 1 KiB each (4 KiB reserved) | Q4_0 quants
  * in B form (SL_GEMM_CHUNK rows × K bytes). */
 static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
                         float *y, int64_t ldy, void *scratch) {
-    if (nt < AMX_MIN_TOKENS) {
-        vnni_packed[q8](K, tiles, nr, act, as, nt, y, ldy, scratch);
-        return;
-    }
-    const int64_t tail = nt % 16 < AMX_MIN_TOKENS ? nt % 16 : 0;
-    if (tail) {
-        nt -= tail;
-        vnni_packed[q8](K, tiles, nr, (const uint8_t *)act + (size_t)nt * as, as, tail, y + nt * ldy, ldy, scratch);
-    }
+    if (!(nt = vnni_part(vnni_packed[q8], K, tiles, nr, act, as, nt, y, ldy, scratch))) return;
     const int64_t nb = K / 32;
     const size_t G = q8 ? 512 : 256, tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K);
     int32_t *cbuf = scratch;
@@ -213,7 +225,7 @@ static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const
                 for (int64_t t0 = b0; t0 < b1; t0 += 16) {
                     const int m = b1 - t0 < 16 ? (int)(b1 - t0) : 16;
                     if (m != cfg) {
-                        configure(m);
+                        configure(m, 32);
                         cfg = m;
                     }
                     tile_tokens(w, src + (size_t)nb * G, t0 == 0 ? src : NULL, !q8, nb,
@@ -235,22 +247,6 @@ static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const
  * (Σ sc_j·isum_j, the min / -32 corrections) and the float steps then run as
  * in the AVX-512 kernel, so results are bit-identical. The products of
  * super-block s + 1 are formed before s is scaled (two product buffers). */
-
-/* A: m tokens × kb quants; B: kb/4 rows × 64 bytes; C: m × 16 int32 (kb = 32 or 16). */
-static void configure_kq(int m, int kb) {
-    alignas(64) tilecfg c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int s = 0; s < 2; s++) {
-        c.rows[s] = (uint8_t)m;
-        c.colsb[s] = 64;
-        c.rows[2 + s] = (uint8_t)m;
-        c.colsb[2 + s] = (uint16_t)kb;
-        c.rows[4 + s] = (uint8_t)(kb / 4);
-        c.colsb[4 + s] = 64;
-    }
-    _tile_loadconfig(&c);
-}
 
 /* The n_sub sub-block products of super-block s (unpacked at o) into c
  * (1 KiB each), alternating between the two tile sets: product j is formed
@@ -331,24 +327,13 @@ static void kq_tile_tokens(bool q6, const uint8_t *u, int64_t nb, const uint8_t 
             kq_products(n_sub, kb, u + (size_t)(s + 1) * SL_KQ_BLOCK_BYTES, act, as, s + 1, cbuf + 4096 * ((s + 1) & 1));
         kq_scale(q6, u + (size_t)s * SL_KQ_BLOCK_BYTES, cbuf + 4096 * (s & 1), act, as, s, m, acc);
     }
-    const __mmask16 mk = (__mmask16)(rows_valid >= 16 ? 0xFFFF : (1u << rows_valid) - 1);
-#pragma GCC unroll 16
-    for (int t = 0; t < 16; t++)
-        if (t < m) _mm512_mask_storeu_ps(y + t * ldy, mk, acc[t]);
+    store_rows(acc, m, y, ldy, rows_valid);
 }
 
 /* Scratch: two product buffers of 16 KiB | the unpacked tiles (SL_GEMM_CHUNK rows). */
 static void gemm_kq_amx(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
                         float *y, int64_t ldy, void *scratch) {
-    if (nt < AMX_MIN_TOKENS) {
-        vnni_kq[type](K, tiles, nr, act, as, nt, y, ldy, scratch);
-        return;
-    }
-    const int64_t tail = nt % 16 < AMX_MIN_TOKENS ? nt % 16 : 0;
-    if (tail) {
-        nt -= tail;
-        vnni_kq[type](K, tiles, nr, (const uint8_t *)act + (size_t)nt * as, as, tail, y + nt * ldy, ldy, scratch);
-    }
+    if (!(nt = vnni_part(vnni_kq[type], K, tiles, nr, act, as, nt, y, ldy, scratch))) return;
     const bool q6 = type == SL_TYPE_Q6_K;
     const int64_t nb = K / QK_K;
     const size_t ptile = sl_pack_tile_bytes(type, K), utile = (size_t)nb * SL_KQ_BLOCK_BYTES;
@@ -368,7 +353,7 @@ static void gemm_kq_amx(sl_type type, int64_t K, const void *tiles, int64_t nr, 
                 for (int64_t t0 = b0; t0 < b1; t0 += 16) {
                     const int m = b1 - t0 < 16 ? (int)(b1 - t0) : 16;
                     if (m != cfg) {
-                        configure_kq(m, q6 ? 16 : 32);
+                        configure(m, q6 ? 16 : 32);
                         cfg = m;
                     }
                     kq_tile_tokens(q6, unpacked + (size_t)i * utile, nb, (const uint8_t *)act + (size_t)t0 * as, as, m,
