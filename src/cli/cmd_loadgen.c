@@ -50,7 +50,7 @@ static const opt_def OPTS[O_COUNT] = {
                 "logit_bias to send: a JSON object, or ID:BIAS and A-B:BIAS items joined by commas"},
     [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1, "send 'Authorization: Bearer KEY'"},
     [O_ENDPOINT] = {"endpoint", NULL, OPT_STR, "completions", 0, -1, "completions or chat"},
-    [O_MODEL] = {"model", NULL, OPT_STR, NULL, 0, -1, "model name to send (default: the first of /v1/models)"},
+    [O_MODEL] = {"model", NULL, OPT_STR | OPT_CMD_ENV, NULL, 0, -1, "model name to send (default: the first of /v1/models)"},
     [O_TIMEOUT] = {"timeout", NULL, OPT_FLOAT, "600", 0.001, 1e6, "seconds one request may take"},
     [O_SEED] = {"seed", NULL, OPT_INT, NULL, 0, 9.2e18,
                 "seed of the prompts, lengths and arrivals (default: from the clock, so that a server's prefix "

@@ -12,7 +12,7 @@
 
 static int set_value(const char *cmd, const opt_def *d, opt_val *v, const char *text, const char *src) {
     char *end;
-    switch (d->type) {
+    switch (OPT_KIND(d)) {
     case OPT_BOOL:
         if (!text || !strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "on")) v->b = true;
         else if (!strcmp(text, "0") || !strcmp(text, "false") || !strcmp(text, "off")) v->b = false;
@@ -36,6 +36,7 @@ static int set_value(const char *cmd, const opt_def *d, opt_val *v, const char *
         break;
     }
     case OPT_STR: v->s = text; break;
+    case OPT_CMD_ENV: goto bad; /* a flag, never a kind */
     }
     v->set = true;
     return 0;
@@ -47,6 +48,19 @@ range:
     return -1;
 }
 
+/* SHARDLM_[CMD_]NAME: upper-cased, dashes and spaces as underscores. */
+static void env_name(const char *cmd, const char *name, char *out, size_t cap) {
+    size_t k = (size_t)snprintf(out, cap, "SHARDLM_");
+    const char *parts[2] = {cmd, name};
+    for (int j = 0; j < 2; j++) {
+        if (!parts[j]) continue;
+        for (const char *p = parts[j]; *p && k + 1 < cap; p++)
+            out[k++] = *p == '-' || *p == ' ' ? '_' : (char)toupper((unsigned char)*p);
+        if (j == 0 && k + 1 < cap) out[k++] = '_';
+    }
+    out[k] = '\0';
+}
+
 void opts_print_help(const char *cmd, const char *usage, const opt_def *defs, int n_defs) {
     printf("usage: shardlm %s %s\n\noptions:\n", cmd, usage);
     for (int i = 0; i < n_defs; i++) {
@@ -54,7 +68,8 @@ void opts_print_help(const char *cmd, const char *usage, const opt_def *defs, in
         char flag[64];
         if (d->alias) snprintf(flag, sizeof flag, "-%s, --%s", d->alias, d->name);
         else snprintf(flag, sizeof flag, "    --%s", d->name);
-        const char *arg = d->type == OPT_BOOL ? "" : d->type == OPT_STR ? " S" : d->type == OPT_INT ? " N" : " F";
+        const opt_type t = OPT_KIND(d);
+        const char *arg = t == OPT_BOOL ? "" : t == OPT_STR ? " S" : t == OPT_INT ? " N" : " F";
         char left[80];
         snprintf(left, sizeof left, "%s%s", flag, arg);
         printf("  %-26s %s", left, d->help);
@@ -62,23 +77,33 @@ void opts_print_help(const char *cmd, const char *usage, const opt_def *defs, in
         putchar('\n');
     }
     printf("  %-26s %s\n", "-h, --help", "show this help");
-    printf("\nEvery option can also be set as SHARDLM_<NAME> in the environment.\n");
+    char pre[64];
+    env_name(cmd, NULL, pre, sizeof pre);
+    printf("\nEvery option can also be set in the environment as %s<NAME> (this command) or SHARDLM_<NAME>\n"
+           "(every command that has it; not for options marked * below).\n", pre);
+    bool any = false;
+    for (int i = 0; i < n_defs; i++) any |= (defs[i].type & OPT_CMD_ENV) != 0;
+    if (any) {
+        printf("  *");
+        for (int i = 0; i < n_defs; i++)
+            if (defs[i].type & OPT_CMD_ENV) printf(" --%s", defs[i].name);
+        putchar('\n');
+    }
 }
 
-static void env_name(const char *name, char *out, size_t cap) {
-    size_t k = snprintf(out, cap, "SHARDLM_");
-    for (const char *p = name; *p && k + 1 < cap; p++) out[k++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-    out[k] = '\0';
-}
 
 int opts_parse(const char *cmd, const char *usage, const opt_def *defs, int n_defs, opt_val *vals, int argc,
                char **argv, const char **pos, int max_pos, int *n_pos) {
     memset(vals, 0, sizeof(opt_val) * (size_t)n_defs);
     *n_pos = 0;
     for (int i = 0; i < n_defs; i++) {
-        char env[96];
-        env_name(defs[i].name, env, sizeof env);
+        char env[128];
+        env_name(cmd, defs[i].name, env, sizeof env);
         const char *e = getenv(env);
+        if (!e && !(defs[i].type & OPT_CMD_ENV)) {
+            env_name(NULL, defs[i].name, env, sizeof env);
+            e = getenv(env);
+        }
         if (e) {
             if (set_value(cmd, &defs[i], &vals[i], e, env) < 0) return -1;
         } else if (defs[i].def) {
@@ -116,7 +141,7 @@ int opts_parse(const char *cmd, const char *usage, const opt_def *defs, int n_de
         }
         const char *text = NULL;
         if (eq) text = eq + 1;
-        else if (defs[k].type != OPT_BOOL) {
+        else if (OPT_KIND(&defs[k]) != OPT_BOOL) {
             if (a + 1 >= argc) {
                 fprintf(stderr, "shardlm %s: option '%s' needs a value\n", cmd, arg);
                 return -1;

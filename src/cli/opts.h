@@ -3,9 +3,11 @@
  * --help (after redis' static_configs[]). Each command declares an array of
  * opt_def and gets back an array of opt_val in the same order.
  *
- * Precedence: command-line flag > environment variable SHARDLM_<NAME>
- * (upper-cased, dashes as underscores) > default. Numbers are range-checked
- * once here; commands then read the values as constants.
+ * Precedence: command-line flag > SHARDLM_<CMD>_<NAME> (this command only)
+ * > SHARDLM_<NAME> (every command with that option, unless the option is
+ * marked OPT_CMD_ENV because its meaning differs between commands) >
+ * default; names upper-cased, dashes and spaces as underscores. Numbers are
+ * range-checked once here; commands then read the values as constants.
  */
 #ifndef SL_CLI_OPTS_H
 #define SL_CLI_OPTS_H
@@ -13,7 +15,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum opt_type { OPT_BOOL, OPT_INT, OPT_FLOAT, OPT_STR } opt_type;
+typedef enum opt_type {
+    OPT_BOOL, OPT_INT, OPT_FLOAT, OPT_STR,
+    /* or-ed into a type: only SHARDLM_<CMD>_<NAME> sets the option, not the shared
+     * SHARDLM_<NAME> (its name means something else in other commands) */
+    OPT_CMD_ENV = 0x100,
+} opt_type;
+#define OPT_KIND(d) ((opt_type)((d)->type & 0xff))
 
 typedef struct opt_def {
     const char *name;  /* long name without dashes: "temp" → --temp */

@@ -795,12 +795,38 @@ static void e2e_errors(const server *s) {
     CHECK_MSG(secs < 10, "a run of two timed-out requests took %.1f s", secs);
 }
 
+/* SHARDLM_MODEL names a model file for serve/run: loadgen's --model (a model
+ * name) takes only SHARDLM_LOADGEN_MODEL from the environment. */
+static void e2e_env(const server *s) {
+    const char *args[] = {"-n", "2", "-c", "1", "--max-tokens", "4", "--json", "-q", NULL};
+    setenv("SHARDLM_MODEL", "../shared/models/stories260K.gguf", 1);
+    char *out = NULL, *err = NULL;
+    int rc = loadgen(s, args, &out, &err, NULL);
+    json_t *o = json_loads(out ? out : "", 0, NULL);
+    free(out);
+    free(err);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_STR(json_string_value(json_object_get(o, "model")), "stories260K");
+    json_decref(o);
+    setenv("SHARDLM_LOADGEN_MODEL", "nope", 1);
+    rc = loadgen(s, args, &out, &err, NULL);
+    o = json_loads(out ? out : "", 0, NULL);
+    free(out);
+    free(err);
+    unsetenv("SHARDLM_MODEL");
+    unsetenv("SHARDLM_LOADGEN_MODEL");
+    CHECK_EQ_INT(rc, 1);
+    CHECK_EQ_INT(num(o, "errors.http"), 2);
+    json_decref(o);
+}
+
 TEST(loadgen_against_shardlm_serve) {
     server s;
     bool up = server_start(&s);
     if (up) e2e_main_run(&s);
     if (up && !sl_test_failed()) e2e_w2_chat_table(&s);
     if (up && !sl_test_failed()) e2e_errors(&s);
+    if (up && !sl_test_failed()) e2e_env(&s);
     server_stop(&s);
     CHECK(up);
 }
