@@ -16,6 +16,7 @@
 #include "server/http.h"
 #include "server/sched.h"
 #include "router/etcd.h"
+#include "template/template.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -58,7 +59,17 @@ static const opt_def OPTS[O_COUNT] = {
     [O_ETCD_TTL] = {"etcd-ttl", NULL, OPT_INT, "10", 2, 3600, "etcd lease TTL, seconds"},
 };
 
-/* The chat template: --chat-template FILE, else the file's own; NULL = built-in fallback. */
+/* Whether a template compiles (a syntax error is known before any request). */
+static bool template_compiles(const char *src) {
+    sl_template *t = NULL;
+    sl_status st = sl_template_compile(src, strlen(src), &t);
+    sl_template_destroy(t);
+    return st == SL_OK;
+}
+
+/* The chat template: --chat-template FILE (it must compile), else the file's
+ * own (one that does not compile is reported and replaced by the built-in
+ * fallback, as llama.cpp does); NULL = built-in fallback. */
 static char *load_template(const opt_val *v, const sl_model *m, bool *failed) {
     *failed = false;
     if (v->set) {
@@ -66,12 +77,25 @@ static char *load_template(const opt_val *v, const sl_model *m, bool *failed) {
         if (!t) {
             fprintf(stderr, "shardlm serve: cannot read --chat-template '%s'\n", v->s);
             *failed = true;
+        } else if (!template_compiles(t)) {
+            fprintf(stderr, "shardlm serve: --chat-template '%s': %s\n", v->s, sl_last_error());
+            free(t);
+            t = NULL;
+            *failed = true;
         }
         return t;
     }
     sl_str s;
-    if (sl_gguf_find(m->gguf, "tokenizer.chat_template") && sl_gguf_get_str(m->gguf, "tokenizer.chat_template", &s) == SL_OK)
-        return strndup(s.ptr, s.len);
+    if (sl_gguf_find(m->gguf, "tokenizer.chat_template") && sl_gguf_get_str(m->gguf, "tokenizer.chat_template", &s) == SL_OK) {
+        char *t = strndup(s.ptr, s.len);
+        if (t && !template_compiles(t)) {
+            fprintf(stderr, "shardlm serve: warning: the model's tokenizer.chat_template does not compile (%s); chat "
+                            "requests use the built-in template\n", sl_last_error());
+            free(t);
+            t = NULL;
+        }
+        return t;
+    }
     return NULL;
 }
 

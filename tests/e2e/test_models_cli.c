@@ -263,6 +263,26 @@ TEST(serve_chat_uses_template) {
     CHECK(gemma_named);
 }
 
+/* A --chat-template that does not compile is refused at startup, with the
+ * flag and the place of the error named. */
+TEST(serve_bad_chat_template_refused) {
+    char path[] = "/tmp/shardlm-tpl-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char *bad = "{% for m in messages %}{{ m.content }}\n{% if %}";
+    CHECK(write(fd, bad, strlen(bad)) == (ssize_t)strlen(bad));
+    close(fd);
+    char *argv[] = {(char *)sl_test_bin(), "serve", "-m", "../shared/models/stories260K.gguf", "--port", "0",
+                    "--chat-template", path, NULL};
+    check_cli_error(argv, "--chat-template");
+    char *out = NULL, *err = NULL;
+    sl_test_run(argv, &out, &err, 60);
+    CHECK_MSG(err && strstr(err, "line 2"), "the error does not name the line: %s", err ? err : "");
+    free(out);
+    free(err);
+    unlink(path);
+}
+
 /* `shardlm run --chat`: one reply per line of input, then exit 0 at EOF. */
 TEST(run_chat_reads_lines) {
     char in[] = "/tmp/shardlm-chat-XXXXXX";
