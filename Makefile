@@ -9,6 +9,10 @@
 ifeq ($(origin CC),default)
 CC := gcc
 endif
+# one job per CPU unless -j was given (a full build is ~50 s of compiling on one core)
+ifeq (,$(filter -j% j%,$(MAKEFLAGS)))
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
 SAN ?= 0
 BUILD ?= build
 ifeq ($(SAN),1)
