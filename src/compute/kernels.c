@@ -189,6 +189,16 @@ void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t ws, int64_t nr, vo
     }
 }
 
+void sl_gemm_packing(sl_gemm_packed_fn fn, sl_type t, int64_t K, const void *w, size_t ws, int64_t nr, const void *act,
+                     size_t as, int64_t nt, float *y, int64_t ldy, void *scratch, size_t off) {
+    uint8_t *packed = (uint8_t *)scratch + off;
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
+        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
+        sl_pack_rows(t, K, (const uint8_t *)w + (size_t)c0 * ws, ws, cr, packed);
+        fn(K, packed, cr, act, as, nt, y + c0, ldy, scratch);
+    }
+}
+
 /* ---- exp ------------------------------------------------------------------ */
 
 float sl_expf(float x) {

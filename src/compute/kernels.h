@@ -92,6 +92,11 @@ void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t w_stride, int64_t 
 /* Like sl_gemm_fn, with w the packed tile of row 0 (nr rows from there). */
 typedef void (*sl_gemm_packed_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,
                                   int64_t nt, float *y, int64_t ldy, void *scratch);
+/* An sl_gemm_fn on rows as stored through a packed kernel: SL_GEMM_CHUNK rows
+ * at a time are packed to scratch + off, then fn runs on them (given the
+ * whole scratch; it must not use [off, off + the packed chunk)). */
+void sl_gemm_packing(sl_gemm_packed_fn fn, sl_type t, int64_t K, const void *w, size_t ws, int64_t nr, const void *act,
+                     size_t as, int64_t nt, float *y, int64_t ldy, void *scratch, size_t off);
 
 /* Attention of one query token for the n_q query heads that share one KV
  * head (GQA): for each, softmax(q·K^T * scale) · V over positions

@@ -284,23 +284,13 @@ static void gemm_q8_0_packed(int64_t K, const void *tiles, int64_t nr, const voi
     gemm_q0_packed(true, K, tiles, nr, a, as, nt, y, ldy);
 }
 
-static void gemm_q0(bool q8, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as, int64_t nt,
-                    float *y, int64_t ldy, void *scratch) {
-    const sl_type t = q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0;
-    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
-        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
-        sl_pack_rows(t, K, (const uint8_t *)w + (size_t)c0 * ws, ws, cr, scratch);
-        gemm_q0_packed(q8, K, scratch, cr, act, as, nt, y + c0, ldy);
-    }
-}
-
 static void gemm_q4_0(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
-    gemm_q0(false, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    sl_gemm_packing(gemm_q4_0_packed, SL_TYPE_Q4_0, K, w, ws, nr, a, as, nt, y, ldy, scratch, 0);
 }
 static void gemm_q8_0(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
-    gemm_q0(true, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    sl_gemm_packing(gemm_q8_0_packed, SL_TYPE_Q8_0, K, w, ws, nr, a, as, nt, y, ldy, scratch, 0);
 }
 
 /* ---- K-quants ---- */

@@ -316,24 +316,13 @@ static void gemm_q8_0_packed(int64_t K, const void *tiles, int64_t nr, const voi
     gemm_q0_packed(true, K, tiles, nr, a, as, nt, y, ldy);
 }
 
-/* Rows as stored: pack a chunk into scratch, then the packed kernel. */
-static void gemm_q0(bool q8, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as, int64_t nt,
-                    float *y, int64_t ldy, void *scratch) {
-    const sl_type t = q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0;
-    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
-        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
-        sl_pack_rows(t, K, (const uint8_t *)w + (size_t)c0 * ws, ws, cr, scratch);
-        gemm_q0_packed(q8, K, scratch, cr, act, as, nt, y + c0, ldy);
-    }
-}
-
 static void gemm_q4_0(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
-    gemm_q0(false, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    sl_gemm_packing(gemm_q4_0_packed, SL_TYPE_Q4_0, K, w, ws, nr, a, as, nt, y, ldy, scratch, 0);
 }
 static void gemm_q8_0(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
-    gemm_q0(true, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    sl_gemm_packing(gemm_q8_0_packed, SL_TYPE_Q8_0, K, w, ws, nr, a, as, nt, y, ldy, scratch, 0);
 }
 
 
@@ -751,17 +740,9 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
     }
 }
 
-/* Rows as stored: pack a chunk into the end of scratch, then the packed path. */
-static void gemm_kq(sl_type type, int64_t K, const void *w, size_t ws, int64_t nr, const void *act, size_t as,
-                    int64_t nt, float *y, int64_t ldy, void *scratch) {
-    const size_t unpacked = (size_t)SL_GEMM_CHUNK / 16 * (size_t)(K / QK_K) * KQ_BLOCK_BYTES;
-    uint8_t *packed = (uint8_t *)scratch + unpacked;
-    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
-        const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
-        sl_pack_rows(type, K, (const uint8_t *)w + (size_t)c0 * ws, ws, cr, packed);
-        gemm_kq_packed(type, K, packed, cr, act, as, nt, y + c0, ldy, scratch);
-    }
-}
+/* Scratch the many-token K-quant kernel unpacks into (SL_GEMM_CHUNK rows); a
+ * chunk packed from rows as stored goes after it. */
+#define KQ_UNPACKED(K) ((size_t)SL_GEMM_CHUNK / 16 * (size_t)((K) / QK_K) * KQ_BLOCK_BYTES)
 
 #define KQ_PACKED(name, type)                                                                                     \
     static void name(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,     \
@@ -774,15 +755,15 @@ KQ_PACKED(gemm_q6_K_packed, SL_TYPE_Q6_K)
 
 static void gemm_q4_K(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
-    gemm_kq(SL_TYPE_Q4_K, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    sl_gemm_packing(gemm_q4_K_packed, SL_TYPE_Q4_K, K, w, ws, nr, a, as, nt, y, ldy, scratch, KQ_UNPACKED(K));
 }
 static void gemm_q5_K(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
-    gemm_kq(SL_TYPE_Q5_K, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    sl_gemm_packing(gemm_q5_K_packed, SL_TYPE_Q5_K, K, w, ws, nr, a, as, nt, y, ldy, scratch, KQ_UNPACKED(K));
 }
 static void gemm_q6_K(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
-    gemm_kq(SL_TYPE_Q6_K, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    sl_gemm_packing(gemm_q6_K_packed, SL_TYPE_Q6_K, K, w, ws, nr, a, as, nt, y, ldy, scratch, KQ_UNPACKED(K));
 }
 
 /* ---- attention ------------------------------------------------------------------------------ */
