@@ -608,6 +608,12 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     if (s->p.n_ctx <= 0 || s->p.n_ctx > hp->n_ctx_train) s->p.n_ctx = hp->n_ctx_train;
     const int32_t bs = s->p.block_size;
     const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    if (p->max_num_seqs < 1 || p->max_num_batched_tokens < p->max_num_seqs) {
+        /* a step must hold one token of every running sequence, or the youngest would wait for the oldest */
+        st = SL_FAIL(SL_ERR_INVALID, "max_num_batched_tokens %d is less than max_num_seqs %d (or that is < 1)",
+                     p->max_num_batched_tokens, p->max_num_seqs);
+        goto fail;
+    }
     if (p->kv_type != SL_TYPE_F32 && p->kv_type != SL_TYPE_F16 && p->kv_type != SL_TYPE_Q8_0) {
         st = SL_FAIL(SL_ERR_INVALID, "KV type %s is not supported (f32, f16, q8_0)", sl_type_name(p->kv_type));
         goto fail;

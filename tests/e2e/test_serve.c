@@ -577,6 +577,25 @@ TEST(serve_kv_mem_forms) {
     }
 }
 
+/* A step must hold a token of every running sequence: a budget below
+ * --max-num-seqs is refused naming both flags; without --max-num-batched-tokens
+ * the budget follows a larger --max-num-seqs, and the server serves. */
+TEST(serve_step_budget_covers_seqs) {
+    char *argv[] = {(char *)sl_test_bin(), "serve", "-m", MODEL, "--port", "0", "--max-num-seqs", "200",
+                    "--max-num-batched-tokens", "100", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = sl_test_run(argv, &out, &err, 20);
+    bool named = err && strstr(err, "--max-num-batched-tokens 100") && strstr(err, "--max-num-seqs 200");
+    CHECK_MSG(rc == 1 && named, "exit %d, stderr '%s'", rc, err ? err : "");
+    free(out);
+    free(err);
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--max-num-seqs", "200", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    CHECK_EQ_INT(alone_vs_together(p.url, 2, body_greedy24), 2);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+}
+
 static int raw_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
