@@ -11,7 +11,7 @@
  * efficiency of that type.
  *
  *   cc -O2 -Iinclude -Isrc bench/kq_decode.c build/libshardlm.a -lm -pthread -o build/kq_decode
- *   build/kq_decode [TABLE=avx512] [K=4096] [BYTES=262144] [SECONDS=1] [TYPES=Q4_K,Q5_K,Q6_K,Q4_0]
+ *   build/kq_decode [TABLE=avx512] [K=4096] [BYTES=262144] [SECONDS=1] [TYPES=Q4_K,Q5_K,Q6_K,Q4_0,Q8_0]
  */
 #include "compute/kernels.h"
 #include "compute/quant.h"
@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int bad = 0;
-    const sl_type types[] = {SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_Q4_0};
+    const sl_type types[] = {SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_Q4_0, SL_TYPE_Q8_0};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (kt->gemm_packed[types[i]] && (!only || strstr(only, sl_type_get(types[i])->name)))
             bad |= run(kt, types[i], K, bytes, secs);

@@ -209,6 +209,9 @@ AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm51
 #ifndef SL_PREFETCH_BYTES
 #define SL_PREFETCH_BYTES 4096 /* software prefetch distance of the decode kernels */
 #endif
+#ifndef Q0_FAR_PREFETCH_BYTES
+#define Q0_FAR_PREFETCH_BYTES 16384 /* L2 prefetch distance of the Q4_0/Q8_0 decode kernel (0: none) */
+#endif
 
 
 /* NT tokens against one packed tile: out[t] = the 16 rows. Per block the
@@ -232,7 +235,10 @@ AI void q0p_tokens(int NT, bool q8, const uint8_t *tile, int64_t nb, const uint8
         const uint8_t *tb = tile + (size_t)b * G;
         { /* keep several lines in flight from memory (the first token group of a tile streams it in) */
 #pragma GCC unroll 8
-            for (size_t o = 0; o < G; o += 64) _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
+            for (size_t o = 0; o < G; o += 64) {
+                _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
+                if (Q0_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(tb + Q0_FAR_PREFETCH_BYTES + o), _MM_HINT_T2);
+            }
             if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + SL_PREFETCH_BYTES / 8), _MM_HINT_T0);
         }
         __m512i W[8];
