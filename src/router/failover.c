@@ -70,7 +70,9 @@ sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t 
             goto fail;
         }
         json_int_t left = (json_is_integer(mv) ? json_integer_value(mv) : (json_int_t)json_real_value(mv)) - n_gen;
-        if (left < 1) {
+        /* all of them streamed: an engine that knows what was sent can still release the text the failed one
+         * held back (max_tokens 0 with shardlm_resume); without that there is nothing to continue */
+        if (left < 0 || (left == 0 && !(n_gen > 0 && text_sent >= 0))) {
             st = SL_FAIL(SL_ERR_RANGE, "continuation: the %d tokens streamed used up %s", n_gen, mt);
             goto fail;
         }

@@ -33,7 +33,9 @@ typedef enum sl_fo_kind { SL_FO_COMPLETIONS, SL_FO_CHAT } sl_fo_kind;
  * engine replays the generated tokens through its detokenizer and stop-string
  * matcher and releases what the first engine still held back (a possible stop
  * string, an incomplete UTF-8 character) before its new text; -1: not sent.
- * SL_ERR_RANGE when the original's max_tokens is already used up. */
+ * When every allowed token was streamed, the continuation asks for
+ * max_tokens 0 with the resume field (the engine only releases what was held
+ * back and finishes with "length"); SL_ERR_RANGE if text_sent is -1 then. */
 sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t *prompt, int32_t n_prompt,
                              const int32_t *gen, int32_t n_gen, int64_t text_sent, char **out);
 

@@ -526,7 +526,8 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     x = ctx->n_ctx - r->n_prompt;
     if (present(o, mt)) {
         r->max_tokens_given = true;
-        if (!get_int(o, mt, 1, 1LL << 31, &x, e)) goto done;
+        /* 0 only when resuming a stream that used up its tokens (sl_req_params) */
+        if (!get_int(o, mt, p->resume_generated > 0 ? 0 : 1, 1LL << 31, &x, e)) goto done;
         if (x > ctx->n_ctx - r->n_prompt) {
             sl_api_set_error(e, 400, mt, "This model's maximum context length is %d tokens: %d in the prompt plus %lld "
                              "requested by '%s' exceed it", ctx->n_ctx, r->n_prompt, x, mt);

@@ -168,7 +168,9 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->p = *p;
     for (int i = 0; i < p->n_stop; i++) r->p.stop[i] = NULL;
     r->n_prompt = n_prompt;
-    int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : n_ctx);
+    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0))
+        return SL_FAIL(SL_ERR_INVALID, "max_tokens %d: needs at least 1 (0 only when resuming a stream)", p->max_tokens);
+    int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : 1);
     r->max_ctx = (int32_t)(max_ctx > n_ctx ? n_ctx : max_ctx);
     r->cap_tokens = r->max_ctx + 1;
     r->tokens = sl_alloc_array((size_t)r->cap_tokens, sizeof(int32_t));
@@ -541,13 +543,22 @@ static void *sched_main(void *arg) {
             pthread_mutex_unlock(&s->mu);
             break;
         }
+        list done;
+        list_init(&done);
         while (!list_empty(&s->incoming)) {
             sl_req *r = s->incoming.head.next;
             list_remove(&s->incoming, r);
-            r->state = ST_WAITING;
-            list_push_back(&s->waiting, r);
+            /* a resumed stream with no token left: only its held-back text to release */
+            list_push_back(r->p.max_tokens == 0 ? &done : &s->waiting, r);
+            r->state = r->p.max_tokens == 0 ? ST_DONE : ST_WAITING;
         }
         pthread_mutex_unlock(&s->mu);
+        while (!list_empty(&done)) {
+            sl_req *r = done.head.next;
+            list_remove(&done, r);
+            finish_req(s, r, SL_FR_LENGTH, 0, NULL);
+            sl_req_release(r);
+        }
         if (!step(s)) {
             /* nothing runnable (e.g. everything waits for blocks): wait for a change */
             pthread_mutex_lock(&s->mu);

@@ -53,7 +53,10 @@ typedef struct sl_req_params {
      * text the client already has resume_text_sent bytes. They are replayed
      * through the detokenizer and the stop-string matcher, so text the other
      * engine still held back (a possible stop string, an incomplete UTF-8
-     * character) is released here; 0: an ordinary request. */
+     * character) is released here; 0: an ordinary request. With
+     * max_tokens 0 (the other engine produced every token it was allowed
+     * and failed before its final event) nothing is computed: the held-back
+     * text is released and the request finishes with "length". */
     int32_t resume_generated;
     int64_t resume_text_sent;
 } sl_req_params;

@@ -424,6 +424,17 @@ TEST(serve_resume_releases_held_text) {
     /* nothing held: exactly the rest */
     char *rest = resume_text(url, g, N, M - N, NULL, (long long)L);
     CHECK_MSG(rest && !strcmp(rest, want + L), "resumed: [%s], want [%s]", rest ? rest : "(error)", want + L);
+    /* every token already streamed (max_tokens 0): only the held-back bytes come, nothing is generated */
+    char *tail = resume_text(url, g, N, 0, stop, (long long)L - 3);
+    CHECK_MSG(tail && !strcmp(tail, tn + L - 3), "resumed with no token left: [%s], want [%s]", tail ? tail : "(error)",
+              tn + L - 3);
+    free(tail);
+    /* max_tokens 0 is refused without the resume field */
+    {
+        resp z = http(url, "/v1/completions", "{\"prompt\":[1,2,3],\"max_tokens\":0}", NULL);
+        CHECK_MSG(z.status == 400 && strstr(z.body, "max_tokens"), "max_tokens 0: %ld %s", z.status, z.body);
+        free(z.body);
+    }
     /* without the resume field the held bytes are not known to the engine: they are missing (what the field fixes) */
     char *plain = resume_text(url, g, N, M - N, stop, -1);
     CHECK(plain && !strcmp(plain, want + L));

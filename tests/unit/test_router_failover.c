@@ -49,6 +49,13 @@ TEST(continuation_completions) {
     free(body);
     json_object_set_new(o, "max_tokens", json_integer(3));
     CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, -1, &body) == SL_ERR_RANGE);
+    /* used up, the text sent known: max_tokens 0 asks the engine only for what the first one held back */
+    CHECK_OK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, 17, &body));
+    CHECK_STR(body, "{\"model\":\"m\",\"prompt\":[1,403,11,12,13],\"max_tokens\":0,\"temperature\":0.5,\"seed\":7,"
+                    "\"stream\":true,\"stop\":[\"x\"],\"user\":\"u\",\"shardlm_resume\":{\"generated\":3,\"text_sent\":17}}");
+    free(body);
+    json_object_set_new(o, "max_tokens", json_integer(2));
+    CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, 17, &body) == SL_ERR_RANGE);
     json_decref(o);
 }
 
