@@ -34,6 +34,7 @@
  * 1.3–2x for 16 tokens and more (below 12 tokens VNNI is faster).
  */
 #include "kernels.h"
+#include "kq_steps.h"
 
 #include "quant.h"
 
@@ -272,13 +273,14 @@ AI void kq_products(int n_sub, int kb, const uint8_t *o, const uint8_t *act, siz
     else _tile_stored(1, c + 256 * (n_sub - 1), 64);
 }
 
-/* The integer and float steps of super-block s for tokens t < m (kq_tokens'
- * sequence in kernels_avx512.c, with isum_j from the stored products c). */
+/* The integer and float steps of super-block s for tokens t < m: kq_tokens'
+ * sequence in kernels_avx512.c (sl_kq_end), with isum_j from the stored
+ * products c. */
 AI void kq_scale(bool q6, const uint8_t *ob, const int32_t *c, const uint8_t *act, size_t as, int64_t s, int m,
                  __m512 acc[16]) {
     const __m512i *o = (const __m512i *)ob;
     const int n_sub = q6 ? 16 : 8;
-    const __m512 d = _mm512_load_ps((const float *)(o + SL_KQ_D));
+    const __m512 d = _mm512_load_ps((const float *)(o + SL_KQ_D)), dmin = _mm512_load_ps((const float *)(o + SL_KQ_DMIN));
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) {
         if (t >= m) continue;
@@ -287,30 +289,7 @@ AI void kq_scale(bool q6, const uint8_t *ob, const int32_t *c, const uint8_t *ac
         for (int j = 0; j < n_sub; j++)
             isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(_mm512_load_si512(c + 256 * j + 16 * t),
                                                              _mm512_load_si512(o + SL_KQ_SC + j)));
-        const __m512 da = _mm512_set1_ps(at->d);
-        if (q6) {
-            __m512i cr = _mm512_setzero_si512();
-            for (int i = 0; i < 8; i++) {
-                int32_t pr;
-                memcpy(&pr, at->bsums + 2 * i, 4);
-                cr = _mm512_dpwssd_epi32(cr, _mm512_load_si512(o + SL_KQ_MIN + i), _mm512_set1_epi32(pr));
-            }
-            isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(cr, 5));
-        }
-        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(isum), acc[t]);
-        if (!q6) {
-            __m512i imin = _mm512_setzero_si512();
-            for (int i = 0; i < 4; i++) {
-                const int16_t *bs = at->bsums + 4 * i;
-                const int32_t s0 = bs[0] + bs[1], s1 = bs[2] + bs[3];
-                const __m512i pr = _mm512_set1_epi32((int32_t)(((uint32_t)s0 & 0xFFFF) | ((uint32_t)s1 << 16)));
-                imin = _mm512_dpwssd_epi32(imin, _mm512_load_si512(o + SL_KQ_MIN + i), pr);
-            }
-            const __m512 sm = _mm512_mul_ps(_mm512_load_ps((const float *)(o + SL_KQ_DMIN)), da);
-            const __m512 nsm =
-                _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sm), _mm512_set1_epi32((int32_t)0x80000000u)));
-            acc[t] = _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), acc[t]);
-        }
+        acc[t] = sl_kq_end(q6, isum, d, dmin, o + SL_KQ_MIN, at, acc[t]);
     }
 }
 

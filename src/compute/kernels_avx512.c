@@ -18,6 +18,7 @@
  *     unpacked group is loaded once for 8 of them.
  */
 #include "kernels.h"
+#include "kq_steps.h"
 
 #include "core/fp16.h"
 #include "quant.h"
@@ -478,31 +479,9 @@ AI void kq_tokens(int NT, bool q6, const uint8_t *tile, int64_t nb, const uint8_
 #pragma GCC unroll 8
             for (int t = 0; t < NT; t++) isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(acc[t], sc));
         }
-        const __m512 d = _mm512_load_ps((const float *)(o + KQ_D));
+        const __m512 d = _mm512_load_ps((const float *)(o + KQ_D)), dmin = _mm512_load_ps((const float *)(o + KQ_DMIN));
 #pragma GCC unroll 8
-        for (int t = 0; t < NT; t++) {
-            const __m512 da = _mm512_set1_ps(at[t][s].d);
-            if (q6) { /* Σ sc_j (S_j - 32 bsum_j): subtract 32 Σ sc_j bsum_j, as int16 pairs */
-                __m512i c = _mm512_setzero_si512();
-                for (int i = 0; i < 8; i++)
-                    c = _mm512_dpwssd_epi32(c, _mm512_load_si512(o + KQ_MIN + i), bcast32(at[t][s].bsums + 2 * i));
-                isum[t] = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(c, 5));
-            }
-            res[t] = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(isum[t]), res[t]);
-            if (!q6) {
-                __m512i imin = _mm512_setzero_si512();
-                for (int i = 0; i < 4; i++) {
-                    const int16_t *bs = at[t][s].bsums + 4 * i;
-                    const int32_t s0 = bs[0] + bs[1], s1 = bs[2] + bs[3];
-                    const __m512i pr = _mm512_set1_epi32((int32_t)(((uint32_t)s0 & 0xFFFF) | ((uint32_t)s1 << 16)));
-                    imin = _mm512_dpwssd_epi32(imin, _mm512_load_si512(o + KQ_MIN + i), pr);
-                }
-                const __m512 sm = _mm512_mul_ps(_mm512_load_ps((const float *)(o + KQ_DMIN)), da);
-                const __m512 nsm = _mm512_castsi512_ps(
-                    _mm512_xor_si512(_mm512_castps_si512(sm), _mm512_set1_epi32((int32_t)0x80000000u)));
-                res[t] = _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), res[t]);
-            }
-        }
+        for (int t = 0; t < NT; t++) res[t] = sl_kq_end(q6, isum[t], d, dmin, o + KQ_MIN, &at[t][s], res[t]);
     }
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++) out[t] = res[t];
@@ -617,19 +596,10 @@ AI __m512 kq45_decode(bool q5, const uint8_t *tile, int64_t nb, const block_q8_K
             io = _mm512_add_epi32(io, _mm512_mullo_epi32(acc[2 * c + 1], _mm512_shuffle_epi8(src, sel_byte(2 * (c % 2) + 1))));
         }
         const __m512i isum = _mm512_add_epi32(ie, _mm512_srai_epi32(io, q5 ? 1 : 4));
-        const __m512 da = _mm512_set1_ps(as->d);
-        res = _mm512_fmadd_ps(_mm512_mul_ps(f16_lo(dd), da), _mm512_cvtepi32_ps(isum), res);
-        __m512i imin = _mm512_setzero_si512();
+        __m512i mn[4];
 #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            const int16_t *bs = as->bsums + 4 * i;
-            const int32_t a0 = bs[0] + bs[1], a1 = bs[2] + bs[3];
-            const __m512i pr = _mm512_set1_epi32((int32_t)(((uint32_t)a0 & 0xFFFF) | ((uint32_t)a1 << 16)));
-            imin = _mm512_dpwssd_epi32(imin, _mm512_shuffle_epi8(i < 2 ? mnl : mnh, sel_pair(2 * (i % 2))), pr);
-        }
-        const __m512 sm = _mm512_mul_ps(f16_hi(dd), da);
-        const __m512 nsm = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(sm), _mm512_set1_epi32((int32_t)0x80000000u)));
-        res = _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), res);
+        for (int i = 0; i < 4; i++) mn[i] = _mm512_shuffle_epi8(i < 2 ? mnl : mnh, sel_pair(2 * (i % 2)));
+        res = sl_kq_end(false, isum, f16_lo(dd), f16_hi(dd), mn, as, res);
     }
 #undef LD
     return res;
