@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <stdlib.h>
 #include <time.h>
@@ -94,9 +95,15 @@ int sl_test_run(char *const argv[], char **out, char **err, int timeout_s) {
     if (pipe(pe) != 0) { close(po[0]); close(po[1]); return -1; }
     fflush(stdout);
     fflush(stderr);
+    const pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid < 0) return -1;
+    if (pid < 0) {
+        close(po[0]);
+        close(po[1]);
+        return -1;
+    }
     if (pid == 0) {
+        sl_test_child_setup(parent);
         dup2(po[1], 1);
         dup2(pe[1], 2);
         close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
@@ -138,6 +145,48 @@ int sl_test_run(char *const argv[], char **out, char **err, int timeout_s) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* ---- processes a test starts ---- */
+
+#define MAX_PROCS 64
+static pid_t procs[MAX_PROCS];
+
+/* Whether pid is still our child, not yet reaped (asked without reaping it). */
+static bool is_child(pid_t pid) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    return pid > 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/* At exit: kill what is still running — only PIDs that are still our
+ * unreaped children, never a recycled PID. */
+static void kill_procs(void) {
+    for (int i = 0; i < MAX_PROCS; i++) {
+        if (is_child(procs[i])) {
+            kill(procs[i], SIGKILL);
+            waitpid(procs[i], NULL, 0);
+        }
+        procs[i] = 0;
+    }
+}
+
+void sl_test_track(pid_t pid) {
+    static bool registered;
+    if (!registered) {
+        atexit(kill_procs);
+        registered = true;
+    }
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (!is_child(procs[i])) {
+            procs[i] = pid;
+            return;
+        }
+}
+
+void sl_test_child_setup(pid_t parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1); /* the parent died before prctl */
+}
+
 int sl_test_proc_start(sl_test_proc *p, char *const args[], int timeout_s) {
     memset(p, 0, sizeof *p);
     p->pid = -1;
@@ -164,6 +213,7 @@ int sl_test_proc_start(sl_test_proc *p, char *const args[], int timeout_s) {
     close(po[1]);
     p->pid = pid;
     p->out_fd = po[0];
+    sl_test_track(pid);
     char buf[4096];
     size_t len = 0;
     struct timespec t0, t1;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 typedef void (*sl_test_fn)(void);
 void sl_test_register(const char *name, sl_test_fn fn);
@@ -96,8 +97,15 @@ typedef struct sl_test_proc {
 
 /* Start `$BUILD/shardlm args...` (args NULL-terminated, without the binary)
  * and wait up to timeout_s for a line with "http://...:PORT". Returns 0 on
- * success; on failure the process is killed. */
+ * success; on failure the process is killed. The process dies with the test
+ * binary (PR_SET_PDEATHSIG) and is killed at exit if still running, so a
+ * test binary stopped by a timeout or a failed CHECK leaves nothing behind. */
 int sl_test_proc_start(sl_test_proc *p, char *const args[], int timeout_s);
+/* For other processes a test forks: call sl_test_child_setup(parent PID) first
+ * thing in the child (it dies with the test binary), sl_test_track(pid) in the
+ * parent (killed at exit if still running). */
+void sl_test_child_setup(pid_t parent);
+void sl_test_track(pid_t pid);
 /* Send `sig` (e.g. SIGTERM), wait up to timeout_s (then SIGKILL); returns the
  * exit status, or -1 when it was killed. */
 int sl_test_proc_stop(sl_test_proc *p, int sig, int timeout_s);

@@ -33,7 +33,6 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -590,6 +589,7 @@ static bool server_start(server *s) {
     if (pipe(p) != 0) return false;
     fflush(stdout);
     fflush(stderr);
+    const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(p[0]);
@@ -597,7 +597,7 @@ static bool server_start(server *s) {
         return false;
     }
     if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+        sl_test_child_setup(parent); /* never outlive the test */
         dup2(p[1], 1);
         int dn = open("/dev/null", O_RDWR);
         if (dn >= 0) {
@@ -610,6 +610,7 @@ static bool server_start(server *s) {
         _exit(127);
     }
     close(p[1]);
+    sl_test_track(pid);
     s->pid = pid;
     s->out = p[0];
     char buf[4096];

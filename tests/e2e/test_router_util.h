@@ -4,8 +4,8 @@
  * x-shardlm-engine header, an SSE reader written independently of the
  * router's, Prometheus scraping, engine/router/etcd processes on free ports.
  *
- * Every process a test starts is recorded; rt_cleanup() (also registered with
- * atexit) stops what is still running, by PID.
+ * Every process a test starts is recorded by the harness (sl_test_track),
+ * which stops what is still running at exit, by PID.
  */
 #ifndef TEST_ROUTER_UTIL_H
 #define TEST_ROUTER_UTIL_H
@@ -21,7 +21,6 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,102 +42,10 @@ RT_FN void rt_sleep_ms(int ms) {
 
 /* ---- processes ------------------------------------------------------------------- */
 
-#define RT_MAX_PROCS 64
-static pid_t rt_pids[RT_MAX_PROCS];
-
-/* Whether pid is still our child, not yet reaped (asked without reaping it). */
-RT_FN bool rt_is_child(pid_t pid) {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    return pid > 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
-}
-
-/* Kill what is still running: only PIDs that are still our unreaped children,
- * never a recycled PID. */
-RT_FN void rt_cleanup(void) {
-    for (int i = 0; i < RT_MAX_PROCS; i++) {
-        if (rt_is_child(rt_pids[i])) {
-            kill(rt_pids[i], SIGKILL);
-            waitpid(rt_pids[i], NULL, 0);
-        }
-        rt_pids[i] = 0;
-    }
-}
-
-RT_FN void rt_track(pid_t pid) {
-    static bool registered;
-    if (!registered) {
-        atexit(rt_cleanup);
-        registered = true;
-    }
-    for (int i = 0; i < RT_MAX_PROCS; i++)
-        if (!rt_is_child(rt_pids[i])) {
-            rt_pids[i] = pid;
-            return;
-        }
-}
-
 /* Start `$BUILD/shardlm ARGS...` and wait (60 s at most) for a line with
- * "http://HOST:PORT" on its stdout; its stderr is ours. Like
- * sl_test_proc_start, and the child dies with this process (PR_SET_PDEATHSIG),
- * so a test binary killed by a timeout leaves nothing running. */
-RT_FN bool rt_start(sl_test_proc *p, char *const args[]) {
-    memset(p, 0, sizeof *p);
-    p->pid = -1;
-    p->out_fd = -1;
-    int po[2];
-    if (pipe(po) != 0) return false;
-    char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)sl_test_bin();
-    for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
-    argv[n] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(po[0]);
-        close(po[1]);
-        return false;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(1);
-        dup2(po[1], 1);
-        close(po[0]);
-        close(po[1]);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) dup2(devnull, 0);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(po[1]);
-    p->pid = pid;
-    p->out_fd = po[0];
-    rt_track(pid);
-    char buf[4096];
-    size_t len = 0;
-    double t0 = rt_now();
-    while (rt_now() - t0 < 60) {
-        struct pollfd f = {p->out_fd, POLLIN, 0};
-        if (poll(&f, 1, 100) <= 0) continue;
-        ssize_t k = read(p->out_fd, buf + len, sizeof buf - 1 - len);
-        if (k <= 0) break;
-        len += (size_t)k;
-        buf[len] = '\0';
-        const char *u = strstr(buf, "http://");
-        const char *colon = u ? strchr(u + 7, ':') : NULL;
-        if (colon && strchr(colon, '\n')) {
-            p->port = atoi(colon + 1);
-            snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d", p->port);
-            return p->port > 0;
-        }
-        if (len >= sizeof buf - 1) break;
-    }
-    sl_test_proc_stop(p, SIGKILL, 5);
-    return false;
-}
+ * "http://HOST:PORT" on its stdout (sl_test_proc_start: the child dies with
+ * this process and is killed at exit if still running). */
+RT_FN bool rt_start(sl_test_proc *p, char *const args[]) { return sl_test_proc_start(p, args, 60) == 0; }
 
 /* A stories260K engine on a free port; `extra`: more flags, NULL-terminated (or NULL). */
 RT_FN bool rt_start_engine(sl_test_proc *p, const char *const *extra) {
@@ -167,11 +74,10 @@ RT_FN int rt_free_port(void) {
 RT_FN pid_t rt_spawn(char *const argv[], const char *log) {
     fflush(stdout);
     fflush(stderr);
-    pid_t parent = getpid();
+    const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(1);
+        sl_test_child_setup(parent);
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
@@ -180,7 +86,7 @@ RT_FN pid_t rt_spawn(char *const argv[], const char *log) {
         execv(argv[0], argv);
         _exit(127);
     }
-    if (pid > 0) rt_track(pid);
+    if (pid > 0) sl_test_track(pid);
     return pid;
 }
 
