@@ -26,19 +26,23 @@
 #include <string.h>
 #include <time.h>
 
-enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
+enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_COUNT };
 
-/* Default token budget of a step. On a CPU a step's time grows with its
- * tokens (about 3 ms per prompt token for a 1B model on two cores): 128
- * keeps a step carrying prompt chunks under half a second, so decoding
- * streams stall less and a wave of prompts gets its first tokens in turn
- * rather than all at the end of one long step, while each step still does
- * enough work per weight read that prefill loses under 10% (docs/PERF.md:
- * 512 → 128 took the W1 / W2 TTFT p50 at 16 clients from 1,316 / 537 ms to
- * 714 / 337 ms and the inter-token p99 from 1,090 to 380 ms). */
-#define SERVE_STEP_TOKENS 128
+/* Default budgets of a step. On a CPU a step's time grows with its tokens
+ * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
+ * per step: a burst of prompts is served in steps of a few hundred ms, so
+ * decoding streams stall less and a wave of prompts gets its first tokens in
+ * turn rather than all at the end of one long step. Decode tokens are not
+ * held to it (only to the step's whole budget, 512 or --max-num-seqs), so
+ * with many streams the decodes are not starved of prompts finishing.
+ * docs/PERF.md: at 16 clients the W1 / W2 TTFT p50 went from 1,316 / 537 ms
+ * (one 512-token budget) to 714 / 337 ms and the inter-token p99 from 1,090
+ * to 380 ms; at 64 clients a single 128-token budget had cost W1 10% of its
+ * throughput and doubled its TTFT. */
+#define SERVE_STEP_TOKENS 512
+#define SERVE_PREFILL_TOKENS "128"
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -49,7 +53,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_CTX] = {"ctx-size", "c", OPT_INT, "0", 0, 1 << 24, "context length per sequence (0: the model's)"},
     [O_SEQS] = {"max-num-seqs", NULL, OPT_INT, "64", 1, 4096, "sequences in the running batch at most"},
     [O_BATCHED] = {"max-num-batched-tokens", NULL, OPT_INT, NULL, 16, 1 << 20,
-                   "tokens per forward step at most, at least --max-num-seqs (default: 128, or --max-num-seqs if more)"},
+                   "tokens per forward step at most, at least --max-num-seqs (default: 512, or --max-num-seqs if more)"},
+    [O_PREFILL] = {"max-prefill-tokens", NULL, OPT_INT, SERVE_PREFILL_TOKENS, 16, 1 << 20,
+                   "prompt tokens per forward step at most (chunked prefill; decodes are not counted)"},
     [O_BLOCK] = {"block-size", NULL, OPT_INT, "16", 1, 1024, "tokens per KV block"},
     [O_KVMEM] = {"kv-mem", NULL, OPT_STR, "1024", 0, -1, "KV cache memory: MiB, or a share of physical RAM (e.g. 25%)"},
     [O_NOPREFIX] = {"no-prefix-caching", NULL, OPT_BOOL, NULL, 0, -1, "do not reuse the KV blocks of shared prefixes"},
@@ -148,6 +154,7 @@ int cmd_serve(int argc, char **argv) {
         .max_num_seqs = (int32_t)v[O_SEQS].i,
         .max_num_batched_tokens = (int32_t)(v[O_BATCHED].set ? v[O_BATCHED].i
                                             : v[O_SEQS].i > SERVE_STEP_TOKENS ? v[O_SEQS].i : SERVE_STEP_TOKENS),
+        .max_prefill_tokens = (int32_t)v[O_PREFILL].i,
         .block_size = (int32_t)v[O_BLOCK].i,
         .prefix_caching = !v[O_NOPREFIX].b,
     };

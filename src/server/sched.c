@@ -5,7 +5,8 @@
  *   1. take newly submitted requests into the waiting queue; drop cancelled
  *      requests (their blocks go back at once);
  *   2. running requests, oldest first: decode ones take 1 token, those still
- *      in their prompt take a chunk of what the budget leaves; when a pool
+ *      in their prompt take a chunk of what the budget leaves (prompt tokens
+ *      also within the smaller prefill budget); when a pool
  *      runs out of blocks, the newest running request of that pool is
  *      preempted (its blocks released — full ones stay cached — and it goes
  *      back to the front of the waiting queue, to be recomputed);
@@ -461,6 +462,9 @@ static bool step(sl_sched *s) {
             }
         }
     int32_t budget = s->p.max_num_batched_tokens, n_tok = 0, n_seq = 0;
+    /* prompt tokens (prefill chunks, recomputation) also draw on their own, smaller budget: decodes always fit,
+     * so a burst of prompts neither makes one long step that stalls every stream nor starves the decodes */
+    int32_t prefill = s->p.max_prefill_tokens > 0 ? s->p.max_prefill_tokens : budget;
     /* running requests in order; a preemption only ever moves a request that
      * has not been batched yet (see reserve_running), so a snapshot works */
     int32_t n_run = 0;
@@ -471,19 +475,22 @@ static bool step(sl_sched *s) {
         if (r->state != ST_RUNNING) continue; /* preempted for an older request */
         int32_t remaining = r->n_tokens - r->n_computed;
         int32_t chunk = remaining < budget ? remaining : budget;
-        if (!reserve_running(s, r, r->n_computed + chunk)) continue;
+        if (remaining > 1 && chunk > prefill) chunk = prefill; /* still in its prompt */
+        if (chunk <= 0 || !reserve_running(s, r, r->n_computed + chunk)) continue;
         add_to_batch(s, r, chunk, &n_tok, &n_seq);
         budget -= chunk;
+        if (remaining > 1) prefill -= chunk;
     }
     /* admit waiting requests, oldest first; a full pool blocks only its own requests */
     bool pool_blocked[SL_KVM_MAX_POOLS] = {false};
-    for (sl_req *r = s->waiting.head.next, *nx; r != &s->waiting.head && budget > 0; r = nx) {
+    for (sl_req *r = s->waiting.head.next, *nx; r != &s->waiting.head && budget > 0 && prefill > 0; r = nx) {
         nx = r->next;
         if (s->running.n >= s->p.max_num_seqs) break;
         if (pool_blocked[r->kv.pool]) continue;
         int32_t cached = sl_kvm_acquire_prefix(s->kvm, &r->kv, r->tokens, r->n_tokens);
         int32_t remaining = r->n_tokens - cached;
         int32_t chunk = remaining < budget ? remaining : budget;
+        if (chunk > prefill) chunk = prefill;
         if (sl_kvm_reserve(s->kvm, &r->kv, cached + chunk) != SL_OK) {
             sl_kvm_release(s->kvm, &r->kv);
             pool_blocked[r->kv.pool] = true;
@@ -500,6 +507,7 @@ static bool step(sl_sched *s) {
         list_insert_by_age(&s->running, r);
         add_to_batch(s, r, chunk, &n_tok, &n_seq);
         budget -= chunk;
+        prefill -= chunk;
     }
     publish_gauges(s);
     if (n_tok == 0) return false;
@@ -619,10 +627,10 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     if (s->p.n_ctx <= 0 || s->p.n_ctx > hp->n_ctx_train) s->p.n_ctx = hp->n_ctx_train;
     const int32_t bs = s->p.block_size;
     const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
-    if (p->max_num_seqs < 1 || p->max_num_batched_tokens < p->max_num_seqs) {
+    if (p->max_num_seqs < 1 || p->max_num_batched_tokens < p->max_num_seqs || p->max_prefill_tokens < 0) {
         /* a step must hold one token of every running sequence, or the youngest would wait for the oldest */
-        st = SL_FAIL(SL_ERR_INVALID, "max_num_batched_tokens %d is less than max_num_seqs %d (or that is < 1)",
-                     p->max_num_batched_tokens, p->max_num_seqs);
+        st = SL_FAIL(SL_ERR_INVALID, "max_num_batched_tokens %d is less than max_num_seqs %d (or that is < 1, or "
+                     "max_prefill_tokens %d < 0)", p->max_num_batched_tokens, p->max_num_seqs, p->max_prefill_tokens);
         goto fail;
     }
     if (p->kv_type != SL_TYPE_F32 && p->kv_type != SL_TYPE_F16 && p->kv_type != SL_TYPE_Q8_0) {

@@ -114,7 +114,8 @@ typedef struct sl_sched_params {
     int32_t n_ctx;
     int32_t n_threads;
     int32_t max_num_seqs;
-    int32_t max_num_batched_tokens;
+    int32_t max_num_batched_tokens; /* tokens per step at most (>= max_num_seqs) */
+    int32_t max_prefill_tokens;     /* prompt tokens per step at most (0: only the limit above) */
     int32_t block_size;
     int64_t kv_mem_mib;
     sl_type kv_type;        /* F32, F16 (default) or Q8_0 */

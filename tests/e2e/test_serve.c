@@ -590,7 +590,9 @@ TEST(serve_kv_mem_forms) {
 
 /* A step must hold a token of every running sequence: a budget below
  * --max-num-seqs is refused naming both flags; without --max-num-batched-tokens
- * the budget follows a larger --max-num-seqs, and the server serves. */
+ * the budget follows a larger --max-num-seqs, and the server serves — here
+ * with prompts cut into 16-token chunks (--max-prefill-tokens) while others
+ * decode, and outputs the same as alone. */
 TEST(serve_step_budget_covers_seqs) {
     char *argv[] = {(char *)sl_test_bin(), "serve", "-m", MODEL, "--port", "0", "--max-num-seqs", "200",
                     "--max-num-batched-tokens", "100", NULL};
@@ -601,9 +603,10 @@ TEST(serve_step_budget_covers_seqs) {
     free(out);
     free(err);
     sl_test_proc p;
-    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--max-num-seqs", "200", NULL};
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--max-num-seqs", "200", "--max-prefill-tokens",
+                    "16", NULL};
     CHECK(sl_test_proc_start(&p, args, 20) == 0);
-    CHECK_EQ_INT(alone_vs_together(p.url, 2, body_greedy24), 2);
+    CHECK_EQ_INT(alone_vs_together(p.url, 4, body_greedy24), 4);
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
 }
 
