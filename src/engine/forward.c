@@ -182,6 +182,14 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
             pack_job pj = {.f = f};
             atomic_init(&pj.next, 0);
             sl_pool_run(f->pool, pack_worker, &pj);
+            /* the fast path reads only the packed copies from now on: the file's pages of those matrices
+             * leave this process (read back from the file if the reference path or the embedding lookup
+             * of a tied output matrix touches them), so a model is resident once, not twice */
+            for (int32_t i = 0; i < n_mats; i++)
+                if (f->packed[i]) {
+                    const sl_tensor *w = matrix(m, i);
+                    sl_gguf_drop_pages(m->gguf, w->data, w->row_bytes * (size_t)w->ne[1]);
+                }
         }
     }
     if (!ok) {

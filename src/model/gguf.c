@@ -655,6 +655,16 @@ uint32_t sl_gguf_version(const sl_gguf *g) { return g->version; }
 uint32_t sl_gguf_alignment(const sl_gguf *g) { return g->alignment; }
 uint64_t sl_gguf_size(const sl_gguf *g) { return g->size; }
 uint64_t sl_gguf_data_offset(const sl_gguf *g) { return g->data_off; }
+
+size_t sl_gguf_drop_pages(const sl_gguf *g, const void *p, size_t n) {
+    const uintptr_t base = (uintptr_t)g->base, lo = (uintptr_t)p;
+    if (!g->mapped || lo < base || n > g->size || lo - base > g->size - n) return 0;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = (lo + page - 1) & ~(page - 1), b = (lo + n) & ~(page - 1);
+    if (b <= a) return 0;
+    /* advice only: a failure changes nothing but the memory footprint */
+    return madvise((void *)a, (size_t)(b - a), MADV_DONTNEED) == 0 ? (size_t)(b - a) : 0;
+}
 const char *sl_gguf_path(const sl_gguf *g) { return g->path; }
 int64_t sl_gguf_n_kv(const sl_gguf *g) { return g->n_kv; }
 const sl_gguf_kv *sl_gguf_kv_at(const sl_gguf *g, int64_t i) {

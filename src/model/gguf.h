@@ -70,6 +70,13 @@ uint32_t sl_gguf_version(const sl_gguf *g);
 uint32_t sl_gguf_alignment(const sl_gguf *g);
 uint64_t sl_gguf_size(const sl_gguf *g);            /* file size in bytes */
 uint64_t sl_gguf_data_offset(const sl_gguf *g);     /* file offset of tensor data */
+/* This process will not read bytes [p, p + n) of g's data soon (a copy of
+ * them was made): the whole pages inside the range are unmapped from the
+ * process (madvise MADV_DONTNEED) — a later read maps them again from the
+ * file, so nothing is lost; they stay in the page cache, clean, for the
+ * kernel to reclaim. Nothing happens for a GGUF opened from memory or for
+ * a range outside the file. Returns the bytes given back. */
+size_t sl_gguf_drop_pages(const sl_gguf *g, const void *p, size_t n);
 const char *sl_gguf_path(const sl_gguf *g);         /* "<memory>" for memory images */
 
 int64_t sl_gguf_n_kv(const sl_gguf *g);

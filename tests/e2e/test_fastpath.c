@@ -580,3 +580,78 @@ TEST(kv_type_errors) {
     CHECK_EQ_INT(st, SL_ERR_UNSUPPORTED);
     CHECK_MSG(strstr(sl_last_error(), "head size"), "message: %s", sl_last_error());
 }
+
+/* Bytes of the mapping that holds address p resident in this process (the
+ * "Rss:" of its /proc/self/smaps entry), or -1. */
+static long long mapping_rss(const void *p) {
+    FILE *fp = fopen("/proc/self/smaps", "r");
+    if (!fp) return -1;
+    char line[512];
+    bool inside = false;
+    long long rss = -1;
+    while (fgets(line, sizeof line, fp)) {
+        unsigned long long lo, hi;
+        if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+            continue;
+        }
+        long long kb;
+        if (inside && sscanf(line, "Rss: %lld kB", &kb) == 1) {
+            rss = kb * 1024;
+            break;
+        }
+    }
+    fclose(fp);
+    return rss;
+}
+
+/* Once the fast path has packed a model's matrices, the file's pages of
+ * them leave the process (the model is resident once, not twice), and are
+ * read back from the file when something touches them again. */
+TEST(packed_matrices_leave_the_process) {
+    const char *mp = sl_test_shared("models/small/small-llama-Q4_0.gguf");
+    CHECK_MSG(mp, "missing ../shared/models/small/small-llama-Q4_0.gguf");
+    sl_model *m = NULL;
+    CHECK_OK(sl_model_load(mp, &m));
+    const sl_kernels *best = sl_kernels_best();
+    if (!best->gemm_packed[SL_TYPE_Q4_0]) { /* the scalar table packs nothing */
+        printf("    table %s packs no Q4_0 matrices: nothing to check\n", best->name);
+        sl_model_destroy(m);
+        return;
+    }
+    /* every matrix the fast path packs: read all its bytes first, so they are resident */
+    long long packed = 0;
+    volatile uint8_t sink = 0;
+    for (int32_t l = 0; l <= m->hp.n_layer; l++) {
+        const sl_layer *L = &m->layers[l < m->hp.n_layer ? l : 0];
+        const sl_tensor *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        const sl_tensor *const *list = ws;
+        size_t n = sizeof ws / sizeof ws[0];
+        const sl_tensor *out[] = {&m->output};
+        if (l == m->hp.n_layer) {
+            list = out;
+            n = 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const sl_tensor *w = list[i];
+            if (!best->gemm_packed[w->type]) continue;
+            const size_t bytes = w->row_bytes * (size_t)w->ne[1];
+            for (size_t k = 0; k < bytes; k += 256) sink ^= ((const uint8_t *)w->data)[k];
+            packed += (long long)bytes;
+        }
+    }
+    (void)sink;
+    const void *w0 = m->layers[0].wq.data;
+    const long long before = mapping_rss(w0);
+    runner r;
+    sl_fwd_params fp = {.n_threads = 1, .reference = false, .kernels = best->name};
+    CHECK_OK(runner_init(&r, m, 8, 64, 8, SL_TYPE_F32, &fp));
+    const long long after = mapping_rss(w0);
+    printf("    mapping resident: %lld KiB before packing, %lld KiB after; packed matrices %lld KiB\n", before / 1024,
+           after / 1024, packed / 1024);
+    runner_free(&r);
+    sl_model_destroy(m);
+    CHECK(packed > 0 && before > 0 && after >= 0);
+    CHECK_MSG(before - after >= packed * 9 / 10, "only %lld of the %lld bytes packed left the process",
+              before - after, packed);
+}
