@@ -145,6 +145,16 @@ int sl_test_run(char *const argv[], char **out, char **err, int timeout_s) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+bool sl_test_temp_file(char *tmpl, const char *text) {
+    int fd = mkstemp(tmpl);
+    if (fd < 0) return false;
+    const size_t n = text ? strlen(text) : 0;
+    bool ok = n == 0 || write(fd, text, n) == (ssize_t)n;
+    ok = close(fd) == 0 && ok;
+    if (!ok) unlink(tmpl);
+    return ok;
+}
+
 /* ---- processes a test starts ---- */
 
 #define MAX_PROCS 64

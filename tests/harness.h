@@ -106,6 +106,9 @@ int sl_test_proc_start(sl_test_proc *p, char *const args[], int timeout_s);
  * parent (killed at exit if still running). */
 void sl_test_child_setup(pid_t parent);
 void sl_test_track(pid_t pid);
+/* Create a temporary file from tmpl ("/tmp/name-XXXXXX", rewritten in place
+ * with the name made) holding text (NULL: empty). False when it could not. */
+bool sl_test_temp_file(char *tmpl, const char *text);
 /* Send `sig` (e.g. SIGTERM), wait up to timeout_s (then SIGKILL); returns the
  * exit status, or -1 when it was killed. */
 int sl_test_proc_stop(sl_test_proc *p, int sig, int timeout_s);

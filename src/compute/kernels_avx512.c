@@ -210,8 +210,12 @@ AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm51
 #ifndef SL_PREFETCH_BYTES
 #define SL_PREFETCH_BYTES 4096 /* software prefetch distance of the decode kernels */
 #endif
-#ifndef Q0_FAR_PREFETCH_BYTES
-#define Q0_FAR_PREFETCH_BYTES 16384 /* L2 prefetch distance of the Q4_0/Q8_0 decode kernel (0: none) */
+#ifndef SL_FAR_PREFETCH_BYTES
+/* L2 prefetch distance of the decode kernels (0: none). From DRAM, one thread
+ * (bench/kq_decode.c, ratio to sum_u64): K-quants ~77% -> ~84%, Q4_0 74-75% ->
+ * 81-82%; neutral on an L3-resident set, ~5-25% slower on an L2-resident
+ * one, which decode never streams. */
+#define SL_FAR_PREFETCH_BYTES 16384
 #endif
 
 
@@ -238,7 +242,7 @@ AI void q0p_tokens(int NT, bool q8, const uint8_t *tile, int64_t nb, const uint8
 #pragma GCC unroll 8
             for (size_t o = 0; o < G; o += 64) {
                 _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
-                if (Q0_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(tb + Q0_FAR_PREFETCH_BYTES + o), _MM_HINT_T2);
+                if (SL_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(tb + SL_FAR_PREFETCH_BYTES + o), _MM_HINT_T2);
             }
             if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + SL_PREFETCH_BYTES / 8), _MM_HINT_T0);
         }
@@ -522,20 +526,14 @@ AI __m512i sel_pair(int j) {
     return _mm512_set4_epi32((int32_t)e[3], (int32_t)e[2], (int32_t)e[1], (int32_t)e[0]);
 }
 /* Prefetch lines [lo, hi) of a super-block SL_PREFETCH_BYTES ahead into L1
- * and KQ_FAR_PREFETCH_BYTES ahead into L2: a few lines per step of the loop
+ * and SL_FAR_PREFETCH_BYTES ahead into L2: a few lines per step of the loop
  * over its quants rather than all at once, so the requests go out at the
- * rate the data is consumed. (bench/kq_decode.c, one thread: from DRAM the
- * L2 prefetch takes the decode from ~77% to ~84% of sum_u64's bandwidth; on
- * an L3-resident set it is neutral; on an L2-resident one, which decode
- * never streams, it costs ~25% of the in-cache rate.) */
-#ifndef KQ_FAR_PREFETCH_BYTES
-#define KQ_FAR_PREFETCH_BYTES 16384 /* 0: no L2 prefetch */
-#endif
+ * rate the data is consumed. */
 AI void kq_prefetch_lines(const uint8_t *pb, size_t lo, size_t hi) {
 #pragma GCC unroll 64
     for (size_t l = lo; l < hi; l++) {
         _mm_prefetch((const char *)(pb + SL_PREFETCH_BYTES + 64 * l), _MM_HINT_T0);
-        if (KQ_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(pb + KQ_FAR_PREFETCH_BYTES + 64 * l), _MM_HINT_T2);
+        if (SL_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(pb + SL_FAR_PREFETCH_BYTES + 64 * l), _MM_HINT_T2);
     }
 }
 #define KQ_PREFETCH_PART(pb, D, i, n) kq_prefetch_lines(pb, (D) * (size_t)(i) / (n), (D) * (size_t)((i) + 1) / (n))

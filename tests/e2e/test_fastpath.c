@@ -622,23 +622,14 @@ TEST(packed_matrices_leave_the_process) {
     /* every matrix the fast path packs: read all its bytes first, so they are resident */
     long long packed = 0;
     volatile uint8_t sink = 0;
-    for (int32_t l = 0; l <= m->hp.n_layer; l++) {
-        const sl_layer *L = &m->layers[l < m->hp.n_layer ? l : 0];
-        const sl_tensor *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        const sl_tensor *const *list = ws;
-        size_t n = sizeof ws / sizeof ws[0];
-        const sl_tensor *out[] = {&m->output};
-        if (l == m->hp.n_layer) {
-            list = out;
-            n = 1;
-        }
-        for (size_t i = 0; i < n; i++) {
-            const sl_tensor *w = list[i];
-            if (!best->gemm_packed[w->type]) continue;
-            const size_t bytes = w->row_bytes * (size_t)w->ne[1];
-            for (size_t k = 0; k < bytes; k += 256) sink ^= ((const uint8_t *)w->data)[k];
-            packed += (long long)bytes;
-        }
+    for (int32_t i = 0; i <= 7 * m->hp.n_layer; i++) {
+        const sl_layer *L = &m->layers[i / 7 < m->hp.n_layer ? i / 7 : 0];
+        const sl_tensor *mats[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        const sl_tensor *w = i == 7 * m->hp.n_layer ? &m->output : mats[i % 7];
+        if (!best->gemm_packed[w->type]) continue;
+        const size_t bytes = w->row_bytes * (size_t)w->ne[1];
+        for (size_t k = 0; k < bytes; k += 256) sink ^= ((const uint8_t *)w->data)[k];
+        packed += (long long)bytes;
     }
     (void)sink;
     const void *w0 = m->layers[0].wq.data;

@@ -671,6 +671,18 @@ static int loadgen(const server *s, const char *const *args, char **out, char **
     return rc;
 }
 
+/* A --json run: its exit status in *rc, its report (NULL when stdout does
+ * not parse; both outputs are printed then). */
+static json_t *loadgen_json(const server *s, const char *const *args, int *rc, double *secs) {
+    char *out = NULL, *err = NULL;
+    *rc = loadgen(s, args, &out, &err, secs);
+    json_t *o = json_loads(out ? out : "", 0, NULL);
+    if (!o) fprintf(stderr, "    stdout: %s\n    stderr: %s\n", out ? out : "", err ? err : "");
+    free(out);
+    free(err);
+    return o;
+}
+
 static double num(json_t *o, const char *path) {
     char key[64];
     snprintf(key, sizeof key, "%s", path);
@@ -740,12 +752,8 @@ static void e2e_w2_chat_table(const server *s) {
     /* W2: every prompt checked by ids to share the 115-token prefix; the server caches it */
     const char *w2[] = {"-c", "2", "-n", "6", "--workload", "W2", "--max-tokens", "8", "--check-prompts", "6",
                         "--sessions", "3", "--json", NULL};
-    char *out = NULL, *err = NULL;
-    int rc = loadgen(s, w2, &out, &err, NULL);
-    json_t *o = json_loads(out ? out : "", 0, NULL);
-    if (rc != 0 || !o) fprintf(stderr, "    stdout: %s\n    stderr: %s\n", out, err);
-    free(out);
-    free(err);
+    int rc;
+    json_t *o = loadgen_json(s, w2, &rc, NULL);
     CHECK_EQ_INT(rc, 0);
     CHECK(o);
     CHECK_STR(json_string_value(json_object_get(o, "workload")), "W2");
@@ -758,6 +766,7 @@ static void e2e_w2_chat_table(const server *s) {
     /* chat endpoint, text report */
     const char *chat[] = {"-n", "3", "--endpoint", "chat", "--max-tokens", "8", "--ignore-eos", "--logit-bias",
                           "131-258:-100", NULL};
+    char *out = NULL, *err = NULL;
     rc = loadgen(s, chat, &out, &err, NULL);
     bool table = out && strstr(out, "successful requests                3") && strstr(out, "output tokens                      24") &&
                  strstr(out, "TTFT") && strstr(out, "TPOT");
@@ -771,11 +780,8 @@ static void e2e_w2_chat_table(const server *s) {
 static void e2e_errors(const server *s) {
     /* an unknown model: every request answered 404 */
     const char *bad[] = {"-n", "4", "-c", "2", "--model", "nope", "--max-tokens", "4", "--json", "-q", NULL};
-    char *out = NULL, *err = NULL;
-    int rc = loadgen(s, bad, &out, &err, NULL);
-    json_t *o = json_loads(out ? out : "", 0, NULL);
-    free(out);
-    free(err);
+    int rc;
+    json_t *o = loadgen_json(s, bad, &rc, NULL);
     CHECK_EQ_INT(rc, 1);
     CHECK(o);
     CHECK_EQ_INT(num(o, "failed"), 4);
@@ -785,10 +791,7 @@ static void e2e_errors(const server *s) {
     /* a timeout far shorter than the request: reported, and no hang */
     const char *slow[] = {"-n", "2", "--max-tokens", "380", "--ignore-eos", "--timeout", "0.02", "--json", "-q", NULL};
     double secs = 0;
-    rc = loadgen(s, slow, &out, &err, &secs);
-    o = json_loads(out ? out : "", 0, NULL);
-    free(out);
-    free(err);
+    o = loadgen_json(s, slow, &rc, &secs);
     CHECK_EQ_INT(rc, 1);
     CHECK(o);
     CHECK_EQ_INT(num(o, "errors.timeout"), 2);
@@ -801,19 +804,13 @@ static void e2e_errors(const server *s) {
 static void e2e_env(const server *s) {
     const char *args[] = {"-n", "2", "-c", "1", "--max-tokens", "4", "--json", "-q", NULL};
     setenv("SHARDLM_MODEL", "../shared/models/stories260K.gguf", 1);
-    char *out = NULL, *err = NULL;
-    int rc = loadgen(s, args, &out, &err, NULL);
-    json_t *o = json_loads(out ? out : "", 0, NULL);
-    free(out);
-    free(err);
+    int rc;
+    json_t *o = loadgen_json(s, args, &rc, NULL);
     CHECK_EQ_INT(rc, 0);
     CHECK_STR(json_string_value(json_object_get(o, "model")), "stories260K");
     json_decref(o);
     setenv("SHARDLM_LOADGEN_MODEL", "nope", 1);
-    rc = loadgen(s, args, &out, &err, NULL);
-    o = json_loads(out ? out : "", 0, NULL);
-    free(out);
-    free(err);
+    o = loadgen_json(s, args, &rc, NULL);
     unsetenv("SHARDLM_MODEL");
     unsetenv("SHARDLM_LOADGEN_MODEL");
     CHECK_EQ_INT(rc, 1);

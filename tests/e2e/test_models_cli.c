@@ -27,9 +27,7 @@ TEST(mkmodel_models_generate) {
     const char *types[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         char path[] = "/tmp/shardlm-mk-XXXXXX";
-        int fd = mkstemp(path);
-        CHECK(fd >= 0);
-        close(fd);
+        CHECK(sl_test_temp_file(path, NULL));
         char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", path, "--dim", "128", "--layers", "2", "--heads", "4",
                       "--kv-heads", "2", "--ffn", "256", "--ctx", "256", "--type", (char *)types[i], "--vocab", "512",
                       "--seed", "7", NULL};
@@ -178,9 +176,7 @@ TEST(cli_errors_are_one_line) {
     check_cli_error(missing, "/nonexistent/model.gguf");
     /* the Q4_0 file relabelled IQ4_NL (same block geometry), a type the engine does not run */
     char iq[] = "/tmp/shardlm-iq4nl-XXXXXX";
-    int fd = mkstemp(iq);
-    CHECK(fd >= 0);
-    close(fd);
+    CHECK(sl_test_temp_file(iq, NULL));
     sl_status st = relabel(sl_test_shared("models/small/small-llama-Q4_0.gguf"), iq, SL_TYPE_Q4_0, SL_TYPE_IQ4_NL);
     if (st) unlink(iq);
     CHECK_OK(st);
@@ -267,11 +263,7 @@ TEST(serve_chat_uses_template) {
  * flag and the place of the error named. */
 TEST(serve_bad_chat_template_refused) {
     char path[] = "/tmp/shardlm-tpl-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    const char *bad = "{% for m in messages %}{{ m.content }}\n{% if %}";
-    CHECK(write(fd, bad, strlen(bad)) == (ssize_t)strlen(bad));
-    close(fd);
+    CHECK(sl_test_temp_file(path, "{% for m in messages %}{{ m.content }}\n{% if %}"));
     char *argv[] = {(char *)sl_test_bin(), "serve", "-m", "../shared/models/stories260K.gguf", "--port", "0",
                     "--chat-template", path, NULL};
     check_cli_error(argv, "--chat-template");
@@ -286,11 +278,7 @@ TEST(serve_bad_chat_template_refused) {
 /* `shardlm run --chat`: one reply per line of input, then exit 0 at EOF. */
 TEST(run_chat_reads_lines) {
     char in[] = "/tmp/shardlm-chat-XXXXXX";
-    int fd = mkstemp(in);
-    CHECK(fd >= 0);
-    const char *lines = "Hello there\nTell me a story\n";
-    CHECK(write(fd, lines, strlen(lines)) == (ssize_t)strlen(lines));
-    close(fd);
+    CHECK(sl_test_temp_file(in, "Hello there\nTell me a story\n"));
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s run -m ../shared/models/stories260K.gguf --chat -n 12 --temp 0 -t 1 < %s",
              sl_test_bin(), in);
