@@ -3,7 +3,8 @@
  * one-token (decode) matmul, per weight type, in GB/s of packed weight
  * bytes. A set of 16-row tiles of about BYTES (default 256 KiB, so it
  * stays in L2) is read again and again; the output is checked against the
- * scalar table (memcmp) once, as a sanity check. Timed in slices of
+ * scalar table (memcmp) once, as a sanity check. With TOKENS > 1 it times
+ * the many-token matmul of that many activation rows instead. Timed in slices of
  * 0.1 s, the kernel and the table's sum_u64 over the same bytes (the
  * bandwidth test of `shardlm bench`) in turn; reported: the best slice of
  * each and the median ratio of neighbouring slices (the machine may be
@@ -11,7 +12,7 @@
  * efficiency of that type.
  *
  *   cc -O2 -Iinclude -Isrc bench/kq_decode.c build/libshardlm.a -lm -pthread -o build/kq_decode
- *   build/kq_decode [TABLE=avx512] [K=4096] [BYTES=262144] [SECONDS=1] [TYPES=Q4_K,Q5_K,Q6_K,Q4_0,Q8_0]
+ *   build/kq_decode [TABLE=avx512] [K=4096] [BYTES=262144] [SECONDS=1] [TYPES=Q4_K,Q5_K,Q6_K,Q4_0,Q8_0] [TOKENS=1]
  */
 #include "compute/kernels.h"
 #include "compute/quant.h"
@@ -36,7 +37,7 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double secs) {
+static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double secs, int64_t nt) {
     const sl_kernels *ref = sl_kernels_get("scalar");
     const size_t bb = sl_type_get(t)->size, nblk = (size_t)K / sl_type_get(t)->blck, rs = nblk * bb;
     const size_t tile = sl_pack_tile_bytes(t, K);
@@ -45,9 +46,9 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
     uint8_t *w = malloc(rs * (size_t)nr), *packed = aligned_alloc(64, tile * (size_t)(nr / 16));
     const sl_act ak = sl_act_of(t);
     const size_t ab = sl_act_row_bytes(ak, K);
-    uint8_t *act = aligned_alloc(64, ab);
-    float *x = malloc(sizeof(float) * (size_t)K), *y = malloc(sizeof(float) * (size_t)nr),
-          *y0 = malloc(sizeof(float) * (size_t)nr);
+    uint8_t *act = aligned_alloc(64, ab * (size_t)nt);
+    float *x = malloc(sizeof(float) * (size_t)K * (size_t)nt), *y = malloc(sizeof(float) * (size_t)nr * (size_t)nt),
+          *y0 = malloc(sizeof(float) * (size_t)nr * (size_t)nt);
     void *scratch = aligned_alloc(64, (sl_gemm_scratch_bytes(K) + 63) / 64 * 64);
     for (int64_t r = 0; r < nr; r++)
         for (size_t b = 0; b < nblk; b++) {
@@ -62,12 +63,12 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
                 ((block_q4_K *)blk)->dmin = sl_f32_to_f16(0.001f);
             }
         }
-    for (int64_t k = 0; k < K; k++) x[k] = (float)((int)rbyte() - 128) / 64.0f;
-    sl_act_quantize(ak, x, K, 1, K, act);
+    for (int64_t k = 0; k < K * nt; k++) x[k] = (float)((int)rbyte() - 128) / 64.0f;
+    sl_act_quantize(ak, x, K, nt, K, act);
     sl_pack_rows(t, K, w, rs, nr, packed);
-    ref->gemm[t](K, w, rs, nr, act, ab, 1, y0, nr, scratch);
-    kt->gemm_packed[t](K, packed, nr, act, ab, 1, y, nr, scratch);
-    const int same = memcmp(y, y0, sizeof(float) * (size_t)nr) == 0;
+    ref->gemm[t](K, w, rs, nr, act, ab, nt, y0, nr, scratch);
+    kt->gemm_packed[t](K, packed, nr, act, ab, nt, y, nr, scratch);
+    const int same = memcmp(y, y0, sizeof(float) * (size_t)nr * (size_t)nt) == 0;
     /* slices of 0.1 s, the kernel and sum_u64 over the same bytes (the
      * bandwidth test of `shardlm bench`) in turn: the best of each, and the
      * median of the ratios of neighbouring slices (the machine may be shared) */
@@ -82,7 +83,7 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
             const double t0 = now();
             double el = 0;
             while (el < 0.1) {
-                if (which == 0) kt->gemm_packed[t](K, packed, nr, act, ab, 1, y, nr, scratch);
+                if (which == 0) kt->gemm_packed[t](K, packed, nr, act, ab, nt, y, nr, scratch);
                 else sink += kt->sum_u64((const uint64_t *)packed, set / 8);
                 iters++;
                 el = now() - t0;
@@ -100,8 +101,10 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
             ratio[j - 1] = x;
         }
     const double gbs = best, med = ratio[nratio / 2];
-    printf("%s %-5s K=%lld rows=%lld set=%zu KiB: %6.1f GB/s (sum_u64 %5.1f GB/s; median ratio %3.0f%%)  %s\n",
-           kt->name, sl_type_get(t)->name, (long long)K, (long long)nr, set / 1024, gbs, bw, 100.0 * med,
+    printf("%s %-5s K=%lld rows=%lld tokens=%lld set=%zu KiB: %6.1f GB/s (sum_u64 %5.1f GB/s; median ratio %3.0f%%; "
+           "%.1f ns per 16-row tile block)  %s\n",
+           kt->name, sl_type_get(t)->name, (long long)K, (long long)nr, (long long)nt, set / 1024, gbs, bw, 100.0 * med,
+           (double)tile / (double)(K / 32) / gbs,
            same ? "matches scalar" : "MISMATCH vs scalar");
     free(w);
     free(packed);
@@ -119,6 +122,7 @@ int main(int argc, char **argv) {
     const size_t bytes = argc > 3 ? (size_t)atoll(argv[3]) : 262144;
     const double secs = argc > 4 ? atof(argv[4]) : 1.0;
     const char *only = argc > 5 ? argv[5] : NULL;
+    const int64_t nt = argc > 6 ? atoll(argv[6]) : 1;
     const sl_kernels *kt = sl_kernels_get(name);
     if (!kt) {
         fprintf(stderr, "no kernel table %s\n", name);
@@ -128,6 +132,6 @@ int main(int argc, char **argv) {
     const sl_type types[] = {SL_TYPE_Q4_K, SL_TYPE_Q5_K, SL_TYPE_Q6_K, SL_TYPE_Q4_0, SL_TYPE_Q8_0};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (kt->gemm_packed[types[i]] && (!only || strstr(only, sl_type_get(types[i])->name)))
-            bad |= run(kt, types[i], K, bytes, secs);
+            bad |= run(kt, types[i], K, bytes, secs, nt);
     return bad;
 }

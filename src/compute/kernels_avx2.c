@@ -481,12 +481,20 @@ static void attn_head(const sl_attn_args *a, const float *q, float *out) {
     __m256 lo[ATT_MAXV], hi[ATT_MAXV], rl[ATT_MAXV], rh[ATT_MAXV];
     float M = -INFINITY, l = 0.0f, s[16] __attribute__((aligned(32))), e[16] __attribute__((aligned(32)));
     for (int32_t v = 0; v < nv; v++) lo[v] = hi[v] = _mm256_setzero_ps();
-    size_t offs[16];
+    /* the next chunk's K rows and this chunk's V rows are prefetched (kernels.h) */
+    const size_t rb = sl_type_row_size(a->kv_type, D);
+    size_t offs[16], next[16];
+    sl_attn_offsets(a, 0, next);
+    sl_attn_prefetch(a->k_base, next, a->n_pos < 16 ? a->n_pos : 16, rb);
     for (int32_t j0 = 0; j0 < a->n_pos; j0 += 16) {
         const int32_t n = a->n_pos - j0 < 16 ? a->n_pos - j0 : 16;
+        memcpy(offs, next, sizeof offs);
+        if (j0 + 16 < a->n_pos) {
+            sl_attn_offsets(a, j0 + 16, next);
+            sl_attn_prefetch(a->k_base, next, a->n_pos - j0 - 16 < 16 ? a->n_pos - j0 - 16 : 16, rb);
+        }
+        sl_attn_prefetch(a->v_base, offs, n, rb);
         for (int32_t j = 0; j < n; j++) {
-            const int32_t p = j0 + j;
-            offs[j] = (size_t)a->blocks[p / a->block_size] * a->block_bytes + (size_t)(p % a->block_size) * a->slot_bytes;
             const uint8_t *kr = a->k_base + offs[j];
             __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
             for (int32_t v = 0; v < nv; v++) {

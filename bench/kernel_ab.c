@@ -1,0 +1,139 @@
+/*
+ * kernel_ab.c — bench helper: one kernel table's packed matmul against the
+ * same table as an older commit built it, in one process, so that the
+ * machine's drift (this VM's speed moves ±30% over minutes) cancels out.
+ * bench/kernel_ab.sh builds it: the older kernel file's global symbols get
+ * the suffix _old, so both tables link into one binary.
+ *
+ * The two run in turn, 50 ms slices each, for SECONDS; each slice calls the
+ * matmul in the engine's units of SL_GEMM_CHUNK rows over a set of about
+ * BYTES of packed weights (256 KiB: in L2; 256 MiB: from memory) against
+ * TOKENS activation rows. Reported: each one's best time per 16-row ×
+ * 32-element block, and the median (with quartiles) of new/old speed over
+ * neighbouring slices. The outputs of the two are compared bit for bit.
+ *
+ *   build/kernel_ab TYPE K BYTES TOKENS [SECONDS=2]      (TYPE: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K)
+ */
+#include "compute/kernels.h"
+#include "compute/quant.h"
+#include "core/fp16.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* the older table, filled by the renamed init of its kernel file */
+extern const sl_kernels *kernel_ab_old(void);
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint8_t rbyte(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint8_t)(rng >> 32);
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct run {
+    sl_type t;
+    int64_t K, nr, nt;
+    size_t tile, as;
+    const uint8_t *packed, *act;
+    void *scratch;
+} run;
+
+static void call(const sl_kernels *kt, const run *r, float *y) {
+    for (int64_t r0 = 0; r0 < r->nr; r0 += SL_GEMM_CHUNK)
+        kt->gemm_packed[r->t](r->K, r->packed + (size_t)(r0 / 16) * r->tile,
+                              r->nr - r0 < SL_GEMM_CHUNK ? r->nr - r0 : SL_GEMM_CHUNK, r->act, r->as, r->nt, y + r0,
+                              r->nr, r->scratch);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: kernel_ab TYPE K BYTES TOKENS [SECONDS]\n");
+        return 2;
+    }
+    sl_type t = SL_TYPE_COUNT;
+    for (int i = 0; i < SL_TYPE_COUNT; i++)
+        if (sl_type_get((sl_type)i) && !strcmp(sl_type_get((sl_type)i)->name, argv[1])) t = (sl_type)i;
+    const int64_t K = atoll(argv[2]), nt = atoll(argv[4]);
+    const size_t bytes = (size_t)atoll(argv[3]);
+    const double secs = argc > 5 ? atof(argv[5]) : 2.0;
+    const sl_kernels *kold = kernel_ab_old(), *knew = kold ? sl_kernels_get(kold->name) : NULL;
+    if (t == SL_TYPE_COUNT || !knew || !knew->gemm_packed[t] || !kold->gemm_packed[t] || K <= 0 || nt <= 0 ||
+        K % sl_type_get(t)->blck) {
+        fprintf(stderr, "kernel_ab: no packed %s kernel in this table, or a bad K / TOKENS\n", argv[1]);
+        return 2;
+    }
+    const size_t bb = sl_type_get(t)->size, nblk = (size_t)(K / sl_type_get(t)->blck), rs = nblk * bb;
+    run r = {.t = t, .K = K, .nt = nt, .tile = sl_pack_tile_bytes(t, K)};
+    r.nr = (int64_t)(bytes / r.tile) * 16;
+    if (r.nr < 16) r.nr = 16;
+    uint8_t *w = malloc(rs * (size_t)r.nr), *packed = aligned_alloc(64, r.tile * (size_t)(r.nr / 16));
+    for (size_t i = 0; i < rs * (size_t)r.nr; i++) w[i] = rbyte();
+    for (int64_t row = 0; row < r.nr; row++) /* sane scales: the first fp16 of every type's block is a scale */
+        for (size_t b = 0; b < nblk; b++) {
+            const uint16_t d = sl_f32_to_f16(0.001f);
+            memcpy(w + (size_t)row * rs + b * bb + (t == SL_TYPE_Q6_K ? bb - 2 : 0), &d, 2);
+            if (t == SL_TYPE_Q4_K || t == SL_TYPE_Q5_K) memcpy(w + (size_t)row * rs + b * bb + 2, &d, 2);
+        }
+    const sl_act ak = sl_act_of(t);
+    r.as = sl_act_row_bytes(ak, K);
+    uint8_t *act = aligned_alloc(64, r.as * (size_t)nt);
+    float *x = malloc(sizeof(float) * (size_t)(K * nt)), *y0 = malloc(sizeof(float) * (size_t)(r.nr * nt)),
+          *y1 = malloc(sizeof(float) * (size_t)(r.nr * nt));
+    for (int64_t k = 0; k < K * nt; k++) x[k] = (float)((int)rbyte() - 128) / 64.0f;
+    sl_act_quantize(ak, x, K, nt, K, act);
+    sl_pack_rows(t, K, w, rs, r.nr, packed);
+    r.packed = packed;
+    r.act = act;
+    r.scratch = aligned_alloc(64, (sl_gemm_scratch_bytes(K) + 63) / 64 * 64);
+    call(kold, &r, y0);
+    call(knew, &r, y1);
+    const int same = memcmp(y0, y1, sizeof(float) * (size_t)(r.nr * nt)) == 0;
+    double ratio[1024], best[2] = {0, 0};
+    int n = 0;
+    for (const double start = now(); now() - start < secs && n < 1024;) {
+        double rate[2];
+        for (int which = 0; which < 2; which++) {
+            long it = 0;
+            const double t0 = now();
+            double el = 0;
+            while (el < 0.05) {
+                call(which ? knew : kold, &r, which ? y1 : y0);
+                it++;
+                el = now() - t0;
+            }
+            rate[which] = (double)it / el;
+            if (rate[which] > best[which]) best[which] = rate[which];
+        }
+        ratio[n++] = rate[1] / rate[0];
+    }
+    for (int i = 1; i < n; i++) /* insertion sort */
+        for (int j = i; j > 0 && ratio[j] < ratio[j - 1]; j--) {
+            const double z = ratio[j];
+            ratio[j] = ratio[j - 1];
+            ratio[j - 1] = z;
+        }
+    const double blocks = (double)(r.nr / 16) * (double)(K / 32);
+    printf("%s %s K=%lld set=%zu KiB tokens=%lld: old %.1f ns, new %.1f ns per 16-row x 32 block (best slice); "
+           "new/old speed: median %.3f, quartiles %.3f-%.3f over %d pairs; %s\n",
+           knew->name, argv[1], (long long)K, r.tile * (size_t)(r.nr / 16) / 1024, (long long)nt,
+           1e9 / best[0] / blocks, 1e9 / best[1] / blocks, ratio[n / 2], ratio[n / 4], ratio[3 * n / 4], n,
+           same ? "same bits" : "DIFFERENT OUTPUT");
+    free(w);
+    free(packed);
+    free(act);
+    free(x);
+    free(y0);
+    free(y1);
+    free(r.scratch);
+    return same ? 0 : 1;
+}
