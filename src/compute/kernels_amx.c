@@ -122,17 +122,17 @@ AI void unpack_block(const uint8_t *s, uint8_t *d) {
     }
 }
 
-/* Block b's product (16 rows × m tokens, exact integers) into tile set
- * b % 2 (C, A, B) — formed, not stored. */
-AI void block_product(const uint8_t *w, const uint8_t *act, size_t as, int64_t b) {
+/* Block b's product (16 rows × m tokens, exact integers; wb: the block's
+ * quants in B form) into tile set b % 2 (C, A, B) — formed, not stored. */
+AI void block_product(const uint8_t *wb, const uint8_t *act, size_t as, int64_t b) {
     if (b & 1) {
         _tile_loadd(3, act + 32 * b, (long)as);
-        _tile_loadd(5, w + (size_t)b * 512, 64);
+        _tile_loadd(5, wb, 64);
         _tile_zero(1);
         _tile_dpbssd(1, 3, 5);
     } else {
         _tile_loadd(2, act + 32 * b, (long)as);
-        _tile_loadd(4, w + (size_t)b * 512, 64);
+        _tile_loadd(4, wb, 64);
         _tile_zero(0);
         _tile_dpbssd(0, 2, 4);
     }
@@ -165,8 +165,12 @@ AI void scale_block(int64_t b, const int32_t *c, const uint8_t *sc, const uint8_
  * accumulators stay in registers. Products alternate between two tile sets
  * and are formed ahead of the float steps that use them, so the tile unit
  * works alongside the vector units. src (the first token group of a call)
- * streams the packed tile in from memory meanwhile. */
-static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src, bool q4, int64_t nb,
+ * streams the packed tile in from memory meanwhile; with ring (a call whose
+ * tokens make one group: nothing reads the B form again) Q4_0's B form goes
+ * to a ring of 4 blocks at w that stays in L1 — a 512-byte store per block
+ * to the L2-sized buffer costs as much as the product on this CPU (1.05–1.35x
+ * for 16 tokens, `bench/kernel_ab.sh`). */
+static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src, bool q4, bool ring, int64_t nb,
                         const uint8_t *act, size_t as, int64_t K, int m, float *y, int64_t ldy, int rows_valid,
                         int32_t *cbuf) {
     __m512 acc[16];
@@ -177,16 +181,17 @@ static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src,
         /* the first token group streams the tile in: prefetch ahead; Q4_0 unpacks two blocks ahead (so the
          * stores have reached the cache before a tile load reads them). Per block: the store of block b,
          * the product of block b + 1 (tile loads only), block b's float steps. */
+        const int64_t slot = ring ? 3 : -1; /* block b's B form: w + 512 * (b & slot) */
         if (q4)
-            for (int64_t b = 0; b < 2 && b < nb; b++) unpack_block(src + (size_t)b * G, (uint8_t *)w + (size_t)b * 512);
+            for (int64_t b = 0; b < 2 && b < nb; b++) unpack_block(src + (size_t)b * G, (uint8_t *)w + (size_t)(b & slot) * 512);
         block_product(w, act, as, 0);
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *p = src + (size_t)(b + 2) * G;
             for (size_t o = 0; o < G; o += 64) _mm_prefetch((const char *)(p + SL_AMX_PREFETCH + o), _MM_HINT_T0);
             if (b % 2 == 0) _mm_prefetch((const char *)(sc + b * 32 + SL_AMX_PREFETCH / 8), _MM_HINT_T0);
-            if (q4 && b + 2 < nb) unpack_block(p, (uint8_t *)w + (size_t)(b + 2) * 512);
+            if (q4 && b + 2 < nb) unpack_block(p, (uint8_t *)w + (size_t)((b + 2) & slot) * 512);
             store_product(b, cbuf);
-            if (b + 1 < nb) block_product(w, act, as, b + 1);
+            if (b + 1 < nb) block_product(w + (size_t)((b + 1) & slot) * 512, act, as, b + 1);
             scale_block(b, cbuf, sc, act, as, K, m, acc);
         }
     } else {
@@ -195,7 +200,7 @@ static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src,
         block_product(w, act, as, 0);
         for (int64_t b = 0; b < nb; b++) {
             store_product(b, cbuf + 256 * (b & 1));
-            if (b + 1 < nb) block_product(w, act, as, b + 1);
+            if (b + 1 < nb) block_product(w + (size_t)(b + 1) * 512, act, as, b + 1);
             if (b > 0) scale_block(b - 1, cbuf + 256 * ((b - 1) & 1), sc, act, as, K, m, acc);
         }
         scale_block(nb - 1, cbuf + 256 * ((nb - 1) & 1), sc, act, as, K, m, acc);
@@ -222,14 +227,15 @@ static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const
             const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
             for (int64_t i = 0; i < ntile; i++) {
                 const uint8_t *src = ct + (size_t)i * tile;
-                const uint8_t *w = q8 ? src : unpacked + (size_t)i * (size_t)nb * 512;
+                const bool ring = !q8 && b1 - b0 <= 16; /* one token group: the B form is not read again */
+                const uint8_t *w = q8 ? src : ring ? unpacked : unpacked + (size_t)i * (size_t)nb * 512;
                 for (int64_t t0 = b0; t0 < b1; t0 += 16) {
                     const int m = b1 - t0 < 16 ? (int)(b1 - t0) : 16;
                     if (m != cfg) {
                         configure(m, 32);
                         cfg = m;
                     }
-                    tile_tokens(w, src + (size_t)nb * G, t0 == 0 ? src : NULL, !q8, nb,
+                    tile_tokens(w, src + (size_t)nb * G, t0 == 0 ? src : NULL, !q8, ring, nb,
                                 (const uint8_t *)act + (size_t)t0 * as, as, K, m, y + t0 * ldy + c0 + 16 * i, ldy,
                                 (int)(cr - 16 * i), cbuf);
                 }
