@@ -31,7 +31,7 @@
  * What it costs (measured on this VM): a tile product with its loads and
  * store takes about 10–16 ns whatever the number of token rows, so the
  * K = 32 blocks keep the tile unit far from its peak; the gain over VNNI is
- * 1.3–2x for 16 tokens and more (below 12 tokens VNNI is faster).
+ * 1.3–2x for 16 tokens and more (below 9 tokens VNNI is faster).
  */
 #include "kernels.h"
 #include "kq_steps.h"
@@ -46,11 +46,13 @@
 #define AI static inline __attribute__((always_inline))
 
 /* Fewer tokens than this: the VNNI kernel (a tile product costs about the
- * same with few token rows as with 16; measured break-even ≈ 12 tokens).
+ * same with few token rows as with 16; measured with bench/kernel_ab.sh: at 9–11
+ * tokens the tiles are 1.3–1.45x faster for Q4_0/Q8_0, 1.18x for Q4_K/Q5_K,
+ * at 8 tokens about even).
  * The same holds for the tail of a longer call: a last group of fewer than
  * AMX_MIN_TOKENS tokens goes to the VNNI kernel too. */
 #ifndef AMX_MIN_TOKENS
-#define AMX_MIN_TOKENS 12
+#define AMX_MIN_TOKENS 9
 #endif
 /* Software prefetch distance while the first token group streams a tile in. */
 #ifndef SL_AMX_PREFETCH
