@@ -210,6 +210,13 @@ AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm51
 #ifndef SL_PREFETCH_BYTES
 #define SL_PREFETCH_BYTES 4096 /* software prefetch distance of the decode kernels */
 #endif
+#ifndef Q0_STREAMS
+/* Tiles a Q4_0 / Q8_0 decode call reads at once: one core draws 10-11 GB/s
+ * from one sequential stream here, 14-16 from two, 16-20 from four; from
+ * memory the kernel went 1.06-1.20x faster with 4 (bench/kernel_ab.sh), and
+ * `shardlm bench` decode from 69-82% to 81-92% of the bandwidth probe. */
+#define Q0_STREAMS 4
+#endif
 #ifndef SL_FAR_PREFETCH_BYTES
 /* L2 prefetch distance of the decode kernels (0: none). From DRAM, one thread
  * (bench/kq_decode.c, ratio to sum_u64): K-quants ~77% -> ~84%, Q4_0 74-75% ->
@@ -293,6 +300,53 @@ static const q0_fn Q0_TOKENS[2][8] = {
     {q8p_nt1, q8p_nt2, q8p_nt3, q8p_nt4, q8p_nt5, q8p_nt6, q8p_nt7, q8p_nt8},
 };
 
+/* One token against NS tiles at once (tile s at tile + s * tstride): the
+ * same steps per tile as q0p_tokens with NT = 1, the tiles' blocks
+ * interleaved so that NS streams are read at once — one core draws more
+ * bandwidth from several streams than from one. */
+AI void q0p_streams(int NS, bool q8, const uint8_t *tile, size_t tstride, int64_t nb, const uint8_t *act, int64_t K,
+                    __m512 out[4]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
+    const size_t G = q8 ? 512 : 256;
+    __m512 res[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < NS; k++) res[k] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        float da;
+        memcpy(&da, act + K + b * 4, 4);
+        const __m512i c0 = bcast32(act + K + nb * (q8 ? 8 : 4) + b * 4);
+#pragma GCC unroll 4
+        for (int k = 0; k < NS; k++) {
+            const uint8_t *tk = tile + (size_t)k * tstride, *tb = tk + (size_t)b * G, *scales = tk + (size_t)nb * G;
+#pragma GCC unroll 8
+            for (size_t o = 0; o < G; o += 64) {
+                _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
+                if (SL_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(tb + SL_FAR_PREFETCH_BYTES + o), _MM_HINT_T2);
+            }
+            if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + SL_PREFETCH_BYTES / 8), _MM_HINT_T0);
+            __m512i W[8];
+            if (q8) {
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) W[j] = _mm512_xor_si512(_mm512_load_si512(tb + 64 * j), flip);
+            } else {
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) {
+                    const __m512i v = _mm512_load_si512(tb + 64 * j);
+                    W[j] = _mm512_and_si512(v, m4);
+                    W[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                }
+            }
+            __m512i acc = c0;
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) acc = _mm512_dpbusd_epi32(acc, W[j], bcast32(act + b * 32 + 4 * j));
+            const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(scales + b * 32)));
+            res[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(da)), _mm512_cvtepi32_ps(acc), res[k]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < NS; k++) out[k] = res[k];
+}
+
 /* Token blocks that stay in L2 × tiles × groups of 8 tokens. */
 static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
                            float *y, int64_t ldy) {
@@ -300,6 +354,21 @@ static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, co
     const size_t tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K);
     int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 8 * 8;
     if (tb < 8) tb = 8;
+    if (nt == 1) { /* decoding: Q0_STREAMS tiles at once, then the rest one by one */
+        int64_t r0 = 0;
+        for (; r0 + 16 * Q0_STREAMS <= nr; r0 += 16 * Q0_STREAMS) {
+            __m512 out[4];
+            q0p_streams(Q0_STREAMS, q8, (const uint8_t *)tiles + (size_t)(r0 / 16) * tile, tile, nb, act, K, out);
+            for (int k = 0; k < Q0_STREAMS; k++) _mm512_storeu_ps(y + r0 + 16 * k, out[k]);
+        }
+        for (; r0 < nr; r0 += 16) {
+            const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
+            __m512 out[4];
+            q0p_streams(1, q8, (const uint8_t *)tiles + (size_t)(r0 / 16) * tile, tile, nb, act, K, out);
+            _mm512_mask_storeu_ps(y + r0, (__mmask16)((1u << R) - 1), out[0]);
+        }
+        return;
+    }
     for (int64_t b0 = 0; b0 < nt; b0 += tb) {
         const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
         for (int64_t r0 = 0; r0 < nr; r0 += 16) {
