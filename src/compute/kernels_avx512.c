@@ -226,104 +226,37 @@ AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm51
 #endif
 
 
-/* NT tokens against one packed tile: out[t] = the 16 rows. Per block the
- * unsigned groups are formed in registers (Q4_0: nibbles, q + 8; Q8_0:
- * q ^ 0x80 = q + 128), each row's raw dot starts from the activation's
- * correction -off * (sum of the block) (c8 / c128 of the activation row) and
- * accumulates group by group in its own lane; then the float steps. */
-AI void q0p_tokens(int NT, bool q8, const uint8_t *tile, int64_t nb, const uint8_t *act, size_t as, int64_t K,
-                   __m512 out[8]) {
+/* NT tokens against NS packed tiles (tile k at tile + k * tstride): out[k *
+ * NT + t] = tile k's 16 rows for token t. Per block the unsigned groups are
+ * formed in registers (Q4_0: nibbles, q + 8; Q8_0: q ^ 0x80 = q + 128), each
+ * row's raw dot starts from the activation's correction -off * (sum of the
+ * block) (c8 / c128 of the activation row) and accumulates group by group in
+ * its own lane; then the float steps. The tiles' blocks are interleaved so
+ * that NS streams are read at once (Q0_STREAMS); every output's steps are
+ * the same whatever NS and NT. */
+AI void q0p_tokens(int NS, int NT, bool q8, const uint8_t *tile, size_t tstride, int64_t nb, const uint8_t *act,
+                   size_t as, int64_t K, __m512 *out) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
     const size_t G = q8 ? 512 : 256;
-    const uint8_t *scales = tile + (size_t)nb * G;
     const uint8_t *at[8];
-    __m512 res[8];
+    __m512 res[16];
 #pragma GCC unroll 8
-    for (int t = 0; t < NT; t++) {
-        at[t] = act + (size_t)t * as;
-        res[t] = _mm512_setzero_ps();
-    }
+    for (int t = 0; t < NT; t++) at[t] = act + (size_t)t * as;
+#pragma GCC unroll 16
+    for (int i = 0; i < NS * NT; i++) res[i] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *tb = tile + (size_t)b * G;
-        { /* keep several lines in flight from memory (the first token group of a tile streams it in) */
-#pragma GCC unroll 8
-            for (size_t o = 0; o < G; o += 64) {
-                _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
-                if (SL_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(tb + SL_FAR_PREFETCH_BYTES + o), _MM_HINT_T2);
-            }
-            if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + SL_PREFETCH_BYTES / 8), _MM_HINT_T0);
-        }
-        __m512i W[8];
-        if (q8) {
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) W[j] = _mm512_xor_si512(_mm512_load_si512(tb + 64 * j), flip);
-        } else {
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                const __m512i v = _mm512_load_si512(tb + 64 * j);
-                W[j] = _mm512_and_si512(v, m4);
-                W[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            }
-        }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(scales + b * 32)));
-        __m512i acc[8];
-#pragma GCC unroll 8
-        for (int t = 0; t < NT; t++) acc[t] = bcast32(at[t] + K + nb * (q8 ? 8 : 4) + b * 4);
-        /* group-major, so the NT independent dpbusd chains interleave */
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; j++)
-#pragma GCC unroll 8
-            for (int t = 0; t < NT; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], W[j], bcast32(at[t] + b * 32 + 4 * j));
-#pragma GCC unroll 8
-        for (int t = 0; t < NT; t++) {
-            float da;
-            memcpy(&da, at[t] + K + b * 4, 4);
-            const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(da));
-            res[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(acc[t]), res[t]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < NT; t++) out[t] = res[t];
-}
-
-#define Q0_NT(N)                                                                                                    \
-    static void q4p_nt##N(const uint8_t *tile, int64_t nb, const uint8_t *act, size_t as, int64_t K, __m512 out[8]) { \
-        q0p_tokens(N, false, tile, nb, act, as, K, out);                                                            \
-    }                                                                                                               \
-    static void q8p_nt##N(const uint8_t *tile, int64_t nb, const uint8_t *act, size_t as, int64_t K, __m512 out[8]) { \
-        q0p_tokens(N, true, tile, nb, act, as, K, out);                                                             \
-    }
-Q0_NT(1) Q0_NT(2) Q0_NT(3) Q0_NT(4) Q0_NT(5) Q0_NT(6) Q0_NT(7) Q0_NT(8)
-typedef void (*q0_fn)(const uint8_t *, int64_t, const uint8_t *, size_t, int64_t, __m512 *);
-static const q0_fn Q0_TOKENS[2][8] = {
-    {q4p_nt1, q4p_nt2, q4p_nt3, q4p_nt4, q4p_nt5, q4p_nt6, q4p_nt7, q4p_nt8},
-    {q8p_nt1, q8p_nt2, q8p_nt3, q8p_nt4, q8p_nt5, q8p_nt6, q8p_nt7, q8p_nt8},
-};
-
-/* One token against NS tiles at once (tile s at tile + s * tstride): the
- * same steps per tile as q0p_tokens with NT = 1, the tiles' blocks
- * interleaved so that NS streams are read at once — one core draws more
- * bandwidth from several streams than from one. */
-AI void q0p_streams(int NS, bool q8, const uint8_t *tile, size_t tstride, int64_t nb, const uint8_t *act, int64_t K,
-                    __m512 out[4]) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
-    const size_t G = q8 ? 512 : 256;
-    __m512 res[4];
-#pragma GCC unroll 4
-    for (int k = 0; k < NS; k++) res[k] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        float da;
-        memcpy(&da, act + K + b * 4, 4);
-        const __m512i c0 = bcast32(act + K + nb * (q8 ? 8 : 4) + b * 4);
 #pragma GCC unroll 4
         for (int k = 0; k < NS; k++) {
             const uint8_t *tk = tile + (size_t)k * tstride, *tb = tk + (size_t)b * G, *scales = tk + (size_t)nb * G;
+            { /* keep several lines in flight from memory (the first token group of a tile streams it in) */
 #pragma GCC unroll 8
-            for (size_t o = 0; o < G; o += 64) {
-                _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
-                if (SL_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(tb + SL_FAR_PREFETCH_BYTES + o), _MM_HINT_T2);
+                for (size_t o = 0; o < G; o += 64) {
+                    _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
+                    if (SL_FAR_PREFETCH_BYTES > 0)
+                        _mm_prefetch((const char *)(tb + SL_FAR_PREFETCH_BYTES + o), _MM_HINT_T2);
+                }
+                if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + SL_PREFETCH_BYTES / 8), _MM_HINT_T0);
             }
-            if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + SL_PREFETCH_BYTES / 8), _MM_HINT_T0);
             __m512i W[8];
             if (q8) {
 #pragma GCC unroll 8
@@ -336,16 +269,50 @@ AI void q0p_streams(int NS, bool q8, const uint8_t *tile, size_t tstride, int64_
                     W[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
                 }
             }
-            __m512i acc = c0;
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) acc = _mm512_dpbusd_epi32(acc, W[j], bcast32(act + b * 32 + 4 * j));
             const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(scales + b * 32)));
-            res[k] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(da)), _mm512_cvtepi32_ps(acc), res[k]);
+            __m512i acc[8];
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) acc[t] = bcast32(at[t] + K + nb * (q8 ? 8 : 4) + b * 4);
+            /* group-major, so the NT independent dpbusd chains interleave */
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++)
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], W[j], bcast32(at[t] + b * 32 + 4 * j));
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) {
+                float da;
+                memcpy(&da, at[t] + K + b * 4, 4);
+                const __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(da));
+                res[k * NT + t] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(acc[t]), res[k * NT + t]);
+            }
         }
     }
-#pragma GCC unroll 4
-    for (int k = 0; k < NS; k++) out[k] = res[k];
+#pragma GCC unroll 16
+    for (int i = 0; i < NS * NT; i++) out[i] = res[i];
 }
+
+#define Q0_FN(NAME, NS, N)                                                                                        \
+    static void q4p_##NAME##_##N(const uint8_t *tile, size_t ts, int64_t nb, const uint8_t *act, size_t as, int64_t K, \
+                               __m512 *out) {                                                                     \
+        q0p_tokens(NS, N, false, tile, ts, nb, act, as, K, out);                                                  \
+    }                                                                                                             \
+    static void q8p_##NAME##_##N(const uint8_t *tile, size_t ts, int64_t nb, const uint8_t *act, size_t as, int64_t K, \
+                               __m512 *out) {                                                                     \
+        q0p_tokens(NS, N, true, tile, ts, nb, act, as, K, out);                                                   \
+    }
+Q0_FN(1, 1, 1) Q0_FN(1, 1, 2) Q0_FN(1, 1, 3) Q0_FN(1, 1, 4) Q0_FN(1, 1, 5) Q0_FN(1, 1, 6) Q0_FN(1, 1, 7) Q0_FN(1, 1, 8)
+Q0_FN(4, 4, 2) Q0_FN(4, 4, 3) Q0_FN(2, 2, 4) Q0_FN(S, Q0_STREAMS, 1)
+typedef void (*q0_fn)(const uint8_t *, size_t, int64_t, const uint8_t *, size_t, int64_t, __m512 *);
+static const q0_fn Q0_TOKENS[2][8] = {
+    {q4p_1_1, q4p_1_2, q4p_1_3, q4p_1_4, q4p_1_5, q4p_1_6, q4p_1_7, q4p_1_8},
+    {q8p_1_1, q8p_1_2, q8p_1_3, q8p_1_4, q8p_1_5, q8p_1_6, q8p_1_7, q8p_1_8},
+};
+/* Decoding 1..4 tokens: several tiles at once: Q0_STREAMS for one token, 4 for 2 or 3 (from memory
+ * 1.15-1.24x, bench/kernel_ab.sh), 2 for 4 (1.03x; 4 tiles would spill: 0.89x in L2). */
+static const q0_fn Q0_MULTI[2][4] = {
+    {q4p_S_1, q4p_4_2, q4p_4_3, q4p_2_4},
+    {q8p_S_1, q8p_4_2, q8p_4_3, q8p_2_4},
+};
 
 /* Token blocks that stay in L2 × tiles × groups of 8 tokens. */
 static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
@@ -354,18 +321,19 @@ static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, co
     const size_t tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K);
     int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 8 * 8;
     if (tb < 8) tb = 8;
-    if (nt == 1) { /* decoding: Q0_STREAMS tiles at once, then the rest one by one */
+    if (nt <= 4) { /* decoding a few tokens: NS tiles at once, then the rest one by one */
+        const int N = (int)nt, NS = nt == 1 ? Q0_STREAMS : nt < 4 ? 4 : 2;
+        __m512 out[16];
         int64_t r0 = 0;
-        for (; r0 + 16 * Q0_STREAMS <= nr; r0 += 16 * Q0_STREAMS) {
-            __m512 out[4];
-            q0p_streams(Q0_STREAMS, q8, (const uint8_t *)tiles + (size_t)(r0 / 16) * tile, tile, nb, act, K, out);
-            for (int k = 0; k < Q0_STREAMS; k++) _mm512_storeu_ps(y + r0 + 16 * k, out[k]);
+        for (; r0 + 16 * NS <= nr; r0 += 16 * NS) {
+            Q0_MULTI[q8][N - 1]((const uint8_t *)tiles + (size_t)(r0 / 16) * tile, tile, nb, act, as, K, out);
+            for (int k = 0; k < NS; k++)
+                for (int t = 0; t < N; t++) _mm512_storeu_ps(y + t * ldy + r0 + 16 * k, out[k * N + t]);
         }
         for (; r0 < nr; r0 += 16) {
             const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
-            __m512 out[4];
-            q0p_streams(1, q8, (const uint8_t *)tiles + (size_t)(r0 / 16) * tile, tile, nb, act, K, out);
-            _mm512_mask_storeu_ps(y + r0, (__mmask16)((1u << R) - 1), out[0]);
+            Q0_TOKENS[q8][N - 1]((const uint8_t *)tiles + (size_t)(r0 / 16) * tile, tile, nb, act, as, K, out);
+            for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + t * ldy + r0, (__mmask16)((1u << R) - 1), out[t]);
         }
         return;
     }
@@ -378,7 +346,7 @@ static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, co
             for (int64_t t0 = b0; t0 < b1; t0 += 8) {
                 const int N = b1 - t0 < 8 ? (int)(b1 - t0) : 8;
                 __m512 out[8];
-                Q0_TOKENS[q8][N - 1](t16, nb, (const uint8_t *)act + (size_t)t0 * as, as, K, out);
+                Q0_TOKENS[q8][N - 1](t16, tile, nb, (const uint8_t *)act + (size_t)t0 * as, as, K, out);
                 for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, out[t]);
             }
         }
