@@ -17,6 +17,7 @@
 #include "compute/kernels.h"
 #include "compute/quant.h"
 #include "core/fp16.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,20 +26,6 @@
 
 /* the older table, filled by the renamed init of its kernel file */
 extern const sl_kernels *kernel_ab_old(void);
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint8_t rbyte(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint8_t)(rng >> 32);
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct run {
     sl_type t;
@@ -116,12 +103,7 @@ int main(int argc, char **argv) {
         }
         ratio[n++] = rate[1] / rate[0];
     }
-    for (int i = 1; i < n; i++) /* insertion sort */
-        for (int j = i; j > 0 && ratio[j] < ratio[j - 1]; j--) {
-            const double z = ratio[j];
-            ratio[j] = ratio[j - 1];
-            ratio[j - 1] = z;
-        }
+    sort_doubles(ratio, n);
     const double blocks = (double)(r.nr / 16) * (double)(K / 32);
     printf("%s %s K=%lld set=%zu KiB tokens=%lld: old %.1f ns, new %.1f ns per 16-row x 32 block (best slice); "
            "new/old speed: median %.3f, quartiles %.3f-%.3f over %d pairs; %s\n",

@@ -17,25 +17,12 @@
 #include "compute/kernels.h"
 #include "compute/quant.h"
 #include "core/fp16.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint8_t rbyte(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint8_t)(rng >> 32);
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double secs, int64_t nt) {
     const sl_kernels *ref = sl_kernels_get("scalar");
@@ -94,12 +81,7 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
         if (rate[1] > bw) bw = rate[1];
         ratio[nratio++] = rate[0] / rate[1];
     }
-    for (int i = 1; i < nratio; i++) /* insertion sort */
-        for (int j = i; j > 0 && ratio[j] < ratio[j - 1]; j--) {
-            const double x = ratio[j];
-            ratio[j] = ratio[j - 1];
-            ratio[j - 1] = x;
-        }
+    sort_doubles(ratio, nratio);
     const double gbs = best, med = ratio[nratio / 2];
     printf("%s %-5s K=%lld rows=%lld tokens=%lld set=%zu KiB: %6.1f GB/s (sum_u64 %5.1f GB/s; median ratio %3.0f%%; "
            "%.1f ns per 16-row tile block)  %s\n",

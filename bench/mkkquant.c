@@ -17,20 +17,13 @@
 #include "shardlm.h"
 #include "compute/quant.h"
 #include "core/fp16.h"
+#include "bench_util.h"
 #include "model/gguf.h"
 #include "model/gguf_write.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint8_t rbyte(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint8_t)(rng >> 32);
-}
 
 static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
