@@ -12,7 +12,8 @@
  * 32-element block, and the median (with quartiles) of new/old speed over
  * neighbouring slices. The outputs of the two are compared bit for bit.
  *
- *   build/kernel_ab TYPE K BYTES TOKENS [SECONDS=2]      (TYPE: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K)
+ *   build/kernel_ab TYPE K BYTES TOKENS [SECONDS=2]   (TYPE: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: the packed
+ *   matmul; F16, BF16, F32: the matmul on rows as stored)
  */
 #include "compute/kernels.h"
 #include "compute/quant.h"
@@ -30,16 +31,21 @@ extern const sl_kernels *kernel_ab_old(void);
 typedef struct run {
     sl_type t;
     int64_t K, nr, nt;
-    size_t tile, as;
+    size_t tile, as, rs; /* tile: 0 for a type the table reads as stored (rows rs bytes apart) */
     const uint8_t *packed, *act;
     void *scratch;
 } run;
 
 static void call(const sl_kernels *kt, const run *r, float *y) {
-    for (int64_t r0 = 0; r0 < r->nr; r0 += SL_GEMM_CHUNK)
-        kt->gemm_packed[r->t](r->K, r->packed + (size_t)(r0 / 16) * r->tile,
-                              r->nr - r0 < SL_GEMM_CHUNK ? r->nr - r0 : SL_GEMM_CHUNK, r->act, r->as, r->nt, y + r0,
-                              r->nr, r->scratch);
+    for (int64_t r0 = 0; r0 < r->nr; r0 += SL_GEMM_CHUNK) {
+        const int64_t n = r->nr - r0 < SL_GEMM_CHUNK ? r->nr - r0 : SL_GEMM_CHUNK;
+        if (r->tile)
+            kt->gemm_packed[r->t](r->K, r->packed + (size_t)(r0 / 16) * r->tile, n, r->act, r->as, r->nt, y + r0, r->nr,
+                                  r->scratch);
+        else
+            kt->gemm[r->t](r->K, r->packed + (size_t)r0 * r->rs, r->rs, n, r->act, r->as, r->nt, y + r0, r->nr,
+                           r->scratch);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -54,17 +60,28 @@ int main(int argc, char **argv) {
     const size_t bytes = (size_t)atoll(argv[3]);
     const double secs = argc > 5 ? atof(argv[5]) : 2.0;
     const sl_kernels *kold = kernel_ab_old(), *knew = kold ? sl_kernels_get(kold->name) : NULL;
-    if (t == SL_TYPE_COUNT || !knew || !knew->gemm_packed[t] || !kold->gemm_packed[t] || K <= 0 || nt <= 0 ||
+    const bool packs = knew && knew->gemm_packed[t] && kold->gemm_packed[t];
+    if (t == SL_TYPE_COUNT || !knew || (!packs && (!knew->gemm[t] || !kold->gemm[t])) || K <= 0 || nt <= 0 ||
         K % sl_type_get(t)->blck) {
-        fprintf(stderr, "kernel_ab: no packed %s kernel in this table, or a bad K / TOKENS\n", argv[1]);
+        fprintf(stderr, "kernel_ab: no %s kernel in this table, or a bad K / TOKENS\n", argv[1]);
         return 2;
     }
     const size_t bb = sl_type_get(t)->size, nblk = (size_t)(K / sl_type_get(t)->blck), rs = nblk * bb;
-    run r = {.t = t, .K = K, .nt = nt, .tile = sl_pack_tile_bytes(t, K)};
-    r.nr = (int64_t)(bytes / r.tile) * 16;
+    run r = {.t = t, .K = K, .nt = nt, .tile = packs ? sl_pack_tile_bytes(t, K) : 0, .rs = rs};
+    r.nr = (int64_t)(bytes / (packs ? r.tile : 16 * rs)) * 16;
     if (r.nr < 16) r.nr = 16;
-    uint8_t *w = malloc(rs * (size_t)r.nr), *packed = aligned_alloc(64, r.tile * (size_t)(r.nr / 16));
+    const size_t wbytes = packs ? r.tile * (size_t)(r.nr / 16) : rs * (size_t)r.nr;
+    uint8_t *w = malloc(rs * (size_t)r.nr), *packed = aligned_alloc(64, (wbytes + 63) / 64 * 64);
     for (size_t i = 0; i < rs * (size_t)r.nr; i++) w[i] = rbyte();
+    if (t == SL_TYPE_F16 || t == SL_TYPE_BF16 || t == SL_TYPE_F32) /* finite values: small random floats */
+        for (size_t i = 0; i < (size_t)r.nr * (size_t)K; i++) {
+            const float v = (float)((int)rbyte() - 128) / 1024.0f;
+            if (t == SL_TYPE_F32) memcpy(w + 4 * i, &v, 4);
+            else {
+                const uint16_t h = t == SL_TYPE_F16 ? sl_f32_to_f16(v) : sl_f32_to_bf16(v);
+                memcpy(w + 2 * i, &h, 2);
+            }
+        }
     for (int64_t row = 0; row < r.nr; row++) /* sane scales: the first fp16 of every type's block is a scale */
         for (size_t b = 0; b < nblk; b++) {
             const uint16_t d = sl_f32_to_f16(0.001f);
@@ -78,7 +95,8 @@ int main(int argc, char **argv) {
           *y1 = malloc(sizeof(float) * (size_t)(r.nr * nt));
     for (int64_t k = 0; k < K * nt; k++) x[k] = (float)((int)rbyte() - 128) / 64.0f;
     sl_act_quantize(ak, x, K, nt, K, act);
-    sl_pack_rows(t, K, w, rs, r.nr, packed);
+    if (packs) sl_pack_rows(t, K, w, rs, r.nr, packed);
+    else memcpy(packed, w, wbytes);
     r.packed = packed;
     r.act = act;
     r.scratch = aligned_alloc(64, (sl_gemm_scratch_bytes(K) + 63) / 64 * 64);
@@ -107,7 +125,7 @@ int main(int argc, char **argv) {
     const double blocks = (double)(r.nr / 16) * (double)(K / 32);
     printf("%s %s K=%lld set=%zu KiB tokens=%lld: old %.1f ns, new %.1f ns per 16-row x 32 block (best slice); "
            "new/old speed: median %.3f, quartiles %.3f-%.3f over %d pairs; %s\n",
-           knew->name, argv[1], (long long)K, r.tile * (size_t)(r.nr / 16) / 1024, (long long)nt,
+           knew->name, argv[1], (long long)K, wbytes / 1024, (long long)nt,
            1e9 / best[0] / blocks, 1e9 / best[1] / blocks, ratio[n / 2], ratio[n / 4], ratio[3 * n / 4], n,
            same ? "same bits" : "DIFFERENT OUTPUT");
     free(w);

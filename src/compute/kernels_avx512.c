@@ -81,11 +81,12 @@ AI __m512 load_w_mask(sl_type T, const uint8_t *w, int64_t k, __mmask16 m) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* R rows × NT tokens, all accumulators in registers. */
+/* R rows × NT tokens (R ≤ 4, or FT_ROWS1 for one token), all accumulators in
+ * registers. */
 AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
                    float *y, int64_t ldy) {
-    __m512 acc[4][4];
-#pragma GCC unroll 4
+    __m512 acc[8][4];
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_ps();
@@ -94,7 +95,7 @@ AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t
         __m512 x[4];
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) x[t] = _mm512_loadu_ps((const float *)(a + (size_t)t * as) + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             __m512 wv = load_w(T, w + (size_t)r * ws, k);
 #pragma GCC unroll 4
@@ -106,19 +107,26 @@ AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t
         __m512 x[4];
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) x[t] = _mm512_maskz_loadu_ps(m, (const float *)(a + (size_t)t * as) + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             __m512 wv = load_w_mask(T, w + (size_t)r * ws, k, m);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) acc[r][t] = _mm512_mask3_fmadd_ps(wv, x[t], acc[r][t], m);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) y[(int64_t)t * ldy + r] = reduce16(acc[r][t]);
 }
 
+#ifndef FT_ROWS1
+/* Rows one token reads at once: each row is its own stream, and one core
+ * draws more bandwidth from more streams (see Q0_STREAMS); 8 instead of 4
+ * made F16/BF16 decoding from memory 1.09-1.11x faster (bench/kernel_ab.sh;
+ * 16: the same, and slower in cache). */
+#define FT_ROWS1 8
+#endif
 #define FT(TY, R, N)                                                                                            \
     static void ft_##TY##_##R##_##N(int64_t K, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y, \
                                     int64_t ldy) {                                                              \
@@ -129,6 +137,9 @@ AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t
 FT_ALL(F32)
 FT_ALL(F16)
 FT_ALL(BF16)
+FT(F32, FT_ROWS1, 1)
+FT(F16, FT_ROWS1, 1)
+FT(BF16, FT_ROWS1, 1)
 
 typedef void (*ft_fn)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, float *, int64_t);
 #define FT_TABLE(TY)                                                                                         \
@@ -143,8 +154,17 @@ FT_TABLE(F16)
 FT_TABLE(BF16)
 
 /* Token blocks (activations stay in L2) × tiles of 4 rows × 4 tokens. */
-static void gemm_float(const ft_fn tab[4][4], int64_t K, const void *w, size_t ws, int64_t nr, const void *act,
-                       size_t as, int64_t nt, float *y, int64_t ldy) {
+static void gemm_float(const ft_fn tab[4][4], ft_fn one, int64_t K, const void *w, size_t ws, int64_t nr,
+                       const void *act, size_t as, int64_t nt, float *y, int64_t ldy) {
+    if (nt == 1) { /* decoding: FT_ROWS1 rows (streams) at once, then 4 at most */
+        int64_t r0 = 0;
+        for (; r0 + FT_ROWS1 <= nr; r0 += FT_ROWS1) one(K, (const uint8_t *)w + (size_t)r0 * ws, ws, act, as, y + r0, ldy);
+        for (; r0 < nr; r0 += 4) {
+            const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
+            tab[R - 1][0](K, (const uint8_t *)w + (size_t)r0 * ws, ws, act, as, y + r0, ldy);
+        }
+        return;
+    }
     int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as);
     if (tb < 4) tb = 4;
     for (int64_t b0 = 0; b0 < nt; b0 += tb) {
@@ -163,17 +183,17 @@ static void gemm_float(const ft_fn tab[4][4], int64_t K, const void *w, size_t w
 static void gemm_f32(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                      int64_t ldy, void *scratch) {
     (void)scratch;
-    gemm_float(ft_F32, K, w, ws, nr, a, as, nt, y, ldy);
+    gemm_float(ft_F32, ft_F32_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy);
 }
 static void gemm_f16(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                      int64_t ldy, void *scratch) {
     (void)scratch;
-    gemm_float(ft_F16, K, w, ws, nr, a, as, nt, y, ldy);
+    gemm_float(ft_F16, ft_F16_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy);
 }
 static void gemm_bf16(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
     (void)scratch;
-    gemm_float(ft_BF16, K, w, ws, nr, a, as, nt, y, ldy);
+    gemm_float(ft_BF16, ft_BF16_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy);
 }
 
 /* ---- quantized weights: transposed 16-row tiles --------------------------------------- */
