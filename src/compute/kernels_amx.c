@@ -185,7 +185,8 @@ static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src,
          * the product of block b + 1 (tile loads only), block b's float steps. */
         const int64_t slot = ring ? 3 : -1; /* block b's B form: w + 512 * (b & slot) */
         if (q4)
-            for (int64_t b = 0; b < 2 && b < nb; b++) unpack_block(src + (size_t)b * G, (uint8_t *)w + (size_t)(b & slot) * 512);
+            for (int64_t b = 0; b < 2 && b < nb; b++)
+                unpack_block(src + (size_t)b * G, (uint8_t *)w + (size_t)(b & slot) * 512);
         block_product(w, act, as, 0);
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *p = src + (size_t)(b + 2) * G;

@@ -158,7 +158,8 @@ static void gemm_float(const ft_fn tab[4][4], ft_fn one, int64_t K, const void *
                        const void *act, size_t as, int64_t nt, float *y, int64_t ldy) {
     if (nt == 1) { /* decoding: FT_ROWS1 rows (streams) at once, then 4 at most */
         int64_t r0 = 0;
-        for (; r0 + FT_ROWS1 <= nr; r0 += FT_ROWS1) one(K, (const uint8_t *)w + (size_t)r0 * ws, ws, act, as, y + r0, ldy);
+        for (; r0 + FT_ROWS1 <= nr; r0 += FT_ROWS1)
+            one(K, (const uint8_t *)w + (size_t)r0 * ws, ws, act, as, y + r0, ldy);
         for (; r0 < nr; r0 += 4) {
             const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
             tab[R - 1][0](K, (const uint8_t *)w + (size_t)r0 * ws, ws, act, as, y + r0, ldy);
@@ -297,7 +298,8 @@ AI void q0p_tokens(int NS, int NT, bool q8, const uint8_t *tile, size_t tstride,
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++)
 #pragma GCC unroll 8
-                for (int t = 0; t < NT; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], W[j], bcast32(at[t] + b * 32 + 4 * j));
+                for (int t = 0; t < NT; t++)
+                    acc[t] = _mm512_dpbusd_epi32(acc[t], W[j], bcast32(at[t] + b * 32 + 4 * j));
 #pragma GCC unroll 8
             for (int t = 0; t < NT; t++) {
                 float da;
