@@ -484,16 +484,9 @@ static void attn_head(const sl_attn_args *a, const float *q, float *out) {
     /* the next chunk's K rows and this chunk's V rows are prefetched (kernels.h) */
     const size_t rb = sl_type_row_size(a->kv_type, D);
     size_t offs[16], next[16];
-    sl_attn_offsets(a, 0, next);
-    sl_attn_prefetch(a->k_base, next, a->n_pos < 16 ? a->n_pos : 16, rb);
     for (int32_t j0 = 0; j0 < a->n_pos; j0 += 16) {
         const int32_t n = a->n_pos - j0 < 16 ? a->n_pos - j0 : 16;
-        memcpy(offs, next, sizeof offs);
-        if (j0 + 16 < a->n_pos) {
-            sl_attn_offsets(a, j0 + 16, next);
-            sl_attn_prefetch(a->k_base, next, a->n_pos - j0 - 16 < 16 ? a->n_pos - j0 - 16 : 16, rb);
-        }
-        sl_attn_prefetch(a->v_base, offs, n, rb);
+        sl_attn_chunk(a, j0, rb, offs, next);
         for (int32_t j = 0; j < n; j++) {
             const uint8_t *kr = a->k_base + offs[j];
             __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();

@@ -856,19 +856,12 @@ AI void attn_impl(sl_type T, int DC, int G, const sl_attn_args *a, const float *
         for (int32_t v = 0; v < nv; v++) acc[g][v] = _mm512_setzero_ps();
     }
     /* the rows of a chunk are slot_bytes apart and a call reads few of them: the K rows of the next
-     * chunk and the V rows of this one are prefetched (a call's first K rows once, before the loop) */
+     * chunk and the V rows of this one are prefetched (sl_attn_chunk) */
     const size_t rb = sl_type_row_size(T, D);
     size_t offs[16], next[16];
-    sl_attn_offsets(a, 0, next);
-    sl_attn_prefetch(a->k_base, next, a->n_pos < 16 ? a->n_pos : 16, rb);
     for (int32_t j0 = 0; j0 < a->n_pos; j0 += 16) {
         const int32_t n = a->n_pos - j0 < 16 ? a->n_pos - j0 : 16;
-        memcpy(offs, next, sizeof offs);
-        if (j0 + 16 < a->n_pos) {
-            sl_attn_offsets(a, j0 + 16, next);
-            sl_attn_prefetch(a->k_base, next, a->n_pos - j0 - 16 < 16 ? a->n_pos - j0 - 16 : 16, rb);
-        }
-        sl_attn_prefetch(a->v_base, offs, n, rb);
+        sl_attn_chunk(a, j0, rb, offs, next);
         for (int32_t j = 0; j < n; j++) {
             const uint8_t *kr = a->k_base + offs[j];
 #pragma GCC unroll 8
