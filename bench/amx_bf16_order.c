@@ -110,9 +110,9 @@ int main(void) {
                 }
             }
         }
-        printf("pairs %2d: %ld outputs; matching TDPBF16PS: vdpbf16ps %.1f%%, seq %.1f%%, pair %.1f%%, once %.1f%%\n", P,
-               total, 100.0 * match[0] / total, 100.0 * match[1] / total, 100.0 * match[2] / total,
-               100.0 * match[3] / total);
+        printf("pairs %2d: %ld outputs; matching TDPBF16PS: ", P, total);
+        printf("vdpbf16ps %.1f%%, seq %.1f%%, pair %.1f%%, once %.1f%%\n", 100.0 * match[0] / total,
+               100.0 * match[1] / total, 100.0 * match[2] / total, 100.0 * match[3] / total);
     }
     _tile_release();
     return 0;
