@@ -1,11 +1,13 @@
 /*
- * strbuf.c — printf into a growing buffer (see strbuf.h).
+ * strbuf.c — printf into a growing buffer, UTF-8 scrubbing (see strbuf.h).
  */
 #include "strbuf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <utf8proc.h>
 
 void sl_strbuf_printf(sl_strbuf *b, const char *fmt, ...) {
     for (;;) {
@@ -24,5 +26,15 @@ void sl_strbuf_printf(sl_strbuf *b, const char *fmt, ...) {
         if (!np) return;
         b->p = np;
         b->cap = cap;
+    }
+}
+
+void sl_utf8_scrub(char *s) {
+    uint8_t *m = (uint8_t *)s;
+    for (size_t i = 0; m[i];) {
+        utf8proc_int32_t cp;
+        const utf8proc_ssize_t n = utf8proc_iterate(m + i, -1, &cp);
+        if (n > 0) i += (size_t)n;
+        else m[i++] = '?';
     }
 }

@@ -16,4 +16,9 @@ typedef struct sl_strbuf {
 
 void sl_strbuf_printf(sl_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Make the NUL-terminated s valid UTF-8 in place: each byte that starts no
+ * valid character becomes '?'. For messages that quote what a peer sent
+ * (and then go into a JSON string, which must be UTF-8). */
+void sl_utf8_scrub(char *s);
+
 #endif

@@ -24,6 +24,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "core/strbuf.h"
 #include "router/etcd.h"
 #include "router/failover.h"
 #include "router/hash.h"
@@ -338,6 +339,7 @@ static int respond_error(worker *w, cconn *c, int status, const char *param, con
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    sl_utf8_scrub(msg); /* it may quote the client's bytes (a malformed request line) */
     char *s = error_json(status, param, msg);
     respond(w, c, status, "application/json", s ? s : "{}", s ? strlen(s) : 2, NULL);
     free(s);

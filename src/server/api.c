@@ -5,6 +5,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "core/strbuf.h"
 #include "model/model.h"
 #include "template/template.h"
 #include "tokenizer/tokenizer.h"
@@ -26,6 +27,9 @@ void sl_api_set_error(sl_api_error *e, int status, const char *param, const char
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    /* the message may quote what the client sent (jansson's error text shows
+     * the bytes near a syntax error; a model name may be cut at the end) */
+    sl_utf8_scrub(e->message);
 }
 
 char *sl_api_error_json(const sl_api_error *e) {
@@ -332,16 +336,26 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
     return true;
 }
 
+/* One stop string (the field name for errors: "stop" or "stop[i]"). */
+static bool add_stop(json_t *v, const char *name, sl_req_params *p, sl_api_error *e) {
+    if (json_string_length(v) == 0) return true;
+    if (json_string_length(v) > 256 || memchr(json_string_value(v), 0, json_string_length(v))) {
+        sl_api_set_error(e, 400, "stop", "'%s' must be 1..256 bytes without NUL", name);
+        return false;
+    }
+    p->stop[p->n_stop] = sl_strdup(json_string_value(v));
+    if (!p->stop[p->n_stop]) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        return false;
+    }
+    p->n_stop++;
+    return true;
+}
+
 static bool parse_stop(json_t *body, sl_req_params *p, sl_api_error *e) {
     json_t *s = json_object_get(body, "stop");
     if (!s || json_is_null(s)) return true;
-    if (json_is_string(s)) {
-        if (json_string_length(s) == 0) return true;
-        p->stop[p->n_stop] = sl_strdup(json_string_value(s));
-        if (!p->stop[p->n_stop]) goto oom;
-        p->n_stop++;
-        return true;
-    }
+    if (json_is_string(s)) return add_stop(s, "stop", p, e);
     if (!json_is_array(s)) {
         sl_api_set_error(e, 400, "stop", "'stop' must be a string or an array of strings");
         return false;
@@ -353,23 +367,15 @@ static bool parse_stop(json_t *body, sl_req_params *p, sl_api_error *e) {
     size_t i;
     json_t *v;
     json_array_foreach(s, i, v) {
+        char name[32];
+        snprintf(name, sizeof name, "stop[%zu]", i);
         if (!json_is_string(v)) {
-            sl_api_set_error(e, 400, "stop", "'stop[%zu]' must be a string", i);
+            sl_api_set_error(e, 400, "stop", "'%s' must be a string", name);
             return false;
         }
-        if (json_string_length(v) == 0) continue;
-        if (json_string_length(v) > 256 || memchr(json_string_value(v), 0, json_string_length(v))) {
-            sl_api_set_error(e, 400, "stop", "'stop[%zu]' must be 1..256 bytes without NUL", i);
-            return false;
-        }
-        p->stop[p->n_stop] = sl_strdup(json_string_value(v));
-        if (!p->stop[p->n_stop]) goto oom;
-        p->n_stop++;
+        if (!add_stop(v, name, p, e)) return false;
     }
     return true;
-oom:
-    sl_api_set_error(e, 500, NULL, "out of memory");
-    return false;
 }
 
 bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, size_t len, sl_api_request *r,

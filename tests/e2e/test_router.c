@@ -569,6 +569,15 @@ TEST(http_edge_cases) {
     CHECK_MSG(strstr(out, "HTTP/1.1 400") != NULL && strstr(out, "\"error\"") != NULL, "%s", out);
     free(out);
     close(fd);
+    /* garbage that is not UTF-8: the message quoting it is scrubbed, still a JSON error object */
+    fd = raw_connect(r.port);
+    const char *junk8 = "GET / \xc8TTP/1.1\r\n\r\n";
+    CHECK(write(fd, junk8, strlen(junk8)) == (ssize_t)strlen(junk8));
+    out = raw_read(fd, 1, &closed);
+    CHECK_MSG(strstr(out, "HTTP/1.1 505") != NULL && strstr(out, "\"error\"") != NULL && strstr(out, "?TTP") != NULL,
+              "%s", out);
+    free(out);
+    close(fd);
     /* the router still serves */
     rresp x = rt_post(r.url, "/tokenize", "{\"prompt\":\"Hello\"}");
     CHECK_EQ_INT(x.status, 200);

@@ -2,14 +2,20 @@
  * test_router_proto.c — the router's protocol parsers without I/O: the HTTP/1.x
  * message parser (src/router/httpp.c) and the SSE framer (src/router/sse.c),
  * each fed whole and one byte at a time (hiredis' habit), with hostile inputs:
- * oversized heads, bad lengths, smuggling combinations, bad chunk sizes.
+ * oversized heads, bad lengths, smuggling combinations, bad chunk sizes;
+ * and the fuzz corpus of tests/fuzz/corpus/httpp replayed (fuzz_httpp.c:
+ * fed whole and in pieces, the same messages).
  */
 #include "harness.h"
 
 #include "router/httpp.h"
 #include "router/evstream.h"
 
+#include <dirent.h>
 #include <stdlib.h>
+
+#define FUZZ_HTTPP_NO_MAIN
+#include "../fuzz/fuzz_httpp.c"
 
 typedef struct body {
     char b[8192];
@@ -250,4 +256,27 @@ TEST(sse_framing) {
     evs e = {0};
     CHECK(sl_evstream_feed(&x, big, sizeof big, on_event, &e) == SL_ERR_PROTO);
     sl_evstream_deinit(&x);
+}
+
+TEST(httpp_fuzz_corpus_replay) {
+    const char *dir = "tests/fuzz/corpus/httpp";
+    DIR *d = opendir(dir);
+    CHECK_MSG(d != NULL, "cannot open %s", dir);
+    struct dirent *de;
+    int n = 0, parsed = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len;
+        char *data = sl_test_read_file(path, &len);
+        if (!data) continue;
+        parsed += fuzz_httpp_one((const uint8_t *)data, len) == 0;
+        free(data);
+        n++;
+    }
+    closedir(d);
+    printf("   corpus: %d inputs, %d parsed, %d refused cleanly\n", n, parsed, n - parsed);
+    CHECK(n >= 20);
+    CHECK(parsed > 0 && parsed < n);
 }

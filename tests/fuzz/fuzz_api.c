@@ -1,0 +1,145 @@
+/*
+ * fuzz_api.c — libFuzzer target for the OpenAI request bodies (`make fuzz`):
+ * sl_api_parse for /v1/completions and /v1/chat/completions, and the
+ * /tokenize and /detokenize bodies, against the stories260K model
+ * (SHARDLM_FUZZ_MODEL, default ../shared/models/stories260K.gguf).
+ *
+ * Input: one selector byte, then the body. Selector bits 0-1: completions,
+ * chat, tokenize, detokenize; bit 2: a context of 64 or 512 tokens; bit 3:
+ * the built-in chat template or a small Jinja one.
+ *
+ * Every body must end in a clean answer, never a crash or a leak (ASan):
+ *   accepted: no error set; 1 <= prompt tokens < context, every id in the
+ *     vocabulary; prompt + max_tokens within the context; the sampling
+ *     parameters inside the ranges the API documents;
+ *   refused: a 4xx status, a non-empty message, and an error object that
+ *     is valid JSON with that message;
+ *   tokenize / detokenize: a JSON object (tokens / prompt) or a refusal as
+ *     above.
+ *
+ * tests/unit/test_api.c includes this file (FUZZ_API_NO_MAIN) and replays
+ * tests/fuzz/corpus/api through fuzz_api_one().
+ */
+#include "server/api.h"
+
+#include "core/alloc.h"
+#include "shardlm.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fuzz_api_check(int cond, const char *what) {
+    if (!cond) {
+        fprintf(stderr, "fuzz_api: invariant violated: %s\n", what);
+        abort();
+    }
+}
+
+static const char FUZZ_API_TEMPLATE[] =
+    "{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% "
+    "endif %}";
+
+static const sl_model *fuzz_api_model(void) {
+    static sl_model *m;
+    if (!m) {
+        const char *path = getenv("SHARDLM_FUZZ_MODEL");
+        if (!path) path = "../shared/models/stories260K.gguf";
+        if (sl_model_load(path, &m) != SL_OK) {
+            fprintf(stderr, "fuzz_api: cannot load %s\n", path);
+            abort();
+        }
+    }
+    return m;
+}
+
+/* A refusal: 4xx, a message, and an error object that round-trips as JSON. */
+static void fuzz_api_check_error(const sl_api_error *e) {
+    fuzz_api_check(e->status >= 400 && e->status < 500, "a refusal is a 4xx");
+    fuzz_api_check(e->message[0] != '\0', "a refusal has a message");
+    char *js = sl_api_error_json(e);
+    fuzz_api_check(js != NULL, "the error object is built");
+    json_error_t je;
+    json_t *o = json_loads(js, 0, &je);
+    fuzz_api_check(o != NULL, "the error object is valid JSON");
+    json_t *msg = json_object_get(json_object_get(o, "error"), "message");
+    fuzz_api_check(json_is_string(msg) && json_string_length(msg) > 0, "the error object carries the message");
+    json_decref(o);
+    free(js);
+}
+
+/* 0: accepted, 1: refused cleanly (aborts on a broken invariant). */
+static int fuzz_api_one(const uint8_t *data, size_t len) {
+    if (len < 1) return 1;
+    const uint8_t sel = data[0];
+    const char *body = (const char *)data + 1;
+    const size_t n = len - 1;
+    const sl_model *m = fuzz_api_model();
+    const int32_t n_vocab = sl_model_n_vocab(m);
+    const sl_api_ctx ctx = {.model = m,
+                            .model_id = "stories260K",
+                            .n_ctx = sel & 4 ? 512 : 64,
+                            .chat_template = sel & 8 ? FUZZ_API_TEMPLATE : NULL};
+    sl_api_error e;
+    const int mode = sel & 3;
+    if (mode >= 2) {
+        char *out = mode == 2 ? sl_api_tokenize(&ctx, body, n, &e) : sl_api_detokenize(&ctx, body, n, &e);
+        if (!out) {
+            fuzz_api_check_error(&e);
+            return 1;
+        }
+        fuzz_api_check(e.status == 0, "an answer leaves no error");
+        json_error_t je;
+        json_t *o = json_loads(out, 0, &je);
+        fuzz_api_check(json_is_object(o), "the answer is a JSON object");
+        if (mode == 2) {
+            json_t *ids = json_object_get(o, "tokens");
+            fuzz_api_check(json_is_array(ids), "tokenize answers tokens");
+            for (size_t i = 0; i < json_array_size(ids); i++) {
+                const json_t *v = json_array_get(ids, i);
+                fuzz_api_check(json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < n_vocab,
+                               "tokenize answers ids in the vocabulary");
+            }
+        } else {
+            fuzz_api_check(json_is_string(json_object_get(o, "prompt")), "detokenize answers a prompt string");
+        }
+        json_decref(o);
+        free(out);
+        return 0;
+    }
+    sl_api_request r;
+    if (!sl_api_parse(&ctx, mode == 0 ? SL_API_COMPLETIONS : SL_API_CHAT, body, n, &r, &e)) {
+        fuzz_api_check_error(&e);
+        fuzz_api_check(r.prompt == NULL && r.prompt_text == NULL && r.n_prompt == 0, "a refusal leaves no request");
+        return 1;
+    }
+    fuzz_api_check(e.status == 0, "an accepted request leaves no error");
+    fuzz_api_check(r.prompt != NULL && r.n_prompt >= 1 && r.n_prompt < ctx.n_ctx, "the prompt fits the context");
+    for (int32_t i = 0; i < r.n_prompt; i++)
+        fuzz_api_check(r.prompt[i] >= 0 && r.prompt[i] < n_vocab, "prompt ids are in the vocabulary");
+    const sl_req_params *p = &r.params;
+    fuzz_api_check(p->max_tokens >= 0 && (int64_t)r.n_prompt + p->max_tokens <= ctx.n_ctx,
+                   "prompt + max_tokens fit the context");
+    fuzz_api_check(p->max_tokens >= 1 || p->resume_generated > 0, "max_tokens is 0 only when resuming");
+    fuzz_api_check(p->resume_generated >= 0 && p->resume_generated < r.n_prompt, "a resume point inside the prompt");
+    fuzz_api_check(p->sampling.temperature >= 0 && p->sampling.temperature <= 2, "temperature in [0, 2]");
+    fuzz_api_check(p->sampling.top_p > 0 && p->sampling.top_p <= 1, "top_p in (0, 1]");
+    fuzz_api_check(p->sampling.top_k >= 0, "top_k >= 0");
+    fuzz_api_check(p->sampling.min_p >= 0 && p->sampling.min_p <= 1, "min_p in [0, 1]");
+    fuzz_api_check(p->sampling.repeat_penalty >= 0.01f && p->sampling.repeat_penalty <= 10, "repetition_penalty");
+    fuzz_api_check(p->logprobs >= -1 && p->logprobs <= SL_MAX_TOP_LOGPROBS, "logprobs in [-1, 20]");
+    fuzz_api_check(p->n_stop >= 0 && p->n_stop <= SL_MAX_STOP, "at most SL_MAX_STOP stop strings");
+    for (int32_t i = 0; i < p->n_stop; i++) fuzz_api_check(p->stop[i] && p->stop[i][0], "stop strings are non-empty");
+    sl_api_request_free(&r);
+    return 0;
+}
+
+#ifndef FUZZ_API_NO_MAIN
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_api_one(data, size);
+    return 0;
+}
+#endif

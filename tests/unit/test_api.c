@@ -1,0 +1,111 @@
+/*
+ * test_api.c — the OpenAI request bodies (server/api.c) without a server:
+ * the fuzz corpus of tests/fuzz/corpus/api replayed through fuzz_api_one()
+ * (every body answered cleanly, the invariants of fuzz_api.c held), and
+ * single cases the corpus found or that pin a rule. The HTTP side of the
+ * same errors is in tests/e2e/test_serve.c.
+ */
+#include "harness.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FUZZ_API_NO_MAIN
+#include "../fuzz/fuzz_api.c"
+
+/* The stories260K model for fuzz_api_model(), or false (skipped) without ../shared. */
+static bool have_model(void) {
+    const char *path = sl_test_shared("models/stories260K.gguf");
+    if (!path) return false;
+    setenv("SHARDLM_FUZZ_MODEL", path, 1);
+    return true;
+}
+
+/* Parse body as a completions request (context 512); returns the refusal's status (0: accepted). */
+static int parse_status(const char *body, sl_api_error *e) {
+    const sl_api_ctx ctx = {.model = fuzz_api_model(), .model_id = "stories260K", .n_ctx = 512};
+    sl_api_request r;
+    const bool ok = sl_api_parse(&ctx, SL_API_COMPLETIONS, body, strlen(body), &r, e);
+    if (ok) sl_api_request_free(&r);
+    return ok ? 0 : e->status;
+}
+
+TEST(fuzz_corpus_replay) {
+    if (!have_model()) return;
+    const char *dir = "tests/fuzz/corpus/api";
+    DIR *d = opendir(dir);
+    CHECK_MSG(d != NULL, "cannot open %s", dir);
+    struct dirent *de;
+    int n = 0, accepted = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len;
+        char *data = sl_test_read_file(path, &len);
+        if (!data) continue;
+        accepted += fuzz_api_one((const uint8_t *)data, len) == 0;
+        free(data);
+        n++;
+    }
+    closedir(d);
+    printf("   corpus: %d inputs, %d accepted, %d refused cleanly\n", n, accepted, n - accepted);
+    CHECK(n >= 20);
+    CHECK(accepted > 0 && accepted < n);
+}
+
+/* A single stop string obeys the rules of one in an array: 1..256 bytes, no NUL. */
+TEST(stop_string_rules_match_the_array_form) {
+    if (!have_model()) return;
+    char body[700];
+    char s300[301];
+    memset(s300, 'a', 300);
+    s300[300] = '\0';
+    sl_api_error e;
+    snprintf(body, sizeof body, "{\"prompt\": \"x\", \"stop\": \"%s\"}", s300);
+    CHECK_EQ_INT(parse_status(body, &e), 400);
+    CHECK_STR(e.param, "stop");
+    CHECK(strstr(e.message, "'stop' must be 1..256 bytes") != NULL);
+    snprintf(body, sizeof body, "{\"prompt\": \"x\", \"stop\": [\"ok\", \"%s\"]}", s300);
+    CHECK_EQ_INT(parse_status(body, &e), 400);
+    CHECK_STR(e.param, "stop");
+    CHECK(strstr(e.message, "'stop[1]' must be 1..256 bytes") != NULL);
+    /* a NUL in any string: jansson refuses the body (no JSON_ALLOW_NUL) */
+    CHECK_EQ_INT(parse_status("{\"prompt\": \"x\", \"stop\": \"a\\u0000b\"}", &e), 400);
+    CHECK_EQ_INT(parse_status("{\"prompt\": \"x\", \"stop\": [\"a\", 3]}", &e), 400);
+    CHECK(strstr(e.message, "'stop[1]' must be a string") != NULL);
+    /* accepted: empty strings are skipped, 256 bytes is the limit */
+    s300[256] = '\0';
+    snprintf(body, sizeof body, "{\"prompt\": \"x\", \"stop\": [\"\", \"%s\"]}", s300);
+    CHECK_EQ_INT(parse_status(body, &e), 0);
+    CHECK_EQ_INT(parse_status("{\"prompt\": \"x\", \"stop\": \"\"}", &e), 0);
+}
+
+/* An error message quotes client bytes (a syntax error's context, a model
+ * name cut at the message buffer's end): the error object must still be
+ * built, as valid JSON, with the bad bytes shown as '?'. */
+TEST(error_objects_survive_invalid_utf8_in_messages) {
+    if (!have_model()) return;
+    const sl_api_ctx ctx = {.model = fuzz_api_model(), .model_id = "stories260K", .n_ctx = 512};
+    static const char bad_tokenize[] = "{\"content\":\"0\\\xe2\x96\x81the\"}";
+    sl_api_error e;
+    char *out = sl_api_tokenize(&ctx, bad_tokenize, sizeof bad_tokenize - 1, &e);
+    CHECK(out == NULL);
+    CHECK_EQ_INT(e.status, 400);
+    char *js = sl_api_error_json(&e);
+    CHECK_MSG(js != NULL, "no error object for: %s", e.message);
+    json_error_t je;
+    json_t *o = json_loads(js, 0, &je);
+    free(js);
+    CHECK(o != NULL);
+    json_decref(o);
+    /* a model name of 400 two-byte characters: the message is cut inside one */
+    char body[1024] = "{\"model\": \"";
+    for (int i = 0; i < 400; i++) strcat(body, "\xc3\xa9");
+    strcat(body, "\", \"prompt\": \"a\"}");
+    CHECK_EQ_INT(parse_status(body, &e), 404);
+    js = sl_api_error_json(&e);
+    CHECK_MSG(js != NULL, "no error object for: %s", e.message);
+    free(js);
+}
