@@ -51,10 +51,15 @@ sl_status sl_evstream_feed(sl_evstream *s, const char *p, size_t n, sl_evstream_
     s->n += n;
     size_t start = 0;
     sl_status st = SL_OK;
+    bool too_long = false;
     for (;;) {
         size_t ev_len, end = find_end(s->buf + start, s->n - start, s->scan, &ev_len);
         if (!end) break;
         s->scan = 0;
+        if (ev_len > s->max_event) { /* however the bytes arrived: the same limit as for a partial event */
+            too_long = true;
+            break;
+        }
         char *ev = s->buf + start;
         char saved = ev[ev_len];
         ev[ev_len] = '\0';
@@ -71,7 +76,9 @@ sl_status sl_evstream_feed(sl_evstream *s, const char *p, size_t n, sl_evstream_
         s->n -= start;
     }
     if (st == SL_OK) s->scan = s->n >= 3 ? s->n - 3 : 0;
-    if (s->n > s->max_event) return SL_FAIL(SL_ERR_PROTO, "SSE: an event is longer than %zu bytes", s->max_event);
+    /* a partial event may hold up to 3 bytes of its blank line beyond the limit */
+    if (too_long || s->n > s->max_event + 3)
+        return SL_FAIL(SL_ERR_PROTO, "SSE: an event is longer than %zu bytes", s->max_event);
     return st;
 }
 

@@ -3,8 +3,9 @@
  * message parser (src/router/httpp.c) and the SSE framer (src/router/sse.c),
  * each fed whole and one byte at a time (hiredis' habit), with hostile inputs:
  * oversized heads, bad lengths, smuggling combinations, bad chunk sizes;
- * and the fuzz corpus of tests/fuzz/corpus/httpp replayed (fuzz_httpp.c:
- * fed whole and in pieces, the same messages).
+ * and the fuzz corpora of tests/fuzz/corpus/httpp and sse replayed
+ * (fuzz_httpp.c, fuzz_sse.c: fed whole and in pieces, the same messages and
+ * events; the SSE corpus also drives the client's parser, src/client/sse.c).
  */
 #include "harness.h"
 
@@ -16,6 +17,8 @@
 
 #define FUZZ_HTTPP_NO_MAIN
 #include "../fuzz/fuzz_httpp.c"
+#define FUZZ_SSE_NO_MAIN
+#include "../fuzz/fuzz_sse.c"
 
 typedef struct body {
     char b[8192];
@@ -279,4 +282,48 @@ TEST(httpp_fuzz_corpus_replay) {
     printf("   corpus: %d inputs, %d parsed, %d refused cleanly\n", n, parsed, n - parsed);
     CHECK(n >= 20);
     CHECK(parsed > 0 && parsed < n);
+}
+
+TEST(sse_fuzz_corpus_replay) {
+    const char *dir = "tests/fuzz/corpus/sse";
+    DIR *d = opendir(dir);
+    CHECK_MSG(d != NULL, "cannot open %s", dir);
+    struct dirent *de;
+    int n = 0;
+    size_t events = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len;
+        char *data = sl_test_read_file(path, &len);
+        if (!data) continue;
+        events += fuzz_sse_one((const uint8_t *)data, len);
+        free(data);
+        n++;
+    }
+    closedir(d);
+    printf("   corpus: %d inputs, %zu events\n", n, events);
+    CHECK(n >= 10);
+    CHECK(events > 0);
+}
+
+/* The event limit holds however the bytes arrive: an over-long event that
+ * comes in one read is refused as one that comes byte by byte is. */
+TEST(evstream_limit_in_one_read) {
+    char ev[128];
+    memset(ev, 'x', sizeof ev);
+    memcpy(ev, "data: ", 6);
+    ev[126] = '\n';
+    ev[127] = '\n';
+    for (int step = 0; step < 2; step++) {
+        sl_evstream x;
+        sl_evstream_init(&x, 64);
+        evs e = {0};
+        sl_status st = SL_OK;
+        for (size_t k = 0; k < sizeof ev && st == SL_OK; k += step ? 1 : sizeof ev)
+            st = sl_evstream_feed(&x, ev + k, step ? 1 : sizeof ev, on_event, &e);
+        CHECK_EQ_INT(st, SL_ERR_PROTO);
+        sl_evstream_deinit(&x);
+    }
 }
