@@ -1,7 +1,10 @@
 /*
  * test_kvmgr.c — the KV block manager: pool spec parsing, prefix reuse,
  * FIFO vs LRU eviction order, pool isolation, and a property test of random
- * operation sequences with the invariants checked after every step.
+ * operation sequences with the invariants checked after every step —
+ * including that a block reused through the prefix index holds exactly the
+ * reusing sequence's tokens up to its end (a key that ignored one token
+ * fails it within ~100 steps).
  */
 #include "harness.h"
 
@@ -168,6 +171,13 @@ TEST(kvm_pools_never_evict_each_other) {
 }
 
 /* Random operations on a few sequences sharing prefixes; invariants after every step. */
+/* FNV-1a over tokens [0, n). */
+static uint64_t prefix_hash(const int32_t *t, int32_t n) {
+    uint64_t h = 14695981039346656037ull;
+    for (int32_t i = 0; i < n; i++) h = (h ^ (uint32_t)t[i]) * 1099511628211ull;
+    return h | 1; /* never 0, the "nothing complete" mark */
+}
+
 TEST(kvm_property_random_ops) {
     sl_kvm_pool_cfg p[2] = {{.name = "a", .max_ctx = 100, .share = 0.4, .lru = false},
                             {.name = "b", .share = 0.6, .lru = true}};
@@ -182,25 +192,39 @@ TEST(kvm_property_random_ops) {
         sl_kvm_seq_init(&seqs[i], i % 2, 0);
         computed[i] = 0;
     }
+    /* What each block holds: the hash of the tokens [0, (j + 1) * 8) of the
+     * sequence that computed it as its block j (0: nothing complete). A block
+     * reused through the prefix index must hold exactly the acquiring
+     * sequence's tokens up to its end — K/V depend on every earlier token. */
+    static uint64_t holds[50];
     for (int step = 0; step < 20000; step++) {
         int i = rand() % NS;
         sl_kvm_seq *s = &seqs[i];
         int op = rand() % 4;
         if (op == 0 && s->table.n_blocks == 0) {
-            /* start: one of 3 prompt families so prefixes are shared */
-            int fam = rand() % 3;
-            for (int k = 0; k < LEN; k++) toks[i][k] = k < 40 ? (fam * 13 + k) % 97 : rand() % 97;
+            /* start: one of 3 prompt families so prefixes are shared; then a common stretch whose block 5
+             * comes in two versions that differ in their last token only, then random tokens */
+            int fam = rand() % 3, ver = rand() % 2;
+            for (int k = 0; k < LEN; k++)
+                toks[i][k] = k < 40 ? (fam * 13 + k) % 97 : k == 47 ? 50 + ver : k < 80 ? (k * 7) % 97 : rand() % 97;
             int32_t n = 8 + rand() % (LEN - 8);
             computed[i] = sl_kvm_acquire_prefix(m, s, toks[i], n);
             CHECK(computed[i] % 8 == 0 && computed[i] < n);
             CHECK_EQ_INT(s->table.n_blocks, computed[i] / 8);
+            for (int j = 0; j < s->table.n_blocks; j++)
+                CHECK_MSG(holds[s->table.blocks[j]] == prefix_hash(toks[i], (j + 1) * 8),
+                          "step %d: block %d reused as block %d of a sequence whose tokens differ", step,
+                          s->table.blocks[j], j);
         } else if (op == 1 && computed[i] < LEN) {
             int32_t n = computed[i] + 1 + rand() % 20;
             if (n > LEN) n = LEN;
+            const int32_t had = s->table.n_blocks;
             if (sl_kvm_reserve(m, s, n) == SL_OK) {
                 CHECK(s->table.n_blocks * 8 >= n);
+                for (int j = had; j < s->table.n_blocks; j++) holds[s->table.blocks[j]] = 0; /* new: not yet written */
                 computed[i] = n;
                 sl_kvm_commit(m, s, toks[i], n);
+                for (int j = 0; j < n / 8; j++) holds[s->table.blocks[j]] = prefix_hash(toks[i], (j + 1) * 8);
             }
         } else if (op == 2) {
             sl_kvm_release(m, s);
@@ -212,6 +236,18 @@ TEST(kvm_property_random_ops) {
         /* the blocks a sequence holds are distinct */
         for (int a = 0; a < s->table.n_blocks; a++)
             for (int b = a + 1; b < s->table.n_blocks; b++) CHECK(s->table.blocks[a] != s->table.blocks[b]);
+        /* a block two sequences hold is a complete block at the same place in both, with the same tokens
+         * before its end; a block still being written belongs to one sequence only */
+        for (int x = 0; x < NS; x++)
+            for (int y = x + 1; y < NS; y++)
+                for (int a = 0; a < seqs[x].table.n_blocks; a++)
+                    for (int b = 0; b < seqs[y].table.n_blocks; b++) {
+                        if (seqs[x].table.blocks[a] != seqs[y].table.blocks[b]) continue;
+                        CHECK_MSG(a == b && (a + 1) * 8 <= computed[x] && (a + 1) * 8 <= computed[y] &&
+                                      !memcmp(toks[x], toks[y], sizeof(int32_t) * (size_t)(a + 1) * 8),
+                                  "step %d: sequences %d and %d share block %d (their blocks %d and %d)", step, x, y,
+                                  seqs[x].table.blocks[a], a, b);
+                    }
     }
     for (int i = 0; i < NS; i++) sl_kvm_seq_deinit(m, &seqs[i]);
     CHECK(sl_kvm_check(m));
