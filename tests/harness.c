@@ -5,6 +5,7 @@
 
 #include "shardlm.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -66,6 +67,26 @@ char *sl_test_read_file(const char *path, size_t *len) {
     b[n] = '\0';
     if (len) *len = (size_t)n;
     return b;
+}
+
+int sl_test_each_file(const char *dir, long (*fn)(const uint8_t *data, size_t len), long *sum) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len;
+        char *data = sl_test_read_file(path, &len);
+        if (!data) continue;
+        *sum += fn((const uint8_t *)data, len);
+        free(data);
+        n++;
+    }
+    closedir(d);
+    return n;
 }
 
 const char *sl_test_bin(void) {

@@ -77,6 +77,10 @@ bool sl_test_failed(void);
 const char *sl_test_shared(const char *rel);
 /* Read a whole file (NUL-terminated); caller frees. NULL on error. */
 char *sl_test_read_file(const char *path, size_t *len);
+/* Call fn on the contents of every file in dir (dot files skipped; a fuzz
+ * corpus replayed), adding its results into *sum. Returns how many files,
+ * or -1 when dir cannot be opened. */
+int sl_test_each_file(const char *dir, long (*fn)(const uint8_t *data, size_t len), long *sum);
 
 #endif
 

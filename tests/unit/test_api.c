@@ -7,7 +7,6 @@
  */
 #include "harness.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,26 +30,13 @@ static int parse_status(const char *body, sl_api_error *e) {
     return ok ? 0 : e->status;
 }
 
+static long accepted_ok(const uint8_t *data, size_t len) { return fuzz_api_one(data, len) == 0; }
+
 TEST(fuzz_corpus_replay) {
     if (!have_model()) return;
-    const char *dir = "tests/fuzz/corpus/api";
-    DIR *d = opendir(dir);
-    CHECK_MSG(d != NULL, "cannot open %s", dir);
-    struct dirent *de;
-    int n = 0, accepted = 0;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        size_t len;
-        char *data = sl_test_read_file(path, &len);
-        if (!data) continue;
-        accepted += fuzz_api_one((const uint8_t *)data, len) == 0;
-        free(data);
-        n++;
-    }
-    closedir(d);
-    printf("   corpus: %d inputs, %d accepted, %d refused cleanly\n", n, accepted, n - accepted);
+    long accepted = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/api", accepted_ok, &accepted);
+    printf("   corpus: %d inputs, %ld accepted, %ld refused cleanly\n", n, accepted, n - accepted);
     CHECK(n >= 20);
     CHECK(accepted > 0 && accepted < n);
 }

@@ -12,7 +12,6 @@
 #include "router/httpp.h"
 #include "router/evstream.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 
 #define FUZZ_HTTPP_NO_MAIN
@@ -261,49 +260,22 @@ TEST(sse_framing) {
     sl_evstream_deinit(&x);
 }
 
+static long parsed_ok(const uint8_t *data, size_t len) { return fuzz_httpp_one(data, len) == 0; }
+
 TEST(httpp_fuzz_corpus_replay) {
-    const char *dir = "tests/fuzz/corpus/httpp";
-    DIR *d = opendir(dir);
-    CHECK_MSG(d != NULL, "cannot open %s", dir);
-    struct dirent *de;
-    int n = 0, parsed = 0;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        size_t len;
-        char *data = sl_test_read_file(path, &len);
-        if (!data) continue;
-        parsed += fuzz_httpp_one((const uint8_t *)data, len) == 0;
-        free(data);
-        n++;
-    }
-    closedir(d);
-    printf("   corpus: %d inputs, %d parsed, %d refused cleanly\n", n, parsed, n - parsed);
+    long parsed = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/httpp", parsed_ok, &parsed);
+    printf("   corpus: %d inputs, %ld parsed, %ld refused cleanly\n", n, parsed, n - parsed);
     CHECK(n >= 20);
     CHECK(parsed > 0 && parsed < n);
 }
 
+static long sse_events(const uint8_t *data, size_t len) { return (long)fuzz_sse_one(data, len); }
+
 TEST(sse_fuzz_corpus_replay) {
-    const char *dir = "tests/fuzz/corpus/sse";
-    DIR *d = opendir(dir);
-    CHECK_MSG(d != NULL, "cannot open %s", dir);
-    struct dirent *de;
-    int n = 0;
-    size_t events = 0;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        size_t len;
-        char *data = sl_test_read_file(path, &len);
-        if (!data) continue;
-        events += fuzz_sse_one((const uint8_t *)data, len);
-        free(data);
-        n++;
-    }
-    closedir(d);
-    printf("   corpus: %d inputs, %zu events\n", n, events);
+    long events = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/sse", sse_events, &events);
+    printf("   corpus: %d inputs, %ld events\n", n, events);
     CHECK(n >= 10);
     CHECK(events > 0);
 }

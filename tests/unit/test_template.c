@@ -576,25 +576,12 @@ TEST(cli_template_command) {
 
 /* ---- the fuzz corpus, replayed ----------------------------------------------------- */
 
+static long rendered_ok(const uint8_t *data, size_t len) { return fuzz_template_one(data, len) == 0; }
+
 TEST(fuzz_corpus_replay) {
-    const char *dir = "tests/fuzz/corpus/template";
-    DIR *d = opendir(dir);
-    CHECK_MSG(d != NULL, "cannot open %s", dir);
-    struct dirent *de;
-    int n = 0, rendered = 0;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        size_t len;
-        char *data = sl_test_read_file(path, &len);
-        if (!data) continue;
-        rendered += fuzz_template_one((const uint8_t *)data, len) == 0;
-        free(data);
-        n++;
-    }
-    closedir(d);
-    printf("   corpus: %d inputs, %d rendered, %d failed cleanly\n", n, rendered, n - rendered);
+    long rendered = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/template", rendered_ok, &rendered);
+    printf("   corpus: %d inputs, %ld rendered, %ld failed cleanly\n", n, rendered, n - rendered);
     CHECK(n >= 10);
     CHECK(rendered > 0 && rendered < n);
 }

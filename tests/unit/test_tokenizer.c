@@ -1370,27 +1370,13 @@ TEST(long_text_is_fast) {
 /* tests/fuzz/corpus/tokenizer through fuzz_tokenizer_one(): every vocabulary
  * tokenizes any bytes into valid ids, byte-level BPE gives valid UTF-8 back
  * (qwen2: as NFC), the streaming detokenizer emits valid UTF-8 only. */
+static long tokens_of(const uint8_t *data, size_t len) { return (long)fuzz_tokenizer_one(data, len); }
+
 TEST(fuzz_corpus_replay) {
     if (!sl_test_shared("golden/tokenizer/ggml-vocab-llama-spm.gguf")) return;
-    const char *dir = "tests/fuzz/corpus/tokenizer";
-    DIR *d = opendir(dir);
-    CHECK_MSG(d != NULL, "cannot open %s", dir);
-    struct dirent *de;
-    int n = 0;
-    size_t tokens = 0;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        size_t len;
-        char *data = sl_test_read_file(path, &len);
-        if (!data) continue;
-        tokens += fuzz_tokenizer_one((const uint8_t *)data, len);
-        free(data);
-        n++;
-    }
-    closedir(d);
-    printf("   corpus: %d inputs, %zu tokens\n", n, tokens);
+    long tokens = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/tokenizer", tokens_of, &tokens);
+    printf("   corpus: %d inputs, %ld tokens\n", n, tokens);
     CHECK(n >= 40);
     CHECK(tokens > 0);
 }
