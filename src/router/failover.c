@@ -26,7 +26,7 @@ sl_status sl_fo_parse_ids(const char *s, size_t n, int32_t **ids, int32_t *count
             d++;
         }
         if (d == 0 || d == 11 || (i < n && s[i] != ' ') || neg || x > INT32_MAX)
-            return SL_FAIL(SL_ERR_PROTO, "token id list: bad id at byte %zu of '%.40s'", i, s);
+            return SL_FAIL(SL_ERR_PROTO, "token id list: bad id at byte %zu of '%.*s'", i, n < 40 ? (int)n : 40, s);
         if (*count == *cap) {
             int32_t nc = *cap ? *cap * 2 : 256;
             if (nc > (1 << 24)) return SL_FAIL(SL_ERR_PROTO, "token id list: more than %d ids", 1 << 24);
@@ -69,7 +69,10 @@ sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t 
             st = SL_FAIL(SL_ERR_INVALID, "continuation: '%s' is not a number", mt);
             goto fail;
         }
-        json_int_t left = (json_is_integer(mv) ? json_integer_value(mv) : (json_int_t)json_real_value(mv)) - n_gen;
+        /* the engine refuses more than 2^31 anyway: clamp before any arithmetic (a real may not fit an integer) */
+        const double lim = 2147483648.0;
+        const double want = json_is_integer(mv) ? (double)json_integer_value(mv) : json_real_value(mv);
+        const json_int_t left = (json_int_t)(want < -lim ? -lim : want > lim ? lim : want) - n_gen;
         /* all of them streamed: an engine that knows what was sent can still release the text the failed one
          * held back (max_tokens 0 with shardlm_resume); without that there is nothing to continue */
         if (left < 0 || (left == 0 && !(n_gen > 0 && text_sent >= 0))) {

@@ -25,7 +25,25 @@ TEST(parse_ids) {
     CHECK(sl_fo_parse_ids("1 x", 3, &ids, &n, &cap) == SL_ERR_PROTO);
     CHECK(sl_fo_parse_ids("-1", 2, &ids, &n, &cap) == SL_ERR_PROTO);
     CHECK(sl_fo_parse_ids("99999999999", 11, &ids, &n, &cap) == SL_ERR_PROTO);
+    /* the error quotes the n bytes it was given, not what follows them (found by fuzz_router_data) */
+    CHECK(sl_fo_parse_ids("12 xSECRET", 4, &ids, &n, &cap) == SL_ERR_PROTO);
+    CHECK_MSG(strstr(sl_last_error(), "'12 x'") && !strstr(sl_last_error(), "SECRET"), "%s", sl_last_error());
     free(ids);
+}
+
+/* max_tokens beyond any engine's limit (2^31), as a real or near INT64_MIN: clamped before the arithmetic
+ * (found by fuzz_router_data under UBSan: a float-to-integer overflow and a signed overflow) */
+TEST(continuation_absurd_max_tokens) {
+    int32_t p[] = {1}, g[] = {11, 12};
+    char *body = NULL;
+    json_t *o = json_loads("{\"prompt\":\"x\",\"max_tokens\":1e300}", 0, NULL);
+    CHECK_OK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 1, g, 2, -1, &body));
+    json_decref(o);
+    CHECK_MSG(strstr(body, "\"max_tokens\":2147483646") != NULL, "%s", body);
+    free(body);
+    o = json_loads("{\"prompt\":\"x\",\"max_tokens\":-9223372036854775808}", 0, NULL);
+    CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 1, g, 2, -1, &body) == SL_ERR_RANGE);
+    json_decref(o);
 }
 
 static json_t *load(const char *s) { return json_loads(s, 0, NULL); }

@@ -5,7 +5,9 @@
  * oversized heads, bad lengths, smuggling combinations, bad chunk sizes;
  * and the fuzz corpora of tests/fuzz/corpus/httpp and sse replayed
  * (fuzz_httpp.c, fuzz_sse.c: fed whole and in pieces, the same messages and
- * events; the SSE corpus also drives the client's parser, src/client/sse.c).
+ * events; the SSE corpus also drives the client's parser, src/client/sse.c),
+ * and of router_data (fuzz_router_data.c: engine specs, rollout weights,
+ * base64, the failover helpers).
  */
 #include "harness.h"
 
@@ -18,6 +20,8 @@
 #include "../fuzz/fuzz_httpp.c"
 #define FUZZ_SSE_NO_MAIN
 #include "../fuzz/fuzz_sse.c"
+#define FUZZ_ROUTER_DATA_NO_MAIN
+#include "../fuzz/fuzz_router_data.c"
 
 typedef struct body {
     char b[8192];
@@ -298,4 +302,14 @@ TEST(evstream_limit_in_one_read) {
         CHECK_EQ_INT(st, SL_ERR_PROTO);
         sl_evstream_deinit(&x);
     }
+}
+
+static long router_data_ok(const uint8_t *data, size_t len) { return fuzz_router_data_one(data, len) == 0; }
+
+TEST(router_data_fuzz_corpus_replay) {
+    long ok = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/router_data", router_data_ok, &ok);
+    printf("   corpus: %d inputs, %ld accepted, %ld refused cleanly\n", n, ok, n - ok);
+    CHECK(n >= 20);
+    CHECK(ok > 0 && ok < n);
 }
