@@ -5,8 +5,10 @@
  * base64 (etcd's keys and values), and the failover helpers that read an
  * engine's stream (token-id comments, data payloads) and the client's body.
  *
- * Input: one selector byte (mod 6: spec, weights, base64, token ids, stream
- * payload, continuation), then the bytes.
+ * Input: one selector byte (bits 0-2: spec, weights, base64, token ids,
+ * stream payload, continuation, an engine's /metrics page, a --kv-pools or
+ * --policy value; bits 3-4: flags of the payload and continuation cases),
+ * then the bytes.
  *
  * Checked: every outcome is a clean success or a clean error, and
  *   spec: the fields are NUL-terminated inside their buffers, the URL non-empty;
@@ -15,14 +17,20 @@
  *     text back; any bytes encoded decode to themselves;
  *   token ids: count <= cap, ids >= 0;
  *   payload: after learning from it, a rewrite is NULL or a JSON object;
- *   continuation: its body is a JSON object with the prompt and the resume field.
+ *   continuation: its body is a JSON object with the prompt ids;
+ *   metrics page: the running / waiting counts are -1 (absent) or >= 0;
+ *   pool spec: 1..SL_KVM_MAX_POOLS classes, shares in (0, 1] summing to at
+ *     most 1, bounds increasing, only the last class unbounded.
  *
  * tests/unit/test_router_proto.c includes this file (FUZZ_ROUTER_DATA_NO_MAIN)
  * and replays tests/fuzz/corpus/router_data through fuzz_router_data_one().
  */
 #include "router/etcd.h"
 #include "router/failover.h"
+#include "router/health.h"
 #include "router/members.h"
+#include "router/placement.h"
+#include "server/kvmgr.h"
 
 #include "core/alloc.h"
 
@@ -45,7 +53,7 @@ static bool fuzz_rd_terminated(const char *s, size_t cap) { return memchr(s, '\0
 /* 0: accepted, 1: refused cleanly (aborts on a broken invariant). */
 static int fuzz_router_data_one(const uint8_t *data, size_t len) {
     if (len < 1) return 1;
-    const int mode = data[0] % 6;
+    const int mode = data[0] & 7;
     const char *p = (const char *)data + 1;
     const size_t n = len - 1;
     char *z = sl_malloc(n + 1); /* NUL-terminated copy for the text parsers */
@@ -125,6 +133,29 @@ static int fuzz_router_data_one(const uint8_t *data, size_t len) {
             fuzz_rd_check(json_is_object(o), "a rewritten payload is a JSON object");
             json_decref(o);
             free(r);
+            rc = 0;
+        }
+    } else if (mode == 6) {
+        int64_t run = 0, wait = 0;
+        sl_health_parse_load(p, n, &run, &wait);
+        fuzz_rd_check(run >= -1 && wait >= -1, "load counts are -1 or >= 0");
+        rc = run < 0 && wait < 0;
+    } else if (mode == 7) {
+        sl_kvm_pool_cfg pools[SL_KVM_MAX_POOLS];
+        int k = 0;
+        sl_policy pol;
+        if (sl_policy_parse(z, &pol)) rc = 0;
+        if (sl_kvm_parse_pools(z, pools, &k) == SL_OK) {
+            fuzz_rd_check(k >= 1 && k <= SL_KVM_MAX_POOLS, "1..SL_KVM_MAX_POOLS pools");
+            double sum = 0;
+            for (int i = 0; i < k; i++) {
+                fuzz_rd_check(pools[i].share > 0 && pools[i].share <= 1, "shares in (0, 1]");
+                fuzz_rd_check(fuzz_rd_terminated(pools[i].name, sizeof pools[i].name), "pool names terminated");
+                fuzz_rd_check(i == k - 1 ? pools[i].max_ctx >= 0 : pools[i].max_ctx > 0, "only the last unbounded");
+                if (i > 0 && pools[i].max_ctx) fuzz_rd_check(pools[i].max_ctx > pools[i - 1].max_ctx, "bounds increase");
+                sum += pools[i].share;
+            }
+            fuzz_rd_check(sum <= 1 + 1e-9, "shares sum to at most 1");
             rc = 0;
         }
     } else {
