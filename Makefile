@@ -87,14 +87,14 @@ fuzz: $(FUZZ_BIN)
 .SECONDARY: $(FUZZ_OBJ)
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $(ISA) -c $< -o $@
+	clang $(FUZZ_CFLAGS) $(ISA) -MMD -MP -c $< -o $@
 build-fuzz/libshardlm.a: $(FUZZ_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libshardlm.a
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build-fuzz/libshardlm.a -o $@ $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer $< build-fuzz/libshardlm.a -o $@ $(LDLIBS)
 
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(FUZZ_OBJ:.o=.d) $(FUZZ_BIN:=.d)

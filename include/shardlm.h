@@ -58,6 +58,8 @@ void sl_gguf_close(sl_gguf *g);
 typedef struct sl_model sl_model;
 
 sl_status sl_model_load(const char *path, sl_model **out);
+/* The same from an in-memory GGUF image; `buf` must outlive the model. */
+sl_status sl_model_load_memory(const void *buf, size_t len, sl_model **out);
 void sl_model_destroy(sl_model *m);
 int32_t sl_model_n_vocab(const sl_model *m);
 int32_t sl_model_n_ctx(const sl_model *m);

@@ -965,12 +965,16 @@ static void quant_q8_0_row(const float *x, int64_t K, uint8_t *out) {
         const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         d[b] = sl_f16_to_f32(sl_f32_to_f16(amax / 127.0f));
         const __m512 vid = _mm512_set1_ps(id);
-        const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+        /* |q| <= 127 for finite inputs; a NaN or inf converts to INT32_MIN: clamped as the int8 store saturates, so
+         * the sum below matches the stored quants and cannot overflow (the reduction ends in scalar int adds) */
+        const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+        const __m512i q0 = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), hi), lo),
+                      q1 = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid)), hi), lo);
         _mm_storeu_si128((__m128i *)(qs + 32 * b), _mm512_cvtsepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(qs + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
         const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-        c8[b] = -8 * sum;
-        c128[b] = -128 * sum;
+        c8[b] = (int32_t)(0u - 8u * (uint32_t)sum); /* wraps (defined) where a non-finite input made sum huge */
+        c128[b] = (int32_t)(0u - 128u * (uint32_t)sum);
     }
 }
 
@@ -995,7 +999,7 @@ static void quant_q8_K_row(const float *x, int64_t K, block_q8_K *y) {
         const __m512 vs = _mm512_set1_ps(iscale);
         for (int c = 0; c < 16; c++) {
             __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * c), vs));
-            q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
+            q = _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-128)); /* NaN: INT32_MIN */
             _mm_storeu_si128((__m128i *)(y[i].qs + 16 * c), _mm512_cvtsepi32_epi8(q));
             y[i].bsums[c] = (int16_t)_mm512_reduce_add_epi32(q);
         }

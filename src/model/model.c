@@ -208,12 +208,16 @@ static sl_status load_tensors(sl_model *m) {
     return SL_OK;
 }
 
-sl_status sl_model_load(const char *path, sl_model **out) {
+/* The model of an open GGUF (path: for messages); takes g, also on failure. */
+static sl_status model_from_gguf(sl_gguf *g, const char *path, sl_model **out) {
     *out = NULL;
     sl_model *m = sl_calloc(1, sizeof *m);
-    if (!m) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
-    sl_status st = sl_gguf_open(path, &m->gguf);
-    if (st) goto fail;
+    if (!m) {
+        sl_gguf_close(g);
+        return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    }
+    m->gguf = g;
+    sl_status st;
     if ((st = load_hparams(m))) goto fail;
     if ((st = sl_tokenizer_create(m->gguf, &m->tok))) goto fail;
     m->hp.n_vocab = sl_tokenizer_n_vocab(m->tok);
@@ -230,6 +234,20 @@ sl_status sl_model_load(const char *path, sl_model **out) {
 fail:
     sl_model_destroy(m);
     return st;
+}
+
+sl_status sl_model_load(const char *path, sl_model **out) {
+    *out = NULL;
+    sl_gguf *g = NULL;
+    sl_status st = sl_gguf_open(path, &g);
+    return st ? st : model_from_gguf(g, path, out);
+}
+
+sl_status sl_model_load_memory(const void *buf, size_t len, sl_model **out) {
+    *out = NULL;
+    sl_gguf *g = NULL;
+    sl_status st = sl_gguf_open_memory(buf, len, &g);
+    return st ? st : model_from_gguf(g, "(memory)", out);
 }
 
 void sl_model_destroy(sl_model *m) {

@@ -8,6 +8,9 @@
  * tensor table and its rope_freqs.weight (Llama 3 scaling), and the
  * vocabulary keys of ggml-vocab-*.gguf. Expected shapes are written out
  * here by hand from llama.cpp's tensor naming, not taken from the code.
+ * Also replays the model fuzz corpus (tests/fuzz/corpus/model: tiny mkmodel
+ * files and mutations; fuzz_model.c loads each from memory and runs what
+ * loads).
  */
 #include "harness.h"
 
@@ -21,6 +24,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define FUZZ_MODEL_NO_MAIN
+#include "../fuzz/fuzz_model.c"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -962,4 +968,14 @@ TEST(allocation_failures_unwind) {
         sl_alloc_fail_after(-1);
     }
     CHECK_MSG(st == SL_OK, "mkmodel: status %d after %d injected failures: %s", (int)st, n, sl_last_error());
+}
+
+static long model_loaded(const uint8_t *data, size_t len) { return fuzz_model_one(data, len) == 0; }
+
+TEST(model_fuzz_corpus_replay) {
+    long loaded = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/model", model_loaded, &loaded);
+    printf("   corpus: %d inputs, %ld loaded and run, %ld refused cleanly\n", n, loaded, n - loaded);
+    CHECK(n >= 2);
+    CHECK(loaded >= 2); /* the two mkmodel seeds */
 }
