@@ -10,6 +10,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "core/strbuf.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -453,8 +454,7 @@ struct sl_etcd_watch {
     char *last_config; /* config value last applied */
 };
 
-/* engines/<id> value → spec; false if malformed (skipped). */
-static bool parse_engine(const char *id, const char *val, size_t n, sl_member_spec *s) {
+bool sl_etcd_engine_parse(const char *id, const char *val, size_t n, sl_member_spec *s) {
     memset(s, 0, sizeof *s);
     json_t *o = json_loadb(val, n, 0, NULL);
     bool ok = false;
@@ -465,10 +465,18 @@ static bool parse_engine(const char *id, const char *val, size_t n, sl_member_sp
         const char *version = json_string_value(json_object_get(o, "version"));
         snprintf(s->model, sizeof s->model, "%s", model ? model : "");
         snprintf(s->version, sizeof s->version, "%s", version ? version : "");
-        s->capacity = (int)json_i64(json_object_get(o, "capacity"));
+        /* cut at the buffer's end, possibly inside a character: these go into JSON answers */
+        sl_utf8_scrub(s->model);
+        sl_utf8_scrub(s->version);
+        const long long cap = json_i64(json_object_get(o, "capacity"));
+        s->capacity = cap < 0 || cap > INT32_MAX ? 0 : (int)cap;
         ok = true;
         for (const char *p = s->id; *p; p++)
             if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ok = false;
+        char chk[sizeof s->id]; /* the id (an etcd key: any bytes) must be UTF-8 as it is */
+        memcpy(chk, s->id, sizeof chk);
+        sl_utf8_scrub(chk);
+        if (strcmp(chk, s->id) != 0) ok = false;
     }
     if (!ok) fprintf(stderr, "shardlm route: etcd: engine '%s' has a malformed value (skipped)\n", id);
     json_decref(o);
@@ -505,7 +513,7 @@ static void apply_kv(sl_etcd_watch *w, const char *key, const char *val, size_t 
         return;
     }
     sl_member_spec s;
-    if (!parse_engine(id, val, vn, &s) || strlen(key) >= sizeof w->entries[0].key) return;
+    if (!sl_etcd_engine_parse(id, val, vn, &s) || strlen(key) >= sizeof w->entries[0].key) return;
     if (at < 0) {
         if (w->n == w->cap) {
             int cap = w->cap ? w->cap * 2 : 16;

@@ -54,6 +54,13 @@ void sl_etcd_watch_stop(sl_etcd_watch *w);
 /* Put /shardlm/<cluster>/config (bounded wait). */
 sl_status sl_etcd_put_config(const char *etcd, const char *cluster, const char *json);
 
+/* An etcd record engines/<id> (JSON {"url", "model", "version", "capacity"}) into
+ * a spec; false when malformed (the router skips it): no URL, an id that is
+ * empty, too long, not UTF-8 or with quotes or control characters. A model or
+ * version cut at its buffer's end stays valid UTF-8; a capacity out of range is
+ * 0 (unknown). */
+bool sl_etcd_engine_parse(const char *id, const char *val, size_t n, sl_member_spec *s);
+
 /* base64 (standard alphabet, padded); out must hold 4*ceil(n/3)+1 / 3*n/4+1 bytes. */
 size_t sl_b64_encode(const void *in, size_t n, char *out);
 /* Returns the decoded length, or -1 for invalid input. */

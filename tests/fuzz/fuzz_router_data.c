@@ -12,6 +12,8 @@
  *
  * Checked: every outcome is a clean success or a clean error, and
  *   spec: the fields are NUL-terminated inside their buffers, the URL non-empty;
+ *     the same bytes as an etcd engine record (id, newline, JSON): an
+ *     accepted record's fields go into JSON (valid UTF-8);
  *   weights: at most SL_MAX_VERSIONS, each finite and >= 0, versions non-empty;
  *   base64: decoding valid input and encoding the result gives the canonical
  *     text back; any bytes encoded decode to themselves;
@@ -70,6 +72,21 @@ static int fuzz_router_data_one(const uint8_t *data, size_t len) {
                           "spec fields are NUL-terminated");
             fuzz_rd_check(s.url[0] != '\0' && s.id[0] != '\0', "a spec has a URL and an id");
             rc = 0;
+        }
+        /* the same bytes as an etcd record: the id up to the first newline, the JSON value after it */
+        const char *nl = memchr(z, '\n', n);
+        if (nl) {
+            char id[160];
+            const size_t il = (size_t)(nl - z) < sizeof id ? (size_t)(nl - z) : sizeof id - 1;
+            memcpy(id, z, il);
+            id[il] = '\0';
+            if (sl_etcd_engine_parse(id, nl + 1, n - (size_t)(nl + 1 - z), &s)) {
+                json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "id", s.id, "url", s.url, "model", s.model, "version",
+                                      s.version);
+                fuzz_rd_check(o != NULL, "an accepted etcd record's fields go into JSON");
+                json_decref(o);
+                rc = 0;
+            }
         }
     } else if (mode == 1) {
         char versions[SL_MAX_VERSIONS][64];

@@ -7,6 +7,7 @@
  */
 #include "harness.h"
 
+#include "router/etcd.h"
 #include "router/failover.h"
 #include "router/health.h"
 #include "router/members.h"
@@ -241,4 +242,31 @@ TEST(engine_spec_parse) {
     CHECK(sl_member_spec_parse("=http://h:1", &s) == SL_ERR_INVALID);
     CHECK(sl_member_spec_parse("a b=http://h:1", &s) == SL_ERR_INVALID);
     CHECK(sl_member_spec_parse("http://h:1#", &s) == SL_ERR_INVALID);
+}
+
+/* etcd engine records: what the router takes into its membership goes into JSON answers (/v1/models,
+ * /admin/engines), so ids must be UTF-8 and a model name cut at its buffer stays UTF-8 */
+TEST(etcd_engine_record_parse) {
+    sl_member_spec s;
+    const char *ok = "{\"url\":\"http://127.0.0.1:8001\",\"model\":\"m\",\"version\":\"v2\",\"capacity\":8}";
+    CHECK(sl_etcd_engine_parse("e1", ok, strlen(ok), &s));
+    CHECK_STR(s.id, "e1");
+    CHECK_STR(s.url, "http://127.0.0.1:8001");
+    CHECK_STR(s.model, "m");
+    CHECK_STR(s.version, "v2");
+    CHECK_EQ_INT(s.capacity, 8);
+    CHECK(!sl_etcd_engine_parse("bad\xff", ok, strlen(ok), &s));
+    CHECK(!sl_etcd_engine_parse("q\"uote", ok, strlen(ok), &s));
+    CHECK(!sl_etcd_engine_parse("e1", "{\"model\":\"m\"}", 13, &s));
+    char rec[512] = "{\"url\":\"http://h:1\",\"capacity\":-5,\"model\":\"";
+    for (int i = 0; i < 100; i++) strcat(rec, "\xc3\xa9"); /* 200 bytes: cut inside a character at 127 */
+    strcat(rec, "\"}");
+    CHECK(sl_etcd_engine_parse("e2", rec, strlen(rec), &s));
+    CHECK_EQ_INT(s.capacity, 0);
+    json_t *j = json_string(s.model);
+    CHECK_MSG(j != NULL, "model '%s' is not UTF-8", s.model);
+    json_decref(j);
+    const char *big = "{\"url\":\"http://h:1\",\"capacity\":\"99999999999\"}";
+    CHECK(sl_etcd_engine_parse("e3", big, strlen(big), &s));
+    CHECK_EQ_INT(s.capacity, 0);
 }
