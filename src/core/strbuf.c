@@ -38,3 +38,13 @@ void sl_utf8_scrub(char *s) {
         else m[i++] = '?';
     }
 }
+
+bool sl_utf8_valid(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        utf8proc_int32_t cp;
+        const utf8proc_ssize_t k = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k <= 0) return false;
+        i += (size_t)k;
+    }
+    return true;
+}

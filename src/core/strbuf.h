@@ -7,6 +7,7 @@
 #ifndef SL_CORE_STRBUF_H
 #define SL_CORE_STRBUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct sl_strbuf {
@@ -20,5 +21,7 @@ void sl_strbuf_printf(sl_strbuf *b, const char *fmt, ...) __attribute__((format(
  * valid character becomes '?'. For messages that quote what a peer sent
  * (and then go into a JSON string, which must be UTF-8). */
 void sl_utf8_scrub(char *s);
+/* Whether s[0..n) is valid UTF-8 (the same rule as sl_utf8_scrub). */
+bool sl_utf8_valid(const char *s, size_t n);
 
 #endif

@@ -473,10 +473,7 @@ bool sl_etcd_engine_parse(const char *id, const char *val, size_t n, sl_member_s
         ok = true;
         for (const char *p = s->id; *p; p++)
             if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ok = false;
-        char chk[sizeof s->id]; /* the id (an etcd key: any bytes) must be UTF-8 as it is */
-        memcpy(chk, s->id, sizeof chk);
-        sl_utf8_scrub(chk);
-        if (strcmp(chk, s->id) != 0) ok = false;
+        if (!sl_utf8_valid(s->id, strlen(s->id))) ok = false; /* an etcd key: any bytes */
     }
     if (!ok) fprintf(stderr, "shardlm route: etcd: engine '%s' has a malformed value (skipped)\n", id);
     json_decref(o);

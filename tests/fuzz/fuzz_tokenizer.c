@@ -20,6 +20,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -59,16 +60,6 @@ static const sl_tokenizer *fuzz_tok_get(int v) {
     return toks[v];
 }
 
-static bool fuzz_tok_valid_utf8(const char *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        utf8proc_int32_t cp;
-        const utf8proc_ssize_t k = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (k <= 0) return false;
-        i += (size_t)k;
-    }
-    return true;
-}
-
 /* Stream ids through the detokenizer; the text (valid UTF-8) into *out (sl_malloc'd), its length returned. */
 static size_t fuzz_tok_detok(const sl_tokenizer *t, const int32_t *ids, size_t n, char **out) {
     const size_t cap = 3 * (size_t)sl_tokenizer_max_piece(t) + 16;
@@ -81,7 +72,7 @@ static size_t fuzz_tok_detok(const sl_tokenizer *t, const int32_t *ids, size_t n
     for (size_t i = 0; i <= n; i++) {
         const int64_t k = i < n ? sl_detok_push(&d, ids[i], buf, cap) : sl_detok_flush(&d, buf, cap);
         fuzz_tok_check(k >= 0, "the detokenizer takes every id with the documented buffer");
-        fuzz_tok_check(fuzz_tok_valid_utf8(buf, (size_t)k), "the detokenizer emits valid UTF-8");
+        fuzz_tok_check(sl_utf8_valid(buf, (size_t)k), "the detokenizer emits valid UTF-8");
         while (total + (size_t)k + 1 > room) room *= 2;
         char *na = sl_realloc(all, room);
         fuzz_tok_check(na != NULL, "memory");
@@ -110,7 +101,7 @@ static size_t fuzz_tokenizer_one(const uint8_t *data, size_t len) {
     for (size_t i = 0; i < n_ids; i++) fuzz_tok_check(ids[i] >= 0 && ids[i] < n_vocab, "ids in the vocabulary");
     char *back = NULL;
     const size_t nb = fuzz_tok_detok(t, ids, n_ids, &back);
-    if (fuzz_tok_lossless(v) && !special && !bos && fuzz_tok_valid_utf8(text, n) && !memchr(text, 0, n)) {
+    if (fuzz_tok_lossless(v) && !special && !bos && sl_utf8_valid(text, n) && !memchr(text, 0, n)) {
         char *z = sl_malloc(n + 1); /* NUL-terminated for utf8proc_NFC (a NUL would end it early) */
         fuzz_tok_check(z != NULL, "memory");
         memcpy(z, text, n);
