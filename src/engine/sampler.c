@@ -26,7 +26,8 @@
  *
  * Invariants: sampling allocates nothing and keeps no state between calls
  * (count[] is restored to zero), so the token is a pure function of (params,
- * logits, history, stream, position). A token of weight 0 is never drawn.
+ * adjustments, logits, history, stream, position). The logit bias and the
+ * min_tokens suppression are applied to `work` right after the copy. A token of weight 0 is never drawn.
  * Weights use w = 1 for l == l_max, which keeps +-inf logits free of NaN.
  */
 #include "sampler.h"
@@ -63,6 +64,11 @@ struct sl_sampler {
     uint32_t hist[RADIX_PASSES][RADIX_SIZE];
     double bcount[NB]; /* tokens per bucket */
     double bmass[NB];  /* weight per bucket */
+    /* sl_sampler_set_adjust's lists (sl_malloc'd, owned) */
+    int32_t *bias_ids, *suppress;
+    float *bias;
+    int32_t n_bias, n_suppress;
+    int64_t suppress_until;
 };
 
 sl_sampler_params sl_sampler_default_params(void) {
@@ -136,8 +142,57 @@ fail:
     return st;
 }
 
+static void clear_adjust(sl_sampler *s) {
+    sl_free(s->bias_ids);
+    sl_free(s->bias);
+    sl_free(s->suppress);
+    s->bias_ids = s->suppress = NULL;
+    s->bias = NULL;
+    s->n_bias = s->n_suppress = 0;
+    s->suppress_until = 0;
+}
+
+sl_status sl_sampler_set_adjust(sl_sampler *s, const sl_logit_adjust *a) {
+    SL_ASSERT(s);
+    clear_adjust(s);
+    if (!a) return SL_OK;
+    SL_ASSERT(a->n_bias >= 0 && a->n_suppress >= 0);
+    for (int32_t i = 0; i < a->n_bias; i++) {
+        if (a->bias_ids[i] < 0 || a->bias_ids[i] >= s->n_vocab)
+            return SL_FAIL(SL_ERR_INVALID, "sampler: logit bias entry %d is for token %d, outside the vocabulary [0, %d)",
+                           (int)i, (int)a->bias_ids[i], (int)s->n_vocab);
+        if (!isfinite(a->bias[i]))
+            return SL_FAIL(SL_ERR_INVALID, "sampler: logit bias entry %d (token %d) is %g, must be finite", (int)i,
+                           (int)a->bias_ids[i], (double)a->bias[i]);
+    }
+    for (int32_t i = 0; i < a->n_suppress; i++)
+        if (a->suppress[i] < 0 || a->suppress[i] >= s->n_vocab)
+            return SL_FAIL(SL_ERR_INVALID, "sampler: suppressed token %d is outside the vocabulary [0, %d)",
+                           (int)a->suppress[i], (int)s->n_vocab);
+    if (a->n_bias) {
+        s->bias_ids = sl_alloc_array((size_t)a->n_bias, sizeof *s->bias_ids);
+        s->bias = sl_alloc_array((size_t)a->n_bias, sizeof *s->bias);
+    }
+    if (a->n_suppress) s->suppress = sl_alloc_array((size_t)a->n_suppress, sizeof *s->suppress);
+    if ((a->n_bias && (!s->bias_ids || !s->bias)) || (a->n_suppress && !s->suppress)) {
+        clear_adjust(s);
+        return SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for %d logit biases and %d suppressed tokens", (int)a->n_bias,
+                       (int)a->n_suppress);
+    }
+    if (a->n_bias) {
+        memcpy(s->bias_ids, a->bias_ids, sizeof *s->bias_ids * (size_t)a->n_bias);
+        memcpy(s->bias, a->bias, sizeof *s->bias * (size_t)a->n_bias);
+    }
+    if (a->n_suppress) memcpy(s->suppress, a->suppress, sizeof *s->suppress * (size_t)a->n_suppress);
+    s->n_bias = a->n_bias;
+    s->n_suppress = a->n_suppress;
+    s->suppress_until = a->suppress_until;
+    return SL_OK;
+}
+
 void sl_sampler_destroy(sl_sampler *s) {
     if (!s) return;
+    clear_adjust(s);
     sl_free(s->work);
     sl_free(s->count);
     sl_free(s->touched);
@@ -340,6 +395,9 @@ static int32_t filter(sl_sampler *s, const float *logits, const int32_t *history
     const int32_t n = s->n_vocab;
     float *l = s->work;
     for (int32_t i = 0; i < n; i++) l[i] = sanitize(logits[i]);
+    for (int32_t i = 0; i < s->n_bias; i++) l[s->bias_ids[i]] = sanitize(l[s->bias_ids[i]] + s->bias[i]);
+    if (n_history < s->suppress_until)
+        for (int32_t i = 0; i < s->n_suppress; i++) l[s->suppress[i]] = -INFINITY;
     apply_penalties(s, history, n_history);
 
     if (p->temperature <= 0.0f) {

@@ -1,11 +1,12 @@
 /*
  * sampler.h — choose the next token from logits.
  *
- * Order (as llama.cpp's default chain): penalties (repetition over the last
+ * Order (as llama.cpp's default chain): logit bias → penalties (repetition over the last
  * repeat_last_n tokens, presence, frequency) → greedy when temperature <= 0
  * (argmax, ties to the lowest id) → top-k → top-p → min-p → temperature →
  * softmax → draw. The draw uses sl_rng_uniform(seed, stream, position): the
  * same (seed, stream, position, logits, history) always picks the same token.
+ * Logit bias and min_tokens suppression (sl_sampler_set_adjust) come first.
  * All scratch memory is allocated at create; sampling allocates nothing.
  * A NaN logit counts as -inf; history ids outside the vocabulary are
  * ignored by the penalties. sl_sampler_create rejects non-finite or
@@ -39,6 +40,27 @@ typedef struct sl_sampler sl_sampler;
 
 sl_status sl_sampler_create(const sl_sampler_params *p, int32_t n_vocab, sl_sampler **out);
 void sl_sampler_destroy(sl_sampler *s);
+
+/* One request's logit adjustments (OpenAI's logit_bias, vLLM's min_tokens),
+ * applied to the logits before the penalties, as llama.cpp's chain does:
+ * bias[i] is added to token bias_ids[i]'s logit (an id listed twice gets
+ * both); while the history holds fewer than suppress_until tokens, the
+ * tokens suppress[] get -inf (no end of generation before min_tokens).
+ * Probabilities reported by sl_logprobs_top stay those of the raw logits. */
+typedef struct sl_logit_adjust {
+    const int32_t *bias_ids;
+    const float *bias;
+    int32_t n_bias;
+    const int32_t *suppress;
+    int32_t n_suppress;
+    int64_t suppress_until;
+} sl_logit_adjust;
+
+/* Copy the adjustments into the sampler (replacing earlier ones; NULL or
+ * empty lists clear them). Rejects ids outside [0, n_vocab) and non-finite
+ * biases (SL_ERR_INVALID naming the entry); on failure the sampler keeps
+ * no adjustment. Allocates here, never while sampling. */
+sl_status sl_sampler_set_adjust(sl_sampler *s, const sl_logit_adjust *a);
 
 /* Pick a token. `history` is the sequence so far (prompt and generated);
  * `stream` identifies the sequence (request id), `position` the position of

@@ -43,6 +43,8 @@ char *sl_api_error_json(const sl_api_error *e) {
 
 void sl_api_request_free(sl_api_request *r) {
     for (int i = 0; i < r->params.n_stop; i++) sl_free(r->params.stop[i]);
+    sl_free(r->params.bias_ids);
+    sl_free(r->params.bias_vals);
     sl_free(r->prompt);
     sl_free(r->prompt_text);
     memset(r, 0, sizeof *r);
@@ -378,6 +380,116 @@ static bool parse_stop(json_t *body, sl_req_params *p, sl_api_error *e) {
     return true;
 }
 
+/* A token id as a logit_bias key: decimal digits only, in [0, n_vocab). */
+static bool bias_key(const char *k, int32_t n_vocab, int32_t *id) {
+    if (!*k || strlen(k) > 10) return false;
+    long long v = 0;
+    for (const char *c = k; *c; c++) {
+        if (*c < '0' || *c > '9') return false;
+        v = v * 10 + (*c - '0');
+    }
+    if (v >= n_vocab) return false;
+    *id = (int32_t)v;
+    return true;
+}
+
+/* OpenAI's logit_bias: {"token id": bias in [-100, 100], ...}. */
+static bool parse_logit_bias(const sl_api_ctx *ctx, json_t *body, sl_req_params *p, sl_api_error *e) {
+    json_t *lb = json_object_get(body, "logit_bias");
+    if (!lb || json_is_null(lb)) return true;
+    const int32_t n_vocab = sl_tokenizer_n_vocab(sl_model_tokenizer(ctx->model));
+    if (!json_is_object(lb)) {
+        sl_api_set_error(e, 400, "logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+        return false;
+    }
+    size_t n = json_object_size(lb);
+    if (n > SL_MAX_LOGIT_BIAS) {
+        sl_api_set_error(e, 400, "logit_bias", "'logit_bias' has %zu entries; at most %d are allowed", n,
+                         SL_MAX_LOGIT_BIAS);
+        return false;
+    }
+    if (n == 0) return true;
+    p->bias_ids = sl_alloc_array(n, sizeof(int32_t));
+    p->bias_vals = sl_alloc_array(n, sizeof(float));
+    if (!p->bias_ids || !p->bias_vals) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        return false;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(lb, k, v) {
+        int32_t id;
+        if (!bias_key(k, n_vocab, &id)) {
+            sl_api_set_error(e, 400, "logit_bias", "'logit_bias' key '%.40s' is not a token id in [0, %d)", k, n_vocab);
+            return false;
+        }
+        for (int32_t i = 0; i < p->n_bias; i++)
+            if (p->bias_ids[i] == id) {
+                sl_api_set_error(e, 400, "logit_bias", "'logit_bias' gives token %d twice", id);
+                return false;
+            }
+        double d = json_is_number(v) ? json_number_value(v) : NAN;
+        if (!(d >= -100 && d <= 100)) {
+            sl_api_set_error(e, 400, "logit_bias", "'logit_bias' of token %d must be a number between -100 and 100", id);
+            return false;
+        }
+        p->bias_ids[p->n_bias] = id;
+        p->bias_vals[p->n_bias++] = (float)d;
+    }
+    return true;
+}
+
+/* vLLM's stop_token_ids: an array of token ids. */
+static bool parse_stop_ids(const sl_api_ctx *ctx, json_t *body, sl_req_params *p, sl_api_error *e) {
+    json_t *a = json_object_get(body, "stop_token_ids");
+    if (!a || json_is_null(a)) return true;
+    const int32_t n_vocab = sl_tokenizer_n_vocab(sl_model_tokenizer(ctx->model));
+    if (!json_is_array(a) || json_array_size(a) > SL_MAX_STOP_IDS) {
+        sl_api_set_error(e, 400, "stop_token_ids", "'stop_token_ids' must be an array of at most %d token ids",
+                         SL_MAX_STOP_IDS);
+        return false;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= n_vocab) {
+            sl_api_set_error(e, 400, "stop_token_ids", "'stop_token_ids[%zu]' is not a token id in [0, %d)", i, n_vocab);
+            return false;
+        }
+        p->stop_ids[p->n_stop_ids++] = (int32_t)json_integer_value(v);
+    }
+    return true;
+}
+
+/* Fields of OpenAI's API this server does not implement, refused rather
+ * than ignored when they would change the output. */
+static bool refuse_unsupported(sl_api_kind kind, json_t *o, sl_api_error *e) {
+    json_t *v;
+    if (kind == SL_API_COMPLETIONS && json_is_true(json_object_get(o, "echo"))) {
+        sl_api_set_error(e, 400, "echo", "'echo' is not supported: the prompt is not repeated in the output");
+        return false;
+    }
+    if ((v = json_object_get(o, "best_of")) && !json_is_null(v) &&
+        !(json_is_integer(v) && json_integer_value(v) == 1)) {
+        sl_api_set_error(e, 400, "best_of", "'best_of' must be 1: one candidate per request is supported");
+        return false;
+    }
+    if ((v = json_object_get(o, "suffix")) && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0)) {
+        sl_api_set_error(e, 400, "suffix", "'suffix' (insertion after the completion) is not supported");
+        return false;
+    }
+    if ((v = json_object_get(o, "response_format")) && !json_is_null(v)) {
+        json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
+        if (!json_is_string(t) || strcmp(json_string_value(t), "text") != 0) {
+            sl_api_set_error(e, 400, "response_format",
+                             "'response_format' must be {\"type\": \"text\"}: JSON mode and JSON schemas are not "
+                             "supported");
+            return false;
+        }
+    }
+    return true;
+}
+
 bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, size_t len, sl_api_request *r,
                   sl_api_error *e) {
     memset(r, 0, sizeof *r);
@@ -495,7 +607,9 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         }
         p->logprobs = lp ? (int32_t)x : -1;
     }
-    if (!parse_stop(o, p, e)) goto done;
+    if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
+        !refuse_unsupported(kind, o, e))
+        goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
     if (r->n_prompt == 0) {
         sl_api_set_error(e, 400, kind == SL_API_COMPLETIONS ? "prompt" : "messages",
@@ -541,6 +655,17 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         }
     }
     p->max_tokens = (int32_t)x;
+    /* min_tokens counts a resumed stream's replayed tokens too (max_tokens is what is left of it) */
+    x = 0;
+    if (!get_int(o, "min_tokens", 0, (long long)p->max_tokens + p->resume_generated, &x, e)) {
+        if (e->status == 400 && json_is_integer(json_object_get(o, "min_tokens")))
+            sl_api_set_error(e, 400, "min_tokens", "'min_tokens' is %lld; it must be between 0 and %s (%lld)",
+                             (long long)json_integer_value(json_object_get(o, "min_tokens")),
+                             r->max_tokens_given ? mt : "the tokens left in the context",
+                             (long long)p->max_tokens + p->resume_generated);
+        goto done;
+    }
+    p->min_tokens = (int32_t)x;
     ok = true;
 done:
     json_decref(o);

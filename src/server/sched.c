@@ -145,6 +145,28 @@ static void resume(sl_sched *s, sl_req *r) {
     }
 }
 
+/* The sampler's logit bias and, with min_tokens, the tokens that cannot end
+ * the output before then: end of generation (unless ignore_eos) and the stop
+ * token ids, while the output (replayed tokens of a resumed stream included)
+ * is shorter than min_tokens. */
+static sl_status set_adjust(sl_sched *s, sl_req *r) {
+    const sl_tokenizer *tok = sl_model_tokenizer(s->m);
+    const int32_t n_eog = r->p.ignore_eos ? 0 : sl_tokenizer_n_eog(tok);
+    int32_t *sup = NULL, n_sup = 0;
+    if (r->p.min_tokens > 0 && n_eog + r->p.n_stop_ids > 0) {
+        sup = sl_alloc_array((size_t)(n_eog + r->p.n_stop_ids), sizeof(int32_t));
+        if (!sup) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+        for (int32_t i = 0; i < n_eog; i++) sup[n_sup++] = sl_tokenizer_eog_at(tok, i);
+        for (int32_t i = 0; i < r->p.n_stop_ids; i++) sup[n_sup++] = r->p.stop_ids[i];
+    }
+    const sl_logit_adjust a = {.bias_ids = r->p.bias_ids, .bias = r->p.bias_vals, .n_bias = r->p.n_bias,
+                               .suppress = sup, .n_suppress = n_sup,
+                               .suppress_until = (int64_t)r->n_prompt - r->p.resume_generated + r->p.min_tokens};
+    sl_status st = sl_sampler_set_adjust(r->sampler, &a);
+    sl_free(sup);
+    return st;
+}
+
 sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, const sl_req_params *p, sl_req **out) {
     *out = NULL;
     const int32_t n_ctx = s->p.n_ctx;
@@ -159,6 +181,16 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     if (p->resume_generated < 0 || p->resume_generated >= n_prompt || p->resume_text_sent < 0)
         return SL_FAIL(SL_ERR_INVALID, "resuming %d generated tokens with %lld bytes sent: needs 0 <= generated < %d "
                        "(the prompt) and bytes >= 0", p->resume_generated, (long long)p->resume_text_sent, n_prompt);
+    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0))
+        return SL_FAIL(SL_ERR_INVALID, "max_tokens %d: needs at least 1 (0 only when resuming a stream)", p->max_tokens);
+    if (p->n_bias < 0 || p->n_bias > SL_MAX_LOGIT_BIAS || p->n_stop_ids < 0 || p->n_stop_ids > SL_MAX_STOP_IDS ||
+        p->min_tokens < 0)
+        return SL_FAIL(SL_ERR_INVALID, "%d logit biases, %d stop token ids, min_tokens %d: needs at most %d, at most %d, "
+                       ">= 0", p->n_bias, p->n_stop_ids, p->min_tokens, SL_MAX_LOGIT_BIAS, SL_MAX_STOP_IDS);
+    for (int32_t i = 0; i < p->n_stop_ids; i++)
+        if (p->stop_ids[i] < 0 || p->stop_ids[i] >= s->n_vocab)
+            return SL_FAIL(SL_ERR_INVALID, "stop token id %d is outside the vocabulary [0, %d)", p->stop_ids[i],
+                           s->n_vocab);
     sl_req *r = sl_calloc(1, sizeof *r);
     if (!r) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     atomic_init(&r->refs, 1);
@@ -168,9 +200,9 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->id = atomic_fetch_add(&s->next_id, 1);
     r->p = *p;
     for (int i = 0; i < p->n_stop; i++) r->p.stop[i] = NULL;
+    r->p.bias_ids = NULL;
+    r->p.bias_vals = NULL;
     r->n_prompt = n_prompt;
-    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0))
-        return SL_FAIL(SL_ERR_INVALID, "max_tokens %d: needs at least 1 (0 only when resuming a stream)", p->max_tokens);
     int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : 1);
     r->max_ctx = (int32_t)(max_ctx > n_ctx ? n_ctx : max_ctx);
     r->cap_tokens = r->max_ctx + 1;
@@ -182,7 +214,15 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         r->p.stop[i] = sl_strdup(p->stop[i]);
         if (!r->p.stop[i]) goto nomem;
     }
+    if (p->n_bias) {
+        r->p.bias_ids = sl_alloc_array((size_t)p->n_bias, sizeof(int32_t));
+        r->p.bias_vals = sl_alloc_array((size_t)p->n_bias, sizeof(float));
+        if (!r->p.bias_ids || !r->p.bias_vals) goto nomem;
+        memcpy(r->p.bias_ids, p->bias_ids, sizeof(int32_t) * (size_t)p->n_bias);
+        memcpy(r->p.bias_vals, p->bias_vals, sizeof(float) * (size_t)p->n_bias);
+    }
     sl_status st = sl_sampler_create(&p->sampling, s->n_vocab, &r->sampler);
+    if (!st) st = set_adjust(s, r);
     if (st) {
         sl_req_release(r);
         return st;
@@ -210,6 +250,8 @@ nomem:
 void sl_req_release(sl_req *r) {
     if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
     for (int i = 0; i < r->p.n_stop; i++) sl_free(r->p.stop[i]);
+    sl_free(r->p.bias_ids);
+    sl_free(r->p.bias_vals);
     sl_sampler_destroy(r->sampler);
     sl_free(r->kv.table.blocks);
     sl_free(r->tokens);
@@ -436,6 +478,7 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
         int64_t n = sl_detok_push(&r->detok, id, buf, sizeof buf);
         if (n > 0) stop_hit = feed_text(r, buf, (size_t)n, false);
     }
+    for (int32_t i = 0; i < r->p.n_stop_ids && !stop_hit; i++) stop_hit = id == r->p.stop_ids[i];
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     if (eog || stop_hit) {

@@ -30,6 +30,8 @@
 
 #define SL_MAX_TOP_LOGPROBS 20
 #define SL_MAX_STOP 8
+#define SL_MAX_STOP_IDS 64
+#define SL_MAX_LOGIT_BIAS 1024
 
 typedef enum sl_finish_reason {
     SL_FR_NONE = 0,
@@ -59,6 +61,21 @@ typedef struct sl_req_params {
      * text is released and the request finishes with "length". */
     int32_t resume_generated;
     int64_t resume_text_sent;
+    /* OpenAI's logit_bias: bias_vals[i] is added to token bias_ids[i]'s logit
+     * before sampling (n_bias <= SL_MAX_LOGIT_BIAS; a request keeps its own
+     * copy of the lists). */
+    int32_t n_bias;
+    int32_t *bias_ids;
+    float *bias_vals;
+    /* vLLM's min_tokens: end-of-generation tokens (unless ignore_eos) and
+     * stop_ids cannot be sampled before the output has this many tokens (a
+     * resumed stream's replayed tokens count). */
+    int32_t min_tokens;
+    /* vLLM's stop_token_ids: sampling one of these ends the request with
+     * "stop"; its text stays in the output, as vLLM keeps the text of stop
+     * tokens that are not special. */
+    int32_t n_stop_ids;
+    int32_t stop_ids[SL_MAX_STOP_IDS];
 } sl_req_params;
 
 /* One generated token as the channel reports it. */

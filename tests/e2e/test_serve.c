@@ -456,6 +456,115 @@ TEST(serve_resume_releases_held_text) {
 }
 
 /* A repeated prompt hits the prefix cache: cached tokens in usage, hits in /metrics. */
+/* One greedy completion of golden prompt g with extra fields (a JSON object, consumed). */
+typedef struct adj_out {
+    int status;
+    char *text;
+    char finish[16];
+    long long n;
+    double lp0;        /* logprob of the first token */
+    double top0[2];    /* the two largest logprobs at the first position (with logprobs >= 2) */
+} adj_out;
+
+static adj_out adjusted(const char *url, json_t *g, int max_tokens, json_t *extra) {
+    json_t *req = json_pack("{s:O,s:i,s:f,s:b,s:i}", "prompt", json_object_get(g, "prompt_token_ids"), "max_tokens",
+                            max_tokens, "temperature", 0.0, "ignore_eos", 1, "logprobs", 2);
+    if (extra) json_object_update(req, extra);
+    json_decref(extra);
+    char *body = json_dumps(req, 0);
+    json_decref(req);
+    resp r = http(url, "/v1/completions", body, NULL);
+    free(body);
+    adj_out o = {.status = (int)r.status, .text = completion_text(&r), .n = usage_field(&r, "completion_tokens", NULL)};
+    json_error_t je;
+    json_t *js = json_loads(r.body, 0, &je);
+    json_t *ch = json_array_get(json_object_get(js, "choices"), 0), *lp = json_object_get(ch, "logprobs");
+    snprintf(o.finish, sizeof o.finish, "%s", json_string_value(json_object_get(ch, "finish_reason")) ?: "");
+    o.lp0 = json_number_value(json_array_get(json_object_get(lp, "token_logprobs"), 0));
+    o.top0[0] = o.top0[1] = -1e30;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_array_get(json_object_get(lp, "top_logprobs"), 0), k, v) {
+        double x = json_number_value(v);
+        if (x > o.top0[0]) {
+            o.top0[1] = o.top0[0];
+            o.top0[0] = x;
+        } else if (x > o.top0[1]) o.top0[1] = x;
+    }
+    json_decref(js);
+    free(r.body);
+    return o;
+}
+
+/* logit_bias (OpenAI), stop_token_ids and min_tokens (vLLM) through HTTP,
+ * against llama.cpp's greedy ids for golden prompt 00. */
+TEST(serve_logit_bias_stop_ids_min_tokens) {
+    const char *url = start_default();
+    CHECK(url);
+    json_error_t je;
+    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    CHECK(g);
+    json_t *gen = json_object_get(g, "generated_token_ids");
+    /* k: the first token from the third on that has not come earlier */
+    int k = 2;
+    for (;; k++) {
+        CHECK(k < 40);
+        bool seen = false;
+        for (int i = 0; i < k; i++) seen |= json_integer_value(json_array_get(gen, (size_t)i)) ==
+                                            json_integer_value(json_array_get(gen, (size_t)k));
+        if (!seen) break;
+    }
+    const json_int_t stop_id = json_integer_value(json_array_get(gen, (size_t)k));
+    adj_out plain_k1 = adjusted(url, g, k + 1, NULL), plain_k2 = adjusted(url, g, k + 2, NULL),
+            plain_k = adjusted(url, g, k, NULL);
+    CHECK(plain_k1.text && plain_k2.text && plain_k.text);
+
+    /* stop_token_ids: ends at token k with "stop"; its text stays (vLLM keeps non-special stop tokens) */
+    adj_out a = adjusted(url, g, 30, json_pack("{s:[I]}", "stop_token_ids", stop_id));
+    CHECK_EQ_INT(a.status, 200);
+    CHECK_STR(a.finish, "stop");
+    CHECK_EQ_INT(a.n, k + 1);
+    CHECK(a.text && !strcmp(a.text, plain_k1.text));
+
+    /* min_tokens k + 2: token k cannot be the stop id, so the text departs from llama.cpp's there */
+    adj_out b = adjusted(url, g, k + 2, json_pack("{s:[I],s:i}", "stop_token_ids", stop_id, "min_tokens", k + 2));
+    CHECK_EQ_INT(b.status, 200);
+    CHECK_STR(b.finish, "length");
+    CHECK_EQ_INT(b.n, k + 2);
+    CHECK(b.text && !strncmp(b.text, plain_k.text, strlen(plain_k.text)) && strcmp(b.text, plain_k2.text) != 0);
+
+    /* logit_bias -100 on llama.cpp's first token: the greedy pick is the runner-up, whose raw logprob is the
+     * second largest of the unbiased first position */
+    char key[16];
+    snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_array_get(gen, 0)));
+    adj_out c = adjusted(url, g, 1, json_pack("{s:{s:i}}", "logit_bias", key, -100));
+    CHECK_EQ_INT(c.status, 200);
+    CHECK(c.text && strcmp(c.text, plain_k1.text) != 0);
+    CHECK_NEAR(plain_k1.top0[0], plain_k1.lp0, 1e-6);
+    CHECK_NEAR(c.lp0, plain_k1.top0[1], 1e-6);
+
+    /* logit_bias +100 on token 300: it wins every step */
+    adj_out d = adjusted(url, g, 3, json_pack("{s:{s:i}}", "logit_bias", "300", 100));
+    resp dt = http(url, "/detokenize", "{\"tokens\": [300, 300, 300]}", NULL);
+    json_t *dj = json_loads(dt.body, 0, &je);
+    CHECK_EQ_INT(d.status, 200);
+    CHECK(d.text && json_is_string(json_object_get(dj, "prompt")) &&
+          !strcmp(d.text, json_string_value(json_object_get(dj, "prompt"))));
+    json_decref(dj);
+    free(dt.body);
+
+    /* refused with the field named, and the server keeps serving */
+    adj_out e = adjusted(url, g, 4, json_pack("{s:{s:i}}", "logit_bias", "999999", 1));
+    CHECK_EQ_INT(e.status, 400);
+    adj_out f = adjusted(url, g, 4, json_pack("{s:i}", "min_tokens", 5));
+    CHECK_EQ_INT(f.status, 400);
+    adj_out ok = adjusted(url, g, 1, NULL);
+    CHECK_EQ_INT(ok.status, 200);
+    adj_out *all[] = {&plain_k1, &plain_k2, &plain_k, &a, &b, &c, &d, &e, &f, &ok};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]->text);
+    json_decref(g);
+}
+
 TEST(serve_prefix_cache_hits) {
     const char *url = start_default();
     CHECK(url);

@@ -11,7 +11,9 @@
  * Every body must end in a clean answer, never a crash or a leak (ASan):
  *   accepted: no error set; 1 <= prompt tokens < context, every id in the
  *     vocabulary; prompt + max_tokens within the context; the sampling
- *     parameters inside the ranges the API documents;
+ *     parameters inside the ranges the API documents; logit_bias ids distinct
+ *     and in the vocabulary, values in [-100, 100]; stop_token_ids in the
+ *     vocabulary; min_tokens <= max_tokens (plus a resumed stream's tokens);
  *   refused: a 4xx status, a non-empty message, and an error object that
  *     is valid JSON with that message;
  *   tokenize / detokenize: a JSON object (tokens / prompt) or a refusal as
@@ -132,6 +134,17 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     fuzz_api_check(p->logprobs >= -1 && p->logprobs <= SL_MAX_TOP_LOGPROBS, "logprobs in [-1, 20]");
     fuzz_api_check(p->n_stop >= 0 && p->n_stop <= SL_MAX_STOP, "at most SL_MAX_STOP stop strings");
     for (int32_t i = 0; i < p->n_stop; i++) fuzz_api_check(p->stop[i] && p->stop[i][0], "stop strings are non-empty");
+    fuzz_api_check(p->n_bias >= 0 && p->n_bias <= SL_MAX_LOGIT_BIAS, "at most SL_MAX_LOGIT_BIAS logit biases");
+    for (int32_t i = 0; i < p->n_bias; i++) {
+        fuzz_api_check(p->bias_ids[i] >= 0 && p->bias_ids[i] < n_vocab, "logit_bias ids are in the vocabulary");
+        fuzz_api_check(p->bias_vals[i] >= -100 && p->bias_vals[i] <= 100, "logit_bias values in [-100, 100]");
+        for (int32_t j = 0; j < i; j++) fuzz_api_check(p->bias_ids[j] != p->bias_ids[i], "logit_bias ids are distinct");
+    }
+    fuzz_api_check(p->n_stop_ids >= 0 && p->n_stop_ids <= SL_MAX_STOP_IDS, "at most SL_MAX_STOP_IDS stop token ids");
+    for (int32_t i = 0; i < p->n_stop_ids; i++)
+        fuzz_api_check(p->stop_ids[i] >= 0 && p->stop_ids[i] < n_vocab, "stop_token_ids are in the vocabulary");
+    fuzz_api_check(p->min_tokens >= 0 && p->min_tokens <= p->max_tokens + p->resume_generated,
+                   "min_tokens within max_tokens (and the resumed tokens)");
     sl_api_request_free(&r);
     return 0;
 }

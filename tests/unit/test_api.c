@@ -95,3 +95,78 @@ TEST(error_objects_survive_invalid_utf8_in_messages) {
     CHECK_MSG(js != NULL, "no error object for: %s", e.message);
     free(js);
 }
+
+/* Parse body (completions, context 512) and keep the request for inspection; 0 when accepted. */
+static int parse_keep(const char *body, sl_api_request *r, sl_api_error *e) {
+    const sl_api_ctx ctx = {.model = fuzz_api_model(), .model_id = "stories260K", .n_ctx = 512};
+    return sl_api_parse(&ctx, SL_API_COMPLETIONS, body, strlen(body), r, e) ? 0 : e->status;
+}
+
+/* logit_bias (OpenAI), stop_token_ids and min_tokens (vLLM): the values reach the request parameters; bad
+ * values are refused naming the field (stories260K has 512 tokens). */
+TEST(logit_bias_stop_token_ids_min_tokens) {
+    if (!have_model()) return;
+    sl_api_request r;
+    sl_api_error e;
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"max_tokens\": 9, \"logit_bias\": {\"5\": -100, \"511\": 2.5}, "
+                            "\"stop_token_ids\": [7, 0], \"min_tokens\": 9}", &r, &e), 0);
+    CHECK_EQ_INT(r.params.n_bias, 2);
+    bool seen5 = false, seen511 = false;
+    for (int i = 0; i < r.params.n_bias; i++) {
+        seen5 |= r.params.bias_ids[i] == 5 && r.params.bias_vals[i] == -100.0f;
+        seen511 |= r.params.bias_ids[i] == 511 && r.params.bias_vals[i] == 2.5f;
+    }
+    CHECK(seen5 && seen511);
+    CHECK_EQ_INT(r.params.n_stop_ids, 2);
+    CHECK(r.params.stop_ids[0] == 7 && r.params.stop_ids[1] == 0);
+    CHECK_EQ_INT(r.params.min_tokens, 9);
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"logit_bias\": {}, \"stop_token_ids\": [], \"min_tokens\": 0}", &r, &e), 0);
+    CHECK(r.params.n_bias == 0 && r.params.n_stop_ids == 0 && r.params.min_tokens == 0);
+    sl_api_request_free(&r);
+
+    static const struct {
+        const char *body, *param, *msg;
+    } bad[] = {
+        {"{\"prompt\": \"x\", \"logit_bias\": [1, 2]}", "logit_bias", "must be an object"},
+        {"{\"prompt\": \"x\", \"logit_bias\": {\"512\": 1}}", "logit_bias", "key '512' is not a token id in [0, 512)"},
+        {"{\"prompt\": \"x\", \"logit_bias\": {\"-1\": 1}}", "logit_bias", "key '-1'"},
+        {"{\"prompt\": \"x\", \"logit_bias\": {\"a\": 1}}", "logit_bias", "key 'a'"},
+        {"{\"prompt\": \"x\", \"logit_bias\": {\"\": 1}}", "logit_bias", "key ''"},
+        {"{\"prompt\": \"x\", \"logit_bias\": {\"99999999999\": 1}}", "logit_bias", "not a token id"},
+        {"{\"prompt\": \"x\", \"logit_bias\": {\"5\": 1, \"05\": 2}}", "logit_bias", "token 5 twice"},
+        {"{\"prompt\": \"x\", \"logit_bias\": {\"5\": 100.5}}", "logit_bias", "between -100 and 100"},
+        {"{\"prompt\": \"x\", \"logit_bias\": {\"5\": \"1\"}}", "logit_bias", "between -100 and 100"},
+        {"{\"prompt\": \"x\", \"stop_token_ids\": 5}", "stop_token_ids", "must be an array"},
+        {"{\"prompt\": \"x\", \"stop_token_ids\": [1, 512]}", "stop_token_ids", "'stop_token_ids[1]' is not a token id"},
+        {"{\"prompt\": \"x\", \"stop_token_ids\": [1.5]}", "stop_token_ids", "'stop_token_ids[0]'"},
+        {"{\"prompt\": \"x\", \"max_tokens\": 4, \"min_tokens\": 5}", "min_tokens", "between 0 and max_tokens (4)"},
+        {"{\"prompt\": \"x\", \"min_tokens\": -1}", "min_tokens", "between 0 and"},
+        {"{\"prompt\": \"x\", \"min_tokens\": \"3\"}", "min_tokens", "must be an integer"},
+        {"{\"prompt\": \"x\", \"echo\": true}", "echo", "not supported"},
+        {"{\"prompt\": \"x\", \"best_of\": 2}", "best_of", "must be 1"},
+        {"{\"prompt\": \"x\", \"suffix\": \"end\"}", "suffix", "not supported"},
+        {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", "response_format", "not supported"},
+        {"{\"prompt\": \"x\", \"response_format\": \"text\"}", "response_format", "must be"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_INT(parse_keep(bad[i].body, &r, &e), 400);
+        CHECK_MSG(!strcmp(e.param, bad[i].param) && strstr(e.message, bad[i].msg),
+                  "%s: param '%s', message '%s'", bad[i].body, e.param, e.message);
+    }
+    /* accepted as no-ops */
+    static const char *noop[] = {
+        "{\"prompt\": \"x\", \"echo\": false, \"best_of\": 1, \"suffix\": null}",
+        "{\"prompt\": \"x\", \"suffix\": \"\", \"response_format\": {\"type\": \"text\"}}",
+    };
+    for (size_t i = 0; i < sizeof noop / sizeof noop[0]; i++) {
+        CHECK_MSG(parse_keep(noop[i], &r, &e) == 0, "%s: %s", noop[i], e.message);
+        sl_api_request_free(&r);
+    }
+    /* with a resumed stream, min_tokens counts its replayed tokens: 3 generated + max_tokens 2 */
+    CHECK_EQ_INT(parse_keep("{\"prompt\": [1, 2, 3, 4, 5], \"max_tokens\": 2, \"min_tokens\": 5, "
+                            "\"shardlm_resume\": {\"generated\": 3, \"text_sent\": 0}}", &r, &e), 0);
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": [1, 2, 3, 4, 5], \"max_tokens\": 2, \"min_tokens\": 6, "
+                            "\"shardlm_resume\": {\"generated\": 3, \"text_sent\": 0}}", &r, &e), 400);
+}

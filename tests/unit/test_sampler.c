@@ -3,8 +3,8 @@
  * naive oracle written here from the definitions (full qsort, softmax in long
  * double): greedy and ties, top-k / top-p / min-p sets, temperature, the
  * empirical distribution of many draws, reproducibility per (seed, stream,
- * position), penalties, parameter validation, no allocation while sampling,
- * and sl_logprobs_top.
+ * position), penalties, logit bias and min_tokens suppression, parameter
+ * validation, no allocation while sampling, and sl_logprobs_top.
  */
 #include "harness.h"
 
@@ -589,6 +589,96 @@ TEST(presence_frequency_penalties) {
     CHECK_EQ_INT(sl_sampler_candidates(s, l3, NULL, 0, &ids, &pr), 3);
     z = exp(2.0) + exp(1.0) + exp(-1.0);
     CHECK_NEAR(pr[0], exp(2.0) / z, 1e-7);
+    sl_sampler_destroy(s);
+}
+
+/* ---- logit bias and suppression (sl_sampler_set_adjust) ----------------------- */
+
+TEST(logit_bias_then_penalties) {
+    /* the bias comes before the penalty: token 1 at 1.0 + 1.5 = 2.5 beats token 0 (2.0); with token 1 in the
+     * history and a repetition penalty of 2 it falls to 2.5 / 2 = 1.25 and token 0 wins */
+    const float l[3] = {2.0f, 1.0f, 0.0f};
+    const int32_t h[1] = {1};
+    sl_sampler_params p = plain(0.0f);
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, 3, &s));
+    const int32_t ids[2] = {1, 2};
+    const float bias[2] = {1.5f, -3.0f};
+    sl_logit_adjust a = {.bias_ids = ids, .bias = bias, .n_bias = 2};
+    CHECK_OK(sl_sampler_set_adjust(s, &a));
+    CHECK_EQ_INT(sl_sampler_sample(s, l, NULL, 0, 0, 0), 1); /* 2.5 > 2.0 */
+    sl_sampler_destroy(s);
+    p.repeat_penalty = 2.0f;
+    CHECK_OK(sl_sampler_create(&p, 3, &s));
+    CHECK_OK(sl_sampler_set_adjust(s, &a));
+    CHECK_EQ_INT(sl_sampler_sample(s, l, h, 1, 0, 0), 0); /* (1.0 + 1.5) / 2 = 1.25 < 2.0 */
+    sl_sampler_destroy(s);
+
+    /* the distribution: logits {2, 2.5, -3}, temperature 1 */
+    p = plain(1.0f);
+    CHECK_OK(sl_sampler_create(&p, 3, &s));
+    CHECK_OK(sl_sampler_set_adjust(s, &a));
+    const int32_t *ci;
+    const double *pr;
+    CHECK_EQ_INT(sl_sampler_candidates(s, l, NULL, 0, &ci, &pr), 3);
+    double z = exp(2.0) + exp(2.5) + exp(-3.0);
+    CHECK(ci[0] == 1 && ci[1] == 0 && ci[2] == 2);
+    CHECK_NEAR(pr[0], exp(2.5) / z, 1e-7);
+    CHECK_NEAR(pr[2], exp(-3.0) / z, 1e-7);
+    /* logprobs stay those of the raw logits */
+    int32_t top[1];
+    float lp[1], chosen;
+    CHECK_EQ_INT(sl_logprobs_top(l, 3, 1, top, lp, 1, &chosen), 1);
+    CHECK_EQ_INT(top[0], 0);
+    /* NULL clears */
+    CHECK_OK(sl_sampler_set_adjust(s, NULL));
+    CHECK_EQ_INT(sl_sampler_candidates(s, l, NULL, 0, &ci, &pr), 3);
+    CHECK_EQ_INT(ci[0], 0);
+    sl_sampler_destroy(s);
+}
+
+TEST(suppression_until_history_length) {
+    const float l[4] = {3.0f, 2.0f, 1.0f, 0.0f};
+    const int32_t hist[6] = {3, 3, 3, 3, 3, 3};
+    sl_sampler_params p = plain(0.0f);
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, 4, &s));
+    const int32_t sup[2] = {0, 1};
+    sl_logit_adjust a = {.suppress = sup, .n_suppress = 2, .suppress_until = 5};
+    CHECK_OK(sl_sampler_set_adjust(s, &a));
+    for (int64_t n = 0; n < 5; n++) CHECK_EQ_INT(sl_sampler_sample(s, l, hist, n, 0, (uint64_t)n), 2);
+    CHECK_EQ_INT(sl_sampler_sample(s, l, hist, 5, 0, 5), 0);
+    CHECK_EQ_INT(sl_sampler_sample(s, l, hist, 6, 0, 6), 0);
+    /* sampled, a suppressed token has probability 0 */
+    sl_sampler_destroy(s);
+    p = plain(1.0f);
+    CHECK_OK(sl_sampler_create(&p, 4, &s));
+    CHECK_OK(sl_sampler_set_adjust(s, &a));
+    for (uint64_t pos = 0; pos < 200; pos++) {
+        int32_t t = sl_sampler_sample(s, l, hist, 2, 9, pos);
+        CHECK(t == 2 || t == 3);
+    }
+    sl_sampler_destroy(s);
+}
+
+TEST(set_adjust_validates) {
+    sl_sampler_params p = plain(0.0f);
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, 4, &s));
+    const int32_t bad_id[1] = {4};
+    const float ok_bias[1] = {1.0f}, inf_bias[1] = {INFINITY};
+    const int32_t ok_id[1] = {3};
+    sl_logit_adjust a = {.bias_ids = bad_id, .bias = ok_bias, .n_bias = 1};
+    CHECK(sl_sampler_set_adjust(s, &a) == SL_ERR_INVALID && strstr(sl_last_error(), "token 4"));
+    a.bias_ids = ok_id;
+    a.bias = inf_bias;
+    CHECK(sl_sampler_set_adjust(s, &a) == SL_ERR_INVALID && strstr(sl_last_error(), "finite"));
+    const int32_t neg[1] = {-1};
+    sl_logit_adjust b = {.suppress = neg, .n_suppress = 1, .suppress_until = 9};
+    CHECK(sl_sampler_set_adjust(s, &b) == SL_ERR_INVALID && strstr(sl_last_error(), "suppressed token -1"));
+    /* a failed call leaves no adjustment */
+    const float l[4] = {0.0f, 0.0f, 0.0f, 1.0f};
+    CHECK_EQ_INT(sl_sampler_sample(s, l, NULL, 0, 0, 0), 3);
     sl_sampler_destroy(s);
 }
 
