@@ -4,6 +4,7 @@
 #include "common.h"
 
 #include "core/alloc.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 #include <errno.h>
@@ -70,6 +71,10 @@ sl_model *cli_load_model(const char *cmd, const char *path) {
         fprintf(stderr, "shardlm %s: %s\n", cmd, sl_last_error());
         return NULL;
     }
+    if (m->n_widened > 0)
+        fprintf(stderr, "shardlm %s: %d matrices of types without kernels of their own (Q5_0, IQ4_NL, Q3_K) are held "
+                "as Q8_0 / Q6_K, the same values: %.1f MiB\n", cmd, (int)m->n_widened,
+                (double)m->widened_bytes / 1048576.0);
     return m;
 }
 

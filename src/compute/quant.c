@@ -7,8 +7,10 @@
 #include "quant.h"
 
 #include "core/fp16.h"
+#include "core/status.h"
 
 #include <math.h>
+#include <stdalign.h>
 #include <string.h>
 
 void sl_dequantize_row_q4_0(const block_q4_0 *x, float *y, int64_t n) {
@@ -170,8 +172,85 @@ bool sl_type_supported(sl_type t) {
     }
 }
 
+/* ---- widened types ---------------------------------------------------------- */
+
+const int8_t sl_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+sl_type sl_type_widened(sl_type t) {
+    switch (t) {
+    case SL_TYPE_Q5_0: case SL_TYPE_IQ4_NL: return SL_TYPE_Q8_0;
+    case SL_TYPE_Q3_K: return SL_TYPE_Q6_K;
+    default: return SL_TYPE_COUNT;
+    }
+}
+
+static void widen_q5_0(const block_q5_0 *x, block_q8_0 *y) {
+    uint32_t qh;
+    memcpy(&qh, x->qh, 4);
+    y->d = x->d;
+    for (int j = 0; j < 16; j++) {
+        y->qs[j] = (int8_t)(((x->qs[j] & 0x0F) | ((qh >> j & 1) << 4)) - 16);
+        y->qs[j + 16] = (int8_t)(((x->qs[j] >> 4) | ((qh >> (j + 16) & 1) << 4)) - 16);
+    }
+}
+
+static void widen_iq4_nl(const block_iq4_nl *x, block_q8_0 *y) {
+    y->d = x->d;
+    for (int j = 0; j < 16; j++) {
+        y->qs[j] = sl_iq4nl_values[x->qs[j] & 0x0F];
+        y->qs[j + 16] = sl_iq4nl_values[x->qs[j] >> 4];
+    }
+}
+
+/* Element e of a super-block: half h = e / 128, group g = e % 128 / 32, l = e % 32; sub-block e / 16 in both. */
+static void widen_q3_K(const block_q3_K *x, block_q6_K *y) {
+    memset(y, 0, sizeof *y);
+    y->d = x->d;
+    for (int k = 0; k < 16; k++) {
+        const int lo = k < 8 ? x->scales[k] & 0x0F : x->scales[k - 8] >> 4;
+        const int hi = x->scales[8 + k % 4] >> (2 * (k / 4)) & 3;
+        y->scales[k] = (int8_t)((lo | hi << 4) - 32);
+    }
+    for (int e = 0; e < QK_K; e++) {
+        const int h = e / 128, g = e % 128 / 32, l = e % 32;
+        const int q2 = x->qs[32 * h + l] >> (2 * g) & 3, high = x->hmask[l] >> (4 * h + g) & 1;
+        const int q6 = q2 - (high ? 0 : 4) + 32; /* 28..35 */
+        uint8_t *ql = &y->ql[64 * h + l + 32 * (g & 1)];
+        *ql |= (uint8_t)((q6 & 0x0F) << (g < 2 ? 0 : 4));
+        y->qh[32 * h + l] |= (uint8_t)((q6 >> 4) << (2 * g));
+    }
+}
+
+void sl_widen_row(sl_type t, const void *x, void *y, int64_t n) {
+    switch (t) {
+    case SL_TYPE_Q5_0:
+        for (int64_t b = 0; b < n / QK8_0; b++) widen_q5_0((const block_q5_0 *)x + b, (block_q8_0 *)y + b);
+        break;
+    case SL_TYPE_IQ4_NL:
+        for (int64_t b = 0; b < n / QK8_0; b++) widen_iq4_nl((const block_iq4_nl *)x + b, (block_q8_0 *)y + b);
+        break;
+    case SL_TYPE_Q3_K:
+        for (int64_t b = 0; b < n / QK_K; b++) widen_q3_K((const block_q3_K *)x + b, (block_q6_K *)y + b);
+        break;
+    default: SL_ASSERT(!"sl_widen_row: not a widened type");
+    }
+}
+
+/* A widened type's row, block by block through its wider form. */
+static void dequantize_widened(sl_type t, const void *x, float *y, int64_t n) {
+    const sl_type w = sl_type_widened(t);
+    const int64_t blk = sl_type_get(t)->blck;
+    const size_t sb = sl_type_get(t)->size;
+    alignas(64) uint8_t tmp[sizeof(block_q6_K)];
+    for (int64_t b = 0; b < n / blk; b++) {
+        sl_widen_row(t, (const uint8_t *)x + (size_t)b * sb, tmp, blk);
+        sl_dequantize_row(w, tmp, y + b * blk, blk);
+    }
+}
+
 bool sl_dequantize_row(sl_type t, const void *x, float *y, int64_t n) {
     switch (t) {
+    case SL_TYPE_Q5_0: case SL_TYPE_IQ4_NL: case SL_TYPE_Q3_K: dequantize_widened(t, x, y, n); return true;
     case SL_TYPE_F32: memcpy(y, x, (size_t)n * sizeof(float)); return true;
     case SL_TYPE_F16: {
         const uint16_t *h = x;

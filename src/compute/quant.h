@@ -72,6 +72,50 @@ typedef struct {
 } block_q8_K;
 static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
 
+/* Types without kernels of their own, read from files and kept in memory as
+ * a wider type that holds the same values exactly (load time, per row):
+ *   Q5_0:   32 weights, w = d*(q - 16), q in 0..31 (4 low bits in qs as
+ *           Q4_0's nibbles, the fifth in bit j of qh for element j)
+ *           → Q8_0 with the same d and quants q - 16;
+ *   IQ4_NL: 32 weights, w = d*v[q], v the 16 int8 values of
+ *           sl_iq4nl_values → Q8_0 with the same d and quants v[q];
+ *   Q3_K:   16 sub-blocks of 16, w = d*(s - 32)*(q - 4*!h), s 6-bit, q 2-bit,
+ *           h the high bit in hmask → Q6_K with the same d, scales s - 32 and
+ *           quants q - 4*!h + 32.
+ * These are the types llama-quantize falls back to for rows whose length is
+ * not a multiple of 256 (Q4_K → Q5_0, Q2_K/Q3_K → IQ4_NL) and the main type
+ * of Q3_K_S/M/L files. The memory read per token grows accordingly (Q5_0:
+ * 34/22, IQ4_NL: 34/18, Q3_K: 210/110). */
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];         /* bit j (little-endian uint32): fifth bit of element j */
+    uint8_t qs[QK4_0 / 2]; /* as Q4_0 */
+} block_q5_0;
+static_assert(sizeof(block_q5_0) == 22, "block_q5_0 size");
+
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QK4_0 / 2]; /* indices into sl_iq4nl_values, as Q4_0's nibbles */
+} block_iq4_nl;
+static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
+
+typedef struct {
+    uint8_t hmask[QK_K / 8]; /* bit 4h+j of hmask[l]: high bit of element 128h + 32j + l */
+    uint8_t qs[QK_K / 4];    /* bits 2j..2j+1 of qs[32h+l]: low 2 bits of element 128h + 32j + l */
+    uint8_t scales[12];      /* 16 6-bit scales: low 4 bits in nibbles, high 2 bits in bytes 8..11 */
+    uint16_t d;
+} block_q3_K;
+static_assert(sizeof(block_q3_K) == 110, "block_q3_K size");
+
+extern const int8_t sl_iq4nl_values[16];
+
+/* The type t is kept in memory as (see above), or SL_TYPE_COUNT when t is
+ * not widened. */
+sl_type sl_type_widened(sl_type t);
+/* Rewrite n elements (a multiple of t's block size) of widened type t from x
+ * into y as sl_type_widened(t). Exact. */
+void sl_widen_row(sl_type t, const void *x, void *y, int64_t n);
+
 /* Scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block. */
 static inline void sl_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
     if (j < 4) {
@@ -84,7 +128,8 @@ static inline void sl_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_
 }
 
 /* Dequantize one row of n elements (n a multiple of the block size) of type
- * t into y. Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K.
+ * t into y. Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K,
+ * and the widened types (Q5_0, IQ4_NL, Q3_K).
  * Returns false for other types. */
 bool sl_dequantize_row(sl_type t, const void *x, float *y, int64_t n);
 /* Quantize n floats into type t (F32, F16, BF16, Q8_0, Q4_0, Q8_K). */

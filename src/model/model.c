@@ -49,7 +49,9 @@ static sl_status key_f32(const sl_gguf *g, const char *arch, const char *suffix,
     return sl_gguf_opt_f32(g, key, def, out);
 }
 
-static const char *supported_list(void) { return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K"; }
+static const char *supported_list(void) {
+    return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; Q5_0 and IQ4_NL as Q8_0, Q3_K as Q6_K";
+}
 
 /* Find tensor `name` with ne = {ne0, ne1} (ne1 = 1 for vectors). */
 static sl_status find_tensor(const sl_model *m, const char *name, int64_t ne0, int64_t ne1, bool required,
@@ -66,7 +68,7 @@ static sl_status find_tensor(const sl_model *m, const char *name, int64_t ne0, i
         return SL_FAIL(SL_ERR_FORMAT, "%s: architecture '%s': tensor '%s' has shape [%" PRId64 ", %" PRId64 ", %" PRId64
                        ", %" PRId64 "], expected [%" PRId64 ", %" PRId64 "]", sl_gguf_path(g), m->hp.arch, name,
                        t->ne[0], t->ne[1], t->ne[2], t->ne[3], ne0, ne1);
-    if (!sl_type_supported(t->type))
+    if (!sl_type_supported(t->type) && sl_type_widened(t->type) == SL_TYPE_COUNT)
         return SL_FAIL(SL_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which is not supported (supported: %s)",
                        sl_gguf_path(g), name, sl_type_name(t->type), supported_list());
     return SL_OK;
@@ -76,12 +78,34 @@ static sl_status load_matrix(sl_model *m, const char *name, int64_t n_in, int64_
     const sl_gguf_tensor *t;
     sl_status st = find_tensor(m, name, n_in, n_out, true, &t);
     if (st) return st;
-    w->type = t->type;
     w->ne[0] = n_in;
     w->ne[1] = n_out;
-    w->row_bytes = sl_type_row_size(t->type, n_in);
-    w->data = t->data;
-    m->weight_bytes += t->nbytes;
+    const sl_type wt = sl_type_widened(t->type);
+    if (wt == SL_TYPE_COUNT) {
+        w->type = t->type;
+        w->row_bytes = sl_type_row_size(t->type, n_in);
+        w->data = t->data;
+        m->weight_bytes += t->nbytes;
+        return SL_OK;
+    }
+    /* a type without kernels of its own: kept as the wider type that holds the same values (quant.h) */
+    const size_t src_rb = sl_type_row_size(t->type, n_in), rb = sl_type_row_size(wt, n_in);
+    if ((uint64_t)n_out > SIZE_MAX / rb) return SL_FAIL(SL_ERR_NOMEM, "tensor '%s' is too large to convert", name);
+    uint8_t **list = sl_realloc(m->widened, sizeof *list * (size_t)(m->n_widened + 1));
+    if (!list) return SL_FAIL(SL_ERR_NOMEM, "out of memory for tensor '%s'", name);
+    m->widened = list;
+    uint8_t *buf = sl_malloc_aligned((size_t)n_out * rb);
+    if (!buf)
+        return SL_FAIL(SL_ERR_NOMEM, "out of memory converting tensor '%s' from %s to %s (%.1f MiB)", name,
+                       sl_type_name(t->type), sl_type_name(wt), (double)n_out * (double)rb / 1048576.0);
+    m->widened[m->n_widened++] = buf;
+    for (int64_t r = 0; r < n_out; r++)
+        sl_widen_row(t->type, (const uint8_t *)t->data + (size_t)r * src_rb, buf + (size_t)r * rb, n_in);
+    w->type = wt;
+    w->row_bytes = rb;
+    w->data = buf;
+    m->weight_bytes += (uint64_t)n_out * rb;
+    m->widened_bytes += (uint64_t)n_out * rb;
     return SL_OK;
 }
 
@@ -259,6 +283,8 @@ void sl_model_destroy(sl_model *m) {
             for (size_t k = 0; k < sizeof vecs / sizeof vecs[0]; k++) sl_free(vecs[k]);
         }
     sl_free(m->layers);
+    for (int32_t i = 0; i < m->n_widened; i++) sl_free_aligned(m->widened[i]);
+    sl_free(m->widened);
     sl_free(m->output_norm);
     sl_free(m->rope_freqs);
     sl_tokenizer_destroy(m->tok);

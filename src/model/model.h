@@ -74,6 +74,11 @@ struct sl_model {
     sl_layer *layers;     /* (n_layer) */
     sl_tokenizer *tok;
     uint64_t weight_bytes; /* bytes of all matrices (for bandwidth figures) */
+    /* matrices of a type kept as a wider one (sl_type_widened): their
+     * converted copies, owned, and the bytes they take */
+    uint8_t **widened;
+    int32_t n_widened;
+    uint64_t widened_bytes;
 };
 
 #endif

@@ -187,26 +187,27 @@ static sl_status load_copy(const char *arch, const char *drop, const char *resha
     return st;
 }
 
-/* A weight type without kernels is refused with the tensor and type named
- * (the Q8_0 file with its matrices relabelled IQ4_NL — same block size, other layout). */
+/* A weight type without kernels (and not held as a wider one: quant.h) is
+ * refused with the tensor and type named (the Q8_0 file with its matrices
+ * relabelled Q5_1 — same block size, other layout). */
 TEST(unsupported_type_is_named) {
     const char *src = sl_test_shared("models/small/small-qwen2-Q8_0.gguf");
     CHECK(src);
     sl_gguf *g = NULL;
     CHECK_OK(sl_gguf_open(src, &g));
-    char dst[] = "/tmp/shardlm-test-iq-XXXXXX";
+    char dst[] = "/tmp/shardlm-test-q51-XXXXXX";
     int fd = mkstemp(dst);
     CHECK(fd >= 0);
     close(fd);
     sl_gguf_writer *w = NULL;
     sl_status st = sl_gguf_writer_create(dst, &w);
     for (int64_t i = 0; !st && i < sl_gguf_n_kv(g); i++) st = sl_gguf_writer_copy_kv(w, sl_gguf_kv_at(g, i));
-    /* IQ4_NL blocks hold 32 weights in 18 bytes (Q8_0: 34): write zero blocks of the new size */
+    /* Q5_1 blocks hold 32 weights in 24 bytes (Q8_0: 34): write zero blocks of the new size */
     for (int64_t i = 0; !st && i < sl_gguf_n_tensors(g); i++) {
         const sl_gguf_tensor *t = sl_gguf_tensor_at(g, i);
         char name[80];
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
-        st = sl_gguf_writer_add_tensor(w, name, t->n_dims, t->ne, t->type == SL_TYPE_Q8_0 ? SL_TYPE_IQ4_NL : t->type);
+        st = sl_gguf_writer_add_tensor(w, name, t->n_dims, t->ne, t->type == SL_TYPE_Q8_0 ? SL_TYPE_Q5_1 : t->type);
     }
     if (!st) st = sl_gguf_writer_begin_data(w);
     static char zeros[1 << 16];
@@ -216,7 +217,7 @@ TEST(unsupported_type_is_named) {
             st = sl_gguf_writer_write(w, t->data, t->nbytes);
             continue;
         }
-        uint64_t left = (uint64_t)(t->nbytes / 34) * 18;
+        uint64_t left = (uint64_t)(t->nbytes / 34) * 24;
         while (!st && left) {
             size_t k = left < sizeof zeros ? (size_t)left : sizeof zeros;
             st = sl_gguf_writer_write(w, zeros, k);
@@ -233,7 +234,7 @@ TEST(unsupported_type_is_named) {
     sl_model_destroy(m);
     unlink(dst);
     CHECK_EQ_INT(st, SL_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(sl_last_error(), "IQ4_NL") && strstr(sl_last_error(), ".weight"), "message: %s", sl_last_error());
+    CHECK_MSG(strstr(sl_last_error(), "Q5_1") && strstr(sl_last_error(), ".weight"), "message: %s", sl_last_error());
 }
 
 /* An unknown architecture is refused by name. */
