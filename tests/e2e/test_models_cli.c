@@ -174,14 +174,14 @@ static void check_cli_error(char *const argv[], const char *needle) {
 TEST(cli_errors_are_one_line) {
     char *missing[] = {(char *)sl_test_bin(), "run", "-m", "/nonexistent/model.gguf", "-p", "x", NULL};
     check_cli_error(missing, "/nonexistent/model.gguf");
-    /* the Q4_0 file relabelled IQ4_NL (same block geometry), a type the engine does not run */
-    char iq[] = "/tmp/shardlm-iq4nl-XXXXXX";
+    /* the F16 file relabelled I16 (same geometry), a type the engine does not run as weights */
+    char iq[] = "/tmp/shardlm-i16-XXXXXX";
     CHECK(sl_test_temp_file(iq, NULL));
-    sl_status st = relabel(sl_test_shared("models/small/small-llama-Q4_0.gguf"), iq, SL_TYPE_Q4_0, SL_TYPE_IQ4_NL);
+    sl_status st = relabel(sl_test_shared("models/small/small-llama-F16.gguf"), iq, SL_TYPE_F16, SL_TYPE_I16);
     if (st) unlink(iq);
     CHECK_OK(st);
     char *unsupported[] = {(char *)sl_test_bin(), "run", "-m", iq, "-p", "x", NULL};
-    check_cli_error(unsupported, "IQ4_NL");
+    check_cli_error(unsupported, "I16");
     unlink(iq);
     char vocab[256];
     snprintf(vocab, sizeof vocab, "%s", sl_test_shared("golden/tokenizer/ggml-vocab-bert-bge.gguf"));
