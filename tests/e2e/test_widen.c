@@ -23,11 +23,10 @@
 #include "shardlm.h"
 #include "compute/quant.h"
 #include "core/fp16.h"
-#include "engine/forward.h"
-#include "engine/kv.h"
 #include "model/gguf.h"
 #include "model/gguf_write.h"
 #include "model/model.h"
+#include "fwd_util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -308,32 +307,10 @@ static sl_status write_pair(const char *src, const char *widened_path, const cha
     return st;
 }
 
-/* Logits of every position of toks (one sequence, one step). */
+/* Logits of every position of toks (one sequence, one step), reference or fast path. */
 static sl_status logits_of(const sl_model *m, const int32_t *toks, int32_t n, bool reference, float *out) {
-    const sl_hparams *hp = &m->hp;
-    sl_kv_cache *kv = NULL;
-    sl_fwd *f = NULL;
-    sl_status st = sl_kv_create_typed(hp->n_layer, hp->n_head_kv * hp->head_dim, 16, (n + 15) / 16, SL_TYPE_F32, &kv);
-    sl_fwd_params fp = {.n_threads = 2, .reference = reference, .max_batch = n, .n_ctx = n};
-    if (!st) st = sl_fwd_create(m, kv, &fp, &f);
-    sl_kv_seq s = {0};
-    if (!st) st = sl_kv_seq_reserve(kv, &s, n);
-    if (!st) {
-        int32_t pos[64], seq[64];
-        uint8_t want[64];
-        for (int32_t i = 0; i < n; i++) {
-            pos[i] = i;
-            seq[i] = 0;
-            want[i] = 1;
-        }
-        sl_kv_seq *seqs[1] = {&s};
-        sl_batch b = {.n_tokens = n, .tokens = toks, .pos = pos, .seq = seq, .want_logits = want};
-        st = sl_fwd_step(f, &b, seqs, 1, out);
-    }
-    if (kv) sl_kv_seq_deinit(kv, &s);
-    sl_fwd_destroy(f);
-    sl_kv_destroy(kv);
-    return st;
+    const sl_fwd_params fp = {.n_threads = 2, .reference = reference};
+    return eval_all(m, toks, n, SL_TYPE_F32, &fp, out);
 }
 
 TEST(widened_model_runs) {
