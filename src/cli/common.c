@@ -72,8 +72,8 @@ sl_model *cli_load_model(const char *cmd, const char *path) {
         return NULL;
     }
     if (m->n_widened > 0)
-        fprintf(stderr, "shardlm %s: %d matrices of types without kernels of their own (Q5_0, IQ4_NL, Q3_K) are held "
-                "as Q8_0 / Q6_K, the same values: %.1f MiB\n", cmd, (int)m->n_widened,
+        fprintf(stderr, "shardlm %s: %d matrices of types without kernels of their own (Q5_0, IQ4_NL, Q3_K, Q4_1, Q5_1) "
+                "are held as Q8_0 / Q6_K / F32, the same values: %.1f MiB\n", cmd, (int)m->n_widened,
                 (double)m->widened_bytes / 1048576.0);
     return m;
 }

@@ -180,6 +180,7 @@ sl_type sl_type_widened(sl_type t) {
     switch (t) {
     case SL_TYPE_Q5_0: case SL_TYPE_IQ4_NL: return SL_TYPE_Q8_0;
     case SL_TYPE_Q3_K: return SL_TYPE_Q6_K;
+    case SL_TYPE_Q4_1: case SL_TYPE_Q5_1: return SL_TYPE_F32;
     default: return SL_TYPE_COUNT;
     }
 }
@@ -199,6 +200,18 @@ static void widen_iq4_nl(const block_iq4_nl *x, block_q8_0 *y) {
     for (int j = 0; j < 16; j++) {
         y->qs[j] = sl_iq4nl_values[x->qs[j] & 0x0F];
         y->qs[j + 16] = sl_iq4nl_values[x->qs[j] >> 4];
+    }
+}
+
+/* Q4_1 (qh NULL) or Q5_1: d*q + m, the product exact, the sum rounded once as ggml's dequantizer does. */
+static void widen_q_1(uint16_t dh, uint16_t mh, const uint8_t *qh4, const uint8_t *qs, float *y) {
+    const float d = sl_f16_to_f32(dh), m = sl_f16_to_f32(mh);
+    uint32_t qh = 0;
+    if (qh4) memcpy(&qh, qh4, 4);
+    for (int j = 0; j < 16; j++) {
+        const int q0 = (qs[j] & 0x0F) | (int)(qh >> j & 1) << 4, q1 = (qs[j] >> 4) | (int)(qh >> (j + 16) & 1) << 4;
+        y[j] = (float)q0 * d + m;
+        y[j + 16] = (float)q1 * d + m;
     }
 }
 
@@ -232,6 +245,18 @@ void sl_widen_row(sl_type t, const void *x, void *y, int64_t n) {
     case SL_TYPE_Q3_K:
         for (int64_t b = 0; b < n / QK_K; b++) widen_q3_K((const block_q3_K *)x + b, (block_q6_K *)y + b);
         break;
+    case SL_TYPE_Q4_1:
+        for (int64_t b = 0; b < n / 32; b++) {
+            const block_q4_1 *xb = (const block_q4_1 *)x + b;
+            widen_q_1(xb->d, xb->m, NULL, xb->qs, (float *)y + 32 * b);
+        }
+        break;
+    case SL_TYPE_Q5_1:
+        for (int64_t b = 0; b < n / 32; b++) {
+            const block_q5_1 *xb = (const block_q5_1 *)x + b;
+            widen_q_1(xb->d, xb->m, xb->qh, xb->qs, (float *)y + 32 * b);
+        }
+        break;
     default: SL_ASSERT(!"sl_widen_row: not a widened type");
     }
 }
@@ -251,6 +276,7 @@ static void dequantize_widened(sl_type t, const void *x, float *y, int64_t n) {
 bool sl_dequantize_row(sl_type t, const void *x, float *y, int64_t n) {
     switch (t) {
     case SL_TYPE_Q5_0: case SL_TYPE_IQ4_NL: case SL_TYPE_Q3_K: dequantize_widened(t, x, y, n); return true;
+    case SL_TYPE_Q4_1: case SL_TYPE_Q5_1: sl_widen_row(t, x, y, n); return true;
     case SL_TYPE_F32: memcpy(y, x, (size_t)n * sizeof(float)); return true;
     case SL_TYPE_F16: {
         const uint16_t *h = x;

@@ -82,10 +82,14 @@ static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
  *   Q3_K:   16 sub-blocks of 16, w = d*(s - 32)*(q - 4*!h), s 6-bit, q 2-bit,
  *           h the high bit in hmask → Q6_K with the same d, scales s - 32 and
  *           quants q - 4*!h + 32.
+ *   Q4_1, Q5_1: 32 weights, w = d*q + m, q in 0..15 / 0..31 (Q5_1's fifth
+ *           bit as Q5_0's) → F32 holding d*q + m as ggml's dequantizer
+ *           rounds it (no type with kernels has a per-block offset).
  * These are the types llama-quantize falls back to for rows whose length is
- * not a multiple of 256 (Q4_K → Q5_0, Q2_K/Q3_K → IQ4_NL) and the main type
- * of Q3_K_S/M/L files. The memory read per token grows accordingly (Q5_0:
- * 34/22, IQ4_NL: 34/18, Q3_K: 210/110). */
+ * not a multiple of 256 (Q4_K → Q5_0, Q5_K → Q5_1, Q2_K/Q3_K → IQ4_NL), the
+ * main type of Q3_K_S/M/L files, and the old Q4_1 / Q5_1 files. The memory
+ * read per token grows accordingly (Q5_0: 34/22, IQ4_NL: 34/18, Q3_K:
+ * 210/110, Q4_1: 128/20, Q5_1: 128/24). */
 typedef struct {
     uint16_t d;
     uint8_t qh[4];         /* bit j (little-endian uint32): fifth bit of element j */
@@ -98,6 +102,19 @@ typedef struct {
     uint8_t qs[QK4_0 / 2]; /* indices into sl_iq4nl_values, as Q4_0's nibbles */
 } block_iq4_nl;
 static_assert(sizeof(block_iq4_nl) == 18, "block_iq4_nl size");
+
+typedef struct {
+    uint16_t d, m;
+    uint8_t qs[QK4_0 / 2]; /* as Q4_0 */
+} block_q4_1;
+static_assert(sizeof(block_q4_1) == 20, "block_q4_1 size");
+
+typedef struct {
+    uint16_t d, m;
+    uint8_t qh[4];         /* as Q5_0 */
+    uint8_t qs[QK4_0 / 2];
+} block_q5_1;
+static_assert(sizeof(block_q5_1) == 24, "block_q5_1 size");
 
 typedef struct {
     uint8_t hmask[QK_K / 8]; /* bit 4h+j of hmask[l]: high bit of element 128h + 32j + l */
@@ -129,7 +146,7 @@ static inline void sl_q4k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_
 
 /* Dequantize one row of n elements (n a multiple of the block size) of type
  * t into y. Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K,
- * and the widened types (Q5_0, IQ4_NL, Q3_K).
+ * and the widened types (Q5_0, IQ4_NL, Q3_K, Q4_1, Q5_1).
  * Returns false for other types. */
 bool sl_dequantize_row(sl_type t, const void *x, float *y, int64_t n);
 /* Quantize n floats into type t (F32, F16, BF16, Q8_0, Q4_0, Q8_K). */

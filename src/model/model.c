@@ -50,7 +50,7 @@ static sl_status key_f32(const sl_gguf *g, const char *arch, const char *suffix,
 }
 
 static const char *supported_list(void) {
-    return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; Q5_0 and IQ4_NL as Q8_0, Q3_K as Q6_K";
+    return "F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; Q5_0 and IQ4_NL as Q8_0, Q3_K as Q6_K, Q4_1 and Q5_1 as F32";
 }
 
 /* Find tensor `name` with ne = {ne0, ne1} (ne1 = 1 for vectors). */

@@ -189,25 +189,25 @@ static sl_status load_copy(const char *arch, const char *drop, const char *resha
 
 /* A weight type without kernels (and not held as a wider one: quant.h) is
  * refused with the tensor and type named (the Q8_0 file with its matrices
- * relabelled Q5_1 — same block size, other layout). */
+ * relabelled Q2_K: 256 weights in 84 bytes). */
 TEST(unsupported_type_is_named) {
     const char *src = sl_test_shared("models/small/small-qwen2-Q8_0.gguf");
     CHECK(src);
     sl_gguf *g = NULL;
     CHECK_OK(sl_gguf_open(src, &g));
-    char dst[] = "/tmp/shardlm-test-q51-XXXXXX";
+    char dst[] = "/tmp/shardlm-test-q2k-XXXXXX";
     int fd = mkstemp(dst);
     CHECK(fd >= 0);
     close(fd);
     sl_gguf_writer *w = NULL;
     sl_status st = sl_gguf_writer_create(dst, &w);
     for (int64_t i = 0; !st && i < sl_gguf_n_kv(g); i++) st = sl_gguf_writer_copy_kv(w, sl_gguf_kv_at(g, i));
-    /* Q5_1 blocks hold 32 weights in 24 bytes (Q8_0: 34): write zero blocks of the new size */
+    /* Q2_K blocks hold 256 weights in 84 bytes (Q8_0: 32 in 34): write zero blocks of the new size */
     for (int64_t i = 0; !st && i < sl_gguf_n_tensors(g); i++) {
         const sl_gguf_tensor *t = sl_gguf_tensor_at(g, i);
         char name[80];
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
-        st = sl_gguf_writer_add_tensor(w, name, t->n_dims, t->ne, t->type == SL_TYPE_Q8_0 ? SL_TYPE_Q5_1 : t->type);
+        st = sl_gguf_writer_add_tensor(w, name, t->n_dims, t->ne, t->type == SL_TYPE_Q8_0 ? SL_TYPE_Q2_K : t->type);
     }
     if (!st) st = sl_gguf_writer_begin_data(w);
     static char zeros[1 << 16];
@@ -217,7 +217,7 @@ TEST(unsupported_type_is_named) {
             st = sl_gguf_writer_write(w, t->data, t->nbytes);
             continue;
         }
-        uint64_t left = (uint64_t)(t->nbytes / 34) * 24;
+        uint64_t left = (uint64_t)(t->nbytes / 34) * 32 / 256 * 84;
         while (!st && left) {
             size_t k = left < sizeof zeros ? (size_t)left : sizeof zeros;
             st = sl_gguf_writer_write(w, zeros, k);
@@ -234,7 +234,7 @@ TEST(unsupported_type_is_named) {
     sl_model_destroy(m);
     unlink(dst);
     CHECK_EQ_INT(st, SL_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(sl_last_error(), "Q5_1") && strstr(sl_last_error(), ".weight"), "message: %s", sl_last_error());
+    CHECK_MSG(strstr(sl_last_error(), "Q2_K") && strstr(sl_last_error(), ".weight"), "message: %s", sl_last_error());
 }
 
 /* An unknown architecture is refused by name. */

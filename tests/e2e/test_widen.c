@@ -1,22 +1,22 @@
 /*
  * test_widen.c — the weight types without kernels of their own, kept in
- * memory as a wider type (quant.h: Q5_0 and IQ4_NL as Q8_0, Q3_K as Q6_K).
+ * memory as a wider type (quant.h: Q5_0 and IQ4_NL as Q8_0, Q3_K as Q6_K,
+ * Q4_1 and Q5_1 as F32).
  *
  * The oracles below restate ggml's block definitions (ggml-common.h) and
- * its dequantize_row_q5_0 / _iq4_nl / _q3_K loops as ggml writes them —
- * Q3_K's scales through the same 32-bit mask shuffle — while the library
+ * its dequantize_row_q5_0 / _iq4_nl / _q3_K / _q4_1 / _q5_1 loops as ggml
+ * writes them — Q3_K's scales through the same 32-bit mask shuffle — while the library
  * converts element by element, so the two are different readings of the
  * format:
  *   - random blocks of each type, with the extreme codes forced in (Q3_K:
  *     scale 0 with quant -4, the product 128 that int8 cannot hold), give
  *     the same floats through the library (sl_widen_row, then the wider
  *     type's dequantizer; and sl_dequantize_row) as through the oracle;
- *   - small-llama-Q8_0 rewritten with its matrices in the three types
- *     (attention Q5_0, gate/up IQ4_NL, down and the tied embedding Q3_K)
- *     loads, and its reference-path logits equal those of an F32 copy that
+ *   - small-llama-Q8_0 rewritten with its matrices in the five types
+ *     (attention q/k Q5_0, v Q5_1, output Q4_1, gate/up IQ4_NL, down and
+ *     the tied embedding Q3_K) loads, and its reference-path logits equal those of an F32 copy that
  *     holds the oracle's values; its fast path stays within the Q6_K band
- *     of test_fastpath.c (llama.cpp's own distance, plus 25%); a file of a
- *     type that is neither supported nor widened (Q5_1) is refused.
+ *     of test_fastpath.c (llama.cpp's own distance, plus 25%).
  */
 #include "harness.h"
 
@@ -90,16 +90,44 @@ static void oracle_q3_K(const uint8_t *x, float *y) {
     }
 }
 
+/* block_q4_1: fp16 d, fp16 m, uint8 qs[16]; block_q5_1: fp16 d, fp16 m, uint8 qh[4], uint8 qs[16] */
+static void oracle_q4_1(const uint8_t *x, float *y) {
+    const float d = sl_f16_to_f32((uint16_t)(x[0] | x[1] << 8)), m = sl_f16_to_f32((uint16_t)(x[2] | x[3] << 8));
+    for (int j = 0; j < 16; ++j) {
+        const int x0 = (x[4 + j] & 0x0F);
+        const int x1 = (x[4 + j] >> 4);
+        y[j + 0] = (float)x0 * d + m;
+        y[j + 16] = (float)x1 * d + m;
+    }
+}
+
+static void oracle_q5_1(const uint8_t *x, float *y) {
+    const float d = sl_f16_to_f32((uint16_t)(x[0] | x[1] << 8)), m = sl_f16_to_f32((uint16_t)(x[2] | x[3] << 8));
+    uint32_t qh;
+    memcpy(&qh, x + 4, sizeof(qh));
+    for (int j = 0; j < 16; ++j) {
+        const uint8_t xh_0 = (uint8_t)(((qh >> (j + 0)) << 4) & 0x10);
+        const uint8_t xh_1 = (uint8_t)(((qh >> (j + 12))) & 0x10);
+        const int x0 = (x[8 + j] & 0x0F) | xh_0;
+        const int x1 = (x[8 + j] >> 4) | xh_1;
+        y[j + 0] = (float)x0 * d + m;
+        y[j + 16] = (float)x1 * d + m;
+    }
+}
+
 typedef struct wtype {
     sl_type t, wide;
     int blck, bytes;
     void (*oracle)(const uint8_t *, float *);
 } wtype;
 
-static const wtype TYPES[3] = {
+enum { N_WT = 5 };
+static const wtype TYPES[N_WT] = {
     {SL_TYPE_Q5_0, SL_TYPE_Q8_0, 32, 22, oracle_q5_0},
     {SL_TYPE_IQ4_NL, SL_TYPE_Q8_0, 32, 18, oracle_iq4_nl},
     {SL_TYPE_Q3_K, SL_TYPE_Q6_K, 256, 110, oracle_q3_K},
+    {SL_TYPE_Q4_1, SL_TYPE_F32, 32, 20, oracle_q4_1},
+    {SL_TYPE_Q5_1, SL_TYPE_F32, 32, 24, oracle_q5_1},
 };
 
 /* ---- 1. blocks ------------------------------------------------------------------------- */
@@ -114,7 +142,7 @@ static uint32_t rnd(void) {
 
 TEST(widened_blocks_match_the_oracles) {
     enum { NBLK = 512 };
-    for (int ti = 0; ti < 3; ti++) {
+    for (int ti = 0; ti < N_WT; ti++) {
         const wtype *w = &TYPES[ti];
         CHECK_EQ_INT(sl_type_widened(w->t), w->wide);
         CHECK_EQ_INT((int)sl_type_get(w->t)->size, w->bytes);
@@ -131,13 +159,19 @@ TEST(widened_blocks_match_the_oracles) {
             const int at = w->t == SL_TYPE_Q3_K ? 108 : 0;
             blk[at] = (uint8_t)d;
             blk[at + 1] = (uint8_t)(d >> 8);
+            if (w->wide == SL_TYPE_F32) { /* the offset m: a normal fp16 too */
+                const uint16_t mh = (uint16_t)(0x0400 + rnd() % (0x7C00 - 0x0400)) | (uint16_t)((rnd() & 1) << 15);
+                blk[2] = (uint8_t)mh;
+                blk[3] = (uint8_t)(mh >> 8);
+            }
             if (b % 8 == 1) { /* extremes: every code the lowest, then every code the highest */
                 if (w->t == SL_TYPE_Q3_K) {
                     memset(blk, 0, 32);                         /* high bits 0: q - 4 */
                     memset(blk + 32, b % 16 == 1 ? 0x00 : 0xFF, 64); /* q 0 (-4) or 3 (-1) */
                     memset(blk + 96, b % 16 == 1 ? 0x00 : 0xFF, 12); /* scales 0 (-32) or 63 (31) */
                 } else {
-                    memset(blk + 2, b % 16 == 1 ? 0x00 : 0xFF, (size_t)w->bytes - 2);
+                    const size_t q0 = w->wide == SL_TYPE_F32 ? 4 : 2; /* after d (and m) */
+                    memset(blk + q0, b % 16 == 1 ? 0x00 : 0xFF, (size_t)w->bytes - q0);
                 }
             }
         }
@@ -166,7 +200,7 @@ TEST(widened_blocks_match_the_oracles) {
         free(direct);
         CHECK_MSG(bad == 0, "%s: %d of %d values differ from the oracle", sl_type_name(w->t), bad, n);
     }
-    CHECK_EQ_INT(sl_type_widened(SL_TYPE_Q5_1), SL_TYPE_COUNT);
+    CHECK_EQ_INT(sl_type_widened(SL_TYPE_Q2_K), SL_TYPE_COUNT);
     CHECK_EQ_INT(sl_type_widened(SL_TYPE_Q8_0), SL_TYPE_COUNT);
 }
 
@@ -190,6 +224,30 @@ static void enc_q5_0(const float *v, uint8_t *o) {
         qh |= (uint32_t)(q >> 4) << j;
     }
     memcpy(o + 2, &qh, 4);
+}
+
+/* Q4_1 (bits 4) or Q5_1 (bits 5): m = min, d = (max - min) / (2^bits - 1). */
+static void enc_q_1(int bits, const float *v, uint8_t *o) {
+    float lo = v[0], hi = v[0];
+    for (int i = 1; i < 32; i++) {
+        lo = fminf(lo, v[i]);
+        hi = fmaxf(hi, v[i]);
+    }
+    const int qmax = (1 << bits) - 1;
+    const uint16_t dh = f16((hi - lo) / (float)qmax), mh = f16(lo);
+    const float d = sl_f16_to_f32(dh), m = sl_f16_to_f32(mh), id = d > 0 ? 1.0f / d : 0.0f;
+    memset(o, 0, bits == 4 ? 20 : 24);
+    memcpy(o, &dh, 2);
+    memcpy(o + 2, &mh, 2);
+    uint8_t *qs = o + (bits == 4 ? 4 : 8);
+    uint32_t qh = 0;
+    for (int j = 0; j < 32; j++) {
+        int q = (int)lrintf((v[j] - m) * id);
+        q = q < 0 ? 0 : q > qmax ? qmax : q;
+        qs[j & 15] |= (uint8_t)((q & 15) << (j < 16 ? 0 : 4));
+        qh |= (uint32_t)(q >> 4) << j;
+    }
+    if (bits == 5) memcpy(o + 4, &qh, 4);
 }
 
 static void enc_iq4_nl(const float *v, uint8_t *o) {
@@ -238,7 +296,9 @@ static void enc_q3_K(const float *v, uint8_t *o) {
 }
 
 static const wtype *type_for(const char *name) {
-    if (strstr(name, "attn_")) return &TYPES[0];
+    if (strstr(name, "attn_q") || strstr(name, "attn_k")) return &TYPES[0];
+    if (strstr(name, "attn_v")) return &TYPES[4];
+    if (strstr(name, "attn_output")) return &TYPES[3];
     if (strstr(name, "ffn_gate") || strstr(name, "ffn_up")) return &TYPES[1];
     return &TYPES[2]; /* ffn_down, token_embd */
 }
@@ -289,6 +349,8 @@ static sl_status write_pair(const char *src, const char *widened_path, const cha
                 const float *v = row + b * w->blck;
                 if (w->t == SL_TYPE_Q5_0) enc_q5_0(v, o);
                 else if (w->t == SL_TYPE_IQ4_NL) enc_iq4_nl(v, o);
+                else if (w->t == SL_TYPE_Q4_1) enc_q_1(4, v, o);
+                else if (w->t == SL_TYPE_Q5_1) enc_q_1(5, v, o);
                 else enc_q3_K(v, o);
                 w->oracle(o, val + b * w->blck);
             }
@@ -332,6 +394,8 @@ TEST(widened_model_runs) {
     CHECK_EQ_INT(ma->n_widened, n_mats);
     CHECK_EQ_INT(ma->tok_embd.type, SL_TYPE_Q6_K);
     CHECK_EQ_INT(ma->layers[0].wq.type, SL_TYPE_Q8_0);
+    CHECK_EQ_INT(ma->layers[0].wv.type, SL_TYPE_F32);
+    CHECK_EQ_INT(ma->layers[0].wo.type, SL_TYPE_F32);
     CHECK_EQ_INT(ma->layers[0].w_up.type, SL_TYPE_Q8_0);
     CHECK_EQ_INT(ma->layers[0].w_down.type, SL_TYPE_Q6_K);
 
