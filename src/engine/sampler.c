@@ -27,8 +27,9 @@
  * Invariants: sampling allocates nothing and keeps no state between calls
  * (count[] is restored to zero), so the token is a pure function of (params,
  * adjustments, logits, history, stream, position). The logit bias and the
- * min_tokens suppression are applied to `work` right after the copy. A token of weight 0 is never drawn.
- * Weights use w = 1 for l == l_max, which keeps +-inf logits free of NaN.
+ * min_tokens suppression are applied to `work` right after the copy. A
+ * token of weight 0 is never drawn. Weights use w = 1 for l == l_max, which
+ * keeps +-inf logits free of NaN.
  */
 #include "sampler.h"
 
