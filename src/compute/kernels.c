@@ -70,8 +70,8 @@ static void quantize_q8_0_act(const float *x, int64_t K, uint8_t *out) {
             qs[b * QK8_0 + j] = (int8_t)q;
             s += q;
         }
-        c8[b] = (int32_t)(0u - 8u * (uint32_t)s); /* wraps (defined) where a non-finite input made s huge */
-        c128[b] = (int32_t)(0u - 128u * (uint32_t)s);
+        c8[b] = sl_act_q8_0_corr(s, 8);
+        c128[b] = sl_act_q8_0_corr(s, 128);
     }
 }
 

@@ -45,6 +45,10 @@ typedef enum sl_act {
     SL_ACT_COUNT,
 } sl_act;
 
+/* c = -k * s for block sum s of an SL_ACT_Q8_0 row (k = 8: c8, 128: c128),
+ * wrapping (defined) where a non-finite input made the sum huge. */
+static inline int32_t sl_act_q8_0_corr(int32_t s, uint32_t k) { return (int32_t)(0u - k * (uint32_t)s); }
+
 /* The activation format that weight type t multiplies with. */
 sl_act sl_act_of(sl_type t);
 /* Bytes of one activation row of K elements (a multiple of 64). */

@@ -587,8 +587,8 @@ static void quant_q8_0_row(const float *x, int64_t K, uint8_t *out) {
             sum = _mm256_add_epi32(sum, q);
         }
         const int32_t s = hsum8i(sum);
-        c8[b] = (int32_t)(0u - 8u * (uint32_t)s); /* wraps (defined) where a non-finite input made s huge */
-        c128[b] = (int32_t)(0u - 128u * (uint32_t)s);
+        c8[b] = sl_act_q8_0_corr(s, 8);
+        c128[b] = sl_act_q8_0_corr(s, 128);
     }
 }
 

@@ -973,8 +973,8 @@ static void quant_q8_0_row(const float *x, int64_t K, uint8_t *out) {
         _mm_storeu_si128((__m128i *)(qs + 32 * b), _mm512_cvtsepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(qs + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
         const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-        c8[b] = (int32_t)(0u - 8u * (uint32_t)sum); /* wraps (defined) where a non-finite input made sum huge */
-        c128[b] = (int32_t)(0u - 128u * (uint32_t)sum);
+        c8[b] = sl_act_q8_0_corr(sum, 8);
+        c128[b] = sl_act_q8_0_corr(sum, 128);
     }
 }
 

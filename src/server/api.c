@@ -657,12 +657,11 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     p->max_tokens = (int32_t)x;
     /* min_tokens counts a resumed stream's replayed tokens too (max_tokens is what is left of it) */
     x = 0;
-    if (!get_int(o, "min_tokens", 0, (long long)p->max_tokens + p->resume_generated, &x, e)) {
-        if (e->status == 400 && json_is_integer(json_object_get(o, "min_tokens")))
-            sl_api_set_error(e, 400, "min_tokens", "'min_tokens' is %lld; it must be between 0 and %s (%lld)",
-                             (long long)json_integer_value(json_object_get(o, "min_tokens")),
-                             r->max_tokens_given ? mt : "the tokens left in the context",
-                             (long long)p->max_tokens + p->resume_generated);
+    if (!get_int(o, "min_tokens", 0, INT32_MAX, &x, e)) goto done;
+    if (x > (long long)p->max_tokens + p->resume_generated) {
+        sl_api_set_error(e, 400, "min_tokens", "'min_tokens' is %lld; it must be between 0 and %s (%lld)", x,
+                         r->max_tokens_given ? mt : "the tokens left in the context",
+                         (long long)p->max_tokens + p->resume_generated);
         goto done;
     }
     p->min_tokens = (int32_t)x;
