@@ -50,7 +50,7 @@ ISA_AVX2 := -mavx2 -mfma -mf16c
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 $(ISA_AVX2)
 $(BUILD)/src/compute/%_avx2.o build-fuzz/obj/src/compute/%_avx2.o: ISA := $(ISA_AVX2)
 $(BUILD)/src/compute/%_avx512.o build-fuzz/obj/src/compute/%_avx512.o: ISA := $(ISA_AVX512)
-$(BUILD)/src/compute/%_amx.o build-fuzz/obj/src/compute/%_amx.o: ISA := $(ISA_AVX512) -mamx-tile -mamx-int8
+$(BUILD)/src/compute/%_amx.o build-fuzz/obj/src/compute/%_amx.o: ISA := $(ISA_AVX512) -mamx-tile -mamx-int8 -mgfni
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

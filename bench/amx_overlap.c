@@ -17,6 +17,9 @@
  *   fma+zero16  the same with 16 TILEZEROs per 16 blocks, in one run
  *   fma+int     48 FMAs beside a chain of scalar integer work (control: no
  *               AMX instruction)
+ *   burst2/4    kernel with the tile work of 2 (4) blocks back to back, then
+ *               their float steps back to back: one switch between tile and
+ *               vector work per 2 (4) blocks
  * If tile work and vector work overlapped, kernel would be near the larger
  * of tiles and scale; if they serialize, near their sum.
  *
@@ -30,6 +33,9 @@
  * other. The tile figures (not the FMA ones) double for minutes at a time,
  * as if another guest shared the core's tile unit: compare runs only in a
  * quiet moment, and read the fma rows, which do not move, as the control.
+ * Fewer switches do not help: burst2 22.4-22.6 against kernel 22.8, burst4
+ * 28.7-28.8 (2026-11-29, same run) — the cost is the tile and float work
+ * themselves, one after the other, not a penalty per switch.
  *
  *   cc -O2 -march=sapphirerapids bench/amx_overlap.c -o build/amx_overlap
  *   build/amx_overlap
@@ -141,6 +147,24 @@ VARIANT(v_kernel4, product(0, 0); product(1, 1); for (int b = 0; b < NB; b++) {
     store(b & 3, cbuf[b & 3]);
     if (b > 0) scale(b - 1, cbuf[(b - 1) & 3], acc);
 } scale(NB - 1, cbuf[(NB - 1) & 3], acc);)
+/* bursts: the tile work of G blocks back to back (store the G products, form the next G), then their G float
+ * steps back to back, so the core switches between tile and vector work once per G blocks */
+VARIANT(v_burst2, product(0, 0); product(1, 1); for (int b = 0; b < NB; b += 2) {
+    store(0, cbuf[0]);
+    store(1, cbuf[1]);
+    if (b + 2 < NB) {
+        product(0, b + 2);
+        product(1, b + 3);
+    }
+    scale(b, cbuf[0], acc);
+    scale(b + 1, cbuf[1], acc);
+})
+VARIANT(v_burst4, for (int s = 0; s < 4; s++) product(s, s); for (int b = 0; b < NB; b += 4) {
+    for (int s = 0; s < 4; s++) store(s, cbuf[s]);
+    if (b + 4 < NB)
+        for (int s = 0; s < 4; s++) product(s, b + 4 + s);
+    for (int s = 0; s < 4; s++) scale(b + s, cbuf[s], acc);
+})
 VARIANT(v_fma, for (int b = 0; b < NB; b++) fma48(acc, x);)
 VARIANT(v_fma_zero, for (int b = 0; b < NB; b++) {
     _tile_zero(0);
@@ -188,7 +212,7 @@ int main(void) {
         void (*fn)(int);
     } v[] = {{"tiles", v_tiles}, {"scale", v_scale},       {"kernel", v_kernel},         {"tiles4", v_tiles4},
              {"kernel4", v_kernel4}, {"fma", v_fma}, {"fma+zero", v_fma_zero}, {"fma+zero16", v_fma_zero16},
-             {"fma+int", v_fma_int}};
+             {"fma+int", v_fma_int}, {"burst2", v_burst2}, {"burst4", v_burst4}};
     enum { NV = sizeof v / sizeof v[0], REPS = 4000 };
     double best[NV];
     for (int i = 0; i < NV; i++) best[i] = 1e30;

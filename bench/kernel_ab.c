@@ -14,6 +14,9 @@
  *
  *   build/kernel_ab TYPE K BYTES TOKENS [SECONDS=2]   (TYPE: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: the packed
  *   matmul; F16, BF16, F32: the matmul on rows as stored)
+ *   build/kernel_ab ATTN N_POS HEAD_DIM N_Q [SECONDS=2] [KV=F16]   (the attention kernel: one KV
+ *   head's group of N_Q query heads over N_POS positions of a paged cache, 16-slot blocks in a
+ *   shuffled order, 8 KV heads per slot; reported per position)
  */
 #include "compute/kernels.h"
 #include "compute/quant.h"
@@ -48,7 +51,99 @@ static void call(const sl_kernels *kt, const run *r, float *y) {
     }
 }
 
+/* Old and new in turn, 50 ms slices each, for secs: returns the median new/old speed over neighbouring
+ * slices (quartiles in q), each one's best calls per second in best. */
+static double ab_loop(void (*fn)(const sl_kernels *, const void *, float *), const void *arg, const sl_kernels *kold,
+                      const sl_kernels *knew, float *y0, float *y1, double secs, double q[2], double best[2], int *pairs) {
+    double ratio[1024];
+    int n = 0;
+    best[0] = best[1] = 0;
+    for (const double start = now(); now() - start < secs && n < 1024;) {
+        double rate[2];
+        for (int which = 0; which < 2; which++) {
+            long it = 0;
+            const double t0 = now();
+            double el = 0;
+            while (el < 0.05) {
+                fn(which ? knew : kold, arg, which ? y1 : y0);
+                it++;
+                el = now() - t0;
+            }
+            rate[which] = (double)it / el;
+            if (rate[which] > best[which]) best[which] = rate[which];
+        }
+        ratio[n++] = rate[1] / rate[0];
+    }
+    sort_doubles(ratio, n);
+    q[0] = ratio[n / 4];
+    q[1] = ratio[3 * n / 4];
+    *pairs = n;
+    return ratio[n / 2];
+}
+
+static void call_gemm(const sl_kernels *kt, const void *r, float *y) { call(kt, r, y); }
+
+#define KV_HEADS 8
+#define KV_BLOCK 16
+
+static void call_attn(const sl_kernels *kt, const void *a, float *y) {
+    sl_attn_args args = *(const sl_attn_args *)a;
+    args.out = y;
+    kt->attn(&args);
+}
+
+static int attn_ab(int argc, char **argv, const sl_kernels *kold, const sl_kernels *knew) {
+    const int32_t n_pos = atoi(argv[2]), D = atoi(argv[3]), n_q = atoi(argv[4]);
+    const double secs = argc > 5 ? atof(argv[5]) : 2.0;
+    const char *kvn = argc > 6 ? argv[6] : "F16";
+    const sl_type T = !strcmp(kvn, "F32") ? SL_TYPE_F32 : !strcmp(kvn, "Q8_0") ? SL_TYPE_Q8_0 : SL_TYPE_F16;
+    if (n_pos < 1 || D < 1 || (T == SL_TYPE_Q8_0 && D % 32) || n_q < 1 || n_q > 8) {
+        fprintf(stderr, "kernel_ab: ATTN N_POS HEAD_DIM N_Q [SECONDS] [F32|F16|Q8_0] (N_Q 1..8)\n");
+        return 2;
+    }
+    const int32_t nblk = (n_pos + KV_BLOCK - 1) / KV_BLOCK;
+    const size_t slot = sl_type_row_size(T, (int64_t)KV_HEADS * D), bbytes = slot * KV_BLOCK;
+    const size_t kvb = (bbytes * (size_t)nblk + 63) / 64 * 64;
+    uint8_t *k = aligned_alloc(64, kvb), *v = aligned_alloc(64, kvb);
+    int32_t *blocks = malloc(sizeof(int32_t) * (size_t)nblk);
+    float *row = malloc(sizeof(float) * (size_t)KV_HEADS * (size_t)D), *q = malloc(sizeof(float) * (size_t)(n_q * D));
+    float *y0 = malloc(sizeof(float) * (size_t)(n_q * D)), *y1 = malloc(sizeof(float) * (size_t)(n_q * D));
+    for (int32_t b = 0; b < nblk; b++) blocks[b] = b;
+    for (int32_t b = nblk - 1; b > 0; b--) { /* a shuffled block table, as after a while of serving */
+        const int32_t j = (int32_t)(rbyte() % (uint32_t)(b + 1)), z = blocks[b];
+        blocks[b] = blocks[j];
+        blocks[j] = z;
+    }
+    for (int32_t p = 0; p < nblk * KV_BLOCK; p++)
+        for (int kv = 0; kv < 2; kv++) {
+            for (int32_t i = 0; i < KV_HEADS * D; i++) row[i] = (float)((int)rbyte() - 128) / 64.0f;
+            sl_quantize_row(T, row, (kv ? v : k) + (size_t)p * slot, (int64_t)KV_HEADS * D);
+        }
+    for (int32_t i = 0; i < n_q * D; i++) q[i] = (float)((int)rbyte() - 128) / 64.0f;
+    const size_t head = sl_type_row_size(T, (int64_t)3 * D); /* KV head 3 of the slot */
+    const sl_attn_args a = {.q = q, .n_q = n_q, .head_dim = D, .n_pos = n_pos, .scale = 0.125f, .kv_type = T,
+                            .blocks = blocks, .block_size = KV_BLOCK, .block_bytes = bbytes, .slot_bytes = slot,
+                            .k_base = k + head, .v_base = v + head};
+    call_attn(kold, &a, y0);
+    call_attn(knew, &a, y1);
+    const int same = memcmp(y0, y1, sizeof(float) * (size_t)(n_q * D)) == 0;
+    double qs[2], best[2];
+    int n;
+    const double med = ab_loop(call_attn, &a, kold, knew, y0, y1, secs, qs, best, &n);
+    printf("%s attention %s n_pos=%d head_dim=%d n_q=%d: old %.2f ns, new %.2f ns per position (best slice); "
+           "new/old speed: median %.3f, quartiles %.3f-%.3f over %d pairs; %s\n",
+           knew->name, sl_type_name(T), n_pos, D, n_q, 1e9 / best[0] / n_pos, 1e9 / best[1] / n_pos, med, qs[0], qs[1],
+           n, same ? "same bits" : "DIFFERENT OUTPUT");
+    free(k), free(v), free(blocks), free(row), free(q), free(y0), free(y1);
+    return same ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 5 && !strcmp(argv[1], "ATTN")) {
+        const sl_kernels *kold = kernel_ab_old(), *knew = kold ? sl_kernels_get(kold->name) : NULL;
+        if (!knew) return 2;
+        return attn_ab(argc, argv, kold, knew);
+    }
     if (argc < 5) {
         fprintf(stderr, "usage: kernel_ab TYPE K BYTES TOKENS [SECONDS]\n");
         return 2;
@@ -103,30 +198,14 @@ int main(int argc, char **argv) {
     call(kold, &r, y0);
     call(knew, &r, y1);
     const int same = memcmp(y0, y1, sizeof(float) * (size_t)(r.nr * nt)) == 0;
-    double ratio[1024], best[2] = {0, 0};
-    int n = 0;
-    for (const double start = now(); now() - start < secs && n < 1024;) {
-        double rate[2];
-        for (int which = 0; which < 2; which++) {
-            long it = 0;
-            const double t0 = now();
-            double el = 0;
-            while (el < 0.05) {
-                call(which ? knew : kold, &r, which ? y1 : y0);
-                it++;
-                el = now() - t0;
-            }
-            rate[which] = (double)it / el;
-            if (rate[which] > best[which]) best[which] = rate[which];
-        }
-        ratio[n++] = rate[1] / rate[0];
-    }
-    sort_doubles(ratio, n);
+    double qs[2], best[2];
+    int n;
+    const double med = ab_loop(call_gemm, &r, kold, knew, y0, y1, secs, qs, best, &n);
     const double blocks = (double)(r.nr / 16) * (double)(K / 32);
     printf("%s %s K=%lld set=%zu KiB tokens=%lld: old %.1f ns, new %.1f ns per 16-row x 32 block (best slice); "
            "new/old speed: median %.3f, quartiles %.3f-%.3f over %d pairs; %s\n",
            knew->name, argv[1], (long long)K, wbytes / 1024, (long long)nt,
-           1e9 / best[0] / blocks, 1e9 / best[1] / blocks, ratio[n / 2], ratio[n / 4], ratio[3 * n / 4], n,
+           1e9 / best[0] / blocks, 1e9 / best[1] / blocks, med, qs[0], qs[1], n,
            same ? "same bits" : "DIFFERENT OUTPUT");
     free(w);
     free(packed);

@@ -9,6 +9,7 @@
 #   sh bench/kernel_ab.sh TABLE REV TYPE K BYTES TOKENS [SECONDS]
 #   sh bench/kernel_ab.sh amx HEAD Q4_0 2048 262144 16       (working tree vs HEAD, in L2)
 #   sh bench/kernel_ab.sh avx512 HEAD~3 Q4_K 4096 268435456 1   (from memory)
+#   sh bench/kernel_ab.sh avx512 HEAD ATTN 256 64 4         (attention: N_POS HEAD_DIM N_Q)
 set -eu
 [ $# -ge 6 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 TABLE=$1

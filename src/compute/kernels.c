@@ -512,14 +512,16 @@ static bool has_f16c(void) {
 }
 #endif
 
-/* AMX-TILE and AMX-INT8 (cpuid leaf 7, edx bits 24, 25), the tile state
+/* AMX-TILE and AMX-INT8 (cpuid leaf 7, edx bits 24, 25; GFNI, ecx bit 8,
+ * which the AMX kernels' Q4_0 unpacking uses and every AMX CPU has), the tile state
  * enabled by the OS (XCR0 bits 17, 18) and granted to this process (Linux
  * hands out the tile data only on request). */
 static bool amx_usable(void) {
 #if defined(__linux__) && defined(__x86_64__)
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false; /* OSXSAVE */
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return false;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25)) || !(c & (1u << 8)))
+        return false;
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     (void)hi;

@@ -1,8 +1,8 @@
 /*
  * kernels_amx.c — Intel AMX (Advanced Matrix Extensions) kernels for the
  * Q4_0 / Q8_0 matmul of many tokens at once (prompt processing, batched
- * decoding). Built with the AVX-512 and AMX flags; used only when cpuid
- * reports AMX-TILE and AMX-INT8, the OS enables the tile state in XCR0 and
+ * decoding). Built with the AVX-512, AMX and GFNI flags; used only when cpuid
+ * reports AMX-TILE, AMX-INT8 and GFNI, the OS enables the tile state in XCR0 and
  * grants this process the tile data (arch_prctl ARCH_REQ_XCOMP_PERM).
  *
  * The "amx" table is the AVX-512 table with the packed Q4_0/Q8_0/Q4_K/Q5_K
@@ -114,13 +114,18 @@ static void configure(int m, int kb) {
 
 /* One Q4_0 block of a packed tile (256 bytes) → B form (512 bytes): groups
  * 0..3 are the low nibbles (quants 4j..4j+3), groups 4..7 the high ones
- * (quants 16 + 4j..), both minus 8. */
+ * (quants 16 + 4j..), both minus 8. q − 8 of a nibble q is its bits 0..2,
+ * then !q3 in bits 3..7 (the 4-bit sign extension of q ^ 8): an affine map
+ * over GF(2), so one GF2P8AFFINEQB per 64 bytes and nibble forms the B bytes
+ * (rows of the bit matrix: output bit i is byte 7 − i; constant 0xF8). */
+#define NIB_LO 0x0102040808080808ll
+#define NIB_HI 0x1020408080808080ll
 AI void unpack_block(const uint8_t *s, uint8_t *d) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    const __m512i lo = _mm512_set1_epi64(NIB_LO), hi = _mm512_set1_epi64(NIB_HI);
     for (int j = 0; j < 4; j++) {
         const __m512i v = _mm512_load_si512(s + 64 * j);
-        _mm512_store_si512(d + 64 * j, _mm512_sub_epi8(_mm512_and_si512(v, m4), eight));
-        _mm512_store_si512(d + 256 + 64 * j, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight));
+        _mm512_store_si512(d + 64 * j, _mm512_gf2p8affine_epi64_epi8(v, lo, 0xF8));
+        _mm512_store_si512(d + 256 + 64 * j, _mm512_gf2p8affine_epi64_epi8(v, hi, 0xF8));
     }
 }
 

@@ -885,8 +885,11 @@ AI void attn_impl(sl_type T, int DC, int G, const sl_attn_args *a, const float *
         const __mmask16 jm = (__mmask16)((1u << n) - 1);
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) {
-            float mc = -INFINITY;
-            for (int32_t j = 0; j < n; j++) mc = s[g][j] > mc ? s[g][j] : mc;
+            /* the largest score that is not NaN (-inf if none), as a scan in position order finds it: a
+             * maximum does not depend on the order; the sign of a zero may, and a zero M only meets x - M
+             * and e^(M - M'), where it changes nothing */
+            const __m512 sv = _mm512_load_ps(s[g]);
+            const float mc = _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(jm, sv, sv, _CMP_ORD_Q), sv);
             const float Mn = mc > M[g] ? mc : M[g];
             if (j0 > 0) {
                 const float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(M[g] - Mn)));
