@@ -134,9 +134,16 @@ typedef void (*sl_attn_fn)(const sl_attn_args *a);
  * apart, so the next chunk's K rows and this chunk's V rows (rb bytes each)
  * are prefetched here (attention time in a 16-sequence decode step -40%). */
 static inline void sl_attn_offsets(const sl_attn_args *a, int32_t j0, size_t offs[16]) {
-    for (int32_t j = 0; j < 16 && j0 + j < a->n_pos; j++) {
-        const int32_t p = j0 + j;
-        offs[j] = (size_t)a->blocks[p / a->block_size] * a->block_bytes + (size_t)(p % a->block_size) * a->slot_bytes;
+    /* one division per chunk: the chunk's positions walk the block table slot by slot */
+    const int32_t n = a->n_pos - j0 < 16 ? a->n_pos - j0 : 16, bs = a->block_size;
+    int32_t b = j0 / bs, s = j0 % bs;
+    size_t base = (size_t)a->blocks[b] * a->block_bytes;
+    for (int32_t j = 0; j < n; j++) {
+        offs[j] = base + (size_t)s * a->slot_bytes;
+        if (++s == bs && j + 1 < n) {
+            s = 0;
+            base = (size_t)a->blocks[++b] * a->block_bytes;
+        }
     }
 }
 static inline void sl_attn_prefetch(const uint8_t *base, const size_t offs[16], int32_t n, size_t rb) {

@@ -432,10 +432,10 @@ TEST(silu_simd_matches_scalar) {
 
 /* Attention over a paged cache: SIMD = scalar bit for bit, and both equal a
  * float64 softmax within float rounding. Blocks are shuffled on purpose. */
-static void check_attn(const char *name, sl_type kvt, int32_t D, int32_t n_pos) {
+static void check_attn_bs(const char *name, sl_type kvt, int32_t D, int32_t n_pos, int32_t bs) {
     const sl_kernels *k = sl_kernels_get(name), *s = sl_kernels_scalar();
     if (!k) return;
-    const int32_t bs = 16, nblk = (n_pos + bs - 1) / bs + 2;
+    const int32_t nblk = (n_pos + bs - 1) / bs + 2;
     const size_t slot = sl_type_row_size(kvt, D), blkb = slot * (size_t)bs;
     uint8_t *K = calloc((size_t)nblk, blkb), *V = calloc((size_t)nblk, blkb);
     int32_t blocks[64];
@@ -490,7 +490,7 @@ static void check_attn(const char *name, sl_type kvt, int32_t D, int32_t n_pos) 
     free(K);
     free(V);
     CHECK_MSG(memcmp(o1g, o1, sizeof(float) * (size_t)D) == 0, "grouped scalar attention differs for head 0");
-    CHECK_MSG(memcmp(o2g, o1g, sizeof(float) * 2 * (size_t)D) == 0, "%s grouped attention differs from scalar", name);
+    CHECK_MSG(memcmp(o2g, o1g, sizeof(float) * 2 * (size_t)D) == 0, "%s grouped attention differs from scalar (%s, D=%d, %d positions, blocks of %d)", name, sl_type_name(kvt), D, n_pos, bs);
     for (int32_t i = 0; i < D; i++) {
         CHECK_MSG(memcmp(&o1[i], &o2[i], 4) == 0, "%s attn %s D=%d n=%d out[%d]: %.9g vs scalar %.9g", name,
                   sl_type_name(kvt), D, n_pos, i, o2[i], o1[i]);
@@ -498,6 +498,9 @@ static void check_attn(const char *name, sl_type kvt, int32_t D, int32_t n_pos) 
                   sl_type_name(kvt), D, n_pos, i, o1[i], ref[i] / sum);
     }
 }
+
+/* blocks of 16 slots, as the engine's */
+static void check_attn(const char *name, sl_type kvt, int32_t D, int32_t n_pos) { check_attn_bs(name, kvt, D, n_pos, 16); }
 
 TEST(attention_simd_matches_scalar) {
     static const char *isa[] = {"avx512", "avx2"};
@@ -509,6 +512,9 @@ TEST(attention_simd_matches_scalar) {
         check_attn(isa[i], SL_TYPE_F32, 128, 33);
         check_attn(isa[i], SL_TYPE_Q8_0, 64, 70);
         check_attn(isa[i], SL_TYPE_Q8_0, 32, 5);
+        /* blocks that a chunk of 16 positions crosses */
+        check_attn_bs(isa[i], SL_TYPE_F16, 64, 45, 5);
+        check_attn_bs(isa[i], SL_TYPE_F32, 32, 33, 7);
         if (sl_test_failed()) return;
     }
 }
