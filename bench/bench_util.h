@@ -34,4 +34,32 @@ static inline void sort_doubles(double *v, int n) {
         }
 }
 
+/* Two measurements in turn, slices of `slice` seconds each, for `secs`: run(which, arg) is called for
+ * which = 0, 1 until its slice is over. best[w]: each one's most calls per second in a slice; ratio[]:
+ * rate of 1 / rate of 0 for each pair of neighbouring slices, sorted (at most max; returns how many).
+ * The machine's drift hits both sides of a pair alike. */
+static inline int bench_alternate(void (*run)(int which, void *arg), void *arg, double slice, double secs,
+                                  double best[2], double *ratio, int max) {
+    int n = 0;
+    best[0] = best[1] = 0;
+    for (const double start = now(); now() - start < secs && n < max;) {
+        double rate[2];
+        for (int which = 0; which < 2; which++) {
+            long it = 0;
+            const double t0 = now();
+            double el = 0;
+            while (el < slice) {
+                run(which, arg);
+                it++;
+                el = now() - t0;
+            }
+            rate[which] = (double)it / el;
+            if (rate[which] > best[which]) best[which] = rate[which];
+        }
+        ratio[n++] = rate[1] / rate[0];
+    }
+    sort_doubles(ratio, n);
+    return n;
+}
+
 #endif

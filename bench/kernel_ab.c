@@ -51,30 +51,25 @@ static void call(const sl_kernels *kt, const run *r, float *y) {
     }
 }
 
-/* Old and new in turn, 50 ms slices each, for secs: returns the median new/old speed over neighbouring
- * slices (quartiles in q), each one's best calls per second in best. */
+/* Old and new in turn (bench_alternate), 50 ms slices each, for secs: returns the median new/old speed over
+ * neighbouring slices (quartiles in q), each one's best calls per second in best. */
+typedef struct ab_arg {
+    void (*fn)(const sl_kernels *, const void *, float *);
+    const void *arg;
+    const sl_kernels *k[2];
+    float *y[2];
+} ab_arg;
+
+static void ab_run(int which, void *p) {
+    const ab_arg *a = p;
+    a->fn(a->k[which], a->arg, a->y[which]);
+}
+
 static double ab_loop(void (*fn)(const sl_kernels *, const void *, float *), const void *arg, const sl_kernels *kold,
                       const sl_kernels *knew, float *y0, float *y1, double secs, double q[2], double best[2], int *pairs) {
     double ratio[1024];
-    int n = 0;
-    best[0] = best[1] = 0;
-    for (const double start = now(); now() - start < secs && n < 1024;) {
-        double rate[2];
-        for (int which = 0; which < 2; which++) {
-            long it = 0;
-            const double t0 = now();
-            double el = 0;
-            while (el < 0.05) {
-                fn(which ? knew : kold, arg, which ? y1 : y0);
-                it++;
-                el = now() - t0;
-            }
-            rate[which] = (double)it / el;
-            if (rate[which] > best[which]) best[which] = rate[which];
-        }
-        ratio[n++] = rate[1] / rate[0];
-    }
-    sort_doubles(ratio, n);
+    ab_arg a = {.fn = fn, .arg = arg, .k = {kold, knew}, .y = {y0, y1}};
+    const int n = bench_alternate(ab_run, &a, 0.05, secs, best, ratio, 1024);
     q[0] = ratio[n / 4];
     q[1] = ratio[3 * n / 4];
     *pairs = n;

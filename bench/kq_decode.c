@@ -24,6 +24,24 @@
 #include <string.h>
 #include <time.h>
 
+typedef struct kq_arg {
+    const sl_kernels *kt;
+    sl_type t;
+    int64_t K, nr, nt;
+    const uint8_t *packed, *act;
+    size_t ab, set;
+    float *y;
+    void *scratch;
+    uint64_t sink;
+} kq_arg;
+
+/* which 0: the kernel; 1: sum_u64 over the same bytes */
+static void kq_run(int which, void *p) {
+    kq_arg *a = p;
+    if (which == 0) a->kt->gemm_packed[a->t](a->K, a->packed, a->nr, a->act, a->ab, a->nt, a->y, a->nr, a->scratch);
+    else a->sink += a->kt->sum_u64((const uint64_t *)a->packed, a->set / 8);
+}
+
 static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double secs, int64_t nt) {
     const sl_kernels *ref = sl_kernels_get("scalar");
     const size_t bb = sl_type_get(t)->size, nblk = (size_t)K / sl_type_get(t)->blck, rs = nblk * bb;
@@ -60,29 +78,13 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
      * bandwidth test of `shardlm bench`) in turn: the best of each, and the
      * median of the ratios of neighbouring slices (the machine may be shared) */
     const size_t set = tile * (size_t)(nr / 16);
-    double best = 0, bw = 0, ratio[256];
-    int nratio = 0;
-    volatile uint64_t sink = 0;
-    for (double start = now(); now() - start < secs && nratio < 256;) {
-        double rate[2];
-        for (int which = 0; which < 2; which++) {
-            long iters = 0;
-            const double t0 = now();
-            double el = 0;
-            while (el < 0.1) {
-                if (which == 0) kt->gemm_packed[t](K, packed, nr, act, ab, nt, y, nr, scratch);
-                else sink += kt->sum_u64((const uint64_t *)packed, set / 8);
-                iters++;
-                el = now() - t0;
-            }
-            rate[which] = (double)iters * (double)set * 1e-9 / el;
-        }
-        if (rate[0] > best) best = rate[0];
-        if (rate[1] > bw) bw = rate[1];
-        ratio[nratio++] = rate[0] / rate[1];
-    }
-    sort_doubles(ratio, nratio);
-    const double gbs = best, med = ratio[nratio / 2];
+    kq_arg ka = {.kt = kt, .t = t, .K = K, .nr = nr, .nt = nt, .packed = packed, .act = act, .ab = ab, .y = y,
+                 .scratch = scratch, .set = set};
+    double best[2], ratio[256];
+    const int nratio = bench_alternate(kq_run, &ka, 0.1, secs, best, ratio, 256);
+    /* calls per second to GB/s of the set; the ratios are sum_u64 over kernel: inverted */
+    const double gbs = best[0] * (double)set * 1e-9, bw = best[1] * (double)set * 1e-9,
+                 med = 1.0 / ratio[nratio - 1 - nratio / 2];
     printf("%s %-5s K=%lld rows=%lld tokens=%lld set=%zu KiB: %6.1f GB/s (sum_u64 %5.1f GB/s; median ratio %3.0f%%; "
            "%.1f ns per 16-row tile block)  %s\n",
            kt->name, sl_type_get(t)->name, (long long)K, (long long)nr, (long long)nt, set / 1024, gbs, bw, 100.0 * med,
