@@ -460,7 +460,7 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
     chunk = chunk < SL_GEMM_ROWS ? SL_GEMM_ROWS : chunk > SL_GEMM_CHUNK ? SL_GEMM_CHUNK : chunk;
     /* one token (decoding): the kernels read packed tiles in place (nothing to unpack), so units of about
      * 1/8 of a thread's share — long sequential streams for the prefetchers and few atomic claims; against
-     * SL_GEMM_CHUNK units, 1B-shape decode 1.05-1.11x faster with Q4_0 and 2 threads (PERF.md) */
+     * SL_GEMM_CHUNK units, 1B-shape decode 1.0-1.1x faster with Q4_0 and 2 threads (PERF.md, run G) */
     if (n_tok == 1) {
         const int64_t big = rows / ((int64_t)nth * 8) / SL_GEMM_ROWS * SL_GEMM_ROWS;
         if (big > chunk) chunk = big;
