@@ -458,10 +458,11 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
      * token against them */
     int64_t chunk = rows / ((int64_t)nth * 4) / SL_GEMM_ROWS * SL_GEMM_ROWS;
     chunk = chunk < SL_GEMM_ROWS ? SL_GEMM_ROWS : chunk > SL_GEMM_CHUNK ? SL_GEMM_CHUNK : chunk;
-    /* one token (decoding): the kernels read packed tiles in place (nothing to unpack), so units of about
-     * 1/8 of a thread's share — long sequential streams for the prefetchers and few atomic claims; against
-     * SL_GEMM_CHUNK units, 1B-shape decode 1.0-1.1x faster with Q4_0 and 2 threads (PERF.md, run G) */
-    if (n_tok == 1) {
+    /* a few tokens (decoding, up to 8: memory-bound, the VNNI kernels): units of about 1/8 of a thread's
+     * share — long sequential streams for the prefetchers and few atomic claims (the kernels work through
+     * any number of rows, SL_GEMM_CHUNK at a time where they unpack); against SL_GEMM_CHUNK units, 1B-shape
+     * decode 1.0-1.1x faster with Q4_0 and 2 threads, 4 sequences 1.11-1.22x (PERF.md, run G) */
+    if (n_tok <= 8) {
         const int64_t big = rows / ((int64_t)nth * 8) / SL_GEMM_ROWS * SL_GEMM_ROWS;
         if (big > chunk) chunk = big;
     }
