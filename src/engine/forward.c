@@ -331,8 +331,9 @@ static void step_ref(void *arg, int ith, int nth) {
     const sl_model *m = f->m;
     const sl_hparams *hp = &m->hp;
     const sl_batch *b = f->b;
-    const int64_t n = b->n_tokens, d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim,
+    const int64_t d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim,
                   kvd = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
+    int64_t n = b->n_tokens; /* rows in flight: after the last layer's attention, only those that give logits */
     long long t0, t1;
     sl_split_range(n, ith, nth, &t0, &t1);
 
@@ -450,6 +451,7 @@ static void quantize_inputs(sl_fwd *f, const mm_job *jobs, int n_jobs, const flo
 static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const float *x, int64_t n_tok, int ith,
                       int nth) {
     _Atomic int64_t *ctr = &f->ops[(*op)++];
+    if (n_tok <= 0) return; /* a step whose tokens give no logits: the output matmul has no rows */
     const int64_t K = jobs[0].w->ne[0];
     int64_t rows = 0;
     for (int i = 0; i < n_jobs; i++) rows += jobs[i].w->ne[1];
@@ -569,8 +571,9 @@ static void step_fast(void *arg, int ith, int nth) {
     const sl_model *m = f->m;
     const sl_hparams *hp = &m->hp;
     const sl_batch *b = f->b;
-    const int64_t n = b->n_tokens, d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim,
+    const int64_t d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim,
                   kvd = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
+    int64_t n = b->n_tokens; /* rows in flight: after the last layer's attention, only those that give logits */
     long long t0, t1;
     sl_split_range(n, ith, nth, &t0, &t1);
     int op = 0;
@@ -606,6 +609,21 @@ static void step_fast(void *arg, int ith, int nth) {
         sl_pool_barrier(f->pool);
         attention_op(f, &op, l);
         sl_pool_barrier(f->pool);
+        if (l == hp->n_layer - 1 && f->n_out < n) {
+            /* the rest of the last layer only matters for the rows that give logits (the KV cache has
+             * every row already): their attention output and residual rows move to the front, in order
+             * on one thread (out_rows ascends, so row out_rows[j] >= j is never overwritten before it
+             * is read); per-row results do not depend on the other rows of a step */
+            if (ith == 0)
+                for (int32_t j = 0; j < f->n_out; j++)
+                    if (f->out_rows[j] != j) {
+                        memcpy(f->att + (int64_t)j * qd, f->att + (int64_t)f->out_rows[j] * qd, sizeof(float) * (size_t)qd);
+                        memcpy(f->x + (int64_t)j * d, f->x + (int64_t)f->out_rows[j] * d, sizeof(float) * (size_t)d);
+                    }
+            n = f->n_out;
+            sl_split_range(n, ith, nth, &t0, &t1);
+            sl_pool_barrier(f->pool);
+        }
         quantize_inputs(f, o, 1, f->att, qd, t0, t1);
         sl_pool_barrier(f->pool);
         matmul_op(f, &op, o, 1, f->att, n, ith, nth);
@@ -628,9 +646,9 @@ static void step_fast(void *arg, int ith, int nth) {
     const mm_job out[1] = {{&m->output, f->logits, f->packed[hp->n_layer * MATS]}};
     long long j0, j1;
     sl_split_range(f->n_out, ith, nth, &j0, &j1);
-    for (long long j = j0; j < j1; j++) {
-        float *x = f->x + (int64_t)f->out_rows[j] * d;
-        add_rows(x, f->tmp + (int64_t)f->out_rows[j] * d, d);
+    for (long long j = j0; j < j1; j++) { /* the rows that give logits are the first n_out now */
+        float *x = f->x + j * d;
+        add_rows(x, f->tmp + j * d, d);
         sl_rmsnorm_ref(x, m->output_norm, f->xo + j * d, d, hp->rms_eps);
     }
     quantize_inputs(f, out, 1, f->xo, d, j0, j1);

@@ -465,6 +465,80 @@ TEST(batch_invariance_q8_0) {
     check_invariance(p, SL_TYPE_F32, true);
 }
 
+/* A prompt in chunks the way the server feeds it: chunks whose tokens give no logits (a step with no
+ * output rows: the output matmul gets no tokens), then the last chunk with two sequences interleaved,
+ * only each sequence's last token wanted (the last layer runs only those rows). The last tokens' logits
+ * must equal those of the prompt in one step with every position's logits wanted, on every kernel table
+ * (the AVX-512 table crashed on the empty output matmul before). */
+static void check_chunked_no_logits(const char *path) {
+    sl_model *m = NULL;
+    CHECK_OK(sl_model_load(path, &m));
+    enum { N = 37 };
+    int32_t toks[N];
+    for (int i = 0; i < N; i++) toks[i] = (int32_t)(1 + (i * 7919) % (m->hp.n_vocab - 1));
+    const size_t V = (size_t)m->hp.n_vocab;
+    float *want = malloc(sizeof(float) * N * V), *lg = malloc(sizeof(float) * 2 * V);
+    sl_status st = SL_OK;
+    for (int ii = 0; ii < 4 && !st; ii++) {
+        if (!sl_kernels_get(ISAS[ii])) continue;
+        sl_fwd_params fp = {.n_threads = 1 + ii % 2, .kernels = ISAS[ii]};
+        st = eval_all(m, toks, N, SL_TYPE_F16, &fp, want);
+        runner r;
+        if (!st) st = runner_init(&r, m, 64, N, 2 * ((N + 15) / 16), SL_TYPE_F16, &fp);
+        else break;
+        sl_kv_seq s[2] = {{0}};
+        for (int q = 0; q < 2 && !st; q++) st = sl_kv_seq_reserve(r.kv, &s[q], N);
+        sl_kv_seq *seqs[2] = {&s[0], &s[1]};
+        int32_t bt[2 * N], bp[2 * N], bs[2 * N];
+        uint8_t bw[2 * N];
+        /* chunks [0, 9) and [9, 20) of sequence 0, [0, 20) of sequence 1: no logits */
+        static const int32_t cuts[][3] = {{0, 0, 9}, {0, 9, 20}, {1, 0, 20}};
+        for (int c = 0; c < 3 && !st; c++) {
+            int32_t k = 0;
+            for (int32_t p = cuts[c][1]; p < cuts[c][2]; p++, k++) {
+                bt[k] = toks[p], bp[k] = p, bs[k] = cuts[c][0], bw[k] = 0;
+            }
+            sl_batch b = {.n_tokens = k, .tokens = bt, .pos = bp, .seq = bs, .want_logits = bw};
+            st = sl_fwd_step(r.f, &b, seqs, 2, lg);
+        }
+        /* the rest of both, interleaved: only the last token of each wants logits */
+        int32_t k = 0;
+        for (int32_t p = 20; p < N; p++)
+            for (int q = 0; q < 2; q++, k++) bt[k] = toks[p], bp[k] = p, bs[k] = q, bw[k] = p == N - 1;
+        sl_batch b = {.n_tokens = k, .tokens = bt, .pos = bp, .seq = bs, .want_logits = bw};
+        if (!st) st = sl_fwd_step(r.f, &b, seqs, 2, lg);
+        for (int q = 0; q < 2; q++) sl_kv_seq_deinit(r.kv, &s[q]);
+        runner_free(&r);
+        if (st) break;
+        for (int q = 0; q < 2; q++) {
+            const bool same = memcmp(lg + (size_t)q * V, want + (size_t)(N - 1) * V, sizeof(float) * V) == 0;
+            if (!same) {
+                const double d = max_abs_diff(lg + (size_t)q * V, want + (size_t)(N - 1) * V, V, NULL);
+                free(want);
+                free(lg);
+                sl_model_destroy(m);
+                CHECK_MSG(0, "%s, %s table: sequence %d's last logits after chunks without logits differ from one step "
+                          "(max diff %.3g)", path, ISAS[ii], q, d);
+            }
+        }
+    }
+    free(want);
+    free(lg);
+    sl_model_destroy(m);
+    CHECK_OK(st);
+}
+
+TEST(chunks_without_logits_q4_0) {
+    const char *p = sl_test_shared("models/small/small-llama-Q4_0.gguf");
+    CHECK(p);
+    check_chunked_no_logits(p);
+}
+TEST(chunks_without_logits_q4_k_m) {
+    const char *p = sl_test_shared("models/small/small-llama-Q4_K_M.gguf");
+    CHECK(p);
+    check_chunked_no_logits(p);
+}
+
 /* ---- 5. KV cache types ---------------------------------------------------------------------- */
 
 /* Q8_0 K and V against llama.cpp (flash attention, Q8_0 KV): logits0. llama.cpp
