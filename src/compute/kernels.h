@@ -68,7 +68,8 @@ void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64
 /* Token blocks inside a kernel: as many activation rows as fit in this. */
 #define SL_GEMM_TOKEN_BYTES (512 * 1024)
 
-/* y[t*ldy + r] = dot(W row r, activation row t) for r in [0, nr), t in [0, nt).
+/* y[t*ldy + r] = dot(W row r, activation row t) for r in [0, nr), t in [0, nt);
+ * nr >= 1 and nt >= 1 (callers skip empty calls: not every kernel checks).
  * w: row 0, rows w_stride bytes apart; act: token 0, rows act_stride bytes
  * apart; scratch: sl_gemm_scratch_bytes(K) bytes, 64-aligned (room for
  * SL_GEMM_CHUNK unpacked rows; longer calls are split). */
