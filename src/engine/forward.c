@@ -331,9 +331,8 @@ static void step_ref(void *arg, int ith, int nth) {
     const sl_model *m = f->m;
     const sl_hparams *hp = &m->hp;
     const sl_batch *b = f->b;
-    const int64_t d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim,
+    const int64_t n = b->n_tokens, d = hp->n_embd, qd = (int64_t)hp->n_head * hp->head_dim,
                   kvd = (int64_t)hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
-    int64_t n = b->n_tokens; /* rows in flight: after the last layer's attention, only those that give logits */
     long long t0, t1;
     sl_split_range(n, ith, nth, &t0, &t1);
 
