@@ -145,23 +145,23 @@ static void resume(sl_sched *s, sl_req *r) {
     }
 }
 
-/* The sampler's logit bias and, with min_tokens, the tokens that cannot end
- * the output before then: end of generation (unless ignore_eos) and the stop
- * token ids, while the output (replayed tokens of a resumed stream included)
- * is shorter than min_tokens. */
-static sl_status set_adjust(sl_sched *s, sl_req *r) {
+/* r's sampler gets p's logit bias (copied: p's lists are the caller's) and,
+ * with min_tokens, the tokens that cannot end the output before then: end
+ * of generation (unless ignore_eos) and the stop token ids, while the output
+ * (replayed tokens of a resumed stream included) is shorter than min_tokens. */
+static sl_status set_adjust(sl_sched *s, sl_req *r, const sl_req_params *p) {
     const sl_tokenizer *tok = sl_model_tokenizer(s->m);
-    const int32_t n_eog = r->p.ignore_eos ? 0 : sl_tokenizer_n_eog(tok);
+    const int32_t n_eog = p->ignore_eos ? 0 : sl_tokenizer_n_eog(tok);
     int32_t *sup = NULL, n_sup = 0;
-    if (r->p.min_tokens > 0 && n_eog + r->p.n_stop_ids > 0) {
-        sup = sl_alloc_array((size_t)(n_eog + r->p.n_stop_ids), sizeof(int32_t));
+    if (p->min_tokens > 0 && n_eog + p->n_stop_ids > 0) {
+        sup = sl_alloc_array((size_t)(n_eog + p->n_stop_ids), sizeof(int32_t));
         if (!sup) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
         for (int32_t i = 0; i < n_eog; i++) sup[n_sup++] = sl_tokenizer_eog_at(tok, i);
-        for (int32_t i = 0; i < r->p.n_stop_ids; i++) sup[n_sup++] = r->p.stop_ids[i];
+        for (int32_t i = 0; i < p->n_stop_ids; i++) sup[n_sup++] = p->stop_ids[i];
     }
-    const sl_logit_adjust a = {.bias_ids = r->p.bias_ids, .bias = r->p.bias_vals, .n_bias = r->p.n_bias,
+    const sl_logit_adjust a = {.bias_ids = p->bias_ids, .bias = p->bias_vals, .n_bias = p->n_bias,
                                .suppress = sup, .n_suppress = n_sup,
-                               .suppress_until = (int64_t)r->n_prompt - r->p.resume_generated + r->p.min_tokens};
+                               .suppress_until = (int64_t)r->n_prompt - p->resume_generated + p->min_tokens};
     sl_status st = sl_sampler_set_adjust(r->sampler, &a);
     sl_free(sup);
     return st;
@@ -200,8 +200,10 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->id = atomic_fetch_add(&s->next_id, 1);
     r->p = *p;
     for (int i = 0; i < p->n_stop; i++) r->p.stop[i] = NULL;
+    /* the sampler keeps its own copy of the biases (set_adjust, below): the request keeps none */
     r->p.bias_ids = NULL;
     r->p.bias_vals = NULL;
+    r->p.n_bias = 0;
     r->n_prompt = n_prompt;
     int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : 1);
     r->max_ctx = (int32_t)(max_ctx > n_ctx ? n_ctx : max_ctx);
@@ -214,15 +216,8 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         r->p.stop[i] = sl_strdup(p->stop[i]);
         if (!r->p.stop[i]) goto nomem;
     }
-    if (p->n_bias) {
-        r->p.bias_ids = sl_alloc_array((size_t)p->n_bias, sizeof(int32_t));
-        r->p.bias_vals = sl_alloc_array((size_t)p->n_bias, sizeof(float));
-        if (!r->p.bias_ids || !r->p.bias_vals) goto nomem;
-        memcpy(r->p.bias_ids, p->bias_ids, sizeof(int32_t) * (size_t)p->n_bias);
-        memcpy(r->p.bias_vals, p->bias_vals, sizeof(float) * (size_t)p->n_bias);
-    }
     sl_status st = sl_sampler_create(&p->sampling, s->n_vocab, &r->sampler);
-    if (!st) st = set_adjust(s, r);
+    if (!st) st = set_adjust(s, r, p);
     if (st) {
         sl_req_release(r);
         return st;
@@ -250,8 +245,6 @@ nomem:
 void sl_req_release(sl_req *r) {
     if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
     for (int i = 0; i < r->p.n_stop; i++) sl_free(r->p.stop[i]);
-    sl_free(r->p.bias_ids);
-    sl_free(r->p.bias_vals);
     sl_sampler_destroy(r->sampler);
     sl_free(r->kv.table.blocks);
     sl_free(r->tokens);

@@ -62,8 +62,8 @@ typedef struct sl_req_params {
     int32_t resume_generated;
     int64_t resume_text_sent;
     /* OpenAI's logit_bias: bias_vals[i] is added to token bias_ids[i]'s logit
-     * before sampling (n_bias <= SL_MAX_LOGIT_BIAS; a request keeps its own
-     * copy of the lists). */
+     * before sampling (n_bias <= SL_MAX_LOGIT_BIAS). sl_req_create copies the
+     * lists into the request's sampler; the request keeps none (its n_bias is 0). */
     int32_t n_bias;
     int32_t *bias_ids;
     float *bias_vals;
