@@ -6,6 +6,16 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Buffers from this size up (weights, the KV pool, the bandwidth probe) are
+ * 2 MiB-aligned and asked for transparent huge pages: they are read as long
+ * streams, and with 4 KiB pages every 4 KiB of a stream costs a page walk
+ * (for the software prefetches too) and restarts the hardware prefetcher.
+ * Where THP is "madvise" (the default of most distributions) nothing else
+ * gets huge pages. */
+#define HUGE_MIN ((size_t)4 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
 
 static _Atomic int64_t fail_after = -1;
 static _Atomic uint64_t n_allocs;
@@ -50,6 +60,12 @@ void *sl_malloc_aligned(size_t n) {
     void *p = NULL;
     size_t rounded = (n + 63) & ~(size_t)63;
     if (rounded < n) return NULL;
+    if (rounded >= HUGE_MIN) {
+        const size_t whole = (rounded + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
+        if (whole < rounded || posix_memalign(&p, HUGE_ALIGN, whole) != 0) return NULL;
+        (void)madvise(p, whole, MADV_HUGEPAGE); /* advice only: without THP the pages stay 4 KiB */
+        return p;
+    }
     if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) return NULL;
     return p;
 }
