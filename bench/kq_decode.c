@@ -16,6 +16,7 @@
  */
 #include "compute/kernels.h"
 #include "compute/quant.h"
+#include "core/alloc.h"
 #include "core/fp16.h"
 #include "bench_util.h"
 
@@ -48,7 +49,7 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
     const size_t tile = sl_pack_tile_bytes(t, K);
     int64_t nr = (int64_t)(bytes / tile) * 16;
     if (nr < 16) nr = 16;
-    uint8_t *w = malloc(rs * (size_t)nr), *packed = aligned_alloc(64, tile * (size_t)(nr / 16));
+    uint8_t *w = malloc(rs * (size_t)nr), *packed = sl_malloc_aligned(tile * (size_t)(nr / 16)); /* huge pages, as the engine's */
     const sl_act ak = sl_act_of(t);
     const size_t ab = sl_act_row_bytes(ak, K);
     uint8_t *act = aligned_alloc(64, ab * (size_t)nt);
@@ -91,7 +92,7 @@ static int run(const sl_kernels *kt, sl_type t, int64_t K, size_t bytes, double 
            (double)tile / (double)(K / 32) / gbs,
            same ? "matches scalar" : "MISMATCH vs scalar");
     free(w);
-    free(packed);
+    sl_free_aligned(packed);
     free(act);
     free(x);
     free(y);
