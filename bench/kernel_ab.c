@@ -11,6 +11,9 @@
  * TOKENS activation rows. Reported: each one's best time per 16-row ×
  * 32-element block, and the median (with quartiles) of new/old speed over
  * neighbouring slices. The outputs of the two are compared bit for bit.
+ * Each table runs the forward pass's path: its token-group kernel where it has
+ * one (the activations grouped once per pass over the weights), else the
+ * packed one.
  *
  *   build/kernel_ab TYPE K BYTES TOKENS [SECONDS=2]   (TYPE: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: the packed
  *   matmul; F16, BF16, F32: the matmul on rows as stored)
@@ -36,13 +39,21 @@ typedef struct run {
     int64_t K, nr, nt;
     size_t tile, as, rs; /* tile: 0 for a type the table reads as stored (rows rs bytes apart) */
     const uint8_t *packed, *act;
-    void *scratch;
+    void *scratch, *groups; /* groups: room for the token groups (Q8_0 activations), or NULL */
 } run;
 
+/* The forward pass's path: a table's token-group kernel where it has one for
+ * this many tokens (the rows grouped once per call, as the forward pass does
+ * once per input), else its packed kernel, else the one on rows as stored. */
 static void call(const sl_kernels *kt, const run *r, float *y) {
+    const bool grouped = r->tile && r->groups && kt->gemm_grouped[r->t] && r->nt >= SL_GROUP_MIN_TOKENS;
+    if (grouped) sl_act_group(r->act, r->as, 0, r->nt, r->K, r->groups);
     for (int64_t r0 = 0; r0 < r->nr; r0 += SL_GEMM_CHUNK) {
         const int64_t n = r->nr - r0 < SL_GEMM_CHUNK ? r->nr - r0 : SL_GEMM_CHUNK;
-        if (r->tile)
+        if (grouped)
+            kt->gemm_grouped[r->t](r->K, r->packed + (size_t)(r0 / 16) * r->tile, n, r->act, r->as, r->groups, r->nt,
+                                   y + r0, r->nr, r->scratch);
+        else if (r->tile)
             kt->gemm_packed[r->t](r->K, r->packed + (size_t)(r0 / 16) * r->tile, n, r->act, r->as, r->nt, y + r0, r->nr,
                                   r->scratch);
         else
@@ -190,6 +201,7 @@ int main(int argc, char **argv) {
     r.packed = packed;
     r.act = act;
     r.scratch = aligned_alloc(64, (sl_gemm_scratch_bytes(K) + 63) / 64 * 64);
+    if (ak == SL_ACT_Q8_0) r.groups = aligned_alloc(64, sl_act_group_bytes(K) * (size_t)((nt + 15) / 16));
     call(kold, &r, y0);
     call(knew, &r, y1);
     const int same = memcmp(y0, y1, sizeof(float) * (size_t)(r.nr * nt)) == 0;
@@ -209,5 +221,6 @@ int main(int argc, char **argv) {
     free(y0);
     free(y1);
     free(r.scratch);
+    free(r.groups);
     return same ? 0 : 1;
 }

@@ -88,6 +88,22 @@ void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64
     }
 }
 
+size_t sl_act_group_bytes(int64_t K) { return (size_t)(K / QK8_0) * (512 + 64); }
+
+void sl_act_group(const void *act, size_t as, int64_t t0, int64_t t1, int64_t K, void *groups) {
+    const int64_t nb = K / QK8_0;
+    const size_t gb = sl_act_group_bytes(K);
+    for (int64_t t = t0; t < t1; t++) {
+        const uint8_t *row = (const uint8_t *)act + (size_t)t * as;
+        uint8_t *g = (uint8_t *)groups + (size_t)(t / 16) * gb, *dq = g + 32 * (size_t)(t % 16),
+                *dd = g + (size_t)nb * 512 + 4 * (size_t)(t % 16);
+        for (int64_t b = 0; b < nb; b++) {
+            memcpy(dq + 512 * (size_t)b, row + 32 * (size_t)b, 32);
+            memcpy(dd + 64 * (size_t)b, row + (size_t)K + 4 * (size_t)b, 4);
+        }
+    }
+}
+
 size_t sl_gemm_scratch_bytes(int64_t K) {
     /* The SIMD kernels pack SL_GEMM_CHUNK rows (at most 0.82 bytes per
      * weight, Q6_K) and unpack them (at most 1.41 bytes per weight, the

@@ -58,6 +58,20 @@ size_t sl_act_row_bytes(sl_act a, int64_t K);
  * q = round-half-even(x * 127/amax); Q8_K: ggml's reference quantizer. */
 void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);
 
+/* Token groups of SL_ACT_Q8_0 rows, for the tile (AMX) kernels: tokens
+ * 16g..16g+15 regrouped block by block, so that a block's quants for the
+ * group are one contiguous A tile (16 rows of 32 bytes) and its 16 scales
+ * one cache line, where the rows as quantized put them 16 rows apart. Group
+ * g takes sl_act_group_bytes(K) bytes from groups + g * that:
+ *   byte [512 b + 32 j + i]        = qs[32 b + i] of token 16g + j
+ *   float [(K/32 · 512 + 64 b) / 4 + j] = d[b] of token 16g + j
+ * (b < K/32, j < 16, i < 32); slots of tokens past the last are not written. */
+size_t sl_act_group_bytes(int64_t K);
+/* Copy tokens [t0, t1) of the Q8_0 rows at act (as bytes apart, token 0
+ * first) into their slots of the groups (any range: threads may split the
+ * tokens as they quantized them). */
+void sl_act_group(const void *act, size_t as, int64_t t0, int64_t t1, int64_t K, void *groups);
+
 /* Rows per tile of the matmul kernels: row ranges handed to a kernel should
  * start on a multiple of this (not required for correctness). A call
  * unpacks up to SL_GEMM_CHUNK rows once and runs all its tokens against
@@ -97,6 +111,16 @@ void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t w_stride, int64_t 
 /* Like sl_gemm_fn, with w the packed tile of row 0 (nr rows from there). */
 typedef void (*sl_gemm_packed_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,
                                   int64_t nt, float *y, int64_t ldy, void *scratch);
+/* Like sl_gemm_packed_fn, with the activations also as token groups
+ * (sl_act_group of the same nt rows; act, act_stride as there): the same
+ * results, bit for bit. The tile kernels read whole groups from `groups`
+ * and the rows for what they hand to the VNNI kernels. */
+typedef void (*sl_gemm_grouped_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,
+                                   const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch);
+/* Fewer tokens than this in a call: the grouped kernels gain nothing (the
+ * tile kernels take groups of at least 9 tokens; callers group from 16). */
+#define SL_GROUP_MIN_TOKENS 16
+
 /* An sl_gemm_fn on rows as stored through a packed kernel: SL_GEMM_CHUNK rows
  * at a time are packed to scratch + off, then fn runs on them (given the
  * whole scratch; it must not use [off, off + the packed chunk)). */
@@ -169,6 +193,8 @@ typedef struct sl_kernels {
     const char *name;                 /* "scalar", "avx2", "avx512", "amx" */
     sl_gemm_fn gemm[SL_TYPE_COUNT];   /* NULL where the type has no kernel */
     sl_gemm_packed_fn gemm_packed[SL_TYPE_COUNT]; /* NULL: the table reads that type unpacked */
+    /* NULL where the table has none (only tile kernels use token groups) */
+    sl_gemm_grouped_fn gemm_grouped[SL_TYPE_COUNT];
     sl_attn_fn attn;
     /* sl_act_quantize, byte for byte (the scalar table's is sl_act_quantize) */
     void (*act_quantize)(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);

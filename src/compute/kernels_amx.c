@@ -22,8 +22,12 @@
  * kernels.h is already a B tile per block: 8 rows of 64 bytes, row k4 the
  * quants 4k4..4k4+3 of the 16 rows) and, for Q4_0, turns each block's
  * nibbles into that form (q − 8) while its first token group streams the
- * tile in. A group of up to 16 tokens is an A tile read in place (32 quants
- * per token, the activation rows' stride). Per block: one product (C = A ×
+ * tile in. A group of up to 16 tokens is an A tile: from the token groups
+ * where the caller made them (gemm_grouped; sl_act_group in kernels.h: the
+ * block's 16 × 32 quants contiguous, its 16 scales in one line), else read in
+ * place from the rows (32 quants per token, the rows' stride apart: 16 lines
+ * per tile and 16 for the scales). The groups are 1.03-1.07x faster per call
+ * (bench/kernel_ab.sh, K = 2048, 3.5 MiB of weights: a QKV matmul's). Per block: one product (C = A ×
  * B, 16 tokens × 16 rows of int32) stored to a 1 KiB buffer, then the float
  * steps into 16 accumulators held in registers; two tile sets alternate so a
  * block's product is formed while the previous one is scaled.
@@ -129,16 +133,34 @@ AI void unpack_block(const uint8_t *s, uint8_t *d) {
     }
 }
 
+/* Where a token group's activations are: the rows as quantized (A tile of
+ * block b at q + 32 b, rows as apart; scale of token t at d + as t + 4 b) or
+ * one group of sl_act_group (q + 512 b, rows 32 apart; d + 4 t + 64 b). */
+typedef struct act_at {
+    const uint8_t *q, *d;
+    size_t q_block, d_tok, d_block;
+    long q_row;
+} act_at;
+
+static act_at act_rows(const uint8_t *act, size_t as, int64_t K) {
+    return (act_at){.q = act, .d = act + K, .q_block = 32, .d_tok = as, .d_block = 4, .q_row = (long)as};
+}
+static act_at act_group(const uint8_t *group, int64_t K) {
+    return (act_at){.q = group, .d = group + (size_t)(K / 32) * 512, .q_block = 512, .d_tok = 4, .d_block = 64, .q_row = 32};
+}
+
 /* Block b's product (16 rows × m tokens, exact integers; wb: the block's
  * quants in B form) into tile set b % 2 (C, A, B) — formed, not stored. */
-AI void block_product(const uint8_t *wb, const uint8_t *act, size_t as, int64_t b) {
+AI void block_product(bool grp, const uint8_t *wb, const act_at *a, int64_t b) {
+    const uint8_t *ab = a->q + (grp ? 512 : a->q_block) * (size_t)b;
+    const long rs = grp ? 32 : a->q_row;
     if (b & 1) {
-        _tile_loadd(3, act + 32 * b, (long)as);
+        _tile_loadd(3, ab, rs);
         _tile_loadd(5, wb, 64);
         _tile_zero(1);
         _tile_dpbssd(1, 3, 5);
     } else {
-        _tile_loadd(2, act + 32 * b, (long)as);
+        _tile_loadd(2, ab, rs);
         _tile_loadd(4, wb, 64);
         _tile_zero(0);
         _tile_dpbssd(0, 2, 4);
@@ -152,15 +174,15 @@ AI void store_product(int64_t b, int32_t *c) {
 
 /* acc[t] = fma(dw_b * da_b(t), (float)C[t], acc[t]) for tokens t < m: the
  * canonical float steps of block b, C its stored product. */
-AI void scale_block(int64_t b, const int32_t *c, const uint8_t *sc, const uint8_t *act, size_t as, int64_t K, int m,
-                    __m512 acc[16]) {
+AI void scale_block(bool grp, int64_t b, const int32_t *c, const uint8_t *sc, const act_at *a, int m, __m512 acc[16]) {
     const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sc + b * 32)));
-    const uint8_t *da = act + (size_t)K + (size_t)b * 4;
+    const uint8_t *da = a->d + (grp ? 64 : a->d_block) * (size_t)b;
+    const size_t dt = grp ? 4 : a->d_tok;
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) {
         if (t < m) {
             float d;
-            memcpy(&d, da + (size_t)t * as, 4);
+            memcpy(&d, da + (size_t)t * dt, 4);
             const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(d));
             acc[t] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * t)), acc[t]);
         }
@@ -177,9 +199,8 @@ AI void scale_block(int64_t b, const int32_t *c, const uint8_t *sc, const uint8_
  * to a ring of 4 blocks at w that stays in L1 — a 512-byte store per block
  * to the L2-sized buffer costs as much as the product on this CPU (1.05–1.35x
  * for 16 tokens, `bench/kernel_ab.sh`). */
-static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src, bool q4, bool ring, int64_t nb,
-                        const uint8_t *act, size_t as, int64_t K, int m, float *y, int64_t ldy, int rows_valid,
-                        int32_t *cbuf) {
+AI void tile_tokens_impl(bool grp, const uint8_t *w, const uint8_t *sc, const uint8_t *src, bool q4, bool ring,
+                         int64_t nb, const act_at *a, int m, float *y, int64_t ldy, int rows_valid, int32_t *cbuf) {
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
@@ -192,34 +213,44 @@ static void tile_tokens(const uint8_t *w, const uint8_t *sc, const uint8_t *src,
         if (q4)
             for (int64_t b = 0; b < 2 && b < nb; b++)
                 unpack_block(src + (size_t)b * G, (uint8_t *)w + (size_t)(b & slot) * 512);
-        block_product(w, act, as, 0);
+        block_product(grp, w, a, 0);
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *p = src + (size_t)(b + 2) * G;
             for (size_t o = 0; o < G; o += 64) _mm_prefetch((const char *)(p + SL_AMX_PREFETCH + o), _MM_HINT_T0);
             if (b % 2 == 0) _mm_prefetch((const char *)(sc + b * 32 + SL_AMX_PREFETCH / 8), _MM_HINT_T0);
             if (q4 && b + 2 < nb) unpack_block(p, (uint8_t *)w + (size_t)((b + 2) & slot) * 512);
             store_product(b, cbuf);
-            if (b + 1 < nb) block_product(w + (size_t)((b + 1) & slot) * 512, act, as, b + 1);
-            scale_block(b, cbuf, sc, act, as, K, m, acc);
+            if (b + 1 < nb) block_product(grp, w + (size_t)((b + 1) & slot) * 512, a, b + 1);
+            scale_block(grp, b, cbuf, sc, a, m, acc);
         }
     } else {
         /* weights in cache: one block deeper — the float steps of block b - 1 follow the store of block b
          * and the product of block b + 1 (two product buffers) */
-        block_product(w, act, as, 0);
+        block_product(grp, w, a, 0);
         for (int64_t b = 0; b < nb; b++) {
             store_product(b, cbuf + 256 * (b & 1));
-            if (b + 1 < nb) block_product(w + (size_t)(b + 1) * 512, act, as, b + 1);
-            if (b > 0) scale_block(b - 1, cbuf + 256 * ((b - 1) & 1), sc, act, as, K, m, acc);
+            if (b + 1 < nb) block_product(grp, w + (size_t)(b + 1) * 512, a, b + 1);
+            if (b > 0) scale_block(grp, b - 1, cbuf + 256 * ((b - 1) & 1), sc, a, m, acc);
         }
-        scale_block(nb - 1, cbuf + 256 * ((nb - 1) & 1), sc, act, as, K, m, acc);
+        scale_block(grp, nb - 1, cbuf + 256 * ((nb - 1) & 1), sc, a, m, acc);
     }
     store_rows(acc, m, y, ldy, rows_valid);
 }
 
+/* The two forms of the activations, each compiled with its strides. */
+static void tile_tokens_rows(const uint8_t *w, const uint8_t *sc, const uint8_t *src, bool q4, bool ring, int64_t nb,
+                             const act_at *a, int m, float *y, int64_t ldy, int rows_valid, int32_t *cbuf) {
+    tile_tokens_impl(false, w, sc, src, q4, ring, nb, a, m, y, ldy, rows_valid, cbuf);
+}
+static void tile_tokens_groups(const uint8_t *w, const uint8_t *sc, const uint8_t *src, bool q4, bool ring, int64_t nb,
+                               const act_at *a, int m, float *y, int64_t ldy, int rows_valid, int32_t *cbuf) {
+    tile_tokens_impl(true, w, sc, src, q4, ring, nb, a, m, y, ldy, rows_valid, cbuf);
+}
+
 /* Scratch: two stored products, 1 KiB each (4 KiB reserved) | Q4_0 quants
  * in B form (SL_GEMM_CHUNK rows × K bytes). */
-static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as, int64_t nt,
-                        float *y, int64_t ldy, void *scratch) {
+static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
+                        const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch) {
     if (!(nt = vnni_part(vnni_packed[q8], K, tiles, nr, act, as, nt, y, ldy, scratch))) return;
     const int64_t nb = K / 32;
     const size_t G = q8 ? 512 : 256, tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K);
@@ -243,9 +274,10 @@ static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const
                         configure(m, 32);
                         cfg = m;
                     }
-                    tile_tokens(w, src + (size_t)nb * G, t0 == 0 ? src : NULL, !q8, ring, nb,
-                                (const uint8_t *)act + (size_t)t0 * as, as, K, m, y + t0 * ldy + c0 + 16 * i, ldy,
-                                (int)(cr - 16 * i), cbuf);
+                    const act_at a = groups ? act_group((const uint8_t *)groups + (size_t)(t0 / 16) * sl_act_group_bytes(K), K)
+                                            : act_rows((const uint8_t *)act + (size_t)t0 * as, as, K);
+                    (groups ? tile_tokens_groups : tile_tokens_rows)(w, src + (size_t)nb * G, t0 == 0 ? src : NULL, !q8, ring, nb, &a, m,
+                                y + t0 * ldy + c0 + 16 * i, ldy, (int)(cr - 16 * i), cbuf);
                 }
             }
         }
@@ -367,11 +399,19 @@ KQ_AMX(gemm_q5_K_amx, SL_TYPE_Q5_K)
 
 static void gemm_q4_0_amx(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                           int64_t ldy, void *scratch) {
-    gemm_q0_amx(false, K, tiles, nr, a, as, nt, y, ldy, scratch);
+    gemm_q0_amx(false, K, tiles, nr, a, as, NULL, nt, y, ldy, scratch);
 }
 static void gemm_q8_0_amx(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                           int64_t ldy, void *scratch) {
-    gemm_q0_amx(true, K, tiles, nr, a, as, nt, y, ldy, scratch);
+    gemm_q0_amx(true, K, tiles, nr, a, as, NULL, nt, y, ldy, scratch);
+}
+static void gemm_q4_0_amx_grouped(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, const void *g,
+                                  int64_t nt, float *y, int64_t ldy, void *scratch) {
+    gemm_q0_amx(false, K, tiles, nr, a, as, g, nt, y, ldy, scratch);
+}
+static void gemm_q8_0_amx_grouped(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, const void *g,
+                                  int64_t nt, float *y, int64_t ldy, void *scratch) {
+    gemm_q0_amx(true, K, tiles, nr, a, as, g, nt, y, ldy, scratch);
 }
 
 bool sl_kernels_amx_init(sl_kernels *k, const sl_kernels *avx512) {
@@ -382,6 +422,8 @@ bool sl_kernels_amx_init(sl_kernels *k, const sl_kernels *avx512) {
     if (!vnni_packed[0] || !vnni_packed[1]) return false;
     k->gemm_packed[SL_TYPE_Q4_0] = gemm_q4_0_amx;
     k->gemm_packed[SL_TYPE_Q8_0] = gemm_q8_0_amx;
+    k->gemm_grouped[SL_TYPE_Q4_0] = gemm_q4_0_amx_grouped;
+    k->gemm_grouped[SL_TYPE_Q8_0] = gemm_q8_0_amx_grouped;
     /* Q6_K stays on VNNI: its sub-blocks of 16 make tile products half as
      * useful, and measured slower (0.85-0.9x) */
     static const sl_type kq[] = {SL_TYPE_Q4_K, SL_TYPE_Q5_K};

@@ -73,6 +73,7 @@ struct sl_fwd {
     float *xo;    /* normed rows of tokens that want logits (n_embd) */
     /* fast path */
     uint8_t *act[SL_ACT_COUNT]; /* quantized activations (max_batch, sl_act_row_bytes(max_k)) */
+    uint8_t *act_groups;        /* the Q8_0 rows as token groups (sl_act_group), where the table has grouped kernels */
     uint8_t *gemm_scratch;      /* (n_threads, gemm_scratch_bytes) */
     size_t gemm_scratch_bytes;
     double *rope_cs;            /* (max_batch, n_rot/2, 2): cos, sin of each token's angles */
@@ -159,6 +160,10 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
             f->act[a] = sl_malloc_aligned(B * sl_act_row_bytes((sl_act)a, f->max_k));
             ok = ok && f->act[a];
         }
+        if (f->kern->gemm_grouped[SL_TYPE_Q4_0] || f->kern->gemm_grouped[SL_TYPE_Q8_0]) {
+            f->act_groups = sl_malloc_aligned((size_t)((B + 15) / 16) * sl_act_group_bytes(f->max_k));
+            ok = ok && f->act_groups;
+        }
         f->gemm_scratch_bytes = sl_gemm_scratch_bytes(f->max_k);
         f->gemm_scratch = sl_malloc_aligned(T * f->gemm_scratch_bytes);
         f->rope_cs = sl_malloc_aligned(B * (size_t)(hp->n_rot / 2) * 2 * sizeof(double) + 64);
@@ -210,6 +215,7 @@ void sl_fwd_destroy(sl_fwd *f) {
                      f->hb, f->hb2, f->xo, f->row_scratch, f->score_scratch, f->kv_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sl_free_aligned(bufs[i]);
     for (int a = 0; a < SL_ACT_COUNT; a++) sl_free_aligned(f->act[a]);
+    sl_free_aligned(f->act_groups);
     if (f->packed)
         for (int32_t i = 0; i <= f->m->hp.n_layer * MATS; i++) sl_free_aligned(f->packed[i]);
     sl_free(f->packed);
@@ -431,18 +437,26 @@ typedef struct mm_job {
     const void *packed;
 } mm_job;
 
-/* Quantize rows [t0, t1) of x (n × K floats) into the activation formats the
- * jobs need. */
-static void quantize_inputs(sl_fwd *f, const mm_job *jobs, int n_jobs, const float *x, int64_t K, long long t0,
-                            long long t1) {
-    bool done[SL_ACT_COUNT] = {false};
+/* Whether job's matmul of n_tok tokens runs on the table's token-group
+ * kernel (then its Q8_0 rows are also regrouped, sl_act_group). */
+static bool grouped(const sl_fwd *f, const mm_job *job, int64_t n_tok) {
+    return f->act_groups && job->packed && n_tok >= SL_GROUP_MIN_TOKENS && f->kern->gemm_grouped[job->w->type];
+}
+
+/* Quantize rows [t0, t1) of x (n_tok × K floats) into the activation formats
+ * the jobs need. */
+static void quantize_inputs(sl_fwd *f, const mm_job *jobs, int n_jobs, const float *x, int64_t K, int64_t n_tok,
+                            long long t0, long long t1) {
+    bool done[SL_ACT_COUNT] = {false}, groups = false;
     for (int i = 0; i < n_jobs; i++) {
         const sl_act a = sl_act_of(jobs[i].w->type);
+        if (a == SL_ACT_Q8_0 && grouped(f, &jobs[i], n_tok)) groups = true;
         if (a == SL_ACT_F32 || done[a]) continue;
         done[a] = true;
         const size_t rb = sl_act_row_bytes(a, K);
         if (t1 > t0) f->kern->act_quantize(a, x + t0 * K, K, t1 - t0, K, f->act[a] + (size_t)t0 * rb);
     }
+    if (groups) sl_act_group(f->act[SL_ACT_Q8_0], sl_act_row_bytes(SL_ACT_Q8_0, K), t0, t1, K, f->act_groups);
 }
 
 /* The matmuls of one op (same input x, n_tok rows of K floats, already
@@ -483,7 +497,10 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
         const sl_act a = sl_act_of(w->type);
         const uint8_t *act = a == SL_ACT_F32 ? (const uint8_t *)x : f->act[a];
         const size_t as = a == SL_ACT_F32 ? (size_t)K * sizeof(float) : sl_act_row_bytes(a, K);
-        if (jobs[j].packed)
+        if (grouped(f, &jobs[j], n_tok))
+            f->kern->gemm_grouped[w->type](K, (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K),
+                                           nr, act, as, f->act_groups, n_tok, jobs[j].y + r0, w->ne[1], scratch);
+        else if (jobs[j].packed)
             f->kern->gemm_packed[w->type](K, (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K),
                                           nr, act, as, n_tok, jobs[j].y + r0, w->ne[1], scratch);
         else
@@ -595,7 +612,7 @@ static void step_fast(void *arg, int ith, int nth) {
             if (l > 0) add_rows(f->x + t * d, f->tmp + t * d, d); /* the previous layer's FFN output */
             sl_rmsnorm_ref(f->x + t * d, L->attn_norm, f->xb + t * d, d, hp->rms_eps);
         }
-        quantize_inputs(f, qkv, 3, f->xb, d, t0, t1);
+        quantize_inputs(f, qkv, 3, f->xb, d, n, t0, t1);
         sl_pool_barrier(f->pool);
         matmul_op(f, &op, qkv, 3, f->xb, n, ith, nth);
         sl_pool_barrier(f->pool);
@@ -623,7 +640,7 @@ static void step_fast(void *arg, int ith, int nth) {
             sl_split_range(n, ith, nth, &t0, &t1);
             sl_pool_barrier(f->pool);
         }
-        quantize_inputs(f, o, 1, f->att, qd, t0, t1);
+        quantize_inputs(f, o, 1, f->att, qd, n, t0, t1);
         sl_pool_barrier(f->pool);
         matmul_op(f, &op, o, 1, f->att, n, ith, nth);
         sl_pool_barrier(f->pool);
@@ -631,12 +648,12 @@ static void step_fast(void *arg, int ith, int nth) {
             add_rows(f->x + t * d, f->tmp + t * d, d);
             sl_rmsnorm_ref(f->x + t * d, L->ffn_norm, f->xb + t * d, d, hp->rms_eps);
         }
-        quantize_inputs(f, gu, 2, f->xb, d, t0, t1);
+        quantize_inputs(f, gu, 2, f->xb, d, n, t0, t1);
         sl_pool_barrier(f->pool);
         matmul_op(f, &op, gu, 2, f->xb, n, ith, nth);
         sl_pool_barrier(f->pool);
         for (long long t = t0; t < t1; t++) f->kern->silu_mul(f->hb + t * ff, f->hb2 + t * ff, f->hb + t * ff, ff);
-        quantize_inputs(f, dn, 1, f->hb, ff, t0, t1);
+        quantize_inputs(f, dn, 1, f->hb, ff, n, t0, t1);
         sl_pool_barrier(f->pool);
         matmul_op(f, &op, dn, 1, f->hb, n, ith, nth);
         sl_pool_barrier(f->pool);
@@ -650,7 +667,7 @@ static void step_fast(void *arg, int ith, int nth) {
         add_rows(x, f->tmp + j * d, d);
         sl_rmsnorm_ref(x, m->output_norm, f->xo + j * d, d, hp->rms_eps);
     }
-    quantize_inputs(f, out, 1, f->xo, d, j0, j1);
+    quantize_inputs(f, out, 1, f->xo, d, f->n_out, j0, j1);
     sl_pool_barrier(f->pool);
     matmul_op(f, &op, out, 1, f->xo, f->n_out, ith, nth);
 }

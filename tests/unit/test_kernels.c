@@ -235,6 +235,22 @@ TEST(packed_kernels_match_scalar) {
                               sl_type_name(t), (long long)K, (long long)p.nr, (long long)nt, bad,
                               bad >= 0 ? got[bad] : 0.0, bad >= 0 ? want[bad] : 0.0);
                     checked++;
+                    if (k->gemm_grouped[t] && nt >= SL_GROUP_MIN_TOKENS) {
+                        /* the token-group form of the same rows, grouped in two uneven ranges as two threads would */
+                        void *groups = aligned_alloc(64, sl_act_group_bytes(K) * (size_t)((nt + 15) / 16));
+                        sl_act_group(p.act, p.as, 0, nt / 3, K, groups);
+                        sl_act_group(p.act, p.as, nt / 3, nt, K, groups);
+                        for (int64_t i = 0; i < ldy * nt; i++) got[i] = -12345.0f;
+                        k->gemm_grouped[t](K, tiles, p.nr, p.act, p.as, groups, nt, got, ldy, scratch);
+                        bad = -1;
+                        for (int64_t i = 0; i < ldy * nt && bad < 0; i++)
+                            if (memcmp(&want[i], &got[i], 4) != 0) bad = (int)i;
+                        CHECK_MSG(bad < 0, "%s grouped %s K=%lld rows=%lld tokens=%lld: y[%d] = %.9g, scalar %.9g",
+                                  isa[ii], sl_type_name(t), (long long)K, (long long)p.nr, (long long)nt, bad,
+                                  bad >= 0 ? got[bad] : 0.0, bad >= 0 ? want[bad] : 0.0);
+                        free(groups);
+                        checked++;
+                    }
                     free(scratch);
                     free(tiles);
                     free(want);
@@ -245,6 +261,30 @@ TEST(packed_kernels_match_scalar) {
         }
     }
     printf("    %d packed problems compared\n", checked);
+}
+
+/* sl_act_group puts every quant and scale where kernels.h says. */
+TEST(act_group_layout) {
+    const int64_t K = 96, nb = K / 32, nt = 37;
+    const size_t as = sl_act_row_bytes(SL_ACT_Q8_0, K), gb = sl_act_group_bytes(K);
+    CHECK(gb == (size_t)nb * (512 + 64));
+    uint8_t *act = malloc(as * nt), *groups = malloc(gb * 3);
+    for (size_t i = 0; i < as * nt; i++) act[i] = (uint8_t)(i * 7 + 3);
+    memset(groups, 0xEE, gb * 3);
+    sl_act_group(act, as, 5, nt, K, groups); /* two ranges, the second first */
+    sl_act_group(act, as, 0, 5, K, groups);
+    int bad = 0;
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *g = groups + (size_t)(t / 16) * gb, *row = act + (size_t)t * as;
+            bad += memcmp(g + 512 * b + 32 * (t % 16), row + 32 * b, 32) != 0;
+            bad += memcmp(g + (size_t)nb * 512 + 64 * (size_t)b + 4 * (size_t)(t % 16), row + K + 4 * b, 4) != 0;
+        }
+    CHECK_MSG(bad == 0, "%d misplaced quant or scale runs", bad);
+    /* the slots of tokens past the last (group 2 holds tokens 32..36) stay untouched */
+    CHECK(groups[2 * gb + 32 * 5] == 0xEE && groups[2 * gb + (size_t)nb * 512 + 4 * 5] == 0xEE);
+    free(act);
+    free(groups);
 }
 
 /* Dequantized activations as the kernels see them. */
