@@ -9,6 +9,7 @@
  * sequences lane by lane.
  */
 #include "kernels.h"
+#include "ops.h"
 
 #include "core/fp16.h"
 #include "quant.h"
@@ -513,6 +514,7 @@ const sl_kernels sl_kernels_scalar_table = {
     .act_quantize = sl_act_quantize,
     .sum_u64 = sum_u64_scalar,
     .silu_mul = silu_mul_scalar,
+    .rmsnorm = sl_rmsnorm_ref,
 };
 
 static sl_kernels avx2_table, avx512_table, amx_table;

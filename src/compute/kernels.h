@@ -203,6 +203,8 @@ typedef struct sl_kernels {
     uint64_t (*sum_u64)(const uint64_t *a, size_t n);
     /* out[i] = gate[i] / (1 + exp(-gate[i])) * up[i] (sl_expf's exp) */
     void (*silu_mul)(const float *gate, const float *up, float *out, int64_t n);
+    /* sl_rmsnorm_ref (ops.h), bit for bit: its order of the sum of squares is fixed */
+    void (*rmsnorm)(const float *x, const float *w, float *out, int64_t n, float eps);
 } sl_kernels;
 
 /* The best table this CPU supports (chosen once; thread-safe;

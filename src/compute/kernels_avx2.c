@@ -14,6 +14,7 @@
  *     the sign trick (|w| × sign(a, w)) since w + 128 would saturate.
  */
 #include "kernels.h"
+#include "ops.h"
 
 #include "core/fp16.h"
 #include "quant.h"
@@ -697,6 +698,7 @@ bool sl_kernels_avx2_init(sl_kernels *k) {
         .act_quantize = act_quantize_avx2,
         .sum_u64 = sum_u64_avx2,
         .silu_mul = silu_mul_avx2,
+        .rmsnorm = sl_rmsnorm_ref,
     };
     return true;
 }

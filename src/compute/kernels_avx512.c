@@ -1053,6 +1053,32 @@ static void silu_mul_avx512(const float *gate, const float *up, float *out, int6
     }
 }
 
+/* sl_rmsnorm_ref's steps: lane k of the accumulator is its partial sum k
+ * (elements 8i + k: mul, then add, in double), the partials added pairwise,
+ * then out = (float)(x * scale * w) in double, element by element. */
+static void rmsnorm_avx512(const float *x, const float *w, float *out, int64_t n, float eps) {
+    __m512d p = _mm512_setzero_pd();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + j));
+        p = _mm512_add_pd(p, _mm512_mul_pd(v, v));
+    }
+    if (j < n) {
+        const __mmask8 m = (__mmask8)((1u << (n - j)) - 1);
+        const __m512d v = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + j));
+        p = _mm512_mask_add_pd(p, m, p, _mm512_mul_pd(v, v));
+    }
+    double q[8];
+    _mm512_storeu_pd(q, p);
+    const double ss = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+    const __m512d sc = _mm512_set1_pd(1.0 / sqrt(ss / (double)n + (double)eps));
+    for (j = 0; j < n; j += 8) { /* out may be x: each element is read before it is written */
+        const __mmask8 m = n - j >= 8 ? 0xFF : (__mmask8)((1u << (n - j)) - 1);
+        const __m512d xv = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + j)), wv = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, w + j));
+        _mm256_mask_storeu_ps(out + j, m, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_mul_pd(xv, sc), wv)));
+    }
+}
+
 bool sl_kernels_avx512_init(sl_kernels *k) {
     *k = (sl_kernels){
         .name = "avx512",
@@ -1077,6 +1103,7 @@ bool sl_kernels_avx512_init(sl_kernels *k) {
         .act_quantize = act_quantize_avx512,
         .sum_u64 = sum_u64_avx512,
         .silu_mul = silu_mul_avx512,
+        .rmsnorm = rmsnorm_avx512,
     };
     return true;
 }

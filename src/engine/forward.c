@@ -610,7 +610,7 @@ static void step_fast(void *arg, int ith, int nth) {
 
         for (long long t = t0; t < t1; t++) {
             if (l > 0) add_rows(f->x + t * d, f->tmp + t * d, d); /* the previous layer's FFN output */
-            sl_rmsnorm_ref(f->x + t * d, L->attn_norm, f->xb + t * d, d, hp->rms_eps);
+            f->kern->rmsnorm(f->x + t * d, L->attn_norm, f->xb + t * d, d, hp->rms_eps);
         }
         quantize_inputs(f, qkv, 3, f->xb, d, n, t0, t1);
         sl_pool_barrier(f->pool);
@@ -646,7 +646,7 @@ static void step_fast(void *arg, int ith, int nth) {
         sl_pool_barrier(f->pool);
         for (long long t = t0; t < t1; t++) {
             add_rows(f->x + t * d, f->tmp + t * d, d);
-            sl_rmsnorm_ref(f->x + t * d, L->ffn_norm, f->xb + t * d, d, hp->rms_eps);
+            f->kern->rmsnorm(f->x + t * d, L->ffn_norm, f->xb + t * d, d, hp->rms_eps);
         }
         quantize_inputs(f, gu, 2, f->xb, d, n, t0, t1);
         sl_pool_barrier(f->pool);
@@ -665,7 +665,7 @@ static void step_fast(void *arg, int ith, int nth) {
     for (long long j = j0; j < j1; j++) { /* the rows that give logits are the first n_out now */
         float *x = f->x + j * d;
         add_rows(x, f->tmp + j * d, d);
-        sl_rmsnorm_ref(x, m->output_norm, f->xo + j * d, d, hp->rms_eps);
+        f->kern->rmsnorm(x, m->output_norm, f->xo + j * d, d, hp->rms_eps);
     }
     quantize_inputs(f, out, 1, f->xo, d, f->n_out, j0, j1);
     sl_pool_barrier(f->pool);

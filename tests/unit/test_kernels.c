@@ -17,6 +17,7 @@
 #include "harness.h"
 
 #include "compute/kernels.h"
+#include "compute/ops.h"
 #include "compute/quant.h"
 #include "core/fp16.h"
 
@@ -462,6 +463,41 @@ static void check_silu(const char *name) {
     for (int i = 4; i < N; i++) {
         const double want = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
         CHECK_MSG(fabs(a[i] - want) <= 1e-6 * fabs(want) + 1e-30, "silu(%g) = %.9g, want %.9g", g[i], a[i], want);
+    }
+}
+
+/* Every table's rmsnorm is sl_rmsnorm_ref bit for bit (tails of the
+ * 8-element partial sums, in place and not), and the reference is
+ * x / sqrt(mean(x^2) + eps) * w within float rounding. */
+TEST(rmsnorm_tables_match_reference) {
+    static const int64_t ns[] = {1, 7, 8, 9, 63, 64, 2048, 2049};
+    static const char *isa[] = {"scalar", "avx2", "avx512", "amx"};
+    enum { NMAX = 2049 };
+    static float x[NMAX], w[NMAX], want[NMAX], got[NMAX];
+    for (int i = 0; i < NMAX; i++) {
+        x[i] = rndf() * (i % 5 ? 3.0f : 300.0f);
+        w[i] = 1.0f + 0.25f * rndf();
+    }
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const int64_t n = ns[ni];
+        sl_rmsnorm_ref(x, w, want, n, 1e-5f);
+        long double ss = 0;
+        for (int64_t i = 0; i < n; i++) ss += (long double)x[i] * x[i];
+        const long double sc = 1.0L / sqrtl(ss / n + 1e-5L);
+        for (int64_t i = 0; i < n; i++)
+            CHECK_MSG(fabsl(want[i] - x[i] * sc * w[i]) <= 1e-6L * fabsl(x[i] * sc * w[i]) + 1e-30L,
+                      "n=%lld: ref[%lld] = %.9g", (long long)n, (long long)i, want[i]);
+        for (int ii = 0; ii < 4; ii++) {
+            const sl_kernels *k = sl_kernels_get(isa[ii]);
+            if (!k) continue;
+            k->rmsnorm(x, w, got, n, 1e-5f);
+            CHECK_MSG(memcmp(got, want, sizeof(float) * (size_t)n) == 0, "%s rmsnorm n=%lld differs from the reference",
+                      isa[ii], (long long)n);
+            memcpy(got, x, sizeof(float) * (size_t)n); /* in place, as the q/k norms run */
+            k->rmsnorm(got, w, got, n, 1e-5f);
+            CHECK_MSG(memcmp(got, want, sizeof(float) * (size_t)n) == 0, "%s rmsnorm in place n=%lld differs", isa[ii],
+                      (long long)n);
+        }
     }
 }
 
