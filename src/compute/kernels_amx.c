@@ -140,27 +140,20 @@ AI void unpack_block(const uint8_t *s, uint8_t *d) {
     }
 }
 
-/* Where a token group's activations are: the rows as quantized (A tile of
- * block b at q + 32 b, rows as apart; scale of token t at d + as t + 4 b) or
- * one group of sl_act_group (q + 512 b, rows 32 apart; d + 4 t + 64 b). */
+/* Where a token group's activations are: q its first quants, d its first
+ * scale, as the rows' stride. Rows as quantized (grp false): A tile of block
+ * b at q + 32 b, rows as apart; scale of token t at d + as t + 4 b. One group
+ * of sl_act_group (grp true, as unused): q + 512 b, rows 32 apart; d + 4 t + 64 b. */
 typedef struct act_at {
     const uint8_t *q, *d;
-    size_t q_block, d_tok, d_block;
-    long q_row;
+    size_t as;
 } act_at;
-
-static act_at act_rows(const uint8_t *act, size_t as, int64_t K) {
-    return (act_at){.q = act, .d = act + K, .q_block = 32, .d_tok = as, .d_block = 4, .q_row = (long)as};
-}
-static act_at act_group(const uint8_t *group, int64_t K) {
-    return (act_at){.q = group, .d = group + (size_t)(K / 32) * 512, .q_block = 512, .d_tok = 4, .d_block = 64, .q_row = 32};
-}
 
 /* Block b's product (16 rows × m tokens, exact integers; wb: the block's
  * quants in B form) into tile set b % 2 (C, A, B) — formed, not stored. */
 AI void block_product(bool grp, const uint8_t *wb, const act_at *a, int64_t b) {
-    const uint8_t *ab = a->q + (grp ? 512 : a->q_block) * (size_t)b;
-    const long rs = grp ? 32 : a->q_row;
+    const uint8_t *ab = a->q + (grp ? 512 : 32) * (size_t)b;
+    const long rs = grp ? 32 : (long)a->as;
     if (b & 1) {
         _tile_loadd(3, ab, rs);
         _tile_loadd(5, wb, 64);
@@ -183,8 +176,8 @@ AI void store_product(int64_t b, int32_t *c) {
  * canonical float steps of block b, C its stored product. */
 AI void scale_block(bool grp, int64_t b, const int32_t *c, const uint8_t *sc, const act_at *a, int m, __m512 acc[16]) {
     const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sc + b * 32)));
-    const uint8_t *da = a->d + (grp ? 64 : a->d_block) * (size_t)b;
-    const size_t dt = grp ? 4 : a->d_tok;
+    const uint8_t *da = a->d + (grp ? 64 : 4) * (size_t)b;
+    const size_t dt = grp ? 4 : a->as;
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) {
         if (t < m) {
@@ -284,8 +277,12 @@ static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const
                         configure(m, 32);
                         cfg = m;
                     }
-                    const act_at a = groups ? act_group((const uint8_t *)groups + (size_t)(t0 / 16) * sl_act_group_bytes(K), K)
-                                            : act_rows((const uint8_t *)act + (size_t)t0 * as, as, K);
+                    act_at a = {.q = (const uint8_t *)act + (size_t)t0 * as, .as = as};
+                    a.d = a.q + K;
+                    if (groups) {
+                        a.q = (const uint8_t *)groups + (size_t)(t0 / 16) * sl_act_group_bytes(K);
+                        a.d = a.q + (size_t)nb * 512;
+                    }
                     (groups ? tile_tokens_groups : tile_tokens_rows)(w, src + (size_t)nb * G, t0 == 0 ? src : NULL, !q8, ring, nb, &a, m,
                                 y + t0 * ldy + c0 + 16 * i, ldy, (int)(cr - 16 * i), cbuf);
                 }
