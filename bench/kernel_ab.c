@@ -17,9 +17,11 @@
  *
  *   build/kernel_ab TYPE K BYTES TOKENS [SECONDS=2]   (TYPE: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: the packed
  *   matmul; F16, BF16, F32: the matmul on rows as stored)
- *   build/kernel_ab ATTN N_POS HEAD_DIM N_Q [SECONDS=2] [KV=F16]   (the attention kernel: one KV
- *   head's group of N_Q query heads over N_POS positions of a paged cache, 16-slot blocks in a
- *   shuffled order, 8 KV heads per slot; reported per position)
+ *   build/kernel_ab ATTN N_POS HEAD_DIM N_Q [SECONDS=2] [KV=F16] [N_T=1]   (the attention kernel:
+ *   one KV head's group of N_Q query heads over N_POS positions of a paged cache, 16-slot blocks in
+ *   a shuffled order, 8 KV heads per slot; reported per position. With N_T > 1, a prompt's run of
+ *   N_T tokens whose last sees N_POS positions: the new table takes them in one call
+ *   (sl_attn_args.n_t), the old one token by token; reported per token and position)
  */
 #include "compute/kernels.h"
 #include "compute/quant.h"
@@ -92,10 +94,23 @@ static void call_gemm(const sl_kernels *kt, const void *r, float *y) { call(kt, 
 #define KV_HEADS 8
 #define KV_BLOCK 16
 
+static const sl_kernels *attn_new; /* the table whose calls take a run of tokens at once */
+
 static void call_attn(const sl_kernels *kt, const void *a, float *y) {
     sl_attn_args args = *(const sl_attn_args *)a;
     args.out = y;
-    kt->attn(&args);
+    if (kt == attn_new || args.n_t <= 1) {
+        kt->attn(&args);
+        return;
+    }
+    const int32_t n_t = args.n_t;
+    args.n_t = 1;
+    for (int32_t t = 0; t < n_t; t++) {
+        kt->attn(&args);
+        args.q += args.q_stride;
+        args.out += args.out_stride;
+        args.n_pos++;
+    }
 }
 
 static int attn_ab(int argc, char **argv, const sl_kernels *kold, const sl_kernels *knew) {
@@ -103,8 +118,11 @@ static int attn_ab(int argc, char **argv, const sl_kernels *kold, const sl_kerne
     const double secs = argc > 5 ? atof(argv[5]) : 2.0;
     const char *kvn = argc > 6 ? argv[6] : "F16";
     const sl_type T = !strcmp(kvn, "F32") ? SL_TYPE_F32 : !strcmp(kvn, "Q8_0") ? SL_TYPE_Q8_0 : SL_TYPE_F16;
-    if (n_pos < 1 || D < 1 || (T == SL_TYPE_Q8_0 && D % 32) || n_q < 1 || n_q > 8) {
-        fprintf(stderr, "kernel_ab: ATTN N_POS HEAD_DIM N_Q [SECONDS] [F32|F16|Q8_0] (N_Q 1..8)\n");
+    const int32_t n_t = argc > 7 ? atoi(argv[7]) : 1;
+    if (n_pos < 1 || D < 1 || (T == SL_TYPE_Q8_0 && D % 32) || n_q < 1 || n_q > 8 || n_t < 1 ||
+        n_t > SL_ATTN_MAX_T || n_t > n_pos) {
+        fprintf(stderr, "kernel_ab: ATTN N_POS HEAD_DIM N_Q [SECONDS] [F32|F16|Q8_0] [N_T] (N_Q 1..8, N_T 1..%d)\n",
+                SL_ATTN_MAX_T);
         return 2;
     }
     const int32_t nblk = (n_pos + KV_BLOCK - 1) / KV_BLOCK;
@@ -112,8 +130,9 @@ static int attn_ab(int argc, char **argv, const sl_kernels *kold, const sl_kerne
     const size_t kvb = (bbytes * (size_t)nblk + 63) / 64 * 64;
     uint8_t *k = aligned_alloc(64, kvb), *v = aligned_alloc(64, kvb);
     int32_t *blocks = malloc(sizeof(int32_t) * (size_t)nblk);
-    float *row = malloc(sizeof(float) * (size_t)KV_HEADS * (size_t)D), *q = malloc(sizeof(float) * (size_t)(n_q * D));
-    float *y0 = malloc(sizeof(float) * (size_t)(n_q * D)), *y1 = malloc(sizeof(float) * (size_t)(n_q * D));
+    const size_t qn = (size_t)n_t * (size_t)n_q * (size_t)D;
+    float *row = malloc(sizeof(float) * (size_t)KV_HEADS * (size_t)D), *q = malloc(sizeof(float) * qn);
+    float *y0 = malloc(sizeof(float) * qn), *y1 = malloc(sizeof(float) * qn);
     for (int32_t b = 0; b < nblk; b++) blocks[b] = b;
     for (int32_t b = nblk - 1; b > 0; b--) { /* a shuffled block table, as after a while of serving */
         const int32_t j = (int32_t)(rbyte() % (uint32_t)(b + 1)), z = blocks[b];
@@ -125,21 +144,24 @@ static int attn_ab(int argc, char **argv, const sl_kernels *kold, const sl_kerne
             for (int32_t i = 0; i < KV_HEADS * D; i++) row[i] = (float)((int)rbyte() - 128) / 64.0f;
             sl_quantize_row(T, row, (kv ? v : k) + (size_t)p * slot, (int64_t)KV_HEADS * D);
         }
-    for (int32_t i = 0; i < n_q * D; i++) q[i] = (float)((int)rbyte() - 128) / 64.0f;
+    for (size_t i = 0; i < qn; i++) q[i] = (float)((int)rbyte() - 128) / 64.0f;
     const size_t head = sl_type_row_size(T, (int64_t)3 * D); /* KV head 3 of the slot */
-    const sl_attn_args a = {.q = q, .n_q = n_q, .head_dim = D, .n_pos = n_pos, .scale = 0.125f, .kv_type = T,
+    const sl_attn_args a = {.q = q, .n_q = n_q, .head_dim = D, .n_pos = n_pos - n_t + 1, .scale = 0.125f, .kv_type = T,
                             .blocks = blocks, .block_size = KV_BLOCK, .block_bytes = bbytes, .slot_bytes = slot,
-                            .k_base = k + head, .v_base = v + head};
+                            .k_base = k + head, .v_base = v + head, .n_t = n_t, .q_stride = n_q * D,
+                            .out_stride = n_q * D};
+    attn_new = knew;
     call_attn(kold, &a, y0);
     call_attn(knew, &a, y1);
-    const int same = memcmp(y0, y1, sizeof(float) * (size_t)(n_q * D)) == 0;
+    const int same = memcmp(y0, y1, sizeof(float) * qn) == 0;
     double qs[2], best[2];
     int n;
     const double med = ab_loop(call_attn, &a, kold, knew, y0, y1, secs, qs, best, &n);
-    printf("%s attention %s n_pos=%d head_dim=%d n_q=%d: old %.2f ns, new %.2f ns per position (best slice); "
+    const double per = (double)n_t * (n_pos - (n_t - 1) / 2.0); /* token-positions per call */
+    printf("%s attention %s n_pos=%d head_dim=%d n_q=%d n_t=%d: old %.2f ns, new %.2f ns per %s (best slice); "
            "new/old speed: median %.3f, quartiles %.3f-%.3f over %d pairs; %s\n",
-           knew->name, sl_type_name(T), n_pos, D, n_q, 1e9 / best[0] / n_pos, 1e9 / best[1] / n_pos, med, qs[0], qs[1],
-           n, same ? "same bits" : "DIFFERENT OUTPUT");
+           knew->name, sl_type_name(T), n_pos, D, n_q, n_t, 1e9 / best[0] / per, 1e9 / best[1] / per,
+           n_t > 1 ? "token and position" : "position", med, qs[0], qs[1], n, same ? "same bits" : "DIFFERENT OUTPUT");
     free(k), free(v), free(blocks), free(row), free(q), free(y0), free(y1);
     return same ? 0 : 1;
 }

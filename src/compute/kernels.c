@@ -479,8 +479,13 @@ static void attn_head_scalar(const sl_attn_args *a, const float *q, float *out) 
 }
 
 static void attn_scalar(const sl_attn_args *a) {
-    for (int32_t g = 0; g < a->n_q; g++)
-        attn_head_scalar(a, a->q + (int64_t)g * a->head_dim, a->out + (int64_t)g * a->head_dim);
+    sl_attn_args one = *a;
+    for (int32_t t = 0; t < (a->n_t > 1 ? a->n_t : 1); t++) {
+        one.n_pos = a->n_pos + t;
+        for (int32_t g = 0; g < a->n_q; g++)
+            attn_head_scalar(&one, a->q + t * a->q_stride + (int64_t)g * a->head_dim,
+                             a->out + t * a->out_stride + (int64_t)g * a->head_dim);
+    }
 }
 
 static uint64_t sum_u64_scalar(const uint64_t *a, size_t n) {

@@ -127,7 +127,7 @@ typedef void (*sl_gemm_grouped_fn)(int64_t K, const void *tiles, int64_t nr, con
 void sl_gemm_packing(sl_gemm_packed_fn fn, sl_type t, int64_t K, const void *w, size_t ws, int64_t nr, const void *act,
                      size_t as, int64_t nt, float *y, int64_t ldy, void *scratch, size_t off);
 
-/* Attention of one query token for the n_q query heads that share one KV
+/* Attention of a query token (or a run of them, n_t) for the n_q query heads that share one KV
  * head (GQA): for each, softmax(q·K^T * scale) · V over positions
  * [0, n_pos) of a paged KV cache, with an online softmax over chunks of 16
  * positions (fixed by position, so chunking a prompt does not change the
@@ -138,11 +138,17 @@ void sl_gemm_packing(sl_gemm_packed_fn fn, sl_type t, int64_t K, const void *w, 
  * second chunk on); then for each j: p = e^(s_j - M'), l += p,
  * acc = fma(p, v_j, acc); finally out = acc / l. e^x is sl_expf. */
 typedef struct sl_attn_args {
-    const float *q;         /* (n_q, head_dim) */
-    float *out;             /* (n_q, head_dim) */
+    const float *q;         /* (n_q, head_dim) of each token, q_stride floats apart */
+    float *out;             /* (n_q, head_dim) of each token, out_stride floats apart */
     int32_t n_q;            /* 1..8 */
     int32_t head_dim;
-    int32_t n_pos;
+    int32_t n_pos;          /* positions the first token sees */
+    /* Tokens of one sequence at consecutive positions (0 counts as 1, at most
+     * SL_ATTN_MAX_T): token i sees n_pos + i positions, and its result is the
+     * same, bit for bit, as a call for it alone. A call for several reads
+     * each cached row once for all of them (a prompt's attention). */
+    int32_t n_t;
+    int64_t q_stride, out_stride;
     float scale;
     sl_type kv_type;        /* F32, F16 or Q8_0 */
     const int32_t *blocks;  /* the sequence's block table */
@@ -151,6 +157,7 @@ typedef struct sl_attn_args {
     const uint8_t *k_base, *v_base; /* block 0, slot 0 of this layer and head */
 } sl_attn_args;
 typedef void (*sl_attn_fn)(const sl_attn_args *a);
+#define SL_ATTN_MAX_T 16
 
 /* For the SIMD attention kernels, at the start of chunk j0 (0, 16, ...;
  * next is kept by the caller from one chunk to the next): offs gets the

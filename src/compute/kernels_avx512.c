@@ -945,10 +945,174 @@ static const attn_fn ATT[3][5][4] = {
     {ATT_ROW(Q8_0, 0), ATT_ROW(Q8_0, 8), ATT_ROW(Q8_0, 32), ATT_ROW(Q8_0, 64), ATT_ROW(Q8_0, 128)},
 };
 
+/* A run of query tokens (sl_attn_args.n_t > 1, a prompt): each chunk's K and V
+ * rows are converted to floats once, into L1, and every token and head of
+ * the run takes its step over that chunk, its accumulators kept in memory
+ * between chunks. Per head the operations are attn_impl's, in its order:
+ * the same scores (16-lane dots, reduce16x16, * scale), maximum, correction,
+ * exponentials and V sums, so each token gets the bits of a call for it
+ * alone. */
+#define ATT_ST 256 /* zmm of accumulators a pass keeps (16 KiB): tokens per pass = ATT_ST / (n_q * vectors per head) */
+
+/* The scores of one head over a chunk's n (1..16) positions (rows of kf, nv
+ * vectors each, tail lanes zero), the chunk's new maximum M' (returned; *M
+ * is left to the caller, which needs it for the correction e^(M - M')), and
+ * e[j] = e^(s_j - M'). */
+AI float attn_scores(int DC, int32_t Dr, const float *q, const __m512 *kf, int32_t n, float scale, float M, float e[16]) {
+    const int32_t D = DC ? DC : Dr, nv = (D + 15) / 16;
+    const __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xFFFF);
+    __m512 qv[ATT_MAXV], dvb[16];
+    float s[16] __attribute__((aligned(64)));
+#pragma GCC unroll 8
+    for (int32_t v = 0; v < nv; v++) qv[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? tail : 0xFFFF, q + 16 * v);
+    for (int32_t j = 0; j < n; j++) {
+        __m512 dv = _mm512_setzero_ps();
+#pragma GCC unroll 8
+        for (int32_t v = 0; v < nv; v++)
+            dv = _mm512_mask3_fmadd_ps(qv[v], kf[j * nv + v], dv, v == nv - 1 ? tail : 0xFFFF);
+        dvb[j] = dv;
+    }
+    for (int32_t j = n; j < 16; j++) dvb[j] = _mm512_setzero_ps();
+    _mm512_store_ps(s, _mm512_mul_ps(reduce16x16(dvb), _mm512_set1_ps(scale)));
+    const __mmask16 jm = (__mmask16)((1u << n) - 1);
+    const __m512 sv = _mm512_load_ps(s);
+    const float mc = _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(jm, sv, sv, _CMP_ORD_Q), sv);
+    const float Mn = mc > M ? mc : M;
+    _mm512_storeu_ps(e, exp16(_mm512_sub_ps(_mm512_maskz_load_ps(jm, s), _mm512_set1_ps(Mn))));
+    return Mn;
+}
+
+/* G heads' accumulators (G * nv vectors at acc, sums at l) over a chunk's n
+ * V rows (vf), in registers: corrected (unless first), then acc += e_j * v_j
+ * and l += e_j position by position, as attn_impl. */
+AI void attn_pv(int DC, int G, int32_t Dr, const __m512 *vf, int32_t n, bool first, const float e[4][16],
+                const float corr[4], float *l, __m512 *acc) {
+    const int32_t D = DC ? DC : Dr, nv = (D + 15) / 16;
+    const __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xFFFF);
+    __m512 r[4][ATT_MAXV];
+    float lr[4];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        lr[g] = l[g];
+#pragma GCC unroll 8
+        for (int32_t v = 0; v < nv; v++) r[g][v] = acc[g * nv + v];
+        if (!first) {
+            lr[g] = lr[g] * corr[g];
+            const __m512 c = _mm512_set1_ps(corr[g]);
+#pragma GCC unroll 8
+            for (int32_t v = 0; v < nv; v++) r[g][v] = _mm512_mul_ps(r[g][v], c);
+        }
+    }
+    for (int32_t j = 0; j < n; j++)
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            lr[g] = lr[g] + e[g][j];
+            const __m512 pe = _mm512_set1_ps(e[g][j]);
+#pragma GCC unroll 8
+            for (int32_t v = 0; v < nv; v++)
+                r[g][v] = _mm512_mask3_fmadd_ps(pe, vf[j * nv + v], r[g][v], v == nv - 1 ? tail : 0xFFFF);
+        }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        l[g] = lr[g];
+#pragma GCC unroll 8
+        for (int32_t v = 0; v < nv; v++) acc[g * nv + v] = r[g][v];
+    }
+}
+
+AI void attn_tokens_impl(sl_type T, int DC, const sl_attn_args *a) {
+    const int32_t D = DC ? DC : a->head_dim, nv = (D + 15) / 16, nq = a->n_q;
+    const __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xFFFF);
+    const size_t rb = sl_type_row_size(T, D);
+    __m512 kf[16 * ATT_MAXV], vf[16 * ATT_MAXV], st[ATT_ST];
+    float M[ATT_ST], l[ATT_ST];
+    const int32_t per_pass = ATT_ST / (nv * nq) < SL_ATTN_MAX_T ? ATT_ST / (nv * nq) : SL_ATTN_MAX_T;
+    for (int32_t i0 = 0; i0 < a->n_t; i0 += per_pass) {
+        const int32_t ni = a->n_t - i0 < per_pass ? a->n_t - i0 : per_pass, n_max = a->n_pos + i0 + ni - 1;
+        for (int32_t s = 0; s < ni * nq; s++) {
+            M[s] = -INFINITY;
+            l[s] = 0.0f;
+            for (int32_t v = 0; v < nv; v++) st[s * nv + v] = _mm512_setzero_ps();
+        }
+        sl_attn_args span = *a; /* the rows the pass's last token sees */
+        span.n_pos = n_max;
+        size_t offs[16], next[16];
+        sl_attn_offsets(&span, 0, next);
+        for (int32_t j0 = 0; j0 < n_max; j0 += 16) {
+            const int32_t nc = n_max - j0 < 16 ? n_max - j0 : 16;
+            for (int32_t j = 0; j < nc; j++) offs[j] = next[j];
+            if (j0 + 16 < n_max) { /* the next chunk's rows arrive while this one is worked on */
+                const int32_t nn = n_max - j0 - 16 < 16 ? n_max - j0 - 16 : 16;
+                sl_attn_offsets(&span, j0 + 16, next);
+                sl_attn_prefetch(a->k_base, next, nn, rb);
+                sl_attn_prefetch(a->v_base, next, nn, rb);
+            }
+            for (int32_t j = 0; j < nc; j++)
+#pragma GCC unroll 8
+                for (int32_t v = 0; v < nv; v++) {
+                    const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
+                    kf[j * nv + v] = kv_load(T, a->k_base + offs[j], 16 * v, m);
+                    vf[j * nv + v] = kv_load(T, a->v_base + offs[j], 16 * v, m);
+                }
+            for (int32_t i = 0; i < ni; i++) {
+                const int32_t n_pos = a->n_pos + i0 + i;
+                if (n_pos <= j0) continue;
+                const int32_t n = n_pos - j0 < 16 ? n_pos - j0 : 16;
+                const float *q = a->q + (int64_t)(i0 + i) * a->q_stride;
+                for (int32_t g0 = 0; g0 < nq; g0 += 4) {
+                    const int G = nq - g0 < 4 ? nq - g0 : 4;
+                    float e[4][16], corr[16] __attribute__((aligned(64))), d[16] __attribute__((aligned(64))) = {0};
+                    for (int g = 0; g < G; g++) {
+                        float *Mg = &M[i * nq + g0 + g];
+                        const float Mn = attn_scores(DC, D, q + (int64_t)(g0 + g) * D, kf, n, a->scale, *Mg, e[g]);
+                        d[g] = *Mg - Mn;
+                        *Mg = Mn;
+                    }
+                    /* the heads' corrections e^(M - M') in one vector (exp16 works lane by lane) */
+                    if (j0 > 0) _mm512_store_ps(corr, exp16(_mm512_load_ps(d)));
+                    /* the heads' V sums together, as attn_impl's (independent chains) */
+                    __m512 *acc = st + (size_t)(i * nq + g0) * (size_t)nv;
+                    float *lg = l + i * nq + g0;
+                    switch (G) {
+                    case 1: attn_pv(DC, 1, D, vf, n, j0 == 0, e, corr, lg, acc); break;
+                    case 2: attn_pv(DC, 2, D, vf, n, j0 == 0, e, corr, lg, acc); break;
+                    case 3: attn_pv(DC, 3, D, vf, n, j0 == 0, e, corr, lg, acc); break;
+                    default: attn_pv(DC, 4, D, vf, n, j0 == 0, e, corr, lg, acc); break;
+                    }
+                }
+            }
+        }
+        for (int32_t i = 0; i < ni; i++)
+            for (int32_t g = 0; g < nq; g++) {
+                const int32_t s = i * nq + g;
+                const __m512 lv = _mm512_set1_ps(l[s]);
+                float *o = a->out + (int64_t)(i0 + i) * a->out_stride + (int64_t)g * D;
+                for (int32_t v = 0; v < nv; v++)
+                    _mm512_mask_storeu_ps(o + 16 * v, v == nv - 1 ? tail : 0xFFFF, _mm512_div_ps(st[s * nv + v], lv));
+            }
+    }
+}
+
+#define ATB_V(TY, DC) \
+    static void atb_##TY##_##DC(const sl_attn_args *a) { attn_tokens_impl(SL_TYPE_##TY, DC, a); }
+#define ATB_T(TY) ATB_V(TY, 0) ATB_V(TY, 8) ATB_V(TY, 32) ATB_V(TY, 64) ATB_V(TY, 128)
+ATB_T(F32)
+ATB_T(F16)
+ATB_T(Q8_0)
+static const sl_attn_fn ATB[3][5] = {
+    {atb_F32_0, atb_F32_8, atb_F32_32, atb_F32_64, atb_F32_128},
+    {atb_F16_0, atb_F16_8, atb_F16_32, atb_F16_64, atb_F16_128},
+    {atb_Q8_0_0, atb_Q8_0_8, atb_Q8_0_32, atb_Q8_0_64, atb_Q8_0_128},
+};
+
 static void attn_avx512(const sl_attn_args *a) {
     const int ti = a->kv_type == SL_TYPE_F32 ? 0 : a->kv_type == SL_TYPE_F16 ? 1 : 2;
     const int32_t D = a->head_dim;
     const int di = D == 8 ? 1 : D == 32 ? 2 : D == 64 ? 3 : D == 128 ? 4 : 0;
+    if (a->n_t > 1) {
+        ATB[ti][di](a);
+        return;
+    }
     for (int32_t g0 = 0; g0 < a->n_q; g0 += 4) {
         const int G = a->n_q - g0 < 4 ? a->n_q - g0 : 4;
         ATT[ti][di][G - 1](a, a->q + (int64_t)g0 * a->head_dim, a->out + (int64_t)g0 * a->head_dim);

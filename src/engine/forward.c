@@ -92,6 +92,8 @@ struct sl_fwd {
     const sl_batch *b;
     sl_kv_seq *const *seqs;
     int32_t *out_rows;   /* (max_batch) token index of each logits row */
+    int32_t *att_runs;   /* (max_batch + 1) first token of each run the attention takes in one call */
+    int32_t n_att_runs;
     int32_t n_out;
     float *logits;
 };
@@ -143,7 +145,9 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
     f->hb2 = sl_malloc_aligned(B * ff * sizeof(float));
     f->xo = sl_malloc_aligned(B * d * sizeof(float));
     f->out_rows = sl_alloc_array(B, sizeof(int32_t));
-    bool ok = f->x && f->xb && f->q && f->k && f->v && f->att && f->tmp && f->hb && f->hb2 && f->xo && f->out_rows;
+    f->att_runs = sl_alloc_array(B + 1, sizeof(int32_t));
+    bool ok = f->x && f->xb && f->q && f->k && f->v && f->att && f->tmp && f->hb && f->hb2 && f->xo && f->out_rows &&
+              f->att_runs;
     if (f->reference) {
         f->row_scratch = sl_malloc_aligned(T * (size_t)f->max_k * sizeof(float));
         f->score_scratch = sl_malloc_aligned(T * (size_t)p->n_ctx * sizeof(float));
@@ -225,6 +229,7 @@ void sl_fwd_destroy(sl_fwd *f) {
     sl_free_aligned(f->acc_scratch);
     sl_free_aligned(f->round_scratch);
     sl_free(f->out_rows);
+    sl_free(f->att_runs);
     sl_free(f);
 }
 
@@ -547,8 +552,24 @@ static void rope_apply(const sl_fwd *f, float *x, int32_t n_heads, int64_t t) {
     }
 }
 
-/* Work units: (token, KV head) pairs; each runs the group of query heads
- * that share the KV head (they read the same cached rows). */
+/* Runs of tokens that one attention call takes (sl_attn_args.n_t): tokens
+ * of one sequence at consecutive positions, next to each other in the
+ * batch, at most SL_ATTN_MAX_T (a prompt's chunk). A decoding step's tokens
+ * are runs of one. */
+static void attention_runs(sl_fwd *f) {
+    const sl_batch *b = f->b;
+    int32_t n = 0;
+    for (int32_t t = 0; t < b->n_tokens; t++)
+        if (t == 0 || b->seq[t] != b->seq[t - 1] || b->pos[t] != b->pos[t - 1] + 1 ||
+            t - f->att_runs[n - 1] == SL_ATTN_MAX_T)
+            f->att_runs[n++] = t;
+    f->att_runs[n] = b->n_tokens;
+    f->n_att_runs = n;
+}
+
+/* Work units: (run of tokens, KV head) pairs, the latest runs (the longest
+ * contexts) first; each runs the group of query heads that share the KV
+ * head (they read the same cached rows). */
 static void attention_op(sl_fwd *f, int *op, int layer) {
     _Atomic int64_t *ctr = &f->ops[(*op)++];
     const sl_hparams *hp = &f->m->hp;
@@ -556,14 +577,16 @@ static void attention_op(sl_fwd *f, int *op, int layer) {
     const sl_batch *b = f->b;
     const int32_t H = hp->n_head, Hkv = hp->n_head_kv, hd = hp->head_dim, group = H / Hkv;
     const int32_t per_call = group <= 8 ? group : 8;
-    const int64_t qd = (int64_t)H * hd, total = (int64_t)b->n_tokens * Hkv;
+    const int64_t qd = (int64_t)H * hd, total = (int64_t)f->n_att_runs * Hkv;
     const size_t layer_off = sl_kv_block_offset(kv, layer, 0);
     sl_attn_args a = {.head_dim = hd, .scale = (float)(1.0 / sqrt((double)hd)), .kv_type = kv->type,
-                      .block_size = kv->block_size, .block_bytes = kv->block_bytes, .slot_bytes = kv->slot_bytes};
+                      .block_size = kv->block_size, .block_bytes = kv->block_bytes, .slot_bytes = kv->slot_bytes,
+                      .q_stride = qd, .out_stride = qd};
     for (;;) {
         const int64_t w = atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
         if (w >= total) break;
-        const int32_t t = (int32_t)(w / Hkv), kvh = (int32_t)(w % Hkv);
+        const int32_t r = f->n_att_runs - 1 - (int32_t)(w / Hkv), kvh = (int32_t)(w % Hkv), t = f->att_runs[r];
+        a.n_t = f->att_runs[r + 1] - t;
         const size_t head_off = sl_type_row_size(kv->type, (int64_t)kvh * hd);
         a.n_pos = b->pos[t] + 1;
         a.blocks = f->seqs[b->seq[t]]->blocks;
@@ -698,6 +721,7 @@ sl_status sl_fwd_step(sl_fwd *f, const sl_batch *b, sl_kv_seq *const *seqs, int3
         sl_pool_run(f->pool, step_ref, f);
     } else {
         for (int32_t i = 0; i < f->n_ops; i++) atomic_store_explicit(&f->ops[i], 0, memory_order_relaxed);
+        attention_runs(f);
         sl_pool_run(f->pool, step_fast, f);
     }
     f->b = NULL;

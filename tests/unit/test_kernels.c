@@ -578,6 +578,75 @@ static void check_attn_bs(const char *name, sl_type kvt, int32_t D, int32_t n_po
 /* blocks of 16 slots, as the engine's */
 static void check_attn(const char *name, sl_type kvt, int32_t D, int32_t n_pos) { check_attn_bs(name, kvt, D, n_pos, 16); }
 
+/* A run of query tokens in one call (n_t > 1, as a prompt's attention):
+ * every token's output equals, bit for bit, the scalar kernel's call for
+ * that token alone. Shapes where one call takes several passes (n_q * D
+ * large), tails of D, blocks that chunks cross, runs shorter than a chunk. */
+static void check_attn_tokens(const char *name, sl_type kvt, int32_t D, int32_t n_q, int32_t pos0, int32_t n_t,
+                              int32_t bs) {
+    const sl_kernels *k = sl_kernels_get(name), *s = sl_kernels_scalar();
+    if (!k) return;
+    const int32_t n_pos = pos0 + n_t, nblk = (n_pos + bs - 1) / bs + 1;
+    const size_t slot = sl_type_row_size(kvt, D), blkb = slot * (size_t)bs;
+    const int64_t stride = (int64_t)n_q * D + 3; /* rows of a step are wider than one group's heads */
+    uint8_t *K = calloc((size_t)nblk, blkb), *V = calloc((size_t)nblk, blkb);
+    float *q = malloc(sizeof(float) * (size_t)(stride * n_t)), *o1 = malloc(sizeof(float) * (size_t)(stride * n_t)),
+          *o2 = malloc(sizeof(float) * (size_t)(stride * n_t)), row[256];
+    int32_t blocks[128];
+    for (int32_t i = 0; i < nblk; i++) blocks[i] = (i * 7 + 3) % nblk; /* a permutation: nblk is never a multiple of 7 here */
+    for (int64_t i = 0; i < stride * n_t; i++) q[i] = rndf();
+    memset(o1, 0, sizeof(float) * (size_t)(stride * n_t));
+    memset(o2, 0, sizeof(float) * (size_t)(stride * n_t));
+    for (int32_t b = 0; b < nblk; b++)
+        for (int32_t j = 0; j < bs; j++) {
+            for (int32_t i = 0; i < D; i++) row[i] = rndf() * 3.0f;
+            sl_quantize_row(kvt, row, K + (size_t)b * blkb + (size_t)j * slot, D);
+            for (int32_t i = 0; i < D; i++) row[i] = rndf();
+            sl_quantize_row(kvt, row, V + (size_t)b * blkb + (size_t)j * slot, D);
+        }
+    sl_attn_args a = {.n_q = n_q, .head_dim = D, .scale = 1.0f / sqrtf((float)D), .kv_type = kvt, .blocks = blocks,
+                      .block_size = bs, .block_bytes = blkb, .slot_bytes = slot, .k_base = K, .v_base = V,
+                      .q_stride = stride, .out_stride = stride};
+    for (int32_t t = 0; t < n_t; t++) { /* one call per token */
+        a.q = q + t * stride;
+        a.out = o1 + t * stride;
+        a.n_pos = pos0 + 1 + t;
+        s->attn(&a);
+    }
+    a.q = q;
+    a.out = o2;
+    a.n_pos = pos0 + 1;
+    a.n_t = n_t;
+    k->attn(&a);
+    for (int32_t t = 0; t < n_t && !sl_test_failed(); t++)
+        for (int32_t i = 0; i < n_q * D; i++)
+            CHECK_MSG(memcmp(&o1[t * stride + i], &o2[t * stride + i], 4) == 0,
+                      "%s attention of %d tokens (%s, D=%d, %d heads, from position %d, blocks of %d): token %d out[%d] "
+                      "%.9g, alone %.9g", name, n_t, sl_type_name(kvt), D, n_q, pos0, bs, t, i, o2[t * stride + i],
+                      o1[t * stride + i]);
+    free(K);
+    free(V);
+    free(q);
+    free(o1);
+    free(o2);
+}
+
+TEST(attention_of_token_runs_matches_one_token_calls) {
+    static const char *isa[] = {"avx512", "avx2", "scalar"};
+    for (int i = 0; i < 3; i++) {
+        check_attn_tokens(isa[i], SL_TYPE_F16, 64, 4, 0, 16, 16);   /* a prompt's first chunk */
+        check_attn_tokens(isa[i], SL_TYPE_F16, 64, 4, 37, 16, 16);
+        check_attn_tokens(isa[i], SL_TYPE_F32, 64, 1, 5, 2, 16);
+        check_attn_tokens(isa[i], SL_TYPE_Q8_0, 32, 2, 20, 7, 16);
+        check_attn_tokens(isa[i], SL_TYPE_F32, 8, 8, 3, 13, 5);     /* chunks cross blocks of 5 */
+        check_attn_tokens(isa[i], SL_TYPE_F32, 24, 3, 17, 16, 7);   /* a tail of D, odd group */
+        check_attn_tokens(isa[i], SL_TYPE_F32, 128, 8, 40, 16, 16); /* four passes of 4 tokens */
+        check_attn_tokens(isa[i], SL_TYPE_F16, 256, 8, 9, 5, 16);   /* a pass per token */
+        check_attn_tokens(isa[i], SL_TYPE_F16, 48, 6, 100, 11, 16); /* any D, two groups of heads */
+        if (sl_test_failed()) return;
+    }
+}
+
 TEST(attention_simd_matches_scalar) {
     static const char *isa[] = {"avx512", "avx2"};
     for (int i = 0; i < 2; i++) {
