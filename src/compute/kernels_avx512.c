@@ -954,32 +954,60 @@ static const attn_fn ATT[3][5][4] = {
  * alone. */
 #define ATT_ST 256 /* zmm of accumulators a pass keeps (16 KiB): tokens per pass = ATT_ST / (n_q * vectors per head) */
 
-/* The scores of one head over a chunk's n (1..16) positions (rows of kf, nv
- * vectors each, tail lanes zero), the chunk's new maximum M' (returned; *M
- * is left to the caller, which needs it for the correction e^(M - M')), and
- * e[j] = e^(s_j - M'). */
-AI float attn_scores(int DC, int32_t Dr, const float *q, const __m512 *kf, int32_t n, float scale, float M, float e[16]) {
-    const int32_t D = DC ? DC : Dr, nv = (D + 15) / 16;
-    const __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xFFFF);
-    __m512 qv[ATT_MAXV], dvb[16];
-    float s[16] __attribute__((aligned(64)));
+/* The 16 x 16 floats r[0..15] (row j, lane l) transposed into c (c[l] lane j = r[j] lane l). */
+AI void transpose16(const __m512 r[16], __m512 *c) {
+    __m512 t[16], u[16];
 #pragma GCC unroll 8
-    for (int32_t v = 0; v < nv; v++) qv[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? tail : 0xFFFF, q + 16 * v);
-    for (int32_t j = 0; j < n; j++) {
-        __m512 dv = _mm512_setzero_ps();
-#pragma GCC unroll 8
-        for (int32_t v = 0; v < nv; v++)
-            dv = _mm512_mask3_fmadd_ps(qv[v], kf[j * nv + v], dv, v == nv - 1 ? tail : 0xFFFF);
-        dvb[j] = dv;
+    for (int i = 0; i < 8; i++) { /* rows 2i, 2i+1 interleaved: lanes (0 1 0 1), (2 3 2 3) of each 128 bits */
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
-    for (int32_t j = n; j < 16; j++) dvb[j] = _mm512_setzero_ps();
-    _mm512_store_ps(s, _mm512_mul_ps(reduce16x16(dvb), _mm512_set1_ps(scale)));
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) /* u[4g + k]: rows 4g..4g+3 of lanes k, k+4, k+8, k+12 */
+        for (int h = 0; h < 2; h++) {
+            const __m512d x = _mm512_castps_pd(t[4 * g + h]), y = _mm512_castps_pd(t[4 * g + 2 + h]);
+            u[4 * g + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
+            u[4 * g + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
+        }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) { /* t[k]: lanes k, k+8 of rows 0-7; t[4+k]: k+4, k+12; t[8+k], t[12+k]: rows 8-15 */
+        t[k] = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88);
+        t[4 + k] = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
+        t[8 + k] = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88);
+        t[12 + k] = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        c[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+        c[k + 8] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xDD);
+        c[k + 4] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
+        c[k + 12] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xDD);
+    }
+}
+
+/* The scores of one head over a chunk's n (1..16) positions, from the
+ * chunk's K rows transposed (kt[16 v + l] lane j = element 16 v + l of row
+ * j): lane j of p[l] runs the FMA chain that lane l of attn_impl's dot
+ * vector for position j runs, and the halving tree adds the same pairs, so
+ * the scores are its bits, without its 16 reductions across lanes. Lanes
+ * from n on are 0, as attn_impl's. */
+AI __m512 attn_scores(int DC, int32_t Dr, const float *q, const __m512 *kt, int32_t n, float scale) {
+    const int32_t D = DC ? DC : Dr, nv = (D + 15) / 16;
+    __m512 p[16];
+#pragma GCC unroll 16
+    for (int l = 0; l < 16; l++) p[l] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int32_t v = 0; v < nv; v++) {
+        const int lanes = v == nv - 1 && D % 16 ? D % 16 : 16;
+#pragma GCC unroll 16
+        for (int l = 0; l < lanes; l++) p[l] = _mm512_fmadd_ps(_mm512_set1_ps(q[16 * v + l]), kt[16 * v + l], p[l]);
+    }
+#pragma GCC unroll 4
+    for (int h = 8; h >= 1; h >>= 1)
+#pragma GCC unroll 8
+        for (int i = 0; i < h; i++) p[i] = _mm512_add_ps(p[i], p[i + h]);
     const __mmask16 jm = (__mmask16)((1u << n) - 1);
-    const __m512 sv = _mm512_load_ps(s);
-    const float mc = _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(jm, sv, sv, _CMP_ORD_Q), sv);
-    const float Mn = mc > M ? mc : M;
-    _mm512_storeu_ps(e, exp16(_mm512_sub_ps(_mm512_maskz_load_ps(jm, s), _mm512_set1_ps(Mn))));
-    return Mn;
+    return _mm512_maskz_mov_ps(jm, _mm512_mul_ps(p[0], _mm512_set1_ps(scale)));
 }
 
 /* G heads' accumulators (G * nv vectors at acc, sums at l) over a chunk's n
@@ -1024,7 +1052,7 @@ AI void attn_tokens_impl(sl_type T, int DC, const sl_attn_args *a) {
     const int32_t D = DC ? DC : a->head_dim, nv = (D + 15) / 16, nq = a->n_q;
     const __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xFFFF);
     const size_t rb = sl_type_row_size(T, D);
-    __m512 kf[16 * ATT_MAXV], vf[16 * ATT_MAXV], st[ATT_ST];
+    __m512 kf[16 * ATT_MAXV], kt[16 * ATT_MAXV], vf[16 * ATT_MAXV], st[ATT_ST];
     float M[ATT_ST], l[ATT_ST];
     const int32_t per_pass = ATT_ST / (nv * nq) < SL_ATTN_MAX_T ? ATT_ST / (nv * nq) : SL_ATTN_MAX_T;
     for (int32_t i0 = 0; i0 < a->n_t; i0 += per_pass) {
@@ -1054,6 +1082,14 @@ AI void attn_tokens_impl(sl_type T, int DC, const sl_attn_args *a) {
                     kf[j * nv + v] = kv_load(T, a->k_base + offs[j], 16 * v, m);
                     vf[j * nv + v] = kv_load(T, a->v_base + offs[j], 16 * v, m);
                 }
+            for (int32_t j = nc; j < 16; j++) /* rows past the end: lanes of the transposed rows no score uses */
+                for (int32_t v = 0; v < nv; v++) kf[j * nv + v] = _mm512_setzero_ps();
+            for (int32_t v = 0; v < nv; v++) {
+                __m512 r[16];
+#pragma GCC unroll 16
+                for (int j = 0; j < 16; j++) r[j] = kf[j * nv + v];
+                transpose16(r, kt + 16 * v);
+            }
             for (int32_t i = 0; i < ni; i++) {
                 const int32_t n_pos = a->n_pos + i0 + i;
                 if (n_pos <= j0) continue;
@@ -1062,12 +1098,20 @@ AI void attn_tokens_impl(sl_type T, int DC, const sl_attn_args *a) {
                 for (int32_t g0 = 0; g0 < nq; g0 += 4) {
                     const int G = nq - g0 < 4 ? nq - g0 : 4;
                     float e[4][16], corr[16] __attribute__((aligned(64))), d[16] __attribute__((aligned(64))) = {0};
+                    __m512 sv[4];
+                    for (int g = 0; g < G; g++) sv[g] = attn_scores(DC, D, q + (int64_t)(g0 + g) * D, kt, n, a->scale);
+                    /* the maximum and the exponentials of the heads one after another (each a long chain of
+                     * dependent steps, independent of the others') */
+                    const __mmask16 jm = (__mmask16)((1u << n) - 1);
                     for (int g = 0; g < G; g++) {
                         float *Mg = &M[i * nq + g0 + g];
-                        const float Mn = attn_scores(DC, D, q + (int64_t)(g0 + g) * D, kf, n, a->scale, *Mg, e[g]);
+                        const float mc = _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(jm, sv[g], sv[g], _CMP_ORD_Q), sv[g]);
+                        const float Mn = mc > *Mg ? mc : *Mg;
                         d[g] = *Mg - Mn;
                         *Mg = Mn;
+                        sv[g] = _mm512_sub_ps(sv[g], _mm512_set1_ps(Mn));
                     }
+                    for (int g = 0; g < G; g++) _mm512_storeu_ps(e[g], exp16(sv[g]));
                     /* the heads' corrections e^(M - M') in one vector (exp16 works lane by lane) */
                     if (j0 > 0) _mm512_store_ps(corr, exp16(_mm512_load_ps(d)));
                     /* the heads' V sums together, as attn_impl's (independent chains) */
