@@ -883,6 +883,7 @@ AI void attn_impl(sl_type T, int DC, int G, const sl_attn_args *a, const float *
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) _mm512_store_ps(s[g], _mm512_mul_ps(reduce16x16(dvb[g]), _mm512_set1_ps(a->scale)));
         const __mmask16 jm = (__mmask16)((1u << n) - 1);
+        float d[16] __attribute__((aligned(64))) = {0}, corr[16] __attribute__((aligned(64)));
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) {
             /* the largest score that is not NaN (-inf if none), as a scan in position order finds it: a
@@ -891,15 +892,23 @@ AI void attn_impl(sl_type T, int DC, int G, const sl_attn_args *a, const float *
             const __m512 sv = _mm512_load_ps(s[g]);
             const float mc = _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(jm, sv, sv, _CMP_ORD_Q), sv);
             const float Mn = mc > M[g] ? mc : M[g];
-            if (j0 > 0) {
-                const float corr = _mm512_cvtss_f32(exp16(_mm512_set1_ps(M[g] - Mn)));
-                l[g] = l[g] * corr;
-                const __m512 c = _mm512_set1_ps(corr);
+            d[g] = M[g] - Mn;
+            M[g] = Mn;
+        }
+        /* the heads' exponentials, each a long chain of dependent steps, one after another so they
+         * overlap; the corrections e^(M - M') in one vector (exp16 works lane by lane) */
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++)
+            _mm512_store_ps(e[g], exp16(_mm512_sub_ps(_mm512_maskz_load_ps(jm, s[g]), _mm512_set1_ps(M[g]))));
+        if (j0 > 0) {
+            _mm512_store_ps(corr, exp16(_mm512_load_ps(d)));
+#pragma GCC unroll 4
+            for (int g = 0; g < G; g++) {
+                l[g] = l[g] * corr[g];
+                const __m512 c = _mm512_set1_ps(corr[g]);
 #pragma GCC unroll 8
                 for (int32_t v = 0; v < nv; v++) acc[g][v] = _mm512_mul_ps(acc[g][v], c);
             }
-            M[g] = Mn;
-            _mm512_store_ps(e[g], exp16(_mm512_sub_ps(_mm512_maskz_load_ps(jm, s[g]), _mm512_set1_ps(Mn))));
         }
         for (int32_t j = 0; j < n; j++) {
             const uint8_t *vr = a->v_base + offs[j];
