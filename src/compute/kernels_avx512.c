@@ -1114,7 +1114,8 @@ AI void attn_tokens_impl(sl_type T, int DC, const sl_attn_args *a) {
                     const __mmask16 jm = (__mmask16)((1u << n) - 1);
                     for (int g = 0; g < G; g++) {
                         float *Mg = &M[i * nq + g0 + g];
-                        const float mc = _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(jm, sv[g], sv[g], _CMP_ORD_Q), sv[g]);
+                        const __mmask16 ord = _mm512_mask_cmp_ps_mask(jm, sv[g], sv[g], _CMP_ORD_Q);
+                        const float mc = _mm512_mask_reduce_max_ps(ord, sv[g]);
                         const float Mn = mc > *Mg ? mc : *Mg;
                         d[g] = *Mg - Mn;
                         *Mg = Mn;

@@ -593,7 +593,8 @@ static void check_attn_tokens(const char *name, sl_type kvt, int32_t D, int32_t 
     float *q = malloc(sizeof(float) * (size_t)(stride * n_t)), *o1 = malloc(sizeof(float) * (size_t)(stride * n_t)),
           *o2 = malloc(sizeof(float) * (size_t)(stride * n_t)), row[256];
     int32_t blocks[128];
-    for (int32_t i = 0; i < nblk; i++) blocks[i] = (i * 7 + 3) % nblk; /* a permutation: nblk is never a multiple of 7 here */
+    /* shuffled blocks, a permutation since nblk is never a multiple of 7 here */
+    for (int32_t i = 0; i < nblk; i++) blocks[i] = (i * 7 + 3) % nblk;
     for (int64_t i = 0; i < stride * n_t; i++) q[i] = rndf();
     memset(o1, 0, sizeof(float) * (size_t)(stride * n_t));
     memset(o2, 0, sizeof(float) * (size_t)(stride * n_t));
