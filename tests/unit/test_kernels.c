@@ -591,7 +591,7 @@ static void check_attn_tokens(const char *name, sl_type kvt, int32_t D, int32_t 
     const int64_t stride = (int64_t)n_q * D + 3; /* rows of a step are wider than one group's heads */
     uint8_t *K = calloc((size_t)nblk, blkb), *V = calloc((size_t)nblk, blkb);
     float *q = malloc(sizeof(float) * (size_t)(stride * n_t)), *o1 = malloc(sizeof(float) * (size_t)(stride * n_t)),
-          *o2 = malloc(sizeof(float) * (size_t)(stride * n_t)), row[256];
+          *o2 = malloc(sizeof(float) * (size_t)(stride * n_t)), row[512];
     int32_t blocks[128];
     /* shuffled blocks, a permutation since nblk is never a multiple of 7 here */
     for (int32_t i = 0; i < nblk; i++) blocks[i] = (i * 7 + 3) % nblk;
@@ -642,7 +642,8 @@ TEST(attention_of_token_runs_matches_one_token_calls) {
         check_attn_tokens(isa[i], SL_TYPE_F32, 8, 8, 3, 13, 5);     /* chunks cross blocks of 5 */
         check_attn_tokens(isa[i], SL_TYPE_F32, 24, 3, 17, 16, 7);   /* a tail of D, odd group */
         check_attn_tokens(isa[i], SL_TYPE_F32, 128, 8, 40, 16, 16); /* four passes of 4 tokens */
-        check_attn_tokens(isa[i], SL_TYPE_F16, 256, 8, 9, 5, 16);   /* a pass per token */
+        check_attn_tokens(isa[i], SL_TYPE_F16, 256, 8, 9, 5, 16);   /* passes of 2 tokens */
+        check_attn_tokens(isa[i], SL_TYPE_F32, 512, 8, 20, 3, 16);  /* the largest head: a pass per token */
         check_attn_tokens(isa[i], SL_TYPE_F16, 48, 6, 100, 11, 16); /* any D, two groups of heads */
         if (sl_test_failed()) return;
     }
