@@ -478,15 +478,7 @@ static void attn_head_scalar(const sl_attn_args *a, const float *q, float *out) 
     for (int32_t i = 0; i < D; i++) out[i] = acc[i] / l;
 }
 
-static void attn_scalar(const sl_attn_args *a) {
-    sl_attn_args one = *a;
-    for (int32_t t = 0; t < (a->n_t > 1 ? a->n_t : 1); t++) {
-        one.n_pos = a->n_pos + t;
-        for (int32_t g = 0; g < a->n_q; g++)
-            attn_head_scalar(&one, a->q + t * a->q_stride + (int64_t)g * a->head_dim,
-                             a->out + t * a->out_stride + (int64_t)g * a->head_dim);
-    }
-}
+static void attn_scalar(const sl_attn_args *a) { sl_attn_each(a, attn_head_scalar); }
 
 static uint64_t sum_u64_scalar(const uint64_t *a, size_t n) {
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;

@@ -159,6 +159,17 @@ typedef struct sl_attn_args {
 typedef void (*sl_attn_fn)(const sl_attn_args *a);
 #define SL_ATTN_MAX_T 16
 
+/* A call made one token and one query head at a time (head: one head's
+ * q and out, over a->n_pos positions), for tables without a kernel for runs. */
+static inline void sl_attn_each(const sl_attn_args *a, void (*head)(const sl_attn_args *, const float *, float *)) {
+    sl_attn_args one = *a;
+    for (int32_t t = 0; t < (a->n_t > 1 ? a->n_t : 1); t++) {
+        one.n_pos = a->n_pos + t;
+        for (int32_t g = 0; g < a->n_q; g++)
+            head(&one, a->q + t * a->q_stride + (int64_t)g * a->head_dim, a->out + t * a->out_stride + (int64_t)g * a->head_dim);
+    }
+}
+
 /* For the SIMD attention kernels, at the start of chunk j0 (0, 16, ...;
  * next is kept by the caller from one chunk to the next): offs gets the
  * offsets from k_base / v_base of the chunk's rows (those from n_pos on are

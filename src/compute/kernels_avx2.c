@@ -537,15 +537,7 @@ static void attn_head(const sl_attn_args *a, const float *q, float *out) {
     }
 }
 
-static void attn_avx2(const sl_attn_args *a) {
-    sl_attn_args one = *a;
-    for (int32_t t = 0; t < (a->n_t > 1 ? a->n_t : 1); t++) {
-        one.n_pos = a->n_pos + t;
-        for (int32_t g = 0; g < a->n_q; g++)
-            attn_head(&one, a->q + t * a->q_stride + (int64_t)g * a->head_dim,
-                      a->out + t * a->out_stride + (int64_t)g * a->head_dim);
-    }
-}
+static void attn_avx2(const sl_attn_args *a) { sl_attn_each(a, attn_head); }
 
 /* ---- activation quantization (the same bytes as sl_act_quantize) ------------------------------ */
 

@@ -506,6 +506,18 @@ TEST(silu_simd_matches_scalar) {
     check_silu("avx2");
 }
 
+/* n_slots random K rows (values in [-kscale, kscale)) and V rows ([-1, 1)) of head size D, one after another */
+static void fill_kv(sl_type kvt, int32_t D, uint8_t *K, uint8_t *V, int32_t n_slots, float kscale) {
+    const size_t slot = sl_type_row_size(kvt, D);
+    float row[512];
+    for (int32_t j = 0; j < n_slots; j++) {
+        for (int32_t i = 0; i < D; i++) row[i] = rndf() * kscale;
+        sl_quantize_row(kvt, row, K + (size_t)j * slot, D);
+        for (int32_t i = 0; i < D; i++) row[i] = rndf();
+        sl_quantize_row(kvt, row, V + (size_t)j * slot, D);
+    }
+}
+
 /* Attention over a paged cache: SIMD = scalar bit for bit, and both equal a
  * float64 softmax within float rounding. Blocks are shuffled on purpose. */
 static void check_attn_bs(const char *name, sl_type kvt, int32_t D, int32_t n_pos, int32_t bs) {
@@ -516,7 +528,7 @@ static void check_attn_bs(const char *name, sl_type kvt, int32_t D, int32_t n_po
     uint8_t *K = calloc((size_t)nblk, blkb), *V = calloc((size_t)nblk, blkb);
     int32_t blocks[64];
     for (int32_t i = 0; i < nblk; i++) blocks[i] = nblk - 1 - i;
-    float q[256], row[256];
+    float q[256];
     for (int32_t i = 0; i < D; i++) q[i] = rndf();
     /* a second query head sharing the KV head (GQA group of 2) */
     float q2[2 * 256], o2g[2 * 256], o1g[2 * 256];
@@ -524,13 +536,7 @@ static void check_attn_bs(const char *name, sl_type kvt, int32_t D, int32_t n_po
         q2[i] = q[i];
         q2[D + i] = rndf();
     }
-    for (int32_t b = 0; b < nblk; b++)
-        for (int32_t j = 0; j < bs; j++) {
-            for (int32_t i = 0; i < D; i++) row[i] = rndf() * 2.0f;
-            sl_quantize_row(kvt, row, K + (size_t)b * blkb + (size_t)j * slot, D);
-            for (int32_t i = 0; i < D; i++) row[i] = rndf();
-            sl_quantize_row(kvt, row, V + (size_t)b * blkb + (size_t)j * slot, D);
-        }
+    fill_kv(kvt, D, K, V, nblk * bs, 2.0f);
     float o1[256], o2[256];
     sl_attn_args a = {.q = q, .out = o1, .n_q = 1, .head_dim = D, .n_pos = n_pos, .scale = 1.0f / sqrtf((float)D),
                       .kv_type = kvt, .blocks = blocks, .block_size = bs, .block_bytes = blkb, .slot_bytes = slot,
@@ -591,20 +597,14 @@ static void check_attn_tokens(const char *name, sl_type kvt, int32_t D, int32_t 
     const int64_t stride = (int64_t)n_q * D + 3; /* rows of a step are wider than one group's heads */
     uint8_t *K = calloc((size_t)nblk, blkb), *V = calloc((size_t)nblk, blkb);
     float *q = malloc(sizeof(float) * (size_t)(stride * n_t)), *o1 = malloc(sizeof(float) * (size_t)(stride * n_t)),
-          *o2 = malloc(sizeof(float) * (size_t)(stride * n_t)), row[512];
+          *o2 = malloc(sizeof(float) * (size_t)(stride * n_t));
     int32_t blocks[128];
     /* shuffled blocks, a permutation since nblk is never a multiple of 7 here */
     for (int32_t i = 0; i < nblk; i++) blocks[i] = (i * 7 + 3) % nblk;
     for (int64_t i = 0; i < stride * n_t; i++) q[i] = rndf();
     memset(o1, 0, sizeof(float) * (size_t)(stride * n_t));
     memset(o2, 0, sizeof(float) * (size_t)(stride * n_t));
-    for (int32_t b = 0; b < nblk; b++)
-        for (int32_t j = 0; j < bs; j++) {
-            for (int32_t i = 0; i < D; i++) row[i] = rndf() * 3.0f;
-            sl_quantize_row(kvt, row, K + (size_t)b * blkb + (size_t)j * slot, D);
-            for (int32_t i = 0; i < D; i++) row[i] = rndf();
-            sl_quantize_row(kvt, row, V + (size_t)b * blkb + (size_t)j * slot, D);
-        }
+    fill_kv(kvt, D, K, V, nblk * bs, 3.0f);
     sl_attn_args a = {.n_q = n_q, .head_dim = D, .scale = 1.0f / sqrtf((float)D), .kv_type = kvt, .blocks = blocks,
                       .block_size = bs, .block_bytes = blkb, .slot_bytes = slot, .k_base = K, .v_base = V,
                       .q_stride = stride, .out_stride = stride};
