@@ -1057,10 +1057,34 @@ AI void attn_pv(int DC, int G, int32_t Dr, const __m512 *vf, int32_t n, bool fir
     }
 }
 
-AI void attn_tokens_impl(sl_type T, int DC, const sl_attn_args *a) {
+/* A chunk's nc K and V rows (offsets offs) as floats: nv vectors per row, tail lanes zero. Specialized
+ * on the cache type only; the run kernel is specialized on the head size. */
+typedef void (*kv_rows_fn)(const sl_attn_args *a, const size_t *offs, int32_t nc, __m512 *kf, __m512 *vf);
+AI void kv_rows_impl(sl_type T, const sl_attn_args *a, const size_t *offs, int32_t nc, __m512 *kf, __m512 *vf) {
+    const int32_t D = a->head_dim, nv = (D + 15) / 16;
+    const __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xFFFF);
+    for (int32_t j = 0; j < nc; j++)
+        for (int32_t v = 0; v < nv; v++) {
+            const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
+            kf[j * nv + v] = kv_load(T, a->k_base + offs[j], 16 * v, m);
+            vf[j * nv + v] = kv_load(T, a->v_base + offs[j], 16 * v, m);
+        }
+}
+static void kv_rows_F32(const sl_attn_args *a, const size_t *offs, int32_t nc, __m512 *kf, __m512 *vf) {
+    kv_rows_impl(SL_TYPE_F32, a, offs, nc, kf, vf);
+}
+static void kv_rows_F16(const sl_attn_args *a, const size_t *offs, int32_t nc, __m512 *kf, __m512 *vf) {
+    kv_rows_impl(SL_TYPE_F16, a, offs, nc, kf, vf);
+}
+static void kv_rows_Q8_0(const sl_attn_args *a, const size_t *offs, int32_t nc, __m512 *kf, __m512 *vf) {
+    kv_rows_impl(SL_TYPE_Q8_0, a, offs, nc, kf, vf);
+}
+
+AI void attn_tokens_impl(int DC, const sl_attn_args *a) {
     const int32_t D = DC ? DC : a->head_dim, nv = (D + 15) / 16, nq = a->n_q;
     const __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xFFFF);
-    const size_t rb = sl_type_row_size(T, D);
+    const size_t rb = sl_type_row_size(a->kv_type, D);
+    const kv_rows_fn kv_rows = a->kv_type == SL_TYPE_F32 ? kv_rows_F32 : a->kv_type == SL_TYPE_F16 ? kv_rows_F16 : kv_rows_Q8_0;
     __m512 kf[16 * ATT_MAXV], kt[16 * ATT_MAXV], vf[16 * ATT_MAXV], st[ATT_ST];
     float M[ATT_ST], l[ATT_ST];
     const int32_t per_pass = ATT_ST / (nv * nq) < SL_ATTN_MAX_T ? ATT_ST / (nv * nq) : SL_ATTN_MAX_T;
@@ -1084,13 +1108,7 @@ AI void attn_tokens_impl(sl_type T, int DC, const sl_attn_args *a) {
                 sl_attn_prefetch(a->k_base, next, nn, rb);
                 sl_attn_prefetch(a->v_base, next, nn, rb);
             }
-            for (int32_t j = 0; j < nc; j++)
-#pragma GCC unroll 8
-                for (int32_t v = 0; v < nv; v++) {
-                    const __mmask16 m = v == nv - 1 ? tail : 0xFFFF;
-                    kf[j * nv + v] = kv_load(T, a->k_base + offs[j], 16 * v, m);
-                    vf[j * nv + v] = kv_load(T, a->v_base + offs[j], 16 * v, m);
-                }
+            kv_rows(a, offs, nc, kf, vf);
             for (int32_t j = nc; j < 16; j++) /* rows past the end: lanes of the transposed rows no score uses */
                 for (int32_t v = 0; v < nv; v++) kf[j * nv + v] = _mm512_setzero_ps();
             for (int32_t v = 0; v < nv; v++) {
@@ -1147,24 +1165,20 @@ AI void attn_tokens_impl(sl_type T, int DC, const sl_attn_args *a) {
     }
 }
 
-#define ATB_V(TY, DC) \
-    static void atb_##TY##_##DC(const sl_attn_args *a) { attn_tokens_impl(SL_TYPE_##TY, DC, a); }
-#define ATB_T(TY) ATB_V(TY, 0) ATB_V(TY, 8) ATB_V(TY, 32) ATB_V(TY, 64) ATB_V(TY, 128)
-ATB_T(F32)
-ATB_T(F16)
-ATB_T(Q8_0)
-static const sl_attn_fn ATB[3][5] = {
-    {atb_F32_0, atb_F32_8, atb_F32_32, atb_F32_64, atb_F32_128},
-    {atb_F16_0, atb_F16_8, atb_F16_32, atb_F16_64, atb_F16_128},
-    {atb_Q8_0_0, atb_Q8_0_8, atb_Q8_0_32, atb_Q8_0_64, atb_Q8_0_128},
-};
+#define ATB_V(DC) \
+    static void atb_##DC(const sl_attn_args *a) { attn_tokens_impl(DC, a); }
+ATB_V(0)
+ATB_V(64)
+ATB_V(128)
+/* by the one-token kernels' head-size index; the rare sizes 8 and 32 take the general one */
+static const sl_attn_fn ATB[5] = {atb_0, atb_0, atb_0, atb_64, atb_128};
 
 static void attn_avx512(const sl_attn_args *a) {
     const int ti = a->kv_type == SL_TYPE_F32 ? 0 : a->kv_type == SL_TYPE_F16 ? 1 : 2;
     const int32_t D = a->head_dim;
     const int di = D == 8 ? 1 : D == 32 ? 2 : D == 64 ? 3 : D == 128 ? 4 : 0;
     if (a->n_t > 1) {
-        ATB[ti][di](a);
+        ATB[di](a);
         return;
     }
     for (int32_t g0 = 0; g0 < a->n_q; g0 += 4) {

@@ -164,7 +164,9 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
             f->act[a] = sl_malloc_aligned(B * sl_act_row_bytes((sl_act)a, f->max_k));
             ok = ok && f->act[a];
         }
-        if (f->kern->gemm_grouped[SL_TYPE_Q4_0] || f->kern->gemm_grouped[SL_TYPE_Q8_0]) {
+        bool any_grouped = false;
+        for (int t = 0; t < SL_TYPE_COUNT; t++) any_grouped = any_grouped || f->kern->gemm_grouped[t];
+        if (any_grouped) {
             f->act_groups = sl_malloc_aligned((size_t)((B + 15) / 16) * sl_act_group_bytes(f->max_k));
             ok = ok && f->act_groups;
         }
@@ -502,12 +504,12 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
         const sl_act a = sl_act_of(w->type);
         const uint8_t *act = a == SL_ACT_F32 ? (const uint8_t *)x : f->act[a];
         const size_t as = a == SL_ACT_F32 ? (size_t)K * sizeof(float) : sl_act_row_bytes(a, K);
+        const uint8_t *tiles =
+            jobs[j].packed ? (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K) : NULL;
         if (grouped(f, &jobs[j], n_tok))
-            f->kern->gemm_grouped[w->type](K, (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K),
-                                           nr, act, as, f->act_groups, n_tok, jobs[j].y + r0, w->ne[1], scratch);
-        else if (jobs[j].packed)
-            f->kern->gemm_packed[w->type](K, (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K),
-                                          nr, act, as, n_tok, jobs[j].y + r0, w->ne[1], scratch);
+            f->kern->gemm_grouped[w->type](K, tiles, nr, act, as, f->act_groups, n_tok, jobs[j].y + r0, w->ne[1], scratch);
+        else if (tiles)
+            f->kern->gemm_packed[w->type](K, tiles, nr, act, as, n_tok, jobs[j].y + r0, w->ne[1], scratch);
         else
             f->kern->gemm[w->type](K, sl_tensor_row(w, r0), w->row_bytes, nr, act, as, n_tok, jobs[j].y + r0, w->ne[1],
                                    scratch);
