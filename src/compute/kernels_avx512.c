@@ -153,9 +153,31 @@ FT_TABLE(F32)
 FT_TABLE(F16)
 FT_TABLE(BF16)
 
-/* Token blocks (activations stay in L2) × tiles of 4 rows × 4 tokens. */
-static void gemm_float(const ft_fn tab[4][4], ft_fn one, int64_t K, const void *w, size_t ws, int64_t nr,
-                       const void *act, size_t as, int64_t nt, float *y, int64_t ldy) {
+/* R rows of F16 / BF16 weights as floats (exact) at out, rows kp floats
+ * apart (the tiles read the last 16 under the same mask as the rows). */
+AI void rows_to_f32(sl_type T, const uint8_t *w, size_t ws, int R, int64_t K, int64_t kp, float *out) {
+    for (int r = 0; r < R; r++) {
+        const uint8_t *wr = w + (size_t)r * ws;
+        float *o = out + (size_t)r * (size_t)kp;
+        int64_t k = 0;
+        for (; k + 16 <= K; k += 16) _mm512_store_ps(o + k, load_w(T, wr, k));
+        if (k < K) _mm512_store_ps(o + k, load_w_mask(T, wr, k, (__mmask16)((1u << (K - k)) - 1)));
+    }
+}
+
+/* Token blocks (activations stay in L2) × tiles of 4 rows × 4 tokens. F16 /
+ * BF16 rows that a token block of at least FT_CONVERT_TOKENS tokens reads
+ * are turned into floats once per block, into scratch, and run through the
+ * F32 tiles: the same float weights, so the same bits, without a conversion
+ * (two µops on the FMA ports) per 4 multiply-adds. bench/kernel_ab.sh, F16:
+ * 1.12-1.21x at K = 2048 (token blocks of 64); 0.93 with blocks of 16 (K =
+ * 8192, where the activations of 16 tokens fill the block's L2 budget), and
+ * larger blocks there spill L2 (0.64-0.89). */
+#ifndef FT_CONVERT_TOKENS
+#define FT_CONVERT_TOKENS 32
+#endif
+static void gemm_float(sl_type T, const ft_fn tab[4][4], ft_fn one, int64_t K, const void *w, size_t ws, int64_t nr,
+                       const void *act, size_t as, int64_t nt, float *y, int64_t ldy, void *scratch) {
     if (nt == 1) { /* decoding: FT_ROWS1 rows (streams) at once, then 4 at most */
         int64_t r0 = 0;
         for (; r0 + FT_ROWS1 <= nr; r0 += FT_ROWS1)
@@ -170,12 +192,22 @@ static void gemm_float(const ft_fn tab[4][4], ft_fn one, int64_t K, const void *
     if (tb < 4) tb = 4;
     for (int64_t b0 = 0; b0 < nt; b0 += tb) {
         const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
+        const bool conv = T != SL_TYPE_F32 && scratch && b1 - b0 >= FT_CONVERT_TOKENS;
+        const int64_t kp = (K + 15) / 16 * 16;
         for (int64_t r0 = 0; r0 < nr; r0 += 4) {
             const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
+            size_t wrs = ws;
+            const ft_fn(*tt)[4] = tab;
+            if (conv) {
+                rows_to_f32(T, wr, ws, R, K, kp, scratch);
+                wr = scratch;
+                wrs = (size_t)kp * sizeof(float);
+                tt = ft_F32;
+            }
             for (int64_t t0 = b0; t0 < b1; t0 += 4) {
                 const int N = b1 - t0 < 4 ? (int)(b1 - t0) : 4;
-                tab[R - 1][N - 1](K, (const uint8_t *)w + (size_t)r0 * ws, ws, (const uint8_t *)act + (size_t)t0 * as,
-                                  as, y + t0 * ldy + r0, ldy);
+                tt[R - 1][N - 1](K, wr, wrs, (const uint8_t *)act + (size_t)t0 * as, as, y + t0 * ldy + r0, ldy);
             }
         }
     }
@@ -183,18 +215,15 @@ static void gemm_float(const ft_fn tab[4][4], ft_fn one, int64_t K, const void *
 
 static void gemm_f32(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                      int64_t ldy, void *scratch) {
-    (void)scratch;
-    gemm_float(ft_F32, ft_F32_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy);
+    gemm_float(SL_TYPE_F32, ft_F32, ft_F32_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy, scratch);
 }
 static void gemm_f16(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                      int64_t ldy, void *scratch) {
-    (void)scratch;
-    gemm_float(ft_F16, ft_F16_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy);
+    gemm_float(SL_TYPE_F16, ft_F16, ft_F16_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy, scratch);
 }
 static void gemm_bf16(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
-    (void)scratch;
-    gemm_float(ft_BF16, ft_BF16_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy);
+    gemm_float(SL_TYPE_BF16, ft_BF16, ft_BF16_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy, scratch);
 }
 
 /* ---- quantized weights: transposed 16-row tiles --------------------------------------- */
