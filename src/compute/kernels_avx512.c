@@ -82,14 +82,16 @@ AI __m512 load_w_mask(sl_type T, const uint8_t *w, int64_t k, __mmask16 m) {
 }
 
 /* R rows × NT tokens (R ≤ 4, or FT_ROWS1 for one token), all accumulators in
- * registers. */
+ * registers. With io, the call is one part of K: the accumulators start from
+ * io unless first, and go back to io unless last (the lanes' chains go on
+ * in the same order, so the same bits as one call over K). */
 AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
-                   float *y, int64_t ldy) {
+                   float *y, int64_t ldy, __m512 *io, bool first, bool last) {
     __m512 acc[8][4];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_ps();
+        for (int t = 0; t < NT; t++) acc[r][t] = io && !first ? io[4 * r + t] : _mm512_setzero_ps();
     int64_t k = 0;
     for (; k + 16 <= K; k += 16) {
         __m512 x[4];
@@ -117,7 +119,10 @@ AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) y[(int64_t)t * ldy + r] = reduce16(acc[r][t]);
+        for (int t = 0; t < NT; t++) {
+            if (io && !last) io[4 * r + t] = acc[r][t];
+            else y[(int64_t)t * ldy + r] = reduce16(acc[r][t]);
+        }
 }
 
 #ifndef FT_ROWS1
@@ -130,7 +135,7 @@ AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t
 #define FT(TY, R, N)                                                                                            \
     static void ft_##TY##_##R##_##N(int64_t K, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y, \
                                     int64_t ldy) {                                                              \
-        float_tile(SL_TYPE_##TY, R, N, K, w, ws, a, as, y, ldy);                                                \
+        float_tile(SL_TYPE_##TY, R, N, K, w, ws, a, as, y, ldy, NULL, true, true);                              \
     }
 #define FT_ROW(TY, R) FT(TY, R, 1) FT(TY, R, 2) FT(TY, R, 3) FT(TY, R, 4)
 #define FT_ALL(TY) FT_ROW(TY, 1) FT_ROW(TY, 2) FT_ROW(TY, 3) FT_ROW(TY, 4)
@@ -138,6 +143,21 @@ FT_ALL(F32)
 FT_ALL(F16)
 FT_ALL(BF16)
 FT(F32, FT_ROWS1, 1)
+/* F32 tiles over one part of K (float_tile's io) */
+#define FTP(R, N)                                                                                                \
+    static void ftp_##R##_##N(int64_t K, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,     \
+                              int64_t ldy, __m512 *io, bool first, bool last) {                                  \
+        float_tile(SL_TYPE_F32, R, N, K, w, ws, a, as, y, ldy, io, first, last);                                  \
+    }
+#define FTP_ROW(R) FTP(R, 1) FTP(R, 2) FTP(R, 3) FTP(R, 4)
+FTP_ROW(1) FTP_ROW(2) FTP_ROW(3) FTP_ROW(4)
+typedef void (*ftp_fn)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, float *, int64_t, __m512 *, bool, bool);
+static const ftp_fn FTP_TAB[4][4] = {
+    {ftp_1_1, ftp_1_2, ftp_1_3, ftp_1_4},
+    {ftp_2_1, ftp_2_2, ftp_2_3, ftp_2_4},
+    {ftp_3_1, ftp_3_2, ftp_3_3, ftp_3_4},
+    {ftp_4_1, ftp_4_2, ftp_4_3, ftp_4_4},
+};
 FT(F16, FT_ROWS1, 1)
 FT(BF16, FT_ROWS1, 1)
 
@@ -153,8 +173,8 @@ FT_TABLE(F32)
 FT_TABLE(F16)
 FT_TABLE(BF16)
 
-/* R rows of F16 / BF16 weights as floats (exact) at out, rows kp floats
- * apart (the tiles read the last 16 under the same mask as the rows). */
+/* Columns [0, K) of R rows of F16 / BF16 weights as floats (exact) at out,
+ * rows kp floats apart. */
 AI void rows_to_f32(sl_type T, const uint8_t *w, size_t ws, int R, int64_t K, int64_t kp, float *out) {
     for (int r = 0; r < R; r++) {
         const uint8_t *wr = w + (size_t)r * ws;
@@ -165,17 +185,58 @@ AI void rows_to_f32(sl_type T, const uint8_t *w, size_t ws, int R, int64_t K, in
     }
 }
 
-/* Token blocks (activations stay in L2) × tiles of 4 rows × 4 tokens. F16 /
- * BF16 rows that a token block of at least FT_CONVERT_TOKENS tokens reads
- * are turned into floats once per block, into scratch, and run through the
- * F32 tiles: the same float weights, so the same bits, without a conversion
- * (two µops on the FMA ports) per 4 multiply-adds. bench/kernel_ab.sh, F16:
- * 1.12-1.21x at K = 2048 (token blocks of 64); 0.93 with blocks of 16 (K =
- * 8192, where the activations of 16 tokens fill the block's L2 budget), and
- * larger blocks there spill L2 (0.64-0.89). */
+/* F16 / BF16 rows against FT_CONVERT_TOKENS tokens or more: blocks of up to
+ * FT_CONV_BLOCK tokens × parts of FT_KPART columns × groups of 4 rows. Each
+ * group's part is turned into floats once (into scratch, where it stays in
+ * L1) and runs through the F32 tiles of every token in the block, the
+ * accumulators carried from part to part in scratch (float_tile's io): the
+ * same float weights and the same chains, so the same bits as the F16 / BF16
+ * tiles, without a conversion (two µops on the FMA ports) per 4
+ * multiply-adds, and with a part's weights in L1 and its activations in L2
+ * whatever K. bench/kernel_ab.sh: see docs/PERF.md. */
 #ifndef FT_CONVERT_TOKENS
 #define FT_CONVERT_TOKENS 32
 #endif
+#ifndef FT_CONV_BLOCK
+#define FT_CONV_BLOCK 64
+#endif
+#ifndef FT_KPART
+#define FT_KPART 512
+#endif
+static void gemm_float_conv(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act,
+                            size_t as, int64_t nt, float *y, int64_t ldy, void *scratch) {
+    const int64_t kb = K <= FT_KPART ? (K + 15) / 16 * 16 : FT_KPART, groups = (nr + 3) / 4;
+    const size_t el = T == SL_TYPE_F32 ? 4 : 2, wc_bytes = (size_t)kb * 4 * sizeof(float);
+    float *wc = scratch;
+    __m512 *io = (__m512 *)((uint8_t *)scratch + wc_bytes);
+    /* each group × 4 tokens keeps 16 accumulators (1 KiB) between parts */
+    int64_t tb = FT_CONV_BLOCK;
+    if (K > kb) {
+        const int64_t fit = (int64_t)((sl_gemm_scratch_bytes(K) - wc_bytes) / ((size_t)groups * 1024)) * 4;
+        tb = fit < tb ? fit : tb;
+    }
+    for (int64_t b0 = 0; b0 < nt; b0 += tb) {
+        const int64_t b1 = nt - b0 < tb ? nt : b0 + tb, tiles = (b1 - b0 + 3) / 4;
+        for (int64_t k0 = 0; k0 < K; k0 += kb) {
+            const int64_t kn = K - k0 < kb ? K - k0 : kb;
+            for (int64_t g = 0; g < groups; g++) {
+                const int64_t r0 = 4 * g;
+                const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
+                rows_to_f32(T, w + (size_t)r0 * ws + (size_t)k0 * el, ws, R, kn, kb, wc);
+                for (int64_t i = 0; i < tiles; i++) {
+                    const int64_t t0 = b0 + 4 * i;
+                    const int N = b1 - t0 < 4 ? (int)(b1 - t0) : 4;
+                    FTP_TAB[R - 1][N - 1](kn, (const uint8_t *)wc, (size_t)kb * sizeof(float),
+                                          act + (size_t)t0 * as + (size_t)k0 * sizeof(float), as, y + t0 * ldy + r0,
+                                          ldy, io + 16 * (g * tiles + i), k0 == 0, k0 + kn == K);
+                }
+            }
+        }
+    }
+}
+
+/* Token blocks (activations stay in L2) × tiles of 4 rows × 4 tokens; F16 /
+ * BF16 rows against many tokens through gemm_float_conv. */
 static void gemm_float(sl_type T, const ft_fn tab[4][4], ft_fn one, int64_t K, const void *w, size_t ws, int64_t nr,
                        const void *act, size_t as, int64_t nt, float *y, int64_t ldy, void *scratch) {
     if (nt == 1) { /* decoding: FT_ROWS1 rows (streams) at once, then 4 at most */
@@ -188,26 +249,20 @@ static void gemm_float(sl_type T, const ft_fn tab[4][4], ft_fn one, int64_t K, c
         }
         return;
     }
+    if (T != SL_TYPE_F32 && scratch && nt >= FT_CONVERT_TOKENS) {
+        gemm_float_conv(T, K, w, ws, nr, act, as, nt, y, ldy, scratch);
+        return;
+    }
     int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as);
     if (tb < 4) tb = 4;
     for (int64_t b0 = 0; b0 < nt; b0 += tb) {
         const int64_t b1 = nt - b0 < tb ? nt : b0 + tb;
-        const bool conv = T != SL_TYPE_F32 && scratch && b1 - b0 >= FT_CONVERT_TOKENS;
-        const int64_t kp = (K + 15) / 16 * 16;
         for (int64_t r0 = 0; r0 < nr; r0 += 4) {
             const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
-            const uint8_t *wr = (const uint8_t *)w + (size_t)r0 * ws;
-            size_t wrs = ws;
-            const ft_fn(*tt)[4] = tab;
-            if (conv) {
-                rows_to_f32(T, wr, ws, R, K, kp, scratch);
-                wr = scratch;
-                wrs = (size_t)kp * sizeof(float);
-                tt = ft_F32;
-            }
             for (int64_t t0 = b0; t0 < b1; t0 += 4) {
                 const int N = b1 - t0 < 4 ? (int)(b1 - t0) : 4;
-                tt[R - 1][N - 1](K, wr, wrs, (const uint8_t *)act + (size_t)t0 * as, as, y + t0 * ldy + r0, ldy);
+                tab[R - 1][N - 1](K, (const uint8_t *)w + (size_t)r0 * ws, ws, (const uint8_t *)act + (size_t)t0 * as,
+                                  as, y + t0 * ldy + r0, ldy);
             }
         }
     }

@@ -167,19 +167,23 @@ TEST(avx2_matches_scalar) { check_isa("avx2"); }
 TEST(amx_matches_scalar) { check_isa("amx"); }
 /* Batches of more tokens than a kernel's token group (8), with tails, against
  * the scalar table, and a token's outputs in a big batch against the same
- * token alone. The float types' K (101) has a tail of 16, and 37 tokens make
- * the AVX-512 table convert F16 / BF16 rows to floats once (FT_CONVERT_TOKENS). */
+ * token alone. The float types' K (101, 1100) has a tail of 16; with 37 and
+ * 70 tokens the AVX-512 table converts F16 / BF16 rows to floats
+ * (gemm_float_conv): K = 1100 in three parts, 70 tokens in two blocks. */
 TEST(large_batches_match_scalar_and_single_tokens) {
     static const char *isa[] = {"avx512", "avx2"};
-    static const sl_type types[] = {SL_TYPE_Q4_0, SL_TYPE_Q8_0, SL_TYPE_Q4_K, SL_TYPE_F16, SL_TYPE_BF16, SL_TYPE_F32};
+    static const struct {
+        sl_type t;
+        int64_t K, nt;
+    } cases[] = {{SL_TYPE_Q4_0, 96, 37},  {SL_TYPE_Q8_0, 96, 37},  {SL_TYPE_Q4_K, 768, 37}, {SL_TYPE_F16, 101, 37},
+                 {SL_TYPE_F16, 1100, 70}, {SL_TYPE_BF16, 101, 37}, {SL_TYPE_BF16, 1100, 70}, {SL_TYPE_F32, 101, 37}};
     const sl_kernels *s = sl_kernels_scalar();
     for (int ii = 0; ii < 2; ii++) {
         const sl_kernels *k = sl_kernels_get(isa[ii]);
         if (!k) continue;
-        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-            const int64_t K = block_of(types[ti]) == 1 ? 101 : 3 * block_of(types[ti]);
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
             problem p;
-            make_problem(&p, types[ti], K, 19, 37);
+            make_problem(&p, cases[ci].t, cases[ci].K, 19, cases[ci].nt);
             float *want = run_gemm(s, &p, p.nr), *got = run_gemm(k, &p, p.nr);
             bool same = memcmp(want, got, sizeof(float) * (size_t)(p.nr * p.nt)) == 0;
             void *scratch = aligned_alloc(64, sl_gemm_scratch_bytes(p.K));
@@ -192,8 +196,8 @@ TEST(large_batches_match_scalar_and_single_tokens) {
             free(want);
             free(got);
             free_problem(&p);
-            CHECK_MSG(same, "%s %s: 37-token batch differs from scalar or from single tokens", isa[ii],
-                      sl_type_name(types[ti]));
+            CHECK_MSG(same, "%s %s K=%lld: %lld-token batch differs from scalar or from single tokens", isa[ii],
+                      sl_type_name(cases[ci].t), (long long)cases[ci].K, (long long)cases[ci].nt);
         }
     }
 }
