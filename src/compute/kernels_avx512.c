@@ -203,7 +203,10 @@ AI void rows_to_f32(sl_type T, const uint8_t *w, size_t ws, int R, int64_t K, in
 #ifndef FT_KPART
 #define FT_KPART 512
 #endif
-static void gemm_float_conv(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act,
+#ifndef FT_CONV_PREFETCH
+#define FT_CONV_PREFETCH 1
+#endif
+AI void gemm_float_conv(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act,
                             size_t as, int64_t nt, float *y, int64_t ldy, void *scratch) {
     const int64_t kb = K <= FT_KPART ? (K + 15) / 16 * 16 : FT_KPART, groups = (nr + 3) / 4;
     const size_t el = T == SL_TYPE_F32 ? 4 : 2, wc_bytes = (size_t)kb * 4 * sizeof(float);
@@ -223,7 +226,17 @@ static void gemm_float_conv(sl_type T, int64_t K, const uint8_t *w, size_t ws, i
                 const int64_t r0 = 4 * g;
                 const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
                 rows_to_f32(T, w + (size_t)r0 * ws + (size_t)k0 * el, ws, R, kn, kb, wc);
+                /* the next part to convert (next group, or the first group's next columns) comes from
+                 * memory while this one's tiles run: its lines spread over the tiles */
+                const int64_t gn = g + 1 < groups ? g + 1 : 0, kn0 = g + 1 < groups ? k0 : k0 + kb;
+                const uint8_t *pn = kn0 < K ? w + (size_t)(4 * gn) * ws + (size_t)kn0 * el : NULL;
+                const int64_t row_lines = ((K - kn0 < kb ? K - kn0 : kb) * (int64_t)el + 63) / 64,
+                              per = (4 * row_lines + tiles - 1) / tiles;
                 for (int64_t i = 0; i < tiles; i++) {
+                    if (pn && FT_CONV_PREFETCH)
+                        for (int64_t l = per * i; l < per * (i + 1) && l < 4 * row_lines; l++)
+                            _mm_prefetch((const char *)(pn + (size_t)(l / row_lines) * ws + 64 * (size_t)(l % row_lines)),
+                                         _MM_HINT_T1);
                     const int64_t t0 = b0 + 4 * i;
                     const int N = b1 - t0 < 4 ? (int)(b1 - t0) : 4;
                     FTP_TAB[R - 1][N - 1](kn, (const uint8_t *)wc, (size_t)kb * sizeof(float),
@@ -233,6 +246,15 @@ static void gemm_float_conv(sl_type T, int64_t K, const uint8_t *w, size_t ws, i
             }
         }
     }
+}
+
+static void gemm_f16_conv(int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act, size_t as,
+                          int64_t nt, float *y, int64_t ldy, void *scratch) {
+    gemm_float_conv(SL_TYPE_F16, K, w, ws, nr, act, as, nt, y, ldy, scratch);
+}
+static void gemm_bf16_conv(int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act, size_t as,
+                           int64_t nt, float *y, int64_t ldy, void *scratch) {
+    gemm_float_conv(SL_TYPE_BF16, K, w, ws, nr, act, as, nt, y, ldy, scratch);
 }
 
 /* Token blocks (activations stay in L2) × tiles of 4 rows × 4 tokens; F16 /
@@ -250,7 +272,7 @@ static void gemm_float(sl_type T, const ft_fn tab[4][4], ft_fn one, int64_t K, c
         return;
     }
     if (T != SL_TYPE_F32 && scratch && nt >= FT_CONVERT_TOKENS) {
-        gemm_float_conv(T, K, w, ws, nr, act, as, nt, y, ldy, scratch);
+        (T == SL_TYPE_F16 ? gemm_f16_conv : gemm_bf16_conv)(K, w, ws, nr, act, as, nt, y, ldy, scratch);
         return;
     }
     int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as);
