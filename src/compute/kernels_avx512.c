@@ -150,14 +150,19 @@ FT(F32, FT_ROWS1, 1)
         float_tile(SL_TYPE_F32, R, N, K, w, ws, a, as, y, ldy, io, first, last);                                  \
     }
 #define FTP_ROW(R) FTP(R, 1) FTP(R, 2) FTP(R, 3) FTP(R, 4)
-FTP_ROW(1) FTP_ROW(2) FTP_ROW(3) FTP_ROW(4)
+FTP_ROW(1) FTP_ROW(2) FTP_ROW(3) FTP_ROW(4) FTP_ROW(5) FTP_ROW(6)
 typedef void (*ftp_fn)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, float *, int64_t, __m512 *, bool, bool);
-static const ftp_fn FTP_TAB[4][4] = {
+static const ftp_fn FTP_TAB[6][4] = {
     {ftp_1_1, ftp_1_2, ftp_1_3, ftp_1_4},
     {ftp_2_1, ftp_2_2, ftp_2_3, ftp_2_4},
     {ftp_3_1, ftp_3_2, ftp_3_3, ftp_3_4},
     {ftp_4_1, ftp_4_2, ftp_4_3, ftp_4_4},
+    {ftp_5_1, ftp_5_2, ftp_5_3, ftp_5_4},
+    {ftp_6_1, ftp_6_2, ftp_6_3, ftp_6_4},
 };
+/* rows per group of gemm_float_conv (6 rows × 4 tokens: 24 accumulators; 1.05-1.07x over 4 × 4, while
+ * 8 × 2, 8 × 3 and 6 × 3 were 0.70-0.82, bench/kernel_ab.sh) */
+#define FT_GR 6
 FT(F16, FT_ROWS1, 1)
 FT(BF16, FT_ROWS1, 1)
 
@@ -208,40 +213,40 @@ AI void rows_to_f32(sl_type T, const uint8_t *w, size_t ws, int R, int64_t K, in
 #endif
 AI void gemm_float_conv(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act,
                             size_t as, int64_t nt, float *y, int64_t ldy, void *scratch) {
-    const int64_t kb = K <= FT_KPART ? (K + 15) / 16 * 16 : FT_KPART, groups = (nr + 3) / 4;
-    const size_t el = T == SL_TYPE_F32 ? 4 : 2, wc_bytes = (size_t)kb * 4 * sizeof(float);
+    const int64_t kb = K <= FT_KPART ? (K + 15) / 16 * 16 : FT_KPART, groups = (nr + FT_GR - 1) / FT_GR;
+    const size_t el = T == SL_TYPE_F32 ? 4 : 2, wc_bytes = (size_t)kb * FT_GR * sizeof(float);
     float *wc = scratch;
     __m512 *io = (__m512 *)((uint8_t *)scratch + wc_bytes);
     /* each group × 4 tokens keeps 16 accumulators (1 KiB) between parts */
     int64_t tb = FT_CONV_BLOCK;
     if (K > kb) {
-        const int64_t fit = (int64_t)((sl_gemm_scratch_bytes(K) - wc_bytes) / ((size_t)groups * 1024)) * 4;
+        const int64_t fit = (int64_t)((sl_gemm_scratch_bytes(K) - wc_bytes) / ((size_t)groups * 64 * 4 * FT_GR)) * 4;
         tb = fit < tb ? fit : tb;
     }
     for (int64_t b0 = 0; b0 < nt; b0 += tb) {
-        const int64_t b1 = nt - b0 < tb ? nt : b0 + tb, tiles = (b1 - b0 + 3) / 4;
+        const int64_t b1 = nt - b0 < tb ? nt : b0 + tb, tiles = (b1 - b0 + 4 - 1) / 4;
         for (int64_t k0 = 0; k0 < K; k0 += kb) {
             const int64_t kn = K - k0 < kb ? K - k0 : kb;
             for (int64_t g = 0; g < groups; g++) {
-                const int64_t r0 = 4 * g;
-                const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
+                const int64_t r0 = FT_GR * g;
+                const int R = nr - r0 < FT_GR ? (int)(nr - r0) : FT_GR;
                 rows_to_f32(T, w + (size_t)r0 * ws + (size_t)k0 * el, ws, R, kn, kb, wc);
                 /* the next part to convert (next group, or the first group's next columns) comes from
                  * memory while this one's tiles run: its lines spread over the tiles */
                 const int64_t gn = g + 1 < groups ? g + 1 : 0, kn0 = g + 1 < groups ? k0 : k0 + kb;
-                const uint8_t *pn = kn0 < K ? w + (size_t)(4 * gn) * ws + (size_t)kn0 * el : NULL;
+                const uint8_t *pn = kn0 < K ? w + (size_t)(FT_GR * gn) * ws + (size_t)kn0 * el : NULL;
                 const int64_t row_lines = ((K - kn0 < kb ? K - kn0 : kb) * (int64_t)el + 63) / 64,
-                              per = (4 * row_lines + tiles - 1) / tiles;
+                              per = (FT_GR * row_lines + tiles - 1) / tiles;
                 for (int64_t i = 0; i < tiles; i++) {
                     if (pn && FT_CONV_PREFETCH)
-                        for (int64_t l = per * i; l < per * (i + 1) && l < 4 * row_lines; l++)
+                        for (int64_t l = per * i; l < per * (i + 1) && l < FT_GR * row_lines; l++)
                             _mm_prefetch((const char *)(pn + (size_t)(l / row_lines) * ws + 64 * (size_t)(l % row_lines)),
                                          _MM_HINT_T1);
                     const int64_t t0 = b0 + 4 * i;
                     const int N = b1 - t0 < 4 ? (int)(b1 - t0) : 4;
                     FTP_TAB[R - 1][N - 1](kn, (const uint8_t *)wc, (size_t)kb * sizeof(float),
                                           act + (size_t)t0 * as + (size_t)k0 * sizeof(float), as, y + t0 * ldy + r0,
-                                          ldy, io + 16 * (g * tiles + i), k0 == 0, k0 + kn == K);
+                                          ldy, io + 4 * FT_GR * (g * tiles + i), k0 == 0, k0 + kn == K);
                 }
             }
         }
