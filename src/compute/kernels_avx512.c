@@ -190,8 +190,9 @@ AI void rows_to_f32(sl_type T, const uint8_t *w, size_t ws, int R, int64_t K, in
     }
 }
 
-/* F16 / BF16 rows against FT_CONVERT_TOKENS tokens or more: blocks of up to
- * FT_CONV_BLOCK tokens × parts of FT_KPART columns × groups of 4 rows. Each
+/* F16 / BF16 rows against FT_CONVERT_TOKENS tokens or more: SL_GEMM_CHUNK
+ * rows at a time, blocks of up to FT_CONV_BLOCK tokens × parts of FT_KPART
+ * columns × groups of FT_GR rows. Each
  * group's part is turned into floats once (into scratch, where it stays in
  * L1) and runs through the F32 tiles of every token in the block, the
  * accumulators carried from part to part in scratch (float_tile's io): the
@@ -211,13 +212,14 @@ AI void rows_to_f32(sl_type T, const uint8_t *w, size_t ws, int R, int64_t K, in
 #ifndef FT_CONV_PREFETCH
 #define FT_CONV_PREFETCH 1
 #endif
-AI void gemm_float_conv(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act,
-                            size_t as, int64_t nt, float *y, int64_t ldy, void *scratch) {
+AI void conv_chunk(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act, size_t as,
+                   int64_t nt, float *y, int64_t ldy, void *scratch) {
     const int64_t kb = K <= FT_KPART ? (K + 15) / 16 * 16 : FT_KPART, groups = (nr + FT_GR - 1) / FT_GR;
-    const size_t el = T == SL_TYPE_F32 ? 4 : 2, wc_bytes = (size_t)kb * FT_GR * sizeof(float);
+    const size_t el = 2, wc_bytes = (size_t)kb * FT_GR * sizeof(float);
     float *wc = scratch;
     __m512 *io = (__m512 *)((uint8_t *)scratch + wc_bytes);
-    /* each group × 4 tokens keeps 16 accumulators (1 KiB) between parts */
+    /* with several parts, each group × 4 tokens keeps 4 FT_GR accumulators between parts: as many
+     * tokens as scratch holds them for (at least 24: sl_gemm_scratch_bytes(K) for K > 512, 11 groups) */
     int64_t tb = FT_CONV_BLOCK;
     if (K > kb) {
         const int64_t fit = (int64_t)((sl_gemm_scratch_bytes(K) - wc_bytes) / ((size_t)groups * 64 * 4 * FT_GR)) * 4;
@@ -251,6 +253,13 @@ AI void gemm_float_conv(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64
             }
         }
     }
+}
+
+AI void gemm_float_conv(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act,
+                        size_t as, int64_t nt, float *y, int64_t ldy, void *scratch) {
+    for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK)
+        conv_chunk(T, K, w + (size_t)c0 * ws, ws, nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK, act, as, nt, y + c0,
+                   ldy, scratch);
 }
 
 static void gemm_f16_conv(int64_t K, const uint8_t *w, size_t ws, int64_t nr, const uint8_t *act, size_t as,

@@ -169,28 +169,30 @@ TEST(amx_matches_scalar) { check_isa("amx"); }
  * the scalar table, and a token's outputs in a big batch against the same
  * token alone. The float types' K (101, 1100) has a tail of 16; with 37 and
  * 70 tokens the AVX-512 table converts F16 / BF16 rows to floats
- * (gemm_float_conv): K = 1100 in three parts, 70 tokens in two blocks. */
+ * (gemm_float_conv): K = 1100 in three parts, 70 tokens in two blocks, 100
+ * rows in two chunks of groups of 6 with a tail. */
 TEST(large_batches_match_scalar_and_single_tokens) {
     static const char *isa[] = {"avx512", "avx2"};
     static const struct {
         sl_type t;
-        int64_t K, nt;
-    } cases[] = {{SL_TYPE_Q4_0, 96, 37},  {SL_TYPE_Q8_0, 96, 37},  {SL_TYPE_Q4_K, 768, 37}, {SL_TYPE_F16, 101, 37},
-                 {SL_TYPE_F16, 1100, 70}, {SL_TYPE_BF16, 101, 37}, {SL_TYPE_BF16, 1100, 70}, {SL_TYPE_F32, 101, 37}};
+        int64_t K, nt, nr;
+    } cases[] = {{SL_TYPE_Q4_0, 96, 37, 19},   {SL_TYPE_Q8_0, 96, 37, 19},   {SL_TYPE_Q4_K, 768, 37, 19},
+                 {SL_TYPE_F16, 101, 37, 19},   {SL_TYPE_F16, 1100, 70, 19},  {SL_TYPE_F16, 1100, 33, 100},
+                 {SL_TYPE_BF16, 101, 37, 19},  {SL_TYPE_BF16, 1100, 70, 19}, {SL_TYPE_F32, 101, 37, 19}};
     const sl_kernels *s = sl_kernels_scalar();
     for (int ii = 0; ii < 2; ii++) {
         const sl_kernels *k = sl_kernels_get(isa[ii]);
         if (!k) continue;
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
             problem p;
-            make_problem(&p, cases[ci].t, cases[ci].K, 19, cases[ci].nt);
+            make_problem(&p, cases[ci].t, cases[ci].K, cases[ci].nr, cases[ci].nt);
             float *want = run_gemm(s, &p, p.nr), *got = run_gemm(k, &p, p.nr);
             bool same = memcmp(want, got, sizeof(float) * (size_t)(p.nr * p.nt)) == 0;
             void *scratch = aligned_alloc(64, sl_gemm_scratch_bytes(p.K));
-            float one[19];
+            float one[100];
             for (int64_t t = 0; t < p.nt && same; t++) {
                 k->gemm[p.type](p.K, p.w, p.ws, p.nr, p.act + (size_t)t * p.as, p.as, 1, one, p.nr, scratch);
-                same = memcmp(one, got + t * p.nr, sizeof one) == 0;
+                same = memcmp(one, got + t * p.nr, sizeof(float) * (size_t)p.nr) == 0;
             }
             free(scratch);
             free(want);
