@@ -205,7 +205,8 @@ int main(int argc, char **argv) {
                 memcpy(w + 2 * i, &h, 2);
             }
         }
-    for (int64_t row = 0; row < r.nr; row++) /* sane scales: the first fp16 of every type's block is a scale */
+    const bool quantized = !(t == SL_TYPE_F16 || t == SL_TYPE_BF16 || t == SL_TYPE_F32);
+    for (int64_t row = 0; row < r.nr && quantized; row++) /* sane scales: the first fp16 of every quantized type's block is a scale */
         for (size_t b = 0; b < nblk; b++) {
             const uint16_t d = sl_f32_to_f16(0.001f);
             memcpy(w + (size_t)row * rs + b * bb + (t == SL_TYPE_Q6_K ? bb - 2 : 0), &d, 2);
