@@ -226,7 +226,7 @@ AI void conv_chunk(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64_t nr
         tb = fit < tb ? fit : tb;
     }
     for (int64_t b0 = 0; b0 < nt; b0 += tb) {
-        const int64_t b1 = nt - b0 < tb ? nt : b0 + tb, tiles = (b1 - b0 + 4 - 1) / 4;
+        const int64_t b1 = nt - b0 < tb ? nt : b0 + tb, tiles = (b1 - b0 + 3) / 4;
         for (int64_t k0 = 0; k0 < K; k0 += kb) {
             const int64_t kn = K - k0 < kb ? K - k0 : kb;
             for (int64_t g = 0; g < groups; g++) {
@@ -957,6 +957,30 @@ AI __m512 reduce16x16(const __m512 v[16]) {
     return _mm512_permutexvar_ps(_mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), d);
 }
 
+/* The softmax step of a chunk of n positions for G heads: sv[g] their
+ * scores (lanes from n on 0), M[g] their running maxima. M becomes the
+ * chunk's new maxima M', e[g] = e^(s - M') and, unless first, corr[g] =
+ * e^(M - M'). The maximum is the largest score that is not NaN (-inf if
+ * none), as a scan in position order finds it: a maximum does not depend on
+ * the order; the sign of a zero may, and a zero M only meets x - M and
+ * e^(M - M'), where it changes nothing. The heads' exponentials, each a long
+ * chain of dependent steps, run one after another so they overlap; the
+ * corrections go in one vector (exp16 works lane by lane). */
+AI void chunk_softmax(int G, __m512 sv[4], __mmask16 jm, float *M, float e[][16], float corr[16], bool first) {
+    float d[16] __attribute__((aligned(64))) = {0};
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        const float mc = _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(jm, sv[g], sv[g], _CMP_ORD_Q), sv[g]);
+        const float Mn = mc > M[g] ? mc : M[g];
+        d[g] = M[g] - Mn;
+        M[g] = Mn;
+        sv[g] = _mm512_sub_ps(sv[g], _mm512_set1_ps(Mn));
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) _mm512_storeu_ps(e[g], exp16(sv[g]));
+    if (!first) _mm512_store_ps(corr, exp16(_mm512_load_ps(d)));
+}
+
 /* The query heads of a group share each converted K and V row. Specialized
  * on the cache type, the head size (8, 32, 64, 128, or any: DC = 0) and the number
  * of heads per call (1..4), so the common shapes keep everything in
@@ -1003,25 +1027,12 @@ AI void attn_impl(sl_type T, int DC, int G, const sl_attn_args *a, const float *
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) _mm512_store_ps(s[g], _mm512_mul_ps(reduce16x16(dvb[g]), _mm512_set1_ps(a->scale)));
         const __mmask16 jm = (__mmask16)((1u << n) - 1);
-        float d[16] __attribute__((aligned(64))) = {0}, corr[16] __attribute__((aligned(64)));
+        float corr[16] __attribute__((aligned(64)));
+        __m512 sv[4];
 #pragma GCC unroll 4
-        for (int g = 0; g < G; g++) {
-            /* the largest score that is not NaN (-inf if none), as a scan in position order finds it: a
-             * maximum does not depend on the order; the sign of a zero may, and a zero M only meets x - M
-             * and e^(M - M'), where it changes nothing */
-            const __m512 sv = _mm512_load_ps(s[g]);
-            const float mc = _mm512_mask_reduce_max_ps(_mm512_mask_cmp_ps_mask(jm, sv, sv, _CMP_ORD_Q), sv);
-            const float Mn = mc > M[g] ? mc : M[g];
-            d[g] = M[g] - Mn;
-            M[g] = Mn;
-        }
-        /* the heads' exponentials, each a long chain of dependent steps, one after another so they
-         * overlap; the corrections e^(M - M') in one vector (exp16 works lane by lane) */
-#pragma GCC unroll 4
-        for (int g = 0; g < G; g++)
-            _mm512_store_ps(e[g], exp16(_mm512_sub_ps(_mm512_maskz_load_ps(jm, s[g]), _mm512_set1_ps(M[g]))));
+        for (int g = 0; g < G; g++) sv[g] = _mm512_maskz_load_ps(jm, s[g]);
+        chunk_softmax(G, sv, jm, M, e, corr, j0 == 0);
         if (j0 > 0) {
-            _mm512_store_ps(corr, exp16(_mm512_load_ps(d)));
 #pragma GCC unroll 4
             for (int g = 0; g < G; g++) {
                 l[g] = l[g] * corr[g];
@@ -1244,24 +1255,10 @@ AI void attn_tokens_impl(int DC, const sl_attn_args *a) {
                 const float *q = a->q + (int64_t)(i0 + i) * a->q_stride;
                 for (int32_t g0 = 0; g0 < nq; g0 += 4) {
                     const int G = nq - g0 < 4 ? nq - g0 : 4;
-                    float e[4][16], corr[16] __attribute__((aligned(64))), d[16] __attribute__((aligned(64))) = {0};
+                    float e[4][16], corr[16] __attribute__((aligned(64)));
                     __m512 sv[4];
                     for (int g = 0; g < G; g++) sv[g] = attn_scores(DC, D, q + (int64_t)(g0 + g) * D, kt, n, a->scale);
-                    /* the maximum and the exponentials of the heads one after another (each a long chain of
-                     * dependent steps, independent of the others') */
-                    const __mmask16 jm = (__mmask16)((1u << n) - 1);
-                    for (int g = 0; g < G; g++) {
-                        float *Mg = &M[i * nq + g0 + g];
-                        const __mmask16 ord = _mm512_mask_cmp_ps_mask(jm, sv[g], sv[g], _CMP_ORD_Q);
-                        const float mc = _mm512_mask_reduce_max_ps(ord, sv[g]);
-                        const float Mn = mc > *Mg ? mc : *Mg;
-                        d[g] = *Mg - Mn;
-                        *Mg = Mn;
-                        sv[g] = _mm512_sub_ps(sv[g], _mm512_set1_ps(Mn));
-                    }
-                    for (int g = 0; g < G; g++) _mm512_storeu_ps(e[g], exp16(sv[g]));
-                    /* the heads' corrections e^(M - M') in one vector (exp16 works lane by lane) */
-                    if (j0 > 0) _mm512_store_ps(corr, exp16(_mm512_load_ps(d)));
+                    chunk_softmax(G, sv, (__mmask16)((1u << n) - 1), M + i * nq + g0, e, corr, j0 == 0);
                     /* the heads' V sums together, as attn_impl's (independent chains) */
                     __m512 *acc = st + (size_t)(i * nq + g0) * (size_t)nv;
                     float *lg = l + i * nq + g0;
