@@ -268,7 +268,10 @@ static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r,
         sl_api_set_error(e, 400, "prompt", "'prompt' is required");
         return false;
     }
-    if (json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
+    /* a list of one prompt (as clients that batch prompts send it): that prompt */
+    if (json_is_array(p) && json_array_size(p) == 1 &&
+        (json_is_string(json_array_get(p, 0)) || json_is_array(json_array_get(p, 0))))
+        p = json_array_get(p, 0);
     if (json_is_string(p)) {
         r->prompt_text = sl_strndup(json_string_value(p), json_string_length(p));
         size_t n = 0;
@@ -463,12 +466,8 @@ static bool parse_stop_ids(const sl_api_ctx *ctx, json_t *body, sl_req_params *p
 
 /* Fields of OpenAI's API this server does not implement, refused rather
  * than ignored when they would change the output. */
-static bool refuse_unsupported(sl_api_kind kind, json_t *o, sl_api_error *e) {
+static bool refuse_unsupported(json_t *o, sl_api_error *e) {
     json_t *v;
-    if (kind == SL_API_COMPLETIONS && json_is_true(json_object_get(o, "echo"))) {
-        sl_api_set_error(e, 400, "echo", "'echo' is not supported: the prompt is not repeated in the output");
-        return false;
-    }
     if ((v = json_object_get(o, "best_of")) && !json_is_null(v) &&
         !(json_is_integer(v) && json_integer_value(v) == 1)) {
         sl_api_set_error(e, 400, "best_of", "'best_of' must be 1: one candidate per request is supported");
@@ -589,6 +588,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     }
     if (!get_bool(o, "ignore_eos", &p->ignore_eos, e)) goto done;
     if (kind == SL_API_COMPLETIONS) {
+        if (!get_bool(o, "echo", &p->echo, e)) goto done;
         json_t *lp = json_object_get(o, "logprobs");
         if (lp && !json_is_null(lp)) {
             x = 0;
@@ -608,7 +608,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->logprobs = lp ? (int32_t)x : -1;
     }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
-        !refuse_unsupported(kind, o, e))
+        !refuse_unsupported(o, e))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
     if (r->n_prompt == 0) {
@@ -641,13 +641,14 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         }
         p->resume_generated = (int32_t)g;
         p->resume_text_sent = ts;
+        p->echo = false; /* the client has the prompt from the engine that started the stream */
     }
     const char *mt = present(o, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
     x = ctx->n_ctx - r->n_prompt;
     if (present(o, mt)) {
         r->max_tokens_given = true;
-        /* 0 only when resuming a stream that used up its tokens (sl_req_params) */
-        if (!get_int(o, mt, p->resume_generated > 0 ? 0 : 1, 1LL << 31, &x, e)) goto done;
+        /* 0 only when resuming a stream that used up its tokens, or echoing the prompt (sl_req_params) */
+        if (!get_int(o, mt, p->resume_generated > 0 || p->echo ? 0 : 1, 1LL << 31, &x, e)) goto done;
         if (x > ctx->n_ctx - r->n_prompt) {
             sl_api_set_error(e, 400, mt, "This model's maximum context length is %d tokens: %d in the prompt plus %lld "
                              "requested by '%s' exceed it", ctx->n_ctx, r->n_prompt, x, mt);
@@ -727,6 +728,11 @@ json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_t
         off += json_string_length(p);
         json_array_append_new(offs, json_integer((json_int_t)(off - json_string_length(p))));
         json_array_append_new(tokens, p);
+        if (isnan(toks[i].logprob)) { /* an echoed prompt's first token: nothing before it to predict it */
+            json_array_append_new(lps, json_null());
+            json_array_append_new(tops, json_null());
+            continue;
+        }
         json_array_append_new(lps, json_real(toks[i].logprob));
         json_t *top = json_object();
         for (int32_t k = 0; k < toks[i].n_top; k++) {
@@ -738,6 +744,37 @@ json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_t
     }
     return json_pack("{s:o,s:o,s:o,s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs", tops, "text_offset",
                      offs);
+}
+
+json_t *sl_api_echo_logprobs(const sl_api_ctx *ctx, const sl_tok_out *plp, int32_t n_plp, size_t n_echo,
+                             const sl_tok_out *toks, int32_t n_toks) {
+    json_t *o = sl_api_logprobs_json(ctx, SL_API_COMPLETIONS, plp, 0, n_plp, 0);
+    /* each prompt token's offset: the length of the text of the tokens before it, less what that text has
+     * before the echoed prompt's own (a SentencePiece dummy-prefix space) */
+    size_t *cum = sl_alloc_array((size_t)n_plp + 1, sizeof(size_t));
+    if (cum) {
+        sl_detok d;
+        sl_detok_init(&d, sl_model_tokenizer(ctx->model), false);
+        char buf[4096];
+        cum[0] = 0;
+        for (int32_t i = 0; i < n_plp; i++) {
+            const int64_t k = sl_detok_push(&d, plp[i].id, buf, sizeof buf);
+            cum[i + 1] = cum[i] + (size_t)(k > 0 ? k : 0);
+        }
+        const size_t shift = cum[n_plp] > n_echo ? cum[n_plp] - n_echo : 0;
+        json_t *offs = json_object_get(o, "text_offset");
+        for (int32_t i = 0; i < n_plp; i++)
+            json_array_set_new(offs, (size_t)i, json_integer((json_int_t)(cum[i] > shift ? cum[i] - shift : 0)));
+        sl_free(cum);
+    }
+    if (n_toks > 0) {
+        json_t *g = sl_api_logprobs_json(ctx, SL_API_COMPLETIONS, toks, 0, n_toks, n_echo);
+        const char *k;
+        json_t *v;
+        json_object_foreach(g, k, v) json_array_extend(json_object_get(o, k), v);
+        json_decref(g);
+    }
+    return o;
 }
 
 json_t *sl_api_usage_json(int32_t prompt_tokens, int32_t completion_tokens, int32_t cached_tokens) {
@@ -787,6 +824,25 @@ done:
     return out;
 }
 
+char *sl_api_detok_text(const sl_api_ctx *ctx, const int32_t *ids, int32_t n) {
+    tbuf b = {0};
+    sl_detok d;
+    sl_detok_init(&d, sl_model_tokenizer(ctx->model), false);
+    char buf[4096];
+    for (int32_t i = 0; i < n; i++) {
+        int64_t k = sl_detok_push(&d, ids[i], buf, sizeof buf);
+        if (k > 0) tb_add(&b, buf);
+    }
+    int64_t k = sl_detok_flush(&d, buf, sizeof buf);
+    if (k > 0) tb_add(&b, buf);
+    if (!b.p && !b.oom) tb_add(&b, "");
+    if (b.oom) {
+        sl_free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
 char *sl_api_detokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
     memset(e, 0, sizeof *e);
     json_error_t je;
@@ -803,28 +859,28 @@ char *sl_api_detokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_
         sl_api_set_error(e, 400, "tokens", "'tokens' must be an array of token ids");
         goto done;
     }
-    tbuf b = {0};
-    sl_detok d;
-    sl_detok_init(&d, tok, false);
+    int32_t *v32 = sl_alloc_array(json_array_size(ids) + 1, sizeof(int32_t));
+    if (!v32) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        goto done;
+    }
     size_t i;
     json_t *v;
-    char buf[4096];
     json_array_foreach(ids, i, v) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= sl_tokenizer_n_vocab(tok)) {
             sl_api_set_error(e, 400, "tokens", "'tokens[%zu]' is not a token id in [0, %d)", i, sl_tokenizer_n_vocab(tok));
-            sl_free(b.p);
+            sl_free(v32);
             goto done;
         }
-        int64_t n = sl_detok_push(&d, (int32_t)json_integer_value(v), buf, sizeof buf);
-        if (n > 0) tb_add(&b, buf);
+        v32[i] = (int32_t)json_integer_value(v);
     }
-    int64_t n = sl_detok_flush(&d, buf, sizeof buf);
-    if (n > 0) tb_add(&b, buf);
-    const char *text = b.p ? b.p : "";
-    json_t *r = json_pack("{s:s}", "prompt", text);
+    char *text = sl_api_detok_text(ctx, v32, (int32_t)json_array_size(ids));
+    sl_free(v32);
+    json_t *r = text ? json_pack("{s:s}", "prompt", text) : NULL;
     out = r ? json_dumps(r, JSON_COMPACT) : NULL;
     json_decref(r);
-    sl_free(b.p);
+    sl_free(text);
+    if (!out) sl_api_set_error(e, 500, NULL, "out of memory");
 done:
     json_decref(o);
     return out;

@@ -63,7 +63,16 @@ bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, 
 /* Response pieces. `toks` are the token records [t0, t1) of the request. */
 json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_tok_out *toks, int32_t t0, int32_t t1,
                              size_t text_offset);
+/* Completions' logprobs with echo: the prompt's tokens plp[0, n_plp) (the
+ * first one's logprob NAN: null), their text_offset within the echoed text
+ * of n_echo bytes, then generated tokens [0, n_toks) from offset n_echo. */
+json_t *sl_api_echo_logprobs(const sl_api_ctx *ctx, const sl_tok_out *plp, int32_t n_plp, size_t n_echo,
+                             const sl_tok_out *toks, int32_t n_toks);
 json_t *sl_api_usage_json(int32_t prompt_tokens, int32_t completion_tokens, int32_t cached_tokens);
+
+/* The text of token ids as the output shows it (special tokens not
+ * rendered); sl_malloc'd, NULL when out of memory. */
+char *sl_api_detok_text(const sl_api_ctx *ctx, const int32_t *ids, int32_t n);
 
 /* /tokenize and /detokenize bodies → response JSON string, or NULL with err set. */
 char *sl_api_tokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *err);

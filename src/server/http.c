@@ -56,6 +56,9 @@ typedef struct gen {
     char *pending;
     size_t n_pending, off, cap;
     bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
+    char *echo;             /* completions' echo: the prompt's text, sent before the output; NULL: no echo */
+    size_t n_echo;
+    bool echo_sent;
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -109,6 +112,7 @@ static void gen_free(gen *g) {
     if (!g) return;
     sl_req_release(g->req);
     free(g->pending);
+    sl_free(g->echo);
     atomic_fetch_sub(&g->h->in_flight, 1);
     free(g);
 }
@@ -207,11 +211,37 @@ static void pend_token_ids(gen *g, int32_t k0, int32_t k1) {
     free(ids);
 }
 
+/* The echoed prompt as the stream's first chunk, once its logprobs (when
+ * asked for) are all there: the text, and the prompt tokens' logprobs. */
+static void pend_echo(gen *g) {
+    sl_req *r = g->req;
+    sl_tok_out *plp = NULL;
+    int32_t n_plp = 0;
+    if (r->plp) {
+        pthread_mutex_lock(&r->mu);
+        n_plp = r->n_plp;
+        plp = malloc(sizeof *plp * (size_t)n_plp);
+        if (plp) memcpy(plp, r->plp, sizeof *plp * (size_t)n_plp);
+        pthread_mutex_unlock(&r->mu);
+    }
+    json_t *o = chunk_base(g), *choice = json_object();
+    json_object_set_new(choice, "index", json_integer(0));
+    json_object_set_new(choice, "text", json_stringn(g->echo, g->n_echo));
+    json_object_set_new(choice, "logprobs", plp ? sl_api_echo_logprobs(&g->h->api, plp, n_plp, g->n_echo, NULL, 0) : json_null());
+    json_object_set_new(choice, "finish_reason", json_null());
+    json_object_set_new(o, "choices", json_pack("[o]", choice));
+    if (g->include_usage) json_object_set_new(o, "usage", json_null());
+    pend_event(g, o);
+    free(plp);
+    g->echo_sent = true;
+}
+
 /* Take what the request's channel has beyond what was sent; build events. */
 static void collect(gen *g, bool *finished) {
     sl_req *r = g->req;
     pthread_mutex_lock(&r->mu);
-    if (!(r->n_text > g->text_sent || r->n_out > g->toks_sent || r->finished)) {
+    const bool echo_ready = g->echo && !g->echo_sent && (!r->plp || r->n_plp == r->n_prompt);
+    if (!(r->n_text > g->text_sent || r->n_out > g->toks_sent || r->finished || echo_ready)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += WAIT_SLICE_MS * 1000000L;
@@ -242,9 +272,11 @@ static void collect(gen *g, bool *finished) {
         free(toks);
         return;
     }
+    /* the echo goes first: the prompt's logprobs are complete before the first token is sampled */
+    if (g->echo && !g->echo_sent && !http_error && ((!r->plp || r->n_plp == r->n_prompt) || fin)) pend_echo(g);
     if (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !g->role_sent)) {
         if (g->token_ids) pend_token_ids(g, k0, k1);
-        pend_chunk(g, text ? text : "", text ? t_to - t_from : 0, toks, toks ? k1 - k0 : 0, NULL, t_from);
+        pend_chunk(g, text ? text : "", text ? t_to - t_from : 0, toks, toks ? k1 - k0 : 0, NULL, g->n_echo + t_from);
         g->text_sent = t_to;
         g->toks_sent = k1;
     }
@@ -308,8 +340,15 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     sl_req *req = NULL;
     sl_status st = sl_req_create(h->sched, ar.prompt, ar.n_prompt, &ar.params, &req);
     bool stream = ar.stream, include_usage = ar.include_usage;
+    /* echo: the prompt string as sent, or the text of the prompt's token ids */
+    char *echo = NULL;
+    if (!st && ar.params.echo) {
+        echo = ar.prompt_text ? sl_strdup(ar.prompt_text) : sl_api_detok_text(&h->api, ar.prompt, ar.n_prompt);
+        if (!echo) st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    }
     sl_api_request_free(&ar);
     if (st) {
+        sl_req_release(req);
         sl_api_set_error(&e, st == SL_ERR_NOMEM ? 500 : 400, kind == SL_API_CHAT ? "messages" : "prompt", "%s",
                          sl_last_error());
         return reply_error(c, cx, &e);
@@ -317,8 +356,11 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     gen *g = calloc(1, sizeof *g);
     if (!g) {
         sl_req_release(req);
+        sl_free(echo);
         return reply_err(c, cx, 500, NULL, "out of memory");
     }
+    g->echo = echo;
+    g->n_echo = echo ? strlen(echo) : 0;
     atomic_fetch_add(&h->in_flight, 1);
     g->h = h;
     g->req = req;
@@ -371,13 +413,26 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     }
     json_t *choice = json_object();
     json_object_set_new(choice, "index", json_integer(0));
-    json_t *text = json_stringn(req->text ? req->text : "", req->n_text);
+    json_t *text;
+    if (g->echo) { /* the prompt, then the output */
+        char *both = malloc(g->n_echo + req->n_text + 1);
+        if (both) {
+            memcpy(both, g->echo, g->n_echo);
+            if (req->n_text) memcpy(both + g->n_echo, req->text, req->n_text);
+        }
+        text = both ? json_stringn(both, g->n_echo + req->n_text) : NULL;
+        free(both);
+    } else {
+        text = json_stringn(req->text ? req->text : "", req->n_text);
+    }
     if (kind == SL_API_CHAT)
         json_object_set_new(choice, "message", json_pack("{s:s,s:o}", "role", "assistant", "content", text));
     else
         json_object_set_new(choice, "text", text);
     json_object_set_new(choice, "logprobs",
-                        req->p.logprobs >= 0 ? sl_api_logprobs_json(&h->api, kind, req->out, 0, req->n_out, 0) : json_null());
+                        req->p.logprobs < 0 ? json_null()
+                        : req->plp          ? sl_api_echo_logprobs(&h->api, req->plp, req->n_plp, g->n_echo, req->out, req->n_out)
+                                            : sl_api_logprobs_json(&h->api, kind, req->out, 0, req->n_out, 0));
     json_object_set_new(choice, "finish_reason", json_string(sl_finish_reason_str(req->finish)));
     o = json_pack("{s:s,s:s,s:I,s:s,s:[o],s:o}", "id", g->id, "object",
                   kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created, "model",

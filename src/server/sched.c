@@ -69,7 +69,7 @@ struct sl_sched {
     sl_req **b_req;     /* per batch sequence */
     sl_req **b_snap;    /* running requests at the start of a step */
     int32_t *b_chunk;   /* tokens of each sequence in this step */
-    float *logits;      /* (max_num_seqs, n_vocab) */
+    float *logits;      /* (max_num_seqs + SL_PLP_ROWS, n_vocab) */
 };
 
 static double now_s(void) {
@@ -181,8 +181,9 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     if (p->resume_generated < 0 || p->resume_generated >= n_prompt || p->resume_text_sent < 0)
         return SL_FAIL(SL_ERR_INVALID, "resuming %d generated tokens with %lld bytes sent: needs 0 <= generated < %d "
                        "(the prompt) and bytes >= 0", p->resume_generated, (long long)p->resume_text_sent, n_prompt);
-    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0))
-        return SL_FAIL(SL_ERR_INVALID, "max_tokens %d: needs at least 1 (0 only when resuming a stream)", p->max_tokens);
+    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0 && !p->echo))
+        return SL_FAIL(SL_ERR_INVALID, "max_tokens %d: needs at least 1 (0 only when resuming a stream or echoing the "
+                       "prompt)", p->max_tokens);
     if (p->n_bias < 0 || p->n_bias > SL_MAX_LOGIT_BIAS || p->n_stop_ids < 0 || p->n_stop_ids > SL_MAX_STOP_IDS ||
         p->min_tokens < 0)
         return SL_FAIL(SL_ERR_INVALID, "%d logit biases, %d stop token ids, min_tokens %d: needs at most %d, at most %d, "
@@ -212,6 +213,12 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     if (!r->tokens) goto nomem;
     memcpy(r->tokens, prompt, sizeof(int32_t) * (size_t)n_prompt);
     r->n_tokens = n_prompt;
+    if (p->echo && p->logprobs >= 0) {
+        r->plp = sl_alloc_array((size_t)n_prompt, sizeof(sl_tok_out));
+        if (!r->plp) goto nomem;
+        r->plp[0] = (sl_tok_out){.id = prompt[0], .logprob = NAN};
+        r->n_plp = 1;
+    }
     for (int i = 0; i < p->n_stop; i++) {
         r->p.stop[i] = sl_strdup(p->stop[i]);
         if (!r->p.stop[i]) goto nomem;
@@ -251,6 +258,7 @@ void sl_req_release(sl_req *r) {
     sl_free(r->held);
     sl_free(r->text);
     sl_free(r->out);
+    sl_free(r->plp);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     sl_free(r);
@@ -424,6 +432,11 @@ static void publish_gauges(sl_sched *s) {
     atomic_store(&mt->prefix_queries, sl_kvm_queries(s->kvm));
 }
 
+/* Prompt logprobs still to compute (echo with logprobs): the logits of
+ * position i give prompt token i + 1's, for i in [n_plp - 1, n_prompt - 1). */
+static bool plp_pending(const sl_req *r) { return r->plp && r->n_plp < r->n_prompt; }
+static bool wants_plp(const sl_req *r, int32_t pos) { return r->plp && pos + 1 >= r->n_plp && pos < r->n_prompt - 1; }
+
 /* Add r's next chunk (up to `budget` tokens) to the batch. */
 static void add_to_batch(sl_sched *s, sl_req *r, int32_t chunk, int32_t *n_tok, int32_t *n_seq) {
     int32_t k = *n_seq;
@@ -435,7 +448,7 @@ static void add_to_batch(sl_sched *s, sl_req *r, int32_t chunk, int32_t *n_tok, 
         s->b_tok[t] = r->tokens[r->n_computed + i];
         s->b_pos[t] = r->n_computed + i;
         s->b_seq[t] = k;
-        s->b_want[t] = (r->n_computed + i == r->n_tokens - 1);
+        s->b_want[t] = r->n_computed + i == r->n_tokens - 1 || wants_plp(r, r->n_computed + i);
     }
     *n_seq = k + 1;
 }
@@ -485,6 +498,17 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
     return false;
 }
 
+/* Prompt token pos + 1's logprob from the logits of position pos (echo with logprobs). */
+static void record_plp(sl_sched *s, sl_req *r, int32_t pos, const float *logits) {
+    sl_tok_out o = {.id = r->tokens[pos + 1]};
+    o.n_top = sl_logprobs_top(logits, s->n_vocab, r->p.logprobs, o.top_ids, o.top_lps, o.id, &o.logprob);
+    pthread_mutex_lock(&r->mu);
+    r->plp[pos + 1] = o;
+    r->n_plp = pos + 2;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* One scheduling step. Returns false when there was nothing to do. */
 static bool step(sl_sched *s) {
     /* cancellations */
@@ -501,6 +525,8 @@ static bool step(sl_sched *s) {
     /* prompt tokens (prefill chunks, recomputation) also draw on their own, smaller budget: decodes always fit,
      * so a burst of prompts neither makes one long step that stalls every stream nor starves the decodes */
     int32_t prefill = s->p.max_prefill_tokens > 0 ? s->p.max_prefill_tokens : budget;
+    /* prompt positions whose logits echo with logprobs needs: rows of s->logits beyond one per sequence */
+    int32_t plp_rows = SL_PLP_ROWS;
     /* running requests in order; a preemption only ever moves a request that
      * has not been batched yet (see reserve_running), so a snapshot works */
     int32_t n_run = 0;
@@ -512,21 +538,25 @@ static bool step(sl_sched *s) {
         int32_t remaining = r->n_tokens - r->n_computed;
         int32_t chunk = remaining < budget ? remaining : budget;
         if (remaining > 1 && chunk > prefill) chunk = prefill; /* still in its prompt */
+        if (plp_pending(r) && chunk > plp_rows) chunk = plp_rows;
         if (chunk <= 0 || !reserve_running(s, r, r->n_computed + chunk)) continue;
         add_to_batch(s, r, chunk, &n_tok, &n_seq);
         budget -= chunk;
         if (remaining > 1) prefill -= chunk;
+        if (plp_pending(r)) plp_rows -= chunk;
     }
     /* admit waiting requests, oldest first; a full pool blocks only its own requests */
     bool pool_blocked[SL_KVM_MAX_POOLS] = {false};
     for (sl_req *r = s->waiting.head.next, *nx; r != &s->waiting.head && budget > 0 && prefill > 0; r = nx) {
         nx = r->next;
         if (s->running.n >= s->p.max_num_seqs) break;
-        if (pool_blocked[r->kv.pool]) continue;
-        int32_t cached = sl_kvm_acquire_prefix(s->kvm, &r->kv, r->tokens, r->n_tokens);
+        if (pool_blocked[r->kv.pool] || (plp_pending(r) && plp_rows == 0)) continue;
+        /* echo with logprobs: cached blocks only where the prompt logprobs are known */
+        int32_t cached = sl_kvm_acquire_prefix(s->kvm, &r->kv, r->tokens, plp_pending(r) ? r->n_plp : r->n_tokens);
         int32_t remaining = r->n_tokens - cached;
         int32_t chunk = remaining < budget ? remaining : budget;
         if (chunk > prefill) chunk = prefill;
+        if (plp_pending(r) && chunk > plp_rows) chunk = plp_rows;
         if (sl_kvm_reserve(s->kvm, &r->kv, cached + chunk) != SL_OK) {
             sl_kvm_release(s->kvm, &r->kv);
             pool_blocked[r->kv.pool] = true;
@@ -544,6 +574,7 @@ static bool step(sl_sched *s) {
         add_to_batch(s, r, chunk, &n_tok, &n_seq);
         budget -= chunk;
         prefill -= chunk;
+        if (plp_pending(r)) plp_rows -= chunk;
     }
     publish_gauges(s);
     if (n_tok == 0) return false;
@@ -561,15 +592,26 @@ static bool step(sl_sched *s) {
         }
         return true;
     }
-    int32_t row = 0;
+    /* logits rows: the tokens that wanted them, in batch order */
+    int32_t row = 0, t0 = 0;
     for (int32_t k = 0; k < n_seq; k++) {
         sl_req *r = s->b_req[k];
+        const float *lg = NULL;
+        for (int32_t i = 0; i < s->b_chunk[k]; i++) {
+            if (!s->b_want[t0 + i]) continue;
+            const float *row_lg = s->logits + (int64_t)row++ * s->n_vocab;
+            if (r->n_computed + i == r->n_tokens - 1) lg = row_lg;
+            else record_plp(s, r, r->n_computed + i, row_lg);
+        }
+        t0 += s->b_chunk[k];
         r->n_computed += s->b_chunk[k];
-        bool wants = r->n_computed == r->n_tokens;
-        const float *lg = s->logits + (int64_t)row * s->n_vocab;
-        if (wants) row++;
         sl_kvm_commit(s->kvm, &r->kv, r->tokens, r->n_computed);
-        if (!wants) continue;
+        if (!lg) continue;
+        if (r->p.max_tokens == 0) { /* echo of the prompt alone: its logprobs are all there is to compute */
+            finish_req(s, r, SL_FR_LENGTH, 0, NULL);
+            drop_req(s, &s->running, r);
+            continue;
+        }
         int32_t id = sl_sampler_sample(r->sampler, lg, r->tokens, r->n_tokens, 0, (uint64_t)r->n_tokens);
         if (accept_token(s, r, id, lg, t)) drop_req(s, &s->running, r);
     }
@@ -592,9 +634,11 @@ static void *sched_main(void *arg) {
         while (!list_empty(&s->incoming)) {
             sl_req *r = s->incoming.head.next;
             list_remove(&s->incoming, r);
-            /* a resumed stream with no token left: only its held-back text to release */
-            list_push_back(r->p.max_tokens == 0 ? &done : &s->waiting, r);
-            r->state = r->p.max_tokens == 0 ? ST_DONE : ST_WAITING;
+            /* a resumed stream with no token left: only its held-back text to release; an echo of the prompt
+             * alone: nothing to compute, unless its logprobs were asked for */
+            const bool nothing = r->p.max_tokens == 0 && !plp_pending(r);
+            list_push_back(nothing ? &done : &s->waiting, r);
+            r->state = nothing ? ST_DONE : ST_WAITING;
         }
         pthread_mutex_unlock(&s->mu);
         while (!list_empty(&done)) {
@@ -713,7 +757,7 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     s->b_req = sl_alloc_array(S, sizeof(sl_req *));
     s->b_chunk = sl_alloc_array(S, sizeof(int32_t));
     s->b_snap = sl_alloc_array(S, sizeof(sl_req *));
-    s->logits = sl_alloc_array(S * (size_t)hp->n_vocab, sizeof(float));
+    s->logits = sl_alloc_array((S + SL_PLP_ROWS) * (size_t)hp->n_vocab, sizeof(float));
     if (!s->b_tok || !s->b_pos || !s->b_seq || !s->b_want || !s->b_seqs || !s->b_req || !s->b_chunk || !s->b_snap || !s->logits) {
         st = SL_FAIL(SL_ERR_NOMEM, "out of memory for the scheduler's step buffers");
         goto fail;

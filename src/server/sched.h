@@ -76,7 +76,15 @@ typedef struct sl_req_params {
      * tokens that are not special. */
     int32_t n_stop_ids;
     int32_t stop_ids[SL_MAX_STOP_IDS];
+    /* Completions' echo: the client gets the prompt back, so max_tokens may
+     * be 0. With logprobs >= 0 the prompt's tokens get theirs too (sl_req.plp):
+     * every prompt position is computed (no prefix-cache reuse for this
+     * request), at most SL_PLP_ROWS of them per step. */
+    bool echo;
 } sl_req_params;
+
+/* Prompt positions whose logits one step computes for echo with logprobs. */
+#define SL_PLP_ROWS 32
 
 /* One generated token as the channel reports it. */
 typedef struct sl_tok_out {
@@ -125,6 +133,11 @@ struct sl_req {
     int http_error;         /* 0, or an HTTP status when the request failed inside the engine */
     char error[256];
     double t_first_token;
+    /* echo with logprobs: plp[i] is prompt token i with its logprob given
+     * tokens [0, i) (plp[0] has none: logprob NAN); entries [0, n_plp) are
+     * filled, in order; NULL otherwise. */
+    sl_tok_out *plp;
+    int32_t n_plp;
 };
 
 typedef struct sl_sched_params {

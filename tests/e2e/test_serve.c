@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -213,15 +214,27 @@ static char *prompt_body(int i, int max_tokens, bool stream, double temp, int se
     return b;
 }
 
+/* choices[0] of a completion as JSON (text, logprobs, finish reason); caller frees. */
+static char *choice_json(const resp *r) {
+    json_error_t je;
+    json_t *o = json_loads(r->body, 0, &je);
+    json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+    char *s = ch ? json_dumps(ch, JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    return s;
+}
+
 /* Send n requests (body_fn(i)) one at a time, then all at once; returns how
- * many concurrent answers equal their answer alone (printing the others). */
+ * many concurrent answers equal their answer alone (printing the others):
+ * the same key (completion_text, or choice_json). */
 typedef char *(*body_fn)(int i);
-static int alone_vs_together(const char *url, int n, body_fn body) {
+typedef char *(*key_fn)(const resp *r);
+static int alone_vs_together_by(const char *url, int n, body_fn body, key_fn key) {
     char **alone = calloc((size_t)n, sizeof *alone);
     for (int i = 0; i < n; i++) {
         char *b = body(i);
         resp r = http(url, "/v1/completions", b, NULL);
-        alone[i] = completion_text(&r);
+        alone[i] = key(&r);
         free(r.body);
         free(b);
     }
@@ -243,7 +256,7 @@ static int alone_vs_together(const char *url, int n, body_fn body) {
     }
     int same = 0;
     for (int i = 0; i < n; i++) {
-        char *t = completion_text(&rs[i]);
+        char *t = key(&rs[i]);
         if (alone[i] && t && *t && !strcmp(alone[i], t)) same++;
         else fprintf(stderr, "    request %d differs:\n      alone    [%s]\n      together [%s]\n", i, alone[i],
                      t ? t : rs[i].body);
@@ -262,6 +275,10 @@ static int alone_vs_together(const char *url, int n, body_fn body) {
     free(hs);
     free(bodies);
     return same;
+}
+
+static int alone_vs_together(const char *url, int n, body_fn body) {
+    return alone_vs_together_by(url, n, body, completion_text);
 }
 
 static char *body_mixed40(int i) { return prompt_body(i, 40, false, i % 4 == 3 ? 0.9 : 0.0, i % 4 == 3 ? 1234 + i : -1); }
@@ -374,6 +391,152 @@ TEST(serve_stream_logprobs) {
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_INT(n_tok, 20);
     CHECK_EQ_INT(bad, 0);
+}
+
+/* Completions' echo with logprobs, as lm-evaluation-harness scores a text:
+ * a token prompt of llama.cpp's prompt ids plus its first 60 greedy tokens,
+ * max_tokens 0. Each of those 60 tokens' logprob must be the log-softmax of
+ * llama.cpp's logits at its position (main.00.logits_all.txt, line k: the
+ * logits that produced generated token k), and its top alternative the token
+ * itself; the first prompt token has none (null). The 65 positions take
+ * several steps. Asked again, with the prompt's blocks now in the prefix
+ * cache, the answer is the same (no cached tokens: every position computed);
+ * streamed, the echo is the first chunk. */
+#define ECHO_GEN 60
+static json_t *echo_body(json_t *g, bool stream) {
+    json_t *ids = json_deep_copy(json_object_get(g, "prompt_token_ids"));
+    json_t *gen = json_object_get(g, "generated_token_ids");
+    for (size_t i = 0; i < ECHO_GEN; i++) json_array_append(ids, json_array_get(gen, i));
+    return json_pack("{s:o,s:i,s:b,s:i,s:b}", "prompt", ids, "max_tokens", 0, "echo", 1, "logprobs", 1, "stream", stream);
+}
+
+static char *echo_request(const char *url, json_t *g, bool stream) {
+    json_t *b = echo_body(g, stream);
+    char *body = json_dumps(b, 0);
+    json_decref(b);
+    resp r = http(url, "/v1/completions", body, NULL);
+    free(body);
+    if (r.status != 200) fprintf(stderr, "    echo: HTTP %ld: %s\n", r.status, r.body);
+    return r.body;
+}
+
+/* Echo with logprobs, prompts of three sentences: 8 at once need more prompt positions' logits than one step
+ * computes (SL_PLP_ROWS) */
+static char *body_echo8(int i) {
+    char *b = prompt_body(i, 8, false, 0.0, -1);
+    json_t *o = json_loads(b, 0, NULL);
+    free(b);
+    char prompt[512];
+    const char *p = json_string_value(json_object_get(o, "prompt"));
+    snprintf(prompt, sizeof prompt, "%s. %s. %s.", p, p, p);
+    json_object_set_new(o, "prompt", json_string(prompt));
+    json_object_set_new(o, "echo", json_true());
+    json_object_set_new(o, "logprobs", json_integer(2));
+    b = json_dumps(o, 0);
+    json_decref(o);
+    return b;
+}
+
+TEST(serve_echo_prompt_logprobs) {
+    const char *url = start_default();
+    CHECK(url);
+    const char *jp = sl_test_shared("golden/stories260K/main.00.json");
+    char lp_path[256];
+    snprintf(lp_path, sizeof lp_path, "%s", sl_test_shared("golden/stories260K/main.00.logits_all.txt"));
+    json_error_t je;
+    json_t *g = json_load_file(jp, 0, &je);
+    CHECK(g);
+    FILE *f = fopen(lp_path, "r");
+    CHECK(f);
+    static double want[ECHO_GEN], logits[512];
+    json_t *gen = json_object_get(g, "generated_token_ids");
+    for (int k = 0; k < ECHO_GEN; k++) {
+        double mx = -1e30, sum = 0;
+        for (int v = 0; v < 512; v++) {
+            CHECK(fscanf(f, "%lf", &logits[v]) == 1);
+            if (logits[v] > mx) mx = logits[v];
+        }
+        for (int v = 0; v < 512; v++) sum += exp(logits[v] - mx);
+        want[k] = logits[json_integer_value(json_array_get(gen, (size_t)k))] - mx - log(sum);
+    }
+    fclose(f);
+    const size_t n_p = json_array_size(json_object_get(g, "prompt_token_ids"));
+
+    char *first = NULL;
+    for (int round = 0; round < 2; round++) {
+        char *body = echo_request(url, g, false);
+        json_t *o = json_loads(body, 0, &je);
+        json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+        json_t *lp = json_object_get(ch, "logprobs");
+        json_t *lps = json_object_get(lp, "token_logprobs"), *tops = json_object_get(lp, "top_logprobs");
+        CHECK_EQ_INT(json_array_size(lps), n_p + ECHO_GEN);
+        CHECK(json_is_null(json_array_get(lps, 0)) && json_is_null(json_array_get(tops, 0)));
+        for (size_t i = 1; i < n_p; i++) CHECK(json_real_value(json_array_get(lps, i)) <= 0);
+        int off = 0, not_top = 0;
+        double worst = 0;
+        for (int k = 0; k < ECHO_GEN; k++) {
+            const double got = json_real_value(json_array_get(lps, n_p + (size_t)k));
+            if (fabs(got - want[k]) > worst) worst = fabs(got - want[k]);
+            off += !(fabs(got - want[k]) <= 1e-3);
+            /* the top alternative is the greedy token itself: its logprob */
+            const char *key;
+            json_t *v, *top = json_array_get(tops, n_p + (size_t)k);
+            json_object_foreach(top, key, v) not_top += json_real_value(v) != got;
+        }
+        if (off) fprintf(stderr, "    round %d: %d of %d logprobs off (worst %.3g)\n", round, off, ECHO_GEN, worst);
+        CHECK_EQ_INT(off, 0);
+        CHECK_EQ_INT(not_top, 0);
+        CHECK_STR(json_string_value(json_object_get(ch, "finish_reason")), "length");
+        CHECK_EQ_INT(usage_field(&(resp){.body = body}, "completion_tokens", NULL), 0);
+        CHECK_EQ_INT(usage_field(&(resp){.body = body}, "prompt_tokens_details", "cached_tokens"), 0);
+        /* the echoed text is the text of the prompt's ids, each token's text at its text_offset */
+        const char *text = json_string_value(json_object_get(ch, "text"));
+        CHECK(text && strstr(text, "Once upon a time") == text + 1);
+        json_t *toks = json_object_get(lp, "tokens"), *offs = json_object_get(lp, "text_offset");
+        int misplaced = 0;
+        for (size_t i = 1; i < n_p + ECHO_GEN; i++) {
+            const char *piece = json_string_value(json_array_get(toks, i));
+            const json_int_t at = json_integer_value(json_array_get(offs, i));
+            misplaced += !piece || at < 0 || at > (json_int_t)strlen(text) || strncmp(text + at, piece, strlen(piece));
+        }
+        CHECK_EQ_INT(misplaced, 0);
+        if (round == 0) {
+            first = strdup(text);
+            /* the prompt's blocks are now cached: a request without echo uses them */
+            json_t *b = echo_body(g, false);
+            json_object_del(b, "echo");
+            json_object_set_new(b, "max_tokens", json_integer(1));
+            char *pb = json_dumps(b, 0);
+            json_decref(b);
+            resp plain = http(url, "/v1/completions", pb, NULL);
+            free(pb);
+            CHECK(usage_field(&plain, "prompt_tokens_details", "cached_tokens") >= 48);
+            free(plain.body);
+        } else {
+            CHECK_STR(text, first);
+        }
+        json_decref(o);
+        free(body);
+    }
+    /* streamed: the echo (text and the prompt's logprobs) comes first */
+    char *sb = echo_request(url, g, true);
+    const char *ev = strstr(sb, "data: {");
+    json_t *o = ev ? json_loadb(ev + 6, strcspn(ev + 6, "\n"), 0, &je) : NULL;
+    json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+    CHECK_STR(json_string_value(json_object_get(ch, "text")), first);
+    CHECK_EQ_INT(json_array_size(json_object_get(json_object_get(ch, "logprobs"), "token_logprobs")), n_p + ECHO_GEN);
+    CHECK(strstr(sb, "\"finish_reason\":\"length\"") && strstr(sb, "data: [DONE]"));
+    json_decref(o);
+    free(sb);
+    free(first);
+    /* max_tokens 0 needs echo */
+    resp r = http(url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":0}", NULL);
+    CHECK_EQ_INT(r.status, 400);
+    CHECK(strstr(r.body, "\"param\":\"max_tokens\""));
+    free(r.body);
+    json_decref(g);
+    /* many at once: the same prompt logprobs, text and output as alone */
+    CHECK_EQ_INT(alone_vs_together_by(url, 8, body_echo8, choice_json), 8);
 }
 
 /* A router resuming a stream (failover) tells the engine how many of the

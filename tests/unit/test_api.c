@@ -143,7 +143,9 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
         {"{\"prompt\": \"x\", \"max_tokens\": 4, \"min_tokens\": 5}", "min_tokens", "between 0 and max_tokens (4)"},
         {"{\"prompt\": \"x\", \"min_tokens\": -1}", "min_tokens", "between 0 and"},
         {"{\"prompt\": \"x\", \"min_tokens\": \"3\"}", "min_tokens", "must be an integer"},
-        {"{\"prompt\": \"x\", \"echo\": true}", "echo", "not supported"},
+        {"{\"prompt\": \"x\", \"echo\": 1}", "echo", "must be true or false"},
+        {"{\"prompt\": \"x\", \"max_tokens\": 0}", "max_tokens", "between 1 and"},
+        {"{\"prompt\": [[1, 2], [3]]}", "prompt", "several prompts"},
         {"{\"prompt\": \"x\", \"best_of\": 2}", "best_of", "must be 1"},
         {"{\"prompt\": \"x\", \"suffix\": \"end\"}", "suffix", "not supported"},
         {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", "response_format", "not supported"},
@@ -154,6 +156,15 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
         CHECK_MSG(!strcmp(e.param, bad[i].param) && strstr(e.message, bad[i].msg),
                   "%s: param '%s', message '%s'", bad[i].body, e.param, e.message);
     }
+    /* echo: max_tokens may be 0; a list of one prompt (ids) is that prompt; a resumed stream has no echo */
+    CHECK_EQ_INT(parse_keep("{\"prompt\": [[1, 5, 7]], \"echo\": true, \"max_tokens\": 0, \"logprobs\": 1}", &r, &e), 0);
+    CHECK(r.params.echo && r.params.max_tokens == 0 && r.params.logprobs == 1);
+    CHECK(r.n_prompt == 3 && r.prompt[0] == 1 && r.prompt[1] == 5 && r.prompt[2] == 7);
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": [1, 5, 7], \"echo\": true, \"shardlm_resume\": {\"generated\": 1, "
+                            "\"text_sent\": 0}}", &r, &e), 0);
+    CHECK(!r.params.echo && r.params.resume_generated == 1);
+    sl_api_request_free(&r);
     /* accepted as no-ops */
     static const char *noop[] = {
         "{\"prompt\": \"x\", \"echo\": false, \"best_of\": 1, \"suffix\": null}",
