@@ -126,7 +126,12 @@ void sl_fo_count_text(sl_fo_stream *fs, const char *data, size_t n) {
     json_t *c0 = json_array_get(json_object_get(o, "choices"), 0);
     json_t *t = json_object_get(c0, "text");
     if (!t) t = json_object_get(json_object_get(c0, "delta"), "content");
-    if (json_is_string(t)) fs->text_sent += json_string_length(t);
+    if (json_is_string(t) && fs->echo_pending) { /* the echoed prompt: not output */
+        fs->echo_pending = false;
+        fs->echo_bytes = json_string_length(t);
+    } else if (json_is_string(t)) {
+        fs->text_sent += json_string_length(t);
+    }
     json_decref(o);
 }
 

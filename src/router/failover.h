@@ -47,6 +47,12 @@ typedef struct sl_fo_stream {
     int32_t n_gen_before;   /* tokens streamed before the (last) move */
     size_t text_before;     /* bytes of text streamed before the (last) move: the continuation's offsets shift by it */
     size_t text_sent;       /* bytes of text streamed so far (sl_fo_count_text) */
+    /* completions' echo: the stream's first chunk is the prompt's text, not
+     * output. Until it has come (echo_pending) a move sends the request
+     * again as it was; its length (echo_bytes) is not in text_sent, and the
+     * output's text offsets count from it. */
+    bool echo_pending;
+    size_t echo_bytes;
 } sl_fo_stream;
 
 /* Take id and created from a data payload of the original stream. */

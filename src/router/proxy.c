@@ -873,6 +873,7 @@ static int handle_request(worker *w, cconn *c) {
             x->stream = json_is_true(json_object_get(o, "stream"));
             /* a stream counts the text its client got: a continuation starts after it */
             x->count_text = x->stream;
+            x->fs.echo_pending = x->stream && ep == EP_COMPLETIONS && json_is_true(json_object_get(o, "echo"));
             if (x->stream) {
                 /* ask for token ids, and give the request a seed, so it can continue elsewhere */
                 x->want_ids = true;
@@ -1248,13 +1249,15 @@ static void migrate(worker *w, xreq *x, sl_member *failed) {
         finish_x(w, x);
         return;
     }
-    if (!x->have_pids || !x->json) {
+    if (!x->fs.echo_pending && (!x->have_pids || !x->json)) {
         stream_error(w, x, "engine %s failed mid-stream and gave no token ids to continue from", failed->spec.url);
         return;
     }
     char *body = NULL;
-    sl_status st = sl_fo_continuation(x->json, x->fs.kind, x->pids, x->n_pids, x->gids, x->n_gids,
-                                      (int64_t)x->fs.text_sent, &body);
+    /* an echo not yet streamed comes first, and before it no token: the request again, as it was */
+    sl_status st = x->fs.echo_pending ? SL_OK
+                                      : sl_fo_continuation(x->json, x->fs.kind, x->pids, x->n_pids, x->gids, x->n_gids,
+                                                           (int64_t)x->fs.text_sent, &body);
     if (st == SL_ERR_RANGE) { /* every token was streamed: end as the engine would have */
         json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:s}]}", "id", x->fs.id, "object",
                               x->fs.kind == SL_FO_CHAT ? "chat.completion.chunk" : "text_completion", "created",
@@ -1281,14 +1284,16 @@ static void migrate(worker *w, xreq *x, sl_member *failed) {
         stream_error(w, x, "cannot continue the stream: %s", sl_last_error());
         return;
     }
-    free(x->body);
-    x->body = body;
-    x->n_body = strlen(body);
+    if (body) {
+        free(x->body);
+        x->body = body;
+        x->n_body = strlen(body);
+    }
     sl_free(x->ctype);
     x->ctype = NULL;
     x->migrated = true;
     x->fs.n_gen_before = x->n_gids;
-    x->fs.text_before = x->fs.text_sent;
+    x->fs.text_before = x->fs.text_sent + x->fs.echo_bytes;
     sl_evstream_deinit(&x->sse_parser); /* a half-received event of the dead engine is dropped with its ids */
     sl_evstream_init(&x->sse_parser, MAX_EVENT);
     atomic_fetch_add(&w->r->metrics.migrations, 1);

@@ -276,6 +276,14 @@ TEST(kill9_midstream_completions) {
                    "\"stream_options\":{\"include_usage\":true}}");
 }
 
+/* With echo, the stream's first chunk is the prompt: the continuation still starts where the output stopped. */
+TEST(kill9_midstream_completions_echo) {
+    midstream_kill("/v1/completions",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,\"echo\":true,\"logprobs\":1}",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,\"echo\":true,\"logprobs\":1,"
+                   "\"stream\":true}");
+}
+
 TEST(kill9_midstream_chat) {
     midstream_kill("/v1/chat/completions",
                    "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"

@@ -95,6 +95,20 @@ TEST(continuation_chat) {
     json_decref(o);
 }
 
+/* A stream with echo: its first chunk is the prompt's text, not counted as output. */
+TEST(count_text_after_echo) {
+    sl_fo_stream fs = {.kind = SL_FO_COMPLETIONS, .echo_pending = true};
+    const char *e = "{\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"text\":\"Once upon\",\"finish_reason\":null}]}";
+    const char *t = "{\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"text\":\" a time\",\"finish_reason\":null}]}";
+    sl_fo_count_text(&fs, e, strlen(e));
+    CHECK(!fs.echo_pending);
+    CHECK_EQ_INT(fs.echo_bytes, 9);
+    CHECK_EQ_INT(fs.text_sent, 0);
+    sl_fo_count_text(&fs, t, strlen(t));
+    CHECK_EQ_INT(fs.text_sent, 7);
+    CHECK_EQ_INT(fs.echo_bytes, 9);
+}
+
 TEST(seed) {
     json_t *o = load("{\"prompt\":\"x\"}");
     CHECK(sl_fo_add_seed(o, 400));
