@@ -484,7 +484,9 @@ static bool prefix_hash(json_t *body, int ep, int limit, uint64_t *out) {
     size_t cap = (size_t)limit < sizeof buf ? (size_t)limit : sizeof buf, n = 0;
     if (ep == EP_COMPLETIONS) {
         json_t *p = json_object_get(body, "prompt");
-        if (json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
+        /* a list of prompts (strings or id lists): placed by the first */
+        json_t *first = json_is_array(p) ? json_array_get(p, 0) : NULL;
+        if (json_is_string(first) || json_is_array(first)) p = first;
         if (json_is_string(p)) {
             n = json_string_length(p) < cap ? json_string_length(p) : cap;
             memcpy(buf, json_string_value(p), n);

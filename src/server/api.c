@@ -47,6 +47,11 @@ void sl_api_request_free(sl_api_request *r) {
     sl_free(r->params.bias_vals);
     sl_free(r->prompt);
     sl_free(r->prompt_text);
+    for (int32_t i = 0; i < r->n_more; i++) {
+        sl_free(r->more[i].ids);
+        sl_free(r->more[i].text);
+    }
+    sl_free(r->more);
     memset(r, 0, sizeof *r);
 }
 
@@ -261,54 +266,80 @@ bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, 
 
 /* ---- request parsing ------------------------------------------------------------ */
 
-static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
+/* One prompt: a string, or an array of token ids. `field` names it in errors ("prompt" or "prompt[i]"). */
+static bool parse_one_prompt(const sl_api_ctx *ctx, json_t *p, const char *field, int32_t **ids, int32_t *n_ids,
+                             char **text, sl_api_error *e) {
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
-    json_t *p = json_object_get(body, "prompt");
-    if (!p) {
-        sl_api_set_error(e, 400, "prompt", "'prompt' is required");
-        return false;
-    }
-    /* a list of one prompt (as clients that batch prompts send it): that prompt */
-    if (json_is_array(p) && json_array_size(p) == 1 &&
-        (json_is_string(json_array_get(p, 0)) || json_is_array(json_array_get(p, 0))))
-        p = json_array_get(p, 0);
     if (json_is_string(p)) {
-        r->prompt_text = sl_strndup(json_string_value(p), json_string_length(p));
+        *text = sl_strndup(json_string_value(p), json_string_length(p));
         size_t n = 0;
-        if (!r->prompt_text ||
-            sl_tokenize(tok, json_string_value(p), json_string_length(p), sl_tokenizer_add_bos(tok), false, &r->prompt,
-                        &n) != SL_OK) {
-            sl_api_set_error(e, 400, "prompt", "cannot tokenize 'prompt': %s", sl_last_error());
+        if (!*text || sl_tokenize(tok, json_string_value(p), json_string_length(p), sl_tokenizer_add_bos(tok), false,
+                                  ids, &n) != SL_OK) {
+            sl_api_set_error(e, 400, "prompt", "cannot tokenize '%s': %s", field, sl_last_error());
             return false;
         }
-        r->n_prompt = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
+        *n_ids = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
         return true;
     }
     if (json_is_array(p) && json_array_size(p) > 0 && json_is_integer(json_array_get(p, 0))) {
         size_t n = json_array_size(p), i;
         json_t *v;
-        r->prompt = sl_alloc_array(n, sizeof(int32_t));
-        if (!r->prompt) {
+        *ids = sl_alloc_array(n, sizeof(int32_t));
+        if (!*ids) {
             sl_api_set_error(e, 500, NULL, "out of memory");
             return false;
         }
         json_array_foreach(p, i, v) {
             if (!json_is_integer(v) || json_integer_value(v) < 0 ||
                 json_integer_value(v) >= sl_tokenizer_n_vocab(tok)) {
-                sl_api_set_error(e, 400, "prompt", "'prompt' token %zu is not an id in [0, %d)", i,
+                sl_api_set_error(e, 400, "prompt", "'%s' token %zu is not an id in [0, %d)", field, i,
                                  sl_tokenizer_n_vocab(tok));
                 return false;
             }
-            r->prompt[i] = (int32_t)json_integer_value(v);
+            (*ids)[i] = (int32_t)json_integer_value(v);
         }
-        r->n_prompt = (int32_t)n;
+        *n_ids = (int32_t)n;
         return true;
     }
-    if (json_is_array(p) && json_array_size(p) > 1)
-        sl_api_set_error(e, 400, "prompt", "'prompt' with several prompts is not supported: send one per request");
-    else
-        sl_api_set_error(e, 400, "prompt", "'prompt' must be a string or an array of token ids");
+    sl_api_set_error(e, 400, "prompt", "'%s' must be a string or an array of token ids", field);
     return false;
+}
+
+/* The prompt: one (a string or token ids), or a list of several, each a string or token ids. */
+static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
+    json_t *p = json_object_get(body, "prompt");
+    if (!p) {
+        sl_api_set_error(e, 400, "prompt", "'prompt' is required");
+        return false;
+    }
+    const bool list = json_is_array(p) && json_array_size(p) > 0 &&
+                      (json_is_string(json_array_get(p, 0)) || json_is_array(json_array_get(p, 0)));
+    if (!list) return parse_one_prompt(ctx, p, "prompt", &r->prompt, &r->n_prompt, &r->prompt_text, e);
+    const size_t n = json_array_size(p);
+    if (n > SL_API_MAX_PROMPTS) {
+        sl_api_set_error(e, 400, "prompt", "'prompt' has %zu prompts; at most %d are allowed", n, SL_API_MAX_PROMPTS);
+        return false;
+    }
+    if (n > 1 && !(r->more = sl_calloc(n - 1, sizeof *r->more))) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char field[32];
+        snprintf(field, sizeof field, "prompt[%zu]", i);
+        json_t *pi = json_array_get(p, i);
+        if (!json_is_string(pi) && !json_is_array(pi)) {
+            sl_api_set_error(e, 400, "prompt", "'%s' must be a string or an array of token ids", field);
+            return false;
+        }
+        if (i == 0) {
+            if (!parse_one_prompt(ctx, pi, field, &r->prompt, &r->n_prompt, &r->prompt_text, e)) return false;
+            continue;
+        }
+        sl_api_prompt *m = &r->more[r->n_more++];
+        if (!parse_one_prompt(ctx, pi, field, &m->ids, &m->n, &m->text, e)) return false;
+    }
+    return true;
 }
 
 static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
@@ -611,23 +642,31 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         !refuse_unsupported(o, e))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
-    if (r->n_prompt == 0) {
-        sl_api_set_error(e, 400, kind == SL_API_COMPLETIONS ? "prompt" : "messages",
-                         "the prompt is empty and this model adds no BOS token");
-        goto done;
-    }
-    if (r->n_prompt >= ctx->n_ctx) {
-        sl_api_set_error(e, 400, kind == SL_API_COMPLETIONS ? "prompt" : "messages",
-                         "This model's maximum context length is %d tokens, but the prompt has %d tokens",
-                         ctx->n_ctx, r->n_prompt);
-        goto done;
+    int32_t longest = 0; /* the longest prompt bounds max_tokens */
+    for (int32_t i = 0; i <= r->n_more; i++) {
+        const int32_t n = i == 0 ? r->n_prompt : r->more[i - 1].n;
+        char what[32] = "the prompt";
+        if (r->n_more) snprintf(what, sizeof what, "prompt[%d]", i);
+        if (n == 0) {
+            sl_api_set_error(e, 400, kind == SL_API_COMPLETIONS ? "prompt" : "messages",
+                             "%s is empty and this model adds no BOS token", what);
+            goto done;
+        }
+        if (n >= ctx->n_ctx) {
+            sl_api_set_error(e, 400, kind == SL_API_COMPLETIONS ? "prompt" : "messages",
+                             "This model's maximum context length is %d tokens, but %s has %d tokens", ctx->n_ctx, what,
+                             n);
+            goto done;
+        }
+        if (n > longest) longest = n;
     }
     /* a router resuming a stream another engine started (see sl_req_params) */
     json_t *rs = json_object_get(o, "shardlm_resume");
     if (rs && !json_is_null(rs)) {
-        if (kind != SL_API_COMPLETIONS || !json_is_object(rs)) {
+        if (kind != SL_API_COMPLETIONS || !json_is_object(rs) || r->n_more) {
             sl_api_set_error(e, 400, "shardlm_resume",
-                             "'shardlm_resume' must be an object {\"generated\": N, \"text_sent\": BYTES} on /v1/completions");
+                             "'shardlm_resume' must be an object {\"generated\": N, \"text_sent\": BYTES} on /v1/completions "
+                             "with one prompt");
             goto done;
         }
         long long g = 0, ts = 0;
@@ -644,25 +683,26 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->echo = false; /* the client has the prompt from the engine that started the stream */
     }
     const char *mt = present(o, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-    x = ctx->n_ctx - r->n_prompt;
+    x = ctx->n_ctx - longest;
     if (present(o, mt)) {
         r->max_tokens_given = true;
         /* 0 only when resuming a stream that used up its tokens, or echoing the prompt (sl_req_params) */
         if (!get_int(o, mt, p->resume_generated > 0 || p->echo ? 0 : 1, 1LL << 31, &x, e)) goto done;
-        if (x > ctx->n_ctx - r->n_prompt) {
-            sl_api_set_error(e, 400, mt, "This model's maximum context length is %d tokens: %d in the prompt plus %lld "
-                             "requested by '%s' exceed it", ctx->n_ctx, r->n_prompt, x, mt);
+        if (x > ctx->n_ctx - longest) {
+            sl_api_set_error(e, 400, mt, "This model's maximum context length is %d tokens: %d in the %sprompt plus %lld "
+                             "requested by '%s' exceed it", ctx->n_ctx, longest, r->n_more ? "longest " : "", x, mt);
             goto done;
         }
     }
-    p->max_tokens = (int32_t)x;
     /* min_tokens counts a resumed stream's replayed tokens too (max_tokens is what is left of it) */
+    const long long min_room = x;
+    p->max_tokens = (int32_t)(r->max_tokens_given ? x : ctx->n_ctx - r->n_prompt);
     x = 0;
     if (!get_int(o, "min_tokens", 0, INT32_MAX, &x, e)) goto done;
-    if (x > (long long)p->max_tokens + p->resume_generated) {
+    if (x > min_room + p->resume_generated) {
         sl_api_set_error(e, 400, "min_tokens", "'min_tokens' is %lld; it must be between 0 and %s (%lld)", x,
                          r->max_tokens_given ? mt : "the tokens left in the context",
-                         (long long)p->max_tokens + p->resume_generated);
+                         min_room + p->resume_generated);
         goto done;
     }
     p->min_tokens = (int32_t)x;

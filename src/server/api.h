@@ -24,6 +24,15 @@ typedef struct sl_api_error {
     char message[512];
 } sl_api_error;
 
+/* SL_API_MAX_PROMPTS: prompts one completions request may carry (one choice each) */
+#define SL_API_MAX_PROMPTS 64
+
+typedef struct sl_api_prompt {
+    int32_t *ids;            /* sl_malloc'd */
+    int32_t n;
+    char *text;              /* the prompt string (sl_malloc'd), or NULL for token ids */
+} sl_api_prompt;
+
 typedef struct sl_api_request {
     sl_api_kind kind;
     sl_req_params params;
@@ -33,6 +42,11 @@ typedef struct sl_api_request {
     int32_t *prompt;         /* token ids (sl_malloc'd) */
     int32_t n_prompt;
     char *prompt_text;       /* rendered chat text or the prompt string (sl_malloc'd), may be NULL */
+    /* completions' prompt as a list of several: the first is prompt / n_prompt / prompt_text, the others
+     * here, one choice each. Without max_tokens each prompt gets what its context leaves (prompt 0's is
+     * params.max_tokens). */
+    int32_t n_more;
+    sl_api_prompt *more;
 } sl_api_request;
 
 typedef struct sl_api_ctx {

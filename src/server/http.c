@@ -41,24 +41,31 @@ typedef struct conn {
     int status;
 } conn;
 
-/* A generation being answered. */
+/* One choice of a generation: a request and what of its output was sent. */
+typedef struct choice {
+    sl_req *req;
+    size_t text_sent;
+    int32_t toks_sent;
+    bool role_sent, fin_sent;
+    char *echo;             /* completions' echo: the prompt's text, sent before the output; NULL: no echo */
+    size_t n_echo;
+    bool echo_sent;
+} choice;
+
+/* A generation being answered: one choice per prompt. */
 typedef struct gen {
     sl_http *h;
-    sl_req *req;
     struct MHD_Connection *mc;
     sl_api_kind kind;
     bool stream, include_usage;
     char id[64];
     long long created;
-    size_t text_sent;
-    int32_t toks_sent;
-    bool role_sent, done;
+    int n;
+    choice *ch;
+    bool done;
     char *pending;
     size_t n_pending, off, cap;
     bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
-    char *echo;             /* completions' echo: the prompt's text, sent before the output; NULL: no echo */
-    size_t n_echo;
-    bool echo_sent;
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -110,11 +117,18 @@ static bool authorized(sl_http *h, struct MHD_Connection *c) {
 
 static void gen_free(gen *g) {
     if (!g) return;
-    sl_req_release(g->req);
+    for (int i = 0; i < g->n; i++) {
+        sl_req_release(g->ch[i].req);
+        sl_free(g->ch[i].echo);
+    }
+    free(g->ch);
     free(g->pending);
-    sl_free(g->echo);
     atomic_fetch_sub(&g->h->in_flight, 1);
     free(g);
+}
+
+static void cancel_all(gen *g) {
+    for (int i = 0; i < g->n; i++) sl_req_cancel(g->h->sched, g->ch[i].req);
 }
 
 static void pend(gen *g, const char *s, size_t n) {
@@ -146,30 +160,41 @@ static json_t *chunk_base(gen *g) {
                      (json_int_t)g->created, "model", g->h->api.model_id);
 }
 
-/* One SSE chunk with new text / tokens and maybe the finish reason. */
-static void pend_chunk(gen *g, const char *text, size_t n_text, const sl_tok_out *toks, int32_t n_toks, const char *finish,
-                       size_t text_off) {
-    json_t *o = chunk_base(g), *choice = json_object();
-    json_object_set_new(choice, "index", json_integer(0));
+/* One SSE chunk of choice k: new text / tokens (logprobs: `lp`, taken) and maybe the finish reason. */
+static void pend_chunk(gen *g, int k, const char *text, size_t n_text, json_t *lp, const char *finish) {
+    choice *c = &g->ch[k];
+    json_t *o = chunk_base(g), *ch = json_object();
+    json_object_set_new(ch, "index", json_integer(k));
     if (g->kind == SL_API_CHAT) {
         json_t *delta = json_object();
-        if (!g->role_sent) {
+        if (!c->role_sent) {
             json_object_set_new(delta, "role", json_string("assistant"));
-            g->role_sent = true;
+            c->role_sent = true;
         }
         if (n_text || !finish) json_object_set_new(delta, "content", json_stringn(text, n_text));
-        json_object_set_new(choice, "delta", delta);
+        json_object_set_new(ch, "delta", delta);
     } else {
-        json_object_set_new(choice, "text", json_stringn(text, n_text));
+        json_object_set_new(ch, "text", json_stringn(text, n_text));
     }
-    json_object_set_new(choice, "logprobs",
-                        g->req->p.logprobs >= 0 && n_toks > 0
-                            ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, n_toks, text_off)
-                            : json_null());
-    json_object_set_new(choice, "finish_reason", finish ? json_string(finish) : json_null());
-    json_object_set_new(o, "choices", json_pack("[o]", choice));
+    json_object_set_new(ch, "logprobs", lp ? lp : json_null());
+    json_object_set_new(ch, "finish_reason", finish ? json_string(finish) : json_null());
+    json_object_set_new(o, "choices", json_pack("[o]", ch));
     if (g->include_usage) json_object_set_new(o, "usage", json_null());
     pend_event(g, o);
+}
+
+/* Usage of the whole generation: the sums over its choices (caller holds no request lock). */
+static json_t *gen_usage(gen *g) {
+    int32_t np = 0, nc = 0, cached = 0;
+    for (int i = 0; i < g->n; i++) {
+        sl_req *r = g->ch[i].req;
+        pthread_mutex_lock(&r->mu);
+        np += r->n_prompt;
+        nc += r->n_out;
+        cached += r->n_cached_prompt;
+        pthread_mutex_unlock(&r->mu);
+    }
+    return sl_api_usage_json(np, nc, cached);
 }
 
 /* ---- token ids for routers (X-Shardlm-Token-Ids) --------------------------------
@@ -178,7 +203,8 @@ static void pend_chunk(gen *g, const char *text, size_t n_text, const sl_tok_out
  * SSE comment lines, which SSE clients ignore: `: prompt_token_ids 1 2 3` opens
  * the first event, and `: token_ids 4 5` opens each event whose chunk carries
  * those generated tokens (EOS included). With them a router continues the
- * stream elsewhere exactly: prompt = prompt ids + generated ids. */
+ * stream elsewhere exactly: prompt = prompt ids + generated ids. A generation
+ * of several prompts has no ids: it cannot be moved. */
 
 static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
     char num[16];
@@ -195,110 +221,143 @@ static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
  * and write the prompt ids. */
 static void token_ids_begin(gen *g, struct MHD_Connection *c) {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shardlm-Token-Ids");
-    g->token_ids = v && strcmp(v, "0") != 0;
-    if (g->token_ids) pend_ids(g, "prompt_token_ids", g->req->tokens, g->req->n_prompt);
+    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0;
+    if (g->token_ids) pend_ids(g, "prompt_token_ids", g->ch[0].req->tokens, g->ch[0].req->n_prompt);
 }
 
-/* The ids of generated tokens [k0, k1), copied under the channel lock (out may grow). */
+/* The ids of generated tokens [k0, k1) of choice 0, copied under the channel lock (out may grow). */
 static void pend_token_ids(gen *g, int32_t k0, int32_t k1) {
     if (k1 <= k0) return;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(k1 - k0));
     if (!ids) return;
-    pthread_mutex_lock(&g->req->mu);
-    for (int32_t k = k0; k < k1; k++) ids[k - k0] = g->req->out[k].id;
-    pthread_mutex_unlock(&g->req->mu);
+    sl_req *r = g->ch[0].req;
+    pthread_mutex_lock(&r->mu);
+    for (int32_t k = k0; k < k1; k++) ids[k - k0] = r->out[k].id;
+    pthread_mutex_unlock(&r->mu);
     pend_ids(g, "token_ids", ids, k1 - k0);
     free(ids);
 }
 
-/* The echoed prompt as the stream's first chunk, once its logprobs (when
- * asked for) are all there: the text, and the prompt tokens' logprobs. */
-static void pend_echo(gen *g) {
-    sl_req *r = g->req;
-    sl_tok_out *plp = NULL;
-    int32_t n_plp = 0;
+/* The echoed prompt as choice k's first chunk, once its logprobs (when asked
+ * for) are all there: the text, and the prompt tokens' logprobs. */
+static void pend_echo(gen *g, int k) {
+    choice *c = &g->ch[k];
+    sl_req *r = c->req;
+    json_t *lp = NULL;
     if (r->plp) {
         pthread_mutex_lock(&r->mu);
-        n_plp = r->n_plp;
-        plp = malloc(sizeof *plp * (size_t)n_plp);
+        const int32_t n_plp = r->n_plp;
+        sl_tok_out *plp = malloc(sizeof *plp * (size_t)n_plp);
         if (plp) memcpy(plp, r->plp, sizeof *plp * (size_t)n_plp);
         pthread_mutex_unlock(&r->mu);
+        if (plp) lp = sl_api_echo_logprobs(&g->h->api, plp, n_plp, c->n_echo, NULL, 0);
+        free(plp);
     }
-    json_t *o = chunk_base(g), *choice = json_object();
-    json_object_set_new(choice, "index", json_integer(0));
-    json_object_set_new(choice, "text", json_stringn(g->echo, g->n_echo));
-    json_object_set_new(choice, "logprobs", plp ? sl_api_echo_logprobs(&g->h->api, plp, n_plp, g->n_echo, NULL, 0) : json_null());
-    json_object_set_new(choice, "finish_reason", json_null());
-    json_object_set_new(o, "choices", json_pack("[o]", choice));
-    if (g->include_usage) json_object_set_new(o, "usage", json_null());
-    pend_event(g, o);
-    free(plp);
-    g->echo_sent = true;
+    pend_chunk(g, k, c->echo, c->n_echo, lp, NULL);
+    c->echo_sent = true;
 }
 
-/* Take what the request's channel has beyond what was sent; build events. */
-static void collect(gen *g, bool *finished) {
-    sl_req *r = g->req;
+static bool echo_ready(const choice *c) {
+    return c->echo && !c->echo_sent && (!c->req->plp || c->req->n_plp == c->req->n_prompt);
+}
+/* (caller holds the request's lock) */
+static bool has_news(const choice *c) {
+    const sl_req *r = c->req;
+    return !c->fin_sent && (r->n_text > c->text_sent || r->n_out > c->toks_sent || r->finished || echo_ready(c));
+}
+
+/* Take what choice k's channel has beyond what was sent; build its events.
+ * Returns an HTTP status when the request failed in the engine (0 if not). */
+static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
+    choice *c = &g->ch[k];
+    sl_req *r = c->req;
     pthread_mutex_lock(&r->mu);
-    const bool echo_ready = g->echo && !g->echo_sent && (!r->plp || r->n_plp == r->n_prompt);
-    if (!(r->n_text > g->text_sent || r->n_out > g->toks_sent || r->finished || echo_ready)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WAIT_SLICE_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-    }
-    size_t t_from = g->text_sent, t_to = r->n_text;
-    int32_t k0 = g->toks_sent, k1 = r->n_out;
+    size_t t_from = c->text_sent, t_to = r->n_text;
+    int32_t k0 = c->toks_sent, k1 = r->n_out;
     bool fin = r->finished;
     sl_finish_reason why = r->finish;
     int http_error = r->http_error;
-    char errmsg[256];
-    snprintf(errmsg, sizeof errmsg, "%s", r->error);
+    if (http_error) snprintf(errmsg, errcap, "%s", r->error[0] ? r->error : "generation failed");
+    const bool echo_now = c->echo && !c->echo_sent && !http_error && (echo_ready(c) || fin);
     /* the scheduler may reallocate r->text and r->out: copy the new parts under the lock */
-    char *text = t_to > t_from ? malloc(t_to - t_from) : NULL;
+    char *text = g->stream && t_to > t_from ? malloc(t_to - t_from) : NULL;
     if (text) memcpy(text, r->text + t_from, t_to - t_from);
     sl_tok_out *toks = g->stream && r->p.logprobs >= 0 && k1 > k0 ? malloc(sizeof *toks * (size_t)(k1 - k0)) : NULL;
     if (toks) memcpy(toks, r->out + k0, sizeof *toks * (size_t)(k1 - k0));
     pthread_mutex_unlock(&r->mu);
-    *finished = fin;
     if (!g->stream) { /* the whole answer is built at the end; just note what was seen */
-        g->text_sent = t_to;
-        g->toks_sent = k1;
-        free(text);
-        free(toks);
-        return;
+        c->text_sent = t_to;
+        c->toks_sent = k1;
+        c->fin_sent = fin;
+        return http_error;
     }
     /* the echo goes first: the prompt's logprobs are complete before the first token is sampled */
-    if (g->echo && !g->echo_sent && !http_error && ((!r->plp || r->n_plp == r->n_prompt) || fin)) pend_echo(g);
-    if (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !g->role_sent)) {
+    if (echo_now) pend_echo(g, k);
+    if (!http_error && (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !c->role_sent))) {
         if (g->token_ids) pend_token_ids(g, k0, k1);
-        pend_chunk(g, text ? text : "", text ? t_to - t_from : 0, toks, toks ? k1 - k0 : 0, NULL, g->n_echo + t_from);
-        g->text_sent = t_to;
-        g->toks_sent = k1;
+        json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, k1 - k0, c->n_echo + t_from) : NULL;
+        pend_chunk(g, k, text ? text : "", text ? t_to - t_from : 0, lp, NULL);
+        c->text_sent = t_to;
+        c->toks_sent = k1;
     }
     free(text);
     free(toks);
     if (fin) {
-        if (http_error) {
-            json_t *e = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", errmsg[0] ? errmsg : "generation failed",
-                                  "type", "server_error", "param", "code");
-            pend_event(g, e);
-        } else {
-            pend_chunk(g, "", 0, NULL, 0, sl_finish_reason_str(why), 0);
-        }
-        if (g->include_usage) {
-            json_t *o = chunk_base(g);
-            json_object_set_new(o, "choices", json_array());
-            json_object_set_new(o, "usage", sl_api_usage_json(r->n_prompt, r->n_out, r->n_cached_prompt));
-            pend_event(g, o);
-        }
-        pend(g, "data: [DONE]\n\n", 14);
-        g->done = true;
+        if (!http_error) pend_chunk(g, k, "", 0, NULL, sl_finish_reason_str(why));
+        c->fin_sent = true;
     }
+    return http_error;
+}
+
+/* Take what the channels have beyond what was sent (waiting a slice when
+ * nothing is new); build events. *finished: every choice has finished. */
+static void collect(gen *g, bool *finished) {
+    bool news = false;
+    choice *wait_on = NULL;
+    for (int k = 0; k < g->n && !news; k++) {
+        sl_req *r = g->ch[k].req;
+        pthread_mutex_lock(&r->mu);
+        news = has_news(&g->ch[k]);
+        pthread_mutex_unlock(&r->mu);
+        if (!wait_on && !g->ch[k].fin_sent) wait_on = &g->ch[k];
+    }
+    if (!news && wait_on) { /* several choices: a short slice, since the others' news does not wake this wait */
+        sl_req *r = wait_on->req;
+        pthread_mutex_lock(&r->mu);
+        if (!has_news(wait_on)) {
+            const long ms = g->n == 1 ? WAIT_SLICE_MS : 5;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += ms * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    int http_error = 0;
+    char errmsg[256] = "";
+    bool all = true;
+    for (int k = 0; k < g->n; k++) {
+        if (!g->ch[k].fin_sent && !http_error) http_error = collect_one(g, k, errmsg, sizeof errmsg);
+        all &= g->ch[k].fin_sent;
+    }
+    if (http_error) cancel_all(g); /* one choice failed in the engine: the answer is an error */
+    *finished = all || http_error;
+    if (!g->stream || !*finished) return;
+    if (http_error) {
+        pend_event(g, json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", errmsg, "type", "server_error", "param",
+                                "code"));
+    } else if (g->include_usage) {
+        json_t *o = chunk_base(g);
+        json_object_set_new(o, "choices", json_array());
+        json_object_set_new(o, "usage", gen_usage(g));
+        pend_event(g, o);
+    }
+    pend(g, "data: [DONE]\n\n", 14);
+    g->done = true;
 }
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -317,7 +376,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
         bool fin = false;
         collect(g, &fin);
         if (g->n_pending == 0 && !fin && client_gone(g->mc)) {
-            sl_req_cancel(g->h->sched, g->req);
+            cancel_all(g);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -325,11 +384,57 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) {
     gen *g = cls;
-    if (!g->done) sl_req_cancel(g->h->sched, g->req); /* the client went away mid-stream */
+    if (!g->done) cancel_all(g); /* the client went away mid-stream */
     gen_free(g);
 }
 
 /* ---- generation endpoints ------------------------------------------------------ */
+
+/* choices[k] of a non-streamed answer (caller holds the request's lock). */
+static json_t *choice_json(gen *g, int k) {
+    const choice *c = &g->ch[k];
+    const sl_req *req = c->req;
+    json_t *ch = json_object();
+    json_object_set_new(ch, "index", json_integer(k));
+    json_t *text;
+    if (c->echo) { /* the prompt, then the output */
+        char *both = malloc(c->n_echo + req->n_text + 1);
+        if (both) {
+            memcpy(both, c->echo, c->n_echo);
+            if (req->n_text) memcpy(both + c->n_echo, req->text, req->n_text);
+        }
+        text = both ? json_stringn(both, c->n_echo + req->n_text) : NULL;
+        free(both);
+    } else {
+        text = json_stringn(req->text ? req->text : "", req->n_text);
+    }
+    if (g->kind == SL_API_CHAT)
+        json_object_set_new(ch, "message", json_pack("{s:s,s:o}", "role", "assistant", "content", text));
+    else
+        json_object_set_new(ch, "text", text);
+    json_object_set_new(ch, "logprobs",
+                        req->p.logprobs < 0 ? json_null()
+                        : req->plp ? sl_api_echo_logprobs(&g->h->api, req->plp, req->n_plp, c->n_echo, req->out, req->n_out)
+                                   : sl_api_logprobs_json(&g->h->api, g->kind, req->out, 0, req->n_out, 0));
+    json_object_set_new(ch, "finish_reason", json_string(sl_finish_reason_str(req->finish)));
+    return ch;
+}
+
+/* Create the request of prompt (ids, n, text) as choice k. */
+static sl_status add_choice(sl_http *h, gen *g, int k, const sl_api_request *ar, const int32_t *ids, int32_t n,
+                            const char *text) {
+    sl_req_params p = ar->params;
+    if (!ar->max_tokens_given) p.max_tokens = h->api.n_ctx - n; /* what this prompt's context leaves */
+    choice *c = &g->ch[k];
+    sl_status st = sl_req_create(h->sched, ids, n, &p, &c->req);
+    if (st) return st;
+    if (p.echo) { /* the prompt string as sent, or the text of the prompt's token ids */
+        c->echo = text ? sl_strdup(text) : sl_api_detok_text(&h->api, ids, n);
+        if (!c->echo) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+        c->n_echo = strlen(c->echo);
+    }
+    return SL_OK;
+}
 
 static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind) {
     if (atomic_load(&h->draining))
@@ -337,47 +442,47 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     sl_api_request ar;
     sl_api_error e;
     if (!sl_api_parse(&h->api, kind, cx->body ? cx->body : "", cx->n, &ar, &e)) return reply_error(c, cx, &e);
-    sl_req *req = NULL;
-    sl_status st = sl_req_create(h->sched, ar.prompt, ar.n_prompt, &ar.params, &req);
-    bool stream = ar.stream, include_usage = ar.include_usage;
-    /* echo: the prompt string as sent, or the text of the prompt's token ids */
-    char *echo = NULL;
-    if (!st && ar.params.echo) {
-        echo = ar.prompt_text ? sl_strdup(ar.prompt_text) : sl_api_detok_text(&h->api, ar.prompt, ar.n_prompt);
-        if (!echo) st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
-    }
-    sl_api_request_free(&ar);
-    if (st) {
-        sl_req_release(req);
-        sl_api_set_error(&e, st == SL_ERR_NOMEM ? 500 : 400, kind == SL_API_CHAT ? "messages" : "prompt", "%s",
-                         sl_last_error());
-        return reply_error(c, cx, &e);
-    }
     gen *g = calloc(1, sizeof *g);
-    if (!g) {
-        sl_req_release(req);
-        sl_free(echo);
+    if (g) g->ch = calloc((size_t)ar.n_more + 1, sizeof *g->ch);
+    if (!g || !g->ch) {
+        if (g) free(g);
+        sl_api_request_free(&ar);
         return reply_err(c, cx, 500, NULL, "out of memory");
     }
-    g->echo = echo;
-    g->n_echo = echo ? strlen(echo) : 0;
     atomic_fetch_add(&h->in_flight, 1);
     g->h = h;
-    g->req = req;
+    g->n = ar.n_more + 1;
+    sl_status st = SL_OK;
+    int bad = 0; /* the prompt a refusal is about */
+    for (int k = 0; k < g->n && !st; k++) {
+        st = k == 0 ? add_choice(h, g, 0, &ar, ar.prompt, ar.n_prompt, ar.prompt_text)
+                    : add_choice(h, g, k, &ar, ar.more[k - 1].ids, ar.more[k - 1].n, ar.more[k - 1].text);
+        bad = k;
+    }
+    const bool stream = ar.stream, include_usage = ar.include_usage;
+    sl_api_request_free(&ar);
+    if (st) {
+        char msg[sizeof e.message];
+        if (g->n > 1) snprintf(msg, sizeof msg, "prompt[%d]: %s", bad, sl_last_error());
+        else snprintf(msg, sizeof msg, "%s", sl_last_error());
+        sl_api_set_error(&e, st == SL_ERR_NOMEM ? 500 : 400, kind == SL_API_CHAT ? "messages" : "prompt", "%s", msg);
+        gen_free(g);
+        return reply_error(c, cx, &e);
+    }
     g->mc = c;
     g->kind = kind;
     g->stream = stream;
     g->include_usage = include_usage;
     g->created = (long long)time(NULL);
     snprintf(g->id, sizeof g->id, "%s-%016llx%08llx", kind == SL_API_CHAT ? "chatcmpl" : "cmpl",
-             (unsigned long long)g->created, (unsigned long long)req->id);
+             (unsigned long long)g->created, (unsigned long long)g->ch[0].req->id);
     if (stream) token_ids_begin(g, c);
-    sl_sched_submit(h->sched, req);
+    for (int k = 0; k < g->n; k++) sl_sched_submit(h->sched, g->ch[k].req);
 
     if (stream) {
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, g, stream_free);
         if (!r) {
-            sl_req_cancel(h->sched, req);
+            cancel_all(g);
             gen_free(g);
             return MHD_NO;
         }
@@ -395,52 +500,35 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
         collect(g, &fin);
         if (fin) break;
         if (client_gone(c)) {
-            sl_req_cancel(h->sched, req);
+            cancel_all(g);
             gen_free(g);
             cx->status = 0; /* client gone: counted by finish reason "abort" */
             return MHD_NO;
         }
     }
-    pthread_mutex_lock(&req->mu);
-    json_t *o;
-    int status = 200;
-    if (req->http_error) {
-        status = req->http_error;
-        sl_api_set_error(&e, status, NULL, "%s", req->error[0] ? req->error : "generation failed");
+    for (int k = 0; k < g->n; k++) {
+        sl_req *req = g->ch[k].req;
+        pthread_mutex_lock(&req->mu);
+        const int err = req->http_error;
+        if (err) sl_api_set_error(&e, err, NULL, "%s", req->error[0] ? req->error : "generation failed");
         pthread_mutex_unlock(&req->mu);
-        gen_free(g);
-        return reply_error(c, cx, &e);
-    }
-    json_t *choice = json_object();
-    json_object_set_new(choice, "index", json_integer(0));
-    json_t *text;
-    if (g->echo) { /* the prompt, then the output */
-        char *both = malloc(g->n_echo + req->n_text + 1);
-        if (both) {
-            memcpy(both, g->echo, g->n_echo);
-            if (req->n_text) memcpy(both + g->n_echo, req->text, req->n_text);
+        if (err) {
+            gen_free(g);
+            return reply_error(c, cx, &e);
         }
-        text = both ? json_stringn(both, g->n_echo + req->n_text) : NULL;
-        free(both);
-    } else {
-        text = json_stringn(req->text ? req->text : "", req->n_text);
     }
-    if (kind == SL_API_CHAT)
-        json_object_set_new(choice, "message", json_pack("{s:s,s:o}", "role", "assistant", "content", text));
-    else
-        json_object_set_new(choice, "text", text);
-    json_object_set_new(choice, "logprobs",
-                        req->p.logprobs < 0 ? json_null()
-                        : req->plp          ? sl_api_echo_logprobs(&h->api, req->plp, req->n_plp, g->n_echo, req->out, req->n_out)
-                                            : sl_api_logprobs_json(&h->api, kind, req->out, 0, req->n_out, 0));
-    json_object_set_new(choice, "finish_reason", json_string(sl_finish_reason_str(req->finish)));
-    o = json_pack("{s:s,s:s,s:I,s:s,s:[o],s:o}", "id", g->id, "object",
-                  kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created, "model",
-                  h->api.model_id, "choices", choice, "usage",
-                  sl_api_usage_json(req->n_prompt, req->n_out, req->n_cached_prompt));
-    pthread_mutex_unlock(&req->mu);
+    json_t *choices = json_array();
+    for (int k = 0; k < g->n; k++) {
+        sl_req *req = g->ch[k].req;
+        pthread_mutex_lock(&req->mu);
+        json_array_append_new(choices, choice_json(g, k));
+        pthread_mutex_unlock(&req->mu);
+    }
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", g->id, "object",
+                          kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
+                          "model", h->api.model_id, "choices", choices, "usage", gen_usage(g));
     gen_free(g);
-    return reply_json(c, cx, status, o);
+    return reply_json(c, cx, 200, o);
 }
 
 /* ---- routing ---------------------------------------------------------------- */

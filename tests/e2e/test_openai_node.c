@@ -44,7 +44,25 @@ TEST(openai_node_client) {
     bool model_ok = model && !strcmp(model, "stories260K");
     bool comp_ok = completion && strlen(completion) > 0;
     bool sf_ok = sf && !strcmp(sf, "length");
+    /* several prompts with echo and logprobs, nothing generated: each choice is its prompt, scored */
+    static const char *prompts[] = {"Once upon a time", "Lily and Ben"};
+    json_t *scored = json_object_get(o, "scored");
+    int scored_ok = 0;
+    for (size_t k = 0; k < 2; k++) {
+        json_t *c = json_array_get(scored, k);
+        const char *t = json_string_value(json_object_get(c, "text"));
+        const char *fin = json_string_value(json_object_get(c, "finish"));
+        scored_ok += json_integer_value(json_object_get(c, "index")) == (json_int_t)k && t && !strcmp(t, prompts[k]) &&
+                     fin && !strcmp(fin, "length") && json_integer_value(json_object_get(c, "n")) >= 4 &&
+                     json_is_null(json_object_get(c, "first")) && json_real_value(json_object_get(c, "last")) < 0;
+    }
+    if (scored_ok != 2) {
+        char *d = json_dumps(scored, 0);
+        fprintf(stderr, "    scored: %s\n", d ? d : "(none)");
+        free(d);
+    }
     json_decref(o);
+    CHECK_EQ_INT(scored_ok, 2);
     CHECK_MSG(same, "streamed text differs from the non-streaming answer");
     CHECK(model_ok);
     CHECK(comp_ok);

@@ -200,6 +200,94 @@ TEST(serve_greedy_matches_golden) {
     }
 }
 
+/* Several prompts in one request (a list): choice i is llama.cpp's golden text
+ * for prompt i, whole and streamed (events of the choices interleave, each
+ * with its index); usage sums the prompts. */
+TEST(serve_several_prompts_match_golden) {
+    const char *url = start_default();
+    CHECK(url);
+    json_t *prompts = json_array(), *want = json_array();
+    long long want_np = 0;
+    for (int nn = 0; nn < 6; nn++) {
+        char path[128];
+        snprintf(path, sizeof path, "golden/stories260K/main.%02d.json", nn);
+        json_error_t je;
+        json_t *g = json_load_file(sl_test_shared(path), 0, &je);
+        CHECK(g);
+        json_array_append(prompts, json_object_get(g, "prompt"));
+        json_array_append(want, json_object_get(g, "generated_text"));
+        want_np += (long long)json_array_size(json_object_get(g, "prompt_token_ids"));
+        json_decref(g);
+    }
+    for (int stream = 0; stream < 2; stream++) {
+        json_t *req = json_pack("{s:O,s:i,s:f,s:b,s:b}", "prompt", prompts, "max_tokens", 64, "temperature", 0.0,
+                                "ignore_eos", 1, "stream", stream);
+        if (stream) json_object_set_new(req, "stream_options", json_pack("{s:b}", "include_usage", 1));
+        char *body = json_dumps(req, 0);
+        json_decref(req);
+        resp r = http(url, "/v1/completions", body, NULL);
+        free(body);
+        CHECK_EQ_INT(r.status, 200);
+        char *text[6] = {0};
+        long long np = -1, nc = -1;
+        int n_choices = 0;
+        char *save = NULL;
+        for (char *ev = stream ? strtok_r(r.body, "\n", &save) : r.body; ev;
+             ev = stream ? strtok_r(NULL, "\n", &save) : NULL) {
+            const char *js = stream ? (strncmp(ev, "data: {", 7) ? NULL : ev + 6) : ev;
+            json_error_t je;
+            json_t *o = js ? json_loads(js, 0, &je) : NULL;
+            size_t i;
+            json_t *ch;
+            json_array_foreach(json_object_get(o, "choices"), i, ch) {
+                const json_int_t k = json_integer_value(json_object_get(ch, "index"));
+                const char *t = json_string_value(json_object_get(ch, "text"));
+                if (k < 0 || k >= 6 || !t) continue;
+                n_choices += !text[k];
+                size_t had = text[k] ? strlen(text[k]) : 0;
+                text[k] = realloc(text[k], had + strlen(t) + 1);
+                strcpy(text[k] + had, t);
+            }
+            json_t *u = json_object_get(o, "usage");
+            if (json_is_object(u)) {
+                np = json_integer_value(json_object_get(u, "prompt_tokens"));
+                nc = json_integer_value(json_object_get(u, "completion_tokens"));
+            }
+            json_decref(o);
+        }
+        CHECK_EQ_INT(n_choices, 6);
+        int same = 0;
+        for (int k = 0; k < 6; k++) {
+            const char *w = json_string_value(json_array_get(want, (size_t)k));
+            if (text[k] && !strcmp(text[k], w)) same++;
+            else fprintf(stderr, "    %s prompt %d: got [%s]\n    want [%s]\n", stream ? "streamed" : "whole", k,
+                         text[k] ? text[k] : "(none)", w);
+            free(text[k]);
+        }
+        CHECK_EQ_INT(same, 6);
+        CHECK_EQ_INT(np, want_np);
+        CHECK_EQ_INT(nc, 6 * 64);
+        free(r.body);
+    }
+    json_decref(prompts);
+    json_decref(want);
+    /* refused, naming the prompt: too many, an empty list, a prompt that is neither text nor ids */
+    json_t *many = json_array();
+    for (int i = 0; i < 65; i++) json_array_append_new(many, json_string("Once"));
+    json_t *req = json_pack("{s:o}", "prompt", many);
+    char *body = json_dumps(req, 0);
+    json_decref(req);
+    const char *bad[] = {body, "{\"prompt\":[]}", "{\"prompt\":[\"Once\", 5]}", "{\"prompt\":[\"Once\", [1, 512]]}"};
+    const char *says[] = {"at most 64", "must be a string", "'prompt[1]' must be", "'prompt[1]' token 1"};
+    for (int i = 0; i < 4; i++) {
+        resp r = http(url, "/v1/completions", bad[i], NULL);
+        CHECK_EQ_INT(r.status, 400);
+        CHECK_MSG(strstr(r.body, says[i]) && strstr(r.body, "\"param\":\"prompt\""), "%s -> %s", says[i], r.body);
+        free(r.body);
+    }
+    free(body);
+}
+
 static char *prompt_body(int i, int max_tokens, bool stream, double temp, int seed) {
     static const char *starts[] = {"Once upon a time", "Lily and Ben went to the park.", "The little dog was sad because",
                                    "One day, Tom found a big red ball", "She said, \"I want to play!\"", "The sun was",
@@ -952,7 +1040,7 @@ TEST(serve_bad_input) {
         {"/v1/completions", "{}", 400, "prompt"},
         {"/v1/completions", "{\"prompt\":12}", 400, "prompt"},
         {"/v1/completions", "{\"prompt\":[1, 99999]}", 400, "prompt"},
-        {"/v1/completions", "{\"prompt\":[\"a\",\"b\"]}", 400, "prompt"},
+        {"/v1/completions", "{\"prompt\":[\"a\",[]]}", 400, "prompt"},
         {"/v1/completions", "{\"prompt\":\"x\",\"model\":\"nope\"}", 404, "model"},
         {"/v1/completions", "{\"prompt\":\"x\",\"model\":7}", 400, "model"},
         {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "max_tokens"},

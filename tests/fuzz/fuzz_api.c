@@ -124,7 +124,15 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     const sl_req_params *p = &r.params;
     fuzz_api_check(p->max_tokens >= 0 && (int64_t)r.n_prompt + p->max_tokens <= ctx.n_ctx,
                    "prompt + max_tokens fit the context");
-    fuzz_api_check(p->max_tokens >= 1 || p->resume_generated > 0, "max_tokens is 0 only when resuming");
+    fuzz_api_check(p->max_tokens >= 1 || p->resume_generated > 0 || p->echo, "max_tokens is 0 only when resuming or echoing");
+    fuzz_api_check(r.n_more >= 0 && r.n_more < SL_API_MAX_PROMPTS && (r.n_more == 0 || r.more), "at most SL_API_MAX_PROMPTS prompts");
+    for (int32_t k = 0; k < r.n_more; k++) {
+        fuzz_api_check(r.more[k].ids && r.more[k].n >= 1 && r.more[k].n < ctx.n_ctx, "every prompt fits the context");
+        fuzz_api_check(!r.max_tokens_given || (int64_t)r.more[k].n + p->max_tokens <= ctx.n_ctx,
+                       "every prompt + max_tokens fit the context");
+        for (int32_t i = 0; i < r.more[k].n; i++)
+            fuzz_api_check(r.more[k].ids[i] >= 0 && r.more[k].ids[i] < n_vocab, "prompt ids are in the vocabulary");
+    }
     fuzz_api_check(p->resume_generated >= 0 && p->resume_generated < r.n_prompt, "a resume point inside the prompt");
     fuzz_api_check(p->sampling.temperature >= 0 && p->sampling.temperature <= 2, "temperature in [0, 2]");
     fuzz_api_check(p->sampling.top_p > 0 && p->sampling.top_p <= 1, "top_p in (0, 1]");

@@ -30,6 +30,11 @@ for await (const chunk of stream) {
 
 const completion = await client.completions.create({ model, prompt: 'Once upon a time', max_tokens: 16, temperature: 0 });
 
+// scoring texts as lm-evaluation-harness does: several prompts, echo, their tokens' logprobs, nothing generated
+const scored = await client.completions.create({
+  model, prompt: ['Once upon a time', 'Lily and Ben'], max_tokens: 0, echo: true, logprobs: 1, temperature: 0,
+});
+
 let notFound = null;
 try {
   await client.chat.completions.create({ model: 'no-such-model', messages, max_tokens: 4 });
@@ -47,5 +52,9 @@ console.log(JSON.stringify({
   stream_usage: usage,
   chunks,
   completion: completion.choices[0].text,
+  scored: scored.choices.map((c) => ({
+    index: c.index, text: c.text, finish: c.finish_reason, n: c.logprobs.token_logprobs.length,
+    first: c.logprobs.token_logprobs[0], last: c.logprobs.token_logprobs[c.logprobs.token_logprobs.length - 1],
+  })),
   not_found: notFound,
 }));

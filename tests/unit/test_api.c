@@ -145,7 +145,9 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
         {"{\"prompt\": \"x\", \"min_tokens\": \"3\"}", "min_tokens", "must be an integer"},
         {"{\"prompt\": \"x\", \"echo\": 1}", "echo", "must be true or false"},
         {"{\"prompt\": \"x\", \"max_tokens\": 0}", "max_tokens", "between 1 and"},
-        {"{\"prompt\": [[1, 2], [3]]}", "prompt", "several prompts"},
+        {"{\"prompt\": [[1, 2], [512]]}", "prompt", "'prompt[1]' token 0 is not an id"},
+        {"{\"prompt\": [[1, 2], [3]], \"shardlm_resume\": {\"generated\": 1, \"text_sent\": 0}}", "shardlm_resume",
+         "with one prompt"},
         {"{\"prompt\": \"x\", \"best_of\": 2}", "best_of", "must be 1"},
         {"{\"prompt\": \"x\", \"suffix\": \"end\"}", "suffix", "not supported"},
         {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", "response_format", "not supported"},
@@ -165,6 +167,14 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
                             "\"text_sent\": 0}}", &r, &e), 0);
     CHECK(!r.params.echo && r.params.resume_generated == 1);
     sl_api_request_free(&r);
+    /* several prompts: the first as prompt, the others in more; max_tokens defaults to what each context leaves */
+    CHECK_EQ_INT(parse_keep("{\"prompt\": [[1, 5, 7], \"Once\", [9]]}", &r, &e), 0);
+    CHECK(r.n_prompt == 3 && r.prompt[2] == 7 && r.n_more == 2 && r.more[1].n == 1 && r.more[1].ids[0] == 9);
+    CHECK(r.more[0].text && !strcmp(r.more[0].text, "Once") && r.more[0].n >= 2 && r.more[0].ids[0] == 1);
+    CHECK(!r.max_tokens_given && r.params.max_tokens == 512 - 3);
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": [[1], [1, 2, 3, 4]], \"max_tokens\": 509}", &r, &e), 400);
+    CHECK(strstr(e.message, "in the longest prompt"));
     /* accepted as no-ops */
     static const char *noop[] = {
         "{\"prompt\": \"x\", \"echo\": false, \"best_of\": 1, \"suffix\": null}",
