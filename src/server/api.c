@@ -316,8 +316,9 @@ static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r,
                       (json_is_string(json_array_get(p, 0)) || json_is_array(json_array_get(p, 0)));
     if (!list) return parse_one_prompt(ctx, p, "prompt", &r->prompt, &r->n_prompt, &r->prompt_text, e);
     const size_t n = json_array_size(p);
-    if (n > SL_API_MAX_PROMPTS) {
-        sl_api_set_error(e, 400, "prompt", "'prompt' has %zu prompts; at most %d are allowed", n, SL_API_MAX_PROMPTS);
+    if (n * (size_t)r->n > SL_API_MAX_PROMPTS) {
+        sl_api_set_error(e, 400, "prompt", "'prompt' has %zu prompts%s; at most %d choices are allowed", n,
+                         r->n > 1 ? " times n" : "", SL_API_MAX_PROMPTS);
         return false;
     }
     if (n > 1 && !(r->more = sl_calloc(n - 1, sizeof *r->more))) {
@@ -596,10 +597,8 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->sampling.seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (atomic_fetch_add(&counter, 1) << 48);
     }
     x = 1;
-    if (!get_int(o, "n", 1, 1, &x, e)) {
-        sl_api_set_error(e, 400, "n", "'n' must be 1: one choice per request is supported");
-        goto done;
-    }
+    if (!get_int(o, "n", 1, SL_API_MAX_PROMPTS, &x, e)) goto done;
+    r->n = (int32_t)x;
     if (!get_bool(o, "stream", &r->stream, e)) goto done;
     json_t *so = json_object_get(o, "stream_options");
     if (so && !json_is_null(so)) {
@@ -663,10 +662,10 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     /* a router resuming a stream another engine started (see sl_req_params) */
     json_t *rs = json_object_get(o, "shardlm_resume");
     if (rs && !json_is_null(rs)) {
-        if (kind != SL_API_COMPLETIONS || !json_is_object(rs) || r->n_more) {
+        if (kind != SL_API_COMPLETIONS || !json_is_object(rs) || r->n_more || r->n > 1) {
             sl_api_set_error(e, 400, "shardlm_resume",
                              "'shardlm_resume' must be an object {\"generated\": N, \"text_sent\": BYTES} on /v1/completions "
-                             "with one prompt");
+                             "with one prompt and n = 1");
             goto done;
         }
         long long g = 0, ts = 0;

@@ -24,7 +24,7 @@ typedef struct sl_api_error {
     char message[512];
 } sl_api_error;
 
-/* SL_API_MAX_PROMPTS: prompts one completions request may carry (one choice each) */
+/* SL_API_MAX_PROMPTS: choices one request may ask for (prompts times n) */
 #define SL_API_MAX_PROMPTS 64
 
 typedef struct sl_api_prompt {
@@ -47,6 +47,9 @@ typedef struct sl_api_request {
      * params.max_tokens). */
     int32_t n_more;
     sl_api_prompt *more;
+    /* n: choices per prompt. Choice i * n + j samples prompt i with seed
+     * params.sampling.seed + j (vLLM's way), so choice i * n is what n = 1 gives. */
+    int32_t n;
 } sl_api_request;
 
 typedef struct sl_api_ctx {

@@ -50,9 +50,10 @@ typedef struct choice {
     char *echo;             /* completions' echo: the prompt's text, sent before the output; NULL: no echo */
     size_t n_echo;
     bool echo_sent;
+    bool first;             /* the first choice of its prompt: its prompt tokens count in usage */
 } choice;
 
-/* A generation being answered: one choice per prompt. */
+/* A generation being answered: n choices per prompt. */
 typedef struct gen {
     sl_http *h;
     struct MHD_Connection *mc;
@@ -189,9 +190,11 @@ static json_t *gen_usage(gen *g) {
     for (int i = 0; i < g->n; i++) {
         sl_req *r = g->ch[i].req;
         pthread_mutex_lock(&r->mu);
-        np += r->n_prompt;
+        if (g->ch[i].first) { /* a prompt counts once, whatever n */
+            np += r->n_prompt;
+            cached += r->n_cached_prompt;
+        }
         nc += r->n_out;
-        cached += r->n_cached_prompt;
         pthread_mutex_unlock(&r->mu);
     }
     return sl_api_usage_json(np, nc, cached);
@@ -204,7 +207,7 @@ static json_t *gen_usage(gen *g) {
  * the first event, and `: token_ids 4 5` opens each event whose chunk carries
  * those generated tokens (EOS included). With them a router continues the
  * stream elsewhere exactly: prompt = prompt ids + generated ids. A generation
- * of several prompts has no ids: it cannot be moved. */
+ * of several choices (prompts, n) has no ids: it cannot be moved. */
 
 static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
     char num[16];
@@ -420,12 +423,14 @@ static json_t *choice_json(gen *g, int k) {
     return ch;
 }
 
-/* Create the request of prompt (ids, n, text) as choice k. */
-static sl_status add_choice(sl_http *h, gen *g, int k, const sl_api_request *ar, const int32_t *ids, int32_t n,
+/* Create the request of prompt (ids, n, text) as choice k, the j-th of its prompt. */
+static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_request *ar, const int32_t *ids, int32_t n,
                             const char *text) {
     sl_req_params p = ar->params;
     if (!ar->max_tokens_given) p.max_tokens = h->api.n_ctx - n; /* what this prompt's context leaves */
+    p.sampling.seed += (uint64_t)j;
     choice *c = &g->ch[k];
+    c->first = j == 0;
     sl_status st = sl_req_create(h->sched, ids, n, &p, &c->req);
     if (st) return st;
     if (p.echo) { /* the prompt string as sent, or the text of the prompt's token ids */
@@ -443,7 +448,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     sl_api_error e;
     if (!sl_api_parse(&h->api, kind, cx->body ? cx->body : "", cx->n, &ar, &e)) return reply_error(c, cx, &e);
     gen *g = calloc(1, sizeof *g);
-    if (g) g->ch = calloc((size_t)ar.n_more + 1, sizeof *g->ch);
+    if (g) g->ch = calloc(((size_t)ar.n_more + 1) * (size_t)ar.n, sizeof *g->ch);
     if (!g || !g->ch) {
         if (g) free(g);
         sl_api_request_free(&ar);
@@ -451,19 +456,21 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     }
     atomic_fetch_add(&h->in_flight, 1);
     g->h = h;
-    g->n = ar.n_more + 1;
+    g->n = (ar.n_more + 1) * ar.n;
     sl_status st = SL_OK;
     int bad = 0; /* the prompt a refusal is about */
     for (int k = 0; k < g->n && !st; k++) {
-        st = k == 0 ? add_choice(h, g, 0, &ar, ar.prompt, ar.n_prompt, ar.prompt_text)
-                    : add_choice(h, g, k, &ar, ar.more[k - 1].ids, ar.more[k - 1].n, ar.more[k - 1].text);
-        bad = k;
+        const int i = k / ar.n, j = k % ar.n;
+        st = i == 0 ? add_choice(h, g, k, j, &ar, ar.prompt, ar.n_prompt, ar.prompt_text)
+                    : add_choice(h, g, k, j, &ar, ar.more[i - 1].ids, ar.more[i - 1].n, ar.more[i - 1].text);
+        bad = i;
     }
+    const bool several = ar.n_more > 0;
     const bool stream = ar.stream, include_usage = ar.include_usage;
     sl_api_request_free(&ar);
     if (st) {
         char msg[sizeof e.message];
-        if (g->n > 1) snprintf(msg, sizeof msg, "prompt[%d]: %s", bad, sl_last_error());
+        if (several) snprintf(msg, sizeof msg, "prompt[%d]: %s", bad, sl_last_error());
         else snprintf(msg, sizeof msg, "%s", sl_last_error());
         sl_api_set_error(&e, st == SL_ERR_NOMEM ? 500 : 400, kind == SL_API_CHAT ? "messages" : "prompt", "%s", msg);
         gen_free(g);

@@ -288,6 +288,96 @@ TEST(serve_several_prompts_match_golden) {
     free(body);
 }
 
+/* n choices: greedy, each is llama.cpp's golden text; sampled with a seed,
+ * choice j is what n = 1 gives with seed + j (vLLM's rule), whole and
+ * streamed; the prompt counts once in usage. */
+static json_t *choices_of(const char *url, const char *prompt, int n, double temp, int seed, bool stream,
+                          long long *np, long long *nc) {
+    json_t *req = json_pack("{s:s,s:i,s:f,s:i,s:b,s:i,s:b}", "prompt", prompt, "max_tokens", 20, "temperature", temp,
+                            "seed", seed, "ignore_eos", 1, "n", n, "stream", stream);
+    if (stream) json_object_set_new(req, "stream_options", json_pack("{s:b}", "include_usage", 1));
+    char *body = json_dumps(req, 0);
+    json_decref(req);
+    resp r = http(url, "/v1/completions", body, NULL);
+    free(body);
+    json_t *texts = json_array();
+    for (int k = 0; k < n; k++) json_array_append_new(texts, json_string(""));
+    char *save = NULL;
+    for (char *ev = stream ? strtok_r(r.body, "\n", &save) : r.body; ev; ev = stream ? strtok_r(NULL, "\n", &save) : NULL) {
+        const char *js = stream ? (strncmp(ev, "data: {", 7) ? NULL : ev + 6) : ev;
+        json_error_t je;
+        json_t *o = js ? json_loads(js, 0, &je) : NULL;
+        size_t i;
+        json_t *ch;
+        json_array_foreach(json_object_get(o, "choices"), i, ch) {
+            const json_int_t k = json_integer_value(json_object_get(ch, "index"));
+            const char *t = json_string_value(json_object_get(ch, "text"));
+            if (k < 0 || k >= n || !t) continue;
+            char *joined = NULL;
+            if (asprintf(&joined, "%s%s", json_string_value(json_array_get(texts, (size_t)k)), t) > 0)
+                json_array_set_new(texts, (size_t)k, json_string(joined));
+            free(joined);
+        }
+        json_t *u = json_object_get(o, "usage");
+        if (json_is_object(u)) {
+            *np = json_integer_value(json_object_get(u, "prompt_tokens"));
+            *nc = json_integer_value(json_object_get(u, "completion_tokens"));
+        }
+        json_decref(o);
+    }
+    free(r.body);
+    return texts;
+}
+
+TEST(serve_n_choices) {
+    const char *url = start_default();
+    CHECK(url);
+    json_error_t je;
+    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.01.json"), 0, &je);
+    CHECK(g);
+    const char *prompt = json_string_value(json_object_get(g, "prompt"));
+    char want[1024];
+    snprintf(want, sizeof want, "%s", json_string_value(json_object_get(g, "generated_text")));
+    const long long n_p = (long long)json_array_size(json_object_get(g, "prompt_token_ids"));
+    long long np = -1, nc = -1;
+    /* greedy: every choice is the golden text's first 20 tokens, a prefix of it */
+    json_t *t = choices_of(url, prompt, 3, 0.0, 1, false, &np, &nc);
+    for (size_t k = 0; k < 3; k++) {
+        const char *tk = json_string_value(json_array_get(t, k));
+        CHECK_MSG(tk && *tk && !strncmp(want, tk, strlen(tk)), "greedy choice %zu: [%s]", k, tk);
+    }
+    CHECK_EQ_INT(np, n_p);
+    CHECK_EQ_INT(nc, 60);
+    json_decref(t);
+    /* sampled: choice j = n 1 with seed 40 + j; whole and streamed alike */
+    json_t *one[3];
+    for (int j = 0; j < 3; j++) one[j] = choices_of(url, prompt, 1, 0.9, 40 + j, false, &np, &nc);
+    for (int stream = 0; stream < 2; stream++) {
+        t = choices_of(url, prompt, 3, 0.9, 40, stream, &np, &nc);
+        int same = 0;
+        for (size_t j = 0; j < 3; j++) same += json_equal(json_array_get(t, j), json_array_get(one[j], 0));
+        CHECK_EQ_INT(same, 3);
+        CHECK_EQ_INT(np, n_p);
+        CHECK_EQ_INT(nc, 60);
+        json_decref(t);
+    }
+    /* the seeds differ, so the samples do */
+    CHECK(!json_equal(json_array_get(one[0], 0), json_array_get(one[1], 0)) ||
+          !json_equal(json_array_get(one[1], 0), json_array_get(one[2], 0)));
+    for (int j = 0; j < 3; j++) json_decref(one[j]);
+    json_decref(g);
+    /* bounds: n 1..64, and prompts times n at most 64 */
+    const char *bad[] = {"{\"prompt\":\"x\",\"n\":0}", "{\"prompt\":\"x\",\"n\":65}",
+                         "{\"prompt\":[\"x\",\"y\",\"z\"],\"n\":22}"};
+    const char *param[] = {"\"param\":\"n\"", "\"param\":\"n\"", "\"param\":\"prompt\""};
+    for (int i = 0; i < 3; i++) {
+        resp r = http(url, "/v1/completions", bad[i], NULL);
+        CHECK_EQ_INT(r.status, 400);
+        CHECK_MSG(strstr(r.body, param[i]), "%s -> %s", bad[i], r.body);
+        free(r.body);
+    }
+}
+
 static char *prompt_body(int i, int max_tokens, bool stream, double temp, int seed) {
     static const char *starts[] = {"Once upon a time", "Lily and Ben went to the park.", "The little dog was sad because",
                                    "One day, Tom found a big red ball", "She said, \"I want to play!\"", "The sun was",
@@ -1051,7 +1141,7 @@ TEST(serve_bad_input) {
         {"/v1/completions", "{\"prompt\":\"x\",\"temperature\":1e308}", 400, "temperature"},
         {"/v1/completions", "{\"prompt\":\"x\",\"top_p\":0}", 400, "top_p"},
         {"/v1/completions", "{\"prompt\":\"x\",\"top_k\":1.5}", 400, "top_k"},
-        {"/v1/completions", "{\"prompt\":\"x\",\"n\":3}", 400, "n"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"n\":99}", 400, "n"},
         {"/v1/completions", "{\"prompt\":\"x\",\"stop\":5}", 400, "stop"},
         {"/v1/completions", "{\"prompt\":\"x\",\"stream\":\"yes\"}", 400, "stream"},
         {"/v1/completions", "{\"prompt\":\"x\",\"logprobs\":50}", 400, "logprobs"},
