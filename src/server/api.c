@@ -498,7 +498,7 @@ static bool parse_stop_ids(const sl_api_ctx *ctx, json_t *body, sl_req_params *p
 
 /* Fields of OpenAI's API this server does not implement, refused rather
  * than ignored when they would change the output. */
-static bool refuse_unsupported(json_t *o, sl_api_error *e) {
+static bool refuse_unsupported(json_t *o, sl_req_params *p, sl_api_error *e) {
     json_t *v;
     if ((v = json_object_get(o, "best_of")) && !json_is_null(v) &&
         !(json_is_integer(v) && json_integer_value(v) == 1)) {
@@ -511,10 +511,11 @@ static bool refuse_unsupported(json_t *o, sl_api_error *e) {
     }
     if ((v = json_object_get(o, "response_format")) && !json_is_null(v)) {
         json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
-        if (!json_is_string(t) || strcmp(json_string_value(t), "text") != 0) {
+        p->json_object = json_is_string(t) && !strcmp(json_string_value(t), "json_object");
+        if (!json_is_string(t) || (strcmp(json_string_value(t), "text") != 0 && !p->json_object)) {
             sl_api_set_error(e, 400, "response_format",
-                             "'response_format' must be {\"type\": \"text\"}: JSON mode and JSON schemas are not "
-                             "supported");
+                             "'response_format' must be {\"type\": \"text\"} or {\"type\": \"json_object\"}: JSON "
+                             "schemas are not supported");
             return false;
         }
     }
@@ -638,7 +639,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->logprobs = lp ? (int32_t)x : -1;
     }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
-        !refuse_unsupported(o, e))
+        !refuse_unsupported(o, p, e))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
     int32_t longest = 0; /* the longest prompt bounds max_tokens */

@@ -70,6 +70,8 @@ struct sl_sched {
     sl_req **b_snap;    /* running requests at the start of a step */
     int32_t *b_chunk;   /* tokens of each sequence in this step */
     float *logits;      /* (max_num_seqs + SL_PLP_ROWS, n_vocab) */
+    sl_json_guide *guide; /* JSON mode's token texts */
+    float *masked;      /* (n_vocab) a JSON-mode request's logits, masked */
 };
 
 static double now_s(void) {
@@ -138,6 +140,11 @@ static void resume(sl_sched *s, sl_req *r) {
     const sl_tokenizer *tok = sl_model_tokenizer(s->m);
     r->skip_text = (size_t)r->p.resume_text_sent;
     for (int32_t i = r->n_prompt - r->p.resume_generated; i < r->n_prompt; i++) {
+        if (r->p.json_object) { /* JSON mode goes on from the output so far */
+            size_t n;
+            const char *t = sl_json_guide_text(s->guide, r->tokens[i], &n);
+            sl_json_feed_all(&r->json, t, n);
+        }
         if (!r->p.ignore_eos && sl_tokenizer_is_eog(tok, r->tokens[i])) continue;
         char buf[4096];
         int64_t n = sl_detok_push(&r->detok, r->tokens[i], buf, sizeof buf);
@@ -230,6 +237,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         return st;
     }
     sl_detok_init(&r->detok, sl_model_tokenizer(s->m), false);
+    sl_json_init(&r->json);
     if (p->resume_generated > 0) resume(s, r);
     int pool = sl_kvm_pool_for(s->kvm, r->max_ctx);
     sl_kvm_seq_init(&r->kv, pool, p->adapter);
@@ -612,8 +620,30 @@ static bool step(sl_sched *s) {
             drop_req(s, &s->running, r);
             continue;
         }
-        int32_t id = sl_sampler_sample(r->sampler, lg, r->tokens, r->n_tokens, 0, (uint64_t)r->n_tokens);
-        if (accept_token(s, r, id, lg, t)) drop_req(s, &s->running, r);
+        const float *slg = lg;
+        if (r->p.json_object) { /* JSON mode: only tokens that keep the output a JSON object's start */
+            memcpy(s->masked, lg, sizeof(float) * (size_t)s->n_vocab);
+            slg = s->masked;
+            if (sl_json_guide_mask(s->guide, &r->json, s->masked) == 0) { /* no token can continue it */
+                finish_req(s, r, SL_FR_STOP, 0, NULL);
+                drop_req(s, &s->running, r);
+                continue;
+            }
+        }
+        int32_t id = sl_sampler_sample(r->sampler, slg, r->tokens, r->n_tokens, 0, (uint64_t)r->n_tokens);
+        if (accept_token(s, r, id, lg, t)) {
+            drop_req(s, &s->running, r);
+            continue;
+        }
+        if (r->p.json_object) {
+            size_t n;
+            const char *text = sl_json_guide_text(s->guide, id, &n);
+            sl_json_feed_all(&r->json, text, n);
+            if (sl_json_done(&r->json)) { /* the object is complete */
+                finish_req(s, r, SL_FR_STOP, 0, NULL);
+                drop_req(s, &s->running, r);
+            }
+        }
     }
     publish_gauges(s);
     return true;
@@ -758,7 +788,10 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     s->b_chunk = sl_alloc_array(S, sizeof(int32_t));
     s->b_snap = sl_alloc_array(S, sizeof(sl_req *));
     s->logits = sl_alloc_array((S + SL_PLP_ROWS) * (size_t)hp->n_vocab, sizeof(float));
-    if (!s->b_tok || !s->b_pos || !s->b_seq || !s->b_want || !s->b_seqs || !s->b_req || !s->b_chunk || !s->b_snap || !s->logits) {
+    s->masked = sl_alloc_array((size_t)hp->n_vocab, sizeof(float));
+    if ((st = sl_json_guide_create(sl_model_tokenizer(m), &s->guide))) goto fail;
+    if (!s->b_tok || !s->b_pos || !s->b_seq || !s->b_want || !s->b_seqs || !s->b_req || !s->b_chunk || !s->b_snap || !s->logits ||
+        !s->masked) {
         st = SL_FAIL(SL_ERR_NOMEM, "out of memory for the scheduler's step buffers");
         goto fail;
     }
@@ -796,6 +829,8 @@ void sl_sched_destroy(sl_sched *s) {
     sl_free(s->b_chunk);
     sl_free(s->b_snap);
     sl_free(s->logits);
+    sl_free(s->masked);
+    sl_json_guide_destroy(s->guide);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     sl_free(s);

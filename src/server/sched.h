@@ -18,6 +18,7 @@
 #define SL_SERVER_SCHED_H
 
 #include "shardlm.h"
+#include "engine/jsonguide.h"
 #include "engine/sampler.h"
 #include "server/kvmgr.h"
 #include "server/metrics.h"
@@ -81,6 +82,10 @@ typedef struct sl_req_params {
      * every prompt position is computed (no prefix-cache reuse for this
      * request), at most SL_PLP_ROWS of them per step. */
     bool echo;
+    /* JSON mode (response_format json_object): only tokens that keep the
+     * output the start of one JSON object can be sampled, and the request
+     * ends ("stop") when the object is complete (engine/jsonguide.h). */
+    bool json_object;
 } sl_req_params;
 
 /* Prompt positions whose logits one step computes for echo with logprobs. */
@@ -119,6 +124,7 @@ struct sl_req {
     double t_last_token;
     int32_t n_cached_prompt; /* prompt tokens served from the prefix cache at first admission */
     bool admitted_once;
+    sl_json_state json;     /* JSON mode: the output so far */
 
     /* output channel (guarded by mu) */
     pthread_mutex_t mu;

@@ -284,6 +284,15 @@ TEST(kill9_midstream_completions_echo) {
                    "\"stream\":true}");
 }
 
+/* JSON mode: the continuing engine goes on from the JSON the first one wrote. */
+TEST(kill9_midstream_json_mode) {
+    midstream_kill("/v1/completions",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,"
+                   "\"response_format\":{\"type\":\"json_object\"}}",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,"
+                   "\"response_format\":{\"type\":\"json_object\"},\"stream\":true}");
+}
+
 TEST(kill9_midstream_chat) {
     midstream_kill("/v1/chat/completions",
                    "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"

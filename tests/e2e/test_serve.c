@@ -378,6 +378,84 @@ TEST(serve_n_choices) {
     }
 }
 
+/* JSON mode (response_format json_object): what comes out is one JSON object
+ * as jansson parses it when the request ends with "stop", or the start of
+ * one (jansson's error at the end of the text) when max_tokens cut it; the
+ * object's closing ends the request. stories260K writes stories, not JSON:
+ * logit_bias raises '"' and '}' (its byte tokens, id = byte + 3) so objects
+ * close within the budget. Streamed output equals the whole answer. */
+static char *json_mode_text(const char *url, bool chat, int seed, bool stream, const char **finish) {
+    json_t *req = json_pack("{s:i,s:i,s:{s:i,s:i,s:i},s:{s:s},s:b}", "max_tokens", 120, "seed", seed, "logit_bias", "37", 5,
+                            "313", 5, "128", 12, "response_format", "type", "json_object", "stream", stream);
+    if (chat) json_object_set_new(req, "messages", json_pack("[{s:s,s:s}]", "role", "user", "content", "Some JSON"));
+    else json_object_set_new(req, "prompt", json_string("Once upon a time"));
+    char *body = json_dumps(req, 0);
+    json_decref(req);
+    resp r = http(url, chat ? "/v1/chat/completions" : "/v1/completions", body, NULL);
+    free(body);
+    char *text = strdup("");
+    static char fin[16];
+    fin[0] = '\0';
+    char *save = NULL;
+    for (char *ev = stream ? strtok_r(r.body, "\n", &save) : r.body; ev; ev = stream ? strtok_r(NULL, "\n", &save) : NULL) {
+        const char *js = stream ? (strncmp(ev, "data: {", 7) ? NULL : ev + 6) : ev;
+        json_error_t je;
+        json_t *o = js ? json_loads(js, 0, &je) : NULL;
+        json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+        json_t *t = chat ? json_object_get(json_object_get(ch, stream ? "delta" : "message"), "content")
+                         : json_object_get(ch, "text");
+        if (json_is_string(t)) {
+            char *joined = NULL;
+            if (asprintf(&joined, "%s%s", text, json_string_value(t)) > 0) {
+                free(text);
+                text = joined;
+            }
+        }
+        if (json_is_string(json_object_get(ch, "finish_reason")))
+            snprintf(fin, sizeof fin, "%s", json_string_value(json_object_get(ch, "finish_reason")));
+        json_decref(o);
+    }
+    free(r.body);
+    *finish = fin;
+    return text;
+}
+
+TEST(serve_json_mode) {
+    const char *url = start_default();
+    CHECK(url);
+    int stops = 0, bad = 0;
+    for (int chat = 0; chat < 2; chat++)
+        for (int seed = 1; seed <= 6; seed++) {
+            const char *fin;
+            char *text = json_mode_text(url, chat, seed, false, &fin);
+            char fin_whole[16];
+            snprintf(fin_whole, sizeof fin_whole, "%s", fin);
+            json_error_t je;
+            json_t *o = json_loads(text, 0, &je);
+            if (!strcmp(fin_whole, "stop")) {
+                stops++;
+                bad += !json_is_object(o);
+            } else {
+                /* cut by max_tokens: the start of an object, refused only for ending early */
+                bad += strcmp(fin_whole, "length") != 0 || o != NULL || je.position < (int)strlen(text);
+            }
+            if (bad) fprintf(stderr, "    %s seed %d (%s): %s\n      %s at %d\n", chat ? "chat" : "completion", seed,
+                             fin_whole, text, je.text, je.position);
+            json_decref(o);
+            char *streamed = json_mode_text(url, chat, seed, true, &fin);
+            CHECK_STR(streamed, text);
+            CHECK_STR(fin, fin_whole);
+            free(streamed);
+            free(text);
+        }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_MSG(stops >= 8, "%d of 12 JSON-mode answers were complete objects", stops);
+    resp r = http(url, "/v1/completions", "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\"}}", NULL);
+    CHECK_EQ_INT(r.status, 400);
+    CHECK(strstr(r.body, "\"param\":\"response_format\""));
+    free(r.body);
+}
+
 static char *prompt_body(int i, int max_tokens, bool stream, double temp, int seed) {
     static const char *starts[] = {"Once upon a time", "Lily and Ben went to the park.", "The little dog was sad because",
                                    "One day, Tom found a big red ball", "She said, \"I want to play!\"", "The sun was",

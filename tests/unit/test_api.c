@@ -150,7 +150,7 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
          "with one prompt"},
         {"{\"prompt\": \"x\", \"best_of\": 2}", "best_of", "must be 1"},
         {"{\"prompt\": \"x\", \"suffix\": \"end\"}", "suffix", "not supported"},
-        {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", "response_format", "not supported"},
+        {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\"}}", "response_format", "not supported"},
         {"{\"prompt\": \"x\", \"response_format\": \"text\"}", "response_format", "must be"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -175,6 +175,9 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
     sl_api_request_free(&r);
     CHECK_EQ_INT(parse_keep("{\"prompt\": [[1], [1, 2, 3, 4]], \"max_tokens\": 509}", &r, &e), 400);
     CHECK(strstr(e.message, "in the longest prompt"));
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", &r, &e), 0);
+    CHECK(r.params.json_object);
+    sl_api_request_free(&r);
     /* accepted as no-ops */
     static const char *noop[] = {
         "{\"prompt\": \"x\", \"echo\": false, \"best_of\": 1, \"suffix\": null}",

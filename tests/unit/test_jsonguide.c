@@ -1,0 +1,197 @@
+/*
+ * test_jsonguide.c — JSON mode's recognizer (engine/jsonguide.c) against
+ * RFC 8259 cases written here and against jansson, an independent parser:
+ * every document jansson writes is accepted byte by byte and complete at its
+ * end, its proper prefixes are accepted and not complete, and a mutated
+ * document the recognizer accepts as complete is one jansson parses to an
+ * object. Then the token mask over stories260K's vocabulary.
+ */
+#include "harness.h"
+
+#include "engine/jsonguide.h"
+#include "model/model.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 1: every byte accepted and complete; 0: every byte accepted, not complete; -1: a byte refused. */
+static int run(const char *text, size_t n) {
+    sl_json_state s;
+    sl_json_init(&s);
+    for (size_t i = 0; i < n; i++)
+        if (!sl_json_feed(&s, (uint8_t)text[i])) return -1;
+    return sl_json_done(&s) ? 1 : 0;
+}
+static int runs(const char *text) { return run(text, strlen(text)); }
+
+TEST(rfc8259_cases) {
+    static const char *complete[] = {
+        "{}", "{\"a\":1}", " {\"a\":[1,-2.5e+3,0.25,1E-7,true,false,null,{\"b\":\"\\u00e9\\n\\\"\\\\\\/\"}]}",
+        "{\n  \"a\": 0,\n\t\"b\": []\n}", "{\"\":\"\"}", "{\"a\":{\"b\":{\"c\":[[[]]]}}}", "{\"x\":\"\xc3\xa9 \xe2\x82\xac\"}",
+        "{\"n\":-0}", "{\"n\":0e0}", "{\"n\":123456789012345678901234567890}",
+    };
+    for (size_t i = 0; i < sizeof complete / sizeof complete[0]; i++)
+        CHECK_MSG(runs(complete[i]) == 1, "complete: %s -> %d", complete[i], runs(complete[i]));
+    static const char *prefixes[] = {"", " ", "{", "{\"a", "{\"a\":", "{\"a\":tr", "{\"a\":-", "{\"a\":1.", "{\"a\":1e",
+                                     "{\"a\":1e+", "{\"a\":\"\\u00", "{\"a\":[1,", "{\"a\":12"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        CHECK_MSG(runs(prefixes[i]) == 0, "prefix: '%s' -> %d", prefixes[i], runs(prefixes[i]));
+    static const char *refused[] = {
+        "[1]", "\"a\"", "1", "{\"a\":01}", "{\"a\":.5}", "{\"a\":1.e3}", "{\"a\":+1}", "{\"a\":tru}", "{\"a\" 1}", "{,}",
+        "{\"a\":1,}", "{\"a\":\"\x01\"}", "{\"a\":\"\\q\"}", "{\"a\":1}}", "{\"a\":[1,]}", "{a:1}", "{\"a\":1]",
+        "{\"a\":[1}", "{\"a\":\"\\u12g4\"}", "{\"a\":Infinity}", "{\"a\":1}x", "{'a':1}", "{\"a\":-}",
+        /* whitespace: one space, or a newline and at most 20 spaces or tabs */
+        "{  \"a\":1}", "{\"a\":1\n\n}", "{\r\n\"a\":1}", "\t{}", "{\n                     \"a\":1}",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        CHECK_MSG(runs(refused[i]) == -1, "refused: %s -> %d", refused[i], runs(refused[i]));
+    CHECK(runs("{\n                    \"a\":1}") == 1); /* 20 spaces of indentation */
+    /* nesting: SL_JSON_MAX_DEPTH containers, not one more */
+    char deep[2 * SL_JSON_MAX_DEPTH + 8];
+    size_t k = 0;
+    deep[k++] = '{';
+    deep[k++] = '"';
+    deep[k++] = '"';
+    deep[k++] = ':';
+    for (int i = 1; i < SL_JSON_MAX_DEPTH; i++) deep[k++] = '[';
+    for (int i = 1; i < SL_JSON_MAX_DEPTH; i++) deep[k++] = ']';
+    deep[k++] = '}';
+    CHECK_EQ_INT(run(deep, k), 1);
+    memmove(deep + 5, deep + 4, k - 4);
+    deep[4] = '[';
+    CHECK_EQ_INT(run(deep, 5 + SL_JSON_MAX_DEPTH - 1), -1);
+}
+
+/* ---- against jansson ------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint32_t rnd(uint32_t n) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
+}
+
+static json_t *random_value(int depth);
+static json_t *random_string(void) {
+    static const char chars[] = "abcXYZ 019-_.,:{}[]\"\\/\t\n";
+    char s[12];
+    int n = (int)rnd(8);
+    for (int i = 0; i < n; i++) s[i] = chars[rnd(sizeof chars - 1)];
+    return json_stringn(s, (size_t)n);
+}
+static json_t *random_container(int depth, bool object) {
+    json_t *c = object ? json_object() : json_array();
+    int n = (int)rnd(4);
+    for (int i = 0; i < n; i++) {
+        if (object) {
+            char key[8];
+            snprintf(key, sizeof key, "k%u", rnd(100));
+            json_object_set_new(c, key, random_value(depth + 1));
+        } else {
+            json_array_append_new(c, random_value(depth + 1));
+        }
+    }
+    return c;
+}
+static json_t *random_value(int depth) {
+    switch (rnd(depth >= 4 ? 6 : 8)) {
+    case 0: return json_integer((json_int_t)rnd(2000000) - 1000000);
+    case 1: return json_real(ldexp((double)rnd(1000000) - 500000, (int)rnd(80) - 40));
+    case 2: return random_string();
+    case 3: return json_true();
+    case 4: return json_false();
+    case 5: return json_null();
+    case 6: return random_container(depth, true);
+    default: return random_container(depth, false);
+    }
+}
+
+TEST(jansson_documents_and_mutants) {
+    static const size_t flags[] = {JSON_COMPACT, 0, JSON_INDENT(2)};
+    static const char mut[] = "{}[],:\" 0123456789.-+eEtrfalsn\n\\/abc";
+    int docs = 0, mutants_complete = 0, disagree = 0;
+    for (int d = 0; d < 600; d++) {
+        json_t *o = random_container(0, true);
+        char *text = json_dumps(o, flags[d % 3] | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        CHECK(text);
+        const size_t n = strlen(text);
+        docs += runs(text) == 1;
+        if (runs(text) != 1) fprintf(stderr, "    refused: %s\n", text);
+        for (size_t cut = 0; cut < n; cut += 1 + rnd(5))
+            if (run(text, cut) != 0) {
+                fprintf(stderr, "    prefix %zu of %s -> %d\n", cut, text, run(text, cut));
+                disagree++;
+            }
+        for (int m = 0; m < 20; m++) {
+            char *t = strdup(text);
+            t[rnd((uint32_t)n)] = mut[rnd(sizeof mut - 1)];
+            if (run(t, n) == 1) {
+                mutants_complete++;
+                json_error_t je;
+                json_t *p = json_loadb(t, n, 0, &je);
+                /* jansson refuses numbers beyond a double's range, which JSON's grammar allows */
+                if (!json_is_object(p) && !strstr(je.text, "overflow")) {
+                    fprintf(stderr, "    accepted, jansson refuses (%s): %s\n", je.text, t);
+                    disagree++;
+                }
+                json_decref(p);
+            }
+            free(t);
+        }
+        free(text);
+    }
+    CHECK_EQ_INT(docs, 600);
+    CHECK_EQ_INT(disagree, 0);
+    CHECK_MSG(mutants_complete > 1000, "only %d mutants were complete documents", mutants_complete);
+}
+
+/* ---- the mask over a real vocabulary -------------------------------------------------- */
+
+TEST(mask_over_stories_vocabulary) {
+    const char *path = sl_test_shared("models/stories260K.gguf");
+    if (!path) return;
+    sl_model *m = NULL;
+    CHECK_OK(sl_model_load(path, &m));
+    const sl_tokenizer *tok = sl_model_tokenizer(m);
+    const int32_t n = sl_tokenizer_n_vocab(tok);
+    sl_json_guide *g = NULL;
+    CHECK_OK(sl_json_guide_create(tok, &g));
+    float *l = calloc((size_t)n, sizeof(float));
+    sl_json_state s;
+    sl_json_init(&s);
+    CHECK(sl_json_feed_all(&s, " {", 2));
+    /* after "{": a key or "}", maybe after one whitespace unit */
+    const int32_t allowed = sl_json_guide_mask(g, &s, l);
+    int32_t seen = 0, wrong = 0;
+    bool quote = false, brace = false;
+    for (int32_t i = 0; i < n; i++) {
+        if (isinf(l[i])) continue;
+        seen++;
+        size_t k;
+        const char *t = sl_json_guide_text(g, i, &k);
+        size_t j = 0;
+        while (j < k && (t[j] == ' ' || t[j] == '\n' || t[j] == '\t')) j++;
+        wrong += sl_tokenizer_is_eog(tok, i) || (j < k && t[j] != '"' && t[j] != '}'); /* (whitespace alone may come) */
+        quote |= k == 1 && t[0] == '"';
+        brace |= k == 1 && t[0] == '}';
+    }
+    CHECK_EQ_INT(seen, allowed);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK(quote && brace);
+    /* end of generation: only once the object is complete */
+    const int32_t eos = sl_tokenizer_eog_at(tok, 0);
+    for (int32_t i = 0; i < n; i++) l[i] = 0;
+    sl_json_guide_mask(g, &s, l);
+    CHECK(isinf(l[eos]));
+    CHECK(sl_json_feed_all(&s, "}", 1) && sl_json_done(&s));
+    for (int32_t i = 0; i < n; i++) l[i] = 0;
+    sl_json_guide_mask(g, &s, l);
+    CHECK(!isinf(l[eos]));
+    free(l);
+    sl_json_guide_destroy(g);
+    sl_model_destroy(m);
+}
