@@ -227,6 +227,7 @@ struct sl_json_guide {
     uint32_t *off; /* (n_vocab + 1) token i's text is text[off[i], off[i + 1]) */
     char *text;
     uint8_t *eog;  /* (n_vocab) */
+    uint8_t *plain; /* (n_vocab) text that a string takes as it is: no '"', '\\' or control byte */
 };
 
 sl_status sl_json_guide_create(const sl_tokenizer *tok, sl_json_guide **out) {
@@ -237,9 +238,10 @@ sl_status sl_json_guide_create(const sl_tokenizer *tok, sl_json_guide **out) {
     g->n_vocab = sl_tokenizer_n_vocab(tok);
     g->off = sl_alloc_array((size_t)g->n_vocab + 1, sizeof(uint32_t));
     g->eog = sl_calloc((size_t)g->n_vocab, 1);
+    g->plain = sl_calloc((size_t)g->n_vocab, 1);
     size_t cap = 16 * (size_t)g->n_vocab + 256, n = 0;
     g->text = sl_malloc(cap);
-    if (!g->off || !g->eog || !g->text) goto nomem;
+    if (!g->off || !g->eog || !g->plain || !g->text) goto nomem;
     char buf[1024];
     for (int32_t i = 0; i < g->n_vocab; i++) {
         int64_t k = sl_token_to_piece(tok, i, false, buf, sizeof buf);
@@ -254,6 +256,9 @@ sl_status sl_json_guide_create(const sl_tokenizer *tok, sl_json_guide **out) {
         memcpy(g->text + n, buf, (size_t)k);
         n += (size_t)k;
         g->eog[i] = sl_tokenizer_is_eog(tok, i);
+        g->plain[i] = k > 0;
+        for (int64_t j = 0; j < k; j++)
+            if ((uint8_t)buf[j] < 0x20 || buf[j] == '"' || buf[j] == '\\') g->plain[i] = 0;
     }
     g->off[g->n_vocab] = (uint32_t)n;
     *out = g;
@@ -268,6 +273,7 @@ void sl_json_guide_destroy(sl_json_guide *g) {
     sl_free(g->off);
     sl_free(g->text);
     sl_free(g->eog);
+    sl_free(g->plain);
     sl_free(g);
 }
 
@@ -277,12 +283,14 @@ const char *sl_json_guide_text(const sl_json_guide *g, int32_t id, size_t *n) {
 }
 
 int32_t sl_json_guide_mask(const sl_json_guide *g, const sl_json_state *s, float *logits) {
+    /* the bytes that may come first, and the state after each */
     bool first[256];
+    sl_json_state after[256];
     for (int c = 0; c < 256; c++) {
-        sl_json_state t = *s;
-        first[c] = feed(&t, (uint8_t)c);
+        after[c] = *s;
+        first[c] = feed(&after[c], (uint8_t)c);
     }
-    const bool done = sl_json_done(s);
+    const bool done = sl_json_done(s), in_string = s->mode == M_STRING;
     int32_t allowed = 0;
     for (int32_t i = 0; i < g->n_vocab; i++) {
         const char *p = g->text + g->off[i];
@@ -290,11 +298,13 @@ int32_t sl_json_guide_mask(const sl_json_guide *g, const sl_json_state *s, float
         bool ok;
         if (g->eog[i]) {
             ok = done;
+        } else if (in_string && g->plain[i]) { /* most of a vocabulary inside a string: taken as it is */
+            ok = true;
         } else if (n == 0 || !first[(uint8_t)p[0]]) {
             ok = false;
         } else {
-            sl_json_state t = *s;
-            ok = sl_json_feed_all(&t, p, n);
+            sl_json_state t = after[(uint8_t)p[0]];
+            ok = sl_json_feed_all(&t, p + 1, n - 1);
         }
         if (ok) allowed++;
         else logits[i] = -INFINITY;

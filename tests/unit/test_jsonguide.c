@@ -182,6 +182,25 @@ TEST(mask_over_stories_vocabulary) {
     CHECK_EQ_INT(seen, allowed);
     CHECK_EQ_INT(wrong, 0);
     CHECK(quote && brace);
+    /* in every kind of state the mask is each token's text run through the recognizer (its shortcuts change nothing) */
+    static const char *states[] = {"", "{", "{\"a", "{\"a\\", "{\"a\"", "{\"a\":", "{\"a\":-1", "{\"a\":[tr",
+                                   "{\"a\":\"x y", "{\"a\":{}", "{\"a\":[1,\n  "};
+    for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
+        sl_json_state st;
+        sl_json_init(&st);
+        CHECK(sl_json_feed_all(&st, states[k], strlen(states[k])));
+        for (int32_t i = 0; i < n; i++) l[i] = 0;
+        sl_json_guide_mask(g, &st, l);
+        int32_t differ = 0;
+        for (int32_t i = 0; i < n; i++) {
+            size_t tn;
+            const char *t = sl_json_guide_text(g, i, &tn);
+            sl_json_state c = st;
+            const bool want = !sl_tokenizer_is_eog(tok, i) && tn > 0 && sl_json_feed_all(&c, t, tn);
+            differ += want == isinf(l[i]);
+        }
+        CHECK_MSG(differ == 0, "after '%s': %d tokens masked wrongly", states[k], differ);
+    }
     /* end of generation: only once the object is complete */
     const int32_t eos = sl_tokenizer_eog_at(tok, 0);
     for (int32_t i = 0; i < n; i++) l[i] = 0;
