@@ -1,5 +1,6 @@
 /*
- * jsonguide.c — JSON mode's recognizer and token mask (see jsonguide.h).
+ * jsonguide.c — structured output: schema compiler, recognizer and token
+ * mask (see jsonguide.h).
  */
 #include "jsonguide.h"
 
@@ -7,28 +8,484 @@
 #include "core/status.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
+/* ---- compiled schemas ---------------------------------------------------------- */
+
+enum { K_ANY, K_OBJECT, K_ARRAY, K_STRING, K_NUMBER, K_INTEGER, K_LITERALS, K_UNION };
+
+/* built-in nodes */
+enum { NODE_ANY, NODE_ANY_OBJECT, NODE_ANY_ARRAY, NODE_ANY_LITERAL, NODE_FIRST_FREE };
+
+#define MAX_NODES 4096
+#define MAX_PROPS 64   /* declared properties per object (a candidate bit each) */
+#define MAX_LITS 64    /* enum values per node */
+#define NO_LIMIT 0xFFFF
+
+typedef struct node {
+    uint8_t kind;
+    bool pending;  /* being compiled ($ref recursion): its first bytes are not known yet */
+    uint16_t a, n; /* OBJECT: props [a, a + n); LITERALS: lits [a, a + n); UNION: alts [a, a + n) */
+    uint16_t sub;  /* OBJECT without declared properties: the values' node; ARRAY: the items' node */
+    uint16_t lo, hi; /* ARRAY: items; STRING: characters (hi NO_LIMIT: none) */
+} node;
+
+typedef struct prop {
+    uint32_t name; /* offset of the name as JSON writes it, without quotes */
+    uint16_t len, node;
+    bool required;
+} prop;
+
+typedef struct lit {
+    uint32_t text; /* offset of the compact JSON text */
+    uint16_t len;
+} lit;
+
+struct sl_json_schema {
+    _Atomic int refs;
+    node *nodes;
+    int n_nodes, cap_nodes;
+    prop *props;
+    int n_props, cap_props;
+    lit *lits;
+    int n_lits, cap_lits;
+    uint16_t *alts;
+    int n_alts, cap_alts;
+    char *bytes;
+    size_t n_bytes, cap_bytes;
+    uint16_t root;
+};
+
+static bool grow_to(void **p, int *cap, int need, size_t elem) {
+    if (need <= *cap) return true;
+    int c = *cap ? *cap * 2 : 16;
+    while (c < need) c *= 2;
+    void *np = sl_realloc(*p, (size_t)c * elem);
+    if (!np) return false;
+    *p = np;
+    *cap = c;
+    return true;
+}
+
+static int new_node(sl_json_schema *s, uint8_t kind) {
+    if (s->n_nodes >= MAX_NODES || !grow_to((void **)&s->nodes, &s->cap_nodes, s->n_nodes + 1, sizeof(node))) return -1;
+    s->nodes[s->n_nodes] = (node){.kind = kind, .hi = NO_LIMIT};
+    return s->n_nodes++;
+}
+
+static int64_t add_bytes(sl_json_schema *s, const char *p, size_t n) {
+    if (s->n_bytes + n > s->cap_bytes) {
+        size_t c = s->cap_bytes ? s->cap_bytes * 2 : 256;
+        while (c < s->n_bytes + n) c *= 2;
+        char *nb = sl_realloc(s->bytes, c);
+        if (!nb) return -1;
+        s->bytes = nb;
+        s->cap_bytes = c;
+    }
+    memcpy(s->bytes + s->n_bytes, p, n);
+    s->n_bytes += n;
+    return (int64_t)(s->n_bytes - n);
+}
+
+/* A literal (compact JSON text of v) at the end of the literal list. */
+static bool add_lit(sl_json_schema *s, const json_t *v) {
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    if (!t) return false;
+    const size_t n = strlen(t);
+    int64_t off = n < 0xFFFF ? add_bytes(s, t, n) : -1;
+    free(t);
+    if (off < 0 || !grow_to((void **)&s->lits, &s->cap_lits, s->n_lits + 1, sizeof(lit))) return false;
+    s->lits[s->n_lits++] = (lit){.text = (uint32_t)off, .len = (uint16_t)n};
+    return true;
+}
+
+/* The bytes a value of node id may begin with. */
+static void first_bytes(const sl_json_schema *s, int id, bool set[256], int depth) {
+    const node *nd = &s->nodes[id];
+    switch (nd->kind) {
+    case K_ANY:
+        for (const char *p = "{[\"-0123456789tfn"; *p; p++) set[(uint8_t)*p] = true;
+        break;
+    case K_OBJECT: set['{'] = true; break;
+    case K_ARRAY: set['['] = true; break;
+    case K_STRING: set['"'] = true; break;
+    case K_NUMBER:
+    case K_INTEGER:
+        for (const char *p = "-0123456789"; *p; p++) set[(uint8_t)*p] = true;
+        break;
+    case K_LITERALS:
+        for (int i = 0; i < nd->n; i++) set[(uint8_t)s->bytes[s->lits[nd->a + i].text]] = true;
+        break;
+    default: /* K_UNION */
+        for (int i = 0; i < nd->n && depth < 64; i++) first_bytes(s, s->alts[nd->a + i], set, depth + 1);
+        break;
+    }
+}
+
+typedef struct cctx {
+    sl_json_schema *s;
+    const json_t *root;
+    const char *refs[256]; /* $ref strings compiled or being compiled, and their nodes */
+    int ref_node[256];
+    int n_refs;
+    char err[256];
+} cctx;
+
+static int compile(cctx *c, const json_t *j, const char *path, int depth);
+
+static int fail_at(cctx *c, const char *path, const char *what) {
+    snprintf(c->err, sizeof c->err, "%s%s%s", path, *path ? ": " : "", what);
+    return -1;
+}
+
+static bool nonneg_int(const json_t *v, long long max, long long *out) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) return false;
+    *out = json_integer_value(v);
+    return true;
+}
+
+static int compile_ref(cctx *c, const char *ref, const char *path, int depth) {
+    for (int i = 0; i < c->n_refs; i++)
+        if (!strcmp(c->refs[i], ref)) return c->ref_node[i];
+    const json_t *target = NULL;
+    if (!strcmp(ref, "#")) {
+        target = c->root;
+    } else {
+        const char *name = NULL;
+        if (!strncmp(ref, "#/$defs/", 8)) name = ref + 8, target = json_object_get(c->root, "$defs");
+        else if (!strncmp(ref, "#/definitions/", 14)) name = ref + 14, target = json_object_get(c->root, "definitions");
+        target = name && !strchr(name, '/') ? json_object_get(target, name) : NULL;
+    }
+    if (!target) return fail_at(c, path, "'$ref' must name a schema in #/$defs or #/definitions of this schema");
+    if (c->n_refs >= 256) return fail_at(c, path, "too many '$ref' targets");
+    /* a union of one alternative stands for the target while it compiles, so a recursive $ref finds it */
+    const int id = new_node(c->s, K_UNION);
+    if (id < 0) return fail_at(c, path, "the schema is too large");
+    c->s->nodes[id].pending = true;
+    c->refs[c->n_refs] = ref;
+    c->ref_node[c->n_refs++] = id;
+    const int t = compile(c, target, ref + 1, depth + 1);
+    if (t < 0) return -1;
+    if (!grow_to((void **)&c->s->alts, &c->s->cap_alts, c->s->n_alts + 1, sizeof(uint16_t)))
+        return fail_at(c, path, "out of memory");
+    c->s->alts[c->s->n_alts] = (uint16_t)t;
+    c->s->nodes[id].a = (uint16_t)c->s->n_alts++;
+    c->s->nodes[id].n = 1;
+    c->s->nodes[id].pending = false;
+    return id;
+}
+
+static int compile_type(cctx *c, const json_t *j, const char *type, const char *path, int depth) {
+    sl_json_schema *s = c->s;
+    char sub[192];
+    long long x;
+    if (!strcmp(type, "object")) {
+        const json_t *props = json_object_get(j, "properties"), *req = json_object_get(j, "required"),
+                     *extra = json_object_get(j, "additionalProperties");
+        if (props && !json_is_object(props)) return fail_at(c, path, "'properties' must be an object");
+        if (req && !json_is_array(req)) return fail_at(c, path, "'required' must be an array of names");
+        if (json_object_size(props) > MAX_PROPS) return fail_at(c, path, "more than 64 properties in one object");
+        const int id = new_node(s, K_OBJECT);
+        if (id < 0) return fail_at(c, path, "the schema is too large");
+        if (json_object_size(props) == 0) { /* any keys: additionalProperties' schema for the values */
+            int v = NODE_ANY;
+            if (extra && json_is_false(extra)) {
+                s->nodes[id].sub = NODE_ANY;
+                s->nodes[id].n = 0;
+                s->nodes[id].hi = 0; /* no key at all: {} */
+                return json_array_size(req) ? fail_at(c, path, "'required' names a property that is not declared") : id;
+            }
+            if (extra && !json_is_true(extra)) {
+                snprintf(sub, sizeof sub, "%s%sadditionalProperties", path, *path ? "." : "");
+                if ((v = compile(c, extra, sub, depth + 1)) < 0) return -1;
+            }
+            if (json_array_size(req)) return fail_at(c, path, "'required' names a property that is not declared");
+            s->nodes[id].sub = (uint16_t)v;
+            return id;
+        }
+        if (extra && !json_is_false(extra))
+            return fail_at(c, path, "'additionalProperties' other than false beside declared 'properties' is not supported");
+        const char *k;
+        const json_t *v;
+        size_t i;
+        json_array_foreach(req, i, v) {
+            if (!json_is_string(v) || !json_object_get(props, json_string_value(v)))
+                return fail_at(c, path, "'required' names a property that is not declared");
+        }
+        /* the properties' nodes first (they may add properties of their own), then this object's list */
+        int nodes[MAX_PROPS], np = 0;
+        json_object_foreach((json_t *)props, k, v) {
+            snprintf(sub, sizeof sub, "%s%sproperties.%s", path, *path ? "." : "", k);
+            if ((nodes[np++] = compile(c, v, sub, depth + 1)) < 0) return -1;
+        }
+        if (!grow_to((void **)&s->props, &s->cap_props, s->n_props + np, sizeof(prop)))
+            return fail_at(c, path, "out of memory");
+        s->nodes[id].a = (uint16_t)s->n_props;
+        s->nodes[id].n = (uint16_t)np;
+        np = 0;
+        json_object_foreach((json_t *)props, k, v) {
+            json_t *name = json_string(k);
+            char *enc = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
+            json_decref(name);
+            const size_t n = enc ? strlen(enc) - 2 : 0;
+            const int64_t off = enc && n < 0xFFFF ? add_bytes(s, enc + 1, n) : -1;
+            free(enc);
+            if (off < 0) return fail_at(c, path, "a property name is too long");
+            bool r = false;
+            json_array_foreach(req, i, v) r |= !strcmp(json_string_value(v), k);
+            s->props[s->n_props++] = (prop){.name = (uint32_t)off, .len = (uint16_t)n, .node = (uint16_t)nodes[np++],
+                                            .required = r};
+        }
+        return id;
+    }
+    if (!strcmp(type, "array")) {
+        int items = NODE_ANY;
+        const json_t *it = json_object_get(j, "items");
+        if (it) {
+            snprintf(sub, sizeof sub, "%s%sitems", path, *path ? "." : "");
+            if ((items = compile(c, it, sub, depth + 1)) < 0) return -1;
+        }
+        const int id = new_node(s, K_ARRAY);
+        if (id < 0) return fail_at(c, path, "the schema is too large");
+        s->nodes[id].sub = (uint16_t)items;
+        if (json_object_get(j, "minItems")) {
+            if (!nonneg_int(json_object_get(j, "minItems"), 255, &x))
+                return fail_at(c, path, "'minItems' must be an integer in [0, 255]");
+            s->nodes[id].lo = (uint16_t)x;
+        }
+        if (json_object_get(j, "maxItems")) {
+            if (!nonneg_int(json_object_get(j, "maxItems"), 1LL << 40, &x))
+                return fail_at(c, path, "'maxItems' must be a non-negative integer");
+            s->nodes[id].hi = x < 255 ? (uint16_t)x : NO_LIMIT;
+        }
+        if (s->nodes[id].lo > s->nodes[id].hi) return fail_at(c, path, "'minItems' is above 'maxItems'");
+        return id;
+    }
+    if (!strcmp(type, "string")) {
+        const int id = new_node(s, K_STRING);
+        if (id < 0) return fail_at(c, path, "the schema is too large");
+        if (json_object_get(j, "minLength")) {
+            if (!nonneg_int(json_object_get(j, "minLength"), 65534, &x))
+                return fail_at(c, path, "'minLength' must be an integer in [0, 65534]");
+            s->nodes[id].lo = (uint16_t)x;
+        }
+        if (json_object_get(j, "maxLength")) {
+            if (!nonneg_int(json_object_get(j, "maxLength"), 1LL << 40, &x))
+                return fail_at(c, path, "'maxLength' must be a non-negative integer");
+            s->nodes[id].hi = x < NO_LIMIT ? (uint16_t)x : NO_LIMIT;
+        }
+        if (s->nodes[id].lo > s->nodes[id].hi) return fail_at(c, path, "'minLength' is above 'maxLength'");
+        return id;
+    }
+    if (!strcmp(type, "number") || !strcmp(type, "integer")) {
+        const int id = new_node(s, type[0] == 'n' ? K_NUMBER : K_INTEGER);
+        return id < 0 ? fail_at(c, path, "the schema is too large") : id;
+    }
+    if (!strcmp(type, "boolean") || !strcmp(type, "null")) {
+        const int id = new_node(s, K_LITERALS);
+        if (id < 0) return fail_at(c, path, "the schema is too large");
+        s->nodes[id].a = (uint16_t)s->n_lits;
+        bool ok = type[0] == 'b' ? add_lit(s, json_true()) && add_lit(s, json_false()) : add_lit(s, json_null());
+        s->nodes[id].n = type[0] == 'b' ? 2 : 1;
+        return ok ? id : fail_at(c, path, "out of memory");
+    }
+    snprintf(sub, sizeof sub, "'type' '%.40s' is not a JSON Schema type", type);
+    return fail_at(c, path, sub);
+}
+
+/* A union of alternatives (anyOf / oneOf / a list of types): their first bytes must differ. */
+static int make_union(cctx *c, const int *alts, int n, const char *path) {
+    sl_json_schema *s = c->s;
+    bool seen[256] = {false};
+    for (int i = 0; i < n; i++) {
+        bool mine[256] = {false};
+        if (s->nodes[alts[i]].pending) return fail_at(c, path, "an alternative refers back to its own union");
+        first_bytes(s, alts[i], mine, 0);
+        for (int b = 0; b < 256; b++) {
+            if (mine[b] && seen[b])
+                return fail_at(c, path, "alternatives must begin differently (an object, an array, a string, a number, "
+                                        "or different true/false/null or enum values)");
+            seen[b] |= mine[b];
+        }
+    }
+    const int id = new_node(s, K_UNION);
+    if (id < 0 || !grow_to((void **)&s->alts, &s->cap_alts, s->n_alts + n, sizeof(uint16_t)))
+        return fail_at(c, path, "the schema is too large");
+    s->nodes[id].a = (uint16_t)s->n_alts;
+    s->nodes[id].n = (uint16_t)n;
+    for (int i = 0; i < n; i++) s->alts[s->n_alts++] = (uint16_t)alts[i];
+    return id;
+}
+
+static int compile(cctx *c, const json_t *j, const char *path, int depth) {
+    if (depth > 64) return fail_at(c, path, "the schema nests too deeply");
+    if (json_is_true(j)) return NODE_ANY;
+    if (!json_is_object(j)) return fail_at(c, path, "a schema must be an object (or true)");
+    static const char *known[] = {"type",  "properties", "required",    "additionalProperties", "items",   "minItems",
+                                  "maxItems", "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "$ref",
+                                  "$defs", "definitions", "title", "description", "default", "examples", "$schema",
+                                  "$id",   "$comment"};
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)j, k, v) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(k, known[i]);
+        if (!ok) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "'%.40s' is not supported", k);
+            return fail_at(c, path, msg);
+        }
+    }
+    const json_t *ref = json_object_get(j, "$ref");
+    if (ref) {
+        if (!json_is_string(ref)) return fail_at(c, path, "'$ref' must be a string");
+        return compile_ref(c, json_string_value(ref), path, depth);
+    }
+    sl_json_schema *s = c->s;
+    const json_t *en = json_object_get(j, "enum"), *cn = json_object_get(j, "const");
+    if (en || cn) {
+        if (en && (!json_is_array(en) || json_array_size(en) == 0 || json_array_size(en) > MAX_LITS))
+            return fail_at(c, path, "'enum' must be an array of 1 to 64 values");
+        const int id = new_node(s, K_LITERALS);
+        if (id < 0) return fail_at(c, path, "the schema is too large");
+        s->nodes[id].a = (uint16_t)s->n_lits;
+        size_t i;
+        const json_t *e;
+        if (cn) {
+            if (!add_lit(s, cn)) return fail_at(c, path, "out of memory");
+        } else {
+            json_array_foreach(en, i, e) if (!add_lit(s, e)) return fail_at(c, path, "out of memory");
+        }
+        s->nodes[id].n = (uint16_t)(s->n_lits - s->nodes[id].a);
+        /* two values where one's text begins the other's (1 and 12) are fine; the same value twice is not */
+        for (int a = 0; a < s->nodes[id].n; a++)
+            for (int b = a + 1; b < s->nodes[id].n; b++) {
+                const lit *la = &s->lits[s->nodes[id].a + a], *lb = &s->lits[s->nodes[id].a + b];
+                if (la->len == lb->len && !memcmp(s->bytes + la->text, s->bytes + lb->text, la->len))
+                    return fail_at(c, path, "'enum' lists a value twice");
+            }
+        return id;
+    }
+    const json_t *any = json_object_get(j, "anyOf");
+    if (!any) any = json_object_get(j, "oneOf");
+    if (any) {
+        if (!json_is_array(any) || json_array_size(any) == 0 || json_array_size(any) > 16)
+            return fail_at(c, path, "'anyOf' / 'oneOf' must be an array of 1 to 16 schemas");
+        if (json_object_get(j, "type")) return fail_at(c, path, "'type' beside 'anyOf' / 'oneOf' is not supported");
+        int alts[16], n = 0;
+        size_t i;
+        const json_t *e;
+        json_array_foreach(any, i, e) {
+            char sub[192];
+            snprintf(sub, sizeof sub, "%s%sanyOf[%zu]", path, *path ? "." : "", i);
+            if ((alts[n++] = compile(c, e, sub, depth + 1)) < 0) return -1;
+        }
+        return n == 1 ? alts[0] : make_union(c, alts, n, path);
+    }
+    const json_t *t = json_object_get(j, "type");
+    if (json_is_string(t)) return compile_type(c, j, json_string_value(t), path, depth);
+    if (json_is_array(t)) {
+        if (json_array_size(t) == 0 || json_array_size(t) > 7) return fail_at(c, path, "'type' must list 1 to 7 types");
+        bool has_number = false;
+        size_t i;
+        const json_t *e;
+        json_array_foreach(t, i, e) has_number |= json_is_string(e) && !strcmp(json_string_value(e), "number");
+        int alts[7], n = 0;
+        json_array_foreach(t, i, e) {
+            if (!json_is_string(e)) return fail_at(c, path, "'type' must list type names");
+            if (has_number && !strcmp(json_string_value(e), "integer")) continue; /* a number covers it */
+            if ((alts[n++] = compile_type(c, j, json_string_value(e), path, depth)) < 0) return -1;
+        }
+        return n == 1 ? alts[0] : make_union(c, alts, n, path);
+    }
+    if (t) return fail_at(c, path, "'type' must be a type name or a list of them");
+    if (json_object_get(j, "properties") || json_object_get(j, "additionalProperties") || json_object_get(j, "required"))
+        return compile_type(c, j, "object", path, depth);
+    if (json_object_get(j, "items") || json_object_get(j, "minItems") || json_object_get(j, "maxItems"))
+        return compile_type(c, j, "array", path, depth);
+    if (json_object_get(j, "minLength") || json_object_get(j, "maxLength")) return compile_type(c, j, "string", path, depth);
+    return NODE_ANY;
+}
+
+static sl_json_schema *schema_new(void) {
+    sl_json_schema *s = sl_calloc(1, sizeof *s);
+    if (!s) return NULL;
+    atomic_init(&s->refs, 1);
+    /* the built-in nodes: any value, any object, any array, true/false/null */
+    if (new_node(s, K_ANY) != NODE_ANY || new_node(s, K_OBJECT) != NODE_ANY_OBJECT ||
+        new_node(s, K_ARRAY) != NODE_ANY_ARRAY || new_node(s, K_LITERALS) != NODE_ANY_LITERAL || !add_lit(s, json_true()) ||
+        !add_lit(s, json_false()) || !add_lit(s, json_null())) {
+        sl_json_schema_release(s);
+        return NULL;
+    }
+    s->nodes[NODE_ANY_OBJECT].sub = NODE_ANY;
+    s->nodes[NODE_ANY_ARRAY].sub = NODE_ANY;
+    s->nodes[NODE_ANY_LITERAL].n = 3;
+    return s;
+}
+
+sl_status sl_json_schema_compile(const json_t *schema, sl_json_schema **out) {
+    *out = NULL;
+    sl_json_schema *s = schema_new();
+    if (!s) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    if (!schema) {
+        s->root = NODE_ANY_OBJECT;
+        *out = s;
+        return SL_OK;
+    }
+    cctx c = {.s = s, .root = schema};
+    int root = compile(&c, schema, "", 0);
+    /* the root is an object (through $refs and single-alternative unions) */
+    int r = root;
+    while (r >= 0 && s->nodes[r].kind == K_UNION && s->nodes[r].n == 1) r = s->alts[s->nodes[r].a];
+    if (root >= 0 && s->nodes[r].kind != K_OBJECT) root = fail_at(&c, "", "the schema's root must be an object");
+    if (root < 0) {
+        sl_json_schema_release(s);
+        return SL_FAIL(SL_ERR_INVALID, "%s", c.err);
+    }
+    s->root = (uint16_t)r;
+    *out = s;
+    return SL_OK;
+}
+
+sl_json_schema *sl_json_schema_retain(sl_json_schema *s) {
+    if (s) atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+void sl_json_schema_release(sl_json_schema *s) {
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
+    sl_free(s->nodes);
+    sl_free(s->props);
+    sl_free(s->lits);
+    sl_free(s->alts);
+    sl_free(s->bytes);
+    sl_free(s);
+}
+
+/* ---- the recognizer -------------------------------------------------------------- */
+
 enum {
-    M_ROOT,      /* leading whitespace, then '{' */
+    M_ROOT,      /* leading whitespace, then the root object */
     M_OBJ_FIRST, /* after '{': a key or '}' */
     M_OBJ_KEY,   /* after ',' in an object: a key */
     M_COLON,     /* after a key: ':' */
     M_OBJ_NEXT,  /* after a member's value: ',' or '}' */
     M_ARR_FIRST, /* after '[': a value or ']' */
     M_ARR_NEXT,  /* after an element: ',' or ']' */
-    M_VALUE,     /* a value */
+    M_VALUE,     /* a value of node vnode */
     M_STRING,    /* inside a string */
     M_ESC,       /* after '\' in a string */
     M_HEX,       /* in \uXXXX: sub = hex digits read */
     M_NUM,       /* in a number: sub = N_* */
-    M_LIT,       /* in true / false / null: sub = bytes read */
-    M_DONE,      /* the object is complete: nothing more, but whitespace */
+    M_LIT,       /* in one of node snode's literals: cand, off */
+    M_KEY,       /* in a declared key: cand, off */
+    M_DONE,      /* the answer is complete: nothing more, but whitespace */
 };
 
 enum { N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
-
-static const char *const LITS[3] = {"true", "false", "null"};
 
 /* sl_json_state.ws: 0 none yet; 1 + k: a newline and k spaces or tabs; WS_SPACE: one space */
 #define WS_SPACE (SL_JSON_MAX_INDENT + 2)
@@ -37,46 +494,116 @@ static bool is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c ==
 static bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 static bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
-void sl_json_init(sl_json_state *s) { memset(s, 0, sizeof *s); }
+void sl_json_init(sl_json_state *s, const sl_json_schema *sc) {
+    memset(s, 0, sizeof *s);
+    s->sc = sc;
+    s->mode = M_ROOT;
+}
 
 bool sl_json_done(const sl_json_state *s) { return s->mode == M_DONE; }
 
+static const node *top_node(const sl_json_state *s) { return &s->sc->nodes[s->stack[s->depth - 1].node]; }
+
 static void after_value(sl_json_state *s) {
-    s->mode = s->depth == 0 ? M_DONE : s->stack[s->depth - 1] == '{' ? M_OBJ_NEXT : M_ARR_NEXT;
+    s->mode = s->depth == 0 ? M_DONE : top_node(s)->kind == K_OBJECT ? M_OBJ_NEXT : M_ARR_NEXT;
 }
 
-static bool push(sl_json_state *s, char open) {
+static bool push(sl_json_state *s, uint16_t id) {
     if (s->depth >= SL_JSON_MAX_DEPTH) return false;
-    s->stack[s->depth++] = open;
-    s->mode = open == '{' ? M_OBJ_FIRST : M_ARR_FIRST;
+    s->stack[s->depth++] = (sl_json_frame){.node = id};
+    s->mode = s->sc->nodes[id].kind == K_OBJECT ? M_OBJ_FIRST : M_ARR_FIRST;
     return true;
 }
 
-static bool pop_close(sl_json_state *s, char open) {
-    if (s->depth == 0 || s->stack[s->depth - 1] != open) return false;
-    s->depth--;
-    after_value(s);
+/* Declared properties of the object on top that may come next: from idx to the first required one. */
+static uint64_t key_candidates(const sl_json_state *s) {
+    const node *o = top_node(s);
+    uint64_t m = 0;
+    for (int j = s->stack[s->depth - 1].idx; j < o->n; j++) {
+        m |= 1ull << j;
+        if (s->sc->props[o->a + j].required) break;
+    }
+    return m;
+}
+
+/* May the object on top end here? (no required property left) */
+static bool object_may_end(const sl_json_state *s) {
+    const node *o = top_node(s);
+    for (int j = s->stack[s->depth - 1].idx; j < o->n; j++)
+        if (s->sc->props[o->a + j].required) return false;
     return true;
 }
 
-/* The first byte of a value. */
-static bool value_start(sl_json_state *s, uint8_t c) {
-    switch (c) {
-    case '"': s->mode = M_STRING; s->key = false; return true;
-    case '{': return push(s, '{');
-    case '[': return push(s, '[');
-    case '-': s->mode = M_NUM; s->sub = N_MINUS; return true;
-    case '0': s->mode = M_NUM; s->sub = N_ZERO; return true;
-    case 't': case 'f': case 'n':
-        s->mode = M_LIT;
-        s->lit = c == 't' ? 0 : c == 'f' ? 1 : 2;
-        s->sub = 1;
+static bool start_key(sl_json_state *s) {
+    const node *o = top_node(s);
+    if (o->n == 0) { /* any keys (unless additionalProperties was false: hi 0) */
+        if (o->hi == 0) return false;
+        s->mode = M_STRING;
+        s->key = 1;
+        s->vnode = o->sub;
         return true;
-    default:
-        if (c >= '1' && c <= '9') {
-            s->mode = M_NUM;
-            s->sub = N_INT;
-            return true;
+    }
+    s->cand = key_candidates(s);
+    if (!s->cand) return false;
+    s->mode = M_KEY;
+    s->off = 0;
+    return true;
+}
+
+static bool start_string(sl_json_state *s, uint16_t id) {
+    s->mode = M_STRING;
+    s->key = 0;
+    s->snode = id;
+    s->slen = 0;
+    return true;
+}
+
+static bool start_number(sl_json_state *s, bool integer, uint8_t c) {
+    s->mode = M_NUM;
+    s->integer = integer;
+    if (c == '-') s->sub = N_MINUS;
+    else if (c == '0') s->sub = N_ZERO;
+    else if (c >= '1' && c <= '9') s->sub = N_INT;
+    else return false;
+    return true;
+}
+
+/* The first byte of a value of node id. */
+static bool value_start(sl_json_state *s, uint16_t id, uint8_t c) {
+    const sl_json_schema *sc = s->sc;
+    const node *nd = &sc->nodes[id];
+    switch (nd->kind) {
+    case K_ANY:
+        if (c == '{') return push(s, NODE_ANY_OBJECT);
+        if (c == '[') return push(s, NODE_ANY_ARRAY);
+        if (c == '"') return start_string(s, NODE_ANY);
+        if (c == 't' || c == 'f' || c == 'n') return value_start(s, NODE_ANY_LITERAL, c);
+        return start_number(s, false, c);
+    case K_OBJECT: return c == '{' && push(s, id);
+    case K_ARRAY: return c == '[' && push(s, id);
+    case K_STRING: return c == '"' && start_string(s, id);
+    case K_NUMBER:
+    case K_INTEGER: return start_number(s, nd->kind == K_INTEGER, c);
+    case K_LITERALS: {
+        uint64_t m = 0;
+        for (int i = 0; i < nd->n; i++)
+            if ((uint8_t)sc->bytes[sc->lits[nd->a + i].text] == c) m |= 1ull << i;
+        if (!m) return false;
+        s->mode = M_LIT;
+        s->snode = id;
+        s->cand = m;
+        s->off = 1;
+        /* a literal of one byte (a digit) may already be complete: the next byte tells */
+        bool longer = false;
+        for (uint64_t k = m; k; k &= k - 1) longer |= sc->lits[nd->a + __builtin_ctzll(k)].len > 1;
+        if (!longer) after_value(s);
+        return true;
+    }
+    default: /* K_UNION: the alternative that begins with c */
+        for (int i = 0; i < nd->n; i++) {
+            bool set[256] = {false};
+            first_bytes(sc, sc->alts[nd->a + i], set, 0);
+            if (set[c]) return value_start(s, sc->alts[nd->a + i], c);
         }
         return false;
     }
@@ -97,35 +624,49 @@ static bool structural(sl_json_state *s, uint8_t c) {
     }
     s->ws = 0;
     switch (s->mode) {
-    case M_ROOT: return c == '{' && push(s, '{');
+    case M_ROOT: return value_start(s, s->sc->root, c);
     case M_OBJ_FIRST:
-        if (c == '}') return pop_close(s, '{');
-        /* fall through */
-    case M_OBJ_KEY:
-        if (c != '"') return false;
-        s->mode = M_STRING;
-        s->key = true;
-        return true;
+    case M_OBJ_NEXT:
+        if (c == '}') {
+            if (!object_may_end(s)) return false;
+            s->depth--;
+            after_value(s);
+            return true;
+        }
+        if (s->mode == M_OBJ_NEXT) {
+            if (c != ',') return false;
+            s->mode = M_OBJ_KEY;
+            /* a ',' needs a key that may come after it */
+            return top_node(s)->n == 0 ? top_node(s)->hi != 0 : key_candidates(s) != 0;
+        }
+        return c == '"' && start_key(s);
+    case M_OBJ_KEY: return c == '"' && start_key(s);
     case M_COLON:
         if (c != ':') return false;
         s->mode = M_VALUE;
         return true;
-    case M_OBJ_NEXT:
-        if (c == ',') {
-            s->mode = M_OBJ_KEY;
-            return true;
-        }
-        return c == '}' && pop_close(s, '{');
     case M_ARR_FIRST:
-        if (c == ']') return pop_close(s, '[');
-        return value_start(s, c);
-    case M_ARR_NEXT:
-        if (c == ',') {
-            s->mode = M_VALUE;
+    case M_ARR_NEXT: {
+        const node *a = top_node(s);
+        sl_json_frame *f = &s->stack[s->depth - 1];
+        if (c == ']') {
+            if (f->idx < a->lo) return false;
+            s->depth--;
+            after_value(s);
             return true;
         }
-        return c == ']' && pop_close(s, '[');
-    case M_VALUE: return value_start(s, c);
+        if (s->mode == M_ARR_NEXT) {
+            if (c != ',' || (a->hi != NO_LIMIT && f->idx >= a->hi)) return false;
+            s->mode = M_VALUE;
+            s->vnode = a->sub;
+            if (f->idx < 255) f->idx++;
+            return true;
+        }
+        if (a->hi == 0) return false;
+        f->idx = 1;
+        return value_start(s, a->sub, c);
+    }
+    case M_VALUE: return value_start(s, s->vnode, c);
     default: return false; /* M_DONE: whitespace only */
     }
 }
@@ -155,11 +696,11 @@ static bool number(sl_json_state *s, uint8_t c, bool *ended) {
     default: break; /* N_ZERO, N_INT, N_FRAC, N_EXP: a complete number */
     }
     if (is_digit(c) && s->sub != N_ZERO) return true;
-    if (c == '.' && (s->sub == N_ZERO || s->sub == N_INT)) {
+    if (c == '.' && !s->integer && (s->sub == N_ZERO || s->sub == N_INT)) {
         s->sub = N_DOT;
         return true;
     }
-    if ((c == 'e' || c == 'E') && s->sub != N_EXP) {
+    if ((c == 'e' || c == 'E') && !s->integer && s->sub != N_EXP) {
         s->sub = N_E;
         return true;
     }
@@ -167,16 +708,33 @@ static bool number(sl_json_state *s, uint8_t c, bool *ended) {
     return true;
 }
 
+/* A string's character count (value strings with length limits): one more character may begin here. */
+static bool count_char(sl_json_state *s) {
+    if (s->key) return true;
+    const node *nd = &s->sc->nodes[s->snode];
+    if (nd->kind == K_STRING && nd->hi != NO_LIMIT && s->slen >= nd->hi) return false;
+    if (s->slen < 0xFFFF) s->slen++;
+    return true;
+}
+
 static bool feed(sl_json_state *s, uint8_t c) {
+    const sl_json_schema *sc = s->sc;
     switch (s->mode) {
     case M_STRING:
         if (c == '"') {
-            if (s->key) s->mode = M_COLON;
-            else after_value(s);
+            if (s->key) {
+                s->mode = M_COLON;
+                return true;
+            }
+            const node *nd = &sc->nodes[s->snode];
+            if (nd->kind == K_STRING && s->slen < nd->lo) return false;
+            after_value(s);
             return true;
         }
+        if (c < 0x20) return false;
+        if ((c & 0xC0) != 0x80 && !count_char(s)) return false; /* a continuation byte is no new character */
         if (c == '\\') s->mode = M_ESC;
-        return c >= 0x20;
+        return true;
     case M_ESC:
         if (c == 'u') {
             s->mode = M_HEX;
@@ -189,11 +747,48 @@ static bool feed(sl_json_state *s, uint8_t c) {
         if (!is_hex(c)) return false;
         if (++s->sub == 4) s->mode = M_STRING;
         return true;
-    case M_LIT: {
-        const char *l = LITS[s->lit];
-        if (c != (uint8_t)l[s->sub]) return false;
-        if (l[++s->sub] == '\0') after_value(s);
+    case M_KEY: {
+        const node *o = top_node(s);
+        uint64_t ext = 0, whole = 0;
+        for (uint64_t m = s->cand; m; m &= m - 1) {
+            const int j = __builtin_ctzll(m);
+            const prop *p = &sc->props[o->a + j];
+            if (p->len > s->off && (uint8_t)sc->bytes[p->name + s->off] == c) ext |= 1ull << j;
+            if (p->len == s->off) whole |= 1ull << j;
+        }
+        if (ext) {
+            s->cand = ext;
+            s->off++;
+            return true;
+        }
+        if (c != '"' || !whole) return false;
+        const int j = __builtin_ctzll(whole); /* names differ: one at most */
+        s->stack[s->depth - 1].idx = (uint8_t)(j + 1);
+        s->vnode = sc->props[o->a + j].node;
+        s->mode = M_COLON;
         return true;
+    }
+    case M_LIT: {
+        const node *nd = &sc->nodes[s->snode];
+        uint64_t ext = 0, whole = 0;
+        for (uint64_t m = s->cand; m; m &= m - 1) {
+            const int i = __builtin_ctzll(m);
+            const lit *l = &sc->lits[nd->a + i];
+            if (l->len > s->off && (uint8_t)sc->bytes[l->text + s->off] == c) ext |= 1ull << i;
+            if (l->len == s->off) whole |= 1ull << i;
+        }
+        if (ext) {
+            s->cand = ext;
+            s->off++;
+            /* complete when every literal still matching ends here and none goes on: nothing more can come */
+            bool longer = false;
+            for (uint64_t m = ext; m; m &= m - 1) longer |= sc->lits[nd->a + __builtin_ctzll(m)].len > s->off;
+            if (!longer) after_value(s);
+            return true;
+        }
+        if (!whole) return false;
+        after_value(s); /* a literal that ended here (1 of 1 and 12): c belongs to what follows */
+        return structural(s, c);
     }
     case M_NUM: {
         bool ended;
@@ -226,7 +821,7 @@ struct sl_json_guide {
     int32_t n_vocab;
     uint32_t *off; /* (n_vocab + 1) token i's text is text[off[i], off[i + 1]) */
     char *text;
-    uint8_t *eog;  /* (n_vocab) */
+    uint8_t *eog;   /* (n_vocab) */
     uint8_t *plain; /* (n_vocab) text that a string takes as it is: no '"', '\\' or control byte */
 };
 
@@ -290,7 +885,11 @@ int32_t sl_json_guide_mask(const sl_json_guide *g, const sl_json_state *s, float
         after[c] = *s;
         first[c] = feed(&after[c], (uint8_t)c);
     }
-    const bool done = sl_json_done(s), in_string = s->mode == M_STRING;
+    /* inside a string without a length limit, plain text goes as it is */
+    const node *sn = s->mode == M_STRING && !s->key ? &s->sc->nodes[s->snode] : NULL;
+    const bool free_string =
+        s->mode == M_STRING && (s->key || sn->kind != K_STRING || sn->hi == NO_LIMIT);
+    const bool done = sl_json_done(s);
     int32_t allowed = 0;
     for (int32_t i = 0; i < g->n_vocab; i++) {
         const char *p = g->text + g->off[i];
@@ -298,7 +897,7 @@ int32_t sl_json_guide_mask(const sl_json_guide *g, const sl_json_state *s, float
         bool ok;
         if (g->eog[i]) {
             ok = done;
-        } else if (in_string && g->plain[i]) { /* most of a vocabulary inside a string: taken as it is */
+        } else if (free_string && g->plain[i]) {
             ok = true;
         } else if (n == 0 || !first[(uint8_t)p[0]]) {
             ok = false;

@@ -1,22 +1,37 @@
 /*
- * jsonguide.h — JSON mode (OpenAI's response_format {"type": "json_object"}):
- * a byte-level recognizer of one JSON object (RFC 8259), and the token mask
- * it gives a sampler.
+ * jsonguide.h — structured output: OpenAI's response_format json_object
+ * (JSON mode) and json_schema. A byte-level recognizer follows the output
+ * and says which bytes may come next; a token mask built on it lets a
+ * sampler pick only tokens that keep the output the start of a valid
+ * answer.
+ *
+ * sl_json_schema is a compiled JSON Schema (immutable, refcounted). NULL
+ * compiles to "any JSON object" (JSON mode). The subset supported, which is
+ * what OpenAI's strict mode, Pydantic and vLLM users write:
+ *   type (one or a list), properties, required, additionalProperties
+ *   (false or absent where properties are declared; anything where not),
+ *   items, minItems, maxItems, minLength, maxLength, enum, const, anyOf /
+ *   oneOf (alternatives that begin with different characters: an object, an
+ *   array, a string, a number or true/false/null), $ref to #/$defs/... or
+ *   #/definitions/... (recursion allowed); annotations (title,
+ *   description, default, examples, $schema, $id, $comment) are ignored.
+ *   Any other keyword is refused with an error naming it and where it is.
+ *   The root must be an object. Declared properties come in the order the
+ *   schema lists them (an optional one may be left out), as llama.cpp's
+ *   schema grammars do; keys are written as JSON encodes their names.
  *
  * sl_json_state follows the bytes of the output so far: sl_json_feed takes a
- * byte and says whether the text is still the start of a JSON object (the
- * whitespace between its tokens (and before it) is one space, or a newline
- * and at most SL_JSON_MAX_INDENT spaces or tabs, as llama.cpp's JSON grammar
- * allows, so a model cannot pad forever; nesting at most SL_JSON_MAX_DEPTH).
- * sl_json_done: the object is complete.
+ * byte and says whether the text is still the start of a valid answer.
+ * Whitespace between JSON tokens (and before the root) is one space, or a
+ * newline and at most SL_JSON_MAX_INDENT spaces or tabs, as llama.cpp's JSON
+ * grammar allows, so a model cannot pad forever; nesting is at most
+ * SL_JSON_MAX_DEPTH. sl_json_done: the root object is complete.
  *
  * sl_json_guide holds every token's text (as the output shows it: no
  * control tokens) once per vocabulary. sl_json_guide_mask sets the logits of
  * the tokens that cannot come next to -inf: those whose bytes the state
- * refuses, control tokens, and end of generation until the object is
- * complete. The state is a small value: the mask runs each token's bytes
- * through a copy of it (a table of the bytes that may come next rules most
- * tokens out at their first byte).
+ * refuses, control tokens, and end of generation until the answer is
+ * complete.
  */
 #ifndef SL_ENGINE_JSONGUIDE_H
 #define SL_ENGINE_JSONGUIDE_H
@@ -24,23 +39,45 @@
 #include "shardlm.h"
 #include "tokenizer/tokenizer.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define SL_JSON_MAX_DEPTH 32
 #define SL_JSON_MAX_INDENT 20
 
+typedef struct sl_json_schema sl_json_schema;
+
+/* Compile `schema` (NULL: any JSON object). Errors (SL_ERR_INVALID) name the
+ * keyword and its place in the schema ("properties.age.minimum"). */
+sl_status sl_json_schema_compile(const json_t *schema, sl_json_schema **out);
+sl_json_schema *sl_json_schema_retain(sl_json_schema *s);
+void sl_json_schema_release(sl_json_schema *s);
+
+typedef struct sl_json_frame {
+    uint16_t node; /* the container's schema node */
+    uint8_t idx;   /* object: the next property that may come; array: elements begun (saturating) */
+    uint8_t pad;
+} sl_json_frame;
+
 typedef struct sl_json_state {
-    uint8_t mode;    /* what may come next (jsonguide.c) */
-    uint8_t sub;     /* within a number, literal or \u escape */
-    uint8_t lit;     /* which literal (true, false, null) */
-    uint8_t depth;   /* open containers */
-    uint8_t ws;      /* the whitespace run so far (jsonguide.c) */
-    bool key;        /* the string being read is an object key */
-    char stack[SL_JSON_MAX_DEPTH]; /* '{' or '[' per open container */
+    const sl_json_schema *sc;
+    uint8_t mode;   /* what may come next (jsonguide.c) */
+    uint8_t sub;    /* within a number or \u escape */
+    uint8_t depth;  /* open containers */
+    uint8_t ws;     /* the whitespace run so far */
+    uint8_t key;    /* the string being read: 0 a value, 1 a free key, 2 a declared key */
+    uint8_t off;    /* bytes matched of a declared key or a literal */
+    bool integer;   /* the number being read is an integer */
+    uint16_t vnode; /* the node of the value to come */
+    uint16_t snode; /* the string's (or literal's) node */
+    uint16_t slen;  /* characters of the string so far */
+    uint64_t cand;  /* declared keys (or literals) still matching */
+    sl_json_frame stack[SL_JSON_MAX_DEPTH];
 } sl_json_state;
 
-void sl_json_init(sl_json_state *s);
+/* Start at the beginning of an answer to schema sc (kept by reference: it must outlive the state). */
+void sl_json_init(sl_json_state *s, const sl_json_schema *sc);
 /* Take one byte; false (state unchanged) when it cannot come next. */
 bool sl_json_feed(sl_json_state *s, uint8_t c);
 /* Feed n bytes; false when one cannot come next (the state is then partly advanced). */

@@ -52,6 +52,7 @@ void sl_api_request_free(sl_api_request *r) {
         sl_free(r->more[i].text);
     }
     sl_free(r->more);
+    sl_json_schema_release(r->params.schema);
     memset(r, 0, sizeof *r);
 }
 
@@ -511,11 +512,25 @@ static bool refuse_unsupported(json_t *o, sl_req_params *p, sl_api_error *e) {
     }
     if ((v = json_object_get(o, "response_format")) && !json_is_null(v)) {
         json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
-        p->json_object = json_is_string(t) && !strcmp(json_string_value(t), "json_object");
-        if (!json_is_string(t) || (strcmp(json_string_value(t), "text") != 0 && !p->json_object)) {
+        const char *type = json_is_string(t) ? json_string_value(t) : "";
+        json_t *js = json_object_get(v, "json_schema");
+        if (!strcmp(type, "json_schema") && !json_is_object(json_object_get(js, "schema"))) {
             sl_api_set_error(e, 400, "response_format",
-                             "'response_format' must be {\"type\": \"text\"} or {\"type\": \"json_object\"}: JSON "
-                             "schemas are not supported");
+                             "'response_format.json_schema.schema' must be a JSON Schema object");
+            return false;
+        }
+        if (!strcmp(type, "json_object") || !strcmp(type, "json_schema")) {
+            sl_status st = sl_json_schema_compile(!strcmp(type, "json_schema") ? json_object_get(js, "schema") : NULL,
+                                                  &p->schema);
+            if (st) {
+                sl_api_set_error(e, st == SL_ERR_NOMEM ? 500 : 400, "response_format",
+                                 "'response_format.json_schema.schema': %s", sl_last_error());
+                return false;
+            }
+        } else if (strcmp(type, "text") != 0) {
+            sl_api_set_error(e, 400, "response_format",
+                             "'response_format' must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or "
+                             "{\"type\": \"json_schema\", \"json_schema\": {\"schema\": ...}}");
             return false;
         }
     }

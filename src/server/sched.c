@@ -140,7 +140,7 @@ static void resume(sl_sched *s, sl_req *r) {
     const sl_tokenizer *tok = sl_model_tokenizer(s->m);
     r->skip_text = (size_t)r->p.resume_text_sent;
     for (int32_t i = r->n_prompt - r->p.resume_generated; i < r->n_prompt; i++) {
-        if (r->p.json_object) { /* JSON mode goes on from the output so far */
+        if (r->p.schema) { /* structured output goes on from the output so far */
             size_t n;
             const char *t = sl_json_guide_text(s->guide, r->tokens[i], &n);
             sl_json_feed_all(&r->json, t, n);
@@ -207,6 +207,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     pthread_cond_init(&r->cv, NULL);
     r->id = atomic_fetch_add(&s->next_id, 1);
     r->p = *p;
+    sl_json_schema_retain(r->p.schema);
     for (int i = 0; i < p->n_stop; i++) r->p.stop[i] = NULL;
     /* the sampler keeps its own copy of the biases (set_adjust, below): the request keeps none */
     r->p.bias_ids = NULL;
@@ -237,7 +238,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         return st;
     }
     sl_detok_init(&r->detok, sl_model_tokenizer(s->m), false);
-    sl_json_init(&r->json);
+    sl_json_init(&r->json, r->p.schema);
     if (p->resume_generated > 0) resume(s, r);
     int pool = sl_kvm_pool_for(s->kvm, r->max_ctx);
     sl_kvm_seq_init(&r->kv, pool, p->adapter);
@@ -267,6 +268,7 @@ void sl_req_release(sl_req *r) {
     sl_free(r->text);
     sl_free(r->out);
     sl_free(r->plp);
+    sl_json_schema_release(r->p.schema);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     sl_free(r);
@@ -621,7 +623,7 @@ static bool step(sl_sched *s) {
             continue;
         }
         const float *slg = lg;
-        if (r->p.json_object) { /* JSON mode: only tokens that keep the output a JSON object's start */
+        if (r->p.schema) { /* structured output: only tokens that keep the output a valid answer's start */
             memcpy(s->masked, lg, sizeof(float) * (size_t)s->n_vocab);
             slg = s->masked;
             if (sl_json_guide_mask(s->guide, &r->json, s->masked) == 0) { /* no token can continue it */
@@ -635,11 +637,11 @@ static bool step(sl_sched *s) {
             drop_req(s, &s->running, r);
             continue;
         }
-        if (r->p.json_object) {
+        if (r->p.schema) {
             size_t n;
             const char *text = sl_json_guide_text(s->guide, id, &n);
             sl_json_feed_all(&r->json, text, n);
-            if (sl_json_done(&r->json)) { /* the object is complete */
+            if (sl_json_done(&r->json)) { /* the answer is complete */
                 finish_req(s, r, SL_FR_STOP, 0, NULL);
                 drop_req(s, &s->running, r);
             }

@@ -82,10 +82,12 @@ typedef struct sl_req_params {
      * every prompt position is computed (no prefix-cache reuse for this
      * request), at most SL_PLP_ROWS of them per step. */
     bool echo;
-    /* JSON mode (response_format json_object): only tokens that keep the
-     * output the start of one JSON object can be sampled, and the request
-     * ends ("stop") when the object is complete (engine/jsonguide.h). */
-    bool json_object;
+    /* Structured output (response_format json_object or json_schema): only
+     * tokens that keep the output the start of an answer valid for this
+     * compiled schema can be sampled, and the request ends ("stop") when the
+     * answer is complete (engine/jsonguide.h). NULL: free text. The request
+     * takes its own reference. */
+    sl_json_schema *schema;
 } sl_req_params;
 
 /* Prompt positions whose logits one step computes for echo with logprobs. */

@@ -456,6 +456,62 @@ TEST(serve_json_mode) {
     free(r.body);
 }
 
+/* A JSON schema whose every answer is short (enums, a boolean, a string of at most 8 characters, at most 3
+ * tags): each answer ends with "stop", and jansson finds it valid against the schema. */
+TEST(serve_json_schema) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char schema[] =
+        "{\"type\":\"object\",\"properties\":{\"mood\":{\"enum\":[\"happy\",\"sad\"]},"
+        "\"name\":{\"type\":\"string\",\"maxLength\":8},\"ok\":{\"type\":\"boolean\"},"
+        "\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"red\",\"big\",7]},\"maxItems\":3}},"
+        "\"required\":[\"mood\",\"name\",\"ok\"]}";
+    int valid = 0;
+    for (int chat = 0; chat < 2; chat++)
+        for (int seed = 1; seed <= 6; seed++) {
+            char body[1024];
+            snprintf(body, sizeof body,
+                     "{%s,\"max_tokens\":200,\"seed\":%d,\"response_format\":{\"type\":\"json_schema\","
+                     "\"json_schema\":{\"name\":\"pet\",\"strict\":true,\"schema\":%s}}}",
+                     chat ? "\"messages\":[{\"role\":\"user\",\"content\":\"Describe a pet\"}]"
+                          : "\"prompt\":\"Once upon a time\"",
+                     seed, schema);
+            resp r = http(url, chat ? "/v1/chat/completions" : "/v1/completions", body, NULL);
+            char *text = completion_text(&r);
+            json_error_t je;
+            json_t *o = text ? json_loads(text, 0, &je) : NULL;
+            const char *mood = json_string_value(json_object_get(o, "mood"));
+            const char *name = json_string_value(json_object_get(o, "name"));
+            json_t *tags = json_object_get(o, "tags");
+            size_t chars = 0;
+            for (const char *c = name; c && *c; c++) chars += ((unsigned char)*c & 0xC0) != 0x80;
+            bool ok = r.status == 200 && strstr(r.body, "\"finish_reason\":\"stop\"") && json_is_object(o) &&
+                      mood && (!strcmp(mood, "happy") || !strcmp(mood, "sad")) && name && chars <= 8 &&
+                      json_is_boolean(json_object_get(o, "ok")) && (!tags || (json_is_array(tags) && json_array_size(tags) <= 3));
+            const char *k;
+            json_t *v;
+            json_object_foreach(o, k, v) ok &= !strcmp(k, "mood") || !strcmp(k, "name") || !strcmp(k, "ok") || !strcmp(k, "tags");
+            size_t i;
+            json_array_foreach(tags, i, v) ok &= (json_is_string(v) && (!strcmp(json_string_value(v), "red") ||
+                                                                      !strcmp(json_string_value(v), "big"))) ||
+                                                 (json_is_integer(v) && json_integer_value(v) == 7);
+            if (!ok) fprintf(stderr, "    %s seed %d: %s\n", chat ? "chat" : "completion", seed, r.body);
+            valid += ok;
+            json_decref(o);
+            free(text);
+            free(r.body);
+        }
+    CHECK_EQ_INT(valid, 12);
+    /* a schema this server cannot follow: 400 naming where */
+    resp r = http(url, "/v1/completions",
+                  "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+                  "{\"type\":\"object\",\"properties\":{\"when\":{\"type\":\"string\",\"format\":\"date-time\"}}}}}}",
+                  NULL);
+    CHECK_EQ_INT(r.status, 400);
+    CHECK_MSG(strstr(r.body, "properties.when: 'format' is not supported"), "%s", r.body);
+    free(r.body);
+}
+
 static char *prompt_body(int i, int max_tokens, bool stream, double temp, int seed) {
     static const char *starts[] = {"Once upon a time", "Lily and Ben went to the park.", "The little dog was sad because",
                                    "One day, Tom found a big red ball", "She said, \"I want to play!\"", "The sun was",

@@ -150,7 +150,11 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
          "with one prompt"},
         {"{\"prompt\": \"x\", \"best_of\": 2}", "best_of", "must be 1"},
         {"{\"prompt\": \"x\", \"suffix\": \"end\"}", "suffix", "not supported"},
-        {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\"}}", "response_format", "not supported"},
+        {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\"}}", "response_format", "json_schema.schema"},
+        {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": "
+         "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x+\"}}}}}}",
+         "response_format", "properties.a: 'pattern' is not supported"},
+        {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"yaml\"}}", "response_format", "must be"},
         {"{\"prompt\": \"x\", \"response_format\": \"text\"}", "response_format", "must be"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -176,7 +180,7 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
     CHECK_EQ_INT(parse_keep("{\"prompt\": [[1], [1, 2, 3, 4]], \"max_tokens\": 509}", &r, &e), 400);
     CHECK(strstr(e.message, "in the longest prompt"));
     CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_object\"}}", &r, &e), 0);
-    CHECK(r.params.json_object);
+    CHECK(r.params.schema != NULL);
     sl_api_request_free(&r);
     /* accepted as no-ops */
     static const char *noop[] = {

@@ -16,14 +16,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+static sl_json_schema *any_object(void) {
+    static sl_json_schema *sc;
+    if (!sc) sl_json_schema_compile(NULL, &sc);
+    return sc;
+}
+
 /* 1: every byte accepted and complete; 0: every byte accepted, not complete; -1: a byte refused. */
-static int run(const char *text, size_t n) {
+static int run_schema(const sl_json_schema *sc, const char *text, size_t n) {
     sl_json_state s;
-    sl_json_init(&s);
+    sl_json_init(&s, sc);
     for (size_t i = 0; i < n; i++)
         if (!sl_json_feed(&s, (uint8_t)text[i])) return -1;
     return sl_json_done(&s) ? 1 : 0;
 }
+static int run(const char *text, size_t n) { return run_schema(any_object(), text, n); }
+static int runs_in(const sl_json_schema *sc, const char *text) { return run_schema(sc, text, strlen(text)); }
 static int runs(const char *text) { return run(text, strlen(text)); }
 
 TEST(rfc8259_cases) {
@@ -62,6 +70,121 @@ TEST(rfc8259_cases) {
     memmove(deep + 5, deep + 4, k - 4);
     deep[4] = '[';
     CHECK_EQ_INT(run(deep, 5 + SL_JSON_MAX_DEPTH - 1), -1);
+}
+
+/* ---- schemas ---------------------------------------------------------------------- */
+
+static const char SCHEMA_A[] =
+    "{\"type\":\"object\",\"properties\":{"
+    "\"name\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":5,\"description\":\"who\"},"
+    "\"age\":{\"type\":\"integer\"},"
+    "\"score\":{\"type\":\"number\"},"
+    "\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"bc\"]},\"minItems\":1,\"maxItems\":2},"
+    "\"pet\":{\"anyOf\":[{\"$ref\":\"#/$defs/Pet\"},{\"type\":\"null\"}]},"
+    "\"ok\":{\"type\":\"boolean\"},"
+    "\"extra\":{}},"
+    "\"required\":[\"name\",\"age\"],"
+    "\"$defs\":{\"Pet\":{\"type\":\"object\",\"title\":\"Pet\",\"properties\":{\"kind\":{\"const\":\"cat\"},"
+    "\"lives\":{\"enum\":[1,9,12]}},\"required\":[\"kind\"]}}}";
+
+static sl_json_schema *compile_text(const char *text, sl_status *st) {
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    sl_json_schema *sc = NULL;
+    *st = j ? sl_json_schema_compile(j, &sc) : SL_ERR_INVALID;
+    json_decref(j);
+    return sc;
+}
+
+TEST(schema_cases) {
+    sl_status st;
+    sl_json_schema *sc = compile_text(SCHEMA_A, &st);
+    CHECK_MSG(st == SL_OK, "%s", sl_last_error());
+    static const char *complete[] = {
+        "{\"name\":\"Bob\",\"age\":31}",
+        "{\"name\":\"\xc3\xa9\",\"age\":-2,\"score\":1.5e3,\"tags\":[\"a\",\"bc\"],\"pet\":{\"kind\":\"cat\",\"lives\":12},"
+        "\"ok\":true,\"extra\":[1,{\"x\":null}]}",
+        "{\"name\":\"Bob\",\"age\":0,\"pet\":null}",
+        "{\"name\":\"Bob\",\"age\":1,\"pet\":{\"kind\":\"cat\",\"lives\":1}}",
+        "{\"name\": \"Bob\",\n  \"age\": 1}",
+        "{\"name\":\"a\\\"b\\u00e9!\",\"age\":1}", /* escapes count as one character: 5 */
+        "{\"name\":\"B\",\"age\":7,\"extra\":\"free text of any length at all\"}",
+    };
+    for (size_t i = 0; i < sizeof complete / sizeof complete[0]; i++)
+        CHECK_MSG(run_schema(sc, complete[i], strlen(complete[i])) == 1, "complete: %s -> %d", complete[i],
+                  run_schema(sc, complete[i], strlen(complete[i])));
+    static const char *prefixes[] = {"{\"name\":\"Bob\",\"age\":1,\"pet\":{\"kind\":\"cat\",\"lives\":1",
+                                     "{\"name\":\"Bob\",\"age\":1", "{\"na", "{\"name\":\"Bob\",\"age\":1,\"tags\":[\"b"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        CHECK_MSG(run_schema(sc, prefixes[i], strlen(prefixes[i])) == 0, "prefix: %s", prefixes[i]);
+    static const char *refused[] = {
+        "{\"age\":31,\"name\":\"Bob\"}",                                /* declared order */
+        "{\"name\":\"Bobbyy\",\"age\":1}",                              /* maxLength */
+        "{\"name\":\"\",\"age\":1}",                                    /* minLength */
+        "{\"name\":\"Bob\",\"age\":1.5}",                               /* integer */
+        "{\"name\":\"Bob\",\"age\":1e3}",                               /* integer */
+        "{\"name\":\"Bob\"}",                                           /* required */
+        "{}",                                                           /* required */
+        "{\"name\":\"Bob\",\"age\":1,\"tags\":[]}",                     /* minItems */
+        "{\"name\":\"Bob\",\"age\":1,\"tags\":[\"a\",\"a\",\"a\"]}",    /* maxItems */
+        "{\"name\":\"Bob\",\"age\":1,\"tags\":[\"c\"]}",                /* enum */
+        "{\"name\":\"Bob\",\"age\":1,\"x\":1}",                         /* undeclared */
+        "{\"name\":\"Bob\",\"age\":1,\"pet\":{\"kind\":\"dog\"}}",      /* const */
+        "{\"name\":\"Bob\",\"age\":1,\"pet\":{\"lives\":9}}",           /* required kind first */
+        "{\"name\":\"Bob\",\"age\":1,\"pet\":{\"kind\":\"cat\",\"lives\":2}}",
+        "{\"name\":\"Bob\",\"age\":1,\"pet\":{\"kind\":\"cat\",\"lives\":123}}",
+        "{\"name\":\"Bob\",\"age\":1,\"ok\":1}",
+        "{\"name\":\"Bob\",\"age\":1,\"score\":\"1\"}",
+        "{\"name\":\"Bob\",\"age\":1,}",
+        "{\"name\":\"Bob\",\"age\":1,\"pet\":[]}",
+        "{\"name\":\"Bob\",\"age\":1,\"ok\":true,\"score\":2}", /* order */
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        CHECK_MSG(run_schema(sc, refused[i], strlen(refused[i])) == -1, "refused: %s -> %d", refused[i],
+                  run_schema(sc, refused[i], strlen(refused[i])));
+    sl_json_schema_release(sc);
+
+    /* recursion through $ref; additionalProperties with a schema where no property is declared */
+    sc = compile_text("{\"$defs\":{\"N\":{\"type\":\"object\",\"properties\":{\"kids\":{\"type\":\"array\",\"items\":"
+                      "{\"$ref\":\"#/$defs/N\"}}}}},\"$ref\":\"#/$defs/N\"}", &st);
+    CHECK_MSG(st == SL_OK, "%s", sl_last_error());
+    CHECK_EQ_INT(runs_in(sc, "{\"kids\":[{\"kids\":[]},{},{\"kids\":[{}]}]}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"kids\":[{\"kid\":[]}]}"), -1);
+    sl_json_schema_release(sc);
+    sc = compile_text("{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}}", &st);
+    CHECK(st == SL_OK);
+    CHECK_EQ_INT(runs_in(sc, "{\"a\":1,\"any key\":-20}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"a\":\"x\"}"), -1);
+    sl_json_schema_release(sc);
+    sc = compile_text("{\"type\":\"object\",\"additionalProperties\":false}", &st);
+    CHECK(st == SL_OK);
+    CHECK_EQ_INT(runs_in(sc, "{}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"a\":1}"), -1);
+    sl_json_schema_release(sc);
+
+    /* refused schemas, the place named */
+    static const struct {
+        const char *schema, *says;
+    } bad[] = {
+        {"{\"type\":\"string\"}", "root must be an object"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"format\":\"date\"}}}",
+         "properties.a: 'format' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}}}",
+         "properties.a: alternatives must begin differently"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/Nope\"}}}", "properties.a: '$ref' must name"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"b\"]}", "'required' names a property"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":true}", "'additionalProperties'"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"minItems\":3,\"maxItems\":2}}}",
+         "properties.a: 'minItems' is above 'maxItems'"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"widget\"}}}", "'widget' is not a JSON Schema type"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"enum\":[1,1]}}}", "a value twice"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"minimum\":3}}}", "'minimum' is not supported"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sc = compile_text(bad[i].schema, &st);
+        CHECK_MSG(st == SL_ERR_INVALID && !sc && strstr(sl_last_error(), bad[i].says), "%s -> %s", bad[i].schema,
+                  sl_last_error());
+    }
 }
 
 /* ---- against jansson ------------------------------------------------------------- */
@@ -162,7 +285,7 @@ TEST(mask_over_stories_vocabulary) {
     CHECK_OK(sl_json_guide_create(tok, &g));
     float *l = calloc((size_t)n, sizeof(float));
     sl_json_state s;
-    sl_json_init(&s);
+    sl_json_init(&s, any_object());
     CHECK(sl_json_feed_all(&s, " {", 2));
     /* after "{": a key or "}", maybe after one whitespace unit */
     const int32_t allowed = sl_json_guide_mask(g, &s, l);
@@ -187,7 +310,7 @@ TEST(mask_over_stories_vocabulary) {
                                    "{\"a\":\"x y", "{\"a\":{}", "{\"a\":[1,\n  "};
     for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
         sl_json_state st;
-        sl_json_init(&st);
+        sl_json_init(&st, any_object());
         CHECK(sl_json_feed_all(&st, states[k], strlen(states[k])));
         for (int32_t i = 0; i < n; i++) l[i] = 0;
         sl_json_guide_mask(g, &st, l);
@@ -201,6 +324,31 @@ TEST(mask_over_stories_vocabulary) {
         }
         CHECK_MSG(differ == 0, "after '%s': %d tokens masked wrongly", states[k], differ);
     }
+    /* the same under a schema, in its kinds of state (keys, limited strings, literals, integers) */
+    sl_status sst;
+    sl_json_schema *sa = compile_text(SCHEMA_A, &sst);
+    CHECK(sst == SL_OK);
+    static const char *sstates[] = {"", "{", "{\"na", "{\"name\":\"Bo", "{\"name\":\"Bob\",\"age\":1",
+                                    "{\"name\":\"Bob\",\"age\":1,", "{\"name\":\"B\",\"age\":1,\"tags\":[",
+                                    "{\"name\":\"B\",\"age\":1,\"pet\":{\"kind\":\"cat\",\"lives\":1"};
+    for (size_t k = 0; k < sizeof sstates / sizeof sstates[0]; k++) {
+        sl_json_state st;
+        sl_json_init(&st, sa);
+        CHECK(sl_json_feed_all(&st, sstates[k], strlen(sstates[k])));
+        for (int32_t i = 0; i < n; i++) l[i] = 0;
+        const int32_t ok_n = sl_json_guide_mask(g, &st, l);
+        int32_t differ = 0;
+        for (int32_t i = 0; i < n; i++) {
+            size_t tn;
+            const char *t = sl_json_guide_text(g, i, &tn);
+            sl_json_state c = st;
+            const bool want = !sl_tokenizer_is_eog(tok, i) && tn > 0 && sl_json_feed_all(&c, t, tn);
+            differ += want == isinf(l[i]);
+        }
+        CHECK_MSG(differ == 0 && ok_n > 0, "schema, after '%s': %d tokens masked wrongly, %d allowed", sstates[k], differ,
+                  ok_n);
+    }
+    sl_json_schema_release(sa);
     /* end of generation: only once the object is complete */
     const int32_t eos = sl_tokenizer_eog_at(tok, 0);
     for (int32_t i = 0; i < n; i++) l[i] = 0;
