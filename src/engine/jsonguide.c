@@ -168,6 +168,13 @@ static int compile_ref(cctx *c, const char *ref, const char *path, int depth) {
     c->ref_node[c->n_refs++] = id;
     const int t = compile(c, target, ref + 1, depth + 1);
     if (t < 0) return -1;
+    /* a $ref that comes back to itself with no object or array between ("#/$defs/A": {"$ref": "#/$defs/A"}) */
+    for (int k = t, steps = 0; steps < MAX_NODES; steps++) {
+        if (k == id) return fail_at(c, path, "'$ref' refers to itself with no object or array between");
+        const node *nd = &c->s->nodes[k];
+        if (nd->kind != K_UNION || nd->n != 1) break;
+        k = c->s->alts[nd->a];
+    }
     if (!grow_to((void **)&c->s->alts, &c->s->cap_alts, c->s->n_alts + 1, sizeof(uint16_t)))
         return fail_at(c, path, "out of memory");
     c->s->alts[c->s->n_alts] = (uint16_t)t;
@@ -599,7 +606,7 @@ static bool value_start(sl_json_state *s, uint16_t id, uint8_t c) {
         if (!longer) after_value(s);
         return true;
     }
-    default: /* K_UNION: the alternative that begins with c */
+    default: /* K_UNION: the alternative that begins with c (unions of unions end: the compiler refuses cycles) */
         for (int i = 0; i < nd->n; i++) {
             bool set[256] = {false};
             first_bytes(sc, sc->alts[nd->a + i], set, 0);

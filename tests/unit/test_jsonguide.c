@@ -179,12 +179,97 @@ TEST(schema_cases) {
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"widget\"}}}", "'widget' is not a JSON Schema type"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"enum\":[1,1]}}}", "a value twice"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"minimum\":3}}}", "'minimum' is not supported"},
+        {"{\"$ref\":\"#\"}", "refers to itself"},
+        {"{\"$defs\":{\"A\":{\"$ref\":\"#/$defs/B\"},\"B\":{\"anyOf\":[{\"$ref\":\"#/$defs/A\"}]}},\"$ref\":\"#/$defs/A\"}",
+         "refers to itself"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/properties/a\"}}}", "'$ref' must name"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sc = compile_text(bad[i].schema, &st);
         CHECK_MSG(st == SL_ERR_INVALID && !sc && strstr(sl_last_error(), bad[i].says), "%s -> %s", bad[i].schema,
                   sl_last_error());
     }
+}
+
+/* Random schemas from the supported keywords (and some others), compiled, then random bytes fed: whatever
+ * compiles must follow any input without fault (run under ASan), refuse leaving the state unchanged, and
+ * accept the bytes of a document only if it can begin one. */
+static uint64_t fz = 88172645463325252ull;
+static uint32_t frnd(uint32_t n) {
+    fz ^= fz << 13;
+    fz ^= fz >> 7;
+    fz ^= fz << 17;
+    return (uint32_t)(fz % n);
+}
+static json_t *random_schema(int depth) {
+    static const char *types[] = {"object", "array", "string", "number", "integer", "boolean", "null"};
+    json_t *o = json_object();
+    switch (frnd(depth > 3 ? 5 : 9)) {
+    case 0: json_object_set_new(o, "type", json_string(types[frnd(7)])); break;
+    case 1: json_object_set_new(o, "enum", json_pack("[s,i,b,n]", "x", (int)frnd(20), frnd(2), NULL)); break;
+    case 2: json_object_set_new(o, "const", json_string("c")); break;
+    case 3: json_object_set_new(o, "$ref", json_string(frnd(2) ? "#/$defs/D" : "#")); break;
+    case 4:
+        json_object_set_new(o, "type", json_string("string"));
+        json_object_set_new(o, "maxLength", json_integer(frnd(4)));
+        break;
+    case 5: {
+        json_t *p = json_object();
+        for (int i = (int)frnd(4); i > 0; i--) {
+            char k[4] = {'k', (char)('a' + frnd(3)), 0, 0};
+            json_object_set_new(p, k, random_schema(depth + 1));
+        }
+        json_object_set_new(o, "type", json_string("object"));
+        json_object_set_new(o, "properties", p);
+        if (json_object_size(p) && frnd(2)) json_object_set_new(o, "required", json_pack("[s]", json_object_iter_key(json_object_iter(p))));
+        break;
+    }
+    case 6:
+        json_object_set_new(o, "type", json_string("array"));
+        json_object_set_new(o, "items", random_schema(depth + 1));
+        if (frnd(2)) json_object_set_new(o, "maxItems", json_integer(frnd(3)));
+        break;
+    case 7: json_object_set_new(o, "anyOf", json_pack("[o,o]", random_schema(depth + 1), random_schema(depth + 1))); break;
+    default: json_object_set_new(o, frnd(2) ? "additionalProperties" : "minimum", frnd(2) ? json_true() : random_schema(depth + 1)); break;
+    }
+    return o;
+}
+
+TEST(random_schemas_follow_any_input) {
+    static const char alphabet[] = "{}[],:\" 0123456789.-eEtrufalsnxckab\n\\";
+    int compiled = 0, accepted_bytes = 0, completed = 0;
+    for (int k = 0; k < 3000; k++) {
+        json_t *root = json_object();
+        json_object_set_new(root, "type", json_string("object"));
+        json_object_set_new(root, "properties", json_pack("{s:o,s:o}", "ka", random_schema(0), "kb", random_schema(0)));
+        json_object_set_new(root, "$defs", json_pack("{s:o}", "D", random_schema(1)));
+        sl_json_schema *sc = NULL;
+        if (sl_json_schema_compile(root, &sc) == SL_OK) {
+            compiled++;
+            /* a random walk through what may come next: every refusal leaves the state as it was */
+            sl_json_state s;
+            sl_json_init(&s, sc);
+            for (int i = 0; i < 200; i++) {
+                uint8_t ok[sizeof alphabet];
+                int n_ok = 0;
+                for (size_t b = 0; b + 1 < sizeof alphabet; b++) {
+                    sl_json_state t = s;
+                    if (sl_json_feed(&t, (uint8_t)alphabet[b])) ok[n_ok++] = (uint8_t)alphabet[b];
+                    else CHECK(!memcmp(&t, &s, sizeof s));
+                }
+                if (n_ok == 0) break;
+                CHECK(sl_json_feed(&s, ok[frnd((uint32_t)n_ok)]));
+                accepted_bytes++;
+                if (sl_json_done(&s)) completed++;
+                if (sl_json_done(&s)) break;
+            }
+        }
+        sl_json_schema_release(sc);
+        json_decref(root);
+    }
+    CHECK_MSG(compiled > 500, "only %d of 3000 random schemas compiled", compiled);
+    CHECK_MSG(accepted_bytes > 20000, "%d bytes accepted in %d walks", accepted_bytes, compiled);
+    CHECK_MSG(completed > 100, "%d random walks completed a document", completed);
 }
 
 /* ---- against jansson ------------------------------------------------------------- */
