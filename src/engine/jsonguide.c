@@ -29,19 +29,22 @@ typedef struct node {
     bool pending;  /* being compiled ($ref recursion): its first bytes are not known yet */
     uint16_t a, n; /* OBJECT: props [a, a + n); LITERALS: lits [a, a + n); UNION: alts [a, a + n) */
     uint16_t sub;  /* OBJECT without declared properties: the values' node; ARRAY: the items' node */
+    uint16_t names; /* OBJECT with declared properties: lits [names, names + n) are their names */
     uint16_t lo, hi; /* ARRAY: items; STRING: characters (hi NO_LIMIT: none) */
 } node;
 
 typedef struct prop {
-    uint32_t name; /* offset of the name as JSON writes it, without quotes */
-    uint16_t len, node;
+    uint16_t node;
     bool required;
 } prop;
 
+/* A text matched byte by byte: an enum value as compact JSON, or a property name as JSON writes it
+ * without its quotes. At most 255 bytes (sl_json_state.off). */
 typedef struct lit {
-    uint32_t text; /* offset of the compact JSON text */
+    uint32_t text; /* offset in bytes */
     uint16_t len;
 } lit;
+#define MAX_LIT_BYTES 255
 
 struct sl_json_schema {
     _Atomic int refs;
@@ -89,17 +92,19 @@ static int64_t add_bytes(sl_json_schema *s, const char *p, size_t n) {
     return (int64_t)(s->n_bytes - n);
 }
 
-/* A literal (compact JSON text of v) at the end of the literal list. */
-static bool add_lit(sl_json_schema *s, const json_t *v) {
+/* A literal at the end of the literal list: the compact JSON text of v, or without its first and last
+ * byte (a name without quotes). False when out of memory or longer than MAX_LIT_BYTES. */
+static bool add_lit_trim(sl_json_schema *s, const json_t *v, bool trim) {
     char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     if (!t) return false;
-    const size_t n = strlen(t);
-    int64_t off = n < 0xFFFF ? add_bytes(s, t, n) : -1;
+    const size_t n = strlen(t) - (trim ? 2 : 0);
+    int64_t off = n <= MAX_LIT_BYTES && s->n_lits < 0xFFFF ? add_bytes(s, t + trim, n) : -1;
     free(t);
     if (off < 0 || !grow_to((void **)&s->lits, &s->cap_lits, s->n_lits + 1, sizeof(lit))) return false;
     s->lits[s->n_lits++] = (lit){.text = (uint32_t)off, .len = (uint16_t)n};
     return true;
 }
+static bool add_lit(sl_json_schema *s, const json_t *v) { return add_lit_trim(s, v, false); }
 
 /* The bytes a value of node id may begin with. */
 static void first_bytes(const sl_json_schema *s, int id, bool set[256], int depth) {
@@ -184,10 +189,35 @@ static int compile_ref(cctx *c, const char *ref, const char *path, int depth) {
     return id;
 }
 
+/* Node id's lo and hi from keywords lo_key and hi_key (counts below 65535; a larger maximum is none). */
+static int limits(cctx *c, const json_t *j, int id, const char *lo_key, const char *hi_key, const char *path) {
+    node *nd = &c->s->nodes[id];
+    long long x;
+    char msg[96];
+    if (json_object_get(j, lo_key)) {
+        if (!nonneg_int(json_object_get(j, lo_key), NO_LIMIT - 1, &x)) {
+            snprintf(msg, sizeof msg, "'%s' must be an integer in [0, %d]", lo_key, NO_LIMIT - 1);
+            return fail_at(c, path, msg);
+        }
+        nd->lo = (uint16_t)x;
+    }
+    if (json_object_get(j, hi_key)) {
+        if (!nonneg_int(json_object_get(j, hi_key), 1LL << 62, &x)) {
+            snprintf(msg, sizeof msg, "'%s' must be a non-negative integer", hi_key);
+            return fail_at(c, path, msg);
+        }
+        nd->hi = x < NO_LIMIT ? (uint16_t)x : NO_LIMIT;
+    }
+    if (nd->lo > nd->hi) {
+        snprintf(msg, sizeof msg, "'%s' is above '%s'", lo_key, hi_key);
+        return fail_at(c, path, msg);
+    }
+    return id;
+}
+
 static int compile_type(cctx *c, const json_t *j, const char *type, const char *path, int depth) {
     sl_json_schema *s = c->s;
     char sub[192];
-    long long x;
     if (!strcmp(type, "object")) {
         const json_t *props = json_object_get(j, "properties"), *req = json_object_get(j, "required"),
                      *extra = json_object_get(j, "additionalProperties");
@@ -231,19 +261,16 @@ static int compile_type(cctx *c, const json_t *j, const char *type, const char *
             return fail_at(c, path, "out of memory");
         s->nodes[id].a = (uint16_t)s->n_props;
         s->nodes[id].n = (uint16_t)np;
+        s->nodes[id].names = (uint16_t)s->n_lits;
         np = 0;
         json_object_foreach((json_t *)props, k, v) {
             json_t *name = json_string(k);
-            char *enc = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
+            const bool ok = name && add_lit_trim(s, name, true);
             json_decref(name);
-            const size_t n = enc ? strlen(enc) - 2 : 0;
-            const int64_t off = enc && n < 0xFFFF ? add_bytes(s, enc + 1, n) : -1;
-            free(enc);
-            if (off < 0) return fail_at(c, path, "a property name is too long");
+            if (!ok) return fail_at(c, path, "a property name is longer than 255 bytes");
             bool r = false;
             json_array_foreach(req, i, v) r |= !strcmp(json_string_value(v), k);
-            s->props[s->n_props++] = (prop){.name = (uint32_t)off, .len = (uint16_t)n, .node = (uint16_t)nodes[np++],
-                                            .required = r};
+            s->props[s->n_props++] = (prop){.node = (uint16_t)nodes[np++], .required = r};
         }
         return id;
     }
@@ -257,34 +284,12 @@ static int compile_type(cctx *c, const json_t *j, const char *type, const char *
         const int id = new_node(s, K_ARRAY);
         if (id < 0) return fail_at(c, path, "the schema is too large");
         s->nodes[id].sub = (uint16_t)items;
-        if (json_object_get(j, "minItems")) {
-            if (!nonneg_int(json_object_get(j, "minItems"), 255, &x))
-                return fail_at(c, path, "'minItems' must be an integer in [0, 255]");
-            s->nodes[id].lo = (uint16_t)x;
-        }
-        if (json_object_get(j, "maxItems")) {
-            if (!nonneg_int(json_object_get(j, "maxItems"), 1LL << 40, &x))
-                return fail_at(c, path, "'maxItems' must be a non-negative integer");
-            s->nodes[id].hi = x < 255 ? (uint16_t)x : NO_LIMIT;
-        }
-        if (s->nodes[id].lo > s->nodes[id].hi) return fail_at(c, path, "'minItems' is above 'maxItems'");
-        return id;
+        return limits(c, j, id, "minItems", "maxItems", path);
     }
     if (!strcmp(type, "string")) {
         const int id = new_node(s, K_STRING);
         if (id < 0) return fail_at(c, path, "the schema is too large");
-        if (json_object_get(j, "minLength")) {
-            if (!nonneg_int(json_object_get(j, "minLength"), 65534, &x))
-                return fail_at(c, path, "'minLength' must be an integer in [0, 65534]");
-            s->nodes[id].lo = (uint16_t)x;
-        }
-        if (json_object_get(j, "maxLength")) {
-            if (!nonneg_int(json_object_get(j, "maxLength"), 1LL << 40, &x))
-                return fail_at(c, path, "'maxLength' must be a non-negative integer");
-            s->nodes[id].hi = x < NO_LIMIT ? (uint16_t)x : NO_LIMIT;
-        }
-        if (s->nodes[id].lo > s->nodes[id].hi) return fail_at(c, path, "'minLength' is above 'maxLength'");
-        return id;
+        return limits(c, j, id, "minLength", "maxLength", path);
     }
     if (!strcmp(type, "number") || !strcmp(type, "integer")) {
         const int id = new_node(s, type[0] == 'n' ? K_NUMBER : K_INTEGER);
@@ -361,9 +366,9 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
         size_t i;
         const json_t *e;
         if (cn) {
-            if (!add_lit(s, cn)) return fail_at(c, path, "out of memory");
+            if (!add_lit(s, cn)) return fail_at(c, path, "'const' is longer than 255 bytes as JSON");
         } else {
-            json_array_foreach(en, i, e) if (!add_lit(s, e)) return fail_at(c, path, "out of memory");
+            json_array_foreach(en, i, e) if (!add_lit(s, e)) return fail_at(c, path, "an 'enum' value is longer than 255 bytes as JSON");
         }
         s->nodes[id].n = (uint16_t)(s->n_lits - s->nodes[id].a);
         /* two values where one's text begins the other's (1 and 12) are fine; the same value twice is not */
@@ -666,7 +671,7 @@ static bool structural(sl_json_state *s, uint8_t c) {
             if (c != ',' || (a->hi != NO_LIMIT && f->idx >= a->hi)) return false;
             s->mode = M_VALUE;
             s->vnode = a->sub;
-            if (f->idx < 255) f->idx++;
+            if (f->idx < NO_LIMIT) f->idx++;
             return true;
         }
         if (a->hi == 0) return false;
@@ -724,6 +729,18 @@ static bool count_char(sl_json_state *s) {
     return true;
 }
 
+/* Of the candidates (bits of s->cand: lits [first + i]), those whose byte at s->off is c (*ext) and those
+ * that end at s->off (*whole). */
+static void match_lits(const sl_json_state *s, int first, uint8_t c, uint64_t *ext, uint64_t *whole) {
+    *ext = *whole = 0;
+    for (uint64_t m = s->cand; m; m &= m - 1) {
+        const int i = __builtin_ctzll(m);
+        const lit *l = &s->sc->lits[first + i];
+        if (l->len > s->off && (uint8_t)s->sc->bytes[l->text + s->off] == c) *ext |= 1ull << i;
+        if (l->len == s->off) *whole |= 1ull << i;
+    }
+}
+
 static bool feed(sl_json_state *s, uint8_t c) {
     const sl_json_schema *sc = s->sc;
     switch (s->mode) {
@@ -756,13 +773,8 @@ static bool feed(sl_json_state *s, uint8_t c) {
         return true;
     case M_KEY: {
         const node *o = top_node(s);
-        uint64_t ext = 0, whole = 0;
-        for (uint64_t m = s->cand; m; m &= m - 1) {
-            const int j = __builtin_ctzll(m);
-            const prop *p = &sc->props[o->a + j];
-            if (p->len > s->off && (uint8_t)sc->bytes[p->name + s->off] == c) ext |= 1ull << j;
-            if (p->len == s->off) whole |= 1ull << j;
-        }
+        uint64_t ext, whole;
+        match_lits(s, o->names, c, &ext, &whole);
         if (ext) {
             s->cand = ext;
             s->off++;
@@ -770,20 +782,15 @@ static bool feed(sl_json_state *s, uint8_t c) {
         }
         if (c != '"' || !whole) return false;
         const int j = __builtin_ctzll(whole); /* names differ: one at most */
-        s->stack[s->depth - 1].idx = (uint8_t)(j + 1);
+        s->stack[s->depth - 1].idx = (uint16_t)(j + 1);
         s->vnode = sc->props[o->a + j].node;
         s->mode = M_COLON;
         return true;
     }
     case M_LIT: {
         const node *nd = &sc->nodes[s->snode];
-        uint64_t ext = 0, whole = 0;
-        for (uint64_t m = s->cand; m; m &= m - 1) {
-            const int i = __builtin_ctzll(m);
-            const lit *l = &sc->lits[nd->a + i];
-            if (l->len > s->off && (uint8_t)sc->bytes[l->text + s->off] == c) ext |= 1ull << i;
-            if (l->len == s->off) whole |= 1ull << i;
-        }
+        uint64_t ext, whole;
+        match_lits(s, nd->a, c, &ext, &whole);
         if (ext) {
             s->cand = ext;
             s->off++;

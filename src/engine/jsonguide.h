@@ -56,8 +56,7 @@ void sl_json_schema_release(sl_json_schema *s);
 
 typedef struct sl_json_frame {
     uint16_t node; /* the container's schema node */
-    uint8_t idx;   /* object: the next property that may come; array: elements begun (saturating) */
-    uint8_t pad;
+    uint16_t idx;  /* object: the next property that may come; array: elements begun (saturating) */
 } sl_json_frame;
 
 typedef struct sl_json_state {

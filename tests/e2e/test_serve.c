@@ -200,6 +200,53 @@ TEST(serve_greedy_matches_golden) {
     }
 }
 
+/* What an answer says, whole or as the events of a stream, choice by choice: the text of choice k
+ * (completions' text, chat's message or delta content) joined in texts[k], its last finish reason in
+ * finish[k] ("" if none), and the usage's prompt and completion tokens (-1 if none). Frees r's body. */
+typedef struct answer {
+    json_t *texts, *finish;
+    long long np, nc;
+} answer;
+
+static answer read_answer(resp *r, bool stream, int n) {
+    answer a = {.texts = json_array(), .finish = json_array(), .np = -1, .nc = -1};
+    for (int k = 0; k < n; k++) {
+        json_array_append_new(a.texts, json_string(""));
+        json_array_append_new(a.finish, json_string(""));
+    }
+    char *save = NULL;
+    for (char *ev = stream ? strtok_r(r->body, "\n", &save) : r->body; ev;
+         ev = stream ? strtok_r(NULL, "\n", &save) : NULL) {
+        const char *js = stream ? (strncmp(ev, "data: {", 7) ? NULL : ev + 6) : ev;
+        json_error_t je;
+        json_t *o = js ? json_loads(js, 0, &je) : NULL;
+        size_t i;
+        json_t *ch;
+        json_array_foreach(json_object_get(o, "choices"), i, ch) {
+            const json_int_t k = json_integer_value(json_object_get(ch, "index"));
+            json_t *t = json_object_get(ch, "text");
+            if (!t) t = json_object_get(json_object_get(ch, stream ? "delta" : "message"), "content");
+            if (k < 0 || k >= n) continue;
+            char *joined = NULL;
+            if (json_is_string(t) &&
+                asprintf(&joined, "%s%s", json_string_value(json_array_get(a.texts, (size_t)k)), json_string_value(t)) > 0)
+                json_array_set_new(a.texts, (size_t)k, json_string(joined));
+            free(joined);
+            if (json_is_string(json_object_get(ch, "finish_reason")))
+                json_array_set(a.finish, (size_t)k, json_object_get(ch, "finish_reason"));
+        }
+        json_t *u = json_object_get(o, "usage");
+        if (json_is_object(u)) {
+            a.np = json_integer_value(json_object_get(u, "prompt_tokens"));
+            a.nc = json_integer_value(json_object_get(u, "completion_tokens"));
+        }
+        json_decref(o);
+    }
+    free(r->body);
+    r->body = NULL;
+    return a;
+}
+
 /* Several prompts in one request (a list): choice i is llama.cpp's golden text
  * for prompt i, whole and streamed (events of the choices interleave, each
  * with its index); usage sums the prompts. */
@@ -228,46 +275,19 @@ TEST(serve_several_prompts_match_golden) {
         resp r = http(url, "/v1/completions", body, NULL);
         free(body);
         CHECK_EQ_INT(r.status, 200);
-        char *text[6] = {0};
-        long long np = -1, nc = -1;
-        int n_choices = 0;
-        char *save = NULL;
-        for (char *ev = stream ? strtok_r(r.body, "\n", &save) : r.body; ev;
-             ev = stream ? strtok_r(NULL, "\n", &save) : NULL) {
-            const char *js = stream ? (strncmp(ev, "data: {", 7) ? NULL : ev + 6) : ev;
-            json_error_t je;
-            json_t *o = js ? json_loads(js, 0, &je) : NULL;
-            size_t i;
-            json_t *ch;
-            json_array_foreach(json_object_get(o, "choices"), i, ch) {
-                const json_int_t k = json_integer_value(json_object_get(ch, "index"));
-                const char *t = json_string_value(json_object_get(ch, "text"));
-                if (k < 0 || k >= 6 || !t) continue;
-                n_choices += !text[k];
-                size_t had = text[k] ? strlen(text[k]) : 0;
-                text[k] = realloc(text[k], had + strlen(t) + 1);
-                strcpy(text[k] + had, t);
-            }
-            json_t *u = json_object_get(o, "usage");
-            if (json_is_object(u)) {
-                np = json_integer_value(json_object_get(u, "prompt_tokens"));
-                nc = json_integer_value(json_object_get(u, "completion_tokens"));
-            }
-            json_decref(o);
-        }
-        CHECK_EQ_INT(n_choices, 6);
+        answer a = read_answer(&r, stream, 6);
         int same = 0;
         for (int k = 0; k < 6; k++) {
             const char *w = json_string_value(json_array_get(want, (size_t)k));
-            if (text[k] && !strcmp(text[k], w)) same++;
-            else fprintf(stderr, "    %s prompt %d: got [%s]\n    want [%s]\n", stream ? "streamed" : "whole", k,
-                         text[k] ? text[k] : "(none)", w);
-            free(text[k]);
+            const char *t = json_string_value(json_array_get(a.texts, (size_t)k));
+            if (!strcmp(t, w)) same++;
+            else fprintf(stderr, "    %s prompt %d: got [%s]\n    want [%s]\n", stream ? "streamed" : "whole", k, t, w);
         }
         CHECK_EQ_INT(same, 6);
-        CHECK_EQ_INT(np, want_np);
-        CHECK_EQ_INT(nc, 6 * 64);
-        free(r.body);
+        CHECK_EQ_INT(a.np, want_np);
+        CHECK_EQ_INT(a.nc, 6 * 64);
+        json_decref(a.texts);
+        json_decref(a.finish);
     }
     json_decref(prompts);
     json_decref(want);
@@ -300,33 +320,11 @@ static json_t *choices_of(const char *url, const char *prompt, int n, double tem
     json_decref(req);
     resp r = http(url, "/v1/completions", body, NULL);
     free(body);
-    json_t *texts = json_array();
-    for (int k = 0; k < n; k++) json_array_append_new(texts, json_string(""));
-    char *save = NULL;
-    for (char *ev = stream ? strtok_r(r.body, "\n", &save) : r.body; ev; ev = stream ? strtok_r(NULL, "\n", &save) : NULL) {
-        const char *js = stream ? (strncmp(ev, "data: {", 7) ? NULL : ev + 6) : ev;
-        json_error_t je;
-        json_t *o = js ? json_loads(js, 0, &je) : NULL;
-        size_t i;
-        json_t *ch;
-        json_array_foreach(json_object_get(o, "choices"), i, ch) {
-            const json_int_t k = json_integer_value(json_object_get(ch, "index"));
-            const char *t = json_string_value(json_object_get(ch, "text"));
-            if (k < 0 || k >= n || !t) continue;
-            char *joined = NULL;
-            if (asprintf(&joined, "%s%s", json_string_value(json_array_get(texts, (size_t)k)), t) > 0)
-                json_array_set_new(texts, (size_t)k, json_string(joined));
-            free(joined);
-        }
-        json_t *u = json_object_get(o, "usage");
-        if (json_is_object(u)) {
-            *np = json_integer_value(json_object_get(u, "prompt_tokens"));
-            *nc = json_integer_value(json_object_get(u, "completion_tokens"));
-        }
-        json_decref(o);
-    }
-    free(r.body);
-    return texts;
+    answer a = read_answer(&r, stream, n);
+    *np = a.np;
+    *nc = a.nc;
+    json_decref(a.finish);
+    return a.texts;
 }
 
 TEST(serve_n_choices) {
@@ -393,29 +391,12 @@ static char *json_mode_text(const char *url, bool chat, int seed, bool stream, c
     json_decref(req);
     resp r = http(url, chat ? "/v1/chat/completions" : "/v1/completions", body, NULL);
     free(body);
-    char *text = strdup("");
+    answer a = read_answer(&r, stream, 1);
     static char fin[16];
-    fin[0] = '\0';
-    char *save = NULL;
-    for (char *ev = stream ? strtok_r(r.body, "\n", &save) : r.body; ev; ev = stream ? strtok_r(NULL, "\n", &save) : NULL) {
-        const char *js = stream ? (strncmp(ev, "data: {", 7) ? NULL : ev + 6) : ev;
-        json_error_t je;
-        json_t *o = js ? json_loads(js, 0, &je) : NULL;
-        json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
-        json_t *t = chat ? json_object_get(json_object_get(ch, stream ? "delta" : "message"), "content")
-                         : json_object_get(ch, "text");
-        if (json_is_string(t)) {
-            char *joined = NULL;
-            if (asprintf(&joined, "%s%s", text, json_string_value(t)) > 0) {
-                free(text);
-                text = joined;
-            }
-        }
-        if (json_is_string(json_object_get(ch, "finish_reason")))
-            snprintf(fin, sizeof fin, "%s", json_string_value(json_object_get(ch, "finish_reason")));
-        json_decref(o);
-    }
-    free(r.body);
+    snprintf(fin, sizeof fin, "%s", json_string_value(json_array_get(a.finish, 0)));
+    char *text = strdup(json_string_value(json_array_get(a.texts, 0)));
+    json_decref(a.texts);
+    json_decref(a.finish);
     *finish = fin;
     return text;
 }

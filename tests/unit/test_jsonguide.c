@@ -184,6 +184,11 @@ TEST(schema_cases) {
          "refers to itself"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/properties/a\"}}}", "'$ref' must name"},
     };
+    /* literals are matched byte by byte, at most 255 bytes each */
+    char longenum[400];
+    snprintf(longenum, sizeof longenum, "{\"type\":\"object\",\"properties\":{\"a\":{\"enum\":[\"%0300d\"]}}}", 7);
+    sc = compile_text(longenum, &st);
+    CHECK_MSG(st == SL_ERR_INVALID && strstr(sl_last_error(), "longer than 255 bytes"), "%s", sl_last_error());
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sc = compile_text(bad[i].schema, &st);
         CHECK_MSG(st == SL_ERR_INVALID && !sc && strstr(sl_last_error(), bad[i].says), "%s -> %s", bad[i].schema,
@@ -359,6 +364,27 @@ TEST(jansson_documents_and_mutants) {
 
 /* ---- the mask over a real vocabulary -------------------------------------------------- */
 
+/* The mask after `text` (under schema sc) against each token's text run through the recognizer: the
+ * tokens where they differ (-1 if text is refused); *allowed: what the mask allows. */
+static int32_t mask_vs_recognizer(const sl_json_guide *g, const sl_tokenizer *tok, const sl_json_schema *sc,
+                                  const char *text, float *l, int32_t *allowed) {
+    sl_json_state st;
+    sl_json_init(&st, sc);
+    if (!sl_json_feed_all(&st, text, strlen(text))) return -1;
+    const int32_t n = sl_tokenizer_n_vocab(tok);
+    for (int32_t i = 0; i < n; i++) l[i] = 0;
+    *allowed = sl_json_guide_mask(g, &st, l);
+    int32_t differ = 0;
+    for (int32_t i = 0; i < n; i++) {
+        size_t tn;
+        const char *t = sl_json_guide_text(g, i, &tn);
+        sl_json_state c = st;
+        const bool want = !sl_tokenizer_is_eog(tok, i) && tn > 0 && sl_json_feed_all(&c, t, tn);
+        differ += want == isinf(l[i]);
+    }
+    return differ;
+}
+
 TEST(mask_over_stories_vocabulary) {
     const char *path = sl_test_shared("models/stories260K.gguf");
     if (!path) return;
@@ -394,19 +420,8 @@ TEST(mask_over_stories_vocabulary) {
     static const char *states[] = {"", "{", "{\"a", "{\"a\\", "{\"a\"", "{\"a\":", "{\"a\":-1", "{\"a\":[tr",
                                    "{\"a\":\"x y", "{\"a\":{}", "{\"a\":[1,\n  "};
     for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
-        sl_json_state st;
-        sl_json_init(&st, any_object());
-        CHECK(sl_json_feed_all(&st, states[k], strlen(states[k])));
-        for (int32_t i = 0; i < n; i++) l[i] = 0;
-        sl_json_guide_mask(g, &st, l);
-        int32_t differ = 0;
-        for (int32_t i = 0; i < n; i++) {
-            size_t tn;
-            const char *t = sl_json_guide_text(g, i, &tn);
-            sl_json_state c = st;
-            const bool want = !sl_tokenizer_is_eog(tok, i) && tn > 0 && sl_json_feed_all(&c, t, tn);
-            differ += want == isinf(l[i]);
-        }
+        int32_t allowed_k;
+        const int32_t differ = mask_vs_recognizer(g, tok, any_object(), states[k], l, &allowed_k);
         CHECK_MSG(differ == 0, "after '%s': %d tokens masked wrongly", states[k], differ);
     }
     /* the same under a schema, in its kinds of state (keys, limited strings, literals, integers) */
@@ -417,19 +432,8 @@ TEST(mask_over_stories_vocabulary) {
                                     "{\"name\":\"Bob\",\"age\":1,", "{\"name\":\"B\",\"age\":1,\"tags\":[",
                                     "{\"name\":\"B\",\"age\":1,\"pet\":{\"kind\":\"cat\",\"lives\":1"};
     for (size_t k = 0; k < sizeof sstates / sizeof sstates[0]; k++) {
-        sl_json_state st;
-        sl_json_init(&st, sa);
-        CHECK(sl_json_feed_all(&st, sstates[k], strlen(sstates[k])));
-        for (int32_t i = 0; i < n; i++) l[i] = 0;
-        const int32_t ok_n = sl_json_guide_mask(g, &st, l);
-        int32_t differ = 0;
-        for (int32_t i = 0; i < n; i++) {
-            size_t tn;
-            const char *t = sl_json_guide_text(g, i, &tn);
-            sl_json_state c = st;
-            const bool want = !sl_tokenizer_is_eog(tok, i) && tn > 0 && sl_json_feed_all(&c, t, tn);
-            differ += want == isinf(l[i]);
-        }
+        int32_t ok_n;
+        const int32_t differ = mask_vs_recognizer(g, tok, sa, sstates[k], l, &ok_n);
         CHECK_MSG(differ == 0 && ok_n > 0, "schema, after '%s': %d tokens masked wrongly, %d allowed", sstates[k], differ,
                   ok_n);
     }
