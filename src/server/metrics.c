@@ -74,6 +74,10 @@ char *sl_metrics_render(const sl_metrics *m, const char *model) {
     COUNTER("shardlm_prompt_tokens_cached_total", "Prompt tokens served from the prefix cache.",
             atomic_load(&m->cached_prompt_tokens));
     COUNTER("shardlm_preemptions_total", "Sequences preempted for lack of KV blocks.", atomic_load(&m->preemptions));
+    COUNTER("shardlm_spec_decode_draft_tokens_total", "Tokens proposed by n-gram speculation (--spec-ngram).",
+            atomic_load(&m->spec_draft_tokens));
+    COUNTER("shardlm_spec_decode_accepted_tokens_total", "Proposed tokens that were the tokens sampled.",
+            atomic_load(&m->spec_accepted_tokens));
     uint64_t hits = atomic_load(&m->prefix_hits), queries = atomic_load(&m->prefix_queries);
     COUNTER("shardlm_prefix_cache_hits_total", "Full prompt KV blocks found in the prefix cache.", hits);
     COUNTER("shardlm_prefix_cache_queries_total", "Full prompt KV blocks looked up in the prefix cache.", queries);

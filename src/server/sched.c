@@ -458,7 +458,8 @@ static void add_to_batch(sl_sched *s, sl_req *r, int32_t chunk, int32_t *n_tok, 
         s->b_tok[t] = r->tokens[r->n_computed + i];
         s->b_pos[t] = r->n_computed + i;
         s->b_seq[t] = k;
-        s->b_want[t] = r->n_computed + i == r->n_tokens - 1 || wants_plp(r, r->n_computed + i);
+        /* the last token's logits (and those of the tokens proposed after it), or a prompt token's for echo */
+        s->b_want[t] = r->n_computed + i >= r->n_tokens - 1 || wants_plp(r, r->n_computed + i);
     }
     *n_seq = k + 1;
 }
@@ -519,6 +520,73 @@ static void record_plp(sl_sched *s, sl_req *r, int32_t pos, const float *logits)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* n-gram speculation (prompt lookup): the tokens that followed the latest earlier occurrence of the
+ * sequence's last L tokens, L from spec_lookup_max down to spec_lookup_min; at most kmax of them. */
+static int32_t propose(const sl_sched *s, const sl_req *r, int32_t kmax, int32_t *draft) {
+    const int32_t *h = r->tokens, n = r->n_tokens;
+    for (int32_t L = s->p.spec_lookup_max; L >= s->p.spec_lookup_min; L--) {
+        if (n < L + 1) continue;
+        const int32_t *suffix = h + n - L;
+        for (int32_t i = n - L - 1; i >= 0; i--) {
+            if (h[i] != suffix[0] || memcmp(h + i, suffix, sizeof(int32_t) * (size_t)L) != 0) continue;
+            int32_t m = 0;
+            while (m < kmax && i + L + m < n) {
+                draft[m] = h[i + L + m];
+                m++;
+            }
+            return m;
+        }
+    }
+    return 0;
+}
+
+/* Speculation for a decoding request: propose tokens, put them after its last one (r->tokens has room up
+ * to max_ctx), and return how many; within the step's budget, the proposed rows left, max_ctx and
+ * max_tokens. */
+static int32_t speculate(sl_sched *s, sl_req *r, int32_t budget, int32_t rows) {
+    int32_t kmax = s->p.spec_tokens < SL_MAX_SPEC ? s->p.spec_tokens : SL_MAX_SPEC;
+    if (kmax > rows) kmax = rows;
+    if (kmax > budget - 1) kmax = budget - 1;
+    if (kmax > r->max_ctx - r->n_tokens) kmax = r->max_ctx - r->n_tokens;
+    if (r->p.max_tokens > 0 && kmax > r->p.max_tokens - (r->n_tokens - r->n_prompt) - 1)
+        kmax = r->p.max_tokens - (r->n_tokens - r->n_prompt) - 1;
+    if (kmax <= 0) return 0;
+    const int32_t m = propose(s, r, kmax, r->draft);
+    memcpy(r->tokens + r->n_tokens, r->draft, sizeof(int32_t) * (size_t)m);
+    return m;
+}
+
+/* Sample r's next token from the logits of its last one and take it. Returns true when r finished (it is
+ * then dropped). */
+static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
+    const float *slg = lg;
+    if (r->p.schema) { /* structured output: only tokens that keep the output a valid answer's start */
+        memcpy(s->masked, lg, sizeof(float) * (size_t)s->n_vocab);
+        slg = s->masked;
+        if (sl_json_guide_mask(s->guide, &r->json, s->masked) == 0) { /* no token can continue it */
+            finish_req(s, r, SL_FR_STOP, 0, NULL);
+            drop_req(s, &s->running, r);
+            return true;
+        }
+    }
+    int32_t id = sl_sampler_sample(r->sampler, slg, r->tokens, r->n_tokens, 0, (uint64_t)r->n_tokens);
+    if (accept_token(s, r, id, lg, t)) {
+        drop_req(s, &s->running, r);
+        return true;
+    }
+    if (r->p.schema) {
+        size_t n;
+        const char *text = sl_json_guide_text(s->guide, id, &n);
+        sl_json_feed_all(&r->json, text, n);
+        if (sl_json_done(&r->json)) { /* the answer is complete */
+            finish_req(s, r, SL_FR_STOP, 0, NULL);
+            drop_req(s, &s->running, r);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* One scheduling step. Returns false when there was nothing to do. */
 static bool step(sl_sched *s) {
     /* cancellations */
@@ -537,6 +605,8 @@ static bool step(sl_sched *s) {
     int32_t prefill = s->p.max_prefill_tokens > 0 ? s->p.max_prefill_tokens : budget;
     /* prompt positions whose logits echo with logprobs needs: rows of s->logits beyond one per sequence */
     int32_t plp_rows = SL_PLP_ROWS;
+    /* tokens proposed by n-gram speculation: rows beyond those */
+    int32_t spec_rows = s->p.spec_tokens > 0 ? SL_SPEC_ROWS : 0;
     /* running requests in order; a preemption only ever moves a request that
      * has not been batched yet (see reserve_running), so a snapshot works */
     int32_t n_run = 0;
@@ -549,11 +619,14 @@ static bool step(sl_sched *s) {
         int32_t chunk = remaining < budget ? remaining : budget;
         if (remaining > 1 && chunk > prefill) chunk = prefill; /* still in its prompt */
         if (plp_pending(r) && chunk > plp_rows) chunk = plp_rows;
+        r->n_draft = remaining == 1 && spec_rows > 0 && chunk == 1 ? speculate(s, r, budget, spec_rows) : 0;
+        chunk += r->n_draft;
         if (chunk <= 0 || !reserve_running(s, r, r->n_computed + chunk)) continue;
         add_to_batch(s, r, chunk, &n_tok, &n_seq);
         budget -= chunk;
         if (remaining > 1) prefill -= chunk;
         if (plp_pending(r)) plp_rows -= chunk;
+        spec_rows -= r->n_draft;
     }
     /* admit waiting requests, oldest first; a full pool blocks only its own requests */
     bool pool_blocked[SL_KVM_MAX_POOLS] = {false};
@@ -573,6 +646,7 @@ static bool step(sl_sched *s) {
             continue;
         }
         r->n_computed = cached;
+        r->n_draft = 0;
         if (!r->admitted_once) {
             r->admitted_once = true;
             r->n_cached_prompt = cached;
@@ -606,45 +680,37 @@ static bool step(sl_sched *s) {
     int32_t row = 0, t0 = 0;
     for (int32_t k = 0; k < n_seq; k++) {
         sl_req *r = s->b_req[k];
-        const float *lg = NULL;
+        /* lg[0]: the last token's logits; lg[1 + j]: those of proposed token j */
+        const float *lg[1 + SL_MAX_SPEC];
+        int32_t n_lg = 0;
         for (int32_t i = 0; i < s->b_chunk[k]; i++) {
             if (!s->b_want[t0 + i]) continue;
             const float *row_lg = s->logits + (int64_t)row++ * s->n_vocab;
-            if (r->n_computed + i == r->n_tokens - 1) lg = row_lg;
+            if (r->n_computed + i >= r->n_tokens - 1) lg[n_lg++] = row_lg;
             else record_plp(s, r, r->n_computed + i, row_lg);
         }
         t0 += s->b_chunk[k];
-        r->n_computed += s->b_chunk[k];
+        /* proposed tokens count as computed once they turn out to be the tokens sampled */
+        r->n_computed += s->b_chunk[k] - r->n_draft;
         sl_kvm_commit(s->kvm, &r->kv, r->tokens, r->n_computed);
-        if (!lg) continue;
+        if (n_lg == 0) continue;
         if (r->p.max_tokens == 0) { /* echo of the prompt alone: its logprobs are all there is to compute */
             finish_req(s, r, SL_FR_LENGTH, 0, NULL);
             drop_req(s, &s->running, r);
             continue;
         }
-        const float *slg = lg;
-        if (r->p.schema) { /* structured output: only tokens that keep the output a valid answer's start */
-            memcpy(s->masked, lg, sizeof(float) * (size_t)s->n_vocab);
-            slg = s->masked;
-            if (sl_json_guide_mask(s->guide, &r->json, s->masked) == 0) { /* no token can continue it */
-                finish_req(s, r, SL_FR_STOP, 0, NULL);
-                drop_req(s, &s->running, r);
-                continue;
-            }
+        const int32_t n_draft = r->n_draft; /* r may be gone once it finishes */
+        int32_t accepted = 0;
+        for (int32_t j = 0; !sample_one(s, r, lg[j], t); j++) {
+            /* proposed token j was what the sampler picked: the logits at its position hold, go on */
+            if (j >= n_draft || r->tokens[r->n_tokens - 1] != r->draft[j]) break;
+            r->n_computed++;
+            sl_kvm_commit(s->kvm, &r->kv, r->tokens, r->n_computed);
+            accepted++;
         }
-        int32_t id = sl_sampler_sample(r->sampler, slg, r->tokens, r->n_tokens, 0, (uint64_t)r->n_tokens);
-        if (accept_token(s, r, id, lg, t)) {
-            drop_req(s, &s->running, r);
-            continue;
-        }
-        if (r->p.schema) {
-            size_t n;
-            const char *text = sl_json_guide_text(s->guide, id, &n);
-            sl_json_feed_all(&r->json, text, n);
-            if (sl_json_done(&r->json)) { /* the answer is complete */
-                finish_req(s, r, SL_FR_STOP, 0, NULL);
-                drop_req(s, &s->running, r);
-            }
+        if (n_draft) {
+            atomic_fetch_add(&s->metrics->spec_draft_tokens, (uint64_t)n_draft);
+            atomic_fetch_add(&s->metrics->spec_accepted_tokens, (uint64_t)accepted);
         }
     }
     publish_gauges(s);
@@ -745,6 +811,12 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
                      "max_prefill_tokens %d < 0)", p->max_num_batched_tokens, p->max_num_seqs, p->max_prefill_tokens);
         goto fail;
     }
+    if (p->spec_tokens < 0 || p->spec_tokens > SL_MAX_SPEC ||
+        (p->spec_tokens > 0 && (p->spec_lookup_min < 1 || p->spec_lookup_max < p->spec_lookup_min))) {
+        st = SL_FAIL(SL_ERR_INVALID, "speculation: %d tokens (0 to %d), n-grams of %d to %d tokens (1 <= min <= max)",
+                     p->spec_tokens, SL_MAX_SPEC, p->spec_lookup_min, p->spec_lookup_max);
+        goto fail;
+    }
     if (p->kv_type != SL_TYPE_F32 && p->kv_type != SL_TYPE_F16 && p->kv_type != SL_TYPE_Q8_0) {
         st = SL_FAIL(SL_ERR_INVALID, "KV type %s is not supported (f32, f16, q8_0)", sl_type_name(p->kv_type));
         goto fail;
@@ -789,7 +861,8 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     s->b_req = sl_alloc_array(S, sizeof(sl_req *));
     s->b_chunk = sl_alloc_array(S, sizeof(int32_t));
     s->b_snap = sl_alloc_array(S, sizeof(sl_req *));
-    s->logits = sl_alloc_array((S + SL_PLP_ROWS) * (size_t)hp->n_vocab, sizeof(float));
+    s->logits = sl_alloc_array((S + SL_PLP_ROWS + (p->spec_tokens > 0 ? SL_SPEC_ROWS : 0)) * (size_t)hp->n_vocab,
+                               sizeof(float));
     s->masked = sl_alloc_array((size_t)hp->n_vocab, sizeof(float));
     if ((st = sl_json_guide_create(sl_model_tokenizer(m), &s->guide))) goto fail;
     if (!s->b_tok || !s->b_pos || !s->b_seq || !s->b_want || !s->b_seqs || !s->b_req || !s->b_chunk || !s->b_snap || !s->logits ||

@@ -92,6 +92,9 @@ typedef struct sl_req_params {
 
 /* Prompt positions whose logits one step computes for echo with logprobs. */
 #define SL_PLP_ROWS 32
+/* Proposed tokens one step computes (n-gram speculation), and per sequence. */
+#define SL_SPEC_ROWS 64
+#define SL_MAX_SPEC 16
 
 /* One generated token as the channel reports it. */
 typedef struct sl_tok_out {
@@ -126,7 +129,9 @@ struct sl_req {
     double t_last_token;
     int32_t n_cached_prompt; /* prompt tokens served from the prefix cache at first admission */
     bool admitted_once;
-    sl_json_state json;     /* JSON mode: the output so far */
+    sl_json_state json;     /* structured output: the output so far */
+    int32_t n_draft;        /* tokens proposed in this step's batch (n-gram speculation) */
+    int32_t draft[SL_MAX_SPEC];
 
     /* output channel (guarded by mu) */
     pthread_mutex_t mu;
@@ -158,6 +163,15 @@ typedef struct sl_sched_params {
     int64_t kv_mem_mib;
     sl_type kv_type;        /* F32, F16 (default) or Q8_0 */
     bool prefix_caching;
+    /* n-gram speculation (prompt lookup): a decoding sequence whose last
+     * spec_lookup_max .. spec_lookup_min tokens occurred earlier in it
+     * proposes the spec_tokens that followed there; one step computes them
+     * with its next token, and each is kept while it is what the sampler
+     * picks at its position. The logits at a position do not depend on how
+     * many tokens a step computes, and the draw is keyed by position, so the
+     * output is the same with it or without. 0: off. */
+    int32_t spec_tokens;
+    int32_t spec_lookup_min, spec_lookup_max;
     sl_kvm_pool_cfg pools[SL_KVM_MAX_POOLS];
     int n_pools;
 } sl_sched_params;

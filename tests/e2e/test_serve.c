@@ -1132,6 +1132,68 @@ TEST(serve_kv_types) {
     CHECK(named);
 }
 
+/* n-gram speculation changes nothing in the output: greedy answers with --spec-ngram are llama.cpp's golden
+ * texts, sampled ones (and JSON mode) equal the server without it, concurrent ones equal each alone; and
+ * proposed tokens were accepted (the path ran). */
+static char *spec_body(int i) {
+    char *b = prompt_body(i, 80, false, i % 3 ? 0.9 : 0.0, 77 + i);
+    if (i % 4 == 1) { /* JSON mode too */
+        json_t *o = json_loads(b, 0, NULL);
+        json_object_set_new(o, "response_format", json_pack("{s:s}", "type", "json_object"));
+        free(b);
+        b = json_dumps(o, 0);
+        json_decref(o);
+    }
+    return b;
+}
+
+TEST(serve_spec_ngram_same_output) {
+    const char *url = start_default();
+    CHECK(url);
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--spec-ngram", "5", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    int golden = 0;
+    for (int nn = 0; nn < 6; nn++) {
+        char path[128];
+        snprintf(path, sizeof path, "golden/stories260K/main.%02d.json", nn);
+        json_error_t je;
+        json_t *g = json_load_file(sl_test_shared(path), 0, &je);
+        json_t *req = json_pack("{s:O,s:i,s:f,s:b}", "prompt", json_object_get(g, "prompt"), "max_tokens", 64,
+                                "temperature", 0.0, "ignore_eos", 1);
+        char *body = json_dumps(req, 0);
+        json_decref(req);
+        resp r = http(p.url, "/v1/completions", body, NULL);
+        free(body);
+        char *text = completion_text(&r);
+        golden += text && !strcmp(text, json_string_value(json_object_get(g, "generated_text")));
+        free(text);
+        free(r.body);
+        json_decref(g);
+    }
+    CHECK_EQ_INT(golden, 6);
+    int same = 0;
+    for (int i = 0; i < 8; i++) {
+        char *body = spec_body(i);
+        resp a = http(p.url, "/v1/completions", body, NULL), b = http(url, "/v1/completions", body, NULL);
+        char *ta = choice_json(&a), *tb = choice_json(&b);
+        if (ta && tb && !strcmp(ta, tb)) same++;
+        else fprintf(stderr, "    request %d: with speculation %s\n      without %s\n", i, ta, tb);
+        free(ta);
+        free(tb);
+        free(a.body);
+        free(b.body);
+        free(body);
+    }
+    CHECK_EQ_INT(same, 8);
+    CHECK_EQ_INT(alone_vs_together_by(p.url, 8, spec_body, choice_json), 8);
+    const double drafted = metric(p.url, "shardlm_spec_decode_draft_tokens_total", NULL),
+                 accepted = metric(p.url, "shardlm_spec_decode_accepted_tokens_total", NULL);
+    fprintf(stderr, "    proposed %.0f tokens, %.0f accepted\n", drafted, accepted);
+    CHECK(accepted > 0 && drafted >= accepted);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+}
+
 /* --kv-mem takes MiB or a share of physical RAM; anything else is refused
  * with the flag named. */
 TEST(serve_kv_mem_forms) {
