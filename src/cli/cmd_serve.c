@@ -28,7 +28,7 @@
 
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
-       O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_COUNT };
+       O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -79,6 +79,8 @@ static const opt_def OPTS[O_COUNT] = {
                 "tokens, checked in the same step (same output; 0: off)"},
     [O_SPEC_MIN] = {"spec-lookup-min", NULL, OPT_INT, "2", 1, 16, "shortest n-gram --spec-ngram looks up"},
     [O_SPEC_MAX] = {"spec-lookup-max", NULL, OPT_INT, "4", 1, 16, "longest n-gram --spec-ngram looks up"},
+    [O_SPEC_SEQS] = {"spec-max-seqs", NULL, OPT_INT, "4", 1, 4096,
+                     "no speculation while more sequences than this run (a step of many is bound by compute)"},
 };
 
 /* Whether a template compiles (a syntax error is known before any request). */
@@ -165,6 +167,7 @@ int cmd_serve(int argc, char **argv) {
         .spec_tokens = (int32_t)v[O_SPEC].i,
         .spec_lookup_min = (int32_t)v[O_SPEC_MIN].i,
         .spec_lookup_max = (int32_t)v[O_SPEC_MAX].i,
+        .spec_max_seqs = (int32_t)v[O_SPEC_SEQS].i,
     };
     if (sp.max_num_batched_tokens < sp.max_num_seqs) {
         fprintf(stderr,

@@ -214,6 +214,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->p.bias_vals = NULL;
     r->p.n_bias = 0;
     r->n_prompt = n_prompt;
+    r->spec_k = s->p.spec_tokens;
     int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : 1);
     r->max_ctx = (int32_t)(max_ctx > n_ctx ? n_ctx : max_ctx);
     r->cap_tokens = r->max_ctx + 1;
@@ -544,7 +545,11 @@ static int32_t propose(const sl_sched *s, const sl_req *r, int32_t kmax, int32_t
  * to max_ctx), and return how many; within the step's budget, the proposed rows left, max_ctx and
  * max_tokens. */
 static int32_t speculate(sl_sched *s, sl_req *r, int32_t budget, int32_t rows) {
-    int32_t kmax = s->p.spec_tokens < SL_MAX_SPEC ? s->p.spec_tokens : SL_MAX_SPEC;
+    if (r->spec_wait > 0) { /* its recent proposals missed: each costs a step more work, so wait */
+        r->spec_wait--;
+        return 0;
+    }
+    int32_t kmax = r->spec_k < SL_MAX_SPEC ? r->spec_k : SL_MAX_SPEC;
     if (kmax > rows) kmax = rows;
     if (kmax > budget - 1) kmax = budget - 1;
     if (kmax > r->max_ctx - r->n_tokens) kmax = r->max_ctx - r->n_tokens;
@@ -554,6 +559,20 @@ static int32_t speculate(sl_sched *s, sl_req *r, int32_t budget, int32_t rows) {
     const int32_t m = propose(s, r, kmax, r->draft);
     memcpy(r->tokens + r->n_tokens, r->draft, sizeof(int32_t) * (size_t)m);
     return m;
+}
+
+/* After a proposal of n tokens of which `kept` were kept: propose one more than were kept next time
+ * (doubling while all are, up to --spec-ngram); after misses in a row, wait 1, 3, 7, .. 31 steps. */
+static void spec_adapt(const sl_sched *s, sl_req *r, int32_t n, int32_t kept) {
+    if (kept == 0) {
+        r->spec_k = 1;
+        if (r->spec_misses < 5) r->spec_misses++;
+        r->spec_wait = (1 << r->spec_misses) - 1;
+        return;
+    }
+    r->spec_misses = 0;
+    r->spec_k = kept == n ? 2 * n : kept + 1;
+    if (r->spec_k > s->p.spec_tokens) r->spec_k = s->p.spec_tokens;
 }
 
 /* Sample r's next token from the logits of its last one and take it. Returns true when r finished (it is
@@ -606,7 +625,7 @@ static bool step(sl_sched *s) {
     /* prompt positions whose logits echo with logprobs needs: rows of s->logits beyond one per sequence */
     int32_t plp_rows = SL_PLP_ROWS;
     /* tokens proposed by n-gram speculation: rows beyond those */
-    int32_t spec_rows = s->p.spec_tokens > 0 ? SL_SPEC_ROWS : 0;
+    int32_t spec_rows = s->p.spec_tokens > 0 && s->running.n <= s->p.spec_max_seqs ? SL_SPEC_ROWS : 0;
     /* running requests in order; a preemption only ever moves a request that
      * has not been batched yet (see reserve_running), so a snapshot works */
     int32_t n_run = 0;
@@ -701,7 +720,9 @@ static bool step(sl_sched *s) {
         }
         const int32_t n_draft = r->n_draft; /* r may be gone once it finishes */
         int32_t accepted = 0;
-        for (int32_t j = 0; !sample_one(s, r, lg[j], t); j++) {
+        bool gone = false;
+        for (int32_t j = 0;; j++) {
+            if ((gone = sample_one(s, r, lg[j], t))) break;
             /* proposed token j was what the sampler picked: the logits at its position hold, go on */
             if (j >= n_draft || r->tokens[r->n_tokens - 1] != r->draft[j]) break;
             r->n_computed++;
@@ -711,6 +732,7 @@ static bool step(sl_sched *s) {
         if (n_draft) {
             atomic_fetch_add(&s->metrics->spec_draft_tokens, (uint64_t)n_draft);
             atomic_fetch_add(&s->metrics->spec_accepted_tokens, (uint64_t)accepted);
+            if (!gone) spec_adapt(s, r, n_draft, accepted);
         }
     }
     publish_gauges(s);

@@ -132,6 +132,9 @@ struct sl_req {
     sl_json_state json;     /* structured output: the output so far */
     int32_t n_draft;        /* tokens proposed in this step's batch (n-gram speculation) */
     int32_t draft[SL_MAX_SPEC];
+    int32_t spec_k;         /* how many to propose next: one more than were kept last time, doubling while all are */
+    int32_t spec_misses;    /* proposals in a row of which none was kept */
+    int32_t spec_wait;      /* steps to wait before proposing again (2^misses - 1, at most 31) */
 
     /* output channel (guarded by mu) */
     pthread_mutex_t mu;
@@ -172,6 +175,11 @@ typedef struct sl_sched_params {
      * output is the same with it or without. 0: off. */
     int32_t spec_tokens;
     int32_t spec_lookup_min, spec_lookup_max;
+    /* no speculation in a step with more running sequences than this: a
+     * step of many sequences is bound by compute, not by reading the
+     * weights, so proposed tokens only add work (vLLM's
+     * speculative_disable_by_batch_size) */
+    int32_t spec_max_seqs;
     sl_kvm_pool_cfg pools[SL_KVM_MAX_POOLS];
     int n_pools;
 } sl_sched_params;

@@ -1151,7 +1151,7 @@ TEST(serve_spec_ngram_same_output) {
     const char *url = start_default();
     CHECK(url);
     sl_test_proc p;
-    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--spec-ngram", "5", NULL};
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--spec-ngram", "5", "--spec-max-seqs", "64", NULL};
     CHECK(sl_test_proc_start(&p, args, 20) == 0);
     int golden = 0;
     for (int nn = 0; nn < 6; nn++) {
