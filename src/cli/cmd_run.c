@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 enum { O_MODEL, O_PROMPT, O_FILE, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPPEN, O_REPN, O_PRES, O_FREQ, O_SEED,
-       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_CHAT, O_SYSTEM, O_TEMPLATE, O_COUNT };
+       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_CHAT, O_SYSTEM, O_TEMPLATE, O_SPEC, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -48,6 +48,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SYSTEM] = {"system", NULL, OPT_STR, NULL, 0, -1, "system message for --chat"},
     [O_TEMPLATE] = {"chat-template", NULL, OPT_STR, NULL, 0, -1,
                     "Jinja chat template file for --chat (default: the model's, else a built-in one)"},
+    [O_SPEC] = {"spec-ngram", NULL, OPT_INT, "0", 0, 16,
+                "n-gram speculation: tokens proposed from an earlier occurrence of the last 2-4 tokens, checked in "
+                "the same step (same output; 0: off)"},
 };
 
 static double now_s(void) {
@@ -257,6 +260,7 @@ int cmd_run(int argc, char **argv) {
         .n_threads = v[O_THREADS].set ? (int32_t)v[O_THREADS].i : cli_default_threads(),
         .max_batch = (int32_t)v[O_BATCH].i,
         .ignore_eos = v[O_IGNORE_EOS].b,
+        .spec_tokens = (int32_t)v[O_SPEC].i,
         .sampling = {
             .temperature = (float)v[O_TEMP].f,
             .top_k = (int32_t)v[O_TOPK].i,

@@ -7,6 +7,7 @@
 #include "core/status.h"
 #include "engine/forward.h"
 #include "engine/kv.h"
+#include "engine/ngram.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -82,34 +83,60 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
     sl_sampler *smp = NULL;
     int32_t *hist = NULL;
     float *logits = NULL;
-    sl_status st = gen_init(&g, m, n_ctx, max_batch, p->n_threads > 0 ? p->n_threads : 1);
+    const int32_t k_spec = p->spec_tokens < 0 ? 0 : p->spec_tokens > 16 ? 16 : p->spec_tokens;
+    sl_spec spec;
+    sl_spec_init(&spec, k_spec, p->spec_lookup_min > 0 ? p->spec_lookup_min : 2,
+                 p->spec_lookup_max > 0 ? p->spec_lookup_max : 4);
+    sl_status st = gen_init(&g, m, n_ctx, max_batch > k_spec + 1 ? max_batch : k_spec + 1, p->n_threads > 0 ? p->n_threads : 1);
     if (st) goto fail;
     if ((st = sl_sampler_create(&p->sampling, n_vocab, &smp))) goto fail;
-    hist = sl_alloc_array((size_t)n_ctx + 1, sizeof(int32_t));
-    logits = sl_alloc_array((size_t)n_vocab, sizeof(float));
+    /* hist: the sequence, then the tokens proposed after it (room for 16) */
+    hist = sl_alloc_array((size_t)n_ctx + 17, sizeof(int32_t));
+    logits = sl_alloc_array((size_t)(k_spec + 1) * (size_t)n_vocab, sizeof(float));
     if (!hist || !logits) {
         st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
     for (int32_t i = 0; i < n_prompt; i++) hist[i] = prompt[i];
     if ((st = gen_feed(&g, prompt, n_prompt, 0, 1, logits, n_vocab))) goto fail;
-    int32_t n_hist = n_prompt;
+    int32_t n_hist = n_prompt, n_draft = 0;
+    int32_t draft[16];
     for (;;) {
-        if (p->n_predict >= 0 && *n_generated >= p->n_predict) break;
-        int32_t id = sl_sampler_sample(smp, logits, hist, n_hist, 0, (uint64_t)n_hist);
-        hist[n_hist++] = id;
-        (*n_generated)++;
-        if (!cb(ud, id, logits, n_vocab)) {
-            *finish = SL_FINISH_CALLER;
+        /* logits row j: after the last token fed before the proposals (j = 0), or after proposal j - 1,
+         * which holds while the proposals before it were the tokens sampled */
+        int32_t kept = 0, id = -1;
+        bool stop = false;
+        for (int32_t j = 0; j <= n_draft && !stop; j++) {
+            if (p->n_predict >= 0 && *n_generated >= p->n_predict) {
+                stop = true;
+                break;
+            }
+            const float *lg = logits + (int64_t)j * n_vocab;
+            id = sl_sampler_sample(smp, lg, hist, n_hist, 0, (uint64_t)n_hist);
+            hist[n_hist++] = id;
+            (*n_generated)++;
+            if (!cb(ud, id, lg, n_vocab)) {
+                *finish = SL_FINISH_CALLER;
+                stop = true;
+            } else if (!p->ignore_eos && sl_tokenizer_is_eog(m->tok, id)) {
+                *finish = SL_FINISH_STOP;
+                stop = true;
+            } else if ((p->n_predict >= 0 && *n_generated >= p->n_predict) || n_hist >= n_ctx) {
+                stop = true; /* length, or the context is full */
+            } else if (j < n_draft && id == draft[j]) {
+                kept++;
+                continue;
+            }
             break;
         }
-        if (!p->ignore_eos && sl_tokenizer_is_eog(m->tok, id)) {
-            *finish = SL_FINISH_STOP;
-            break;
-        }
-        if (p->n_predict >= 0 && *n_generated >= p->n_predict) break;
-        if (n_hist >= n_ctx) break; /* context full */
-        if ((st = gen_feed(&g, &id, 1, n_hist - 1, 1, logits, n_vocab))) goto fail;
+        sl_spec_update(&spec, n_draft, kept);
+        if (stop) break;
+        /* feed the last token sampled with what it proposes after it (within the context and n_predict) */
+        int32_t kmax = n_ctx - n_hist;
+        if (p->n_predict >= 0 && kmax > p->n_predict - *n_generated - 1) kmax = p->n_predict - *n_generated - 1;
+        n_draft = sl_spec_propose(&spec, hist, n_hist, kmax, draft);
+        for (int32_t j = 0; j < n_draft; j++) hist[n_hist + j] = draft[j];
+        if ((st = gen_feed(&g, hist + n_hist - 1, 1 + n_draft, n_hist - 1, 1 + n_draft, logits, n_vocab))) goto fail;
     }
 fail:
     sl_free(logits);

@@ -20,6 +20,10 @@ typedef struct sl_gen_params {
     int32_t max_batch;        /* prefill chunk (0: 512) */
     bool ignore_eos;          /* keep going past end-of-generation tokens */
     sl_sampler_params sampling;
+    /* n-gram speculation (engine/ngram.h): tokens proposed per step, at most
+     * 16 (0: off), and the n-gram lengths looked up (0, 0: 2 to 4). The
+     * output is the same with it or without. */
+    int32_t spec_tokens, spec_lookup_min, spec_lookup_max;
 } sl_gen_params;
 
 /* Called for each generated token with the logits it was sampled from.

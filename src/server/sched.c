@@ -214,7 +214,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->p.bias_vals = NULL;
     r->p.n_bias = 0;
     r->n_prompt = n_prompt;
-    r->spec_k = s->p.spec_tokens;
+    sl_spec_init(&r->spec, s->p.spec_tokens, s->p.spec_lookup_min, s->p.spec_lookup_max);
     int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : 1);
     r->max_ctx = (int32_t)(max_ctx > n_ctx ? n_ctx : max_ctx);
     r->cap_tokens = r->max_ctx + 1;
@@ -521,58 +521,20 @@ static void record_plp(sl_sched *s, sl_req *r, int32_t pos, const float *logits)
     pthread_mutex_unlock(&r->mu);
 }
 
-/* n-gram speculation (prompt lookup): the tokens that followed the latest earlier occurrence of the
- * sequence's last L tokens, L from spec_lookup_max down to spec_lookup_min; at most kmax of them. */
-static int32_t propose(const sl_sched *s, const sl_req *r, int32_t kmax, int32_t *draft) {
-    const int32_t *h = r->tokens, n = r->n_tokens;
-    for (int32_t L = s->p.spec_lookup_max; L >= s->p.spec_lookup_min; L--) {
-        if (n < L + 1) continue;
-        const int32_t *suffix = h + n - L;
-        for (int32_t i = n - L - 1; i >= 0; i--) {
-            if (h[i] != suffix[0] || memcmp(h + i, suffix, sizeof(int32_t) * (size_t)L) != 0) continue;
-            int32_t m = 0;
-            while (m < kmax && i + L + m < n) {
-                draft[m] = h[i + L + m];
-                m++;
-            }
-            return m;
-        }
-    }
-    return 0;
-}
-
-/* Speculation for a decoding request: propose tokens, put them after its last one (r->tokens has room up
- * to max_ctx), and return how many; within the step's budget, the proposed rows left, max_ctx and
- * max_tokens. */
-static int32_t speculate(sl_sched *s, sl_req *r, int32_t budget, int32_t rows) {
-    if (r->spec_wait > 0) { /* its recent proposals missed: each costs a step more work, so wait */
-        r->spec_wait--;
-        return 0;
-    }
-    int32_t kmax = r->spec_k < SL_MAX_SPEC ? r->spec_k : SL_MAX_SPEC;
+/* Speculation for a decoding request: propose tokens (engine/ngram.h), put them after its last one
+ * (r->tokens has room up to max_ctx), and return how many; within the step's budget, the proposed rows
+ * left, max_ctx and max_tokens. */
+static int32_t speculate(sl_req *r, int32_t budget, int32_t rows) {
+    int32_t kmax = SL_MAX_SPEC;
     if (kmax > rows) kmax = rows;
     if (kmax > budget - 1) kmax = budget - 1;
     if (kmax > r->max_ctx - r->n_tokens) kmax = r->max_ctx - r->n_tokens;
     if (r->p.max_tokens > 0 && kmax > r->p.max_tokens - (r->n_tokens - r->n_prompt) - 1)
         kmax = r->p.max_tokens - (r->n_tokens - r->n_prompt) - 1;
     if (kmax <= 0) return 0;
-    const int32_t m = propose(s, r, kmax, r->draft);
+    const int32_t m = sl_spec_propose(&r->spec, r->tokens, r->n_tokens, kmax, r->draft);
     memcpy(r->tokens + r->n_tokens, r->draft, sizeof(int32_t) * (size_t)m);
     return m;
-}
-
-/* After a proposal of n tokens of which `kept` were kept: propose one more than were kept next time
- * (doubling while all are, up to --spec-ngram); after misses in a row, wait 1, 3, 7, .. 31 steps. */
-static void spec_adapt(const sl_sched *s, sl_req *r, int32_t n, int32_t kept) {
-    if (kept == 0) {
-        r->spec_k = 1;
-        if (r->spec_misses < 5) r->spec_misses++;
-        r->spec_wait = (1 << r->spec_misses) - 1;
-        return;
-    }
-    r->spec_misses = 0;
-    r->spec_k = kept == n ? 2 * n : kept + 1;
-    if (r->spec_k > s->p.spec_tokens) r->spec_k = s->p.spec_tokens;
 }
 
 /* Sample r's next token from the logits of its last one and take it. Returns true when r finished (it is
@@ -638,7 +600,7 @@ static bool step(sl_sched *s) {
         int32_t chunk = remaining < budget ? remaining : budget;
         if (remaining > 1 && chunk > prefill) chunk = prefill; /* still in its prompt */
         if (plp_pending(r) && chunk > plp_rows) chunk = plp_rows;
-        r->n_draft = remaining == 1 && spec_rows > 0 && chunk == 1 ? speculate(s, r, budget, spec_rows) : 0;
+        r->n_draft = remaining == 1 && spec_rows > 0 && chunk == 1 ? speculate(r, budget, spec_rows) : 0;
         chunk += r->n_draft;
         if (chunk <= 0 || !reserve_running(s, r, r->n_computed + chunk)) continue;
         add_to_batch(s, r, chunk, &n_tok, &n_seq);
@@ -732,7 +694,7 @@ static bool step(sl_sched *s) {
         if (n_draft) {
             atomic_fetch_add(&s->metrics->spec_draft_tokens, (uint64_t)n_draft);
             atomic_fetch_add(&s->metrics->spec_accepted_tokens, (uint64_t)accepted);
-            if (!gone) spec_adapt(s, r, n_draft, accepted);
+            if (!gone) sl_spec_update(&r->spec, n_draft, accepted);
         }
     }
     publish_gauges(s);

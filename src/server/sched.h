@@ -19,6 +19,7 @@
 
 #include "shardlm.h"
 #include "engine/jsonguide.h"
+#include "engine/ngram.h"
 #include "engine/sampler.h"
 #include "server/kvmgr.h"
 #include "server/metrics.h"
@@ -132,9 +133,7 @@ struct sl_req {
     sl_json_state json;     /* structured output: the output so far */
     int32_t n_draft;        /* tokens proposed in this step's batch (n-gram speculation) */
     int32_t draft[SL_MAX_SPEC];
-    int32_t spec_k;         /* how many to propose next: one more than were kept last time, doubling while all are */
-    int32_t spec_misses;    /* proposals in a row of which none was kept */
-    int32_t spec_wait;      /* steps to wait before proposing again (2^misses - 1, at most 31) */
+    sl_spec spec;           /* its n-gram speculation (engine/ngram.h) */
 
     /* output channel (guarded by mu) */
     pthread_mutex_t mu;

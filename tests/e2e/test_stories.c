@@ -150,12 +150,13 @@ TEST(stories_prompt_05) { check_prompt(5, 1); }
 TEST(stories_prompt_00_two_threads) { check_prompt(0, 2); }
 TEST(stories_prompt_03_three_threads) { check_prompt(3, 3); }
 
-/* The CLI: `shardlm run --temp 0 -n 64 --json` prints llama.cpp's ids. */
-static void check_cli(int nn) {
+/* The CLI: `shardlm run --temp 0 -n 64 --json` prints llama.cpp's ids, with n-gram speculation (`spec`
+ * tokens per step) or without. */
+static void check_cli(int nn, const char *spec) {
     golden g = {0};
     CHECK_MSG(load_golden(nn, &g), "cannot read golden file %02d", nn);
     char *argv[] = {(char *)sl_test_bin(), "run", "-m", MODEL, "-p", g.prompt, "--temp", "0", "-n", "64", "--json",
-                    "--ignore-eos", "-t", "1", NULL};
+                    "--ignore-eos", "-t", "1", "--spec-ngram", (char *)spec, NULL};
     char *out = NULL, *err = NULL;
     int rc = sl_test_run(argv, &out, &err, 120);
     json_error_t je;
@@ -181,7 +182,14 @@ static void check_cli(int nn) {
 
 TEST(cli_run_json_all_prompts) {
     for (int nn = 0; nn < 6; nn++) {
-        check_cli(nn);
+        check_cli(nn, "0");
+        if (sl_test_failed()) return;
+    }
+}
+
+TEST(cli_run_spec_ngram_all_prompts) {
+    for (int nn = 0; nn < 6; nn++) {
+        check_cli(nn, "5");
         if (sl_test_failed()) return;
     }
 }

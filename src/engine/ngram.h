@@ -1,0 +1,35 @@
+/*
+ * ngram.h — n-gram speculation (prompt lookup), shared by the server's
+ * scheduler and `shardlm run`: a sequence whose last lookup_max ..
+ * lookup_min tokens occurred earlier in it proposes the tokens that followed
+ * the latest occurrence. The caller computes them in the step of its next
+ * token and keeps each while it is the token sampled at its position; the
+ * logits at a position are the same bits however many tokens a step computes
+ * and the draw is keyed by position, so the output does not change.
+ *
+ * How many to propose adapts per sequence: one more than were kept last time
+ * (doubling while all are, up to `max`); after proposals of which none was
+ * kept, wait 1, 3, 7 .. 31 steps — a step that checks proposals that miss
+ * costs more than a one-token step.
+ */
+#ifndef SL_ENGINE_NGRAM_H
+#define SL_ENGINE_NGRAM_H
+
+#include <stdint.h>
+
+typedef struct sl_spec {
+    int32_t max;                    /* tokens per proposal at most (0: off) */
+    int32_t lookup_min, lookup_max; /* n-gram lengths looked up */
+    int32_t k;                      /* how many to propose next */
+    int32_t misses;                 /* proposals in a row of which none was kept */
+    int32_t wait;                   /* steps to wait before proposing again */
+} sl_spec;
+
+void sl_spec_init(sl_spec *s, int32_t max, int32_t lookup_min, int32_t lookup_max);
+/* Tokens proposed after h[0..n) into draft (at most kmax, and at most s->k);
+ * 0 while waiting or when the last tokens did not occur before. */
+int32_t sl_spec_propose(sl_spec *s, const int32_t *h, int32_t n, int32_t kmax, int32_t *draft);
+/* After a proposal of n tokens of which `kept` were kept. */
+void sl_spec_update(sl_spec *s, int32_t n, int32_t kept);
+
+#endif
