@@ -69,9 +69,9 @@ struct sl_sched {
     sl_req **b_req;     /* per batch sequence */
     sl_req **b_snap;    /* running requests at the start of a step */
     int32_t *b_chunk;   /* tokens of each sequence in this step */
-    float *logits;      /* (max_num_seqs + SL_PLP_ROWS, n_vocab) */
-    sl_json_guide *guide; /* JSON mode's token texts */
-    float *masked;      /* (n_vocab) a JSON-mode request's logits, masked */
+    float *logits;      /* (max_num_seqs + 1 + SL_PLP_ROWS [+ SL_SPEC_ROWS with speculation], n_vocab) */
+    sl_json_guide *guide; /* structured output: the vocabulary's token texts */
+    float *masked;      /* (n_vocab) a structured-output request's logits, masked */
 };
 
 static double now_s(void) {
