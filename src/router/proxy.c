@@ -545,7 +545,10 @@ static bool prefix_hash(json_t *body, int ep, int limit, uint64_t *out) {
 
 /* ---- the router's own endpoints --------------------------------------------------- */
 
-static void models_merged(worker *w, cconn *c) {
+static int respond_error(worker *w, cconn *c, int status, const char *param, const char *fmt, ...);
+
+/* GET /v1/models: the engines' models, each once; with `one`, GET /v1/models/{one}: that model or a 404. */
+static void models_merged(worker *w, cconn *c, const char *one) {
     json_t *data = json_array();
     char engines[1024] = "";
     size_t el = 0;
@@ -574,6 +577,15 @@ static void models_merged(worker *w, cconn *c) {
         json_decref(list);
         if (used && el + strlen(e->spec.url) + 2 < sizeof engines)
             el += (size_t)snprintf(engines + el, sizeof engines - el, "%s%s", el ? "," : "", e->spec.url);
+    }
+    if (one) {
+        size_t k;
+        json_t *m, *found = NULL;
+        json_array_foreach(data, k, m) if (!strcmp(json_string_value(json_object_get(m, "id")), one)) found = m;
+        if (found) respond_json(w, c, 200, json_incref(found), el ? engines : NULL);
+        else respond_error(w, c, 404, "model", "The model '%.200s' does not exist on any engine in rotation", one);
+        json_decref(data);
+        return;
     }
     respond_json(w, c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data), el ? engines : NULL);
 }
@@ -824,13 +836,13 @@ static int handle_request(worker *w, cconn *c) {
     else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
     else if (!strcmp(path, "/detokenize")) ep = EP_DETOKENIZE;
-    else if (!strcmp(path, "/v1/models")) ep = -1;
+    else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
     else return respond_error(w, c, 404, NULL, "no such endpoint");
     if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
         return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     if (ep < 0) {
         if (!get) return respond_error(w, c, 405, NULL, "use GET");
-        models_merged(w, c);
+        models_merged(w, c, path[10] == '/' ? path + 11 : NULL);
         return 0;
     }
     if (!post) return respond_error(w, c, 405, NULL, "use POST");

@@ -556,16 +556,22 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");
         return reply(c, cx, 200, "text/plain; version=0.0.4", sl_metrics_render(h->metrics, h->api.model_id));
     }
-    bool known = !strcmp(url, "/v1/models") || !strcmp(url, "/v1/completions") || !strcmp(url, "/v1/chat/completions") ||
-                 !strcmp(url, "/tokenize") || !strcmp(url, "/detokenize");
+    const bool one_model = !strncmp(url, "/v1/models/", 11); /* OpenAI's retrieve: GET /v1/models/{id} */
+    bool known = !strcmp(url, "/v1/models") || one_model || !strcmp(url, "/v1/completions") ||
+                 !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/tokenize") || !strcmp(url, "/detokenize");
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
-    if (!strcmp(url, "/v1/models")) {
+    if (!strcmp(url, "/v1/models") || one_model) {
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");
-        return reply_json(c, cx, 200,
-                          json_pack("{s:s,s:[{s:s,s:s,s:I,s:s,s:i}]}", "object", "list", "data", "id", h->api.model_id,
-                                    "object", "model", "created", (json_int_t)0, "owned_by", "shardlm", "max_model_len",
-                                    h->api.n_ctx));
+        json_t *model = json_pack("{s:s,s:s,s:I,s:s,s:i}", "id", h->api.model_id, "object", "model", "created",
+                                  (json_int_t)0, "owned_by", "shardlm", "max_model_len", h->api.n_ctx);
+        if (!one_model) return reply_json(c, cx, 200, json_pack("{s:s,s:[o]}", "object", "list", "data", model));
+        if (!strcmp(url + 11, h->api.model_id)) return reply_json(c, cx, 200, model);
+        json_decref(model);
+        sl_api_error e;
+        sl_api_set_error(&e, 404, "model", "The model '%s' does not exist; this server serves '%s'", url + 11,
+                         h->api.model_id);
+        return reply_error(c, cx, &e);
     }
     if (!post) return reply_err(c, cx, 405, NULL, "use POST");
     if (cx->too_big) {

@@ -41,7 +41,8 @@ TEST(openai_node_client) {
     long long nf_status = json_integer_value(json_object_get(nf, "status"));
     const char *model = json_string_value(json_object_get(o, "model"));
     const char *completion = json_string_value(json_object_get(o, "completion"));
-    bool model_ok = model && !strcmp(model, "stories260K");
+    const char *retrieved = json_string_value(json_object_get(o, "retrieved"));
+    bool model_ok = model && !strcmp(model, "stories260K") && retrieved && !strcmp(retrieved, model);
     bool comp_ok = completion && strlen(completion) > 0;
     bool sf_ok = sf && !strcmp(sf, "length");
     /* several prompts with echo and logprobs, nothing generated: each choice is its prompt, scored */

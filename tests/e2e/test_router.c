@@ -75,6 +75,12 @@ TEST(proxy_matches_engine) {
     rresp m = rt_http(r.url, NULL, "/v1/models", NULL, NULL, NULL);
     CHECK_EQ_INT(m.status, 200);
     CHECK(strstr(m.body, "\"stories260K\"") != NULL);
+    rresp m1 = rt_http(r.url, NULL, "/v1/models/stories260K", NULL, NULL, NULL),
+          m0 = rt_http(r.url, NULL, "/v1/models/nope", NULL, NULL, NULL);
+    CHECK_EQ_INT(m1.status, 200);
+    CHECK(strstr(m1.body, "\"id\":\"stories260K\"") && !strstr(m1.body, "\"data\""));
+    CHECK_EQ_INT(m0.status, 404);
+    CHECK(strstr(m0.body, "\"param\":\"model\"") != NULL);
     rresp h = rt_http(r.url, NULL, "/health", NULL, NULL, NULL), nf = rt_http(r.url, NULL, "/nope", NULL, NULL, NULL);
     CHECK_EQ_INT(h.status, 200);
     CHECK_EQ_INT(nf.status, 404);
@@ -89,7 +95,7 @@ TEST(proxy_matches_engine) {
     CHECK_EQ_INT(adm.status, 403);
     CHECK(rt_metric(r.url, "shardlm_router_engine_up") == 2);
     CHECK(rt_metric(r.url, "shardlm_router_requests_total{status=\"200\"}") >= 4);
-    rresp *all[] = {&direct, &via, &s, &cd, &cv, &m, &h, &nf, &bad, &tok, &tokd, &adm};
+    rresp *all[] = {&direct, &via, &s, &cd, &cv, &m, &m1, &m0, &h, &nf, &bad, &tok, &tokd, &adm};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rt_free(all[i]);
     free(a), free(b), free(c), free(x), free(y);
     stop_all(&r, 1);

@@ -158,6 +158,14 @@ TEST(serve_health_ready_models) {
     CHECK_EQ_INT(r.status, 200);
     CHECK_MSG(strstr(r.body, "\"id\":\"stories260K\""), "models: %s", r.body);
     free(r.body);
+    r = http(url, "/v1/models/stories260K", NULL, NULL); /* OpenAI's retrieve */
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_MSG(strstr(r.body, "\"id\":\"stories260K\"") && strstr(r.body, "\"object\":\"model\""), "%s", r.body);
+    free(r.body);
+    r = http(url, "/v1/models/gpt-5", NULL, NULL);
+    CHECK_EQ_INT(r.status, 404);
+    CHECK_MSG(strstr(r.body, "\"code\":\"model_not_found\""), "%s", r.body);
+    free(r.body);
     r = http(url, "/nope", NULL, NULL);
     CHECK_EQ_INT(r.status, 404);
     free(r.body);

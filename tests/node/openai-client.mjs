@@ -8,6 +8,7 @@ const client = new OpenAI({ baseURL, apiKey: 'unused', timeout: 30000, maxRetrie
 
 const models = await client.models.list();
 const model = models.data[0].id;
+const retrieved = await client.models.retrieve(model);
 
 const messages = [{ role: 'user', content: 'Tell me a story about a dog.' }];
 const plain = await client.chat.completions.create({ model, messages, max_tokens: 24, temperature: 0 });
@@ -44,6 +45,7 @@ try {
 
 console.log(JSON.stringify({
   model,
+  retrieved: retrieved.id,
   plain: plain.choices[0].message.content,
   plain_finish: plain.choices[0].finish_reason,
   plain_usage: plain.usage,
