@@ -497,9 +497,37 @@ static bool parse_stop_ids(const sl_api_ctx *ctx, json_t *body, sl_req_params *p
     return true;
 }
 
+/* response_format: text, or structured output (json_object: any object; json_schema: compiled into p->schema). */
+static bool parse_response_format(json_t *o, sl_req_params *p, sl_api_error *e) {
+    json_t *v = json_object_get(o, "response_format");
+    if (!v || json_is_null(v)) return true;
+    json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
+    const char *type = json_is_string(t) ? json_string_value(t) : "";
+    json_t *js = json_object_get(v, "json_schema");
+    if (!strcmp(type, "json_schema") && !json_is_object(json_object_get(js, "schema"))) {
+        sl_api_set_error(e, 400, "response_format", "'response_format.json_schema.schema' must be a JSON Schema object");
+        return false;
+    }
+    if (!strcmp(type, "json_object") || !strcmp(type, "json_schema")) {
+        sl_status st = sl_json_schema_compile(!strcmp(type, "json_schema") ? json_object_get(js, "schema") : NULL,
+                                              &p->schema);
+        if (st) {
+            sl_api_set_error(e, st == SL_ERR_NOMEM ? 500 : 400, "response_format",
+                             "'response_format.json_schema.schema': %s", sl_last_error());
+            return false;
+        }
+    } else if (strcmp(type, "text") != 0) {
+        sl_api_set_error(e, 400, "response_format",
+                         "'response_format' must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or "
+                         "{\"type\": \"json_schema\", \"json_schema\": {\"schema\": ...}}");
+        return false;
+    }
+    return true;
+}
+
 /* Fields of OpenAI's API this server does not implement, refused rather
  * than ignored when they would change the output. */
-static bool refuse_unsupported(json_t *o, sl_req_params *p, sl_api_error *e) {
+static bool refuse_unsupported(json_t *o, sl_api_error *e) {
     json_t *v;
     if ((v = json_object_get(o, "best_of")) && !json_is_null(v) &&
         !(json_is_integer(v) && json_integer_value(v) == 1)) {
@@ -509,30 +537,6 @@ static bool refuse_unsupported(json_t *o, sl_req_params *p, sl_api_error *e) {
     if ((v = json_object_get(o, "suffix")) && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0)) {
         sl_api_set_error(e, 400, "suffix", "'suffix' (insertion after the completion) is not supported");
         return false;
-    }
-    if ((v = json_object_get(o, "response_format")) && !json_is_null(v)) {
-        json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
-        const char *type = json_is_string(t) ? json_string_value(t) : "";
-        json_t *js = json_object_get(v, "json_schema");
-        if (!strcmp(type, "json_schema") && !json_is_object(json_object_get(js, "schema"))) {
-            sl_api_set_error(e, 400, "response_format",
-                             "'response_format.json_schema.schema' must be a JSON Schema object");
-            return false;
-        }
-        if (!strcmp(type, "json_object") || !strcmp(type, "json_schema")) {
-            sl_status st = sl_json_schema_compile(!strcmp(type, "json_schema") ? json_object_get(js, "schema") : NULL,
-                                                  &p->schema);
-            if (st) {
-                sl_api_set_error(e, st == SL_ERR_NOMEM ? 500 : 400, "response_format",
-                                 "'response_format.json_schema.schema': %s", sl_last_error());
-                return false;
-            }
-        } else if (strcmp(type, "text") != 0) {
-            sl_api_set_error(e, 400, "response_format",
-                             "'response_format' must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or "
-                             "{\"type\": \"json_schema\", \"json_schema\": {\"schema\": ...}}");
-            return false;
-        }
     }
     return true;
 }
@@ -654,12 +658,12 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->logprobs = lp ? (int32_t)x : -1;
     }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
-        !refuse_unsupported(o, p, e))
+        !refuse_unsupported(o, e) || !parse_response_format(o, p, e))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
     int32_t longest = 0; /* the longest prompt bounds max_tokens */
     for (int32_t i = 0; i <= r->n_more; i++) {
-        const int32_t n = i == 0 ? r->n_prompt : r->more[i - 1].n;
+        const int32_t n = sl_api_prompt_at(r, i).n;
         char what[32] = "the prompt";
         if (r->n_more) snprintf(what, sizeof what, "prompt[%d]", i);
         if (n == 0) {

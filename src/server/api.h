@@ -52,6 +52,11 @@ typedef struct sl_api_request {
     int32_t n;
 } sl_api_request;
 
+/* Prompt i of a request, 0 <= i <= n_more (0: prompt / n_prompt / prompt_text). */
+static inline sl_api_prompt sl_api_prompt_at(const sl_api_request *r, int32_t i) {
+    return i == 0 ? (sl_api_prompt){.ids = r->prompt, .n = r->n_prompt, .text = r->prompt_text} : r->more[i - 1];
+}
+
 typedef struct sl_api_ctx {
     const sl_model *model;
     const char *model_id;

@@ -423,18 +423,17 @@ static json_t *choice_json(gen *g, int k) {
     return ch;
 }
 
-/* Create the request of prompt (ids, n, text) as choice k, the j-th of its prompt. */
-static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_request *ar, const int32_t *ids, int32_t n,
-                            const char *text) {
+/* Create the request of prompt pr as choice k, the j-th of its prompt. */
+static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_request *ar, sl_api_prompt pr) {
     sl_req_params p = ar->params;
-    if (!ar->max_tokens_given) p.max_tokens = h->api.n_ctx - n; /* what this prompt's context leaves */
+    if (!ar->max_tokens_given) p.max_tokens = h->api.n_ctx - pr.n; /* what this prompt's context leaves */
     p.sampling.seed += (uint64_t)j;
     choice *c = &g->ch[k];
     c->first = j == 0;
-    sl_status st = sl_req_create(h->sched, ids, n, &p, &c->req);
+    sl_status st = sl_req_create(h->sched, pr.ids, pr.n, &p, &c->req);
     if (st) return st;
     if (p.echo) { /* the prompt string as sent, or the text of the prompt's token ids */
-        c->echo = text ? sl_strdup(text) : sl_api_detok_text(&h->api, ids, n);
+        c->echo = pr.text ? sl_strdup(pr.text) : sl_api_detok_text(&h->api, pr.ids, pr.n);
         if (!c->echo) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
         c->n_echo = strlen(c->echo);
     }
@@ -461,8 +460,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     int bad = 0; /* the prompt a refusal is about */
     for (int k = 0; k < g->n && !st; k++) {
         const int i = k / ar.n, j = k % ar.n;
-        st = i == 0 ? add_choice(h, g, k, j, &ar, ar.prompt, ar.n_prompt, ar.prompt_text)
-                    : add_choice(h, g, k, j, &ar, ar.more[i - 1].ids, ar.more[i - 1].n, ar.more[i - 1].text);
+        st = add_choice(h, g, k, j, &ar, sl_api_prompt_at(&ar, i));
         bad = i;
     }
     const bool several = ar.n_more > 0;

@@ -525,6 +525,16 @@ static char *choice_json(const resp *r) {
     return s;
 }
 
+/* Body b (freed) with key set to value (taken). */
+static char *with_field(char *b, const char *key, json_t *value) {
+    json_t *o = json_loads(b, 0, NULL);
+    free(b);
+    json_object_set_new(o, key, value);
+    char *out = json_dumps(o, 0);
+    json_decref(o);
+    return out;
+}
+
 /* Send n requests (body_fn(i)) one at a time, then all at once; returns how
  * many concurrent answers equal their answer alone (printing the others):
  * the same key (completion_text, or choice_json). */
@@ -726,16 +736,13 @@ static char *echo_request(const char *url, json_t *g, bool stream) {
 static char *body_echo8(int i) {
     char *b = prompt_body(i, 8, false, 0.0, -1);
     json_t *o = json_loads(b, 0, NULL);
-    free(b);
     char prompt[512];
     const char *p = json_string_value(json_object_get(o, "prompt"));
     snprintf(prompt, sizeof prompt, "%s. %s. %s.", p, p, p);
-    json_object_set_new(o, "prompt", json_string(prompt));
-    json_object_set_new(o, "echo", json_true());
-    json_object_set_new(o, "logprobs", json_integer(2));
-    b = json_dumps(o, 0);
     json_decref(o);
-    return b;
+    b = with_field(b, "prompt", json_string(prompt));
+    b = with_field(b, "echo", json_true());
+    return with_field(b, "logprobs", json_integer(2));
 }
 
 TEST(serve_echo_prompt_logprobs) {
@@ -1145,13 +1152,7 @@ TEST(serve_kv_types) {
  * proposed tokens were accepted (the path ran). */
 static char *spec_body(int i) {
     char *b = prompt_body(i, 80, false, i % 3 ? 0.9 : 0.0, 77 + i);
-    if (i % 4 == 1) { /* JSON mode too */
-        json_t *o = json_loads(b, 0, NULL);
-        json_object_set_new(o, "response_format", json_pack("{s:s}", "type", "json_object"));
-        free(b);
-        b = json_dumps(o, 0);
-        json_decref(o);
-    }
+    if (i % 4 == 1) b = with_field(b, "response_format", json_pack("{s:s}", "type", "json_object")); /* JSON mode too */
     return b;
 }
 

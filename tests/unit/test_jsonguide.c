@@ -199,48 +199,50 @@ TEST(schema_cases) {
 /* Random schemas from the supported keywords (and some others), compiled, then random bytes fed: whatever
  * compiles must follow any input without fault (run under ASan), refuse leaving the state unchanged, and
  * accept the bytes of a document only if it can begin one. */
-static uint64_t fz = 88172645463325252ull;
-static uint32_t frnd(uint32_t n) {
-    fz ^= fz << 13;
-    fz ^= fz >> 7;
-    fz ^= fz << 17;
-    return (uint32_t)(fz % n);
+/* xorshift64: reproducible test data (each test sets rng_state first) */
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint32_t rnd(uint32_t n) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
 }
 static json_t *random_schema(int depth) {
     static const char *types[] = {"object", "array", "string", "number", "integer", "boolean", "null"};
     json_t *o = json_object();
-    switch (frnd(depth > 3 ? 5 : 9)) {
-    case 0: json_object_set_new(o, "type", json_string(types[frnd(7)])); break;
-    case 1: json_object_set_new(o, "enum", json_pack("[s,i,b,n]", "x", (int)frnd(20), frnd(2), NULL)); break;
+    switch (rnd(depth > 3 ? 5 : 9)) {
+    case 0: json_object_set_new(o, "type", json_string(types[rnd(7)])); break;
+    case 1: json_object_set_new(o, "enum", json_pack("[s,i,b,n]", "x", (int)rnd(20), rnd(2), NULL)); break;
     case 2: json_object_set_new(o, "const", json_string("c")); break;
-    case 3: json_object_set_new(o, "$ref", json_string(frnd(2) ? "#/$defs/D" : "#")); break;
+    case 3: json_object_set_new(o, "$ref", json_string(rnd(2) ? "#/$defs/D" : "#")); break;
     case 4:
         json_object_set_new(o, "type", json_string("string"));
-        json_object_set_new(o, "maxLength", json_integer(frnd(4)));
+        json_object_set_new(o, "maxLength", json_integer(rnd(4)));
         break;
     case 5: {
         json_t *p = json_object();
-        for (int i = (int)frnd(4); i > 0; i--) {
-            char k[4] = {'k', (char)('a' + frnd(3)), 0, 0};
+        for (int i = (int)rnd(4); i > 0; i--) {
+            char k[4] = {'k', (char)('a' + rnd(3)), 0, 0};
             json_object_set_new(p, k, random_schema(depth + 1));
         }
         json_object_set_new(o, "type", json_string("object"));
         json_object_set_new(o, "properties", p);
-        if (json_object_size(p) && frnd(2)) json_object_set_new(o, "required", json_pack("[s]", json_object_iter_key(json_object_iter(p))));
+        if (json_object_size(p) && rnd(2)) json_object_set_new(o, "required", json_pack("[s]", json_object_iter_key(json_object_iter(p))));
         break;
     }
     case 6:
         json_object_set_new(o, "type", json_string("array"));
         json_object_set_new(o, "items", random_schema(depth + 1));
-        if (frnd(2)) json_object_set_new(o, "maxItems", json_integer(frnd(3)));
+        if (rnd(2)) json_object_set_new(o, "maxItems", json_integer(rnd(3)));
         break;
     case 7: json_object_set_new(o, "anyOf", json_pack("[o,o]", random_schema(depth + 1), random_schema(depth + 1))); break;
-    default: json_object_set_new(o, frnd(2) ? "additionalProperties" : "minimum", frnd(2) ? json_true() : random_schema(depth + 1)); break;
+    default: json_object_set_new(o, rnd(2) ? "additionalProperties" : "minimum", rnd(2) ? json_true() : random_schema(depth + 1)); break;
     }
     return o;
 }
 
 TEST(random_schemas_follow_any_input) {
+    rng_state = 88172645463325252ull;
     static const char alphabet[] = "{}[],:\" 0123456789.-eEtrufalsnxckab\n\\";
     int compiled = 0, accepted_bytes = 0, completed = 0;
     for (int k = 0; k < 3000; k++) {
@@ -263,7 +265,7 @@ TEST(random_schemas_follow_any_input) {
                     else CHECK(!memcmp(&t, &s, sizeof s));
                 }
                 if (n_ok == 0) break;
-                CHECK(sl_json_feed(&s, ok[frnd((uint32_t)n_ok)]));
+                CHECK(sl_json_feed(&s, ok[rnd((uint32_t)n_ok)]));
                 accepted_bytes++;
                 if (sl_json_done(&s)) completed++;
                 if (sl_json_done(&s)) break;
@@ -278,14 +280,6 @@ TEST(random_schemas_follow_any_input) {
 }
 
 /* ---- against jansson ------------------------------------------------------------- */
-
-static uint64_t rng_state = 0x243F6A8885A308D3ull;
-static uint32_t rnd(uint32_t n) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state % n);
-}
 
 static json_t *random_value(int depth);
 static json_t *random_string(void) {
@@ -323,6 +317,7 @@ static json_t *random_value(int depth) {
 }
 
 TEST(jansson_documents_and_mutants) {
+    rng_state = 0x243F6A8885A308D3ull;
     static const size_t flags[] = {JSON_COMPACT, 0, JSON_INDENT(2)};
     static const char mut[] = "{}[],:\" 0123456789.-+eEtrfalsn\n\\/abc";
     int docs = 0, mutants_complete = 0, disagree = 0;
