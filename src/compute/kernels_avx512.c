@@ -342,6 +342,14 @@ AI __m512i bcast32(const void *p) {
     return _mm512_set1_epi32(v);
 }
 
+/* acc + dpbusd(w, the dword at p broadcast): gcc loads a broadcast operand
+ * with a separate vpbroadcastd; the instruction's own {1to16} memory form
+ * saves that instruction. */
+AI __m512i dpbusd_b(__m512i acc, __m512i w, const void *p) {
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t *)p));
+    return acc;
+}
+
 /* fp16 in the low (high) half of each dword → float */
 AI __m512 f16_lo(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
 AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16))); }
@@ -419,7 +427,7 @@ AI void q0p_tokens(int NS, int NT, bool q8, const uint8_t *tile, size_t tstride,
             for (int j = 0; j < 8; j++)
 #pragma GCC unroll 8
                 for (int t = 0; t < NT; t++)
-                    acc[t] = _mm512_dpbusd_epi32(acc[t], W[j], bcast32(at[t] + b * 32 + 4 * j));
+                    acc[t] = dpbusd_b(acc[t], W[j], at[t] + b * 32 + 4 * j);
 #pragma GCC unroll 8
             for (int t = 0; t < NT; t++) {
                 float da;
@@ -761,8 +769,8 @@ AI __m512 kq45_decode(bool q5, const uint8_t *tile, int64_t nb, const block_q8_K
                     lo = _mm512_and_si512(v, c0f);
                     hi = _mm512_and_si512(v, cf0);
                 }
-                acc[2 * c] = _mm512_dpbusd_epi32(acc[2 * c], lo, bcast32(as->qs + 64 * c + 4 * i));
-                acc[2 * c + 1] = _mm512_dpbusd_epi32(acc[2 * c + 1], hi, bcast32(as->qs + 64 * c + 32 + 4 * i));
+                acc[2 * c] = dpbusd_b(acc[2 * c], lo, as->qs + 64 * c + 4 * i);
+                acc[2 * c + 1] = dpbusd_b(acc[2 * c + 1], hi, as->qs + 64 * c + 32 + 4 * i);
             }
         }
         __m512i ie = _mm512_setzero_si512(), io = _mm512_setzero_si512();
@@ -823,7 +831,7 @@ AI __m512 kq6_decode(const uint8_t *tile, size_t ptile, int64_t nb, const block_
                 };
 #pragma GCC unroll 4
                 for (int m = 0; m < 4; m++) /* group 16m + t: elements 64m + 4t.. */
-                    acc[2 * m + e] = _mm512_dpbusd_epi32(acc[2 * m + e], q[m], bcast32(as->qs + 64 * m + 4 * t));
+                    acc[2 * m + e] = dpbusd_b(acc[2 * m + e], q[m], as->qs + 64 * m + 4 * t);
             }
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
