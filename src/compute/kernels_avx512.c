@@ -356,8 +356,28 @@ AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm51
 
 /* ---- Q4_0 / Q8_0: packed tiles (layout in kernels.h) ---- */
 
-#ifndef SL_PREFETCH_BYTES
-#define SL_PREFETCH_BYTES 4096 /* software prefetch distance of the decode kernels */
+/* Software prefetch distances of the decode kernels: into L1 (near) and
+ * into L2 (far; 0: none), chosen by sl_kernels_avx512_init from the CPU's
+ * vendor. Measured from DRAM (bench/kq_decode.c, ratio to sum_u64):
+ * - Intel (Emerald Rapids guest), one thread: 4 KiB near; 16 KiB far took
+ *   K-quants from ~77% to ~84% and Q4_0 from 74-75% to 81-82%; neutral on an
+ *   L3-resident set, ~5-25% slower on an L2-resident one, which decode never
+ *   streams.
+ * - AMD (EPYC Zen 4 guest): 2 KiB near and 64 KiB far against Intel's
+ *   distances, one process per core (both cores streaming, as a 2-thread
+ *   decode does): Q4_0 29.0-30.8 -> 32.0-33.6 GB/s, Q4_K 27.8-30.8 ->
+ *   31.5-31.7, Q8_0 32.5-32.7 -> 33.1-44.9; one process: Q4_0 +18%, Q4_K
+ *   +10%, Q8_0 +8%, Q6_K -3%.
+ * -DSL_PREFETCH_BYTES / -DSL_FAR_PREFETCH_BYTES fix them (for measurements). */
+#ifdef SL_PREFETCH_BYTES
+static const size_t pf_near = SL_PREFETCH_BYTES;
+#else
+static size_t pf_near = 4096;
+#endif
+#ifdef SL_FAR_PREFETCH_BYTES
+static const size_t pf_far = SL_FAR_PREFETCH_BYTES;
+#else
+static size_t pf_far = 16384;
 #endif
 #ifndef Q0_STREAMS
 /* Tiles a Q4_0 / Q8_0 decode call reads at once: one core draws 10-11 GB/s
@@ -365,13 +385,6 @@ AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm51
  * memory the kernel went 1.06-1.20x faster with 4 (bench/kernel_ab.sh), and
  * `shardlm bench` decode from 69-82% to 81-92% of the bandwidth probe. */
 #define Q0_STREAMS 4
-#endif
-#ifndef SL_FAR_PREFETCH_BYTES
-/* L2 prefetch distance of the decode kernels (0: none). From DRAM, one thread
- * (bench/kq_decode.c, ratio to sum_u64): K-quants ~77% -> ~84%, Q4_0 74-75% ->
- * 81-82%; neutral on an L3-resident set, ~5-25% slower on an L2-resident
- * one, which decode never streams. */
-#define SL_FAR_PREFETCH_BYTES 16384
 #endif
 
 
@@ -384,7 +397,10 @@ AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm51
  * that NS streams are read at once (Q0_STREAMS); every output's steps are
  * the same whatever NS and NT. */
 AI void q0p_tokens(int NS, int NT, bool q8, const uint8_t *tile, size_t tstride, int64_t nb, const uint8_t *act,
-                   size_t as, int64_t K, __m512 *out) {
+                   size_t as, int64_t K, bool dec, __m512 *out) {
+    /* decode: the distances chosen for this CPU; many tokens: Intel's as constants (runtime distances
+     * cost 1-3% there, bench/kernel_ab.sh at 64 tokens on AMD: the kernel has no register to spare) */
+    const size_t near = dec ? pf_near : 4096, far = dec ? pf_far : 16384;
     const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
     const size_t G = q8 ? 512 : 256;
     const uint8_t *at[8];
@@ -400,11 +416,10 @@ AI void q0p_tokens(int NS, int NT, bool q8, const uint8_t *tile, size_t tstride,
             { /* keep several lines in flight from memory (the first token group of a tile streams it in) */
 #pragma GCC unroll 8
                 for (size_t o = 0; o < G; o += 64) {
-                    _mm_prefetch((const char *)(tb + SL_PREFETCH_BYTES + o), _MM_HINT_T0);
-                    if (SL_FAR_PREFETCH_BYTES > 0)
-                        _mm_prefetch((const char *)(tb + SL_FAR_PREFETCH_BYTES + o), _MM_HINT_T2);
+                    _mm_prefetch((const char *)(tb + near + o), _MM_HINT_T0);
+                    if (far > 0) _mm_prefetch((const char *)(tb + far + o), _MM_HINT_T2);
                 }
-                if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + SL_PREFETCH_BYTES / 8), _MM_HINT_T0);
+                if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + near / 8), _MM_HINT_T0);
             }
             __m512i W[8];
             if (q8) {
@@ -441,17 +456,20 @@ AI void q0p_tokens(int NS, int NT, bool q8, const uint8_t *tile, size_t tstride,
     for (int i = 0; i < NS * NT; i++) out[i] = res[i];
 }
 
-#define Q0_FN(NAME, NS, N)                                                                                        \
+#define Q0_FN(NAME, NS, N, DEC)                                                                                   \
     static void q4p_##NAME##_##N(const uint8_t *tile, size_t ts, int64_t nb, const uint8_t *act, size_t as, int64_t K, \
                                __m512 *out) {                                                                     \
-        q0p_tokens(NS, N, false, tile, ts, nb, act, as, K, out);                                                  \
+        q0p_tokens(NS, N, false, tile, ts, nb, act, as, K, DEC, out);                                             \
     }                                                                                                             \
     static void q8p_##NAME##_##N(const uint8_t *tile, size_t ts, int64_t nb, const uint8_t *act, size_t as, int64_t K, \
                                __m512 *out) {                                                                     \
-        q0p_tokens(NS, N, true, tile, ts, nb, act, as, K, out);                                                   \
+        q0p_tokens(NS, N, true, tile, ts, nb, act, as, K, DEC, out);                                              \
     }
-Q0_FN(1, 1, 1) Q0_FN(1, 1, 2) Q0_FN(1, 1, 3) Q0_FN(1, 1, 4) Q0_FN(1, 1, 5) Q0_FN(1, 1, 6) Q0_FN(1, 1, 7) Q0_FN(1, 1, 8)
-Q0_FN(4, 4, 2) Q0_FN(4, 4, 3) Q0_FN(2, 2, 4) Q0_FN(S, Q0_STREAMS, 1)
+Q0_FN(1, 1, 1, false) Q0_FN(1, 1, 2, false) Q0_FN(1, 1, 3, false) Q0_FN(1, 1, 4, false) Q0_FN(1, 1, 5, false)
+Q0_FN(1, 1, 6, false) Q0_FN(1, 1, 7, false) Q0_FN(1, 1, 8, false)
+Q0_FN(d, 1, 1, true) Q0_FN(d, 1, 2, true) Q0_FN(d, 1, 3, true) Q0_FN(d, 1, 4, true) Q0_FN(d, 1, 5, true)
+Q0_FN(d, 1, 6, true) Q0_FN(d, 1, 7, true) Q0_FN(d, 1, 8, true)
+Q0_FN(4, 4, 2, true) Q0_FN(4, 4, 3, true) Q0_FN(2, 2, 4, true) Q0_FN(S, Q0_STREAMS, 1, true)
 typedef void (*q0_fn)(const uint8_t *, size_t, int64_t, const uint8_t *, size_t, int64_t, __m512 *);
 static const q0_fn Q0_TOKENS[2][8] = {
     {q4p_1_1, q4p_1_2, q4p_1_3, q4p_1_4, q4p_1_5, q4p_1_6, q4p_1_7, q4p_1_8},
@@ -462,6 +480,12 @@ static const q0_fn Q0_TOKENS[2][8] = {
 static const q0_fn Q0_MULTI[2][4] = {
     {q4p_S_1, q4p_4_2, q4p_4_3, q4p_2_4},
     {q8p_S_1, q8p_4_2, q8p_4_3, q8p_2_4},
+};
+/* With the decode distances: the tiles a decoding call leaves over, and a token block's first group of
+ * 8 (it streams the tile in from memory; from memory at 16 tokens 1.04-1.05x on AMD) */
+static const q0_fn Q0_DEC[2][8] = {
+    {q4p_d_1, q4p_d_2, q4p_d_3, q4p_d_4, q4p_d_5, q4p_d_6, q4p_d_7, q4p_d_8},
+    {q8p_d_1, q8p_d_2, q8p_d_3, q8p_d_4, q8p_d_5, q8p_d_6, q8p_d_7, q8p_d_8},
 };
 
 /* Token blocks that stay in L2 × tiles × groups of 8 tokens. */
@@ -482,7 +506,7 @@ static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, co
         }
         for (; r0 < nr; r0 += 16) {
             const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
-            Q0_TOKENS[q8][N - 1]((const uint8_t *)tiles + (size_t)(r0 / 16) * tile, tile, nb, act, as, K, out);
+            Q0_DEC[q8][N - 1]((const uint8_t *)tiles + (size_t)(r0 / 16) * tile, tile, nb, act, as, K, out);
             for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + t * ldy + r0, (__mmask16)((1u << R) - 1), out[t]);
         }
         return;
@@ -496,7 +520,7 @@ static void gemm_q0_packed(bool q8, int64_t K, const void *tiles, int64_t nr, co
             for (int64_t t0 = b0; t0 < b1; t0 += 8) {
                 const int N = b1 - t0 < 8 ? (int)(b1 - t0) : 8;
                 __m512 out[8];
-                Q0_TOKENS[q8][N - 1](t16, tile, nb, (const uint8_t *)act + (size_t)t0 * as, as, K, out);
+                (t0 == b0 ? Q0_DEC : Q0_TOKENS)[q8][N - 1](t16, tile, nb, (const uint8_t *)act + (size_t)t0 * as, as, K, out);
                 for (int t = 0; t < N; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, out[t]);
             }
         }
@@ -712,15 +736,15 @@ AI __m512i sel_pair(int j) {
     for (unsigned d = 0; d < 4; d++) e[d] = 0x80008000u | (4u * d + (unsigned)j) | (4u * d + (unsigned)j + 1) << 16;
     return _mm512_set4_epi32((int32_t)e[3], (int32_t)e[2], (int32_t)e[1], (int32_t)e[0]);
 }
-/* Prefetch lines [lo, hi) of a super-block SL_PREFETCH_BYTES ahead into L1
- * and SL_FAR_PREFETCH_BYTES ahead into L2: a few lines per step of the loop
+/* Prefetch lines [lo, hi) of a super-block pf_near bytes ahead into L1
+ * and pf_far ahead into L2: a few lines per step of the loop
  * over its quants rather than all at once, so the requests go out at the
  * rate the data is consumed. */
 AI void kq_prefetch_lines(const uint8_t *pb, size_t lo, size_t hi) {
 #pragma GCC unroll 64
     for (size_t l = lo; l < hi; l++) {
-        _mm_prefetch((const char *)(pb + SL_PREFETCH_BYTES + 64 * l), _MM_HINT_T0);
-        if (SL_FAR_PREFETCH_BYTES > 0) _mm_prefetch((const char *)(pb + SL_FAR_PREFETCH_BYTES + 64 * l), _MM_HINT_T2);
+        _mm_prefetch((const char *)(pb + pf_near + 64 * l), _MM_HINT_T0);
+        if (pf_far > 0) _mm_prefetch((const char *)(pb + pf_far + 64 * l), _MM_HINT_T2);
     }
 }
 #define KQ_PREFETCH_PART(pb, D, i, n) kq_prefetch_lines(pb, (D) * (size_t)(i) / (n), (D) * (size_t)((i) + 1) / (n))
@@ -1437,6 +1461,13 @@ static void rmsnorm_avx512(const float *x, const float *w, float *out, int64_t n
 }
 
 bool sl_kernels_avx512_init(sl_kernels *k) {
+#if !defined(SL_PREFETCH_BYTES) && !defined(SL_FAR_PREFETCH_BYTES)
+    __builtin_cpu_init();
+    if (__builtin_cpu_is("amd")) {
+        pf_near = 2048;
+        pf_far = 65536;
+    }
+#endif
     *k = (sl_kernels){
         .name = "avx512",
         .gemm = {
