@@ -11,7 +11,7 @@
  * shared). With BYTES well over the last-level cache the ratio is the decode
  * efficiency of that type.
  *
- *   cc -O2 -Iinclude -Isrc bench/kq_decode.c build/libshardlm.a -lm -pthread -o build/kq_decode
+ *   cc -O2 -Iinclude -Isrc bench/kq_decode.c build/libshardlm.a -lpcre2-8 -lutf8proc -lm -pthread -o build/kq_decode
  *   build/kq_decode [TABLE=avx512] [K=4096] [BYTES=262144] [SECONDS=1] [TYPES=Q4_K,Q5_K,Q6_K,Q4_0,Q8_0] [TOKENS=1]
  */
 #include "compute/kernels.h"

@@ -11,7 +11,7 @@
  * (valid encodings, scales near the source's magnitude): throughput depends
  * on the layout and size only, not on the values.
  *
- *   cc -O2 -Iinclude -Isrc bench/mkkquant.c build/libshardlm.a -lm -pthread -o build/mkkquant
+ *   cc -O2 -Iinclude -Isrc bench/mkkquant.c build/libshardlm.a -lpcre2-8 -lutf8proc -lm -pthread -o build/mkkquant
  *   build/mkkquant IN.gguf OUT.gguf
  */
 #include "shardlm.h"

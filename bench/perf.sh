@@ -22,7 +22,7 @@ for t in $TYPES; do
     f="$TMP/shardlm-1b-$t.gguf"
     if [ "$t" = Q4_K_M ]; then
         mk Q4_0 "$TMP/shardlm-1b-src.gguf"
-        cc -O2 -Iinclude -Isrc bench/mkkquant.c "$(dirname "$BIN")/libshardlm.a" -lm -pthread -o "$TMP/shardlm-mkkquant"
+        cc -O2 -Iinclude -Isrc bench/mkkquant.c "$(dirname "$BIN")/libshardlm.a" -lpcre2-8 -lutf8proc -lm -pthread -o "$TMP/shardlm-mkkquant"
         "$TMP/shardlm-mkkquant" "$TMP/shardlm-1b-src.gguf" "$f"
         rm -f "$TMP/shardlm-1b-src.gguf" "$TMP/shardlm-mkkquant"
     else

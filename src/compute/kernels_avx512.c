@@ -886,18 +886,31 @@ static __m512 kq_decode_q6(const uint8_t *t, size_t pt, int64_t nb, const block_
 /* Packed tiles: one token reads them directly (kq45_decode / kq6_decode); more tokens
  * unpack up to SL_GEMM_CHUNK rows once into scratch, then token blocks ×
  * tiles × groups of 8 tokens. */
+#ifndef KQ_DECODE_TOKENS
+/* Calls of up to this many tokens take the decode kernel token by token,
+ * against unpacking the tile to scratch for the many-token kernel. From
+ * memory (bench/kernel_ab.sh, AMD Zen 4 guest, new/old median): Q4_K at K =
+ * 2048: 3.47x at 2 tokens, 2.09x at 4, 1.43x at 8, 1.18x at 12, 1.06x at
+ * 16; at K = 8192 (the tile no longer fits L1): 1.24x at 8, 1.01x at 12,
+ * 0.94x at 16; Q6_K alike. */
+#define KQ_DECODE_TOKENS 12
+#endif
 static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
                            int64_t nt, float *y, int64_t ldy, void *scratch) {
     const int64_t nb = K / QK_K;
     const bool q6 = type == SL_TYPE_Q6_K;
     const size_t tile = (size_t)nb * KQ_BLOCK_BYTES, ptile = sl_pack_tile_bytes(type, K);
-    if (nt == 1) {
+    if (nt <= KQ_DECODE_TOKENS) {
+        /* the decode kernel once per token, tile by tile: the first token streams the tile in, the others
+         * find it in L1/L2 (no unpacked copy to write and read back) */
         __m512 (*fn)(const uint8_t *, size_t, int64_t, const block_q8_K *) =
             q6 ? kq_decode_q6 : type == SL_TYPE_Q5_K ? kq_decode_q5 : kq_decode_q4;
         for (int64_t r0 = 0; r0 < nr; r0 += 16) {
             const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
             const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
-            _mm512_mask_storeu_ps(y + r0, (__mmask16)((1u << R) - 1), fn(t16, ptile, nb, (const block_q8_K *)act));
+            for (int64_t t = 0; t < nt; t++)
+                _mm512_mask_storeu_ps(y + t * ldy + r0, (__mmask16)((1u << R) - 1),
+                                      fn(t16, ptile, nb, (const block_q8_K *)((const uint8_t *)act + (size_t)t * as)));
         }
         return;
     }
