@@ -68,10 +68,11 @@ AI __m512 exp16(__m512 x) {
 /* ---- float weights ----------------------------------------------------------------- */
 
 /* Float weights, one token: prefetch into L2 the rows this many row groups on
- * (0: none). AMD Zen 4 guest, from memory (bench/kernel_ab.sh F16): 2 groups
- * 1.15x at K = 2048, 1.07x at K = 8192; 4 groups 1.16x and 1.02x; into L1
- * instead, 1 group: 0.90x and 0.83x. On Intel (not measured with it) the
- * float decode read 92-100% of the probe without. */
+ * (0: none; set by sl_kernels_avx512_init). AMD Zen 4 guest, from memory
+ * (bench/kernel_ab.sh F16): 2 groups 1.20x at K = 2048, 1.11x at K = 8192;
+ * 4 groups 1.16x and 1.02x; into L1 instead, 1 group: 0.90x and 0.83x. On
+ * Intel (not measured with it) the float decode read 92-100% of the probe
+ * without. */
 static int pf_rows = 0;
 
 AI __m512 load_w(sl_type T, const uint8_t *w, int64_t k) {
@@ -895,9 +896,9 @@ static __m512 kq_decode_q5(const uint8_t *t, size_t pt, int64_t nb, const block_
 }
 static __m512 kq_decode_q6(const uint8_t *t, size_t pt, int64_t nb, const block_q8_K *a) { return kq6_decode(t, pt, nb, a); }
 
-/* Packed tiles: one token reads them directly (kq45_decode / kq6_decode); more tokens
- * unpack up to SL_GEMM_CHUNK rows once into scratch, then token blocks ×
- * tiles × groups of 8 tokens. */
+/* Packed tiles: up to KQ_DECODE_TOKENS tokens read them directly, token by
+ * token (kq45_decode / kq6_decode); more tokens unpack up to SL_GEMM_CHUNK
+ * rows once into scratch, then token blocks × tiles × groups of 8 tokens. */
 #ifndef KQ_DECODE_TOKENS
 /* Calls of up to this many tokens take the decode kernel token by token,
  * against unpacking the tile to scratch for the many-token kernel. From
