@@ -389,15 +389,17 @@ AI __m512 f16_hi(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm51
  * 16 tokens, K = 2048, 1.08x at K = 8192, 1.05x at 64 tokens; Q6_K 1.18x.
  * Intel (its AMX table unpacks the same way) keeps the old way, unmeasured. */
 static bool pf_unpack_ahead = false;
+#define PF_NEAR_INTEL 4096
+#define PF_FAR_INTEL 16384
 #ifdef SL_PREFETCH_BYTES
 static const size_t pf_near = SL_PREFETCH_BYTES;
 #else
-static size_t pf_near = 4096;
+static size_t pf_near = PF_NEAR_INTEL;
 #endif
 #ifdef SL_FAR_PREFETCH_BYTES
 static const size_t pf_far = SL_FAR_PREFETCH_BYTES;
 #else
-static size_t pf_far = 16384;
+static size_t pf_far = PF_FAR_INTEL;
 #endif
 #ifndef Q0_STREAMS
 /* Tiles a Q4_0 / Q8_0 decode call reads at once: one core draws 10-11 GB/s
@@ -420,7 +422,7 @@ AI void q0p_tokens(int NS, int NT, bool q8, const uint8_t *tile, size_t tstride,
                    size_t as, int64_t K, bool dec, __m512 *out) {
     /* decode: the distances chosen for this CPU; many tokens: Intel's as constants (runtime distances
      * cost 1-3% there, bench/kernel_ab.sh at 64 tokens on AMD: the kernel has no register to spare) */
-    const size_t near = dec ? pf_near : 4096, far = dec ? pf_far : 16384;
+    const size_t near = dec ? pf_near : PF_NEAR_INTEL, far = dec ? pf_far : PF_FAR_INTEL;
     const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8((char)0x80);
     const size_t G = q8 ? 512 : 256;
     const uint8_t *at[8];

@@ -83,15 +83,15 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
     sl_sampler *smp = NULL;
     int32_t *hist = NULL;
     float *logits = NULL;
-    const int32_t k_spec = p->spec_tokens < 0 ? 0 : p->spec_tokens > 16 ? 16 : p->spec_tokens;
+    const int32_t k_spec = p->spec_tokens < 0 ? 0 : p->spec_tokens > SL_SPEC_MAX_TOKENS ? SL_SPEC_MAX_TOKENS : p->spec_tokens;
     sl_spec spec;
     sl_spec_init(&spec, k_spec, p->spec_lookup_min > 0 ? p->spec_lookup_min : 2,
                  p->spec_lookup_max > 0 ? p->spec_lookup_max : 4);
     sl_status st = gen_init(&g, m, n_ctx, max_batch > k_spec + 1 ? max_batch : k_spec + 1, p->n_threads > 0 ? p->n_threads : 1);
     if (st) goto fail;
     if ((st = sl_sampler_create(&p->sampling, n_vocab, &smp))) goto fail;
-    /* hist: the sequence, then the tokens proposed after it (room for 16) */
-    hist = sl_alloc_array((size_t)n_ctx + 17, sizeof(int32_t));
+    /* hist: the sequence, then the tokens proposed after it */
+    hist = sl_alloc_array((size_t)n_ctx + 1 + SL_SPEC_MAX_TOKENS, sizeof(int32_t));
     logits = sl_alloc_array((size_t)(k_spec + 1) * (size_t)n_vocab, sizeof(float));
     if (!hist || !logits) {
         st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
@@ -100,7 +100,7 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
     for (int32_t i = 0; i < n_prompt; i++) hist[i] = prompt[i];
     if ((st = gen_feed(&g, prompt, n_prompt, 0, 1, logits, n_vocab))) goto fail;
     int32_t n_hist = n_prompt, n_draft = 0;
-    int32_t draft[16];
+    int32_t draft[SL_SPEC_MAX_TOKENS];
     for (;;) {
         /* logits row j: after the last token fed before the proposals (j = 0), or after proposal j - 1,
          * which holds while the proposals before it were the tokens sampled */

@@ -17,6 +17,9 @@
 
 #include <stdint.h>
 
+/* Tokens one proposal may hold at most (the callers' buffers). */
+#define SL_SPEC_MAX_TOKENS 16
+
 typedef struct sl_spec {
     int32_t max;                    /* tokens per proposal at most (0: off) */
     int32_t lookup_min, lookup_max; /* n-gram lengths looked up */

@@ -95,7 +95,7 @@ typedef struct sl_req_params {
 #define SL_PLP_ROWS 32
 /* Proposed tokens one step computes (n-gram speculation), and per sequence. */
 #define SL_SPEC_ROWS 64
-#define SL_MAX_SPEC 16
+#define SL_MAX_SPEC SL_SPEC_MAX_TOKENS
 
 /* One generated token as the channel reports it. */
 typedef struct sl_tok_out {
