@@ -30,7 +30,7 @@ typedef struct node {
     uint16_t a, n; /* OBJECT: props [a, a + n); LITERALS: lits [a, a + n); UNION: alts [a, a + n) */
     uint16_t sub;  /* OBJECT without declared properties: the values' node; ARRAY: the items' node */
     uint16_t names; /* OBJECT with declared properties: lits [names, names + n) are their names */
-    uint16_t lo, hi; /* ARRAY: items; STRING: characters (hi NO_LIMIT: none) */
+    uint16_t lo, hi; /* ARRAY: items; STRING: characters; OBJECT: members (hi NO_LIMIT: none) */
 } node;
 
 typedef struct prop {
@@ -226,11 +226,13 @@ static int compile_type(cctx *c, const json_t *j, const char *type, const char *
         if (json_object_size(props) > MAX_PROPS) return fail_at(c, path, "more than 64 properties in one object");
         const int id = new_node(s, K_OBJECT);
         if (id < 0) return fail_at(c, path, "the schema is too large");
+        if (limits(c, j, id, "minProperties", "maxProperties", path) < 0) return -1;
         if (json_object_size(props) == 0) { /* any keys: additionalProperties' schema for the values */
             int v = NODE_ANY;
             if (extra && json_is_false(extra)) {
                 s->nodes[id].sub = NODE_ANY;
                 s->nodes[id].n = 0;
+                if (s->nodes[id].lo > 0) return fail_at(c, path, "'minProperties' asks for keys that cannot come");
                 s->nodes[id].hi = 0; /* no key at all: {} */
                 return json_array_size(req) ? fail_at(c, path, "'required' names a property that is not declared") : id;
             }
@@ -272,6 +274,8 @@ static int compile_type(cctx *c, const json_t *j, const char *type, const char *
             json_array_foreach(req, i, v) r |= !strcmp(json_string_value(v), k);
             s->props[s->n_props++] = (prop){.node = (uint16_t)nodes[np++], .required = r};
         }
+        if (s->nodes[id].lo > np) return fail_at(c, path, "'minProperties' is above the number of declared properties");
+        if (json_array_size(req) > s->nodes[id].hi) return fail_at(c, path, "'maxProperties' is below the required properties");
         return id;
     }
     if (!strcmp(type, "array")) {
@@ -336,7 +340,7 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     if (json_is_true(j)) return NODE_ANY;
     if (!json_is_object(j)) return fail_at(c, path, "a schema must be an object (or true)");
     static const char *known[] = {"type",  "properties", "required",    "additionalProperties", "items",   "minItems",
-                                  "maxItems", "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "$ref",
+                                  "maxItems", "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "$ref", "minProperties", "maxProperties",
                                   "$defs", "definitions", "title", "description", "default", "examples", "$schema",
                                   "$id",   "$comment"};
     const char *k;
@@ -413,7 +417,8 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
         return n == 1 ? alts[0] : make_union(c, alts, n, path);
     }
     if (t) return fail_at(c, path, "'type' must be a type name or a list of them");
-    if (json_object_get(j, "properties") || json_object_get(j, "additionalProperties") || json_object_get(j, "required"))
+    if (json_object_get(j, "properties") || json_object_get(j, "additionalProperties") || json_object_get(j, "required") ||
+        json_object_get(j, "minProperties") || json_object_get(j, "maxProperties"))
         return compile_type(c, j, "object", path, depth);
     if (json_object_get(j, "items") || json_object_get(j, "minItems") || json_object_get(j, "maxItems"))
         return compile_type(c, j, "array", path, depth);
@@ -527,20 +532,29 @@ static bool push(sl_json_state *s, uint16_t id) {
     return true;
 }
 
-/* Declared properties of the object on top that may come next: from idx to the first required one. */
+/* Declared properties of the object on top that may come next: from idx to the first required one,
+ * leaving the members' bounds reachable (enough properties after it for minProperties, no more
+ * required ones after it than maxProperties allows). */
 static uint64_t key_candidates(const sl_json_state *s) {
     const node *o = top_node(s);
+    const sl_json_frame *f = &s->stack[s->depth - 1];
+    if (f->members >= o->hi) return 0;
+    int req_after = 0;
+    for (int j = f->idx; j < o->n; j++) req_after += s->sc->props[o->a + j].required;
     uint64_t m = 0;
-    for (int j = s->stack[s->depth - 1].idx; j < o->n; j++) {
-        m |= 1ull << j;
-        if (s->sc->props[o->a + j].required) break;
+    for (int j = f->idx; j < o->n; j++) {
+        const bool r = s->sc->props[o->a + j].required;
+        req_after -= r;
+        if (f->members + 1 + (o->n - j - 1) >= o->lo && f->members + 1 + req_after <= o->hi) m |= 1ull << j;
+        if (r) break;
     }
     return m;
 }
 
-/* May the object on top end here? (no required property left) */
+/* May the object on top end here? (no required property left, minProperties reached) */
 static bool object_may_end(const sl_json_state *s) {
     const node *o = top_node(s);
+    if (s->stack[s->depth - 1].members < o->lo) return false;
     for (int j = s->stack[s->depth - 1].idx; j < o->n; j++)
         if (s->sc->props[o->a + j].required) return false;
     return true;
@@ -548,8 +562,9 @@ static bool object_may_end(const sl_json_state *s) {
 
 static bool start_key(sl_json_state *s) {
     const node *o = top_node(s);
-    if (o->n == 0) { /* any keys (unless additionalProperties was false: hi 0) */
-        if (o->hi == 0) return false;
+    if (o->n == 0) { /* any keys, up to maxProperties (additionalProperties false: hi 0) */
+        if (s->stack[s->depth - 1].members >= o->hi) return false;
+        s->stack[s->depth - 1].members++;
         s->mode = M_STRING;
         s->key = 1;
         s->vnode = o->sub;
@@ -649,7 +664,7 @@ static bool structural(sl_json_state *s, uint8_t c) {
             if (c != ',') return false;
             s->mode = M_OBJ_KEY;
             /* a ',' needs a key that may come after it */
-            return top_node(s)->n == 0 ? top_node(s)->hi != 0 : key_candidates(s) != 0;
+            return top_node(s)->n == 0 ? s->stack[s->depth - 1].members < top_node(s)->hi : key_candidates(s) != 0;
         }
         return c == '"' && start_key(s);
     case M_OBJ_KEY: return c == '"' && start_key(s);
@@ -783,6 +798,7 @@ static bool feed(sl_json_state *s, uint8_t c) {
         if (c != '"' || !whole) return false;
         const int j = __builtin_ctzll(whole); /* names differ: one at most */
         s->stack[s->depth - 1].idx = (uint16_t)(j + 1);
+        s->stack[s->depth - 1].members++;
         s->vnode = sc->props[o->a + j].node;
         s->mode = M_COLON;
         return true;

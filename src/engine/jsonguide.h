@@ -10,7 +10,8 @@
  * what OpenAI's strict mode, Pydantic and vLLM users write:
  *   type (one or a list), properties, required, additionalProperties
  *   (false or absent where properties are declared; anything where not),
- *   items, minItems, maxItems, minLength, maxLength, enum, const, anyOf /
+ *   minProperties, maxProperties, items, minItems, maxItems, minLength,
+ *   maxLength, enum, const, anyOf /
  *   oneOf (alternatives that begin with different characters: an object, an
  *   array, a string, a number or true/false/null), $ref to #/$defs/... or
  *   #/definitions/... (recursion allowed); annotations (title,
@@ -57,6 +58,7 @@ void sl_json_schema_release(sl_json_schema *s);
 typedef struct sl_json_frame {
     uint16_t node; /* the container's schema node */
     uint16_t idx;  /* object: the next property that may come; array: elements begun (saturating) */
+    uint16_t members; /* object: members begun (for minProperties / maxProperties) */
 } sl_json_frame;
 
 typedef struct sl_json_state {

@@ -53,6 +53,7 @@ void sl_api_request_free(sl_api_request *r) {
     }
     sl_free(r->more);
     sl_json_schema_release(r->params.schema);
+    json_decref(r->tools.tools);
     memset(r, 0, sizeof *r);
 }
 
@@ -223,6 +224,41 @@ static char *token_text_dup(const sl_tokenizer *tok, int32_t id) {
     return t ? sl_strndup(t, len) : sl_strdup("");
 }
 
+/* An assistant message's tool_calls as templates read them: each
+ * {"function": {"name": ..., "arguments": ...}} with arguments an object,
+ * where the client sent OpenAI's JSON text (vLLM and llama.cpp do the same). */
+static bool tool_calls_for_template(json_t *m, int idx, sl_api_error *e) {
+    json_t *tc = json_object_get(m, "tool_calls");
+    if (!tc || json_is_null(tc)) return true;
+    char field[96];
+    snprintf(field, sizeof field, "messages[%d].tool_calls", idx);
+    if (!json_is_array(tc)) {
+        sl_api_set_error(e, 400, field, "'%s' must be an array", field);
+        return false;
+    }
+    size_t j;
+    json_t *c;
+    json_array_foreach(tc, j, c) {
+        json_t *fn = json_object_get(c, "function");
+        json_t *args = json_object_get(fn, "arguments");
+        if (!json_is_object(c) || !json_is_object(fn) || !json_is_string(json_object_get(fn, "name")) ||
+            (args && !json_is_string(args) && !json_is_object(args))) {
+            snprintf(field, sizeof field, "messages[%d].tool_calls[%zu]", idx, j);
+            sl_api_set_error(e, 400, field,
+                             "'%s' must be {\"type\": \"function\", \"function\": {\"name\": string, "
+                             "\"arguments\": string}}",
+                             field);
+            return false;
+        }
+        if (json_is_string(args)) {
+            json_t *o = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
+            if (json_is_object(o)) json_object_set_new(fn, "arguments", o);
+            else json_decref(o);
+        }
+    }
+    return true;
+}
+
 bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, bool add_gen, char **out,
                         sl_api_error *e) {
     /* validate, and give the template plain-string contents (text parts joined) */
@@ -240,6 +276,10 @@ bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, 
         json_object_set_new(m, "content", json_string(text));
         json_array_append_new(norm, m);
         sl_free(text);
+        if (!tool_calls_for_template(m, (int)i, e)) {
+            json_decref(norm);
+            return false;
+        }
     }
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     char *bos = token_text_dup(tok, sl_tokenizer_bos(tok)), *eos = token_text_dup(tok, sl_tokenizer_eos(tok));
@@ -354,8 +394,7 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         sl_api_set_error(e, 400, "messages", "'messages' must be a non-empty array");
         return false;
     }
-    json_t *tools = json_object_get(body, "tools");
-    if (!sl_api_render_chat(ctx, m, tools, true, &r->prompt_text, e)) return false;
+    if (!sl_api_render_chat(ctx, m, r->tools.tools, true, &r->prompt_text, e)) return false;
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     /* the template writes special tokens as text: parse them; add BOS unless the text starts with it */
     bool add_bos = sl_tokenizer_add_bos(tok);
@@ -525,6 +564,147 @@ static bool parse_response_format(json_t *o, sl_req_params *p, sl_api_error *e) 
     return true;
 }
 
+/* tools[i] is {"type": "function", "function": {"name", "description"?, "parameters"?, "strict"?}}. */
+static bool check_tool(json_t *t, size_t i, json_t *seen, sl_api_error *e) {
+    char field[64];
+    json_t *fn = json_object_get(t, "function");
+    snprintf(field, sizeof field, "tools[%zu]", i);
+    if (!json_is_object(t) || !json_is_string(json_object_get(t, "type")) ||
+        strcmp(json_string_value(json_object_get(t, "type")), "function") != 0 || !json_is_object(fn)) {
+        sl_api_set_error(e, 400, field, "'%s' must be {\"type\": \"function\", \"function\": {\"name\": ...}}",
+                         field);
+        return false;
+    }
+    json_t *name = json_object_get(fn, "name");
+    snprintf(field, sizeof field, "tools[%zu].function.name", i);
+    const char *nm = json_is_string(name) ? json_string_value(name) : "";
+    const size_t nl = strlen(nm);
+    bool ok = nl >= 1 && nl <= 64;
+    for (size_t k = 0; k < nl && ok; k++)
+        ok = (nm[k] >= 'a' && nm[k] <= 'z') || (nm[k] >= 'A' && nm[k] <= 'Z') || (nm[k] >= '0' && nm[k] <= '9') ||
+             nm[k] == '_' || nm[k] == '-' || nm[k] == '.';
+    if (!ok) {
+        sl_api_set_error(e, 400, field, "'%s' must be 1 to 64 letters, digits, '_', '-' or '.'", field);
+        return false;
+    }
+    if (json_object_get(seen, nm)) {
+        sl_api_set_error(e, 400, field, "'%s' is '%s', a name an earlier tool has", field, nm);
+        return false;
+    }
+    json_object_set(seen, nm, json_true());
+    static const struct {
+        const char *key;
+        json_type type;
+        const char *what;
+    } opt[] = {{"description", JSON_STRING, "a string"}, {"parameters", JSON_OBJECT, "a JSON Schema object"},
+               {"strict", JSON_TRUE, "true or false"}};
+    for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++) {
+        json_t *v = json_object_get(fn, opt[k].key);
+        if (!v || json_is_null(v) || json_typeof(v) == opt[k].type ||
+            (opt[k].type == JSON_TRUE && json_is_boolean(v)))
+            continue;
+        snprintf(field, sizeof field, "tools[%zu].function.%s", i, opt[k].key);
+        sl_api_set_error(e, 400, field, "'%s' must be %s", field, opt[k].what);
+        return false;
+    }
+    return true;
+}
+
+/* The tool whose function is called name, or NULL. */
+static json_t *tool_named(json_t *tools, const char *name, size_t *idx) {
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        if (!strcmp(json_string_value(json_object_get(json_object_get(t, "function"), "name")), name)) {
+            *idx = i;
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* tools, tool_choice and parallel_tool_calls of a chat request (after
+ * response_format, which a forced call cannot be combined with). */
+static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
+    sl_api_tools *tl = &r->tools;
+    tl->parallel = true;
+    json_t *tools = json_object_get(o, "tools");
+    if (tools && !json_is_null(tools)) {
+        if (!json_is_array(tools) || json_array_size(tools) > SL_API_MAX_TOOLS) {
+            sl_api_set_error(e, 400, "tools", "'tools' must be an array of at most %d functions", SL_API_MAX_TOOLS);
+            return false;
+        }
+        json_t *seen = json_object();
+        size_t i;
+        json_t *t;
+        json_array_foreach(tools, i, t) if (!check_tool(t, i, seen, e)) {
+            json_decref(seen);
+            return false;
+        }
+        json_decref(seen);
+        if (json_array_size(tools)) tl->tools = json_incref(tools);
+    }
+    if (!get_bool(o, "parallel_tool_calls", &tl->parallel, e)) return false;
+    tl->choice = tl->tools ? SL_TOOL_CHOICE_AUTO : SL_TOOL_CHOICE_NONE;
+    json_t *tc = json_object_get(o, "tool_choice");
+    json_t *fn = NULL;
+    size_t idx = 0;
+    if (tc && !json_is_null(tc)) {
+        const char *s = json_is_string(tc) ? json_string_value(tc) : NULL;
+        json_t *name = json_object_get(json_object_get(tc, "function"), "name");
+        if (s && !strcmp(s, "none")) tl->choice = SL_TOOL_CHOICE_NONE;
+        else if (s && !strcmp(s, "auto")) tl->choice = SL_TOOL_CHOICE_AUTO;
+        else if (s && !strcmp(s, "required")) tl->choice = SL_TOOL_CHOICE_REQUIRED;
+        else if (json_is_object(tc) && json_is_string(json_object_get(tc, "type")) &&
+                 !strcmp(json_string_value(json_object_get(tc, "type")), "function") && json_is_string(name)) {
+            tl->choice = SL_TOOL_CHOICE_NAMED;
+            json_t *tool = tl->tools ? tool_named(tl->tools, json_string_value(name), &idx) : NULL;
+            if (tl->tools && !tool) {
+                sl_api_set_error(e, 400, "tool_choice", "'tool_choice' names the function '%s', which 'tools' does not declare",
+                                 json_string_value(name));
+                return false;
+            }
+            fn = json_object_get(tool, "function");
+            snprintf(tl->name, sizeof tl->name, "%s", json_string_value(name));
+        } else {
+            sl_api_set_error(e, 400, "tool_choice",
+                             "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
+                             "\"function\": {\"name\": ...}}");
+            return false;
+        }
+        if (tl->choice != SL_TOOL_CHOICE_NONE && !tl->tools) {
+            sl_api_set_error(e, 400, "tool_choice", "'tool_choice' is only allowed when 'tools' declares functions");
+            return false;
+        }
+    }
+    const char *src = ctx->chat_template ? ctx->chat_template : NULL;
+    tl->format = sl_tool_format_detect(src);
+    sl_req_params *p = &r->params;
+    if (tl->choice == SL_TOOL_CHOICE_AUTO) p->special_text = sl_tool_format_needs_special(tl->format);
+    if (tl->choice != SL_TOOL_CHOICE_REQUIRED && tl->choice != SL_TOOL_CHOICE_NAMED) return true;
+    if (p->schema) {
+        sl_api_set_error(e, 400, "tool_choice",
+                         "'tool_choice' forces a function call, which 'response_format' cannot be combined with");
+        return false;
+    }
+    json_t *schema = NULL;
+    if (tl->choice == SL_TOOL_CHOICE_REQUIRED && !(schema = sl_tool_required_schema(tl->tools, tl->parallel))) {
+        sl_api_set_error(e, 400, "tools", "%s", sl_last_error());
+        return false;
+    }
+    if (tl->choice == SL_TOOL_CHOICE_NAMED) schema = json_incref(json_object_get(fn, "parameters"));
+    sl_status st = sl_json_schema_compile(schema, &p->schema);
+    json_decref(schema);
+    if (st) {
+        char field[64] = "tools";
+        if (tl->choice == SL_TOOL_CHOICE_NAMED) snprintf(field, sizeof field, "tools[%zu].function.parameters", idx);
+        sl_api_set_error(e, st == SL_ERR_NOMEM ? 500 : 400, field, "'%s' cannot guide a forced call: %s", field,
+                         sl_last_error());
+        return false;
+    }
+    return true;
+}
+
 /* Fields of OpenAI's API this server does not implement, refused rather
  * than ignored when they would change the output. */
 static bool refuse_unsupported(json_t *o, sl_api_error *e) {
@@ -658,7 +838,8 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->logprobs = lp ? (int32_t)x : -1;
     }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
-        !refuse_unsupported(o, e) || !parse_response_format(o, p, e))
+        !refuse_unsupported(o, e) || !parse_response_format(o, p, e) ||
+        (kind == SL_API_CHAT && !parse_tools(ctx, o, r, e)))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
     int32_t longest = 0; /* the longest prompt bounds max_tokens */

@@ -11,6 +11,7 @@
 #define SL_SERVER_API_H
 
 #include "server/sched.h"
+#include "server/toolcall.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -26,6 +27,24 @@ typedef struct sl_api_error {
 
 /* SL_API_MAX_PROMPTS: choices one request may ask for (prompts times n) */
 #define SL_API_MAX_PROMPTS 64
+/* SL_API_MAX_TOOLS: functions one chat request may declare (OpenAI's limit) */
+#define SL_API_MAX_TOOLS 128
+
+/* Chat's tool calling: what tool_choice asks of the answer. */
+typedef enum sl_tool_choice {
+    SL_TOOL_CHOICE_NONE,     /* text: no tools, or tool_choice "none" */
+    SL_TOOL_CHOICE_AUTO,     /* text that may hold calls in the template's syntax (tools.format) */
+    SL_TOOL_CHOICE_REQUIRED, /* guided JSON {"NAME": arguments, ...}: calls of the tools (sl_tool_required_schema) */
+    SL_TOOL_CHOICE_NAMED,    /* guided JSON: the arguments of the function tools.name */
+} sl_tool_choice;
+
+typedef struct sl_api_tools {
+    sl_tool_choice choice;
+    sl_tool_format format;   /* the chat template's syntax */
+    json_t *tools;           /* the request's validated tools (a reference), NULL when none */
+    char name[72];           /* SL_TOOL_CHOICE_NAMED: the function */
+    bool parallel;           /* parallel_tool_calls (default true); false keeps the first call */
+} sl_api_tools;
 
 typedef struct sl_api_prompt {
     int32_t *ids;            /* sl_malloc'd */
@@ -50,6 +69,7 @@ typedef struct sl_api_request {
     /* n: choices per prompt. Choice i * n + j samples prompt i with seed
      * params.sampling.seed + j (vLLM's way), so choice i * n is what n = 1 gives. */
     int32_t n;
+    sl_api_tools tools;      /* chat only */
 } sl_api_request;
 
 /* Prompt i of a request, 0 <= i <= n_more (0: prompt / n_prompt / prompt_text). */

@@ -51,6 +51,11 @@ typedef struct choice {
     size_t n_echo;
     bool echo_sent;
     bool first;             /* the first choice of its prompt: its prompt tokens count in usage */
+    /* chat with tools, streamed: the whole answer so far, how much of it went out as content, and
+     * whether a forced call's first delta (id, name) went out */
+    char *answer;
+    size_t n_answer, cap_answer, released;
+    bool call_sent;
 } choice;
 
 /* A generation being answered: n choices per prompt. */
@@ -67,6 +72,7 @@ typedef struct gen {
     char *pending;
     size_t n_pending, off, cap;
     bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
+    sl_api_tools tools;     /* chat's tool calling (tools.tools: a reference) */
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -121,7 +127,9 @@ static void gen_free(gen *g) {
     for (int i = 0; i < g->n; i++) {
         sl_req_release(g->ch[i].req);
         sl_free(g->ch[i].echo);
+        free(g->ch[i].answer);
     }
+    json_decref(g->tools.tools);
     free(g->ch);
     free(g->pending);
     atomic_fetch_sub(&g->h->in_flight, 1);
@@ -161,8 +169,9 @@ static json_t *chunk_base(gen *g) {
                      (json_int_t)g->created, "model", g->h->api.model_id);
 }
 
-/* One SSE chunk of choice k: new text / tokens (logprobs: `lp`, taken) and maybe the finish reason. */
-static void pend_chunk(gen *g, int k, const char *text, size_t n_text, json_t *lp, const char *finish) {
+/* One SSE chunk of choice k: new text / tokens (logprobs: `lp`, taken), tool calls (`calls`, taken: the
+ * delta's tool_calls instead of content when there is no text) and maybe the finish reason. */
+static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *calls, json_t *lp, const char *finish) {
     choice *c = &g->ch[k];
     json_t *o = chunk_base(g), *ch = json_object();
     json_object_set_new(ch, "index", json_integer(k));
@@ -172,7 +181,8 @@ static void pend_chunk(gen *g, int k, const char *text, size_t n_text, json_t *l
             json_object_set_new(delta, "role", json_string("assistant"));
             c->role_sent = true;
         }
-        if (n_text || !finish) json_object_set_new(delta, "content", json_stringn(text, n_text));
+        if (n_text || (!finish && !calls)) json_object_set_new(delta, "content", json_stringn(text, n_text));
+        if (calls) json_object_set_new(delta, "tool_calls", calls);
         json_object_set_new(ch, "delta", delta);
     } else {
         json_object_set_new(ch, "text", json_stringn(text, n_text));
@@ -182,6 +192,104 @@ static void pend_chunk(gen *g, int k, const char *text, size_t n_text, json_t *l
     json_object_set_new(o, "choices", json_pack("[o]", ch));
     if (g->include_usage) json_object_set_new(o, "usage", json_null());
     pend_event(g, o);
+}
+
+static void pend_chunk(gen *g, int k, const char *text, size_t n_text, json_t *lp, const char *finish) {
+    pend_delta(g, k, text, n_text, NULL, lp, finish);
+}
+
+/* ---- tool calls ----------------------------------------------------------------
+ * AUTO answers are parsed in the template's syntax, REQUIRED ones are the
+ * guided {"NAME": arguments, ...} object, NAMED ones the guided arguments.
+ * Streamed, the content before a call goes out as it comes
+ * (sl_tool_content_safe) and the calls go out whole at the end; a forced
+ * function's arguments stream as they come. Calls end the answer with
+ * finish_reason "tool_calls", except a forced function's (OpenAI's
+ * "stop" / "length"). */
+
+/* The calls of an answer ([{"name", "arguments"}]), or NULL: the answer is content. */
+static json_t *answer_calls(const gen *g, const char *text, size_t n, size_t *content_len) {
+    *content_len = 0;
+    switch (g->tools.choice) {
+    case SL_TOOL_CHOICE_AUTO: return sl_tool_parse(g->tools.format, g->tools.tools, text, n, content_len);
+    case SL_TOOL_CHOICE_REQUIRED: return sl_tool_parse_required(text, n);
+    case SL_TOOL_CHOICE_NAMED:
+        return json_pack("[{s:s,s:s%}]", "name", g->tools.name, "arguments", text ? text : "", text ? n : 0);
+    case SL_TOOL_CHOICE_NONE: break;
+    }
+    return NULL;
+}
+
+/* OpenAI's tool_calls of parsed calls (the first only without parallel_tool_calls); `index` for deltas. */
+static json_t *tool_calls_json(const gen *g, const json_t *calls, bool index) {
+    json_t *out = json_array();
+    size_t i;
+    const json_t *c;
+    json_array_foreach(calls, i, c) {
+        if (i > 0 && !g->tools.parallel) break;
+        char id[32];
+        sl_tool_call_id(g->tools.format, id);
+        json_t *o = json_pack("{s:s,s:s,s:{s:O,s:O}}", "id", id, "type", "function", "function", "name",
+                              json_object_get(c, "name"), "arguments", json_object_get(c, "arguments"));
+        if (index) json_object_set_new(o, "index", json_integer((json_int_t)i));
+        json_array_append_new(out, o);
+    }
+    return out;
+}
+
+static const char *calls_finish(const gen *g, sl_finish_reason why) {
+    return g->tools.choice == SL_TOOL_CHOICE_NAMED ? sl_finish_reason_str(why) : "tool_calls";
+}
+
+/* Streaming a chat answer with tools: the new text (n bytes, taken from the channel), its tokens'
+ * logprobs (lp, taken); at the end (fin) the calls and the finish chunk. */
+static void stream_tools(gen *g, int k, const char *text, size_t n, json_t *lp, bool fin, sl_finish_reason why) {
+    choice *c = &g->ch[k];
+    if (g->tools.choice == SL_TOOL_CHOICE_NAMED) { /* the arguments as they come */
+        if (n || lp || !c->call_sent || !c->role_sent) {
+            json_t *d = json_pack("[{s:i,s:{s:s%}}]", "index", 0, "function", "arguments", text ? text : "", n);
+            if (!c->call_sent) {
+                char id[32];
+                sl_tool_call_id(g->tools.format, id);
+                json_t *o = json_array_get(d, 0);
+                json_object_set_new(o, "id", json_string(id));
+                json_object_set_new(o, "type", json_string("function"));
+                json_object_set_new(json_object_get(o, "function"), "name", json_string(g->tools.name));
+                c->call_sent = true;
+            }
+            pend_delta(g, k, "", 0, d, lp, NULL);
+        }
+        if (fin) pend_chunk(g, k, "", 0, NULL, calls_finish(g, why));
+        return;
+    }
+    if (n) {
+        if (c->n_answer + n > c->cap_answer) {
+            size_t cap = c->cap_answer ? c->cap_answer * 2 : 1024;
+            while (cap < c->n_answer + n) cap *= 2;
+            char *na = realloc(c->answer, cap);
+            if (!na) return;
+            c->answer = na;
+            c->cap_answer = cap;
+        }
+        memcpy(c->answer + c->n_answer, text, n);
+        c->n_answer += n;
+    }
+    size_t content = c->n_answer;
+    json_t *calls = NULL;
+    size_t cl = 0;
+    if (fin && (calls = answer_calls(g, c->answer, c->n_answer, &cl))) content = cl;
+    else if (fin) content = c->n_answer;
+    else if (g->tools.choice == SL_TOOL_CHOICE_AUTO) content = sl_tool_content_safe(g->tools.format, c->answer, c->n_answer);
+    else content = 0;
+    if (content < c->released) content = c->released;
+    if (content > c->released || lp || !c->role_sent) {
+        pend_chunk(g, k, c->answer + c->released, content - c->released, lp, NULL);
+        c->released = content;
+    }
+    if (!fin) return;
+    if (calls) pend_delta(g, k, "", 0, tool_calls_json(g, calls, true), NULL, NULL);
+    pend_chunk(g, k, "", 0, NULL, calls ? calls_finish(g, why) : sl_finish_reason_str(why));
+    json_decref(calls);
 }
 
 /* Usage of the whole generation: the sums over its choices (caller holds no request lock). */
@@ -296,7 +404,15 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     }
     /* the echo goes first: the prompt's logprobs are complete before the first token is sampled */
     if (echo_now) pend_echo(g, k);
-    if (!http_error && (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !c->role_sent))) {
+    if (g->tools.choice != SL_TOOL_CHOICE_NONE) {
+        if (!http_error) {
+            if (g->token_ids) pend_token_ids(g, k0, k1);
+            json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, k1 - k0, t_from) : NULL;
+            stream_tools(g, k, text, text ? t_to - t_from : 0, lp, fin, why);
+            c->text_sent = t_to;
+            c->toks_sent = k1;
+        }
+    } else if (!http_error && (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !c->role_sent))) {
         if (g->token_ids) pend_token_ids(g, k0, k1);
         json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, k1 - k0, c->n_echo + t_from) : NULL;
         pend_chunk(g, k, text ? text : "", text ? t_to - t_from : 0, lp, NULL);
@@ -306,7 +422,7 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     free(text);
     free(toks);
     if (fin) {
-        if (!http_error) pend_chunk(g, k, "", 0, NULL, sl_finish_reason_str(why));
+        if (!http_error && g->tools.choice == SL_TOOL_CHOICE_NONE) pend_chunk(g, k, "", 0, NULL, sl_finish_reason_str(why));
         c->fin_sent = true;
     }
     return http_error;
@@ -411,15 +527,29 @@ static json_t *choice_json(gen *g, int k) {
     } else {
         text = json_stringn(req->text ? req->text : "", req->n_text);
     }
-    if (g->kind == SL_API_CHAT)
-        json_object_set_new(ch, "message", json_pack("{s:s,s:o}", "role", "assistant", "content", text));
-    else
+    const char *finish = sl_finish_reason_str(req->finish);
+    if (g->kind == SL_API_CHAT) {
+        size_t content = 0;
+        json_t *calls = answer_calls(g, req->text, req->n_text, &content);
+        json_t *msg = json_pack("{s:s}", "role", "assistant");
+        if (calls) {
+            json_decref(text);
+            json_object_set_new(msg, "content", content ? json_stringn(req->text, content) : json_null());
+            json_object_set_new(msg, "tool_calls", tool_calls_json(g, calls, false));
+            finish = calls_finish(g, req->finish);
+            json_decref(calls);
+        } else {
+            json_object_set_new(msg, "content", text);
+        }
+        json_object_set_new(ch, "message", msg);
+    } else {
         json_object_set_new(ch, "text", text);
+    }
     json_object_set_new(ch, "logprobs",
                         req->p.logprobs < 0 ? json_null()
                         : req->plp ? sl_api_echo_logprobs(&g->h->api, req->plp, req->n_plp, c->n_echo, req->out, req->n_out)
                                    : sl_api_logprobs_json(&g->h->api, g->kind, req->out, 0, req->n_out, 0));
-    json_object_set_new(ch, "finish_reason", json_string(sl_finish_reason_str(req->finish)));
+    json_object_set_new(ch, "finish_reason", json_string(finish));
     return ch;
 }
 
@@ -465,6 +595,8 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     }
     const bool several = ar.n_more > 0;
     const bool stream = ar.stream, include_usage = ar.include_usage;
+    g->tools = ar.tools;
+    ar.tools.tools = NULL; /* the reference moves to g */
     sl_api_request_free(&ar);
     if (st) {
         char msg[sizeof e.message];

@@ -89,6 +89,10 @@ typedef struct sl_req_params {
      * answer is complete (engine/jsonguide.h). NULL: free text. The request
      * takes its own reference. */
     sl_json_schema *schema;
+    /* The output text shows control tokens as their text (tool-call syntaxes
+     * whose markers are control tokens, server/toolcall.h); end-of-generation
+     * tokens never reach the text. */
+    bool special_text;
 } sl_req_params;
 
 /* Prompt positions whose logits one step computes for echo with logprobs. */

@@ -1,7 +1,7 @@
 /*
  * test_openai_node.c — the official `openai` npm client (tests/node) completes
- * a non-streaming and a streaming chat request and a completion against a
- * real `shardlm serve`. Needs node and `npm install` in tests/node (.ci/run
+ * a non-streaming and a streaming chat request, a completion and tool calls
+ * (forced, required, and runTools' round trip) against a real `shardlm serve`. Needs node and `npm install` in tests/node (.ci/run
  * does it); without them this test fails, saying so.
  */
 #include "harness.h"
@@ -62,7 +62,31 @@ TEST(openai_node_client) {
         fprintf(stderr, "    scored: %s\n", d ? d : "(none)");
         free(d);
     }
+    /* tools: the forced call whole (finish "stop", as OpenAI), the required one streamed and assembled by
+     * the client's helper, the function called by runTools with arguments of its schema, and the
+     * conversation carrying the call and its result answered */
+    json_t *tp = json_object_get(o, "tool_plain"), *ts = json_object_get(o, "tool_streamed");
+    json_t *tp0 = json_array_get(json_object_get(tp, "calls"), 0), *ts0 = json_array_get(json_object_get(ts, "calls"), 0);
+    json_t *targs = json_loads(json_string_value(json_object_get(tp0, "arguments")), 0, NULL);
+    json_t *called = json_object_get(o, "tool_called");
+    const bool tools_ok =
+        json_is_string(json_object_get(tp, "finish")) && !strcmp(json_string_value(json_object_get(tp, "finish")), "stop") &&
+        json_is_null(json_object_get(tp, "content")) && json_array_size(json_object_get(tp, "calls")) == 1 &&
+        !strcmp(json_string_value(json_object_get(tp0, "name")), "get_weather") &&
+        json_is_string(json_object_get(targs, "city")) && json_is_string(json_object_get(targs, "unit")) &&
+        !strcmp(json_string_value(json_object_get(ts, "finish")), "tool_calls") &&
+        json_array_size(json_object_get(ts, "calls")) == 1 && !strcmp(json_string_value(json_object_get(ts0, "name")), "get_weather") &&
+        !strncmp(json_string_value(json_object_get(ts0, "id")), "call_", 5) && json_is_object(called) &&
+        json_equal(called, targs) && json_array_size(json_object_get(o, "tool_history")) == 3 &&
+        json_is_string(json_object_get(json_object_get(o, "tool_after"), "content"));
+    if (!tools_ok) {
+        char *d = json_dumps(o, 0);
+        fprintf(stderr, "    tools: %s\n", d ? d : "(none)");
+        free(d);
+    }
+    json_decref(targs);
     json_decref(o);
+    CHECK(tools_ok);
     CHECK_EQ_INT(scored_ok, 2);
     CHECK_MSG(same, "streamed text differs from the non-streaming answer");
     CHECK(model_ok);

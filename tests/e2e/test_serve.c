@@ -501,6 +501,245 @@ TEST(serve_json_schema) {
     free(r.body);
 }
 
+/* ---- tool calls ---------------------------------------------------------------- */
+
+#define TOOLS_JSON                                                                                                \
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather in a city\","       \
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":10},"        \
+    "\"unit\":{\"enum\":[\"celsius\",\"fahrenheit\"]}},\"required\":[\"city\",\"unit\"],"                         \
+    "\"additionalProperties\":false}}},"                                                                          \
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":{\"type\":\"object\","             \
+    "\"properties\":{\"zone\":{\"enum\":[\"utc\",\"local\"]}},\"required\":[\"zone\"]}}}]"
+
+/* One chat answer with tools, whole or streamed: content, the calls [{id, name, arguments}] (stream: the
+ * deltas joined by index), the finish reason; for streams, whether every call's first delta had its id,
+ * type and name. */
+typedef struct tool_answer {
+    long status;
+    char *content; /* NULL: null / none */
+    json_t *calls;
+    char finish[16];
+    bool heads_ok;
+} tool_answer;
+
+static tool_answer tool_request(const char *url, const char *choice, double temp, int seed, bool stream, const char *extra) {
+    char *body = NULL;
+    if (asprintf(&body,
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"What is the weather in Paris?\"}],\"tools\":%s,"
+                 "%s%s%s\"max_tokens\":120,\"temperature\":%g,\"seed\":%d,\"stream\":%s%s}",
+                 TOOLS_JSON, choice ? "\"tool_choice\":" : "", choice ? choice : "", choice ? "," : "", temp, seed,
+                 stream ? "true" : "false", extra ? extra : "") < 0)
+        abort();
+    resp r = http(url, "/v1/chat/completions", body, NULL);
+    free(body);
+    tool_answer a = {.status = r.status, .calls = json_array(), .heads_ok = true};
+    char *save = NULL;
+    for (char *ev = stream ? strtok_r(r.body, "\n", &save) : r.body; ev; ev = stream ? strtok_r(NULL, "\n", &save) : NULL) {
+        const char *js = stream ? (strncmp(ev, "data: {", 7) ? NULL : ev + 6) : ev;
+        json_t *o = js ? json_loads(js, 0, NULL) : NULL;
+        json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+        json_t *m = json_object_get(ch, stream ? "delta" : "message");
+        json_t *content = json_object_get(m, "content");
+        if (json_is_string(content) && (!stream || json_string_length(content))) {
+            char *joined = NULL;
+            if (asprintf(&joined, "%s%s", a.content ? a.content : "", json_string_value(content)) < 0) abort();
+            free(a.content);
+            a.content = joined;
+        }
+        size_t i;
+        json_t *tc;
+        json_array_foreach(json_object_get(m, "tool_calls"), i, tc) {
+            const size_t k = stream ? (size_t)json_integer_value(json_object_get(tc, "index")) : i;
+            json_t *fn = json_object_get(tc, "function");
+            if (k == json_array_size(a.calls)) {
+                a.heads_ok &= json_is_string(json_object_get(tc, "id")) && json_is_string(json_object_get(fn, "name")) &&
+                              json_is_string(json_object_get(tc, "type"));
+                json_array_append_new(a.calls, json_pack("{s:O?,s:O?,s:s}", "id", json_object_get(tc, "id"), "name",
+                                                         json_object_get(fn, "name"), "arguments", ""));
+            }
+            json_t *c = json_array_get(a.calls, k);
+            json_t *args = json_object_get(fn, "arguments");
+            if (c && json_is_string(args)) {
+                char *joined = NULL;
+                if (asprintf(&joined, "%s%s", json_string_value(json_object_get(c, "arguments")), json_string_value(args)) < 0)
+                    abort();
+                json_object_set_new(c, "arguments", json_string(joined));
+                free(joined);
+            }
+        }
+        if (json_is_string(json_object_get(ch, "finish_reason")))
+            snprintf(a.finish, sizeof a.finish, "%s", json_string_value(json_object_get(ch, "finish_reason")));
+        json_decref(o);
+    }
+    if (r.status != 200) fprintf(stderr, "    tool request %s: %ld %s\n", choice ? choice : "(auto)", r.status, r.body);
+    free(r.body);
+    return a;
+}
+
+static void tool_answer_free(tool_answer *a) {
+    free(a->content);
+    json_decref(a->calls);
+}
+
+/* A call's arguments: a JSON object of get_weather's schema (city a string of at most 10 characters, unit
+ * one of the enum, nothing else), or get_time's. */
+static bool args_follow_schema(const json_t *call) {
+    const char *name = json_string_value(json_object_get(call, "name"));
+    json_t *o = json_loads(json_string_value(json_object_get(call, "arguments")), 0, NULL);
+    bool ok = json_is_object(o) && name;
+    if (ok && !strcmp(name, "get_weather")) {
+        const char *city = json_string_value(json_object_get(o, "city")), *unit = json_string_value(json_object_get(o, "unit"));
+        size_t chars = 0;
+        for (const char *c = city; c && *c; c++) chars += ((unsigned char)*c & 0xC0) != 0x80;
+        ok = city && chars <= 10 && unit && (!strcmp(unit, "celsius") || !strcmp(unit, "fahrenheit")) &&
+             json_object_size(o) == 2;
+    } else if (ok) {
+        const char *zone = json_string_value(json_object_get(o, "zone"));
+        ok = !strcmp(name, "get_time") && zone && (!strcmp(zone, "utc") || !strcmp(zone, "local"));
+    }
+    json_decref(o);
+    return ok;
+}
+
+/* tool_choice naming a function: the answer is that function's arguments, guided by its schema, as one
+ * call (content null, finish "stop" as OpenAI gives for a forced function), the same streamed (the id and
+ * name first, the arguments as they come). "required": calls of the declared functions, each guided by
+ * its schema (one without parallel_tool_calls), finish "tool_calls". */
+TEST(serve_tool_calls_forced) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char named[] = "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}";
+    tool_answer w = tool_request(url, named, 0, 1, false, NULL);
+    tool_answer s = tool_request(url, named, 0, 1, true, NULL);
+    const bool whole_ok = w.status == 200 && !w.content && json_array_size(w.calls) == 1 && !strcmp(w.finish, "stop") &&
+                          args_follow_schema(json_array_get(w.calls, 0)) &&
+                          !strcmp(json_string_value(json_object_get(json_array_get(w.calls, 0), "name")), "get_weather") &&
+                          !strncmp(json_string_value(json_object_get(json_array_get(w.calls, 0), "id")), "call_", 5);
+    const bool stream_ok = s.status == 200 && !s.content && json_array_size(s.calls) == 1 && s.heads_ok &&
+                           !strcmp(s.finish, "stop") &&
+                           !strcmp(json_string_value(json_object_get(json_array_get(s.calls, 0), "arguments")),
+                                   json_string_value(json_object_get(json_array_get(w.calls, 0), "arguments")));
+    if (!whole_ok || !stream_ok) {
+        char *a = json_dumps(w.calls, 0), *b = json_dumps(s.calls, 0);
+        fprintf(stderr, "    named: whole %s (%s), streamed %s (%s)\n", a, w.finish, b, s.finish);
+        free(a);
+        free(b);
+    }
+    tool_answer_free(&w);
+    tool_answer_free(&s);
+    CHECK(whole_ok);
+    CHECK(stream_ok);
+    int good = 0;
+    for (int seed = 1; seed <= 4; seed++) {
+        /* seeds 3 and 4 without parallel calls: exactly one */
+        const char *extra = seed > 2 ? ",\"parallel_tool_calls\":false" : NULL;
+        tool_answer rw = tool_request(url, "\"required\"", 0.8, seed, false, extra);
+        tool_answer rs = tool_request(url, "\"required\"", 0.8, seed, true, extra);
+        const size_t nc = json_array_size(rw.calls);
+        bool ok = rw.status == 200 && !rw.content && nc >= 1 && (seed <= 2 || nc == 1) &&
+                  !strcmp(rw.finish, "tool_calls") && rs.status == 200 && !rs.content && rs.heads_ok &&
+                  json_array_size(rs.calls) == nc && !strcmp(rs.finish, "tool_calls");
+        for (size_t i = 0; i < nc && ok; i++) {
+            const json_t *c = json_array_get(rw.calls, i), *d = json_array_get(rs.calls, i);
+            ok = args_follow_schema(c) && json_equal(json_object_get(c, "name"), json_object_get(d, "name")) &&
+                 json_equal(json_object_get(c, "arguments"), json_object_get(d, "arguments"));
+        }
+        if (!ok) {
+            char *a = json_dumps(rw.calls, 0), *b = json_dumps(rs.calls, 0);
+            fprintf(stderr, "    required seed %d: whole %s (%s), streamed %s (%s)\n", seed, a, rw.finish, b, rs.finish);
+            free(a);
+            free(b);
+        }
+        good += ok;
+        tool_answer_free(&rw);
+        tool_answer_free(&rs);
+    }
+    CHECK_EQ_INT(good, 4);
+}
+
+/* tool_choice "auto" (the default with tools) and "none": an answer with no call in it is plain content,
+ * the same whole and streamed, and the same as without tools (the fallback template ignores them). A
+ * conversation that carries calls and their results renders. */
+TEST(serve_tool_calls_auto_and_history) {
+    const char *url = start_default();
+    CHECK(url);
+    resp r = http(url, "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"What is the weather in Paris?\"}],"
+                  "\"max_tokens\":120,\"temperature\":0}",
+                  NULL);
+    char *plain = completion_text(&r);
+    free(r.body);
+    CHECK(plain && *plain);
+    const char *choices[] = {NULL, "\"auto\"", "\"none\""};
+    for (int i = 0; i < 3; i++)
+        for (int stream = 0; stream < 2; stream++) {
+            tool_answer a = tool_request(url, choices[i], 0, 1, stream, ",\"parallel_tool_calls\":false");
+            const bool ok = a.status == 200 && a.content && !strcmp(a.content, plain) && json_array_size(a.calls) == 0 &&
+                            (!strcmp(a.finish, "length") || !strcmp(a.finish, "stop"));
+            if (!ok) fprintf(stderr, "    %s %s: '%s' (%s)\n", choices[i] ? choices[i] : "default",
+                             stream ? "streamed" : "whole", a.content ? a.content : "(null)", a.finish);
+            tool_answer_free(&a);
+            CHECK(ok);
+        }
+    free(plain);
+    r = http(url, "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"},{\"role\":\"assistant\",\"content\":null,"
+             "\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+             "\"arguments\":\"{\\\"city\\\": \\\"Paris\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"call_1\","
+             "\"content\":\"sunny\"}],\"tools\":" TOOLS_JSON ",\"max_tokens\":4}",
+             NULL);
+    CHECK_MSG(r.status == 200, "%ld %s", r.status, r.body);
+    free(r.body);
+}
+
+/* Bad tools and tool_choice: 400 naming the field. */
+TEST(serve_tool_calls_bad_input) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char user[] = "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]";
+    static const struct {
+        const char *fields, *param;
+    } cases[] = {
+        {"\"tools\":\"get_weather\"", "tools"},
+        {"\"tools\":[{\"function\":{\"name\":\"f\"}}]", "tools[0]"},
+        {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get weather\"}}]", "tools[0].function.name"},
+        {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}},{\"type\":\"function\",\"function\":"
+         "{\"name\":\"f\"}}]",
+         "tools[1].function.name"},
+        {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":[]}}]",
+         "tools[0].function.parameters"},
+        {"\"tools\":" TOOLS_JSON ",\"tool_choice\":\"sometimes\"", "tool_choice"},
+        {"\"tool_choice\":\"required\"", "tool_choice"},
+        {"\"tools\":" TOOLS_JSON ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"nope\"}}", "tool_choice"},
+        {"\"tools\":" TOOLS_JSON ",\"tool_choice\":\"required\",\"response_format\":{\"type\":\"json_object\"}",
+         "tool_choice"},
+        {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+         "\"properties\":{\"when\":{\"type\":\"string\",\"format\":\"date\"}}}}}],\"tool_choice\":\"required\"",
+         "tools"},
+        {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+         "\"properties\":{\"n\":{\"minimum\":1}}}}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}",
+         "tools[0].function.parameters"},
+        {"\"tools\":" TOOLS_JSON ",\"parallel_tool_calls\":1", "parallel_tool_calls"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *body = NULL;
+        if (asprintf(&body, "{%s,%s}", user, cases[i].fields) < 0) abort();
+        resp r = http(url, "/v1/chat/completions", body, NULL);
+        json_t *o = json_loads(r.body, 0, NULL);
+        json_t *param = json_object_get(json_object_get(o, "error"), "param");
+        const bool ok = r.status == 400 && json_is_string(param) && !strcmp(json_string_value(param), cases[i].param);
+        if (!ok) fprintf(stderr, "    case %zu %s -> %ld %s\n", i, body, r.status, r.body);
+        json_decref(o);
+        free(r.body);
+        free(body);
+        CHECK(ok);
+    }
+    resp r = http(url, "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"tool_calls\":{}}]}", NULL);
+    CHECK_MSG(r.status == 400 && strstr(r.body, "\"param\":\"messages[1].tool_calls\""), "%ld %s", r.status, r.body);
+    free(r.body);
+}
+
 static char *prompt_body(int i, int max_tokens, bool stream, double temp, int seed) {
     static const char *starts[] = {"Once upon a time", "Lily and Ben went to the park.", "The little dog was sad because",
                                    "One day, Tom found a big red ball", "She said, \"I want to play!\"", "The sun was",

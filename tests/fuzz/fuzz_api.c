@@ -154,6 +154,13 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
         fuzz_api_check(p->stop_ids[i] >= 0 && p->stop_ids[i] < n_vocab, "stop_token_ids are in the vocabulary");
     fuzz_api_check(p->min_tokens >= 0 && p->min_tokens <= p->max_tokens + p->resume_generated,
                    "min_tokens within max_tokens (and the resumed tokens)");
+    const sl_api_tools *tl = &r.tools;
+    fuzz_api_check(tl->choice == SL_TOOL_CHOICE_NONE || (mode == 1 && tl->tools && json_array_size(tl->tools) >= 1),
+                   "a tool choice comes with declared tools, on chat");
+    fuzz_api_check((tl->choice == SL_TOOL_CHOICE_REQUIRED || tl->choice == SL_TOOL_CHOICE_NAMED) <= (p->schema != NULL),
+                   "a forced call is guided by a schema");
+    fuzz_api_check(tl->choice != SL_TOOL_CHOICE_NAMED || tl->name[0], "a named tool choice has its name");
+    fuzz_api_check(!p->special_text || tl->choice == SL_TOOL_CHOICE_AUTO, "special tokens shown only for tool syntaxes");
     sl_api_request_free(&r);
     return 0;
 }

@@ -1,6 +1,7 @@
 // Drives a shardlm server with the official OpenAI JavaScript client.
 // usage: node openai-client.mjs BASE_URL   (e.g. http://127.0.0.1:8080/v1)
 // Prints one JSON object with what the client received; exits 1 on any error.
+// Tool calls: see "tool calling" below.
 import OpenAI from 'openai';
 
 const baseURL = process.argv[2];
@@ -36,6 +37,43 @@ const scored = await client.completions.create({
   model, prompt: ['Once upon a time', 'Lily and Ben'], max_tokens: 0, echo: true, logprobs: 1, temperature: 0,
 });
 
+// tool calling: a forced function (whole), "required" streamed through the client's accumulating helper,
+// and runTools: the client parses the arguments, calls the function, sends the result back
+const weather = {
+  name: 'get_weather',
+  description: 'Weather in a city',
+  parameters: {
+    type: 'object',
+    properties: { city: { type: 'string', maxLength: 10 }, unit: { enum: ['celsius', 'fahrenheit'] } },
+    required: ['city', 'unit'],
+    additionalProperties: false,
+  },
+};
+const forced = { type: 'function', function: { name: 'get_weather' } };
+const toolPlain = await client.chat.completions.create({
+  model, messages, tools: [{ type: 'function', function: weather }], tool_choice: forced, max_tokens: 100, temperature: 0,
+});
+const toolStream = client.beta.chat.completions.stream({
+  model, messages, tools: [{ type: 'function', function: weather }], tool_choice: 'required', parallel_tool_calls: false,
+  max_tokens: 100, temperature: 0,
+});
+const toolStreamed = await toolStream.finalChatCompletion();
+let called = null;
+const runner = client.beta.chat.completions.runTools({
+  model, messages, max_tokens: 100, temperature: 0, tool_choice: forced,
+  tools: [{ type: 'function', function: { ...weather, parse: JSON.parse, function: (args) => { called = args; return 'sunny'; } } }],
+});
+await runner.done();
+const history = runner.messages;
+const after = await client.chat.completions.create({
+  model, messages: history, tools: [{ type: 'function', function: weather }], max_tokens: 8, temperature: 0,
+});
+const call = (c) => ({
+  finish: c.choices[0].finish_reason,
+  content: c.choices[0].message.content ?? null,
+  calls: (c.choices[0].message.tool_calls ?? []).map((t) => ({ id: t.id, name: t.function.name, arguments: t.function.arguments })),
+});
+
 let notFound = null;
 try {
   await client.chat.completions.create({ model: 'no-such-model', messages, max_tokens: 4 });
@@ -59,4 +97,9 @@ console.log(JSON.stringify({
     first: c.logprobs.token_logprobs[0], last: c.logprobs.token_logprobs[c.logprobs.token_logprobs.length - 1],
   })),
   not_found: notFound,
+  tool_plain: call(toolPlain),
+  tool_streamed: call(toolStreamed),
+  tool_called: called,
+  tool_history: history.map((m) => m.role),
+  tool_after: { finish: after.choices[0].finish_reason, content: after.choices[0].message.content },
 }));

@@ -162,6 +162,32 @@ TEST(schema_cases) {
     CHECK_EQ_INT(runs_in(sc, "{\"a\":1}"), -1);
     sl_json_schema_release(sc);
 
+    /* minProperties / maxProperties: exactly one of three declared properties (a forced tool call's
+     * {"function name": arguments}); no key is offered that would leave the bounds out of reach */
+    sc = compile_text("{\"type\":\"object\",\"properties\":{\"a\":{},\"b\":{},\"c\":{}},\"minProperties\":1,"
+                      "\"maxProperties\":1,\"additionalProperties\":false}", &st);
+    CHECK_MSG(st == SL_OK, "%s", sl_last_error());
+    CHECK_EQ_INT(runs_in(sc, "{}"), -1);
+    CHECK_EQ_INT(runs_in(sc, "{\"b\":1}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"c\":[]}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"a\":1,"), -1);
+    sl_json_schema_release(sc);
+    sc = compile_text("{\"properties\":{\"a\":{},\"b\":{},\"c\":{}},\"required\":[\"c\"],\"minProperties\":2,"
+                      "\"maxProperties\":2}", &st);
+    CHECK_MSG(st == SL_OK, "%s", sl_last_error());
+    CHECK_EQ_INT(runs_in(sc, "{\"c\":1}"), -1);       /* c alone is too few, and nothing may follow it */
+    CHECK_EQ_INT(runs_in(sc, "{\"a\":1,\"c\":2}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"b\":1,\"c\":2}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"a\":1,\"b\""), -1); /* then c would make three */
+    sl_json_schema_release(sc);
+    sc = compile_text("{\"type\":\"object\",\"minProperties\":1,\"maxProperties\":2}", &st);
+    CHECK_MSG(st == SL_OK, "%s", sl_last_error());
+    CHECK_EQ_INT(runs_in(sc, "{}"), -1);
+    CHECK_EQ_INT(runs_in(sc, "{\"x\":1}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"x\":1,\"y\":{}}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"x\":1,\"y\":{},"), -1);
+    sl_json_schema_release(sc);
+
     /* refused schemas, the place named */
     static const struct {
         const char *schema, *says;
@@ -183,6 +209,11 @@ TEST(schema_cases) {
         {"{\"$defs\":{\"A\":{\"$ref\":\"#/$defs/B\"},\"B\":{\"anyOf\":[{\"$ref\":\"#/$defs/A\"}]}},\"$ref\":\"#/$defs/A\"}",
          "refers to itself"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/properties/a\"}}}", "'$ref' must name"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"minProperties\":2}", "'minProperties' is above the number"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"a\"],\"maxProperties\":0}",
+         "'maxProperties' is below the required"},
+        {"{\"type\":\"object\",\"additionalProperties\":false,\"minProperties\":1}", "'minProperties' asks for keys"},
+        {"{\"type\":\"object\",\"minProperties\":3,\"maxProperties\":1}", "'minProperties' is above 'maxProperties'"},
     };
     /* literals are matched byte by byte, at most 255 bytes each */
     char longenum[400];
@@ -228,6 +259,8 @@ static json_t *random_schema(int depth) {
         json_object_set_new(o, "type", json_string("object"));
         json_object_set_new(o, "properties", p);
         if (json_object_size(p) && rnd(2)) json_object_set_new(o, "required", json_pack("[s]", json_object_iter_key(json_object_iter(p))));
+        if (rnd(3) == 0) json_object_set_new(o, "minProperties", json_integer(rnd(3)));
+        if (rnd(3) == 0) json_object_set_new(o, "maxProperties", json_integer(rnd(3)));
         break;
     }
     case 6:

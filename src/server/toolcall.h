@@ -1,0 +1,85 @@
+/*
+ * toolcall.h — OpenAI tool calling on the answer side: which tool-call
+ * syntax a chat template teaches its model, where in a streamed answer a
+ * call may begin (so the text before it streams as content and the call is
+ * held back), and the parsing of a finished answer into `tool_calls`.
+ *
+ * The syntaxes, chosen from markers in the template source (the order of
+ * sl_tool_format_detect):
+ *   XML          <tool_call>\n<function=NAME>\n<parameter=K>\nV\n</parameter>\n</function>\n</tool_call>
+ *                (Qwen3-Coder, Qwen3.5, Nemotron 3: template has "<parameter=")
+ *   GLM          <tool_call>NAME\n<arg_key>K</arg_key>\n<arg_value>V</arg_value>\n</tool_call>   ("<arg_key>")
+ *   MISTRAL_ARGS [TOOL_CALLS]NAME[ARGS]{...}, repeated                      ("[ARGS]")
+ *   MISTRAL      [TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]       ("[TOOL_CALLS]")
+ *   GRANITE      <|tool_call|>[{"name": ..., "arguments": {...}}, ...]      ("<|tool_call|>")
+ *   FIREFUNCTION functools[{"name": ..., "arguments": {...}}, ...]          ("functools")
+ *   FUNCTIONARY  <function=NAME>{...}</function>, repeated                  ("<function=")
+ *   HERMES       <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>, repeated ("<tool_call>")
+ *   LLAMA3       {"name": ..., "parameters": {...}} as the whole answer, or after <|python_tag|>
+ *                (objects may be separated by ';')                         ("<|python_tag|>", or
+ *                "parameters" in a template with <|start_header_id|>)
+ *   JSON         anything else: HERMES blocks, or the whole answer a call object or an array of them
+ * A call object is {"name": string, "arguments" or "parameters": object or a
+ * string holding a JSON object}. XML and GLM values are strings unless the
+ * tool's schema gives the parameter another type and the value parses as
+ * JSON. Text before the first call is the message's content; a call that
+ * does not parse leaves the whole answer as content, as vLLM's parsers do.
+ *
+ * Markers that are control tokens (<|python_tag|>, [TOOL_CALLS], [ARGS],
+ * <|tool_call|>) reach the text only when the request detokenizes with
+ * special tokens shown (sl_tool_format_needs_special).
+ */
+#ifndef SL_SERVER_TOOLCALL_H
+#define SL_SERVER_TOOLCALL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum sl_tool_format {
+    SL_TOOLS_JSON,
+    SL_TOOLS_HERMES,
+    SL_TOOLS_LLAMA3,
+    SL_TOOLS_MISTRAL,
+    SL_TOOLS_MISTRAL_ARGS,
+    SL_TOOLS_GRANITE,
+    SL_TOOLS_FIREFUNCTION,
+    SL_TOOLS_FUNCTIONARY,
+    SL_TOOLS_XML,
+    SL_TOOLS_GLM,
+} sl_tool_format;
+
+/* The syntax a chat template's source teaches (NULL: the built-in fallback, JSON). */
+sl_tool_format sl_tool_format_detect(const char *template_src);
+const char *sl_tool_format_name(sl_tool_format f);
+/* Whether the syntax's markers are control tokens, shown only with special tokens rendered. */
+bool sl_tool_format_needs_special(sl_tool_format f);
+
+/* How many bytes of text[0, n) are content whatever comes next: those
+ * before the first place a call begins or may still begin (a marker, the
+ * start of one at the end of the text, or for LLAMA3 and JSON an answer
+ * that opens with '{' or '['). Grows with the text, never shrinks. */
+size_t sl_tool_content_safe(sl_tool_format f, const char *text, size_t n);
+
+/* Parse a finished answer. Returns a new JSON array of {"name": string,
+ * "arguments": string (a JSON object's text)}, and in *content_len the
+ * length of the text before the first call with trailing whitespace
+ * dropped; NULL when the text holds no call that parses. `tools` (the
+ * request's tools, may be NULL) types XML and GLM parameter values. */
+json_t *sl_tool_parse(sl_tool_format f, const json_t *tools, const char *text, size_t n, size_t *content_len);
+
+/* tool_choice "required": the schema of an answer {"NAME": arguments, ...}
+ * with at least one of the tools' names as keys (at most one without
+ * parallel calls), each value guided by that function's parameters (any
+ * object where it declares none). The tools' $defs / definitions move to the
+ * root, where their $refs point. NULL (message in sl_last_error) when two
+ * tools define the same $defs name differently. */
+json_t *sl_tool_required_schema(const json_t *tools, bool parallel);
+/* Such an answer as calls (the format of sl_tool_parse), NULL when it is not a complete object. */
+json_t *sl_tool_parse_required(const char *text, size_t n);
+
+/* A fresh tool-call id: "call_" and 24 random letters and digits, or 9 of
+ * them for the Mistral syntaxes (their templates refuse other ids). */
+void sl_tool_call_id(sl_tool_format f, char out[32]);
+
+#endif

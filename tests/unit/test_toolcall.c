@@ -1,0 +1,215 @@
+/*
+ * test_toolcall.c — tool-call syntaxes (server/toolcall.c): the syntax each
+ * real chat template of ../shared/golden/chat-templates teaches, answers in
+ * each syntax parsed into calls (the expected calls written by hand from the
+ * syntax the template documents), answers that hold no call, and the
+ * streaming hold-back fed one byte at a time.
+ */
+#include "harness.h"
+
+#include "server/toolcall.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The syntax of a golden template, or -1 when ../shared is absent. */
+static int detect_file(const char *name) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "golden/chat-templates/%s.jinja", name);
+    const char *path = sl_test_shared(rel);
+    if (!path) return -1;
+    size_t len;
+    char *src = sl_test_read_file(path, &len);
+    if (!src) return -2;
+    const int f = (int)sl_tool_format_detect(src);
+    free(src);
+    return f;
+}
+
+TEST(formats_detected_from_real_templates) {
+    static const struct {
+        const char *file;
+        sl_tool_format f;
+    } cases[] = {
+        {"Qwen-Qwen2.5-7B-Instruct", SL_TOOLS_HERMES},
+        {"Qwen-Qwen3-0.6B", SL_TOOLS_HERMES},
+        {"NousResearch-Hermes-3-Llama-3.1-8B-tool_use", SL_TOOLS_HERMES},
+        {"ibm-granite-granite-4.0", SL_TOOLS_HERMES},
+        {"meta-llama-Llama-3.1-8B-Instruct", SL_TOOLS_LLAMA3},
+        {"meta-llama-Llama-3.2-3B-Instruct", SL_TOOLS_LLAMA3},
+        {"meta-llama-Llama-3.3-70B-Instruct", SL_TOOLS_LLAMA3},
+        {"mistralai-Mistral-Nemo-Instruct-2407", SL_TOOLS_MISTRAL},
+        {"Mistral-Small-3.2-24B-Instruct-2506", SL_TOOLS_MISTRAL_ARGS},
+        {"unsloth-mistral-Devstral-Small-2507", SL_TOOLS_MISTRAL_ARGS},
+        {"ibm-granite-granite-3.3-2B-Instruct", SL_TOOLS_GRANITE},
+        {"fireworks-ai-llama-3-firefunction-v2", SL_TOOLS_FIREFUNCTION},
+        {"meetkai-functionary-medium-v3.1", SL_TOOLS_FUNCTIONARY},
+        {"Qwen3-Coder", SL_TOOLS_XML},
+        {"Qwen3.5-4B", SL_TOOLS_XML},
+        {"GLM-4.6", SL_TOOLS_GLM},
+        {"google-gemma-2-2b-it", SL_TOOLS_JSON},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int f = detect_file(cases[i].file);
+        if (f == -1) return; /* no ../shared */
+        CHECK_MSG(f == (int)cases[i].f, "%s: detected %s, expected %s", cases[i].file,
+                  f < 0 ? "(unreadable)" : sl_tool_format_name((sl_tool_format)f), sl_tool_format_name(cases[i].f));
+    }
+    CHECK_EQ_INT(sl_tool_format_detect(NULL), SL_TOOLS_JSON);
+}
+
+/* Parse `text` in syntax f; check the content and the calls "name|arguments;name|arguments". */
+static bool parses_as(sl_tool_format f, const json_t *tools, const char *text, const char *content, const char *calls) {
+    size_t cl = 12345;
+    json_t *got = sl_tool_parse(f, tools, text, strlen(text), &cl);
+    if (!calls) {
+        const bool ok = got == NULL;
+        if (!ok) fprintf(stderr, "   %s: expected no call in '%s'\n", sl_tool_format_name(f), text);
+        json_decref(got);
+        return ok;
+    }
+    if (!got) {
+        fprintf(stderr, "   %s: no call parsed from '%s'\n", sl_tool_format_name(f), text);
+        return false;
+    }
+    char buf[1024] = "";
+    size_t i;
+    json_t *c;
+    json_array_foreach(got, i, c) {
+        if (i) strncat(buf, ";", sizeof buf - strlen(buf) - 1);
+        strncat(buf, json_string_value(json_object_get(c, "name")), sizeof buf - strlen(buf) - 1);
+        strncat(buf, "|", sizeof buf - strlen(buf) - 1);
+        strncat(buf, json_string_value(json_object_get(c, "arguments")), sizeof buf - strlen(buf) - 1);
+    }
+    json_decref(got);
+    const bool ok = !strcmp(buf, calls) && cl == strlen(content) && !memcmp(text, content, cl);
+    if (!ok)
+        fprintf(stderr, "   %s: '%s' gave calls '%s' and content '%.*s'; expected '%s' and '%s'\n",
+                sl_tool_format_name(f), text, buf, (int)cl, text, calls, content);
+    return ok;
+}
+
+TEST(json_syntaxes_parse_into_calls) {
+    /* Hermes / Qwen 2.5: text before the first block is content; several blocks */
+    CHECK(parses_as(SL_TOOLS_HERMES, NULL,
+                    "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+                    "</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>",
+                    "Let me look.", "get_weather|{\"city\":\"Paris\"};get_time|{}"));
+    /* a closing tag cut by the end of the answer still counts; arguments as a JSON string */
+    CHECK(parses_as(SL_TOOLS_HERMES, NULL, "<tool_call>{\"name\":\"f\",\"arguments\":\"{\\\"a\\\": 1}\"}", "",
+                    "f|{\"a\": 1}"));
+    CHECK(parses_as(SL_TOOLS_HERMES, NULL, "no calls here", NULL, NULL));
+    CHECK(parses_as(SL_TOOLS_HERMES, NULL, "<tool_call>{\"name\": \"f\", \"arguments\": {", NULL, NULL));
+    CHECK(parses_as(SL_TOOLS_HERMES, NULL, "<tool_call>{\"arguments\": {}}</tool_call>", NULL, NULL));
+    CHECK(parses_as(SL_TOOLS_HERMES, NULL, "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>", NULL, NULL));
+    /* Llama 3.x: the whole answer, "parameters"; after <|python_tag|>; several joined by ';' */
+    CHECK(parses_as(SL_TOOLS_LLAMA3, NULL, " {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}", "",
+                    "get_weather|{\"city\":\"Oslo\"}"));
+    CHECK(parses_as(SL_TOOLS_LLAMA3, NULL,
+                    "<|python_tag|>{\"name\": \"a\", \"parameters\": {}}; {\"name\": \"b\", \"parameters\": {\"x\": [1, 2]}}",
+                    "", "a|{};b|{\"x\":[1,2]}"));
+    CHECK(parses_as(SL_TOOLS_LLAMA3, NULL, "The answer is {\"name\": \"a\"}", NULL, NULL));
+    CHECK(parses_as(SL_TOOLS_LLAMA3, NULL, "{\"name\": \"a\", \"parameters\": {}} and more", NULL, NULL));
+    /* Mistral: an array after [TOOL_CALLS]; the v11 form name[ARGS]{...}, with an id */
+    CHECK(parses_as(SL_TOOLS_MISTRAL, NULL,
+                    "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"q\": \"x\"}, \"id\": \"abcdefghi\"}, "
+                    "{\"name\": \"g\", \"arguments\": {}}]",
+                    "", "f|{\"q\":\"x\"};g|{}"));
+    CHECK(parses_as(SL_TOOLS_MISTRAL_ARGS, NULL,
+                    "Sure.[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}[TOOL_CALLS]f[CALL_ID]a1b2c3d4e[ARGS]{}",
+                    "Sure.", "get_weather|{\"city\":\"Rome\"};f|{}"));
+    CHECK(parses_as(SL_TOOLS_MISTRAL_ARGS, NULL, "[TOOL_CALLS]get_weather{\"city\": \"Rome\"}", NULL, NULL));
+    /* Granite 3.3, firefunction: a marker, then an array */
+    CHECK(parses_as(SL_TOOLS_GRANITE, NULL, "<|tool_call|>[{\"name\": \"f\", \"arguments\": {\"n\": 2}}]", "",
+                    "f|{\"n\":2}"));
+    CHECK(parses_as(SL_TOOLS_FIREFUNCTION, NULL, "ok functools[{\"name\": \"f\", \"arguments\": {}}]", "ok", "f|{}"));
+    /* functionary v3.1 */
+    CHECK(parses_as(SL_TOOLS_FUNCTIONARY, NULL,
+                    "<function=get_weather>{\"city\": \"Lima\"}</function><function=g>{}</function>", "",
+                    "get_weather|{\"city\":\"Lima\"};g|{}"));
+    /* no known syntax: Hermes blocks, or the whole answer a call or an array of calls */
+    CHECK(parses_as(SL_TOOLS_JSON, NULL, "\n{\"name\": \"f\", \"arguments\": {\"a\": true}}\n", "", "f|{\"a\":true}"));
+    CHECK(parses_as(SL_TOOLS_JSON, NULL, "[{\"name\": \"f\"}, {\"name\": \"g\", \"parameters\": {}}]", "", "f|{};g|{}"));
+    CHECK(parses_as(SL_TOOLS_JSON, NULL, "x <tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>", "x", "f|{}"));
+    CHECK(parses_as(SL_TOOLS_JSON, NULL, "{\"city\": \"Paris\"}", NULL, NULL));
+    CHECK(parses_as(SL_TOOLS_JSON, NULL, "[]", NULL, NULL));
+}
+
+TEST(xml_syntaxes_type_values_by_the_schema) {
+    json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": "
+                               "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, "
+                               "\"days\": {\"type\": \"integer\"}, \"units\": {\"type\": \"array\"}}}}}]",
+                               0, NULL);
+    CHECK(tools != NULL);
+    /* Qwen3-Coder: values on their own lines; "days" an integer by the schema, "city" stays a string */
+    const bool xml = parses_as(
+        SL_TOOLS_XML, tools,
+        "Checking.\n<tool_call>\n<function=get_weather>\n<parameter=city>\n123\n</parameter>\n<parameter=days>\n3\n"
+        "</parameter>\n<parameter=units>\n[\"C\"]\n</parameter>\n</function>\n</tool_call>",
+        "Checking.", "get_weather|{\"city\":\"123\",\"days\":3,\"units\":[\"C\"]}");
+    /* a value the schema types but that is not JSON stays a string; an undeclared key is a string */
+    const bool xml2 = parses_as(SL_TOOLS_XML, tools,
+                                "<tool_call>\n<function=get_weather>\n<parameter=days>\nthree\n</parameter>\n"
+                                "<parameter=other>\n{}\n</parameter>\n</function>\n</tool_call>",
+                                "", "get_weather|{\"days\":\"three\",\"other\":\"{}\"}");
+    const bool xml_bad = parses_as(SL_TOOLS_XML, tools, "<tool_call>\n<function=f>\n<parameter=a>\n1\n", NULL, NULL);
+    /* GLM 4.6 */
+    const bool glm = parses_as(SL_TOOLS_GLM, tools,
+                               "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n"
+                               "<arg_key>days</arg_key>\n<arg_value>2</arg_value>\n</tool_call>",
+                               "", "get_weather|{\"city\":\"Paris\",\"days\":2}");
+    const bool glm0 = parses_as(SL_TOOLS_GLM, tools, "<tool_call>ping</tool_call>", "", "ping|{}");
+    json_decref(tools);
+    CHECK(xml);
+    CHECK(xml2);
+    CHECK(xml_bad);
+    CHECK(glm);
+    CHECK(glm0);
+}
+
+/* Fed one byte at a time, the content released never shrinks, never covers
+ * a byte of a marker, and ends where the parsed content ends. */
+static bool holds_back(sl_tool_format f, const char *text, size_t expect_final) {
+    const size_t n = strlen(text);
+    size_t prev = 0;
+    for (size_t k = 0; k <= n; k++) {
+        const size_t s = sl_tool_content_safe(f, text, k);
+        if (s < prev || s > k) {
+            fprintf(stderr, "   %s: safe %zu after %zu at %zu bytes of '%s'\n", sl_tool_format_name(f), s, prev, k, text);
+            return false;
+        }
+        prev = s;
+    }
+    if (prev != expect_final) fprintf(stderr, "   %s: final safe %zu, expected %zu\n", sl_tool_format_name(f), prev, expect_final);
+    return prev == expect_final;
+}
+
+TEST(streaming_holds_back_what_may_be_a_call) {
+    CHECK(holds_back(SL_TOOLS_HERMES, "Sure <tool_call>{\"name\": \"f\"}</tool_call>", 5));
+    CHECK(holds_back(SL_TOOLS_HERMES, "a <tool_cal", 2));
+    CHECK(holds_back(SL_TOOLS_HERMES, "a <tool_cab", 11));
+    CHECK(holds_back(SL_TOOLS_HERMES, "plain text", 10));
+    CHECK(holds_back(SL_TOOLS_LLAMA3, "  {\"name\": \"f\"", 0));
+    CHECK(holds_back(SL_TOOLS_LLAMA3, "Hello <|python_tag|>{}", 6));
+    CHECK(holds_back(SL_TOOLS_LLAMA3, "Hello [1]", 9));
+    CHECK(holds_back(SL_TOOLS_JSON, "[{\"name\": \"f\"}]", 0));
+    CHECK(holds_back(SL_TOOLS_MISTRAL_ARGS, "ok[TOOL_CALLS]f[ARGS]{}", 2));
+    CHECK(holds_back(SL_TOOLS_FIREFUNCTION, "fun", 0));
+    CHECK(holds_back(SL_TOOLS_FIREFUNCTION, "funny", 5));
+    /* a partial marker at the end holds back only those bytes */
+    CHECK_EQ_INT(sl_tool_content_safe(SL_TOOLS_HERMES, "abc<", 4), 3);
+    CHECK_EQ_INT(sl_tool_content_safe(SL_TOOLS_GRANITE, "abc<|tool_", 10), 3);
+    CHECK_EQ_INT(sl_tool_content_safe(SL_TOOLS_JSON, "  ", 2), 0);
+}
+
+TEST(call_ids_have_the_shape_templates_accept) {
+    char a[32], b[32], m[32];
+    sl_tool_call_id(SL_TOOLS_HERMES, a);
+    sl_tool_call_id(SL_TOOLS_HERMES, b);
+    sl_tool_call_id(SL_TOOLS_MISTRAL, m);
+    CHECK_EQ_INT(strlen(a), 29);
+    CHECK(!strncmp(a, "call_", 5));
+    CHECK(strcmp(a, b) != 0);
+    CHECK_EQ_INT(strlen(m), 9);
+    for (int i = 0; i < 9; i++) CHECK((m[i] >= '0' && m[i] <= '9') || (m[i] | 32) >= 'a');
+}
