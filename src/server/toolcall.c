@@ -86,12 +86,17 @@ size_t sl_tool_content_safe(sl_tool_format f, const char *text, size_t n) {
         if (p == n || text[p] == '{' || (f == SL_TOOLS_JSON && text[p] == '[')) return 0;
     }
     size_t safe = find(text, n, 0, fi->marker);
-    if (safe < n) return safe;
-    /* the longest end of the text that begins the marker */
-    const size_t k = strlen(fi->marker);
-    for (size_t l = k - 1 < n ? k - 1 : n; l > 0; l--)
-        if (!memcmp(text + n - l, fi->marker, l)) return n - l;
-    return n;
+    if (safe == n) { /* the longest end of the text that begins the marker */
+        const size_t k = strlen(fi->marker);
+        for (size_t l = k - 1 < n ? k - 1 : n; l > 0; l--)
+            if (!memcmp(text + n - l, fi->marker, l)) {
+                safe = n - l;
+                break;
+            }
+    }
+    /* whitespace waits for what follows it: before a call it is not content (sl_tool_parse drops it) */
+    while (safe > 0 && is_ws(text[safe - 1])) safe--;
+    return safe;
 }
 
 /* ---- calls ------------------------------------------------------------------ */
@@ -173,17 +178,20 @@ static const char *param_type(const json_t *tools, const char *name, size_t nl, 
     return "";
 }
 
-/* XML / GLM: argument key = value, typed by the tool's schema. */
-static void set_arg(json_t *args, const json_t *tools, const char *name, size_t nl, const char *k, size_t kl,
+/* XML / GLM: argument key = value, typed by the tool's schema; false for a key or value that is not
+ * UTF-8 text without NUL bytes. */
+static bool set_arg(json_t *args, const json_t *tools, const char *name, size_t nl, const char *k, size_t kl,
                     const char *v, size_t vl) {
+    if (!kl || memchr(k, '\0', kl) || memchr(v, '\0', vl)) return false;
     char *key = strndup(k, kl);
-    if (!key) return;
+    if (!key) return false;
     const char *ty = param_type(tools, name, nl, key);
     json_t *val = NULL;
     if (*ty && strcmp(ty, "string") != 0) val = json_loadb(v, vl, JSON_DECODE_ANY, NULL);
     if (!val) val = json_stringn(v, vl);
-    json_object_set_new(args, key, val);
+    const bool ok = val && json_object_set_new(args, key, val) == 0;
     free(key);
+    return ok;
 }
 
 /* ---- one parser per syntax; each returns false when the text holds no complete call ---- */
@@ -300,7 +308,10 @@ static bool parse_xml(json_t *calls, const json_t *tools, const char *s, size_t 
             size_t v0 = kgt + 1, v1 = end; /* the value sits on its own lines */
             if (v0 < v1 && s[v0] == '\n') v0++;
             if (v1 > v0 && s[v1 - 1] == '\n') v1--;
-            set_arg(args, tools, name, nl, s + i, kgt - i, s + v0, v1 - v0);
+            if (!set_arg(args, tools, name, nl, s + i, kgt - i, s + v0, v1 - v0)) {
+                json_decref(args);
+                return false;
+            }
             i = skip_ws(s, n, end + strlen("</parameter>"));
         }
         const bool ok = eat(s, n, &i, "</function>") && add_call(calls, name, nl, args);
@@ -334,7 +345,10 @@ static bool parse_glm(json_t *calls, const json_t *tools, const char *s, size_t 
             if (ke == n || !eat(s, n, &j, "<arg_value>")) break;
             const size_t ve = find(s, n, j, "</arg_value>");
             if (ve == n) break;
-            set_arg(args, tools, name, nl, s + i, ke - i, s + j, ve - j);
+            if (!set_arg(args, tools, name, nl, s + i, ke - i, s + j, ve - j)) {
+                json_decref(args);
+                return false;
+            }
             i = skip_ws(s, n, ve + strlen("</arg_value>"));
         }
         const bool ok = (eat(s, n, &i, "</tool_call>") || i == n) && add_call(calls, name, nl, args);

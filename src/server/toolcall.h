@@ -58,7 +58,9 @@ bool sl_tool_format_needs_special(sl_tool_format f);
 /* How many bytes of text[0, n) are content whatever comes next: those
  * before the first place a call begins or may still begin (a marker, the
  * start of one at the end of the text, or for LLAMA3 and JSON an answer
- * that opens with '{' or '['). Grows with the text, never shrinks. */
+ * that opens with '{' or '['), less the whitespace just before that place
+ * (or at the end), which sl_tool_parse leaves out of the content. Grows
+ * with the text, never shrinks. */
 size_t sl_tool_content_safe(sl_tool_format f, const char *text, size_t n);
 
 /* Parse a finished answer. Returns a new JSON array of {"name": string,

@@ -198,3 +198,37 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
     CHECK_EQ_INT(parse_keep("{\"prompt\": [1, 2, 3, 4, 5], \"max_tokens\": 2, \"min_tokens\": 6, "
                             "\"shardlm_resume\": {\"generated\": 3, \"text_sent\": 0}}", &r, &e), 400);
 }
+
+/* An assistant message's tool_calls reach the template with their arguments as an object (OpenAI sends
+ * JSON text; Qwen 2.5's template writes `arguments | tojson`), and the tools are listed in the system
+ * part. The expected pieces follow the template's own text. */
+TEST(tool_calls_render_through_a_real_template) {
+    if (!have_model()) return;
+    const char *path = sl_test_shared("golden/chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");
+    if (!path) return;
+    size_t len;
+    char *src = sl_test_read_file(path, &len);
+    CHECK(src != NULL);
+    const sl_api_ctx ctx = {.model = fuzz_api_model(), .model_id = "stories260K", .n_ctx = 512, .chat_template = src};
+    json_t *msgs = json_loads("[{\"role\":\"user\",\"content\":\"Weather?\"},{\"role\":\"assistant\",\"content\":null,"
+                              "\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+                              "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"call_1\","
+                              "\"content\":\"sunny\"}]",
+                              0, NULL);
+    json_t *tools = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{}}}]", 0, NULL);
+    char *out = NULL;
+    sl_api_error e;
+    const bool ok = sl_api_render_chat(&ctx, msgs, tools, true, &out, &e);
+    json_decref(msgs);
+    json_decref(tools);
+    free(src);
+    CHECK_MSG(ok, "%s", e.message);
+    const bool call = strstr(out, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>");
+    const bool listed = strstr(out, "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\"");
+    const bool result = strstr(out, "<tool_response>\nsunny\n</tool_response>");
+    if (!call || !listed || !result) fprintf(stderr, "   rendered:\n%s\n", out);
+    sl_free(out);
+    CHECK(call);
+    CHECK(listed);
+    CHECK(result);
+}

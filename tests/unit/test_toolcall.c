@@ -9,6 +9,9 @@
 
 #include "server/toolcall.h"
 
+#define FUZZ_TOOLCALL_NO_MAIN
+#include "../fuzz/fuzz_toolcall.c"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,12 +188,14 @@ static bool holds_back(sl_tool_format f, const char *text, size_t expect_final) 
 }
 
 TEST(streaming_holds_back_what_may_be_a_call) {
-    CHECK(holds_back(SL_TOOLS_HERMES, "Sure <tool_call>{\"name\": \"f\"}</tool_call>", 5));
-    CHECK(holds_back(SL_TOOLS_HERMES, "a <tool_cal", 2));
+    CHECK(holds_back(SL_TOOLS_HERMES, "Sure <tool_call>{\"name\": \"f\"}</tool_call>", 4));
+    CHECK(holds_back(SL_TOOLS_HERMES, "a <tool_cal", 1));
+    CHECK(holds_back(SL_TOOLS_HERMES, "Sure.\n\n<tool_call>", 5));
     CHECK(holds_back(SL_TOOLS_HERMES, "a <tool_cab", 11));
     CHECK(holds_back(SL_TOOLS_HERMES, "plain text", 10));
+    CHECK(holds_back(SL_TOOLS_HERMES, "plain text \n", 10)); /* trailing whitespace waits */
     CHECK(holds_back(SL_TOOLS_LLAMA3, "  {\"name\": \"f\"", 0));
-    CHECK(holds_back(SL_TOOLS_LLAMA3, "Hello <|python_tag|>{}", 6));
+    CHECK(holds_back(SL_TOOLS_LLAMA3, "Hello <|python_tag|>{}", 5));
     CHECK(holds_back(SL_TOOLS_LLAMA3, "Hello [1]", 9));
     CHECK(holds_back(SL_TOOLS_JSON, "[{\"name\": \"f\"}]", 0));
     CHECK(holds_back(SL_TOOLS_MISTRAL_ARGS, "ok[TOOL_CALLS]f[ARGS]{}", 2));
@@ -200,6 +205,17 @@ TEST(streaming_holds_back_what_may_be_a_call) {
     CHECK_EQ_INT(sl_tool_content_safe(SL_TOOLS_HERMES, "abc<", 4), 3);
     CHECK_EQ_INT(sl_tool_content_safe(SL_TOOLS_GRANITE, "abc<|tool_", 10), 3);
     CHECK_EQ_INT(sl_tool_content_safe(SL_TOOLS_JSON, "  ", 2), 0);
+}
+
+static long calls_found(const uint8_t *data, size_t len) { return fuzz_toolcall_one(data, len); }
+
+/* The fuzz corpus replayed with the target's invariants (fuzz_toolcall.c); some inputs hold calls. */
+TEST(fuzz_corpus_replay) {
+    long calls = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/toolcall", calls_found, &calls);
+    printf("   corpus: %d inputs, %ld calls\n", n, calls);
+    CHECK(n >= 10);
+    CHECK(calls >= 10);
 }
 
 TEST(call_ids_have_the_shape_templates_accept) {

@@ -1,0 +1,91 @@
+/*
+ * fuzz_toolcall.c — libFuzzer target for the tool-call syntaxes
+ * (src/server/toolcall.c, `make fuzz`): a model's answer is untrusted text.
+ *
+ * Input: one selector byte (the syntax: its value modulo the number of
+ * syntaxes), then an answer. Checked: sl_tool_parse gives NULL or a
+ * non-empty array of {"name": non-empty string, "arguments": the text of a
+ * JSON object}, with the content inside the answer and ending on no
+ * whitespace; sl_tool_content_safe over every prefix of the answer stays
+ * within the prefix, never shrinks, and never goes past the content of an
+ * answer that parses into calls (so a streamed answer's content is the
+ * whole answer's). The answer is also
+ * parsed as a "required" answer: NULL or calls of the same shape.
+ *
+ * tests/unit/test_toolcall.c includes this file (FUZZ_TOOLCALL_NO_MAIN) and
+ * replays tests/fuzz/corpus/toolcall through fuzz_toolcall_one().
+ */
+#include "server/toolcall.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FUZZ_TOOLCALL_FORMATS 10 /* SL_TOOLS_JSON .. SL_TOOLS_GLM */
+
+static void fuzz_toolcall_check(int cond, const char *what) {
+    if (!cond) {
+        fprintf(stderr, "fuzz_toolcall: invariant violated: %s\n", what);
+        abort();
+    }
+}
+
+static void fuzz_toolcall_calls(const json_t *calls) {
+    if (!calls) return;
+    fuzz_toolcall_check(json_is_array(calls) && json_array_size(calls) > 0, "calls are a non-empty array");
+    size_t i;
+    const json_t *c;
+    json_array_foreach(calls, i, c) {
+        const json_t *name = json_object_get(c, "name"), *args = json_object_get(c, "arguments");
+        fuzz_toolcall_check(json_is_string(name) && json_string_length(name) > 0, "a call has a name");
+        fuzz_toolcall_check(json_is_string(args), "a call has arguments text");
+        json_t *o = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
+        fuzz_toolcall_check(json_is_object(o), "a call's arguments are a JSON object");
+        json_decref(o);
+    }
+}
+
+/* Returns the number of calls parsed (0: none). */
+static int fuzz_toolcall_one(const uint8_t *data, size_t len) {
+    if (len < 1) return 0;
+    const sl_tool_format f = (sl_tool_format)(data[0] % FUZZ_TOOLCALL_FORMATS);
+    const char *text = (const char *)data + 1;
+    const size_t n = len - 1;
+    static json_t *tools;
+    if (!tools)
+        tools = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
+                           "\"properties\":{\"n\":{\"type\":\"integer\"},\"s\":{\"type\":\"string\"}}}}}]",
+                           0, NULL);
+    size_t content = n + 1;
+    json_t *calls = sl_tool_parse(f, tools, text, n, &content);
+    fuzz_toolcall_calls(calls);
+    if (calls) {
+        fuzz_toolcall_check(content <= n, "the content lies inside the answer");
+        fuzz_toolcall_check(content == 0 || (text[content - 1] != ' ' && text[content - 1] != '\n' &&
+                                             text[content - 1] != '\t' && text[content - 1] != '\r'),
+                            "the content ends on no whitespace");
+    }
+    size_t prev = 0;
+    for (size_t k = 0; k <= n; k++) {
+        const size_t s = sl_tool_content_safe(f, text, k);
+        fuzz_toolcall_check(s <= k, "the safe content lies inside the text so far");
+        fuzz_toolcall_check(s >= prev, "the safe content never shrinks");
+        prev = s;
+    }
+    if (calls) fuzz_toolcall_check(prev <= content, "no byte past the content was released as content");
+    const int got = calls ? (int)json_array_size(calls) : 0;
+    json_decref(calls);
+    json_t *req = sl_tool_parse_required(text, n);
+    fuzz_toolcall_calls(req);
+    json_decref(req);
+    return got;
+}
+
+#ifndef FUZZ_TOOLCALL_NO_MAIN
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_toolcall_one(data, size);
+    return 0;
+}
+#endif
