@@ -140,18 +140,22 @@ static void cancel_all(gen *g) {
     for (int i = 0; i < g->n; i++) sl_req_cancel(g->h->sched, g->ch[i].req);
 }
 
-static void pend(gen *g, const char *s, size_t n) {
-    if (g->n_pending + n > g->cap) {
-        size_t c = g->cap ? g->cap * 2 : 4096;
-        while (c < g->n_pending + n) c *= 2;
-        char *np = realloc(g->pending, c);
-        if (!np) return;
-        g->pending = np;
-        g->cap = c;
+/* Append s[0, n) to the growing buffer *buf (*len bytes of *cap); false when out of memory. */
+static bool buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap * 2 : 4096;
+        while (c < *len + n) c *= 2;
+        char *nb = realloc(*buf, c);
+        if (!nb) return false;
+        *buf = nb;
+        *cap = c;
     }
-    memcpy(g->pending + g->n_pending, s, n);
-    g->n_pending += n;
+    if (n) memcpy(*buf + *len, s, n);
+    *len += n;
+    return true;
 }
+
+static void pend(gen *g, const char *s, size_t n) { buf_append(&g->pending, &g->n_pending, &g->cap, s, n); }
 
 static void pend_event(gen *g, json_t *o) {
     char *s = json_dumps(o, JSON_COMPACT);
@@ -262,17 +266,9 @@ static void stream_tools(gen *g, int k, const char *text, size_t n, json_t *lp, 
         if (fin) pend_chunk(g, k, "", 0, NULL, calls_finish(g, why));
         return;
     }
-    if (n) {
-        if (c->n_answer + n > c->cap_answer) {
-            size_t cap = c->cap_answer ? c->cap_answer * 2 : 1024;
-            while (cap < c->n_answer + n) cap *= 2;
-            char *na = realloc(c->answer, cap);
-            if (!na) return;
-            c->answer = na;
-            c->cap_answer = cap;
-        }
-        memcpy(c->answer + c->n_answer, text, n);
-        c->n_answer += n;
+    if (!buf_append(&c->answer, &c->n_answer, &c->cap_answer, text, n)) {
+        json_decref(lp);
+        return;
     }
     size_t content = c->n_answer;
     json_t *calls = NULL;
