@@ -9,6 +9,7 @@
 #include "core/status.h"
 
 #include <inttypes.h>
+#include <string.h>
 #include <strings.h>
 
 size_t sl_kv_bytes_per_block(sl_type type, int32_t n_layer, int32_t kv_dim, int32_t block_size) {
@@ -61,6 +62,12 @@ nomem:
     sl_kv_destroy(kv);
     return SL_FAIL(SL_ERR_NOMEM, "out of memory for a KV cache of %d blocks x %d tokens x %d layers x %d %s values",
                    n_blocks, block_size, n_layer, kv_dim, sl_type_name(type));
+}
+
+void sl_kv_prefault(sl_kv_cache *kv) {
+    const size_t n = (size_t)kv->n_layer * (size_t)kv->n_blocks * kv->block_bytes;
+    memset(kv->k, 0, n);
+    memset(kv->v, 0, n);
 }
 
 void sl_kv_destroy(sl_kv_cache *kv) {

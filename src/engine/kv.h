@@ -51,6 +51,11 @@ size_t sl_kv_bytes_per_block(sl_type type, int32_t n_layer, int32_t kv_dim, int3
 /* Parse "f32" / "f16" / "q8_0" (case-insensitive); false when not one of them. */
 bool sl_kv_type_from_name(const char *name, sl_type *out);
 void sl_kv_destroy(sl_kv_cache *kv);
+/* Write every page of the pool once, so the memory is the process's from the
+ * start: a server that cannot have its --kv-mem fails when it starts, not
+ * in the middle of a request, and no step pays the first touch of a page
+ * (llama.cpp clears its KV buffer when it creates it). */
+void sl_kv_prefault(sl_kv_cache *kv);
 
 /* Make the sequence own enough blocks for positions [0, n_pos). SL_ERR_FULL
  * when the pool has too few free blocks (nothing is taken then). */

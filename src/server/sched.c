@@ -834,6 +834,7 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     metrics->n_pools = p->n_pools < SL_METRICS_POOLS ? p->n_pools : SL_METRICS_POOLS;
     for (int i = 0; i < metrics->n_pools; i++) snprintf(metrics->pool_names[i], 16, "%s", p->pools[i].name);
     if ((st = sl_kv_create_typed(hp->n_layer, (int32_t)kv_dim, bs, (int32_t)n_blocks, p->kv_type, &s->kv))) goto fail;
+    sl_kv_prefault(s->kv);
     sl_fwd_params fp = {.max_batch = p->max_num_batched_tokens, .n_ctx = s->p.n_ctx, .n_threads = p->n_threads};
     if ((st = sl_fwd_create(m, s->kv, &fp, &s->fwd))) goto fail;
     const size_t B = (size_t)p->max_num_batched_tokens, S = (size_t)p->max_num_seqs + 1;
