@@ -89,8 +89,10 @@ sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t 
         json_object_del(b, "logprobs");
         json_object_del(b, "top_logprobs");
         if (lp) json_object_set_new(b, "logprobs", json_integer(k));
+        /* response_format stays: completions follow it too, replaying the output through the recognizer
+         * (a chat stream with tools carries no token ids: the engine does not offer to move it) */
         static const char *chat_only[] = {"messages", "tools", "tool_choice", "parallel_tool_calls", "functions",
-                                          "function_call", "response_format", "chat_template", "chat_template_kwargs",
+                                          "function_call", "chat_template", "chat_template_kwargs",
                                           "add_generation_prompt", "continue_final_message"};
         for (size_t i = 0; i < sizeof chat_only / sizeof chat_only[0]; i++) json_object_del(b, chat_only[i]);
     }

@@ -259,7 +259,7 @@ static bool tool_calls_for_template(json_t *m, int idx, sl_api_error *e) {
     return true;
 }
 
-bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, bool add_gen, char **out,
+bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, const sl_api_chat_opts *o, char **out,
                         sl_api_error *e) {
     /* validate, and give the template plain-string contents (text parts joined) */
     json_t *norm = json_array();
@@ -285,17 +285,37 @@ bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, 
     char *bos = token_text_dup(tok, sl_tokenizer_bos(tok)), *eos = token_text_dup(tok, sl_tokenizer_eos(tok));
     const char *src = ctx->chat_template ? ctx->chat_template : sl_api_fallback_template(ctx->model);
     size_t len = 0;
-    sl_status st = sl_chat_render(src, norm, add_gen, bos ? bos : "", eos ? eos : "",
-                                  tools && !json_is_null(tools) ? tools : NULL, out, &len);
-    json_decref(norm);
+    sl_status st = sl_chat_render(src, norm, o->add_generation_prompt, bos ? bos : "", eos ? eos : "",
+                                  o->tools && !json_is_null(o->tools) ? o->tools : NULL, o->kwargs, out, &len);
     sl_free(bos);
     sl_free(eos);
     if (st) {
+        json_decref(norm);
         if (st == SL_ERR_NOMEM) sl_api_set_error(e, 500, NULL, "out of memory");
         else sl_api_set_error(e, 400, "messages", "the chat template cannot render these messages: %s", sl_last_error());
         *out = NULL;
         return false;
     }
+    if (o->continue_final) { /* as transformers: cut after the last occurrence of the final content, stripped */
+        const char *c = json_string_value(json_object_get(json_array_get(norm, json_array_size(norm) - 1), "content"));
+        size_t cl = c ? strlen(c) : 0;
+        while (cl && strchr(" \t\n\r", *c)) c++, cl--;
+        while (cl && strchr(" \t\n\r", c[cl - 1])) cl--;
+        const char *at = NULL;
+        for (const char *p = *out; cl && (p = memmem(p, len - (size_t)(p - *out), c, cl)); p++) at = p;
+        if (!at) {
+            json_decref(norm);
+            sl_free(*out);
+            *out = NULL;
+            sl_api_set_error(e, 400, "continue_final_message",
+                             "'continue_final_message': the final message's content is empty or not in the rendered "
+                             "conversation");
+            return false;
+        }
+        len = (size_t)(at - *out) + cl;
+        (*out)[len] = '\0';
+    }
+    json_decref(norm);
     if (memchr(*out, 0, len)) {
         sl_free(*out);
         *out = NULL;
@@ -394,7 +414,34 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         sl_api_set_error(e, 400, "messages", "'messages' must be a non-empty array");
         return false;
     }
-    if (!sl_api_render_chat(ctx, m, r->tools.tools, true, &r->prompt_text, e)) return false;
+    sl_api_chat_opts co = {.tools = r->tools.tools, .add_generation_prompt = true};
+    if (!get_bool(body, "add_generation_prompt", &co.add_generation_prompt, e) ||
+        !get_bool(body, "continue_final_message", &co.continue_final, e))
+        return false;
+    if (co.continue_final && co.add_generation_prompt) {
+        sl_api_set_error(e, 400, "continue_final_message",
+                         "'continue_final_message' needs 'add_generation_prompt': false (the answer continues the last "
+                         "message instead of starting a new one)");
+        return false;
+    }
+    json_t *kw = json_object_get(body, "chat_template_kwargs");
+    if (kw && !json_is_null(kw)) {
+        const char *k;
+        json_t *v;
+        if (!json_is_object(kw)) {
+            sl_api_set_error(e, 400, "chat_template_kwargs", "'chat_template_kwargs' must be an object of template variables");
+            return false;
+        }
+        json_object_foreach(kw, k, v) {
+            if (sl_chat_reserved_var(k)) {
+                sl_api_set_error(e, 400, "chat_template_kwargs",
+                                 "'chat_template_kwargs.%s' is a variable the server sets itself", k);
+                return false;
+            }
+        }
+        co.kwargs = kw;
+    }
+    if (!sl_api_render_chat(ctx, m, &co, &r->prompt_text, e)) return false;
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     /* the template writes special tokens as text: parse them; add BOS unless the text starts with it */
     bool add_bos = sl_tokenizer_add_bos(tok);

@@ -98,9 +98,20 @@ void sl_api_set_error(sl_api_error *e, int status, const char *param, const char
  * ChatML when the vocabulary has <|im_start|>, otherwise Llama 2's [INST]. */
 const char *sl_api_fallback_template(const sl_model *m);
 
+/* How a chat is rendered (vLLM's request fields of the same names). */
+typedef struct sl_api_chat_opts {
+    const json_t *tools;          /* NULL: none */
+    const json_t *kwargs;         /* chat_template_kwargs: more template variables, NULL: none */
+    bool add_generation_prompt;
+    /* continue_final_message: the text ends right after the last message's
+     * content (the template's end-of-turn after it cut off), so the model
+     * goes on with that message */
+    bool continue_final;
+} sl_api_chat_opts;
+
 /* Render the chat messages to prompt text (template or built-in fallback). */
-bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, json_t *tools, bool add_generation_prompt,
-                        char **out, sl_api_error *err);
+bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, const sl_api_chat_opts *o, char **out,
+                        sl_api_error *err);
 
 /* Response pieces. `toks` are the token records [t0, t1) of the request. */
 json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_tok_out *toks, int32_t t0, int32_t t1,

@@ -311,7 +311,8 @@ static json_t *gen_usage(gen *g) {
  * the first event, and `: token_ids 4 5` opens each event whose chunk carries
  * those generated tokens (EOS included). With them a router continues the
  * stream elsewhere exactly: prompt = prompt ids + generated ids. A generation
- * of several choices (prompts, n) has no ids: it cannot be moved. */
+ * of several choices (prompts, n), or a chat answer with tools, has no ids: it
+ * cannot be moved. */
 
 static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
     char num[16];
@@ -328,7 +329,8 @@ static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
  * and write the prompt ids. */
 static void token_ids_begin(gen *g, struct MHD_Connection *c) {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shardlm-Token-Ids");
-    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0;
+    /* a chat answer with tools is not a continuation of its text (calls held back, parsed at the end) */
+    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0 && g->tools.choice == SL_TOOL_CHOICE_NONE;
     if (g->token_ids) pend_ids(g, "prompt_token_ids", g->ch[0].req->tokens, g->ch[0].req->n_prompt);
 }
 

@@ -179,15 +179,29 @@ done:
     return st;
 }
 
+static const char *const CHAT_VARS[] = {"messages", "add_generation_prompt", "bos_token", "eos_token", "tools",
+                                        "documents"};
+
+bool sl_chat_reserved_var(const char *name) {
+    for (size_t i = 0; i < sizeof CHAT_VARS / sizeof CHAT_VARS[0]; i++)
+        if (!strcmp(name, CHAT_VARS[i])) return true;
+    return false;
+}
+
 sl_status sl_chat_render(const char *tpl_src, const json_t *messages, bool add_generation_prompt, const char *bos,
-                         const char *eos, const json_t *tools, char **out, size_t *out_len) {
+                         const char *eos, const json_t *tools, const json_t *extra, char **out, size_t *out_len) {
     sl_status st;
     sl_template *t = NULL;
     json_t *vars = NULL;
     *out = NULL;
     if (!tpl_src) tpl_src = CHATML;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)extra, k, v) {
+        if (sl_chat_reserved_var(k)) return SL_FAIL(SL_ERR_INVALID, "the template variable '%s' cannot be set", k);
+    }
     if ((st = sl_template_compile(tpl_src, strlen(tpl_src), &t))) return st;
-    vars = json_object();
+    vars = extra ? json_deep_copy(extra) : json_object();
     if (!vars) { st = SL_FAIL(SL_ERR_NOMEM, "out of memory building template variables"); goto done; }
     if (json_object_set(vars, "messages", messages ? (json_t *)messages : json_null()) ||
         json_object_set_new(vars, "add_generation_prompt", json_boolean(add_generation_prompt)) ||

@@ -659,7 +659,8 @@ TEST(serve_tool_calls_forced) {
 
 /* tool_choice "auto" (the default with tools) and "none": an answer with no call in it is plain content,
  * the same whole and streamed, and the same as without tools (the fallback template ignores them). A
- * conversation that carries calls and their results renders. */
+ * conversation that carries calls and their results renders. A stream with tools offers a router no
+ * token ids. */
 TEST(serve_tool_calls_auto_and_history) {
     const char *url = start_default();
     CHECK(url);
@@ -690,6 +691,68 @@ TEST(serve_tool_calls_auto_and_history) {
              NULL);
     CHECK_MSG(r.status == 200, "%ld %s", r.status, r.body);
     free(r.body);
+    /* a router's token ids: a chat stream without tools has them, one with tools not (its calls are held
+     * back and parsed at the end, so its text cannot be continued elsewhere) */
+    for (int tools = 0; tools < 2; tools++) {
+        char *body = NULL;
+        if (asprintf(&body, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":4,\"stream\":true%s%s}",
+                     tools ? ",\"tools\":" : "", tools ? TOOLS_JSON : "") < 0)
+            abort();
+        r = http(url, "/v1/chat/completions", body, "X-Shardlm-Token-Ids: 1");
+        free(body);
+        const bool ids = strstr(r.body, ": prompt_token_ids ") != NULL;
+        CHECK_MSG(r.status == 200 && ids == !tools, "tools %d: %ld, ids %d", tools, r.status, ids);
+        free(r.body);
+    }
+}
+
+/* vLLM's rendering fields: continue_final_message ends the prompt right after the last message's content
+ * (the Llama 2 fallback template of stories260K writes "[INST] user [/INST] assistant </s>", so the
+ * prompt is "[INST] Tell me a story [/INST] Once upon a time" and the greedy answer is the completion of
+ * that text); chat_template_kwargs reach the template; bad values name the field. */
+TEST(serve_chat_render_options) {
+    const char *url = start_default();
+    CHECK(url);
+    resp r = http(url, "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"},{\"role\":\"assistant\","
+                  "\"content\":\"Once upon a time\"}],\"add_generation_prompt\":false,\"continue_final_message\":true,"
+                  "\"max_tokens\":24,\"temperature\":0,\"chat_template_kwargs\":{\"enable_thinking\":false}}",
+                  NULL);
+    char *chat = completion_text(&r);
+    const long long np = usage_field(&r, "prompt_tokens", NULL);
+    CHECK_MSG(r.status == 200 && chat, "%ld %s", r.status, r.body);
+    free(r.body);
+    r = http(url, "/v1/completions",
+             "{\"prompt\":\"[INST] Tell me a story [/INST] Once upon a time\",\"max_tokens\":24,\"temperature\":0}", NULL);
+    char *comp = completion_text(&r);
+    const long long np2 = usage_field(&r, "prompt_tokens", NULL);
+    free(r.body);
+    CHECK(comp != NULL);
+    CHECK_STR(chat, comp);
+    CHECK_EQ_INT(np, np2);
+    free(chat);
+    free(comp);
+    static const struct {
+        const char *fields, *param;
+    } cases[] = {
+        {"\"continue_final_message\":true", "continue_final_message"},
+        {"\"continue_final_message\":1", "continue_final_message"},
+        {"\"add_generation_prompt\":\"no\"", "add_generation_prompt"},
+        {"\"chat_template_kwargs\":[1]", "chat_template_kwargs"},
+        {"\"chat_template_kwargs\":{\"messages\":[]}", "chat_template_kwargs"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *body = NULL;
+        if (asprintf(&body, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s}", cases[i].fields) < 0) abort();
+        r = http(url, "/v1/chat/completions", body, NULL);
+        char want[96];
+        snprintf(want, sizeof want, "\"param\":\"%s\"", cases[i].param);
+        const bool ok = r.status == 400 && strstr(r.body, want);
+        if (!ok) fprintf(stderr, "    case %zu %s -> %ld %s\n", i, body, r.status, r.body);
+        free(body);
+        free(r.body);
+        CHECK(ok);
+    }
 }
 
 /* Bad tools and tool_choice: 400 naming the field. */

@@ -218,7 +218,8 @@ TEST(tool_calls_render_through_a_real_template) {
     json_t *tools = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{}}}]", 0, NULL);
     char *out = NULL;
     sl_api_error e;
-    const bool ok = sl_api_render_chat(&ctx, msgs, tools, true, &out, &e);
+    const sl_api_chat_opts co = {.tools = tools, .add_generation_prompt = true};
+    const bool ok = sl_api_render_chat(&ctx, msgs, &co, &out, &e);
     json_decref(msgs);
     json_decref(tools);
     free(src);
