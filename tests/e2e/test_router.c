@@ -299,6 +299,15 @@ TEST(kill9_midstream_json_mode) {
                    "\"response_format\":{\"type\":\"json_object\"},\"stream\":true}");
 }
 
+/* Chat in JSON mode: the continuation (a completion from token ids) keeps response_format. */
+TEST(kill9_midstream_chat_json_mode) {
+    midstream_kill("/v1/chat/completions",
+                   "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
+                   "\"temperature\":0,\"response_format\":{\"type\":\"json_object\"}}",
+                   "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
+                   "\"temperature\":0,\"response_format\":{\"type\":\"json_object\"},\"stream\":true}");
+}
+
 TEST(kill9_midstream_chat) {
     midstream_kill("/v1/chat/completions",
                    "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
