@@ -299,13 +299,20 @@ TEST(kill9_midstream_json_mode) {
                    "\"response_format\":{\"type\":\"json_object\"},\"stream\":true}");
 }
 
-/* Chat in JSON mode: the continuation (a completion from token ids) keeps response_format. */
-TEST(kill9_midstream_chat_json_mode) {
+/* Chat with a JSON schema of short fields (a string of at most 6 characters, an enum): the continuation
+ * (a completion from token ids) keeps response_format, so the sampled answer goes on as the undisturbed
+ * one (without the schema the draws that follow leave it: the test failed so before 52df628). */
+#define PETS_SCHEMA                                                                                                \
+    "{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"type\":\"object\",\"properties\":{\"pets\":{\"type\":" \
+    "\"array\",\"minItems\":12,\"items\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":6}," \
+    "\"mood\":{\"enum\":[\"happy\",\"sad\"]}},\"required\":[\"name\",\"mood\"],\"additionalProperties\":false}}}," \
+    "\"required\":[\"pets\"],\"additionalProperties\":false}}}"
+TEST(kill9_midstream_chat_json_schema) {
     midstream_kill("/v1/chat/completions",
                    "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
-                   "\"temperature\":0,\"response_format\":{\"type\":\"json_object\"}}",
+                   "\"temperature\":1,\"seed\":7,\"response_format\":" PETS_SCHEMA "}",
                    "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
-                   "\"temperature\":0,\"response_format\":{\"type\":\"json_object\"},\"stream\":true}");
+                   "\"temperature\":1,\"seed\":7,\"response_format\":" PETS_SCHEMA ",\"stream\":true}");
 }
 
 TEST(kill9_midstream_chat) {
