@@ -28,7 +28,7 @@
 
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
-       O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_COUNT };
+       O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -68,6 +68,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_KVTYPE] = {"kv-type", NULL, OPT_STR, "f16", 0, -1, "KV cache element type: f32, f16 or q8_0"},
     [O_TEMPLATE] = {"chat-template", NULL, OPT_STR, NULL, 0, -1,
                     "Jinja chat template file (default: the model's tokenizer.chat_template, else a built-in one)"},
+    [O_REASONING] = {"reasoning-format", NULL, OPT_STR, "auto", 0, -1,
+                     "a chat answer's <think> block: deepseek (to message.reasoning_content), none (left in the "
+                     "content), auto (deepseek when the chat template writes thinking tags)"},
     [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http://HOST:PORT) under a lease, for routers"},
     [O_CLUSTER] = {"cluster", NULL, OPT_STR, "default", 0, -1, "cluster name: the key is /shardlm/NAME/engines/ID"},
     [O_ENGINE_ID] = {"engine-id", NULL, OPT_STR, NULL, 0, -1, "engine id in etcd (default HOST:PORT)"},
@@ -197,6 +200,10 @@ int cmd_serve(int argc, char **argv) {
     chat_template = load_template(&v[O_TEMPLATE], m, &tpl_failed);
     if (tpl_failed) goto done;
     sl_api_ctx api = {.model = m, .model_id = model_id, .n_ctx = sl_sched_n_ctx(sched), .chat_template = chat_template};
+    if (!sl_reasoning_format_from_name(v[O_REASONING].s, &api.reasoning)) {
+        fprintf(stderr, "shardlm serve: --reasoning-format '%s' is not one of none, deepseek, auto\n", v[O_REASONING].s);
+        goto done;
+    }
     sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,
                       .max_body_bytes = v[O_MAXBODY].i, .max_connections = (int)v[O_MAXCONN].i};
     if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {

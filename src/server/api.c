@@ -7,6 +7,7 @@
 #include "core/status.h"
 #include "core/strbuf.h"
 #include "model/model.h"
+#include "server/reasoning.h"
 #include "template/template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -325,6 +326,17 @@ bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, const sl_api_ch
     return true;
 }
 
+bool sl_reasoning_format_from_name(const char *name, sl_reasoning_format *out) {
+    static const char *NAMES[] = {[SL_REASONING_NONE] = "none", [SL_REASONING_DEEPSEEK] = "deepseek",
+                                  [SL_REASONING_AUTO] = "auto"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, NAMES[i])) {
+            *out = (sl_reasoning_format)i;
+            return true;
+        }
+    return false;
+}
+
 /* ---- request parsing ------------------------------------------------------------ */
 
 /* One prompt: a string, or an array of token ids. `field` names it in errors ("prompt" or "prompt[i]"). */
@@ -442,6 +454,18 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         co.kwargs = kw;
     }
     if (!sl_api_render_chat(ctx, m, &co, &r->prompt_text, e)) return false;
+    sl_reasoning_format rf = ctx->reasoning;
+    json_t *rfv = json_object_get(body, "reasoning_format");
+    if (rfv && !json_is_null(rfv) && (!json_is_string(rfv) || !sl_reasoning_format_from_name(json_string_value(rfv), &rf))) {
+        sl_api_set_error(e, 400, "reasoning_format", "'reasoning_format' must be \"none\", \"deepseek\" or \"auto\"");
+        return false;
+    }
+    /* a guided answer (response_format, a forced call) is JSON from its first token: no thinking to split */
+    r->think = !r->params.schema &&
+               (rf == SL_REASONING_DEEPSEEK ||
+                (rf == SL_REASONING_AUTO && sl_think_template_has_tags(ctx->chat_template ? ctx->chat_template
+                                                                                          : sl_api_fallback_template(ctx->model))));
+    r->think_open = r->think && sl_think_open_in_prompt(r->prompt_text);
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     /* the template writes special tokens as text: parse them; add BOS unless the text starts with it */
     bool add_bos = sl_tokenizer_add_bos(tok);

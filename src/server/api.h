@@ -70,6 +70,9 @@ typedef struct sl_api_request {
      * params.sampling.seed + j (vLLM's way), so choice i * n is what n = 1 gives. */
     int32_t n;
     sl_api_tools tools;      /* chat only */
+    /* chat: the answer's thinking goes to reasoning_content (not with a guided answer); think_open: the
+     * rendered prompt left a <think> block open, so the answer starts in it */
+    bool think, think_open;
 } sl_api_request;
 
 /* Prompt i of a request, 0 <= i <= n_more (0: prompt / n_prompt / prompt_text). */
@@ -77,11 +80,22 @@ static inline sl_api_prompt sl_api_prompt_at(const sl_api_request *r, int32_t i)
     return i == 0 ? (sl_api_prompt){.ids = r->prompt, .n = r->n_prompt, .text = r->prompt_text} : r->more[i - 1];
 }
 
+/* Where a chat answer's thinking goes (llama.cpp's --reasoning-format). */
+typedef enum sl_reasoning_format {
+    SL_REASONING_NONE,     /* stays in the content */
+    SL_REASONING_DEEPSEEK, /* <think>...</think> goes to reasoning_content (server/reasoning.h) */
+    SL_REASONING_AUTO,     /* DEEPSEEK when the chat template writes thinking tags */
+} sl_reasoning_format;
+
+/* "none", "deepseek" or "auto"; false for another name. */
+bool sl_reasoning_format_from_name(const char *name, sl_reasoning_format *out);
+
 typedef struct sl_api_ctx {
     const sl_model *model;
     const char *model_id;
     int32_t n_ctx;
     const char *chat_template; /* template source, or NULL for the built-in fallback */
+    sl_reasoning_format reasoning; /* the default of requests (a request's reasoning_format overrides it) */
 } sl_api_ctx;
 
 /* Parse a body. On failure err->status is set (4xx) and the request is empty. */

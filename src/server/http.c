@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/status.h"
 #include "model/model.h"
+#include "server/reasoning.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -54,7 +55,8 @@ typedef struct choice {
     /* chat with tools, streamed: the whole answer so far, how much of it went out as content, and
      * whether a forced call's first delta (id, name) went out */
     char *answer;
-    size_t n_answer, cap_answer, released;
+    size_t n_answer, cap_answer;
+    size_t released, released_r; /* ends of the content and of the thinking sent (positions in answer) */
     bool call_sent;
 } choice;
 
@@ -73,6 +75,7 @@ typedef struct gen {
     size_t n_pending, off, cap;
     bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
     sl_api_tools tools;     /* chat's tool calling (tools.tools: a reference) */
+    bool think, think_open; /* chat: the answer's thinking goes to reasoning_content (the prompt opened it) */
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -173,9 +176,9 @@ static json_t *chunk_base(gen *g) {
                      (json_int_t)g->created, "model", g->h->api.model_id);
 }
 
-/* One SSE chunk of choice k: new text / tokens (logprobs: `lp`, taken), tool calls (`calls`, taken: the
- * delta's tool_calls instead of content when there is no text) and maybe the finish reason. */
-static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *calls, json_t *lp, const char *finish) {
+/* One SSE chunk of choice k: new text / tokens (logprobs: `lp`, taken), more fields of a chat delta
+ * (`extra`, taken: reasoning_content, tool_calls; then no empty content) and maybe the finish reason. */
+static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *extra, json_t *lp, const char *finish) {
     choice *c = &g->ch[k];
     json_t *o = chunk_base(g), *ch = json_object();
     json_object_set_new(ch, "index", json_integer(k));
@@ -185,8 +188,9 @@ static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *c
             json_object_set_new(delta, "role", json_string("assistant"));
             c->role_sent = true;
         }
-        if (n_text || (!finish && !calls)) json_object_set_new(delta, "content", json_stringn(text, n_text));
-        if (calls) json_object_set_new(delta, "tool_calls", calls);
+        if (n_text || (!finish && !extra)) json_object_set_new(delta, "content", json_stringn(text, n_text));
+        if (extra) json_object_update(delta, extra);
+        json_decref(extra);
         json_object_set_new(ch, "delta", delta);
     } else {
         json_object_set_new(ch, "text", json_stringn(text, n_text));
@@ -245,9 +249,15 @@ static const char *calls_finish(const gen *g, sl_finish_reason why) {
     return g->tools.choice == SL_TOOL_CHOICE_NAMED ? sl_finish_reason_str(why) : "tool_calls";
 }
 
-/* Streaming a chat answer with tools: the new text (n bytes, taken from the channel), its tokens'
- * logprobs (lp, taken); at the end (fin) the calls and the finish chunk. */
-static void stream_tools(gen *g, int k, const char *text, size_t n, json_t *lp, bool fin, sl_finish_reason why) {
+/* An answer's thinking and content (all content unless the request splits off thinking). */
+static sl_think_split answer_parts(const gen *g, const char *text, size_t n, bool fin) {
+    return g->think ? sl_think_split_text(text ? text : "", n, g->think_open, fin) : (sl_think_split){0, 0, 0, n};
+}
+
+/* Streaming a chat answer with tools or thinking: the new text (n bytes, taken from the channel), its
+ * tokens' logprobs (lp, taken); the thinking as reasoning_content deltas, the content as far as the
+ * thinking and the tool syntax let it go; at the end (fin) the calls and the finish chunk. */
+static void stream_parsed(gen *g, int k, const char *text, size_t n, json_t *lp, bool fin, sl_finish_reason why) {
     choice *c = &g->ch[k];
     if (g->tools.choice == SL_TOOL_CHOICE_NAMED) { /* the arguments as they come */
         if (n || lp || !c->call_sent || !c->role_sent) {
@@ -261,7 +271,7 @@ static void stream_tools(gen *g, int k, const char *text, size_t n, json_t *lp, 
                 json_object_set_new(json_object_get(o, "function"), "name", json_string(g->tools.name));
                 c->call_sent = true;
             }
-            pend_delta(g, k, "", 0, d, lp, NULL);
+            pend_delta(g, k, "", 0, json_pack("{s:o}", "tool_calls", d), lp, NULL);
         }
         if (fin) pend_chunk(g, k, "", 0, NULL, calls_finish(g, why));
         return;
@@ -270,20 +280,29 @@ static void stream_tools(gen *g, int k, const char *text, size_t n, json_t *lp, 
         json_decref(lp);
         return;
     }
-    size_t content = c->n_answer;
+    const char *ans = c->answer;
+    const sl_think_split sp = answer_parts(g, ans, c->n_answer, fin);
+    json_t *extra = NULL;
+    const size_t r_from = c->released_r > sp.r0 ? c->released_r : sp.r0;
+    if (sp.r1 > r_from) {
+        extra = json_pack("{s:s%}", "reasoning_content", ans + r_from, sp.r1 - r_from);
+        c->released_r = sp.r1;
+    }
+    /* the content: what the tool syntax lets go */
+    size_t cend = sp.c1, cl = 0;
     json_t *calls = NULL;
-    size_t cl = 0;
-    if (fin && (calls = answer_calls(g, c->answer, c->n_answer, &cl))) content = cl;
-    else if (fin) content = c->n_answer;
-    else if (g->tools.choice == SL_TOOL_CHOICE_AUTO) content = sl_tool_content_safe(g->tools.format, c->answer, c->n_answer);
-    else content = 0;
-    if (content < c->released) content = c->released;
-    if (content > c->released || lp || !c->role_sent) {
-        pend_chunk(g, k, c->answer + c->released, content - c->released, lp, NULL);
-        c->released = content;
+    if (fin && (calls = answer_calls(g, ans + sp.c0, sp.c1 - sp.c0, &cl))) cend = sp.c0 + cl;
+    else if (!fin && g->tools.choice == SL_TOOL_CHOICE_AUTO)
+        cend = sp.c0 + sl_tool_content_safe(g->tools.format, ans + sp.c0, sp.c1 - sp.c0);
+    else if (!fin && g->tools.choice != SL_TOOL_CHOICE_NONE) cend = sp.c0;
+    const size_t c_from = c->released > sp.c0 ? c->released : sp.c0;
+    const size_t clen = cend > c_from ? cend - c_from : 0;
+    if (clen || extra || lp || !c->role_sent) {
+        pend_delta(g, k, ans + c_from, clen, extra, lp, NULL);
+        if (clen) c->released = cend;
     }
     if (!fin) return;
-    if (calls) pend_delta(g, k, "", 0, tool_calls_json(g, calls, true), NULL, NULL);
+    if (calls) pend_delta(g, k, "", 0, json_pack("{s:o}", "tool_calls", tool_calls_json(g, calls, true)), NULL, NULL);
     pend_chunk(g, k, "", 0, NULL, calls ? calls_finish(g, why) : sl_finish_reason_str(why));
     json_decref(calls);
 }
@@ -329,8 +348,8 @@ static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
  * and write the prompt ids. */
 static void token_ids_begin(gen *g, struct MHD_Connection *c) {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shardlm-Token-Ids");
-    /* a chat answer with tools is not a continuation of its text (calls held back, parsed at the end) */
-    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0 && g->tools.choice == SL_TOOL_CHOICE_NONE;
+    /* a chat answer with tools or thinking is not a continuation of its text (parts held back, split) */
+    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0 && g->tools.choice == SL_TOOL_CHOICE_NONE && !g->think;
     if (g->token_ids) pend_ids(g, "prompt_token_ids", g->ch[0].req->tokens, g->ch[0].req->n_prompt);
 }
 
@@ -402,11 +421,11 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     }
     /* the echo goes first: the prompt's logprobs are complete before the first token is sampled */
     if (echo_now) pend_echo(g, k);
-    if (g->tools.choice != SL_TOOL_CHOICE_NONE) {
+    if (g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think)) {
         if (!http_error) {
             if (g->token_ids) pend_token_ids(g, k0, k1);
             json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, k1 - k0, t_from) : NULL;
-            stream_tools(g, k, text, text ? t_to - t_from : 0, lp, fin, why);
+            stream_parsed(g, k, text, text ? t_to - t_from : 0, lp, fin, why);
             c->text_sent = t_to;
             c->toks_sent = k1;
         }
@@ -420,7 +439,8 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     free(text);
     free(toks);
     if (fin) {
-        if (!http_error && g->tools.choice == SL_TOOL_CHOICE_NONE) pend_chunk(g, k, "", 0, NULL, sl_finish_reason_str(why));
+        if (!http_error && !(g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think)))
+            pend_chunk(g, k, "", 0, NULL, sl_finish_reason_str(why));
         c->fin_sent = true;
     }
     return http_error;
@@ -513,35 +533,33 @@ static json_t *choice_json(gen *g, int k) {
     const sl_req *req = c->req;
     json_t *ch = json_object();
     json_object_set_new(ch, "index", json_integer(k));
-    json_t *text;
-    if (c->echo) { /* the prompt, then the output */
+    const char *finish = sl_finish_reason_str(req->finish);
+    if (g->kind == SL_API_CHAT) {
+        const char *ans = req->text ? req->text : "";
+        const sl_think_split sp = answer_parts(g, ans, req->n_text, true);
+        json_t *msg = json_pack("{s:s}", "role", "assistant");
+        size_t content = 0;
+        json_t *calls = answer_calls(g, ans + sp.c0, sp.c1 - sp.c0, &content);
+        if (calls) {
+            json_object_set_new(msg, "content", content ? json_stringn(ans + sp.c0, content) : json_null());
+            json_object_set_new(msg, "tool_calls", tool_calls_json(g, calls, false));
+            finish = calls_finish(g, req->finish);
+            json_decref(calls);
+        } else {
+            json_object_set_new(msg, "content", json_stringn(ans + sp.c0, sp.c1 - sp.c0));
+        }
+        if (sp.r1 > sp.r0) json_object_set_new(msg, "reasoning_content", json_stringn(ans + sp.r0, sp.r1 - sp.r0));
+        json_object_set_new(ch, "message", msg);
+    } else if (c->echo) { /* the prompt, then the output */
         char *both = malloc(c->n_echo + req->n_text + 1);
         if (both) {
             memcpy(both, c->echo, c->n_echo);
             if (req->n_text) memcpy(both + c->n_echo, req->text, req->n_text);
         }
-        text = both ? json_stringn(both, c->n_echo + req->n_text) : NULL;
+        json_object_set_new(ch, "text", both ? json_stringn(both, c->n_echo + req->n_text) : NULL);
         free(both);
     } else {
-        text = json_stringn(req->text ? req->text : "", req->n_text);
-    }
-    const char *finish = sl_finish_reason_str(req->finish);
-    if (g->kind == SL_API_CHAT) {
-        size_t content = 0;
-        json_t *calls = answer_calls(g, req->text, req->n_text, &content);
-        json_t *msg = json_pack("{s:s}", "role", "assistant");
-        if (calls) {
-            json_decref(text);
-            json_object_set_new(msg, "content", content ? json_stringn(req->text, content) : json_null());
-            json_object_set_new(msg, "tool_calls", tool_calls_json(g, calls, false));
-            finish = calls_finish(g, req->finish);
-            json_decref(calls);
-        } else {
-            json_object_set_new(msg, "content", text);
-        }
-        json_object_set_new(ch, "message", msg);
-    } else {
-        json_object_set_new(ch, "text", text);
+        json_object_set_new(ch, "text", json_stringn(req->text ? req->text : "", req->n_text));
     }
     json_object_set_new(ch, "logprobs",
                         req->p.logprobs < 0 ? json_null()
@@ -595,6 +613,8 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     const bool stream = ar.stream, include_usage = ar.include_usage;
     g->tools = ar.tools;
     ar.tools.tools = NULL; /* the reference moves to g */
+    g->think = ar.think;
+    g->think_open = ar.think_open;
     sl_api_request_free(&ar);
     if (st) {
         char msg[sizeof e.message];

@@ -755,6 +755,66 @@ TEST(serve_chat_render_options) {
     }
 }
 
+/* Thinking: DeepSeek-R1's template opens a <think> block in its generation prompt, so stories260K's whole
+ * answer (which never writes </think>) is thinking: message.reasoning_content holds it (without the
+ * whitespace around it), content is empty, and the stream's reasoning_content deltas join to the same.
+ * With "reasoning_format": "none" the same text is the content. */
+TEST(serve_reasoning_content) {
+    const char *tpl = "../shared/golden/chat-templates/deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja";
+    if (access(tpl, R_OK) != 0) return;
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--chat-template", (char *)tpl, NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    static const char body[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":40,"
+                               "\"temperature\":0%s}";
+    char b[512];
+    snprintf(b, sizeof b, body, ",\"reasoning_format\":\"none\"");
+    resp r = http(p.url, "/v1/chat/completions", b, NULL);
+    char *plain = completion_text(&r);
+    free(r.body);
+    snprintf(b, sizeof b, body, "");
+    r = http(p.url, "/v1/chat/completions", b, NULL);
+    json_t *o = json_loads(r.body, 0, NULL);
+    json_t *msg = json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message");
+    const char *thinking = json_string_value(json_object_get(msg, "reasoning_content"));
+    const char *content = json_string_value(json_object_get(msg, "content"));
+    /* the plain text without its surrounding whitespace */
+    const char *t0 = plain ? plain : "";
+    while (*t0 == ' ' || *t0 == '\n') t0++;
+    size_t tl = strlen(t0);
+    while (tl && (t0[tl - 1] == ' ' || t0[tl - 1] == '\n')) tl--;
+    const bool whole_ok = r.status == 200 && thinking && content && !*content && strlen(thinking) == tl &&
+                          !strncmp(thinking, t0, tl) && tl > 0;
+    if (!whole_ok) fprintf(stderr, "    plain '%s'\n    answer %s\n", plain ? plain : "(null)", r.body);
+    free(r.body);
+    snprintf(b, sizeof b, body, ",\"stream\":true");
+    r = http(p.url, "/v1/chat/completions", b, NULL);
+    char *joined = calloc(1, r.n + 1), *save = NULL;
+    bool content_deltas = false;
+    for (char *ev = strtok_r(r.body, "\n", &save); ev; ev = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(ev, "data: {", 7)) continue;
+        json_t *e = json_loads(ev + 6, 0, NULL);
+        json_t *d = json_object_get(json_array_get(json_object_get(e, "choices"), 0), "delta");
+        if (json_is_string(json_object_get(d, "reasoning_content"))) strcat(joined, json_string_value(json_object_get(d, "reasoning_content")));
+        content_deltas |= json_string_length(json_object_get(d, "content")) > 0;
+        json_decref(e);
+    }
+    const bool stream_ok = thinking && !strcmp(joined, thinking) && !content_deltas;
+    if (!stream_ok) fprintf(stderr, "    streamed thinking '%s'\n", joined);
+    free(joined);
+    free(r.body);
+    json_decref(o);
+    free(plain);
+    r = http(p.url, "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"reasoning_format\":\"loud\"}", NULL);
+    const bool bad_ok = r.status == 400 && strstr(r.body, "\"param\":\"reasoning_format\"");
+    free(r.body);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    CHECK(whole_ok);
+    CHECK(stream_ok);
+    CHECK(bad_ok);
+}
+
 /* Bad tools and tool_choice: 400 naming the field. */
 TEST(serve_tool_calls_bad_input) {
     const char *url = start_default();
