@@ -10,11 +10,15 @@
  * within the prefix, never shrinks, and never goes past the content of an
  * answer that parses into calls (so a streamed answer's content is the
  * whole answer's). The answer is also
- * parsed as a "required" answer: NULL or calls of the same shape.
+ * parsed as a "required" answer: NULL or calls of the same shape. And its
+ * thinking / content split (server/reasoning.c): both parts inside the
+ * answer, and over every prefix the streamed parts only grow, within and
+ * from the start of the whole answer's.
  *
  * tests/unit/test_toolcall.c includes this file (FUZZ_TOOLCALL_NO_MAIN) and
  * replays tests/fuzz/corpus/toolcall through fuzz_toolcall_one().
  */
+#include "server/reasoning.h"
 #include "server/toolcall.h"
 
 #include <stdint.h>
@@ -76,6 +80,21 @@ static int fuzz_toolcall_one(const uint8_t *data, size_t len) {
     if (calls) fuzz_toolcall_check(prev <= content, "no byte past the content was released as content");
     const int got = calls ? (int)json_array_size(calls) : 0;
     json_decref(calls);
+    /* thinking and content (reasoning.c): inside the answer, and streamed parts grow into the whole ones */
+    for (int open = 0; open < 2; open++) {
+        const sl_think_split w = sl_think_split_text(text, n, open, true);
+        fuzz_toolcall_check(w.r0 <= w.r1 && w.r1 <= n && w.c0 <= w.c1 && w.c1 <= n, "the parts lie inside the answer");
+        fuzz_toolcall_check(w.r1 == w.r0 || w.c0 >= w.r1, "the content comes after the thinking");
+        size_t lr = 0, lc = 0;
+        for (size_t k = 0; k <= n; k++) {
+            const sl_think_split p = sl_think_split_text(text, k, open, false);
+            fuzz_toolcall_check(p.r1 - p.r0 >= lr && p.c1 - p.c0 >= lc, "streamed parts never shrink");
+            fuzz_toolcall_check(p.r1 - p.r0 <= w.r1 - w.r0 && p.c1 - p.c0 <= w.c1 - w.c0, "streamed parts stay within the whole");
+            fuzz_toolcall_check((p.r1 == p.r0 || p.r0 == w.r0) && (p.c1 == p.c0 || p.c0 == w.c0), "streamed parts start where the whole do");
+            lr = p.r1 - p.r0;
+            lc = p.c1 - p.c0;
+        }
+    }
     json_t *req = sl_tool_parse_required(text, n);
     fuzz_toolcall_calls(req);
     json_decref(req);
