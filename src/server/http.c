@@ -32,6 +32,7 @@ struct sl_http {
     atomic_bool draining;
     _Atomic int in_flight;
     uint8_t key_digest[32];
+    long long started; /* the model's "created": when this server started serving it */
 };
 
 typedef struct conn {
@@ -712,7 +713,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strcmp(url, "/v1/models") || one_model) {
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");
         json_t *model = json_pack("{s:s,s:s,s:I,s:s,s:i}", "id", h->api.model_id, "object", "model", "created",
-                                  (json_int_t)0, "owned_by", "shardlm", "max_model_len", h->api.n_ctx);
+                                  (json_int_t)h->started, "owned_by", "shardlm", "max_model_len", h->api.n_ctx);
         if (!one_model) return reply_json(c, cx, 200, json_pack("{s:s,s:[o]}", "object", "list", "data", model));
         if (!strcmp(url + 11, h->api.model_id)) return reply_json(c, cx, 200, model);
         json_decref(model);
@@ -794,6 +795,7 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
     h->api = *api;
     h->sched = sched;
     h->metrics = metrics;
+    h->started = (long long)time(NULL);
     if (cfg->api_key) {
         unsigned len = 0;
         EVP_Digest(cfg->api_key, strlen(cfg->api_key), h->key_digest, &len, EVP_sha256(), NULL);
