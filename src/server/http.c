@@ -53,8 +53,8 @@ typedef struct choice {
     size_t n_echo;
     bool echo_sent;
     bool first;             /* the first choice of its prompt: its prompt tokens count in usage */
-    /* chat with tools, streamed: the whole answer so far, how much of it went out as content, and
-     * whether a forced call's first delta (id, name) went out */
+    /* chat with tools or thinking, streamed: the whole answer so far, how much of it went out as
+     * content and as thinking, and whether a forced call's first delta (id, name) went out */
     char *answer;
     size_t n_answer, cap_answer;
     size_t released, released_r; /* ends of the content and of the thinking sent (positions in answer) */
@@ -250,6 +250,11 @@ static const char *calls_finish(const gen *g, sl_finish_reason why) {
     return g->tools.choice == SL_TOOL_CHOICE_NAMED ? sl_finish_reason_str(why) : "tool_calls";
 }
 
+/* Whether a chat answer is streamed through stream_parsed (its parts split or held back). */
+static bool parsed(const gen *g) {
+    return g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think);
+}
+
 /* An answer's thinking and content (all content unless the request splits off thinking). */
 static sl_think_split answer_parts(const gen *g, const char *text, size_t n, bool fin) {
     return g->think ? sl_think_split_text(text ? text : "", n, g->think_open, fin) : (sl_think_split){0, 0, 0, n};
@@ -331,8 +336,8 @@ static json_t *gen_usage(gen *g) {
  * the first event, and `: token_ids 4 5` opens each event whose chunk carries
  * those generated tokens (EOS included). With them a router continues the
  * stream elsewhere exactly: prompt = prompt ids + generated ids. A generation
- * of several choices (prompts, n), or a chat answer with tools, has no ids: it
- * cannot be moved. */
+ * of several choices (prompts, n), or a chat answer with tools or thinking, has
+ * no ids: it cannot be moved. */
 
 static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
     char num[16];
@@ -350,7 +355,7 @@ static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
 static void token_ids_begin(gen *g, struct MHD_Connection *c) {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shardlm-Token-Ids");
     /* a chat answer with tools or thinking is not a continuation of its text (parts held back, split) */
-    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0 && g->tools.choice == SL_TOOL_CHOICE_NONE && !g->think;
+    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0 && !parsed(g);
     if (g->token_ids) pend_ids(g, "prompt_token_ids", g->ch[0].req->tokens, g->ch[0].req->n_prompt);
 }
 
@@ -422,9 +427,8 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     }
     /* the echo goes first: the prompt's logprobs are complete before the first token is sampled */
     if (echo_now) pend_echo(g, k);
-    if (g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think)) {
+    if (parsed(g)) { /* (no token ids: see token_ids_begin) */
         if (!http_error) {
-            if (g->token_ids) pend_token_ids(g, k0, k1);
             json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, k1 - k0, t_from) : NULL;
             stream_parsed(g, k, text, text ? t_to - t_from : 0, lp, fin, why);
             c->text_sent = t_to;
@@ -440,8 +444,7 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     free(text);
     free(toks);
     if (fin) {
-        if (!http_error && !(g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think)))
-            pend_chunk(g, k, "", 0, NULL, sl_finish_reason_str(why));
+        if (!http_error && !parsed(g)) pend_chunk(g, k, "", 0, NULL, sl_finish_reason_str(why));
         c->fin_sent = true;
     }
     return http_error;
