@@ -30,10 +30,14 @@ static const fmt_info FMT[] = {
     [SL_TOOLS_FUNCTIONARY] = {"functionary", "<function=", false, false},
     [SL_TOOLS_XML] = {"qwen3_xml", "<tool_call>", false, false},
     [SL_TOOLS_GLM] = {"glm", "<tool_call>", false, false},
+    [SL_TOOLS_DEEPSEEK] = {"deepseek", "<｜tool▁calls▁begin｜>", false, true},
+    [SL_TOOLS_KIMI] = {"kimi_k2", "<|tool_calls_section_begin|>", false, true},
 };
 
 sl_tool_format sl_tool_format_detect(const char *t) {
     if (!t) return SL_TOOLS_JSON;
+    if (strstr(t, "<｜tool▁sep｜>")) return SL_TOOLS_DEEPSEEK;
+    if (strstr(t, "<|tool_call_argument_begin|>")) return SL_TOOLS_KIMI;
     if (strstr(t, "<parameter=")) return SL_TOOLS_XML;
     if (strstr(t, "<arg_key>")) return SL_TOOLS_GLM;
     if (strstr(t, "[ARGS]")) return SL_TOOLS_MISTRAL_ARGS;
@@ -359,6 +363,67 @@ static bool parse_glm(json_t *calls, const json_t *tools, const char *s, size_t 
     return true;
 }
 
+/* DeepSeek: <｜tool▁calls▁begin｜> then calls <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>, or
+ * with "function" before the separator: NAME, a newline and the arguments in a ```json fence. */
+static bool parse_deepseek(json_t *calls, const char *s, size_t n, size_t *content) {
+    size_t i = find(s, n, 0, "<｜tool▁calls▁begin｜>");
+    if (i == n) return false;
+    *content = i;
+    i = skip_ws(s, n, i + strlen("<｜tool▁calls▁begin｜>"));
+    while (eat(s, n, &i, "<｜tool▁call▁begin｜>")) {
+        const size_t sep = find(s, n, i, "<｜tool▁sep｜>");
+        if (sep == n) return false;
+        const char *name = s + i;
+        size_t nl = sep - i, j = sep + strlen("<｜tool▁sep｜>");
+        if (nl == 8 && !memcmp(name, "function", 8) && j < n && s[j] != '{') { /* R1 / V3: the name, then a fence */
+            const size_t eol = find(s, n, j, "\n");
+            if (eol == n) return false;
+            name = s + j;
+            nl = eol - j;
+            j = skip_ws(s, n, eol);
+            if (eat(s, n, &j, "```json")) j = skip_ws(s, n, j);
+        }
+        json_t *v = json_at(s, n, &j);
+        const bool ok = json_is_object(v) && add_call(calls, name, nl, v);
+        json_decref(v);
+        if (!ok) return false;
+        j = skip_ws(s, n, j);
+        if (eat(s, n, &j, "```")) j = skip_ws(s, n, j);
+        if (!eat(s, n, &j, "<｜tool▁call▁end｜>") && j < n) return false;
+        i = skip_ws(s, n, j);
+    }
+    return true;
+}
+
+/* Kimi K2: <|tool_calls_section_begin|> then calls <|tool_call_begin|>functions.NAME:INDEX
+ * <|tool_call_argument_begin|>{...}<|tool_call_end|> (the name is the id without its prefix and index). */
+static bool parse_kimi(json_t *calls, const char *s, size_t n, size_t *content) {
+    size_t i = find(s, n, 0, "<|tool_calls_section_begin|>");
+    if (i == n) return false;
+    *content = i;
+    i = skip_ws(s, n, i + strlen("<|tool_calls_section_begin|>"));
+    while (eat(s, n, &i, "<|tool_call_begin|>")) {
+        const size_t arg = find(s, n, i, "<|tool_call_argument_begin|>");
+        if (arg == n) return false;
+        const char *id = s + i, *name = id;
+        size_t nl = arg - i;
+        while (nl && is_ws(name[nl - 1])) nl--;
+        const char *dot = memchr(name, '.', nl);
+        if (dot) nl -= (size_t)(dot + 1 - name), name = dot + 1;
+        const char *colon = nl ? memrchr(name, ':', nl) : NULL;
+        if (colon) nl = (size_t)(colon - name);
+        size_t j = skip_ws(s, n, arg + strlen("<|tool_call_argument_begin|>"));
+        json_t *v = json_at(s, n, &j);
+        const bool ok = json_is_object(v) && add_call(calls, name, nl, v);
+        json_decref(v);
+        if (!ok) return false;
+        j = skip_ws(s, n, j);
+        if (!eat(s, n, &j, "<|tool_call_end|>") && j < n) return false;
+        i = skip_ws(s, n, j);
+    }
+    return true;
+}
+
 json_t *sl_tool_parse(sl_tool_format f, const json_t *tools, const char *s, size_t n, size_t *content_len) {
     json_t *calls = json_array();
     if (!calls) return NULL;
@@ -375,6 +440,8 @@ json_t *sl_tool_parse(sl_tool_format f, const json_t *tools, const char *s, size
     case SL_TOOLS_FUNCTIONARY: ok = parse_functionary(calls, s, n, &content); break;
     case SL_TOOLS_XML: ok = parse_xml(calls, tools, s, n, &content); break;
     case SL_TOOLS_GLM: ok = parse_glm(calls, tools, s, n, &content); break;
+    case SL_TOOLS_DEEPSEEK: ok = parse_deepseek(calls, s, n, &content); break;
+    case SL_TOOLS_KIMI: ok = parse_kimi(calls, s, n, &content); break;
     }
     if (!ok || json_array_size(calls) == 0) {
         json_decref(calls);

@@ -6,6 +6,11 @@
  *
  * The syntaxes, chosen from markers in the template source (the order of
  * sl_tool_format_detect):
+ *   DEEPSEEK     <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>...
+ *                (DeepSeek V3.1), or ...begin｜>function<｜tool▁sep｜>NAME\n```json\n{...}\n```<｜tool▁call▁end｜>
+ *                (DeepSeek R1 and V3)                                     ("<｜tool▁sep｜>")
+ *   KIMI         <|tool_calls_section_begin|><|tool_call_begin|>functions.NAME:0<|tool_call_argument_begin|>
+ *                {...}<|tool_call_end|>...  (Kimi K2)                     ("<|tool_call_argument_begin|>")
  *   XML          <tool_call>\n<function=NAME>\n<parameter=K>\nV\n</parameter>\n</function>\n</tool_call>
  *                (Qwen3-Coder, Qwen3.5, Nemotron 3: template has "<parameter=")
  *   GLM          <tool_call>NAME\n<arg_key>K</arg_key>\n<arg_value>V</arg_value>\n</tool_call>   ("<arg_key>")
@@ -26,7 +31,7 @@
  * does not parse leaves the whole answer as content, as vLLM's parsers do.
  *
  * Markers that are control tokens (<|python_tag|>, [TOOL_CALLS], [ARGS],
- * <|tool_call|>) reach the text only when the request detokenizes with
+ * <|tool_call|>, DeepSeek's and Kimi's) reach the text only when the request detokenizes with
  * special tokens shown (sl_tool_format_needs_special).
  */
 #ifndef SL_SERVER_TOOLCALL_H
@@ -47,6 +52,8 @@ typedef enum sl_tool_format {
     SL_TOOLS_FUNCTIONARY,
     SL_TOOLS_XML,
     SL_TOOLS_GLM,
+    SL_TOOLS_DEEPSEEK,
+    SL_TOOLS_KIMI,
 } sl_tool_format;
 
 /* The syntax a chat template's source teaches (NULL: the built-in fallback, JSON). */

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FUZZ_TOOLCALL_FORMATS 10 /* SL_TOOLS_JSON .. SL_TOOLS_GLM */
+#define FUZZ_TOOLCALL_FORMATS 12 /* SL_TOOLS_JSON .. SL_TOOLS_KIMI */
 
 static void fuzz_toolcall_check(int cond, const char *what) {
     if (!cond) {

@@ -50,6 +50,10 @@ TEST(formats_detected_from_real_templates) {
         {"Qwen3-Coder", SL_TOOLS_XML},
         {"Qwen3.5-4B", SL_TOOLS_XML},
         {"GLM-4.6", SL_TOOLS_GLM},
+        {"deepseek-ai-DeepSeek-V3.1", SL_TOOLS_DEEPSEEK},
+        {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", SL_TOOLS_DEEPSEEK},
+        {"moonshotai-Kimi-K2", SL_TOOLS_KIMI},
+        {"Kimi-K2-Instruct", SL_TOOLS_KIMI},
         {"google-gemma-2-2b-it", SL_TOOLS_JSON},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -130,6 +134,22 @@ TEST(json_syntaxes_parse_into_calls) {
     CHECK(parses_as(SL_TOOLS_FUNCTIONARY, NULL,
                     "<function=get_weather>{\"city\": \"Lima\"}</function><function=g>{}</function>", "",
                     "get_weather|{\"city\":\"Lima\"};g|{}"));
+    /* DeepSeek V3.1, and R1's fenced form */
+    CHECK(parses_as(SL_TOOLS_DEEPSEEK, NULL,
+                    "Checking.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Oslo\"}"
+                    "<｜tool▁call▁end｜><｜tool▁call▁begin｜>g<｜tool▁sep｜>{}<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+                    "Checking.", "get_weather|{\"city\":\"Oslo\"};g|{}"));
+    CHECK(parses_as(SL_TOOLS_DEEPSEEK, NULL,
+                    "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n"
+                    "{\"city\": \"Oslo\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+                    "", "get_weather|{\"city\":\"Oslo\"}"));
+    CHECK(parses_as(SL_TOOLS_DEEPSEEK, NULL, "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f{}", NULL, NULL));
+    /* Kimi K2: the id names the function */
+    CHECK(parses_as(SL_TOOLS_KIMI, NULL,
+                    "Sure.<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0"
+                    "<|tool_call_argument_begin|>{\"city\": \"Oslo\"}<|tool_call_end|><|tool_call_begin|>functions.g:1"
+                    "<|tool_call_argument_begin|>{}<|tool_call_end|><|tool_calls_section_end|>",
+                    "Sure.", "get_weather|{\"city\":\"Oslo\"};g|{}"));
     /* no known syntax: Hermes blocks, or the whole answer a call or an array of calls */
     CHECK(parses_as(SL_TOOLS_JSON, NULL, "\n{\"name\": \"f\", \"arguments\": {\"a\": true}}\n", "", "f|{\"a\":true}"));
     CHECK(parses_as(SL_TOOLS_JSON, NULL, "[{\"name\": \"f\"}, {\"name\": \"g\", \"parameters\": {}}]", "", "f|{};g|{}"));
