@@ -47,41 +47,62 @@ bool sl_fo_add_seed(json_t *body, uint64_t seed) {
     return true;
 }
 
-sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t *prompt, int32_t n_prompt,
-                             const int32_t *gen, int32_t n_gen, int64_t text_sent, char **out) {
-    *out = NULL;
-    sl_status st = SL_OK;
+/* The original body with the prompt + generated ids in *ids and the length limit reduced by n_gen
+ * (resumable: the engine can still release what the first one held back when none is left). */
+static sl_status continuation_base(const json_t *orig, const int32_t *prompt, int32_t n_prompt, const int32_t *gen,
+                                   int32_t n_gen, bool resumable, json_t **body, json_t **ids) {
     json_t *b = json_deep_copy(orig);
-    json_t *ids = json_array();
-    if (!b || !ids || !json_is_object(b)) {
-        st = SL_FAIL(SL_ERR_NOMEM, "continuation: out of memory");
-        goto fail;
-    }
-    for (int32_t i = 0; i < n_prompt; i++) json_array_append_new(ids, json_integer(prompt[i]));
-    for (int32_t i = 0; i < n_gen; i++) json_array_append_new(ids, json_integer(gen[i]));
+    *ids = json_array();
+    *body = b;
+    if (!b || !*ids || !json_is_object(b)) return SL_FAIL(SL_ERR_NOMEM, "continuation: out of memory");
+    for (int32_t i = 0; i < n_prompt; i++) json_array_append_new(*ids, json_integer(prompt[i]));
+    for (int32_t i = 0; i < n_gen; i++) json_array_append_new(*ids, json_integer(gen[i]));
     /* the length limit: what is left of it */
     const char *mt = NULL;
     json_t *mv = json_object_get(b, "max_completion_tokens");
     if (mv && !json_is_null(mv)) mt = "max_completion_tokens";
     else if ((mv = json_object_get(b, "max_tokens")) && !json_is_null(mv)) mt = "max_tokens";
     if (mt) {
-        if (!json_is_integer(mv) && !json_is_real(mv)) {
-            st = SL_FAIL(SL_ERR_INVALID, "continuation: '%s' is not a number", mt);
-            goto fail;
-        }
+        if (!json_is_integer(mv) && !json_is_real(mv))
+            return SL_FAIL(SL_ERR_INVALID, "continuation: '%s' is not a number", mt);
         /* the engine refuses more than 2^31 anyway: clamp before any arithmetic (a real may not fit an integer) */
         const double lim = 2147483648.0;
         const double want = json_is_integer(mv) ? (double)json_integer_value(mv) : json_real_value(mv);
         const json_int_t left = (json_int_t)(want < -lim ? -lim : want > lim ? lim : want) - n_gen;
         /* all of them streamed: an engine that knows what was sent can still release the text the failed one
          * held back (max_tokens 0 with shardlm_resume); without that there is nothing to continue */
-        if (left < 0 || (left == 0 && !(n_gen > 0 && text_sent >= 0))) {
-            st = SL_FAIL(SL_ERR_RANGE, "continuation: the %d tokens streamed used up %s", n_gen, mt);
-            goto fail;
-        }
+        if (left < 0 || (left == 0 && !(n_gen > 0 && resumable)))
+            return SL_FAIL(SL_ERR_RANGE, "continuation: the %d tokens streamed used up %s", n_gen, mt);
         json_object_del(b, "max_completion_tokens");
         json_object_set_new(b, "max_tokens", json_integer(left));
     }
+    return SL_OK;
+}
+
+sl_status sl_fo_chat_continuation(const json_t *orig, const int32_t *prompt, int32_t n_prompt, const int32_t *gen,
+                                  int32_t n_gen, const sl_fo_stream *fs, char **out) {
+    *out = NULL;
+    json_t *b = NULL, *ids = NULL;
+    sl_status st = continuation_base(orig, prompt, n_prompt, gen, n_gen, true, &b, &ids);
+    if (st == SL_OK) {
+        json_object_set_new(b, "stream", json_true());
+        json_object_set_new(b, "shardlm_resume",
+                            json_pack("{s:O,s:i,s:I,s:I,s:I,s:b}", "ids", ids, "generated", n_gen, "content_sent",
+                                      (json_int_t)fs->text_sent, "reasoning_sent", (json_int_t)fs->reasoning_sent,
+                                      "args_sent", (json_int_t)fs->args_sent, "call_started", fs->call_started));
+        if (!(*out = json_dumps(b, JSON_COMPACT))) st = SL_FAIL(SL_ERR_NOMEM, "continuation: out of memory");
+    }
+    json_decref(ids);
+    json_decref(b);
+    return st;
+}
+
+sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t *prompt, int32_t n_prompt,
+                             const int32_t *gen, int32_t n_gen, int64_t text_sent, char **out) {
+    *out = NULL;
+    json_t *b = NULL, *ids = NULL;
+    sl_status st = continuation_base(orig, prompt, n_prompt, gen, n_gen, text_sent >= 0, &b, &ids);
+    if (st != SL_OK) goto fail;
     if (kind == SL_FO_CHAT) {
         bool lp = json_is_true(json_object_get(b, "logprobs"));
         json_t *top = json_object_get(b, "top_logprobs");
@@ -90,7 +111,7 @@ sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t 
         json_object_del(b, "top_logprobs");
         if (lp) json_object_set_new(b, "logprobs", json_integer(k));
         /* response_format stays: completions follow it too, replaying the output through the recognizer
-         * (a chat stream with tools carries no token ids: the engine does not offer to move it) */
+         * (a chat answer split into parts continues as chat instead: sl_fo_chat_continuation) */
         static const char *chat_only[] = {"messages", "tools", "tool_choice", "parallel_tool_calls", "functions",
                                           "function_call", "chat_template", "chat_template_kwargs",
                                           "add_generation_prompt", "continue_final_message"};
@@ -127,7 +148,17 @@ void sl_fo_count_text(sl_fo_stream *fs, const char *data, size_t n) {
     json_t *o = json_loadb(data, n, 0, NULL);
     json_t *c0 = json_array_get(json_object_get(o, "choices"), 0);
     json_t *t = json_object_get(c0, "text");
-    if (!t) t = json_object_get(json_object_get(c0, "delta"), "content");
+    json_t *delta = json_object_get(c0, "delta");
+    if (!t) t = json_object_get(delta, "content");
+    json_t *r = json_object_get(delta, "reasoning_content");
+    if (json_is_string(r)) fs->reasoning_sent += json_string_length(r);
+    size_t i;
+    json_t *tc;
+    json_array_foreach(json_object_get(delta, "tool_calls"), i, tc) {
+        json_t *a = json_object_get(json_object_get(tc, "function"), "arguments");
+        fs->call_started = true;
+        if (json_is_string(a)) fs->args_sent += json_string_length(a);
+    }
     if (json_is_string(t) && fs->echo_pending) { /* the echoed prompt: not output */
         fs->echo_pending = false;
         fs->echo_bytes = json_string_length(t);
@@ -198,7 +229,7 @@ char *sl_fo_rewrite(const sl_fo_stream *fs, const char *data, size_t n) {
     json_t *choices = json_object_get(o, "choices");
     size_t i;
     json_t *c;
-    json_array_foreach(choices, i, c) {
+    json_array_foreach(fs->chat_native ? NULL : choices, i, c) { /* a chat continuation's chunks are chat's */
         json_t *lp = json_object_get(c, "logprobs");
         if (fs->kind == SL_FO_COMPLETIONS) {
             json_t *offs = json_object_get(lp, "text_offset");

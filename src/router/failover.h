@@ -15,6 +15,11 @@
  * original id and created time, chat chunks (delta.content, chat logprobs)
  * when the client asked for a chat completion, completions logprobs offsets
  * shifted by the text already sent, and usage counted as if nothing moved.
+ *
+ * A chat answer the engine splits into parts (reasoning_content, tool calls)
+ * is not a continuation of its text; the engine marks it (`: resume chat`)
+ * and it continues as a chat request instead (sl_fo_chat_continuation), whose
+ * chunks only get the id, created time and usage rewritten.
  */
 #ifndef SL_ROUTER_FAILOVER_H
 #define SL_ROUTER_FAILOVER_H
@@ -53,7 +58,21 @@ typedef struct sl_fo_stream {
      * output's text offsets count from it. */
     bool echo_pending;
     size_t echo_bytes;
+    /* a chat answer the engine splits into parts (thinking, tool calls: `: resume chat` before its
+     * prompt ids) continues as a chat request: text_sent counts its content, and these the rest */
+    bool chat_native;
+    size_t reasoning_sent;  /* bytes of reasoning_content streamed */
+    size_t args_sent;       /* bytes of tool_calls arguments streamed */
+    bool call_started;      /* a tool_calls delta was streamed */
 } sl_fo_stream;
+
+/* The continuation of a chat_native stream: the original body (a chat request, every field kept) with
+ * max_tokens reduced as above and "shardlm_resume": {"ids": prompt + generated ids, "generated": n_gen,
+ * "content_sent", "reasoning_sent", "args_sent", "call_started"} from fs; the engine renders the
+ * conversation again, takes the ids as its prompt, replays the generated tokens and sends each part
+ * from where the client's copy ends. SL_ERR_RANGE when every allowed token was streamed. */
+sl_status sl_fo_chat_continuation(const json_t *orig, const int32_t *prompt, int32_t n_prompt, const int32_t *gen,
+                                  int32_t n_gen, const sl_fo_stream *fs, char **out);
 
 /* Take id and created from a data payload of the original stream. */
 void sl_fo_learn(sl_fo_stream *fs, const char *data, size_t n);

@@ -1199,7 +1199,7 @@ static void up_write(worker *w, uconn *u) {
 
 /* Build the request for the attempt on u and start sending. */
 static void up_send(worker *w, xreq *x, uconn *u) {
-    const char *path = x->migrated ? "/v1/completions" : x->target;
+    const char *path = x->migrated && !x->fs.chat_native ? "/v1/completions" : x->target;
     ob_printf(&u->out, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", x->method, path,
               u->e->hostport, x->ctype ? x->ctype : "application/json", x->n_body);
     if (x->auth) ob_printf(&u->out, "Authorization: %s\r\n", x->auth);
@@ -1270,8 +1270,10 @@ static void migrate(worker *w, xreq *x, sl_member *failed) {
     char *body = NULL;
     /* an echo not yet streamed comes first, and before it no token: the request again, as it was */
     sl_status st = x->fs.echo_pending ? SL_OK
-                                      : sl_fo_continuation(x->json, x->fs.kind, x->pids, x->n_pids, x->gids, x->n_gids,
-                                                           (int64_t)x->fs.text_sent, &body);
+                   : x->fs.chat_native
+                       ? sl_fo_chat_continuation(x->json, x->pids, x->n_pids, x->gids, x->n_gids, &x->fs, &body)
+                       : sl_fo_continuation(x->json, x->fs.kind, x->pids, x->n_pids, x->gids, x->n_gids,
+                                            (int64_t)x->fs.text_sent, &body);
     if (st == SL_ERR_RANGE) { /* every token was streamed: end as the engine would have */
         json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:s}]}", "id", x->fs.id, "object",
                               x->fs.kind == SL_FO_CHAT ? "chat.completion.chunk" : "text_completion", "created",
@@ -1407,7 +1409,9 @@ static bool on_event(void *ctx, char *ev, size_t n) {
         const char *v, *rest;
         size_t vl, rl;
         if (sl_evstream_field(line, len, "", &v, &vl)) { /* comment */
-            if (want_line(v, vl, "prompt_token_ids ", &rest, &rl)) {
+            if (want_line(v, vl, "resume chat", &rest, &rl) && rl == 0) {
+                x->fs.chat_native = x->fs.kind == SL_FO_CHAT; /* an answer split into parts: continue it as chat */
+            } else if (want_line(v, vl, "prompt_token_ids ", &rest, &rl)) {
                 if (!x->have_pids) {
                     if (sl_fo_parse_ids(rest, rl, &x->pids, &x->n_pids, &x->cap_pids) == SL_OK) x->have_pids = true;
                     else x->n_pids = 0;

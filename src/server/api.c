@@ -776,6 +776,69 @@ static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_
     return true;
 }
 
+/* A router continuing a chat stream another engine started: shardlm_resume {"ids": the prompt ids and
+ * the generated ones, "generated": N, "content_sent", "reasoning_sent", "args_sent": bytes the client
+ * has of each part, "call_started": whether a forced call's first delta went out}. The prompt becomes
+ * the ids (the conversation is rendered too: it decides the thinking and the tools); the generated
+ * tokens are replayed, whole for the parts split here, after args_sent bytes for a forced call's
+ * arguments (the raw text). */
+static bool parse_chat_resume(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
+    json_t *rs = json_object_get(o, "shardlm_resume");
+    if (!rs || json_is_null(rs)) return true;
+    json_t *ids = json_object_get(rs, "ids");
+    if (!json_is_object(rs) || r->n > 1 || !json_is_array(ids) || json_array_size(ids) == 0 ||
+        json_array_size(ids) >= (size_t)ctx->n_ctx) {
+        sl_api_set_error(e, 400, "shardlm_resume",
+                         "'shardlm_resume' on /v1/chat/completions must be an object {\"ids\": [prompt and generated "
+                         "token ids, fewer than the context], \"generated\": N, \"content_sent\", \"reasoning_sent\", "
+                         "\"args_sent\": BYTES, \"call_started\": BOOL} with n = 1");
+        return false;
+    }
+    const int32_t n_vocab = sl_tokenizer_n_vocab(sl_model_tokenizer(ctx->model));
+    int32_t *p = sl_alloc_array(json_array_size(ids), sizeof(int32_t));
+    if (!p) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        return false;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= n_vocab) {
+            sl_free(p);
+            sl_api_set_error(e, 400, "shardlm_resume.ids", "'shardlm_resume.ids' %zu is not a token id in [0, %d)", i,
+                             n_vocab);
+            return false;
+        }
+        p[i] = (int32_t)json_integer_value(v);
+    }
+    sl_free(r->prompt);
+    r->prompt = p;
+    r->n_prompt = (int32_t)json_array_size(ids);
+    static const char *const COUNTS[] = {"generated", "content_sent", "reasoning_sent", "args_sent"};
+    long long x[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 4; k++) {
+        if (!get_int(rs, COUNTS[k], 0, k == 0 ? r->n_prompt - 1 : 1LL << 40, &x[k], e)) {
+            snprintf(e->param, sizeof e->param, "shardlm_resume.%s", COUNTS[k]);
+            return false;
+        }
+    }
+    if (!get_bool(rs, "call_started", &r->resume_call_started, e)) {
+        snprintf(e->param, sizeof e->param, "shardlm_resume.call_started");
+        return false;
+    }
+    r->resumed = true;
+    r->params.resume_generated = (int32_t)x[0];
+    r->resume_content = x[1];
+    r->resume_reasoning = x[2];
+    r->resume_args = x[3];
+    /* a forced call's arguments and an answer not split here are the raw text: the replay skips what was
+     * sent; an answer split into parts is replayed whole and http.c skips each part's bytes */
+    r->params.resume_text_sent = r->tools.choice == SL_TOOL_CHOICE_NAMED                  ? x[3]
+                                 : r->think || r->tools.choice != SL_TOOL_CHOICE_NONE ? 0
+                                                                                       : x[1];
+    return true;
+}
+
 /* Fields of OpenAI's API this server does not implement, refused rather
  * than ignored when they would change the output. */
 static bool refuse_unsupported(json_t *o, sl_api_error *e) {
@@ -913,6 +976,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         (kind == SL_API_CHAT && !parse_tools(ctx, o, r, e)))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
+    if (kind == SL_API_CHAT && !parse_chat_resume(ctx, o, r, e)) goto done;
     int32_t longest = 0; /* the longest prompt bounds max_tokens */
     for (int32_t i = 0; i <= r->n_more; i++) {
         const int32_t n = sl_api_prompt_at(r, i).n;
@@ -933,8 +997,8 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     }
     /* a router resuming a stream another engine started (see sl_req_params) */
     json_t *rs = json_object_get(o, "shardlm_resume");
-    if (rs && !json_is_null(rs)) {
-        if (kind != SL_API_COMPLETIONS || !json_is_object(rs) || r->n_more || r->n > 1) {
+    if (rs && !json_is_null(rs) && kind == SL_API_COMPLETIONS) { /* (chat: parse_chat_resume) */
+        if (!json_is_object(rs) || r->n_more || r->n > 1) {
             sl_api_set_error(e, 400, "shardlm_resume",
                              "'shardlm_resume' must be an object {\"generated\": N, \"text_sent\": BYTES} on /v1/completions "
                              "with one prompt and n = 1");

@@ -73,6 +73,12 @@ typedef struct sl_api_request {
     /* chat: the answer's thinking goes to reasoning_content (not with a guided answer); think_open: the
      * rendered prompt left a <think> block open, so the answer starts in it */
     bool think, think_open;
+    /* chat: continuing a stream another engine started (a router's failover: shardlm_resume with "ids").
+     * The prompt is those ids (the rendered conversation and the tokens generated so far); the client
+     * has resume_content bytes of content, resume_reasoning of thinking, resume_args of a forced
+     * call's arguments, and that call's first delta when resume_call_started. */
+    bool resumed, resume_call_started;
+    int64_t resume_content, resume_reasoning, resume_args;
 } sl_api_request;
 
 /* Prompt i of a request, 0 <= i <= n_more (0: prompt / n_prompt / prompt_text). */

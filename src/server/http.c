@@ -59,6 +59,7 @@ typedef struct choice {
     size_t n_answer, cap_answer;
     size_t released, released_r; /* ends of the content and of the thinking sent (positions in answer) */
     bool call_sent;
+    bool seeded; /* a resumed stream's parts sent by the other engine are counted in released / released_r */
 } choice;
 
 /* A generation being answered: n choices per prompt. */
@@ -77,6 +78,7 @@ typedef struct gen {
     bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
     sl_api_tools tools;     /* chat's tool calling (tools.tools: a reference) */
     bool think, think_open; /* chat: the answer's thinking goes to reasoning_content (the prompt opened it) */
+    int64_t resume_content, resume_reasoning; /* a resumed chat stream: the parts' bytes the client has */
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -288,6 +290,11 @@ static void stream_parsed(gen *g, int k, const char *text, size_t n, json_t *lp,
     }
     const char *ans = c->answer;
     const sl_think_split sp = answer_parts(g, ans, c->n_answer, fin);
+    if (!c->seeded) { /* a resumed stream: the other engine sent this much of each part (the same text) */
+        c->seeded = true;
+        if (g->resume_content > 0) c->released = sp.c0 + (size_t)g->resume_content;
+        if (g->resume_reasoning > 0) c->released_r = sp.r0 + (size_t)g->resume_reasoning;
+    }
     json_t *extra = NULL;
     const size_t r_from = c->released_r > sp.r0 ? c->released_r : sp.r0;
     if (sp.r1 > r_from) {
@@ -336,8 +343,11 @@ static json_t *gen_usage(gen *g) {
  * the first event, and `: token_ids 4 5` opens each event whose chunk carries
  * those generated tokens (EOS included). With them a router continues the
  * stream elsewhere exactly: prompt = prompt ids + generated ids. A generation
- * of several choices (prompts, n), or a chat answer with tools or thinking, has
- * no ids: it cannot be moved. */
+ * of several choices (prompts, n) has no ids: it cannot be moved. A chat answer
+ * with tools or thinking is split into parts here, so its text is not what the
+ * client saw: `: resume chat` before the prompt ids says to continue it as a
+ * chat request with the bytes of each part the client has (api.c,
+ * parse_chat_resume). */
 
 static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
     char num[16];
@@ -354,8 +364,10 @@ static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
  * and write the prompt ids. */
 static void token_ids_begin(gen *g, struct MHD_Connection *c) {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shardlm-Token-Ids");
-    /* a chat answer with tools or thinking is not a continuation of its text (parts held back, split) */
-    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0 && !parsed(g);
+    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0;
+    /* a chat answer with tools or thinking is not a continuation of its text (parts held back, split):
+     * it continues as a chat request (shardlm_resume with "ids", parse_chat_resume in api.c) */
+    if (g->token_ids && parsed(g)) pend(g, ": resume chat\n", 14);
     if (g->token_ids) pend_ids(g, "prompt_token_ids", g->ch[0].req->tokens, g->ch[0].req->n_prompt);
 }
 
@@ -427,8 +439,9 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     }
     /* the echo goes first: the prompt's logprobs are complete before the first token is sampled */
     if (echo_now) pend_echo(g, k);
-    if (parsed(g)) { /* (no token ids: see token_ids_begin) */
+    if (parsed(g)) {
         if (!http_error) {
+            if (g->token_ids) pend_token_ids(g, k0, k1);
             json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, k1 - k0, t_from) : NULL;
             stream_parsed(g, k, text, text ? t_to - t_from : 0, lp, fin, why);
             c->text_sent = t_to;
@@ -619,6 +632,12 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     ar.tools.tools = NULL; /* the reference moves to g */
     g->think = ar.think;
     g->think_open = ar.think_open;
+    if (ar.resumed) { /* the client has the role chunk, and maybe a forced call's first delta */
+        g->resume_content = ar.resume_content;
+        g->resume_reasoning = ar.resume_reasoning;
+        g->ch[0].role_sent = true;
+        g->ch[0].call_sent = ar.resume_call_started;
+    }
     sl_api_request_free(&ar);
     if (st) {
         char msg[sizeof e.message];

@@ -229,17 +229,71 @@ TEST(bounded_loads_overflow) {
     stop_all(e, 2);
 }
 
+/* A chat answer's parts, whole or streamed: "C:content R:reasoning A:name(arguments)... N:calls", the
+ * calls counted by their ids (a stream's first delta of a call carries one). */
+static char *chat_parts(const rresp *r) {
+    json_t *acc = json_pack("{s:s,s:s,s:s}", "C", "", "R", "", "A", "");
+    int calls = 0;
+    const bool whole = r->body && r->body[0] == '{';
+    char *copy = strdup(r->body ? r->body : ""), *save = NULL;
+    for (char *ev = whole ? copy : strtok_r(copy, "\n", &save); ev; ev = whole ? NULL : strtok_r(NULL, "\n", &save)) {
+        if (!whole && strncmp(ev, "data: {", 7)) continue;
+        json_t *o = json_loads(whole ? ev : ev + 6, 0, NULL);
+        json_t *m = json_object_get(json_array_get(json_object_get(o, "choices"), 0), whole ? "message" : "delta");
+        json_t *parts[3] = {json_object_get(m, "content"), json_object_get(m, "reasoning_content"), NULL};
+        static const char *K[3] = {"C", "R", "A"};
+        size_t i;
+        json_t *tc;
+        json_array_foreach(json_object_get(m, "tool_calls"), i, tc) {
+            json_t *fn = json_object_get(tc, "function");
+            calls += json_is_string(json_object_get(tc, "id"));
+            char *piece = NULL;
+            if (asprintf(&piece, "%s%s", json_is_string(json_object_get(fn, "name")) ? json_string_value(json_object_get(fn, "name")) : "",
+                         json_is_string(json_object_get(fn, "arguments")) ? json_string_value(json_object_get(fn, "arguments")) : "") < 0)
+                abort();
+            parts[2] = json_string(piece);
+            free(piece);
+            char *j = NULL;
+            if (asprintf(&j, "%s%s", json_string_value(json_object_get(acc, "A")), json_string_value(parts[2])) < 0) abort();
+            json_object_set_new(acc, "A", json_string(j));
+            free(j);
+            json_decref(parts[2]);
+            parts[2] = NULL;
+        }
+        for (int k = 0; k < 2; k++) {
+            if (!json_is_string(parts[k])) continue;
+            char *j = NULL;
+            if (asprintf(&j, "%s%s", json_string_value(json_object_get(acc, K[k])), json_string_value(parts[k])) < 0) abort();
+            json_object_set_new(acc, K[k], json_string(j));
+            free(j);
+        }
+        json_decref(o);
+    }
+    free(copy);
+    char *out = NULL;
+    if (asprintf(&out, "C:%s R:%s A:%s N:%d", json_string_value(json_object_get(acc, "C")),
+                 json_string_value(json_object_get(acc, "R")), json_string_value(json_object_get(acc, "A")), calls) < 0)
+        abort();
+    json_decref(acc);
+    return out;
+}
+
 /* kill -9 the engine serving a greedy stream mid-answer: the stream completes
- * and equals the undisturbed output; one migration is counted. */
-static void midstream_kill(const char *path, const char *plain, const char *stream) {
+ * and equals the undisturbed output; one migration is counted. engine_extra: more flags of the engines;
+ * parts: compare chat answers part by part (chat_parts) instead of their text. */
+static void midstream_kill_with(const char *path, const char *plain, const char *stream, const char *const *engine_extra,
+                                bool parts) {
     sl_test_proc e[2], r, ref;
     const char *urls[2];
-    CHECK(start_engines(e, 2, urls));
-    CHECK(rt_start_engine(&ref, NULL));
+    for (int i = 0; i < 2; i++) {
+        CHECK(rt_start_engine(&e[i], engine_extra));
+        urls[i] = e[i].url;
+    }
+    CHECK(rt_start_engine(&ref, engine_extra));
     CHECK(start_router(&r, urls, 2, NULL));
     rresp want = rt_post(ref.url, path, plain);
     CHECK_EQ_INT(want.status, 200);
-    char *wt = rt_text(&want, NULL, NULL);
+    char *wt = parts ? chat_parts(&want) : rt_text(&want, NULL, NULL);
     CHECK_MSG(strlen(wt) > 300, "the reference answer is too short to kill mid-way (%zu bytes)", strlen(wt));
     double mig0 = rt_metric(r.url, "shardlm_router_migrations_total");
     rresp got;
@@ -259,6 +313,10 @@ static void midstream_kill(const char *path, const char *plain, const char *stre
     CHECK(got.killed);
     int done = 0, errs = 0;
     char *gt = rt_text(&got, &done, &errs);
+    if (parts) {
+        free(gt);
+        gt = chat_parts(&got);
+    }
     CHECK_EQ_INT(errs, 0);
     CHECK_EQ_INT(done, 1);
     CHECK_MSG(!strcmp(gt, wt), "migrated stream differs from the undisturbed one:\n got  %zu bytes: %.300s\n want %zu bytes: %.300s",
@@ -274,6 +332,10 @@ static void midstream_kill(const char *path, const char *plain, const char *stre
     stop_all(&r, 1);
     stop_all(e, 2);
     stop_all(&ref, 1);
+}
+
+static void midstream_kill(const char *path, const char *plain, const char *stream) {
+    midstream_kill_with(path, plain, stream, NULL, false);
 }
 
 TEST(kill9_midstream_completions) {
@@ -313,6 +375,37 @@ TEST(kill9_midstream_chat_json_schema) {
                    "\"temperature\":1,\"seed\":7,\"response_format\":" PETS_SCHEMA "}",
                    "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
                    "\"temperature\":1,\"seed\":7,\"response_format\":" PETS_SCHEMA ",\"stream\":true}");
+}
+
+/* A reasoning model's chat stream (DeepSeek-R1's template opens the thinking, so stories260K's whole answer
+ * is reasoning_content): the engine splits it into parts, so it continues as a chat request that
+ * resumes each part where the client's copy ends. */
+TEST(kill9_midstream_chat_thinking) {
+    const char *tpl = "../shared/golden/chat-templates/deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja";
+    if (access(tpl, R_OK) != 0) return;
+    const char *extra[] = {"--chat-template", tpl, NULL};
+    midstream_kill_with("/v1/chat/completions",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],"
+                        "\"max_tokens\":400,\"temperature\":0}",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],"
+                        "\"max_tokens\":400,\"temperature\":0,\"stream\":true}",
+                        extra, true);
+}
+
+/* A forced function call: its arguments stream as tool_calls deltas; after the move they go on from the
+ * client's last byte, under the same call (one id). */
+TEST(kill9_midstream_chat_forced_call) {
+#define PETS_TOOL                                                                                               \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"pets\",\"parameters\":{\"type\":\"object\",\"properties\":" \
+    "{\"pets\":{\"type\":\"array\",\"minItems\":12,\"items\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":"    \
+    "\"string\",\"maxLength\":6},\"mood\":{\"enum\":[\"happy\",\"sad\"]}},\"required\":[\"name\",\"mood\"]}}},"           \
+    "\"required\":[\"pets\"]}}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"pets\"}}"
+    midstream_kill_with("/v1/chat/completions",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],"
+                        "\"max_tokens\":400,\"temperature\":1,\"seed\":7," PETS_TOOL "}",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],"
+                        "\"max_tokens\":400,\"temperature\":1,\"seed\":7,\"stream\":true," PETS_TOOL "}",
+                        NULL, true);
 }
 
 TEST(kill9_midstream_chat) {

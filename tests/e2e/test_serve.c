@@ -659,8 +659,8 @@ TEST(serve_tool_calls_forced) {
 
 /* tool_choice "auto" (the default with tools) and "none": an answer with no call in it is plain content,
  * the same whole and streamed, and the same as without tools (the fallback template ignores them). A
- * conversation that carries calls and their results renders. A stream with tools offers a router no
- * token ids. */
+ * conversation that carries calls and their results renders. A stream with tools asks a router to
+ * continue it as a chat request. */
 TEST(serve_tool_calls_auto_and_history) {
     const char *url = start_default();
     CHECK(url);
@@ -691,8 +691,8 @@ TEST(serve_tool_calls_auto_and_history) {
              NULL);
     CHECK_MSG(r.status == 200, "%ld %s", r.status, r.body);
     free(r.body);
-    /* a router's token ids: a chat stream without tools has them, one with tools not (its calls are held
-     * back and parsed at the end, so its text cannot be continued elsewhere) */
+    /* a router's token ids: both streams have them; the one with tools (its calls held back and parsed at
+     * the end) asks to be continued as a chat request */
     for (int tools = 0; tools < 2; tools++) {
         char *body = NULL;
         if (asprintf(&body, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":4,\"stream\":true%s%s}",
@@ -700,8 +700,9 @@ TEST(serve_tool_calls_auto_and_history) {
             abort();
         r = http(url, "/v1/chat/completions", body, "X-Shardlm-Token-Ids: 1");
         free(body);
-        const bool ids = strstr(r.body, ": prompt_token_ids ") != NULL;
-        CHECK_MSG(r.status == 200 && ids == !tools, "tools %d: %ld, ids %d", tools, r.status, ids);
+        const bool ids = strstr(r.body, ": prompt_token_ids ") != NULL, chat = strstr(r.body, ": resume chat\n") != NULL;
+        CHECK_MSG(r.status == 200 && ids && chat == tools, "tools %d: %ld, ids %d, resume chat %d", tools, r.status, ids,
+                  chat);
         free(r.body);
     }
 }
