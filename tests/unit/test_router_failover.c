@@ -95,6 +95,41 @@ TEST(continuation_chat) {
     json_decref(o);
 }
 
+/* A chat answer split into parts: each part's bytes counted apart; the continuation is the chat request
+ * itself with the ids and the counts. */
+TEST(continuation_chat_native) {
+    sl_fo_stream fs = {.kind = SL_FO_CHAT, .chat_native = true};
+    const char *ev[] = {
+        "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"reasoning_content\":\"Hmm\"}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi \\u00e9\"}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\"\"}}]}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":1}\"}}]}}]}",
+    };
+    for (size_t i = 0; i < sizeof ev / sizeof ev[0]; i++) sl_fo_count_text(&fs, ev[i], strlen(ev[i]));
+    CHECK_EQ_INT(fs.reasoning_sent, 3);
+    CHECK_EQ_INT(fs.text_sent, 5); /* "Hi é": é is two bytes */
+    CHECK_EQ_INT(fs.args_sent, 7);
+    CHECK(fs.call_started);
+    json_t *o = load("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":10,\"tools\":[],\"stream\":true}");
+    int32_t p[] = {1, 2}, g[] = {3, 4};
+    char *body;
+    CHECK_OK(sl_fo_chat_continuation(o, p, 2, g, 2, &fs, &body));
+    CHECK_STR(body, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":8,\"tools\":[],\"stream\":true,"
+                    "\"shardlm_resume\":{\"ids\":[1,2,3,4],\"generated\":2,\"content_sent\":5,\"reasoning_sent\":3,"
+                    "\"args_sent\":7,\"call_started\":true}}");
+    free(body);
+    /* a continuation's chunks are already chat's: only id and created change */
+    fs.learned = true;
+    snprintf(fs.id, sizeof fs.id, "chatcmpl-1");
+    fs.created = 9;
+    char *s = sl_fo_rewrite(&fs, ev[0], strlen(ev[0]));
+    CHECK_STR(s, "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"reasoning_content\":\"Hmm\"}}],"
+                 "\"id\":\"chatcmpl-1\",\"created\":9,\"object\":\"chat.completion.chunk\"}");
+    free(s);
+    json_decref(o);
+}
+
 /* A stream with echo: its first chunk is the prompt's text, not counted as output. */
 TEST(count_text_after_echo) {
     sl_fo_stream fs = {.kind = SL_FO_COMPLETIONS, .echo_pending = true};
