@@ -315,7 +315,9 @@ static void stream_parsed(gen *g, int k, const char *text, size_t n, json_t *lp,
         if (clen) c->released = cend;
     }
     if (!fin) return;
-    if (calls) pend_delta(g, k, "", 0, json_pack("{s:o}", "tool_calls", tool_calls_json(g, calls, true)), NULL, NULL);
+    if (calls && !c->call_sent) /* (a resumed stream whose calls went out before the finish chunk: not again) */
+        pend_delta(g, k, "", 0, json_pack("{s:o}", "tool_calls", tool_calls_json(g, calls, true)), NULL, NULL);
+    c->call_sent |= calls != NULL;
     pend_chunk(g, k, "", 0, NULL, calls ? calls_finish(g, why) : sl_finish_reason_str(why));
     json_decref(calls);
 }
