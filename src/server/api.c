@@ -339,6 +339,30 @@ bool sl_reasoning_format_from_name(const char *name, sl_reasoning_format *out) {
 
 /* ---- request parsing ------------------------------------------------------------ */
 
+/* A JSON array of token ids into *out (sl_malloc'd, room for one more id); an error names `param` and the
+ * element as what[i]. */
+static bool token_ids_of(const sl_api_ctx *ctx, const json_t *arr, const char *param, const char *what, int32_t **out,
+                         sl_api_error *e) {
+    const int32_t nv = sl_tokenizer_n_vocab(sl_model_tokenizer(ctx->model));
+    int32_t *p = sl_alloc_array(json_array_size(arr) + 1, sizeof(int32_t));
+    if (!p) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        return false;
+    }
+    size_t i;
+    const json_t *v;
+    json_array_foreach(arr, i, v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= nv) {
+            sl_free(p);
+            sl_api_set_error(e, 400, param, "'%s[%zu]' is not a token id in [0, %d)", what, i, nv);
+            return false;
+        }
+        p[i] = (int32_t)json_integer_value(v);
+    }
+    *out = p;
+    return true;
+}
+
 /* One prompt: a string, or an array of token ids. `field` names it in errors ("prompt" or "prompt[i]"). */
 static bool parse_one_prompt(const sl_api_ctx *ctx, json_t *p, const char *field, int32_t **ids, int32_t *n_ids,
                              char **text, sl_api_error *e) {
@@ -355,23 +379,8 @@ static bool parse_one_prompt(const sl_api_ctx *ctx, json_t *p, const char *field
         return true;
     }
     if (json_is_array(p) && json_array_size(p) > 0 && json_is_integer(json_array_get(p, 0))) {
-        size_t n = json_array_size(p), i;
-        json_t *v;
-        *ids = sl_alloc_array(n, sizeof(int32_t));
-        if (!*ids) {
-            sl_api_set_error(e, 500, NULL, "out of memory");
-            return false;
-        }
-        json_array_foreach(p, i, v) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                json_integer_value(v) >= sl_tokenizer_n_vocab(tok)) {
-                sl_api_set_error(e, 400, "prompt", "'%s' token %zu is not an id in [0, %d)", field, i,
-                                 sl_tokenizer_n_vocab(tok));
-                return false;
-            }
-            (*ids)[i] = (int32_t)json_integer_value(v);
-        }
-        *n_ids = (int32_t)n;
+        if (!token_ids_of(ctx, p, "prompt", field, ids, e)) return false;
+        *n_ids = (int32_t)json_array_size(p);
         return true;
     }
     sl_api_set_error(e, 400, "prompt", "'%s' must be a string or an array of token ids", field);
@@ -794,23 +803,8 @@ static bool parse_chat_resume(const sl_api_ctx *ctx, json_t *o, sl_api_request *
                          "\"args_sent\": BYTES, \"call_started\": BOOL} with n = 1");
         return false;
     }
-    const int32_t n_vocab = sl_tokenizer_n_vocab(sl_model_tokenizer(ctx->model));
-    int32_t *p = sl_alloc_array(json_array_size(ids), sizeof(int32_t));
-    if (!p) {
-        sl_api_set_error(e, 500, NULL, "out of memory");
-        return false;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(ids, i, v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= n_vocab) {
-            sl_free(p);
-            sl_api_set_error(e, 400, "shardlm_resume.ids", "'shardlm_resume.ids' %zu is not a token id in [0, %d)", i,
-                             n_vocab);
-            return false;
-        }
-        p[i] = (int32_t)json_integer_value(v);
-    }
+    int32_t *p = NULL;
+    if (!token_ids_of(ctx, ids, "shardlm_resume.ids", "shardlm_resume.ids", &p, e)) return false;
     sl_free(r->prompt);
     r->prompt = p;
     r->n_prompt = (int32_t)json_array_size(ids);
@@ -1228,27 +1222,13 @@ char *sl_api_detokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_
         return NULL;
     }
     char *out = NULL;
-    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     json_t *ids = json_object_get(o, "tokens");
     if (!json_is_array(ids)) {
         sl_api_set_error(e, 400, "tokens", "'tokens' must be an array of token ids");
         goto done;
     }
-    int32_t *v32 = sl_alloc_array(json_array_size(ids) + 1, sizeof(int32_t));
-    if (!v32) {
-        sl_api_set_error(e, 500, NULL, "out of memory");
-        goto done;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(ids, i, v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= sl_tokenizer_n_vocab(tok)) {
-            sl_api_set_error(e, 400, "tokens", "'tokens[%zu]' is not a token id in [0, %d)", i, sl_tokenizer_n_vocab(tok));
-            sl_free(v32);
-            goto done;
-        }
-        v32[i] = (int32_t)json_integer_value(v);
-    }
+    int32_t *v32 = NULL;
+    if (!token_ids_of(ctx, ids, "tokens", "tokens", &v32, e)) goto done;
     char *text = sl_api_detok_text(ctx, v32, (int32_t)json_array_size(ids));
     sl_free(v32);
     json_t *r = text ? json_pack("{s:s}", "prompt", text) : NULL;

@@ -306,7 +306,7 @@ TEST(serve_several_prompts_match_golden) {
     char *body = json_dumps(req, 0);
     json_decref(req);
     const char *bad[] = {body, "{\"prompt\":[]}", "{\"prompt\":[\"Once\", 5]}", "{\"prompt\":[\"Once\", [1, 512]]}"};
-    const char *says[] = {"at most 64", "must be a string", "'prompt[1]' must be", "'prompt[1]' token 1"};
+    const char *says[] = {"at most 64", "must be a string", "'prompt[1]' must be", "'prompt[1][1]' is not a token id"};
     for (int i = 0; i < 4; i++) {
         resp r = http(url, "/v1/completions", bad[i], NULL);
         CHECK_EQ_INT(r.status, 400);

@@ -145,7 +145,7 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
         {"{\"prompt\": \"x\", \"min_tokens\": \"3\"}", "min_tokens", "must be an integer"},
         {"{\"prompt\": \"x\", \"echo\": 1}", "echo", "must be true or false"},
         {"{\"prompt\": \"x\", \"max_tokens\": 0}", "max_tokens", "between 1 and"},
-        {"{\"prompt\": [[1, 2], [512]]}", "prompt", "'prompt[1]' token 0 is not an id"},
+        {"{\"prompt\": [[1, 2], [512]]}", "prompt", "'prompt[1][0]' is not a token id"},
         {"{\"prompt\": [[1, 2], [3]], \"shardlm_resume\": {\"generated\": 1, \"text_sent\": 0}}", "shardlm_resume",
          "with one prompt"},
         {"{\"prompt\": \"x\", \"best_of\": 2}", "best_of", "must be 1"},
