@@ -167,6 +167,14 @@ static bool calls_json_at(json_t *calls, const char *s, size_t n, size_t *i) {
     return ok;
 }
 
+/* The call `name` whose arguments are the JSON object at s[*i, n); *i steps past it. */
+static bool args_call_at(json_t *calls, const char *name, size_t nl, const char *s, size_t n, size_t *i) {
+    json_t *v = json_at(s, n, i);
+    const bool ok = json_is_object(v) && add_call(calls, name, nl, v);
+    json_decref(v);
+    return ok;
+}
+
 /* The schema type of parameter key of tool name ("" when not declared). */
 static const char *param_type(const json_t *tools, const char *name, size_t nl, const char *key) {
     size_t i;
@@ -260,10 +268,7 @@ static bool parse_mistral_args(json_t *calls, const char *s, size_t n, size_t *c
         const size_t name_end = id < args ? id : args;
         size_t j = args + strlen("[ARGS]");
         j = skip_ws(s, n, j);
-        json_t *v = json_at(s, n, &j);
-        const bool ok = json_is_object(v) && add_call(calls, s + i, name_end - i, v);
-        json_decref(v);
-        if (!ok) return false;
+        if (!args_call_at(calls, s + i, name_end - i, s, n, &j)) return false;
         i = skip_ws(s, n, j);
     }
     return true;
@@ -278,10 +283,7 @@ static bool parse_functionary(json_t *calls, const char *s, size_t n, size_t *co
         const size_t gt = find(s, n, i, ">");
         if (gt == n) return false;
         size_t j = skip_ws(s, n, gt + 1);
-        json_t *v = json_at(s, n, &j);
-        const bool ok = json_is_object(v) && add_call(calls, s + i, gt - i, v);
-        json_decref(v);
-        if (!ok) return false;
+        if (!args_call_at(calls, s + i, gt - i, s, n, &j)) return false;
         j = skip_ws(s, n, j);
         if (!eat(s, n, &j, "</function>") && j < n) return false;
         i = skip_ws(s, n, j);
@@ -383,10 +385,7 @@ static bool parse_deepseek(json_t *calls, const char *s, size_t n, size_t *conte
             j = skip_ws(s, n, eol);
             if (eat(s, n, &j, "```json")) j = skip_ws(s, n, j);
         }
-        json_t *v = json_at(s, n, &j);
-        const bool ok = json_is_object(v) && add_call(calls, name, nl, v);
-        json_decref(v);
-        if (!ok) return false;
+        if (!args_call_at(calls, name, nl, s, n, &j)) return false;
         j = skip_ws(s, n, j);
         if (eat(s, n, &j, "```")) j = skip_ws(s, n, j);
         if (!eat(s, n, &j, "<｜tool▁call▁end｜>") && j < n) return false;
@@ -413,10 +412,7 @@ static bool parse_kimi(json_t *calls, const char *s, size_t n, size_t *content) 
         const char *colon = nl ? memrchr(name, ':', nl) : NULL;
         if (colon) nl = (size_t)(colon - name);
         size_t j = skip_ws(s, n, arg + strlen("<|tool_call_argument_begin|>"));
-        json_t *v = json_at(s, n, &j);
-        const bool ok = json_is_object(v) && add_call(calls, name, nl, v);
-        json_decref(v);
-        if (!ok) return false;
+        if (!args_call_at(calls, name, nl, s, n, &j)) return false;
         j = skip_ws(s, n, j);
         if (!eat(s, n, &j, "<|tool_call_end|>") && j < n) return false;
         i = skip_ws(s, n, j);
