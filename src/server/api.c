@@ -219,6 +219,12 @@ const char *sl_api_fallback_template(const sl_model *m) {
     return LLAMA2_TEMPLATE;
 }
 
+void sl_api_ctx_prepare(sl_api_ctx *ctx) {
+    if (!ctx->chat_template) ctx->chat_template = sl_api_fallback_template(ctx->model);
+    ctx->tool_format = sl_tool_format_detect(ctx->chat_template);
+    ctx->template_thinks = sl_think_template_has_tags(ctx->chat_template);
+}
+
 static char *token_text_dup(const sl_tokenizer *tok, int32_t id) {
     size_t len = 0;
     const char *t = id >= 0 ? sl_tokenizer_token_text(tok, id, &len) : NULL;
@@ -470,10 +476,7 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         return false;
     }
     /* a guided answer (response_format, a forced call) is JSON from its first token: no thinking to split */
-    r->think = !r->params.schema &&
-               (rf == SL_REASONING_DEEPSEEK ||
-                (rf == SL_REASONING_AUTO && sl_think_template_has_tags(ctx->chat_template ? ctx->chat_template
-                                                                                          : sl_api_fallback_template(ctx->model))));
+    r->think = !r->params.schema && (rf == SL_REASONING_DEEPSEEK || (rf == SL_REASONING_AUTO && ctx->template_thinks));
     r->think_open = r->think && sl_think_open_in_prompt(r->prompt_text);
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     /* the template writes special tokens as text: parse them; add BOS unless the text starts with it */
@@ -757,8 +760,7 @@ static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_
             return false;
         }
     }
-    const char *src = ctx->chat_template ? ctx->chat_template : NULL;
-    tl->format = sl_tool_format_detect(src);
+    tl->format = ctx->tool_format;
     sl_req_params *p = &r->params;
     if (tl->choice == SL_TOOL_CHOICE_AUTO) p->special_text = sl_tool_format_needs_special(tl->format);
     if (tl->choice != SL_TOOL_CHOICE_REQUIRED && tl->choice != SL_TOOL_CHOICE_NAMED) return true;

@@ -102,7 +102,14 @@ typedef struct sl_api_ctx {
     int32_t n_ctx;
     const char *chat_template; /* template source, or NULL for the built-in fallback */
     sl_reasoning_format reasoning; /* the default of requests (a request's reasoning_format overrides it) */
+    /* what the template decides, set once by sl_api_ctx_prepare (zero: JSON tool calls, no thinking tags) */
+    sl_tool_format tool_format;
+    bool template_thinks;
 } sl_api_ctx;
+
+/* Set once what the chat template decides for every request: the fallback template when none is given,
+ * its tool-call syntax and whether it writes thinking tags (sl_http_start calls it). */
+void sl_api_ctx_prepare(sl_api_ctx *ctx);
 
 /* Parse a body. On failure err->status is set (4xx) and the request is empty. */
 bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, size_t len, sl_api_request *out,

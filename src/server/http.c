@@ -817,6 +817,7 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
     if (!h) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     h->cfg = *cfg;
     h->api = *api;
+    sl_api_ctx_prepare(&h->api);
     h->sched = sched;
     h->metrics = metrics;
     h->started = (long long)time(NULL);
