@@ -6,10 +6,12 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "engine/redfa.h"
 
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- compiled schemas ---------------------------------------------------------- */
@@ -23,14 +25,23 @@ enum { NODE_ANY, NODE_ANY_OBJECT, NODE_ANY_ARRAY, NODE_ANY_LITERAL, NODE_FIRST_F
 #define MAX_PROPS 64   /* declared properties per object (a candidate bit each) */
 #define MAX_LITS 64    /* enum values per node */
 #define NO_LIMIT 0xFFFF
+#define NO_DFA 0xFFFF
+#define MAX_DFA_STATES 4096 /* all patterns and formats of one schema together */
+#define MAX_NUM_DIGITS 18   /* digits before and after the point of a number with bounds */
+
+/* node.bounds: which of min / max apply, and whether they are excluded */
+enum { B_MIN = 1, B_MAX = 2, B_MIN_EX = 4, B_MAX_EX = 8 };
 
 typedef struct node {
     uint8_t kind;
     bool pending;  /* being compiled ($ref recursion): its first bytes are not known yet */
+    uint8_t bounds; /* NUMBER, INTEGER: B_* */
     uint16_t a, n; /* OBJECT: props [a, a + n); LITERALS: lits [a, a + n); UNION: alts [a, a + n) */
     uint16_t sub;  /* OBJECT without declared properties: the values' node; ARRAY: the items' node */
     uint16_t names; /* OBJECT with declared properties: lits [names, names + n) are their names */
     uint16_t lo, hi; /* ARRAY: items; STRING: characters; OBJECT: members (hi NO_LIMIT: none) */
+    uint16_t dfa;    /* STRING: the start state of its pattern's (or format's) DFA, or NO_DFA */
+    double min, max; /* NUMBER, INTEGER: bounds (an INTEGER's made inclusive whole numbers) */
 } node;
 
 typedef struct prop {
@@ -58,6 +69,10 @@ struct sl_json_schema {
     int n_alts, cap_alts;
     char *bytes;
     size_t n_bytes, cap_bytes;
+    uint16_t *dnext; /* the patterns' DFAs, one table: dnext[state * 256 + byte], SL_REDFA_DEAD */
+    uint8_t *dacc;   /* dacc[state]: the string so far matches */
+    uint16_t *dmin, *dmax; /* characters from a state to a match: fewest, most (SL_REDFA_UNBOUNDED) */
+    int n_dstates;
     uint16_t root;
 };
 
@@ -74,7 +89,7 @@ static bool grow_to(void **p, int *cap, int need, size_t elem) {
 
 static int new_node(sl_json_schema *s, uint8_t kind) {
     if (s->n_nodes >= MAX_NODES || !grow_to((void **)&s->nodes, &s->cap_nodes, s->n_nodes + 1, sizeof(node))) return -1;
-    s->nodes[s->n_nodes] = (node){.kind = kind, .hi = NO_LIMIT};
+    s->nodes[s->n_nodes] = (node){.kind = kind, .hi = NO_LIMIT, .dfa = NO_DFA};
     return s->n_nodes++;
 }
 
@@ -215,6 +230,130 @@ static int limits(cctx *c, const json_t *j, int id, const char *lo_key, const ch
     return id;
 }
 
+static bool meets(const node *nd, double lo, bool lo_in, double hi, bool hi_in);
+
+/* The formats held to (JSON Schema's meaning, RFC 3339 dates and times); any other is an annotation. Days are
+ * not checked against their month, as llama.cpp's grammars do not. */
+#define RE_DATE "\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])"
+#define RE_TIME "([01]\\d|2[0-3]):[0-5]\\d:([0-5]\\d|60)(\\.\\d+)?([Zz]|[+-]([01]\\d|2[0-3]):[0-5]\\d)"
+#define RE_LABEL "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#define RE_OCTET "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)"
+static const struct {
+    const char *name, *re;
+} formats[] = {
+    {"date", "^" RE_DATE "$"},
+    {"time", "^" RE_TIME "$"},
+    {"date-time", "^" RE_DATE "[Tt]" RE_TIME "$"},
+    {"uuid", "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"},
+    {"ipv4", "^(" RE_OCTET "\\.){3}" RE_OCTET "$"},
+    {"hostname", "^" RE_LABEL "(\\." RE_LABEL ")*$"},
+    {"email", "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@" RE_LABEL "(\\." RE_LABEL ")+$"},
+};
+
+/* Compile a regular expression into the schema's DFA table: its start state, or -1. */
+static int add_dfa(cctx *c, const char *re, size_t len, const char *path, const char *what) {
+    sl_json_schema *s = c->s;
+    const int room = MAX_DFA_STATES - s->n_dstates;
+    char msg[160];
+    sl_redfa d;
+    if (room <= 0 || sl_redfa_compile(re, len, room, &d) != SL_OK) {
+        snprintf(msg, sizeof msg, "'%s': %.140s", what,
+                 room <= 0 ? "the schema's patterns need more than 4096 automaton states" : sl_last_error());
+        return fail_at(c, path, msg);
+    }
+    uint16_t *nn = sl_realloc(s->dnext, (size_t)(s->n_dstates + d.n) * 256 * sizeof(uint16_t));
+    if (nn) s->dnext = nn;
+    uint8_t *na = nn ? sl_realloc(s->dacc, (size_t)(s->n_dstates + d.n)) : NULL;
+    if (na) s->dacc = na;
+    uint16_t *nmin = na ? sl_realloc(s->dmin, (size_t)(s->n_dstates + d.n) * sizeof(uint16_t)) : NULL;
+    if (nmin) s->dmin = nmin;
+    uint16_t *nmax = nmin ? sl_realloc(s->dmax, (size_t)(s->n_dstates + d.n) * sizeof(uint16_t)) : NULL;
+    if (nmax) s->dmax = nmax;
+    if (!nn || !na || !nmin || !nmax) {
+        sl_redfa_free(&d);
+        return fail_at(c, path, "out of memory");
+    }
+    const int base = s->n_dstates;
+    for (size_t i = 0; i < (size_t)d.n * 256; i++)
+        s->dnext[(size_t)base * 256 + i] = d.next[i] == SL_REDFA_DEAD ? SL_REDFA_DEAD : (uint16_t)(d.next[i] + base);
+    memcpy(s->dacc + base, d.accept, (size_t)d.n);
+    memcpy(s->dmin + base, d.min_chars, (size_t)d.n * sizeof(uint16_t));
+    memcpy(s->dmax + base, d.max_chars, (size_t)d.n * sizeof(uint16_t));
+    s->n_dstates += d.n;
+    sl_redfa_free(&d);
+    return base;
+}
+
+/* A string's pattern or enforced format. */
+static int string_dfa(cctx *c, const json_t *j, int id, const char *path) {
+    const json_t *pat = json_object_get(j, "pattern"), *fmt = json_object_get(j, "format");
+    if (pat && !json_is_string(pat)) return fail_at(c, path, "'pattern' must be a string");
+    if (fmt && !json_is_string(fmt)) return fail_at(c, path, "'format' must be a string");
+    const char *re = pat ? json_string_value(pat) : NULL, *what = "pattern";
+    size_t len = pat ? json_string_length(pat) : 0;
+    for (size_t i = 0; fmt && i < sizeof formats / sizeof formats[0]; i++) {
+        if (strcmp(json_string_value(fmt), formats[i].name)) continue;
+        if (re) return fail_at(c, path, "'pattern' beside an enforced 'format' is not supported");
+        re = formats[i].re, len = strlen(re), what = "format";
+    }
+    if (!re) return id;
+    const int st = add_dfa(c, re, len, path, what);
+    if (st < 0) return -1;
+    node *nd = &c->s->nodes[id];
+    nd->dfa = (uint16_t)st;
+    if ((nd->hi != NO_LIMIT && c->s->dmin[st] > nd->hi) || (c->s->dmax[st] != SL_REDFA_UNBOUNDED && c->s->dmax[st] < nd->lo)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "no string of the '%s' has a length within 'minLength' and 'maxLength'", what);
+        return fail_at(c, path, msg);
+    }
+    return id;
+}
+
+/* A number's minimum, maximum, exclusiveMinimum and exclusiveMaximum (the strictest of each side); an
+ * integer's made inclusive whole numbers. */
+static int number_bounds(cctx *c, const json_t *j, int id, const char *path) {
+    static const char *keys[4] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
+    node *nd = &c->s->nodes[id];
+    char msg[128];
+    for (int k = 0; k < 4; k++) {
+        const json_t *v = json_object_get(j, keys[k]);
+        if (!v) continue;
+        if (!json_is_number(v) || !isfinite(json_number_value(v))) {
+            snprintf(msg, sizeof msg, "'%s' must be a number%s", keys[k],
+                     json_is_boolean(v) ? " (draft 4's true/false form is not supported)" : "");
+            return fail_at(c, path, msg);
+        }
+        const double x = json_number_value(v);
+        const bool ex = k & 1;
+        if (k < 2 && (!(nd->bounds & B_MIN) || x > nd->min || (x == nd->min && ex)))
+            nd->min = x, nd->bounds = (uint8_t)((nd->bounds & ~B_MIN_EX) | B_MIN | (ex ? B_MIN_EX : 0));
+        if (k >= 2 && (!(nd->bounds & B_MAX) || x < nd->max || (x == nd->max && ex)))
+            nd->max = x, nd->bounds = (uint8_t)((nd->bounds & ~B_MAX_EX) | B_MAX | (ex ? B_MAX_EX : 0));
+    }
+    if (nd->kind == K_INTEGER) {
+        if (nd->bounds & B_MIN) nd->min = nd->bounds & B_MIN_EX ? floor(nd->min) + 1 : ceil(nd->min);
+        if (nd->bounds & B_MAX) nd->max = nd->bounds & B_MAX_EX ? ceil(nd->max) - 1 : floor(nd->max);
+        nd->bounds &= (uint8_t)~(B_MIN_EX | B_MAX_EX);
+    }
+    if ((nd->bounds & B_MIN) && (nd->bounds & B_MAX) &&
+        (nd->min > nd->max || (nd->min == nd->max && (nd->bounds & (B_MIN_EX | B_MAX_EX)))))
+        return fail_at(c, path, nd->kind == K_INTEGER ? "no integer lies within the minimum and the maximum"
+                                                      : "no number lies within the minimum and the maximum");
+    /* a number the recognizer can write (18 digits each side of the point) must lie within: try the ends and
+     * the middle of the bounds (cut to 18 digits) at each precision */
+    if (!nd->bounds) return id;
+    const double lo = nd->bounds & B_MIN ? fmax(nd->min, -9e17) : -9e17, hi = nd->bounds & B_MAX ? fmin(nd->max, 9e17) : 9e17;
+    const double cand[3] = {lo, hi, lo / 2 + hi / 2};
+    for (int k = 0; k < 3; k++)
+        for (int f = 0; f <= (nd->kind == K_INTEGER ? 0 : MAX_NUM_DIGITS); f++) {
+            char b[64];
+            snprintf(b, sizeof b, "%.*f", f, cand[k]);
+            const double v = strtod(b, NULL);
+            if (strcspn(b + (b[0] == '-'), ".") <= MAX_NUM_DIGITS && meets(nd, v, true, v, true)) return id;
+        }
+    return fail_at(c, path, "no number of at most 18 digits before and after its point lies within the bounds");
+}
+
 static int compile_type(cctx *c, const json_t *j, const char *type, const char *path, int depth) {
     sl_json_schema *s = c->s;
     char sub[192];
@@ -293,11 +432,11 @@ static int compile_type(cctx *c, const json_t *j, const char *type, const char *
     if (!strcmp(type, "string")) {
         const int id = new_node(s, K_STRING);
         if (id < 0) return fail_at(c, path, "the schema is too large");
-        return limits(c, j, id, "minLength", "maxLength", path);
+        return limits(c, j, id, "minLength", "maxLength", path) < 0 ? -1 : string_dfa(c, j, id, path);
     }
     if (!strcmp(type, "number") || !strcmp(type, "integer")) {
         const int id = new_node(s, type[0] == 'n' ? K_NUMBER : K_INTEGER);
-        return id < 0 ? fail_at(c, path, "the schema is too large") : id;
+        return id < 0 ? fail_at(c, path, "the schema is too large") : number_bounds(c, j, id, path);
     }
     if (!strcmp(type, "boolean") || !strcmp(type, "null")) {
         const int id = new_node(s, K_LITERALS);
@@ -339,10 +478,13 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     if (depth > 64) return fail_at(c, path, "the schema nests too deeply");
     if (json_is_true(j)) return NODE_ANY;
     if (!json_is_object(j)) return fail_at(c, path, "a schema must be an object (or true)");
-    static const char *known[] = {"type",  "properties", "required",    "additionalProperties", "items",   "minItems",
-                                  "maxItems", "minLength", "maxLength", "enum", "const", "anyOf", "oneOf", "$ref", "minProperties", "maxProperties",
-                                  "$defs", "definitions", "title", "description", "default", "examples", "$schema",
-                                  "$id",   "$comment"};
+    static const char *known[] = {"type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
+                                  "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
+                                  "exclusiveMaximum", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
+                                  "maxProperties", "$defs", "definitions", "title", "description", "default", "examples",
+                                  "$schema", "$id", "$comment"};
+    static const char *annotations[] = {"$defs", "definitions", "title",   "description", "default",
+                                        "examples", "$schema",  "$id", "$comment"};
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *)j, k, v) {
@@ -353,6 +495,23 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
             snprintf(msg, sizeof msg, "'%.40s' is not supported", k);
             return fail_at(c, path, msg);
         }
+    }
+    const json_t *all = json_object_get(j, "allOf");
+    if (all) { /* one schema (as older Pydantic wraps a $ref to give it a description) */
+        if (!json_is_array(all) || json_array_size(all) != 1)
+            return fail_at(c, path, "'allOf' of more than one schema is not supported");
+        json_object_foreach((json_t *)j, k, v) {
+            bool ok = !strcmp(k, "allOf");
+            for (size_t i = 0; i < sizeof annotations / sizeof annotations[0]; i++) ok |= !strcmp(k, annotations[i]);
+            if (!ok) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "'%.40s' beside 'allOf' is not supported", k);
+                return fail_at(c, path, msg);
+            }
+        }
+        char sub[192];
+        snprintf(sub, sizeof sub, "%s%sallOf[0]", path, *path ? "." : "");
+        return compile(c, json_array_get(all, 0), sub, depth + 1);
     }
     const json_t *ref = json_object_get(j, "$ref");
     if (ref) {
@@ -422,7 +581,12 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
         return compile_type(c, j, "object", path, depth);
     if (json_object_get(j, "items") || json_object_get(j, "minItems") || json_object_get(j, "maxItems"))
         return compile_type(c, j, "array", path, depth);
-    if (json_object_get(j, "minLength") || json_object_get(j, "maxLength")) return compile_type(c, j, "string", path, depth);
+    if (json_object_get(j, "minLength") || json_object_get(j, "maxLength") || json_object_get(j, "pattern") ||
+        json_object_get(j, "format"))
+        return compile_type(c, j, "string", path, depth);
+    if (json_object_get(j, "minimum") || json_object_get(j, "maximum") || json_object_get(j, "exclusiveMinimum") ||
+        json_object_get(j, "exclusiveMaximum"))
+        return compile_type(c, j, "number", path, depth);
     return NODE_ANY;
 }
 
@@ -479,6 +643,10 @@ void sl_json_schema_release(sl_json_schema *s) {
     sl_free(s->lits);
     sl_free(s->alts);
     sl_free(s->bytes);
+    sl_free(s->dnext);
+    sl_free(s->dacc);
+    sl_free(s->dmin);
+    sl_free(s->dmax);
     sl_free(s);
 }
 
@@ -582,17 +750,113 @@ static bool start_string(sl_json_state *s, uint16_t id) {
     s->key = 0;
     s->snode = id;
     s->slen = 0;
+    s->dfa = s->sc->nodes[id].kind == K_STRING ? s->sc->nodes[id].dfa : NO_DFA;
     return true;
 }
 
-static bool start_number(sl_json_state *s, bool integer, uint8_t c) {
+/* The string's DFA takes byte c of the string's value (not a key's; nothing without a pattern), and a match
+ * must still be able to end within the length limits (the character of c is counted in slen already). */
+static bool dfa_step(sl_json_state *s, uint8_t c) {
+    if (s->key || s->dfa == NO_DFA) return true;
+    const sl_json_schema *sc = s->sc;
+    const uint16_t t = sc->dnext[(size_t)s->dfa * 256 + c];
+    if (t == SL_REDFA_DEAD) return false;
+    const node *nd = &sc->nodes[s->snode];
+    if (nd->hi != NO_LIMIT && s->slen + sc->dmin[t] > nd->hi) return false;
+    if (sc->dmax[t] != SL_REDFA_UNBOUNDED && s->slen + sc->dmax[t] < nd->lo) return false;
+    s->dfa = t;
+    return true;
+}
+
+/* Code point cp (no surrogate) as UTF-8 into the DFA. */
+static bool dfa_step_cp(sl_json_state *s, uint32_t cp) {
+    if (cp < 0x80) return dfa_step(s, (uint8_t)cp);
+    if (cp < 0x800) return dfa_step(s, (uint8_t)(0xC0 | cp >> 6)) && dfa_step(s, (uint8_t)(0x80 | (cp & 0x3F)));
+    return dfa_step(s, (uint8_t)(0xE0 | cp >> 12)) && dfa_step(s, (uint8_t)(0x80 | (cp >> 6 & 0x3F))) &&
+           dfa_step(s, (uint8_t)(0x80 | (cp & 0x3F)));
+}
+
+/* A decimal's value as the double a JSON parser reads: ival.fval with k digits after the point. */
+static double dec(uint64_t ival, uint64_t fval, int k) {
+    char b[48];
+    k %= MAX_NUM_DIGITS + 1; /* (never more) */
+    if (k) snprintf(b, sizeof b, "%llu.%0*llu", (unsigned long long)ival, k, (unsigned long long)fval);
+    else snprintf(b, sizeof b, "%llu", (unsigned long long)ival);
+    return strtod(b, NULL);
+}
+
+/* Does a value between lo and hi (each end in or out) meet node nd's bounds? */
+static bool meets(const node *nd, double lo, bool lo_in, double hi, bool hi_in) {
+    if (nd->bounds & B_MIN) {
+        if (nd->min > lo) lo = nd->min, lo_in = !(nd->bounds & B_MIN_EX);
+        else if (nd->min == lo) lo_in = lo_in && !(nd->bounds & B_MIN_EX);
+    }
+    if (nd->bounds & B_MAX) {
+        if (nd->max < hi) hi = nd->max, hi_in = !(nd->bounds & B_MAX_EX);
+        else if (nd->max == hi) hi_in = hi_in && !(nd->bounds & B_MAX_EX);
+    }
+    return lo < hi || (lo == hi && lo_in && hi_in);
+}
+
+/* Magnitudes in [a, b), signed as the number being read. */
+static bool meets_mag(const sl_json_state *s, const node *nd, double a, double b) {
+    return s->neg ? meets(nd, -b, false, -a, true) : meets(nd, a, true, b, false);
+}
+
+/* Can the number read so far (with bounds) still become one within them? Its completions are, by magnitude:
+ * after '-', any; "0", [0, 1); digits D, [D, D + 1), [10 D, 10 D + 10), ... (an integer: the whole numbers
+ * in those); D.F with k digits after the point, [D.F, D.F + 10^-k). */
+static bool num_viable(const sl_json_state *s, const node *nd) {
+    if (s->idig == 0) return meets_mag(s, nd, 0, INFINITY);
+    if (s->sub == N_DOT || s->sub == N_FRAC) {
+        const double a = dec(s->ival, s->fval, s->fdig);
+        uint64_t p10 = 1;
+        for (int k = 0; k < s->fdig; k++) p10 *= 10;
+        return meets_mag(s, nd, a, s->fval + 1 < p10 ? dec(s->ival, s->fval + 1, s->fdig) : dec(s->ival + 1, 0, 0));
+    }
+    if (s->ival == 0) return meets_mag(s, nd, 0, 1);
+    for (int m = 0; s->idig + m <= MAX_NUM_DIGITS; m++) {
+        char a[48], b[48];
+        snprintf(a, sizeof a, "%llue%d", (unsigned long long)s->ival, m);
+        snprintf(b, sizeof b, "%llue%d", (unsigned long long)s->ival + 1, m);
+        if (meets_mag(s, nd, strtod(a, NULL), strtod(b, NULL))) return true;
+    }
+    return false;
+}
+
+/* Byte c, taken by number() in sub-state `before`, of a number with bounds: its digits counted, and the
+ * number still able to meet them. */
+static bool num_digit(sl_json_state *s, const node *nd, uint8_t before, uint8_t c) {
+    if (c == 'e' || c == 'E') return false; /* no exponent with bounds */
+    if (is_digit(c)) {
+        if (before == N_DOT || before == N_FRAC) {
+            if (s->fdig >= MAX_NUM_DIGITS) return false;
+            s->fval = s->fval * 10 + (uint64_t)(c - '0');
+            s->fdig++;
+        } else {
+            if (s->idig >= MAX_NUM_DIGITS) return false;
+            s->ival = s->ival * 10 + (uint64_t)(c - '0');
+            s->idig++;
+        }
+    }
+    return num_viable(s, nd);
+}
+
+static bool start_number(sl_json_state *s, uint16_t id, uint8_t c) {
+    const node *nd = &s->sc->nodes[id];
     s->mode = M_NUM;
-    s->integer = integer;
+    s->integer = nd->kind == K_INTEGER;
+    s->snode = id;
     if (c == '-') s->sub = N_MINUS;
     else if (c == '0') s->sub = N_ZERO;
     else if (c >= '1' && c <= '9') s->sub = N_INT;
     else return false;
-    return true;
+    s->neg = c == '-';
+    s->idig = c != '-';
+    s->ival = c != '-' ? (uint64_t)(c - '0') : 0;
+    s->fdig = 0;
+    s->fval = 0;
+    return !nd->bounds || num_viable(s, nd);
 }
 
 /* The first byte of a value of node id. */
@@ -605,12 +869,12 @@ static bool value_start(sl_json_state *s, uint16_t id, uint8_t c) {
         if (c == '[') return push(s, NODE_ANY_ARRAY);
         if (c == '"') return start_string(s, NODE_ANY);
         if (c == 't' || c == 'f' || c == 'n') return value_start(s, NODE_ANY_LITERAL, c);
-        return start_number(s, false, c);
+        return start_number(s, NODE_ANY, c);
     case K_OBJECT: return c == '{' && push(s, id);
     case K_ARRAY: return c == '[' && push(s, id);
     case K_STRING: return c == '"' && start_string(s, id);
     case K_NUMBER:
-    case K_INTEGER: return start_number(s, nd->kind == K_INTEGER, c);
+    case K_INTEGER: return start_number(s, id, c);
     case K_LITERALS: {
         uint64_t m = 0;
         for (int i = 0; i < nd->n; i++)
@@ -767,25 +1031,37 @@ static bool feed(sl_json_state *s, uint8_t c) {
             }
             const node *nd = &sc->nodes[s->snode];
             if (nd->kind == K_STRING && s->slen < nd->lo) return false;
+            if (s->dfa != NO_DFA && !sc->dacc[s->dfa]) return false;
             after_value(s);
             return true;
         }
         if (c < 0x20) return false;
         if ((c & 0xC0) != 0x80 && !count_char(s)) return false; /* a continuation byte is no new character */
-        if (c == '\\') s->mode = M_ESC;
-        return true;
-    case M_ESC:
+        if (c == '\\') {
+            s->mode = M_ESC;
+            return true;
+        }
+        return dfa_step(s, c);
+    case M_ESC: {
         if (c == 'u') {
             s->mode = M_HEX;
             s->sub = 0;
+            s->hexv = 0;
             return true;
         }
         s->mode = M_STRING;
-        return c && strchr("\"\\/bfnrt", c) != NULL;
+        static const char esc[] = "\"\\/bfnrt", val[] = "\"\\/\b\f\n\r\t";
+        const char *e = c ? strchr(esc, c) : NULL;
+        return e && dfa_step(s, (uint8_t)val[e - esc]);
+    }
     case M_HEX:
         if (!is_hex(c)) return false;
-        if (++s->sub == 4) s->mode = M_STRING;
-        return true;
+        s->hexv = (uint16_t)(s->hexv * 16 + (is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10));
+        if (++s->sub < 4) return true;
+        s->mode = M_STRING;
+        if (s->key || s->dfa == NO_DFA) return true;
+        /* a pattern sees the character: a surrogate pair's halves are refused (the character can come as UTF-8) */
+        return (s->hexv < 0xD800 || s->hexv > 0xDFFF) && dfa_step_cp(s, s->hexv);
     case M_KEY: {
         const node *o = top_node(s);
         uint64_t ext, whole;
@@ -822,8 +1098,14 @@ static bool feed(sl_json_state *s, uint8_t c) {
     }
     case M_NUM: {
         bool ended;
+        const uint8_t before = s->sub;
         if (!number(s, c, &ended)) return false;
-        if (!ended) return true;
+        const node *nd = &sc->nodes[s->snode];
+        if (!ended) return !nd->bounds || num_digit(s, nd, before, c);
+        if (nd->bounds) { /* the whole number */
+            const double v = (s->neg ? -1 : 1) * dec(s->ival, s->fval, s->fdig);
+            if (!meets(nd, v, true, v, true)) return false;
+        }
         after_value(s);
         return structural(s, c);
     }
@@ -918,7 +1200,7 @@ int32_t sl_json_guide_mask(const sl_json_guide *g, const sl_json_state *s, float
     /* inside a string without a length limit, plain text goes as it is */
     const node *sn = s->mode == M_STRING && !s->key ? &s->sc->nodes[s->snode] : NULL;
     const bool free_string =
-        s->mode == M_STRING && (s->key || sn->kind != K_STRING || sn->hi == NO_LIMIT);
+        s->mode == M_STRING && (s->key || sn->kind != K_STRING || (sn->hi == NO_LIMIT && sn->dfa == NO_DFA));
     const bool done = sl_json_done(s);
     int32_t allowed = 0;
     for (int32_t i = 0; i < g->n_vocab; i++) {

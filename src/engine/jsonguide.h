@@ -11,9 +11,15 @@
  *   type (one or a list), properties, required, additionalProperties
  *   (false or absent where properties are declared; anything where not),
  *   minProperties, maxProperties, items, minItems, maxItems, minLength,
- *   maxLength, enum, const, anyOf /
- *   oneOf (alternatives that begin with different characters: an object, an
- *   array, a string, a number or true/false/null), $ref to #/$defs/... or
+ *   maxLength, pattern (engine/redfa.h says which regular expressions),
+ *   format (date, time, date-time, uuid, ipv4, hostname and email are
+ *   enforced; other formats are annotations, as JSON Schema has them by
+ *   default), minimum, maximum, exclusiveMinimum, exclusiveMaximum (a number
+ *   with bounds is written without an exponent, with at most 18 digits
+ *   before and after its point, and compared as the double a JSON parser
+ *   reads), enum, const, anyOf / oneOf (alternatives that begin with
+ *   different characters: an object, an array, a string, a number or
+ *   true/false/null), allOf of one schema, $ref to #/$defs/... or
  *   #/definitions/... (recursion allowed); annotations (title,
  *   description, default, examples, $schema, $id, $comment) are ignored.
  *   Any other keyword is refused with an error naming it and where it is.
@@ -74,6 +80,11 @@ typedef struct sl_json_state {
     uint16_t snode; /* the string's (or literal's) node */
     uint16_t slen;  /* characters of the string so far */
     uint64_t cand;  /* declared keys (or literals) still matching */
+    uint16_t dfa;   /* in a string with a pattern or format: its DFA's state */
+    uint16_t hexv;  /* the \uXXXX escape's value so far */
+    bool neg;       /* the number being read is negative */
+    uint8_t idig, fdig; /* its digits before and after the point (read for numbers with bounds) */
+    uint64_t ival, fval; /* their values */
     sl_json_frame stack[SL_JSON_MAX_DEPTH];
 } sl_json_state;
 

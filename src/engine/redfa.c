@@ -512,6 +512,72 @@ static int intern(dfab *b, const uint64_t *s) {
     }
 }
 
+/* A byte that begins a character (ASCII or a UTF-8 lead) counts one; a continuation byte none. */
+static int weight(int c) { return (c & 0xC0) != 0x80; }
+
+/* min_chars by a 0-1 breadth-first search back from the matching states; max_chars by taking states whose
+ * successors are all settled (those left are on a loop or lead to one: unbounded). */
+static bool char_distances(sl_redfa *d) {
+    const int n = d->n;
+    d->min_chars = sl_alloc_array((size_t)n, sizeof(uint16_t));
+    d->max_chars = sl_alloc_array((size_t)n, sizeof(uint16_t));
+    int *rn = sl_calloc((size_t)n + 1, sizeof(int)), *fill = sl_alloc_array((size_t)n + 1, sizeof(int));
+    int *re = sl_alloc_array((size_t)n * 256 + 1, sizeof(int)), *dq = sl_alloc_array(2 * (size_t)n * 256 + (size_t)n + 2, sizeof(int));
+    int *left = sl_calloc((size_t)n + 1, sizeof(int));
+    bool ok = d->min_chars && d->max_chars && rn && fill && re && dq && left;
+    if (ok) {
+        /* reverse edges, each (from, byte) once */
+        for (size_t e = 0; e < (size_t)n * 256; e++)
+            if (d->next[e] != SL_REDFA_DEAD) rn[d->next[e] + 1]++;
+        for (int i = 0; i < n; i++) rn[i + 1] += rn[i];
+        memcpy(fill, rn, (size_t)n * sizeof(int));
+        for (size_t e = 0; e < (size_t)n * 256; e++)
+            if (d->next[e] != SL_REDFA_DEAD) re[fill[d->next[e]]++] = (int)e;
+        /* fewest: a deque, weight-0 edges to the front */
+        uint32_t *dist = (uint32_t *)(void *)fill; /* reused: fill is done */
+        for (int i = 0; i < n; i++) dist[i] = UINT32_MAX;
+        size_t head = (size_t)n * 256 + 1, tail = head;
+        for (int i = 0; i < n; i++)
+            if (d->accept[i]) dist[i] = 0, dq[tail++] = i;
+        while (head < tail) {
+            const int t = dq[head++];
+            for (int k = rn[t]; k < rn[t + 1]; k++) {
+                const int from = re[k] / 256, w = weight(re[k] % 256);
+                if (dist[t] + (uint32_t)w >= dist[from]) continue;
+                dist[from] = dist[t] + (uint32_t)w;
+                if (w) dq[tail++] = from;
+                else dq[--head] = from;
+            }
+        }
+        for (int i = 0; i < n; i++) d->min_chars[i] = (uint16_t)(dist[i] > 0xFFFE ? 0xFFFE : dist[i]);
+        /* most: settled once every successor is (a state's own loop never settles) */
+        for (size_t e = 0; e < (size_t)n * 256; e++)
+            if (d->next[e] != SL_REDFA_DEAD) left[e / 256]++;
+        uint32_t *most = dist;
+        head = tail = 0;
+        for (int i = 0; i < n; i++) {
+            most[i] = 0;
+            if (!left[i]) dq[tail++] = i;
+        }
+        while (head < tail) {
+            const int t = dq[head++];
+            for (int k = rn[t]; k < rn[t + 1]; k++) {
+                const int from = re[k] / 256;
+                const uint32_t v = most[t] + (uint32_t)weight(re[k] % 256);
+                if (v > most[from]) most[from] = v > 0xFFFE ? 0xFFFE : v;
+                if (--left[from] == 0) dq[tail++] = from;
+            }
+        }
+        for (int i = 0; i < n; i++) d->max_chars[i] = left[i] ? SL_REDFA_UNBOUNDED : (uint16_t)most[i];
+    }
+    sl_free(rn);
+    sl_free(fill);
+    sl_free(re);
+    sl_free(dq);
+    sl_free(left);
+    return ok;
+}
+
 sl_status sl_redfa_compile(const char *pattern, size_t len, int max_states, sl_redfa *out) {
     memset(out, 0, sizeof *out);
     if (max_states <= 0 || max_states > 0xFFFE) max_states = 0xFFFE;
@@ -681,6 +747,7 @@ sl_status sl_redfa_compile(const char *pattern, size_t len, int max_states, sl_r
             out->next[(size_t)map[d] * 256 + (size_t)c] = t == SL_REDFA_DEAD || map[t] < 0 ? SL_REDFA_DEAD : (uint16_t)map[t];
         }
     }
+    if (!char_distances(out)) goto nomem;
     goto done;
 nomem:
     st = SL_FAIL(SL_ERR_NOMEM, "out of memory compiling a pattern");
@@ -703,5 +770,7 @@ done:
 void sl_redfa_free(sl_redfa *d) {
     sl_free(d->next);
     sl_free(d->accept);
+    sl_free(d->min_chars);
+    sl_free(d->max_chars);
     memset(d, 0, sizeof *d);
 }

@@ -29,10 +29,16 @@
 
 #define SL_REDFA_DEAD 0xFFFF
 
+#define SL_REDFA_UNBOUNDED 0xFFFF
+
 typedef struct sl_redfa {
     int n;            /* live states (each can still reach a match) */
     uint16_t *next;   /* n * 256 */
     uint8_t *accept;  /* n */
+    /* From each state, the fewest and the most characters (UTF-8 lead or ASCII bytes) that end in a match;
+     * most is SL_REDFA_UNBOUNDED past a loop, and both stop at 0xFFFE. With a string's length limits they
+     * tell whether a match of an allowed length can still come. */
+    uint16_t *min_chars, *max_chars;
 } sl_redfa;
 
 /* Compile pattern[0, len) into at most max_states states (<= 0xFFFE).

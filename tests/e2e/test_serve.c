@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -494,11 +496,61 @@ TEST(serve_json_schema) {
     /* a schema this server cannot follow: 400 naming where */
     resp r = http(url, "/v1/completions",
                   "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
-                  "{\"type\":\"object\",\"properties\":{\"when\":{\"type\":\"string\",\"format\":\"date-time\"}}}}}}",
+                  "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"multipleOf\":5}}}}}}",
                   NULL);
     CHECK_EQ_INT(r.status, 400);
-    CHECK_MSG(strstr(r.body, "properties.when: 'format' is not supported"), "%s", r.body);
+    CHECK_MSG(strstr(r.body, "properties.n: 'multipleOf' is not supported"), "%s", r.body);
     free(r.body);
+}
+
+/* What Pydantic writes for a date, a UUID, bounded numbers and a constrained string: sampled answers under
+ * several seeds each end with "stop" and hold, checked here by jansson, sscanf, strtod and PCRE2. */
+TEST(serve_json_schema_formats_and_bounds) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char schema[] =
+        "{\"type\":\"object\",\"properties\":{\"day\":{\"type\":\"string\",\"format\":\"date\"},"
+        "\"id\":{\"type\":\"string\",\"format\":\"uuid\"},\"n\":{\"type\":\"integer\",\"minimum\":-5,\"maximum\":40},"
+        "\"x\":{\"type\":\"number\",\"exclusiveMinimum\":0,\"maximum\":1},"
+        "\"code\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}-\\\\d{3}$\"}},"
+        "\"required\":[\"day\",\"id\",\"n\",\"x\",\"code\"],\"additionalProperties\":false}";
+    int err;
+    PCRE2_SIZE eoff;
+    pcre2_code *code_re = pcre2_compile((PCRE2_SPTR) "^[A-Z]{2}-[0-9]{3}$", PCRE2_ZERO_TERMINATED, 0, &err, &eoff, NULL);
+    pcre2_code *uuid_re = pcre2_compile((PCRE2_SPTR) "^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$",
+                                        PCRE2_ZERO_TERMINATED, 0, &err, &eoff, NULL);
+    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+    int valid = 0;
+    for (int seed = 1; seed <= 6; seed++) {
+        char body[2048];
+        snprintf(body, sizeof body,
+                 "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":1.5,\"seed\":%d,"
+                 "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"r\",\"schema\":%s}}}",
+                 seed, schema);
+        resp r = http(url, "/v1/completions", body, NULL);
+        char *text = completion_text(&r);
+        json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+        const char *day = json_string_value(json_object_get(o, "day")), *id = json_string_value(json_object_get(o, "id")),
+                   *code = json_string_value(json_object_get(o, "code"));
+        json_t *n = json_object_get(o, "n"), *x = json_object_get(o, "x");
+        int y = 0, mo = 0, d = 0, used = 0;
+        const bool day_ok = day && strlen(day) == 10 && sscanf(day, "%4d-%2d-%2d%n", &y, &mo, &d, &used) == 3 &&
+                            used == 10 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31;
+        const bool ok = r.status == 200 && strstr(r.body, "\"finish_reason\":\"stop\"") && json_object_size(o) == 5 &&
+                        day_ok && id && pcre2_match(uuid_re, (PCRE2_SPTR)id, strlen(id), 0, 0, md, NULL) >= 0 &&
+                        json_is_integer(n) && json_integer_value(n) >= -5 && json_integer_value(n) <= 40 &&
+                        json_is_number(x) && json_number_value(x) > 0 && json_number_value(x) <= 1 && code &&
+                        pcre2_match(code_re, (PCRE2_SPTR)code, strlen(code), 0, 0, md, NULL) >= 0;
+        if (!ok) fprintf(stderr, "    seed %d: %ld %s\n", seed, r.status, r.body);
+        valid += ok;
+        json_decref(o);
+        free(text);
+        free(r.body);
+    }
+    pcre2_match_data_free(md);
+    pcre2_code_free(code_re);
+    pcre2_code_free(uuid_re);
+    CHECK_EQ_INT(valid, 6);
 }
 
 /* ---- tool calls ---------------------------------------------------------------- */
@@ -838,10 +890,10 @@ TEST(serve_tool_calls_bad_input) {
         {"\"tools\":" TOOLS_JSON ",\"tool_choice\":\"required\",\"response_format\":{\"type\":\"json_object\"}",
          "tool_choice"},
         {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
-         "\"properties\":{\"when\":{\"type\":\"string\",\"format\":\"date\"}}}}}],\"tool_choice\":\"required\"",
+         "\"properties\":{\"when\":{\"type\":\"string\",\"pattern\":\"(?=a)\"}}}}}],\"tool_choice\":\"required\"",
          "tools"},
         {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
-         "\"properties\":{\"n\":{\"minimum\":1}}}}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}",
+         "\"properties\":{\"n\":{\"multipleOf\":2}}}}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}",
          "tools[0].function.parameters"},
         {"\"tools\":" TOOLS_JSON ",\"parallel_tool_calls\":1", "parallel_tool_calls"},
     };

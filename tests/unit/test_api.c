@@ -152,8 +152,8 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
         {"{\"prompt\": \"x\", \"suffix\": \"end\"}", "suffix", "not supported"},
         {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\"}}", "response_format", "json_schema.schema"},
         {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": "
-         "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x+\"}}}}}}",
-         "response_format", "properties.a: 'pattern' is not supported"},
+         "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x(?!y)\"}}}}}}",
+         "response_format", "properties.a: 'pattern': lookahead is not supported at offset 1"},
         {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"yaml\"}}", "response_format", "must be"},
         {"{\"prompt\": \"x\", \"response_format\": \"text\"}", "response_format", "must be"},
     };

@@ -193,8 +193,24 @@ TEST(schema_cases) {
         const char *schema, *says;
     } bad[] = {
         {"{\"type\":\"string\"}", "root must be an object"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"format\":\"date\"}}}",
-         "properties.a: 'format' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"^(?=x)\"}}}",
+         "properties.a: 'pattern': lookahead is not supported at offset 1"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"pattern\":\"^a\",\"format\":\"date\"}}}",
+         "properties.a: 'pattern' beside an enforced 'format'"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"pattern\":7}}}", "'pattern' must be a string"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\",\"minimum\":2.5,\"maximum\":2.9}}}",
+         "properties.a: no integer lies within"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"minimum\":1,\"exclusiveMaximum\":1}}}", "no number lies within"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"minimum\":1,\"exclusiveMinimum\":true}}}",
+         "'exclusiveMinimum' must be a number (draft 4's"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"maximum\":\"9\"}}}", "'maximum' must be a number"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"minimum\":1e19}}}", "no number of at most 18 digits"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"exclusiveMinimum\":0,\"maximum\":1e-19}}}",
+         "no number of at most 18 digits"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":3}}}", "'multipleOf' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{},{}]}}}", "'allOf' of more than one"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{}],\"type\":\"string\"}}}",
+         "'type' beside 'allOf'"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}}}",
          "properties.a: alternatives must begin differently"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/Nope\"}}}", "properties.a: '$ref' must name"},
@@ -204,7 +220,6 @@ TEST(schema_cases) {
          "properties.a: 'minItems' is above 'maxItems'"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"widget\"}}}", "'widget' is not a JSON Schema type"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"enum\":[1,1]}}}", "a value twice"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"minimum\":3}}}", "'minimum' is not supported"},
         {"{\"$ref\":\"#\"}", "refers to itself"},
         {"{\"$defs\":{\"A\":{\"$ref\":\"#/$defs/B\"},\"B\":{\"anyOf\":[{\"$ref\":\"#/$defs/A\"}]}},\"$ref\":\"#/$defs/A\"}",
          "refers to itself"},
@@ -246,10 +261,19 @@ static json_t *random_schema(int depth) {
     case 1: json_object_set_new(o, "enum", json_pack("[s,i,b,n]", "x", (int)rnd(20), rnd(2), NULL)); break;
     case 2: json_object_set_new(o, "const", json_string("c")); break;
     case 3: json_object_set_new(o, "$ref", json_string(rnd(2) ? "#/$defs/D" : "#")); break;
-    case 4:
+    case 4: {
+        static const char *pats[] = {"^a+b?$", "[0-9]", "^(x|yz)*$", "^\\d{2,3}$"};
         json_object_set_new(o, "type", json_string("string"));
         json_object_set_new(o, "maxLength", json_integer(rnd(4)));
+        if (rnd(2)) json_object_set_new(o, "pattern", json_string(pats[rnd(4)]));
+        else if (rnd(2)) json_object_set_new(o, "format", json_string(rnd(2) ? "date" : "uuid"));
+        if (rnd(2)) { /* and a bounded number */
+            json_decref(o);
+            o = json_pack("{s:s,s:i,s:f}", "type", rnd(2) ? "integer" : "number", "minimum", (int)rnd(20) - 10,
+                          "exclusiveMaximum", (double)rnd(40) / 4);
+        }
         break;
+    }
     case 5: {
         json_t *p = json_object();
         for (int i = (int)rnd(4); i > 0; i--) {
@@ -276,7 +300,7 @@ static json_t *random_schema(int depth) {
 
 TEST(random_schemas_follow_any_input) {
     rng_state = 88172645463325252ull;
-    static const char alphabet[] = "{}[],:\" 0123456789.-eEtrufalsnxckab\n\\";
+    static const char alphabet[] = "{}[],:\" 0123456789.-eEtrufalsnxckabyz\n\\";
     int compiled = 0, accepted_bytes = 0, completed = 0;
     for (int k = 0; k < 3000; k++) {
         json_t *root = json_object();
@@ -478,4 +502,311 @@ TEST(mask_over_stories_vocabulary) {
     free(l);
     sl_json_guide_destroy(g);
     sl_model_destroy(m);
+}
+
+/* {"a": VALUE} under {"type":"object","properties":{"a": PROP},"required":["a"]} */
+static sl_json_schema *prop_schema(const char *prop) {
+    char text[1024];
+    snprintf(text, sizeof text, "{\"type\":\"object\",\"properties\":{\"a\":%s},\"required\":[\"a\"]}", prop);
+    sl_status st;
+    sl_json_schema *sc = compile_text(text, &st);
+    if (st != SL_OK) sl_test_fail(__FILE__, __LINE__, "%s: %s", prop, sl_last_error());
+    return sc;
+}
+static int run_value(const sl_json_schema *sc, const char *value) {
+    char doc[512];
+    snprintf(doc, sizeof doc, "{\"a\":%s}", value);
+    return runs_in(sc, doc);
+}
+/* {"a": followed by the start of a value: 0 when it may go on, -1 refused */
+static int run_begun(const sl_json_schema *sc, const char *value) {
+    char doc[512];
+    snprintf(doc, sizeof doc, "{\"a\":%s", value);
+    return runs_in(sc, doc);
+}
+
+/* Formats against examples written from their RFCs (3339 dates and times, 4122 UUIDs, 1123 host names,
+ * 5321 addresses), and patterns through JSON's escapes. */
+TEST(string_formats_and_patterns) {
+    sl_status st0;
+    static const struct {
+        const char *format, *value;
+        int want; /* 1 a whole answer, -1 refused */
+    } cases[] = {
+        {"date", "\"2024-02-29\"", 1},
+        {"date", "\"1999-12-31\"", 1},
+        {"date", "\"2024-13-01\"", -1},
+        {"date", "\"2024-1-01\"", -1},
+        {"date", "\"2024-01-32\"", -1},
+        {"date", "\"2024-01-01T\"", -1},
+        {"time", "\"23:59:60Z\"", 1},
+        {"time", "\"08:30:00.125+05:30\"", 1},
+        {"time", "\"08:30:00\"", -1},
+        {"time", "\"24:00:00Z\"", -1},
+        {"date-time", "\"1985-04-12T23:20:50.52Z\"", 1},
+        {"date-time", "\"1996-12-19T16:39:57-08:00\"", 1},
+        {"date-time", "\"1996-12-19t16:39:57z\"", 1},
+        {"date-time", "\"1996-12-19 16:39:57Z\"", -1},
+        {"uuid", "\"f81d4fae-7dec-11d0-a765-00a0c91e6bf6\"", 1},
+        {"uuid", "\"F81D4FAE-7DEC-11D0-A765-00A0C91E6BF6\"", 1},
+        {"uuid", "\"f81d4fae7dec11d0a76500a0c91e6bf6\"", -1},
+        {"uuid", "\"g81d4fae-7dec-11d0-a765-00a0c91e6bf6\"", -1},
+        {"ipv4", "\"192.168.0.255\"", 1},
+        {"ipv4", "\"0.0.0.0\"", 1},
+        {"ipv4", "\"256.1.1.1\"", -1},
+        {"ipv4", "\"01.1.1.1\"", -1},
+        {"ipv4", "\"1.1.1\"", -1},
+        {"hostname", "\"example.com\"", 1},
+        {"hostname", "\"a-b.c1\"", 1},
+        {"hostname", "\"-ab.com\"", -1},
+        {"hostname", "\"ab-.com\"", -1},
+        {"hostname", "\"a..b\"", -1},
+        {"email", "\"john.doe+x@example.co.uk\"", 1},
+        {"email", "\"a@b\"", -1},
+        {"email", "\"a@@b.c\"", -1},
+        {"email", "\".a@b.c\"", -1},
+        {"uri", "\"not checked\"", 1}, /* not enforced: an annotation */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char prop[96];
+        snprintf(prop, sizeof prop, "{\"type\":\"string\",\"format\":\"%s\"}", cases[i].format);
+        sl_json_schema *sc = prop_schema(prop);
+        if (!sc) return;
+        const int got = run_value(sc, cases[i].value);
+        sl_json_schema_release(sc);
+        CHECK_MSG(got == cases[i].want, "format %s, %s: %d, want %d", cases[i].format, cases[i].value, got, cases[i].want);
+    }
+    /* a date is refused at its first wrong byte, so a model is stopped there */
+    sl_json_schema *sc = prop_schema("{\"format\":\"date\"}");
+    CHECK(sc);
+    CHECK_EQ_INT(run_begun(sc, "\"2024-1"), 0);
+    CHECK_EQ_INT(run_begun(sc, "\"2024-2"), -1);
+    CHECK_EQ_INT(run_begun(sc, "\"2024-12-31"), 0);
+    CHECK_EQ_INT(run_value(sc, "\"2024-12-31\""), 1);
+    sl_json_schema_release(sc);
+
+    /* a pattern sees the string's characters, whatever escapes write them; it matches anywhere unless anchored */
+    sc = prop_schema("{\"type\":\"string\",\"pattern\":\"^A\\\\\\\\\\\"\xc3\xa9\\n$\",\"maxLength\":5}");
+    CHECK(sc);
+    CHECK_EQ_INT(run_value(sc, "\"A\\\\\\\"\xc3\xa9\\n\""), 1);
+    CHECK_EQ_INT(run_value(sc, "\"\\u0041\\u005c\\u0022\\u00e9\\u000a\""), 1);
+    CHECK_EQ_INT(run_begun(sc, "\"\\u0041\\/"), -1);
+    CHECK_EQ_INT(run_value(sc, "\"A\\\\\\\"\xc3\xa9\\n \""), -1);
+    sl_json_schema_release(sc);
+    sc = prop_schema("{\"pattern\":\"[0-9]{3}\",\"minLength\":5}");
+    CHECK(sc);
+    CHECK_EQ_INT(run_value(sc, "\"ab123\""), 1);
+    CHECK_EQ_INT(run_value(sc, "\"123\""), -1);   /* minLength */
+    CHECK_EQ_INT(run_value(sc, "\"ab12c\""), -1); /* no match */
+    CHECK_EQ_INT(run_begun(sc, "\"ab12"), 0);
+    CHECK_EQ_INT(run_begun(sc, "\"ab\\u00e9"), 0);
+    CHECK_EQ_INT(run_begun(sc, "\"ab\\ud83d"), -1); /* in a pattern's string a surrogate escape is refused */
+    sl_json_schema_release(sc);
+    sc = prop_schema("{\"pattern\":\"^.$\"}");
+    CHECK(sc);
+    CHECK_EQ_INT(run_value(sc, "\"\xf0\x9f\x98\x80\""), 1);
+    CHECK_EQ_INT(run_begun(sc, "\"\\ud83d"), -1); /* a surrogate escape: the character must come as UTF-8 */
+    sl_json_schema_release(sc);
+    /* with length limits, the string is stopped where a match of an allowed length can no longer come */
+    sc = prop_schema("{\"format\":\"email\",\"maxLength\":8}");
+    CHECK(sc);
+    CHECK_EQ_INT(run_value(sc, "\"ab@cd.ef\""), 1);
+    CHECK_EQ_INT(run_begun(sc, "\"abcd"), 0);
+    CHECK_EQ_INT(run_begun(sc, "\"abcde"), -1); /* "abcde@x.y" is 9 */
+    CHECK_EQ_INT(run_begun(sc, "\"ab@cde."), 0); /* "ab@cde.f" */
+    CHECK_EQ_INT(run_begun(sc, "\"ab@cdef."), -1);
+    sl_json_schema_release(sc);
+    sc = prop_schema("{\"pattern\":\"^(ab)+$\",\"minLength\":5,\"maxLength\":7}");
+    CHECK(sc);
+    CHECK_EQ_INT(run_value(sc, "\"ababab\""), 1);
+    CHECK_EQ_INT(run_value(sc, "\"abab\""), -1);
+    CHECK_EQ_INT(run_begun(sc, "\"abababa"), -1);
+    sl_json_schema_release(sc);
+    CHECK(!compile_text("{\"properties\":{\"a\":{\"format\":\"uuid\",\"maxLength\":35}}}", &st0) &&
+          strstr(sl_last_error(), "properties.a: no string of the 'format' has a length within"));
+    CHECK(!compile_text("{\"properties\":{\"a\":{\"pattern\":\"^a{2}$\",\"minLength\":3}}}", &st0));
+    /* allOf of one schema, as older Pydantic writes a described $ref */
+    sc = compile_text("{\"definitions\":{\"D\":{\"type\":\"string\",\"format\":\"date\"}},\"type\":\"object\",\"properties\":"
+                      "{\"d\":{\"allOf\":[{\"$ref\":\"#/definitions/D\"}],\"description\":\"a day\"}}}", &(sl_status){0});
+    CHECK(sc);
+    CHECK_EQ_INT(runs_in(sc, "{\"d\":\"2020-01-01\"}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"d\":\"2020-01-0x\"}"), -1);
+    sl_json_schema_release(sc);
+}
+
+/* Integer bounds against enumeration: every integer in range written by snprintf gives the texts that may be
+ * answered and, with their prefixes, the texts that may be begun; every string of up to 4 characters over
+ * "-0123456789" is then accepted byte by byte exactly when it begins one, and as a whole when it is one. */
+TEST(integer_bounds_match_enumeration) {
+    static const struct {
+        const char *prop;
+        long lo, hi; /* the integers meant */
+    } cases[] = {
+        {"{\"type\":\"integer\",\"minimum\":3,\"maximum\":250}", 3, 250},
+        {"{\"type\":\"integer\",\"exclusiveMinimum\":-5.5,\"maximum\":17}", -5, 17},
+        {"{\"type\":\"integer\",\"minimum\":-120,\"exclusiveMaximum\":-3}", -120, -4},
+        {"{\"type\":\"integer\",\"minimum\":0,\"maximum\":0}", 0, 0},
+        {"{\"type\":\"integer\",\"minimum\":10,\"maximum\":1000,\"exclusiveMaximum\":999.5}", 10, 999},
+        {"{\"type\":[\"integer\",\"null\"],\"minimum\":-9,\"maximum\":9}", -9, 9},
+    };
+    static const char alpha[] = "-0123456789";
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        sl_json_schema *sc = prop_schema(cases[c].prop);
+        if (!sc) return;
+        int mism = 0, total = 0;
+        for (int len = 1; len <= 4; len++) {
+            int idx[4] = {0};
+            for (long t = 0, n = (long)pow(11, len); t < n; t++) {
+                char str[8];
+                long x = t;
+                for (int k = 0; k < len; k++) str[k] = alpha[x % 11], x /= 11;
+                str[len] = 0;
+                (void)idx;
+                bool begins = false, whole = false;
+                for (long v = cases[c].lo; v <= cases[c].hi; v++) {
+                    char txt[24];
+                    snprintf(txt, sizeof txt, "%ld", v);
+                    begins |= !strncmp(txt, str, (size_t)len);
+                    whole |= !strcmp(txt, str);
+                }
+                if (cases[c].lo <= 0 && cases[c].hi >= 0) { /* JSON's -0 is 0 */
+                    whole |= !strcmp(str, "-0");
+                    begins |= !strcmp(str, "-0") || !strcmp(str, "-");
+                }
+                char doc[32];
+                snprintf(doc, sizeof doc, "{\"a\":%s", str);
+                const int got = runs_in(sc, doc);
+                strcat(doc, "}");
+                const int got_whole = runs_in(sc, doc);
+                total++;
+                if ((got == 0) != begins || (got_whole == 1) != whole) {
+                    if (mism++ < 5)
+                        sl_test_fail(__FILE__, __LINE__, "%s: '%s' begun %d (want %d), whole %d (want %d)", cases[c].prop,
+                                     str, got == 0, begins, got_whole == 1, whole);
+                }
+            }
+        }
+        sl_json_schema_release(sc);
+        CHECK_MSG(mism == 0 && total == 11 + 121 + 1331 + 14641, "%d mismatches", mism);
+    }
+}
+
+/* Number bounds against jansson and strtod: every string of up to 6 characters over "-0123456789." that
+ * jansson reads as a number within the bounds may be answered; those and their prefixes may be begun (these
+ * bounds have witnesses that short); every string of up to 4 characters is then accepted byte by byte exactly
+ * when it begins one, and as a whole when it is one. Exponents are refused where bounds apply. */
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+TEST(number_bounds_match_jansson) {
+    static const struct {
+        const char *prop;
+        double lo, hi;
+        bool lo_ex, hi_ex;
+    } cases[] = {
+        {"{\"type\":\"number\",\"minimum\":0.5,\"exclusiveMaximum\":2.25}", 0.5, 2.25, false, true},
+        {"{\"exclusiveMinimum\":-1.5,\"maximum\":0.1}", -1.5, 0.1, true, false},
+        {"{\"type\":\"number\",\"minimum\":-0.25,\"maximum\":-0.25}", -0.25, -0.25, false, false},
+    };
+    static const char alpha[] = "-0123456789.";
+    /* the JSON numbers of up to 6 characters, once */
+    size_t n_num = 0, cap = 1 << 16;
+    char (*nums)[8] = malloc(cap * sizeof *nums);
+    for (int len = 1; len <= 6; len++) {
+        long n = 1;
+        for (int k = 0; k < len; k++) n *= 12;
+        for (long t = 0; t < n; t++) {
+            char str[8];
+            long x = t;
+            for (int k = 0; k < len; k++) str[k] = alpha[x % 12], x /= 12;
+            str[len] = 0;
+            if (str[0] != '-' && (str[0] < '0' || str[0] > '9')) continue;
+            json_t *v = json_loads(str, JSON_DECODE_ANY, NULL);
+            if (json_is_number(v)) {
+                if (n_num == cap) nums = realloc(nums, (cap *= 2) * sizeof *nums);
+                memcpy(nums[n_num++], str, 8);
+            }
+            json_decref(v);
+        }
+    }
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        sl_json_schema *sc = prop_schema(cases[c].prop);
+        if (!sc) break;
+        char **ok = malloc(n_num * sizeof *ok);
+        size_t n_ok = 0;
+        for (size_t i = 0; i < n_num; i++) {
+            const double v = strtod(nums[i], NULL);
+            if ((cases[c].lo_ex ? v > cases[c].lo : v >= cases[c].lo) && (cases[c].hi_ex ? v < cases[c].hi : v <= cases[c].hi))
+                ok[n_ok++] = nums[i];
+        }
+        qsort(ok, n_ok, sizeof *ok, cmp_str);
+        int mism = 0;
+        for (int len = 1; len <= 4; len++) {
+            long n = 1;
+            for (int k = 0; k < len; k++) n *= 12;
+            for (long t = 0; t < n; t++) {
+                char str[8];
+                long x = t;
+                for (int k = 0; k < len; k++) str[k] = alpha[x % 12], x /= 12;
+                str[len] = 0;
+                /* the first answer at or after str in order: str begins one exactly when it begins that one */
+                size_t lo = 0, hi = n_ok;
+                while (lo < hi) {
+                    const size_t mid = (lo + hi) / 2;
+                    if (strcmp(ok[mid], str) < 0) lo = mid + 1;
+                    else hi = mid;
+                }
+                const bool begins = lo < n_ok && !strncmp(ok[lo], str, (size_t)len), whole = lo < n_ok && !strcmp(ok[lo], str);
+                const int got = run_begun(sc, str), got_whole = run_value(sc, str);
+                if ((got == 0) != begins || (got_whole == 1) != whole) {
+                    if (mism++ < 5)
+                        sl_test_fail(__FILE__, __LINE__, "%s: '%s' begun %d (want %d), whole %d (want %d)", cases[c].prop,
+                                     str, got == 0, begins, got_whole == 1, whole);
+                }
+            }
+        }
+        free(ok);
+        const int exp = run_value(sc, "1e-1");
+        sl_json_schema_release(sc);
+        CHECK_MSG(mism == 0 && n_ok >= 2, "%d mismatches, %zu answers", mism, n_ok);
+        CHECK_EQ_INT(exp, -1);
+    }
+    free(nums);
+}
+
+/* The mask in strings with patterns and formats and in numbers with bounds is each token's text run through
+ * the recognizer (the free-text shortcut must not apply there). */
+TEST(mask_follows_patterns_and_bounds) {
+    const char *path = sl_test_shared("models/stories260K.gguf");
+    if (!path) return;
+    sl_model *m = NULL;
+    CHECK_OK(sl_model_load(path, &m));
+    const sl_tokenizer *tok = sl_model_tokenizer(m);
+    sl_json_guide *g = NULL;
+    CHECK_OK(sl_json_guide_create(tok, &g));
+    float *l = calloc((size_t)sl_tokenizer_n_vocab(tok), sizeof(float));
+    sl_status st;
+    sl_json_schema *sc = compile_text("{\"type\":\"object\",\"properties\":{\"w\":{\"pattern\":\"^[a-z]+ing$\"},"
+                                      "\"d\":{\"format\":\"date\"},\"n\":{\"type\":\"integer\",\"minimum\":10,\"maximum\":99}}}",
+                                      &st);
+    CHECK_MSG(st == SL_OK, "%s", sl_last_error());
+    static const char *states[] = {"{\"w\":\"", "{\"w\":\"sing", "{\"w\":\"s", "{\"d\":\"20", "{\"d\":\"2024-0",
+                                   "{\"n\":", "{\"n\":1", "{\"n\":99"};
+    int32_t total = 0;
+    for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
+        int32_t ok_n;
+        const int32_t differ = mask_vs_recognizer(g, tok, sc, states[k], l, &ok_n);
+        CHECK_MSG(differ == 0 && ok_n > 0, "after '%s': %d tokens masked wrongly, %d allowed", states[k], differ, ok_n);
+        total += ok_n;
+    }
+    /* inside the word, no token with a capital or a space is allowed */
+    mask_vs_recognizer(g, tok, sc, "{\"w\":\"s", l, &(int32_t){0});
+    for (int32_t i = 0; i < sl_tokenizer_n_vocab(tok); i++) {
+        size_t n;
+        const char *t = sl_json_guide_text(g, i, &n);
+        if (!isinf(l[i])) CHECK_MSG(!memchr(t, ' ', n) && !(n && t[0] >= 'A' && t[0] <= 'Z'), "'%.*s' allowed", (int)n, t);
+    }
+    sl_json_schema_release(sc);
+    free(l);
+    sl_json_guide_destroy(g);
+    sl_model_destroy(m);
+    CHECK(total > 8);
 }

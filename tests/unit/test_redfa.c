@@ -226,3 +226,34 @@ TEST(pattern_errors_say_what_and_where) {
     CHECK_EQ_INT(d.n, 21);
     sl_redfa_free(&d);
 }
+
+/* The fewest and most characters to a match, from the start and from within a character, as counted here by
+ * hand for each pattern. */
+TEST(characters_to_a_match) {
+    static const struct {
+        const char *pattern, *fed;
+        int min, max; /* -1: unbounded */
+    } cases[] = {
+        {"^[a-z]{20}$", "", 20, 20},
+        {"^[a-z]{20}$", "abc", 17, 17},
+        {"^a+b?$", "", 1, -1},
+        {"^(ab|c)$", "", 1, 2},
+        {"^(ab|c)$", "a", 1, 1},
+        {"^\xc3\xa9{2,3}$", "", 2, 3},
+        {"^\xc3\xa9{2,3}$", "\xc3", 1, 2}, /* within the first character: one or two more after it */
+        {"^\xc3\xa9{2,3}$", "\xc3\xa9\xc3\xa9", 0, 1},
+        {"x", "", 1, -1},
+        {"^x", "x", 0, -1},
+        {"^\\d{4}-\\d{2}$", "12", 5, 5},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_redfa d;
+        CHECK_OK(sl_redfa_compile(cases[i].pattern, strlen(cases[i].pattern), 256, &d));
+        const int st = run_dfa(&d, cases[i].fed, strlen(cases[i].fed));
+        CHECK(st != SL_REDFA_DEAD);
+        const int mn = d.min_chars[st], mx = d.max_chars[st] == SL_REDFA_UNBOUNDED ? -1 : d.max_chars[st];
+        sl_redfa_free(&d);
+        CHECK_MSG(mn == cases[i].min && mx == cases[i].max, "%s after '%s': %d..%d, want %d..%d", cases[i].pattern,
+                  cases[i].fed, mn, mx, cases[i].min, cases[i].max);
+    }
+}
