@@ -614,7 +614,9 @@ sl_status sl_redfa_compile(const char *pattern, size_t len, int max_states, sl_r
     const int p = nfa_new(&m, N_EPS, -1, body, -1);
     const int sp = nfa_new(&m, N_SET, p, -1, any_node);
     if (p >= 0) m.s[p].out = sp;
-    if (m.full || sp < 0) {
+    /* a state only the start's set holds: a later set equal to it in all else is not at the start */
+    const int start_mark = nfa_new(&m, N_EPS, -1, -1, -1);
+    if (m.full || start_mark < 0) {
         st = SL_FAIL(SL_ERR_INVALID, "the pattern needs more than %d automaton states", MAX_NFA);
         goto done;
     }
@@ -658,6 +660,7 @@ sl_status sl_redfa_compile(const char *pattern, size_t len, int max_states, sl_r
     closure(&b, qset, false, false);
     memset(cur, 0, (size_t)b.words * sizeof(uint64_t));
     cur[p >> 6] |= 1ull << (p & 63);
+    cur[start_mark >> 6] |= 1ull << (start_mark & 63);
     closure(&b, cur, true, false);
     intern(&b, cur);
     for (int d = 0; d < b.n; d++) {

@@ -10,10 +10,10 @@
 #include "harness.h"
 
 #include "engine/redfa.h"
+#define FUZZ_REDFA_NO_MAIN
+#include "../fuzz/fuzz_redfa.c"
 #include "core/status.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,4 +256,14 @@ TEST(characters_to_a_match) {
         CHECK_MSG(mn == cases[i].min && mx == cases[i].max, "%s after '%s': %d..%d, want %d..%d", cases[i].pattern,
                   cases[i].fed, mn, mx, cases[i].min, cases[i].max);
     }
+}
+
+static long replay_one(const uint8_t *data, size_t len) { return fuzz_redfa_one(data, len); }
+
+/* The fuzz target's corpus, replayed: every input keeps the invariants (a failure aborts). */
+TEST(fuzz_corpus_replay) {
+    long compiled = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/redfa", replay_one, &compiled);
+    printf("   corpus: %d inputs, %ld compiled\n", n, compiled);
+    CHECK(n >= 8 && compiled >= 8);
 }
