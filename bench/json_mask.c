@@ -1,10 +1,12 @@
 /*
  * json_mask.c — bench helper: what JSON mode (engine/jsonguide.c) costs the
  * scheduler per sampled token of one request: one sl_json_guide_mask over a
- * model's vocabulary, in a few kinds of state (after '{', inside a key,
- * after ':', inside a number). Reports ms per mask and the tokens it allows.
+ * model's vocabulary, in a few kinds of state (JSON mode: after '{', inside
+ * a key, after ':', inside a number; under a schema: inside a free string,
+ * a string with a pattern, a date, a number with bounds). Reports ms per
+ * mask and the tokens it allows.
  *
- *   cc -O2 -Iinclude -Isrc bench/json_mask.c build/libshardlm.a -lpcre2-8 -lutf8proc -lm -pthread -o build/json_mask
+ *   cc -O2 -Iinclude -Isrc bench/json_mask.c build/libshardlm.a -ljansson -lpcre2-8 -lutf8proc -lm -pthread -o build/json_mask
  *   build/json_mask MODEL.gguf [ROUNDS=200]
  */
 #include "engine/jsonguide.h"
@@ -37,11 +39,23 @@ int main(int argc, char **argv) {
     if (sl_json_guide_create(tok, &g) != SL_OK) return 1;
     const int32_t n = sl_tokenizer_n_vocab(tok);
     float *l = calloc((size_t)n, sizeof(float));
-    static const char *states[] = {"{", "{\"name", "{\"name\":", "{\"n\":12"};
+    json_t *schema = json_loads("{\"type\":\"object\",\"properties\":{\"free\":{\"type\":\"string\"},"
+                                "\"word\":{\"type\":\"string\",\"pattern\":\"^[a-z]+( [a-z]+)*$\"},"
+                                "\"day\":{\"type\":\"string\",\"format\":\"date\"},"
+                                "\"n\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":1000}}}",
+                                0, NULL);
+    sl_json_schema *any = NULL, *sc = NULL;
+    if (!schema || sl_json_schema_compile(NULL, &any) != SL_OK || sl_json_schema_compile(schema, &sc) != SL_OK) return 1;
+    json_decref(schema);
+    static const struct {
+        bool schema;
+        const char *text;
+    } states[] = {{false, "{"}, {false, "{\"name"}, {false, "{\"name\":"}, {false, "{\"n\":12"},
+                  {true, "{\"free\":\"ab"}, {true, "{\"word\":\"ab"}, {true, "{\"day\":\"2024-0"}, {true, "{\"n\":1"}};
     for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
         sl_json_state s;
-        sl_json_init(&s);
-        sl_json_feed_all(&s, states[k], strlen(states[k]));
+        sl_json_init(&s, states[k].schema ? sc : any);
+        sl_json_feed_all(&s, states[k].text, strlen(states[k].text));
         int32_t allowed = 0;
         double best = 1e9;
         for (int r = 0; r < rounds; r++) {
@@ -50,9 +64,11 @@ int main(int argc, char **argv) {
             const double dt = now_s() - t0;
             if (dt < best) best = dt;
         }
-        printf("after %-10s %6d of %d tokens allowed, %.3f ms per mask (best of %d)\n", states[k], allowed, n,
-               best * 1e3, rounds);
+        printf("%s after %-16s %6d of %d tokens allowed, %.3f ms per mask (best of %d)\n",
+               states[k].schema ? "schema   " : "JSON mode", states[k].text, allowed, n, best * 1e3, rounds);
     }
+    sl_json_schema_release(any);
+    sl_json_schema_release(sc);
     free(l);
     sl_json_guide_destroy(g);
     sl_model_destroy(m);
