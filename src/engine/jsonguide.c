@@ -72,6 +72,7 @@ struct sl_json_schema {
     uint16_t *dnext; /* the patterns' DFAs, one table: dnext[state * 256 + byte], SL_REDFA_DEAD */
     uint8_t *dacc;   /* dacc[state]: the string so far matches */
     uint16_t *dmin, *dmax; /* characters from a state to a match: fewest, most (SL_REDFA_UNBOUNDED) */
+    uint8_t *leaves; /* n_nodes * 256: a union's alternatives (through nested unions) that may begin with a byte */
     int n_dstates;
     uint16_t root;
 };
@@ -142,6 +143,23 @@ static void first_bytes(const sl_json_schema *s, int id, bool set[256], int dept
         for (int i = 0; i < nd->n && depth < 64; i++) first_bytes(s, s->alts[nd->a + i], set, depth + 1);
         break;
     }
+}
+
+/* The alternatives of node id (through nested unions; id itself when it is none) whose values may begin
+ * with byte c: how many, the first max of them in out. */
+static int union_leaves(const sl_json_schema *s, int id, uint8_t c, uint16_t *out, int max, int depth) {
+    const node *nd = &s->nodes[id];
+    if (nd->kind != K_UNION) {
+        bool set[256] = {false};
+        first_bytes(s, id, set, 0);
+        if (!set[c]) return 0;
+        if (max > 0) out[0] = (uint16_t)id;
+        return 1;
+    }
+    int n = 0;
+    for (int i = 0; i < nd->n && depth < 64; i++)
+        n += union_leaves(s, s->alts[nd->a + i], c, out + (n < max ? n : max), n < max ? max - n : 0, depth + 1);
+    return n;
 }
 
 typedef struct cctx {
@@ -450,28 +468,32 @@ static int compile_type(cctx *c, const json_t *j, const char *type, const char *
     return fail_at(c, path, sub);
 }
 
-/* A union of alternatives (anyOf / oneOf / a list of types): their first bytes must differ. */
+/* A union of alternatives (anyOf / oneOf / a list of types). Those that may begin with the same byte are
+ * followed together (at most SL_JSON_MAX_FORKS of them). */
 static int make_union(cctx *c, const int *alts, int n, const char *path) {
     sl_json_schema *s = c->s;
-    bool seen[256] = {false};
-    for (int i = 0; i < n; i++) {
-        bool mine[256] = {false};
+    for (int i = 0; i < n; i++)
         if (s->nodes[alts[i]].pending) return fail_at(c, path, "an alternative refers back to its own union");
-        first_bytes(s, alts[i], mine, 0);
-        for (int b = 0; b < 256; b++) {
-            if (mine[b] && seen[b])
-                return fail_at(c, path, "alternatives must begin differently (an object, an array, a string, a number, "
-                                        "or different true/false/null or enum values)");
-            seen[b] |= mine[b];
-        }
-    }
     const int id = new_node(s, K_UNION);
     if (id < 0 || !grow_to((void **)&s->alts, &s->cap_alts, s->n_alts + n, sizeof(uint16_t)))
         return fail_at(c, path, "the schema is too large");
     s->nodes[id].a = (uint16_t)s->n_alts;
     s->nodes[id].n = (uint16_t)n;
     for (int i = 0; i < n; i++) s->alts[s->n_alts++] = (uint16_t)alts[i];
+    for (int b = 0; b < 256; b++)
+        if (union_leaves(s, id, (uint8_t)b, NULL, 0, 0) > SL_JSON_MAX_FORKS)
+            return fail_at(c, path, "more than 8 alternatives may begin alike");
     return id;
+}
+
+/* Do all of node id's alternatives (through unions) write objects? */
+static bool all_objects(const sl_json_schema *s, int id, int depth) {
+    const node *nd = &s->nodes[id];
+    if (nd->kind == K_OBJECT) return true;
+    if (nd->kind != K_UNION || depth > 64) return false;
+    for (int i = 0; i < nd->n; i++)
+        if (!all_objects(s, s->alts[nd->a + i], depth + 1)) return false;
+    return true;
 }
 
 static int compile(cctx *c, const json_t *j, const char *path, int depth) {
@@ -618,10 +640,15 @@ sl_status sl_json_schema_compile(const json_t *schema, sl_json_schema **out) {
     }
     cctx c = {.s = s, .root = schema};
     int root = compile(&c, schema, "", 0);
-    /* the root is an object (through $refs and single-alternative unions) */
+    /* the root is an object, or objects to choose from (through $refs and unions) */
     int r = root;
     while (r >= 0 && s->nodes[r].kind == K_UNION && s->nodes[r].n == 1) r = s->alts[s->nodes[r].a];
-    if (root >= 0 && s->nodes[r].kind != K_OBJECT) root = fail_at(&c, "", "the schema's root must be an object");
+    if (root >= 0 && !all_objects(s, r, 0)) root = fail_at(&c, "", "the schema's root must be an object");
+    /* each union's alternatives by first byte, for the recognizer */
+    if (root >= 0 && !(s->leaves = sl_calloc((size_t)s->n_nodes * 256, 1))) root = fail_at(&c, "", "out of memory");
+    for (int id = 0; root >= 0 && id < s->n_nodes; id++)
+        if (s->nodes[id].kind == K_UNION)
+            for (int b = 0; b < 256; b++) s->leaves[(size_t)id * 256 + b] = (uint8_t)union_leaves(s, id, (uint8_t)b, NULL, 0, 0);
     if (root < 0) {
         sl_json_schema_release(s);
         return SL_FAIL(SL_ERR_INVALID, "%s", c.err);
@@ -647,6 +674,7 @@ void sl_json_schema_release(sl_json_schema *s) {
     sl_free(s->dacc);
     sl_free(s->dmin);
     sl_free(s->dmax);
+    sl_free(s->leaves);
     sl_free(s);
 }
 
@@ -679,21 +707,32 @@ static bool is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c ==
 static bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 static bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
-void sl_json_init(sl_json_state *s, const sl_json_schema *sc) {
-    memset(s, 0, sizeof *s);
-    s->sc = sc;
-    s->mode = M_ROOT;
+void sl_json_init(sl_json_state *st, const sl_json_schema *sc) {
+    memset(st, 0, sizeof *st);
+    st->n = 1;
+    st->f[0].sc = sc;
+    st->f[0].mode = M_ROOT;
 }
 
-bool sl_json_done(const sl_json_state *s) { return s->mode == M_DONE; }
+bool sl_json_done(const sl_json_state *st) {
+    for (int i = 0; i < st->n; i++)
+        if (st->f[i].mode == M_DONE) return true;
+    return false;
+}
 
-static const node *top_node(const sl_json_state *s) { return &s->sc->nodes[s->stack[s->depth - 1].node]; }
+static const node *top_node(const sl_json_fork *s) { return &s->sc->nodes[s->stack[s->depth - 1].node]; }
 
-static void after_value(sl_json_state *s) {
+static void after_value(sl_json_fork *s) {
     s->mode = s->depth == 0 ? M_DONE : top_node(s)->kind == K_OBJECT ? M_OBJ_NEXT : M_ARR_NEXT;
+    /* what only the value needed is cleared, so readings that agree from here on compare equal */
+    s->sub = s->key = s->off = 0;
+    s->integer = s->neg = false;
+    s->vnode = s->snode = s->slen = s->dfa = s->hexv = 0;
+    s->cand = s->ival = s->fval = 0;
+    s->idig = s->fdig = 0;
 }
 
-static bool push(sl_json_state *s, uint16_t id) {
+static bool push(sl_json_fork *s, uint16_t id) {
     if (s->depth >= SL_JSON_MAX_DEPTH) return false;
     s->stack[s->depth++] = (sl_json_frame){.node = id};
     s->mode = s->sc->nodes[id].kind == K_OBJECT ? M_OBJ_FIRST : M_ARR_FIRST;
@@ -703,7 +742,7 @@ static bool push(sl_json_state *s, uint16_t id) {
 /* Declared properties of the object on top that may come next: from idx to the first required one,
  * leaving the members' bounds reachable (enough properties after it for minProperties, no more
  * required ones after it than maxProperties allows). */
-static uint64_t key_candidates(const sl_json_state *s) {
+static uint64_t key_candidates(const sl_json_fork *s) {
     const node *o = top_node(s);
     const sl_json_frame *f = &s->stack[s->depth - 1];
     if (f->members >= o->hi) return 0;
@@ -720,7 +759,7 @@ static uint64_t key_candidates(const sl_json_state *s) {
 }
 
 /* May the object on top end here? (no required property left, minProperties reached) */
-static bool object_may_end(const sl_json_state *s) {
+static bool object_may_end(const sl_json_fork *s) {
     const node *o = top_node(s);
     if (s->stack[s->depth - 1].members < o->lo) return false;
     for (int j = s->stack[s->depth - 1].idx; j < o->n; j++)
@@ -728,7 +767,7 @@ static bool object_may_end(const sl_json_state *s) {
     return true;
 }
 
-static bool start_key(sl_json_state *s) {
+static bool start_key(sl_json_fork *s) {
     const node *o = top_node(s);
     if (o->n == 0) { /* any keys, up to maxProperties (additionalProperties false: hi 0) */
         if (s->stack[s->depth - 1].members >= o->hi) return false;
@@ -745,7 +784,7 @@ static bool start_key(sl_json_state *s) {
     return true;
 }
 
-static bool start_string(sl_json_state *s, uint16_t id) {
+static bool start_string(sl_json_fork *s, uint16_t id) {
     s->mode = M_STRING;
     s->key = 0;
     s->snode = id;
@@ -756,7 +795,7 @@ static bool start_string(sl_json_state *s, uint16_t id) {
 
 /* The string's DFA takes byte c of the string's value (not a key's; nothing without a pattern), and a match
  * must still be able to end within the length limits (the character of c is counted in slen already). */
-static bool dfa_step(sl_json_state *s, uint8_t c) {
+static bool dfa_step(sl_json_fork *s, uint8_t c) {
     if (s->key || s->dfa == NO_DFA) return true;
     const sl_json_schema *sc = s->sc;
     const uint16_t t = sc->dnext[(size_t)s->dfa * 256 + c];
@@ -769,7 +808,7 @@ static bool dfa_step(sl_json_state *s, uint8_t c) {
 }
 
 /* Code point cp (no surrogate) as UTF-8 into the DFA. */
-static bool dfa_step_cp(sl_json_state *s, uint32_t cp) {
+static bool dfa_step_cp(sl_json_fork *s, uint32_t cp) {
     if (cp < 0x80) return dfa_step(s, (uint8_t)cp);
     if (cp < 0x800) return dfa_step(s, (uint8_t)(0xC0 | cp >> 6)) && dfa_step(s, (uint8_t)(0x80 | (cp & 0x3F)));
     return dfa_step(s, (uint8_t)(0xE0 | cp >> 12)) && dfa_step(s, (uint8_t)(0x80 | (cp >> 6 & 0x3F))) &&
@@ -799,14 +838,14 @@ static bool meets(const node *nd, double lo, bool lo_in, double hi, bool hi_in) 
 }
 
 /* Magnitudes in [a, b), signed as the number being read. */
-static bool meets_mag(const sl_json_state *s, const node *nd, double a, double b) {
+static bool meets_mag(const sl_json_fork *s, const node *nd, double a, double b) {
     return s->neg ? meets(nd, -b, false, -a, true) : meets(nd, a, true, b, false);
 }
 
 /* Can the number read so far (with bounds) still become one within them? Its completions are, by magnitude:
  * after '-', any; "0", [0, 1); digits D, [D, D + 1), [10 D, 10 D + 10), ... (an integer: the whole numbers
  * in those); D.F with k digits after the point, [D.F, D.F + 10^-k). */
-static bool num_viable(const sl_json_state *s, const node *nd) {
+static bool num_viable(const sl_json_fork *s, const node *nd) {
     if (s->idig == 0) return meets_mag(s, nd, 0, INFINITY);
     if (s->sub == N_DOT || s->sub == N_FRAC) {
         const double a = dec(s->ival, s->fval, s->fdig);
@@ -826,7 +865,7 @@ static bool num_viable(const sl_json_state *s, const node *nd) {
 
 /* Byte c, taken by number() in sub-state `before`, of a number with bounds: its digits counted, and the
  * number still able to meet them. */
-static bool num_digit(sl_json_state *s, const node *nd, uint8_t before, uint8_t c) {
+static bool num_digit(sl_json_fork *s, const node *nd, uint8_t before, uint8_t c) {
     if (c == 'e' || c == 'E') return false; /* no exponent with bounds */
     if (is_digit(c)) {
         if (before == N_DOT || before == N_FRAC) {
@@ -842,7 +881,7 @@ static bool num_digit(sl_json_state *s, const node *nd, uint8_t before, uint8_t 
     return num_viable(s, nd);
 }
 
-static bool start_number(sl_json_state *s, uint16_t id, uint8_t c) {
+static bool start_number(sl_json_fork *s, uint16_t id, uint8_t c) {
     const node *nd = &s->sc->nodes[id];
     s->mode = M_NUM;
     s->integer = nd->kind == K_INTEGER;
@@ -860,7 +899,7 @@ static bool start_number(sl_json_state *s, uint16_t id, uint8_t c) {
 }
 
 /* The first byte of a value of node id. */
-static bool value_start(sl_json_state *s, uint16_t id, uint8_t c) {
+static bool value_start(sl_json_fork *s, uint16_t id, uint8_t c) {
     const sl_json_schema *sc = s->sc;
     const node *nd = &sc->nodes[id];
     switch (nd->kind) {
@@ -890,18 +929,19 @@ static bool value_start(sl_json_state *s, uint16_t id, uint8_t c) {
         if (!longer) after_value(s);
         return true;
     }
-    default: /* K_UNION: the alternative that begins with c (unions of unions end: the compiler refuses cycles) */
-        for (int i = 0; i < nd->n; i++) {
-            bool set[256] = {false};
-            first_bytes(sc, sc->alts[nd->a + i], set, 0);
-            if (set[c]) return value_start(s, sc->alts[nd->a + i], c);
-        }
-        return false;
+    default: { /* K_UNION: the alternative that begins with c, or of those that do, the one this reading takes */
+        uint16_t leaf[SL_JSON_MAX_FORKS];
+        const int n = union_leaves(sc, id, c, leaf, SL_JSON_MAX_FORKS, 0);
+        if (n == 0) return false;
+        const int k = s->choice < n ? s->choice : 0;
+        s->choice = 0;
+        return value_start(s, leaf[k], c);
+    }
     }
 }
 
 /* One byte in a state that allows whitespace around structure. */
-static bool structural(sl_json_state *s, uint8_t c) {
+static bool structural(sl_json_fork *s, uint8_t c) {
     if (is_ws(c)) { /* one space, or a newline and at most SL_JSON_MAX_INDENT spaces or tabs (as llama.cpp's JSON grammar) */
         if (s->ws == 0 && (c == ' ' || c == '\n')) {
             s->ws = c == ' ' ? WS_SPACE : 1;
@@ -963,7 +1003,7 @@ static bool structural(sl_json_state *s, uint8_t c) {
 }
 
 /* A number: false when c cannot continue it; *ended when c ends it (c is then for the state after it). */
-static bool number(sl_json_state *s, uint8_t c, bool *ended) {
+static bool number(sl_json_fork *s, uint8_t c, bool *ended) {
     *ended = false;
     switch (s->sub) {
     case N_MINUS:
@@ -1000,7 +1040,7 @@ static bool number(sl_json_state *s, uint8_t c, bool *ended) {
 }
 
 /* A string's character count (value strings with length limits): one more character may begin here. */
-static bool count_char(sl_json_state *s) {
+static bool count_char(sl_json_fork *s) {
     if (s->key) return true;
     const node *nd = &s->sc->nodes[s->snode];
     if (nd->kind == K_STRING && nd->hi != NO_LIMIT && s->slen >= nd->hi) return false;
@@ -1010,7 +1050,7 @@ static bool count_char(sl_json_state *s) {
 
 /* Of the candidates (bits of s->cand: lits [first + i]), those whose byte at s->off is c (*ext) and those
  * that end at s->off (*whole). */
-static void match_lits(const sl_json_state *s, int first, uint8_t c, uint64_t *ext, uint64_t *whole) {
+static void match_lits(const sl_json_fork *s, int first, uint8_t c, uint64_t *ext, uint64_t *whole) {
     *ext = *whole = 0;
     for (uint64_t m = s->cand; m; m &= m - 1) {
         const int i = __builtin_ctzll(m);
@@ -1020,7 +1060,7 @@ static void match_lits(const sl_json_state *s, int first, uint8_t c, uint64_t *e
     }
 }
 
-static bool feed(sl_json_state *s, uint8_t c) {
+static bool feed(sl_json_fork *s, uint8_t c) {
     const sl_json_schema *sc = s->sc;
     switch (s->mode) {
     case M_STRING:
@@ -1113,16 +1153,82 @@ static bool feed(sl_json_state *s, uint8_t c) {
     }
 }
 
-bool sl_json_feed(sl_json_state *s, uint8_t c) {
-    sl_json_state t = *s;
-    if (!feed(&t, c)) return false;
-    *s = t;
+/* How many readings byte c makes of this one: the alternatives of a union value it begins (0 or 1: no fork). */
+static inline int forks_at(const sl_json_fork *s, uint8_t c) {
+    if ((s->mode != M_VALUE && s->mode != M_ROOT && s->mode != M_ARR_FIRST) || is_ws(c) || !s->sc->leaves) return 1;
+    uint16_t id;
+    if (s->mode == M_ROOT) id = s->sc->root;
+    else if (s->mode == M_VALUE) id = s->vnode;
+    else if (s->mode == M_ARR_FIRST && c != ']') id = top_node(s)->sub;
+    else return 1;
+    return s->sc->nodes[id].kind == K_UNION ? s->sc->leaves[(size_t)id * 256 + c] : 1;
+}
+
+static bool forks_equal(const sl_json_fork *a, const sl_json_fork *b) {
+    return a->mode == b->mode && a->sub == b->sub && a->depth == b->depth && a->ws == b->ws && a->key == b->key &&
+           a->off == b->off && a->integer == b->integer && a->vnode == b->vnode && a->snode == b->snode &&
+           a->slen == b->slen && a->cand == b->cand && a->dfa == b->dfa && a->hexv == b->hexv && a->neg == b->neg &&
+           a->idig == b->idig && a->fdig == b->fdig && a->ival == b->ival && a->fval == b->fval &&
+           !memcmp(a->stack, b->stack, a->depth * sizeof a->stack[0]);
+}
+
+/* Byte c into every reading: those that refuse it go, a union value it begins forks one per alternative that
+ * may begin so, and readings that became the same are kept once. False when none is left (the state is then
+ * not meaningful). */
+static bool state_feed(sl_json_state *st, uint8_t c) {
+    sl_json_fork extra[SL_JSON_MAX_FORKS];
+    int w = 0, n_extra = 0;
+    for (int i = 0; i < st->n; i++) {
+        sl_json_fork *f = &st->f[i];
+        const int k = forks_at(f, c);
+        if (k <= 1) {
+            if (feed(f, c)) {
+                if (w != i) st->f[w] = *f;
+                w++;
+            }
+            continue;
+        }
+        const sl_json_fork base = *f;
+        for (int j = 0; j < k; j++) {
+            sl_json_fork g = base;
+            g.choice = (uint8_t)j;
+            if (!feed(&g, c)) continue;
+            if (w <= i) st->f[w++] = g; /* in the place of the reading it came from */
+            else if (n_extra < SL_JSON_MAX_FORKS) extra[n_extra++] = g;
+        }
+    }
+    for (int e = 0; e < n_extra && w < SL_JSON_MAX_FORKS; e++) st->f[w++] = extra[e];
+    for (int a = 0; a < w; a++)
+        for (int b = a + 1; b < w; b++)
+            if (forks_equal(&st->f[a], &st->f[b])) st->f[b--] = st->f[--w];
+    st->n = w;
+    return w > 0;
+}
+
+/* Copy a state's readings in use (not the whole array). */
+static void state_copy(sl_json_state *dst, const sl_json_state *src) {
+    dst->n = src->n;
+    if (src->n == 1) dst->f[0] = src->f[0];
+    else memcpy(dst->f, src->f, (size_t)src->n * sizeof src->f[0]);
+}
+
+bool sl_json_feed(sl_json_state *st, uint8_t c) {
+    sl_json_state t;
+    state_copy(&t, st);
+    if (!state_feed(&t, c)) return false;
+    state_copy(st, &t);
     return true;
 }
 
-bool sl_json_feed_all(sl_json_state *s, const char *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!feed(s, (uint8_t)p[i])) return false;
+bool sl_json_feed_all(sl_json_state *st, const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t c = (uint8_t)p[i];
+        if (st->n == 1 && forks_at(&st->f[0], c) <= 1) { /* one reading, no fork: the common case, in place */
+            if (!feed(&st->f[0], c)) return false;
+        } else if (!state_feed(st, c)) {
+            return false;
+        }
+    }
     return true;
 }
 
@@ -1135,6 +1241,7 @@ struct sl_json_guide {
     char *text;
     uint8_t *eog;   /* (n_vocab) */
     uint8_t *plain; /* (n_vocab) text that a string takes as it is: no '"', '\\' or control byte */
+    sl_json_state *after; /* (256) scratch for sl_json_guide_mask: the state after each first byte */
 };
 
 sl_status sl_json_guide_create(const sl_tokenizer *tok, sl_json_guide **out) {
@@ -1146,9 +1253,10 @@ sl_status sl_json_guide_create(const sl_tokenizer *tok, sl_json_guide **out) {
     g->off = sl_alloc_array((size_t)g->n_vocab + 1, sizeof(uint32_t));
     g->eog = sl_calloc((size_t)g->n_vocab, 1);
     g->plain = sl_calloc((size_t)g->n_vocab, 1);
+    g->after = sl_alloc_array(256, sizeof(sl_json_state));
     size_t cap = 16 * (size_t)g->n_vocab + 256, n = 0;
     g->text = sl_malloc(cap);
-    if (!g->off || !g->eog || !g->plain || !g->text) goto nomem;
+    if (!g->off || !g->eog || !g->plain || !g->after || !g->text) goto nomem;
     char buf[1024];
     for (int32_t i = 0; i < g->n_vocab; i++) {
         int64_t k = sl_token_to_piece(tok, i, false, buf, sizeof buf);
@@ -1181,6 +1289,7 @@ void sl_json_guide_destroy(sl_json_guide *g) {
     sl_free(g->text);
     sl_free(g->eog);
     sl_free(g->plain);
+    sl_free(g->after);
     sl_free(g);
 }
 
@@ -1189,19 +1298,20 @@ const char *sl_json_guide_text(const sl_json_guide *g, int32_t id, size_t *n) {
     return g->text + g->off[id];
 }
 
-int32_t sl_json_guide_mask(const sl_json_guide *g, const sl_json_state *s, float *logits) {
+int32_t sl_json_guide_mask(sl_json_guide *g, const sl_json_state *st, float *logits) {
     /* the bytes that may come first, and the state after each */
     bool first[256];
-    sl_json_state after[256];
+    sl_json_state *after = g->after;
     for (int c = 0; c < 256; c++) {
-        after[c] = *s;
-        first[c] = feed(&after[c], (uint8_t)c);
+        state_copy(&after[c], st);
+        first[c] = state_feed(&after[c], (uint8_t)c);
     }
-    /* inside a string without a length limit, plain text goes as it is */
+    /* inside a string without a length limit (the only reading), plain text goes as it is */
+    const sl_json_fork *s = &st->f[0];
     const node *sn = s->mode == M_STRING && !s->key ? &s->sc->nodes[s->snode] : NULL;
-    const bool free_string =
-        s->mode == M_STRING && (s->key || sn->kind != K_STRING || (sn->hi == NO_LIMIT && sn->dfa == NO_DFA));
-    const bool done = sl_json_done(s);
+    const bool free_string = st->n == 1 && s->mode == M_STRING &&
+                             (s->key || sn->kind != K_STRING || (sn->hi == NO_LIMIT && sn->dfa == NO_DFA));
+    const bool done = sl_json_done(st);
     int32_t allowed = 0;
     for (int32_t i = 0; i < g->n_vocab; i++) {
         const char *p = g->text + g->off[i];
@@ -1214,7 +1324,8 @@ int32_t sl_json_guide_mask(const sl_json_guide *g, const sl_json_state *s, float
         } else if (n == 0 || !first[(uint8_t)p[0]]) {
             ok = false;
         } else {
-            sl_json_state t = after[(uint8_t)p[0]];
+            sl_json_state t;
+            state_copy(&t, &after[(uint8_t)p[0]]);
             ok = sl_json_feed_all(&t, p + 1, n - 1);
         }
         if (ok) allowed++;

@@ -17,10 +17,10 @@
  *   default), minimum, maximum, exclusiveMinimum, exclusiveMaximum (a number
  *   with bounds is written without an exponent, with at most 18 digits
  *   before and after its point, and compared as the double a JSON parser
- *   reads), enum, const, anyOf / oneOf (alternatives that begin with
- *   different characters: an object, an array, a string, a number or
- *   true/false/null), allOf of one schema, $ref to #/$defs/... or
- *   #/definitions/... (recursion allowed); annotations (title,
+ *   reads), enum, const, anyOf / oneOf (as anyOf: alternatives that begin
+ *   alike, as two objects do, are followed together until the output tells
+ *   them apart, at most 8 at one place), allOf of one schema, $ref to
+ *   #/$defs/... or #/definitions/... (recursion allowed); annotations (title,
  *   description, default, examples, $schema, $id, $comment) are ignored.
  *   Any other keyword is refused with an error naming it and where it is.
  *   The root must be an object. Declared properties come in the order the
@@ -67,7 +67,8 @@ typedef struct sl_json_frame {
     uint16_t members; /* object: members begun (for minProperties / maxProperties) */
 } sl_json_frame;
 
-typedef struct sl_json_state {
+/* One way of reading the output so far (an alternative of each union begun). */
+typedef struct sl_json_fork {
     const sl_json_schema *sc;
     uint8_t mode;   /* what may come next (jsonguide.c) */
     uint8_t sub;    /* within a number or \u escape */
@@ -86,6 +87,16 @@ typedef struct sl_json_state {
     uint8_t idig, fdig; /* its digits before and after the point (read for numbers with bounds) */
     uint64_t ival, fval; /* their values */
     sl_json_frame stack[SL_JSON_MAX_DEPTH];
+    uint8_t choice; /* which of a union's alternatives that begin alike this byte takes (set while forking) */
+} sl_json_fork;
+
+#define SL_JSON_MAX_FORKS 8
+
+/* The readings still possible: alternatives of a union that begin alike (two objects) are all followed
+ * until the output tells them apart; beyond SL_JSON_MAX_FORKS readings the later ones are dropped. */
+typedef struct sl_json_state {
+    int n;
+    sl_json_fork f[SL_JSON_MAX_FORKS];
 } sl_json_state;
 
 /* Start at the beginning of an answer to schema sc (kept by reference: it must outlive the state). */
@@ -103,7 +114,7 @@ void sl_json_guide_destroy(sl_json_guide *g);
 /* Token id's text as the guide sees it (bytes, n). */
 const char *sl_json_guide_text(const sl_json_guide *g, int32_t id, size_t *n);
 /* Set logits[i] = -inf for every token that cannot come after state s.
- * Returns how many tokens stay allowed. */
-int32_t sl_json_guide_mask(const sl_json_guide *g, const sl_json_state *s, float *logits);
+ * Returns how many tokens stay allowed. Uses scratch space in g: one caller at a time. */
+int32_t sl_json_guide_mask(sl_json_guide *g, const sl_json_state *s, float *logits);
 
 #endif

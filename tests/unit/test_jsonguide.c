@@ -211,8 +211,11 @@ TEST(schema_cases) {
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{},{}]}}}", "'allOf' of more than one"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{}],\"type\":\"string\"}}}",
          "'type' beside 'allOf'"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}}}",
-         "properties.a: alternatives must begin differently"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"object\"},{\"type\":\"object\"},"
+         "{\"type\":\"object\"},{\"type\":\"object\"},{\"type\":\"object\"},{\"type\":\"object\"},{\"type\":\"object\"},"
+         "{\"type\":\"object\"},{\"type\":\"object\"}]}}}",
+         "properties.a: more than 8 alternatives may begin alike"},
+        {"{\"anyOf\":[{\"type\":\"object\"},{\"type\":\"string\"}]}", "root must be an object"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/Nope\"}}}", "properties.a: '$ref' must name"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"b\"]}", "'required' names a property"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":true}", "'additionalProperties'"},
@@ -418,7 +421,7 @@ TEST(jansson_documents_and_mutants) {
 
 /* The mask after `text` (under schema sc) against each token's text run through the recognizer: the
  * tokens where they differ (-1 if text is refused); *allowed: what the mask allows. */
-static int32_t mask_vs_recognizer(const sl_json_guide *g, const sl_tokenizer *tok, const sl_json_schema *sc,
+static int32_t mask_vs_recognizer(sl_json_guide *g, const sl_tokenizer *tok, const sl_json_schema *sc,
                                   const char *text, float *l, int32_t *allowed) {
     sl_json_state st;
     sl_json_init(&st, sc);
@@ -809,4 +812,84 @@ TEST(mask_follows_patterns_and_bounds) {
     sl_json_guide_destroy(g);
     sl_model_destroy(m);
     CHECK(total > 8);
+}
+
+/* Alternatives that begin alike (Pydantic's unions of models, integer or number, two patterns) are followed
+ * together until the output tells them apart; each whole answer is one some alternative takes. */
+TEST(unions_that_begin_alike) {
+#define CAT "{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"cat\"},\"lives\":{\"type\":\"integer\"}}," \
+            "\"required\":[\"kind\",\"lives\"],\"additionalProperties\":false}"
+#define DOG "{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"dog\"},\"good\":{\"type\":\"boolean\"}}," \
+            "\"required\":[\"kind\",\"good\"],\"additionalProperties\":false}"
+    static const struct {
+        const char *prop, *value;
+        int want;
+    } cases[] = {
+        {"{\"anyOf\":[" CAT "," DOG "]}", "{\"kind\":\"cat\",\"lives\":9}", 1},
+        {"{\"anyOf\":[" CAT "," DOG "]}", "{\"kind\":\"dog\",\"good\":true}", 1},
+        {"{\"anyOf\":[" CAT "," DOG "]}", "{\"kind\":\"cat\",\"good\":true}", -1},
+        {"{\"anyOf\":[" CAT "," DOG "]}", "{\"kind\":\"cow\"", -1},
+        {"{\"anyOf\":[" CAT "," DOG "]}", "{\"kind\":\"", 0},
+        {"{\"oneOf\":[" CAT "," DOG "]}", "{ \"kind\": \"dog\", \"good\": false }", 1},
+        {"{\"anyOf\":[{\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},"
+         "{\"properties\":{\"b\":{\"type\":\"string\"}},\"required\":[\"b\"]}]}", "{\"a\":1}", 1},
+        {"{\"anyOf\":[{\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},"
+         "{\"properties\":{\"b\":{\"type\":\"string\"}},\"required\":[\"b\"]}]}", "{\"b\":\"x\"}", 1},
+        {"{\"anyOf\":[{\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},"
+         "{\"properties\":{\"b\":{\"type\":\"string\"}},\"required\":[\"b\"]}]}", "{\"a\":\"x\"}", -1},
+        {"{\"anyOf\":[{\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},"
+         "{\"properties\":{\"b\":{\"type\":\"string\"}},\"required\":[\"b\"]}]}", "{}", -1},
+        {"{\"anyOf\":[{\"type\":\"integer\",\"maximum\":5},{\"type\":\"number\",\"minimum\":100}]}", "3", 1},
+        {"{\"anyOf\":[{\"type\":\"integer\",\"maximum\":5},{\"type\":\"number\",\"minimum\":100}]}", "100.5", 1},
+        {"{\"anyOf\":[{\"type\":\"integer\",\"maximum\":5},{\"type\":\"number\",\"minimum\":100}]}", "50", -1},
+        {"{\"anyOf\":[{\"pattern\":\"^a+$\"},{\"pattern\":\"^b+$\"}]}", "\"aaa\"", 1},
+        {"{\"anyOf\":[{\"pattern\":\"^a+$\"},{\"pattern\":\"^b+$\"}]}", "\"bb\"", 1},
+        {"{\"anyOf\":[{\"pattern\":\"^a+$\"},{\"pattern\":\"^b+$\"}]}", "\"ab\"", -1},
+        {"{\"anyOf\":[{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},{\"type\":\"array\",\"items\":{\"type\":\"string\"}}]}",
+         "[1,2]", 1},
+        {"{\"anyOf\":[{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},{\"type\":\"array\",\"items\":{\"type\":\"string\"}}]}",
+         "[\"a\"]", 1},
+        {"{\"anyOf\":[{\"type\":\"array\",\"items\":{\"type\":\"integer\"}},{\"type\":\"array\",\"items\":{\"type\":\"string\"}}]}",
+         "[1,\"a\"]", -1},
+        /* an array of unions: each element chooses for itself */
+        {"{\"type\":\"array\",\"items\":{\"anyOf\":[" CAT "," DOG "]}}",
+         "[{\"kind\":\"dog\",\"good\":true},{\"kind\":\"cat\",\"lives\":1},{\"kind\":\"dog\",\"good\":false}]", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_json_schema *sc = prop_schema(cases[i].prop);
+        if (!sc) return;
+        const size_t vl = strlen(cases[i].value);
+        const bool whole = cases[i].want != 0;
+        const int got = whole ? run_value(sc, cases[i].value) : run_begun(sc, cases[i].value);
+        sl_json_schema_release(sc);
+        CHECK_MSG(got == cases[i].want, "%s with %s: %d, want %d (%zu bytes)", cases[i].prop, cases[i].value, got,
+                  cases[i].want, vl);
+    }
+    /* at the root */
+    sl_status st;
+    sl_json_schema *sc = compile_text("{\"anyOf\":[" CAT "," DOG "]}", &st);
+    CHECK_MSG(st == SL_OK, "%s", sl_last_error());
+    CHECK_EQ_INT(runs_in(sc, "{\"kind\":\"dog\",\"good\":true}"), 1);
+    CHECK_EQ_INT(runs_in(sc, "{\"kind\":\"dog\",\"lives\":1}"), -1);
+    /* while both are possible, the mask is each token's text run through the recognizer */
+    const char *path = sl_test_shared("models/stories260K.gguf");
+    if (path) {
+        sl_model *m = NULL;
+        CHECK_OK(sl_model_load(path, &m));
+        sl_json_guide *g = NULL;
+        CHECK_OK(sl_json_guide_create(sl_model_tokenizer(m), &g));
+        float *l = calloc((size_t)sl_tokenizer_n_vocab(sl_model_tokenizer(m)), sizeof(float));
+        static const char *states[] = {"", "{", "{\"kind", "{\"kind\":", "{\"kind\":\"", "{\"kind\":\"d", "{\"kind\":\"cat\","};
+        for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
+            int32_t ok_n;
+            const int32_t differ = mask_vs_recognizer(g, sl_model_tokenizer(m), sc, states[k], l, &ok_n);
+            CHECK_MSG(differ == 0 && ok_n > 0, "after '%s': %d tokens masked wrongly, %d allowed", states[k], differ, ok_n);
+        }
+        free(l);
+        sl_json_guide_destroy(g);
+        sl_model_destroy(m);
+    }
+    sl_json_schema_release(sc);
+#undef CAT
+#undef DOG
 }
