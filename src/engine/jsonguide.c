@@ -158,7 +158,7 @@ static int union_leaves(const sl_json_schema *s, int id, uint8_t c, uint16_t *ou
     }
     int n = 0;
     for (int i = 0; i < nd->n && depth < 64; i++)
-        n += union_leaves(s, s->alts[nd->a + i], c, out + (n < max ? n : max), n < max ? max - n : 0, depth + 1);
+        n += union_leaves(s, s->alts[nd->a + i], c, n < max ? out + n : NULL, n < max ? max - n : 0, depth + 1);
     return n;
 }
 
@@ -730,6 +730,7 @@ static void after_value(sl_json_fork *s) {
     s->vnode = s->snode = s->slen = s->dfa = s->hexv = 0;
     s->cand = s->ival = s->fval = 0;
     s->idig = s->fdig = 0;
+    s->u8need = s->u8lo = s->u8hi = s->surr = 0;
 }
 
 static bool push(sl_json_fork *s, uint16_t id) {
@@ -1064,6 +1065,19 @@ static bool feed(sl_json_fork *s, uint8_t c) {
     const sl_json_schema *sc = s->sc;
     switch (s->mode) {
     case M_STRING:
+        if (s->u8need) { /* within a character */
+            if (c < s->u8lo || c > s->u8hi) return false;
+            s->u8need--;
+            s->u8lo = 0x80;
+            s->u8hi = 0xBF;
+            return dfa_step(s, c);
+        }
+        if (s->surr == 1) { /* a high surrogate's low half: "\\uDC00"-"\\uDFFF", the same character */
+            if (c != '\\') return false;
+            s->surr = 2;
+            s->mode = M_ESC;
+            return true;
+        }
         if (c == '"') {
             if (s->key) {
                 s->mode = M_COLON;
@@ -1076,13 +1090,21 @@ static bool feed(sl_json_fork *s, uint8_t c) {
             return true;
         }
         if (c < 0x20) return false;
-        if ((c & 0xC0) != 0x80 && !count_char(s)) return false; /* a continuation byte is no new character */
+        if (c >= 0x80) { /* a UTF-8 lead byte (RFC 3629: no overlong forms, surrogates or values past U+10FFFF) */
+            if (c < 0xC2 || c > 0xF4) return false;
+            s->u8need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+            s->u8lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+            s->u8hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        }
+        if (!count_char(s)) return false;
         if (c == '\\') {
             s->mode = M_ESC;
             return true;
         }
         return dfa_step(s, c);
     case M_ESC: {
+        if (s->surr == 2 && c != 'u') return false;
+        if (s->surr == 2) s->surr = 3;
         if (c == 'u') {
             s->mode = M_HEX;
             s->sub = 0;
@@ -1094,14 +1116,30 @@ static bool feed(sl_json_fork *s, uint8_t c) {
         const char *e = c ? strchr(esc, c) : NULL;
         return e && dfa_step(s, (uint8_t)val[e - esc]);
     }
-    case M_HEX:
+    case M_HEX: {
         if (!is_hex(c)) return false;
         s->hexv = (uint16_t)(s->hexv * 16 + (is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10));
-        if (++s->sub < 4) return true;
+        ++s->sub;
+        /* surrogates come in pairs (a lone half is no character: jansson and others refuse it), refused as soon
+         * as the first two digits tell, so no escape is begun that cannot end */
+        const bool pattern = !s->key && s->dfa != NO_DFA;
+        if (s->surr == 3) {
+            if ((s->sub == 1 && s->hexv != 0xD) || (s->sub == 2 && (s->hexv < 0xDC || s->hexv > 0xDF))) return false;
+        } else if (s->sub == 2 && s->hexv >= (pattern ? 0xD8 : 0xDC) && s->hexv <= 0xDF) {
+            return false; /* a low half alone; in a pattern's string either half (the character can come as UTF-8) */
+        }
+        if (s->sub < 4) return true;
         s->mode = M_STRING;
-        if (s->key || s->dfa == NO_DFA) return true;
-        /* a pattern sees the character: a surrogate pair's halves are refused (the character can come as UTF-8) */
-        return (s->hexv < 0xD800 || s->hexv > 0xDFFF) && dfa_step_cp(s, s->hexv);
+        if (s->surr == 3) {
+            s->surr = 0;
+            return true;
+        }
+        if (s->hexv >= 0xD800 && s->hexv <= 0xDBFF) {
+            s->surr = 1;
+            return true;
+        }
+        return pattern ? dfa_step_cp(s, s->hexv) : true;
+    }
     case M_KEY: {
         const node *o = top_node(s);
         uint64_t ext, whole;
@@ -1169,6 +1207,7 @@ static bool forks_equal(const sl_json_fork *a, const sl_json_fork *b) {
            a->off == b->off && a->integer == b->integer && a->vnode == b->vnode && a->snode == b->snode &&
            a->slen == b->slen && a->cand == b->cand && a->dfa == b->dfa && a->hexv == b->hexv && a->neg == b->neg &&
            a->idig == b->idig && a->fdig == b->fdig && a->ival == b->ival && a->fval == b->fval &&
+           a->u8need == b->u8need && a->u8lo == b->u8lo && a->u8hi == b->u8hi && a->surr == b->surr &&
            !memcmp(a->stack, b->stack, a->depth * sizeof a->stack[0]);
 }
 
@@ -1240,9 +1279,23 @@ struct sl_json_guide {
     uint32_t *off; /* (n_vocab + 1) token i's text is text[off[i], off[i + 1]) */
     char *text;
     uint8_t *eog;   /* (n_vocab) */
-    uint8_t *plain; /* (n_vocab) text that a string takes as it is: no '"', '\\' or control byte */
+    uint8_t *plain; /* (n_vocab) text that a string takes as it is: whole UTF-8 characters, no '"', '\\' or control byte */
     sl_json_state *after; /* (256) scratch for sl_json_guide_mask: the state after each first byte */
 };
+
+/* Is p[0, n) whole UTF-8 characters (RFC 3629), so a string takes it from any place between characters? */
+static bool utf8_whole(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n;) {
+        const uint8_t c = p[i++];
+        if (c < 0x80) continue;
+        if (c < 0xC2 || c > 0xF4) return false;
+        int need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+        uint8_t lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        for (; need > 0; need--, lo = 0x80, hi = 0xBF)
+            if (i >= n || p[i] < lo || p[i++] > hi) return false;
+    }
+    return true;
+}
 
 sl_status sl_json_guide_create(const sl_tokenizer *tok, sl_json_guide **out) {
     *out = NULL;
@@ -1271,7 +1324,7 @@ sl_status sl_json_guide_create(const sl_tokenizer *tok, sl_json_guide **out) {
         memcpy(g->text + n, buf, (size_t)k);
         n += (size_t)k;
         g->eog[i] = sl_tokenizer_is_eog(tok, i);
-        g->plain[i] = k > 0;
+        g->plain[i] = k > 0 && utf8_whole((const uint8_t *)buf, (size_t)k);
         for (int64_t j = 0; j < k; j++)
             if ((uint8_t)buf[j] < 0x20 || buf[j] == '"' || buf[j] == '\\') g->plain[i] = 0;
     }
@@ -1309,7 +1362,7 @@ int32_t sl_json_guide_mask(sl_json_guide *g, const sl_json_state *st, float *log
     /* inside a string without a length limit (the only reading), plain text goes as it is */
     const sl_json_fork *s = &st->f[0];
     const node *sn = s->mode == M_STRING && !s->key ? &s->sc->nodes[s->snode] : NULL;
-    const bool free_string = st->n == 1 && s->mode == M_STRING &&
+    const bool free_string = st->n == 1 && s->mode == M_STRING && !s->u8need && !s->surr &&
                              (s->key || sn->kind != K_STRING || (sn->hi == NO_LIMIT && sn->dfa == NO_DFA));
     const bool done = sl_json_done(st);
     int32_t allowed = 0;

@@ -83,6 +83,8 @@ typedef struct sl_json_fork {
     uint64_t cand;  /* declared keys (or literals) still matching */
     uint16_t dfa;   /* in a string with a pattern or format: its DFA's state */
     uint16_t hexv;  /* the \uXXXX escape's value so far */
+    uint8_t u8need, u8lo, u8hi; /* in a string: UTF-8 continuation bytes still due, the next one's range */
+    uint8_t surr;   /* 1: a high surrogate escape was read, its low half must follow; 2: after its '\'; 3: in it */
     bool neg;       /* the number being read is negative */
     uint8_t idig, fdig; /* its digits before and after the point (read for numbers with bounds) */
     uint64_t ival, fval; /* their values */

@@ -9,6 +9,8 @@
 #include "harness.h"
 
 #include "engine/jsonguide.h"
+#define FUZZ_JSONGUIDE_NO_MAIN
+#include "../fuzz/fuzz_jsonguide.c"
 #include "model/model.h"
 
 #include <jansson.h>
@@ -473,7 +475,8 @@ TEST(mask_over_stories_vocabulary) {
     CHECK(quote && brace);
     /* in every kind of state the mask is each token's text run through the recognizer (its shortcuts change nothing) */
     static const char *states[] = {"", "{", "{\"a", "{\"a\\", "{\"a\"", "{\"a\":", "{\"a\":-1", "{\"a\":[tr",
-                                   "{\"a\":\"x y", "{\"a\":{}", "{\"a\":[1,\n  "};
+                                   "{\"a\":\"x y", "{\"a\":{}", "{\"a\":[1,\n  ", "{\"a\":\"x\xc3", "{\"a\":\"\xf0\x9f",
+                                   "{\"a\":\"\\ud83d", "{\"\\ud83d\\"};
     for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
         int32_t allowed_k;
         const int32_t differ = mask_vs_recognizer(g, tok, any_object(), states[k], l, &allowed_k);
@@ -892,4 +895,75 @@ TEST(unions_that_begin_alike) {
     sl_json_schema_release(sc);
 #undef CAT
 #undef DOG
+}
+
+static long replay_one(const uint8_t *data, size_t len) { return fuzz_jsonguide_one(data, len); }
+
+/* The fuzz target's corpus, replayed: every input keeps the invariants (a failure aborts); the seeds written
+ * by hand (a schema and an answer to it) are complete. */
+TEST(fuzz_corpus_replay) {
+    long score = 0;
+    const int n = sl_test_each_file("tests/fuzz/corpus/jsonguide", replay_one, &score);
+    printf("   corpus: %d inputs, score %ld\n", n, score);
+    CHECK(n >= 8);
+    static const char *seeds[] = {"union", "union-array", "formats", "pattern", "bounds", "numbers-union", "refs", "json-mode"};
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "tests/fuzz/corpus/jsonguide/%s", seeds[i]);
+        size_t len;
+        char *data = sl_test_read_file(path, &len);
+        CHECK_MSG(data, "%s", path);
+        const int r = fuzz_jsonguide_one((const uint8_t *)data, len);
+        free(data);
+        CHECK_MSG(r == 2, "%s: %d (2: complete)", seeds[i], r);
+    }
+}
+
+/* String contents are UTF-8 (RFC 8259 section 8.1, RFC 3629) and escapes name characters: a truncated,
+ * overlong or surrogate sequence and a lone surrogate escape are refused, as jansson refuses them, and as
+ * soon as the bytes tell, so no string is begun that cannot end. */
+TEST(strings_are_utf8) {
+    static const struct {
+        const char *value;
+        int want;
+    } cases[] = {
+        {"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", 1},
+        {"\"\\ud83d\\ude00\"", 1},
+        {"\"\\uD83D\\uDE00x\"", 1},
+        {"\"\xc3\"", -1},             /* truncated */
+        {"\"\xc0\xaf\"", -1},         /* overlong */
+        {"\"\xe0\x80\xaf\"", -1},     /* overlong */
+        {"\"\xed\xa0\x80\"", -1},     /* a surrogate in UTF-8 */
+        {"\"\xf4\x90\x80\x80\"", -1}, /* past U+10FFFF */
+        {"\"\x80\"", -1},             /* a continuation byte alone */
+        {"\"\xff\"", -1},
+        {"\"\\ud83d\"", -1},          /* a high half alone */
+        {"\"\\ud83dx\"", -1},
+        {"\"\\ud83d\\u0041\"", -1},
+        {"\"\\ude00\"", -1},          /* a low half alone */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int got = run_value(any_object(), cases[i].value);
+        CHECK_MSG(got == cases[i].want, "%s: %d, want %d", cases[i].value, got, cases[i].want);
+        /* jansson agrees */
+        char doc[64];
+        snprintf(doc, sizeof doc, "{\"a\":%s}", cases[i].value);
+        json_t *o = json_loads(doc, 0, NULL);
+        CHECK_MSG((o != NULL) == (cases[i].want == 1), "jansson on %s", cases[i].value);
+        json_decref(o);
+    }
+    CHECK_EQ_INT(run_begun(any_object(), "\"\\uDC"), -1);
+    CHECK_EQ_INT(run_begun(any_object(), "\"\\uDB"), 0);
+    CHECK_EQ_INT(run_begun(any_object(), "\"\\uDBFF\\uD"), 0);
+    CHECK_EQ_INT(run_begun(any_object(), "\"\\uDBFF\\uDB"), -1);
+    CHECK_EQ_INT(run_begun(any_object(), "\"\xe0\x9f"), -1);
+    /* as keys too */
+    CHECK_EQ_INT(runs("{\"\xc3\xa9\":1}"), 1);
+    CHECK_EQ_INT(runs("{\"\xc3\":1}"), -1);
+    /* a length limit counts a pair as one character */
+    sl_json_schema *sc = prop_schema("{\"type\":\"string\",\"maxLength\":1}");
+    CHECK(sc);
+    CHECK_EQ_INT(run_value(sc, "\"\\ud83d\\ude00\""), 1);
+    CHECK_EQ_INT(run_value(sc, "\"\xf0\x9f\x98\x80\""), 1);
+    sl_json_schema_release(sc);
 }
