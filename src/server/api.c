@@ -7,6 +7,7 @@
 #include "core/status.h"
 #include "core/strbuf.h"
 #include "model/model.h"
+#include "server/harmony.h"
 #include "server/reasoning.h"
 #include "template/template.h"
 #include "tokenizer/tokenizer.h"
@@ -222,7 +223,8 @@ const char *sl_api_fallback_template(const sl_model *m) {
 void sl_api_ctx_prepare(sl_api_ctx *ctx) {
     if (!ctx->chat_template) ctx->chat_template = sl_api_fallback_template(ctx->model);
     ctx->tool_format = sl_tool_format_detect(ctx->chat_template);
-    ctx->template_thinks = sl_think_template_has_tags(ctx->chat_template);
+    ctx->harmony = sl_harmony_template(ctx->chat_template);
+    ctx->template_thinks = sl_think_template_has_tags(ctx->chat_template) || ctx->harmony;
 }
 
 static char *token_text_dup(const sl_tokenizer *tok, int32_t id) {

@@ -105,6 +105,7 @@ typedef struct sl_api_ctx {
     /* what the template decides, set once by sl_api_ctx_prepare (zero: JSON tool calls, no thinking tags) */
     sl_tool_format tool_format;
     bool template_thinks;
+    bool harmony; /* the template writes OpenAI's harmony format (gpt-oss): answers are split by harmony.c */
 } sl_api_ctx;
 
 /* Set once what the chat template decides for every request: the fallback template when none is given,

@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/status.h"
 #include "model/model.h"
+#include "server/harmony.h"
 #include "server/reasoning.h"
 
 #include <arpa/inet.h>
@@ -57,7 +58,7 @@ typedef struct choice {
      * content and as thinking, and whether a forced call's first delta (id, name) went out */
     char *answer;
     size_t n_answer, cap_answer;
-    size_t released, released_r; /* ends of the content and of the thinking sent (positions in answer) */
+    size_t released, released_r; /* bytes of the content and of the thinking sent (of answer_parts' parts) */
     bool call_sent;
     bool seeded; /* a resumed stream's parts sent by the other engine are counted in released / released_r */
 } choice;
@@ -78,6 +79,7 @@ typedef struct gen {
     bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
     sl_api_tools tools;     /* chat's tool calling (tools.tools: a reference) */
     bool think, think_open; /* chat: the answer's thinking goes to reasoning_content (the prompt opened it) */
+    bool harmony;           /* chat: the answer is in the harmony format (gpt-oss), split by harmony.c */
     int64_t resume_content, resume_reasoning; /* a resumed chat stream: the parts' bytes the client has */
 } gen;
 
@@ -254,12 +256,47 @@ static const char *calls_finish(const gen *g, sl_finish_reason why) {
 
 /* Whether a chat answer is streamed through stream_parsed (its parts split or held back). */
 static bool parsed(const gen *g) {
-    return g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think);
+    return g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think || g->harmony);
 }
 
-/* An answer's thinking and content (all content unless the request splits off thinking). */
-static sl_think_split answer_parts(const gen *g, const char *text, size_t n, bool fin) {
-    return g->think ? sl_think_split_text(text ? text : "", n, g->think_open, fin) : (sl_think_split){0, 0, 0, n};
+/* An answer's parts: the thinking and the content, and for the harmony format the calls its messages make. */
+typedef struct parts {
+    const char *r, *c;
+    size_t nr, nc;
+    json_t *calls; /* harmony: [{"name", "arguments"}] or NULL (owned) */
+    sl_harmony h;  /* harmony: what r and c point into */
+} parts;
+
+/* An answer's parts (all content unless the request splits off thinking or the answer is harmony's). */
+static bool answer_parts(const gen *g, const char *text, size_t n, bool fin, parts *p) {
+    memset(p, 0, sizeof *p);
+    text = text ? text : "";
+    if (g->harmony) {
+        if (!sl_harmony_split(text, n, g->think, g->tools.choice == SL_TOOL_CHOICE_AUTO, fin, &p->h)) return false;
+        p->r = p->h.reasoning, p->nr = p->h.n_reasoning;
+        p->c = p->h.content, p->nc = p->h.n_content;
+        p->calls = p->h.calls;
+        p->h.calls = NULL;
+        return true;
+    }
+    const sl_think_split sp = g->think ? sl_think_split_text(text, n, g->think_open, fin) : (sl_think_split){0, 0, 0, n};
+    p->r = text + sp.r0, p->nr = sp.r1 - sp.r0;
+    p->c = text + sp.c0, p->nc = sp.c1 - sp.c0;
+    return true;
+}
+
+static void parts_free(parts *p) {
+    json_decref(p->calls);
+    sl_harmony_free(&p->h);
+}
+
+/* The calls of an answer's parts (taken), and in *content_len how much of the content stays content. */
+static json_t *parts_calls(const gen *g, parts *p, size_t *content_len) {
+    if (!g->harmony || g->tools.choice != SL_TOOL_CHOICE_AUTO) return answer_calls(g, p->c, p->nc, content_len);
+    json_t *calls = p->calls;
+    p->calls = NULL;
+    *content_len = p->nc;
+    return calls;
 }
 
 /* Streaming a chat answer with tools or thinking: the new text (n bytes, taken from the channel), its
@@ -288,32 +325,35 @@ static void stream_parsed(gen *g, int k, const char *text, size_t n, json_t *lp,
         json_decref(lp);
         return;
     }
-    const char *ans = c->answer;
-    const sl_think_split sp = answer_parts(g, ans, c->n_answer, fin);
+    parts pt;
+    if (!answer_parts(g, c->answer, c->n_answer, fin, &pt)) {
+        json_decref(lp);
+        return;
+    }
     if (!c->seeded) { /* a resumed stream: the other engine sent this much of each part (the same text) */
         c->seeded = true;
-        if (g->resume_content > 0) c->released = sp.c0 + (size_t)g->resume_content;
-        if (g->resume_reasoning > 0) c->released_r = sp.r0 + (size_t)g->resume_reasoning;
+        if (g->resume_content > 0) c->released = (size_t)g->resume_content;
+        if (g->resume_reasoning > 0) c->released_r = (size_t)g->resume_reasoning;
     }
     json_t *extra = NULL;
-    const size_t r_from = c->released_r > sp.r0 ? c->released_r : sp.r0;
-    if (sp.r1 > r_from) {
-        extra = json_pack("{s:s%}", "reasoning_content", ans + r_from, sp.r1 - r_from);
-        c->released_r = sp.r1;
+    if (pt.nr > c->released_r) {
+        extra = json_pack("{s:s%}", "reasoning_content", pt.r + c->released_r, pt.nr - c->released_r);
+        c->released_r = pt.nr;
     }
-    /* the content: what the tool syntax lets go */
-    size_t cend = sp.c1, cl = 0;
+    /* the content: what the tool syntax lets go (harmony's calls are messages of their own) */
+    size_t cend = pt.nc, cl = 0;
     json_t *calls = NULL;
-    if (fin && (calls = answer_calls(g, ans + sp.c0, sp.c1 - sp.c0, &cl))) cend = sp.c0 + cl;
-    else if (!fin && g->tools.choice == SL_TOOL_CHOICE_AUTO)
-        cend = sp.c0 + sl_tool_content_safe(g->tools.format, ans + sp.c0, sp.c1 - sp.c0);
-    else if (!fin && g->tools.choice != SL_TOOL_CHOICE_NONE) cend = sp.c0;
-    const size_t c_from = c->released > sp.c0 ? c->released : sp.c0;
+    if (fin && (calls = parts_calls(g, &pt, &cl))) cend = cl;
+    else if (!fin && g->tools.choice == SL_TOOL_CHOICE_AUTO && !g->harmony)
+        cend = sl_tool_content_safe(g->tools.format, pt.c, pt.nc);
+    else if (!fin && g->tools.choice != SL_TOOL_CHOICE_NONE && !g->harmony) cend = 0;
+    const size_t c_from = c->released;
     const size_t clen = cend > c_from ? cend - c_from : 0;
     if (clen || extra || lp || !c->role_sent) {
-        pend_delta(g, k, ans + c_from, clen, extra, lp, NULL);
+        pend_delta(g, k, pt.c + c_from, clen, extra, lp, NULL);
         if (clen) c->released = cend;
     }
+    parts_free(&pt);
     if (!fin) return;
     if (calls && !c->call_sent) /* (a resumed stream whose calls went out before the finish chunk: not again) */
         pend_delta(g, k, "", 0, json_pack("{s:o}", "tool_calls", tool_calls_json(g, calls, true)), NULL, NULL);
@@ -554,20 +594,24 @@ static json_t *choice_json(gen *g, int k) {
     json_object_set_new(ch, "index", json_integer(k));
     const char *finish = sl_finish_reason_str(req->finish);
     if (g->kind == SL_API_CHAT) {
-        const char *ans = req->text ? req->text : "";
-        const sl_think_split sp = answer_parts(g, ans, req->n_text, true);
+        parts pt;
+        if (!answer_parts(g, req->text, req->n_text, true, &pt)) {
+            json_decref(ch);
+            return NULL;
+        }
         json_t *msg = json_pack("{s:s}", "role", "assistant");
         size_t content = 0;
-        json_t *calls = answer_calls(g, ans + sp.c0, sp.c1 - sp.c0, &content);
+        json_t *calls = parts_calls(g, &pt, &content);
         if (calls) {
-            json_object_set_new(msg, "content", content ? json_stringn(ans + sp.c0, content) : json_null());
+            json_object_set_new(msg, "content", content ? json_stringn(pt.c, content) : json_null());
             json_object_set_new(msg, "tool_calls", tool_calls_json(g, calls, false));
             finish = calls_finish(g, req->finish);
             json_decref(calls);
         } else {
-            json_object_set_new(msg, "content", json_stringn(ans + sp.c0, sp.c1 - sp.c0));
+            json_object_set_new(msg, "content", json_stringn(pt.c, pt.nc));
         }
-        if (sp.r1 > sp.r0) json_object_set_new(msg, "reasoning_content", json_stringn(ans + sp.r0, sp.r1 - sp.r0));
+        if (pt.nr) json_object_set_new(msg, "reasoning_content", json_stringn(pt.r, pt.nr));
+        parts_free(&pt);
         json_object_set_new(ch, "message", msg);
     } else if (c->echo) { /* the prompt, then the output */
         char *both = malloc(c->n_echo + req->n_text + 1);
@@ -634,6 +678,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     ar.tools.tools = NULL; /* the reference moves to g */
     g->think = ar.think;
     g->think_open = ar.think_open;
+    g->harmony = g->kind == SL_API_CHAT && h->api.harmony;
     if (ar.resumed) { /* the client has the role chunk, and maybe a forced call's first delta */
         g->resume_content = ar.resume_content;
         g->resume_reasoning = ar.resume_reasoning;

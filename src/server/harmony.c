@@ -1,0 +1,160 @@
+/*
+ * harmony.c — gpt-oss answers split into thinking, content and calls (see
+ * harmony.h).
+ */
+#include "harmony.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct buf {
+    char *p;
+    size_t n, cap;
+} buf;
+
+static bool buf_add(buf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 64;
+        while (c < b->n + n + 1) c *= 2;
+        char *np = realloc(b->p, c);
+        if (!np) return false;
+        b->p = np;
+        b->cap = c;
+    }
+    if (n) memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return true;
+}
+
+static const char START[] = "<|start|>", CHANNEL[] = "<|channel|>", MESSAGE[] = "<|message|>", END[] = "<|end|>",
+                  CALL[] = "<|call|>", RETURN[] = "<|return|>";
+static const char *const MARKERS[] = {START, CHANNEL, MESSAGE, END, CALL, RETURN, "<|constrain|>", NULL};
+
+bool sl_harmony_template(const char *src) { return src && strstr(src, CHANNEL) && strstr(src, MESSAGE); }
+
+/* The first place in t[from, n) where marker m begins, or n. */
+static size_t find(const char *t, size_t n, size_t from, const char *m) {
+    const size_t ml = strlen(m);
+    for (size_t i = from; i + ml <= n; i++)
+        if (t[i] == '<' && !memcmp(t + i, m, ml)) return i;
+    return n;
+}
+
+/* Where a streamed text t[from, n) must stop: before a '<' from which the rest may still become a marker. */
+static size_t safe_end(const char *t, size_t from, size_t n) {
+    for (size_t i = n > from + 15 ? n - 15 : from; i < n; i++) {
+        if (t[i] != '<') continue;
+        for (size_t k = 0; MARKERS[k]; k++)
+            if (n - i < strlen(MARKERS[k]) && !memcmp(t + i, MARKERS[k], n - i)) return i;
+    }
+    return n;
+}
+
+/* The value of `key` (e.g. "to=") in a header h[0, n): up to a space, '<' or the end. */
+static bool header_value(const char *h, size_t n, const char *key, const char **v, size_t *vn) {
+    const size_t kl = strlen(key);
+    for (size_t i = 0; i + kl <= n; i++) {
+        if (memcmp(h + i, key, kl) || (i > 0 && h[i - 1] != ' ' && h[i - 1] != '>')) continue;
+        size_t j = i + kl;
+        while (j < n && h[j] != ' ' && h[j] != '<') j++;
+        *v = h + i + kl;
+        *vn = j - i - kl;
+        return true;
+    }
+    return false;
+}
+
+static bool add_call(json_t *calls, const char *name, size_t nn, const char *body, size_t nb) {
+    while (nb && (body[0] == ' ' || body[0] == '\n')) body++, nb--;
+    while (nb && (body[nb - 1] == ' ' || body[nb - 1] == '\n')) nb--;
+    /* the arguments as compact JSON when they parse as an object, else as written */
+    json_t *args = json_loadb(body, nb, 0, NULL);
+    char *text = json_is_object(args) ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(args);
+    json_t *c = json_pack("{s:s%,s:s%}", "name", name, nn, "arguments", text ? text : nb ? body : "{}",
+                          text ? strlen(text) : nb ? nb : 2);
+    free(text);
+    return c && !json_array_append_new(calls, c);
+}
+
+bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin, sl_harmony *out) {
+    memset(out, 0, sizeof *out);
+    buf r = {0}, c = {0};
+    json_t *cl = json_array();
+    bool ok = cl != NULL;
+    size_t i = 0;
+    while (ok && i < n) {
+        /* text outside a message: content, up to the next header */
+        const size_t hs = find(t, n, i, START), hc = find(t, n, i, CHANNEL), h = hs < hc ? hs : hc;
+        const size_t out_end = h < n ? h : fin ? n : safe_end(t, i, n);
+        /* (the end markers a model may repeat between messages are not content) */
+        size_t a = i;
+        for (bool again = true; again;) {
+            again = false;
+            for (const char *const *m = (const char *const[]){END, CALL, RETURN, NULL}; *m; m++)
+                if (out_end - a >= strlen(*m) && !memcmp(t + a, *m, strlen(*m))) a += strlen(*m), again = true;
+        }
+        if (out_end > a) ok &= buf_add(&c, t + a, out_end - a);
+        if (h >= n) break;
+        /* the header, up to <|message|> */
+        const size_t m = find(t, n, h, MESSAGE);
+        if (m >= n) break; /* not complete yet (or never): nothing of it is content */
+        const char *hd = t + h;
+        const size_t hn = m - h;
+        const char *chan = "", *to = NULL;
+        size_t chn = 0, ton = 0;
+        const size_t cpos = find(hd, hn, 0, CHANNEL);
+        if (cpos < hn) {
+            chan = hd + cpos + strlen(CHANNEL);
+            while (chn < hn - cpos - strlen(CHANNEL) && chan[chn] != ' ' && chan[chn] != '<') chn++;
+        }
+        header_value(hd, hn, "to=", &to, &ton);
+        /* the body, up to its end marker (a new message's start ends it too) */
+        const size_t b = m + strlen(MESSAGE);
+        size_t e = n;
+        const char *const ends[] = {END, CALL, RETURN, START, CHANNEL};
+        for (size_t k = 0; k < sizeof ends / sizeof ends[0]; k++) {
+            const size_t x = find(t, n, b, ends[k]);
+            if (x < e) e = x;
+        }
+        const bool closed = e < n;
+        const size_t be = closed || fin ? e : safe_end(t, b, n);
+        const bool is_call = to && ton > 10 && !memcmp(to, "functions.", 10);
+        if (is_call && calls) {
+            if (closed || fin) ok &= add_call(cl, to + 10, ton - 10, t + b, e - b);
+        } else if (chn == 8 && !memcmp(chan, "analysis", 8) && think) {
+            ok &= buf_add(&r, t + b, be - b);
+        } else if (!is_call || closed || fin) {
+            ok &= buf_add(&c, t + b, be - b);
+        }
+        if (!closed) break;
+        i = e;
+        for (const char *const *mk = (const char *const[]){END, CALL, RETURN, NULL}; *mk; mk++)
+            if (n - i >= strlen(*mk) && !memcmp(t + i, *mk, strlen(*mk))) {
+                i += strlen(*mk);
+                break;
+            }
+    }
+    ok = ok && buf_add(&r, "", 0) && buf_add(&c, "", 0); /* (allocated, NUL-terminated, even when empty) */
+    if (!ok) {
+        free(r.p);
+        free(c.p);
+        json_decref(cl);
+        return false;
+    }
+    out->reasoning = r.p;
+    out->n_reasoning = r.n;
+    out->content = c.p;
+    out->n_content = c.n;
+    if (json_array_size(cl)) out->calls = cl;
+    else json_decref(cl);
+    return out->reasoning && out->content;
+}
+
+void sl_harmony_free(sl_harmony *h) {
+    free(h->reasoning);
+    free(h->content);
+    json_decref(h->calls);
+    memset(h, 0, sizeof *h);
+}
