@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <utf8proc.h>
 
 void sl_strbuf_printf(sl_strbuf *b, const char *fmt, ...) {
@@ -27,6 +28,21 @@ void sl_strbuf_printf(sl_strbuf *b, const char *fmt, ...) {
         b->p = np;
         b->cap = cap;
     }
+}
+
+bool sl_strbuf_add(sl_strbuf *b, const char *s, size_t n) {
+    if (!b->p || b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) return false;
+        b->p = np;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return true;
 }
 
 void sl_utf8_scrub(char *s) {

@@ -16,6 +16,8 @@ typedef struct sl_strbuf {
 } sl_strbuf;
 
 void sl_strbuf_printf(sl_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append s[0, n) (the buffer stays NUL-terminated, allocated even when empty); false when out of memory. */
+bool sl_strbuf_add(sl_strbuf *b, const char *s, size_t n);
 
 /* Make the NUL-terminated s valid UTF-8 in place: each byte that starts no
  * valid character becomes '?'. For messages that quote what a peer sent

@@ -4,28 +4,10 @@
  */
 #include "harmony.h"
 
+#include "core/strbuf.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf;
-
-static bool buf_add(buf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 64;
-        while (c < b->n + n + 1) c *= 2;
-        char *np = realloc(b->p, c);
-        if (!np) return false;
-        b->p = np;
-        b->cap = c;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return true;
-}
 
 static const char START[] = "<|start|>", CHANNEL[] = "<|channel|>", MESSAGE[] = "<|message|>", END[] = "<|end|>",
                   CALL[] = "<|call|>", RETURN[] = "<|return|>";
@@ -80,7 +62,7 @@ static bool add_call(json_t *calls, const char *name, size_t nn, const char *bod
 
 bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin, sl_harmony *out) {
     memset(out, 0, sizeof *out);
-    buf r = {0}, c = {0};
+    sl_strbuf r = {0}, c = {0};
     json_t *cl = json_array();
     bool ok = cl != NULL;
     size_t i = 0;
@@ -95,7 +77,7 @@ bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin,
             for (const char *const *m = (const char *const[]){END, CALL, RETURN, NULL}; *m; m++)
                 if (out_end - a >= strlen(*m) && !memcmp(t + a, *m, strlen(*m))) a += strlen(*m), again = true;
         }
-        if (out_end > a) ok &= buf_add(&c, t + a, out_end - a);
+        if (out_end > a) ok &= sl_strbuf_add(&c, t + a, out_end - a);
         if (h >= n) break;
         /* the header, up to <|message|> */
         const size_t m = find(t, n, h, MESSAGE);
@@ -124,9 +106,9 @@ bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin,
         if (is_call && calls) {
             if (closed || fin) ok &= add_call(cl, to + 10, ton - 10, t + b, e - b);
         } else if (chn == 8 && !memcmp(chan, "analysis", 8) && think) {
-            ok &= buf_add(&r, t + b, be - b);
+            ok &= sl_strbuf_add(&r, t + b, be - b);
         } else if (!is_call || closed || fin) {
-            ok &= buf_add(&c, t + b, be - b);
+            ok &= sl_strbuf_add(&c, t + b, be - b);
         }
         if (!closed) break;
         i = e;
@@ -136,7 +118,7 @@ bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin,
                 break;
             }
     }
-    ok = ok && buf_add(&r, "", 0) && buf_add(&c, "", 0); /* (allocated, NUL-terminated, even when empty) */
+    ok = ok && sl_strsl_strbuf_add(&r, "", 0) && sl_strsl_strbuf_add(&c, "", 0); /* (allocated, NUL-terminated, even when empty) */
     if (!ok) {
         free(r.p);
         free(c.p);
