@@ -118,7 +118,7 @@ bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin,
                 break;
             }
     }
-    ok = ok && sl_strsl_strbuf_add(&r, "", 0) && sl_strsl_strbuf_add(&c, "", 0); /* (allocated, NUL-terminated, even when empty) */
+    ok = ok && sl_strbuf_add(&r, "", 0) && sl_strbuf_add(&c, "", 0); /* (allocated, NUL-terminated, even when empty) */
     if (!ok) {
         free(r.p);
         free(c.p);
