@@ -47,16 +47,18 @@ static bool header_value(const char *h, size_t n, const char *key, const char **
     return false;
 }
 
+/* A call to function name[0, nn) with body[0, nb) as its arguments, when the body is a JSON object (as
+ * compact JSON); false when it is not (or out of memory): the body is then content. */
 static bool add_call(json_t *calls, const char *name, size_t nn, const char *body, size_t nb) {
-    while (nb && (body[0] == ' ' || body[0] == '\n')) body++, nb--;
-    while (nb && (body[nb - 1] == ' ' || body[nb - 1] == '\n')) nb--;
-    /* the arguments as compact JSON when they parse as an object, else as written */
+    if (nn == 0 || memchr(name, 0, nn)) return false;
     json_t *args = json_loadb(body, nb, 0, NULL);
     char *text = json_is_object(args) ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(args);
-    json_t *c = json_pack("{s:s%,s:s%}", "name", name, nn, "arguments", text ? text : nb ? body : "{}",
-                          text ? strlen(text) : nb ? nb : 2);
+    char *nm = text ? strndup(name, nn) : NULL; /* (JSON strings are UTF-8: a byte that begins no character becomes '?') */
+    if (nm) sl_utf8_scrub(nm);
+    json_t *c = nm ? json_pack("{s:s,s:s}", "name", nm, "arguments", text) : NULL;
     free(text);
+    free(nm);
     return c && !json_array_append_new(calls, c);
 }
 
@@ -103,8 +105,10 @@ bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin,
         const bool closed = e < n;
         const size_t be = closed || fin ? e : safe_end(t, b, n);
         const bool is_call = to && ton > 10 && !memcmp(to, "functions.", 10);
-        if (is_call && calls) {
-            if (closed || fin) ok &= add_call(cl, to + 10, ton - 10, t + b, e - b);
+        if (is_call && calls && (closed || fin) && add_call(cl, to + 10, ton - 10, t + b, e - b)) {
+            /* a call */
+        } else if (is_call && calls && !closed && !fin) {
+            /* a call's body: nothing until its message ends */
         } else if (chn == 8 && !memcmp(chan, "analysis", 8) && think) {
             ok &= sl_strbuf_add(&r, t + b, be - b);
         } else if (!is_call || closed || fin) {

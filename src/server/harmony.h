@@ -14,7 +14,9 @@
  * sl_harmony_split gives the thinking (the analysis messages' bodies), the
  * content (final messages, commentary without a recipient — the preambles
  * OpenAI shows users — and text outside any message) and the calls (messages
- * to `functions.NAME`: {"name", "arguments": the body's JSON text}). With
+ * to `functions.NAME`: {"name", "arguments": the body as compact JSON}; a body
+ * that is not a JSON object is content, as the other syntaxes leave a call
+ * that does not parse). With
  * `think` false the analysis goes to the content; with `calls` false a call's
  * body does. Streamed (fin false), a message's body is given as far as no
  * marker can begin in it, and a call only once its message has ended.

@@ -33,8 +33,7 @@ static const want cases[] = {
     {A FINAL, "", "User wants weather. Call the tool.It is sunny in Tokyo.", NULL, false, true},
     {A CALLW, "User wants weather. Call the tool.", "{\"location\": \"Tokyo\"}", NULL, true, false},
     {"<|channel|>final<|message|>a<|end|><|start|>assistant<|channel|>final<|message|>b", "", "ab", NULL, true, true},
-    {"<|channel|>commentary to=functions.f<|message|>not json<|call|>", "", "", "[{\"name\":\"f\",\"arguments\":\"not json\"}]",
-     true, true},
+    {"<|channel|>commentary to=functions.f<|message|>not json<|call|>", "", "not json", NULL, true, true},
 };
 
 static bool has_marker(const char *s) { return strstr(s, "<|") != NULL; }
