@@ -36,8 +36,9 @@ typedef struct node {
     uint8_t kind;
     bool pending;  /* being compiled ($ref recursion): its first bytes are not known yet */
     uint8_t bounds; /* NUMBER, INTEGER: B_* */
-    uint16_t a, n; /* OBJECT: props [a, a + n); LITERALS: lits [a, a + n); UNION: alts [a, a + n) */
-    uint16_t sub;  /* OBJECT without declared properties: the values' node; ARRAY: the items' node */
+    uint16_t a, n; /* OBJECT: props [a, a + n); LITERALS: lits [a, a + n); UNION: alts [a, a + n);
+                    * ARRAY: the nodes of its first n items (prefixItems), alts [a, a + n) */
+    uint16_t sub;  /* OBJECT without declared properties: the values' node; ARRAY: the (other) items' node */
     uint16_t names; /* OBJECT with declared properties: lits [names, names + n) are their names */
     uint16_t lo, hi; /* ARRAY: items; STRING: characters; OBJECT: members (hi NO_LIMIT: none) */
     uint16_t dfa;    /* STRING: the start state of its pattern's (or format's) DFA, or NO_DFA */
@@ -436,16 +437,40 @@ static int compile_type(cctx *c, const json_t *j, const char *type, const char *
         return id;
     }
     if (!strcmp(type, "array")) {
-        int items = NODE_ANY;
-        const json_t *it = json_object_get(j, "items");
-        if (it) {
-            snprintf(sub, sizeof sub, "%s%sitems", path, *path ? "." : "");
+        /* prefixItems (a tuple's items), then items for the rest (or, as older drafts write a tuple, items as
+         * an array and additionalItems for the rest) */
+        const json_t *pre = json_object_get(j, "prefixItems"), *it = json_object_get(j, "items");
+        const char *pre_key = "prefixItems", *it_key = "items";
+        if (json_is_array(it)) pre = it, pre_key = "items", it = json_object_get(j, "additionalItems"), it_key = "additionalItems";
+        if (pre && (!json_is_array(pre) || json_array_size(pre) > 64)) {
+            snprintf(sub, sizeof sub, "'%s' must be an array of at most 64 schemas", pre_key);
+            return fail_at(c, path, sub);
+        }
+        int first[64], nf = 0, items = NODE_ANY;
+        size_t i;
+        const json_t *e;
+        json_array_foreach(pre, i, e) {
+            snprintf(sub, sizeof sub, "%s%s%s[%zu]", path, *path ? "." : "", pre_key, i);
+            if ((first[nf++] = compile(c, e, sub, depth + 1)) < 0) return -1;
+        }
+        if (it && !json_is_boolean(it)) {
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", it_key);
             if ((items = compile(c, it, sub, depth + 1)) < 0) return -1;
         }
         const int id = new_node(s, K_ARRAY);
-        if (id < 0) return fail_at(c, path, "the schema is too large");
+        if (id < 0 || !grow_to((void **)&s->alts, &s->cap_alts, s->n_alts + nf, sizeof(uint16_t)))
+            return fail_at(c, path, "the schema is too large");
         s->nodes[id].sub = (uint16_t)items;
-        return limits(c, j, id, "minItems", "maxItems", path);
+        s->nodes[id].a = (uint16_t)s->n_alts;
+        s->nodes[id].n = (uint16_t)nf;
+        for (int k = 0; k < nf; k++) s->alts[s->n_alts++] = (uint16_t)first[k];
+        if (limits(c, j, id, "minItems", "maxItems", path) < 0) return -1;
+        if (json_is_false(it)) { /* no items past the tuple's */
+            node *nd = &s->nodes[id];
+            if (nd->hi > nf) nd->hi = (uint16_t)nf;
+            if (nd->lo > nd->hi) return fail_at(c, path, "'minItems' is above the items the schema allows");
+        }
+        return id;
     }
     if (!strcmp(type, "string")) {
         const int id = new_node(s, K_STRING);
@@ -500,7 +525,8 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     if (depth > 64) return fail_at(c, path, "the schema nests too deeply");
     if (json_is_true(j)) return NODE_ANY;
     if (!json_is_object(j)) return fail_at(c, path, "a schema must be an object (or true)");
-    static const char *known[] = {"type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
+    static const char *known[] = {"type", "properties", "required", "additionalProperties", "items", "prefixItems",
+                                  "additionalItems", "minItems", "maxItems",
                                   "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
                                   "exclusiveMaximum", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
                                   "maxProperties", "$defs", "definitions", "title", "description", "default", "examples",
@@ -601,7 +627,8 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     if (json_object_get(j, "properties") || json_object_get(j, "additionalProperties") || json_object_get(j, "required") ||
         json_object_get(j, "minProperties") || json_object_get(j, "maxProperties"))
         return compile_type(c, j, "object", path, depth);
-    if (json_object_get(j, "items") || json_object_get(j, "minItems") || json_object_get(j, "maxItems"))
+    if (json_object_get(j, "items") || json_object_get(j, "prefixItems") || json_object_get(j, "minItems") ||
+        json_object_get(j, "maxItems"))
         return compile_type(c, j, "array", path, depth);
     if (json_object_get(j, "minLength") || json_object_get(j, "maxLength") || json_object_get(j, "pattern") ||
         json_object_get(j, "format"))
@@ -721,6 +748,9 @@ bool sl_json_done(const sl_json_state *st) {
 }
 
 static const node *top_node(const sl_json_fork *s) { return &s->sc->nodes[s->stack[s->depth - 1].node]; }
+
+/* The node of array a's item k (0-based): a tuple's own, or the rest's. */
+static uint16_t item_node(const sl_json_schema *sc, const node *a, int k) { return k < a->n ? sc->alts[a->a + k] : a->sub; }
 
 static void after_value(sl_json_fork *s) {
     s->mode = s->depth == 0 ? M_DONE : top_node(s)->kind == K_OBJECT ? M_OBJ_NEXT : M_ARR_NEXT;
@@ -990,13 +1020,13 @@ static bool structural(sl_json_fork *s, uint8_t c) {
         if (s->mode == M_ARR_NEXT) {
             if (c != ',' || (a->hi != NO_LIMIT && f->idx >= a->hi)) return false;
             s->mode = M_VALUE;
-            s->vnode = a->sub;
+            s->vnode = item_node(s->sc, a, f->idx);
             if (f->idx < NO_LIMIT) f->idx++;
             return true;
         }
         if (a->hi == 0) return false;
         f->idx = 1;
-        return value_start(s, a->sub, c);
+        return value_start(s, item_node(s->sc, a, 0), c);
     }
     case M_VALUE: return value_start(s, s->vnode, c);
     default: return false; /* M_DONE: whitespace only */
@@ -1197,7 +1227,7 @@ static inline int forks_at(const sl_json_fork *s, uint8_t c) {
     uint16_t id;
     if (s->mode == M_ROOT) id = s->sc->root;
     else if (s->mode == M_VALUE) id = s->vnode;
-    else if (s->mode == M_ARR_FIRST && c != ']') id = top_node(s)->sub;
+    else if (s->mode == M_ARR_FIRST && c != ']') id = item_node(s->sc, top_node(s), 0);
     else return 1;
     return s->sc->nodes[id].kind == K_UNION ? s->sc->leaves[(size_t)id * 256 + c] : 1;
 }

@@ -10,7 +10,8 @@
  * what OpenAI's strict mode, Pydantic and vLLM users write:
  *   type (one or a list), properties, required, additionalProperties
  *   (false or absent where properties are declared; anything where not),
- *   minProperties, maxProperties, items, minItems, maxItems, minLength,
+ *   minProperties, maxProperties, items, prefixItems (and the older
+ *   items-as-array with additionalItems), minItems, maxItems, minLength,
  *   maxLength, pattern (engine/redfa.h says which regular expressions),
  *   format (date, time, date-time, uuid, ipv4, hostname and email are
  *   enforced; other formats are annotations, as JSON Schema has them by

@@ -294,7 +294,8 @@ static json_t *random_schema(int depth) {
     }
     case 6:
         json_object_set_new(o, "type", json_string("array"));
-        json_object_set_new(o, "items", random_schema(depth + 1));
+        if (rnd(3) == 0) json_object_set_new(o, "prefixItems", json_pack("[o,o]", random_schema(depth + 1), random_schema(depth + 1)));
+        json_object_set_new(o, "items", rnd(4) ? random_schema(depth + 1) : json_false());
         if (rnd(2)) json_object_set_new(o, "maxItems", json_integer(rnd(3)));
         break;
     case 7: json_object_set_new(o, "anyOf", json_pack("[o,o]", random_schema(depth + 1), random_schema(depth + 1))); break;
@@ -906,7 +907,7 @@ TEST(fuzz_corpus_replay) {
     const int n = sl_test_each_file("tests/fuzz/corpus/jsonguide", replay_one, &score);
     printf("   corpus: %d inputs, score %ld\n", n, score);
     CHECK(n >= 8);
-    static const char *seeds[] = {"union", "union-array", "formats", "pattern", "bounds", "numbers-union", "refs", "json-mode"};
+    static const char *seeds[] = {"union", "union-array", "formats", "pattern", "bounds", "numbers-union", "refs", "json-mode", "tuple"};
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         char path[128];
         snprintf(path, sizeof path, "tests/fuzz/corpus/jsonguide/%s", seeds[i]);
@@ -966,4 +967,49 @@ TEST(strings_are_utf8) {
     CHECK_EQ_INT(run_value(sc, "\"\\ud83d\\ude00\""), 1);
     CHECK_EQ_INT(run_value(sc, "\"\xf0\x9f\x98\x80\""), 1);
     sl_json_schema_release(sc);
+}
+
+/* Tuples: prefixItems (Pydantic's Tuple[int, str]) and the older items-as-array form; items for the rest, or
+ * none with items false. */
+TEST(tuples) {
+    static const struct {
+        const char *prop, *value;
+        int want;
+    } cases[] = {
+        {"{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"string\"}],\"minItems\":2,\"maxItems\":2}",
+         "[1,\"a\"]", 1},
+        {"{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"string\"}],\"minItems\":2,\"maxItems\":2}",
+         "[\"a\",1]", -1},
+        {"{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"string\"}],\"minItems\":2,\"maxItems\":2}",
+         "[1]", -1},
+        {"{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"string\"}],\"minItems\":2,\"maxItems\":2}",
+         "[1,\"a\",2]", -1},
+        {"{\"prefixItems\":[{\"const\":\"x\"}],\"items\":{\"type\":\"boolean\"}}", "[\"x\",true,false]", 1},
+        {"{\"prefixItems\":[{\"const\":\"x\"}],\"items\":{\"type\":\"boolean\"}}", "[\"x\",1]", -1},
+        {"{\"prefixItems\":[{\"const\":\"x\"}],\"items\":{\"type\":\"boolean\"}}", "[]", 1},
+        {"{\"prefixItems\":[{\"const\":\"x\"}],\"items\":false}", "[\"x\",true]", -1},
+        {"{\"prefixItems\":[{\"const\":\"x\"}],\"items\":false}", "[\"x\"]", 1},
+        {"{\"type\":\"array\",\"items\":[{\"type\":\"null\"},{\"type\":\"integer\"}],\"additionalItems\":false}", "[null,3]", 1},
+        {"{\"type\":\"array\",\"items\":[{\"type\":\"null\"},{\"type\":\"integer\"}],\"additionalItems\":false}", "[null,3,4]", -1},
+        {"{\"type\":\"array\",\"items\":[{\"type\":\"null\"}]}", "[null,\"anything\",{}]", 1},
+        /* a union of tuples that begin alike */
+        {"{\"anyOf\":[{\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"integer\"}],\"items\":false},"
+         "{\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"string\"}],\"items\":false}]}", "[1,\"b\"]", 1},
+        {"{\"anyOf\":[{\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"integer\"}],\"items\":false},"
+         "{\"prefixItems\":[{\"type\":\"integer\"},{\"type\":\"string\"}],\"items\":false}]}", "[1,null]", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_json_schema *sc = prop_schema(cases[i].prop);
+        if (!sc) return;
+        const int got = run_value(sc, cases[i].value);
+        sl_json_schema_release(sc);
+        CHECK_MSG(got == cases[i].want, "%s with %s: %d, want %d", cases[i].prop, cases[i].value, got, cases[i].want);
+    }
+    sl_status st;
+    CHECK(!compile_text("{\"properties\":{\"a\":{\"prefixItems\":[{}],\"items\":false,\"minItems\":2}}}", &st) &&
+          strstr(sl_last_error(), "properties.a: 'minItems' is above the items the schema allows"));
+    CHECK(!compile_text("{\"properties\":{\"a\":{\"prefixItems\":{}}}}", &st) &&
+          strstr(sl_last_error(), "'prefixItems' must be an array"));
+    CHECK(!compile_text("{\"properties\":{\"a\":{\"prefixItems\":[{\"type\":\"nope\"}]}}}", &st) &&
+          strstr(sl_last_error(), "properties.a.prefixItems[0]"));
 }
