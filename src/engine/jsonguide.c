@@ -16,7 +16,7 @@
 
 /* ---- compiled schemas ---------------------------------------------------------- */
 
-enum { K_ANY, K_OBJECT, K_ARRAY, K_STRING, K_NUMBER, K_INTEGER, K_LITERALS, K_UNION };
+enum { K_ANY, K_OBJECT, K_ARRAY, K_STRING, K_NUMBER, K_INTEGER, K_LITERALS, K_UNION, K_RAW /* the root of a whole-output pattern */ };
 
 /* built-in nodes */
 enum { NODE_ANY, NODE_ANY_OBJECT, NODE_ANY_ARRAY, NODE_ANY_LITERAL, NODE_FIRST_FREE };
@@ -73,6 +73,7 @@ struct sl_json_schema {
     uint16_t *dnext; /* the patterns' DFAs, one table: dnext[state * 256 + byte], SL_REDFA_DEAD */
     uint8_t *dacc;   /* dacc[state]: the string so far matches */
     uint16_t *dmin, *dmax; /* characters from a state to a match: fewest, most (SL_REDFA_UNBOUNDED) */
+    uint8_t *dlast; /* dlast[state]: no byte can follow (a whole-output pattern is then complete) */
     uint8_t *leaves; /* n_nodes * 256: a union's alternatives (through nested unions) that may begin with a byte */
     int n_dstates;
     uint16_t root;
@@ -298,6 +299,17 @@ static int add_dfa(cctx *c, const char *re, size_t len, const char *path, const 
     memcpy(s->dacc + base, d.accept, (size_t)d.n);
     memcpy(s->dmin + base, d.min_chars, (size_t)d.n * sizeof(uint16_t));
     memcpy(s->dmax + base, d.max_chars, (size_t)d.n * sizeof(uint16_t));
+    uint8_t *nl = sl_realloc(s->dlast, (size_t)(s->n_dstates + d.n));
+    if (!nl) {
+        sl_redfa_free(&d);
+        return fail_at(c, path, "out of memory");
+    }
+    s->dlast = nl;
+    for (int i = 0; i < d.n; i++) {
+        bool any = false;
+        for (int b = 0; b < 256 && !any; b++) any = d.next[(size_t)i * 256 + (size_t)b] != SL_REDFA_DEAD;
+        s->dlast[base + i] = !any;
+    }
     s->n_dstates += d.n;
     sl_redfa_free(&d);
     return base;
@@ -685,6 +697,40 @@ sl_status sl_json_schema_compile(const json_t *schema, sl_json_schema **out) {
     return SL_OK;
 }
 
+sl_status sl_json_schema_compile_pattern(const char *re, size_t len, sl_json_schema **out) {
+    *out = NULL;
+    sl_json_schema *s = schema_new();
+    if (!s) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    /* the whole output matches: ^(?:re)$ */
+    char *full = sl_malloc(len + 8);
+    if (!full) {
+        sl_json_schema_release(s);
+        return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    }
+    memcpy(full, "^(?:", 4);
+    memcpy(full + 4, re, len);
+    memcpy(full + 4 + len, ")$", 2);
+    cctx c = {.s = s};
+    const int id = new_node(s, K_RAW);
+    const int st = id < 0 ? -1 : add_dfa(&c, full, len + 6, "", "pattern");
+    sl_free(full);
+    if (id < 0 || st < 0) {
+        sl_json_schema_release(s);
+        if (id < 0) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+        /* the message with offsets in re itself, when re alone is what fails */
+        sl_redfa d;
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", c.err);
+        if (sl_redfa_compile(re, len, MAX_DFA_STATES, &d) != SL_OK) snprintf(msg, sizeof msg, "%s", sl_last_error());
+        sl_redfa_free(&d);
+        return SL_FAIL(SL_ERR_INVALID, "%s", msg);
+    }
+    s->nodes[id].dfa = (uint16_t)st;
+    s->root = (uint16_t)id;
+    *out = s;
+    return SL_OK;
+}
+
 sl_json_schema *sl_json_schema_retain(sl_json_schema *s) {
     if (s) atomic_fetch_add(&s->refs, 1);
     return s;
@@ -701,6 +747,7 @@ void sl_json_schema_release(sl_json_schema *s) {
     sl_free(s->dacc);
     sl_free(s->dmin);
     sl_free(s->dmax);
+    sl_free(s->dlast);
     sl_free(s->leaves);
     sl_free(s);
 }
@@ -722,6 +769,7 @@ enum {
     M_NUM,       /* in a number: sub = N_* */
     M_LIT,       /* in one of node snode's literals: cand, off */
     M_KEY,       /* in a declared key: cand, off */
+    M_RAW,       /* a whole-output pattern (sl_json_schema_compile_pattern): its DFA's state in dfa */
     M_DONE,      /* the answer is complete: nothing more, but whitespace */
 };
 
@@ -739,11 +787,27 @@ void sl_json_init(sl_json_state *st, const sl_json_schema *sc) {
     st->n = 1;
     st->f[0].sc = sc;
     st->f[0].mode = M_ROOT;
+    if (sc->nodes[sc->root].kind == K_RAW) {
+        st->f[0].mode = M_RAW;
+        st->f[0].snode = sc->root;
+        st->f[0].dfa = sc->nodes[sc->root].dfa;
+    }
 }
 
+/* A whole-output pattern's reading may end here: the bytes so far match, no character is cut. */
+static bool raw_may_end(const sl_json_fork *f) { return f->mode == M_RAW && !f->u8need && f->sc->dacc[f->dfa]; }
+
 bool sl_json_done(const sl_json_state *st) {
+    for (int i = 0; i < st->n; i++) {
+        const sl_json_fork *f = &st->f[i];
+        if (f->mode == M_DONE || (raw_may_end(f) && f->sc->dlast[f->dfa])) return true;
+    }
+    return false;
+}
+
+bool sl_json_may_end(const sl_json_state *st) {
     for (int i = 0; i < st->n; i++)
-        if (st->f[i].mode == M_DONE) return true;
+        if (st->f[i].mode == M_DONE || raw_may_end(&st->f[i])) return true;
     return false;
 }
 
@@ -1204,6 +1268,19 @@ static bool feed(sl_json_fork *s, uint8_t c) {
         after_value(s); /* a literal that ended here (1 of 1 and 12): c belongs to what follows */
         return structural(s, c);
     }
+    case M_RAW: /* the output's bytes as they are: UTF-8, through the pattern's DFA */
+        if (s->u8need) {
+            if (c < s->u8lo || c > s->u8hi) return false;
+            s->u8need--;
+            s->u8lo = 0x80;
+            s->u8hi = 0xBF;
+        } else if (c >= 0x80) {
+            if (c < 0xC2 || c > 0xF4) return false;
+            s->u8need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+            s->u8lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+            s->u8hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        }
+        return dfa_step(s, c);
     case M_NUM: {
         bool ended;
         const uint8_t before = s->sub;
@@ -1394,7 +1471,7 @@ int32_t sl_json_guide_mask(sl_json_guide *g, const sl_json_state *st, float *log
     const node *sn = s->mode == M_STRING && !s->key ? &s->sc->nodes[s->snode] : NULL;
     const bool free_string = st->n == 1 && s->mode == M_STRING && !s->u8need && !s->surr &&
                              (s->key || sn->kind != K_STRING || (sn->hi == NO_LIMIT && sn->dfa == NO_DFA));
-    const bool done = sl_json_done(st);
+    const bool done = sl_json_may_end(st);
     int32_t allowed = 0;
     for (int32_t i = 0; i < g->n_vocab; i++) {
         const char *p = g->text + g->off[i];

@@ -59,6 +59,10 @@ typedef struct sl_json_schema sl_json_schema;
 /* Compile `schema` (NULL: any JSON object). Errors (SL_ERR_INVALID) name the
  * keyword and its place in the schema ("properties.age.minimum"). */
 sl_status sl_json_schema_compile(const json_t *schema, sl_json_schema **out);
+/* A schema for a whole output that is no JSON but matches a regular expression (vLLM's guided_regex and
+ * guided_choice; engine/redfa.h says which expressions): the output, as UTF-8, matches re[0, len) from its
+ * first byte to its last. Errors name the construct and its offset. */
+sl_status sl_json_schema_compile_pattern(const char *re, size_t len, sl_json_schema **out);
 sl_json_schema *sl_json_schema_retain(sl_json_schema *s);
 void sl_json_schema_release(sl_json_schema *s);
 
@@ -108,7 +112,10 @@ void sl_json_init(sl_json_state *s, const sl_json_schema *sc);
 bool sl_json_feed(sl_json_state *s, uint8_t c);
 /* Feed n bytes; false when one cannot come next (the state is then partly advanced). */
 bool sl_json_feed_all(sl_json_state *s, const char *p, size_t n);
+/* The answer is complete: nothing but whitespace may follow (a whole-output pattern: no byte may). */
 bool sl_json_done(const sl_json_state *s);
+/* The answer may end here (end of generation is allowed): complete, or a pattern matched that may go on. */
+bool sl_json_may_end(const sl_json_state *s);
 
 typedef struct sl_json_guide sl_json_guide;
 

@@ -649,6 +649,118 @@ static bool parse_response_format(json_t *o, sl_req_params *p, sl_api_error *e) 
     return true;
 }
 
+/* vLLM's guided decoding — guided_json, guided_regex, guided_choice, or structured_outputs {json, regex,
+ * choice, json_object} — and llama.cpp's json_schema: at most one of them (and not with a JSON
+ * response_format) guides the output. A regex matches the whole output; a choice is one of the strings. */
+static bool parse_guided(json_t *o, sl_req_params *p, sl_api_error *e) {
+    json_t *so = json_object_get(o, "structured_outputs");
+    if (so && !json_is_null(so) && !json_is_object(so)) {
+        sl_api_set_error(e, 400, "structured_outputs", "'structured_outputs' must be an object");
+        return false;
+    }
+    static const char *unsupported[] = {"guided_grammar", "grammar"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(o, unsupported[i]);
+        if (v && !json_is_null(v)) {
+            sl_api_set_error(e, 400, unsupported[i], "'%s' (a grammar) is not supported; guided_json, guided_regex or "
+                             "guided_choice can guide the output", unsupported[i]);
+            return false;
+        }
+    }
+    if (json_object_get(so, "grammar") || json_object_get(so, "structural_tag")) {
+        sl_api_set_error(e, 400, "structured_outputs", "'structured_outputs' grammar and structural_tag are not supported");
+        return false;
+    }
+    enum { G_JSON, G_REGEX, G_CHOICE, G_OBJECT };
+    const struct {
+        const char *field;
+        json_t *v;
+        int kind;
+    } opts[] = {
+        {"guided_json", json_object_get(o, "guided_json"), G_JSON},
+        {"guided_regex", json_object_get(o, "guided_regex"), G_REGEX},
+        {"guided_choice", json_object_get(o, "guided_choice"), G_CHOICE},
+        {"json_schema", json_object_get(o, "json_schema"), G_JSON},
+        {"structured_outputs.json", json_object_get(so, "json"), G_JSON},
+        {"structured_outputs.regex", json_object_get(so, "regex"), G_REGEX},
+        {"structured_outputs.choice", json_object_get(so, "choice"), G_CHOICE},
+        {"structured_outputs.json_object", json_object_get(so, "json_object"), G_OBJECT},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        json_t *v = opts[i].v;
+        const char *f = opts[i].field;
+        if (!v || json_is_null(v) || (opts[i].kind == G_OBJECT && json_is_false(v))) continue;
+        if (p->schema) {
+            sl_api_set_error(e, 400, f, "'%s' guides the output as something else already does (response_format, "
+                             "guided_json, guided_regex, guided_choice, structured_outputs: one of them)", f);
+            return false;
+        }
+        sl_status st = SL_OK;
+        switch (opts[i].kind) {
+        case G_JSON: {
+            json_t *schema = json_is_string(v) ? json_loads(json_string_value(v), 0, NULL) : json_incref(v);
+            if (!json_is_object(schema)) {
+                json_decref(schema);
+                sl_api_set_error(e, 400, f, "'%s' must be a JSON Schema (an object, or its JSON text)", f);
+                return false;
+            }
+            st = sl_json_schema_compile(schema, &p->schema);
+            json_decref(schema);
+            break;
+        }
+        case G_OBJECT:
+            if (!json_is_true(v)) {
+                sl_api_set_error(e, 400, f, "'%s' must be true or false", f);
+                return false;
+            }
+            st = sl_json_schema_compile(NULL, &p->schema);
+            break;
+        case G_REGEX:
+            if (!json_is_string(v)) {
+                sl_api_set_error(e, 400, f, "'%s' must be a string (a regular expression)", f);
+                return false;
+            }
+            st = sl_json_schema_compile_pattern(json_string_value(v), json_string_length(v), &p->schema);
+            break;
+        default: { /* G_CHOICE: the strings as one alternation of literals */
+            if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 256) {
+                sl_api_set_error(e, 400, f, "'%s' must be an array of 1 to 256 strings", f);
+                return false;
+            }
+            size_t k, cap = 1;
+            json_t *c;
+            json_array_foreach(v, k, c) {
+                if (!json_is_string(c)) {
+                    sl_api_set_error(e, 400, f, "'%s[%zu]' must be a string", f, k);
+                    return false;
+                }
+                cap += 2 * json_string_length(c) + 1;
+            }
+            char *re = malloc(cap), *q = re;
+            if (!re) {
+                sl_api_set_error(e, 500, f, "out of memory");
+                return false;
+            }
+            json_array_foreach(v, k, c) {
+                if (k) *q++ = '|';
+                const char *t = json_string_value(c);
+                for (size_t j = 0; j < json_string_length(c); j++) {
+                    if (strchr("\\^$.|?*+()[]{}", t[j]) && t[j]) *q++ = '\\';
+                    *q++ = t[j];
+                }
+            }
+            st = sl_json_schema_compile_pattern(re, (size_t)(q - re), &p->schema);
+            free(re);
+        }
+        }
+        if (st) {
+            sl_api_set_error(e, st == SL_ERR_NOMEM ? 500 : 400, f, "'%s': %s", f, sl_last_error());
+            return false;
+        }
+    }
+    return true;
+}
+
 /* tools[i] is {"type": "function", "function": {"name", "description"?, "parameters"?, "strict"?}}. */
 static bool check_tool(json_t *t, size_t i, json_t *seen, sl_api_error *e) {
     char field[64];
@@ -768,7 +880,8 @@ static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_
     if (tl->choice != SL_TOOL_CHOICE_REQUIRED && tl->choice != SL_TOOL_CHOICE_NAMED) return true;
     if (p->schema) {
         sl_api_set_error(e, 400, "tool_choice",
-                         "'tool_choice' forces a function call, which 'response_format' cannot be combined with");
+                         "'tool_choice' forces a function call, which 'response_format' (or another guide of the "
+                         "output) cannot be combined with");
         return false;
     }
     json_t *schema = NULL;
@@ -970,7 +1083,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->logprobs = lp ? (int32_t)x : -1;
     }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
-        !refuse_unsupported(o, e) || !parse_response_format(o, p, e) ||
+        !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(o, p, e) ||
         (kind == SL_API_CHAT && !parse_tools(ctx, o, r, e)))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;

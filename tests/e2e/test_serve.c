@@ -503,6 +503,95 @@ TEST(serve_json_schema) {
     free(r.body);
 }
 
+/* vLLM's guided decoding fields: guided_regex (the whole output matches, checked by PCRE2), guided_choice and
+ * structured_outputs.choice (the output is one of the strings), guided_json as JSON text; sampled under several
+ * seeds, each answer ends with "stop". Bad or conflicting guides get a 400 naming the field. */
+TEST(serve_guided_decoding) {
+    const char *url = start_default();
+    CHECK(url);
+    int err;
+    PCRE2_SIZE eoff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR) "^[A-Z][a-z]{2,8}( [a-z]{1,8}){2,4}\\.$", PCRE2_ZERO_TERMINATED, 0, &err, &eoff, NULL);
+    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+    int ok_regex = 0, ok_choice = 0, ok_json = 0;
+    for (int seed = 1; seed <= 6; seed++) {
+        char body[1024];
+        snprintf(body, sizeof body,
+                 "{\"prompt\":\"Once upon a time\",\"max_tokens\":100,\"temperature\":1,\"seed\":%d,"
+                 "\"guided_regex\":\"[A-Z][a-z]{2,8}( [a-z]{1,8}){2,4}\\\\.\"}",
+                 seed);
+        resp r = http(url, "/v1/completions", body, NULL);
+        char *text = completion_text(&r);
+        const bool ok = r.status == 200 && text && strstr(r.body, "\"finish_reason\":\"stop\"") &&
+                        pcre2_match(re, (PCRE2_SPTR)text, strlen(text), 0, 0, md, NULL) >= 0;
+        if (!ok) fprintf(stderr, "    regex, seed %d: %s\n", seed, r.body);
+        ok_regex += ok;
+        free(text);
+        free(r.body);
+        snprintf(body, sizeof body,
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Pick one\"}],\"max_tokens\":20,\"temperature\":1,"
+                 "\"seed\":%d,%s}",
+                 seed, seed % 2 ? "\"guided_choice\":[\"red\",\"green\",\"blue sky\",\"a.b\"]"
+                                : "\"structured_outputs\":{\"choice\":[\"red\",\"green\",\"blue sky\",\"a.b\"]}");
+        r = http(url, "/v1/chat/completions", body, NULL);
+        text = completion_text(&r);
+        const bool okc = r.status == 200 && text && strstr(r.body, "\"finish_reason\":\"stop\"") &&
+                         (!strcmp(text, "red") || !strcmp(text, "green") || !strcmp(text, "blue sky") || !strcmp(text, "a.b"));
+        if (!okc) fprintf(stderr, "    choice, seed %d: %s\n", seed, r.body);
+        ok_choice += okc;
+        free(text);
+        free(r.body);
+        snprintf(body, sizeof body,
+                 "{\"prompt\":\"x\",\"max_tokens\":100,\"temperature\":1,\"seed\":%d,\"guided_json\":"
+                 "\"{\\\"type\\\":\\\"object\\\",\\\"properties\\\":{\\\"n\\\":{\\\"type\\\":\\\"integer\\\","
+                 "\\\"minimum\\\":1,\\\"maximum\\\":9}},\\\"required\\\":[\\\"n\\\"],"
+                 "\\\"additionalProperties\\\":false}\"}",
+                 seed);
+        r = http(url, "/v1/completions", body, NULL);
+        text = completion_text(&r);
+        json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+        json_t *n = json_object_get(o, "n");
+        const bool okj = r.status == 200 && json_object_size(o) == 1 && json_is_integer(n) && json_integer_value(n) >= 1 &&
+                         json_integer_value(n) <= 9;
+        if (!okj) fprintf(stderr, "    json, seed %d: %s\n", seed, r.body);
+        ok_json += okj;
+        json_decref(o);
+        free(text);
+        free(r.body);
+    }
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    CHECK_EQ_INT(ok_regex, 6);
+    CHECK_EQ_INT(ok_choice, 6);
+    CHECK_EQ_INT(ok_json, 6);
+    static const struct {
+        const char *fields, *param;
+    } bad[] = {
+        {"\"guided_regex\":\"a(?=b)\"", "guided_regex"},
+        {"\"guided_regex\":7", "guided_regex"},
+        {"\"guided_choice\":[]", "guided_choice"},
+        {"\"guided_choice\":[\"a\",1]", "guided_choice"},
+        {"\"guided_json\":\"not json\"", "guided_json"},
+        {"\"guided_grammar\":\"root ::= x\"", "guided_grammar"},
+        {"\"guided_regex\":\"a\",\"guided_choice\":[\"b\"]", "guided_choice"},
+        {"\"response_format\":{\"type\":\"json_object\"},\"guided_regex\":\"a\"", "guided_regex"},
+        {"\"structured_outputs\":{\"grammar\":\"x\"}", "structured_outputs"},
+        {"\"structured_outputs\":[]", "structured_outputs"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "{\"prompt\":\"x\",%s}", bad[i].fields);
+        resp r = http(url, "/v1/completions", body, NULL);
+        json_t *o = json_loads(r.body, 0, NULL);
+        json_t *param = json_object_get(json_object_get(o, "error"), "param");
+        const bool ok = r.status == 400 && json_is_string(param) && !strcmp(json_string_value(param), bad[i].param);
+        if (!ok) fprintf(stderr, "    %s -> %ld %s\n", body, r.status, r.body);
+        json_decref(o);
+        free(r.body);
+        CHECK(ok);
+    }
+}
+
 /* Pydantic's union of two models (anyOf of objects that begin alike) at the root and in an array: sampled
  * answers (16 seeds, temperature 2) end with "stop", jansson finds each element one of the two, and both
  * are taken. */

@@ -1013,3 +1013,56 @@ TEST(tuples) {
     CHECK(!compile_text("{\"properties\":{\"a\":{\"prefixItems\":[{\"type\":\"nope\"}]}}}", &st) &&
           strstr(sl_last_error(), "properties.a.prefixItems[0]"));
 }
+
+/* A whole-output pattern (guided_regex, guided_choice): the output's bytes go through the DFA as they are; end
+ * of generation is allowed where the bytes so far match, and the answer is complete once nothing can follow. */
+TEST(whole_output_patterns) {
+    sl_json_schema *sc = NULL;
+    CHECK_OK(sl_json_schema_compile_pattern("(yes|no)!?", 10, &sc));
+    sl_json_state s;
+    sl_json_init(&s, sc);
+    CHECK(!sl_json_may_end(&s) && !sl_json_done(&s));
+    CHECK(sl_json_feed_all(&s, "ye", 2) && !sl_json_may_end(&s));
+    CHECK(sl_json_feed_all(&s, "s", 1) && sl_json_may_end(&s) && !sl_json_done(&s)); /* "!" may follow */
+    CHECK(sl_json_feed_all(&s, "!", 1) && sl_json_done(&s));
+    CHECK(!sl_json_feed(&s, '!'));
+    sl_json_init(&s, sc);
+    CHECK(!sl_json_feed(&s, ' ')); /* the whole output: nothing before the match */
+    CHECK(!sl_json_feed(&s, '{'));
+    sl_json_schema_release(sc);
+    /* the output is UTF-8, and '.' one character of it */
+    CHECK_OK(sl_json_schema_compile_pattern("\\d+ .", 5, &sc));
+    sl_json_init(&s, sc);
+    CHECK(sl_json_feed_all(&s, "12 \xc3", 4) && !sl_json_may_end(&s));
+    CHECK(sl_json_feed_all(&s, "\xa9", 1) && sl_json_done(&s));
+    sl_json_init(&s, sc);
+    CHECK(!sl_json_feed_all(&s, "1 \xc3(", 4));
+    sl_json_schema_release(sc);
+    sl_status st = sl_json_schema_compile_pattern("a(?=b)", 6, &sc);
+    CHECK(st == SL_ERR_INVALID && strstr(sl_last_error(), "lookahead is not supported at offset 1"));
+    /* the mask: end of generation only where the output may end; exactly the tokens the recognizer takes */
+    const char *path = sl_test_shared("models/stories260K.gguf");
+    if (!path) return;
+    sl_model *m = NULL;
+    CHECK_OK(sl_model_load(path, &m));
+    const sl_tokenizer *tok = sl_model_tokenizer(m);
+    sl_json_guide *g = NULL;
+    CHECK_OK(sl_json_guide_create(tok, &g));
+    float *l = calloc((size_t)sl_tokenizer_n_vocab(tok), sizeof(float));
+    CHECK_OK(sl_json_schema_compile_pattern("[A-Z][a-z]+( [a-z]+)*\\.", 23, &sc));
+    static const char *states[] = {"", "O", "Once", "Once upon", "Once upon "};
+    for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
+        int32_t ok_n;
+        const int32_t differ = mask_vs_recognizer(g, tok, sc, states[k], l, &ok_n);
+        CHECK_MSG(differ == 0 && ok_n > 0, "after '%s': %d tokens masked wrongly, %d allowed", states[k], differ, ok_n);
+        CHECK(isinf(l[sl_tokenizer_eog_at(tok, 0)]));
+    }
+    sl_json_init(&s, sc);
+    CHECK(sl_json_feed_all(&s, "Once.", 5) && sl_json_done(&s));
+    for (int32_t i = 0; i < sl_tokenizer_n_vocab(tok); i++) l[i] = 0;
+    CHECK(sl_json_guide_mask(g, &s, l) >= 1 && !isinf(l[sl_tokenizer_eog_at(tok, 0)]));
+    sl_json_schema_release(sc);
+    free(l);
+    sl_json_guide_destroy(g);
+    sl_model_destroy(m);
+}
