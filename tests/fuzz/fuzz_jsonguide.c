@@ -3,11 +3,12 @@
  * and recognizer (src/engine/jsonguide.c, `make fuzz`): schemas come from
  * clients, the bytes fed from a model.
  *
- * Input: a JSON Schema, a NUL byte, an output. Checked: a schema either
- * compiles or is refused with a message; the output is fed byte by byte, a
- * refused byte leaves the state as it was (its readings unchanged); and an
- * output taken whole and complete is one jansson, an independent parser,
- * reads as an object.
+ * Input: a JSON Schema (or a JSON string: a whole-output pattern, as
+ * guided_regex), a NUL byte, an output. Checked: a schema either compiles or
+ * is refused with a message; the output is fed byte by byte, a refused byte
+ * leaves the state as it was (its readings unchanged), a complete answer may
+ * end; and an output taken whole and complete under a schema is one jansson,
+ * an independent parser, reads as an object.
  *
  * tests/unit/test_jsonguide.c includes this file (FUZZ_JSONGUIDE_NO_MAIN) and
  * replays tests/fuzz/corpus/jsonguide through fuzz_jsonguide_one().
@@ -35,7 +36,9 @@ static int fuzz_jsonguide_one(const uint8_t *data, size_t len) {
     json_t *schema = json_loadb((const char *)data, (size_t)(nul - data), 0, NULL);
     if (!schema) return 0;
     sl_json_schema *sc = NULL;
-    const sl_status st = sl_json_schema_compile(schema, &sc);
+    const bool raw = json_is_string(schema);
+    const sl_status st = raw ? sl_json_schema_compile_pattern(json_string_value(schema), json_string_length(schema), &sc)
+                             : sl_json_schema_compile(schema, &sc);
     json_decref(schema);
     if (st != SL_OK) {
         fuzz_jsonguide_check(sc == NULL && sl_last_error()[0], "a refused schema names why");
@@ -54,9 +57,10 @@ static int fuzz_jsonguide_one(const uint8_t *data, size_t len) {
             break;
         }
         fuzz_jsonguide_check(s->n >= 1 && s->n <= SL_JSON_MAX_FORKS, "readings within the limit");
+        fuzz_jsonguide_check(!sl_json_done(s) || sl_json_may_end(s), "a complete answer may end");
     }
     int r = 1;
-    if (fed == n && sl_json_done(s)) {
+    if (fed == n && sl_json_done(s) && !raw) {
         json_t *doc = json_loadb(out, n, 0, NULL);
         fuzz_jsonguide_check(json_is_object(doc), "a complete answer is a JSON object");
         json_decref(doc);
