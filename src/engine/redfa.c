@@ -171,6 +171,48 @@ static int simple_escape(char e) {
     }
 }
 
+/* One member of a class at ps->i: a single character (*one; returns 1), or a class escape \\d \\w \\s ... added to
+ * c (returns 0; refused where a range's end must be one character: c NULL); -1 on error. */
+static int class_member(parser *ps, cls *c, int *one) {
+    const size_t m = ps->i;
+    const char ch = ps->p[ps->i];
+    if ((uint8_t)ch >= 0x80) return fail(ps, m, "a non-ASCII character in a '[' class is not supported");
+    if (ch != '\\') {
+        *one = (uint8_t)ch;
+        ps->i++;
+        return 1;
+    }
+    if (++ps->i >= ps->len) return fail(ps, m, "the pattern ends in '\\'");
+    const char e = ps->p[ps->i];
+    if (e && strchr("dDwWsS", e)) {
+        if (!c) return fail(ps, m, "a range ends in a class escape");
+        class_escape(e, c);
+        ps->i++;
+        return 0;
+    }
+    if (e == 'x' || e == 'u') {
+        const long v = hex_escape(ps);
+        if (v < 0) return -1;
+        if (v >= 0x80) return fail(ps, m, "a non-ASCII character in a '[' class is not supported");
+        *one = (int)v;
+        return 1;
+    }
+    if (e == 'b') { /* in a class, backspace */
+        *one = '\b';
+        ps->i++;
+        return 1;
+    }
+    if (e == 'c' && ps->i + 1 < ps->len && ((ps->p[ps->i + 1] | 0x20) >= 'a' && (ps->p[ps->i + 1] | 0x20) <= 'z')) {
+        *one = ps->p[ps->i + 1] % 32;
+        ps->i += 2;
+        return 1;
+    }
+    if (e == '-') *one = '-';
+    else if ((*one = simple_escape(e)) < 0) return fail(ps, m, "an unknown escape in a '[' class");
+    ps->i++;
+    return 1;
+}
+
 static int parse_class(parser *ps) {
     const size_t at = ps->i - 1;
     cls c = {{{0}}, false};
@@ -178,67 +220,19 @@ static int parse_class(parser *ps) {
     if (ps->i < ps->len && ps->p[ps->i] == '^') neg = true, ps->i++;
     while (true) {
         if (ps->i >= ps->len) return fail(ps, at, "a '[' class is not closed");
-        char ch = ps->p[ps->i];
-        if (ch == ']') {
+        if (ps->p[ps->i] == ']') {
             ps->i++;
             break;
         }
-        int one = -1; /* this member's single byte, when it is one */
         const size_t m = ps->i;
-        if ((uint8_t)ch >= 0x80) return fail(ps, m, "a non-ASCII character in a '[' class is not supported");
-        if (ch == '\\') {
-            if (++ps->i >= ps->len) return fail(ps, m, "the pattern ends in '\\'");
-            const char e = ps->p[ps->i];
-            if (strchr("dDwWsS", e)) {
-                class_escape(e, &c);
-                ps->i++;
-                continue;
-            }
-            if (e == 'x' || e == 'u') {
-                const long v = hex_escape(ps);
-                if (v < 0) return -1;
-                if (v >= 0x80) return fail(ps, m, "a non-ASCII character in a '[' class is not supported");
-                one = (int)v;
-            } else if (e == 'b') {
-                one = '\b', ps->i++;
-            } else if (e == 'c' && ps->i + 1 < ps->len && ((ps->p[ps->i + 1] | 0x20) >= 'a' && (ps->p[ps->i + 1] | 0x20) <= 'z')) {
-                one = ps->p[ps->i + 1] % 32, ps->i += 2;
-            } else {
-                if (e == '-') one = '-';
-                else if ((one = simple_escape(e)) < 0) return fail(ps, m, "an unknown escape in a '[' class");
-                ps->i++;
-            }
-        } else {
-            one = (uint8_t)ch;
-            ps->i++;
-        }
+        int one, hi;
+        const int k = class_member(ps, &c, &one);
+        if (k < 0) return -1;
+        if (k == 0) continue;
         /* a range: x-y (a '-' first, last or after a range is itself) */
         if (ps->i + 1 < ps->len && ps->p[ps->i] == '-' && ps->p[ps->i + 1] != ']') {
             ps->i++;
-            const size_t r = ps->i;
-            int hi;
-            char h = ps->p[ps->i];
-            if ((uint8_t)h >= 0x80) return fail(ps, r, "a non-ASCII character in a '[' class is not supported");
-            if (h == '\\') {
-                if (++ps->i >= ps->len) return fail(ps, r, "the pattern ends in '\\'");
-                const char e = ps->p[ps->i];
-                if (strchr("dDwWsS", e)) return fail(ps, r, "a range ends in a class escape");
-                if (e == 'x' || e == 'u') {
-                    const long v = hex_escape(ps);
-                    if (v < 0) return -1;
-                    if (v >= 0x80) return fail(ps, r, "a non-ASCII character in a '[' class is not supported");
-                    hi = (int)v;
-                } else if (e == 'b') {
-                    hi = '\b', ps->i++;
-                } else {
-                    if (e == '-') hi = '-';
-                    else if ((hi = simple_escape(e)) < 0) return fail(ps, r, "an unknown escape in a '[' class");
-                    ps->i++;
-                }
-            } else {
-                hi = (uint8_t)h;
-                ps->i++;
-            }
+            if (class_member(ps, NULL, &hi) < 0) return -1;
             if (hi < one) return fail(ps, m, "a range in a '[' class runs backwards");
             bs_range(&c.ascii, one, hi);
             continue;
@@ -325,7 +319,7 @@ static int parse_atom(parser *ps, int depth) {
     case '\\': {
         if (ps->i >= ps->len) return fail(ps, at, "the pattern ends in '\\'");
         const char e = ps->p[ps->i];
-        if (strchr("dDwWsS", e)) {
+        if (e && strchr("dDwWsS", e)) {
             cls c = {{{0}}, false};
             class_escape(e, &c);
             ps->i++;
