@@ -787,7 +787,7 @@ void sl_json_init(sl_json_state *st, const sl_json_schema *sc) {
     st->n = 1;
     st->f[0].sc = sc;
     st->f[0].mode = M_ROOT;
-    if (sc->nodes[sc->root].kind == K_RAW) {
+    if (sc && sc->nodes[sc->root].kind == K_RAW) { /* (sc NULL: a request without a guide) */
         st->f[0].mode = M_RAW;
         st->f[0].snode = sc->root;
         st->f[0].dfa = sc->nodes[sc->root].dfa;
