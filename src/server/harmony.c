@@ -5,6 +5,7 @@
 #include "harmony.h"
 
 #include "core/strbuf.h"
+#include "server/textscan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,22 +16,15 @@ static const char *const MARKERS[] = {START, CHANNEL, MESSAGE, END, CALL, RETURN
 
 bool sl_harmony_template(const char *src) { return src && strstr(src, CHANNEL) && strstr(src, MESSAGE); }
 
-/* The first place in t[from, n) where marker m begins, or n. */
-static size_t find(const char *t, size_t n, size_t from, const char *m) {
-    const size_t ml = strlen(m);
-    for (size_t i = from; i + ml <= n; i++)
-        if (t[i] == '<' && !memcmp(t + i, m, ml)) return i;
-    return n;
-}
 
-/* Where a streamed text t[from, n) must stop: before a '<' from which the rest may still become a marker. */
+/* Where a streamed text t[from, n) must stop: before an end that may still become a marker. */
 static size_t safe_end(const char *t, size_t from, size_t n) {
-    for (size_t i = n > from + 15 ? n - 15 : from; i < n; i++) {
-        if (t[i] != '<') continue;
-        for (size_t k = 0; MARKERS[k]; k++)
-            if (n - i < strlen(MARKERS[k]) && !memcmp(t + i, MARKERS[k], n - i)) return i;
+    size_t hold = 0;
+    for (size_t k = 0; MARKERS[k]; k++) {
+        const size_t l = sl_scan_partial(t, from, n, MARKERS[k]);
+        if (l > hold) hold = l;
     }
-    return n;
+    return n - hold;
 }
 
 /* The value of `key` (e.g. "to=") in a header h[0, n): up to a space, '<' or the end. */
@@ -70,7 +64,7 @@ bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin,
     size_t i = 0;
     while (ok && i < n) {
         /* text outside a message: content, up to the next header */
-        const size_t hs = find(t, n, i, START), hc = find(t, n, i, CHANNEL), h = hs < hc ? hs : hc;
+        const size_t hs = sl_scan_find(t, n, i, START), hc = sl_scan_find(t, n, i, CHANNEL), h = hs < hc ? hs : hc;
         const size_t out_end = h < n ? h : fin ? n : safe_end(t, i, n);
         /* (the end markers a model may repeat between messages are not content) */
         size_t a = i;
@@ -82,13 +76,13 @@ bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin,
         if (out_end > a) ok &= sl_strbuf_add(&c, t + a, out_end - a);
         if (h >= n) break;
         /* the header, up to <|message|> */
-        const size_t m = find(t, n, h, MESSAGE);
+        const size_t m = sl_scan_find(t, n, h, MESSAGE);
         if (m >= n) break; /* not complete yet (or never): nothing of it is content */
         const char *hd = t + h;
         const size_t hn = m - h;
         const char *chan = "", *to = NULL;
         size_t chn = 0, ton = 0;
-        const size_t cpos = find(hd, hn, 0, CHANNEL);
+        const size_t cpos = sl_scan_find(hd, hn, 0, CHANNEL);
         if (cpos < hn) {
             chan = hd + cpos + strlen(CHANNEL);
             while (chn < hn - cpos - strlen(CHANNEL) && chan[chn] != ' ' && chan[chn] != '<') chn++;
@@ -99,7 +93,7 @@ bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin,
         size_t e = n;
         const char *const ends[] = {END, CALL, RETURN, START, CHANNEL};
         for (size_t k = 0; k < sizeof ends / sizeof ends[0]; k++) {
-            const size_t x = find(t, n, b, ends[k]);
+            const size_t x = sl_scan_find(t, n, b, ends[k]);
             if (x < e) e = x;
         }
         const bool closed = e < n;

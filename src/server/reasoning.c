@@ -3,25 +3,18 @@
  */
 #include "reasoning.h"
 
+#include "server/textscan.h"
+
 #include <string.h>
 
 #define OPEN "<think>"
 #define CLOSE "</think>"
 
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-/* Length of the longest end of text[from, n) that is a proper start of tag (0 if none). */
-static size_t partial_tag(const char *text, size_t from, size_t n, const char *tag) {
-    const size_t k = strlen(tag);
-    for (size_t l = k - 1 < n - from ? k - 1 : n - from; l > 0; l--)
-        if (!memcmp(text + n - l, tag, l)) return l;
-    return 0;
-}
 
 sl_think_split sl_think_split_text(const char *text, size_t n, bool open, bool fin) {
     sl_think_split s = {0, 0, 0, 0};
     size_t p = 0;
-    while (p < n && is_ws(text[p])) p++;
+    while (p < n && sl_scan_ws(text[p])) p++;
     if (!open) {
         const size_t k = strlen(OPEN);
         if (n - p >= k && !memcmp(text + p, OPEN, k)) {
@@ -32,17 +25,17 @@ sl_think_split sl_think_split_text(const char *text, size_t n, bool open, bool f
             s.c1 = n;
             return s;
         }
-        while (p < n && is_ws(text[p])) p++;
+        while (p < n && sl_scan_ws(text[p])) p++;
     }
     s.r0 = s.r1 = p;
     const char *close = memmem(text + p, n - p, CLOSE, strlen(CLOSE));
-    size_t end = close ? (size_t)(close - text) : fin ? n : n - partial_tag(text, p, n, CLOSE);
-    while (end > p && is_ws(text[end - 1])) end--; /* whitespace before the tag (or at the end) waits */
+    size_t end = close ? (size_t)(close - text) : fin ? n : n - sl_scan_partial(text, p, n, CLOSE);
+    while (end > p && sl_scan_ws(text[end - 1])) end--; /* whitespace before the tag (or at the end) waits */
     s.r1 = end;
     s.c0 = s.c1 = n;
     if (close) {
         size_t c = (size_t)(close - text) + strlen(CLOSE);
-        while (c < n && is_ws(text[c])) c++;
+        while (c < n && sl_scan_ws(text[c])) c++;
         s.c0 = c;
         s.c1 = n;
     }
@@ -54,7 +47,7 @@ bool sl_think_open_in_prompt(const char *prompt) {
     for (const char *q = prompt; (q = strstr(q, OPEN)); q++) last = q;
     if (!last) return false;
     const char *p = last + strlen(OPEN);
-    while (*p && is_ws(*p)) p++;
+    while (*p && sl_scan_ws(*p)) p++;
     return *p == '\0';
 }
 

@@ -4,6 +4,7 @@
 #include "toolcall.h"
 
 #include "core/status.h"
+#include "server/textscan.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -56,19 +57,10 @@ bool sl_tool_format_needs_special(sl_tool_format f) { return FMT[f].special; }
 
 /* ---- text helpers ---------------------------------------------------------- */
 
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 static size_t skip_ws(const char *s, size_t n, size_t i) {
-    while (i < n && is_ws(s[i])) i++;
+    while (i < n && sl_scan_ws(s[i])) i++;
     return i;
-}
-
-/* The first occurrence of m in s[from, n), or n. */
-static size_t find(const char *s, size_t n, size_t from, const char *m) {
-    const size_t k = strlen(m);
-    if (from > n || n - from < k) return n;
-    const char *p = memmem(s + from, n - from, m, k);
-    return p ? (size_t)(p - s) : n;
 }
 
 static bool at(const char *s, size_t n, size_t i, const char *m) {
@@ -89,17 +81,10 @@ size_t sl_tool_content_safe(sl_tool_format f, const char *text, size_t n) {
         const size_t p = skip_ws(text, n, 0);
         if (p == n || text[p] == '{' || (f == SL_TOOLS_JSON && text[p] == '[')) return 0;
     }
-    size_t safe = find(text, n, 0, fi->marker);
-    if (safe == n) { /* the longest end of the text that begins the marker */
-        const size_t k = strlen(fi->marker);
-        for (size_t l = k - 1 < n ? k - 1 : n; l > 0; l--)
-            if (!memcmp(text + n - l, fi->marker, l)) {
-                safe = n - l;
-                break;
-            }
-    }
+    size_t safe = sl_scan_find(text, n, 0, fi->marker);
+    if (safe == n) safe = n - sl_scan_partial(text, 0, n, fi->marker); /* an end that begins the marker */
     /* whitespace waits for what follows it: before a call it is not content (sl_tool_parse drops it) */
-    while (safe > 0 && is_ws(text[safe - 1])) safe--;
+    while (safe > 0 && sl_scan_ws(text[safe - 1])) safe--;
     return safe;
 }
 
@@ -115,8 +100,8 @@ static json_t *json_at(const char *s, size_t n, size_t *i) {
 }
 
 static bool add_call(json_t *calls, const char *name, size_t name_len, const json_t *args) {
-    while (name_len && is_ws(name[0])) name++, name_len--;
-    while (name_len && is_ws(name[name_len - 1])) name_len--;
+    while (name_len && sl_scan_ws(name[0])) name++, name_len--;
+    while (name_len && sl_scan_ws(name[name_len - 1])) name_len--;
     if (!name_len || memchr(name, '\0', name_len)) return false;
     char *text = NULL;
     if (!args || json_is_null(args)) {
@@ -210,7 +195,7 @@ static bool set_arg(json_t *args, const json_t *tools, const char *name, size_t 
 
 /* <tool_call>{...}</tool_call> blocks (HERMES, and the first try of JSON). */
 static bool parse_hermes(json_t *calls, const char *s, size_t n, size_t *content) {
-    size_t i = find(s, n, 0, "<tool_call>");
+    size_t i = sl_scan_find(s, n, 0, "<tool_call>");
     if (i == n) return false;
     *content = i;
     while (eat(s, n, &i, "<tool_call>")) {
@@ -232,7 +217,7 @@ static bool parse_json(json_t *calls, const char *s, size_t n, size_t *content) 
 }
 
 static bool parse_llama3(json_t *calls, const char *s, size_t n, size_t *content) {
-    size_t i = find(s, n, 0, "<|python_tag|>");
+    size_t i = sl_scan_find(s, n, 0, "<|python_tag|>");
     *content = i == n ? 0 : i;
     i = i == n ? 0 : i + strlen("<|python_tag|>");
     for (;;) {
@@ -250,7 +235,7 @@ static bool parse_llama3(json_t *calls, const char *s, size_t n, size_t *content
 
 /* A marker, then one JSON value of calls (MISTRAL, GRANITE, FIREFUNCTION). */
 static bool parse_marked_json(json_t *calls, const char *marker, const char *s, size_t n, size_t *content) {
-    size_t i = find(s, n, 0, marker);
+    size_t i = sl_scan_find(s, n, 0, marker);
     if (i == n) return false;
     *content = i;
     i = skip_ws(s, n, i + strlen(marker));
@@ -259,11 +244,11 @@ static bool parse_marked_json(json_t *calls, const char *marker, const char *s, 
 
 /* [TOOL_CALLS]name[ARGS]{...} (an id may come as [CALL_ID]id before [ARGS]) */
 static bool parse_mistral_args(json_t *calls, const char *s, size_t n, size_t *content) {
-    size_t i = find(s, n, 0, "[TOOL_CALLS]");
+    size_t i = sl_scan_find(s, n, 0, "[TOOL_CALLS]");
     if (i == n) return false;
     *content = i;
     while (eat(s, n, &i, "[TOOL_CALLS]")) {
-        const size_t args = find(s, n, i, "[ARGS]"), id = find(s, n, i, "[CALL_ID]");
+        const size_t args = sl_scan_find(s, n, i, "[ARGS]"), id = sl_scan_find(s, n, i, "[CALL_ID]");
         if (args == n) return false;
         const size_t name_end = id < args ? id : args;
         size_t j = args + strlen("[ARGS]");
@@ -276,11 +261,11 @@ static bool parse_mistral_args(json_t *calls, const char *s, size_t n, size_t *c
 
 /* <function=name>{...}</function> */
 static bool parse_functionary(json_t *calls, const char *s, size_t n, size_t *content) {
-    size_t i = find(s, n, 0, "<function=");
+    size_t i = sl_scan_find(s, n, 0, "<function=");
     if (i == n) return false;
     *content = i;
     while (eat(s, n, &i, "<function=")) {
-        const size_t gt = find(s, n, i, ">");
+        const size_t gt = sl_scan_find(s, n, i, ">");
         if (gt == n) return false;
         size_t j = skip_ws(s, n, gt + 1);
         if (!args_call_at(calls, s + i, gt - i, s, n, &j)) return false;
@@ -293,20 +278,20 @@ static bool parse_functionary(json_t *calls, const char *s, size_t n, size_t *co
 
 /* <tool_call><function=name><parameter=k>v</parameter>...</function></tool_call> */
 static bool parse_xml(json_t *calls, const json_t *tools, const char *s, size_t n, size_t *content) {
-    size_t i = find(s, n, 0, "<tool_call>");
+    size_t i = sl_scan_find(s, n, 0, "<tool_call>");
     if (i == n) return false;
     *content = i;
     while (eat(s, n, &i, "<tool_call>")) {
         i = skip_ws(s, n, i);
         if (!eat(s, n, &i, "<function=")) return false;
-        const size_t gt = find(s, n, i, ">");
+        const size_t gt = sl_scan_find(s, n, i, ">");
         if (gt == n) return false;
         const char *name = s + i;
         const size_t nl = gt - i;
         json_t *args = json_object();
         i = skip_ws(s, n, gt + 1);
         while (eat(s, n, &i, "<parameter=")) {
-            const size_t kgt = find(s, n, i, ">"), end = find(s, n, kgt, "</parameter>");
+            const size_t kgt = sl_scan_find(s, n, i, ">"), end = sl_scan_find(s, n, kgt, "</parameter>");
             if (kgt == n || end == n) {
                 json_decref(args);
                 return false;
@@ -332,24 +317,24 @@ static bool parse_xml(json_t *calls, const json_t *tools, const char *s, size_t 
 
 /* <tool_call>name<arg_key>k</arg_key><arg_value>v</arg_value>...</tool_call> */
 static bool parse_glm(json_t *calls, const json_t *tools, const char *s, size_t n, size_t *content) {
-    size_t i = find(s, n, 0, "<tool_call>");
+    size_t i = sl_scan_find(s, n, 0, "<tool_call>");
     if (i == n) return false;
     *content = i;
     while (eat(s, n, &i, "<tool_call>")) {
-        const size_t close = find(s, n, i, "</tool_call>");
-        size_t name_end = find(s, n, i, "<arg_key>");
+        const size_t close = sl_scan_find(s, n, i, "</tool_call>");
+        size_t name_end = sl_scan_find(s, n, i, "<arg_key>");
         if (close < name_end) name_end = close;
-        const size_t nl0 = find(s, n, i, "\n");
+        const size_t nl0 = sl_scan_find(s, n, i, "\n");
         if (nl0 < name_end && skip_ws(s, n, i) < nl0) name_end = nl0;
         const char *name = s + i;
         const size_t nl = name_end - i;
         json_t *args = json_object();
         i = skip_ws(s, n, name_end);
         while (eat(s, n, &i, "<arg_key>")) {
-            const size_t ke = find(s, n, i, "</arg_key>");
+            const size_t ke = sl_scan_find(s, n, i, "</arg_key>");
             size_t j = skip_ws(s, n, ke + strlen("</arg_key>"));
             if (ke == n || !eat(s, n, &j, "<arg_value>")) break;
-            const size_t ve = find(s, n, j, "</arg_value>");
+            const size_t ve = sl_scan_find(s, n, j, "</arg_value>");
             if (ve == n) break;
             if (!set_arg(args, tools, name, nl, s + i, ke - i, s + j, ve - j)) {
                 json_decref(args);
@@ -368,17 +353,17 @@ static bool parse_glm(json_t *calls, const json_t *tools, const char *s, size_t 
 /* DeepSeek: <｜tool▁calls▁begin｜> then calls <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>, or
  * with "function" before the separator: NAME, a newline and the arguments in a ```json fence. */
 static bool parse_deepseek(json_t *calls, const char *s, size_t n, size_t *content) {
-    size_t i = find(s, n, 0, "<｜tool▁calls▁begin｜>");
+    size_t i = sl_scan_find(s, n, 0, "<｜tool▁calls▁begin｜>");
     if (i == n) return false;
     *content = i;
     i = skip_ws(s, n, i + strlen("<｜tool▁calls▁begin｜>"));
     while (eat(s, n, &i, "<｜tool▁call▁begin｜>")) {
-        const size_t sep = find(s, n, i, "<｜tool▁sep｜>");
+        const size_t sep = sl_scan_find(s, n, i, "<｜tool▁sep｜>");
         if (sep == n) return false;
         const char *name = s + i;
         size_t nl = sep - i, j = sep + strlen("<｜tool▁sep｜>");
         if (nl == 8 && !memcmp(name, "function", 8) && j < n && s[j] != '{') { /* R1 / V3: the name, then a fence */
-            const size_t eol = find(s, n, j, "\n");
+            const size_t eol = sl_scan_find(s, n, j, "\n");
             if (eol == n) return false;
             name = s + j;
             nl = eol - j;
@@ -397,16 +382,16 @@ static bool parse_deepseek(json_t *calls, const char *s, size_t n, size_t *conte
 /* Kimi K2: <|tool_calls_section_begin|> then calls <|tool_call_begin|>functions.NAME:INDEX
  * <|tool_call_argument_begin|>{...}<|tool_call_end|> (the name is the id without its prefix and index). */
 static bool parse_kimi(json_t *calls, const char *s, size_t n, size_t *content) {
-    size_t i = find(s, n, 0, "<|tool_calls_section_begin|>");
+    size_t i = sl_scan_find(s, n, 0, "<|tool_calls_section_begin|>");
     if (i == n) return false;
     *content = i;
     i = skip_ws(s, n, i + strlen("<|tool_calls_section_begin|>"));
     while (eat(s, n, &i, "<|tool_call_begin|>")) {
-        const size_t arg = find(s, n, i, "<|tool_call_argument_begin|>");
+        const size_t arg = sl_scan_find(s, n, i, "<|tool_call_argument_begin|>");
         if (arg == n) return false;
         const char *id = s + i, *name = id;
         size_t nl = arg - i;
-        while (nl && is_ws(name[nl - 1])) nl--;
+        while (nl && sl_scan_ws(name[nl - 1])) nl--;
         const char *dot = memchr(name, '.', nl);
         if (dot) nl -= (size_t)(dot + 1 - name), name = dot + 1;
         const char *colon = nl ? memrchr(name, ':', nl) : NULL;
@@ -443,7 +428,7 @@ json_t *sl_tool_parse(sl_tool_format f, const json_t *tools, const char *s, size
         json_decref(calls);
         return NULL;
     }
-    while (content > 0 && is_ws(s[content - 1])) content--;
+    while (content > 0 && sl_scan_ws(s[content - 1])) content--;
     *content_len = content;
     return calls;
 }
