@@ -5,6 +5,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "core/strbuf.h"
 #include "model/model.h"
 #include "server/harmony.h"
 #include "server/reasoning.h"
@@ -56,8 +57,7 @@ typedef struct choice {
     bool first;             /* the first choice of its prompt: its prompt tokens count in usage */
     /* chat with tools or thinking, streamed: the whole answer so far, how much of it went out as
      * content and as thinking, and whether a forced call's first delta (id, name) went out */
-    char *answer;
-    size_t n_answer, cap_answer;
+    sl_strbuf answer;
     size_t released, released_r; /* bytes of the content and of the thinking sent (of answer_parts' parts) */
     bool call_sent;
     bool seeded; /* a resumed stream's parts sent by the other engine are counted in released / released_r */
@@ -74,8 +74,8 @@ typedef struct gen {
     int n;
     choice *ch;
     bool done;
-    char *pending;
-    size_t n_pending, off, cap;
+    sl_strbuf pending; /* SSE bytes not yet taken by the connection, from off on */
+    size_t off;
     bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
     sl_api_tools tools;     /* chat's tool calling (tools.tools: a reference) */
     bool think, think_open; /* chat: the answer's thinking goes to reasoning_content (the prompt opened it) */
@@ -135,11 +135,11 @@ static void gen_free(gen *g) {
     for (int i = 0; i < g->n; i++) {
         sl_req_release(g->ch[i].req);
         sl_free(g->ch[i].echo);
-        free(g->ch[i].answer);
+        free(g->ch[i].answer.p);
     }
     json_decref(g->tools.tools);
     free(g->ch);
-    free(g->pending);
+    free(g->pending.p);
     atomic_fetch_sub(&g->h->in_flight, 1);
     free(g);
 }
@@ -148,22 +148,7 @@ static void cancel_all(gen *g) {
     for (int i = 0; i < g->n; i++) sl_req_cancel(g->h->sched, g->ch[i].req);
 }
 
-/* Append s[0, n) to the growing buffer *buf (*len bytes of *cap); false when out of memory. */
-static bool buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
-    if (*len + n > *cap) {
-        size_t c = *cap ? *cap * 2 : 4096;
-        while (c < *len + n) c *= 2;
-        char *nb = realloc(*buf, c);
-        if (!nb) return false;
-        *buf = nb;
-        *cap = c;
-    }
-    if (n) memcpy(*buf + *len, s, n);
-    *len += n;
-    return true;
-}
-
-static void pend(gen *g, const char *s, size_t n) { buf_append(&g->pending, &g->n_pending, &g->cap, s, n); }
+static void pend(gen *g, const char *s, size_t n) { sl_strbuf_add(&g->pending, s, n); }
 
 static void pend_event(gen *g, json_t *o) {
     char *s = json_dumps(o, JSON_COMPACT);
@@ -321,12 +306,12 @@ static void stream_parsed(gen *g, int k, const char *text, size_t n, json_t *lp,
         if (fin) pend_chunk(g, k, "", 0, NULL, calls_finish(g, why));
         return;
     }
-    if (!buf_append(&c->answer, &c->n_answer, &c->cap_answer, text, n)) {
+    if (!sl_strbuf_add(&c->answer, text, n)) {
         json_decref(lp);
         return;
     }
     parts pt;
-    if (!answer_parts(g, c->answer, c->n_answer, fin, &pt)) {
+    if (!answer_parts(g, c->answer.p, c->answer.n, fin, &pt)) {
         json_decref(lp);
         return;
     }
@@ -560,18 +545,18 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     gen *g = cls;
     for (;;) {
-        if (g->off < g->n_pending) {
-            size_t n = g->n_pending - g->off;
+        if (g->off < g->pending.n) {
+            size_t n = g->pending.n - g->off;
             if (n > max) n = max;
-            memcpy(buf, g->pending + g->off, n);
+            memcpy(buf, g->pending.p + g->off, n);
             g->off += n;
-            if (g->off == g->n_pending) g->off = g->n_pending = 0;
+            if (g->off == g->pending.n) g->off = g->pending.n = 0;
             return (ssize_t)n;
         }
         if (g->done) return MHD_CONTENT_READER_END_OF_STREAM;
         bool fin = false;
         collect(g, &fin);
-        if (g->n_pending == 0 && !fin && client_gone(g->mc)) {
+        if (g->pending.n == 0 && !fin && client_gone(g->mc)) {
             cancel_all(g);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
