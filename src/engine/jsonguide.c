@@ -6,6 +6,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "core/strbuf.h"
 #include "engine/redfa.h"
 
 #include <math.h>
@@ -1155,17 +1156,30 @@ static void match_lits(const sl_json_fork *s, int first, uint8_t c, uint64_t *ex
     }
 }
 
+/* Byte c of UTF-8 text (RFC 3629: no overlong forms, surrogates or values past U+10FFFF), after the
+ * continuation bytes still due (u8need, the next one in [u8lo, u8hi]); false (nothing changed) when it
+ * cannot come. */
+static bool utf8_byte(sl_json_fork *s, uint8_t c) {
+    if (s->u8need) {
+        if (c < s->u8lo || c > s->u8hi) return false;
+        s->u8need--;
+        s->u8lo = 0x80;
+        s->u8hi = 0xBF;
+        return true;
+    }
+    if (c < 0x80) return true;
+    if (c < 0xC2 || c > 0xF4) return false;
+    s->u8need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+    s->u8lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    s->u8hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    return true;
+}
+
 static bool feed(sl_json_fork *s, uint8_t c) {
     const sl_json_schema *sc = s->sc;
     switch (s->mode) {
     case M_STRING:
-        if (s->u8need) { /* within a character */
-            if (c < s->u8lo || c > s->u8hi) return false;
-            s->u8need--;
-            s->u8lo = 0x80;
-            s->u8hi = 0xBF;
-            return dfa_step(s, c);
-        }
+        if (s->u8need) return utf8_byte(s, c) && dfa_step(s, c); /* within a character */
         if (s->surr == 1) { /* a high surrogate's low half: "\\uDC00"-"\\uDFFF", the same character */
             if (c != '\\') return false;
             s->surr = 2;
@@ -1184,13 +1198,7 @@ static bool feed(sl_json_fork *s, uint8_t c) {
             return true;
         }
         if (c < 0x20) return false;
-        if (c >= 0x80) { /* a UTF-8 lead byte (RFC 3629: no overlong forms, surrogates or values past U+10FFFF) */
-            if (c < 0xC2 || c > 0xF4) return false;
-            s->u8need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-            s->u8lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-            s->u8hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-        }
-        if (!count_char(s)) return false;
+        if (!utf8_byte(s, c) || !count_char(s)) return false; /* (a lead byte begins a character) */
         if (c == '\\') {
             s->mode = M_ESC;
             return true;
@@ -1268,19 +1276,7 @@ static bool feed(sl_json_fork *s, uint8_t c) {
         after_value(s); /* a literal that ended here (1 of 1 and 12): c belongs to what follows */
         return structural(s, c);
     }
-    case M_RAW: /* the output's bytes as they are: UTF-8, through the pattern's DFA */
-        if (s->u8need) {
-            if (c < s->u8lo || c > s->u8hi) return false;
-            s->u8need--;
-            s->u8lo = 0x80;
-            s->u8hi = 0xBF;
-        } else if (c >= 0x80) {
-            if (c < 0xC2 || c > 0xF4) return false;
-            s->u8need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-            s->u8lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-            s->u8hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-        }
-        return dfa_step(s, c);
+    case M_RAW: return utf8_byte(s, c) && dfa_step(s, c); /* the output's bytes as they are, through the DFA */
     case M_NUM: {
         bool ended;
         const uint8_t before = s->sub;
@@ -1390,20 +1386,6 @@ struct sl_json_guide {
     sl_json_state *after; /* (256) scratch for sl_json_guide_mask: the state after each first byte */
 };
 
-/* Is p[0, n) whole UTF-8 characters (RFC 3629), so a string takes it from any place between characters? */
-static bool utf8_whole(const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n;) {
-        const uint8_t c = p[i++];
-        if (c < 0x80) continue;
-        if (c < 0xC2 || c > 0xF4) return false;
-        int need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-        uint8_t lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-        for (; need > 0; need--, lo = 0x80, hi = 0xBF)
-            if (i >= n || p[i] < lo || p[i++] > hi) return false;
-    }
-    return true;
-}
-
 sl_status sl_json_guide_create(const sl_tokenizer *tok, sl_json_guide **out) {
     *out = NULL;
     sl_json_guide *g = sl_calloc(1, sizeof *g);
@@ -1431,7 +1413,7 @@ sl_status sl_json_guide_create(const sl_tokenizer *tok, sl_json_guide **out) {
         memcpy(g->text + n, buf, (size_t)k);
         n += (size_t)k;
         g->eog[i] = sl_tokenizer_is_eog(tok, i);
-        g->plain[i] = k > 0 && utf8_whole((const uint8_t *)buf, (size_t)k);
+        g->plain[i] = k > 0 && sl_utf8_valid(buf, (size_t)k); /* whole characters: a string takes them anywhere */
         for (int64_t j = 0; j < k; j++)
             if ((uint8_t)buf[j] < 0x20 || buf[j] == '"' || buf[j] == '\\') g->plain[i] = 0;
     }
