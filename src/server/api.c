@@ -220,10 +220,37 @@ const char *sl_api_fallback_template(const sl_model *m) {
     return LLAMA2_TEMPLATE;
 }
 
+/* Whether the template shows a tool call's arguments when given them in this form (an object, or the JSON
+ * text): rendered with a probe conversation, as llama.cpp probes a template's capabilities. */
+static bool renders_args(const char *tpl, bool as_text) {
+    json_t *msgs = json_pack("[{s:s, s:s}, {s:s, s:s, s:[{s:s, s:s, s:{s:s, s:o}}]}]", "role", "user", "content", "x",
+                             "role", "assistant", "content", "", "tool_calls", "id", "call_1", "type", "function",
+                             "function", "name", "probe_tool", "arguments",
+                             as_text ? json_string("{\"probe_arg\": 7}") : json_pack("{s:i}", "probe_arg", 7));
+    json_t *tools = json_pack("[{s:s, s:{s:s, s:s, s:{s:s, s:{s:{s:s}}}}}]", "type", "function", "function", "name",
+                              "probe_tool", "description", "probe", "parameters", "type", "object", "properties",
+                              "probe_arg", "type", "integer");
+    char *out = NULL;
+    size_t len = 0;
+    const bool ok = msgs && tools && sl_chat_render(tpl, msgs, false, "", "", tools, NULL, &out, &len) == SL_OK &&
+                    memmem(out, len, "probe_arg", 9) != NULL;
+    sl_free(out);
+    json_decref(msgs);
+    json_decref(tools);
+    return ok;
+}
+
 void sl_api_ctx_prepare(sl_api_ctx *ctx) {
     if (!ctx->chat_template) ctx->chat_template = sl_api_fallback_template(ctx->model);
     ctx->tool_format = sl_tool_format_detect(ctx->chat_template);
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    ctx->n_tool_show = 0;
+    for (const char *const *m = sl_tool_format_markers(ctx->tool_format); *m && ctx->n_tool_show < SL_DETOK_SHOW_MAX; m++) {
+        const int32_t id = sl_tokenizer_find(tok, *m, strlen(*m));
+        if (id >= 0 && sl_tokenizer_token_type(tok, id) == SL_TOKEN_CONTROL) ctx->tool_show[ctx->n_tool_show++] = id;
+    }
     ctx->harmony = sl_harmony_template(ctx->chat_template);
+    ctx->tool_args_text = !renders_args(ctx->chat_template, false) && renders_args(ctx->chat_template, true);
     ctx->template_thinks = sl_think_template_has_tags(ctx->chat_template) || ctx->harmony;
 }
 
@@ -236,7 +263,7 @@ static char *token_text_dup(const sl_tokenizer *tok, int32_t id) {
 /* An assistant message's tool_calls as templates read them: each
  * {"function": {"name": ..., "arguments": ...}} with arguments an object,
  * where the client sent OpenAI's JSON text (vLLM and llama.cpp do the same). */
-static bool tool_calls_for_template(json_t *m, int idx, sl_api_error *e) {
+static bool tool_calls_for_template(json_t *m, int idx, bool args_text, sl_api_error *e) {
     json_t *tc = json_object_get(m, "tool_calls");
     if (!tc || json_is_null(tc)) return true;
     char field[96];
@@ -259,7 +286,7 @@ static bool tool_calls_for_template(json_t *m, int idx, sl_api_error *e) {
                              field);
             return false;
         }
-        if (json_is_string(args)) {
+        if (json_is_string(args) && !args_text) {
             json_t *o = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
             if (json_is_object(o)) json_object_set_new(fn, "arguments", o);
             else json_decref(o);
@@ -285,7 +312,7 @@ bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, const sl_api_ch
         json_object_set_new(m, "content", json_string(text));
         json_array_append_new(norm, m);
         sl_free(text);
-        if (!tool_calls_for_template(m, (int)i, e)) {
+        if (!tool_calls_for_template(m, (int)i, ctx->tool_args_text, e)) {
             json_decref(norm);
             return false;
         }
@@ -876,7 +903,10 @@ static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_
     }
     tl->format = ctx->tool_format;
     sl_req_params *p = &r->params;
-    if (tl->choice == SL_TOOL_CHOICE_AUTO) p->special_text = sl_tool_format_needs_special(tl->format);
+    if (tl->choice == SL_TOOL_CHOICE_AUTO) {
+        memcpy(p->show_ids, ctx->tool_show, sizeof p->show_ids);
+        p->n_show_ids = ctx->n_tool_show;
+    }
     if (tl->choice != SL_TOOL_CHOICE_REQUIRED && tl->choice != SL_TOOL_CHOICE_NAMED) return true;
     if (p->schema) {
         sl_api_set_error(e, 400, "tool_choice",

@@ -104,6 +104,12 @@ typedef struct sl_api_ctx {
     sl_reasoning_format reasoning; /* the default of requests (a request's reasoning_format overrides it) */
     /* what the template decides, set once by sl_api_ctx_prepare (zero: JSON tool calls, no thinking tags) */
     sl_tool_format tool_format;
+    /* the markers of tool_format that are control tokens of the vocabulary: shown in a tool request's text */
+    int32_t tool_show[SL_DETOK_SHOW_MAX];
+    int n_tool_show;
+    /* The template reads an assistant message's tool_calls[].function.arguments as the JSON text OpenAI
+     * sends, not as an object (functionary v3.2 concatenates it to a string): probed at prepare. */
+    bool tool_args_text;
     bool template_thinks;
     bool harmony; /* the template writes OpenAI's harmony format (gpt-oss): answers are split by harmony.c */
 } sl_api_ctx;

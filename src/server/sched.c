@@ -238,7 +238,8 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         sl_req_release(r);
         return st;
     }
-    sl_detok_init(&r->detok, sl_model_tokenizer(s->m), r->p.special_text);
+    sl_detok_init(&r->detok, sl_model_tokenizer(s->m), false);
+    sl_detok_show(&r->detok, r->p.show_ids, r->p.n_show_ids);
     sl_json_init(&r->json, r->p.schema);
     if (p->resume_generated > 0) resume(s, r);
     int pool = sl_kvm_pool_for(s->kvm, r->max_ctx);

@@ -89,10 +89,11 @@ typedef struct sl_req_params {
      * answer is complete (engine/jsonguide.h). NULL: free text. The request
      * takes its own reference. */
     sl_json_schema *schema;
-    /* The output text shows control tokens as their text (tool-call syntaxes
-     * whose markers are control tokens, server/toolcall.h); end-of-generation
-     * tokens never reach the text. */
-    bool special_text;
+    /* Control tokens the output text shows as their text (the markers of a
+     * tool-call syntax that are control tokens, server/toolcall.h); others,
+     * and end-of-generation tokens, never reach the text. */
+    int32_t show_ids[SL_DETOK_SHOW_MAX];
+    int n_show_ids;
 } sl_req_params;
 
 /* Prompt positions whose logits one step computes for echo with logprobs. */

@@ -5,6 +5,7 @@
 
 #include "core/status.h"
 #include "server/textscan.h"
+#include "server/toolcall_int.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -15,62 +16,105 @@
 
 typedef struct fmt_info {
     const char *name;
-    const char *marker;  /* where a call begins */
-    bool json_start;     /* a call may also be the whole answer, opening with '{' or '[' */
-    bool special;        /* the markers are control tokens */
+    const char *begin[2]; /* where a call begins (the first that occurs) */
+    bool json_start;      /* a call may also be the whole answer, opening with '{' or '[' */
+    /* every marker of the syntax, NULL-terminated: those that are control tokens are shown */
+    const char *markers[10];
 } fmt_info;
 
-static const fmt_info FMT[] = {
-    [SL_TOOLS_JSON] = {"json", "<tool_call>", true, false},
-    [SL_TOOLS_HERMES] = {"hermes", "<tool_call>", false, false},
-    [SL_TOOLS_LLAMA3] = {"llama3_json", "<|python_tag|>", true, true},
-    [SL_TOOLS_MISTRAL] = {"mistral", "[TOOL_CALLS]", false, true},
-    [SL_TOOLS_MISTRAL_ARGS] = {"mistral_args", "[TOOL_CALLS]", false, true},
-    [SL_TOOLS_GRANITE] = {"granite", "<|tool_call|>", false, true},
-    [SL_TOOLS_FIREFUNCTION] = {"firefunction", "functools", false, false},
-    [SL_TOOLS_FUNCTIONARY] = {"functionary", "<function=", false, false},
-    [SL_TOOLS_XML] = {"qwen3_xml", "<tool_call>", false, false},
-    [SL_TOOLS_GLM] = {"glm", "<tool_call>", false, false},
-    [SL_TOOLS_DEEPSEEK] = {"deepseek", "<｜tool▁calls▁begin｜>", false, true},
-    [SL_TOOLS_KIMI] = {"kimi_k2", "<|tool_calls_section_begin|>", false, true},
+#define DS_CALLS "<｜tool▁calls▁begin｜>"
+static const fmt_info FMT[SL_TOOLS_COUNT] = {
+    [SL_TOOLS_JSON] = {"json", {"<tool_call>"}, true, {"<tool_call>", "</tool_call>"}},
+    [SL_TOOLS_HERMES] = {"hermes", {"<tool_call>"}, false, {"<tool_call>", "</tool_call>"}},
+    [SL_TOOLS_LLAMA3] = {"llama3_json", {"<|python_tag|>"}, true, {"<|python_tag|>"}},
+    [SL_TOOLS_MISTRAL] = {"mistral", {"[TOOL_CALLS]"}, false, {"[TOOL_CALLS]"}},
+    [SL_TOOLS_MISTRAL_ARGS] = {"mistral_args", {"[TOOL_CALLS]"}, false, {"[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"}},
+    [SL_TOOLS_GRANITE] = {"granite", {"<|tool_call|>"}, false, {"<|tool_call|>"}},
+    [SL_TOOLS_FIREFUNCTION] = {"firefunction", {"functools"}, false, {"functools"}},
+    [SL_TOOLS_FUNCTIONARY] = {"functionary", {"<function="}, false, {"<function=", "</function>"}},
+    [SL_TOOLS_XML] = {"qwen3_xml", {"<tool_call>"}, false, {"<tool_call>", "</tool_call>"}},
+    [SL_TOOLS_GLM] = {"glm", {"<tool_call>"}, false, {"<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>",
+                                                      "<arg_value>", "</arg_value>"}},
+    [SL_TOOLS_DEEPSEEK] = {"deepseek", {DS_CALLS}, false,
+                           {DS_CALLS, "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>",
+                            "<｜tool▁sep｜>"}},
+    [SL_TOOLS_KIMI] = {"kimi_k2", {"<|tool_calls_section_begin|>"}, false,
+                       {"<|tool_calls_section_begin|>", "<|tool_calls_section_end|>", "<|tool_call_begin|>",
+                        "<|tool_call_end|>", "<|tool_call_argument_begin|>"}},
+    [SL_TOOLS_DSML] = {"deepseek_dsml", {"<｜DSML｜function_calls>", "<｜DSML｜tool_calls>"}, false,
+                       {"<｜DSML｜function_calls>", "</｜DSML｜function_calls>", "<｜DSML｜tool_calls>",
+                        "</｜DSML｜tool_calls>", "<｜DSML｜invoke", "</｜DSML｜invoke>", "<｜DSML｜parameter",
+                        "</｜DSML｜parameter>", "｜DSML｜"}},
+    [SL_TOOLS_MINIMAX_M2] = {"minimax_m2", {"<minimax:tool_call>"}, false,
+                             {"<minimax:tool_call>", "</minimax:tool_call>"}},
+    [SL_TOOLS_MINICPM] = {"minicpm", {"<function name="}, false, {"<function name=", "</function>"}},
+    [SL_TOOLS_HY3] = {"hunyuan3", {"<tool_calls:opensource>", "<tool_call:opensource>"}, false,
+                      {"<tool_calls:opensource>", "</tool_calls:opensource>", "<tool_call:opensource>",
+                       "</tool_call:opensource>", "<tool_sep:opensource>", "<arg_key:opensource>",
+                       "</arg_key:opensource>", "<arg_value:opensource>", "</arg_value:opensource>"}},
+    [SL_TOOLS_SOLAR] = {"solar_open", {"<|tool_calls|>", "<|tool_call:begin|>"}, false,
+                        {"<|tool_calls|>", "<|tool_call:begin|>", "<|tool_call:name|>", "<|tool_call:args|>",
+                         "<|tool_call:end|>", "<|calls|>"}},
+    [SL_TOOLS_APERTUS] = {"apertus", {"<|tools_prefix|>"}, false, {"<|tools_prefix|>", "<|tools_suffix|>"}},
+    [SL_TOOLS_COMMAND_R7B] = {"command_r7b", {"<|START_ACTION|>"}, false, {"<|START_ACTION|>", "<|END_ACTION|>"}},
+    [SL_TOOLS_NEMOTRON] = {"nemotron_v2", {"<TOOLCALL>"}, false, {"<TOOLCALL>", "</TOOLCALL>"}},
+    [SL_TOOLS_GIGACHAT] = {"gigachat", {"<|message_sep|>\n\nfunction call<|role_sep|>", "<|function_call|>"}, false,
+                           {"<|message_sep|>", "<|role_sep|>", "<|function_call|>"}},
+    [SL_TOOLS_TAGGED_JSON] = {"tool_calls_tag", {"<tool_calls>"}, false, {"<tool_calls>", "</tool_calls>"}},
+    [SL_TOOLS_LFM2] = {"lfm2", {"<|tool_call_start|>"}, false, {"<|tool_call_start|>", "<|tool_call_end|>"}},
+    [SL_TOOLS_GEMMA4] = {"gemma4", {"<|tool_call>"}, false, {"<|tool_call>", "<tool_call|>", "<|\"|>"}},
 };
 
 sl_tool_format sl_tool_format_detect(const char *t) {
     if (!t) return SL_TOOLS_JSON;
     if (strstr(t, "<｜tool▁sep｜>")) return SL_TOOLS_DEEPSEEK;
+    if (strstr(t, "｜DSML｜")) return SL_TOOLS_DSML;
     if (strstr(t, "<|tool_call_argument_begin|>")) return SL_TOOLS_KIMI;
     if (strstr(t, "<parameter=")) return SL_TOOLS_XML;
+    if (strstr(t, "<minimax:tool_call>")) return SL_TOOLS_MINIMAX_M2;
+    if (strstr(t, ":opensource") && strstr(t, "<tool_call")) return SL_TOOLS_HY3; /* tags built with .format */
     if (strstr(t, "<arg_key>")) return SL_TOOLS_GLM;
     if (strstr(t, "[ARGS]")) return SL_TOOLS_MISTRAL_ARGS;
     if (strstr(t, "[TOOL_CALLS]")) return SL_TOOLS_MISTRAL;
     if (strstr(t, "<|tool_call|>")) return SL_TOOLS_GRANITE;
+    if (strstr(t, "<|tool_call:begin|>")) return SL_TOOLS_SOLAR;
+    if (strstr(t, "<|tools_prefix|>")) return SL_TOOLS_APERTUS;
+    if (strstr(t, "<|START_ACTION|>")) return SL_TOOLS_COMMAND_R7B;
+    if (strstr(t, "<TOOLCALL>")) return SL_TOOLS_NEMOTRON;
+    if (strstr(t, "<|tool_call>")) return SL_TOOLS_GEMMA4;
+    if (strstr(t, "<|tool_call_start|>") || strstr(t, "<|tool_list_start|>") || strstr(t, "List of tools: ["))
+        return SL_TOOLS_LFM2; /* LFM2.5-Instruct lists its tools without the markers; answers have them */
+    if (strstr(t, "<|function_call|>") || (strstr(t, "<|role_sep|>") && strstr(t, "function call")))
+        return SL_TOOLS_GIGACHAT;
     if (strstr(t, "functools")) return SL_TOOLS_FIREFUNCTION;
+    if (strstr(t, "<function name=")) return SL_TOOLS_MINICPM;
     if (strstr(t, "<function=")) return SL_TOOLS_FUNCTIONARY;
     if (strstr(t, "<tool_call>")) return SL_TOOLS_HERMES;
+    if (strstr(t, "<tool_calls>")) return SL_TOOLS_TAGGED_JSON;
     if (strstr(t, "<|python_tag|>") || (strstr(t, "\"parameters\"") && strstr(t, "<|start_header_id|>")))
         return SL_TOOLS_LLAMA3;
     return SL_TOOLS_JSON;
 }
 
 const char *sl_tool_format_name(sl_tool_format f) { return FMT[f].name; }
-bool sl_tool_format_needs_special(sl_tool_format f) { return FMT[f].special; }
+const char *const *sl_tool_format_markers(sl_tool_format f) { return FMT[f].markers; }
 
 /* ---- text helpers ---------------------------------------------------------- */
 
 
-static size_t skip_ws(const char *s, size_t n, size_t i) {
+size_t sl_tc_skip_ws(const char *s, size_t n, size_t i) {
     while (i < n && sl_scan_ws(s[i])) i++;
     return i;
 }
 
-static bool at(const char *s, size_t n, size_t i, const char *m) {
+bool sl_tc_at(const char *s, size_t n, size_t i, const char *m) {
     const size_t k = strlen(m);
     return i <= n && n - i >= k && !memcmp(s + i, m, k);
 }
 
 /* s[i, n) starts with m: step over it. */
-static bool eat(const char *s, size_t n, size_t *i, const char *m) {
-    if (!at(s, n, *i, m)) return false;
+bool sl_tc_eat(const char *s, size_t n, size_t *i, const char *m) {
+    if (!sl_tc_at(s, n, *i, m)) return false;
     *i += strlen(m);
     return true;
 }
@@ -78,11 +122,15 @@ static bool eat(const char *s, size_t n, size_t *i, const char *m) {
 size_t sl_tool_content_safe(sl_tool_format f, const char *text, size_t n) {
     const fmt_info *fi = &FMT[f];
     if (fi->json_start) {
-        const size_t p = skip_ws(text, n, 0);
+        const size_t p = sl_tc_skip_ws(text, n, 0);
         if (p == n || text[p] == '{' || (f == SL_TOOLS_JSON && text[p] == '[')) return 0;
     }
-    size_t safe = sl_scan_find(text, n, 0, fi->marker);
-    if (safe == n) safe = n - sl_scan_partial(text, 0, n, fi->marker); /* an end that begins the marker */
+    size_t safe = n;
+    for (int k = 0; k < 2 && fi->begin[k]; k++) {
+        size_t at = sl_scan_find(text, n, 0, fi->begin[k]);
+        if (at == n) at = n - sl_scan_partial(text, 0, n, fi->begin[k]); /* an end that begins the marker */
+        if (at < safe) safe = at;
+    }
     /* whitespace waits for what follows it: before a call it is not content (sl_tool_parse drops it) */
     while (safe > 0 && sl_scan_ws(text[safe - 1])) safe--;
     return safe;
@@ -91,7 +139,7 @@ size_t sl_tool_content_safe(sl_tool_format f, const char *text, size_t n) {
 /* ---- calls ------------------------------------------------------------------ */
 
 /* One JSON object or array at s[*i, n); *i steps past it. */
-static json_t *json_at(const char *s, size_t n, size_t *i) {
+json_t *sl_tc_json_at(const char *s, size_t n, size_t *i) {
     if (*i >= n || (s[*i] != '{' && s[*i] != '[')) return NULL;
     json_error_t e;
     json_t *v = json_loadb(s + *i, n - *i, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &e);
@@ -99,7 +147,21 @@ static json_t *json_at(const char *s, size_t n, size_t *i) {
     return v;
 }
 
-static bool add_call(json_t *calls, const char *name, size_t name_len, const json_t *args) {
+/* args as compact JSON text. Numbers with a fraction or exponent come back from jansson as doubles, dumped
+ * with 17 significant digits by default (0.1 as 0.10000000000000001); 15 digits give the short form of
+ * every decimal a model writes with at most 15 digits, so those are used whenever the text reads back
+ * as the same values. */
+static char *dump_args(const json_t *args) {
+    char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_t *back = text ? json_loads(text, 0, NULL) : NULL;
+    const bool same = back && json_equal(back, args);
+    json_decref(back);
+    if (same || !text) return text;
+    free(text);
+    return json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(17));
+}
+
+bool sl_tc_add_call(json_t *calls, const char *name, size_t name_len, const json_t *args) {
     while (name_len && sl_scan_ws(name[0])) name++, name_len--;
     while (name_len && sl_scan_ws(name[name_len - 1])) name_len--;
     if (!name_len || memchr(name, '\0', name_len)) return false;
@@ -107,7 +169,7 @@ static bool add_call(json_t *calls, const char *name, size_t name_len, const jso
     if (!args || json_is_null(args)) {
         text = strdup("{}");
     } else if (json_is_object(args)) {
-        text = json_dumps(args, JSON_COMPACT);
+        text = dump_args(args);
     } else if (json_is_string(args)) { /* some models write the arguments as a JSON string */
         json_t *o = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
         const bool obj = json_is_object(o);
@@ -126,42 +188,42 @@ static bool add_call(json_t *calls, const char *name, size_t name_len, const jso
 }
 
 /* {"name": ..., "arguments"/"parameters": ...} */
-static bool add_call_object(json_t *calls, const json_t *o) {
+bool sl_tc_add_call_object(json_t *calls, const json_t *o) {
     const json_t *name = json_object_get(o, "name");
     if (!json_is_object(o) || !json_is_string(name)) return false;
     const json_t *args = json_object_get(o, "arguments");
     if (!args) args = json_object_get(o, "parameters");
-    return add_call(calls, json_string_value(name), json_string_length(name), args);
+    return sl_tc_add_call(calls, json_string_value(name), json_string_length(name), args);
 }
 
 /* A call object, or an array of them (not empty). */
-static bool add_calls_value(json_t *calls, const json_t *v) {
-    if (json_is_object(v)) return add_call_object(calls, v);
+bool sl_tc_add_calls_value(json_t *calls, const json_t *v) {
+    if (json_is_object(v)) return sl_tc_add_call_object(calls, v);
     if (!json_is_array(v) || json_array_size(v) == 0) return false;
     size_t i;
     const json_t *e;
-    json_array_foreach(v, i, e) if (!add_call_object(calls, e)) return false;
+    json_array_foreach(v, i, e) if (!sl_tc_add_call_object(calls, e)) return false;
     return true;
 }
 
 /* The JSON value at s[*i, n) as calls. */
-static bool calls_json_at(json_t *calls, const char *s, size_t n, size_t *i) {
-    json_t *v = json_at(s, n, i);
-    const bool ok = v && add_calls_value(calls, v);
+bool sl_tc_calls_json_at(json_t *calls, const char *s, size_t n, size_t *i) {
+    json_t *v = sl_tc_json_at(s, n, i);
+    const bool ok = v && sl_tc_add_calls_value(calls, v);
     json_decref(v);
     return ok;
 }
 
 /* The call `name` whose arguments are the JSON object at s[*i, n); *i steps past it. */
-static bool args_call_at(json_t *calls, const char *name, size_t nl, const char *s, size_t n, size_t *i) {
-    json_t *v = json_at(s, n, i);
-    const bool ok = json_is_object(v) && add_call(calls, name, nl, v);
+bool sl_tc_args_call_at(json_t *calls, const char *name, size_t nl, const char *s, size_t n, size_t *i) {
+    json_t *v = sl_tc_json_at(s, n, i);
+    const bool ok = json_is_object(v) && sl_tc_add_call(calls, name, nl, v);
     json_decref(v);
     return ok;
 }
 
 /* The schema type of parameter key of tool name ("" when not declared). */
-static const char *param_type(const json_t *tools, const char *name, size_t nl, const char *key) {
+const char *sl_tc_param_type(const json_t *tools, const char *name, size_t nl, const char *key) {
     size_t i;
     const json_t *t;
     json_array_foreach(tools, i, t) {
@@ -177,12 +239,12 @@ static const char *param_type(const json_t *tools, const char *name, size_t nl, 
 
 /* XML / GLM: argument key = value, typed by the tool's schema; false for a key or value that is not
  * UTF-8 text without NUL bytes. */
-static bool set_arg(json_t *args, const json_t *tools, const char *name, size_t nl, const char *k, size_t kl,
+bool sl_tc_set_arg(json_t *args, const json_t *tools, const char *name, size_t nl, const char *k, size_t kl,
                     const char *v, size_t vl) {
     if (!kl || memchr(k, '\0', kl) || memchr(v, '\0', vl)) return false;
     char *key = strndup(k, kl);
     if (!key) return false;
-    const char *ty = param_type(tools, name, nl, key);
+    const char *ty = sl_tc_param_type(tools, name, nl, key);
     json_t *val = NULL;
     if (*ty && strcmp(ty, "string") != 0) val = json_loadb(v, vl, JSON_DECODE_ANY, NULL);
     if (!val) val = json_stringn(v, vl);
@@ -198,12 +260,12 @@ static bool parse_hermes(json_t *calls, const char *s, size_t n, size_t *content
     size_t i = sl_scan_find(s, n, 0, "<tool_call>");
     if (i == n) return false;
     *content = i;
-    while (eat(s, n, &i, "<tool_call>")) {
-        i = skip_ws(s, n, i);
-        if (!calls_json_at(calls, s, n, &i)) return false;
-        i = skip_ws(s, n, i);
-        if (!eat(s, n, &i, "</tool_call>") && i < n) return false;
-        i = skip_ws(s, n, i);
+    while (sl_tc_eat(s, n, &i, "<tool_call>")) {
+        i = sl_tc_skip_ws(s, n, i);
+        if (!sl_tc_calls_json_at(calls, s, n, &i)) return false;
+        i = sl_tc_skip_ws(s, n, i);
+        if (!sl_tc_eat(s, n, &i, "</tool_call>") && i < n) return false;
+        i = sl_tc_skip_ws(s, n, i);
     }
     return true;
 }
@@ -211,9 +273,9 @@ static bool parse_hermes(json_t *calls, const char *s, size_t n, size_t *content
 static bool parse_json(json_t *calls, const char *s, size_t n, size_t *content) {
     if (parse_hermes(calls, s, n, content)) return true;
     json_array_clear(calls);
-    size_t i = skip_ws(s, n, 0);
+    size_t i = sl_tc_skip_ws(s, n, 0);
     *content = 0;
-    return calls_json_at(calls, s, n, &i) && skip_ws(s, n, i) == n;
+    return sl_tc_calls_json_at(calls, s, n, &i) && sl_tc_skip_ws(s, n, i) == n;
 }
 
 static bool parse_llama3(json_t *calls, const char *s, size_t n, size_t *content) {
@@ -221,25 +283,130 @@ static bool parse_llama3(json_t *calls, const char *s, size_t n, size_t *content
     *content = i == n ? 0 : i;
     i = i == n ? 0 : i + strlen("<|python_tag|>");
     for (;;) {
-        i = skip_ws(s, n, i);
-        json_t *v = json_at(s, n, &i);
-        const bool ok = json_is_object(v) && add_call_object(calls, v);
+        i = sl_tc_skip_ws(s, n, i);
+        json_t *v = sl_tc_json_at(s, n, &i);
+        const bool ok = json_is_object(v) && sl_tc_add_call_object(calls, v);
         json_decref(v);
         if (!ok) return false;
-        i = skip_ws(s, n, i);
+        i = sl_tc_skip_ws(s, n, i);
         if (i == n) return true;
         if (s[i] != ';') return false;
         i++;
     }
 }
 
-/* A marker, then one JSON value of calls (MISTRAL, GRANITE, FIREFUNCTION). */
-static bool parse_marked_json(json_t *calls, const char *marker, const char *s, size_t n, size_t *content) {
-    size_t i = sl_scan_find(s, n, 0, marker);
+/* Where the first call of syntax f begins (the earliest of its begin markers; n if none), the
+ * marker's length in *mlen. */
+static size_t find_begin(sl_tool_format f, const char *s, size_t n, size_t *mlen) {
+    size_t best = n;
+    *mlen = 0;
+    for (int k = 0; k < 2 && FMT[f].begin[k]; k++) {
+        const size_t at = sl_scan_find(s, n, 0, FMT[f].begin[k]);
+        if (at < best) best = at, *mlen = strlen(FMT[f].begin[k]);
+    }
+    return best;
+}
+
+/* A begin marker, then one JSON value of calls (MISTRAL, GRANITE, FIREFUNCTION, NEMOTRON, GIGACHAT). */
+static bool parse_marked_json(json_t *calls, sl_tool_format f, const char *s, size_t n, size_t *content) {
+    size_t ml, i = find_begin(f, s, n, &ml);
     if (i == n) return false;
     *content = i;
-    i = skip_ws(s, n, i + strlen(marker));
-    return calls_json_at(calls, s, n, &i);
+    i = sl_tc_skip_ws(s, n, i + ml);
+    return sl_tc_calls_json_at(calls, s, n, &i);
+}
+
+/* <tool_calls> then a JSON array of calls (Apriel), or call objects one after another (MiniMax-M1), then
+ * </tool_calls>; the block may repeat. */
+static bool parse_tagged_json(json_t *calls, const char *s, size_t n, size_t *content) {
+    size_t i = sl_scan_find(s, n, 0, "<tool_calls>");
+    if (i == n) return false;
+    *content = i;
+    while (sl_tc_eat(s, n, &i, "<tool_calls>")) {
+        i = sl_tc_skip_ws(s, n, i);
+        if (i < n && s[i] == '[') {
+            if (!sl_tc_calls_json_at(calls, s, n, &i)) return false;
+        } else {
+            do {
+                json_t *v = sl_tc_json_at(s, n, &i);
+                const bool ok = json_is_object(v) && sl_tc_add_call_object(calls, v);
+                json_decref(v);
+                if (!ok) return false;
+                i = sl_tc_skip_ws(s, n, i);
+            } while (i < n && s[i] == '{');
+        }
+        i = sl_tc_skip_ws(s, n, i);
+        if (!sl_tc_eat(s, n, &i, "</tool_calls>") && i < n) return false;
+        i = sl_tc_skip_ws(s, n, i);
+    }
+    return true;
+}
+
+/* <|tools_prefix|>[{"NAME": {...}}, ...]<|tools_suffix|>: each element one key, the function's name, whose
+ * value is its arguments. */
+static bool parse_apertus(json_t *calls, const char *s, size_t n, size_t *content) {
+    size_t i = sl_scan_find(s, n, 0, "<|tools_prefix|>");
+    if (i == n) return false;
+    *content = i;
+    i = sl_tc_skip_ws(s, n, i + strlen("<|tools_prefix|>"));
+    json_t *v = sl_tc_json_at(s, n, &i);
+    bool ok = json_is_array(v) && json_array_size(v) > 0;
+    size_t k;
+    const json_t *e;
+    json_array_foreach(ok ? v : NULL, k, e) {
+        const char *name = json_is_object(e) && json_object_size(e) == 1 ? json_object_iter_key(json_object_iter((json_t *)e)) : NULL;
+        if (!name || !sl_tc_add_call(calls, name, strlen(name), json_object_get(e, name))) {
+            ok = false;
+            break;
+        }
+    }
+    json_decref(v);
+    return ok;
+}
+
+/* <|START_ACTION|>[{"tool_call_id": "0", "tool_name": NAME, "parameters": {...}}, ...]<|END_ACTION|> */
+static bool parse_command_r7b(json_t *calls, const char *s, size_t n, size_t *content) {
+    size_t i = sl_scan_find(s, n, 0, "<|START_ACTION|>");
+    if (i == n) return false;
+    *content = i;
+    i = sl_tc_skip_ws(s, n, i + strlen("<|START_ACTION|>"));
+    json_t *v = sl_tc_json_at(s, n, &i);
+    bool ok = json_is_array(v) && json_array_size(v) > 0;
+    size_t k;
+    const json_t *e;
+    json_array_foreach(ok ? v : NULL, k, e) {
+        const json_t *name = json_object_get(e, "tool_name");
+        if (!json_is_string(name) ||
+            !sl_tc_add_call(calls, json_string_value(name), json_string_length(name), json_object_get(e, "parameters"))) {
+            ok = false;
+            break;
+        }
+    }
+    json_decref(v);
+    return ok;
+}
+
+/* [<|tool_calls|>] then <|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>{...}<|tool_call:end|>,
+ * repeated, [<|calls|>] */
+static bool parse_solar(json_t *calls, const char *s, size_t n, size_t *content) {
+    size_t ml, i = find_begin(SL_TOOLS_SOLAR, s, n, &ml);
+    if (i == n) return false;
+    *content = i;
+    sl_tc_eat(s, n, &i, "<|tool_calls|>");
+    i = sl_tc_skip_ws(s, n, i);
+    if (!sl_tc_at(s, n, i, "<|tool_call:begin|>")) return false;
+    while (sl_tc_eat(s, n, &i, "<|tool_call:begin|>")) {
+        const size_t nm = sl_scan_find(s, n, i, "<|tool_call:name|>");
+        const size_t ar = sl_scan_find(s, n, nm, "<|tool_call:args|>");
+        if (ar == n) return false;
+        const size_t name = nm + strlen("<|tool_call:name|>");
+        size_t j = sl_tc_skip_ws(s, n, ar + strlen("<|tool_call:args|>"));
+        if (!sl_tc_args_call_at(calls, s + name, ar - name, s, n, &j)) return false;
+        j = sl_tc_skip_ws(s, n, j);
+        if (!sl_tc_eat(s, n, &j, "<|tool_call:end|>") && j < n) return false;
+        i = sl_tc_skip_ws(s, n, j);
+    }
+    return true;
 }
 
 /* [TOOL_CALLS]name[ARGS]{...} (an id may come as [CALL_ID]id before [ARGS]) */
@@ -247,14 +414,14 @@ static bool parse_mistral_args(json_t *calls, const char *s, size_t n, size_t *c
     size_t i = sl_scan_find(s, n, 0, "[TOOL_CALLS]");
     if (i == n) return false;
     *content = i;
-    while (eat(s, n, &i, "[TOOL_CALLS]")) {
+    while (sl_tc_eat(s, n, &i, "[TOOL_CALLS]")) {
         const size_t args = sl_scan_find(s, n, i, "[ARGS]"), id = sl_scan_find(s, n, i, "[CALL_ID]");
         if (args == n) return false;
         const size_t name_end = id < args ? id : args;
         size_t j = args + strlen("[ARGS]");
-        j = skip_ws(s, n, j);
-        if (!args_call_at(calls, s + i, name_end - i, s, n, &j)) return false;
-        i = skip_ws(s, n, j);
+        j = sl_tc_skip_ws(s, n, j);
+        if (!sl_tc_args_call_at(calls, s + i, name_end - i, s, n, &j)) return false;
+        i = sl_tc_skip_ws(s, n, j);
     }
     return true;
 }
@@ -264,14 +431,14 @@ static bool parse_functionary(json_t *calls, const char *s, size_t n, size_t *co
     size_t i = sl_scan_find(s, n, 0, "<function=");
     if (i == n) return false;
     *content = i;
-    while (eat(s, n, &i, "<function=")) {
+    while (sl_tc_eat(s, n, &i, "<function=")) {
         const size_t gt = sl_scan_find(s, n, i, ">");
         if (gt == n) return false;
-        size_t j = skip_ws(s, n, gt + 1);
-        if (!args_call_at(calls, s + i, gt - i, s, n, &j)) return false;
-        j = skip_ws(s, n, j);
-        if (!eat(s, n, &j, "</function>") && j < n) return false;
-        i = skip_ws(s, n, j);
+        size_t j = sl_tc_skip_ws(s, n, gt + 1);
+        if (!sl_tc_args_call_at(calls, s + i, gt - i, s, n, &j)) return false;
+        j = sl_tc_skip_ws(s, n, j);
+        if (!sl_tc_eat(s, n, &j, "</function>") && j < n) return false;
+        i = sl_tc_skip_ws(s, n, j);
     }
     return true;
 }
@@ -281,16 +448,16 @@ static bool parse_xml(json_t *calls, const json_t *tools, const char *s, size_t 
     size_t i = sl_scan_find(s, n, 0, "<tool_call>");
     if (i == n) return false;
     *content = i;
-    while (eat(s, n, &i, "<tool_call>")) {
-        i = skip_ws(s, n, i);
-        if (!eat(s, n, &i, "<function=")) return false;
+    while (sl_tc_eat(s, n, &i, "<tool_call>")) {
+        i = sl_tc_skip_ws(s, n, i);
+        if (!sl_tc_eat(s, n, &i, "<function=")) return false;
         const size_t gt = sl_scan_find(s, n, i, ">");
         if (gt == n) return false;
         const char *name = s + i;
         const size_t nl = gt - i;
         json_t *args = json_object();
-        i = skip_ws(s, n, gt + 1);
-        while (eat(s, n, &i, "<parameter=")) {
+        i = sl_tc_skip_ws(s, n, gt + 1);
+        while (sl_tc_eat(s, n, &i, "<parameter=")) {
             const size_t kgt = sl_scan_find(s, n, i, ">"), end = sl_scan_find(s, n, kgt, "</parameter>");
             if (kgt == n || end == n) {
                 json_decref(args);
@@ -299,54 +466,183 @@ static bool parse_xml(json_t *calls, const json_t *tools, const char *s, size_t 
             size_t v0 = kgt + 1, v1 = end; /* the value sits on its own lines */
             if (v0 < v1 && s[v0] == '\n') v0++;
             if (v1 > v0 && s[v1 - 1] == '\n') v1--;
-            if (!set_arg(args, tools, name, nl, s + i, kgt - i, s + v0, v1 - v0)) {
+            if (!sl_tc_set_arg(args, tools, name, nl, s + i, kgt - i, s + v0, v1 - v0)) {
                 json_decref(args);
                 return false;
             }
-            i = skip_ws(s, n, end + strlen("</parameter>"));
+            i = sl_tc_skip_ws(s, n, end + strlen("</parameter>"));
         }
-        const bool ok = eat(s, n, &i, "</function>") && add_call(calls, name, nl, args);
+        const bool ok = sl_tc_eat(s, n, &i, "</function>") && sl_tc_add_call(calls, name, nl, args);
         json_decref(args);
         if (!ok) return false;
-        i = skip_ws(s, n, i);
-        if (!eat(s, n, &i, "</tool_call>") && i < n) return false;
-        i = skip_ws(s, n, i);
+        i = sl_tc_skip_ws(s, n, i);
+        if (!sl_tc_eat(s, n, &i, "</tool_call>") && i < n) return false;
+        i = sl_tc_skip_ws(s, n, i);
     }
     return true;
 }
 
-/* <tool_call>name<arg_key>k</arg_key><arg_value>v</arg_value>...</tool_call> */
-static bool parse_glm(json_t *calls, const json_t *tools, const char *s, size_t n, size_t *content) {
-    size_t i = sl_scan_find(s, n, 0, "<tool_call>");
+/* Calls as a name and key / value pairs between tags: GLM's <tool_call>name<arg_key>k</arg_key>
+ * <arg_value>v</arg_value>...</tool_call>, Hunyuan 3's the same with ":opensource" tags, a separator tag
+ * after the name and a block around the calls. */
+typedef struct kv_syntax {
+    const char *block, *block_end; /* around the calls (NULL: none) */
+    const char *call, *call_end, *name_end; /* name_end NULL: the name ends at a newline or the first key */
+    const char *key, *key_end, *val, *val_end;
+} kv_syntax;
+
+static const kv_syntax KV_GLM = {NULL, NULL, "<tool_call>", "</tool_call>", NULL,
+                                 "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>"};
+static const kv_syntax KV_HY3 = {"<tool_calls:opensource>", "</tool_calls:opensource>", "<tool_call:opensource>",
+                                 "</tool_call:opensource>", "<tool_sep:opensource>", "<arg_key:opensource>",
+                                 "</arg_key:opensource>", "<arg_value:opensource>", "</arg_value:opensource>"};
+
+static bool parse_kv(const kv_syntax *x, json_t *calls, const json_t *tools, const char *s, size_t n,
+                     size_t *content) {
+    size_t i = sl_scan_find(s, n, 0, x->call);
+    const size_t blk = x->block ? sl_scan_find(s, n, 0, x->block) : n;
+    if (blk < i) i = blk;
     if (i == n) return false;
     *content = i;
-    while (eat(s, n, &i, "<tool_call>")) {
-        const size_t close = sl_scan_find(s, n, i, "</tool_call>");
-        size_t name_end = sl_scan_find(s, n, i, "<arg_key>");
-        if (close < name_end) name_end = close;
-        const size_t nl0 = sl_scan_find(s, n, i, "\n");
-        if (nl0 < name_end && skip_ws(s, n, i) < nl0) name_end = nl0;
+    if (x->block && sl_tc_eat(s, n, &i, x->block)) i = sl_tc_skip_ws(s, n, i);
+    if (!sl_tc_at(s, n, i, x->call)) return false;
+    while (sl_tc_eat(s, n, &i, x->call)) {
+        const size_t close = sl_scan_find(s, n, i, x->call_end);
+        size_t name_end = sl_scan_find(s, n, i, x->key), next = name_end;
+        if (close < name_end) name_end = next = close;
+        const size_t sep = x->name_end ? sl_scan_find(s, n, i, x->name_end) : n;
+        if (sep < name_end) {
+            name_end = sep;
+            next = sep + strlen(x->name_end);
+        } else {
+            const size_t nl0 = sl_scan_find(s, n, i, "\n");
+            if (nl0 < name_end && sl_tc_skip_ws(s, n, i) < nl0) name_end = next = nl0;
+        }
         const char *name = s + i;
         const size_t nl = name_end - i;
         json_t *args = json_object();
-        i = skip_ws(s, n, name_end);
-        while (eat(s, n, &i, "<arg_key>")) {
-            const size_t ke = sl_scan_find(s, n, i, "</arg_key>");
-            size_t j = skip_ws(s, n, ke + strlen("</arg_key>"));
-            if (ke == n || !eat(s, n, &j, "<arg_value>")) break;
-            const size_t ve = sl_scan_find(s, n, j, "</arg_value>");
+        i = sl_tc_skip_ws(s, n, next);
+        while (sl_tc_eat(s, n, &i, x->key)) {
+            const size_t ke = sl_scan_find(s, n, i, x->key_end);
+            size_t j = sl_tc_skip_ws(s, n, ke + strlen(x->key_end));
+            if (ke == n || !sl_tc_eat(s, n, &j, x->val)) break;
+            const size_t ve = sl_scan_find(s, n, j, x->val_end);
             if (ve == n) break;
-            if (!set_arg(args, tools, name, nl, s + i, ke - i, s + j, ve - j)) {
+            if (!sl_tc_set_arg(args, tools, name, nl, s + i, ke - i, s + j, ve - j)) {
                 json_decref(args);
                 return false;
             }
-            i = skip_ws(s, n, ve + strlen("</arg_value>"));
+            i = sl_tc_skip_ws(s, n, ve + strlen(x->val_end));
         }
-        const bool ok = (eat(s, n, &i, "</tool_call>") || i == n) && add_call(calls, name, nl, args);
+        const bool ok = (sl_tc_eat(s, n, &i, x->call_end) || i == n) && sl_tc_add_call(calls, name, nl, args);
         json_decref(args);
         if (!ok) return false;
-        i = skip_ws(s, n, i);
+        i = sl_tc_skip_ws(s, n, i);
     }
+    if (x->block_end) sl_tc_eat(s, n, &i, x->block_end);
+    return true;
+}
+
+/* Calls as XML elements with the name in an attribute: MiniMax-M2's <minimax:tool_call><invoke
+ * name="NAME"><parameter name="K">V</parameter>...</invoke>...</minimax:tool_call>, DeepSeek's DSML (the
+ * same tags with a "｜DSML｜" prefix and a string="true|false" attribute on each parameter, false for a
+ * JSON value), MiniCPM 5's <function name="NAME"><param name="K">V</param></function> without a block. */
+typedef struct invoke_syntax {
+    const char *block[2], *block_end[2]; /* around the calls (NULL: none) */
+    const char *invoke, *invoke_end, *param, *param_end;
+    bool string_attr; /* DSML */
+    bool python;      /* MiniCPM: values the schema does not type as strings are Python literals */
+} invoke_syntax;
+
+static const invoke_syntax INV_MINIMAX = {{"<minimax:tool_call>"}, {"</minimax:tool_call>"}, "<invoke name=",
+                                          "</invoke>", "<parameter name=", "</parameter>", false, false};
+static const invoke_syntax INV_DSML = {{"<｜DSML｜function_calls>", "<｜DSML｜tool_calls>"},
+                                       {"</｜DSML｜function_calls>", "</｜DSML｜tool_calls>"},
+                                       "<｜DSML｜invoke name=", "</｜DSML｜invoke>", "<｜DSML｜parameter name=",
+                                       "</｜DSML｜parameter>", true, false};
+static const invoke_syntax INV_MINICPM = {{NULL}, {NULL}, "<function name=", "</function>", "<param name=",
+                                          "</param>", false, true};
+
+/* A double-quoted attribute value at s[*i, n) (no escapes): its start and length; *i steps past it. */
+static bool quoted_at(const char *s, size_t n, size_t *i, const char **v, size_t *vl) {
+    if (*i >= n || s[*i] != '"') return false;
+    const char *q = memchr(s + *i + 1, '"', n - *i - 1);
+    if (!q) return false;
+    *v = s + *i + 1;
+    *vl = (size_t)(q - *v);
+    *i = (size_t)(q - s) + 1;
+    return true;
+}
+
+/* The rest of an opening tag after its name attribute: further attributes, then '>'. *string_val is
+ * false when a string="false" attribute is among them. */
+static bool tag_rest(const char *s, size_t n, size_t *i, bool *string_val) {
+    const size_t gt = sl_scan_find(s, n, *i, ">");
+    if (gt == n) return false;
+    const size_t lt = sl_scan_find(s, gt, *i, "<");
+    if (lt < gt) return false;
+    *string_val = sl_scan_find(s, gt, *i, "string=\"false\"") == gt;
+    *i = gt + 1;
+    return true;
+}
+
+static bool parse_invoke(const invoke_syntax *x, json_t *calls, const json_t *tools, const char *s, size_t n,
+                         size_t *content) {
+    size_t i = sl_scan_find(s, n, 0, x->invoke);
+    int b = -1;
+    for (int k = 0; k < 2 && x->block[k]; k++) {
+        const size_t at = sl_scan_find(s, n, 0, x->block[k]);
+        if (at <= i && at < n) i = at, b = k;
+    }
+    if (i == n) return false;
+    *content = i;
+    if (b >= 0) i = sl_tc_skip_ws(s, n, i + strlen(x->block[b]));
+    if (!sl_tc_at(s, n, i, x->invoke)) return false;
+    while (sl_tc_eat(s, n, &i, x->invoke)) {
+        const char *name;
+        size_t nl;
+        bool unused;
+        if (!quoted_at(s, n, &i, &name, &nl) || !tag_rest(s, n, &i, &unused)) return false;
+        json_t *args = json_object();
+        bool ok = args != NULL;
+        for (i = sl_tc_skip_ws(s, n, i); ok && sl_tc_eat(s, n, &i, x->param); i = sl_tc_skip_ws(s, n, i)) {
+            const char *key;
+            size_t kl;
+            bool string_val = true;
+            ok = quoted_at(s, n, &i, &key, &kl) && tag_rest(s, n, &i, &string_val);
+            const size_t end = ok ? sl_scan_find(s, n, i, x->param_end) : n;
+            if (end == n) {
+                ok = false;
+                break;
+            }
+            size_t v0 = i, v1 = end; /* a value may sit on its own lines */
+            if (v0 < v1 && s[v0] == '\n') v0++;
+            if (v1 > v0 && s[v1 - 1] == '\n') v1--;
+            json_t *val = NULL;
+            if (x->string_attr && !string_val) {
+                val = json_loadb(s + v0, v1 - v0, JSON_DECODE_ANY, NULL);
+            } else if (x->python && kl && !memchr(key, '\0', kl)) {
+                char *k = strndup(key, kl);
+                const char *ty = k ? sl_tc_param_type(tools, name, nl, k) : "";
+                if (*ty && strcmp(ty, "string") != 0) val = sl_tc_py_literal(s + v0, v1 - v0);
+                free(k);
+            }
+            if (val) {
+                char *k = kl && !memchr(key, '\0', kl) ? strndup(key, kl) : NULL;
+                if (k) ok = json_object_set_new(args, k, val) == 0; /* takes val, also on failure */
+                else ok = false, json_decref(val);
+                free(k);
+            } else {
+                ok = sl_tc_set_arg(args, x->string_attr ? NULL : tools, name, nl, key, kl, s + v0, v1 - v0);
+            }
+            i = end + strlen(x->param_end);
+        }
+        ok = ok && (sl_tc_eat(s, n, &i, x->invoke_end) || i == n) && sl_tc_add_call(calls, name, nl, args);
+        json_decref(args);
+        if (!ok) return false;
+        i = sl_tc_skip_ws(s, n, i);
+    }
+    if (b >= 0) sl_tc_eat(s, n, &i, x->block_end[b]);
     return true;
 }
 
@@ -356,8 +652,8 @@ static bool parse_deepseek(json_t *calls, const char *s, size_t n, size_t *conte
     size_t i = sl_scan_find(s, n, 0, "<｜tool▁calls▁begin｜>");
     if (i == n) return false;
     *content = i;
-    i = skip_ws(s, n, i + strlen("<｜tool▁calls▁begin｜>"));
-    while (eat(s, n, &i, "<｜tool▁call▁begin｜>")) {
+    i = sl_tc_skip_ws(s, n, i + strlen("<｜tool▁calls▁begin｜>"));
+    while (sl_tc_eat(s, n, &i, "<｜tool▁call▁begin｜>")) {
         const size_t sep = sl_scan_find(s, n, i, "<｜tool▁sep｜>");
         if (sep == n) return false;
         const char *name = s + i;
@@ -367,14 +663,14 @@ static bool parse_deepseek(json_t *calls, const char *s, size_t n, size_t *conte
             if (eol == n) return false;
             name = s + j;
             nl = eol - j;
-            j = skip_ws(s, n, eol);
-            if (eat(s, n, &j, "```json")) j = skip_ws(s, n, j);
+            j = sl_tc_skip_ws(s, n, eol);
+            if (sl_tc_eat(s, n, &j, "```json")) j = sl_tc_skip_ws(s, n, j);
         }
-        if (!args_call_at(calls, name, nl, s, n, &j)) return false;
-        j = skip_ws(s, n, j);
-        if (eat(s, n, &j, "```")) j = skip_ws(s, n, j);
-        if (!eat(s, n, &j, "<｜tool▁call▁end｜>") && j < n) return false;
-        i = skip_ws(s, n, j);
+        if (!sl_tc_args_call_at(calls, name, nl, s, n, &j)) return false;
+        j = sl_tc_skip_ws(s, n, j);
+        if (sl_tc_eat(s, n, &j, "```")) j = sl_tc_skip_ws(s, n, j);
+        if (!sl_tc_eat(s, n, &j, "<｜tool▁call▁end｜>") && j < n) return false;
+        i = sl_tc_skip_ws(s, n, j);
     }
     return true;
 }
@@ -385,8 +681,8 @@ static bool parse_kimi(json_t *calls, const char *s, size_t n, size_t *content) 
     size_t i = sl_scan_find(s, n, 0, "<|tool_calls_section_begin|>");
     if (i == n) return false;
     *content = i;
-    i = skip_ws(s, n, i + strlen("<|tool_calls_section_begin|>"));
-    while (eat(s, n, &i, "<|tool_call_begin|>")) {
+    i = sl_tc_skip_ws(s, n, i + strlen("<|tool_calls_section_begin|>"));
+    while (sl_tc_eat(s, n, &i, "<|tool_call_begin|>")) {
         const size_t arg = sl_scan_find(s, n, i, "<|tool_call_argument_begin|>");
         if (arg == n) return false;
         const char *id = s + i, *name = id;
@@ -396,11 +692,11 @@ static bool parse_kimi(json_t *calls, const char *s, size_t n, size_t *content) 
         if (dot) nl -= (size_t)(dot + 1 - name), name = dot + 1;
         const char *colon = nl ? memrchr(name, ':', nl) : NULL;
         if (colon) nl = (size_t)(colon - name);
-        size_t j = skip_ws(s, n, arg + strlen("<|tool_call_argument_begin|>"));
-        if (!args_call_at(calls, name, nl, s, n, &j)) return false;
-        j = skip_ws(s, n, j);
-        if (!eat(s, n, &j, "<|tool_call_end|>") && j < n) return false;
-        i = skip_ws(s, n, j);
+        size_t j = sl_tc_skip_ws(s, n, arg + strlen("<|tool_call_argument_begin|>"));
+        if (!sl_tc_args_call_at(calls, name, nl, s, n, &j)) return false;
+        j = sl_tc_skip_ws(s, n, j);
+        if (!sl_tc_eat(s, n, &j, "<|tool_call_end|>") && j < n) return false;
+        i = sl_tc_skip_ws(s, n, j);
     }
     return true;
 }
@@ -414,15 +710,28 @@ json_t *sl_tool_parse(sl_tool_format f, const json_t *tools, const char *s, size
     case SL_TOOLS_JSON: ok = parse_json(calls, s, n, &content); break;
     case SL_TOOLS_HERMES: ok = parse_hermes(calls, s, n, &content); break;
     case SL_TOOLS_LLAMA3: ok = parse_llama3(calls, s, n, &content); break;
-    case SL_TOOLS_MISTRAL: ok = parse_marked_json(calls, "[TOOL_CALLS]", s, n, &content); break;
+    case SL_TOOLS_MISTRAL:
+    case SL_TOOLS_GRANITE:
+    case SL_TOOLS_FIREFUNCTION:
+    case SL_TOOLS_NEMOTRON:
+    case SL_TOOLS_GIGACHAT: ok = parse_marked_json(calls, f, s, n, &content); break;
     case SL_TOOLS_MISTRAL_ARGS: ok = parse_mistral_args(calls, s, n, &content); break;
-    case SL_TOOLS_GRANITE: ok = parse_marked_json(calls, "<|tool_call|>", s, n, &content); break;
-    case SL_TOOLS_FIREFUNCTION: ok = parse_marked_json(calls, "functools", s, n, &content); break;
     case SL_TOOLS_FUNCTIONARY: ok = parse_functionary(calls, s, n, &content); break;
     case SL_TOOLS_XML: ok = parse_xml(calls, tools, s, n, &content); break;
-    case SL_TOOLS_GLM: ok = parse_glm(calls, tools, s, n, &content); break;
+    case SL_TOOLS_GLM: ok = parse_kv(&KV_GLM, calls, tools, s, n, &content); break;
+    case SL_TOOLS_HY3: ok = parse_kv(&KV_HY3, calls, tools, s, n, &content); break;
     case SL_TOOLS_DEEPSEEK: ok = parse_deepseek(calls, s, n, &content); break;
     case SL_TOOLS_KIMI: ok = parse_kimi(calls, s, n, &content); break;
+    case SL_TOOLS_DSML: ok = parse_invoke(&INV_DSML, calls, tools, s, n, &content); break;
+    case SL_TOOLS_MINIMAX_M2: ok = parse_invoke(&INV_MINIMAX, calls, tools, s, n, &content); break;
+    case SL_TOOLS_MINICPM: ok = parse_invoke(&INV_MINICPM, calls, tools, s, n, &content); break;
+    case SL_TOOLS_SOLAR: ok = parse_solar(calls, s, n, &content); break;
+    case SL_TOOLS_APERTUS: ok = parse_apertus(calls, s, n, &content); break;
+    case SL_TOOLS_COMMAND_R7B: ok = parse_command_r7b(calls, s, n, &content); break;
+    case SL_TOOLS_TAGGED_JSON: ok = parse_tagged_json(calls, s, n, &content); break;
+    case SL_TOOLS_LFM2: ok = sl_tc_parse_pythonic(calls, s, n, &content); break;
+    case SL_TOOLS_GEMMA4: ok = sl_tc_parse_gemma4(calls, s, n, &content); break;
+    case SL_TOOLS_COUNT: break;
     }
     if (!ok || json_array_size(calls) == 0) {
         json_decref(calls);
@@ -477,7 +786,7 @@ json_t *sl_tool_parse_required(const char *text, size_t n) {
     const char *name;
     json_t *v;
     json_object_foreach(calls ? o : NULL, name, v) {
-        if (!add_call(calls, name, strlen(name), v)) {
+        if (!sl_tc_add_call(calls, name, strlen(name), v)) {
             json_decref(calls);
             calls = NULL;
             break;

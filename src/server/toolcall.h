@@ -23,16 +23,46 @@
  *   LLAMA3       {"name": ..., "parameters": {...}} as the whole answer, or after <|python_tag|>
  *                (objects may be separated by ';')                         ("<|python_tag|>", or
  *                "parameters" in a template with <|start_header_id|>)
+ *   DSML         <｜DSML｜function_calls> (V3.2; <｜DSML｜tool_calls> in V4) then <｜DSML｜invoke name="NAME">
+ *                <｜DSML｜parameter name="K" string="true|false">V</｜DSML｜parameter>...</｜DSML｜invoke>
+ *                (DeepSeek V3.2, V4: string="false" values are JSON)      ("｜DSML｜")
+ *   MINIMAX_M2   <minimax:tool_call><invoke name="NAME"><parameter name="K">V</parameter>...</invoke>
+ *                ...</minimax:tool_call>  (MiniMax-M2)                  ("<minimax:tool_call>")
+ *   MINICPM      <function name="NAME"><param name="K">V</param>...</function>, repeated; values other
+ *                than strings in Python's notation (MiniCPM 5)           ("<function name=")
+ *   HY3          <tool_calls:opensource><tool_call:opensource>NAME<tool_sep:opensource>
+ *                <arg_key:opensource>K</arg_key:opensource><arg_value:opensource>V</arg_value:opensource>
+ *                ...</tool_call:opensource>...  (Tencent Hunyuan 3)      (":opensource" and "<tool_call")
+ *   SOLAR        <|tool_calls|><|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>{...}
+ *                <|tool_call:end|>...  (Upstage Solar Open)              ("<|tool_call:begin|>")
+ *   APERTUS      <|tools_prefix|>[{"NAME": {...}}, ...]<|tools_suffix|>  (Apertus) ("<|tools_prefix|>")
+ *   COMMAND_R7B  <|START_ACTION|>[{"tool_call_id": ..., "tool_name": NAME, "parameters": {...}}, ...]
+ *                <|END_ACTION|>  (Command R7B, Command A)              ("<|START_ACTION|>")
+ *   NEMOTRON     <TOOLCALL>[{"name": ..., "arguments": {...}}, ...]</TOOLCALL>  (Nemotron Nano v2)
+ *                                                                        ("<TOOLCALL>")
+ *   GIGACHAT     <|message_sep|>\n\nfunction call<|role_sep|>\n{"name": ..., "arguments": {...}} (GigaChat 3),
+ *                or <|function_call|>{...} (GigaChat 3.1)  ("<|role_sep|>" and "function call", or
+ *                "<|function_call|>")
+ *   TAGGED_JSON  <tool_calls>[{"name": ..., "arguments": {...}}, ...]</tool_calls> (Apriel), or one
+ *                call object per line inside the tags (MiniMax-M1)       ("<tool_calls>")
+ *   LFM2         <|tool_call_start|>[NAME(K=V, ...), ...]<|tool_call_end|>, Python literals (LFM2, LFM2.5)
+ *                                          ("<|tool_call_start|>", "<|tool_list_start|>" or
+ *                                          "List of tools: [")
+ *   GEMMA4       <|tool_call>call:NAME{K:V,...}<tool_call|>, repeated; strings between <|"|> tokens
+ *                (Gemma 4)                                               ("<|tool_call>")
  *   JSON         anything else: HERMES blocks, or the whole answer a call object or an array of them
  * A call object is {"name": string, "arguments" or "parameters": object or a
- * string holding a JSON object}. XML and GLM values are strings unless the
- * tool's schema gives the parameter another type and the value parses as
- * JSON. Text before the first call is the message's content; a call that
- * does not parse leaves the whole answer as content, as vLLM's parsers do.
+ * string holding a JSON object}. XML-like values (XML, GLM, MINIMAX_M2,
+ * MINICPM, HY3, and DSML's string="true") are strings unless the tool's
+ * schema gives the parameter another type and the value parses (as JSON;
+ * MINICPM also in Python's notation). Text before the first call is the
+ * message's content; a call that does not parse leaves the whole answer as
+ * content, as vLLM's parsers do.
  *
- * Markers that are control tokens (<|python_tag|>, [TOOL_CALLS], [ARGS],
- * <|tool_call|>, DeepSeek's and Kimi's) reach the text only when the request detokenizes with
- * special tokens shown (sl_tool_format_needs_special).
+ * Markers that are control tokens in the model's vocabulary (<|python_tag|>,
+ * [TOOL_CALLS], <|START_ACTION|>, ...) are hidden from a detokenized text
+ * unless shown: a request with tools shows those of its syntax
+ * (sl_tool_format_markers), and no other control token.
  */
 #ifndef SL_SERVER_TOOLCALL_H
 #define SL_SERVER_TOOLCALL_H
@@ -54,13 +84,27 @@ typedef enum sl_tool_format {
     SL_TOOLS_GLM,
     SL_TOOLS_DEEPSEEK,
     SL_TOOLS_KIMI,
+    SL_TOOLS_DSML,
+    SL_TOOLS_MINIMAX_M2,
+    SL_TOOLS_MINICPM,
+    SL_TOOLS_HY3,
+    SL_TOOLS_SOLAR,
+    SL_TOOLS_APERTUS,
+    SL_TOOLS_COMMAND_R7B,
+    SL_TOOLS_NEMOTRON,
+    SL_TOOLS_GIGACHAT,
+    SL_TOOLS_TAGGED_JSON,
+    SL_TOOLS_LFM2,
+    SL_TOOLS_GEMMA4,
+    SL_TOOLS_COUNT
 } sl_tool_format;
 
 /* The syntax a chat template's source teaches (NULL: the built-in fallback, JSON). */
 sl_tool_format sl_tool_format_detect(const char *template_src);
 const char *sl_tool_format_name(sl_tool_format f);
-/* Whether the syntax's markers are control tokens, shown only with special tokens rendered. */
-bool sl_tool_format_needs_special(sl_tool_format f);
+/* The texts of the syntax's markers (where calls begin and end, separators), NULL-terminated: the
+ * server shows those that are control tokens of the model's vocabulary in a tool request's text. */
+const char *const *sl_tool_format_markers(sl_tool_format f);
 
 /* How many bytes of text[0, n) are content whatever comes next: those
  * before the first place a call begins or may still begin (a marker, the

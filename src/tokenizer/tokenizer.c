@@ -927,12 +927,19 @@ static int64_t finish(sink *s, sl_detok *d, const sl_detok *saved) {
     return (int64_t)s->n;
 }
 
+void sl_detok_show(sl_detok *d, const int32_t *ids, int n) {
+    d->n_show = n <= 0 ? 0 : n < SL_DETOK_SHOW_MAX ? n : SL_DETOK_SHOW_MAX;
+    if (d->n_show) memcpy(d->show, ids, (size_t)d->n_show * sizeof *ids);
+}
+
 int64_t sl_detok_push(sl_detok *d, int32_t id, char *out, size_t cap) {
     if (!valid_id(d->tok, id)) return -1;
     sl_detok saved = *d;
     sink s = {out, cap, 0, false};
     size_t n;
-    const char *p = piece_of(d->tok, id, d->special, &n);
+    bool special = d->special;
+    for (int k = 0; k < d->n_show && !special; k++) special = d->show[k] == id;
+    const char *p = piece_of(d->tok, id, special, &n);
     for (size_t i = 0; i < n && !s.over; i++) feed(d, &s, (unsigned char)p[i]);
     return finish(&s, d, &saved);
 }

@@ -117,14 +117,19 @@ int64_t sl_token_to_piece(const sl_tokenizer *t, int32_t id, bool special, char 
  * maximal invalid subpart). Pieces are emitted as sl_token_to_piece gives
  * them: the leading space of the first piece (the SentencePiece dummy
  * prefix) is kept, as llama.cpp's common_token_to_piece prints a stream. */
+#define SL_DETOK_SHOW_MAX 16
 typedef struct sl_detok {
     const sl_tokenizer *tok;
     bool special;          /* render control tokens */
+    int n_show;            /* ... or only these control tokens (sl_detok_show) */
+    int32_t show[SL_DETOK_SHOW_MAX];
     unsigned char pend[8]; /* bytes of an incomplete character */
     size_t n_pend;
 } sl_detok;
 
 void sl_detok_init(sl_detok *d, const sl_tokenizer *t, bool special);
+/* Render these control tokens as their text too (at most SL_DETOK_SHOW_MAX; the rest are ignored). */
+void sl_detok_show(sl_detok *d, const int32_t *ids, int n);
 /* Append token `id`; writes the complete UTF-8 text now available to out
  * (NUL-terminated) and returns its length, or -1 for a bad id. `cap` of 256
  * plus the longest token piece is always enough when token texts are valid

@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FUZZ_TOOLCALL_FORMATS 12 /* SL_TOOLS_JSON .. SL_TOOLS_KIMI */
+#define FUZZ_TOOLCALL_FORMATS SL_TOOLS_COUNT
 
 static void fuzz_toolcall_check(int cond, const char *what) {
     if (!cond) {

@@ -233,3 +233,53 @@ TEST(tool_calls_render_through_a_real_template) {
     CHECK(listed);
     CHECK(result);
 }
+
+/* functionary v3.2's template concatenates a tool call's arguments to a string: given an object it fails
+ * ("can only concatenate str"), so the server probes the template and passes the client's JSON text
+ * there; Qwen 2.5's (arguments | tojson) keeps the object. The expected text follows the template's
+ * ">>>NAME\n" + arguments. */
+TEST(tool_call_arguments_reach_each_template_in_the_form_it_reads) {
+    if (!have_model()) return;
+    static const struct {
+        const char *file;
+        bool text;
+        const char *expect;
+    } cases[] = {
+        {"meetkai-functionary-medium-v3.2", true, ">>>get_weather\n{\"city\":\"Paris\"}<|eot_id|>"},
+        {"Qwen-Qwen2.5-7B-Instruct", false, "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "golden/chat-templates/%s.jinja", cases[i].file);
+        const char *path = sl_test_shared(rel);
+        if (!path) return;
+        size_t len;
+        char *src = sl_test_read_file(path, &len);
+        CHECK(src != NULL);
+        sl_api_ctx ctx = {.model = fuzz_api_model(), .model_id = "stories260K", .n_ctx = 512, .chat_template = src};
+        sl_api_ctx_prepare(&ctx);
+        CHECK_MSG(ctx.tool_args_text == cases[i].text, "%s: tool_args_text %d", cases[i].file, ctx.tool_args_text);
+        CHECK_EQ_INT(ctx.n_tool_show, 0); /* stories260K's vocabulary has none of the markers */
+        json_t *msgs = json_loads("[{\"role\":\"user\",\"content\":\"Weather?\"},{\"role\":\"assistant\",\"content\":\"\","
+                                  "\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":"
+                                  "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},{\"role\":\"tool\","
+                                  "\"tool_call_id\":\"call_1\",\"content\":\"sunny\"}]",
+                                  0, NULL);
+        json_t *tools = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"w\","
+                                   "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]",
+                                   0, NULL);
+        char *out = NULL;
+        sl_api_error e;
+        const sl_api_chat_opts co = {.tools = tools, .add_generation_prompt = true};
+        const bool ok = sl_api_render_chat(&ctx, msgs, &co, &out, &e);
+        json_decref(msgs);
+        json_decref(tools);
+        free(src);
+        CHECK_MSG(ok, "%s: %s", cases[i].file, e.message);
+        if (!ok) continue;
+        const bool found = strstr(out, cases[i].expect) != NULL;
+        if (!found) fprintf(stderr, "   %s rendered:\n%s\n", cases[i].file, out);
+        sl_free(out);
+        CHECK(found);
+    }
+}

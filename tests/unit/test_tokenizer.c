@@ -483,6 +483,26 @@ static bool detok_case(const sl_tokenizer *t, const int32_t *ids, size_t n, cons
         CHECK_MSG(ok_, "detok %s: got \"%s\" want \"%s\"", #__VA_ARGS__, got_, (want)); \
     } while (0)
 
+/* A tool request shows only the control tokens of its syntax (sl_detok_show): Llama 3's vocabulary,
+ * <|start_header_id|> = 128006 and <|end_header_id|> = 128007 (control tokens, ids from the golden file). */
+TEST(detok_shows_only_the_listed_control_tokens) {
+    sl_tokenizer *t = load_shared(GOLDEN_TOK "/ggml-vocab-llama-bpe.gguf");
+    if (!t) return;
+    CHECK_EQ_INT(sl_tokenizer_find(t, "<|start_header_id|>", 19), 128006);
+    CHECK_EQ_INT(sl_tokenizer_token_type(t, 128007), SL_TOKEN_CONTROL);
+    sl_detok d;
+    char out[64];
+    sl_detok_init(&d, t, false);
+    const int32_t show[] = {128006};
+    sl_detok_show(&d, show, 1);
+    CHECK_EQ_INT(sl_detok_push(&d, 128006, out, sizeof out), 19);
+    CHECK_STR(out, "<|start_header_id|>");
+    CHECK_EQ_INT(sl_detok_push(&d, 128007, out, sizeof out), 0);
+    sl_detok_show(&d, NULL, 0);
+    CHECK_EQ_INT(sl_detok_push(&d, 128006, out, sizeof out), 0);
+    sl_tokenizer_destroy(t);
+}
+
 TEST(detok_invalid_utf8) {
     sl_tokenizer *t = load_shared(GOLDEN_TOK "/ggml-vocab-llama-spm.gguf");
     CHECK(t);

@@ -55,6 +55,26 @@ TEST(formats_detected_from_real_templates) {
         {"moonshotai-Kimi-K2", SL_TOOLS_KIMI},
         {"Kimi-K2-Instruct", SL_TOOLS_KIMI},
         {"google-gemma-2-2b-it", SL_TOOLS_JSON},
+        {"deepseek-ai-DeepSeek-V3.2", SL_TOOLS_DSML},
+        {"deepseek-ai-DeepSeek-V4", SL_TOOLS_DSML},
+        {"deepseek-ai-DeepSeek-V4-Flash-0731", SL_TOOLS_DSML},
+        {"MiniMax-M2", SL_TOOLS_MINIMAX_M2},
+        {"MiniMax-M1", SL_TOOLS_TAGGED_JSON},
+        {"Apriel-1.6-15b-Thinker-fixed", SL_TOOLS_TAGGED_JSON},
+        {"openbmb-MiniCPM5-1B", SL_TOOLS_MINICPM},
+        {"tencent-Hy3", SL_TOOLS_HY3},
+        {"upstage-Solar-Open-100B", SL_TOOLS_SOLAR},
+        {"Apertus-8B-Instruct", SL_TOOLS_APERTUS},
+        {"CohereForAI-c4ai-command-r7b-12-2024-tool_use", SL_TOOLS_COMMAND_R7B},
+        {"Cohere2MoE", SL_TOOLS_COMMAND_R7B},
+        {"NVIDIA-Nemotron-Nano-v2", SL_TOOLS_NEMOTRON},
+        {"GigaChat3-10B-A1.8B", SL_TOOLS_GIGACHAT},
+        {"GigaChat3.1-10B-A1.8B", SL_TOOLS_GIGACHAT},
+        {"LFM2-8B-A1B", SL_TOOLS_LFM2},
+        {"LFM2.5-8B-A1B", SL_TOOLS_LFM2},
+        {"LFM2.5-Instruct", SL_TOOLS_LFM2},
+        {"google-gemma-4-31B-it", SL_TOOLS_GEMMA4},
+        {"google-gemma-4-31B-it-interleaved", SL_TOOLS_GEMMA4},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int f = detect_file(cases[i].file);
@@ -188,6 +208,123 @@ TEST(xml_syntaxes_type_values_by_the_schema) {
     CHECK(xml_bad);
     CHECK(glm);
     CHECK(glm0);
+}
+
+/* The syntaxes added for DeepSeek V3.2/V4, MiniMax-M1/M2, MiniCPM 5, Hunyuan 3, Solar Open, Apertus,
+ * Command R7B, Nemotron Nano v2, GigaChat 3 and Apriel: each answer is written after the render of an
+ * assistant turn with tool calls by the model's own template (../shared/golden/chat-templates). */
+static bool holds_back(sl_tool_format f, const char *text, size_t expect_final);
+
+TEST(further_syntaxes_parse_into_calls) {
+    json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": "
+                               "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, "
+                               "\"days\": {\"type\": \"integer\"}, \"opts\": {\"type\": \"object\"}}}}}]",
+                               0, NULL);
+    CHECK(tools != NULL);
+    bool ok[24];
+    int k = 0;
+    /* DeepSeek V3.2 (function_calls) and V4 (tool_calls): string="false" values are JSON whatever the schema */
+    ok[k++] = parses_as(SL_TOOLS_DSML, tools,
+                        "Let me check.\n\n<｜DSML｜function_calls>\n<｜DSML｜invoke name=\"get_weather\">\n"
+                        "<｜DSML｜parameter name=\"city\" string=\"true\">Pa\"ris</｜DSML｜parameter>\n"
+                        "<｜DSML｜parameter name=\"days\" string=\"false\">3</｜DSML｜parameter>\n"
+                        "<｜DSML｜parameter name=\"opts\" string=\"false\">{\"u\": \"C\", \"x\": [1, 2.5]}</｜DSML｜parameter>\n"
+                        "<｜DSML｜parameter name=\"flag\" string=\"false\">true</｜DSML｜parameter>\n"
+                        "</｜DSML｜invoke>\n<｜DSML｜invoke name=\"get_time\">\n"
+                        "<｜DSML｜parameter name=\"tz\" string=\"true\">123</｜DSML｜parameter>\n</｜DSML｜invoke>\n"
+                        "</｜DSML｜function_calls>",
+                        "Let me check.",
+                        "get_weather|{\"city\":\"Pa\\\"ris\",\"days\":3,\"opts\":{\"u\":\"C\",\"x\":[1,2.5]},\"flag\":true};"
+                        "get_time|{\"tz\":\"123\"}");
+    ok[k++] = parses_as(SL_TOOLS_DSML, tools,
+                        "<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_time\">\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>", "",
+                        "get_time|{}");
+    ok[k++] = parses_as(SL_TOOLS_DSML, tools, "<｜DSML｜function_calls>\n<｜DSML｜invoke name=get_time>", NULL, NULL);
+    /* MiniMax-M2: values typed by the schema */
+    ok[k++] = parses_as(SL_TOOLS_MINIMAX_M2, tools,
+                        "<minimax:tool_call>\n<invoke name=\"get_weather\">\n<parameter name=\"city\">Paris</parameter>\n"
+                        "<parameter name=\"days\">3</parameter>\n</invoke>\n<invoke name=\"get_time\">\n"
+                        "<parameter name=\"tz\">CET</parameter>\n</invoke>\n</minimax:tool_call>",
+                        "", "get_weather|{\"city\":\"Paris\",\"days\":3};get_time|{\"tz\":\"CET\"}");
+    ok[k++] = parses_as(SL_TOOLS_MINIMAX_M2, tools,
+                        "<minimax:tool_call>\n<invoke name=\"f\">\n<parameter name=\"a\">1", NULL, NULL);
+    /* MiniCPM 5: no block around the calls */
+    ok[k++] = parses_as(SL_TOOLS_MINICPM, tools,
+                        "On it.\n<function name=\"get_weather\"><param name=\"city\">Paris</param><param name=\"days\">3"
+                        "</param></function>\n<function name=\"get_time\"><param name=\"tz\">CET</param></function>",
+                        "On it.", "get_weather|{\"city\":\"Paris\",\"days\":3};get_time|{\"tz\":\"CET\"}");
+    /* Hunyuan 3 */
+    ok[k++] = parses_as(SL_TOOLS_HY3, tools,
+                        "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n"
+                        "<arg_key:opensource>city</arg_key:opensource>\n<arg_value:opensource>Paris</arg_value:opensource>\n"
+                        "<arg_key:opensource>days</arg_key:opensource>\n<arg_value:opensource>3</arg_value:opensource>\n"
+                        "</tool_call:opensource>\n<tool_call:opensource>get_time<tool_sep:opensource>\n"
+                        "<arg_key:opensource>tz</arg_key:opensource>\n<arg_value:opensource>CET</arg_value:opensource>\n"
+                        "</tool_call:opensource>\n</tool_calls:opensource>",
+                        "", "get_weather|{\"city\":\"Paris\",\"days\":3};get_time|{\"tz\":\"CET\"}");
+    /* Solar Open: the id before the name is dropped (the server gives its own) */
+    ok[k++] = parses_as(SL_TOOLS_SOLAR, tools,
+                        "Sure.<|tool_calls|><|tool_call:begin|>a1b2c3d4e5<|tool_call:name|>get_weather<|tool_call:args|>"
+                        "{\"city\": \"Paris\", \"days\": 3}<|tool_call:end|><|tool_call:begin|>x<|tool_call:name|>get_time"
+                        "<|tool_call:args|>{\"tz\": \"CET\"}<|tool_call:end|><|calls|>",
+                        "Sure.", "get_weather|{\"city\":\"Paris\",\"days\":3};get_time|{\"tz\":\"CET\"}");
+    ok[k++] = parses_as(SL_TOOLS_SOLAR, tools, "<|tool_calls|>nothing", NULL, NULL);
+    /* Apertus: the name is the key */
+    ok[k++] = parses_as(SL_TOOLS_APERTUS, tools,
+                        "<|tools_prefix|>[{\"get_weather\": {\"city\": \"Paris\", \"days\": 3}}, {\"get_time\": "
+                        "{\"tz\": \"CET\"}}]<|tools_suffix|>",
+                        "", "get_weather|{\"city\":\"Paris\",\"days\":3};get_time|{\"tz\":\"CET\"}");
+    ok[k++] = parses_as(SL_TOOLS_APERTUS, tools, "<|tools_prefix|>[{\"a\": {}, \"b\": {}}]", NULL, NULL);
+    /* Command R7B */
+    ok[k++] = parses_as(SL_TOOLS_COMMAND_R7B, tools,
+                        "<|START_THINKING|>I should look it up.<|END_THINKING|><|START_ACTION|>[\n"
+                        "    {\"tool_call_id\": \"0\", \"tool_name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}},\n"
+                        "    {\"tool_call_id\": \"1\", \"tool_name\": \"get_time\", \"parameters\": {\"tz\": \"CET\"}}\n"
+                        "]<|END_ACTION|>",
+                        "<|START_THINKING|>I should look it up.<|END_THINKING|>",
+                        "get_weather|{\"city\":\"Paris\"};get_time|{\"tz\":\"CET\"}");
+    ok[k++] = parses_as(SL_TOOLS_COMMAND_R7B, tools, "<|START_ACTION|>[{\"name\": \"f\"}]<|END_ACTION|>", NULL, NULL);
+    /* Nemotron Nano v2: "arguments" may be an object or its JSON text */
+    ok[k++] = parses_as(SL_TOOLS_NEMOTRON, tools,
+                        "<TOOLCALL>[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, {\"name\": "
+                        "\"get_time\", \"arguments\": \"{\\\"tz\\\": \\\"CET\\\"}\"}]</TOOLCALL>",
+                        "", "get_weather|{\"city\":\"Paris\"};get_time|{\"tz\": \"CET\"}");
+    /* GigaChat 3 (a "function call" turn after the assistant's) and 3.1 */
+    ok[k++] = parses_as(SL_TOOLS_GIGACHAT, tools,
+                        "Checking.<|message_sep|>\n\nfunction call<|role_sep|>\n{\"name\": \"get_weather\", \"arguments\": "
+                        "{\"city\": \"Paris\", \"days\": 3}}",
+                        "Checking.", "get_weather|{\"city\":\"Paris\",\"days\":3}");
+    ok[k++] = parses_as(SL_TOOLS_GIGACHAT, tools,
+                        "<|function_call|>{\"name\": \"get_time\", \"arguments\": {\"tz\": \"CET\"}}", "",
+                        "get_time|{\"tz\":\"CET\"}");
+    /* Apriel (an array in the tags) and MiniMax-M1 (one object per line) */
+    ok[k++] = parses_as(SL_TOOLS_TAGGED_JSON, tools,
+                        "Here.\n<tool_calls>[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}, \"id\": "
+                        "\"call_1\"}, {\"name\": \"get_time\", \"arguments\": {}}]</tool_calls>",
+                        "Here.", "get_weather|{\"city\":\"Paris\"};get_time|{}");
+    ok[k++] = parses_as(SL_TOOLS_TAGGED_JSON, tools,
+                        "<tool_calls>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3}}\n"
+                        "{\"name\": \"get_time\", \"arguments\": {\"tz\": \"CET\"}}\n</tool_calls>",
+                        "", "get_weather|{\"city\":\"Paris\",\"days\":3};get_time|{\"tz\":\"CET\"}");
+    ok[k++] = parses_as(SL_TOOLS_TAGGED_JSON, tools, "<tool_calls>\n{\"name\": \"f\"} trailing</tool_calls>", NULL, NULL);
+    /* MiniCPM 5 writes values other than strings in Python's notation (the template's repr) */
+    ok[k++] = parses_as(SL_TOOLS_MINICPM, tools,
+                        "<function name=\"get_weather\"><param name=\"city\">True</param><param name=\"opts\">{'u': 'C', "
+                        "'x': [1, 2.5, None, True]}</param><param name=\"days\">3</param></function>",
+                        "", "get_weather|{\"city\":\"True\",\"opts\":{\"u\":\"C\",\"x\":[1,2.5,null,true]},\"days\":3}");
+    /* decimals keep the short form a model writes; a double that needs 17 digits keeps them */
+    ok[k++] = parses_as(SL_TOOLS_HERMES, NULL,
+                        "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 0.1, \"b\": -2.5e-7, \"c\": 100}}</tool_call>",
+                        "", "f|{\"a\":0.1,\"b\":-2.5e-7,\"c\":100}");
+    ok[k++] = parses_as(SL_TOOLS_HERMES, NULL,
+                        "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 0.30000000000000004}}</tool_call>", "",
+                        "f|{\"a\":0.30000000000000004}");
+    json_decref(tools);
+    for (int i = 0; i < k; i++) CHECK_MSG(ok[i], "case %d", i);
+    /* the streaming hold-back knows both of GigaChat's markers */
+    CHECK(holds_back(SL_TOOLS_GIGACHAT, "Hi.<|message_sep|>\n\nfunction call<|role_sep|>\n{}", 3));
+    CHECK(holds_back(SL_TOOLS_GIGACHAT, "Hi.<|function_call|>{}", 3));
+    CHECK(holds_back(SL_TOOLS_DSML, "Hi. <｜DSML｜tool_calls>", 3));
 }
 
 /* Fed one byte at a time, the content released never shrinks, never covers
