@@ -220,6 +220,15 @@ const char *sl_api_fallback_template(const sl_model *m) {
     return LLAMA2_TEMPLATE;
 }
 
+/* Show these control tokens in the request's text too (each once, at most SL_DETOK_SHOW_MAX). */
+static void show_tokens(sl_req_params *p, const int32_t *ids, int n) {
+    for (int i = 0; i < n; i++) {
+        bool had = false;
+        for (int k = 0; k < p->n_show_ids; k++) had = had || p->show_ids[k] == ids[i];
+        if (!had && p->n_show_ids < SL_DETOK_SHOW_MAX) p->show_ids[p->n_show_ids++] = ids[i];
+    }
+}
+
 /* Whether the template shows a tool call's arguments when given them in this form (an object, or the JSON
  * text): rendered with a probe conversation, as llama.cpp probes a template's capabilities. */
 static bool renders_args(const char *tpl, bool as_text) {
@@ -251,7 +260,14 @@ void sl_api_ctx_prepare(sl_api_ctx *ctx) {
     }
     ctx->harmony = sl_harmony_template(ctx->chat_template);
     ctx->tool_args_text = !renders_args(ctx->chat_template, false) && renders_args(ctx->chat_template, true);
-    ctx->template_thinks = sl_think_template_has_tags(ctx->chat_template) || ctx->harmony;
+    ctx->think_tags = SL_THINK_TAGS_THINK;
+    ctx->template_thinks = sl_think_template_has_tags(ctx->chat_template, &ctx->think_tags) || ctx->harmony;
+    ctx->n_think_show = 0;
+    const char *tags[2] = {sl_think_open_tag(ctx->think_tags), sl_think_close_tag(ctx->think_tags)};
+    for (int k = 0; k < 2; k++) {
+        const int32_t id = sl_tokenizer_find(tok, tags[k], strlen(tags[k]));
+        if (id >= 0 && sl_tokenizer_token_type(tok, id) == SL_TOKEN_CONTROL) ctx->think_show[ctx->n_think_show++] = id;
+    }
 }
 
 static char *token_text_dup(const sl_tokenizer *tok, int32_t id) {
@@ -506,7 +522,9 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
     }
     /* a guided answer (response_format, a forced call) is JSON from its first token: no thinking to split */
     r->think = !r->params.schema && (rf == SL_REASONING_DEEPSEEK || (rf == SL_REASONING_AUTO && ctx->template_thinks));
-    r->think_open = r->think && sl_think_open_in_prompt(r->prompt_text);
+    r->think_tags = ctx->think_tags;
+    r->think_open = r->think && sl_think_open_in_prompt(r->think_tags, r->prompt_text);
+    if (r->think) show_tokens(&r->params, ctx->think_show, ctx->n_think_show);
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     /* the template writes special tokens as text: parse them; add BOS unless the text starts with it */
     bool add_bos = sl_tokenizer_add_bos(tok);
@@ -903,10 +921,7 @@ static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_
     }
     tl->format = ctx->tool_format;
     sl_req_params *p = &r->params;
-    if (tl->choice == SL_TOOL_CHOICE_AUTO) {
-        memcpy(p->show_ids, ctx->tool_show, sizeof p->show_ids);
-        p->n_show_ids = ctx->n_tool_show;
-    }
+    if (tl->choice == SL_TOOL_CHOICE_AUTO) show_tokens(p, ctx->tool_show, ctx->n_tool_show);
     if (tl->choice != SL_TOOL_CHOICE_REQUIRED && tl->choice != SL_TOOL_CHOICE_NAMED) return true;
     if (p->schema) {
         sl_api_set_error(e, 400, "tool_choice",

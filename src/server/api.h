@@ -10,6 +10,7 @@
 #ifndef SL_SERVER_API_H
 #define SL_SERVER_API_H
 
+#include "server/reasoning.h"
 #include "server/sched.h"
 #include "server/toolcall.h"
 
@@ -73,6 +74,7 @@ typedef struct sl_api_request {
     /* chat: the answer's thinking goes to reasoning_content (not with a guided answer); think_open: the
      * rendered prompt left a <think> block open, so the answer starts in it */
     bool think, think_open;
+    sl_think_tags think_tags;
     /* chat: continuing a stream another engine started (a router's failover: shardlm_resume with "ids").
      * The prompt is those ids (the rendered conversation and the tokens generated so far); the client
      * has resume_content bytes of content, resume_reasoning of thinking, resume_args of a forced
@@ -111,6 +113,9 @@ typedef struct sl_api_ctx {
      * sends, not as an object (functionary v3.2 concatenates it to a string): probed at prepare. */
     bool tool_args_text;
     bool template_thinks;
+    sl_think_tags think_tags; /* the template's thinking tags (<think> when it writes none) */
+    int32_t think_show[2];    /* those of them that are control tokens of the vocabulary: shown when thinking */
+    int n_think_show;
     bool harmony; /* the template writes OpenAI's harmony format (gpt-oss): answers are split by harmony.c */
 } sl_api_ctx;
 

@@ -79,6 +79,7 @@ typedef struct gen {
     bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
     sl_api_tools tools;     /* chat's tool calling (tools.tools: a reference) */
     bool think, think_open; /* chat: the answer's thinking goes to reasoning_content (the prompt opened it) */
+    sl_think_tags think_tags;
     bool harmony;           /* chat: the answer is in the harmony format (gpt-oss), split by harmony.c */
     int64_t resume_content, resume_reasoning; /* a resumed chat stream: the parts' bytes the client has */
 } gen;
@@ -264,7 +265,7 @@ static bool answer_parts(const gen *g, const char *text, size_t n, bool fin, par
         p->h.calls = NULL;
         return true;
     }
-    const sl_think_split sp = g->think ? sl_think_split_text(text, n, g->think_open, fin) : (sl_think_split){0, 0, 0, n};
+    const sl_think_split sp = g->think ? sl_think_split_text(g->think_tags, text, n, g->think_open, fin) : (sl_think_split){0, 0, 0, n};
     p->r = text + sp.r0, p->nr = sp.r1 - sp.r0;
     p->c = text + sp.c0, p->nc = sp.c1 - sp.c0;
     return true;
@@ -663,6 +664,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     ar.tools.tools = NULL; /* the reference moves to g */
     g->think = ar.think;
     g->think_open = ar.think_open;
+    g->think_tags = ar.think_tags;
     g->harmony = g->kind == SL_API_CHAT && h->api.harmony;
     if (ar.resumed) { /* the client has the role chunk, and maybe a forced call's first delta */
         g->resume_content = ar.resume_content;

@@ -83,13 +83,14 @@ static int fuzz_toolcall_one(const uint8_t *data, size_t len) {
     const int got = calls ? (int)json_array_size(calls) : 0;
     json_decref(calls);
     /* thinking and content (reasoning.c): inside the answer, and streamed parts grow into the whole ones */
-    for (int open = 0; open < 2; open++) {
-        const sl_think_split w = sl_think_split_text(text, n, open, true);
+    for (int open = 0; open < 2 * SL_THINK_TAGS_COUNT; open++) {
+        const sl_think_tags tg = (sl_think_tags)(open / 2);
+        const sl_think_split w = sl_think_split_text(tg, text, n, open % 2, true);
         fuzz_toolcall_check(w.r0 <= w.r1 && w.r1 <= n && w.c0 <= w.c1 && w.c1 <= n, "the parts lie inside the answer");
         fuzz_toolcall_check(w.r1 == w.r0 || w.c0 >= w.r1, "the content comes after the thinking");
         size_t lr = 0, lc = 0;
         for (size_t k = 0; k <= n; k++) {
-            const sl_think_split p = sl_think_split_text(text, k, open, false);
+            const sl_think_split p = sl_think_split_text(tg, text, k, open % 2, false);
             fuzz_toolcall_check(p.r1 - p.r0 >= lr && p.c1 - p.c0 >= lc, "streamed parts never shrink");
             fuzz_toolcall_check(p.r1 - p.r0 <= w.r1 - w.r0 && p.c1 - p.c0 <= w.c1 - w.c0, "streamed parts stay within the whole");
             fuzz_toolcall_check((p.r1 == p.r0 || p.r0 == w.r0) && (p.c1 == p.c0 || p.c0 == w.c0), "streamed parts start where the whole do");
