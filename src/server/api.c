@@ -264,8 +264,10 @@ void sl_api_ctx_prepare(sl_api_ctx *ctx) {
     ctx->template_thinks = sl_think_template_has_tags(ctx->chat_template, &ctx->think_tags) || ctx->harmony;
     ctx->n_think_show = 0;
     const char *tags[2] = {sl_think_open_tag(ctx->think_tags), sl_think_close_tag(ctx->think_tags)};
-    for (int k = 0; k < 2; k++) {
-        const int32_t id = sl_tokenizer_find(tok, tags[k], strlen(tags[k]));
+    for (int k = 0; k < 2; k++) { /* the tag, or its token up to the first '>' (Gemma 4's "<|channel>" + "thought") */
+        const char *gt = strchr(tags[k], '>');
+        int32_t id = sl_tokenizer_find(tok, tags[k], strlen(tags[k]));
+        if (id < 0 && gt) id = sl_tokenizer_find(tok, tags[k], (size_t)(gt + 1 - tags[k]));
         if (id >= 0 && sl_tokenizer_token_type(tok, id) == SL_TOKEN_CONTROL) ctx->think_show[ctx->n_think_show++] = id;
     }
 }

@@ -13,6 +13,7 @@ static const char *const TAGS[SL_THINK_TAGS_COUNT][2] = {
     [SL_THINK_TAGS_COMMAND_R] = {"<|START_THINKING|>", "<|END_THINKING|>"},
     [SL_THINK_TAGS_MISTRAL] = {"[THINK]", "[/THINK]"},
     [SL_THINK_TAGS_HUNYUAN] = {"<think:opensource>", "</think:opensource>"},
+    [SL_THINK_TAGS_GEMMA4] = {"<|channel>thought", "<channel|>"},
 };
 
 const char *sl_think_open_tag(sl_think_tags t) { return TAGS[t][0]; }

@@ -28,6 +28,7 @@ typedef enum sl_think_tags {
     SL_THINK_TAGS_COMMAND_R, /* <|START_THINKING|> ... <|END_THINKING|> (Command R7B, Command A) */
     SL_THINK_TAGS_MISTRAL,   /* [THINK] ... [/THINK] (Magistral, Ministral reasoning) */
     SL_THINK_TAGS_HUNYUAN,   /* <think:opensource> ... </think:opensource> (Hunyuan 3) */
+    SL_THINK_TAGS_GEMMA4,    /* <|channel>thought ... <channel|> (Gemma 4) */
     SL_THINK_TAGS_COUNT
 } sl_think_tags;
 

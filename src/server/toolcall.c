@@ -588,11 +588,12 @@ static bool tag_rest(const char *s, size_t n, size_t *i, bool *string_val) {
 
 static bool parse_invoke(const invoke_syntax *x, json_t *calls, const json_t *tools, const char *s, size_t n,
                          size_t *content) {
-    size_t i = sl_scan_find(s, n, 0, x->invoke);
+    /* where calls begin: the block (its begin markers, which streaming holds back), else the first call */
+    size_t i = x->block[0] ? n : sl_scan_find(s, n, 0, x->invoke);
     int b = -1;
     for (int k = 0; k < 2 && x->block[k]; k++) {
         const size_t at = sl_scan_find(s, n, 0, x->block[k]);
-        if (at <= i && at < n) i = at, b = k;
+        if (at < i) i = at, b = k;
     }
     if (i == n) return false;
     *content = i;

@@ -45,6 +45,7 @@ TEST(answers_split_into_thinking_and_content) {
     CHECK(split_as(SL_THINK_TAGS_MISTRAL, "[THINK]draft[/THINK]Here.", false, "draft", "Here."));
     CHECK(split_as(SL_THINK_TAGS_HUNYUAN, "<think:opensource>\nhm\n</think:opensource>\nok", false, "hm", "ok"));
     CHECK(split_as(SL_THINK_TAGS_MISTRAL, "<think>a</think>b", false, "", "<think>a</think>b"));
+    CHECK(split_as(SL_THINK_TAGS_GEMMA4, "<|channel>thought\nWeigh it.\n<channel|>Done.", false, "Weigh it.", "Done."));
 }
 
 /* Streamed: for every prefix, the parts released so far are prefixes of the whole answer's parts. */
@@ -96,6 +97,7 @@ TEST(prompts_of_real_templates) {
                  {"CohereForAI-c4ai-command-r7b-12-2024-tool_use", true, SL_THINK_TAGS_COMMAND_R},
                  {"mistralai-Ministral-3-14B-Reasoning-2512", true, SL_THINK_TAGS_MISTRAL},
                  {"tencent-Hy3", true, SL_THINK_TAGS_HUNYUAN},
+                 {"google-gemma-4-31B-it", true, SL_THINK_TAGS_GEMMA4},
                  {"meta-llama-Llama-3.1-8B-Instruct", false, SL_THINK_TAGS_THINK},
                  {"google-gemma-2-2b-it", false, SL_THINK_TAGS_THINK}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
