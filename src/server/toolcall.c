@@ -342,48 +342,35 @@ static bool parse_tagged_json(json_t *calls, const char *s, size_t n, size_t *co
     return true;
 }
 
-/* <|tools_prefix|>[{"NAME": {...}}, ...]<|tools_suffix|>: each element one key, the function's name, whose
- * value is its arguments. */
-static bool parse_apertus(json_t *calls, const char *s, size_t n, size_t *content) {
-    size_t i = sl_scan_find(s, n, 0, "<|tools_prefix|>");
+/* A marker, then a JSON array (not empty) each of whose elements `elem` appends as one call. */
+static bool parse_marked_array(json_t *calls, const char *marker, bool (*elem)(json_t *, const json_t *),
+                               const char *s, size_t n, size_t *content) {
+    size_t i = sl_scan_find(s, n, 0, marker);
     if (i == n) return false;
     *content = i;
-    i = sl_tc_skip_ws(s, n, i + strlen("<|tools_prefix|>"));
+    i = sl_tc_skip_ws(s, n, i + strlen(marker));
     json_t *v = sl_tc_json_at(s, n, &i);
     bool ok = json_is_array(v) && json_array_size(v) > 0;
     size_t k;
     const json_t *e;
-    json_array_foreach(ok ? v : NULL, k, e) {
-        const char *name = json_is_object(e) && json_object_size(e) == 1 ? json_object_iter_key(json_object_iter((json_t *)e)) : NULL;
-        if (!name || !sl_tc_add_call(calls, name, strlen(name), json_object_get(e, name))) {
-            ok = false;
-            break;
-        }
-    }
+    json_array_foreach(ok ? v : NULL, k, e) if (!(ok = elem(calls, e))) break;
     json_decref(v);
     return ok;
 }
 
-/* <|START_ACTION|>[{"tool_call_id": "0", "tool_name": NAME, "parameters": {...}}, ...]<|END_ACTION|> */
-static bool parse_command_r7b(json_t *calls, const char *s, size_t n, size_t *content) {
-    size_t i = sl_scan_find(s, n, 0, "<|START_ACTION|>");
-    if (i == n) return false;
-    *content = i;
-    i = sl_tc_skip_ws(s, n, i + strlen("<|START_ACTION|>"));
-    json_t *v = sl_tc_json_at(s, n, &i);
-    bool ok = json_is_array(v) && json_array_size(v) > 0;
-    size_t k;
-    const json_t *e;
-    json_array_foreach(ok ? v : NULL, k, e) {
-        const json_t *name = json_object_get(e, "tool_name");
-        if (!json_is_string(name) ||
-            !sl_tc_add_call(calls, json_string_value(name), json_string_length(name), json_object_get(e, "parameters"))) {
-            ok = false;
-            break;
-        }
-    }
-    json_decref(v);
-    return ok;
+/* Apertus: <|tools_prefix|>[{"NAME": {...}}, ...]<|tools_suffix|>, each element one key, the function's name,
+ * whose value is its arguments. */
+static bool apertus_call(json_t *calls, const json_t *e) {
+    void *it = json_is_object(e) && json_object_size(e) == 1 ? json_object_iter((json_t *)e) : NULL;
+    const char *name = it ? json_object_iter_key(it) : NULL;
+    return name && sl_tc_add_call(calls, name, strlen(name), json_object_get(e, name));
+}
+
+/* Command R7B: <|START_ACTION|>[{"tool_call_id": "0", "tool_name": NAME, "parameters": {...}}, ...]<|END_ACTION|> */
+static bool command_r_call(json_t *calls, const json_t *e) {
+    const json_t *name = json_object_get(e, "tool_name");
+    return json_is_string(name) &&
+           sl_tc_add_call(calls, json_string_value(name), json_string_length(name), json_object_get(e, "parameters"));
 }
 
 /* [<|tool_calls|>] then <|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>{...}<|tool_call:end|>,
@@ -727,8 +714,8 @@ json_t *sl_tool_parse(sl_tool_format f, const json_t *tools, const char *s, size
     case SL_TOOLS_MINIMAX_M2: ok = parse_invoke(&INV_MINIMAX, calls, tools, s, n, &content); break;
     case SL_TOOLS_MINICPM: ok = parse_invoke(&INV_MINICPM, calls, tools, s, n, &content); break;
     case SL_TOOLS_SOLAR: ok = parse_solar(calls, s, n, &content); break;
-    case SL_TOOLS_APERTUS: ok = parse_apertus(calls, s, n, &content); break;
-    case SL_TOOLS_COMMAND_R7B: ok = parse_command_r7b(calls, s, n, &content); break;
+    case SL_TOOLS_APERTUS: ok = parse_marked_array(calls, "<|tools_prefix|>", apertus_call, s, n, &content); break;
+    case SL_TOOLS_COMMAND_R7B: ok = parse_marked_array(calls, "<|START_ACTION|>", command_r_call, s, n, &content); break;
     case SL_TOOLS_TAGGED_JSON: ok = parse_tagged_json(calls, s, n, &content); break;
     case SL_TOOLS_LFM2: ok = sl_tc_parse_pythonic(calls, s, n, &content); break;
     case SL_TOOLS_GEMMA4: ok = sl_tc_parse_gemma4(calls, s, n, &content); break;
