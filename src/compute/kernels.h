@@ -195,16 +195,18 @@ static inline void sl_attn_prefetch(const uint8_t *base, const size_t offs[16], 
 }
 static inline void sl_attn_chunk(const sl_attn_args *a, int32_t j0, size_t rb, size_t offs[16], size_t next[16]) {
     const int32_t n = a->n_pos - j0 < 16 ? a->n_pos - j0 : 16;
-    if (j0 == 0) { /* the first chunk's K rows, before they are read */
+    if (j0 == 0) { /* the first chunk's K and V rows, before they are read */
         sl_attn_offsets(a, 0, next);
         sl_attn_prefetch(a->k_base, next, n, rb);
+        sl_attn_prefetch(a->v_base, next, n, rb);
     }
     for (int32_t j = 0; j < n; j++) offs[j] = next[j];
     if (j0 + 16 < a->n_pos) {
+        const int32_t nn = a->n_pos - j0 - 16 < 16 ? a->n_pos - j0 - 16 : 16;
         sl_attn_offsets(a, j0 + 16, next);
-        sl_attn_prefetch(a->k_base, next, a->n_pos - j0 - 16 < 16 ? a->n_pos - j0 - 16 : 16, rb);
+        sl_attn_prefetch(a->k_base, next, nn, rb);
+        sl_attn_prefetch(a->v_base, next, nn, rb);
     }
-    sl_attn_prefetch(a->v_base, offs, n, rb);
 }
 
 typedef struct sl_kernels {

@@ -268,10 +268,12 @@ static void round_rows(sl_fwd *f, const sl_tensor *w, float *x, int64_t K, long 
 }
 
 /* Head kvh of a cached row as floats. */
-static const float *kv_head(const sl_fwd *f, const void *row, int32_t kvh, float *scratch) {
+/* KV head kvh's row of position pos of a sequence (base: the cache's k or v) as floats. */
+static const float *kv_head(const sl_fwd *f, const uint8_t *base, int layer, const sl_kv_seq *s, int32_t pos,
+                            int32_t kvh, float *scratch) {
     const int32_t hd = f->m->hp.head_dim;
     const sl_kv_cache *kv = f->kv;
-    const uint8_t *p = (const uint8_t *)row + sl_type_row_size(kv->type, (int64_t)kvh * hd);
+    const uint8_t *p = base + sl_kv_row_offset(kv, layer, s, pos, kvh, sl_type_row_size(kv->type, hd));
     if (kv->type == SL_TYPE_F32) return (const float *)p;
     sl_dequantize_row(kv->type, p, scratch, hd);
     return scratch;
@@ -294,7 +296,7 @@ static void attention_part(sl_fwd *f, int layer, int ith, int nth) {
         const int32_t pos = b->pos[t];
         const float *q = f->q + t * qd + (int64_t)h * hd;
         for (int32_t j = 0; j <= pos; j++) {
-            const float *k = kv_head(f, sl_kv_k_at(f->kv, layer, s, j), kvh, rowbuf);
+            const float *k = kv_head(f, f->kv->k, layer, s, j, kvh, rowbuf);
             double dot = 0.0;
             for (int32_t i = 0; i < hd; i++) dot += (double)q[i] * (double)k[i];
             scores[j] = (float)(dot * scale);
@@ -302,7 +304,7 @@ static void attention_part(sl_fwd *f, int layer, int ith, int nth) {
         sl_softmax_ref(scores, pos + 1);
         for (int32_t i = 0; i < hd; i++) acc[i] = 0.0;
         for (int32_t j = 0; j <= pos; j++) {
-            const float *v = kv_head(f, sl_kv_v_at(f->kv, layer, s, j), kvh, rowbuf);
+            const float *v = kv_head(f, f->kv->v, layer, s, j, kvh, rowbuf);
             const double a = scores[j];
             for (int32_t i = 0; i < hd; i++) acc[i] += a * (double)v[i];
         }
@@ -330,13 +332,20 @@ static void qkv_post(const sl_fwd *f, const sl_layer *L, int64_t t) {
             sl_rmsnorm_ref(k + h * hp->head_dim, L->k_norm, k + h * hp->head_dim, hp->head_dim, hp->rms_eps);
 }
 
-/* Store token t's K and V rows of this layer in the cache's element type. */
+/* Store token t's K and V rows of this layer in the cache's element type, head by head (sl_kv_row_offset;
+ * Q8_0 blocks never straddle heads: head_dim is a multiple of 32 there, so the bytes are those of the
+ * whole row quantized at once). */
 static void kv_store(const sl_fwd *f, int layer, int64_t t) {
-    const int64_t kvd = f->kv->kv_dim;
+    const sl_kv_cache *kv = f->kv;
+    const int64_t kvd = kv->kv_dim, hd = f->m->hp.head_dim;
+    const size_t hb = sl_type_row_size(kv->type, hd);
     const sl_kv_seq *s = f->seqs[f->b->seq[t]];
     const int32_t pos = f->b->pos[t];
-    sl_quantize_row(f->kv->type, f->k + t * kvd, sl_kv_k_at(f->kv, layer, s, pos), kvd);
-    sl_quantize_row(f->kv->type, f->v + t * kvd, sl_kv_v_at(f->kv, layer, s, pos), kvd);
+    for (int32_t h = 0; h < f->m->hp.n_head_kv; h++) {
+        const size_t off = sl_kv_row_offset(kv, layer, s, pos, h, hb);
+        sl_quantize_row(kv->type, f->k + t * kvd + h * hd, kv->k + off, hd);
+        sl_quantize_row(kv->type, f->v + t * kvd + h * hd, kv->v + off, hd);
+    }
 }
 
 static void step_ref(void *arg, int ith, int nth) {
@@ -582,14 +591,15 @@ static void attention_op(sl_fwd *f, int *op, int layer) {
     const int64_t qd = (int64_t)H * hd, total = (int64_t)f->n_att_runs * Hkv;
     const size_t layer_off = sl_kv_block_offset(kv, layer, 0);
     sl_attn_args a = {.head_dim = hd, .scale = (float)(1.0 / sqrt((double)hd)), .kv_type = kv->type,
-                      .block_size = kv->block_size, .block_bytes = kv->block_bytes, .slot_bytes = kv->slot_bytes,
+                      .block_size = kv->block_size, .block_bytes = kv->block_bytes,
+                      .slot_bytes = sl_type_row_size(kv->type, hd), /* head-major blocks: a head's rows in a row */
                       .q_stride = qd, .out_stride = qd};
     for (;;) {
         const int64_t w = atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
         if (w >= total) break;
         const int32_t r = f->n_att_runs - 1 - (int32_t)(w / Hkv), kvh = (int32_t)(w % Hkv), t = f->att_runs[r];
         a.n_t = f->att_runs[r + 1] - t;
-        const size_t head_off = sl_type_row_size(kv->type, (int64_t)kvh * hd);
+        const size_t head_off = (size_t)kvh * (size_t)kv->block_size * a.slot_bytes;
         a.n_pos = b->pos[t] + 1;
         a.blocks = f->seqs[b->seq[t]]->blocks;
         a.k_base = kv->k + layer_off + head_off;
