@@ -8,6 +8,7 @@
 #include "core/strbuf.h"
 #include "model/model.h"
 #include "server/harmony.h"
+#include "server/kimi3.h"
 #include "server/reasoning.h"
 #include "template/template.h"
 #include "tokenizer/tokenizer.h"
@@ -249,27 +250,33 @@ static bool renders_args(const char *tpl, bool as_text) {
     return ok;
 }
 
+/* The control tokens among the texts (NULL-terminated; a text that is no token may begin with one, up to
+ * its first '>': Gemma 4's "<|channel>" of "<|channel>thought"), at most SL_DETOK_SHOW_MAX, into out. */
+static int control_ids(const sl_tokenizer *tok, const char *const *texts, int32_t *out) {
+    int n = 0;
+    for (; *texts && n < SL_DETOK_SHOW_MAX; texts++) {
+        const char *gt = strchr(*texts, '>');
+        int32_t id = sl_tokenizer_find(tok, *texts, strlen(*texts));
+        if (id < 0 && gt) id = sl_tokenizer_find(tok, *texts, (size_t)(gt + 1 - *texts));
+        if (id >= 0 && sl_tokenizer_token_type(tok, id) == SL_TOKEN_CONTROL) out[n++] = id;
+    }
+    return n;
+}
+
 void sl_api_ctx_prepare(sl_api_ctx *ctx) {
     if (!ctx->chat_template) ctx->chat_template = sl_api_fallback_template(ctx->model);
     ctx->tool_format = sl_tool_format_detect(ctx->chat_template);
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
-    ctx->n_tool_show = 0;
-    for (const char *const *m = sl_tool_format_markers(ctx->tool_format); *m && ctx->n_tool_show < SL_DETOK_SHOW_MAX; m++) {
-        const int32_t id = sl_tokenizer_find(tok, *m, strlen(*m));
-        if (id >= 0 && sl_tokenizer_token_type(tok, id) == SL_TOKEN_CONTROL) ctx->tool_show[ctx->n_tool_show++] = id;
-    }
+    ctx->n_tool_show = control_ids(tok, sl_tool_format_markers(ctx->tool_format), ctx->tool_show);
     ctx->harmony = sl_harmony_template(ctx->chat_template);
+    ctx->kimi3 = sl_kimi3_template(ctx->chat_template);
+    ctx->n_kimi3_show = ctx->kimi3 ? control_ids(tok, sl_kimi3_markers(), ctx->kimi3_show) : 0;
     ctx->tool_args_text = !renders_args(ctx->chat_template, false) && renders_args(ctx->chat_template, true);
     ctx->think_tags = SL_THINK_TAGS_THINK;
-    ctx->template_thinks = sl_think_template_has_tags(ctx->chat_template, &ctx->think_tags) || ctx->harmony;
-    ctx->n_think_show = 0;
-    const char *tags[2] = {sl_think_open_tag(ctx->think_tags), sl_think_close_tag(ctx->think_tags)};
-    for (int k = 0; k < 2; k++) { /* the tag, or its token up to the first '>' (Gemma 4's "<|channel>" + "thought") */
-        const char *gt = strchr(tags[k], '>');
-        int32_t id = sl_tokenizer_find(tok, tags[k], strlen(tags[k]));
-        if (id < 0 && gt) id = sl_tokenizer_find(tok, tags[k], (size_t)(gt + 1 - tags[k]));
-        if (id >= 0 && sl_tokenizer_token_type(tok, id) == SL_TOKEN_CONTROL) ctx->think_show[ctx->n_think_show++] = id;
-    }
+    ctx->template_thinks =
+        sl_think_template_has_tags(ctx->chat_template, &ctx->think_tags) || ctx->harmony || ctx->kimi3;
+    const char *tags[3] = {sl_think_open_tag(ctx->think_tags), sl_think_close_tag(ctx->think_tags), NULL};
+    ctx->n_think_show = control_ids(tok, tags, ctx->think_show);
 }
 
 static char *token_text_dup(const sl_tokenizer *tok, int32_t id) {
@@ -527,6 +534,11 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
     r->think_tags = ctx->think_tags;
     r->think_open = r->think && sl_think_open_in_prompt(r->think_tags, r->prompt_text);
     if (r->think) show_tokens(&r->params, ctx->think_show, ctx->n_think_show);
+    if (ctx->kimi3) { /* its tags delimit every part, the content too; a think section the prompt opened is
+                       * routed (to the content without thinking) whatever the request asks */
+        r->think_open = sl_kimi3_think_open(r->prompt_text);
+        show_tokens(&r->params, ctx->kimi3_show, ctx->n_kimi3_show);
+    }
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     /* the template writes special tokens as text: parse them; add BOS unless the text starts with it */
     bool add_bos = sl_tokenizer_add_bos(tok);

@@ -114,9 +114,12 @@ typedef struct sl_api_ctx {
     bool tool_args_text;
     bool template_thinks;
     sl_think_tags think_tags; /* the template's thinking tags (<think> when it writes none) */
-    int32_t think_show[2];    /* those of them that are control tokens of the vocabulary: shown when thinking */
+    int32_t think_show[SL_DETOK_SHOW_MAX]; /* those of them that are control tokens: shown when thinking */
     int n_think_show;
     bool harmony; /* the template writes OpenAI's harmony format (gpt-oss): answers are split by harmony.c */
+    bool kimi3;   /* the template writes Kimi K3's tags: answers are split by kimi3.c */
+    int32_t kimi3_show[SL_DETOK_SHOW_MAX]; /* its tags that are control tokens: shown in every chat answer */
+    int n_kimi3_show;
 } sl_api_ctx;
 
 /* Set once what the chat template decides for every request: the fallback template when none is given,

@@ -8,6 +8,7 @@
 #include "core/strbuf.h"
 #include "model/model.h"
 #include "server/harmony.h"
+#include "server/kimi3.h"
 #include "server/reasoning.h"
 
 #include <arpa/inet.h>
@@ -81,6 +82,7 @@ typedef struct gen {
     bool think, think_open; /* chat: the answer's thinking goes to reasoning_content (the prompt opened it) */
     sl_think_tags think_tags;
     bool harmony;           /* chat: the answer is in the harmony format (gpt-oss), split by harmony.c */
+    bool kimi3;             /* chat: the answer is in Kimi K3's tags, split by kimi3.c */
     int64_t resume_content, resume_reasoning; /* a resumed chat stream: the parts' bytes the client has */
 } gen;
 
@@ -242,8 +244,11 @@ static const char *calls_finish(const gen *g, sl_finish_reason why) {
 
 /* Whether a chat answer is streamed through stream_parsed (its parts split or held back). */
 static bool parsed(const gen *g) {
-    return g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think || g->harmony);
+    return g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think || g->harmony || g->kimi3);
 }
+
+/* Whether the answer's format splits it into messages with calls of their own (harmony, Kimi K3). */
+static bool messages(const gen *g) { return g->harmony || g->kimi3; }
 
 /* An answer's parts: the thinking and the content, and for the harmony format the calls its messages make. */
 typedef struct parts {
@@ -257,8 +262,11 @@ typedef struct parts {
 static bool answer_parts(const gen *g, const char *text, size_t n, bool fin, parts *p) {
     memset(p, 0, sizeof *p);
     text = text ? text : "";
-    if (g->harmony) {
-        if (!sl_harmony_split(text, n, g->think, g->tools.choice == SL_TOOL_CHOICE_AUTO, fin, &p->h)) return false;
+    if (messages(g)) {
+        const bool calls = g->tools.choice == SL_TOOL_CHOICE_AUTO;
+        if (g->harmony ? !sl_harmony_split(text, n, g->think, calls, fin, &p->h)
+                       : !sl_kimi3_split(text, n, g->think_open, g->think, calls, g->tools.tools, fin, &p->h))
+            return false;
         p->r = p->h.reasoning, p->nr = p->h.n_reasoning;
         p->c = p->h.content, p->nc = p->h.n_content;
         p->calls = p->h.calls;
@@ -278,7 +286,7 @@ static void parts_free(parts *p) {
 
 /* The calls of an answer's parts (taken), and in *content_len how much of the content stays content. */
 static json_t *parts_calls(const gen *g, parts *p, size_t *content_len) {
-    if (!g->harmony || g->tools.choice != SL_TOOL_CHOICE_AUTO) return answer_calls(g, p->c, p->nc, content_len);
+    if (!messages(g) || g->tools.choice != SL_TOOL_CHOICE_AUTO) return answer_calls(g, p->c, p->nc, content_len);
     json_t *calls = p->calls;
     p->calls = NULL;
     *content_len = p->nc;
@@ -330,9 +338,9 @@ static void stream_parsed(gen *g, int k, const char *text, size_t n, json_t *lp,
     size_t cend = pt.nc, cl = 0;
     json_t *calls = NULL;
     if (fin && (calls = parts_calls(g, &pt, &cl))) cend = cl;
-    else if (!fin && g->tools.choice == SL_TOOL_CHOICE_AUTO && !g->harmony)
+    else if (!fin && g->tools.choice == SL_TOOL_CHOICE_AUTO && !messages(g))
         cend = sl_tool_content_safe(g->tools.format, pt.c, pt.nc);
-    else if (!fin && g->tools.choice != SL_TOOL_CHOICE_NONE && !g->harmony) cend = 0;
+    else if (!fin && g->tools.choice != SL_TOOL_CHOICE_NONE && !messages(g)) cend = 0;
     const size_t c_from = c->released;
     const size_t clen = cend > c_from ? cend - c_from : 0;
     if (clen || extra || lp || !c->role_sent) {
@@ -666,6 +674,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     g->think_open = ar.think_open;
     g->think_tags = ar.think_tags;
     g->harmony = g->kind == SL_API_CHAT && h->api.harmony;
+    g->kimi3 = g->kind == SL_API_CHAT && h->api.kimi3;
     if (ar.resumed) { /* the client has the role chunk, and maybe a forced call's first delta */
         g->resume_content = ar.resume_content;
         g->resume_reasoning = ar.resume_reasoning;

@@ -1002,6 +1002,60 @@ TEST(serve_harmony_template) {
     free(first);
 }
 
+/* Kimi K3's template (kimi3.c): the generation prompt opens the think section, so stories260K's answer (no
+ * tags of its own) is all thinking: reasoning_content, the same whole and streamed; with reasoning_format
+ * "none" it is the content; with the template's `thinking` off the prompt opens the response section and
+ * the answer is content. (The split itself is tested on answers written after the template: test_kimi3.c.) */
+TEST(serve_kimi3_template) {
+    const char *tpl = "../shared/golden/chat-templates/Kimi-K3.jinja";
+    if (access(tpl, R_OK) != 0) return;
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--chat-template", (char *)tpl, NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    static const char body[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":40,"
+                               "\"temperature\":0%s}";
+    static const char *extras[] = {",\"reasoning_format\":\"none\"", "", ",\"stream\":true",
+                                   ",\"chat_template_kwargs\":{\"thinking\":false}"};
+    char *got[4][2] = {{NULL}}; /* [request][0: content, 1: reasoning] */
+    int status[4] = {0};
+    for (int i = 0; i < 4; i++) {
+        char b[512];
+        snprintf(b, sizeof b, body, extras[i]);
+        resp r = http(p.url, "/v1/chat/completions", b, NULL);
+        status[i] = (int)r.status;
+        if (i == 2) { /* the deltas joined */
+            got[i][0] = calloc(1, r.n + 1), got[i][1] = calloc(1, r.n + 1);
+            char *save = NULL;
+            for (char *ev = strtok_r(r.body, "\n", &save); ev; ev = strtok_r(NULL, "\n", &save)) {
+                if (strncmp(ev, "data: {", 7)) continue;
+                json_t *e = json_loads(ev + 6, 0, NULL);
+                json_t *d = json_object_get(json_array_get(json_object_get(e, "choices"), 0), "delta");
+                if (json_is_string(json_object_get(d, "content"))) strcat(got[i][0], json_string_value(json_object_get(d, "content")));
+                if (json_is_string(json_object_get(d, "reasoning_content")))
+                    strcat(got[i][1], json_string_value(json_object_get(d, "reasoning_content")));
+                json_decref(e);
+            }
+        } else {
+            json_t *o = json_loads(r.body, 0, NULL);
+            json_t *msg = json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message");
+            const char *c = json_string_value(json_object_get(msg, "content")),
+                       *t = json_string_value(json_object_get(msg, "reasoning_content"));
+            got[i][0] = strdup(c ? c : "");
+            got[i][1] = strdup(t ? t : "");
+            json_decref(o);
+        }
+        if (status[i] != 200) fprintf(stderr, "    request %d: %s\n", i, r.body);
+        free(r.body);
+    }
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    for (int i = 0; i < 4; i++) CHECK_EQ_INT(status[i], 200);
+    CHECK(*got[0][0] && !*got[0][1] && !strstr(got[0][0], "<|"));        /* no thinking: all content */
+    CHECK(!strcmp(got[1][1], got[0][0]) && !*got[1][0]);                   /* the same text as thinking */
+    CHECK(!strcmp(got[2][1], got[1][1]) && !strcmp(got[2][0], got[1][0])); /* streamed as whole */
+    CHECK(*got[3][0] && !*got[3][1] && !strstr(got[3][0], "<|"));        /* thinking off: content */
+    for (int i = 0; i < 4; i++) free(got[i][0]), free(got[i][1]);
+}
+
 TEST(serve_reasoning_content) {
     const char *tpl = "../shared/golden/chat-templates/deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja";
     if (access(tpl, R_OK) != 0) return;

@@ -14,12 +14,13 @@
  * thinking / content split (server/reasoning.c): both parts inside the
  * answer, and over every prefix the streamed parts only grow, within and
  * from the start of the whole answer's; and the same of its harmony split
- * (server/harmony.c).
+ * (server/harmony.c) and its Kimi K3 split (server/kimi3.c).
  *
  * tests/unit/test_toolcall.c includes this file (FUZZ_TOOLCALL_NO_MAIN) and
  * replays tests/fuzz/corpus/toolcall through fuzz_toolcall_one().
  */
 #include "server/harmony.h"
+#include "server/kimi3.h"
 #include "server/reasoning.h"
 #include "server/toolcall.h"
 
@@ -101,25 +102,32 @@ static int fuzz_toolcall_one(const uint8_t *data, size_t len) {
     json_t *req = sl_tool_parse_required(text, n);
     fuzz_toolcall_calls(req);
     json_decref(req);
-    /* gpt-oss's harmony split (harmony.c): streamed parts only grow into the whole ones, calls come whole */
-    for (int mode = 0; mode < 2; mode++) {
+    /* gpt-oss's harmony split (harmony.c) and Kimi K3's (kimi3.c): streamed parts only grow into the whole
+     * ones, calls come whole */
+    for (int mode = 0; mode < 2 + 8; mode++) {
+        const bool kimi = mode >= 2, think = kimi ? (mode & 1) : mode, parse = kimi ? (mode & 2) != 0 : !mode,
+                   open = (mode & 4) != 0;
+#define FUZZ_SPLIT(k, fin, out)                                                                                   \
+    (kimi ? sl_kimi3_split(text, (k), open, think, parse, tools, (fin), (out))                                    \
+          : sl_harmony_split(text, (k), think, parse, (fin), (out)))
         sl_harmony w;
-        fuzz_toolcall_check(sl_harmony_split(text, n, mode, !mode, true, &w), "harmony split");
+        fuzz_toolcall_check(FUZZ_SPLIT(n, true, &w), "message split");
         fuzz_toolcall_calls(w.calls);
         size_t lr = 0, lc = 0;
         for (size_t k = 0; k <= n; k++) {
             sl_harmony p;
-            fuzz_toolcall_check(sl_harmony_split(text, k, mode, !mode, false, &p), "harmony split, streamed");
-            fuzz_toolcall_check(p.n_reasoning >= lr && p.n_content >= lc, "harmony: streamed parts never shrink");
+            fuzz_toolcall_check(FUZZ_SPLIT(k, false, &p), "message split, streamed");
+            fuzz_toolcall_check(p.n_reasoning >= lr && p.n_content >= lc, "messages: streamed parts never shrink");
             fuzz_toolcall_check(p.n_reasoning <= w.n_reasoning && p.n_content <= w.n_content &&
                                     !memcmp(p.reasoning, w.reasoning, p.n_reasoning) && !memcmp(p.content, w.content, p.n_content),
-                                "harmony: streamed parts are the start of the whole ones");
+                                "messages: streamed parts are the start of the whole ones");
             fuzz_toolcall_calls(p.calls);
             lr = p.n_reasoning;
             lc = p.n_content;
             sl_harmony_free(&p);
         }
         sl_harmony_free(&w);
+#undef FUZZ_SPLIT
     }
     return got;
 }
