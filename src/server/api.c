@@ -287,7 +287,8 @@ static char *token_text_dup(const sl_tokenizer *tok, int32_t id) {
 
 /* An assistant message's tool_calls as templates read them: each
  * {"function": {"name": ..., "arguments": ...}} with arguments an object,
- * where the client sent OpenAI's JSON text (vLLM and llama.cpp do the same). */
+ * where the client sent OpenAI's JSON text (vLLM and llama.cpp do the same),
+ * unless the template reads the text (args_text: sl_api_ctx.tool_args_text). */
 static bool tool_calls_for_template(json_t *m, int idx, bool args_text, sl_api_error *e) {
     json_t *tc = json_object_get(m, "tool_calls");
     if (!tc || json_is_null(tc)) return true;
