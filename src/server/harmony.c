@@ -116,20 +116,24 @@ bool sl_harmony_split(const char *t, size_t n, bool think, bool calls, bool fin,
                 break;
             }
     }
-    ok = ok && sl_strbuf_add(&r, "", 0) && sl_strbuf_add(&c, "", 0); /* (allocated, NUL-terminated, even when empty) */
+    return sl_harmony_take(out, &r, &c, cl, ok);
+}
+
+bool sl_harmony_take(sl_harmony *out, sl_strbuf *r, sl_strbuf *c, json_t *calls, bool ok) {
+    ok = ok && sl_strbuf_add(r, "", 0) && sl_strbuf_add(c, "", 0); /* (allocated, NUL-terminated, even when empty) */
     if (!ok) {
-        free(r.p);
-        free(c.p);
-        json_decref(cl);
+        free(r->p);
+        free(c->p);
+        json_decref(calls);
         return false;
     }
-    out->reasoning = r.p;
-    out->n_reasoning = r.n;
-    out->content = c.p;
-    out->n_content = c.n;
-    if (json_array_size(cl)) out->calls = cl;
-    else json_decref(cl);
-    return out->reasoning && out->content;
+    out->reasoning = r->p;
+    out->n_reasoning = r->n;
+    out->content = c->p;
+    out->n_content = c->n;
+    if (json_array_size(calls)) out->calls = calls;
+    else json_decref(calls);
+    return true;
 }
 
 void sl_harmony_free(sl_harmony *h) {

@@ -24,6 +24,8 @@
 #ifndef SL_SERVER_HARMONY_H
 #define SL_SERVER_HARMONY_H
 
+#include "core/strbuf.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,6 +41,10 @@ typedef struct sl_harmony {
 /* Split text[0, n). False when out of memory. */
 bool sl_harmony_split(const char *text, size_t n, bool think, bool calls, bool fin, sl_harmony *out);
 void sl_harmony_free(sl_harmony *h);
+/* A split's end, for harmony.c and kimi3.c: out takes the thinking r and the content c (made
+ * NUL-terminated) and the calls (kept only when not empty); with ok false (or out of memory) all three are
+ * freed instead. Returns whether out was filled. */
+bool sl_harmony_take(sl_harmony *out, sl_strbuf *r, sl_strbuf *c, json_t *calls, bool ok);
 
 /* Whether a chat template's source writes the harmony format. */
 bool sl_harmony_template(const char *template_src);

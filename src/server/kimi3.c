@@ -136,15 +136,12 @@ static bool attributes(const char *s, size_t n, size_t *i, const char *const *ke
     return true;
 }
 
-/* args[key] = v[0, vl) typed by the type attribute (NULL: by the tool's schema): a string for "string",
- * else its JSON value when it is JSON text, else the string. */
+/* args[key] = v[0, vl) typed by the type attribute (NULL: by the tool's schema). */
 static bool set_arg(json_t *args, const json_t *tools, const char *name, const char *key, const char *type,
                     const char *v, size_t vl) {
-    if (!type) return sl_tc_set_arg(args, tools, name, strlen(name), key, strlen(key), v, vl);
-    if (!*key) return false;
-    json_t *val = strcmp(type, "string") ? json_loadb(v, vl, JSON_DECODE_ANY, NULL) : NULL;
-    if (!val) val = json_stringn(v, vl);
-    return json_object_set_new(args, key, val) == 0;
+    const size_t kl = strlen(key);
+    return sl_tc_set_value(args, type ? type : sl_tc_param_type(tools, name, strlen(name), key, kl), false, key, kl,
+                           v, vl);
 }
 
 /* The call s[0, n) (from its <|open|>call up to its <|close|>call<|sep|>, or what there is of it) appended
@@ -250,18 +247,5 @@ bool sl_kimi3_split(const char *t, size_t n, bool think_open, bool think, bool c
         i = e + strlen(TEXT_TAGS[w]);
         st = TEXT_NEXT[w];
     }
-    ok = ok && sl_strbuf_add(&r, "", 0) && sl_strbuf_add(&c, "", 0); /* (allocated, NUL-terminated, even when empty) */
-    if (!ok) {
-        free(r.p);
-        free(c.p);
-        json_decref(cl);
-        return false;
-    }
-    out->reasoning = r.p;
-    out->n_reasoning = r.n;
-    out->content = c.p;
-    out->n_content = c.n;
-    if (json_array_size(cl)) out->calls = cl;
-    else json_decref(cl);
-    return true;
+    return sl_harmony_take(out, &r, &c, cl, ok);
 }

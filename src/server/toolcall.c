@@ -223,15 +223,15 @@ bool sl_tc_args_call_at(json_t *calls, const char *name, size_t nl, const char *
 }
 
 /* The schema type of parameter key of tool name ("" when not declared). */
-const char *sl_tc_param_type(const json_t *tools, const char *name, size_t nl, const char *key) {
+const char *sl_tc_param_type(const json_t *tools, const char *name, size_t nl, const char *key, size_t kl) {
     size_t i;
     const json_t *t;
     json_array_foreach(tools, i, t) {
         const json_t *fn = json_object_get(t, "function"), *fname = json_object_get(fn, "name");
         if (!json_is_string(fname) || json_string_length(fname) != nl || memcmp(json_string_value(fname), name, nl))
             continue;
-        const json_t *ty = json_object_get(json_object_get(json_object_get(json_object_get(fn, "parameters"),
-                                                                           "properties"), key), "type");
+        const json_t *ty = json_object_get(json_object_getn(json_object_get(json_object_get(fn, "parameters"),
+                                                                            "properties"), key, kl), "type");
         return json_is_string(ty) ? json_string_value(ty) : "";
     }
     return "";
@@ -239,18 +239,25 @@ const char *sl_tc_param_type(const json_t *tools, const char *name, size_t nl, c
 
 /* XML / GLM: argument key = value, typed by the tool's schema; false for a key or value that is not
  * UTF-8 text without NUL bytes. */
-bool sl_tc_set_arg(json_t *args, const json_t *tools, const char *name, size_t nl, const char *k, size_t kl,
-                    const char *v, size_t vl) {
+bool sl_tc_set_value(json_t *args, const char *type, bool python, const char *k, size_t kl, const char *v,
+                     size_t vl) {
     if (!kl || memchr(k, '\0', kl) || memchr(v, '\0', vl)) return false;
     char *key = strndup(k, kl);
     if (!key) return false;
-    const char *ty = sl_tc_param_type(tools, name, nl, key);
     json_t *val = NULL;
-    if (*ty && strcmp(ty, "string") != 0) val = json_loadb(v, vl, JSON_DECODE_ANY, NULL);
+    if (type && *type && strcmp(type, "string") != 0) {
+        val = json_loadb(v, vl, JSON_DECODE_ANY, NULL);
+        if (!val && python) val = sl_tc_py_literal(v, vl);
+    }
     if (!val) val = json_stringn(v, vl);
     const bool ok = val && json_object_set_new(args, key, val) == 0;
     free(key);
     return ok;
+}
+
+bool sl_tc_set_arg(json_t *args, const json_t *tools, const char *name, size_t nl, const char *k, size_t kl,
+                   const char *v, size_t vl) {
+    return sl_tc_set_value(args, sl_tc_param_type(tools, name, nl, k, kl), false, k, kl, v, vl);
 }
 
 /* ---- one parser per syntax; each returns false when the text holds no complete call ---- */
@@ -606,23 +613,12 @@ static bool parse_invoke(const invoke_syntax *x, json_t *calls, const json_t *to
             size_t v0 = i, v1 = end; /* a value may sit on its own lines */
             if (v0 < v1 && s[v0] == '\n') v0++;
             if (v1 > v0 && s[v1 - 1] == '\n') v1--;
-            json_t *val = NULL;
-            if (x->string_attr && !string_val) {
-                val = json_loadb(s + v0, v1 - v0, JSON_DECODE_ANY, NULL);
-            } else if (x->python && kl && !memchr(key, '\0', kl)) {
-                char *k = strndup(key, kl);
-                const char *ty = k ? sl_tc_param_type(tools, name, nl, k) : "";
-                if (*ty && strcmp(ty, "string") != 0) val = sl_tc_py_literal(s + v0, v1 - v0);
-                free(k);
-            }
-            if (val) {
-                char *k = kl && !memchr(key, '\0', kl) ? strndup(key, kl) : NULL;
-                if (k) ok = json_object_set_new(args, k, val) == 0; /* takes val, also on failure */
-                else ok = false, json_decref(val);
-                free(k);
-            } else {
-                ok = sl_tc_set_arg(args, x->string_attr ? NULL : tools, name, nl, key, kl, s + v0, v1 - v0);
-            }
+            if (x->string_attr) /* DSML says which values are JSON */
+                ok = sl_tc_set_value(args, string_val ? "string" : "json", false, key, kl, s + v0, v1 - v0);
+            else if (x->python)
+                ok = sl_tc_set_value(args, sl_tc_param_type(tools, name, nl, key, kl), true, key, kl, s + v0, v1 - v0);
+            else
+                ok = sl_tc_set_arg(args, tools, name, nl, key, kl, s + v0, v1 - v0);
             i = end + strlen(x->param_end);
         }
         ok = ok && (sl_tc_eat(s, n, &i, x->invoke_end) || i == n) && sl_tc_add_call(calls, name, nl, args);

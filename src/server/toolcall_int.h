@@ -39,9 +39,13 @@ bool sl_tc_calls_json_at(json_t *calls, const char *s, size_t n, size_t *i);
 bool sl_tc_args_call_at(json_t *calls, const char *name, size_t nl, const char *s, size_t n, size_t *i);
 
 /* The schema type of parameter `key` of tool `name` in the request's tools ("" when not declared). */
-const char *sl_tc_param_type(const json_t *tools, const char *name, size_t nl, const char *key);
-/* args[key] = the text v: a string, unless the tool's schema gives the parameter another type and v
- * parses as JSON. False for an empty key, or a NUL in the key or value. */
+const char *sl_tc_param_type(const json_t *tools, const char *name, size_t nl, const char *key, size_t kl);
+/* args[key] = the text v typed by `type` (a JSON Schema type name; NULL, "" or "string": a string): for
+ * another type its JSON value when v parses (with `python`, else as a Python literal, sl_tc_py_literal),
+ * otherwise the string. False for an empty key, or a NUL in the key or value. */
+bool sl_tc_set_value(json_t *args, const char *type, bool python, const char *k, size_t kl, const char *v,
+                     size_t vl);
+/* sl_tc_set_value typed by the tool's schema (sl_tc_param_type). */
 bool sl_tc_set_arg(json_t *args, const json_t *tools, const char *name, size_t nl, const char *k, size_t kl,
                    const char *v, size_t vl);
 

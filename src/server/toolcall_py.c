@@ -240,18 +240,33 @@ static json_t *py_string(const char *s, size_t n, size_t *i) {
 
 static json_t *py_value(const char *s, size_t n, size_t *i, int depth);
 
-/* [a, b] or (a, b) as an array; (a) is a itself, as in Python. */
-static json_t *py_seq(const char *s, size_t n, size_t *i, int depth) {
-    const char close = s[*i] == '[' ? ']' : ')';
+typedef json_t *(*value_fn)(const char *s, size_t n, size_t *i, int depth);
+
+/* The items of the list whose opening bracket is at s[*i] up to `close`, each read by `value` one level
+ * deeper, as a JSON array (NULL when malformed); *i steps past the list. */
+static json_t *list_of(const char *s, size_t n, size_t *i, char close, int depth, value_fn value) {
     json_t *a = json_array();
     size_t j = *i + 1;
     int r = list_step(s, n, &j, close, true);
     while (r == 1) {
-        json_t *e = py_value(s, n, &j, depth + 1);
-        if (!e || json_array_append_new(a, e)) goto fail;
+        json_t *e = value(s, n, &j, depth + 1);
+        if (!e || json_array_append_new(a, e)) break;
         r = list_step(s, n, &j, close, false);
     }
-    if (r < 0) goto fail;
+    if (r != 0) {
+        json_decref(a);
+        return NULL;
+    }
+    *i = j;
+    return a;
+}
+
+/* [a, b] or (a, b) as an array; (a) is a itself, as in Python. */
+static json_t *py_seq(const char *s, size_t n, size_t *i, int depth) {
+    const char close = s[*i] == '[' ? ']' : ')';
+    size_t j = *i;
+    json_t *a = list_of(s, n, &j, close, depth, py_value);
+    if (!a) return NULL;
     if (close == ')' && json_array_size(a) == 1) { /* no comma before ')': parentheses, not a tuple */
         size_t p = j - 1;
         while (p > *i && sl_scan_ws(s[p - 1])) p--;
@@ -263,9 +278,6 @@ static json_t *py_seq(const char *s, size_t n, size_t *i, int depth) {
     }
     *i = j;
     return a;
-fail:
-    json_decref(a);
-    return NULL;
 }
 
 /* {'k': v, ...}: keys must be strings (a JSON object's keys are). */
@@ -419,25 +431,7 @@ fail:
     return NULL;
 }
 
-static json_t *gm_array(const char *s, size_t n, size_t *i, int depth) {
-    json_t *a = json_array();
-    size_t j = *i + 1;
-    int r = list_step(s, n, &j, ']', true);
-    while (r == 1) {
-        json_t *e = gm_value(s, n, &j, depth + 1);
-        if (!e || json_array_append_new(a, e)) {
-            json_decref(a);
-            return NULL;
-        }
-        r = list_step(s, n, &j, ']', false);
-    }
-    if (r < 0) {
-        json_decref(a);
-        return NULL;
-    }
-    *i = j;
-    return a;
-}
+static json_t *gm_array(const char *s, size_t n, size_t *i, int depth) { return list_of(s, n, i, ']', depth, gm_value); }
 
 static json_t *gm_value(const char *s, size_t n, size_t *i, int depth) {
     size_t j = sl_tc_skip_ws(s, n, *i), b, e;

@@ -211,17 +211,34 @@ TEST(serve_greedy_matches_golden) {
 }
 
 /* What an answer says, whole or as the events of a stream, choice by choice: the text of choice k
- * (completions' text, chat's message or delta content) joined in texts[k], its last finish reason in
- * finish[k] ("" if none), and the usage's prompt and completion tokens (-1 if none). Frees r's body. */
+ * (completions' text, chat's message or delta content) joined in texts[k], chat's reasoning_content in
+ * reasoning[k], its last finish reason in finish[k] ("" if none), and the usage's prompt and completion
+ * tokens (-1 if none). Frees r's body. */
 typedef struct answer {
-    json_t *texts, *finish;
+    json_t *texts, *reasoning, *finish;
     long long np, nc;
 } answer;
 
+static void answer_free(answer *a) {
+    json_decref(a->texts);
+    json_decref(a->reasoning);
+    json_decref(a->finish);
+}
+
+/* list[k] += the string s (nothing when s is not a string) */
+static void join_at(json_t *list, size_t k, const json_t *s) {
+    char *joined = NULL;
+    if (json_is_string(s) &&
+        asprintf(&joined, "%s%s", json_string_value(json_array_get(list, k)), json_string_value(s)) > 0)
+        json_array_set_new(list, k, json_string(joined));
+    free(joined);
+}
+
 static answer read_answer(resp *r, bool stream, int n) {
-    answer a = {.texts = json_array(), .finish = json_array(), .np = -1, .nc = -1};
+    answer a = {.texts = json_array(), .reasoning = json_array(), .finish = json_array(), .np = -1, .nc = -1};
     for (int k = 0; k < n; k++) {
         json_array_append_new(a.texts, json_string(""));
+        json_array_append_new(a.reasoning, json_string(""));
         json_array_append_new(a.finish, json_string(""));
     }
     char *save = NULL;
@@ -234,14 +251,11 @@ static answer read_answer(resp *r, bool stream, int n) {
         json_t *ch;
         json_array_foreach(json_object_get(o, "choices"), i, ch) {
             const json_int_t k = json_integer_value(json_object_get(ch, "index"));
-            json_t *t = json_object_get(ch, "text");
-            if (!t) t = json_object_get(json_object_get(ch, stream ? "delta" : "message"), "content");
+            const json_t *msg = json_object_get(ch, stream ? "delta" : "message"), *t = json_object_get(ch, "text");
+            if (!t) t = json_object_get(msg, "content");
             if (k < 0 || k >= n) continue;
-            char *joined = NULL;
-            if (json_is_string(t) &&
-                asprintf(&joined, "%s%s", json_string_value(json_array_get(a.texts, (size_t)k)), json_string_value(t)) > 0)
-                json_array_set_new(a.texts, (size_t)k, json_string(joined));
-            free(joined);
+            join_at(a.texts, (size_t)k, t);
+            join_at(a.reasoning, (size_t)k, json_object_get(msg, "reasoning_content"));
             if (json_is_string(json_object_get(ch, "finish_reason")))
                 json_array_set(a.finish, (size_t)k, json_object_get(ch, "finish_reason"));
         }
@@ -296,8 +310,7 @@ TEST(serve_several_prompts_match_golden) {
         CHECK_EQ_INT(same, 6);
         CHECK_EQ_INT(a.np, want_np);
         CHECK_EQ_INT(a.nc, 6 * 64);
-        json_decref(a.texts);
-        json_decref(a.finish);
+        answer_free(&a);
     }
     json_decref(prompts);
     json_decref(want);
@@ -333,8 +346,9 @@ static json_t *choices_of(const char *url, const char *prompt, int n, double tem
     answer a = read_answer(&r, stream, n);
     *np = a.np;
     *nc = a.nc;
-    json_decref(a.finish);
-    return a.texts;
+    json_t *texts = json_incref(a.texts);
+    answer_free(&a);
+    return texts;
 }
 
 TEST(serve_n_choices) {
@@ -405,8 +419,7 @@ static char *json_mode_text(const char *url, bool chat, int seed, bool stream, c
     static char fin[16];
     snprintf(fin, sizeof fin, "%s", json_string_value(json_array_get(a.finish, 0)));
     char *text = strdup(json_string_value(json_array_get(a.texts, 0)));
-    json_decref(a.texts);
-    json_decref(a.finish);
+    answer_free(&a);
     *finish = fin;
     return text;
 }
@@ -1016,36 +1029,18 @@ TEST(serve_kimi3_template) {
                                "\"temperature\":0%s}";
     static const char *extras[] = {",\"reasoning_format\":\"none\"", "", ",\"stream\":true",
                                    ",\"chat_template_kwargs\":{\"thinking\":false}"};
-    char *got[4][2] = {{NULL}}; /* [request][0: content, 1: reasoning] */
+    const char *got[4][2] = {{NULL}}; /* [request][0: content, 1: reasoning] */
+    answer ans[4];
     int status[4] = {0};
     for (int i = 0; i < 4; i++) {
         char b[512];
         snprintf(b, sizeof b, body, extras[i]);
         resp r = http(p.url, "/v1/chat/completions", b, NULL);
         status[i] = (int)r.status;
-        if (i == 2) { /* the deltas joined */
-            got[i][0] = calloc(1, r.n + 1), got[i][1] = calloc(1, r.n + 1);
-            char *save = NULL;
-            for (char *ev = strtok_r(r.body, "\n", &save); ev; ev = strtok_r(NULL, "\n", &save)) {
-                if (strncmp(ev, "data: {", 7)) continue;
-                json_t *e = json_loads(ev + 6, 0, NULL);
-                json_t *d = json_object_get(json_array_get(json_object_get(e, "choices"), 0), "delta");
-                if (json_is_string(json_object_get(d, "content"))) strcat(got[i][0], json_string_value(json_object_get(d, "content")));
-                if (json_is_string(json_object_get(d, "reasoning_content")))
-                    strcat(got[i][1], json_string_value(json_object_get(d, "reasoning_content")));
-                json_decref(e);
-            }
-        } else {
-            json_t *o = json_loads(r.body, 0, NULL);
-            json_t *msg = json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message");
-            const char *c = json_string_value(json_object_get(msg, "content")),
-                       *t = json_string_value(json_object_get(msg, "reasoning_content"));
-            got[i][0] = strdup(c ? c : "");
-            got[i][1] = strdup(t ? t : "");
-            json_decref(o);
-        }
         if (status[i] != 200) fprintf(stderr, "    request %d: %s\n", i, r.body);
-        free(r.body);
+        ans[i] = read_answer(&r, i == 2, 1);
+        got[i][0] = json_string_value(json_array_get(ans[i].texts, 0));
+        got[i][1] = json_string_value(json_array_get(ans[i].reasoning, 0));
     }
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
     for (int i = 0; i < 4; i++) CHECK_EQ_INT(status[i], 200);
@@ -1053,7 +1048,7 @@ TEST(serve_kimi3_template) {
     CHECK(!strcmp(got[1][1], got[0][0]) && !*got[1][0]);                   /* the same text as thinking */
     CHECK(!strcmp(got[2][1], got[1][1]) && !strcmp(got[2][0], got[1][0])); /* streamed as whole */
     CHECK(*got[3][0] && !*got[3][1] && !strstr(got[3][0], "<|"));        /* thinking off: content */
-    for (int i = 0; i < 4; i++) free(got[i][0]), free(got[i][1]);
+    for (int i = 0; i < 4; i++) answer_free(&ans[i]);
 }
 
 TEST(serve_reasoning_content) {
