@@ -242,23 +242,23 @@ static const char *calls_finish(const gen *g, sl_finish_reason why) {
     return g->tools.choice == SL_TOOL_CHOICE_NAMED ? sl_finish_reason_str(why) : "tool_calls";
 }
 
-/* Whether a chat answer is streamed through stream_parsed (its parts split or held back). */
-static bool parsed(const gen *g) {
-    return g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think || g->harmony || g->kimi3);
-}
-
 /* Whether the answer's format splits it into messages with calls of their own (harmony, Kimi K3). */
 static bool messages(const gen *g) { return g->harmony || g->kimi3; }
 
-/* An answer's parts: the thinking and the content, and for the harmony format the calls its messages make. */
+/* Whether a chat answer is streamed through stream_parsed (its parts split or held back). */
+static bool parsed(const gen *g) {
+    return g->kind == SL_API_CHAT && (g->tools.choice != SL_TOOL_CHOICE_NONE || g->think || messages(g));
+}
+
+/* An answer's parts: the thinking and the content, and for harmony and Kimi K3 the calls its messages make. */
 typedef struct parts {
     const char *r, *c;
     size_t nr, nc;
-    json_t *calls; /* harmony: [{"name", "arguments"}] or NULL (owned) */
-    sl_harmony h;  /* harmony: what r and c point into */
+    json_t *calls; /* messages(): [{"name", "arguments"}] or NULL (owned) */
+    sl_harmony h;  /* messages(): what r and c point into */
 } parts;
 
-/* An answer's parts (all content unless the request splits off thinking or the answer is harmony's). */
+/* An answer's parts (all content unless the request splits off thinking or the answer is in messages). */
 static bool answer_parts(const gen *g, const char *text, size_t n, bool fin, parts *p) {
     memset(p, 0, sizeof *p);
     text = text ? text : "";
