@@ -61,6 +61,11 @@ typedef struct choice {
     sl_strbuf answer;
     size_t released, released_r; /* bytes of the content and of the thinking sent (of answer_parts' parts) */
     bool call_sent;
+    /* tool calls streamed as they come (stream_calls): how many have begun, the bytes of the last one's
+     * arguments sent, and a resumed stream's argument bytes the client has that are not counted yet */
+    int n_calls;
+    size_t args_sent;
+    int64_t resume_args;
     bool seeded; /* a resumed stream's parts sent by the other engine are counted in released / released_r */
 } choice;
 
@@ -83,7 +88,7 @@ typedef struct gen {
     sl_think_tags think_tags;
     bool harmony;           /* chat: the answer is in the harmony format (gpt-oss), split by harmony.c */
     bool kimi3;             /* chat: the answer is in Kimi K3's tags, split by kimi3.c */
-    int64_t resume_content, resume_reasoning; /* a resumed chat stream: the parts' bytes the client has */
+    int64_t resume_content, resume_reasoning, resume_args; /* a resumed chat stream: the parts' bytes the client has */
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -203,8 +208,12 @@ static void pend_chunk(gen *g, int k, const char *text, size_t n_text, json_t *l
  * AUTO answers are parsed in the template's syntax, REQUIRED ones are the
  * guided {"NAME": arguments, ...} object, NAMED ones the guided arguments.
  * Streamed, the content before a call goes out as it comes
- * (sl_tool_content_safe) and the calls go out whole at the end; a forced
- * function's arguments stream as they come. Calls end the answer with
+ * (sl_tool_content_safe), then each call's arguments as the answer fixes
+ * them (sl_tool_parse_partial; harmony's and Kimi K3's calls whole at the
+ * end); a forced function's arguments stream as they come. An answer whose
+ * calls began to stream but that does not parse in the end (cut by
+ * max_tokens, say) ends with its own finish reason and no more content, as
+ * vLLM's streams do. Calls end the answer with
  * finish_reason "tool_calls", except a forced function's (OpenAI's
  * "stop" / "length"). */
 
@@ -221,8 +230,8 @@ static json_t *answer_calls(const gen *g, const char *text, size_t n, size_t *co
     return NULL;
 }
 
-/* OpenAI's tool_calls of parsed calls (the first only without parallel_tool_calls); `index` for deltas. */
-static json_t *tool_calls_json(const gen *g, const json_t *calls, bool index) {
+/* OpenAI's tool_calls of parsed calls (the first only without parallel_tool_calls). */
+static json_t *tool_calls_json(const gen *g, const json_t *calls) {
     json_t *out = json_array();
     size_t i;
     const json_t *c;
@@ -232,10 +241,54 @@ static json_t *tool_calls_json(const gen *g, const json_t *calls, bool index) {
         sl_tool_call_id(g->tools.format, id);
         json_t *o = json_pack("{s:s,s:s,s:{s:O,s:O}}", "id", id, "type", "function", "function", "name",
                               json_object_get(c, "name"), "arguments", json_object_get(c, "arguments"));
-        if (index) json_object_set_new(o, "index", json_integer((json_int_t)i));
         json_array_append_new(out, o);
     }
     return out;
+}
+
+/* Deltas of the calls so far ([{"name", "arguments", "partial"?}]: sl_tool_parse_partial's, or the
+ * finished answer's): a call's first delta (index, id, type, name, its arguments begun) once its
+ * arguments have begun, then what they grow by. A resumed stream's client has resume_args bytes of
+ * arguments: the first calls' heads and arguments up to there (another engine streamed the same
+ * calls the same way, a call's head with its first bytes, a call after the one before it whole). */
+static void stream_calls(gen *g, int k, const json_t *calls) {
+    choice *c = &g->ch[k];
+    size_t i;
+    const json_t *call;
+    json_array_foreach(calls, i, call) {
+        if (i > 0 && !g->tools.parallel) break;
+        if ((int)i < c->n_calls - 1) continue;
+        const json_t *av = json_object_get(call, "arguments");
+        const char *a = json_string_value(av);
+        const size_t al = json_string_length(av);
+        bool head = false;
+        if ((int)i == c->n_calls) { /* a new call */
+            if (al == 0) break;
+            c->n_calls++;
+            c->args_sent = 0;
+            head = c->resume_args <= 0;
+        }
+        if (c->resume_args > 0 && al > c->args_sent) { /* the client has these */
+            const size_t take = (size_t)c->resume_args < al - c->args_sent ? (size_t)c->resume_args : al - c->args_sent;
+            c->args_sent += take;
+            c->resume_args -= (int64_t)take;
+        }
+        if (al > c->args_sent) {
+            json_t *d = json_pack("{s:i,s:{s:s%}}", "index", (int)i, "function", "arguments", a + c->args_sent,
+                                  al - c->args_sent);
+            if (head) {
+                char id[32];
+                sl_tool_call_id(g->tools.format, id);
+                json_object_set_new(d, "id", json_string(id));
+                json_object_set_new(d, "type", json_string("function"));
+                json_object_set(json_object_get(d, "function"), "name", json_object_get(call, "name"));
+            }
+            pend_delta(g, k, "", 0, json_pack("{s:[o]}", "tool_calls", d), NULL, NULL);
+            c->args_sent = al;
+        }
+        c->call_sent = true;
+        if (json_is_true(json_object_get(call, "partial"))) break;
+    }
 }
 
 static const char *calls_finish(const gen *g, sl_finish_reason why) {
@@ -328,6 +381,7 @@ static void stream_parsed(gen *g, int k, const char *text, size_t n, json_t *lp,
         c->seeded = true;
         if (g->resume_content > 0) c->released = (size_t)g->resume_content;
         if (g->resume_reasoning > 0) c->released_r = (size_t)g->resume_reasoning;
+        c->resume_args = g->resume_args;
     }
     json_t *extra = NULL;
     if (pt.nr > c->released_r) {
@@ -337,21 +391,27 @@ static void stream_parsed(gen *g, int k, const char *text, size_t n, json_t *lp,
     /* the content: what the tool syntax lets go (harmony's calls are messages of their own) */
     size_t cend = pt.nc, cl = 0;
     json_t *calls = NULL;
+    const bool own = g->tools.choice != SL_TOOL_CHOICE_NONE && !messages(g); /* calls in the syntax of the tools */
     if (fin && (calls = parts_calls(g, &pt, &cl))) cend = cl;
-    else if (!fin && g->tools.choice == SL_TOOL_CHOICE_AUTO && !messages(g))
+    else if (own && c->n_calls > 0) cend = c->released; /* after a call began: no more content */
+    else if (!fin && g->tools.choice == SL_TOOL_CHOICE_AUTO && own)
         cend = sl_tool_content_safe(g->tools.format, pt.c, pt.nc);
-    else if (!fin && g->tools.choice != SL_TOOL_CHOICE_NONE && !messages(g)) cend = 0;
+    else if (!fin && own) cend = 0;
     const size_t c_from = c->released;
     const size_t clen = cend > c_from ? cend - c_from : 0;
     if (clen || extra || lp || !c->role_sent) {
         pend_delta(g, k, pt.c + c_from, clen, extra, lp, NULL);
         if (clen) c->released = cend;
     }
+    if (!fin && own) { /* the calls as far as the answer so far fixes them */
+        json_t *so_far = sl_tool_parse_partial(g->tools.format, g->tools.choice == SL_TOOL_CHOICE_REQUIRED,
+                                               g->tools.tools, pt.c, pt.nc);
+        stream_calls(g, k, so_far);
+        json_decref(so_far);
+    }
     parts_free(&pt);
     if (!fin) return;
-    if (calls && !c->call_sent) /* (a resumed stream whose calls went out before the finish chunk: not again) */
-        pend_delta(g, k, "", 0, json_pack("{s:o}", "tool_calls", tool_calls_json(g, calls, true)), NULL, NULL);
-    c->call_sent |= calls != NULL;
+    stream_calls(g, k, calls);
     pend_chunk(g, k, "", 0, NULL, calls ? calls_finish(g, why) : sl_finish_reason_str(why));
     json_decref(calls);
 }
@@ -598,7 +658,7 @@ static json_t *choice_json(gen *g, int k) {
         json_t *calls = parts_calls(g, &pt, &content);
         if (calls) {
             json_object_set_new(msg, "content", content ? json_stringn(pt.c, content) : json_null());
-            json_object_set_new(msg, "tool_calls", tool_calls_json(g, calls, false));
+            json_object_set_new(msg, "tool_calls", tool_calls_json(g, calls));
             finish = calls_finish(g, req->finish);
             json_decref(calls);
         } else {
@@ -680,6 +740,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
         g->resume_reasoning = ar.resume_reasoning;
         g->ch[0].role_sent = true;
         g->ch[0].call_sent = ar.resume_call_started;
+        g->resume_args = ar.resume_args;
     }
     sl_api_request_free(&ar);
     if (st) {

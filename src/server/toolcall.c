@@ -4,6 +4,7 @@
 #include "toolcall.h"
 
 #include "core/status.h"
+#include "core/strbuf.h"
 #include "server/textscan.h"
 #include "server/toolcall_int.h"
 
@@ -147,18 +148,48 @@ json_t *sl_tc_json_at(const char *s, size_t n, size_t *i) {
     return v;
 }
 
-/* args as compact JSON text. Numbers with a fraction or exponent come back from jansson as doubles, dumped
- * with 17 significant digits by default (0.1 as 0.10000000000000001); 15 digits give the short form of
- * every decimal a model writes with at most 15 digits, so those are used whenever the text reads back
- * as the same values. */
+/* A value as compact JSON text. Numbers with a fraction or exponent come back from jansson as doubles,
+ * dumped with 17 significant digits by default (0.1 as 0.10000000000000001); 15 digits give the short
+ * form of every decimal a model writes with at most 15 digits, so each number takes them whenever they
+ * read back as the same double. Chosen number by number (not for the whole object), so the text of
+ * an object's first members does not depend on the members after them: streamed arguments
+ * (toolcall_stream.c) are a start of the finished ones. */
+static bool dump_value(sl_strbuf *b, const json_t *v) {
+    if (json_is_object(v)) {
+        bool ok = sl_strbuf_add(b, "{", 1);
+        const char *k;
+        const json_t *e;
+        size_t i = 0;
+        json_object_foreach((json_t *)v, k, e) {
+            json_t *key = json_string(k);
+            ok = ok && key && (i++ == 0 || sl_strbuf_add(b, ",", 1)) && dump_value(b, key) && sl_strbuf_add(b, ":", 1) &&
+                 dump_value(b, e);
+            json_decref(key);
+        }
+        return ok && sl_strbuf_add(b, "}", 1);
+    }
+    if (json_is_array(v)) {
+        bool ok = sl_strbuf_add(b, "[", 1);
+        size_t i;
+        const json_t *e;
+        json_array_foreach(v, i, e) ok = ok && (i == 0 || sl_strbuf_add(b, ",", 1)) && dump_value(b, e);
+        return ok && sl_strbuf_add(b, "]", 1);
+    }
+    char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
+    if (t && json_is_real(v) && strtod(t, NULL) != json_real_value(v)) {
+        free(t);
+        t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(17));
+    }
+    const bool ok = t && sl_strbuf_add(b, t, strlen(t));
+    free(t);
+    return ok;
+}
+
 static char *dump_args(const json_t *args) {
-    char *text = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_t *back = text ? json_loads(text, 0, NULL) : NULL;
-    const bool same = back && json_equal(back, args);
-    json_decref(back);
-    if (same || !text) return text;
-    free(text);
-    return json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    sl_strbuf b = {0};
+    if (dump_value(&b, args)) return b.p;
+    free(b.p);
+    return NULL;
 }
 
 bool sl_tc_add_call(json_t *calls, const char *name, size_t name_len, const json_t *args) {
@@ -238,12 +269,16 @@ const char *sl_tc_param_type(const json_t *tools, const char *name, size_t nl, c
 }
 
 /* XML / GLM: argument key = value, typed by the tool's schema; false for a key or value that is not
- * UTF-8 text without NUL bytes. */
+ * UTF-8 text without NUL bytes, or a key already set. */
 bool sl_tc_set_value(json_t *args, const char *type, bool python, const char *k, size_t kl, const char *v,
                      size_t vl) {
     if (!kl || memchr(k, '\0', kl) || memchr(v, '\0', vl)) return false;
     char *key = strndup(k, kl);
     if (!key) return false;
+    if (json_object_get(args, key)) { /* a parameter given twice: not a call (which value would it be?) */
+        free(key);
+        return false;
+    }
     json_t *val = NULL;
     if (type && *type && strcmp(type, "string") != 0) {
         val = json_loadb(v, vl, JSON_DECODE_ANY, NULL);
@@ -302,9 +337,7 @@ static bool parse_llama3(json_t *calls, const char *s, size_t n, size_t *content
     }
 }
 
-/* Where the first call of syntax f begins (the earliest of its begin markers; n if none), the
- * marker's length in *mlen. */
-static size_t find_begin(sl_tool_format f, const char *s, size_t n, size_t *mlen) {
+size_t sl_tc_find_begin(sl_tool_format f, const char *s, size_t n, size_t *mlen) {
     size_t best = n;
     *mlen = 0;
     for (int k = 0; k < 2 && FMT[f].begin[k]; k++) {
@@ -316,7 +349,7 @@ static size_t find_begin(sl_tool_format f, const char *s, size_t n, size_t *mlen
 
 /* A begin marker, then one JSON value of calls (MISTRAL, GRANITE, FIREFUNCTION, NEMOTRON, GIGACHAT). */
 static bool parse_marked_json(json_t *calls, sl_tool_format f, const char *s, size_t n, size_t *content) {
-    size_t ml, i = find_begin(f, s, n, &ml);
+    size_t ml, i = sl_tc_find_begin(f, s, n, &ml);
     if (i == n) return false;
     *content = i;
     i = sl_tc_skip_ws(s, n, i + ml);
@@ -383,7 +416,7 @@ static bool command_r_call(json_t *calls, const json_t *e) {
 /* [<|tool_calls|>] then <|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>{...}<|tool_call:end|>,
  * repeated, [<|calls|>] */
 static bool parse_solar(json_t *calls, const char *s, size_t n, size_t *content) {
-    size_t ml, i = find_begin(SL_TOOLS_SOLAR, s, n, &ml);
+    size_t ml, i = sl_tc_find_begin(SL_TOOLS_SOLAR, s, n, &ml);
     if (i == n) return false;
     *content = i;
     sl_tc_eat(s, n, &i, "<|tool_calls|>");

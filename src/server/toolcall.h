@@ -121,6 +121,16 @@ size_t sl_tool_content_safe(sl_tool_format f, const char *text, size_t n);
  * request's tools, may be NULL) types XML and GLM parameter values. */
 json_t *sl_tool_parse(sl_tool_format f, const json_t *tools, const char *text, size_t n, size_t *content_len);
 
+/* Streaming: the calls of an unfinished answer text[0, n) as far as the text so far fixes them, for
+ * tool_calls deltas (vLLM and llama.cpp stream the arguments as they come). A new array of {"name",
+ * "arguments"}, the last call with "partial": true when its arguments may still grow; NULL when no
+ * call can be told yet. Every call but a partial one has the arguments sl_tool_parse gives; a partial
+ * one's are a start (maybe empty) of them: if the finished answer parses into calls, each call here is
+ * there under the same index and name, with arguments that begin with these. `required`: the answer
+ * is tool_choice "required"'s object (sl_tool_parse_required; f is not used). LFM2 and Gemma 4 calls
+ * (Python-like values) are not read before the answer ends: NULL. */
+json_t *sl_tool_parse_partial(sl_tool_format f, bool required, const json_t *tools, const char *text, size_t n);
+
 /* tool_choice "required": the schema of an answer {"NAME": arguments, ...}
  * with at least one of the tools' names as keys (at most one without
  * parallel calls), each value guided by that function's parameters (any

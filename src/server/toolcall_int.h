@@ -12,6 +12,8 @@
 #ifndef SL_SERVER_TOOLCALL_INT_H
 #define SL_SERVER_TOOLCALL_INT_H
 
+#include "server/toolcall.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,6 +24,9 @@ size_t sl_tc_skip_ws(const char *s, size_t n, size_t i);
 bool sl_tc_at(const char *s, size_t n, size_t i, const char *m);
 /* s[*i, n) starts with m: step over it. */
 bool sl_tc_eat(const char *s, size_t n, size_t *i, const char *m);
+/* Where the first call of syntax f begins (the earliest of its begin markers; n if none), the marker's
+ * length in *mlen. */
+size_t sl_tc_find_begin(sl_tool_format f, const char *s, size_t n, size_t *mlen);
 /* One JSON object or array at s[*i, n) (new reference, NULL if none); *i steps past it. */
 json_t *sl_tc_json_at(const char *s, size_t n, size_t *i);
 
@@ -42,7 +47,7 @@ bool sl_tc_args_call_at(json_t *calls, const char *name, size_t nl, const char *
 const char *sl_tc_param_type(const json_t *tools, const char *name, size_t nl, const char *key, size_t kl);
 /* args[key] = the text v typed by `type` (a JSON Schema type name; NULL, "" or "string": a string): for
  * another type its JSON value when v parses (with `python`, else as a Python literal, sl_tc_py_literal),
- * otherwise the string. False for an empty key, or a NUL in the key or value. */
+ * otherwise the string. False for an empty key, a NUL in the key or value, or a key already in args. */
 bool sl_tc_set_value(json_t *args, const char *type, bool python, const char *k, size_t kl, const char *v,
                      size_t vl);
 /* sl_tc_set_value typed by the tool's schema (sl_tc_param_type). */
