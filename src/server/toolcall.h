@@ -2,7 +2,9 @@
  * toolcall.h — OpenAI tool calling on the answer side: which tool-call
  * syntax a chat template teaches its model, where in a streamed answer a
  * call may begin (so the text before it streams as content and the call is
- * held back), and the parsing of a finished answer into `tool_calls`.
+ * held back), the parsing of a finished answer into `tool_calls`, and of an
+ * unfinished one as far as it goes, for streamed argument deltas
+ * (toolcall_stream.c).
  *
  * The syntaxes, chosen from markers in the template source (the order of
  * sl_tool_format_detect):

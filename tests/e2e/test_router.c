@@ -394,17 +394,31 @@ TEST(kill9_midstream_chat_thinking) {
 
 /* A forced function call: its arguments stream as tool_calls deltas; after the move they go on from the
  * client's last byte, under the same call (one id). */
-TEST(kill9_midstream_chat_forced_call) {
-#define PETS_TOOL                                                                                               \
+#define PETS_TOOLS_ITEMS(N)                                                                                      \
     "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"pets\",\"parameters\":{\"type\":\"object\",\"properties\":" \
-    "{\"pets\":{\"type\":\"array\",\"minItems\":12,\"items\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":"    \
+    "{\"pets\":{\"type\":\"array\"," N ",\"items\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":"    \
     "\"string\",\"maxLength\":6},\"mood\":{\"enum\":[\"happy\",\"sad\"]}},\"required\":[\"name\",\"mood\"]}}},"           \
-    "\"required\":[\"pets\"]}}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"pets\"}}"
+    "\"required\":[\"pets\"]}}}]"
+TEST(kill9_midstream_chat_forced_call) {
+#define PETS_TOOL PETS_TOOLS_ITEMS("\"minItems\":12") ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"pets\"}}"
     midstream_kill_with("/v1/chat/completions",
                         "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],"
                         "\"max_tokens\":400,\"temperature\":1,\"seed\":7," PETS_TOOL "}",
                         "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],"
                         "\"max_tokens\":400,\"temperature\":1,\"seed\":7,\"stream\":true," PETS_TOOL "}",
+                        NULL, true);
+}
+
+/* tool_choice "required": the call's arguments stream as the answer writes them (sl_tool_parse_partial);
+ * the engine that takes over knows from the client's byte count how far each call went, and the call
+ * goes on under the same id (9 pets: the answer ends before max_tokens, a whole call). */
+TEST(kill9_midstream_chat_required_call) {
+    midstream_kill_with("/v1/chat/completions",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],"
+                        "\"max_tokens\":480,\"temperature\":1,\"seed\":7," PETS_TOOLS_ITEMS("\"minItems\":9,\"maxItems\":9") ",\"tool_choice\":\"required\"}",
+                        "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],"
+                        "\"max_tokens\":480,\"temperature\":1,\"seed\":7,\"stream\":true," PETS_TOOLS_ITEMS("\"minItems\":9,\"maxItems\":9")
+                        ",\"tool_choice\":\"required\"}",
                         NULL, true);
 }
 

@@ -721,6 +721,7 @@ typedef struct tool_answer {
     json_t *calls;
     char finish[16];
     bool heads_ok;
+    int arg_deltas; /* stream: the most argument deltas one call came in */
 } tool_answer;
 
 static tool_answer tool_request(const char *url, const char *choice, double temp, int seed, bool stream, const char *extra) {
@@ -760,6 +761,11 @@ static tool_answer tool_request(const char *url, const char *choice, double temp
             }
             json_t *c = json_array_get(a.calls, k);
             json_t *args = json_object_get(fn, "arguments");
+            if (c && json_is_string(args) && json_string_length(args)) {
+                const int nd = (int)json_integer_value(json_object_get(c, "deltas")) + 1;
+                json_object_set_new(c, "deltas", json_integer(nd));
+                if (nd > a.arg_deltas) a.arg_deltas = nd;
+            }
             if (c && json_is_string(args)) {
                 char *joined = NULL;
                 if (asprintf(&joined, "%s%s", json_string_value(json_object_get(c, "arguments")), json_string_value(args)) < 0)
@@ -805,7 +811,8 @@ static bool args_follow_schema(const json_t *call) {
 /* tool_choice naming a function: the answer is that function's arguments, guided by its schema, as one
  * call (content null, finish "stop" as OpenAI gives for a forced function), the same streamed (the id and
  * name first, the arguments as they come). "required": calls of the declared functions, each guided by
- * its schema (one without parallel_tool_calls), finish "tool_calls". */
+ * its schema (one without parallel_tool_calls), finish "tool_calls"; streamed, each call's arguments in
+ * deltas as they are written, joined the same as the whole answer's. */
 TEST(serve_tool_calls_forced) {
     const char *url = start_default();
     CHECK(url);
@@ -837,9 +844,10 @@ TEST(serve_tool_calls_forced) {
         tool_answer rw = tool_request(url, "\"required\"", 0.8, seed, false, extra);
         tool_answer rs = tool_request(url, "\"required\"", 0.8, seed, true, extra);
         const size_t nc = json_array_size(rw.calls);
+        /* streamed, the arguments come as the answer writes them: in several deltas */
         bool ok = rw.status == 200 && !rw.content && nc >= 1 && (seed <= 2 || nc == 1) &&
                   !strcmp(rw.finish, "tool_calls") && rs.status == 200 && !rs.content && rs.heads_ok &&
-                  json_array_size(rs.calls) == nc && !strcmp(rs.finish, "tool_calls");
+                  json_array_size(rs.calls) == nc && !strcmp(rs.finish, "tool_calls") && rs.arg_deltas > 2;
         for (size_t i = 0; i < nc && ok; i++) {
             const json_t *c = json_array_get(rw.calls, i), *d = json_array_get(rs.calls, i);
             ok = args_follow_schema(c) && json_equal(json_object_get(c, "name"), json_object_get(d, "name")) &&

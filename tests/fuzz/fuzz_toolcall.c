@@ -9,7 +9,9 @@
  * whitespace; sl_tool_content_safe over every prefix of the answer stays
  * within the prefix, never shrinks, and never goes past the content of an
  * answer that parses into calls (so a streamed answer's content is the
- * whole answer's). The answer is also
+ * whole answer's); the streamed calls (sl_tool_parse_partial) over every
+ * prefix are the whole answer's, their arguments a start of its, and only
+ * grow from what a stream sent. The answer is also
  * parsed as a "required" answer: NULL or calls of the same shape. And its
  * thinking / content split (server/reasoning.c): both parts inside the
  * answer, and over every prefix the streamed parts only grow, within and
@@ -38,19 +40,72 @@ static void fuzz_toolcall_check(int cond, const char *what) {
     }
 }
 
+static void fuzz_toolcall_calls_one(const json_t *c) {
+    const json_t *name = json_object_get(c, "name"), *args = json_object_get(c, "arguments");
+    fuzz_toolcall_check(json_is_string(name) && json_string_length(name) > 0, "a call has a name");
+    fuzz_toolcall_check(json_is_string(args), "a call has arguments text");
+    json_t *o = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
+    fuzz_toolcall_check(json_is_object(o), "a call's arguments are a JSON object");
+    json_decref(o);
+}
+
 static void fuzz_toolcall_calls(const json_t *calls) {
     if (!calls) return;
     fuzz_toolcall_check(json_is_array(calls) && json_array_size(calls) > 0, "calls are a non-empty array");
     size_t i;
     const json_t *c;
-    json_array_foreach(calls, i, c) {
-        const json_t *name = json_object_get(c, "name"), *args = json_object_get(c, "arguments");
-        fuzz_toolcall_check(json_is_string(name) && json_string_length(name) > 0, "a call has a name");
-        fuzz_toolcall_check(json_is_string(args), "a call has arguments text");
-        json_t *o = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
-        fuzz_toolcall_check(json_is_object(o), "a call's arguments are a JSON object");
-        json_decref(o);
+    json_array_foreach(calls, i, c) fuzz_toolcall_calls_one(c);
+}
+
+/* Streamed calls (sl_tool_parse_partial) over every prefix: when the whole answer parses into calls
+ * `whole`, each streamed call is there under its index and name, with arguments that begin with the
+ * streamed ones (equal unless "partial"), and a call's streamed arguments never lose a byte once they
+ * went out (what a client was sent stays the start of what it gets). */
+static void fuzz_toolcall_partial(sl_tool_format f, bool required, const json_t *tools, const char *text, size_t n,
+                                  const json_t *whole) {
+    size_t ncalls = 0; /* the calls begun and the last one's arguments sent (stream_calls in http.c) */
+    char *sent = NULL;
+    size_t ns = 0;
+    for (size_t k = 0; k <= n; k++) {
+        json_t *p = sl_tool_parse_partial(f, required, tools, text, k);
+        size_t i;
+        const json_t *c;
+        json_array_foreach(p, i, c) {
+            const json_t *name = json_object_get(c, "name"), *args = json_object_get(c, "arguments");
+            const bool partial = json_is_true(json_object_get(c, "partial"));
+            fuzz_toolcall_check(json_is_string(name) && json_is_string(args), "a streamed call has a name and arguments");
+            fuzz_toolcall_check(!partial || i + 1 == json_array_size(p), "only the last streamed call is partial");
+            if (!partial) fuzz_toolcall_calls_one(c);
+            const json_t *w = json_array_get(whole, i);
+            if (whole) {
+                fuzz_toolcall_check(w != NULL, "a streamed call is one of the whole answer's");
+                fuzz_toolcall_check(json_equal(name, json_object_get(w, "name")), "a streamed call has its final name");
+                const json_t *wa = json_object_get(w, "arguments");
+                fuzz_toolcall_check(json_string_length(args) <= json_string_length(wa) &&
+                                        !memcmp(json_string_value(args), json_string_value(wa), json_string_length(args)),
+                                    "streamed arguments begin the final ones");
+                fuzz_toolcall_check(partial || json_equal(args, wa), "a whole streamed call has its final arguments");
+            }
+            /* what a stream sends: arguments only grow */
+            if (i + 1 < ncalls) continue;
+            const size_t al = json_string_length(args);
+            if (i == ncalls) {
+                if (al == 0) break;
+                ncalls++;
+                ns = 0;
+            }
+            fuzz_toolcall_check(!memcmp(sent ? sent : "", json_string_value(args), al < ns ? al : ns),
+                                "streamed arguments go on from what was sent");
+            if (al > ns) {
+                free(sent);
+                sent = strndup(json_string_value(args), al);
+                ns = al;
+            }
+            if (partial) break;
+        }
+        json_decref(p);
     }
+    free(sent);
 }
 
 /* Returns the number of calls parsed (0: none). */
@@ -81,6 +136,7 @@ static int fuzz_toolcall_one(const uint8_t *data, size_t len) {
         prev = s;
     }
     if (calls) fuzz_toolcall_check(prev <= content, "no byte past the content was released as content");
+    fuzz_toolcall_partial(f, false, tools, text, n, calls);
     const int got = calls ? (int)json_array_size(calls) : 0;
     json_decref(calls);
     /* thinking and content (reasoning.c): inside the answer, and streamed parts grow into the whole ones */
@@ -101,6 +157,7 @@ static int fuzz_toolcall_one(const uint8_t *data, size_t len) {
     }
     json_t *req = sl_tool_parse_required(text, n);
     fuzz_toolcall_calls(req);
+    fuzz_toolcall_partial(f, true, tools, text, n, req);
     json_decref(req);
     /* gpt-oss's harmony split (harmony.c) and Kimi K3's (kimi3.c): streamed parts only grow into the whole
      * ones, calls come whole */

@@ -89,6 +89,7 @@ TEST(formats_detected_from_real_templates) {
 static bool parses_as(sl_tool_format f, const json_t *tools, const char *text, const char *content, const char *calls) {
     size_t cl = 12345;
     json_t *got = sl_tool_parse(f, tools, text, strlen(text), &cl);
+    fuzz_toolcall_partial(f, false, tools, text, strlen(text), got); /* streamed, its calls grow into these */
     if (!calls) {
         const bool ok = got == NULL;
         if (!ok) fprintf(stderr, "   %s: expected no call in '%s'\n", sl_tool_format_name(f), text);
@@ -362,6 +363,74 @@ TEST(streaming_holds_back_what_may_be_a_call) {
     CHECK_EQ_INT(sl_tool_content_safe(SL_TOOLS_HERMES, "abc<", 4), 3);
     CHECK_EQ_INT(sl_tool_content_safe(SL_TOOLS_GRANITE, "abc<|tool_", 10), 3);
     CHECK_EQ_INT(sl_tool_content_safe(SL_TOOLS_JSON, "  ", 2), 0);
+}
+
+/* The last streamed call of text[0, k) (sl_tool_parse_partial) as "name|arguments", "" for none. */
+static const char *streamed(sl_tool_format f, bool required, const json_t *tools, const char *text, const char *upto) {
+    static char buf[512];
+    const char *at = strstr(text, upto);
+    json_t *p = at ? sl_tool_parse_partial(f, required, tools, text, (size_t)(at - text) + strlen(upto)) : NULL;
+    const json_t *c = json_array_get(p, json_array_size(p) ? json_array_size(p) - 1 : 0);
+    snprintf(buf, sizeof buf, "%s%s%s%s", c ? json_string_value(json_object_get(c, "name")) : "", c ? "|" : "",
+             c ? json_string_value(json_object_get(c, "arguments")) : "",
+             json_is_true(json_object_get(c, "partial")) ? "..." : "");
+    json_decref(p);
+    return buf;
+}
+
+/* Streamed calls: arguments go out as the answer fixes them — a JSON string as it is written, a tag
+ * syntax's value as it is written when the schema makes it a string, a number or a typed value once
+ * whole, a key once whole; a name once it ends. */
+TEST(streamed_calls_follow_the_answer) {
+    json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": "
+                               "{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, "
+                               "\"days\": {\"type\": \"integer\"}}}}}]",
+                               0, NULL);
+    CHECK(tools != NULL);
+    static const char hermes[] = "Hi.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par\\u00e9s\", "
+                                 "\"days\": 12, \"w\": [1.5, {\"x\": null}]}}\n</tool_call>";
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "Hi."), "");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "\"get_w"), "");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "\"arguments\": "), "");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "\"arguments\": {"), "get_weather|{...");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "\"ci"), "get_weather|{...");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "\"city\""), "get_weather|{\"city\":...");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "\"Par"), "get_weather|{\"city\":\"Par...");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "\"Par\\u00"), "get_weather|{\"city\":\"Par...");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "\"Par\\u00e9"), "get_weather|{\"city\":\"Par\u00e9...");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "12"), "get_weather|{\"city\":\"Par\u00e9s\",\"days\":...");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "12,"), "get_weather|{\"city\":\"Par\u00e9s\",\"days\":12...");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "\"x\": nu"),
+              "get_weather|{\"city\":\"Par\u00e9s\",\"days\":12,\"w\":[1.5,{\"x\":...");
+    CHECK_STR(streamed(SL_TOOLS_HERMES, false, tools, hermes, "null}]}}"),
+              "get_weather|{\"city\":\"Par\u00e9s\",\"days\":12,\"w\":[1.5,{\"x\":null}]}");
+    /* Qwen3-Coder: "city" a string by the schema, streamed as written; "days" an integer, once whole */
+    static const char xml[] = "<tool_call>\n<function=get_weather>\n<parameter=city>\nNew York\n</parameter>\n"
+                              "<parameter=days>\n10\n</parameter>\n</function>\n</tool_call>";
+    CHECK_STR(streamed(SL_TOOLS_XML, false, tools, xml, "<function=get_we"), "");
+    CHECK_STR(streamed(SL_TOOLS_XML, false, tools, xml, "<function=get_weather>"), "get_weather|{...");
+    CHECK_STR(streamed(SL_TOOLS_XML, false, tools, xml, "New Y"), "get_weather|{\"city\":\"New Y...");
+    CHECK_STR(streamed(SL_TOOLS_XML, false, tools, xml, "York\n</para"), "get_weather|{\"city\":\"New York...");
+    CHECK_STR(streamed(SL_TOOLS_XML, false, tools, xml, "<parameter=days>\n1"), "get_weather|{\"city\":\"New York\",\"days\":...");
+    CHECK_STR(streamed(SL_TOOLS_XML, false, tools, xml, "10\n</parameter>"),
+              "get_weather|{\"city\":\"New York\",\"days\":10...");
+    /* GLM: the name is whole at its newline */
+    static const char glm[] = "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Oslo</arg_value>\n</tool_call>";
+    CHECK_STR(streamed(SL_TOOLS_GLM, false, tools, glm, "get_weather"), "");
+    CHECK_STR(streamed(SL_TOOLS_GLM, false, tools, glm, "<arg_value>Os"), "get_weather|{\"city\":\"Os...");
+    /* DSML: an attribute may make any value JSON: values once whole */
+    static const char dsml[] = "<｜DSML｜function_calls>\n<｜DSML｜invoke name=\"get_weather\">\n<｜DSML｜parameter "
+                               "name=\"city\" string=\"true\">Paris</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜function_calls>";
+    CHECK_STR(streamed(SL_TOOLS_DSML, false, tools, dsml, ">Par"), "get_weather|{\"city\":...");
+    CHECK_STR(streamed(SL_TOOLS_DSML, false, tools, dsml, "Paris</｜DSML｜parameter>"), "get_weather|{\"city\":\"Paris\"...");
+    /* a second call begins once the first is whole; tool_choice "required"'s object */
+    static const char req[] = "{\"get_weather\": {\"city\": \"Rome\"}, \"get_time\": {\"zone\": \"utc\"}}";
+    CHECK_STR(streamed(SL_TOOLS_COUNT, true, tools, req, "\"Ro"), "get_weather|{\"city\":\"Ro...");
+    CHECK_STR(streamed(SL_TOOLS_COUNT, true, tools, req, "\"get_time\": {\"zo"), "get_time|{...");
+    fuzz_toolcall_partial(SL_TOOLS_COUNT, true, tools, req, strlen(req), NULL);
+    /* LFM2 and Gemma 4: whole at the end */
+    CHECK_STR(streamed(SL_TOOLS_LFM2, false, tools, "<|tool_call_start|>[get_weather(city='Oslo')]<|tool_call_end|>", "Os"), "");
+    json_decref(tools);
 }
 
 static long calls_found(const uint8_t *data, size_t len) { return fuzz_toolcall_one(data, len); }
