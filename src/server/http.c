@@ -286,7 +286,6 @@ static void stream_calls(gen *g, int k, const json_t *calls) {
             pend_delta(g, k, "", 0, json_pack("{s:[o]}", "tool_calls", d), NULL, NULL);
             c->args_sent = al;
         }
-        c->call_sent = true;
         if (json_is_true(json_object_get(call, "partial"))) break;
     }
 }

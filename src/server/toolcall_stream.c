@@ -4,7 +4,7 @@
  *
  * The parsers of toolcall.c read finished answers only. An unfinished one
  * is read by completing it: the text so far (less an end that may still
- * change: a partial UTF-8 character, escape, number or marker, trailing
+ * change: a partial escape, number or marker, trailing
  * whitespace) gets a probe marker where the answer stands and the closing
  * text of its syntax (a JSON answer's open strings and brackets; a tag
  * syntax's value and call end tags, or a further parameter named by the
@@ -18,27 +18,10 @@
 #include "server/toolcall.h"
 #include "server/toolcall_int.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MARK "Zq9HEALq9Z"
-
-/* The syntaxes whose arguments are JSON text in the answer. */
-static bool json_syntax(sl_tool_format f) {
-    switch (f) {
-    case SL_TOOLS_XML:
-    case SL_TOOLS_GLM:
-    case SL_TOOLS_HY3:
-    case SL_TOOLS_MINIMAX_M2:
-    case SL_TOOLS_MINICPM:
-    case SL_TOOLS_DSML:
-    case SL_TOOLS_LFM2:
-    case SL_TOOLS_GEMMA4:
-    case SL_TOOLS_COUNT: return false;
-    default: return true;
-    }
-}
 
 /* Tag syntaxes: what completes an answer that stands inside a parameter's value (after MARK), and a
  * further parameter named MARK with the call's end (MARK where "%s" is). */
@@ -72,20 +55,13 @@ static const tag_heal *tag_heal_of(sl_tool_format f) {
     }
 }
 
-/* The end of s[from, n) that cannot change: less a partial UTF-8 character, a marker still being
- * written (tag syntaxes: from a last '<' without a closing '>', at most 64 bytes back; JSON syntaxes:
- * the start of one of the syntax's markers), and trailing whitespace. Leaving out more than needed
- * only delays a delta. */
+/* The end of s[from, n) that cannot change: less a marker still being written (tag syntaxes: from a
+ * last '<' without a closing '>', at most 64 bytes back; JSON syntaxes: the start of one of the syntax's
+ * markers) and trailing whitespace. Leaving out more than needed only delays a delta. (A partial UTF-8
+ * character needs nothing: the detokenizer holds those back, and as JSON text it fails the probe.) */
 static size_t stable_end(sl_tool_format f, bool tags, const char *s, size_t from, size_t n) {
     for (;;) {
         const size_t was = n;
-        size_t k = n; /* a UTF-8 lead byte whose continuation bytes have not all come */
-        while (k > from && n - k < 4 && ((unsigned char)s[k - 1] & 0xC0) == 0x80) k--;
-        if (k > from) {
-            const unsigned char lead = (unsigned char)s[k - 1];
-            const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-            if (need > n - (k - 1)) n = k - 1;
-        }
         if (tags) {
             for (size_t i = n; i > from && n - i < 64; i--) {
                 if (s[i - 1] == '>') break;
@@ -290,8 +266,7 @@ static json_t *probe(sl_tool_format f, bool required, const json_t *tools, const
  * the end of the text so far. */
 static bool name_ends(const tag_heal *th, const json_t *calls, const char *s, size_t n) {
     const size_t nc = json_array_size(calls);
-    if (!th->call || nc == 0 || json_is_true(json_object_get(json_array_get(calls, nc - 1), "partial")) == false)
-        return true;
+    if (!th->call || nc == 0 || !json_is_true(json_object_get(json_array_get(calls, nc - 1), "partial"))) return true;
     const json_t *nm = json_object_get(json_array_get(calls, nc - 1), "name");
     size_t at = n, from = 0;
     while ((from = sl_scan_find(s, n, from, th->call)) < n) at = from++;
@@ -312,8 +287,9 @@ json_t *sl_tool_parse_partial(sl_tool_format f, bool required, const json_t *too
         size_t ml;
         from = sl_tc_find_begin(f, s, n, &ml);
     }
-    if (from == n || (!required && !json_syntax(f) && !tag_heal_of(f))) return NULL;
-    const bool tags = !required && !json_syntax(f);
+    const tag_heal *th = required ? NULL : tag_heal_of(f);
+    const bool tags = th != NULL;
+    if (from == n || (!required && (f == SL_TOOLS_LFM2 || f == SL_TOOLS_GEMMA4))) return NULL;
     const size_t end = stable_end(required ? SL_TOOLS_COUNT : f, tags, s, from, n);
     json_t *calls = NULL;
     char *t = NULL;
@@ -330,7 +306,6 @@ json_t *sl_tool_parse_partial(sl_tool_format f, bool required, const json_t *too
         memcpy(t + h.cut, h.close, cn + 1);
         calls = probe(f, required, tools, t, h.cut + cn, h.real_string, false);
     } else {
-        const tag_heal *th = tag_heal_of(f);
         const size_t vn = strlen(th->in_value), pn = strlen(th->next_param) + strlen(MARK);
         if (!(t = malloc(end + strlen(MARK) + (vn > pn ? vn : pn) + 1))) return NULL;
         memcpy(t, s, end);
