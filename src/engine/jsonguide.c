@@ -29,6 +29,7 @@ enum { NODE_ANY, NODE_ANY_OBJECT, NODE_ANY_ARRAY, NODE_ANY_LITERAL, NODE_FIRST_F
 #define NO_DFA 0xFFFF
 #define MAX_DFA_STATES 4096 /* all patterns and formats of one schema together */
 #define MAX_NUM_DIGITS 18   /* digits before and after the point of a number with bounds */
+#define MAX_MERGED 1024     /* schemas normalized for allOf in one compile */
 
 /* node.bounds: which of min / max apply, and whether they are excluded */
 enum { B_MIN = 1, B_MAX = 2, B_MIN_EX = 4, B_MAX_EX = 8 };
@@ -39,7 +40,8 @@ typedef struct node {
     uint8_t bounds; /* NUMBER, INTEGER: B_* */
     uint16_t a, n; /* OBJECT: props [a, a + n); LITERALS: lits [a, a + n); UNION: alts [a, a + n);
                     * ARRAY: the nodes of its first n items (prefixItems), alts [a, a + n) */
-    uint16_t sub;  /* OBJECT without declared properties: the values' node; ARRAY: the (other) items' node */
+    uint16_t sub;  /* OBJECT: the values' node of keys not declared (see extra); ARRAY: the (other) items' node */
+    bool extra;    /* OBJECT with declared properties: other keys may come too (additionalProperties true or a schema) */
     uint16_t names; /* OBJECT with declared properties: lits [names, names + n) are their names */
     uint16_t lo, hi; /* ARRAY: items; STRING: characters; OBJECT: members (hi NO_LIMIT: none) */
     uint16_t dfa;    /* STRING: the start state of its pattern's (or format's) DFA, or NO_DFA */
@@ -171,6 +173,9 @@ typedef struct cctx {
     const char *refs[256]; /* $ref strings compiled or being compiled, and their nodes */
     int ref_node[256];
     int n_refs;
+    json_t *keep; /* schemas made by merging (allOf), alive until the compile ends */
+    bool nothing; /* the error is that a schema allows no value (an alternative that does is left out) */
+    int merged;   /* schemas normalized (a bound on the work of unfolding $refs into allOf) */
     char err[256];
 } cctx;
 
@@ -181,24 +186,33 @@ static int fail_at(cctx *c, const char *path, const char *what) {
     return -1;
 }
 
+/* The schema allows no value at all. */
+static int fail_nothing(cctx *c, const char *path, const char *what) {
+    fail_at(c, path, what);
+    c->nothing = true;
+    return -1;
+}
+
 static bool nonneg_int(const json_t *v, long long max, long long *out) {
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) return false;
     *out = json_integer_value(v);
     return true;
 }
 
+/* The schema a $ref names: the root, or one of its #/$defs or #/definitions (NULL: none). */
+static const json_t *ref_target(const cctx *c, const char *ref) {
+    if (!strcmp(ref, "#")) return c->root;
+    const char *name = NULL;
+    const json_t *defs = NULL;
+    if (!strncmp(ref, "#/$defs/", 8)) name = ref + 8, defs = json_object_get(c->root, "$defs");
+    else if (!strncmp(ref, "#/definitions/", 14)) name = ref + 14, defs = json_object_get(c->root, "definitions");
+    return name && !strchr(name, '/') ? json_object_get(defs, name) : NULL;
+}
+
 static int compile_ref(cctx *c, const char *ref, const char *path, int depth) {
     for (int i = 0; i < c->n_refs; i++)
         if (!strcmp(c->refs[i], ref)) return c->ref_node[i];
-    const json_t *target = NULL;
-    if (!strcmp(ref, "#")) {
-        target = c->root;
-    } else {
-        const char *name = NULL;
-        if (!strncmp(ref, "#/$defs/", 8)) name = ref + 8, target = json_object_get(c->root, "$defs");
-        else if (!strncmp(ref, "#/definitions/", 14)) name = ref + 14, target = json_object_get(c->root, "definitions");
-        target = name && !strchr(name, '/') ? json_object_get(target, name) : NULL;
-    }
+    const json_t *target = ref_target(c, ref);
     if (!target) return fail_at(c, path, "'$ref' must name a schema in #/$defs or #/definitions of this schema");
     if (c->n_refs >= 256) return fail_at(c, path, "too many '$ref' targets");
     /* a union of one alternative stands for the target while it compiles, so a recursive $ref finds it */
@@ -246,7 +260,7 @@ static int limits(cctx *c, const json_t *j, int id, const char *lo_key, const ch
     }
     if (nd->lo > nd->hi) {
         snprintf(msg, sizeof msg, "'%s' is above '%s'", lo_key, hi_key);
-        return fail_at(c, path, msg);
+        return fail_nothing(c, path, msg);
     }
     return id;
 }
@@ -254,9 +268,10 @@ static int limits(cctx *c, const json_t *j, int id, const char *lo_key, const ch
 static bool meets(const node *nd, double lo, bool lo_in, double hi, bool hi_in);
 
 /* The formats held to (JSON Schema's meaning, RFC 3339 dates and times); any other is an annotation. Days are
- * not checked against their month, as llama.cpp's grammars do not. */
+ * not checked against their month, as llama.cpp's grammars do not; a leap second is 23:59:60 (as Ajv's
+ * formats have it without reading the offset). */
 #define RE_DATE "\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])"
-#define RE_TIME "([01]\\d|2[0-3]):[0-5]\\d:([0-5]\\d|60)(\\.\\d+)?([Zz]|[+-]([01]\\d|2[0-3]):[0-5]\\d)"
+#define RE_TIME "(([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d|23:59:60)(\\.\\d+)?([Zz]|[+-]([01]\\d|2[0-3]):[0-5]\\d)"
 #define RE_LABEL "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 #define RE_OCTET "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)"
 static const struct {
@@ -369,7 +384,7 @@ static int number_bounds(cctx *c, const json_t *j, int id, const char *path) {
     }
     if ((nd->bounds & B_MIN) && (nd->bounds & B_MAX) &&
         (nd->min > nd->max || (nd->min == nd->max && (nd->bounds & (B_MIN_EX | B_MAX_EX)))))
-        return fail_at(c, path, nd->kind == K_INTEGER ? "no integer lies within the minimum and the maximum"
+        return fail_nothing(c, path, nd->kind == K_INTEGER ? "no integer lies within the minimum and the maximum"
                                                       : "no number lies within the minimum and the maximum");
     /* a number the recognizer can write (18 digits each side of the point) must lie within: try the ends and
      * the middle of the bounds (cut to 18 digits) at each precision */
@@ -386,69 +401,92 @@ static int number_bounds(cctx *c, const json_t *j, int id, const char *path) {
     return fail_at(c, path, "no number of at most 18 digits before and after its point lies within the bounds");
 }
 
+/* An object of the declared properties decl (in order; a null value: of additionalProperties' schema). */
+static int object_of(cctx *c, const json_t *j, const json_t *decl, const char *path, int depth) {
+    sl_json_schema *s = c->s;
+    const json_t *req = json_object_get(j, "required"), *extra = json_object_get(j, "additionalProperties");
+    const bool open = extra && !json_is_false(extra);
+    char sub[192];
+    const int id = new_node(s, K_OBJECT);
+    if (id < 0) return fail_at(c, path, "the schema is too large");
+    if (limits(c, j, id, "minProperties", "maxProperties", path) < 0) return -1;
+    int x = NODE_ANY; /* the values of other keys */
+    if (open && !json_is_true(extra)) {
+        snprintf(sub, sizeof sub, "%s%sadditionalProperties", path, *path ? "." : "");
+        if ((x = compile(c, extra, sub, depth + 1)) < 0) return -1;
+    }
+    s->nodes[id].sub = (uint16_t)x;
+    if (json_object_size(decl) == 0) { /* any keys (additionalProperties false: none) */
+        if (open || !extra) return id;
+        if (s->nodes[id].lo > 0) return fail_nothing(c, path, "'minProperties' asks for keys that cannot come");
+        s->nodes[id].hi = 0; /* {} */
+        return id;
+    }
+    s->nodes[id].extra = open;
+    /* the properties' nodes first (they may add properties of their own), then this object's list */
+    const char *k;
+    const json_t *v;
+    size_t i;
+    int nodes[MAX_PROPS], np = 0;
+    json_object_foreach((json_t *)decl, k, v) {
+        snprintf(sub, sizeof sub, "%s%sproperties.%s", path, *path ? "." : "", k);
+        if ((nodes[np++] = json_is_null(v) ? x : compile(c, v, sub, depth + 1)) < 0) return -1;
+    }
+    if (!grow_to((void **)&s->props, &s->cap_props, s->n_props + np, sizeof(prop)))
+        return fail_at(c, path, "out of memory");
+    s->nodes[id].a = (uint16_t)s->n_props;
+    s->nodes[id].n = (uint16_t)np;
+    s->nodes[id].names = (uint16_t)s->n_lits;
+    np = 0;
+    json_object_foreach((json_t *)decl, k, v) {
+        json_t *name = json_string(k);
+        const bool ok = name && add_lit_trim(s, name, true);
+        json_decref(name);
+        if (!ok) return fail_at(c, path, "a property name is longer than 255 bytes");
+        bool r = false;
+        json_array_foreach(req, i, v) r |= !strcmp(json_string_value(v), k);
+        s->props[s->n_props++] = (prop){.node = (uint16_t)nodes[np++], .required = r};
+    }
+    if (s->nodes[id].lo > np && !open)
+        return fail_nothing(c, path, "'minProperties' is above the number of declared properties");
+    if (json_array_size(req) > s->nodes[id].hi) return fail_nothing(c, path, "'maxProperties' is below the required properties");
+    return id;
+}
+
+/* An object: its declared properties, and the names it requires that it does not declare, which are other keys
+ * (of additionalProperties' schema), so declared too where other keys may come. */
+static int compile_object(cctx *c, const json_t *j, const char *path, int depth) {
+    const json_t *props = json_object_get(j, "properties"), *req = json_object_get(j, "required"),
+                 *extra = json_object_get(j, "additionalProperties");
+    if (props && !json_is_object(props)) return fail_at(c, path, "'properties' must be an object");
+    if (req && !json_is_array(req)) return fail_at(c, path, "'required' must be an array of names");
+    json_t *decl = json_object();
+    const char *k;
+    json_t *v;
+    size_t i;
+    json_object_foreach((json_t *)props, k, v) json_object_set(decl, k, v);
+    json_array_foreach(req, i, v) {
+        if (!json_is_string(v)) {
+            json_decref(decl);
+            return fail_at(c, path, "'required' must be an array of names");
+        }
+        if (json_object_get(decl, json_string_value(v))) continue;
+        if (!extra || json_is_false(extra)) {
+            json_decref(decl);
+            return fail_nothing(c, path, "'required' names a property that is not declared");
+        }
+        json_object_set_new(decl, json_string_value(v), json_null());
+    }
+    const int id = json_object_size(decl) > MAX_PROPS ? fail_at(c, path, "more than 64 properties in one object")
+                                                      : object_of(c, j, decl, path, depth);
+    json_decref(decl);
+    return id;
+}
+
 static int compile_type(cctx *c, const json_t *j, const char *type, const char *path, int depth) {
     sl_json_schema *s = c->s;
     char sub[192];
-    if (!strcmp(type, "object")) {
-        const json_t *props = json_object_get(j, "properties"), *req = json_object_get(j, "required"),
-                     *extra = json_object_get(j, "additionalProperties");
-        if (props && !json_is_object(props)) return fail_at(c, path, "'properties' must be an object");
-        if (req && !json_is_array(req)) return fail_at(c, path, "'required' must be an array of names");
-        if (json_object_size(props) > MAX_PROPS) return fail_at(c, path, "more than 64 properties in one object");
-        const int id = new_node(s, K_OBJECT);
-        if (id < 0) return fail_at(c, path, "the schema is too large");
-        if (limits(c, j, id, "minProperties", "maxProperties", path) < 0) return -1;
-        if (json_object_size(props) == 0) { /* any keys: additionalProperties' schema for the values */
-            int v = NODE_ANY;
-            if (extra && json_is_false(extra)) {
-                s->nodes[id].sub = NODE_ANY;
-                s->nodes[id].n = 0;
-                if (s->nodes[id].lo > 0) return fail_at(c, path, "'minProperties' asks for keys that cannot come");
-                s->nodes[id].hi = 0; /* no key at all: {} */
-                return json_array_size(req) ? fail_at(c, path, "'required' names a property that is not declared") : id;
-            }
-            if (extra && !json_is_true(extra)) {
-                snprintf(sub, sizeof sub, "%s%sadditionalProperties", path, *path ? "." : "");
-                if ((v = compile(c, extra, sub, depth + 1)) < 0) return -1;
-            }
-            if (json_array_size(req)) return fail_at(c, path, "'required' names a property that is not declared");
-            s->nodes[id].sub = (uint16_t)v;
-            return id;
-        }
-        if (extra && !json_is_false(extra))
-            return fail_at(c, path, "'additionalProperties' other than false beside declared 'properties' is not supported");
-        const char *k;
-        const json_t *v;
-        size_t i;
-        json_array_foreach(req, i, v) {
-            if (!json_is_string(v) || !json_object_get(props, json_string_value(v)))
-                return fail_at(c, path, "'required' names a property that is not declared");
-        }
-        /* the properties' nodes first (they may add properties of their own), then this object's list */
-        int nodes[MAX_PROPS], np = 0;
-        json_object_foreach((json_t *)props, k, v) {
-            snprintf(sub, sizeof sub, "%s%sproperties.%s", path, *path ? "." : "", k);
-            if ((nodes[np++] = compile(c, v, sub, depth + 1)) < 0) return -1;
-        }
-        if (!grow_to((void **)&s->props, &s->cap_props, s->n_props + np, sizeof(prop)))
-            return fail_at(c, path, "out of memory");
-        s->nodes[id].a = (uint16_t)s->n_props;
-        s->nodes[id].n = (uint16_t)np;
-        s->nodes[id].names = (uint16_t)s->n_lits;
-        np = 0;
-        json_object_foreach((json_t *)props, k, v) {
-            json_t *name = json_string(k);
-            const bool ok = name && add_lit_trim(s, name, true);
-            json_decref(name);
-            if (!ok) return fail_at(c, path, "a property name is longer than 255 bytes");
-            bool r = false;
-            json_array_foreach(req, i, v) r |= !strcmp(json_string_value(v), k);
-            s->props[s->n_props++] = (prop){.node = (uint16_t)nodes[np++], .required = r};
-        }
-        if (s->nodes[id].lo > np) return fail_at(c, path, "'minProperties' is above the number of declared properties");
-        if (json_array_size(req) > s->nodes[id].hi) return fail_at(c, path, "'maxProperties' is below the required properties");
-        return id;
-    }
+    if (!strcmp(type, "object")) return compile_object(c, j, path, depth);
     if (!strcmp(type, "array")) {
         /* prefixItems (a tuple's items), then items for the rest (or, as older drafts write a tuple, items as
          * an array and additionalItems for the rest) */
@@ -534,6 +572,405 @@ static bool all_objects(const sl_json_schema *s, int id, int depth) {
     return true;
 }
 
+/* ---- allOf: its schemas merged into one ---------------------------------------------- */
+
+static const char *const annotations[] = {"$defs", "definitions", "title", "description", "default",
+                                          "examples", "$schema", "$id", "$comment"};
+
+static bool is_annotation(const char *k) {
+    for (size_t i = 0; i < sizeof annotations / sizeof annotations[0]; i++)
+        if (!strcmp(k, annotations[i])) return true;
+    return false;
+}
+
+/* Has schema j a keyword other than the annotations, ex1 and ex2? */
+static bool constrains_beside(const json_t *j, const char *ex1, const char *ex2) {
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)j, k, v) if (strcmp(k, ex1) && strcmp(k, ex2) && !is_annotation(k)) return true;
+    return false;
+}
+
+/* A merged schema stays alive until the compile ends ($ref strings in it are kept by pointer). */
+static json_t *keep(cctx *c, json_t *j) {
+    if (j && json_array_append_new(c->keep, j)) return NULL;
+    return j;
+}
+
+static bool refuse(cctx *c, const char *path, const char *what) {
+    fail_at(c, path, what);
+    return false;
+}
+
+static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path, int depth);
+
+/* Schema j with its own $ref and allOf merged in: a new object of the other keywords (NULL: c->err says why). */
+static json_t *normalize(cctx *c, const json_t *j, const char *path, int depth) {
+    if (depth > 64 || ++c->merged > MAX_MERGED || (!json_is_true(j) && !json_is_object(j))) {
+        refuse(c, path, depth > 64                ? "the schema nests too deeply"
+                        : c->merged > MAX_MERGED ? "'allOf' and '$ref' unfold into more than 1024 schemas"
+                                                 : "a schema must be an object (or true)");
+        return NULL;
+    }
+    if (json_is_true(j)) return json_object();
+    json_t *x = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)j, k, v) if (strcmp(k, "$ref") && strcmp(k, "allOf")) json_object_set(x, k, v);
+    const json_t *ref = json_object_get(j, "$ref"), *all = json_object_get(j, "allOf");
+    if (ref) {
+        const json_t *t = json_is_string(ref) ? ref_target(c, json_string_value(ref)) : NULL;
+        if (!t) {
+            json_decref(x);
+            refuse(c, path, json_is_string(ref) ? "'$ref' must name a schema in #/$defs or #/definitions of this schema"
+                                                : "'$ref' must be a string");
+            return NULL;
+        }
+        json_t *tn = normalize(c, t, json_string_value(ref) + 1, depth + 1);
+        x = tn ? merge2(c, tn, x, path, depth) : (json_decref(x), NULL);
+    }
+    if (all && x && (!json_is_array(all) || json_array_size(all) == 0 || json_array_size(all) > 16)) {
+        json_decref(x);
+        refuse(c, path, "'allOf' must be an array of 1 to 16 schemas");
+        return NULL;
+    }
+    size_t i;
+    const json_t *e;
+    json_array_foreach(all, i, e) {
+        if (!x) break;
+        char sub[192];
+        snprintf(sub, sizeof sub, "%s%sallOf[%zu]", path, *path ? "." : "", i);
+        json_t *en = normalize(c, e, sub, depth + 1);
+        x = en ? merge2(c, x, en, path, depth) : (json_decref(x), NULL);
+    }
+    return x;
+}
+
+/* A schema that holds when both do: {"allOf": [a, b]}, or the one where the other is true. */
+static json_t *both(json_t *a, json_t *b) {
+    if (json_equal(a, b)) return json_incref(a);
+    if (json_is_true(a) || (json_is_object(a) && json_object_size(a) == 0)) return json_incref(b);
+    if (json_is_true(b) || (json_is_object(b) && json_object_size(b) == 0)) return json_incref(a);
+    if (json_is_false(a) || json_is_false(b)) return json_false();
+    return json_pack("{s:[O,O]}", "allOf", a, b);
+}
+
+enum { T_OBJECT = 1, T_ARRAY = 2, T_STRING = 4, T_NUMBER = 8, T_INTEGER = 16, T_BOOLEAN = 32, T_NULL = 64 };
+static const char *const type_names[] = {"object", "array", "string", "number", "integer", "boolean", "null"};
+
+/* The types a "type" keyword allows (a number an integer too); -1 for a name that is none. */
+static int type_set(const json_t *t) {
+    int m = 0;
+    size_t i;
+    const json_t *e;
+    if (json_is_string(t)) t = json_pack("[O]", t);
+    else json_incref((json_t *)t);
+    json_array_foreach(t, i, e) {
+        int k = 0;
+        while (k < 7 && !(json_is_string(e) && !strcmp(json_string_value(e), type_names[k]))) k++;
+        m = k < 7 && m >= 0 ? m | 1 << k | (k == 3 ? T_INTEGER : 0) : -1;
+    }
+    json_decref((json_t *)t);
+    return m;
+}
+
+/* Is value v of one of the types (type_set)? */
+static bool has_type(const json_t *v, int types) {
+    if (json_is_integer(v) || (json_is_real(v) && json_real_value(v) == floor(json_real_value(v))))
+        return types & (T_INTEGER | T_NUMBER);
+    const int k = json_is_object(v) ? T_OBJECT : json_is_array(v) ? T_ARRAY : json_is_string(v) ? T_STRING
+                : json_is_real(v) ? T_NUMBER : json_is_boolean(v) ? T_BOOLEAN : T_NULL;
+    return types & k;
+}
+
+/* Equal as JSON values: numbers by value (1 and 1.0 alike), the rest as jansson compares them. */
+static bool values_equal(const json_t *a, const json_t *b) {
+    if (json_is_number(a) && json_is_number(b)) return json_number_value(a) == json_number_value(b);
+    return json_equal((json_t *)a, (json_t *)b);
+}
+
+/* The values of an enum or const (a new array), or NULL where the schema has neither. */
+static json_t *values_of(const json_t *s) {
+    const json_t *en = json_object_get(s, "enum"), *cn = json_object_get(s, "const");
+    if (cn) return json_pack("[O]", cn);
+    return json_is_array(en) ? json_copy((json_t *)en) : NULL;
+}
+
+/* Objects: each name declared by either schema takes what each says of it (its own schema, or the other's
+ * additionalProperties); one that a schema's additionalProperties false refuses is left out. */
+static bool merge_properties(cctx *c, const json_t *a, const json_t *b, json_t *r, const char *path) {
+    const json_t *side[2] = {a, b};
+    const json_t *pa = json_object_get(a, "properties"), *pb = json_object_get(b, "properties");
+    if ((pa && !json_is_object(pa)) || (pb && !json_is_object(pb))) return refuse(c, path, "'properties' must be an object");
+    json_t *props = json_object(), *names = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)pa, k, v) json_object_set(names, k, json_true());
+    json_object_foreach((json_t *)pb, k, v) json_object_set(names, k, json_true());
+    const json_t *req = json_object_get(r, "required");
+    json_object_foreach(names, k, v) {
+        json_t *got = json_true();
+        bool refused = false;
+        for (int s = 0; s < 2; s++) {
+            const json_t *own = json_object_get(json_object_get(side[s], "properties"), k);
+            const json_t *x = own ? own : json_object_get(side[s], "additionalProperties");
+            if (json_is_false(x)) refused = true;
+            if (!x || json_is_false(x)) continue;
+            json_t *n = both(got, (json_t *)x);
+            json_decref(got);
+            got = n;
+        }
+        size_t i;
+        const json_t *e;
+        bool required = false;
+        json_array_foreach(req, i, e) required |= json_is_string(e) && !strcmp(json_string_value(e), k);
+        if (refused && required) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "'allOf': property '%.40s' is required by one schema and not allowed by another", k);
+            json_decref(got);
+            json_decref(props);
+            json_decref(names);
+            refuse(c, path, msg);
+            c->nothing = true;
+            return false;
+        }
+        if (!refused) json_object_set(props, k, got);
+        json_decref(got);
+    }
+    json_decref(names);
+    if (pa || pb) json_object_set(r, "properties", props);
+    json_decref(props);
+    /* other keys: refused by either, or held to both */
+    const json_t *xa = json_object_get(a, "additionalProperties"), *xb = json_object_get(b, "additionalProperties");
+    if (xa && xb) {
+        json_t *x = both((json_t *)xa, (json_t *)xb);
+        json_object_set_new(r, "additionalProperties", x);
+    }
+    return true;
+}
+
+/* Arrays: each place of either tuple (prefixItems) takes what each says of it (its own schema, or the other's
+ * items for the rest), and the rest both items. */
+static bool merge_items(cctx *c, const json_t *a, const json_t *b, json_t *r, const char *path) {
+    const json_t *side[2] = {a, b};
+    size_t n = 0;
+    for (int s = 0; s < 2; s++) {
+        const json_t *pre = json_object_get(side[s], "prefixItems"), *it = json_object_get(side[s], "items");
+        if (json_is_array(it) || json_object_get(side[s], "additionalItems"))
+            return refuse(c, path, "'allOf': tuples written as 'items' arrays are not merged (write 'prefixItems')");
+        if (pre && !json_is_array(pre)) return refuse(c, path, "'prefixItems' must be an array of at most 64 schemas");
+        if (json_array_size(pre) > n) n = json_array_size(pre);
+    }
+    json_t *pre = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *got = json_true();
+        for (int s = 0; s < 2; s++) {
+            const json_t *own = json_array_get(json_object_get(side[s], "prefixItems"), i);
+            const json_t *x = own ? own : json_object_get(side[s], "items");
+            if (!x) continue;
+            json_t *nb = both(got, (json_t *)x);
+            json_decref(got);
+            got = nb;
+        }
+        if (json_is_false(got)) { /* no item from here on */
+            const json_t *hi = json_object_get(r, "maxItems");
+            if (!json_is_integer(hi) || json_integer_value(hi) > (json_int_t)i) json_object_set_new(r, "maxItems", json_integer((json_int_t)i));
+            json_decref(got);
+            break;
+        }
+        json_array_append_new(pre, got);
+    }
+    if (json_array_size(pre)) json_object_set(r, "prefixItems", pre);
+    else json_object_del(r, "prefixItems");
+    json_decref(pre);
+    const json_t *ia = json_object_get(a, "items"), *ib = json_object_get(b, "items");
+    if (ia && ib) json_object_set_new(r, "items", both((json_t *)ia, (json_t *)ib));
+    return true;
+}
+
+/* Two normalized schemas merged (both are taken; NULL: c->err says why). */
+static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path, int depth) {
+    json_t *r = json_copy(a);
+    const char *k;
+    json_t *vb;
+    bool ok = r != NULL;
+    char msg[160];
+    json_object_foreach(b, k, vb) {
+        json_t *va = json_object_get(a, k);
+        if (!ok) break;
+        if (!va || is_annotation(k)) {
+            if (!va) json_object_set(r, k, vb);
+            continue;
+        }
+        if (json_equal(va, vb)) continue;
+        const bool lower = !strcmp(k, "minimum") || !strcmp(k, "exclusiveMinimum") || !strcmp(k, "minLength") ||
+                           !strcmp(k, "minItems") || !strcmp(k, "minProperties");
+        const bool upper = !strcmp(k, "maximum") || !strcmp(k, "exclusiveMaximum") || !strcmp(k, "maxLength") ||
+                           !strcmp(k, "maxItems") || !strcmp(k, "maxProperties");
+        if (lower || upper) { /* the stricter bound */
+            if (!json_is_number(va) || !json_is_number(vb)) {
+                snprintf(msg, sizeof msg, "'%.40s' must be a number", k);
+                ok = refuse(c, path, msg);
+            } else if ((json_number_value(vb) > json_number_value(va)) == lower) {
+                json_object_set(r, k, vb);
+            }
+        } else if (!strcmp(k, "type")) {
+            const int m = type_set(va) < 0 || type_set(vb) < 0 ? -1 : type_set(va) & type_set(vb);
+            if (m <= 0) {
+                ok = refuse(c, path, m < 0 ? "'type' must be a type name or a list of them"
+                                              : "'allOf': no type is allowed by all of its schemas");
+                c->nothing = m == 0;
+                break;
+            }
+            json_t *t = json_array();
+            for (int i = 0; i < 7; i++)
+                if (m & 1 << i && !(i == 4 && (m & T_NUMBER))) json_array_append_new(t, json_string(type_names[i]));
+            json_object_set_new(r, k, json_array_size(t) == 1 ? json_incref(json_array_get(t, 0)) : json_incref(t));
+            json_decref(t);
+        } else if (!strcmp(k, "required")) {
+            if (!json_is_array(va) || !json_is_array(vb)) {
+                ok = refuse(c, path, "'required' must be an array of names");
+                break;
+            }
+            json_t *u = json_copy(va);
+            size_t i, j2;
+            json_t *e, *f;
+            json_array_foreach(vb, i, e) {
+                bool seen = false;
+                json_array_foreach(va, j2, f) seen |= json_equal(e, f);
+                if (!seen) json_array_append(u, e);
+            }
+            json_object_set_new(r, k, u);
+        } else if (!strcmp(k, "additionalProperties")) {
+            json_object_set_new(r, k, both(va, vb));
+        } else if (!strcmp(k, "anyOf") || !strcmp(k, "oneOf") || !strcmp(k, "properties") || !strcmp(k, "enum") ||
+                   !strcmp(k, "const") || !strcmp(k, "items") || !strcmp(k, "prefixItems")) {
+            /* below */
+        } else {
+            snprintf(msg, sizeof msg, "'allOf': its schemas give '%.40s' different values", k);
+            ok = refuse(c, path, msg);
+        }
+    }
+    /* enum and const: the values in both */
+    json_t *ea = ok ? values_of(a) : NULL, *eb = ok ? values_of(b) : NULL;
+    if (ea && eb) {
+        json_t *in = json_array();
+        size_t i, j2;
+        json_t *e, *f;
+        json_array_foreach(ea, i, e) {
+            bool found = false;
+            json_array_foreach(eb, j2, f) found |= values_equal(e, f);
+            if (found) json_array_append(in, e);
+        }
+        json_object_del(r, "const");
+        json_object_set_new(r, "enum", in);
+        if (!json_array_size(in)) ok = refuse(c, path, "'allOf': no value is allowed by all of its schemas"), c->nothing = true;
+    }
+    json_decref(ea);
+    json_decref(eb);
+    /* alternatives on both sides: one for each pair (at most 16) */
+    const json_t *la = json_object_get(a, "anyOf"), *lb = json_object_get(b, "anyOf");
+    if (!la) la = json_object_get(a, "oneOf");
+    if (!lb) lb = json_object_get(b, "oneOf");
+    if (ok && la && lb) {
+        if (!json_is_array(la) || !json_is_array(lb) || json_array_size(la) * json_array_size(lb) > 16) {
+            ok = refuse(c, path, "'allOf': alternatives on both sides make more than 16");
+        } else {
+            json_t *pairs = json_array();
+            size_t i, j2;
+            json_t *e, *f;
+            json_array_foreach(la, i, e) json_array_foreach(lb, j2, f) json_array_append_new(pairs, both(e, f));
+            json_object_del(r, "oneOf");
+            json_object_set_new(r, "anyOf", pairs);
+        }
+    }
+    if (ok && (json_object_get(a, "prefixItems") || json_object_get(b, "prefixItems") ||
+               (json_object_get(a, "items") && json_object_get(b, "items"))))
+        ok = merge_items(c, a, b, r, path);
+    if (ok && (json_object_get(a, "properties") || json_object_get(b, "properties") ||
+               (json_object_get(a, "additionalProperties") && json_object_get(b, "additionalProperties"))))
+        ok = merge_properties(c, a, b, r, path);
+    (void)depth;
+    json_decref(a);
+    json_decref(b);
+    if (!ok) json_decref(r);
+    return ok ? r : NULL;
+}
+
+/* Does enum value v meet the keywords beside it in schema j (type, a number's bounds, a string's length)? */
+static bool value_fits(const json_t *v, const json_t *j, int types) {
+    if (!has_type(v, types)) return false;
+    if (json_is_number(v)) {
+        const double x = json_number_value(v);
+        const json_t *b;
+        if ((b = json_object_get(j, "minimum")) && !(x >= json_number_value(b))) return false;
+        if ((b = json_object_get(j, "exclusiveMinimum")) && !(x > json_number_value(b))) return false;
+        if ((b = json_object_get(j, "maximum")) && !(x <= json_number_value(b))) return false;
+        if ((b = json_object_get(j, "exclusiveMaximum")) && !(x < json_number_value(b))) return false;
+    }
+    if (json_is_string(v)) {
+        long long chars = 0; /* characters: the bytes that begin one */
+        for (size_t i = 0; i < json_string_length(v); i++) chars += ((uint8_t)json_string_value(v)[i] & 0xC0) != 0x80;
+        const json_t *lo = json_object_get(j, "minLength"), *hi = json_object_get(j, "maxLength");
+        if ((lo && chars < json_integer_value(lo)) || (hi && chars > json_integer_value(hi))) return false;
+    }
+    return true;
+}
+
+/* enum / const: the values that meet the keywords beside them. A keyword they are not checked against
+ * (a pattern beside string values, properties beside objects, ...) is refused. */
+static int compile_literals(cctx *c, const json_t *j, const char *path) {
+    sl_json_schema *s = c->s;
+    const json_t *en = json_object_get(j, "enum"), *cn = json_object_get(j, "const");
+    if (en && (!json_is_array(en) || json_array_size(en) == 0 || json_array_size(en) > MAX_LITS))
+        return fail_at(c, path, "'enum' must be an array of 1 to 64 values");
+    json_t *vals = values_of(j);
+    int kinds = 0;
+    size_t i;
+    const json_t *e;
+    json_array_foreach(vals, i, e) kinds |= json_is_object(e) ? T_OBJECT : json_is_array(e) ? T_ARRAY : json_is_string(e) ? T_STRING : 0;
+    static const struct {
+        const char *key;
+        int kind;
+    } unchecked[] = {{"pattern", T_STRING},           {"format", T_STRING},         {"properties", T_OBJECT},
+                     {"required", T_OBJECT},          {"additionalProperties", T_OBJECT}, {"minProperties", T_OBJECT},
+                     {"maxProperties", T_OBJECT},     {"items", T_ARRAY},           {"prefixItems", T_ARRAY},
+                     {"additionalItems", T_ARRAY},    {"minItems", T_ARRAY},        {"maxItems", T_ARRAY}};
+    for (size_t k = 0; k < sizeof unchecked / sizeof unchecked[0]; k++)
+        if ((kinds & unchecked[k].kind) && json_object_get(j, unchecked[k].key)) {
+            json_decref(vals);
+            char msg[96];
+            snprintf(msg, sizeof msg, "'%s' beside 'enum' or 'const' is not supported", unchecked[k].key);
+            return fail_at(c, path, msg);
+        }
+    const json_t *t = json_object_get(j, "type");
+    const int types = t ? type_set(t) : 0x7F;
+    const int id = types < 0 ? -1 : new_node(s, K_LITERALS);
+    if (id < 0) {
+        json_decref(vals);
+        return fail_at(c, path, types < 0 ? "'type' must be a type name or a list of them" : "the schema is too large");
+    }
+    s->nodes[id].a = (uint16_t)s->n_lits;
+    json_array_foreach(vals, i, e) {
+        if (value_fits(e, j, types) && !add_lit(s, e)) {
+            json_decref(vals);
+            return fail_at(c, path, cn ? "'const' is longer than 255 bytes as JSON" : "an 'enum' value is longer than 255 bytes as JSON");
+        }
+    }
+    json_decref(vals);
+    s->nodes[id].n = (uint16_t)(s->n_lits - s->nodes[id].a);
+    if (s->nodes[id].n == 0)
+        return fail_nothing(c, path, cn ? "'const' does not meet the keywords beside it" : "no value of 'enum' meets the keywords beside it");
+    /* two values where one's text begins the other's (1 and 12) are fine; the same value twice is not */
+    for (int a = 0; a < s->nodes[id].n; a++)
+        for (int b = a + 1; b < s->nodes[id].n; b++) {
+            const lit *la = &s->lits[s->nodes[id].a + a], *lb = &s->lits[s->nodes[id].a + b];
+            if (la->len == lb->len && !memcmp(s->bytes + la->text, s->bytes + lb->text, la->len))
+                return fail_at(c, path, "'enum' lists a value twice");
+        }
+    return id;
+}
+
 static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     if (depth > 64) return fail_at(c, path, "the schema nests too deeply");
     if (json_is_true(j)) return NODE_ANY;
@@ -544,8 +981,6 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
                                   "exclusiveMaximum", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
                                   "maxProperties", "$defs", "definitions", "title", "description", "default", "examples",
                                   "$schema", "$id", "$comment"};
-    static const char *annotations[] = {"$defs", "definitions", "title",   "description", "default",
-                                        "examples", "$schema",  "$id", "$comment"};
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *)j, k, v) {
@@ -557,69 +992,57 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
             return fail_at(c, path, msg);
         }
     }
-    const json_t *all = json_object_get(j, "allOf");
-    if (all) { /* one schema (as older Pydantic wraps a $ref to give it a description) */
-        if (!json_is_array(all) || json_array_size(all) != 1)
-            return fail_at(c, path, "'allOf' of more than one schema is not supported");
-        json_object_foreach((json_t *)j, k, v) {
-            bool ok = !strcmp(k, "allOf");
-            for (size_t i = 0; i < sizeof annotations / sizeof annotations[0]; i++) ok |= !strcmp(k, annotations[i]);
-            if (!ok) {
-                char msg[128];
-                snprintf(msg, sizeof msg, "'%.40s' beside 'allOf' is not supported", k);
-                return fail_at(c, path, msg);
-            }
-        }
-        char sub[192];
+    const json_t *all = json_object_get(j, "allOf"), *ref = json_object_get(j, "$ref");
+    if (all && json_is_array(all) && json_array_size(all) == 1 && !constrains_beside(j, "allOf", "allOf")) {
+        char sub[192]; /* one schema (as older Pydantic wraps a $ref to give it a description): itself */
         snprintf(sub, sizeof sub, "%s%sallOf[0]", path, *path ? "." : "");
         return compile(c, json_array_get(all, 0), sub, depth + 1);
     }
-    const json_t *ref = json_object_get(j, "$ref");
+    if (all || (ref && constrains_beside(j, "$ref", "$ref"))) { /* schemas that all hold: merged into one */
+        json_t *m = normalize(c, j, path, depth);
+        if (m && !keep(c, m)) return fail_at(c, path, "out of memory");
+        return m ? compile(c, m, path, depth + 1) : -1;
+    }
     if (ref) {
         if (!json_is_string(ref)) return fail_at(c, path, "'$ref' must be a string");
         return compile_ref(c, json_string_value(ref), path, depth);
-    }
-    sl_json_schema *s = c->s;
-    const json_t *en = json_object_get(j, "enum"), *cn = json_object_get(j, "const");
-    if (en || cn) {
-        if (en && (!json_is_array(en) || json_array_size(en) == 0 || json_array_size(en) > MAX_LITS))
-            return fail_at(c, path, "'enum' must be an array of 1 to 64 values");
-        const int id = new_node(s, K_LITERALS);
-        if (id < 0) return fail_at(c, path, "the schema is too large");
-        s->nodes[id].a = (uint16_t)s->n_lits;
-        size_t i;
-        const json_t *e;
-        if (cn) {
-            if (!add_lit(s, cn)) return fail_at(c, path, "'const' is longer than 255 bytes as JSON");
-        } else {
-            json_array_foreach(en, i, e) if (!add_lit(s, e)) return fail_at(c, path, "an 'enum' value is longer than 255 bytes as JSON");
-        }
-        s->nodes[id].n = (uint16_t)(s->n_lits - s->nodes[id].a);
-        /* two values where one's text begins the other's (1 and 12) are fine; the same value twice is not */
-        for (int a = 0; a < s->nodes[id].n; a++)
-            for (int b = a + 1; b < s->nodes[id].n; b++) {
-                const lit *la = &s->lits[s->nodes[id].a + a], *lb = &s->lits[s->nodes[id].a + b];
-                if (la->len == lb->len && !memcmp(s->bytes + la->text, s->bytes + lb->text, la->len))
-                    return fail_at(c, path, "'enum' lists a value twice");
-            }
-        return id;
     }
     const json_t *any = json_object_get(j, "anyOf");
     if (!any) any = json_object_get(j, "oneOf");
     if (any) {
         if (!json_is_array(any) || json_array_size(any) == 0 || json_array_size(any) > 16)
             return fail_at(c, path, "'anyOf' / 'oneOf' must be an array of 1 to 16 schemas");
-        if (json_object_get(j, "type")) return fail_at(c, path, "'type' beside 'anyOf' / 'oneOf' is not supported");
+        if (json_object_get(j, "anyOf") && json_object_get(j, "oneOf"))
+            return fail_at(c, path, "'anyOf' beside 'oneOf' is not supported");
+        /* keywords beside the alternatives hold for each: merged into it */
+        json_t *rest = NULL;
+        if (constrains_beside(j, "anyOf", "oneOf")) {
+            rest = json_object();
+            json_object_foreach((json_t *)j, k, v) if (strcmp(k, "anyOf") && strcmp(k, "oneOf")) json_object_set(rest, k, (json_t *)v);
+        }
         int alts[16], n = 0;
         size_t i;
         const json_t *e;
         json_array_foreach(any, i, e) {
             char sub[192];
             snprintf(sub, sizeof sub, "%s%sanyOf[%zu]", path, *path ? "." : "", i);
-            if ((alts[n++] = compile(c, e, sub, depth + 1)) < 0) return -1;
+            const json_t *alt = e;
+            c->nothing = false;
+            if (rest) {
+                json_t *an = normalize(c, e, sub, depth + 1), *m = an ? merge2(c, json_incref(rest), an, sub, depth) : NULL;
+                if (m && !keep(c, m)) m = NULL, fail_at(c, sub, "out of memory");
+                alt = m;
+            }
+            if (alt && (alts[n] = compile(c, alt, sub, depth + 1)) >= 0) n++;
+            else if (!c->nothing) break; /* (an alternative that allows nothing is left out) */
         }
+        json_decref(rest);
+        if (n < (int)json_array_size(any) && !c->nothing) return -1;
+        if (n == 0) return fail_nothing(c, path, "no alternative of 'anyOf' / 'oneOf' allows a value");
+        c->nothing = false;
         return n == 1 ? alts[0] : make_union(c, alts, n, path);
     }
+    if (json_object_get(j, "enum") || json_object_get(j, "const")) return compile_literals(c, j, path);
     const json_t *t = json_object_get(j, "type");
     if (json_is_string(t)) return compile_type(c, j, json_string_value(t), path, depth);
     if (json_is_array(t)) {
@@ -678,8 +1101,9 @@ sl_status sl_json_schema_compile(const json_t *schema, sl_json_schema **out) {
         *out = s;
         return SL_OK;
     }
-    cctx c = {.s = s, .root = schema};
-    int root = compile(&c, schema, "", 0);
+    cctx c = {.s = s, .root = schema, .keep = json_array()};
+    int root = c.keep ? compile(&c, schema, "", 0) : fail_at(&c, "", "out of memory");
+    json_decref(c.keep);
     /* the root is an object, or objects to choose from (through $refs and unions) */
     int r = root;
     while (r >= 0 && s->nodes[r].kind == K_UNION && s->nodes[r].n == 1) r = s->alts[s->nodes[r].a];
@@ -848,7 +1272,8 @@ static uint64_t key_candidates(const sl_json_fork *s) {
     for (int j = f->idx; j < o->n; j++) {
         const bool r = s->sc->props[o->a + j].required;
         req_after -= r;
-        if (f->members + 1 + (o->n - j - 1) >= o->lo && f->members + 1 + req_after <= o->hi) m |= 1ull << j;
+        /* (other keys, where they may come, can make up minProperties) */
+        if ((o->extra || f->members + 1 + (o->n - j - 1) >= o->lo) && f->members + 1 + req_after <= o->hi) m |= 1ull << j;
         if (r) break;
     }
     return m;
@@ -863,14 +1288,33 @@ static bool object_may_end(const sl_json_fork *s) {
     return true;
 }
 
+/* May a key not declared come next in the object on top? (no declared property: up to maxProperties,
+ * additionalProperties false making that 0; beside declared ones: room left for the required ones after) */
+static bool other_key_may_come(const sl_json_fork *s) {
+    const node *o = top_node(s);
+    const sl_json_frame *f = &s->stack[s->depth - 1];
+    if (o->n == 0) return f->members < o->hi;
+    if (!o->extra) return false;
+    int req_after = 0;
+    for (int j = f->idx; j < o->n; j++) req_after += s->sc->props[o->a + j].required;
+    return f->members + 1 + req_after <= o->hi;
+}
+
 static bool start_key(sl_json_fork *s) {
     const node *o = top_node(s);
     if (o->n == 0) { /* any keys, up to maxProperties (additionalProperties false: hi 0) */
-        if (s->stack[s->depth - 1].members >= o->hi) return false;
+        if (!other_key_may_come(s)) return false;
         s->stack[s->depth - 1].members++;
         s->mode = M_STRING;
         s->key = 1;
         s->vnode = o->sub;
+        return true;
+    }
+    if (other_key_may_come(s)) { /* a declared key or another: which, its closing quote tells (feed, M_STRING) */
+        s->mode = M_STRING;
+        s->key = 2;
+        s->cand = o->n == 64 ? ~0ull : (1ull << o->n) - 1; /* the declared names it still spells */
+        s->off = 0;
         return true;
     }
     s->cand = key_candidates(s);
@@ -1064,7 +1508,7 @@ static bool structural(sl_json_fork *s, uint8_t c) {
             if (c != ',') return false;
             s->mode = M_OBJ_KEY;
             /* a ',' needs a key that may come after it */
-            return top_node(s)->n == 0 ? s->stack[s->depth - 1].members < top_node(s)->hi : key_candidates(s) != 0;
+            return other_key_may_come(s) || key_candidates(s) != 0;
         }
         return c == '"' && start_key(s);
     case M_OBJ_KEY: return c == '"' && start_key(s);
@@ -1175,11 +1619,43 @@ static bool utf8_byte(sl_json_fork *s, uint8_t c) {
     return true;
 }
 
+/* A key of an object with declared properties and others (key 2): byte c of its text (as written), the declared
+ * names it still spells kept in cand. As a name written another way ("\u0061" for "a") would be that name, such
+ * escapes are refused in these keys (feed, M_ESC), so the text alone tells. */
+static void other_key_byte(sl_json_fork *s, uint8_t c) {
+    if (s->key != 2 || !s->cand) return;
+    uint64_t ext, whole;
+    match_lits(s, top_node(s)->names, c, &ext, &whole);
+    s->cand = ext;
+    s->off += ext != 0; /* (a name has at most 255 bytes: off stays below 256) */
+}
+
+/* Its closing quote: a declared name must be one that may come here; any other key is one of the others. */
+static bool other_key_ends(sl_json_fork *s) {
+    const node *o = top_node(s);
+    sl_json_frame *f = &s->stack[s->depth - 1];
+    int j = -1;
+    for (uint64_t m = s->cand; m; m &= m - 1)
+        if (s->sc->lits[o->names + __builtin_ctzll(m)].len == s->off) j = __builtin_ctzll(m);
+    if (j >= 0 && !(key_candidates(s) >> j & 1)) return false; /* given already, or out of the declared order */
+    if (j >= 0) f->idx = (uint16_t)(j + 1);
+    s->vnode = j >= 0 ? s->sc->props[o->a + j].node : o->sub;
+    f->members++;
+    s->cand = 0;
+    s->off = 0;
+    s->mode = M_COLON;
+    return true;
+}
+
 static bool feed(sl_json_fork *s, uint8_t c) {
     const sl_json_schema *sc = s->sc;
     switch (s->mode) {
     case M_STRING:
-        if (s->u8need) return utf8_byte(s, c) && dfa_step(s, c); /* within a character */
+        if (s->u8need) { /* within a character */
+            if (!utf8_byte(s, c) || !dfa_step(s, c)) return false;
+            other_key_byte(s, c);
+            return true;
+        }
         if (s->surr == 1) { /* a high surrogate's low half: "\\uDC00"-"\\uDFFF", the same character */
             if (c != '\\') return false;
             s->surr = 2;
@@ -1187,6 +1663,7 @@ static bool feed(sl_json_fork *s, uint8_t c) {
             return true;
         }
         if (c == '"') {
+            if (s->key == 2) return other_key_ends(s);
             if (s->key) {
                 s->mode = M_COLON;
                 return true;
@@ -1199,6 +1676,7 @@ static bool feed(sl_json_fork *s, uint8_t c) {
         }
         if (c < 0x20) return false;
         if (!utf8_byte(s, c) || !count_char(s)) return false; /* (a lead byte begins a character) */
+        other_key_byte(s, c);
         if (c == '\\') {
             s->mode = M_ESC;
             return true;
@@ -1206,6 +1684,8 @@ static bool feed(sl_json_fork *s, uint8_t c) {
         return dfa_step(s, c);
     case M_ESC: {
         if (s->surr == 2 && c != 'u') return false;
+        if (s->key == 2 && (c == 'u' || c == '/')) return false; /* (other_key_byte) */
+        other_key_byte(s, c);
         if (s->surr == 2) s->surr = 3;
         if (c == 'u') {
             s->mode = M_HEX;

@@ -9,8 +9,10 @@
  * compiles to "any JSON object" (JSON mode). The subset supported, which is
  * what OpenAI's strict mode, Pydantic and vLLM users write:
  *   type (one or a list), properties, required, additionalProperties
- *   (false or absent where properties are declared; anything where not),
- *   minProperties, maxProperties, items, prefixItems (and the older
+ *   (absent where properties are declared means false, as in llama.cpp;
+ *   true or a schema lets other keys come anywhere among the declared ones,
+ *   written without escapes that would spell a declared name another way; a
+ *   required name not declared is one of them), minProperties, maxProperties, items, prefixItems (and the older
  *   items-as-array with additionalItems), minItems, maxItems, minLength,
  *   maxLength, pattern (engine/redfa.h says which regular expressions),
  *   format (date, time, date-time, uuid, ipv4, hostname and email are
@@ -18,12 +20,19 @@
  *   default), minimum, maximum, exclusiveMinimum, exclusiveMaximum (a number
  *   with bounds is written without an exponent, with at most 18 digits
  *   before and after its point, and compared as the double a JSON parser
- *   reads), enum, const, anyOf / oneOf (as anyOf: alternatives that begin
- *   alike, as two objects do, are followed together until the output tells
- *   them apart, at most 8 at one place), allOf of one schema, $ref to
- *   #/$defs/... or #/definitions/... (recursion allowed); annotations (title,
- *   description, default, examples, $schema, $id, $comment) are ignored.
- *   Any other keyword is refused with an error naming it and where it is.
+ *   reads), enum, const (the values that meet the type, bounds and lengths
+ *   beside them), anyOf / oneOf (as anyOf: alternatives that begin alike, as
+ *   two objects do, are followed together until the output tells them apart,
+ *   at most 8 at one place; keywords beside them are merged into each, and
+ *   an alternative that then allows nothing is left out), allOf (its schemas
+ *   merged into one: properties with what each schema says of them, required
+ *   names, the stricter bounds, the common types and values; two different
+ *   patterns, formats or tuples written as items arrays are refused), $ref to
+ *   #/$defs/... or #/definitions/... (recursion allowed; keywords beside it
+ *   merged as allOf); annotations (title, description, default, examples,
+ *   $schema, $id, $comment) are ignored. Any other keyword is refused with
+ *   an error naming it and where it is. Keys not declared are not checked
+ *   against each other: an object may repeat one.
  *   The root must be an object. Declared properties come in the order the
  *   schema lists them (an optional one may be left out), as llama.cpp's
  *   schema grammars do; keys are written as JSON encodes their names.
@@ -79,7 +88,8 @@ typedef struct sl_json_fork {
     uint8_t sub;    /* within a number or \u escape */
     uint8_t depth;  /* open containers */
     uint8_t ws;     /* the whitespace run so far */
-    uint8_t key;    /* the string being read: 0 a value, 1 a free key, 2 a declared key */
+    uint8_t key;    /* the string being read: 0 a value, 1 a key of an object with no declared property, 2 a key of
+                     * one with declared properties and others (cand: the declared names it still spells) */
     uint8_t off;    /* bytes matched of a declared key or a literal */
     bool integer;   /* the number being read is an integer */
     uint16_t vnode; /* the node of the value to come */

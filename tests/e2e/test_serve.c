@@ -514,6 +514,36 @@ TEST(serve_json_schema) {
     CHECK_EQ_INT(r.status, 400);
     CHECK_MSG(strstr(r.body, "properties.n: 'multipleOf' is not supported"), "%s", r.body);
     free(r.body);
+    /* inheritance as Pydantic and zod write it (allOf of a $ref'd base and more; keywords beside a $ref) */
+    static const char merged[] =
+        "{\"allOf\":[{\"$ref\":\"#/$defs/Base\"},{\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9},"
+        "\"flags\":{\"$ref\":\"#/$defs/Flags\",\"maxProperties\":1}},\"required\":[\"n\",\"flags\"]}],"
+        "\"$defs\":{\"Base\":{\"type\":\"object\",\"properties\":{\"kind\":{\"enum\":[\"cat\",\"dog\"]}},\"required\":[\"kind\"]},"
+        "\"Flags\":{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\"},\"y\":{\"type\":\"boolean\"}}}}}";
+    valid = 0;
+    for (int seed = 1; seed <= 6; seed++) {
+        char body[1024];
+        snprintf(body, sizeof body,
+                 "{\"prompt\":\"Once upon a time\",\"max_tokens\":200,\"seed\":%d,\"response_format\":"
+                 "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"pet\",\"schema\":%s}}}", seed, merged);
+        resp m = http(url, "/v1/completions", body, NULL);
+        char *text = completion_text(&m);
+        json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+        const char *kind = json_string_value(json_object_get(o, "kind"));
+        json_t *n = json_object_get(o, "n"), *flags = json_object_get(o, "flags");
+        bool ok = m.status == 200 && strstr(m.body, "\"finish_reason\":\"stop\"") && json_object_size(o) == 3 && kind &&
+                  (!strcmp(kind, "cat") || !strcmp(kind, "dog")) && json_is_integer(n) && json_integer_value(n) >= 0 &&
+                  json_integer_value(n) <= 9 && json_is_object(flags) && json_object_size(flags) <= 1;
+        const char *k;
+        json_t *v;
+        json_object_foreach(flags, k, v) ok &= !strcmp(k, "x") ? json_is_integer(v) : !strcmp(k, "y") && json_is_boolean(v);
+        if (!ok) fprintf(stderr, "    merged schema, seed %d: %s\n", seed, m.body);
+        valid += ok;
+        json_decref(o);
+        free(text);
+        free(m.body);
+    }
+    CHECK_EQ_INT(valid, 6);
 }
 
 /* vLLM's guided decoding fields: guided_regex (the whole output matches, checked by PCRE2), guided_choice and

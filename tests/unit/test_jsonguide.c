@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static sl_json_schema *any_object(void) {
     static sl_json_schema *sc;
@@ -210,9 +211,30 @@ TEST(schema_cases) {
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"exclusiveMinimum\":0,\"maximum\":1e-19}}}",
          "no number of at most 18 digits"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":3}}}", "'multipleOf' is not supported"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{},{}]}}}", "'allOf' of more than one"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{}],\"type\":\"string\"}}}",
-         "'type' beside 'allOf'"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"type\":\"string\"},{\"type\":[\"integer\",\"null\"]}]}}}",
+         "properties.a: 'allOf': no type is allowed by all of its schemas"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"pattern\":\"a\"},{\"pattern\":\"b\"}]}}}",
+         "'allOf': its schemas give 'pattern' different values"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"enum\":[1,2]},{\"const\":3}]}}}",
+         "'allOf': no value is allowed by all of its schemas"},
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"a\"]},{\"additionalProperties\":false}]}",
+         "'allOf': property 'a' is required by one schema and not allowed by another"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"$ref\":\"#/$defs/Nope\"},{\"type\":\"string\"}]}}}",
+         "properties.a.allOf[0]: '$ref' must name"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"multipleOf\":2},{}]}}}",
+         "properties.a: 'multipleOf' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"enum\":[1,true]}}}",
+         "no value of 'enum' meets the keywords beside it"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"enum\":[\"x\",1],\"pattern\":\"x\"}}}",
+         "'pattern' beside 'enum' or 'const' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"}],"
+         "\"enum\":[1,2]}}}", "properties.a: no alternative of 'anyOf' / 'oneOf' allows a value"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{}],\"oneOf\":[{}]}}}", "'anyOf' beside 'oneOf'"},
+        /* $refs that unfold without end through allOf: bounded work */
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"e\":{\"$ref\":\"#\"}}},{\"properties\":{\"e\":{\"$ref\":\"#/$defs/D\"}}}],"
+         "\"$defs\":{\"D\":{\"$ref\":\"#\"}}}", "allOf[0]: the schema nests too deeply"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"b\"],\"additionalProperties\":false}",
+         "'required' names a property that is not declared"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"object\"},{\"type\":\"object\"},"
          "{\"type\":\"object\"},{\"type\":\"object\"},{\"type\":\"object\"},{\"type\":\"object\"},{\"type\":\"object\"},"
          "{\"type\":\"object\"},{\"type\":\"object\"}]}}}",
@@ -220,7 +242,6 @@ TEST(schema_cases) {
         {"{\"anyOf\":[{\"type\":\"object\"},{\"type\":\"string\"}]}", "root must be an object"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/Nope\"}}}", "properties.a: '$ref' must name"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"b\"]}", "'required' names a property"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":true}", "'additionalProperties'"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"minItems\":3,\"maxItems\":2}}}",
          "properties.a: 'minItems' is above 'maxItems'"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"widget\"}}}", "'widget' is not a JSON Schema type"},
@@ -290,6 +311,7 @@ static json_t *random_schema(int depth) {
         if (json_object_size(p) && rnd(2)) json_object_set_new(o, "required", json_pack("[s]", json_object_iter_key(json_object_iter(p))));
         if (rnd(3) == 0) json_object_set_new(o, "minProperties", json_integer(rnd(3)));
         if (rnd(3) == 0) json_object_set_new(o, "maxProperties", json_integer(rnd(3)));
+        if (rnd(3) == 0) json_object_set_new(o, "additionalProperties", rnd(2) ? json_true() : random_schema(depth + 1));
         break;
     }
     case 6:
@@ -298,7 +320,9 @@ static json_t *random_schema(int depth) {
         json_object_set_new(o, "items", rnd(4) ? random_schema(depth + 1) : json_false());
         if (rnd(2)) json_object_set_new(o, "maxItems", json_integer(rnd(3)));
         break;
-    case 7: json_object_set_new(o, "anyOf", json_pack("[o,o]", random_schema(depth + 1), random_schema(depth + 1))); break;
+    case 7:
+        json_object_set_new(o, rnd(3) ? "anyOf" : "allOf", json_pack("[o,o]", random_schema(depth + 1), random_schema(depth + 1)));
+        break;
     default: json_object_set_new(o, rnd(2) ? "additionalProperties" : "minimum", rnd(2) ? json_true() : random_schema(depth + 1)); break;
     }
     return o;
@@ -923,6 +947,310 @@ TEST(fuzz_corpus_replay) {
 /* String contents are UTF-8 (RFC 8259 section 8.1, RFC 3629) and escapes name characters: a truncated,
  * overlong or surrogate sequence and a lone surrogate escape are refused, as jansson refuses them, and as
  * soon as the bytes tell, so no string is begun that cannot end. */
+/* additionalProperties beside declared properties, and allOf (and keywords beside $ref or anyOf) merged */
+TEST(open_objects_and_merged_schemas) {
+#define OPEN "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"string\"}}," \
+             "\"required\":[\"a\"],\"additionalProperties\":{\"type\":\"boolean\"}"
+#define BASE "\"$defs\":{\"Base\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"required\":[\"a\"]}}"
+    static const struct {
+        const char *schema, *doc;
+        int want;
+    } cases[] = {
+        {OPEN "}", "{\"a\":1}", 1},
+        {OPEN "}", "{\"a\":1,\"x\":true}", 1},
+        {OPEN "}", "{\"x\":false,\"a\":1,\"y\":true,\"b\":\"s\",\"z\":true}", 1}, /* others anywhere */
+        {OPEN "}", "{\"a\":1,\"ab\":true,\"\":false,\"b2\":true}", 1},             /* names that begin as declared ones */
+        {OPEN "}", "{\"a\":1,\"\\n\\\"\xc3\xa9\":true}", 1},
+        {OPEN "}", "{\"a\":1,\"x\":1}", -1},              /* others' values: boolean */
+        {OPEN "}", "{\"a\":1,\"a\":2}", -1},              /* a declared key twice */
+        {OPEN "}", "{\"a\":1,\"b\":\"s\",\"a\"", -1},     /* ... or out of the declared order */
+        {OPEN "}", "{\"a\":1,\"b\":\"s\",\"b\"", -1},
+        {OPEN "}", "{\"b\"", -1},                       /* ... before a required one */
+        {OPEN "}", "{\"\\u0061\"", -1},                    /* a name written another way */
+        {OPEN "}", "{\"a\":1,\"x\\/", -1},
+        {OPEN "}", "{\"x\":true}", -1},       /* required */
+        {OPEN "}", "{\"x\":true", 0},
+        {OPEN ",\"maxProperties\":2}", "{\"x\":true,\"a\":1}", 1},
+        {OPEN ",\"maxProperties\":2}", "{\"x\":true,\"y\"", -1}, /* room left for a */
+        {OPEN ",\"maxProperties\":2}", "{\"x\":true,\"a\":1,", -1},
+        {OPEN ",\"minProperties\":2}", "{\"a\":1}", -1},
+        {OPEN ",\"minProperties\":2}", "{\"a\":1,\"q\":true}", 1},
+        {"{\"properties\":{\"a\":{}},\"additionalProperties\":true}", "{\"z\":[1,{\"q\":null}],\"a\":\"x\"}", 1},
+        /* allOf: a $ref'd base and more properties (as Pydantic and zod write inheritance) */
+        {"{\"allOf\":[{\"$ref\":\"#/$defs/Base\"},{\"properties\":{\"c\":{\"type\":\"integer\"}},\"required\":[\"c\"]}]," BASE "}",
+         "{\"a\":\"x\",\"c\":1}", 1},
+        {"{\"allOf\":[{\"$ref\":\"#/$defs/Base\"},{\"properties\":{\"c\":{\"type\":\"integer\"}},\"required\":[\"c\"]}]," BASE "}",
+         "{\"a\":\"x\"}", -1},
+        {"{\"allOf\":[{\"$ref\":\"#/$defs/Base\"},{\"properties\":{\"c\":{\"type\":\"integer\"}},\"required\":[\"c\"]}]," BASE "}",
+         "{\"c\":1}", -1},
+        /* a property in both: both its schemas */
+        {"{\"allOf\":[{\"$ref\":\"#/$defs/Base\"},{\"properties\":{\"a\":{\"maxLength\":2}}}]," BASE "}", "{\"a\":\"xy\"}", 1},
+        {"{\"allOf\":[{\"$ref\":\"#/$defs/Base\"},{\"properties\":{\"a\":{\"maxLength\":2}}}]," BASE "}", "{\"a\":\"xyz\"}", -1},
+        {"{\"allOf\":[{\"$ref\":\"#/$defs/Base\"},{\"properties\":{\"a\":{\"maxLength\":2}}}]," BASE "}", "{\"a\":1}", -1},
+        /* additionalProperties false in one schema refuses the other's properties */
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":false},{\"properties\":{\"b\":{}}}]}",
+         "{\"a\":1}", 1},
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":false},{\"properties\":{\"b\":{}}}]}",
+         "{\"b\":1}", -1},
+        /* bounds, types and values: the strictest, the common ones */
+        {"{\"properties\":{\"n\":{\"allOf\":[{\"type\":\"integer\",\"minimum\":0},{\"maximum\":10,\"minimum\":-5}]}}}", "{\"n\":10}", 1},
+        {"{\"properties\":{\"n\":{\"allOf\":[{\"type\":\"integer\",\"minimum\":0},{\"maximum\":10,\"minimum\":-5}]}}}", "{\"n\":11}", -1},
+        {"{\"properties\":{\"n\":{\"allOf\":[{\"type\":\"integer\",\"minimum\":0},{\"maximum\":10,\"minimum\":-5}]}}}", "{\"n\":-1}", -1},
+        {"{\"properties\":{\"n\":{\"allOf\":[{\"type\":\"integer\",\"minimum\":0},{\"maximum\":10,\"minimum\":-5}]}}}", "{\"n\":1.5}", -1},
+        {"{\"properties\":{\"n\":{\"allOf\":[{\"type\":[\"number\",\"string\"]},{\"type\":[\"integer\",\"null\"]}]}}}", "{\"n\":3}", 1},
+        {"{\"properties\":{\"n\":{\"allOf\":[{\"type\":[\"number\",\"string\"]},{\"type\":[\"integer\",\"null\"]}]}}}", "{\"n\":null}", -1},
+        {"{\"properties\":{\"e\":{\"allOf\":[{\"enum\":[\"a\",\"b\",\"c\"]},{\"enum\":[\"b\",\"c\",\"d\"]}]}}}", "{\"e\":\"c\"}", 1},
+        {"{\"properties\":{\"e\":{\"allOf\":[{\"enum\":[\"a\",\"b\",\"c\"]},{\"enum\":[\"b\",\"c\",\"d\"]}]}}}", "{\"e\":\"a\"}", -1},
+        {"{\"properties\":{\"v\":{\"type\":\"string\",\"enum\":[\"x\",1]}}}", "{\"v\":1}", -1},
+        {"{\"properties\":{\"v\":{\"type\":\"string\",\"enum\":[\"x\",1]}}}", "{\"v\":\"x\"}", 1},
+        /* keywords beside a $ref hold too */
+        {"{\"properties\":{\"p\":{\"$ref\":\"#/$defs/S\",\"maxLength\":3}},\"$defs\":{\"S\":{\"type\":\"string\",\"minLength\":1}}}",
+         "{\"p\":\"abc\"}", 1},
+        {"{\"properties\":{\"p\":{\"$ref\":\"#/$defs/S\",\"maxLength\":3}},\"$defs\":{\"S\":{\"type\":\"string\",\"minLength\":1}}}",
+         "{\"p\":\"abcd\"}", -1},
+        {"{\"properties\":{\"p\":{\"$ref\":\"#/$defs/S\",\"maxLength\":3}},\"$defs\":{\"S\":{\"type\":\"string\",\"minLength\":1}}}",
+         "{\"p\":\"\"}", -1},
+        /* ... and beside anyOf: one of a or b required */
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"integer\"}},"
+         "\"anyOf\":[{\"required\":[\"a\"]},{\"required\":[\"b\"]}]}", "{\"b\":2}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"integer\"}},"
+         "\"anyOf\":[{\"required\":[\"a\"]},{\"required\":[\"b\"]}]}", "{\"a\":1,\"b\":2}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"integer\"}},"
+         "\"anyOf\":[{\"required\":[\"a\"]},{\"required\":[\"b\"]}]}", "{}", -1},
+        {"{\"properties\":{\"x\":{\"type\":\"string\",\"anyOf\":[{\"maxLength\":1},{\"pattern\":\"^z+$\"}]}}}", "{\"x\":\"zzz\"}", 1},
+        {"{\"properties\":{\"x\":{\"type\":\"string\",\"anyOf\":[{\"maxLength\":1},{\"pattern\":\"^z+$\"}]}}}", "{\"x\":\"ab\"}", -1},
+        {"{\"properties\":{\"x\":{\"type\":\"string\",\"anyOf\":[{\"maxLength\":1},{\"pattern\":\"^z+$\"}]}}}", "{\"x\":1}", -1},
+        /* an enum beside anyOf: each alternative's values (one that allows none is left out) */
+        {"{\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"integer\"},{\"enum\":[\"x\",19]},{\"type\":\"object\"}],\"enum\":[\"x\",2,1.0]}}}",
+         "{\"a\":1.0}", 1},
+        {"{\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"integer\"},{\"enum\":[\"x\",19]},{\"type\":\"object\"}],\"enum\":[\"x\",2,1.0]}}}",
+         "{\"a\":\"x\"}", 1},
+        {"{\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"integer\"},{\"enum\":[\"x\",19]},{\"type\":\"object\"}],\"enum\":[\"x\",2,1.0]}}}",
+         "{\"a\":19}", -1},
+        /* a required name not declared is another key (of additionalProperties' schema) */
+        {"{\"properties\":{\"a\":{}},\"required\":[\"zz\"],\"additionalProperties\":{\"type\":\"integer\"}}", "{\"a\":1,\"zz\":2}", 1},
+        {"{\"properties\":{\"a\":{}},\"required\":[\"zz\"],\"additionalProperties\":{\"type\":\"integer\"}}", "{\"a\":1}", -1},
+        {"{\"properties\":{\"a\":{}},\"required\":[\"zz\"],\"additionalProperties\":{\"type\":\"integer\"}}", "{\"zz\":\"x\"}", -1},
+        {"{\"required\":[\"zz\"],\"additionalProperties\":true}", "{\"q\":1,\"zz\":[]}", 1},
+        /* items false in one schema: no item the other's tuple adds */
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"items\":false}}},"
+         "{\"properties\":{\"a\":{\"prefixItems\":[{\"type\":\"string\"}]}}}]}", "{\"a\":[]}", 1},
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"items\":false}}},"
+         "{\"properties\":{\"a\":{\"prefixItems\":[{\"type\":\"string\"}]}}}]}", "{\"a\":[\"x\"]}", -1},
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\"}]}}},"
+         "{\"properties\":{\"a\":{\"items\":{\"maximum\":3}}}}]}", "{\"a\":[1,2.5]}", 1},
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"prefixItems\":[{\"type\":\"integer\"}]}}},"
+         "{\"properties\":{\"a\":{\"items\":{\"maximum\":3}}}}]}", "{\"a\":[4]}", -1},
+        /* recursion through a $ref both schemas name */
+        {"{\"allOf\":[{\"type\":\"object\",\"properties\":{\"e\":{\"$ref\":\"#/$defs/D\"}}},{\"properties\":{\"e\":{\"$ref\":\"#/$defs/D\"}}}],"
+         "\"$defs\":{\"D\":{\"$ref\":\"#\"}}}", "{\"e\":{\"e\":{}}}", 1},
+        /* a leap second is 23:59:60 */
+        {"{\"properties\":{\"t\":{\"format\":\"time\"}}}", "{\"t\":\"23:59:60Z\"}", 1},
+        {"{\"properties\":{\"t\":{\"format\":\"time\"}}}", "{\"t\":\"09:10:60Z\"}", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_status st;
+        sl_json_schema *sc = compile_text(cases[i].schema, &st);
+        CHECK_MSG(st == SL_OK, "%s: %s", cases[i].schema, sl_last_error());
+        if (!sc) continue;
+        const int got = runs_in(sc, cases[i].doc);
+        sl_json_schema_release(sc);
+        CHECK_MSG(got == cases[i].want, "%s with %s: %d, want %d", cases[i].schema, cases[i].doc, got, cases[i].want);
+    }
+#undef OPEN
+#undef BASE
+}
+
+/* ---- against Ajv: every complete answer is valid under its schema ----------------------------- */
+
+/* Random schemas of what the compiler supports, written as draft 2020-12 has them (no items-as-array; anyOf
+ * rather than oneOf, which the recognizer follows as anyOf) */
+static json_t *gen_schema(int depth);
+static json_t *gen_object(int depth, bool typed) {
+    static const char *names[] = {"a", "ab", "b", "k", "\xc3\xa9"};
+    json_t *o = json_object(), *p = json_object(), *req = json_array();
+    if (typed) json_object_set_new(o, "type", json_string("object"));
+    for (int i = (int)rnd(4); i > 0; i--) {
+        const char *k = names[rnd(5)];
+        json_object_set_new(p, k, gen_schema(depth + 1));
+        if (rnd(2)) json_array_append_new(req, json_string(k));
+    }
+    if (json_object_size(p) || rnd(2)) json_object_set(o, "properties", p);
+    if (json_array_size(req) && !json_object_get(o, "required")) { /* (each name once) */
+        json_t *u = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(p, k, v) {
+            size_t i;
+            json_t *e;
+            bool r = false;
+            json_array_foreach(req, i, e) r |= !strcmp(json_string_value(e), k);
+            if (r) json_array_append_new(u, json_string(k));
+        }
+        json_object_set_new(o, "required", u);
+    }
+    switch (rnd(5)) {
+    case 0: json_object_set_new(o, "additionalProperties", json_false()); break;
+    case 1: json_object_set_new(o, "additionalProperties", json_true()); break;
+    case 2: json_object_set_new(o, "additionalProperties", gen_schema(depth + 1)); break;
+    default: break;
+    }
+    if (rnd(4) == 0) json_object_set_new(o, "minProperties", json_integer(rnd(3)));
+    if (rnd(4) == 0) json_object_set_new(o, "maxProperties", json_integer(1 + rnd(3)));
+    json_decref(p);
+    json_decref(req);
+    return o;
+}
+
+static json_t *gen_schema(int depth) {
+    static const char *pats[] = {"^a+b?$", "[0-9]", "^(x|yz)*$", "^\\d{2,3}$", "^[a-c]{1,4}$"};
+    static const char *fmts[] = {"date", "uuid", "ipv4", "email", "time", "date-time", "hostname"};
+    json_t *o;
+    switch (rnd(depth > 3 ? 7 : 12)) {
+    case 0: {
+        static const char *t[] = {"string", "integer", "number", "boolean", "null"};
+        return json_pack("{s:s}", "type", t[rnd(5)]);
+    }
+    case 1:
+        o = json_pack("{s:s}", "type", "string");
+        if (rnd(2)) json_object_set_new(o, "minLength", json_integer(rnd(3)));
+        if (rnd(2)) json_object_set_new(o, "maxLength", json_integer(2 + rnd(5)));
+        if (rnd(3) == 0) json_object_set_new(o, "pattern", json_string(pats[rnd(5)]));
+        else if (rnd(3) == 0) json_object_set_new(o, "format", json_string(fmts[rnd(7)]));
+        return o;
+    case 2:
+        o = json_pack("{s:s}", "type", rnd(2) ? "integer" : "number");
+        if (rnd(2)) json_object_set_new(o, rnd(2) ? "minimum" : "exclusiveMinimum", json_real((double)rnd(40) / 4 - 5));
+        if (rnd(2)) json_object_set_new(o, rnd(2) ? "maximum" : "exclusiveMaximum", json_real((double)rnd(40) / 4 + 5));
+        return o;
+    case 3:
+        o = json_pack("{s:[s,i,b,n,f]}", "enum", "x", (int)rnd(20), rnd(2), (double)rnd(8) / 2);
+        if (rnd(2)) json_object_set_new(o, "type", json_pack("[s,s]", "string", rnd(2) ? "integer" : "null"));
+        return o;
+    case 4: return json_pack("{s:s}", "$ref", rnd(3) ? "#/$defs/D" : "#");
+    case 5: return json_pack("{s:[s,s]}", "type", "string", rnd(2) ? "null" : "number");
+    case 6: return json_pack("{s:s,s:i}", "$ref", "#/$defs/S", "maxLength", (int)rnd(6));
+    case 7: return gen_object(depth, rnd(4) != 0);
+    case 8:
+        o = json_pack("{s:s,s:o}", "type", "array", "items", rnd(5) ? gen_schema(depth + 1) : json_false());
+        if (rnd(3) == 0) json_object_set_new(o, "prefixItems", json_pack("[o,o]", gen_schema(depth + 1), gen_schema(depth + 1)));
+        if (rnd(2)) json_object_set_new(o, "minItems", json_integer(rnd(3)));
+        if (rnd(2)) json_object_set_new(o, "maxItems", json_integer(1 + rnd(3)));
+        return o;
+    case 9: return json_pack("{s:[o,o]}", "anyOf", gen_schema(depth + 1), gen_schema(depth + 1));
+    case 10: /* allOf: two objects, or bounds and types */
+        if (rnd(2)) return json_pack("{s:[o,o]}", "allOf", gen_object(depth, rnd(2)), gen_object(depth, false));
+        return json_pack("{s:[{s:[s,s],s:i},{s:s,s:i}]}", "allOf", "type", "integer", "string", "minimum", (int)rnd(5),
+                         "type", rnd(2) ? "number" : "integer", "maximum", 4 + (int)rnd(5));
+    default: /* keywords beside anyOf */
+        o = gen_object(depth, true);
+        json_object_set_new(o, "anyOf", json_pack("[{s:[s]},{s:{s:{s:s}}}]", "required", "zz", "properties", "b", "type",
+                                                  "string"));
+        if (rnd(2)) json_object_set_new(json_object_get(o, "properties"), "zz", json_pack("{s:s}", "type", "integer"));
+        return o;
+    }
+}
+
+/* A random answer to sc, steered to an end as it grows: NULL when it does not reach one. */
+static char *random_answer(const sl_json_schema *sc) {
+    static const char alphabet[] = "{}[],:\" 0123456789.-+eEtrufalsnxyzkabcdT@Z\n\\/\xc3\xa9";
+    static const char closing[] = "}]\"0";
+    char *out = malloc(1200);
+    sl_json_state s;
+    sl_json_init(&s, sc);
+    const int patience = 20 + (int)rnd(60);
+    for (int i = 0; i < 1199; i++) {
+        if (sl_json_done(&s)) {
+            out[i] = 0;
+            return out;
+        }
+        uint8_t ok[sizeof alphabet];
+        int n_ok = 0;
+        for (size_t b = 0; b + 1 < sizeof alphabet; b++) {
+            sl_json_state t = s;
+            if (sl_json_feed(&t, (uint8_t)alphabet[b])) ok[n_ok++] = (uint8_t)alphabet[b];
+        }
+        if (n_ok == 0) break;
+        uint8_t c = ok[rnd((uint32_t)n_ok)];
+        for (const char *p = closing; i > patience && *p && rnd(4); p++)
+            if (memchr(ok, *p, (size_t)n_ok)) {
+                c = (uint8_t)*p;
+                break;
+            }
+        sl_json_feed(&s, c);
+        out[i] = (char)c;
+    }
+    free(out);
+    return NULL;
+}
+
+TEST(answers_are_valid_per_ajv) {
+    CHECK_MSG(access("tests/node/node_modules/ajv/package.json", R_OK) == 0,
+              "the ajv npm package is not installed: run 'npm install' in tests/node (.ci/run does)");
+    const char *node = access("/usr/bin/node", X_OK) == 0 ? "/usr/bin/node" : "/usr/local/bin/node";
+    CHECK_MSG(access(node, X_OK) == 0, "node is not installed");
+    char path[] = "/tmp/sl-ajv-XXXXXX";
+    const int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    rng_state = 0x9E3779B97F4A7C15ull;
+    int compiled = 0, answers = 0, repeated = 0;
+    for (int k = 0; k < 2500; k++) {
+        json_t *root = rnd(3) ? gen_object(0, true)
+                              : json_pack("{s:[o,o]}", rnd(2) ? "allOf" : "anyOf", gen_object(0, true), gen_object(1, rnd(2)));
+        json_t *defd = gen_schema(1); /* (not itself alone: Ajv's stack overflows on that, used or not) */
+        while (json_object_get(defd, "$ref") && !strcmp(json_string_value(json_object_get(defd, "$ref")), "#/$defs/D"))
+            json_decref(defd), defd = gen_schema(1);
+        json_object_set_new(root, "$defs", json_pack("{s:o,s:{s:s,s:i}}", "D", defd, "S", "type", "string", "minLength", (int)rnd(3)));
+        sl_json_schema *sc = NULL;
+        if (sl_json_schema_compile(root, &sc) == SL_OK) {
+            compiled++;
+            json_t *docs = json_array();
+            for (int w = 0; w < 4; w++) {
+                char *a = random_answer(sc);
+                /* keys not declared are not checked against each other (jsonguide.h): an answer that repeats one
+                 * is left out, as a JSON parser keeps one of them */
+                json_t *doc = a ? json_loads(a, JSON_REJECT_DUPLICATES, NULL) : NULL;
+                if (doc) json_array_append_new(docs, json_string(a));
+                else repeated += a != NULL;
+                json_decref(doc);
+                free(a);
+            }
+            answers += (int)json_array_size(docs);
+            json_t *line = json_pack("{s:O,s:o}", "schema", root, "docs", docs);
+            char *t = json_dumps(line, JSON_COMPACT);
+            fprintf(f, "%s\n", t);
+            free(t);
+            json_decref(line);
+        }
+        sl_json_schema_release(sc);
+        json_decref(root);
+    }
+    fclose(f);
+    CHECK_MSG(compiled > 1000 && answers > 3000 && repeated < answers / 20, "%d schemas compiled, %d answers complete, %d with a key twice",
+              compiled, answers, repeated);
+    char *argv[] = {(char *)node, "tests/node/schema-check.mjs", path, NULL};
+    char *out = NULL, *err = NULL;
+    const int rc = sl_test_run(argv, &out, &err, 120);
+    unlink(path);
+    json_t *o = rc == 0 ? json_loads(out, 0, NULL) : NULL;
+    if (!o) fprintf(stderr, "    node exited %d\n    stderr: %.2000s\n", rc, err);
+    CHECK(o != NULL);
+    const long long n_docs = json_integer_value(json_object_get(o, "docs"));
+    CHECK_MSG(json_integer_value(json_object_get(o, "schemas")) == compiled && n_docs == answers,
+              "Ajv checked %lld answers of %d", n_docs, answers);
+    char *bad = json_dumps(json_object_get(o, "invalid"), JSON_COMPACT);
+    CHECK_MSG(json_array_size(json_object_get(o, "invalid")) == 0, "answers Ajv finds invalid: %.3000s", bad);
+    free(bad);
+    bad = json_dumps(json_object_get(o, "not_compiled"), JSON_COMPACT);
+    CHECK_MSG(json_array_size(json_object_get(o, "not_compiled")) == 0, "schemas Ajv does not compile: %.2000s", bad);
+    free(bad);
+    fprintf(stderr, "   %d schemas compiled, %d answers (and %d with a key twice), all valid per Ajv\n", compiled, answers, repeated);
+    json_decref(o);
+    free(out);
+    free(err);
+}
+
 TEST(strings_are_utf8) {
     static const struct {
         const char *value;
