@@ -602,7 +602,12 @@ static bool refuse(cctx *c, const char *path, const char *what) {
     return false;
 }
 
-static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path, int depth);
+static bool refuse_nothing(cctx *c, const char *path, const char *what) {
+    fail_nothing(c, path, what);
+    return false;
+}
+
+static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path);
 
 /* Schema j with its own $ref and allOf merged in: a new object of the other keywords (NULL: c->err says why). */
 static json_t *normalize(cctx *c, const json_t *j, const char *path, int depth) {
@@ -627,7 +632,7 @@ static json_t *normalize(cctx *c, const json_t *j, const char *path, int depth) 
             return NULL;
         }
         json_t *tn = normalize(c, t, json_string_value(ref) + 1, depth + 1);
-        x = tn ? merge2(c, tn, x, path, depth) : (json_decref(x), NULL);
+        x = tn ? merge2(c, tn, x, path) : (json_decref(x), NULL);
     }
     if (all && x && (!json_is_array(all) || json_array_size(all) == 0 || json_array_size(all) > 16)) {
         json_decref(x);
@@ -641,7 +646,7 @@ static json_t *normalize(cctx *c, const json_t *j, const char *path, int depth) 
         char sub[192];
         snprintf(sub, sizeof sub, "%s%sallOf[%zu]", path, *path ? "." : "", i);
         json_t *en = normalize(c, e, sub, depth + 1);
-        x = en ? merge2(c, x, en, path, depth) : (json_decref(x), NULL);
+        x = en ? merge2(c, x, en, path) : (json_decref(x), NULL);
     }
     return x;
 }
@@ -661,16 +666,13 @@ static const char *const type_names[] = {"object", "array", "string", "number", 
 /* The types a "type" keyword allows (a number an integer too); -1 for a name that is none. */
 static int type_set(const json_t *t) {
     int m = 0;
-    size_t i;
-    const json_t *e;
-    if (json_is_string(t)) t = json_pack("[O]", t);
-    else json_incref((json_t *)t);
-    json_array_foreach(t, i, e) {
+    const size_t n = json_is_string(t) ? 1 : json_array_size(t);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_is_string(t) ? t : json_array_get(t, i);
         int k = 0;
         while (k < 7 && !(json_is_string(e) && !strcmp(json_string_value(e), type_names[k]))) k++;
         m = k < 7 && m >= 0 ? m | 1 << k | (k == 3 ? T_INTEGER : 0) : -1;
     }
-    json_decref((json_t *)t);
     return m;
 }
 
@@ -696,10 +698,25 @@ static json_t *values_of(const json_t *s) {
     return json_is_array(en) ? json_copy((json_t *)en) : NULL;
 }
 
+/* What both schemas say of one property or tuple place: each its own schema there (own[s]), or else its schema
+ * for the rest (rest[s]; NULL: none). *refused when one of them is false. */
+static json_t *held_by_both(const json_t *const own[2], const json_t *const rest[2], bool *refused) {
+    json_t *got = json_true();
+    *refused = false;
+    for (int s = 0; s < 2; s++) {
+        const json_t *x = own[s] ? own[s] : rest[s];
+        *refused |= json_is_false(x);
+        if (!x || json_is_false(x)) continue;
+        json_t *n = both(got, (json_t *)x);
+        json_decref(got);
+        got = n;
+    }
+    return got;
+}
+
 /* Objects: each name declared by either schema takes what each says of it (its own schema, or the other's
  * additionalProperties); one that a schema's additionalProperties false refuses is left out. */
 static bool merge_properties(cctx *c, const json_t *a, const json_t *b, json_t *r, const char *path) {
-    const json_t *side[2] = {a, b};
     const json_t *pa = json_object_get(a, "properties"), *pb = json_object_get(b, "properties");
     if ((pa && !json_is_object(pa)) || (pb && !json_is_object(pb))) return refuse(c, path, "'properties' must be an object");
     json_t *props = json_object(), *names = json_object();
@@ -708,18 +725,11 @@ static bool merge_properties(cctx *c, const json_t *a, const json_t *b, json_t *
     json_object_foreach((json_t *)pa, k, v) json_object_set(names, k, json_true());
     json_object_foreach((json_t *)pb, k, v) json_object_set(names, k, json_true());
     const json_t *req = json_object_get(r, "required");
+    const json_t *const rest[2] = {json_object_get(a, "additionalProperties"), json_object_get(b, "additionalProperties")};
     json_object_foreach(names, k, v) {
-        json_t *got = json_true();
-        bool refused = false;
-        for (int s = 0; s < 2; s++) {
-            const json_t *own = json_object_get(json_object_get(side[s], "properties"), k);
-            const json_t *x = own ? own : json_object_get(side[s], "additionalProperties");
-            if (json_is_false(x)) refused = true;
-            if (!x || json_is_false(x)) continue;
-            json_t *n = both(got, (json_t *)x);
-            json_decref(got);
-            got = n;
-        }
+        const json_t *const own[2] = {json_object_get(pa, k), json_object_get(pb, k)};
+        bool refused;
+        json_t *got = held_by_both(own, rest, &refused);
         size_t i;
         const json_t *e;
         bool required = false;
@@ -730,22 +740,14 @@ static bool merge_properties(cctx *c, const json_t *a, const json_t *b, json_t *
             json_decref(got);
             json_decref(props);
             json_decref(names);
-            refuse(c, path, msg);
-            c->nothing = true;
-            return false;
+            return refuse_nothing(c, path, msg);
         }
         if (!refused) json_object_set(props, k, got);
         json_decref(got);
     }
     json_decref(names);
-    if (pa || pb) json_object_set(r, "properties", props);
+    json_object_set(r, "properties", props); /* (other keys: merge2) */
     json_decref(props);
-    /* other keys: refused by either, or held to both */
-    const json_t *xa = json_object_get(a, "additionalProperties"), *xb = json_object_get(b, "additionalProperties");
-    if (xa && xb) {
-        json_t *x = both((json_t *)xa, (json_t *)xb);
-        json_object_set_new(r, "additionalProperties", x);
-    }
     return true;
 }
 
@@ -762,17 +764,13 @@ static bool merge_items(cctx *c, const json_t *a, const json_t *b, json_t *r, co
         if (json_array_size(pre) > n) n = json_array_size(pre);
     }
     json_t *pre = json_array();
+    const json_t *const rest[2] = {json_object_get(a, "items"), json_object_get(b, "items")};
     for (size_t i = 0; i < n; i++) {
-        json_t *got = json_true();
-        for (int s = 0; s < 2; s++) {
-            const json_t *own = json_array_get(json_object_get(side[s], "prefixItems"), i);
-            const json_t *x = own ? own : json_object_get(side[s], "items");
-            if (!x) continue;
-            json_t *nb = both(got, (json_t *)x);
-            json_decref(got);
-            got = nb;
-        }
-        if (json_is_false(got)) { /* no item from here on */
+        const json_t *const own[2] = {json_array_get(json_object_get(a, "prefixItems"), i),
+                                      json_array_get(json_object_get(b, "prefixItems"), i)};
+        bool refused;
+        json_t *got = held_by_both(own, rest, &refused);
+        if (refused) { /* no item from here on */
             const json_t *hi = json_object_get(r, "maxItems");
             if (!json_is_integer(hi) || json_integer_value(hi) > (json_int_t)i) json_object_set_new(r, "maxItems", json_integer((json_int_t)i));
             json_decref(got);
@@ -783,13 +781,12 @@ static bool merge_items(cctx *c, const json_t *a, const json_t *b, json_t *r, co
     if (json_array_size(pre)) json_object_set(r, "prefixItems", pre);
     else json_object_del(r, "prefixItems");
     json_decref(pre);
-    const json_t *ia = json_object_get(a, "items"), *ib = json_object_get(b, "items");
-    if (ia && ib) json_object_set_new(r, "items", both((json_t *)ia, (json_t *)ib));
+    if (rest[0] && rest[1]) json_object_set_new(r, "items", both((json_t *)rest[0], (json_t *)rest[1]));
     return true;
 }
 
 /* Two normalized schemas merged (both are taken; NULL: c->err says why). */
-static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path, int depth) {
+static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path) {
     json_t *r = json_copy(a);
     const char *k;
     json_t *vb;
@@ -817,9 +814,8 @@ static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path, int depth
         } else if (!strcmp(k, "type")) {
             const int m = type_set(va) < 0 || type_set(vb) < 0 ? -1 : type_set(va) & type_set(vb);
             if (m <= 0) {
-                ok = refuse(c, path, m < 0 ? "'type' must be a type name or a list of them"
-                                              : "'allOf': no type is allowed by all of its schemas");
-                c->nothing = m == 0;
+                ok = m < 0 ? refuse(c, path, "'type' must be a type name or a list of them")
+                           : refuse_nothing(c, path, "'allOf': no type is allowed by all of its schemas");
                 break;
             }
             json_t *t = json_array();
@@ -864,7 +860,7 @@ static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path, int depth
         }
         json_object_del(r, "const");
         json_object_set_new(r, "enum", in);
-        if (!json_array_size(in)) ok = refuse(c, path, "'allOf': no value is allowed by all of its schemas"), c->nothing = true;
+        if (!json_array_size(in)) ok = refuse_nothing(c, path, "'allOf': no value is allowed by all of its schemas");
     }
     json_decref(ea);
     json_decref(eb);
@@ -887,10 +883,8 @@ static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path, int depth
     if (ok && (json_object_get(a, "prefixItems") || json_object_get(b, "prefixItems") ||
                (json_object_get(a, "items") && json_object_get(b, "items"))))
         ok = merge_items(c, a, b, r, path);
-    if (ok && (json_object_get(a, "properties") || json_object_get(b, "properties") ||
-               (json_object_get(a, "additionalProperties") && json_object_get(b, "additionalProperties"))))
+    if (ok && (json_object_get(a, "properties") || json_object_get(b, "properties")))
         ok = merge_properties(c, a, b, r, path);
-    (void)depth;
     json_decref(a);
     json_decref(b);
     if (!ok) json_decref(r);
@@ -1029,7 +1023,7 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
             const json_t *alt = e;
             c->nothing = false;
             if (rest) {
-                json_t *an = normalize(c, e, sub, depth + 1), *m = an ? merge2(c, json_incref(rest), an, sub, depth) : NULL;
+                json_t *an = normalize(c, e, sub, depth + 1), *m = an ? merge2(c, json_incref(rest), an, sub) : NULL;
                 if (m && !keep(c, m)) m = NULL, fail_at(c, sub, "out of memory");
                 alt = m;
             }
