@@ -1026,22 +1026,30 @@ static bool refuse_unsupported(json_t *o, sl_api_error *e) {
     return true;
 }
 
+/* A request body: a JSON object (keys once each), else a 400 saying what is wrong with it. */
+static json_t *load_body(const char *body, size_t len, sl_api_error *e) {
+    json_error_t je;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        sl_api_set_error(e, 400, NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        sl_api_set_error(e, 400, NULL, "the body must be a JSON object");
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, size_t len, sl_api_request *r,
                   sl_api_error *e) {
     memset(r, 0, sizeof *r);
     memset(e, 0, sizeof *e);
     r->kind = kind;
-    json_error_t je;
-    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!o) {
-        sl_api_set_error(e, 400, NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
-        return false;
-    }
+    json_t *o = load_body(body, len, e);
+    if (!o) return false;
     bool ok = false;
-    if (!json_is_object(o)) {
-        sl_api_set_error(e, 400, NULL, "the body must be a JSON object");
-        goto done;
-    }
     json_t *model = json_object_get(o, "model");
     if (model && !json_is_null(model)) {
         if (!json_is_string(model)) {
@@ -1331,13 +1339,8 @@ json_t *sl_api_usage_json(int32_t prompt_tokens, int32_t completion_tokens, int3
 
 char *sl_api_tokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
     memset(e, 0, sizeof *e);
-    json_error_t je;
-    json_t *o = json_loadb(body, len, 0, &je);
-    if (!o || !json_is_object(o)) {
-        sl_api_set_error(e, 400, NULL, "the body must be a JSON object: %s", o ? "" : je.text);
-        json_decref(o);
-        return NULL;
-    }
+    json_t *o = load_body(body, len, e);
+    if (!o) return NULL;
     char *out = NULL;
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     json_t *text = json_object_get(o, "prompt");
@@ -1391,13 +1394,8 @@ char *sl_api_detok_text(const sl_api_ctx *ctx, const int32_t *ids, int32_t n) {
 
 char *sl_api_detokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
     memset(e, 0, sizeof *e);
-    json_error_t je;
-    json_t *o = json_loadb(body, len, 0, &je);
-    if (!o || !json_is_object(o)) {
-        sl_api_set_error(e, 400, NULL, "the body must be a JSON object: %s", o ? "" : je.text);
-        json_decref(o);
-        return NULL;
-    }
+    json_t *o = load_body(body, len, e);
+    if (!o) return NULL;
     char *out = NULL;
     json_t *ids = json_object_get(o, "tokens");
     if (!json_is_array(ids)) {

@@ -96,6 +96,32 @@ TEST(error_objects_survive_invalid_utf8_in_messages) {
     free(js);
 }
 
+/* Every endpoint that reads a JSON body says the same of a bad one: where the syntax breaks, or that it is
+ * not an object; a key given twice is refused everywhere (which one would count is otherwise jansson's choice). */
+TEST(bad_bodies_are_named_alike_by_every_endpoint) {
+    if (!have_model()) return;
+    const sl_api_ctx ctx = {.model = fuzz_api_model(), .model_id = "stories260K", .n_ctx = 512};
+    static const char *const bodies[] = {"{\"prompt\": ", "[1, 2]", "{\"tokens\": [1], \"tokens\": [2]}"};
+    static const char *const says[] = {"the body is not valid JSON: ", "the body must be a JSON object",
+                                       "the body is not valid JSON: duplicate object key"};
+    for (int i = 0; i < 3; i++) {
+        for (int ep = 0; ep < 3; ep++) {
+            sl_api_error e;
+            if (ep == 0) {
+                sl_api_request r;
+                CHECK(!sl_api_parse(&ctx, SL_API_COMPLETIONS, bodies[i], strlen(bodies[i]), &r, &e));
+            } else {
+                char *out = ep == 1 ? sl_api_tokenize(&ctx, bodies[i], strlen(bodies[i]), &e)
+                                    : sl_api_detokenize(&ctx, bodies[i], strlen(bodies[i]), &e);
+                CHECK(out == NULL);
+                free(out);
+            }
+            CHECK_EQ_INT(e.status, 400);
+            CHECK_MSG(strncmp(e.message, says[i], strlen(says[i])) == 0, "endpoint %d, body %d: %s", ep, i, e.message);
+        }
+    }
+}
+
 /* Parse body (completions, context 512) and keep the request for inspection; 0 when accepted. */
 static int parse_keep(const char *body, sl_api_request *r, sl_api_error *e) {
     const sl_api_ctx ctx = {.model = fuzz_api_model(), .model_id = "stories260K", .n_ctx = 512};
