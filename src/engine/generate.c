@@ -113,6 +113,11 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
             }
             const float *lg = logits + (int64_t)j * n_vocab;
             id = sl_sampler_sample(smp, lg, hist, n_hist, 0, (uint64_t)n_hist);
+            if (id < 0) {
+                st = SL_FAIL(SL_ERR_INVALID, "generate: every logit after %d tokens is -inf or NaN: no token to sample",
+                             (int)n_hist);
+                goto fail;
+            }
             hist[n_hist++] = id;
             (*n_generated)++;
             if (!cb(ud, id, lg, n_vocab)) {

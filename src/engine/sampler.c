@@ -28,7 +28,8 @@
  * (count[] is restored to zero), so the token is a pure function of (params,
  * adjustments, logits, history, stream, position). The logit bias and the
  * min_tokens suppression are applied to `work` right after the copy. A
- * token of weight 0 is never drawn. Weights use w = 1 for l == l_max, which
+ * token of weight 0 is never drawn (and none at all when every logit is
+ * -inf). Weights use w = 1 for l == l_max, which
  * keeps +-inf logits free of NaN.
  */
 #include "sampler.h"
@@ -70,6 +71,10 @@ struct sl_sampler {
     float *bias;
     int32_t n_bias, n_suppress;
     int64_t suppress_until;
+    uint8_t *allowed; /* (n_vocab) 1: may be sampled; NULL: every token may */
+    int32_t *bad, *bad_len;
+    int32_t n_bad;
+    int64_t bad_from;
 };
 
 sl_sampler_params sl_sampler_default_params(void) {
@@ -147,10 +152,39 @@ static void clear_adjust(sl_sampler *s) {
     sl_free(s->bias_ids);
     sl_free(s->bias);
     sl_free(s->suppress);
-    s->bias_ids = s->suppress = NULL;
+    sl_free(s->allowed);
+    sl_free(s->bad);
+    sl_free(s->bad_len);
+    s->bias_ids = s->suppress = s->bad = s->bad_len = NULL;
     s->bias = NULL;
-    s->n_bias = s->n_suppress = 0;
-    s->suppress_until = 0;
+    s->allowed = NULL;
+    s->n_bias = s->n_suppress = s->n_bad = 0;
+    s->suppress_until = s->bad_from = 0;
+}
+
+/* A copy of n ids (size each) in *dst, or false when out of memory (n == 0: none, true). */
+static bool copy_list(void *dst, const void *src, size_t n, size_t size) {
+    void **d = dst;
+    *d = NULL;
+    if (n == 0) return true;
+    if (!(*d = sl_alloc_array(n, size))) return false;
+    memcpy(*d, src, n * size);
+    return true;
+}
+
+/* The allow list and the bad word sequences of a (ids checked by the caller). */
+static sl_status set_allow_and_bad(sl_sampler *s, const sl_logit_adjust *a, int64_t n_bad_ids) {
+    if (a->n_allow) {
+        if (!(s->allowed = sl_calloc((size_t)s->n_vocab, 1)))
+            return SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for the allowed tokens");
+        for (int32_t i = 0; i < a->n_allow; i++) s->allowed[a->allow[i]] = 1;
+    }
+    if (!copy_list(&s->bad, a->bad, (size_t)n_bad_ids, sizeof *s->bad) ||
+        !copy_list(&s->bad_len, a->bad_len, (size_t)a->n_bad, sizeof *s->bad_len))
+        return SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for %d bad words", (int)a->n_bad);
+    s->n_bad = a->n_bad;
+    s->bad_from = a->bad_from;
+    return SL_OK;
 }
 
 sl_status sl_sampler_set_adjust(sl_sampler *s, const sl_logit_adjust *a) {
@@ -170,6 +204,21 @@ sl_status sl_sampler_set_adjust(sl_sampler *s, const sl_logit_adjust *a) {
         if (a->suppress[i] < 0 || a->suppress[i] >= s->n_vocab)
             return SL_FAIL(SL_ERR_INVALID, "sampler: suppressed token %d is outside the vocabulary [0, %d)",
                            (int)a->suppress[i], (int)s->n_vocab);
+    SL_ASSERT(a->n_allow >= 0 && a->n_bad >= 0 && a->bad_from >= 0);
+    for (int32_t i = 0; i < a->n_allow; i++)
+        if (a->allow[i] < 0 || a->allow[i] >= s->n_vocab)
+            return SL_FAIL(SL_ERR_INVALID, "sampler: allowed token %d is outside the vocabulary [0, %d)",
+                           (int)a->allow[i], (int)s->n_vocab);
+    int64_t n_bad_ids = 0;
+    for (int32_t i = 0; i < a->n_bad; i++) {
+        if (a->bad_len[i] < 1)
+            return SL_FAIL(SL_ERR_INVALID, "sampler: bad word %d has %d tokens, needs at least 1", (int)i,
+                           (int)a->bad_len[i]);
+        for (int32_t j = 0; j < a->bad_len[i]; j++, n_bad_ids++)
+            if (a->bad[n_bad_ids] < 0 || a->bad[n_bad_ids] >= s->n_vocab)
+                return SL_FAIL(SL_ERR_INVALID, "sampler: bad word %d has token %d, outside the vocabulary [0, %d)",
+                               (int)i, (int)a->bad[n_bad_ids], (int)s->n_vocab);
+    }
     if (a->n_bias) {
         s->bias_ids = sl_alloc_array((size_t)a->n_bias, sizeof *s->bias_ids);
         s->bias = sl_alloc_array((size_t)a->n_bias, sizeof *s->bias);
@@ -188,7 +237,23 @@ sl_status sl_sampler_set_adjust(sl_sampler *s, const sl_logit_adjust *a) {
     s->n_bias = a->n_bias;
     s->n_suppress = a->n_suppress;
     s->suppress_until = a->suppress_until;
-    return SL_OK;
+    sl_status st = set_allow_and_bad(s, a, n_bad_ids);
+    if (st) clear_adjust(s);
+    return st;
+}
+
+/* vLLM's allowed_token_ids and bad_words on the logits l (see sl_logit_adjust). */
+static void apply_allow_and_bad(const sl_sampler *s, float *l, const int32_t *history, int64_t n_history) {
+    if (s->allowed)
+        for (int32_t i = 0; i < s->n_vocab; i++)
+            if (!s->allowed[i]) l[i] = -INFINITY;
+    const int64_t n_out = n_history - s->bad_from; /* the output's tokens: a bad word is matched within them */
+    const int32_t *seq = s->bad;
+    for (int32_t i = 0; i < s->n_bad; seq += s->bad_len[i++]) {
+        const int32_t k = s->bad_len[i] - 1; /* the tokens before the last */
+        if (k > n_out || (k > 0 && memcmp(history + n_history - k, seq, sizeof *seq * (size_t)k) != 0)) continue;
+        l[seq[k]] = -INFINITY;
+    }
 }
 
 void sl_sampler_destroy(sl_sampler *s) {
@@ -399,6 +464,7 @@ static int32_t filter(sl_sampler *s, const float *logits, const int32_t *history
     for (int32_t i = 0; i < s->n_bias; i++) l[s->bias_ids[i]] = sanitize(l[s->bias_ids[i]] + s->bias[i]);
     if (n_history < s->suppress_until)
         for (int32_t i = 0; i < s->n_suppress; i++) l[s->suppress[i]] = -INFINITY;
+    apply_allow_and_bad(s, l, history, n_history);
     apply_penalties(s, history, n_history);
 
     if (p->temperature <= 0.0f) {
@@ -524,6 +590,7 @@ int32_t sl_sampler_sample(sl_sampler *s, const float *logits, const int32_t *his
     SL_ASSERT(s);
     double u = sl_rng_uniform(s->p.seed, stream, position), total;
     int32_t m = filter(s, logits, history, n_history, u, &total);
+    if (s->work[s->cand[0]] == -INFINITY) return -1; /* the best is -inf: nothing may come */
     if (m == 1) return s->cand[0];
     double target = u * total;
     double cum = 0;

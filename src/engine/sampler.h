@@ -41,12 +41,18 @@ typedef struct sl_sampler sl_sampler;
 sl_status sl_sampler_create(const sl_sampler_params *p, int32_t n_vocab, sl_sampler **out);
 void sl_sampler_destroy(sl_sampler *s);
 
-/* One request's logit adjustments (OpenAI's logit_bias, vLLM's min_tokens),
- * applied to the logits before the penalties, as llama.cpp's chain does:
- * bias[i] is added to token bias_ids[i]'s logit (an id listed twice gets
- * both); while the history holds fewer than suppress_until tokens, the
- * tokens suppress[] get -inf (no end of generation before min_tokens).
- * Probabilities reported by sl_logprobs_top stay those of the raw logits. */
+/* One request's logit adjustments (OpenAI's logit_bias; vLLM's min_tokens,
+ * allowed_token_ids and bad_words), applied to the logits before the
+ * penalties, as llama.cpp's chain does: bias[i] is added to token
+ * bias_ids[i]'s logit (an id listed twice gets both); while the history
+ * holds fewer than suppress_until tokens, the tokens suppress[] get -inf (no
+ * end of generation before min_tokens); with n_allow > 0 every token not in
+ * allow[] gets -inf; bad words are n_bad token sequences, bad_len[i] ids
+ * each, one after another in bad[]: a sequence's last token gets -inf when
+ * the tokens before it end the output (the history from bad_from on), so
+ * the output never contains one (vLLM's rule: a one-token word is never
+ * sampled). Probabilities reported by sl_logprobs_top stay those of the
+ * raw logits. */
 typedef struct sl_logit_adjust {
     const int32_t *bias_ids;
     const float *bias;
@@ -54,6 +60,12 @@ typedef struct sl_logit_adjust {
     const int32_t *suppress;
     int32_t n_suppress;
     int64_t suppress_until;
+    const int32_t *allow;
+    int32_t n_allow;
+    const int32_t *bad;
+    const int32_t *bad_len;
+    int32_t n_bad;
+    int64_t bad_from;
 } sl_logit_adjust;
 
 /* Copy the adjustments into the sampler (replacing earlier ones; NULL or
@@ -64,7 +76,9 @@ sl_status sl_sampler_set_adjust(sl_sampler *s, const sl_logit_adjust *a);
 
 /* Pick a token. `history` is the sequence so far (prompt and generated);
  * `stream` identifies the sequence (request id), `position` the position of
- * the token being chosen. Logits are not modified. */
+ * the token being chosen. Logits are not modified. Returns -1 when no token
+ * can be chosen: every logit is -inf or NaN once adjusted (an allow list the
+ * caller's own mask refuses whole, say). */
 int32_t sl_sampler_sample(sl_sampler *s, const float *logits, const int32_t *history, int64_t n_history,
                           uint64_t stream, uint64_t position);
 

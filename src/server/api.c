@@ -48,6 +48,9 @@ void sl_api_request_free(sl_api_request *r) {
     for (int i = 0; i < r->params.n_stop; i++) sl_free(r->params.stop[i]);
     sl_free(r->params.bias_ids);
     sl_free(r->params.bias_vals);
+    sl_free(r->params.allow_ids);
+    sl_free(r->params.bad_ids);
+    sl_free(r->params.bad_lens);
     sl_free(r->prompt);
     sl_free(r->prompt_text);
     for (int32_t i = 0; i < r->n_more; i++) {
@@ -681,6 +684,125 @@ static bool parse_stop_ids(const sl_api_ctx *ctx, json_t *body, sl_req_params *p
     return true;
 }
 
+/* vLLM's allowed_token_ids: a non-empty array of token ids, the only ones the output may hold. */
+static bool parse_allowed_ids(const sl_api_ctx *ctx, json_t *body, sl_req_params *p, sl_api_error *e) {
+    json_t *a = json_object_get(body, "allowed_token_ids");
+    if (!a || json_is_null(a)) return true;
+    const int32_t n_vocab = sl_tokenizer_n_vocab(sl_model_tokenizer(ctx->model));
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > (size_t)n_vocab) {
+        sl_api_set_error(e, 400, "allowed_token_ids", "'allowed_token_ids' must be an array of 1 to %d token ids",
+                         n_vocab);
+        return false;
+    }
+    if (!token_ids_of(ctx, a, "allowed_token_ids", "allowed_token_ids", &p->allow_ids, e)) return false;
+    p->n_allow = (int32_t)json_array_size(a);
+    return true;
+}
+
+/* vLLM's bad_words: strings the output never contains. Each is tokenized as vLLM does it: the word (leading
+ * spaces stripped) alone, and after a space when that gives as many tokens and another first token (the
+ * word in the middle of a text). */
+static bool parse_bad_words(const sl_api_ctx *ctx, json_t *body, sl_req_params *p, sl_api_error *e) {
+    json_t *a = json_object_get(body, "bad_words");
+    if (!a || json_is_null(a)) return true;
+    if (!json_is_array(a) || json_array_size(a) > SL_MAX_BAD_WORDS) {
+        sl_api_set_error(e, 400, "bad_words", "'bad_words' must be an array of at most %d strings", SL_MAX_BAD_WORDS);
+        return false;
+    }
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    const size_t n = json_array_size(a);
+    int32_t cap = 0;
+    p->bad_lens = sl_alloc_array(2 * n + 1, sizeof(int32_t));
+    if (!p->bad_lens) goto nomem;
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) {
+        const char *w = json_is_string(v) ? json_string_value(v) : NULL;
+        size_t len = w ? json_string_length(v) : 0;
+        while (len && *w == ' ') w++, len--;
+        if (!w || len == 0 || len > 256 || memchr(w, 0, len)) {
+            sl_api_set_error(e, 400, "bad_words", "'bad_words[%zu]' must be a string of 1 to 256 bytes (not only spaces)",
+                             i);
+            return false;
+        }
+        char spaced[258] = " ";
+        memcpy(spaced + 1, w, len);
+        int32_t first = -1, first_len = 0;
+        for (int sp = 0; sp < 2; sp++) {
+            int32_t *ids = NULL;
+            size_t k = 0;
+            if (sl_tokenize(tok, sp ? spaced : w, len + (size_t)sp, false, false, &ids, &k) != SL_OK || k == 0) {
+                sl_free(ids);
+                if (sp) break; /* no spaced form: the word alone is enough */
+                sl_api_set_error(e, 400, "bad_words", "'bad_words[%zu]' cannot be tokenized: %s", i, sl_last_error());
+                return false;
+            }
+            const bool keep = !sp || ((int32_t)k == first_len && ids[0] != first);
+            if (!sp) first = ids[0], first_len = (int32_t)k;
+            if (keep) {
+                int32_t used = 0;
+                for (int32_t j = 0; j < p->n_bad; j++) used += p->bad_lens[j];
+                if (used + (int32_t)k > SL_MAX_BAD_WORD_TOKENS) {
+                    sl_free(ids);
+                    sl_api_set_error(e, 400, "bad_words", "'bad_words' come to more than %d tokens",
+                                     SL_MAX_BAD_WORD_TOKENS);
+                    return false;
+                }
+                if (used + (int32_t)k > cap) {
+                    cap = used + (int32_t)k > 2 * cap ? used + (int32_t)k : 2 * cap;
+                    int32_t *nb = sl_realloc(p->bad_ids, (size_t)cap * sizeof(int32_t));
+                    if (!nb) {
+                        sl_free(ids);
+                        goto nomem;
+                    }
+                    p->bad_ids = nb;
+                }
+                memcpy(p->bad_ids + used, ids, k * sizeof(int32_t));
+                p->bad_lens[p->n_bad++] = (int32_t)k;
+            }
+            sl_free(ids);
+        }
+    }
+    return true;
+nomem:
+    sl_api_set_error(e, 500, NULL, "out of memory");
+    return false;
+}
+
+/* Fields of vLLM and llama.cpp that would change the output in ways not implemented here: a 400 naming the
+ * field unless the value is the one that changes nothing. */
+static bool refuse_other_samplers(json_t *o, sl_api_error *e) {
+    static const struct {
+        const char *name;
+        double off; /* the value that changes nothing */
+        bool off_at_or_below; /* ... and every value below it (llama.cpp's "-1 = off") */
+    } knobs[] = {{"typical_p", 1, false},      {"tfs_z", 1, false},        {"mirostat", 0, false},
+                 {"dry_multiplier", 0, false}, {"xtc_probability", 0, false}, {"dynatemp_range", 0, false},
+                 {"top_n_sigma", 0, true},     {"length_penalty", 1, false}};
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
+        json_t *v = json_object_get(o, knobs[i].name);
+        if (!v || json_is_null(v)) continue;
+        const double d = json_is_number(v) ? json_number_value(v) : NAN;
+        if (d == knobs[i].off || (knobs[i].off_at_or_below && d <= knobs[i].off)) continue;
+        sl_api_set_error(e, 400, knobs[i].name, "'%s' is not supported: only %s%g (off) is accepted", knobs[i].name,
+                         knobs[i].off_at_or_below ? "a value <= " : "", knobs[i].off);
+        return false;
+    }
+    static const char *const unsupported[] = {"prompt_logprobs", "guided_whitespace_pattern", "logits_processors",
+                                              "samplers"};
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+        if (!present(o, unsupported[i])) continue;
+        sl_api_set_error(e, 400, unsupported[i], "'%s' is not supported", unsupported[i]);
+        return false;
+    }
+    json_t *v = json_object_get(o, "use_beam_search");
+    if (v && !json_is_null(v) && !json_is_false(v)) {
+        sl_api_set_error(e, 400, "use_beam_search", "'use_beam_search' is not supported: only false is accepted");
+        return false;
+    }
+    return true;
+}
+
 /* response_format: text, or structured output (json_object: any object; json_schema: compiled into p->schema). */
 static bool parse_response_format(json_t *o, sl_req_params *p, sl_api_error *e) {
     json_t *v = json_object_get(o, "response_format");
@@ -1026,6 +1148,32 @@ static bool refuse_unsupported(json_t *o, sl_api_error *e) {
     return true;
 }
 
+/* vLLM's truncate_prompt_tokens: each prompt keeps its last K tokens (-1: as many as the context holds with one
+ * left for the output). A prompt so cut echoes as the text of the tokens kept. */
+static bool truncate_prompts(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
+    long long k = 0;
+    if (!present(o, "truncate_prompt_tokens")) return true;
+    if (!get_int(o, "truncate_prompt_tokens", -1, ctx->n_ctx - 1, &k, e)) return false;
+    if (k == 0) {
+        sl_api_set_error(e, 400, "truncate_prompt_tokens", "'truncate_prompt_tokens' must be -1 or at least 1");
+        return false;
+    }
+    if (k < 0) k = ctx->n_ctx - 1;
+    for (int32_t i = 0; i <= r->n_more; i++) {
+        int32_t **ids = i ? &r->more[i - 1].ids : &r->prompt;
+        int32_t *n = i ? &r->more[i - 1].n : &r->n_prompt;
+        char **text = i ? &r->more[i - 1].text : &r->prompt_text;
+        if (*n <= k) continue;
+        memmove(*ids, *ids + (*n - k), sizeof(int32_t) * (size_t)k);
+        *n = (int32_t)k;
+        if (r->kind == SL_API_COMPLETIONS) {
+            sl_free(*text);
+            *text = NULL;
+        }
+    }
+    return true;
+}
+
 /* A request body: a JSON object (keys once each), else a 400 saying what is wrong with it. */
 static json_t *load_body(const char *body, size_t len, sl_api_error *e) {
     json_error_t je;
@@ -1096,8 +1244,20 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     if (!get_number(o, "frequency_penalty", -2, 2, &d, e)) goto done;
     p->sampling.frequency_penalty = (float)d;
     d = 1;
-    if (!get_number(o, "repetition_penalty", 0.01, 10, &d, e)) goto done;
+    /* llama.cpp's name for it (over its last repeat_last_n tokens, 64 unless given, where vLLM's looks at all) */
+    const char *rp = present(o, "repetition_penalty") || !present(o, "repeat_penalty") ? "repetition_penalty"
+                                                                                       : "repeat_penalty";
+    if (present(o, "repetition_penalty") && present(o, "repeat_penalty")) {
+        sl_api_set_error(e, 400, "repeat_penalty", "give 'repetition_penalty' or 'repeat_penalty', not both");
+        goto done;
+    }
+    if (!get_number(o, rp, 0.01, 10, &d, e)) goto done;
     p->sampling.repeat_penalty = (float)d;
+    if (!strcmp(rp, "repeat_penalty")) p->sampling.repeat_last_n = 64;
+    const char *rl = present(o, "repeat_last_n") ? "repeat_last_n" : "penalty_last_n";
+    x = p->sampling.repeat_last_n;
+    if (!get_int(o, rl, -1, 1 << 30, &x, e)) goto done;
+    p->sampling.repeat_last_n = (int32_t)x;
     if (present(o, "seed")) {
         x = 0;
         if (!get_int(o, "seed", INT64_MIN + 1, INT64_MAX, &x, e)) goto done;
@@ -1130,6 +1290,13 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         goto done;
     }
     if (!get_bool(o, "ignore_eos", &p->ignore_eos, e)) goto done;
+    bool skip_special = true, spaces = true;
+    if (!get_bool(o, "include_stop_str_in_output", &p->include_stop_str, e) ||
+        !get_bool(o, "skip_special_tokens", &skip_special, e) ||
+        !get_bool(o, "spaces_between_special_tokens", &spaces, e) || /* (what a fast HF tokenizer ignores too) */
+        !get_bool(o, "return_tokens_as_token_ids", &r->tokens_as_ids, e))
+        goto done;
+    p->show_special = !skip_special;
     if (kind == SL_API_COMPLETIONS) {
         if (!get_bool(o, "echo", &p->echo, e)) goto done;
         json_t *lp = json_object_get(o, "logprobs");
@@ -1151,11 +1318,13 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->logprobs = lp ? (int32_t)x : -1;
     }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
+        !parse_allowed_ids(ctx, o, p, e) || !parse_bad_words(ctx, o, p, e) || !refuse_other_samplers(o, e) ||
         !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(o, p, e) ||
         (kind == SL_API_CHAT && !parse_tools(ctx, o, r, e)))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
     if (kind == SL_API_CHAT && !parse_chat_resume(ctx, o, r, e)) goto done;
+    if (!truncate_prompts(ctx, o, r, e)) goto done;
     int32_t longest = 0; /* the longest prompt bounds max_tokens */
     for (int32_t i = 0; i <= r->n_more; i++) {
         const int32_t n = sl_api_prompt_at(r, i).n;
@@ -1196,7 +1365,12 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->resume_text_sent = ts;
         p->echo = false; /* the client has the prompt from the engine that started the stream */
     }
-    const char *mt = present(o, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+    const char *mt = present(o, "max_completion_tokens") ? "max_completion_tokens"
+                     : present(o, "max_tokens") || !present(o, "n_predict") ? "max_tokens"
+                                                                             : "n_predict"; /* llama.cpp's */
+    if (!strcmp(mt, "n_predict") && json_is_integer(json_object_get(o, mt)) &&
+        json_integer_value(json_object_get(o, mt)) == -1)
+        json_object_del(o, mt); /* -1: as far as the context goes */
     x = ctx->n_ctx - longest;
     if (present(o, mt)) {
         r->max_tokens_given = true;
@@ -1229,7 +1403,9 @@ done:
 
 /* ---- responses ---------------------------------------------------------------- */
 
-static json_t *piece_json(const sl_tokenizer *tok, int32_t id, json_t **bytes_out) {
+/* Token id's text as a JSON string (its bytes in *bytes_out when asked); with as_id its name is
+ * "token_id:ID" instead (vLLM's return_tokens_as_token_ids), and *text_len the text's length either way. */
+static json_t *piece_json(const sl_tokenizer *tok, int32_t id, bool as_id, json_t **bytes_out, size_t *text_len) {
     char buf[512];
     int64_t n = sl_token_to_piece(tok, id, true, buf, sizeof buf);
     if (n < 0) n = 0;
@@ -1247,25 +1423,30 @@ static json_t *piece_json(const sl_tokenizer *tok, int32_t id, json_t **bytes_ou
             k += (size_t)snprintf(esc + k, sizeof esc - k, "\\x%02x", (unsigned char)buf[i]);
         s = json_stringn(esc, k);
     }
+    if (text_len) *text_len = json_string_length(s);
+    if (as_id) {
+        json_decref(s);
+        s = json_sprintf("token_id:%d", (int)id);
+    }
     return s;
 }
 
-json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_tok_out *toks, int32_t t0, int32_t t1,
-                             size_t text_offset) {
+json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, bool as_ids, const sl_tok_out *toks, int32_t t0,
+                             int32_t t1, size_t text_offset) {
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     if (kind == SL_API_CHAT) {
         json_t *content = json_array();
         for (int32_t i = t0; i < t1; i++) {
             json_t *bytes;
             json_t *e = json_object();
-            json_object_set_new(e, "token", piece_json(tok, toks[i].id, &bytes));
+            json_object_set_new(e, "token", piece_json(tok, toks[i].id, as_ids, &bytes, NULL));
             json_object_set_new(e, "logprob", json_real(toks[i].logprob));
             json_object_set_new(e, "bytes", bytes);
             json_t *top = json_array();
             for (int32_t k = 0; k < toks[i].n_top; k++) {
                 json_t *tb;
                 json_t *te = json_object();
-                json_object_set_new(te, "token", piece_json(tok, toks[i].top_ids[k], &tb));
+                json_object_set_new(te, "token", piece_json(tok, toks[i].top_ids[k], as_ids, &tb, NULL));
                 json_object_set_new(te, "logprob", json_real(toks[i].top_lps[k]));
                 json_object_set_new(te, "bytes", tb);
                 json_array_append_new(top, te);
@@ -1278,9 +1459,10 @@ json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_t
     json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
     size_t off = text_offset;
     for (int32_t i = t0; i < t1; i++) {
-        json_t *p = piece_json(tok, toks[i].id, NULL);
-        off += json_string_length(p);
-        json_array_append_new(offs, json_integer((json_int_t)(off - json_string_length(p))));
+        size_t len;
+        json_t *p = piece_json(tok, toks[i].id, as_ids, NULL, &len);
+        json_array_append_new(offs, json_integer((json_int_t)off));
+        off += len;
         json_array_append_new(tokens, p);
         if (isnan(toks[i].logprob)) { /* an echoed prompt's first token: nothing before it to predict it */
             json_array_append_new(lps, json_null());
@@ -1290,7 +1472,7 @@ json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_t
         json_array_append_new(lps, json_real(toks[i].logprob));
         json_t *top = json_object();
         for (int32_t k = 0; k < toks[i].n_top; k++) {
-            json_t *tp = piece_json(tok, toks[i].top_ids[k], NULL);
+            json_t *tp = piece_json(tok, toks[i].top_ids[k], as_ids, NULL, NULL);
             json_object_set_new(top, json_string_value(tp), json_real(toks[i].top_lps[k]));
             json_decref(tp);
         }
@@ -1300,9 +1482,9 @@ json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_t
                      offs);
 }
 
-json_t *sl_api_echo_logprobs(const sl_api_ctx *ctx, const sl_tok_out *plp, int32_t n_plp, size_t n_echo,
+json_t *sl_api_echo_logprobs(const sl_api_ctx *ctx, bool as_ids, const sl_tok_out *plp, int32_t n_plp, size_t n_echo,
                              const sl_tok_out *toks, int32_t n_toks) {
-    json_t *o = sl_api_logprobs_json(ctx, SL_API_COMPLETIONS, plp, 0, n_plp, 0);
+    json_t *o = sl_api_logprobs_json(ctx, SL_API_COMPLETIONS, as_ids, plp, 0, n_plp, 0);
     /* each prompt token's offset: the length of the text of the tokens before it, less what that text has
      * before the echoed prompt's own (a SentencePiece dummy-prefix space) */
     size_t *cum = sl_alloc_array((size_t)n_plp + 1, sizeof(size_t));
@@ -1322,7 +1504,7 @@ json_t *sl_api_echo_logprobs(const sl_api_ctx *ctx, const sl_tok_out *plp, int32
         sl_free(cum);
     }
     if (n_toks > 0) {
-        json_t *g = sl_api_logprobs_json(ctx, SL_API_COMPLETIONS, toks, 0, n_toks, n_echo);
+        json_t *g = sl_api_logprobs_json(ctx, SL_API_COMPLETIONS, as_ids, toks, 0, n_toks, n_echo);
         const char *k;
         json_t *v;
         json_object_foreach(g, k, v) json_array_extend(json_object_get(o, k), v);

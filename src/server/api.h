@@ -58,6 +58,7 @@ typedef struct sl_api_request {
     sl_req_params params;
     bool stream;
     bool include_usage;
+    bool tokens_as_ids; /* vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:N" */
     bool max_tokens_given;
     int32_t *prompt;         /* token ids (sl_malloc'd) */
     int32_t n_prompt;
@@ -155,13 +156,14 @@ typedef struct sl_api_chat_opts {
 bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, const sl_api_chat_opts *o, char **out,
                         sl_api_error *err);
 
-/* Response pieces. `toks` are the token records [t0, t1) of the request. */
-json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, const sl_tok_out *toks, int32_t t0, int32_t t1,
-                             size_t text_offset);
+/* Response pieces. `toks` are the token records [t0, t1) of the request; as_ids: tokens are named
+ * "token_id:ID" (vLLM's return_tokens_as_token_ids; chat's bytes stay the token's text's). */
+json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, bool as_ids, const sl_tok_out *toks, int32_t t0,
+                             int32_t t1, size_t text_offset);
 /* Completions' logprobs with echo: the prompt's tokens plp[0, n_plp) (the
  * first one's logprob NAN: null), their text_offset within the echoed text
  * of n_echo bytes, then generated tokens [0, n_toks) from offset n_echo. */
-json_t *sl_api_echo_logprobs(const sl_api_ctx *ctx, const sl_tok_out *plp, int32_t n_plp, size_t n_echo,
+json_t *sl_api_echo_logprobs(const sl_api_ctx *ctx, bool as_ids, const sl_tok_out *plp, int32_t n_plp, size_t n_echo,
                              const sl_tok_out *toks, int32_t n_toks);
 json_t *sl_api_usage_json(int32_t prompt_tokens, int32_t completion_tokens, int32_t cached_tokens);
 

@@ -83,6 +83,7 @@ typedef struct gen {
     sl_strbuf pending; /* SSE bytes not yet taken by the connection, from off on */
     size_t off;
     bool token_ids;         /* X-Shardlm-Token-Ids: ids as SSE comments (see token_ids_begin) */
+    bool tokens_as_ids;     /* logprobs name tokens "token_id:ID" (return_tokens_as_token_ids) */
     sl_api_tools tools;     /* chat's tool calling (tools.tools: a reference) */
     bool think, think_open; /* chat: the answer's thinking goes to reasoning_content (the prompt opened it) */
     sl_think_tags think_tags;
@@ -491,7 +492,7 @@ static void pend_echo(gen *g, int k) {
         sl_tok_out *plp = malloc(sizeof *plp * (size_t)n_plp);
         if (plp) memcpy(plp, r->plp, sizeof *plp * (size_t)n_plp);
         pthread_mutex_unlock(&r->mu);
-        if (plp) lp = sl_api_echo_logprobs(&g->h->api, plp, n_plp, c->n_echo, NULL, 0);
+        if (plp) lp = sl_api_echo_logprobs(&g->h->api, g->tokens_as_ids, plp, n_plp, c->n_echo, NULL, 0);
         free(plp);
     }
     pend_chunk(g, k, c->echo, c->n_echo, lp, NULL);
@@ -537,14 +538,14 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     if (parsed(g)) {
         if (!http_error) {
             if (g->token_ids) pend_token_ids(g, k0, k1);
-            json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, k1 - k0, t_from) : NULL;
+            json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, g->tokens_as_ids, toks, 0, k1 - k0, t_from) : NULL;
             stream_parsed(g, k, text, text ? t_to - t_from : 0, lp, fin, why);
             c->text_sent = t_to;
             c->toks_sent = k1;
         }
     } else if (!http_error && (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !c->role_sent))) {
         if (g->token_ids) pend_token_ids(g, k0, k1);
-        json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, toks, 0, k1 - k0, c->n_echo + t_from) : NULL;
+        json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, g->tokens_as_ids, toks, 0, k1 - k0, c->n_echo + t_from) : NULL;
         pend_chunk(g, k, text ? text : "", text ? t_to - t_from : 0, lp, NULL);
         c->text_sent = t_to;
         c->toks_sent = k1;
@@ -679,8 +680,8 @@ static json_t *choice_json(gen *g, int k) {
     }
     json_object_set_new(ch, "logprobs",
                         req->p.logprobs < 0 ? json_null()
-                        : req->plp ? sl_api_echo_logprobs(&g->h->api, req->plp, req->n_plp, c->n_echo, req->out, req->n_out)
-                                   : sl_api_logprobs_json(&g->h->api, g->kind, req->out, 0, req->n_out, 0));
+                        : req->plp ? sl_api_echo_logprobs(&g->h->api, g->tokens_as_ids, req->plp, req->n_plp, c->n_echo, req->out, req->n_out)
+                                   : sl_api_logprobs_json(&g->h->api, g->kind, g->tokens_as_ids, req->out, 0, req->n_out, 0));
     json_object_set_new(ch, "finish_reason", json_string(finish));
     return ch;
 }
@@ -727,6 +728,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     }
     const bool several = ar.n_more > 0;
     const bool stream = ar.stream, include_usage = ar.include_usage;
+    g->tokens_as_ids = ar.tokens_as_ids;
     g->tools = ar.tools;
     ar.tools.tools = NULL; /* the reference moves to g */
     g->think = ar.think;

@@ -152,10 +152,11 @@ static void resume(sl_sched *s, sl_req *r) {
     }
 }
 
-/* r's sampler gets p's logit bias (copied: p's lists are the caller's) and,
- * with min_tokens, the tokens that cannot end the output before then: end
- * of generation (unless ignore_eos) and the stop token ids, while the output
- * (replayed tokens of a resumed stream included) is shorter than min_tokens. */
+/* r's sampler gets p's logit bias, allowed tokens and bad words (copied: p's
+ * lists are the caller's) and, with min_tokens, the tokens that cannot end
+ * the output before then: end of generation (unless ignore_eos) and the stop
+ * token ids, while the output (replayed tokens of a resumed stream included)
+ * is shorter than min_tokens. */
 static sl_status set_adjust(sl_sched *s, sl_req *r, const sl_req_params *p) {
     const sl_tokenizer *tok = sl_model_tokenizer(s->m);
     const int32_t n_eog = p->ignore_eos ? 0 : sl_tokenizer_n_eog(tok);
@@ -166,9 +167,11 @@ static sl_status set_adjust(sl_sched *s, sl_req *r, const sl_req_params *p) {
         for (int32_t i = 0; i < n_eog; i++) sup[n_sup++] = sl_tokenizer_eog_at(tok, i);
         for (int32_t i = 0; i < p->n_stop_ids; i++) sup[n_sup++] = p->stop_ids[i];
     }
+    const int64_t out_from = (int64_t)r->n_prompt - p->resume_generated; /* a resumed stream's output counts */
     const sl_logit_adjust a = {.bias_ids = p->bias_ids, .bias = p->bias_vals, .n_bias = p->n_bias,
-                               .suppress = sup, .n_suppress = n_sup,
-                               .suppress_until = (int64_t)r->n_prompt - p->resume_generated + p->min_tokens};
+                               .suppress = sup, .n_suppress = n_sup, .suppress_until = out_from + p->min_tokens,
+                               .allow = p->allow_ids, .n_allow = p->n_allow, .bad = p->bad_ids, .bad_len = p->bad_lens,
+                               .n_bad = p->n_bad, .bad_from = out_from};
     sl_status st = sl_sampler_set_adjust(r->sampler, &a);
     sl_free(sup);
     return st;
@@ -209,10 +212,12 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->p = *p;
     sl_json_schema_retain(r->p.schema);
     for (int i = 0; i < p->n_stop; i++) r->p.stop[i] = NULL;
-    /* the sampler keeps its own copy of the biases (set_adjust, below): the request keeps none */
+    /* the sampler keeps its own copy of the biases and token lists (set_adjust, below): the request keeps none */
     r->p.bias_ids = NULL;
     r->p.bias_vals = NULL;
     r->p.n_bias = 0;
+    r->p.allow_ids = r->p.bad_ids = r->p.bad_lens = NULL;
+    r->p.n_allow = r->p.n_bad = 0;
     r->n_prompt = n_prompt;
     sl_spec_init(&r->spec, s->p.spec_tokens, s->p.spec_lookup_min, s->p.spec_lookup_max);
     int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : 1);
@@ -238,7 +243,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         sl_req_release(r);
         return st;
     }
-    sl_detok_init(&r->detok, sl_model_tokenizer(s->m), false);
+    sl_detok_init(&r->detok, sl_model_tokenizer(s->m), p->show_special);
     sl_detok_show(&r->detok, r->p.show_ids, r->p.n_show_ids);
     sl_json_init(&r->json, r->p.schema);
     if (p->resume_generated > 0) resume(s, r);
@@ -339,13 +344,18 @@ static bool feed_text(sl_req *r, const char *t, size_t n, bool final) {
     r->n_held += n;
     r->held[r->n_held] = '\0';
     /* earliest stop string occurrence */
-    size_t best = (size_t)-1;
+    size_t best = (size_t)-1, best_len = 0;
     for (int i = 0; i < r->p.n_stop; i++) {
-        const char *f = memmem(r->held, r->n_held, r->p.stop[i], strlen(r->p.stop[i]));
-        if (f && (size_t)(f - r->held) < best) best = (size_t)(f - r->held);
+        const size_t ls = strlen(r->p.stop[i]);
+        const char *f = memmem(r->held, r->n_held, r->p.stop[i], ls);
+        /* the earliest; of two there, the longer (it is the one the text shows whole) */
+        if (f && ((size_t)(f - r->held) < best || ((size_t)(f - r->held) == best && ls > best_len))) {
+            best = (size_t)(f - r->held);
+            best_len = ls;
+        }
     }
     if (best != (size_t)-1) {
-        emit_text_locked(r, r->held, best);
+        emit_text_locked(r, r->held, best + (r->p.include_stop_str ? best_len : 0));
         r->n_held = 0;
         return true;
     }
@@ -552,6 +562,11 @@ static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
         }
     }
     int32_t id = sl_sampler_sample(r->sampler, slg, r->tokens, r->n_tokens, 0, (uint64_t)r->n_tokens);
+    if (id < 0) { /* nothing may come (allowed_token_ids that the answer's schema refuses, say): it ends here */
+        finish_req(s, r, SL_FR_STOP, 0, NULL);
+        drop_req(s, &s->running, r);
+        return true;
+    }
     if (accept_token(s, r, id, lg, t)) {
         drop_req(s, &s->running, r);
         return true;

@@ -34,6 +34,8 @@
 #define SL_MAX_STOP 8
 #define SL_MAX_STOP_IDS 64
 #define SL_MAX_LOGIT_BIAS 1024
+#define SL_MAX_BAD_WORDS 64          /* vLLM's bad_words per request */
+#define SL_MAX_BAD_WORD_TOKENS 2048  /* their token sequences' ids together */
 
 typedef enum sl_finish_reason {
     SL_FR_NONE = 0,
@@ -89,6 +91,21 @@ typedef struct sl_req_params {
      * answer is complete (engine/jsonguide.h). NULL: free text. The request
      * takes its own reference. */
     sl_json_schema *schema;
+    /* vLLM's allowed_token_ids (n_allow > 0: only these may be sampled) and
+     * bad_words (n_bad token sequences, bad_lens[i] ids each, one after
+     * another in bad_ids: the output never contains one; engine/sampler.h).
+     * sl_req_create copies them into the request's sampler, as the biases. */
+    int32_t n_allow;
+    int32_t *allow_ids;
+    int32_t n_bad;
+    int32_t *bad_ids;
+    int32_t *bad_lens;
+    /* vLLM's include_stop_str_in_output: the stop string that ends the
+     * output stays at the end of its text. */
+    bool include_stop_str;
+    /* vLLM's skip_special_tokens = false: every control token the output
+     * holds shows as its text (end of generation that ends it does not). */
+    bool show_special;
     /* Control tokens the output text shows as their text (the markers of a
      * tool-call syntax that are control tokens, server/toolcall.h); others,
      * and end-of-generation tokens, never reach the text. */

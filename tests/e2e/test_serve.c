@@ -1731,6 +1731,153 @@ TEST(serve_logit_bias_stop_ids_min_tokens) {
     json_decref(g);
 }
 
+/* The output's token ids, read from logprobs named "token_id:N" (return_tokens_as_token_ids); n of them.
+ * *named: every token and top alternative is so named. */
+static int output_ids(const char *body, int32_t *ids, int cap, bool *named) {
+    json_error_t je;
+    json_t *o = json_loads(body, 0, &je);
+    json_t *toks = json_object_get(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "logprobs"),
+                                   "tokens");
+    int n = 0;
+    *named = json_array_size(toks) > 0;
+    for (size_t i = 0; i < json_array_size(toks) && n < cap; i++) {
+        const char *t = json_string_value(json_array_get(toks, i));
+        *named &= t && !strncmp(t, "token_id:", 9);
+        ids[n++] = t ? (int32_t)atoi(t + 9) : -1;
+    }
+    const char *k;
+    json_t *v;
+    json_t *tops = json_object_get(json_object_get(json_array_get(json_object_get(o, "choices"), 0), "logprobs"),
+                                   "top_logprobs");
+    for (size_t i = 0; i < json_array_size(tops); i++)
+        json_object_foreach(json_array_get(tops, i), k, v) *named &= !strncmp(k, "token_id:", 9);
+    json_decref(o);
+    return n;
+}
+
+/* vLLM's include_stop_str_in_output, allowed_token_ids, bad_words, truncate_prompt_tokens,
+ * skip_special_tokens and return_tokens_as_token_ids, and llama.cpp's repeat_penalty / n_predict, through
+ * HTTP on golden prompt 00 (whose greedy output is llama.cpp's, serve_greedy_matches_golden). */
+TEST(serve_vllm_sampling_fields) {
+    const char *url = start_default();
+    CHECK(url);
+    json_error_t je;
+    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    CHECK(g);
+    json_t *gen = json_object_get(g, "generated_token_ids");
+    adj_out plain = adjusted(url, g, 30, NULL);
+    CHECK(plain.text && strlen(plain.text) > 24);
+
+    /* a stop string from the plain text: cut before it, or after it with include_stop_str_in_output */
+    char stop[5];
+    memcpy(stop, plain.text + 20, 4);
+    stop[4] = '\0';
+    const size_t at = (size_t)(strstr(plain.text, stop) - plain.text);
+    adj_out a = adjusted(url, g, 30, json_pack("{s:s}", "stop", stop));
+    adj_out b = adjusted(url, g, 30, json_pack("{s:s,s:b}", "stop", stop, "include_stop_str_in_output", 1));
+    CHECK(a.text && strlen(a.text) == at && !strncmp(a.text, plain.text, at) && !strcmp(a.finish, "stop"));
+    CHECK(b.text && strlen(b.text) == at + 4 && !strncmp(b.text, plain.text, at + 4) && !strcmp(b.finish, "stop"));
+
+    /* allowed_token_ids: every token one of them (named by id); the first is llama.cpp's, which is allowed */
+    const json_int_t g0 = json_integer_value(json_array_get(gen, 0)), g5 = json_integer_value(json_array_get(gen, 5));
+    char *body = NULL;
+    json_t *req = json_pack("{s:O,s:i,s:f,s:b,s:i,s:[I,I,i],s:b}", "prompt", json_object_get(g, "prompt_token_ids"),
+                            "max_tokens", 12, "temperature", 0.0, "ignore_eos", 1, "logprobs", 2, "allowed_token_ids",
+                            g0, g5, 300, "return_tokens_as_token_ids", 1);
+    body = json_dumps(req, 0);
+    resp r = http(url, "/v1/completions", body, NULL);
+    int32_t ids[64];
+    bool named = false;
+    int n = output_ids(r.body, ids, 64, &named);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(named && n == 12 && ids[0] == g0);
+    for (int i = 0; i < n; i++) CHECK_MSG(ids[i] == g0 || ids[i] == g5 || ids[i] == 300, "token %d is %d", i, ids[i]);
+    free(r.body);
+    free(body);
+    json_decref(req);
+
+    /* bad_words: the word of llama.cpp's first token never comes as /tokenize spells it */
+    char piece_req[64];
+    snprintf(piece_req, sizeof piece_req, "{\"tokens\": [%lld]}", (long long)g0);
+    resp pr = http(url, "/detokenize", piece_req, NULL);
+    json_t *pj = json_loads(pr.body, 0, &je);
+    const char *word = json_string_value(json_object_get(pj, "prompt"));
+    CHECK(word);
+    while (word && *word == ' ') word++;
+    json_t *tq = json_pack("{s:s,s:b}", "prompt", word ? word : "", "add_special", 0);
+    char *tb = json_dumps(tq, 0);
+    resp tr = http(url, "/tokenize", tb, NULL);
+    json_t *tj = json_loads(tr.body, 0, &je);
+    json_t *banned = json_object_get(tj, "tokens");
+    CHECK(json_array_size(banned) >= 1);
+    req = json_pack("{s:O,s:i,s:f,s:b,s:i,s:[s],s:b}", "prompt", json_object_get(g, "prompt_token_ids"), "max_tokens",
+                    30, "temperature", 0.0, "ignore_eos", 1, "logprobs", 0, "bad_words", word ? word : "",
+                    "return_tokens_as_token_ids", 1);
+    body = json_dumps(req, 0);
+    r = http(url, "/v1/completions", body, NULL);
+    n = output_ids(r.body, ids, 64, &named);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(named && n == 30);
+    const int nb = (int)json_array_size(banned);
+    for (int i = 0; i + nb <= n; i++) {
+        bool same = true;
+        for (int j = 0; j < nb; j++) same &= ids[i + j] == json_integer_value(json_array_get(banned, (size_t)j));
+        CHECK_MSG(!same, "the bad word '%s' comes at token %d", word, i);
+    }
+    if (nb == 1) CHECK(ids[0] != g0); /* llama.cpp's first token is the word: the output departs at once */
+    free(r.body);
+    free(body);
+    json_decref(req);
+    json_decref(tj);
+    json_decref(tq);
+    free(tb);
+    free(tr.body);
+    json_decref(pj);
+    free(pr.body);
+
+    /* truncate_prompt_tokens K: what the prompt's last K ids give when sent alone */
+    json_t *pids = json_object_get(g, "prompt_token_ids");
+    const size_t np = json_array_size(pids), keep = np / 2;
+    CHECK(np >= 2);
+    json_t *lastk = json_array();
+    for (size_t i = np - keep; i < np; i++) json_array_append(lastk, json_array_get(pids, i));
+    adj_out c = adjusted(url, g, 10, json_pack("{s:i}", "truncate_prompt_tokens", (int)keep));
+    json_t *g5p = json_pack("{s:o}", "prompt_token_ids", lastk);
+    adj_out d = adjusted(url, g5p, 10, NULL);
+    CHECK(c.status == 200 && c.text && d.text && !strcmp(c.text, d.text));
+    json_decref(g5p);
+
+    /* skip_special_tokens false: end of generation (ignored, the only token allowed) shows as its text */
+    adj_out e = adjusted(url, g, 3, json_pack("{s:[i],s:b}", "allowed_token_ids", 2, "skip_special_tokens", 0));
+    adj_out f = adjusted(url, g, 3, json_pack("{s:[i]}", "allowed_token_ids", 2));
+    CHECK(e.text && !strcmp(e.text, "</s></s></s>") && f.text && !strcmp(f.text, ""));
+
+    /* llama.cpp's names are the same knobs: repeat_penalty over the last 64 tokens, n_predict */
+    adj_out h = adjusted(url, g, 20, json_pack("{s:f,s:i}", "repetition_penalty", 1.5, "repeat_last_n", 64));
+    json_t *x = json_pack("{s:f,s:i}", "repeat_penalty", 1.5, "n_predict", 20);
+    json_t *req2 = json_pack("{s:O,s:f,s:b,s:i}", "prompt", json_object_get(g, "prompt_token_ids"), "temperature", 0.0,
+                             "ignore_eos", 1, "logprobs", 2);
+    json_object_update(req2, x);
+    body = json_dumps(req2, 0);
+    r = http(url, "/v1/completions", body, NULL);
+    char *rt = completion_text(&r);
+    CHECK(h.text && rt && !strcmp(h.text, rt) && strcmp(h.text, plain.text) != 0);
+    free(rt);
+    free(r.body);
+    free(body);
+    json_decref(req2);
+    json_decref(x);
+
+    /* refused, naming the field; the server keeps serving */
+    adj_out k = adjusted(url, g, 4, json_pack("{s:f}", "typical_p", 0.5));
+    adj_out m = adjusted(url, g, 4, json_pack("{s:[]}", "allowed_token_ids"));
+    adj_out ok = adjusted(url, g, 1, NULL);
+    CHECK(k.status == 400 && m.status == 400 && ok.status == 200);
+    adj_out *all[] = {&plain, &a, &b, &c, &d, &e, &f, &h, &k, &m, &ok};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]->text);
+    json_decref(g);
+}
+
 TEST(serve_prefix_cache_hits) {
     const char *url = start_default();
     CHECK(url);

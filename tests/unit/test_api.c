@@ -225,6 +225,113 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
                             "\"shardlm_resume\": {\"generated\": 3, \"text_sent\": 0}}", &r, &e), 400);
 }
 
+/* vLLM's sampling fields beyond OpenAI's, and llama.cpp's names: their values reach the request; fields
+ * that would change the output in ways not implemented are refused naming them (stories260K: 512 tokens). */
+TEST(vllm_and_llamacpp_sampling_fields) {
+    if (!have_model()) return;
+    sl_api_request r;
+    sl_api_error e;
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"allowed_token_ids\": [5, 511, 5], \"include_stop_str_in_output\": true, "
+                            "\"skip_special_tokens\": false, \"spaces_between_special_tokens\": false, "
+                            "\"return_tokens_as_token_ids\": true, \"use_beam_search\": false, \"typical_p\": 1, "
+                            "\"top_n_sigma\": -1, \"mirostat\": 0, \"length_penalty\": 1}", &r, &e), 0);
+    CHECK(r.params.n_allow == 3 && r.params.allow_ids[0] == 5 && r.params.allow_ids[1] == 511);
+    CHECK(r.params.include_stop_str && r.params.show_special && r.tokens_as_ids);
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\"}", &r, &e), 0);
+    CHECK(!r.params.include_stop_str && !r.params.show_special && !r.tokens_as_ids && r.params.n_allow == 0);
+    CHECK(r.params.sampling.repeat_last_n == -1 && r.params.sampling.repeat_penalty == 1.0f);
+    sl_api_request_free(&r);
+
+    /* bad_words as vLLM tokenizes them: the word alone; after a space only when that is as many tokens with
+     * another first token */
+    const sl_tokenizer *tok = sl_model_tokenizer(fuzz_api_model());
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"bad_words\": [\"  girl\", \"Lily\", \"in the\"]}", &r, &e), 0);
+    static const char *const words[3] = {"girl", "Lily", "in the"}; /* (leading spaces stripped) */
+    int32_t want_ids[64], want_len[6], n_want = 0, n_ids = 0;
+    for (int w = 0; w < 3; w++) {
+        char spaced[16];
+        snprintf(spaced, sizeof spaced, " %s", words[w]);
+        int32_t *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        CHECK_OK(sl_tokenize(tok, words[w], strlen(words[w]), false, false, &a, &na));
+        CHECK_OK(sl_tokenize(tok, spaced, strlen(spaced), false, false, &b, &nb));
+        memcpy(want_ids + n_ids, a, na * sizeof *a);
+        n_ids += (int32_t)na;
+        want_len[n_want++] = (int32_t)na;
+        if (nb == na && b[0] != a[0]) {
+            memcpy(want_ids + n_ids, b, nb * sizeof *b);
+            n_ids += (int32_t)nb;
+            want_len[n_want++] = (int32_t)nb;
+        }
+        sl_free(a);
+        sl_free(b);
+    }
+    CHECK_EQ_INT(r.params.n_bad, n_want);
+    int32_t got_ids = 0;
+    for (int32_t i = 0; i < r.params.n_bad && i < n_want; i++) {
+        CHECK_EQ_INT(r.params.bad_lens[i], want_len[i]);
+        got_ids += r.params.bad_lens[i];
+    }
+    CHECK(got_ids == n_ids && !memcmp(r.params.bad_ids, want_ids, sizeof(int32_t) * (size_t)n_ids));
+    printf("   bad_words: %d sequences, %d tokens\n", n_want, n_ids);
+    sl_api_request_free(&r);
+
+    /* llama.cpp's names: repeat_penalty over its last 64 tokens (or repeat_last_n / penalty_last_n), n_predict */
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"repeat_penalty\": 1.3, \"n_predict\": 7}", &r, &e), 0);
+    CHECK(r.params.sampling.repeat_penalty == 1.3f && r.params.sampling.repeat_last_n == 64);
+    CHECK(r.max_tokens_given && r.params.max_tokens == 7);
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"repeat_penalty\": 1.3, \"penalty_last_n\": 8, \"n_predict\": -1}", &r,
+                            &e), 0);
+    CHECK(r.params.sampling.repeat_last_n == 8 && !r.max_tokens_given);
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"max_tokens\": 3, \"n_predict\": 7}", &r, &e), 0);
+    CHECK(r.params.max_tokens == 3);
+    sl_api_request_free(&r);
+
+    /* truncate_prompt_tokens: the last K ids; a completions prompt so cut loses its text (echo shows the kept
+     * tokens' text) */
+    CHECK_EQ_INT(parse_keep("{\"prompt\": [[1, 5, 7, 9], [2, 3]], \"truncate_prompt_tokens\": 3}", &r, &e), 0);
+    CHECK(r.n_prompt == 3 && r.prompt[0] == 5 && r.prompt[2] == 9 && r.more[0].n == 2 && r.more[0].ids[0] == 2);
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"Once upon a time\", \"truncate_prompt_tokens\": 2}", &r, &e), 0);
+    CHECK(r.n_prompt == 2 && r.prompt_text == NULL);
+    sl_api_request_free(&r);
+
+    static const struct {
+        const char *body, *param, *msg;
+    } bad[] = {
+        {"{\"prompt\": \"x\", \"allowed_token_ids\": []}", "allowed_token_ids", "array of 1 to 512 token ids"},
+        {"{\"prompt\": \"x\", \"allowed_token_ids\": [1, 512]}", "allowed_token_ids", "'allowed_token_ids[1]' is not a token id"},
+        {"{\"prompt\": \"x\", \"allowed_token_ids\": \"1\"}", "allowed_token_ids", "must be an array"},
+        {"{\"prompt\": \"x\", \"bad_words\": \"girl\"}", "bad_words", "must be an array of at most 64 strings"},
+        {"{\"prompt\": \"x\", \"bad_words\": [\"a\", \"  \"]}", "bad_words", "'bad_words[1]' must be a string of 1 to 256"},
+        {"{\"prompt\": \"x\", \"bad_words\": [3]}", "bad_words", "'bad_words[0]' must be a string"},
+        {"{\"prompt\": \"x\", \"include_stop_str_in_output\": 1}", "include_stop_str_in_output", "true or false"},
+        {"{\"prompt\": \"x\", \"skip_special_tokens\": \"no\"}", "skip_special_tokens", "true or false"},
+        {"{\"prompt\": \"x\", \"truncate_prompt_tokens\": 0}", "truncate_prompt_tokens", "-1 or at least 1"},
+        {"{\"prompt\": \"x\", \"truncate_prompt_tokens\": 512}", "truncate_prompt_tokens", "between -1 and 511"},
+        {"{\"prompt\": \"x\", \"repetition_penalty\": 1.1, \"repeat_penalty\": 1.2}", "repeat_penalty", "not both"},
+        {"{\"prompt\": \"x\", \"repeat_last_n\": -2}", "repeat_last_n", "between -1 and"},
+        {"{\"prompt\": \"x\", \"typical_p\": 0.9}", "typical_p", "not supported: only 1 (off)"},
+        {"{\"prompt\": \"x\", \"mirostat\": 2}", "mirostat", "not supported"},
+        {"{\"prompt\": \"x\", \"dry_multiplier\": 0.8}", "dry_multiplier", "not supported"},
+        {"{\"prompt\": \"x\", \"xtc_probability\": 0.5}", "xtc_probability", "not supported"},
+        {"{\"prompt\": \"x\", \"top_n_sigma\": 1.5}", "top_n_sigma", "a value <= 0 (off)"},
+        {"{\"prompt\": \"x\", \"tfs_z\": \"1\"}", "tfs_z", "not supported"},
+        {"{\"prompt\": \"x\", \"use_beam_search\": true}", "use_beam_search", "only false"},
+        {"{\"prompt\": \"x\", \"prompt_logprobs\": 1}", "prompt_logprobs", "not supported"},
+        {"{\"prompt\": \"x\", \"guided_whitespace_pattern\": \" \"}", "guided_whitespace_pattern", "not supported"},
+        {"{\"prompt\": \"x\", \"samplers\": [\"top_k\"]}", "samplers", "not supported"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_INT(parse_keep(bad[i].body, &r, &e), 400);
+        CHECK_MSG(!strcmp(e.param, bad[i].param) && strstr(e.message, bad[i].msg),
+                  "%s: param '%s', message '%s'", bad[i].body, e.param, e.message);
+    }
+}
+
 /* An assistant message's tool_calls reach the template with their arguments as an object (OpenAI sends
  * JSON text; Qwen 2.5's template writes `arguments | tojson`), and the tools are listed in the system
  * part. The expected pieces follow the template's own text. */

@@ -682,6 +682,77 @@ TEST(set_adjust_validates) {
     sl_sampler_destroy(s);
 }
 
+/* vLLM's allowed_token_ids: only the listed tokens, greedy and sampled; nothing left: -1. */
+TEST(allowed_tokens_only) {
+    const float l[5] = {4.0f, 3.0f, 2.0f, 1.0f, 0.0f};
+    sl_sampler_params p = plain(0.0f);
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, 5, &s));
+    const int32_t allow[3] = {3, 1, 3}; /* a repeat is harmless */
+    sl_logit_adjust a = {.allow = allow, .n_allow = 3};
+    CHECK_OK(sl_sampler_set_adjust(s, &a));
+    CHECK_EQ_INT(sl_sampler_sample(s, l, NULL, 0, 0, 0), 1);
+    sl_sampler_destroy(s);
+    p = plain(1.0f);
+    CHECK_OK(sl_sampler_create(&p, 5, &s));
+    CHECK_OK(sl_sampler_set_adjust(s, &a));
+    int seen[5] = {0};
+    for (uint64_t pos = 0; pos < 400; pos++) seen[sl_sampler_sample(s, l, NULL, 0, 4, pos)]++;
+    CHECK(seen[0] == 0 && seen[2] == 0 && seen[4] == 0 && seen[1] > 0 && seen[3] > 0);
+    /* p(1) = e^3 / (e^3 + e^1) = 0.881: the draws follow it */
+    CHECK_MSG(seen[1] > 320 && seen[1] < 380, "token 1 drawn %d times of 400", seen[1]);
+    /* the caller's mask refuses both allowed tokens: no token, whatever the temperature */
+    const float masked[5] = {4.0f, -INFINITY, 2.0f, -INFINITY, 0.0f};
+    CHECK_EQ_INT(sl_sampler_sample(s, masked, NULL, 0, 4, 0), -1);
+    sl_sampler_destroy(s);
+    p = plain(0.0f);
+    CHECK_OK(sl_sampler_create(&p, 5, &s));
+    CHECK_OK(sl_sampler_set_adjust(s, &a));
+    CHECK_EQ_INT(sl_sampler_sample(s, masked, NULL, 0, 0, 0), -1);
+    const float nan5[5] = {NAN, NAN, NAN, NAN, NAN};
+    CHECK_OK(sl_sampler_set_adjust(s, NULL));
+    CHECK_EQ_INT(sl_sampler_sample(s, nan5, NULL, 0, 0, 0), -1);
+    sl_sampler_destroy(s);
+}
+
+/* vLLM's bad_words: a one-token word is never sampled; a longer one's last token only after the tokens
+ * before it, and only within the output (history from bad_from on). */
+TEST(bad_words_end_no_output) {
+    const float l[6] = {5.0f, 4.0f, 3.0f, 2.0f, 1.0f, 0.0f};
+    sl_sampler_params p = plain(0.0f);
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, 6, &s));
+    /* words: [1]; [4, 0]; [2, 3, 0] */
+    const int32_t bad[6] = {1, 4, 0, 2, 3, 0}, len[3] = {1, 2, 3};
+    sl_logit_adjust a = {.bad = bad, .bad_len = len, .n_bad = 3, .bad_from = 2};
+    CHECK_OK(sl_sampler_set_adjust(s, &a));
+    const int32_t h1[3] = {5, 5, 3};
+    CHECK_EQ_INT(sl_sampler_sample(s, l, h1, 3, 0, 0), 0);     /* 0 after 3 alone: allowed */
+    const int32_t h2[4] = {5, 5, 2, 3};
+    CHECK_EQ_INT(sl_sampler_sample(s, l, h2, 4, 0, 0), 2);     /* [2, 3, 0] would end: 0 out, 1 is bad: 2 */
+    const int32_t h3[3] = {5, 5, 4};
+    CHECK_EQ_INT(sl_sampler_sample(s, l, h3, 3, 0, 0), 2);     /* [4, 0] */
+    const int32_t h4[4] = {2, 3, 5, 5};
+    CHECK_EQ_INT(sl_sampler_sample(s, l, h4, 2, 0, 0), 0);     /* [2, 3] is the prompt's (before bad_from) */
+    CHECK_EQ_INT(sl_sampler_sample(s, l, h4, 4, 0, 0), 0);     /* the history's end is 5, 5 */
+    const int32_t h5[3] = {4, 2, 3};
+    CHECK_EQ_INT(sl_sampler_sample(s, l, h5, 3, 0, 0), 0);     /* 2 is the prompt's: [2, 3, 0] is not in the output */
+    sl_sampler_destroy(s);
+    /* validation */
+    CHECK_OK(sl_sampler_create(&p, 6, &s));
+    const int32_t zero_len[1] = {0};
+    sl_logit_adjust z = {.bad = bad, .bad_len = zero_len, .n_bad = 1};
+    CHECK(sl_sampler_set_adjust(s, &z) == SL_ERR_INVALID && strstr(sl_last_error(), "bad word 0 has 0 tokens"));
+    const int32_t out_of[2] = {3, 6}, two[1] = {2};
+    sl_logit_adjust o = {.bad = out_of, .bad_len = two, .n_bad = 1};
+    CHECK(sl_sampler_set_adjust(s, &o) == SL_ERR_INVALID && strstr(sl_last_error(), "token 6, outside"));
+    const int32_t neg[1] = {-2};
+    sl_logit_adjust na = {.allow = neg, .n_allow = 1};
+    CHECK(sl_sampler_set_adjust(s, &na) == SL_ERR_INVALID && strstr(sl_last_error(), "allowed token -2"));
+    CHECK_EQ_INT(sl_sampler_sample(s, l, NULL, 0, 0, 0), 0); /* no adjustment left */
+    sl_sampler_destroy(s);
+}
+
 /* ---- create / resources -------------------------------------------------------- */
 
 static bool rejects(sl_sampler_params p, int32_t n, const char *name) {
