@@ -788,8 +788,7 @@ static bool refuse_other_samplers(json_t *o, sl_api_error *e) {
                          knobs[i].off_at_or_below ? "a value <= " : "", knobs[i].off);
         return false;
     }
-    static const char *const unsupported[] = {"prompt_logprobs", "guided_whitespace_pattern", "logits_processors",
-                                              "samplers"};
+    static const char *const unsupported[] = {"guided_whitespace_pattern", "logits_processors", "samplers"};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
         if (!present(o, unsupported[i])) continue;
         sl_api_set_error(e, 400, unsupported[i], "'%s' is not supported", unsupported[i]);
@@ -1317,6 +1316,13 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         }
         p->logprobs = lp ? (int32_t)x : -1;
     }
+    x = -1;
+    if (!get_int(o, "prompt_logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
+    p->prompt_logprobs = (int32_t)x;
+    if (x >= 0 && r->stream) {
+        sl_api_set_error(e, 400, "prompt_logprobs", "'prompt_logprobs' are not available with 'stream': true");
+        goto done;
+    }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
         !parse_allowed_ids(ctx, o, p, e) || !parse_bad_words(ctx, o, p, e) || !refuse_other_samplers(o, e) ||
         !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(o, p, e) ||
@@ -1480,6 +1486,33 @@ json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, bool as_id
     }
     return json_pack("{s:o,s:o,s:o,s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs", tops, "text_offset",
                      offs);
+}
+
+json_t *sl_api_prompt_logprobs_json(const sl_api_ctx *ctx, bool as_ids, const sl_tok_out *plp, int32_t n_plp,
+                                    int32_t k) {
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    json_t *a = json_array();
+    for (int32_t i = 0; i < n_plp; i++) {
+        if (isnan(plp[i].logprob)) { /* the first token: nothing before it to predict it */
+            json_array_append_new(a, json_null());
+            continue;
+        }
+        json_t *d = json_object();
+        char key[16];
+        snprintf(key, sizeof key, "%d", (int)plp[i].id);
+        json_object_set_new(d, key, json_pack("{s:f,s:i,s:o}", "logprob", (double)plp[i].logprob, "rank",
+                                              (json_int_t)plp[i].rank, "decoded_token",
+                                              piece_json(tok, plp[i].id, as_ids, NULL, NULL)));
+        for (int32_t j = 0; j < plp[i].n_top && j < k; j++) {
+            snprintf(key, sizeof key, "%d", (int)plp[i].top_ids[j]);
+            if (json_object_get(d, key)) continue; /* the prompt's own token among the top ones */
+            json_object_set_new(d, key, json_pack("{s:f,s:i,s:o}", "logprob", (double)plp[i].top_lps[j], "rank",
+                                                  (json_int_t)(j + 1), "decoded_token",
+                                                  piece_json(tok, plp[i].top_ids[j], as_ids, NULL, NULL)));
+        }
+        json_array_append_new(a, d);
+    }
+    return a;
 }
 
 json_t *sl_api_echo_logprobs(const sl_api_ctx *ctx, bool as_ids, const sl_tok_out *plp, int32_t n_plp, size_t n_echo,

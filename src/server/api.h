@@ -160,6 +160,10 @@ bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, const sl_api_ch
  * "token_id:ID" (vLLM's return_tokens_as_token_ids; chat's bytes stay the token's text's). */
 json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, bool as_ids, const sl_tok_out *toks, int32_t t0,
                              int32_t t1, size_t text_offset);
+/* vLLM's prompt_logprobs: [null, {"ID": {"logprob", "rank", "decoded_token"}, ...}, ...], each prompt token
+ * with its own entry and its k most likely alternatives (rank 1..k). */
+json_t *sl_api_prompt_logprobs_json(const sl_api_ctx *ctx, bool as_ids, const sl_tok_out *plp, int32_t n_plp,
+                                    int32_t k);
 /* Completions' logprobs with echo: the prompt's tokens plp[0, n_plp) (the
  * first one's logprob NAN: null), their text_offset within the echoed text
  * of n_echo bytes, then generated tokens [0, n_toks) from offset n_echo. */

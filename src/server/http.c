@@ -482,15 +482,26 @@ static void pend_token_ids(gen *g, int32_t k0, int32_t k1) {
 
 /* The echoed prompt as choice k's first chunk, once its logprobs (when asked
  * for) are all there: the text, and the prompt tokens' logprobs. */
+/* A copy of r's prompt logprobs [0, *n) with at most `top` alternatives each (echo's logprobs, where
+ * prompt_logprobs may have asked for more); NULL when out of memory. The caller holds r's lock. */
+static sl_tok_out *plp_copy(const sl_req *r, int32_t top, int32_t *n) {
+    *n = r->n_plp;
+    sl_tok_out *plp = malloc(sizeof *plp * (size_t)(r->n_plp > 0 ? r->n_plp : 1));
+    if (!plp) return NULL;
+    memcpy(plp, r->plp, sizeof *plp * (size_t)r->n_plp);
+    for (int32_t i = 0; i < r->n_plp; i++)
+        if (plp[i].n_top > top) plp[i].n_top = top;
+    return plp;
+}
+
 static void pend_echo(gen *g, int k) {
     choice *c = &g->ch[k];
     sl_req *r = c->req;
     json_t *lp = NULL;
-    if (r->plp) {
+    if (r->plp && r->p.logprobs >= 0) {
+        int32_t n_plp;
         pthread_mutex_lock(&r->mu);
-        const int32_t n_plp = r->n_plp;
-        sl_tok_out *plp = malloc(sizeof *plp * (size_t)n_plp);
-        if (plp) memcpy(plp, r->plp, sizeof *plp * (size_t)n_plp);
+        sl_tok_out *plp = plp_copy(r, r->p.logprobs, &n_plp);
         pthread_mutex_unlock(&r->mu);
         if (plp) lp = sl_api_echo_logprobs(&g->h->api, g->tokens_as_ids, plp, n_plp, c->n_echo, NULL, 0);
         free(plp);
@@ -500,7 +511,7 @@ static void pend_echo(gen *g, int k) {
 }
 
 static bool echo_ready(const choice *c) {
-    return c->echo && !c->echo_sent && (!c->req->plp || c->req->n_plp == c->req->n_prompt);
+    return c->echo && !c->echo_sent && (!c->req->plp || c->req->p.logprobs < 0 || c->req->n_plp == c->req->n_prompt);
 }
 /* (caller holds the request's lock) */
 static bool has_news(const choice *c) {
@@ -678,10 +689,19 @@ static json_t *choice_json(gen *g, int k) {
     } else {
         json_object_set_new(ch, "text", json_stringn(req->text ? req->text : "", req->n_text));
     }
-    json_object_set_new(ch, "logprobs",
-                        req->p.logprobs < 0 ? json_null()
-                        : req->plp ? sl_api_echo_logprobs(&g->h->api, g->tokens_as_ids, req->plp, req->n_plp, c->n_echo, req->out, req->n_out)
-                                   : sl_api_logprobs_json(&g->h->api, g->kind, g->tokens_as_ids, req->out, 0, req->n_out, 0));
+    json_t *lp = json_null();
+    if (req->p.logprobs >= 0 && c->echo && req->plp) {
+        int32_t n_plp;
+        sl_tok_out *plp = plp_copy(req, req->p.logprobs, &n_plp);
+        lp = plp ? sl_api_echo_logprobs(&g->h->api, g->tokens_as_ids, plp, n_plp, c->n_echo, req->out, req->n_out) : NULL;
+        free(plp);
+    } else if (req->p.logprobs >= 0) {
+        lp = sl_api_logprobs_json(&g->h->api, g->kind, g->tokens_as_ids, req->out, 0, req->n_out, 0);
+    }
+    json_object_set_new(ch, "logprobs", lp);
+    if (req->p.prompt_logprobs >= 0 && g->kind == SL_API_COMPLETIONS) /* (chat: one list beside the choices) */
+        json_object_set_new(ch, "prompt_logprobs", sl_api_prompt_logprobs_json(&g->h->api, g->tokens_as_ids, req->plp,
+                                                                                req->n_plp, req->p.prompt_logprobs));
     json_object_set_new(ch, "finish_reason", json_string(finish));
     return ch;
 }
@@ -810,6 +830,13 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", g->id, "object",
                           kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
                           "model", h->api.model_id, "choices", choices, "usage", gen_usage(g));
+    sl_req *r0 = g->ch[0].req;
+    if (kind == SL_API_CHAT && r0->p.prompt_logprobs >= 0) { /* vLLM's place: beside the choices (one prompt) */
+        pthread_mutex_lock(&r0->mu);
+        json_object_set_new(o, "prompt_logprobs", sl_api_prompt_logprobs_json(&h->api, g->tokens_as_ids, r0->plp,
+                                                                               r0->n_plp, r0->p.prompt_logprobs));
+        pthread_mutex_unlock(&r0->mu);
+    }
     gen_free(g);
     return reply_json(c, cx, 200, o);
 }

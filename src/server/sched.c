@@ -227,7 +227,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     if (!r->tokens) goto nomem;
     memcpy(r->tokens, prompt, sizeof(int32_t) * (size_t)n_prompt);
     r->n_tokens = n_prompt;
-    if (p->echo && p->logprobs >= 0) {
+    if ((p->echo && p->logprobs >= 0) || p->prompt_logprobs >= 0) {
         r->plp = sl_alloc_array((size_t)n_prompt, sizeof(sl_tok_out));
         if (!r->plp) goto nomem;
         r->plp[0] = (sl_tok_out){.id = prompt[0], .logprob = NAN};
@@ -521,10 +521,17 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
     return false;
 }
 
-/* Prompt token pos + 1's logprob from the logits of position pos (echo with logprobs). */
+/* Prompt token pos + 1's logprob from the logits of position pos (echo with logprobs, prompt_logprobs): the
+ * top alternatives that either asks for, and with prompt_logprobs its rank. */
 static void record_plp(sl_sched *s, sl_req *r, int32_t pos, const float *logits) {
     sl_tok_out o = {.id = r->tokens[pos + 1]};
-    o.n_top = sl_logprobs_top(logits, s->n_vocab, r->p.logprobs, o.top_ids, o.top_lps, o.id, &o.logprob);
+    const int32_t k = r->p.echo && r->p.logprobs > r->p.prompt_logprobs ? r->p.logprobs : r->p.prompt_logprobs;
+    o.n_top = sl_logprobs_top(logits, s->n_vocab, k, o.top_ids, o.top_lps, o.id, &o.logprob);
+    if (r->p.prompt_logprobs >= 0) {
+        const float x = logits[o.id] != logits[o.id] ? -INFINITY : logits[o.id];
+        o.rank = 1;
+        for (int32_t i = 0; i < s->n_vocab; i++) o.rank += logits[i] > x; /* (a NaN is never more likely) */
+    }
     pthread_mutex_lock(&r->mu);
     r->plp[pos + 1] = o;
     r->n_plp = pos + 2;

@@ -85,6 +85,10 @@ typedef struct sl_req_params {
      * every prompt position is computed (no prefix-cache reuse for this
      * request), at most SL_PLP_ROWS of them per step. */
     bool echo;
+    /* vLLM's prompt_logprobs: -1 off, else the prompt's tokens get their
+     * logprobs, ranks and this many top alternatives (sl_req.plp, computed as
+     * for echo). */
+    int32_t prompt_logprobs;
     /* Structured output (response_format json_object or json_schema): only
      * tokens that keep the output the start of an answer valid for this
      * compiled schema can be sampled, and the request ends ("stop") when the
@@ -123,6 +127,7 @@ typedef struct sl_req_params {
 typedef struct sl_tok_out {
     int32_t id;
     float logprob;
+    int32_t rank; /* a prompt token's with prompt_logprobs: 1 + the tokens more likely; else 0 */
     int32_t n_top;
     int32_t top_ids[SL_MAX_TOP_LOGPROBS];
     float top_lps[SL_MAX_TOP_LOGPROBS];
@@ -170,7 +175,7 @@ struct sl_req {
     int http_error;         /* 0, or an HTTP status when the request failed inside the engine */
     char error[256];
     double t_first_token;
-    /* echo with logprobs: plp[i] is prompt token i with its logprob given
+    /* echo with logprobs, or prompt_logprobs: plp[i] is prompt token i with its logprob given
      * tokens [0, i) (plp[0] has none: logprob NAN); entries [0, n_plp) are
      * filled, in order; NULL otherwise. */
     sl_tok_out *plp;

@@ -1440,29 +1440,45 @@ static char *body_echo8(int i) {
     return with_field(b, "logprobs", json_integer(2));
 }
 
-TEST(serve_echo_prompt_logprobs) {
-    const char *url = start_default();
-    CHECK(url);
-    const char *jp = sl_test_shared("golden/stories260K/main.00.json");
+/* From llama.cpp's logits of golden prompt 00 (g): want[k], the log-softmax of generated token k at its
+ * position, and second[k], that of the runner-up there. False when the file cannot be read. */
+static bool golden_logprobs(json_t *g, double want[ECHO_GEN], double second[ECHO_GEN]) {
     char lp_path[256];
     snprintf(lp_path, sizeof lp_path, "%s", sl_test_shared("golden/stories260K/main.00.logits_all.txt"));
-    json_error_t je;
-    json_t *g = json_load_file(jp, 0, &je);
-    CHECK(g);
     FILE *f = fopen(lp_path, "r");
-    CHECK(f);
-    static double want[ECHO_GEN], logits[512];
+    if (!f) return false;
+    static double logits[512];
     json_t *gen = json_object_get(g, "generated_token_ids");
     for (int k = 0; k < ECHO_GEN; k++) {
-        double mx = -1e30, sum = 0;
+        double mx = -1e30, mx2 = -1e30, sum = 0;
         for (int v = 0; v < 512; v++) {
-            CHECK(fscanf(f, "%lf", &logits[v]) == 1);
-            if (logits[v] > mx) mx = logits[v];
+            if (fscanf(f, "%lf", &logits[v]) != 1) {
+                fclose(f);
+                return false;
+            }
+            if (logits[v] > mx) {
+                mx2 = mx;
+                mx = logits[v];
+            } else if (logits[v] > mx2) {
+                mx2 = logits[v];
+            }
         }
         for (int v = 0; v < 512; v++) sum += exp(logits[v] - mx);
         want[k] = logits[json_integer_value(json_array_get(gen, (size_t)k))] - mx - log(sum);
+        second[k] = mx2 - mx - log(sum);
     }
     fclose(f);
+    return true;
+}
+
+TEST(serve_echo_prompt_logprobs) {
+    const char *url = start_default();
+    CHECK(url);
+    json_error_t je;
+    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    CHECK(g);
+    static double want[ECHO_GEN], second[ECHO_GEN];
+    CHECK(golden_logprobs(g, want, second));
     const size_t n_p = json_array_size(json_object_get(g, "prompt_token_ids"));
 
     char *first = NULL;
@@ -1560,6 +1576,70 @@ static char *resume_text(const char *url, json_t *g, int n, int max_tokens, cons
     char *t = r.status == 200 ? completion_text(&r) : NULL;
     free(r.body);
     return t;
+}
+
+/* vLLM's prompt_logprobs on the same 65-token prompt (no echo, one token out): each of the 60 greedy tokens'
+ * entry has llama.cpp's log-softmax and rank 1, and the runner-up at rank 2 has its runner-up's; the first
+ * prompt token has none (null). Streaming refuses it. */
+TEST(serve_prompt_logprobs_vllm_form) {
+    const char *url = start_default();
+    CHECK(url);
+    json_error_t je;
+    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    CHECK(g);
+    static double want[ECHO_GEN], second[ECHO_GEN];
+    CHECK(golden_logprobs(g, want, second));
+    const size_t n_p = json_array_size(json_object_get(g, "prompt_token_ids"));
+    json_t *b = echo_body(g, false);
+    json_object_del(b, "echo");
+    json_object_del(b, "logprobs");
+    json_object_set_new(b, "max_tokens", json_integer(1));
+    json_object_set_new(b, "prompt_logprobs", json_integer(2));
+    char *body = json_dumps(b, 0);
+    resp r = http(url, "/v1/completions", body, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    json_t *o = json_loads(r.body, 0, &je);
+    json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+    json_t *plp = json_object_get(ch, "prompt_logprobs");
+    CHECK(json_is_null(json_object_get(ch, "logprobs")));
+    CHECK_EQ_INT(json_array_size(plp), n_p + ECHO_GEN);
+    CHECK(json_is_null(json_array_get(plp, 0)));
+    json_t *gen = json_object_get(g, "generated_token_ids");
+    int off = 0, bad_rank = 0;
+    for (int k = 0; k < ECHO_GEN; k++) {
+        json_t *d = json_array_get(plp, n_p + (size_t)k);
+        char id[16];
+        snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_array_get(gen, (size_t)k)));
+        json_t *mine = json_object_get(d, id);
+        off += !(fabs(json_number_value(json_object_get(mine, "logprob")) - want[k]) <= 1e-3);
+        bad_rank += json_integer_value(json_object_get(mine, "rank")) != 1;
+        CHECK(json_is_string(json_object_get(mine, "decoded_token")));
+        /* the runner-up: the other entry, rank 2 */
+        const char *key;
+        json_t *v;
+        int others = 0;
+        json_object_foreach(d, key, v) {
+            if (!strcmp(key, id)) continue;
+            others++;
+            bad_rank += json_integer_value(json_object_get(v, "rank")) != 2;
+            off += !(fabs(json_number_value(json_object_get(v, "logprob")) - second[k]) <= 1e-3);
+        }
+        CHECK_EQ_INT(others, 1);
+    }
+    CHECK_EQ_INT(off, 0);
+    CHECK_EQ_INT(bad_rank, 0);
+    json_decref(o);
+    free(r.body);
+    free(body);
+    json_object_set_new(b, "stream", json_true());
+    body = json_dumps(b, 0);
+    r = http(url, "/v1/completions", body, NULL);
+    CHECK_EQ_INT(r.status, 400);
+    CHECK(strstr(r.body, "prompt_logprobs"));
+    free(r.body);
+    free(body);
+    json_decref(b);
+    json_decref(g);
 }
 
 TEST(serve_resume_releases_held_text) {

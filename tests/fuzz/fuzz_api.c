@@ -143,6 +143,21 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     fuzz_api_check(p->logprobs >= -1 && p->logprobs <= SL_MAX_TOP_LOGPROBS, "logprobs in [-1, 20]");
     fuzz_api_check(p->n_stop >= 0 && p->n_stop <= SL_MAX_STOP, "at most SL_MAX_STOP stop strings");
     for (int32_t i = 0; i < p->n_stop; i++) fuzz_api_check(p->stop[i] && p->stop[i][0], "stop strings are non-empty");
+    fuzz_api_check(p->n_allow >= 0 && p->n_allow <= n_vocab && (p->n_allow == 0) == (p->allow_ids == NULL),
+                   "allowed_token_ids: at most the vocabulary");
+    for (int32_t i = 0; i < p->n_allow; i++)
+        fuzz_api_check(p->allow_ids[i] >= 0 && p->allow_ids[i] < n_vocab, "allowed ids are in the vocabulary");
+    fuzz_api_check(p->n_bad >= 0 && p->n_bad <= 2 * SL_MAX_BAD_WORDS, "at most two sequences per bad word");
+    int64_t n_bad_ids = 0;
+    for (int32_t i = 0; i < p->n_bad; i++) {
+        fuzz_api_check(p->bad_lens[i] >= 1, "bad words have tokens");
+        for (int32_t j = 0; j < p->bad_lens[i]; j++, n_bad_ids++)
+            fuzz_api_check(p->bad_ids[n_bad_ids] >= 0 && p->bad_ids[n_bad_ids] < n_vocab, "bad word ids in the vocabulary");
+    }
+    fuzz_api_check(n_bad_ids <= SL_MAX_BAD_WORD_TOKENS, "at most SL_MAX_BAD_WORD_TOKENS bad word tokens");
+    fuzz_api_check(p->prompt_logprobs >= -1 && p->prompt_logprobs <= SL_MAX_TOP_LOGPROBS && !(p->prompt_logprobs >= 0 && r.stream),
+                   "prompt_logprobs in [-1, 20], not streamed");
+    fuzz_api_check(p->sampling.repeat_last_n >= -1, "repeat_last_n >= -1");
     fuzz_api_check(p->n_bias >= 0 && p->n_bias <= SL_MAX_LOGIT_BIAS, "at most SL_MAX_LOGIT_BIAS logit biases");
     for (int32_t i = 0; i < p->n_bias; i++) {
         fuzz_api_check(p->bias_ids[i] >= 0 && p->bias_ids[i] < n_vocab, "logit_bias ids are in the vocabulary");

@@ -321,7 +321,8 @@ TEST(vllm_and_llamacpp_sampling_fields) {
         {"{\"prompt\": \"x\", \"top_n_sigma\": 1.5}", "top_n_sigma", "a value <= 0 (off)"},
         {"{\"prompt\": \"x\", \"tfs_z\": \"1\"}", "tfs_z", "not supported"},
         {"{\"prompt\": \"x\", \"use_beam_search\": true}", "use_beam_search", "only false"},
-        {"{\"prompt\": \"x\", \"prompt_logprobs\": 1}", "prompt_logprobs", "not supported"},
+        {"{\"prompt\": \"x\", \"prompt_logprobs\": 1, \"stream\": true}", "prompt_logprobs", "not available with"},
+        {"{\"prompt\": \"x\", \"prompt_logprobs\": 21}", "prompt_logprobs", "between 0 and 20"},
         {"{\"prompt\": \"x\", \"guided_whitespace_pattern\": \" \"}", "guided_whitespace_pattern", "not supported"},
         {"{\"prompt\": \"x\", \"samplers\": [\"top_k\"]}", "samplers", "not supported"},
     };
