@@ -62,6 +62,10 @@ static sl_status continuation_base(const json_t *orig, const int32_t *prompt, in
     json_t *mv = json_object_get(b, "max_completion_tokens");
     if (mv && !json_is_null(mv)) mt = "max_completion_tokens";
     else if ((mv = json_object_get(b, "max_tokens")) && !json_is_null(mv)) mt = "max_tokens";
+    else if ((mv = json_object_get(b, "n_predict")) && !json_is_null(mv) && !(json_is_integer(mv) && json_integer_value(mv) == -1))
+        mt = "n_predict"; /* llama.cpp's name (-1: no limit) */
+    /* the ids are the prompt as the engine kept it: cutting it again would cut the output streamed so far */
+    json_object_del(b, "truncate_prompt_tokens");
     if (mt) {
         if (!json_is_integer(mv) && !json_is_real(mv))
             return SL_FAIL(SL_ERR_INVALID, "continuation: '%s' is not a number", mt);
@@ -74,6 +78,7 @@ static sl_status continuation_base(const json_t *orig, const int32_t *prompt, in
         if (left < 0 || (left == 0 && !(n_gen > 0 && resumable)))
             return SL_FAIL(SL_ERR_RANGE, "continuation: the %d tokens streamed used up %s", n_gen, mt);
         json_object_del(b, "max_completion_tokens");
+        json_object_del(b, "n_predict");
         json_object_set_new(b, "max_tokens", json_integer(left));
     }
     return SL_OK;

@@ -49,6 +49,24 @@ TEST(continuation_absurd_max_tokens) {
 
 static json_t *load(const char *s) { return json_loads(s, 0, NULL); }
 
+/* llama.cpp's n_predict is the length limit too (what is left of it, as max_tokens; -1: none), and the ids
+ * are the prompt the engine kept: vLLM's truncate_prompt_tokens does not cut them again. */
+TEST(continuation_n_predict_and_truncation) {
+    int32_t p[] = {1, 403}, g[] = {11, 12, 13};
+    char *body;
+    json_t *o = load("{\"prompt\":\"Once\",\"n_predict\":10,\"truncate_prompt_tokens\":2,\"stream\":true}");
+    CHECK_OK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, -1, &body));
+    CHECK_STR(body, "{\"prompt\":[1,403,11,12,13],\"stream\":true,\"max_tokens\":7}");
+    free(body);
+    json_object_set_new(o, "n_predict", json_integer(3));
+    CHECK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, -1, &body) == SL_ERR_RANGE);
+    json_object_set_new(o, "n_predict", json_integer(-1));
+    CHECK_OK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, -1, &body));
+    CHECK_STR(body, "{\"prompt\":[1,403,11,12,13],\"n_predict\":-1,\"stream\":true}");
+    free(body);
+    json_decref(o);
+}
+
 TEST(continuation_completions) {
     json_t *o = load("{\"model\":\"m\",\"prompt\":\"Once\",\"max_tokens\":10,\"temperature\":0.5,\"seed\":7,"
                      "\"stream\":true,\"echo\":true,\"stop\":[\"x\"],\"user\":\"u\"}");
