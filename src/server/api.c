@@ -1246,8 +1246,11 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     /* llama.cpp's name for it (over its last repeat_last_n tokens, 64 unless given, where vLLM's looks at all) */
     const char *rp = present(o, "repetition_penalty") || !present(o, "repeat_penalty") ? "repetition_penalty"
                                                                                        : "repeat_penalty";
-    if (present(o, "repetition_penalty") && present(o, "repeat_penalty")) {
-        sl_api_set_error(e, 400, "repeat_penalty", "give 'repetition_penalty' or 'repeat_penalty', not both");
+    json_t *rp1 = json_object_get(o, "repetition_penalty"), *rp2 = json_object_get(o, "repeat_penalty");
+    if (present(o, "repetition_penalty") && present(o, "repeat_penalty") &&
+        !(json_is_number(rp1) && json_is_number(rp2) && json_number_value(rp1) == json_number_value(rp2))) {
+        /* (clients that speak to both servers send both, alike: vLLM's then) */
+        sl_api_set_error(e, 400, "repeat_penalty", "'repetition_penalty' and 'repeat_penalty' differ: give one");
         goto done;
     }
     if (!get_number(o, rp, 0.01, 10, &d, e)) goto done;

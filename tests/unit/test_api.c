@@ -286,6 +286,9 @@ TEST(vllm_and_llamacpp_sampling_fields) {
                             &e), 0);
     CHECK(r.params.sampling.repeat_last_n == 8 && !r.max_tokens_given);
     sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"repetition_penalty\": 1.2, \"repeat_penalty\": 1.2}", &r, &e), 0);
+    CHECK(r.params.sampling.repeat_penalty == 1.2f && r.params.sampling.repeat_last_n == -1);
+    sl_api_request_free(&r);
     CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"max_tokens\": 3, \"n_predict\": 7}", &r, &e), 0);
     CHECK(r.params.max_tokens == 3);
     sl_api_request_free(&r);
@@ -312,7 +315,7 @@ TEST(vllm_and_llamacpp_sampling_fields) {
         {"{\"prompt\": \"x\", \"skip_special_tokens\": \"no\"}", "skip_special_tokens", "true or false"},
         {"{\"prompt\": \"x\", \"truncate_prompt_tokens\": 0}", "truncate_prompt_tokens", "-1 or at least 1"},
         {"{\"prompt\": \"x\", \"truncate_prompt_tokens\": 512}", "truncate_prompt_tokens", "between -1 and 511"},
-        {"{\"prompt\": \"x\", \"repetition_penalty\": 1.1, \"repeat_penalty\": 1.2}", "repeat_penalty", "not both"},
+        {"{\"prompt\": \"x\", \"repetition_penalty\": 1.1, \"repeat_penalty\": 1.2}", "repeat_penalty", "differ"},
         {"{\"prompt\": \"x\", \"repeat_last_n\": -2}", "repeat_last_n", "between -1 and"},
         {"{\"prompt\": \"x\", \"typical_p\": 0.9}", "typical_p", "not supported: only 1 (off)"},
         {"{\"prompt\": \"x\", \"mirostat\": 2}", "mirostat", "not supported"},
