@@ -162,29 +162,11 @@ static void clear_adjust(sl_sampler *s) {
     s->suppress_until = s->bad_from = 0;
 }
 
-/* A copy of n ids (size each) in *dst, or false when out of memory (n == 0: none, true). */
-static bool copy_list(void *dst, const void *src, size_t n, size_t size) {
-    void **d = dst;
-    *d = NULL;
-    if (n == 0) return true;
-    if (!(*d = sl_alloc_array(n, size))) return false;
-    memcpy(*d, src, n * size);
-    return true;
-}
-
-/* The allow list and the bad word sequences of a (ids checked by the caller). */
-static sl_status set_allow_and_bad(sl_sampler *s, const sl_logit_adjust *a, int64_t n_bad_ids) {
-    if (a->n_allow) {
-        if (!(s->allowed = sl_calloc((size_t)s->n_vocab, 1)))
-            return SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for the allowed tokens");
-        for (int32_t i = 0; i < a->n_allow; i++) s->allowed[a->allow[i]] = 1;
-    }
-    if (!copy_list(&s->bad, a->bad, (size_t)n_bad_ids, sizeof *s->bad) ||
-        !copy_list(&s->bad_len, a->bad_len, (size_t)a->n_bad, sizeof *s->bad_len))
-        return SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for %d bad words", (int)a->n_bad);
-    s->n_bad = a->n_bad;
-    s->bad_from = a->bad_from;
-    return SL_OK;
+/* A copy of n elements (size bytes each), NULL when n is 0 or memory is short. */
+static void *copy_of(const void *src, size_t n, size_t size) {
+    void *d = n ? sl_alloc_array(n, size) : NULL;
+    if (d) memcpy(d, src, n * size);
+    return d;
 }
 
 sl_status sl_sampler_set_adjust(sl_sampler *s, const sl_logit_adjust *a) {
@@ -219,27 +201,25 @@ sl_status sl_sampler_set_adjust(sl_sampler *s, const sl_logit_adjust *a) {
                 return SL_FAIL(SL_ERR_INVALID, "sampler: bad word %d has token %d, outside the vocabulary [0, %d)",
                                (int)i, (int)a->bad[n_bad_ids], (int)s->n_vocab);
     }
-    if (a->n_bias) {
-        s->bias_ids = sl_alloc_array((size_t)a->n_bias, sizeof *s->bias_ids);
-        s->bias = sl_alloc_array((size_t)a->n_bias, sizeof *s->bias);
-    }
-    if (a->n_suppress) s->suppress = sl_alloc_array((size_t)a->n_suppress, sizeof *s->suppress);
-    if ((a->n_bias && (!s->bias_ids || !s->bias)) || (a->n_suppress && !s->suppress)) {
+    s->bias_ids = copy_of(a->bias_ids, (size_t)a->n_bias, sizeof *s->bias_ids);
+    s->bias = copy_of(a->bias, (size_t)a->n_bias, sizeof *s->bias);
+    s->suppress = copy_of(a->suppress, (size_t)a->n_suppress, sizeof *s->suppress);
+    s->bad = copy_of(a->bad, (size_t)n_bad_ids, sizeof *s->bad);
+    s->bad_len = copy_of(a->bad_len, (size_t)a->n_bad, sizeof *s->bad_len);
+    s->allowed = a->n_allow ? sl_calloc((size_t)s->n_vocab, 1) : NULL;
+    if ((a->n_bias && (!s->bias_ids || !s->bias)) || (a->n_suppress && !s->suppress) ||
+        (n_bad_ids && (!s->bad || !s->bad_len)) || (a->n_allow && !s->allowed)) {
         clear_adjust(s);
-        return SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for %d logit biases and %d suppressed tokens", (int)a->n_bias,
-                       (int)a->n_suppress);
+        return SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for %d logit biases, %d suppressed tokens, %d allowed tokens "
+                       "and %d bad words", (int)a->n_bias, (int)a->n_suppress, (int)a->n_allow, (int)a->n_bad);
     }
-    if (a->n_bias) {
-        memcpy(s->bias_ids, a->bias_ids, sizeof *s->bias_ids * (size_t)a->n_bias);
-        memcpy(s->bias, a->bias, sizeof *s->bias * (size_t)a->n_bias);
-    }
-    if (a->n_suppress) memcpy(s->suppress, a->suppress, sizeof *s->suppress * (size_t)a->n_suppress);
+    for (int32_t i = 0; i < a->n_allow; i++) s->allowed[a->allow[i]] = 1;
     s->n_bias = a->n_bias;
     s->n_suppress = a->n_suppress;
     s->suppress_until = a->suppress_until;
-    sl_status st = set_allow_and_bad(s, a, n_bad_ids);
-    if (st) clear_adjust(s);
-    return st;
+    s->n_bad = a->n_bad;
+    s->bad_from = a->bad_from;
+    return SL_OK;
 }
 
 /* vLLM's allowed_token_ids and bad_words on the logits l (see sl_logit_adjust). */

@@ -711,7 +711,7 @@ static bool parse_bad_words(const sl_api_ctx *ctx, json_t *body, sl_req_params *
     }
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     const size_t n = json_array_size(a);
-    int32_t cap = 0;
+    int32_t cap = 0, used = 0; /* bad_ids' room and ids */
     p->bad_lens = sl_alloc_array(2 * n + 1, sizeof(int32_t));
     if (!p->bad_lens) goto nomem;
     size_t i;
@@ -740,8 +740,6 @@ static bool parse_bad_words(const sl_api_ctx *ctx, json_t *body, sl_req_params *
             const bool keep = !sp || ((int32_t)k == first_len && ids[0] != first);
             if (!sp) first = ids[0], first_len = (int32_t)k;
             if (keep) {
-                int32_t used = 0;
-                for (int32_t j = 0; j < p->n_bad; j++) used += p->bad_lens[j];
                 if (used + (int32_t)k > SL_MAX_BAD_WORD_TOKENS) {
                     sl_free(ids);
                     sl_api_set_error(e, 400, "bad_words", "'bad_words' come to more than %d tokens",
@@ -758,6 +756,7 @@ static bool parse_bad_words(const sl_api_ctx *ctx, json_t *body, sl_req_params *
                     p->bad_ids = nb;
                 }
                 memcpy(p->bad_ids + used, ids, k * sizeof(int32_t));
+                used += (int32_t)k;
                 p->bad_lens[p->n_bad++] = (int32_t)k;
             }
             sl_free(ids);
@@ -769,9 +768,19 @@ nomem:
     return false;
 }
 
-/* Fields of vLLM and llama.cpp that would change the output in ways not implemented here: a 400 naming the
- * field unless the value is the one that changes nothing. */
-static bool refuse_other_samplers(json_t *o, sl_api_error *e) {
+/* Fields of OpenAI's API, vLLM's and llama.cpp's that would change the output in ways not implemented here: a
+ * 400 naming the field unless the value is the one that changes nothing. */
+static bool refuse_unsupported(json_t *o, sl_api_error *e) {
+    json_t *v;
+    if ((v = json_object_get(o, "best_of")) && !json_is_null(v) &&
+        !(json_is_integer(v) && json_integer_value(v) == 1)) {
+        sl_api_set_error(e, 400, "best_of", "'best_of' must be 1: one candidate per request is supported");
+        return false;
+    }
+    if ((v = json_object_get(o, "suffix")) && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0)) {
+        sl_api_set_error(e, 400, "suffix", "'suffix' (insertion after the completion) is not supported");
+        return false;
+    }
     static const struct {
         const char *name;
         double off; /* the value that changes nothing */
@@ -780,7 +789,7 @@ static bool refuse_other_samplers(json_t *o, sl_api_error *e) {
                  {"dry_multiplier", 0, false}, {"xtc_probability", 0, false}, {"dynatemp_range", 0, false},
                  {"top_n_sigma", 0, true},     {"length_penalty", 1, false}};
     for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
-        json_t *v = json_object_get(o, knobs[i].name);
+        v = json_object_get(o, knobs[i].name);
         if (!v || json_is_null(v)) continue;
         const double d = json_is_number(v) ? json_number_value(v) : NAN;
         if (d == knobs[i].off || (knobs[i].off_at_or_below && d <= knobs[i].off)) continue;
@@ -794,8 +803,7 @@ static bool refuse_other_samplers(json_t *o, sl_api_error *e) {
         sl_api_set_error(e, 400, unsupported[i], "'%s' is not supported", unsupported[i]);
         return false;
     }
-    json_t *v = json_object_get(o, "use_beam_search");
-    if (v && !json_is_null(v) && !json_is_false(v)) {
+    if ((v = json_object_get(o, "use_beam_search")) && !json_is_null(v) && !json_is_false(v)) {
         sl_api_set_error(e, 400, "use_beam_search", "'use_beam_search' is not supported: only false is accepted");
         return false;
     }
@@ -1131,22 +1139,6 @@ static bool parse_chat_resume(const sl_api_ctx *ctx, json_t *o, sl_api_request *
     return true;
 }
 
-/* Fields of OpenAI's API this server does not implement, refused rather
- * than ignored when they would change the output. */
-static bool refuse_unsupported(json_t *o, sl_api_error *e) {
-    json_t *v;
-    if ((v = json_object_get(o, "best_of")) && !json_is_null(v) &&
-        !(json_is_integer(v) && json_integer_value(v) == 1)) {
-        sl_api_set_error(e, 400, "best_of", "'best_of' must be 1: one candidate per request is supported");
-        return false;
-    }
-    if ((v = json_object_get(o, "suffix")) && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0)) {
-        sl_api_set_error(e, 400, "suffix", "'suffix' (insertion after the completion) is not supported");
-        return false;
-    }
-    return true;
-}
-
 /* vLLM's truncate_prompt_tokens: each prompt keeps its last K tokens (-1: as many as the context holds with one
  * left for the output). A prompt so cut echoes as the text of the tokens kept. */
 static bool truncate_prompts(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
@@ -1327,8 +1319,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         goto done;
     }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
-        !parse_allowed_ids(ctx, o, p, e) || !parse_bad_words(ctx, o, p, e) || !refuse_other_samplers(o, e) ||
-        !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(o, p, e) ||
+        !parse_allowed_ids(ctx, o, p, e) || !parse_bad_words(ctx, o, p, e) || !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(o, p, e) ||
         (kind == SL_API_CHAT && !parse_tools(ctx, o, r, e)))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
@@ -1491,6 +1482,15 @@ json_t *sl_api_logprobs_json(const sl_api_ctx *ctx, sl_api_kind kind, bool as_id
                      offs);
 }
 
+/* One token of a prompt_logprobs position: d["ID"] = {"logprob", "rank", "decoded_token"}, unless there. */
+static void plp_entry(json_t *d, const sl_tokenizer *tok, bool as_ids, int32_t id, float logprob, int32_t rank) {
+    char key[16];
+    snprintf(key, sizeof key, "%d", (int)id);
+    if (json_object_get(d, key)) return;
+    json_object_set_new(d, key, json_pack("{s:f,s:i,s:o}", "logprob", (double)logprob, "rank", (json_int_t)rank,
+                                          "decoded_token", piece_json(tok, id, as_ids, NULL, NULL)));
+}
+
 json_t *sl_api_prompt_logprobs_json(const sl_api_ctx *ctx, bool as_ids, const sl_tok_out *plp, int32_t n_plp,
                                     int32_t k) {
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
@@ -1501,18 +1501,9 @@ json_t *sl_api_prompt_logprobs_json(const sl_api_ctx *ctx, bool as_ids, const sl
             continue;
         }
         json_t *d = json_object();
-        char key[16];
-        snprintf(key, sizeof key, "%d", (int)plp[i].id);
-        json_object_set_new(d, key, json_pack("{s:f,s:i,s:o}", "logprob", (double)plp[i].logprob, "rank",
-                                              (json_int_t)plp[i].rank, "decoded_token",
-                                              piece_json(tok, plp[i].id, as_ids, NULL, NULL)));
-        for (int32_t j = 0; j < plp[i].n_top && j < k; j++) {
-            snprintf(key, sizeof key, "%d", (int)plp[i].top_ids[j]);
-            if (json_object_get(d, key)) continue; /* the prompt's own token among the top ones */
-            json_object_set_new(d, key, json_pack("{s:f,s:i,s:o}", "logprob", (double)plp[i].top_lps[j], "rank",
-                                                  (json_int_t)(j + 1), "decoded_token",
-                                                  piece_json(tok, plp[i].top_ids[j], as_ids, NULL, NULL)));
-        }
+        plp_entry(d, tok, as_ids, plp[i].id, plp[i].logprob, plp[i].rank);
+        for (int32_t j = 0; j < plp[i].n_top && j < k; j++) /* (the prompt's own token among them: kept once) */
+            plp_entry(d, tok, as_ids, plp[i].top_ids[j], plp[i].top_lps[j], j + 1);
         json_array_append_new(a, d);
     }
     return a;

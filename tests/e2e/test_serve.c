@@ -1712,7 +1712,9 @@ typedef struct adj_out {
     double top0[2];    /* the two largest logprobs at the first position (with logprobs >= 2) */
 } adj_out;
 
-static adj_out adjusted(const char *url, json_t *g, int max_tokens, json_t *extra) {
+/* Golden prompt g's ids, greedy, EOS ignored, logprobs 2, max_tokens, and the fields of `extra` (taken; a
+ * null one leaves that field out): the completions response. */
+static resp adjusted_resp(const char *url, json_t *g, int max_tokens, json_t *extra) {
     json_t *req = json_pack("{s:O,s:i,s:f,s:b,s:i}", "prompt", json_object_get(g, "prompt_token_ids"), "max_tokens",
                             max_tokens, "temperature", 0.0, "ignore_eos", 1, "logprobs", 2);
     if (extra) json_object_update(req, extra);
@@ -1721,6 +1723,11 @@ static adj_out adjusted(const char *url, json_t *g, int max_tokens, json_t *extr
     json_decref(req);
     resp r = http(url, "/v1/completions", body, NULL);
     free(body);
+    return r;
+}
+
+static adj_out adjusted(const char *url, json_t *g, int max_tokens, json_t *extra) {
+    resp r = adjusted_resp(url, g, max_tokens, extra);
     adj_out o = {.status = (int)r.status, .text = completion_text(&r), .n = usage_field(&r, "completion_tokens", NULL)};
     json_error_t je;
     json_t *js = json_loads(r.body, 0, &je);
@@ -1860,12 +1867,8 @@ TEST(serve_vllm_sampling_fields) {
 
     /* allowed_token_ids: every token one of them (named by id); the first is llama.cpp's, which is allowed */
     const json_int_t g0 = json_integer_value(json_array_get(gen, 0)), g5 = json_integer_value(json_array_get(gen, 5));
-    char *body = NULL;
-    json_t *req = json_pack("{s:O,s:i,s:f,s:b,s:i,s:[I,I,i],s:b}", "prompt", json_object_get(g, "prompt_token_ids"),
-                            "max_tokens", 12, "temperature", 0.0, "ignore_eos", 1, "logprobs", 2, "allowed_token_ids",
-                            g0, g5, 300, "return_tokens_as_token_ids", 1);
-    body = json_dumps(req, 0);
-    resp r = http(url, "/v1/completions", body, NULL);
+    resp r = adjusted_resp(url, g, 12, json_pack("{s:[I,I,i],s:b}", "allowed_token_ids", g0, g5, 300,
+                                                  "return_tokens_as_token_ids", 1));
     int32_t ids[64];
     bool named = false;
     int n = output_ids(r.body, ids, 64, &named);
@@ -1873,8 +1876,6 @@ TEST(serve_vllm_sampling_fields) {
     CHECK(named && n == 12 && ids[0] == g0);
     for (int i = 0; i < n; i++) CHECK_MSG(ids[i] == g0 || ids[i] == g5 || ids[i] == 300, "token %d is %d", i, ids[i]);
     free(r.body);
-    free(body);
-    json_decref(req);
 
     /* bad_words: the word of llama.cpp's first token never comes as /tokenize spells it */
     char piece_req[64];
@@ -1890,11 +1891,8 @@ TEST(serve_vllm_sampling_fields) {
     json_t *tj = json_loads(tr.body, 0, &je);
     json_t *banned = json_object_get(tj, "tokens");
     CHECK(json_array_size(banned) >= 1);
-    req = json_pack("{s:O,s:i,s:f,s:b,s:i,s:[s],s:b}", "prompt", json_object_get(g, "prompt_token_ids"), "max_tokens",
-                    30, "temperature", 0.0, "ignore_eos", 1, "logprobs", 0, "bad_words", word ? word : "",
-                    "return_tokens_as_token_ids", 1);
-    body = json_dumps(req, 0);
-    r = http(url, "/v1/completions", body, NULL);
+    r = adjusted_resp(url, g, 30, json_pack("{s:i,s:[s],s:b}", "logprobs", 0, "bad_words", word ? word : "",
+                                            "return_tokens_as_token_ids", 1));
     n = output_ids(r.body, ids, 64, &named);
     CHECK_EQ_INT(r.status, 200);
     CHECK(named && n == 30);
@@ -1906,8 +1904,6 @@ TEST(serve_vllm_sampling_fields) {
     }
     if (nb == 1) CHECK(ids[0] != g0); /* llama.cpp's first token is the word: the output departs at once */
     free(r.body);
-    free(body);
-    json_decref(req);
     json_decref(tj);
     json_decref(tq);
     free(tb);
@@ -1934,19 +1930,11 @@ TEST(serve_vllm_sampling_fields) {
 
     /* llama.cpp's names are the same knobs: repeat_penalty over the last 64 tokens, n_predict */
     adj_out h = adjusted(url, g, 20, json_pack("{s:f,s:i}", "repetition_penalty", 1.5, "repeat_last_n", 64));
-    json_t *x = json_pack("{s:f,s:i}", "repeat_penalty", 1.5, "n_predict", 20);
-    json_t *req2 = json_pack("{s:O,s:f,s:b,s:i}", "prompt", json_object_get(g, "prompt_token_ids"), "temperature", 0.0,
-                             "ignore_eos", 1, "logprobs", 2);
-    json_object_update(req2, x);
-    body = json_dumps(req2, 0);
-    r = http(url, "/v1/completions", body, NULL);
+    r = adjusted_resp(url, g, 0, json_pack("{s:f,s:i,s:n}", "repeat_penalty", 1.5, "n_predict", 20, "max_tokens"));
     char *rt = completion_text(&r);
     CHECK(h.text && rt && !strcmp(h.text, rt) && strcmp(h.text, plain.text) != 0);
     free(rt);
     free(r.body);
-    free(body);
-    json_decref(req2);
-    json_decref(x);
 
     /* refused, naming the field; the server keeps serving */
     adj_out k = adjusted(url, g, 4, json_pack("{s:f}", "typical_p", 0.5));
