@@ -59,6 +59,7 @@ void sl_api_request_free(sl_api_request *r) {
     }
     sl_free(r->more);
     sl_json_schema_release(r->params.schema);
+    sl_grammar_release(r->params.grammar);
     json_decref(r->tools.tools);
     memset(r, 0, sizeof *r);
 }
@@ -533,8 +534,9 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         sl_api_set_error(e, 400, "reasoning_format", "'reasoning_format' must be \"none\", \"deepseek\" or \"auto\"");
         return false;
     }
-    /* a guided answer (response_format, a forced call) is JSON from its first token: no thinking to split */
-    r->think = !r->params.schema && (rf == SL_REASONING_DEEPSEEK || (rf == SL_REASONING_AUTO && ctx->template_thinks));
+    /* a guided answer (response_format, a forced call, a grammar) is what the guide says from its first token:
+     * no thinking to split */
+    r->think = !r->params.schema && !r->params.grammar && (rf == SL_REASONING_DEEPSEEK || (rf == SL_REASONING_AUTO && ctx->template_thinks));
     r->think_tags = ctx->think_tags;
     r->think_open = r->think && sl_think_open_in_prompt(r->think_tags, r->prompt_text);
     if (r->think) show_tokens(&r->params, ctx->think_show, ctx->n_think_show);
@@ -838,29 +840,27 @@ static bool parse_response_format(json_t *o, sl_req_params *p, sl_api_error *e) 
     return true;
 }
 
-/* vLLM's guided decoding — guided_json, guided_regex, guided_choice, or structured_outputs {json, regex,
- * choice, json_object} — and llama.cpp's json_schema: at most one of them (and not with a JSON
- * response_format) guides the output. A regex matches the whole output; a choice is one of the strings. */
+/* vLLM's guided decoding — guided_json, guided_regex, guided_choice, guided_grammar, or structured_outputs
+ * {json, regex, choice, json_object, grammar} — and llama.cpp's json_schema and grammar: at most one of them
+ * (and not with a JSON response_format) guides the output. A regex matches the whole output; a choice is one
+ * of the strings; a grammar (GBNF, engine/grammar.h) derives the whole output from its root rule. */
 static bool parse_guided(json_t *o, sl_req_params *p, sl_api_error *e) {
     json_t *so = json_object_get(o, "structured_outputs");
     if (so && !json_is_null(so) && !json_is_object(so)) {
         sl_api_set_error(e, 400, "structured_outputs", "'structured_outputs' must be an object");
         return false;
     }
-    static const char *unsupported[] = {"guided_grammar", "grammar"};
-    for (size_t i = 0; i < 2; i++) {
-        json_t *v = json_object_get(o, unsupported[i]);
-        if (v && !json_is_null(v)) {
-            sl_api_set_error(e, 400, unsupported[i], "'%s' (a grammar) is not supported; guided_json, guided_regex or "
-                             "guided_choice can guide the output", unsupported[i]);
-            return false;
-        }
-    }
-    if (json_object_get(so, "grammar") || json_object_get(so, "structural_tag")) {
-        sl_api_set_error(e, 400, "structured_outputs", "'structured_outputs' grammar and structural_tag are not supported");
+    if (json_object_get(so, "structural_tag")) {
+        sl_api_set_error(e, 400, "structured_outputs", "'structured_outputs.structural_tag' is not supported");
         return false;
     }
-    enum { G_JSON, G_REGEX, G_CHOICE, G_OBJECT };
+    json_t *lazy = json_object_get(o, "grammar_lazy");
+    if (lazy && !json_is_null(lazy) && !json_is_false(lazy)) {
+        sl_api_set_error(e, 400, "grammar_lazy", "'grammar_lazy' (a grammar that waits for a trigger) is not supported: "
+                         "only false is accepted");
+        return false;
+    }
+    enum { G_JSON, G_REGEX, G_CHOICE, G_OBJECT, G_GRAMMAR };
     const struct {
         const char *field;
         json_t *v;
@@ -874,14 +874,18 @@ static bool parse_guided(json_t *o, sl_req_params *p, sl_api_error *e) {
         {"structured_outputs.regex", json_object_get(so, "regex"), G_REGEX},
         {"structured_outputs.choice", json_object_get(so, "choice"), G_CHOICE},
         {"structured_outputs.json_object", json_object_get(so, "json_object"), G_OBJECT},
+        {"grammar", json_object_get(o, "grammar"), G_GRAMMAR},
+        {"guided_grammar", json_object_get(o, "guided_grammar"), G_GRAMMAR},
+        {"structured_outputs.grammar", json_object_get(so, "grammar"), G_GRAMMAR},
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         json_t *v = opts[i].v;
         const char *f = opts[i].field;
         if (!v || json_is_null(v) || (opts[i].kind == G_OBJECT && json_is_false(v))) continue;
-        if (p->schema) {
+        if (opts[i].kind == G_GRAMMAR && json_is_string(v) && json_string_length(v) == 0) continue; /* llama.cpp: none */
+        if (p->schema || p->grammar) {
             sl_api_set_error(e, 400, f, "'%s' guides the output as something else already does (response_format, "
-                             "guided_json, guided_regex, guided_choice, structured_outputs: one of them)", f);
+                             "guided_json, guided_regex, guided_choice, grammar, structured_outputs: one of them)", f);
             return false;
         }
         sl_status st = SL_OK;
@@ -910,6 +914,13 @@ static bool parse_guided(json_t *o, sl_req_params *p, sl_api_error *e) {
                 return false;
             }
             st = sl_json_schema_compile_pattern(json_string_value(v), json_string_length(v), &p->schema);
+            break;
+        case G_GRAMMAR:
+            if (!json_is_string(v)) {
+                sl_api_set_error(e, 400, f, "'%s' must be a string (a grammar in GBNF)", f);
+                return false;
+            }
+            st = sl_grammar_compile(json_string_value(v), json_string_length(v), &p->grammar);
             break;
         default: { /* G_CHOICE: the strings as one alternation of literals */
             if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 256) {
@@ -1067,7 +1078,7 @@ static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_
     sl_req_params *p = &r->params;
     if (tl->choice == SL_TOOL_CHOICE_AUTO) show_tokens(p, ctx->tool_show, ctx->n_tool_show);
     if (tl->choice != SL_TOOL_CHOICE_REQUIRED && tl->choice != SL_TOOL_CHOICE_NAMED) return true;
-    if (p->schema) {
+    if (p->schema || p->grammar) {
         sl_api_set_error(e, 400, "tool_choice",
                          "'tool_choice' forces a function call, which 'response_format' (or another guide of the "
                          "output) cannot be combined with");

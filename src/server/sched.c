@@ -71,6 +71,7 @@ struct sl_sched {
     int32_t *b_chunk;   /* tokens of each sequence in this step */
     float *logits;      /* (max_num_seqs + 1 + SL_PLP_ROWS [+ SL_SPEC_ROWS with speculation], n_vocab) */
     sl_json_guide *guide; /* structured output: the vocabulary's token texts */
+    sl_gram_guide *gguide; /* grammars: those texts in a trie (made for the first request with a grammar) */
     float *masked;      /* (n_vocab) a structured-output request's logits, masked */
 };
 
@@ -140,10 +141,11 @@ static void resume(sl_sched *s, sl_req *r) {
     const sl_tokenizer *tok = sl_model_tokenizer(s->m);
     r->skip_text = (size_t)r->p.resume_text_sent;
     for (int32_t i = r->n_prompt - r->p.resume_generated; i < r->n_prompt; i++) {
-        if (r->p.schema) { /* structured output goes on from the output so far */
+        if (r->p.schema || r->gram) { /* structured output goes on from the output so far */
             size_t n;
             const char *t = sl_json_guide_text(s->guide, r->tokens[i], &n);
-            sl_json_feed_all(&r->json, t, n);
+            if (r->gram) sl_gram_feed_all(r->gram, t, n);
+            else sl_json_feed_all(&r->json, t, n);
         }
         if (!r->p.ignore_eos && sl_tokenizer_is_eog(tok, r->tokens[i])) continue;
         char buf[4096];
@@ -211,6 +213,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->id = atomic_fetch_add(&s->next_id, 1);
     r->p = *p;
     sl_json_schema_retain(r->p.schema);
+    sl_grammar_retain(r->p.grammar);
     for (int i = 0; i < p->n_stop; i++) r->p.stop[i] = NULL;
     /* the sampler keeps its own copy of the biases and token lists (set_adjust, below): the request keeps none */
     r->p.bias_ids = NULL;
@@ -246,6 +249,10 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     sl_detok_init(&r->detok, sl_model_tokenizer(s->m), p->show_special);
     sl_detok_show(&r->detok, r->p.show_ids, r->p.n_show_ids);
     sl_json_init(&r->json, r->p.schema);
+    if (r->p.grammar && (st = sl_gram_state_create(r->p.grammar, &r->gram)) != SL_OK) {
+        sl_req_release(r);
+        return st;
+    }
     if (p->resume_generated > 0) resume(s, r);
     int pool = sl_kvm_pool_for(s->kvm, r->max_ctx);
     sl_kvm_seq_init(&r->kv, pool, p->adapter);
@@ -276,6 +283,8 @@ void sl_req_release(sl_req *r) {
     sl_free(r->out);
     sl_free(r->plp);
     sl_json_schema_release(r->p.schema);
+    sl_gram_state_destroy(r->gram);
+    sl_grammar_release(r->p.grammar);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     sl_free(r);
@@ -559,10 +568,17 @@ static int32_t speculate(sl_req *r, int32_t budget, int32_t rows) {
  * then dropped). */
 static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
     const float *slg = lg;
-    if (r->p.schema) { /* structured output: only tokens that keep the output a valid answer's start */
+    if (r->p.schema || r->gram) { /* structured output: only tokens that keep the output a valid answer's start */
         memcpy(s->masked, lg, sizeof(float) * (size_t)s->n_vocab);
         slg = s->masked;
-        if (sl_json_guide_mask(s->guide, &r->json, s->masked) == 0) { /* no token can continue it */
+        if (r->gram && !s->gguide && sl_gram_guide_create(s->guide, sl_model_tokenizer(s->m), &s->gguide) != SL_OK) {
+            finish_req(s, r, SL_FR_ABORT, 500, sl_last_error());
+            drop_req(s, &s->running, r);
+            return true;
+        }
+        const int32_t allowed =
+            r->gram ? sl_gram_guide_mask(s->gguide, r->gram, s->masked) : sl_json_guide_mask(s->guide, &r->json, s->masked);
+        if (allowed == 0) { /* no token can continue it */
             finish_req(s, r, SL_FR_STOP, 0, NULL);
             drop_req(s, &s->running, r);
             return true;
@@ -578,11 +594,13 @@ static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
         drop_req(s, &s->running, r);
         return true;
     }
-    if (r->p.schema) {
+    if (r->p.schema || r->gram) {
         size_t n;
         const char *text = sl_json_guide_text(s->guide, id, &n);
-        sl_json_feed_all(&r->json, text, n);
-        if (sl_json_done(&r->json)) { /* the answer is complete */
+        bool done;
+        if (r->gram) done = sl_gram_feed_all(r->gram, text, n) && sl_gram_done(r->gram);
+        else done = sl_json_feed_all(&r->json, text, n) && sl_json_done(&r->json);
+        if (done) { /* the answer is complete */
             finish_req(s, r, SL_FR_STOP, 0, NULL);
             drop_req(s, &s->running, r);
             return true;
@@ -914,6 +932,7 @@ void sl_sched_destroy(sl_sched *s) {
     sl_free(s->logits);
     sl_free(s->masked);
     sl_json_guide_destroy(s->guide);
+    sl_gram_guide_destroy(s->gguide);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     sl_free(s);

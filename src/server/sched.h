@@ -18,6 +18,7 @@
 #define SL_SERVER_SCHED_H
 
 #include "shardlm.h"
+#include "engine/grammar.h"
 #include "engine/jsonguide.h"
 #include "engine/ngram.h"
 #include "engine/sampler.h"
@@ -95,6 +96,12 @@ typedef struct sl_req_params {
      * answer is complete (engine/jsonguide.h). NULL: free text. The request
      * takes its own reference. */
     sl_json_schema *schema;
+    /* Or a grammar (llama.cpp's grammar, vLLM's guided_grammar; GBNF,
+     * engine/grammar.h): only tokens that keep the output the start of a
+     * sentence of it, end of generation once it is a whole one, and the
+     * request ends ("stop") when nothing may follow. The request takes its
+     * own reference. */
+    sl_grammar *grammar;
     /* vLLM's allowed_token_ids (n_allow > 0: only these may be sampled) and
      * bad_words (n_bad token sequences, bad_lens[i] ids each, one after
      * another in bad_ids: the output never contains one; engine/sampler.h).
@@ -158,6 +165,7 @@ struct sl_req {
     int32_t n_cached_prompt; /* prompt tokens served from the prefix cache at first admission */
     bool admitted_once;
     sl_json_state json;     /* structured output: the output so far */
+    sl_gram_state *gram;    /* a grammar's reading of the output so far (p.grammar) */
     int32_t n_draft;        /* tokens proposed in this step's batch (n-gram speculation) */
     int32_t draft[SL_MAX_SPEC];
     sl_spec spec;           /* its n-gram speculation (engine/ngram.h) */
