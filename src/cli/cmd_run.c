@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 enum { O_MODEL, O_PROMPT, O_FILE, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPPEN, O_REPN, O_PRES, O_FREQ, O_SEED,
-       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_CHAT, O_SYSTEM, O_TEMPLATE, O_SPEC, O_COUNT };
+       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_CHAT, O_SYSTEM, O_TEMPLATE, O_SPEC, O_GRAMMAR, O_GRAMMAR_FILE, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -51,6 +51,8 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SPEC] = {"spec-ngram", NULL, OPT_INT, "0", 0, 16,
                 "n-gram speculation: tokens proposed from an earlier occurrence of the last 2-4 tokens, checked in "
                 "the same step (same output; 0: off)"},
+    [O_GRAMMAR] = {"grammar", NULL, OPT_STR, NULL, 0, -1, "GBNF grammar the output follows (as llama.cpp's --grammar)"},
+    [O_GRAMMAR_FILE] = {"grammar-file", NULL, OPT_STR, NULL, 0, -1, "read the GBNF grammar from a file"},
 };
 
 static double now_s(void) {
@@ -249,6 +251,26 @@ int cmd_run(int argc, char **argv) {
         }
         prompt = file_text;
     }
+    char *gbnf_file = NULL;
+    const char *gbnf = v[O_GRAMMAR].set ? v[O_GRAMMAR].s : NULL;
+    size_t gbnf_len = gbnf ? strlen(gbnf) : 0;
+    if (v[O_GRAMMAR].set && v[O_GRAMMAR_FILE].set) {
+        fprintf(stderr, "shardlm run: --grammar and --grammar-file: one of them\n");
+        free(file_text);
+        return 1;
+    }
+    if (v[O_GRAMMAR_FILE].set && !(gbnf = gbnf_file = cli_read_file(v[O_GRAMMAR_FILE].s, &gbnf_len))) {
+        fprintf(stderr, "shardlm run: cannot read grammar file '%s'\n", v[O_GRAMMAR_FILE].s);
+        free(file_text);
+        return 1;
+    }
+    sl_grammar *grammar = NULL;
+    if (gbnf && sl_grammar_compile(gbnf, gbnf_len, &grammar) != SL_OK) {
+        fprintf(stderr, "shardlm run: %s\n", sl_last_error());
+        free(gbnf_file);
+        free(file_text);
+        return 1;
+    }
     sl_model *m = cli_load_model("run", v[O_MODEL].s);
     int32_t *ids = NULL;
     run_state s = {.json = v[O_JSON].b};
@@ -261,6 +283,7 @@ int cmd_run(int argc, char **argv) {
         .max_batch = (int32_t)v[O_BATCH].i,
         .ignore_eos = v[O_IGNORE_EOS].b,
         .spec_tokens = (int32_t)v[O_SPEC].i,
+        .grammar = grammar,
         .sampling = {
             .temperature = (float)v[O_TEMP].f,
             .top_k = (int32_t)v[O_TOPK].i,
@@ -325,6 +348,8 @@ done:
     free(s.text);
     sl_free(ids);
     sl_model_destroy(m);
+    sl_grammar_release(grammar);
+    free(gbnf_file);
     free(file_text);
     return rc;
 }

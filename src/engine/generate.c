@@ -11,6 +11,8 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
+#include <string.h>
+
 #define KV_BLOCK 16
 
 typedef struct gen_ctx {
@@ -81,6 +83,10 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
         return SL_FAIL(SL_ERR_RANGE, "prompt has %d tokens, longer than the context of %d", n_prompt, n_ctx);
     gen_ctx g = {0};
     sl_sampler *smp = NULL;
+    sl_json_guide *texts = NULL; /* a grammar's token mask: the token texts, their trie, the output's reading */
+    sl_gram_guide *guide = NULL;
+    sl_gram_state *gs = NULL;
+    float *masked = NULL;
     int32_t *hist = NULL;
     float *logits = NULL;
     const int32_t k_spec = p->spec_tokens < 0 ? 0 : p->spec_tokens > SL_SPEC_MAX_TOKENS ? SL_SPEC_MAX_TOKENS : p->spec_tokens;
@@ -90,6 +96,15 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
     sl_status st = gen_init(&g, m, n_ctx, max_batch > k_spec + 1 ? max_batch : k_spec + 1, p->n_threads > 0 ? p->n_threads : 1);
     if (st) goto fail;
     if ((st = sl_sampler_create(&p->sampling, n_vocab, &smp))) goto fail;
+    if (p->grammar) {
+        if ((st = sl_json_guide_create(m->tok, &texts)) || (st = sl_gram_guide_create(texts, m->tok, &guide)) ||
+            (st = sl_gram_state_create(p->grammar, &gs)))
+            goto fail;
+        if (!(masked = sl_alloc_array((size_t)n_vocab, sizeof(float)))) {
+            st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
     /* hist: the sequence, then the tokens proposed after it */
     hist = sl_alloc_array((size_t)n_ctx + 1 + SL_SPEC_MAX_TOKENS, sizeof(int32_t));
     logits = sl_alloc_array((size_t)(k_spec + 1) * (size_t)n_vocab, sizeof(float));
@@ -111,8 +126,17 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
                 stop = true;
                 break;
             }
-            const float *lg = logits + (int64_t)j * n_vocab;
-            id = sl_sampler_sample(smp, lg, hist, n_hist, 0, (uint64_t)n_hist);
+            const float *lg = logits + (int64_t)j * n_vocab, *slg = lg;
+            if (gs) {
+                memcpy(masked, lg, sizeof(float) * (size_t)n_vocab);
+                slg = masked;
+                if (sl_gram_guide_mask(guide, gs, masked) == 0) { /* no token continues the grammar's sentence */
+                    *finish = SL_FINISH_STOP;
+                    stop = true;
+                    break;
+                }
+            }
+            id = sl_sampler_sample(smp, slg, hist, n_hist, 0, (uint64_t)n_hist);
             if (id < 0) {
                 st = SL_FAIL(SL_ERR_INVALID, "generate: every logit after %d tokens is -inf or NaN: no token to sample",
                              (int)n_hist);
@@ -120,10 +144,16 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
             }
             hist[n_hist++] = id;
             (*n_generated)++;
+            bool done = false;
+            if (gs) {
+                size_t n;
+                const char *text = sl_json_guide_text(texts, id, &n);
+                done = sl_gram_feed_all(gs, text, n) && sl_gram_done(gs);
+            }
             if (!cb(ud, id, lg, n_vocab)) {
                 *finish = SL_FINISH_CALLER;
                 stop = true;
-            } else if (!p->ignore_eos && sl_tokenizer_is_eog(m->tok, id)) {
+            } else if ((!p->ignore_eos && sl_tokenizer_is_eog(m->tok, id)) || done) {
                 *finish = SL_FINISH_STOP;
                 stop = true;
             } else if ((p->n_predict >= 0 && *n_generated >= p->n_predict) || n_hist >= n_ctx) {
@@ -146,6 +176,10 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
 fail:
     sl_free(logits);
     sl_free(hist);
+    sl_free(masked);
+    sl_gram_state_destroy(gs);
+    sl_gram_guide_destroy(guide);
+    sl_json_guide_destroy(texts);
     sl_sampler_destroy(smp);
     gen_deinit(&g);
     return st;

@@ -8,6 +8,7 @@
 #define SL_ENGINE_GENERATE_H
 
 #include "shardlm.h"
+#include "engine/grammar.h"
 #include "engine/sampler.h"
 
 #include <stdbool.h>
@@ -24,6 +25,11 @@ typedef struct sl_gen_params {
      * 16 (0: off), and the n-gram lengths looked up (0, 0: 2 to 4). The
      * output is the same with it or without. */
     int32_t spec_tokens, spec_lookup_min, spec_lookup_max;
+    /* A grammar the output follows (engine/grammar.h; NULL: none): only
+     * tokens that keep it the start of a sentence are sampled, end of
+     * generation only once it is a whole one, and generation stops
+     * (SL_FINISH_STOP) when nothing may follow or no token can. */
+    const sl_grammar *grammar;
 } sl_gen_params;
 
 /* Called for each generated token with the logits it was sampled from.

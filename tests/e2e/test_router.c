@@ -361,6 +361,16 @@ TEST(kill9_midstream_json_mode) {
                    "\"response_format\":{\"type\":\"json_object\"},\"stream\":true}");
 }
 
+/* A grammar (llama.cpp's field): the continuing engine replays the output through it and goes on as the
+ * undisturbed stream did. */
+TEST(kill9_midstream_grammar) {
+    midstream_kill("/v1/completions",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,"
+                   "\"grammar\":\"root ::= sentence+\\nsentence ::= [ A-Z] [a-z ,]+ \\\". \\\"\"}",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,"
+                   "\"grammar\":\"root ::= sentence+\\nsentence ::= [ A-Z] [a-z ,]+ \\\". \\\"\",\"stream\":true}");
+}
+
 /* Chat with a JSON schema of short fields (a string of at most 6 characters, an enum): the continuation
  * (a completion from token ids) keeps response_format, so the sampled answer goes on as the undisturbed
  * one (without the schema the draws that follow leave it: the test failed so before 52df628). */

@@ -17,8 +17,11 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <jansson.h>
+#include <pcre2.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define N_GEN 64
 #define N_VOCAB 512
@@ -152,11 +155,12 @@ TEST(stories_prompt_03_three_threads) { check_prompt(3, 3); }
 
 /* The CLI: `shardlm run --temp 0 -n 64 --json` prints llama.cpp's ids, with n-gram speculation (`spec`
  * tokens per step) or without. */
-static void check_cli(int nn, const char *spec) {
+static void check_cli_with(int nn, const char *spec, const char *grammar) {
     golden g = {0};
     CHECK_MSG(load_golden(nn, &g), "cannot read golden file %02d", nn);
     char *argv[] = {(char *)sl_test_bin(), "run", "-m", MODEL, "-p", g.prompt, "--temp", "0", "-n", "64", "--json",
-                    "--ignore-eos", "-t", "1", "--spec-ngram", (char *)spec, NULL};
+                    "--ignore-eos", "-t", "1", "--spec-ngram", (char *)spec, grammar ? "--grammar" : NULL,
+                    (char *)grammar, NULL};
     char *out = NULL, *err = NULL;
     int rc = sl_test_run(argv, &out, &err, 120);
     json_error_t je;
@@ -180,6 +184,8 @@ static void check_cli(int nn, const char *spec) {
     CHECK_MSG(ok_gen, "prompt %02d: generated_ids differ from llama.cpp (%d ids)", nn, n_gen);
 }
 
+static void check_cli(int nn, const char *spec) { check_cli_with(nn, spec, NULL); }
+
 TEST(cli_run_json_all_prompts) {
     for (int nn = 0; nn < 6; nn++) {
         check_cli(nn, "0");
@@ -192,6 +198,46 @@ TEST(cli_run_spec_ngram_all_prompts) {
         check_cli(nn, "5");
         if (sl_test_failed()) return;
     }
+}
+
+/* A grammar that takes any text (`.*`: every character, end of generation once no character is half
+ * written) masks nothing llama.cpp's greedy run takes: the same ids, with speculation or without. One that
+ * restricts the output (--grammar-file) is followed: the sampled text matches PCRE2's pattern for it, and the
+ * run stops once nothing may follow. A bad grammar is refused with its line and column. */
+TEST(cli_run_grammar) {
+    for (int nn = 0; nn < 6 && !sl_test_failed(); nn++) check_cli_with(nn, nn % 2 ? "5" : "0", "root ::= .*");
+    char path[] = "/tmp/shardlm-gbnf-XXXXXX";
+    CHECK(sl_test_temp_file(path, "# names, then a bang\nroot ::= name{3,9} \"!\"\nname ::= \" \" [A-Z] [a-z]+ (\",\" | \".\")?\n"));
+    int err_code;
+    PCRE2_SIZE eoff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR) "^(?: [A-Z][a-z]+[,.]?){3,9}!$", PCRE2_ZERO_TERMINATED, 0, &err_code, &eoff, NULL);
+    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+    for (int seed = 1; seed <= 4; seed++) {
+        char sd[16];
+        snprintf(sd, sizeof sd, "%d", seed);
+        char *argv[] = {(char *)sl_test_bin(), "run", "-m", MODEL, "-p", "Once upon a time", "--temp", "1", "--seed", sd,
+                        "-n", "200", "--json", "--grammar-file", path, NULL};
+        char *out = NULL, *err = NULL;
+        const int rc = sl_test_run(argv, &out, &err, 120);
+        json_error_t je;
+        json_t *j = rc == 0 ? json_loads(out, 0, &je) : NULL;
+        const char *text = json_string_value(json_object_get(j, "text"));
+        const bool ok = text && pcre2_match(re, (PCRE2_SPTR)text, strlen(text), 0, 0, md, NULL) >= 0 &&
+                        json_array_size(json_object_get(j, "generated_ids")) < 200;
+        CHECK_MSG(ok, "seed %d: rc %d, %s %s", seed, rc, out, err);
+        json_decref(j);
+        free(out);
+        free(err);
+    }
+    unlink(path);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    char *argv[] = {(char *)sl_test_bin(), "run", "-m", MODEL, "-p", "x", "--grammar", "root ::= [a-", NULL};
+    char *out = NULL, *err = NULL;
+    const int rc = sl_test_run(argv, &out, &err, 60);
+    CHECK(rc != 0 && err && strstr(err, "without its closing ']' at line 1, column 10"));
+    free(out);
+    free(err);
 }
 
 /* Streaming output of the CLI equals the golden text. */
