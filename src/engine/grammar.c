@@ -38,6 +38,7 @@ enum { S_END = 0, S_TERM = 1, S_RULE = 2 };
 #define KIND(s) ((s) & 3u)
 #define VAL(s) ((s) >> 2)
 #define MAX_NESTING 64
+#define MASK_MEMO 4
 
 typedef struct cclass {
     uint32_t off, n; /* its ranges: rng[2 * off, 2 * (off + n)) as (lo, hi) pairs, sorted and merged */
@@ -642,6 +643,16 @@ struct sl_gram_state {
     uint32_t cap_spare;
     uint32_t *map;     /* compaction: old node -> new */
     uint32_t cap_map;
+    /* The last masks (sl_gram_guide_mask), by the states they were made for: a state met again (inside a
+     * string, every character leaves the same stacks) takes its mask from here. */
+    struct memo {
+        u32v sig;       /* the state (signature()) */
+        uint8_t *allow; /* (n_vocab bits) */
+        int32_t n_vocab, allowed;
+        uint64_t used;  /* for the least recently used one to go */
+    } memo[MASK_MEMO];
+    uint64_t tick;
+    u32v sig; /* scratch */
 };
 
 /* Everything a byte changes, to undo it. */
@@ -844,6 +855,11 @@ nomem:
 
 void sl_gram_state_destroy(sl_gram_state *s) {
     if (!s) return;
+    for (int k = 0; k < MASK_MEMO; k++) {
+        sl_free(s->memo[k].sig.v);
+        sl_free(s->memo[k].allow);
+    }
+    sl_free(s->sig.v);
     sl_free(s->node);
     sl_free(s->top.v);
     sl_free(s->work.v);
@@ -996,14 +1012,63 @@ static void walk(sl_gram_guide *g, sl_gram_state *s, uint32_t at) {
     }
 }
 
+/* The state as numbers (the character begun, then each stack's positions from the top down): equal
+ * signatures, equal states, equal masks. */
+static bool signature(const sl_gram_state *s, u32v *out) {
+    out->n = 0;
+    if (!u32v_push(out, s->cp) || !u32v_push(out, (uint32_t)s->need << 16 | (uint32_t)s->lo << 8 | s->hi)) return false;
+    for (uint32_t i = 0; i < s->n_cur; i++) {
+        for (uint32_t x = s->top.v[s->cur + i]; x != NONE; x = s->node[x].parent)
+            if (!u32v_push(out, s->node[x].pos)) return false;
+        if (!u32v_push(out, NONE)) return false;
+    }
+    return true;
+}
+
 int32_t sl_gram_guide_mask(sl_gram_guide *g, sl_gram_state *s, float *logits) {
+    const bool have_sig = signature(s, &s->sig);
+    struct memo *slot = &s->memo[0];
+    for (int k = 0; k < MASK_MEMO && have_sig; k++) {
+        struct memo *m = &s->memo[k];
+        if (m->allow && m->n_vocab == g->n_vocab && m->sig.n == s->sig.n &&
+            !memcmp(m->sig.v, s->sig.v, (size_t)s->sig.n * sizeof *s->sig.v)) {
+            m->used = ++s->tick;
+            for (int32_t i = 0; i < g->n_vocab; i++)
+                if (!(m->allow[i >> 3] >> (i & 7) & 1)) logits[i] = -INFINITY;
+            return m->allowed;
+        }
+        if (m->used < slot->used) slot = m;
+    }
     memset(g->ok, 0, (size_t)g->n_vocab);
     walk(g, s, 0);
     const bool end = sl_gram_may_end(s);
     int32_t allowed = 0;
     for (int32_t i = 0; i < g->n_vocab; i++) {
-        if (g->eog[i] ? end : g->ok[i]) allowed++;
+        g->ok[i] = g->eog[i] ? end : g->ok[i];
+        if (g->ok[i]) allowed++;
         else logits[i] = -INFINITY;
     }
+    if (!have_sig) return allowed;
+    /* kept for this state, in place of the least recently used */
+    const size_t bytes = ((size_t)g->n_vocab + 7) / 8;
+    if (!slot->allow || slot->n_vocab != g->n_vocab) {
+        sl_free(slot->allow);
+        slot->allow = sl_malloc(bytes);
+        slot->n_vocab = g->n_vocab;
+        slot->used = 0;
+    }
+    slot->sig.n = 0;
+    if (!slot->allow || !u32v_reserve(&slot->sig, s->sig.n)) {
+        sl_free(slot->allow);
+        slot->allow = NULL;
+        return allowed;
+    }
+    memcpy(slot->sig.v, s->sig.v, (size_t)s->sig.n * sizeof *s->sig.v);
+    slot->sig.n = s->sig.n;
+    memset(slot->allow, 0, bytes);
+    for (int32_t i = 0; i < g->n_vocab; i++)
+        if (g->ok[i]) slot->allow[i >> 3] |= (uint8_t)(1u << (i & 7));
+    slot->allowed = allowed;
+    slot->used = ++s->tick;
     return allowed;
 }

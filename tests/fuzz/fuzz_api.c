@@ -175,6 +175,7 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     fuzz_api_check((tl->choice == SL_TOOL_CHOICE_REQUIRED || tl->choice == SL_TOOL_CHOICE_NAMED) <= (p->schema != NULL),
                    "a forced call is guided by a schema");
     fuzz_api_check(tl->choice != SL_TOOL_CHOICE_NAMED || tl->name[0], "a named tool choice has its name");
+    fuzz_api_check(!(p->schema && p->grammar), "one guide of the output at most (a schema or a grammar)");
     fuzz_api_check(p->n_show_ids == 0 || tl->choice == SL_TOOL_CHOICE_AUTO, "control tokens shown only for tool syntaxes");
     fuzz_api_check(p->n_show_ids >= 0 && p->n_show_ids <= SL_DETOK_SHOW_MAX, "at most SL_DETOK_SHOW_MAX shown tokens");
     fuzz_api_check(!r.resumed || (mode == 1 && r.n == 1 && p->resume_generated < r.n_prompt && r.resume_content >= 0 &&

@@ -489,6 +489,34 @@ static void mask_agrees(const char *vocab) {
         sl_gram_state_destroy(s);
         sl_grammar_release(g);
     }
+    /* one state followed through a document, a mask after every character: inside the strings the states
+     * repeat and masks come from the state's memo; each still equals the texts run through on their own */
+    sl_grammar *g = compile(JSON_GBNF);
+    sl_gram_state *s = NULL;
+    CHECK_OK(sl_gram_state_create(g, &s));
+    const char *doc = "{\"name\": \"a long string of words\", \"list\": [1, 22, 333], \"more\": \"text, text\"}";
+    int wrong_steps = 0;
+    for (size_t a = 0; a <= strlen(doc) && nv <= 1000; a++) {
+        if (a > 0) CHECK(sl_gram_feed_all(s, doc + a - 1, 1));
+        for (int32_t i = 0; i < nv; i++) l[i] = 0;
+        sl_gram_guide_mask(gg, s, l);
+        int32_t differ = 0;
+        for (int32_t i = 0; i < nv; i++) {
+            size_t k;
+            const char *t = sl_json_guide_text(jg, i, &k);
+            bool want = sl_tokenizer_is_eog(tok, i) ? sl_gram_may_end(s) : false;
+            if (!sl_tokenizer_is_eog(tok, i) && k > 0 && k + a < sizeof buf) {
+                memcpy(buf, doc, a);
+                memcpy(buf + a, t, k);
+                want = judge(g, buf, a + k) >= 1;
+            }
+            differ += want == isinf(l[i]);
+        }
+        wrong_steps += differ > 0;
+    }
+    CHECK_MSG(wrong_steps == 0, "%s: %d steps of the document masked wrongly", vocab, wrong_steps);
+    sl_gram_state_destroy(s);
+    sl_grammar_release(g);
     free(l);
     sl_gram_guide_destroy(gg);
     sl_json_guide_destroy(jg);
