@@ -627,7 +627,10 @@ void sl_grammar_release(sl_grammar *g) {
 typedef struct gnode {
     uint32_t pos;    /* the next symbol to match (a terminal at the top of a stack) */
     uint32_t parent; /* the node below (NONE: the bottom) */
+    uint64_t hash;   /* of the positions from here down: equal stacks, equal hashes */
 } gnode;
+
+#define DEDUP_SLOTS (2 * SL_GRAM_MAX_STACKS)
 
 struct sl_gram_state {
     const sl_grammar *g;
@@ -639,6 +642,10 @@ struct sl_gram_state {
     uint8_t need;      /* continuation bytes still due */
     uint8_t lo, hi;    /* the next one's range */
     u32v work;         /* expansion's pending (pos, parent) pairs */
+    struct {
+        uint32_t stamp, idx; /* a stack of the set being built (stamp == s->stamp): top.v[idx] */
+    } dedup[DEDUP_SLOTS];    /* open addressing by the stacks' hashes */
+    uint32_t stamp;          /* which set is being built */
     gnode *spare;      /* compaction: the other arena */
     uint32_t cap_spare;
     uint32_t *map;     /* compaction: old node -> new */
@@ -678,7 +685,11 @@ static uint32_t new_node(sl_gram_state *s, uint32_t pos, uint32_t parent) {
         s->node = n;
         s->cap_node = cap;
     }
-    s->node[s->n_node] = (gnode){pos, parent};
+    uint64_t h = (parent == NONE ? 0x9E3779B97F4A7C15ull : s->node[parent].hash) ^ ((uint64_t)pos + 1) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    s->node[s->n_node] = (gnode){pos, parent, h};
     return s->n_node++;
 }
 
@@ -691,11 +702,27 @@ static bool same_stack(const sl_gram_state *s, uint32_t a, uint32_t b) {
     return true;
 }
 
-/* Add stack id to the set being built (top.v[from, n)) unless it holds it already or is full. */
+/* A new set is built from here on (its stacks deduplicated apart from every earlier set's). */
+static void new_set(sl_gram_state *s) {
+    if (++s->stamp == 0) { /* wrapped: no slot may look current */
+        memset(s->dedup, 0, sizeof s->dedup);
+        s->stamp = 1;
+    }
+}
+
+/* Add stack id to the set being built (top.v[from, n), since new_set) unless it holds it already or is
+ * full. */
 static bool add_top(sl_gram_state *s, uint32_t from, uint32_t id) {
-    for (uint32_t i = from; i < s->top.n; i++)
-        if (same_stack(s, s->top.v[i], id)) return true;
+    const uint64_t h = id == NONE ? 0 : s->node[id].hash;
+    uint32_t slot = (uint32_t)(h ^ h >> 32) & (DEDUP_SLOTS - 1);
+    for (;; slot = (slot + 1) & (DEDUP_SLOTS - 1)) {
+        if (s->dedup[slot].stamp != s->stamp) break;
+        const uint32_t t = s->top.v[s->dedup[slot].idx];
+        if ((t == NONE ? 0 : s->node[t].hash) == h && same_stack(s, t, id)) return true;
+    }
     if (s->top.n - from >= SL_GRAM_MAX_STACKS) return true;
+    s->dedup[slot].stamp = s->stamp;
+    s->dedup[slot].idx = s->top.n;
     return u32v_push(&s->top, id);
 }
 
@@ -755,6 +782,7 @@ static bool class_hits(const sl_grammar *g, const cclass *c, uint32_t lo, uint32
 static bool advance(sl_gram_state *s, uint32_t cp) {
     const sl_grammar *g = s->g;
     const uint32_t from = s->top.n;
+    new_set(s);
     for (uint32_t i = 0; i < s->n_cur; i++) {
         const uint32_t t = s->top.v[s->cur + i];
         if (t == NONE) continue;
@@ -824,7 +852,7 @@ static bool compact(sl_gram_state *s) {
             if (!u32v_push(&s->work, x)) return false;
         while (s->work.n > 0) {
             const uint32_t x = s->work.v[--s->work.n], par = s->node[x].parent;
-            s->spare[n_new] = (gnode){s->node[x].pos, par == NONE ? NONE : s->map[par]};
+            s->spare[n_new] = (gnode){s->node[x].pos, par == NONE ? NONE : s->map[par], s->node[x].hash};
             s->map[x] = n_new++;
         }
         s->top.v[i] = t == NONE ? NONE : s->map[t];
@@ -843,6 +871,7 @@ sl_status sl_gram_state_create(const sl_grammar *g, sl_gram_state **out) {
     sl_gram_state *s = sl_calloc(1, sizeof *s);
     if (!s) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     s->g = g;
+    new_set(s);
     for (uint32_t a = g->roff[g->root]; a < g->roff[g->root + 1]; a++)
         if (!expand(s, 0, g->alt[a], NONE)) goto nomem;
     s->n_cur = s->top.n;

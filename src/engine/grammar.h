@@ -20,7 +20,9 @@
  * sl_gram_state follows the output: the ways the grammar can still read it,
  * as stacks of the symbols left to match (a pushdown automaton's stacks,
  * shared where they have a common bottom), at most SL_GRAM_MAX_STACKS of
- * them (an ambiguous grammar's later readings beyond that are dropped).
+ * them (an ambiguous grammar's later readings beyond that are dropped: a
+ * grammar whose readings multiply with each nesting, as
+ * e ::= "(" e ")" | "(" e "))" | [a-z]+, is followed only that far).
  *
  * sl_gram_guide holds the vocabulary's token texts in a byte trie, so a
  * token mask walks each prefix once: sl_gram_guide_mask sets the logits of
@@ -37,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_GRAM_MAX_STACKS 512
+#define SL_GRAM_MAX_STACKS 128
 #define SL_GRAM_MAX_REPEAT 1000
 #define SL_GRAM_MAX_SYMBOLS (1 << 20)
 

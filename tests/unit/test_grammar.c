@@ -384,6 +384,16 @@ TEST(state_follows_the_output) {
     CHECK(sl_gram_may_end(s));
     sl_gram_state_destroy(s);
     sl_grammar_release(g);
+    /* readings that multiply with each nesting (2^12 after 12 '(') are cut at SL_GRAM_MAX_STACKS, the first
+     * ones made kept: the all-')' reading goes on */
+    g = compile("root ::= e\ne ::= [a-z ]+ | \"(\" e \")\" | \"(\" e \"))\"");
+    CHECK_OK(sl_gram_state_create(g, &s));
+    CHECK(sl_gram_feed_all(s, "((((((((((((ab c", 16));
+    CHECK(!sl_gram_may_end(s));
+    CHECK(sl_gram_feed_all(s, "))))))))))))", 12));
+    CHECK(sl_gram_may_end(s));
+    sl_gram_state_destroy(s);
+    sl_grammar_release(g);
 }
 
 /* Every allocation that fails while compiling gives "out of memory" and leaves nothing behind (ASan's leak
