@@ -316,3 +316,21 @@ int main(int argc, char **argv) {
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
+
+uint32_t sl_test_xorshift(uint64_t *state, uint32_t n) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (uint32_t)(*state % n);
+}
+
+int sl_test_utf8_split(const char *s, const char **ch, int *len) {
+    int n = 0;
+    for (const char *p = s; *p;) {
+        const int l = (uint8_t)*p >= 0xF0 ? 4 : (uint8_t)*p >= 0xE0 ? 3 : (uint8_t)*p >= 0xC0 ? 2 : 1;
+        ch[n] = p;
+        len[n++] = l;
+        p += l;
+    }
+    return n;
+}

@@ -73,6 +73,11 @@ bool sl_test_failed(void);
         }                                                                             \
     } while (0)
 
+/* xorshift64: reproducible test data from *state, a value in [0, n). */
+uint32_t sl_test_xorshift(uint64_t *state, uint32_t n);
+/* The characters of a UTF-8 string: their starts in ch[], lengths in len[]; returns how many. */
+int sl_test_utf8_split(const char *s, const char **ch, int *len);
+
 /* Path of a file in ../shared, or NULL (and a skip note) when it is absent. */
 const char *sl_test_shared(const char *rel);
 /* Read a whole file (NUL-terminated); caller frees. NULL on error. */

@@ -43,29 +43,13 @@ static int judge(const sl_grammar *g, const char *s, size_t n) {
 }
 
 static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint32_t rnd(uint32_t n) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state % n);
-}
-
-static int split_chars(const char *a, const char **ch, int *len) {
-    int n = 0;
-    for (const char *p = a; *p;) {
-        int l = (uint8_t)*p >= 0xF0 ? 4 : (uint8_t)*p >= 0xE0 ? 3 : (uint8_t)*p >= 0xC0 ? 2 : 1;
-        ch[n] = p;
-        len[n++] = l;
-        p += l;
-    }
-    return n;
-}
+static uint32_t rnd(uint32_t n) { return sl_test_xorshift(&rng_state, n); }
 
 /* Strings over the alphabet: every one of up to 5 characters, then random ones of 6 to 10; fn judges each. */
 static bool each_string(const char *alphabet, bool (*fn)(void *ctx, const char *s, size_t n), void *ctx) {
     const char *ch[16];
     int cl[16];
-    const int na = split_chars(alphabet, ch, cl);
+    const int na = sl_test_utf8_split(alphabet, ch, cl);
     char s[64];
     for (int len = 0; len <= 10; len++) {
         long total = 1;

@@ -273,12 +273,7 @@ TEST(schema_cases) {
  * accept the bytes of a document only if it can begin one. */
 /* xorshift64: reproducible test data (each test sets rng_state first) */
 static uint64_t rng_state = 0x243F6A8885A308D3ull;
-static uint32_t rnd(uint32_t n) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state % n);
-}
+static uint32_t rnd(uint32_t n) { return sl_test_xorshift(&rng_state, n); }
 static json_t *random_schema(int depth) {
     static const char *types[] = {"object", "array", "string", "number", "integer", "boolean", "null"};
     json_t *o = json_object();

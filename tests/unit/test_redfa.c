@@ -55,24 +55,7 @@ static int oracle_match(const oracle *o, const char *s, size_t n, bool partial) 
 
 /* xorshift64: reproducible test data */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(uint32_t n) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state % n);
-}
-
-/* Characters of an alphabet given as a UTF-8 string: their offsets. */
-static int split_chars(const char *a, const char **ch, int *len) {
-    int n = 0;
-    for (const char *p = a; *p;) {
-        int l = (uint8_t)*p >= 0xF0 ? 4 : (uint8_t)*p >= 0xE0 ? 3 : (uint8_t)*p >= 0xC0 ? 2 : 1;
-        ch[n] = p;
-        len[n++] = l;
-        p += l;
-    }
-    return n;
-}
+static uint32_t rnd(uint32_t n) { return sl_test_xorshift(&rng_state, n); }
 
 /* One pattern: whole strings agree; anchored patterns: prefixes agree. Returns false (and reports) on a difference. */
 static bool agrees(const char *pattern, const char *alphabet, int *checked) {
@@ -90,7 +73,7 @@ static bool agrees(const char *pattern, const char *alphabet, int *checked) {
     const bool anchored = pattern[0] == '^';
     const char *ch[16];
     int cl[16];
-    const int na = split_chars(alphabet, ch, cl);
+    const int na = sl_test_utf8_split(alphabet, ch, cl);
     char s[64];
     bool ok = true;
     /* every string of up to 5 characters, then 2000 random ones of up to 12 */
