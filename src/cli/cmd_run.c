@@ -265,16 +265,14 @@ int cmd_run(int argc, char **argv) {
         return 1;
     }
     sl_grammar *grammar = NULL;
-    if (gbnf && sl_grammar_compile(gbnf, gbnf_len, &grammar) != SL_OK) {
-        fprintf(stderr, "shardlm run: %s\n", sl_last_error());
-        free(gbnf_file);
-        free(file_text);
-        return 1;
-    }
     sl_model *m = cli_load_model("run", v[O_MODEL].s);
     int32_t *ids = NULL;
     run_state s = {.json = v[O_JSON].b};
     if (!m) goto done;
+    if (gbnf && sl_grammar_compile_vocab(gbnf, gbnf_len, sl_model_tokenizer(m), &grammar) != SL_OK) {
+        fprintf(stderr, "shardlm run: %s\n", sl_last_error());
+        goto done;
+    }
     size_t n_ids;
     sl_gen_params gp = {
         .n_predict = (int32_t)v[O_N].i,

@@ -148,7 +148,7 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
             if (gs) {
                 size_t n;
                 const char *text = sl_json_guide_text(texts, id, &n);
-                done = sl_gram_feed_all(gs, text, n) && sl_gram_done(gs);
+                done = sl_gram_feed_token(gs, id, text, n) && sl_gram_done(gs);
             }
             if (!cb(ud, id, lg, n_vocab)) {
                 *finish = SL_FINISH_CALLER;

@@ -33,7 +33,7 @@
 #include <utf8proc.h>
 
 #define NONE UINT32_MAX
-enum { S_END = 0, S_TERM = 1, S_RULE = 2 };
+enum { S_END = 0, S_TERM = 1, S_RULE = 2, S_TOKEN = 3 };
 #define SYM(kind, v) ((uint32_t)(v) << 2 | (uint32_t)(kind))
 #define KIND(s) ((s) & 3u)
 #define VAL(s) ((s) >> 2)
@@ -52,7 +52,8 @@ struct sl_grammar {
     uint32_t *roff; /* (n_rules + 1) rule r's alternatives are alt[roff[r], roff[r + 1]) */
     cclass *cls;    /* (n_cls) */
     uint32_t *rng;  /* (2 * n_rng) */
-    uint32_t n_sym, n_alt, n_rules, n_cls, n_rng;
+    int32_t *tok;   /* (2 * n_tok) token references: the id, and 1 when negated (!<...>: any token but it) */
+    uint32_t n_sym, n_alt, n_rules, n_cls, n_rng, n_tok;
     uint32_t root;
 };
 
@@ -98,6 +99,8 @@ typedef struct parser {
     cclass *cls;
     uint32_t n_cls, cap_cls;
     u32v rng;
+    u32v tok;                /* token references (id, negated) */
+    const sl_tokenizer *vocab; /* resolves them (NULL: refused) */
     uint64_t n_sym; /* symbols written so far (bounded by SL_GRAM_MAX_SYMBOLS) */
     uint32_t cur;   /* the named rule being read */
     int depth;
@@ -307,6 +310,48 @@ static bool read_uint(parser *ps, uint32_t *v) {
     return true;
 }
 
+/* <[id]> or <text> (one token of the vocabulary, control tokens included), or either after '!' (any token
+ * but it). */
+static bool token_ref(parser *ps, uint32_t rule) {
+    const char *at = ps->p;
+    const bool neg = *ps->p == '!';
+    ps->p += neg ? 2 : 1;
+    const char *close = memchr(ps->p, '>', (size_t)(ps->end - ps->p));
+    if (!close) return fail_at(ps, at, SL_ERR_INVALID, "a token reference '<' without its '>'");
+    if (!ps->vocab) return fail_at(ps, at, SL_ERR_UNSUPPORTED, "token references (<...>) need the model's vocabulary");
+    const int32_t n_vocab = sl_tokenizer_n_vocab(ps->vocab);
+    int64_t id = -1;
+    const size_t n = (size_t)(close - ps->p);
+    if (n >= 2 && ps->p[0] == '[' && close[-1] == ']') {
+        id = 0;
+        for (const char *q = ps->p + 1; q < close - 1; q++) {
+            if (*q < '0' || *q > '9' || id > n_vocab)
+                return fail_at(ps, at, SL_ERR_INVALID, "'<[%.*s]>' is no token id of the vocabulary [0, %d)",
+                               (int)(n - 2 < 32 ? n - 2 : 32), ps->p + 1, n_vocab);
+            id = id * 10 + (*q - '0');
+        }
+        if (n == 2 || id >= n_vocab)
+            return fail_at(ps, at, SL_ERR_INVALID, "'<[%.*s]>' is no token id of the vocabulary [0, %d)",
+                           (int)(n - 2 < 32 ? n - 2 : 32), ps->p + 1, n_vocab);
+    } else {
+        int32_t *ids = NULL;
+        size_t k = 0; /* the brackets are part of the token's text (<think>, <|im_end|>) */
+        if (sl_tokenize(ps->vocab, ps->p - 1, n + 2, false, true, &ids, &k) != SL_OK) {
+            sl_free(ids);
+            return fail_at(ps, at, SL_ERR_INVALID, "'<%.*s>' cannot be tokenized", (int)(n < 64 ? n : 64), ps->p);
+        }
+        if (k == 1) id = ids[0];
+        sl_free(ids);
+        if (k != 1)
+            return fail_at(ps, at, SL_ERR_INVALID, "'<%.*s>' is %zu tokens of the vocabulary, not one",
+                           (int)(n < 64 ? n : 64), ps->p, k);
+    }
+    const uint32_t idx = ps->tok.n / 2;
+    if (!u32v_push(&ps->tok, (uint32_t)id) || !u32v_push(&ps->tok, neg)) return nomem(ps);
+    ps->p = close + 1;
+    return emit(ps, rule, SYM(S_TOKEN, idx));
+}
+
 /* The item body[last, n) of `rule` repeated min to max times (max NONE: no limit). */
 static bool repeat(parser *ps, uint32_t rule, uint32_t last, uint32_t min, uint32_t max) {
     u32v *body = &ps->rules[rule].body;
@@ -405,8 +450,9 @@ static bool sequence(parser *ps, uint32_t rule, bool nested) {
                                    min, max);
             }
             if (!repeat(ps, rule, last, min, max)) return false;
-        } else if (c == '<') {
-            return fail_at(ps, ps->p, SL_ERR_UNSUPPORTED, "token references (<...>) are not supported");
+        } else if (c == '<' || (c == '!' && ps->p + 1 < ps->end && ps->p[1] == '<')) {
+            if (!token_ref(ps, rule)) return false;
+            last = here;
         } else {
             break;
         }
@@ -499,11 +545,16 @@ static void free_parser(parser *ps) {
     sl_free(ps->rules);
     sl_free(ps->cls);
     sl_free(ps->rng.v);
+    sl_free(ps->tok.v);
 }
 
 sl_status sl_grammar_compile(const char *text, size_t len, sl_grammar **out) {
+    return sl_grammar_compile_vocab(text, len, NULL, out);
+}
+
+sl_status sl_grammar_compile_vocab(const char *text, size_t len, const sl_tokenizer *vocab, sl_grammar **out) {
     *out = NULL;
-    parser ps = {.text = text, .p = text, .end = text + len};
+    parser ps = {.text = text, .p = text, .end = text + len, .vocab = vocab};
     sl_grammar *g = NULL;
     const char *nul = memchr(text, '\0', len);
     if (nul) {
@@ -582,8 +633,11 @@ sl_status sl_grammar_compile(const char *text, size_t len, sl_grammar **out) {
     g->n_cls = ps.n_cls;
     g->rng = ps.rng.v;
     g->n_rng = ps.rng.n / 2;
+    g->tok = (int32_t *)ps.tok.v;
+    g->n_tok = ps.tok.n / 2;
     ps.cls = NULL;
     ps.rng.v = NULL;
+    ps.tok.v = NULL;
     bool *nulr = nullable_rules(g);
     if (!nulr) goto oom;
     const uint32_t lr = left_recursive(g, nulr);
@@ -619,6 +673,7 @@ void sl_grammar_release(sl_grammar *g) {
     sl_free(g->roff);
     sl_free(g->cls);
     sl_free(g->rng);
+    sl_free(g->tok);
     sl_free(g);
 }
 
@@ -745,7 +800,7 @@ static bool expand(sl_gram_state *s, uint32_t from, uint32_t pos, uint32_t paren
                 parent = s->node[parent].parent;
                 continue;
             }
-            if (KIND(sy) == S_TERM) {
+            if (KIND(sy) == S_TERM || KIND(sy) == S_TOKEN) {
                 const uint32_t id = new_node(s, pos, parent);
                 if (id == NONE || !add_top(s, from, id)) return false;
                 break;
@@ -787,7 +842,7 @@ static bool advance(sl_gram_state *s, uint32_t cp) {
         const uint32_t t = s->top.v[s->cur + i];
         if (t == NONE) continue;
         const uint32_t pos = s->node[t].pos;
-        if (!class_hits(g, &g->cls[VAL(g->sym[pos])], cp, cp)) continue;
+        if (KIND(g->sym[pos]) != S_TERM || !class_hits(g, &g->cls[VAL(g->sym[pos])], cp, cp)) continue;
         if (!expand(s, from, pos + 1, s->node[t].parent)) return false;
     }
     if (s->top.n == from) return false;
@@ -803,7 +858,9 @@ static bool viable(const sl_gram_state *s) {
                    hi = (s->cp << 6 | (s->hi & 0x3Fu)) << rest | ((1u << rest) - 1);
     for (uint32_t i = 0; i < s->n_cur; i++) {
         const uint32_t t = s->top.v[s->cur + i];
-        if (t != NONE && class_hits(s->g, &s->g->cls[VAL(s->g->sym[s->node[t].pos])], lo, hi)) return true;
+        if (t == NONE) continue;
+        const uint32_t sy = s->g->sym[s->node[t].pos];
+        if (KIND(sy) == S_TERM && class_hits(s->g, &s->g->cls[VAL(sy)], lo, hi)) return true;
     }
     return false;
 }
@@ -897,6 +954,15 @@ void sl_gram_state_destroy(sl_gram_state *s) {
     sl_free(s);
 }
 
+/* After a step of the output: only the current set's stacks kept. */
+static void settle(sl_gram_state *s) {
+    if (!compact(s)) { /* out of memory: the sets are intact, only not compacted */
+        if (s->cur != 0) memmove(s->top.v, s->top.v + s->cur, (size_t)s->n_cur * sizeof *s->top.v);
+        s->top.n = s->n_cur;
+        s->cur = 0;
+    }
+}
+
 bool sl_gram_feed_all(sl_gram_state *s, const char *p, size_t n) {
     const mark m = save(s);
     for (size_t i = 0; i < n; i++)
@@ -904,12 +970,61 @@ bool sl_gram_feed_all(sl_gram_state *s, const char *p, size_t n) {
             restore(s, m);
             return false;
         }
-    if (!compact(s)) { /* out of memory: the sets are intact, only not compacted */
-        if (s->cur != 0) memmove(s->top.v, s->top.v + s->cur, (size_t)s->n_cur * sizeof *s->top.v);
-        s->top.n = s->n_cur;
-        s->cur = 0;
-    }
+    settle(s);
     return true;
+}
+
+/* Token reference k takes token id. */
+static bool token_matches(const sl_grammar *g, uint32_t k, int32_t id) {
+    return g->tok[2 * k + 1] ? id != g->tok[2 * k] : id == g->tok[2 * k];
+}
+
+bool sl_gram_feed_token(sl_gram_state *s, int32_t id, const char *text, size_t n) {
+    const sl_grammar *g = s->g;
+    const mark m = save(s);
+    const uint32_t ocur = s->cur, on = s->n_cur;
+    bool any_tok = false;
+    for (uint32_t i = 0; i < on; i++) {
+        const uint32_t t = s->top.v[ocur + i];
+        any_tok |= t != NONE && KIND(g->sym[s->node[t].pos]) == S_TOKEN;
+    }
+    if (!any_tok || m.need) return sl_gram_feed_all(s, text, n); /* (a token reference begins no character) */
+    /* its text through the stacks with a character class on top */
+    uint32_t fcur = 0, fn = 0;
+    bool chars = n > 0;
+    if (chars) {
+        const uint32_t from = s->top.n;
+        for (uint32_t i = 0; i < on && chars; i++) {
+            const uint32_t t = s->top.v[ocur + i];
+            if (t != NONE && KIND(g->sym[s->node[t].pos]) == S_TERM) chars = u32v_push(&s->top, t);
+        }
+        s->cur = from, s->n_cur = s->top.n - from;
+        for (size_t i = 0; i < n && chars && s->n_cur; i++) chars = feed_byte(s, (uint8_t)text[i]);
+        chars = chars && s->n_cur > 0;
+        fcur = s->cur, fn = s->n_cur;
+    }
+    if (!chars) s->cp = m.cp, s->need = m.need, s->lo = m.lo, s->hi = m.hi;
+    /* with the stacks whose token reference takes it (unless the text left a character half written, which
+     * they cannot share) */
+    const uint32_t from = s->top.n;
+    new_set(s);
+    for (uint32_t i = 0; i < fn && chars; i++)
+        if (!add_top(s, from, s->top.v[fcur + i])) goto undo;
+    for (uint32_t i = 0; i < on && !(chars && s->need); i++) {
+        const uint32_t t = s->top.v[ocur + i];
+        if (t == NONE) continue;
+        const uint32_t pos = s->node[t].pos;
+        if (KIND(g->sym[pos]) == S_TOKEN && token_matches(g, VAL(g->sym[pos]), id) &&
+            !expand(s, from, pos + 1, s->node[t].parent))
+            goto undo;
+    }
+    if (s->top.n == from) goto undo;
+    s->cur = from, s->n_cur = s->top.n - from;
+    settle(s);
+    return true;
+undo:
+    restore(s, m);
+    return false;
 }
 
 bool sl_gram_may_end(const sl_gram_state *s) {
@@ -1070,10 +1185,21 @@ int32_t sl_gram_guide_mask(sl_gram_guide *g, sl_gram_state *s, float *logits) {
     }
     memset(g->ok, 0, (size_t)g->n_vocab);
     walk(g, s, 0);
+    for (uint32_t i = 0; i < s->n_cur && !s->need; i++) { /* stacks with a token reference on top */
+        const uint32_t t = s->top.v[s->cur + i];
+        const uint32_t sy = t == NONE ? S_END : s->g->sym[s->node[t].pos];
+        if (KIND(sy) != S_TOKEN) continue;
+        const int32_t *r = &s->g->tok[2 * VAL(sy)];
+        if (!r[1]) {
+            if (r[0] < g->n_vocab) g->ok[r[0]] = 1;
+        } else {
+            for (int32_t k = 0; k < g->n_vocab; k++) g->ok[k] |= !g->eog[k] && k != r[0];
+        }
+    }
     const bool end = sl_gram_may_end(s);
     int32_t allowed = 0;
     for (int32_t i = 0; i < g->n_vocab; i++) {
-        g->ok[i] = g->eog[i] ? end : g->ok[i];
+        g->ok[i] = g->eog[i] ? end || g->ok[i] : g->ok[i]; /* (a reference may name one) */
         if (g->ok[i]) allowed++;
         else logits[i] = -INFINITY;
     }

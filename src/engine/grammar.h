@@ -10,12 +10,15 @@
  * (any character), with the escapes \n \r \t \\ \" \[ \] \- \xHH \uHHHH
  * \UHHHHHHHH; rule names ([a-zA-Z0-9_-]+); ( groups ), alternatives |,
  * and the repetitions * + ? {m} {m,} {m,n} {,n} (bounds up to
- * SL_GRAM_MAX_REPEAT). A rule's body ends at the end of its line, except
+ * SL_GRAM_MAX_REPEAT); token references <[id]> and <text> (one token of
+ * the vocabulary, a control token such as <think> too) and !<...> (any
+ * token but that one), where a vocabulary is given. A rule's body ends at the end of its line, except
  * inside parentheses and after ::= or |; # starts a comment. Characters are
  * Unicode code points: the output is matched as UTF-8, one character at a
  * time. Refused, with the line and column: undefined or twice-defined rules,
  * no root, left recursion (a rule that can reach itself before reading a
- * character, which would never stop expanding), token references (<...>).
+ * character, which would never stop expanding), token references without a
+ * vocabulary or that name no single token.
  *
  * sl_gram_state follows the output: the ways the grammar can still read it,
  * as stacks of the symbols left to match (a pushdown automaton's stacks,
@@ -34,6 +37,7 @@
 
 #include "engine/jsonguide.h"
 #include "shardlm.h"
+#include "tokenizer/tokenizer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,6 +51,8 @@ typedef struct sl_grammar sl_grammar;
 
 /* Compile GBNF text[0, len). Errors (SL_ERR_INVALID) say what is wrong and where ("line 2, column 14"). */
 sl_status sl_grammar_compile(const char *text, size_t len, sl_grammar **out);
+/* The same, token references resolved in vocab (NULL: refused). */
+sl_status sl_grammar_compile_vocab(const char *text, size_t len, const sl_tokenizer *vocab, sl_grammar **out);
 sl_grammar *sl_grammar_retain(sl_grammar *g);
 void sl_grammar_release(sl_grammar *g);
 
@@ -57,6 +63,9 @@ sl_status sl_gram_state_create(const sl_grammar *g, sl_gram_state **out);
 void sl_gram_state_destroy(sl_gram_state *s);
 /* Take bytes p[0, n): false, with the state unchanged, when they cannot continue the output. */
 bool sl_gram_feed_all(sl_gram_state *s, const char *p, size_t n);
+/* Take token id, whose output is text[0, n): by a token reference that names it, or by its text. A text
+ * that ends inside a character continues only the readings of its characters. */
+bool sl_gram_feed_token(sl_gram_state *s, int32_t id, const char *text, size_t n);
 /* The output may end here: a whole sentence of the grammar, no character left half-written. */
 bool sl_gram_may_end(const sl_gram_state *s);
 /* Nothing may follow: the output is a whole sentence and no reading can go on. */

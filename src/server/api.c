@@ -844,7 +844,7 @@ static bool parse_response_format(json_t *o, sl_req_params *p, sl_api_error *e) 
  * {json, regex, choice, json_object, grammar} — and llama.cpp's json_schema and grammar: at most one of them
  * (and not with a JSON response_format) guides the output. A regex matches the whole output; a choice is one
  * of the strings; a grammar (GBNF, engine/grammar.h) derives the whole output from its root rule. */
-static bool parse_guided(json_t *o, sl_req_params *p, sl_api_error *e) {
+static bool parse_guided(const sl_api_ctx *ctx, json_t *o, sl_req_params *p, sl_api_error *e) {
     json_t *so = json_object_get(o, "structured_outputs");
     if (so && !json_is_null(so) && !json_is_object(so)) {
         sl_api_set_error(e, 400, "structured_outputs", "'structured_outputs' must be an object");
@@ -920,7 +920,8 @@ static bool parse_guided(json_t *o, sl_req_params *p, sl_api_error *e) {
                 sl_api_set_error(e, 400, f, "'%s' must be a string (a grammar in GBNF)", f);
                 return false;
             }
-            st = sl_grammar_compile(json_string_value(v), json_string_length(v), &p->grammar);
+            st = sl_grammar_compile_vocab(json_string_value(v), json_string_length(v), sl_model_tokenizer(ctx->model),
+                                          &p->grammar);
             break;
         default: { /* G_CHOICE: the strings as one alternation of literals */
             if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 256) {
@@ -1330,7 +1331,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         goto done;
     }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
-        !parse_allowed_ids(ctx, o, p, e) || !parse_bad_words(ctx, o, p, e) || !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(o, p, e) ||
+        !parse_allowed_ids(ctx, o, p, e) || !parse_bad_words(ctx, o, p, e) || !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(ctx, o, p, e) ||
         (kind == SL_API_CHAT && !parse_tools(ctx, o, r, e)))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;

@@ -144,7 +144,7 @@ static void resume(sl_sched *s, sl_req *r) {
         if (r->p.schema || r->gram) { /* structured output goes on from the output so far */
             size_t n;
             const char *t = sl_json_guide_text(s->guide, r->tokens[i], &n);
-            if (r->gram) sl_gram_feed_all(r->gram, t, n);
+            if (r->gram) sl_gram_feed_token(r->gram, r->tokens[i], t, n);
             else sl_json_feed_all(&r->json, t, n);
         }
         if (!r->p.ignore_eos && sl_tokenizer_is_eog(tok, r->tokens[i])) continue;
@@ -598,7 +598,7 @@ static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
         size_t n;
         const char *text = sl_json_guide_text(s->guide, id, &n);
         bool done;
-        if (r->gram) done = sl_gram_feed_all(r->gram, text, n) && sl_gram_done(r->gram);
+        if (r->gram) done = sl_gram_feed_token(r->gram, id, text, n) && sl_gram_done(r->gram);
         else done = sl_json_feed_all(&r->json, text, n) && sl_json_done(&r->json);
         if (done) { /* the answer is complete */
             finish_req(s, r, SL_FR_STOP, 0, NULL);

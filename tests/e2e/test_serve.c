@@ -707,8 +707,16 @@ TEST(serve_grammar) {
         answer_free(&a);
         json_decref(g);
     }
+    /* a token reference: stories260K's byte token for '\n' (id 13 = 0x0A + 3) by its id */
+    resp r = http(url, "/v1/completions",
+             "{\"prompt\":\"Once\",\"max_tokens\":20,\"temperature\":1,\"seed\":2,\"grammar\":\"root ::= \\\"yes\\\" "
+             "<[13]> \\\"no\\\"\"}",
+             NULL);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"text\":\"yes\\nno\"") && strstr(r.body, "\"finish_reason\":\"stop\""));
+    free(r.body);
     /* an empty grammar (llama.cpp's default) guides nothing */
-    resp r = http(url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":4,\"grammar\":\"\"}", NULL);
+    r = http(url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":4,\"grammar\":\"\"}", NULL);
     CHECK_EQ_INT(r.status, 200);
     free(r.body);
     static const struct {
@@ -718,6 +726,7 @@ TEST(serve_grammar) {
         {"\"grammar\":\"root ::= [a-\"", "grammar", "without its closing ']'"},
         {"\"grammar\":\"root ::= root \\\"a\\\"\"", "grammar", "left-recursive"},
         {"\"grammar\":7", "grammar", "a string"},
+        {"\"grammar\":\"root ::= <[99999]>\"", "grammar", "no token id of the vocabulary [0, 512)"},
         {"\"guided_grammar\":\"start ::= \\\"a\\\"\"", "guided_grammar", "no rule named 'root'"},
         {"\"grammar\":\"root ::= \\\"a\\\"\",\"grammar_lazy\":true", "grammar_lazy", "not supported"},
         {"\"grammar\":\"root ::= \\\"a\\\"\",\"guided_regex\":\"a\"", "grammar", "something else"},

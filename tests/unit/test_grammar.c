@@ -536,3 +536,109 @@ TEST(fuzz_corpus_replay) {
     CHECK(n >= 7);
     CHECK(compiled >= 6);
 }
+
+/* Token references: <[id]>, <text> (one token, control tokens too), !<...>; the mask allows exactly the
+ * tokens they name beside what the characters allow, and a token goes on by its reference or its text. */
+TEST(token_references) {
+    sl_tokenizer *tok = load_vocab("models/stories260K.gguf");
+    CHECK(tok);
+    if (!tok) return;
+    sl_json_guide *jg = NULL;
+    sl_gram_guide *gg = NULL;
+    CHECK_OK(sl_json_guide_create(tok, &jg));
+    CHECK_OK(sl_gram_guide_create(jg, tok, &gg));
+    const int32_t nv = sl_tokenizer_n_vocab(tok);
+    /* X: a token whose text is lowercase letters, two or more of them */
+    int32_t x = -1, y = -1;
+    for (int32_t i = 0; i < nv && y < 0; i++) {
+        size_t k;
+        const char *t = sl_json_guide_text(jg, i, &k);
+        bool letters = k >= 2;
+        for (size_t j = 0; j < k; j++) letters &= t[j] >= 'a' && t[j] <= 'z';
+        if (letters && x < 0) x = i;
+        else if (letters) y = i;
+    }
+    CHECK(x >= 0 && y >= 0);
+    size_t xn, yn;
+    const char *xt = sl_json_guide_text(jg, x, &xn), *yt = sl_json_guide_text(jg, y, &yn);
+    float *l = malloc(sizeof(float) * (size_t)nv);
+    char text[256];
+    /* "a" <[X]> "b": after "a", X alone; X by reference, then "b" */
+    snprintf(text, sizeof text, "root ::= \"a\" <[%d]> \"b\"", x);
+    sl_grammar *g = NULL;
+    CHECK_OK(sl_grammar_compile_vocab(text, strlen(text), tok, &g));
+    sl_gram_state *s = NULL;
+    CHECK_OK(sl_gram_state_create(g, &s));
+    CHECK(sl_gram_feed_all(s, "a", 1));
+    for (int32_t i = 0; i < nv; i++) l[i] = 0;
+    CHECK_EQ_INT(sl_gram_guide_mask(gg, s, l), 1);
+    CHECK(!isinf(l[x]));
+    CHECK(!sl_gram_feed_token(s, y, yt, yn));
+    CHECK(!sl_gram_feed_all(s, xt, xn)); /* its text alone is not the reference */
+    CHECK(sl_gram_feed_token(s, x, xt, xn));
+    CHECK(sl_gram_feed_all(s, "b", 1) && sl_gram_done(s));
+    sl_gram_state_destroy(s);
+    sl_grammar_release(g);
+    /* !<[X]> "!": any token but X (end of generation not among them), then "!" */
+    snprintf(text, sizeof text, "root ::= !<[%d]> \"!\"", x);
+    CHECK_OK(sl_grammar_compile_vocab(text, strlen(text), tok, &g));
+    CHECK_OK(sl_gram_state_create(g, &s));
+    for (int32_t i = 0; i < nv; i++) l[i] = 0;
+    int32_t n_eog = 0;
+    for (int32_t i = 0; i < nv; i++) n_eog += sl_tokenizer_is_eog(tok, i);
+    CHECK_EQ_INT(sl_gram_guide_mask(gg, s, l), nv - 1 - n_eog);
+    CHECK(isinf(l[x]));
+    CHECK(!sl_gram_feed_token(s, x, xt, xn));
+    CHECK(sl_gram_feed_token(s, y, yt, yn));
+    CHECK(sl_gram_feed_all(s, "!", 1) && sl_gram_done(s));
+    sl_gram_state_destroy(s);
+    sl_grammar_release(g);
+    /* a reference beside characters that X's text also matches: both readings go on */
+    snprintf(text, sizeof text, "root ::= <[%d]> \"1\" | [a-z]+ \"2\"", x);
+    CHECK_OK(sl_grammar_compile_vocab(text, strlen(text), tok, &g));
+    CHECK_OK(sl_gram_state_create(g, &s));
+    CHECK(sl_gram_feed_token(s, x, xt, xn));
+    for (int32_t i = 0; i < nv; i++) l[i] = 0;
+    sl_gram_guide_mask(gg, s, l);
+    CHECK(judge(g, "z2", 2) == 2);
+    CHECK(sl_gram_feed_all(s, "1", 1) && sl_gram_done(s));
+    sl_gram_state_destroy(s);
+    CHECK_OK(sl_gram_state_create(g, &s));
+    CHECK(sl_gram_feed_token(s, x, xt, xn));
+    CHECK(sl_gram_feed_all(s, "2", 1) && sl_gram_may_end(s));
+    sl_gram_state_destroy(s);
+    sl_grammar_release(g);
+    /* refusals */
+    static const struct {
+        const char *gbnf, *msg;
+    } bad[] = {
+        {"root ::= <[512]>", "'<[512]>' is no token id of the vocabulary [0, 512)"},
+        {"root ::= <[]>", "no token id"},
+        {"root ::= <[1x]>", "no token id"},
+        {"root ::= <once upon a time there>", "tokens of the vocabulary, not one"},
+        {"root ::= \"a\" <[3]", "without its '>' at line 1, column 14"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        g = NULL;
+        const sl_status st = sl_grammar_compile_vocab(bad[i].gbnf, strlen(bad[i].gbnf), tok, &g);
+        CHECK_MSG(st != SL_OK && !g && strstr(sl_last_error(), bad[i].msg), "%s: %s", bad[i].gbnf,
+                  st ? sl_last_error() : "accepted");
+    }
+    free(l);
+    sl_gram_guide_destroy(gg);
+    sl_json_guide_destroy(jg);
+    sl_tokenizer_destroy(tok);
+    /* a control token by its text (Qwen2's <|im_end|>) */
+    tok = load_vocab("golden/tokenizer/ggml-vocab-qwen2.gguf");
+    CHECK(tok);
+    if (!tok) return;
+    const char *q = "root ::= [a-z]+ <|im_end|>";
+    CHECK_OK(sl_grammar_compile_vocab(q, strlen(q), tok, &g));
+    CHECK_OK(sl_gram_state_create(g, &s));
+    CHECK(sl_gram_feed_all(s, "ok", 2));
+    CHECK(!sl_gram_feed_token(s, 151643, "", 0)); /* <|endoftext|> */
+    CHECK(sl_gram_feed_token(s, 151645, "", 0) && sl_gram_done(s));
+    sl_gram_state_destroy(s);
+    sl_grammar_release(g);
+    sl_tokenizer_destroy(tok);
+}
