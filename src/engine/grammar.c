@@ -822,6 +822,7 @@ static bool expand(sl_gram_state *s, uint32_t from, uint32_t pos, uint32_t paren
 
 /* Some character in [lo, hi] is in class c. */
 static bool class_hits(const sl_grammar *g, const cclass *c, uint32_t lo, uint32_t hi) {
+    if (c->n == 0) return c->neg; /* `.` (or [^]), or [] */
     const uint32_t *r = g->rng + 2 * (size_t)c->off;
     if (!c->neg) {
         for (uint32_t i = 0; i < c->n; i++)
@@ -899,7 +900,7 @@ static bool compact(sl_gram_state *s) {
         s->spare = n;
         s->cap_spare = s->n_node;
     }
-    memset(s->map, 0xFF, (size_t)s->n_node * sizeof *s->map);
+    if (s->n_node) memset(s->map, 0xFF, (size_t)s->n_node * sizeof *s->map);
     uint32_t n_new = 0;
     for (uint32_t i = 0; i < s->n_cur; i++) {
         uint32_t t = s->top.v[s->cur + i];
