@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sl_strbuf {
     char *p;
@@ -25,5 +26,24 @@ bool sl_strbuf_add(sl_strbuf *b, const char *s, size_t n);
 void sl_utf8_scrub(char *s);
 /* Whether s[0..n) is valid UTF-8 (the same rule as sl_utf8_scrub). */
 bool sl_utf8_valid(const char *s, size_t n);
+
+/* UTF-8 read a byte at a time (no overlong forms, surrogates or values past
+ * U+10FFFF): lead byte c gives the continuation bytes still due (0 for
+ * ASCII) and the range of the first of them (the later ones: 0x80-0xBF);
+ * false when no character begins with c. */
+static inline bool sl_utf8_lead(uint8_t c, uint8_t *need, uint8_t *lo, uint8_t *hi) {
+    *lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    *hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    *need = c < 0x80 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+    return c < 0x80 || (c >= 0xC2 && c <= 0xF4);
+}
+
+/* The value of hexadecimal digit c, or -1. */
+static inline int sl_hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
 
 #endif

@@ -21,6 +21,7 @@
 #include "engine/grammar.h"
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 #include "core/status.h"
 #include "tokenizer/tokenizer.h"
 
@@ -96,6 +97,8 @@ typedef struct parser {
     const char *text, *p, *end;
     brule *rules;
     uint32_t n_rules, cap_rules;
+    uint32_t *names; /* the named rules by their names' hashes (open addressing; rule + 1, 0: free) */
+    uint32_t n_named, cap_names;
     cclass *cls;
     uint32_t n_cls, cap_cls;
     u32v rng;
@@ -162,14 +165,41 @@ static bool new_rule(parser *ps, const char *name, size_t len, uint32_t *id) {
     return true;
 }
 
+static uint32_t name_hash(const char *name, size_t len) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)name[i]) * 16777619u;
+    return h;
+}
+
 /* The rule named text[0, len), made (not yet defined) at its first mention. */
 static bool named_rule(parser *ps, const char *name, size_t len, uint32_t *id) {
-    for (uint32_t i = 0; i < ps->n_rules; i++)
-        if (ps->rules[i].name && ps->rules[i].len == len && !memcmp(ps->rules[i].name, name, len)) {
-            *id = i;
+    if (2 * (ps->n_named + 1) > ps->cap_names) { /* at most half full: rehash into twice the slots */
+        const uint32_t cap = ps->cap_names ? 2 * ps->cap_names : 64;
+        uint32_t *t = sl_calloc(cap, sizeof *t);
+        if (!t) return nomem(ps);
+        for (uint32_t i = 0; i < ps->cap_names; i++) {
+            if (!ps->names[i]) continue;
+            const brule *b = &ps->rules[ps->names[i] - 1];
+            uint32_t k = name_hash(b->name, b->len) & (cap - 1);
+            while (t[k]) k = (k + 1) & (cap - 1);
+            t[k] = ps->names[i];
+        }
+        sl_free(ps->names);
+        ps->names = t;
+        ps->cap_names = cap;
+    }
+    uint32_t k = name_hash(name, len) & (ps->cap_names - 1);
+    for (; ps->names[k]; k = (k + 1) & (ps->cap_names - 1)) {
+        const brule *b = &ps->rules[ps->names[k] - 1];
+        if (b->len == len && !memcmp(b->name, name, len)) {
+            *id = ps->names[k] - 1;
             return true;
         }
-    return new_rule(ps, name, len, id);
+    }
+    if (!new_rule(ps, name, len, id)) return false;
+    ps->names[k] = *id + 1;
+    ps->n_named++;
+    return true;
 }
 
 static bool emit(parser *ps, uint32_t rule, uint32_t sym) {
@@ -209,13 +239,6 @@ static bool new_class(parser *ps, uint32_t *pairs, uint32_t n, bool neg, uint32_
     return true;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* One character of a literal or class (an escape or a UTF-8 character) at ps->p. */
 static bool read_char(parser *ps, uint32_t *cp) {
     const char *at = ps->p;
@@ -244,7 +267,7 @@ static bool read_char(parser *ps, uint32_t *cp) {
     }
     uint64_t v = 0;
     for (int i = 0; i < digits; i++) {
-        const int h = ps->p < ps->end ? hexval(*ps->p) : -1;
+        const int h = ps->p < ps->end ? sl_hex_digit(*ps->p) : -1;
         if (h < 0) return fail_at(ps, at, SL_ERR_INVALID, "'\\%c' needs %d hexadecimal digits", e, digits);
         v = v * 16 + (uint64_t)h;
         ps->p++;
@@ -323,14 +346,13 @@ static bool token_ref(parser *ps, uint32_t rule) {
     int64_t id = -1;
     const size_t n = (size_t)(close - ps->p);
     if (n >= 2 && ps->p[0] == '[' && close[-1] == ']') {
+        bool ok = n > 2;
         id = 0;
-        for (const char *q = ps->p + 1; q < close - 1; q++) {
-            if (*q < '0' || *q > '9' || id > n_vocab)
-                return fail_at(ps, at, SL_ERR_INVALID, "'<[%.*s]>' is no token id of the vocabulary [0, %d)",
-                               (int)(n - 2 < 32 ? n - 2 : 32), ps->p + 1, n_vocab);
+        for (const char *q = ps->p + 1; q < close - 1 && ok; q++) {
+            ok = *q >= '0' && *q <= '9' && id < n_vocab;
             id = id * 10 + (*q - '0');
         }
-        if (n == 2 || id >= n_vocab)
+        if (!ok || id >= n_vocab)
             return fail_at(ps, at, SL_ERR_INVALID, "'<[%.*s]>' is no token id of the vocabulary [0, %d)",
                            (int)(n - 2 < 32 ? n - 2 : 32), ps->p + 1, n_vocab);
     } else {
@@ -543,6 +565,7 @@ out:
 static void free_parser(parser *ps) {
     for (uint32_t i = 0; i < ps->n_rules; i++) sl_free(ps->rules[i].body.v);
     sl_free(ps->rules);
+    sl_free(ps->names);
     sl_free(ps->cls);
     sl_free(ps->rng.v);
     sl_free(ps->tok.v);
@@ -877,11 +900,8 @@ static bool feed_byte(sl_gram_state *s, uint8_t c) {
         return advance(s, s->cp);
     }
     if (c < 0x80) return advance(s, c);
-    s->lo = 0x80, s->hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) s->need = 1, s->cp = c & 0x1Fu;
-    else if (c >= 0xE0 && c <= 0xEF) s->need = 2, s->cp = c & 0x0Fu, s->lo = c == 0xE0 ? 0xA0 : 0x80, s->hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4) s->need = 3, s->cp = c & 0x07u, s->lo = c == 0xF0 ? 0x90 : 0x80, s->hi = c == 0xF4 ? 0x8F : 0xBF;
-    else return false;
+    if (!sl_utf8_lead(c, &s->need, &s->lo, &s->hi)) return false;
+    s->cp = c & (0x3Fu >> s->need); /* the lead byte's bits: 5, 4 or 3 */
     return viable(s);
 }
 

@@ -1605,12 +1605,7 @@ static bool utf8_byte(sl_json_fork *s, uint8_t c) {
         s->u8hi = 0xBF;
         return true;
     }
-    if (c < 0x80) return true;
-    if (c < 0xC2 || c > 0xF4) return false;
-    s->u8need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
-    s->u8lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-    s->u8hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-    return true;
+    return sl_utf8_lead(c, &s->u8need, &s->u8lo, &s->u8hi);
 }
 
 /* A key of an object with declared properties and others (key 2): byte c of its text (as written), the declared

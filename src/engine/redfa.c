@@ -12,6 +12,7 @@
 #include "redfa.h"
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 #include "core/status.h"
 
 #include <stdbool.h>
@@ -135,13 +136,6 @@ static void class_escape(char e, cls *c) {
     }
 }
 
-static int hexval(char h) {
-    if (h >= '0' && h <= '9') return h - '0';
-    if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-    if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-    return -1;
-}
-
 /* \xHH or \uHHHH after the backslash (ps->i at 'x' or 'u'): the code point, or -1. */
 static long hex_escape(parser *ps) {
     const size_t at = ps->i - 1;
@@ -149,7 +143,7 @@ static long hex_escape(parser *ps) {
     if (ps->i + (size_t)digits >= ps->len) return fail(ps, at, "a '\\x' or '\\u' escape needs its hex digits");
     long v = 0;
     for (int k = 1; k <= digits; k++) {
-        const int h = hexval(ps->p[ps->i + (size_t)k]);
+        const int h = sl_hex_digit(ps->p[ps->i + (size_t)k]);
         if (h < 0) return fail(ps, at, "a '\\x' or '\\u' escape needs its hex digits");
         v = v * 16 + h;
     }

@@ -133,6 +133,14 @@ static void list_push_front(list *l, sl_req *r) {
 
 static bool feed_text(sl_req *r, const char *t, size_t n, bool final);
 
+/* Structured output (a schema or a grammar) takes token id; true when the answer is complete. */
+static bool guide_take(sl_sched *s, sl_req *r, int32_t id) {
+    size_t n;
+    const char *t = sl_json_guide_text(s->guide, id, &n);
+    if (r->gram) return sl_gram_feed_token(r->gram, id, t, n) && sl_gram_done(r->gram);
+    return sl_json_feed_all(&r->json, t, n) && sl_json_done(&r->json);
+}
+
 /* A resumed stream (sl_req_params.resume_*): replay the other engine's output
  * tokens through the same detokenizer and stop matcher, dropping the first
  * resume_text_sent bytes released (the client has them); what the other
@@ -141,12 +149,8 @@ static void resume(sl_sched *s, sl_req *r) {
     const sl_tokenizer *tok = sl_model_tokenizer(s->m);
     r->skip_text = (size_t)r->p.resume_text_sent;
     for (int32_t i = r->n_prompt - r->p.resume_generated; i < r->n_prompt; i++) {
-        if (r->p.schema || r->gram) { /* structured output goes on from the output so far */
-            size_t n;
-            const char *t = sl_json_guide_text(s->guide, r->tokens[i], &n);
-            if (r->gram) sl_gram_feed_token(r->gram, r->tokens[i], t, n);
-            else sl_json_feed_all(&r->json, t, n);
-        }
+        /* structured output goes on from the output so far */
+        if (r->p.schema || r->gram) guide_take(s, r, r->tokens[i]);
         if (!r->p.ignore_eos && sl_tokenizer_is_eog(tok, r->tokens[i])) continue;
         char buf[4096];
         int64_t n = sl_detok_push(&r->detok, r->tokens[i], buf, sizeof buf);
@@ -594,17 +598,10 @@ static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
         drop_req(s, &s->running, r);
         return true;
     }
-    if (r->p.schema || r->gram) {
-        size_t n;
-        const char *text = sl_json_guide_text(s->guide, id, &n);
-        bool done;
-        if (r->gram) done = sl_gram_feed_token(r->gram, id, text, n) && sl_gram_done(r->gram);
-        else done = sl_json_feed_all(&r->json, text, n) && sl_json_done(&r->json);
-        if (done) { /* the answer is complete */
-            finish_req(s, r, SL_FR_STOP, 0, NULL);
-            drop_req(s, &s->running, r);
-            return true;
-        }
+    if ((r->p.schema || r->gram) && guide_take(s, r, id)) { /* the answer is complete */
+        finish_req(s, r, SL_FR_STOP, 0, NULL);
+        drop_req(s, &s->running, r);
+        return true;
     }
     return false;
 }

@@ -20,6 +20,7 @@
 #include "template/tpl.h"
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -123,13 +124,6 @@ static sl_status emit_text(lexer *lx, size_t from, size_t to, char sign, bool ls
     return SL_OK;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Decode the Python escapes of a string literal body s[0..n) into the arena. */
 static sl_status decode_string(lexer *lx, size_t at, const char *s, size_t n, token *t) {
     char *o = tpl_alloc(&lx->t->arena, n + 1);
@@ -170,7 +164,7 @@ static sl_status decode_string(lexer *lx, size_t at, const char *s, size_t n, to
         }
         cp = 0;
         for (int j = 0; j < digits; j++) {
-            int h = i + 1 < n ? hexval(s[i + 1]) : -1;
+            int h = i + 1 < n ? sl_hex_digit(s[i + 1]) : -1;
             if (h < 0) return lex_fail(lx, at, "truncated \\x, \\u or \\U escape in a string", NULL);
             cp = cp * 16 + (uint32_t)h;
             i++;
@@ -230,7 +224,7 @@ static size_t match_int(const lexer *lx, size_t i, int *base) {
         for (;;) {
             size_t k = j;
             if (k < n && s[k] == '_') k++;
-            int h = k < n ? hexval(s[k]) : -1;
+            int h = k < n ? sl_hex_digit(s[k]) : -1;
             if (h < 0 || h >= *base) break;
             j = k + 1;
             end = j;
@@ -320,7 +314,7 @@ static sl_status lex_tag(lexer *lx, bool block, size_t open_pos) {
             size_t q = i + (base != 10 ? 2 : 0);
             for (; q < j; q++) {
                 if (lx->src[q] == '_') continue;
-                uint64_t d = (uint64_t)hexval(lx->src[q]);
+                uint64_t d = (uint64_t)sl_hex_digit(lx->src[q]);
                 if (v > (UINT64_MAX - d) / (uint64_t)base || v * (uint64_t)base + d > (uint64_t)INT64_MAX)
                     return lex_fail(lx, i, "integer literal too large", NULL);
                 v = v * (uint64_t)base + d;

@@ -45,6 +45,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 #include "core/status.h"
 #include "pretok.h"
 #include "vocab.h"
@@ -114,17 +115,10 @@ static uint32_t attr_of_type(int64_t type) {
     }
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 /* "<0xHH>" → HH, else -1 */
 static int byte_of_text(const char *s, size_t n) {
     if (n != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;
-    int hi = hexval(s[3]), lo = hexval(s[4]);
+    int hi = sl_hex_digit(s[3]), lo = sl_hex_digit(s[4]);
     return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 

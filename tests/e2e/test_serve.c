@@ -87,6 +87,15 @@ static resp http(const char *url, const char *path, const char *body, const char
 }
 
 /* Text of a non-streaming completion (choices[0].text or .message.content); caller frees. */
+/* llama.cpp's golden run nn of stories260K (prompt, ids, text), or NULL. */
+static json_t *golden_json(int nn) {
+    char path[128];
+    snprintf(path, sizeof path, "golden/stories260K/main.%02d.json", nn);
+    const char *p = sl_test_shared(path);
+    json_error_t je;
+    return p ? json_load_file(p, 0, &je) : NULL;
+}
+
 static char *completion_text(const resp *r) {
     json_error_t je;
     json_t *o = json_loads(r->body, 0, &je);
@@ -280,10 +289,7 @@ TEST(serve_several_prompts_match_golden) {
     json_t *prompts = json_array(), *want = json_array();
     long long want_np = 0;
     for (int nn = 0; nn < 6; nn++) {
-        char path[128];
-        snprintf(path, sizeof path, "golden/stories260K/main.%02d.json", nn);
-        json_error_t je;
-        json_t *g = json_load_file(sl_test_shared(path), 0, &je);
+        json_t *g = golden_json(nn);
         CHECK(g);
         json_array_append(prompts, json_object_get(g, "prompt"));
         json_array_append(want, json_object_get(g, "generated_text"));
@@ -354,8 +360,7 @@ static json_t *choices_of(const char *url, const char *prompt, int n, double tem
 TEST(serve_n_choices) {
     const char *url = start_default();
     CHECK(url);
-    json_error_t je;
-    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.01.json"), 0, &je);
+    json_t *g = golden_json(1);
     CHECK(g);
     const char *prompt = json_string_value(json_object_get(g, "prompt"));
     char want[1024];
@@ -691,10 +696,7 @@ TEST(serve_grammar) {
     CHECK_EQ_INT(good, total);
     /* a grammar that takes any text masks nothing llama.cpp's greedy run takes: its golden text */
     for (int nn = 0; nn < 6; nn += 5) {
-        char path[128];
-        snprintf(path, sizeof path, "golden/stories260K/main.%02d.json", nn);
-        json_error_t je;
-        json_t *g = json_load_file(sl_test_shared(path), 0, &je);
+        json_t *g = golden_json(nn);
         CHECK(g);
         json_t *req = json_pack("{s:O,s:i,s:f,s:b,s:s}", "prompt", json_object_get(g, "prompt"), "max_tokens", 64,
                                 "temperature", 0.0, "ignore_eos", 1, "grammar", "root ::= .*");
@@ -1595,8 +1597,7 @@ static bool golden_logprobs(json_t *g, double want[ECHO_GEN], double second[ECHO
 TEST(serve_echo_prompt_logprobs) {
     const char *url = start_default();
     CHECK(url);
-    json_error_t je;
-    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    json_t *g = golden_json(0);
     CHECK(g);
     static double want[ECHO_GEN], second[ECHO_GEN];
     CHECK(golden_logprobs(g, want, second));
@@ -1605,7 +1606,7 @@ TEST(serve_echo_prompt_logprobs) {
     char *first = NULL;
     for (int round = 0; round < 2; round++) {
         char *body = echo_request(url, g, false);
-        json_t *o = json_loads(body, 0, &je);
+        json_t *o = json_loads(body, 0, NULL);
         json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
         json_t *lp = json_object_get(ch, "logprobs");
         json_t *lps = json_object_get(lp, "token_logprobs"), *tops = json_object_get(lp, "top_logprobs");
@@ -1661,7 +1662,7 @@ TEST(serve_echo_prompt_logprobs) {
     /* streamed: the echo (text and the prompt's logprobs) comes first */
     char *sb = echo_request(url, g, true);
     const char *ev = strstr(sb, "data: {");
-    json_t *o = ev ? json_loadb(ev + 6, strcspn(ev + 6, "\n"), 0, &je) : NULL;
+    json_t *o = ev ? json_loadb(ev + 6, strcspn(ev + 6, "\n"), 0, NULL) : NULL;
     json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
     CHECK_STR(json_string_value(json_object_get(ch, "text")), first);
     CHECK_EQ_INT(json_array_size(json_object_get(json_object_get(ch, "logprobs"), "token_logprobs")), n_p + ECHO_GEN);
@@ -1705,8 +1706,7 @@ static char *resume_text(const char *url, json_t *g, int n, int max_tokens, cons
 TEST(serve_prompt_logprobs_vllm_form) {
     const char *url = start_default();
     CHECK(url);
-    json_error_t je;
-    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    json_t *g = golden_json(0);
     CHECK(g);
     static double want[ECHO_GEN], second[ECHO_GEN];
     CHECK(golden_logprobs(g, want, second));
@@ -1719,7 +1719,7 @@ TEST(serve_prompt_logprobs_vllm_form) {
     char *body = json_dumps(b, 0);
     resp r = http(url, "/v1/completions", body, NULL);
     CHECK_EQ_INT(r.status, 200);
-    json_t *o = json_loads(r.body, 0, &je);
+    json_t *o = json_loads(r.body, 0, NULL);
     json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
     json_t *plp = json_object_get(ch, "prompt_logprobs");
     CHECK(json_is_null(json_object_get(ch, "logprobs")));
@@ -1766,8 +1766,7 @@ TEST(serve_prompt_logprobs_vllm_form) {
 TEST(serve_resume_releases_held_text) {
     const char *url = start_default();
     CHECK(url);
-    json_error_t je;
-    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    json_t *g = golden_json(0);
     CHECK(g);
     const char *want = json_string_value(json_object_get(g, "generated_text"));
     enum { N = 20, M = 64 };
@@ -1875,8 +1874,7 @@ static adj_out adjusted(const char *url, json_t *g, int max_tokens, json_t *extr
 TEST(serve_logit_bias_stop_ids_min_tokens) {
     const char *url = start_default();
     CHECK(url);
-    json_error_t je;
-    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    json_t *g = golden_json(0);
     CHECK(g);
     json_t *gen = json_object_get(g, "generated_token_ids");
     /* k: the first token from the third on that has not come earlier */
@@ -1920,7 +1918,7 @@ TEST(serve_logit_bias_stop_ids_min_tokens) {
     /* logit_bias +100 on token 300: it wins every step */
     adj_out d = adjusted(url, g, 3, json_pack("{s:{s:i}}", "logit_bias", "300", 100));
     resp dt = http(url, "/detokenize", "{\"tokens\": [300, 300, 300]}", NULL);
-    json_t *dj = json_loads(dt.body, 0, &je);
+    json_t *dj = json_loads(dt.body, 0, NULL);
     CHECK_EQ_INT(d.status, 200);
     CHECK(d.text && json_is_string(json_object_get(dj, "prompt")) &&
           !strcmp(d.text, json_string_value(json_object_get(dj, "prompt"))));
@@ -1969,8 +1967,7 @@ static int output_ids(const char *body, int32_t *ids, int cap, bool *named) {
 TEST(serve_vllm_sampling_fields) {
     const char *url = start_default();
     CHECK(url);
-    json_error_t je;
-    json_t *g = json_load_file(sl_test_shared("golden/stories260K/main.00.json"), 0, &je);
+    json_t *g = golden_json(0);
     CHECK(g);
     json_t *gen = json_object_get(g, "generated_token_ids");
     adj_out plain = adjusted(url, g, 30, NULL);
@@ -2002,14 +1999,14 @@ TEST(serve_vllm_sampling_fields) {
     char piece_req[64];
     snprintf(piece_req, sizeof piece_req, "{\"tokens\": [%lld]}", (long long)g0);
     resp pr = http(url, "/detokenize", piece_req, NULL);
-    json_t *pj = json_loads(pr.body, 0, &je);
+    json_t *pj = json_loads(pr.body, 0, NULL);
     const char *word = json_string_value(json_object_get(pj, "prompt"));
     CHECK(word);
     while (word && *word == ' ') word++;
     json_t *tq = json_pack("{s:s,s:b}", "prompt", word ? word : "", "add_special", 0);
     char *tb = json_dumps(tq, 0);
     resp tr = http(url, "/tokenize", tb, NULL);
-    json_t *tj = json_loads(tr.body, 0, &je);
+    json_t *tj = json_loads(tr.body, 0, NULL);
     json_t *banned = json_object_get(tj, "tokens");
     CHECK(json_array_size(banned) >= 1);
     r = adjusted_resp(url, g, 30, json_pack("{s:i,s:[s],s:b}", "logprobs", 0, "bad_words", word ? word : "",
@@ -2195,10 +2192,7 @@ TEST(serve_spec_ngram_same_output) {
     CHECK(sl_test_proc_start(&p, args, 20) == 0);
     int golden = 0;
     for (int nn = 0; nn < 6; nn++) {
-        char path[128];
-        snprintf(path, sizeof path, "golden/stories260K/main.%02d.json", nn);
-        json_error_t je;
-        json_t *g = json_load_file(sl_test_shared(path), 0, &je);
+        json_t *g = golden_json(nn);
         json_t *req = json_pack("{s:O,s:i,s:f,s:b}", "prompt", json_object_get(g, "prompt"), "max_tokens", 64,
                                 "temperature", 0.0, "ignore_eos", 1);
         char *body = json_dumps(req, 0);
