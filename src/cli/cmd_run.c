@@ -8,6 +8,7 @@
 #include "opts.h"
 
 #include "core/alloc.h"
+#include "core/status.h"
 #include "engine/generate.h"
 #include "model/model.h"
 #include "server/api.h"
@@ -22,7 +23,9 @@
 #include <unistd.h>
 
 enum { O_MODEL, O_PROMPT, O_FILE, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPPEN, O_REPN, O_PRES, O_FREQ, O_SEED,
-       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_CHAT, O_SYSTEM, O_TEMPLATE, O_SPEC, O_GRAMMAR, O_GRAMMAR_FILE, O_COUNT };
+       O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_CHAT, O_SYSTEM, O_TEMPLATE, O_SPEC, O_GRAMMAR, O_GRAMMAR_FILE,
+       O_TYPICAL, O_NSIGMA, O_XTC_P, O_XTC_T, O_DYNA_R, O_DYNA_E, O_DRY_M, O_DRY_B, O_DRY_A, O_DRY_N, O_DRY_BRK, O_MIRO,
+       O_MIRO_LR, O_MIRO_ENT, O_MIN_KEEP, O_SAMPLERS, O_SAMPLING_SEQ, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -53,7 +56,85 @@ static const opt_def OPTS[O_COUNT] = {
                 "the same step (same output; 0: off)"},
     [O_GRAMMAR] = {"grammar", NULL, OPT_STR, NULL, 0, -1, "GBNF grammar the output follows (as llama.cpp's --grammar)"},
     [O_GRAMMAR_FILE] = {"grammar-file", NULL, OPT_STR, NULL, 0, -1, "read the GBNF grammar from a file"},
+    [O_TYPICAL] = {"typical", NULL, OPT_FLOAT, "1", 0, 1, "locally typical sampling p (1: off)"},
+    [O_NSIGMA] = {"top-nsigma", NULL, OPT_FLOAT, "-1", -1e6, 1e6, "top-n-sigma: keep logits within n deviations (<= 0: off)"},
+    [O_XTC_P] = {"xtc-probability", NULL, OPT_FLOAT, "0", 0, 1, "XTC: chance of cutting the top choices (0: off)"},
+    [O_XTC_T] = {"xtc-threshold", NULL, OPT_FLOAT, "0.1", 0, 1, "XTC: probability above which tokens go (> 0.5: off)"},
+    [O_DYNA_R] = {"dynatemp-range", NULL, OPT_FLOAT, "0", 0, 100, "dynamic temperature: temp +- range by entropy (0: off)"},
+    [O_DYNA_E] = {"dynatemp-exp", NULL, OPT_FLOAT, "1", 0, 100, "dynamic temperature exponent"},
+    [O_DRY_M] = {"dry-multiplier", NULL, OPT_FLOAT, "0", 0, 1e6, "DRY repetition penalty scale (0: off)"},
+    [O_DRY_B] = {"dry-base", NULL, OPT_FLOAT, "1.75", 0, 1e6, "DRY penalty base"},
+    [O_DRY_A] = {"dry-allowed-length", NULL, OPT_INT, "2", 0, 1 << 20, "DRY: repeats this long go unpunished"},
+    [O_DRY_N] = {"dry-penalty-last-n", NULL, OPT_INT, "-1", -1, 1 << 30, "DRY: history looked at (-1: context, 0: off)"},
+    [O_DRY_BRK] = {"dry-sequence-breakers", NULL, OPT_STR, NULL, 0, -1,
+                   "DRY's breakers as a JSON array of strings (default [\"\\n\", \":\", \"\\\"\", \"*\"]; [] for none)"},
+    [O_MIRO] = {"mirostat", NULL, OPT_INT, "0", 0, 2, "mirostat version (0: off, 1, 2); replaces the other samplers"},
+    [O_MIRO_LR] = {"mirostat-lr", NULL, OPT_FLOAT, "0.1", 0, 1e6, "mirostat learning rate (eta)"},
+    [O_MIRO_ENT] = {"mirostat-ent", NULL, OPT_FLOAT, "5", 0, 1e6, "mirostat target entropy (tau)"},
+    [O_MIN_KEEP] = {"min-keep", NULL, OPT_INT, "0", 0, 1 << 30, "top-p, min-p, typical and XTC keep at least this many"},
+    [O_SAMPLERS] = {"samplers", NULL, OPT_STR, NULL, 0, -1,
+                    "the samplers in order, names separated by ';' (default "
+                    "penalties;dry;top_n_sigma;top_k;typ_p;top_p;min_p;xtc;temperature)"},
+    [O_SAMPLING_SEQ] = {"sampling-seq", NULL, OPT_STR, NULL, 0, -1, "the samplers in order as letters (edskypmxt)"},
 };
+
+/* --samplers (names separated by ';') or --sampling-seq (letters) into p's custom order. */
+static bool parse_order(const opt_val *v, sl_sampler_params *p) {
+    if (!v[O_SAMPLERS].set && !v[O_SAMPLING_SEQ].set) return true;
+    if (v[O_SAMPLERS].set && v[O_SAMPLING_SEQ].set) {
+        fprintf(stderr, "shardlm run: --samplers and --sampling-seq: one of them\n");
+        return false;
+    }
+    p->custom_order = true;
+    p->n_stages = 0;
+    const bool names = v[O_SAMPLERS].set;
+    const char *s = names ? v[O_SAMPLERS].s : v[O_SAMPLING_SEQ].s;
+    while (*s) {
+        const size_t len = names ? strcspn(s, ";") : 1;
+        const int stage = names ? sl_samp_stage_by_name(s, len) : sl_samp_stage_by_letter(*s);
+        if (!stage || p->n_stages == SL_SAMPLER_MAX_STAGES) {
+            fprintf(stderr, "shardlm run: %s: '%.*s' is %s\n", names ? "--samplers" : "--sampling-seq", (int)len, s,
+                    stage ? "one stage too many" : "not a sampler");
+            return false;
+        }
+        p->stages[p->n_stages++] = (uint8_t)stage;
+        s += len;
+        if (names && *s == ';') s++;
+    }
+    return true;
+}
+
+/* DRY's breakers: --dry-sequence-breakers (a JSON array of strings) or llama.cpp's four. */
+static sl_status dry_breakers(const opt_val *v, const sl_model *m, sl_dry_breakers **out) {
+    *out = NULL;
+    static const char *const def[] = {"\n", ":", "\"", "*"};
+    const char *strs[64];
+    size_t lens[64];
+    int n = 0;
+    json_t *a = NULL;
+    if (v[O_DRY_BRK].set) {
+        a = json_loads(v[O_DRY_BRK].s, JSON_DECODE_ANY, NULL);
+        if (!json_is_array(a) || json_array_size(a) > 64) {
+            json_decref(a);
+            return SL_FAIL(SL_ERR_INVALID, "--dry-sequence-breakers must be a JSON array of at most 64 strings");
+        }
+        size_t i;
+        json_t *x;
+        json_array_foreach(a, i, x) {
+            if (!json_is_string(x) || json_string_length(x) == 0) {
+                json_decref(a);
+                return SL_FAIL(SL_ERR_INVALID, "--dry-sequence-breakers[%zu] must be a non-empty string", i);
+            }
+            strs[n] = json_string_value(x);
+            lens[n++] = json_string_length(x);
+        }
+    } else {
+        for (; n < 4; n++) strs[n] = def[n], lens[n] = strlen(def[n]);
+    }
+    sl_status st = n ? sl_dry_breakers_build(sl_model_tokenizer(m), strs, lens, n, out) : SL_OK;
+    json_decref(a);
+    return st;
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -265,11 +346,45 @@ int cmd_run(int argc, char **argv) {
         return 1;
     }
     sl_grammar *grammar = NULL;
+    sl_dry_breakers *dry = NULL;
+    sl_sampler_params sampling = sl_sampler_default_params();
+    sampling.temperature = (float)v[O_TEMP].f;
+    sampling.top_k = (int32_t)v[O_TOPK].i;
+    sampling.top_p = (float)v[O_TOPP].f;
+    sampling.min_p = (float)v[O_MINP].f;
+    sampling.repeat_penalty = (float)v[O_REPPEN].f;
+    sampling.repeat_last_n = (int32_t)v[O_REPN].i;
+    sampling.presence_penalty = (float)v[O_PRES].f;
+    sampling.frequency_penalty = (float)v[O_FREQ].f;
+    sampling.seed = v[O_SEED].i < 0 ? (uint64_t)time(NULL) : (uint64_t)v[O_SEED].i;
+    sampling.typical_p = (float)v[O_TYPICAL].f;
+    sampling.top_n_sigma = (float)v[O_NSIGMA].f;
+    sampling.xtc_probability = (float)v[O_XTC_P].f;
+    sampling.xtc_threshold = (float)v[O_XTC_T].f;
+    sampling.dynatemp_range = (float)v[O_DYNA_R].f;
+    sampling.dynatemp_exponent = (float)v[O_DYNA_E].f;
+    sampling.dry_multiplier = (float)v[O_DRY_M].f;
+    sampling.dry_base = (float)v[O_DRY_B].f;
+    sampling.dry_allowed_length = (int32_t)v[O_DRY_A].i;
+    sampling.dry_penalty_last_n = (int32_t)v[O_DRY_N].i;
+    sampling.mirostat = (int32_t)v[O_MIRO].i;
+    sampling.mirostat_eta = (float)v[O_MIRO_LR].f;
+    sampling.mirostat_tau = (float)v[O_MIRO_ENT].f;
+    sampling.min_keep = (int32_t)v[O_MIN_KEEP].i;
+    if (!parse_order(v, &sampling)) {
+        free(gbnf_file);
+        free(file_text);
+        return 1;
+    }
     sl_model *m = cli_load_model("run", v[O_MODEL].s);
     int32_t *ids = NULL;
     run_state s = {.json = v[O_JSON].b};
     if (!m) goto done;
     if (gbnf && sl_grammar_compile_vocab(gbnf, gbnf_len, sl_model_tokenizer(m), &grammar) != SL_OK) {
+        fprintf(stderr, "shardlm run: %s\n", sl_last_error());
+        goto done;
+    }
+    if (sampling.dry_multiplier > 0 && dry_breakers(v, m, &dry) != SL_OK) {
         fprintf(stderr, "shardlm run: %s\n", sl_last_error());
         goto done;
     }
@@ -282,17 +397,8 @@ int cmd_run(int argc, char **argv) {
         .ignore_eos = v[O_IGNORE_EOS].b,
         .spec_tokens = (int32_t)v[O_SPEC].i,
         .grammar = grammar,
-        .sampling = {
-            .temperature = (float)v[O_TEMP].f,
-            .top_k = (int32_t)v[O_TOPK].i,
-            .top_p = (float)v[O_TOPP].f,
-            .min_p = (float)v[O_MINP].f,
-            .repeat_penalty = (float)v[O_REPPEN].f,
-            .repeat_last_n = (int32_t)v[O_REPN].i,
-            .presence_penalty = (float)v[O_PRES].f,
-            .frequency_penalty = (float)v[O_FREQ].f,
-            .seed = v[O_SEED].i < 0 ? (uint64_t)time(NULL) : (uint64_t)v[O_SEED].i,
-        },
+        .sampling = sampling,
+        .dry_breakers = dry,
     };
     if (v[O_CHAT].b) {
         rc = run_chat(v, m, &gp);
@@ -347,6 +453,7 @@ done:
     sl_free(ids);
     sl_model_destroy(m);
     sl_grammar_release(grammar);
+    sl_dry_breakers_free(dry);
     free(gbnf_file);
     free(file_text);
     return rc;

@@ -95,7 +95,10 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
                  p->spec_lookup_max > 0 ? p->spec_lookup_max : 4);
     sl_status st = gen_init(&g, m, n_ctx, max_batch > k_spec + 1 ? max_batch : k_spec + 1, p->n_threads > 0 ? p->n_threads : 1);
     if (st) goto fail;
-    if ((st = sl_sampler_create(&p->sampling, n_vocab, &smp))) goto fail;
+    sl_sampler_params sp = p->sampling;
+    sp.n_ctx = n_ctx; /* (DRY looks at most this far back) */
+    if ((st = sl_sampler_create(&sp, n_vocab, &smp)) || (st = sl_sampler_set_dry_breakers(smp, p->dry_breakers)))
+        goto fail;
     if (p->grammar) {
         if ((st = sl_json_guide_create(m->tok, &texts)) || (st = sl_gram_guide_create(texts, m->tok, &guide)) ||
             (st = sl_gram_state_create(p->grammar, &gs)))

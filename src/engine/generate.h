@@ -30,6 +30,8 @@ typedef struct sl_gen_params {
      * generation only once it is a whole one, and generation stops
      * (SL_FINISH_STOP) when nothing may follow or no token can. */
     const sl_grammar *grammar;
+    /* DRY's sequence breakers (sampling.dry_*; engine/sampler.h), NULL: none. */
+    const sl_dry_breakers *dry_breakers;
 } sl_gen_params;
 
 /* Called for each generated token with the logits it was sampled from.

@@ -75,7 +75,20 @@ struct sl_sampler {
     int32_t *bad, *bad_len;
     int32_t n_bad;
     int64_t bad_from;
+    bool plain;        /* the default order, nothing beyond penalties, DRY, top-n-sigma, top-k/p, min-p */
+    uint8_t *mark;     /* (n_vocab) zero between calls: rank()'s rebuild of id order */
+    /* DRY */
+    int32_t *dry_count; /* (dry_cap) repeat lengths by history position */
+    int32_t dry_cap;
+    uint8_t *brk_flag; /* (n_vocab) BRK_HEAD | BRK_ALONE; NULL: no breakers */
+    int32_t *brk_head, *brk_off, *brk_tail; /* sl_dry_breakers, heads ascending */
+    int32_t n_brk;
+    float mu; /* mirostat's target surprise */
 };
+
+#define BRK_HEAD 1  /* the head of a breaker sequence */
+#define BRK_ALONE 2 /* a breaker by itself */
+#define XTC_STREAM 0x5854432d636f696eull /* XTC's coin: a stream of its own under the request's key */
 
 sl_sampler_params sl_sampler_default_params(void) {
     return (sl_sampler_params){
@@ -88,7 +101,60 @@ sl_sampler_params sl_sampler_default_params(void) {
         .presence_penalty = 0.0f,
         .frequency_penalty = 0.0f,
         .seed = 0,
+        .typical_p = 1.0f,
+        .top_n_sigma = -1.0f,
+        .xtc_probability = 0.0f,
+        .xtc_threshold = 0.1f,
+        .dynatemp_range = 0.0f,
+        .dynatemp_exponent = 1.0f,
+        .dry_multiplier = 0.0f,
+        .dry_base = 1.75f,
+        .dry_allowed_length = 2,
+        .dry_penalty_last_n = -1,
+        .mirostat = 0,
+        .mirostat_tau = 5.0f,
+        .mirostat_eta = 0.1f,
+        .min_keep = 0,
     };
+}
+
+static const struct {
+    const char *name;
+    char letter; /* 0: another spelling */
+    uint8_t stage;
+} STAGE_NAMES[] = {
+    {"penalties", 'e', SL_SAMP_PENALTIES},     {"dry", 'd', SL_SAMP_DRY},
+    {"top_n_sigma", 's', SL_SAMP_TOP_N_SIGMA}, {"top-n-sigma", 0, SL_SAMP_TOP_N_SIGMA},
+    {"top_k", 'k', SL_SAMP_TOP_K},             {"top-k", 0, SL_SAMP_TOP_K},
+    {"typ_p", 'y', SL_SAMP_TYPICAL_P},         {"typical_p", 0, SL_SAMP_TYPICAL_P},
+    {"typical-p", 0, SL_SAMP_TYPICAL_P},       {"typical", 0, SL_SAMP_TYPICAL_P},
+    {"typ-p", 0, SL_SAMP_TYPICAL_P},           {"typ", 0, SL_SAMP_TYPICAL_P},
+    {"top_p", 'p', SL_SAMP_TOP_P},             {"top-p", 0, SL_SAMP_TOP_P},
+    {"nucleus", 0, SL_SAMP_TOP_P},             {"min_p", 'm', SL_SAMP_MIN_P},
+    {"min-p", 0, SL_SAMP_MIN_P},               {"xtc", 'x', SL_SAMP_XTC},
+    {"temperature", 't', SL_SAMP_TEMPERATURE}, {"temp", 0, SL_SAMP_TEMPERATURE},
+};
+
+int sl_samp_stage_by_name(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof STAGE_NAMES / sizeof STAGE_NAMES[0]; i++)
+        if (strlen(STAGE_NAMES[i].name) == len && !memcmp(STAGE_NAMES[i].name, name, len)) return STAGE_NAMES[i].stage;
+    return 0;
+}
+
+int sl_samp_stage_by_letter(char c) {
+    for (size_t i = 0; i < sizeof STAGE_NAMES / sizeof STAGE_NAMES[0]; i++)
+        if (c && STAGE_NAMES[i].letter == c) return STAGE_NAMES[i].stage;
+    return 0;
+}
+
+static bool dry_on(const sl_sampler_params *p) {
+    return p->dry_multiplier != 0.0f && p->dry_base >= 1.0f && p->dry_penalty_last_n != 0;
+}
+
+/* The default order, with nothing on that needs more than the fast path of filter(). */
+static bool plain_chain(const sl_sampler_params *p) {
+    return !p->custom_order && p->typical_p >= 1.0f && !(p->xtc_probability > 0.0f && p->xtc_threshold <= 0.5f) &&
+           !(p->dynatemp_range > 0.0f) && p->mirostat == 0 && p->min_keep <= 1;
 }
 
 static sl_status check_params(const sl_sampler_params *p, int32_t n_vocab) {
@@ -110,6 +176,37 @@ static sl_status check_params(const sl_sampler_params *p, int32_t n_vocab) {
     if (!isfinite(p->frequency_penalty))
         return SL_FAIL(SL_ERR_INVALID, "sampler: frequency_penalty = %g, must be finite",
                        (double)p->frequency_penalty);
+    const struct {
+        const char *name;
+        float v, lo, hi;
+    } ranges[] = {
+        {"typical_p", p->typical_p, 0, 1},
+        {"top_n_sigma", p->top_n_sigma, -INFINITY, INFINITY},
+        {"xtc_probability", p->xtc_probability, 0, 1},
+        {"xtc_threshold", p->xtc_threshold, 0, 1},
+        {"dynatemp_range", p->dynatemp_range, 0, INFINITY},
+        {"dynatemp_exponent", p->dynatemp_exponent, 0, INFINITY},
+        {"dry_multiplier", p->dry_multiplier, 0, INFINITY},
+        {"dry_base", p->dry_base, 0, INFINITY},
+        {"mirostat_tau", p->mirostat_tau, 0, INFINITY},
+        {"mirostat_eta", p->mirostat_eta, 0, INFINITY},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (!(isfinite(ranges[i].v) && ranges[i].v >= ranges[i].lo && ranges[i].v <= ranges[i].hi))
+            return SL_FAIL(SL_ERR_INVALID, "sampler: %s = %g, must be a finite number in [%g, %g]", ranges[i].name,
+                           (double)ranges[i].v, (double)ranges[i].lo, (double)ranges[i].hi);
+    if (p->dry_allowed_length < 0 || p->dry_penalty_last_n < -1 || p->n_ctx < 0 || p->min_keep < 0)
+        return SL_FAIL(SL_ERR_INVALID,
+                       "sampler: dry_allowed_length = %d, dry_penalty_last_n = %d, n_ctx = %d, min_keep = %d: must be "
+                       ">= 0 (dry_penalty_last_n >= -1)",
+                       (int)p->dry_allowed_length, (int)p->dry_penalty_last_n, (int)p->n_ctx, (int)p->min_keep);
+    if (p->mirostat < 0 || p->mirostat > 2)
+        return SL_FAIL(SL_ERR_INVALID, "sampler: mirostat = %d, must be 0 (off), 1 or 2", (int)p->mirostat);
+    if (p->n_stages < 0 || p->n_stages > SL_SAMPLER_MAX_STAGES)
+        return SL_FAIL(SL_ERR_INVALID, "sampler: %d stages, at most %d", (int)p->n_stages, SL_SAMPLER_MAX_STAGES);
+    for (int32_t i = 0; i < p->n_stages; i++)
+        if (p->stages[i] < SL_SAMP_PENALTIES || p->stages[i] > SL_SAMP_TEMPERATURE)
+            return SL_FAIL(SL_ERR_INVALID, "sampler: stage %d is %d, not a stage", (int)i, (int)p->stages[i]);
     return SL_OK;
 }
 
@@ -136,8 +233,14 @@ sl_status sl_sampler_create(const sl_sampler_params *p, int32_t n_vocab, sl_samp
     s->key_tmp = sl_alloc_array(n, sizeof *s->key_tmp);
     s->w = sl_alloc_array(n, sizeof *s->w);
     s->prob = sl_alloc_array(n, sizeof *s->prob);
+    s->plain = plain_chain(p);
+    s->mu = 2.0f * p->mirostat_tau;
+    s->mark = s->plain ? NULL : sl_calloc(n, 1);
+    s->dry_cap = p->n_ctx > 0 ? p->n_ctx : 4096;
+    if (p->dry_penalty_last_n > 0 && p->dry_penalty_last_n < s->dry_cap) s->dry_cap = p->dry_penalty_last_n;
+    s->dry_count = dry_on(p) ? sl_alloc_array((size_t)s->dry_cap, sizeof *s->dry_count) : NULL;
     if (!s->work || !s->count || !s->touched || !s->cand || !s->cand_tmp || !s->key || !s->key_tmp || !s->w ||
-        !s->prob) {
+        !s->prob || (!s->plain && !s->mark) || (dry_on(p) && !s->dry_count)) {
         st = SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for scratch of n_vocab = %d", (int)n_vocab);
         goto fail;
     }
@@ -236,9 +339,57 @@ static void apply_allow_and_bad(const sl_sampler *s, float *l, const int32_t *hi
     }
 }
 
+static void clear_breakers(sl_sampler *s) {
+    sl_free(s->brk_flag);
+    sl_free(s->brk_head);
+    sl_free(s->brk_off);
+    sl_free(s->brk_tail);
+    s->brk_flag = NULL;
+    s->brk_head = s->brk_off = s->brk_tail = NULL;
+    s->n_brk = 0;
+}
+
+sl_status sl_sampler_set_dry_breakers(sl_sampler *s, const sl_dry_breakers *b) {
+    SL_ASSERT(s);
+    clear_breakers(s);
+    if (!b || b->n == 0) return SL_OK;
+    SL_ASSERT(b->n > 0 && b->off[0] == 0);
+    for (int32_t i = 0; i < b->n; i++) {
+        SL_ASSERT(b->off[i + 1] >= b->off[i]);
+        if (b->head[i] < 0 || b->head[i] >= s->n_vocab || (i > 0 && b->head[i] < b->head[i - 1]))
+            return SL_FAIL(SL_ERR_INVALID, "sampler: DRY breaker %d starts with token %d: outside the vocabulary [0, %d) "
+                           "or out of order", (int)i, (int)b->head[i], (int)s->n_vocab);
+        for (int32_t j = b->off[i]; j < b->off[i + 1]; j++)
+            if (b->tail[j] < 0 || b->tail[j] >= s->n_vocab)
+                return SL_FAIL(SL_ERR_INVALID, "sampler: DRY breaker %d has token %d, outside the vocabulary [0, %d)",
+                               (int)i, (int)b->tail[j], (int)s->n_vocab);
+    }
+    const size_t n_tail = (size_t)b->off[b->n];
+    s->brk_flag = sl_calloc((size_t)s->n_vocab, 1);
+    s->brk_head = copy_of(b->head, (size_t)b->n, sizeof *b->head);
+    s->brk_off = copy_of(b->off, (size_t)b->n + 1, sizeof *b->off);
+    s->brk_tail = n_tail ? copy_of(b->tail, n_tail, sizeof *b->tail) : NULL;
+    if (!s->brk_flag || !s->brk_head || !s->brk_off || (n_tail && !s->brk_tail)) {
+        clear_breakers(s);
+        return SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for %d DRY breakers", (int)b->n);
+    }
+    s->n_brk = b->n;
+    for (int32_t i = 0; i < b->n; i++)
+        s->brk_flag[b->head[i]] |= (uint8_t)(BRK_HEAD | (b->off[i + 1] == b->off[i] ? BRK_ALONE : 0));
+    return SL_OK;
+}
+
+float sl_sampler_mirostat_mu(const sl_sampler *s) {
+    SL_ASSERT(s);
+    return s->mu;
+}
+
 void sl_sampler_destroy(sl_sampler *s) {
     if (!s) return;
     clear_adjust(s);
+    clear_breakers(s);
+    sl_free(s->mark);
+    sl_free(s->dry_count);
     sl_free(s->work);
     sl_free(s->count);
     sl_free(s->touched);
@@ -396,6 +547,371 @@ static void apply_penalties(sl_sampler *s, const int32_t *history, int64_t n_his
     }
 }
 
+/* llama.cpp's DRY (from koboldcpp): a token that would extend a repeat of
+ * at least dry_allowed_length tokens of the recent history (one that ends
+ * where an earlier occurrence of the history's last tokens was followed by
+ * it) loses multiplier * base^(length - allowed_length) from its logit. No
+ * repeat runs across a breaker sequence; a token that is a breaker alone is
+ * never punished. The repeat lengths come from the Z-algorithm over the
+ * history read backwards. Returns whether any logit changed. */
+static bool apply_dry(sl_sampler *s, const int32_t *history, int64_t n_history) {
+    const sl_sampler_params *p = &s->p;
+    if (!dry_on(p) || n_history <= 0) return false;
+    SL_ASSERT(history);
+    int64_t window = p->dry_penalty_last_n < 0 ? s->dry_cap : p->dry_penalty_last_n;
+    if (window > s->dry_cap) window = s->dry_cap;
+    const int32_t N = (int32_t)(n_history < window ? n_history : window);
+    if (N <= p->dry_allowed_length) return false;
+    const int32_t *h = history + n_history - N; /* rat(i) = h[N - 1 - i], i tokens back from the last */
+#define RAT(i) h[N - 1 - (i)]
+    /* 1: the nearest breaker sequence bounds how long a repeat may be */
+    int32_t rep_limit = N;
+    for (int32_t i = 0; i < N && s->brk_flag; i++) {
+        const int32_t tok = RAT(i);
+        if (tok < 0 || tok >= s->n_vocab || !(s->brk_flag[tok] & BRK_HEAD)) continue;
+        int32_t lo = 0, hi = s->n_brk; /* the first sequence with this head */
+        while (lo < hi) {
+            int32_t mid = lo + (hi - lo) / 2;
+            if (s->brk_head[mid] < tok) lo = mid + 1;
+            else hi = mid;
+        }
+        int32_t longest = -1;
+        for (int32_t b = lo; b < s->n_brk && s->brk_head[b] == tok; b++) {
+            const int32_t len = s->brk_off[b + 1] - s->brk_off[b];
+            if (len <= longest || len > i) continue;
+            bool match = true;
+            for (int32_t o = 0; o < len && match; o++) match = s->brk_tail[s->brk_off[b] + o] == RAT(i - o - 1);
+            if (match) longest = len;
+        }
+        if (longest >= 0) {
+            rep_limit = i - longest;
+            break;
+        }
+    }
+    if (rep_limit < p->dry_allowed_length) return false;
+    /* 2: cnt[N - 1 - k]: how many tokens before rat(k) (itself included) repeat the history's last ones */
+    int32_t *cnt = s->dry_count;
+    memset(cnt, 0, sizeof *cnt * (size_t)N);
+    const int32_t last = N - 1;
+    int32_t rt = 0, lt = 0;
+    for (int32_t k = 1; k < N; k++) {
+        if (k > rt) {
+            int32_t n = 0;
+            while (n + k < N && RAT(n) == RAT(n + k)) n++;
+            cnt[last - k] = n < rep_limit ? n : rep_limit;
+            if (n > 0) {
+                lt = k;
+                rt = k + n - 1;
+            }
+        } else {
+            const int32_t pk = k - lt, right = rt - k + 1;
+            if (cnt[last - pk] < right) {
+                cnt[last - k] = cnt[last - pk] < rep_limit ? cnt[last - pk] : rep_limit;
+            } else {
+                int32_t i = rt + 1;
+                while (i < N && RAT(i) == RAT(i - k)) i++;
+                cnt[last - k] = i - k < rep_limit ? i - k : rep_limit;
+                lt = k;
+                rt = i - 1;
+            }
+        }
+    }
+    /* 3: the token after each repeat would extend it; count[] holds the longest such repeat + 1 */
+    int32_t n_touched = 0;
+    for (int32_t i = 0; i < N - 1; i++) {
+        if (cnt[i] < p->dry_allowed_length) continue;
+        const int32_t tok = RAT(N - 2 - i);
+        if (tok < 0 || tok >= s->n_vocab) continue;
+        if (s->count[tok] == 0) s->touched[n_touched++] = tok;
+        if (s->count[tok] < cnt[i] + 1) s->count[tok] = cnt[i] + 1;
+    }
+#undef RAT
+    /* 4: the penalties, the exponent kept where base^exponent fits a float */
+    int32_t max_exp = 0;
+    if (p->dry_base > 1.000001f) max_exp = (int32_t)(88.7228391f / logf(p->dry_base));
+    for (int32_t j = 0; j < n_touched; j++) {
+        const int32_t tok = s->touched[j];
+        int32_t e = s->count[tok] - 1 - p->dry_allowed_length;
+        s->count[tok] = 0;
+        if (s->brk_flag && (s->brk_flag[tok] & BRK_ALONE)) continue;
+        if (max_exp > 0 && e > max_exp) e = max_exp;
+        s->work[tok] = sanitize(s->work[tok] - p->dry_multiplier * powf(p->dry_base, (float)e));
+    }
+    return n_touched > 0;
+}
+
+/* Top-n-sigma over cand[0..m): logits more than n standard deviations (of the finite ones) below the best
+ * become -inf. */
+static void apply_top_n_sigma(sl_sampler *s, const int32_t *cand, int32_t m) {
+    const double n = s->p.top_n_sigma;
+    if (!(n > 0) || m <= 1) return;
+    float *l = s->work;
+    double mx = -INFINITY, sum = 0;
+    int32_t k = 0;
+#define ID(i) (cand ? cand[i] : (i))
+    for (int32_t i = 0; i < m; i++) {
+        const float x = l[ID(i)];
+        if (x == -INFINITY) continue;
+        if (x > mx) mx = x;
+        sum += x;
+        k++;
+    }
+    if (k == 0) return;
+    const double mean = sum / k;
+    double acc = 0;
+    for (int32_t i = 0; i < m; i++)
+        if (l[ID(i)] != -INFINITY) acc += ((double)l[ID(i)] - mean) * ((double)l[ID(i)] - mean);
+    const double bar = mx - n * sqrt(acc / k);
+    for (int32_t i = 0; i < m; i++)
+        if ((double)l[ID(i)] < bar) l[ID(i)] = -INFINITY;
+#undef ID
+}
+
+/* ---- the general chain: any order, typical-p, XTC, dynamic temperature, mirostat ---- */
+
+typedef struct chain_ctx {
+    int32_t m;     /* candidates cand[0..m) */
+    bool sorted;   /* cand in rank order (logit desc, id asc), no -inf but a lone first */
+    bool id_order; /* cand in ascending id order */
+} chain_ctx;
+
+static inline bool rank_before(const float *l, int32_t a, int32_t b) {
+    return l[a] > l[b] || (l[a] == l[b] && a < b);
+}
+
+/* Put cand[0..m) in rank order and drop the -inf (one stays when all are). */
+static void rank(sl_sampler *s, chain_ctx *c) {
+    const float *l = s->work;
+    if (!c->sorted) {
+        if (c->m <= SMALL_SORT) {
+            for (int32_t i = 1; i < c->m; i++) {
+                int32_t x = s->cand[i], j = i;
+                for (; j > 0 && rank_before(l, x, s->cand[j - 1]); j--) s->cand[j] = s->cand[j - 1];
+                s->cand[j] = x;
+            }
+        } else {
+            if (!c->id_order) { /* the radix sort is stable: from id order, ties end up by id */
+                for (int32_t i = 0; i < c->m; i++) s->mark[s->cand[i]] = 1;
+                int32_t k = 0;
+                for (int32_t i = 0; i < s->n_vocab; i++)
+                    if (s->mark[i]) s->mark[i] = 0, s->cand[k++] = i;
+            }
+            radix_sort(s, c->m);
+        }
+        c->sorted = true;
+        c->id_order = false;
+    }
+    while (c->m > 1 && l[s->cand[c->m - 1]] == -INFINITY) c->m--;
+}
+
+/* prob[0..m) = softmax of the ranked candidates' logits; returns the entropy (nats). */
+static double softmax(sl_sampler *s, const chain_ctx *c) {
+    const float lmax = s->work[s->cand[0]];
+    double sum = 0, ent = 0;
+    for (int32_t i = 0; i < c->m; i++) sum += s->prob[i] = weight(s->work[s->cand[i]], lmax, 1.0);
+    for (int32_t i = 0; i < c->m; i++) {
+        s->prob[i] /= sum;
+        if (s->prob[i] > 0) ent -= s->prob[i] * log(s->prob[i]);
+    }
+    return ent;
+}
+
+/* Keep the ranked candidates [from, to). */
+static void keep_range(sl_sampler *s, chain_ctx *c, int32_t from, int32_t to) {
+    if (from > 0) memmove(s->cand, s->cand + from, sizeof *s->cand * (size_t)(to - from));
+    c->m = to - from;
+}
+
+static void stage_top_k(sl_sampler *s, chain_ctx *c) {
+    const int32_t k = s->p.top_k;
+    if (k <= 0 || k >= c->m) return;
+    if (!c->sorted && c->id_order && c->m == s->n_vocab && k <= s->n_vocab / HEAP_RATIO) {
+        top_k_ids(s->work, s->n_vocab, k, s->cand);
+        c->m = k;
+        c->sorted = true;
+        c->id_order = false;
+        rank(s, c); /* (drops -inf) */
+        return;
+    }
+    rank(s, c);
+    if (k < c->m) c->m = k;
+}
+
+/* Locally typical sampling: the candidates whose surprise is nearest the entropy, until their mass passes
+ * typical_p. */
+static void stage_typical(sl_sampler *s, chain_ctx *c) {
+    const sl_sampler_params *p = &s->p;
+    if (p->typical_p >= 1.0f) return;
+    rank(s, c);
+    const double ent = softmax(s, c);
+    double *score = s->w; /* by rank position */
+    int32_t *idx = s->cand_tmp, *tmp = (int32_t *)s->key_tmp;
+    for (int32_t i = 0; i < c->m; i++) {
+        score[i] = s->prob[i] > 0 ? fabs(-log(s->prob[i]) - ent) : INFINITY;
+        idx[i] = i;
+    }
+    /* stable merge sort of idx by score */
+    for (int32_t w = 1; w < c->m; w *= 2) {
+        for (int32_t lo = 0; lo < c->m; lo += 2 * w) {
+            int32_t mid = lo + w < c->m ? lo + w : c->m, hi = lo + 2 * w < c->m ? lo + 2 * w : c->m;
+            int32_t a = lo, b = mid, k = lo;
+            while (a < mid && b < hi) tmp[k++] = score[idx[b]] < score[idx[a]] ? idx[b++] : idx[a++];
+            while (a < mid) tmp[k++] = idx[a++];
+            while (b < hi) tmp[k++] = idx[b++];
+        }
+        memcpy(idx, tmp, sizeof *idx * (size_t)c->m);
+    }
+    double cum = 0;
+    int32_t keep = c->m;
+    for (int32_t i = 0; i < c->m; i++) {
+        cum += s->prob[idx[i]];
+        if (cum > p->typical_p && i + 1 >= p->min_keep) {
+            keep = i + 1;
+            break;
+        }
+    }
+    for (int32_t i = 0; i < keep; i++) tmp[i] = s->cand[idx[i]];
+    memcpy(s->cand, tmp, sizeof *tmp * (size_t)keep);
+    c->m = keep;
+    c->sorted = false;
+}
+
+static void stage_top_p(sl_sampler *s, chain_ctx *c) {
+    const sl_sampler_params *p = &s->p;
+    if (p->top_p >= 1.0f) return;
+    rank(s, c);
+    softmax(s, c);
+    double cum = 0;
+    for (int32_t i = 0; i < c->m; i++) {
+        cum += s->prob[i];
+        if (cum >= p->top_p && i + 1 >= p->min_keep) {
+            c->m = i + 1;
+            return;
+        }
+    }
+}
+
+static void stage_min_p(sl_sampler *s, chain_ctx *c) {
+    const sl_sampler_params *p = &s->p;
+    if (p->min_p <= 0.0f) return;
+    rank(s, c);
+    const float lmax = s->work[s->cand[0]];
+    const double log_min_p = log((double)p->min_p);
+    for (int32_t i = 1; i < c->m; i++)
+        if (!above_min_p(s->work[s->cand[i]], lmax, log_min_p) && i >= p->min_keep) {
+            c->m = i;
+            return;
+        }
+}
+
+/* XTC ("exclude top choices"): with probability xtc_probability, the candidates above xtc_threshold go but
+ * the least likely of them. */
+static void stage_xtc(sl_sampler *s, chain_ctx *c, uint64_t stream, uint64_t position) {
+    const sl_sampler_params *p = &s->p;
+    if (p->xtc_probability <= 0.0f || p->xtc_threshold > 0.5f || c->m < 2) return;
+    if (sl_rng_uniform(p->seed, stream ^ XTC_STREAM, position) > p->xtc_probability) return;
+    rank(s, c);
+    softmax(s, c);
+    int32_t last = 0;
+    for (int32_t i = 0; i < c->m && s->prob[i] >= p->xtc_threshold; i++) last = i;
+    if (last > 0 && c->m - last >= p->min_keep) keep_range(s, c, last, c->m);
+}
+
+/* Temperature t (<= 0: the best alone), the logits divided in place. */
+static void scale_by(sl_sampler *s, chain_ctx *c, double t) {
+    if (t <= 0) {
+        rank(s, c);
+        c->m = 1;
+        return;
+    }
+    for (int32_t i = 0; i < c->m; i++) s->work[s->cand[i]] = sanitize((float)((double)s->work[s->cand[i]] / t));
+    c->sorted = false; /* (rounding may tie neighbours) */
+}
+
+/* Temperature, dynamic with dynatemp_range: from the normalized entropy of the candidates. */
+static void stage_temperature(sl_sampler *s, chain_ctx *c, bool dynamic) {
+    const sl_sampler_params *p = &s->p;
+    double t = p->temperature;
+    if (dynamic && p->dynatemp_range > 0.0f) {
+        if (c->m <= 1) return;
+        rank(s, c);
+        if (c->m <= 1) return;
+        const double lo = t - p->dynatemp_range > 0 ? t - p->dynatemp_range : 0, hi = t + p->dynatemp_range;
+        const double ent = softmax(s, c);
+        t = lo + (hi - lo) * pow(ent / log((double)c->m), (double)p->dynatemp_exponent);
+    }
+    scale_by(s, c, t);
+}
+
+/* Mirostat's cut at the current mu: v1 estimates the Zipf exponent from the first 100 candidates and keeps
+ * the k that give surprise mu; v2 keeps the candidates whose surprise is at most mu. */
+static void stage_mirostat(sl_sampler *s, chain_ctx *c) {
+    const sl_sampler_params *p = &s->p;
+    rank(s, c);
+    if (c->m <= 1) return;
+    if (p->mirostat == 1) {
+        double tb = 0, tt = 0;
+        for (int32_t i = 0; i < c->m - 1 && i < 99; i++) {
+            const double ti = log((double)(i + 2) / (double)(i + 1));
+            tb += ti * ((double)s->work[s->cand[i]] - (double)s->work[s->cand[i + 1]]); /* log(p_i / p_i+1) */
+            tt += ti * ti;
+        }
+        const double s_hat = tb / tt, eps = s_hat - 1;
+        const double k = pow(eps * pow(2.0, (double)s->mu) / (1 - pow((double)s->n_vocab, -eps)), 1 / s_hat);
+        c->m = k >= (double)c->m ? c->m : k >= 1 ? (int32_t)k : 1; /* (NaN: 1) */
+    } else {
+        softmax(s, c);
+        int32_t k = 0;
+        while (k < c->m && -log2(s->prob[k]) <= (double)s->mu) k++;
+        c->m = k > 0 ? k : 1;
+    }
+}
+
+/* The general chain over work[]: leaves cand[0..m) ranked and prob[0..m) their draw weights (normaliser in
+ * *total); returns m. */
+static int32_t chain(sl_sampler *s, const int32_t *history, int64_t n_history, uint64_t stream, uint64_t position,
+                     double *total) {
+    const sl_sampler_params *p = &s->p;
+    chain_ctx c = {.m = s->n_vocab, .id_order = true};
+    for (int32_t i = 0; i < s->n_vocab; i++) s->cand[i] = i;
+    static const uint8_t def[] = {SL_SAMP_PENALTIES, SL_SAMP_DRY,   SL_SAMP_TOP_N_SIGMA, SL_SAMP_TOP_K,      SL_SAMP_TYPICAL_P,
+                                  SL_SAMP_TOP_P,     SL_SAMP_MIN_P, SL_SAMP_XTC,         SL_SAMP_TEMPERATURE};
+    const uint8_t *st = p->custom_order ? p->stages : def;
+    const int32_t n_st = p->custom_order ? p->n_stages : (int32_t)sizeof def;
+    if (p->mirostat) { /* llama.cpp's chain: temperature, then mirostat */
+        stage_temperature(s, &c, false);
+        stage_mirostat(s, &c);
+    } else {
+        for (int32_t k = 0; k < n_st; k++) {
+            switch ((sl_samp_stage)st[k]) {
+            case SL_SAMP_PENALTIES:
+                apply_penalties(s, history, n_history);
+                c.sorted = false;
+                break;
+            case SL_SAMP_DRY:
+                if (apply_dry(s, history, n_history)) c.sorted = false;
+                break;
+            case SL_SAMP_TOP_N_SIGMA:
+                apply_top_n_sigma(s, c.id_order && c.m == s->n_vocab ? NULL : s->cand, c.m);
+                c.sorted = false;
+                break;
+            case SL_SAMP_TOP_K: stage_top_k(s, &c); break;
+            case SL_SAMP_TYPICAL_P: stage_typical(s, &c); break;
+            case SL_SAMP_TOP_P: stage_top_p(s, &c); break;
+            case SL_SAMP_MIN_P: stage_min_p(s, &c); break;
+            case SL_SAMP_XTC: stage_xtc(s, &c, stream, position); break;
+            case SL_SAMP_TEMPERATURE: stage_temperature(s, &c, true); break;
+            }
+        }
+    }
+    rank(s, &c);
+    const float lmax = s->work[s->cand[0]];
+    double sum = 0;
+    for (int32_t i = 0; i < c.m; i++) sum += s->prob[i] = weight(s->work[s->cand[i]], lmax, 1.0);
+    *total = sum;
+    return c.m;
+}
+
 /* Smallest b_end whose buckets [0, b_end) sum v[] past `need`; NB when
  * `need` is not below `whole` or rounding keeps the sum short. */
 static int bucket_prefix(const double *v, double need, double whole) {
@@ -435,7 +951,7 @@ static int32_t gather_sorted(sl_sampler *s, float lmax, int b_end, double log_mi
  * ranking that the draw can reach is sorted (then *total covers the whole
  * vocabulary). u < 0 asks for the whole distribution. */
 static int32_t filter(sl_sampler *s, const float *logits, const int32_t *history, int64_t n_history, double u,
-                      double *total) {
+                      uint64_t stream, uint64_t position, double *total) {
     SL_ASSERT(logits && n_history >= 0);
     const sl_sampler_params *p = &s->p;
     const int32_t n = s->n_vocab;
@@ -445,7 +961,10 @@ static int32_t filter(sl_sampler *s, const float *logits, const int32_t *history
     if (n_history < s->suppress_until)
         for (int32_t i = 0; i < s->n_suppress; i++) l[s->suppress[i]] = -INFINITY;
     apply_allow_and_bad(s, l, history, n_history);
+    if (!s->plain) return chain(s, history, n_history, stream, position, total);
     apply_penalties(s, history, n_history);
+    apply_dry(s, history, n_history);
+    apply_top_n_sigma(s, NULL, n);
 
     if (p->temperature <= 0.0f) {
         int32_t best = 0;
@@ -569,26 +1088,45 @@ int32_t sl_sampler_sample(sl_sampler *s, const float *logits, const int32_t *his
                           uint64_t stream, uint64_t position) {
     SL_ASSERT(s);
     double u = sl_rng_uniform(s->p.seed, stream, position), total;
-    int32_t m = filter(s, logits, history, n_history, u, &total);
+    int32_t m = filter(s, logits, history, n_history, u, stream, position, &total);
     if (s->work[s->cand[0]] == -INFINITY) return -1; /* the best is -inf: nothing may come */
-    if (m == 1) return s->cand[0];
-    double target = u * total;
-    double cum = 0;
-    for (int32_t i = 0; i < m; i++) {
-        cum += s->prob[i];
-        if (cum > target) return s->cand[i];
+    int32_t pick = 0;
+    if (m > 1) {
+        const double target = u * total;
+        double cum = 0;
+        pick = -1;
+        for (int32_t i = 0; i < m && pick < 0; i++) {
+            cum += s->prob[i];
+            if (cum > target) pick = i;
+        }
+        /* u * total rounded up to total: the last token of non-zero weight */
+        for (int32_t i = m - 1; pick < 0 && i > 0; i--)
+            if (s->prob[i] > 0) pick = i;
+        if (pick < 0) pick = 0;
     }
-    /* u * total rounded up to total: the last token of non-zero weight */
-    for (int32_t i = m - 1; i > 0; i--)
-        if (s->prob[i] > 0) return s->cand[i];
-    return s->cand[0];
+    if (s->p.mirostat) s->mu -= s->p.mirostat_eta * (float)(-log2(s->prob[pick] / total) - s->p.mirostat_tau);
+    return s->cand[pick];
+}
+
+bool sl_sampler_mirostat_observe(sl_sampler *s, const float *logits, const int32_t *history, int64_t n_history,
+                                 int32_t token) {
+    SL_ASSERT(s);
+    if (!s->p.mirostat) return false;
+    double total;
+    const int32_t m = filter(s, logits, history, n_history, -1.0, 0, (uint64_t)n_history, &total);
+    for (int32_t i = 0; i < m; i++)
+        if (s->cand[i] == token && s->prob[i] > 0) {
+            s->mu -= s->p.mirostat_eta * (float)(-log2(s->prob[i] / total) - s->p.mirostat_tau);
+            return true;
+        }
+    return false;
 }
 
 int32_t sl_sampler_candidates(sl_sampler *s, const float *logits, const int32_t *history, int64_t n_history,
                               const int32_t **ids, const double **probs) {
     SL_ASSERT(s && ids && probs);
     double total;
-    int32_t m = filter(s, logits, history, n_history, -1.0, &total);
+    int32_t m = filter(s, logits, history, n_history, -1.0, 0, (uint64_t)n_history, &total);
     for (int32_t i = 0; i < m; i++) s->prob[i] /= total;
     *ids = s->cand;
     *probs = s->prob;

@@ -51,6 +51,7 @@ void sl_api_request_free(sl_api_request *r) {
     sl_free(r->params.allow_ids);
     sl_free(r->params.bad_ids);
     sl_free(r->params.bad_lens);
+    sl_dry_breakers_free(r->params.dry_breakers);
     sl_free(r->prompt);
     sl_free(r->prompt_text);
     for (int32_t i = 0; i < r->n_more; i++) {
@@ -770,6 +771,106 @@ nomem:
     return false;
 }
 
+/* llama.cpp's samplers (engine/sampler.h): typical_p, top_n_sigma, xtc_*, dynatemp_*, dry_*, mirostat*,
+ * min_keep, and `samplers` — the order of the stages, an array of names or a string of their letters. */
+static bool parse_llama_samplers(const sl_api_ctx *ctx, json_t *o, sl_req_params *p, sl_api_error *e) {
+    sl_sampler_params *sp = &p->sampling;
+    const struct {
+        const char *name;
+        float *dst;
+        double lo, hi;
+    } nums[] = {
+        {"typical_p", &sp->typical_p, 0, 1},           {"top_n_sigma", &sp->top_n_sigma, -1e6, 1e6},
+        {"xtc_probability", &sp->xtc_probability, 0, 1}, {"xtc_threshold", &sp->xtc_threshold, 0, 1},
+        {"dynatemp_range", &sp->dynatemp_range, 0, 100}, {"dynatemp_exponent", &sp->dynatemp_exponent, 0, 100},
+        {"dry_multiplier", &sp->dry_multiplier, 0, 1e6}, {"dry_base", &sp->dry_base, 0, 1e6},
+        {"mirostat_tau", &sp->mirostat_tau, 0, 1e6},     {"mirostat_eta", &sp->mirostat_eta, 0, 1e6},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        double d = *nums[i].dst;
+        if (!get_number(o, nums[i].name, nums[i].lo, nums[i].hi, &d, e)) return false;
+        *nums[i].dst = (float)d;
+    }
+    const struct {
+        const char *name;
+        int32_t *dst;
+        long long lo, hi;
+    } ints[] = {
+        {"dry_allowed_length", &sp->dry_allowed_length, 0, 1 << 20},
+        {"dry_penalty_last_n", &sp->dry_penalty_last_n, -1, 1 << 30},
+        {"mirostat", &sp->mirostat, 0, 2},
+        {"min_keep", &sp->min_keep, 0, 1 << 30},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        long long x = *ints[i].dst;
+        if (!get_int(o, ints[i].name, ints[i].lo, ints[i].hi, &x, e)) return false;
+        *ints[i].dst = (int32_t)x;
+    }
+    json_t *v = json_object_get(o, "samplers");
+    if (v && !json_is_null(v)) {
+        const size_t n = json_is_array(v) ? json_array_size(v) : json_is_string(v) ? json_string_length(v) : 0;
+        if ((!json_is_array(v) && !json_is_string(v)) || n > SL_SAMPLER_MAX_STAGES) {
+            sl_api_set_error(e, 400, "samplers", "'samplers' must be an array of at most %d sampler names or a string "
+                             "of their letters (e.g. [\"top_k\", \"temperature\"] or \"kt\")", SL_SAMPLER_MAX_STAGES);
+            return false;
+        }
+        sp->custom_order = true;
+        sp->n_stages = 0;
+        for (size_t i = 0; i < n; i++) {
+            json_t *nv = json_is_array(v) ? json_array_get(v, i) : NULL;
+            const char letter = json_is_string(v) ? json_string_value(v)[i] : 0;
+            const int stage = nv ? (json_is_string(nv) ? sl_samp_stage_by_name(json_string_value(nv), json_string_length(nv))
+                                                       : 0)
+                                 : sl_samp_stage_by_letter(letter);
+            if (!stage) {
+                if (json_is_string(nv) && !strcmp(json_string_value(nv), "infill"))
+                    sl_api_set_error(e, 400, "samplers", "'samplers[%zu]': the infill sampler is not supported", i);
+                else if (nv)
+                    sl_api_set_error(e, 400, "samplers", "'samplers[%zu]' must be one of penalties, dry, top_n_sigma, "
+                                     "top_k, typ_p, top_p, min_p, xtc, temperature", i);
+                else
+                    sl_api_set_error(e, 400, "samplers", "'samplers' letter %zu (byte 0x%02x) is none of e d s k y p m x t",
+                                     i, (unsigned char)letter);
+                return false;
+            }
+            sp->stages[sp->n_stages++] = (uint8_t)stage;
+        }
+    }
+    /* DRY's sequence breakers: llama.cpp's four unless given */
+    if (!(sp->dry_multiplier > 0 && sp->dry_base >= 1 && sp->dry_penalty_last_n != 0)) return true;
+    static const char *const def[] = {"\n", ":", "\"", "*"};
+    const char *strs[SL_MAX_DRY_BREAKERS];
+    size_t lens[SL_MAX_DRY_BREAKERS];
+    int n = 0;
+    v = json_object_get(o, "dry_sequence_breakers");
+    if (v && !json_is_null(v)) {
+        if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > SL_MAX_DRY_BREAKERS) {
+            sl_api_set_error(e, 400, "dry_sequence_breakers",
+                             "'dry_sequence_breakers' must be a non-empty array of at most %d strings", SL_MAX_DRY_BREAKERS);
+            return false;
+        }
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) {
+            if (!json_is_string(x) || json_string_length(x) == 0) {
+                sl_api_set_error(e, 400, "dry_sequence_breakers", "'dry_sequence_breakers[%zu]' must be a non-empty string",
+                                 i);
+                return false;
+            }
+            strs[n] = json_string_value(x);
+            lens[n++] = json_string_length(x);
+        }
+    } else {
+        for (; n < 4; n++) strs[n] = def[n], lens[n] = strlen(def[n]);
+    }
+    sl_status st = sl_dry_breakers_build(sl_model_tokenizer(ctx->model), strs, lens, n, &p->dry_breakers);
+    if (st) {
+        sl_api_set_error(e, st == SL_ERR_NOMEM ? 500 : 400, "dry_sequence_breakers", "%s", sl_last_error());
+        return false;
+    }
+    return true;
+}
+
 /* Fields of OpenAI's API, vLLM's and llama.cpp's that would change the output in ways not implemented here: a
  * 400 naming the field unless the value is the one that changes nothing. */
 static bool refuse_unsupported(json_t *o, sl_api_error *e) {
@@ -786,20 +887,16 @@ static bool refuse_unsupported(json_t *o, sl_api_error *e) {
     static const struct {
         const char *name;
         double off; /* the value that changes nothing */
-        bool off_at_or_below; /* ... and every value below it (llama.cpp's "-1 = off") */
-    } knobs[] = {{"typical_p", 1, false},      {"tfs_z", 1, false},        {"mirostat", 0, false},
-                 {"dry_multiplier", 0, false}, {"xtc_probability", 0, false}, {"dynatemp_range", 0, false},
-                 {"top_n_sigma", 0, true},     {"length_penalty", 1, false}};
+    } knobs[] = {{"tfs_z", 1}, {"length_penalty", 1}};
     for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
         v = json_object_get(o, knobs[i].name);
         if (!v || json_is_null(v)) continue;
-        const double d = json_is_number(v) ? json_number_value(v) : NAN;
-        if (d == knobs[i].off || (knobs[i].off_at_or_below && d <= knobs[i].off)) continue;
-        sl_api_set_error(e, 400, knobs[i].name, "'%s' is not supported: only %s%g (off) is accepted", knobs[i].name,
-                         knobs[i].off_at_or_below ? "a value <= " : "", knobs[i].off);
+        if (json_is_number(v) && json_number_value(v) == knobs[i].off) continue;
+        sl_api_set_error(e, 400, knobs[i].name, "'%s' is not supported: only %g (off) is accepted", knobs[i].name,
+                         knobs[i].off);
         return false;
     }
-    static const char *const unsupported[] = {"guided_whitespace_pattern", "logits_processors", "samplers"};
+    static const char *const unsupported[] = {"guided_whitespace_pattern", "logits_processors"};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
         if (!present(o, unsupported[i])) continue;
         sl_api_set_error(e, 400, unsupported[i], "'%s' is not supported", unsupported[i]);
@@ -1331,7 +1428,8 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         goto done;
     }
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
-        !parse_allowed_ids(ctx, o, p, e) || !parse_bad_words(ctx, o, p, e) || !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(ctx, o, p, e) ||
+        !parse_allowed_ids(ctx, o, p, e) || !parse_bad_words(ctx, o, p, e) ||
+        !parse_llama_samplers(ctx, o, p, e) || !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(ctx, o, p, e) ||
         (kind == SL_API_CHAT && !parse_tools(ctx, o, r, e)))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;

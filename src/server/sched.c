@@ -180,6 +180,7 @@ static sl_status set_adjust(sl_sched *s, sl_req *r, const sl_req_params *p) {
                                .n_bad = p->n_bad, .bad_from = out_from};
     sl_status st = sl_sampler_set_adjust(r->sampler, &a);
     sl_free(sup);
+    if (!st) st = sl_sampler_set_dry_breakers(r->sampler, p->dry_breakers);
     return st;
 }
 
@@ -225,6 +226,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->p.n_bias = 0;
     r->p.allow_ids = r->p.bad_ids = r->p.bad_lens = NULL;
     r->p.n_allow = r->p.n_bad = 0;
+    r->p.dry_breakers = NULL;
     r->n_prompt = n_prompt;
     sl_spec_init(&r->spec, s->p.spec_tokens, s->p.spec_lookup_min, s->p.spec_lookup_max);
     int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : 1);
@@ -244,7 +246,9 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         r->p.stop[i] = sl_strdup(p->stop[i]);
         if (!r->p.stop[i]) goto nomem;
     }
-    sl_status st = sl_sampler_create(&p->sampling, s->n_vocab, &r->sampler);
+    sl_sampler_params sp = p->sampling;
+    sp.n_ctx = r->max_ctx; /* (DRY looks at most this far back) */
+    sl_status st = sl_sampler_create(&sp, s->n_vocab, &r->sampler);
     if (!st) st = set_adjust(s, r, p);
     if (st) {
         sl_req_release(r);

@@ -36,6 +36,7 @@
 #define SL_MAX_STOP_IDS 64
 #define SL_MAX_LOGIT_BIAS 1024
 #define SL_MAX_BAD_WORDS 64          /* vLLM's bad_words per request */
+#define SL_MAX_DRY_BREAKERS 64       /* llama.cpp's dry_sequence_breakers per request */
 #define SL_MAX_BAD_WORD_TOKENS 2048  /* their token sequences' ids together */
 
 typedef enum sl_finish_reason {
@@ -111,6 +112,9 @@ typedef struct sl_req_params {
     int32_t n_bad;
     int32_t *bad_ids;
     int32_t *bad_lens;
+    /* DRY's sequence breakers (sampling.dry_*; engine/sampler.h), NULL: none.
+     * sl_req_create copies them into the request's sampler, as the biases. */
+    sl_dry_breakers *dry_breakers;
     /* vLLM's include_stop_str_in_output: the stop string that ends the
      * output stays at the end of its text. */
     bool include_stop_str;

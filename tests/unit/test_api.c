@@ -241,6 +241,43 @@ TEST(vllm_and_llamacpp_sampling_fields) {
     CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\"}", &r, &e), 0);
     CHECK(!r.params.include_stop_str && !r.params.show_special && !r.tokens_as_ids && r.params.n_allow == 0);
     CHECK(r.params.sampling.repeat_last_n == -1 && r.params.sampling.repeat_penalty == 1.0f);
+    CHECK(!r.params.sampling.custom_order && r.params.sampling.typical_p == 1.0f && r.params.sampling.mirostat == 0 &&
+          r.params.sampling.dry_multiplier == 0.0f && r.params.dry_breakers == NULL);
+    sl_api_request_free(&r);
+
+    /* llama.cpp's samplers reach the sampler's parameters; DRY's default breakers are the tokens holding "\n",
+     * ":", "\"" or "*" (and those ending with a beginning of one: none, each is one byte) */
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"typical_p\": 0.9, \"top_n_sigma\": 1.5, \"xtc_probability\": 0.5, "
+                            "\"xtc_threshold\": 0.2, \"dynatemp_range\": 0.3, \"dynatemp_exponent\": 2, "
+                            "\"dry_multiplier\": 0.8, \"dry_base\": 1.5, \"dry_allowed_length\": 3, "
+                            "\"dry_penalty_last_n\": 64, \"mirostat\": 2, \"mirostat_tau\": 4, \"mirostat_eta\": 0.2, "
+                            "\"min_keep\": 2, \"samplers\": [\"dry\", \"top-k\", \"typ_p\", \"temperature\"]}", &r, &e), 0);
+    const sl_sampler_params *sp = &r.params.sampling;
+    CHECK(sp->typical_p == 0.9f && sp->top_n_sigma == 1.5f && sp->xtc_probability == 0.5f && sp->xtc_threshold == 0.2f &&
+          sp->dynatemp_range == 0.3f && sp->dynatemp_exponent == 2.0f && sp->dry_multiplier == 0.8f &&
+          sp->dry_base == 1.5f && sp->dry_allowed_length == 3 && sp->dry_penalty_last_n == 64 && sp->mirostat == 2 &&
+          sp->mirostat_tau == 4.0f && sp->mirostat_eta == 0.2f && sp->min_keep == 2);
+    CHECK(sp->custom_order && sp->n_stages == 4 && sp->stages[0] == SL_SAMP_DRY && sp->stages[1] == SL_SAMP_TOP_K &&
+          sp->stages[2] == SL_SAMP_TYPICAL_P && sp->stages[3] == SL_SAMP_TEMPERATURE);
+    {
+        const sl_tokenizer *vt = sl_model_tokenizer(fuzz_api_model());
+        int32_t n_brk = 0;
+        for (int32_t id = 0; id < sl_tokenizer_n_vocab(vt); id++) {
+            char piece[256];
+            const int64_t len = sl_token_to_piece(vt, id, true, piece, sizeof piece);
+            if (len > 0 && len < (int64_t)sizeof piece && strpbrk(piece, "\n:\"*")) n_brk++;
+        }
+        CHECK(n_brk > 0 && r.params.dry_breakers && r.params.dry_breakers->n == n_brk &&
+              r.params.dry_breakers->off[n_brk] == 0);
+    }
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"samplers\": \"kyt\", \"dry_multiplier\": 1, "
+                            "\"dry_sequence_breakers\": [\"Lily\"]}", &r, &e), 0);
+    CHECK(r.params.sampling.n_stages == 3 && r.params.sampling.stages[1] == SL_SAMP_TYPICAL_P);
+    CHECK(r.params.dry_breakers && r.params.dry_breakers->n > 0); /* (" Lily" holds it; "L" begins it) */
+    sl_api_request_free(&r);
+    CHECK_EQ_INT(parse_keep("{\"prompt\": \"x\", \"samplers\": []}", &r, &e), 0);
+    CHECK(r.params.sampling.custom_order && r.params.sampling.n_stages == 0);
     sl_api_request_free(&r);
 
     /* bad_words as vLLM tokenizes them: the word alone; after a space only when that is as many tokens with
@@ -317,17 +354,24 @@ TEST(vllm_and_llamacpp_sampling_fields) {
         {"{\"prompt\": \"x\", \"truncate_prompt_tokens\": 512}", "truncate_prompt_tokens", "between -1 and 511"},
         {"{\"prompt\": \"x\", \"repetition_penalty\": 1.1, \"repeat_penalty\": 1.2}", "repeat_penalty", "differ"},
         {"{\"prompt\": \"x\", \"repeat_last_n\": -2}", "repeat_last_n", "between -1 and"},
-        {"{\"prompt\": \"x\", \"typical_p\": 0.9}", "typical_p", "not supported: only 1 (off)"},
-        {"{\"prompt\": \"x\", \"mirostat\": 2}", "mirostat", "not supported"},
-        {"{\"prompt\": \"x\", \"dry_multiplier\": 0.8}", "dry_multiplier", "not supported"},
-        {"{\"prompt\": \"x\", \"xtc_probability\": 0.5}", "xtc_probability", "not supported"},
-        {"{\"prompt\": \"x\", \"top_n_sigma\": 1.5}", "top_n_sigma", "a value <= 0 (off)"},
+        {"{\"prompt\": \"x\", \"typical_p\": 1.5}", "typical_p", "between 0 and 1"},
+        {"{\"prompt\": \"x\", \"mirostat\": 3}", "mirostat", "between 0 and 2"},
+        {"{\"prompt\": \"x\", \"dry_multiplier\": -0.8}", "dry_multiplier", "between 0 and"},
+        {"{\"prompt\": \"x\", \"xtc_probability\": \"0.5\"}", "xtc_probability", "must be a number"},
+        {"{\"prompt\": \"x\", \"min_keep\": -1}", "min_keep", "between 0 and"},
+        {"{\"prompt\": \"x\", \"dry_multiplier\": 0.8, \"dry_sequence_breakers\": []}", "dry_sequence_breakers",
+         "non-empty array"},
+        {"{\"prompt\": \"x\", \"dry_multiplier\": 0.8, \"dry_sequence_breakers\": [\"\"]}", "dry_sequence_breakers",
+         "'dry_sequence_breakers[0]' must be a non-empty string"},
+        {"{\"prompt\": \"x\", \"samplers\": [\"top_k\", \"bogus\"]}", "samplers", "'samplers[1]' must be one of"},
+        {"{\"prompt\": \"x\", \"samplers\": [\"infill\"]}", "samplers", "infill sampler is not supported"},
+        {"{\"prompt\": \"x\", \"samplers\": \"kz\"}", "samplers", "letter 1 (byte 0x7a)"},
+        {"{\"prompt\": \"x\", \"samplers\": {\"k\": 1}}", "samplers", "must be an array of at most 16"},
         {"{\"prompt\": \"x\", \"tfs_z\": \"1\"}", "tfs_z", "not supported"},
         {"{\"prompt\": \"x\", \"use_beam_search\": true}", "use_beam_search", "only false"},
         {"{\"prompt\": \"x\", \"prompt_logprobs\": 1, \"stream\": true}", "prompt_logprobs", "not available with"},
         {"{\"prompt\": \"x\", \"prompt_logprobs\": 21}", "prompt_logprobs", "between 0 and 20"},
         {"{\"prompt\": \"x\", \"guided_whitespace_pattern\": \" \"}", "guided_whitespace_pattern", "not supported"},
-        {"{\"prompt\": \"x\", \"samplers\": [\"top_k\"]}", "samplers", "not supported"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_EQ_INT(parse_keep(bad[i].body, &r, &e), 400);
