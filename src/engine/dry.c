@@ -136,7 +136,7 @@ sl_status sl_dry_breakers_build(const sl_tokenizer *tok, const char *const *strs
     r->off[0] = 0;
     for (int32_t i = 0; i < b.n; i++) {
         r->head[i] = b.s[i].head;
-        memcpy(r->tail + r->off[i], b.tail + b.s[i].off, sizeof *r->tail * (size_t)b.s[i].len);
+        if (b.s[i].len) memcpy(r->tail + r->off[i], b.tail + b.s[i].off, sizeof *r->tail * (size_t)b.s[i].len);
         r->off[i + 1] = r->off[i] + b.s[i].len;
     }
     *out = r;

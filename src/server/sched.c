@@ -261,6 +261,9 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         sl_req_release(r);
         return st;
     }
+    r->miro_next = p->sampling.mirostat && p->resume_generated > 0 && p->max_tokens > 0
+                       ? n_prompt - p->resume_generated - 1
+                       : n_prompt;
     if (p->resume_generated > 0) resume(s, r);
     int pool = sl_kvm_pool_for(s->kvm, r->max_ctx);
     sl_kvm_seq_init(&r->kv, pool, p->adapter);
@@ -473,8 +476,17 @@ static void publish_gauges(sl_sched *s) {
 
 /* Prompt logprobs still to compute (echo with logprobs): the logits of
  * position i give prompt token i + 1's, for i in [n_plp - 1, n_prompt - 1). */
-static bool plp_pending(const sl_req *r) { return r->plp && r->n_plp < r->n_prompt; }
-static bool wants_plp(const sl_req *r, int32_t pos) { return r->plp && pos + 1 >= r->n_plp && pos < r->n_prompt - 1; }
+static bool plp_pending(const sl_req *r) {
+    return (r->plp && r->n_plp < r->n_prompt) || r->miro_next < r->n_prompt - 1;
+}
+static bool wants_plp(const sl_req *r, int32_t pos) {
+    return pos < r->n_prompt - 1 && ((r->plp && pos + 1 >= r->n_plp) || pos >= r->miro_next);
+}
+/* The prompt positions computed before any whose logits are wanted: the prefix cache may hold these. */
+static int32_t plp_known(const sl_req *r) {
+    const int32_t a = r->plp ? r->n_plp : r->n_tokens, b = r->miro_next + 1;
+    return a < b ? a : b;
+}
 
 /* Add r's next chunk (up to `budget` tokens) to the batch. */
 static void add_to_batch(sl_sched *s, sl_req *r, int32_t chunk, int32_t *n_tok, int32_t *n_seq) {
@@ -541,6 +553,11 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
 /* Prompt token pos + 1's logprob from the logits of position pos (echo with logprobs, prompt_logprobs): the
  * top alternatives that either asks for, and with prompt_logprobs its rank. */
 static void record_plp(sl_sched *s, sl_req *r, int32_t pos, const float *logits) {
+    if (pos == r->miro_next) { /* a resumed stream's mirostat: its mu as the draw of token pos + 1 left it */
+        sl_sampler_mirostat_observe(r->sampler, logits, r->tokens, pos + 1, r->tokens[pos + 1]);
+        r->miro_next++;
+    }
+    if (!r->plp || pos + 1 < r->n_plp) return;
     sl_tok_out o = {.id = r->tokens[pos + 1]};
     const int32_t k = r->p.echo && r->p.logprobs > r->p.prompt_logprobs ? r->p.logprobs : r->p.prompt_logprobs;
     o.n_top = sl_logprobs_top(logits, s->n_vocab, k, o.top_ids, o.top_lps, o.id, &o.logprob);
@@ -658,7 +675,7 @@ static bool step(sl_sched *s) {
         if (s->running.n >= s->p.max_num_seqs) break;
         if (pool_blocked[r->kv.pool] || (plp_pending(r) && plp_rows == 0)) continue;
         /* echo with logprobs: cached blocks only where the prompt logprobs are known */
-        int32_t cached = sl_kvm_acquire_prefix(s->kvm, &r->kv, r->tokens, plp_pending(r) ? r->n_plp : r->n_tokens);
+        int32_t cached = sl_kvm_acquire_prefix(s->kvm, &r->kv, r->tokens, plp_pending(r) ? plp_known(r) : r->n_tokens);
         int32_t remaining = r->n_tokens - cached;
         int32_t chunk = remaining < budget ? remaining : budget;
         if (chunk > prefill) chunk = prefill;

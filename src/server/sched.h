@@ -192,6 +192,11 @@ struct sl_req {
      * filled, in order; NULL otherwise. */
     sl_tok_out *plp;
     int32_t n_plp;
+    /* A resumed stream with mirostat: its target surprise replays each
+     * replayed output token from the logits before it (prompt positions
+     * [miro_next, n_prompt - 1) are left to compute), so the stream goes on
+     * as on the engine it started on. */
+    int32_t miro_next;
 };
 
 typedef struct sl_sched_params {

@@ -2055,7 +2055,7 @@ TEST(serve_vllm_sampling_fields) {
     free(r.body);
 
     /* refused, naming the field; the server keeps serving */
-    adj_out k = adjusted(url, g, 4, json_pack("{s:f}", "typical_p", 0.5));
+    adj_out k = adjusted(url, g, 4, json_pack("{s:f}", "tfs_z", 0.5));
     adj_out m = adjusted(url, g, 4, json_pack("{s:[]}", "allowed_token_ids"));
     adj_out ok = adjusted(url, g, 1, NULL);
     CHECK(k.status == 400 && m.status == 400 && ok.status == 200);
@@ -2182,6 +2182,144 @@ static char *spec_body(int i) {
     char *b = prompt_body(i, 80, false, i % 3 ? 0.9 : 0.0, 77 + i);
     if (i % 4 == 1) b = with_field(b, "response_format", json_pack("{s:s}", "type", "json_object")); /* JSON mode too */
     return b;
+}
+
+/* One sampled completion of "Once upon a time" (40 tokens, seed 11, temperature 1, EOS ignored) with the
+ * fields of `extra` (a JSON object text), whole or streamed; NULL unless 200. */
+static char *sampled_text(const char *url, const char *extra, bool stream, json_t *prompt_ids, int resumed) {
+    char *body = NULL;
+    if (prompt_ids) {
+        char *ids = json_dumps(prompt_ids, JSON_COMPACT);
+        if (asprintf(&body, "{\"prompt\":%s,\"max_tokens\":%d,\"seed\":11,\"temperature\":1,\"ignore_eos\":true,"
+                            "\"shardlm_resume\":{\"generated\":%d,\"text_sent\":0},%s}", ids, 40 - resumed, resumed,
+                     extra) < 0)
+            body = NULL;
+        free(ids);
+    } else if (asprintf(&body, "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"seed\":11,\"temperature\":1,"
+                               "\"ignore_eos\":true,\"stream\":%s,%s}", stream ? "true" : "false", extra) < 0) {
+        body = NULL;
+    }
+    if (!body) return NULL;
+    resp r = http(url, "/v1/completions", body, NULL);
+    free(body);
+    char *text = NULL;
+    if (r.status == 200 && stream) {
+        answer a = read_answer(&r, true, 1);
+        const char *t = json_string_value(json_array_get(a.texts, 0));
+        text = t ? strdup(t) : NULL;
+        answer_free(&a);
+    } else if (r.status == 200) {
+        text = completion_text(&r);
+    }
+    free(r.body);
+    return text;
+}
+
+/* `shardlm run` of the same: prompt and output ids and the text (a JSON object), NULL on failure. */
+static json_t *sampled_cli(char *const *flags) {
+    char *argv[40] = {(char *)sl_test_bin(), "run", "-m", MODEL, "-p", "Once upon a time", "-n", "40", "--seed", "11",
+                      "--temp", "1", "--ignore-eos", "--top-k", "0", "--top-p", "1", "--min-p", "0",
+                      "--repeat-last-n", "-1", "-t", "1", "--json"};
+    int n = 0;
+    while (argv[n]) n++;
+    for (int i = 0; flags[i] && n < 39; i++) argv[n++] = flags[i];
+    argv[n] = NULL;
+    char *out = NULL, *err = NULL;
+    const int rc = sl_test_run(argv, &out, &err, 120);
+    json_error_t je;
+    json_t *j = rc == 0 && out ? json_loads(out, 0, &je) : NULL;
+    if (!j) fprintf(stderr, "    shardlm run exited %d: %s\n", rc, err ? err : "");
+    free(out);
+    free(err);
+    return j;
+}
+
+/* llama.cpp's samplers through HTTP: each setting gives what `shardlm run` gives with llama-cli's flags for it
+ * (the same seed, so the same draws), streamed as whole; `samplers` as names or as letters alike; a mirostat
+ * stream resumed after 15 tokens, as a router's failover sends it, goes on with the same tokens (its target
+ * surprise replayed from the logits), where a plain continuation of those tokens does not; bad values are
+ * 400s naming the field, and the server keeps serving. */
+TEST(serve_llama_samplers) {
+    const char *url = start_default();
+    CHECK(url);
+    static const struct {
+        const char *api;
+        char *cli[12];
+    } cases[] = {
+        {"\"mirostat\":2,\"mirostat_tau\":1,\"mirostat_eta\":0.5",
+         {"--mirostat", "2", "--mirostat-ent", "1", "--mirostat-lr", "0.5"}},
+        {"\"mirostat\":1,\"mirostat_tau\":2,\"mirostat_eta\":0.5",
+         {"--mirostat", "1", "--mirostat-ent", "2", "--mirostat-lr", "0.5"}},
+        {"\"dry_multiplier\":0.8,\"dry_allowed_length\":1,\"dry_base\":2", {"--dry-multiplier", "0.8", "--dry-allowed-length", "1", "--dry-base", "2"}},
+        {"\"dry_multiplier\":3,\"dry_allowed_length\":1,\"dry_sequence_breakers\":[\" a\",\".\"]",
+         {"--dry-multiplier", "3", "--dry-allowed-length", "1", "--dry-sequence-breakers", "[\" a\", \".\"]"}},
+        {"\"typical_p\":0.6,\"xtc_probability\":0.7,\"xtc_threshold\":0.15",
+         {"--typical", "0.6", "--xtc-probability", "0.7", "--xtc-threshold", "0.15"}},
+        {"\"dynatemp_range\":0.5,\"dynatemp_exponent\":2,\"top_n_sigma\":1.5,\"min_keep\":2",
+         {"--dynatemp-range", "0.5", "--dynatemp-exp", "2", "--top-nsigma", "1.5", "--min-keep", "2"}},
+        {"\"samplers\":[\"top_k\",\"temperature\"],\"top_k\":5", {"--samplers", "top_k;temperature", "--top-k", "5"}},
+        {"\"samplers\":\"kt\",\"top_k\":5", {"--sampling-seq", "kt", "--top-k", "5"}},
+    };
+    char *texts[8] = {NULL};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *whole = sampled_text(url, cases[c].api, false, NULL, 0), *streamed = sampled_text(url, cases[c].api, true, NULL, 0);
+        json_t *cli = sampled_cli((char *const *)cases[c].cli);
+        const char *ct = json_string_value(json_object_get(cli, "text"));
+        CHECK_MSG(whole && streamed && ct && !strcmp(whole, streamed) && !strcmp(whole, ct),
+                  "{%s}:\n      HTTP     %s\n      streamed %s\n      run      %s", cases[c].api, whole, streamed, ct);
+        texts[c] = whole;
+        free(streamed);
+        json_decref(cli);
+    }
+    CHECK(texts[6] && texts[7] && !strcmp(texts[6], texts[7])); /* names and letters */
+    /* the settings do change the output: every text differs from plain sampling's */
+    char *plain = sampled_text(url, "\"top_k\":0", false, NULL, 0);
+    for (size_t c = 0; c < 6; c++) CHECK_MSG(texts[c] && plain && strcmp(texts[c], plain), "{%s} = plain", cases[c].api);
+
+    /* a mirostat stream resumed after 15 of its 40 tokens: the same text (all of it: text_sent 0) */
+    json_t *cli = sampled_cli((char *const *)cases[0].cli);
+    json_t *ids = json_deep_copy(json_object_get(cli, "prompt_ids"));
+    for (size_t i = 0; i < 15; i++) json_array_append(ids, json_array_get(json_object_get(cli, "generated_ids"), i));
+    char *resumed = sampled_text(url, cases[0].api, false, ids, 15);
+    CHECK_MSG(resumed && texts[0] && !strcmp(resumed, texts[0]), "resumed: %s\n      whole:   %s", resumed, texts[0]);
+    /* ... which the replay of mu makes so: the same tokens as a plain prompt start over at mu = 2 tau */
+    char *ids_text = json_dumps(ids, JSON_COMPACT), *body = NULL;
+    CHECK(asprintf(&body, "{\"prompt\":%s,\"max_tokens\":25,\"seed\":11,\"temperature\":1,\"ignore_eos\":true,%s}",
+                   ids_text, cases[0].api) > 0);
+    resp r = http(url, "/v1/completions", body, NULL);
+    char *fresh = completion_text(&r);
+    CHECK(fresh && resumed && strlen(resumed) > strlen(fresh) &&
+          strcmp(resumed + strlen(resumed) - strlen(fresh), fresh) != 0);
+    free(r.body);
+    free(body);
+    free(ids_text);
+    free(fresh);
+    free(resumed);
+    json_decref(ids);
+    json_decref(cli);
+
+    static const char *const bad[][2] = {
+        {"\"mirostat\":3", "mirostat"},
+        {"\"typical_p\":-0.5", "typical_p"},
+        {"\"samplers\":[\"top_k\",\"beam\"]", "samplers"},
+        {"\"dry_multiplier\":1,\"dry_sequence_breakers\":[]", "dry_sequence_breakers"},
+        {"\"tfs_z\":0.5", "tfs_z"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *b = NULL;
+        CHECK(asprintf(&b, "{\"prompt\":\"x\",\"max_tokens\":2,%s}", bad[i][0]) > 0);
+        resp e = http(url, "/v1/completions", b, NULL);
+        char want[64];
+        snprintf(want, sizeof want, "\"param\":\"%s\"", bad[i][1]);
+        CHECK_MSG(e.status == 400 && e.body && strstr(e.body, want), "%s: %ld %s", bad[i][0], e.status, e.body);
+        free(e.body);
+        free(b);
+    }
+    char *again = sampled_text(url, "\"top_k\":0", false, NULL, 0);
+    CHECK(again && plain && !strcmp(again, plain));
+    free(again);
+    free(plain);
+    for (size_t c = 0; c < 8; c++) free(texts[c]);
 }
 
 TEST(serve_spec_ngram_same_output) {

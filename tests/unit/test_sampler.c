@@ -11,9 +11,12 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "engine/sampler.h"
+#include "model/gguf.h"
+#include "tokenizer/tokenizer.h"
 
 #include <float.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -784,6 +787,29 @@ TEST(create_validates_params) {
     p = d; p.presence_penalty = NAN;   CHECK(rejects(p, 10, "presence_penalty"));
     p = d; p.frequency_penalty = INFINITY; CHECK(rejects(p, 10, "frequency_penalty"));
     CHECK(rejects(d, 0, "n_vocab"));
+    p = d; p.typical_p = 1.5f;         CHECK(rejects(p, 10, "typical_p"));
+    p = d; p.top_n_sigma = NAN;        CHECK(rejects(p, 10, "top_n_sigma"));
+    p = d; p.xtc_probability = -0.1f;  CHECK(rejects(p, 10, "xtc_probability"));
+    p = d; p.xtc_threshold = 2.0f;     CHECK(rejects(p, 10, "xtc_threshold"));
+    p = d; p.dynatemp_range = -1.0f;   CHECK(rejects(p, 10, "dynatemp_range"));
+    p = d; p.dynatemp_exponent = INFINITY; CHECK(rejects(p, 10, "dynatemp_exponent"));
+    p = d; p.dry_multiplier = -1.0f;   CHECK(rejects(p, 10, "dry_multiplier"));
+    p = d; p.dry_base = NAN;           CHECK(rejects(p, 10, "dry_base"));
+    p = d; p.dry_allowed_length = -1;  CHECK(rejects(p, 10, "dry_allowed_length"));
+    p = d; p.dry_penalty_last_n = -2;  CHECK(rejects(p, 10, "dry_penalty_last_n"));
+    p = d; p.mirostat = 3;             CHECK(rejects(p, 10, "mirostat"));
+    p = d; p.mirostat_eta = -1.0f;     CHECK(rejects(p, 10, "mirostat_eta"));
+    p = d; p.min_keep = -1;            CHECK(rejects(p, 10, "min_keep"));
+    p = d; p.n_stages = SL_SAMPLER_MAX_STAGES + 1; CHECK(rejects(p, 10, "stages"));
+    p = d; p.n_stages = 1; p.stages[0] = 0; CHECK(rejects(p, 10, "stage 0"));
+    {
+        sl_sampler *sb;
+        CHECK_OK(sl_sampler_create(&d, 10, &sb));
+        int32_t h = 10, o[2] = {0, 0};
+        const sl_dry_breakers bad = {.n = 1, .head = &h, .off = o};
+        CHECK(sl_sampler_set_dry_breakers(sb, &bad) == SL_ERR_INVALID && strstr(sl_last_error(), "token 10"));
+        sl_sampler_destroy(sb);
+    }
     /* accepted: negative temperature (greedy), bounds of the ranges, top_k beyond the vocabulary */
     sl_sampler *s;
     p = d; p.temperature = -3.0f; p.top_p = 1.0f; p.min_p = 1.0f; p.top_k = 1000;
@@ -836,6 +862,456 @@ TEST(sampling_allocates_nothing) {
     CHECK_EQ_INT(sl_alloc_count(), before);
     sl_sampler_destroy(s);
     sl_sampler_destroy(s2);
+    /* the general chain, DRY with breakers, mirostat */
+    p.typical_p = 0.9f;
+    p.xtc_probability = 0.5f;
+    p.dynatemp_range = 0.2f;
+    p.top_n_sigma = 2.0f;
+    p.dry_multiplier = 0.8f;
+    int32_t heads[2] = {3, 37}, off[3] = {0, 0, 1}, tail[1] = {74};
+    const sl_dry_breakers brk = {.n = 2, .head = heads, .off = off, .tail = tail};
+    for (int miro = 0; miro <= 2; miro++) {
+        p.mirostat = miro;
+        CHECK_OK(sl_sampler_create(&p, N, &s));
+        CHECK_OK(sl_sampler_set_dry_breakers(s, &brk));
+        before = sl_alloc_count();
+        for (int i = 0; i < 10; i++) sl_sampler_sample(s, l, hist, 300, 1, (uint64_t)i);
+        CHECK_EQ_INT(sl_alloc_count(), before);
+        sl_sampler_destroy(s);
+    }
+}
+
+/* ---- llama.cpp's further samplers ------------------------------------------ */
+
+/* The candidates' probabilities by id (0 for the tokens cut). */
+static void probs_by_id(sl_sampler *s, const float *l, int32_t n, const int32_t *hist, int64_t n_hist, double *by_id) {
+    const int32_t *ids;
+    const double *pr;
+    for (int32_t i = 0; i < n; i++) by_id[i] = 0;
+    const int32_t m = sl_sampler_candidates(s, l, hist, n_hist, &ids, &pr);
+    for (int32_t i = 0; i < m; i++) by_id[ids[i]] = pr[i];
+}
+
+/* One case of llama.cpp's tests/test-sampling.cpp: logits log(probs[i]); `want` the probabilities by id after
+ * the sampler (renormalized: that test prints some before its final softmax), within 1e-5 as there. */
+static bool llama_case(const char *what, const float *probs, int32_t n, sl_sampler_params p, const int32_t *hist,
+                       int32_t n_hist, const sl_dry_breakers *brk, const float *want) {
+    float l[8];
+    double got[8], sum = 0;
+    for (int32_t i = 0; i < n; i++) l[i] = logf(probs[i]), sum += want[i];
+    sl_sampler *s;
+    if (sl_sampler_create(&p, n, &s) != SL_OK || sl_sampler_set_dry_breakers(s, brk) != SL_OK) {
+        sl_test_fail(__FILE__, __LINE__, "%s: %s", what, sl_last_error());
+        return false;
+    }
+    probs_by_id(s, l, n, hist, n_hist, got);
+    sl_sampler_destroy(s);
+    for (int32_t i = 0; i < n; i++)
+        if (fabs(got[i] - want[i] / sum) > 1e-5) {
+            sl_test_fail(__FILE__, __LINE__, "%s: token %d has p %.6f, llama.cpp's test %.6f", what, i, got[i],
+                         want[i] / sum);
+            return false;
+        }
+    return true;
+}
+
+TEST(llamacpp_test_sampling_cases) {
+    static const float up[4] = {0.1f, 0.2f, 0.3f, 0.4f}, down[4] = {0.4f, 0.3f, 0.2f, 0.1f};
+    sl_sampler_params p;
+    /* temperature, dynamic temperature at range 0 */
+    p = plain(1.0f);
+    CHECK(llama_case("temp 1", up, 4, p, NULL, 0, NULL, up));
+    p = plain(0.0f);
+    CHECK(llama_case("temp 0", up, 4, p, NULL, 0, NULL, (const float[]){0, 0, 0, 1}));
+    p = plain(0.0f);
+    p.dynatemp_exponent = 1;
+    CHECK(llama_case("temp_ext 0", up, 4, p, NULL, 0, NULL, (const float[]){0, 0, 0, 1}));
+    /* top-k, top-p, min-p */
+    p = plain(1.0f);
+    p.top_k = 1;
+    CHECK(llama_case("top_k 1", up, 4, p, NULL, 0, NULL, (const float[]){0, 0, 0, 1}));
+    p.top_k = 3;
+    CHECK(llama_case("top_k 3", up, 4, p, NULL, 0, NULL, (const float[]){0, 0.22222f, 0.33333f, 0.44444f}));
+    p.top_k = 4;
+    CHECK(llama_case("top_k 4", up, 4, p, NULL, 0, NULL, up));
+    p = plain(1.0f);
+    p.top_p = 0.7f;
+    CHECK(llama_case("top_p 0.7", up, 4, p, NULL, 0, NULL, (const float[]){0, 0, 0.428571f, 0.571429f}));
+    p.top_p = 0.8f;
+    CHECK(llama_case("top_p 0.8", up, 4, p, NULL, 0, NULL, (const float[]){0, 0.22222f, 0.33333f, 0.44444f}));
+    static const struct {
+        float min_p;
+        float want[4];
+    } mp[] = {{0.0f, {0.1f, 0.2f, 0.3f, 0.4f}}, {0.24f, {0.1f, 0.2f, 0.3f, 0.4f}}, {0.26f, {0, 0.2f, 0.3f, 0.4f}},
+              {0.49f, {0, 0.2f, 0.3f, 0.4f}},   {0.51f, {0, 0, 0.3f, 0.4f}},          {0.74f, {0, 0, 0.3f, 0.4f}},
+              {0.76f, {0, 0, 0, 0.4f}},         {1.0f, {0, 0, 0, 0.4f}}};
+    for (size_t i = 0; i < sizeof mp / sizeof mp[0]; i++) {
+        p = plain(1.0f);
+        p.min_p = mp[i].min_p;
+        CHECK(llama_case("min_p", up, 4, p, NULL, 0, NULL, mp[i].want));
+    }
+    /* XTC (probability 1 where the test's 0.99 drew a cut) */
+    static const struct {
+        float t;
+        float want[4];
+    } xtc[] = {{0.09f, {0, 0, 0, 0.1f}}, {0.19f, {0, 0, 0.2f, 0.1f}}, {0.29f, {0, 0.3f, 0.2f, 0.1f}},
+               {0.39f, {0.4f, 0.3f, 0.2f, 0.1f}}};
+    for (size_t i = 0; i < sizeof xtc / sizeof xtc[0]; i++) {
+        p = plain(1.0f);
+        p.xtc_probability = 1.0f;
+        p.xtc_threshold = xtc[i].t;
+        CHECK(llama_case("xtc", down, 4, p, NULL, 0, NULL, xtc[i].want));
+    }
+    /* typical-p */
+    p = plain(1.0f);
+    p.typical_p = 0.5f;
+    CHECK(llama_case("typical 1", (const float[]){0.97f, 0.01f, 0.01f, 0.01f}, 4, p, NULL, 0, NULL,
+                     (const float[]){0.97f, 0, 0, 0}));
+    CHECK(llama_case("typical 2", (const float[]){0.4f, 0.2f, 0.2f, 0.2f}, 4, p, NULL, 0, NULL,
+                     (const float[]){0, 0.2f, 0.2f, 0.2f}));
+    /* penalties over the whole history */
+    static const float fifth[5] = {0.2f, 0.2f, 0.2f, 0.2f, 0.2f};
+    static const int32_t h0[] = {0}, h012[] = {0, 1, 2}, h01200[] = {0, 1, 2, 0, 0};
+    p = plain(1.0f);
+    p.repeat_last_n = -1;
+    p.repeat_penalty = 50.0f;
+    CHECK(llama_case("repeat 1", fifth, 5, p, h0, 1, NULL, (const float[]){0, 0.25f, 0.25f, 0.25f, 0.25f}));
+    CHECK(llama_case("repeat 2", fifth, 5, p, h012, 3, NULL, (const float[]){0, 0, 0, 0.5f, 0.5f}));
+    CHECK(llama_case("repeat 3", fifth, 5, p, h01200, 5, NULL, (const float[]){0, 0, 0, 0.5f, 0.5f}));
+    p.repeat_penalty = 1.0f;
+    p.frequency_penalty = 5.0f;
+    p.presence_penalty = 5.0f;
+    CHECK(llama_case("freq 1", fifth, 5, p, h0, 1, NULL,
+                     (const float[]){0.000011f, 0.249997f, 0.249997f, 0.249997f, 0.249997f}));
+    CHECK(llama_case("freq 2", fifth, 5, p, h012, 3, NULL,
+                     (const float[]){0.000023f, 0.000023f, 0.000023f, 0.499966f, 0.499966f}));
+    CHECK(llama_case("freq 3", fifth, 5, p, h01200, 5, NULL,
+                     (const float[]){0.000000f, 0.000023f, 0.000023f, 0.499977f, 0.499977f}));
+    /* DRY */
+    static const float quarter[4] = {0.25f, 0.25f, 0.25f, 0.25f};
+    static const int32_t d1[] = {0, 1}, d2[] = {0, 1, 2, 0, 1}, d3[] = {0, 1, 3, 4, 0, 1}, d5[] = {0, 1, 2, 3, 4, 0, 1};
+    int32_t head3 = 3, off3[2] = {0, 0};
+    const sl_dry_breakers brk3 = {.n = 1, .head = &head3, .off = off3, .tail = NULL};
+    p = plain(1.0f);
+    p.dry_multiplier = 1.0f;
+    p.dry_base = 1.1f;
+    p.dry_allowed_length = 2;
+    p.dry_penalty_last_n = 4;
+    CHECK(llama_case("dry 1", quarter, 4, p, d1, 2, NULL, quarter));
+    p.dry_penalty_last_n = 5;
+    CHECK(llama_case("dry 2", quarter, 4, p, d2, 5, NULL, (const float[]){0.296923f, 0.296923f, 0.109232f, 0.296923f}));
+    p.dry_penalty_last_n = 6;
+    CHECK(llama_case("dry 3", fifth, 5, p, d3, 6, &brk3, fifth));
+    p.dry_multiplier = 2.0f;
+    p.dry_penalty_last_n = 5;
+    CHECK(llama_case("dry 4", fifth, 5, p, d2, 5, NULL,
+                     (const float[]){0.241818f, 0.241818f, 0.032727f, 0.241818f, 0.241818f}));
+    p.dry_multiplier = 1.0f;
+    p.dry_allowed_length = 4;
+    p.dry_penalty_last_n = 7;
+    CHECK(llama_case("dry 5", fifth, 5, p, d5, 7, NULL, fifth));
+    /* top-n-sigma */
+    static const struct {
+        float n;
+        float want[4];
+    } ns[] = {{1.0f, {0, 0, 0.428571f, 0.571429f}}, {0.0f, {0.1f, 0.2f, 0.3f, 0.4f}}, {3.0f, {0.1f, 0.2f, 0.3f, 0.4f}}};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        p = plain(1.0f);
+        p.top_n_sigma = ns[i].n;
+        CHECK(llama_case("top_n_sigma", up, 4, p, NULL, 0, NULL, ns[i].want));
+    }
+}
+
+/* ---- an oracle for the general chain, from the definitions (full sorts, long double) ---- */
+
+typedef struct oc {
+    int32_t id;
+    long double l;
+} oc;
+static int oc_rank(const void *a, const void *b) {
+    const oc *x = a, *y = b;
+    if (x->l != y->l) return x->l > y->l ? -1 : 1;
+    return x->id < y->id ? -1 : 1;
+}
+static long double oracle_softmax(const oc *c, int32_t m, long double *pr) {
+    long double z = 0, ent = 0;
+    for (int32_t i = 0; i < m; i++) z += pr[i] = expl(c[i].l - c[0].l);
+    for (int32_t i = 0; i < m; i++) {
+        pr[i] /= z;
+        if (pr[i] > 0) ent -= pr[i] * logl(pr[i]);
+    }
+    return ent;
+}
+static long double oracle_score[70000];
+static int oc_score(const void *a, const void *b) {
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (oracle_score[x] != oracle_score[y]) return oracle_score[x] < oracle_score[y] ? -1 : 1;
+    return x < y ? -1 : 1;
+}
+
+/* The stages top-n-sigma, typical-p, min-p, XTC (xtc_cut: whether its coin fell), temperature (dynamic), in
+ * this order, on logits l (no penalties). Returns the count; c[0..m) in rank order, probabilities pr. */
+static int32_t oracle_chain(const float *l, int32_t n, const sl_sampler_params *p, bool xtc_cut, oc *c, long double *pr) {
+    static int32_t idx[70000];
+    static oc tmp[70000];
+    int32_t m = 0;
+    long double mx = -INFINITY, sum = 0;
+    for (int32_t i = 0; i < n; i++) mx = l[i] > mx ? l[i] : mx, sum += l[i];
+    long double var = 0;
+    for (int32_t i = 0; i < n; i++) var += (l[i] - sum / n) * (l[i] - sum / n);
+    for (int32_t i = 0; i < n; i++)
+        if (!(p->top_n_sigma > 0) || l[i] >= mx - p->top_n_sigma * sqrtl(var / n)) c[m++] = (oc){i, l[i]};
+    qsort(c, (size_t)m, sizeof *c, oc_rank);
+    if (p->typical_p < 1) {
+        const long double ent = oracle_softmax(c, m, pr);
+        for (int32_t i = 0; i < m; i++) oracle_score[i] = fabsl(-logl(pr[i]) - ent), idx[i] = i;
+        qsort(idx, (size_t)m, sizeof *idx, oc_score);
+        long double cum = 0;
+        int32_t keep = m;
+        for (int32_t i = 0; i < m; i++) {
+            cum += pr[idx[i]];
+            if (cum > p->typical_p && i + 1 >= p->min_keep) {
+                keep = i + 1;
+                break;
+            }
+        }
+        for (int32_t i = 0; i < keep; i++) tmp[i] = c[idx[i]];
+        m = keep;
+        memcpy(c, tmp, sizeof *c * (size_t)m);
+        qsort(c, (size_t)m, sizeof *c, oc_rank);
+    }
+    if (p->min_p > 0)
+        for (int32_t i = 1; i < m; i++)
+            if (expl(c[i].l - c[0].l) < p->min_p && i >= p->min_keep) {
+                m = i;
+                break;
+            }
+    if (xtc_cut && m >= 2) {
+        oracle_softmax(c, m, pr);
+        int32_t last = 0;
+        while (last + 1 < m && pr[last + 1] >= p->xtc_threshold) last++;
+        if (pr[0] < p->xtc_threshold) last = 0;
+        if (last > 0 && m - last >= p->min_keep) {
+            memmove(c, c + last, sizeof *c * (size_t)(m - last));
+            m -= last;
+        }
+    }
+    long double t = p->temperature;
+    if (p->dynatemp_range > 0 && m > 1) {
+        const long double lo = t - p->dynatemp_range > 0 ? t - p->dynatemp_range : 0, hi = t + p->dynatemp_range;
+        t = lo + (hi - lo) * powl(oracle_softmax(c, m, pr) / logl((long double)m), p->dynatemp_exponent);
+    }
+    for (int32_t i = 0; i < m; i++) c[i].l /= t;
+    oracle_softmax(c, m, pr);
+    return m;
+}
+
+TEST(general_chain_matches_oracle_large_vocab) {
+    enum { N = 50000 };
+    static float l[N];
+    static oc c[N];
+    static long double pr[N];
+    static double got[N];
+    static const struct {
+        float typical, nsigma, min_p, xtc_p, xtc_t, dyn, temp;
+        int32_t min_keep;
+    } cases[] = {
+        {0.7f, 0, 0, 0, 0.1f, 0, 1.0f, 0},        {0.95f, 2.0f, 0, 0, 0.1f, 0, 0.7f, 0},
+        {1.0f, 1.5f, 0.01f, 1.0f, 0.002f, 0, 1.3f, 0}, {0.5f, 0, 0.001f, 0, 0.1f, 0.5f, 0.9f, 5},
+        {1.0f, 0, 0, 1.0f, 0.0001f, 0.3f, 1.0f, 3}, {0.2f, 3.0f, 0, 0, 0.1f, 0, 1.0f, 40},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        fill_logits(l, N, 1.0 + (double)k * 0.7, 100 + k);
+        sl_sampler_params p = plain(cases[k].temp);
+        p.typical_p = cases[k].typical;
+        p.top_n_sigma = cases[k].nsigma;
+        p.min_p = cases[k].min_p;
+        p.xtc_probability = cases[k].xtc_p;
+        p.xtc_threshold = cases[k].xtc_t;
+        p.dynatemp_range = cases[k].dyn;
+        p.min_keep = cases[k].min_keep;
+        sl_sampler *s;
+        CHECK_OK(sl_sampler_create(&p, N, &s));
+        probs_by_id(s, l, N, NULL, 0, got);
+        sl_sampler_destroy(s);
+        const int32_t m = oracle_chain(l, N, &p, cases[k].xtc_p > 0, c, pr);
+        int32_t n_got = 0;
+        for (int32_t i = 0; i < N; i++) n_got += got[i] > 0;
+        CHECK_MSG(n_got == m, "case %zu: %d candidates, oracle %d", k, n_got, m);
+        for (int32_t i = 0; i < m; i++)
+            if (fabs(got[c[i].id] - (double)pr[i]) > 1e-9 + 1e-6 * (double)pr[i]) {
+                CHECK_MSG(false, "case %zu: token %d p %.12g, oracle %.12g", k, c[i].id, got[c[i].id], (double)pr[i]);
+                break;
+            }
+    }
+}
+
+/* A custom order runs only the stages it names, in that order: top-k after top-p differs from before it. */
+TEST(custom_order) {
+    const float l[6] = {5, 4, 3, 2, 1, 0};
+    sl_sampler_params p = plain(1.0f);
+    p.top_k = 2;
+    p.top_p = 0.5f;
+    p.custom_order = true;
+    p.n_stages = 0; /* nothing: the softmax of the raw logits (no temperature either) */
+    p.temperature = 5.0f;
+    sl_sampler *s;
+    double got[6];
+    CHECK_OK(sl_sampler_create(&p, 6, &s));
+    probs_by_id(s, l, 6, NULL, 0, got);
+    CHECK(fabs(got[5] - 1 / (exp(5) + exp(4) + exp(3) + exp(2) + exp(1) + 1)) < 1e-12);
+    sl_sampler_destroy(s);
+    p.n_stages = 2;
+    p.stages[0] = SL_SAMP_TEMPERATURE; /* flatter first: top-p keeps more, top-k cuts to 2 ... */
+    p.stages[1] = SL_SAMP_TOP_P;
+    CHECK_OK(sl_sampler_create(&p, 6, &s));
+    probs_by_id(s, l, 6, NULL, 0, got);
+    int n_kept = 0;
+    for (int i = 0; i < 6; i++) n_kept += got[i] > 0;
+    CHECK_EQ_INT(n_kept, 3); /* at temperature 5: 0.29, 0.24, 0.19 reach 0.5 with three */
+    sl_sampler_destroy(s);
+    p.stages[0] = SL_SAMP_TOP_P; /* ... while top-p first at temperature 1 keeps one */
+    p.stages[1] = SL_SAMP_TEMPERATURE;
+    CHECK_OK(sl_sampler_create(&p, 6, &s));
+    probs_by_id(s, l, 6, NULL, 0, got);
+    CHECK(got[0] == 1.0);
+    sl_sampler_destroy(s);
+    /* with temperature 0 in the chain, typical-p's set decides what the best is (it may drop the most likely) */
+    p = plain(0.0f);
+    p.typical_p = 0.5f;
+    CHECK_OK(sl_sampler_create(&p, 4, &s));
+    const float lt[4] = {logf(0.4f), logf(0.2f), logf(0.2f), logf(0.2f)};
+    CHECK_EQ_INT(sl_sampler_sample(s, lt, NULL, 0, 0, 0), 1);
+    sl_sampler_destroy(s);
+}
+
+/* Mirostat from its definition: v2 keeps the tokens of surprise (-log2 p, at the temperature) up to mu and
+ * mu moves by eta times the drawn token's surprise (over the kept ones) minus tau; v1 keeps the k of the
+ * Zipf estimate, exact on Zipfian logits. Both start at 2 tau. */
+TEST(mirostat_definitions) {
+    enum { N = 2000 };
+    static float l[N];
+    static double by_id[N];
+    fill_logits(l, N, 2.0, 77);
+    sl_sampler_params p = plain(0.9f);
+    p.mirostat = 2;
+    p.mirostat_tau = 3.0f;
+    p.mirostat_eta = 0.3f;
+    sl_sampler *s;
+    CHECK_OK(sl_sampler_create(&p, N, &s));
+    CHECK(sl_sampler_mirostat_mu(s) == 6.0f);
+    for (int step = 0; step < 30; step++) {
+        const float mu = sl_sampler_mirostat_mu(s);
+        /* the reference set: softmax at 0.9 over all, keep the ranked prefix of surprise <= mu (at least 1) */
+        long double z = 0, mx = -INFINITY;
+        for (int32_t i = 0; i < N; i++) mx = l[i] > mx ? l[i] : mx;
+        for (int32_t i = 0; i < N; i++) z += expl(((long double)l[i] - mx) / 0.9L);
+        int32_t kept = 0;
+        long double zk = 0;
+        for (int32_t i = 0; i < N; i++) {
+            const long double q = expl(((long double)l[i] - mx) / 0.9L) / z;
+            if (-log2l(q) <= mu) kept++, zk += q;
+        }
+        probs_by_id(s, l, N, NULL, 0, by_id);
+        int32_t n_got = 0;
+        for (int32_t i = 0; i < N; i++) n_got += by_id[i] > 0;
+        CHECK_EQ_INT(n_got, kept > 0 ? kept : 1);
+        CHECK(sl_sampler_mirostat_mu(s) == mu); /* (inspection moves nothing) */
+        const int32_t t = sl_sampler_sample(s, l, NULL, 0, 5, (uint64_t)step);
+        CHECK(t >= 0 && by_id[t] > 0);
+        const double want = mu - 0.3 * (-log2(by_id[t]) - 3.0);
+        CHECK_MSG(fabs(sl_sampler_mirostat_mu(s) - want) < 1e-4, "step %d: mu %g, want %g", step,
+                  (double)sl_sampler_mirostat_mu(s), want);
+        for (int32_t i = 0; i < N; i++) l[i] += (float)(i % 7) * 0.01f; /* (the next step's logits) */
+    }
+    sl_sampler_destroy(s);
+    /* replaying a draw moves mu alike */
+    sl_sampler *r;
+    CHECK_OK(sl_sampler_create(&p, N, &r));
+    CHECK_OK(sl_sampler_create(&p, N, &s));
+    const int32_t t = sl_sampler_sample(s, l, NULL, 0, 5, 0);
+    CHECK(sl_sampler_mirostat_observe(r, l, NULL, 0, t));
+    CHECK(sl_sampler_mirostat_mu(r) == sl_sampler_mirostat_mu(s));
+    sl_sampler_destroy(r);
+    sl_sampler_destroy(s);
+    /* v1 on Zipfian logits: p_i ∝ 1 / i^1.2, so s_hat = 1.2 and k = (eps 2^mu / (1 - N^-eps))^(1 / s_hat) */
+    for (int32_t i = 0; i < N; i++) l[i] = (float)(-1.2 * log((double)(i + 1)));
+    p = plain(1.0f);
+    p.mirostat = 1;
+    p.mirostat_tau = 4.0f;
+    CHECK_OK(sl_sampler_create(&p, N, &s));
+    const double eps = 0.2, k = pow(eps * pow(2.0, 8.0) / (1 - pow((double)N, -eps)), 1 / 1.2);
+    probs_by_id(s, l, N, NULL, 0, by_id);
+    int32_t n_got = 0;
+    for (int32_t i = 0; i < N; i++) n_got += by_id[i] > 0;
+    CHECK_MSG(n_got == (int32_t)k, "v1 keeps %d, the estimate gives %g", n_got, k);
+    CHECK(by_id[0] > 0 && by_id[n_got - 1] > 0);
+    sl_sampler_destroy(s);
+    /* mirostat leaves the penalties out, as llama.cpp's chain does */
+    p.repeat_penalty = 100.0f;
+    p.repeat_last_n = -1;
+    CHECK_OK(sl_sampler_create(&p, N, &s));
+    const int32_t h[1] = {0};
+    probs_by_id(s, l, N, h, 1, by_id);
+    CHECK(by_id[0] > by_id[1]);
+    sl_sampler_destroy(s);
+}
+
+/* DRY's breakers from strings, checked token by token against the definition: a token whose text holds the
+ * string breaks alone; one whose text ends with a proper beginning of it heads the rest, tokenized. */
+TEST(dry_breakers_from_a_vocabulary) {
+    const char *path = sl_test_shared("golden/tokenizer/ggml-vocab-llama-spm.gguf");
+    if (!path) return;
+    sl_gguf *g = NULL;
+    sl_tokenizer *tok = NULL;
+    CHECK_OK(sl_gguf_open(path, &g));
+    CHECK_OK(sl_tokenizer_create(g, &tok));
+    sl_gguf_close(g);
+    static const char *const strs[2] = {"\n", "###"};
+    const size_t lens[2] = {1, 3};
+    sl_dry_breakers *b = NULL;
+    CHECK_OK(sl_dry_breakers_build(tok, strs, lens, 2, &b));
+    /* what the definition gives: per token, one entry if it holds either string, one per split of "###" */
+    int32_t want_alone = 0, want_headed = 0, alone = 0, headed = 0;
+    for (int32_t id = 0; id < sl_tokenizer_n_vocab(tok); id++) {
+        char piece[512];
+        const int64_t len = sl_token_to_piece(tok, id, true, piece, sizeof piece);
+        if (len <= 0 || len >= (int64_t)sizeof piece) continue;
+        const bool hash = memmem(piece, (size_t)len, "###", 3) != NULL;
+        want_alone += memchr(piece, '\n', (size_t)len) || hash;
+        if (!hash) want_headed += (piece[len - 1] == '#') + (len >= 2 && !memcmp(piece + len - 2, "##", 2));
+    }
+    for (int32_t i = 0; i < b->n; i++) {
+        CHECK(i == 0 || b->head[i] >= b->head[i - 1]);
+        char piece[512];
+        const int64_t len = sl_token_to_piece(tok, b->head[i], true, piece, sizeof piece);
+        if (b->off[i + 1] == b->off[i]) {
+            alone++;
+            CHECK(memchr(piece, '\n', (size_t)len) || memmem(piece, (size_t)len, "###", 3));
+            continue;
+        }
+        headed++;
+        /* the tail is the tokens of "###" after what the piece ends with: "#" or "##" */
+        bool found = false;
+        for (size_t k = 1; k <= 2 && !found; k++) {
+            if ((size_t)len < k || memcmp(piece + len - (int64_t)k, "##", k) != 0) continue;
+            int32_t *ids = NULL;
+            size_t n_ids = 0;
+            CHECK_OK(sl_tokenize(tok, "###" + k, 3 - k, false, false, &ids, &n_ids));
+            found = (int32_t)n_ids == b->off[i + 1] - b->off[i] && !memcmp(ids, b->tail + b->off[i], n_ids * sizeof *ids);
+            sl_free(ids);
+        }
+        CHECK_MSG(found, "sequence %d (head %d, '%.*s'): no split of \"###\" gives its tail", i, b->head[i], (int)len,
+                  piece);
+    }
+    CHECK_MSG(alone == want_alone && want_alone > 0, "%d alone, %d tokens hold a breaker", alone, want_alone);
+    CHECK_MSG(headed == want_headed && headed > 0, "%d headed, the definition gives %d", headed, want_headed);
+    sl_dry_breakers_free(b);
+    /* an empty string is refused */
+    static const char *const empty[1] = {""};
+    const size_t zero[1] = {0};
+    CHECK(sl_dry_breakers_build(tok, empty, zero, 1, &b) == SL_ERR_INVALID && b == NULL);
+    sl_tokenizer_destroy(tok);
 }
 
 /* ---- logprobs ----------------------------------------------------------------- */
