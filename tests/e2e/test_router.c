@@ -371,6 +371,16 @@ TEST(kill9_midstream_grammar) {
                    "\"grammar\":\"root ::= sentence+\\nsentence ::= [ A-Z] [a-z ,]+ \\\". \\\"\",\"stream\":true}");
 }
 
+/* Mirostat (with DRY): its target surprise is state the draws leave behind; the continuing engine replays it
+ * from the logits of the output so far, so the sampled stream goes on as the undisturbed one. */
+TEST(kill9_midstream_mirostat) {
+    midstream_kill("/v1/completions",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":1,\"seed\":5,\"mirostat\":2,"
+                   "\"mirostat_tau\":1,\"mirostat_eta\":0.5,\"dry_multiplier\":0.5,\"ignore_eos\":true}",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":1,\"seed\":5,\"mirostat\":2,"
+                   "\"mirostat_tau\":1,\"mirostat_eta\":0.5,\"dry_multiplier\":0.5,\"ignore_eos\":true,\"stream\":true}");
+}
+
 /* Chat with a JSON schema of short fields (a string of at most 6 characters, an enum): the continuation
  * (a completion from token ids) keeps response_format, so the sampled answer goes on as the undisturbed
  * one (without the schema the draws that follow leave it: the test failed so before 52df628). */
