@@ -847,6 +847,24 @@ static void stage_temperature(sl_sampler *s, chain_ctx *c, bool dynamic) {
  * the k that give surprise mu; v2 keeps the candidates whose surprise is at most mu. */
 static void stage_mirostat(sl_sampler *s, chain_ctx *c) {
     const sl_sampler_params *p = &s->p;
+    if (p->mirostat == 2 && c->id_order && c->m == s->n_vocab && c->m > SMALL_SORT) {
+        /* v2 over the whole vocabulary: only tokens of p >= 2^-mu (with a margin) need ranking */
+        const float *l = s->work;
+        float lmax = l[0];
+        for (int32_t i = 1; i < c->m; i++) lmax = l[i] > lmax ? l[i] : lmax;
+        double z = 0;
+        for (int32_t i = 0; i < c->m; i++) z += weight(l[i], lmax, 1.0);
+        const double bar = (double)lmax + log(z) - (double)s->mu * log(2.0) - 1e-6;
+        int32_t k = 0;
+        for (int32_t i = 0; i < c->m; i++)
+            if (l[i] == lmax || (double)l[i] >= bar) s->cand[k++] = i;
+        c->m = k;
+        rank(s, c);
+        int32_t cut = 0;
+        while (cut < c->m && -log2(weight(l[s->cand[cut]], lmax, 1.0) / z) <= (double)s->mu) cut++;
+        c->m = cut > 0 ? cut : 1;
+        return;
+    }
     rank(s, c);
     if (c->m <= 1) return;
     if (p->mirostat == 1) {

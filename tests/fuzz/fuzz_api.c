@@ -158,6 +158,13 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     fuzz_api_check(p->prompt_logprobs >= -1 && p->prompt_logprobs <= SL_MAX_TOP_LOGPROBS && !(p->prompt_logprobs >= 0 && r.stream),
                    "prompt_logprobs in [-1, 20], not streamed");
     fuzz_api_check(p->sampling.repeat_last_n >= -1, "repeat_last_n >= -1");
+    {
+        sl_sampler *smp = NULL;
+        fuzz_api_check(sl_sampler_create(&p->sampling, n_vocab, &smp) == SL_OK &&
+                           sl_sampler_set_dry_breakers(smp, p->dry_breakers) == SL_OK,
+                       "the sampling parameters make a sampler");
+        sl_sampler_destroy(smp);
+    }
     fuzz_api_check(p->n_bias >= 0 && p->n_bias <= SL_MAX_LOGIT_BIAS, "at most SL_MAX_LOGIT_BIAS logit biases");
     for (int32_t i = 0; i < p->n_bias; i++) {
         fuzz_api_check(p->bias_ids[i] >= 0 && p->bias_ids[i] < n_vocab, "logit_bias ids are in the vocabulary");
