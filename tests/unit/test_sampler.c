@@ -939,28 +939,28 @@ TEST(llamacpp_test_sampling_cases) {
     CHECK(llama_case("top_p 0.7", up, 4, p, NULL, 0, NULL, (const float[]){0, 0, 0.428571f, 0.571429f}));
     p.top_p = 0.8f;
     CHECK(llama_case("top_p 0.8", up, 4, p, NULL, 0, NULL, (const float[]){0, 0.22222f, 0.33333f, 0.44444f}));
+    /* one knob over a few values: min-p on `up`; XTC (probability 1 where the test's 0.99 drew a cut) on `down` */
+    enum { MIN_P, XTC_T, N_SIGMA };
     static const struct {
-        float min_p;
+        int knob;
+        float v;
         float want[4];
-    } mp[] = {{0.0f, {0.1f, 0.2f, 0.3f, 0.4f}}, {0.24f, {0.1f, 0.2f, 0.3f, 0.4f}}, {0.26f, {0, 0.2f, 0.3f, 0.4f}},
-              {0.49f, {0, 0.2f, 0.3f, 0.4f}},   {0.51f, {0, 0, 0.3f, 0.4f}},          {0.74f, {0, 0, 0.3f, 0.4f}},
-              {0.76f, {0, 0, 0, 0.4f}},         {1.0f, {0, 0, 0, 0.4f}}};
-    for (size_t i = 0; i < sizeof mp / sizeof mp[0]; i++) {
+    } one[] = {
+        {MIN_P, 0.0f, {0.1f, 0.2f, 0.3f, 0.4f}}, {MIN_P, 0.24f, {0.1f, 0.2f, 0.3f, 0.4f}}, {MIN_P, 0.26f, {0, 0.2f, 0.3f, 0.4f}},
+        {MIN_P, 0.49f, {0, 0.2f, 0.3f, 0.4f}},   {MIN_P, 0.51f, {0, 0, 0.3f, 0.4f}},          {MIN_P, 0.74f, {0, 0, 0.3f, 0.4f}},
+        {MIN_P, 0.76f, {0, 0, 0, 0.4f}},         {MIN_P, 1.0f, {0, 0, 0, 0.4f}},
+        {XTC_T, 0.09f, {0, 0, 0, 0.1f}},         {XTC_T, 0.19f, {0, 0, 0.2f, 0.1f}},          {XTC_T, 0.29f, {0, 0.3f, 0.2f, 0.1f}},
+        {XTC_T, 0.39f, {0.4f, 0.3f, 0.2f, 0.1f}},
+        {N_SIGMA, 1.0f, {0, 0, 0.428571f, 0.571429f}}, {N_SIGMA, 0.0f, {0.1f, 0.2f, 0.3f, 0.4f}},
+        {N_SIGMA, 3.0f, {0.1f, 0.2f, 0.3f, 0.4f}},
+    };
+    static const char *const knob_name[] = {"min_p", "xtc", "top_n_sigma"};
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
         p = plain(1.0f);
-        p.min_p = mp[i].min_p;
-        CHECK(llama_case("min_p", up, 4, p, NULL, 0, NULL, mp[i].want));
-    }
-    /* XTC (probability 1 where the test's 0.99 drew a cut) */
-    static const struct {
-        float t;
-        float want[4];
-    } xtc[] = {{0.09f, {0, 0, 0, 0.1f}}, {0.19f, {0, 0, 0.2f, 0.1f}}, {0.29f, {0, 0.3f, 0.2f, 0.1f}},
-               {0.39f, {0.4f, 0.3f, 0.2f, 0.1f}}};
-    for (size_t i = 0; i < sizeof xtc / sizeof xtc[0]; i++) {
-        p = plain(1.0f);
-        p.xtc_probability = 1.0f;
-        p.xtc_threshold = xtc[i].t;
-        CHECK(llama_case("xtc", down, 4, p, NULL, 0, NULL, xtc[i].want));
+        if (one[i].knob == MIN_P) p.min_p = one[i].v;
+        if (one[i].knob == XTC_T) p.xtc_probability = 1.0f, p.xtc_threshold = one[i].v;
+        if (one[i].knob == N_SIGMA) p.top_n_sigma = one[i].v;
+        CHECK(llama_case(knob_name[one[i].knob], one[i].knob == XTC_T ? down : up, 4, p, NULL, 0, NULL, one[i].want));
     }
     /* typical-p */
     p = plain(1.0f);
@@ -1010,16 +1010,6 @@ TEST(llamacpp_test_sampling_cases) {
     p.dry_allowed_length = 4;
     p.dry_penalty_last_n = 7;
     CHECK(llama_case("dry 5", fifth, 5, p, d5, 7, NULL, fifth));
-    /* top-n-sigma */
-    static const struct {
-        float n;
-        float want[4];
-    } ns[] = {{1.0f, {0, 0, 0.428571f, 0.571429f}}, {0.0f, {0.1f, 0.2f, 0.3f, 0.4f}}, {3.0f, {0.1f, 0.2f, 0.3f, 0.4f}}};
-    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
-        p = plain(1.0f);
-        p.top_n_sigma = ns[i].n;
-        CHECK(llama_case("top_n_sigma", up, 4, p, NULL, 0, NULL, ns[i].want));
-    }
 }
 
 /* ---- an oracle for the general chain, from the definitions (full sorts, long double) ---- */
