@@ -104,34 +104,11 @@ static bool parse_order(const opt_val *v, sl_sampler_params *p) {
     return true;
 }
 
-/* DRY's breakers: --dry-sequence-breakers (a JSON array of strings) or llama.cpp's four. */
+/* DRY's breakers: --dry-sequence-breakers (a JSON array of strings; [] for none) or llama.cpp's four. */
 static sl_status dry_breakers(const opt_val *v, const sl_model *m, sl_dry_breakers **out) {
-    *out = NULL;
-    static const char *const def[] = {"\n", ":", "\"", "*"};
-    const char *strs[64];
-    size_t lens[64];
-    int n = 0;
-    json_t *a = NULL;
-    if (v[O_DRY_BRK].set) {
-        a = json_loads(v[O_DRY_BRK].s, JSON_DECODE_ANY, NULL);
-        if (!json_is_array(a) || json_array_size(a) > 64) {
-            json_decref(a);
-            return SL_FAIL(SL_ERR_INVALID, "--dry-sequence-breakers must be a JSON array of at most 64 strings");
-        }
-        size_t i;
-        json_t *x;
-        json_array_foreach(a, i, x) {
-            if (!json_is_string(x) || json_string_length(x) == 0) {
-                json_decref(a);
-                return SL_FAIL(SL_ERR_INVALID, "--dry-sequence-breakers[%zu] must be a non-empty string", i);
-            }
-            strs[n] = json_string_value(x);
-            lens[n++] = json_string_length(x);
-        }
-    } else {
-        for (; n < 4; n++) strs[n] = def[n], lens[n] = strlen(def[n]);
-    }
-    sl_status st = n ? sl_dry_breakers_build(sl_model_tokenizer(m), strs, lens, n, out) : SL_OK;
+    json_t *a = v[O_DRY_BRK].set ? json_loads(v[O_DRY_BRK].s, JSON_DECODE_ANY, NULL) : NULL;
+    if (v[O_DRY_BRK].set && !a) return SL_FAIL(SL_ERR_INVALID, "--dry-sequence-breakers is not JSON");
+    sl_status st = sl_dry_breakers_from_json(sl_model_tokenizer(m), a, "--dry-sequence-breakers", true, out);
     json_decref(a);
     return st;
 }
@@ -384,7 +361,7 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "shardlm run: %s\n", sl_last_error());
         goto done;
     }
-    if (sampling.dry_multiplier > 0 && dry_breakers(v, m, &dry) != SL_OK) {
+    if (sl_sampler_dry_on(&sampling) && dry_breakers(v, m, &dry) != SL_OK) {
         fprintf(stderr, "shardlm run: %s\n", sl_last_error());
         goto done;
     }

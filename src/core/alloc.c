@@ -55,6 +55,21 @@ void *sl_alloc_array(size_t count, size_t size) {
     return sl_malloc(count * size);
 }
 
+bool sl_grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? *cap : 16;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) return false;
+        c *= 2;
+    }
+    if (elem && c > SIZE_MAX / elem) return false;
+    void *q = sl_realloc(*p, c * elem);
+    if (!q) return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
 void *sl_malloc_aligned(size_t n) {
     if (should_fail()) return NULL;
     void *p = NULL;

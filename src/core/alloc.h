@@ -8,6 +8,7 @@
 #ifndef SL_CORE_ALLOC_H
 #define SL_CORE_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,10 @@ void *sl_realloc(void *p, size_t n);
 void sl_free(void *p);
 /* malloc of count*size, NULL on overflow. */
 void *sl_alloc_array(size_t count, size_t size);
+/* Make *p (an array of *cap elements of elem bytes) hold at least `need`,
+ * keeping its contents: capacity doubles from 16. False (leaving *p and *cap)
+ * when memory is short or the size overflows. */
+bool sl_grow(void **p, size_t *cap, size_t need, size_t elem);
 /* 64-byte aligned allocation (free with sl_free_aligned). */
 void *sl_malloc_aligned(size_t n);
 void sl_free_aligned(void *p);

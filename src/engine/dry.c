@@ -16,6 +16,7 @@
 #include "core/status.h"
 #include "tokenizer/tokenizer.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,28 +30,17 @@ typedef struct seq {
 
 typedef struct builder {
     seq *s;
-    int32_t n, cap;
+    int32_t n, n_tail;
+    size_t cap, cap_tail;
     int32_t *tail;
-    int32_t n_tail, cap_tail;
 } builder;
-
-static bool grow(void **p, int32_t *cap, int32_t need, size_t size) {
-    if (need <= *cap) return true;
-    int32_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
-    void *q = sl_realloc(*p, (size_t)c * size);
-    if (!q) return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
 
 /* Add (head, tail) unless the head has it already; false when memory ran out. */
 static bool add(builder *b, int32_t head, const int32_t *tail, int32_t len) {
     for (int32_t i = b->n - 1; i >= 0 && b->s[i].head == head; i--) /* (a head's sequences are added together) */
         if (b->s[i].len == len && !memcmp(b->tail + b->s[i].off, tail, sizeof *tail * (size_t)len)) return true;
-    if (!grow((void **)&b->s, &b->cap, b->n + 1, sizeof *b->s) ||
-        !grow((void **)&b->tail, &b->cap_tail, b->n_tail + len, sizeof *b->tail))
+    if (!sl_grow((void **)&b->s, &b->cap, (size_t)b->n + 1, sizeof *b->s) ||
+        !sl_grow((void **)&b->tail, &b->cap_tail, (size_t)(b->n_tail + len), sizeof *b->tail))
         return false;
     if (len) memcpy(b->tail + b->n_tail, tail, sizeof *tail * (size_t)len);
     b->s[b->n++] = (seq){.head = head, .off = b->n_tail, .len = len, .order = b->n};
@@ -86,10 +76,10 @@ sl_status sl_dry_breakers_build(const sl_tokenizer *tok, const char *const *strs
     sl_dry_breakers *r = NULL;
     sl_status st = SL_OK;
     /* each string's tail for each split point, tokenized once: tails[i][k] for the rest after k bytes */
-    int32_t *tails[64][MAX_STR] = {{NULL}};
-    size_t n_tails[64][MAX_STR] = {{0}};
-    if (n > 64) {
-        st = SL_FAIL(SL_ERR_INVALID, "%d DRY sequence breakers: at most 64", n);
+    int32_t *tails[SL_DRY_MAX_BREAKERS][MAX_STR] = {{NULL}};
+    size_t n_tails[SL_DRY_MAX_BREAKERS][MAX_STR] = {{0}};
+    if (n > SL_DRY_MAX_BREAKERS) {
+        st = SL_FAIL(SL_ERR_INVALID, "%d DRY sequence breakers: at most %d", n, SL_DRY_MAX_BREAKERS);
         goto done;
     }
     if (!piece) goto nomem;
@@ -145,11 +135,35 @@ sl_status sl_dry_breakers_build(const sl_tokenizer *tok, const char *const *strs
 nomem:
     st = SL_FAIL(SL_ERR_NOMEM, "DRY sequence breakers: out of memory");
 done:
-    for (int i = 0; i < n && i < 64; i++)
+    for (int i = 0; i < n && i < SL_DRY_MAX_BREAKERS; i++)
         for (int k = 0; k < MAX_STR; k++) sl_free(tails[i][k]);
     sl_dry_breakers_free(r);
     sl_free(b.s);
     sl_free(b.tail);
     sl_free(piece);
     return st;
+}
+
+sl_status sl_dry_breakers_from_json(const sl_tokenizer *tok, const json_t *a, const char *what, bool allow_empty,
+                                    sl_dry_breakers **out) {
+    static const char *const def[] = {"\n", ":", "\"", "*"};
+    const char *strs[SL_DRY_MAX_BREAKERS];
+    size_t lens[SL_DRY_MAX_BREAKERS];
+    int n = 0;
+    *out = NULL;
+    if (!a) {
+        for (; n < 4; n++) strs[n] = def[n], lens[n] = strlen(def[n]);
+        return sl_dry_breakers_build(tok, strs, lens, n, out);
+    }
+    if (!json_is_array(a) || json_array_size(a) > SL_DRY_MAX_BREAKERS || (!allow_empty && json_array_size(a) == 0))
+        return SL_FAIL(SL_ERR_INVALID, "'%s' must be a%s array of at most %d strings", what,
+                       allow_empty ? "" : " non-empty", SL_DRY_MAX_BREAKERS);
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const json_t *x = json_array_get(a, i);
+        if (!json_is_string(x) || json_string_length(x) == 0)
+            return SL_FAIL(SL_ERR_INVALID, "'%s[%zu]' must be a non-empty string", what, i);
+        strs[n] = json_string_value(x);
+        lens[n++] = json_string_length(x);
+    }
+    return n ? sl_dry_breakers_build(tok, strs, lens, n, out) : SL_OK;
 }

@@ -147,7 +147,7 @@ int sl_samp_stage_by_letter(char c) {
     return 0;
 }
 
-static bool dry_on(const sl_sampler_params *p) {
+bool sl_sampler_dry_on(const sl_sampler_params *p) {
     return p->dry_multiplier != 0.0f && p->dry_base >= 1.0f && p->dry_penalty_last_n != 0;
 }
 
@@ -238,9 +238,9 @@ sl_status sl_sampler_create(const sl_sampler_params *p, int32_t n_vocab, sl_samp
     s->mark = s->plain ? NULL : sl_calloc(n, 1);
     s->dry_cap = p->n_ctx > 0 ? p->n_ctx : 4096;
     if (p->dry_penalty_last_n > 0 && p->dry_penalty_last_n < s->dry_cap) s->dry_cap = p->dry_penalty_last_n;
-    s->dry_count = dry_on(p) ? sl_alloc_array((size_t)s->dry_cap, sizeof *s->dry_count) : NULL;
+    s->dry_count = sl_sampler_dry_on(p) ? sl_alloc_array((size_t)s->dry_cap, sizeof *s->dry_count) : NULL;
     if (!s->work || !s->count || !s->touched || !s->cand || !s->cand_tmp || !s->key || !s->key_tmp || !s->w ||
-        !s->prob || (!s->plain && !s->mark) || (dry_on(p) && !s->dry_count)) {
+        !s->prob || (!s->plain && !s->mark) || (sl_sampler_dry_on(p) && !s->dry_count)) {
         st = SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for scratch of n_vocab = %d", (int)n_vocab);
         goto fail;
     }
@@ -476,14 +476,19 @@ static inline uint32_t desc_key(float x) {
     return ~u;
 }
 
-/* Stable sort of cand[0..m) by logit desc; ties keep their input order. */
+/* a ranks before b in work[] (sanitized): higher logit, or the same and a lower id */
+static inline bool rank_before(const float *l, int32_t a, int32_t b) {
+    return l[a] > l[b] || (l[a] == l[b] && a < b);
+}
+
+/* Sort cand[0..m) by logit desc. Few: by rank (ties by id, whatever the input order); many: stable radix
+ * sort (ties keep their input order: by id from id order). */
 static void radix_sort(sl_sampler *s, int32_t m) {
     if (m <= SMALL_SORT) {
         /* insertion sort: cheaper than clearing and scanning the histograms */
         for (int32_t i = 1; i < m; i++) {
             int32_t c = s->cand[i], j = i;
-            float x = s->work[c];
-            for (; j > 0 && s->work[s->cand[j - 1]] < x; j--) s->cand[j] = s->cand[j - 1];
+            for (; j > 0 && rank_before(s->work, c, s->cand[j - 1]); j--) s->cand[j] = s->cand[j - 1];
             s->cand[j] = c;
         }
         return;
@@ -556,7 +561,7 @@ static void apply_penalties(sl_sampler *s, const int32_t *history, int64_t n_his
  * history read backwards. Returns whether any logit changed. */
 static bool apply_dry(sl_sampler *s, const int32_t *history, int64_t n_history) {
     const sl_sampler_params *p = &s->p;
-    if (!dry_on(p) || n_history <= 0) return false;
+    if (!sl_sampler_dry_on(p) || n_history <= 0) return false;
     SL_ASSERT(history);
     int64_t window = p->dry_penalty_last_n < 0 ? s->dry_cap : p->dry_penalty_last_n;
     if (window > s->dry_cap) window = s->dry_cap;
@@ -675,29 +680,17 @@ typedef struct chain_ctx {
     bool id_order; /* cand in ascending id order */
 } chain_ctx;
 
-static inline bool rank_before(const float *l, int32_t a, int32_t b) {
-    return l[a] > l[b] || (l[a] == l[b] && a < b);
-}
-
 /* Put cand[0..m) in rank order and drop the -inf (one stays when all are). */
 static void rank(sl_sampler *s, chain_ctx *c) {
     const float *l = s->work;
     if (!c->sorted) {
-        if (c->m <= SMALL_SORT) {
-            for (int32_t i = 1; i < c->m; i++) {
-                int32_t x = s->cand[i], j = i;
-                for (; j > 0 && rank_before(l, x, s->cand[j - 1]); j--) s->cand[j] = s->cand[j - 1];
-                s->cand[j] = x;
-            }
-        } else {
-            if (!c->id_order) { /* the radix sort is stable: from id order, ties end up by id */
-                for (int32_t i = 0; i < c->m; i++) s->mark[s->cand[i]] = 1;
-                int32_t k = 0;
-                for (int32_t i = 0; i < s->n_vocab; i++)
-                    if (s->mark[i]) s->mark[i] = 0, s->cand[k++] = i;
-            }
-            radix_sort(s, c->m);
+        if (c->m > SMALL_SORT && !c->id_order) { /* the radix sort is stable: from id order, ties end up by id */
+            for (int32_t i = 0; i < c->m; i++) s->mark[s->cand[i]] = 1;
+            int32_t k = 0;
+            for (int32_t i = 0; i < s->n_vocab; i++)
+                if (s->mark[i]) s->mark[i] = 0, s->cand[k++] = i;
         }
+        radix_sort(s, c->m);
         c->sorted = true;
         c->id_order = false;
     }

@@ -162,6 +162,19 @@ typedef struct sl_dry_breakers {
 sl_status sl_dry_breakers_build(const sl_tokenizer *tok, const char *const *strs, const size_t *lens, int n,
                                 sl_dry_breakers **out);
 void sl_dry_breakers_free(sl_dry_breakers *b);
+#define SL_DRY_MAX_BREAKERS 64 /* strings per set */
+/* The same from a JSON array of strings (what its errors call it: `what`),
+ * or llama.cpp's four ("\n", ":", "\"", "*") when `a` is NULL. An empty
+ * array gives no breakers (*out NULL) where allow_empty, else is refused;
+ * anything but an array of at most SL_DRY_MAX_BREAKERS non-empty strings is
+ * refused (SL_ERR_INVALID naming `what`). */
+struct json_t;
+sl_status sl_dry_breakers_from_json(const sl_tokenizer *tok, const struct json_t *a, const char *what, bool allow_empty,
+                                    sl_dry_breakers **out);
+
+/* Whether these parameters turn DRY on (multiplier not 0, base >= 1, a
+ * window): only then do breakers matter. */
+bool sl_sampler_dry_on(const sl_sampler_params *p);
 
 /* Copy the breakers into the sampler (replacing earlier ones; NULL: none).
  * Rejects ids outside the vocabulary (SL_ERR_INVALID). */

@@ -837,33 +837,10 @@ static bool parse_llama_samplers(const sl_api_ctx *ctx, json_t *o, sl_req_params
         }
     }
     /* DRY's sequence breakers: llama.cpp's four unless given */
-    if (!(sp->dry_multiplier > 0 && sp->dry_base >= 1 && sp->dry_penalty_last_n != 0)) return true;
-    static const char *const def[] = {"\n", ":", "\"", "*"};
-    const char *strs[SL_MAX_DRY_BREAKERS];
-    size_t lens[SL_MAX_DRY_BREAKERS];
-    int n = 0;
+    if (!sl_sampler_dry_on(sp)) return true;
     v = json_object_get(o, "dry_sequence_breakers");
-    if (v && !json_is_null(v)) {
-        if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > SL_MAX_DRY_BREAKERS) {
-            sl_api_set_error(e, 400, "dry_sequence_breakers",
-                             "'dry_sequence_breakers' must be a non-empty array of at most %d strings", SL_MAX_DRY_BREAKERS);
-            return false;
-        }
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x) {
-            if (!json_is_string(x) || json_string_length(x) == 0) {
-                sl_api_set_error(e, 400, "dry_sequence_breakers", "'dry_sequence_breakers[%zu]' must be a non-empty string",
-                                 i);
-                return false;
-            }
-            strs[n] = json_string_value(x);
-            lens[n++] = json_string_length(x);
-        }
-    } else {
-        for (; n < 4; n++) strs[n] = def[n], lens[n] = strlen(def[n]);
-    }
-    sl_status st = sl_dry_breakers_build(sl_model_tokenizer(ctx->model), strs, lens, n, &p->dry_breakers);
+    sl_status st = sl_dry_breakers_from_json(sl_model_tokenizer(ctx->model), json_is_null(v) ? NULL : v,
+                                             "dry_sequence_breakers", false, &p->dry_breakers);
     if (st) {
         sl_api_set_error(e, st == SL_ERR_NOMEM ? 500 : 400, "dry_sequence_breakers", "%s", sl_last_error());
         return false;

@@ -324,17 +324,6 @@ int32_t sl_sched_n_ctx(const sl_sched *s) { return s->p.n_ctx; }
 
 /* ---- output channel ------------------------------------------------------ */
 
-static bool grow(void **p, size_t elem, size_t need, size_t *cap) {
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap * 2 : 256;
-    while (c < need) c *= 2;
-    void *np = sl_realloc(*p, c * elem);
-    if (!np) return false;
-    *p = np;
-    *cap = c;
-    return true;
-}
-
 /* Append text to the channel (caller holds r->mu). */
 static void emit_text_locked(sl_req *r, const char *t, size_t n) {
     if (r->skip_text) { /* a resumed stream: the client already has these bytes */
@@ -344,7 +333,7 @@ static void emit_text_locked(sl_req *r, const char *t, size_t n) {
         n -= k;
     }
     if (n == 0) return;
-    if (!grow((void **)&r->text, 1, r->n_text + n + 1, &r->cap_text)) return;
+    if (!sl_grow((void **)&r->text, &r->cap_text, r->n_text + n + 1, 1)) return;
     memcpy(r->text + r->n_text, t, n);
     r->n_text += n;
     r->text[r->n_text] = '\0';
@@ -358,7 +347,7 @@ static bool feed_text(sl_req *r, const char *t, size_t n, bool final) {
         return false;
     }
     size_t cap = r->cap_held;
-    if (!grow((void **)&r->held, 1, r->n_held + n + 1, &cap)) return false;
+    if (!sl_grow((void **)&r->held, &cap, r->n_held + n + 1, 1)) return false;
     r->cap_held = cap;
     memcpy(r->held + r->n_held, t, n);
     r->n_held += n;
@@ -474,8 +463,9 @@ static void publish_gauges(sl_sched *s) {
     atomic_store(&mt->prefix_queries, sl_kvm_queries(s->kvm));
 }
 
-/* Prompt logprobs still to compute (echo with logprobs): the logits of
- * position i give prompt token i + 1's, for i in [n_plp - 1, n_prompt - 1). */
+/* Prompt positions whose logits are still wanted: echo with logprobs or prompt_logprobs (the logits of
+ * position i give prompt token i + 1's, for i in [n_plp - 1, n_prompt - 1)) and a resumed mirostat stream's
+ * replay (i in [miro_next, n_prompt - 1)); record_plp takes them in order. */
 static bool plp_pending(const sl_req *r) {
     return (r->plp && r->n_plp < r->n_prompt) || r->miro_next < r->n_prompt - 1;
 }
@@ -520,7 +510,7 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
     pthread_mutex_lock(&r->mu);
     size_t cap = (size_t)r->n_out;
     size_t capo = (size_t)r->cap_out;
-    if (grow((void **)&r->out, sizeof(sl_tok_out), cap + 1, &capo)) {
+    if (sl_grow((void **)&r->out, &capo, cap + 1, sizeof(sl_tok_out))) {
         r->cap_out = (int32_t)capo;
         r->out[r->n_out++] = o;
     }
@@ -550,8 +540,9 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
     return false;
 }
 
-/* Prompt token pos + 1's logprob from the logits of position pos (echo with logprobs, prompt_logprobs): the
- * top alternatives that either asks for, and with prompt_logprobs its rank. */
+/* The logits of prompt position pos: a resumed mirostat stream's mu moves as the draw of token pos + 1 moved
+ * it; prompt token pos + 1's logprob (echo with logprobs, prompt_logprobs), the top alternatives that either
+ * asks for, and with prompt_logprobs its rank. */
 static void record_plp(sl_sched *s, sl_req *r, int32_t pos, const float *logits) {
     if (pos == r->miro_next) { /* a resumed stream's mirostat: its mu as the draw of token pos + 1 left it */
         sl_sampler_mirostat_observe(r->sampler, logits, r->tokens, pos + 1, r->tokens[pos + 1]);

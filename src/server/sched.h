@@ -36,7 +36,6 @@
 #define SL_MAX_STOP_IDS 64
 #define SL_MAX_LOGIT_BIAS 1024
 #define SL_MAX_BAD_WORDS 64          /* vLLM's bad_words per request */
-#define SL_MAX_DRY_BREAKERS 64       /* llama.cpp's dry_sequence_breakers per request */
 #define SL_MAX_BAD_WORD_TOKENS 2048  /* their token sequences' ids together */
 
 typedef enum sl_finish_reason {

@@ -81,3 +81,22 @@ TEST(large_buffers_ask_for_huge_pages) {
     sl_free_aligned(big);
     sl_free_aligned(small);
 }
+
+/* sl_grow keeps the contents, doubles from 16, and on failure (overflow, memory) leaves the array as it was. */
+TEST(grow_keeps_contents_and_fails_cleanly) {
+    int32_t *a = NULL;
+    size_t cap = 0;
+    CHECK(sl_grow((void **)&a, &cap, 1, sizeof *a) && cap == 16 && a);
+    for (int32_t i = 0; i < 16; i++) a[i] = i;
+    CHECK(sl_grow((void **)&a, &cap, 100, sizeof *a) && cap == 128);
+    bool kept = true;
+    for (int32_t i = 0; i < 16; i++) kept &= a[i] == i;
+    CHECK(kept);
+    CHECK(sl_grow((void **)&a, &cap, 50, sizeof *a) && cap == 128); /* room enough: nothing moves */
+    int32_t *before = a;
+    CHECK(!sl_grow((void **)&a, &cap, SIZE_MAX / 2, sizeof *a) && a == before && cap == 128);
+    sl_alloc_fail_after(0);
+    CHECK(!sl_grow((void **)&a, &cap, 129, sizeof *a) && a == before && cap == 128);
+    sl_alloc_fail_after(-1);
+    sl_free(a);
+}
