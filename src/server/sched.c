@@ -141,6 +141,16 @@ static bool guide_take(sl_sched *s, sl_req *r, int32_t id) {
     return sl_json_feed_all(&r->json, t, n) && sl_json_done(&r->json);
 }
 
+/* Structured output: lg with the tokens that cannot continue r's answer so far at -inf, in s->masked;
+ * *allowed = how many can. NULL when the grammars' token trie cannot be made (the error is set). */
+static const float *guide_mask(sl_sched *s, sl_req *r, const float *lg, int32_t *allowed) {
+    memcpy(s->masked, lg, sizeof(float) * (size_t)s->n_vocab);
+    if (r->gram && !s->gguide && sl_gram_guide_create(s->guide, sl_model_tokenizer(s->m), &s->gguide) != SL_OK)
+        return NULL;
+    *allowed = r->gram ? sl_gram_guide_mask(s->gguide, r->gram, s->masked) : sl_json_guide_mask(s->guide, &r->json, s->masked);
+    return s->masked;
+}
+
 /* A resumed stream (sl_req_params.resume_*): replay the other engine's output
  * tokens through the same detokenizer and stop matcher, dropping the first
  * resume_text_sent bytes released (the client has them); what the other
@@ -149,8 +159,8 @@ static void resume(sl_sched *s, sl_req *r) {
     const sl_tokenizer *tok = sl_model_tokenizer(s->m);
     r->skip_text = (size_t)r->p.resume_text_sent;
     for (int32_t i = r->n_prompt - r->p.resume_generated; i < r->n_prompt; i++) {
-        /* structured output goes on from the output so far */
-        if (r->p.schema || r->gram) guide_take(s, r, r->tokens[i]);
+        /* structured output goes on from the output so far (with mirostat, as its mu replays: record_plp) */
+        if ((r->p.schema || r->gram) && r->miro_next >= r->n_prompt) guide_take(s, r, r->tokens[i]);
         if (!r->p.ignore_eos && sl_tokenizer_is_eog(tok, r->tokens[i])) continue;
         char buf[4096];
         int64_t n = sl_detok_push(&r->detok, r->tokens[i], buf, sizeof buf);
@@ -545,7 +555,15 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
  * asks for, and with prompt_logprobs its rank. */
 static void record_plp(sl_sched *s, sl_req *r, int32_t pos, const float *logits) {
     if (pos == r->miro_next) { /* a resumed stream's mirostat: its mu as the draw of token pos + 1 left it */
-        sl_sampler_mirostat_observe(r->sampler, logits, r->tokens, pos + 1, r->tokens[pos + 1]);
+        const float *lg = logits;
+        int32_t allowed = 0;
+        /* structured output: that draw saw the answer's mask; its guide then took the token */
+        if ((r->p.schema || r->gram) && !(lg = guide_mask(s, r, logits, &allowed))) {
+            r->miro_next = r->n_prompt; /* (no grammar trie, no mask: sample_one ends the request) */
+            return;
+        }
+        sl_sampler_mirostat_observe(r->sampler, lg, r->tokens, pos + 1, r->tokens[pos + 1]);
+        if (r->p.schema || r->gram) guide_take(s, r, r->tokens[pos + 1]);
         r->miro_next++;
     }
     if (!r->plp || pos + 1 < r->n_plp) return;
@@ -585,15 +603,12 @@ static int32_t speculate(sl_req *r, int32_t budget, int32_t rows) {
 static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
     const float *slg = lg;
     if (r->p.schema || r->gram) { /* structured output: only tokens that keep the output a valid answer's start */
-        memcpy(s->masked, lg, sizeof(float) * (size_t)s->n_vocab);
-        slg = s->masked;
-        if (r->gram && !s->gguide && sl_gram_guide_create(s->guide, sl_model_tokenizer(s->m), &s->gguide) != SL_OK) {
+        int32_t allowed = 0;
+        if (!(slg = guide_mask(s, r, lg, &allowed))) {
             finish_req(s, r, SL_FR_ABORT, 500, sl_last_error());
             drop_req(s, &s->running, r);
             return true;
         }
-        const int32_t allowed =
-            r->gram ? sl_gram_guide_mask(s->gguide, r->gram, s->masked) : sl_json_guide_mask(s->guide, &r->json, s->masked);
         if (allowed == 0) { /* no token can continue it */
             finish_req(s, r, SL_FR_STOP, 0, NULL);
             drop_req(s, &s->running, r);

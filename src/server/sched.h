@@ -194,7 +194,10 @@ struct sl_req {
     /* A resumed stream with mirostat: its target surprise replays each
      * replayed output token from the logits before it (prompt positions
      * [miro_next, n_prompt - 1) are left to compute), so the stream goes on
-     * as on the engine it started on. */
+     * as on the engine it started on. With structured output the guide
+     * takes the replayed tokens one by one as mu replays them (each draw saw
+     * the mask of the answer so far), not all at once when the stream
+     * resumes. */
     int32_t miro_next;
 };
 

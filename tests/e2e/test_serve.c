@@ -2298,6 +2298,23 @@ TEST(serve_llama_samplers) {
     json_decref(ids);
     json_decref(cli);
 
+    /* ... and with a grammar too: each replayed draw saw the mask of the answer so far */
+    static char *const gcli[] = {"--mirostat", "2", "--mirostat-ent", "1", "--mirostat-lr", "0.5", "--grammar",
+                                 "root ::= [a-z ]+", NULL};
+    static const char gapi[] = "\"mirostat\":2,\"mirostat_tau\":1,\"mirostat_eta\":0.5,\"grammar\":\"root ::= [a-z ]+\"";
+    cli = sampled_cli(gcli);
+    const char *gct = json_string_value(json_object_get(cli, "text"));
+    char *gwhole = sampled_text(url, gapi, false, NULL, 0);
+    CHECK_MSG(gwhole && gct && !strcmp(gwhole, gct), "grammar: HTTP %s\n      run  %s", gwhole, gct);
+    ids = json_deep_copy(json_object_get(cli, "prompt_ids"));
+    for (size_t i = 0; i < 15; i++) json_array_append(ids, json_array_get(json_object_get(cli, "generated_ids"), i));
+    resumed = sampled_text(url, gapi, false, ids, 15);
+    CHECK_MSG(resumed && gwhole && !strcmp(resumed, gwhole), "grammar, resumed: %s\n      whole:   %s", resumed, gwhole);
+    free(resumed);
+    free(gwhole);
+    json_decref(ids);
+    json_decref(cli);
+
     static const char *const bad[][2] = {
         {"\"mirostat\":3", "mirostat"},
         {"\"typical_p\":-0.5", "typical_p"},
