@@ -34,6 +34,12 @@ enum { NODE_ANY, NODE_ANY_OBJECT, NODE_ANY_ARRAY, NODE_ANY_LITERAL, NODE_FIRST_F
 /* node.bounds: which of min / max apply, and whether they are excluded */
 enum { B_MIN = 1, B_MAX = 2, B_MIN_EX = 4, B_MAX_EX = 8 };
 
+/* multipleOf: exact decimals in fixed point, units of 10^-18 (a number's 18 digits each side of its point
+ * fit: below 10^36 units) */
+typedef unsigned __int128 u128;
+#define E18 ((u128)1000000000000000000ull)
+#define MAG_END (E18 * E18) /* magnitudes below this: at most 18 digits before the point */
+
 typedef struct node {
     uint8_t kind;
     bool pending;  /* being compiled ($ref recursion): its first bytes are not known yet */
@@ -46,6 +52,8 @@ typedef struct node {
     uint16_t lo, hi; /* ARRAY: items; STRING: characters; OBJECT: members (hi NO_LIMIT: none) */
     uint16_t dfa;    /* STRING: the start state of its pattern's (or format's) DFA, or NO_DFA */
     double min, max; /* NUMBER, INTEGER: bounds (an INTEGER's made inclusive whole numbers) */
+    u128 step;       /* NUMBER, INTEGER: multipleOf in units of 10^-18 (an INTEGER's: its least whole multiple;
+                      * at least MAG_END: only 0), 0: none */
 } node;
 
 typedef struct prop {
@@ -266,6 +274,8 @@ static int limits(cctx *c, const json_t *j, int id, const char *lo_key, const ch
 }
 
 static bool meets(const node *nd, double lo, bool lo_in, double hi, bool hi_in);
+static bool mult_within(const node *nd, bool neg, u128 a, u128 b);
+static bool is_digit_c(char c) { return c >= '0' && c <= '9'; }
 
 /* The formats held to (JSON Schema's meaning, RFC 3339 dates and times); any other is an annotation. Days are
  * not checked against their month, as llama.cpp's grammars do not; a leap second is 23:59:60 (as Ajv's
@@ -356,8 +366,61 @@ static int string_dfa(cctx *c, const json_t *j, int id, const char *path) {
     return id;
 }
 
+/* Number v as an exact decimal: its sign and its magnitude in units of 10^-18 (a real as its shortest
+ * decimal form, the one that reads back as the same double). False when it has more than 18 digits after
+ * its point or is 10^19 or more. */
+static bool exact_dec(const json_t *v, bool *neg, u128 *units) {
+    if (json_is_integer(v)) {
+        const json_int_t x = json_integer_value(v);
+        *neg = x < 0;
+        *units = (u128)(x < 0 ? -(uint64_t)x : (uint64_t)x) * E18;
+        return true;
+    }
+    const double x = json_is_real(v) ? json_real_value(v) : NAN;
+    if (!isfinite(x) || fabs(x) >= 1e19) return false;
+    char b[40];
+    int p = 1;
+    for (; p <= 17; p++) { /* the shortest form: d.ddde±XX with p digits */
+        snprintf(b, sizeof b, "%.*e", p - 1, x);
+        if (strtod(b, NULL) == x) break;
+    }
+    u128 digits = 0;
+    int nd = 0;
+    const char *q = b + (b[0] == '-');
+    for (; *q && *q != 'e'; q++)
+        if (is_digit_c(*q)) digits = digits * 10 + (u128)(*q - '0'), nd++;
+    const int shift = 18 + atoi(q + 1) - (nd - 1); /* units = digits * 10^shift */
+    if (shift < 0) return false;
+    for (int k = 0; k < shift; k++) digits *= 10;
+    *neg = x < 0;
+    *units = digits;
+    return true;
+}
+
+/* multipleOf of a node of this kind (NULL: none): its step (node.step); an error message, or NULL. */
+static const char *multiple_step(const json_t *m, bool integer, u128 *step) {
+    *step = 0;
+    if (!m) return NULL;
+    bool neg;
+    u128 u;
+    if (!json_is_number(m) || !exact_dec(m, &neg, &u) || neg || u == 0)
+        return "'multipleOf' must be a number above 0 with at most 18 digits after its point, below 10^19";
+    if (integer) { /* the least whole multiple: lcm(u, 10^18) */
+        u128 a = u, b = E18;
+        while (b) {
+            const u128 t = a % b;
+            a = b;
+            b = t;
+        }
+        u /= a;                                   /* u / gcd: at most 10^37 */
+        u = u >= MAG_END / E18 ? MAG_END : u * E18; /* (beyond every magnitude: only 0) */
+    }
+    *step = u;
+    return NULL;
+}
+
 /* A number's minimum, maximum, exclusiveMinimum and exclusiveMaximum (the strictest of each side); an
- * integer's made inclusive whole numbers. */
+ * integer's made inclusive whole numbers; its multipleOf. */
 static int number_bounds(cctx *c, const json_t *j, int id, const char *path) {
     static const char *keys[4] = {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"};
     node *nd = &c->s->nodes[id];
@@ -386,6 +449,12 @@ static int number_bounds(cctx *c, const json_t *j, int id, const char *path) {
         (nd->min > nd->max || (nd->min == nd->max && (nd->bounds & (B_MIN_EX | B_MAX_EX)))))
         return fail_nothing(c, path, nd->kind == K_INTEGER ? "no integer lies within the minimum and the maximum"
                                                       : "no number lies within the minimum and the maximum");
+    const char *merr = multiple_step(json_object_get(j, "multipleOf"), nd->kind == K_INTEGER, &nd->step);
+    if (merr) return fail_at(c, path, merr);
+    if (nd->step) /* a multiple the recognizer can write */
+        return mult_within(nd, false, 0, MAG_END) || mult_within(nd, true, 0, MAG_END)
+                   ? id
+                   : fail_nothing(c, path, "no multiple of 'multipleOf' of at most 18 digits lies within the bounds");
     /* a number the recognizer can write (18 digits each side of the point) must lie within: try the ends and
      * the middle of the bounds (cut to 18 digits) at each precision */
     if (!nd->bounds) return id;
@@ -901,6 +970,11 @@ static bool value_fits(const json_t *v, const json_t *j, int types) {
         if ((b = json_object_get(j, "exclusiveMinimum")) && !(x > json_number_value(b))) return false;
         if ((b = json_object_get(j, "maximum")) && !(x <= json_number_value(b))) return false;
         if ((b = json_object_get(j, "exclusiveMaximum")) && !(x < json_number_value(b))) return false;
+        u128 step, u;
+        bool neg;
+        if ((b = json_object_get(j, "multipleOf")) &&
+            (multiple_step(b, false, &step) || !exact_dec(v, &neg, &u) || u % step != 0))
+            return false;
     }
     if (json_is_string(v)) {
         long long chars = 0; /* characters: the bytes that begin one */
@@ -972,7 +1046,7 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     static const char *known[] = {"type", "properties", "required", "additionalProperties", "items", "prefixItems",
                                   "additionalItems", "minItems", "maxItems",
                                   "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-                                  "exclusiveMaximum", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
+                                  "exclusiveMaximum", "multipleOf", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
                                   "maxProperties", "$defs", "definitions", "title", "description", "default", "examples",
                                   "$schema", "$id", "$comment"};
     const char *k;
@@ -1064,7 +1138,7 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
         json_object_get(j, "format"))
         return compile_type(c, j, "string", path, depth);
     if (json_object_get(j, "minimum") || json_object_get(j, "maximum") || json_object_get(j, "exclusiveMinimum") ||
-        json_object_get(j, "exclusiveMaximum"))
+        json_object_get(j, "exclusiveMaximum") || json_object_get(j, "multipleOf"))
         return compile_type(c, j, "number", path, depth);
     return NODE_ANY;
 }
@@ -1397,8 +1471,59 @@ static bool num_viable(const sl_json_fork *s, const node *nd) {
     return false;
 }
 
-/* Byte c, taken by number() in sub-state `before`, of a number with bounds: its digits counted, and the
- * number still able to meet them. */
+/* Magnitude x (units of 10^-18) as the double a JSON parser reads, signed. */
+static double units_value(u128 x, bool neg) {
+    char b[48];
+    snprintf(b, sizeof b, "%s%llu.%018llu", neg ? "-" : "", (unsigned long long)(x / E18), (unsigned long long)(x % E18));
+    return strtod(b, NULL);
+}
+
+/* Is a multiple of nd->step with a magnitude in [a, b) (units of 10^-18), signed as neg says, within nd's
+ * bounds? From the first multiple at or above a, or just below the bound on that side (a bound as the
+ * nearest 10^-18, less 2 units for its rounding), a few multiples are tried against the bounds as a parser
+ * reads them: those below the bound's true value come first, then the ones within, if any. */
+static bool mult_within(const node *nd, bool neg, u128 a, u128 b) {
+    const bool has_low = neg ? (nd->bounds & B_MAX) : (nd->bounds & B_MIN);
+    const double low = has_low ? (neg ? -nd->max : nd->min) : 0; /* the least magnitude the bounds allow */
+    if (low >= 1e19) return false;
+    if (low > 0) {
+        char t[64];
+        snprintf(t, sizeof t, "%.18f", low);
+        u128 l = 0;
+        for (const char *q = t; *q; q++)
+            if (is_digit_c(*q)) l = l * 10 + (u128)(*q - '0');
+        l = l > 2 ? l - 2 : 0;
+        if (l > a) a = l;
+    }
+    if (a >= b) return false;
+    u128 x = (a + nd->step - 1) / nd->step * nd->step;
+    if (!nd->bounds) return x < b && x < MAG_END;
+    for (int k = 0; k < 8 && x < b && x < MAG_END; k++, x += nd->step) {
+        const double v = units_value(x, neg);
+        if (meets(nd, v, true, v, true)) return true;
+    }
+    return false;
+}
+
+/* The number read so far, with a multipleOf: can it still become a multiple within the bounds? Its
+ * completions are, by magnitude: after '-', any; "0", [0, 1); digits D, [D 10^m, (D + 1) 10^m) for m more
+ * digits; D.F with k digits after the point, [D.F, D.F + 10^-k). */
+static bool num_viable_mult(const sl_json_fork *s, const node *nd) {
+    if (s->idig == 0) return mult_within(nd, s->neg, 0, MAG_END);
+    u128 p = 1;
+    if (s->sub == N_DOT || s->sub == N_FRAC) {
+        for (int k = s->fdig; k < 18; k++) p *= 10;
+        const u128 a = (u128)s->ival * E18 + (u128)s->fval * p;
+        return mult_within(nd, s->neg, a, a + p);
+    }
+    if (s->ival == 0) return mult_within(nd, s->neg, 0, E18);
+    for (int m = 0; s->idig + m <= MAX_NUM_DIGITS; m++, p *= 10)
+        if (mult_within(nd, s->neg, (u128)s->ival * p * E18, (u128)(s->ival + 1) * p * E18)) return true;
+    return false;
+}
+
+/* Byte c, taken by number() in sub-state `before`, of a number with bounds or a multipleOf: its digits
+ * counted, and the number still able to meet them. */
 static bool num_digit(sl_json_fork *s, const node *nd, uint8_t before, uint8_t c) {
     if (c == 'e' || c == 'E') return false; /* no exponent with bounds */
     if (is_digit(c)) {
@@ -1412,7 +1537,7 @@ static bool num_digit(sl_json_fork *s, const node *nd, uint8_t before, uint8_t c
             s->idig++;
         }
     }
-    return num_viable(s, nd);
+    return nd->step ? num_viable_mult(s, nd) : num_viable(s, nd);
 }
 
 static bool start_number(sl_json_fork *s, uint16_t id, uint8_t c) {
@@ -1429,7 +1554,7 @@ static bool start_number(sl_json_fork *s, uint16_t id, uint8_t c) {
     s->ival = c != '-' ? (uint64_t)(c - '0') : 0;
     s->fdig = 0;
     s->fval = 0;
-    return !nd->bounds || num_viable(s, nd);
+    return nd->step ? num_viable_mult(s, nd) : !nd->bounds || num_viable(s, nd);
 }
 
 /* The first byte of a value of node id. */
@@ -1751,10 +1876,15 @@ static bool feed(sl_json_fork *s, uint8_t c) {
         const uint8_t before = s->sub;
         if (!number(s, c, &ended)) return false;
         const node *nd = &sc->nodes[s->snode];
-        if (!ended) return !nd->bounds || num_digit(s, nd, before, c);
+        if (!ended) return !(nd->bounds || nd->step) || num_digit(s, nd, before, c);
         if (nd->bounds) { /* the whole number */
             const double v = (s->neg ? -1 : 1) * dec(s->ival, s->fval, s->fdig);
             if (!meets(nd, v, true, v, true)) return false;
+        }
+        if (nd->step) {
+            u128 p = 1;
+            for (int k = s->fdig; k < 18; k++) p *= 10;
+            if (((u128)s->ival * E18 + (u128)s->fval * p) % nd->step != 0) return false;
         }
         after_value(s);
         return structural(s, c);

@@ -20,7 +20,11 @@
  *   default), minimum, maximum, exclusiveMinimum, exclusiveMaximum (a number
  *   with bounds is written without an exponent, with at most 18 digits
  *   before and after its point, and compared as the double a JSON parser
- *   reads), enum, const (the values that meet the type, bounds and lengths
+ *   reads), multipleOf (above 0, at most 18 digits after its point; the
+ *   number, written as one with bounds is, is a multiple as exact decimals
+ *   are — 19.99 of 0.01 —, not as a float division says; an integer's
+ *   multiples are its whole ones; a digit comes only when a multiple
+ *   within the bounds still begins with the number so far), enum, const (the values that meet the type, bounds and lengths
  *   beside them), anyOf / oneOf (as anyOf: alternatives that begin alike, as
  *   two objects do, are followed together until the output tells them apart,
  *   at most 8 at one place; keywords beside them are merged into each, and

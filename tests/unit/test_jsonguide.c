@@ -210,7 +210,14 @@ TEST(schema_cases) {
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"minimum\":1e19}}}", "no number of at most 18 digits"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"exclusiveMinimum\":0,\"maximum\":1e-19}}}",
          "no number of at most 18 digits"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":3}}}", "'multipleOf' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true}}}", "'uniqueItems' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":0}}}",
+         "properties.a: 'multipleOf' must be a number above 0"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":\"5\"}}}", "'multipleOf' must be a number"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":1e-19}}}", "at most 18 digits after its point"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\",\"multipleOf\":7,\"minimum\":1,\"maximum\":6}}}",
+         "properties.a: no multiple of 'multipleOf'"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":1e18,\"minimum\":1}}}", "no multiple of 'multipleOf'"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"type\":\"string\"},{\"type\":[\"integer\",\"null\"]}]}}}",
          "properties.a: 'allOf': no type is allowed by all of its schemas"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"pattern\":\"a\"},{\"pattern\":\"b\"}]}}}",
@@ -221,8 +228,10 @@ TEST(schema_cases) {
          "'allOf': property 'a' is required by one schema and not allowed by another"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"$ref\":\"#/$defs/Nope\"},{\"type\":\"string\"}]}}}",
          "properties.a.allOf[0]: '$ref' must name"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"multipleOf\":2},{}]}}}",
-         "properties.a: 'multipleOf' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"allOf\":[{\"multipleOf\":2},{\"multipleOf\":3}]}}}",
+         "properties.a: 'allOf': its schemas give 'multipleOf' different values"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"enum\":[1,2,3],\"multipleOf\":5}}}",
+         "no value of 'enum' meets the keywords beside it"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"enum\":[1,true]}}}",
          "no value of 'enum' meets the keywords beside it"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"enum\":[\"x\",1],\"pattern\":\"x\"}}}",
@@ -660,26 +669,35 @@ TEST(string_formats_and_patterns) {
     sl_json_schema_release(sc);
 }
 
-/* Integer bounds against enumeration: every integer in range written by snprintf gives the texts that may be
- * answered and, with their prefixes, the texts that may be begun; every string of up to 4 characters over
- * "-0123456789" is then accepted byte by byte exactly when it begins one, and as a whole when it is one. */
+/* Integer bounds (and multipleOf) against enumeration: every integer in range (and multiple of mul) written
+ * by snprintf gives the texts that may be answered and, with their prefixes, the texts that may be begun;
+ * every string of up to 4 characters over "-0123456789" is then accepted byte by byte exactly when it begins
+ * one, and as a whole when it is one. */
 TEST(integer_bounds_match_enumeration) {
     static const struct {
         const char *prop;
         long lo, hi; /* the integers meant */
+        long mul;    /* those that are multiples of this (0: all) */
     } cases[] = {
-        {"{\"type\":\"integer\",\"minimum\":3,\"maximum\":250}", 3, 250},
-        {"{\"type\":\"integer\",\"exclusiveMinimum\":-5.5,\"maximum\":17}", -5, 17},
-        {"{\"type\":\"integer\",\"minimum\":-120,\"exclusiveMaximum\":-3}", -120, -4},
-        {"{\"type\":\"integer\",\"minimum\":0,\"maximum\":0}", 0, 0},
-        {"{\"type\":\"integer\",\"minimum\":10,\"maximum\":1000,\"exclusiveMaximum\":999.5}", 10, 999},
-        {"{\"type\":[\"integer\",\"null\"],\"minimum\":-9,\"maximum\":9}", -9, 9},
+        {"{\"type\":\"integer\",\"minimum\":-40,\"maximum\":250,\"multipleOf\":7}", -40, 250, 7},
+        {"{\"type\":\"integer\",\"multipleOf\":2.5,\"minimum\":-30,\"exclusiveMaximum\":100}", -30, 99, 5},
+        {"{\"type\":\"integer\",\"multipleOf\":0.3,\"exclusiveMinimum\":-20,\"maximum\":60}", -19, 60, 3},
+        {"{\"type\":[\"integer\",\"null\"],\"multipleOf\":12,\"minimum\":13,\"maximum\":1300}", 13, 1300, 12},
+        {"{\"type\":\"integer\",\"minimum\":3,\"maximum\":250}", 3, 250, 0},
+        {"{\"type\":\"integer\",\"exclusiveMinimum\":-5.5,\"maximum\":17}", -5, 17, 0},
+        {"{\"type\":\"integer\",\"minimum\":-120,\"exclusiveMaximum\":-3}", -120, -4, 0},
+        {"{\"type\":\"integer\",\"minimum\":0,\"maximum\":0}", 0, 0, 0},
+        {"{\"type\":\"integer\",\"minimum\":10,\"maximum\":1000,\"exclusiveMaximum\":999.5}", 10, 999, 0},
+        {"{\"type\":[\"integer\",\"null\"],\"minimum\":-9,\"maximum\":9}", -9, 9, 0},
     };
     static const char alpha[] = "-0123456789";
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         sl_json_schema *sc = prop_schema(cases[c].prop);
         if (!sc) return;
-        int mism = 0, total = 0;
+        int mism = 0, total = 0, n_txt = 0;
+        static char txts[2000][24];
+        for (long v = cases[c].lo; v <= cases[c].hi && n_txt < 2000; v++)
+            if (!cases[c].mul || v % cases[c].mul == 0) snprintf(txts[n_txt++], sizeof txts[0], "%ld", v);
         for (int len = 1; len <= 4; len++) {
             int idx[4] = {0};
             for (long t = 0, n = (long)pow(11, len); t < n; t++) {
@@ -689,13 +707,11 @@ TEST(integer_bounds_match_enumeration) {
                 str[len] = 0;
                 (void)idx;
                 bool begins = false, whole = false;
-                for (long v = cases[c].lo; v <= cases[c].hi; v++) {
-                    char txt[24];
-                    snprintf(txt, sizeof txt, "%ld", v);
-                    begins |= !strncmp(txt, str, (size_t)len);
-                    whole |= !strcmp(txt, str);
+                for (int k = 0; k < n_txt; k++) {
+                    begins |= !strncmp(txts[k], str, (size_t)len);
+                    whole |= !strcmp(txts[k], str);
                 }
-                if (cases[c].lo <= 0 && cases[c].hi >= 0) { /* JSON's -0 is 0 */
+                if (cases[c].lo <= 0 && cases[c].hi >= 0) { /* JSON's -0 is 0 (a multiple of anything) */
                     whole |= !strcmp(str, "-0");
                     begins |= !strcmp(str, "-0") || !strcmp(str, "-");
                 }
@@ -720,17 +736,37 @@ TEST(integer_bounds_match_enumeration) {
 /* Number bounds against jansson and strtod: every string of up to 6 characters over "-0123456789." that
  * jansson reads as a number within the bounds may be answered; those and their prefixes may be begun (these
  * bounds have witnesses that short); every string of up to 4 characters is then accepted byte by byte exactly
- * when it begins one, and as a whole when it is one. Exponents are refused where bounds apply. */
+ * when it begins one, and as a whole when it is one. Exponents are refused where bounds apply. With
+ * multipleOf, an answer is also a multiple as its text says: hundredths in whole numbers (digits after the
+ * second one after the point all 0), a multiple of mul100 of them. */
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static bool text_multiple_of_hundredths(const char *t, long mul100) {
+    if (*t == '-') t++;
+    long hundredths = 0;
+    for (; *t >= '0' && *t <= '9'; t++) hundredths = hundredths * 10 + (*t - '0');
+    hundredths *= 100;
+    if (*t == '.') {
+        t++;
+        for (long w = 10; *t; t++, w /= 10) {
+            if (w == 0 && *t != '0') return false;
+            hundredths += w * (*t - '0');
+        }
+    }
+    return hundredths % mul100 == 0;
+}
 TEST(number_bounds_match_jansson) {
     static const struct {
         const char *prop;
         double lo, hi;
         bool lo_ex, hi_ex;
+        long mul100; /* multipleOf in hundredths (0: none) */
     } cases[] = {
-        {"{\"type\":\"number\",\"minimum\":0.5,\"exclusiveMaximum\":2.25}", 0.5, 2.25, false, true},
-        {"{\"exclusiveMinimum\":-1.5,\"maximum\":0.1}", -1.5, 0.1, true, false},
-        {"{\"type\":\"number\",\"minimum\":-0.25,\"maximum\":-0.25}", -0.25, -0.25, false, false},
+        {"{\"type\":\"number\",\"minimum\":0.5,\"exclusiveMaximum\":2.25}", 0.5, 2.25, false, true, 0},
+        {"{\"exclusiveMinimum\":-1.5,\"maximum\":0.1}", -1.5, 0.1, true, false, 0},
+        {"{\"type\":\"number\",\"minimum\":-0.25,\"maximum\":-0.25}", -0.25, -0.25, false, false, 0},
+        {"{\"type\":\"number\",\"multipleOf\":0.25,\"minimum\":-1.5,\"maximum\":2.3}", -1.5, 2.3, false, false, 25},
+        {"{\"multipleOf\":0.01,\"exclusiveMinimum\":-0.5,\"maximum\":0.75}", -0.5, 0.75, true, false, 1},
+        {"{\"multipleOf\":0.3,\"minimum\":-3,\"exclusiveMaximum\":9.9}", -3, 9.9, false, true, 30},
     };
     static const char alpha[] = "-0123456789.";
     /* the JSON numbers of up to 6 characters, once */
@@ -760,7 +796,8 @@ TEST(number_bounds_match_jansson) {
         size_t n_ok = 0;
         for (size_t i = 0; i < n_num; i++) {
             const double v = strtod(nums[i], NULL);
-            if ((cases[c].lo_ex ? v > cases[c].lo : v >= cases[c].lo) && (cases[c].hi_ex ? v < cases[c].hi : v <= cases[c].hi))
+            if ((cases[c].lo_ex ? v > cases[c].lo : v >= cases[c].lo) && (cases[c].hi_ex ? v < cases[c].hi : v <= cases[c].hi) &&
+                (!cases[c].mul100 || text_multiple_of_hundredths(nums[i], cases[c].mul100)))
                 ok[n_ok++] = nums[i];
         }
         qsort(ok, n_ok, sizeof *ok, cmp_str);
@@ -1117,6 +1154,10 @@ static json_t *gen_schema(int depth) {
         o = json_pack("{s:s}", "type", rnd(2) ? "integer" : "number");
         if (rnd(2)) json_object_set_new(o, rnd(2) ? "minimum" : "exclusiveMinimum", json_real((double)rnd(40) / 4 - 5));
         if (rnd(2)) json_object_set_new(o, rnd(2) ? "maximum" : "exclusiveMaximum", json_real((double)rnd(40) / 4 + 5));
+        if (rnd(3) == 0) { /* multiples that Ajv's float division checks exactly */
+            static const double muls[] = {2, 5, 0.5, 0.25};
+            json_object_set_new(o, "multipleOf", json_real(muls[rnd(4)]));
+        }
         return o;
     case 3:
         o = json_pack("{s:[s,i,b,n,f]}", "enum", "x", (int)rnd(20), rnd(2), (double)rnd(8) / 2);
