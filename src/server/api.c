@@ -61,6 +61,7 @@ void sl_api_request_free(sl_api_request *r) {
     sl_free(r->more);
     sl_json_schema_release(r->params.schema);
     sl_grammar_release(r->params.grammar);
+    sl_triggers_release(r->params.triggers);
     json_decref(r->tools.tools);
     memset(r, 0, sizeof *r);
 }
@@ -928,12 +929,6 @@ static bool parse_guided(const sl_api_ctx *ctx, json_t *o, sl_req_params *p, sl_
         sl_api_set_error(e, 400, "structured_outputs", "'structured_outputs.structural_tag' is not supported");
         return false;
     }
-    json_t *lazy = json_object_get(o, "grammar_lazy");
-    if (lazy && !json_is_null(lazy) && !json_is_false(lazy)) {
-        sl_api_set_error(e, 400, "grammar_lazy", "'grammar_lazy' (a grammar that waits for a trigger) is not supported: "
-                         "only false is accepted");
-        return false;
-    }
     enum { G_JSON, G_REGEX, G_CHOICE, G_OBJECT, G_GRAMMAR };
     const struct {
         const char *field;
@@ -1032,6 +1027,82 @@ static bool parse_guided(const sl_api_ctx *ctx, json_t *o, sl_req_params *p, sl_
             sl_api_set_error(e, st == SL_ERR_NOMEM ? 500 : 400, f, "'%s': %s", f, sl_last_error());
             return false;
         }
+    }
+    return true;
+}
+
+/* llama.cpp's grammar_lazy with grammar_triggers: the guide (a grammar, or a schema) waits for a trigger
+ * (engine/trigger.h). A trigger is {"type": 0-3 or "token" / "word" / "pattern" / "pattern_full", "value":
+ * text, "token": id (type token; else the value's one token)}, or older llama.cpp's {"word", "at_start"}.
+ * Without grammar_lazy the triggers are not read (the guide holds from the start), as in llama.cpp. */
+static bool parse_lazy(const sl_api_ctx *ctx, json_t *o, sl_req_params *p, sl_api_error *e) {
+    json_t *lazy = json_object_get(o, "grammar_lazy"), *tr = json_object_get(o, "grammar_triggers");
+    if (lazy && !json_is_null(lazy) && !json_is_boolean(lazy)) {
+        sl_api_set_error(e, 400, "grammar_lazy", "'grammar_lazy' must be true or false");
+        return false;
+    }
+    if (!json_is_true(lazy)) return true;
+    if (!p->schema && !p->grammar) {
+        sl_api_set_error(e, 400, "grammar_lazy", "'grammar_lazy' needs a grammar (or a schema) to wait with");
+        return false;
+    }
+    if (!json_is_array(tr) || json_array_size(tr) == 0 || json_array_size(tr) > SL_MAX_TRIGGERS) {
+        sl_api_set_error(e, 400, "grammar_triggers", "'grammar_lazy' needs 'grammar_triggers': an array of 1 to %d "
+                         "triggers", SL_MAX_TRIGGERS);
+        return false;
+    }
+    static const char *const kinds[] = {"token", "word", "pattern", "pattern_full"};
+    sl_trigger_def defs[SL_MAX_TRIGGERS];
+    int32_t *ids = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tr, i, t) {
+        char f[48];
+        snprintf(f, sizeof f, "grammar_triggers[%zu]", i);
+        json_t *ty = json_object_get(t, "type"), *val = json_object_get(t, "value"), *word = json_object_get(t, "word");
+        int kind = -1;
+        if (json_is_integer(ty) && json_integer_value(ty) >= 0 && json_integer_value(ty) <= 3) kind = (int)json_integer_value(ty);
+        for (int k = 0; k < 4 && json_is_string(ty); k++)
+            if (!strcmp(json_string_value(ty), kinds[k])) kind = k;
+        if (!ty && json_is_string(word)) { /* older llama.cpp */
+            json_t *at = json_object_get(t, "at_start");
+            kind = json_is_true(at) ? SL_TRIG_WORD_AT_START : SL_TRIG_WORD;
+            val = word;
+        }
+        if (!json_is_object(t) || kind < 0 || !json_is_string(val) || json_string_length(val) == 0 ||
+            json_string_length(val) > SL_TRIGGER_MAX_BYTES || strlen(json_string_value(val)) != json_string_length(val)) {
+            sl_api_set_error(e, 400, f, "'%s' must be {\"type\": \"token\" | \"word\" | \"pattern\" | \"pattern_full\" "
+                             "(or 0-3), \"value\": a string of 1 to %d bytes}", f, SL_TRIGGER_MAX_BYTES);
+            return false;
+        }
+        defs[i] = (sl_trigger_def){.kind = (sl_trigger_kind)kind, .text = json_string_value(val), .token = -1};
+        if (kind != SL_TRIG_TOKEN) continue;
+        json_t *tok = json_object_get(t, "token");
+        const int32_t nv = sl_tokenizer_n_vocab(sl_model_tokenizer(ctx->model));
+        if (tok) {
+            if (!json_is_integer(tok) || json_integer_value(tok) < 0 || json_integer_value(tok) >= nv) {
+                sl_api_set_error(e, 400, f, "'%s.token' must be a token id in [0, %d)", f, nv);
+                return false;
+            }
+            defs[i].token = (int32_t)json_integer_value(tok);
+            continue;
+        }
+        size_t n = 0; /* the value's one token (special tokens named as themselves) */
+        sl_free(ids);
+        ids = NULL;
+        if (sl_tokenize(sl_model_tokenizer(ctx->model), json_string_value(val), json_string_length(val), false, true, &ids, &n) ||
+            n != 1) {
+            sl_free(ids);
+            sl_api_set_error(e, 400, f, "'%s': a token trigger's value must be one token of the vocabulary (or give "
+                             "'token': its id)", f);
+            return false;
+        }
+        defs[i].token = ids[0];
+    }
+    sl_free(ids);
+    if (sl_triggers_create(defs, (int)json_array_size(tr), &p->triggers) != SL_OK) {
+        sl_api_set_error(e, 400, "grammar_triggers", "'grammar_triggers': %s", sl_last_error());
+        return false;
     }
     return true;
 }
@@ -1407,6 +1478,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     if (!parse_stop(o, p, e) || !parse_stop_ids(ctx, o, p, e) || !parse_logit_bias(ctx, o, p, e) ||
         !parse_allowed_ids(ctx, o, p, e) || !parse_bad_words(ctx, o, p, e) ||
         !parse_llama_samplers(ctx, o, p, e) || !refuse_unsupported(o, e) || !parse_response_format(o, p, e) || !parse_guided(ctx, o, p, e) ||
+        !parse_lazy(ctx, o, p, e) ||
         (kind == SL_API_CHAT && !parse_tools(ctx, o, r, e)))
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;

@@ -133,17 +133,45 @@ static void list_push_front(list *l, sl_req *r) {
 
 static bool feed_text(sl_req *r, const char *t, size_t n, bool final);
 
-/* Structured output (a schema or a grammar) takes token id; true when the answer is complete. */
-static bool guide_take(sl_sched *s, sl_req *r, int32_t id) {
+/* Structured output (a schema or a grammar) takes token id; true when the answer is complete. A lazy guide
+ * waiting for its trigger keeps the output's text, and once a trigger fires reads it from there: false with
+ * *bad 1 when the guide refuses that text, 2 when there is no memory for it. */
+static bool guide_take(sl_sched *s, sl_req *r, int32_t id, int *bad) {
     size_t n;
     const char *t = sl_json_guide_text(s->guide, id, &n);
-    if (r->gram) return sl_gram_feed_token(r->gram, id, t, n) && sl_gram_done(r->gram);
-    return sl_json_feed_all(&r->json, t, n) && sl_json_done(&r->json);
+    *bad = 0;
+    const bool fired = r->awaiting;
+    if (r->awaiting) {
+        if (sl_triggers_token(r->p.triggers, id)) {
+            r->awaiting = false;
+        } else {
+            if (!sl_grow((void **)&r->tbuf, &r->tcap, r->tlen + n, 1)) return !(*bad = 2);
+            memcpy(r->tbuf + r->tlen, t, n);
+            r->tlen += n;
+            const int64_t from = sl_triggers_match(r->p.triggers, r->tbuf, r->tlen);
+            if (from < 0) return false;
+            r->awaiting = false;
+            t = r->tbuf + from;
+            n = r->tlen - (size_t)from;
+            id = -1; /* (text, no token reference) */
+        }
+    }
+    const bool took = r->gram ? (id >= 0 ? sl_gram_feed_token(r->gram, id, t, n) : sl_gram_feed_all(r->gram, t, n))
+                              : sl_json_feed_all(&r->json, t, n);
+    if (!took) {
+        *bad = fired ? 1 : 0; /* (otherwise the guide's mask let the token through) */
+        return false;
+    }
+    return r->gram ? sl_gram_done(r->gram) : sl_json_done(&r->json);
 }
 
 /* Structured output: lg with the tokens that cannot continue r's answer so far at -inf, in s->masked;
  * *allowed = how many can. NULL when the grammars' token trie cannot be made (the error is set). */
 static const float *guide_mask(sl_sched *s, sl_req *r, const float *lg, int32_t *allowed) {
+    if (r->awaiting) { /* a lazy guide before its trigger: any token */
+        *allowed = s->n_vocab;
+        return lg;
+    }
     memcpy(s->masked, lg, sizeof(float) * (size_t)s->n_vocab);
     if (r->gram && !s->gguide && sl_gram_guide_create(s->guide, sl_model_tokenizer(s->m), &s->gguide) != SL_OK)
         return NULL;
@@ -160,7 +188,8 @@ static void resume(sl_sched *s, sl_req *r) {
     r->skip_text = (size_t)r->p.resume_text_sent;
     for (int32_t i = r->n_prompt - r->p.resume_generated; i < r->n_prompt; i++) {
         /* structured output goes on from the output so far (with mirostat, as its mu replays: record_plp) */
-        if ((r->p.schema || r->gram) && r->miro_next >= r->n_prompt) guide_take(s, r, r->tokens[i]);
+        int bad; /* (the other engine's tokens: they kept to the guide there) */
+        if ((r->p.schema || r->gram) && r->miro_next >= r->n_prompt) guide_take(s, r, r->tokens[i], &bad);
         if (!r->p.ignore_eos && sl_tokenizer_is_eog(tok, r->tokens[i])) continue;
         char buf[4096];
         int64_t n = sl_detok_push(&r->detok, r->tokens[i], buf, sizeof buf);
@@ -229,6 +258,8 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->p = *p;
     sl_json_schema_retain(r->p.schema);
     sl_grammar_retain(r->p.grammar);
+    sl_triggers_retain(r->p.triggers);
+    r->awaiting = r->p.triggers && (r->p.schema || r->p.grammar);
     for (int i = 0; i < p->n_stop; i++) r->p.stop[i] = NULL;
     /* the sampler keeps its own copy of the biases and token lists (set_adjust, below): the request keeps none */
     r->p.bias_ids = NULL;
@@ -306,6 +337,8 @@ void sl_req_release(sl_req *r) {
     sl_json_schema_release(r->p.schema);
     sl_gram_state_destroy(r->gram);
     sl_grammar_release(r->p.grammar);
+    sl_triggers_release(r->p.triggers);
+    sl_free(r->tbuf);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     sl_free(r);
@@ -563,7 +596,8 @@ static void record_plp(sl_sched *s, sl_req *r, int32_t pos, const float *logits)
             return;
         }
         sl_sampler_mirostat_observe(r->sampler, lg, r->tokens, pos + 1, r->tokens[pos + 1]);
-        if (r->p.schema || r->gram) guide_take(s, r, r->tokens[pos + 1]);
+        int bad;
+        if (r->p.schema || r->gram) guide_take(s, r, r->tokens[pos + 1], &bad);
         r->miro_next++;
     }
     if (!r->plp || pos + 1 < r->n_plp) return;
@@ -625,8 +659,16 @@ static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
         drop_req(s, &s->running, r);
         return true;
     }
-    if ((r->p.schema || r->gram) && guide_take(s, r, id)) { /* the answer is complete */
+    int bad = 0;
+    if ((r->p.schema || r->gram) && guide_take(s, r, id, &bad)) { /* the answer is complete */
         finish_req(s, r, SL_FR_STOP, 0, NULL);
+        drop_req(s, &s->running, r);
+        return true;
+    }
+    if (bad) { /* a lazy guide's trigger fired on text the guide cannot read (as llama.cpp, an error) */
+        finish_req(s, r, SL_FR_ABORT, 500,
+                   bad == 1 ? "grammar_lazy: the output from where its trigger fired does not follow the grammar (or schema)"
+                           : "out of memory");
         drop_req(s, &s->running, r);
         return true;
     }

@@ -19,6 +19,7 @@
 
 #include "shardlm.h"
 #include "engine/grammar.h"
+#include "engine/trigger.h"
 #include "engine/jsonguide.h"
 #include "engine/ngram.h"
 #include "engine/sampler.h"
@@ -102,6 +103,11 @@ typedef struct sl_req_params {
      * request ends ("stop") when nothing may follow. The request takes its
      * own reference. */
     sl_grammar *grammar;
+    /* llama.cpp's grammar_lazy: the schema or grammar above waits for one of
+     * these triggers (engine/trigger.h); until then the output is free, then
+     * the guide reads it from the trigger on. NULL: not lazy. The request
+     * takes its own reference. */
+    sl_triggers *triggers;
     /* vLLM's allowed_token_ids (n_allow > 0: only these may be sampled) and
      * bad_words (n_bad token sequences, bad_lens[i] ids each, one after
      * another in bad_ids: the output never contains one; engine/sampler.h).
@@ -169,6 +175,9 @@ struct sl_req {
     bool admitted_once;
     sl_json_state json;     /* structured output: the output so far */
     sl_gram_state *gram;    /* a grammar's reading of the output so far (p.grammar) */
+    bool awaiting;          /* a lazy guide (p.triggers) not yet triggered: the output is free so far */
+    char *tbuf;             /* ... and that output's text, which the triggers look for */
+    size_t tlen, tcap;
     int32_t n_draft;        /* tokens proposed in this step's batch (n-gram speculation) */
     int32_t draft[SL_MAX_SPEC];
     sl_spec spec;           /* its n-gram speculation (engine/ngram.h) */

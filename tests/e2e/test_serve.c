@@ -514,10 +514,10 @@ TEST(serve_json_schema) {
     /* a schema this server cannot follow: 400 naming where */
     resp r = http(url, "/v1/completions",
                   "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
-                  "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"multipleOf\":5}}}}}}",
+                  "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"array\",\"uniqueItems\":true}}}}}}",
                   NULL);
     CHECK_EQ_INT(r.status, 400);
-    CHECK_MSG(strstr(r.body, "properties.n: 'multipleOf' is not supported"), "%s", r.body);
+    CHECK_MSG(strstr(r.body, "properties.n: 'uniqueItems' is not supported"), "%s", r.body);
     free(r.body);
     /* inheritance as Pydantic and zod write it (allOf of a $ref'd base and more; keywords beside a $ref) */
     static const char merged[] =
@@ -730,7 +730,17 @@ TEST(serve_grammar) {
         {"\"grammar\":7", "grammar", "a string"},
         {"\"grammar\":\"root ::= <[99999]>\"", "grammar", "no token id of the vocabulary [0, 512)"},
         {"\"guided_grammar\":\"start ::= \\\"a\\\"\"", "guided_grammar", "no rule named 'root'"},
-        {"\"grammar\":\"root ::= \\\"a\\\"\",\"grammar_lazy\":true", "grammar_lazy", "not supported"},
+        {"\"grammar\":\"root ::= \\\"a\\\"\",\"grammar_lazy\":true", "grammar_triggers", "needs 'grammar_triggers'"},
+        {"\"grammar_lazy\":true,\"grammar_triggers\":[{\"type\":1,\"value\":\"a\"}]", "grammar_lazy", "needs a grammar"},
+        {"\"grammar\":\"root ::= \\\"a\\\"\",\"grammar_lazy\":1", "grammar_lazy", "true or false"},
+        {"\"grammar\":\"root ::= \\\"a\\\"\",\"grammar_lazy\":true,\"grammar_triggers\":[{\"type\":7,\"value\":\"a\"}]",
+         "grammar_triggers[0]", "must be"},
+        {"\"grammar\":\"root ::= \\\"a\\\"\",\"grammar_lazy\":true,\"grammar_triggers\":[{\"type\":\"word\",\"value\":\"a\"},"
+         "{\"type\":\"pattern\",\"value\":\"a(b\"}]", "grammar_triggers", "trigger 1 (pattern): missing closing parenthesis at offset 3"},
+        {"\"grammar\":\"root ::= \\\"a\\\"\",\"grammar_lazy\":true,\"grammar_triggers\":[{\"type\":\"token\",\"value\":\"Once upon\"}]",
+         "grammar_triggers[0]", "one token"},
+        {"\"grammar\":\"root ::= \\\"a\\\"\",\"grammar_lazy\":true,\"grammar_triggers\":[{\"type\":0,\"value\":\"x\",\"token\":512}]",
+         "grammar_triggers[0]", "[0, 512)"},
         {"\"grammar\":\"root ::= \\\"a\\\"\",\"guided_regex\":\"a\"", "grammar", "something else"},
         {"\"response_format\":{\"type\":\"json_object\"},\"grammar\":\"root ::= \\\"a\\\"\"", "grammar", "something else"},
     };
@@ -1296,7 +1306,7 @@ TEST(serve_tool_calls_bad_input) {
          "\"properties\":{\"when\":{\"type\":\"string\",\"pattern\":\"(?=a)\"}}}}}],\"tool_choice\":\"required\"",
          "tools"},
         {"\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
-         "\"properties\":{\"n\":{\"multipleOf\":2}}}}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}",
+         "\"properties\":{\"n\":{\"not\":{\"const\":2}}}}}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}",
          "tools[0].function.parameters"},
         {"\"tools\":" TOOLS_JSON ",\"parallel_tool_calls\":1", "parallel_tool_calls"},
     };
@@ -2337,6 +2347,76 @@ TEST(serve_llama_samplers) {
     free(again);
     free(plain);
     for (size_t c = 0; c < 8; c++) free(texts[c]);
+}
+
+/* llama.cpp's grammar_lazy: until a trigger fires the output is the free one (llama.cpp's greedy golden text),
+ * then the grammar reads it from the trigger on — the same for a word, a pattern, a full pattern's group and a
+ * token trigger at the same place; a trigger whose text the grammar cannot read ends the request with an
+ * error, as in llama.cpp. */
+TEST(serve_grammar_lazy) {
+    const char *url = start_default();
+    CHECK(url);
+    json_t *g = golden_json(0); /* ", there was a little girl named Lily. ..." */
+    CHECK(g);
+    const char *gold = json_string_value(json_object_get(g, "generated_text"));
+    CHECK(gold && strstr(gold, "little girl named"));
+    static const struct {
+        const char *gbnf, *triggers, *upto; /* the golden text up to and including upto, then [a-z ]* */
+    } cases[] = {
+        {"root ::= \"girl\" [a-z ]*", "[{\"type\":\"word\",\"value\":\"girl\"}]", "girl"},
+        {"root ::= \"girl\" [a-z ]*", "[{\"type\":2,\"value\":\"gi+rl\"},{\"type\":1,\"value\":\"Lily\"}]", "girl"},
+        {"root ::= \"little\" [a-z ]*", "[{\"type\":\"pattern_full\",\"value\":\"[\\\\s\\\\S]*?(lit+le)[\\\\s\\\\S]*\"}]", "little"},
+        /* (a token trigger's value is tokenized as llama.cpp does: SentencePiece's space before "little") */
+        {"root ::= \" little\" [a-z ]*", "[{\"type\":\"token\",\"value\":\"little\"}]", "little"},
+        {"root ::= \" little\" [a-z ]*", "[{\"type\":0,\"value\":\"x\",\"token\":376}]", "little"}, /* ' little' */
+        {"root ::= \"girl\" [a-z ]*", "[{\"word\":\"girl\"}]", "girl"}, /* older llama.cpp's form */
+    };
+    char *first = NULL;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int stream = 0; stream < 2; stream++) {
+            json_error_t je;
+            json_t *tr = json_loads(cases[c].triggers, 0, &je);
+            json_t *req = json_pack("{s:s,s:i,s:f,s:b,s:s,s:b,s:o,s:b}", "prompt", "Once upon a time", "max_tokens", 40,
+                                    "temperature", 0.0, "ignore_eos", 1, "grammar", cases[c].gbnf, "grammar_lazy", 1,
+                                    "grammar_triggers", tr, "stream", stream);
+            char *body = json_dumps(req, 0);
+            json_decref(req);
+            resp r = http(url, "/v1/completions", body, NULL);
+            free(body);
+            const long status = r.status;
+            answer a = read_answer(&r, stream, 1);
+            const char *text = json_string_value(json_array_get(a.texts, 0));
+            const char *at = strstr(gold, cases[c].upto);
+            const size_t pre = at ? (size_t)(at - gold) + strlen(cases[c].upto) : 0;
+            bool ok = status == 200 && text && at && strlen(text) > pre && !strncmp(text, gold, pre) &&
+                      strspn(text + pre, "abcdefghijklmnopqrstuvwxyz ") == strlen(text + pre) &&
+                      strncmp(text + pre, gold + pre, strlen(text + pre)) != 0;
+            if (!strcmp(cases[c].upto, "girl") && text) { /* the same trigger point, the same text */
+                if (!first) first = strdup(text);
+                else ok &= !strcmp(first, text);
+            }
+            CHECK_MSG(ok, "case %zu stream %d: %ld %s", c, stream, status, text ? text : r.body);
+            answer_free(&a);
+        }
+    }
+    free(first);
+    /* a trigger the grammar cannot read from: an error (500), and the server keeps serving */
+    resp r = http(url, "/v1/completions",
+                  "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,\"grammar\":\"root ::= \\\"boy\\\"\","
+                  "\"grammar_lazy\":true,\"grammar_triggers\":[{\"type\":\"word\",\"value\":\"girl\"}]}",
+                  NULL);
+    CHECK_MSG(r.status == 500 && r.body && strstr(r.body, "grammar_lazy"), "%ld %s", r.status, r.body);
+    free(r.body);
+    /* without grammar_lazy the triggers are not read: the grammar holds from the start */
+    r = http(url, "/v1/completions",
+             "{\"prompt\":\"Once upon a time\",\"max_tokens\":10,\"temperature\":0,\"grammar\":\"root ::= [a-z ]+\","
+             "\"grammar_triggers\":[{\"type\":\"word\",\"value\":\"girl\"}]}",
+             NULL);
+    char *t = completion_text(&r);
+    CHECK_MSG(r.status == 200 && t && strspn(t, "abcdefghijklmnopqrstuvwxyz ") == strlen(t), "%ld %s", r.status, r.body);
+    free(t);
+    free(r.body);
+    json_decref(g);
 }
 
 TEST(serve_spec_ngram_same_output) {
