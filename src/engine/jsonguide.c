@@ -47,6 +47,7 @@ typedef struct node {
     uint16_t a, n; /* OBJECT: props [a, a + n); LITERALS: lits [a, a + n); UNION: alts [a, a + n);
                     * ARRAY: the nodes of its first n items (prefixItems), alts [a, a + n) */
     uint16_t sub;  /* OBJECT: the values' node of keys not declared (see extra); ARRAY: the (other) items' node */
+    uint16_t knode; /* OBJECT with no declared property: propertyNames as a STRING node (0: any names) */
     bool extra;    /* OBJECT with declared properties: other keys may come too (additionalProperties true or a schema) */
     uint16_t names; /* OBJECT with declared properties: lits [names, names + n) are their names */
     uint16_t lo, hi; /* ARRAY: items; STRING: characters; OBJECT: members (hi NO_LIMIT: none) */
@@ -470,6 +471,74 @@ static int number_bounds(cctx *c, const json_t *j, int id, const char *path) {
     return fail_at(c, path, "no number of at most 18 digits before and after its point lies within the bounds");
 }
 
+static int compile_type(cctx *c, const json_t *j, const char *type, const char *path, int depth);
+static bool is_annotation(const char *k);
+static json_t *values_of(const json_t *s);
+
+/* propertyNames (of an object with no declared property) as a STRING node: a string's keywords, an enum or
+ * const of strings made a pattern of those names. 0: any name. */
+static int names_node(cctx *c, const json_t *pn, const char *path, int depth) {
+    char sub[192];
+    snprintf(sub, sizeof sub, "%s%spropertyNames", path, *path ? "." : "");
+    if (json_is_true(pn)) return 0;
+    if (!json_is_object(pn)) return fail_at(c, path, "'propertyNames' must be a schema (an object, or true or false)");
+    static const char *ok[] = {"type", "pattern", "format", "minLength", "maxLength", "enum", "const"};
+    const char *k;
+    const json_t *v;
+    bool any = true;
+    json_object_foreach((json_t *)pn, k, v) {
+        bool known = is_annotation(k);
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) known |= !strcmp(k, ok[i]);
+        if (!known) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "'propertyNames': '%.40s' is not supported (pattern, format, minLength, "
+                     "maxLength, enum, const are)", k);
+            return fail_at(c, path, msg);
+        }
+        any &= is_annotation(k);
+    }
+    const json_t *t = json_object_get(pn, "type");
+    if (t && !(json_is_string(t) && !strcmp(json_string_value(t), "string")))
+        return fail_at(c, path, "'propertyNames': 'type' must be \"string\" (names are strings)");
+    if (any) return 0;
+    json_t *vals = values_of(pn);
+    if (!vals) return compile_type(c, pn, "string", sub, depth + 1);
+    if (json_object_get(pn, "pattern") || json_object_get(pn, "format")) {
+        json_decref(vals);
+        return fail_at(c, path, "'propertyNames': 'pattern' or 'format' beside 'enum' or 'const' is not supported");
+    }
+    /* the names among the values, as one pattern: ^(?:n1|n2|...)$ (the DFA reads a name's characters) */
+    sl_strbuf re = {0};
+    bool mem = sl_strbuf_add(&re, "^(?:", 4);
+    size_t i, n = 0;
+    json_array_foreach(vals, i, v) {
+        if (!json_is_string(v)) continue;
+        const char *q = json_string_value(v);
+        if (n++) mem &= sl_strbuf_add(&re, "|", 1);
+        for (size_t b = 0; b < json_string_length(v); b++) {
+            if (q[b] && strchr("\\^$.|?*+()[]{}/", q[b])) mem &= sl_strbuf_add(&re, "\\", 1);
+            mem &= sl_strbuf_add(&re, q + b, 1);
+        }
+    }
+    mem &= sl_strbuf_add(&re, ")$", 2);
+    json_decref(vals);
+    json_t *spec = json_object();
+    int id;
+    if (!mem || !spec) {
+        id = fail_at(c, path, "out of memory");
+    } else if (n == 0) {
+        id = fail_nothing(c, path, "'propertyNames': no value of 'enum' or 'const' is a name (a string)");
+    } else {
+        json_object_set_new(spec, "pattern", json_stringn(re.p, re.n));
+        if (json_object_get(pn, "minLength")) json_object_set(spec, "minLength", json_object_get(pn, "minLength"));
+        if (json_object_get(pn, "maxLength")) json_object_set(spec, "maxLength", json_object_get(pn, "maxLength"));
+        id = compile_type(c, spec, "string", sub, depth + 1);
+    }
+    free(re.p);
+    json_decref(spec);
+    return id;
+}
+
 /* An object of the declared properties decl (in order; a null value: of additionalProperties' schema). */
 static int object_of(cctx *c, const json_t *j, const json_t *decl, const char *path, int depth) {
     sl_json_schema *s = c->s;
@@ -485,6 +554,19 @@ static int object_of(cctx *c, const json_t *j, const json_t *decl, const char *p
         if ((x = compile(c, extra, sub, depth + 1)) < 0) return -1;
     }
     s->nodes[id].sub = (uint16_t)x;
+    const json_t *pn = json_object_get(j, "propertyNames");
+    if (pn && json_object_size(decl) == 0 && (open || !extra)) { /* the names of the keys */
+        if (json_is_false(pn)) {
+            if (s->nodes[id].lo > 0) return fail_nothing(c, path, "'minProperties' asks for keys that 'propertyNames' refuses");
+            s->nodes[id].hi = 0;
+            return id;
+        }
+        const int k = names_node(c, pn, path, depth);
+        if (k < 0) return -1;
+        s->nodes[id].knode = (uint16_t)k;
+    } else if (pn && !json_is_true(pn) && json_object_size(decl) > 0) {
+        return fail_at(c, path, "'propertyNames' beside 'properties' is not supported");
+    }
     if (json_object_size(decl) == 0) { /* any keys (additionalProperties false: none) */
         if (open || !extra) return id;
         if (s->nodes[id].lo > 0) return fail_nothing(c, path, "'minProperties' asks for keys that cannot come");
@@ -1002,7 +1084,7 @@ static int compile_literals(cctx *c, const json_t *j, const char *path) {
         int kind;
     } unchecked[] = {{"pattern", T_STRING},           {"format", T_STRING},         {"properties", T_OBJECT},
                      {"required", T_OBJECT},          {"additionalProperties", T_OBJECT}, {"minProperties", T_OBJECT},
-                     {"maxProperties", T_OBJECT},     {"items", T_ARRAY},           {"prefixItems", T_ARRAY},
+                     {"maxProperties", T_OBJECT},     {"propertyNames", T_OBJECT},  {"items", T_ARRAY},           {"prefixItems", T_ARRAY},
                      {"additionalItems", T_ARRAY},    {"minItems", T_ARRAY},        {"maxItems", T_ARRAY}};
     for (size_t k = 0; k < sizeof unchecked / sizeof unchecked[0]; k++)
         if ((kinds & unchecked[k].kind) && json_object_get(j, unchecked[k].key)) {
@@ -1046,7 +1128,7 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     static const char *known[] = {"type", "properties", "required", "additionalProperties", "items", "prefixItems",
                                   "additionalItems", "minItems", "maxItems",
                                   "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-                                  "exclusiveMaximum", "multipleOf", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
+                                  "exclusiveMaximum", "multipleOf", "propertyNames", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
                                   "maxProperties", "$defs", "definitions", "title", "description", "default", "examples",
                                   "$schema", "$id", "$comment"};
     const char *k;
@@ -1129,7 +1211,7 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     }
     if (t) return fail_at(c, path, "'type' must be a type name or a list of them");
     if (json_object_get(j, "properties") || json_object_get(j, "additionalProperties") || json_object_get(j, "required") ||
-        json_object_get(j, "minProperties") || json_object_get(j, "maxProperties"))
+        json_object_get(j, "minProperties") || json_object_get(j, "maxProperties") || json_object_get(j, "propertyNames"))
         return compile_type(c, j, "object", path, depth);
     if (json_object_get(j, "items") || json_object_get(j, "prefixItems") || json_object_get(j, "minItems") ||
         json_object_get(j, "maxItems"))
@@ -1376,6 +1458,12 @@ static bool start_key(sl_json_fork *s) {
         s->mode = M_STRING;
         s->key = 1;
         s->vnode = o->sub;
+        if (o->knode) { /* names as propertyNames says: read as a value string of that node */
+            s->key = 3;
+            s->snode = o->knode;
+            s->slen = 0;
+            s->dfa = s->sc->nodes[o->knode].dfa;
+        }
         return true;
     }
     if (other_key_may_come(s)) { /* a declared key or another: which, its closing quote tells (feed, M_STRING) */
@@ -1404,7 +1492,7 @@ static bool start_string(sl_json_fork *s, uint16_t id) {
 /* The string's DFA takes byte c of the string's value (not a key's; nothing without a pattern), and a match
  * must still be able to end within the length limits (the character of c is counted in slen already). */
 static bool dfa_step(sl_json_fork *s, uint8_t c) {
-    if (s->key || s->dfa == NO_DFA) return true;
+    if ((s->key && s->key != 3) || s->dfa == NO_DFA) return true;
     const sl_json_schema *sc = s->sc;
     const uint16_t t = sc->dnext[(size_t)s->dfa * 256 + c];
     if (t == SL_REDFA_DEAD) return false;
@@ -1700,7 +1788,7 @@ static bool number(sl_json_fork *s, uint8_t c, bool *ended) {
 
 /* A string's character count (value strings with length limits): one more character may begin here. */
 static bool count_char(sl_json_fork *s) {
-    if (s->key) return true;
+    if (s->key && s->key != 3) return true;
     const node *nd = &s->sc->nodes[s->snode];
     if (nd->kind == K_STRING && nd->hi != NO_LIMIT && s->slen >= nd->hi) return false;
     if (s->slen < 0xFFFF) s->slen++;
@@ -1778,13 +1866,13 @@ static bool feed(sl_json_fork *s, uint8_t c) {
         }
         if (c == '"') {
             if (s->key == 2) return other_key_ends(s);
+            const node *nd = &sc->nodes[s->snode];
+            if ((!s->key || s->key == 3) && nd->kind == K_STRING && s->slen < nd->lo) return false;
+            if ((!s->key || s->key == 3) && s->dfa != NO_DFA && !sc->dacc[s->dfa]) return false;
             if (s->key) {
                 s->mode = M_COLON;
                 return true;
             }
-            const node *nd = &sc->nodes[s->snode];
-            if (nd->kind == K_STRING && s->slen < nd->lo) return false;
-            if (s->dfa != NO_DFA && !sc->dacc[s->dfa]) return false;
             after_value(s);
             return true;
         }
@@ -1818,7 +1906,7 @@ static bool feed(sl_json_fork *s, uint8_t c) {
         ++s->sub;
         /* surrogates come in pairs (a lone half is no character: jansson and others refuse it), refused as soon
          * as the first two digits tell, so no escape is begun that cannot end */
-        const bool pattern = !s->key && s->dfa != NO_DFA;
+        const bool pattern = (!s->key || s->key == 3) && s->dfa != NO_DFA;
         if (s->surr == 3) {
             if ((s->sub == 1 && s->hexv != 0xD) || (s->sub == 2 && (s->hexv < 0xDC || s->hexv > 0xDF))) return false;
         } else if (s->sub == 2 && s->hexv >= (pattern ? 0xD8 : 0xDC) && s->hexv <= 0xDF) {
@@ -2049,9 +2137,10 @@ int32_t sl_json_guide_mask(sl_json_guide *g, const sl_json_state *st, float *log
     }
     /* inside a string without a length limit (the only reading), plain text goes as it is */
     const sl_json_fork *s = &st->f[0];
-    const node *sn = s->mode == M_STRING && !s->key ? &s->sc->nodes[s->snode] : NULL;
+    const bool value_like = !s->key || s->key == 3; /* (a key as propertyNames says is read as a value string) */
+    const node *sn = s->mode == M_STRING && value_like ? &s->sc->nodes[s->snode] : NULL;
     const bool free_string = st->n == 1 && s->mode == M_STRING && !s->u8need && !s->surr &&
-                             (s->key || sn->kind != K_STRING || (sn->hi == NO_LIMIT && sn->dfa == NO_DFA));
+                             (!value_like || sn->kind != K_STRING || (sn->hi == NO_LIMIT && sn->dfa == NO_DFA));
     const bool done = sl_json_may_end(st);
     int32_t allowed = 0;
     for (int32_t i = 0; i < g->n_vocab; i++) {

@@ -12,7 +12,10 @@
  *   (absent where properties are declared means false, as in llama.cpp;
  *   true or a schema lets other keys come anywhere among the declared ones,
  *   written without escapes that would spell a declared name another way; a
- *   required name not declared is one of them), minProperties, maxProperties, items, prefixItems (and the older
+ *   required name not declared is one of them), minProperties, maxProperties,
+ *   propertyNames (an object without declared properties: its keys read as
+ *   strings of that schema — pattern, format, lengths, or an enum / const of
+ *   names made a pattern), items, prefixItems (and the older
  *   items-as-array with additionalItems), minItems, maxItems, minLength,
  *   maxLength, pattern (engine/redfa.h says which regular expressions),
  *   format (date, time, date-time, uuid, ipv4, hostname and email are
@@ -93,7 +96,9 @@ typedef struct sl_json_fork {
     uint8_t depth;  /* open containers */
     uint8_t ws;     /* the whitespace run so far */
     uint8_t key;    /* the string being read: 0 a value, 1 a key of an object with no declared property, 2 a key of
-                     * one with declared properties and others (cand: the declared names it still spells) */
+                     * one with declared properties and others (cand: the declared names it still spells), 3 a key
+                     * of an object with no declared property and propertyNames (read as a value string of
+                     * snode) */
     uint8_t off;    /* bytes matched of a declared key or a literal */
     bool integer;   /* the number being read is an integer */
     uint16_t vnode; /* the node of the value to come */

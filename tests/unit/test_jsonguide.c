@@ -211,6 +211,14 @@ TEST(schema_cases) {
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"exclusiveMinimum\":0,\"maximum\":1e-19}}}",
          "no number of at most 18 digits"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true}}}", "'uniqueItems' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"propertyNames\":{\"maxLength\":2}}",
+         "'propertyNames' beside 'properties' is not supported"},
+        {"{\"type\":\"object\",\"propertyNames\":{\"maximum\":2}}", "'propertyNames': 'maximum' is not supported"},
+        {"{\"type\":\"object\",\"propertyNames\":{\"type\":\"integer\"}}", "'propertyNames': 'type' must be \"string\""},
+        {"{\"type\":\"object\",\"propertyNames\":{\"enum\":[1,2]}}", "'propertyNames': no value of 'enum' or 'const' is a name"},
+        {"{\"type\":\"object\",\"propertyNames\":{\"enum\":[\"a\"],\"pattern\":\"a\"}}", "'pattern' or 'format' beside"},
+        {"{\"type\":\"object\",\"propertyNames\":7}", "'propertyNames' must be a schema"},
+        {"{\"type\":\"object\",\"propertyNames\":false,\"minProperties\":1}", "asks for keys that 'propertyNames' refuses"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":0}}}",
          "properties.a: 'multipleOf' must be a number above 0"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":\"5\"}}}", "'multipleOf' must be a number"},
@@ -976,6 +984,46 @@ TEST(fuzz_corpus_replay) {
     }
 }
 
+/* propertyNames (what Pydantic writes for dict[Literal[...], X] and constrained keys): each key of an object
+ * with no declared property is a name the schema allows, its escapes decoded; by the JSON Schema rules. */
+TEST(property_names) {
+    static const struct {
+        const char *schema, *doc;
+        int want; /* 1 complete, -1 refused */
+    } cases[] = {
+        {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\",\"green\",\"a.b\"]}}", "{\"red\":1,\"green\":2}", 1},
+        {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\",\"green\",\"a.b\"]}}", "{\"blue\":1}", -1},
+        {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\",\"green\",\"a.b\"]}}", "{\"re\":1}", -1},
+        {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\",\"green\",\"a.b\"]}}", "{\"a.b\":1}", 1},
+        {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\",\"green\",\"a.b\"]}}", "{\"axb\":1}", -1},
+        {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\"]}}", "{\"r\\u0065d\":1}", 1},
+        {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\"]}}", "{\"red\":\"x\"}", -1},
+        {"{\"propertyNames\":{\"pattern\":\"^[a-z]+$\",\"maxLength\":3}}", "{\"abc\":1,\"x\":[]}", 1},
+        {"{\"propertyNames\":{\"pattern\":\"^[a-z]+$\",\"maxLength\":3}}", "{\"abcd\":1}", -1},
+        {"{\"propertyNames\":{\"pattern\":\"^[a-z]+$\",\"maxLength\":3}}", "{\"\":1}", -1},
+        {"{\"propertyNames\":{\"pattern\":\"^[a-z]+$\",\"maxLength\":3}}", "{\"aB\":1}", -1},
+        {"{\"type\":\"object\",\"propertyNames\":{\"minLength\":2}}", "{\"a\":1}", -1},
+        {"{\"type\":\"object\",\"propertyNames\":{\"minLength\":2}}", "{\"\\u00e9\\u00e9\":1}", 1},
+        {"{\"type\":\"object\",\"propertyNames\":false}", "{}", 1},
+        {"{\"type\":\"object\",\"propertyNames\":false}", "{\"a\":1}", -1},
+        {"{\"type\":\"object\",\"propertyNames\":true}", "{\"a\":1}", 1},
+        {"{\"type\":\"object\",\"propertyNames\":{\"format\":\"date\"}}", "{\"2024-01-02\":null}", 1},
+        {"{\"type\":\"object\",\"propertyNames\":{\"format\":\"date\"}}", "{\"2024-13-02\":null}", -1},
+        {"{\"type\":\"object\",\"propertyNames\":{\"const\":\"\\u00e9t\\u00e9\"}}", "{\"\xc3\xa9t\xc3\xa9\":0}", 1},
+        {"{\"type\":\"object\",\"propertyNames\":{\"const\":\"\\u00e9t\\u00e9\"}}", "{\"\xc3\xa9t\":0}", -1},
+        /* a nested object's keys are its own */
+        {"{\"propertyNames\":{\"enum\":[\"a\"]},\"additionalProperties\":{\"type\":\"object\"}}", "{\"a\":{\"zz\":1}}", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_status st;
+        sl_json_schema *sc = compile_text(cases[i].schema, &st);
+        CHECK_MSG(st == SL_OK, "%s: %s", cases[i].schema, sl_last_error());
+        const int got = runs_in(sc, cases[i].doc);
+        CHECK_MSG(got == cases[i].want, "%s: %s -> %d, want %d", cases[i].schema, cases[i].doc, got, cases[i].want);
+        sl_json_schema_release(sc);
+    }
+}
+
 /* String contents are UTF-8 (RFC 8259 section 8.1, RFC 3629) and escapes name characters: a truncated,
  * overlong or surrogate sequence and a lone surrogate escape are refused, as jansson refuses them, and as
  * soon as the bytes tell, so no string is begun that cannot end. */
@@ -1126,6 +1174,14 @@ static json_t *gen_object(int depth, bool typed) {
     case 1: json_object_set_new(o, "additionalProperties", json_true()); break;
     case 2: json_object_set_new(o, "additionalProperties", gen_schema(depth + 1)); break;
     default: break;
+    }
+    if (!json_object_size(p) && rnd(3) == 0) { /* the names of keys (an object with no declared property) */
+        switch (rnd(4)) {
+        case 0: json_object_set_new(o, "propertyNames", json_pack("{s:[s,s,s]}", "enum", "a", "k", "\xc3\xa9")); break;
+        case 1: json_object_set_new(o, "propertyNames", json_pack("{s:s}", "pattern", "^[a-c]+$")); break;
+        case 2: json_object_set_new(o, "propertyNames", json_pack("{s:i,s:i}", "minLength", 2, "maxLength", 3)); break;
+        default: json_object_set_new(o, "propertyNames", json_pack("{s:s}", "const", "zz")); break;
+        }
     }
     if (rnd(4) == 0) json_object_set_new(o, "minProperties", json_integer(rnd(3)));
     if (rnd(4) == 0) json_object_set_new(o, "maxProperties", json_integer(1 + rnd(3)));
