@@ -971,7 +971,7 @@ TEST(fuzz_corpus_replay) {
     const int n = sl_test_each_file("tests/fuzz/corpus/jsonguide", replay_one, &score);
     printf("   corpus: %d inputs, score %ld\n", n, score);
     CHECK(n >= 8);
-    static const char *seeds[] = {"union", "union-array", "formats", "pattern", "bounds", "numbers-union", "refs", "json-mode", "tuple", "multiples"};
+    static const char *seeds[] = {"union", "union-array", "formats", "pattern", "bounds", "numbers-union", "refs", "json-mode", "tuple", "multiples", "property-names"};
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         char path[128];
         snprintf(path, sizeof path, "tests/fuzz/corpus/jsonguide/%s", seeds[i]);
