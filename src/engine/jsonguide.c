@@ -49,6 +49,7 @@ typedef struct node {
     uint16_t sub;  /* OBJECT: the values' node of keys not declared (see extra); ARRAY: the (other) items' node */
     uint16_t knode; /* OBJECT with no declared property: propertyNames as a STRING node (0: any names) */
     bool extra;    /* OBJECT with declared properties: other keys may come too (additionalProperties true or a schema) */
+    bool unique;   /* ARRAY: uniqueItems (its items are one LITERALS node's values: each at most once) */
     uint16_t names; /* OBJECT with declared properties: lits [names, names + n) are their names */
     uint16_t lo, hi; /* ARRAY: items; STRING: characters; OBJECT: members (hi NO_LIMIT: none) */
     uint16_t dfa;    /* STRING: the start state of its pattern's (or format's) DFA, or NO_DFA */
@@ -634,6 +635,37 @@ static int compile_object(cctx *c, const json_t *j, const char *path, int depth)
     return id;
 }
 
+static bool values_equal(const json_t *a, const json_t *b);
+
+/* uniqueItems on array node id: its items must be one LITERALS node's values (an enum, a const, booleans,
+ * null — Pydantic's set[SomeEnum]), each used at most once (the recognizer keeps which: sl_json_fork.used);
+ * items that could repeat another way (strings, numbers, objects) are refused. */
+static int unique_items(cctx *c, int id, const char *path) {
+    sl_json_schema *s = c->s;
+    node *nd = &s->nodes[id];
+    int item = nd->sub;
+    while (s->nodes[item].kind == K_UNION && s->nodes[item].n == 1 && !s->nodes[item].pending) /* (a $ref) */
+        item = s->alts[s->nodes[item].a];
+    const node *it = &s->nodes[item];
+    if (nd->n > 0 || it->kind != K_LITERALS || it->pending)
+        return fail_at(c, path, "'uniqueItems' is supported for items that are enum, const, boolean or null values "
+                                "(no prefixItems)");
+    for (int a = 0; a < it->n; a++) /* 1 and 1.0 are one value twice */
+        for (int b = a + 1; b < it->n; b++) {
+            const lit *la = &s->lits[it->a + a], *lb = &s->lits[it->a + b];
+            json_t *va = json_loadb(s->bytes + la->text, la->len, JSON_DECODE_ANY, NULL),
+                   *vb = json_loadb(s->bytes + lb->text, lb->len, JSON_DECODE_ANY, NULL);
+            const bool eq = va && vb && values_equal(va, vb);
+            json_decref(va);
+            json_decref(vb);
+            if (eq) return fail_at(c, path, "'uniqueItems': two of the items' values are equal (as 1 and 1.0)");
+        }
+    if (nd->lo > it->n) return fail_nothing(c, path, "'minItems' asks for more distinct items than there are values");
+    if (nd->hi > it->n) nd->hi = it->n;
+    nd->unique = true;
+    return id;
+}
+
 static int compile_type(cctx *c, const json_t *j, const char *type, const char *path, int depth) {
     sl_json_schema *s = c->s;
     char sub[192];
@@ -672,7 +704,9 @@ static int compile_type(cctx *c, const json_t *j, const char *type, const char *
             if (nd->hi > nf) nd->hi = (uint16_t)nf;
             if (nd->lo > nd->hi) return fail_at(c, path, "'minItems' is above the items the schema allows");
         }
-        return id;
+        const json_t *uq = json_object_get(j, "uniqueItems");
+        if (uq && !json_is_boolean(uq)) return fail_at(c, path, "'uniqueItems' must be true or false");
+        return json_is_true(uq) ? unique_items(c, id, path) : id;
     }
     if (!strcmp(type, "string")) {
         const int id = new_node(s, K_STRING);
@@ -1128,7 +1162,7 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     static const char *known[] = {"type", "properties", "required", "additionalProperties", "items", "prefixItems",
                                   "additionalItems", "minItems", "maxItems",
                                   "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-                                  "exclusiveMaximum", "multipleOf", "propertyNames", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
+                                  "exclusiveMaximum", "multipleOf", "propertyNames", "uniqueItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
                                   "maxProperties", "$defs", "definitions", "title", "description", "default", "examples",
                                   "$schema", "$id", "$comment"};
     const char *k;
@@ -1214,7 +1248,7 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
         json_object_get(j, "minProperties") || json_object_get(j, "maxProperties") || json_object_get(j, "propertyNames"))
         return compile_type(c, j, "object", path, depth);
     if (json_object_get(j, "items") || json_object_get(j, "prefixItems") || json_object_get(j, "minItems") ||
-        json_object_get(j, "maxItems"))
+        json_object_get(j, "maxItems") || json_object_get(j, "uniqueItems"))
         return compile_type(c, j, "array", path, depth);
     if (json_object_get(j, "minLength") || json_object_get(j, "maxLength") || json_object_get(j, "pattern") ||
         json_object_get(j, "format"))
@@ -1402,8 +1436,14 @@ static void after_value(sl_json_fork *s) {
     s->u8need = s->u8lo = s->u8hi = s->surr = 0;
 }
 
+/* In a uniqueItems array, literal bits have ended an item: they are used (the items are its LITERALS node's). */
+static void lit_done(sl_json_fork *s, uint64_t bits) {
+    if (s->depth && top_node(s)->unique) s->used |= bits;
+}
+
 static bool push(sl_json_fork *s, uint16_t id) {
     if (s->depth >= SL_JSON_MAX_DEPTH) return false;
+    if (s->sc->nodes[id].unique) s->used = 0; /* (its items are literals: no other unique array is open) */
     s->stack[s->depth++] = (sl_json_frame){.node = id};
     s->mode = s->sc->nodes[id].kind == K_OBJECT ? M_OBJ_FIRST : M_ARR_FIRST;
     return true;
@@ -1665,6 +1705,7 @@ static bool value_start(sl_json_fork *s, uint16_t id, uint8_t c) {
         uint64_t m = 0;
         for (int i = 0; i < nd->n; i++)
             if ((uint8_t)sc->bytes[sc->lits[nd->a + i].text] == c) m |= 1ull << i;
+        if (s->depth && top_node(s)->unique) m &= ~s->used; /* a value not yet in the array */
         if (!m) return false;
         s->mode = M_LIT;
         s->snode = id;
@@ -1673,7 +1714,10 @@ static bool value_start(sl_json_fork *s, uint16_t id, uint8_t c) {
         /* a literal of one byte (a digit) may already be complete: the next byte tells */
         bool longer = false;
         for (uint64_t k = m; k; k &= k - 1) longer |= sc->lits[nd->a + __builtin_ctzll(k)].len > 1;
-        if (!longer) after_value(s);
+        if (!longer) {
+            lit_done(s, m);
+            after_value(s);
+        }
         return true;
     }
     default: { /* K_UNION: the alternative that begins with c, or of those that do, the one this reading takes */
@@ -1729,6 +1773,7 @@ static bool structural(sl_json_fork *s, uint8_t c) {
         sl_json_frame *f = &s->stack[s->depth - 1];
         if (c == ']') {
             if (f->idx < a->lo) return false;
+            if (a->unique) s->used = 0;
             s->depth--;
             after_value(s);
             return true;
@@ -1951,10 +1996,14 @@ static bool feed(sl_json_fork *s, uint8_t c) {
             /* complete when every literal still matching ends here and none goes on: nothing more can come */
             bool longer = false;
             for (uint64_t m = ext; m; m &= m - 1) longer |= sc->lits[nd->a + __builtin_ctzll(m)].len > s->off;
-            if (!longer) after_value(s);
+            if (!longer) {
+                lit_done(s, ext);
+                after_value(s);
+            }
             return true;
         }
         if (!whole) return false;
+        lit_done(s, whole);
         after_value(s); /* a literal that ended here (1 of 1 and 12): c belongs to what follows */
         return structural(s, c);
     }
@@ -1997,7 +2046,7 @@ static bool forks_equal(const sl_json_fork *a, const sl_json_fork *b) {
            a->off == b->off && a->integer == b->integer && a->vnode == b->vnode && a->snode == b->snode &&
            a->slen == b->slen && a->cand == b->cand && a->dfa == b->dfa && a->hexv == b->hexv && a->neg == b->neg &&
            a->idig == b->idig && a->fdig == b->fdig && a->ival == b->ival && a->fval == b->fval &&
-           a->u8need == b->u8need && a->u8lo == b->u8lo && a->u8hi == b->u8hi && a->surr == b->surr &&
+           a->u8need == b->u8need && a->u8lo == b->u8lo && a->u8hi == b->u8hi && a->surr == b->surr && a->used == b->used &&
            !memcmp(a->stack, b->stack, a->depth * sizeof a->stack[0]);
 }
 

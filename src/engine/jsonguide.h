@@ -16,7 +16,9 @@
  *   propertyNames (an object without declared properties: its keys read as
  *   strings of that schema — pattern, format, lengths, or an enum / const of
  *   names made a pattern), items, prefixItems (and the older
- *   items-as-array with additionalItems), minItems, maxItems, minLength,
+ *   items-as-array with additionalItems), minItems, maxItems, uniqueItems (items
+ *   of one enum / const / boolean / null node: each value at most once, the
+ *   values used kept as bits), minLength,
  *   maxLength, pattern (engine/redfa.h says which regular expressions),
  *   format (date, time, date-time, uuid, ipv4, hostname and email are
  *   enforced; other formats are annotations, as JSON Schema has them by
@@ -112,6 +114,7 @@ typedef struct sl_json_fork {
     bool neg;       /* the number being read is negative */
     uint8_t idig, fdig; /* its digits before and after the point (read for numbers with bounds) */
     uint64_t ival, fval; /* their values */
+    uint64_t used;  /* in a uniqueItems array (of literals): the literals its items were so far */
     sl_json_frame stack[SL_JSON_MAX_DEPTH];
     uint8_t choice; /* which of a union's alternatives that begin alike this byte takes (set while forking) */
 } sl_json_fork;

@@ -210,7 +210,16 @@ TEST(schema_cases) {
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"minimum\":1e19}}}", "no number of at most 18 digits"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"exclusiveMinimum\":0,\"maximum\":1e-19}}}",
          "no number of at most 18 digits"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true}}}", "'uniqueItems' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{\"type\":\"null\"}}}}", "properties.a: 'not' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true}}}",
+         "properties.a: 'uniqueItems' is supported for items that are enum, const, boolean or null values"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true,\"items\":{\"type\":\"string\"}}}}",
+         "'uniqueItems' is supported for items that are enum"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true,\"items\":{\"enum\":[1,1.0]}}}}",
+         "'uniqueItems': two of the items' values are equal"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true,\"items\":{\"type\":\"boolean\"},\"minItems\":3}}}",
+         "'minItems' asks for more distinct items than there are values"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":1}}}", "'uniqueItems' must be true or false"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"propertyNames\":{\"maxLength\":2}}",
          "'propertyNames' beside 'properties' is not supported"},
         {"{\"type\":\"object\",\"propertyNames\":{\"maximum\":2}}", "'propertyNames': 'maximum' is not supported"},
@@ -971,7 +980,7 @@ TEST(fuzz_corpus_replay) {
     const int n = sl_test_each_file("tests/fuzz/corpus/jsonguide", replay_one, &score);
     printf("   corpus: %d inputs, score %ld\n", n, score);
     CHECK(n >= 8);
-    static const char *seeds[] = {"union", "union-array", "formats", "pattern", "bounds", "numbers-union", "refs", "json-mode", "tuple", "multiples", "property-names"};
+    static const char *seeds[] = {"union", "union-array", "formats", "pattern", "bounds", "numbers-union", "refs", "json-mode", "tuple", "multiples", "property-names", "unique-items"};
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         char path[128];
         snprintf(path, sizeof path, "tests/fuzz/corpus/jsonguide/%s", seeds[i]);
@@ -1014,6 +1023,45 @@ TEST(property_names) {
         /* a nested object's keys are its own */
         {"{\"propertyNames\":{\"enum\":[\"a\"]},\"additionalProperties\":{\"type\":\"object\"}}", "{\"a\":{\"zz\":1}}", 1},
     };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_status st;
+        sl_json_schema *sc = compile_text(cases[i].schema, &st);
+        CHECK_MSG(st == SL_OK, "%s: %s", cases[i].schema, sl_last_error());
+        const int got = runs_in(sc, cases[i].doc);
+        CHECK_MSG(got == cases[i].want, "%s: %s -> %d, want %d", cases[i].schema, cases[i].doc, got, cases[i].want);
+        sl_json_schema_release(sc);
+    }
+}
+
+/* uniqueItems over literal items (Pydantic's set[SomeEnum]): each value at most once, by the JSON Schema rule;
+ * a value whose text begins another's (1 and 12) may still become that one. */
+TEST(unique_items) {
+#define UQ(items) "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"uniqueItems\":true," items "}},\"required\":[\"a\"]}"
+    static const struct {
+        const char *schema, *doc;
+        int want; /* 1 complete, 0 begun, -1 refused */
+    } cases[] = {
+        {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[\"red\",\"green\",1,12]}", 1},
+        {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[\"red\",\"red\"]}", -1},
+        {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[1,1]}", -1},
+        {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[1,1", 0}, /* (12 may come) */
+        {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[12,1]}", 1},
+        {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[\"red\",\"green\",1,12,", -1}, /* none left */
+        {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[]}", 1},
+        {UQ("\"items\":{\"type\":\"boolean\"}"), "{\"a\":[true,false]}", 1},
+        {UQ("\"items\":{\"type\":\"boolean\"}"), "{\"a\":[true,true]}", -1},
+        {UQ("\"items\":{\"const\":null},\"minItems\":1"), "{\"a\":[null]}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"uniqueItems\":true,\"items\":{\"$ref\":\"#/$defs/C\"}}},"
+         "\"$defs\":{\"C\":{\"enum\":[\"x\",\"y\"]}}}", "{\"a\":[\"y\",\"x\"]}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"uniqueItems\":false,\"items\":{\"type\":\"string\"}}}}",
+         "{\"a\":[\"x\",\"x\"]}", 1},
+        /* each inner array is its own set */
+        {"{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"array\",\"items\":{\"type\":\"array\",\"uniqueItems\":true,"
+         "\"items\":{\"enum\":[1,2]}}}}}", "{\"s\":[[1,2],[2,1],[1]]}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"array\",\"items\":{\"type\":\"array\",\"uniqueItems\":true,"
+         "\"items\":{\"enum\":[1,2]}}}}}", "{\"s\":[[1,2],[2,2]]}", -1},
+    };
+#undef UQ
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sl_status st;
         sl_json_schema *sc = compile_text(cases[i].schema, &st);
@@ -1228,6 +1276,12 @@ static json_t *gen_schema(int depth) {
         if (rnd(3) == 0) json_object_set_new(o, "prefixItems", json_pack("[o,o]", gen_schema(depth + 1), gen_schema(depth + 1)));
         if (rnd(2)) json_object_set_new(o, "minItems", json_integer(rnd(3)));
         if (rnd(2)) json_object_set_new(o, "maxItems", json_integer(1 + rnd(3)));
+        if (rnd(4) == 0) { /* a set of literals */
+            json_object_del(o, "prefixItems");
+            json_object_set_new(o, "items", rnd(2) ? json_pack("{s:[s,i,i,b,n]}", "enum", "x", 1, 12, 1)
+                                                   : json_pack("{s:s}", "type", "boolean"));
+            json_object_set_new(o, "uniqueItems", json_true());
+        }
         return o;
     case 9: return json_pack("{s:[o,o]}", "anyOf", gen_schema(depth + 1), gen_schema(depth + 1));
     case 10: /* allOf: two objects, or bounds and types */
