@@ -1155,14 +1155,62 @@ static int compile_literals(cctx *c, const json_t *j, const char *path) {
     return id;
 }
 
+/* A schema that allows no value: false, or {"not": {}} (zod's never; annotations aside). */
+static bool is_never(const json_t *j) {
+    if (json_is_false(j)) return true;
+    const json_t *n = json_is_object(j) ? json_object_get(j, "not") : NULL;
+    return n && (json_is_true(n) || (json_is_object(n) && !constrains_beside(n, "", ""))) && !constrains_beside(j, "not", "not");
+}
+
+/* Schema j with its never-schemas where JSON Schema's false has a meaning here written as false
+ * (additionalProperties, items, additionalItems) and properties that allow no value left out (a required one:
+ * the object allows none). j itself, a copy kept until the compile ends, or NULL (c->err says why). */
+static const json_t *never_as_false(cctx *c, const json_t *j, const char *path) {
+    static const char *const as_false[] = {"additionalProperties", "items", "additionalItems"};
+    const json_t *props = json_object_get(j, "properties"), *req = json_object_get(j, "required");
+    bool any = false;
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *v = json_object_get(j, as_false[i]);
+        any |= v && !json_is_false(v) && is_never(v);
+    }
+    const char *k;
+    const json_t *v;
+    if (json_is_object(props)) json_object_foreach((json_t *)props, k, v) any |= is_never(v);
+    if (!any) return j;
+    json_t *r = keep(c, json_copy((json_t *)j));
+    if (!r) return fail_at(c, path, "out of memory"), NULL;
+    for (size_t i = 0; i < 3; i++)
+        if (is_never(json_object_get(r, as_false[i]))) json_object_set_new(r, as_false[i], json_false());
+    if (json_is_object(props)) {
+        json_t *np = json_copy((json_t *)props);
+        json_object_foreach((json_t *)props, k, v) {
+            if (!is_never(v)) continue;
+            size_t i;
+            const json_t *e;
+            json_array_foreach(req, i, e) if (json_is_string(e) && !strcmp(json_string_value(e), k)) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "'required' names '%.40s', whose schema allows no value", k);
+                json_decref(np);
+                return fail_nothing(c, path, msg), NULL;
+            }
+            json_object_del(np, k);
+        }
+        json_object_set_new(r, "properties", np);
+    }
+    return r;
+}
+
 static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     if (depth > 64) return fail_at(c, path, "the schema nests too deeply");
     if (json_is_true(j)) return NODE_ANY;
-    if (!json_is_object(j)) return fail_at(c, path, "a schema must be an object (or true)");
+    if (is_never(j)) return fail_nothing(c, path, "the schema allows no value (false, or not: {})");
+    if (!json_is_object(j)) return fail_at(c, path, "a schema must be an object (or true or false)");
+    if (json_object_get(j, "not")) return fail_at(c, path, "'not' is supported only as not: {} (a schema that allows no value)");
+    if (!(j = never_as_false(c, j, path))) return -1;
     static const char *known[] = {"type", "properties", "required", "additionalProperties", "items", "prefixItems",
                                   "additionalItems", "minItems", "maxItems",
                                   "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-                                  "exclusiveMaximum", "multipleOf", "propertyNames", "uniqueItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
+                                  "exclusiveMaximum", "multipleOf", "propertyNames", "uniqueItems", "not", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
                                   "maxProperties", "$defs", "definitions", "title", "description", "default", "examples",
                                   "$schema", "$id", "$comment"};
     const char *k;

@@ -39,7 +39,9 @@
  *   patterns, formats or tuples written as items arrays are refused), $ref to
  *   #/$defs/... or #/definitions/... (recursion allowed; keywords beside it
  *   merged as allOf); annotations (title, description, default, examples,
- *   $schema, $id, $comment) are ignored. Any other keyword is refused with
+ *   $schema, $id, $comment) are ignored; false and {"not": {}} allow no value
+ *   (a property left out, additionalProperties / items as false, an
+ *   alternative left out; other uses of not are refused). Any other keyword is refused with
  *   an error naming it and where it is. Keys not declared are not checked
  *   against each other: an object may repeat one.
  *   The root must be an object. Declared properties come in the order the

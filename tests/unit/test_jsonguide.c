@@ -210,7 +210,7 @@ TEST(schema_cases) {
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"minimum\":1e19}}}", "no number of at most 18 digits"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"exclusiveMinimum\":0,\"maximum\":1e-19}}}",
          "no number of at most 18 digits"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{\"type\":\"null\"}}}}", "properties.a: 'not' is not supported"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{\"type\":\"null\"}}}}", "properties.a: 'not' is supported only as not: {}"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true}}}",
          "properties.a: 'uniqueItems' is supported for items that are enum, const, boolean or null values"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"uniqueItems\":true,\"items\":{\"type\":\"string\"}}}}",
@@ -1033,6 +1033,38 @@ TEST(property_names) {
     }
 }
 
+/* Schemas that allow no value — false, and zod's never {"not": {}} — as JSON Schema reads them: a property
+ * that cannot appear, no other keys, no items, an alternative left out; required or alone, nothing. */
+TEST(never_schemas) {
+    static const struct {
+        const char *schema, *doc;
+        int want; /* 1 complete, -1 refused, -2 schema refused */
+    } cases[] = {
+        {"{\"type\":\"object\",\"properties\":{\"a\":false,\"b\":{\"type\":\"integer\"}}}", "{\"b\":1}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":false,\"b\":{\"type\":\"integer\"}}}", "{\"a\":1}", -1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{},\"description\":\"never\"}}}", "{}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"additionalProperties\":{\"not\":{}}}", "{\"a\":\"x\"}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"additionalProperties\":{\"not\":{}}}", "{\"a\":\"x\",\"b\":1}", -1},
+        {"{\"type\":\"object\",\"additionalProperties\":{\"not\":true}}", "{}", 1},
+        {"{\"type\":\"object\",\"additionalProperties\":{\"not\":true}}", "{\"b\":1}", -1},
+        {"{\"type\":\"object\",\"properties\":{\"t\":{\"type\":\"array\",\"items\":{\"not\":{}}}}}", "{\"t\":[]}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"t\":{\"type\":\"array\",\"items\":{\"not\":{}}}}}", "{\"t\":[1]}", -1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"string\"},{\"not\":{}}]}}}", "{\"a\":\"x\"}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"string\"},{\"not\":{}}]}}}", "{\"a\":1}", -1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{}}},\"required\":[\"a\"]}", "{}", -2},
+        {"{\"not\":{}}", "{}", -2},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{\"type\":\"null\"}}}}", "{}", -2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_status st;
+        sl_json_schema *sc = compile_text(cases[i].schema, &st);
+        const int got = st != SL_OK ? -2 : runs_in(sc, cases[i].doc);
+        CHECK_MSG(got == cases[i].want, "%s: %s -> %d, want %d (%s)", cases[i].schema, cases[i].doc, got, cases[i].want,
+                  st ? sl_last_error() : "");
+        sl_json_schema_release(sc);
+    }
+}
+
 /* uniqueItems over literal items (Pydantic's set[SomeEnum]): each value at most once, by the JSON Schema rule;
  * a value whose text begins another's (1 and 12) may still become that one. */
 TEST(unique_items) {
@@ -1217,8 +1249,9 @@ static json_t *gen_object(int depth, bool typed) {
         }
         json_object_set_new(o, "required", u);
     }
-    switch (rnd(5)) {
+    switch (rnd(6)) {
     case 0: json_object_set_new(o, "additionalProperties", json_false()); break;
+    case 4: json_object_set_new(o, "additionalProperties", json_pack("{s:{}}", "not")); break; /* zod's never */
     case 1: json_object_set_new(o, "additionalProperties", json_true()); break;
     case 2: json_object_set_new(o, "additionalProperties", gen_schema(depth + 1)); break;
     default: break;
