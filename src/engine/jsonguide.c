@@ -1224,6 +1224,16 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
             return fail_at(c, path, msg);
         }
     }
+    if (json_object_get(j, "anyOf") && json_object_get(j, "oneOf")) { /* both hold: as allOf [{anyOf}, {oneOf}] */
+        json_t *r = keep(c, json_copy((json_t *)j)), *all = r ? json_object_get(r, "allOf") : NULL;
+        if (!r || (all && !json_is_array(all))) return fail_at(c, path, r ? "'allOf' must be an array of 1 to 16 schemas" : "out of memory");
+        if (!all) json_object_set_new(r, "allOf", all = json_array());
+        json_array_append_new(all, json_pack("{s:O}", "anyOf", json_object_get(r, "anyOf")));
+        json_array_append_new(all, json_pack("{s:O}", "oneOf", json_object_get(r, "oneOf")));
+        json_object_del(r, "anyOf");
+        json_object_del(r, "oneOf");
+        j = r;
+    }
     const json_t *all = json_object_get(j, "allOf"), *ref = json_object_get(j, "$ref");
     if (all && json_is_array(all) && json_array_size(all) == 1 && !constrains_beside(j, "allOf", "allOf")) {
         char sub[192]; /* one schema (as older Pydantic wraps a $ref to give it a description): itself */
@@ -1244,8 +1254,6 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     if (any) {
         if (!json_is_array(any) || json_array_size(any) == 0 || json_array_size(any) > 16)
             return fail_at(c, path, "'anyOf' / 'oneOf' must be an array of 1 to 16 schemas");
-        if (json_object_get(j, "anyOf") && json_object_get(j, "oneOf"))
-            return fail_at(c, path, "'anyOf' beside 'oneOf' is not supported");
         /* keywords beside the alternatives hold for each: merged into it */
         json_t *rest = NULL;
         if (constrains_beside(j, "anyOf", "oneOf")) {

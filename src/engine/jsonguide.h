@@ -33,7 +33,8 @@
  *   beside them), anyOf / oneOf (as anyOf: alternatives that begin alike, as
  *   two objects do, are followed together until the output tells them apart,
  *   at most 8 at one place; keywords beside them are merged into each, and
- *   an alternative that then allows nothing is left out), allOf (its schemas
+ *   an alternative that then allows nothing is left out; anyOf beside oneOf
+ *   as allOf of the two), allOf (its schemas
  *   merged into one: properties with what each schema says of them, required
  *   names, the stricter bounds, the common types and values; two different
  *   patterns, formats or tuples written as items arrays are refused), $ref to
