@@ -992,13 +992,28 @@ TEST(fuzz_corpus_replay) {
     }
 }
 
+/* A schema and a document, and what the recognizer says: 1 complete, 0 begun, -1 refused (a byte of it), -2
+ * the schema itself refused. */
+typedef struct schema_case {
+    const char *schema, *doc;
+    int want;
+} schema_case;
+
+static void run_cases(const schema_case *cases, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        sl_status st;
+        sl_json_schema *sc = compile_text(cases[i].schema, &st);
+        const int got = st != SL_OK ? -2 : runs_in(sc, cases[i].doc);
+        CHECK_MSG(got == cases[i].want, "%s: %s -> %d, want %d (%s)", cases[i].schema, cases[i].doc, got, cases[i].want,
+                  st ? sl_last_error() : "");
+        sl_json_schema_release(sc);
+    }
+}
+
 /* propertyNames (what Pydantic writes for dict[Literal[...], X] and constrained keys): each key of an object
  * with no declared property is a name the schema allows, its escapes decoded; by the JSON Schema rules. */
 TEST(property_names) {
-    static const struct {
-        const char *schema, *doc;
-        int want; /* 1 complete, -1 refused */
-    } cases[] = {
+    static const schema_case cases[] = {
         {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\",\"green\",\"a.b\"]}}", "{\"red\":1,\"green\":2}", 1},
         {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\",\"green\",\"a.b\"]}}", "{\"blue\":1}", -1},
         {"{\"additionalProperties\":{\"type\":\"integer\"},\"propertyNames\":{\"enum\":[\"red\",\"green\",\"a.b\"]}}", "{\"re\":1}", -1},
@@ -1022,23 +1037,13 @@ TEST(property_names) {
         /* a nested object's keys are its own */
         {"{\"propertyNames\":{\"enum\":[\"a\"]},\"additionalProperties\":{\"type\":\"object\"}}", "{\"a\":{\"zz\":1}}", 1},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sl_status st;
-        sl_json_schema *sc = compile_text(cases[i].schema, &st);
-        CHECK_MSG(st == SL_OK, "%s: %s", cases[i].schema, sl_last_error());
-        const int got = runs_in(sc, cases[i].doc);
-        CHECK_MSG(got == cases[i].want, "%s: %s -> %d, want %d", cases[i].schema, cases[i].doc, got, cases[i].want);
-        sl_json_schema_release(sc);
-    }
+    run_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* Schemas that allow no value — false, and zod's never {"not": {}} — as JSON Schema reads them: a property
  * that cannot appear, no other keys, no items, an alternative left out; required or alone, nothing. */
 TEST(never_schemas) {
-    static const struct {
-        const char *schema, *doc;
-        int want; /* 1 complete, -1 refused, -2 schema refused */
-    } cases[] = {
+    static const schema_case cases[] = {
         {"{\"type\":\"object\",\"properties\":{\"a\":false,\"b\":{\"type\":\"integer\"}}}", "{\"b\":1}", 1},
         {"{\"type\":\"object\",\"properties\":{\"a\":false,\"b\":{\"type\":\"integer\"}}}", "{\"a\":1}", -1},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{},\"description\":\"never\"}}}", "{}", 1},
@@ -1054,14 +1059,7 @@ TEST(never_schemas) {
         {"{\"not\":{}}", "{}", -2},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"not\":{\"type\":\"null\"}}}}", "{}", -2},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sl_status st;
-        sl_json_schema *sc = compile_text(cases[i].schema, &st);
-        const int got = st != SL_OK ? -2 : runs_in(sc, cases[i].doc);
-        CHECK_MSG(got == cases[i].want, "%s: %s -> %d, want %d (%s)", cases[i].schema, cases[i].doc, got, cases[i].want,
-                  st ? sl_last_error() : "");
-        sl_json_schema_release(sc);
-    }
+    run_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
 /* anyOf beside oneOf: both hold (each read as anyOf, as jsonguide.h says), so a value of an alternative of each. */
@@ -1084,10 +1082,7 @@ TEST(any_of_beside_one_of) {
  * a value whose text begins another's (1 and 12) may still become that one. */
 TEST(unique_items) {
 #define UQ(items) "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"uniqueItems\":true," items "}},\"required\":[\"a\"]}"
-    static const struct {
-        const char *schema, *doc;
-        int want; /* 1 complete, 0 begun, -1 refused */
-    } cases[] = {
+    static const schema_case cases[] = {
         {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[\"red\",\"green\",1,12]}", 1},
         {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[\"red\",\"red\"]}", -1},
         {UQ("\"items\":{\"enum\":[\"red\",\"green\",1,12]}"), "{\"a\":[1,1]}", -1},
@@ -1109,19 +1104,9 @@ TEST(unique_items) {
          "\"items\":{\"enum\":[1,2]}}}}}", "{\"s\":[[1,2],[2,2]]}", -1},
     };
 #undef UQ
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sl_status st;
-        sl_json_schema *sc = compile_text(cases[i].schema, &st);
-        CHECK_MSG(st == SL_OK, "%s: %s", cases[i].schema, sl_last_error());
-        const int got = runs_in(sc, cases[i].doc);
-        CHECK_MSG(got == cases[i].want, "%s: %s -> %d, want %d", cases[i].schema, cases[i].doc, got, cases[i].want);
-        sl_json_schema_release(sc);
-    }
+    run_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
-/* String contents are UTF-8 (RFC 8259 section 8.1, RFC 3629) and escapes name characters: a truncated,
- * overlong or surrogate sequence and a lone surrogate escape are refused, as jansson refuses them, and as
- * soon as the bytes tell, so no string is begun that cannot end. */
 /* additionalProperties beside declared properties, and allOf (and keywords beside $ref or anyOf) merged */
 TEST(open_objects_and_merged_schemas) {
 #define OPEN "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"string\"}}," \
@@ -1445,6 +1430,9 @@ TEST(answers_are_valid_per_ajv) {
     free(err);
 }
 
+/* String contents are UTF-8 (RFC 8259 section 8.1, RFC 3629) and escapes name characters: a truncated,
+ * overlong or surrogate sequence and a lone surrogate escape are refused, as jansson refuses them, and as
+ * soon as the bytes tell, so no string is begun that cannot end. */
 TEST(strings_are_utf8) {
     static const struct {
         const char *value;
