@@ -8,6 +8,7 @@
 #include "core/strbuf.h"
 #include "model/model.h"
 #include "server/harmony.h"
+#include "server/responses.h"
 #include "server/kimi3.h"
 #include "server/reasoning.h"
 
@@ -90,6 +91,8 @@ typedef struct gen {
     bool harmony;           /* chat: the answer is in the harmony format (gpt-oss), split by harmony.c */
     bool kimi3;             /* chat: the answer is in Kimi K3's tags, split by kimi3.c */
     int64_t resume_content, resume_reasoning, resume_args; /* a resumed chat stream: the parts' bytes the client has */
+    json_t *resp_req;       /* POST /v1/responses: its request (the answer is a response object, server/responses.h) */
+    sl_resp_stream *rs;     /* ... streamed: the chat chunks become its events */
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -147,6 +150,8 @@ static void gen_free(gen *g) {
         free(g->ch[i].answer.p);
     }
     json_decref(g->tools.tools);
+    json_decref(g->resp_req);
+    sl_resp_stream_free(g->rs);
     free(g->ch);
     free(g->pending.p);
     atomic_fetch_sub(&g->h->in_flight, 1);
@@ -160,6 +165,11 @@ static void cancel_all(gen *g) {
 static void pend(gen *g, const char *s, size_t n) { sl_strbuf_add(&g->pending, s, n); }
 
 static void pend_event(gen *g, json_t *o) {
+    if (g->rs) { /* a Responses stream: its events instead */
+        sl_resp_stream_chunk(g->rs, o, &g->pending);
+        json_decref(o);
+        return;
+    }
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!s) return;
@@ -617,7 +627,7 @@ static void collect(gen *g, bool *finished) {
         json_object_set_new(o, "usage", gen_usage(g));
         pend_event(g, o);
     }
-    pend(g, "data: [DONE]\n\n", 14);
+    if (!g->rs) pend(g, "data: [DONE]\n\n", 14); /* (a Responses stream ends with its last event) */
     g->done = true;
 }
 
@@ -723,12 +733,18 @@ static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_reque
     return SL_OK;
 }
 
-static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind) {
+/* A completions or chat request (body[0, n)); resp_req: the Responses request it was made from, or NULL. */
+static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind, const char *body,
+                                       size_t n_body, json_t *resp_req) {
     if (atomic_load(&h->draining))
         return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
     sl_api_request ar;
     sl_api_error e;
-    if (!sl_api_parse(&h->api, kind, cx->body ? cx->body : "", cx->n, &ar, &e)) return reply_error(c, cx, &e);
+    if (!sl_api_parse(&h->api, kind, body, n_body, &ar, &e)) {
+        const char *rp = resp_req ? sl_responses_param(e.param) : e.param;
+        if (rp != e.param) snprintf(e.param, sizeof e.param, "%s", rp);
+        return reply_error(c, cx, &e);
+    }
     gen *g = calloc(1, sizeof *g);
     if (g) g->ch = calloc(((size_t)ar.n_more + 1) * (size_t)ar.n, sizeof *g->ch);
     if (!g || !g->ch) {
@@ -779,6 +795,12 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     g->created = (long long)time(NULL);
     snprintf(g->id, sizeof g->id, "%s-%016llx%08llx", kind == SL_API_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)g->created, (unsigned long long)g->ch[0].req->id);
+    g->resp_req = json_incref(resp_req);
+    if (resp_req && stream && !(g->rs = sl_resp_stream_new(resp_req, g->id, h->api.model_id, g->created, &g->pending))) {
+        cancel_all(g);
+        gen_free(g);
+        return reply_err(c, cx, 500, NULL, "out of memory");
+    }
     if (stream) token_ids_begin(g, c);
     for (int k = 0; k < g->n; k++) sl_sched_submit(h->sched, g->ch[k].req);
 
@@ -837,8 +859,34 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
                                                                                r0->n_plp, r0->p.prompt_logprobs));
         pthread_mutex_unlock(&r0->mu);
     }
+    if (g->resp_req) { /* POST /v1/responses: the answer as a response object */
+        json_t *r = sl_responses_from_chat(o, g->resp_req, g->id, g->created);
+        json_decref(o);
+        o = r;
+    }
     gen_free(g);
     return reply_json(c, cx, 200, o);
+}
+
+/* POST /v1/responses: the request made a chat request (server/responses.h), answered as a response. */
+static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, conn *cx) {
+    json_error_t je;
+    json_t *req = json_loadb(cx->body ? cx->body : "", cx->n, 0, &je);
+    sl_api_error e;
+    if (!req) {
+        sl_api_set_error(&e, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text, je.line,
+                         je.column);
+        return reply_error(c, cx, &e);
+    }
+    json_t *chat = sl_responses_to_chat(req, &e);
+    char *body = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
+    json_decref(chat);
+    enum MHD_Result r;
+    if (!body) r = chat ? reply_err(c, cx, 500, NULL, "out of memory") : reply_error(c, cx, &e);
+    else r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req);
+    free(body);
+    json_decref(req);
+    return r;
 }
 
 /* ---- routing ---------------------------------------------------------------- */
@@ -861,7 +909,8 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     }
     const bool one_model = !strncmp(url, "/v1/models/", 11); /* OpenAI's retrieve: GET /v1/models/{id} */
     bool known = !strcmp(url, "/v1/models") || one_model || !strcmp(url, "/v1/completions") ||
-                 !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/tokenize") || !strcmp(url, "/detokenize");
+                 !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/tokenize") ||
+                 !strcmp(url, "/detokenize");
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     if (!strcmp(url, "/v1/models") || one_model) {
@@ -882,8 +931,11 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         snprintf(msg, sizeof msg, "the request body is larger than %lld bytes", (long long)h->cfg.max_body_bytes);
         return reply_err(c, cx, 413, NULL, msg);
     }
-    if (!strcmp(url, "/v1/completions")) return handle_generate(h, c, cx, SL_API_COMPLETIONS);
-    if (!strcmp(url, "/v1/chat/completions")) return handle_generate(h, c, cx, SL_API_CHAT);
+    if (!strcmp(url, "/v1/completions"))
+        return handle_generate(h, c, cx, SL_API_COMPLETIONS, cx->body ? cx->body : "", cx->n, NULL);
+    if (!strcmp(url, "/v1/chat/completions"))
+        return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL);
+    if (!strcmp(url, "/v1/responses")) return handle_responses(h, c, cx);
     sl_api_error e;
     char *out = !strcmp(url, "/tokenize") ? sl_api_tokenize(&h->api, cx->body ? cx->body : "", cx->n, &e)
                                           : sl_api_detokenize(&h->api, cx->body ? cx->body : "", cx->n, &e);

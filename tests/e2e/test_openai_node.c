@@ -1,7 +1,8 @@
 /*
  * test_openai_node.c — the official `openai` npm client (tests/node) completes
- * a non-streaming and a streaming chat request, a completion and tool calls
- * (forced, required, and runTools' round trip) against a real `shardlm serve`. Needs node and `npm install` in tests/node (.ci/run
+ * a non-streaming and a streaming chat request, a completion, tool calls
+ * (forced, required, and runTools' round trip) and the Responses API (whole,
+ * streamed, a forced call) against a real `shardlm serve`. Needs node and `npm install` in tests/node (.ci/run
  * does it); without them this test fails, saying so.
  */
 #include "harness.h"
@@ -84,6 +85,30 @@ TEST(openai_node_client) {
         fprintf(stderr, "    tools: %s\n", d ? d : "(none)");
         free(d);
     }
+    /* the Responses API: the same answer as chat's, whole and streamed (assembled by the client's helper from
+     * the events, first response.created, last response.incomplete at max_output_tokens), and a forced call */
+    json_t *rs = json_object_get(o, "responses");
+    const char *rt = json_string_value(json_object_get(rs, "text")), *rst = json_string_value(json_object_get(rs, "streamed")),
+               *rd = json_string_value(json_object_get(rs, "deltas"));
+    json_t *rcall = json_array_get(json_object_get(rs, "tool"), 0);
+    json_t *rargs = json_loads(json_string_value(json_object_get(rcall, "arguments")), 0, NULL);
+    const bool resp_ok = rt && plain && !strcmp(rt, plain) && rst && !strcmp(rst, rt) && rd && !strcmp(rd, rt) &&
+                         !strcmp(json_string_value(json_object_get(rs, "status")) ?: "", "incomplete") &&
+                         !strcmp(json_string_value(json_object_get(rs, "stream_status")) ?: "", "incomplete") &&
+                         !strcmp(json_string_value(json_object_get(rs, "object")) ?: "", "response") &&
+                         json_integer_value(json_object_get(json_object_get(rs, "usage"), "output_tokens")) == 24 &&
+                         !strcmp(json_string_value(json_object_get(rs, "first")) ?: "", "response.created") &&
+                         !strcmp(json_string_value(json_object_get(rs, "last")) ?: "", "response.incomplete") &&
+                         json_array_size(json_object_get(rs, "tool")) == 1 &&
+                         !strcmp(json_string_value(json_object_get(rcall, "name")) ?: "", "get_weather") &&
+                         json_is_string(json_object_get(rargs, "city")) && json_is_string(json_object_get(rargs, "unit"));
+    if (!resp_ok) {
+        char *d = json_dumps(rs, 0);
+        fprintf(stderr, "    responses: %s\n    chat: %s\n", d ? d : "(none)", plain ? plain : "(none)");
+        free(d);
+    }
+    json_decref(rargs);
+    CHECK(resp_ok);
     json_decref(targs);
     json_decref(o);
     CHECK(tools_ok);

@@ -2419,6 +2419,90 @@ TEST(serve_grammar_lazy) {
     json_decref(g);
 }
 
+/* OpenAI's Responses API (as vLLM serves it) on the chat path: the answer is chat's for the same messages
+ * (instructions as a system message, text parts joined, a function call and its output as the chat turns
+ * they are), text.format a schema the answer follows; what it cannot serve is a 400 naming the field. */
+TEST(serve_responses_api) {
+    const char *url = start_default();
+    CHECK(url);
+    resp r = http(url, "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":"
+                  "\"Tell me about Lily.\"}],\"max_tokens\":20,\"temperature\":0}",
+                  NULL);
+    json_t *chat = json_loads(r.body, 0, NULL);
+    free(r.body);
+    const char *want = json_string_value(json_object_get(json_object_get(json_array_get(json_object_get(chat, "choices"), 0),
+                                                                         "message"), "content"));
+    CHECK(want && *want);
+    r = http(url, "/v1/responses",
+             "{\"instructions\":\"Be brief.\",\"input\":[{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":"
+             "\"input_text\",\"text\":\"Tell me \"},{\"type\":\"input_text\",\"text\":\"about Lily.\"}]}],"
+             "\"max_output_tokens\":20,\"temperature\":0,\"metadata\":{\"k\":\"v\"}}",
+             NULL);
+    json_t *o = json_loads(r.body, 0, NULL), *out = json_object_get(o, "output");
+    json_t *msg = json_array_get(out, 0), *part = json_array_get(json_object_get(msg, "content"), 0);
+    CHECK_MSG(r.status == 200 && json_array_size(out) == 1 && !strcmp(json_string_value(json_object_get(msg, "type")), "message") &&
+                  !strcmp(json_string_value(json_object_get(part, "type")), "output_text") &&
+                  !strcmp(json_string_value(json_object_get(part, "text")) ?: "", want) &&
+                  !strcmp(json_string_value(json_object_get(json_object_get(o, "metadata"), "k")) ?: "", "v") &&
+                  !strncmp(json_string_value(json_object_get(o, "id")) ?: "", "resp_", 5),
+              "%ld %s\n      chat: %s", r.status, r.body, want);
+    json_decref(o);
+    json_decref(chat);
+    free(r.body);
+    /* a conversation with a call and its result: accepted as the chat turns */
+    r = http(url, "/v1/responses",
+             "{\"input\":[{\"role\":\"user\",\"content\":\"Weather?\"},{\"type\":\"function_call\",\"call_id\":\"call_1\","
+             "\"name\":\"get_weather\",\"arguments\":\"{}\"},{\"type\":\"function_call_output\",\"call_id\":\"call_1\","
+             "\"output\":\"sunny\"}],\"tools\":[{\"type\":\"function\",\"name\":\"get_weather\",\"parameters\":{\"type\":"
+             "\"object\"}}],\"max_output_tokens\":4}",
+             NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "\"object\":\"response\""), "%ld %s", r.status, r.body);
+    free(r.body);
+    /* text.format: the answer follows the schema */
+    r = http(url, "/v1/responses",
+             "{\"input\":\"x\",\"max_output_tokens\":200,\"temperature\":0.8,\"seed\":3,\"text\":{\"format\":{\"type\":"
+             "\"json_schema\",\"name\":\"n\",\"schema\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\","
+             "\"multipleOf\":5}},\"required\":[\"n\"],\"additionalProperties\":false}}}}",
+             NULL);
+    o = json_loads(r.body, 0, NULL);
+    const char *t = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_array_get(json_object_get(o, "output"), 0), "content"), 0), "text"));
+    json_t *doc = t ? json_loads(t, 0, NULL) : NULL;
+    json_t *n = json_object_get(doc, "n");
+    CHECK_MSG(r.status == 200 && json_is_integer(n) && json_integer_value(n) % 5 == 0 && json_object_size(doc) == 1,
+              "%ld %s", r.status, r.body);
+    json_decref(doc);
+    json_decref(o);
+    free(r.body);
+    static const struct {
+        const char *body, *param;
+    } bad[] = {
+        {"{\"input\":\"x\",\"previous_response_id\":\"resp_1\"}", "previous_response_id"},
+        {"{\"input\":\"x\",\"tools\":[{\"type\":\"web_search\"}]}", "tools"},
+        {"{\"max_output_tokens\":4}", "input"},
+        {"{\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\",\"image_url\":\"x\"}]}]}", "input"},
+        {"{\"input\":[{\"type\":\"file_search_call\"}]}", "input"},
+        {"{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"xml\"}}}", "text"},
+        {"{\"input\":\"x\",\"tool_choice\":{\"type\":\"mcp\"}}", "tool_choice"},
+        {"{\"input\":\"x\",\"background\":true}", "background"},
+        {"{\"input\":\"x\",\"max_output_tokens\":-1}", "max_output_tokens"},
+        {"{\"input\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\","
+         "\"text\":\"y\"}]},{\"role\":\"tool\",\"content\":\"z\"}]}", "input"},
+        {"{\"input\":\"x\",\"model\":\"gpt-5\"}", "model"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = http(url, "/v1/responses", bad[i].body, NULL);
+        char p[64];
+        snprintf(p, sizeof p, "\"param\":\"%s\"", bad[i].param);
+        CHECK_MSG(r.status >= 400 && r.status < 500 && r.body && strstr(r.body, p), "%s: %ld %s", bad[i].body, r.status, r.body);
+        free(r.body);
+    }
+    r = http(url, "/v1/responses", "{\"input\":", NULL);
+    CHECK_MSG(r.status == 400 && r.body && strstr(r.body, "not valid JSON"), "%ld %s", r.status, r.body);
+    free(r.body);
+}
+
 TEST(serve_spec_ngram_same_output) {
     const char *url = start_default();
     CHECK(url);

@@ -74,6 +74,23 @@ const call = (c) => ({
   calls: (c.choices[0].message.tool_calls ?? []).map((t) => ({ id: t.id, name: t.function.name, arguments: t.function.arguments })),
 });
 
+// the Responses API: whole, streamed through the client's accumulating helper, and a forced function call
+const resp = await client.responses.create({ model, input: 'Tell me a story about a dog.', max_output_tokens: 24, temperature: 0 });
+const rstream = client.responses.stream({
+  model, input: [{ role: 'user', content: [{ type: 'input_text', text: 'Tell me a story about a dog.' }] }],
+  max_output_tokens: 24, temperature: 0,
+});
+let rdeltas = '';
+const rtypes = [];
+let rlastStatus = null;
+rstream.on('event', (e) => { rtypes.push(e.type); if (e.response) rlastStatus = e.response.status; });
+rstream.on('response.output_text.delta', (e) => { rdeltas += e.delta; });
+const rfinal = await rstream.finalResponse();
+const rtool = await client.responses.create({
+  model, input: 'Weather?', tools: [{ type: 'function', ...weather }], tool_choice: { type: 'function', name: 'get_weather' },
+  max_output_tokens: 100, temperature: 0,
+});
+
 let notFound = null;
 try {
   await client.chat.completions.create({ model: 'no-such-model', messages, max_tokens: 4 });
@@ -102,4 +119,12 @@ console.log(JSON.stringify({
   tool_called: called,
   tool_history: history.map((m) => m.role),
   tool_after: { finish: after.choices[0].finish_reason, content: after.choices[0].message.content },
+  responses: {
+    text: resp.output_text, status: resp.status, object: resp.object, usage: resp.usage,
+    // (the helper's snapshot: the items the events built; its status is the last one the events gave)
+    streamed: rfinal.output.filter((o) => o.type === 'message').flatMap((o) => o.content)
+      .filter((c) => c.type === 'output_text').map((c) => c.text).join(''),
+    deltas: rdeltas, stream_status: rlastStatus, first: rtypes[0], last: rtypes[rtypes.length - 1],
+    tool: rtool.output.filter((o) => o.type === 'function_call').map((o) => ({ name: o.name, arguments: o.arguments, call_id: o.call_id })),
+  },
 }));

@@ -1,0 +1,543 @@
+/*
+ * responses.c — OpenAI's Responses API on the chat path (see responses.h).
+ */
+#include "responses.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- request: Responses → chat ---------------------------------------------------- */
+
+/* Fields of a Responses request that the chat request does not take as they are (the others, vLLM's
+ * sampling extras included, go through). */
+static const char *const own_fields[] = {
+    "input", "instructions", "max_output_tokens", "text", "tools", "tool_choice", "previous_response_id", "store",
+    "metadata", "truncation", "include", "reasoning", "background", "service_tier", "prompt_cache_key",
+    "safety_identifier", "prompt", "conversation", "max_tool_calls", "top_logprobs", "stream_options"};
+
+/* The text of a message's content: a string, or parts of text ({"type": input_text / output_text / text,
+ * "text"}) joined. NULL with e set for any other part. */
+static json_t *content_text(const json_t *content, const char *field, sl_api_error *e) {
+    if (json_is_string(content)) return json_incref((json_t *)content);
+    if (!json_is_array(content)) {
+        sl_api_set_error(e, 400, "input", "'%s' must be a string or an array of text parts", field);
+        return NULL;
+    }
+    sl_strbuf b = {0};
+    bool ok = sl_strbuf_add(&b, "", 0);
+    size_t i;
+    const json_t *p;
+    json_array_foreach(content, i, p) {
+        const char *t = json_string_value(json_object_get(p, "type"));
+        const json_t *text = json_object_get(p, "text");
+        if (!t || (strcmp(t, "input_text") && strcmp(t, "output_text") && strcmp(t, "text")) || !json_is_string(text)) {
+            free(b.p);
+            sl_api_set_error(e, 400, "input", "'%s[%zu]': only text parts (input_text, output_text) are served%s%s%s", field,
+                             i, t ? " (not '" : "", t ? t : "", t ? "')" : "");
+            return NULL;
+        }
+        ok &= sl_strbuf_add(&b, json_string_value(text), json_string_length(text));
+    }
+    json_t *r = ok ? json_stringn(b.p, b.n) : NULL;
+    free(b.p);
+    if (!r) sl_api_set_error(e, 500, "input", "out of memory");
+    return r;
+}
+
+/* input (a string, or items) as chat messages appended to msgs. */
+static bool input_messages(const json_t *input, json_t *msgs, sl_api_error *e) {
+    if (json_is_string(input)) {
+        json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", "user", "content", input));
+        return true;
+    }
+    if (!json_is_array(input) || json_array_size(input) == 0) {
+        sl_api_set_error(e, 400, "input", "'input' must be a string or a non-empty array of items");
+        return false;
+    }
+    json_t *calls = NULL; /* function_call items in a row: one assistant message's tool_calls */
+    size_t i;
+    const json_t *it;
+    json_array_foreach(input, i, it) {
+        char field[48];
+        snprintf(field, sizeof field, "input[%zu]", i);
+        const char *type = json_string_value(json_object_get(it, "type"));
+        const char *role = json_string_value(json_object_get(it, "role"));
+        if (!json_is_object(it)) {
+            sl_api_set_error(e, 400, "input", "'%s' must be an object (a message or a function call or its output)", field);
+            return false;
+        }
+        if (type && !strcmp(type, "function_call")) {
+            const json_t *cid = json_object_get(it, "call_id"), *name = json_object_get(it, "name"),
+                         *args = json_object_get(it, "arguments");
+            if (!json_is_string(cid) || !json_is_string(name) || !json_is_string(args)) {
+                sl_api_set_error(e, 400, "input", "'%s': a function_call has string call_id, name and arguments", field);
+                return false;
+            }
+            if (!calls) {
+                calls = json_array();
+                json_array_append_new(msgs, json_pack("{s:s,s:n,s:o}", "role", "assistant", "content", "tool_calls", calls));
+            }
+            json_array_append_new(calls, json_pack("{s:O,s:s,s:{s:O,s:O}}", "id", cid, "type", "function", "function",
+                                                   "name", name, "arguments", args));
+            continue;
+        }
+        calls = NULL;
+        if (type && !strcmp(type, "function_call_output")) {
+            const json_t *cid = json_object_get(it, "call_id");
+            json_t *out = content_text(json_object_get(it, "output"), field, e);
+            if (!json_is_string(cid) || !out) {
+                json_decref(out);
+                if (!json_is_string(cid)) sl_api_set_error(e, 400, "input", "'%s': a function_call_output has a string call_id", field);
+                return false;
+            }
+            json_array_append_new(msgs, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id", cid, "content", out));
+            continue;
+        }
+        if (type && !strcmp(type, "reasoning")) continue; /* (earlier turns' reasoning, as chat templates drop it) */
+        if ((type && strcmp(type, "message")) || !role) {
+            sl_api_set_error(e, 400, "input", "'%s': items are messages (with a role), function_call and "
+                             "function_call_output%s%s%s", field, type ? " (not '" : "", type ? type : "", type ? "')" : "");
+            return false;
+        }
+        if (strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "system") && strcmp(role, "developer")) {
+            sl_api_set_error(e, 400, "input", "'%s.role' must be user, assistant, system or developer", field);
+            return false;
+        }
+        char cf[64];
+        snprintf(cf, sizeof cf, "%s.content", field);
+        json_t *text = content_text(json_object_get(it, "content"), cf, e);
+        if (!text) return false;
+        json_array_append_new(msgs, json_pack("{s:s,s:o}", "role", strcmp(role, "developer") ? role : "system", "content", text));
+    }
+    return true;
+}
+
+/* tools: Responses' flat function tools as chat's {"type": "function", "function": {...}}. */
+static json_t *chat_tools(const json_t *tools, sl_api_error *e) {
+    if (!json_is_array(tools)) {
+        sl_api_set_error(e, 400, "tools", "'tools' must be an array of function tools");
+        return NULL;
+    }
+    json_t *r = json_array();
+    size_t i;
+    const json_t *t;
+    json_array_foreach(tools, i, t) {
+        const char *type = json_string_value(json_object_get(t, "type"));
+        if (!type || strcmp(type, "function")) {
+            json_decref(r);
+            sl_api_set_error(e, 400, "tools", "'tools[%zu]': only function tools are served%s%s%s", i, type ? " (not '" : "",
+                             type ? type : "", type ? "')" : "");
+            return NULL;
+        }
+        json_t *fn = json_object();
+        static const char *const keys[] = {"name", "description", "parameters", "strict"};
+        for (size_t k = 0; k < 4; k++)
+            if (json_object_get(t, keys[k]) && !json_is_null(json_object_get(t, keys[k])))
+                json_object_set(fn, keys[k], json_object_get(t, keys[k]));
+        json_array_append_new(r, json_pack("{s:s,s:o}", "type", "function", "function", fn));
+    }
+    return r;
+}
+
+json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e) {
+    if (!json_is_object(req)) {
+        sl_api_set_error(e, 400, NULL, "the request body must be a JSON object");
+        return NULL;
+    }
+    const json_t *prev = json_object_get(req, "previous_response_id");
+    if (prev && !json_is_null(prev)) {
+        sl_api_set_error(e, 400, "previous_response_id", "this server keeps no responses: send the whole conversation "
+                         "in 'input'");
+        return NULL;
+    }
+    if (json_is_true(json_object_get(req, "background"))) {
+        sl_api_set_error(e, 400, "background", "'background' responses are not served (this server keeps no responses)");
+        return NULL;
+    }
+    if (json_object_get(req, "conversation") && !json_is_null(json_object_get(req, "conversation"))) {
+        sl_api_set_error(e, 400, "conversation", "this server keeps no conversations: send the whole conversation in 'input'");
+        return NULL;
+    }
+    if (!json_object_get(req, "input")) {
+        sl_api_set_error(e, 400, "input", "'input' is required");
+        return NULL;
+    }
+    json_t *chat = json_copy((json_t *)req), *msgs = json_array();
+    for (size_t i = 0; i < sizeof own_fields / sizeof own_fields[0]; i++) json_object_del(chat, own_fields[i]);
+    const json_t *ins = json_object_get(req, "instructions");
+    if (ins && !json_is_null(ins)) {
+        if (!json_is_string(ins)) {
+            sl_api_set_error(e, 400, "instructions", "'instructions' must be a string");
+            goto fail;
+        }
+        json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", "system", "content", ins));
+    }
+    if (!input_messages(json_object_get(req, "input"), msgs, e)) goto fail;
+    json_object_set(chat, "messages", msgs);
+    const json_t *mot = json_object_get(req, "max_output_tokens");
+    if (mot && !json_is_null(mot)) json_object_set(chat, "max_tokens", (json_t *)mot);
+    const json_t *tools = json_object_get(req, "tools");
+    if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0)) {
+        json_t *ct = chat_tools(tools, e);
+        if (!ct) goto fail;
+        json_object_set_new(chat, "tools", ct);
+    }
+    const json_t *tc = json_object_get(req, "tool_choice");
+    if (json_is_string(tc)) {
+        json_object_set(chat, "tool_choice", (json_t *)tc);
+    } else if (json_is_object(tc)) {
+        const char *t = json_string_value(json_object_get(tc, "type"));
+        const json_t *name = json_object_get(tc, "name");
+        if (!t || strcmp(t, "function") || !json_is_string(name)) {
+            sl_api_set_error(e, 400, "tool_choice", "'tool_choice' must be \"auto\", \"none\", \"required\" or "
+                             "{\"type\": \"function\", \"name\": ...}");
+            goto fail;
+        }
+        json_object_set_new(chat, "tool_choice", json_pack("{s:s,s:{s:O}}", "type", "function", "function", "name", name));
+    } else if (tc && !json_is_null(tc)) {
+        sl_api_set_error(e, 400, "tool_choice", "'tool_choice' must be a string or an object");
+        goto fail;
+    }
+    const json_t *text = json_object_get(req, "text"), *fmt = json_object_get(text, "format");
+    if (fmt && !json_is_null(fmt)) {
+        const char *t = json_string_value(json_object_get(fmt, "type"));
+        if (t && !strcmp(t, "json_schema")) {
+            json_t *js = json_object();
+            static const char *const keys[] = {"name", "schema", "strict", "description"};
+            for (size_t k = 0; k < 4; k++)
+                if (json_object_get(fmt, keys[k])) json_object_set(js, keys[k], json_object_get(fmt, keys[k]));
+            json_object_set_new(chat, "response_format", json_pack("{s:s,s:o}", "type", "json_schema", "json_schema", js));
+        } else if (t && !strcmp(t, "json_object")) {
+            json_object_set_new(chat, "response_format", json_pack("{s:s}", "type", "json_object"));
+        } else if (!t || strcmp(t, "text")) {
+            sl_api_set_error(e, 400, "text", "'text.format.type' must be \"text\", \"json_object\" or \"json_schema\"");
+            goto fail;
+        }
+    }
+    const json_t *effort = json_object_get(json_object_get(req, "reasoning"), "effort");
+    if (json_is_string(effort)) { /* for templates that read it (gpt-oss's) */
+        json_t *kw = json_object_get(chat, "chat_template_kwargs");
+        if (!json_is_object(kw)) json_object_set_new(chat, "chat_template_kwargs", kw = json_object());
+        json_object_set(kw, "reasoning_effort", (json_t *)effort);
+    }
+    if (json_is_true(json_object_get(req, "stream")))
+        json_object_set_new(chat, "stream_options", json_pack("{s:b}", "include_usage", 1));
+    json_decref(msgs);
+    return chat;
+fail:
+    json_decref(msgs);
+    json_decref(chat);
+    return NULL;
+}
+
+const char *sl_responses_param(const char *p) {
+    static const char *const map[][2] = {{"max_tokens", "max_output_tokens"}, {"max_completion_tokens", "max_output_tokens"},
+                                         {"messages", "input"}, {"response_format", "text"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strncmp(p, map[i][0], strlen(map[i][0])) && (p[strlen(map[i][0])] == 0 || p[strlen(map[i][0])] == '.' ||
+                                                          p[strlen(map[i][0])] == '['))
+            return map[i][1];
+    return p;
+}
+
+/* ---- answer: chat → Responses ------------------------------------------------------ */
+
+/* "chatcmpl-HEX" → "resp_HEX" and the like */
+static void item_id(char *out, size_t cap, const char *prefix, const char *chat_id, int k) {
+    const char *hex = strchr(chat_id, '-');
+    hex = hex ? hex + 1 : chat_id;
+    if (k >= 0) snprintf(out, cap, "%s_%s%02x", prefix, hex, k);
+    else snprintf(out, cap, "%s_%s", prefix, hex);
+}
+
+static json_t *usage_of(const json_t *u) {
+    if (!json_is_object(u)) return json_null();
+    const json_t *cached = json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens");
+    return json_pack("{s:I,s:{s:I},s:I,s:{s:i},s:I}", "input_tokens", json_integer_value(json_object_get(u, "prompt_tokens")),
+                     "input_tokens_details", "cached_tokens", json_integer_value(cached), "output_tokens",
+                     json_integer_value(json_object_get(u, "completion_tokens")), "output_tokens_details",
+                     "reasoning_tokens", 0, "total_tokens", json_integer_value(json_object_get(u, "total_tokens")));
+}
+
+/* req's field k (a new reference), or dflt (taken) where it is absent or null */
+static json_t *field_or(const json_t *req, const char *k, json_t *dflt) {
+    json_t *v = json_object_get(req, k);
+    if (v && !json_is_null(v)) {
+        json_decref(dflt);
+        return json_incref(v);
+    }
+    return dflt;
+}
+
+/* The response object's fields around its output: what the request asked, as OpenAI echoes them. */
+static json_t *response_base(const json_t *req, const char *id, const char *model, long long created, const char *status) {
+    char rid[96];
+    item_id(rid, sizeof rid, "resp", id, -1);
+    const json_t *v;
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:n,s:n,s:s,s:[],s:n,s:b,s:{s:n,s:n},s:n}", "id", rid, "object", "response",
+                          "created_at", (json_int_t)created, "status", status, "error", "incomplete_details", "model",
+                          model, "output", "previous_response_id", "store", 0, "reasoning", "effort", "summary", "usage");
+    json_object_set_new(o, "instructions", field_or(req, "instructions", json_null()));
+    json_object_set_new(o, "max_output_tokens", field_or(req, "max_output_tokens", json_null()));
+    json_object_set_new(o, "metadata", json_is_object(json_object_get(req, "metadata")) ? field_or(req, "metadata", NULL) : json_object());
+    json_object_set_new(o, "parallel_tool_calls", json_boolean(!json_is_false(json_object_get(req, "parallel_tool_calls"))));
+    json_object_set_new(o, "temperature", json_real(json_is_number(v = json_object_get(req, "temperature")) ? json_number_value(v) : 1.0));
+    json_object_set_new(o, "top_p", json_real(json_is_number(v = json_object_get(req, "top_p")) ? json_number_value(v) : 1.0));
+    json_object_set_new(o, "tool_choice", field_or(req, "tool_choice", json_string("auto")));
+    json_object_set_new(o, "tools", json_is_array(json_object_get(req, "tools")) ? field_or(req, "tools", NULL) : json_array());
+    json_object_set_new(o, "text", json_pack("{s:o}", "format", field_or(json_object_get(req, "text"), "format",
+                                                                         json_pack("{s:s}", "type", "text"))));
+    json_object_set_new(o, "truncation", json_string("disabled"));
+    json_object_set_new(o, "user", field_or(req, "user", json_null()));
+    const json_t *effort = json_object_get(json_object_get(req, "reasoning"), "effort");
+    if (effort) json_object_set(json_object_get(o, "reasoning"), "effort", (json_t *)effort);
+    return o;
+}
+
+static void set_status(json_t *resp, const char *finish) {
+    const bool cut = finish && !strcmp(finish, "length");
+    json_object_set_new(resp, "status", json_string(cut ? "incomplete" : "completed"));
+    json_object_set_new(resp, "incomplete_details", cut ? json_pack("{s:s}", "reason", "max_output_tokens") : json_null());
+}
+
+static json_t *reasoning_item(const char *id, const char *text, size_t n, const char *status) {
+    char rid[96];
+    item_id(rid, sizeof rid, "rs", id, -1);
+    json_t *content = json_array();
+    if (text) json_array_append_new(content, json_pack("{s:s,s:s%}", "type", "reasoning_text", "text", text, n));
+    return json_pack("{s:s,s:s,s:[],s:o,s:s}", "type", "reasoning", "id", rid, "summary", "content", content, "status", status);
+}
+
+static json_t *text_part(const char *text, size_t n) {
+    return json_pack("{s:s,s:s%,s:[],s:[]}", "type", "output_text", "text", text, n, "annotations", "logprobs");
+}
+
+static json_t *message_item(const char *id, const char *text, size_t n, const char *status) {
+    char mid[96];
+    item_id(mid, sizeof mid, "msg", id, -1);
+    json_t *content = json_array();
+    if (text) json_array_append_new(content, text_part(text, n));
+    return json_pack("{s:s,s:s,s:s,s:s,s:o}", "type", "message", "id", mid, "status", status, "role", "assistant", "content",
+                     content);
+}
+
+static json_t *call_item(const char *id, int k, const char *call_id, const char *name, const char *args, const char *status) {
+    char fid[96];
+    item_id(fid, sizeof fid, "fc", id, k);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type", "function_call", "id", fid, "call_id", call_id ? call_id : "",
+                     "name", name ? name : "", "arguments", args ? args : "", "status", status);
+}
+
+json_t *sl_responses_from_chat(const json_t *chat, const json_t *req, const char *id, long long created) {
+    const json_t *ch = json_array_get(json_object_get(chat, "choices"), 0), *msg = json_object_get(ch, "message");
+    const char *model = json_string_value(json_object_get(chat, "model"));
+    json_t *o = response_base(req, id, model ? model : "", created, "completed"), *out = json_object_get(o, "output");
+    const json_t *r = json_object_get(msg, "reasoning_content"), *c = json_object_get(msg, "content");
+    if (json_is_string(r) && json_string_length(r))
+        json_array_append_new(out, reasoning_item(id, json_string_value(r), json_string_length(r), "completed"));
+    if (json_is_string(c) && json_string_length(c))
+        json_array_append_new(out, message_item(id, json_string_value(c), json_string_length(c), "completed"));
+    size_t i;
+    const json_t *tc;
+    json_array_foreach(json_object_get(msg, "tool_calls"), i, tc) {
+        const json_t *fn = json_object_get(tc, "function");
+        json_array_append_new(out, call_item(id, (int)i, json_string_value(json_object_get(tc, "id")),
+                                             json_string_value(json_object_get(fn, "name")),
+                                             json_string_value(json_object_get(fn, "arguments")), "completed"));
+    }
+    set_status(o, json_string_value(json_object_get(ch, "finish_reason")));
+    json_object_set_new(o, "usage", usage_of(json_object_get(chat, "usage")));
+    return o;
+}
+
+/* ---- streamed ------------------------------------------------------------------------------ */
+
+#define MAX_CALLS 64
+
+struct sl_resp_stream {
+    json_t *req;
+    char id[64], model[128];
+    long long created;
+    int seq;
+    json_t *output; /* the items so far, as they stand */
+    int rs, msg;    /* output index of the open reasoning / message item, -1: none */
+    int calls[MAX_CALLS]; /* output index of chat tool call i, -1: none yet */
+    sl_strbuf text, reasoning;
+    sl_strbuf args[MAX_CALLS];
+    char *finish;
+    bool ended;
+};
+
+static void emit(sl_resp_stream *s, sl_strbuf *out, const char *type, json_t *o) {
+    json_object_set_new(o, "type", json_string(type));
+    json_object_set_new(o, "sequence_number", json_integer(s->seq++));
+    char *d = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!d) return;
+    sl_strbuf_add(out, "event: ", 7);
+    sl_strbuf_add(out, type, strlen(type));
+    sl_strbuf_add(out, "\ndata: ", 7);
+    sl_strbuf_add(out, d, strlen(d));
+    sl_strbuf_add(out, "\n\n", 2);
+    free(d);
+}
+
+static json_t *snapshot(sl_resp_stream *s, const char *status) {
+    json_t *o = response_base(s->req, s->id, s->model, s->created, status);
+    json_object_set(o, "output", s->output);
+    return o;
+}
+
+sl_resp_stream *sl_resp_stream_new(const json_t *req, const char *id, const char *model, long long created, sl_strbuf *out) {
+    sl_resp_stream *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->req = json_incref((json_t *)req);
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->model, sizeof s->model, "%s", model);
+    s->created = created;
+    s->output = json_array();
+    s->rs = s->msg = -1;
+    for (int i = 0; i < MAX_CALLS; i++) s->calls[i] = -1;
+    emit(s, out, "response.created", json_pack("{s:o}", "response", snapshot(s, "in_progress")));
+    emit(s, out, "response.in_progress", json_pack("{s:o}", "response", snapshot(s, "in_progress")));
+    return s;
+}
+
+void sl_resp_stream_free(sl_resp_stream *s) {
+    if (!s) return;
+    json_decref(s->req);
+    json_decref(s->output);
+    free(s->text.p);
+    free(s->reasoning.p);
+    for (int i = 0; i < MAX_CALLS; i++) free(s->args[i].p);
+    free(s->finish);
+    free(s);
+}
+
+static void close_reasoning(sl_resp_stream *s, sl_strbuf *out) {
+    if (s->rs < 0) return;
+    const char *t = s->reasoning.p ? s->reasoning.p : "";
+    json_t *item = reasoning_item(s->id, t, s->reasoning.n, "completed");
+    json_array_set(s->output, (size_t)s->rs, item);
+    emit(s, out, "response.reasoning_text.done", json_pack("{s:O,s:i,s:i,s:s%}", "item_id", json_object_get(item, "id"),
+                                                           "output_index", s->rs, "content_index", 0, "text", t, s->reasoning.n));
+    emit(s, out, "response.output_item.done", json_pack("{s:i,s:o}", "output_index", s->rs, "item", item));
+    s->rs = -1;
+}
+
+static void close_message(sl_resp_stream *s, sl_strbuf *out) {
+    if (s->msg < 0) return;
+    const char *t = s->text.p ? s->text.p : "";
+    json_t *item = message_item(s->id, t, s->text.n, "completed");
+    json_array_set(s->output, (size_t)s->msg, item);
+    json_t *iid = json_object_get(item, "id");
+    emit(s, out, "response.output_text.done", json_pack("{s:O,s:i,s:i,s:s%,s:[]}", "item_id", iid, "output_index", s->msg,
+                                                        "content_index", 0, "text", t, s->text.n, "logprobs"));
+    emit(s, out, "response.content_part.done", json_pack("{s:O,s:i,s:i,s:o}", "item_id", iid, "output_index", s->msg,
+                                                         "content_index", 0, "part", text_part(t, s->text.n)));
+    emit(s, out, "response.output_item.done", json_pack("{s:i,s:O}", "output_index", s->msg, "item", item));
+    json_decref(item);
+    s->msg = -1;
+}
+
+static void close_calls(sl_resp_stream *s, sl_strbuf *out) {
+    for (int i = 0; i < MAX_CALLS; i++) {
+        if (s->calls[i] < 0) continue;
+        json_t *item = json_array_get(s->output, (size_t)s->calls[i]);
+        const char *a = s->args[i].p ? s->args[i].p : "";
+        json_object_set_new(item, "arguments", json_stringn(a, s->args[i].n));
+        json_object_set_new(item, "status", json_string("completed"));
+        emit(s, out, "response.function_call_arguments.done",
+             json_pack("{s:O,s:i,s:s%}", "item_id", json_object_get(item, "id"), "output_index", s->calls[i], "arguments", a,
+                       s->args[i].n));
+        emit(s, out, "response.output_item.done", json_pack("{s:i,s:O}", "output_index", s->calls[i], "item", item));
+        s->calls[i] = -1;
+    }
+}
+
+void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out) {
+    if (s->ended) return;
+    const json_t *err = json_object_get(chunk, "error");
+    if (err) { /* the generation failed: an error event, then the response failed */
+        const char *m = json_string_value(json_object_get(err, "message"));
+        json_t *r = snapshot(s, "failed");
+        json_object_set_new(r, "error", json_pack("{s:s,s:s}", "code", "server_error", "message", m ? m : "generation failed"));
+        emit(s, out, "error", json_pack("{s:s,s:s,s:n}", "code", "server_error", "message", m ? m : "generation failed", "param"));
+        emit(s, out, "response.failed", json_pack("{s:o}", "response", r));
+        s->ended = true;
+        return;
+    }
+    const json_t *choices = json_object_get(chunk, "choices");
+    if (json_array_size(choices) == 0) { /* the usage chunk: the stream's end */
+        close_reasoning(s, out);
+        close_message(s, out);
+        close_calls(s, out);
+        json_t *r = snapshot(s, "completed");
+        set_status(r, s->finish);
+        json_object_set_new(r, "usage", usage_of(json_object_get(chunk, "usage")));
+        const bool cut = s->finish && !strcmp(s->finish, "length");
+        emit(s, out, cut ? "response.incomplete" : "response.completed", json_pack("{s:o}", "response", r));
+        s->ended = true;
+        return;
+    }
+    const json_t *ch = json_array_get(choices, 0), *delta = json_object_get(ch, "delta");
+    const json_t *r = json_object_get(delta, "reasoning_content"), *c = json_object_get(delta, "content");
+    if (json_is_string(r) && json_string_length(r)) {
+        close_message(s, out);
+        if (s->rs < 0) {
+            s->rs = (int)json_array_size(s->output);
+            json_t *item = reasoning_item(s->id, NULL, 0, "in_progress");
+            json_array_append(s->output, item);
+            emit(s, out, "response.output_item.added", json_pack("{s:i,s:o}", "output_index", s->rs, "item", item));
+        }
+        sl_strbuf_add(&s->reasoning, json_string_value(r), json_string_length(r));
+        char rid[96];
+        item_id(rid, sizeof rid, "rs", s->id, -1);
+        emit(s, out, "response.reasoning_text.delta", json_pack("{s:s,s:i,s:i,s:O}", "item_id", rid, "output_index", s->rs,
+                                                                "content_index", 0, "delta", r));
+    }
+    if (json_is_string(c) && json_string_length(c)) {
+        close_reasoning(s, out);
+        char mid[96];
+        item_id(mid, sizeof mid, "msg", s->id, -1);
+        if (s->msg < 0) {
+            s->msg = (int)json_array_size(s->output);
+            json_t *item = message_item(s->id, NULL, 0, "in_progress");
+            json_array_append(s->output, item);
+            emit(s, out, "response.output_item.added", json_pack("{s:i,s:o}", "output_index", s->msg, "item", item));
+            emit(s, out, "response.content_part.added", json_pack("{s:s,s:i,s:i,s:o}", "item_id", mid, "output_index", s->msg,
+                                                                  "content_index", 0, "part", text_part("", 0)));
+        }
+        sl_strbuf_add(&s->text, json_string_value(c), json_string_length(c));
+        emit(s, out, "response.output_text.delta", json_pack("{s:s,s:i,s:i,s:O,s:[]}", "item_id", mid, "output_index", s->msg,
+                                                             "content_index", 0, "delta", c, "logprobs"));
+    }
+    size_t i;
+    const json_t *tc;
+    json_array_foreach(json_object_get(delta, "tool_calls"), i, tc) {
+        const json_int_t k = json_integer_value(json_object_get(tc, "index"));
+        if (k < 0 || k >= MAX_CALLS) continue;
+        const json_t *fn = json_object_get(tc, "function"), *args = json_object_get(fn, "arguments");
+        if (s->calls[k] < 0) {
+            close_reasoning(s, out);
+            close_message(s, out);
+            s->calls[k] = (int)json_array_size(s->output);
+            json_t *item = call_item(s->id, (int)k, json_string_value(json_object_get(tc, "id")),
+                                     json_string_value(json_object_get(fn, "name")), "", "in_progress");
+            json_array_append(s->output, item);
+            emit(s, out, "response.output_item.added", json_pack("{s:i,s:o}", "output_index", s->calls[k], "item", item));
+        }
+        if (json_is_string(args) && json_string_length(args)) {
+            sl_strbuf_add(&s->args[k], json_string_value(args), json_string_length(args));
+            emit(s, out, "response.function_call_arguments.delta",
+                 json_pack("{s:O,s:i,s:O}", "item_id", json_object_get(json_array_get(s->output, (size_t)s->calls[k]), "id"),
+                           "output_index", s->calls[k], "delta", args));
+        }
+    }
+    const json_t *fin = json_object_get(ch, "finish_reason");
+    if (json_is_string(fin)) {
+        free(s->finish);
+        s->finish = strdup(json_string_value(fin));
+    }
+}

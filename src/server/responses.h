@@ -1,0 +1,46 @@
+/*
+ * responses.h — OpenAI's Responses API (POST /v1/responses, as vLLM serves
+ * it) on the chat path: a request becomes a chat request (input items →
+ * messages, instructions → a system message, function tools and calls,
+ * text.format → response_format, max_output_tokens → max_tokens), and the
+ * chat answer becomes a response object (reasoning, message and
+ * function_call output items, usage in the Responses names), or, streamed,
+ * the chat chunks become the Responses events (response.created,
+ * output_item.added, content_part.added, output_text.delta,
+ * function_call_arguments.delta, ... response.completed).
+ *
+ * No response is stored: previous_response_id and background are refused
+ * (send the whole conversation in input); store is accepted and answered
+ * false. Images, files and the built-in tools (web search, ...) are refused
+ * by name.
+ */
+#ifndef SL_SERVER_RESPONSES_H
+#define SL_SERVER_RESPONSES_H
+
+#include "core/strbuf.h"
+#include "server/api.h"
+
+#include <jansson.h>
+
+/* The chat request for Responses request req (a new object), or NULL with e set (400, naming the field). */
+json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e);
+
+/* A chat field an error names, as the Responses request calls it (max_tokens: max_output_tokens, messages:
+ * input, response_format: text); others are the same. */
+const char *sl_responses_param(const char *chat_param);
+
+/* The response object for req from the chat completion `chat` (not taken); id: the chat answer's id. */
+json_t *sl_responses_from_chat(const json_t *chat, const json_t *req, const char *id, long long created);
+
+/* A streamed response: chat chunks in, Responses events out (SSE with event: lines). */
+typedef struct sl_resp_stream sl_resp_stream;
+
+/* NULL when out of memory. Writes response.created and response.in_progress to out. */
+sl_resp_stream *sl_resp_stream_new(const json_t *req, const char *id, const char *model, long long created,
+                                   sl_strbuf *out);
+void sl_resp_stream_free(sl_resp_stream *s);
+/* One chat chunk (a chat.completion.chunk, the usage chunk that ends the stream, or an {"error": ...}
+ * object; not taken): its events to out. */
+void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out);
+
+#endif
