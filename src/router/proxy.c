@@ -30,6 +30,7 @@
 #include "router/hash.h"
 #include "router/httpp.h"
 #include "router/evstream.h"
+#include "server/responses.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -155,6 +156,10 @@ struct xreq {
     bool count_text;
     bool migrated;
     sl_fo_stream fs;
+    /* POST /v1/responses: proxied as the chat request it makes (failover and all); its request, and the
+     * stream's chat chunks made its events (server/responses.h) */
+    json_t *resp_req;
+    sl_resp_stream *rs;
     /* timing, ns */
     int64_t t_recv, t_up_send, t_up_done;
     bool added_done;
@@ -659,6 +664,8 @@ static void x_free(xreq *x) {
     free(x->body);
     json_decref(x->json);
     ob_free(&x->resp);
+    json_decref(x->resp_req);
+    sl_resp_stream_free(x->rs);
     sl_evstream_deinit(&x->sse_parser);
     sl_free(x->pids);
     sl_free(x->gids);
@@ -758,9 +765,19 @@ static void stream_error(worker *w, xreq *x, const char *fmt, ...) {
         stream_headers(w, x);
         char *e = error_json(502, NULL, msg);
         obuf ev = {0};
-        ob_str(&ev, "data: ");
-        ob_str(&ev, e ? e : "{}");
-        ob_str(&ev, "\n\ndata: [DONE]\n\n");
+        if (x->resp_req) { /* a Responses stream: its error events */
+            json_t *o = e ? json_loads(e, 0, NULL) : NULL;
+            sl_strbuf b = {0};
+            if (!x->rs) x->rs = sl_resp_stream_new(x->resp_req, "chatcmpl-0", x->model, (long long)time(NULL), &b);
+            if (x->rs && o) sl_resp_stream_chunk(x->rs, o, &b);
+            ob_add(&ev, b.p ? b.p : "", b.n);
+            free(b.p);
+            json_decref(o);
+        } else {
+            ob_str(&ev, "data: ");
+            ob_str(&ev, e ? e : "{}");
+            ob_str(&ev, "\n\ndata: [DONE]\n\n");
+        }
         client_chunk(x->c, ev.p, ev.n);
         ob_free(&ev);
         free(e);
@@ -832,14 +849,38 @@ static int handle_request(worker *w, cconn *c) {
         return respond_error(w, c, 404, NULL, "no such admin endpoint");
     }
     int ep;
-    if (!strcmp(path, "/v1/completions")) ep = EP_COMPLETIONS;
+    json_t *resp_req = NULL;
+    if (!strcmp(path, "/v1/responses") && !post) return respond_error(w, c, 405, NULL, "use POST");
+    if (!strcmp(path, "/v1/responses")) { /* proxied as the chat request it makes */
+        json_error_t je;
+        resp_req = json_loadb(c->body ? c->body : "", c->n_body, 0, &je);
+        if (!resp_req)
+            return respond_error(w, c, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text,
+                                 je.line, je.column);
+        sl_api_error e;
+        json_t *chat = sl_responses_to_chat(resp_req, &e);
+        char *cb = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
+        json_decref(chat);
+        if (!cb) {
+            json_decref(resp_req);
+            return respond_error(w, c, chat ? 500 : e.status, chat || !e.param[0] ? NULL : e.param, "%s",
+                                 chat ? "out of memory" : e.message);
+        }
+        free(c->body);
+        c->body = cb;
+        c->n_body = strlen(cb);
+        c->cap_body = c->n_body + 1;
+        ep = EP_CHAT;
+    } else if (!strcmp(path, "/v1/completions")) ep = EP_COMPLETIONS;
     else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
     else if (!strcmp(path, "/detokenize")) ep = EP_DETOKENIZE;
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
     else return respond_error(w, c, 404, NULL, "no such endpoint");
-    if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
+    if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key)) {
+        json_decref(resp_req);
         return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
+    }
     if (ep < 0) {
         if (!get) return respond_error(w, c, 405, NULL, "use GET");
         models_merged(w, c, path[10] == '/' ? path + 11 : NULL);
@@ -848,14 +889,18 @@ static int handle_request(worker *w, cconn *c) {
     if (!post) return respond_error(w, c, 405, NULL, "use POST");
 
     xreq *x = sl_calloc(1, sizeof *x);
-    if (!x) return respond_error(w, c, 500, NULL, "out of memory");
+    if (!x) {
+        json_decref(resp_req);
+        return respond_error(w, c, 500, NULL, "out of memory");
+    }
+    x->resp_req = resp_req;
     x->c = c;
     c->x = x;
     atomic_fetch_add(&r->metrics.in_flight, 1);
     x->t_recv = mono_ns();
     x->ep = ep;
     snprintf(x->method, sizeof x->method, "%s", hp->method);
-    x->target = sl_strdup(target);
+    x->target = sl_strdup(resp_req ? "/v1/chat/completions" : target); /* (a Responses request: its chat request) */
     x->ctype = hdr_dup(hp, "Content-Type");
     if (r->cfg.engine_api_key) {
         size_t n = strlen(r->cfg.engine_api_key) + 8;
@@ -1424,8 +1469,31 @@ static bool on_event(void *ctx, char *ev, size_t n) {
         if (sl_evstream_field(line, len, "data", &v, &vl)) {
             if (vl == 6 && !memcmp(v, "[DONE]", 6)) {
                 x->done_seen = true;
-                ob_str(&out, "data: [DONE]\n");
+                if (!x->resp_req) ob_str(&out, "data: [DONE]\n"); /* (a Responses stream ends with its last event) */
                 any = true;
+                continue;
+            }
+            if (x->resp_req) { /* the chunk (as rewritten for a continuation) made Responses events */
+                char *s = x->migrated ? sl_fo_rewrite(&x->fs, v, vl) : NULL;
+                if (!x->migrated && !x->fs.learned) sl_fo_learn(&x->fs, v, vl);
+                if (x->count_text) sl_fo_count_text(&x->fs, v, vl);
+                json_t *o = s ? json_loads(s, 0, NULL) : json_loadb(v, vl, 0, NULL);
+                free(s);
+                if (o && json_object_get(o, "choices") && memmem(v, vl, "\"finish_reason\":\"", 17)) x->finish_seen = true;
+                sl_strbuf b = {0};
+                if (o && !x->rs) {
+                    const char *id = json_string_value(json_object_get(o, "id"));
+                    const char *m = json_string_value(json_object_get(o, "model"));
+                    x->rs = sl_resp_stream_new(x->resp_req, id ? id : "chatcmpl-0", m ? m : x->model,
+                                               (long long)json_integer_value(json_object_get(o, "created")), &b);
+                }
+                if (o && x->rs) sl_resp_stream_chunk(x->rs, o, &b);
+                json_decref(o);
+                if (b.n) { /* (events end with their blank line; the one added below is harmless) */
+                    ob_add(&out, b.p, b.n - 1);
+                    any = true;
+                }
+                free(b.p);
                 continue;
             }
             if (!x->migrated) {
@@ -1539,7 +1607,18 @@ static void up_done(worker *w, uconn *u) {
         snprintf(url, sizeof url, "%s", x->cur->spec.url);
         attempt_end(x);
         note_added(w, x);
-        respond(w, x->c, x->status, x->up_ctype, x->resp.p ? x->resp.p : "", ob_pending(&x->resp), url);
+        json_t *chat = x->resp_req && x->status == 200 ? json_loadb(x->resp.p ? x->resp.p : "", ob_pending(&x->resp), 0, NULL) : NULL;
+        char *rb = NULL;
+        if (chat) { /* POST /v1/responses: the chat answer as a response object */
+            json_t *ro = sl_responses_from_chat(chat, x->resp_req, json_string_value(json_object_get(chat, "id")) ?: "chatcmpl-0",
+                                                (long long)json_integer_value(json_object_get(chat, "created")));
+            rb = ro ? json_dumps(ro, JSON_COMPACT) : NULL;
+            json_decref(ro);
+            json_decref(chat);
+        }
+        if (rb) respond(w, x->c, 200, "application/json", rb, strlen(rb), url);
+        else respond(w, x->c, x->status, x->up_ctype, x->resp.p ? x->resp.p : "", ob_pending(&x->resp), url);
+        free(rb);
     }
     finish_x(w, x);
 }

@@ -319,6 +319,9 @@ static void midstream_kill_with(const char *path, const char *plain, const char 
     }
     CHECK_EQ_INT(errs, 0);
     CHECK_EQ_INT(done, 1);
+    if (!strcmp(path, "/v1/responses")) /* Responses events to the end, no chat chunk */
+        CHECK(got.body && strstr(got.body, "event: response.incomplete\n") && !strstr(got.body, "[DONE]") &&
+              !strstr(got.body, "chat.completion.chunk"));
     CHECK_MSG(!strcmp(gt, wt), "migrated stream differs from the undisturbed one:\n got  %zu bytes: %.300s\n want %zu bytes: %.300s",
               strlen(gt), gt, strlen(wt), wt);
     CHECK_EQ_INT(rt_metric(r.url, "shardlm_router_migrations_total") - mig0, 1);
@@ -448,6 +451,15 @@ TEST(kill9_midstream_chat) {
                    "\"temperature\":0}",
                    "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
                    "\"temperature\":0,\"stream\":true,\"user\":\"carol\"}");
+}
+
+/* OpenAI's Responses API through the router: proxied as its chat request, so a stream moved by a kill -9
+ * continues exactly, still as Responses events (one response.completed / incomplete at the end). */
+TEST(kill9_midstream_responses) {
+    midstream_kill("/v1/responses",
+                   "{\"input\":\"Tell me a story about a cat\",\"max_output_tokens\":400,\"temperature\":0}",
+                   "{\"input\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_output_tokens\":400,"
+                   "\"temperature\":0,\"stream\":true,\"user\":\"dave\"}");
 }
 
 /* An engine that fails before the first byte: the request goes to the next

@@ -222,6 +222,15 @@ RT_FN char *rt_text(const rresp *r, int *done_count, int *errors) {
     if (!r->body) return out;
     if (r->body[0] == '{') {
         json_t *o = json_loads(r->body, 0, NULL);
+        size_t i;
+        json_t *item;
+        json_array_foreach(json_object_get(o, "output"), i, item) { /* a Responses answer: its messages' text */
+            json_t *t = json_object_get(json_array_get(json_object_get(item, "content"), 0), "text");
+            if (json_is_string(t) && n + json_string_length(t) < cap) {
+                memcpy(out + n, json_string_value(t), json_string_length(t));
+                n += json_string_length(t);
+            }
+        }
         json_t *c0 = json_array_get(json_object_get(o, "choices"), 0);
         json_t *t = json_object_get(c0, "text");
         if (!t) t = json_object_get(json_object_get(c0, "message"), "content");
@@ -249,6 +258,11 @@ RT_FN char *rt_text(const rresp *r, int *done_count, int *errors) {
             json_t *c0 = json_array_get(json_object_get(o, "choices"), 0);
             json_t *t = json_object_get(c0, "text");
             if (!t) t = json_object_get(json_object_get(c0, "delta"), "content");
+            const char *type = json_string_value(json_object_get(o, "type")); /* a Responses stream's events */
+            if (type && !strcmp(type, "response.output_text.delta")) t = json_object_get(o, "delta");
+            if (type && (!strcmp(type, "response.completed") || !strcmp(type, "response.incomplete")) && done_count)
+                (*done_count)++;
+            if (type && !strcmp(type, "error") && errors) (*errors)++;
             if (json_is_string(t) && n + json_string_length(t) < cap) {
                 memcpy(out + n, json_string_value(t), json_string_length(t));
                 n += json_string_length(t);
