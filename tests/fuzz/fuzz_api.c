@@ -6,7 +6,13 @@
  *
  * Input: one selector byte, then the body. Selector bits 0-1: completions,
  * chat, tokenize, detokenize; bit 2: a context of 64 or 512 tokens; bit 3:
- * the built-in chat template or a small Jinja one.
+ * the built-in chat template or a small Jinja one; bit 4 (with chat): the
+ * body is a Responses request (server/responses.h), made a chat request
+ * first — refused as below, or parsed as chat; bit 5 (with bit 4): the
+ * body's "chunks" go through the Responses stream adapter and the body
+ * itself, as a chat answer, through the whole-answer one: every event is
+ * "event: TYPE" with JSON data of that type, each sequence number the next,
+ * and the answer is a response object.
  *
  * Every body must end in a clean answer, never a crash or a leak (ASan):
  *   accepted: no error set; 1 <= prompt tokens < context, every id in the
@@ -23,6 +29,7 @@
  * tests/fuzz/corpus/api through fuzz_api_one().
  */
 #include "server/api.h"
+#include "server/responses.h"
 
 #include "core/alloc.h"
 #include "shardlm.h"
@@ -55,6 +62,36 @@ static const sl_model *fuzz_api_model(void) {
         }
     }
     return m;
+}
+
+/* The Responses answers of req: its "chunks" as a stream (every event "event: TYPE" + JSON data of that type
+ * and the next sequence number), and req itself as a chat answer made a response object. */
+static void fuzz_api_responses_out(const json_t *req) {
+    sl_strbuf out = {0};
+    sl_resp_stream *s = sl_resp_stream_new(req, "chatcmpl-1", "m", 1, &out);
+    fuzz_api_check(s != NULL, "a Responses stream starts");
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(req, "chunks"), i, c) sl_resp_stream_chunk(s, c, &out);
+    sl_resp_stream_free(s);
+    long seq = 0;
+    for (char *ev = out.p, *end; ev && *ev; ev = end + 2) {
+        end = strstr(ev, "\n\n");
+        fuzz_api_check(end != NULL && !strncmp(ev, "event: ", 7), "an event begins with its type and ends with a blank line");
+        char *nl = strchr(ev, '\n');
+        fuzz_api_check(nl && nl < end && !strncmp(nl + 1, "data: ", 6), "an event's data follows its type");
+        json_t *d = json_loadb(nl + 7, (size_t)(end - nl - 7), 0, NULL);
+        const char *t = json_string_value(json_object_get(d, "type"));
+        fuzz_api_check(t && strlen(t) == (size_t)(nl - ev - 7) && !strncmp(t, ev + 7, strlen(t)), "the data has the event's type");
+        fuzz_api_check(json_integer_value(json_object_get(d, "sequence_number")) == seq++, "sequence numbers count up");
+        json_decref(d);
+    }
+    free(out.p);
+    json_t *whole = sl_responses_from_chat(req, req, "chatcmpl-1", 1);
+    fuzz_api_check(json_is_object(whole) && !strcmp(json_string_value(json_object_get(whole, "object")) ?: "", "response") &&
+                       json_is_array(json_object_get(whole, "output")),
+                   "a chat answer makes a response object");
+    json_decref(whole);
 }
 
 /* A refusal: 4xx, a message, and an error object that round-trips as JSON. */
@@ -111,8 +148,31 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
         free(out);
         return 0;
     }
+    char *translated = NULL; /* a Responses request's chat request */
+    if (mode == 1 && (sel & 16)) {
+        json_t *req = json_loadb(body, n, 0, NULL);
+        if (!req) return 1;
+        if (sel & 32) {
+            fuzz_api_responses_out(req);
+            json_decref(req);
+            return 0;
+        }
+        json_t *chat = sl_responses_to_chat(req, &e);
+        json_decref(req);
+        if (!chat) {
+            fuzz_api_check_error(&e);
+            return 1;
+        }
+        translated = json_dumps(chat, JSON_COMPACT);
+        json_decref(chat);
+        fuzz_api_check(translated != NULL, "the chat request is written");
+        body = translated;
+    }
+    const size_t n_body = translated ? strlen(translated) : n;
     sl_api_request r;
-    if (!sl_api_parse(&ctx, mode == 0 ? SL_API_COMPLETIONS : SL_API_CHAT, body, n, &r, &e)) {
+    const bool parsed = sl_api_parse(&ctx, mode == 0 ? SL_API_COMPLETIONS : SL_API_CHAT, body, n_body, &r, &e);
+    free(translated);
+    if (!parsed) {
         fuzz_api_check_error(&e);
         fuzz_api_check(r.prompt == NULL && r.prompt_text == NULL && r.n_prompt == 0, "a refusal leaves no request");
         return 1;
