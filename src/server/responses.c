@@ -221,6 +221,16 @@ json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e) {
         if (!json_is_object(kw)) json_object_set_new(chat, "chat_template_kwargs", kw = json_object());
         json_object_set(kw, "reasoning_effort", (json_t *)effort);
     }
+    /* the output text's logprobs: include "message.output_text.logprobs", top_logprobs alternatives each */
+    bool lp = false;
+    size_t k;
+    const json_t *inc;
+    json_array_foreach(json_object_get(req, "include"), k, inc) lp |= json_is_string(inc) && !strcmp(json_string_value(inc), "message.output_text.logprobs");
+    const json_t *top = json_object_get(req, "top_logprobs");
+    if (lp || (json_is_integer(top) && json_integer_value(top) > 0)) {
+        json_object_set_new(chat, "logprobs", json_true());
+        if (top && !json_is_null(top)) json_object_set(chat, "top_logprobs", (json_t *)top);
+    }
     if (json_is_true(json_object_get(req, "stream")))
         json_object_set_new(chat, "stream_options", json_pack("{s:b}", "include_usage", 1));
     json_decref(msgs);
@@ -309,8 +319,16 @@ static json_t *reasoning_item(const char *id, const char *text, size_t n, const 
     return json_pack("{s:s,s:s,s:[],s:o,s:s}", "type", "reasoning", "id", rid, "summary", "content", content, "status", status);
 }
 
-static json_t *text_part(const char *text, size_t n) {
-    return json_pack("{s:s,s:s%,s:[],s:[]}", "type", "output_text", "text", text, n, "annotations", "logprobs");
+/* An output_text part; lp: its tokens' logprobs (chat's logprobs.content, the same shape; taken), or NULL. */
+static json_t *text_part_lp(const char *text, size_t n, json_t *lp) {
+    return json_pack("{s:s,s:s%,s:[],s:o}", "type", "output_text", "text", text, n, "annotations", "logprobs", lp ? lp : json_array());
+}
+static json_t *text_part(const char *text, size_t n) { return text_part_lp(text, n, NULL); }
+
+/* chat's logprobs of a choice (or a chunk's choice): its content list (a new reference), or NULL */
+static json_t *logprobs_of(const json_t *choice) {
+    json_t *c = json_object_get(json_object_get(choice, "logprobs"), "content");
+    return json_is_array(c) ? json_incref(c) : NULL;
 }
 
 static json_t *message_item(const char *id, const char *text, size_t n, const char *status) {
@@ -336,8 +354,12 @@ json_t *sl_responses_from_chat(const json_t *chat, const json_t *req, const char
     const json_t *r = json_object_get(msg, "reasoning_content"), *c = json_object_get(msg, "content");
     if (json_is_string(r) && json_string_length(r))
         json_array_append_new(out, reasoning_item(id, json_string_value(r), json_string_length(r), "completed"));
-    if (json_is_string(c) && json_string_length(c))
-        json_array_append_new(out, message_item(id, json_string_value(c), json_string_length(c), "completed"));
+    if (json_is_string(c) && json_string_length(c)) {
+        json_t *item = message_item(id, NULL, 0, "completed");
+        json_array_append_new(json_object_get(item, "content"),
+                              text_part_lp(json_string_value(c), json_string_length(c), logprobs_of(ch)));
+        json_array_append_new(out, item);
+    }
     size_t i;
     const json_t *tc;
     json_array_foreach(json_object_get(msg, "tool_calls"), i, tc) {
@@ -364,6 +386,7 @@ struct sl_resp_stream {
     int rs, msg;    /* output index of the open reasoning / message item, -1: none */
     int calls[MAX_CALLS]; /* output index of chat tool call i, -1: none yet */
     sl_strbuf text, reasoning;
+    json_t *lps; /* the message's tokens' logprobs so far */
     sl_strbuf args[MAX_CALLS];
     char *finish;
     bool ended;
@@ -408,6 +431,7 @@ void sl_resp_stream_free(sl_resp_stream *s) {
     if (!s) return;
     json_decref(s->req);
     json_decref(s->output);
+    json_decref(s->lps);
     free(s->text.p);
     free(s->reasoning.p);
     for (int i = 0; i < MAX_CALLS; i++) free(s->args[i].p);
@@ -429,13 +453,16 @@ static void close_reasoning(sl_resp_stream *s, sl_strbuf *out) {
 static void close_message(sl_resp_stream *s, sl_strbuf *out) {
     if (s->msg < 0) return;
     const char *t = s->text.p ? s->text.p : "";
-    json_t *item = message_item(s->id, t, s->text.n, "completed");
+    json_t *item = message_item(s->id, NULL, 0, "completed");
+    json_array_append_new(json_object_get(item, "content"), text_part_lp(t, s->text.n, json_copy(s->lps ? s->lps : json_array())));
     json_array_set(s->output, (size_t)s->msg, item);
     json_t *iid = json_object_get(item, "id");
-    emit(s, out, "response.output_text.done", json_pack("{s:O,s:i,s:i,s:s%,s:[]}", "item_id", iid, "output_index", s->msg,
-                                                        "content_index", 0, "text", t, s->text.n, "logprobs"));
+    emit(s, out, "response.output_text.done", json_pack("{s:O,s:i,s:i,s:s%,s:o}", "item_id", iid, "output_index", s->msg,
+                                                        "content_index", 0, "text", t, s->text.n, "logprobs",
+                                                        json_copy(s->lps ? s->lps : json_array())));
     emit(s, out, "response.content_part.done", json_pack("{s:O,s:i,s:i,s:o}", "item_id", iid, "output_index", s->msg,
-                                                         "content_index", 0, "part", text_part(t, s->text.n)));
+                                                         "content_index", 0, "part",
+                                                         text_part_lp(t, s->text.n, json_copy(s->lps ? s->lps : json_array()))));
     emit(s, out, "response.output_item.done", json_pack("{s:i,s:O}", "output_index", s->msg, "item", item));
     json_decref(item);
     s->msg = -1;
@@ -510,8 +537,13 @@ void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out
                                                                   "content_index", 0, "part", text_part("", 0)));
         }
         sl_strbuf_add(&s->text, json_string_value(c), json_string_length(c));
-        emit(s, out, "response.output_text.delta", json_pack("{s:s,s:i,s:i,s:O,s:[]}", "item_id", mid, "output_index", s->msg,
-                                                             "content_index", 0, "delta", c, "logprobs"));
+        json_t *lp = logprobs_of(ch);
+        if (lp) {
+            if (!s->lps) s->lps = json_array();
+            json_array_extend(s->lps, lp);
+        }
+        emit(s, out, "response.output_text.delta", json_pack("{s:s,s:i,s:i,s:O,s:o}", "item_id", mid, "output_index", s->msg,
+                                                             "content_index", 0, "delta", c, "logprobs", lp ? lp : json_array()));
     }
     size_t i;
     const json_t *tc;

@@ -2450,6 +2450,39 @@ TEST(serve_responses_api) {
     json_decref(o);
     json_decref(chat);
     free(r.body);
+    /* the output text's logprobs (include, top_logprobs): chat's for the same request, whole and streamed */
+    r = http(url, "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":6,\"temperature\":0,\"logprobs\":true,"
+             "\"top_logprobs\":2}",
+             NULL);
+    chat = json_loads(r.body, 0, NULL);
+    free(r.body);
+    json_t *clp = json_object_get(json_object_get(json_array_get(json_object_get(chat, "choices"), 0), "logprobs"), "content");
+    CHECK(json_array_size(clp) == 6);
+    for (int stream = 0; stream < 2; stream++) {
+        r = http(url, "/v1/responses",
+                 stream ? "{\"input\":\"Hi\",\"max_output_tokens\":6,\"temperature\":0,\"top_logprobs\":2,\"stream\":true,"
+                          "\"include\":[\"message.output_text.logprobs\"]}"
+                        : "{\"input\":\"Hi\",\"max_output_tokens\":6,\"temperature\":0,\"top_logprobs\":2,"
+                          "\"include\":[\"message.output_text.logprobs\"]}",
+                 NULL);
+        json_t *ro = NULL;
+        if (stream) { /* the last event's response */
+            static const char ev[] = "event: response.incomplete\ndata: ";
+            const char *last = r.body ? strstr(r.body, ev) : NULL;
+            json_t *d = last ? json_loads(last + strlen(ev), JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+            ro = json_incref(json_object_get(d, "response"));
+            json_decref(d);
+        } else {
+            ro = json_loads(r.body, 0, NULL);
+        }
+        json_t *rlp = json_object_get(
+            json_array_get(json_object_get(json_array_get(json_object_get(ro, "output"), 0), "content"), 0), "logprobs");
+        CHECK_MSG(r.status == 200 && json_equal(rlp, clp), "stream %d: %ld %.600s", stream, r.status, r.body);
+        json_decref(ro);
+        free(r.body);
+    }
+    json_decref(chat);
     /* a conversation with a call and its result: accepted as the chat turns */
     r = http(url, "/v1/responses",
              "{\"input\":[{\"role\":\"user\",\"content\":\"Weather?\"},{\"type\":\"function_call\",\"call_id\":\"call_1\","

@@ -91,6 +91,11 @@ static void fuzz_api_responses_out(const json_t *req) {
     fuzz_api_check(json_is_object(whole) && !strcmp(json_string_value(json_object_get(whole, "object")) ?: "", "response") &&
                        json_is_array(json_object_get(whole, "output")),
                    "a chat answer makes a response object");
+    char *text = json_dumps(whole, JSON_COMPACT); /* (written and read back: every value in it whole) */
+    json_t *back = text ? json_loads(text, 0, NULL) : NULL;
+    fuzz_api_check(json_equal(back, whole), "the response object is written and read back the same");
+    json_decref(back);
+    free(text);
     json_decref(whole);
 }
 
