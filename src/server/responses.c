@@ -159,6 +159,11 @@ json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e) {
         sl_api_set_error(e, 400, "conversation", "this server keeps no conversations: send the whole conversation in 'input'");
         return NULL;
     }
+    const json_t *nn = json_object_get(req, "n");
+    if (nn && !json_is_null(nn) && !(json_is_integer(nn) && json_integer_value(nn) == 1)) {
+        sl_api_set_error(e, 400, "n", "a response has one output: 'n' other than 1 is for chat completions");
+        return NULL;
+    }
     if (!json_object_get(req, "input")) {
         sl_api_set_error(e, 400, "input", "'input' is required");
         return NULL;

@@ -2519,6 +2519,7 @@ TEST(serve_responses_api) {
         {"{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"xml\"}}}", "text"},
         {"{\"input\":\"x\",\"tool_choice\":{\"type\":\"mcp\"}}", "tool_choice"},
         {"{\"input\":\"x\",\"background\":true}", "background"},
+        {"{\"input\":\"x\",\"n\":2}", "n"},
         {"{\"input\":\"x\",\"max_output_tokens\":-1}", "max_output_tokens"},
         {"{\"input\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\","
          "\"text\":\"y\"}]},{\"role\":\"tool\",\"content\":\"z\"}]}", "input"},
