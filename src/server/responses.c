@@ -459,15 +459,15 @@ static void close_message(sl_resp_stream *s, sl_strbuf *out) {
     if (s->msg < 0) return;
     const char *t = s->text.p ? s->text.p : "";
     json_t *item = message_item(s->id, NULL, 0, "completed");
-    json_array_append_new(json_object_get(item, "content"), text_part_lp(t, s->text.n, json_copy(s->lps ? s->lps : json_array())));
+    json_array_append_new(json_object_get(item, "content"), text_part_lp(t, s->text.n, (s->lps ? json_copy(s->lps) : json_array())));
     json_array_set(s->output, (size_t)s->msg, item);
     json_t *iid = json_object_get(item, "id");
     emit(s, out, "response.output_text.done", json_pack("{s:O,s:i,s:i,s:s%,s:o}", "item_id", iid, "output_index", s->msg,
                                                         "content_index", 0, "text", t, s->text.n, "logprobs",
-                                                        json_copy(s->lps ? s->lps : json_array())));
+                                                        (s->lps ? json_copy(s->lps) : json_array())));
     emit(s, out, "response.content_part.done", json_pack("{s:O,s:i,s:i,s:o}", "item_id", iid, "output_index", s->msg,
                                                          "content_index", 0, "part",
-                                                         text_part_lp(t, s->text.n, json_copy(s->lps ? s->lps : json_array()))));
+                                                         text_part_lp(t, s->text.n, (s->lps ? json_copy(s->lps) : json_array()))));
     emit(s, out, "response.output_item.done", json_pack("{s:i,s:O}", "output_index", s->msg, "item", item));
     json_decref(item);
     s->msg = -1;
