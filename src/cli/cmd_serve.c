@@ -28,7 +28,8 @@
 
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
-       O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_COUNT };
+       O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
+       O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -65,6 +66,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_MAXBODY] = {"max-body-bytes", NULL, OPT_INT, "8388608", 1024, 1 << 30, "largest request body"},
     [O_SHUTDOWN] = {"shutdown-timeout", NULL, OPT_INT, "30", 0, 3600, "seconds running requests get to finish at exit"},
     [O_MAXCONN] = {"max-connections", NULL, OPT_INT, "1024", 1, 65536, "concurrent HTTP connections at most"},
+    [O_RSTORE] = {"responses-store", NULL, OPT_INT, "1024", 0, 1 << 20,
+                  "Responses API: responses kept for previous_response_id and GET /v1/responses/ID (0: none)"},
+    [O_RSTORE_MIB] = {"responses-store-mib", NULL, OPT_INT, "64", 1, 1 << 20, "... their JSON in MiB at most (the oldest go)"},
     [O_KVTYPE] = {"kv-type", NULL, OPT_STR, "f16", 0, -1, "KV cache element type: f32, f16 or q8_0"},
     [O_TEMPLATE] = {"chat-template", NULL, OPT_STR, NULL, 0, -1,
                     "Jinja chat template file (default: the model's tokenizer.chat_template, else a built-in one)"},
@@ -205,7 +209,8 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,
-                      .max_body_bytes = v[O_MAXBODY].i, .max_connections = (int)v[O_MAXCONN].i};
+                      .max_body_bytes = v[O_MAXBODY].i, .max_connections = (int)v[O_MAXCONN].i,
+                      .responses_store = (int)v[O_RSTORE].i, .responses_store_mib = v[O_RSTORE_MIB].i};
     if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;

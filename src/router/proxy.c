@@ -851,6 +851,18 @@ static int handle_request(worker *w, cconn *c) {
     int ep;
     json_t *resp_req = NULL;
     if (!strcmp(path, "/v1/responses") && !post) return respond_error(w, c, 405, NULL, "use POST");
+    if (!strncmp(path, "/v1/responses/", 14)) { /* OpenAI's retrieve: the responses kept here */
+        if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
+            return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
+        if (!get) return respond_error(w, c, 405, NULL, "use GET");
+        json_t *kept = sl_resp_store_get(r->store, path + 14);
+        char *kb = kept ? json_dumps(kept, JSON_COMPACT) : NULL;
+        json_decref(kept);
+        if (!kb) return respond_error(w, c, 404, NULL, "no response '%.100s' is kept here", path + 14);
+        respond(w, c, 200, "application/json", kb, strlen(kb), NULL);
+        free(kb);
+        return 0;
+    }
     if (!strcmp(path, "/v1/responses")) { /* proxied as the chat request it makes */
         json_error_t je;
         resp_req = json_loadb(c->body ? c->body : "", c->n_body, 0, &je);
@@ -858,6 +870,9 @@ static int handle_request(worker *w, cconn *c) {
             return respond_error(w, c, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text,
                                  je.line, je.column);
         sl_api_error e;
+        json_t *exp = json_is_object(resp_req) ? sl_resp_store_expand(r->store, resp_req, &e) : json_incref(resp_req);
+        json_decref(resp_req);
+        if (!(resp_req = exp)) return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
         json_t *chat = sl_responses_to_chat(resp_req, &e);
         char *cb = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
         json_decref(chat);
@@ -1486,6 +1501,7 @@ static bool on_event(void *ctx, char *ev, size_t n) {
                     const char *m = json_string_value(json_object_get(o, "model"));
                     x->rs = sl_resp_stream_new(x->resp_req, id ? id : "chatcmpl-0", m ? m : x->model,
                                                (long long)json_integer_value(json_object_get(o, "created")), &b);
+                    sl_resp_stream_keep_in(x->rs, w->r->store);
                 }
                 if (o && x->rs) sl_resp_stream_chunk(x->rs, o, &b);
                 json_decref(o);
@@ -1612,6 +1628,7 @@ static void up_done(worker *w, uconn *u) {
         if (chat) { /* POST /v1/responses: the chat answer as a response object */
             json_t *ro = sl_responses_from_chat(chat, x->resp_req, json_string_value(json_object_get(chat, "id")) ?: "chatcmpl-0",
                                                 (long long)json_integer_value(json_object_get(chat, "created")));
+            sl_resp_store_put(w->r->store, x->resp_req, ro);
             rb = ro ? json_dumps(ro, JSON_COMPACT) : NULL;
             json_decref(ro);
             json_decref(chat);

@@ -3,6 +3,7 @@
  * threads (see router.h).
  */
 #include "router/router.h"
+#include "server/responses.h"
 
 #include "core/alloc.h"
 #include "core/status.h"
@@ -46,6 +47,11 @@ sl_status sl_router_start(const sl_router_cfg *cfg, sl_router **out) {
             goto fail;
         }
     }
+    if (cfg->responses_store > 0 &&
+        !(r->store = sl_resp_store_new(cfg->responses_store, (size_t)(cfg->responses_store_mib > 0 ? cfg->responses_store_mib : 64) << 20))) {
+        st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     if ((st = sl_health_start(r, &r->health)) != SL_OK) goto fail;
     if (cfg->etcd && (st = sl_etcd_watch_start(cfg->etcd, cfg->cluster, r->members, &r->watch)) != SL_OK) goto fail;
     if ((st = sl_proxy_start(r, &r->proxy)) != SL_OK) goto fail;
@@ -77,5 +83,6 @@ void sl_router_stop(sl_router *r) {
     sl_etcd_watch_stop(r->watch);
     sl_health_stop(r->health);
     sl_members_destroy(r->members);
+    sl_resp_store_free(r->store);
     sl_free(r);
 }

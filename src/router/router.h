@@ -44,9 +44,12 @@ typedef struct sl_router_cfg {
     const char *rollout;        /* initial weights, JSON, or NULL */
     int64_t max_body_bytes;
     int max_connections;
+    int responses_store;         /* Responses API: responses kept for previous_response_id (0: none) */
+    int64_t responses_store_mib; /* ... and their JSON in MiB at most */
 } sl_router_cfg;
 
 typedef struct sl_proxy sl_proxy;
+typedef struct sl_resp_store sl_resp_store;
 typedef struct sl_health sl_health;
 typedef struct sl_etcd_watch sl_etcd_watch;
 
@@ -59,6 +62,7 @@ typedef struct sl_router {
     sl_proxy *proxy;
     atomic_bool draining;
     _Atomic uint64_t ticket;
+    sl_resp_store *store; /* Responses API: responses kept here (the router translates them), or NULL */
 } sl_router;
 
 sl_status sl_router_start(const sl_router_cfg *cfg, sl_router **out);

@@ -37,6 +37,7 @@ struct sl_http {
     _Atomic int in_flight;
     uint8_t key_digest[32];
     long long started; /* the model's "created": when this server started serving it */
+    sl_resp_store *store; /* responses kept for previous_response_id and GET /v1/responses/{id}, or NULL */
 };
 
 typedef struct conn {
@@ -801,6 +802,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
         gen_free(g);
         return reply_err(c, cx, 500, NULL, "out of memory");
     }
+    sl_resp_stream_keep_in(g->rs, h->store);
     if (stream) token_ids_begin(g, c);
     for (int k = 0; k < g->n; k++) sl_sched_submit(h->sched, g->ch[k].req);
 
@@ -861,6 +863,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     }
     if (g->resp_req) { /* POST /v1/responses: the answer as a response object */
         json_t *r = sl_responses_from_chat(o, g->resp_req, g->id, g->created);
+        sl_resp_store_put(h->store, g->resp_req, r);
         json_decref(o);
         o = r;
     }
@@ -871,13 +874,16 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
 /* POST /v1/responses: the request made a chat request (server/responses.h), answered as a response. */
 static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, conn *cx) {
     json_error_t je;
-    json_t *req = json_loadb(cx->body ? cx->body : "", cx->n, 0, &je);
+    json_t *body_json = json_loadb(cx->body ? cx->body : "", cx->n, 0, &je);
     sl_api_error e;
-    if (!req) {
+    if (!body_json) {
         sl_api_set_error(&e, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text, je.line,
                          je.column);
         return reply_error(c, cx, &e);
     }
+    json_t *req = json_is_object(body_json) ? sl_resp_store_expand(h->store, body_json, &e) : json_incref(body_json);
+    json_decref(body_json);
+    if (!req) return reply_error(c, cx, &e);
     json_t *chat = sl_responses_to_chat(req, &e);
     char *body = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
     json_decref(chat);
@@ -906,6 +912,15 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strcmp(url, "/metrics")) {
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");
         return reply(c, cx, 200, "text/plain; version=0.0.4", sl_metrics_render(h->metrics, h->api.model_id));
+    }
+    if (!strncmp(url, "/v1/responses/", 14)) { /* OpenAI's retrieve: GET /v1/responses/{id} */
+        if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        json_t *r = sl_resp_store_get(h->store, url + 14);
+        if (r) return reply_json(c, cx, 200, r);
+        sl_api_error e;
+        sl_api_set_error(&e, 404, NULL, "no response '%.100s' is kept here", url + 14);
+        return reply_error(c, cx, &e);
     }
     const bool one_model = !strncmp(url, "/v1/models/", 11); /* OpenAI's retrieve: GET /v1/models/{id} */
     bool known = !strcmp(url, "/v1/models") || one_model || !strcmp(url, "/v1/completions") ||
@@ -1003,6 +1018,11 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
     h->sched = sched;
     h->metrics = metrics;
     h->started = (long long)time(NULL);
+    if (cfg->responses_store > 0 &&
+        !(h->store = sl_resp_store_new(cfg->responses_store, (size_t)cfg->responses_store_mib << 20))) {
+        sl_free(h);
+        return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    }
     if (cfg->api_key) {
         unsigned len = 0;
         EVP_Digest(cfg->api_key, strlen(cfg->api_key), h->key_digest, &len, EVP_sha256(), NULL);
@@ -1012,6 +1032,7 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)cfg->port);
     if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
+        sl_resp_store_free(h->store);
         sl_free(h);
         return SL_FAIL(SL_ERR_INVALID, "--host '%s' is not an IPv4 address", cfg->host);
     }
@@ -1023,6 +1044,7 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
                             /* chat templates render recursively: give connection threads a roomy stack */
                             MHD_OPTION_THREAD_STACK_SIZE, (size_t)8 << 20, MHD_OPTION_END);
     if (!h->d) {
+        sl_resp_store_free(h->store);
         sl_free(h);
         return SL_FAIL(SL_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", cfg->host, cfg->port);
     }
@@ -1040,5 +1062,6 @@ int sl_http_in_flight(const sl_http *h) { return atomic_load(&h->in_flight); }
 void sl_http_stop(sl_http *h) {
     if (!h) return;
     MHD_stop_daemon(h->d);
+    sl_resp_store_free(h->store);
     sl_free(h);
 }

@@ -25,6 +25,8 @@ typedef struct sl_http_cfg {
     const char *api_key;     /* NULL = no authentication */
     int64_t max_body_bytes;
     int max_connections;
+    int responses_store;        /* Responses API: responses kept for previous_response_id (0: none) */
+    int64_t responses_store_mib; /* ... and their JSON in MiB at most */
 } sl_http_cfg;
 
 typedef struct sl_http sl_http;

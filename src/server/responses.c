@@ -3,6 +3,7 @@
  */
 #include "responses.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,12 +144,6 @@ static json_t *chat_tools(const json_t *tools, sl_api_error *e) {
 json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e) {
     if (!json_is_object(req)) {
         sl_api_set_error(e, 400, NULL, "the request body must be a JSON object");
-        return NULL;
-    }
-    const json_t *prev = json_object_get(req, "previous_response_id");
-    if (prev && !json_is_null(prev)) {
-        sl_api_set_error(e, 400, "previous_response_id", "this server keeps no responses: send the whole conversation "
-                         "in 'input'");
         return NULL;
     }
     if (json_is_true(json_object_get(req, "background"))) {
@@ -304,6 +299,8 @@ static json_t *response_base(const json_t *req, const char *id, const char *mode
     json_object_set_new(o, "text", json_pack("{s:o}", "format", field_or(json_object_get(req, "text"), "format",
                                                                          json_pack("{s:s}", "type", "text"))));
     json_object_set_new(o, "truncation", json_string("disabled"));
+    json_object_set_new(o, "store", json_boolean(!json_is_false(json_object_get(req, "store"))));
+    json_object_set_new(o, "previous_response_id", field_or(req, "previous_response_id", json_null()));
     json_object_set_new(o, "user", field_or(req, "user", json_null()));
     const json_t *effort = json_object_get(json_object_get(req, "reasoning"), "effort");
     if (effort) json_object_set(json_object_get(o, "reasoning"), "effort", (json_t *)effort);
@@ -378,6 +375,144 @@ json_t *sl_responses_from_chat(const json_t *chat, const json_t *req, const char
     return o;
 }
 
+/* ---- kept responses --------------------------------------------------------------------------- */
+
+typedef struct kept {
+    char *id;
+    json_t *items; /* the conversation: inputs and outputs as input items */
+    json_t *resp;
+    size_t bytes;
+} kept;
+
+struct sl_resp_store {
+    pthread_mutex_t mu;
+    kept *ring;
+    int cap, head, n; /* oldest at head */
+    size_t bytes, max_bytes;
+};
+
+sl_resp_store *sl_resp_store_new(int max_entries, size_t max_bytes) {
+    if (max_entries <= 0) return NULL;
+    sl_resp_store *st = calloc(1, sizeof *st);
+    if (!st || !(st->ring = calloc((size_t)max_entries, sizeof *st->ring))) {
+        free(st);
+        return NULL;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    st->cap = max_entries;
+    st->max_bytes = max_bytes;
+    return st;
+}
+
+static void kept_clear(kept *k) {
+    free(k->id);
+    json_decref(k->items);
+    json_decref(k->resp);
+    memset(k, 0, sizeof *k);
+}
+
+void sl_resp_store_free(sl_resp_store *st) {
+    if (!st) return;
+    for (int i = 0; i < st->cap; i++) kept_clear(&st->ring[i]);
+    free(st->ring);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+/* (caller holds mu) */
+static kept *find(sl_resp_store *st, const char *id) {
+    for (int i = 0; i < st->n; i++) {
+        kept *k = &st->ring[(st->head + i) % st->cap];
+        if (!strcmp(k->id, id)) return k;
+    }
+    return NULL;
+}
+
+/* input as a list of items (a string: one user message) */
+static json_t *input_items(const json_t *input) {
+    if (json_is_string(input)) return json_pack("[{s:s,s:O}]", "role", "user", "content", input);
+    return json_is_array(input) ? json_copy((json_t *)input) : json_array();
+}
+
+json_t *sl_resp_store_expand(sl_resp_store *st, const json_t *req, sl_api_error *e) {
+    const json_t *prev = json_object_get(req, "previous_response_id");
+    if (!prev || json_is_null(prev)) return json_copy((json_t *)req);
+    if (!json_is_string(prev)) {
+        sl_api_set_error(e, 400, "previous_response_id", "'previous_response_id' must be a string");
+        return NULL;
+    }
+    if (!st) {
+        sl_api_set_error(e, 400, "previous_response_id", "this server keeps no responses (--responses-store 0): send "
+                         "the whole conversation in 'input'");
+        return NULL;
+    }
+    pthread_mutex_lock(&st->mu);
+    kept *k = find(st, json_string_value(prev));
+    json_t *items = k ? json_copy(k->items) : NULL;
+    pthread_mutex_unlock(&st->mu);
+    if (!items) {
+        sl_api_set_error(e, 404, "previous_response_id", "no response '%.100s' is kept here (never stored, stored with "
+                         "\"store\": false, or the oldest gone)", json_string_value(prev));
+        return NULL;
+    }
+    json_t *own = input_items(json_object_get(req, "input")), *r = json_copy((json_t *)req);
+    json_array_extend(items, own);
+    json_decref(own);
+    json_object_set_new(r, "input", items);
+    return r;
+}
+
+void sl_resp_store_put(sl_resp_store *st, const json_t *req, const json_t *resp) {
+    const char *id = json_string_value(json_object_get(resp, "id"));
+    if (!st || !id || json_is_false(json_object_get(req, "store"))) return;
+    json_t *items = input_items(json_object_get(req, "input"));
+    size_t i;
+    const json_t *it;
+    json_array_foreach(json_object_get(resp, "output"), i, it) { /* the outputs as inputs of the next turn */
+        const char *t = json_string_value(json_object_get(it, "type"));
+        if (t && !strcmp(t, "message")) {
+            json_t *text = json_object_get(json_array_get(json_object_get(it, "content"), 0), "text");
+            if (json_is_string(text))
+                json_array_append_new(items, json_pack("{s:s,s:[{s:s,s:O}]}", "role", "assistant", "content", "type",
+                                                       "output_text", "text", text));
+        } else if (t && !strcmp(t, "function_call")) {
+            json_array_append_new(items, json_pack("{s:s,s:O,s:O,s:O}", "type", "function_call", "call_id",
+                                                   json_object_get(it, "call_id"), "name", json_object_get(it, "name"),
+                                                   "arguments", json_object_get(it, "arguments")));
+        }
+    }
+    char *a = json_dumps(items, JSON_COMPACT), *b = json_dumps(resp, JSON_COMPACT);
+    const size_t bytes = (a ? strlen(a) : 0) + (b ? strlen(b) : 0);
+    free(a);
+    free(b);
+    pthread_mutex_lock(&st->mu);
+    while (st->n > 0 && (st->n == st->cap || st->bytes + bytes > st->max_bytes)) { /* the oldest go */
+        kept *o = &st->ring[st->head];
+        st->bytes -= o->bytes;
+        kept_clear(o);
+        st->head = (st->head + 1) % st->cap;
+        st->n--;
+    }
+    if (bytes <= st->max_bytes) {
+        kept *k = &st->ring[(st->head + st->n) % st->cap];
+        *k = (kept){.id = strdup(id), .items = items, .resp = json_deep_copy(resp), .bytes = bytes};
+        items = NULL;
+        st->bytes += bytes;
+        st->n++;
+    }
+    pthread_mutex_unlock(&st->mu);
+    json_decref(items);
+}
+
+json_t *sl_resp_store_get(sl_resp_store *st, const char *id) {
+    if (!st) return NULL;
+    pthread_mutex_lock(&st->mu);
+    kept *k = find(st, id);
+    json_t *r = k ? json_deep_copy(k->resp) : NULL;
+    pthread_mutex_unlock(&st->mu);
+    return r;
+}
+
 /* ---- streamed ------------------------------------------------------------------------------ */
 
 #define MAX_CALLS 64
@@ -395,7 +530,12 @@ struct sl_resp_stream {
     sl_strbuf args[MAX_CALLS];
     char *finish;
     bool ended;
+    sl_resp_store *keep; /* where the finished response is kept, or NULL */
 };
+
+void sl_resp_stream_keep_in(sl_resp_stream *s, sl_resp_store *st) {
+    if (s) s->keep = st;
+}
 
 static void emit(sl_resp_stream *s, sl_strbuf *out, const char *type, json_t *o) {
     json_object_set_new(o, "type", json_string(type));
@@ -509,6 +649,7 @@ void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out
         set_status(r, s->finish);
         json_object_set_new(r, "usage", usage_of(json_object_get(chunk, "usage")));
         const bool cut = s->finish && !strcmp(s->finish, "length");
+        sl_resp_store_put(s->keep, s->req, r);
         emit(s, out, cut ? "response.incomplete" : "response.completed", json_pack("{s:o}", "response", r));
         s->ended = true;
         return;

@@ -9,10 +9,13 @@
  * output_item.added, content_part.added, output_text.delta,
  * function_call_arguments.delta, ... response.completed).
  *
- * No response is stored: previous_response_id and background are refused
- * (send the whole conversation in input); store is accepted and answered
- * false. Images, files and the built-in tools (web search, ...) are refused
- * by name.
+ * Responses are kept (unless the request says "store": false) in a bounded
+ * store of the process that translated them — the engine's, or the router's
+ * when requests come through one — so a later request may continue one by
+ * previous_response_id (its conversation: the earlier inputs and outputs,
+ * not its instructions, as OpenAI has it) and GET /v1/responses/{id} reads
+ * it back; the oldest go first. background is refused; images, files and the
+ * built-in tools (web search, ...) are refused by name.
  */
 #ifndef SL_SERVER_RESPONSES_H
 #define SL_SERVER_RESPONSES_H
@@ -22,7 +25,20 @@
 
 #include <jansson.h>
 
-/* The chat request for Responses request req (a new object), or NULL with e set (400, naming the field). */
+/* Kept responses: at most max_entries, about max_bytes of JSON in all (the oldest go first). Thread-safe. */
+typedef struct sl_resp_store sl_resp_store;
+sl_resp_store *sl_resp_store_new(int max_entries, size_t max_bytes);
+void sl_resp_store_free(sl_resp_store *st);
+/* Request req with previous_response_id's conversation put before its input (a new object; input always a list
+ * of items then), or NULL with e set (404 when the id is not kept, 400 when st is NULL: nothing is kept). */
+json_t *sl_resp_store_expand(sl_resp_store *st, const json_t *req, sl_api_error *e);
+/* Keep response `resp` (not taken) of the expanded request req, unless req says "store": false. */
+void sl_resp_store_put(sl_resp_store *st, const json_t *req, const json_t *resp);
+/* The kept response id (a new reference), or NULL. */
+json_t *sl_resp_store_get(sl_resp_store *st, const char *id);
+
+/* The chat request for Responses request req (a new object), or NULL with e set (400, naming the field).
+ * previous_response_id is not read: sl_resp_store_expand resolves it first. */
 json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e);
 
 /* A chat field an error names, as the Responses request calls it (max_tokens: max_output_tokens, messages:
@@ -39,6 +55,8 @@ typedef struct sl_resp_stream sl_resp_stream;
 sl_resp_stream *sl_resp_stream_new(const json_t *req, const char *id, const char *model, long long created,
                                    sl_strbuf *out);
 void sl_resp_stream_free(sl_resp_stream *s);
+/* Keep the response in st when the stream ends (NULL: keep nothing). */
+void sl_resp_stream_keep_in(sl_resp_stream *s, sl_resp_store *st);
 /* One chat chunk (a chat.completion.chunk, the usage chunk that ends the stream, or an {"error": ...}
  * object; not taken): its events to out. */
 void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out);

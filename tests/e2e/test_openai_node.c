@@ -102,6 +102,13 @@ TEST(openai_node_client) {
                          json_array_size(json_object_get(rs, "tool")) == 1 &&
                          !strcmp(json_string_value(json_object_get(rcall, "name")) ?: "", "get_weather") &&
                          json_is_string(json_object_get(rargs, "city")) && json_is_string(json_object_get(rargs, "unit"));
+    /* the second turn continues the first (its input counts the first turn's input and output), and
+     * retrieve gives the first back */
+    json_t *sec = json_object_get(rs, "second"), *ret = json_object_get(rs, "retrieved");
+    const bool kept_ok = json_is_string(json_object_get(sec, "previous")) && json_is_string(json_object_get(sec, "text")) &&
+                         json_integer_value(json_object_get(sec, "input_tokens")) >
+                             json_integer_value(json_object_get(json_object_get(rs, "usage"), "input_tokens")) + 24 &&
+                         !strcmp(json_string_value(json_object_get(ret, "text")) ?: "", rt ?: "-");
     if (!resp_ok) {
         char *d = json_dumps(rs, 0);
         fprintf(stderr, "    responses: %s\n    chat: %s\n", d ? d : "(none)", plain ? plain : "(none)");
@@ -109,6 +116,7 @@ TEST(openai_node_client) {
     }
     json_decref(rargs);
     CHECK(resp_ok);
+    CHECK_MSG(kept_ok, "previous_response_id / retrieve");
     json_decref(targs);
     json_decref(o);
     CHECK(tools_ok);

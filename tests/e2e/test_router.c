@@ -462,6 +462,58 @@ TEST(kill9_midstream_responses) {
                    "\"temperature\":0,\"stream\":true,\"user\":\"dave\"}");
 }
 
+/* Responses kept by the router (which translates them): a second turn by previous_response_id, placed on any
+ * engine, is what an engine's chat answers for the whole conversation; GET /v1/responses/{id} on the router
+ * reads the first one back. */
+TEST(responses_kept_by_the_router) {
+    sl_test_proc e[2], r;
+    const char *urls[2];
+    for (int i = 0; i < 2; i++) {
+        CHECK(rt_start_engine(&e[i], NULL));
+        urls[i] = e[i].url;
+    }
+    CHECK(start_router(&r, urls, 2, NULL));
+    rresp a = rt_post(r.url, "/v1/responses", "{\"input\":\"Tell me about Lily.\",\"max_output_tokens\":12,\"temperature\":0}");
+    json_t *o1 = json_loads(a.body ? a.body : "", 0, NULL);
+    const char *id1 = json_string_value(json_object_get(o1, "id"));
+    char *t1 = rt_text(&a, NULL, NULL);
+    CHECK(a.status == 200 && id1 && t1 && *t1);
+    char *body = NULL;
+    CHECK(asprintf(&body, "{\"previous_response_id\":\"%s\",\"input\":\"And Tim?\",\"max_output_tokens\":12,\"temperature\":0,"
+                          "\"user\":\"someone-else\"}", id1 ? id1 : "") > 0);
+    rresp b = rt_post(r.url, "/v1/responses", body);
+    free(body);
+    char *t2 = rt_text(&b, NULL, NULL);
+    json_t *conv = json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}],s:i,s:i}", "messages", "role", "user", "content",
+                             "Tell me about Lily.", "role", "assistant", "content", t1 ? t1 : "", "role", "user", "content",
+                             "And Tim?", "max_tokens", 12, "temperature", 0);
+    body = json_dumps(conv, 0);
+    json_decref(conv);
+    rresp c = rt_post(e[0].url, "/v1/chat/completions", body);
+    free(body);
+    char *want = rt_text(&c, NULL, NULL);
+    CHECK_MSG(b.status == 200 && t2 && want && !strcmp(t2, want), "second turn: %ld %s\n      chat: %s", b.status, t2, want);
+    char path[160];
+    snprintf(path, sizeof path, "/v1/responses/%s", id1 ? id1 : "none");
+    rresp g = rt_http(r.url, "GET", path, NULL, NULL, NULL);
+    json_t *og = json_loads(g.body ? g.body : "", 0, NULL);
+    CHECK_MSG(g.status == 200 && json_equal(og, o1), "GET %s: %ld %.300s", path, g.status, g.body);
+    rresp n = rt_post(r.url, "/v1/responses", "{\"previous_response_id\":\"resp_nope\",\"input\":\"x\"}");
+    CHECK_MSG(n.status == 404 && n.body && strstr(n.body, "previous_response_id"), "%ld %s", n.status, n.body);
+    json_decref(og);
+    json_decref(o1);
+    free(t1);
+    free(t2);
+    free(want);
+    rt_free(&a);
+    rt_free(&b);
+    rt_free(&c);
+    rt_free(&g);
+    rt_free(&n);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+}
+
 /* An engine that fails before the first byte: the request goes to the next
  * engine; the failed one leaves the ring at once. */
 TEST(retry_before_first_byte) {

@@ -2537,6 +2537,99 @@ TEST(serve_responses_api) {
     free(r.body);
 }
 
+/* The text of a response object's first message, or NULL. */
+static char *response_text(const json_t *o) {
+    size_t i;
+    const json_t *it;
+    json_array_foreach(json_object_get(o, "output"), i, it) {
+        const json_t *t = json_object_get(json_array_get(json_object_get(it, "content"), 0), "text");
+        if (json_is_string(t)) return strdup(json_string_value(t));
+    }
+    return NULL;
+}
+/* Responses kept for previous_response_id: a second turn is what chat answers for the whole conversation
+ * (the first input and output, then the new input), streamed turns are kept too, GET /v1/responses/{id}
+ * reads one back; "store": false keeps nothing; an unknown id is a 404; with --responses-store 0 a 400. */
+TEST(serve_responses_kept) {
+    const char *url = start_default();
+    CHECK(url);
+    resp r = http(url, "/v1/responses", "{\"input\":\"Tell me about Lily.\",\"max_output_tokens\":12,\"temperature\":0}", NULL);
+    json_t *o1 = json_loads(r.body, 0, NULL);
+    free(r.body);
+    const char *id1 = json_string_value(json_object_get(o1, "id"));
+    char *t1 = response_text(o1);
+    CHECK(id1 && t1 && *t1 && json_is_true(json_object_get(o1, "store")));
+    char *body = NULL;
+    CHECK(asprintf(&body, "{\"previous_response_id\":\"%s\",\"input\":\"And Tim?\",\"max_output_tokens\":12,\"temperature\":0}",
+                   id1) > 0);
+    r = http(url, "/v1/responses", body, NULL);
+    free(body);
+    json_t *o2 = json_loads(r.body, 0, NULL);
+    free(r.body);
+    char *t2 = response_text(o2);
+    json_t *conv = json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}],s:i,s:i}", "messages", "role", "user", "content",
+                             "Tell me about Lily.", "role", "assistant", "content", t1 ? t1 : "", "role", "user", "content",
+                             "And Tim?", "max_tokens", 12, "temperature", 0);
+    body = json_dumps(conv, 0);
+    json_decref(conv);
+    r = http(url, "/v1/chat/completions", body, NULL);
+    free(body);
+    char *want = completion_text(&r);
+    free(r.body);
+    CHECK_MSG(t2 && want && !strcmp(t2, want) &&
+                  !strcmp(json_string_value(json_object_get(o2, "previous_response_id")) ?: "", id1),
+              "second turn: %s\n      chat:        %s", t2, want);
+    /* a streamed third turn is kept as well: read back by its id */
+    CHECK(asprintf(&body, "{\"previous_response_id\":\"%s\",\"input\":\"More.\",\"max_output_tokens\":8,\"temperature\":0,"
+                          "\"stream\":true}",
+                   json_string_value(json_object_get(o2, "id"))) > 0);
+    r = http(url, "/v1/responses", body, NULL);
+    free(body);
+    static const char ev[] = "event: response.incomplete\ndata: ";
+    const char *last = r.body ? strstr(r.body, ev) : NULL;
+    json_t *d = last ? json_loads(last + strlen(ev), JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+    const char *id3 = json_string_value(json_object_get(json_object_get(d, "response"), "id"));
+    char path[160];
+    snprintf(path, sizeof path, "/v1/responses/%s", id3 ? id3 : "none");
+    resp g = http(url, path, NULL, NULL);
+    json_t *o3 = json_loads(g.body, 0, NULL);
+    CHECK_MSG(g.status == 200 && json_equal(o3, json_object_get(d, "response")), "GET %s: %ld %.300s", path, g.status, g.body);
+    json_decref(o3);
+    json_decref(d);
+    free(g.body);
+    free(r.body);
+    /* store false: nothing kept */
+    r = http(url, "/v1/responses", "{\"input\":\"x\",\"max_output_tokens\":2,\"store\":false}", NULL);
+    json_t *o4 = json_loads(r.body, 0, NULL);
+    free(r.body);
+    snprintf(path, sizeof path, "/v1/responses/%s", json_string_value(json_object_get(o4, "id")) ?: "none");
+    g = http(url, path, NULL, NULL);
+    CHECK_EQ_INT(g.status, 404);
+    free(g.body);
+    CHECK(asprintf(&body, "{\"previous_response_id\":\"%s\",\"input\":\"x\"}", json_string_value(json_object_get(o4, "id")) ?: "") > 0);
+    r = http(url, "/v1/responses", body, NULL);
+    free(body);
+    CHECK_MSG(r.status == 404 && r.body && strstr(r.body, "\"param\":\"previous_response_id\""), "%ld %s", r.status, r.body);
+    free(r.body);
+    json_decref(o4);
+    g = http(url, "/v1/responses/resp_nope", NULL, NULL);
+    CHECK_EQ_INT(g.status, 404);
+    free(g.body);
+    free(t1);
+    free(t2);
+    free(want);
+    json_decref(o1);
+    json_decref(o2);
+    /* a server that keeps nothing */
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--responses-store", "0", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    r = http(p.url, "/v1/responses", "{\"previous_response_id\":\"resp_1\",\"input\":\"x\"}", NULL);
+    CHECK_MSG(r.status == 400 && r.body && strstr(r.body, "--responses-store 0"), "%ld %s", r.status, r.body);
+    free(r.body);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+}
+
 TEST(serve_spec_ngram_same_output) {
     const char *url = start_default();
     CHECK(url);

@@ -91,6 +91,10 @@ const rtool = await client.responses.create({
   max_output_tokens: 100, temperature: 0,
 });
 
+// a second turn by previous_response_id, and the first read back
+const resp2 = await client.responses.create({ model, previous_response_id: resp.id, input: 'And then?', max_output_tokens: 8, temperature: 0 });
+const again = await client.responses.retrieve(resp.id);
+
 let notFound = null;
 try {
   await client.chat.completions.create({ model: 'no-such-model', messages, max_tokens: 4 });
@@ -126,5 +130,7 @@ console.log(JSON.stringify({
       .filter((c) => c.type === 'output_text').map((c) => c.text).join(''),
     deltas: rdeltas, stream_status: rlastStatus, first: rtypes[0], last: rtypes[rtypes.length - 1],
     tool: rtool.output.filter((o) => o.type === 'function_call').map((o) => ({ name: o.name, arguments: o.arguments, call_id: o.call_id })),
+    second: { previous: resp2.previous_response_id, text: resp2.output_text, input_tokens: resp2.usage.input_tokens },
+    retrieved: { id: again.id, text: again.output.filter((o) => o.type === 'message').flatMap((o) => o.content).map((c) => c.text).join('') },
   },
 }));
