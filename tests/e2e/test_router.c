@@ -374,6 +374,16 @@ TEST(kill9_midstream_grammar) {
                    "\"grammar\":\"root ::= sentence+\\nsentence ::= [ A-Z] [a-z ,]+ \\\". \\\"\",\"stream\":true}");
 }
 
+/* A lazy grammar (llama.cpp's grammar_lazy): free until the trigger word, then the grammar; the continuing
+ * engine replays the output through the trigger and the grammar, so it goes on constrained as before. */
+TEST(kill9_midstream_grammar_lazy) {
+#define LAZY "\"grammar\":\"root ::= \\\"girl\\\" sentence+\\nsentence ::= [a-z ,]+ \\\". \\\"\",\"grammar_lazy\":true," \
+             "\"grammar_triggers\":[{\"type\":\"word\",\"value\":\"girl\"}]"
+    midstream_kill("/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0," LAZY "}",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0," LAZY ",\"stream\":true}");
+#undef LAZY
+}
+
 /* Mirostat (with DRY): its target surprise is state the draws leave behind; the continuing engine replays it
  * from the logits of the output so far, so the sampled stream goes on as the undisturbed one. */
 TEST(kill9_midstream_mirostat) {
