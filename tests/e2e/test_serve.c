@@ -1269,6 +1269,29 @@ TEST(serve_reasoning_content) {
     if (!stream_ok) fprintf(stderr, "    streamed thinking '%s'\n", joined);
     free(joined);
     free(r.body);
+    /* the Responses API: the thinking is a reasoning item, whole and as reasoning_text deltas */
+    r = http(p.url, "/v1/responses", "{\"input\":\"Tell me a story\",\"max_output_tokens\":40,\"temperature\":0}", NULL);
+    json_t *ro = json_loads(r.body, 0, NULL), *item = json_array_get(json_object_get(ro, "output"), 0);
+    const char *rtext = json_string_value(json_object_get(json_array_get(json_object_get(item, "content"), 0), "text"));
+    const bool resp_ok = r.status == 200 && !strcmp(json_string_value(json_object_get(item, "type")) ?: "", "reasoning") &&
+                         json_array_size(json_object_get(ro, "output")) == 1 && thinking && rtext && !strcmp(rtext, thinking);
+    if (!resp_ok) fprintf(stderr, "    responses: %s\n", r.body);
+    json_decref(ro);
+    free(r.body);
+    r = http(p.url, "/v1/responses", "{\"input\":\"Tell me a story\",\"max_output_tokens\":40,\"temperature\":0,\"stream\":true}", NULL);
+    char *rjoined = calloc(1, r.n + 1);
+    save = NULL;
+    for (char *ev = strtok_r(r.body, "\n", &save); ev; ev = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(ev, "data: {", 7)) continue;
+        json_t *e = json_loads(ev + 6, 0, NULL);
+        if (!strcmp(json_string_value(json_object_get(e, "type")) ?: "", "response.reasoning_text.delta"))
+            strcat(rjoined, json_string_value(json_object_get(e, "delta")) ?: "");
+        json_decref(e);
+    }
+    const bool resp_stream_ok = thinking && !strcmp(rjoined, thinking);
+    if (!resp_stream_ok) fprintf(stderr, "    responses streamed thinking '%s'\n", rjoined);
+    free(rjoined);
+    free(r.body);
     json_decref(o);
     free(plain);
     r = http(p.url, "/v1/chat/completions",
@@ -1279,6 +1302,8 @@ TEST(serve_reasoning_content) {
     CHECK(whole_ok);
     CHECK(stream_ok);
     CHECK(bad_ok);
+    CHECK(resp_ok);
+    CHECK(resp_stream_ok);
 }
 
 /* Bad tools and tool_choice: 400 naming the field. */
