@@ -864,6 +864,8 @@ static int handle_request(worker *w, cconn *c) {
         return 0;
     }
     if (!strcmp(path, "/v1/responses")) { /* proxied as the chat request it makes */
+        if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key)) /* (before its body is read) */
+            return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
         json_error_t je;
         resp_req = json_loadb(c->body ? c->body : "", c->n_body, 0, &je);
         if (!resp_req)

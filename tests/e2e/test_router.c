@@ -524,6 +524,29 @@ TEST(responses_kept_by_the_router) {
     stop_all(e, 2);
 }
 
+/* With --api-key the router checks the key before it reads a Responses body or its kept responses. */
+TEST(responses_need_the_key) {
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    const char *urls[1] = {e.url};
+    const char *extra[] = {"--api-key", "k3y", NULL};
+    CHECK(start_router(&r, urls, 1, extra));
+    rresp a = rt_post(r.url, "/v1/responses", "{\"previous_response_id\":\"resp_x\",\"input\":\"x\"}");
+    rresp b = rt_http(r.url, "GET", "/v1/responses/resp_x", NULL, NULL, NULL);
+    rresp c = rt_http(r.url, "GET", "/v1/responses/resp_x", NULL, "Authorization: Bearer k3y", NULL);
+    rresp d = rt_http(r.url, NULL, "/v1/responses", "{\"input\":\"Hi\",\"max_output_tokens\":2}", "Authorization: Bearer k3y", NULL);
+    CHECK_EQ_INT(a.status, 401);
+    CHECK_EQ_INT(b.status, 401);
+    CHECK_EQ_INT(c.status, 404);
+    CHECK_MSG(d.status == 200 && d.body && strstr(d.body, "\"object\":\"response\""), "%ld %s", d.status, d.body);
+    rt_free(&a);
+    rt_free(&b);
+    rt_free(&c);
+    rt_free(&d);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+}
+
 /* An engine that fails before the first byte: the request goes to the next
  * engine; the failed one leaves the ring at once. */
 TEST(retry_before_first_byte) {
