@@ -2424,6 +2424,15 @@ TEST(serve_grammar_lazy) {
             answer_free(&a);
         }
     }
+    /* a schema's guide waits the same way (guided_regex: a whole-output pattern) */
+    resp rr = http(url, "/v1/completions",
+                   "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,\"ignore_eos\":true,"
+                   "\"guided_regex\":\"girl[a-z ]*\",\"grammar_lazy\":true,\"grammar_triggers\":[{\"type\":\"word\",\"value\":\"girl\"}]}",
+                   NULL);
+    char *rt = completion_text(&rr);
+    CHECK_MSG(rt && first && !strcmp(rt, first), "guided_regex: %s\n      grammar:      %s", rt, first);
+    free(rt);
+    free(rr.body);
     free(first);
     /* a trigger the grammar cannot read from: an error (500), and the server keeps serving */
     resp r = http(url, "/v1/completions",
