@@ -160,6 +160,7 @@ struct xreq {
      * stream's chat chunks made its events (server/responses.h) */
     json_t *resp_req;
     sl_resp_stream *rs;
+    char resp_id[48];     /* its ids' stem, this router's own (engines count their ids from 1 each) */
     /* timing, ns */
     int64_t t_recv, t_up_send, t_up_done;
     bool added_done;
@@ -768,7 +769,7 @@ static void stream_error(worker *w, xreq *x, const char *fmt, ...) {
         if (x->resp_req) { /* a Responses stream: its error events */
             json_t *o = e ? json_loads(e, 0, NULL) : NULL;
             sl_strbuf b = {0};
-            if (!x->rs) x->rs = sl_resp_stream_new(x->resp_req, "chatcmpl-0", x->model, (long long)time(NULL), &b);
+            if (!x->rs) x->rs = sl_resp_stream_new(x->resp_req, x->resp_id, x->model, (long long)time(NULL), &b);
             if (x->rs && o) sl_resp_stream_chunk(x->rs, o, &b);
             ob_add(&ev, b.p ? b.p : "", b.n);
             free(b.p);
@@ -854,10 +855,10 @@ static int handle_request(worker *w, cconn *c) {
     if (!strncmp(path, "/v1/responses/", 14)) { /* OpenAI's retrieve: the responses kept here */
         if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
             return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
-        if (!get) return respond_error(w, c, 405, NULL, "use GET");
-        json_t *kept = sl_resp_store_get(r->store, path + 14);
-        char *kb = kept ? json_dumps(kept, JSON_COMPACT) : NULL;
-        json_decref(kept);
+        const bool del = !strcmp(hp->method, "DELETE");
+        if (!get && !del) return respond_error(w, c, 405, NULL, "use GET or DELETE");
+        int status;
+        char *kb = sl_resp_store_http(r->store, path + 14, del, &status);
         if (!kb) return respond_error(w, c, 404, NULL, "no response '%.100s' is kept here", path + 14);
         respond(w, c, 200, "application/json", kb, strlen(kb), NULL);
         free(kb);
@@ -911,6 +912,10 @@ static int handle_request(worker *w, cconn *c) {
         return respond_error(w, c, 500, NULL, "out of memory");
     }
     x->resp_req = resp_req;
+    if (resp_req) /* unique across engines and restarts: the kept responses are looked up by it */
+        snprintf(x->resp_id, sizeof x->resp_id, "chatcmpl-%016llx%08llx",
+                 (unsigned long long)sl_mix64(atomic_fetch_add(&r->ticket, 1) ^ (uint64_t)mono_ns()),
+                 (unsigned long long)(atomic_fetch_add(&r->ticket, 1) & 0xffffffffu));
     x->c = c;
     c->x = x;
     atomic_fetch_add(&r->metrics.in_flight, 1);
@@ -1499,9 +1504,8 @@ static bool on_event(void *ctx, char *ev, size_t n) {
                 if (o && json_object_get(o, "choices") && memmem(v, vl, "\"finish_reason\":\"", 17)) x->finish_seen = true;
                 sl_strbuf b = {0};
                 if (o && !x->rs) {
-                    const char *id = json_string_value(json_object_get(o, "id"));
                     const char *m = json_string_value(json_object_get(o, "model"));
-                    x->rs = sl_resp_stream_new(x->resp_req, id ? id : "chatcmpl-0", m ? m : x->model,
+                    x->rs = sl_resp_stream_new(x->resp_req, x->resp_id, m ? m : x->model,
                                                (long long)json_integer_value(json_object_get(o, "created")), &b);
                     sl_resp_stream_keep_in(x->rs, w->r->store);
                 }
@@ -1628,7 +1632,7 @@ static void up_done(worker *w, uconn *u) {
         json_t *chat = x->resp_req && x->status == 200 ? json_loadb(x->resp.p ? x->resp.p : "", ob_pending(&x->resp), 0, NULL) : NULL;
         char *rb = NULL;
         if (chat) { /* POST /v1/responses: the chat answer as a response object */
-            json_t *ro = sl_responses_from_chat(chat, x->resp_req, json_string_value(json_object_get(chat, "id")) ?: "chatcmpl-0",
+            json_t *ro = sl_responses_from_chat(chat, x->resp_req, x->resp_id,
                                                 (long long)json_integer_value(json_object_get(chat, "created")));
             sl_resp_store_put(w->r->store, x->resp_req, ro);
             rb = ro ? json_dumps(ro, JSON_COMPACT) : NULL;

@@ -913,11 +913,13 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");
         return reply(c, cx, 200, "text/plain; version=0.0.4", sl_metrics_render(h->metrics, h->api.model_id));
     }
-    if (!strncmp(url, "/v1/responses/", 14)) { /* OpenAI's retrieve: GET /v1/responses/{id} */
+    if (!strncmp(url, "/v1/responses/", 14)) { /* OpenAI's retrieve and delete: GET / DELETE /v1/responses/{id} */
         if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
-        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
-        json_t *r = sl_resp_store_get(h->store, url + 14);
-        if (r) return reply_json(c, cx, 200, r);
+        const bool del = !strcmp(method, "DELETE");
+        if (!get && !del) return reply_err(c, cx, 405, NULL, "use GET or DELETE");
+        int status;
+        char *out = sl_resp_store_http(h->store, url + 14, del, &status);
+        if (out) return reply(c, cx, 200, "application/json", out);
         sl_api_error e;
         sl_api_set_error(&e, 404, NULL, "no response '%.100s' is kept here", url + 14);
         return reply_error(c, cx, &e);

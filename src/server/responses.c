@@ -485,6 +485,7 @@ void sl_resp_store_put(sl_resp_store *st, const json_t *req, const json_t *resp)
     const size_t bytes = (a ? strlen(a) : 0) + (b ? strlen(b) : 0);
     free(a);
     free(b);
+    sl_resp_store_delete(st, id); /* (one entry per id: a response kept again replaces itself) */
     pthread_mutex_lock(&st->mu);
     while (st->n > 0 && (st->n == st->cap || st->bytes + bytes > st->max_bytes)) { /* the oldest go */
         kept *o = &st->ring[st->head];
@@ -511,6 +512,36 @@ json_t *sl_resp_store_get(sl_resp_store *st, const char *id) {
     json_t *r = k ? json_deep_copy(k->resp) : NULL;
     pthread_mutex_unlock(&st->mu);
     return r;
+}
+
+bool sl_resp_store_delete(sl_resp_store *st, const char *id) {
+    if (!st) return false;
+    pthread_mutex_lock(&st->mu);
+    kept *k = find(st, id);
+    if (k) { /* the newer ones move up one place */
+        st->bytes -= k->bytes;
+        kept_clear(k);
+        int i = (int)(k - st->ring);
+        for (int j = (i - st->head + st->cap) % st->cap; j + 1 < st->n; j++) {
+            st->ring[(st->head + j) % st->cap] = st->ring[(st->head + j + 1) % st->cap];
+            memset(&st->ring[(st->head + j + 1) % st->cap], 0, sizeof(kept));
+        }
+        st->n--;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return k != NULL;
+}
+
+char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del, int *status) {
+    json_t *o = NULL;
+    if (del && sl_resp_store_delete(st, path))
+        o = json_pack("{s:s,s:s,s:b}", "id", path, "object", "response", "deleted", 1);
+    else if (!del)
+        o = sl_resp_store_get(st, path);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    *status = s ? 200 : 404;
+    return s;
 }
 
 /* ---- streamed ------------------------------------------------------------------------------ */

@@ -36,6 +36,11 @@ json_t *sl_resp_store_expand(sl_resp_store *st, const json_t *req, sl_api_error 
 void sl_resp_store_put(sl_resp_store *st, const json_t *req, const json_t *resp);
 /* The kept response id (a new reference), or NULL. */
 json_t *sl_resp_store_get(sl_resp_store *st, const char *id);
+/* Forget response id: true when it was kept. */
+bool sl_resp_store_delete(sl_resp_store *st, const char *id);
+/* GET / DELETE /v1/responses/{id} (path: what follows "/v1/responses/"; del: DELETE): the answer's JSON (a
+ * new string) with *status 200, or NULL with *status 404 (not kept) or 405 (another method). */
+char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del, int *status);
 
 /* The chat request for Responses request req (a new object), or NULL with e set (400, naming the field).
  * previous_response_id is not read: sl_resp_store_expand resolves it first. */

@@ -510,6 +510,10 @@ TEST(responses_kept_by_the_router) {
     CHECK_MSG(g.status == 200 && json_equal(og, o1), "GET %s: %ld %.300s", path, g.status, g.body);
     rresp n = rt_post(r.url, "/v1/responses", "{\"previous_response_id\":\"resp_nope\",\"input\":\"x\"}");
     CHECK_MSG(n.status == 404 && n.body && strstr(n.body, "previous_response_id"), "%ld %s", n.status, n.body);
+    rresp del = rt_http(r.url, "DELETE", path, NULL, NULL, NULL), gone = rt_http(r.url, "GET", path, NULL, NULL, NULL);
+    CHECK_MSG(del.status == 200 && gone.status == 404, "DELETE %ld, then GET %ld", del.status, gone.status);
+    rt_free(&del);
+    rt_free(&gone);
     json_decref(og);
     json_decref(o1);
     free(t1);

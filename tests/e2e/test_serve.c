@@ -86,6 +86,19 @@ static resp http(const char *url, const char *path, const char *body, const char
     return r;
 }
 
+/* A request with another method (no body). */
+static resp http_method(const char *url, const char *method, const char *path) {
+    resp r = {0};
+    struct curl_slist *h;
+    CURL *c = make_easy(url, path, NULL, NULL, &r, &h);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    if (!r.body) r.body = calloc(1, 1);
+    return r;
+}
+
 /* Text of a non-streaming completion (choices[0].text or .message.content); caller frees. */
 /* llama.cpp's golden run nn of stories260K (prompt, ids, text), or NULL. */
 static json_t *golden_json(int nn) {
@@ -2647,6 +2660,14 @@ TEST(serve_responses_kept) {
     free(r.body);
     json_decref(o4);
     g = http(url, "/v1/responses/resp_nope", NULL, NULL);
+    CHECK_EQ_INT(g.status, 404);
+    free(g.body);
+    /* DELETE forgets one */
+    snprintf(path, sizeof path, "/v1/responses/%s", id1);
+    g = http_method(url, "DELETE", path);
+    CHECK_MSG(g.status == 200 && strstr(g.body, "\"deleted\":true"), "%ld %s", g.status, g.body);
+    free(g.body);
+    g = http(url, path, NULL, NULL);
     CHECK_EQ_INT(g.status, 404);
     free(g.body);
     free(t1);

@@ -113,3 +113,41 @@ TEST(bounds_drop_the_oldest) {
     sl_resp_store_free(st);
     CHECK(sl_resp_store_new(0, 1 << 20) == NULL); /* (none kept) */
 }
+
+/* Forgetting one keeps the others, oldest first, and frees its room. */
+TEST(delete_keeps_the_rest) {
+    sl_resp_store *st = sl_resp_store_new(3, 1 << 20);
+    json_t *req = J("{\"input\":\"Hi\"}");
+    static const char *ids[] = {"resp_a", "resp_b", "resp_c", "resp_d"};
+    for (int i = 0; i < 3; i++) {
+        json_t *r = response(ids[i], "x");
+        sl_resp_store_put(st, req, r);
+        json_decref(r);
+    }
+    CHECK(sl_resp_store_delete(st, "resp_b") && !sl_resp_store_delete(st, "resp_b"));
+    int status;
+    char *gone = sl_resp_store_http(st, "resp_b", false, &status);
+    CHECK(!gone && status == 404);
+    char *del = sl_resp_store_http(st, "resp_c", true, &status);
+    CHECK(del && status == 200 && strstr(del, "\"deleted\":true"));
+    free(del);
+    json_t *r = response(ids[3], "x"); /* room for d and one more: a stays */
+    sl_resp_store_put(st, req, r);
+    json_decref(r);
+    r = response("resp_e", "x");
+    sl_resp_store_put(st, req, r);
+    json_decref(r);
+    char *a = sl_resp_store_http(st, "resp_a", false, &status), *d = sl_resp_store_http(st, "resp_d", false, &status),
+         *e = sl_resp_store_http(st, "resp_e", false, &status);
+    CHECK(a && d && e);
+    free(a);
+    free(d);
+    free(e);
+    r = response("resp_f", "x"); /* full: the oldest (a) goes */
+    sl_resp_store_put(st, req, r);
+    json_decref(r);
+    a = sl_resp_store_http(st, "resp_a", false, &status);
+    CHECK(!a && status == 404);
+    json_decref(req);
+    sl_resp_store_free(st);
+}
