@@ -867,23 +867,9 @@ static int handle_request(worker *w, cconn *c) {
     if (!strcmp(path, "/v1/responses")) { /* proxied as the chat request it makes */
         if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key)) /* (before its body is read) */
             return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
-        json_error_t je;
-        resp_req = json_loadb(c->body ? c->body : "", c->n_body, 0, &je);
-        if (!resp_req)
-            return respond_error(w, c, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text,
-                                 je.line, je.column);
         sl_api_error e;
-        json_t *exp = json_is_object(resp_req) ? sl_resp_store_expand(r->store, resp_req, &e) : json_incref(resp_req);
-        json_decref(resp_req);
-        if (!(resp_req = exp)) return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
-        json_t *chat = sl_responses_to_chat(resp_req, &e);
-        char *cb = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
-        json_decref(chat);
-        if (!cb) {
-            json_decref(resp_req);
-            return respond_error(w, c, chat ? 500 : e.status, chat || !e.param[0] ? NULL : e.param, "%s",
-                                 chat ? "out of memory" : e.message);
-        }
+        char *cb = sl_responses_chat_body(r->store, c->body, c->n_body, &resp_req, &e);
+        if (!cb) return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
         free(c->body);
         c->body = cb;
         c->n_body = strlen(cb);

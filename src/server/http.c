@@ -873,23 +873,11 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
 
 /* POST /v1/responses: the request made a chat request (server/responses.h), answered as a response. */
 static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, conn *cx) {
-    json_error_t je;
-    json_t *body_json = json_loadb(cx->body ? cx->body : "", cx->n, 0, &je);
     sl_api_error e;
-    if (!body_json) {
-        sl_api_set_error(&e, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text, je.line,
-                         je.column);
-        return reply_error(c, cx, &e);
-    }
-    json_t *req = json_is_object(body_json) ? sl_resp_store_expand(h->store, body_json, &e) : json_incref(body_json);
-    json_decref(body_json);
-    if (!req) return reply_error(c, cx, &e);
-    json_t *chat = sl_responses_to_chat(req, &e);
-    char *body = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
-    json_decref(chat);
-    enum MHD_Result r;
-    if (!body) r = chat ? reply_err(c, cx, 500, NULL, "out of memory") : reply_error(c, cx, &e);
-    else r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req);
+    json_t *req;
+    char *body = sl_responses_chat_body(h->store, cx->body, cx->n, &req, &e);
+    if (!body) return reply_error(c, cx, &e);
+    enum MHD_Result r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req);
     free(body);
     json_decref(req);
     return r;

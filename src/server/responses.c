@@ -241,6 +241,26 @@ fail:
     return NULL;
 }
 
+char *sl_responses_chat_body(sl_resp_store *st, const char *body, size_t n, json_t **req, sl_api_error *e) {
+    *req = NULL;
+    json_error_t je;
+    json_t *b = json_loadb(body ? body : "", n, 0, &je);
+    if (!b) {
+        sl_api_set_error(e, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text, je.line,
+                         je.column);
+        return NULL;
+    }
+    json_t *r = json_is_object(b) ? sl_resp_store_expand(st, b, e) : json_incref(b);
+    json_decref(b);
+    json_t *chat = r ? sl_responses_to_chat(r, e) : NULL;
+    char *text = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
+    if (chat && !text) sl_api_set_error(e, 500, NULL, "out of memory");
+    json_decref(chat);
+    if (!text) json_decref(r);
+    else *req = r;
+    return text;
+}
+
 const char *sl_responses_param(const char *p) {
     static const char *const map[][2] = {{"max_tokens", "max_output_tokens"}, {"max_completion_tokens", "max_output_tokens"},
                                          {"messages", "input"}, {"response_format", "text"}};

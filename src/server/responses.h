@@ -46,6 +46,11 @@ char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del, int *sta
  * previous_response_id is not read: sl_resp_store_expand resolves it first. */
 json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e);
 
+/* A Responses request's body[0, n) as the JSON text of its chat request (a new string; *req: the request with
+ * previous_response_id's conversation put in st, a new reference), or NULL with e set (400: not JSON, or a
+ * field named; 404: a response not kept; 500: out of memory). */
+char *sl_responses_chat_body(sl_resp_store *st, const char *body, size_t n, json_t **req, sl_api_error *e);
+
 /* A chat field an error names, as the Responses request calls it (max_tokens: max_output_tokens, messages:
  * input, response_format: text); others are the same. */
 const char *sl_responses_param(const char *chat_param);

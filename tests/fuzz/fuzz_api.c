@@ -155,22 +155,20 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     }
     char *translated = NULL; /* a Responses request's chat request */
     if (mode == 1 && (sel & 16)) {
-        json_t *req = json_loadb(body, n, 0, NULL);
-        if (!req) return 1;
         if (sel & 32) {
+            json_t *req = json_loadb(body, n, 0, NULL);
+            if (!req) return 1;
             fuzz_api_responses_out(req);
             json_decref(req);
             return 0;
         }
-        json_t *chat = sl_responses_to_chat(req, &e);
+        json_t *req = NULL; /* (no store: a previous_response_id is refused) */
+        translated = sl_responses_chat_body(NULL, body, n, &req, &e);
         json_decref(req);
-        if (!chat) {
+        if (!translated) {
             fuzz_api_check_error(&e);
             return 1;
         }
-        translated = json_dumps(chat, JSON_COMPACT);
-        json_decref(chat);
-        fuzz_api_check(translated != NULL, "the chat request is written");
         body = translated;
     }
     const size_t n_body = translated ? strlen(translated) : n;
