@@ -92,6 +92,7 @@ typedef struct gen {
     bool harmony;           /* chat: the answer is in the harmony format (gpt-oss), split by harmony.c */
     bool kimi3;             /* chat: the answer is in Kimi K3's tags, split by kimi3.c */
     int64_t resume_content, resume_reasoning, resume_args; /* a resumed chat stream: the parts' bytes the client has */
+    bool llama;             /* POST /completion: llama.cpp's own answer ({"content", "stop", ...}) */
     json_t *resp_req;       /* POST /v1/responses: its request (the answer is a response object, server/responses.h) */
     sl_resp_stream *rs;     /* ... streamed: the chat chunks become its events */
 } gen;
@@ -165,7 +166,14 @@ static void cancel_all(gen *g) {
 
 static void pend(gen *g, const char *s, size_t n) { sl_strbuf_add(&g->pending, s, n); }
 
+static void llama_event(gen *g, json_t *o);
+
 static void pend_event(gen *g, json_t *o) {
+    if (g->llama) { /* llama.cpp's /completion: its events instead */
+        llama_event(g, o);
+        json_decref(o);
+        return;
+    }
     if (g->rs) { /* a Responses stream: its events instead */
         sl_resp_stream_chunk(g->rs, o, &g->pending);
         json_decref(o);
@@ -178,6 +186,11 @@ static void pend_event(gen *g, json_t *o) {
     pend(g, s, strlen(s));
     pend(g, "\n\n", 2);
     free(s);
+}
+
+/* vLLM's stop_reason: the stop string that ended the output, or null */
+static json_t *stop_reason(const sl_req *r) {
+    return r->stop_word > 0 && r->stop_word <= r->p.n_stop ? json_string(r->p.stop[r->stop_word - 1]) : json_null();
 }
 
 static json_t *chunk_base(gen *g) {
@@ -207,6 +220,7 @@ static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *e
     }
     json_object_set_new(ch, "logprobs", lp ? lp : json_null());
     json_object_set_new(ch, "finish_reason", finish ? json_string(finish) : json_null());
+    if (finish) json_object_set_new(ch, "stop_reason", stop_reason(c->req));
     json_object_set_new(o, "choices", json_pack("[o]", ch));
     if (g->include_usage) json_object_set_new(o, "usage", json_null());
     pend_event(g, o);
@@ -628,7 +642,7 @@ static void collect(gen *g, bool *finished) {
         json_object_set_new(o, "usage", gen_usage(g));
         pend_event(g, o);
     }
-    if (!g->rs) pend(g, "data: [DONE]\n\n", 14); /* (a Responses stream ends with its last event) */
+    if (!g->rs && !g->llama) pend(g, "data: [DONE]\n\n", 14); /* (Responses and llama.cpp streams: no [DONE]) */
     g->done = true;
 }
 
@@ -714,7 +728,64 @@ static json_t *choice_json(gen *g, int k) {
         json_object_set_new(ch, "prompt_logprobs", sl_api_prompt_logprobs_json(&g->h->api, g->tokens_as_ids, req->plp,
                                                                                 req->n_plp, req->p.prompt_logprobs));
     json_object_set_new(ch, "finish_reason", json_string(finish));
+    json_object_set_new(ch, "stop_reason", stop_reason(req));
     return ch;
+}
+
+/* ---- llama.cpp's /completion ------------------------------------------------------------
+ * The completions path answered in llama.cpp's own form: {"content", "stop": true, "stop_type" (eos, limit,
+ * word), "stopping_word", "tokens_predicted", "tokens_evaluated", "tokens_cached", "timings", ...}, an array of
+ * them for several prompts; streamed, {"content": piece, "stop": false} events and such a last one with an
+ * empty content, no [DONE]. */
+
+/* The closing fields of choice k (its request finished). */
+static json_t *llama_final(gen *g, int k, const char *content, size_t n) {
+    sl_req *r = g->ch[k].req;
+    pthread_mutex_lock(&r->mu);
+    const int32_t np = r->n_prompt, nout = r->n_out, cached = r->n_cached_prompt;
+    const double t0 = r->t_submit, t1 = r->t_first_token > 0 ? r->t_first_token : r->t_submit, t2 = r->t_last_token > t1 ? r->t_last_token : t1;
+    const char *stype = r->finish == SL_FR_LENGTH ? "limit" : r->stop_word ? "word" : r->finish == SL_FR_STOP ? "eos" : "none";
+    json_t *word = r->stop_word > 0 && r->stop_word <= r->p.n_stop ? json_string(r->p.stop[r->stop_word - 1]) : json_string("");
+    const int32_t max_tokens = r->p.max_tokens;
+    pthread_mutex_unlock(&r->mu);
+    const double pms = (t1 - t0) * 1e3, gms = (t2 - t1) * 1e3;
+    bool nl = false;
+    for (size_t i = 0; i < n && !nl; i++) nl = content[i] == '\n';
+    return json_pack("{s:i,s:s%,s:[],s:i,s:b,s:s,s:i,s:i,s:i,s:s,s:o,s:b,s:b,s:{s:i},"
+                     "s:{s:i,s:f,s:f,s:f,s:i,s:f,s:f,s:f}}",
+                     "index", k, "content", content, n, "tokens", "id_slot", -1, "stop", 1, "model", g->h->api.model_id,
+                     "tokens_predicted", nout, "tokens_evaluated", np, "tokens_cached", cached, "stop_type", stype,
+                     "stopping_word", word, "truncated", 0, "has_new_line", nl, "generation_settings", "n_predict",
+                     max_tokens, "timings", "prompt_n", np - cached, "prompt_ms", pms, "prompt_per_token_ms",
+                     np - cached > 0 ? pms / (np - cached) : 0.0, "prompt_per_second",
+                     pms > 0 ? (np - cached) * 1e3 / pms : 0.0, "predicted_n", nout, "predicted_ms", gms,
+                     "predicted_per_token_ms", nout > 0 ? gms / nout : 0.0, "predicted_per_second",
+                     gms > 0 ? nout * 1e3 / gms : 0.0);
+}
+
+static void llama_pend(gen *g, json_t *o) {
+    char *d = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!d) return;
+    pend(g, "data: ", 6);
+    pend(g, d, strlen(d));
+    pend(g, "\n\n", 2);
+    free(d);
+}
+
+/* A completions chunk (or an error, or the usage chunk) as llama.cpp's stream has it. */
+static void llama_event(gen *g, json_t *o) {
+    if (json_object_get(o, "error")) { /* as llama.cpp sends it */
+        llama_pend(g, json_incref(o));
+        return;
+    }
+    const json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+    if (!ch) return; /* (the usage chunk) */
+    const int k = (int)json_integer_value(json_object_get(ch, "index"));
+    const json_t *t = json_object_get(ch, "text");
+    if (json_string_length(t))
+        llama_pend(g, json_pack("{s:i,s:O,s:[],s:b,s:i}", "index", k, "content", t, "tokens", "stop", 0, "id_slot", -1));
+    if (json_is_string(json_object_get(ch, "finish_reason")) && k >= 0 && k < g->n) llama_pend(g, llama_final(g, k, "", 0));
 }
 
 /* Create the request of prompt pr as choice k, the j-th of its prompt. */
@@ -736,7 +807,7 @@ static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_reque
 
 /* A completions or chat request (body[0, n)); resp_req: the Responses request it was made from, or NULL. */
 static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind, const char *body,
-                                       size_t n_body, json_t *resp_req) {
+                                       size_t n_body, json_t *resp_req, bool llama) {
     if (atomic_load(&h->draining))
         return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
     sl_api_request ar;
@@ -797,6 +868,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     snprintf(g->id, sizeof g->id, "%s-%016llx%08llx", kind == SL_API_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)g->created, (unsigned long long)g->ch[0].req->id);
     g->resp_req = json_incref(resp_req);
+    g->llama = llama;
     if (resp_req && stream && !(g->rs = sl_resp_stream_new(resp_req, g->id, h->api.model_id, g->created, &g->pending))) {
         cancel_all(g);
         gen_free(g);
@@ -861,6 +933,16 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
                                                                                r0->n_plp, r0->p.prompt_logprobs));
         pthread_mutex_unlock(&r0->mu);
     }
+    if (g->llama) { /* POST /completion: llama.cpp's form, an array for several prompts */
+        json_t *arr = json_array();
+        for (int k = 0; k < g->n; k++) {
+            const json_t *t = json_object_get(json_array_get(choices, (size_t)k), "text");
+            json_array_append_new(arr, llama_final(g, k, json_string_value(t) ? json_string_value(t) : "", json_string_length(t)));
+        }
+        json_decref(o);
+        o = g->n == 1 ? json_incref(json_array_get(arr, 0)) : json_incref(arr);
+        json_decref(arr);
+    }
     if (g->resp_req) { /* POST /v1/responses: the answer as a response object */
         json_t *r = sl_responses_from_chat(o, g->resp_req, g->id, g->created);
         sl_resp_store_put(h->store, g->resp_req, r);
@@ -871,13 +953,18 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     return reply_json(c, cx, 200, o);
 }
 
+/* POST /completion (llama.cpp's own endpoint): the completions path, its answer in llama.cpp's form. */
+static enum MHD_Result handle_llama(sl_http *h, struct MHD_Connection *c, conn *cx) {
+    return handle_generate(h, c, cx, SL_API_COMPLETIONS, cx->body ? cx->body : "", cx->n, NULL, true);
+}
+
 /* POST /v1/responses: the request made a chat request (server/responses.h), answered as a response. */
 static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, conn *cx) {
     sl_api_error e;
     json_t *req;
     char *body = sl_responses_chat_body(h->store, cx->body, cx->n, &req, &e);
     if (!body) return reply_error(c, cx, &e);
-    enum MHD_Result r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req);
+    enum MHD_Result r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req, false);
     free(body);
     json_decref(req);
     return r;
@@ -914,7 +1001,8 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     }
     const bool one_model = !strncmp(url, "/v1/models/", 11); /* OpenAI's retrieve: GET /v1/models/{id} */
     bool known = !strcmp(url, "/v1/models") || one_model || !strcmp(url, "/v1/completions") ||
-                 !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/tokenize") ||
+                 !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/completion") ||
+                 !strcmp(url, "/completions") || !strcmp(url, "/tokenize") ||
                  !strcmp(url, "/detokenize");
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
@@ -937,10 +1025,11 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         return reply_err(c, cx, 413, NULL, msg);
     }
     if (!strcmp(url, "/v1/completions"))
-        return handle_generate(h, c, cx, SL_API_COMPLETIONS, cx->body ? cx->body : "", cx->n, NULL);
+        return handle_generate(h, c, cx, SL_API_COMPLETIONS, cx->body ? cx->body : "", cx->n, NULL, false);
     if (!strcmp(url, "/v1/chat/completions"))
-        return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL);
+        return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL, false);
     if (!strcmp(url, "/v1/responses")) return handle_responses(h, c, cx);
+    if (!strcmp(url, "/completion") || !strcmp(url, "/completions")) return handle_llama(h, c, cx);
     sl_api_error e;
     char *out = !strcmp(url, "/tokenize") ? sl_api_tokenize(&h->api, cx->body ? cx->body : "", cx->n, &e)
                                           : sl_api_detokenize(&h->api, cx->body ? cx->body : "", cx->n, &e);

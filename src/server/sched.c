@@ -397,6 +397,7 @@ static bool feed_text(sl_req *r, const char *t, size_t n, bool final) {
     r->held[r->n_held] = '\0';
     /* earliest stop string occurrence */
     size_t best = (size_t)-1, best_len = 0;
+    int best_i = -1;
     for (int i = 0; i < r->p.n_stop; i++) {
         const size_t ls = strlen(r->p.stop[i]);
         const char *f = memmem(r->held, r->n_held, r->p.stop[i], ls);
@@ -404,9 +405,11 @@ static bool feed_text(sl_req *r, const char *t, size_t n, bool final) {
         if (f && ((size_t)(f - r->held) < best || ((size_t)(f - r->held) == best && ls > best_len))) {
             best = (size_t)(f - r->held);
             best_len = ls;
+            best_i = i;
         }
     }
     if (best != (size_t)-1) {
+        r->stop_word = best_i + 1;
         emit_text_locked(r, r->held, best + (r->p.include_stop_str ? best_len : 0));
         r->n_held = 0;
         return true;

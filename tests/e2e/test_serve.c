@@ -2685,6 +2685,79 @@ TEST(serve_responses_kept) {
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
 }
 
+/* llama.cpp's own POST /completion: llama.cpp's greedy golden text as "content", whole and streamed (no
+ * [DONE]), with its counts (tokens_evaluated: the golden prompt's ids, BOS included) and stop_type limit;
+ * a stop string gives stop_type word and its stopping_word (and vLLM's stop_reason on /v1/completions);
+ * several prompts give an array; /completions is the same endpoint. */
+TEST(serve_llamacpp_completion) {
+    const char *url = start_default();
+    CHECK(url);
+    json_t *g = golden_json(0);
+    CHECK(g);
+    const char *gold = json_string_value(json_object_get(g, "generated_text"));
+    const long n_gen = (long)json_array_size(json_object_get(g, "generated_token_ids"));
+    const long n_prompt = (long)json_array_size(json_object_get(g, "prompt_token_ids"));
+    char body[256];
+    snprintf(body, sizeof body, "{\"prompt\":\"%s\",\"n_predict\":%ld,\"temperature\":0}",
+             json_string_value(json_object_get(g, "prompt")), n_gen);
+    for (int alias = 0; alias < 2; alias++) {
+        resp r = http(url, alias ? "/completions" : "/completion", body, NULL);
+        json_t *o = json_loads(r.body, 0, NULL);
+        CHECK_MSG(r.status == 200 && !strcmp(json_string_value(json_object_get(o, "content")) ?: "", gold) &&
+                      json_is_true(json_object_get(o, "stop")) &&
+                      !strcmp(json_string_value(json_object_get(o, "stop_type")) ?: "", "limit") &&
+                      json_integer_value(json_object_get(o, "tokens_predicted")) == n_gen &&
+                      json_integer_value(json_object_get(o, "tokens_evaluated")) == n_prompt &&
+                      json_is_object(json_object_get(o, "timings")),
+                  "%ld %.400s", r.status, r.body);
+        json_decref(o);
+        free(r.body);
+    }
+    /* streamed: the pieces join to the same text; the last event closes it */
+    char sbody[300];
+    snprintf(sbody, sizeof sbody, "{\"prompt\":\"%s\",\"n_predict\":%ld,\"temperature\":0,\"stream\":true}",
+             json_string_value(json_object_get(g, "prompt")), n_gen);
+    resp r = http(url, "/completion", sbody, NULL);
+    char *joined = calloc(1, r.n + 1), *save = NULL;
+    int stops = 0, events = 0;
+    for (char *ev = strtok_r(r.body, "\n", &save); ev; ev = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(ev, "data: ", 6)) continue;
+        events++;
+        json_t *e = json_loads(ev + 6, 0, NULL);
+        strcat(joined, json_string_value(json_object_get(e, "content")) ?: "");
+        stops += json_is_true(json_object_get(e, "stop"));
+        json_decref(e);
+    }
+    CHECK_MSG(!strcmp(joined, gold) && stops == 1 && events > 2 && !strstr(r.body ? r.body : "", "[DONE]"), "streamed: %s", joined);
+    free(joined);
+    free(r.body);
+    /* a stop string */
+    r = http(url, "/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":40,\"temperature\":0,\"stop\":[\"girl\"]}", NULL);
+    json_t *o = json_loads(r.body, 0, NULL);
+    const char *c = json_string_value(json_object_get(o, "content"));
+    CHECK_MSG(c && !strncmp(c, gold, strlen(c)) && !strncmp(gold + strlen(c), "girl", 4) &&
+                  !strcmp(json_string_value(json_object_get(o, "stop_type")) ?: "", "word") &&
+                  !strcmp(json_string_value(json_object_get(o, "stopping_word")) ?: "", "girl"),
+              "%.300s", r.body);
+    json_decref(o);
+    free(r.body);
+    r = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,\"stop\":[\"girl\"]}", NULL);
+    CHECK_MSG(r.body && strstr(r.body, "\"finish_reason\":\"stop\",\"stop_reason\":\"girl\""), "%s", r.body);
+    free(r.body);
+    r = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":4}", NULL);
+    CHECK_MSG(r.body && strstr(r.body, "\"finish_reason\":\"length\",\"stop_reason\":null"), "%s", r.body);
+    free(r.body);
+    /* several prompts: one result each */
+    r = http(url, "/completion", "{\"prompt\":[\"Once upon a time\",\"Lily\"],\"n_predict\":3,\"temperature\":0}", NULL);
+    o = json_loads(r.body, 0, NULL);
+    CHECK_MSG(json_is_array(o) && json_array_size(o) == 2 &&
+                  json_integer_value(json_object_get(json_array_get(o, 1), "index")) == 1,
+              "%.300s", r.body);
+    json_decref(o);
+    free(r.body);
+    json_decref(g);
+}
+
 TEST(serve_spec_ngram_same_output) {
     const char *url = start_default();
     CHECK(url);
