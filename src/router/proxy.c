@@ -30,6 +30,7 @@
 #include "router/hash.h"
 #include "router/httpp.h"
 #include "router/evstream.h"
+#include "server/llamacpp.h"
 #include "server/responses.h"
 
 #include <arpa/inet.h>
@@ -161,6 +162,12 @@ struct xreq {
     json_t *resp_req;
     sl_resp_stream *rs;
     char resp_id[48];     /* its ids' stem, this router's own (engines count their ids from 1 each) */
+    /* POST /completion (llama.cpp's): proxied as a completions request, answered in llama.cpp's form
+     * (server/llamacpp.h); a stream's finished answers wait for the usage chunk for their counts */
+    bool llama;
+    int64_t n_predict;
+    json_t *llama_ends;   /* index -> {finish, stop_reason} */
+    int64_t t_first_ev;   /* ns: the first event from the engine */
     /* timing, ns */
     int64_t t_recv, t_up_send, t_up_done;
     bool added_done;
@@ -667,6 +674,7 @@ static void x_free(xreq *x) {
     ob_free(&x->resp);
     json_decref(x->resp_req);
     sl_resp_stream_free(x->rs);
+    json_decref(x->llama_ends);
     sl_evstream_deinit(&x->sse_parser);
     sl_free(x->pids);
     sl_free(x->gids);
@@ -766,7 +774,11 @@ static void stream_error(worker *w, xreq *x, const char *fmt, ...) {
         stream_headers(w, x);
         char *e = error_json(502, NULL, msg);
         obuf ev = {0};
-        if (x->resp_req) { /* a Responses stream: its error events */
+        if (x->llama) { /* llama.cpp's stream: the error object, no [DONE] */
+            ob_str(&ev, "data: ");
+            ob_str(&ev, e ? e : "{}");
+            ob_str(&ev, "\n\n");
+        } else if (x->resp_req) { /* a Responses stream: its error events */
             json_t *o = e ? json_loads(e, 0, NULL) : NULL;
             sl_strbuf b = {0};
             if (!x->rs) x->rs = sl_resp_stream_new(x->resp_req, x->resp_id, x->model, (long long)time(NULL), &b);
@@ -851,6 +863,7 @@ static int handle_request(worker *w, cconn *c) {
     }
     int ep;
     json_t *resp_req = NULL;
+    bool llama = false;
     if (!strcmp(path, "/v1/responses") && !post) return respond_error(w, c, 405, NULL, "use POST");
     if (!strncmp(path, "/v1/responses/", 14)) { /* OpenAI's retrieve: the responses kept here */
         if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
@@ -875,6 +888,9 @@ static int handle_request(worker *w, cconn *c) {
         c->n_body = strlen(cb);
         c->cap_body = c->n_body + 1;
         ep = EP_CHAT;
+    } else if (!strcmp(path, "/completion") || !strcmp(path, "/completions")) { /* llama.cpp's own */
+        ep = EP_COMPLETIONS;
+        llama = true;
     } else if (!strcmp(path, "/v1/completions")) ep = EP_COMPLETIONS;
     else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
@@ -898,6 +914,8 @@ static int handle_request(worker *w, cconn *c) {
         return respond_error(w, c, 500, NULL, "out of memory");
     }
     x->resp_req = resp_req;
+    x->llama = llama;
+    x->n_predict = -1;
     if (resp_req) /* unique across engines and restarts: the kept responses are looked up by it */
         snprintf(x->resp_id, sizeof x->resp_id, "chatcmpl-%016llx%08llx",
                  (unsigned long long)sl_mix64(atomic_fetch_add(&r->ticket, 1) ^ (uint64_t)mono_ns()),
@@ -908,7 +926,7 @@ static int handle_request(worker *w, cconn *c) {
     x->t_recv = mono_ns();
     x->ep = ep;
     snprintf(x->method, sizeof x->method, "%s", hp->method);
-    x->target = sl_strdup(resp_req ? "/v1/chat/completions" : target); /* (a Responses request: its chat request) */
+    x->target = sl_strdup(resp_req ? "/v1/chat/completions" : llama ? "/v1/completions" : target); /* (what it is proxied as) */
     x->ctype = hdr_dup(hp, "Content-Type");
     if (r->cfg.engine_api_key) {
         size_t n = strlen(r->cfg.engine_api_key) + 8;
@@ -938,6 +956,11 @@ static int handle_request(worker *w, cconn *c) {
             }
             x->q.has_prefix = prefix_hash(o, ep, r->cfg.prefix_bytes, &x->q.prefix);
             x->stream = json_is_true(json_object_get(o, "stream"));
+            if (x->llama) { /* (its generation_settings.n_predict) */
+                const json_t *np = json_object_get(o, "n_predict");
+                if (!np) np = json_object_get(o, "max_tokens");
+                if (json_is_integer(np)) x->n_predict = json_integer_value(np);
+            }
             /* a stream counts the text its client got: a continuation starts after it */
             x->count_text = x->stream;
             x->fs.echo_pending = x->stream && ep == EP_COMPLETIONS && json_is_true(json_object_get(o, "echo"));
@@ -945,7 +968,12 @@ static int handle_request(worker *w, cconn *c) {
                 /* ask for token ids, and give the request a seed, so it can continue elsewhere */
                 x->want_ids = true;
                 uint64_t seed = sl_mix64(atomic_fetch_add(&r->ticket, 1) ^ (uint64_t)mono_ns());
-                if (sl_fo_add_seed(o, seed)) {
+                bool changed = sl_fo_add_seed(o, seed);
+                if (x->llama) { /* the usage chunk gives its closing event the counts */
+                    json_object_set_new(o, "stream_options", json_pack("{s:b}", "include_usage", 1));
+                    changed = true;
+                }
+                if (changed) {
                     char *s = json_dumps(o, JSON_COMPACT);
                     if (s) {
                         free(x->body);
@@ -1449,6 +1477,69 @@ static bool want_line(const char *line, size_t len, const char *what, const char
 }
 
 /* One SSE event from the engine: keep the token ids, pass the data on. */
+/* The closing object of llama.cpp's answer `index` from a completions answer's finish, stop_reason and usage. */
+static json_t *llama_close(xreq *x, int index, const char *content, size_t n, const json_t *end, const json_t *usage,
+                           const char *model) {
+    const int64_t now = mono_ns(), first = x->t_first_ev ? x->t_first_ev : now;
+    const sl_llama_end e = {.finish = json_string_value(json_object_get(end, "finish_reason")),
+                            .stop_word = json_string_value(json_object_get(end, "stop_reason")),
+                            .predicted = json_integer_value(json_object_get(usage, "completion_tokens")),
+                            .evaluated = json_integer_value(json_object_get(usage, "prompt_tokens")),
+                            .cached = json_integer_value(json_object_get(json_object_get(usage, "prompt_tokens_details"),
+                                                                         "cached_tokens")),
+                            .prompt_ms = (double)(first - x->t_recv) / 1e6, .predicted_ms = (double)(now - first) / 1e6,
+                            .n_predict = x->n_predict};
+    return sl_llama_result(index, content, n, model ? model : x->model, &e);
+}
+
+/* data: lines of llama.cpp's stream for one completions chunk o (an error, text, a finish, or the usage
+ * chunk that closes the finished answers). */
+static void llama_events(xreq *x, const json_t *o, obuf *out) {
+    json_t *ev = NULL;
+    const json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
+    if (!o) return;
+    if (json_object_get(o, "error")) {
+        ev = json_incref((json_t *)o);
+    } else if (!ch && json_object_get(o, "usage")) { /* the finished answers close */
+        const char *k;
+        json_t *end;
+        json_object_foreach(x->llama_ends, k, end) {
+            json_t *c = llama_close(x, atoi(k), "", 0, end, json_object_get(o, "usage"),
+                                    json_string_value(json_object_get(o, "model")));
+            char *d = c ? json_dumps(c, JSON_COMPACT) : NULL;
+            json_decref(c);
+            if (d) {
+                ob_str(out, "data: ");
+                ob_str(out, d);
+                ob_str(out, "\n\n");
+            }
+            free(d);
+        }
+        json_object_clear(x->llama_ends);
+        return;
+    } else if (ch) {
+        const int k = (int)json_integer_value(json_object_get(ch, "index"));
+        const json_t *t = json_object_get(ch, "text"), *fin = json_object_get(ch, "finish_reason");
+        if (json_string_length(t)) ev = sl_llama_piece(k, json_string_value(t), json_string_length(t));
+        if (json_is_string(fin)) {
+            x->finish_seen = true;
+            if (!x->llama_ends) x->llama_ends = json_object();
+            char key[16];
+            snprintf(key, sizeof key, "%d", k);
+            json_object_set_new(x->llama_ends, key, json_pack("{s:O,s:O}", "finish_reason", fin, "stop_reason",
+                                                              json_object_get(ch, "stop_reason") ?: json_null()));
+        }
+    }
+    char *d = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (d) {
+        ob_str(out, "data: ");
+        ob_str(out, d);
+        ob_str(out, "\n\n");
+    }
+    free(d);
+}
+
 static bool on_event(void *ctx, char *ev, size_t n) {
     uconn *u = ctx;
     xreq *x = u->x;
@@ -1477,7 +1568,22 @@ static bool on_event(void *ctx, char *ev, size_t n) {
         if (sl_evstream_field(line, len, "data", &v, &vl)) {
             if (vl == 6 && !memcmp(v, "[DONE]", 6)) {
                 x->done_seen = true;
-                if (!x->resp_req) ob_str(&out, "data: [DONE]\n"); /* (a Responses stream ends with its last event) */
+                if (!x->resp_req && !x->llama) ob_str(&out, "data: [DONE]\n"); /* (Responses and llama.cpp: no [DONE]) */
+                any = true;
+                continue;
+            }
+            if (x->llama) { /* the chunk (as rewritten for a continuation) made llama.cpp's events */
+                char *s = x->migrated ? sl_fo_rewrite(&x->fs, v, vl) : NULL;
+                if (!x->migrated && !x->fs.learned) sl_fo_learn(&x->fs, v, vl);
+                if (x->count_text) sl_fo_count_text(&x->fs, v, vl);
+                json_t *o = s ? json_loads(s, 0, NULL) : json_loadb(v, vl, 0, NULL);
+                free(s);
+                if (!x->t_first_ev) x->t_first_ev = mono_ns();
+                obuf b = {0};
+                llama_events(x, o, &b);
+                json_decref(o);
+                if (b.n) ob_add(&out, b.p, b.n - 1); /* (events end with their blank line; the tail adds one) */
+                ob_free(&b);
                 any = true;
                 continue;
             }
@@ -1534,8 +1640,10 @@ static bool on_event(void *ctx, char *ev, size_t n) {
             int k = snprintf(note, sizeof note, ": x-shardlm-engine %s\n\n", x->cur ? x->cur->spec.url : "");
             client_chunk(x->c, note, (size_t)k);
         }
-        ob_str(&out, "\n");
-        client_chunk(x->c, out.p, out.n);
+        if (out.n) { /* (a llama.cpp stream's finish chunk or [DONE] gives nothing to send) */
+            ob_str(&out, "\n");
+            client_chunk(x->c, out.p, out.n);
+        }
         x->events++;
         if (first) {
             x->t_up_done = mono_ns();
@@ -1615,8 +1723,26 @@ static void up_done(worker *w, uconn *u) {
         snprintf(url, sizeof url, "%s", x->cur->spec.url);
         attempt_end(x);
         note_added(w, x);
-        json_t *chat = x->resp_req && x->status == 200 ? json_loadb(x->resp.p ? x->resp.p : "", ob_pending(&x->resp), 0, NULL) : NULL;
+        json_t *chat = (x->resp_req || x->llama) && x->status == 200
+                           ? json_loadb(x->resp.p ? x->resp.p : "", ob_pending(&x->resp), 0, NULL)
+                           : NULL;
         char *rb = NULL;
+        if (chat && x->llama) { /* POST /completion: llama.cpp's form, an array for several prompts */
+            json_t *arr = json_array(), *choices = json_object_get(chat, "choices");
+            size_t i;
+            json_t *c;
+            json_array_foreach(choices, i, c) {
+                const json_t *t = json_object_get(c, "text");
+                json_array_append_new(arr, llama_close(x, (int)json_integer_value(json_object_get(c, "index")),
+                                                       json_string_value(t) ? json_string_value(t) : "", json_string_length(t), c,
+                                                       json_object_get(chat, "usage"),
+                                                       json_string_value(json_object_get(chat, "model"))));
+            }
+            rb = json_dumps(json_array_size(arr) == 1 ? json_array_get(arr, 0) : arr, JSON_COMPACT);
+            json_decref(arr);
+            json_decref(chat);
+            chat = NULL;
+        }
         if (chat) { /* POST /v1/responses: the chat answer as a response object */
             json_t *ro = sl_responses_from_chat(chat, x->resp_req, x->resp_id,
                                                 (long long)json_integer_value(json_object_get(chat, "created")));

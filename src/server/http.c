@@ -8,6 +8,7 @@
 #include "core/strbuf.h"
 #include "model/model.h"
 #include "server/harmony.h"
+#include "server/llamacpp.h"
 #include "server/responses.h"
 #include "server/kimi3.h"
 #include "server/reasoning.h"
@@ -738,29 +739,19 @@ static json_t *choice_json(gen *g, int k) {
  * them for several prompts; streamed, {"content": piece, "stop": false} events and such a last one with an
  * empty content, no [DONE]. */
 
-/* The closing fields of choice k (its request finished). */
+/* The closing object of choice k (its request finished) with its content. */
 static json_t *llama_final(gen *g, int k, const char *content, size_t n) {
     sl_req *r = g->ch[k].req;
     pthread_mutex_lock(&r->mu);
-    const int32_t np = r->n_prompt, nout = r->n_out, cached = r->n_cached_prompt;
-    const double t0 = r->t_submit, t1 = r->t_first_token > 0 ? r->t_first_token : r->t_submit, t2 = r->t_last_token > t1 ? r->t_last_token : t1;
-    const char *stype = r->finish == SL_FR_LENGTH ? "limit" : r->stop_word ? "word" : r->finish == SL_FR_STOP ? "eos" : "none";
-    json_t *word = r->stop_word > 0 && r->stop_word <= r->p.n_stop ? json_string(r->p.stop[r->stop_word - 1]) : json_string("");
-    const int32_t max_tokens = r->p.max_tokens;
+    const double t0 = r->t_submit, t1 = r->t_first_token > 0 ? r->t_first_token : r->t_submit,
+                 t2 = r->t_last_token > t1 ? r->t_last_token : t1;
+    const sl_llama_end end = {.finish = sl_finish_reason_str(r->finish),
+                              .stop_word = r->stop_word > 0 && r->stop_word <= r->p.n_stop ? r->p.stop[r->stop_word - 1] : NULL,
+                              .predicted = r->n_out, .evaluated = r->n_prompt, .cached = r->n_cached_prompt,
+                              .prompt_ms = (t1 - t0) * 1e3, .predicted_ms = (t2 - t1) * 1e3, .n_predict = r->p.max_tokens};
+    json_t *o = sl_llama_result(k, content, n, g->h->api.model_id, &end);
     pthread_mutex_unlock(&r->mu);
-    const double pms = (t1 - t0) * 1e3, gms = (t2 - t1) * 1e3;
-    bool nl = false;
-    for (size_t i = 0; i < n && !nl; i++) nl = content[i] == '\n';
-    return json_pack("{s:i,s:s%,s:[],s:i,s:b,s:s,s:i,s:i,s:i,s:s,s:o,s:b,s:b,s:{s:i},"
-                     "s:{s:i,s:f,s:f,s:f,s:i,s:f,s:f,s:f}}",
-                     "index", k, "content", content, n, "tokens", "id_slot", -1, "stop", 1, "model", g->h->api.model_id,
-                     "tokens_predicted", nout, "tokens_evaluated", np, "tokens_cached", cached, "stop_type", stype,
-                     "stopping_word", word, "truncated", 0, "has_new_line", nl, "generation_settings", "n_predict",
-                     max_tokens, "timings", "prompt_n", np - cached, "prompt_ms", pms, "prompt_per_token_ms",
-                     np - cached > 0 ? pms / (np - cached) : 0.0, "prompt_per_second",
-                     pms > 0 ? (np - cached) * 1e3 / pms : 0.0, "predicted_n", nout, "predicted_ms", gms,
-                     "predicted_per_token_ms", nout > 0 ? gms / nout : 0.0, "predicted_per_second",
-                     gms > 0 ? nout * 1e3 / gms : 0.0);
+    return o;
 }
 
 static void llama_pend(gen *g, json_t *o) {
@@ -783,8 +774,7 @@ static void llama_event(gen *g, json_t *o) {
     if (!ch) return; /* (the usage chunk) */
     const int k = (int)json_integer_value(json_object_get(ch, "index"));
     const json_t *t = json_object_get(ch, "text");
-    if (json_string_length(t))
-        llama_pend(g, json_pack("{s:i,s:O,s:[],s:b,s:i}", "index", k, "content", t, "tokens", "stop", 0, "id_slot", -1));
+    if (json_string_length(t)) llama_pend(g, sl_llama_piece(k, json_string_value(t), json_string_length(t)));
     if (json_is_string(json_object_get(ch, "finish_reason")) && k >= 0 && k < g->n) llama_pend(g, llama_final(g, k, "", 0));
 }
 

@@ -319,6 +319,9 @@ static void midstream_kill_with(const char *path, const char *plain, const char 
     }
     CHECK_EQ_INT(errs, 0);
     CHECK_EQ_INT(done, 1);
+    if (!strcmp(path, "/completion")) /* llama.cpp's events to the end, no completions chunk */
+        CHECK(got.body && strstr(got.body, "\"stop\":true") && !strstr(got.body, "[DONE]") &&
+              !strstr(got.body, "text_completion"));
     if (!strcmp(path, "/v1/responses")) /* Responses events to the end, no chat chunk */
         CHECK(got.body && strstr(got.body, "event: response.incomplete\n") && !strstr(got.body, "[DONE]") &&
               !strstr(got.body, "chat.completion.chunk"));
@@ -526,6 +529,44 @@ TEST(responses_kept_by_the_router) {
     rt_free(&n);
     stop_all(&r, 1);
     stop_all(e, 2);
+}
+
+/* llama.cpp's /completion through the router: proxied as a completions request, answered in llama.cpp's
+ * form as the engine answers it (content, stop_type, stopping_word, counts), whole and streamed; a stream
+ * moved by a kill -9 continues exactly and closes once. */
+TEST(llamacpp_completion_through_the_router) {
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    const char *urls[1] = {e.url};
+    CHECK(start_router(&r, urls, 1, NULL));
+    static const char body[] = "{\"prompt\":\"Once upon a time\",\"n_predict\":40,\"temperature\":0,\"stop\":[\"Lily\"]}";
+    rresp a = rt_post(e.url, "/completion", body), b = rt_post(r.url, "/completion", body);
+    json_t *oa = json_loads(a.body ? a.body : "", 0, NULL), *ob = json_loads(b.body ? b.body : "", 0, NULL);
+    static const char *const same[] = {"content", "stop_type", "stopping_word", "tokens_predicted", "tokens_evaluated", "model", "stop"};
+    bool ok = a.status == 200 && b.status == 200 && json_is_string(json_object_get(oa, "content"));
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) ok &= json_equal(json_object_get(oa, same[i]), json_object_get(ob, same[i]));
+    CHECK_MSG(ok && !strcmp(json_string_value(json_object_get(ob, "stop_type")) ?: "", "word"), "engine %s\n      router %s",
+              a.body, b.body);
+    rresp c = rt_post(r.url, "/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":40,\"temperature\":0,"
+                                            "\"stop\":[\"Lily\"],\"stream\":true}");
+    int done = 0, errs = 0;
+    char *t = rt_text(&c, &done, &errs);
+    CHECK_MSG(t && !strcmp(t, json_string_value(json_object_get(oa, "content")) ?: "-") && done == 1 && errs == 0 &&
+                  !strstr(c.body ? c.body : "", "[DONE]") && strstr(c.body ? c.body : "", "\"stopping_word\":\"Lily\""),
+              "streamed: %s", c.body);
+    free(t);
+    json_decref(oa);
+    json_decref(ob);
+    rt_free(&a);
+    rt_free(&b);
+    rt_free(&c);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+}
+
+TEST(kill9_midstream_llamacpp) {
+    midstream_kill("/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":400,\"temperature\":0}",
+                   "{\"prompt\":\"Once upon a time\",\"n_predict\":400,\"temperature\":0,\"stream\":true}");
 }
 
 /* With --api-key the router checks the key before it reads a Responses body or its kept responses. */

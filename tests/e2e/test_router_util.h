@@ -234,6 +234,7 @@ RT_FN char *rt_text(const rresp *r, int *done_count, int *errors) {
         json_t *c0 = json_array_get(json_object_get(o, "choices"), 0);
         json_t *t = json_object_get(c0, "text");
         if (!t) t = json_object_get(json_object_get(c0, "message"), "content");
+        if (!t) t = json_object_get(o, "content"); /* llama.cpp's /completion */
         if (json_is_string(t)) {
             memcpy(out, json_string_value(t), json_string_length(t));
             out[json_string_length(t)] = '\0';
@@ -263,6 +264,10 @@ RT_FN char *rt_text(const rresp *r, int *done_count, int *errors) {
             if (type && (!strcmp(type, "response.completed") || !strcmp(type, "response.incomplete")) && done_count)
                 (*done_count)++;
             if (type && !strcmp(type, "error") && errors) (*errors)++;
+            if (!t && json_is_string(json_object_get(o, "content"))) { /* llama.cpp's /completion stream */
+                t = json_object_get(o, "content");
+                if (json_is_true(json_object_get(o, "stop")) && done_count) (*done_count)++;
+            }
             if (json_is_string(t) && n + json_string_length(t) < cap) {
                 memcpy(out + n, json_string_value(t), json_string_length(t));
                 n += json_string_length(t);

@@ -1,0 +1,30 @@
+/*
+ * llamacpp.h — llama.cpp's own answer form for POST /completion, built from
+ * what a completions answer says (so the engine, from its request, and the
+ * router, from the chunks and usage it relays, give the same fields):
+ * {"index", "content", "tokens", "id_slot", "stop", "model",
+ * "tokens_predicted", "tokens_evaluated", "tokens_cached", "stop_type"
+ * (eos, limit, word), "stopping_word", "truncated", "has_new_line",
+ * "generation_settings", "timings"}.
+ */
+#ifndef SL_SERVER_LLAMACPP_H
+#define SL_SERVER_LLAMACPP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sl_llama_end {
+    const char *finish;      /* the completions finish_reason: stop, length, abort (NULL: none) */
+    const char *stop_word;   /* the stop string that ended it (vLLM's stop_reason), or NULL */
+    int64_t predicted, evaluated, cached; /* output tokens, prompt tokens, prompt tokens from the cache */
+    double prompt_ms, predicted_ms;
+    int64_t n_predict;       /* the request's max_tokens (-1: none given) */
+} sl_llama_end;
+
+/* The closing object of answer `index` with `content` (the whole text, or "" at a stream's end). */
+json_t *sl_llama_result(int index, const char *content, size_t n, const char *model, const sl_llama_end *end);
+/* A stream's event for a piece of text. */
+json_t *sl_llama_piece(int index, const char *text, size_t n);
+
+#endif
