@@ -1492,6 +1492,17 @@ static json_t *llama_close(xreq *x, int index, const char *content, size_t n, co
     return sl_llama_result(index, content, n, model ? model : x->model, &e);
 }
 
+/* `data: JSON` of ev (taken) and its blank line. */
+static void ob_data(obuf *out, json_t *ev) {
+    char *d = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (!d) return;
+    ob_str(out, "data: ");
+    ob_str(out, d);
+    ob_str(out, "\n\n");
+    free(d);
+}
+
 /* data: lines of llama.cpp's stream for one completions chunk o (an error, text, a finish, or the usage
  * chunk that closes the finished answers). */
 static void llama_events(xreq *x, const json_t *o, obuf *out) {
@@ -1503,18 +1514,9 @@ static void llama_events(xreq *x, const json_t *o, obuf *out) {
     } else if (!ch && json_object_get(o, "usage")) { /* the finished answers close */
         const char *k;
         json_t *end;
-        json_object_foreach(x->llama_ends, k, end) {
-            json_t *c = llama_close(x, atoi(k), "", 0, end, json_object_get(o, "usage"),
-                                    json_string_value(json_object_get(o, "model")));
-            char *d = c ? json_dumps(c, JSON_COMPACT) : NULL;
-            json_decref(c);
-            if (d) {
-                ob_str(out, "data: ");
-                ob_str(out, d);
-                ob_str(out, "\n\n");
-            }
-            free(d);
-        }
+        json_object_foreach(x->llama_ends, k, end)
+            ob_data(out, llama_close(x, atoi(k), "", 0, end, json_object_get(o, "usage"),
+                                     json_string_value(json_object_get(o, "model"))));
         json_object_clear(x->llama_ends);
         return;
     } else if (ch) {
@@ -1530,14 +1532,7 @@ static void llama_events(xreq *x, const json_t *o, obuf *out) {
                                                               json_object_get(ch, "stop_reason") ?: json_null()));
         }
     }
-    char *d = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-    json_decref(ev);
-    if (d) {
-        ob_str(out, "data: ");
-        ob_str(out, d);
-        ob_str(out, "\n\n");
-    }
-    free(d);
+    ob_data(out, ev);
 }
 
 static bool on_event(void *ctx, char *ev, size_t n) {

@@ -169,6 +169,17 @@ static void pend(gen *g, const char *s, size_t n) { sl_strbuf_add(&g->pending, s
 
 static void llama_event(gen *g, json_t *o);
 
+/* One SSE event `data: JSON` of o (taken). */
+static void pend_data(gen *g, json_t *o) {
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s) return;
+    pend(g, "data: ", 6);
+    pend(g, s, strlen(s));
+    pend(g, "\n\n", 2);
+    free(s);
+}
+
 static void pend_event(gen *g, json_t *o) {
     if (g->llama) { /* llama.cpp's /completion: its events instead */
         llama_event(g, o);
@@ -180,13 +191,7 @@ static void pend_event(gen *g, json_t *o) {
         json_decref(o);
         return;
     }
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!s) return;
-    pend(g, "data: ", 6);
-    pend(g, s, strlen(s));
-    pend(g, "\n\n", 2);
-    free(s);
+    pend_data(g, o);
 }
 
 /* vLLM's stop_reason: the stop string that ended the output, or null */
@@ -754,28 +759,18 @@ static json_t *llama_final(gen *g, int k, const char *content, size_t n) {
     return o;
 }
 
-static void llama_pend(gen *g, json_t *o) {
-    char *d = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!d) return;
-    pend(g, "data: ", 6);
-    pend(g, d, strlen(d));
-    pend(g, "\n\n", 2);
-    free(d);
-}
-
 /* A completions chunk (or an error, or the usage chunk) as llama.cpp's stream has it. */
 static void llama_event(gen *g, json_t *o) {
     if (json_object_get(o, "error")) { /* as llama.cpp sends it */
-        llama_pend(g, json_incref(o));
+        pend_data(g, json_incref(o));
         return;
     }
     const json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
     if (!ch) return; /* (the usage chunk) */
     const int k = (int)json_integer_value(json_object_get(ch, "index"));
     const json_t *t = json_object_get(ch, "text");
-    if (json_string_length(t)) llama_pend(g, sl_llama_piece(k, json_string_value(t), json_string_length(t)));
-    if (json_is_string(json_object_get(ch, "finish_reason")) && k >= 0 && k < g->n) llama_pend(g, llama_final(g, k, "", 0));
+    if (json_string_length(t)) pend_data(g, sl_llama_piece(k, json_string_value(t), json_string_length(t)));
+    if (json_is_string(json_object_get(ch, "finish_reason")) && k >= 0 && k < g->n) pend_data(g, llama_final(g, k, "", 0));
 }
 
 /* Create the request of prompt pr as choice k, the j-th of its prompt. */
