@@ -277,7 +277,7 @@ static int limits(cctx *c, const json_t *j, int id, const char *lo_key, const ch
 
 static bool meets(const node *nd, double lo, bool lo_in, double hi, bool hi_in);
 static bool mult_within(const node *nd, bool neg, u128 a, u128 b);
-static bool is_digit_c(char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(uint8_t c);
 
 /* The formats held to (JSON Schema's meaning, RFC 3339 dates and times); any other is an annotation. Days are
  * not checked against their month, as llama.cpp's grammars do not; a leap second is 23:59:60 (as Ajv's
@@ -390,7 +390,7 @@ static bool exact_dec(const json_t *v, bool *neg, u128 *units) {
     int nd = 0;
     const char *q = b + (b[0] == '-');
     for (; *q && *q != 'e'; q++)
-        if (is_digit_c(*q)) digits = digits * 10 + (u128)(*q - '0'), nd++;
+        if (is_digit((uint8_t)*q)) digits = digits * 10 + (u128)(*q - '0'), nd++;
     const int shift = 18 + atoi(q + 1) - (nd - 1); /* units = digits * 10^shift */
     if (shift < 0) return false;
     for (int k = 0; k < shift; k++) digits *= 10;
@@ -1675,7 +1675,7 @@ static bool mult_within(const node *nd, bool neg, u128 a, u128 b) {
         snprintf(t, sizeof t, "%.18f", low);
         u128 l = 0;
         for (const char *q = t; *q; q++)
-            if (is_digit_c(*q)) l = l * 10 + (u128)(*q - '0');
+            if (is_digit((uint8_t)*q)) l = l * 10 + (u128)(*q - '0');
         l = l > 2 ? l - 2 : 0;
         if (l > a) a = l;
     }

@@ -870,8 +870,7 @@ static int handle_request(worker *w, cconn *c) {
             return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
         const bool del = !strcmp(hp->method, "DELETE");
         if (!get && !del) return respond_error(w, c, 405, NULL, "use GET or DELETE");
-        int status;
-        char *kb = sl_resp_store_http(r->store, path + 14, del, &status);
+        char *kb = sl_resp_store_http(r->store, path + 14, del);
         if (!kb) return respond_error(w, c, 404, NULL, "no response '%.100s' is kept here", path + 14);
         respond(w, c, 200, "application/json", kb, strlen(kb), NULL);
         free(kb);
@@ -1492,20 +1491,9 @@ static json_t *llama_close(xreq *x, int index, const char *content, size_t n, co
     return sl_llama_result(index, content, n, model ? model : x->model, &e);
 }
 
-/* `data: JSON` of ev (taken) and its blank line. */
-static void ob_data(obuf *out, json_t *ev) {
-    char *d = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-    json_decref(ev);
-    if (!d) return;
-    ob_str(out, "data: ");
-    ob_str(out, d);
-    ob_str(out, "\n\n");
-    free(d);
-}
-
 /* data: lines of llama.cpp's stream for one completions chunk o (an error, text, a finish, or the usage
  * chunk that closes the finished answers). */
-static void llama_events(xreq *x, const json_t *o, obuf *out) {
+static void llama_events(xreq *x, const json_t *o, sl_strbuf *out) {
     json_t *ev = NULL;
     const json_t *ch = json_array_get(json_object_get(o, "choices"), 0);
     if (!o) return;
@@ -1515,7 +1503,7 @@ static void llama_events(xreq *x, const json_t *o, obuf *out) {
         const char *k;
         json_t *end;
         json_object_foreach(x->llama_ends, k, end)
-            ob_data(out, llama_close(x, atoi(k), "", 0, end, json_object_get(o, "usage"),
+            sl_sse_event(out, NULL, llama_close(x, atoi(k), "", 0, end, json_object_get(o, "usage"),
                                      json_string_value(json_object_get(o, "model"))));
         json_object_clear(x->llama_ends);
         return;
@@ -1532,7 +1520,7 @@ static void llama_events(xreq *x, const json_t *o, obuf *out) {
                                                               json_object_get(ch, "stop_reason") ?: json_null()));
         }
     }
-    ob_data(out, ev);
+    sl_sse_event(out, NULL, ev);
 }
 
 static bool on_event(void *ctx, char *ev, size_t n) {
@@ -1567,41 +1555,29 @@ static bool on_event(void *ctx, char *ev, size_t n) {
                 any = true;
                 continue;
             }
-            if (x->llama) { /* the chunk (as rewritten for a continuation) made llama.cpp's events */
+            if (x->llama || x->resp_req) { /* the chunk (as rewritten for a continuation) made their own events */
                 char *s = x->migrated ? sl_fo_rewrite(&x->fs, v, vl) : NULL;
                 if (!x->migrated && !x->fs.learned) sl_fo_learn(&x->fs, v, vl);
                 if (x->count_text) sl_fo_count_text(&x->fs, v, vl);
                 json_t *o = s ? json_loads(s, 0, NULL) : json_loadb(v, vl, 0, NULL);
                 free(s);
-                if (!x->t_first_ev) x->t_first_ev = mono_ns();
-                obuf b = {0};
-                llama_events(x, o, &b);
+                sl_strbuf b = {0};
+                if (x->llama) {
+                    if (!x->t_first_ev) x->t_first_ev = mono_ns();
+                    llama_events(x, o, &b);
+                } else {
+                    if (o && json_object_get(o, "choices") && memmem(v, vl, "\"finish_reason\":\"", 17)) x->finish_seen = true;
+                    if (o && !x->rs) {
+                        const char *m = json_string_value(json_object_get(o, "model"));
+                        x->rs = sl_resp_stream_new(x->resp_req, x->resp_id, m ? m : x->model,
+                                                   (long long)json_integer_value(json_object_get(o, "created")), &b);
+                        sl_resp_stream_keep_in(x->rs, w->r->store);
+                    }
+                    if (o && x->rs) sl_resp_stream_chunk(x->rs, o, &b);
+                }
                 json_decref(o);
                 if (b.n) ob_add(&out, b.p, b.n - 1); /* (events end with their blank line; the tail adds one) */
-                ob_free(&b);
-                any = true;
-                continue;
-            }
-            if (x->resp_req) { /* the chunk (as rewritten for a continuation) made Responses events */
-                char *s = x->migrated ? sl_fo_rewrite(&x->fs, v, vl) : NULL;
-                if (!x->migrated && !x->fs.learned) sl_fo_learn(&x->fs, v, vl);
-                if (x->count_text) sl_fo_count_text(&x->fs, v, vl);
-                json_t *o = s ? json_loads(s, 0, NULL) : json_loadb(v, vl, 0, NULL);
-                free(s);
-                if (o && json_object_get(o, "choices") && memmem(v, vl, "\"finish_reason\":\"", 17)) x->finish_seen = true;
-                sl_strbuf b = {0};
-                if (o && !x->rs) {
-                    const char *m = json_string_value(json_object_get(o, "model"));
-                    x->rs = sl_resp_stream_new(x->resp_req, x->resp_id, m ? m : x->model,
-                                               (long long)json_integer_value(json_object_get(o, "created")), &b);
-                    sl_resp_stream_keep_in(x->rs, w->r->store);
-                }
-                if (o && x->rs) sl_resp_stream_chunk(x->rs, o, &b);
-                json_decref(o);
-                if (b.n) { /* (events end with their blank line; the one added below is harmless) */
-                    ob_add(&out, b.p, b.n - 1);
-                    any = true;
-                }
+                any |= x->llama || b.n;
                 free(b.p);
                 continue;
             }

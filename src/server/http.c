@@ -170,15 +170,7 @@ static void pend(gen *g, const char *s, size_t n) { sl_strbuf_add(&g->pending, s
 static void llama_event(gen *g, json_t *o);
 
 /* One SSE event `data: JSON` of o (taken). */
-static void pend_data(gen *g, json_t *o) {
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!s) return;
-    pend(g, "data: ", 6);
-    pend(g, s, strlen(s));
-    pend(g, "\n\n", 2);
-    free(s);
-}
+static void pend_data(gen *g, json_t *o) { sl_sse_event(&g->pending, NULL, o); }
 
 static void pend_event(gen *g, json_t *o) {
     if (g->llama) { /* llama.cpp's /completion: its events instead */
@@ -194,10 +186,13 @@ static void pend_event(gen *g, json_t *o) {
     pend_data(g, o);
 }
 
-/* vLLM's stop_reason: the stop string that ended the output, or null */
-static json_t *stop_reason(const sl_req *r) {
-    return r->stop_word > 0 && r->stop_word <= r->p.n_stop ? json_string(r->p.stop[r->stop_word - 1]) : json_null();
+/* The stop string that ended r's output, or NULL. */
+static const char *stop_string(const sl_req *r) {
+    return r->stop_word > 0 && r->stop_word <= r->p.n_stop ? r->p.stop[r->stop_word - 1] : NULL;
 }
+
+/* vLLM's stop_reason: that string, or null */
+static json_t *stop_reason(const sl_req *r) { return stop_string(r) ? json_string(stop_string(r)) : json_null(); }
 
 static json_t *chunk_base(gen *g) {
     return json_pack("{s:s,s:s,s:I,s:s}", "id", g->id, "object",
@@ -751,7 +746,7 @@ static json_t *llama_final(gen *g, int k, const char *content, size_t n) {
     const double t0 = r->t_submit, t1 = r->t_first_token > 0 ? r->t_first_token : r->t_submit,
                  t2 = r->t_last_token > t1 ? r->t_last_token : t1;
     const sl_llama_end end = {.finish = sl_finish_reason_str(r->finish),
-                              .stop_word = r->stop_word > 0 && r->stop_word <= r->p.n_stop ? r->p.stop[r->stop_word - 1] : NULL,
+                              .stop_word = stop_string(r),
                               .predicted = r->n_out, .evaluated = r->n_prompt, .cached = r->n_cached_prompt,
                               .prompt_ms = (t1 - t0) * 1e3, .predicted_ms = (t2 - t1) * 1e3, .n_predict = r->p.max_tokens};
     json_t *o = sl_llama_result(k, content, n, g->h->api.model_id, &end);
@@ -977,8 +972,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
         const bool del = !strcmp(method, "DELETE");
         if (!get && !del) return reply_err(c, cx, 405, NULL, "use GET or DELETE");
-        int status;
-        char *out = sl_resp_store_http(h->store, url + 14, del, &status);
+        char *out = sl_resp_store_http(h->store, url + 14, del);
         if (out) return reply(c, cx, 200, "application/json", out);
         sl_api_error e;
         sl_api_set_error(&e, 404, NULL, "no response '%.100s' is kept here", url + 14);

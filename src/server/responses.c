@@ -342,10 +342,9 @@ static json_t *reasoning_item(const char *id, const char *text, size_t n, const 
 }
 
 /* An output_text part; lp: its tokens' logprobs (chat's logprobs.content, the same shape; taken), or NULL. */
-static json_t *text_part_lp(const char *text, size_t n, json_t *lp) {
+static json_t *text_part(const char *text, size_t n, json_t *lp) {
     return json_pack("{s:s,s:s%,s:[],s:o}", "type", "output_text", "text", text, n, "annotations", "logprobs", lp ? lp : json_array());
 }
-static json_t *text_part(const char *text, size_t n) { return text_part_lp(text, n, NULL); }
 
 /* chat's logprobs of a choice (or a chunk's choice): its content list (a new reference), or NULL */
 static json_t *logprobs_of(const json_t *choice) {
@@ -353,11 +352,12 @@ static json_t *logprobs_of(const json_t *choice) {
     return json_is_array(c) ? json_incref(c) : NULL;
 }
 
-static json_t *message_item(const char *id, const char *text, size_t n, const char *status) {
+/* A message item with its one part (taken), or none yet (NULL). */
+static json_t *message_item(const char *id, json_t *part, const char *status) {
     char mid[96];
     item_id(mid, sizeof mid, "msg", id, -1);
     json_t *content = json_array();
-    if (text) json_array_append_new(content, text_part(text, n));
+    if (part) json_array_append_new(content, part);
     return json_pack("{s:s,s:s,s:s,s:s,s:o}", "type", "message", "id", mid, "status", status, "role", "assistant", "content",
                      content);
 }
@@ -377,10 +377,8 @@ json_t *sl_responses_from_chat(const json_t *chat, const json_t *req, const char
     if (json_is_string(r) && json_string_length(r))
         json_array_append_new(out, reasoning_item(id, json_string_value(r), json_string_length(r), "completed"));
     if (json_is_string(c) && json_string_length(c)) {
-        json_t *item = message_item(id, NULL, 0, "completed");
-        json_array_append_new(json_object_get(item, "content"),
-                              text_part_lp(json_string_value(c), json_string_length(c), logprobs_of(ch)));
-        json_array_append_new(out, item);
+        json_array_append_new(out, message_item(id, text_part(json_string_value(c), json_string_length(c), logprobs_of(ch)),
+                                                "completed"));
     }
     size_t i;
     const json_t *tc;
@@ -552,7 +550,7 @@ bool sl_resp_store_delete(sl_resp_store *st, const char *id) {
     return k != NULL;
 }
 
-char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del, int *status) {
+char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del) {
     json_t *o = NULL;
     if (del && sl_resp_store_delete(st, path))
         o = json_pack("{s:s,s:s,s:b}", "id", path, "object", "response", "deleted", 1);
@@ -560,7 +558,6 @@ char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del, int *sta
         o = sl_resp_store_get(st, path);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    *status = s ? 200 : 404;
     return s;
 }
 
@@ -588,18 +585,25 @@ void sl_resp_stream_keep_in(sl_resp_stream *s, sl_resp_store *st) {
     if (s) s->keep = st;
 }
 
-static void emit(sl_resp_stream *s, sl_strbuf *out, const char *type, json_t *o) {
-    json_object_set_new(o, "type", json_string(type));
-    json_object_set_new(o, "sequence_number", json_integer(s->seq++));
-    char *d = json_dumps(o, JSON_COMPACT);
+void sl_sse_event(sl_strbuf *out, const char *type, json_t *o) {
+    char *d = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!d) return;
-    sl_strbuf_add(out, "event: ", 7);
-    sl_strbuf_add(out, type, strlen(type));
-    sl_strbuf_add(out, "\ndata: ", 7);
+    if (type) {
+        sl_strbuf_add(out, "event: ", 7);
+        sl_strbuf_add(out, type, strlen(type));
+        sl_strbuf_add(out, "\n", 1);
+    }
+    sl_strbuf_add(out, "data: ", 6);
     sl_strbuf_add(out, d, strlen(d));
     sl_strbuf_add(out, "\n\n", 2);
     free(d);
+}
+
+static void emit(sl_resp_stream *s, sl_strbuf *out, const char *type, json_t *o) {
+    json_object_set_new(o, "type", json_string(type));
+    json_object_set_new(o, "sequence_number", json_integer(s->seq++));
+    sl_sse_event(out, type, o);
 }
 
 static json_t *snapshot(sl_resp_stream *s, const char *status) {
@@ -649,16 +653,17 @@ static void close_reasoning(sl_resp_stream *s, sl_strbuf *out) {
 static void close_message(sl_resp_stream *s, sl_strbuf *out) {
     if (s->msg < 0) return;
     const char *t = s->text.p ? s->text.p : "";
-    json_t *item = message_item(s->id, NULL, 0, "completed");
-    json_array_append_new(json_object_get(item, "content"), text_part_lp(t, s->text.n, (s->lps ? json_copy(s->lps) : json_array())));
+    json_t *lps = s->lps ? s->lps : json_array(); /* (the message's tokens' logprobs: in the item and two events) */
+    if (!s->lps) s->lps = lps;
+    json_t *item = message_item(s->id, text_part(t, s->text.n, json_copy(lps)), "completed");
     json_array_set(s->output, (size_t)s->msg, item);
     json_t *iid = json_object_get(item, "id");
     emit(s, out, "response.output_text.done", json_pack("{s:O,s:i,s:i,s:s%,s:o}", "item_id", iid, "output_index", s->msg,
                                                         "content_index", 0, "text", t, s->text.n, "logprobs",
-                                                        (s->lps ? json_copy(s->lps) : json_array())));
+                                                        json_copy(lps)));
     emit(s, out, "response.content_part.done", json_pack("{s:O,s:i,s:i,s:o}", "item_id", iid, "output_index", s->msg,
                                                          "content_index", 0, "part",
-                                                         text_part_lp(t, s->text.n, (s->lps ? json_copy(s->lps) : json_array()))));
+                                                         text_part(t, s->text.n, json_copy(lps))));
     emit(s, out, "response.output_item.done", json_pack("{s:i,s:O}", "output_index", s->msg, "item", item));
     json_decref(item);
     s->msg = -1;
@@ -727,11 +732,11 @@ void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out
         item_id(mid, sizeof mid, "msg", s->id, -1);
         if (s->msg < 0) {
             s->msg = (int)json_array_size(s->output);
-            json_t *item = message_item(s->id, NULL, 0, "in_progress");
+            json_t *item = message_item(s->id, NULL, "in_progress");
             json_array_append(s->output, item);
             emit(s, out, "response.output_item.added", json_pack("{s:i,s:o}", "output_index", s->msg, "item", item));
             emit(s, out, "response.content_part.added", json_pack("{s:s,s:i,s:i,s:o}", "item_id", mid, "output_index", s->msg,
-                                                                  "content_index", 0, "part", text_part("", 0)));
+                                                                  "content_index", 0, "part", text_part("", 0, NULL)));
         }
         sl_strbuf_add(&s->text, json_string_value(c), json_string_length(c));
         json_t *lp = logprobs_of(ch);

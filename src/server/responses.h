@@ -39,8 +39,8 @@ json_t *sl_resp_store_get(sl_resp_store *st, const char *id);
 /* Forget response id: true when it was kept. */
 bool sl_resp_store_delete(sl_resp_store *st, const char *id);
 /* GET / DELETE /v1/responses/{id} (path: what follows "/v1/responses/"; del: DELETE): the answer's JSON (a
- * new string) with *status 200, or NULL with *status 404 (not kept) or 405 (another method). */
-char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del, int *status);
+ * new string), or NULL when the response is not kept (a 404). */
+char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del);
 
 /* The chat request for Responses request req (a new object), or NULL with e set (400, naming the field).
  * previous_response_id is not read: sl_resp_store_expand resolves it first. */
@@ -57,6 +57,9 @@ const char *sl_responses_param(const char *chat_param);
 
 /* The response object for req from the chat completion `chat` (not taken); id: the chat answer's id. */
 json_t *sl_responses_from_chat(const json_t *chat, const json_t *req, const char *id, long long created);
+
+/* One server-sent event: `event: TYPE` (type NULL: none), `data: JSON` of o (taken), a blank line. */
+void sl_sse_event(sl_strbuf *out, const char *type, json_t *o);
 
 /* A streamed response: chat chunks in, Responses events out (SSE with event: lines). */
 typedef struct sl_resp_stream sl_resp_stream;

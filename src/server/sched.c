@@ -133,6 +133,9 @@ static void list_push_front(list *l, sl_req *r) {
 
 static bool feed_text(sl_req *r, const char *t, size_t n, bool final);
 
+/* The output follows a schema or a grammar. */
+static bool guided(const sl_req *r) { return r->p.schema || r->gram; }
+
 /* Structured output (a schema or a grammar) takes token id; true when the answer is complete. A lazy guide
  * waiting for its trigger keeps the output's text, and once a trigger fires reads it from there: false with
  * *bad 1 when the guide refuses that text, 2 when there is no memory for it. */
@@ -189,7 +192,7 @@ static void resume(sl_sched *s, sl_req *r) {
     for (int32_t i = r->n_prompt - r->p.resume_generated; i < r->n_prompt; i++) {
         /* structured output goes on from the output so far (with mirostat, as its mu replays: record_plp) */
         int bad; /* (the other engine's tokens: they kept to the guide there) */
-        if ((r->p.schema || r->gram) && r->miro_next >= r->n_prompt) guide_take(s, r, r->tokens[i], &bad);
+        if (guided(r) && r->miro_next >= r->n_prompt) guide_take(s, r, r->tokens[i], &bad);
         if (!r->p.ignore_eos && sl_tokenizer_is_eog(tok, r->tokens[i])) continue;
         char buf[4096];
         int64_t n = sl_detok_push(&r->detok, r->tokens[i], buf, sizeof buf);
@@ -594,13 +597,13 @@ static void record_plp(sl_sched *s, sl_req *r, int32_t pos, const float *logits)
         const float *lg = logits;
         int32_t allowed = 0;
         /* structured output: that draw saw the answer's mask; its guide then took the token */
-        if ((r->p.schema || r->gram) && !(lg = guide_mask(s, r, logits, &allowed))) {
+        if (guided(r) && !(lg = guide_mask(s, r, logits, &allowed))) {
             r->miro_next = r->n_prompt; /* (no grammar trie, no mask: sample_one ends the request) */
             return;
         }
         sl_sampler_mirostat_observe(r->sampler, lg, r->tokens, pos + 1, r->tokens[pos + 1]);
         int bad;
-        if (r->p.schema || r->gram) guide_take(s, r, r->tokens[pos + 1], &bad);
+        if (guided(r)) guide_take(s, r, r->tokens[pos + 1], &bad);
         r->miro_next++;
     }
     if (!r->plp || pos + 1 < r->n_plp) return;
@@ -639,7 +642,7 @@ static int32_t speculate(sl_req *r, int32_t budget, int32_t rows) {
  * then dropped). */
 static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
     const float *slg = lg;
-    if (r->p.schema || r->gram) { /* structured output: only tokens that keep the output a valid answer's start */
+    if (guided(r)) { /* structured output: only tokens that keep the output a valid answer's start */
         int32_t allowed = 0;
         if (!(slg = guide_mask(s, r, lg, &allowed))) {
             finish_req(s, r, SL_FR_ABORT, 500, sl_last_error());
@@ -663,7 +666,7 @@ static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
         return true;
     }
     int bad = 0;
-    if ((r->p.schema || r->gram) && guide_take(s, r, id, &bad)) { /* the answer is complete */
+    if (guided(r) && guide_take(s, r, id, &bad)) { /* the answer is complete */
         finish_req(s, r, SL_FR_STOP, 0, NULL);
         drop_req(s, &s->running, r);
         return true;
