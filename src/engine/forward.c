@@ -91,10 +91,12 @@ struct sl_fwd {
     /* current step */
     const sl_batch *b;
     sl_kv_seq *const *seqs;
-    int32_t *out_rows;   /* (max_batch) token index of each logits row */
+    int32_t *out_rows;   /* (max_batch) token index of each output row (logits or hidden state) */
     int32_t *att_runs;   /* (max_batch + 1) first token of each run the attention takes in one call */
     int32_t n_att_runs;
-    int32_t n_out;
+    int32_t n_out;      /* rows that give logits or a hidden state */
+    int32_t n_logits;   /* of those, the rows that give logits */
+    int32_t n_hidden;   /* ... and those that give a hidden state */
     float *logits;
 };
 
@@ -348,6 +350,27 @@ static void kv_store(const sl_fwd *f, int layer, int64_t t) {
     }
 }
 
+/* After the output norm (xo rows [0, n_out), this thread's [*j0, *j1)): the rows that want their hidden state
+ * are copied out, in batch order, and the rows that want logits move to the front of xo for the output
+ * matmul; *j0, *j1 become this thread's share of those. Nothing to do where every output row gives logits. */
+static void take_hidden(sl_fwd *f, int ith, int nth, long long *j0, long long *j1) {
+    if (f->n_hidden == 0) return;
+    const int64_t d = f->m->hp.n_embd;
+    sl_pool_barrier(f->pool);
+    if (ith == 0) { /* one thread, in order: row k <= j is written only after row j was read */
+        int32_t h = 0, k = 0;
+        for (int32_t j = 0; j < f->n_out; j++) {
+            const uint8_t w = f->b->want_logits[f->out_rows[j]];
+            if (w & SL_WANT_HIDDEN) memcpy(f->b->hidden + (int64_t)h++ * d, f->xo + (int64_t)j * d, sizeof(float) * (size_t)d);
+            if (!(w & SL_WANT_LOGITS)) continue;
+            if (k != j) memcpy(f->xo + (int64_t)k * d, f->xo + (int64_t)j * d, sizeof(float) * (size_t)d);
+            k++;
+        }
+    }
+    sl_pool_barrier(f->pool);
+    sl_split_range(f->n_logits, ith, nth, j0, j1);
+}
+
 static void step_ref(void *arg, int ith, int nth) {
     sl_fwd *f = arg;
     const sl_model *m = f->m;
@@ -414,9 +437,10 @@ static void step_ref(void *arg, int ith, int nth) {
     sl_split_range(f->n_out, ith, nth, &j0, &j1);
     for (long long j = j0; j < j1; j++)
         sl_rmsnorm_ref(f->x + (int64_t)f->out_rows[j] * d, m->output_norm, f->xo + j * d, d, hp->rms_eps);
+    take_hidden(f, ith, nth, &j0, &j1);
     round_rows(f, &m->output, f->xo, d, j0, j1, ith);
     sl_pool_barrier(f->pool);
-    matmul_part(f, &m->output, f->xo, f->n_out, f->logits, ith, nth);
+    matmul_part(f, &m->output, f->xo, f->n_logits, f->logits, ith, nth);
 }
 
 /* ======================================================================== */
@@ -697,21 +721,22 @@ static void step_fast(void *arg, int ith, int nth) {
     const mm_job out[1] = {{&m->output, f->logits, f->packed[hp->n_layer * MATS]}};
     long long j0, j1;
     sl_split_range(f->n_out, ith, nth, &j0, &j1);
-    for (long long j = j0; j < j1; j++) { /* the rows that give logits are the first n_out now */
+    for (long long j = j0; j < j1; j++) { /* the output rows are the first n_out now */
         float *x = f->x + j * d;
         add_rows(x, f->tmp + j * d, d);
         f->kern->rmsnorm(x, m->output_norm, f->xo + j * d, d, hp->rms_eps);
     }
-    quantize_inputs(f, out, 1, f->xo, d, f->n_out, j0, j1);
+    take_hidden(f, ith, nth, &j0, &j1);
+    quantize_inputs(f, out, 1, f->xo, d, f->n_logits, j0, j1);
     sl_pool_barrier(f->pool);
-    matmul_op(f, &op, out, 1, f->xo, f->n_out, ith, nth);
+    matmul_op(f, &op, out, 1, f->xo, f->n_logits, ith, nth);
 }
 
 sl_status sl_fwd_step(sl_fwd *f, const sl_batch *b, sl_kv_seq *const *seqs, int32_t n_seqs, float *logits) {
     const sl_hparams *hp = &f->m->hp;
     if (b->n_tokens <= 0 || b->n_tokens > f->max_batch)
         return SL_FAIL(SL_ERR_INVALID, "forward: batch of %d tokens (allowed 1..%d)", b->n_tokens, f->max_batch);
-    int32_t n_out = 0;
+    int32_t n_out = 0, n_logits = 0, n_hidden = 0;
     for (int32_t t = 0; t < b->n_tokens; t++) {
         if (b->tokens[t] < 0 || b->tokens[t] >= hp->n_vocab)
             return SL_FAIL(SL_ERR_INVALID, "forward: token %d of the batch has id %d, outside the vocabulary [0, %d)", t,
@@ -722,12 +747,19 @@ sl_status sl_fwd_step(sl_fwd *f, const sl_batch *b, sl_kv_seq *const *seqs, int3
         if (b->pos[t] < 0 || b->pos[t] >= f->n_ctx || b->pos[t] >= sl_kv_seq_capacity(f->kv, s))
             return SL_FAIL(SL_ERR_RANGE, "forward: token %d has position %d outside its sequence's %d reserved slots "
                            "(context %d)", t, b->pos[t], sl_kv_seq_capacity(f->kv, s), f->n_ctx);
-        bool want = b->want_logits ? b->want_logits[t] != 0 : t == b->n_tokens - 1;
-        if (want) f->out_rows[n_out++] = t;
+        const uint8_t want = b->want_logits ? b->want_logits[t] : t == b->n_tokens - 1 ? SL_WANT_LOGITS : 0;
+        if (want & (SL_WANT_LOGITS | SL_WANT_HIDDEN)) f->out_rows[n_out++] = t;
+        n_logits += (want & SL_WANT_LOGITS) != 0;
+        n_hidden += (want & SL_WANT_HIDDEN) != 0;
     }
+    if (n_hidden > 0 && !b->hidden)
+        return SL_FAIL(SL_ERR_INVALID, "forward: %d tokens want their hidden state and the batch has nowhere to put it",
+                       n_hidden);
     f->b = b;
     f->seqs = seqs;
     f->n_out = n_out;
+    f->n_logits = n_logits;
+    f->n_hidden = n_hidden;
     f->logits = logits;
     if (f->reference) {
         sl_pool_run(f->pool, step_ref, f);

@@ -9,7 +9,7 @@
  * sequence's earlier tokens in the same batch are visible to its later ones.
  *
  * Logits are produced for tokens with want_logits set, in batch order,
- * n_vocab floats each. All buffers are allocated at sl_fwd_create (sized for
+ * n_vocab floats each; the normed final hidden state for those that ask. All buffers are allocated at sl_fwd_create (sized for
  * max_batch tokens); the step itself allocates nothing.
  *
  * Two paths compute the same function:
@@ -37,8 +37,16 @@ typedef struct sl_batch {
     const int32_t *tokens;      /* (n_tokens) */
     const int32_t *pos;         /* (n_tokens) position of each token in its sequence */
     const int32_t *seq;         /* (n_tokens) index into seqs[] */
-    const uint8_t *want_logits; /* (n_tokens) 1 = produce logits; NULL = last token only */
+    const uint8_t *want_logits; /* (n_tokens) SL_WANT_* bits; NULL = logits of the last token only */
+    /* Where the rows wanting SL_WANT_HIDDEN go, in batch order: the final
+     * hidden state after the output norm (what the output matrix multiplies,
+     * llama.cpp's result_norm; embeddings pool it), n_embd floats each. NULL
+     * when no token wants it. */
+    float *hidden;
 } sl_batch;
+
+#define SL_WANT_LOGITS 1 /* the token's logits */
+#define SL_WANT_HIDDEN 2 /* its normed final hidden state (sl_batch.hidden) */
 
 typedef struct sl_fwd sl_fwd;
 
@@ -63,7 +71,8 @@ const char *sl_fwd_path_name(const sl_fwd *f);
 sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params *p, sl_fwd **out);
 void sl_fwd_destroy(sl_fwd *f);
 
-/* Run one step. logits: (number of tokens wanting logits, n_vocab). Errors
+/* Run one step. logits: (number of tokens wanting logits, n_vocab). A token
+ * that wants only its hidden state skips the output matmul. Errors
  * (bad token id, position past the sequence's blocks or n_ctx) are reported
  * before anything is computed. */
 sl_status sl_fwd_step(sl_fwd *f, const sl_batch *b, sl_kv_seq *const *seqs, int32_t n_seqs, float *logits);

@@ -199,3 +199,23 @@ sl_status sl_eval_logits(const sl_model *m, const int32_t *tokens, int32_t n, in
     gen_deinit(&g);
     return st;
 }
+
+sl_status sl_eval_hidden(const sl_model *m, const int32_t *tokens, int32_t n, int32_t n_threads, float *hidden) {
+    if (n <= 0) return SL_FAIL(SL_ERR_INVALID, "eval: %d tokens", n);
+    if (n > m->hp.n_ctx_train)
+        return SL_FAIL(SL_ERR_RANGE, "eval: %d tokens, longer than the context of %d", n, m->hp.n_ctx_train);
+    gen_ctx g = {0};
+    sl_status st = gen_init(&g, m, n, n, n_threads > 0 ? n_threads : 1);
+    if (!st) st = sl_kv_seq_reserve(g.kv, &g.seq, n);
+    if (!st) {
+        sl_kv_seq *seqs[1] = {&g.seq};
+        for (int32_t i = 0; i < n; i++) {
+            g.pos[i] = i;
+            g.want[i] = SL_WANT_HIDDEN;
+        }
+        sl_batch b = {.n_tokens = n, .tokens = tokens, .pos = g.pos, .seq = g.seqidx, .want_logits = g.want, .hidden = hidden};
+        st = sl_fwd_step(g.fwd, &b, seqs, 1, NULL);
+    }
+    gen_deinit(&g);
+    return st;
+}

@@ -48,4 +48,9 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
 sl_status sl_eval_logits(const sl_model *m, const int32_t *tokens, int32_t n, int32_t n_out, int32_t n_threads,
                          float *logits);
 
+/* The normed final hidden state (what the output matrix multiplies; an
+ * embedding pools it) of every position of tokens[0..n), run as one
+ * sequence in one step, into hidden (n, n_embd). */
+sl_status sl_eval_hidden(const sl_model *m, const int32_t *tokens, int32_t n, int32_t n_threads, float *hidden);
+
 #endif

@@ -13,6 +13,7 @@
 #include "shardlm.h"
 #include "core/alloc.h"
 #include "engine/forward.h"
+#include "compute/quant.h"
 #include "engine/generate.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -328,6 +329,41 @@ TEST(batch_and_chunk_invariance) {
         CHECK_MSG(same, "chunk %d with two other sequences: logits are not bit-identical", chunk);
     }
     free(ref);
+}
+
+/* The normed final hidden states (what an embedding pools), multiplied here in double by the model's own
+ * output matrix, give llama.cpp's logits at every generated position of each golden run (teacher-forced on its
+ * ids): the hidden state is the one the logits come from, for every position of a sequence run in one step. */
+TEST(hidden_states_give_golden_logits) {
+    sl_model *m = model();
+    CHECK(m != NULL);
+    const int64_t d = m->hp.n_embd;
+    float *w = malloc(sizeof(float) * (size_t)(d * N_VOCAB));
+    for (int32_t v = 0; v < N_VOCAB; v++) sl_dequantize_row(m->output.type, sl_tensor_row(&m->output, v), w + v * d, d);
+    for (int nn = 0; nn < 6 && !sl_test_failed(); nn++) {
+        golden g = {0};
+        CHECK_MSG(load_golden(nn, &g), "cannot read golden file %02d", nn);
+        int32_t ids[64 + N_GEN];
+        const int n = g.n_prompt + N_GEN - 1;
+        memcpy(ids, g.prompt_ids, sizeof(int32_t) * (size_t)g.n_prompt);
+        memcpy(ids + g.n_prompt, g.gen_ids, sizeof(int32_t) * (N_GEN - 1));
+        float *h = malloc(sizeof(float) * (size_t)(n * d));
+        CHECK_OK(sl_eval_hidden(m, ids, n, 2, h));
+        double worst = 0;
+        for (int k = 0; k < N_GEN; k++) {
+            const float *hk = h + (int64_t)(g.n_prompt - 1 + k) * d;
+            for (int32_t v = 0; v < N_VOCAB; v++) {
+                double acc = 0;
+                for (int64_t i = 0; i < d; i++) acc += (double)w[v * d + i] * hk[i];
+                const double diff = fabs(acc - g.logits[k * N_VOCAB + v]);
+                if (diff > worst || diff != diff) worst = diff;
+            }
+        }
+        free(h);
+        free_golden(&g);
+        CHECK_MSG(worst <= 1e-4, "prompt %02d: W x hidden differs from llama.cpp's logits by %.3g", nn, worst);
+    }
+    free(w);
 }
 
 TEST(zz_release_model) { sl_model_destroy(model()); }
