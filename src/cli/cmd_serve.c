@@ -29,7 +29,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_COUNT };
+       O_POOLING, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -75,6 +75,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_REASONING] = {"reasoning-format", NULL, OPT_STR, "auto", 0, -1,
                      "a chat answer's <think> block: deepseek (to message.reasoning_content), none (left in the "
                      "content), auto (deepseek when the chat template writes thinking tags)"},
+    [O_POOLING] = {"pooling", NULL, OPT_STR, NULL, 0, -1,
+                   "POST /v1/embeddings: mean, cls or last (the normed final hidden states of the input; default the "
+                   "file's <arch>.pooling_type, else last, as vLLM pools decoder-only models)"},
     [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http://HOST:PORT) under a lease, for routers"},
     [O_CLUSTER] = {"cluster", NULL, OPT_STR, "default", 0, -1, "cluster name: the key is /shardlm/NAME/engines/ID"},
     [O_ENGINE_ID] = {"engine-id", NULL, OPT_STR, NULL, 0, -1, "engine id in etcd (default HOST:PORT)"},
@@ -206,6 +209,12 @@ int cmd_serve(int argc, char **argv) {
     sl_api_ctx api = {.model = m, .model_id = model_id, .n_ctx = sl_sched_n_ctx(sched), .chat_template = chat_template};
     if (!sl_reasoning_format_from_name(v[O_REASONING].s, &api.reasoning)) {
         fprintf(stderr, "shardlm serve: --reasoning-format '%s' is not one of none, deepseek, auto\n", v[O_REASONING].s);
+        goto done;
+    }
+    api.pooling = m->hp.pooling_type >= SL_POOL_MEAN && m->hp.pooling_type <= SL_POOL_LAST ? (sl_pooling)m->hp.pooling_type
+                                                                                             : SL_POOL_LAST;
+    if (v[O_POOLING].set && (!sl_pooling_from_name(v[O_POOLING].s, &api.pooling) || api.pooling == SL_POOL_NONE)) {
+        fprintf(stderr, "shardlm serve: --pooling '%s' is not one of mean, cls, last\n", v[O_POOLING].s);
         goto done;
     }
     sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,

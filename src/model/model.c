@@ -148,6 +148,8 @@ static sl_status load_hparams(sl_model *m) {
     hp->n_ctx_train = (int32_t)(v > INT32_MAX ? INT32_MAX : v);
     if ((st = key_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps))) return st;
     if ((st = key_f32(g, a, "rope.freq_base", m->arch->rope_base, &hp->rope_base))) return st;
+    if ((st = key_u32(g, a, "pooling_type", false, UINT32_MAX, &v))) return st;
+    hp->pooling_type = v > 4 ? -1 : (int32_t)v;
     const char *bad = NULL;
     if (n_embd == 0 || n_embd > (1u << 20)) bad = "embedding_length";
     else if (hp->n_layer <= 0 || hp->n_layer > 4096) bad = "block_count";

@@ -32,6 +32,7 @@ typedef struct sl_hparams {
     float rope_base;      /* rope.freq_base, default 10000 */
     float rms_eps;
     int rope_neox;        /* 0: NORM pairs (llama), 1: NEOX halves */
+    int32_t pooling_type; /* <arch>.pooling_type as llama.cpp numbers it (0 none, 1 mean, 2 cls, 3 last, 4 rank), -1 absent */
 } sl_hparams;
 
 /* What distinguishes one model family from another: a table entry (model.c). */

@@ -14,6 +14,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -430,64 +431,98 @@ static bool token_ids_of(const sl_api_ctx *ctx, const json_t *arr, const char *p
     return true;
 }
 
-/* One prompt: a string, or an array of token ids. `field` names it in errors ("prompt" or "prompt[i]"). */
-static bool parse_one_prompt(const sl_api_ctx *ctx, json_t *p, const char *field, int32_t **ids, int32_t *n_ids,
-                             char **text, sl_api_error *e) {
+/* One prompt: a string (tokenized, with BOS where the vocabulary adds one and add_special), or an array of token
+ * ids. Errors name `param`, and `field` ("prompt" or "prompt[i]") in the message. */
+static bool parse_one_prompt(const sl_api_ctx *ctx, json_t *p, const char *param, const char *field, bool add_special,
+                             sl_api_prompt *out, sl_api_error *e) {
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     if (json_is_string(p)) {
-        *text = sl_strndup(json_string_value(p), json_string_length(p));
+        out->text = sl_strndup(json_string_value(p), json_string_length(p));
         size_t n = 0;
-        if (!*text || sl_tokenize(tok, json_string_value(p), json_string_length(p), sl_tokenizer_add_bos(tok), false,
-                                  ids, &n) != SL_OK) {
-            sl_api_set_error(e, 400, "prompt", "cannot tokenize '%s': %s", field, sl_last_error());
+        if (!out->text || sl_tokenize(tok, json_string_value(p), json_string_length(p),
+                                      add_special && sl_tokenizer_add_bos(tok), false, &out->ids, &n) != SL_OK) {
+            sl_api_set_error(e, 400, param, "cannot tokenize '%s': %s", field, sl_last_error());
             return false;
         }
-        *n_ids = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
+        out->n = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
         return true;
     }
     if (json_is_array(p) && json_array_size(p) > 0 && json_is_integer(json_array_get(p, 0))) {
-        if (!token_ids_of(ctx, p, "prompt", field, ids, e)) return false;
-        *n_ids = (int32_t)json_array_size(p);
+        if (!token_ids_of(ctx, p, param, field, &out->ids, e)) return false;
+        out->n = (int32_t)json_array_size(p);
         return true;
     }
-    sl_api_set_error(e, 400, "prompt", "'%s' must be a string or an array of token ids", field);
+    sl_api_set_error(e, 400, param, "'%s' must be a string or an array of token ids", field);
     return false;
 }
 
-/* The prompt: one (a string or token ids), or a list of several, each a string or token ids. */
-static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
-    json_t *p = json_object_get(body, "prompt");
+void sl_api_prompts_free(sl_api_prompt *p, int32_t n) {
+    for (int32_t i = 0; p && i < n; i++) {
+        sl_free(p[i].ids);
+        sl_free(p[i].text);
+    }
+    sl_free(p);
+}
+
+bool sl_api_parse_prompts(const sl_api_ctx *ctx, json_t *v, const char *param, int32_t max, bool add_special,
+                          sl_api_prompt **out, int32_t *n_out, sl_api_error *e) {
+    *out = NULL;
+    *n_out = 0;
+    if (!v) {
+        sl_api_set_error(e, 400, param, "'%s' is required", param);
+        return false;
+    }
+    const bool list = json_is_array(v) && json_array_size(v) > 0 &&
+                      (json_is_string(json_array_get(v, 0)) || json_is_array(json_array_get(v, 0)));
+    const size_t n = list ? json_array_size(v) : 1;
+    if (n > (size_t)max) {
+        sl_api_set_error(e, 400, param, "'%s' has %zu entries; at most %d are allowed", param, n, max);
+        return false;
+    }
+    sl_api_prompt *p = sl_calloc(n, sizeof *p);
     if (!p) {
-        sl_api_set_error(e, 400, "prompt", "'prompt' is required");
-        return false;
-    }
-    const bool list = json_is_array(p) && json_array_size(p) > 0 &&
-                      (json_is_string(json_array_get(p, 0)) || json_is_array(json_array_get(p, 0)));
-    if (!list) return parse_one_prompt(ctx, p, "prompt", &r->prompt, &r->n_prompt, &r->prompt_text, e);
-    const size_t n = json_array_size(p);
-    if (n * (size_t)r->n > SL_API_MAX_PROMPTS) {
-        sl_api_set_error(e, 400, "prompt", "'prompt' has %zu prompts%s; at most %d choices are allowed", n,
-                         r->n > 1 ? " times n" : "", SL_API_MAX_PROMPTS);
-        return false;
-    }
-    if (n > 1 && !(r->more = sl_calloc(n - 1, sizeof *r->more))) {
         sl_api_set_error(e, 500, NULL, "out of memory");
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        char field[32];
-        snprintf(field, sizeof field, "prompt[%zu]", i);
-        json_t *pi = json_array_get(p, i);
-        if (!json_is_string(pi) && !json_is_array(pi)) {
-            sl_api_set_error(e, 400, "prompt", "'%s' must be a string or an array of token ids", field);
+        char field[80];
+        if (list) snprintf(field, sizeof field, "%s[%zu]", param, i);
+        else snprintf(field, sizeof field, "%s", param);
+        json_t *pi = list ? json_array_get(v, i) : v;
+        if ((list && !json_is_string(pi) && !json_is_array(pi)) ||
+            !parse_one_prompt(ctx, pi, param, field, add_special, &p[i], e)) {
+            if (!e->status) sl_api_set_error(e, 400, param, "'%s' must be a string or an array of token ids", field);
+            sl_api_prompts_free(p, (int32_t)n);
             return false;
         }
-        if (i == 0) {
-            if (!parse_one_prompt(ctx, pi, field, &r->prompt, &r->n_prompt, &r->prompt_text, e)) return false;
-            continue;
-        }
-        sl_api_prompt *m = &r->more[r->n_more++];
-        if (!parse_one_prompt(ctx, pi, field, &m->ids, &m->n, &m->text, e)) return false;
+    }
+    *out = p;
+    *n_out = (int32_t)n;
+    return true;
+}
+
+/* The prompt: one (a string or token ids), or a list of several, each a string or token ids. */
+static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
+    json_t *v = json_object_get(body, "prompt");
+    const bool list = json_is_array(v) && json_array_size(v) > 0 &&
+                      (json_is_string(json_array_get(v, 0)) || json_is_array(json_array_get(v, 0)));
+    if (list && json_array_size(v) * (size_t)r->n > SL_API_MAX_PROMPTS) {
+        sl_api_set_error(e, 400, "prompt", "'prompt' has %zu prompts%s; at most %d choices are allowed",
+                         json_array_size(v), r->n > 1 ? " times n" : "", SL_API_MAX_PROMPTS);
+        return false;
+    }
+    sl_api_prompt *p;
+    int32_t n;
+    if (!sl_api_parse_prompts(ctx, v, "prompt", SL_API_MAX_PROMPTS, true, &p, &n, e)) return false;
+    r->prompt = p[0].ids;
+    r->n_prompt = p[0].n;
+    r->prompt_text = p[0].text;
+    if (n > 1) { /* the others: r->more (one allocation, as sl_api_request_free frees it) */
+        memmove(p, p + 1, sizeof *p * (size_t)(n - 1));
+        r->more = p;
+        r->n_more = n - 1;
+    } else {
+        sl_free(p);
     }
     return true;
 }
@@ -1296,28 +1331,59 @@ static bool parse_chat_resume(const sl_api_ctx *ctx, json_t *o, sl_api_request *
     return true;
 }
 
-/* vLLM's truncate_prompt_tokens: each prompt keeps its last K tokens (-1: as many as the context holds with one
- * left for the output). A prompt so cut echoes as the text of the tokens kept. */
-static bool truncate_prompts(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
-    long long k = 0;
+/* vLLM's truncate_prompt_tokens in *k: each prompt keeps its last K tokens, at most max (-1: max); 0 when absent. */
+static bool truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e) {
+    *k = 0;
     if (!present(o, "truncate_prompt_tokens")) return true;
-    if (!get_int(o, "truncate_prompt_tokens", -1, ctx->n_ctx - 1, &k, e)) return false;
-    if (k == 0) {
+    if (!get_int(o, "truncate_prompt_tokens", -1, max, k, e)) return false;
+    if (*k == 0) {
         sl_api_set_error(e, 400, "truncate_prompt_tokens", "'truncate_prompt_tokens' must be -1 or at least 1");
         return false;
     }
-    if (k < 0) k = ctx->n_ctx - 1;
-    for (int32_t i = 0; i <= r->n_more; i++) {
-        int32_t **ids = i ? &r->more[i - 1].ids : &r->prompt;
-        int32_t *n = i ? &r->more[i - 1].n : &r->n_prompt;
-        char **text = i ? &r->more[i - 1].text : &r->prompt_text;
-        if (*n <= k) continue;
-        memmove(*ids, *ids + (*n - k), sizeof(int32_t) * (size_t)k);
-        *n = (int32_t)k;
-        if (r->kind == SL_API_COMPLETIONS) {
-            sl_free(*text);
-            *text = NULL;
+    if (*k < 0) *k = max;
+    return true;
+}
+
+/* A prompt cut to its last k tokens (k > 0); a prompt string so cut is dropped where drop_text. */
+static void truncate_one(sl_api_prompt *p, long long k, bool drop_text) {
+    if (k <= 0 || p->n <= k) return;
+    memmove(p->ids, p->ids + (p->n - k), sizeof(int32_t) * (size_t)k);
+    p->n = (int32_t)k;
+    if (drop_text) {
+        sl_free(p->text);
+        p->text = NULL;
+    }
+}
+
+/* truncate_prompt_tokens on every prompt, with one position left for the output. A prompt so cut echoes as the
+ * text of the tokens kept. */
+static bool truncate_prompts(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
+    long long k;
+    if (!truncate_k(o, ctx->n_ctx - 1, &k, e)) return false;
+    for (int32_t i = 0; i <= r->n_more && k > 0; i++) {
+        sl_api_prompt p = sl_api_prompt_at(r, i);
+        truncate_one(&p, k, r->kind == SL_API_COMPLETIONS);
+        if (i) r->more[i - 1] = p;
+        else {
+            r->n_prompt = p.n;
+            r->prompt_text = p.text;
         }
+    }
+    return true;
+}
+
+/* The body's model, when given, is the one served (else 404). */
+static bool check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e) {
+    json_t *model = json_object_get(o, "model");
+    if (!model || json_is_null(model)) return true;
+    if (!json_is_string(model)) {
+        sl_api_set_error(e, 400, "model", "'model' must be a string");
+        return false;
+    }
+    if (strcmp(json_string_value(model), ctx->model_id) != 0) {
+        sl_api_set_error(e, 404, "model", "The model '%s' does not exist; this server serves '%s'",
+                         json_string_value(model), ctx->model_id);
+        return false;
     }
     return true;
 }
@@ -1346,18 +1412,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     json_t *o = load_body(body, len, e);
     if (!o) return false;
     bool ok = false;
-    json_t *model = json_object_get(o, "model");
-    if (model && !json_is_null(model)) {
-        if (!json_is_string(model)) {
-            sl_api_set_error(e, 400, "model", "'model' must be a string");
-            goto done;
-        }
-        if (strcmp(json_string_value(model), ctx->model_id) != 0) {
-            sl_api_set_error(e, 404, "model", "The model '%s' does not exist; this server serves '%s'",
-                             json_string_value(model), ctx->model_id);
-            goto done;
-        }
-    }
+    if (!check_model(ctx, o, e)) goto done;
     sl_req_params *p = &r->params;
     p->sampling = sl_sampler_default_params();
     p->sampling.temperature = 1.0f; /* OpenAI's defaults */
@@ -1782,4 +1837,111 @@ char *sl_api_detokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_
 done:
     json_decref(o);
     return out;
+}
+
+/* ---- POST /v1/embeddings ------------------------------------------------------------ */
+
+void sl_api_embed_request_free(sl_api_embed_request *r) {
+    sl_api_prompts_free(r->inputs, r->n_inputs);
+    memset(r, 0, sizeof *r);
+}
+
+bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_embed_request *r,
+                             sl_api_error *e) {
+    memset(r, 0, sizeof *r);
+    memset(e, 0, sizeof *e);
+    json_t *o = load_body(body, len, e);
+    if (!o) return false;
+    bool ok = false, add_special = true, normalize = true;
+    long long x = 2, k = 0;
+    if (!check_model(ctx, o, e)) goto done;
+    json_t *f = json_object_get(o, "encoding_format");
+    if (f && !json_is_null(f)) {
+        if (!json_is_string(f) || (strcmp(json_string_value(f), "float") && strcmp(json_string_value(f), "base64"))) {
+            sl_api_set_error(e, 400, "encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+            goto done;
+        }
+        r->base64 = !strcmp(json_string_value(f), "base64");
+    }
+    if (present(o, "dimensions")) {
+        long long dim = 0;
+        if (!get_int(o, "dimensions", 1, INT32_MAX, &dim, e)) goto done;
+        if (dim != ctx->model->hp.n_embd) { /* (as vLLM: no model here was trained to be cut, Matryoshka style) */
+            sl_api_set_error(e, 400, "dimensions", "'dimensions' is %lld; this model's embeddings have %d dimensions and "
+                             "cannot be shortened", dim, ctx->model->hp.n_embd);
+            goto done;
+        }
+    }
+    json_t *u = json_object_get(o, "user");
+    if (u && !json_is_null(u) && !json_is_string(u)) {
+        sl_api_set_error(e, 400, "user", "'user' must be a string");
+        goto done;
+    }
+    /* vLLM's add_special_tokens and normalize, llama.cpp's embd_normalize (-1 none, 0 max-abs to int16's range,
+     * 1 taxicab, 2 Euclidean, p > 2 the p-norm) */
+    if (!get_bool(o, "add_special_tokens", &add_special, e) || !get_bool(o, "normalize", &normalize, e)) goto done;
+    x = normalize ? 2 : -1;
+    if (present(o, "normalize") && present(o, "embd_normalize")) {
+        sl_api_set_error(e, 400, "embd_normalize", "'normalize' and 'embd_normalize' both given: give one");
+        goto done;
+    }
+    if (!get_int(o, "embd_normalize", -1, 1000, &x, e)) goto done;
+    r->normalize = (int32_t)x;
+    if (!truncate_k(o, ctx->n_ctx, &k, e)) goto done;
+    if (!sl_api_parse_prompts(ctx, json_object_get(o, "input"), "input", SL_API_MAX_INPUTS, add_special, &r->inputs,
+                              &r->n_inputs, e))
+        goto done;
+    for (int32_t i = 0; i < r->n_inputs; i++) {
+        truncate_one(&r->inputs[i], k, false);
+        const char *what = r->n_inputs > 1 ? "input[%d]" : "input";
+        char field[32];
+        snprintf(field, sizeof field, what, i);
+        if (r->inputs[i].n == 0) {
+            sl_api_set_error(e, 400, "input", "'%s' is empty (no tokens)", field);
+            goto done;
+        }
+        if (r->inputs[i].n > ctx->n_ctx) {
+            sl_api_set_error(e, 400, "input", "'%s' has %d tokens; this model's context is %d tokens", field,
+                             r->inputs[i].n, ctx->n_ctx);
+            goto done;
+        }
+    }
+    ok = true;
+done:
+    json_decref(o);
+    if (!ok) sl_api_embed_request_free(r);
+    return ok;
+}
+
+json_t *sl_api_embeddings_json(const sl_api_ctx *ctx, const sl_api_embed_request *r, const float *const *vecs,
+                               int32_t dim, int64_t prompt_tokens) {
+    json_t *data = json_array();
+    unsigned char *raw = r->base64 ? sl_alloc_array((size_t)dim, 4) : NULL;
+    char *b64 = r->base64 ? sl_alloc_array(((size_t)dim * 4 + 2) / 3 * 4 + 1, 1) : NULL;
+    if (!data || (r->base64 && (!raw || !b64))) {
+        json_decref(data);
+        sl_free(raw);
+        sl_free(b64);
+        return NULL;
+    }
+    for (int32_t i = 0; i < r->n_inputs; i++) {
+        json_t *v;
+        if (r->base64) { /* float32, little-endian, as OpenAI's clients decode it */
+            for (int32_t j = 0; j < dim; j++) {
+                uint32_t u;
+                memcpy(&u, &vecs[i][j], 4);
+                for (int b = 0; b < 4; b++) raw[4 * j + b] = (unsigned char)(u >> (8 * b));
+            }
+            EVP_EncodeBlock((unsigned char *)b64, raw, dim * 4);
+            v = json_string(b64);
+        } else {
+            v = json_array();
+            for (int32_t j = 0; j < dim; j++) json_array_append_new(v, json_real(vecs[i][j]));
+        }
+        json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", (int)i, "embedding", v));
+    }
+    sl_free(raw);
+    sl_free(b64);
+    return json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model", ctx->model_id, "usage",
+                     "prompt_tokens", (json_int_t)prompt_tokens, "total_tokens", (json_int_t)prompt_tokens);
 }

@@ -121,7 +121,15 @@ typedef struct sl_api_ctx {
     bool kimi3;   /* the template writes Kimi K3's tags: answers are split by kimi3.c */
     int32_t kimi3_show[SL_DETOK_SHOW_MAX]; /* its tags that are control tokens: shown in every chat answer */
     int n_kimi3_show;
+    sl_pooling pooling; /* POST /v1/embeddings: how the input's hidden states are pooled (mean, cls or last) */
 } sl_api_ctx;
+
+/* A list of prompts as completions' prompt and embeddings' input take it: one string (tokenized, with BOS
+ * where the vocabulary adds one and add_special) or token ids, or an array of those (at most max). *out: n
+ * entries (sl_api_prompts_free). Errors name `param` and the entry ("input[2]"). */
+bool sl_api_parse_prompts(const sl_api_ctx *ctx, json_t *v, const char *param, int32_t max, bool add_special,
+                          sl_api_prompt **out, int32_t *n, sl_api_error *e);
+void sl_api_prompts_free(sl_api_prompt *p, int32_t n);
 
 /* Set once what the chat template decides for every request: the fallback template when none is given,
  * its tool-call syntax and whether it writes thinking tags (sl_http_start calls it). */
@@ -131,6 +139,24 @@ void sl_api_ctx_prepare(sl_api_ctx *ctx);
 bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, size_t len, sl_api_request *out,
                   sl_api_error *err);
 void sl_api_request_free(sl_api_request *r);
+
+/* POST /v1/embeddings (OpenAI's; vLLM's and llama.cpp's extras): the inputs, each pooled into one vector
+ * (sl_api_ctx.pooling, server/sched.h). */
+#define SL_API_MAX_INPUTS 2048 /* OpenAI's limit on inputs per request */
+typedef struct sl_api_embed_request {
+    sl_api_prompt *inputs;   /* input: a string or token ids, or an array of those (each 1..n_ctx tokens) */
+    int32_t n_inputs;
+    bool base64;             /* encoding_format "base64": float32 little-endian bytes, base64 (OpenAI's clients ask) */
+    int32_t normalize;       /* llama.cpp's embd_normalize: -1 none, 0 max-abs, 1 taxicab, 2 Euclidean (default), p */
+} sl_api_embed_request;
+
+bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_embed_request *out,
+                             sl_api_error *err);
+void sl_api_embed_request_free(sl_api_embed_request *r);
+/* The answer: {"object": "list", "data": [{"object": "embedding", "index", "embedding"}...], "model", "usage"};
+ * vecs[i] is input i's vector of dim floats. NULL: out of memory. */
+json_t *sl_api_embeddings_json(const sl_api_ctx *ctx, const sl_api_embed_request *r, const float *const *vecs,
+                               int32_t dim, int64_t prompt_tokens);
 
 /* {"error": {...}} as a malloc'd JSON string. */
 char *sl_api_error_json(const sl_api_error *e);

@@ -950,6 +950,82 @@ static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, co
     return r;
 }
 
+/* POST /v1/embeddings: each input a request of the scheduler that computes its prompt and pools the hidden
+ * states (server/sched.h); the answer once all are done, or nothing if the client hangs up first. */
+static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, conn *cx) {
+    if (atomic_load(&h->draining))
+        return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
+    sl_api_embed_request er;
+    sl_api_error e;
+    if (!sl_api_parse_embeddings(&h->api, cx->body ? cx->body : "", cx->n, &er, &e)) return reply_error(c, cx, &e);
+    sl_req **reqs = calloc((size_t)er.n_inputs, sizeof *reqs);
+    const float **vecs = calloc((size_t)er.n_inputs, sizeof *vecs);
+    if (!reqs || !vecs) {
+        free(reqs);
+        free(vecs);
+        sl_api_embed_request_free(&er);
+        return reply_err(c, cx, 500, NULL, "out of memory");
+    }
+    atomic_fetch_add(&h->in_flight, 1);
+    sl_req_params p = {.pooling = h->api.pooling, .normalize = er.normalize, .logprobs = -1, .prompt_logprobs = -1};
+    p.sampling = sl_sampler_default_params();
+    int64_t n_tokens = 0;
+    int32_t made = 0;
+    for (; made < er.n_inputs; made++) {
+        if (sl_req_create(h->sched, er.inputs[made].ids, er.inputs[made].n, &p, &reqs[made]) != SL_OK) {
+            sl_api_set_error(&e, 400, "input", "input[%d]: %s", made, sl_last_error());
+            break;
+        }
+        n_tokens += er.inputs[made].n;
+    }
+    int status = 0;
+    if (made == er.n_inputs) {
+        for (int32_t i = 0; i < made; i++) sl_sched_submit(h->sched, reqs[i]);
+        for (int32_t i = 0; i < made && !status; i++) { /* in order: each wait is a slice, watching for a hang-up */
+            sl_req *r = reqs[i];
+            pthread_mutex_lock(&r->mu);
+            while (!r->finished) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += WAIT_SLICE_MS * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+                if (!r->finished && client_gone(c)) {
+                    status = -1;
+                    break;
+                }
+            }
+            if (r->finished && (r->http_error || r->finish == SL_FR_ABORT)) {
+                status = r->http_error ? r->http_error : 503;
+                sl_api_set_error(&e, status, NULL, "input[%d]: %s", i, r->error[0] ? r->error : "the request was aborted");
+            }
+            pthread_mutex_unlock(&r->mu);
+            vecs[i] = r->embd;
+        }
+        if (status)
+            for (int32_t i = 0; i < made; i++) sl_req_cancel(h->sched, reqs[i]);
+    }
+    enum MHD_Result ret;
+    if (status < 0) { /* client gone: counted by finish reason "abort" */
+        cx->status = 0;
+        ret = MHD_NO;
+    } else if (made < er.n_inputs || status > 0) {
+        ret = reply_error(c, cx, &e);
+    } else {
+        json_t *o = sl_api_embeddings_json(&h->api, &er, vecs, h->api.model->hp.n_embd, n_tokens);
+        ret = o ? reply_json(c, cx, 200, o) : reply_err(c, cx, 500, NULL, "out of memory");
+    }
+    for (int32_t i = 0; i < made; i++) sl_req_release(reqs[i]);
+    free(reqs);
+    free(vecs);
+    sl_api_embed_request_free(&er);
+    atomic_fetch_sub(&h->in_flight, 1);
+    return ret;
+}
+
 /* ---- routing ---------------------------------------------------------------- */
 
 static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, const char *url, const char *method) {
@@ -982,7 +1058,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     bool known = !strcmp(url, "/v1/models") || one_model || !strcmp(url, "/v1/completions") ||
                  !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/completion") ||
                  !strcmp(url, "/completions") || !strcmp(url, "/tokenize") ||
-                 !strcmp(url, "/detokenize");
+                 !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings");
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     if (!strcmp(url, "/v1/models") || one_model) {
@@ -1008,6 +1084,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strcmp(url, "/v1/chat/completions"))
         return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL, false);
     if (!strcmp(url, "/v1/responses")) return handle_responses(h, c, cx);
+    if (!strcmp(url, "/v1/embeddings")) return handle_embeddings(h, c, cx);
     if (!strcmp(url, "/completion") || !strcmp(url, "/completions")) return handle_llama(h, c, cx);
     sl_api_error e;
     char *out = !strcmp(url, "/tokenize") ? sl_api_tokenize(&h->api, cx->body ? cx->body : "", cx->n, &e)

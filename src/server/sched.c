@@ -73,12 +73,26 @@ struct sl_sched {
     sl_json_guide *guide; /* structured output: the vocabulary's token texts */
     sl_gram_guide *gguide; /* grammars: those texts in a trie (made for the first request with a grammar) */
     float *masked;      /* (n_vocab) a structured-output request's logits, masked */
+    float *hidden;      /* (max_num_batched_tokens, n_embd) embedding requests' hidden states (made for the first) */
 };
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static const char *const pooling_names[] = {"none", "mean", "cls", "last"};
+
+const char *sl_pooling_name(sl_pooling p) { return p >= SL_POOL_NONE && p <= SL_POOL_LAST ? pooling_names[p] : NULL; }
+
+bool sl_pooling_from_name(const char *name, sl_pooling *out) {
+    for (int i = 0; i <= SL_POOL_LAST; i++)
+        if (name && !strcmp(name, pooling_names[i])) {
+            *out = (sl_pooling)i;
+            return true;
+        }
+    return false;
 }
 
 const char *sl_finish_reason_str(sl_finish_reason r) {
@@ -230,9 +244,14 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     *out = NULL;
     const int32_t n_ctx = s->p.n_ctx;
     if (n_prompt <= 0) return SL_FAIL(SL_ERR_INVALID, "the prompt is empty");
-    if (n_prompt >= n_ctx)
+    if (p->pooling != SL_POOL_NONE && n_prompt > n_ctx)
+        return SL_FAIL(SL_ERR_RANGE, "the input has %d tokens; this model's context is %d tokens", n_prompt, n_ctx);
+    if (p->pooling == SL_POOL_NONE && n_prompt >= n_ctx)
         return SL_FAIL(SL_ERR_RANGE, "the prompt has %d tokens; this model's context is %d tokens and at least one "
                        "must be left for the completion", n_prompt, n_ctx);
+    if (p->pooling < SL_POOL_NONE || p->pooling > SL_POOL_LAST || (p->pooling != SL_POOL_NONE && p->max_tokens != 0))
+        return SL_FAIL(SL_ERR_INVALID, "pooling %d with max_tokens %d: an embedding request (mean, cls or last pooling) "
+                       "generates nothing", (int)p->pooling, p->max_tokens);
     for (int32_t i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= s->n_vocab)
             return SL_FAIL(SL_ERR_INVALID, "prompt token %d has id %d, outside the vocabulary [0, %d)", i, prompt[i],
@@ -240,7 +259,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     if (p->resume_generated < 0 || p->resume_generated >= n_prompt || p->resume_text_sent < 0)
         return SL_FAIL(SL_ERR_INVALID, "resuming %d generated tokens with %lld bytes sent: needs 0 <= generated < %d "
                        "(the prompt) and bytes >= 0", p->resume_generated, (long long)p->resume_text_sent, n_prompt);
-    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0 && !p->echo))
+    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0 && !p->echo && p->pooling == SL_POOL_NONE))
         return SL_FAIL(SL_ERR_INVALID, "max_tokens %d: needs at least 1 (0 only when resuming a stream or echoing the "
                        "prompt)", p->max_tokens);
     if (p->n_bias < 0 || p->n_bias > SL_MAX_LOGIT_BIAS || p->n_stop_ids < 0 || p->n_stop_ids > SL_MAX_STOP_IDS ||
@@ -273,7 +292,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->p.dry_breakers = NULL;
     r->n_prompt = n_prompt;
     sl_spec_init(&r->spec, s->p.spec_tokens, s->p.spec_lookup_min, s->p.spec_lookup_max);
-    int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : 1);
+    int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : p->pooling != SL_POOL_NONE ? 0 : 1);
     r->max_ctx = (int32_t)(max_ctx > n_ctx ? n_ctx : max_ctx);
     r->cap_tokens = r->max_ctx + 1;
     r->tokens = sl_alloc_array((size_t)r->cap_tokens, sizeof(int32_t));
@@ -289,6 +308,12 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     for (int i = 0; i < p->n_stop; i++) {
         r->p.stop[i] = sl_strdup(p->stop[i]);
         if (!r->p.stop[i]) goto nomem;
+    }
+    if (p->pooling != SL_POOL_NONE) {
+        r->n_embd = s->m->hp.n_embd;
+        r->embd = sl_calloc((size_t)r->n_embd, sizeof(float));
+        r->embd_acc = p->pooling == SL_POOL_MEAN ? sl_calloc((size_t)r->n_embd, sizeof(double)) : NULL;
+        if (!r->embd || (p->pooling == SL_POOL_MEAN && !r->embd_acc)) goto nomem;
     }
     sl_sampler_params sp = p->sampling;
     sp.n_ctx = r->max_ctx; /* (DRY looks at most this far back) */
@@ -337,6 +362,8 @@ void sl_req_release(sl_req *r) {
     sl_free(r->text);
     sl_free(r->out);
     sl_free(r->plp);
+    sl_free(r->embd);
+    sl_free(r->embd_acc);
     sl_json_schema_release(r->p.schema);
     sl_gram_state_destroy(r->gram);
     sl_grammar_release(r->p.grammar);
@@ -527,6 +554,40 @@ static int32_t plp_known(const sl_req *r) {
     return a < b ? a : b;
 }
 
+/* Whether an embedding request pools the hidden state of position pos. */
+static bool pools(const sl_req *r, int32_t pos) {
+    return r->p.pooling == SL_POOL_MEAN || (r->p.pooling == SL_POOL_CLS && pos == 0) ||
+           (r->p.pooling == SL_POOL_LAST && pos == r->n_tokens - 1);
+}
+
+/* An embedding request's hidden state h of position pos, into its pooled result. */
+static void pool_row(sl_req *r, int32_t pos, const float *h) {
+    if (r->p.pooling == SL_POOL_MEAN)
+        for (int32_t i = 0; i < r->n_embd; i++) r->embd_acc[i] += h[i];
+    else if (pools(r, pos))
+        memcpy(r->embd, h, sizeof(float) * (size_t)r->n_embd);
+}
+
+/* Its prompt computed: the pooled vector (normalized if asked), and the request is done. */
+static void finish_embedding(sl_sched *s, sl_req *r) {
+    if (r->p.pooling == SL_POOL_MEAN)
+        for (int32_t i = 0; i < r->n_embd; i++) r->embd[i] = (float)(r->embd_acc[i] / r->n_tokens);
+    const int32_t p = r->p.normalize;
+    if (p >= 0) { /* as llama.cpp's embd_normalize */
+        double sum = 0;
+        for (int32_t i = 0; i < r->n_embd; i++) {
+            const double a = fabs((double)r->embd[i]);
+            if (p == 0) sum = a > sum ? a : sum;
+            else sum += p == 1 ? a : p == 2 ? a * a : pow(a, p);
+        }
+        sum = p == 0 ? sum / 32760.0 : p == 1 ? sum : p == 2 ? sqrt(sum) : pow(sum, 1.0 / p);
+        const double inv = sum > 0 ? 1 / sum : 0;
+        for (int32_t i = 0; i < r->n_embd; i++) r->embd[i] = (float)(r->embd[i] * inv);
+    }
+    finish_req(s, r, SL_FR_STOP, 0, NULL);
+    drop_req(s, &s->running, r);
+}
+
 /* Add r's next chunk (up to `budget` tokens) to the batch. */
 static void add_to_batch(sl_sched *s, sl_req *r, int32_t chunk, int32_t *n_tok, int32_t *n_seq) {
     int32_t k = *n_seq;
@@ -538,8 +599,10 @@ static void add_to_batch(sl_sched *s, sl_req *r, int32_t chunk, int32_t *n_tok, 
         s->b_tok[t] = r->tokens[r->n_computed + i];
         s->b_pos[t] = r->n_computed + i;
         s->b_seq[t] = k;
-        /* the last token's logits (and those of the tokens proposed after it), or a prompt token's for echo */
-        s->b_want[t] = r->n_computed + i >= r->n_tokens - 1 || wants_plp(r, r->n_computed + i);
+        /* the last token's logits (and those of the tokens proposed after it), or a prompt token's for echo;
+         * an embedding request's: the hidden states it pools */
+        if (r->p.pooling != SL_POOL_NONE) s->b_want[t] = pools(r, r->n_computed + i) ? SL_WANT_HIDDEN : 0;
+        else s->b_want[t] = r->n_computed + i >= r->n_tokens - 1 || wants_plp(r, r->n_computed + i) ? SL_WANT_LOGITS : 0;
     }
     *n_seq = k + 1;
 }
@@ -729,7 +792,10 @@ static bool step(sl_sched *s) {
         if (s->running.n >= s->p.max_num_seqs) break;
         if (pool_blocked[r->kv.pool] || (plp_pending(r) && plp_rows == 0)) continue;
         /* echo with logprobs: cached blocks only where the prompt logprobs are known */
-        int32_t cached = sl_kvm_acquire_prefix(s->kvm, &r->kv, r->tokens, plp_pending(r) ? plp_known(r) : r->n_tokens);
+        /* an embedding pooled over every position or the first: every position is computed */
+        const bool all = r->p.pooling == SL_POOL_MEAN || r->p.pooling == SL_POOL_CLS;
+        int32_t cached = all ? 0 : sl_kvm_acquire_prefix(s->kvm, &r->kv, r->tokens, plp_pending(r) ? plp_known(r) : r->n_tokens);
+        if (r->embd_acc) memset(r->embd_acc, 0, sizeof(double) * (size_t)r->n_embd); /* (again, if it was preempted) */
         int32_t remaining = r->n_tokens - cached;
         int32_t chunk = remaining < budget ? remaining : budget;
         if (chunk > prefill) chunk = prefill;
@@ -757,8 +823,14 @@ static bool step(sl_sched *s) {
     publish_gauges(s);
     if (n_tok == 0) return false;
 
-    sl_batch b = {.n_tokens = n_tok, .tokens = s->b_tok, .pos = s->b_pos, .seq = s->b_seq, .want_logits = s->b_want};
-    sl_status st = sl_fwd_step(s->fwd, &b, s->b_seqs, n_seq, s->logits);
+    bool hidden = false;
+    for (int32_t t = 0; t < n_tok && !hidden; t++) hidden = s->b_want[t] & SL_WANT_HIDDEN;
+    if (hidden && !s->hidden)
+        s->hidden = sl_alloc_array((size_t)s->p.max_num_batched_tokens * (size_t)s->m->hp.n_embd, sizeof(float));
+    sl_batch b = {.n_tokens = n_tok, .tokens = s->b_tok, .pos = s->b_pos, .seq = s->b_seq, .want_logits = s->b_want,
+                  .hidden = s->hidden};
+    sl_status st = hidden && !s->hidden ? SL_FAIL(SL_ERR_NOMEM, "out of memory for the hidden states of embeddings")
+                                        : sl_fwd_step(s->fwd, &b, s->b_seqs, n_seq, s->logits);
     double t = now_s();
     if (st) {
         /* an engine failure aborts the requests of this step; the server keeps serving */
@@ -771,14 +843,16 @@ static bool step(sl_sched *s) {
         return true;
     }
     /* logits rows: the tokens that wanted them, in batch order */
-    int32_t row = 0, t0 = 0;
+    int32_t row = 0, t0 = 0, hrow = 0;
     for (int32_t k = 0; k < n_seq; k++) {
         sl_req *r = s->b_req[k];
         /* lg[0]: the last token's logits; lg[1 + j]: those of proposed token j */
         const float *lg[1 + SL_MAX_SPEC];
         int32_t n_lg = 0;
         for (int32_t i = 0; i < s->b_chunk[k]; i++) {
-            if (!s->b_want[t0 + i]) continue;
+            if (s->b_want[t0 + i] & SL_WANT_HIDDEN)
+                pool_row(r, r->n_computed + i, s->hidden + (int64_t)hrow++ * s->m->hp.n_embd);
+            if (!(s->b_want[t0 + i] & SL_WANT_LOGITS)) continue;
             const float *row_lg = s->logits + (int64_t)row++ * s->n_vocab;
             if (r->n_computed + i >= r->n_tokens - 1) lg[n_lg++] = row_lg;
             else record_plp(s, r, r->n_computed + i, row_lg);
@@ -787,6 +861,10 @@ static bool step(sl_sched *s) {
         /* proposed tokens count as computed once they turn out to be the tokens sampled */
         r->n_computed += s->b_chunk[k] - r->n_draft;
         sl_kvm_commit(s->kvm, &r->kv, r->tokens, r->n_computed);
+        if (r->p.pooling != SL_POOL_NONE && r->n_computed == r->n_tokens) {
+            finish_embedding(s, r);
+            continue;
+        }
         if (n_lg == 0) continue;
         if (r->p.max_tokens == 0) { /* echo of the prompt alone: its logprobs are all there is to compute */
             finish_req(s, r, SL_FR_LENGTH, 0, NULL);
@@ -831,7 +909,7 @@ static void *sched_main(void *arg) {
             list_remove(&s->incoming, r);
             /* a resumed stream with no token left: only its held-back text to release; an echo of the prompt
              * alone: nothing to compute, unless its logprobs were asked for */
-            const bool nothing = r->p.max_tokens == 0 && !plp_pending(r);
+            const bool nothing = r->p.max_tokens == 0 && !plp_pending(r) && r->p.pooling == SL_POOL_NONE;
             list_push_back(nothing ? &done : &s->waiting, r);
             r->state = nothing ? ST_DONE : ST_WAITING;
         }
@@ -1003,6 +1081,7 @@ void sl_sched_destroy(sl_sched *s) {
     sl_free(s->b_snap);
     sl_free(s->logits);
     sl_free(s->masked);
+    sl_free(s->hidden);
     sl_json_guide_destroy(s->guide);
     sl_gram_guide_destroy(s->gguide);
     pthread_mutex_destroy(&s->mu);

@@ -48,6 +48,19 @@ typedef enum sl_finish_reason {
 
 const char *sl_finish_reason_str(sl_finish_reason r);
 
+/* How an embedding request pools its prompt's normed final hidden states
+ * (llama.cpp's pooling types, numbered as its GGUF key <arch>.pooling_type). */
+typedef enum sl_pooling {
+    SL_POOL_NONE = 0, /* not an embedding request: a completion */
+    SL_POOL_MEAN = 1, /* the mean over every position */
+    SL_POOL_CLS = 2,  /* the first position's */
+    SL_POOL_LAST = 3, /* the last position's (vLLM's default for decoder-only models) */
+} sl_pooling;
+
+/* "mean", "cls", "last" (and "none"), or NULL. */
+const char *sl_pooling_name(sl_pooling p);
+bool sl_pooling_from_name(const char *name, sl_pooling *out);
+
 typedef struct sl_req_params {
     int32_t max_tokens;
     sl_sampler_params sampling;
@@ -126,6 +139,15 @@ typedef struct sl_req_params {
     /* vLLM's skip_special_tokens = false: every control token the output
      * holds shows as its text (end of generation that ends it does not). */
     bool show_special;
+    /* An embedding request (pooling != SL_POOL_NONE, max_tokens 0): the
+     * prompt is computed and nothing generated; its normed final hidden
+     * states are pooled into sl_req.embd, then normalized as llama.cpp's
+     * embd_normalize says: -1 not, 0 scaled so the largest magnitude is
+     * 32760, 1 to unit taxicab norm, 2 to unit Euclidean norm, p > 2 to unit
+     * p-norm. With mean or CLS pooling every position is computed (no
+     * prefix-cache reuse); the prompt may fill the whole context. */
+    sl_pooling pooling;
+    int32_t normalize;
     /* Control tokens the output text shows as their text (the markers of a
      * tool-call syntax that are control tokens, server/toolcall.h); others,
      * and end-of-generation tokens, never reach the text. */
@@ -209,6 +231,11 @@ struct sl_req {
      * the mask of the answer so far), not all at once when the stream
      * resumes. */
     int32_t miro_next;
+    /* An embedding request's result (n_embd floats), complete once finished
+     * without an error; embd_acc: the mean's running sum. */
+    float *embd;
+    double *embd_acc;
+    int32_t n_embd;
 };
 
 typedef struct sl_sched_params {
