@@ -10,6 +10,9 @@
  */
 #include "harness.h"
 
+#include "compute/quant.h"
+#include "model/model.h"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
@@ -3054,6 +3057,290 @@ TEST(serve_sigterm_drains) {
     CHECK_MSG(rs_gen == 503, "new request during drain: %ld", rs_gen);
     CHECK_MSG(done, "the running stream did not finish");
     CHECK_EQ_INT(rc, 0);
+}
+
+/* ---- POST /v1/embeddings ------------------------------------------------------ */
+
+/* Vector idx of an embeddings answer (a float array or base64 of float32 little-endian), n floats in *n;
+ * NULL when the answer has none. */
+static float *embedding_of(const resp *r, int idx, int *n) {
+    json_t *o = json_loads(r->body, 0, NULL);
+    json_t *v = json_object_get(json_array_get(json_object_get(o, "data"), (size_t)idx), "embedding");
+    float *out = NULL;
+    *n = 0;
+    if (json_is_array(v)) {
+        out = malloc(sizeof(float) * (json_array_size(v) + 1));
+        for (size_t i = 0; i < json_array_size(v); i++) out[i] = (float)json_number_value(json_array_get(v, i));
+        *n = (int)json_array_size(v);
+    } else if (json_is_string(v)) { /* base64, decoded here by hand */
+        static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char *b = json_string_value(v);
+        size_t len = strlen(b), nb = 0;
+        unsigned char *bytes = malloc(len + 1);
+        uint32_t acc = 0;
+        int bits = 0;
+        for (size_t i = 0; i < len && b[i] != '='; i++) {
+            const char *q = strchr(A, b[i]);
+            if (!q) break;
+            acc = acc << 6 | (uint32_t)(q - A);
+            if ((bits += 6) >= 8) {
+                bits -= 8;
+                bytes[nb++] = (unsigned char)(acc >> bits);
+            }
+        }
+        out = malloc(nb + sizeof(float));
+        for (size_t i = 0; i + 4 <= nb; i += 4) {
+            uint32_t u = bytes[i] | (uint32_t)bytes[i + 1] << 8 | (uint32_t)bytes[i + 2] << 16 | (uint32_t)bytes[i + 3] << 24;
+            memcpy(&out[i / 4], &u, 4);
+        }
+        *n = (int)(nb / 4);
+        free(bytes);
+    }
+    json_decref(o);
+    return out;
+}
+
+/* The embedding of one input (a JSON value) with extra fields (",..." or ""), from server url. */
+static float *embed1(const char *url, const char *input, const char *extra, int *n) {
+    size_t cap = strlen(input) + strlen(extra) + 64;
+    char *body = malloc(cap);
+    snprintf(body, cap, "{\"input\":%s%s}", input, extra);
+    resp r = http(url, "/v1/embeddings", body, NULL);
+    float *v = r.status == 200 ? embedding_of(&r, 0, n) : NULL;
+    if (!v) fprintf(stderr, "    embeddings %ld: %.300s\n", r.status, r.body);
+    free(body);
+    free(r.body);
+    return v;
+}
+
+/* stories260K's output matrix (n_vocab rows of n_embd), dequantized by the library (F32 in the file). */
+static float *output_matrix(int *n_vocab, int *d) {
+    sl_model *m = NULL;
+    if (sl_model_load(MODEL, &m) != SL_OK) return NULL;
+    *n_vocab = m->hp.n_vocab;
+    *d = m->hp.n_embd;
+    float *w = malloc(sizeof(float) * (size_t)*n_vocab * (size_t)*d);
+    for (int v = 0; v < *n_vocab; v++) sl_dequantize_row(m->output.type, sl_tensor_row(&m->output, v), w + (size_t)v * *d, *d);
+    sl_model_destroy(m);
+    return w;
+}
+
+/* max |W e - gold| over the vocabulary, in double. */
+static double projection_diff(const float *w, int n_vocab, int d, const float *e, const float *gold) {
+    double worst = 0;
+    for (int v = 0; v < n_vocab; v++) {
+        double acc = 0;
+        for (int i = 0; i < d; i++) acc += (double)w[(size_t)v * d + i] * e[i];
+        const double diff = fabs(acc - gold[v]);
+        if (diff > worst || diff != diff) worst = diff;
+    }
+    return worst;
+}
+
+/* A golden run's token ids as a JSON array: the prompt, then the first k generated ids. */
+static char *golden_ids_json(json_t *g, int k) {
+    json_t *a = json_deep_copy(json_object_get(g, "prompt_token_ids"));
+    for (int i = 0; i < k; i++) json_array_append(a, json_array_get(json_object_get(g, "generated_token_ids"), (size_t)i));
+    char *s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return s;
+}
+
+static float *golden_logits0(json_t *g) {
+    json_t *a = json_object_get(g, "logits0");
+    float *l = malloc(sizeof(float) * (json_array_size(a) + 1));
+    for (size_t i = 0; i < json_array_size(a); i++) l[i] = (float)json_number_value(json_array_get(a, i));
+    return l;
+}
+
+/* Last-token pooling (the default): each golden prompt's embedding, unnormalized, multiplied by the model's
+ * output matrix gives llama.cpp's logits after that prompt; as a string or its ids, alone or among the others in
+ * one request (the same bits), floats or base64 (the same bits), a prefix-cache hit (the same bits); normalized
+ * by default (unit length, the same direction) or as llama.cpp's embd_normalize says; bad input is a 400 naming
+ * the field; afterwards every KV block is free again. */
+TEST(serve_embeddings) {
+    const char *url = start_default();
+    CHECK(url);
+    int nv = 0, d = 0, n = 0;
+    float *w = output_matrix(&nv, &d);
+    CHECK(w && nv == 512 && d == 64);
+    float *solo[6] = {0};
+    char *list_ids = strdup("[");
+    for (int nn = 0; nn < 6 && !sl_test_failed(); nn++) {
+        json_t *g = golden_json(nn);
+        CHECK(g);
+        char *ids = golden_ids_json(g, 0), *str = json_dumps(json_object_get(g, "prompt"), JSON_ENCODE_ANY);
+        float *gold = golden_logits0(g);
+        solo[nn] = embed1(url, ids, ",\"normalize\":false", &n);
+        CHECK_MSG(solo[nn] && n == d, "prompt %02d: %d floats", nn, n);
+        const double diff = projection_diff(w, nv, d, solo[nn], gold);
+        CHECK_MSG(diff <= 1e-4, "prompt %02d: W x embedding differs from llama.cpp's logits by %.3g", nn, diff);
+        /* the text (05's is empty: BOS alone) */
+        float *again = embed1(url, str, ",\"normalize\":false,\"encoding_format\":\"float\"", &n);
+        CHECK_MSG(again && n == d && !memcmp(again, solo[nn], sizeof(float) * (size_t)d), "prompt %02d as text", nn);
+        free(again);
+        list_ids = realloc(list_ids, strlen(list_ids) + strlen(ids) + 3);
+        strcat(strcat(list_ids, nn ? "," : ""), ids);
+        free(ids);
+        free(str);
+        free(gold);
+        json_decref(g);
+    }
+    strcat(list_ids, "]");
+    /* all six in one request, as floats or base64: each the bits it had alone, in order; usage counts every token */
+    for (int form = 0; form < 2 && !sl_test_failed(); form++) {
+        char *body = malloc(strlen(list_ids) + 128);
+        sprintf(body, "{\"input\":%s,\"normalize\":false%s}", list_ids, form ? ",\"encoding_format\":\"base64\"" : "");
+        resp r = http(url, "/v1/embeddings", body, NULL);
+        CHECK_MSG(r.status == 200, "%ld %.300s", r.status, r.body);
+        for (int nn = 0; nn < 6; nn++) {
+            float *v = embedding_of(&r, nn, &n);
+            CHECK_MSG(v && n == d && !memcmp(v, solo[nn], sizeof(float) * (size_t)d), "form %d, input %d", form, nn);
+            free(v);
+        }
+        json_t *o = json_loads(r.body, 0, NULL);
+        CHECK_MSG(json_integer_value(json_object_get(json_object_get(o, "usage"), "prompt_tokens")) > 6 &&
+                      !strcmp(json_string_value(json_object_get(o, "object")) ?: "", "list") &&
+                      !strcmp(json_string_value(json_object_get(o, "model")) ?: "", "stories260K"),
+                  "%.300s", r.body);
+        json_decref(o);
+        free(body);
+        free(r.body);
+    }
+    /* normalized (the default): unit length, the same direction; embd_normalize 1 (taxicab): unit L1 */
+    float *unit = embed1(url, "\"Once upon a time\"", "", &n);
+    float *l1 = embed1(url, "\"Once upon a time\"", ",\"embd_normalize\":1", &n);
+    CHECK(unit && l1);
+    double len = 0, l1sum = 0, worst = 0;
+    for (int i = 0; i < d; i++) len += (double)solo[0][i] * solo[0][i];
+    len = sqrt(len);
+    for (int i = 0; i < d; i++) {
+        worst = fmax(worst, fabs(unit[i] - solo[0][i] / len));
+        l1sum += fabs(l1[i]);
+    }
+    CHECK_MSG(worst < 1e-6 && fabs(l1sum - 1) < 1e-5, "normalized: %.3g off, taxicab norm %.7f", worst, l1sum);
+    free(unit);
+    free(l1);
+    /* a prefix-cache hit (the same 40-token input again): the same bits */
+    json_t *g1 = golden_json(1);
+    char *long_ids = golden_ids_json(g1, 30);
+    const double hits = metric(url, "shardlm_prefix_cache_hits_total", NULL);
+    float *a = embed1(url, long_ids, "", &n), *b = embed1(url, long_ids, "", &n);
+    CHECK(a && b && !memcmp(a, b, sizeof(float) * (size_t)d));
+    CHECK_MSG(metric(url, "shardlm_prefix_cache_hits_total", NULL) > hits, "no prefix-cache hit");
+    free(a);
+    free(b);
+    free(long_ids);
+    json_decref(g1);
+    /* bad input: a 400 naming the field */
+    static const struct {
+        const char *body, *param;
+    } bad[] = {
+        {"{}", "input"},
+        {"{\"input\":[]}", "input"},
+        {"{\"input\":[[1,2],[]]}", "input"},
+        {"{\"input\":[1,600]}", "input"},
+        {"{\"input\":\"x\",\"encoding_format\":\"hex\"}", "encoding_format"},
+        {"{\"input\":\"x\",\"dimensions\":8}", "dimensions"},
+        {"{\"input\":\"x\",\"normalize\":1}", "normalize"},
+        {"{\"input\":\"x\",\"normalize\":true,\"embd_normalize\":2}", "embd_normalize"},
+        {"{\"input\":\"x\",\"add_special_tokens\":\"no\"}", "add_special_tokens"},
+        {"{\"input\":\"x\",\"truncate_prompt_tokens\":0}", "truncate_prompt_tokens"},
+        {"{\"input\":\"\",\"add_special_tokens\":false}", "input"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        resp r = http(url, "/v1/embeddings", bad[i].body, NULL);
+        json_t *o = json_loads(r.body, 0, NULL);
+        const char *param = json_string_value(json_object_get(json_object_get(o, "error"), "param"));
+        CHECK_MSG(r.status == 400 && param && !strcmp(param, bad[i].param), "%s: %ld %s", bad[i].body, r.status, r.body);
+        json_decref(o);
+        free(r.body);
+    }
+    {
+        /* too long for the context of 512: refused; cut to its last 512 by truncate_prompt_tokens -1: served */
+        char *big = malloc(8 * 600 + 64), *q = big;
+        q += sprintf(q, "[1");
+        for (int i = 1; i < 600; i++) q += sprintf(q, ",%d", 100 + i % 300);
+        strcpy(q, "]");
+        int nb = 0;
+        float *v = embed1(url, big, "", &nb);
+        CHECK(!v);
+        v = embed1(url, big, ",\"truncate_prompt_tokens\":-1", &nb);
+        CHECK(v && nb == d);
+        free(v);
+        free(big);
+    }
+    resp r = http(url, "/v1/embeddings", "{\"input\":\"x\",\"model\":\"other\"}", NULL);
+    CHECK_EQ_INT(r.status, 404);
+    free(r.body);
+    CHECK_MSG(metric(url, "shardlm_kv_blocks", "state=\"used\"") == 0, "KV blocks still used after the embeddings");
+    for (int nn = 0; nn < 6; nn++) free(solo[nn]);
+    free(list_ids);
+    free(w);
+}
+
+/* Mean and CLS pooling (--pooling), on servers of their own. Mean: n times the mean of a golden sequence's
+ * states, less n - 1 times its prefix's (asked first, so its blocks sit in the prefix cache), is the last
+ * state, which gives llama.cpp's logits there — every position was computed, none taken from the cache
+ * (measured: within 2e-5 at n = 70). CLS: the first position's (BOS) state, whatever follows: llama.cpp's
+ * logits after BOS alone (golden 05). */
+TEST(serve_embeddings_mean_and_cls_pooling) {
+    int nv = 0, d = 0, n = 0;
+    float *w = output_matrix(&nv, &d);
+    CHECK(w);
+    json_t *g = golden_json(1), *g5 = golden_json(5);
+    CHECK(g && g5);
+    const char *txt = sl_test_shared("golden/stories260K/main.01.logits_all.txt");
+    char *all = txt ? sl_test_read_file(txt, NULL) : NULL;
+    CHECK(all);
+    float *logits_all = malloc(sizeof(float) * 64 * 512);
+    char *q = all;
+    for (int i = 0; i < 64 * 512; i++) logits_all[i] = strtof(q, &q);
+    free(all);
+    const int n_prompt = (int)json_array_size(json_object_get(g, "prompt_token_ids"));
+    for (int mode = 0; mode < 2 && !sl_test_failed(); mode++) {
+        sl_test_proc p;
+        char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--pooling",
+                        mode ? "cls" : "mean", NULL};
+        CHECK(sl_test_proc_start(&p, args, 20) == 0);
+        if (mode == 0) {
+            static const int ks[] = {5, 30, 60};
+            for (int i = 0; i < 3; i++) {
+                const int k = ks[i];
+                char *shorter = golden_ids_json(g, k - 1), *longer = golden_ids_json(g, k);
+                float *es = embed1(p.url, shorter, ",\"normalize\":false", &n);
+                float *el = embed1(p.url, longer, ",\"normalize\":false", &n);
+                CHECK(es && el && n == d);
+                float *last = malloc(sizeof(float) * (size_t)d);
+                const int len = n_prompt + k;
+                for (int j = 0; j < d; j++) last[j] = (float)((double)el[j] * len - (double)es[j] * (len - 1));
+                const double diff = projection_diff(w, nv, d, last, logits_all + (size_t)k * 512);
+                CHECK_MSG(diff <= 2e-4, "mean pooling, %d generated ids: the last state differs from llama.cpp's by %.3g",
+                          k, diff);
+                free(last);
+                free(es);
+                free(el);
+                free(shorter);
+                free(longer);
+            }
+        } else {
+            float *gold = golden_logits0(g5);
+            char *ids = golden_ids_json(g, 20);
+            float *e = embed1(p.url, ids, ",\"normalize\":false", &n);
+            CHECK(e && n == d);
+            const double diff = projection_diff(w, nv, d, e, gold);
+            CHECK_MSG(diff <= 1e-4, "CLS pooling: differs from llama.cpp's logits after BOS by %.3g", diff);
+            free(e);
+            free(ids);
+            free(gold);
+        }
+        CHECK_MSG(metric(p.url, "shardlm_kv_blocks", "state=\"used\"") == 0, "KV blocks still used");
+        CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 15), 0);
+    }
+    free(logits_all);
+    json_decref(g);
+    json_decref(g5);
+    free(w);
 }
 
 TEST(zz_stop_server) {
