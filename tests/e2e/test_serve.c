@@ -1409,11 +1409,16 @@ static char *with_field(char *b, const char *key, json_t *value) {
  * the same key (completion_text, or choice_json). */
 typedef char *(*body_fn)(int i);
 typedef char *(*key_fn)(const resp *r);
-static int alone_vs_together_by(const char *url, int n, body_fn body, key_fn key) {
+typedef const char *(*path_fn)(int i);
+static const char *completions_path(int i) {
+    (void)i;
+    return "/v1/completions";
+}
+static int alone_vs_together_at(const char *url, int n, path_fn path, body_fn body, key_fn key) {
     char **alone = calloc((size_t)n, sizeof *alone);
     for (int i = 0; i < n; i++) {
         char *b = body(i);
-        resp r = http(url, "/v1/completions", b, NULL);
+        resp r = http(url, path(i), b, NULL);
         alone[i] = key(&r);
         free(r.body);
         free(b);
@@ -1425,7 +1430,7 @@ static int alone_vs_together_by(const char *url, int n, body_fn body, key_fn key
     char **bodies = calloc((size_t)n, sizeof *bodies);
     for (int i = 0; i < n; i++) {
         bodies[i] = body(i);
-        easy[i] = make_easy(url, "/v1/completions", bodies[i], NULL, &rs[i], &hs[i]);
+        easy[i] = make_easy(url, path(i), bodies[i], NULL, &rs[i], &hs[i]);
         curl_multi_add_handle(m, easy[i]);
     }
     int running = n;
@@ -1455,6 +1460,10 @@ static int alone_vs_together_by(const char *url, int n, body_fn body, key_fn key
     free(hs);
     free(bodies);
     return same;
+}
+
+static int alone_vs_together_by(const char *url, int n, body_fn body, key_fn key) {
+    return alone_vs_together_at(url, n, completions_path, body, key);
 }
 
 static int alone_vs_together(const char *url, int n, body_fn body) {
@@ -3277,6 +3286,36 @@ TEST(serve_embeddings) {
     for (int nn = 0; nn < 6; nn++) free(solo[nn]);
     free(list_ids);
     free(w);
+}
+
+/* Odd requests embeddings of the six golden prompts (the step's rows that want hidden states only, beside
+ * others that want logits), even ones greedy completions of 300 tokens: together, each gives what it gives alone
+ * (the completions' text, the embeddings' bits). */
+static const char *mixed_path(int i) { return i % 2 ? "/v1/embeddings" : "/v1/completions"; }
+static char *mixed_body(int i) {
+    if (i % 2 == 0) return body_greedy300(i / 2);
+    char *s = strdup("{\"normalize\":false,\"input\":[");
+    for (int nn = 0; nn < 6; nn++) {
+        json_t *g = golden_json((nn + i) % 6);
+        char *ids = golden_ids_json(g, 3 * i);
+        s = realloc(s, strlen(s) + strlen(ids) + 8);
+        strcat(strcat(s, nn ? "," : ""), ids);
+        free(ids);
+        json_decref(g);
+    }
+    return strcat(s, "]}");
+}
+static char *mixed_key(const resp *r) {
+    json_t *o = json_loads(r->body, 0, NULL), *data = json_object_get(o, "data");
+    char *k = data ? json_dumps(data, JSON_COMPACT) : completion_text(r);
+    json_decref(o);
+    return k;
+}
+
+TEST(serve_embeddings_beside_completions) {
+    const char *url = start_default();
+    CHECK(url);
+    CHECK_EQ_INT(alone_vs_together_at(url, 16, mixed_path, mixed_body, mixed_key), 16);
 }
 
 /* Mean and CLS pooling (--pooling), on servers of their own. Mean: n times the mean of a golden sequence's
