@@ -7,6 +7,8 @@
  */
 #include "harness.h"
 
+#include <math.h>
+
 #include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -117,6 +119,14 @@ TEST(openai_node_client) {
     json_decref(rargs);
     CHECK(resp_ok);
     CHECK_MSG(kept_ok, "previous_response_id / retrieve");
+    /* embeddings: two inputs (the client's base64, decoded) of 64 floats, unit length, the same numbers as floats */
+    json_t *em = json_object_get(o, "embeddings");
+    const double norm = json_number_value(json_object_get(em, "norm"));
+    CHECK_MSG(json_integer_value(json_object_get(em, "n")) == 2 && json_integer_value(json_object_get(em, "dims")) == 64 &&
+                  json_integer_value(json_object_get(em, "index1")) == 1 &&
+                  json_integer_value(json_object_get(em, "prompt_tokens")) >= 6 && json_is_true(json_object_get(em, "same")) &&
+                  json_is_true(json_object_get(em, "differ")) && fabs(norm - 1) < 1e-5,
+              "embeddings: %s", json_dumps(em, 0));
     json_decref(targs);
     json_decref(o);
     CHECK(tools_ok);

@@ -95,6 +95,11 @@ const rtool = await client.responses.create({
 const resp2 = await client.responses.create({ model, previous_response_id: resp.id, input: 'And then?', max_output_tokens: 8, temperature: 0 });
 const again = await client.responses.retrieve(resp.id);
 
+// embeddings: the client asks for base64 unless told (and decodes it); as floats, the same numbers
+const emb = await client.embeddings.create({ model, input: ['Once upon a time', 'Lily and Ben'] });
+const embFloat = await client.embeddings.create({ model, input: 'Once upon a time', encoding_format: 'float' });
+const e0 = emb.data[0].embedding, f0 = embFloat.data[0].embedding;
+
 let notFound = null;
 try {
   await client.chat.completions.create({ model: 'no-such-model', messages, max_tokens: 4 });
@@ -118,6 +123,12 @@ console.log(JSON.stringify({
     first: c.logprobs.token_logprobs[0], last: c.logprobs.token_logprobs[c.logprobs.token_logprobs.length - 1],
   })),
   not_found: notFound,
+  embeddings: {
+    n: emb.data.length, dims: e0.length, index1: emb.data[1].index, prompt_tokens: emb.usage.prompt_tokens,
+    same: e0.length === f0.length && e0.every((x, i) => x === Math.fround(f0[i])),
+    norm: Math.sqrt(e0.reduce((a, x) => a + x * x, 0)),
+    differ: e0.some((x, i) => x !== emb.data[1].embedding[i]),
+  },
   tool_plain: call(toolPlain),
   tool_streamed: call(toolStreamed),
   tool_called: called,
