@@ -616,6 +616,44 @@ TEST(retry_before_first_byte) {
     stop_all(e, 2);
 }
 
+/* POST /v1/embeddings through the router: the engine's answer, placed by the user's session (the same engine
+ * each time), and retried whole on the other engine when its engine is dead. */
+TEST(embeddings_through_the_router) {
+    sl_test_proc e[2], r;
+    const char *urls[2];
+    CHECK(start_engines(e, 2, urls));
+    const char *slow_probe[] = {"--probe-interval-ms", "60000", NULL};
+    CHECK(start_router(&r, urls, 2, slow_probe));
+    static const char body[] = "{\"input\":[\"Once upon a time\",[1,500,200]],\"user\":\"u7\"}";
+    rresp direct = rt_post(e[0].url, "/v1/embeddings", body);
+    json_t *wdoc = json_loads(direct.body ? direct.body : "", 0, NULL), *want = json_object_get(wdoc, "data");
+    CHECK_MSG(direct.status == 200 && json_array_size(want) == 2, "%ld %s", direct.status, direct.body);
+    char *engine = NULL;
+    for (int i = 0; i < 3; i++) {
+        rresp x = rt_post(r.url, "/v1/embeddings", body);
+        json_t *o = json_loads(x.body ? x.body : "", 0, NULL);
+        CHECK_MSG(x.status == 200 && json_equal(json_object_get(o, "data"), want), "%ld %.300s", x.status, x.body);
+        if (!engine) engine = strdup(x.engine);
+        CHECK_STR(x.engine, engine);
+        json_decref(o);
+        rt_free(&x);
+    }
+    const int dead = !strcmp(engine, urls[0]) ? 0 : 1;
+    sl_test_proc_stop(&e[dead], SIGKILL, 5); /* the router's probes will not notice for a minute */
+    rresp x = rt_post(r.url, "/v1/embeddings", body);
+    json_t *o = json_loads(x.body ? x.body : "", 0, NULL);
+    CHECK_MSG(x.status == 200 && json_equal(json_object_get(o, "data"), want), "%ld %.300s", x.status, x.body);
+    CHECK_STR(x.engine, urls[1 - dead]);
+    CHECK(rt_metric(r.url, "shardlm_router_retries_total") >= 1);
+    json_decref(o);
+    rt_free(&x);
+    json_decref(wdoc);
+    free(engine);
+    rt_free(&direct);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+}
+
 /* Nothing left to try: an SSE error event and [DONE] mid-stream, an error
  * status before it — never a hang. */
 TEST(no_engine_left) {
