@@ -12,7 +12,10 @@
  * body's "chunks" go through the Responses stream adapter and the body
  * itself, as a chat answer, through the whole-answer one: every event is
  * "event: TYPE" with JSON data of that type, each sequence number the next,
- * and the answer is a response object.
+ * and the answer is a response object. Bit 6 (with completions): the body
+ * is an embeddings request: accepted, 1 to SL_API_MAX_INPUTS inputs of 1 to
+ * n_ctx ids of the vocabulary each, and an answer of that many vectors (a
+ * base64 string of 4 bytes per float, or an array of the model's width).
  *
  * Every body must end in a clean answer, never a crash or a leak (ASan):
  *   accepted: no error set; 1 <= prompt tokens < context, every id in the
@@ -32,6 +35,7 @@
 #include "server/responses.h"
 
 #include "core/alloc.h"
+#include "model/model.h"
 #include "shardlm.h"
 
 #include <jansson.h>
@@ -151,6 +155,35 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
         }
         json_decref(o);
         free(out);
+        return 0;
+    }
+    if (mode == 0 && (sel & 64)) {
+        sl_api_embed_request er;
+        if (!sl_api_parse_embeddings(&ctx, body, n, &er, &e)) {
+            fuzz_api_check_error(&e);
+            fuzz_api_check(er.inputs == NULL && er.n_inputs == 0, "a refusal leaves no request");
+            return 1;
+        }
+        fuzz_api_check(er.n_inputs >= 1 && er.n_inputs <= SL_API_MAX_INPUTS && er.normalize >= -1, "inputs and norm");
+        const int32_t d = m->hp.n_embd;
+        float *zero = calloc((size_t)d, sizeof(float));
+        const float **vecs = calloc((size_t)er.n_inputs, sizeof *vecs);
+        for (int32_t k = 0; k < er.n_inputs; k++) {
+            fuzz_api_check(er.inputs[k].n >= 1 && er.inputs[k].n <= ctx.n_ctx, "every input fits the context");
+            for (int32_t i = 0; i < er.inputs[k].n; i++)
+                fuzz_api_check(er.inputs[k].ids[i] >= 0 && er.inputs[k].ids[i] < n_vocab, "input ids are in the vocabulary");
+            vecs[k] = zero;
+        }
+        json_t *o = sl_api_embeddings_json(&ctx, &er, vecs, d, 1);
+        json_t *vs = json_object_get(o, "data");
+        fuzz_api_check(json_array_size(vs) == (size_t)er.n_inputs, "one vector per input");
+        json_t *v = json_object_get(json_array_get(vs, 0), "embedding");
+        fuzz_api_check(er.base64 ? json_string_length(v) == ((size_t)d * 4 + 2) / 3 * 4 : json_array_size(v) == (size_t)d,
+                       "each vector of the model's width");
+        json_decref(o);
+        free(vecs);
+        free(zero);
+        sl_api_embed_request_free(&er);
         return 0;
     }
     char *translated = NULL; /* a Responses request's chat request */
