@@ -527,7 +527,9 @@ static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r,
     return true;
 }
 
-static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
+/* Chat's messages rendered and tokenized into r's prompt; gen_prompt: add_generation_prompt unless the body says
+ * (true for chat, false for embeddings, as vLLM has them). */
+static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, bool gen_prompt, sl_api_error *e) {
     json_t *m = json_object_get(body, "messages");
     if (!m) {
         sl_api_set_error(e, 400, "messages", "'messages' is required");
@@ -537,7 +539,7 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         sl_api_set_error(e, 400, "messages", "'messages' must be a non-empty array");
         return false;
     }
-    sl_api_chat_opts co = {.tools = r->tools.tools, .add_generation_prompt = true};
+    sl_api_chat_opts co = {.tools = r->tools.tools, .add_generation_prompt = gen_prompt};
     if (!get_bool(body, "add_generation_prompt", &co.add_generation_prompt, e) ||
         !get_bool(body, "continue_final_message", &co.continue_final, e))
         return false;
@@ -1536,7 +1538,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         !parse_lazy(ctx, o, p, e) ||
         (kind == SL_API_CHAT && !parse_tools(ctx, o, r, e)))
         goto done;
-    if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, e)) goto done;
+    if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, true, e)) goto done;
     if (kind == SL_API_CHAT && !parse_chat_resume(ctx, o, r, e)) goto done;
     if (!truncate_prompts(ctx, o, r, e)) goto done;
     int32_t longest = 0; /* the longest prompt bounds max_tokens */
@@ -1888,20 +1890,40 @@ bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len
     if (!get_int(o, "embd_normalize", -1, 1000, &x, e)) goto done;
     r->normalize = (int32_t)x;
     if (!truncate_k(o, ctx->n_ctx, &k, e)) goto done;
-    if (!sl_api_parse_prompts(ctx, json_object_get(o, "input"), "input", SL_API_MAX_INPUTS, add_special, &r->inputs,
-                              &r->n_inputs, e))
+    if (present(o, "messages")) { /* vLLM's chat form: the conversation rendered by the chat template, one input */
+        if (present(o, "input")) {
+            sl_api_set_error(e, 400, "messages", "give 'input' or 'messages', not both");
+            goto done;
+        }
+        sl_api_request chat = {.kind = SL_API_CHAT};
+        r->inputs = sl_calloc(1, sizeof *r->inputs);
+        if (!r->inputs) {
+            sl_api_set_error(e, 500, NULL, "out of memory");
+            goto done;
+        }
+        const bool rendered = parse_messages(ctx, o, &chat, false, e);
+        r->inputs[0] = (sl_api_prompt){.ids = chat.prompt, .n = chat.n_prompt, .text = chat.prompt_text};
+        r->n_inputs = 1;
+        chat.prompt = NULL;
+        chat.prompt_text = NULL;
+        sl_api_request_free(&chat);
+        if (!rendered) goto done;
+    } else if (!sl_api_parse_prompts(ctx, json_object_get(o, "input"), "input", SL_API_MAX_INPUTS, add_special,
+                                     &r->inputs, &r->n_inputs, e)) {
         goto done;
+    }
     for (int32_t i = 0; i < r->n_inputs; i++) {
         truncate_one(&r->inputs[i], k, false);
-        const char *what = r->n_inputs > 1 ? "input[%d]" : "input";
+        const char *param = present(o, "messages") ? "messages" : "input";
         char field[32];
-        snprintf(field, sizeof field, what, i);
+        if (r->n_inputs > 1) snprintf(field, sizeof field, "%s[%d]", param, i);
+        else snprintf(field, sizeof field, "%s", param);
         if (r->inputs[i].n == 0) {
-            sl_api_set_error(e, 400, "input", "'%s' is empty (no tokens)", field);
+            sl_api_set_error(e, 400, param, "'%s' is empty (no tokens)", field);
             goto done;
         }
         if (r->inputs[i].n > ctx->n_ctx) {
-            sl_api_set_error(e, 400, "input", "'%s' has %d tokens; this model's context is %d tokens", field,
+            sl_api_set_error(e, 400, param, "'%s' has %d tokens; this model's context is %d tokens", field,
                              r->inputs[i].n, ctx->n_ctx);
             goto done;
         }

@@ -3241,6 +3241,47 @@ TEST(serve_embeddings) {
     free(b);
     free(long_ids);
     json_decref(g1);
+    /* vLLM's chat form: the conversation as the chat template renders it (no generation prompt unless asked):
+     * the state after it gives the logprobs a chat completion of the same conversation starts from */
+    {
+        static const char msgs[] = "[{\"role\":\"user\",\"content\":\"Tell me a story about a dog.\"}]";
+        char body[512];
+        snprintf(body, sizeof body, "{\"messages\":%s,\"normalize\":false}", msgs);
+        resp er = http(url, "/v1/embeddings", body, NULL);
+        float *e = er.status == 200 ? embedding_of(&er, 0, &n) : NULL;
+        snprintf(body, sizeof body, "{\"messages\":%s,\"add_generation_prompt\":false,\"max_tokens\":1,"
+                 "\"logprobs\":true,\"top_logprobs\":5}", msgs);
+        resp cr = http(url, "/v1/chat/completions", body, NULL);
+        json_t *co = json_loads(cr.body, 0, NULL);
+        json_t *top = json_object_get(json_array_get(json_object_get(json_object_get(json_array_get(
+                                                         json_object_get(co, "choices"), 0), "logprobs"), "content"), 0),
+                                      "top_logprobs");
+        CHECK_MSG(e && n == d && json_array_size(top) == 5 &&
+                      usage_field(&er, "prompt_tokens", NULL) == usage_field(&cr, "prompt_tokens", NULL),
+                  "embeddings %ld %.200s\n      chat %.300s", er.status, er.body, cr.body);
+        double lg[512], mx = -1e300, se = 0;
+        for (int v = 0; v < nv; v++) {
+            lg[v] = 0;
+            for (int i = 0; i < d; i++) lg[v] += (double)w[(size_t)v * d + i] * e[i];
+            mx = fmax(mx, lg[v]);
+        }
+        for (int v = 0; v < nv; v++) se += exp(lg[v] - mx);
+        for (size_t k = 0; k < 5; k++) { /* the k-th largest log-softmax value */
+            int best = 0;
+            for (int v = 1; v < nv; v++) best = lg[v] > lg[best] ? v : best;
+            const double want = lg[best] - mx - log(se);
+            lg[best] = -1e300;
+            const double got = json_number_value(json_object_get(json_array_get(top, k), "logprob"));
+            CHECK_MSG(fabs(got - want) < 1e-4, "top logprob %zu: chat %.6f, from the embedding %.6f", k, got, want);
+        }
+        json_decref(co);
+        free(e);
+        free(er.body);
+        free(cr.body);
+        er = http(url, "/v1/embeddings", "{\"input\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", NULL);
+        CHECK_MSG(er.status == 400 && strstr(er.body, "\"param\":\"messages\""), "%s", er.body);
+        free(er.body);
+    }
     /* bad input: a 400 naming the field */
     static const struct {
         const char *body, *param;
