@@ -211,8 +211,7 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "shardlm serve: --reasoning-format '%s' is not one of none, deepseek, auto\n", v[O_REASONING].s);
         goto done;
     }
-    api.pooling = m->hp.pooling_type >= SL_POOL_MEAN && m->hp.pooling_type <= SL_POOL_LAST ? (sl_pooling)m->hp.pooling_type
-                                                                                             : SL_POOL_LAST;
+    api.pooling = sl_pooling_default(m->hp.pooling_type);
     if (v[O_POOLING].set && (!sl_pooling_from_name(v[O_POOLING].s, &api.pooling) || api.pooling == SL_POOL_NONE)) {
         fprintf(stderr, "shardlm serve: --pooling '%s' is not one of mean, cls, last\n", v[O_POOLING].s);
         goto done;

@@ -8,6 +8,7 @@
 int cmd_serve(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_gguf(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);

@@ -16,6 +16,7 @@ static const struct {
     {"serve", cmd_serve, "serve a model over an OpenAI-compatible HTTP API"},
     {"run", cmd_run, "generate text from a prompt"},
     {"logits", cmd_logits, "print the logits of the last prompt position"},
+    {"embed", cmd_embed, "print the embeddings of texts (pooled normed hidden states)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"gguf", cmd_gguf, "print the metadata and tensor table of a GGUF file"},
     {"mkmodel", cmd_mkmodel, "write a Llama-architecture GGUF with random weights"},

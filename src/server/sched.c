@@ -82,19 +82,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static const char *const pooling_names[] = {"none", "mean", "cls", "last"};
-
-const char *sl_pooling_name(sl_pooling p) { return p >= SL_POOL_NONE && p <= SL_POOL_LAST ? pooling_names[p] : NULL; }
-
-bool sl_pooling_from_name(const char *name, sl_pooling *out) {
-    for (int i = 0; i <= SL_POOL_LAST; i++)
-        if (name && !strcmp(name, pooling_names[i])) {
-            *out = (sl_pooling)i;
-            return true;
-        }
-    return false;
-}
-
 const char *sl_finish_reason_str(sl_finish_reason r) {
     switch (r) {
     case SL_FR_STOP: return "stop";
@@ -572,18 +559,7 @@ static void pool_row(sl_req *r, int32_t pos, const float *h) {
 static void finish_embedding(sl_sched *s, sl_req *r) {
     if (r->p.pooling == SL_POOL_MEAN)
         for (int32_t i = 0; i < r->n_embd; i++) r->embd[i] = (float)(r->embd_acc[i] / r->n_tokens);
-    const int32_t p = r->p.normalize;
-    if (p >= 0) { /* as llama.cpp's embd_normalize */
-        double sum = 0;
-        for (int32_t i = 0; i < r->n_embd; i++) {
-            const double a = fabs((double)r->embd[i]);
-            if (p == 0) sum = a > sum ? a : sum;
-            else sum += p == 1 ? a : p == 2 ? a * a : pow(a, p);
-        }
-        sum = p == 0 ? sum / 32760.0 : p == 1 ? sum : p == 2 ? sqrt(sum) : pow(sum, 1.0 / p);
-        const double inv = sum > 0 ? 1 / sum : 0;
-        for (int32_t i = 0; i < r->n_embd; i++) r->embd[i] = (float)(r->embd[i] * inv);
-    }
+    sl_embd_normalize(r->embd, r->n_embd, r->p.normalize);
     finish_req(s, r, SL_FR_STOP, 0, NULL);
     drop_req(s, &s->running, r);
 }

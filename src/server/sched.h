@@ -18,6 +18,7 @@
 #define SL_SERVER_SCHED_H
 
 #include "shardlm.h"
+#include "engine/embed.h"
 #include "engine/grammar.h"
 #include "engine/trigger.h"
 #include "engine/jsonguide.h"
@@ -47,19 +48,6 @@ typedef enum sl_finish_reason {
 } sl_finish_reason;
 
 const char *sl_finish_reason_str(sl_finish_reason r);
-
-/* How an embedding request pools its prompt's normed final hidden states
- * (llama.cpp's pooling types, numbered as its GGUF key <arch>.pooling_type). */
-typedef enum sl_pooling {
-    SL_POOL_NONE = 0, /* not an embedding request: a completion */
-    SL_POOL_MEAN = 1, /* the mean over every position */
-    SL_POOL_CLS = 2,  /* the first position's */
-    SL_POOL_LAST = 3, /* the last position's (vLLM's default for decoder-only models) */
-} sl_pooling;
-
-/* "mean", "cls", "last" (and "none"), or NULL. */
-const char *sl_pooling_name(sl_pooling p);
-bool sl_pooling_from_name(const char *name, sl_pooling *out);
 
 typedef struct sl_req_params {
     int32_t max_tokens;

@@ -366,4 +366,64 @@ TEST(hidden_states_give_golden_logits) {
     free(w);
 }
 
+/* `shardlm embed`: the golden prompts, one per line, last-token pooling without normalization: each vector,
+ * multiplied by the output matrix, gives llama.cpp's logits after its prompt; with --pooling none the last
+ * token's row is that vector, and the default normalization makes it unit length. */
+TEST(cli_embed) {
+    sl_model *m = model();
+    CHECK(m != NULL);
+    const int64_t d = m->hp.n_embd;
+    float *w = malloc(sizeof(float) * (size_t)(d * N_VOCAB));
+    for (int32_t v = 0; v < N_VOCAB; v++) sl_dequantize_row(m->output.type, sl_tensor_row(&m->output, v), w + v * d, d);
+    char text[1024] = "";
+    golden g[5] = {{0}};
+    for (int nn = 0; nn < 5; nn++) {
+        CHECK(load_golden(nn, &g[nn]));
+        strcat(strcat(text, nn ? "\n" : ""), g[nn].prompt);
+    }
+    char *argv[] = {(char *)sl_test_bin(), "embed", "-m", MODEL, "-p", text, "--json", "--normalize", "-1", "--pooling",
+                    "last", "-t", "1", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = sl_test_run(argv, &out, &err, 60);
+    json_t *o = rc == 0 ? json_loads(out, 0, NULL) : NULL;
+    CHECK_MSG(json_array_size(json_object_get(o, "data")) == 5, "rc %d: %s %s", rc, out, err);
+    for (int nn = 0; nn < 5; nn++) {
+        json_t *e = json_object_get(json_array_get(json_object_get(o, "data"), (size_t)nn), "embedding");
+        CHECK(json_array_size(e) == (size_t)d);
+        double worst = 0;
+        for (int32_t v = 0; v < N_VOCAB; v++) {
+            double acc = 0;
+            for (int64_t i = 0; i < d; i++) acc += (double)w[v * d + i] * json_number_value(json_array_get(e, (size_t)i));
+            worst = fmax(worst, fabs(acc - g[nn].logits[v]));
+        }
+        CHECK_MSG(worst <= 1e-4, "prompt %02d: W x embedding differs from llama.cpp's logits by %.3g", nn, worst);
+    }
+    /* every token's (normalized): the last row, unit length, is the last-token vector's direction */
+    char *argv2[] = {(char *)sl_test_bin(), "embed", "-m", MODEL, "-p", g[0].prompt, "--pooling", "none", "-t", "1", NULL};
+    char *out2 = NULL, *err2 = NULL;
+    rc = sl_test_run(argv2, &out2, &err2, 60);
+    CHECK_MSG(rc == 0, "%s", err2);
+    int rows = 0;
+    char *last = NULL, *save = NULL;
+    for (char *line = strtok_r(out2, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        rows++;
+        last = line;
+    }
+    CHECK_EQ_INT(rows, g[0].n_prompt);
+    json_t *e0 = json_object_get(json_array_get(json_object_get(o, "data"), 0), "embedding");
+    double len = 0, worst = 0;
+    for (int64_t i = 0; i < d; i++) len += pow(json_number_value(json_array_get(e0, (size_t)i)), 2);
+    len = sqrt(len);
+    char *q = last;
+    for (int64_t i = 0; i < d; i++) worst = fmax(worst, fabs(strtod(q, &q) - json_number_value(json_array_get(e0, (size_t)i)) / len));
+    CHECK_MSG(worst < 1e-6, "the last token's normalized row differs by %.3g", worst);
+    json_decref(o);
+    free(out);
+    free(err);
+    free(out2);
+    free(err2);
+    for (int nn = 0; nn < 5; nn++) free_golden(&g[nn]);
+    free(w);
+}
+
 TEST(zz_release_model) { sl_model_destroy(model()); }
