@@ -180,3 +180,15 @@ void sl_pool_barrier(sl_pool *p) {
     int spins = 0;
     while (atomic_load_explicit(&p->barrier_phase, memory_order_acquire) == phase) spin_pause(&spins);
 }
+
+void sl_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}

@@ -4,6 +4,7 @@
 #include "http.h"
 
 #include "core/alloc.h"
+#include "core/pool.h"
 #include "core/status.h"
 #include "core/strbuf.h"
 #include "model/model.h"
@@ -612,15 +613,7 @@ static void collect(gen *g, bool *finished) {
         sl_req *r = wait_on->req;
         pthread_mutex_lock(&r->mu);
         if (!has_news(wait_on)) {
-            const long ms = g->n == 1 ? WAIT_SLICE_MS : 5;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += ms * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+            sl_cond_wait_ms(&r->cv, &r->mu, g->n == 1 ? WAIT_SLICE_MS : 5);
         }
         pthread_mutex_unlock(&r->mu);
     }
@@ -985,14 +978,7 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
             sl_req *r = reqs[i];
             pthread_mutex_lock(&r->mu);
             while (!r->finished) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += WAIT_SLICE_MS * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+                sl_cond_wait_ms(&r->cv, &r->mu, WAIT_SLICE_MS);
                 if (!r->finished && client_gone(c)) {
                     status = -1;
                     break;

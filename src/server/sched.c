@@ -23,6 +23,7 @@
 #include "sched.h"
 
 #include "core/alloc.h"
+#include "core/pool.h"
 #include "core/status.h"
 #include "engine/forward.h"
 #include "engine/kv.h"
@@ -903,14 +904,7 @@ static void *sched_main(void *arg) {
             for (sl_req *r = s->waiting.head.next; r != &s->waiting.head; r = r->next)
                 cancelled |= atomic_load(&r->cancelled);
             if (!s->stop && list_empty(&s->incoming) && !cancelled) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 50 * 1000000;
-                if (ts.tv_nsec >= 1000000000) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000;
-                }
-                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+                sl_cond_wait_ms(&s->cv, &s->mu, 50);
             }
             pthread_mutex_unlock(&s->mu);
         }
