@@ -331,6 +331,26 @@ TEST(batch_and_chunk_invariance) {
     free(ref);
 }
 
+/* The output matrix (N_VOCAB rows of n_embd), dequantized by the library (F32 in the file). */
+static float *output_matrix(const sl_model *m) {
+    const int64_t d = m->hp.n_embd;
+    float *w = malloc(sizeof(float) * (size_t)(d * N_VOCAB));
+    for (int32_t v = 0; v < N_VOCAB; v++) sl_dequantize_row(m->output.type, sl_tensor_row(&m->output, v), w + v * d, d);
+    return w;
+}
+
+/* max |W h - gold| over the vocabulary, in double (h: n_embd floats, or NULL with hj: a JSON array of them). */
+static double projection_diff(const float *w, int64_t d, const float *h, json_t *hj, const float *gold) {
+    double worst = 0;
+    for (int32_t v = 0; v < N_VOCAB; v++) {
+        double acc = 0;
+        for (int64_t i = 0; i < d; i++) acc += (double)w[v * d + i] * (h ? h[i] : json_number_value(json_array_get(hj, (size_t)i)));
+        const double diff = fabs(acc - gold[v]);
+        if (diff > worst || diff != diff) worst = diff;
+    }
+    return worst;
+}
+
 /* The normed final hidden states (what an embedding pools), multiplied here in double by the model's own
  * output matrix, give llama.cpp's logits at every generated position of each golden run (teacher-forced on its
  * ids): the hidden state is the one the logits come from, for every position of a sequence run in one step. */
@@ -338,8 +358,7 @@ TEST(hidden_states_give_golden_logits) {
     sl_model *m = model();
     CHECK(m != NULL);
     const int64_t d = m->hp.n_embd;
-    float *w = malloc(sizeof(float) * (size_t)(d * N_VOCAB));
-    for (int32_t v = 0; v < N_VOCAB; v++) sl_dequantize_row(m->output.type, sl_tensor_row(&m->output, v), w + v * d, d);
+    float *w = output_matrix(m);
     for (int nn = 0; nn < 6 && !sl_test_failed(); nn++) {
         golden g = {0};
         CHECK_MSG(load_golden(nn, &g), "cannot read golden file %02d", nn);
@@ -350,15 +369,8 @@ TEST(hidden_states_give_golden_logits) {
         float *h = malloc(sizeof(float) * (size_t)(n * d));
         CHECK_OK(sl_eval_hidden(m, ids, n, 2, h));
         double worst = 0;
-        for (int k = 0; k < N_GEN; k++) {
-            const float *hk = h + (int64_t)(g.n_prompt - 1 + k) * d;
-            for (int32_t v = 0; v < N_VOCAB; v++) {
-                double acc = 0;
-                for (int64_t i = 0; i < d; i++) acc += (double)w[v * d + i] * hk[i];
-                const double diff = fabs(acc - g.logits[k * N_VOCAB + v]);
-                if (diff > worst || diff != diff) worst = diff;
-            }
-        }
+        for (int k = 0; k < N_GEN; k++)
+            worst = fmax(worst, projection_diff(w, d, h + (int64_t)(g.n_prompt - 1 + k) * d, NULL, g.logits + k * N_VOCAB));
         free(h);
         free_golden(&g);
         CHECK_MSG(worst <= 1e-4, "prompt %02d: W x hidden differs from llama.cpp's logits by %.3g", nn, worst);
@@ -373,8 +385,7 @@ TEST(cli_embed) {
     sl_model *m = model();
     CHECK(m != NULL);
     const int64_t d = m->hp.n_embd;
-    float *w = malloc(sizeof(float) * (size_t)(d * N_VOCAB));
-    for (int32_t v = 0; v < N_VOCAB; v++) sl_dequantize_row(m->output.type, sl_tensor_row(&m->output, v), w + v * d, d);
+    float *w = output_matrix(m);
     char text[1024] = "";
     golden g[5] = {{0}};
     for (int nn = 0; nn < 5; nn++) {
@@ -390,12 +401,7 @@ TEST(cli_embed) {
     for (int nn = 0; nn < 5; nn++) {
         json_t *e = json_object_get(json_array_get(json_object_get(o, "data"), (size_t)nn), "embedding");
         CHECK(json_array_size(e) == (size_t)d);
-        double worst = 0;
-        for (int32_t v = 0; v < N_VOCAB; v++) {
-            double acc = 0;
-            for (int64_t i = 0; i < d; i++) acc += (double)w[v * d + i] * json_number_value(json_array_get(e, (size_t)i));
-            worst = fmax(worst, fabs(acc - g[nn].logits[v]));
-        }
+        const double worst = projection_diff(w, d, NULL, e, g[nn].logits);
         CHECK_MSG(worst <= 1e-4, "prompt %02d: W x embedding differs from llama.cpp's logits by %.3g", nn, worst);
     }
     /* every token's (normalized): the last row, unit length, is the last-token vector's direction */
