@@ -439,8 +439,9 @@ static bool parse_one_prompt(const sl_api_ctx *ctx, json_t *p, const char *param
     if (json_is_string(p)) {
         out->text = sl_strndup(json_string_value(p), json_string_length(p));
         size_t n = 0;
+        /* control-token text ("<|im_start|>") is that token, as vLLM's tokenizer and llama.cpp read a prompt */
         if (!out->text || sl_tokenize(tok, json_string_value(p), json_string_length(p),
-                                      add_special && sl_tokenizer_add_bos(tok), false, &out->ids, &n) != SL_OK) {
+                                      add_special && sl_tokenizer_add_bos(tok), true, &out->ids, &n) != SL_OK) {
             sl_api_set_error(e, 400, param, "cannot tokenize '%s': %s", field, sl_last_error());
             return false;
         }
@@ -1768,29 +1769,62 @@ char *sl_api_tokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_ap
     if (!o) return NULL;
     char *out = NULL;
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
-    json_t *text = json_object_get(o, "prompt");
-    const char *field = "prompt";
-    if (!text) {
-        text = json_object_get(o, "content");
-        field = "content";
-    }
-    bool add_special = true;
-    if (!json_is_string(text)) {
-        sl_api_set_error(e, 400, "prompt", "'prompt' (or 'content') must be a string");
-        goto done;
-    }
-    if (!get_bool(o, "add_special_tokens", &add_special, e) || !get_bool(o, "add_special", &add_special, e)) goto done;
+    bool strs = false, pieces = false;
+    if (!get_bool(o, "return_token_strs", &strs, e) || !get_bool(o, "with_pieces", &pieces, e)) goto done;
     int32_t *ids = NULL;
     size_t n = 0;
-    if (sl_tokenize(tok, json_string_value(text), json_string_length(text), add_special && sl_tokenizer_add_bos(tok),
-                    false, &ids, &n) != SL_OK) {
-        sl_api_set_error(e, 400, field, "cannot tokenize '%s': %s", field, sl_last_error());
-        goto done;
+    if (present(o, "messages")) { /* vLLM's chat form: the conversation as the chat template renders it */
+        sl_api_request chat = {.kind = SL_API_CHAT};
+        const bool ok = parse_messages(ctx, o, &chat, true, e);
+        ids = chat.prompt;
+        n = (size_t)chat.n_prompt;
+        chat.prompt = NULL;
+        sl_api_request_free(&chat);
+        if (!ok) goto done;
+    } else {
+        json_t *text = json_object_get(o, "prompt");
+        const char *field = "prompt";
+        if (!text) {
+            text = json_object_get(o, "content");
+            field = "content";
+        }
+        bool add_special = true;
+        if (!json_is_string(text)) {
+            sl_api_set_error(e, 400, "prompt", "'prompt' (or 'content', or 'messages') must be a string");
+            goto done;
+        }
+        if (!get_bool(o, "add_special_tokens", &add_special, e) || !get_bool(o, "add_special", &add_special, e)) goto done;
+        if (sl_tokenize(tok, json_string_value(text), json_string_length(text), add_special && sl_tokenizer_add_bos(tok),
+                        true, &ids, &n) != SL_OK) {
+            sl_api_set_error(e, 400, field, "cannot tokenize '%s': %s", field, sl_last_error());
+            goto done;
+        }
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_integer(ids[i]));
+    json_t *arr = json_array(), *ts = strs ? json_array() : json_null();
+    for (size_t i = 0; i < n; i++) {
+        if (pieces) { /* llama.cpp's with_pieces: the text of each, or its bytes where it is not UTF-8 alone */
+            char buf[512];
+            int64_t k = sl_token_to_piece(tok, ids[i], true, buf, sizeof buf);
+            k = k < 0 ? 0 : k > (int64_t)sizeof buf ? (int64_t)sizeof buf : k;
+            json_t *pc = json_stringn(buf, (size_t)k);
+            if (!pc) {
+                pc = json_array();
+                for (int64_t b = 0; b < k; b++) json_array_append_new(pc, json_integer((unsigned char)buf[b]));
+            }
+            json_array_append_new(arr, json_pack("{s:i,s:o}", "id", (int)ids[i], "piece", pc));
+        } else {
+            json_array_append_new(arr, json_integer(ids[i]));
+        }
+        if (strs) { /* vLLM's return_token_strs: the vocabulary's own strings */
+            size_t tl = 0;
+            const char *t = sl_tokenizer_token_text(tok, ids[i], &tl);
+            json_t *js = t ? json_stringn(t, tl) : NULL;
+            json_array_append_new(ts, js ? js : json_string(""));
+        }
+    }
     sl_free(ids);
-    json_t *r = json_pack("{s:o,s:i,s:i}", "tokens", arr, "count", (json_int_t)n, "max_model_len", ctx->n_ctx);
+    json_t *r = json_pack("{s:o,s:i,s:i,s:o}", "tokens", arr, "count", (json_int_t)n, "max_model_len", ctx->n_ctx,
+                          "token_strs", ts);
     out = json_dumps(r, JSON_COMPACT);
     json_decref(r);
 done:

@@ -3068,6 +3068,57 @@ TEST(serve_sigterm_drains) {
     CHECK_EQ_INT(rc, 0);
 }
 
+/* /tokenize: control-token text is that token ("</s>": EOS, id 2 of this vocabulary), as vLLM's tokenizer and
+ * llama.cpp read a prompt — completions' prompts too (usage counts it as one token); vLLM's return_token_strs
+ * (the vocabulary's strings) and messages (what a chat completion of them counts), llama.cpp's with_pieces. */
+TEST(serve_tokenize_forms) {
+    const char *url = start_default();
+    CHECK(url);
+    resp a = http(url, "/tokenize", "{\"prompt\":\"Once upon a time</s>\",\"return_token_strs\":true}", NULL);
+    resp b = http(url, "/tokenize", "{\"prompt\":\"Once upon a time\"}", NULL);
+    json_t *ja = json_loads(a.body, 0, NULL), *jb = json_loads(b.body, 0, NULL);
+    json_t *ta = json_object_get(ja, "tokens"), *tb = json_object_get(jb, "tokens"), *strs = json_object_get(ja, "token_strs");
+    const size_t n = json_array_size(tb);
+    bool same = n > 1 && json_array_size(ta) == n + 1 && json_array_size(strs) == n + 1 &&
+                json_integer_value(json_array_get(ta, n)) == 2 &&
+                !strcmp(json_string_value(json_array_get(strs, n)) ?: "", "</s>") &&
+                !strcmp(json_string_value(json_array_get(strs, 1)) ?: "", "\xe2\x96\x81Once");
+    for (size_t i = 0; same && i < n; i++) same = json_equal(json_array_get(ta, i), json_array_get(tb, i));
+    CHECK_MSG(same, "%s\n      %s", a.body, b.body);
+    resp c = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time</s>\",\"max_tokens\":1}", NULL);
+    CHECK_MSG(usage_field(&c, "prompt_tokens", NULL) == (long long)n + 1, "%s", c.body);
+    resp p = http(url, "/tokenize", "{\"content\":\"Once upon a time\",\"with_pieces\":true}", NULL);
+    json_t *jp = json_loads(p.body, 0, NULL);
+    char joined[256] = "";
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(jp, "tokens"), i, v) {
+        CHECK(json_integer_value(json_object_get(v, "id")) == json_integer_value(json_array_get(tb, i)));
+        strncat(joined, json_string_value(json_object_get(v, "piece")) ?: "?", sizeof joined - strlen(joined) - 1);
+    }
+    CHECK_MSG(!strcmp(joined, "<s> Once upon a time"), "pieces: %s", p.body);
+    static const char msgs[] = "[{\"role\":\"user\",\"content\":\"Tell me a story about a dog.\"}]";
+    char body[256];
+    snprintf(body, sizeof body, "{\"messages\":%s}", msgs);
+    resp m = http(url, "/tokenize", body, NULL);
+    snprintf(body, sizeof body, "{\"messages\":%s,\"max_tokens\":1}", msgs);
+    resp cc = http(url, "/v1/chat/completions", body, NULL);
+    json_t *jm = json_loads(m.body, 0, NULL);
+    CHECK_MSG(m.status == 200 && json_integer_value(json_object_get(jm, "count")) == usage_field(&cc, "prompt_tokens", NULL) &&
+                  json_integer_value(json_object_get(jm, "count")) > 8,
+              "%s\n      %s", m.body, cc.body);
+    json_decref(ja);
+    json_decref(jb);
+    json_decref(jp);
+    json_decref(jm);
+    free(a.body);
+    free(b.body);
+    free(c.body);
+    free(p.body);
+    free(m.body);
+    free(cc.body);
+}
+
 /* ---- POST /v1/embeddings ------------------------------------------------------ */
 
 /* Vector idx of an embeddings answer (a float array or base64 of float32 little-endian), n floats in *n;
