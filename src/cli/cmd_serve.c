@@ -206,7 +206,7 @@ int cmd_serve(int argc, char **argv) {
     bool tpl_failed;
     chat_template = load_template(&v[O_TEMPLATE], m, &tpl_failed);
     if (tpl_failed) goto done;
-    sl_api_ctx api = {.model = m, .model_id = model_id, .n_ctx = sl_sched_n_ctx(sched), .chat_template = chat_template};
+    sl_api_ctx api = {.model = m, .model_id = model_id, .model_path = v[O_MODEL].s, .n_ctx = sl_sched_n_ctx(sched), .chat_template = chat_template};
     if (!sl_reasoning_format_from_name(v[O_REASONING].s, &api.reasoning)) {
         fprintf(stderr, "shardlm serve: --reasoning-format '%s' is not one of none, deepseek, auto\n", v[O_REASONING].s);
         goto done;

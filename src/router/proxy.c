@@ -894,7 +894,7 @@ static int handle_request(worker *w, cconn *c) {
     } else if (!strcmp(path, "/v1/completions")) ep = EP_COMPLETIONS;
     else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
-    else if (!strcmp(path, "/detokenize")) ep = EP_DETOKENIZE;
+    else if (!strcmp(path, "/detokenize") || !strcmp(path, "/apply-template")) ep = EP_DETOKENIZE; /* (any engine's) */
     else if (!strcmp(path, "/v1/embeddings")) ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole) */
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
     else return respond_error(w, c, 404, NULL, "no such endpoint");

@@ -2001,3 +2001,45 @@ json_t *sl_api_embeddings_json(const sl_api_ctx *ctx, const sl_api_embed_request
     return json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model", ctx->model_id, "usage",
                      "prompt_tokens", (json_int_t)prompt_tokens, "total_tokens", (json_int_t)prompt_tokens);
 }
+
+/* ---- llama.cpp's GET /props and POST /apply-template ---------------------------------- */
+
+json_t *sl_api_props_json(const sl_api_ctx *ctx, int32_t total_slots) {
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    const sl_sampler_params d = sl_sampler_default_params();
+    json_t *bos = json_null(), *eos = json_null();
+    size_t n;
+    const char *t;
+    if (sl_tokenizer_bos(tok) >= 0 && (t = sl_tokenizer_token_text(tok, sl_tokenizer_bos(tok), &n))) bos = json_stringn(t, n);
+    if (sl_tokenizer_eos(tok) >= 0 && (t = sl_tokenizer_token_text(tok, sl_tokenizer_eos(tok), &n))) eos = json_stringn(t, n);
+    /* what a request gets for a field it does not send (OpenAI's defaults, as on every endpoint here) */
+    json_t *params = json_pack("{s:i,s:f,s:i,s:f,s:f,s:f,s:f,s:i,s:f,s:f,s:f,s:f,s:i,s:f,s:f,s:f,s:f,s:i,s:i,s:b,s:b}",
+                               "n_predict", -1, "temperature", 1.0, "top_k", 0, "top_p", 1.0, "min_p", 0.0,
+                               "typical_p", (double)d.typical_p, "top_n_sigma", (double)d.top_n_sigma, "repeat_last_n", -1,
+                               "repeat_penalty", 1.0, "presence_penalty", 0.0, "frequency_penalty", 0.0,
+                               "dry_multiplier", (double)d.dry_multiplier, "dry_allowed_length", (int)d.dry_allowed_length,
+                               "xtc_probability", (double)d.xtc_probability, "xtc_threshold", (double)d.xtc_threshold,
+                               "mirostat_tau", (double)d.mirostat_tau, "mirostat_eta", (double)d.mirostat_eta,
+                               "mirostat", 0, "n_probs", 0, "ignore_eos", 0, "stream", 0);
+    return json_pack("{s:{s:i,s:o},s:i,s:s,s:s,s:{s:b,s:b},s:s,s:o,s:o,s:s,s:b}", "default_generation_settings", "n_ctx",
+                     ctx->n_ctx, "params", params, "total_slots", total_slots, "model_alias", ctx->model_id, "model_path",
+                     ctx->model_path ? ctx->model_path : ctx->model_id, "modalities", "vision", 0, "audio", 0,
+                     "chat_template", ctx->chat_template ? ctx->chat_template : sl_api_fallback_template(ctx->model),
+                     "bos_token", bos, "eos_token", eos, "build_info", "shardlm " SHARDLM_VERSION, "is_sleeping", 0);
+}
+
+char *sl_api_apply_template(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
+    memset(e, 0, sizeof *e);
+    json_t *o = load_body(body, len, e);
+    if (!o) return NULL;
+    sl_api_request chat = {.kind = SL_API_CHAT};
+    char *out = NULL;
+    if (parse_messages(ctx, o, &chat, true, e)) {
+        json_t *r = json_pack("{s:s}", "prompt", chat.prompt_text);
+        out = r ? json_dumps(r, JSON_COMPACT) : NULL;
+        json_decref(r);
+    }
+    sl_api_request_free(&chat);
+    json_decref(o);
+    return out;
+}

@@ -102,6 +102,7 @@ bool sl_reasoning_format_from_name(const char *name, sl_reasoning_format *out);
 typedef struct sl_api_ctx {
     const sl_model *model;
     const char *model_id;
+    const char *model_path;    /* the GGUF file (GET /props), NULL: not said */
     int32_t n_ctx;
     const char *chat_template; /* template source, or NULL for the built-in fallback */
     sl_reasoning_format reasoning; /* the default of requests (a request's reasoning_format overrides it) */
@@ -157,6 +158,13 @@ void sl_api_embed_request_free(sl_api_embed_request *r);
  * vecs[i] is input i's vector of dim floats. NULL: out of memory. */
 json_t *sl_api_embeddings_json(const sl_api_ctx *ctx, const sl_api_embed_request *r, const float *const *vecs,
                                int32_t dim, int64_t prompt_tokens);
+
+/* llama.cpp's GET /props: n_ctx and the defaults of a request's sampling fields, total_slots (sequences at
+ * once), the model's alias and path, the chat template, BOS / EOS text. */
+json_t *sl_api_props_json(const sl_api_ctx *ctx, int32_t total_slots);
+/* llama.cpp's POST /apply-template: {"prompt": the messages as the chat template renders them}. NULL: e says
+ * why. */
+char *sl_api_apply_template(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e);
 
 /* {"error": {...}} as a malloc'd JSON string. */
 char *sl_api_error_json(const sl_api_error *e);

@@ -1026,6 +1026,12 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         return reply(c, cx, ok ? 200 : 503, "application/json",
                      strdup(ok ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}"));
     }
+    if (!strcmp(url, "/ping")) /* vLLM's (SageMaker's) liveness check, GET or POST */
+        return reply(c, cx, 200, "application/json", strdup("{}"));
+    if (!strcmp(url, "/version")) { /* vLLM's */
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        return reply_json(c, cx, 200, json_pack("{s:s}", "version", SHARDLM_VERSION));
+    }
     if (!strcmp(url, "/metrics")) {
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");
         return reply(c, cx, 200, "text/plain; version=0.0.4", sl_metrics_render(h->metrics, h->api.model_id));
@@ -1044,7 +1050,8 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     bool known = !strcmp(url, "/v1/models") || one_model || !strcmp(url, "/v1/completions") ||
                  !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/completion") ||
                  !strcmp(url, "/completions") || !strcmp(url, "/tokenize") ||
-                 !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings");
+                 !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings") || !strcmp(url, "/props") ||
+                 !strcmp(url, "/apply-template");
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     if (!strcmp(url, "/v1/models") || one_model) {
@@ -1058,6 +1065,10 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         sl_api_set_error(&e, 404, "model", "The model '%s' does not exist; this server serves '%s'", url + 11,
                          h->api.model_id);
         return reply_error(c, cx, &e);
+    }
+    if (!strcmp(url, "/props")) { /* llama.cpp's: what this server serves and how */
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        return reply_json(c, cx, 200, sl_api_props_json(&h->api, sl_sched_max_seqs(h->sched)));
     }
     if (!post) return reply_err(c, cx, 405, NULL, "use POST");
     if (cx->too_big) {
@@ -1073,7 +1084,8 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strcmp(url, "/v1/embeddings")) return handle_embeddings(h, c, cx);
     if (!strcmp(url, "/completion") || !strcmp(url, "/completions")) return handle_llama(h, c, cx);
     sl_api_error e;
-    char *out = !strcmp(url, "/tokenize") ? sl_api_tokenize(&h->api, cx->body ? cx->body : "", cx->n, &e)
+    char *out = !strcmp(url, "/tokenize")         ? sl_api_tokenize(&h->api, cx->body ? cx->body : "", cx->n, &e)
+                : !strcmp(url, "/apply-template") ? sl_api_apply_template(&h->api, cx->body ? cx->body : "", cx->n, &e)
                                           : sl_api_detokenize(&h->api, cx->body ? cx->body : "", cx->n, &e);
     if (!out) return reply_error(c, cx, &e);
     return reply(c, cx, 200, "application/json", out);

@@ -382,6 +382,7 @@ void sl_req_cancel(sl_sched *s, sl_req *r) {
 int32_t sl_sched_running(const sl_sched *s) { return atomic_load(&s->n_running); }
 int32_t sl_sched_waiting(const sl_sched *s) { return atomic_load(&s->n_waiting); }
 int32_t sl_sched_n_ctx(const sl_sched *s) { return s->p.n_ctx; }
+int32_t sl_sched_max_seqs(const sl_sched *s) { return s->p.max_num_seqs; }
 
 /* ---- output channel ------------------------------------------------------ */
 

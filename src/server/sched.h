@@ -273,5 +273,6 @@ void sl_req_cancel(sl_sched *s, sl_req *r);
 int32_t sl_sched_running(const sl_sched *s);
 int32_t sl_sched_waiting(const sl_sched *s);
 int32_t sl_sched_n_ctx(const sl_sched *s);
+int32_t sl_sched_max_seqs(const sl_sched *s); /* sequences at once (--max-num-seqs) */
 
 #endif

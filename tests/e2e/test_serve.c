@@ -3119,6 +3119,54 @@ TEST(serve_tokenize_forms) {
     free(cc.body);
 }
 
+/* llama.cpp's GET /props and POST /apply-template, vLLM's /version and /ping: the context, slots, model, BOS and
+ * EOS of this vocabulary; the rendered conversation is what a chat completion of it counts. */
+TEST(serve_props_and_apply_template) {
+    const char *url = start_default();
+    CHECK(url);
+    resp p = http(url, "/props", NULL, NULL);
+    json_t *o = json_loads(p.body, 0, NULL);
+    CHECK_MSG(p.status == 200 &&
+                  json_integer_value(json_object_get(json_object_get(o, "default_generation_settings"), "n_ctx")) == 512 &&
+                  json_integer_value(json_object_get(o, "total_slots")) >= 1 &&
+                  !strcmp(json_string_value(json_object_get(o, "model_alias")) ?: "", "stories260K") &&
+                  !strcmp(json_string_value(json_object_get(o, "bos_token")) ?: "", "<s>") &&
+                  !strcmp(json_string_value(json_object_get(o, "eos_token")) ?: "", "</s>") &&
+                  json_string_length(json_object_get(o, "chat_template")) > 0,
+              "%.400s", p.body);
+    json_decref(o);
+    free(p.body);
+    static const char msgs[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a dog.\"}]";
+    char body[256];
+    snprintf(body, sizeof body, "%s}", msgs);
+    resp a = http(url, "/apply-template", body, NULL);
+    json_t *ja = json_loads(a.body, 0, NULL);
+    const char *prompt = json_string_value(json_object_get(ja, "prompt"));
+    CHECK_MSG(a.status == 200 && prompt && strstr(prompt, "Tell me a story about a dog."), "%s", a.body);
+    json_t *tq = json_pack("{s:s}", "prompt", prompt ? prompt : "");
+    char *tb = json_dumps(tq, 0);
+    resp t = http(url, "/tokenize", tb, NULL);
+    snprintf(body, sizeof body, "%s,\"max_tokens\":1}", msgs);
+    resp cc = http(url, "/v1/chat/completions", body, NULL);
+    json_t *jt = json_loads(t.body, 0, NULL);
+    CHECK_MSG(json_integer_value(json_object_get(jt, "count")) == usage_field(&cc, "prompt_tokens", NULL), "%s %s", t.body,
+              cc.body);
+    resp bad = http(url, "/apply-template", "{\"messages\":3}", NULL);
+    CHECK_MSG(bad.status == 400 && strstr(bad.body, "\"param\":\"messages\""), "%s", bad.body);
+    resp v = http(url, "/version", NULL, NULL), g = http(url, "/ping", NULL, NULL);
+    CHECK_MSG(v.status == 200 && strstr(v.body, "\"version\"") && g.status == 200, "%s", v.body);
+    json_decref(ja);
+    json_decref(tq);
+    json_decref(jt);
+    free(tb);
+    free(a.body);
+    free(t.body);
+    free(cc.body);
+    free(bad.body);
+    free(v.body);
+    free(g.body);
+}
+
 /* ---- POST /v1/embeddings ------------------------------------------------------ */
 
 /* Vector idx of an embeddings answer (a float array or base64 of float32 little-endian), n floats in *n;
