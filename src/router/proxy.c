@@ -62,7 +62,7 @@
 #define MAX_EVENT (64u << 20)
 
 enum { K_LISTEN = 1, K_WAKE, K_CLIENT, K_UP };
-enum { EP_COMPLETIONS, EP_CHAT, EP_TOKENIZE, EP_DETOKENIZE, EP_EMBEDDINGS };
+enum { EP_COMPLETIONS, EP_CHAT, EP_TOKENIZE, EP_DETOKENIZE, EP_EMBEDDINGS, EP_INFILL };
 enum { U_CONNECTING, U_SENDING, U_WAITING, U_IDLE };
 /* how an attempt failed */
 enum { F_CONNECT, F_CONNECT_TIMEOUT, F_RESET, F_EOF, F_TIMEOUT, F_PROTO, F_UNAVAILABLE };
@@ -492,12 +492,12 @@ static bool bearer_ok(const sl_hp *p, const char *key) {
 }
 
 /* Hash of the first `limit` bytes of the prompt text (chat: "role\ncontent\n" per message; embeddings: the
- * input's). */
+ * input's; infill: input_prefix's). */
 static bool prefix_hash(json_t *body, int ep, int limit, uint64_t *out) {
     char buf[4096];
     size_t cap = (size_t)limit < sizeof buf ? (size_t)limit : sizeof buf, n = 0;
-    if (ep == EP_COMPLETIONS || ep == EP_EMBEDDINGS) {
-        json_t *p = json_object_get(body, ep == EP_EMBEDDINGS ? "input" : "prompt");
+    if (ep == EP_COMPLETIONS || ep == EP_EMBEDDINGS || ep == EP_INFILL) {
+        json_t *p = json_object_get(body, ep == EP_EMBEDDINGS ? "input" : ep == EP_INFILL ? "input_prefix" : "prompt");
         /* a list of prompts (strings or id lists): placed by the first */
         json_t *first = json_is_array(p) ? json_array_get(p, 0) : NULL;
         if (json_is_string(first) || json_is_array(first)) p = first;
@@ -895,6 +895,7 @@ static int handle_request(worker *w, cconn *c) {
     else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
     else if (!strcmp(path, "/detokenize") || !strcmp(path, "/apply-template")) ep = EP_DETOKENIZE; /* (any engine's) */
+    else if (!strcmp(path, "/infill")) ep = EP_INFILL; /* (relayed whole: the prompt is assembled by the engine) */
     else if (!strcmp(path, "/v1/embeddings")) ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole) */
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
     else return respond_error(w, c, 404, NULL, "no such endpoint");
@@ -944,7 +945,7 @@ static int handle_request(worker *w, cconn *c) {
     sl_evstream_init(&x->sse_parser, MAX_EVENT);
     x->fs.kind = ep == EP_CHAT ? SL_FO_CHAT : SL_FO_COMPLETIONS;
     const sl_hp_hdr *sid = sl_hp_header(hp, "X-Session-Id");
-    if (ep == EP_COMPLETIONS || ep == EP_CHAT || ep == EP_EMBEDDINGS) {
+    if (ep == EP_COMPLETIONS || ep == EP_CHAT || ep == EP_EMBEDDINGS || ep == EP_INFILL) {
         json_t *o = x->n_body ? json_loadb(x->body, x->n_body, 0, NULL) : NULL;
         if (json_is_object(o)) {
             x->json = o;
@@ -956,7 +957,7 @@ static int handle_request(worker *w, cconn *c) {
                 x->q.session = sl_hash64(json_string_value(user), json_string_length(user), SEED_SESSION);
             }
             x->q.has_prefix = prefix_hash(o, ep, r->cfg.prefix_bytes, &x->q.prefix);
-            x->stream = ep != EP_EMBEDDINGS && json_is_true(json_object_get(o, "stream"));
+            x->stream = ep != EP_EMBEDDINGS && ep != EP_INFILL && json_is_true(json_object_get(o, "stream"));
             if (x->llama) { /* (its generation_settings.n_predict) */
                 const json_t *np = json_object_get(o, "n_predict");
                 if (!np) np = json_object_get(o, "max_tokens");

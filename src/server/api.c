@@ -24,7 +24,7 @@ void sl_api_set_error(sl_api_error *e, int status, const char *param, const char
     e->status = status;
     snprintf(e->param, sizeof e->param, "%s", param ? param : "");
     snprintf(e->type, sizeof e->type, "%s",
-             status == 401 ? "authentication_error" : status == 404 ? "not_found_error"
+             status == 401 ? "authentication_error" : status == 404 ? "not_found_error" : status == 501 ? "not_supported_error"
                                                     : status >= 500 ? "server_error"
                                                                     : "invalid_request_error");
     va_list ap;
@@ -2040,6 +2040,154 @@ char *sl_api_apply_template(const sl_api_ctx *ctx, const char *body, size_t len,
         json_decref(r);
     }
     sl_api_request_free(&chat);
+    json_decref(o);
+    return out;
+}
+
+/* ---- llama.cpp's POST /infill ------------------------------------------------------------ */
+
+typedef struct ids_buf {
+    int32_t *p;
+    size_t n, cap;
+    bool oom;
+} ids_buf;
+
+static void ids_add(ids_buf *b, const int32_t *ids, size_t n) {
+    if (n == 0) return;
+    if (b->oom || !sl_grow((void **)&b->p, &b->cap, b->n + n + 1, sizeof(int32_t))) {
+        b->oom = true;
+        return;
+    }
+    memcpy(b->p + b->n, ids, sizeof(int32_t) * n);
+    b->n += n;
+}
+
+/* text (len bytes) tokenized as plain text, no BOS, appended to b. */
+static bool ids_text(const sl_tokenizer *tok, ids_buf *b, const char *text, size_t len) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (sl_tokenize(tok, text, len, false, false, &ids, &n) != SL_OK) return false;
+    ids_add(b, ids, n);
+    sl_free(ids);
+    return true;
+}
+
+char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
+    memset(e, 0, sizeof *e);
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    const int32_t pre = sl_tokenizer_fim(tok, SL_FIM_PRE), suf = sl_tokenizer_fim(tok, SL_FIM_SUF),
+                  mid = sl_tokenizer_fim(tok, SL_FIM_MID), rep = sl_tokenizer_fim(tok, SL_FIM_REP),
+                  sep = sl_tokenizer_fim(tok, SL_FIM_SEP);
+    if (pre < 0 || suf < 0 || mid < 0) { /* (llama.cpp's words, and its 501) */
+        sl_api_set_error(e, 501, NULL, "Infill is not supported by this model: %s%s%s", pre < 0 ? "prefix token is missing. " : "",
+                         suf < 0 ? "suffix token is missing. " : "", mid < 0 ? "middle token is missing. " : "");
+        return NULL;
+    }
+    json_t *o = load_body(body, len, e);
+    if (!o) return NULL;
+    char *out = NULL;
+    ids_buf extra = {0}, prefix = {0}, suffix = {0}, prompt = {0}, all = {0};
+    json_t *ip = json_object_get(o, "input_prefix"), *is = json_object_get(o, "input_suffix"),
+           *ix = json_object_get(o, "input_extra"), *pr = json_object_get(o, "prompt");
+    if (!json_is_string(ip) || !json_is_string(is)) {
+        const char *f = !json_is_string(ip) ? "input_prefix" : "input_suffix";
+        sl_api_set_error(e, 400, f, "'%s' is required, a string", f);
+        goto done;
+    }
+    if (pr && !json_is_null(pr) && !json_is_string(pr)) {
+        sl_api_set_error(e, 400, "prompt", "'prompt' must be a string");
+        goto done;
+    }
+    if (ix && !json_is_null(ix) && !json_is_array(ix)) {
+        sl_api_set_error(e, 400, "input_extra", "'input_extra' must be an array of {\"filename\": string, \"text\": string}");
+        goto done;
+    }
+    long long n_predict = -1;
+    if (!get_int(o, present(o, "n_predict") ? "n_predict" : "max_tokens", -1, INT32_MAX, &n_predict, e)) goto done;
+    /* the repository-level pattern (arXiv 2409.12186), as llama.cpp writes it:
+     * [FIM_REP]myproject\n [FIM_SEP]filename\n chunk ... [FIM_SEP]filename\n [FIM_PRE]prefix prompt [FIM_SUF]suffix [FIM_MID] */
+    if (rep >= 0) {
+        ids_add(&extra, &rep, 1);
+        ids_text(tok, &extra, "myproject\n", 10);
+    }
+    size_t i;
+    json_t *chunk;
+    json_array_foreach(ix, i, chunk) {
+        json_t *text = json_object_get(chunk, "text"), *fn = json_object_get(chunk, "filename");
+        if (!json_is_object(chunk) || !json_is_string(text) || (fn && !json_is_string(fn))) {
+            sl_api_set_error(e, 400, "input_extra", "'input_extra[%zu]' must be {\"filename\": string, \"text\": string}", i);
+            goto done;
+        }
+        if (sep >= 0) {
+            const char *name = fn ? json_string_value(fn) : "tmp";
+            char *line = sl_malloc(strlen(name) + 2);
+            if (line) {
+                sprintf(line, "%s\n", name);
+                ids_add(&extra, &sep, 1);
+                ids_text(tok, &extra, line, strlen(line));
+            }
+            extra.oom |= !line;
+            sl_free(line);
+        } else { /* a separator between chunks, as llama.cpp writes it */
+            ids_text(tok, &extra, "\n\n--- snippet ---\n\n", 19);
+        }
+        if (!ids_text(tok, &extra, json_string_value(text), json_string_length(text))) {
+            sl_api_set_error(e, 400, "input_extra", "cannot tokenize 'input_extra[%zu].text': %s", i, sl_last_error());
+            goto done;
+        }
+    }
+    if (sep >= 0) {
+        ids_add(&extra, &sep, 1);
+        ids_text(tok, &extra, "filename\n", 9);
+    }
+    int32_t *pids = NULL;
+    size_t np = 0;
+    if (!ids_text(tok, &prefix, json_string_value(ip), json_string_length(ip)) ||
+        !ids_text(tok, &suffix, json_string_value(is), json_string_length(is)) ||
+        (pr && json_is_string(pr) &&
+         sl_tokenize(tok, json_string_value(pr), json_string_length(pr), false, true, &pids, &np) != SL_OK)) {
+        sl_api_set_error(e, 400, NULL, "cannot tokenize the input: %s", sl_last_error());
+        goto done;
+    }
+    ids_add(&prompt, pids, np);
+    sl_free(pids);
+    /* the window llama.cpp takes with its logical batch (2048, at most the context): prefix : suffix = 3 : 1, the
+     * rest of the context (less twice n_predict) for the extra chunks, nearest the prefix kept */
+    const long long n_batch = ctx->n_ctx < 2048 ? ctx->n_ctx : 2048;
+    long long take_pre = (long long)prefix.n < 3 * (n_batch / 4) ? (long long)prefix.n : 3 * (n_batch / 4);
+    long long room_suf = n_batch / 4 - (2 + (long long)prompt.n);
+    long long take_suf = (long long)suffix.n < (room_suf > 0 ? room_suf : 0) ? (long long)suffix.n : (room_suf > 0 ? room_suf : 0);
+    long long room_extra = ctx->n_ctx - n_batch - 2 * n_predict;
+    long long take_extra = (long long)extra.n < (room_extra > 0 ? room_extra : 0) ? (long long)extra.n : (room_extra > 0 ? room_extra : 0);
+    ids_add(&all, extra.p + (extra.n - (size_t)take_extra), (size_t)take_extra);
+    const int32_t bos = sl_tokenizer_bos(tok);
+    if (sl_tokenizer_add_bos(tok) && bos >= 0) ids_add(&all, &bos, 1);
+    ids_add(&all, &pre, 1);
+    ids_add(&all, prefix.p + (prefix.n - (size_t)take_pre), (size_t)take_pre);
+    ids_add(&all, prompt.p, prompt.n);
+    ids_add(&all, &suf, 1);
+    ids_add(&all, suffix.p, (size_t)take_suf);
+    ids_add(&all, &mid, 1);
+    if (extra.oom || prefix.oom || suffix.oom || prompt.oom || all.oom) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        goto done;
+    }
+    json_t *arr = json_array();
+    for (size_t k = 0; k < all.n; k++) json_array_append_new(arr, json_integer(all.p[k]));
+    json_t *b = json_copy(o);
+    json_object_del(b, "input_prefix");
+    json_object_del(b, "input_suffix");
+    json_object_del(b, "input_extra");
+    json_object_set_new(b, "prompt", arr);
+    out = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    if (!out) sl_api_set_error(e, 500, NULL, "out of memory");
+done:
+    sl_free(extra.p);
+    sl_free(prefix.p);
+    sl_free(suffix.p);
+    sl_free(prompt.p);
+    sl_free(all.p);
     json_decref(o);
     return out;
 }

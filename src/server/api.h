@@ -166,6 +166,13 @@ json_t *sl_api_props_json(const sl_api_ctx *ctx, int32_t total_slots);
  * why. */
 char *sl_api_apply_template(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e);
 
+/* llama.cpp's POST /infill (code completion with the model's fill-in-the-middle tokens): the body made a
+ * completions body whose prompt is the token ids llama.cpp assembles — the input_extra chunks (repository-level
+ * with FIM_REP / FIM_SEP where the vocabulary has them), BOS, FIM_PRE, the input_prefix's end, the prompt,
+ * FIM_SUF, the input_suffix's start, FIM_MID — in the window its default batch gives. NULL: e says why (501
+ * when the vocabulary has no FIM tokens). */
+char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e);
+
 /* {"error": {...}} as a malloc'd JSON string. */
 char *sl_api_error_json(const sl_api_error *e);
 void sl_api_set_error(sl_api_error *e, int status, const char *param, const char *fmt, ...)

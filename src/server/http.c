@@ -931,6 +931,16 @@ static enum MHD_Result handle_llama(sl_http *h, struct MHD_Connection *c, conn *
     return handle_generate(h, c, cx, SL_API_COMPLETIONS, cx->body ? cx->body : "", cx->n, NULL, true);
 }
 
+/* POST /infill (llama.cpp's): its prompt assembled from the fill-in-the-middle fields, then as /completion. */
+static enum MHD_Result handle_infill(sl_http *h, struct MHD_Connection *c, conn *cx) {
+    sl_api_error e;
+    char *body = sl_api_infill_body(&h->api, cx->body ? cx->body : "", cx->n, &e);
+    if (!body) return reply_error(c, cx, &e);
+    enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, body, strlen(body), NULL, true);
+    free(body);
+    return r;
+}
+
 /* POST /v1/responses: the request made a chat request (server/responses.h), answered as a response. */
 static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, conn *cx) {
     sl_api_error e;
@@ -1051,7 +1061,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
                  !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/completion") ||
                  !strcmp(url, "/completions") || !strcmp(url, "/tokenize") ||
                  !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings") || !strcmp(url, "/props") ||
-                 !strcmp(url, "/apply-template");
+                 !strcmp(url, "/apply-template") || !strcmp(url, "/infill");
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     if (!strcmp(url, "/v1/models") || one_model) {
@@ -1083,6 +1093,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strcmp(url, "/v1/responses")) return handle_responses(h, c, cx);
     if (!strcmp(url, "/v1/embeddings")) return handle_embeddings(h, c, cx);
     if (!strcmp(url, "/completion") || !strcmp(url, "/completions")) return handle_llama(h, c, cx);
+    if (!strcmp(url, "/infill")) return handle_infill(h, c, cx);
     sl_api_error e;
     char *out = !strcmp(url, "/tokenize")         ? sl_api_tokenize(&h->api, cx->body ? cx->body : "", cx->n, &e)
                 : !strcmp(url, "/apply-template") ? sl_api_apply_template(&h->api, cx->body ? cx->body : "", cx->n, &e)

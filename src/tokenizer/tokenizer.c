@@ -639,6 +639,10 @@ int32_t sl_tokenizer_eot(const sl_tokenizer *t) { return t->eot; }
 int32_t sl_tokenizer_unk(const sl_tokenizer *t) { return t->unk; }
 int32_t sl_tokenizer_pad(const sl_tokenizer *t) { return t->pad; }
 int32_t sl_tokenizer_eom(const sl_tokenizer *t) { return t->eom; }
+int32_t sl_tokenizer_fim(const sl_tokenizer *t, sl_fim which) {
+    const int32_t ids[] = {t->fim_pre, t->fim_suf, t->fim_mid, t->fim_pad, t->fim_rep, t->fim_sep};
+    return which >= SL_FIM_PRE && which <= SL_FIM_SEP ? ids[which] : -1;
+}
 int32_t sl_tokenizer_sep(const sl_tokenizer *t) { return t->sep; }
 bool sl_tokenizer_add_sep(const sl_tokenizer *t) { return t->add_sep; }
 sl_vocab_type sl_tokenizer_type(const sl_tokenizer *t) { return t->vtype; }

@@ -80,6 +80,9 @@ sl_vocab_type sl_tokenizer_type(const sl_tokenizer *t);
 const char *sl_tokenizer_pre(const sl_tokenizer *t); /* BPE pre-tokenizer name ("default" when absent) */
 int32_t sl_tokenizer_eot(const sl_tokenizer *t);     /* end of turn (metadata or detected by text), -1 when none */
 int32_t sl_tokenizer_eom(const sl_tokenizer *t);     /* end of message, -1 when none */
+/* Fill-in-the-middle tokens (metadata, else found by text as llama.cpp finds them), -1 when none. */
+typedef enum sl_fim { SL_FIM_PRE, SL_FIM_SUF, SL_FIM_MID, SL_FIM_PAD, SL_FIM_REP, SL_FIM_SEP } sl_fim;
+int32_t sl_tokenizer_fim(const sl_tokenizer *t, sl_fim which);
 int32_t sl_tokenizer_sep(const sl_tokenizer *t);     /* separator ([SEP]), -1 when none */
 bool sl_tokenizer_add_sep(const sl_tokenizer *t);    /* tokenizer.ggml.add_sep_token (default true for WPM) */
 int32_t sl_tokenizer_unk(const sl_tokenizer *t);     /* -1 when none */

@@ -95,11 +95,16 @@ TEST(proxy_matches_engine) {
     rresp at = rt_post(r.url, "/apply-template", conv), atd = rt_post(e[0].url, "/apply-template", conv);
     CHECK_EQ_INT(at.status, 200);
     CHECK_STR(at.body, atd.body);
+    /* /infill is relayed as the engine answers it (this model has no FIM tokens: llama.cpp's 501) */
+    static const char fim[] = "{\"input_prefix\":\"a\",\"input_suffix\":\"b\"}";
+    rresp inf = rt_post(r.url, "/infill", fim), infd = rt_post(e[0].url, "/infill", fim);
+    CHECK_EQ_INT(inf.status, 501);
+    CHECK_STR(inf.body, infd.body);
     rresp adm = rt_http(r.url, NULL, "/admin/engines", NULL, NULL, NULL);
     CHECK_EQ_INT(adm.status, 403);
     CHECK(rt_metric(r.url, "shardlm_router_engine_up") == 2);
     CHECK(rt_metric(r.url, "shardlm_router_requests_total{status=\"200\"}") >= 4);
-    rresp *all[] = {&direct, &via, &s, &cd, &cv, &m, &m1, &m0, &h, &nf, &bad, &tok, &tokd, &at, &atd, &adm};
+    rresp *all[] = {&direct, &via, &s, &cd, &cv, &m, &m1, &m0, &h, &nf, &bad, &tok, &tokd, &at, &atd, &inf, &infd, &adm};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rt_free(all[i]);
     free(a), free(b), free(c), free(x), free(y);
     stop_all(&r, 1);

@@ -3167,6 +3167,108 @@ TEST(serve_props_and_apply_template) {
     free(g.body);
 }
 
+/* llama.cpp's POST /infill on a model with DeepSeek Coder's vocabulary (its FIM tokens: <｜fim▁begin｜> 32016,
+ * <｜fim▁hole｜> 32015, <｜fim▁end｜> 32017; BOS 32013; no repository tokens): the answer is /completion's for
+ * the token ids llama.cpp assembles — input_extra chunks, each after its "--- snippet ---" separator, BOS,
+ * FIM_PRE, the prefix (its last 1,536 tokens: 3/4 of the 2,048 batch), the prompt, FIM_SUF, the suffix,
+ * FIM_MID; a model without FIM tokens answers 501, a body without input_prefix 400. */
+static json_t *ids_of(const char *url, const char *text) {
+    json_t *q = json_pack("{s:s,s:b}", "prompt", text, "add_special", 0);
+    char *b = json_dumps(q, 0);
+    resp r = http(url, "/tokenize", b, NULL);
+    json_t *o = json_loads(r.body, 0, NULL), *ids = json_incref(json_object_get(o, "tokens"));
+    json_decref(o);
+    json_decref(q);
+    free(b);
+    free(r.body);
+    return ids;
+}
+
+TEST(serve_infill) {
+    char model[] = "/tmp/shardlm-fim-XXXXXX";
+    CHECK(sl_test_temp_file(model, NULL));
+    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", model, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn",
+                  "128", "--ctx", "4096", "--type", "F32", "--seed", "3", "--vocab-from",
+                  (char *)sl_test_shared("golden/tokenizer/ggml-vocab-deepseek-coder.gguf"), NULL};
+    char *out = NULL, *err = NULL;
+    CHECK_MSG(mk[19] && sl_test_run(mk, &out, &err, 60) == 0, "mkmodel: %s", err);
+    free(out);
+    free(err);
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", model, "--port", "0", "-t", "1", "--kv-mem", "256", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    static const char *pre = "def add(a, b):\n    ", *suf = "\n\nprint(add(1, 2))\n", *prompt = "return";
+    char *long_pre = malloc(40000);
+    strcpy(long_pre, "# notes\n");
+    for (int i = 0; i < 700; i++) strcat(long_pre, "x = x + 1\n");
+    for (int kase = 0; kase < 3 && !sl_test_failed(); kase++) {
+        const char *the_pre = kase == 2 ? long_pre : pre;
+        json_t *want = json_array();
+        if (kase == 1) { /* two chunks of input_extra, before everything */
+            static const char *chunks[] = {"import os\n", "X = 1\n"};
+            for (int c = 0; c < 2; c++) {
+                json_t *sep = ids_of(p.url, "\n\n--- snippet ---\n\n"), *ct = ids_of(p.url, chunks[c]);
+                json_array_extend(want, sep);
+                json_array_extend(want, ct);
+                json_decref(sep);
+                json_decref(ct);
+            }
+        }
+        json_t *tp = ids_of(p.url, the_pre), *ts = ids_of(p.url, suf), *tq = ids_of(p.url, prompt);
+        json_array_append_new(want, json_integer(32013));
+        json_array_append_new(want, json_integer(32016));
+        const size_t np = json_array_size(tp), keep = np < 1536 ? np : 1536;
+        for (size_t i = np - keep; i < np; i++) json_array_append(want, json_array_get(tp, i));
+        json_array_extend(want, tq);
+        json_array_append_new(want, json_integer(32015));
+        json_array_extend(want, ts);
+        json_array_append_new(want, json_integer(32017));
+        json_t *cq = json_pack("{s:O,s:i,s:i}", "prompt", want, "n_predict", 8, "temperature", 0);
+        json_t *iq = json_pack("{s:s,s:s,s:s,s:i,s:i}", "input_prefix", the_pre, "input_suffix", suf, "prompt", prompt,
+                               "n_predict", 8, "temperature", 0);
+        if (kase == 1)
+            json_object_set_new(iq, "input_extra", json_pack("[{s:s,s:s},{s:s}]", "filename", "a.py", "text", "import os\n",
+                                                             "text", "X = 1\n"));
+        char *cb = json_dumps(cq, 0), *ib = json_dumps(iq, 0);
+        resp cr = http(p.url, "/completion", cb, NULL), ir = http(p.url, "/infill", ib, NULL);
+        json_t *co = json_loads(cr.body, 0, NULL), *io = json_loads(ir.body, 0, NULL);
+        CHECK_MSG(cr.status == 200 && ir.status == 200 && (kase != 2 || np > 1536), "case %d: %zu prefix tokens", kase, np);
+        CHECK_MSG(json_integer_value(json_object_get(io, "tokens_evaluated")) == (json_int_t)json_array_size(want) &&
+                      json_equal(json_object_get(io, "content"), json_object_get(co, "content")) &&
+                      json_integer_value(json_object_get(io, "tokens_predicted")) == 8,
+                  "case %d: %zu ids\n      infill %.300s\n      completion %.300s", kase, json_array_size(want), ir.body,
+                  cr.body);
+        json_decref(co);
+        json_decref(io);
+        json_decref(cq);
+        json_decref(iq);
+        json_decref(tp);
+        json_decref(ts);
+        json_decref(tq);
+        json_decref(want);
+        free(cb);
+        free(ib);
+        free(cr.body);
+        free(ir.body);
+    }
+    free(long_pre);
+    resp bad = http(p.url, "/infill", "{\"input_suffix\":\"x\"}", NULL), bx = http(p.url, "/infill",
+                                                                              "{\"input_prefix\":\"\",\"input_suffix\":\"\",\"input_extra\":{}}", NULL);
+    CHECK_MSG(bad.status == 400 && strstr(bad.body, "\"param\":\"input_prefix\"") && bx.status == 400 &&
+                  strstr(bx.body, "\"param\":\"input_extra\""),
+              "%s %s", bad.body, bx.body);
+    free(bad.body);
+    free(bx.body);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 15), 0);
+    unlink(model);
+    const char *url = start_default(); /* stories260K: no FIM tokens */
+    CHECK(url);
+    resp no = http(url, "/infill", "{\"input_prefix\":\"a\",\"input_suffix\":\"b\"}", NULL);
+    CHECK_MSG(no.status == 501 && strstr(no.body, "Infill is not supported by this model: prefix token is missing."),
+              "%ld %s", no.status, no.body);
+    free(no.body);
+}
+
 /* ---- POST /v1/embeddings ------------------------------------------------------ */
 
 /* Vector idx of an embeddings answer (a float array or base64 of float32 little-endian), n floats in *n;
