@@ -958,10 +958,12 @@ static int handle_request(worker *w, cconn *c) {
             }
             x->q.has_prefix = prefix_hash(o, ep, r->cfg.prefix_bytes, &x->q.prefix);
             x->stream = ep != EP_EMBEDDINGS && ep != EP_INFILL && json_is_true(json_object_get(o, "stream"));
+            bool changed = false;
             if (x->llama) { /* (its generation_settings.n_predict) */
                 const json_t *np = json_object_get(o, "n_predict");
                 if (!np) np = json_object_get(o, "max_tokens");
                 if (json_is_integer(np)) x->n_predict = json_integer_value(np);
+                changed = sl_llama_defaults(o); /* (proxied to /v1/completions, whose defaults are OpenAI's) */
             }
             /* a stream counts the text its client got: a continuation starts after it */
             x->count_text = x->stream;
@@ -970,18 +972,18 @@ static int handle_request(worker *w, cconn *c) {
                 /* ask for token ids, and give the request a seed, so it can continue elsewhere */
                 x->want_ids = true;
                 uint64_t seed = sl_mix64(atomic_fetch_add(&r->ticket, 1) ^ (uint64_t)mono_ns());
-                bool changed = sl_fo_add_seed(o, seed);
+                changed |= sl_fo_add_seed(o, seed);
                 if (x->llama) { /* the usage chunk gives its closing event the counts */
                     json_object_set_new(o, "stream_options", json_pack("{s:b}", "include_usage", 1));
                     changed = true;
                 }
-                if (changed) {
-                    char *s = json_dumps(o, JSON_COMPACT);
-                    if (s) {
-                        free(x->body);
-                        x->body = s;
-                        x->n_body = strlen(s);
-                    }
+            }
+            if (changed) {
+                char *s = json_dumps(o, JSON_COMPACT);
+                if (s) {
+                    free(x->body);
+                    x->body = s;
+                    x->n_body = strlen(s);
                 }
             }
         } else {

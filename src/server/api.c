@@ -2012,9 +2012,10 @@ json_t *sl_api_props_json(const sl_api_ctx *ctx, int32_t total_slots) {
     const char *t;
     if (sl_tokenizer_bos(tok) >= 0 && (t = sl_tokenizer_token_text(tok, sl_tokenizer_bos(tok), &n))) bos = json_stringn(t, n);
     if (sl_tokenizer_eos(tok) >= 0 && (t = sl_tokenizer_token_text(tok, sl_tokenizer_eos(tok), &n))) eos = json_stringn(t, n);
-    /* what a request gets for a field it does not send (OpenAI's defaults, as on every endpoint here) */
+    /* what a /completion or /infill request gets for a field it does not send (llama.cpp's defaults;
+     * the /v1 endpoints keep OpenAI's) */
     json_t *params = json_pack("{s:i,s:f,s:i,s:f,s:f,s:f,s:f,s:i,s:f,s:f,s:f,s:f,s:i,s:f,s:f,s:f,s:f,s:i,s:i,s:b,s:b}",
-                               "n_predict", -1, "temperature", 1.0, "top_k", 0, "top_p", 1.0, "min_p", 0.0,
+                               "n_predict", -1, "temperature", 0.8, "top_k", 40, "top_p", 0.95, "min_p", 0.05,
                                "typical_p", (double)d.typical_p, "top_n_sigma", (double)d.top_n_sigma, "repeat_last_n", -1,
                                "repeat_penalty", 1.0, "presence_penalty", 0.0, "frequency_penalty", 0.0,
                                "dry_multiplier", (double)d.dry_multiplier, "dry_allowed_length", (int)d.dry_allowed_length,

@@ -926,9 +926,19 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     return reply_json(c, cx, 200, o);
 }
 
-/* POST /completion (llama.cpp's own endpoint): the completions path, its answer in llama.cpp's form. */
+/* POST /completion (llama.cpp's own endpoint): the completions path with llama.cpp's sampling defaults, its
+ * answer in llama.cpp's form. A body that is not a JSON object goes as it is (the parser says what is wrong). */
+static enum MHD_Result handle_llama_body(sl_http *h, struct MHD_Connection *c, conn *cx, const char *body, size_t n) {
+    json_t *o = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
+    char *with = o && sl_llama_defaults(o) ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, with ? with : body, with ? strlen(with) : n, NULL, true);
+    free(with);
+    return r;
+}
+
 static enum MHD_Result handle_llama(sl_http *h, struct MHD_Connection *c, conn *cx) {
-    return handle_generate(h, c, cx, SL_API_COMPLETIONS, cx->body ? cx->body : "", cx->n, NULL, true);
+    return handle_llama_body(h, c, cx, cx->body ? cx->body : "", cx->n);
 }
 
 /* POST /infill (llama.cpp's): its prompt assembled from the fill-in-the-middle fields, then as /completion. */
@@ -936,7 +946,7 @@ static enum MHD_Result handle_infill(sl_http *h, struct MHD_Connection *c, conn 
     sl_api_error e;
     char *body = sl_api_infill_body(&h->api, cx->body ? cx->body : "", cx->n, &e);
     if (!body) return reply_error(c, cx, &e);
-    enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, body, strlen(body), NULL, true);
+    enum MHD_Result r = handle_llama_body(h, c, cx, body, strlen(body));
     free(body);
     return r;
 }

@@ -28,3 +28,17 @@ json_t *sl_llama_result(int index, const char *content, size_t n, const char *mo
 json_t *sl_llama_piece(int index, const char *text, size_t n) {
     return json_pack("{s:i,s:s%,s:[],s:b,s:i}", "index", index, "content", text, n, "tokens", "stop", 0, "id_slot", -1);
 }
+
+bool sl_llama_defaults(json_t *body) {
+    static const struct {
+        const char *key;
+        double v;
+    } D[] = {{"temperature", 0.8}, {"top_k", 40}, {"top_p", 0.95}, {"min_p", 0.05}};
+    bool added = false;
+    for (size_t i = 0; json_is_object(body) && i < sizeof D / sizeof D[0]; i++) {
+        if (json_object_get(body, D[i].key)) continue;
+        json_object_set_new(body, D[i].key, !strcmp(D[i].key, "top_k") ? json_integer(40) : json_real(D[i].v));
+        added = true;
+    }
+    return added;
+}

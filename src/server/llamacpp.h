@@ -11,6 +11,7 @@
 #define SL_SERVER_LLAMACPP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,10 @@ typedef struct sl_llama_end {
 
 /* The closing object of answer `index` with `content` (the whole text, or "" at a stream's end). */
 json_t *sl_llama_result(int index, const char *content, size_t n, const char *model, const sl_llama_end *end);
+/* llama.cpp's sampling defaults (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05) put into a /completion or
+ * /infill body for the fields it does not give (the engine's /v1 endpoints keep OpenAI's, as vLLM). Returns
+ * whether it added any. */
+bool sl_llama_defaults(json_t *body);
 /* A stream's event for a piece of text. */
 json_t *sl_llama_piece(int index, const char *text, size_t n);
 

@@ -564,6 +564,16 @@ TEST(llamacpp_completion_through_the_router) {
                   !strstr(c.body ? c.body : "", "[DONE]") && strstr(c.body ? c.body : "", "\"stopping_word\":\"Lily\""),
               "streamed: %s", c.body);
     free(t);
+    /* llama.cpp's sampling defaults where the body gives none, through the router as on the engine */
+    static const char sampled[] = "{\"prompt\":\"Once upon a time\",\"n_predict\":24,\"seed\":7}";
+    rresp d = rt_post(e.url, "/completion", sampled), f = rt_post(r.url, "/completion", sampled);
+    json_t *od = json_loads(d.body ? d.body : "", 0, NULL), *of = json_loads(f.body ? f.body : "", 0, NULL);
+    CHECK_MSG(d.status == 200 && json_equal(json_object_get(od, "content"), json_object_get(of, "content")),
+              "engine %s\n      router %s", d.body, f.body);
+    json_decref(od);
+    json_decref(of);
+    rt_free(&d);
+    rt_free(&f);
     json_decref(oa);
     json_decref(ob);
     rt_free(&a);

@@ -2759,6 +2759,17 @@ TEST(serve_llamacpp_completion) {
     r = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":4}", NULL);
     CHECK_MSG(r.body && strstr(r.body, "\"finish_reason\":\"length\",\"stop_reason\":null"), "%s", r.body);
     free(r.body);
+    /* llama.cpp's sampling defaults where the body gives none: what /v1/completions gives with them */
+    r = http(url, "/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":24,\"seed\":7}", NULL);
+    resp v1 = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"seed\":7,"
+                                          "\"temperature\":0.8,\"top_k\":40,\"top_p\":0.95,\"min_p\":0.05}", NULL);
+    o = json_loads(r.body, 0, NULL);
+    char *t1 = completion_text(&v1);
+    CHECK_MSG(t1 && !strcmp(json_string_value(json_object_get(o, "content")) ?: "-", t1), "%s\n      %s", r.body, v1.body);
+    free(t1);
+    json_decref(o);
+    free(r.body);
+    free(v1.body);
     /* several prompts: one result each */
     r = http(url, "/completion", "{\"prompt\":[\"Once upon a time\",\"Lily\"],\"n_predict\":3,\"temperature\":0}", NULL);
     o = json_loads(r.body, 0, NULL);
