@@ -11,6 +11,7 @@
 #include "server/harmony.h"
 #include "server/llamacpp.h"
 #include "server/responses.h"
+#include "server/anthropic.h"
 #include "server/kimi3.h"
 #include "server/reasoning.h"
 
@@ -48,6 +49,7 @@ typedef struct conn {
     size_t n, cap;
     bool too_big;
     int status;
+    bool anthropic; /* /v1/messages: errors in Anthropic's form */
 } conn;
 
 /* One choice of a generation: a request and what of its output was sent. */
@@ -97,6 +99,8 @@ typedef struct gen {
     bool llama;             /* POST /completion: llama.cpp's own answer ({"content", "stop", ...}) */
     json_t *resp_req;       /* POST /v1/responses: its request (the answer is a response object, server/responses.h) */
     sl_resp_stream *rs;     /* ... streamed: the chat chunks become its events */
+    json_t *anth_req;       /* POST /v1/messages: its request (the answer is Anthropic's message, server/anthropic.h) */
+    sl_anth_stream *as;     /* ... streamed: the chat chunks become its events */
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -120,7 +124,7 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, conn *cx, int status
 }
 
 static enum MHD_Result reply_error(struct MHD_Connection *c, conn *cx, const sl_api_error *e) {
-    return reply(c, cx, e->status, "application/json", sl_api_error_json(e));
+    return reply(c, cx, e->status, "application/json", cx->anthropic ? sl_anth_error_json(e) : sl_api_error_json(e));
 }
 
 static enum MHD_Result reply_err(struct MHD_Connection *c, conn *cx, int status, const char *param, const char *msg) {
@@ -139,10 +143,12 @@ static bool client_gone(struct MHD_Connection *c) {
 static bool authorized(sl_http *h, struct MHD_Connection *c) {
     if (!h->cfg.api_key) return true;
     const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!a || strncmp(a, "Bearer ", 7) != 0) return false;
+    const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key"); /* (Anthropic's clients send it) */
+    const char *key = a && !strncmp(a, "Bearer ", 7) ? a + 7 : x;
+    if (!key) return false;
     uint8_t d[32];
     unsigned len = 0;
-    EVP_Digest(a + 7, strlen(a + 7), d, &len, EVP_sha256(), NULL);
+    EVP_Digest(key, strlen(key), d, &len, EVP_sha256(), NULL);
     return CRYPTO_memcmp(d, h->key_digest, 32) == 0; /* constant time, length hidden by the digest */
 }
 
@@ -155,6 +161,8 @@ static void gen_free(gen *g) {
     }
     json_decref(g->tools.tools);
     json_decref(g->resp_req);
+    json_decref(g->anth_req);
+    sl_anth_stream_free(g->as);
     sl_resp_stream_free(g->rs);
     free(g->ch);
     free(g->pending.p);
@@ -181,6 +189,11 @@ static void pend_event(gen *g, json_t *o) {
     }
     if (g->rs) { /* a Responses stream: its events instead */
         sl_resp_stream_chunk(g->rs, o, &g->pending);
+        json_decref(o);
+        return;
+    }
+    if (g->as) { /* an Anthropic stream: its events instead */
+        sl_anth_stream_chunk(g->as, o, &g->pending);
         json_decref(o);
         return;
     }
@@ -636,7 +649,7 @@ static void collect(gen *g, bool *finished) {
         json_object_set_new(o, "usage", gen_usage(g));
         pend_event(g, o);
     }
-    if (!g->rs && !g->llama) pend(g, "data: [DONE]\n\n", 14); /* (Responses and llama.cpp streams: no [DONE]) */
+    if (!g->rs && !g->as && !g->llama) pend(g, "data: [DONE]\n\n", 14); /* (Responses, Anthropic, llama.cpp: no [DONE]) */
     g->done = true;
 }
 
@@ -778,15 +791,16 @@ static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_reque
     return SL_OK;
 }
 
-/* A completions or chat request (body[0, n)); resp_req: the Responses request it was made from, or NULL. */
+/* A completions or chat request (body[0, n)); resp_req / anth_req: the Responses / Messages request it was made
+ * from, or NULL. */
 static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind, const char *body,
-                                       size_t n_body, json_t *resp_req, bool llama) {
+                                       size_t n_body, json_t *resp_req, json_t *anth_req, bool llama) {
     if (atomic_load(&h->draining))
         return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
     sl_api_request ar;
     sl_api_error e;
     if (!sl_api_parse(&h->api, kind, body, n_body, &ar, &e)) {
-        const char *rp = resp_req ? sl_responses_param(e.param) : e.param;
+        const char *rp = resp_req ? sl_responses_param(e.param) : anth_req ? sl_anth_param(e.param) : e.param;
         if (rp != e.param) snprintf(e.param, sizeof e.param, "%s", rp);
         return reply_error(c, cx, &e);
     }
@@ -848,6 +862,16 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
         return reply_err(c, cx, 500, NULL, "out of memory");
     }
     sl_resp_stream_keep_in(g->rs, h->store);
+    g->anth_req = json_incref(anth_req);
+    if (anth_req && stream) {
+        int64_t n_in = 0;
+        for (int k = 0; k < g->n; k++) n_in += g->ch[k].first ? g->ch[k].req->n_prompt : 0;
+        if (!(g->as = sl_anth_stream_new(anth_req, g->id, h->api.model_id, n_in, &g->pending))) {
+            cancel_all(g);
+            gen_free(g);
+            return reply_err(c, cx, 500, NULL, "out of memory");
+        }
+    }
     if (stream) token_ids_begin(g, c);
     for (int k = 0; k < g->n; k++) sl_sched_submit(h->sched, g->ch[k].req);
 
@@ -916,6 +940,11 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
         o = g->n == 1 ? json_incref(json_array_get(arr, 0)) : json_incref(arr);
         json_decref(arr);
     }
+    if (g->anth_req) { /* POST /v1/messages: the answer as Anthropic's message */
+        json_t *m = sl_anth_from_chat(o, g->anth_req);
+        json_decref(o);
+        o = m;
+    }
     if (g->resp_req) { /* POST /v1/responses: the answer as a response object */
         json_t *r = sl_responses_from_chat(o, g->resp_req, g->id, g->created);
         sl_resp_store_put(h->store, g->resp_req, r);
@@ -932,7 +961,7 @@ static enum MHD_Result handle_llama_body(sl_http *h, struct MHD_Connection *c, c
     json_t *o = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
     char *with = o && sl_llama_defaults(o) ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, with ? with : body, with ? strlen(with) : n, NULL, true);
+    enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, with ? with : body, with ? strlen(with) : n, NULL, NULL, true);
     free(with);
     return r;
 }
@@ -951,13 +980,38 @@ static enum MHD_Result handle_infill(sl_http *h, struct MHD_Connection *c, conn 
     return r;
 }
 
+/* POST /v1/messages (Anthropic's): the request made a chat request (server/anthropic.h), answered as a message;
+ * POST /v1/messages/count_tokens: its input's tokens. */
+static enum MHD_Result handle_anthropic(sl_http *h, struct MHD_Connection *c, conn *cx, bool count) {
+    sl_api_error e;
+    json_t *req;
+    char *body = sl_anth_chat_body(cx->body, cx->n, count, &req, &e);
+    if (!body) return reply_error(c, cx, &e);
+    enum MHD_Result r;
+    if (count) {
+        sl_api_request ar;
+        if (!sl_api_parse(&h->api, SL_API_CHAT, body, strlen(body), &ar, &e)) {
+            snprintf(e.param, sizeof e.param, "%s", sl_anth_param(e.param));
+            r = reply_error(c, cx, &e);
+        } else {
+            r = reply_json(c, cx, 200, json_pack("{s:i}", "input_tokens", (int)ar.n_prompt));
+            sl_api_request_free(&ar);
+        }
+    } else {
+        r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), NULL, req, false);
+    }
+    free(body);
+    json_decref(req);
+    return r;
+}
+
 /* POST /v1/responses: the request made a chat request (server/responses.h), answered as a response. */
 static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, conn *cx) {
     sl_api_error e;
     json_t *req;
     char *body = sl_responses_chat_body(h->store, cx->body, cx->n, &req, &e);
     if (!body) return reply_error(c, cx, &e);
-    enum MHD_Result r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req, false);
+    enum MHD_Result r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req, NULL, false);
     free(body);
     json_decref(req);
     return r;
@@ -1071,7 +1125,9 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
                  !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/completion") ||
                  !strcmp(url, "/completions") || !strcmp(url, "/tokenize") ||
                  !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings") || !strcmp(url, "/props") ||
-                 !strcmp(url, "/apply-template") || !strcmp(url, "/infill");
+                 !strcmp(url, "/apply-template") || !strcmp(url, "/infill") || !strcmp(url, "/v1/messages") ||
+                 !strcmp(url, "/v1/messages/count_tokens");
+    cx->anthropic = !strncmp(url, "/v1/messages", 12);
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     if (!strcmp(url, "/v1/models") || one_model) {
@@ -1097,13 +1153,15 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         return reply_err(c, cx, 413, NULL, msg);
     }
     if (!strcmp(url, "/v1/completions"))
-        return handle_generate(h, c, cx, SL_API_COMPLETIONS, cx->body ? cx->body : "", cx->n, NULL, false);
+        return handle_generate(h, c, cx, SL_API_COMPLETIONS, cx->body ? cx->body : "", cx->n, NULL, NULL, false);
     if (!strcmp(url, "/v1/chat/completions"))
-        return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL, false);
+        return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL, NULL, false);
     if (!strcmp(url, "/v1/responses")) return handle_responses(h, c, cx);
     if (!strcmp(url, "/v1/embeddings")) return handle_embeddings(h, c, cx);
     if (!strcmp(url, "/completion") || !strcmp(url, "/completions")) return handle_llama(h, c, cx);
     if (!strcmp(url, "/infill")) return handle_infill(h, c, cx);
+    if (!strcmp(url, "/v1/messages") || !strcmp(url, "/v1/messages/count_tokens"))
+        return handle_anthropic(h, c, cx, url[12] == '/');
     sl_api_error e;
     char *out = !strcmp(url, "/tokenize")         ? sl_api_tokenize(&h->api, cx->body ? cx->body : "", cx->n, &e)
                 : !strcmp(url, "/apply-template") ? sl_api_apply_template(&h->api, cx->body ? cx->body : "", cx->n, &e)

@@ -2,7 +2,8 @@
  * test_openai_node.c — the official `openai` npm client (tests/node) completes
  * a non-streaming and a streaming chat request, a completion, tool calls
  * (forced, required, and runTools' round trip) and the Responses API (whole,
- * streamed, a forced call) against a real `shardlm serve`. Needs node and `npm install` in tests/node (.ci/run
+ * streamed, a forced call) against a real `shardlm serve`, and Anthropic's SDK its Messages API. Needs node and
+ * `npm install` in tests/node (.ci/run
  * does it); without them this test fails, saying so.
  */
 #include "harness.h"
@@ -137,5 +138,62 @@ TEST(openai_node_client) {
     CHECK(sf_ok);
     CHECK_EQ_INT(ct, 24);
     CHECK_EQ_INT(nf_status, 404);
+    CHECK_EQ_INT(src, 0);
+}
+
+/* Anthropic's official TypeScript SDK (tests/node/anthropic-client.mjs) against `shardlm serve --api-key`
+ * (sent as x-api-key): a message; the same streamed through the SDK's helper (the same text, its events from
+ * message_start to message_stop, usage counted); count_tokens (the message's input tokens); a forced tool
+ * call whose input follows the tool's schema, plain and streamed alike, stop_reason tool_use; the tool's
+ * result sent back as a tool_result block; an unknown model's 404 as Anthropic's not_found_error. */
+TEST(anthropic_node_client) {
+    CHECK_MSG(access("tests/node/node_modules/@anthropic-ai/sdk/package.json", R_OK) == 0,
+              "the @anthropic-ai/sdk npm package is not installed: run 'npm ci' in tests/node (.ci/run does)");
+    const char *node = access("/usr/bin/node", X_OK) == 0 ? "/usr/bin/node" : "/usr/local/bin/node";
+    CHECK_MSG(access(node, X_OK) == 0, "node is not installed");
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", "../shared/models/stories260K.gguf", "--port", "0", "-t", "1", "--api-key", "k3y", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    char *argv[] = {(char *)node, "tests/node/anthropic-client.mjs", p.url, "k3y", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = sl_test_run(argv, &out, &err, 60);
+    int src = sl_test_proc_stop(&p, SIGTERM, 10);
+    json_t *o = rc == 0 ? json_loads(out, 0, NULL) : NULL;
+    if (!o) fprintf(stderr, "    node exited %d\n    stdout: %s\n    stderr: %s\n", rc, out, err);
+    free(out);
+    free(err);
+    CHECK(o != NULL);
+    const char *text = json_string_value(json_object_get(o, "text"));
+    json_t *u = json_object_get(o, "usage"), *su = json_object_get(o, "stream_usage");
+    const long long in = json_integer_value(json_object_get(u, "input_tokens")) +
+                         json_integer_value(json_object_get(u, "cache_read_input_tokens"));
+    const long long sin = json_integer_value(json_object_get(su, "input_tokens")) +
+                          json_integer_value(json_object_get(su, "cache_read_input_tokens"));
+    CHECK_MSG(text && strlen(text) > 0 && !strcmp(json_string_value(json_object_get(o, "streamed")) ?: "", text) &&
+                  !strcmp(json_string_value(json_object_get(o, "streamed_events")) ?: "", text) &&
+                  !strcmp(json_string_value(json_object_get(o, "stop")) ?: "", "max_tokens") &&
+                  !strcmp(json_string_value(json_object_get(o, "stream_stop")) ?: "", "max_tokens") &&
+                  json_integer_value(json_object_get(u, "output_tokens")) == 24 &&
+                  json_integer_value(json_object_get(su, "output_tokens")) == 24 && in > 5 && sin == in &&
+                  json_integer_value(json_object_get(o, "count")) == in &&
+                  !strncmp(json_string_value(json_object_get(o, "id")) ?: "", "msg_", 4) &&
+                  !strcmp(json_string_value(json_object_get(o, "first")) ?: "", "message_start") &&
+                  !strcmp(json_string_value(json_object_get(o, "last")) ?: "", "message_stop"),
+              "message: %s", json_dumps(o, 0));
+    json_t *f = json_array_get(json_object_get(o, "forced"), 0), *fs = json_array_get(json_object_get(o, "forced_streamed"), 0);
+    json_t *in_f = json_object_get(f, "input");
+    const char *unit = json_string_value(json_object_get(in_f, "unit"));
+    CHECK_MSG(json_array_size(json_object_get(o, "forced")) == 1 &&
+                  !strcmp(json_string_value(json_object_get(f, "name")) ?: "", "get_weather") &&
+                  json_is_string(json_object_get(in_f, "city")) && unit && (!strcmp(unit, "c") || !strcmp(unit, "f")) &&
+                  json_equal(in_f, json_object_get(fs, "input")) &&
+                  !strcmp(json_string_value(json_object_get(o, "forced_stop")) ?: "", "tool_use") &&
+                  json_is_string(json_object_get(json_object_get(o, "after"), "stop")),
+              "tools: %s", json_dumps(o, 0));
+    json_t *nf = json_object_get(o, "not_found");
+    CHECK_MSG(json_integer_value(json_object_get(nf, "status")) == 404 &&
+                  !strcmp(json_string_value(json_object_get(nf, "type")) ?: "", "not_found_error"),
+              "not found: %s", json_dumps(nf, 0));
+    json_decref(o);
     CHECK_EQ_INT(src, 0);
 }
