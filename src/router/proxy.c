@@ -31,6 +31,7 @@
 #include "router/httpp.h"
 #include "router/evstream.h"
 #include "server/llamacpp.h"
+#include "server/anthropic.h"
 #include "server/responses.h"
 
 #include <arpa/inet.h>
@@ -102,6 +103,7 @@ typedef struct cconn {
     bool reading_paused;
     bool want_out;
     int64_t last_ns;
+    bool anthropic;           /* the request being answered is Anthropic's (/v1/messages): errors in its form */
 } cconn;
 
 struct uconn {
@@ -161,6 +163,10 @@ struct xreq {
      * stream's chat chunks made its events (server/responses.h) */
     json_t *resp_req;
     sl_resp_stream *rs;
+    /* POST /v1/messages (Anthropic's): proxied as the chat request it makes (failover and all); its request,
+     * and the stream's chat chunks made its events (server/anthropic.h) */
+    json_t *anth_req;
+    sl_anth_stream *as;
     char resp_id[48];     /* its ids' stem, this router's own (engines count their ids from 1 each) */
     /* POST /completion (llama.cpp's): proxied as a completions request, answered in llama.cpp's form
      * (server/llamacpp.h); a stream's finished answers wait for the usage chunk for their counts */
@@ -353,7 +359,14 @@ static int respond_error(worker *w, cconn *c, int status, const char *param, con
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     sl_utf8_scrub(msg); /* it may quote the client's bytes (a malformed request line) */
-    char *s = error_json(status, param, msg);
+    char *s;
+    if (c->anthropic) {
+        sl_api_error e;
+        sl_api_set_error(&e, status, param, "%s", msg);
+        s = sl_anth_error_json(&e);
+    } else {
+        s = error_json(status, param, msg);
+    }
     respond(w, c, status, "application/json", s ? s : "{}", s ? strlen(s) : 2, NULL);
     free(s);
     return 0;
@@ -481,13 +494,25 @@ static char *hdr_dup(const sl_hp *p, const char *name) {
     return h ? sl_strndup(h->value, h->value_len) : NULL;
 }
 
-static bool bearer_ok(const sl_hp *p, const char *key) {
+/* The key the request carries: Authorization: Bearer KEY, else x-api-key: KEY (Anthropic's clients); NULL. */
+static const char *request_key(const sl_hp *p, size_t *n) {
     const sl_hp_hdr *h = sl_hp_header(p, "Authorization");
-    if (!h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0) return false;
+    if (h && h->value_len >= 7 && !strncasecmp(h->value, "Bearer ", 7)) {
+        *n = h->value_len - 7;
+        return h->value + 7;
+    }
+    h = sl_hp_header(p, "x-api-key");
+    *n = h ? h->value_len : 0;
+    return h ? h->value : NULL;
+}
+
+static bool bearer_ok(const sl_hp *p, const char *key) {
+    size_t got = 0;
+    const char *v = request_key(p, &got);
     size_t n = strlen(key);
-    if (h->value_len - 7 != n) return false;
+    if (!v || got != n) return false;
     unsigned char d = 0; /* constant time over the key */
-    for (size_t i = 0; i < n; i++) d |= (unsigned char)(h->value[7 + i] ^ key[i]);
+    for (size_t i = 0; i < n; i++) d |= (unsigned char)(v[i] ^ key[i]);
     return d == 0;
 }
 
@@ -675,6 +700,8 @@ static void x_free(xreq *x) {
     ob_free(&x->resp);
     json_decref(x->resp_req);
     sl_resp_stream_free(x->rs);
+    json_decref(x->anth_req);
+    sl_anth_stream_free(x->as);
     json_decref(x->llama_ends);
     sl_evstream_deinit(&x->sse_parser);
     sl_free(x->pids);
@@ -779,6 +806,14 @@ static void stream_error(worker *w, xreq *x, const char *fmt, ...) {
             ob_str(&ev, "data: ");
             ob_str(&ev, e ? e : "{}");
             ob_str(&ev, "\n\n");
+        } else if (x->anth_req) { /* an Anthropic stream: its error event */
+            json_t *o = e ? json_loads(e, 0, NULL) : NULL;
+            sl_strbuf b = {0};
+            if (!x->as) x->as = sl_anth_stream_new(x->anth_req, x->resp_id, x->model, x->n_pids, &b);
+            if (x->as && o) sl_anth_stream_chunk(x->as, o, &b);
+            ob_add(&ev, b.p ? b.p : "", b.n);
+            free(b.p);
+            json_decref(o);
         } else if (x->resp_req) { /* a Responses stream: its error events */
             json_t *o = e ? json_loads(e, 0, NULL) : NULL;
             sl_strbuf b = {0};
@@ -877,7 +912,23 @@ static int handle_request(worker *w, cconn *c) {
         free(kb);
         return 0;
     }
-    if (!strcmp(path, "/v1/responses")) { /* proxied as the chat request it makes */
+    c->anthropic = !strncmp(path, "/v1/messages", 12);
+    json_t *anth_req = NULL;
+    if (!strcmp(path, "/v1/messages")) { /* proxied as the chat request it makes */
+        if (!post) return respond_error(w, c, 405, NULL, "use POST");
+        if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
+            return respond_error(w, c, 401, NULL, "missing or wrong API key (x-api-key, or Authorization: Bearer ...)");
+        sl_api_error e;
+        char *cb = sl_anth_chat_body(c->body, c->n_body, false, &anth_req, &e);
+        if (!cb) return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
+        free(c->body);
+        c->body = cb;
+        c->n_body = strlen(cb);
+        c->cap_body = c->n_body + 1;
+        ep = EP_CHAT;
+    } else if (!strcmp(path, "/v1/messages/count_tokens")) { /* (any engine's) */
+        ep = EP_DETOKENIZE;
+    } else if (!strcmp(path, "/v1/responses")) { /* proxied as the chat request it makes */
         if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key)) /* (before its body is read) */
             return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
         sl_api_error e;
@@ -901,6 +952,7 @@ static int handle_request(worker *w, cconn *c) {
     else return respond_error(w, c, 404, NULL, "no such endpoint");
     if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key)) {
         json_decref(resp_req);
+        json_decref(anth_req);
         return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     }
     if (ep < 0) {
@@ -913,9 +965,11 @@ static int handle_request(worker *w, cconn *c) {
     xreq *x = sl_calloc(1, sizeof *x);
     if (!x) {
         json_decref(resp_req);
+        json_decref(anth_req);
         return respond_error(w, c, 500, NULL, "out of memory");
     }
     x->resp_req = resp_req;
+    x->anth_req = anth_req;
     x->llama = llama;
     x->n_predict = -1;
     if (resp_req) /* unique across engines and restarts: the kept responses are looked up by it */
@@ -928,14 +982,14 @@ static int handle_request(worker *w, cconn *c) {
     x->t_recv = mono_ns();
     x->ep = ep;
     snprintf(x->method, sizeof x->method, "%s", hp->method);
-    x->target = sl_strdup(resp_req ? "/v1/chat/completions" : llama ? "/v1/completions" : target); /* (what it is proxied as) */
+    x->target = sl_strdup(resp_req || anth_req ? "/v1/chat/completions" : llama ? "/v1/completions" : target); /* (what it is proxied as) */
     x->ctype = hdr_dup(hp, "Content-Type");
-    if (r->cfg.engine_api_key) {
-        size_t n = strlen(r->cfg.engine_api_key) + 8;
-        x->auth = sl_malloc(n);
-        if (x->auth) snprintf(x->auth, n, "Bearer %s", r->cfg.engine_api_key);
-    } else {
-        x->auth = hdr_dup(hp, "Authorization");
+    size_t kn = 0;
+    const char *key = r->cfg.engine_api_key ? r->cfg.engine_api_key : request_key(hp, &kn);
+    if (r->cfg.engine_api_key) kn = strlen(key);
+    if (key) { /* (an x-api-key goes on as a bearer token: the engine reads either) */
+        x->auth = sl_malloc(kn + 8);
+        if (x->auth) snprintf(x->auth, kn + 8, "Bearer %.*s", (int)kn, key);
     }
     /* the body moves to the request */
     x->body = c->body;
@@ -1556,11 +1610,11 @@ static bool on_event(void *ctx, char *ev, size_t n) {
         if (sl_evstream_field(line, len, "data", &v, &vl)) {
             if (vl == 6 && !memcmp(v, "[DONE]", 6)) {
                 x->done_seen = true;
-                if (!x->resp_req && !x->llama) ob_str(&out, "data: [DONE]\n"); /* (Responses and llama.cpp: no [DONE]) */
+                if (!x->resp_req && !x->anth_req && !x->llama) ob_str(&out, "data: [DONE]\n"); /* (Responses, Anthropic, llama.cpp: no [DONE]) */
                 any = true;
                 continue;
             }
-            if (x->llama || x->resp_req) { /* the chunk (as rewritten for a continuation) made their own events */
+            if (x->llama || x->resp_req || x->anth_req) { /* the chunk (as rewritten for a continuation) made their own events */
                 char *s = x->migrated ? sl_fo_rewrite(&x->fs, v, vl) : NULL;
                 if (!x->migrated && !x->fs.learned) sl_fo_learn(&x->fs, v, vl);
                 if (x->count_text) sl_fo_count_text(&x->fs, v, vl);
@@ -1570,6 +1624,14 @@ static bool on_event(void *ctx, char *ev, size_t n) {
                 if (x->llama) {
                     if (!x->t_first_ev) x->t_first_ev = mono_ns();
                     llama_events(x, o, &b);
+                } else if (x->anth_req) {
+                    if (o && json_object_get(o, "choices") && memmem(v, vl, "\"finish_reason\":\"", 17)) x->finish_seen = true;
+                    if (o && !x->as) {
+                        const char *m = json_string_value(json_object_get(o, "model"));
+                        x->as = sl_anth_stream_new(x->anth_req, json_string_value(json_object_get(o, "id")) ?: x->resp_id,
+                                                   m ? m : x->model, x->n_pids, &b);
+                    }
+                    if (o && x->as) sl_anth_stream_chunk(x->as, o, &b);
                 } else {
                     if (o && json_object_get(o, "choices") && memmem(v, vl, "\"finish_reason\":\"", 17)) x->finish_seen = true;
                     if (o && !x->rs) {
@@ -1699,7 +1761,7 @@ static void up_done(worker *w, uconn *u) {
         snprintf(url, sizeof url, "%s", x->cur->spec.url);
         attempt_end(x);
         note_added(w, x);
-        json_t *chat = (x->resp_req || x->llama) && x->status == 200
+        json_t *chat = (x->resp_req || x->anth_req || x->llama) && x->status == 200
                            ? json_loadb(x->resp.p ? x->resp.p : "", ob_pending(&x->resp), 0, NULL)
                            : NULL;
         char *rb = NULL;
@@ -1718,6 +1780,26 @@ static void up_done(worker *w, uconn *u) {
             json_decref(arr);
             json_decref(chat);
             chat = NULL;
+        }
+        if (chat && x->anth_req) { /* POST /v1/messages: the chat answer as Anthropic's message */
+            json_t *mo = sl_anth_from_chat(chat, x->anth_req);
+            rb = mo ? json_dumps(mo, JSON_COMPACT) : NULL;
+            json_decref(mo);
+            json_decref(chat);
+            chat = NULL;
+        } else if (x->anth_req && x->status != 200) { /* the engine's error, in Anthropic's form */
+            json_t *eo = json_loadb(x->resp.p ? x->resp.p : "", ob_pending(&x->resp), 0, NULL), *er = json_object_get(eo, "error");
+            sl_api_error ae;
+            sl_api_set_error(&ae, x->status, json_string_value(json_object_get(er, "param")), "%s",
+                             json_string_value(json_object_get(er, "message")) ?: "the engine refused the request");
+            snprintf(ae.param, sizeof ae.param, "%s", sl_anth_param(ae.param));
+            char *ab = sl_anth_error_json(&ae);
+            json_decref(eo);
+            if (ab) respond(w, x->c, x->status, "application/json", ab, strlen(ab), url);
+            else respond(w, x->c, x->status, x->up_ctype, x->resp.p ? x->resp.p : "", ob_pending(&x->resp), url);
+            free(ab);
+            finish_x(w, x);
+            return;
         }
         if (chat) { /* POST /v1/responses: the chat answer as a response object */
             json_t *ro = sl_responses_from_chat(chat, x->resp_req, x->resp_id,

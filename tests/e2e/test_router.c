@@ -331,6 +331,9 @@ static void midstream_kill_with(const char *path, const char *plain, const char 
     if (!strcmp(path, "/completion")) /* llama.cpp's events to the end, no completions chunk */
         CHECK(got.body && strstr(got.body, "\"stop\":true") && !strstr(got.body, "[DONE]") &&
               !strstr(got.body, "text_completion"));
+    if (!strcmp(path, "/v1/messages")) /* Anthropic's events to the end, no chat chunk */
+        CHECK(got.body && strstr(got.body, "event: message_stop\n") && !strstr(got.body, "[DONE]") &&
+              !strstr(got.body, "chat.completion.chunk"));
     if (!strcmp(path, "/v1/responses")) /* Responses events to the end, no chat chunk */
         CHECK(got.body && strstr(got.body, "event: response.incomplete\n") && !strstr(got.body, "[DONE]") &&
               !strstr(got.body, "chat.completion.chunk"));
@@ -487,6 +490,43 @@ TEST(kill9_midstream_responses) {
 /* Responses kept by the router (which translates them): a second turn by previous_response_id, placed on any
  * engine, is what an engine's chat answers for the whole conversation; GET /v1/responses/{id} on the router
  * reads the first one back. */
+/* Anthropic's Messages API through the router: proxied as chat, its stream continues elsewhere when its
+ * engine dies, as Anthropic's events to the end. */
+TEST(kill9_midstream_anthropic) {
+    midstream_kill("/v1/messages",
+                   "{\"model\":\"stories260K\",\"max_tokens\":400,\"temperature\":0,\"messages\":[{\"role\":\"user\","
+                   "\"content\":\"Tell me a story\"}]}",
+                   "{\"model\":\"stories260K\",\"max_tokens\":400,\"temperature\":0,\"stream\":true,\"messages\":[{\"role\":"
+                   "\"user\",\"content\":\"Tell me a story\"}]}");
+}
+
+/* Anthropic's errors through the router: its own (a key missing, as x-api-key may carry it) and the engine's
+ * (a field refused), in Anthropic's form. */
+TEST(anthropic_errors_through_the_router) {
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    const char *urls[1] = {e.url};
+    const char *extra[] = {"--api-key", "k3y", NULL};
+    CHECK(start_router(&r, urls, 1, extra));
+    static const char body[] = "{\"model\":\"stories260K\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
+    rresp no = rt_post(r.url, "/v1/messages", body);
+    CHECK_MSG(no.status == 401 && strstr(no.body, "\"type\":\"error\"") && strstr(no.body, "authentication_error"), "%s", no.body);
+    const char *hk = "x-api-key: k3y";
+    rresp ok = rt_http(r.url, NULL, "/v1/messages", body, hk, NULL);
+    CHECK_MSG(ok.status == 200 && strstr(ok.body, "\"type\":\"message\""), "%ld %s", ok.status, ok.body);
+    rresp bad = rt_http(r.url, NULL, "/v1/messages",
+                        "{\"model\":\"stories260K\",\"max_tokens\":-3,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", hk,
+                        NULL);
+    CHECK_MSG(bad.status == 400 && strstr(bad.body, "\"type\":\"error\"") && strstr(bad.body, "invalid_request_error") &&
+                  strstr(bad.body, "max_tokens"),
+              "%ld %s", bad.status, bad.body);
+    rt_free(&no);
+    rt_free(&ok);
+    rt_free(&bad);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+}
+
 TEST(responses_kept_by_the_router) {
     sl_test_proc e[2], r;
     const char *urls[2];

@@ -235,6 +235,13 @@ RT_FN char *rt_text(const rresp *r, int *done_count, int *errors) {
         json_t *t = json_object_get(c0, "text");
         if (!t) t = json_object_get(json_object_get(c0, "message"), "content");
         if (!t) t = json_object_get(o, "content"); /* llama.cpp's /completion */
+        json_array_foreach(json_object_get(o, "content"), i, item) { /* an Anthropic message: its text blocks */
+            json_t *bt = json_object_get(item, "text");
+            if (json_is_string(bt) && n + json_string_length(bt) < cap) {
+                memcpy(out + n, json_string_value(bt), json_string_length(bt));
+                n += json_string_length(bt);
+            }
+        }
         if (json_is_string(t)) {
             memcpy(out, json_string_value(t), json_string_length(t));
             out[json_string_length(t)] = '\0';
@@ -264,6 +271,9 @@ RT_FN char *rt_text(const rresp *r, int *done_count, int *errors) {
             if (type && (!strcmp(type, "response.completed") || !strcmp(type, "response.incomplete")) && done_count)
                 (*done_count)++;
             if (type && !strcmp(type, "error") && errors) (*errors)++;
+            if (type && !strcmp(type, "content_block_delta")) /* an Anthropic stream's events */
+                t = json_object_get(json_object_get(o, "delta"), "text");
+            if (type && !strcmp(type, "message_stop") && done_count) (*done_count)++;
             if (!t && json_is_string(json_object_get(o, "content"))) { /* llama.cpp's /completion stream */
                 t = json_object_get(o, "content");
                 if (json_is_true(json_object_get(o, "stop")) && done_count) (*done_count)++;
