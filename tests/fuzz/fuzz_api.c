@@ -16,6 +16,12 @@
  * is an embeddings request: accepted, 1 to SL_API_MAX_INPUTS inputs of 1 to
  * n_ctx ids of the vocabulary each, and an answer of that many vectors (a
  * base64 string of 4 bytes per float, or an array of the model's width).
+ * Bit 6 with chat: the body is an Anthropic Messages request, made a chat
+ * request first (refused as below, in Anthropic's error form too, or parsed
+ * as chat); with bit 5 as well, its "chunks" go through the Anthropic stream
+ * adapter (every event "event: TYPE" with JSON data of that type, starting
+ * with message_start) and the body, as a chat answer, through the whole one
+ * (a message whose content is an array of blocks).
  *
  * Every body must end in a clean answer, never a crash or a leak (ASan):
  *   accepted: no error set; 1 <= prompt tokens < context, every id in the
@@ -33,6 +39,7 @@
  */
 #include "server/api.h"
 #include "server/responses.h"
+#include "server/anthropic.h"
 
 #include "core/alloc.h"
 #include "model/model.h"
@@ -100,6 +107,35 @@ static void fuzz_api_responses_out(const json_t *req) {
     fuzz_api_check(json_equal(back, whole), "the response object is written and read back the same");
     json_decref(back);
     free(text);
+    json_decref(whole);
+}
+
+/* Anthropic's answers of req: its "chunks" as a stream, and req itself as a chat answer made a message. */
+static void fuzz_api_anthropic_out(const json_t *req) {
+    sl_strbuf out = {0};
+    sl_anth_stream *s = sl_anth_stream_new(req, "chatcmpl-1", "m", 3, &out);
+    fuzz_api_check(s != NULL, "an Anthropic stream starts");
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(req, "chunks"), i, c) sl_anth_stream_chunk(s, c, &out);
+    sl_anth_stream_free(s);
+    int k = 0;
+    for (char *ev = out.p, *end; ev && *ev; ev = end + 2, k++) {
+        end = strstr(ev, "\n\n");
+        fuzz_api_check(end != NULL && !strncmp(ev, "event: ", 7), "an event begins with its type and ends with a blank line");
+        char *nl = strchr(ev, '\n');
+        fuzz_api_check(nl && nl < end && !strncmp(nl + 1, "data: ", 6), "an event's data follows its type");
+        json_t *d = json_loadb(nl + 7, (size_t)(end - nl - 7), 0, NULL);
+        const char *t = json_string_value(json_object_get(d, "type"));
+        fuzz_api_check(t && strlen(t) == (size_t)(nl - ev - 7) && !strncmp(t, ev + 7, strlen(t)), "the data has the event's type");
+        fuzz_api_check(k > 0 || !strcmp(t, "message_start"), "the stream starts with message_start");
+        json_decref(d);
+    }
+    free(out.p);
+    json_t *whole = sl_anth_from_chat(req, req);
+    fuzz_api_check(!whole || (json_is_array(json_object_get(whole, "content")) &&
+                              !strcmp(json_string_value(json_object_get(whole, "type")) ?: "", "message")),
+                   "a chat answer makes a message");
     json_decref(whole);
 }
 
@@ -186,8 +222,29 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
         sl_api_embed_request_free(&er);
         return 0;
     }
-    char *translated = NULL; /* a Responses request's chat request */
-    if (mode == 1 && (sel & 16)) {
+    char *translated = NULL; /* a Responses or Anthropic request's chat request */
+    if (mode == 1 && (sel & 64)) {
+        json_t *req = NULL;
+        if (sel & 32) {
+            req = json_loadb(body, n, 0, NULL);
+            if (!req) return 1;
+            fuzz_api_anthropic_out(req);
+            json_decref(req);
+            return 0;
+        }
+        translated = sl_anth_chat_body(body, n, (sel & 128) != 0, &req, &e);
+        json_decref(req);
+        if (!translated) {
+            fuzz_api_check_error(&e);
+            char *aj = sl_anth_error_json(&e);
+            json_t *ao = aj ? json_loads(aj, 0, NULL) : NULL;
+            fuzz_api_check(json_is_string(json_object_get(json_object_get(ao, "error"), "message")), "Anthropic's error form");
+            json_decref(ao);
+            free(aj);
+            return 1;
+        }
+        body = translated;
+    } else if (mode == 1 && (sel & 16)) {
         if (sel & 32) {
             json_t *req = json_loadb(body, n, 0, NULL);
             if (!req) return 1;
