@@ -97,6 +97,7 @@ typedef struct gen {
     bool kimi3;             /* chat: the answer is in Kimi K3's tags, split by kimi3.c */
     int64_t resume_content, resume_reasoning, resume_args; /* a resumed chat stream: the parts' bytes the client has */
     bool llama;             /* POST /completion: llama.cpp's own answer ({"content", "stop", ...}) */
+    bool llama_probs;       /* ... with n_probs: its completion_probabilities (logprobs named by token id) */
     json_t *resp_req;       /* POST /v1/responses: its request (the answer is a response object, server/responses.h) */
     sl_resp_stream *rs;     /* ... streamed: the chat chunks become its events */
     json_t *anth_req;       /* POST /v1/messages: its request (the answer is Anthropic's message, server/anthropic.h) */
@@ -760,6 +761,43 @@ static json_t *llama_final(gen *g, int k, const char *content, size_t n) {
     return o;
 }
 
+/* llama.cpp's token record {"id", "token", "bytes", "logprob"} of "token_id:ID" (the form a llama.cpp request's
+ * logprobs take here) with logprob lp. */
+static json_t *llama_token(gen *g, const char *name, double lp) {
+    const int id = name && !strncmp(name, "token_id:", 9) ? atoi(name + 9) : -1;
+    char buf[512];
+    int64_t n = id >= 0 ? sl_token_to_piece(sl_model_tokenizer(g->h->api.model), id, true, buf, sizeof buf) : 0;
+    n = n < 0 ? 0 : n > (int64_t)sizeof buf ? (int64_t)sizeof buf : n;
+    json_t *bytes = json_array();
+    for (int64_t i = 0; i < n; i++) json_array_append_new(bytes, json_integer((unsigned char)buf[i]));
+    json_t *tok = json_stringn(buf, (size_t)n);
+    return json_pack("{s:i,s:o,s:o,s:f}", "id", id, "token", tok ? tok : json_string(""), "bytes", bytes, "logprob", lp);
+}
+
+/* llama.cpp's completion_probabilities (n_probs) from a completions choice's logprobs, or NULL when it has none:
+ * each output token with its top alternatives, most likely first. */
+static json_t *llama_probs(gen *g, const json_t *lp) {
+    const json_t *toks = json_object_get(lp, "tokens"), *lps = json_object_get(lp, "token_logprobs"),
+                 *tops = json_object_get(lp, "top_logprobs");
+    if (!json_is_array(toks) || !g->llama_probs) return NULL;
+    json_t *out = json_array();
+    for (size_t i = 0; i < json_array_size(toks); i++) {
+        json_t *rec = llama_token(g, json_string_value(json_array_get(toks, i)), json_number_value(json_array_get(lps, i)));
+        json_t *alts = json_array();
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_array_get(tops, i), key, v) {
+            json_t *a = llama_token(g, key, json_number_value(v));
+            size_t at = json_array_size(alts); /* (in order of logprob: a few, inserted in place) */
+            while (at > 0 && json_real_value(json_object_get(json_array_get(alts, at - 1), "logprob")) < json_number_value(v)) at--;
+            json_array_insert_new(alts, at, a);
+        }
+        json_object_set_new(rec, "top_logprobs", alts);
+        json_array_append_new(out, rec);
+    }
+    return out;
+}
+
 /* A completions chunk (or an error, or the usage chunk) as llama.cpp's stream has it. */
 static void llama_event(gen *g, json_t *o) {
     if (json_object_get(o, "error")) { /* as llama.cpp sends it */
@@ -770,7 +808,12 @@ static void llama_event(gen *g, json_t *o) {
     if (!ch) return; /* (the usage chunk) */
     const int k = (int)json_integer_value(json_object_get(ch, "index"));
     const json_t *t = json_object_get(ch, "text");
-    if (json_string_length(t)) pend_data(g, sl_llama_piece(k, json_string_value(t), json_string_length(t)));
+    if (json_string_length(t)) {
+        json_t *piece = sl_llama_piece(k, json_string_value(t), json_string_length(t)),
+               *probs = llama_probs(g, json_object_get(ch, "logprobs"));
+        if (probs) json_object_set_new(piece, "completion_probabilities", probs);
+        pend_data(g, piece);
+    }
     if (json_is_string(json_object_get(ch, "finish_reason")) && k >= 0 && k < g->n) pend_data(g, llama_final(g, k, "", 0));
 }
 
@@ -823,7 +866,8 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     }
     const bool several = ar.n_more > 0;
     const bool stream = ar.stream, include_usage = ar.include_usage;
-    g->tokens_as_ids = ar.tokens_as_ids;
+    g->tokens_as_ids = ar.tokens_as_ids || (llama && ar.params.logprobs >= 0); /* (n_probs: ids for its records) */
+    g->llama_probs = llama && ar.params.logprobs >= 0;
     g->tools = ar.tools;
     ar.tools.tools = NULL; /* the reference moves to g */
     g->think = ar.think;
@@ -933,8 +977,11 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     if (g->llama) { /* POST /completion: llama.cpp's form, an array for several prompts */
         json_t *arr = json_array();
         for (int k = 0; k < g->n; k++) {
-            const json_t *t = json_object_get(json_array_get(choices, (size_t)k), "text");
-            json_array_append_new(arr, llama_final(g, k, json_string_value(t) ? json_string_value(t) : "", json_string_length(t)));
+            const json_t *ck = json_array_get(choices, (size_t)k), *t = json_object_get(ck, "text");
+            json_t *last = llama_final(g, k, json_string_value(t) ? json_string_value(t) : "", json_string_length(t)),
+                   *probs = llama_probs(g, json_object_get(ck, "logprobs"));
+            if (probs) json_object_set_new(last, "completion_probabilities", probs);
+            json_array_append_new(arr, last);
         }
         json_decref(o);
         o = g->n == 1 ? json_incref(json_array_get(arr, 0)) : json_incref(arr);

@@ -2759,6 +2759,54 @@ TEST(serve_llamacpp_completion) {
     r = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":4}", NULL);
     CHECK_MSG(r.body && strstr(r.body, "\"finish_reason\":\"length\",\"stop_reason\":null"), "%s", r.body);
     free(r.body);
+    /* n_probs: llama.cpp's completion_probabilities — each output token (llama.cpp's greedy ids) with its
+     * logprob and its 3 most likely alternatives, the log-softmax of llama.cpp's logits there */
+    {
+        const char *lt = sl_test_shared("golden/stories260K/main.00.logits_all.txt");
+        char *all = lt ? sl_test_read_file(lt, NULL) : NULL, *q = all;
+        CHECK(all);
+        static float lg[4][512];
+        for (int i = 0; i < 4 * 512; i++) lg[i / 512][i % 512] = strtof(q, &q);
+        free(all);
+        char pb[256];
+        snprintf(pb, sizeof pb, "{\"prompt\":\"%s\",\"n_predict\":4,\"temperature\":0,\"n_probs\":3%s}",
+                 json_string_value(json_object_get(g, "prompt")), "");
+        for (int stream = 0; stream < 2 && !sl_test_failed(); stream++) {
+            if (stream) snprintf(pb, sizeof pb, "{\"prompt\":\"%s\",\"n_predict\":4,\"temperature\":0,\"n_probs\":3,"
+                                 "\"stream\":true}", json_string_value(json_object_get(g, "prompt")));
+            resp pr = http(url, "/completion", pb, NULL);
+            json_t *recs = json_array();
+            for (char *ev = pr.body, *nl; ev && *ev; ev = nl ? nl + 1 : NULL) { /* the JSON, or each event's */
+                nl = strchr(ev, '\n');
+                if (nl) *nl = '\0';
+                if (stream && strncmp(ev, "data: ", 6)) continue;
+                json_t *e = json_loads(stream ? ev + 6 : ev, 0, NULL);
+                json_array_extend(recs, json_object_get(e, "completion_probabilities"));
+                json_decref(e);
+            }
+            CHECK_MSG(json_array_size(recs) == 4, "%s: %zu records", stream ? "streamed" : "whole", json_array_size(recs));
+            for (size_t k = 0; k < json_array_size(recs); k++) {
+                json_t *rec = json_array_get(recs, k), *top = json_object_get(rec, "top_logprobs");
+                const long long id = json_integer_value(json_object_get(rec, "id"));
+                double mx = -1e300, se = 0;
+                for (int v = 0; v < 512; v++) mx = fmax(mx, lg[k][v]);
+                for (int v = 0; v < 512; v++) se += exp(lg[k][v] - mx);
+                bool ok = id == json_integer_value(json_array_get(json_object_get(g, "generated_token_ids"), k)) &&
+                          json_array_size(top) == 3 && json_integer_value(json_object_get(json_array_get(top, 0), "id")) == id;
+                for (size_t a = 0; ok && a < 3; a++) {
+                    json_t *alt = json_array_get(top, a);
+                    const long long aid = json_integer_value(json_object_get(alt, "id"));
+                    const double want = lg[k][aid] - mx - log(se);
+                    ok = aid >= 0 && aid < 512 && fabs(json_number_value(json_object_get(alt, "logprob")) - want) < 1e-3 &&
+                         (a == 0 || json_number_value(json_object_get(alt, "logprob")) <=
+                                        json_number_value(json_object_get(json_array_get(top, a - 1), "logprob")));
+                }
+                CHECK_MSG(ok, "record %zu: %s", k, json_dumps(rec, JSON_COMPACT));
+            }
+            json_decref(recs);
+            free(pr.body);
+        }
+    }
     /* llama.cpp's sampling defaults where the body gives none: what /v1/completions gives with them */
     r = http(url, "/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":24,\"seed\":7}", NULL);
     resp v1 = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"seed\":7,"
