@@ -934,6 +934,12 @@ static int handle_request(worker *w, cconn *c) {
         sl_api_error e;
         char *cb = sl_responses_chat_body(r->store, c->body, c->n_body, &resp_req, &e);
         if (!cb) return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
+        if (json_is_true(json_object_get(resp_req, "background"))) { /* (an engine serves them, answered as they run) */
+            free(cb);
+            json_decref(resp_req);
+            return respond_error(w, c, 400, "background", "'background' responses are not served through the router: "
+                                 "send them to an engine");
+        }
         free(c->body);
         c->body = cb;
         c->n_body = strlen(cb);

@@ -41,6 +41,10 @@ struct sl_http {
     uint8_t key_digest[32];
     long long started; /* the model's "created": when this server started serving it */
     sl_resp_store *store; /* responses kept for previous_response_id and GET /v1/responses/{id}, or NULL */
+    /* background responses running (their gens, bg_next-linked), and a signal when one ends */
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cv;
+    struct gen *bg;
 };
 
 typedef struct conn {
@@ -78,6 +82,9 @@ typedef struct choice {
 /* A generation being answered: n choices per prompt. */
 typedef struct gen {
     sl_http *h;
+    struct gen *bg_next;    /* a background response: the next in h->bg */
+    char bg_id[96];         /* ... its response id */
+    atomic_bool bg_cancel;  /* ... cancelled by POST /v1/responses/{id}/cancel */
     struct MHD_Connection *mc;
     sl_api_kind kind;
     bool stream, include_usage;
@@ -834,6 +841,170 @@ static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_reque
     return SL_OK;
 }
 
+/* The whole answer of a finished non-streaming generation (as its endpoint writes it; a Responses answer is kept
+ * in the store), or NULL with e set when it failed in the engine. */
+static json_t *final_answer(gen *g, sl_api_error *e) {
+    for (int k = 0; k < g->n; k++) {
+        sl_req *req = g->ch[k].req;
+        pthread_mutex_lock(&req->mu);
+        const int err = req->http_error;
+        if (err) sl_api_set_error(e, err, NULL, "%s", req->error[0] ? req->error : "generation failed");
+        pthread_mutex_unlock(&req->mu);
+        if (err) return NULL;
+    }
+    sl_http *h = g->h;
+    const sl_api_kind kind = g->kind;
+    json_t *choices = json_array();
+    for (int k = 0; k < g->n; k++) {
+        sl_req *req = g->ch[k].req;
+        pthread_mutex_lock(&req->mu);
+        json_array_append_new(choices, choice_json(g, k));
+        pthread_mutex_unlock(&req->mu);
+    }
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", g->id, "object",
+                          kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
+                          "model", h->api.model_id, "choices", choices, "usage", gen_usage(g));
+    sl_req *r0 = g->ch[0].req;
+    if (kind == SL_API_CHAT && r0->p.prompt_logprobs >= 0) { /* vLLM's place: beside the choices (one prompt) */
+        pthread_mutex_lock(&r0->mu);
+        json_object_set_new(o, "prompt_logprobs", sl_api_prompt_logprobs_json(&h->api, g->tokens_as_ids, r0->plp,
+                                                                               r0->n_plp, r0->p.prompt_logprobs));
+        pthread_mutex_unlock(&r0->mu);
+    }
+    if (g->llama) { /* POST /completion: llama.cpp's form, an array for several prompts */
+        json_t *arr = json_array();
+        for (int k = 0; k < g->n; k++) {
+            const json_t *ck = json_array_get(choices, (size_t)k), *t = json_object_get(ck, "text");
+            json_t *last = llama_final(g, k, json_string_value(t) ? json_string_value(t) : "", json_string_length(t)),
+                   *probs = llama_probs(g, json_object_get(ck, "logprobs"));
+            if (probs) json_object_set_new(last, "completion_probabilities", probs);
+            json_array_append_new(arr, last);
+        }
+        json_decref(o);
+        o = g->n == 1 ? json_incref(json_array_get(arr, 0)) : json_incref(arr);
+        json_decref(arr);
+    }
+    if (g->anth_req) { /* POST /v1/messages: the answer as Anthropic's message */
+        json_t *m = sl_anth_from_chat(o, g->anth_req);
+        json_decref(o);
+        o = m;
+    }
+    if (g->resp_req) { /* POST /v1/responses: the answer as a response object */
+        json_t *r = sl_responses_from_chat(o, g->resp_req, g->id, g->created);
+        sl_resp_store_put(h->store, g->resp_req, r);
+        json_decref(o);
+        o = r;
+    }
+    return o;
+}
+
+/* ---- background responses (POST /v1/responses with "background": true) ------------------------------ */
+
+/* The response kept for g as it stands: status (queued, in_progress, failed, cancelled), no output yet; error: a
+ * failure's message, or NULL. */
+static void bg_keep_status(gen *g, const char *status, const char *error) {
+    json_t *o = sl_responses_status(g->resp_req, g->id, g->h->api.model_id, g->created, status);
+    if (error) json_object_set_new(o, "error", json_pack("{s:s,s:s}", "code", "server_error", "message", error));
+    sl_resp_store_put(g->h->store, g->resp_req, o);
+    json_decref(o);
+}
+
+/* A background response's own thread: it waits for the answer as a connection's thread would (nobody can hang
+ * up), keeps it (cancelled, or failed, where it was), and leaves h->bg. */
+static void *bg_main(void *arg) {
+    gen *g = arg;
+    sl_http *h = g->h;
+    bool fin = false, running = false;
+    while (!fin) {
+        collect(g, &fin);
+        if (!running && !fin) {
+            running = true;
+            bg_keep_status(g, "in_progress", NULL);
+        }
+    }
+    sl_api_error e;
+    json_t *o = final_answer(g, &e); /* (kept there) */
+    if (atomic_load(&g->bg_cancel)) {
+        if (o) { /* what it had written, cancelled */
+            json_object_set_new(o, "status", json_string("cancelled"));
+            json_object_set_new(o, "incomplete_details", json_null());
+            sl_resp_store_put(h->store, g->resp_req, o);
+        } else {
+            bg_keep_status(g, "cancelled", NULL);
+        }
+    } else if (!o) {
+        bg_keep_status(g, "failed", e.message);
+    }
+    json_decref(o);
+    pthread_mutex_lock(&h->bg_mu);
+    for (gen **p = &h->bg; *p; p = &(*p)->bg_next)
+        if (*p == g) {
+            *p = g->bg_next;
+            break;
+        }
+    pthread_cond_broadcast(&h->bg_cv);
+    pthread_mutex_unlock(&h->bg_mu);
+    gen_free(g);
+    return NULL;
+}
+
+/* Start g (its requests submitted) in the background: kept as queued, answered so at once. */
+static enum MHD_Result bg_start(sl_http *h, struct MHD_Connection *c, conn *cx, gen *g) {
+    json_t *o = sl_responses_status(g->resp_req, g->id, h->api.model_id, g->created, "queued");
+    snprintf(g->bg_id, sizeof g->bg_id, "%s", json_string_value(json_object_get(o, "id")) ?: "");
+    sl_resp_store_put(h->store, g->resp_req, o);
+    pthread_mutex_lock(&h->bg_mu);
+    g->bg_next = h->bg;
+    h->bg = g;
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    const bool started = pthread_create(&t, &at, bg_main, g) == 0;
+    pthread_attr_destroy(&at);
+    if (!started) h->bg = g->bg_next;
+    pthread_mutex_unlock(&h->bg_mu);
+    if (!started) {
+        json_decref(o);
+        cancel_all(g);
+        bg_keep_status(g, "failed", "cannot start the background thread");
+        gen_free(g);
+        return reply_err(c, cx, 500, NULL, "cannot start the background thread");
+    }
+    return reply_json(c, cx, 200, o);
+}
+
+/* POST /v1/responses/{id}/cancel: a background response still running stops (its requests are cancelled; the
+ * answer so far is kept, status cancelled) and is answered as kept; one that ended is answered as it is. */
+static enum MHD_Result bg_cancel(sl_http *h, struct MHD_Connection *c, conn *cx, const char *id) {
+    pthread_mutex_lock(&h->bg_mu);
+    gen *g = h->bg;
+    while (g && strcmp(g->bg_id, id)) g = g->bg_next;
+    if (g) {
+        atomic_store(&g->bg_cancel, true);
+        cancel_all(g);
+        for (int i = 0; i < 100; i++) { /* its end (within a scheduler step), at most 5 s */
+            gen *q = h->bg;
+            while (q && q != g) q = q->bg_next;
+            if (!q) break;
+            sl_cond_wait_ms(&h->bg_cv, &h->bg_mu, 50);
+        }
+    }
+    pthread_mutex_unlock(&h->bg_mu);
+    json_t *o = sl_resp_store_get(h->store, id);
+    sl_api_error e;
+    if (!o) {
+        sl_api_set_error(&e, 404, NULL, "no response '%.100s' is kept here", id);
+        return reply_error(c, cx, &e);
+    }
+    if (!json_is_true(json_object_get(o, "background"))) {
+        json_decref(o);
+        sl_api_set_error(&e, 400, NULL, "response '%.100s' was not made in the background: only those can be cancelled", id);
+        return reply_error(c, cx, &e);
+    }
+    return reply_json(c, cx, 200, o);
+}
+
 /* A completions or chat request (body[0, n)); resp_req / anth_req: the Responses / Messages request it was made
  * from, or NULL. */
 static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind, const char *body,
@@ -918,6 +1089,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     }
     if (stream) token_ids_begin(g, c);
     for (int k = 0; k < g->n; k++) sl_sched_submit(h->sched, g->ch[k].req);
+    if (resp_req && json_is_true(json_object_get(resp_req, "background"))) return bg_start(h, c, cx, g);
 
     if (stream) {
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, g, stream_free);
@@ -946,57 +1118,10 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
             return MHD_NO;
         }
     }
-    for (int k = 0; k < g->n; k++) {
-        sl_req *req = g->ch[k].req;
-        pthread_mutex_lock(&req->mu);
-        const int err = req->http_error;
-        if (err) sl_api_set_error(&e, err, NULL, "%s", req->error[0] ? req->error : "generation failed");
-        pthread_mutex_unlock(&req->mu);
-        if (err) {
-            gen_free(g);
-            return reply_error(c, cx, &e);
-        }
-    }
-    json_t *choices = json_array();
-    for (int k = 0; k < g->n; k++) {
-        sl_req *req = g->ch[k].req;
-        pthread_mutex_lock(&req->mu);
-        json_array_append_new(choices, choice_json(g, k));
-        pthread_mutex_unlock(&req->mu);
-    }
-    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", g->id, "object",
-                          kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
-                          "model", h->api.model_id, "choices", choices, "usage", gen_usage(g));
-    sl_req *r0 = g->ch[0].req;
-    if (kind == SL_API_CHAT && r0->p.prompt_logprobs >= 0) { /* vLLM's place: beside the choices (one prompt) */
-        pthread_mutex_lock(&r0->mu);
-        json_object_set_new(o, "prompt_logprobs", sl_api_prompt_logprobs_json(&h->api, g->tokens_as_ids, r0->plp,
-                                                                               r0->n_plp, r0->p.prompt_logprobs));
-        pthread_mutex_unlock(&r0->mu);
-    }
-    if (g->llama) { /* POST /completion: llama.cpp's form, an array for several prompts */
-        json_t *arr = json_array();
-        for (int k = 0; k < g->n; k++) {
-            const json_t *ck = json_array_get(choices, (size_t)k), *t = json_object_get(ck, "text");
-            json_t *last = llama_final(g, k, json_string_value(t) ? json_string_value(t) : "", json_string_length(t)),
-                   *probs = llama_probs(g, json_object_get(ck, "logprobs"));
-            if (probs) json_object_set_new(last, "completion_probabilities", probs);
-            json_array_append_new(arr, last);
-        }
-        json_decref(o);
-        o = g->n == 1 ? json_incref(json_array_get(arr, 0)) : json_incref(arr);
-        json_decref(arr);
-    }
-    if (g->anth_req) { /* POST /v1/messages: the answer as Anthropic's message */
-        json_t *m = sl_anth_from_chat(o, g->anth_req);
-        json_decref(o);
-        o = m;
-    }
-    if (g->resp_req) { /* POST /v1/responses: the answer as a response object */
-        json_t *r = sl_responses_from_chat(o, g->resp_req, g->id, g->created);
-        sl_resp_store_put(h->store, g->resp_req, r);
-        json_decref(o);
-        o = r;
+    json_t *o = final_answer(g, &e);
+    if (!o) {
+        gen_free(g);
+        return reply_error(c, cx, &e);
     }
     gen_free(g);
     return reply_json(c, cx, 200, o);
@@ -1058,6 +1183,18 @@ static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, co
     json_t *req;
     char *body = sl_responses_chat_body(h->store, cx->body, cx->n, &req, &e);
     if (!body) return reply_error(c, cx, &e);
+    if (json_is_true(json_object_get(req, "background"))) { /* answered at once, read back later: it must be kept */
+        const char *why = !h->store ? "this server keeps no responses (--responses-store 0)"
+                          : json_is_false(json_object_get(req, "store")) ? "it needs \"store\": true"
+                          : json_is_true(json_object_get(req, "stream")) ? "streamed background responses are not served"
+                                                                          : NULL;
+        if (why) {
+            free(body);
+            json_decref(req);
+            sl_api_set_error(&e, 400, "background", "'background': %s", why);
+            return reply_error(c, cx, &e);
+        }
+    }
     enum MHD_Result r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req, NULL, false);
     free(body);
     json_decref(req);
@@ -1159,6 +1296,13 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     }
     if (!strncmp(url, "/v1/responses/", 14)) { /* OpenAI's retrieve and delete: GET / DELETE /v1/responses/{id} */
         if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
+        const size_t ul = strlen(url);
+        if (ul > 14 + 7 && !strcmp(url + ul - 7, "/cancel")) { /* POST /v1/responses/{id}/cancel */
+            if (strcmp(method, "POST")) return reply_err(c, cx, 405, NULL, "use POST");
+            char id[128];
+            snprintf(id, sizeof id, "%.*s", (int)(ul - 14 - 7), url + 14);
+            return bg_cancel(h, c, cx, id);
+        }
         const bool del = !strcmp(method, "DELETE");
         if (!get && !del) return reply_err(c, cx, 405, NULL, "use GET or DELETE");
         char *out = sl_resp_store_http(h->store, url + 14, del);
@@ -1277,6 +1421,8 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
     h->sched = sched;
     h->metrics = metrics;
     h->started = (long long)time(NULL);
+    pthread_mutex_init(&h->bg_mu, NULL);
+    pthread_cond_init(&h->bg_cv, NULL);
     if (cfg->responses_store > 0 &&
         !(h->store = sl_resp_store_new(cfg->responses_store, (size_t)cfg->responses_store_mib << 20))) {
         sl_free(h);
@@ -1321,6 +1467,21 @@ int sl_http_in_flight(const sl_http *h) { return atomic_load(&h->in_flight); }
 void sl_http_stop(sl_http *h) {
     if (!h) return;
     MHD_stop_daemon(h->d);
+    /* background responses: cancelled, and waited for (each ends within a scheduler step; at most 30 s) */
+    pthread_mutex_lock(&h->bg_mu);
+    for (gen *g = h->bg; g; g = g->bg_next) {
+        atomic_store(&g->bg_cancel, true);
+        cancel_all(g);
+    }
+    for (int i = 0; h->bg && i < 600; i++) sl_cond_wait_ms(&h->bg_cv, &h->bg_mu, 50);
+    const bool left = h->bg != NULL;
+    pthread_mutex_unlock(&h->bg_mu);
+    if (left) { /* (a wedged scheduler: what they use stays, rather than be freed under them) */
+        fprintf(stderr, "shardlm serve: background responses still running at exit\n");
+        return;
+    }
+    pthread_mutex_destroy(&h->bg_mu);
+    pthread_cond_destroy(&h->bg_cv);
     sl_resp_store_free(h->store);
     sl_free(h);
 }

@@ -146,10 +146,6 @@ json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e) {
         sl_api_set_error(e, 400, NULL, "the request body must be a JSON object");
         return NULL;
     }
-    if (json_is_true(json_object_get(req, "background"))) {
-        sl_api_set_error(e, 400, "background", "'background' responses are not served (this server keeps no responses)");
-        return NULL;
-    }
     if (json_object_get(req, "conversation") && !json_is_null(json_object_get(req, "conversation"))) {
         sl_api_set_error(e, 400, "conversation", "this server keeps no conversations: send the whole conversation in 'input'");
         return NULL;
@@ -320,6 +316,7 @@ static json_t *response_base(const json_t *req, const char *id, const char *mode
                                                                          json_pack("{s:s}", "type", "text"))));
     json_object_set_new(o, "truncation", json_string("disabled"));
     json_object_set_new(o, "store", json_boolean(!json_is_false(json_object_get(req, "store"))));
+    json_object_set_new(o, "background", json_boolean(json_is_true(json_object_get(req, "background"))));
     json_object_set_new(o, "previous_response_id", field_or(req, "previous_response_id", json_null()));
     json_object_set_new(o, "user", field_or(req, "user", json_null()));
     const json_t *effort = json_object_get(json_object_get(req, "reasoning"), "effort");
@@ -774,4 +771,8 @@ void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out
         free(s->finish);
         s->finish = strdup(json_string_value(fin));
     }
+}
+
+json_t *sl_responses_status(const json_t *req, const char *id, const char *model, long long created, const char *status) {
+    return response_base(req, id, model, created, status);
 }

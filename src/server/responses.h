@@ -14,8 +14,10 @@
  * when requests come through one — so a later request may continue one by
  * previous_response_id (its conversation: the earlier inputs and outputs,
  * not its instructions, as OpenAI has it) and GET /v1/responses/{id} reads
- * it back; the oldest go first. background is refused; images, files and the
- * built-in tools (web search, ...) are refused by name.
+ * it back; the oldest go first. A background request (the engine's, not
+ * through a router) is answered at once, queued, and runs on; GET reads its
+ * state and POST .../cancel stops it. Images, files and the built-in tools
+ * (web search, ...) are refused by name.
  */
 #ifndef SL_SERVER_RESPONSES_H
 #define SL_SERVER_RESPONSES_H
@@ -57,6 +59,10 @@ const char *sl_responses_param(const char *chat_param);
 
 /* The response object for req from the chat completion `chat` (not taken); id: the chat answer's id. */
 json_t *sl_responses_from_chat(const json_t *chat, const json_t *req, const char *id, long long created);
+
+/* The response object for req with no output yet, in `status` (queued, in_progress, failed, cancelled); id: the
+ * chat answer's id (a background response's, before it has an answer). */
+json_t *sl_responses_status(const json_t *req, const char *id, const char *model, long long created, const char *status);
 
 /* One server-sent event: `event: TYPE` (type NULL: none), `data: JSON` of o (taken), a blank line. */
 void sl_sse_event(sl_strbuf *out, const char *type, json_t *o);

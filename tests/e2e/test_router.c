@@ -643,6 +643,10 @@ TEST(responses_need_the_key) {
     CHECK_EQ_INT(b.status, 401);
     CHECK_EQ_INT(c.status, 404);
     CHECK_MSG(d.status == 200 && d.body && strstr(d.body, "\"object\":\"response\""), "%ld %s", d.status, d.body);
+    /* background responses are an engine's (the router says so) */
+    rresp bg = rt_http(r.url, NULL, "/v1/responses", "{\"input\":\"Hi\",\"background\":true}", "Authorization: Bearer k3y", NULL);
+    CHECK_MSG(bg.status == 400 && strstr(bg.body, "\"param\":\"background\""), "%ld %s", bg.status, bg.body);
+    rt_free(&bg);
     rt_free(&a);
     rt_free(&b);
     rt_free(&c);

@@ -2577,7 +2577,8 @@ TEST(serve_responses_api) {
         {"{\"input\":[{\"type\":\"file_search_call\"}]}", "input"},
         {"{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"xml\"}}}", "text"},
         {"{\"input\":\"x\",\"tool_choice\":{\"type\":\"mcp\"}}", "tool_choice"},
-        {"{\"input\":\"x\",\"background\":true}", "background"},
+        {"{\"input\":\"x\",\"background\":true,\"store\":false}", "background"},
+        {"{\"input\":\"x\",\"background\":true,\"stream\":true}", "background"},
         {"{\"input\":\"x\",\"n\":2}", "n"},
         {"{\"input\":\"x\",\"max_output_tokens\":-1}", "max_output_tokens"},
         {"{\"input\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\","
@@ -2609,6 +2610,87 @@ static char *response_text(const json_t *o) {
 /* Responses kept for previous_response_id: a second turn is what chat answers for the whole conversation
  * (the first input and output, then the new input), streamed turns are kept too, GET /v1/responses/{id}
  * reads one back; "store": false keeps nothing; an unknown id is a 404; with --responses-store 0 a 400. */
+/* Background responses: answered at once (queued), then read back until done — the same text as in the
+ * foreground; with two sequences at a time, the last of several waits, and cancelling it keeps it "cancelled"
+ * with no output; only background responses can be cancelled; SIGTERM lets the running ones finish (exit 0)
+ * and every KV block is free. */
+static json_t *poll_response(const char *url, const char *id, const char *until_not) {
+    char path[160];
+    snprintf(path, sizeof path, "/v1/responses/%s", id);
+    json_t *o = NULL;
+    for (int i = 0; i < 600; i++) {
+        resp r = http(url, path, NULL, NULL);
+        json_decref(o);
+        o = json_loads(r.body, 0, NULL);
+        free(r.body);
+        const char *st = json_string_value(json_object_get(o, "status"));
+        if (st && strcmp(st, until_not) && strcmp(st, "queued")) break;
+        usleep(50000);
+    }
+    return o;
+}
+
+TEST(serve_responses_background) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--max-num-seqs", "2",
+                    "--max-num-batched-tokens", "64", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    static const char fg[] = "{\"input\":\"Tell me a story.\",\"max_output_tokens\":300,\"temperature\":0}";
+    static const char bgb[] = "{\"input\":\"Tell me a story.\",\"max_output_tokens\":300,\"temperature\":0,\"background\":true}";
+    resp f = http(p.url, "/v1/responses", fg, NULL);
+    json_t *fo = json_loads(f.body, 0, NULL);
+    char *want = response_text(fo);
+    resp b = http(p.url, "/v1/responses", bgb, NULL);
+    json_t *bo = json_loads(b.body, 0, NULL);
+    const char *id = json_string_value(json_object_get(bo, "id"));
+    CHECK_MSG(b.status == 200 && id && !strcmp(json_string_value(json_object_get(bo, "status")) ?: "", "queued") &&
+                  json_is_true(json_object_get(bo, "background")) && json_array_size(json_object_get(bo, "output")) == 0,
+              "%s", b.body);
+    json_t *done = poll_response(p.url, id, "in_progress");
+    char *got = response_text(done);
+    CHECK_MSG(want && got && !strcmp(want, got) &&
+                  !strcmp(json_string_value(json_object_get(done, "status")) ?: "", "incomplete"),
+              "background: %s\n      foreground text: %s", json_dumps(done, 0), want);
+    free(got);
+    json_decref(done);
+    /* five at once, two sequences at a time: the last waits its turn, and is cancelled there */
+    char ids[5][96];
+    for (int i = 0; i < 5; i++) {
+        resp q = http(p.url, "/v1/responses", bgb, NULL);
+        json_t *qo = json_loads(q.body, 0, NULL);
+        snprintf(ids[i], sizeof ids[i], "%s", json_string_value(json_object_get(qo, "id")) ?: "");
+        json_decref(qo);
+        free(q.body);
+    }
+    char path[200];
+    snprintf(path, sizeof path, "/v1/responses/%s/cancel", ids[4]);
+    resp cr = http(p.url, path, "", NULL);
+    json_t *co = json_loads(cr.body, 0, NULL);
+    CHECK_MSG(cr.status == 200 && !strcmp(json_string_value(json_object_get(co, "status")) ?: "", "cancelled") &&
+                  !strcmp(json_string_value(json_object_get(co, "id")) ?: "", ids[4]),
+              "%ld %s", cr.status, cr.body);
+    json_decref(co);
+    free(cr.body);
+    json_t *first = poll_response(p.url, ids[0], "in_progress");
+    got = response_text(first);
+    CHECK_MSG(got && !strcmp(got, want), "the first of five: %s", json_dumps(first, 0));
+    free(got);
+    json_decref(first);
+    /* a foreground response cannot be cancelled; an unknown one is not there */
+    snprintf(path, sizeof path, "/v1/responses/%s/cancel", json_string_value(json_object_get(fo, "id")) ?: "x");
+    resp nb = http(p.url, path, "", NULL), nf = http(p.url, "/v1/responses/resp_nope/cancel", "", NULL);
+    CHECK_MSG(nb.status == 400 && nf.status == 404, "%ld %s / %ld %s", nb.status, nb.body, nf.status, nf.body);
+    free(nb.body);
+    free(nf.body);
+    /* SIGTERM while some still run: they finish, exit 0 */
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 30), 0);
+    free(want);
+    json_decref(fo);
+    json_decref(bo);
+    free(f.body);
+    free(b.body);
+}
+
 TEST(serve_responses_kept) {
     const char *url = start_default();
     CHECK(url);
