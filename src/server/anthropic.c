@@ -237,17 +237,9 @@ fail:
 char *sl_anth_chat_body(const char *body, size_t n, bool count, json_t **req, sl_api_error *e) {
     *req = NULL;
     memset(e, 0, sizeof *e);
-    json_error_t je;
-    json_t *r = json_loadb(body ? body : "", n, JSON_REJECT_DUPLICATES, &je);
-    if (!r) {
-        sl_api_set_error(e, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text, je.line,
-                         je.column);
-        return NULL;
-    }
-    json_t *chat = to_chat(r, count, e);
-    char *text = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
-    if (chat && !text) sl_api_set_error(e, 500, NULL, "out of memory");
-    json_decref(chat);
+    json_t *r = sl_api_load_body(body, n, e);
+    if (!r) return NULL;
+    char *text = sl_api_chat_text(to_chat(r, count, e), e);
     if (!text) json_decref(r);
     else *req = r;
     return text;

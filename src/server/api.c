@@ -1392,9 +1392,9 @@ static bool check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e) {
 }
 
 /* A request body: a JSON object (keys once each), else a 400 saying what is wrong with it. */
-static json_t *load_body(const char *body, size_t len, sl_api_error *e) {
+json_t *sl_api_load_body(const char *body, size_t len, sl_api_error *e) {
     json_error_t je;
-    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
     if (!o) {
         sl_api_set_error(e, 400, NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
         return NULL;
@@ -1412,7 +1412,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     memset(r, 0, sizeof *r);
     memset(e, 0, sizeof *e);
     r->kind = kind;
-    json_t *o = load_body(body, len, e);
+    json_t *o = sl_api_load_body(body, len, e);
     if (!o) return false;
     bool ok = false;
     if (!check_model(ctx, o, e)) goto done;
@@ -1770,7 +1770,7 @@ json_t *sl_api_usage_json(int32_t prompt_tokens, int32_t completion_tokens, int3
 
 char *sl_api_tokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
     memset(e, 0, sizeof *e);
-    json_t *o = load_body(body, len, e);
+    json_t *o = sl_api_load_body(body, len, e);
     if (!o) return NULL;
     char *out = NULL;
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
@@ -1858,7 +1858,7 @@ char *sl_api_detok_text(const sl_api_ctx *ctx, const int32_t *ids, int32_t n) {
 
 char *sl_api_detokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
     memset(e, 0, sizeof *e);
-    json_t *o = load_body(body, len, e);
+    json_t *o = sl_api_load_body(body, len, e);
     if (!o) return NULL;
     char *out = NULL;
     json_t *ids = json_object_get(o, "tokens");
@@ -1891,7 +1891,7 @@ bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len
                              sl_api_error *e) {
     memset(r, 0, sizeof *r);
     memset(e, 0, sizeof *e);
-    json_t *o = load_body(body, len, e);
+    json_t *o = sl_api_load_body(body, len, e);
     if (!o) return false;
     bool ok = false, add_special = true, normalize = true;
     long long x = 2, k = 0;
@@ -2036,7 +2036,7 @@ json_t *sl_api_props_json(const sl_api_ctx *ctx, int32_t total_slots) {
 
 char *sl_api_apply_template(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
     memset(e, 0, sizeof *e);
-    json_t *o = load_body(body, len, e);
+    json_t *o = sl_api_load_body(body, len, e);
     if (!o) return NULL;
     sl_api_request chat = {.kind = SL_API_CHAT};
     char *out = NULL;
@@ -2089,7 +2089,7 @@ char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl
                          suf < 0 ? "suffix token is missing. " : "", mid < 0 ? "middle token is missing. " : "");
         return NULL;
     }
-    json_t *o = load_body(body, len, e);
+    json_t *o = sl_api_load_body(body, len, e);
     if (!o) return NULL;
     char *out = NULL;
     ids_buf extra = {0}, prefix = {0}, suffix = {0}, prompt = {0}, all = {0};
@@ -2196,4 +2196,11 @@ done:
     sl_free(all.p);
     json_decref(o);
     return out;
+}
+
+char *sl_api_chat_text(json_t *chat, sl_api_error *e) {
+    char *text = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
+    if (chat && !text) sl_api_set_error(e, 500, NULL, "out of memory");
+    json_decref(chat);
+    return text;
 }

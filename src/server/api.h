@@ -173,6 +173,11 @@ char *sl_api_apply_template(const sl_api_ctx *ctx, const char *body, size_t len,
  * when the vocabulary has no FIM tokens). */
 char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e);
 
+/* A request body: a JSON object (each key once), or NULL with a 400 in e saying what is wrong with it. */
+json_t *sl_api_load_body(const char *body, size_t len, sl_api_error *e);
+/* A translated request (chat, taken) as JSON text, or NULL (chat NULL: e was set; else out of memory). */
+char *sl_api_chat_text(json_t *chat, sl_api_error *e);
+
 /* {"error": {...}} as a malloc'd JSON string. */
 char *sl_api_error_json(const sl_api_error *e);
 void sl_api_set_error(sl_api_error *e, int status, const char *param, const char *fmt, ...)

@@ -239,19 +239,11 @@ fail:
 
 char *sl_responses_chat_body(sl_resp_store *st, const char *body, size_t n, json_t **req, sl_api_error *e) {
     *req = NULL;
-    json_error_t je;
-    json_t *b = json_loadb(body ? body : "", n, 0, &je);
-    if (!b) {
-        sl_api_set_error(e, 400, NULL, "the request body is not valid JSON: %s (line %d, column %d)", je.text, je.line,
-                         je.column);
-        return NULL;
-    }
-    json_t *r = json_is_object(b) ? sl_resp_store_expand(st, b, e) : json_incref(b);
+    json_t *b = sl_api_load_body(body, n, e);
+    if (!b) return NULL;
+    json_t *r = sl_resp_store_expand(st, b, e);
     json_decref(b);
-    json_t *chat = r ? sl_responses_to_chat(r, e) : NULL;
-    char *text = chat ? json_dumps(chat, JSON_COMPACT) : NULL;
-    if (chat && !text) sl_api_set_error(e, 500, NULL, "out of memory");
-    json_decref(chat);
+    char *text = r ? sl_api_chat_text(sl_responses_to_chat(r, e), e) : NULL;
     if (!text) json_decref(r);
     else *req = r;
     return text;

@@ -15,25 +15,36 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-TEST(openai_node_client) {
-    CHECK_MSG(access("tests/node/node_modules/openai/package.json", R_OK) == 0,
-              "the openai npm package is not installed: run 'npm install' in tests/node (.ci/run does)");
+/* Start `shardlm serve` on stories260K (with --api-key key, where given), run node on script with the server's
+ * URL (+ path) and the key, stop the server (*src: its exit status); the JSON the script printed, or NULL. */
+static json_t *run_node(const char *script, const char *path, const char *key, int *src) {
     const char *node = access("/usr/bin/node", X_OK) == 0 ? "/usr/bin/node" : "/usr/local/bin/node";
-    CHECK_MSG(access(node, X_OK) == 0, "node is not installed");
+    if (access(node, X_OK) != 0) {
+        fprintf(stderr, "    node is not installed\n");
+        return NULL;
+    }
     sl_test_proc p;
-    char *args[] = {"serve", "-m", "../shared/models/stories260K.gguf", "--port", "0", "-t", "1", NULL};
-    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    char *args[] = {"serve", "-m", "../shared/models/stories260K.gguf", "--port", "0", "-t", "1",
+                    key ? "--api-key" : NULL, (char *)key, NULL};
+    if (sl_test_proc_start(&p, args, 20) != 0) return NULL;
     char base[96];
-    snprintf(base, sizeof base, "%s/v1", p.url);
-    char *argv[] = {(char *)node, "tests/node/openai-client.mjs", base, NULL};
+    snprintf(base, sizeof base, "%s%s", p.url, path);
+    char *argv[] = {(char *)node, (char *)script, base, (char *)key, NULL};
     char *out = NULL, *err = NULL;
     int rc = sl_test_run(argv, &out, &err, 60);
-    int src = sl_test_proc_stop(&p, SIGTERM, 10);
-    json_error_t je;
-    json_t *o = rc == 0 ? json_loads(out, 0, &je) : NULL;
+    *src = sl_test_proc_stop(&p, SIGTERM, 10);
+    json_t *o = rc == 0 ? json_loads(out, 0, NULL) : NULL;
     if (!o) fprintf(stderr, "    node exited %d\n    stdout: %s\n    stderr: %s\n", rc, out, err);
     free(out);
     free(err);
+    return o;
+}
+
+TEST(openai_node_client) {
+    CHECK_MSG(access("tests/node/node_modules/openai/package.json", R_OK) == 0,
+              "the openai npm package is not installed: run 'npm install' in tests/node (.ci/run does)");
+    int src = -1;
+    json_t *o = run_node("tests/node/openai-client.mjs", "/v1", NULL, &src);
     CHECK(o != NULL);
     const char *plain = json_string_value(json_object_get(o, "plain"));
     const char *streamed = json_string_value(json_object_get(o, "streamed"));
@@ -149,19 +160,8 @@ TEST(openai_node_client) {
 TEST(anthropic_node_client) {
     CHECK_MSG(access("tests/node/node_modules/@anthropic-ai/sdk/package.json", R_OK) == 0,
               "the @anthropic-ai/sdk npm package is not installed: run 'npm ci' in tests/node (.ci/run does)");
-    const char *node = access("/usr/bin/node", X_OK) == 0 ? "/usr/bin/node" : "/usr/local/bin/node";
-    CHECK_MSG(access(node, X_OK) == 0, "node is not installed");
-    sl_test_proc p;
-    char *args[] = {"serve", "-m", "../shared/models/stories260K.gguf", "--port", "0", "-t", "1", "--api-key", "k3y", NULL};
-    CHECK(sl_test_proc_start(&p, args, 20) == 0);
-    char *argv[] = {(char *)node, "tests/node/anthropic-client.mjs", p.url, "k3y", NULL};
-    char *out = NULL, *err = NULL;
-    int rc = sl_test_run(argv, &out, &err, 60);
-    int src = sl_test_proc_stop(&p, SIGTERM, 10);
-    json_t *o = rc == 0 ? json_loads(out, 0, NULL) : NULL;
-    if (!o) fprintf(stderr, "    node exited %d\n    stdout: %s\n    stderr: %s\n", rc, out, err);
-    free(out);
-    free(err);
+    int src = -1;
+    json_t *o = run_node("tests/node/anthropic-client.mjs", "", "k3y", &src);
     CHECK(o != NULL);
     const char *text = json_string_value(json_object_get(o, "text"));
     json_t *u = json_object_get(o, "usage"), *su = json_object_get(o, "stream_usage");

@@ -75,6 +75,24 @@ static const sl_model *fuzz_api_model(void) {
     return m;
 }
 
+/* Server-sent events as the adapters write them: each "event: TYPE", then JSON data of that type, then a blank
+ * line; seq: their sequence_number counts up from 0 (Responses'); first: the first event's type, or NULL. */
+static void fuzz_api_check_events(const char *p, bool seq, const char *first) {
+    long n = 0;
+    for (const char *ev = p, *end; ev && *ev; ev = end + 2, n++) {
+        end = strstr(ev, "\n\n");
+        fuzz_api_check(end != NULL && !strncmp(ev, "event: ", 7), "an event begins with its type and ends with a blank line");
+        const char *nl = strchr(ev, '\n');
+        fuzz_api_check(nl && nl < end && !strncmp(nl + 1, "data: ", 6), "an event's data follows its type");
+        json_t *d = json_loadb(nl + 7, (size_t)(end - nl - 7), 0, NULL);
+        const char *t = json_string_value(json_object_get(d, "type"));
+        fuzz_api_check(t && strlen(t) == (size_t)(nl - ev - 7) && !strncmp(t, ev + 7, strlen(t)), "the data has the event's type");
+        fuzz_api_check(!seq || json_integer_value(json_object_get(d, "sequence_number")) == n, "sequence numbers count up");
+        fuzz_api_check(!first || n > 0 || !strcmp(t, first), "the stream starts with its first event");
+        json_decref(d);
+    }
+}
+
 /* The Responses answers of req: its "chunks" as a stream (every event "event: TYPE" + JSON data of that type
  * and the next sequence number), and req itself as a chat answer made a response object. */
 static void fuzz_api_responses_out(const json_t *req) {
@@ -85,18 +103,7 @@ static void fuzz_api_responses_out(const json_t *req) {
     const json_t *c;
     json_array_foreach(json_object_get(req, "chunks"), i, c) sl_resp_stream_chunk(s, c, &out);
     sl_resp_stream_free(s);
-    long seq = 0;
-    for (char *ev = out.p, *end; ev && *ev; ev = end + 2) {
-        end = strstr(ev, "\n\n");
-        fuzz_api_check(end != NULL && !strncmp(ev, "event: ", 7), "an event begins with its type and ends with a blank line");
-        char *nl = strchr(ev, '\n');
-        fuzz_api_check(nl && nl < end && !strncmp(nl + 1, "data: ", 6), "an event's data follows its type");
-        json_t *d = json_loadb(nl + 7, (size_t)(end - nl - 7), 0, NULL);
-        const char *t = json_string_value(json_object_get(d, "type"));
-        fuzz_api_check(t && strlen(t) == (size_t)(nl - ev - 7) && !strncmp(t, ev + 7, strlen(t)), "the data has the event's type");
-        fuzz_api_check(json_integer_value(json_object_get(d, "sequence_number")) == seq++, "sequence numbers count up");
-        json_decref(d);
-    }
+    fuzz_api_check_events(out.p, true, NULL);
     free(out.p);
     json_t *whole = sl_responses_from_chat(req, req, "chatcmpl-1", 1);
     fuzz_api_check(json_is_object(whole) && !strcmp(json_string_value(json_object_get(whole, "object")) ?: "", "response") &&
@@ -119,18 +126,7 @@ static void fuzz_api_anthropic_out(const json_t *req) {
     const json_t *c;
     json_array_foreach(json_object_get(req, "chunks"), i, c) sl_anth_stream_chunk(s, c, &out);
     sl_anth_stream_free(s);
-    int k = 0;
-    for (char *ev = out.p, *end; ev && *ev; ev = end + 2, k++) {
-        end = strstr(ev, "\n\n");
-        fuzz_api_check(end != NULL && !strncmp(ev, "event: ", 7), "an event begins with its type and ends with a blank line");
-        char *nl = strchr(ev, '\n');
-        fuzz_api_check(nl && nl < end && !strncmp(nl + 1, "data: ", 6), "an event's data follows its type");
-        json_t *d = json_loadb(nl + 7, (size_t)(end - nl - 7), 0, NULL);
-        const char *t = json_string_value(json_object_get(d, "type"));
-        fuzz_api_check(t && strlen(t) == (size_t)(nl - ev - 7) && !strncmp(t, ev + 7, strlen(t)), "the data has the event's type");
-        fuzz_api_check(k > 0 || !strcmp(t, "message_start"), "the stream starts with message_start");
-        json_decref(d);
-    }
+    fuzz_api_check_events(out.p, false, "message_start");
     free(out.p);
     json_t *whole = sl_anth_from_chat(req, req);
     fuzz_api_check(!whole || (json_is_array(json_object_get(whole, "content")) &&
