@@ -494,6 +494,21 @@ static char *hdr_dup(const sl_hp *p, const char *name) {
     return h ? sl_strndup(h->value, h->value_len) : NULL;
 }
 
+/* Query argument `name` of target (...?a=1&b=2) into out (as sent: ids and numbers need no decoding), or "". */
+static void query_arg(const char *target, const char *name, char *out, size_t cap) {
+    out[0] = '\0';
+    const char *q = strchr(target, '?');
+    const size_t nl = strlen(name);
+    for (const char *p = q ? q + 1 : NULL; p && *p;) {
+        const size_t len = strcspn(p, "&");
+        if (len > nl && p[nl] == '=' && !strncmp(p, name, nl)) {
+            snprintf(out, cap, "%.*s", (int)(len - nl - 1), p + nl + 1);
+            return;
+        }
+        p += len + (p[len] == '&');
+    }
+}
+
 /* The key the request carries: Authorization: Bearer KEY, else x-api-key: KEY (Anthropic's clients); NULL. */
 static const char *request_key(const sl_hp *p, size_t *n) {
     const sl_hp_hdr *h = sl_hp_header(p, "Authorization");
@@ -904,6 +919,25 @@ static int handle_request(worker *w, cconn *c) {
     if (!strncmp(path, "/v1/responses/", 14)) { /* OpenAI's retrieve: the responses kept here */
         if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
             return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
+        const size_t pl = strlen(path);
+        if (pl > 14 + 12 && !strcmp(path + pl - 12, "/input_items")) { /* their input items */
+            if (!get) return respond_error(w, c, 405, NULL, "use GET");
+            char id[128], lim[16] = "", ord[8] = "", aft[128] = "";
+            snprintf(id, sizeof id, "%.*s", (int)(pl - 14 - 12), path + 14);
+            query_arg(target, "limit", lim, sizeof lim);
+            query_arg(target, "order", ord, sizeof ord);
+            query_arg(target, "after", aft, sizeof aft);
+            char *end = NULL;
+            const long limit = lim[0] ? strtol(lim, &end, 10) : 20;
+            if ((lim[0] && (*end || limit < 1 || limit > 100)) || (ord[0] && strcmp(ord, "asc") && strcmp(ord, "desc")))
+                return respond_error(w, c, 400, lim[0] && (*end || limit < 1 || limit > 100) ? "limit" : "order",
+                                     "'limit' is 1 to 100, 'order' asc or desc");
+            char *kb = sl_resp_store_input_items(r->store, id, (int)limit, !strcmp(ord, "asc"), aft);
+            if (!kb) return respond_error(w, c, 404, NULL, "no response '%.100s' is kept here", id);
+            respond(w, c, 200, "application/json", kb, strlen(kb), NULL);
+            free(kb);
+            return 0;
+        }
         const bool del = !strcmp(hp->method, "DELETE");
         if (!get && !del) return respond_error(w, c, 405, NULL, "use GET or DELETE");
         char *kb = sl_resp_store_http(r->store, path + 14, del);

@@ -1297,6 +1297,24 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strncmp(url, "/v1/responses/", 14)) { /* OpenAI's retrieve and delete: GET / DELETE /v1/responses/{id} */
         if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
         const size_t ul = strlen(url);
+        if (ul > 14 + 12 && !strcmp(url + ul - 12, "/input_items")) { /* GET /v1/responses/{id}/input_items */
+            if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+            char id[128];
+            snprintf(id, sizeof id, "%.*s", (int)(ul - 14 - 12), url + 14);
+            const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
+                       *ord = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order"),
+                       *aft = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+            char *end = NULL;
+            const long limit = lim ? strtol(lim, &end, 10) : 20;
+            if ((lim && (*end || limit < 1 || limit > 100)) || (ord && strcmp(ord, "asc") && strcmp(ord, "desc")))
+                return reply_err(c, cx, 400, lim && (*end || limit < 1 || limit > 100) ? "limit" : "order",
+                                 "'limit' is 1 to 100, 'order' asc or desc");
+            char *out = sl_resp_store_input_items(h->store, id, (int)limit, ord && !strcmp(ord, "asc"), aft);
+            if (out) return reply(c, cx, 200, "application/json", out);
+            sl_api_error e;
+            sl_api_set_error(&e, 404, NULL, "no response '%.100s' is kept here", id);
+            return reply_error(c, cx, &e);
+        }
         if (ul > 14 + 7 && !strcmp(url + ul - 7, "/cancel")) { /* POST /v1/responses/{id}/cancel */
             if (strcmp(method, "POST")) return reply_err(c, cx, 405, NULL, "use POST");
             char id[128];

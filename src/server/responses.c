@@ -387,6 +387,7 @@ json_t *sl_responses_from_chat(const json_t *chat, const json_t *req, const char
 typedef struct kept {
     char *id;
     json_t *items; /* the conversation: inputs and outputs as input items */
+    size_t n_input; /* ... of which the first n_input were the response's input */
     json_t *resp;
     size_t bytes;
 } kept;
@@ -473,6 +474,7 @@ void sl_resp_store_put(sl_resp_store *st, const json_t *req, const json_t *resp)
     const char *id = json_string_value(json_object_get(resp, "id"));
     if (!st || !id || json_is_false(json_object_get(req, "store"))) return;
     json_t *items = input_items(json_object_get(req, "input"));
+    const size_t n_input = json_array_size(items);
     size_t i;
     const json_t *it;
     json_array_foreach(json_object_get(resp, "output"), i, it) { /* the outputs as inputs of the next turn */
@@ -503,7 +505,7 @@ void sl_resp_store_put(sl_resp_store *st, const json_t *req, const json_t *resp)
     }
     if (bytes <= st->max_bytes) {
         kept *k = &st->ring[(st->head + st->n) % st->cap];
-        *k = (kept){.id = strdup(id), .items = items, .resp = json_deep_copy(resp), .bytes = bytes};
+        *k = (kept){.id = strdup(id), .items = items, .n_input = n_input, .resp = json_deep_copy(resp), .bytes = bytes};
         items = NULL;
         st->bytes += bytes;
         st->n++;
@@ -537,6 +539,61 @@ bool sl_resp_store_delete(sl_resp_store *st, const char *id) {
     }
     pthread_mutex_unlock(&st->mu);
     return k != NULL;
+}
+
+/* Input item i of kept response rid as OpenAI lists it: a message item {"type": "message", "id", "role",
+ * "content": [parts], "status"} (a string content made an input_text part, or output_text for the assistant's),
+ * or the item as sent, with an id where it has none. */
+static json_t *listed_item(const json_t *it, const char *rid, size_t i) {
+    char iid[160];
+    const char *hex = strchr(rid, '_');
+    snprintf(iid, sizeof iid, "msg_%s%04zx", hex ? hex + 1 : rid, i);
+    json_t *o = json_deep_copy((json_t *)it);
+    const char *type = json_string_value(json_object_get(o, "type"));
+    if (!type || !strcmp(type, "message")) {
+        const char *role = json_string_value(json_object_get(o, "role"));
+        json_t *c = json_object_get(o, "content");
+        if (json_is_string(c))
+            json_object_set_new(o, "content", json_pack("[{s:s,s:O}]", "type", role && !strcmp(role, "assistant") ? "output_text"
+                                                                                                          : "input_text",
+                                                        "text", c));
+        json_object_set_new(o, "type", json_string("message"));
+        if (!json_object_get(o, "status")) json_object_set_new(o, "status", json_string("completed"));
+    }
+    if (!json_is_string(json_object_get(o, "id"))) json_object_set_new(o, "id", json_string(iid));
+    return o;
+}
+
+char *sl_resp_store_input_items(sl_resp_store *st, const char *id, int limit, bool asc, const char *after) {
+    if (!st) return NULL;
+    pthread_mutex_lock(&st->mu);
+    kept *k = find(st, id);
+    json_t *all = json_array();
+    for (size_t i = 0; k && i < k->n_input; i++) json_array_append_new(all, listed_item(json_array_get(k->items, i), id, i));
+    pthread_mutex_unlock(&st->mu);
+    if (!k) {
+        json_decref(all);
+        return NULL;
+    }
+    const size_t n = json_array_size(all);
+    size_t start = 0; /* position in the listing order after `after` */
+    if (after && *after)
+        for (size_t j = 0; j < n; j++) {
+            const json_t *it = json_array_get(all, asc ? j : n - 1 - j);
+            if (!strcmp(json_string_value(json_object_get(it, "id")) ?: "", after)) start = j + 1;
+        }
+    json_t *data = json_array();
+    for (size_t j = start; j < n && (int)json_array_size(data) < limit; j++)
+        json_array_append(data, json_array_get(all, asc ? j : n - 1 - j));
+    const size_t got = json_array_size(data);
+    json_t *o = json_pack("{s:s,s:o,s:O,s:O,s:b}", "object", "list", "data", data, "first_id",
+                          got ? json_object_get(json_array_get(data, 0), "id") : json_null(), "last_id",
+                          got ? json_object_get(json_array_get(data, got - 1), "id") : json_null(), "has_more",
+                          start + got < n);
+    json_decref(all);
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return txt;
 }
 
 char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del) {

@@ -560,6 +560,21 @@ TEST(responses_kept_by_the_router) {
     rresp g = rt_http(r.url, "GET", path, NULL, NULL, NULL);
     json_t *og = json_loads(g.body ? g.body : "", 0, NULL);
     CHECK_MSG(g.status == 200 && json_equal(og, o1), "GET %s: %ld %.300s", path, g.status, g.body);
+    /* the second turn's input items, kept here: the conversation, oldest first with order=asc, a page of 2 */
+    json_t *ob = json_loads(b.body ? b.body : "", 0, NULL);
+    char ipath[200];
+    snprintf(ipath, sizeof ipath, "/v1/responses/%s/input_items?order=asc&limit=2",
+             json_string_value(json_object_get(ob, "id")) ?: "none");
+    rresp it = rt_http(r.url, "GET", ipath, NULL, NULL, NULL);
+    json_t *io = json_loads(it.body ? it.body : "", 0, NULL), *i0 = json_array_get(json_object_get(io, "data"), 0);
+    CHECK_MSG(it.status == 200 && json_array_size(json_object_get(io, "data")) == 2 &&
+                  json_is_true(json_object_get(io, "has_more")) &&
+                  !strcmp(json_string_value(json_object_get(json_array_get(json_object_get(i0, "content"), 0), "text")) ?: "",
+                          "Tell me about Lily."),
+              "%ld %s", it.status, it.body);
+    json_decref(io);
+    json_decref(ob);
+    rt_free(&it);
     rresp n = rt_post(r.url, "/v1/responses", "{\"previous_response_id\":\"resp_nope\",\"input\":\"x\"}");
     CHECK_MSG(n.status == 404 && n.body && strstr(n.body, "previous_response_id"), "%ld %s", n.status, n.body);
     rresp del = rt_http(r.url, "DELETE", path, NULL, NULL, NULL), gone = rt_http(r.url, "GET", path, NULL, NULL, NULL);

@@ -2739,6 +2739,46 @@ TEST(serve_responses_kept) {
     json_decref(d);
     free(g.body);
     free(r.body);
+    /* the second turn's input items: the conversation it answered, newest first unless asc, a page at a time */
+    {
+        const char *id2 = json_string_value(json_object_get(o2, "id"));
+        static const char *const roles[] = {"user", "assistant", "user"};
+        const char *texts[] = {"Tell me about Lily.", t1 ? t1 : "", "And Tim?"};
+        snprintf(path, sizeof path, "/v1/responses/%s/input_items?order=asc", id2 ? id2 : "none");
+        resp li = http(url, path, NULL, NULL);
+        json_t *lo = json_loads(li.body, 0, NULL), *data = json_object_get(lo, "data");
+        bool ok = li.status == 200 && json_array_size(data) == 3 && json_is_false(json_object_get(lo, "has_more"));
+        for (size_t i = 0; ok && i < 3; i++) {
+            json_t *it = json_array_get(data, i), *part = json_array_get(json_object_get(it, "content"), 0);
+            ok = !strcmp(json_string_value(json_object_get(it, "type")) ?: "", "message") &&
+                 !strcmp(json_string_value(json_object_get(it, "role")) ?: "", roles[i]) &&
+                 !strcmp(json_string_value(json_object_get(part, "text")) ?: "-", texts[i]) &&
+                 json_is_string(json_object_get(it, "id"));
+        }
+        CHECK_MSG(ok, "%ld %s", li.status, li.body);
+        snprintf(path, sizeof path, "/v1/responses/%s/input_items?limit=2", id2 ? id2 : "none");
+        resp p1 = http(url, path, NULL, NULL);
+        json_t *po = json_loads(p1.body, 0, NULL);
+        const char *lastid = json_string_value(json_object_get(po, "last_id"));
+        snprintf(path, sizeof path, "/v1/responses/%s/input_items?limit=2&after=%s", id2 ? id2 : "none", lastid ? lastid : "");
+        resp p2 = http(url, path, NULL, NULL);
+        json_t *po2 = json_loads(p2.body, 0, NULL);
+        json_t *d1 = json_object_get(po, "data"), *d2 = json_object_get(po2, "data");
+        CHECK_MSG(json_array_size(d1) == 2 && json_is_true(json_object_get(po, "has_more")) &&
+                      json_equal(json_array_get(d1, 0), json_array_get(data, 2)) && json_array_size(d2) == 1 &&
+                      json_equal(json_array_get(d2, 0), json_array_get(data, 0)) &&
+                      json_is_false(json_object_get(po2, "has_more")),
+                  "%s\n      %s", p1.body, p2.body);
+        resp bad = http(url, "/v1/responses/resp_nope/input_items", NULL, NULL);
+        CHECK_EQ_INT(bad.status, 404);
+        json_decref(lo);
+        json_decref(po);
+        json_decref(po2);
+        free(li.body);
+        free(p1.body);
+        free(p2.body);
+        free(bad.body);
+    }
     /* store false: nothing kept */
     r = http(url, "/v1/responses", "{\"input\":\"x\",\"max_output_tokens\":2,\"store\":false}", NULL);
     json_t *o4 = json_loads(r.body, 0, NULL);
