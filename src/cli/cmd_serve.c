@@ -76,8 +76,9 @@ static const opt_def OPTS[O_COUNT] = {
                      "a chat answer's <think> block: deepseek (to message.reasoning_content), none (left in the "
                      "content), auto (deepseek when the chat template writes thinking tags)"},
     [O_POOLING] = {"pooling", NULL, OPT_STR, NULL, 0, -1,
-                   "POST /v1/embeddings: mean, cls or last (the normed final hidden states of the input; default the "
-                   "file's <arch>.pooling_type, else last, as vLLM pools decoder-only models)"},
+                   "embeddings: mean, cls or last (the normed final hidden states of the input; default the file's "
+                   "<arch>.pooling_type, else last, as vLLM pools decoder-only models), or none (every token's: "
+                   "llama.cpp's /embedding only)"},
     [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http://HOST:PORT) under a lease, for routers"},
     [O_CLUSTER] = {"cluster", NULL, OPT_STR, "default", 0, -1, "cluster name: the key is /shardlm/NAME/engines/ID"},
     [O_ENGINE_ID] = {"engine-id", NULL, OPT_STR, NULL, 0, -1, "engine id in etcd (default HOST:PORT)"},
@@ -212,8 +213,8 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     api.pooling = sl_pooling_default(m->hp.pooling_type);
-    if (v[O_POOLING].set && (!sl_pooling_from_name(v[O_POOLING].s, &api.pooling) || api.pooling == SL_POOL_NONE)) {
-        fprintf(stderr, "shardlm serve: --pooling '%s' is not one of mean, cls, last\n", v[O_POOLING].s);
+    if (v[O_POOLING].set && !sl_pooling_from_name(v[O_POOLING].s, &api.pooling)) {
+        fprintf(stderr, "shardlm serve: --pooling '%s' is not one of mean, cls, last, none\n", v[O_POOLING].s);
         goto done;
     }
     sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,

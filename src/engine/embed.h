@@ -15,7 +15,7 @@
 
 /* Numbered as llama.cpp numbers them (its GGUF key <arch>.pooling_type). */
 typedef enum sl_pooling {
-    SL_POOL_NONE = 0, /* no pooling: in the server, not an embedding request (a completion); in `embed`, every position */
+    SL_POOL_NONE = 0, /* no pooling: every position's vector */
     SL_POOL_MEAN = 1, /* the mean over every position */
     SL_POOL_CLS = 2,  /* the first position's */
     SL_POOL_LAST = 3, /* the last position's (vLLM's default for decoder-only models) */

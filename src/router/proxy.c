@@ -537,7 +537,9 @@ static bool prefix_hash(json_t *body, int ep, int limit, uint64_t *out) {
     char buf[4096];
     size_t cap = (size_t)limit < sizeof buf ? (size_t)limit : sizeof buf, n = 0;
     if (ep == EP_COMPLETIONS || ep == EP_EMBEDDINGS || ep == EP_INFILL) {
-        json_t *p = json_object_get(body, ep == EP_EMBEDDINGS ? "input" : ep == EP_INFILL ? "input_prefix" : "prompt");
+        json_t *p = json_object_get(body, ep == EP_EMBEDDINGS ? (json_object_get(body, "input") ? "input" : "content")
+                                          : ep == EP_INFILL   ? "input_prefix"
+                                                              : "prompt");
         /* a list of prompts (strings or id lists): placed by the first */
         json_t *first = json_is_array(p) ? json_array_get(p, 0) : NULL;
         if (json_is_string(first) || json_is_array(first)) p = first;
@@ -987,7 +989,8 @@ static int handle_request(worker *w, cconn *c) {
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
     else if (!strcmp(path, "/detokenize") || !strcmp(path, "/apply-template")) ep = EP_DETOKENIZE; /* (any engine's) */
     else if (!strcmp(path, "/infill")) ep = EP_INFILL; /* (relayed whole: the prompt is assembled by the engine) */
-    else if (!strcmp(path, "/v1/embeddings")) ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole) */
+    else if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embedding") || !strcmp(path, "/embeddings"))
+        ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole; llama.cpp's too) */
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
     else return respond_error(w, c, 404, NULL, "no such endpoint");
     if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key)) {

@@ -1947,13 +1947,14 @@ bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len
         chat.prompt_text = NULL;
         sl_api_request_free(&chat);
         if (!rendered) goto done;
-    } else if (!sl_api_parse_prompts(ctx, json_object_get(o, "input"), "input", SL_API_MAX_INPUTS, add_special,
-                                     &r->inputs, &r->n_inputs, e)) {
+    } else if (!sl_api_parse_prompts(ctx, json_object_get(o, present(o, "input") || !present(o, "content") ? "input" : "content"),
+                                     present(o, "input") || !present(o, "content") ? "input" : "content", SL_API_MAX_INPUTS,
+                                     add_special, &r->inputs, &r->n_inputs, e)) { /* (llama.cpp calls it content) */
         goto done;
     }
     for (int32_t i = 0; i < r->n_inputs; i++) {
         truncate_one(&r->inputs[i], k, false);
-        const char *param = present(o, "messages") ? "messages" : "input";
+        const char *param = present(o, "messages") ? "messages" : present(o, "input") || !present(o, "content") ? "input" : "content";
         char field[32];
         if (r->n_inputs > 1) snprintf(field, sizeof field, "%s[%d]", param, i);
         else snprintf(field, sizeof field, "%s", param);
@@ -2203,4 +2204,19 @@ char *sl_api_chat_text(json_t *chat, sl_api_error *e) {
     if (chat && !text) sl_api_set_error(e, 500, NULL, "out of memory");
     json_decref(chat);
     return text;
+}
+
+json_t *sl_api_llama_embeddings_json(const sl_api_embed_request *r, const float *const *vecs, int32_t dim, bool per_token) {
+    json_t *out = json_array();
+    for (int32_t i = 0; i < r->n_inputs; i++) {
+        json_t *rows = json_array();
+        const int32_t n_rows = per_token ? r->inputs[i].n : 1;
+        for (int32_t t = 0; t < n_rows; t++) {
+            json_t *v = json_array();
+            for (int32_t j = 0; j < dim; j++) json_array_append_new(v, json_real(vecs[i][(size_t)t * (size_t)dim + (size_t)j]));
+            json_array_append_new(rows, v);
+        }
+        json_array_append_new(out, json_pack("{s:i,s:o}", "index", (int)i, "embedding", rows));
+    }
+    return out;
 }

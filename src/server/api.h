@@ -122,7 +122,7 @@ typedef struct sl_api_ctx {
     bool kimi3;   /* the template writes Kimi K3's tags: answers are split by kimi3.c */
     int32_t kimi3_show[SL_DETOK_SHOW_MAX]; /* its tags that are control tokens: shown in every chat answer */
     int n_kimi3_show;
-    sl_pooling pooling; /* POST /v1/embeddings: how the input's hidden states are pooled (mean, cls or last) */
+    sl_pooling pooling; /* embeddings: how the input's hidden states are pooled (mean, cls, last; none: /embedding only) */
 } sl_api_ctx;
 
 /* A list of prompts as completions' prompt and embeddings' input take it: one string (tokenized, with BOS
@@ -177,6 +177,10 @@ char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl
 json_t *sl_api_load_body(const char *body, size_t len, sl_api_error *e);
 /* A translated request (chat, taken) as JSON text, or NULL (chat NULL: e was set; else out of memory). */
 char *sl_api_chat_text(json_t *chat, sl_api_error *e);
+
+/* llama.cpp's /embedding answer: [{"index", "embedding": [vectors]}] — each input's pooled vector, or with
+ * per_token (pooling none) one vector per token of it (vecs[i]: inputs[i].n rows of dim floats). */
+json_t *sl_api_llama_embeddings_json(const sl_api_embed_request *r, const float *const *vecs, int32_t dim, bool per_token);
 
 /* {"error": {...}} as a malloc'd JSON string. */
 char *sl_api_error_json(const sl_api_error *e);

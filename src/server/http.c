@@ -1203,9 +1203,12 @@ static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, co
 
 /* POST /v1/embeddings: each input a request of the scheduler that computes its prompt and pools the hidden
  * states (server/sched.h); the answer once all are done, or nothing if the client hangs up first. */
-static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, conn *cx) {
+static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, conn *cx, bool llama) {
     if (atomic_load(&h->draining))
         return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
+    if (!llama && h->api.pooling == SL_POOL_NONE) /* (llama.cpp's words) */
+        return reply_err(c, cx, 400, NULL, "Pooling type 'none' is not OAI compatible. Please use a different pooling type "
+                                           "(--pooling), or llama.cpp's POST /embedding");
     sl_api_embed_request er;
     sl_api_error e;
     if (!sl_api_parse_embeddings(&h->api, cx->body ? cx->body : "", cx->n, &er, &e)) return reply_error(c, cx, &e);
@@ -1218,7 +1221,8 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
         return reply_err(c, cx, 500, NULL, "out of memory");
     }
     atomic_fetch_add(&h->in_flight, 1);
-    sl_req_params p = {.pooling = h->api.pooling, .normalize = er.normalize, .logprobs = -1, .prompt_logprobs = -1};
+    sl_req_params p = {.embed = true, .pooling = h->api.pooling, .normalize = er.normalize, .logprobs = -1,
+                       .prompt_logprobs = -1};
     p.sampling = sl_sampler_default_params();
     int64_t n_tokens = 0;
     int32_t made = 0;
@@ -1259,7 +1263,8 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
     } else if (made < er.n_inputs || status > 0) {
         ret = reply_error(c, cx, &e);
     } else {
-        json_t *o = sl_api_embeddings_json(&h->api, &er, vecs, h->api.model->hp.n_embd, n_tokens);
+        json_t *o = llama ? sl_api_llama_embeddings_json(&er, vecs, h->api.model->hp.n_embd, h->api.pooling == SL_POOL_NONE)
+                          : sl_api_embeddings_json(&h->api, &er, vecs, h->api.model->hp.n_embd, n_tokens);
         ret = o ? reply_json(c, cx, 200, o) : reply_err(c, cx, 500, NULL, "out of memory");
     }
     for (int32_t i = 0; i < made; i++) sl_req_release(reqs[i]);
@@ -1333,7 +1338,8 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     bool known = !strcmp(url, "/v1/models") || one_model || !strcmp(url, "/v1/completions") ||
                  !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/responses") || !strcmp(url, "/completion") ||
                  !strcmp(url, "/completions") || !strcmp(url, "/tokenize") ||
-                 !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings") || !strcmp(url, "/props") ||
+                 !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings") || !strcmp(url, "/embedding") ||
+                 !strcmp(url, "/embeddings") || !strcmp(url, "/props") ||
                  !strcmp(url, "/apply-template") || !strcmp(url, "/infill") || !strcmp(url, "/v1/messages") ||
                  !strcmp(url, "/v1/messages/count_tokens");
     cx->anthropic = !strncmp(url, "/v1/messages", 12);
@@ -1366,7 +1372,8 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strcmp(url, "/v1/chat/completions"))
         return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL, NULL, false);
     if (!strcmp(url, "/v1/responses")) return handle_responses(h, c, cx);
-    if (!strcmp(url, "/v1/embeddings")) return handle_embeddings(h, c, cx);
+    if (!strcmp(url, "/v1/embeddings")) return handle_embeddings(h, c, cx, false);
+    if (!strcmp(url, "/embedding") || !strcmp(url, "/embeddings")) return handle_embeddings(h, c, cx, true);
     if (!strcmp(url, "/completion") || !strcmp(url, "/completions")) return handle_llama(h, c, cx);
     if (!strcmp(url, "/infill")) return handle_infill(h, c, cx);
     if (!strcmp(url, "/v1/messages") || !strcmp(url, "/v1/messages/count_tokens"))

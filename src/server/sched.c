@@ -232,14 +232,14 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     *out = NULL;
     const int32_t n_ctx = s->p.n_ctx;
     if (n_prompt <= 0) return SL_FAIL(SL_ERR_INVALID, "the prompt is empty");
-    if (p->pooling != SL_POOL_NONE && n_prompt > n_ctx)
+    if (p->embed && n_prompt > n_ctx)
         return SL_FAIL(SL_ERR_RANGE, "the input has %d tokens; this model's context is %d tokens", n_prompt, n_ctx);
-    if (p->pooling == SL_POOL_NONE && n_prompt >= n_ctx)
+    if (!p->embed && n_prompt >= n_ctx)
         return SL_FAIL(SL_ERR_RANGE, "the prompt has %d tokens; this model's context is %d tokens and at least one "
                        "must be left for the completion", n_prompt, n_ctx);
-    if (p->pooling < SL_POOL_NONE || p->pooling > SL_POOL_LAST || (p->pooling != SL_POOL_NONE && p->max_tokens != 0))
-        return SL_FAIL(SL_ERR_INVALID, "pooling %d with max_tokens %d: an embedding request (mean, cls or last pooling) "
-                       "generates nothing", (int)p->pooling, p->max_tokens);
+    if (p->embed && (p->pooling < SL_POOL_NONE || p->pooling > SL_POOL_LAST || p->max_tokens != 0))
+        return SL_FAIL(SL_ERR_INVALID, "pooling %d with max_tokens %d: an embedding request (none, mean, cls or last "
+                       "pooling) generates nothing", (int)p->pooling, p->max_tokens);
     for (int32_t i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= s->n_vocab)
             return SL_FAIL(SL_ERR_INVALID, "prompt token %d has id %d, outside the vocabulary [0, %d)", i, prompt[i],
@@ -247,7 +247,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     if (p->resume_generated < 0 || p->resume_generated >= n_prompt || p->resume_text_sent < 0)
         return SL_FAIL(SL_ERR_INVALID, "resuming %d generated tokens with %lld bytes sent: needs 0 <= generated < %d "
                        "(the prompt) and bytes >= 0", p->resume_generated, (long long)p->resume_text_sent, n_prompt);
-    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0 && !p->echo && p->pooling == SL_POOL_NONE))
+    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0 && !p->echo && !p->embed))
         return SL_FAIL(SL_ERR_INVALID, "max_tokens %d: needs at least 1 (0 only when resuming a stream or echoing the "
                        "prompt)", p->max_tokens);
     if (p->n_bias < 0 || p->n_bias > SL_MAX_LOGIT_BIAS || p->n_stop_ids < 0 || p->n_stop_ids > SL_MAX_STOP_IDS ||
@@ -280,7 +280,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->p.dry_breakers = NULL;
     r->n_prompt = n_prompt;
     sl_spec_init(&r->spec, s->p.spec_tokens, s->p.spec_lookup_min, s->p.spec_lookup_max);
-    int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : p->pooling != SL_POOL_NONE ? 0 : 1);
+    int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : p->embed ? 0 : 1);
     r->max_ctx = (int32_t)(max_ctx > n_ctx ? n_ctx : max_ctx);
     r->cap_tokens = r->max_ctx + 1;
     r->tokens = sl_alloc_array((size_t)r->cap_tokens, sizeof(int32_t));
@@ -297,9 +297,9 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         r->p.stop[i] = sl_strdup(p->stop[i]);
         if (!r->p.stop[i]) goto nomem;
     }
-    if (p->pooling != SL_POOL_NONE) {
+    if (p->embed) { /* (no pooling: every position's vector) */
         r->n_embd = s->m->hp.n_embd;
-        r->embd = sl_calloc((size_t)r->n_embd, sizeof(float));
+        r->embd = sl_calloc((size_t)r->n_embd * (p->pooling == SL_POOL_NONE ? (size_t)n_prompt : 1), sizeof(float));
         r->embd_acc = p->pooling == SL_POOL_MEAN ? sl_calloc((size_t)r->n_embd, sizeof(double)) : NULL;
         if (!r->embd || (p->pooling == SL_POOL_MEAN && !r->embd_acc)) goto nomem;
     }
@@ -545,7 +545,7 @@ static int32_t plp_known(const sl_req *r) {
 
 /* Whether an embedding request pools the hidden state of position pos. */
 static bool pools(const sl_req *r, int32_t pos) {
-    return r->p.pooling == SL_POOL_MEAN || (r->p.pooling == SL_POOL_CLS && pos == 0) ||
+    return r->p.pooling == SL_POOL_MEAN || r->p.pooling == SL_POOL_NONE || (r->p.pooling == SL_POOL_CLS && pos == 0) ||
            (r->p.pooling == SL_POOL_LAST && pos == r->n_tokens - 1);
 }
 
@@ -553,6 +553,8 @@ static bool pools(const sl_req *r, int32_t pos) {
 static void pool_row(sl_req *r, int32_t pos, const float *h) {
     if (r->p.pooling == SL_POOL_MEAN)
         for (int32_t i = 0; i < r->n_embd; i++) r->embd_acc[i] += h[i];
+    else if (r->p.pooling == SL_POOL_NONE)
+        memcpy(r->embd + (size_t)pos * (size_t)r->n_embd, h, sizeof(float) * (size_t)r->n_embd);
     else if (pools(r, pos))
         memcpy(r->embd, h, sizeof(float) * (size_t)r->n_embd);
 }
@@ -561,7 +563,7 @@ static void pool_row(sl_req *r, int32_t pos, const float *h) {
 static void finish_embedding(sl_sched *s, sl_req *r) {
     if (r->p.pooling == SL_POOL_MEAN)
         for (int32_t i = 0; i < r->n_embd; i++) r->embd[i] = (float)(r->embd_acc[i] / r->n_tokens);
-    sl_embd_normalize(r->embd, r->n_embd, r->p.normalize);
+    if (r->p.pooling != SL_POOL_NONE) sl_embd_normalize(r->embd, r->n_embd, r->p.normalize); /* (every position's: raw, as llama.cpp) */
     finish_req(s, r, SL_FR_STOP, 0, NULL);
     drop_req(s, &s->running, r);
 }
@@ -579,7 +581,7 @@ static void add_to_batch(sl_sched *s, sl_req *r, int32_t chunk, int32_t *n_tok, 
         s->b_seq[t] = k;
         /* the last token's logits (and those of the tokens proposed after it), or a prompt token's for echo;
          * an embedding request's: the hidden states it pools */
-        if (r->p.pooling != SL_POOL_NONE) s->b_want[t] = pools(r, r->n_computed + i) ? SL_WANT_HIDDEN : 0;
+        if (r->p.embed) s->b_want[t] = pools(r, r->n_computed + i) ? SL_WANT_HIDDEN : 0;
         else s->b_want[t] = r->n_computed + i >= r->n_tokens - 1 || wants_plp(r, r->n_computed + i) ? SL_WANT_LOGITS : 0;
     }
     *n_seq = k + 1;
@@ -771,7 +773,7 @@ static bool step(sl_sched *s) {
         if (pool_blocked[r->kv.pool] || (plp_pending(r) && plp_rows == 0)) continue;
         /* echo with logprobs: cached blocks only where the prompt logprobs are known */
         /* an embedding pooled over every position or the first: every position is computed */
-        const bool all = r->p.pooling == SL_POOL_MEAN || r->p.pooling == SL_POOL_CLS;
+        const bool all = r->p.embed && r->p.pooling != SL_POOL_LAST;
         int32_t cached = all ? 0 : sl_kvm_acquire_prefix(s->kvm, &r->kv, r->tokens, plp_pending(r) ? plp_known(r) : r->n_tokens);
         if (r->embd_acc) memset(r->embd_acc, 0, sizeof(double) * (size_t)r->n_embd); /* (again, if it was preempted) */
         int32_t remaining = r->n_tokens - cached;
@@ -839,7 +841,7 @@ static bool step(sl_sched *s) {
         /* proposed tokens count as computed once they turn out to be the tokens sampled */
         r->n_computed += s->b_chunk[k] - r->n_draft;
         sl_kvm_commit(s->kvm, &r->kv, r->tokens, r->n_computed);
-        if (r->p.pooling != SL_POOL_NONE && r->n_computed == r->n_tokens) {
+        if (r->p.embed && r->n_computed == r->n_tokens) {
             finish_embedding(s, r);
             continue;
         }
@@ -887,7 +889,7 @@ static void *sched_main(void *arg) {
             list_remove(&s->incoming, r);
             /* a resumed stream with no token left: only its held-back text to release; an echo of the prompt
              * alone: nothing to compute, unless its logprobs were asked for */
-            const bool nothing = r->p.max_tokens == 0 && !plp_pending(r) && r->p.pooling == SL_POOL_NONE;
+            const bool nothing = r->p.max_tokens == 0 && !plp_pending(r) && !r->p.embed;
             list_push_back(nothing ? &done : &s->waiting, r);
             r->state = nothing ? ST_DONE : ST_WAITING;
         }

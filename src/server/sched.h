@@ -127,13 +127,15 @@ typedef struct sl_req_params {
     /* vLLM's skip_special_tokens = false: every control token the output
      * holds shows as its text (end of generation that ends it does not). */
     bool show_special;
-    /* An embedding request (pooling != SL_POOL_NONE, max_tokens 0): the
-     * prompt is computed and nothing generated; its normed final hidden
-     * states are pooled into sl_req.embd, then normalized as llama.cpp's
-     * embd_normalize says: -1 not, 0 scaled so the largest magnitude is
-     * 32760, 1 to unit taxicab norm, 2 to unit Euclidean norm, p > 2 to unit
-     * p-norm. With mean or CLS pooling every position is computed (no
-     * prefix-cache reuse); the prompt may fill the whole context. */
+    /* An embedding request (embed, max_tokens 0): the prompt is computed
+     * and nothing generated; its normed final hidden states are pooled into
+     * sl_req.embd (pooling none: every position's, n_prompt vectors, as they
+     * are), then normalized as llama.cpp's embd_normalize says: -1 not, 0
+     * scaled so the largest magnitude is 32760, 1 to unit taxicab norm, 2 to
+     * unit Euclidean norm, p > 2 to unit p-norm. Unless pooled from the last
+     * position, every position is computed (no prefix-cache reuse); the
+     * prompt may fill the whole context. */
+    bool embed;
     sl_pooling pooling;
     int32_t normalize;
     /* Control tokens the output text shows as their text (the markers of a
@@ -219,8 +221,9 @@ struct sl_req {
      * the mask of the answer so far), not all at once when the stream
      * resumes. */
     int32_t miro_next;
-    /* An embedding request's result (n_embd floats), complete once finished
-     * without an error; embd_acc: the mean's running sum. */
+    /* An embedding request's result (n_embd floats; with pooling none
+     * n_prompt of them), complete once finished without an error; embd_acc:
+     * the mean's running sum. */
     float *embd;
     double *embd_acc;
     int32_t n_embd;

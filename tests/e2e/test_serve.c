@@ -3598,6 +3598,16 @@ TEST(serve_embeddings) {
         free(body);
         free(r.body);
     }
+    /* llama.cpp's /embedding (content; [{"index", "embedding": [vector]}]): the same vector as /v1/embeddings */
+    {
+        resp le = http(url, "/embedding", "{\"content\":\"Once upon a time\",\"embd_normalize\":-1}", NULL);
+        json_t *lo = json_loads(le.body, 0, NULL), *v = json_array_get(json_object_get(json_array_get(lo, 0), "embedding"), 0);
+        bool same = le.status == 200 && json_array_size(v) == (size_t)d;
+        for (int i = 0; same && i < d; i++) same = (float)json_number_value(json_array_get(v, (size_t)i)) == solo[0][i];
+        CHECK_MSG(same, "%ld %.300s", le.status, le.body);
+        json_decref(lo);
+        free(le.body);
+    }
     /* normalized (the default): unit length, the same direction; embd_normalize 1 (taxicab): unit L1 */
     float *unit = embed1(url, "\"Once upon a time\"", "", &n);
     float *l1 = embed1(url, "\"Once upon a time\"", ",\"embd_normalize\":1", &n);
@@ -3741,11 +3751,12 @@ TEST(serve_embeddings_beside_completions) {
     CHECK_EQ_INT(alone_vs_together_at(url, 16, mixed_path, mixed_body, mixed_key), 16);
 }
 
-/* Mean and CLS pooling (--pooling), on servers of their own. Mean: n times the mean of a golden sequence's
+/* Mean, CLS and no pooling (--pooling), on servers of their own. Mean: n times the mean of a golden sequence's
  * states, less n - 1 times its prefix's (asked first, so its blocks sit in the prefix cache), is the last
  * state, which gives llama.cpp's logits there — every position was computed, none taken from the cache
  * (measured: within 2e-5 at n = 70). CLS: the first position's (BOS) state, whatever follows: llama.cpp's
- * logits after BOS alone (golden 05). */
+ * logits after BOS alone (golden 05). None: llama.cpp's /embedding gives every token's vector, each giving
+ * llama.cpp's logits at its position; OpenAI's endpoint refuses it as llama.cpp does. */
 TEST(serve_embeddings_mean_and_cls_pooling) {
     int nv = 0, d = 0, n = 0;
     float *w = output_matrix(&nv, &d);
@@ -3760,10 +3771,11 @@ TEST(serve_embeddings_mean_and_cls_pooling) {
     for (int i = 0; i < 64 * 512; i++) logits_all[i] = strtof(q, &q);
     free(all);
     const int n_prompt = (int)json_array_size(json_object_get(g, "prompt_token_ids"));
-    for (int mode = 0; mode < 2 && !sl_test_failed(); mode++) {
+    static const char *const modes[] = {"mean", "cls", "none"};
+    for (int mode = 0; mode < 3 && !sl_test_failed(); mode++) {
         sl_test_proc p;
         char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--pooling",
-                        mode ? "cls" : "mean", NULL};
+                        (char *)modes[mode], NULL};
         CHECK(sl_test_proc_start(&p, args, 20) == 0);
         if (mode == 0) {
             static const int ks[] = {5, 30, 60};
@@ -3785,6 +3797,27 @@ TEST(serve_embeddings_mean_and_cls_pooling) {
                 free(shorter);
                 free(longer);
             }
+        } else if (mode == 2) { /* every token's vector (llama.cpp's /embedding): each gives llama.cpp's logits there */
+            char *ids = golden_ids_json(g, 30), body[2048];
+            snprintf(body, sizeof body, "{\"content\":%s}", ids);
+            resp r = http(p.url, "/embedding", body, NULL);
+            json_t *o = json_loads(r.body, 0, NULL), *rows = json_object_get(json_array_get(o, 0), "embedding");
+            CHECK_MSG(r.status == 200 && json_array_size(rows) == (size_t)(n_prompt + 30), "%ld %.300s", r.status, r.body);
+            float *row = malloc(sizeof(float) * (size_t)d);
+            double worst = 0;
+            for (int k = 0; k <= 30 && json_array_size(rows) == (size_t)(n_prompt + 30); k++) {
+                json_t *jr = json_array_get(rows, (size_t)(n_prompt - 1 + k));
+                for (int j = 0; j < d; j++) row[j] = (float)json_number_value(json_array_get(jr, (size_t)j));
+                worst = fmax(worst, projection_diff(w, nv, d, row, logits_all + (size_t)k * 512));
+            }
+            CHECK_MSG(worst <= 1e-4, "pooling none: a token's vector differs from llama.cpp's logits by %.3g", worst);
+            free(row);
+            json_decref(o);
+            free(r.body);
+            free(ids);
+            r = http(p.url, "/v1/embeddings", "{\"input\":\"x\"}", NULL); /* (not OpenAI's: llama.cpp's refusal) */
+            CHECK_MSG(r.status == 400 && strstr(r.body, "not OAI compatible"), "%ld %s", r.status, r.body);
+            free(r.body);
         } else {
             float *gold = golden_logits0(g5);
             char *ids = golden_ids_json(g, 20);
