@@ -3049,13 +3049,15 @@ static int raw_connect(int port) {
     return fd;
 }
 
-static void send_request(int fd, const char *body) {
+static void send_to(int fd, const char *path, const char *body) {
     char head[256];
     int n = snprintf(head, sizeof head,
-                     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n", path,
                      strlen(body));
     if (write(fd, head, (size_t)n) < 0 || write(fd, body, strlen(body)) < 0) return;
 }
+
+static void send_request(int fd, const char *body) { send_to(fd, "/v1/completions", body); }
 
 /* A client that disconnects before its first token, or mid-stream, has its
  * request aborted and every block freed. The small Llama (2048 context) makes
@@ -3092,6 +3094,35 @@ TEST(serve_disconnect_frees_blocks) {
     CHECK_MSG(freed2, "blocks still used after a disconnect mid-stream");
     CHECK_MSG(aborts1 - aborts0 == 2, "aborted requests went from %g to %g", aborts0, aborts1);
     CHECK_EQ_INT(rc, 0);
+}
+
+/* A client that hangs up on a long embeddings request (64 inputs of 1,500 tokens on the small Llama) has its
+ * inputs' requests aborted (most of them before they ran) and every block freed. */
+TEST(serve_embeddings_disconnect_frees_blocks) {
+    sl_test_proc p;
+    char small[256];
+    snprintf(small, sizeof small, "%s", sl_test_shared("models/small/small-llama-Q8_0.gguf"));
+    char *args[] = {"serve", "-m", small, "--port", "0", "-t", "1", "--kv-mem", "64", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    char *body = malloc(64 * 1500 * 7 + 64), *q = body;
+    q += sprintf(q, "{\"input\":[");
+    for (int i = 0; i < 64; i++) {
+        q += sprintf(q, "%s[1", i ? "," : "");
+        for (int t = 1; t < 1500; t++) q += sprintf(q, ",%d", 300 + (i * 7 + t * 13) % 30000);
+        q += sprintf(q, "]");
+    }
+    strcpy(q, "]}");
+    const double aborts0 = metric(p.url, "shardlm_requests_finished_total", "reason=\"abort\"");
+    int fd = raw_connect(p.port);
+    send_to(fd, "/v1/embeddings", body);
+    usleep(300000);
+    close(fd);
+    const bool freed = wait_blocks_free(p.url, 10);
+    const double aborts1 = metric(p.url, "shardlm_requests_finished_total", "reason=\"abort\"");
+    free(body);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    CHECK_MSG(freed, "blocks still used after the client hung up on its embeddings");
+    CHECK_MSG(aborts1 - aborts0 >= 32, "aborted requests went from %g to %g", aborts0, aborts1);
 }
 
 /* Bad input: the right 4xx naming the field; the server keeps serving. */
