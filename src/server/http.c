@@ -1492,12 +1492,9 @@ int sl_http_in_flight(const sl_http *h) { return atomic_load(&h->in_flight); }
 void sl_http_stop(sl_http *h) {
     if (!h) return;
     MHD_stop_daemon(h->d);
-    /* background responses: cancelled, and waited for (each ends within a scheduler step; at most 30 s) */
+    /* background responses: waited for (the drain let them finish, or the scheduler, stopped first, aborted
+     * their requests: each ends at once; at most 30 s) */
     pthread_mutex_lock(&h->bg_mu);
-    for (gen *g = h->bg; g; g = g->bg_next) {
-        atomic_store(&g->bg_cancel, true);
-        cancel_all(g);
-    }
     for (int i = 0; h->bg && i < 600; i++) sl_cond_wait_ms(&h->bg_cv, &h->bg_mu, 50);
     const bool left = h->bg != NULL;
     pthread_mutex_unlock(&h->bg_mu);

@@ -39,6 +39,8 @@ void sl_http_set_ready(sl_http *h, bool ready);
 void sl_http_drain(sl_http *h);
 /* Generation requests still being answered. */
 int sl_http_in_flight(const sl_http *h);
+/* Stop serving and free everything: after the scheduler is stopped (its requests are then finished, so the
+ * connections' and background responses' threads end). */
 void sl_http_stop(sl_http *h);
 
 #endif
