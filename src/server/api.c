@@ -1616,6 +1616,9 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         goto done;
     }
     p->min_tokens = (int32_t)x;
+    d = 0; /* llama.cpp's t_max_predict_ms (code completion): a time limit checked at each line break */
+    if (!get_number(o, "t_max_predict_ms", 0, 1e9, &d, e)) goto done;
+    p->t_max_predict_ms = d;
     ok = true;
 done:
     json_decref(o);

@@ -598,7 +598,7 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
     int32_t n_gen = r->n_tokens - r->n_prompt;
     atomic_fetch_add(&s->metrics->generation_tokens, 1);
     bool eog = !r->p.ignore_eos && sl_tokenizer_is_eog(tok, id);
-    bool stop_hit = false;
+    bool stop_hit = false, newline = false;
     pthread_mutex_lock(&r->mu);
     size_t cap = (size_t)r->n_out;
     size_t capo = (size_t)r->cap_out;
@@ -617,6 +617,7 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
         char buf[4096];
         int64_t n = sl_detok_push(&r->detok, id, buf, sizeof buf);
         if (n > 0) stop_hit = feed_text(r, buf, (size_t)n, false);
+        newline = n > 0 && memchr(buf, '\n', (size_t)n);
     }
     for (int32_t i = 0; i < r->p.n_stop_ids && !stop_hit; i++) stop_hit = id == r->p.stop_ids[i];
     pthread_cond_broadcast(&r->cv);
@@ -625,7 +626,9 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
         finish_req(s, r, SL_FR_STOP, 0, NULL);
         return true;
     }
-    if ((r->p.max_tokens > 0 && n_gen >= r->p.max_tokens) || r->n_tokens >= s->p.n_ctx || r->n_tokens >= r->max_ctx) {
+    const bool timed_out = newline && r->p.t_max_predict_ms > 0 && (t - r->t_first_token) * 1e3 > r->p.t_max_predict_ms;
+    if ((r->p.max_tokens > 0 && n_gen >= r->p.max_tokens) || r->n_tokens >= s->p.n_ctx || r->n_tokens >= r->max_ctx ||
+        timed_out) {
         finish_req(s, r, SL_FR_LENGTH, 0, NULL);
         return true;
     }

@@ -135,6 +135,10 @@ typedef struct sl_req_params {
      * unit Euclidean norm, p > 2 to unit p-norm. Unless pooled from the last
      * position, every position is computed (no prefix-cache reuse); the
      * prompt may fill the whole context. */
+    /* llama.cpp's t_max_predict_ms (0: off): at a token whose text holds a
+     * line break, the request ends ("length") once this many milliseconds
+     * have passed since its first token. */
+    double t_max_predict_ms;
     bool embed;
     sl_pooling pooling;
     int32_t normalize;

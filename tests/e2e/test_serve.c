@@ -2929,6 +2929,25 @@ TEST(serve_llamacpp_completion) {
             free(pr.body);
         }
     }
+    /* t_max_predict_ms (llama.vscode's): past the limit, the output ends at the next token holding a line break */
+    {
+        json_t *g4 = golden_json(4);
+        const char *gold4 = json_string_value(json_object_get(g4, "generated_text"));
+        char tb[256];
+        snprintf(tb, sizeof tb, "{\"prompt\":\"%s\",\"n_predict\":200,\"temperature\":0,\"t_max_predict_ms\":1}", "She said, \\\"I want to play!\\\"");
+        resp tr = http(url, "/completion", tb, NULL);
+        json_t *to = json_loads(tr.body, 0, NULL);
+        const char *c4 = json_string_value(json_object_get(to, "content"));
+        const size_t n4 = c4 ? strlen(c4) : 0, m4 = gold4 ? strlen(gold4) : 0;
+        const char *lastnl = c4 ? strrchr(c4, '\n') : NULL;
+        CHECK_MSG(c4 && gold4 && !strncmp(c4, gold4, n4 < m4 ? n4 : m4) && lastnl && n4 - (size_t)(lastnl - c4) <= 4 &&
+                      !strcmp(json_string_value(json_object_get(to, "stop_type")) ?: "", "limit") &&
+                      json_integer_value(json_object_get(to, "tokens_predicted")) < 200,
+                  "%s", tr.body);
+        json_decref(to);
+        json_decref(g4);
+        free(tr.body);
+    }
     /* llama.cpp's sampling defaults where the body gives none: what /v1/completions gives with them */
     r = http(url, "/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":24,\"seed\":7}", NULL);
     resp v1 = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"seed\":7,"
