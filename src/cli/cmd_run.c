@@ -75,7 +75,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SAMPLERS] = {"samplers", NULL, OPT_STR, NULL, 0, -1,
                     "the samplers in order, names separated by ';' (default "
                     "penalties;dry;top_n_sigma;top_k;typ_p;top_p;min_p;xtc;temperature)"},
-    [O_SAMPLING_SEQ] = {"sampling-seq", NULL, OPT_STR, NULL, 0, -1, "the samplers in order as letters (edskypmxt)"},
+    [O_SAMPLING_SEQ] = {"sampling-seq", NULL, OPT_STR, NULL, 0, -1, "the samplers in order as letters (edskypmxti)"},
 };
 
 /* --samplers (names separated by ';') or --sampling-seq (letters) into p's custom order. */

@@ -97,7 +97,8 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
     if (st) goto fail;
     sl_sampler_params sp = p->sampling;
     sp.n_ctx = n_ctx; /* (DRY looks at most this far back) */
-    if ((st = sl_sampler_create(&sp, n_vocab, &smp)) || (st = sl_sampler_set_dry_breakers(smp, p->dry_breakers)))
+    if ((st = sl_sampler_create(&sp, n_vocab, &smp)) || (st = sl_sampler_set_dry_breakers(smp, p->dry_breakers)) ||
+        (st = sl_sampler_set_infill(smp, m->tok)))
         goto fail;
     if (p->grammar) {
         if ((st = sl_json_guide_create(m->tok, &texts)) || (st = sl_gram_guide_create(texts, m->tok, &guide)) ||

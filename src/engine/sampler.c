@@ -34,6 +34,8 @@
  */
 #include "sampler.h"
 
+#include "tokenizer/tokenizer.h"
+
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "core/status.h"
@@ -84,7 +86,14 @@ struct sl_sampler {
     int32_t *brk_head, *brk_off, *brk_tail; /* sl_dry_breakers, heads ascending */
     int32_t n_brk;
     float mu; /* mirostat's target surprise */
+    /* the infill stage (sl_sampler_set_infill): the vocabulary, the candidates' texts, merged flags */
+    const sl_tokenizer *itok;
+    char *ipiece;       /* (INFILL_MERGE * max piece) */
+    int32_t *ipoff;     /* (INFILL_MERGE + 1) */
+    uint8_t *idead;     /* (INFILL_MERGE) */
+    size_t imax;
 };
+#define INFILL_MERGE 4096 /* candidates the infill stage merges among */
 
 #define BRK_HEAD 1  /* the head of a breaker sequence */
 #define BRK_ALONE 2 /* a breaker by itself */
@@ -133,6 +142,7 @@ static const struct {
     {"nucleus", 0, SL_SAMP_TOP_P},             {"min_p", 'm', SL_SAMP_MIN_P},
     {"min-p", 0, SL_SAMP_MIN_P},               {"xtc", 'x', SL_SAMP_XTC},
     {"temperature", 't', SL_SAMP_TEMPERATURE}, {"temp", 0, SL_SAMP_TEMPERATURE},
+    {"infill", 'i', SL_SAMP_INFILL},
 };
 
 int sl_samp_stage_by_name(const char *name, size_t len) {
@@ -205,7 +215,7 @@ static sl_status check_params(const sl_sampler_params *p, int32_t n_vocab) {
     if (p->n_stages < 0 || p->n_stages > SL_SAMPLER_MAX_STAGES)
         return SL_FAIL(SL_ERR_INVALID, "sampler: %d stages, at most %d", (int)p->n_stages, SL_SAMPLER_MAX_STAGES);
     for (int32_t i = 0; i < p->n_stages; i++)
-        if (p->stages[i] < SL_SAMP_PENALTIES || p->stages[i] > SL_SAMP_TEMPERATURE)
+        if (p->stages[i] < SL_SAMP_PENALTIES || p->stages[i] > SL_SAMP_INFILL)
             return SL_FAIL(SL_ERR_INVALID, "sampler: stage %d is %d, not a stage", (int)i, (int)p->stages[i]);
     return SL_OK;
 }
@@ -386,6 +396,9 @@ float sl_sampler_mirostat_mu(const sl_sampler *s) {
 
 void sl_sampler_destroy(sl_sampler *s) {
     if (!s) return;
+    sl_free(s->ipiece);
+    sl_free(s->ipoff);
+    sl_free(s->idead);
     clear_adjust(s);
     clear_breakers(s);
     sl_free(s->mark);
@@ -878,6 +891,87 @@ static void stage_mirostat(sl_sampler *s, chain_ctx *c) {
     }
 }
 
+sl_status sl_sampler_set_infill(sl_sampler *s, const sl_tokenizer *tok) {
+    s->itok = tok;
+    bool used = false; /* (the scratch only for a chain that has the stage) */
+    for (int32_t i = 0; s->p.custom_order && i < s->p.n_stages; i++) used |= s->p.stages[i] == SL_SAMP_INFILL;
+    if (s->ipiece || !used) return SL_OK;
+    s->imax = sl_tokenizer_max_piece(tok) + 1;
+    s->ipiece = sl_alloc_array(INFILL_MERGE, s->imax);
+    s->ipoff = sl_alloc_array(INFILL_MERGE + 1, sizeof *s->ipoff);
+    s->idead = sl_alloc_array(INFILL_MERGE, 1);
+    if (!s->ipiece || !s->ipoff || !s->idead) return SL_FAIL(SL_ERR_NOMEM, "sampler: no memory for the infill stage");
+    return SL_OK;
+}
+
+/* llama.cpp's infill sampler over the ranked candidates (sampler.h). */
+static void stage_infill(sl_sampler *s, chain_ctx *c) {
+    const sl_tokenizer *tok = s->itok;
+    if (!tok) return;
+    rank(s, c);
+    softmax(s, c);
+    double *p = s->prob;
+    double p_txt = 0, p_eog = 0;
+    for (int32_t i = 0; i < c->m; i++) *(sl_tokenizer_is_eog(tok, s->cand[i]) ? &p_eog : &p_txt) += p[i];
+    int32_t k = 0;
+    if (3 * p_eog * c->m > p_txt) { /* mostly the end: only the end-of-generation tokens */
+        for (int32_t i = 0; i < c->m; i++)
+            if (sl_tokenizer_is_eog(tok, s->cand[i])) s->cand[k++] = s->cand[i];
+        c->m = k;
+        c->sorted = false;
+        return;
+    }
+    /* a token whose text starts another's takes its probability (the likelier of the two keeps it) */
+    const int32_t nm = c->m < INFILL_MERGE ? c->m : INFILL_MERGE;
+    size_t off = 0;
+    for (int32_t i = 0; i < nm; i++) {
+        int64_t n = sl_token_to_piece(tok, s->cand[i], false, s->ipiece + off, s->imax);
+        s->ipoff[i] = (int32_t)off;
+        off += n > 0 && (size_t)n <= s->imax ? (size_t)n : 0;
+        s->idead[i] = 0;
+    }
+    s->ipoff[nm] = (int32_t)off;
+    for (int32_t i0 = 0; i0 < nm; i0++)
+        for (int32_t i1 = 0; i1 < nm; i1++) {
+            if (s->idead[i0]) break;
+            if (i0 == i1 || s->idead[i1]) continue;
+            const int32_t l0 = s->ipoff[i0 + 1] - s->ipoff[i0], l1 = s->ipoff[i1 + 1] - s->ipoff[i1];
+            if (l0 > 0 && l0 <= l1 && !memcmp(s->ipiece + s->ipoff[i0], s->ipiece + s->ipoff[i1], (size_t)l0)) {
+                const int32_t dst = p[i1] > p[i0] ? i1 : i0, src = dst == i0 ? i1 : i0;
+                p[dst] += p[src];
+                p[src] = 0;
+                s->idead[src] = 1;
+                s->work[s->cand[src]] = -INFINITY;
+            }
+        }
+    /* text tokens under 0.2 go; none left: EOT (else EOS) alone */
+    double sum = 0;
+    int32_t n_txt = 0;
+    for (int32_t i = 0; i < c->m; i++) {
+        const bool eog = sl_tokenizer_is_eog(tok, s->cand[i]);
+        if (p[i] < 0.2 && !eog) continue;
+        n_txt += !eog;
+        sum += p[i];
+        p[k] = p[i];
+        s->cand[k++] = s->cand[i];
+    }
+    if (n_txt == 0) {
+        const int32_t eot = sl_tokenizer_eot(tok) >= 0 ? sl_tokenizer_eot(tok) : sl_tokenizer_eos(tok);
+        s->cand[0] = eot >= 0 ? eot : 0;
+        s->work[s->cand[0]] = 1.0f;
+        c->m = 1;
+        c->sorted = false;
+        return;
+    }
+    /* then text tokens under 1 / (their count + 1) of what is left */
+    const double bar = 1.0 / (n_txt + 1);
+    int32_t k2 = 0;
+    for (int32_t i = 0; i < k; i++)
+        if (p[i] / sum >= bar || sl_tokenizer_is_eog(tok, s->cand[i])) s->cand[k2++] = s->cand[i];
+    c->m = k2;
+    c->sorted = false;
+}
+
 /* The general chain over work[]: leaves cand[0..m) ranked and prob[0..m) their draw weights (normaliser in
  * *total); returns m. */
 static int32_t chain(sl_sampler *s, const int32_t *history, int64_t n_history, uint64_t stream, uint64_t position,
@@ -912,6 +1006,7 @@ static int32_t chain(sl_sampler *s, const int32_t *history, int64_t n_history, u
             case SL_SAMP_MIN_P: stage_min_p(s, &c); break;
             case SL_SAMP_XTC: stage_xtc(s, &c, stream, position); break;
             case SL_SAMP_TEMPERATURE: stage_temperature(s, &c, true); break;
+            case SL_SAMP_INFILL: stage_infill(s, &c); break;
             }
         }
     }

@@ -38,16 +38,17 @@ typedef enum sl_samp_stage {
     SL_SAMP_MIN_P,
     SL_SAMP_XTC,
     SL_SAMP_TEMPERATURE,
+    SL_SAMP_INFILL, /* llama.cpp's infill sampler (code completion): needs sl_sampler_set_infill */
 } sl_samp_stage;
 #define SL_SAMPLER_MAX_STAGES 16
 
 /* The stage llama.cpp names `name` (len bytes): penalties, dry,
- * top_n_sigma, top_k, typ_p, top_p, min_p, xtc, temperature, or one of
+ * top_n_sigma, top_k, typ_p, top_p, min_p, xtc, temperature, infill, or one of
  * their other spellings (top-k, typical_p, typical, nucleus, temp, ...);
  * 0 when none. */
 int sl_samp_stage_by_name(const char *name, size_t len);
 /* The stage of a letter of llama.cpp's sampling sequence (e d s k y p m x
- * t); 0 when none. */
+ * t i); 0 when none. */
 int sl_samp_stage_by_letter(char c);
 
 typedef struct sl_sampler_params {
@@ -90,6 +91,17 @@ sl_sampler_params sl_sampler_default_params(void);
 typedef struct sl_sampler sl_sampler;
 
 sl_status sl_sampler_create(const sl_sampler_params *p, int32_t n_vocab, sl_sampler **out);
+
+/* The vocabulary the infill stage reads (end-of-generation tokens, token
+ * texts, EOT). llama.cpp's infill sampler, over the candidates so far: when
+ * the end-of-generation tokens hold more than a third of the text tokens'
+ * mass per candidate, only they stay; else a token whose text starts
+ * another's takes that one's probability (the likelier keeps both), text
+ * tokens under 0.2 go, then those under 1 / (text tokens + 1); with no text
+ * token left, EOT (else EOS) alone. The merging looks at the 4,096 likeliest
+ * candidates at most (llama.cpp compares every pair). */
+struct sl_tokenizer;
+sl_status sl_sampler_set_infill(sl_sampler *s, const struct sl_tokenizer *tok); /* (allocates only for that stage) */
 void sl_sampler_destroy(sl_sampler *s);
 
 /* One request's logit adjustments (OpenAI's logit_bias; vLLM's min_tokens,

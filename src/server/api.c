@@ -862,13 +862,11 @@ static bool parse_llama_samplers(const sl_api_ctx *ctx, json_t *o, sl_req_params
                                                        : 0)
                                  : sl_samp_stage_by_letter(letter);
             if (!stage) {
-                if (json_is_string(nv) && !strcmp(json_string_value(nv), "infill"))
-                    sl_api_set_error(e, 400, "samplers", "'samplers[%zu]': the infill sampler is not supported", i);
-                else if (nv)
+                if (nv)
                     sl_api_set_error(e, 400, "samplers", "'samplers[%zu]' must be one of penalties, dry, top_n_sigma, "
-                                     "top_k, typ_p, top_p, min_p, xtc, temperature", i);
+                                     "top_k, typ_p, top_p, min_p, xtc, temperature, infill", i);
                 else
-                    sl_api_set_error(e, 400, "samplers", "'samplers' letter %zu (byte 0x%02x) is none of e d s k y p m x t",
+                    sl_api_set_error(e, 400, "samplers", "'samplers' letter %zu (byte 0x%02x) is none of e d s k y p m x t i",
                                      i, (unsigned char)letter);
                 return false;
             }

@@ -307,6 +307,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     sp.n_ctx = r->max_ctx; /* (DRY looks at most this far back) */
     sl_status st = sl_sampler_create(&sp, s->n_vocab, &r->sampler);
     if (!st) st = set_adjust(s, r, p);
+    if (!st) st = sl_sampler_set_infill(r->sampler, sl_model_tokenizer(s->m)); /* (the infill stage reads the vocabulary) */
     if (st) {
         sl_req_release(r);
         return st;

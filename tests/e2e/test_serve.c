@@ -3483,6 +3483,12 @@ TEST(serve_infill) {
         free(ir.body);
     }
     free(long_pre);
+    /* as llama.vscode asks: its samplers, the infill sampler last (its candidates: what the answer draws from) */
+    resp vs = http(p.url, "/infill", "{\"input_prefix\":\"def add(a, b):\\n    \",\"input_suffix\":\"\\n\",\"n_predict\":8,"
+                                      "\"top_k\":40,\"top_p\":0.99,\"samplers\":[\"top_k\",\"top_p\",\"infill\"],"
+                                      "\"cache_prompt\":true,\"t_max_prompt_ms\":500,\"t_max_predict_ms\":1000}", NULL);
+    CHECK_MSG(vs.status == 200 && strstr(vs.body, "\"content\""), "%ld %s", vs.status, vs.body);
+    free(vs.body);
     resp bad = http(p.url, "/infill", "{\"input_suffix\":\"x\"}", NULL), bx = http(p.url, "/infill",
                                                                               "{\"input_prefix\":\"\",\"input_suffix\":\"\",\"input_extra\":{}}", NULL);
     CHECK_MSG(bad.status == 400 && strstr(bad.body, "\"param\":\"input_prefix\"") && bx.status == 400 &&

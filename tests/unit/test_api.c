@@ -364,7 +364,6 @@ TEST(vllm_and_llamacpp_sampling_fields) {
         {"{\"prompt\": \"x\", \"dry_multiplier\": 0.8, \"dry_sequence_breakers\": [\"\"]}", "dry_sequence_breakers",
          "'dry_sequence_breakers[0]' must be a non-empty string"},
         {"{\"prompt\": \"x\", \"samplers\": [\"top_k\", \"bogus\"]}", "samplers", "'samplers[1]' must be one of"},
-        {"{\"prompt\": \"x\", \"samplers\": [\"infill\"]}", "samplers", "infill sampler is not supported"},
         {"{\"prompt\": \"x\", \"samplers\": \"kz\"}", "samplers", "letter 1 (byte 0x7a)"},
         {"{\"prompt\": \"x\", \"samplers\": {\"k\": 1}}", "samplers", "must be an array of at most 16"},
         {"{\"prompt\": \"x\", \"tfs_z\": \"1\"}", "tfs_z", "not supported"},

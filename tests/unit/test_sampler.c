@@ -1355,3 +1355,66 @@ TEST(logprobs_top_ties_and_nan) {
     CHECK(isinf(lp[3]) && lp[3] < 0);
     CHECK(isinf(c) && c < 0);
 }
+
+/* llama.cpp's infill stage (samplers ["top_k", "infill"], top-k 3 over the Llama 2 vocabulary; the three
+ * candidates' probabilities set by their logits, every other token far below): the end-of-generation token
+ * alone when it outweighs a third of the text per candidate; " th" takes " the"'s probability (its text starts
+ * the other's) and " dog" then falls under 0.2; of three text tokens at 0.45 / 0.33 / 0.22 the last falls under
+ * 1 / 4; six even ones all fall under 0.2, leaving EOT (this vocabulary's EOS) alone. */
+TEST(infill_stage) {
+    const char *path = sl_test_shared("golden/tokenizer/ggml-vocab-llama-spm.gguf");
+    CHECK(path);
+    sl_gguf *g = NULL;
+    sl_tokenizer *tok = NULL;
+    CHECK_OK(sl_gguf_open(path, &g));
+    CHECK_OK(sl_tokenizer_create(g, &tok));
+    sl_gguf_close(g);
+    const int32_t nv = sl_tokenizer_n_vocab(tok), eos = sl_tokenizer_eos(tok);
+    const int32_t end = sl_tokenizer_eot(tok) >= 0 ? sl_tokenizer_eot(tok) : eos;
+#define ID(t) sl_tokenizer_find(tok, t, strlen(t))
+    const int32_t th = ID("\xe2\x96\x81" "th"), the = ID("\xe2\x96\x81" "the"), dog = ID("\xe2\x96\x81" "dog"),
+                  cat = ID("\xe2\x96\x81" "cat"), tree = ID("\xe2\x96\x81" "tree"), sun = ID("\xe2\x96\x81" "sun"),
+                  box = ID("\xe2\x96\x81" "box"), red = ID("\xe2\x96\x81" "red");
+#undef ID
+    CHECK(th >= 0 && the >= 0 && dog >= 0 && cat >= 0 && tree >= 0 && sun >= 0 && box >= 0 && red >= 0 && eos >= 0);
+    sl_sampler_params p = plain(1.0f);
+    p.top_k = 3;
+    p.custom_order = true;
+    p.n_stages = 2;
+    p.stages[0] = SL_SAMP_TOP_K;
+    p.stages[1] = SL_SAMP_INFILL;
+    sl_sampler *s = NULL;
+    CHECK_OK(sl_sampler_create(&p, nv, &s));
+    CHECK_OK(sl_sampler_set_infill(s, tok));
+    float *l = malloc(sizeof(float) * (size_t)nv);
+    const struct {
+        int32_t ids[6];
+        double p[6];
+        int n;
+        int32_t want[3];
+        int n_want;
+    } cases[] = {
+        {{eos, dog, cat}, {0.2, 0.5, 0.3}, 3, {eos}, 1},          /* 3 * 0.2 * 3 > 0.8 */
+        {{th, the, dog}, {0.42, 0.40, 0.18}, 3, {th}, 1},         /* merged: 0.82, dog under 0.2 */
+        {{dog, cat, tree}, {0.45, 0.33, 0.22}, 3, {dog, cat}, 2}, /* then 0.22 < 1/4 */
+        {{dog, cat, tree, sun, box, red}, {1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0}, 6, {end}, 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        for (int32_t i = 0; i < nv; i++) l[i] = -40.0f;
+        for (int i = 0; i < cases[k].n; i++) l[cases[k].ids[i]] = (float)log(cases[k].p[i]);
+        p.top_k = cases[k].n;
+        sl_sampler_destroy(s);
+        s = NULL;
+        CHECK_OK(sl_sampler_create(&p, nv, &s));
+        CHECK_OK(sl_sampler_set_infill(s, tok));
+        const int32_t *ids;
+        const double *probs;
+        const int32_t m = sl_sampler_candidates(s, l, NULL, 0, &ids, &probs);
+        bool ok = m == cases[k].n_want;
+        for (int i = 0; ok && i < m; i++) ok = ids[i] == cases[k].want[i];
+        CHECK_MSG(ok, "case %zu: %d candidates, the first %d", k, (int)m, m > 0 ? (int)ids[0] : -1);
+    }
+    free(l);
+    sl_sampler_destroy(s);
+    sl_tokenizer_destroy(tok);
+}
