@@ -305,9 +305,10 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     }
     sl_sampler_params sp = p->sampling;
     sp.n_ctx = r->max_ctx; /* (DRY looks at most this far back) */
-    sl_status st = sl_sampler_create(&sp, s->n_vocab, &r->sampler);
-    if (!st) st = set_adjust(s, r, p);
-    if (!st) st = sl_sampler_set_infill(r->sampler, sl_model_tokenizer(s->m)); /* (the infill stage reads the vocabulary) */
+    /* (an embedding draws nothing: no sampler, whose scratch is several arrays of the vocabulary's size) */
+    sl_status st = p->embed ? SL_OK : sl_sampler_create(&sp, s->n_vocab, &r->sampler);
+    if (!st && !p->embed) st = set_adjust(s, r, p);
+    if (!st && !p->embed) st = sl_sampler_set_infill(r->sampler, sl_model_tokenizer(s->m)); /* (the infill stage reads the vocabulary) */
     if (st) {
         sl_req_release(r);
         return st;
