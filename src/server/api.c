@@ -1617,6 +1617,10 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     d = 0; /* llama.cpp's t_max_predict_ms (code completion): a time limit checked at each line break */
     if (!get_number(o, "t_max_predict_ms", 0, 1e9, &d, e)) goto done;
     p->t_max_predict_ms = d;
+    x = 0; /* and its n_indent (code completion): the least indentation a line of the output may have */
+    if (!get_int(o, "n_indent", 0, 1 << 20, &x, e)) goto done;
+    p->n_indent = (int32_t)x;
+    p->indent_cut = !r->stream;
     ok = true;
 done:
     json_decref(o);

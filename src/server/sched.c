@@ -455,7 +455,7 @@ static bool feed_text(sl_req *r, const char *t, size_t n, bool final) {
 
 static void finish_req(sl_sched *s, sl_req *r, sl_finish_reason why, int http_error, const char *msg) {
     pthread_mutex_lock(&r->mu);
-    if (why != SL_FR_ABORT) {
+    if (why != SL_FR_ABORT && !r->ind_cut) { /* (an output cut for n_indent has nothing more) */
         char buf[64];
         int64_t n = sl_detok_flush(&r->detok, buf, sizeof buf);
         if (n > 0) feed_text(r, buf, (size_t)n, true);
@@ -589,6 +589,41 @@ static void add_to_batch(sl_sched *s, sl_req *r, int32_t chunk, int32_t *n_tok, 
     *n_seq = k + 1;
 }
 
+/* Byte i of the output so far: the text released, then the text held back (caller holds r->mu). */
+static char out_at(const sl_req *r, size_t i) { return i < r->n_text ? r->text[i] : r->held[i - r->n_text]; }
+
+/* llama.cpp's n_indent, after a token (caller holds r->mu): true when the line after the last line break
+ * started with too little indentation (the output then cut where its text starts, with indent_cut). The line
+ * checked, as in llama.cpp, moves one line break a token. */
+static bool indent_ends(sl_req *r) {
+    if (r->p.n_indent <= 0 || !r->ind_nl) return false;
+    const size_t len = r->n_text + r->n_held;
+    if (r->ind_last_nl > 0) {
+        size_t pos = r->ind_last_nl;
+        int32_t k = 0;
+        while (pos < len && (out_at(r, pos) == ' ' || out_at(r, pos) == '\t')) k++, pos++;
+        if (pos < len && k < r->p.n_indent) {
+            if (r->p.indent_cut) { /* the output ends where that line's text starts */
+                if (pos <= r->n_text) {
+                    r->n_text = pos;
+                    if (r->text) r->text[pos] = '\0';
+                } else { /* (the part of the held-back text before it goes out now: nothing is flushed later) */
+                    emit_text_locked(r, r->held, pos - r->n_text);
+                }
+                r->n_held = 0;
+                r->ind_cut = true;
+            }
+            return true;
+        }
+    }
+    for (size_t i = r->ind_last_nl; i < len; i++)
+        if (out_at(r, i) == '\n') {
+            r->ind_last_nl = i + 1;
+            break;
+        }
+    return false;
+}
+
 /* Record the sampled token: output, stop conditions. Returns true when r finished. */
 static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits, double t) {
     const sl_tokenizer *tok = sl_model_tokenizer(s->m);
@@ -621,6 +656,8 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
         if (n > 0) stop_hit = feed_text(r, buf, (size_t)n, false);
         newline = n > 0 && memchr(buf, '\n', (size_t)n);
     }
+    const bool indented_out = !eog && !stop_hit && indent_ends(r);
+    if (newline) r->ind_nl = true;
     for (int32_t i = 0; i < r->p.n_stop_ids && !stop_hit; i++) stop_hit = id == r->p.stop_ids[i];
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
@@ -630,7 +667,7 @@ static bool accept_token(sl_sched *s, sl_req *r, int32_t id, const float *logits
     }
     const bool timed_out = newline && r->p.t_max_predict_ms > 0 && (t - r->t_first_token) * 1e3 > r->p.t_max_predict_ms;
     if ((r->p.max_tokens > 0 && n_gen >= r->p.max_tokens) || r->n_tokens >= s->p.n_ctx || r->n_tokens >= r->max_ctx ||
-        timed_out) {
+        timed_out || indented_out) {
         finish_req(s, r, SL_FR_LENGTH, 0, NULL);
         return true;
     }

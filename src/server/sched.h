@@ -139,6 +139,13 @@ typedef struct sl_req_params {
      * line break, the request ends ("length") once this many milliseconds
      * have passed since its first token. */
     double t_max_predict_ms;
+    /* llama.cpp's n_indent (0: off): a line of the output that starts with
+     * less indentation (spaces, tabs) than this ends the request ("length"),
+     * checked as llama.cpp does it, a token after the line break showed;
+     * with indent_cut (a whole answer, not a stream) the output is cut where
+     * that line's text starts. */
+    int32_t n_indent;
+    bool indent_cut;
     bool embed;
     sl_pooling pooling;
     int32_t normalize;
@@ -225,6 +232,10 @@ struct sl_req {
      * the mask of the answer so far), not all at once when the stream
      * resumes. */
     int32_t miro_next;
+    /* n_indent: a line break was in the output (as of the token before), where the line to check starts, and
+     * whether the output was cut there */
+    bool ind_nl, ind_cut;
+    size_t ind_last_nl;
     /* An embedding request's result (n_embd floats; with pooling none
      * n_prompt of them), complete once finished without an error; embd_acc:
      * the mean's running sum. */

@@ -2948,6 +2948,40 @@ TEST(serve_llamacpp_completion) {
         json_decref(g4);
         free(tr.body);
     }
+    /* n_indent (llama.vscode's): a line with less indentation ends the output, cut where that line's text starts
+     * (golden 04's second line starts at once: the answer is its first line, line break included); streamed, the
+     * output ends there too, uncut (as llama.cpp streams it) */
+    {
+        json_t *g4 = golden_json(4);
+        const char *gold4 = json_string_value(json_object_get(g4, "generated_text"));
+        const char *nl = gold4 ? strchr(gold4, '\n') : NULL;
+        const size_t first = nl ? (size_t)(nl - gold4) + 1 : 0;
+        static const char ib[] = "{\"prompt\":\"She said, \\\"I want to play!\\\"\",\"n_predict\":64,\"temperature\":0,\"n_indent\":1%s}";
+        char nb[256];
+        snprintf(nb, sizeof nb, ib, "");
+        resp ir = http(url, "/completion", nb, NULL);
+        json_t *io = json_loads(ir.body, 0, NULL);
+        const char *ic = json_string_value(json_object_get(io, "content"));
+        CHECK_MSG(nl && ic && strlen(ic) == first && !strncmp(ic, gold4, first) &&
+                      !strcmp(json_string_value(json_object_get(io, "stop_type")) ?: "", "limit"),
+                  "%s", ir.body);
+        snprintf(nb, sizeof nb, ib, ",\"stream\":true");
+        resp sr = http(url, "/completion", nb, NULL);
+        char *sj = calloc(1, sr.n + 1), *sv = NULL;
+        for (char *ev = strtok_r(sr.body, "\n", &sv); ev; ev = strtok_r(NULL, "\n", &sv)) {
+            if (strncmp(ev, "data: ", 6)) continue;
+            json_t *e = json_loads(ev + 6, 0, NULL);
+            strcat(sj, json_string_value(json_object_get(e, "content")) ?: "");
+            json_decref(e);
+        }
+        CHECK_MSG(strlen(sj) > first && strlen(sj) < strlen(gold4) && !strncmp(sj, gold4, strlen(sj)),
+                  "streamed: %s", sj);
+        free(sj);
+        json_decref(io);
+        json_decref(g4);
+        free(ir.body);
+        free(sr.body);
+    }
     /* llama.cpp's sampling defaults where the body gives none: what /v1/completions gives with them */
     r = http(url, "/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":24,\"seed\":7}", NULL);
     resp v1 = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"seed\":7,"
