@@ -1590,7 +1590,8 @@ static json_t *llama_close(xreq *x, int index, const char *content, size_t n, co
                                                                          "cached_tokens")),
                             .prompt_ms = (double)(first - x->t_recv) / 1e6, .predicted_ms = (double)(now - first) / 1e6,
                             .n_predict = x->n_predict};
-    return sl_llama_result(index, content, n, model ? model : x->model, &e);
+    return sl_llama_fields(sl_llama_result(index, content, n, model ? model : x->model, &e),
+                           json_object_get(x->json, "response_fields"));
 }
 
 /* data: lines of llama.cpp's stream for one completions chunk o (an error, text, a finish, or the usage

@@ -64,6 +64,7 @@ void sl_api_request_free(sl_api_request *r) {
     sl_grammar_release(r->params.grammar);
     sl_triggers_release(r->params.triggers);
     json_decref(r->tools.tools);
+    json_decref(r->response_fields);
     memset(r, 0, sizeof *r);
 }
 
@@ -1621,6 +1622,18 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     if (!get_int(o, "n_indent", 0, 1 << 20, &x, e)) goto done;
     p->n_indent = (int32_t)x;
     p->indent_cut = !r->stream;
+    json_t *rf = json_object_get(o, "response_fields"); /* (llama.cpp's: the fields its answer keeps) */
+    if (rf && !json_is_null(rf)) {
+        size_t i;
+        json_t *v;
+        bool strings = json_is_array(rf);
+        json_array_foreach(rf, i, v) strings &= json_is_string(v);
+        if (!strings) {
+            sl_api_set_error(e, 400, "response_fields", "'response_fields' must be an array of strings");
+            goto done;
+        }
+        r->response_fields = json_incref(rf);
+    }
     ok = true;
 done:
     json_decref(o);

@@ -55,6 +55,7 @@ typedef struct sl_api_prompt {
 
 typedef struct sl_api_request {
     sl_api_kind kind;
+    json_t *response_fields; /* llama.cpp's response_fields (an array of strings; a reference), or NULL */
     sl_req_params params;
     bool stream;
     bool include_usage;

@@ -105,6 +105,7 @@ typedef struct gen {
     int64_t resume_content, resume_reasoning, resume_args; /* a resumed chat stream: the parts' bytes the client has */
     bool llama;             /* POST /completion: llama.cpp's own answer ({"content", "stop", ...}) */
     bool llama_probs;       /* ... with n_probs: its completion_probabilities (logprobs named by token id) */
+    json_t *llama_fields;   /* ... its response_fields (a reference), or NULL */
     json_t *resp_req;       /* POST /v1/responses: its request (the answer is a response object, server/responses.h) */
     sl_resp_stream *rs;     /* ... streamed: the chat chunks become its events */
     json_t *anth_req;       /* POST /v1/messages: its request (the answer is Anthropic's message, server/anthropic.h) */
@@ -171,6 +172,7 @@ static void gen_free(gen *g) {
     json_decref(g->resp_req);
     json_decref(g->anth_req);
     sl_anth_stream_free(g->as);
+    json_decref(g->llama_fields);
     sl_resp_stream_free(g->rs);
     free(g->ch);
     free(g->pending.p);
@@ -821,7 +823,8 @@ static void llama_event(gen *g, json_t *o) {
         if (probs) json_object_set_new(piece, "completion_probabilities", probs);
         pend_data(g, piece);
     }
-    if (json_is_string(json_object_get(ch, "finish_reason")) && k >= 0 && k < g->n) pend_data(g, llama_final(g, k, "", 0));
+    if (json_is_string(json_object_get(ch, "finish_reason")) && k >= 0 && k < g->n)
+        pend_data(g, sl_llama_fields(llama_final(g, k, "", 0), g->llama_fields));
 }
 
 /* Create the request of prompt pr as choice k, the j-th of its prompt. */
@@ -878,7 +881,7 @@ static json_t *final_answer(gen *g, sl_api_error *e) {
             json_t *last = llama_final(g, k, json_string_value(t) ? json_string_value(t) : "", json_string_length(t)),
                    *probs = llama_probs(g, json_object_get(ck, "logprobs"));
             if (probs) json_object_set_new(last, "completion_probabilities", probs);
-            json_array_append_new(arr, last);
+            json_array_append_new(arr, sl_llama_fields(last, g->llama_fields));
         }
         json_decref(o);
         o = g->n == 1 ? json_incref(json_array_get(arr, 0)) : json_incref(arr);
@@ -1039,6 +1042,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     const bool stream = ar.stream, include_usage = ar.include_usage;
     g->tokens_as_ids = ar.tokens_as_ids || (llama && ar.params.logprobs >= 0); /* (n_probs: ids for its records) */
     g->llama_probs = llama && ar.params.logprobs >= 0;
+    g->llama_fields = llama ? json_incref(ar.response_fields) : NULL;
     g->tools = ar.tools;
     ar.tools.tools = NULL; /* the reference moves to g */
     g->think = ar.think;

@@ -42,3 +42,26 @@ bool sl_llama_defaults(json_t *body) {
     }
     return added;
 }
+
+json_t *sl_llama_fields(json_t *o, const json_t *paths) {
+    if (!json_is_array(paths) || json_array_size(paths) == 0 || !o) return o;
+    json_t *r = json_object();
+    size_t i;
+    const json_t *p;
+    json_array_foreach(paths, i, p) {
+        const char *path = json_string_value(p);
+        if (!path) continue;
+        const json_t *cur = o;
+        for (const char *k = path; cur;) { /* "a/b/c": keys in turn */
+            const size_t len = strcspn(k, "/");
+            char key[256];
+            snprintf(key, sizeof key, "%.*s", (int)(len < sizeof key ? len : sizeof key - 1), k);
+            cur = json_is_object(cur) ? json_object_get(cur, key) : NULL;
+            if (!k[len]) break;
+            k += len + 1;
+        }
+        if (cur) json_object_set(r, path, (json_t *)cur);
+    }
+    json_decref(o);
+    return r;
+}

@@ -29,6 +29,10 @@ json_t *sl_llama_result(int index, const char *content, size_t n, const char *mo
  * /infill body for the fields it does not give (the engine's /v1 endpoints keep OpenAI's, as vLLM). Returns
  * whether it added any. */
 bool sl_llama_defaults(json_t *body);
+/* llama.cpp's response_fields: o (taken) reduced to the fields the paths name ("content", "timings/prompt_n":
+ * each path, as written, a key of the result, with the value found there; paths not found are left out). With
+ * no paths (NULL, not an array, or empty) o as it is. */
+json_t *sl_llama_fields(json_t *o, const json_t *paths);
 /* A stream's event for a piece of text. */
 json_t *sl_llama_piece(int index, const char *text, size_t n);
 

@@ -619,6 +619,19 @@ TEST(llamacpp_completion_through_the_router) {
                   !strstr(c.body ? c.body : "", "[DONE]") && strstr(c.body ? c.body : "", "\"stopping_word\":\"Lily\""),
               "streamed: %s", c.body);
     free(t);
+    /* response_fields through the router, as the engine keeps them */
+    static const char rf[] = "{\"prompt\":\"Once upon a time\",\"n_predict\":4,\"temperature\":0,"
+                             "\"response_fields\":[\"content\",\"stop_type\",\"timings/predicted_n\"]}";
+    rresp fe = rt_post(e.url, "/completion", rf), fv = rt_post(r.url, "/completion", rf);
+    json_t *ofe = json_loads(fe.body ? fe.body : "", 0, NULL), *ofv = json_loads(fv.body ? fv.body : "", 0, NULL);
+    CHECK_MSG(json_object_size(ofv) == 3 && json_equal(json_object_get(ofe, "content"), json_object_get(ofv, "content")) &&
+                  json_equal(json_object_get(ofe, "timings/predicted_n"), json_object_get(ofv, "timings/predicted_n")) &&
+                  json_equal(json_object_get(ofe, "stop_type"), json_object_get(ofv, "stop_type")),
+              "engine %s\n      router %s", fe.body, fv.body);
+    json_decref(ofe);
+    json_decref(ofv);
+    rt_free(&fe);
+    rt_free(&fv);
     /* llama.cpp's sampling defaults where the body gives none, through the router as on the engine */
     static const char sampled[] = "{\"prompt\":\"Once upon a time\",\"n_predict\":24,\"seed\":7}";
     rresp d = rt_post(e.url, "/completion", sampled), f = rt_post(r.url, "/completion", sampled);

@@ -2982,6 +2982,18 @@ TEST(serve_llamacpp_completion) {
         free(ir.body);
         free(sr.body);
     }
+    /* response_fields: the answer holds those fields, each path as its key (as llama.cpp writes it) */
+    {
+        resp fr = http(url, "/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":4,\"temperature\":0,"
+                                           "\"response_fields\":[\"content\",\"timings/prompt_n\",\"tokens_predicted\",\"no/such\"]}", NULL);
+        json_t *fo = json_loads(fr.body, 0, NULL);
+        CHECK_MSG(json_object_size(fo) == 3 && json_is_string(json_object_get(fo, "content")) &&
+                      json_integer_value(json_object_get(fo, "tokens_predicted")) == 4 &&
+                      json_integer_value(json_object_get(fo, "timings/prompt_n")) > 0,
+                  "%s", fr.body);
+        json_decref(fo);
+        free(fr.body);
+    }
     /* llama.cpp's sampling defaults where the body gives none: what /v1/completions gives with them */
     r = http(url, "/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":24,\"seed\":7}", NULL);
     resp v1 = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"seed\":7,"
