@@ -14,6 +14,7 @@
 #include "engine/embed.h"
 #include "engine/generate.h"
 #include "model/model.h"
+#include "server/api.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -43,11 +44,7 @@ static void emit(json_t *data, int idx, const float *rows, int32_t n_rows, int32
         return;
     }
     json_t *vecs = json_array();
-    for (int32_t t = 0; t < n_rows; t++) {
-        json_t *v = json_array();
-        for (int32_t i = 0; i < d; i++) json_array_append_new(v, json_real(rows[(size_t)t * (size_t)d + (size_t)i]));
-        json_array_append_new(vecs, v);
-    }
+    for (int32_t t = 0; t < n_rows; t++) json_array_append_new(vecs, sl_api_floats_json(rows + (size_t)t * (size_t)d, d));
     json_t *e = per_token ? json_incref(vecs) : json_incref(json_array_get(vecs, 0));
     json_decref(vecs);
     json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", idx, "embedding", e));

@@ -929,13 +929,9 @@ static int handle_request(worker *w, cconn *c) {
             query_arg(target, "limit", lim, sizeof lim);
             query_arg(target, "order", ord, sizeof ord);
             query_arg(target, "after", aft, sizeof aft);
-            char *end = NULL;
-            const long limit = lim[0] ? strtol(lim, &end, 10) : 20;
-            if ((lim[0] && (*end || limit < 1 || limit > 100)) || (ord[0] && strcmp(ord, "asc") && strcmp(ord, "desc")))
-                return respond_error(w, c, 400, lim[0] && (*end || limit < 1 || limit > 100) ? "limit" : "order",
-                                     "'limit' is 1 to 100, 'order' asc or desc");
-            char *kb = sl_resp_store_input_items(r->store, id, (int)limit, !strcmp(ord, "asc"), aft);
-            if (!kb) return respond_error(w, c, 404, NULL, "no response '%.100s' is kept here", id);
+            sl_api_error e;
+            char *kb = sl_resp_store_input_items(r->store, id, lim[0] ? lim : NULL, ord[0] ? ord : NULL, aft, &e);
+            if (!kb) return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
             respond(w, c, 200, "application/json", kb, strlen(kb), NULL);
             free(kb);
             return 0;

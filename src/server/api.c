@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "server/harmony.h"
 #include "server/kimi3.h"
+#include "server/llamacpp.h"
 #include "server/reasoning.h"
 #include "template/template.h"
 #include "tokenizer/tokenizer.h"
@@ -1993,6 +1994,12 @@ done:
     return ok;
 }
 
+json_t *sl_api_floats_json(const float *v, int32_t n) {
+    json_t *a = json_array();
+    for (int32_t j = 0; j < n; j++) json_array_append_new(a, json_real(v[j]));
+    return a;
+}
+
 json_t *sl_api_embeddings_json(const sl_api_ctx *ctx, const sl_api_embed_request *r, const float *const *vecs,
                                int32_t dim, int64_t prompt_tokens) {
     json_t *data = json_array();
@@ -2015,8 +2022,7 @@ json_t *sl_api_embeddings_json(const sl_api_ctx *ctx, const sl_api_embed_request
             EVP_EncodeBlock((unsigned char *)b64, raw, dim * 4);
             v = json_string(b64);
         } else {
-            v = json_array();
-            for (int32_t j = 0; j < dim; j++) json_array_append_new(v, json_real(vecs[i][j]));
+            v = sl_api_floats_json(vecs[i], dim);
         }
         json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", (int)i, "embedding", v));
     }
@@ -2204,6 +2210,7 @@ char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl
     json_object_del(b, "input_suffix");
     json_object_del(b, "input_extra");
     json_object_set_new(b, "prompt", arr);
+    sl_llama_defaults(b); /* (answered as /completion is) */
     out = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     if (!out) sl_api_set_error(e, 500, NULL, "out of memory");
@@ -2229,11 +2236,7 @@ json_t *sl_api_llama_embeddings_json(const sl_api_embed_request *r, const float 
     for (int32_t i = 0; i < r->n_inputs; i++) {
         json_t *rows = json_array();
         const int32_t n_rows = per_token ? r->inputs[i].n : 1;
-        for (int32_t t = 0; t < n_rows; t++) {
-            json_t *v = json_array();
-            for (int32_t j = 0; j < dim; j++) json_array_append_new(v, json_real(vecs[i][(size_t)t * (size_t)dim + (size_t)j]));
-            json_array_append_new(rows, v);
-        }
+        for (int32_t t = 0; t < n_rows; t++) json_array_append_new(rows, sl_api_floats_json(vecs[i] + (size_t)t * (size_t)dim, dim));
         json_array_append_new(out, json_pack("{s:i,s:o}", "index", (int)i, "embedding", rows));
     }
     return out;

@@ -179,6 +179,8 @@ json_t *sl_api_load_body(const char *body, size_t len, sl_api_error *e);
 /* A translated request (chat, taken) as JSON text, or NULL (chat NULL: e was set; else out of memory). */
 char *sl_api_chat_text(json_t *chat, sl_api_error *e);
 
+/* v[0, n) as a JSON array of numbers. */
+json_t *sl_api_floats_json(const float *v, int32_t n);
 /* llama.cpp's /embedding answer: [{"index", "embedding": [vectors]}] — each input's pooled vector, or with
  * per_token (pooling none) one vector per token of it (vecs[i]: inputs[i].n rows of dim floats). */
 json_t *sl_api_llama_embeddings_json(const sl_api_embed_request *r, const float *const *vecs, int32_t dim, bool per_token);

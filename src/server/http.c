@@ -1133,25 +1133,24 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
 
 /* POST /completion (llama.cpp's own endpoint): the completions path with llama.cpp's sampling defaults, its
  * answer in llama.cpp's form. A body that is not a JSON object goes as it is (the parser says what is wrong). */
-static enum MHD_Result handle_llama_body(sl_http *h, struct MHD_Connection *c, conn *cx, const char *body, size_t n) {
-    json_t *o = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
+static enum MHD_Result handle_llama(sl_http *h, struct MHD_Connection *c, conn *cx) {
+    const char *body = cx->body ? cx->body : "";
+    json_t *o = json_loadb(body, cx->n, JSON_REJECT_DUPLICATES, NULL);
     char *with = o && sl_llama_defaults(o) ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, with ? with : body, with ? strlen(with) : n, NULL, NULL, true);
+    enum MHD_Result r =
+        handle_generate(h, c, cx, SL_API_COMPLETIONS, with ? with : body, with ? strlen(with) : cx->n, NULL, NULL, true);
     free(with);
     return r;
 }
 
-static enum MHD_Result handle_llama(sl_http *h, struct MHD_Connection *c, conn *cx) {
-    return handle_llama_body(h, c, cx, cx->body ? cx->body : "", cx->n);
-}
-
-/* POST /infill (llama.cpp's): its prompt assembled from the fill-in-the-middle fields, then as /completion. */
+/* POST /infill (llama.cpp's): its prompt assembled from the fill-in-the-middle fields (llama.cpp's sampling
+ * defaults put in), then as /completion. */
 static enum MHD_Result handle_infill(sl_http *h, struct MHD_Connection *c, conn *cx) {
     sl_api_error e;
     char *body = sl_api_infill_body(&h->api, cx->body ? cx->body : "", cx->n, &e);
     if (!body) return reply_error(c, cx, &e);
-    enum MHD_Result r = handle_llama_body(h, c, cx, body, strlen(body));
+    enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, body, strlen(body), NULL, NULL, true);
     free(body);
     return r;
 }
@@ -1310,19 +1309,11 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
             if (!get) return reply_err(c, cx, 405, NULL, "use GET");
             char id[128];
             snprintf(id, sizeof id, "%.*s", (int)(ul - 14 - 12), url + 14);
-            const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
-                       *ord = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order"),
-                       *aft = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
-            char *end = NULL;
-            const long limit = lim ? strtol(lim, &end, 10) : 20;
-            if ((lim && (*end || limit < 1 || limit > 100)) || (ord && strcmp(ord, "asc") && strcmp(ord, "desc")))
-                return reply_err(c, cx, 400, lim && (*end || limit < 1 || limit > 100) ? "limit" : "order",
-                                 "'limit' is 1 to 100, 'order' asc or desc");
-            char *out = sl_resp_store_input_items(h->store, id, (int)limit, ord && !strcmp(ord, "asc"), aft);
-            if (out) return reply(c, cx, 200, "application/json", out);
             sl_api_error e;
-            sl_api_set_error(&e, 404, NULL, "no response '%.100s' is kept here", id);
-            return reply_error(c, cx, &e);
+            char *out = sl_resp_store_input_items(h->store, id, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
+                                                  MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order"),
+                                                  MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after"), &e);
+            return out ? reply(c, cx, 200, "application/json", out) : reply_error(c, cx, &e);
         }
         if (ul > 14 + 7 && !strcmp(url + ul - 7, "/cancel")) { /* POST /v1/responses/{id}/cancel */
             if (strcmp(method, "POST")) return reply_err(c, cx, 405, NULL, "use POST");

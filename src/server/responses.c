@@ -564,7 +564,21 @@ static json_t *listed_item(const json_t *it, const char *rid, size_t i) {
     return o;
 }
 
-char *sl_resp_store_input_items(sl_resp_store *st, const char *id, int limit, bool asc, const char *after) {
+char *sl_resp_store_input_items(sl_resp_store *st, const char *id, const char *limit_arg, const char *order,
+                                const char *after, sl_api_error *e) {
+    char *end = NULL;
+    const long lim = limit_arg ? strtol(limit_arg, &end, 10) : 20;
+    if (limit_arg && (end == limit_arg || *end || lim < 1 || lim > 100)) {
+        sl_api_set_error(e, 400, "limit", "'limit' must be a number from 1 to 100");
+        return NULL;
+    }
+    if (order && strcmp(order, "asc") && strcmp(order, "desc")) {
+        sl_api_set_error(e, 400, "order", "'order' must be asc or desc");
+        return NULL;
+    }
+    const int limit = (int)lim;
+    const bool asc = order && !strcmp(order, "asc");
+    sl_api_set_error(e, 404, NULL, "no response '%.100s' is kept here", id);
     if (!st) return NULL;
     pthread_mutex_lock(&st->mu);
     kept *k = find(st, id);

@@ -45,10 +45,12 @@ bool sl_resp_store_delete(sl_resp_store *st, const char *id);
 char *sl_resp_store_http(sl_resp_store *st, const char *path, bool del);
 
 /* GET /v1/responses/{id}/input_items: the kept response's input items (the conversation it answered) as OpenAI
- * lists them — {"object": "list", "data", "first_id", "last_id", "has_more"}, at most limit of them, oldest
- * first with asc (else newest first, OpenAI's default), after the item named `after` (NULL: from the start);
- * a new string, or NULL when the response is not kept (a 404). */
-char *sl_resp_store_input_items(sl_resp_store *st, const char *id, int limit, bool asc, const char *after);
+ * lists them — {"object": "list", "data", "first_id", "last_id", "has_more"}, from the query's arguments (NULL:
+ * absent): at most `limit` of them (1 to 100, default 20), oldest first with `order` asc (else newest first,
+ * OpenAI's default), after the item named `after`; a new string, or NULL with e set (400 naming a bad
+ * argument, 404 when the response is not kept). */
+char *sl_resp_store_input_items(sl_resp_store *st, const char *id, const char *limit, const char *order,
+                                const char *after, sl_api_error *e);
 
 /* The chat request for Responses request req (a new object), or NULL with e set (400, naming the field).
  * previous_response_id is not read: sl_resp_store_expand resolves it first. */

@@ -305,10 +305,12 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     }
     sl_sampler_params sp = p->sampling;
     sp.n_ctx = r->max_ctx; /* (DRY looks at most this far back) */
-    /* (an embedding draws nothing: no sampler, whose scratch is several arrays of the vocabulary's size) */
-    sl_status st = p->embed ? SL_OK : sl_sampler_create(&sp, s->n_vocab, &r->sampler);
-    if (!st && !p->embed) st = set_adjust(s, r, p);
-    if (!st && !p->embed) st = sl_sampler_set_infill(r->sampler, sl_model_tokenizer(s->m)); /* (the infill stage reads the vocabulary) */
+    sl_status st = SL_OK;
+    if (!p->embed) { /* (an embedding draws nothing: no sampler, whose scratch is several vocabulary-sized arrays) */
+        st = sl_sampler_create(&sp, s->n_vocab, &r->sampler);
+        if (!st) st = set_adjust(s, r, p);
+        if (!st) st = sl_sampler_set_infill(r->sampler, sl_model_tokenizer(s->m)); /* (its infill stage reads the vocabulary) */
+    }
     if (st) {
         sl_req_release(r);
         return st;
@@ -551,14 +553,13 @@ static bool pools(const sl_req *r, int32_t pos) {
            (r->p.pooling == SL_POOL_LAST && pos == r->n_tokens - 1);
 }
 
-/* An embedding request's hidden state h of position pos, into its pooled result. */
+/* An embedding request's hidden state h of position pos (one that pools(r, pos)), into its pooled result. */
 static void pool_row(sl_req *r, int32_t pos, const float *h) {
     if (r->p.pooling == SL_POOL_MEAN)
         for (int32_t i = 0; i < r->n_embd; i++) r->embd_acc[i] += h[i];
-    else if (r->p.pooling == SL_POOL_NONE)
-        memcpy(r->embd + (size_t)pos * (size_t)r->n_embd, h, sizeof(float) * (size_t)r->n_embd);
-    else if (pools(r, pos))
-        memcpy(r->embd, h, sizeof(float) * (size_t)r->n_embd);
+    else /* (none: every position's; CLS, last: the one position) */
+        memcpy(r->embd + (r->p.pooling == SL_POOL_NONE ? (size_t)pos * (size_t)r->n_embd : 0), h,
+               sizeof(float) * (size_t)r->n_embd);
 }
 
 /* Its prompt computed: the pooled vector (normalized if asked), and the request is done. */
