@@ -28,7 +28,8 @@ static const opt_def OPTS[O_COUNT] = {
     [O_PROMPT] = {"prompt", "p", OPT_STR, "", 0, -1, "the text: each piece between separators is one input"},
     [O_THREADS] = {"threads", "t", OPT_INT, NULL, 1, 1024, "compute threads (default: number of CPUs)"},
     [O_POOLING] = {"pooling", NULL, OPT_STR, NULL, 0, -1,
-                   "mean, cls, last or none (every token's); default the file's pooling_type, else last"},
+                   "mean, cls, last, none (every token's) or rank (a reranker's classification head: its outputs, "
+                   "score first); default the file's pooling_type, else last"},
     [O_NORMALIZE] = {"normalize", NULL, OPT_INT, "2", -1, 1000,
                      "-1 none, 0 max-abs to 32760, 1 taxicab, 2 Euclidean, p > 2 the p-norm (llama.cpp's embd_normalize)"},
     [O_SEPARATOR] = {"separator", NULL, OPT_STR, "\n", 0, -1, "what separates the inputs in the text"},
@@ -60,8 +61,15 @@ int cmd_embed(int argc, char **argv) {
     if (!m) return 1;
     const int32_t d = m->hp.n_embd;
     sl_pooling pooling = sl_pooling_default(m->hp.pooling_type);
+    if (pooling == SL_POOL_RANK && !sl_model_can_rank(m)) pooling = SL_POOL_LAST;
     if (v[O_POOLING].set && !sl_pooling_from_name(v[O_POOLING].s, &pooling)) {
-        fprintf(stderr, "shardlm embed: --pooling '%s' is not one of mean, cls, last, none\n", v[O_POOLING].s);
+        fprintf(stderr, "shardlm embed: --pooling '%s' is not one of mean, cls, last, none, rank\n", v[O_POOLING].s);
+        sl_model_destroy(m);
+        return 1;
+    }
+    if (pooling == SL_POOL_RANK && !sl_model_can_rank(m)) {
+        fprintf(stderr, "shardlm embed: %s has no classification head (cls.output.weight or cls.weight) to rank with\n",
+                v[O_MODEL].s);
         sl_model_destroy(m);
         return 1;
     }
@@ -97,6 +105,14 @@ int cmd_embed(int argc, char **argv) {
             if (pooling == SL_POOL_NONE) {
                 for (size_t t = 0; t < n; t++) sl_embd_normalize(hidden + t * (size_t)d, d, (int32_t)v[O_NORMALIZE].i);
                 emit(data, idx, hidden, (int32_t)n, d, true);
+            } else if (pooling == SL_POOL_RANK) { /* the head's outputs, raw */
+                sl_pool_rows(sl_rank_position(m), hidden, (int32_t)n, d, pooled);
+                float *outs = sl_alloc_array((size_t)d, sizeof(float));
+                const int32_t k = outs ? sl_rank_head(m, pooled, outs) : 0;
+                if (k > 0) emit(data, idx, outs, 1, k, false);
+                else fprintf(stderr, "shardlm embed: out of memory\n");
+                ok = k > 0;
+                sl_free(outs);
             } else {
                 sl_pool_rows(pooling, hidden, (int32_t)n, d, pooled);
                 sl_embd_normalize(pooled, d, (int32_t)v[O_NORMALIZE].i);

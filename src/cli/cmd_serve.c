@@ -29,7 +29,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_COUNT };
+       O_POOLING, O_RERANK, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -78,7 +78,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_POOLING] = {"pooling", NULL, OPT_STR, NULL, 0, -1,
                    "embeddings: mean, cls or last (the normed final hidden states of the input; default the file's "
                    "<arch>.pooling_type, else last, as vLLM pools decoder-only models), or none (every token's: "
-                   "llama.cpp's /embedding only)"},
+                   "llama.cpp's /embedding only); rank: a reranker's (its classification head scores /rerank and "
+                   "/score pairs)"},
+    [O_RERANK] = {"reranking", NULL, OPT_BOOL, NULL, 0, -1, "the same as --pooling rank (llama.cpp's --reranking)"},
     [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http://HOST:PORT) under a lease, for routers"},
     [O_CLUSTER] = {"cluster", NULL, OPT_STR, "default", 0, -1, "cluster name: the key is /shardlm/NAME/engines/ID"},
     [O_ENGINE_ID] = {"engine-id", NULL, OPT_STR, NULL, 0, -1, "engine id in etcd (default HOST:PORT)"},
@@ -213,8 +215,15 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     api.pooling = sl_pooling_default(m->hp.pooling_type);
+    if (api.pooling == SL_POOL_RANK && !sl_model_can_rank(m)) api.pooling = SL_POOL_LAST; /* (no head to rank with) */
     if (v[O_POOLING].set && !sl_pooling_from_name(v[O_POOLING].s, &api.pooling)) {
-        fprintf(stderr, "shardlm serve: --pooling '%s' is not one of mean, cls, last, none\n", v[O_POOLING].s);
+        fprintf(stderr, "shardlm serve: --pooling '%s' is not one of mean, cls, last, none, rank\n", v[O_POOLING].s);
+        goto done;
+    }
+    if (v[O_RERANK].b) api.pooling = SL_POOL_RANK;
+    if (api.pooling == SL_POOL_RANK && !sl_model_can_rank(m)) {
+        fprintf(stderr, "shardlm serve: %s has no classification head (cls.output.weight or cls.weight): it cannot rank "
+                "(--pooling rank, --reranking)\n", v[O_MODEL].s);
         goto done;
     }
     sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,

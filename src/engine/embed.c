@@ -3,15 +3,18 @@
  */
 #include "embed.h"
 
+#include "core/alloc.h"
+#include "model/model.h"
+
 #include <math.h>
 #include <string.h>
 
-static const char *const pooling_names[] = {"none", "mean", "cls", "last"};
+static const char *const pooling_names[] = {"none", "mean", "cls", "last", "rank"};
 
-const char *sl_pooling_name(sl_pooling p) { return p >= SL_POOL_NONE && p <= SL_POOL_LAST ? pooling_names[p] : NULL; }
+const char *sl_pooling_name(sl_pooling p) { return p >= SL_POOL_NONE && p <= SL_POOL_RANK ? pooling_names[p] : NULL; }
 
 bool sl_pooling_from_name(const char *name, sl_pooling *out) {
-    for (int i = 0; i <= SL_POOL_LAST; i++)
+    for (int i = 0; i <= SL_POOL_RANK; i++)
         if (name && !strcmp(name, pooling_names[i])) {
             *out = (sl_pooling)i;
             return true;
@@ -20,7 +23,53 @@ bool sl_pooling_from_name(const char *name, sl_pooling *out) {
 }
 
 sl_pooling sl_pooling_default(int32_t pooling_type) {
-    return pooling_type >= SL_POOL_MEAN && pooling_type <= SL_POOL_LAST ? (sl_pooling)pooling_type : SL_POOL_LAST;
+    return pooling_type >= SL_POOL_MEAN && pooling_type <= SL_POOL_RANK ? (sl_pooling)pooling_type : SL_POOL_LAST;
+}
+
+sl_pooling sl_rank_position(const sl_model *m) { return m->arch->rank_last ? SL_POOL_LAST : SL_POOL_CLS; }
+
+bool sl_model_can_rank(const sl_model *m) { return m->cls_w || m->cls_out_w; }
+
+int32_t sl_rank_head(const sl_model *m, const float *h, float *out) {
+    const int32_t d = m->hp.n_embd;
+    double *x = sl_alloc_array((size_t)d, sizeof(double));
+    if (!x) return 0;
+    for (int32_t i = 0; i < d; i++) x[i] = h[i];
+    if (m->cls_w) { /* the dense layer and its tanh */
+        double *y = sl_alloc_array((size_t)d, sizeof(double));
+        if (!y) {
+            sl_free(x);
+            return 0;
+        }
+        for (int32_t r = 0; r < d; r++) {
+            const float *w = m->cls_w + (size_t)r * (size_t)d;
+            double acc = m->cls_b ? m->cls_b[r] : 0.0;
+            for (int32_t i = 0; i < d; i++) acc += (double)w[i] * x[i];
+            y[r] = tanh(acc);
+        }
+        sl_free(x);
+        x = y;
+    }
+    int32_t n = d;
+    if (m->cls_out_w) {
+        n = m->n_cls_out;
+        for (int32_t r = 0; r < n; r++) {
+            const float *w = m->cls_out_w + (size_t)r * (size_t)d;
+            double acc = m->cls_out_b ? m->cls_out_b[r] : 0.0;
+            for (int32_t i = 0; i < d; i++) acc += (double)w[i] * x[i];
+            out[r] = (float)acc;
+        }
+    } else {
+        for (int32_t i = 0; i < d; i++) out[i] = (float)x[i];
+    }
+    sl_free(x);
+    if (m->arch->rank_last) { /* Qwen3's rerankers: the outputs as probabilities */
+        double mx = out[0], sum = 0;
+        for (int32_t i = 1; i < n; i++) mx = out[i] > mx ? out[i] : mx;
+        for (int32_t i = 0; i < n; i++) sum += exp((double)out[i] - mx);
+        for (int32_t i = 0; i < n; i++) out[i] = (float)(exp((double)out[i] - mx) / sum);
+    }
+    return n;
 }
 
 void sl_embd_normalize(float *v, int32_t n, int32_t p) {

@@ -19,14 +19,28 @@ typedef enum sl_pooling {
     SL_POOL_MEAN = 1, /* the mean over every position */
     SL_POOL_CLS = 2,  /* the first position's */
     SL_POOL_LAST = 3, /* the last position's (vLLM's default for decoder-only models) */
+    SL_POOL_RANK = 4, /* a reranker's: one position's state through the model's classification head (sl_rank_head) */
 } sl_pooling;
 
-/* "none", "mean", "cls", "last"; NULL for another value. */
+typedef struct sl_model sl_model;
+
+/* "none", "mean", "cls", "last", "rank"; NULL for another value. */
 const char *sl_pooling_name(sl_pooling p);
 bool sl_pooling_from_name(const char *name, sl_pooling *out);
 
-/* The pooling a model's file asks for (hp.pooling_type: mean, cls or last), else last. */
+/* The pooling a model's file asks for (hp.pooling_type: mean, cls, last or rank), else last. */
 sl_pooling sl_pooling_default(int32_t pooling_type);
+
+/* Rank pooling, as llama.cpp pools a reranker: the classification head reads the first position's state (cls)
+ * or, for Qwen3's rerankers, the last one's. */
+sl_pooling sl_rank_position(const sl_model *m);
+/* Whether m has a classification head (cls.weight or cls.output.weight) to rank with. */
+bool sl_model_can_rank(const sl_model *m);
+/* The head's outputs for a pooled state h (n_embd floats) into out, their number returned (n_cls_out, or n_embd
+ * for a head without cls.output): cls.weight·h + cls.bias through tanh where the file has that layer, then
+ * cls.output.weight·x + cls.output.bias, then (Qwen3) a softmax over the outputs — llama.cpp's rank pooling,
+ * whose score is out[0]. Sums in double. out holds at least n_embd floats. */
+int32_t sl_rank_head(const sl_model *m, const float *h, float *out);
 
 /* Normalize v[0, n) in place as llama.cpp's embd_normalize p says: -1 not at all, 0 scaled so that the
  * largest magnitude is 32760 (int16's range), 1 to unit taxicab norm, 2 to unit Euclidean norm, p > 2 to

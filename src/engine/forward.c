@@ -24,6 +24,7 @@
 #include "core/status.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -50,7 +51,19 @@ static void pack_worker(void *arg, int ith, int nth);
 static _Atomic bool default_reference;
 
 void sl_fwd_set_default_reference(bool reference) { atomic_store(&default_reference, reference); }
-bool sl_fwd_default_reference(void) { return atomic_load(&default_reference); }
+/* SHARDLM_KERNELS=reference: every forward on the reference path (F32 activations, weights dequantized exactly;
+ * slow — for checking a served answer against a float64 reference). */
+static bool env_reference(void) {
+    static _Atomic int cached = -1;
+    int v = atomic_load(&cached);
+    if (v < 0) {
+        const char *e = getenv("SHARDLM_KERNELS");
+        v = e && !strcmp(e, "reference");
+        atomic_store(&cached, v);
+    }
+    return v;
+}
+bool sl_fwd_default_reference(void) { return atomic_load(&default_reference) || env_reference(); }
 
 struct sl_fwd {
     const sl_model *m;

@@ -24,7 +24,7 @@ static const sl_arch ARCHS[] = {
     /* Qwen2, Qwen2.5, DeepSeek-R1-Distill-Qwen */
     {.name = "qwen2", .rope_neox = 1, .qkv_bias = 2, .qk_norm = 0, .rope_base = 10000.0f},
     /* dense Qwen3 */
-    {.name = "qwen3", .rope_neox = 1, .qkv_bias = 0, .qk_norm = 2, .rope_base = 10000.0f},
+    {.name = "qwen3", .rope_neox = 1, .qkv_bias = 0, .qk_norm = 2, .rope_base = 10000.0f, .rank_last = 1},
 };
 
 const sl_arch *sl_arch_find(const char *name) {
@@ -182,6 +182,47 @@ static sl_status load_hparams(sl_model *m) {
     return SL_OK;
 }
 
+/* A matrix (n_in → n_out) as owned floats, row-major; NULL in *out when absent. */
+static sl_status load_float_matrix(sl_model *m, const char *name, int64_t n_in, int64_t n_out, float **out) {
+    const sl_gguf_tensor *t;
+    *out = NULL;
+    sl_status st = find_tensor(m, name, n_in, n_out, false, &t);
+    if (st || !t) return st;
+    float *v = sl_alloc_array((size_t)(n_in * n_out), sizeof(float));
+    if (!v) return SL_FAIL(SL_ERR_NOMEM, "out of memory for tensor '%s'", name);
+    const size_t rb = sl_type_row_size(t->type, n_in);
+    for (int64_t r = 0; r < n_out; r++)
+        sl_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * rb, v + (size_t)(r * n_in), n_in);
+    *out = v;
+    return SL_OK;
+}
+
+/* A reranker's classification head, where the file has one (llama.cpp's tensor names; its number of outputs is
+ * classifier.output_labels' length where that key is given, else cls.output's rows). */
+static sl_status load_cls_head(sl_model *m) {
+    const int64_t d = m->hp.n_embd;
+    sl_status st;
+    if ((st = load_float_matrix(m, "cls.weight", d, d, &m->cls_w))) return st;
+    if ((st = load_vector(m, "cls.bias", d, false, &m->cls_b))) return st;
+    const sl_gguf_tensor *t = sl_gguf_find_tensor(m->gguf, "cls.output.weight");
+    if (!t) return SL_OK;
+    char key[96];
+    snprintf(key, sizeof key, "%s.classifier.output_labels", m->hp.arch);
+    int64_t n = t->ne[1];
+    const sl_gguf_kv *kv = sl_gguf_find(m->gguf, key);
+    if (kv) {
+        if (kv->type != SL_GGUF_ARRAY || kv->arr_n == 0 || kv->arr_n > 65536)
+            return SL_FAIL(SL_ERR_FORMAT, "%s: %s must be a non-empty array of labels", sl_gguf_path(m->gguf), key);
+        n = (int64_t)kv->arr_n;
+    }
+    if (n <= 0 || n > 65536)
+        return SL_FAIL(SL_ERR_FORMAT, "%s: tensor 'cls.output.weight' has %" PRId64 " outputs (1..65536)", sl_gguf_path(m->gguf), n);
+    if ((st = load_float_matrix(m, "cls.output.weight", d, n, &m->cls_out_w))) return st;
+    if ((st = load_vector(m, "cls.output.bias", n, false, &m->cls_out_b))) return st;
+    m->n_cls_out = (int32_t)n;
+    return SL_OK;
+}
+
 static sl_status load_tensors(sl_model *m) {
     const sl_hparams *hp = &m->hp;
     const int64_t d = hp->n_embd, q_dim = (int64_t)hp->n_head * hp->head_dim,
@@ -198,6 +239,7 @@ static sl_status load_tensors(sl_model *m) {
         m->weight_bytes += m->tok_embd.row_bytes * (uint64_t)V;
     }
     if ((st = load_vector(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs))) return st;
+    if ((st = load_cls_head(m))) return st;
     m->layers = sl_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return SL_FAIL(SL_ERR_NOMEM, "out of memory for %d layers", hp->n_layer);
     char name[96];
@@ -289,6 +331,10 @@ void sl_model_destroy(sl_model *m) {
     sl_free(m->widened);
     sl_free(m->output_norm);
     sl_free(m->rope_freqs);
+    sl_free(m->cls_w);
+    sl_free(m->cls_b);
+    sl_free(m->cls_out_w);
+    sl_free(m->cls_out_b);
     sl_tokenizer_destroy(m->tok);
     sl_gguf_close(m->gguf);
     sl_free(m);

@@ -42,6 +42,8 @@ typedef struct sl_arch {
     int qkv_bias;           /* attn_q/k/v.bias: 0 absent, 1 optional, 2 required */
     int qk_norm;            /* attn_q_norm/attn_k_norm (per-head RMSNorm before rope): 0/1/2 as above */
     float rope_base;        /* default rope.freq_base */
+    int rank_last;          /* rank pooling (a reranker's classification head) reads the last position, not the
+                             * first, and ends in a softmax over the head's outputs (llama.cpp's Qwen3 rerankers) */
 } sl_arch;
 
 /* The table of supported families; NULL when `name` is not one of them. */
@@ -73,6 +75,10 @@ struct sl_model {
     int tied_output;
     float *rope_freqs;    /* (n_rot/2) frequency divisors, or NULL */
     sl_layer *layers;     /* (n_layer) */
+    /* a reranker's classification head (llama.cpp's names; all optional): cls.weight (n_embd → n_embd) and
+     * cls.bias, then tanh; cls.output.weight (→ n_cls_out) and cls.output.bias. Floats, row-major. */
+    float *cls_w, *cls_b, *cls_out_w, *cls_out_b;
+    int32_t n_cls_out;    /* outputs of cls.output (classifier.output_labels), 0 without it */
     sl_tokenizer *tok;
     uint64_t weight_bytes; /* bytes of all matrices (for bandwidth figures) */
     /* matrices of a type kept as a wider one (sl_type_widened): their

@@ -31,6 +31,7 @@
 #include "router/httpp.h"
 #include "router/evstream.h"
 #include "server/llamacpp.h"
+#include "server/rerank.h"
 #include "server/anthropic.h"
 #include "server/responses.h"
 
@@ -537,9 +538,11 @@ static bool prefix_hash(json_t *body, int ep, int limit, uint64_t *out) {
     char buf[4096];
     size_t cap = (size_t)limit < sizeof buf ? (size_t)limit : sizeof buf, n = 0;
     if (ep == EP_COMPLETIONS || ep == EP_EMBEDDINGS || ep == EP_INFILL) {
-        json_t *p = json_object_get(body, ep == EP_EMBEDDINGS ? (json_object_get(body, "input") ? "input" : "content")
-                                          : ep == EP_INFILL   ? "input_prefix"
-                                                              : "prompt");
+        static const char *const embd_keys[] = {"input", "content", "query", "text_1", "queries"}; /* (rerank, score) */
+        const char *key = ep == EP_INFILL ? "input_prefix" : "prompt";
+        for (size_t k = 0; ep == EP_EMBEDDINGS && k < sizeof embd_keys / sizeof embd_keys[0]; k++)
+            if ((key = embd_keys[k]) && json_object_get(body, key)) break;
+        json_t *p = json_object_get(body, key);
         /* a list of prompts (strings or id lists): placed by the first */
         json_t *first = json_is_array(p) ? json_array_get(p, 0) : NULL;
         if (json_is_string(first) || json_is_array(first)) p = first;
@@ -987,6 +990,7 @@ static int handle_request(worker *w, cconn *c) {
     else if (!strcmp(path, "/infill")) ep = EP_INFILL; /* (relayed whole: the prompt is assembled by the engine) */
     else if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embedding") || !strcmp(path, "/embeddings"))
         ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole; llama.cpp's too) */
+    else if (sl_rerank_path(path)) ep = EP_EMBEDDINGS; /* rerank and score: the same */
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
     else return respond_error(w, c, 404, NULL, "no such endpoint");
     if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key)) {

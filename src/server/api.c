@@ -1376,7 +1376,7 @@ static bool truncate_prompts(const sl_api_ctx *ctx, json_t *o, sl_api_request *r
 }
 
 /* The body's model, when given, is the one served (else 404). */
-static bool check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e) {
+bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e) {
     json_t *model = json_object_get(o, "model");
     if (!model || json_is_null(model)) return true;
     if (!json_is_string(model)) {
@@ -1415,7 +1415,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     json_t *o = sl_api_load_body(body, len, e);
     if (!o) return false;
     bool ok = false;
-    if (!check_model(ctx, o, e)) goto done;
+    if (!sl_api_check_model(ctx, o, e)) goto done;
     sl_req_params *p = &r->params;
     p->sampling = sl_sampler_default_params();
     p->sampling.temperature = 1.0f; /* OpenAI's defaults */
@@ -1914,7 +1914,7 @@ bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len
     if (!o) return false;
     bool ok = false, add_special = true, normalize = true;
     long long x = 2, k = 0;
-    if (!check_model(ctx, o, e)) goto done;
+    if (!sl_api_check_model(ctx, o, e)) goto done;
     json_t *f = json_object_get(o, "encoding_format");
     if (f && !json_is_null(f)) {
         if (!json_is_string(f) || (strcmp(json_string_value(f), "float") && strcmp(json_string_value(f), "base64"))) {

@@ -174,6 +174,8 @@ char *sl_api_apply_template(const sl_api_ctx *ctx, const char *body, size_t len,
  * when the vocabulary has no FIM tokens). */
 char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e);
 
+/* The body's model, when given, is the one served (else a 404 in e). */
+bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e);
 /* A request body: a JSON object (each key once), or NULL with a 400 in e saying what is wrong with it. */
 json_t *sl_api_load_body(const char *body, size_t len, sl_api_error *e);
 /* A translated request (chat, taken) as JSON text, or NULL (chat NULL: e was set; else out of memory). */

@@ -14,6 +14,7 @@
 #include "server/anthropic.h"
 #include "server/kimi3.h"
 #include "server/reasoning.h"
+#include "server/rerank.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -1204,6 +1205,42 @@ static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, co
     return r;
 }
 
+/* Each of in[0, n) an embedding request of the scheduler (pooled as pooling says, normalized as normalize says),
+ * waited for in order; reqs[i] holds input i's vector(s) (reqs[i]->embd) until released. *made: the requests
+ * made (to release, also on failure). Returns 0 when all are done, -1 when the client hung up (all cancelled),
+ * else the status of the failure e names (param "PARAM[i]" for the input that failed). */
+static int run_pooled(sl_http *h, struct MHD_Connection *c, const sl_api_prompt *in, int32_t n, sl_pooling pooling,
+                      int32_t normalize, const char *param, sl_req **reqs, int32_t *made, sl_api_error *e) {
+    sl_req_params p = {.embed = true, .pooling = pooling, .normalize = normalize, .logprobs = -1, .prompt_logprobs = -1};
+    p.sampling = sl_sampler_default_params();
+    for (*made = 0; *made < n; (*made)++)
+        if (sl_req_create(h->sched, in[*made].ids, in[*made].n, &p, &reqs[*made]) != SL_OK) {
+            sl_api_set_error(e, 400, param, "%s[%d]: %s", param, *made, sl_last_error());
+            return 400;
+        }
+    int status = 0;
+    for (int32_t i = 0; i < n; i++) sl_sched_submit(h->sched, reqs[i]);
+    for (int32_t i = 0; i < n && !status; i++) { /* in order: each wait is a slice, watching for a hang-up */
+        sl_req *r = reqs[i];
+        pthread_mutex_lock(&r->mu);
+        while (!r->finished) {
+            sl_cond_wait_ms(&r->cv, &r->mu, WAIT_SLICE_MS);
+            if (!r->finished && client_gone(c)) {
+                status = -1;
+                break;
+            }
+        }
+        if (r->finished && (r->http_error || r->finish == SL_FR_ABORT)) {
+            status = r->http_error ? r->http_error : 503;
+            sl_api_set_error(e, status, NULL, "%s[%d]: %s", param, i, r->error[0] ? r->error : "the request was aborted");
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (status)
+        for (int32_t i = 0; i < n; i++) sl_req_cancel(h->sched, reqs[i]);
+    return status;
+}
+
 /* POST /v1/embeddings: each input a request of the scheduler that computes its prompt and pools the hidden
  * states (server/sched.h); the answer once all are done, or nothing if the client hangs up first. */
 static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, conn *cx, bool llama) {
@@ -1212,6 +1249,9 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
     if (!llama && h->api.pooling == SL_POOL_NONE) /* (llama.cpp's words) */
         return reply_err(c, cx, 400, NULL, "Pooling type 'none' is not OAI compatible. Please use a different pooling type "
                                            "(--pooling), or llama.cpp's POST /embedding");
+    if (h->api.pooling == SL_POOL_RANK)
+        return reply_err(c, cx, 400, NULL, "this server ranks (--pooling rank): score pairs with POST /rerank or /score, "
+                                           "or start it with another --pooling for embeddings");
     sl_api_embed_request er;
     sl_api_error e;
     if (!sl_api_parse_embeddings(&h->api, cx->body ? cx->body : "", cx->n, &er, &e)) return reply_error(c, cx, &e);
@@ -1224,48 +1264,20 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
         return reply_err(c, cx, 500, NULL, "out of memory");
     }
     atomic_fetch_add(&h->in_flight, 1);
-    sl_req_params p = {.embed = true, .pooling = h->api.pooling, .normalize = er.normalize, .logprobs = -1,
-                       .prompt_logprobs = -1};
-    p.sampling = sl_sampler_default_params();
-    int64_t n_tokens = 0;
     int32_t made = 0;
-    for (; made < er.n_inputs; made++) {
-        if (sl_req_create(h->sched, er.inputs[made].ids, er.inputs[made].n, &p, &reqs[made]) != SL_OK) {
-            sl_api_set_error(&e, 400, "input", "input[%d]: %s", made, sl_last_error());
-            break;
-        }
-        n_tokens += er.inputs[made].n;
-    }
-    int status = 0;
-    if (made == er.n_inputs) {
-        for (int32_t i = 0; i < made; i++) sl_sched_submit(h->sched, reqs[i]);
-        for (int32_t i = 0; i < made && !status; i++) { /* in order: each wait is a slice, watching for a hang-up */
-            sl_req *r = reqs[i];
-            pthread_mutex_lock(&r->mu);
-            while (!r->finished) {
-                sl_cond_wait_ms(&r->cv, &r->mu, WAIT_SLICE_MS);
-                if (!r->finished && client_gone(c)) {
-                    status = -1;
-                    break;
-                }
-            }
-            if (r->finished && (r->http_error || r->finish == SL_FR_ABORT)) {
-                status = r->http_error ? r->http_error : 503;
-                sl_api_set_error(&e, status, NULL, "input[%d]: %s", i, r->error[0] ? r->error : "the request was aborted");
-            }
-            pthread_mutex_unlock(&r->mu);
-            vecs[i] = r->embd;
-        }
-        if (status)
-            for (int32_t i = 0; i < made; i++) sl_req_cancel(h->sched, reqs[i]);
-    }
+    const int status = run_pooled(h, c, er.inputs, er.n_inputs, h->api.pooling, er.normalize, "input", reqs, &made, &e);
     enum MHD_Result ret;
     if (status < 0) { /* client gone: counted by finish reason "abort" */
         cx->status = 0;
         ret = MHD_NO;
-    } else if (made < er.n_inputs || status > 0) {
+    } else if (status > 0) {
         ret = reply_error(c, cx, &e);
     } else {
+        int64_t n_tokens = 0;
+        for (int32_t i = 0; i < made; i++) {
+            vecs[i] = reqs[i]->embd;
+            n_tokens += er.inputs[i].n;
+        }
         json_t *o = llama ? sl_api_llama_embeddings_json(&er, vecs, h->api.model->hp.n_embd, h->api.pooling == SL_POOL_NONE)
                           : sl_api_embeddings_json(&h->api, &er, vecs, h->api.model->hp.n_embd, n_tokens);
         ret = o ? reply_json(c, cx, 200, o) : reply_err(c, cx, 500, NULL, "out of memory");
@@ -1274,6 +1286,57 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
     free(reqs);
     free(vecs);
     sl_api_embed_request_free(&er);
+    atomic_fetch_sub(&h->in_flight, 1);
+    return ret;
+}
+
+/* POST /rerank (llama.cpp's and vLLM's, Jina's and Cohere's form; TEI's with "texts") and POST /score (vLLM's):
+ * each (query, document) pair the model's rerank prompt, pooled as the reranker reads it, its score the
+ * classification head's first output (server/rerank.h). */
+static enum MHD_Result handle_rerank(sl_http *h, struct MHD_Connection *c, conn *cx, bool score) {
+    if (atomic_load(&h->draining))
+        return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
+    if (h->api.pooling != SL_POOL_RANK) /* (llama.cpp's words and status) */
+        return reply_err(c, cx, 501, NULL, "This server does not support reranking. Start it with `--reranking` (a model "
+                                           "with a classification head)");
+    sl_rerank_request rr;
+    sl_api_error e;
+    if (!sl_rerank_parse(&h->api, score, cx->body ? cx->body : "", cx->n, &rr, &e)) return reply_error(c, cx, &e);
+    sl_req **reqs = calloc((size_t)rr.n, sizeof *reqs);
+    float *scores = calloc((size_t)rr.n, sizeof *scores), *outs = calloc((size_t)h->api.model->hp.n_embd, sizeof *outs);
+    if (!reqs || !scores || !outs) {
+        free(reqs);
+        free(scores);
+        free(outs);
+        sl_rerank_request_free(&rr);
+        return reply_err(c, cx, 500, NULL, "out of memory");
+    }
+    atomic_fetch_add(&h->in_flight, 1);
+    int32_t made = 0;
+    const int status = run_pooled(h, c, rr.pairs, rr.n, sl_rank_position(h->api.model), -1, score ? "text_2" : "documents",
+                                  reqs, &made, &e);
+    enum MHD_Result ret;
+    if (status < 0) {
+        cx->status = 0;
+        ret = MHD_NO;
+    } else if (status > 0) {
+        ret = reply_error(c, cx, &e);
+    } else {
+        int64_t n_tokens = 0;
+        bool ok = true;
+        for (int32_t i = 0; i < made && ok; i++) {
+            ok = sl_rank_head(h->api.model, reqs[i]->embd, outs) > 0;
+            scores[i] = outs[0];
+            n_tokens += rr.pairs[i].n;
+        }
+        json_t *o = ok ? sl_rerank_json(&h->api, &rr, scores, n_tokens) : NULL;
+        ret = o ? reply_json(c, cx, 200, o) : reply_err(c, cx, 500, NULL, "out of memory");
+    }
+    for (int32_t i = 0; i < made; i++) sl_req_release(reqs[i]);
+    free(reqs);
+    free(scores);
+    free(outs);
+    sl_rerank_request_free(&rr);
     atomic_fetch_sub(&h->in_flight, 1);
     return ret;
 }
@@ -1336,7 +1399,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
                  !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings") || !strcmp(url, "/embedding") ||
                  !strcmp(url, "/embeddings") || !strcmp(url, "/props") ||
                  !strcmp(url, "/apply-template") || !strcmp(url, "/infill") || !strcmp(url, "/v1/messages") ||
-                 !strcmp(url, "/v1/messages/count_tokens");
+                 !strcmp(url, "/v1/messages/count_tokens") || sl_rerank_path(url) != 0;
     cx->anthropic = !strncmp(url, "/v1/messages", 12);
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
@@ -1371,6 +1434,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strcmp(url, "/embedding") || !strcmp(url, "/embeddings")) return handle_embeddings(h, c, cx, true);
     if (!strcmp(url, "/completion") || !strcmp(url, "/completions")) return handle_llama(h, c, cx);
     if (!strcmp(url, "/infill")) return handle_infill(h, c, cx);
+    if (sl_rerank_path(url)) return handle_rerank(h, c, cx, sl_rerank_path(url) == 2);
     if (!strcmp(url, "/v1/messages") || !strcmp(url, "/v1/messages/count_tokens"))
         return handle_anthropic(h, c, cx, url[12] == '/');
     sl_api_error e;

@@ -9,6 +9,7 @@
  * greedy output of an engine.
  */
 #include "test_router_util.h"
+#include "rerank_util.h"
 
 static bool start_engines(sl_test_proc *e, int n, const char **urls) {
     for (int i = 0; i < n; i++) {
@@ -743,6 +744,58 @@ TEST(embeddings_through_the_router) {
     rt_free(&direct);
     stop_all(&r, 1);
     stop_all(e, 2);
+}
+
+/* POST /rerank and /score through the router: the engine's results, placed by the query (the same engine each
+ * time), retried whole on the other engine when its engine is dead. */
+TEST(rerank_through_the_router) {
+    char model[] = "/tmp/shardlm-rt-rerank-XXXXXX";
+    CHECK(make_reranker(RT_MODEL, model, 42, 7, NULL));
+    sl_test_proc e[2], r;
+    const char *urls[2];
+    const char *extra[] = {"-m", model, "--reranking", NULL};
+    for (int i = 0; i < 2; i++) {
+        CHECK(rt_start_engine(&e[i], extra));
+        urls[i] = e[i].url;
+    }
+    const char *slow_probe[] = {"--probe-interval-ms", "60000", NULL};
+    CHECK(start_router(&r, urls, 2, slow_probe));
+    static const struct {
+        const char *path, *body, *key;
+    } reqs[] = {{"/v1/rerank", "{\"query\":\"Once upon a time\",\"documents\":[\"a dog\",\"Lily\"],\"top_n\":1}", "results"},
+                {"/score", "{\"text_1\":\"Once upon a time\",\"text_2\":[\"a dog\",\"Lily\"]}", "data"}};
+    char *engine = NULL;
+    for (size_t k = 0; k < 2 && !sl_test_failed(); k++) {
+        rresp direct = rt_post(e[0].url, reqs[k].path, reqs[k].body);
+        json_t *wdoc = json_loads(direct.body ? direct.body : "", 0, NULL), *want = json_object_get(wdoc, reqs[k].key);
+        CHECK_MSG(direct.status == 200 && json_array_size(want) > 0, "%ld %s", direct.status, direct.body);
+        for (int i = 0; i < 3; i++) {
+            rresp x = rt_post(r.url, reqs[k].path, reqs[k].body);
+            json_t *o = json_loads(x.body ? x.body : "", 0, NULL);
+            CHECK_MSG(x.status == 200 && json_equal(json_object_get(o, reqs[k].key), want), "%ld %.300s", x.status, x.body);
+            if (!engine) engine = strdup(x.engine);
+            CHECK_STR(x.engine, engine);
+            json_decref(o);
+            rt_free(&x);
+        }
+        if (k == 1) { /* the placed engine dies: the other one answers */
+            const int dead = !strcmp(engine, urls[0]) ? 0 : 1;
+            sl_test_proc_stop(&e[dead], SIGKILL, 5);
+            rresp x = rt_post(r.url, reqs[k].path, reqs[k].body);
+            json_t *o = json_loads(x.body ? x.body : "", 0, NULL);
+            CHECK_MSG(x.status == 200 && json_equal(json_object_get(o, reqs[k].key), want), "%ld %.300s", x.status, x.body);
+            CHECK_STR(x.engine, urls[1 - dead]);
+            CHECK(rt_metric(r.url, "shardlm_router_retries_total") >= 1);
+            json_decref(o);
+            rt_free(&x);
+        }
+        json_decref(wdoc);
+        rt_free(&direct);
+    }
+    free(engine);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+    unlink(model);
 }
 
 /* Nothing left to try: an SSE error event and [DONE] mid-stream, an error

@@ -12,6 +12,7 @@
 
 #include "compute/quant.h"
 #include "model/model.h"
+#include "rerank_util.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -3939,6 +3940,226 @@ TEST(serve_embeddings_mean_and_cls_pooling) {
     json_decref(g);
     json_decref(g5);
     free(w);
+}
+
+/* ---- rerankers ---------------------------------------------------------------------------------------- */
+
+/* Row 0 of a small model's float64 reference logits (after the golden prompt). */
+static float *ref_row0(const char *name, int nn) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "golden/small/%s.%02d.ref_f64.f32", name, nn);
+    const char *path = sl_test_shared(rel);
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    float *l = malloc(sizeof(float) * 32000);
+    if (!f || fread(l, sizeof(float), 32000, f) != 32000) {
+        free(l);
+        l = NULL;
+    }
+    if (f) fclose(f);
+    return l;
+}
+
+static json_t *small_golden(const char *name, int nn) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "golden/small/%s.%02d.json", name, nn);
+    const char *p = sl_test_shared(rel);
+    json_error_t je;
+    return p ? json_load_file(p, 0, &je) : NULL;
+}
+
+/* The token of l (32000 logits) nearest in logit to token a (another one). */
+static int nearest_logit(const float *l, int a) {
+    int best = a == 0 ? 1 : 0;
+    for (int v = 0; v < 32000; v++)
+        if (v != a && fabs(l[v] - l[a]) < fabs(l[best] - l[a])) best = v;
+    return best;
+}
+
+/* POST path body; the answer as JSON (status in *status). */
+static json_t *post_json(const char *url, const char *path, const char *body, long *status) {
+    resp r = http(url, path, body, NULL);
+    *status = r.status;
+    json_t *o = json_loads(r.body, 0, NULL);
+    if (!o) fprintf(stderr, "    %s %ld: %.300s\n", path, r.status, r.body);
+    free(r.body);
+    return o;
+}
+
+/* A Qwen3 reranker (last position, softmax over the head's outputs), its head two of the output rows: a pair's
+ * score is softmax(l[a], l[b])[0] of the logits after the pair's prompt, which for the pairs below are the
+ * golden prompts' — checked against the float64 reference logits on the reference path (F32 activations),
+ * through /score (1:1, 1:N, N:N), /rerank (ranked, top_n, documents; TEI's form) and with a rerank template
+ * (the same tokens, the same scores); a server without --reranking answers 501; bad input 400. */
+TEST(serve_rerank_qwen3) {
+    static const char *const name = "small-qwen3-Q8_0";
+    json_t *g0 = small_golden(name, 0), *g1 = small_golden(name, 1);
+    float *l0 = ref_row0(name, 0), *l1 = ref_row0(name, 1);
+    CHECK(g0 && g1 && l0 && l1);
+    const int a = (int)json_integer_value(json_array_get(json_object_get(g1, "generated_token_ids"), 0)),
+              b = nearest_logit(l1, a);
+    const double want1 = 1.0 / (1.0 + exp((double)l1[b] - l1[a])), want0 = 1.0 / (1.0 + exp((double)l0[b] - l0[a]));
+    printf("    tokens %d, %d: scores %.6f (prompt 01), %.6f (prompt 00)\n", a, b, want1, want0);
+    const char *src = sl_test_shared("models/small/small-qwen3-Q8_0.gguf");
+    char plain[] = "/tmp/shardlm-rerank-XXXXXX", tpl[] = "/tmp/shardlm-rerank-tpl-XXXXXX";
+    CHECK(src && make_reranker(src, plain, a, b, NULL) && make_reranker(src, tpl, a, b, "<s>{query} {document}"));
+    setenv("SHARDLM_KERNELS", "reference", 1);
+    for (int file = 0; file < 2 && !sl_test_failed(); file++) {
+        sl_test_proc p;
+        char *args[] = {"serve", "-m", file ? tpl : plain, "--port", "0", "-t", "1", "--kv-mem", "64", "--kv-type", "f32",
+                        file ? "--pooling" : "--reranking", file ? "rank" : NULL, NULL};
+        CHECK(sl_test_proc_start(&p, args, 30) == 0);
+        long st;
+        if (file == 0) { /* the pairs' prompts are the golden prompts: BOS, the query's tokens, the document's */
+            resp r = http(p.url, "/tokenize", "{\"content\":\"The quick brown fox\"}", NULL);
+            json_t *q = json_object_get(json_loads(r.body, 0, NULL), "tokens");
+            free(r.body);
+            r = http(p.url, "/tokenize", "{\"content\":\"jumps over the lazy dog. It\",\"add_special\":false}", NULL);
+            json_t *dd = json_object_get(json_loads(r.body, 0, NULL), "tokens");
+            free(r.body);
+            json_t *want = json_object_get(g1, "prompt_token_ids");
+            CHECK(json_array_size(q) + json_array_size(dd) == json_array_size(want));
+            for (size_t i = 0; i < json_array_size(want) && !sl_test_failed(); i++)
+                CHECK_EQ_INT((int)json_integer_value(json_array_get(i < json_array_size(q) ? q : dd,
+                                                                    i < json_array_size(q) ? i : i - json_array_size(q))),
+                             (int)json_integer_value(json_array_get(want, i)));
+        }
+        /* /score N:N */
+        json_t *o = post_json(p.url, "/v1/score",
+                              "{\"text_1\":[\"The quick brown fox\",\"Once upon\"],\"text_2\":[\"jumps over the lazy dog. It\","
+                              "\"a time\"]}", &st);
+        CHECK_EQ_INT((int)st, 200);
+        json_t *data = json_object_get(o, "data");
+        CHECK_EQ_INT((int)json_array_size(data), 2);
+        const double s1 = json_number_value(json_object_get(json_array_get(data, 0), "score")),
+                     s0 = json_number_value(json_object_get(json_array_get(data, 1), "score"));
+        printf("    %s: scores %.6f, %.6f\n", file ? "with a rerank template" : "no template", s1, s0);
+        CHECK_MSG(fabs(s1 - want1) < 1e-3 && fabs(s0 - want0) < 1e-3, "scores %.6f %.6f, want %.6f %.6f", s1, s0, want1, want0);
+        CHECK_STR(json_string_value(json_object_get(json_array_get(data, 0), "object")) ?: "", "score");
+        CHECK_EQ_INT((int)json_integer_value(json_object_get(json_object_get(o, "usage"), "prompt_tokens")),
+                     (int)(json_array_size(json_object_get(g1, "prompt_token_ids")) +
+                           json_array_size(json_object_get(g0, "prompt_token_ids"))));
+        CHECK(!strncmp(json_string_value(json_object_get(o, "id")) ?: "", "score-", 6));
+        json_decref(o);
+        /* /rerank: the golden pair among others, ranked, each score that pair's /score (1:N) */
+        o = post_json(p.url, "/score",
+                      "{\"text_1\":\"The quick brown fox\",\"text_2\":[\"is red\",\"jumps over the lazy dog. It\",\"sleeps\"]}",
+                      &st);
+        CHECK_EQ_INT((int)st, 200);
+        double by_score[3];
+        for (int i = 0; i < 3; i++) by_score[i] = json_number_value(json_object_get(json_array_get(json_object_get(o, "data"), (size_t)i), "score"));
+        CHECK_MSG(fabs(by_score[1] - want1) < 1e-3, "1:N score %.6f, want %.6f", by_score[1], want1);
+        json_decref(o);
+        o = post_json(p.url, "/v1/rerank",
+                      "{\"query\":\"The quick brown fox\",\"documents\":[\"is red\",{\"text\":\"jumps over the lazy dog. "
+                      "It\"},\"sleeps\"],\"top_n\":2}", &st);
+        CHECK_EQ_INT((int)st, 200);
+        json_t *res = json_object_get(o, "results");
+        CHECK_EQ_INT((int)json_array_size(res), 2);
+        int order[3] = {0, 1, 2};
+        for (int i = 0; i < 3; i++)
+            for (int j = i + 1; j < 3; j++)
+                if (by_score[order[j]] > by_score[order[i]]) {
+                    int t = order[i];
+                    order[i] = order[j];
+                    order[j] = t;
+                }
+        static const char *const docs[] = {"is red", "jumps over the lazy dog. It", "sleeps"};
+        for (int k = 0; k < 2 && !sl_test_failed(); k++) {
+            json_t *x = json_array_get(res, (size_t)k);
+            CHECK_EQ_INT((int)json_integer_value(json_object_get(x, "index")), order[k]);
+            CHECK(fabs(json_number_value(json_object_get(x, "relevance_score")) - by_score[order[k]]) < 1e-6);
+            CHECK_STR(json_string_value(json_object_get(json_object_get(x, "document"), "text")) ?: "", docs[order[k]]);
+        }
+        json_decref(o);
+        /* llama.cpp's TEI form */
+        o = post_json(p.url, "/rerank", "{\"query\":\"The quick brown fox\",\"texts\":[\"sleeps\",\"jumps over the lazy dog. It\"],"
+                                       "\"return_text\":true}", &st);
+        CHECK_EQ_INT((int)st, 200);
+        CHECK(json_is_array(o) && json_array_size(o) == 2);
+        for (size_t k = 0; k < json_array_size(o); k++) {
+            json_t *x = json_array_get(o, k);
+            const int idx = (int)json_integer_value(json_object_get(x, "index"));
+            CHECK(fabs(json_number_value(json_object_get(x, "score")) - by_score[idx == 0 ? 2 : 1]) < 1e-6);
+            CHECK_STR(json_string_value(json_object_get(x, "text")) ?: "", idx == 0 ? "sleeps" : "jumps over the lazy dog. It");
+        }
+        json_decref(o);
+        /* bad input: 400 naming the field; embeddings are not what this server does */
+        static const struct {
+            const char *path, *body, *param;
+        } bad[] = {{"/rerank", "{\"documents\":[\"a\"]}", "query"},
+                   {"/rerank", "{\"query\":\"q\",\"documents\":[]}", "documents"},
+                   {"/rerank", "{\"query\":\"q\",\"documents\":[1]}", "documents"},
+                   {"/rerank", "{\"query\":\"q\",\"documents\":[\"a\"],\"top_n\":-1}", "top_n"},
+                   {"/score", "{\"text_1\":[\"a\",\"b\"],\"text_2\":[\"a\",\"b\",\"c\"]}", "text_2"},
+                   {"/score", "{\"text_1\":\"a\"}", "text_2"},
+                   {"/score", "{\"text_1\":\"a\",\"text_2\":\"b\",\"truncate_prompt_tokens\":4}", "truncate_prompt_tokens"}};
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            o = post_json(p.url, bad[k].path, bad[k].body, &st);
+            CHECK_MSG(st == 400, "%s %s: %ld", bad[k].path, bad[k].body, st);
+            CHECK_STR(json_string_value(json_object_get(json_object_get(o, "error"), "param")) ?: "", bad[k].param);
+            json_decref(o);
+        }
+        o = post_json(p.url, "/v1/embeddings", "{\"input\":\"a\"}", &st);
+        CHECK_EQ_INT((int)st, 400);
+        json_decref(o);
+        CHECK_MSG(wait_blocks_free(p.url, 10), "KV blocks still used");
+        CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 15), 0);
+    }
+    unsetenv("SHARDLM_KERNELS");
+    unlink(plain);
+    unlink(tpl);
+    /* a server without a reranker: llama.cpp's 501 */
+    const char *url = start_default();
+    CHECK(url);
+    long st;
+    json_t *o = post_json(url, "/rerank", "{\"query\":\"q\",\"documents\":[\"a\"]}", &st);
+    CHECK_EQ_INT((int)st, 501);
+    json_decref(o);
+    free(l0);
+    free(l1);
+    json_decref(g0);
+    json_decref(g1);
+}
+
+/* A Llama-architecture reranker reads the first position (llama.cpp's rank pooling for all but Qwen3), and its
+ * score is the head's raw first output: for every pair, stories260K's logit of token a after BOS (golden
+ * prompt 05). */
+TEST(serve_rerank_first_position) {
+    json_t *g5 = golden_json(5);
+    CHECK(g5);
+    float *l = golden_logits0(g5);
+    const int a = 42, b = 7;
+    char model[] = "/tmp/shardlm-rerank-llama-XXXXXX";
+    CHECK(make_reranker(MODEL, model, a, b, NULL));
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", model, "--port", "0", "-t", "1", "--kv-mem", "32", "--kv-type", "f32", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0); /* (rank from the file's pooling_type) */
+    long st;
+    json_t *o = post_json(p.url, "/reranking", "{\"query\":\"Once upon a time\",\"documents\":[\"there was a dog\",\"Lily\"]}", &st);
+    CHECK_EQ_INT((int)st, 200);
+    json_t *res = json_object_get(o, "results");
+    CHECK_EQ_INT((int)json_array_size(res), 2);
+    for (size_t k = 0; k < json_array_size(res); k++) {
+        const double s = json_number_value(json_object_get(json_array_get(res, k), "relevance_score"));
+        CHECK_MSG(fabs(s - l[a]) < 1e-4, "score %.6f, llama.cpp's logit %.6f", s, (double)l[a]);
+    }
+    CHECK_EQ_INT((int)json_integer_value(json_object_get(json_array_get(res, 0), "index")), 0); /* (a tie: in order) */
+    json_decref(o);
+    /* shardlm embed --pooling rank: the head's two outputs, raw */
+    char *emb[] = {(char *)sl_test_bin(), "embed", "-m", model, "-p", "Once upon a time", "--pooling", "rank", "--json", NULL};
+    char *out = NULL, *err = NULL;
+    CHECK_MSG(sl_test_run(emb, &out, &err, 60) == 0, "embed: %s", err);
+    json_t *e = json_loads(out ? out : "", 0, NULL);
+    json_t *v = json_object_get(json_array_get(json_object_get(e, "data"), 0), "embedding");
+    CHECK_EQ_INT((int)json_array_size(v), 2);
+    CHECK(fabs(json_number_value(json_array_get(v, 0)) - l[a]) < 1e-4 && fabs(json_number_value(json_array_get(v, 1)) - l[b]) < 1e-4);
+    json_decref(e);
+    free(out);
+    free(err);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 15), 0);
+    unlink(model);
+    free(l);
+    json_decref(g5);
 }
 
 TEST(zz_stop_server) {

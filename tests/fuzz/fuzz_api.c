@@ -38,6 +38,7 @@
  * tests/fuzz/corpus/api through fuzz_api_one().
  */
 #include "server/api.h"
+#include "server/rerank.h"
 #include "server/responses.h"
 #include "server/anthropic.h"
 
@@ -187,6 +188,34 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
         }
         json_decref(o);
         free(out);
+        return 0;
+    }
+    if (mode == 0 && (sel & 64) && (sel & 128)) { /* rerank (sel & 16: score) */
+        sl_rerank_request rr;
+        if (!sl_rerank_parse(&ctx, (sel & 16) != 0, body, n, &rr, &e)) {
+            fuzz_api_check_error(&e);
+            fuzz_api_check(rr.pairs == NULL && rr.n == 0, "a refusal leaves no request");
+            return 1;
+        }
+        fuzz_api_check(rr.n >= 1 && rr.n <= SL_API_MAX_INPUTS && rr.top_n >= 0, "pairs and top_n");
+        float *scores = calloc((size_t)rr.n, sizeof(float));
+        for (int32_t k = 0; k < rr.n; k++) {
+            fuzz_api_check(rr.pairs[k].n >= 1 && rr.pairs[k].n <= ctx.n_ctx && rr.pairs[k].text, "every pair fits the context");
+            for (int32_t i = 0; i < rr.pairs[k].n; i++)
+                fuzz_api_check(rr.pairs[k].ids[i] >= 0 && rr.pairs[k].ids[i] < n_vocab, "pair ids are in the vocabulary");
+            scores[k] = (float)(k % 3) - 1.0f;
+        }
+        json_t *o = sl_rerank_json(&ctx, &rr, scores, 1);
+        const json_t *list = rr.tei ? o : json_object_get(o, rr.score ? "data" : "results");
+        const size_t want = rr.score || rr.top_n == 0 || rr.top_n > rr.n ? (size_t)rr.n : (size_t)rr.top_n;
+        fuzz_api_check(json_array_size(list) == want, "one result per pair (top_n of them)");
+        for (size_t k = 1; !rr.score && k < json_array_size(list); k++)
+            fuzz_api_check(json_number_value(json_object_get(json_array_get(list, k - 1), rr.tei ? "score" : "relevance_score")) >=
+                               json_number_value(json_object_get(json_array_get(list, k), rr.tei ? "score" : "relevance_score")),
+                           "results ranked best first");
+        json_decref(o);
+        free(scores);
+        sl_rerank_request_free(&rr);
         return 0;
     }
     if (mode == 0 && (sel & 64)) {

@@ -1,0 +1,283 @@
+/*
+ * rerank.c — rerank and score requests and answers (see rerank.h).
+ */
+#include "rerank.h"
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "core/strbuf.h"
+#include "model/gguf.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int sl_rerank_path(const char *path) {
+    static const char *const rerank[] = {"/rerank", "/reranking", "/v1/rerank", "/v1/reranking", "/v2/rerank"};
+    for (size_t i = 0; i < sizeof rerank / sizeof rerank[0]; i++)
+        if (!strcmp(path, rerank[i])) return 1;
+    return !strcmp(path, "/score") || !strcmp(path, "/v1/score") ? 2 : 0;
+}
+
+/* s with every `what` replaced by `with` (appended to b); false when out of memory. */
+static bool replace_all(sl_strbuf *b, const char *s, size_t n, const char *what, const char *with, size_t with_n) {
+    const size_t wl = strlen(what);
+    bool ok = sl_strbuf_add(b, "", 0);
+    for (size_t i = 0; i < n && ok;) {
+        const char *hit = memmem(s + i, n - i, what, wl);
+        const size_t k = hit ? (size_t)(hit - (s + i)) : n - i;
+        ok = sl_strbuf_add(b, s + i, k) && (!hit || sl_strbuf_add(b, with, with_n));
+        i += k + (hit ? wl : 0);
+    }
+    return ok;
+}
+
+/* ids += text tokenized (nothing added, control-token text read as those tokens when special). */
+static bool add_text(const sl_tokenizer *tok, const char *s, size_t n, bool special, int32_t **ids, size_t *len,
+                     size_t *cap) {
+    int32_t *t = NULL;
+    size_t k = 0;
+    if (sl_tokenize(tok, s, n, false, special, &t, &k) != SL_OK) return false;
+    bool ok = sl_grow((void **)ids, cap, *len + k + 4, sizeof(int32_t));
+    if (ok) {
+        memcpy(*ids + *len, t, sizeof(int32_t) * k);
+        *len += k;
+    }
+    sl_free(t);
+    return ok;
+}
+
+static void add_id(int32_t *ids, size_t *len, int32_t id) {
+    if (id >= 0) ids[(*len)++] = id; /* (add_text left room for four) */
+}
+
+/* The rerank prompt of (q, d) into *out (text: d's copy), or false with e naming param. */
+static bool pair_prompt(const sl_api_ctx *ctx, const char *q, size_t qn, const char *d, size_t dn, const char *param,
+                        sl_api_prompt *out, sl_api_error *e) {
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    bool ok;
+    const sl_gguf_kv *kv = sl_gguf_find(ctx->model->gguf, "tokenizer.chat_template.rerank");
+    sl_str tpl = {0};
+    if (kv && sl_gguf_get_str(ctx->model->gguf, "tokenizer.chat_template.rerank", &tpl) == SL_OK) {
+        sl_strbuf a = {0}, b = {0}; /* {query} first, then {document} (as llama.cpp replaces them) */
+        ok = replace_all(&a, tpl.ptr, (size_t)tpl.len, "{query}", q, qn) &&
+             replace_all(&b, a.p, a.n, "{document}", d, dn) && add_text(tok, b.p, b.n, true, &ids, &n, &cap);
+        free(a.p);
+        free(b.p);
+    } else {
+        const int32_t eos = sl_tokenizer_eos(tok) >= 0 ? sl_tokenizer_eos(tok) : sl_tokenizer_sep(tok);
+        ok = sl_grow((void **)&ids, &cap, 4, sizeof(int32_t));
+        if (ok && sl_tokenizer_add_bos(tok)) add_id(ids, &n, sl_tokenizer_bos(tok));
+        ok = ok && add_text(tok, q, qn, false, &ids, &n, &cap);
+        if (ok && sl_tokenizer_add_eos(tok)) add_id(ids, &n, eos);
+        if (ok && sl_tokenizer_add_sep(tok)) add_id(ids, &n, sl_tokenizer_sep(tok));
+        ok = ok && add_text(tok, d, dn, false, &ids, &n, &cap);
+        if (ok && sl_tokenizer_add_eos(tok)) add_id(ids, &n, eos);
+    }
+    if (!ok) {
+        sl_free(ids);
+        sl_api_set_error(e, 400, param, "cannot tokenize %s: %s", param, sl_last_error());
+        return false;
+    }
+    if (n == 0 || (int64_t)n > ctx->n_ctx) {
+        sl_free(ids);
+        sl_api_set_error(e, 400, param, "%s: the pair's prompt has %zu tokens; this model's context holds 1..%d", param, n,
+                         ctx->n_ctx);
+        return false;
+    }
+    out->ids = ids;
+    out->n = (int32_t)n;
+    out->text = sl_malloc(dn + 1);
+    if (!out->text) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        return false;
+    }
+    memcpy(out->text, d, dn);
+    out->text[dn] = '\0';
+    return true;
+}
+
+/* The text of a document: a string, or an object with a string "text" (Jina's and Cohere's form). */
+static const json_t *doc_text(const json_t *v) {
+    if (json_is_string(v)) return v;
+    const json_t *t = json_is_object(v) ? json_object_get(v, "text") : NULL;
+    return json_is_string(t) ? t : NULL;
+}
+
+/* A field that is one string or a non-empty array of strings (at most SL_API_MAX_INPUTS). */
+static bool texts_of(const json_t *o, const char *key, bool objects, const json_t **one, const json_t **arr,
+                     sl_api_error *e) {
+    const json_t *v = json_object_get(o, key);
+    *one = *arr = NULL;
+    if (json_is_string(v)) {
+        *one = v;
+        return true;
+    }
+    if (json_is_array(v) && json_array_size(v) > 0 && json_array_size(v) <= SL_API_MAX_INPUTS) {
+        size_t i;
+        const json_t *x;
+        json_array_foreach(v, i, x) {
+            if (!(objects ? doc_text(x) : json_is_string(x) ? x : NULL)) {
+                sl_api_set_error(e, 400, key, objects ? "'%s[%zu]' must be a string or {\"text\": string}"
+                                                      : "'%s[%zu]' must be a string", key, i);
+                return false;
+            }
+        }
+        *arr = v;
+        return true;
+    }
+    sl_api_set_error(e, 400, key, "'%s' is required: %s (at most %d)", key,
+                     objects ? "a non-empty array of strings" : "a string or a non-empty array of strings",
+                     SL_API_MAX_INPUTS);
+    return false;
+}
+
+static bool get_flag(const json_t *o, const char *key, bool def, bool *out, sl_api_error *e) {
+    const json_t *v = json_object_get(o, key);
+    *out = def;
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_boolean(v)) {
+        sl_api_set_error(e, 400, key, "'%s' must be a boolean", key);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+bool sl_rerank_parse(const sl_api_ctx *ctx, bool score, const char *body, size_t len, sl_rerank_request *out,
+                     sl_api_error *e) {
+    memset(out, 0, sizeof *out);
+    memset(e, 0, sizeof *e);
+    out->score = score;
+    json_t *o = sl_api_load_body(body, len, e);
+    if (!o) return false;
+    bool ok = false;
+    if (!sl_api_check_model(ctx, o, e)) goto done;
+    const json_t *tp = json_object_get(o, "truncate_prompt_tokens");
+    if (tp && !json_is_null(tp)) { /* (cutting a pair would cut its query or its template) */
+        sl_api_set_error(e, 400, "truncate_prompt_tokens", "'truncate_prompt_tokens' is not supported for ranking: send "
+                         "documents that fit the context (%d tokens)", ctx->n_ctx);
+        goto done;
+    }
+    const json_t *q1 = NULL, *qs = NULL, *d1 = NULL, *ds = NULL;
+    const char *qkey, *dkey;
+    if (score) { /* vLLM's text_1 / text_2 (queries / documents in its later form) */
+        qkey = json_object_get(o, "queries") && !json_object_get(o, "text_1") ? "queries" : "text_1";
+        dkey = json_object_get(o, "documents") && !json_object_get(o, "text_2") ? "documents" : "text_2";
+        if (!texts_of(o, qkey, false, &q1, &qs, e) || !texts_of(o, dkey, false, &d1, &ds, e)) goto done;
+        if (!q1 && json_array_size(qs) == 1) {
+            q1 = json_array_get(qs, 0);
+            qs = NULL;
+        }
+        if (!d1 && json_array_size(ds) == 1 && qs) {
+            d1 = json_array_get(ds, 0);
+            ds = NULL;
+        }
+        if (qs && (d1 || json_array_size(qs) != json_array_size(ds))) {
+            sl_api_set_error(e, 400, dkey, "'%s' and '%s' pair 1:1, 1:N or N:N: %zu and %zu texts", qkey, dkey,
+                             json_array_size(qs), d1 ? (size_t)1 : json_array_size(ds));
+            goto done;
+        }
+    } else { /* query + documents (TEI: texts) */
+        qkey = "query";
+        out->tei = json_object_get(o, "texts") && !json_object_get(o, "documents");
+        dkey = out->tei ? "texts" : "documents";
+        q1 = json_object_get(o, "query");
+        if (!json_is_string(q1)) {
+            sl_api_set_error(e, 400, "query", "'query' is required, a string");
+            goto done;
+        }
+        const json_t *v = json_object_get(o, dkey);
+        if (!json_is_array(v) || json_array_size(v) == 0) {
+            sl_api_set_error(e, 400, dkey, "'%s' is required: a non-empty array of strings", dkey);
+            goto done;
+        }
+        if (!texts_of(o, dkey, true, &d1, &ds, e)) goto done;
+        const json_t *tn = json_object_get(o, "top_n");
+        if (tn && !json_is_null(tn)) {
+            if (!json_is_integer(tn) || json_integer_value(tn) < 0) {
+                sl_api_set_error(e, 400, "top_n", "'top_n' must be an integer >= 0 (0: every document)");
+                goto done;
+            }
+            out->top_n = json_integer_value(tn) > INT32_MAX ? INT32_MAX : (int32_t)json_integer_value(tn);
+        }
+        if (!get_flag(o, "return_documents", true, &out->return_documents, e) ||
+            !get_flag(o, "return_text", false, &out->return_text, e))
+            goto done;
+    }
+    const size_t n = ds ? json_array_size(ds) : qs ? json_array_size(qs) : 1;
+    out->pairs = sl_calloc(n, sizeof *out->pairs);
+    if (!out->pairs) {
+        sl_api_set_error(e, 500, NULL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *q = qs ? json_array_get(qs, i) : q1, *d = ds ? doc_text(json_array_get(ds, i)) : doc_text(d1);
+        char param[48];
+        snprintf(param, sizeof param, "%s[%zu]", dkey, i);
+        if (!pair_prompt(ctx, json_string_value(q), json_string_length(q), json_string_value(d), json_string_length(d),
+                         ds || qs ? param : dkey, &out->pairs[i], e)) {
+            out->n = (int32_t)i + 1;
+            goto done;
+        }
+        out->n = (int32_t)i + 1;
+    }
+    ok = true;
+done:
+    json_decref(o);
+    if (!ok) sl_rerank_request_free(out);
+    return ok;
+}
+
+void sl_rerank_request_free(sl_rerank_request *r) {
+    sl_api_prompts_free(r->pairs, r->n);
+    r->pairs = NULL;
+    r->n = 0;
+}
+
+static atomic_uint_fast64_t next_id;
+
+json_t *sl_rerank_json(const sl_api_ctx *ctx, const sl_rerank_request *r, const float *scores, int64_t prompt_tokens) {
+    char id[64];
+    const long long now = (long long)time(NULL);
+    snprintf(id, sizeof id, "%s-%016llx%08llx", r->score ? "score" : "rerank", (unsigned long long)now,
+             (unsigned long long)(atomic_fetch_add(&next_id, 1) & 0xffffffffu));
+    if (r->score) {
+        json_t *data = json_array();
+        for (int32_t i = 0; i < r->n; i++)
+            json_array_append_new(data, json_pack("{s:i,s:s,s:f}", "index", (int)i, "object", "score", "score", (double)scores[i]));
+        return json_pack("{s:s,s:s,s:I,s:s,s:o,s:{s:I,s:I,s:i}}", "id", id, "object", "list", "created", (json_int_t)now,
+                         "model", ctx->model_id, "data", data, "usage", "prompt_tokens", (json_int_t)prompt_tokens,
+                         "total_tokens", (json_int_t)prompt_tokens, "completion_tokens", 0);
+    }
+    int32_t *order = sl_alloc_array((size_t)r->n, sizeof(int32_t));
+    if (!order) return NULL;
+    for (int32_t i = 0; i < r->n; i++) { /* best first; ties keep the documents' order (insertion) */
+        int32_t k = i;
+        while (k > 0 && scores[order[k - 1]] < scores[i]) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+    const int32_t take = r->top_n > 0 && r->top_n < r->n ? r->top_n : r->n;
+    json_t *results = json_array();
+    for (int32_t k = 0; k < take; k++) {
+        const int32_t i = order[k];
+        json_t *x = json_pack("{s:i,s:f}", "index", (int)i, r->tei ? "score" : "relevance_score", (double)scores[i]);
+        if (r->tei && r->return_text) json_object_set_new(x, "text", json_string(r->pairs[i].text));
+        if (!r->tei && r->return_documents) json_object_set_new(x, "document", json_pack("{s:s}", "text", r->pairs[i].text));
+        json_array_append_new(results, x);
+    }
+    sl_free(order);
+    if (r->tei) return results;
+    return json_pack("{s:s,s:s,s:s,s:{s:I,s:I},s:o}", "id", id, "object", "list", "model", ctx->model_id, "usage",
+                     "prompt_tokens", (json_int_t)prompt_tokens, "total_tokens", (json_int_t)prompt_tokens, "results",
+                     results);
+}
