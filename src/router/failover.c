@@ -123,7 +123,10 @@ sl_status sl_fo_continuation(const json_t *orig, sl_fo_kind kind, const int32_t 
         for (size_t i = 0; i < sizeof chat_only / sizeof chat_only[0]; i++) json_object_del(b, chat_only[i]);
     }
     json_object_del(b, "echo");
-    json_object_del(b, "suffix");
+    json_object_del(b, "suffix"); /* (fill in the middle: the ids are its prompt as the engine built it) */
+    json_object_del(b, "input_prefix");
+    json_object_del(b, "input_suffix");
+    json_object_del(b, "input_extra");
     json_object_del(b, "best_of");
     json_object_set(b, "prompt", ids);
     json_object_set_new(b, "stream", json_true());

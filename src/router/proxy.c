@@ -987,7 +987,10 @@ static int handle_request(worker *w, cconn *c) {
     else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
     else if (!strcmp(path, "/detokenize") || !strcmp(path, "/apply-template")) ep = EP_DETOKENIZE; /* (any engine's) */
-    else if (!strcmp(path, "/infill")) ep = EP_INFILL; /* (relayed whole: the prompt is assembled by the engine) */
+    else if (!strcmp(path, "/infill")) { /* as /completion: the engine's /v1/completions builds the infill prompt */
+        ep = EP_INFILL;
+        llama = true;
+    }
     else if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embedding") || !strcmp(path, "/embeddings"))
         ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole; llama.cpp's too) */
     else if (sl_rerank_path(path)) ep = EP_EMBEDDINGS; /* rerank and score: the same */
@@ -1054,7 +1057,7 @@ static int handle_request(worker *w, cconn *c) {
                 x->q.session = sl_hash64(json_string_value(user), json_string_length(user), SEED_SESSION);
             }
             x->q.has_prefix = prefix_hash(o, ep, r->cfg.prefix_bytes, &x->q.prefix);
-            x->stream = ep != EP_EMBEDDINGS && ep != EP_INFILL && json_is_true(json_object_get(o, "stream"));
+            x->stream = ep != EP_EMBEDDINGS && json_is_true(json_object_get(o, "stream"));
             bool changed = false;
             if (x->llama) { /* (its generation_settings.n_predict) */
                 const json_t *np = json_object_get(o, "n_predict");

@@ -897,7 +897,7 @@ static bool refuse_unsupported(json_t *o, sl_api_error *e) {
         return false;
     }
     if ((v = json_object_get(o, "suffix")) && !json_is_null(v) && !(json_is_string(v) && json_string_length(v) == 0)) {
-        sl_api_set_error(e, 400, "suffix", "'suffix' (insertion after the completion) is not supported");
+        sl_api_set_error(e, 400, "suffix", "'suffix' (fill in the middle) is taken by /v1/completions, not here");
         return false;
     }
     static const struct {
@@ -2103,8 +2103,61 @@ static bool ids_text(const sl_tokenizer *tok, ids_buf *b, const char *text, size
     return true;
 }
 
+/* The infill body of o (not taken): see sl_api_infill_body; llama: llama.cpp's sampling defaults put in. */
+static char *infill_of(const sl_api_ctx *ctx, json_t *o, bool llama, sl_api_error *e);
+
 char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {
     memset(e, 0, sizeof *e);
+    json_t *o = sl_api_load_body(body, len, e);
+    if (!o) return NULL;
+    char *out = infill_of(ctx, o, true, e);
+    json_decref(o);
+    return out;
+}
+
+int sl_api_completions_fim(const sl_api_ctx *ctx, const char *body, size_t len, char **out, sl_api_error *e) {
+    memset(e, 0, sizeof *e);
+    *out = NULL;
+    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(o)) { /* (the completions parser says what is wrong) */
+        json_decref(o);
+        return 0;
+    }
+    json_t *sfx = json_object_get(o, "suffix");
+    const bool infill = json_object_get(o, "input_prefix") != NULL,
+               fim = sfx && !json_is_null(sfx) && !(json_is_string(sfx) && json_string_length(sfx) == 0);
+    int r = 0;
+    if (infill) { /* llama.cpp's /infill fields (a router sends /infill so): as /infill builds it */
+        *out = infill_of(ctx, o, false, e);
+        r = *out ? 1 : -1;
+    } else if (fim) { /* OpenAI's suffix: the prompt is the text before the insertion, the suffix the text after */
+        json_t *pr = json_object_get(o, "prompt");
+        if (!json_is_string(sfx)) {
+            sl_api_set_error(e, 400, "suffix", "'suffix' must be a string");
+        } else if (!json_is_string(pr)) {
+            sl_api_set_error(e, 400, "prompt", "with 'suffix', 'prompt' must be one string (the text before the insertion)");
+        } else if (json_is_true(json_object_get(o, "echo"))) {
+            sl_api_set_error(e, 400, "echo", "'echo' cannot be combined with 'suffix'");
+        } else {
+            json_t *b = json_copy(o);
+            json_object_set(b, "input_prefix", pr);
+            json_object_set(b, "input_suffix", sfx);
+            json_object_del(b, "prompt");
+            json_object_del(b, "suffix");
+            *out = infill_of(ctx, b, false, e);
+            json_decref(b);
+            if (!*out && e->status == 501) { /* no FIM tokens: the field is what cannot be served */
+                e->status = 400;
+                snprintf(e->param, sizeof e->param, "suffix");
+            }
+        }
+        r = *out ? 1 : -1;
+    }
+    json_decref(o);
+    return r;
+}
+
+static char *infill_of(const sl_api_ctx *ctx, json_t *o, bool llama, sl_api_error *e) {
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     const int32_t pre = sl_tokenizer_fim(tok, SL_FIM_PRE), suf = sl_tokenizer_fim(tok, SL_FIM_SUF),
                   mid = sl_tokenizer_fim(tok, SL_FIM_MID), rep = sl_tokenizer_fim(tok, SL_FIM_REP),
@@ -2114,8 +2167,6 @@ char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl
                          suf < 0 ? "suffix token is missing. " : "", mid < 0 ? "middle token is missing. " : "");
         return NULL;
     }
-    json_t *o = sl_api_load_body(body, len, e);
-    if (!o) return NULL;
     char *out = NULL;
     ids_buf extra = {0}, prefix = {0}, suffix = {0}, prompt = {0}, all = {0};
     json_t *ip = json_object_get(o, "input_prefix"), *is = json_object_get(o, "input_suffix"),
@@ -2210,7 +2261,7 @@ char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl
     json_object_del(b, "input_suffix");
     json_object_del(b, "input_extra");
     json_object_set_new(b, "prompt", arr);
-    sl_llama_defaults(b); /* (answered as /completion is) */
+    if (llama) sl_llama_defaults(b); /* (answered as /completion is) */
     out = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     if (!out) sl_api_set_error(e, 500, NULL, "out of memory");
@@ -2220,7 +2271,6 @@ done:
     sl_free(suffix.p);
     sl_free(prompt.p);
     sl_free(all.p);
-    json_decref(o);
     return out;
 }
 

@@ -173,6 +173,12 @@ char *sl_api_apply_template(const sl_api_ctx *ctx, const char *body, size_t len,
  * FIM_SUF, the input_suffix's start, FIM_MID — in the window its default batch gives. NULL: e says why (501
  * when the vocabulary has no FIM tokens). */
 char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e);
+/* POST /v1/completions with OpenAI's `suffix` (the prompt a string: the text before the insertion, the suffix the
+ * text after; echo refused) or with llama.cpp's infill fields (input_prefix, input_suffix, input_extra: what a
+ * router sends for /infill): the body made as /infill makes it, without llama.cpp's defaults. Returns 1 with
+ * *out the new body, 0 when the body asks for neither (or is not a JSON object), -1 with e set (400 naming
+ * suffix for a vocabulary without FIM tokens; /infill's 501 for the infill fields). */
+int sl_api_completions_fim(const sl_api_ctx *ctx, const char *body, size_t len, char **out, sl_api_error *e);
 
 /* The body's model, when given, is the one served (else a 404 in e). */
 bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e);

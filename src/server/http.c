@@ -1425,8 +1425,16 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         snprintf(msg, sizeof msg, "the request body is larger than %lld bytes", (long long)h->cfg.max_body_bytes);
         return reply_err(c, cx, 413, NULL, msg);
     }
-    if (!strcmp(url, "/v1/completions"))
-        return handle_generate(h, c, cx, SL_API_COMPLETIONS, cx->body ? cx->body : "", cx->n, NULL, NULL, false);
+    if (!strcmp(url, "/v1/completions")) { /* (with a suffix or llama.cpp's infill fields: fill in the middle) */
+        sl_api_error e;
+        char *fim = NULL;
+        const int k = sl_api_completions_fim(&h->api, cx->body ? cx->body : "", cx->n, &fim, &e);
+        if (k < 0) return reply_error(c, cx, &e);
+        enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, fim ? fim : cx->body ? cx->body : "",
+                                            fim ? strlen(fim) : cx->n, NULL, NULL, false);
+        free(fim);
+        return r;
+    }
     if (!strcmp(url, "/v1/chat/completions"))
         return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL, NULL, false);
     if (!strcmp(url, "/v1/responses")) return handle_responses(h, c, cx);

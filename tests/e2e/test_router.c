@@ -329,7 +329,7 @@ static void midstream_kill_with(const char *path, const char *plain, const char 
     }
     CHECK_EQ_INT(errs, 0);
     CHECK_EQ_INT(done, 1);
-    if (!strcmp(path, "/completion")) /* llama.cpp's events to the end, no completions chunk */
+    if (!strcmp(path, "/completion") || !strcmp(path, "/infill")) /* llama.cpp's events to the end, no completions chunk */
         CHECK(got.body && strstr(got.body, "\"stop\":true") && !strstr(got.body, "[DONE]") &&
               !strstr(got.body, "text_completion"));
     if (!strcmp(path, "/v1/messages")) /* Anthropic's events to the end, no chat chunk */
@@ -655,6 +655,29 @@ TEST(llamacpp_completion_through_the_router) {
 TEST(kill9_midstream_llamacpp) {
     midstream_kill("/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":400,\"temperature\":0}",
                    "{\"prompt\":\"Once upon a time\",\"n_predict\":400,\"temperature\":0,\"stream\":true}");
+}
+
+/* llama.cpp's /infill through the router, streamed and killed mid-answer: sent as /v1/completions with the infill
+ * fields (the engine builds the fill-in-the-middle prompt and names its ids), continued from those ids on the
+ * other engine, llama.cpp's events to the end — the text of the undisturbed /infill. */
+TEST(kill9_midstream_infill) {
+    char model[] = "/tmp/shardlm-rt-fim-XXXXXX";
+    CHECK(sl_test_temp_file(model, NULL));
+    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", model, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn",
+                  "128", "--ctx", "4096", "--type", "F32", "--seed", "6", "--vocab-from",
+                  (char *)sl_test_shared("golden/tokenizer/ggml-vocab-deepseek-coder.gguf"), NULL};
+    char *out = NULL, *err = NULL;
+    CHECK_MSG(mk[19] && sl_test_run(mk, &out, &err, 60) == 0, "mkmodel: %s", err);
+    free(out);
+    free(err);
+    const char *extra[] = {"-m", model, NULL};
+    midstream_kill_with("/infill",
+                        "{\"input_prefix\":\"def add(a, b):\\n    \",\"input_suffix\":\"\\n\\nprint(add(1, 2))\\n\","
+                        "\"n_predict\":400,\"temperature\":0}",
+                        "{\"input_prefix\":\"def add(a, b):\\n    \",\"input_suffix\":\"\\n\\nprint(add(1, 2))\\n\","
+                        "\"n_predict\":400,\"temperature\":0,\"stream\":true}",
+                        extra, false);
+    unlink(model);
 }
 
 /* With --api-key the router checks the key before it reads a Responses body or its kept responses. */

@@ -3543,6 +3543,36 @@ TEST(serve_infill) {
               "%s %s", bad.body, bx.body);
     free(bad.body);
     free(bx.body);
+    /* OpenAI's suffix on /v1/completions (DeepSeek's and Mistral's FIM APIs): the prompt before the insertion, the
+     * suffix after it — the /infill prompt of the same text, whole and streamed */
+    resp oi = http(p.url, "/infill", "{\"input_prefix\":\"def add(a, b):\\n    \",\"input_suffix\":\"\\n\\nprint(add(1, 2))\\n\",\"n_predict\":12,"
+                                      "\"temperature\":0}", NULL);
+    resp os = http(p.url, "/v1/completions", "{\"prompt\":\"def add(a, b):\\n    \",\"suffix\":\"\\n\\nprint(add(1, 2))\\n\",\"max_tokens\":12,"
+                                              "\"temperature\":0}", NULL);
+    resp ost = http(p.url, "/v1/completions", "{\"prompt\":\"def add(a, b):\\n    \",\"suffix\":\"\\n\\nprint(add(1, 2))\\n\",\"max_tokens\":12,"
+                                               "\"temperature\":0,\"stream\":true}", NULL);
+    json_t *oio = json_loads(oi.body, 0, NULL);
+    char *ot = completion_text(&os);
+    CHECK_MSG(oi.status == 200 && os.status == 200 && ot && json_string_value(json_object_get(oio, "content")) &&
+                  !strcmp(ot, json_string_value(json_object_get(oio, "content"))),
+              "suffix: %.300s\n      infill: %.300s", os.body, oi.body);
+    CHECK_EQ_INT((int)usage_field(&os, "prompt_tokens", NULL), (int)json_integer_value(json_object_get(oio, "tokens_evaluated")));
+    answer sa = read_answer(&ost, true, 1);
+    const char *st0 = json_string_value(json_array_get(sa.texts, 0));
+    CHECK_MSG(st0 && ot && !strcmp(st0, ot), "streamed '%s', whole '%s'", st0 ? st0 : "", ot ? ot : "");
+    answer_free(&sa);
+    free(ot);
+    json_decref(oio);
+    free(oi.body);
+    free(os.body);
+    free(ost.body);
+    resp se = http(p.url, "/v1/completions", "{\"prompt\":\"a\",\"suffix\":\"b\",\"echo\":true}", NULL),
+         sp = http(p.url, "/v1/completions", "{\"prompt\":[1,2],\"suffix\":\"b\"}", NULL);
+    CHECK_MSG(se.status == 400 && strstr(se.body, "\"param\":\"echo\"") && sp.status == 400 &&
+                  strstr(sp.body, "\"param\":\"prompt\""),
+              "%s %s", se.body, sp.body);
+    free(se.body);
+    free(sp.body);
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 15), 0);
     unlink(model);
     const char *url = start_default(); /* stories260K: no FIM tokens */
@@ -3550,6 +3580,9 @@ TEST(serve_infill) {
     resp no = http(url, "/infill", "{\"input_prefix\":\"a\",\"input_suffix\":\"b\"}", NULL);
     CHECK_MSG(no.status == 501 && strstr(no.body, "Infill is not supported by this model: prefix token is missing."),
               "%ld %s", no.status, no.body);
+    free(no.body);
+    no = http(url, "/v1/completions", "{\"prompt\":\"a\",\"suffix\":\"b\"}", NULL);
+    CHECK_MSG(no.status == 400 && strstr(no.body, "\"param\":\"suffix\""), "%ld %s", no.status, no.body);
     free(no.body);
 }
 
