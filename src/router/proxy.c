@@ -1064,6 +1064,11 @@ static int handle_request(worker *w, cconn *c) {
                 if (!np) np = json_object_get(o, "max_tokens");
                 if (json_is_integer(np)) x->n_predict = json_integer_value(np);
                 changed = sl_llama_defaults(o); /* (proxied to /v1/completions, whose defaults are OpenAI's) */
+                const json_t *np_ = json_object_get(o, "n_probs");
+                if (json_is_integer(np_) && json_integer_value(np_) > 0) { /* the engine adds llama.cpp's records */
+                    json_object_set_new(o, "shardlm_llama_probs", json_true());
+                    changed = true;
+                }
             }
             /* a stream counts the text its client got: a continuation starts after it */
             x->count_text = x->stream;
@@ -1583,7 +1588,7 @@ static bool want_line(const char *line, size_t len, const char *what, const char
 /* One SSE event from the engine: keep the token ids, pass the data on. */
 /* The closing object of llama.cpp's answer `index` from a completions answer's finish, stop_reason and usage. */
 static json_t *llama_close(xreq *x, int index, const char *content, size_t n, const json_t *end, const json_t *usage,
-                           const char *model) {
+                           const char *model, const json_t *probs) {
     const int64_t now = mono_ns(), first = x->t_first_ev ? x->t_first_ev : now;
     const sl_llama_end e = {.finish = json_string_value(json_object_get(end, "finish_reason")),
                             .stop_word = json_string_value(json_object_get(end, "stop_reason")),
@@ -1593,8 +1598,9 @@ static json_t *llama_close(xreq *x, int index, const char *content, size_t n, co
                                                                          "cached_tokens")),
                             .prompt_ms = (double)(first - x->t_recv) / 1e6, .predicted_ms = (double)(now - first) / 1e6,
                             .n_predict = x->n_predict};
-    return sl_llama_fields(sl_llama_result(index, content, n, model ? model : x->model, &e),
-                           json_object_get(x->json, "response_fields"));
+    json_t *o = sl_llama_result(index, content, n, model ? model : x->model, &e);
+    if (o && probs) json_object_set(o, "completion_probabilities", (json_t *)probs); /* (n_probs: the engine's records) */
+    return sl_llama_fields(o, json_object_get(x->json, "response_fields"));
 }
 
 /* data: lines of llama.cpp's stream for one completions chunk o (an error, text, a finish, or the usage
@@ -1610,13 +1616,17 @@ static void llama_events(xreq *x, const json_t *o, sl_strbuf *out) {
         json_t *end;
         json_object_foreach(x->llama_ends, k, end)
             sl_sse_event(out, NULL, llama_close(x, atoi(k), "", 0, end, json_object_get(o, "usage"),
-                                     json_string_value(json_object_get(o, "model"))));
+                                     json_string_value(json_object_get(o, "model")), NULL));
         json_object_clear(x->llama_ends);
         return;
     } else if (ch) {
         const int k = (int)json_integer_value(json_object_get(ch, "index"));
         const json_t *t = json_object_get(ch, "text"), *fin = json_object_get(ch, "finish_reason");
-        if (json_string_length(t)) ev = sl_llama_piece(k, json_string_value(t), json_string_length(t));
+        if (json_string_length(t)) {
+            ev = sl_llama_piece(k, json_string_value(t), json_string_length(t));
+            json_t *probs = json_object_get(ch, "completion_probabilities"); /* (n_probs) */
+            if (ev && probs) json_object_set(ev, "completion_probabilities", probs);
+        }
         if (json_is_string(fin)) {
             x->finish_seen = true;
             if (!x->llama_ends) x->llama_ends = json_object();
@@ -1821,7 +1831,8 @@ static void up_done(worker *w, uconn *u) {
                 json_array_append_new(arr, llama_close(x, (int)json_integer_value(json_object_get(c, "index")),
                                                        json_string_value(t) ? json_string_value(t) : "", json_string_length(t), c,
                                                        json_object_get(chat, "usage"),
-                                                       json_string_value(json_object_get(chat, "model"))));
+                                                       json_string_value(json_object_get(chat, "model")),
+                                                       json_object_get(c, "completion_probabilities")));
             }
             rb = json_dumps(json_array_size(arr) == 1 ? json_array_get(arr, 0) : arr, JSON_COMPACT);
             json_decref(arr);

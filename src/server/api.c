@@ -1515,6 +1515,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
             else if (!get_int(o, "logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
             p->logprobs = (int32_t)x;
         }
+        if (!get_bool(o, "shardlm_llama_probs", &r->llama_probs, e)) goto done;
         if (present(o, "n_probs")) { /* llama.cpp's: that many alternatives of each output token (0: none) */
             x = 0;
             if (!get_int(o, "n_probs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;

@@ -227,6 +227,8 @@ static json_t *chunk_base(gen *g) {
 
 /* One SSE chunk of choice k: new text / tokens (logprobs: `lp`, taken), more fields of a chat delta
  * (`extra`, taken: reasoning_content, tool_calls; then no empty content) and maybe the finish reason. */
+static json_t *llama_probs(gen *g, const json_t *lp);
+
 static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *extra, json_t *lp, const char *finish) {
     choice *c = &g->ch[k];
     json_t *o = chunk_base(g), *ch = json_object();
@@ -245,6 +247,8 @@ static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *e
         json_object_set_new(ch, "text", json_stringn(text, n_text));
     }
     json_object_set_new(ch, "logprobs", lp ? lp : json_null());
+    json_t *probs = g->llama_probs && !g->llama && n_text ? llama_probs(g, lp) : NULL; /* (for a router: its n_probs) */
+    if (probs) json_object_set_new(ch, "completion_probabilities", probs);
     json_object_set_new(ch, "finish_reason", finish ? json_string(finish) : json_null());
     if (finish) json_object_set_new(ch, "stop_reason", stop_reason(c->req));
     json_object_set_new(o, "choices", json_pack("[o]", ch));
@@ -741,6 +745,8 @@ static json_t *choice_json(gen *g, int k) {
     } else if (req->p.logprobs >= 0) {
         lp = sl_api_logprobs_json(&g->h->api, g->kind, g->tokens_as_ids, req->out, 0, req->n_out, 0);
     }
+    json_t *probs = g->llama_probs && !g->llama ? llama_probs(g, lp) : NULL; /* (for a router: its n_probs) */
+    if (probs) json_object_set_new(ch, "completion_probabilities", probs);
     json_object_set_new(ch, "logprobs", lp);
     if (req->p.prompt_logprobs >= 0 && g->kind == SL_API_COMPLETIONS) /* (chat: one list beside the choices) */
         json_object_set_new(ch, "prompt_logprobs", sl_api_prompt_logprobs_json(&g->h->api, g->tokens_as_ids, req->plp,
@@ -1041,8 +1047,8 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     }
     const bool several = ar.n_more > 0;
     const bool stream = ar.stream, include_usage = ar.include_usage;
-    g->tokens_as_ids = ar.tokens_as_ids || (llama && ar.params.logprobs >= 0); /* (n_probs: ids for its records) */
-    g->llama_probs = llama && ar.params.logprobs >= 0;
+    g->llama_probs = (llama || ar.llama_probs) && ar.params.logprobs >= 0;
+    g->tokens_as_ids = ar.tokens_as_ids || g->llama_probs; /* (n_probs: ids for its records) */
     g->llama_fields = llama ? json_incref(ar.response_fields) : NULL;
     g->tools = ar.tools;
     ar.tools.tools = NULL; /* the reference moves to g */

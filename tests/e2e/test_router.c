@@ -633,6 +633,28 @@ TEST(llamacpp_completion_through_the_router) {
     json_decref(ofv);
     rt_free(&fe);
     rt_free(&fv);
+    /* n_probs: the engine's completion_probabilities through the router, whole and streamed (the records of the
+     * stream's pieces, in order, are the whole answer's) */
+    static const char np[] = "{\"prompt\":\"Once upon a time\",\"n_predict\":6,\"temperature\":0,\"n_probs\":3}",
+                      nps[] = "{\"prompt\":\"Once upon a time\",\"n_predict\":6,\"temperature\":0,\"n_probs\":3,"
+                              "\"stream\":true}";
+    rresp pe = rt_post(e.url, "/completion", np), pv = rt_post(r.url, "/completion", np), ps = rt_post(r.url, "/completion", nps);
+    json_t *ope = json_loads(pe.body ? pe.body : "", 0, NULL), *opv = json_loads(pv.body ? pv.body : "", 0, NULL);
+    json_t *want_p = json_object_get(ope, "completion_probabilities"), *streamed = json_array();
+    for (const char *q = ps.body ? strstr(ps.body, "data: ") : NULL; q; q = strstr(q + 6, "data: ")) {
+        json_t *ev = json_loads(q + 6, JSON_DISABLE_EOF_CHECK, NULL);
+        json_array_extend(streamed, json_object_get(ev, "completion_probabilities"));
+        json_decref(ev);
+    }
+    CHECK_MSG(json_array_size(want_p) == 6 && json_array_size(json_object_get(json_array_get(want_p, 0), "top_logprobs")) == 3 &&
+                  json_equal(want_p, json_object_get(opv, "completion_probabilities")) && json_equal(want_p, streamed),
+              "engine %.300s\n      router %.300s\n      streamed %.300s", pe.body, pv.body, ps.body);
+    json_decref(ope);
+    json_decref(opv);
+    json_decref(streamed);
+    rt_free(&pe);
+    rt_free(&pv);
+    rt_free(&ps);
     /* llama.cpp's sampling defaults where the body gives none, through the router as on the engine */
     static const char sampled[] = "{\"prompt\":\"Once upon a time\",\"n_predict\":24,\"seed\":7}";
     rresp d = rt_post(e.url, "/completion", sampled), f = rt_post(r.url, "/completion", sampled);
