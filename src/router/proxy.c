@@ -30,6 +30,7 @@
 #include "router/hash.h"
 #include "router/httpp.h"
 #include "router/evstream.h"
+#include "router/background.h"
 #include "server/llamacpp.h"
 #include "server/rerank.h"
 #include "server/anthropic.h"
@@ -138,6 +139,7 @@ struct xreq {
     json_t *json;         /* the parsed client body (generation endpoints), or NULL */
     bool stream;
     bool want_ids;
+    bool bg; /* the router's own request for a background response: its job keeps the answer (background.h) */
     char model[128];
     sl_place_req q;
     sl_member *tried[MAX_TRIED];
@@ -920,6 +922,8 @@ static int handle_request(worker *w, cconn *c) {
     int ep;
     json_t *resp_req = NULL;
     bool llama = false;
+    const char *bg_id = NULL; /* the router's own request for a background response: the id it makes */
+    size_t bg_id_len = 0;
     if (!strcmp(path, "/v1/responses") && !post) return respond_error(w, c, 405, NULL, "use POST");
     if (!strncmp(path, "/v1/responses/", 14)) { /* OpenAI's retrieve: the responses kept here */
         if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
@@ -937,6 +941,21 @@ static int handle_request(worker *w, cconn *c) {
             if (!kb) return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
             respond(w, c, 200, "application/json", kb, strlen(kb), NULL);
             free(kb);
+            return 0;
+        }
+        if (pl > 14 + 7 && !strcmp(path + pl - 7, "/cancel")) { /* a background response stops */
+            if (!post) return respond_error(w, c, 405, NULL, "use POST");
+            char id[128];
+            snprintf(id, sizeof id, "%.*s", (int)(pl - 14 - 7), path + 14);
+            if (r->bg) sl_bg_cancel(r->bg, id); /* (waits for its end: at most 5 s) */
+            json_t *o = r->store ? sl_resp_store_get(r->store, id) : NULL;
+            if (!o) return respond_error(w, c, 404, NULL, "no response '%.100s' is kept here", id);
+            if (!json_is_true(json_object_get(o, "background"))) {
+                json_decref(o);
+                return respond_error(w, c, 400, NULL, "response '%.100s' was not made in the background: only those can "
+                                     "be cancelled", id);
+            }
+            respond_json(w, c, 200, o, NULL);
             return 0;
         }
         const bool del = !strcmp(hp->method, "DELETE");
@@ -969,11 +988,44 @@ static int handle_request(worker *w, cconn *c) {
         sl_api_error e;
         char *cb = sl_responses_chat_body(r->store, c->body, c->n_body, &resp_req, &e);
         if (!cb) return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
-        if (json_is_true(json_object_get(resp_req, "background"))) { /* (an engine serves them, answered as they run) */
+        const sl_hp_hdr *own = sl_hp_header(hp, SL_BG_HEADER);
+        if (json_is_true(json_object_get(resp_req, "background")) &&
+            !(own && r->bg && sl_bg_is_own(r->bg, own->value, own->value_len, &bg_id, &bg_id_len))) {
+            /* answered queued at once; the router's own request serves it (router/background.h) */
+            const char *why = !r->store ? "this router keeps no responses (--responses-store 0)"
+                              : json_is_false(json_object_get(resp_req, "store")) ? "it needs \"store\": true"
+                              : json_is_true(json_object_get(resp_req, "stream")) ? "streamed background responses are not served"
+                                                                                  : NULL;
+            int rc = 0;
+            if (why) {
+                rc = respond_error(w, c, 400, "background", "'background': %s", why);
+            } else {
+                char chat_id[64];
+                snprintf(chat_id, sizeof chat_id, "chatcmpl-%016llx%08llx",
+                         (unsigned long long)sl_mix64(atomic_fetch_add(&r->ticket, 1) ^ (uint64_t)mono_ns()),
+                         (unsigned long long)(atomic_fetch_add(&r->ticket, 1) & 0xffffffffu));
+                json_t *m = json_object_get(resp_req, "model");
+                json_t *o = sl_responses_status(resp_req, chat_id, json_is_string(m) ? json_string_value(m) : "",
+                                                (long long)time(NULL), "queued");
+                sl_resp_store_put(r->store, resp_req, o);
+                size_t kn = 0;
+                const char *key = request_key(hp, &kn);
+                char *auth = key ? sl_malloc(kn + 8) : NULL;
+                if (auth) snprintf(auth, kn + 8, "Bearer %.*s", (int)kn, key);
+                if (sl_bg_start(r->bg, json_string_value(json_object_get(o, "id")), chat_id, c->body, c->n_body, auth,
+                                resp_req) != SL_OK) {
+                    json_object_set_new(o, "status", json_string("failed"));
+                    sl_resp_store_put(r->store, resp_req, o);
+                    json_decref(o);
+                    rc = respond_error(w, c, 500, NULL, "%s", sl_last_error());
+                } else {
+                    respond_json(w, c, 200, o, NULL);
+                }
+                sl_free(auth);
+            }
             free(cb);
             json_decref(resp_req);
-            return respond_error(w, c, 400, "background", "'background' responses are not served through the router: "
-                                 "send them to an engine");
+            return rc;
         }
         free(c->body);
         c->body = cb;
@@ -1018,7 +1070,10 @@ static int handle_request(worker *w, cconn *c) {
     x->anth_req = anth_req;
     x->llama = llama;
     x->n_predict = -1;
-    if (resp_req) /* unique across engines and restarts: the kept responses are looked up by it */
+    x->bg = bg_id != NULL;
+    if (resp_req && bg_id) /* (the id its queued object was given) */
+        snprintf(x->resp_id, sizeof x->resp_id, "%.*s", (int)(bg_id_len < sizeof x->resp_id ? bg_id_len : sizeof x->resp_id - 1), bg_id);
+    else if (resp_req) /* unique across engines and restarts: the kept responses are looked up by it */
         snprintf(x->resp_id, sizeof x->resp_id, "chatcmpl-%016llx%08llx",
                  (unsigned long long)sl_mix64(atomic_fetch_add(&r->ticket, 1) ^ (uint64_t)mono_ns()),
                  (unsigned long long)(atomic_fetch_add(&r->ticket, 1) & 0xffffffffu));
@@ -1862,7 +1917,7 @@ static void up_done(worker *w, uconn *u) {
         if (chat) { /* POST /v1/responses: the chat answer as a response object */
             json_t *ro = sl_responses_from_chat(chat, x->resp_req, x->resp_id,
                                                 (long long)json_integer_value(json_object_get(chat, "created")));
-            sl_resp_store_put(w->r->store, x->resp_req, ro);
+            if (!x->bg) sl_resp_store_put(w->r->store, x->resp_req, ro);
             rb = ro ? json_dumps(ro, JSON_COMPACT) : NULL;
             json_decref(ro);
             json_decref(chat);

@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "router/background.h"
 #include "router/etcd.h"
 #include "router/health.h"
 #include "router/proxy.h"
@@ -52,6 +53,7 @@ sl_status sl_router_start(const sl_router_cfg *cfg, sl_router **out) {
         st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    if (r->store && (st = sl_bg_create(r, &r->bg)) != SL_OK) goto fail;
     if ((st = sl_health_start(r, &r->health)) != SL_OK) goto fail;
     if (cfg->etcd && (st = sl_etcd_watch_start(cfg->etcd, cfg->cluster, r->members, &r->watch)) != SL_OK) goto fail;
     if ((st = sl_proxy_start(r, &r->proxy)) != SL_OK) goto fail;
@@ -79,6 +81,7 @@ bool sl_router_ready(sl_router *r) {
 
 void sl_router_stop(sl_router *r) {
     if (!r) return;
+    sl_bg_destroy(r->bg); /* (its jobs talk to the proxy: cancelled and ended first) */
     sl_proxy_stop(r->proxy);
     sl_etcd_watch_stop(r->watch);
     sl_health_stop(r->health);

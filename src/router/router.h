@@ -52,6 +52,7 @@ typedef struct sl_proxy sl_proxy;
 typedef struct sl_resp_store sl_resp_store;
 typedef struct sl_health sl_health;
 typedef struct sl_etcd_watch sl_etcd_watch;
+typedef struct sl_bg sl_bg;
 
 typedef struct sl_router {
     sl_router_cfg cfg;
@@ -63,6 +64,7 @@ typedef struct sl_router {
     atomic_bool draining;
     _Atomic uint64_t ticket;
     sl_resp_store *store; /* Responses API: responses kept here (the router translates them), or NULL */
+    sl_bg *bg;            /* background responses (router/background.h), with the store */
 } sl_router;
 
 sl_status sl_router_start(const sl_router_cfg *cfg, sl_router **out);

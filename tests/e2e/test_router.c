@@ -596,6 +596,112 @@ TEST(responses_kept_by_the_router) {
     stop_all(e, 2);
 }
 
+/* A Responses object's output text (its messages' text parts), malloc'd. */
+static char *output_text(const json_t *o) {
+    char *out = calloc(1, 1);
+    size_t n = 0, i;
+    const json_t *item;
+    json_array_foreach(json_object_get(o, "output"), i, item) {
+        const json_t *t = json_object_get(json_array_get(json_object_get(item, "content"), 0), "text");
+        if (!json_is_string(t)) continue;
+        out = realloc(out, n + json_string_length(t) + 1);
+        memcpy(out + n, json_string_value(t), json_string_length(t) + 1);
+        n += json_string_length(t);
+    }
+    return out;
+}
+
+/* GET the kept response id through url until its status is neither queued nor in_progress (at most 60 s). */
+static json_t *poll_kept(const char *url, const char *id) {
+    char path[200];
+    snprintf(path, sizeof path, "/v1/responses/%s", id);
+    for (int i = 0; i < 600; i++) {
+        rresp g = rt_http(url, "GET", path, NULL, NULL, NULL);
+        json_t *o = json_loads(g.body ? g.body : "", 0, NULL);
+        rt_free(&g);
+        const char *st = json_string_value(json_object_get(o, "status"));
+        if (st && strcmp(st, "queued") && strcmp(st, "in_progress")) return o;
+        json_decref(o);
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+/* Background responses through the router: answered queued at once, served by the router's own request (placed,
+ * proxied, kept under the same id): read back done, with the foreground answer's text; of ten queued behind
+ * an engine that runs one sequence at a time, the last is cancelled while it waits (kept cancelled); a stream
+ * or "store": false in the background is a 400; SIGTERM with some still running ends 0. */
+TEST(background_responses_through_the_router) {
+    sl_test_proc e, r;
+    const char *one_seq[] = {"--max-num-seqs", "1", NULL};
+    CHECK(rt_start_engine(&e, one_seq));
+    const char *urls[1] = {e.url};
+    CHECK(start_router(&r, urls, 1, NULL));
+    static const char fg[] = "{\"input\":\"Tell me a story.\",\"max_output_tokens\":250,\"temperature\":0}";
+    static const char bgb[] = "{\"input\":\"Tell me a story.\",\"max_output_tokens\":250,\"temperature\":0,\"background\":true}";
+    rresp f = rt_post(r.url, "/v1/responses", fg);
+    json_t *fo = json_loads(f.body ? f.body : "", 0, NULL);
+    char *want = output_text(fo);
+    CHECK_MSG(f.status == 200 && strlen(want) > 100, "%ld %.300s", f.status, f.body);
+    rresp b = rt_post(r.url, "/v1/responses", bgb);
+    json_t *bo = json_loads(b.body ? b.body : "", 0, NULL);
+    const char *id = json_string_value(json_object_get(bo, "id"));
+    CHECK_MSG(b.status == 200 && id && !strcmp(json_string_value(json_object_get(bo, "status")) ?: "", "queued") &&
+                  json_is_true(json_object_get(bo, "background")) && json_array_size(json_object_get(bo, "output")) == 0,
+              "%ld %.300s", b.status, b.body);
+    json_t *done = id ? poll_kept(r.url, id) : NULL;
+    char *got = output_text(done);
+    CHECK_MSG(!strcmp(got, want) && !strcmp(json_string_value(json_object_get(done, "status")) ?: "", "incomplete") &&
+                  json_is_true(json_object_get(done, "background")) &&
+                  !strcmp(json_string_value(json_object_get(done, "id")) ?: "", id ? id : "-"),
+              "background: %.300s\n      foreground text: %.200s", got, want);
+    free(got);
+    json_decref(done);
+    char ids[10][96];
+    for (int i = 0; i < 10; i++) {
+        rresp q = rt_post(r.url, "/v1/responses", bgb);
+        json_t *qo = json_loads(q.body ? q.body : "", 0, NULL);
+        snprintf(ids[i], sizeof ids[i], "%s", json_string_value(json_object_get(qo, "id")) ?: "");
+        json_decref(qo);
+        rt_free(&q);
+    }
+    char path[200];
+    snprintf(path, sizeof path, "/v1/responses/%s/cancel", ids[9]);
+    rresp cr = rt_post(r.url, path, "");
+    json_t *co = json_loads(cr.body ? cr.body : "", 0, NULL);
+    CHECK_MSG(cr.status == 200 && !strcmp(json_string_value(json_object_get(co, "status")) ?: "", "cancelled") &&
+                  !strcmp(json_string_value(json_object_get(co, "id")) ?: "", ids[9]),
+              "%ld %.300s", cr.status, cr.body);
+    json_decref(co);
+    rt_free(&cr);
+    json_t *first = poll_kept(r.url, ids[0]);
+    got = output_text(first);
+    CHECK_MSG(!strcmp(got, want), "the first of ten: %.300s", got);
+    free(got);
+    json_decref(first);
+    json_t *last = poll_kept(r.url, ids[9]); /* (still cancelled: its run ended there) */
+    CHECK(last && !strcmp(json_string_value(json_object_get(last, "status")) ?: "", "cancelled"));
+    json_decref(last);
+    snprintf(path, sizeof path, "/v1/responses/%s/cancel", json_string_value(json_object_get(fo, "id")) ?: "x");
+    rresp nb = rt_post(r.url, path, ""), nf = rt_post(r.url, "/v1/responses/resp_nope/cancel", "");
+    rresp bs = rt_post(r.url, "/v1/responses", "{\"input\":\"x\",\"background\":true,\"stream\":true}"),
+          bn = rt_post(r.url, "/v1/responses", "{\"input\":\"x\",\"background\":true,\"store\":false}");
+    CHECK_MSG(nb.status == 400 && nf.status == 404 && bs.status == 400 && bn.status == 400 &&
+                  strstr(bs.body ? bs.body : "", "\"param\":\"background\""),
+              "%ld / %ld / %ld %s / %ld", nb.status, nf.status, bs.status, bs.body, bn.status);
+    rt_free(&nb);
+    rt_free(&nf);
+    rt_free(&bs);
+    rt_free(&bn);
+    CHECK_EQ_INT(sl_test_proc_stop(&r, SIGTERM, 30), 0); /* (some still run: they finish or are cancelled) */
+    stop_all(&e, 1);
+    free(want);
+    json_decref(fo);
+    json_decref(bo);
+    rt_free(&f);
+    rt_free(&b);
+}
+
 /* llama.cpp's /completion through the router: proxied as a completions request, answered in llama.cpp's
  * form as the engine answers it (content, stop_type, stopping_word, counts), whole and streamed; a stream
  * moved by a kill -9 continues exactly and closes once. */
