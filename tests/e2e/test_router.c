@@ -611,12 +611,13 @@ static char *output_text(const json_t *o) {
     return out;
 }
 
-/* GET the kept response id through url until its status is neither queued nor in_progress (at most 60 s). */
-static json_t *poll_kept(const char *url, const char *id) {
+/* GET the kept response id through url (with header hdr, or NULL) until its status is neither queued nor
+ * in_progress (at most 60 s). */
+static json_t *poll_kept_with(const char *url, const char *id, const char *hdr) {
     char path[200];
     snprintf(path, sizeof path, "/v1/responses/%s", id);
     for (int i = 0; i < 600; i++) {
-        rresp g = rt_http(url, "GET", path, NULL, NULL, NULL);
+        rresp g = rt_http(url, "GET", path, NULL, hdr, NULL);
         json_t *o = json_loads(g.body ? g.body : "", 0, NULL);
         rt_free(&g);
         const char *st = json_string_value(json_object_get(o, "status"));
@@ -626,6 +627,8 @@ static json_t *poll_kept(const char *url, const char *id) {
     }
     return NULL;
 }
+
+static json_t *poll_kept(const char *url, const char *id) { return poll_kept_with(url, id, NULL); }
 
 /* Background responses through the router: answered queued at once, served by the router's own request (placed,
  * proxied, kept under the same id): read back done, with the foreground answer's text; of ten queued behind
@@ -823,9 +826,14 @@ TEST(responses_need_the_key) {
     CHECK_EQ_INT(b.status, 401);
     CHECK_EQ_INT(c.status, 404);
     CHECK_MSG(d.status == 200 && d.body && strstr(d.body, "\"object\":\"response\""), "%ld %s", d.status, d.body);
-    /* background responses are an engine's (the router says so) */
-    rresp bg = rt_http(r.url, NULL, "/v1/responses", "{\"input\":\"Hi\",\"background\":true}", "Authorization: Bearer k3y", NULL);
-    CHECK_MSG(bg.status == 400 && strstr(bg.body, "\"param\":\"background\""), "%ld %s", bg.status, bg.body);
+    /* a background response: the router's own request carries the client's key, and is served */
+    rresp bg = rt_http(r.url, NULL, "/v1/responses", "{\"input\":\"Hi\",\"max_output_tokens\":2,\"background\":true}",
+                       "Authorization: Bearer k3y", NULL);
+    json_t *bgo = json_loads(bg.body ? bg.body : "", 0, NULL);
+    json_t *bgd = bg.status == 200 ? poll_kept_with(r.url, json_string_value(json_object_get(bgo, "id")) ?: "x", "Authorization: Bearer k3y") : NULL;
+    CHECK_MSG(bgd && !strcmp(json_string_value(json_object_get(bgd, "status")) ?: "", "incomplete"), "%ld %s", bg.status, bg.body);
+    json_decref(bgo);
+    json_decref(bgd);
     rt_free(&bg);
     rt_free(&a);
     rt_free(&b);

@@ -175,7 +175,8 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
         {"{\"prompt\": [[1, 2], [3]], \"shardlm_resume\": {\"generated\": 1, \"text_sent\": 0}}", "shardlm_resume",
          "with one prompt"},
         {"{\"prompt\": \"x\", \"best_of\": 2}", "best_of", "must be 1"},
-        {"{\"prompt\": \"x\", \"suffix\": \"end\"}", "suffix", "not supported"},
+        {"{\"prompt\": \"x\", \"suffix\": \"end\"}", "suffix", "taken by /v1/completions"}, /* (parsed as it: the FIM
+                                                                                        * body is made before) */
         {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\"}}", "response_format", "json_schema.schema"},
         {"{\"prompt\": \"x\", \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"schema\": "
          "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\", \"pattern\": \"x(?!y)\"}}}}}}",
