@@ -29,7 +29,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_RERANK, O_COUNT };
+       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -81,6 +81,11 @@ static const opt_def OPTS[O_COUNT] = {
                    "llama.cpp's /embedding only); rank: a reranker's (its classification head scores /rerank and "
                    "/score pairs)"},
     [O_RERANK] = {"reranking", NULL, OPT_BOOL, NULL, 0, -1, "the same as --pooling rank (llama.cpp's --reranking)"},
+    [O_RBUDGET] = {"reasoning-budget", NULL, OPT_INT, "-1", -1, INT32_MAX,
+                   "a chat answer's thinking tokens at most, then the budget message and the closing tag are forced "
+                   "(-1: no limit; a request's reasoning_budget_tokens overrides it)"},
+    [O_RBUDGET_MSG] = {"reasoning-budget-message", NULL, OPT_STR, NULL, 0, -1,
+                       "text forced before the closing tag when the reasoning budget is spent (default none)"},
     [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http://HOST:PORT) under a lease, for routers"},
     [O_CLUSTER] = {"cluster", NULL, OPT_STR, "default", 0, -1, "cluster name: the key is /shardlm/NAME/engines/ID"},
     [O_ENGINE_ID] = {"engine-id", NULL, OPT_STR, NULL, 0, -1, "engine id in etcd (default HOST:PORT)"},
@@ -221,6 +226,9 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     if (v[O_RERANK].b) api.pooling = SL_POOL_RANK;
+    api.think_budget_on = true;
+    api.think_budget = (int32_t)v[O_RBUDGET].i;
+    api.think_budget_message = v[O_RBUDGET_MSG].set ? v[O_RBUDGET_MSG].s : NULL;
     if (api.pooling == SL_POOL_RANK && !sl_model_can_rank(m)) {
         fprintf(stderr, "shardlm serve: %s has no classification head (cls.output.weight or cls.weight): it cannot rank "
                 "(--pooling rank, --reranking)\n", v[O_MODEL].s);

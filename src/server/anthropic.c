@@ -215,13 +215,21 @@ static json_t *to_chat(const json_t *req, bool count, sl_api_error *e) {
             json_object_set_new(chat, "parallel_tool_calls", json_false());
     }
     const json_t *th = json_object_get(req, "thinking");
-    if (th && !json_is_null(th)) { /* to templates that read enable_thinking (budget_tokens is not enforced) */
+    if (th && !json_is_null(th)) { /* to templates that read enable_thinking */
         const char *type = json_string_value(json_object_get(th, "type"));
         if (!type || (strcmp(type, "enabled") && strcmp(type, "disabled"))) {
             sl_api_set_error(e, 400, "thinking", "'thinking.type' must be \"enabled\" or \"disabled\"");
             goto fail;
         }
         json_object_set_new(chat, "chat_template_kwargs", json_pack("{s:b}", "enable_thinking", !strcmp(type, "enabled")));
+        const json_t *bt = json_object_get(th, "budget_tokens"); /* (enforced: the reasoning budget) */
+        if (!strcmp(type, "enabled") && bt && !json_is_null(bt)) {
+            if (!json_is_integer(bt) || json_integer_value(bt) < 0 || json_integer_value(bt) > INT32_MAX) {
+                sl_api_set_error(e, 400, "thinking", "'thinking.budget_tokens' must be an integer >= 0");
+                goto fail;
+            }
+            json_object_set(chat, "reasoning_budget_tokens", (json_t *)bt);
+        }
     }
     const json_t *user = json_object_get(json_object_get(req, "metadata"), "user_id");
     if (json_is_string(user)) json_object_set(chat, "user", (json_t *)user);

@@ -56,6 +56,7 @@ void sl_api_request_free(sl_api_request *r) {
     sl_dry_breakers_free(r->params.dry_breakers);
     sl_free(r->prompt);
     sl_free(r->prompt_text);
+    sl_free(r->think_ids);
     for (int32_t i = 0; i < r->n_more; i++) {
         sl_free(r->more[i].ids);
         sl_free(r->more[i].text);
@@ -532,6 +533,62 @@ static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r,
 
 /* Chat's messages rendered and tokenized into r's prompt; gen_prompt: add_generation_prompt unless the body says
  * (true for chat, false for embeddings, as vLLM has them). */
+/* llama.cpp's reasoning budget (reasoning_budget_tokens, reasoning_budget_message; the server's --reasoning-budget
+ * and --reasoning-budget-message where the request gives none): the template's thinking tags and the forced
+ * tokens (the message, then the closing tag) as the scheduler takes them (server/sched.h). */
+static bool parse_think_budget(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
+    long long budget = ctx->think_budget_on ? ctx->think_budget : -1;
+    if (!get_int(body, "reasoning_budget_tokens", -1, INT32_MAX, &budget, e)) return false;
+    const json_t *mv = json_object_get(body, "reasoning_budget_message");
+    if (mv && !json_is_null(mv) && !json_is_string(mv)) {
+        sl_api_set_error(e, 400, "reasoning_budget_message", "'reasoning_budget_message' must be a string");
+        return false;
+    }
+    const char *msg = json_is_string(mv) ? json_string_value(mv) : ctx->think_budget_message ? ctx->think_budget_message : "";
+    r->params.think_budget = -1;
+    if (budget < 0 || r->params.schema || r->params.grammar) return true; /* (a guided answer has no thinking) */
+    if (ctx->harmony || ctx->kimi3) {
+        if (!present(body, "reasoning_budget_tokens")) return true;
+        sl_api_set_error(e, 400, "reasoning_budget_tokens", "'reasoning_budget_tokens' is not supported with this model's "
+                         "chat template (its thinking is not a <think>-style block)");
+        return false;
+    }
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    const char *open = sl_think_open_tag(r->think_tags), *close = sl_think_close_tag(r->think_tags);
+    int32_t *a = NULL, *b = NULL, *c = NULL;
+    size_t na = 0, nb = 0, nc = 0;
+    char *forced = sl_malloc(strlen(msg) + strlen(close) + 1);
+    bool ok = forced != NULL;
+    if (ok) sprintf(forced, "%s%s", msg, close);
+    ok = ok && sl_tokenize(tok, open, strlen(open), false, true, &a, &na) == SL_OK &&
+         sl_tokenize(tok, close, strlen(close), false, true, &b, &nb) == SL_OK &&
+         sl_tokenize(tok, forced, strlen(forced), false, true, &c, &nc) == SL_OK;
+    sl_free(forced);
+    r->think_ids = ok ? sl_alloc_array(na + nb + nc + 1, sizeof(int32_t)) : NULL;
+    if (!r->think_ids) {
+        sl_free(a);
+        sl_free(b);
+        sl_free(c);
+        sl_api_set_error(e, 500, NULL, "cannot tokenize the thinking tags: %s", ok ? "out of memory" : sl_last_error());
+        return false;
+    }
+    memcpy(r->think_ids, a, sizeof(int32_t) * na);
+    memcpy(r->think_ids + na, b, sizeof(int32_t) * nb);
+    memcpy(r->think_ids + na + nb, c, sizeof(int32_t) * nc);
+    sl_free(a);
+    sl_free(b);
+    sl_free(c);
+    r->params.think_budget = (int32_t)budget;
+    r->params.think_open = sl_think_open_in_prompt(r->think_tags, r->prompt_text);
+    r->params.think_start = r->think_ids;
+    r->params.n_think_start = (int32_t)na;
+    r->params.think_end = r->think_ids + na;
+    r->params.n_think_end = (int32_t)nb;
+    r->params.think_forced = r->think_ids + na + nb;
+    r->params.n_think_forced = (int32_t)nc;
+    return true;
+}
+
 static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, bool gen_prompt, sl_api_error *e) {
     json_t *m = json_object_get(body, "messages");
     if (!m) {
@@ -602,7 +659,7 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         return false;
     }
     r->n_prompt = (int32_t)n;
-    return true;
+    return parse_think_budget(ctx, body, r, e);
 }
 
 /* One stop string (the field name for errors: "stop" or "stop[i]"). */

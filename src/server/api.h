@@ -79,6 +79,7 @@ typedef struct sl_api_request {
      * rendered prompt left a <think> block open, so the answer starts in it */
     bool think, think_open;
     sl_think_tags think_tags;
+    int32_t *think_ids;      /* the reasoning budget's tag and forced ids (params.think_*), or NULL */
     /* chat: continuing a stream another engine started (a router's failover: shardlm_resume with "ids").
      * The prompt is those ids (the rendered conversation and the tokens generated so far); the client
      * has resume_content bytes of content, resume_reasoning of thinking, resume_args of a forced
@@ -126,6 +127,9 @@ typedef struct sl_api_ctx {
     int32_t kimi3_show[SL_DETOK_SHOW_MAX]; /* its tags that are control tokens: shown in every chat answer */
     int n_kimi3_show;
     sl_pooling pooling; /* embeddings: how the input's hidden states are pooled (mean, cls, last; none: /embedding only) */
+    bool think_budget_on;              /* --reasoning-budget given: think_budget is the default */
+    int32_t think_budget;              /* ... a chat answer's thinking tokens at most (-1: no limit) */
+    const char *think_budget_message;  /* --reasoning-budget-message: forced before the closing tag (NULL: none) */
 } sl_api_ctx;
 
 /* A list of prompts as completions' prompt and embeddings' input take it: one string (tokenized, with BOS

@@ -188,6 +188,14 @@ static const float *guide_mask(sl_sched *s, sl_req *r, const float *lg, int32_t 
  * tokens through the same detokenizer and stop matcher, dropping the first
  * resume_text_sent bytes released (the client has them); what the other
  * engine held back stays held here, or is released if more came out. */
+/* r's reasoning budget takes output token id. */
+static void budget_take(const sl_tokenizer *tok, sl_req *r, int32_t id) {
+    if (r->tb.state == SL_TB_DONE) return;
+    char buf[256];
+    const int64_t n = sl_token_to_piece(tok, id, false, buf, sizeof buf);
+    sl_tb_accept(&r->tb, id, n > (int64_t)sizeof buf || sl_utf8_ends_whole(buf, n));
+}
+
 static void resume(sl_sched *s, sl_req *r) {
     const sl_tokenizer *tok = sl_model_tokenizer(s->m);
     r->skip_text = (size_t)r->p.resume_text_sent;
@@ -195,6 +203,7 @@ static void resume(sl_sched *s, sl_req *r) {
         /* structured output goes on from the output so far (with mirostat, as its mu replays: record_plp) */
         int bad; /* (the other engine's tokens: they kept to the guide there) */
         if (guided(r) && r->miro_next >= r->n_prompt) guide_take(s, r, r->tokens[i], &bad);
+        budget_take(tok, r, r->tokens[i]); /* (its reasoning budget goes on from where that engine's was) */
         if (!r->p.ignore_eos && sl_tokenizer_is_eog(tok, r->tokens[i])) continue;
         char buf[4096];
         int64_t n = sl_detok_push(&r->detok, r->tokens[i], buf, sizeof buf);
@@ -325,6 +334,14 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->miro_next = p->sampling.mirostat && p->resume_generated > 0 && p->max_tokens > 0
                        ? n_prompt - p->resume_generated - 1
                        : n_prompt;
+    r->tb.state = SL_TB_DONE;
+    if (!p->embed && p->think_budget >= 0 && p->n_think_forced > 0 && !guided(r) &&
+        (st = sl_tb_init(&r->tb, p->think_budget, p->think_open, p->think_start, p->n_think_start, p->think_end,
+                         p->n_think_end, p->think_forced, p->n_think_forced)) != SL_OK) {
+        sl_req_release(r);
+        return st;
+    }
+    r->p.think_start = r->p.think_end = r->p.think_forced = NULL; /* (the caller's lists) */
     if (p->resume_generated > 0) resume(s, r);
     int pool = sl_kvm_pool_for(s->kvm, r->max_ctx);
     sl_kvm_seq_init(&r->kv, pool, p->adapter);
@@ -348,6 +365,7 @@ void sl_req_release(sl_req *r) {
     if (!r || atomic_fetch_sub(&r->refs, 1) != 1) return;
     for (int i = 0; i < r->p.n_stop; i++) sl_free(r->p.stop[i]);
     sl_sampler_destroy(r->sampler);
+    sl_tb_free(&r->tb);
     sl_free(r->kv.table.blocks);
     sl_free(r->tokens);
     sl_free(r->held);
@@ -741,12 +759,20 @@ static bool sample_one(sl_sched *s, sl_req *r, const float *lg, double t) {
             return true;
         }
     }
+    const int32_t forced = sl_tb_forced(&r->tb);
+    if (forced >= 0) { /* the reasoning budget is spent: its message and closing tag, whatever the logits say */
+        const float keep = lg[forced] == lg[forced] && lg[forced] > -INFINITY ? lg[forced] : 0.0f;
+        for (int32_t i = 0; i < s->n_vocab; i++) s->masked[i] = -INFINITY;
+        s->masked[forced] = keep;
+        slg = s->masked;
+    }
     int32_t id = sl_sampler_sample(r->sampler, slg, r->tokens, r->n_tokens, 0, (uint64_t)r->n_tokens);
     if (id < 0) { /* nothing may come (allowed_token_ids that the answer's schema refuses, say): it ends here */
         finish_req(s, r, SL_FR_STOP, 0, NULL);
         drop_req(s, &s->running, r);
         return true;
     }
+    budget_take(sl_model_tokenizer(s->m), r, id);
     if (accept_token(s, r, id, lg, t)) {
         drop_req(s, &s->running, r);
         return true;

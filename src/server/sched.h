@@ -19,6 +19,7 @@
 
 #include "shardlm.h"
 #include "engine/embed.h"
+#include "engine/thinkbudget.h"
 #include "engine/grammar.h"
 #include "engine/trigger.h"
 #include "engine/jsonguide.h"
@@ -154,6 +155,16 @@ typedef struct sl_req_params {
      * and end-of-generation tokens, never reach the text. */
     int32_t show_ids[SL_DETOK_SHOW_MAX];
     int n_show_ids;
+    /* A reasoning budget (engine/thinkbudget.h; -1: none): once the
+     * thinking block (opened by think_start's tokens in the output, or by
+     * the prompt: think_open) has think_budget tokens, think_forced's tokens
+     * come next whatever the logits say; think_end's ending the block first
+     * ends the count. Not with structured output. sl_req_create copies the
+     * lists. */
+    int32_t think_budget;
+    bool think_open;
+    int32_t n_think_start, n_think_end, n_think_forced;
+    const int32_t *think_start, *think_end, *think_forced;
 } sl_req_params;
 
 /* Prompt positions whose logits one step computes for echo with logprobs. */
@@ -204,6 +215,7 @@ struct sl_req {
     int32_t n_draft;        /* tokens proposed in this step's batch (n-gram speculation) */
     int32_t draft[SL_MAX_SPEC];
     sl_spec spec;           /* its n-gram speculation (engine/ngram.h) */
+    sl_tbudget tb;          /* its reasoning budget (p.think_budget; state DONE: none) */
 
     /* output channel (guarded by mu) */
     pthread_mutex_t mu;

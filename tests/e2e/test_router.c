@@ -441,6 +441,24 @@ TEST(kill9_midstream_chat_thinking) {
                         extra, true);
 }
 
+/* With a reasoning budget: the continuing engine replays the output through the budget, so the message and the
+ * closing tag are forced where the first engine would have forced them — after the move (budget 250), or before
+ * it and not again (budget 12). */
+static void midstream_kill_budget(int budget) {
+    const char *tpl = "../shared/golden/chat-templates/deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja";
+    if (access(tpl, R_OK) != 0) return;
+    const char *extra[] = {"--chat-template", tpl, NULL};
+    char plain[400], stream[400];
+    snprintf(plain, sizeof plain,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story about a cat\"}],\"max_tokens\":400,"
+             "\"temperature\":0,\"reasoning_budget_tokens\":%d,\"reasoning_budget_message\":\" Done thinking.\"}", budget);
+    snprintf(stream, sizeof stream, "%.*s,\"stream\":true}", (int)strlen(plain) - 1, plain);
+    midstream_kill_with("/v1/chat/completions", plain, stream, extra, true);
+}
+
+TEST(kill9_midstream_chat_reasoning_budget_after) { midstream_kill_budget(250); }
+TEST(kill9_midstream_chat_reasoning_budget_before) { midstream_kill_budget(12); }
+
 /* A forced function call: its arguments stream as tool_calls deltas; after the move they go on from the
  * client's last byte, under the same call (one id). */
 #define PETS_TOOLS_ITEMS(N)                                                                                      \

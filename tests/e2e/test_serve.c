@@ -1323,6 +1323,155 @@ TEST(serve_reasoning_content) {
     CHECK(resp_stream_ok);
 }
 
+/* ---- reasoning budget ------------------------------------------------------------------------------- */
+
+static int output_ids(const char *body, int32_t *ids, int cap, bool *named);
+
+/* The ids of a JSON array body field (tokens / token ids), appended to a. */
+static void ids_into(json_t *a, const char *body, const char *key) {
+    json_t *o = json_loads(body ? body : "", 0, NULL);
+    json_array_extend(a, json_object_get(o, key));
+    json_decref(o);
+}
+
+/* A chat answer's output token ids (logprobs with return_tokens_as_token_ids), whole or streamed. */
+static json_t *chat_output_ids(const resp *r, bool stream) {
+    json_t *ids = json_array();
+    const char *p = r->body;
+    while (p && *p) {
+        const char *start = stream ? strstr(p, "data: {") : p;
+        if (!start) break;
+        json_t *o = json_loads(start + (stream ? 6 : 0), JSON_DISABLE_EOF_CHECK, NULL);
+        json_t *lp = json_object_get(json_array_get(json_object_get(o, "choices"), 0), "logprobs");
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(lp, "content"), i, t) {
+            const char *s = json_string_value(json_object_get(t, "token"));
+            json_array_append_new(ids, json_integer(s && !strncmp(s, "token_id:", 9) ? atoi(s + 9) : -1));
+        }
+        json_decref(o);
+        if (!stream) break;
+        p = start + 6;
+    }
+    return ids;
+}
+
+/* llama.cpp's reasoning budget: after `budget` tokens of thinking (DeepSeek-R1's template opens the block in the
+ * prompt) the message and the closing tag are forced, and the answer goes on from them — the same ids as the
+ * prompt's greedy output cut at the budget, then the forced ids, then the greedy continuation of all that (two
+ * completions requests); whole and streamed, as a request field or the server's --reasoning-budget, and
+ * Anthropic's thinking.budget_tokens; the parts split at the forced tag. */
+TEST(serve_reasoning_budget) {
+    const char *tpl = "../shared/golden/chat-templates/deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja";
+    if (access(tpl, R_OK) != 0) return;
+    enum { B = 10, MAXT = 40 };
+    for (int by_flag = 0; by_flag < 2 && !sl_test_failed(); by_flag++) {
+        sl_test_proc p;
+        char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--chat-template", (char *)tpl,
+                        by_flag ? "--reasoning-budget" : NULL, "10", "--reasoning-budget-message", " Enough.", NULL};
+        CHECK(sl_test_proc_start(&p, args, 20) == 0);
+        static const char msgs[] = "\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}]";
+        char body[1024];
+        snprintf(body, sizeof body, "{%s}", msgs);
+        resp tk = http(p.url, "/tokenize", body, NULL);
+        json_t *want = json_array(), *pg = json_array();
+        ids_into(pg, tk.body, "tokens");
+        free(tk.body);
+        /* the greedy output, cut at the budget */
+        json_t *cq = json_pack("{s:O,s:i,s:i,s:i,s:b}", "prompt", pg, "max_tokens", B, "temperature", 0, "logprobs", 0,
+                               "return_tokens_as_token_ids", 1);
+        char *cb = json_dumps(cq, 0);
+        resp c1 = http(p.url, "/v1/completions", cb, NULL);
+        int32_t g[B];
+        bool named;
+        CHECK_EQ_INT(output_ids(c1.body, g, B, &named), B);
+        for (int i = 0; i < B; i++) {
+            json_array_append_new(pg, json_integer(g[i]));
+            json_array_append_new(want, json_integer(g[i]));
+        }
+        /* the forced tokens: the message and the closing tag */
+        resp ft = http(p.url, "/tokenize", "{\"content\":\" Enough.</think>\",\"add_special\":false}", NULL);
+        json_t *f = json_array();
+        ids_into(f, ft.body, "tokens");
+        json_array_extend(pg, f);
+        json_array_extend(want, f);
+        CHECK(json_array_size(f) > 1);
+        /* and the greedy continuation of all that */
+        json_t *cq2 = json_pack("{s:O,s:i,s:i,s:i,s:b}", "prompt", pg, "max_tokens", MAXT - B - (int)json_array_size(f),
+                                "temperature", 0, "logprobs", 0, "return_tokens_as_token_ids", 1);
+        char *cb2 = json_dumps(cq2, 0);
+        resp c2 = http(p.url, "/v1/completions", cb2, NULL);
+        int32_t rest[MAXT];
+        const int nr = output_ids(c2.body, rest, MAXT, &named);
+        CHECK(nr > 0);
+        for (int i = 0; i < nr; i++) json_array_append_new(want, json_integer(rest[i]));
+        for (int stream = 0; stream < 2 && !sl_test_failed(); stream++) {
+            snprintf(body, sizeof body,
+                     "{%s,\"max_tokens\":%d,\"temperature\":0,\"logprobs\":true,\"return_tokens_as_token_ids\":true%s%s}",
+                     msgs, MAXT, by_flag ? "" : ",\"reasoning_budget_tokens\":10,\"reasoning_budget_message\":\" Enough.\"",
+                     stream ? ",\"stream\":true" : "");
+            resp r = http(p.url, "/v1/chat/completions", body, NULL);
+            json_t *got = chat_output_ids(&r, stream);
+            CHECK_MSG(json_equal(got, want), "server flag %d stream %d:\n      got  %s\n      want %s", by_flag, stream,
+                      json_dumps(got, JSON_COMPACT), json_dumps(want, JSON_COMPACT));
+            if (!stream) { /* the thinking ends with the message; the answer follows the tag */
+                json_t *o = json_loads(r.body, 0, NULL);
+                json_t *msg = json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message");
+                const char *th = json_string_value(json_object_get(msg, "reasoning_content")),
+                           *ct = json_string_value(json_object_get(msg, "content"));
+                CHECK_MSG(th && ct && strlen(th) > 8 && !strcmp(th + strlen(th) - 7, "Enough.") && *ct,
+                          "reasoning '%s', content '%s'", th ? th : "(null)", ct ? ct : "(null)");
+                json_decref(o);
+            }
+            json_decref(got);
+            free(r.body);
+        }
+        if (by_flag == 0) {
+            /* Anthropic's budget_tokens: the same budget, no message — the chat answer's text with budget 10 */
+            snprintf(body, sizeof body, "{%s,\"max_tokens\":%d,\"temperature\":0,\"reasoning_budget_tokens\":10}", msgs, MAXT);
+            resp r = http(p.url, "/v1/chat/completions", body, NULL);
+            snprintf(body, sizeof body, "{\"model\":\"stories260K\",%s,\"max_tokens\":%d,\"temperature\":0,"
+                                        "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":10}}", msgs, MAXT);
+            resp a = http(p.url, "/v1/messages", body, NULL);
+            json_t *ro = json_loads(r.body, 0, NULL), *ao = json_loads(a.body, 0, NULL);
+            json_t *msg = json_object_get(json_array_get(json_object_get(ro, "choices"), 0), "message");
+            const char *text = NULL, *thinking = NULL;
+            size_t i;
+            json_t *blk;
+            json_array_foreach(json_object_get(ao, "content"), i, blk) {
+                if (!strcmp(json_string_value(json_object_get(blk, "type")) ?: "", "text"))
+                    text = json_string_value(json_object_get(blk, "text"));
+                if (!strcmp(json_string_value(json_object_get(blk, "type")) ?: "", "thinking"))
+                    thinking = json_string_value(json_object_get(blk, "thinking"));
+            }
+            CHECK_MSG(a.status == 200 && text && thinking && json_string_value(json_object_get(msg, "content")) &&
+                          !strcmp(text, json_string_value(json_object_get(msg, "content"))) &&
+                          !strcmp(thinking, json_string_value(json_object_get(msg, "reasoning_content")) ?: ""),
+                      "messages %s\n      chat %s", a.body, r.body);
+            json_decref(ro);
+            json_decref(ao);
+            free(r.body);
+            free(a.body);
+            resp bad = http(p.url, "/v1/chat/completions",
+                            "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"reasoning_budget_tokens\":-2}", NULL);
+            CHECK_MSG(bad.status == 400 && strstr(bad.body, "\"param\":\"reasoning_budget_tokens\""), "%ld %s", bad.status,
+                      bad.body);
+            free(bad.body);
+        }
+        json_decref(want);
+        json_decref(pg);
+        json_decref(f);
+        json_decref(cq);
+        json_decref(cq2);
+        free(cb);
+        free(cb2);
+        free(c1.body);
+        free(c2.body);
+        free(ft.body);
+        CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    }
+}
+
 /* Bad tools and tool_choice: 400 naming the field. */
 TEST(serve_tool_calls_bad_input) {
     const char *url = start_default();
