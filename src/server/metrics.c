@@ -6,6 +6,7 @@
 #include "core/strbuf.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,78 @@ static void render_hist(sl_strbuf *b, const char *name, const char *help, const 
     sl_strbuf_printf(b, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", name, model, (unsigned long long)cum);
     sl_strbuf_printf(b, "%s_sum{model=\"%s\"} %.6f\n", name, model, (double)atomic_load(&h->sum_us) / 1e6);
     sl_strbuf_printf(b, "%s_count{model=\"%s\"} %llu\n", name, model, (unsigned long long)cum);
+}
+
+/* The same figures under vLLM's names (label model_name: what dashboards, autoscalers and the Kubernetes Gateway
+ * API inference extension's endpoint picker read) and llama.cpp's (llamacpp:*). */
+static void render_compat(sl_strbuf *b, const sl_metrics *m, const char *model) {
+#define V_ONE(name, type, help, fmt, value)                                                                      \
+    sl_strbuf_printf(b, "# HELP " name " " help "\n# TYPE " name " " type "\n" name "{model_name=\"%s\"} " fmt "\n", \
+                     model, value)
+    int64_t total = 0, used = 0;
+    for (int p = 0; p < m->n_pools; p++) {
+        total += atomic_load(&m->pool_total[p]);
+        used += atomic_load(&m->pool_used[p]);
+    }
+    const double usage = total > 0 ? (double)used / (double)total : 0.0;
+    const long long running = (long long)atomic_load(&m->running), waiting = (long long)atomic_load(&m->waiting);
+    const unsigned long long prompt = (unsigned long long)atomic_load(&m->prompt_tokens),
+                             gen = (unsigned long long)atomic_load(&m->generation_tokens);
+    V_ONE("vllm:num_requests_running", "gauge", "Requests in the running batch.", "%lld", running);
+    V_ONE("vllm:num_requests_waiting", "gauge", "Requests waiting to be scheduled.", "%lld", waiting);
+    V_ONE("vllm:kv_cache_usage_perc", "gauge", "KV cache blocks in use (1 = all).", "%.6f", usage);
+    V_ONE("vllm:gpu_cache_usage_perc", "gauge", "KV cache blocks in use (1 = all; vLLM's older name).", "%.6f", usage);
+    V_ONE("vllm:prompt_tokens_total", "counter", "Prompt tokens received.", "%llu", prompt);
+    V_ONE("vllm:generation_tokens_total", "counter", "Tokens generated.", "%llu", gen);
+    V_ONE("vllm:num_preemptions_total", "counter", "Sequences preempted.", "%llu",
+          (unsigned long long)atomic_load(&m->preemptions));
+    V_ONE("vllm:prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.", "%llu", prompt);
+    V_ONE("vllm:prefix_cache_hits_total", "counter", "Prompt tokens served from the prefix cache.", "%llu",
+          (unsigned long long)atomic_load(&m->cached_prompt_tokens));
+    sl_strbuf_printf(b, "# HELP vllm:request_success_total Finished requests by finish reason.\n"
+                        "# TYPE vllm:request_success_total counter\n");
+    for (int i = 1; i < 4; i++)
+        sl_strbuf_printf(b, "vllm:request_success_total{model_name=\"%s\",finished_reason=\"%s\"} %llu\n", model,
+                         FINISH_NAMES[i], (unsigned long long)atomic_load(&m->requests_finished[i]));
+    /* no LoRA adapters are served yet: none running or waiting */
+    sl_strbuf_printf(b, "# HELP vllm:lora_requests_info Running and waiting LoRA adapters.\n"
+                        "# TYPE vllm:lora_requests_info gauge\n"
+                        "vllm:lora_requests_info{max_lora=\"0\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"} 1\n");
+    static const struct {
+        const char *name;
+        size_t off;
+    } H[] = {{"vllm:time_to_first_token_seconds", offsetof(sl_metrics, ttft)},
+             {"vllm:inter_token_latency_seconds", offsetof(sl_metrics, itl)},
+             {"vllm:time_per_output_token_seconds", offsetof(sl_metrics, itl)},
+             {"vllm:e2e_request_latency_seconds", offsetof(sl_metrics, e2e)}};
+    for (size_t k = 0; k < sizeof H / sizeof H[0]; k++) {
+        const sl_hist *h = (const sl_hist *)((const char *)m + H[k].off);
+        sl_strbuf_printf(b, "# HELP %s As shardlm's.\n# TYPE %s histogram\n", H[k].name, H[k].name);
+        uint64_t cum = 0;
+        for (int i = 0; i <= SL_HIST_BUCKETS; i++) {
+            cum += atomic_load(&h->counts[i]);
+            if (i < SL_HIST_BUCKETS)
+                sl_strbuf_printf(b, "%s_bucket{model_name=\"%s\",le=\"%g\"} %llu\n", H[k].name, model, h->bounds[i],
+                                 (unsigned long long)cum);
+        }
+        sl_strbuf_printf(b, "%s_bucket{model_name=\"%s\",le=\"+Inf\"} %llu\n%s_sum{model_name=\"%s\"} %.6f\n"
+                            "%s_count{model_name=\"%s\"} %llu\n",
+                         H[k].name, model, (unsigned long long)cum, H[k].name, model,
+                         (double)atomic_load(&h->sum_us) / 1e6, H[k].name, model, (unsigned long long)cum);
+    }
+    /* llama.cpp's (llama-server --metrics) */
+    sl_strbuf_printf(b, "# HELP llamacpp:prompt_tokens_total Prompt tokens processed.\n# TYPE llamacpp:prompt_tokens_total counter\n"
+                        "llamacpp:prompt_tokens_total %llu\n"
+                        "# HELP llamacpp:tokens_predicted_total Tokens generated.\n# TYPE llamacpp:tokens_predicted_total counter\n"
+                        "llamacpp:tokens_predicted_total %llu\n"
+                        "# HELP llamacpp:requests_processing Requests being processed.\n# TYPE llamacpp:requests_processing gauge\n"
+                        "llamacpp:requests_processing %lld\n"
+                        "# HELP llamacpp:requests_deferred Requests waiting.\n# TYPE llamacpp:requests_deferred gauge\n"
+                        "llamacpp:requests_deferred %lld\n"
+                        "# HELP llamacpp:kv_cache_usage_ratio KV cache in use (1 = all).\n# TYPE llamacpp:kv_cache_usage_ratio gauge\n"
+                        "llamacpp:kv_cache_usage_ratio %.6f\n",
+                     prompt, gen, running, waiting, usage);
+#undef V_ONE
 }
 
 #define COUNTER(name, help, value)                                                                     \
@@ -99,5 +172,6 @@ char *sl_metrics_render(const sl_metrics *m, const char *model) {
     render_hist(&b, "shardlm_inter_token_latency_seconds", "Time between consecutive tokens of a request.", &m->itl,
                 model);
     render_hist(&b, "shardlm_e2e_request_latency_seconds", "Time from arrival to the end of a request.", &m->e2e, model);
+    render_compat(&b, m, model);
     return b.p;
 }

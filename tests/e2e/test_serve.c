@@ -2295,6 +2295,52 @@ TEST(serve_prefix_cache_hits) {
     CHECK_MSG(hits1 - hits0 >= 2, "prefix cache hits went from %g to %g", hits0, hits1);
 }
 
+/* /metrics also under vLLM's names (model_name label) and llama.cpp's: the same figures as shardlm's; a request
+ * moves them as it moves shardlm's; histograms count what shardlm's count; every sample line has a value. */
+TEST(serve_metrics_vllm_and_llamacpp_names) {
+    const char *url = start_default();
+    CHECK(url);
+    resp a = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":8,\"temperature\":0}", NULL);
+    CHECK_EQ_INT(a.status, 200);
+    free(a.body);
+    CHECK(wait_blocks_free(url, 10));
+    static const struct {
+        const char *ours, *theirs, *label;
+    } same[] = {{"shardlm_prompt_tokens_total", "vllm:prompt_tokens_total", NULL},
+                {"shardlm_generation_tokens_total", "vllm:generation_tokens_total", NULL},
+                {"shardlm_prompt_tokens_total", "vllm:prefix_cache_queries_total", NULL},
+                {"shardlm_prompt_tokens_cached_total", "vllm:prefix_cache_hits_total", NULL},
+                {"shardlm_preemptions_total", "vllm:num_preemptions_total", NULL},
+                {"shardlm_requests_running", "vllm:num_requests_running", NULL},
+                {"shardlm_requests_waiting", "vllm:num_requests_waiting", NULL},
+                {"shardlm_time_to_first_token_seconds_count", "vllm:time_to_first_token_seconds_count", NULL},
+                {"shardlm_inter_token_latency_seconds_count", "vllm:inter_token_latency_seconds_count", NULL},
+                {"shardlm_e2e_request_latency_seconds_count", "vllm:e2e_request_latency_seconds_count", NULL},
+                {"shardlm_prompt_tokens_total", "llamacpp:prompt_tokens_total", NULL},
+                {"shardlm_generation_tokens_total", "llamacpp:tokens_predicted_total", NULL},
+                {"shardlm_requests_running", "llamacpp:requests_processing", NULL}};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        const double x = metric(url, same[i].ours, NULL), y = metric(url, same[i].theirs, NULL);
+        CHECK_MSG(x == y, "%s %g, %s %g", same[i].ours, x, same[i].theirs, y);
+    }
+    CHECK(metric(url, "vllm:generation_tokens_total", NULL) >= 8);
+    CHECK(metric(url, "vllm:request_success_total", "finished_reason=\"length\"") ==
+          metric(url, "shardlm_requests_finished_total", "reason=\"length\""));
+    const double usage = metric(url, "vllm:kv_cache_usage_perc", NULL);
+    CHECK(usage == 0 && metric(url, "llamacpp:kv_cache_usage_ratio", NULL) == 0); /* (every block free again) */
+    resp m = http(url, "/metrics", NULL, NULL);
+    CHECK(strstr(m.body, "vllm:num_requests_waiting{model_name=\"stories260K\"} 0\n") != NULL);
+    int bad = 0;
+    for (char *line = strtok(m.body, "\n"); line; line = strtok(NULL, "\n")) { /* name{labels} value */
+        if (line[0] == '#') continue;
+        const char *sp = strrchr(line, ' ');
+        char *end = NULL;
+        if (!sp || (strtod(sp + 1, &end), *end != '\0')) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(m.body);
+}
+
 static char *token_prompt_body(int first, int n, int max_tokens) {
     json_t *arr = json_array();
     json_array_append_new(arr, json_integer(1));
