@@ -39,6 +39,49 @@ static json_t *blocks_text(const json_t *content, const char *field, sl_api_erro
     return r;
 }
 
+/* A document or search_result block of a user message as the text the model reads: its title, its context, then
+ * its text (a text source's data, or a content source's text blocks); NULL with e set for a source that is not
+ * text (a PDF or an image: no model here reads those). */
+static json_t *document_text(const json_t *blk, const char *type, const char *field, sl_api_error *e) {
+    const json_t *title = json_object_get(blk, "title"), *ctx = json_object_get(blk, "context"), *body = NULL;
+    json_t *owned = NULL;
+    if (!strcmp(type, "search_result")) { /* {source, title, content: [text blocks]} */
+        char f[96];
+        snprintf(f, sizeof f, "%s.content", field);
+        body = owned = blocks_text(json_object_get(blk, "content"), f, e);
+        if (!body) return NULL;
+    } else {
+        const json_t *src = json_object_get(blk, "source");
+        const char *st = json_string_value(json_object_get(src, "type"));
+        if (st && !strcmp(st, "text") && json_is_string(json_object_get(src, "data"))) {
+            body = json_object_get(src, "data");
+        } else if (st && !strcmp(st, "content")) {
+            char f[96];
+            snprintf(f, sizeof f, "%s.source.content", field);
+            body = owned = blocks_text(json_object_get(src, "content"), f, e);
+            if (!body) return NULL;
+        } else {
+            sl_api_set_error(e, 400, "messages", "'%s.source': documents of source type '%s' are not supported (text and "
+                             "content are: this server's models read text only)", field, st ? st : "(none)");
+            return NULL;
+        }
+    }
+    sl_strbuf b = {0};
+    if (json_is_string(title)) {
+        sl_strbuf_add(&b, json_string_value(title), json_string_length(title));
+        sl_strbuf_add(&b, "\n\n", 2);
+    }
+    if (json_is_string(ctx)) {
+        sl_strbuf_add(&b, json_string_value(ctx), json_string_length(ctx));
+        sl_strbuf_add(&b, "\n\n", 2);
+    }
+    sl_strbuf_add(&b, json_string_value(body), json_string_length(body));
+    json_t *r = json_stringn(b.p ? b.p : "", b.n);
+    free(b.p);
+    json_decref(owned);
+    return r;
+}
+
 /* One message of the request, as chat messages appended to msgs; false with e set. */
 static bool message(const json_t *m, size_t idx, json_t *msgs, sl_api_error *e) {
     const char *role = json_string_value(json_object_get(m, "role"));
@@ -67,6 +110,13 @@ static bool message(const json_t *m, size_t idx, json_t *msgs, sl_api_error *e) 
         snprintf(field, sizeof field, "messages[%zu].content[%zu]", idx, i);
         if (type && !strcmp(type, "text") && json_is_string(json_object_get(blk, "text"))) {
             json_array_append_new(parts, json_pack("{s:s,s:O}", "type", "text", "text", json_object_get(blk, "text")));
+        } else if (type && user && (!strcmp(type, "document") || !strcmp(type, "search_result"))) { /* as text */
+            json_t *text = document_text(blk, type, field, e);
+            if (!text) {
+                ok = false;
+                break;
+            }
+            json_array_append_new(parts, json_pack("{s:s,s:o}", "type", "text", "text", text));
         } else if (type && user && !strcmp(type, "tool_result")) { /* a tool message (before the user's text) */
             const json_t *id = json_object_get(blk, "tool_use_id"), *c = json_object_get(blk, "content");
             json_t *text = !c ? json_string("") : blocks_text(c, field, e);
@@ -96,8 +146,8 @@ static bool message(const json_t *m, size_t idx, json_t *msgs, sl_api_error *e) 
         } else if (type && !user && !strcmp(type, "redacted_thinking")) {
             /* (encrypted by another server: nothing to read) */
         } else {
-            sl_api_set_error(e, 400, "messages", "'%s': blocks of type '%s' are not supported (text, tool_use, tool_result "
-                             "and thinking are)", field, type ? type : "(none)");
+            sl_api_set_error(e, 400, "messages", "'%s': blocks of type '%s' are not supported (text, document, "
+                             "search_result, tool_use, tool_result and thinking are)", field, type ? type : "(none)");
             ok = false;
             break;
         }

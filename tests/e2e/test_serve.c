@@ -2341,6 +2341,50 @@ TEST(serve_metrics_vllm_and_llamacpp_names) {
     free(m.body);
 }
 
+/* Anthropic's document and search_result blocks are read as text — title, context, then the text — so the input
+ * counts and the greedy answer are those of the same text given as a text block; a PDF's base64 source is a
+ * 400 in Anthropic's form. */
+TEST(serve_anthropic_documents) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char *const as_doc[] = {
+        "{\"model\":\"stories260K\",\"max_tokens\":12,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":["
+        "{\"type\":\"document\",\"title\":\"Lily\",\"context\":\"A story.\",\"source\":{\"type\":\"text\","
+        "\"media_type\":\"text/plain\",\"data\":\"Lily went to the park.\"}},{\"type\":\"text\",\"text\":\"What next?\"}]}]}",
+        "{\"model\":\"stories260K\",\"max_tokens\":12,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":["
+        "{\"type\":\"document\",\"title\":\"Lily\",\"context\":\"A story.\",\"source\":{\"type\":\"content\","
+        "\"content\":[{\"type\":\"text\",\"text\":\"Lily went to the park.\"}]}},{\"type\":\"text\",\"text\":\"What next?\"}]}]}",
+        "{\"model\":\"stories260K\",\"max_tokens\":12,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":["
+        "{\"type\":\"search_result\",\"source\":\"https://example.com\",\"title\":\"Lily\",\"context\":\"A story.\","
+        "\"content\":[{\"type\":\"text\",\"text\":\"Lily went to the park.\"}]},{\"type\":\"text\",\"text\":\"What next?\"}]}]}"};
+    static const char as_text[] =
+        "{\"model\":\"stories260K\",\"max_tokens\":12,\"temperature\":0,\"messages\":[{\"role\":\"user\",\"content\":["
+        "{\"type\":\"text\",\"text\":\"Lily\\n\\nA story.\\n\\nLily went to the park.\"},{\"type\":\"text\",\"text\":\"What next?\"}]}]}";
+    resp t = http(url, "/v1/messages", as_text, NULL), tc = http(url, "/v1/messages/count_tokens", as_text, NULL);
+    json_t *to = json_loads(t.body, 0, NULL);
+    CHECK_EQ_INT(t.status, 200);
+    for (size_t k = 0; k < sizeof as_doc / sizeof as_doc[0]; k++) {
+        resp d = http(url, "/v1/messages", as_doc[k], NULL), dc = http(url, "/v1/messages/count_tokens", as_doc[k], NULL);
+        json_t *dobj = json_loads(d.body, 0, NULL);
+        CHECK_MSG(d.status == 200 && json_equal(json_object_get(dobj, "content"), json_object_get(to, "content")) &&
+                      !strcmp(dc.body, tc.body),
+                  "%zu: %s\n      %s / %s %s", k, d.body, t.body, dc.body, tc.body);
+        json_decref(dobj);
+        free(d.body);
+        free(dc.body);
+    }
+    resp pdf = http(url, "/v1/messages",
+                    "{\"model\":\"stories260K\",\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                    "\"document\",\"source\":{\"type\":\"base64\",\"media_type\":\"application/pdf\",\"data\":\"JVBE\"}}]}]}",
+                    NULL);
+    CHECK_MSG(pdf.status == 400 && strstr(pdf.body, "\"type\":\"error\"") && strstr(pdf.body, "source type 'base64'"), "%ld %s",
+              pdf.status, pdf.body);
+    free(pdf.body);
+    json_decref(to);
+    free(t.body);
+    free(tc.body);
+}
+
 static char *token_prompt_body(int first, int n, int max_tokens) {
     json_t *arr = json_array();
     json_array_append_new(arr, json_integer(1));
