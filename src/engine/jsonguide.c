@@ -605,9 +605,27 @@ static int object_of(cctx *c, const json_t *j, const json_t *decl, const char *p
     return id;
 }
 
+static json_t *keep(cctx *c, json_t *j);
+
 /* An object: its declared properties, and the names it requires that it does not declare, which are other keys
  * (of additionalProperties' schema), so declared too where other keys may come. */
 static int compile_object(cctx *c, const json_t *j, const char *path, int depth) {
+    const json_t *pp = json_object_get(j, "patternProperties");
+    if (pp) { /* one pattern, no declared keys: keys that match it (propertyNames), values of its schema — answers
+               * with other keys would be valid too, but are not made */
+        const json_t *pr = json_object_get(j, "properties"), *rq = json_object_get(j, "required");
+        if (!json_is_object(pp) || json_object_size(pp) != 1)
+            return fail_at(c, path, "'patternProperties' is supported with one pattern");
+        if (json_object_size(pr) > 0 || json_array_size(rq) > 0 || json_object_get(j, "propertyNames"))
+            return fail_at(c, path, "'patternProperties' beside 'properties', 'required' or 'propertyNames' is not supported");
+        const char *pat = json_object_iter_key(json_object_iter((json_t *)pp));
+        json_t *r = keep(c, json_copy((json_t *)j));
+        if (!r) return fail_at(c, path, "out of memory");
+        json_object_del(r, "patternProperties");
+        json_object_set_new(r, "propertyNames", json_pack("{s:s}", "pattern", pat));
+        json_object_set(r, "additionalProperties", json_object_get(pp, pat));
+        return compile_object(c, r, path, depth);
+    }
     const json_t *props = json_object_get(j, "properties"), *req = json_object_get(j, "required"),
                  *extra = json_object_get(j, "additionalProperties");
     if (props && !json_is_object(props)) return fail_at(c, path, "'properties' must be an object");
@@ -971,6 +989,27 @@ static bool merge_items(cctx *c, const json_t *a, const json_t *b, json_t *r, co
 }
 
 /* Two normalized schemas merged (both are taken; NULL: c->err says why). */
+/* patternProperties (one pattern, as compile_object takes them): a key of the pattern holds to what each schema
+ * says of it — its patternProperties schema there, or else its additionalProperties (a schema that declares
+ * properties: refused, as compile_object refuses them beside a pattern). */
+static bool merge_pattern_properties(cctx *c, const json_t *a, const json_t *b, json_t *r, const char *path) {
+    const json_t *ppa = json_object_get(a, "patternProperties"), *ppb = json_object_get(b, "patternProperties");
+    if ((ppa && (!json_is_object(ppa) || json_object_size(ppa) != 1)) || (ppb && (!json_is_object(ppb) || json_object_size(ppb) != 1)))
+        return refuse(c, path, "'patternProperties' is supported with one pattern");
+    const char *ka = ppa ? json_object_iter_key(json_object_iter((json_t *)ppa)) : NULL,
+               *kb = ppb ? json_object_iter_key(json_object_iter((json_t *)ppb)) : NULL;
+    if (ka && kb && strcmp(ka, kb)) return refuse(c, path, "'allOf': its schemas give 'patternProperties' different patterns");
+    if (json_object_size(json_object_get(a, "properties")) > 0 || json_object_size(json_object_get(b, "properties")) > 0)
+        return refuse(c, path, "'patternProperties' beside 'properties', 'required' or 'propertyNames' is not supported");
+    const json_t *const own[2] = {ppa ? json_object_get(ppa, ka) : NULL, ppb ? json_object_get(ppb, kb) : NULL};
+    const json_t *const rest[2] = {json_object_get(a, "additionalProperties"), json_object_get(b, "additionalProperties")};
+    bool refused;
+    json_t *got = held_by_both(own, rest, &refused);
+    json_object_set_new(r, "patternProperties", json_pack("{s:o}", ka ? ka : kb, refused ? json_false() : got));
+    if (refused) json_decref(got);
+    return true;
+}
+
 static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path) {
     json_t *r = json_copy(a);
     const char *k;
@@ -1024,7 +1063,7 @@ static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path) {
             json_object_set_new(r, k, u);
         } else if (!strcmp(k, "additionalProperties")) {
             json_object_set_new(r, k, both(va, vb));
-        } else if (!strcmp(k, "anyOf") || !strcmp(k, "oneOf") || !strcmp(k, "properties") || !strcmp(k, "enum") ||
+        } else if (!strcmp(k, "anyOf") || !strcmp(k, "oneOf") || !strcmp(k, "properties") || !strcmp(k, "patternProperties") || !strcmp(k, "enum") ||
                    !strcmp(k, "const") || !strcmp(k, "items") || !strcmp(k, "prefixItems")) {
             /* below */
         } else {
@@ -1070,6 +1109,8 @@ static json_t *merge2(cctx *c, json_t *a, json_t *b, const char *path) {
         ok = merge_items(c, a, b, r, path);
     if (ok && (json_object_get(a, "properties") || json_object_get(b, "properties")))
         ok = merge_properties(c, a, b, r, path);
+    if (ok && (json_object_get(a, "patternProperties") || json_object_get(b, "patternProperties")))
+        ok = merge_pattern_properties(c, a, b, r, path);
     json_decref(a);
     json_decref(b);
     if (!ok) json_decref(r);
@@ -1118,7 +1159,8 @@ static int compile_literals(cctx *c, const json_t *j, const char *path) {
         int kind;
     } unchecked[] = {{"pattern", T_STRING},           {"format", T_STRING},         {"properties", T_OBJECT},
                      {"required", T_OBJECT},          {"additionalProperties", T_OBJECT}, {"minProperties", T_OBJECT},
-                     {"maxProperties", T_OBJECT},     {"propertyNames", T_OBJECT},  {"items", T_ARRAY},           {"prefixItems", T_ARRAY},
+                     {"maxProperties", T_OBJECT},     {"propertyNames", T_OBJECT},  {"patternProperties", T_OBJECT},
+                     {"items", T_ARRAY},              {"prefixItems", T_ARRAY},
                      {"additionalItems", T_ARRAY},    {"minItems", T_ARRAY},        {"maxItems", T_ARRAY}};
     for (size_t k = 0; k < sizeof unchecked / sizeof unchecked[0]; k++)
         if ((kinds & unchecked[k].kind) && json_object_get(j, unchecked[k].key)) {
@@ -1210,7 +1252,7 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     static const char *known[] = {"type", "properties", "required", "additionalProperties", "items", "prefixItems",
                                   "additionalItems", "minItems", "maxItems",
                                   "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
-                                  "exclusiveMaximum", "multipleOf", "propertyNames", "uniqueItems", "not", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
+                                  "exclusiveMaximum", "multipleOf", "propertyNames", "patternProperties", "uniqueItems", "not", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
                                   "maxProperties", "$defs", "definitions", "title", "description", "default", "examples",
                                   "$schema", "$id", "$comment"};
     const char *k;
@@ -1301,7 +1343,8 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     }
     if (t) return fail_at(c, path, "'type' must be a type name or a list of them");
     if (json_object_get(j, "properties") || json_object_get(j, "additionalProperties") || json_object_get(j, "required") ||
-        json_object_get(j, "minProperties") || json_object_get(j, "maxProperties") || json_object_get(j, "propertyNames"))
+        json_object_get(j, "minProperties") || json_object_get(j, "maxProperties") || json_object_get(j, "propertyNames") ||
+        json_object_get(j, "patternProperties"))
         return compile_type(c, j, "object", path, depth);
     if (json_object_get(j, "items") || json_object_get(j, "prefixItems") || json_object_get(j, "minItems") ||
         json_object_get(j, "maxItems") || json_object_get(j, "uniqueItems"))

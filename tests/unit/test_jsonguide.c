@@ -227,6 +227,11 @@ TEST(schema_cases) {
         {"{\"type\":\"object\",\"propertyNames\":{\"enum\":[1,2]}}", "'propertyNames': no value of 'enum' or 'const' is a name"},
         {"{\"type\":\"object\",\"propertyNames\":{\"enum\":[\"a\"],\"pattern\":\"a\"}}", "'pattern' or 'format' beside"},
         {"{\"type\":\"object\",\"propertyNames\":7}", "'propertyNames' must be a schema"},
+        {"{\"type\":\"object\",\"patternProperties\":{\"a\":{},\"b\":{}}}", "'patternProperties' is supported with one pattern"},
+        {"{\"type\":\"object\",\"properties\":{\"x\":{}},\"patternProperties\":{\"a\":{}}}",
+         "'patternProperties' beside 'properties', 'required' or 'propertyNames' is not supported"},
+        {"{\"allOf\":[{\"patternProperties\":{\"a\":{}}},{\"patternProperties\":{\"b\":{}}}]}",
+         "its schemas give 'patternProperties' different patterns"},
         {"{\"type\":\"object\",\"propertyNames\":false,\"minProperties\":1}", "asks for keys that 'propertyNames' refuses"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"multipleOf\":0}}}",
          "properties.a: 'multipleOf' must be a number above 0"},
@@ -1264,6 +1269,8 @@ static json_t *gen_object(int depth, bool typed) {
         default: json_object_set_new(o, "propertyNames", json_pack("{s:s}", "const", "zz")); break;
         }
     }
+    else if (!json_object_size(p) && !json_object_get(o, "required") && rnd(4) == 0) /* keys of a pattern, values of a schema */
+        json_object_set_new(o, "patternProperties", json_pack("{s:o}", rnd(2) ? "^[a-c]+$" : "k", gen_schema(depth + 1)));
     if (rnd(4) == 0) json_object_set_new(o, "minProperties", json_integer(rnd(3)));
     if (rnd(4) == 0) json_object_set_new(o, "maxProperties", json_integer(1 + rnd(3)));
     json_decref(p);
