@@ -93,7 +93,7 @@ static bool get_number(json_t *o, const char *k, double lo, double hi, double *o
     return true;
 }
 
-static bool get_int(json_t *o, const char *k, long long lo, long long hi, long long *out, sl_api_error *e) {
+bool sl_api_get_int(json_t *o, const char *k, long long lo, long long hi, long long *out, sl_api_error *e) {
     json_t *v = json_object_get(o, k);
     if (!v || json_is_null(v)) return true;
     if (json_is_real(v) && floor(json_real_value(v)) == json_real_value(v) && fabs(json_real_value(v)) < 9e15) {
@@ -113,7 +113,7 @@ static bool get_int(json_t *o, const char *k, long long lo, long long hi, long l
     return true;
 }
 
-static bool get_bool(json_t *o, const char *k, bool *out, sl_api_error *e) {
+bool sl_api_get_bool(json_t *o, const char *k, bool *out, sl_api_error *e) {
     json_t *v = json_object_get(o, k);
     if (!v || json_is_null(v)) return true;
     if (!json_is_boolean(v)) {
@@ -538,7 +538,7 @@ static bool parse_prompt(const sl_api_ctx *ctx, json_t *body, sl_api_request *r,
  * tokens (the message, then the closing tag) as the scheduler takes them (server/sched.h). */
 static bool parse_think_budget(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, sl_api_error *e) {
     long long budget = ctx->think_budget_on ? ctx->think_budget : -1;
-    if (!get_int(body, "reasoning_budget_tokens", -1, INT32_MAX, &budget, e)) return false;
+    if (!sl_api_get_int(body, "reasoning_budget_tokens", -1, INT32_MAX, &budget, e)) return false;
     const json_t *mv = json_object_get(body, "reasoning_budget_message");
     if (mv && !json_is_null(mv) && !json_is_string(mv)) {
         sl_api_set_error(e, 400, "reasoning_budget_message", "'reasoning_budget_message' must be a string");
@@ -600,8 +600,8 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         return false;
     }
     sl_api_chat_opts co = {.tools = r->tools.tools, .add_generation_prompt = gen_prompt};
-    if (!get_bool(body, "add_generation_prompt", &co.add_generation_prompt, e) ||
-        !get_bool(body, "continue_final_message", &co.continue_final, e))
+    if (!sl_api_get_bool(body, "add_generation_prompt", &co.add_generation_prompt, e) ||
+        !sl_api_get_bool(body, "continue_final_message", &co.continue_final, e))
         return false;
     if (co.continue_final && co.add_generation_prompt) {
         sl_api_set_error(e, 400, "continue_final_message",
@@ -901,7 +901,7 @@ static bool parse_llama_samplers(const sl_api_ctx *ctx, json_t *o, sl_req_params
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         long long x = *ints[i].dst;
-        if (!get_int(o, ints[i].name, ints[i].lo, ints[i].hi, &x, e)) return false;
+        if (!sl_api_get_int(o, ints[i].name, ints[i].lo, ints[i].hi, &x, e)) return false;
         *ints[i].dst = (int32_t)x;
     }
     json_t *v = json_object_get(o, "samplers");
@@ -1282,7 +1282,7 @@ static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_
         json_decref(seen);
         if (json_array_size(tools)) tl->tools = json_incref(tools);
     }
-    if (!get_bool(o, "parallel_tool_calls", &tl->parallel, e)) return false;
+    if (!sl_api_get_bool(o, "parallel_tool_calls", &tl->parallel, e)) return false;
     tl->choice = tl->tools ? SL_TOOL_CHOICE_AUTO : SL_TOOL_CHOICE_NONE;
     json_t *tc = json_object_get(o, "tool_choice");
     json_t *fn = NULL;
@@ -1369,12 +1369,12 @@ static bool parse_chat_resume(const sl_api_ctx *ctx, json_t *o, sl_api_request *
     static const char *const COUNTS[] = {"generated", "content_sent", "reasoning_sent", "args_sent"};
     long long x[4] = {0, 0, 0, 0};
     for (int k = 0; k < 4; k++) {
-        if (!get_int(rs, COUNTS[k], 0, k == 0 ? r->n_prompt - 1 : 1LL << 40, &x[k], e)) {
+        if (!sl_api_get_int(rs, COUNTS[k], 0, k == 0 ? r->n_prompt - 1 : 1LL << 40, &x[k], e)) {
             snprintf(e->param, sizeof e->param, "shardlm_resume.%s", COUNTS[k]);
             return false;
         }
     }
-    if (!get_bool(rs, "call_started", &r->resume_call_started, e)) {
+    if (!sl_api_get_bool(rs, "call_started", &r->resume_call_started, e)) {
         snprintf(e->param, sizeof e->param, "shardlm_resume.call_started");
         return false;
     }
@@ -1395,7 +1395,7 @@ static bool parse_chat_resume(const sl_api_ctx *ctx, json_t *o, sl_api_request *
 static bool truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e) {
     *k = 0;
     if (!present(o, "truncate_prompt_tokens")) return true;
-    if (!get_int(o, "truncate_prompt_tokens", -1, max, k, e)) return false;
+    if (!sl_api_get_int(o, "truncate_prompt_tokens", -1, max, k, e)) return false;
     if (*k == 0) {
         sl_api_set_error(e, 400, "truncate_prompt_tokens", "'truncate_prompt_tokens' must be -1 or at least 1");
         return false;
@@ -1495,7 +1495,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     }
     p->sampling.top_p = (float)d;
     x = 0;
-    if (!get_int(o, "top_k", -1, 1 << 30, &x, e)) goto done;
+    if (!sl_api_get_int(o, "top_k", -1, 1 << 30, &x, e)) goto done;
     p->sampling.top_k = (int32_t)(x < 0 ? 0 : x);
     d = 0;
     if (!get_number(o, "min_p", 0, 1, &d, e)) goto done;
@@ -1522,11 +1522,11 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     if (!strcmp(rp, "repeat_penalty")) p->sampling.repeat_last_n = 64;
     const char *rl = present(o, "repeat_last_n") ? "repeat_last_n" : "penalty_last_n";
     x = p->sampling.repeat_last_n;
-    if (!get_int(o, rl, -1, 1 << 30, &x, e)) goto done;
+    if (!sl_api_get_int(o, rl, -1, 1 << 30, &x, e)) goto done;
     p->sampling.repeat_last_n = (int32_t)x;
     if (present(o, "seed")) {
         x = 0;
-        if (!get_int(o, "seed", INT64_MIN + 1, INT64_MAX, &x, e)) goto done;
+        if (!sl_api_get_int(o, "seed", INT64_MIN + 1, INT64_MAX, &x, e)) goto done;
         p->sampling.seed = (uint64_t)x;
     } else {
         /* no seed: a fresh one per request */
@@ -1536,16 +1536,16 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->sampling.seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (atomic_fetch_add(&counter, 1) << 48);
     }
     x = 1;
-    if (!get_int(o, "n", 1, SL_API_MAX_PROMPTS, &x, e)) goto done;
+    if (!sl_api_get_int(o, "n", 1, SL_API_MAX_PROMPTS, &x, e)) goto done;
     r->n = (int32_t)x;
-    if (!get_bool(o, "stream", &r->stream, e)) goto done;
+    if (!sl_api_get_bool(o, "stream", &r->stream, e)) goto done;
     json_t *so = json_object_get(o, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so)) {
             sl_api_set_error(e, 400, "stream_options", "'stream_options' must be an object");
             goto done;
         }
-        if (!get_bool(so, "include_usage", &r->include_usage, e)) {
+        if (!sl_api_get_bool(so, "include_usage", &r->include_usage, e)) {
             snprintf(e->param, sizeof e->param, "stream_options.include_usage");
             goto done;
         }
@@ -1555,34 +1555,34 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         sl_api_set_error(e, 400, "user", "'user' must be a string");
         goto done;
     }
-    if (!get_bool(o, "ignore_eos", &p->ignore_eos, e)) goto done;
+    if (!sl_api_get_bool(o, "ignore_eos", &p->ignore_eos, e)) goto done;
     bool skip_special = true, spaces = true;
-    if (!get_bool(o, "include_stop_str_in_output", &p->include_stop_str, e) ||
-        !get_bool(o, "skip_special_tokens", &skip_special, e) ||
-        !get_bool(o, "spaces_between_special_tokens", &spaces, e) || /* (what a fast HF tokenizer ignores too) */
-        !get_bool(o, "return_tokens_as_token_ids", &r->tokens_as_ids, e))
+    if (!sl_api_get_bool(o, "include_stop_str_in_output", &p->include_stop_str, e) ||
+        !sl_api_get_bool(o, "skip_special_tokens", &skip_special, e) ||
+        !sl_api_get_bool(o, "spaces_between_special_tokens", &spaces, e) || /* (what a fast HF tokenizer ignores too) */
+        !sl_api_get_bool(o, "return_tokens_as_token_ids", &r->tokens_as_ids, e))
         goto done;
     p->show_special = !skip_special;
     if (kind == SL_API_COMPLETIONS) {
-        if (!get_bool(o, "echo", &p->echo, e)) goto done;
+        if (!sl_api_get_bool(o, "echo", &p->echo, e)) goto done;
         json_t *lp = json_object_get(o, "logprobs");
         if (lp && !json_is_null(lp)) {
             x = 0;
             if (json_is_boolean(lp)) x = json_is_true(lp) ? 0 : -1;
-            else if (!get_int(o, "logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
+            else if (!sl_api_get_int(o, "logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
             p->logprobs = (int32_t)x;
         }
-        if (!get_bool(o, "shardlm_llama_probs", &r->llama_probs, e)) goto done;
+        if (!sl_api_get_bool(o, "shardlm_llama_probs", &r->llama_probs, e)) goto done;
         if (present(o, "n_probs")) { /* llama.cpp's: that many alternatives of each output token (0: none) */
             x = 0;
-            if (!get_int(o, "n_probs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
+            if (!sl_api_get_int(o, "n_probs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
             if (x > 0 && (x > p->logprobs || p->logprobs < 0)) p->logprobs = (int32_t)x;
         }
     } else {
         bool lp = false;
-        if (!get_bool(o, "logprobs", &lp, e)) goto done;
+        if (!sl_api_get_bool(o, "logprobs", &lp, e)) goto done;
         x = 0;
-        if (!get_int(o, "top_logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
+        if (!sl_api_get_int(o, "top_logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
         if (present(o, "top_logprobs") && !lp) {
             sl_api_set_error(e, 400, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
             goto done;
@@ -1590,7 +1590,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         p->logprobs = lp ? (int32_t)x : -1;
     }
     x = -1;
-    if (!get_int(o, "prompt_logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
+    if (!sl_api_get_int(o, "prompt_logprobs", 0, SL_MAX_TOP_LOGPROBS, &x, e)) goto done;
     p->prompt_logprobs = (int32_t)x;
     if (x >= 0 && r->stream) {
         sl_api_set_error(e, 400, "prompt_logprobs", "'prompt_logprobs' are not available with 'stream': true");
@@ -1633,11 +1633,11 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
             goto done;
         }
         long long g = 0, ts = 0;
-        if (!get_int(rs, "generated", 0, r->n_prompt - 1, &g, e)) {
+        if (!sl_api_get_int(rs, "generated", 0, r->n_prompt - 1, &g, e)) {
             snprintf(e->param, sizeof e->param, "shardlm_resume.generated");
             goto done;
         }
-        if (!get_int(rs, "text_sent", 0, 1LL << 40, &ts, e)) {
+        if (!sl_api_get_int(rs, "text_sent", 0, 1LL << 40, &ts, e)) {
             snprintf(e->param, sizeof e->param, "shardlm_resume.text_sent");
             goto done;
         }
@@ -1655,7 +1655,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     if (present(o, mt)) {
         r->max_tokens_given = true;
         /* 0 only when resuming a stream that used up its tokens, or echoing the prompt (sl_req_params) */
-        if (!get_int(o, mt, p->resume_generated > 0 || p->echo ? 0 : 1, 1LL << 31, &x, e)) goto done;
+        if (!sl_api_get_int(o, mt, p->resume_generated > 0 || p->echo ? 0 : 1, 1LL << 31, &x, e)) goto done;
         if (x > ctx->n_ctx - longest) {
             sl_api_set_error(e, 400, mt, "This model's maximum context length is %d tokens: %d in the %sprompt plus %lld "
                              "requested by '%s' exceed it", ctx->n_ctx, longest, r->n_more ? "longest " : "", x, mt);
@@ -1666,7 +1666,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     const long long min_room = x;
     p->max_tokens = (int32_t)(r->max_tokens_given ? x : ctx->n_ctx - r->n_prompt);
     x = 0;
-    if (!get_int(o, "min_tokens", 0, INT32_MAX, &x, e)) goto done;
+    if (!sl_api_get_int(o, "min_tokens", 0, INT32_MAX, &x, e)) goto done;
     if (x > min_room + p->resume_generated) {
         sl_api_set_error(e, 400, "min_tokens", "'min_tokens' is %lld; it must be between 0 and %s (%lld)", x,
                          r->max_tokens_given ? mt : "the tokens left in the context",
@@ -1678,7 +1678,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     if (!get_number(o, "t_max_predict_ms", 0, 1e9, &d, e)) goto done;
     p->t_max_predict_ms = d;
     x = 0; /* and its n_indent (code completion): the least indentation a line of the output may have */
-    if (!get_int(o, "n_indent", 0, 1 << 20, &x, e)) goto done;
+    if (!sl_api_get_int(o, "n_indent", 0, 1 << 20, &x, e)) goto done;
     p->n_indent = (int32_t)x;
     p->indent_cut = !r->stream;
     json_t *rf = json_object_get(o, "response_fields"); /* (llama.cpp's: the fields its answer keeps) */
@@ -1852,7 +1852,7 @@ char *sl_api_tokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_ap
     char *out = NULL;
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     bool strs = false, pieces = false;
-    if (!get_bool(o, "return_token_strs", &strs, e) || !get_bool(o, "with_pieces", &pieces, e)) goto done;
+    if (!sl_api_get_bool(o, "return_token_strs", &strs, e) || !sl_api_get_bool(o, "with_pieces", &pieces, e)) goto done;
     int32_t *ids = NULL;
     size_t n = 0;
     if (present(o, "messages")) { /* vLLM's chat form: the conversation as the chat template renders it */
@@ -1875,7 +1875,7 @@ char *sl_api_tokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_ap
             sl_api_set_error(e, 400, "prompt", "'prompt' (or 'content', or 'messages') must be a string");
             goto done;
         }
-        if (!get_bool(o, "add_special_tokens", &add_special, e) || !get_bool(o, "add_special", &add_special, e)) goto done;
+        if (!sl_api_get_bool(o, "add_special_tokens", &add_special, e) || !sl_api_get_bool(o, "add_special", &add_special, e)) goto done;
         if (sl_tokenize(tok, json_string_value(text), json_string_length(text), add_special && sl_tokenizer_add_bos(tok),
                         true, &ids, &n) != SL_OK) {
             sl_api_set_error(e, 400, field, "cannot tokenize '%s': %s", field, sl_last_error());
@@ -1983,7 +1983,7 @@ bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len
     }
     if (present(o, "dimensions")) {
         long long dim = 0;
-        if (!get_int(o, "dimensions", 1, INT32_MAX, &dim, e)) goto done;
+        if (!sl_api_get_int(o, "dimensions", 1, INT32_MAX, &dim, e)) goto done;
         if (dim != ctx->model->hp.n_embd) { /* (as vLLM: no model here was trained to be cut, Matryoshka style) */
             sl_api_set_error(e, 400, "dimensions", "'dimensions' is %lld; this model's embeddings have %d dimensions and "
                              "cannot be shortened", dim, ctx->model->hp.n_embd);
@@ -1997,13 +1997,13 @@ bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len
     }
     /* vLLM's add_special_tokens and normalize, llama.cpp's embd_normalize (-1 none, 0 max-abs to int16's range,
      * 1 taxicab, 2 Euclidean, p > 2 the p-norm) */
-    if (!get_bool(o, "add_special_tokens", &add_special, e) || !get_bool(o, "normalize", &normalize, e)) goto done;
+    if (!sl_api_get_bool(o, "add_special_tokens", &add_special, e) || !sl_api_get_bool(o, "normalize", &normalize, e)) goto done;
     x = normalize ? 2 : -1;
     if (present(o, "normalize") && present(o, "embd_normalize")) {
         sl_api_set_error(e, 400, "embd_normalize", "'normalize' and 'embd_normalize' both given: give one");
         goto done;
     }
-    if (!get_int(o, "embd_normalize", -1, 1000, &x, e)) goto done;
+    if (!sl_api_get_int(o, "embd_normalize", -1, 1000, &x, e)) goto done;
     r->normalize = (int32_t)x;
     if (!truncate_k(o, ctx->n_ctx, &k, e)) goto done;
     if (present(o, "messages")) { /* vLLM's chat form: the conversation rendered by the chat template, one input */
@@ -2243,7 +2243,7 @@ static char *infill_of(const sl_api_ctx *ctx, json_t *o, bool llama, sl_api_erro
         goto done;
     }
     long long n_predict = -1;
-    if (!get_int(o, present(o, "n_predict") ? "n_predict" : "max_tokens", -1, INT32_MAX, &n_predict, e)) goto done;
+    if (!sl_api_get_int(o, present(o, "n_predict") ? "n_predict" : "max_tokens", -1, INT32_MAX, &n_predict, e)) goto done;
     /* the repository-level pattern (arXiv 2409.12186), as llama.cpp writes it:
      * [FIM_REP]myproject\n [FIM_SEP]filename\n chunk ... [FIM_SEP]filename\n [FIM_PRE]prefix prompt [FIM_SUF]suffix [FIM_MID] */
     if (rep >= 0) {

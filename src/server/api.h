@@ -186,6 +186,10 @@ char *sl_api_infill_body(const sl_api_ctx *ctx, const char *body, size_t len, sl
  * suffix for a vocabulary without FIM tokens; /infill's 501 for the infill fields). */
 int sl_api_completions_fim(const sl_api_ctx *ctx, const char *body, size_t len, char **out, sl_api_error *e);
 
+/* Field k of o (absent or null: *out kept): an integer in [lo, hi] (a whole real counts), or a boolean; false with
+ * a 400 in e naming k otherwise. */
+bool sl_api_get_int(json_t *o, const char *k, long long lo, long long hi, long long *out, sl_api_error *e);
+bool sl_api_get_bool(json_t *o, const char *k, bool *out, sl_api_error *e);
 /* The body's model, when given, is the one served (else a 404 in e). */
 bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e);
 /* A request body: a JSON object (each key once), or NULL with a 400 in e saying what is wrong with it. */

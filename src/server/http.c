@@ -1247,6 +1247,14 @@ static int run_pooled(sl_http *h, struct MHD_Connection *c, const sl_api_prompt 
     return status;
 }
 
+/* The answer to run_pooled's failure: nothing when the client hung up (counted by finish reason "abort"), else the
+ * error. */
+static enum MHD_Result pooled_failed(struct MHD_Connection *c, conn *cx, int status, sl_api_error *e) {
+    if (status > 0) return reply_error(c, cx, e);
+    cx->status = 0;
+    return MHD_NO;
+}
+
 /* POST /v1/embeddings: each input a request of the scheduler that computes its prompt and pools the hidden
  * states (server/sched.h); the answer once all are done, or nothing if the client hangs up first. */
 static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, conn *cx, bool llama) {
@@ -1273,11 +1281,8 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
     int32_t made = 0;
     const int status = run_pooled(h, c, er.inputs, er.n_inputs, h->api.pooling, er.normalize, "input", reqs, &made, &e);
     enum MHD_Result ret;
-    if (status < 0) { /* client gone: counted by finish reason "abort" */
-        cx->status = 0;
-        ret = MHD_NO;
-    } else if (status > 0) {
-        ret = reply_error(c, cx, &e);
+    if (status) {
+        ret = pooled_failed(c, cx, status, &e);
     } else {
         int64_t n_tokens = 0;
         for (int32_t i = 0; i < made; i++) {
@@ -1322,11 +1327,8 @@ static enum MHD_Result handle_rerank(sl_http *h, struct MHD_Connection *c, conn 
     const int status = run_pooled(h, c, rr.pairs, rr.n, sl_rank_position(h->api.model), -1, score ? "text_2" : "documents",
                                   reqs, &made, &e);
     enum MHD_Result ret;
-    if (status < 0) {
-        cx->status = 0;
-        ret = MHD_NO;
-    } else if (status > 0) {
-        ret = reply_error(c, cx, &e);
+    if (status) {
+        ret = pooled_failed(c, cx, status, &e);
     } else {
         int64_t n_tokens = 0;
         bool ok = true;

@@ -138,18 +138,6 @@ static bool texts_of(const json_t *o, const char *key, bool objects, const json_
     return false;
 }
 
-static bool get_flag(const json_t *o, const char *key, bool def, bool *out, sl_api_error *e) {
-    const json_t *v = json_object_get(o, key);
-    *out = def;
-    if (!v || json_is_null(v)) return true;
-    if (!json_is_boolean(v)) {
-        sl_api_set_error(e, 400, key, "'%s' must be a boolean", key);
-        return false;
-    }
-    *out = json_is_true(v);
-    return true;
-}
-
 bool sl_rerank_parse(const sl_api_ctx *ctx, bool score, const char *body, size_t len, sl_rerank_request *out,
                      sl_api_error *e) {
     memset(out, 0, sizeof *out);
@@ -199,17 +187,13 @@ bool sl_rerank_parse(const sl_api_ctx *ctx, bool score, const char *body, size_t
             goto done;
         }
         if (!texts_of(o, dkey, true, &d1, &ds, e)) goto done;
-        const json_t *tn = json_object_get(o, "top_n");
-        if (tn && !json_is_null(tn)) {
-            if (!json_is_integer(tn) || json_integer_value(tn) < 0) {
-                sl_api_set_error(e, 400, "top_n", "'top_n' must be an integer >= 0 (0: every document)");
-                goto done;
-            }
-            out->top_n = json_integer_value(tn) > INT32_MAX ? INT32_MAX : (int32_t)json_integer_value(tn);
-        }
-        if (!get_flag(o, "return_documents", true, &out->return_documents, e) ||
-            !get_flag(o, "return_text", false, &out->return_text, e))
+        long long top_n = 0; /* (0: every document) */
+        out->return_documents = true;
+        if (!sl_api_get_int(o, "top_n", 0, INT32_MAX, &top_n, e) ||
+            !sl_api_get_bool(o, "return_documents", &out->return_documents, e) ||
+            !sl_api_get_bool(o, "return_text", &out->return_text, e))
             goto done;
+        out->top_n = (int32_t)top_n;
     }
     const size_t n = ds ? json_array_size(ds) : qs ? json_array_size(qs) : 1;
     out->pairs = sl_calloc(n, sizeof *out->pairs);
