@@ -1476,6 +1476,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     sl_req_params *p = &r->params;
     p->sampling = sl_sampler_default_params();
     p->sampling.temperature = 1.0f; /* OpenAI's defaults */
+    p->think_budget = -1;
     p->sampling.top_k = 0;
     p->sampling.top_p = 1.0f;
     p->sampling.min_p = 0.0f;

@@ -286,6 +286,16 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
         }
         body = translated;
     }
+    if (mode == 0 && !translated) { /* /v1/completions: a suffix or infill fields make the FIM body first */
+        const int k = sl_api_completions_fim(&ctx, body, n, &translated, &e);
+        if (k < 0) { /* (infill fields on a model without FIM tokens: llama.cpp's 501, as /infill answers) */
+            if (e.status == 501) fuzz_api_check(strstr(e.message, "Infill is not supported") != NULL, "501: no FIM tokens");
+            else fuzz_api_check_error(&e);
+            return 1;
+        }
+        fuzz_api_check((k == 1) == (translated != NULL), "a FIM body when and only when one is made");
+        if (translated) body = translated;
+    }
     const size_t n_body = translated ? strlen(translated) : n;
     sl_api_request r;
     const bool parsed = sl_api_parse(&ctx, mode == 0 ? SL_API_COMPLETIONS : SL_API_CHAT, body, n_body, &r, &e);
@@ -366,6 +376,10 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     fuzz_api_check(!r.resumed || (mode == 1 && r.n == 1 && p->resume_generated < r.n_prompt && r.resume_content >= 0 &&
                                   r.resume_reasoning >= 0 && r.resume_args >= 0),
                    "a resumed chat has one choice, its generated tokens inside the prompt, and counts");
+    fuzz_api_check(p->think_budget < 0 || (mode == 1 && p->n_think_forced > 0 && p->n_think_end > 0 && !p->schema && !p->grammar),
+                   "a reasoning budget: chat, its closing tag's and forced tokens, no guide");
+    for (int32_t i = 0; p->think_budget >= 0 && i < p->n_think_start + p->n_think_end + p->n_think_forced; i++)
+        fuzz_api_check(r.think_ids[i] >= 0 && r.think_ids[i] < n_vocab, "the budget's ids are in the vocabulary");
     sl_api_request_free(&r);
     return 0;
 }
