@@ -31,6 +31,17 @@ sl_pooling sl_rank_position(const sl_model *m) { return m->arch->rank_last ? SL_
 bool sl_model_can_rank(const sl_model *m) { return m->cls_w || m->cls_out_w; }
 
 int32_t sl_rank_head(const sl_model *m, const float *h, float *out) {
+    const int32_t n = sl_cls_logits(m, h, out);
+    if (n > 0 && m->arch->rank_last) { /* Qwen3's rerankers: the outputs as probabilities */
+        double mx = out[0], sum = 0;
+        for (int32_t i = 1; i < n; i++) mx = out[i] > mx ? out[i] : mx;
+        for (int32_t i = 0; i < n; i++) sum += exp((double)out[i] - mx);
+        for (int32_t i = 0; i < n; i++) out[i] = (float)(exp((double)out[i] - mx) / sum);
+    }
+    return n;
+}
+
+int32_t sl_cls_logits(const sl_model *m, const float *h, float *out) {
     const int32_t d = m->hp.n_embd;
     double *x = sl_alloc_array((size_t)d, sizeof(double));
     if (!x) return 0;
@@ -63,12 +74,6 @@ int32_t sl_rank_head(const sl_model *m, const float *h, float *out) {
         for (int32_t i = 0; i < d; i++) out[i] = (float)x[i];
     }
     sl_free(x);
-    if (m->arch->rank_last) { /* Qwen3's rerankers: the outputs as probabilities */
-        double mx = out[0], sum = 0;
-        for (int32_t i = 1; i < n; i++) mx = out[i] > mx ? out[i] : mx;
-        for (int32_t i = 0; i < n; i++) sum += exp((double)out[i] - mx);
-        for (int32_t i = 0; i < n; i++) out[i] = (float)(exp((double)out[i] - mx) / sum);
-    }
     return n;
 }
 

@@ -41,6 +41,8 @@ bool sl_model_can_rank(const sl_model *m);
  * cls.output.weight·x + cls.output.bias, then (Qwen3) a softmax over the outputs — llama.cpp's rank pooling,
  * whose score is out[0]. Sums in double. out holds at least n_embd floats. */
 int32_t sl_rank_head(const sl_model *m, const float *h, float *out);
+/* The same head without the final softmax: its raw outputs (a classifier's logits). */
+int32_t sl_cls_logits(const sl_model *m, const float *h, float *out);
 
 /* Normalize v[0, n) in place as llama.cpp's embd_normalize p says: -1 not at all, 0 scaled so that the
  * largest magnitude is 32760 (int16's range), 1 to unit taxicab norm, 2 to unit Euclidean norm, p > 2 to

@@ -219,7 +219,22 @@ static sl_status load_cls_head(sl_model *m) {
         return SL_FAIL(SL_ERR_FORMAT, "%s: tensor 'cls.output.weight' has %" PRId64 " outputs (1..65536)", sl_gguf_path(m->gguf), n);
     if ((st = load_float_matrix(m, "cls.output.weight", d, n, &m->cls_out_w))) return st;
     if ((st = load_vector(m, "cls.output.bias", n, false, &m->cls_out_b))) return st;
+    m->cls_labels = sl_calloc((size_t)n, sizeof *m->cls_labels);
+    if (!m->cls_labels) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     m->n_cls_out = (int32_t)n;
+    for (int64_t i = 0; i < n; i++) { /* (Hugging Face's default names where the file gives none) */
+        const sl_str l = kv && kv->arr_type == SL_GGUF_STRING ? sl_gguf_arr_str(kv, (uint64_t)i) : (sl_str){0};
+        char def[32];
+        snprintf(def, sizeof def, "LABEL_%" PRId64, i);
+        m->cls_labels[i] = sl_malloc(l.ptr ? l.len + 1 : strlen(def) + 1);
+        if (!m->cls_labels[i]) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+        if (l.ptr) {
+            memcpy(m->cls_labels[i], l.ptr, l.len);
+            m->cls_labels[i][l.len] = '\0';
+        } else {
+            strcpy(m->cls_labels[i], def);
+        }
+    }
     return SL_OK;
 }
 
@@ -335,6 +350,8 @@ void sl_model_destroy(sl_model *m) {
     sl_free(m->cls_b);
     sl_free(m->cls_out_w);
     sl_free(m->cls_out_b);
+    for (int32_t i = 0; m->cls_labels && i < m->n_cls_out; i++) sl_free(m->cls_labels[i]);
+    sl_free(m->cls_labels);
     sl_tokenizer_destroy(m->tok);
     sl_gguf_close(m->gguf);
     sl_free(m);

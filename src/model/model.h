@@ -79,6 +79,7 @@ struct sl_model {
      * cls.bias, then tanh; cls.output.weight (→ n_cls_out) and cls.output.bias. Floats, row-major. */
     float *cls_w, *cls_b, *cls_out_w, *cls_out_b;
     int32_t n_cls_out;    /* outputs of cls.output (classifier.output_labels), 0 without it */
+    char **cls_labels;    /* their labels (<arch>.classifier.output_labels; else LABEL_i), n_cls_out of them */
     sl_tokenizer *tok;
     uint64_t weight_bytes; /* bytes of all matrices (for bandwidth figures) */
     /* matrices of a type kept as a wider one (sl_type_widened): their

@@ -1349,6 +1349,57 @@ static enum MHD_Result handle_rerank(sl_http *h, struct MHD_Connection *c, conn 
     return ret;
 }
 
+/* vLLM's POST /classify: each input through the model's classification head (server/rerank.h). */
+static enum MHD_Result handle_classify(sl_http *h, struct MHD_Connection *c, conn *cx) {
+    if (atomic_load(&h->draining))
+        return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
+    const sl_model *m = h->api.model;
+    if (!sl_model_can_rank(m))
+        return reply_err(c, cx, 501, NULL, "This server's model has no classification head (cls.output.weight): it cannot "
+                                           "classify");
+    sl_classify_request cr;
+    sl_api_error e;
+    if (!sl_classify_parse(&h->api, cx->body ? cx->body : "", cx->n, &cr, &e)) return reply_error(c, cx, &e);
+    const int32_t d = m->hp.n_embd;
+    sl_req **reqs = calloc((size_t)cr.n, sizeof *reqs);
+    float *probs = calloc((size_t)cr.n * (size_t)d, sizeof *probs), *logits = calloc((size_t)d, sizeof *logits);
+    const float **rows = calloc((size_t)cr.n, sizeof *rows);
+    if (!reqs || !probs || !logits || !rows) {
+        free(reqs);
+        free(probs);
+        free(logits);
+        free(rows);
+        sl_classify_request_free(&cr);
+        return reply_err(c, cx, 500, NULL, "out of memory");
+    }
+    atomic_fetch_add(&h->in_flight, 1);
+    int32_t made = 0;
+    const int status = run_pooled(h, c, cr.inputs, cr.n, sl_rank_position(m), -1, "input", reqs, &made, &e);
+    enum MHD_Result ret;
+    if (status) {
+        ret = pooled_failed(c, cx, status, &e);
+    } else {
+        int64_t n_tokens = 0;
+        int32_t n_cls = 0;
+        for (int32_t i = 0; i < made; i++) {
+            n_cls = sl_cls_logits(m, reqs[i]->embd, logits);
+            sl_classify_probs(logits, n_cls, probs + (size_t)i * (size_t)d);
+            rows[i] = probs + (size_t)i * (size_t)d;
+            n_tokens += cr.inputs[i].n;
+        }
+        json_t *o = n_cls > 0 ? sl_classify_json(&h->api, &cr, rows, n_cls, n_tokens) : NULL;
+        ret = o ? reply_json(c, cx, 200, o) : reply_err(c, cx, 500, NULL, "out of memory");
+    }
+    for (int32_t i = 0; i < made; i++) sl_req_release(reqs[i]);
+    free(reqs);
+    free(probs);
+    free(logits);
+    free(rows);
+    sl_classify_request_free(&cr);
+    atomic_fetch_sub(&h->in_flight, 1);
+    return ret;
+}
+
 /* ---- routing ---------------------------------------------------------------- */
 
 static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, const char *url, const char *method) {
@@ -1450,6 +1501,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strcmp(url, "/embedding") || !strcmp(url, "/embeddings")) return handle_embeddings(h, c, cx, true);
     if (!strcmp(url, "/completion") || !strcmp(url, "/completions")) return handle_llama(h, c, cx);
     if (!strcmp(url, "/infill")) return handle_infill(h, c, cx);
+    if (sl_rerank_path(url) == 3) return handle_classify(h, c, cx);
     if (sl_rerank_path(url)) return handle_rerank(h, c, cx, sl_rerank_path(url) == 2);
     if (!strcmp(url, "/v1/messages") || !strcmp(url, "/v1/messages/count_tokens"))
         return handle_anthropic(h, c, cx, url[12] == '/');

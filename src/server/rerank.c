@@ -10,6 +10,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,9 @@ int sl_rerank_path(const char *path) {
     static const char *const rerank[] = {"/rerank", "/reranking", "/v1/rerank", "/v1/reranking", "/v2/rerank"};
     for (size_t i = 0; i < sizeof rerank / sizeof rerank[0]; i++)
         if (!strcmp(path, rerank[i])) return 1;
-    return !strcmp(path, "/score") || !strcmp(path, "/v1/score") ? 2 : 0;
+    return !strcmp(path, "/score") || !strcmp(path, "/v1/score")         ? 2
+           : !strcmp(path, "/classify") || !strcmp(path, "/v1/classify") ? 3
+                                                                         : 0;
 }
 
 /* s with every `what` replaced by `with` (appended to b); false when out of memory. */
@@ -264,4 +267,62 @@ json_t *sl_rerank_json(const sl_api_ctx *ctx, const sl_rerank_request *r, const 
     return json_pack("{s:s,s:s,s:s,s:{s:I,s:I},s:o}", "id", id, "object", "list", "model", ctx->model_id, "usage",
                      "prompt_tokens", (json_int_t)prompt_tokens, "total_tokens", (json_int_t)prompt_tokens, "results",
                      results);
+}
+
+/* ---- classification ------------------------------------------------------------------------------ */
+
+bool sl_classify_parse(const sl_api_ctx *ctx, const char *body, size_t len, sl_classify_request *out, sl_api_error *e) {
+    memset(out, 0, sizeof *out);
+    memset(e, 0, sizeof *e);
+    json_t *o = sl_api_load_body(body, len, e);
+    if (!o) return false;
+    bool ok = sl_api_check_model(ctx, o, e) &&
+              sl_api_parse_prompts(ctx, json_object_get(o, "input"), "input", SL_API_MAX_INPUTS, true, &out->inputs, &out->n, e);
+    for (int32_t i = 0; ok && i < out->n; i++)
+        if (out->inputs[i].n < 1 || out->inputs[i].n > ctx->n_ctx) {
+            sl_api_set_error(e, 400, "input", "'input[%d]' has %d tokens; this model's context holds 1..%d", i,
+                             out->inputs[i].n, ctx->n_ctx);
+            ok = false;
+        }
+    if (!ok) sl_classify_request_free(out);
+    json_decref(o);
+    return ok;
+}
+
+void sl_classify_request_free(sl_classify_request *r) {
+    sl_api_prompts_free(r->inputs, r->n);
+    r->inputs = NULL;
+    r->n = 0;
+}
+
+void sl_classify_probs(const float *logits, int32_t n, float *probs) {
+    if (n == 1) {
+        probs[0] = (float)(1.0 / (1.0 + exp(-(double)logits[0])));
+        return;
+    }
+    double mx = logits[0], sum = 0;
+    for (int32_t i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    for (int32_t i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    for (int32_t i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[i] - mx) / sum);
+}
+
+json_t *sl_classify_json(const sl_api_ctx *ctx, const sl_classify_request *r, const float *const *probs, int32_t n_cls,
+                         int64_t prompt_tokens) {
+    char id[64];
+    const long long now = (long long)time(NULL);
+    snprintf(id, sizeof id, "classify-%016llx%08llx", (unsigned long long)now,
+             (unsigned long long)(atomic_fetch_add(&next_id, 1) & 0xffffffffu));
+    json_t *data = json_array();
+    for (int32_t i = 0; i < r->n; i++) {
+        int32_t best = 0;
+        for (int32_t k = 1; k < n_cls; k++) best = probs[i][k] > probs[i][best] ? k : best;
+        char def[32];
+        snprintf(def, sizeof def, "LABEL_%d", (int)best); /* (a head without labels) */
+        const char *label = ctx->model->cls_labels && best < ctx->model->n_cls_out ? ctx->model->cls_labels[best] : def;
+        json_array_append_new(data, json_pack("{s:i,s:s,s:o,s:i}", "index", (int)i, "label", label, "probs",
+                                              sl_api_floats_json(probs[i], n_cls), "num_classes", (int)n_cls));
+    }
+    return json_pack("{s:s,s:s,s:I,s:s,s:o,s:{s:I,s:I,s:i,s:n}}", "id", id, "object", "list", "created", (json_int_t)now,
+                     "model", ctx->model_id, "data", data, "usage", "prompt_tokens", (json_int_t)prompt_tokens,
+                     "total_tokens", (json_int_t)prompt_tokens, "completion_tokens", 0, "prompt_tokens_details");
 }

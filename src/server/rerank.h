@@ -31,8 +31,25 @@ typedef struct sl_rerank_request {
     bool return_text;      /* TEI's: each result's text */
 } sl_rerank_request;
 
-/* Which endpoint path is: 1 a rerank path, 2 a score path, 0 neither. */
+/* Which endpoint path is: 1 a rerank path, 2 a score path, 3 a classify path (vLLM's /classify, /v1/classify),
+ * 0 none of those. */
 int sl_rerank_path(const char *path);
+
+/* vLLM's POST /classify: each input (a string or token ids, or a list of those; BOS as the vocabulary adds it)
+ * through the classification head at the position the reranker reads; its class probabilities (a softmax over
+ * the head's outputs, a sigmoid for one) and the label of the likeliest (classifier.output_labels). */
+typedef struct sl_classify_request {
+    sl_api_prompt *inputs;
+    int32_t n;
+} sl_classify_request;
+bool sl_classify_parse(const sl_api_ctx *ctx, const char *body, size_t len, sl_classify_request *out, sl_api_error *e);
+void sl_classify_request_free(sl_classify_request *r);
+/* Class probabilities of the head's outputs logits[0, n) into probs (in double; n == 1: a sigmoid). */
+void sl_classify_probs(const float *logits, int32_t n, float *probs);
+/* {"id", "object": "list", "created", "model", "data": [{"index", "label", "probs", "num_classes"}], "usage"};
+ * probs[i]: input i's n_cls probabilities. NULL: out of memory. */
+json_t *sl_classify_json(const sl_api_ctx *ctx, const sl_classify_request *r, const float *const *probs, int32_t n_cls,
+                         int64_t prompt_tokens);
 
 /* Parse a body (score: /score's; else /rerank's); the pairs' prompts made. On failure e says why (4xx). */
 bool sl_rerank_parse(const sl_api_ctx *ctx, bool score, const char *body, size_t len, sl_rerank_request *out,

@@ -4283,10 +4283,10 @@ TEST(serve_rerank_qwen3) {
         long st;
         if (file == 0) { /* the pairs' prompts are the golden prompts: BOS, the query's tokens, the document's */
             resp r = http(p.url, "/tokenize", "{\"content\":\"The quick brown fox\"}", NULL);
-            json_t *q = json_object_get(json_loads(r.body, 0, NULL), "tokens");
+            json_t *qo = json_loads(r.body, 0, NULL), *q = json_object_get(qo, "tokens");
             free(r.body);
             r = http(p.url, "/tokenize", "{\"content\":\"jumps over the lazy dog. It\",\"add_special\":false}", NULL);
-            json_t *dd = json_object_get(json_loads(r.body, 0, NULL), "tokens");
+            json_t *ddo = json_loads(r.body, 0, NULL), *dd = json_object_get(ddo, "tokens");
             free(r.body);
             json_t *want = json_object_get(g1, "prompt_token_ids");
             CHECK(json_array_size(q) + json_array_size(dd) == json_array_size(want));
@@ -4294,6 +4294,8 @@ TEST(serve_rerank_qwen3) {
                 CHECK_EQ_INT((int)json_integer_value(json_array_get(i < json_array_size(q) ? q : dd,
                                                                     i < json_array_size(q) ? i : i - json_array_size(q))),
                              (int)json_integer_value(json_array_get(want, i)));
+            json_decref(qo);
+            json_decref(ddo);
         }
         /* /score N:N */
         json_t *o = post_json(p.url, "/v1/score",
@@ -4311,6 +4313,20 @@ TEST(serve_rerank_qwen3) {
                      (int)(json_array_size(json_object_get(g1, "prompt_token_ids")) +
                            json_array_size(json_object_get(g0, "prompt_token_ids"))));
         CHECK(!strncmp(json_string_value(json_object_get(o, "id")) ?: "", "score-", 6));
+        json_decref(o);
+        /* vLLM's /classify: the golden prompts through the head, its outputs' softmax, the likelier label */
+        o = post_json(p.url, "/classify", "{\"input\":[\"The quick brown fox jumps over the lazy dog. It\",\"Once upon a time\"]}",
+                      &st);
+        CHECK_EQ_INT((int)st, 200);
+        for (int k = 0; k < 2 && !sl_test_failed(); k++) {
+            json_t *x = json_array_get(json_object_get(o, "data"), (size_t)k), *pr = json_object_get(x, "probs");
+            const double w = k == 0 ? want1 : want0;
+            CHECK_MSG(json_array_size(pr) == 2 && fabs(json_number_value(json_array_get(pr, 0)) - w) < 1e-3 &&
+                          fabs(json_number_value(json_array_get(pr, 1)) - (1 - w)) < 1e-3 &&
+                          json_integer_value(json_object_get(x, "num_classes")) == 2 &&
+                          !strcmp(json_string_value(json_object_get(x, "label")) ?: "", "yes"),
+                      "classify %d: %s", k, json_dumps(x, JSON_COMPACT));
+        }
         json_decref(o);
         /* /rerank: the golden pair among others, ranked, each score that pair's /score (1:N) */
         o = post_json(p.url, "/score",
