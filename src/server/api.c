@@ -1655,8 +1655,11 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     x = ctx->n_ctx - longest;
     if (present(o, mt)) {
         r->max_tokens_given = true;
-        /* 0 only when resuming a stream that used up its tokens, or echoing the prompt (sl_req_params) */
-        if (!sl_api_get_int(o, mt, p->resume_generated > 0 || p->echo ? 0 : 1, 1LL << 31, &x, e)) goto done;
+        /* 0 only when resuming a stream that used up its tokens, echoing the prompt (sl_req_params), or as
+         * llama.cpp's n_predict: the prompt computed (and cached) alone — llama.vim warms the cache so */
+        const bool zero_ok = p->resume_generated > 0 || p->echo || (kind == SL_API_COMPLETIONS && !strcmp(mt, "n_predict"));
+        if (!sl_api_get_int(o, mt, zero_ok ? 0 : 1, 1LL << 31, &x, e)) goto done;
+        p->prefill_only = x == 0 && !strcmp(mt, "n_predict") && p->resume_generated == 0;
         if (x > ctx->n_ctx - longest) {
             sl_api_set_error(e, 400, mt, "This model's maximum context length is %d tokens: %d in the %sprompt plus %lld "
                              "requested by '%s' exceed it", ctx->n_ctx, longest, r->n_more ? "longest " : "", x, mt);

@@ -256,7 +256,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     if (p->resume_generated < 0 || p->resume_generated >= n_prompt || p->resume_text_sent < 0)
         return SL_FAIL(SL_ERR_INVALID, "resuming %d generated tokens with %lld bytes sent: needs 0 <= generated < %d "
                        "(the prompt) and bytes >= 0", p->resume_generated, (long long)p->resume_text_sent, n_prompt);
-    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0 && !p->echo && !p->embed))
+    if (p->max_tokens < 0 || (p->max_tokens == 0 && p->resume_generated == 0 && !p->echo && !p->embed && !p->prefill_only))
         return SL_FAIL(SL_ERR_INVALID, "max_tokens %d: needs at least 1 (0 only when resuming a stream or echoing the "
                        "prompt)", p->max_tokens);
     if (p->n_bias < 0 || p->n_bias > SL_MAX_LOGIT_BIAS || p->n_stop_ids < 0 || p->n_stop_ids > SL_MAX_STOP_IDS ||
@@ -958,7 +958,7 @@ static void *sched_main(void *arg) {
             list_remove(&s->incoming, r);
             /* a resumed stream with no token left: only its held-back text to release; an echo of the prompt
              * alone: nothing to compute, unless its logprobs were asked for */
-            const bool nothing = r->p.max_tokens == 0 && !plp_pending(r) && !r->p.embed;
+            const bool nothing = r->p.max_tokens == 0 && !plp_pending(r) && !r->p.embed && !r->p.prefill_only;
             list_push_back(nothing ? &done : &s->waiting, r);
             r->state = nothing ? ST_DONE : ST_WAITING;
         }

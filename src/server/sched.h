@@ -89,6 +89,9 @@ typedef struct sl_req_params {
      * every prompt position is computed (no prefix-cache reuse for this
      * request), at most SL_PLP_ROWS of them per step. */
     bool echo;
+    /* llama.cpp's n_predict 0: the prompt is computed (its KV blocks then
+     * cached) and nothing generated; the request finishes "length". */
+    bool prefill_only;
     /* vLLM's prompt_logprobs: -1 off, else the prompt's tokens get their
      * logprobs, ranks and this many top alternatives (sl_req.plp, computed as
      * for echo). */

@@ -782,6 +782,14 @@ TEST(llamacpp_completion_through_the_router) {
     rt_free(&pe);
     rt_free(&pv);
     rt_free(&ps);
+    /* n_predict 0 (a cache warm-up): the prompt computed, an empty answer, through the router as on the engine */
+    rresp z = rt_post(r.url, "/completion", "{\"prompt\":\"Once upon a time\",\"n_predict\":0}");
+    json_t *zo = json_loads(z.body ? z.body : "", 0, NULL);
+    CHECK_MSG(z.status == 200 && !strcmp(json_string_value(json_object_get(zo, "content")) ?: "-", "") &&
+                  json_integer_value(json_object_get(zo, "tokens_predicted")) == 0,
+              "%ld %s", z.status, z.body);
+    json_decref(zo);
+    rt_free(&z);
     /* llama.cpp's sampling defaults where the body gives none, through the router as on the engine */
     static const char sampled[] = "{\"prompt\":\"Once upon a time\",\"n_predict\":24,\"seed\":7}";
     rresp d = rt_post(e.url, "/completion", sampled), f = rt_post(r.url, "/completion", sampled);

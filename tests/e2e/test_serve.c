@@ -2341,6 +2341,38 @@ TEST(serve_metrics_vllm_and_llamacpp_names) {
     free(m.body);
 }
 
+/* llama.cpp's n_predict 0 (llama.vim warms the cache with such requests): the prompt is computed and nothing
+ * generated — an empty answer, stop_type limit — and a request with that prompt then finds it in the prefix
+ * cache; the OpenAI field stays at least 1. */
+TEST(serve_llamacpp_n_predict_zero) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char warm[] = "{\"prompt\":\"Once upon a time, there was a little girl named Lily who loved to play in the "
+                               "park with her big red ball and her friend Ben.\",\"n_predict\":0}";
+    resp w = http(url, "/completion", warm, NULL);
+    json_t *wo = json_loads(w.body, 0, NULL);
+    CHECK_MSG(w.status == 200 && !strcmp(json_string_value(json_object_get(wo, "content")) ?: "-", "") &&
+                  json_integer_value(json_object_get(wo, "tokens_predicted")) == 0 &&
+                  !strcmp(json_string_value(json_object_get(wo, "stop_type")) ?: "", "limit") &&
+                  json_integer_value(json_object_get(wo, "tokens_evaluated")) > 32,
+              "%ld %s", w.status, w.body);
+    resp g = http(url, "/completion", "{\"prompt\":\"Once upon a time, there was a little girl named Lily who loved to play "
+                                      "in the park with her big red ball and her friend Ben.\",\"n_predict\":4,\"temperature\":0}",
+                  NULL);
+    json_t *go = json_loads(g.body, 0, NULL);
+    CHECK_MSG(g.status == 200 && json_integer_value(json_object_get(go, "tokens_cached")) >= 32 &&
+                  json_integer_value(json_object_get(go, "tokens_predicted")) == 4,
+              "%s", g.body);
+    resp o = http(url, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}", NULL);
+    CHECK_MSG(o.status == 400 && strstr(o.body, "\"param\":\"max_tokens\""), "%ld %s", o.status, o.body);
+    CHECK(wait_blocks_free(url, 10));
+    json_decref(wo);
+    json_decref(go);
+    free(w.body);
+    free(g.body);
+    free(o.body);
+}
+
 /* Anthropic's document and search_result blocks are read as text — title, context, then the text — so the input
  * counts and the greedy answer are those of the same text given as a text block; a PDF's base64 source is a
  * 400 in Anthropic's form. */
