@@ -59,11 +59,11 @@ static sl_status continuation_base(const json_t *orig, const int32_t *prompt, in
     for (int32_t i = 0; i < n_gen; i++) json_array_append_new(*ids, json_integer(gen[i]));
     /* the length limit: what is left of it */
     const char *mt = NULL;
-    json_t *mv = json_object_get(b, "max_completion_tokens");
-    if (mv && !json_is_null(mv)) mt = "max_completion_tokens";
-    else if ((mv = json_object_get(b, "max_tokens")) && !json_is_null(mv)) mt = "max_tokens";
-    else if ((mv = json_object_get(b, "n_predict")) && !json_is_null(mv) && !(json_is_integer(mv) && json_integer_value(mv) == -1))
-        mt = "n_predict"; /* llama.cpp's name (-1: no limit) */
+    json_t *mv = NULL;
+    static const char *const limits[] = {"max_completion_tokens", "max_tokens", "n_predict"}; /* (n_predict: llama.cpp's) */
+    for (size_t k = 0; k < 3 && !mt; k++) /* the first given, as the engine reads them */
+        if ((mv = json_object_get(b, limits[k])) && !json_is_null(mv)) mt = limits[k];
+    if (mt && json_is_integer(mv) && json_integer_value(mv) == -1) mt = NULL; /* -1 (llama.cpp's): no limit, still */
     /* the ids are the prompt as the engine kept it: cutting it again would cut the output streamed so far */
     json_object_del(b, "truncate_prompt_tokens");
     if (mt) {

@@ -1649,9 +1649,8 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     const char *mt = present(o, "max_completion_tokens") ? "max_completion_tokens"
                      : present(o, "max_tokens") || !present(o, "n_predict") ? "max_tokens"
                                                                              : "n_predict"; /* llama.cpp's */
-    if (!strcmp(mt, "n_predict") && json_is_integer(json_object_get(o, mt)) &&
-        json_integer_value(json_object_get(o, mt)) == -1)
-        json_object_del(o, mt); /* -1: as far as the context goes */
+    if (json_is_integer(json_object_get(o, mt)) && json_integer_value(json_object_get(o, mt)) == -1)
+        json_object_del(o, mt); /* -1 (llama.cpp's, its web UI sends max_tokens -1 too): as far as the context goes */
     x = ctx->n_ctx - longest;
     if (present(o, mt)) {
         r->max_tokens_given = true;

@@ -3480,7 +3480,7 @@ TEST(serve_bad_input) {
         {"/v1/completions", "{\"prompt\":\"x\",\"model\":\"nope\"}", 404, "model"},
         {"/v1/completions", "{\"prompt\":\"x\",\"model\":7}", 400, "model"},
         {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "max_tokens"},
-        {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":-5}", 400, "max_tokens"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":-5}", 400, "max_tokens"}, /* (-1: no limit, as llama.cpp) */
         {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":100000}", 400, "max_tokens"},
         {"/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":\"ten\"}", 400, "max_tokens"},
         {"/v1/completions", "{\"prompt\":\"x\",\"temperature\":-1}", 400, "temperature"},

@@ -171,6 +171,7 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
         {"{\"prompt\": \"x\", \"min_tokens\": \"3\"}", "min_tokens", "must be an integer"},
         {"{\"prompt\": \"x\", \"echo\": 1}", "echo", "must be true or false"},
         {"{\"prompt\": \"x\", \"max_tokens\": 0}", "max_tokens", "between 1 and"},
+        {"{\"prompt\": \"x\", \"max_tokens\": -2}", "max_tokens", "between 1 and"},
         {"{\"prompt\": [[1, 2], [512]]}", "prompt", "'prompt[1][0]' is not a token id"},
         {"{\"prompt\": [[1, 2], [3]], \"shardlm_resume\": {\"generated\": 1, \"text_sent\": 0}}", "shardlm_resume",
          "with one prompt"},
@@ -202,6 +203,10 @@ TEST(logit_bias_stop_token_ids_min_tokens) {
     CHECK_EQ_INT(parse_keep("{\"prompt\": [[1, 5, 7], \"Once\", [9]]}", &r, &e), 0);
     CHECK(r.n_prompt == 3 && r.prompt[2] == 7 && r.n_more == 2 && r.more[1].n == 1 && r.more[1].ids[0] == 9);
     CHECK(r.more[0].text && !strcmp(r.more[0].text, "Once") && r.more[0].n >= 2 && r.more[0].ids[0] == 1);
+    CHECK(!r.max_tokens_given && r.params.max_tokens == 512 - 3);
+    sl_api_request_free(&r);
+    /* max_tokens -1 (llama.cpp's, its web UI sends it): as far as the context goes */
+    CHECK_EQ_INT(parse_keep("{\"prompt\": [1, 5, 7], \"max_tokens\": -1}", &r, &e), 0);
     CHECK(!r.max_tokens_given && r.params.max_tokens == 512 - 3);
     sl_api_request_free(&r);
     CHECK_EQ_INT(parse_keep("{\"prompt\": [[1], [1, 2, 3, 4]], \"max_tokens\": 509}", &r, &e), 400);

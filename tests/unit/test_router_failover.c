@@ -65,6 +65,11 @@ TEST(continuation_n_predict_and_truncation) {
     CHECK_STR(body, "{\"prompt\":[1,403,11,12,13],\"n_predict\":-1,\"stream\":true}");
     free(body);
     json_decref(o);
+    o = load("{\"prompt\":\"Once\",\"max_tokens\":-1,\"stream\":true}"); /* (llama.cpp's web UI sends it) */
+    CHECK_OK(sl_fo_continuation(o, SL_FO_COMPLETIONS, p, 2, g, 3, -1, &body));
+    CHECK_STR(body, "{\"prompt\":[1,403,11,12,13],\"max_tokens\":-1,\"stream\":true}");
+    free(body);
+    json_decref(o);
 }
 
 TEST(continuation_completions) {
