@@ -237,7 +237,7 @@ static int run_chat(const opt_val *v, sl_model *m, const sl_gen_params *gp_in) {
         free(line);
         char *text = NULL;
         size_t tlen = 0;
-        if (sl_chat_render(tpl, messages, true, bos, eos, NULL, NULL, &text, &tlen) != SL_OK) {
+        if (sl_chat_render(tpl, messages, true, bos, eos, NULL, NULL, NULL, &text, &tlen) != SL_OK) {
             fprintf(stderr, "shardlm run: the chat template failed: %s\n", sl_last_error());
             rc = 1;
             break;

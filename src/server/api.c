@@ -252,7 +252,7 @@ static bool renders_args(const char *tpl, bool as_text) {
                               "probe_arg", "type", "integer");
     char *out = NULL;
     size_t len = 0;
-    const bool ok = msgs && tools && sl_chat_render(tpl, msgs, false, "", "", tools, NULL, &out, &len) == SL_OK &&
+    const bool ok = msgs && tools && sl_chat_render(tpl, msgs, false, "", "", tools, NULL, NULL, &out, &len) == SL_OK &&
                     memmem(out, len, "probe_arg", 9) != NULL;
     sl_free(out);
     json_decref(msgs);
@@ -358,7 +358,7 @@ bool sl_api_render_chat(const sl_api_ctx *ctx, json_t *messages, const sl_api_ch
     const char *src = ctx->chat_template ? ctx->chat_template : sl_api_fallback_template(ctx->model);
     size_t len = 0;
     sl_status st = sl_chat_render(src, norm, o->add_generation_prompt, bos ? bos : "", eos ? eos : "",
-                                  o->tools && !json_is_null(o->tools) ? o->tools : NULL, o->kwargs, out, &len);
+                                  o->tools && !json_is_null(o->tools) ? o->tools : NULL, o->documents, o->kwargs, out, &len);
     sl_free(bos);
     sl_free(eos);
     if (st) {
@@ -608,6 +608,24 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
                          "'continue_final_message' needs 'add_generation_prompt': false (the answer continues the last "
                          "message instead of starting a new one)");
         return false;
+    }
+    json_t *docs = json_object_get(body, "documents"); /* vLLM's: RAG templates read them (Granite, Command R) */
+    if (docs && !json_is_null(docs)) {
+        size_t di;
+        json_t *d;
+        bool ok = json_is_array(docs);
+        json_array_foreach(docs, di, d) {
+            const char *dk;
+            json_t *dv;
+            ok &= json_is_object(d);
+            json_object_foreach(d, dk, dv) ok &= json_is_string(dv);
+        }
+        if (!ok) {
+            sl_api_set_error(e, 400, "documents", "'documents' must be an array of objects of strings (such as \"title\" "
+                             "and \"text\")");
+            return false;
+        }
+        co.documents = docs;
     }
     json_t *kw = json_object_get(body, "chat_template_kwargs");
     if (kw && !json_is_null(kw)) {

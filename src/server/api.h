@@ -216,6 +216,7 @@ const char *sl_api_fallback_template(const sl_model *m);
 typedef struct sl_api_chat_opts {
     const json_t *tools;          /* NULL: none */
     const json_t *kwargs;         /* chat_template_kwargs: more template variables, NULL: none */
+    const json_t *documents;      /* vLLM's documents (RAG templates' variable): an array of objects, NULL: none */
     bool add_generation_prompt;
     /* continue_final_message: the text ends right after the last message's
      * content (the template's end-of-turn after it cut off), so the model

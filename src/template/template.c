@@ -189,7 +189,8 @@ bool sl_chat_reserved_var(const char *name) {
 }
 
 sl_status sl_chat_render(const char *tpl_src, const json_t *messages, bool add_generation_prompt, const char *bos,
-                         const char *eos, const json_t *tools, const json_t *extra, char **out, size_t *out_len) {
+                         const char *eos, const json_t *tools, const json_t *documents, const json_t *extra, char **out,
+                         size_t *out_len) {
     sl_status st;
     sl_template *t = NULL;
     json_t *vars = NULL;
@@ -208,7 +209,7 @@ sl_status sl_chat_render(const char *tpl_src, const json_t *messages, bool add_g
         json_object_set_new(vars, "bos_token", json_string(bos ? bos : "")) ||
         json_object_set_new(vars, "eos_token", json_string(eos ? eos : "")) ||
         json_object_set(vars, "tools", tools ? (json_t *)tools : json_null()) ||
-        json_object_set_new(vars, "documents", json_null())) {
+        json_object_set(vars, "documents", documents ? (json_t *)documents : json_null())) {
         st = SL_FAIL(SL_ERR_INVALID, "cannot build template variables (is bos/eos valid UTF-8?)");
         goto done;
     }

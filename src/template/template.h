@@ -59,12 +59,13 @@ sl_status sl_template_render(const sl_template *t, const json_t *vars, const sl_
 const char *sl_chat_template_default(void);
 
 /* Render a chat as transformers' apply_chat_template does: variables
- * messages, add_generation_prompt, bos_token, eos_token, tools (JSON null
- * when NULL) and documents (null), and those of `extra` (a JSON object, or
+ * messages, add_generation_prompt, bos_token, eos_token, tools and documents
+ * (JSON null when NULL), and those of `extra` (a JSON object, or
  * NULL: apply_chat_template's keyword arguments, e.g. enable_thinking; a
  * name of the ones above is refused). `tpl_src` NULL means the fallback. */
 sl_status sl_chat_render(const char *tpl_src, const json_t *messages, bool add_generation_prompt, const char *bos,
-                         const char *eos, const json_t *tools, const json_t *extra, char **out, size_t *out_len);
+                         const char *eos, const json_t *tools, const json_t *documents, const json_t *extra, char **out,
+                         size_t *out_len);
 /* Whether `name` is one of the variables sl_chat_render sets itself. */
 bool sl_chat_reserved_var(const char *name);
 

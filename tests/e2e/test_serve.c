@@ -2341,6 +2341,34 @@ TEST(serve_metrics_vllm_and_llamacpp_names) {
     free(m.body);
 }
 
+/* vLLM's documents reach the chat template: IBM Granite 3.3's (a RAG template) writes its grounding instruction and
+ * each document into the prompt; bad documents are a 400 naming the field. */
+TEST(serve_chat_documents) {
+    const char *tpl = "../shared/golden/chat-templates/ibm-granite-granite-3.3-2B-Instruct.jinja";
+    if (access(tpl, R_OK) != 0) return;
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--chat-template", (char *)tpl, NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    static const char with[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"Where did Lily go?\"}],\"documents\":["
+                               "{\"doc_id\":\"1\",\"title\":\"Lily\",\"text\":\"Lily went to the park with Ben.\"}]}";
+    resp a = http(p.url, "/apply-template", with, NULL),
+         b = http(p.url, "/apply-template", "{\"messages\":[{\"role\":\"user\",\"content\":\"Where did Lily go?\"}]}", NULL);
+    CHECK_MSG(a.status == 200 && strstr(a.body, "Lily went to the park with Ben.") &&
+                  strstr(a.body, "strictly aligning with the facts in the provided documents") &&
+                  !strstr(b.body, "provided documents"),
+              "%s\n      %s", a.body, b.body);
+    resp c = http(p.url, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Where did Lily go?\"}],"
+                                                 "\"documents\":[{\"text\":\"Lily went to the park.\"}],\"max_tokens\":4}", NULL),
+         d = http(p.url, "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"documents\":[{\"text\":5}]}", NULL);
+    CHECK_MSG(c.status == 200 && d.status == 400 && strstr(d.body, "\"param\":\"documents\""), "%s / %s", c.body, d.body);
+    free(a.body);
+    free(b.body);
+    free(c.body);
+    free(d.body);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+}
+
 /* llama.cpp's n_predict 0 (llama.vim warms the cache with such requests): the prompt is computed and nothing
  * generated — an empty answer, stop_type limit — and a request with that prompt then finds it in the prefix
  * cache; the OpenAI field stays at least 1. */

@@ -412,9 +412,9 @@ TEST(think_open_on_rendered_prompts) {
     json_t *off = json_pack("{s:b}", "thinking", 0), *on = json_pack("{s:b}", "thinking", 1);
     char *p_off = NULL, *p_on = NULL, *p_def = NULL;
     size_t n;
-    const bool rendered = msgs && off && on && sl_chat_render(tpl, msgs, true, "", "", NULL, off, &p_off, &n) == SL_OK &&
-                          sl_chat_render(tpl, msgs, true, "", "", NULL, on, &p_on, &n) == SL_OK &&
-                          sl_chat_render(tpl, msgs, true, "", "", NULL, NULL, &p_def, &n) == SL_OK;
+    const bool rendered = msgs && off && on && sl_chat_render(tpl, msgs, true, "", "", NULL, NULL, off, &p_off, &n) == SL_OK &&
+                          sl_chat_render(tpl, msgs, true, "", "", NULL, NULL, on, &p_on, &n) == SL_OK &&
+                          sl_chat_render(tpl, msgs, true, "", "", NULL, NULL, NULL, &p_def, &n) == SL_OK;
     const bool ok = rendered && !sl_kimi3_think_open(p_off) && sl_kimi3_think_open(p_on) && sl_kimi3_think_open(p_def);
     if (!ok) sl_test_fail(__FILE__, __LINE__, "off: '%s', on: '%s'", p_off ? p_off : "-", p_on ? p_on : "-");
     sl_free(p_off);
@@ -452,8 +452,8 @@ TEST(rendered_turns_read_back) {
         json_t *before = json_pack("[O]", user), *all = json_pack("[O,O]", user, turn);
         char *prompt = NULL, *full = NULL;
         size_t np = 0, nf = 0;
-        ok = extra && before && all && sl_chat_render(tpl, before, true, "", "", NULL, extra, &prompt, &np) == SL_OK &&
-             sl_chat_render(tpl, all, false, "", "", NULL, extra, &full, &nf) == SL_OK && nf > np &&
+        ok = extra && before && all && sl_chat_render(tpl, before, true, "", "", NULL, NULL, extra, &prompt, &np) == SL_OK &&
+             sl_chat_render(tpl, all, false, "", "", NULL, NULL, extra, &full, &nf) == SL_OK && nf > np &&
              !memcmp(full, prompt, np);
         sl_harmony h = {0};
         ok = ok && sl_kimi3_split(full + np, nf - np, sl_kimi3_think_open(prompt), true, true, NULL, true, &h);

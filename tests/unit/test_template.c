@@ -468,26 +468,33 @@ TEST(chat_render_api) {
     char *out = NULL;
     size_t n = 0;
     /* the ChatML fallback */
-    CHECK_OK(sl_chat_render(NULL, msgs, true, "<s>", "</s>", NULL, NULL, &out, &n));
+    CHECK_OK(sl_chat_render(NULL, msgs, true, "<s>", "</s>", NULL, NULL, NULL, &out, &n));
     CHECK_STR(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     CHECK_EQ_INT(n, strlen(out));
     sl_free(out);
     CHECK_OK(sl_chat_render("{{ bos_token }}{{ messages[0].content }}{{ tools is none }}{{ documents is none }}"
-                            "{{ add_generation_prompt }}{{ eos_token }}", msgs, false, "<s>", "</s>", NULL, NULL, &out, &n));
+                            "{{ add_generation_prompt }}{{ eos_token }}", msgs, false, "<s>", "</s>", NULL, NULL, NULL, &out, &n));
     CHECK_STR(out, "<s>HiTrueTrueFalse</s>");
     sl_free(out);
+    /* vLLM's documents: the template's variable */
+    json_t *docs = json_pack("[{s:s,s:s}]", "title", "T", "text", "Body");
+    CHECK_OK(sl_chat_render("{% for d in documents %}[{{ d.title }}: {{ d.text }}]{% endfor %}", msgs, false, "", "", NULL,
+                            docs, NULL, &out, &n));
+    CHECK_STR(out, "[T: Body]");
+    sl_free(out);
+    json_decref(docs);
     /* apply_chat_template's keyword arguments (chat_template_kwargs): set beside the others, which they
      * cannot replace */
     json_t *kw = json_pack("{s:b,s:s}", "enable_thinking", 0, "who", "x");
-    CHECK_OK(sl_chat_render("{{ enable_thinking }}/{{ who }}/{{ messages[0].content }}", msgs, true, "", "", NULL, kw,
+    CHECK_OK(sl_chat_render("{{ enable_thinking }}/{{ who }}/{{ messages[0].content }}", msgs, true, "", "", NULL, NULL, kw,
                             &out, &n));
     CHECK_STR(out, "False/x/Hi");
     sl_free(out);
     json_object_set_new(kw, "messages", json_array());
-    CHECK(sl_chat_render("{{ who }}", msgs, true, "", "", NULL, kw, &out, &n) == SL_ERR_INVALID);
+    CHECK(sl_chat_render("{{ who }}", msgs, true, "", "", NULL, NULL, kw, &out, &n) == SL_ERR_INVALID);
     CHECK(out == NULL && strstr(sl_last_error(), "'messages' cannot be set") != NULL);
     json_decref(kw);
-    CHECK(sl_chat_render("{{ raise_exception('no') }}", msgs, true, "", "", NULL, NULL, &out, &n) == SL_ERR_INVALID);
+    CHECK(sl_chat_render("{{ raise_exception('no') }}", msgs, true, "", "", NULL, NULL, NULL, &out, &n) == SL_ERR_INVALID);
     CHECK(out == NULL);
     CHECK(strstr(sl_last_error(), "no") != NULL);
     json_decref(msgs);
