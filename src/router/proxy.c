@@ -875,6 +875,11 @@ static int handle_request(worker *w, cconn *c) {
     size_t plen = strcspn(target, "?");
     char path[256];
     snprintf(path, sizeof path, "%.*s", (int)(plen < sizeof path ? plen : sizeof path - 1), target);
+    const char *canon = sl_llama_path_alias(path); /* (llama.cpp's other names of its paths: proxied as the canonical) */
+    if (canon != path) {
+        target = canon;
+        snprintf(path, sizeof path, "%s", canon);
+    }
     bool get = !strcmp(hp->method, "GET") || !strcmp(hp->method, "HEAD");
     bool post = !strcmp(hp->method, "POST");
     w->view = sl_members_view(r->members, w->view);

@@ -1404,6 +1404,10 @@ static enum MHD_Result handle_classify(sl_http *h, struct MHD_Connection *c, con
 
 static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, const char *url, const char *method) {
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    url = sl_llama_path_alias(url); /* (llama.cpp's other names of its paths) */
+    if (!strcmp(url, "/slots") || !strncmp(url, "/slots/", 7)) /* (llama.cpp's words when its slots are off) */
+        return reply_err(c, cx, 501, NULL, "This server does not support slots endpoint: its sequences are scheduled per "
+                                           "step, not held in slots");
     if (!strcmp(url, "/health")) {
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");
         return reply(c, cx, 200, "application/json", strdup("{\"status\":\"ok\"}"));

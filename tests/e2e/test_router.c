@@ -101,6 +101,16 @@ TEST(proxy_matches_engine) {
     rresp inf = rt_post(r.url, "/infill", fim), infd = rt_post(e[0].url, "/infill", fim);
     CHECK_EQ_INT(inf.status, 501);
     CHECK_STR(inf.body, infd.body);
+    /* llama.cpp's other names, through the router */
+    rresp al1 = rt_http(r.url, NULL, "/models", NULL, NULL, NULL),
+          al2 = rt_post(r.url, "/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":2}"),
+          al3 = rt_http(r.url, NULL, "/v1/health", NULL, NULL, NULL);
+    CHECK_MSG(al1.status == 200 && strstr(al1.body ? al1.body : "", "\"object\":\"list\"") && al2.status == 200 &&
+                  al3.status == 200,
+              "%ld %ld %ld", al1.status, al2.status, al3.status);
+    rt_free(&al1);
+    rt_free(&al2);
+    rt_free(&al3);
     rresp adm = rt_http(r.url, NULL, "/admin/engines", NULL, NULL, NULL);
     CHECK_EQ_INT(adm.status, 403);
     CHECK(rt_metric(r.url, "shardlm_router_engine_up") == 2);

@@ -200,6 +200,19 @@ TEST(serve_health_ready_models) {
     r = http(url, "/v1/completions", NULL, NULL); /* GET */
     CHECK_EQ_INT(r.status, 405);
     free(r.body);
+    /* llama.cpp's other names: /v1/health, /models, /chat/completions; its /slots (not ours) is a 501 */
+    r = http(url, "/v1/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    free(r.body);
+    r = http(url, "/models", NULL, NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "\"id\":\"stories260K\""), "%s", r.body);
+    free(r.body);
+    r = http(url, "/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":2}", NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "\"object\":\"chat.completion\""), "%s", r.body);
+    free(r.body);
+    r = http(url, "/slots", NULL, NULL);
+    CHECK_EQ_INT(r.status, 501);
+    free(r.body);
 }
 
 /* Greedy output through HTTP equals llama.cpp's golden text for every prompt. */
