@@ -186,6 +186,11 @@ static json_t *to_chat(const json_t *req, bool count, sl_api_error *e) {
             return NULL;
         }
     }
+    const json_t *mt = json_object_get(req, "max_tokens");
+    if (json_is_integer(mt) && json_integer_value(mt) < 1) { /* (chat's -1, llama.cpp's no limit, is not Anthropic's) */
+        sl_api_set_error(e, 400, "max_tokens", "'max_tokens' is %lld; it must be at least 1", (long long)json_integer_value(mt));
+        return NULL;
+    }
     if (!count && !json_object_get(req, "max_tokens")) {
         sl_api_set_error(e, 400, "max_tokens", "'max_tokens' is required");
         return NULL;

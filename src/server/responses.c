@@ -172,6 +172,11 @@ json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e) {
     if (!input_messages(json_object_get(req, "input"), msgs, e)) goto fail;
     json_object_set(chat, "messages", msgs);
     const json_t *mot = json_object_get(req, "max_output_tokens");
+    if (json_is_integer(mot) && json_integer_value(mot) < 1) { /* (chat's -1, llama.cpp's no limit, is not OpenAI's here) */
+        sl_api_set_error(e, 400, "max_output_tokens", "'max_output_tokens' is %lld; it must be at least 1",
+                         (long long)json_integer_value(mot));
+        goto fail;
+    }
     if (mot && !json_is_null(mot)) json_object_set(chat, "max_tokens", (json_t *)mot);
     const json_t *tools = json_object_get(req, "tools");
     if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0)) {
