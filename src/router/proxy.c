@@ -1043,7 +1043,9 @@ static int handle_request(worker *w, cconn *c) {
     } else if (!strcmp(path, "/v1/completions")) ep = EP_COMPLETIONS;
     else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
-    else if (!strcmp(path, "/detokenize") || !strcmp(path, "/apply-template")) ep = EP_DETOKENIZE; /* (any engine's) */
+    else if (!strcmp(path, "/detokenize") || !strcmp(path, "/apply-template") || !strcmp(path, "/api/tags") ||
+             !strcmp(path, "/api/show"))
+        ep = EP_DETOKENIZE; /* (any engine's) */
     else if (!strcmp(path, "/infill")) { /* as /completion: the engine's /v1/completions builds the infill prompt */
         ep = EP_INFILL;
         llama = true;

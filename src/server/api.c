@@ -2370,3 +2370,29 @@ json_t *sl_api_llama_embeddings_json(const sl_api_embed_request *r, const float 
     }
     return out;
 }
+
+/* ---- Ollama's model endpoints (as llama.cpp answers them) --------------------------------------- */
+
+static json_t *ollama_details(const sl_api_ctx *ctx) {
+    const char *arch = ctx->model->hp.arch;
+    return json_pack("{s:s,s:s,s:s,s:[s],s:s,s:s}", "parent_model", "", "format", "gguf", "family", arch, "families", arch,
+                     "parameter_size", "", "quantization_level", "");
+}
+
+json_t *sl_api_ollama_tags(const sl_api_ctx *ctx, long long created) {
+    json_t *ollama = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[s],s:[s],s:s,s:o}", "name", ctx->model_id, "model",
+                               ctx->model_id, "modified_at", "", "size", "", "digest", "", "type", "model", "description", "",
+                               "tags", "", "capabilities", "completion", "parameters", "", "details", ollama_details(ctx));
+    return json_pack("{s:[o],s:s,s:[{s:s,s:s,s:I,s:s,s:i}]}", "models", ollama, "object", "list", "data", "id",
+                     ctx->model_id, "object", "model", "created", (json_int_t)created, "owned_by", "shardlm",
+                     "max_model_len", ctx->n_ctx);
+}
+
+json_t *sl_api_ollama_show(const sl_api_ctx *ctx) {
+    char key[96];
+    snprintf(key, sizeof key, "%s.context_length", ctx->model->hp.arch);
+    const char *tpl = ctx->chat_template ? ctx->chat_template : sl_api_fallback_template(ctx->model);
+    return json_pack("{s:s,s:{s:i,s:s},s:s,s:s,s:o,s:[s]}", "template", tpl ? tpl : "", "model_info", key, ctx->n_ctx,
+                     "general.architecture", ctx->model->hp.arch, "modelfile", "", "parameters", "", "details",
+                     ollama_details(ctx), "capabilities", "completion");
+}

@@ -166,6 +166,11 @@ void sl_api_embed_request_free(sl_api_embed_request *r);
 json_t *sl_api_embeddings_json(const sl_api_ctx *ctx, const sl_api_embed_request *r, const float *const *vecs,
                                int32_t dim, int64_t prompt_tokens);
 
+/* Ollama's GET /api/tags as llama.cpp answers it: OpenAI's model list (created: the server's start) with
+ * Ollama's "models" beside it; POST /api/show: the chat template, the context length, the details. */
+json_t *sl_api_ollama_tags(const sl_api_ctx *ctx, long long created);
+json_t *sl_api_ollama_show(const sl_api_ctx *ctx);
+
 /* llama.cpp's GET /props: n_ctx and the defaults of a request's sampling fields, total_slots (sequences at
  * once), the model's alias and path, the chat template, BOS / EOS text. */
 json_t *sl_api_props_json(const sl_api_ctx *ctx, int32_t total_slots);

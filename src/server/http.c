@@ -1462,7 +1462,8 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
                  !strcmp(url, "/detokenize") || !strcmp(url, "/v1/embeddings") || !strcmp(url, "/embedding") ||
                  !strcmp(url, "/embeddings") || !strcmp(url, "/props") ||
                  !strcmp(url, "/apply-template") || !strcmp(url, "/infill") || !strcmp(url, "/v1/messages") ||
-                 !strcmp(url, "/v1/messages/count_tokens") || sl_rerank_path(url) != 0;
+                 !strcmp(url, "/v1/messages/count_tokens") || sl_rerank_path(url) != 0 || !strcmp(url, "/api/tags") ||
+                 !strcmp(url, "/api/show");
     cx->anthropic = !strncmp(url, "/v1/messages", 12);
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
@@ -1477,6 +1478,14 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         sl_api_set_error(&e, 404, "model", "The model '%s' does not exist; this server serves '%s'", url + 11,
                          h->api.model_id);
         return reply_error(c, cx, &e);
+    }
+    if (!strcmp(url, "/api/tags")) { /* Ollama's model list, as llama.cpp answers it */
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        return reply_json(c, cx, 200, sl_api_ollama_tags(&h->api, (long long)h->started));
+    }
+    if (!strcmp(url, "/api/show")) { /* Ollama's model details, as llama.cpp answers them */
+        if (!post && !get) return reply_err(c, cx, 405, NULL, "use POST");
+        return reply_json(c, cx, 200, sl_api_ollama_show(&h->api));
     }
     if (!strcmp(url, "/props")) { /* llama.cpp's: what this server serves and how */
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");

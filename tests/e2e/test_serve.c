@@ -213,6 +213,25 @@ TEST(serve_health_ready_models) {
     r = http(url, "/slots", NULL, NULL);
     CHECK_EQ_INT(r.status, 501);
     free(r.body);
+    /* Ollama's model endpoints and /api/chat, as llama.cpp answers them */
+    r = http(url, "/api/tags", NULL, NULL);
+    json_t *o = json_loads(r.body, 0, NULL);
+    CHECK_MSG(r.status == 200 && !strcmp(json_string_value(json_object_get(json_array_get(json_object_get(o, "models"), 0),
+                                                                          "name")) ?: "", "stories260K") &&
+                  json_array_size(json_object_get(o, "data")) == 1,
+              "%s", r.body);
+    json_decref(o);
+    free(r.body);
+    r = http(url, "/api/show", "{\"model\":\"stories260K\"}", NULL);
+    o = json_loads(r.body, 0, NULL);
+    CHECK_MSG(r.status == 200 && json_integer_value(json_object_get(json_object_get(o, "model_info"), "llama.context_length")) == 512 &&
+                  json_string_length(json_object_get(o, "template")) > 0,
+              "%s", r.body);
+    json_decref(o);
+    free(r.body);
+    r = http(url, "/api/chat", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":2}", NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "\"object\":\"chat.completion\""), "%s", r.body);
+    free(r.body);
 }
 
 /* Greedy output through HTTP equals llama.cpp's golden text for every prompt. */
