@@ -29,7 +29,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_COUNT };
+       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -84,6 +84,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_RBUDGET] = {"reasoning-budget", NULL, OPT_INT, "-1", -1, INT32_MAX,
                    "a chat answer's thinking tokens at most, then the budget message and the closing tag are forced "
                    "(-1: no limit; a request's reasoning_budget_tokens overrides it)"},
+    [O_ORIGINS] = {"allowed-origins", NULL, OPT_STR, "*", 0, -1,
+                   "CORS: origins whose web pages may call the API (\"*\": any, as vLLM and llama.cpp allow; a list "
+                   "separated by commas; \"\": none)"},
     [O_RBUDGET_MSG] = {"reasoning-budget-message", NULL, OPT_STR, NULL, 0, -1,
                        "text forced before the closing tag when the reasoning budget is spent (default none)"},
     [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http://HOST:PORT) under a lease, for routers"},
@@ -236,7 +239,8 @@ int cmd_serve(int argc, char **argv) {
     }
     sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,
                       .max_body_bytes = v[O_MAXBODY].i, .max_connections = (int)v[O_MAXCONN].i,
-                      .responses_store = (int)v[O_RSTORE].i, .responses_store_mib = v[O_RSTORE_MIB].i};
+                      .responses_store = (int)v[O_RSTORE].i, .responses_store_mib = v[O_RSTORE_MIB].i,
+                      .allowed_origins = v[O_ORIGINS].s};
     if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;

@@ -33,6 +33,7 @@
 #include "router/background.h"
 #include "server/llamacpp.h"
 #include "server/rerank.h"
+#include "server/cors.h"
 #include "server/anthropic.h"
 #include "server/responses.h"
 
@@ -106,6 +107,7 @@ typedef struct cconn {
     bool want_out;
     int64_t last_ns;
     bool anthropic;           /* the request being answered is Anthropic's (/v1/messages): errors in its form */
+    char cors[256];           /* its Access-Control-Allow-Origin ("": none; server/cors.h) */
 } cconn;
 
 struct uconn {
@@ -330,11 +332,19 @@ static const char *reason_phrase(int s) {
 }
 
 /* A complete response on the client connection. `engine` = the x-shardlm-engine value or NULL. */
+/* CORS: the allowed origin, where the request's was (server/cors.h). */
+static void cors_headers(cconn *c) {
+    if (!c->cors[0]) return;
+    ob_printf(&c->out, "Access-Control-Allow-Origin: %s\r\n%s", c->cors, strcmp(c->cors, "*") ? "Vary: Origin\r\n" : "");
+    c->cors[0] = '\0'; /* (this request's: a next one on the connection finds its own) */
+}
+
 static void respond(worker *w, cconn *c, int status, const char *ctype, const char *body, size_t n, const char *engine) {
     if (c->minor == 0 || !c->keep_alive) c->close_after = true;
     ob_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status, reason_phrase(status),
               ctype, n);
     if (engine) ob_printf(&c->out, "x-shardlm-engine: %s\r\n", engine);
+    cors_headers(c);
     if (c->close_after) ob_str(&c->out, "Connection: close\r\n");
     ob_str(&c->out, "\r\n");
     if (!c->head) ob_add(&c->out, body, n);
@@ -798,9 +808,11 @@ static void stream_headers(worker *w, xreq *x) {
     x->started = true;
     if (c->minor == 0 || !c->keep_alive) c->close_after = true;
     ob_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                       "x-shardlm-engine: %s\r\n%s%s\r\n",
+                       "x-shardlm-engine: %s\r\n%s%s",
               x->cur ? x->cur->spec.url : "", c->minor == 0 ? "" : "Transfer-Encoding: chunked\r\n",
               c->close_after ? "Connection: close\r\n" : "");
+    cors_headers(c);
+    ob_str(&c->out, "\r\n");
     sl_rmetrics_status(&w->r->metrics, 200);
 }
 
@@ -883,6 +895,23 @@ static int handle_request(worker *w, cconn *c) {
     bool get = !strcmp(hp->method, "GET") || !strcmp(hp->method, "HEAD");
     bool post = !strcmp(hp->method, "POST");
     w->view = sl_members_view(r->members, w->view);
+    const sl_hp_hdr *origin = sl_hp_header(hp, "Origin");
+    c->cors[0] = '\0';
+    if (origin) sl_cors_allow_origin(r->cfg.allowed_origins, origin->value, origin->value_len, c->cors, sizeof c->cors);
+    if (!strcmp(hp->method, "OPTIONS")) { /* a CORS preflight: answered before any key check (browsers send none) */
+        const sl_hp_hdr *want = sl_hp_header(hp, "Access-Control-Request-Headers");
+        if (c->minor == 0 || !c->keep_alive) c->close_after = true;
+        ob_printf(&c->out, "HTTP/1.1 204 No Content\r\nAccess-Control-Allow-Methods: " SL_CORS_METHODS
+                           "\r\nAccess-Control-Allow-Headers: %.*s\r\nAccess-Control-Max-Age: " SL_CORS_MAX_AGE "\r\n%s",
+                  want && want->value_len < 1024 && !memchr(want->value, '\r', want->value_len) ? (int)want->value_len : 1,
+                  want && want->value_len < 1024 && !memchr(want->value, '\r', want->value_len) ? want->value : "*",
+                  c->close_after ? "Connection: close\r\n" : "");
+        cors_headers(c);
+        ob_str(&c->out, "\r\n");
+        sl_rmetrics_status(&r->metrics, 204);
+        client_flush(w, c);
+        return 0;
+    }
     if (c->body_too_big) {
         c->close_after = true;
         respond_error(w, c, 413, NULL, "the request body is larger than %lld bytes", (long long)r->cfg.max_body_bytes);

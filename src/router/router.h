@@ -46,6 +46,7 @@ typedef struct sl_router_cfg {
     int max_connections;
     int responses_store;         /* Responses API: responses kept for previous_response_id (0: none) */
     int64_t responses_store_mib; /* ... and their JSON in MiB at most */
+    const char *allowed_origins; /* CORS (server/cors.h): "*", origins separated by commas, NULL or "": none */
 } sl_router_cfg;
 
 typedef struct sl_proxy sl_proxy;

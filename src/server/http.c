@@ -15,6 +15,7 @@
 #include "server/kimi3.h"
 #include "server/reasoning.h"
 #include "server/rerank.h"
+#include "server/cors.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -115,12 +116,23 @@ typedef struct gen {
 
 /* ---- helpers ----------------------------------------------------------------- */
 
+/* CORS: Access-Control-Allow-Origin on r where the request's Origin is allowed (server/cors.h). */
+static void add_cors(struct MHD_Connection *c, conn *cx, struct MHD_Response *r) {
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    char allow[512];
+    if (!cx || !origin || !sl_cors_allow_origin(cx->h->cfg.allowed_origins, origin, strlen(origin), allow, sizeof allow))
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", allow);
+    if (strcmp(allow, "*")) MHD_add_response_header(r, "Vary", "Origin");
+}
+
 static enum MHD_Result reply(struct MHD_Connection *c, conn *cx, int status, const char *ctype, char *body_owned) {
     const char *b = body_owned ? body_owned : "";
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(b), (void *)b, MHD_RESPMEM_MUST_COPY);
     free(body_owned);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", ctype);
+    add_cors(c, cx, r);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     cx->status = status;
@@ -1111,6 +1123,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
         }
         MHD_add_response_header(r, "Content-Type", "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
+        add_cors(c, cx, r);
         enum MHD_Result ret = MHD_queue_response(c, 200, r);
         MHD_destroy_response(r);
         cx->status = 200;
@@ -1405,6 +1418,19 @@ static enum MHD_Result handle_classify(sl_http *h, struct MHD_Connection *c, con
 static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, const char *url, const char *method) {
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
     url = sl_llama_path_alias(url); /* (llama.cpp's other names of its paths) */
+    if (!strcmp(method, "OPTIONS")) { /* a CORS preflight: answered before any key check (browsers send none) */
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (!r) return MHD_NO;
+        const char *want = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", SL_CORS_METHODS);
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", want && !strpbrk(want, "\r\n") ? want : "*");
+        MHD_add_response_header(r, "Access-Control-Max-Age", SL_CORS_MAX_AGE);
+        add_cors(c, cx, r);
+        enum MHD_Result ret = MHD_queue_response(c, 204, r);
+        MHD_destroy_response(r);
+        cx->status = 204;
+        return ret;
+    }
     if (!strcmp(url, "/slots") || !strncmp(url, "/slots/", 7)) /* (llama.cpp's words when its slots are off) */
         return reply_err(c, cx, 501, NULL, "This server does not support slots endpoint: its sequences are scheduled per "
                                            "step, not held in slots");

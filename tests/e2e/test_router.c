@@ -861,6 +861,11 @@ TEST(responses_need_the_key) {
     CHECK_EQ_INT(a.status, 401);
     CHECK_EQ_INT(b.status, 401);
     CHECK_EQ_INT(c.status, 404);
+    /* a CORS preflight needs no key (browsers send none with it) */
+    rresp pf = rt_http(r.url, "OPTIONS", "/v1/chat/completions", NULL, "Origin: http://a.example",
+                       "Access-Control-Request-Method: POST");
+    CHECK_EQ_INT(pf.status, 204);
+    rt_free(&pf);
     CHECK_MSG(d.status == 200 && d.body && strstr(d.body, "\"object\":\"response\""), "%ld %s", d.status, d.body);
     /* a background response: the router's own request carries the client's key, and is served */
     rresp bg = rt_http(r.url, NULL, "/v1/responses", "{\"input\":\"Hi\",\"max_output_tokens\":2,\"background\":true}",

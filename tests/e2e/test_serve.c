@@ -3596,6 +3596,68 @@ TEST(serve_bad_input) {
     free(r.body);
 }
 
+static size_t on_header_text(char *p, size_t sz, size_t nm, void *ud) {
+    strncat((char *)ud, p, 4095 - strlen((char *)ud) < sz * nm ? 4095 - strlen((char *)ud) : sz * nm);
+    return sz * nm;
+}
+
+/* A request with method and an Origin header (and a preflight's request headers); its status, its response
+ * headers in hdrs (4 KiB). */
+static long cors_request(const char *url, const char *method, const char *path, const char *origin, const char *auth,
+                         char *hdrs) {
+    char full[512], o[256];
+    snprintf(full, sizeof full, "%s%s", url, path);
+    snprintf(o, sizeof o, "Origin: %s", origin);
+    hdrs[0] = '\0';
+    CURL *h = curl_easy_init();
+    struct curl_slist *hl = curl_slist_append(NULL, o);
+    hl = curl_slist_append(hl, "Access-Control-Request-Method: POST");
+    hl = curl_slist_append(hl, "Access-Control-Request-Headers: content-type,authorization");
+    if (auth) hl = curl_slist_append(hl, auth);
+    curl_easy_setopt(h, CURLOPT_URL, full);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_NOBODY, !strcmp(method, "OPTIONS") ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_text);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    resp sink = {0};
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+    long status = 0;
+    if (curl_easy_perform(h) == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    free(sink.body);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(h);
+    return status;
+}
+
+/* CORS, as vLLM and llama.cpp allow it: a preflight is answered 204 before the key check, with the methods and
+ * the headers asked for; answers carry the allowed origin ("*" by default; a listed origin reflected, others
+ * none). */
+TEST(serve_cors) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--api-key", "s3cret", "--allowed-origins",
+                    "http://a.example, http://b.example", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    char hdrs[4096];
+    long st = cors_request(p.url, "OPTIONS", "/v1/chat/completions", "http://b.example", NULL, hdrs);
+    CHECK_MSG(st == 204 && strcasestr(hdrs, "Access-Control-Allow-Origin: http://b.example") &&
+                  strcasestr(hdrs, "Access-Control-Allow-Headers: content-type,authorization") &&
+                  strcasestr(hdrs, "Access-Control-Allow-Methods: GET, POST"),
+              "%ld %s", st, hdrs);
+    st = cors_request(p.url, "GET", "/v1/models", "http://a.example", "Authorization: Bearer s3cret", hdrs);
+    CHECK_MSG(st == 200 && strcasestr(hdrs, "Access-Control-Allow-Origin: http://a.example") && strcasestr(hdrs, "Vary: Origin"),
+              "%ld %s", st, hdrs);
+    st = cors_request(p.url, "GET", "/v1/models", "http://evil.example", "Authorization: Bearer s3cret", hdrs);
+    CHECK_MSG(st == 200 && !strcasestr(hdrs, "Access-Control-Allow-Origin"), "%ld %s", st, hdrs);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    const char *url = start_default(); /* the default: any origin */
+    CHECK(url);
+    st = cors_request(url, "GET", "/health", "http://x.example", NULL, hdrs);
+    CHECK_MSG(st == 200 && strcasestr(hdrs, "Access-Control-Allow-Origin: *"), "%ld %s", st, hdrs);
+}
+
 TEST(serve_api_key_and_body_limit) {
     sl_test_proc p;
     char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--api-key", "s3cret", "--max-body-bytes", "2048", NULL};
