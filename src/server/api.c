@@ -1482,6 +1482,39 @@ json_t *sl_api_load_body(const char *body, size_t len, sl_api_error *e) {
     return o;
 }
 
+/* vLLM's cache_salt (prefix-cache isolation: SHA-256 of the string keys the first block), request_id (the
+ * answer's id), priority (0 only: this scheduler is first come, first served, as vLLM without
+ * --scheduling-policy priority) and return_token_ids. */
+static bool parse_vllm_request_fields(json_t *o, sl_api_request *r, sl_api_error *e) {
+    const json_t *cs = json_object_get(o, "cache_salt");
+    if (cs && !json_is_null(cs)) {
+        if (!json_is_string(cs) || json_string_length(cs) == 0) {
+            sl_api_set_error(e, 400, "cache_salt", "'cache_salt' must be a non-empty string");
+            return false;
+        }
+        unsigned len = 0;
+        EVP_Digest(json_string_value(cs), json_string_length(cs), r->params.cache_salt, &len, EVP_sha256(), NULL);
+        r->params.has_cache_salt = true;
+    }
+    const json_t *rid = json_object_get(o, "request_id");
+    if (rid && !json_is_null(rid)) {
+        if (!json_is_string(rid) || json_string_length(rid) == 0 || json_string_length(rid) >= sizeof r->request_id ||
+            strpbrk(json_string_value(rid), "\"\\\r\n")) {
+            sl_api_set_error(e, 400, "request_id", "'request_id' must be a string of 1 to %zu bytes", sizeof r->request_id - 1);
+            return false;
+        }
+        snprintf(r->request_id, sizeof r->request_id, "%s", json_string_value(rid));
+    }
+    long long prio = 0;
+    if (!sl_api_get_int(o, "priority", INT32_MIN, INT32_MAX, &prio, e)) return false;
+    if (prio != 0) {
+        sl_api_set_error(e, 400, "priority", "'priority' is %lld: priority scheduling is not enabled (requests are served "
+                         "first come, first served)", prio);
+        return false;
+    }
+    return sl_api_get_bool(o, "return_token_ids", &r->return_token_ids, e);
+}
+
 bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, size_t len, sl_api_request *r,
                   sl_api_error *e) {
     memset(r, 0, sizeof *r);
@@ -1495,6 +1528,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     p->sampling = sl_sampler_default_params();
     p->sampling.temperature = 1.0f; /* OpenAI's defaults */
     p->think_budget = -1;
+    if (!parse_vllm_request_fields(o, r, e)) goto done;
     p->sampling.top_k = 0;
     p->sampling.top_p = 1.0f;
     p->sampling.min_p = 0.0f;

@@ -60,6 +60,8 @@ typedef struct sl_api_request {
     bool stream;
     bool include_usage;
     bool tokens_as_ids; /* vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:N" */
+    char request_id[128]; /* vLLM's request_id: the answer's id ("cmpl-" / "chatcmpl-" + it), "" when not given */
+    bool return_token_ids; /* vLLM's: the answer carries prompt_token_ids and each choice's token_ids */
     bool llama_probs;   /* shardlm_llama_probs (a router relaying llama.cpp's n_probs): each completions choice
                          * also carries llama.cpp's completion_probabilities */
     bool max_tokens_given;

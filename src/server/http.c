@@ -73,6 +73,9 @@ typedef struct choice {
     sl_strbuf answer;
     size_t released, released_r; /* bytes of the content and of the thinking sent (of answer_parts' parts) */
     bool call_sent;
+    /* vLLM's return_token_ids, streamed: output ids not yet in a chunk, and whether the prompt's went out */
+    json_t *ids_pending;
+    bool prompt_ids_sent;
     /* tool calls streamed as they come (stream_calls): how many have begun, the bytes of the last one's
      * arguments sent, and a resumed stream's argument bytes the client has that are not counted yet */
     int n_calls;
@@ -90,7 +93,8 @@ typedef struct gen {
     struct MHD_Connection *mc;
     sl_api_kind kind;
     bool stream, include_usage;
-    char id[64];
+    char id[160];
+    bool return_ids;        /* vLLM's return_token_ids: prompt_token_ids and each choice's token_ids */
     long long created;
     int n;
     choice *ch;
@@ -180,6 +184,7 @@ static void gen_free(gen *g) {
         sl_req_release(g->ch[i].req);
         sl_free(g->ch[i].echo);
         free(g->ch[i].answer.p);
+        json_decref(g->ch[i].ids_pending);
     }
     json_decref(g->tools.tools);
     json_decref(g->resp_req);
@@ -241,6 +246,15 @@ static json_t *chunk_base(gen *g) {
  * (`extra`, taken: reasoning_content, tool_calls; then no empty content) and maybe the finish reason. */
 static json_t *llama_probs(gen *g, const json_t *lp);
 
+/* r's prompt ids (vLLM's prompt_token_ids) as a JSON array. */
+static json_t *prompt_ids_json(sl_req *r) {
+    json_t *a = json_array();
+    pthread_mutex_lock(&r->mu);
+    for (int32_t i = 0; i < r->n_prompt; i++) json_array_append_new(a, json_integer(r->tokens[i]));
+    pthread_mutex_unlock(&r->mu);
+    return a;
+}
+
 static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *extra, json_t *lp, const char *finish) {
     choice *c = &g->ch[k];
     json_t *o = chunk_base(g), *ch = json_object();
@@ -259,6 +273,14 @@ static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *e
         json_object_set_new(ch, "text", json_stringn(text, n_text));
     }
     json_object_set_new(ch, "logprobs", lp ? lp : json_null());
+    if (g->return_ids) { /* the ids since the last chunk; the prompt's with the first (completions: per choice) */
+        json_object_set_new(ch, "token_ids", c->ids_pending ? c->ids_pending : json_array());
+        c->ids_pending = NULL;
+        if (!c->prompt_ids_sent && c->req->p.resume_generated == 0) { /* (a resumed stream's client has them) */
+            json_object_set_new(g->kind == SL_API_CHAT ? o : ch, "prompt_token_ids", prompt_ids_json(c->req));
+            c->prompt_ids_sent = true;
+        }
+    }
     json_t *probs = g->llama_probs && !g->llama && n_text ? llama_probs(g, lp) : NULL; /* (for a router: its n_probs) */
     if (probs) json_object_set_new(ch, "completion_probabilities", probs);
     json_object_set_new(ch, "finish_reason", finish ? json_string(finish) : json_null());
@@ -604,6 +626,10 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     if (text) memcpy(text, r->text + t_from, t_to - t_from);
     sl_tok_out *toks = g->stream && r->p.logprobs >= 0 && k1 > k0 ? malloc(sizeof *toks * (size_t)(k1 - k0)) : NULL;
     if (toks) memcpy(toks, r->out + k0, sizeof *toks * (size_t)(k1 - k0));
+    if (g->stream && g->return_ids && k1 > k0 && !http_error) { /* (vLLM's token_ids: in the next chunk that goes out) */
+        if (!c->ids_pending) c->ids_pending = json_array();
+        for (int32_t i = k0; i < k1; i++) json_array_append_new(c->ids_pending, json_integer(r->out[i].id));
+    }
     pthread_mutex_unlock(&r->mu);
     if (!g->stream) { /* the whole answer is built at the end; just note what was seen */
         c->text_sent = t_to;
@@ -760,6 +786,16 @@ static json_t *choice_json(gen *g, int k) {
     json_t *probs = g->llama_probs && !g->llama ? llama_probs(g, lp) : NULL; /* (for a router: its n_probs) */
     if (probs) json_object_set_new(ch, "completion_probabilities", probs);
     json_object_set_new(ch, "logprobs", lp);
+    if (g->return_ids) { /* vLLM's: the output's ids (and a completion's prompt ids) */
+        json_t *ids = json_array();
+        for (int32_t i = 0; i < req->n_out; i++) json_array_append_new(ids, json_integer(req->out[i].id));
+        json_object_set_new(ch, "token_ids", ids);
+        if (g->kind == SL_API_COMPLETIONS) {
+            json_t *pids = json_array();
+            for (int32_t i = 0; i < req->n_prompt; i++) json_array_append_new(pids, json_integer(req->tokens[i]));
+            json_object_set_new(ch, "prompt_token_ids", pids);
+        }
+    }
     if (req->p.prompt_logprobs >= 0 && g->kind == SL_API_COMPLETIONS) /* (chat: one list beside the choices) */
         json_object_set_new(ch, "prompt_logprobs", sl_api_prompt_logprobs_json(&g->h->api, g->tokens_as_ids, req->plp,
                                                                                 req->n_plp, req->p.prompt_logprobs));
@@ -887,6 +923,7 @@ static json_t *final_answer(gen *g, sl_api_error *e) {
                           kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
                           "model", h->api.model_id, "choices", choices, "usage", gen_usage(g));
     sl_req *r0 = g->ch[0].req;
+    if (kind == SL_API_CHAT && g->return_ids) json_object_set_new(o, "prompt_token_ids", prompt_ids_json(r0));
     if (kind == SL_API_CHAT && r0->p.prompt_logprobs >= 0) { /* vLLM's place: beside the choices (one prompt) */
         pthread_mutex_lock(&r0->mu);
         json_object_set_new(o, "prompt_logprobs", sl_api_prompt_logprobs_json(&h->api, g->tokens_as_ids, r0->plp,
@@ -1067,6 +1104,9 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     g->think = ar.think;
     g->think_open = ar.think_open;
     g->think_tags = ar.think_tags;
+    g->return_ids = ar.return_token_ids && !llama && !resp_req && !anth_req;
+    char request_id[sizeof ar.request_id];
+    memcpy(request_id, ar.request_id, sizeof request_id);
     g->harmony = g->kind == SL_API_CHAT && h->api.harmony;
     g->kimi3 = g->kind == SL_API_CHAT && h->api.kimi3;
     if (ar.resumed) { /* the client has the role chunk, and maybe a forced call's first delta */
@@ -1090,8 +1130,11 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     g->stream = stream;
     g->include_usage = include_usage;
     g->created = (long long)time(NULL);
-    snprintf(g->id, sizeof g->id, "%s-%016llx%08llx", kind == SL_API_CHAT ? "chatcmpl" : "cmpl",
-             (unsigned long long)g->created, (unsigned long long)g->ch[0].req->id);
+    if (request_id[0]) /* vLLM's request_id: the answer's id */
+        snprintf(g->id, sizeof g->id, "%s-%s", kind == SL_API_CHAT ? "chatcmpl" : "cmpl", request_id);
+    else
+        snprintf(g->id, sizeof g->id, "%s-%016llx%08llx", kind == SL_API_CHAT ? "chatcmpl" : "cmpl",
+                 (unsigned long long)g->created, (unsigned long long)g->ch[0].req->id);
     g->resp_req = json_incref(resp_req);
     g->llama = llama;
     if (resp_req && stream && !(g->rs = sl_resp_stream_new(resp_req, g->id, h->api.model_id, g->created, &g->pending))) {

@@ -307,6 +307,11 @@ int32_t sl_kvm_available(const sl_kvm *m, int i) { return m->pools[i].n_free + m
 
 /* ---- sequences ---------------------------------------------------------- */
 
+void sl_kvm_seq_salt(sl_kvm_seq *s, const uint8_t salt[SL_KVM_HASH]) {
+    memcpy(s->salt, salt, SL_KVM_HASH);
+    s->salted = true;
+}
+
 void sl_kvm_seq_init(sl_kvm_seq *s, int pool_idx, uint32_t adapter) {
     memset(s, 0, sizeof *s);
     s->pool = pool_idx;
@@ -344,7 +349,7 @@ int32_t sl_kvm_acquire_prefix(sl_kvm *m, sl_kvm_seq *s, const int32_t *tokens, i
     int32_t got = 0;
     for (int32_t i = 0; i < n_full; i++) {
         m->queries++;
-        block_key(m, i ? s->last_key : NULL, s->adapter, tokens + (int64_t)i * bs, key);
+        block_key(m, i ? s->last_key : s->salted ? s->salt : NULL, s->adapter, tokens + (int64_t)i * bs, key);
         int32_t id = index_find(m, key);
         if (id < 0) break;
         if (table_push(s, id) != SL_OK) break;
@@ -401,7 +406,7 @@ void sl_kvm_commit(sl_kvm *m, sl_kvm_seq *s, const int32_t *tokens, int32_t n_co
     if (full > s->table.n_blocks) full = s->table.n_blocks;
     uint8_t key[SL_KVM_HASH];
     for (int32_t i = s->n_hashed; i < full; i++) {
-        block_key(m, i ? s->last_key : NULL, s->adapter, tokens + (int64_t)i * bs, key);
+        block_key(m, i ? s->last_key : s->salted ? s->salt : NULL, s->adapter, tokens + (int64_t)i * bs, key);
         int32_t id = s->table.blocks[i];
         blk *b = &m->b[id];
         if (!b->indexed && index_find(m, key) < 0) {

@@ -10,7 +10,8 @@
  *
  * Prefix caching: a full block's key is SHA-256(parent key ‖ salt ‖ adapter
  * id ‖ the block's token ids), where the salt covers the model identity and
- * the KV element type. Keys of computed full blocks go into a prefix index;
+ * the KV element type, and the first block's "parent key" is zeros or the
+ * sequence's own cache salt (vLLM's cache_salt: tenants that do not share). Keys of computed full blocks go into a prefix index;
  * a new sequence whose leading blocks match reuses them (refcount + 1) and
  * skips their computation. A block whose refcount drops to 0 stays cached
  * (evictable) until its pool needs the room.
@@ -53,6 +54,8 @@ typedef struct sl_kvm_seq {
     int32_t n_hashed;                 /* leading blocks whose keys are known */
     uint8_t last_key[SL_KVM_HASH];    /* key of block n_hashed - 1 */
     uint32_t adapter;
+    bool salted;                      /* vLLM's cache_salt: the first block's key starts from salt, not zeros */
+    uint8_t salt[SL_KVM_HASH];
 } sl_kvm_seq;
 
 typedef struct sl_kvm sl_kvm;
@@ -71,6 +74,9 @@ uint64_t sl_kvm_hits(const sl_kvm *m);    /* blocks found in the prefix index */
 uint64_t sl_kvm_queries(const sl_kvm *m); /* full prompt blocks looked up */
 
 void sl_kvm_seq_init(sl_kvm_seq *s, int pool, uint32_t adapter);
+/* vLLM's cache_salt: s's blocks are keyed from salt (a hash of the tenant's string), so they are shared only with
+ * sequences of the same salt (call before the first lookup). */
+void sl_kvm_seq_salt(sl_kvm_seq *s, const uint8_t salt[SL_KVM_HASH]);
 /* Take the cached leading blocks of tokens[0..n) (at most n - 1 tokens'
  * worth, so at least one token is left to compute). Returns the number of
  * tokens covered. */

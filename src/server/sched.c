@@ -345,6 +345,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     if (p->resume_generated > 0) resume(s, r);
     int pool = sl_kvm_pool_for(s->kvm, r->max_ctx);
     sl_kvm_seq_init(&r->kv, pool, p->adapter);
+    if (p->has_cache_salt) sl_kvm_seq_salt(&r->kv, p->cache_salt);
     int32_t need = (r->max_ctx + s->p.block_size - 1) / s->p.block_size;
     if (need > sl_kvm_pool_capacity(s->kvm, pool)) {
         sl_status e = SL_FAIL(SL_ERR_RANGE, "the request may reach %d tokens, more than the %d-token KV pool '%s' holds",

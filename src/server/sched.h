@@ -164,6 +164,10 @@ typedef struct sl_req_params {
      * come next whatever the logits say; think_end's ending the block first
      * ends the count. Not with structured output. sl_req_create copies the
      * lists. */
+    /* vLLM's cache_salt: the request's prefix-cache blocks are keyed from
+     * this salt (server/kvmgr.h), shared only with requests of the same. */
+    bool has_cache_salt;
+    uint8_t cache_salt[32];
     int32_t think_budget;
     bool think_open;
     int32_t n_think_start, n_think_end, n_think_forced;

@@ -2373,6 +2373,75 @@ TEST(serve_metrics_vllm_and_llamacpp_names) {
     free(m.body);
 }
 
+/* vLLM's request fields: cache_salt keeps a tenant's prefix-cache blocks to itself (the same salt hits, another or
+ * none does not, the text is the same); request_id names the answer; priority must be 0 (first come, first
+ * served); return_token_ids gives the prompt's and the output's ids, streamed ids joining to the whole answer's. */
+TEST(serve_vllm_request_fields) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char prompt[] = "\"prompt\":\"The cat sat by the window and watched the rain fall on the garden, where "
+                                 "the little dog was digging a hole to hide his bone from the birds.\"";
+    char body[1024];
+    long long cached[4];
+    char *texts[4];
+    static const char *const salts[] = {",\"cache_salt\":\"tenant-a\"", ",\"cache_salt\":\"tenant-a\"",
+                                        ",\"cache_salt\":\"tenant-b\"", ""};
+    for (int i = 0; i < 4; i++) {
+        snprintf(body, sizeof body, "{%s,\"max_tokens\":6,\"temperature\":0%s}", prompt, salts[i]);
+        resp r = http(url, "/v1/completions", body, NULL);
+        cached[i] = usage_field(&r, "prompt_tokens_details", "cached_tokens");
+        texts[i] = completion_text(&r);
+        free(r.body);
+    }
+    CHECK_MSG(cached[0] == 0 && cached[1] >= 32 && cached[2] == 0 && cached[3] == 0,
+              "cached tokens: %lld (a), %lld (a again), %lld (b), %lld (none)", cached[0], cached[1], cached[2], cached[3]);
+    for (int i = 1; i < 4; i++) CHECK(texts[0] && texts[i] && !strcmp(texts[0], texts[i]));
+    for (int i = 0; i < 4; i++) free(texts[i]);
+    resp r = http(url, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":2,\"request_id\":\"req-42\"}", NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "\"id\":\"cmpl-req-42\""), "%s", r.body);
+    free(r.body);
+    r = http(url, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":2,\"priority\":3}", NULL);
+    CHECK_MSG(r.status == 400 && strstr(r.body, "\"param\":\"priority\""), "%s", r.body);
+    free(r.body);
+    r = http(url, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":2,\"cache_salt\":\"\"}", NULL);
+    CHECK_MSG(r.status == 400 && strstr(r.body, "\"param\":\"cache_salt\""), "%s", r.body);
+    free(r.body);
+    /* return_token_ids: whole and streamed */
+    resp tk = http(url, "/tokenize", "{\"prompt\":\"Once upon a time\"}", NULL);
+    json_t *tko = json_loads(tk.body, 0, NULL);
+    free(tk.body);
+    r = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"temperature\":0,\"return_token_ids\":true}",
+             NULL);
+    json_t *o = json_loads(r.body, 0, NULL), *c0 = json_array_get(json_object_get(o, "choices"), 0);
+    json_t *ids = json_object_get(c0, "token_ids");
+    CHECK_MSG(json_array_size(ids) == 12 && json_equal(json_object_get(c0, "prompt_token_ids"), json_object_get(tko, "tokens")),
+              "%s", r.body);
+    free(r.body);
+    r = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"temperature\":0,\"return_token_ids\":true,"
+                                     "\"stream\":true}", NULL);
+    json_t *joined = json_array(), *sprompt = NULL;
+    for (const char *q = strstr(r.body, "data: {"); q; q = strstr(q + 6, "data: {")) {
+        json_t *ev = json_loads(q + 6, JSON_DISABLE_EOF_CHECK, NULL), *ch = json_array_get(json_object_get(ev, "choices"), 0);
+        json_array_extend(joined, json_object_get(ch, "token_ids"));
+        if (!sprompt && json_object_get(ch, "prompt_token_ids")) sprompt = json_incref(json_object_get(ch, "prompt_token_ids"));
+        json_decref(ev);
+    }
+    CHECK_MSG(json_equal(joined, ids) && json_equal(sprompt, json_object_get(tko, "tokens")), "%s", r.body);
+    free(r.body);
+    r = http(url, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":3,"
+                                          "\"return_token_ids\":true}", NULL);
+    json_t *co = json_loads(r.body, 0, NULL);
+    CHECK_MSG(json_array_size(json_object_get(co, "prompt_token_ids")) == (size_t)usage_field(&r, "prompt_tokens", NULL) &&
+                  json_array_size(json_object_get(json_array_get(json_object_get(co, "choices"), 0), "token_ids")) == 3,
+              "%s", r.body);
+    free(r.body);
+    json_decref(co);
+    json_decref(joined);
+    json_decref(sprompt);
+    json_decref(o);
+    json_decref(tko);
+}
+
 /* vLLM's documents reach the chat template: IBM Granite 3.3's (a RAG template) writes its grounding instruction and
  * each document into the prompt; bad documents are a 400 naming the field. */
 TEST(serve_chat_documents) {
