@@ -1602,6 +1602,10 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
             snprintf(e->param, sizeof e->param, "stream_options.include_usage");
             goto done;
         }
+        if (!sl_api_get_bool(so, "continuous_usage_stats", &r->continuous_usage, e)) { /* (vLLM's) */
+            snprintf(e->param, sizeof e->param, "stream_options.continuous_usage_stats");
+            goto done;
+        }
     }
     json_t *user = json_object_get(o, "user");
     if (user && !json_is_null(user) && !json_is_string(user)) {

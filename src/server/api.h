@@ -59,6 +59,7 @@ typedef struct sl_api_request {
     sl_req_params params;
     bool stream;
     bool include_usage;
+    bool continuous_usage; /* vLLM's stream_options.continuous_usage_stats: each chunk's usage so far */
     bool tokens_as_ids; /* vLLM's return_tokens_as_token_ids: logprobs name tokens "token_id:N" */
     char request_id[128]; /* vLLM's request_id: the answer's id ("cmpl-" / "chatcmpl-" + it), "" when not given */
     bool return_token_ids; /* vLLM's: the answer carries prompt_token_ids and each choice's token_ids */

@@ -95,6 +95,7 @@ typedef struct gen {
     bool stream, include_usage;
     char id[160];
     bool return_ids;        /* vLLM's return_token_ids: prompt_token_ids and each choice's token_ids */
+    bool continuous_usage;  /* vLLM's continuous_usage_stats: each chunk's usage so far */
     long long created;
     int n;
     choice *ch;
@@ -245,6 +246,7 @@ static json_t *chunk_base(gen *g) {
 /* One SSE chunk of choice k: new text / tokens (logprobs: `lp`, taken), more fields of a chat delta
  * (`extra`, taken: reasoning_content, tool_calls; then no empty content) and maybe the finish reason. */
 static json_t *llama_probs(gen *g, const json_t *lp);
+static json_t *gen_usage(gen *g);
 
 /* r's prompt ids (vLLM's prompt_token_ids) as a JSON array. */
 static json_t *prompt_ids_json(sl_req *r) {
@@ -286,7 +288,7 @@ static void pend_delta(gen *g, int k, const char *text, size_t n_text, json_t *e
     json_object_set_new(ch, "finish_reason", finish ? json_string(finish) : json_null());
     if (finish) json_object_set_new(ch, "stop_reason", stop_reason(c->req));
     json_object_set_new(o, "choices", json_pack("[o]", ch));
-    if (g->include_usage) json_object_set_new(o, "usage", json_null());
+    if (g->include_usage || g->continuous_usage) json_object_set_new(o, "usage", g->continuous_usage ? gen_usage(g) : json_null());
     pend_event(g, o);
 }
 
@@ -1105,6 +1107,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     g->think_open = ar.think_open;
     g->think_tags = ar.think_tags;
     g->return_ids = ar.return_token_ids && !llama && !resp_req && !anth_req;
+    g->continuous_usage = ar.continuous_usage && !llama && !resp_req && !anth_req;
     char request_id[sizeof ar.request_id];
     memcpy(request_id, ar.request_id, sizeof request_id);
     g->harmony = g->kind == SL_API_CHAT && h->api.harmony;

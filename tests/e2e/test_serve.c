@@ -2428,6 +2428,22 @@ TEST(serve_vllm_request_fields) {
     }
     CHECK_MSG(json_equal(joined, ids) && json_equal(sprompt, json_object_get(tko, "tokens")), "%s", r.body);
     free(r.body);
+    /* stream_options.continuous_usage_stats: every chunk's usage, the output so far (never less than before) */
+    r = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"temperature\":0,\"stream\":true,"
+                                     "\"stream_options\":{\"continuous_usage_stats\":true}}", NULL);
+    long long last = -1;
+    int chunks = 0;
+    bool monotone = true;
+    for (const char *q = strstr(r.body, "data: {"); q; q = strstr(q + 6, "data: {")) {
+        json_t *ev = json_loads(q + 6, JSON_DISABLE_EOF_CHECK, NULL), *u = json_object_get(ev, "usage");
+        const long long ct = json_integer_value(json_object_get(u, "completion_tokens"));
+        monotone &= json_is_object(u) && ct >= last && json_integer_value(json_object_get(u, "prompt_tokens")) > 0;
+        last = ct;
+        chunks++;
+        json_decref(ev);
+    }
+    CHECK_MSG(chunks > 1 && monotone && last == 12, "%s", r.body);
+    free(r.body);
     r = http(url, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":3,"
                                           "\"return_token_ids\":true}", NULL);
     json_t *co = json_loads(r.body, 0, NULL);
