@@ -219,6 +219,10 @@ void sl_test_child_setup(pid_t parent) {
 }
 
 int sl_test_proc_start(sl_test_proc *p, char *const args[], int timeout_s) {
+    return sl_test_proc_start_log(p, args, timeout_s, NULL);
+}
+
+int sl_test_proc_start_log(sl_test_proc *p, char *const args[], int timeout_s, const char *err_path) {
     memset(p, 0, sizeof *p);
     p->pid = -1;
     int po[2];
@@ -238,6 +242,10 @@ int sl_test_proc_start(sl_test_proc *p, char *const args[], int timeout_s) {
         close(po[1]);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
+        if (err_path) {
+            int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (e >= 0) dup2(e, 2);
+        }
         execv(argv[0], argv);
         _exit(127);
     }
@@ -300,6 +308,10 @@ int sl_test_proc_stop(sl_test_proc *p, int sig, int timeout_s) {
 
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
+    /* Servers started by tests write no per-request lines (thousands in a run) unless the caller
+     * asks for them; a test of those lines turns them on with the option. */
+    setenv("SHARDLM_NO_ACCESS_LOG", "1", 0);
+    setenv("SHARDLM_STATS_INTERVAL", "0", 0);
     int passed = 0, failed = 0;
     for (int i = 0; i < n_tests; i++) {
         if (filter && !strstr(tests[i].name, filter)) continue;

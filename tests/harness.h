@@ -110,6 +110,8 @@ typedef struct sl_test_proc {
  * binary (PR_SET_PDEATHSIG) and is killed at exit if still running, so a
  * test binary stopped by a timeout or a failed CHECK leaves nothing behind. */
 int sl_test_proc_start(sl_test_proc *p, char *const args[], int timeout_s);
+/* The same with its stderr written to err_path (NULL: ours). */
+int sl_test_proc_start_log(sl_test_proc *p, char *const args[], int timeout_s, const char *err_path);
 /* For other processes a test forks: call sl_test_child_setup(parent PID) first
  * thing in the child (it dies with the test binary), sl_test_track(pid) in the
  * parent (killed at exit if still running). */

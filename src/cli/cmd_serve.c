@@ -29,7 +29,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_COUNT };
+       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -44,6 +44,29 @@ enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_P
  * throughput and doubled its TTFT. */
 #define SERVE_STEP_TOKENS 512
 #define SERVE_PREFILL_TOKENS "128"
+
+/* The stats line: throughput since the last one, and the state now. */
+typedef struct stats_state {
+    uint64_t prompt, gen, hits, queries;
+} stats_state;
+
+static void log_stats(const sl_metrics *m, stats_state *s, double secs) {
+    const uint64_t prompt = atomic_load(&m->prompt_tokens), gen = atomic_load(&m->generation_tokens),
+                   hits = atomic_load(&m->prefix_hits), queries = atomic_load(&m->prefix_queries);
+    const long long running = (long long)atomic_load(&m->running), waiting = (long long)atomic_load(&m->waiting);
+    if (prompt == s->prompt && gen == s->gen && running == 0 && waiting == 0) return; /* (idle: nothing to say) */
+    int64_t used = 0, total = 0;
+    for (int p = 0; p < m->n_pools; p++) {
+        used += atomic_load(&m->pool_used[p]);
+        total += atomic_load(&m->pool_total[p]);
+    }
+    fprintf(stderr, "shardlm serve: prompt %.1f tokens/s, generation %.1f tokens/s, running %lld, waiting %lld, KV cache "
+                    "%.1f%% used, prefix cache hits %.1f%%\n",
+            (double)(prompt - s->prompt) / secs, (double)(gen - s->gen) / secs, running, waiting,
+            total > 0 ? 100.0 * (double)used / (double)total : 0.0,
+            queries > s->queries ? 100.0 * (double)(hits - s->hits) / (double)(queries - s->queries) : 0.0);
+    *s = (stats_state){prompt, gen, hits, queries};
+}
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -87,6 +110,11 @@ static const opt_def OPTS[O_COUNT] = {
     [O_ORIGINS] = {"allowed-origins", NULL, OPT_STR, "*", 0, -1,
                    "CORS: origins whose web pages may call the API (\"*\": any, as vLLM and llama.cpp allow; a list "
                    "separated by commas; \"\": none)"},
+    [O_NOACCESS] = {"no-access-log", NULL, OPT_BOOL, NULL, 0, -1,
+                    "no line on stderr per request (method, path, status or id, tokens, first token and total time)"},
+    [O_STATS] = {"stats-interval", NULL, OPT_INT, "10", 0, 3600,
+                 "seconds between stats lines on stderr while requests come (prompt and generation tokens/s, running, "
+                 "waiting, KV cache use, prefix-cache hit rate; 0: none)"},
     [O_RBUDGET_MSG] = {"reasoning-budget-message", NULL, OPT_STR, NULL, 0, -1,
                        "text forced before the closing tag when the reasoning budget is spent (default none)"},
     [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http://HOST:PORT) under a lease, for routers"},
@@ -240,7 +268,7 @@ int cmd_serve(int argc, char **argv) {
     sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,
                       .max_body_bytes = v[O_MAXBODY].i, .max_connections = (int)v[O_MAXCONN].i,
                       .responses_store = (int)v[O_RSTORE].i, .responses_store_mib = v[O_RSTORE_MIB].i,
-                      .allowed_origins = v[O_ORIGINS].s};
+                      .allowed_origins = v[O_ORIGINS].s, .access_log = !v[O_NOACCESS].b};
     if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;
@@ -258,9 +286,13 @@ int cmd_serve(int argc, char **argv) {
     }
 
     int sig;
-    do {
-        sig = sigwaitinfo(&sigs, NULL);
-    } while (sig < 0 && errno == EINTR);
+    stats_state ss = {0};
+    for (;;) { /* a stats line every --stats-interval seconds while requests come (vLLM's, llama.cpp's) */
+        const struct timespec wait = {v[O_STATS].i > 0 ? v[O_STATS].i : 3600, 0};
+        sig = sigtimedwait(&sigs, NULL, &wait);
+        if (sig >= 0) break;
+        if (errno == EAGAIN && v[O_STATS].i > 0) log_stats(metrics, &ss, (double)v[O_STATS].i);
+    }
     fprintf(stderr, "shardlm serve: signal %d: draining (at most %lld s)\n", sig, (long long)v[O_SHUTDOWN].i);
     sl_etcd_register_stop(reg); /* leave the membership first */
     reg = NULL;

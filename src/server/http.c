@@ -51,6 +51,10 @@ struct sl_http {
 
 typedef struct conn {
     sl_http *h;
+    double t0;        /* arrival (monotonic seconds), for the access log */
+    char method[8];
+    char path[96];
+    bool gen;         /* a generation took the request: it writes the access log line itself */
     char *body;
     size_t n, cap;
     bool too_big;
@@ -96,6 +100,9 @@ typedef struct gen {
     char id[160];
     bool return_ids;        /* vLLM's return_token_ids: prompt_token_ids and each choice's token_ids */
     bool continuous_usage;  /* vLLM's continuous_usage_stats: each chunk's usage so far */
+    bool access_log;        /* write its access log line when it ends (method, path, arrival from its conn) */
+    double t0;
+    char method[8], path[96];
     long long created;
     int n;
     choice *ch;
@@ -120,6 +127,12 @@ typedef struct gen {
 } gen;
 
 /* ---- helpers ----------------------------------------------------------------- */
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* CORS: Access-Control-Allow-Origin on r where the request's Origin is allowed (server/cors.h). */
 static void add_cors(struct MHD_Connection *c, conn *cx, struct MHD_Response *r) {
@@ -179,8 +192,34 @@ static bool authorized(sl_http *h, struct MHD_Connection *c) {
     return CRYPTO_memcmp(d, h->key_digest, 32) == 0; /* constant time, length hidden by the digest */
 }
 
+/* The access log line of a generation: its path, id, tokens, finish and times. */
+static void gen_log(const gen *g) {
+    int64_t np = 0, nc = 0, cached = 0;
+    double first = 0;
+    const char *finish = "none";
+    for (int i = 0; i < g->n; i++) {
+        sl_req *r = g->ch[i].req;
+        if (!r) continue;
+        pthread_mutex_lock(&r->mu);
+        if (g->ch[i].first) {
+            np += r->n_prompt;
+            cached += r->n_cached_prompt;
+        }
+        nc += r->n_out;
+        if (i == 0) {
+            first = r->t_first_token > 0 ? r->t_first_token - r->t_submit : 0;
+            finish = r->finished ? sl_finish_reason_str(r->finish) : "unfinished";
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    fprintf(stderr, "shardlm serve: %s %s %s prompt %lld (cached %lld) completion %lld, %s, first token %.1f ms, total %.1f ms\n",
+            g->method, g->path, g->id, (long long)np, (long long)cached, (long long)nc, finish ? finish : "none",
+            first * 1e3, (mono_s() - g->t0) * 1e3);
+}
+
 static void gen_free(gen *g) {
     if (!g) return;
+    if (g->access_log && g->id[0]) gen_log(g);
     for (int i = 0; i < g->n; i++) {
         sl_req_release(g->ch[i].req);
         sl_free(g->ch[i].echo);
@@ -1108,6 +1147,10 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     g->think_tags = ar.think_tags;
     g->return_ids = ar.return_token_ids && !llama && !resp_req && !anth_req;
     g->continuous_usage = ar.continuous_usage && !llama && !resp_req && !anth_req;
+    g->access_log = h->cfg.access_log;
+    g->t0 = cx->t0;
+    snprintf(g->method, sizeof g->method, "%s", cx->method);
+    snprintf(g->path, sizeof g->path, "%s", cx->path);
     char request_id[sizeof ar.request_id];
     memcpy(request_id, ar.request_id, sizeof request_id);
     g->harmony = g->kind == SL_API_CHAT && h->api.harmony;
@@ -1138,6 +1181,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     else
         snprintf(g->id, sizeof g->id, "%s-%016llx%08llx", kind == SL_API_CHAT ? "chatcmpl" : "cmpl",
                  (unsigned long long)g->created, (unsigned long long)g->ch[0].req->id);
+    cx->gen = g->access_log; /* (from here on the generation writes the access log line) */
     g->resp_req = json_incref(resp_req);
     g->llama = llama;
     if (resp_req && stream && !(g->rs = sl_resp_stream_new(resp_req, g->id, h->api.model_id, g->created, &g->pending))) {
@@ -1607,6 +1651,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cx = calloc(1, sizeof *cx);
         if (!cx) return MHD_NO;
         cx->h = h;
+        cx->t0 = mono_s();
+        snprintf(cx->method, sizeof cx->method, "%s", method);
+        snprintf(cx->path, sizeof cx->path, "%s", url);
+        sl_utf8_scrub(cx->path);
         *con_cls = cx;
         return MHD_YES;
     }
@@ -1640,6 +1688,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     conn *cx = *con_cls;
     if (!cx) return;
     if (cx->status) sl_metrics_count_status(h->metrics, cx->status);
+    /* (a generation's line comes from the generation; health checks and scrapes that succeed, from
+     * routers and Prometheus every few seconds, get none) */
+    const bool probe = cx->status == 200 && (!strcmp(cx->path, "/health") || !strcmp(cx->path, "/v1/health") ||
+                                             !strcmp(cx->path, "/metrics"));
+    if (h->cfg.access_log && !cx->gen && !probe)
+        fprintf(stderr, "shardlm serve: %s %s %d %.1f ms%s\n", cx->method, cx->path, cx->status,
+                (mono_s() - cx->t0) * 1e3, cx->status ? "" : " (client gone)");
     free(cx->body);
     free(cx);
     *con_cls = NULL;

@@ -4689,6 +4689,59 @@ TEST(serve_rerank_first_position) {
     json_decref(g5);
 }
 
+/* The access log: one line per request on stderr (a generation's with its id, tokens, finish and
+ * times; none for a health check that succeeds), and the stats line while requests come. */
+TEST(serve_access_log_and_stats) {
+    char log[] = "/tmp/shardlm-access-XXXXXX";
+    CHECK(sl_test_temp_file(log, NULL));
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--no-access-log=0", "--stats-interval", "1", NULL};
+    CHECK_MSG(sl_test_proc_start_log(&p, args, 20, log) == 0, "server did not start");
+    resp r = http(p.url, "/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    free(r.body);
+    r = http(p.url, "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":5,\"temperature\":0}", NULL);
+    CHECK_EQ_INT(r.status, 200);
+    json_t *o = json_loads(r.body ? r.body : "", 0, NULL);
+    char id[128];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(o, "id")) ?: "?");
+    json_decref(o);
+    free(r.body);
+    r = http(p.url, "/v1/completions", "{\"prompt\":", NULL);
+    CHECK_EQ_INT(r.status, 400);
+    free(r.body);
+    r = http(p.url, "/nope", NULL, NULL);
+    CHECK_EQ_INT(r.status, 404);
+    free(r.body);
+    char *all = NULL;
+    for (double t0 = now_s(); now_s() - t0 < 10;) { /* the stats line comes within the next interval */
+        free(all);
+        all = sl_test_read_file(log, NULL);
+        if (all && strstr(all, "generation ")) break;
+        usleep(100000);
+    }
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 15), 0);
+    free(all);
+    all = sl_test_read_file(log, NULL);
+    CHECK(all);
+    char want[256];
+    snprintf(want, sizeof want, "POST /v1/chat/completions %s prompt ", id);
+    const char *line = all ? strstr(all, want) : NULL;
+    CHECK_MSG(line, "no line for %s in:\n%s", id, all);
+    const char *eol = line ? strchr(line, '\n') : NULL;
+    CHECK_MSG(line && eol && strstr(line, "completion 5, length, first token ") < eol && strstr(line, " ms, total ") < eol,
+              "%s", line);
+    CHECK_MSG(all && strstr(all, "POST /v1/completions 400 "), "%s", all);
+    CHECK_MSG(all && strstr(all, "GET /nope 404 "), "%s", all);
+    CHECK_MSG(all && !strstr(all, "GET /health"), "%s", all);
+    const char *st = all ? strstr(all, "shardlm serve: prompt ") : NULL;
+    CHECK_MSG(st && strstr(st, " tokens/s, generation ") && strstr(st, "KV cache ") && strstr(st, "prefix cache hits "),
+              "%s", all);
+    free(all);
+    unlink(log);
+}
+
 TEST(zz_stop_server) {
     if (!server_up) return;
     int rc = sl_test_proc_stop(&server, SIGTERM, 15);
