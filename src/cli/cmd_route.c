@@ -26,7 +26,7 @@
 
 enum { O_HOST, O_PORT, O_THREADS, O_ENGINE, O_ETCD, O_CLUSTER, O_POLICY, O_VNODES, O_LOAD, O_PREFIX, O_RETRIES,
        O_CONNECT, O_UPTIMEOUT, O_PROBE, O_RISE, O_FALL, O_APIKEY, O_ENGINEKEY, O_ADMINKEY, O_ROLLOUT, O_MAXBODY,
-       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_COUNT };
+       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on"},
@@ -53,6 +53,8 @@ static const opt_def OPTS[O_COUNT] = {
     [O_ADMINKEY] = {"admin-key", NULL, OPT_STR, NULL, 0, -1, "key for /admin/* (PUT /admin/rollout ...); off without it"},
     [O_ROLLOUT] = {"rollout", NULL, OPT_STR, NULL, 0, -1, "initial rollout weights, JSON: '{\"v1\": 90, \"v2\": 10}'"},
     [O_MAXBODY] = {"max-body-bytes", NULL, OPT_INT, "8388608", 1024, 1 << 30, "largest request body"},
+    [O_NOACCESS] = {"no-access-log", NULL, OPT_BOOL, NULL, 0, -1,
+                    "no line on stderr per request (method, path, status, engine, engines tried, time)"},
     [O_ORIGINS] = {"allowed-origins", NULL, OPT_STR, "*", 0, -1,
                    "CORS: origins whose web pages may call the API (\"*\": any; a list separated by commas; \"\": none)"},
     [O_RSTORE] = {"responses-store", NULL, OPT_INT, "1024", 0, 1 << 20,
@@ -159,6 +161,7 @@ int cmd_route(int argc, char **argv) {
         .max_connections = (int)v[O_MAXCONN].i,
         .responses_store = (int)v[O_RSTORE].i,
         .allowed_origins = v[O_ORIGINS].s,
+        .access_log = !v[O_NOACCESS].b,
         .responses_store_mib = v[O_RSTORE_MIB].i,
     };
     if (sl_router_start(&cfg, &r) != SL_OK) {

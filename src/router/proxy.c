@@ -108,6 +108,11 @@ typedef struct cconn {
     int64_t last_ns;
     bool anthropic;           /* the request being answered is Anthropic's (/v1/messages): errors in its form */
     char cors[256];           /* its Access-Control-Allow-Origin ("": none; server/cors.h) */
+    /* the request being answered, for the access log */
+    char method[8];
+    char path[96];
+    int status;               /* the status sent (0: none yet) */
+    int64_t t_req;            /* ns: its head parsed */
 } cconn;
 
 struct uconn {
@@ -147,6 +152,7 @@ struct xreq {
     sl_member *tried[MAX_TRIED];
     int n_tried;
     sl_member *cur;       /* engine of the attempt in progress (retained) */
+    char last_id[64];     /* the id of the engine tried last, for the access log */
     bool stale_retry;
     /* response */
     int status;
@@ -339,7 +345,38 @@ static void cors_headers(cconn *c) {
     c->cors[0] = '\0'; /* (this request's: a next one on the connection finds its own) */
 }
 
+/* The request c answers now, for its access log line. */
+static void note_request(cconn *c, const char *method, const char *path) {
+    snprintf(c->method, sizeof c->method, "%.7s", method && *method ? method : "-");
+    snprintf(c->path, sizeof c->path, "%.95s", path && *path ? path : "-");
+    sl_utf8_scrub(c->method);
+    sl_utf8_scrub(c->path);
+    c->status = 0;
+    c->t_req = mono_ns();
+}
+
+/* The access log line of a request answered (x: a proxied one, or NULL). Health checks and scrapes that
+ * succeed get none (load balancers and Prometheus ask every few seconds). */
+static void access_line(const worker *w, const cconn *c, const xreq *x) {
+    if (!w->r->cfg.access_log || !c) return;
+    if (!x && c->status == 200 && (!strcmp(c->path, "/health") || !strcmp(c->path, "/v1/health") ||
+                                   !strcmp(c->path, "/ready") || !strcmp(c->path, "/metrics")))
+        return;
+    const double ms = (double)(mono_ns() - c->t_req) / 1e6;
+    if (!x) {
+        fprintf(stderr, "shardlm route: %s %s %d %.1f ms\n", c->method, c->path, c->status, ms);
+        return;
+    }
+    char st[16];
+    if (c->status) snprintf(st, sizeof st, "%d", c->status);
+    else snprintf(st, sizeof st, "%s", "(gone)");
+    fprintf(stderr, "shardlm route: %s %s %s engine %s, %d failed%s, %.1f ms\n", c->method, c->path, st,
+            x->last_id[0] ? x->last_id : "none", x->n_tried, x->migrated ? " (stream continued)" : "", ms);
+}
+
 static void respond(worker *w, cconn *c, int status, const char *ctype, const char *body, size_t n, const char *engine) {
+    c->status = status;
+    if (!c->x) access_line(w, c, NULL); /* (a proxied request's line comes when it is finished) */
     if (c->minor == 0 || !c->keep_alive) c->close_after = true;
     ob_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status, reason_phrase(status),
               ctype, n);
@@ -755,6 +792,7 @@ static void pool_put(worker *w, uconn *u);
 static void finish_x(worker *w, xreq *x) {
     if (x->finished) return;
     x->finished = true;
+    access_line(w, x->c, x);
     if (x->u) {
         uconn *u = x->u;
         x->u = NULL;
@@ -813,6 +851,7 @@ static void stream_headers(worker *w, xreq *x) {
               c->close_after ? "Connection: close\r\n" : "");
     cors_headers(c);
     ob_str(&c->out, "\r\n");
+    c->status = 200;
     sl_rmetrics_status(&w->r->metrics, 200);
 }
 
@@ -887,6 +926,7 @@ static int handle_request(worker *w, cconn *c) {
     size_t plen = strcspn(target, "?");
     char path[256];
     snprintf(path, sizeof path, "%.*s", (int)(plen < sizeof path ? plen : sizeof path - 1), target);
+    note_request(c, hp->method, path);
     const char *canon = sl_llama_path_alias(path); /* (llama.cpp's other names of its paths: proxied as the canonical) */
     if (canon != path) {
         target = canon;
@@ -908,6 +948,8 @@ static int handle_request(worker *w, cconn *c) {
                   c->close_after ? "Connection: close\r\n" : "");
         cors_headers(c);
         ob_str(&c->out, "\r\n");
+        c->status = 204;
+        access_line(w, c, NULL);
         sl_rmetrics_status(&r->metrics, 204);
         client_flush(w, c);
         return 0;
@@ -1232,6 +1274,7 @@ static void client_process(worker *w, cconn *c) {
         if (c->hp.state == SL_HP_ERROR) {
             c->close_after = true;
             c->minor = 1;
+            note_request(c, c->hp.method, c->hp.target);
             respond_error(w, c, c->hp.err_status ? c->hp.err_status : 400, NULL, "%s", c->hp.err);
             break;
         }
@@ -1241,6 +1284,7 @@ static void client_process(worker *w, cconn *c) {
             c->keep_alive = c->hp.keep_alive;
             if (c->hp.content_length > w->r->cfg.max_body_bytes) {
                 c->close_after = true;
+                note_request(c, c->hp.method, c->hp.target);
                 respond_error(w, c, 413, NULL, "the request body is larger than %lld bytes",
                               (long long)w->r->cfg.max_body_bytes);
                 break;
@@ -1497,6 +1541,7 @@ static void up_send(worker *w, xreq *x, uconn *u) {
 static void attempt_on(worker *w, xreq *x, sl_member *e) {
     sl_member_retain(e);
     x->cur = e;
+    snprintf(x->last_id, sizeof x->last_id, "%.63s", e->spec.id);
     atomic_fetch_add(&e->in_flight, 1);
     atomic_fetch_add(&e->n_requests, 1);
     x->status = 0;

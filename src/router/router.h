@@ -47,6 +47,7 @@ typedef struct sl_router_cfg {
     int responses_store;         /* Responses API: responses kept for previous_response_id (0: none) */
     int64_t responses_store_mib; /* ... and their JSON in MiB at most */
     const char *allowed_origins; /* CORS (server/cors.h): "*", origins separated by commas, NULL or "": none */
+    bool access_log;             /* a line on stderr per request (method, path, status, engine, tries, time) */
 } sl_router_cfg;
 
 typedef struct sl_proxy sl_proxy;

@@ -1307,3 +1307,39 @@ TEST(probe_eject_and_readmit) {
     stop_all(&r, 1);
     stop_all(e, 2);
 }
+
+/* The router's access log: a line per request on stderr — a proxied one with the engine that answered
+ * and how many failed before it; none for a health check that succeeds. */
+TEST(router_access_log) {
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    char eng[128], log[] = "/tmp/shardlm-raccess-XXXXXX";
+    snprintf(eng, sizeof eng, "one=%s", e.url);
+    CHECK(sl_test_temp_file(log, NULL));
+    char *args[] = {"route", "--port", "0", "--probe-interval-ms", "200", "--engine", eng, "--no-access-log=0", NULL};
+    CHECK(sl_test_proc_start_log(&r, args, 60, log) == 0);
+    CHECK(rt_wait_ready(r.url, 20));
+    rresp a = rt_post(r.url, "/v1/chat/completions",
+                      "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":4,\"user\":\"ann\"}");
+    CHECK_EQ_INT(a.status, 200);
+    rt_free(&a);
+    a = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":4,\"stream\":true}");
+    CHECK_EQ_INT(a.status, 200);
+    rt_free(&a);
+    a = rt_http(r.url, "GET", "/nope", NULL, NULL, NULL);
+    CHECK_EQ_INT(a.status, 404);
+    rt_free(&a);
+    a = rt_http(r.url, "GET", "/health", NULL, NULL, NULL);
+    CHECK_EQ_INT(a.status, 200);
+    rt_free(&a);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+    char *all = sl_test_read_file(log, NULL);
+    CHECK(all);
+    CHECK_MSG(all && strstr(all, "shardlm route: POST /v1/chat/completions 200 engine one, 0 failed, "), "%s", all);
+    CHECK_MSG(all && strstr(all, "shardlm route: POST /v1/completions 200 engine one, 0 failed, "), "%s", all);
+    CHECK_MSG(all && strstr(all, "shardlm route: GET /nope 404 "), "%s", all);
+    CHECK_MSG(all && !strstr(all, "GET /health"), "%s", all);
+    free(all);
+    unlink(log);
+}
