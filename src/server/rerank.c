@@ -58,40 +58,117 @@ static void add_id(int32_t *ids, size_t *len, int32_t id) {
     if (id >= 0) ids[(*len)++] = id; /* (add_text left room for four) */
 }
 
-/* The rerank prompt of (q, d) into *out (text: d's copy), or false with e naming param. */
+/* The text of d's first `keep` tokens (d tokenized alone) into b: a document cut where the template takes its text. */
+static bool cut_doc(const sl_tokenizer *tok, const char *d, size_t dn, int32_t keep, sl_strbuf *b) {
+    int32_t *t = NULL;
+    size_t k = 0;
+    if (sl_tokenize(tok, d, dn, false, false, &t, &k) != SL_OK) return false;
+    sl_detok dt;
+    sl_detok_init(&dt, tok, false);
+    const size_t cap = 3 * sl_tokenizer_max_piece(tok) + 272;
+    char *piece = sl_malloc(cap);
+    bool ok = piece && sl_strbuf_add(b, "", 0);
+    for (size_t i = 0; ok && i < k && (int64_t)i < keep; i++) {
+        const int64_t n = sl_detok_push(&dt, t[i], piece, cap);
+        ok = n >= 0 && sl_strbuf_add(b, piece, (size_t)n);
+    }
+    sl_free(piece);
+    sl_free(t);
+    if (ok && b->n > 0 && b->p[0] == ' ' && (dn == 0 || d[0] != ' ')) { /* (SentencePiece's dummy prefix) */
+        memmove(b->p, b->p + 1, b->n);
+        b->n--;
+    }
+    return ok;
+}
+
+/* The pair's prompt ids from the model's rerank template, the document's text d (a copy: it may be cut). */
+static bool template_ids(const sl_tokenizer *tok, const sl_str *tpl, const char *q, size_t qn, const char *d, size_t dn,
+                         int32_t **ids, size_t *n) {
+    sl_strbuf a = {0}, b = {0}; /* {query} first, then {document} (as llama.cpp replaces them) */
+    size_t cap = 0;
+    *n = 0;
+    const bool ok = replace_all(&a, tpl->ptr, (size_t)tpl->len, "{query}", q, qn) &&
+                    replace_all(&b, a.p, a.n, "{document}", d, dn) && add_text(tok, b.p, b.n, true, ids, n, &cap);
+    free(a.p);
+    free(b.p);
+    return ok;
+}
+
+/* The rerank prompt of (q, d) into *out (text: d's copy), or false with e naming param. The document is cut to its
+ * first max_doc tokens (0: whole), then its end cut until the pair holds at most limit tokens (0: no cut, the
+ * context bounds it) — where Hugging Face's tokenizer truncates a pair's longer side, the document here. */
 static bool pair_prompt(const sl_api_ctx *ctx, const char *q, size_t qn, const char *d, size_t dn, const char *param,
-                        sl_api_prompt *out, sl_api_error *e) {
+                        int32_t max_doc, int32_t limit, sl_api_prompt *out, sl_api_error *e) {
     const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
     int32_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    bool ok;
+    size_t n = 0;
+    bool ok, cut_short = false;
     const sl_gguf_kv *kv = sl_gguf_find(ctx->model->gguf, "tokenizer.chat_template.rerank");
     sl_str tpl = {0};
     if (kv && sl_gguf_get_str(ctx->model->gguf, "tokenizer.chat_template.rerank", &tpl) == SL_OK) {
-        sl_strbuf a = {0}, b = {0}; /* {query} first, then {document} (as llama.cpp replaces them) */
-        ok = replace_all(&a, tpl.ptr, (size_t)tpl.len, "{query}", q, qn) &&
-             replace_all(&b, a.p, a.n, "{document}", d, dn) && add_text(tok, b.p, b.n, true, &ids, &n, &cap);
-        free(a.p);
-        free(b.p);
-    } else {
-        const int32_t eos = sl_tokenizer_eos(tok) >= 0 ? sl_tokenizer_eos(tok) : sl_tokenizer_sep(tok);
-        ok = sl_grow((void **)&ids, &cap, 4, sizeof(int32_t));
-        if (ok && sl_tokenizer_add_bos(tok)) add_id(ids, &n, sl_tokenizer_bos(tok));
-        ok = ok && add_text(tok, q, qn, false, &ids, &n, &cap);
-        if (ok && sl_tokenizer_add_eos(tok)) add_id(ids, &n, eos);
-        if (ok && sl_tokenizer_add_sep(tok)) add_id(ids, &n, sl_tokenizer_sep(tok));
-        ok = ok && add_text(tok, d, dn, false, &ids, &n, &cap);
-        if (ok && sl_tokenizer_add_eos(tok)) add_id(ids, &n, eos);
+        sl_strbuf cur = {0}; /* the document as the template takes it: cut by tokens, then by the pair's length */
+        int32_t *dt = NULL;
+        size_t nd = 0;
+        ok = sl_tokenize(tok, d, dn, false, false, &dt, &nd) == SL_OK;
+        sl_free(dt);
+        int32_t keep = max_doc > 0 && (size_t)max_doc < nd ? max_doc : (int32_t)nd;
+        ok = ok && (keep == (int32_t)nd ? sl_strbuf_add(&cur, d, dn) : cut_doc(tok, d, dn, keep, &cur)) &&
+             template_ids(tok, &tpl, q, qn, cur.p, cur.n, &ids, &n);
+        for (int round = 0; ok && limit > 0 && (int64_t)n > limit && round < 8; round++) {
+            keep -= (int32_t)((int64_t)n - limit); /* (a cut text may tokenize a little differently: again) */
+            if (keep < 1) {
+                cut_short = true;
+                break;
+            }
+            cur.n = 0;
+            sl_free(ids);
+            ids = NULL;
+            ok = cut_doc(tok, d, dn, keep, &cur) && template_ids(tok, &tpl, q, qn, cur.p, cur.n, &ids, &n);
+        }
+        free(cur.p);
+    } else { /* BOS, the query, EOS and SEP as the vocabulary adds them, the document, EOS */
+        int32_t *qt = NULL, *dt = NULL;
+        size_t nq = 0, nd = 0, cap = 0;
+        ok = sl_tokenize(tok, q, qn, false, false, &qt, &nq) == SL_OK && sl_tokenize(tok, d, dn, false, false, &dt, &nd) == SL_OK &&
+             sl_grow((void **)&ids, &cap, nq + nd + 4, sizeof(int32_t));
+        if (ok) {
+            const int32_t eos = sl_tokenizer_eos(tok) >= 0 ? sl_tokenizer_eos(tok) : sl_tokenizer_sep(tok);
+            const int64_t extra = (sl_tokenizer_add_bos(tok) && sl_tokenizer_bos(tok) >= 0 ? 1 : 0) +
+                                  (sl_tokenizer_add_eos(tok) && eos >= 0 ? 2 : 0) +
+                                  (sl_tokenizer_add_sep(tok) && sl_tokenizer_sep(tok) >= 0 ? 1 : 0);
+            if (max_doc > 0 && nd > (size_t)max_doc) nd = (size_t)max_doc;
+            if (limit > 0 && extra + (int64_t)(nq + nd) > limit) {
+                const int64_t over = extra + (int64_t)(nq + nd) - limit;
+                cut_short = over >= (int64_t)nd;
+                if (!cut_short) nd -= (size_t)over;
+            }
+            if (sl_tokenizer_add_bos(tok)) add_id(ids, &n, sl_tokenizer_bos(tok));
+            memcpy(ids + n, qt, sizeof(int32_t) * nq);
+            n += nq;
+            if (sl_tokenizer_add_eos(tok)) add_id(ids, &n, eos);
+            if (sl_tokenizer_add_sep(tok)) add_id(ids, &n, sl_tokenizer_sep(tok));
+            memcpy(ids + n, dt, sizeof(int32_t) * nd);
+            n += nd;
+            if (sl_tokenizer_add_eos(tok)) add_id(ids, &n, eos);
+        }
+        sl_free(qt);
+        sl_free(dt);
     }
     if (!ok) {
         sl_free(ids);
         sl_api_set_error(e, 400, param, "cannot tokenize %s: %s", param, sl_last_error());
         return false;
     }
+    if (cut_short) {
+        sl_free(ids);
+        sl_api_set_error(e, 400, "truncate_prompt_tokens", "%s: the query and the model's rerank prompt leave no room for the "
+                         "document in %d tokens", param, (int)limit);
+        return false;
+    }
     if (n == 0 || (int64_t)n > ctx->n_ctx) {
         sl_free(ids);
-        sl_api_set_error(e, 400, param, "%s: the pair's prompt has %zu tokens; this model's context holds 1..%d", param, n,
-                         ctx->n_ctx);
+        sl_api_set_error(e, 400, param, "%s: the pair's prompt has %zu tokens; this model's context holds 1..%d (or send "
+                         "truncate_prompt_tokens)", param, n, ctx->n_ctx);
         return false;
     }
     out->ids = ids;
@@ -150,12 +227,19 @@ bool sl_rerank_parse(const sl_api_ctx *ctx, bool score, const char *body, size_t
     if (!o) return false;
     bool ok = false;
     if (!sl_api_check_model(ctx, o, e)) goto done;
-    const json_t *tp = json_object_get(o, "truncate_prompt_tokens");
-    if (tp && !json_is_null(tp)) { /* (cutting a pair would cut its query or its template) */
-        sl_api_set_error(e, 400, "truncate_prompt_tokens", "'truncate_prompt_tokens' is not supported for ranking: send "
-                         "documents that fit the context (%d tokens)", ctx->n_ctx);
+    /* Cutting: vLLM's truncate_prompt_tokens (the pair at most K tokens, -1: the context), TEI's truncate (the
+     * context), Cohere's max_tokens_per_doc (each document's first N tokens) */
+    long long limit = 0, max_doc = 0;
+    bool tei_cut = false;
+    if (!sl_api_get_int(o, "truncate_prompt_tokens", -1, ctx->n_ctx, &limit, e) || !sl_api_get_bool(o, "truncate", &tei_cut, e) ||
+        !sl_api_get_int(o, "max_tokens_per_doc", 1, INT32_MAX, &max_doc, e))
+        goto done;
+    if (json_object_get(o, "truncate_prompt_tokens") && !json_is_null(json_object_get(o, "truncate_prompt_tokens")) &&
+        limit == 0) {
+        sl_api_set_error(e, 400, "truncate_prompt_tokens", "'truncate_prompt_tokens' must be -1 or at least 1");
         goto done;
     }
+    if (limit < 0 || (tei_cut && limit == 0)) limit = ctx->n_ctx;
     const json_t *q1 = NULL, *qs = NULL, *d1 = NULL, *ds = NULL;
     const char *qkey, *dkey;
     if (score) { /* vLLM's text_1 / text_2 (queries / documents in its later form) */
@@ -209,7 +293,7 @@ bool sl_rerank_parse(const sl_api_ctx *ctx, bool score, const char *body, size_t
         char param[48];
         snprintf(param, sizeof param, "%s[%zu]", dkey, i);
         if (!pair_prompt(ctx, json_string_value(q), json_string_length(q), json_string_value(d), json_string_length(d),
-                         ds || qs ? param : dkey, &out->pairs[i], e)) {
+                         ds || qs ? param : dkey, (int32_t)max_doc, (int32_t)limit, &out->pairs[i], e)) {
             out->n = (int32_t)i + 1;
             goto done;
         }

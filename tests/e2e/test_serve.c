@@ -11,6 +11,7 @@
 #include "harness.h"
 
 #include "compute/quant.h"
+#include "core/strbuf.h"
 #include "model/model.h"
 #include "rerank_util.h"
 
@@ -4517,7 +4518,7 @@ TEST(serve_rerank_qwen3) {
     for (int file = 0; file < 2 && !sl_test_failed(); file++) {
         sl_test_proc p;
         char *args[] = {"serve", "-m", file ? tpl : plain, "--port", "0", "-t", "1", "--kv-mem", "64", "--kv-type", "f32",
-                        file ? "--pooling" : "--reranking", file ? "rank" : NULL, NULL};
+                        "--ctx-size", "256", file ? "--pooling" : "--reranking", file ? "rank" : NULL, NULL};
         CHECK(sl_test_proc_start(&p, args, 30) == 0);
         long st;
         if (file == 0) { /* the pairs' prompts are the golden prompts: BOS, the query's tokens, the document's */
@@ -4598,6 +4599,66 @@ TEST(serve_rerank_qwen3) {
             CHECK_STR(json_string_value(json_object_get(json_object_get(x, "document"), "text")) ?: "", docs[order[k]]);
         }
         json_decref(o);
+        /* cutting: the golden pair's document with more after it, cut back to the golden pair (its score) by
+         * vLLM's truncate_prompt_tokens (the pair's length) and Cohere's max_tokens_per_doc (the document's) */
+        {
+            static const char *const more = "jumps over the lazy dog. It was a sunny day, and the fox ran home.";
+            o = post_json(p.url, "/score", "{\"text_1\":\"The quick brown fox\",\"text_2\":\"jumps over the lazy dog. It\"}", &st);
+            const int L = (int)json_integer_value(json_object_get(json_object_get(o, "usage"), "prompt_tokens"));
+            json_decref(o);
+            resp r = http(p.url, "/tokenize", "{\"content\":\"jumps over the lazy dog. It\",\"add_special\":false}", NULL);
+            json_t *to = json_loads(r.body ? r.body : "", 0, NULL);
+            const int D = (int)json_array_size(json_object_get(to, "tokens"));
+            json_decref(to);
+            free(r.body);
+            CHECK(L > D && D > 3);
+            char body[1024];
+            snprintf(body, sizeof body, "{\"text_1\":\"The quick brown fox\",\"text_2\":\"%s\",\"truncate_prompt_tokens\":%d}",
+                     more, L);
+            o = post_json(p.url, "/score", body, &st);
+            CHECK_EQ_INT((int)st, 200);
+            double sc = json_number_value(json_object_get(json_array_get(json_object_get(o, "data"), 0), "score"));
+            CHECK_MSG(fabs(sc - want1) < 1e-3, "cut to %d tokens: score %.6f, want %.6f", L, sc, want1);
+            CHECK_EQ_INT((int)json_integer_value(json_object_get(json_object_get(o, "usage"), "prompt_tokens")), L);
+            json_decref(o);
+            snprintf(body, sizeof body, "{\"query\":\"The quick brown fox\",\"documents\":[\"%s\"],\"max_tokens_per_doc\":%d}",
+                     more, D);
+            o = post_json(p.url, "/v1/rerank", body, &st);
+            CHECK_EQ_INT((int)st, 200);
+            json_t *x = json_array_get(json_object_get(o, "results"), 0);
+            sc = json_number_value(json_object_get(x, "relevance_score"));
+            CHECK_MSG(fabs(sc - want1) < 1e-3, "document cut to %d tokens: score %.6f, want %.6f", D, sc, want1);
+            CHECK_STR(json_string_value(json_object_get(json_object_get(x, "document"), "text")) ?: "", more); /* (as sent) */
+            json_decref(o);
+            /* longer than the context: refused, or cut to the context (vLLM's -1, TEI's truncate) */
+            sl_strbuf big = {0};
+            sl_strbuf_printf(&big, "{\"query\":\"The quick brown fox\",\"texts\":[\"");
+            for (int i = 0; i < 60; i++) sl_strbuf_printf(&big, "It was a sunny day. ");
+            sl_strbuf_printf(&big, "\"]");
+            o = post_json(p.url, "/rerank", big.p, &st);
+            CHECK_EQ_INT((int)st, 400);
+            json_decref(o);
+            sl_strbuf_printf(&big, ",\"truncate\":true}");
+            o = post_json(p.url, "/rerank", big.p, &st);
+            CHECK_MSG(st == 200 && json_array_size(o) == 1, "TEI truncate: %ld", st);
+            json_decref(o);
+            big.p[big.n - strlen(",\"truncate\":true}")] = '\0';
+            char *sb = NULL;
+            CHECK(asprintf(&sb, "{\"text_1\":\"The quick brown fox\",\"text_2\":%s,\"truncate_prompt_tokens\":-1}",
+                           strstr(big.p, "[\"It")) > 0);
+            o = post_json(p.url, "/score", sb, &st);
+            CHECK_EQ_INT((int)st, 200);
+            resp m = http(p.url, "/v1/models", NULL, NULL);
+            json_t *mo = json_loads(m.body ? m.body : "", 0, NULL);
+            const json_int_t n_ctx = json_integer_value(json_object_get(json_array_get(json_object_get(mo, "data"), 0), "max_model_len"));
+            CHECK_MSG(n_ctx > 0 && json_integer_value(json_object_get(json_object_get(o, "usage"), "prompt_tokens")) == n_ctx,
+                      "cut to the context (%lld): %s", (long long)n_ctx, json_dumps(json_object_get(o, "usage"), 0));
+            json_decref(mo);
+            free(m.body);
+            free(sb);
+            free(big.p);
+            json_decref(o);
+        }
         /* llama.cpp's TEI form */
         o = post_json(p.url, "/rerank", "{\"query\":\"The quick brown fox\",\"texts\":[\"sleeps\",\"jumps over the lazy dog. It\"],"
                                        "\"return_text\":true}", &st);
@@ -4619,7 +4680,12 @@ TEST(serve_rerank_qwen3) {
                    {"/rerank", "{\"query\":\"q\",\"documents\":[\"a\"],\"top_n\":-1}", "top_n"},
                    {"/score", "{\"text_1\":[\"a\",\"b\"],\"text_2\":[\"a\",\"b\",\"c\"]}", "text_2"},
                    {"/score", "{\"text_1\":\"a\"}", "text_2"},
-                   {"/score", "{\"text_1\":\"a\",\"text_2\":\"b\",\"truncate_prompt_tokens\":4}", "truncate_prompt_tokens"}};
+                   {"/score", "{\"text_1\":\"a\",\"text_2\":\"b\",\"truncate_prompt_tokens\":0}", "truncate_prompt_tokens"},
+                   {"/score", "{\"text_1\":\"a\",\"text_2\":\"b\",\"truncate_prompt_tokens\":99999999}", "truncate_prompt_tokens"},
+                   {"/score", "{\"text_1\":\"The quick brown fox jumps\",\"text_2\":\"b\",\"truncate_prompt_tokens\":3}",
+                    "truncate_prompt_tokens"},
+                   {"/rerank", "{\"query\":\"q\",\"documents\":[\"a\"],\"max_tokens_per_doc\":0}", "max_tokens_per_doc"},
+                   {"/rerank", "{\"query\":\"q\",\"documents\":[\"a\"],\"truncate\":1}", "truncate"}};
         for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
             o = post_json(p.url, bad[k].path, bad[k].body, &st);
             CHECK_MSG(st == 400, "%s %s: %ld", bad[k].path, bad[k].body, st);

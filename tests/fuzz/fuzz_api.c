@@ -199,8 +199,12 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
         }
         fuzz_api_check(rr.n >= 1 && rr.n <= SL_API_MAX_INPUTS && rr.top_n >= 0, "pairs and top_n");
         float *scores = calloc((size_t)rr.n, sizeof(float));
+        json_t *req = json_loadb(body, n, 0, NULL); /* (truncate_prompt_tokens K > 0: no pair longer) */
+        const json_int_t cut = json_integer_value(json_object_get(req, "truncate_prompt_tokens"));
+        json_decref(req);
         for (int32_t k = 0; k < rr.n; k++) {
             fuzz_api_check(rr.pairs[k].n >= 1 && rr.pairs[k].n <= ctx.n_ctx && rr.pairs[k].text, "every pair fits the context");
+            fuzz_api_check(cut <= 0 || rr.pairs[k].n <= cut, "every pair cut to truncate_prompt_tokens");
             for (int32_t i = 0; i < rr.pairs[k].n; i++)
                 fuzz_api_check(rr.pairs[k].ids[i] >= 0 && rr.pairs[k].ids[i] < n_vocab, "pair ids are in the vocabulary");
             scores[k] = (float)(k % 3) - 1.0f;
