@@ -26,7 +26,7 @@
 
 enum { O_HOST, O_PORT, O_THREADS, O_ENGINE, O_ETCD, O_CLUSTER, O_POLICY, O_VNODES, O_LOAD, O_PREFIX, O_RETRIES,
        O_CONNECT, O_UPTIMEOUT, O_PROBE, O_RISE, O_FALL, O_APIKEY, O_ENGINEKEY, O_ADMINKEY, O_ROLLOUT, O_MAXBODY,
-       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_COUNT };
+       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on"},
@@ -48,7 +48,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_PROBE] = {"probe-interval-ms", NULL, OPT_INT, "1000", 50, 600000, "how often engines are probed (/ready, /metrics)"},
     [O_RISE] = {"rise", NULL, OPT_INT, "2", 1, 100, "successful probes that bring an engine back into rotation"},
     [O_FALL] = {"fall", NULL, OPT_INT, "3", 1, 100, "failed probes (or timeouts) that take an engine out"},
-    [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1, "require 'Authorization: Bearer KEY' from clients"},
+    [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1,
+                  "require 'Authorization: Bearer KEY' from clients (several keys: separated by commas)"},
+    [O_KEYFILE] = {"api-key-file", NULL, OPT_STR, NULL, 0, -1, "client keys accepted too, one per line"},
     [O_ENGINEKEY] = {"engine-api-key", NULL, OPT_STR, NULL, 0, -1, "API key sent to engines (default: the client's)"},
     [O_ADMINKEY] = {"admin-key", NULL, OPT_STR, NULL, 0, -1, "key for /admin/* (PUT /admin/rollout ...); off without it"},
     [O_ROLLOUT] = {"rollout", NULL, OPT_STR, NULL, 0, -1, "initial rollout weights, JSON: '{\"v1\": 90, \"v2\": 10}'"},
@@ -162,6 +164,7 @@ int cmd_route(int argc, char **argv) {
         .responses_store = (int)v[O_RSTORE].i,
         .allowed_origins = v[O_ORIGINS].s,
         .access_log = !v[O_NOACCESS].b,
+        .api_key_file = v[O_KEYFILE].set ? v[O_KEYFILE].s : NULL,
         .responses_store_mib = v[O_RSTORE_MIB].i,
     };
     if (sl_router_start(&cfg, &r) != SL_OK) {

@@ -29,7 +29,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_COUNT };
+       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -85,7 +85,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_NOPREFIX] = {"no-prefix-caching", NULL, OPT_BOOL, NULL, 0, -1, "do not reuse the KV blocks of shared prefixes"},
     [O_POOLS] = {"kv-pools", NULL, OPT_STR, "short:<=2048:30%:fifo,long:70%:lru", 0, -1,
                  "KV pools by context length: name:<=TOKENS:SHARE%:fifo|lru,..."},
-    [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1, "require 'Authorization: Bearer KEY' (not on /health, /ready)"},
+    [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1,
+                  "require 'Authorization: Bearer KEY' (not on /health, /ready; several keys: separated by commas)"},
+    [O_KEYFILE] = {"api-key-file", NULL, OPT_STR, NULL, 0, -1, "keys accepted too, one per line"},
     [O_MAXBODY] = {"max-body-bytes", NULL, OPT_INT, "8388608", 1024, 1 << 30, "largest request body"},
     [O_SHUTDOWN] = {"shutdown-timeout", NULL, OPT_INT, "30", 0, 3600, "seconds running requests get to finish at exit"},
     [O_MAXCONN] = {"max-connections", NULL, OPT_INT, "1024", 1, 65536, "concurrent HTTP connections at most"},
@@ -268,7 +270,8 @@ int cmd_serve(int argc, char **argv) {
     sl_http_cfg hc = {.host = v[O_HOST].s, .port = (int)v[O_PORT].i, .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,
                       .max_body_bytes = v[O_MAXBODY].i, .max_connections = (int)v[O_MAXCONN].i,
                       .responses_store = (int)v[O_RSTORE].i, .responses_store_mib = v[O_RSTORE_MIB].i,
-                      .allowed_origins = v[O_ORIGINS].s, .access_log = !v[O_NOACCESS].b};
+                      .allowed_origins = v[O_ORIGINS].s, .access_log = !v[O_NOACCESS].b,
+                      .api_key_file = v[O_KEYFILE].set ? v[O_KEYFILE].s : NULL};
     if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;

@@ -581,6 +581,14 @@ static bool bearer_ok(const sl_hp *p, const char *key) {
     return d == 0;
 }
 
+/* The client's key is one of the router's (or the router has none). */
+static bool client_key_ok(const sl_router *r, const sl_hp *p) {
+    if (r->keys.n == 0) return true;
+    size_t n = 0;
+    const char *v = request_key(p, &n);
+    return sl_api_keys_match(&r->keys, v, n);
+}
+
 /* Hash of the first `limit` bytes of the prompt text (chat: "role\ncontent\n" per message; embeddings: the
  * input's; infill: input_prefix's). */
 static bool prefix_hash(json_t *body, int ep, int limit, uint64_t *out) {
@@ -1002,7 +1010,7 @@ static int handle_request(worker *w, cconn *c) {
     size_t bg_id_len = 0;
     if (!strcmp(path, "/v1/responses") && !post) return respond_error(w, c, 405, NULL, "use POST");
     if (!strncmp(path, "/v1/responses/", 14)) { /* OpenAI's retrieve: the responses kept here */
-        if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
+        if (!client_key_ok(r, hp))
             return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
         const size_t pl = strlen(path);
         if (pl > 14 + 12 && !strcmp(path + pl - 12, "/input_items")) { /* their input items */
@@ -1046,7 +1054,7 @@ static int handle_request(worker *w, cconn *c) {
     json_t *anth_req = NULL;
     if (!strcmp(path, "/v1/messages")) { /* proxied as the chat request it makes */
         if (!post) return respond_error(w, c, 405, NULL, "use POST");
-        if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key))
+        if (!client_key_ok(r, hp))
             return respond_error(w, c, 401, NULL, "missing or wrong API key (x-api-key, or Authorization: Bearer ...)");
         sl_api_error e;
         char *cb = sl_anth_chat_body(c->body, c->n_body, false, &anth_req, &e);
@@ -1059,7 +1067,7 @@ static int handle_request(worker *w, cconn *c) {
     } else if (!strcmp(path, "/v1/messages/count_tokens")) { /* (any engine's) */
         ep = EP_DETOKENIZE;
     } else if (!strcmp(path, "/v1/responses")) { /* proxied as the chat request it makes */
-        if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key)) /* (before its body is read) */
+        if (!client_key_ok(r, hp)) /* (before its body is read) */
             return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
         sl_api_error e;
         char *cb = sl_responses_chat_body(r->store, c->body, c->n_body, &resp_req, &e);
@@ -1126,7 +1134,7 @@ static int handle_request(worker *w, cconn *c) {
     else if (sl_rerank_path(path)) ep = EP_EMBEDDINGS; /* rerank and score: the same */
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
     else return respond_error(w, c, 404, NULL, "no such endpoint");
-    if (r->cfg.api_key && !bearer_ok(hp, r->cfg.api_key)) {
+    if (!client_key_ok(r, hp)) {
         json_decref(resp_req);
         json_decref(anth_req);
         return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");

@@ -27,6 +27,7 @@ sl_status sl_router_start(const sl_router_cfg *cfg, sl_router **out) {
     if (!r) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     r->cfg = *cfg;
     sl_member_spec *specs = NULL;
+    if ((st = sl_api_keys_load(&r->keys, cfg->api_key, cfg->api_key_file)) != SL_OK) goto fail;
     if ((st = sl_members_create(cfg->vnodes, &r->members)) != SL_OK) goto fail;
     if (cfg->n_engines) {
         specs = sl_calloc((size_t)cfg->n_engines, sizeof *specs);
@@ -87,5 +88,6 @@ void sl_router_stop(sl_router *r) {
     sl_health_stop(r->health);
     sl_members_destroy(r->members);
     sl_resp_store_free(r->store);
+    sl_api_keys_free(&r->keys);
     sl_free(r);
 }

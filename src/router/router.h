@@ -12,6 +12,7 @@
 #ifndef SL_ROUTER_ROUTER_H
 #define SL_ROUTER_ROUTER_H
 
+#include "server/apikeys.h"
 #include "router/members.h"
 #include "router/metrics.h"
 #include "router/placement.h"
@@ -48,6 +49,7 @@ typedef struct sl_router_cfg {
     int64_t responses_store_mib; /* ... and their JSON in MiB at most */
     const char *allowed_origins; /* CORS (server/cors.h): "*", origins separated by commas, NULL or "": none */
     bool access_log;             /* a line on stderr per request (method, path, status, engine, tries, time) */
+    const char *api_key_file;    /* more client keys, one per line (server/apikeys.h) */
 } sl_router_cfg;
 
 typedef struct sl_proxy sl_proxy;
@@ -67,6 +69,7 @@ typedef struct sl_router {
     _Atomic uint64_t ticket;
     sl_resp_store *store; /* Responses API: responses kept here (the router translates them), or NULL */
     sl_bg *bg;            /* background responses (router/background.h), with the store */
+    sl_api_keys keys;     /* the client keys (--api-key, --api-key-file); none: no check */
 } sl_router;
 
 sl_status sl_router_start(const sl_router_cfg *cfg, sl_router **out);

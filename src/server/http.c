@@ -16,6 +16,7 @@
 #include "server/reasoning.h"
 #include "server/rerank.h"
 #include "server/cors.h"
+#include "server/apikeys.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -40,7 +41,7 @@ struct sl_http {
     atomic_bool ready;
     atomic_bool draining;
     _Atomic int in_flight;
-    uint8_t key_digest[32];
+    sl_api_keys keys; /* --api-key, --api-key-file (none: no check) */
     long long started; /* the model's "created": when this server started serving it */
     sl_resp_store *store; /* responses kept for previous_response_id and GET /v1/responses/{id}, or NULL */
     /* background responses running (their gens, bg_next-linked), and a signal when one ends */
@@ -181,15 +182,11 @@ static bool client_gone(struct MHD_Connection *c) {
 }
 
 static bool authorized(sl_http *h, struct MHD_Connection *c) {
-    if (!h->cfg.api_key) return true;
+    if (h->keys.n == 0) return true;
     const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key"); /* (Anthropic's clients send it) */
     const char *key = a && !strncmp(a, "Bearer ", 7) ? a + 7 : x;
-    if (!key) return false;
-    uint8_t d[32];
-    unsigned len = 0;
-    EVP_Digest(key, strlen(key), d, &len, EVP_sha256(), NULL);
-    return CRYPTO_memcmp(d, h->key_digest, 32) == 0; /* constant time, length hidden by the digest */
+    return key && sl_api_keys_match(&h->keys, key, strlen(key)); /* (digests compared in constant time) */
 }
 
 /* The access log line of a generation: its path, id, tokens, finish and times. */
@@ -1720,9 +1717,11 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
         sl_free(h);
         return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     }
-    if (cfg->api_key) {
-        unsigned len = 0;
-        EVP_Digest(cfg->api_key, strlen(cfg->api_key), h->key_digest, &len, EVP_sha256(), NULL);
+    sl_status kst = sl_api_keys_load(&h->keys, cfg->api_key, cfg->api_key_file);
+    if (kst != SL_OK) {
+        sl_resp_store_free(h->store);
+        sl_free(h);
+        return kst;
     }
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
@@ -1730,6 +1729,7 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
     sa.sin_port = htons((uint16_t)cfg->port);
     if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
         sl_resp_store_free(h->store);
+        sl_api_keys_free(&h->keys);
         sl_free(h);
         return SL_FAIL(SL_ERR_INVALID, "--host '%s' is not an IPv4 address", cfg->host);
     }
@@ -1742,6 +1742,7 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
                             MHD_OPTION_THREAD_STACK_SIZE, (size_t)8 << 20, MHD_OPTION_END);
     if (!h->d) {
         sl_resp_store_free(h->store);
+        sl_api_keys_free(&h->keys);
         sl_free(h);
         return SL_FAIL(SL_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", cfg->host, cfg->port);
     }
@@ -1772,5 +1773,6 @@ void sl_http_stop(sl_http *h) {
     pthread_mutex_destroy(&h->bg_mu);
     pthread_cond_destroy(&h->bg_cv);
     sl_resp_store_free(h->store);
+    sl_api_keys_free(&h->keys);
     sl_free(h);
 }

@@ -29,6 +29,7 @@ typedef struct sl_http_cfg {
     int64_t responses_store_mib; /* ... and their JSON in MiB at most */
     const char *allowed_origins; /* CORS (server/cors.h): "*", origins separated by commas, NULL or "": none */
     bool access_log;             /* a line on stderr per request (method, path, status, tokens, times) */
+    const char *api_key_file;    /* more keys, one per line (server/apikeys.h) */
 } sl_http_cfg;
 
 typedef struct sl_http sl_http;

@@ -553,6 +553,20 @@ TEST(anthropic_errors_through_the_router) {
     rt_free(&ok);
     rt_free(&bad);
     stop_all(&r, 1);
+    /* several keys (separated by commas) and a key file: each accepted, nothing else */
+    char keys[] = "/tmp/shardlm-keys-XXXXXX";
+    CHECK(sl_test_temp_file(keys, "k3y-from-file\n"));
+    const char *more[] = {"--api-key", "k3y,k4y", "--api-key-file", keys, NULL};
+    CHECK(start_router(&r, urls, 1, more));
+    static const char *const hdr[] = {"x-api-key: k4y", "Authorization: Bearer k3y-from-file", "Authorization: Bearer k3y",
+                                      "Authorization: Bearer k3y,k4y", "Authorization: Bearer k3y-from"};
+    for (int i = 0; i < 5; i++) {
+        rresp a = rt_http(r.url, NULL, "/v1/messages", body, hdr[i], NULL);
+        CHECK_MSG(a.status == (i < 3 ? 200 : 401), "%s: %ld %s", hdr[i], a.status, a.body);
+        rt_free(&a);
+    }
+    stop_all(&r, 1);
+    unlink(keys);
     stop_all(&e, 1);
 }
 

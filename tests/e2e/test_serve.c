@@ -3746,8 +3746,26 @@ TEST(serve_cors) {
 
 TEST(serve_api_key_and_body_limit) {
     sl_test_proc p;
-    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--api-key", "s3cret", "--max-body-bytes", "2048", NULL};
+    char keys[] = "/tmp/shardlm-keys-XXXXXX";
+    CHECK(sl_test_temp_file(keys, "f1le-key\n"));
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--api-key", "s3cret,0ther", "--api-key-file", keys,
+                    "--max-body-bytes", "2048", NULL};
     CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    /* llama.cpp's several keys (separated by commas) and key file: each accepted, nothing else */
+    static const char *const also[] = {"Authorization: Bearer 0ther", "Authorization: Bearer f1le-key", "x-api-key: 0ther"};
+    for (int i = 0; i < 3; i++) {
+        resp k = http(p.url, "/v1/models", NULL, also[i]);
+        CHECK_MSG(k.status == 200, "%s: %ld", also[i], k.status);
+        free(k.body);
+    }
+    static const char *const refused[] = {"Authorization: Bearer s3cret,0ther", "Authorization: Bearer f1le",
+                                          "Authorization: Bearer s3cret0ther"};
+    for (int i = 0; i < 3; i++) {
+        resp k = http(p.url, "/v1/models", NULL, refused[i]);
+        CHECK_MSG(k.status == 401, "%s: %ld", refused[i], k.status);
+        free(k.body);
+    }
+    unlink(keys);
     resp r = http(p.url, "/v1/models", NULL, NULL);
     long no_key = r.status;
     free(r.body);
