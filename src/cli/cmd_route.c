@@ -14,6 +14,7 @@
 
 #include "core/alloc.h"
 #include "router/router.h"
+#include "server/addr.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,7 +30,7 @@ enum { O_HOST, O_PORT, O_THREADS, O_ENGINE, O_ETCD, O_CLUSTER, O_POLICY, O_VNODE
        O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
-    [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on"},
+    [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on: IPv4, IPv6 (:: takes IPv4 too) or a name"},
     [O_PORT] = {"port", NULL, OPT_INT, "8000", 0, 65535, "port to listen on (0: any free port, printed at start)"},
     [O_THREADS] = {"threads", "t", OPT_INT, "2", 1, 256, "I/O threads"},
     [O_ENGINE] = {"engine", NULL, OPT_STR, NULL, 0, -1,
@@ -171,8 +172,9 @@ int cmd_route(int argc, char **argv) {
         fprintf(stderr, "shardlm route: %s\n", sl_last_error());
         goto done;
     }
-    printf("shardlm route: on http://%s:%d (%d static engine%s%s%s, policy %s, %d I/O threads)\n", v[O_HOST].s,
-           sl_router_port(r), n_engines, n_engines == 1 ? "" : "s", cfg.etcd ? ", etcd " : "", cfg.etcd ? cfg.etcd : "",
+    char where[128];
+    sl_host_url(v[O_HOST].s, sl_router_port(r), false, where, sizeof where);
+    printf("shardlm route: on %s (%d static engine%s%s%s, policy %s, %d I/O threads)\n", where, n_engines, n_engines == 1 ? "" : "s", cfg.etcd ? ", etcd " : "", cfg.etcd ? cfg.etcd : "",
            v[O_POLICY].s, cfg.threads);
     fflush(stdout);
 

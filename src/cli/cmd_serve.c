@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "engine/kv.h"
 #include "model/model.h"
+#include "server/addr.h"
 #include "server/http.h"
 #include "server/sched.h"
 #include "router/etcd.h"
@@ -70,7 +71,7 @@ static void log_stats(const sl_metrics *m, stats_state *s, double secs) {
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
-    [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on"},
+    [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on: IPv4, IPv6 (:: takes IPv4 too) or a name"},
     [O_PORT] = {"port", NULL, OPT_INT, "8080", 0, 65535, "port to listen on (0: any free port, printed at start)"},
     [O_NAME] = {"served-model-name", NULL, OPT_STR, NULL, 0, -1, "model id in the API (default: the file name)"},
     [O_THREADS] = {"threads", "t", OPT_INT, NULL, 1, 1024, "compute threads (default: number of CPUs)"},
@@ -277,8 +278,10 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     sl_http_set_ready(http, true);
-    printf("shardlm serve: model '%s' on http://%s:%d (context %d, %d threads, KV cache %lld MiB)\n", model_id,
-           v[O_HOST].s, sl_http_port(http), sl_sched_n_ctx(sched), sp.n_threads, (long long)sp.kv_mem_mib);
+    char where[128];
+    sl_host_url(v[O_HOST].s, sl_http_port(http), false, where, sizeof where);
+    printf("shardlm serve: model '%s' on %s (context %d, %d threads, KV cache %lld MiB)\n", model_id, where,
+           sl_sched_n_ctx(sched), sp.n_threads, (long long)sp.kv_mem_mib);
     fflush(stdout);
     sl_etcd_reg_cfg ec = {.etcd = v[O_ETCD].s, .cluster = v[O_CLUSTER].s, .id = v[O_ENGINE_ID].s,
                           .url = v[O_ADVERTISE].s, .host = v[O_HOST].s, .port = sl_http_port(http), .model = model_id,

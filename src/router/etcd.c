@@ -6,6 +6,7 @@
  * 200 ms slices, so a stop request ends it promptly and no call waits past
  * its timeout. The gateway gives 64-bit integers as JSON strings.
  */
+#include "server/addr.h"
 #include "router/etcd.h"
 
 #include "core/alloc.h"
@@ -387,7 +388,7 @@ sl_status sl_etcd_register_start(const sl_etcd_reg_cfg *cfg, sl_etcd_reg **out) 
     snprintf(id, sizeof id, "%s", cfg->id ? cfg->id : "");
     if (!cfg->id) snprintf(id, sizeof id, "%s:%d", host, cfg->port);
     if (cfg->url) snprintf(url, sizeof url, "%s", cfg->url);
-    else snprintf(url, sizeof url, "http://%s:%d", host, cfg->port);
+    else sl_host_url(cfg->host, cfg->port, true, url, sizeof url); /* (an IPv6 address in brackets) */
     for (const char *p = id; *p; p++)
         if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x21 || *p == '/')
             return SL_FAIL(SL_ERR_INVALID, "--engine-id '%s': use letters, digits and . _ : - only", id);

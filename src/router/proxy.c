@@ -31,6 +31,7 @@
 #include "router/httpp.h"
 #include "router/evstream.h"
 #include "router/background.h"
+#include "server/addr.h"
 #include "server/llamacpp.h"
 #include "server/rerank.h"
 #include "server/cors.h"
@@ -2217,23 +2218,19 @@ static void *worker_main(void *arg) {
 /* ---- start / stop --------------------------------------------------------------------------- */
 
 static int listen_on(const char *host, int port, sl_status *st) {
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        *st = SL_FAIL(SL_ERR_INVALID, "--host '%s' is not an IPv4 address", host);
-        return -1;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_storage sa;
+    socklen_t sa_len = 0;
+    if ((*st = sl_listen_addr(host, port, &sa, &sa_len)) != SL_OK) return -1;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *st = SL_FAIL(SL_ERR_IO, "socket: %s", strerror(errno));
         return -1;
     }
-    int one = 1;
+    int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1024) < 0) {
+    if (sa.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero); /* (IPv4 clients too) */
+    if (bind(fd, (struct sockaddr *)&sa, sa_len) < 0 || listen(fd, 1024) < 0) {
         *st = SL_FAIL(SL_ERR_IO, "cannot listen on %s:%d: %s", host, port, strerror(errno));
         close(fd);
         return -1;
@@ -2266,10 +2263,10 @@ sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
         w->lfd = listen_on(r->cfg.host, port, &st);
         if (w->lfd < 0) goto fail;
         if (port == 0) {
-            struct sockaddr_in sa;
+            struct sockaddr_storage sa;
             socklen_t sl = sizeof sa;
             getsockname(w->lfd, (struct sockaddr *)&sa, &sl);
-            port = ntohs(sa.sin_port);
+            port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port : ((struct sockaddr_in *)&sa)->sin_port);
         }
         w->ep = epoll_create1(EPOLL_CLOEXEC);
         w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

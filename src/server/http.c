@@ -17,6 +17,7 @@
 #include "server/rerank.h"
 #include "server/cors.h"
 #include "server/apikeys.h"
+#include "server/addr.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -1723,17 +1724,16 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
         sl_free(h);
         return kst;
     }
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)cfg->port);
-    if (inet_pton(AF_INET, cfg->host, &sa.sin_addr) != 1) {
+    struct sockaddr_storage sa;
+    socklen_t sa_len = 0;
+    if ((kst = sl_listen_addr(cfg->host, cfg->port, &sa, &sa_len)) != SL_OK) {
         sl_resp_store_free(h->store);
         sl_api_keys_free(&h->keys);
         sl_free(h);
-        return SL_FAIL(SL_ERR_INVALID, "--host '%s' is not an IPv4 address", cfg->host);
+        return kst;
     }
-    h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL,
+    h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                                (sa.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0),
                             (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,

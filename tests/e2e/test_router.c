@@ -1357,3 +1357,34 @@ TEST(router_access_log) {
     free(all);
     unlink(log);
 }
+
+/* The router on an IPv6 wildcard (IPv4 clients too) in front of an engine on [::1], where this machine has
+ * IPv6; on a name (localhost) everywhere. */
+TEST(router_host_forms) {
+    sl_test_proc e, r;
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    const bool v6 = fd >= 0 && bind(fd, (struct sockaddr *)&a6, sizeof a6) == 0;
+    if (fd >= 0) close(fd);
+    const char *host[] = {"--host", v6 ? "::1" : "localhost", NULL};
+    CHECK(rt_start_engine(&e, host));
+    char eng[96];
+    snprintf(eng, sizeof eng, v6 ? "http://[::1]:%d" : "http://localhost:%d", e.port);
+    char *args[] = {"route", "--port", "0", "--probe-interval-ms", "200", "--engine", eng, "--host", v6 ? "::" : "localhost", NULL};
+    CHECK(rt_start(&r, args));
+    CHECK(rt_wait_ready(r.url, 20)); /* (127.0.0.1) */
+    rresp a = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":4}");
+    CHECK_MSG(a.status == 200 && strstr(a.body, "text_completion"), "%ld %s", a.status, a.body);
+    rt_free(&a);
+    if (v6) {
+        char u6[64];
+        snprintf(u6, sizeof u6, "http://[::1]:%d", r.port);
+        a = rt_http(u6, "GET", "/v1/models", NULL, NULL, NULL);
+        CHECK_EQ_INT(a.status, 200);
+        rt_free(&a);
+    } else {
+        printf("    (no IPv6 on this machine: localhost only)\n");
+    }
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+}

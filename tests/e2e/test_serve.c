@@ -4826,6 +4826,37 @@ TEST(serve_access_log_and_stats) {
     unlink(log);
 }
 
+/* --host as vLLM and llama.cpp take it: a name (localhost), and where this machine has IPv6, :: (both
+ * families: IPv4 clients too) and [::1]. */
+TEST(serve_host_forms) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--host", "localhost", NULL};
+    CHECK_MSG(sl_test_proc_start(&p, args, 20) == 0, "--host localhost");
+    resp r = http(p.url, "/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    free(r.body);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    const bool v6 = fd >= 0 && bind(fd, (struct sockaddr *)&a6, sizeof a6) == 0;
+    if (fd >= 0) close(fd);
+    if (!v6) {
+        printf("    (no IPv6 on this machine: :: and [::1] not tried)\n");
+        return;
+    }
+    char *args6[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--host", "::", NULL};
+    CHECK_MSG(sl_test_proc_start(&p, args6, 20) == 0, "--host ::");
+    char u6[64];
+    snprintf(u6, sizeof u6, "http://[::1]:%d", p.port);
+    r = http(p.url, "/health", NULL, NULL); /* (127.0.0.1) */
+    CHECK_EQ_INT(r.status, 200);
+    free(r.body);
+    r = http(u6, "/v1/models", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    free(r.body);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+}
+
 TEST(zz_stop_server) {
     if (!server_up) return;
     int rc = sl_test_proc_stop(&server, SIGTERM, 15);
