@@ -267,12 +267,13 @@ int sl_test_proc_start_log(sl_test_proc *p, char *const args[], int timeout_s, c
         if (k <= 0) break;
         len += (size_t)k;
         buf[len] = '\0';
-        const char *u = strstr(buf, "http://");
-        const char *host_end = u && u[7] == '[' ? strchr(u + 7, ']') : u; /* (an IPv6 address in brackets) */
-        const char *colon = host_end ? strchr(host_end + (host_end == u ? 7 : 1), ':') : NULL;
+        const char *hs = strstr(buf, "https://"), *u = strstr(buf, "http://");
+        const char *host = hs ? hs + 8 : u ? u + 7 : NULL;
+        const char *host_end = host && host[0] == '[' ? strchr(host, ']') : host; /* (an IPv6 address in brackets) */
+        const char *colon = host_end ? strchr(host_end, ':') : NULL;
         if (colon && strchr(colon, '\n')) {
             p->port = atoi(colon + 1);
-            snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d", p->port);
+            snprintf(p->url, sizeof p->url, "%s://127.0.0.1:%d", hs ? "https" : "http", p->port);
             return p->port > 0 ? 0 : -1;
         }
         if (len >= sizeof buf - 1) break;

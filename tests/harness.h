@@ -87,8 +87,6 @@ char *sl_test_read_file(const char *path, size_t *len);
  * or -1 when dir cannot be opened. */
 int sl_test_each_file(const char *dir, long (*fn)(const uint8_t *data, size_t len), long *sum);
 
-#endif
-
 /* Run a program (argv[0] is a path; no shell), capture stdout and stderr
  * (NUL-terminated, caller frees), wait at most timeout_s seconds (then kill).
  * Returns the exit status, or -1 when it could not run / timed out. */
@@ -123,3 +121,5 @@ bool sl_test_temp_file(char *tmpl, const char *text);
 /* Send `sig` (e.g. SIGTERM), wait up to timeout_s (then SIGKILL); returns the
  * exit status, or -1 when it was killed. */
 int sl_test_proc_stop(sl_test_proc *p, int sig, int timeout_s);
+
+#endif

@@ -173,7 +173,7 @@ int cmd_route(int argc, char **argv) {
         goto done;
     }
     char where[128];
-    sl_host_url(v[O_HOST].s, sl_router_port(r), false, where, sizeof where);
+    sl_host_url(v[O_HOST].s, sl_router_port(r), false, false, where, sizeof where);
     printf("shardlm route: on %s (%d static engine%s%s%s, policy %s, %d I/O threads)\n", where, n_engines, n_engines == 1 ? "" : "s", cfg.etcd ? ", etcd " : "", cfg.etcd ? cfg.etcd : "",
            v[O_POLICY].s, cfg.threads);
     fflush(stdout);

@@ -30,7 +30,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_COUNT };
+       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -89,6 +89,10 @@ static const opt_def OPTS[O_COUNT] = {
     [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1,
                   "require 'Authorization: Bearer KEY' (not on /health, /ready; several keys: separated by commas)"},
     [O_KEYFILE] = {"api-key-file", NULL, OPT_STR, NULL, 0, -1, "keys accepted too, one per line"},
+    [O_SSLKEY] = {"ssl-keyfile", NULL, OPT_STR, NULL, 0, -1, "HTTPS: the private key (PEM), with --ssl-certfile"},
+    [O_SSLCERT] = {"ssl-certfile", NULL, OPT_STR, NULL, 0, -1, "HTTPS: the certificate chain (PEM)"},
+    [O_SSLKEY2] = {"ssl-key-file", NULL, OPT_STR, NULL, 0, -1, "the same as --ssl-keyfile (llama.cpp's name)"},
+    [O_SSLCERT2] = {"ssl-cert-file", NULL, OPT_STR, NULL, 0, -1, "the same as --ssl-certfile (llama.cpp's name)"},
     [O_MAXBODY] = {"max-body-bytes", NULL, OPT_INT, "8388608", 1024, 1 << 30, "largest request body"},
     [O_SHUTDOWN] = {"shutdown-timeout", NULL, OPT_INT, "30", 0, 3600, "seconds running requests get to finish at exit"},
     [O_MAXCONN] = {"max-connections", NULL, OPT_INT, "1024", 1, 65536, "concurrent HTTP connections at most"},
@@ -272,20 +276,22 @@ int cmd_serve(int argc, char **argv) {
                       .max_body_bytes = v[O_MAXBODY].i, .max_connections = (int)v[O_MAXCONN].i,
                       .responses_store = (int)v[O_RSTORE].i, .responses_store_mib = v[O_RSTORE_MIB].i,
                       .allowed_origins = v[O_ORIGINS].s, .access_log = !v[O_NOACCESS].b,
-                      .api_key_file = v[O_KEYFILE].set ? v[O_KEYFILE].s : NULL};
+                      .api_key_file = v[O_KEYFILE].set ? v[O_KEYFILE].s : NULL,
+                      .tls_key_file = v[O_SSLKEY].set ? v[O_SSLKEY].s : v[O_SSLKEY2].set ? v[O_SSLKEY2].s : NULL,
+                      .tls_cert_file = v[O_SSLCERT].set ? v[O_SSLCERT].s : v[O_SSLCERT2].set ? v[O_SSLCERT2].s : NULL};
     if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;
     }
     sl_http_set_ready(http, true);
     char where[128];
-    sl_host_url(v[O_HOST].s, sl_http_port(http), false, where, sizeof where);
+    sl_host_url(v[O_HOST].s, sl_http_port(http), hc.tls_key_file != NULL, false, where, sizeof where);
     printf("shardlm serve: model '%s' on %s (context %d, %d threads, KV cache %lld MiB)\n", model_id, where,
            sl_sched_n_ctx(sched), sp.n_threads, (long long)sp.kv_mem_mib);
     fflush(stdout);
     sl_etcd_reg_cfg ec = {.etcd = v[O_ETCD].s, .cluster = v[O_CLUSTER].s, .id = v[O_ENGINE_ID].s,
                           .url = v[O_ADVERTISE].s, .host = v[O_HOST].s, .port = sl_http_port(http), .model = model_id,
-                          .version = v[O_MVERSION].s, .capacity = (int)v[O_SEQS].i, .ttl_s = (int)v[O_ETCD_TTL].i};
+                          .tls = hc.tls_key_file != NULL, .version = v[O_MVERSION].s, .capacity = (int)v[O_SEQS].i, .ttl_s = (int)v[O_ETCD_TTL].i};
     if (v[O_ETCD].set && sl_etcd_register_start(&ec, &reg) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;

@@ -388,7 +388,7 @@ sl_status sl_etcd_register_start(const sl_etcd_reg_cfg *cfg, sl_etcd_reg **out) 
     snprintf(id, sizeof id, "%s", cfg->id ? cfg->id : "");
     if (!cfg->id) snprintf(id, sizeof id, "%s:%d", host, cfg->port);
     if (cfg->url) snprintf(url, sizeof url, "%s", cfg->url);
-    else sl_host_url(cfg->host, cfg->port, true, url, sizeof url); /* (an IPv6 address in brackets) */
+    else sl_host_url(cfg->host, cfg->port, cfg->tls, true, url, sizeof url); /* (an IPv6 address in brackets) */
     for (const char *p = id; *p; p++)
         if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x21 || *p == '/')
             return SL_FAIL(SL_ERR_INVALID, "--engine-id '%s': use letters, digits and . _ : - only", id);

@@ -33,6 +33,7 @@ typedef struct sl_etcd_reg_cfg {
     const char *url;        /* NULL = "http://HOST:PORT" */
     const char *host;       /* the engine's listening address and port (for the defaults) */
     int port;
+    bool tls;               /* it serves HTTPS (the default URL's scheme) */
     const char *model;
     const char *version;    /* NULL = "" */
     int capacity;

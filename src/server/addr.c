@@ -58,10 +58,10 @@ sl_status sl_listen_addr(const char *host, int port, struct sockaddr_storage *ss
     return st;
 }
 
-void sl_host_url(const char *host, int port, bool clients_reach, char *out, size_t cap) {
+void sl_host_url(const char *host, int port, bool tls, bool clients_reach, char *out, size_t cap) {
     const char *h = host && *host ? host : "127.0.0.1";
     if (clients_reach && !strcmp(h, "0.0.0.0")) h = "127.0.0.1";
     if (clients_reach && (!strcmp(h, "::") || !strcmp(h, "[::]"))) h = "::1";
     const bool v6 = strchr(h, ':') && h[0] != '[';
-    snprintf(out, cap, "http://%s%s%s:%d", v6 ? "[" : "", h, v6 ? "]" : "", port);
+    snprintf(out, cap, "%s://%s%s%s:%d", tls ? "https" : "http", v6 ? "[" : "", h, v6 ? "]" : "", port);
 }

@@ -20,9 +20,13 @@
 #include "server/addr.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +47,7 @@ struct sl_http {
     atomic_bool draining;
     _Atomic int in_flight;
     sl_api_keys keys; /* --api-key, --api-key-file (none: no check) */
+    char *tls_key, *tls_cert; /* HTTPS: the PEM texts, kept while the daemon runs */
     long long started; /* the model's "created": when this server started serving it */
     sl_resp_store *store; /* responses kept for previous_response_id and GET /v1/responses/{id}, or NULL */
     /* background responses running (their gens, bg_next-linked), and a signal when one ends */
@@ -1700,6 +1705,65 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
+/* What sl_http_start made (the daemon stopped, or never started). */
+static void http_free(sl_http *h) {
+    pthread_mutex_destroy(&h->bg_mu);
+    pthread_cond_destroy(&h->bg_cv);
+    sl_resp_store_free(h->store);
+    sl_api_keys_free(&h->keys);
+    free(h->tls_key);
+    free(h->tls_cert);
+    sl_free(h);
+}
+
+/* A PEM file's text (NUL-terminated) into *out. */
+static sl_status read_pem(const char *path, const char *flag, char **out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return SL_FAIL(SL_ERR_IO, "%s %s: %s", flag, path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&buf, &n);
+    char chunk[4096];
+    size_t k;
+    while (m && (k = fread(chunk, 1, sizeof chunk, f)) > 0 && n < (1u << 20)) fwrite(chunk, 1, k, m);
+    const bool err = ferror(f) != 0;
+    fclose(f);
+    if (m) fclose(m);
+    if (!buf || err || n == 0 || !strstr(buf, "-----BEGIN ")) {
+        free(buf);
+        return SL_FAIL(SL_ERR_INVALID, "%s %s: %s", flag, path, err ? "cannot read it" : "not a PEM file");
+    }
+    *out = buf;
+    return SL_OK;
+}
+
+/* HTTPS: both files or neither, read. */
+static sl_status load_tls(sl_http *h, const sl_http_cfg *cfg) {
+    if (!cfg->tls_key_file && !cfg->tls_cert_file) return SL_OK;
+    if (!cfg->tls_key_file || !cfg->tls_cert_file)
+        return SL_FAIL(SL_ERR_INVALID, "HTTPS needs both --ssl-keyfile and --ssl-certfile");
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return SL_FAIL(SL_ERR_UNSUPPORTED, "this libmicrohttpd was built without TLS: --ssl-keyfile cannot be served");
+    sl_status st = read_pem(cfg->tls_key_file, "--ssl-keyfile", &h->tls_key);
+    if (st == SL_OK) st = read_pem(cfg->tls_cert_file, "--ssl-certfile", &h->tls_cert);
+    if (st != SL_OK) return st;
+    /* read once here too, to name what is wrong (the TLS library only says that it failed) */
+    BIO *kb = BIO_new_mem_buf(h->tls_key, -1), *cb = BIO_new_mem_buf(h->tls_cert, -1);
+    EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    X509 *cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    if (!key) st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s: no unencrypted private key in it", cfg->tls_key_file);
+    else if (!cert) st = SL_FAIL(SL_ERR_INVALID, "--ssl-certfile %s: no certificate in it", cfg->tls_cert_file);
+    else if (X509_check_private_key(cert, key) != 1)
+        st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s is not the key of --ssl-certfile %s", cfg->tls_key_file,
+                     cfg->tls_cert_file);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    BIO_free(kb);
+    BIO_free(cb);
+    ERR_clear_error();
+    return st;
+}
+
 sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched *sched, sl_metrics *metrics,
                         sl_http **out) {
     *out = NULL;
@@ -1715,35 +1779,37 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
     pthread_cond_init(&h->bg_cv, NULL);
     if (cfg->responses_store > 0 &&
         !(h->store = sl_resp_store_new(cfg->responses_store, (size_t)cfg->responses_store_mib << 20))) {
-        sl_free(h);
+        http_free(h);
         return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     }
     sl_status kst = sl_api_keys_load(&h->keys, cfg->api_key, cfg->api_key_file);
     if (kst != SL_OK) {
-        sl_resp_store_free(h->store);
-        sl_free(h);
+        http_free(h);
         return kst;
     }
     struct sockaddr_storage sa;
     socklen_t sa_len = 0;
-    if ((kst = sl_listen_addr(cfg->host, cfg->port, &sa, &sa_len)) != SL_OK) {
-        sl_resp_store_free(h->store);
-        sl_api_keys_free(&h->keys);
-        sl_free(h);
+    if ((kst = sl_listen_addr(cfg->host, cfg->port, &sa, &sa_len)) != SL_OK || (kst = load_tls(h, cfg)) != SL_OK) {
+        http_free(h);
         return kst;
     }
+    const bool tls = h->tls_key != NULL;
     h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                                (sa.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0),
+                                (sa.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0) | (tls ? MHD_USE_TLS : 0),
                             (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                             /* chat templates render recursively: give connection threads a roomy stack */
-                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)8 << 20, MHD_OPTION_END);
+                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)8 << 20,
+                            /* (HTTPS: the key and certificate; else the list ends here) */
+                            tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, h->tls_key, MHD_OPTION_HTTPS_MEM_CERT,
+                            h->tls_cert, MHD_OPTION_END);
     if (!h->d) {
-        sl_resp_store_free(h->store);
-        sl_api_keys_free(&h->keys);
-        sl_free(h);
+        http_free(h);
+        if (tls)
+            return SL_FAIL(SL_ERR_IO, "cannot listen on %s:%d with TLS (in use or not allowed, or --ssl-keyfile and "
+                           "--ssl-certfile are not a matching PEM key and certificate)", cfg->host, cfg->port);
         return SL_FAIL(SL_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", cfg->host, cfg->port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -1770,9 +1836,5 @@ void sl_http_stop(sl_http *h) {
         fprintf(stderr, "shardlm serve: background responses still running at exit\n");
         return;
     }
-    pthread_mutex_destroy(&h->bg_mu);
-    pthread_cond_destroy(&h->bg_cv);
-    sl_resp_store_free(h->store);
-    sl_api_keys_free(&h->keys);
-    sl_free(h);
+    http_free(h);
 }

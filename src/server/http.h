@@ -30,6 +30,8 @@ typedef struct sl_http_cfg {
     const char *allowed_origins; /* CORS (server/cors.h): "*", origins separated by commas, NULL or "": none */
     bool access_log;             /* a line on stderr per request (method, path, status, tokens, times) */
     const char *api_key_file;    /* more keys, one per line (server/apikeys.h) */
+    const char *tls_key_file;    /* HTTPS: the private key and certificate chain (PEM files); NULL: plain HTTP */
+    const char *tls_cert_file;
 } sl_http_cfg;
 
 typedef struct sl_http sl_http;

@@ -14,6 +14,7 @@
 #include "core/strbuf.h"
 #include "model/model.h"
 #include "rerank_util.h"
+#include "tls_util.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -59,6 +60,8 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *ud) {
     return n;
 }
 
+static const char *tls_ca; /* the CA file clients trust (NULL: the system's) */
+
 static CURL *make_easy(const char *url, const char *path, const char *body, const char *auth, resp *r,
                        struct curl_slist **hdrs) {
     char full[256];
@@ -69,6 +72,7 @@ static CURL *make_easy(const char *url, const char *path, const char *body, cons
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (tls_ca) curl_easy_setopt(c, CURLOPT_CAINFO, tls_ca); /* (the HTTPS test's own certificate) */
     *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     if (auth) *hdrs = curl_slist_append(*hdrs, auth);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
@@ -4855,6 +4859,73 @@ TEST(serve_host_forms) {
     CHECK_EQ_INT(r.status, 200);
     free(r.body);
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+}
+
+/* HTTPS (vLLM's --ssl-keyfile / --ssl-certfile, llama.cpp's --ssl-key-file / --ssl-cert-file): a client that
+ * verifies the certificate gets the same greedy text as over plain HTTP, streamed too; plain HTTP to it fails;
+ * a key that is not the certificate's, or a file without a key, is refused by name. */
+TEST(serve_https) {
+    char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
+    CHECK(tls_make_cert(key, cert));
+    const char *url = start_default();
+    CHECK(url);
+    static const char body[] = "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0}";
+    resp plain = http(url, "/v1/completions", body, NULL);
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--ssl-keyfile", key,
+                    "--ssl-cert-file", cert, NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    CHECK_MSG(!strncmp(p.url, "https://", 8), "%s", p.url);
+    tls_ca = cert;
+    resp r = http(p.url, "/v1/completions", body, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    json_t *a = json_loads(plain.body ? plain.body : "", 0, NULL), *b = json_loads(r.body ? r.body : "", 0, NULL);
+    const char *ta = json_string_value(json_object_get(json_array_get(json_object_get(a, "choices"), 0), "text"));
+    const char *tb = json_string_value(json_object_get(json_array_get(json_object_get(b, "choices"), 0), "text"));
+    CHECK_MSG(ta && tb && !strcmp(ta, tb) && strlen(ta) > 10, "%s | %s", plain.body, r.body);
+    free(r.body);
+    r = http(p.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0,\"stream\":true}", NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "data: [DONE]"), "%ld %s", r.status, r.body);
+    free(r.body);
+    tls_ca = NULL;
+    char purl[64];
+    snprintf(purl, sizeof purl, "http://127.0.0.1:%d", p.port);
+    r = http(purl, "/health", NULL, NULL);
+    CHECK_MSG(r.status != 200, "plain HTTP answered %ld", r.status);
+    free(r.body);
+    r = http(p.url, "/health", NULL, NULL); /* (a certificate the system does not trust) */
+    CHECK_MSG(r.status != 200, "an untrusted certificate answered %ld", r.status);
+    free(r.body);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    json_decref(a);
+    json_decref(b);
+    free(plain.body);
+    /* refused by name */
+    char other_key[] = "/tmp/shardlm-key-XXXXXX", other_cert[] = "/tmp/shardlm-cert-XXXXXX";
+    CHECK(tls_make_cert(other_key, other_cert));
+    static const struct {
+        int k, c;
+        const char *want;
+    } bad[] = {{0, 3, "is not the key of"}, {1, 1, "no unencrypted private key"}, {0, 0, "no certificate"}, {0, -1, "both"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *files[] = {key, cert, other_key, other_cert};
+        char *cmd[16] = {(char *)sl_test_bin(), "serve", "-m", MODEL, "--port", "0", "--ssl-keyfile", (char *)files[bad[i].k]};
+        int n = 8;
+        if (bad[i].c >= 0) {
+            cmd[n++] = "--ssl-certfile";
+            cmd[n++] = (char *)files[bad[i].c];
+        }
+        cmd[n] = NULL;
+        char *out = NULL, *err = NULL;
+        const int rc = sl_test_run(cmd, &out, &err, 30);
+        CHECK_MSG(rc != 0 && err && strstr(err, bad[i].want), "case %zu: rc %d: %s", i, rc, err ? err : "");
+        free(out);
+        free(err);
+    }
+    unlink(key);
+    unlink(cert);
+    unlink(other_key);
+    unlink(other_cert);
 }
 
 TEST(zz_stop_server) {

@@ -45,16 +45,16 @@ TEST(listen_addresses) {
 
 TEST(host_urls) {
     char u[128];
-    sl_host_url("0.0.0.0", 80, false, u, sizeof u);
+    sl_host_url("0.0.0.0", 80, false, false, u, sizeof u);
     CHECK_STR(u, "http://0.0.0.0:80");
-    sl_host_url("0.0.0.0", 80, true, u, sizeof u);
+    sl_host_url("0.0.0.0", 80, false, true, u, sizeof u);
     CHECK_STR(u, "http://127.0.0.1:80");
-    sl_host_url("::", 80, false, u, sizeof u);
+    sl_host_url("::", 80, false, false, u, sizeof u);
     CHECK_STR(u, "http://[::]:80");
-    sl_host_url("::", 80, true, u, sizeof u);
+    sl_host_url("::", 80, false, true, u, sizeof u);
     CHECK_STR(u, "http://[::1]:80");
-    sl_host_url("[fe80::1]", 80, true, u, sizeof u);
-    CHECK_STR(u, "http://[fe80::1]:80");
-    sl_host_url("localhost", 8080, true, u, sizeof u);
+    sl_host_url("[fe80::1]", 80, true, true, u, sizeof u);
+    CHECK_STR(u, "https://[fe80::1]:80");
+    sl_host_url("localhost", 8080, false, true, u, sizeof u);
     CHECK_STR(u, "http://localhost:8080");
 }
