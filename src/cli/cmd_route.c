@@ -27,7 +27,7 @@
 
 enum { O_HOST, O_PORT, O_THREADS, O_ENGINE, O_ETCD, O_CLUSTER, O_POLICY, O_VNODES, O_LOAD, O_PREFIX, O_RETRIES,
        O_CONNECT, O_UPTIMEOUT, O_PROBE, O_RISE, O_FALL, O_APIKEY, O_ENGINEKEY, O_ADMINKEY, O_ROLLOUT, O_MAXBODY,
-       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_COUNT };
+       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_ENGINECA, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on: IPv4, IPv6 (:: takes IPv4 too) or a name"},
@@ -52,6 +52,8 @@ static const opt_def OPTS[O_COUNT] = {
     [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1,
                   "require 'Authorization: Bearer KEY' from clients (several keys: separated by commas)"},
     [O_KEYFILE] = {"api-key-file", NULL, OPT_STR, NULL, 0, -1, "client keys accepted too, one per line"},
+    [O_ENGINECA] = {"engine-ca", NULL, OPT_STR, NULL, 0, -1,
+                    "CA certificates (PEM) that https:// engines' certificates chain to (default: the system's)"},
     [O_ENGINEKEY] = {"engine-api-key", NULL, OPT_STR, NULL, 0, -1, "API key sent to engines (default: the client's)"},
     [O_ADMINKEY] = {"admin-key", NULL, OPT_STR, NULL, 0, -1, "key for /admin/* (PUT /admin/rollout ...); off without it"},
     [O_ROLLOUT] = {"rollout", NULL, OPT_STR, NULL, 0, -1, "initial rollout weights, JSON: '{\"v1\": 90, \"v2\": 10}'"},
@@ -166,6 +168,7 @@ int cmd_route(int argc, char **argv) {
         .allowed_origins = v[O_ORIGINS].s,
         .access_log = !v[O_NOACCESS].b,
         .api_key_file = v[O_KEYFILE].set ? v[O_KEYFILE].s : NULL,
+        .engine_ca = v[O_ENGINECA].set ? v[O_ENGINECA].s : NULL,
         .responses_store_mib = v[O_RSTORE_MIB].i,
     };
     if (sl_router_start(&cfg, &r) != SL_OK) {

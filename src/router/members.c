@@ -51,7 +51,7 @@ void sl_member_eject(sl_member *e, const char *why) {
 
 sl_status sl_member_spec_parse(const char *text, sl_member_spec *out) {
     memset(out, 0, sizeof *out);
-    const char *eq = strncmp(text, "http://", 7) != 0 ? strchr(text, '=') : NULL;
+    const char *eq = strncmp(text, "http://", 7) != 0 && strncmp(text, "https://", 8) != 0 ? strchr(text, '=') : NULL;
     const char *full = text;
     if (eq) { /* ID=URL: a name of its own keeps the engine's ring points when its address changes */
         size_t il = (size_t)(eq - text);
@@ -66,8 +66,9 @@ sl_status sl_member_spec_parse(const char *text, sl_member_spec *out) {
     const char *hash = strchr(text, '#');
     size_t ulen = hash ? (size_t)(hash - text) : strlen(text);
     while (ulen > 0 && text[ulen - 1] == '/') ulen--;
-    if (ulen < 8 || strncmp(text, "http://", 7) != 0)
-        return SL_FAIL(SL_ERR_INVALID, "engine '%s': expected [ID=]http://HOST:PORT[#VERSION]", full);
+    const size_t scheme = !strncmp(text, "https://", 8) ? 8 : !strncmp(text, "http://", 7) ? 7 : 0;
+    if (scheme == 0 || ulen <= scheme)
+        return SL_FAIL(SL_ERR_INVALID, "engine '%s': expected [ID=]http(s)://HOST:PORT[#VERSION]", full);
     if (ulen >= sizeof out->url) return SL_FAIL(SL_ERR_INVALID, "engine URL '%.40s...' is too long", text);
     memcpy(out->url, text, ulen);
     if (eq) memcpy(out->id, full, (size_t)(eq - full));
@@ -81,13 +82,15 @@ sl_status sl_member_spec_parse(const char *text, sl_member_spec *out) {
     return SL_OK;
 }
 
-/* Split http://host:port into host and port and resolve it. */
+/* Split http(s)://host:port into host and port and resolve it. */
 static sl_status engine_create(const sl_member_spec *spec, sl_member **out) {
     *out = NULL;
-    const char *h = spec->url + 7;
+    const bool tls = !strncmp(spec->url, "https://", 8);
+    const char *h = spec->url + (tls ? 8 : 7);
     const char *slash = strchr(h, '/');
     size_t hl = slash ? (size_t)(slash - h) : strlen(h);
     char host[256], port[16] = "80";
+    if (tls) snprintf(port, sizeof port, "443");
     if (hl == 0 || hl >= sizeof host) return SL_FAIL(SL_ERR_INVALID, "engine '%s': bad host", spec->url);
     if (slash && strcmp(slash, "/") != 0)
         return SL_FAIL(SL_ERR_INVALID, "engine '%s': a path is not supported (give http://HOST:PORT)", spec->url);
@@ -119,6 +122,8 @@ static sl_status engine_create(const sl_member_spec *spec, sl_member **out) {
     e->spec = *spec;
     snprintf(e->hostport, sizeof e->hostport, "%s", h);
     if (slash) e->hostport[hl] = '\0';
+    e->tls = tls;
+    snprintf(e->tls_name, sizeof e->tls_name, "%s", hn);
     memcpy(&e->addr, ai->ai_addr, ai->ai_addrlen);
     e->addr_len = ai->ai_addrlen;
     freeaddrinfo(ai);

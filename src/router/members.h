@@ -42,6 +42,8 @@ typedef struct sl_member {
     _Atomic int refs;
     sl_member_spec spec;
     char hostport[280];              /* for the Host header */
+    bool tls;                        /* https://: TLS to it, its certificate verified for tls_name */
+    char tls_name[256];              /* the host: a name (SNI, verified) or an IP address (verified) */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     /* health */

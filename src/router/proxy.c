@@ -43,6 +43,9 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,7 +71,7 @@
 
 enum { K_LISTEN = 1, K_WAKE, K_CLIENT, K_UP };
 enum { EP_COMPLETIONS, EP_CHAT, EP_TOKENIZE, EP_DETOKENIZE, EP_EMBEDDINGS, EP_INFILL };
-enum { U_CONNECTING, U_SENDING, U_WAITING, U_IDLE };
+enum { U_CONNECTING, U_SENDING, U_WAITING, U_IDLE, U_HANDSHAKE };
 /* how an attempt failed */
 enum { F_CONNECT, F_CONNECT_TIMEOUT, F_RESET, F_EOF, F_TIMEOUT, F_PROTO, F_UNAVAILABLE };
 
@@ -131,6 +134,8 @@ struct uconn {
     xreq *x;
     int64_t deadline_ns;
     uint32_t ep_mask; /* events registered with epoll */
+    SSL *ssl;         /* an https:// engine's TLS (NULL: plain) */
+    bool hs_write;    /* its handshake waits to write (else to read) */
 };
 
 struct xreq {
@@ -221,6 +226,7 @@ struct worker {
 
 struct sl_proxy {
     sl_router *r;
+    SSL_CTX *up_tls; /* TLS to https:// engines (their certificates verified) */
     int n;
     worker *w;
     int port;
@@ -311,6 +317,7 @@ static void client_close(worker *w, cconn *c);
 static void start_attempt(worker *w, xreq *x);
 static void attempt_failed(worker *w, xreq *x, sl_member *e, int kind, bool stale);
 static void up_close(worker *w, uconn *u);
+static void up_fail(worker *w, uconn *u, int kind);
 static void finish_x(worker *w, xreq *x);
 
 /* ---- client responses ------------------------------------------------------------- */
@@ -446,8 +453,9 @@ static void client_interest(worker *w, cconn *c) {
 
 static void up_interest(worker *w, uconn *u) {
     uint32_t ev = EPOLLRDHUP;
+    if (u->state == U_HANDSHAKE) ev |= u->hs_write ? EPOLLOUT : EPOLLIN;
     if (u->state == U_CONNECTING || (u->state == U_SENDING && ob_pending(&u->out))) ev |= EPOLLOUT;
-    if (!u->paused && u->state != U_CONNECTING) ev |= EPOLLIN;
+    if (!u->paused && u->state != U_CONNECTING && u->state != U_HANDSHAKE) ev |= EPOLLIN;
     if (ev == u->ep_mask) return; /* a pooled connection goes request to request without epoll_ctl */
     u->ep_mask = ev;
     ep_set(w, u->fd, u, ev, false);
@@ -1421,6 +1429,10 @@ static void up_close(worker *w, uconn *u) {
         }
     }
     epoll_ctl(w->ep, EPOLL_CTL_DEL, u->fd, NULL);
+    if (u->ssl) { /* (no close_notify: the connection is dropped, as a plain one is) */
+        SSL_free(u->ssl);
+        u->ssl = NULL;
+    }
     close(u->fd);
     u->fd = -1;
     if (u->prev) u->prev->next = u->next;
@@ -1467,6 +1479,24 @@ static uconn *pool_take(worker *w, sl_member *e) {
     return u;
 }
 
+/* The TLS of a connection to the https:// engine e on fd: its name sent (SNI) and its certificate checked for
+ * it (an IP address: for that address). */
+static SSL *up_tls_new(SSL_CTX *ctx, int fd, const sl_member *e) {
+    SSL *s = ctx ? SSL_new(ctx) : NULL;
+    if (!s) return NULL;
+    unsigned char ip[16];
+    const bool is_ip = inet_pton(AF_INET, e->tls_name, ip) == 1 || inet_pton(AF_INET6, e->tls_name, ip) == 1;
+    const bool ok = SSL_set_fd(s, fd) == 1 &&
+                    (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s), e->tls_name) == 1
+                           : SSL_set_tlsext_host_name(s, e->tls_name) == 1 && SSL_set1_host(s, e->tls_name) == 1);
+    if (!ok) {
+        SSL_free(s);
+        return NULL;
+    }
+    SSL_set_connect_state(s);
+    return s;
+}
+
 /* A new connection to e; NULL + *err set when connect() fails at once. */
 static uconn *up_connect(worker *w, sl_member *e, int *err) {
     *err = 0;
@@ -1488,12 +1518,18 @@ static uconn *up_connect(worker *w, sl_member *e, int *err) {
         close(fd);
         return NULL;
     }
+    if (e->tls && !(u->ssl = up_tls_new(w->px->up_tls, fd, e))) {
+        *err = ENOMEM;
+        sl_free(u);
+        close(fd);
+        return NULL;
+    }
     u->kind = K_UP;
     u->fd = fd;
     u->w = w;
     sl_member_retain(e);
     u->e = e;
-    u->state = rc == 0 ? U_SENDING : U_CONNECTING;
+    u->state = rc != 0 ? U_CONNECTING : u->ssl ? U_HANDSHAKE : U_SENDING;
     u->deadline_ns = w->now + (int64_t)w->r->cfg.connect_timeout_ms * 1000000LL;
     sl_hp_init(&u->hp, SL_HP_RESPONSE);
     u->next = w->ups;
@@ -1504,9 +1540,61 @@ static uconn *up_connect(worker *w, sl_member *e, int *err) {
     return u;
 }
 
+/* send() or, on TLS, SSL_write(): bytes written, or -1 with errno (EAGAIN: wait for the socket). */
+static ssize_t up_out(uconn *u, const char *p, size_t n) {
+    if (!u->ssl) return send(u->fd, p, n, MSG_NOSIGNAL);
+    ERR_clear_error();
+    const int k = SSL_write(u->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (k > 0) return k;
+    const int e = SSL_get_error(u->ssl, k);
+    errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : ECONNRESET;
+    return -1;
+}
+
+/* recv() or, on TLS, SSL_read(): bytes read, 0 at the end, or -1 with errno (EAGAIN: nothing now). */
+static ssize_t up_in(uconn *u, char *p, size_t n) {
+    if (!u->ssl) return recv(u->fd, p, n, 0);
+    ERR_clear_error();
+    const int k = SSL_read(u->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (k > 0) return k;
+    const int e = SSL_get_error(u->ssl, k);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) { /* (a session ticket, say: no data yet) */
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    errno = ECONNRESET;
+    return -1;
+}
+
+static void up_write(worker *w, uconn *u);
+
+/* The TLS handshake with an https:// engine, as far as the socket lets it go; then the request. */
+static void up_tls_step(worker *w, uconn *u) {
+    ERR_clear_error();
+    const int rc = SSL_do_handshake(u->ssl);
+    if (rc == 1) {
+        u->state = U_SENDING;
+        up_write(w, u);
+        return;
+    }
+    const int e = SSL_get_error(u->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        u->hs_write = e == SSL_ERROR_WANT_WRITE;
+        up_interest(w, u);
+        return;
+    }
+    const long vr = SSL_get_verify_result(u->ssl);
+    char why[256];
+    if (vr != X509_V_OK) snprintf(why, sizeof why, "its certificate: %s", X509_verify_cert_error_string(vr));
+    else ERR_error_string_n(ERR_peek_error() ? ERR_peek_error() : (unsigned long)e, why, sizeof why);
+    fprintf(stderr, "shardlm route: TLS to engine %s (%s) failed: %s\n", u->e->spec.id, u->e->spec.url, why);
+    up_fail(w, u, F_CONNECT);
+}
+
 static void up_write(worker *w, uconn *u) {
     while (ob_pending(&u->out)) {
-        ssize_t k = send(u->fd, u->out.p + u->out.off, ob_pending(&u->out), MSG_NOSIGNAL);
+        ssize_t k = up_out(u, u->out.p + u->out.off, ob_pending(&u->out));
         if (k > 0) {
             u->out.off += (size_t)k;
             continue;
@@ -1544,7 +1632,8 @@ static void up_send(worker *w, xreq *x, uconn *u) {
     x->u = u;
     u->got_bytes = u->head_seen = false;
     x->t_up_send = mono_ns();
-    if (u->state != U_CONNECTING) up_write(w, u);
+    if (u->state == U_HANDSHAKE) up_tls_step(w, u);
+    else if (u->state != U_CONNECTING) up_write(w, u);
 }
 
 static void attempt_on(worker *w, xreq *x, sl_member *e) {
@@ -2021,7 +2110,7 @@ static void up_done(worker *w, uconn *u) {
 
 static void up_readable(worker *w, uconn *u) {
     for (;;) {
-        ssize_t k = recv(u->fd, w->rbuf, sizeof w->rbuf, 0);
+        ssize_t k = up_in(u, w->rbuf, sizeof w->rbuf);
         if (k < 0 && errno == EINTR) continue;
         if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (!u->x) { /* idle in the pool: the engine closed it, or sent something unasked */
@@ -2063,7 +2152,7 @@ static void up_readable(worker *w, uconn *u) {
             if (used == 0) break;
         }
         if (u->paused) return;
-        if ((size_t)k < sizeof w->rbuf) return;
+        if (!u->ssl && (size_t)k < sizeof w->rbuf) return; /* (TLS: on to its EAGAIN, records may be buffered) */
     }
 }
 
@@ -2077,8 +2166,17 @@ static void up_event(worker *w, uconn *u, uint32_t ev) {
             up_fail(w, u, F_CONNECT);
             return;
         }
+        if (u->ssl) {
+            u->state = U_HANDSHAKE;
+            up_tls_step(w, u);
+            return;
+        }
         u->state = U_SENDING;
         up_write(w, u);
+        return;
+    }
+    if (u->state == U_HANDSHAKE) {
+        up_tls_step(w, u);
         return;
     }
     if (u->state == U_SENDING && (ev & EPOLLOUT)) {
@@ -2098,7 +2196,7 @@ static void sweep(worker *w) {
         if (u->dead || u->deadline_ns > now) continue;
         if (u->paused) u->deadline_ns = now + (int64_t)w->r->cfg.upstream_timeout_s * 1000000000LL;
         else if (u->state == U_IDLE) up_close(w, u);
-        else if (u->state == U_CONNECTING) up_fail(w, u, F_CONNECT_TIMEOUT);
+        else if (u->state == U_CONNECTING || u->state == U_HANDSHAKE) up_fail(w, u, F_CONNECT_TIMEOUT);
         else up_fail(w, u, F_TIMEOUT);
     }
     for (cconn *c = w->clients, *next; c; c = next) {
@@ -2238,6 +2336,26 @@ static int listen_on(const char *host, int port, sl_status *st) {
     return fd;
 }
 
+/* The TLS client side for https:// engines: TLS 1.2 or later, certificates verified against ca (PEM; NULL: the
+ * system's). */
+static sl_status up_tls_ctx(const char *ca, SSL_CTX **out) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) return SL_FAIL(SL_ERR_NOMEM, "cannot make a TLS context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF); /* (an engine closing after its answer) */
+    if (ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1 : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        char why[256];
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        return SL_FAIL(SL_ERR_INVALID, "--engine-ca %s: %s", ca ? ca : "(the system's)", why);
+    }
+    *out = ctx;
+    return SL_OK;
+}
+
 sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
     *out = NULL;
     sl_status st = SL_OK;
@@ -2249,6 +2367,11 @@ sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
     if (!px->w) {
         sl_free(px);
         return SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    }
+    if ((st = up_tls_ctx(r->cfg.engine_ca, &px->up_tls)) != SL_OK) {
+        sl_free(px->w);
+        sl_free(px);
+        return st;
     }
     int port = r->cfg.port;
     int started = 0;
@@ -2298,6 +2421,7 @@ fail:
         if (w->ep >= 0) close(w->ep);
         if (w->wake_fd >= 0) close(w->wake_fd);
     }
+    SSL_CTX_free(px->up_tls);
     sl_free(px->w);
     sl_free(px);
     return st;
@@ -2320,6 +2444,7 @@ void sl_proxy_stop(sl_proxy *px) {
         close(w->ep);
         close(w->wake_fd);
     }
+    SSL_CTX_free(px->up_tls);
     sl_free(px->w);
     sl_free(px);
 }

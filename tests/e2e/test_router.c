@@ -10,6 +10,7 @@
  */
 #include "test_router_util.h"
 #include "rerank_util.h"
+#include "tls_util.h"
 
 static bool start_engines(sl_test_proc *e, int n, const char **urls) {
     for (int i = 0; i < n; i++) {
@@ -301,8 +302,8 @@ static char *chat_parts(const rresp *r) {
 /* kill -9 the engine serving a greedy stream mid-answer: the stream completes
  * and equals the undisturbed output; one migration is counted. engine_extra: more flags of the engines;
  * parts: compare chat answers part by part (chat_parts) instead of their text. */
-static void midstream_kill_with(const char *path, const char *plain, const char *stream, const char *const *engine_extra,
-                                bool parts) {
+static void midstream_kill_tls(const char *path, const char *plain, const char *stream, const char *const *engine_extra,
+                               bool parts, const char *const *router_extra) {
     sl_test_proc e[2], r, ref;
     const char *urls[2];
     for (int i = 0; i < 2; i++) {
@@ -310,7 +311,7 @@ static void midstream_kill_with(const char *path, const char *plain, const char 
         urls[i] = e[i].url;
     }
     CHECK(rt_start_engine(&ref, engine_extra));
-    CHECK(start_router(&r, urls, 2, NULL));
+    CHECK(start_router(&r, urls, 2, router_extra));
     rresp want = rt_post(ref.url, path, plain);
     CHECK_EQ_INT(want.status, 200);
     char *wt = parts ? chat_parts(&want) : rt_text(&want, NULL, NULL);
@@ -361,6 +362,11 @@ static void midstream_kill_with(const char *path, const char *plain, const char 
     stop_all(&r, 1);
     stop_all(e, 2);
     stop_all(&ref, 1);
+}
+
+static void midstream_kill_with(const char *path, const char *plain, const char *stream, const char *const *engine_extra,
+                                bool parts) {
+    midstream_kill_tls(path, plain, stream, engine_extra, parts, NULL);
 }
 
 static void midstream_kill(const char *path, const char *plain, const char *stream) {
@@ -1387,4 +1393,31 @@ TEST(router_host_forms) {
     }
     stop_all(&r, 1);
     stop_all(&e, 1);
+}
+
+/* Engines serving HTTPS (https:// URLs, their certificate verified against --engine-ca): proxied whole and
+ * streamed, and a stream continued on the other engine when its engine is killed mid-answer; without the CA
+ * (the system's do not know a self-signed certificate) no engine comes into rotation. */
+TEST(https_engines) {
+    char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
+    CHECK(tls_make_cert(key, cert));
+    rt_tls_ca = cert;
+    const char *tls[] = {"--ssl-keyfile", key, "--ssl-certfile", cert, NULL};
+    const char *ca[] = {"--engine-ca", cert, NULL};
+    midstream_kill_tls("/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0}",
+                       "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"temperature\":0,\"stream\":true}", tls, false, ca);
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, tls));
+    CHECK_MSG(!strncmp(e.url, "https://", 8), "%s", e.url);
+    char *args[] = {"route", "--port", "0", "--probe-interval-ms", "200", "--engine", e.url, NULL};
+    CHECK(rt_start(&r, args));
+    rt_sleep_ms(800);
+    rresp a = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":4}");
+    CHECK_MSG(a.status == 503 || a.status == 502, "an engine whose certificate is not trusted answered: %ld %s", a.status, a.body);
+    rt_free(&a);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+    rt_tls_ca = NULL;
+    unlink(key);
+    unlink(cert);
 }

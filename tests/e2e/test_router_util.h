@@ -29,6 +29,9 @@
 #define RT_MODEL "../shared/models/stories260K.gguf"
 #define RT_FN static __attribute__((unused)) /* each test file uses some of them */
 
+/* The CA file the tests' HTTPS clients trust (NULL: the system's), for engines and routers serving TLS. */
+static const char *rt_tls_ca;
+
 RT_FN double rt_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -177,6 +180,7 @@ RT_FN CURL *rt_easy(const char *base, const char *method, const char *path, cons
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rt_on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rt_on_header);
+    if (rt_tls_ca) curl_easy_setopt(h, CURLOPT_CAINFO, rt_tls_ca);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
