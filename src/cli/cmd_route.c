@@ -27,7 +27,7 @@
 
 enum { O_HOST, O_PORT, O_THREADS, O_ENGINE, O_ETCD, O_CLUSTER, O_POLICY, O_VNODES, O_LOAD, O_PREFIX, O_RETRIES,
        O_CONNECT, O_UPTIMEOUT, O_PROBE, O_RISE, O_FALL, O_APIKEY, O_ENGINEKEY, O_ADMINKEY, O_ROLLOUT, O_MAXBODY,
-       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_ENGINECA, O_COUNT };
+       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_ENGINECA, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on: IPv4, IPv6 (:: takes IPv4 too) or a name"},
@@ -52,6 +52,10 @@ static const opt_def OPTS[O_COUNT] = {
     [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1,
                   "require 'Authorization: Bearer KEY' from clients (several keys: separated by commas)"},
     [O_KEYFILE] = {"api-key-file", NULL, OPT_STR, NULL, 0, -1, "client keys accepted too, one per line"},
+    [O_SSLKEY] = {"ssl-keyfile", NULL, OPT_STR, NULL, 0, -1, "HTTPS for clients: the private key (PEM), with --ssl-certfile"},
+    [O_SSLCERT] = {"ssl-certfile", NULL, OPT_STR, NULL, 0, -1, "HTTPS for clients: the certificate chain (PEM)"},
+    [O_SSLKEY2] = {"ssl-key-file", NULL, OPT_STR, NULL, 0, -1, "the same as --ssl-keyfile (llama.cpp's name)"},
+    [O_SSLCERT2] = {"ssl-cert-file", NULL, OPT_STR, NULL, 0, -1, "the same as --ssl-certfile (llama.cpp's name)"},
     [O_ENGINECA] = {"engine-ca", NULL, OPT_STR, NULL, 0, -1,
                     "CA certificates (PEM) that https:// engines' certificates chain to (default: the system's)"},
     [O_ENGINEKEY] = {"engine-api-key", NULL, OPT_STR, NULL, 0, -1, "API key sent to engines (default: the client's)"},
@@ -169,6 +173,8 @@ int cmd_route(int argc, char **argv) {
         .access_log = !v[O_NOACCESS].b,
         .api_key_file = v[O_KEYFILE].set ? v[O_KEYFILE].s : NULL,
         .engine_ca = v[O_ENGINECA].set ? v[O_ENGINECA].s : NULL,
+        .tls_key_file = v[O_SSLKEY].set ? v[O_SSLKEY].s : v[O_SSLKEY2].set ? v[O_SSLKEY2].s : NULL,
+        .tls_cert_file = v[O_SSLCERT].set ? v[O_SSLCERT].s : v[O_SSLCERT2].set ? v[O_SSLCERT2].s : NULL,
         .responses_store_mib = v[O_RSTORE_MIB].i,
     };
     if (sl_router_start(&cfg, &r) != SL_OK) {
@@ -176,7 +182,7 @@ int cmd_route(int argc, char **argv) {
         goto done;
     }
     char where[128];
-    sl_host_url(v[O_HOST].s, sl_router_port(r), false, false, where, sizeof where);
+    sl_host_url(v[O_HOST].s, sl_router_port(r), cfg.tls_key_file != NULL, false, where, sizeof where);
     printf("shardlm route: on %s (%d static engine%s%s%s, policy %s, %d I/O threads)\n", where, n_engines, n_engines == 1 ? "" : "s", cfg.etcd ? ", etcd " : "", cfg.etcd ? cfg.etcd : "",
            v[O_POLICY].s, cfg.threads);
     fflush(stdout);

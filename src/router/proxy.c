@@ -44,6 +44,7 @@
 #include <jansson.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -117,6 +118,8 @@ typedef struct cconn {
     char path[96];
     int status;               /* the status sent (0: none yet) */
     int64_t t_req;            /* ns: its head parsed */
+    SSL *ssl;                 /* HTTPS (--ssl-keyfile): the connection's TLS, else NULL */
+    bool tls_want_write;      /* its TLS reads wait for the socket to take what TLS has to send */
 } cconn;
 
 struct uconn {
@@ -227,6 +230,7 @@ struct worker {
 struct sl_proxy {
     sl_router *r;
     SSL_CTX *up_tls; /* TLS to https:// engines (their certificates verified) */
+    SSL_CTX *srv_tls; /* HTTPS to clients (--ssl-keyfile, --ssl-certfile), or NULL */
     int n;
     worker *w;
     int port;
@@ -441,12 +445,43 @@ static void respond_json(worker *w, cconn *c, int status, json_t *o, const char 
     free(s);
 }
 
+/* ---- socket I/O, plain or TLS ------------------------------------------------------- */
+
+/* send() or, on TLS, SSL_write(): bytes written, or -1 with errno (EAGAIN: wait for the socket). */
+static ssize_t io_out(int fd, SSL *ssl, const char *p, size_t n) {
+    if (!ssl) return send(fd, p, n, MSG_NOSIGNAL);
+    ERR_clear_error();
+    const int k = SSL_write(ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (k > 0) return k;
+    const int e = SSL_get_error(ssl, k);
+    errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : ECONNRESET;
+    return -1;
+}
+
+/* recv() or, on TLS, SSL_read() (a server's handshake too): bytes read, 0 at the end, or -1 with errno (EAGAIN:
+ * nothing now; *want_write where given: only once the socket takes what TLS has to send). */
+static ssize_t io_in(int fd, SSL *ssl, char *p, size_t n, bool *want_write) {
+    if (!ssl) return recv(fd, p, n, 0);
+    ERR_clear_error();
+    const int k = SSL_read(ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (k > 0) return k;
+    const int e = SSL_get_error(ssl, k);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) { /* (a session ticket, say: no data yet) */
+        if (want_write) *want_write = e == SSL_ERROR_WANT_WRITE;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    errno = ECONNRESET;
+    return -1;
+}
+
 /* ---- client I/O ------------------------------------------------------------------- */
 
 static void client_interest(worker *w, cconn *c) {
     uint32_t ev = EPOLLRDHUP;
     if (!c->reading_paused) ev |= EPOLLIN;
-    if (ob_pending(&c->out)) ev |= EPOLLOUT;
+    if (ob_pending(&c->out) || c->tls_want_write) ev |= EPOLLOUT;
     ep_set(w, c->fd, c, ev, false);
     c->want_out = (ev & EPOLLOUT) != 0;
 }
@@ -469,7 +504,7 @@ static void client_flush(worker *w, cconn *c) {
     }
     if (!c->want_out) c->out_ns = mono_ns(); /* a stalled reader is timed from its first unsent byte */
     while (ob_pending(&c->out)) {
-        ssize_t k = send(c->fd, c->out.p + c->out.off, ob_pending(&c->out), MSG_NOSIGNAL);
+        ssize_t k = io_out(c->fd, c->ssl, c->out.p + c->out.off, ob_pending(&c->out));
         if (k > 0) {
             c->out.off += (size_t)k;
             c->out_ns = mono_ns();
@@ -487,7 +522,7 @@ static void client_flush(worker *w, cconn *c) {
             return;
         }
     }
-    bool want = ob_pending(&c->out) > 0;
+    bool want = ob_pending(&c->out) > 0 || c->tls_want_write;
     if (want != c->want_out) client_interest(w, c);
     /* backpressure: a slow client pauses reading its engine */
     uconn *u = c->x ? c->x->u : NULL;
@@ -520,6 +555,10 @@ static void client_close(worker *w, cconn *c) {
         finish_x(w, x);
     }
     epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     if (c->prev) c->prev->next = c->next;
@@ -1346,16 +1385,23 @@ static void client_readable(worker *w, cconn *c) {
             c->in = nb;
             c->cap_in = cap;
         }
-        ssize_t k = recv(c->fd, c->in + c->n_in, c->cap_in - c->n_in, 0);
+        bool want_write = false;
+        ssize_t k = io_in(c->fd, c->ssl, c->in + c->n_in, c->cap_in - c->n_in, &want_write);
         if (k > 0) {
             c->n_in += (size_t)k;
             c->last_ns = w->now;
-            if ((size_t)k < 16384) break;
+            if (!c->ssl && (size_t)k < 16384) break; /* (TLS: on to its EAGAIN, records may be buffered) */
             if (c->n_in > (2u << 20)) break;
             continue;
         }
         if (k < 0 && errno == EINTR) continue;
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (want_write != c->tls_want_write) {
+                c->tls_want_write = want_write;
+                client_interest(w, c);
+            }
+            break;
+        }
         /* EOF or error: the client is gone (after a half-close too: like the engine, we take it as gone) */
         client_close(w, c);
         return;
@@ -1378,6 +1424,16 @@ static void accept_clients(worker *w) {
         if (!c) {
             close(fd);
             continue;
+        }
+        if (w->px->srv_tls) { /* HTTPS: the handshake goes on in the first reads */
+            c->ssl = SSL_new(w->px->srv_tls);
+            if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+                SSL_free(c->ssl);
+                sl_free(c);
+                close(fd);
+                continue;
+            }
+            SSL_set_accept_state(c->ssl);
         }
         c->kind = K_CLIENT;
         c->fd = fd;
@@ -1540,33 +1596,6 @@ static uconn *up_connect(worker *w, sl_member *e, int *err) {
     return u;
 }
 
-/* send() or, on TLS, SSL_write(): bytes written, or -1 with errno (EAGAIN: wait for the socket). */
-static ssize_t up_out(uconn *u, const char *p, size_t n) {
-    if (!u->ssl) return send(u->fd, p, n, MSG_NOSIGNAL);
-    ERR_clear_error();
-    const int k = SSL_write(u->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
-    if (k > 0) return k;
-    const int e = SSL_get_error(u->ssl, k);
-    errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : ECONNRESET;
-    return -1;
-}
-
-/* recv() or, on TLS, SSL_read(): bytes read, 0 at the end, or -1 with errno (EAGAIN: nothing now). */
-static ssize_t up_in(uconn *u, char *p, size_t n) {
-    if (!u->ssl) return recv(u->fd, p, n, 0);
-    ERR_clear_error();
-    const int k = SSL_read(u->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
-    if (k > 0) return k;
-    const int e = SSL_get_error(u->ssl, k);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) { /* (a session ticket, say: no data yet) */
-        errno = EAGAIN;
-        return -1;
-    }
-    if (e == SSL_ERROR_ZERO_RETURN) return 0;
-    errno = ECONNRESET;
-    return -1;
-}
-
 static void up_write(worker *w, uconn *u);
 
 /* The TLS handshake with an https:// engine, as far as the socket lets it go; then the request. */
@@ -1594,7 +1623,7 @@ static void up_tls_step(worker *w, uconn *u) {
 
 static void up_write(worker *w, uconn *u) {
     while (ob_pending(&u->out)) {
-        ssize_t k = up_out(u, u->out.p + u->out.off, ob_pending(&u->out));
+        ssize_t k = io_out(u->fd, u->ssl, u->out.p + u->out.off, ob_pending(&u->out));
         if (k > 0) {
             u->out.off += (size_t)k;
             continue;
@@ -2110,7 +2139,7 @@ static void up_done(worker *w, uconn *u) {
 
 static void up_readable(worker *w, uconn *u) {
     for (;;) {
-        ssize_t k = up_in(u, w->rbuf, sizeof w->rbuf);
+        ssize_t k = io_in(u->fd, u->ssl, w->rbuf, sizeof w->rbuf, NULL);
         if (k < 0 && errno == EINTR) continue;
         if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (!u->x) { /* idle in the pool: the engine closed it, or sent something unasked */
@@ -2281,6 +2310,11 @@ static void *worker_main(void *arg) {
             } else if (kind == K_CLIENT) {
                 cconn *c = evs[i].data.ptr;
                 if (c->dead) continue;
+                if ((ev & EPOLLOUT) && c->tls_want_write) { /* (a TLS read waited for this) */
+                    c->tls_want_write = false;
+                    client_readable(w, c);
+                    if (c->dead) continue;
+                }
                 if (ev & EPOLLOUT) client_flush(w, c);
                 if (!c->dead && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
                     if (c->reading_paused && !(ev & (EPOLLIN))) {
@@ -2356,6 +2390,36 @@ static sl_status up_tls_ctx(const char *ca, SSL_CTX **out) {
     return SL_OK;
 }
 
+/* HTTPS for clients: the PEM key and certificate chain (neither: plain HTTP, *out NULL). */
+static sl_status srv_tls_ctx(const char *key, const char *cert, SSL_CTX **out) {
+    *out = NULL;
+    if (!key && !cert) return SL_OK;
+    if (!key || !cert) return SL_FAIL(SL_ERR_INVALID, "HTTPS needs both --ssl-keyfile and --ssl-certfile");
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) return SL_FAIL(SL_ERR_NOMEM, "cannot make a TLS context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    sl_status st = SL_OK;
+    char why[256];
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        st = SL_FAIL(SL_ERR_INVALID, "--ssl-certfile %s: no certificate in it (%s)", cert, why);
+    } else {
+        FILE *f = fopen(key, "r");
+        EVP_PKEY *pk = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+        if (f) fclose(f);
+        if (!pk)
+            st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s: %s", key, f ? "no unencrypted private key in it" : strerror(errno));
+        else if (SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+            st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s is not the key of --ssl-certfile %s", key, cert);
+        EVP_PKEY_free(pk);
+    }
+    ERR_clear_error();
+    if (st != SL_OK) SSL_CTX_free(ctx);
+    else *out = ctx;
+    return st;
+}
+
 sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
     *out = NULL;
     sl_status st = SL_OK;
@@ -2368,7 +2432,9 @@ sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
         sl_free(px);
         return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     }
-    if ((st = up_tls_ctx(r->cfg.engine_ca, &px->up_tls)) != SL_OK) {
+    if ((st = up_tls_ctx(r->cfg.engine_ca, &px->up_tls)) != SL_OK ||
+        (st = srv_tls_ctx(r->cfg.tls_key_file, r->cfg.tls_cert_file, &px->srv_tls)) != SL_OK) {
+        SSL_CTX_free(px->up_tls);
         sl_free(px->w);
         sl_free(px);
         return st;
@@ -2422,6 +2488,7 @@ fail:
         if (w->wake_fd >= 0) close(w->wake_fd);
     }
     SSL_CTX_free(px->up_tls);
+    SSL_CTX_free(px->srv_tls);
     sl_free(px->w);
     sl_free(px);
     return st;
@@ -2445,6 +2512,7 @@ void sl_proxy_stop(sl_proxy *px) {
         close(w->wake_fd);
     }
     SSL_CTX_free(px->up_tls);
+    SSL_CTX_free(px->srv_tls);
     sl_free(px->w);
     sl_free(px);
 }

@@ -50,6 +50,8 @@ typedef struct sl_router_cfg {
     const char *allowed_origins; /* CORS (server/cors.h): "*", origins separated by commas, NULL or "": none */
     bool access_log;             /* a line on stderr per request (method, path, status, engine, tries, time) */
     const char *api_key_file;    /* more client keys, one per line (server/apikeys.h) */
+    const char *tls_key_file;    /* HTTPS for clients: the private key and certificate chain (PEM); NULL: HTTP */
+    const char *tls_cert_file;
     const char *engine_ca;       /* CA certificates (PEM) that https:// engines' certificates chain to (NULL: the
                                   * system's) */
 } sl_router_cfg;

@@ -1421,3 +1421,65 @@ TEST(https_engines) {
     unlink(key);
     unlink(cert);
 }
+
+/* The router serving HTTPS (--ssl-keyfile / --ssl-cert-file): proxied whole and streamed to a client that
+ * verifies its certificate, a background response served by its own request over TLS, plain HTTP refused;
+ * a key that is not the certificate's refused by name. */
+TEST(https_router) {
+    char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
+    CHECK(tls_make_cert(key, cert));
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    const char *urls[1] = {e.url};
+    const char *tls[] = {"--ssl-keyfile", key, "--ssl-cert-file", cert, "--responses-store", "16", NULL};
+    rt_tls_ca = cert;
+    CHECK(start_router(&r, urls, 1, tls));
+    CHECK_MSG(!strncmp(r.url, "https://", 8), "%s", r.url);
+    static const char body[] = "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0}";
+    rresp direct = rt_post(e.url, "/v1/completions", body), via = rt_post(r.url, "/v1/completions", body);
+    CHECK_EQ_INT(via.status, 200);
+    char *a = rt_text(&direct, NULL, NULL), *b = rt_text(&via, NULL, NULL);
+    CHECK_MSG(strlen(a) > 10 && !strcmp(a, b), "%s | %s", a, b);
+    rresp s = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0,\"stream\":true}");
+    int done = 0;
+    char *c = rt_text(&s, &done, NULL);
+    CHECK_MSG(s.status == 200 && done == 1 && !strcmp(c, a), "%ld %s", s.status, c);
+    rresp bg = rt_post(r.url, "/v1/responses", "{\"input\":\"Tell me about Lily.\",\"max_output_tokens\":8,\"background\":true}");
+    json_t *q = json_loads(bg.body ? bg.body : "", 0, NULL);
+    const char *id = json_string_value(json_object_get(q, "id"));
+    CHECK_MSG(bg.status == 200 && id, "%s", bg.body);
+    json_t *kept = id ? poll_kept(r.url, id) : NULL;
+    const char *kst = json_string_value(json_object_get(kept, "status"));
+    CHECK_MSG(kept && kst && (!strcmp(kst, "completed") || !strcmp(kst, "incomplete")) &&
+                  json_integer_value(json_object_get(json_object_get(kept, "usage"), "output_tokens")) == 8,
+              "%s", kept ? json_dumps(kept, 0) : "(none)");
+    json_decref(kept);
+    json_decref(q);
+    char plain[64];
+    snprintf(plain, sizeof plain, "http://127.0.0.1:%d", r.port);
+    rresp p = rt_http(plain, "GET", "/v1/models", NULL, NULL, NULL);
+    CHECK_MSG(p.status != 200, "plain HTTP answered %ld", p.status);
+    rt_free(&p);
+    free(a);
+    free(b);
+    free(c);
+    rt_free(&direct);
+    rt_free(&via);
+    rt_free(&s);
+    rt_free(&bg);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+    rt_tls_ca = NULL;
+    char other_key[] = "/tmp/shardlm-key-XXXXXX", other_cert[] = "/tmp/shardlm-cert-XXXXXX";
+    CHECK(tls_make_cert(other_key, other_cert));
+    char *cmd[] = {(char *)sl_test_bin(), "route", "--port", "0", "--engine", "http://127.0.0.1:1", "--ssl-keyfile", other_key,
+                   "--ssl-certfile", cert, NULL};
+    char *out = NULL, *err = NULL;
+    CHECK_MSG(sl_test_run(cmd, &out, &err, 30) != 0 && err && strstr(err, "is not the key of"), "%s", err ? err : "");
+    free(out);
+    free(err);
+    unlink(key);
+    unlink(cert);
+    unlink(other_key);
+    unlink(other_cert);
+}
