@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 enum { O_URL, O_WORKLOAD, O_CONC, O_REQS, O_DURATION, O_RATE, O_PTOK, O_MTOK, O_PREFIX, O_SESSIONS, O_TEMP,
-       O_IGNORE_EOS, O_BIAS, O_APIKEY, O_ENDPOINT, O_MODEL, O_TIMEOUT, O_SEED, O_CHECK, O_JSON, O_QUIET, O_COUNT };
+       O_IGNORE_EOS, O_BIAS, O_APIKEY, O_ENDPOINT, O_MODEL, O_TIMEOUT, O_SEED, O_CHECK, O_JSON, O_QUIET, O_CACERT, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_URL] = {"url", NULL, OPT_STR, "http://127.0.0.1:8080", 0, -1, "server base URL"},
@@ -49,6 +49,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_BIAS] = {"logit-bias", NULL, OPT_STR, NULL, 0, -1,
                 "logit_bias to send: a JSON object, or ID:BIAS and A-B:BIAS items joined by commas"},
     [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1, "send 'Authorization: Bearer KEY'"},
+    [O_CACERT] = {"cacert", NULL, OPT_STR, NULL, 0, -1, "https:// servers: CA certificates (PEM) to verify with (default: the system's)"},
     [O_ENDPOINT] = {"endpoint", NULL, OPT_STR, "completions", 0, -1, "completions or chat"},
     [O_MODEL] = {"model", NULL, OPT_STR | OPT_CMD_ENV, NULL, 0, -1, "model name to send (default: the first of /v1/models)"},
     [O_TIMEOUT] = {"timeout", NULL, OPT_FLOAT, "600", 0.001, 1e6, "seconds one request may take"},
@@ -238,6 +239,7 @@ int cmd_loadgen(int argc, char **argv) {
     sl_loadgen_cfg cfg = {
         .url = v[O_URL].s,
         .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,
+        .ca_file = v[O_CACERT].set ? v[O_CACERT].s : NULL,
         .model = v[O_MODEL].set ? v[O_MODEL].s : NULL,
         .concurrency = (int32_t)v[O_CONC].i,
         .requests = v[O_REQS].set ? v[O_REQS].i : v[O_DURATION].f > 0 ? 0 : 100,

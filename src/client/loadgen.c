@@ -373,6 +373,7 @@ static sl_status slot_init(loadgen *lg, slot *s) {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->curl_err);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (lg->cfg->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, lg->cfg->ca_file);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(lg->cfg->timeout_s * 1000.0));
@@ -621,6 +622,7 @@ static sl_status setup(loadgen *lg) {
     curl_easy_setopt(lg->setup, CURLOPT_WRITEFUNCTION, membuf_write);
     curl_easy_setopt(lg->setup, CURLOPT_ERRORBUFFER, lg->setup_err);
     curl_easy_setopt(lg->setup, CURLOPT_NOSIGNAL, 1L);
+    if (c->ca_file) curl_easy_setopt(lg->setup, CURLOPT_CAINFO, c->ca_file);
     curl_easy_setopt(lg->setup, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(lg->setup, CURLOPT_TIMEOUT_MS, SETUP_TIMEOUT_MS);
     curl_multi_setopt(lg->multi, CURLMOPT_MAXCONNECTS, (long)c->concurrency + 4);

@@ -57,6 +57,7 @@ typedef struct sl_loadgen_progress {
 typedef struct sl_loadgen_cfg {
     const char *url;        /* base URL: http://host:port (a trailing /v1 is accepted) */
     const char *api_key;    /* NULL: no Authorization header */
+    const char *ca_file;    /* HTTPS: the CA certificates (PEM) the server's chains to (NULL: the system's) */
     const char *model;      /* NULL: the first id of GET /v1/models */
     sl_lg_endpoint endpoint;
     int32_t concurrency;    /* clients (closed loop) or most requests in flight (with rate) */

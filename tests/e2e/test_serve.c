@@ -4888,6 +4888,17 @@ TEST(serve_https) {
     CHECK_MSG(r.status == 200 && strstr(r.body, "data: [DONE]"), "%ld %s", r.status, r.body);
     free(r.body);
     tls_ca = NULL;
+    { /* shardlm loadgen against it, with the CA (curl's --cacert) */
+        char *lg[] = {(char *)sl_test_bin(), "loadgen", "--url", p.url, "--cacert", cert, "-c", "2", "-n", "4", "--max-tokens", "8",
+                      "--prompt-tokens", "16", "--json", "-q", NULL};
+        char *out = NULL, *err = NULL;
+        const int rc = sl_test_run(lg, &out, &err, 60);
+        json_t *o = json_loads(out ? out : "", 0, NULL);
+        CHECK_MSG(rc == 0 && json_integer_value(json_object_get(o, "completed")) == 4, "loadgen rc %d: %s %s", rc, out, err);
+        json_decref(o);
+        free(out);
+        free(err);
+    }
     char purl[64];
     snprintf(purl, sizeof purl, "http://127.0.0.1:%d", p.port);
     r = http(purl, "/health", NULL, NULL);
