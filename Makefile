@@ -24,7 +24,7 @@ OPT ?= -O2
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wvla \
                -Iinclude -Isrc -pthread -fno-strict-aliasing $(SANFLAGS)
 CFLAGS += $(CFLAGS_BASE)
-LDLIBS := -lcurl -lmicrohttpd -ljansson -lpcre2-8 -lutf8proc -lssl -lcrypto -lm -pthread
+LDLIBS := -lcurl -lmicrohttpd -lgnutls -ljansson -lpcre2-8 -lutf8proc -lssl -lcrypto -lm -pthread
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))

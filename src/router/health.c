@@ -102,6 +102,10 @@ static void add_probe(sl_health *hh, probe *q, sl_member *e, int what, long time
     curl_easy_setopt(q->h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(q->h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
     if (hh->r->cfg.engine_ca) curl_easy_setopt(q->h, CURLOPT_CAINFO, hh->r->cfg.engine_ca); /* (https:// engines) */
+    if (hh->r->cfg.engine_cert) { /* (engines that require a client certificate) */
+        curl_easy_setopt(q->h, CURLOPT_SSLCERT, hh->r->cfg.engine_cert);
+        curl_easy_setopt(q->h, CURLOPT_SSLKEY, hh->r->cfg.engine_key);
+    }
     if (what == P_MODELS && auth) curl_easy_setopt(q->h, CURLOPT_HTTPHEADER, auth);
     curl_multi_add_handle(hh->multi, q->h);
 }

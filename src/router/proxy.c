@@ -2370,9 +2370,31 @@ static int listen_on(const char *host, int port, sl_status *st) {
     return fd;
 }
 
+/* ctx's own certificate chain and key (PEM files, both needed), named by their flags when wrong. */
+static sl_status tls_identity(SSL_CTX *ctx, const char *key, const char *cert, const char *key_flag, const char *cert_flag) {
+    if (!key || !cert) return SL_FAIL(SL_ERR_INVALID, "%s and %s go together", key_flag, cert_flag);
+    sl_status st = SL_OK;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        char why[256];
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        st = SL_FAIL(SL_ERR_INVALID, "%s %s: no certificate in it (%s)", cert_flag, cert, why);
+    } else {
+        FILE *f = fopen(key, "r");
+        EVP_PKEY *pk = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+        if (f) fclose(f);
+        if (!pk)
+            st = SL_FAIL(SL_ERR_INVALID, "%s %s: %s", key_flag, key, f ? "no unencrypted private key in it" : strerror(errno));
+        else if (SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+            st = SL_FAIL(SL_ERR_INVALID, "%s %s is not the key of %s %s", key_flag, key, cert_flag, cert);
+        EVP_PKEY_free(pk);
+    }
+    ERR_clear_error();
+    return st;
+}
+
 /* The TLS client side for https:// engines: TLS 1.2 or later, certificates verified against ca (PEM; NULL: the
  * system's). */
-static sl_status up_tls_ctx(const char *ca, SSL_CTX **out) {
+static sl_status up_tls_ctx(const char *ca, const char *cert, const char *key, SSL_CTX **out) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) return SL_FAIL(SL_ERR_NOMEM, "cannot make a TLS context");
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -2386,33 +2408,32 @@ static sl_status up_tls_ctx(const char *ca, SSL_CTX **out) {
         ERR_clear_error();
         return SL_FAIL(SL_ERR_INVALID, "--engine-ca %s: %s", ca ? ca : "(the system's)", why);
     }
+    sl_status st = cert || key ? tls_identity(ctx, key, cert, "--engine-tls-key", "--engine-tls-cert") : SL_OK;
+    if (st != SL_OK) {
+        SSL_CTX_free(ctx);
+        return st;
+    }
     *out = ctx;
     return SL_OK;
 }
 
-/* HTTPS for clients: the PEM key and certificate chain (neither: plain HTTP, *out NULL). */
-static sl_status srv_tls_ctx(const char *key, const char *cert, SSL_CTX **out) {
+/* HTTPS for clients: the PEM key and certificate chain (neither: plain HTTP, *out NULL); with ca, mutual TLS. */
+static sl_status srv_tls_ctx(const char *key, const char *cert, const char *ca, SSL_CTX **out) {
     *out = NULL;
-    if (!key && !cert) return SL_OK;
+    if (!key && !cert) return ca ? SL_FAIL(SL_ERR_INVALID, "--ssl-ca-certs needs HTTPS (--ssl-keyfile and --ssl-certfile)") : SL_OK;
     if (!key || !cert) return SL_FAIL(SL_ERR_INVALID, "HTTPS needs both --ssl-keyfile and --ssl-certfile");
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) return SL_FAIL(SL_ERR_NOMEM, "cannot make a TLS context");
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    sl_status st = SL_OK;
-    char why[256];
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-        ERR_error_string_n(ERR_get_error(), why, sizeof why);
-        st = SL_FAIL(SL_ERR_INVALID, "--ssl-certfile %s: no certificate in it (%s)", cert, why);
-    } else {
-        FILE *f = fopen(key, "r");
-        EVP_PKEY *pk = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-        if (f) fclose(f);
-        if (!pk)
-            st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s: %s", key, f ? "no unencrypted private key in it" : strerror(errno));
-        else if (SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1)
-            st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s is not the key of --ssl-certfile %s", key, cert);
-        EVP_PKEY_free(pk);
+    sl_status st = tls_identity(ctx, key, cert, "--ssl-keyfile", "--ssl-certfile");
+    if (st == SL_OK && ca) { /* mutual TLS: a client without a certificate of ca fails the handshake */
+        if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+            char why[256];
+            ERR_error_string_n(ERR_get_error(), why, sizeof why);
+            st = SL_FAIL(SL_ERR_INVALID, "--ssl-ca-certs %s: %s", ca, why);
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
     ERR_clear_error();
     if (st != SL_OK) SSL_CTX_free(ctx);
@@ -2432,8 +2453,8 @@ sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
         sl_free(px);
         return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     }
-    if ((st = up_tls_ctx(r->cfg.engine_ca, &px->up_tls)) != SL_OK ||
-        (st = srv_tls_ctx(r->cfg.tls_key_file, r->cfg.tls_cert_file, &px->srv_tls)) != SL_OK) {
+    if ((st = up_tls_ctx(r->cfg.engine_ca, r->cfg.engine_cert, r->cfg.engine_key, &px->up_tls)) != SL_OK ||
+        (st = srv_tls_ctx(r->cfg.tls_key_file, r->cfg.tls_cert_file, r->cfg.tls_ca_file, &px->srv_tls)) != SL_OK) {
         SSL_CTX_free(px->up_tls);
         sl_free(px->w);
         sl_free(px);

@@ -52,6 +52,9 @@ typedef struct sl_router_cfg {
     const char *api_key_file;    /* more client keys, one per line (server/apikeys.h) */
     const char *tls_key_file;    /* HTTPS for clients: the private key and certificate chain (PEM); NULL: HTTP */
     const char *tls_cert_file;
+    const char *tls_ca_file;     /* HTTPS: clients must present a certificate signed by this CA (PEM); NULL: no */
+    const char *engine_cert;     /* a client certificate (PEM) for https:// engines that require one, with its key */
+    const char *engine_key;
     const char *engine_ca;       /* CA certificates (PEM) that https:// engines' certificates chain to (NULL: the
                                   * system's) */
 } sl_router_cfg;

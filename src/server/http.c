@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -48,6 +49,7 @@ struct sl_http {
     _Atomic int in_flight;
     sl_api_keys keys; /* --api-key, --api-key-file (none: no check) */
     char *tls_key, *tls_cert; /* HTTPS: the PEM texts, kept while the daemon runs */
+    char *tls_trust;          /* ... and the CA of the client certificates it requires (--ssl-ca-certs), or NULL */
     long long started; /* the model's "created": when this server started serving it */
     sl_resp_store *store; /* responses kept for previous_response_id and GET /v1/responses/{id}, or NULL */
     /* background responses running (their gens, bg_next-linked), and a signal when one ends */
@@ -1508,8 +1510,18 @@ static enum MHD_Result handle_classify(sl_http *h, struct MHD_Connection *c, con
 
 /* ---- routing ---------------------------------------------------------------- */
 
+/* --ssl-ca-certs: the client's certificate chains to it (libmicrohttpd asks for one, GnuTLS checks it here). */
+static bool client_cert_ok(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    unsigned status = 1;
+    return ci && ci->tls_session && gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status) == 0 &&
+           status == 0;
+}
+
 static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, const char *url, const char *method) {
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    if (h->tls_trust && !client_cert_ok(c))
+        return reply_err(c, cx, 403, NULL, "a client certificate signed by this server's --ssl-ca-certs is required");
     url = sl_llama_path_alias(url); /* (llama.cpp's other names of its paths) */
     if (!strcmp(method, "OPTIONS")) { /* a CORS preflight: answered before any key check (browsers send none) */
         struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -1713,6 +1725,7 @@ static void http_free(sl_http *h) {
     sl_api_keys_free(&h->keys);
     free(h->tls_key);
     free(h->tls_cert);
+    free(h->tls_trust);
     sl_free(h);
 }
 
@@ -1739,13 +1752,17 @@ static sl_status read_pem(const char *path, const char *flag, char **out) {
 
 /* HTTPS: both files or neither, read. */
 static sl_status load_tls(sl_http *h, const sl_http_cfg *cfg) {
-    if (!cfg->tls_key_file && !cfg->tls_cert_file) return SL_OK;
+    if (!cfg->tls_key_file && !cfg->tls_cert_file) {
+        if (cfg->tls_ca_file) return SL_FAIL(SL_ERR_INVALID, "--ssl-ca-certs needs HTTPS (--ssl-keyfile and --ssl-certfile)");
+        return SL_OK;
+    }
     if (!cfg->tls_key_file || !cfg->tls_cert_file)
         return SL_FAIL(SL_ERR_INVALID, "HTTPS needs both --ssl-keyfile and --ssl-certfile");
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
         return SL_FAIL(SL_ERR_UNSUPPORTED, "this libmicrohttpd was built without TLS: --ssl-keyfile cannot be served");
     sl_status st = read_pem(cfg->tls_key_file, "--ssl-keyfile", &h->tls_key);
     if (st == SL_OK) st = read_pem(cfg->tls_cert_file, "--ssl-certfile", &h->tls_cert);
+    if (st == SL_OK && cfg->tls_ca_file) st = read_pem(cfg->tls_ca_file, "--ssl-ca-certs", &h->tls_trust);
     if (st != SL_OK) return st;
     /* read once here too, to name what is wrong (the TLS library only says that it failed) */
     BIO *kb = BIO_new_mem_buf(h->tls_key, -1), *cb = BIO_new_mem_buf(h->tls_cert, -1);
@@ -1794,6 +1811,14 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
         return kst;
     }
     const bool tls = h->tls_key != NULL;
+    struct MHD_OptionItem tls_ops[4] = {{MHD_OPTION_END, 0, NULL}}; /* (HTTPS: key, certificate, client CA) */
+    if (tls) {
+        tls_ops[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+        tls_ops[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        tls_ops[2] = h->tls_trust ? (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust}
+                                  : (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+        tls_ops[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                 (sa.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0) | (tls ? MHD_USE_TLS : 0),
                             (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -1801,10 +1826,7 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
                             (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                             /* chat templates render recursively: give connection threads a roomy stack */
-                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)8 << 20,
-                            /* (HTTPS: the key and certificate; else the list ends here) */
-                            tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, h->tls_key, MHD_OPTION_HTTPS_MEM_CERT,
-                            h->tls_cert, MHD_OPTION_END);
+                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)8 << 20, MHD_OPTION_ARRAY, tls_ops, MHD_OPTION_END);
     if (!h->d) {
         http_free(h);
         if (tls)

@@ -32,6 +32,7 @@ typedef struct sl_http_cfg {
     const char *api_key_file;    /* more keys, one per line (server/apikeys.h) */
     const char *tls_key_file;    /* HTTPS: the private key and certificate chain (PEM files); NULL: plain HTTP */
     const char *tls_cert_file;
+    const char *tls_ca_file;     /* HTTPS: clients must present a certificate signed by this CA (PEM); NULL: no */
 } sl_http_cfg;
 
 typedef struct sl_http sl_http;

@@ -1483,3 +1483,62 @@ TEST(https_router) {
     unlink(other_key);
     unlink(other_cert);
 }
+
+/* Mutual TLS end to end: engines that require a client certificate (--ssl-ca-certs), a router that presents
+ * one to them (--engine-tls-cert / --engine-tls-key) and requires one of its own clients: served whole,
+ * streamed and in the background; a client without a certificate is refused at the handshake; a router
+ * without one never brings the engine into rotation. */
+TEST(mutual_tls) {
+    char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
+    CHECK(tls_make_cert(key, cert));
+    sl_test_proc e, r;
+    const char *etls[] = {"--ssl-keyfile", key, "--ssl-certfile", cert, "--ssl-ca-certs", cert, NULL};
+    CHECK(rt_start_engine(&e, etls));
+    const char *urls[1] = {e.url};
+    const char *rtls[] = {"--engine-ca", cert, "--engine-tls-cert", cert, "--engine-tls-key", key, "--ssl-keyfile", key,
+                          "--ssl-certfile", cert, "--ssl-ca-certs", cert, "--responses-store", "8", NULL};
+    rt_tls_ca = cert;
+    rt_tls_cert = cert;
+    rt_tls_key = key;
+    CHECK(start_router(&r, urls, 1, rtls));
+    rresp a = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"temperature\":0}");
+    rresp d = rt_post(e.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"temperature\":0}");
+    char *ta = rt_text(&a, NULL, NULL), *td = rt_text(&d, NULL, NULL);
+    CHECK_MSG(a.status == 200 && strlen(ta) > 5 && !strcmp(ta, td), "%ld %s | %s", a.status, ta, td);
+    rresp s = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"temperature\":0,\"stream\":true}");
+    int done = 0;
+    char *ts = rt_text(&s, &done, NULL);
+    CHECK_MSG(s.status == 200 && done == 1 && !strcmp(ts, td), "%ld %s", s.status, ts);
+    rresp bg = rt_post(r.url, "/v1/responses", "{\"input\":\"Hi\",\"max_output_tokens\":4,\"background\":true}");
+    json_t *q = json_loads(bg.body ? bg.body : "", 0, NULL);
+    const char *id = json_string_value(json_object_get(q, "id"));
+    json_t *kept = id ? poll_kept(r.url, id) : NULL;
+    CHECK_MSG(kept && json_integer_value(json_object_get(json_object_get(kept, "usage"), "output_tokens")) == 4, "%s",
+              kept ? json_dumps(kept, 0) : bg.body);
+    json_decref(kept);
+    json_decref(q);
+    rt_tls_cert = rt_tls_key = NULL;
+    rresp no = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":2}");
+    CHECK_MSG(no.rc != CURLE_OK && no.status == 0, "a client without a certificate got %ld", no.status);
+    free(ta);
+    free(td);
+    free(ts);
+    rt_free(&a);
+    rt_free(&d);
+    rt_free(&s);
+    rt_free(&bg);
+    rt_free(&no);
+    stop_all(&r, 1);
+    /* a router without a client certificate: the engine's probes are refused, it never comes into rotation */
+    rt_tls_ca = NULL;
+    char *args[] = {"route", "--port", "0", "--probe-interval-ms", "200", "--engine", (char *)e.url, "--engine-ca", cert, NULL};
+    CHECK(rt_start(&r, args));
+    rt_sleep_ms(800);
+    rresp x = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":2}");
+    CHECK_MSG(x.status == 503 || x.status == 502, "%ld %s", x.status, x.body);
+    rt_free(&x);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+    unlink(key);
+    unlink(cert);
+}

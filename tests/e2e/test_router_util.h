@@ -31,6 +31,8 @@
 
 /* The CA file the tests' HTTPS clients trust (NULL: the system's), for engines and routers serving TLS. */
 static const char *rt_tls_ca;
+/* ... and the client certificate and key they present (NULL: none), for servers that require one. */
+static const char *rt_tls_cert, *rt_tls_key;
 
 RT_FN double rt_now(void) {
     struct timespec ts;
@@ -181,6 +183,10 @@ RT_FN CURL *rt_easy(const char *base, const char *method, const char *path, cons
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rt_on_header);
     if (rt_tls_ca) curl_easy_setopt(h, CURLOPT_CAINFO, rt_tls_ca);
+    if (rt_tls_cert) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, rt_tls_cert);
+        curl_easy_setopt(h, CURLOPT_SSLKEY, rt_tls_key);
+    }
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

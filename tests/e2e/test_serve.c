@@ -61,6 +61,7 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *ud) {
 }
 
 static const char *tls_ca; /* the CA file clients trust (NULL: the system's) */
+static const char *tls_cert, *tls_key; /* the client certificate they present (NULL: none) */
 
 static CURL *make_easy(const char *url, const char *path, const char *body, const char *auth, resp *r,
                        struct curl_slist **hdrs) {
@@ -73,6 +74,10 @@ static CURL *make_easy(const char *url, const char *path, const char *body, cons
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (tls_ca) curl_easy_setopt(c, CURLOPT_CAINFO, tls_ca); /* (the HTTPS test's own certificate) */
+    if (tls_cert) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, tls_cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, tls_key);
+    }
     *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     if (auth) *hdrs = curl_slist_append(*hdrs, auth);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
@@ -4911,6 +4916,31 @@ TEST(serve_https) {
     json_decref(a);
     json_decref(b);
     free(plain.body);
+    /* mutual TLS (vLLM's --ssl-ca-certs): a client certificate of that CA is required: 403 without one or with
+     * another's, served with it */
+    char *margs[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--ssl-keyfile", key, "--ssl-certfile", cert,
+                     "--ssl-ca-certs", cert, NULL};
+    CHECK(sl_test_proc_start(&p, margs, 20) == 0);
+    tls_ca = cert;
+    r = http(p.url, "/v1/models", NULL, NULL);
+    CHECK_MSG(r.status == 403 && strstr(r.body, "client certificate"), "%ld %s", r.status, r.body);
+    free(r.body);
+    tls_cert = cert;
+    tls_key = key;
+    r = http(p.url, "/v1/models", NULL, NULL);
+    CHECK_MSG(r.status == 200, "%ld %s", r.status, r.body);
+    free(r.body);
+    char stranger_key[] = "/tmp/shardlm-key-XXXXXX", stranger_cert[] = "/tmp/shardlm-cert-XXXXXX";
+    CHECK(tls_make_cert(stranger_key, stranger_cert));
+    tls_cert = stranger_cert;
+    tls_key = stranger_key;
+    r = http(p.url, "/v1/models", NULL, NULL);
+    CHECK_MSG(r.status == 403, "another CA's client certificate: %ld %s", r.status, r.body);
+    free(r.body);
+    tls_cert = tls_key = tls_ca = NULL;
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    unlink(stranger_key);
+    unlink(stranger_cert);
     /* refused by name */
     char other_key[] = "/tmp/shardlm-key-XXXXXX", other_cert[] = "/tmp/shardlm-cert-XXXXXX";
     CHECK(tls_make_cert(other_key, other_cert));
