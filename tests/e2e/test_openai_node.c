@@ -7,6 +7,7 @@
  * does it); without them this test fails, saying so.
  */
 #include "harness.h"
+#include "tls_util.h"
 
 #include <math.h>
 
@@ -15,29 +16,69 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Start `shardlm serve` on stories260K (with --api-key key, where given), run node on script with the server's
- * URL (+ path) and the key, stop the server (*src: its exit status); the JSON the script printed, or NULL. */
-static json_t *run_node(const char *script, const char *path, const char *key, int *src) {
+/* Start `shardlm serve` on stories260K (with --api-key key, where given; HTTPS with key and cert files where
+ * tls_key is given: node trusts cert through NODE_EXTRA_CA_CERTS), run node on script with the server's URL
+ * (+ path) and the key, stop the server (*src: its exit status); the JSON the script printed, or NULL. */
+static json_t *run_node_tls(const char *script, const char *path, const char *key, const char *tls_key, const char *tls_cert,
+                            int *src) {
     const char *node = access("/usr/bin/node", X_OK) == 0 ? "/usr/bin/node" : "/usr/local/bin/node";
     if (access(node, X_OK) != 0) {
         fprintf(stderr, "    node is not installed\n");
         return NULL;
     }
     sl_test_proc p;
-    char *args[] = {"serve", "-m", "../shared/models/stories260K.gguf", "--port", "0", "-t", "1",
-                    key ? "--api-key" : NULL, (char *)key, NULL};
+    char *args[16] = {"serve", "-m", "../shared/models/stories260K.gguf", "--port", "0", "-t", "1"};
+    int n = 7;
+    if (key) {
+        args[n++] = "--api-key";
+        args[n++] = (char *)key;
+    }
+    if (tls_key) {
+        args[n++] = "--ssl-keyfile";
+        args[n++] = (char *)tls_key;
+        args[n++] = "--ssl-certfile";
+        args[n++] = (char *)tls_cert;
+        setenv("NODE_EXTRA_CA_CERTS", tls_cert, 1);
+    }
+    args[n] = NULL;
     if (sl_test_proc_start(&p, args, 20) != 0) return NULL;
     char base[96];
     snprintf(base, sizeof base, "%s%s", p.url, path);
     char *argv[] = {(char *)node, (char *)script, base, (char *)key, NULL};
     char *out = NULL, *err = NULL;
     int rc = sl_test_run(argv, &out, &err, 60);
+    unsetenv("NODE_EXTRA_CA_CERTS");
     *src = sl_test_proc_stop(&p, SIGTERM, 10);
     json_t *o = rc == 0 ? json_loads(out, 0, NULL) : NULL;
     if (!o) fprintf(stderr, "    node exited %d\n    stdout: %s\n    stderr: %s\n", rc, out, err);
     free(out);
     free(err);
     return o;
+}
+
+static json_t *run_node(const char *script, const char *path, const char *key, int *src) {
+    return run_node_tls(script, path, key, NULL, NULL, src);
+}
+
+/* The official client over HTTPS (the server's certificate trusted through NODE_EXTRA_CA_CERTS, as a deployment
+ * with its own CA does): the same chat answer whole and streamed as over HTTP. */
+TEST(openai_node_client_https) {
+    CHECK_MSG(access("tests/node/node_modules/openai/package.json", R_OK) == 0,
+              "the openai npm package is not installed: run 'npm install' in tests/node (.ci/run does)");
+    char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
+    CHECK(tls_make_cert(key, cert));
+    int src = -1, src2 = -1;
+    json_t *o = run_node_tls("tests/node/openai-client.mjs", "/v1", NULL, key, cert, &src);
+    json_t *h = run_node("tests/node/openai-client.mjs", "/v1", NULL, &src2);
+    const char *plain = json_string_value(json_object_get(o, "plain")), *streamed = json_string_value(json_object_get(o, "streamed"));
+    const char *want = json_string_value(json_object_get(h, "plain"));
+    CHECK_MSG(plain && streamed && want && strlen(plain) > 0 && !strcmp(plain, streamed) && !strcmp(plain, want),
+              "over HTTPS %s / %s, over HTTP %s", plain, streamed, want);
+    CHECK_EQ_INT(src, 0);
+    json_decref(o);
+    json_decref(h);
+    unlink(key);
+    unlink(cert);
 }
 
 TEST(openai_node_client) {
