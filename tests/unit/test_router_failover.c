@@ -309,8 +309,14 @@ TEST(engine_spec_parse) {
     CHECK_STR(s.id, "gpu-7");
     CHECK_STR(s.url, "http://10.0.0.7:8080");
     CHECK_STR(s.version, "v2");
+    CHECK_OK(sl_member_spec_parse("tls-1=https://[::1]:8443#v3", &s)); /* (TLS to it: router/proxy.c) */
+    CHECK_STR(s.id, "tls-1");
+    CHECK_STR(s.url, "https://[::1]:8443");
+    CHECK_STR(s.version, "v3");
     CHECK(sl_member_spec_parse("10.0.0.7:8080", &s) == SL_ERR_INVALID);
-    CHECK(strstr(sl_last_error(), "expected [ID=]http://HOST:PORT[#VERSION]") != NULL);
+    CHECK(strstr(sl_last_error(), "expected [ID=]http(s)://HOST:PORT[#VERSION]") != NULL);
+    CHECK(sl_member_spec_parse("ftp://h:1", &s) == SL_ERR_INVALID);
+    CHECK(sl_member_spec_parse("https://", &s) == SL_ERR_INVALID);
     CHECK(sl_member_spec_parse("=http://h:1", &s) == SL_ERR_INVALID);
     CHECK(sl_member_spec_parse("a b=http://h:1", &s) == SL_ERR_INVALID);
     CHECK(sl_member_spec_parse("http://h:1#", &s) == SL_ERR_INVALID);
