@@ -268,6 +268,7 @@ int sl_test_proc_start_log(sl_test_proc *p, char *const args[], int timeout_s, c
         len += (size_t)k;
         buf[len] = '\0';
         const char *hs = strstr(buf, "https://"), *u = strstr(buf, "http://");
+        if (hs && u && u < hs) hs = NULL; /* (the first URL of the line is the server's: "on http://... (etcd https://...)") */
         const char *host = hs ? hs + 8 : u ? u + 7 : NULL;
         const char *host_end = host && host[0] == '[' ? strchr(host, ']') : host; /* (an IPv6 address in brackets) */
         const char *colon = host_end ? strchr(host_end, ':') : NULL;

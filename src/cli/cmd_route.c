@@ -13,6 +13,7 @@
 #include "opts.h"
 
 #include "core/alloc.h"
+#include "router/etcd.h"
 #include "router/router.h"
 #include "server/addr.h"
 
@@ -27,7 +28,7 @@
 
 enum { O_HOST, O_PORT, O_THREADS, O_ENGINE, O_ETCD, O_CLUSTER, O_POLICY, O_VNODES, O_LOAD, O_PREFIX, O_RETRIES,
        O_CONNECT, O_UPTIMEOUT, O_PROBE, O_RISE, O_FALL, O_APIKEY, O_ENGINEKEY, O_ADMINKEY, O_ROLLOUT, O_MAXBODY,
-       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_ENGINECA, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ENGINETLSCERT, O_ENGINETLSKEY, O_COUNT };
+       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_ENGINECA, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ENGINETLSCERT, O_ENGINETLSKEY, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on: IPv4, IPv6 (:: takes IPv4 too) or a name"},
@@ -35,7 +36,10 @@ static const opt_def OPTS[O_COUNT] = {
     [O_THREADS] = {"threads", "t", OPT_INT, "2", 1, 256, "I/O threads"},
     [O_ENGINE] = {"engine", NULL, OPT_STR, NULL, 0, -1,
                   "engine [ID=]http://HOST:PORT[#VERSION] (repeat the flag, or separate with commas)"},
-    [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "etcd URL (http://HOST:PORT): engines and rollout weights from there"},
+    [O_ETCDCA] = {"etcd-ca", NULL, OPT_STR, NULL, 0, -1, "https:// etcd: the CA (PEM) its certificate chains to (default: the system's)"},
+    [O_ETCDCERT] = {"etcd-cert", NULL, OPT_STR, NULL, 0, -1, "https:// etcd with client-cert-auth: this process's certificate (PEM)"},
+    [O_ETCDKEY] = {"etcd-key", NULL, OPT_STR, NULL, 0, -1, "... and its private key (PEM)"},
+    [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "etcd URL (http(s)://HOST:PORT): engines and rollout weights from there"},
     [O_CLUSTER] = {"cluster", NULL, OPT_STR, "default", 0, -1, "cluster name: etcd keys live under /shardlm/NAME/"},
     [O_POLICY] = {"policy", NULL, OPT_STR, "session", 0, -1,
                   "placement: session (prefix when a request has no session key), prefix, least-load, round-robin"},
@@ -185,6 +189,12 @@ int cmd_route(int argc, char **argv) {
         .tls_cert_file = v[O_SSLCERT].set ? v[O_SSLCERT].s : v[O_SSLCERT2].set ? v[O_SSLCERT2].s : NULL,
         .responses_store_mib = v[O_RSTORE_MIB].i,
     };
+    if (v[O_ETCDCERT].set != v[O_ETCDKEY].set) {
+        fprintf(stderr, "shardlm route: --etcd-cert and --etcd-key go together\n");
+        goto done;
+    }
+    sl_etcd_tls(v[O_ETCDCA].set ? v[O_ETCDCA].s : NULL, v[O_ETCDCERT].set ? v[O_ETCDCERT].s : NULL,
+                v[O_ETCDKEY].set ? v[O_ETCDKEY].s : NULL);
     if (sl_router_start(&cfg, &r) != SL_OK) {
         fprintf(stderr, "shardlm route: %s\n", sl_last_error());
         goto done;

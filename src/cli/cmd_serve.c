@@ -30,7 +30,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_COUNT };
+       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -126,7 +126,10 @@ static const opt_def OPTS[O_COUNT] = {
                  "waiting, KV cache use, prefix-cache hit rate; 0: none)"},
     [O_RBUDGET_MSG] = {"reasoning-budget-message", NULL, OPT_STR, NULL, 0, -1,
                        "text forced before the closing tag when the reasoning budget is spent (default none)"},
-    [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http://HOST:PORT) under a lease, for routers"},
+    [O_ETCDCA] = {"etcd-ca", NULL, OPT_STR, NULL, 0, -1, "https:// etcd: the CA (PEM) its certificate chains to (default: the system's)"},
+    [O_ETCDCERT] = {"etcd-cert", NULL, OPT_STR, NULL, 0, -1, "https:// etcd with client-cert-auth: this process's certificate (PEM)"},
+    [O_ETCDKEY] = {"etcd-key", NULL, OPT_STR, NULL, 0, -1, "... and its private key (PEM)"},
+    [O_ETCD] = {"etcd", NULL, OPT_STR, NULL, 0, -1, "register in etcd (http(s)://HOST:PORT) under a lease, for routers"},
     [O_CLUSTER] = {"cluster", NULL, OPT_STR, "default", 0, -1, "cluster name: the key is /shardlm/NAME/engines/ID"},
     [O_ENGINE_ID] = {"engine-id", NULL, OPT_STR, NULL, 0, -1, "engine id in etcd (default HOST:PORT)"},
     [O_MVERSION] = {"model-version", NULL, OPT_STR, "", 0, -1, "model version label for rollouts (e.g. v2)"},
@@ -295,6 +298,12 @@ int cmd_serve(int argc, char **argv) {
     sl_etcd_reg_cfg ec = {.etcd = v[O_ETCD].s, .cluster = v[O_CLUSTER].s, .id = v[O_ENGINE_ID].s,
                           .url = v[O_ADVERTISE].s, .host = v[O_HOST].s, .port = sl_http_port(http), .model = model_id,
                           .tls = hc.tls_key_file != NULL, .version = v[O_MVERSION].s, .capacity = (int)v[O_SEQS].i, .ttl_s = (int)v[O_ETCD_TTL].i};
+    sl_etcd_tls(v[O_ETCDCA].set ? v[O_ETCDCA].s : NULL, v[O_ETCDCERT].set ? v[O_ETCDCERT].s : NULL,
+                v[O_ETCDKEY].set ? v[O_ETCDKEY].s : NULL);
+    if (v[O_ETCDCERT].set != v[O_ETCDKEY].set) {
+        fprintf(stderr, "shardlm serve: --etcd-cert and --etcd-key go together\n");
+        goto done;
+    }
     if (v[O_ETCD].set && sl_etcd_register_start(&ec, &reg) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;

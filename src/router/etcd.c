@@ -116,6 +116,22 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *ud) {
     return n;
 }
 
+/* TLS to an https:// etcd (sl_etcd_tls): set once at start, read by every call. */
+static struct {
+    const char *ca, *cert, *key;
+} tls;
+
+void sl_etcd_tls(const char *ca, const char *cert, const char *key) {
+    tls.ca = ca;
+    tls.cert = cert;
+    tls.key = key;
+}
+
+/* etcd's address: http:// or https:// (then TLS as sl_etcd_tls set it). */
+static bool etcd_url_ok(const char *etcd) {
+    return etcd && ((!strncmp(etcd, "http://", 7) && etcd[7]) || (!strncmp(etcd, "https://", 8) && etcd[8]));
+}
+
 /* POST body to etcd base + path. Returns SL_OK with the response in *out
  * (malloc'd; NULL allowed when the caller streams). */
 static sl_status etcd_post(const char *base, const char *path, const char *body, long timeout_ms, atomic_bool *stop,
@@ -141,6 +157,11 @@ static sl_status etcd_post(const char *base, const char *path, const char *body,
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (tls.ca) curl_easy_setopt(h, CURLOPT_CAINFO, tls.ca);
+    if (tls.cert) { /* (an etcd with --client-cert-auth) */
+        curl_easy_setopt(h, CURLOPT_SSLCERT, tls.cert);
+        curl_easy_setopt(h, CURLOPT_SSLKEY, tls.key);
+    }
     curl_multi_add_handle(m, h);
     int running = 1;
     while (running) {
@@ -380,8 +401,8 @@ static void *reg_main(void *arg) {
 
 sl_status sl_etcd_register_start(const sl_etcd_reg_cfg *cfg, sl_etcd_reg **out) {
     *out = NULL;
-    if (!cfg->etcd || strncmp(cfg->etcd, "http://", 7) != 0)
-        return SL_FAIL(SL_ERR_INVALID, "--etcd '%s': expected http://HOST:PORT", cfg->etcd ? cfg->etcd : "");
+    if (!etcd_url_ok(cfg->etcd))
+        return SL_FAIL(SL_ERR_INVALID, "--etcd '%s': expected http(s)://HOST:PORT", cfg->etcd ? cfg->etcd : "");
     const char *cluster = cfg->cluster ? cfg->cluster : "default";
     char id[160], url[300];
     const char *host = cfg->host && strcmp(cfg->host, "0.0.0.0") != 0 ? cfg->host : "127.0.0.1";
@@ -644,8 +665,7 @@ static void *watch_main(void *arg) {
 
 sl_status sl_etcd_watch_start(const char *etcd, const char *cluster, sl_members *m, sl_etcd_watch **out) {
     *out = NULL;
-    if (!etcd || strncmp(etcd, "http://", 7) != 0)
-        return SL_FAIL(SL_ERR_INVALID, "--etcd '%s': expected http://HOST:PORT", etcd ? etcd : "");
+    if (!etcd_url_ok(etcd)) return SL_FAIL(SL_ERR_INVALID, "--etcd '%s': expected http(s)://HOST:PORT", etcd ? etcd : "");
     curl_global_init(CURL_GLOBAL_DEFAULT);
     sl_etcd_watch *w = sl_calloc(1, sizeof *w);
     if (!w) return SL_FAIL(SL_ERR_NOMEM, "out of memory");

@@ -42,6 +42,11 @@ typedef struct sl_etcd_reg_cfg {
 
 typedef struct sl_etcd_reg sl_etcd_reg;
 
+/* An https:// etcd: the CA its certificate chains to (NULL: the system's) and, for an etcd that requires one
+ * (--client-cert-auth), this process's client certificate and key (PEM files). Call once before any other
+ * sl_etcd_ call; the strings must outlive them. */
+void sl_etcd_tls(const char *ca, const char *cert, const char *key);
+
 /* Start registering (returns at once; etcd may be down, the thread retries). */
 sl_status sl_etcd_register_start(const sl_etcd_reg_cfg *cfg, sl_etcd_reg **out);
 /* Revoke the lease (bounded wait) and stop. Accepts NULL. */

@@ -9,6 +9,7 @@
  * The tests run in order and share one fixture (etcd, engines, routers).
  */
 #include "test_router_util.h"
+#include "tls_util.h"
 
 #include <ftw.h>
 #include <sys/stat.h>
@@ -227,4 +228,64 @@ TEST(etcd_down_routers_keep_serving) {
     for (int k = 0; k < 2; k++)
         for (int s = 0; s < 10; s++) CHECK(served_by(k, s) >= 0);
     teardown();
+}
+
+/* etcd over TLS with client certificates (--client-cert-auth), as production clusters run it: an engine
+ * registers and a router watches through https:// with --etcd-ca / --etcd-cert / --etcd-key, and routes to
+ * it; an engine without a client certificate is refused by etcd and never listed. */
+TEST(etcd_over_tls) {
+    CHECK_MSG(access(ETCD_BIN, X_OK) == 0, "%s is missing (Debian package etcd-server)", ETCD_BIN);
+    char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX", dir[] = "/tmp/shardlm-etcd-XXXXXX";
+    CHECK(tls_make_cert(key, cert) && mkdtemp(dir) != NULL);
+    const int cport = rt_free_port(), pport = rt_free_port();
+    char listen_c[64], listen_p[64], cluster[96], log[96], url[64];
+    snprintf(listen_c, sizeof listen_c, "https://127.0.0.1:%d", cport);
+    snprintf(listen_p, sizeof listen_p, "http://127.0.0.1:%d", pport);
+    snprintf(cluster, sizeof cluster, "t=%s", listen_p);
+    snprintf(log, sizeof log, "%s.log", dir);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", cport);
+    char *argv[] = {ETCD_BIN, "--name", "t", "--data-dir", dir, "--listen-client-urls", listen_c, "--advertise-client-urls",
+                    listen_c, "--listen-peer-urls", listen_p, "--initial-advertise-peer-urls", listen_p, "--initial-cluster",
+                    cluster, "--cert-file", cert, "--key-file", key, "--trusted-ca-file", cert, "--client-cert-auth", NULL};
+    const pid_t etcd = rt_spawn(argv, log);
+    CHECK(etcd > 0);
+    rt_tls_ca = cert;
+    rt_tls_cert = cert;
+    rt_tls_key = key;
+    bool up = false;
+    for (double t0 = rt_now(); !up && rt_now() - t0 < 20; rt_sleep_ms(50)) {
+        rresp r = rt_post(url, "/v3/kv/range", "{\"key\":\"AA==\"}");
+        up = r.status == 200;
+        rt_free(&r);
+    }
+    rt_tls_ca = rt_tls_cert = rt_tls_key = NULL;
+    CHECK_MSG(up, "etcd with TLS did not start (see %s)", log);
+    sl_test_proc e, bare, r;
+    const char *reg[] = {"--etcd", url, "--etcd-ca", cert, "--etcd-cert", cert, "--etcd-key", key, "--engine-id", "tls0",
+                         "--etcd-ttl", "3", NULL};
+    const char *noc[] = {"--etcd", url, "--etcd-ca", cert, "--engine-id", "nocert", NULL};
+    CHECK(rt_start_engine(&e, reg));
+    CHECK(rt_start_engine(&bare, noc));
+    char *args[] = {"route", "--port", "0", "--probe-interval-ms", "200", "--etcd", url, "--etcd-ca", cert, "--etcd-cert", cert,
+                    "--etcd-key", key, NULL};
+    CHECK(rt_start(&r, args));
+    bool seen = false;
+    for (double t0 = rt_now(); !seen && rt_now() - t0 < 15; rt_sleep_ms(50)) {
+        seen = rt_metric(r.url, "shardlm_router_engine_up") == 1;
+    }
+    CHECK_MSG(seen, "the router did not bring the engine registered over TLS into rotation");
+    rt_sleep_ms(500); /* (time for the engine without a certificate to have tried) */
+    CHECK_MSG(rt_metric(r.url, "shardlm_router_engines") == 1, "%g engines listed: one without a client certificate got in",
+              rt_metric(r.url, "shardlm_router_engines"));
+    rresp a = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":4}");
+    CHECK_MSG(a.status == 200 && !strcmp(a.engine, e.url), "%ld %s (%s)", a.status, a.body, a.engine);
+    rt_free(&a);
+    sl_test_proc_stop(&r, SIGTERM, 10);
+    sl_test_proc_stop(&e, SIGTERM, 10);
+    sl_test_proc_stop(&bare, SIGTERM, 10);
+    rt_stop_pid(etcd, SIGTERM, 10);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    remove(log);
+    unlink(key);
+    unlink(cert);
 }
