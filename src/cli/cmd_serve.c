@@ -30,7 +30,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_COUNT };
+       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -93,6 +93,8 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SSLCERT] = {"ssl-certfile", NULL, OPT_STR, NULL, 0, -1, "HTTPS: the certificate chain (PEM)"},
     [O_SSLCA] = {"ssl-ca-certs", NULL, OPT_STR, NULL, 0, -1,
                  "HTTPS: clients must present a certificate signed by these CAs (PEM; mutual TLS, e.g. from routers)"},
+    [O_CERTREQS] = {"ssl-cert-reqs", NULL, OPT_INT, "2", 0, 2,
+                    "with --ssl-ca-certs: 2 a client certificate is required, 1 checked where sent, 0 not asked for"},
     [O_SSLKEY2] = {"ssl-key-file", NULL, OPT_STR, NULL, 0, -1, "the same as --ssl-keyfile (llama.cpp's name)"},
     [O_SSLCERT2] = {"ssl-cert-file", NULL, OPT_STR, NULL, 0, -1, "the same as --ssl-certfile (llama.cpp's name)"},
     [O_MAXBODY] = {"max-body-bytes", NULL, OPT_INT, "8388608", 1024, 1 << 30, "largest request body"},
@@ -284,7 +286,7 @@ int cmd_serve(int argc, char **argv) {
                       .api_key_file = v[O_KEYFILE].set ? v[O_KEYFILE].s : NULL,
                       .tls_key_file = v[O_SSLKEY].set ? v[O_SSLKEY].s : v[O_SSLKEY2].set ? v[O_SSLKEY2].s : NULL,
                       .tls_cert_file = v[O_SSLCERT].set ? v[O_SSLCERT].s : v[O_SSLCERT2].set ? v[O_SSLCERT2].s : NULL,
-                      .tls_ca_file = v[O_SSLCA].set ? v[O_SSLCA].s : NULL};
+                      .tls_ca_file = v[O_SSLCA].set ? v[O_SSLCA].s : NULL, .tls_cert_reqs = (int)v[O_CERTREQS].i};
     if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;

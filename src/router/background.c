@@ -152,7 +152,8 @@ static void *job_main(void *arg) {
         if (tls) { /* (the router's own listener, over loopback: the secret header is what vouches for the request) */
             curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
             curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-            if (b->r->cfg.tls_ca_file) { /* mutual TLS: the router's own certificate (it must chain to --ssl-ca-certs) */
+            if (b->r->cfg.tls_ca_file && b->r->cfg.tls_cert_reqs > 0) { /* mutual TLS: the router's own certificate (it must
+                                                                          * chain to --ssl-ca-certs) */
                 curl_easy_setopt(h, CURLOPT_SSLCERT, b->r->cfg.tls_cert_file);
                 curl_easy_setopt(h, CURLOPT_SSLKEY, b->r->cfg.tls_key_file);
             }

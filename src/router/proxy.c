@@ -2418,7 +2418,7 @@ static sl_status up_tls_ctx(const char *ca, const char *cert, const char *key, S
 }
 
 /* HTTPS for clients: the PEM key and certificate chain (neither: plain HTTP, *out NULL); with ca, mutual TLS. */
-static sl_status srv_tls_ctx(const char *key, const char *cert, const char *ca, SSL_CTX **out) {
+static sl_status srv_tls_ctx(const char *key, const char *cert, const char *ca, int reqs, SSL_CTX **out) {
     *out = NULL;
     if (!key && !cert) return ca ? SL_FAIL(SL_ERR_INVALID, "--ssl-ca-certs needs HTTPS (--ssl-keyfile and --ssl-certfile)") : SL_OK;
     if (!key || !cert) return SL_FAIL(SL_ERR_INVALID, "HTTPS needs both --ssl-keyfile and --ssl-certfile");
@@ -2427,13 +2427,13 @@ static sl_status srv_tls_ctx(const char *key, const char *cert, const char *ca, 
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     sl_status st = tls_identity(ctx, key, cert, "--ssl-keyfile", "--ssl-certfile");
-    if (st == SL_OK && ca) { /* mutual TLS: a client without a certificate of ca fails the handshake */
+    if (st == SL_OK && ca && reqs > 0) { /* mutual TLS: a client without a certificate of ca fails the handshake */
         if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
             char why[256];
             ERR_error_string_n(ERR_get_error(), why, sizeof why);
             st = SL_FAIL(SL_ERR_INVALID, "--ssl-ca-certs %s: %s", ca, why);
         }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (reqs >= 2 ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
     }
     ERR_clear_error();
     if (st != SL_OK) SSL_CTX_free(ctx);
@@ -2454,7 +2454,8 @@ sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
         return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     }
     if ((st = up_tls_ctx(r->cfg.engine_ca, r->cfg.engine_cert, r->cfg.engine_key, &px->up_tls)) != SL_OK ||
-        (st = srv_tls_ctx(r->cfg.tls_key_file, r->cfg.tls_cert_file, r->cfg.tls_ca_file, &px->srv_tls)) != SL_OK) {
+        (st = srv_tls_ctx(r->cfg.tls_key_file, r->cfg.tls_cert_file, r->cfg.tls_ca_file, r->cfg.tls_cert_reqs, &px->srv_tls)) !=
+            SL_OK) {
         SSL_CTX_free(px->up_tls);
         sl_free(px->w);
         sl_free(px);

@@ -52,7 +52,8 @@ typedef struct sl_router_cfg {
     const char *api_key_file;    /* more client keys, one per line (server/apikeys.h) */
     const char *tls_key_file;    /* HTTPS for clients: the private key and certificate chain (PEM); NULL: HTTP */
     const char *tls_cert_file;
-    const char *tls_ca_file;     /* HTTPS: clients must present a certificate signed by this CA (PEM); NULL: no */
+    const char *tls_ca_file;     /* HTTPS: the CA (PEM) of client certificates; NULL: none asked for */
+    int tls_cert_reqs;           /* with it: 2 a client certificate is required, 1 checked where one is sent, 0 none */
     const char *engine_cert;     /* a client certificate (PEM) for https:// engines that require one, with its key */
     const char *engine_key;
     const char *engine_ca;       /* CA certificates (PEM) that https:// engines' certificates chain to (NULL: the

@@ -1510,18 +1510,23 @@ static enum MHD_Result handle_classify(sl_http *h, struct MHD_Connection *c, con
 
 /* ---- routing ---------------------------------------------------------------- */
 
-/* --ssl-ca-certs: the client's certificate chains to it (libmicrohttpd asks for one, GnuTLS checks it here). */
-static bool client_cert_ok(struct MHD_Connection *c) {
+/* --ssl-ca-certs: the client's certificate chains to it (libmicrohttpd asks for one, GnuTLS checks it here);
+ * where one is only checked if sent (--ssl-cert-reqs 1), a client without one passes. */
+static bool client_cert_ok(struct MHD_Connection *c, bool required) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session) return false;
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    unsigned n = 0;
+    if (!gnutls_certificate_get_peers(s, &n) || n == 0) return !required;
     unsigned status = 1;
-    return ci && ci->tls_session && gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status) == 0 &&
-           status == 0;
+    return gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
 }
 
 static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, const char *url, const char *method) {
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-    if (h->tls_trust && !client_cert_ok(c))
-        return reply_err(c, cx, 403, NULL, "a client certificate signed by this server's --ssl-ca-certs is required");
+    if (h->tls_trust && !client_cert_ok(c, h->cfg.tls_cert_reqs >= 2))
+        return reply_err(c, cx, 403, NULL, h->cfg.tls_cert_reqs >= 2 ? "a client certificate signed by this server's --ssl-ca-certs is required"
+                                                                    : "the client certificate is not signed by this server's --ssl-ca-certs");
     url = sl_llama_path_alias(url); /* (llama.cpp's other names of its paths) */
     if (!strcmp(method, "OPTIONS")) { /* a CORS preflight: answered before any key check (browsers send none) */
         struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -1762,7 +1767,7 @@ static sl_status load_tls(sl_http *h, const sl_http_cfg *cfg) {
         return SL_FAIL(SL_ERR_UNSUPPORTED, "this libmicrohttpd was built without TLS: --ssl-keyfile cannot be served");
     sl_status st = read_pem(cfg->tls_key_file, "--ssl-keyfile", &h->tls_key);
     if (st == SL_OK) st = read_pem(cfg->tls_cert_file, "--ssl-certfile", &h->tls_cert);
-    if (st == SL_OK && cfg->tls_ca_file) st = read_pem(cfg->tls_ca_file, "--ssl-ca-certs", &h->tls_trust);
+    if (st == SL_OK && cfg->tls_ca_file && cfg->tls_cert_reqs > 0) st = read_pem(cfg->tls_ca_file, "--ssl-ca-certs", &h->tls_trust);
     if (st != SL_OK) return st;
     /* read once here too, to name what is wrong (the TLS library only says that it failed) */
     BIO *kb = BIO_new_mem_buf(h->tls_key, -1), *cb = BIO_new_mem_buf(h->tls_cert, -1);

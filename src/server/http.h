@@ -32,7 +32,8 @@ typedef struct sl_http_cfg {
     const char *api_key_file;    /* more keys, one per line (server/apikeys.h) */
     const char *tls_key_file;    /* HTTPS: the private key and certificate chain (PEM files); NULL: plain HTTP */
     const char *tls_cert_file;
-    const char *tls_ca_file;     /* HTTPS: clients must present a certificate signed by this CA (PEM); NULL: no */
+    const char *tls_ca_file;     /* HTTPS: the CA (PEM) of client certificates; NULL: none asked for */
+    int tls_cert_reqs;           /* with it: 2 a client certificate is required, 1 checked where one is sent, 0 none */
 } sl_http_cfg;
 
 typedef struct sl_http sl_http;

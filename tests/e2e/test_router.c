@@ -1529,6 +1529,14 @@ TEST(mutual_tls) {
     rt_free(&bg);
     rt_free(&no);
     stop_all(&r, 1);
+    /* --ssl-cert-reqs 1: a client without a certificate is served */
+    const char *opt[] = {"--engine-ca", cert, "--engine-tls-cert", cert, "--engine-tls-key", key, "--ssl-keyfile", key,
+                         "--ssl-certfile", cert, "--ssl-ca-certs", cert, "--ssl-cert-reqs", "1", NULL};
+    CHECK(start_router(&r, urls, 1, opt));
+    rresp op = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":2}");
+    CHECK_MSG(op.status == 200, "optional client certificate, none sent: %ld %s", op.status, op.body);
+    rt_free(&op);
+    stop_all(&r, 1);
     /* a router without a client certificate: the engine's probes are refused, it never comes into rotation */
     rt_tls_ca = NULL;
     char *args[] = {"route", "--port", "0", "--probe-interval-ms", "200", "--engine", (char *)e.url, "--engine-ca", cert, NULL};

@@ -4939,6 +4939,21 @@ TEST(serve_https) {
     free(r.body);
     tls_cert = tls_key = tls_ca = NULL;
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    /* --ssl-cert-reqs 1 (vLLM's CERT_OPTIONAL): no certificate passes, a wrong one does not */
+    char *oargs[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--ssl-keyfile", key, "--ssl-certfile", cert,
+                     "--ssl-ca-certs", cert, "--ssl-cert-reqs", "1", NULL};
+    CHECK(sl_test_proc_start(&p, oargs, 20) == 0);
+    tls_ca = cert;
+    r = http(p.url, "/v1/models", NULL, NULL);
+    CHECK_MSG(r.status == 200, "optional, none sent: %ld %s", r.status, r.body);
+    free(r.body);
+    tls_cert = stranger_cert;
+    tls_key = stranger_key;
+    r = http(p.url, "/v1/models", NULL, NULL);
+    CHECK_MSG(r.status == 403, "optional, another CA's sent: %ld %s", r.status, r.body);
+    free(r.body);
+    tls_cert = tls_key = tls_ca = NULL;
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
     unlink(stranger_key);
     unlink(stranger_cert);
     /* refused by name */
