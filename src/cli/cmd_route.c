@@ -10,10 +10,10 @@
  * exit 0.
  */
 #include "commands.h"
+#include "common.h"
 #include "opts.h"
 
 #include "core/alloc.h"
-#include "router/etcd.h"
 #include "router/router.h"
 #include "server/addr.h"
 
@@ -192,12 +192,8 @@ int cmd_route(int argc, char **argv) {
         .tls_cert_file = v[O_SSLCERT].set ? v[O_SSLCERT].s : v[O_SSLCERT2].set ? v[O_SSLCERT2].s : NULL,
         .responses_store_mib = v[O_RSTORE_MIB].i,
     };
-    if (v[O_ETCDCERT].set != v[O_ETCDKEY].set) {
-        fprintf(stderr, "shardlm route: --etcd-cert and --etcd-key go together\n");
-        goto done;
-    }
-    sl_etcd_tls(v[O_ETCDCA].set ? v[O_ETCDCA].s : NULL, v[O_ETCDCERT].set ? v[O_ETCDCERT].s : NULL,
-                v[O_ETCDKEY].set ? v[O_ETCDKEY].s : NULL);
+    if (!cli_etcd_tls("route", v[O_ETCDCA].set ? v[O_ETCDCA].s : NULL, v[O_ETCDCERT].set ? v[O_ETCDCERT].s : NULL,
+                      v[O_ETCDKEY].set ? v[O_ETCDKEY].s : NULL)) goto done;
     if (sl_router_start(&cfg, &r) != SL_OK) {
         fprintf(stderr, "shardlm route: %s\n", sl_last_error());
         goto done;

@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "core/strbuf.h"
 #include "engine/generate.h"
 #include "model/model.h"
 #include "server/api.h"
@@ -201,7 +202,7 @@ static int run_chat(const opt_val *v, sl_model *m, const sl_gen_params *gp_in) {
     const char *tpl = NULL;
     sl_str s;
     if (v[O_TEMPLATE].set) {
-        tpl_file = cli_read_file(v[O_TEMPLATE].s, NULL);
+        tpl_file = sl_read_file(v[O_TEMPLATE].s, NULL);
         if (!tpl_file) {
             fprintf(stderr, "shardlm run: cannot read --chat-template '%s'\n", v[O_TEMPLATE].s);
             return 1;
@@ -302,7 +303,7 @@ int cmd_run(int argc, char **argv) {
     const char *prompt = v[O_PROMPT].s;
     size_t prompt_len = strlen(prompt);
     if (v[O_FILE].set) {
-        file_text = cli_read_file(v[O_FILE].s, &prompt_len);
+        file_text = sl_read_file(v[O_FILE].s, &prompt_len);
         if (!file_text) {
             fprintf(stderr, "shardlm run: cannot read prompt file '%s'\n", v[O_FILE].s);
             return 1;
@@ -317,7 +318,7 @@ int cmd_run(int argc, char **argv) {
         free(file_text);
         return 1;
     }
-    if (v[O_GRAMMAR_FILE].set && !(gbnf = gbnf_file = cli_read_file(v[O_GRAMMAR_FILE].s, &gbnf_len))) {
+    if (v[O_GRAMMAR_FILE].set && !(gbnf = gbnf_file = sl_read_file(v[O_GRAMMAR_FILE].s, &gbnf_len))) {
         fprintf(stderr, "shardlm run: cannot read grammar file '%s'\n", v[O_GRAMMAR_FILE].s);
         free(file_text);
         return 1;

@@ -11,6 +11,7 @@
 #include "opts.h"
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 #include "engine/kv.h"
 #include "model/model.h"
 #include "server/addr.h"
@@ -160,7 +161,7 @@ static bool template_compiles(const char *src) {
 static char *load_template(const opt_val *v, const sl_model *m, bool *failed) {
     *failed = false;
     if (v->set) {
-        char *t = cli_read_file(v->s, NULL);
+        char *t = sl_read_file(v->s, NULL);
         if (!t) {
             fprintf(stderr, "shardlm serve: cannot read --chat-template '%s'\n", v->s);
             *failed = true;
@@ -200,6 +201,8 @@ int cmd_serve(int argc, char **argv) {
     int n_pos;
     int r = opts_parse("serve", "-m MODEL [--host H] [--port P] [options]", OPTS, O_COUNT, v, argc, argv, pos, 0, &n_pos);
     if (r) return r > 0 ? 0 : 1;
+    if (!cli_etcd_tls("serve", v[O_ETCDCA].set ? v[O_ETCDCA].s : NULL, v[O_ETCDCERT].set ? v[O_ETCDCERT].s : NULL,
+                      v[O_ETCDKEY].set ? v[O_ETCDKEY].s : NULL)) return 1;
     /* signals are taken by this thread only (sigtimedwait below) */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -300,12 +303,6 @@ int cmd_serve(int argc, char **argv) {
     sl_etcd_reg_cfg ec = {.etcd = v[O_ETCD].s, .cluster = v[O_CLUSTER].s, .id = v[O_ENGINE_ID].s,
                           .url = v[O_ADVERTISE].s, .host = v[O_HOST].s, .port = sl_http_port(http), .model = model_id,
                           .tls = hc.tls_key_file != NULL, .version = v[O_MVERSION].s, .capacity = (int)v[O_SEQS].i, .ttl_s = (int)v[O_ETCD_TTL].i};
-    sl_etcd_tls(v[O_ETCDCA].set ? v[O_ETCDCA].s : NULL, v[O_ETCDCERT].set ? v[O_ETCDCERT].s : NULL,
-                v[O_ETCDKEY].set ? v[O_ETCDKEY].s : NULL);
-    if (v[O_ETCDCERT].set != v[O_ETCDKEY].set) {
-        fprintf(stderr, "shardlm serve: --etcd-cert and --etcd-key go together\n");
-        goto done;
-    }
     if (v[O_ETCD].set && sl_etcd_register_start(&ec, &reg) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;

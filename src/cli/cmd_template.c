@@ -18,6 +18,7 @@
 #include "opts.h"
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 #include "model/gguf.h"
 #include "template/template.h"
 
@@ -76,7 +77,7 @@ int cmd_template(int argc, char **argv) {
         goto done;
     }
     if (v[O_TEMPLATE].set) {
-        char *t = cli_read_file(v[O_TEMPLATE].s, &src_len);
+        char *t = sl_read_file(v[O_TEMPLATE].s, &src_len);
         if (!t) {
             fprintf(stderr, "shardlm template: cannot read '%s'\n", v[O_TEMPLATE].s);
             goto done;
@@ -105,7 +106,7 @@ int cmd_template(int argc, char **argv) {
     if (v[O_BOS].set) { sl_free(bos); bos = sl_strdup(v[O_BOS].s); }
     if (v[O_EOS].set) { sl_free(eos); eos = sl_strdup(v[O_EOS].s); }
 
-    if (!(msg_text = cli_read_file(v[O_MESSAGES].s, &msg_len))) {
+    if (!(msg_text = sl_read_file(v[O_MESSAGES].s, &msg_len))) {
         fprintf(stderr, "shardlm template: cannot read '%s'\n", v[O_MESSAGES].s);
         goto done;
     }

@@ -16,6 +16,7 @@
 #include "opts.h"
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 #include "model/gguf.h"
 #include "tokenizer/tokenizer.h"
 
@@ -59,7 +60,7 @@ int cmd_tokenize(int argc, char **argv) {
     const char *text = v[O_PROMPT].s;
     size_t len = v[O_PROMPT].set ? strlen(text) : 0;
     if (v[O_FILE].set) {
-        if (!(file_text = cli_read_file(v[O_FILE].s, &len))) {
+        if (!(file_text = sl_read_file(v[O_FILE].s, &len))) {
             fprintf(stderr, "shardlm tokenize: cannot read '%s'\n", v[O_FILE].s);
             goto done;
         }

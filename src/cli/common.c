@@ -5,6 +5,7 @@
 
 #include "core/alloc.h"
 #include "model/model.h"
+#include "router/etcd.h"
 #include "tokenizer/tokenizer.h"
 
 #include <errno.h>
@@ -37,28 +38,13 @@ bool cli_parse_mem_mib(const char *s, int64_t *mib) {
     return true;
 }
 
-char *cli_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
-        if (cap - n - 1 == 0) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) { free(b); b = NULL; break; }
-            b = nb;
-            cap *= 2;
-        }
+bool cli_etcd_tls(const char *cmd, const char *ca, const char *cert, const char *key) {
+    if (!cert != !key) {
+        fprintf(stderr, "shardlm %s: --etcd-cert and --etcd-key go together\n", cmd);
+        return false;
     }
-    int err = ferror(f);
-    fclose(f);
-    if (!b || err) { free(b); return NULL; }
-    b[n] = '\0';
-    if (len) *len = n;
-    return b;
+    sl_etcd_tls(ca, cert, key);
+    return true;
 }
 
 sl_model *cli_load_model(const char *cmd, const char *path) {

@@ -64,3 +64,27 @@ bool sl_utf8_valid(const char *s, size_t n) {
     }
     return true;
 }
+
+char *sl_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        size_t r = fread(b + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+        if (cap - n - 1 == 0) {
+            char *nb = realloc(b, cap * 2);
+            if (!nb) { free(b); b = NULL; break; }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!b || err) { free(b); return NULL; }
+    b[n] = '\0';
+    if (len) *len = n;
+    return b;
+}

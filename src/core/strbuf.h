@@ -20,6 +20,10 @@ void sl_strbuf_printf(sl_strbuf *b, const char *fmt, ...) __attribute__((format(
 /* Append s[0, n) (the buffer stays NUL-terminated, allocated even when empty); false when out of memory. */
 bool sl_strbuf_add(sl_strbuf *b, const char *s, size_t n);
 
+/* A whole file as a NUL-terminated buffer (free with free()), its length in *len where given; NULL when it
+ * cannot be read (errno says why) or memory runs out. */
+char *sl_read_file(const char *path, size_t *len);
+
 /* Make the NUL-terminated s valid UTF-8 in place: each byte that starts no
  * valid character becomes '?'. For messages that quote what a peer sent
  * (and then go into a JSON string, which must be UTF-8). */

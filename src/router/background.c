@@ -1,13 +1,13 @@
 /*
  * background.c — the router's background responses (see background.h).
  */
-#include "server/addr.h"
 #include "router/background.h"
 
 #include "core/alloc.h"
 #include "core/pool.h"
 #include "router/router.h"
 #include "router/proxy.h"
+#include "server/addr.h"
 #include "server/responses.h"
 
 #include <curl/curl.h>

@@ -6,12 +6,12 @@
  * 200 ms slices, so a stop request ends it promptly and no call waits past
  * its timeout. The gateway gives 64-bit integers as JSON strings.
  */
-#include "server/addr.h"
 #include "router/etcd.h"
 
 #include "core/alloc.h"
 #include "core/status.h"
 #include "core/strbuf.h"
+#include "server/addr.h"
 
 #include <curl/curl.h>
 #include <errno.h>

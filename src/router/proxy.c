@@ -349,7 +349,6 @@ static const char *reason_phrase(int s) {
     }
 }
 
-/* A complete response on the client connection. `engine` = the x-shardlm-engine value or NULL. */
 /* CORS: the allowed origin, where the request's was (server/cors.h). */
 static void cors_headers(cconn *c) {
     if (!c->cors[0]) return;
@@ -386,6 +385,7 @@ static void access_line(const worker *w, const cconn *c, const xreq *x) {
             x->last_id[0] ? x->last_id : "none", x->n_tried, x->migrated ? " (stream continued)" : "", ms);
 }
 
+/* A complete response on the client connection. `engine` = the x-shardlm-engine value or NULL. */
 static void respond(worker *w, cconn *c, int status, const char *ctype, const char *body, size_t n, const char *engine) {
     c->status = status;
     if (!c->x) access_line(w, c, NULL); /* (a proxied request's line comes when it is finished) */
@@ -1124,10 +1124,7 @@ static int handle_request(worker *w, cconn *c) {
         if (json_is_true(json_object_get(resp_req, "background")) &&
             !(own && r->bg && sl_bg_is_own(r->bg, own->value, own->value_len, &bg_id, &bg_id_len))) {
             /* answered queued at once; the router's own request serves it (router/background.h) */
-            const char *why = !r->store ? "this router keeps no responses (--responses-store 0)"
-                              : json_is_false(json_object_get(resp_req, "store")) ? "it needs \"store\": true"
-                              : json_is_true(json_object_get(resp_req, "stream")) ? "streamed background responses are not served"
-                                                                                  : NULL;
+            const char *why = sl_responses_background_refusal(resp_req, r->store != NULL);
             int rc = 0;
             if (why) {
                 rc = respond_error(w, c, 400, "background", "'background': %s", why);

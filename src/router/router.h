@@ -12,10 +12,10 @@
 #ifndef SL_ROUTER_ROUTER_H
 #define SL_ROUTER_ROUTER_H
 
-#include "server/apikeys.h"
 #include "router/members.h"
 #include "router/metrics.h"
 #include "router/placement.h"
+#include "server/apikeys.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -1409,8 +1409,7 @@ static bool parse_chat_resume(const sl_api_ctx *ctx, json_t *o, sl_api_request *
     return true;
 }
 
-/* vLLM's truncate_prompt_tokens in *k: each prompt keeps its last K tokens, at most max (-1: max); 0 when absent. */
-static bool truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e) {
+bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e) {
     *k = 0;
     if (!present(o, "truncate_prompt_tokens")) return true;
     if (!sl_api_get_int(o, "truncate_prompt_tokens", -1, max, k, e)) return false;
@@ -1437,7 +1436,7 @@ static void truncate_one(sl_api_prompt *p, long long k, bool drop_text) {
  * text of the tokens kept. */
 static bool truncate_prompts(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
     long long k;
-    if (!truncate_k(o, ctx->n_ctx - 1, &k, e)) return false;
+    if (!sl_api_truncate_k(o, ctx->n_ctx - 1, &k, e)) return false;
     for (int32_t i = 0; i <= r->n_more && k > 0; i++) {
         sl_api_prompt p = sl_api_prompt_at(r, i);
         truncate_one(&p, k, r->kind == SL_API_COMPLETIONS);
@@ -2064,7 +2063,7 @@ bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len
     }
     if (!sl_api_get_int(o, "embd_normalize", -1, 1000, &x, e)) goto done;
     r->normalize = (int32_t)x;
-    if (!truncate_k(o, ctx->n_ctx, &k, e)) goto done;
+    if (!sl_api_truncate_k(o, ctx->n_ctx, &k, e)) goto done;
     if (present(o, "messages")) { /* vLLM's chat form: the conversation rendered by the chat template, one input */
         if (present(o, "input")) {
             sl_api_set_error(e, 400, "messages", "give 'input' or 'messages', not both");

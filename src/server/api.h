@@ -198,6 +198,9 @@ int sl_api_completions_fim(const sl_api_ctx *ctx, const char *body, size_t len, 
  * a 400 in e naming k otherwise. */
 bool sl_api_get_int(json_t *o, const char *k, long long lo, long long hi, long long *out, sl_api_error *e);
 bool sl_api_get_bool(json_t *o, const char *k, bool *out, sl_api_error *e);
+/* vLLM's truncate_prompt_tokens of o in *k: K tokens at most, -1 for max (at most max); 0 when absent; 0 or out of
+ * range: false with e naming it. */
+bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e);
 /* The body's model, when given, is the one served (else a 404 in e). */
 bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e);
 /* A request body: a JSON object (each key once), or NULL with a 400 in e saying what is wrong with it. */

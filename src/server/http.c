@@ -137,12 +137,6 @@ typedef struct gen {
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* CORS: Access-Control-Allow-Origin on r where the request's Origin is allowed (server/cors.h). */
 static void add_cors(struct MHD_Connection *c, conn *cx, struct MHD_Response *r) {
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
@@ -219,7 +213,7 @@ static void gen_log(const gen *g) {
     }
     fprintf(stderr, "shardlm serve: %s %s %s prompt %lld (cached %lld) completion %lld, %s, first token %.1f ms, total %.1f ms\n",
             g->method, g->path, g->id, (long long)np, (long long)cached, (long long)nc, finish ? finish : "none",
-            first * 1e3, (mono_s() - g->t0) * 1e3);
+            first * 1e3, (sl_sched_now_s() - g->t0) * 1e3);
 }
 
 static void gen_free(gen *g) {
@@ -292,11 +286,16 @@ static json_t *chunk_base(gen *g) {
 static json_t *llama_probs(gen *g, const json_t *lp);
 static json_t *gen_usage(gen *g);
 
-/* r's prompt ids (vLLM's prompt_token_ids) as a JSON array. */
-static json_t *prompt_ids_json(sl_req *r) {
+/* r's prompt ids (vLLM's prompt_token_ids) as a JSON array (the caller holds r's lock). */
+static json_t *prompt_ids_locked(const sl_req *r) {
     json_t *a = json_array();
-    pthread_mutex_lock(&r->mu);
     for (int32_t i = 0; i < r->n_prompt; i++) json_array_append_new(a, json_integer(r->tokens[i]));
+    return a;
+}
+
+static json_t *prompt_ids_json(sl_req *r) {
+    pthread_mutex_lock(&r->mu);
+    json_t *a = prompt_ids_locked(r);
     pthread_mutex_unlock(&r->mu);
     return a;
 }
@@ -836,11 +835,7 @@ static json_t *choice_json(gen *g, int k) {
         json_t *ids = json_array();
         for (int32_t i = 0; i < req->n_out; i++) json_array_append_new(ids, json_integer(req->out[i].id));
         json_object_set_new(ch, "token_ids", ids);
-        if (g->kind == SL_API_COMPLETIONS) {
-            json_t *pids = json_array();
-            for (int32_t i = 0; i < req->n_prompt; i++) json_array_append_new(pids, json_integer(req->tokens[i]));
-            json_object_set_new(ch, "prompt_token_ids", pids);
-        }
+        if (g->kind == SL_API_COMPLETIONS) json_object_set_new(ch, "prompt_token_ids", prompt_ids_locked(req));
     }
     if (req->p.prompt_logprobs >= 0 && g->kind == SL_API_COMPLETIONS) /* (chat: one list beside the choices) */
         json_object_set_new(ch, "prompt_logprobs", sl_api_prompt_logprobs_json(&g->h->api, g->tokens_as_ids, req->plp,
@@ -1301,17 +1296,12 @@ static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, co
     json_t *req;
     char *body = sl_responses_chat_body(h->store, cx->body, cx->n, &req, &e);
     if (!body) return reply_error(c, cx, &e);
-    if (json_is_true(json_object_get(req, "background"))) { /* answered at once, read back later: it must be kept */
-        const char *why = !h->store ? "this server keeps no responses (--responses-store 0)"
-                          : json_is_false(json_object_get(req, "store")) ? "it needs \"store\": true"
-                          : json_is_true(json_object_get(req, "stream")) ? "streamed background responses are not served"
-                                                                          : NULL;
-        if (why) {
-            free(body);
-            json_decref(req);
-            sl_api_set_error(&e, 400, "background", "'background': %s", why);
-            return reply_error(c, cx, &e);
-        }
+    const char *why = sl_responses_background_refusal(req, h->store != NULL);
+    if (why) {
+        free(body);
+        json_decref(req);
+        sl_api_set_error(&e, 400, "background", "'background': %s", why);
+        return reply_error(c, cx, &e);
     }
     enum MHD_Result r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req, NULL, false);
     free(body);
@@ -1671,7 +1661,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cx = calloc(1, sizeof *cx);
         if (!cx) return MHD_NO;
         cx->h = h;
-        cx->t0 = mono_s();
+        cx->t0 = sl_sched_now_s();
         snprintf(cx->method, sizeof cx->method, "%s", method);
         snprintf(cx->path, sizeof cx->path, "%s", url);
         sl_utf8_scrub(cx->path);
@@ -1714,7 +1704,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                                              !strcmp(cx->path, "/metrics"));
     if (h->cfg.access_log && !cx->gen && !probe)
         fprintf(stderr, "shardlm serve: %s %s %d %.1f ms%s\n", cx->method, cx->path, cx->status,
-                (mono_s() - cx->t0) * 1e3, cx->status ? "" : " (client gone)");
+                (sl_sched_now_s() - cx->t0) * 1e3, cx->status ? "" : " (client gone)");
     free(cx->body);
     free(cx);
     *con_cls = NULL;
@@ -1736,20 +1726,11 @@ static void http_free(sl_http *h) {
 
 /* A PEM file's text (NUL-terminated) into *out. */
 static sl_status read_pem(const char *path, const char *flag, char **out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return SL_FAIL(SL_ERR_IO, "%s %s: %s", flag, path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *m = open_memstream(&buf, &n);
-    char chunk[4096];
-    size_t k;
-    while (m && (k = fread(chunk, 1, sizeof chunk, f)) > 0 && n < (1u << 20)) fwrite(chunk, 1, k, m);
-    const bool err = ferror(f) != 0;
-    fclose(f);
-    if (m) fclose(m);
-    if (!buf || err || n == 0 || !strstr(buf, "-----BEGIN ")) {
+    char *buf = sl_read_file(path, NULL);
+    if (!buf) return SL_FAIL(SL_ERR_IO, "%s %s: %s", flag, path, strerror(errno));
+    if (!strstr(buf, "-----BEGIN ")) {
         free(buf);
-        return SL_FAIL(SL_ERR_INVALID, "%s %s: %s", flag, path, err ? "cannot read it" : "not a PEM file");
+        return SL_FAIL(SL_ERR_INVALID, "%s %s: not a PEM file", flag, path);
     }
     *out = buf;
     return SL_OK;

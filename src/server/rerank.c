@@ -58,11 +58,9 @@ static void add_id(int32_t *ids, size_t *len, int32_t id) {
     if (id >= 0) ids[(*len)++] = id; /* (add_text left room for four) */
 }
 
-/* The text of d's first `keep` tokens (d tokenized alone) into b: a document cut where the template takes its text. */
-static bool cut_doc(const sl_tokenizer *tok, const char *d, size_t dn, int32_t keep, sl_strbuf *b) {
-    int32_t *t = NULL;
-    size_t k = 0;
-    if (sl_tokenize(tok, d, dn, false, false, &t, &k) != SL_OK) return false;
+/* The text of a document's first `keep` tokens (t[0, k): the document tokenized alone; lead_space: its text starts
+ * with a space) into b: a document cut where the template takes its text. */
+static bool cut_doc(const sl_tokenizer *tok, const int32_t *t, size_t k, int32_t keep, bool lead_space, sl_strbuf *b) {
     sl_detok dt;
     sl_detok_init(&dt, tok, false);
     const size_t cap = 3 * sl_tokenizer_max_piece(tok) + 272;
@@ -73,8 +71,7 @@ static bool cut_doc(const sl_tokenizer *tok, const char *d, size_t dn, int32_t k
         ok = n >= 0 && sl_strbuf_add(b, piece, (size_t)n);
     }
     sl_free(piece);
-    sl_free(t);
-    if (ok && b->n > 0 && b->p[0] == ' ' && (dn == 0 || d[0] != ' ')) { /* (SentencePiece's dummy prefix) */
+    if (ok && b->n > 0 && b->p[0] == ' ' && !lead_space) { /* (SentencePiece's dummy prefix) */
         memmove(b->p, b->p + 1, b->n);
         b->n--;
     }
@@ -107,24 +104,23 @@ static bool pair_prompt(const sl_api_ctx *ctx, const char *q, size_t qn, const c
     sl_str tpl = {0};
     if (kv && sl_gguf_get_str(ctx->model->gguf, "tokenizer.chat_template.rerank", &tpl) == SL_OK) {
         sl_strbuf cur = {0}; /* the document as the template takes it: cut by tokens, then by the pair's length */
-        int32_t *dt = NULL;
+        int32_t *dt = NULL; /* (the document's tokens: only where it may be cut) */
         size_t nd = 0;
-        ok = sl_tokenize(tok, d, dn, false, false, &dt, &nd) == SL_OK;
-        sl_free(dt);
+        const bool lead = dn > 0 && d[0] == ' ';
+        ok = (max_doc == 0 && limit == 0) || sl_tokenize(tok, d, dn, false, false, &dt, &nd) == SL_OK;
         int32_t keep = max_doc > 0 && (size_t)max_doc < nd ? max_doc : (int32_t)nd;
-        ok = ok && (keep == (int32_t)nd ? sl_strbuf_add(&cur, d, dn) : cut_doc(tok, d, dn, keep, &cur)) &&
+        ok = ok && (!dt || keep == (int32_t)nd ? sl_strbuf_add(&cur, d, dn) : cut_doc(tok, dt, nd, keep, lead, &cur)) &&
              template_ids(tok, &tpl, q, qn, cur.p, cur.n, &ids, &n);
         for (int round = 0; ok && limit > 0 && (int64_t)n > limit && round < 8; round++) {
             keep -= (int32_t)((int64_t)n - limit); /* (a cut text may tokenize a little differently: again) */
-            if (keep < 1) {
-                cut_short = true;
-                break;
-            }
+            if (keep < 1) break;
             cur.n = 0;
             sl_free(ids);
             ids = NULL;
-            ok = cut_doc(tok, d, dn, keep, &cur) && template_ids(tok, &tpl, q, qn, cur.p, cur.n, &ids, &n);
+            ok = cut_doc(tok, dt, nd, keep, lead, &cur) && template_ids(tok, &tpl, q, qn, cur.p, cur.n, &ids, &n);
         }
+        cut_short = ok && limit > 0 && (int64_t)n > limit; /* (no room left, or it would not come down) */
+        sl_free(dt);
         free(cur.p);
     } else { /* BOS, the query, EOS and SEP as the vocabulary adds them, the document, EOS */
         int32_t *qt = NULL, *dt = NULL;
@@ -231,15 +227,10 @@ bool sl_rerank_parse(const sl_api_ctx *ctx, bool score, const char *body, size_t
      * context), Cohere's max_tokens_per_doc (each document's first N tokens) */
     long long limit = 0, max_doc = 0;
     bool tei_cut = false;
-    if (!sl_api_get_int(o, "truncate_prompt_tokens", -1, ctx->n_ctx, &limit, e) || !sl_api_get_bool(o, "truncate", &tei_cut, e) ||
+    if (!sl_api_truncate_k(o, ctx->n_ctx, &limit, e) || !sl_api_get_bool(o, "truncate", &tei_cut, e) ||
         !sl_api_get_int(o, "max_tokens_per_doc", 1, INT32_MAX, &max_doc, e))
         goto done;
-    if (json_object_get(o, "truncate_prompt_tokens") && !json_is_null(json_object_get(o, "truncate_prompt_tokens")) &&
-        limit == 0) {
-        sl_api_set_error(e, 400, "truncate_prompt_tokens", "'truncate_prompt_tokens' must be -1 or at least 1");
-        goto done;
-    }
-    if (limit < 0 || (tei_cut && limit == 0)) limit = ctx->n_ctx;
+    if (tei_cut && limit == 0) limit = ctx->n_ctx;
     const json_t *q1 = NULL, *qs = NULL, *d1 = NULL, *ds = NULL;
     const char *qkey, *dkey;
     if (score) { /* vLLM's text_1 / text_2 (queries / documents in its later form) */

@@ -844,3 +844,11 @@ void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out
 json_t *sl_responses_status(const json_t *req, const char *id, const char *model, long long created, const char *status) {
     return response_base(req, id, model, created, status);
 }
+
+const char *sl_responses_background_refusal(const json_t *req, bool store) {
+    if (!json_is_true(json_object_get(req, "background"))) return NULL;
+    return !store                                               ? "no responses are kept here (--responses-store 0)"
+           : json_is_false(json_object_get(req, "store"))        ? "it needs \"store\": true"
+           : json_is_true(json_object_get(req, "stream"))        ? "streamed background responses are not served"
+                                                                : NULL;
+}

@@ -71,6 +71,9 @@ json_t *sl_responses_from_chat(const json_t *chat, const json_t *req, const char
 /* The response object for req with no output yet, in `status` (queued, in_progress, failed, cancelled); id: the
  * chat answer's id (a background response's, before it has an answer). */
 json_t *sl_responses_status(const json_t *req, const char *id, const char *model, long long created, const char *status);
+/* Why a request with "background": true cannot be served (store: whether this server keeps responses), or NULL when it
+ * can (or is not one): answered at once and read back later, it must be kept, and it is not streamed. */
+const char *sl_responses_background_refusal(const json_t *req, bool store);
 
 /* One server-sent event: `event: TYPE` (type NULL: none), `data: JSON` of o (taken), a blank line. */
 void sl_sse_event(sl_strbuf *out, const char *type, json_t *o);

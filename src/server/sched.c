@@ -77,7 +77,7 @@ struct sl_sched {
     float *hidden;      /* (max_num_batched_tokens, n_embd) embedding requests' hidden states (made for the first) */
 };
 
-static double now_s(void) {
+double sl_sched_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -354,7 +354,7 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
         sl_req_release(r);
         return e;
     }
-    r->t_submit = now_s();
+    r->t_submit = sl_sched_now_s();
     *out = r;
     return SL_OK;
 nomem:
@@ -489,7 +489,7 @@ static void finish_req(sl_sched *s, sl_req *r, sl_finish_reason why, int http_er
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     atomic_fetch_add(&s->metrics->requests_finished[why], 1);
-    sl_hist_observe(&s->metrics->e2e, now_s() - r->t_submit);
+    sl_hist_observe(&s->metrics->e2e, sl_sched_now_s() - r->t_submit);
 }
 
 /* ---- scheduling ------------------------------------------------------------ */
@@ -881,7 +881,7 @@ static bool step(sl_sched *s) {
                   .hidden = s->hidden};
     sl_status st = hidden && !s->hidden ? SL_FAIL(SL_ERR_NOMEM, "out of memory for the hidden states of embeddings")
                                         : sl_fwd_step(s->fwd, &b, s->b_seqs, n_seq, s->logits);
-    double t = now_s();
+    double t = sl_sched_now_s();
     if (st) {
         /* an engine failure aborts the requests of this step; the server keeps serving */
         fprintf(stderr, "shardlm serve: forward step failed: %s\n", sl_last_error());

@@ -48,6 +48,8 @@ typedef enum sl_finish_reason {
     SL_FR_ABORT,   /* cancelled (client gone) or engine failure */
 } sl_finish_reason;
 
+/* The clock of a request's times (t_submit, t_first_token...): monotonic seconds. */
+double sl_sched_now_s(void);
 const char *sl_finish_reason_str(sl_finish_reason r);
 
 typedef struct sl_req_params {
@@ -201,7 +203,7 @@ struct sl_req {
     int32_t n_prompt, n_tokens, cap_tokens;
     int32_t max_ctx;        /* n_prompt + max_tokens, clamped to the context */
     atomic_bool cancelled;
-    double t_submit;        /* seconds, monotonic */
+    double t_submit;        /* seconds, monotonic (sl_sched_now_s) */
 
     /* scheduler-private */
     int state;
