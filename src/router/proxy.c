@@ -370,9 +370,7 @@ static void note_request(cconn *c, const char *method, const char *path) {
  * succeed get none (load balancers and Prometheus ask every few seconds). */
 static void access_line(const worker *w, const cconn *c, const xreq *x) {
     if (!w->r->cfg.access_log || !c) return;
-    if (!x && c->status == 200 && (!strcmp(c->path, "/health") || !strcmp(c->path, "/v1/health") ||
-                                   !strcmp(c->path, "/ready") || !strcmp(c->path, "/metrics")))
-        return;
+    if (!x && c->status == 200 && sl_api_probe_path(c->path)) return;
     const double ms = (double)(mono_ns() - c->t_req) / 1e6;
     if (!x) {
         fprintf(stderr, "shardlm route: %s %s %d %.1f ms\n", c->method, c->path, c->status, ms);

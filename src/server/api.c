@@ -1409,6 +1409,10 @@ static bool parse_chat_resume(const sl_api_ctx *ctx, json_t *o, sl_api_request *
     return true;
 }
 
+bool sl_api_probe_path(const char *path) {
+    return !strcmp(path, "/health") || !strcmp(path, "/v1/health") || !strcmp(path, "/ready") || !strcmp(path, "/metrics");
+}
+
 bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e) {
     *k = 0;
     if (!present(o, "truncate_prompt_tokens")) return true;

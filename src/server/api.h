@@ -198,6 +198,9 @@ int sl_api_completions_fim(const sl_api_ctx *ctx, const char *body, size_t len, 
  * a 400 in e naming k otherwise. */
 bool sl_api_get_int(json_t *o, const char *k, long long lo, long long hi, long long *out, sl_api_error *e);
 bool sl_api_get_bool(json_t *o, const char *k, bool *out, sl_api_error *e);
+/* Whether path is one that load balancers, routers and Prometheus poll every few seconds (/health, /v1/health,
+ * /ready, /metrics): the access logs of engine and router leave out those that succeed. */
+bool sl_api_probe_path(const char *path);
 /* vLLM's truncate_prompt_tokens of o in *k: K tokens at most, -1 for max (at most max); 0 when absent; 0 or out of
  * range: false with e naming it. */
 bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e);

@@ -1698,11 +1698,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     conn *cx = *con_cls;
     if (!cx) return;
     if (cx->status) sl_metrics_count_status(h->metrics, cx->status);
-    /* (a generation's line comes from the generation; health checks and scrapes that succeed, from
-     * routers and Prometheus every few seconds, get none) */
-    const bool probe = cx->status == 200 && (!strcmp(cx->path, "/health") || !strcmp(cx->path, "/v1/health") ||
-                                             !strcmp(cx->path, "/metrics"));
-    if (h->cfg.access_log && !cx->gen && !probe)
+    /* (a generation's line comes from the generation; health checks and scrapes that succeed, from routers and
+     * Prometheus every few seconds, get none) */
+    if (h->cfg.access_log && !cx->gen && !(cx->status == 200 && sl_api_probe_path(cx->path)))
         fprintf(stderr, "shardlm serve: %s %s %d %.1f ms%s\n", cx->method, cx->path, cx->status,
                 (sl_sched_now_s() - cx->t0) * 1e3, cx->status ? "" : " (client gone)");
     free(cx->body);

@@ -4790,9 +4790,13 @@ TEST(serve_access_log_and_stats) {
     sl_test_proc p;
     char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--no-access-log=0", "--stats-interval", "1", NULL};
     CHECK_MSG(sl_test_proc_start_log(&p, args, 20, log) == 0, "server did not start");
-    resp r = http(p.url, "/health", NULL, NULL);
-    CHECK_EQ_INT(r.status, 200);
-    free(r.body);
+    resp r;
+    static const char *const probes[] = {"/health", "/ready", "/metrics"}; /* (what routers and Prometheus poll) */
+    for (int i = 0; i < 3; i++) {
+        r = http(p.url, probes[i], NULL, NULL);
+        CHECK_EQ_INT(r.status, 200);
+        free(r.body);
+    }
     r = http(p.url, "/v1/chat/completions",
              "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":5,\"temperature\":0}", NULL);
     CHECK_EQ_INT(r.status, 200);
@@ -4827,7 +4831,7 @@ TEST(serve_access_log_and_stats) {
               "%s", line);
     CHECK_MSG(all && strstr(all, "POST /v1/completions 400 "), "%s", all);
     CHECK_MSG(all && strstr(all, "GET /nope 404 "), "%s", all);
-    CHECK_MSG(all && !strstr(all, "GET /health"), "%s", all);
+    CHECK_MSG(all && !strstr(all, "GET /health") && !strstr(all, "GET /ready") && !strstr(all, "GET /metrics"), "%s", all);
     const char *st = all ? strstr(all, "shardlm serve: prompt ") : NULL;
     CHECK_MSG(st && strstr(st, " tokens/s, generation ") && strstr(st, "KV cache ") && strstr(st, "prefix cache hits "),
               "%s", all);
