@@ -91,6 +91,7 @@ sl_status sl_fo_chat_continuation(const json_t *orig, const int32_t *prompt, int
     sl_status st = continuation_base(orig, prompt, n_prompt, gen, n_gen, true, &b, &ids);
     if (st == SL_OK) {
         json_object_set_new(b, "stream", json_true());
+        json_object_del(b, "echo"); /* (the client has it) */
         json_object_set_new(b, "shardlm_resume",
                             json_pack("{s:O,s:i,s:I,s:I,s:I,s:b}", "ids", ids, "generated", n_gen, "content_sent",
                                       (json_int_t)fs->text_sent, "reasoning_sent", (json_int_t)fs->reasoning_sent,
@@ -167,7 +168,8 @@ void sl_fo_count_text(sl_fo_stream *fs, const char *data, size_t n) {
         fs->call_started = true;
         if (json_is_string(a)) fs->args_sent += json_string_length(a);
     }
-    if (json_is_string(t) && fs->echo_pending) { /* the echoed prompt: not output */
+    /* the echoed prompt (or chat's echoed message, after the role chunk's empty content): not output */
+    if (json_is_string(t) && fs->echo_pending && (fs->kind != SL_FO_CHAT || json_string_length(t) > 0)) {
         fs->echo_pending = false;
         fs->echo_bytes = json_string_length(t);
     } else if (json_is_string(t)) {

@@ -1256,7 +1256,9 @@ static int handle_request(worker *w, cconn *c) {
             }
             /* a stream counts the text its client got: a continuation starts after it */
             x->count_text = x->stream;
-            x->fs.echo_pending = x->stream && ep == EP_COMPLETIONS && json_is_true(json_object_get(o, "echo"));
+            /* (an echo, or vLLM's chat echo of the last message, comes before the output) */
+            x->fs.echo_pending = x->stream && (ep == EP_COMPLETIONS ? json_is_true(json_object_get(o, "echo"))
+                                                                    : ep == EP_CHAT && sl_api_chat_echoes(o));
             if (x->stream) {
                 /* ask for token ids, and give the request a seed, so it can continue elsewhere */
                 x->want_ids = true;

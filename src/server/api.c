@@ -57,6 +57,7 @@ void sl_api_request_free(sl_api_request *r) {
     sl_free(r->prompt);
     sl_free(r->prompt_text);
     sl_free(r->think_ids);
+    sl_free(r->chat_echo);
     for (int32_t i = 0; i < r->n_more; i++) {
         sl_free(r->more[i].ids);
         sl_free(r->more[i].text);
@@ -1413,6 +1414,46 @@ bool sl_api_probe_path(const char *path) {
     return !strcmp(path, "/health") || !strcmp(path, "/v1/health") || !strcmp(path, "/ready") || !strcmp(path, "/metrics");
 }
 
+/* The content vLLM's chat echo repeats (see sl_api_chat_echo) and its length in *n, or NULL. */
+static const json_t *chat_echo_content(const json_t *body, size_t *n) {
+    const json_t *m = json_object_get(body, "messages");
+    const json_t *last = json_array_get(m, json_array_size(m) ? json_array_size(m) - 1 : 0);
+    const json_t *gp = json_object_get(body, "add_generation_prompt"), *role = json_object_get(last, "role");
+    if (!json_is_true(json_object_get(body, "echo")) || !json_is_string(role)) return NULL;
+    if (!json_is_false(gp) && strcmp(json_string_value(role), "assistant") != 0) return NULL;
+    const json_t *c = json_object_get(last, "content"), *part;
+    *n = json_string_length(c);
+    size_t i, parts = 0;
+    json_array_foreach(c, i, part) { /* (text parts, joined by newlines) */
+        const json_t *t = json_object_get(part, "text");
+        if (json_is_string(t)) *n += json_string_length(t) + (parts++ ? 1 : 0);
+    }
+    return *n ? c : NULL;
+}
+
+bool sl_api_chat_echoes(const json_t *body) {
+    size_t n;
+    return chat_echo_content(body, &n) != NULL;
+}
+
+bool sl_api_chat_echo(const json_t *body, char **out) {
+    size_t n = 0, i, k = 0;
+    const json_t *c = chat_echo_content(body, &n), *part;
+    *out = NULL;
+    if (!c) return true;
+    if (!(*out = sl_malloc(n + 1))) return false;
+    if (json_is_string(c)) memcpy(*out, json_string_value(c), n);
+    json_array_foreach(c, i, part) {
+        const json_t *t = json_object_get(part, "text");
+        if (!json_is_string(t)) continue;
+        if (k) (*out)[k++] = '\n';
+        memcpy(*out + k, json_string_value(t), json_string_length(t));
+        k += json_string_length(t);
+    }
+    (*out)[n] = '\0';
+    return true;
+}
+
 bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e) {
     *k = 0;
     if (!present(o, "truncate_prompt_tokens")) return true;
@@ -1664,6 +1705,14 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         goto done;
     if (kind == SL_API_COMPLETIONS ? !parse_prompt(ctx, o, r, e) : !parse_messages(ctx, o, r, true, e)) goto done;
     if (kind == SL_API_CHAT && !parse_chat_resume(ctx, o, r, e)) goto done;
+    if (kind == SL_API_CHAT) { /* vLLM's echo (not again in a resumed stream: its client has it) */
+        bool echo = false;
+        if (!sl_api_get_bool(o, "echo", &echo, e)) goto done;
+        if (echo && !r->resumed && !sl_api_chat_echo(o, &r->chat_echo)) {
+            sl_api_set_error(e, 500, NULL, "out of memory");
+            goto done;
+        }
+    }
     if (!truncate_prompts(ctx, o, r, e)) goto done;
     int32_t longest = 0; /* the longest prompt bounds max_tokens */
     for (int32_t i = 0; i <= r->n_more; i++) {

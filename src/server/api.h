@@ -89,6 +89,7 @@ typedef struct sl_api_request {
      * call's arguments, and that call's first delta when resume_call_started. */
     bool resumed, resume_call_started;
     int64_t resume_content, resume_reasoning, resume_args;
+    char *chat_echo; /* chat: vLLM's echo, the text the answer's content starts with (sl_api_chat_echo), or NULL */
 } sl_api_request;
 
 /* Prompt i of a request, 0 <= i <= n_more (0: prompt / n_prompt / prompt_text). */
@@ -204,6 +205,13 @@ bool sl_api_probe_path(const char *path);
 /* vLLM's truncate_prompt_tokens of o in *k: K tokens at most, -1 for max (at most max); 0 when absent; 0 or out of
  * range: false with e naming it. */
 bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e);
+/* vLLM's chat echo: where a chat body's "echo" is true and its last message is in the answer's role (the
+ * assistant's; with add_generation_prompt false, the last message's own), that message's content (a string, or
+ * its text parts joined by newlines), which the answer's content starts with, in *out (sl_malloc'd); *out NULL
+ * when there is none or it is empty. False when out of memory. */
+bool sl_api_chat_echo(const json_t *body, char **out);
+/* Whether sl_api_chat_echo gives a text (for a router: the stream's first content is not output). */
+bool sl_api_chat_echoes(const json_t *body);
 /* The body's model, when given, is the one served (else a 404 in e). */
 bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e);
 /* A request body: a JSON object (each key once), or NULL with a 400 in e saying what is wrong with it. */

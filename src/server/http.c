@@ -80,6 +80,7 @@ typedef struct choice {
     char *echo;             /* completions' echo: the prompt's text, sent before the output; NULL: no echo */
     size_t n_echo;
     bool echo_sent;
+    bool chat_echo_sent;    /* chat: vLLM's echo (gen's chat_echo) went out */
     bool first;             /* the first choice of its prompt: its prompt tokens count in usage */
     /* chat with tools or thinking, streamed: the whole answer so far, how much of it went out as
      * content and as thinking, and whether a forced call's first delta (id, name) went out */
@@ -126,6 +127,7 @@ typedef struct gen {
     bool harmony;           /* chat: the answer is in the harmony format (gpt-oss), split by harmony.c */
     bool kimi3;             /* chat: the answer is in Kimi K3's tags, split by kimi3.c */
     int64_t resume_content, resume_reasoning, resume_args; /* a resumed chat stream: the parts' bytes the client has */
+    char *chat_echo;        /* chat: vLLM's echo, the text each choice's content starts with (sl_api_chat_echo), or NULL */
     bool llama;             /* POST /completion: llama.cpp's own answer ({"content", "stop", ...}) */
     bool llama_probs;       /* ... with n_probs: its completion_probabilities (logprobs named by token id) */
     json_t *llama_fields;   /* ... its response_fields (a reference), or NULL */
@@ -230,6 +232,7 @@ static void gen_free(gen *g) {
     json_decref(g->anth_req);
     sl_anth_stream_free(g->as);
     json_decref(g->llama_fields);
+    sl_free(g->chat_echo);
     sl_resp_stream_free(g->rs);
     free(g->ch);
     free(g->pending.p);
@@ -684,6 +687,11 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     }
     /* the echo goes first: the prompt's logprobs are complete before the first token is sampled */
     if (echo_now) pend_echo(g, k);
+    if (g->chat_echo && !c->chat_echo_sent && !http_error) { /* vLLM's: the role chunk, then the echoed message */
+        if (!c->role_sent) pend_chunk(g, k, "", 0, NULL, NULL);
+        pend_chunk(g, k, g->chat_echo, strlen(g->chat_echo), NULL, NULL);
+        c->chat_echo_sent = true;
+    }
     if (parsed(g)) {
         if (!http_error) {
             if (g->token_ids) pend_token_ids(g, k0, k1);
@@ -781,6 +789,15 @@ static void stream_free(void *cls) {
 
 /* ---- generation endpoints ------------------------------------------------------ */
 
+/* A non-streamed chat answer's content s[0, n), after vLLM's echo where asked. */
+static json_t *chat_content(const gen *g, const char *s, size_t n) {
+    if (!g->chat_echo) return json_stringn(s, n);
+    sl_strbuf b = {0};
+    json_t *o = sl_strbuf_add(&b, g->chat_echo, strlen(g->chat_echo)) && sl_strbuf_add(&b, s, n) ? json_stringn(b.p, b.n) : NULL;
+    free(b.p);
+    return o;
+}
+
 /* choices[k] of a non-streamed answer (caller holds the request's lock). */
 static json_t *choice_json(gen *g, int k) {
     const choice *c = &g->ch[k];
@@ -798,12 +815,12 @@ static json_t *choice_json(gen *g, int k) {
         size_t content = 0;
         json_t *calls = parts_calls(g, &pt, &content);
         if (calls) {
-            json_object_set_new(msg, "content", content ? json_stringn(pt.c, content) : json_null());
+            json_object_set_new(msg, "content", content || g->chat_echo ? chat_content(g, pt.c, content) : json_null());
             json_object_set_new(msg, "tool_calls", tool_calls_json(g, calls));
             finish = calls_finish(g, req->finish);
             json_decref(calls);
         } else {
-            json_object_set_new(msg, "content", json_stringn(pt.c, pt.nc));
+            json_object_set_new(msg, "content", chat_content(g, pt.c, pt.nc));
         }
         if (pt.nr) json_object_set_new(msg, "reasoning_content", json_stringn(pt.r, pt.nr));
         parts_free(&pt);
@@ -1153,8 +1170,12 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     snprintf(g->path, sizeof g->path, "%s", cx->path);
     char request_id[sizeof ar.request_id];
     memcpy(request_id, ar.request_id, sizeof request_id);
-    g->harmony = g->kind == SL_API_CHAT && h->api.harmony;
-    g->kimi3 = g->kind == SL_API_CHAT && h->api.kimi3;
+    if (kind == SL_API_CHAT && !resp_req && !anth_req) { /* (chat's own answer: the others have no echo) */
+        g->chat_echo = ar.chat_echo;
+        ar.chat_echo = NULL;
+    }
+    g->harmony = kind == SL_API_CHAT && h->api.harmony;
+    g->kimi3 = kind == SL_API_CHAT && h->api.kimi3;
     if (ar.resumed) { /* the client has the role chunk, and maybe a forced call's first delta */
         g->resume_content = ar.resume_content;
         g->resume_reasoning = ar.resume_reasoning;

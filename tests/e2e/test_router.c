@@ -387,6 +387,16 @@ TEST(kill9_midstream_completions_echo) {
                    "\"stream\":true}");
 }
 
+/* vLLM's chat echo: the stream's first content is the message the answer continues; the continuation starts where
+ * the output stopped and echoes nothing again. */
+TEST(kill9_midstream_chat_echo) {
+#define ECHO_CHAT "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"},{\"role\":\"assistant\"," \
+                  "\"content\":\"Once upon a time\"}],\"add_generation_prompt\":false,\"continue_final_message\":true," \
+                  "\"echo\":true,\"max_tokens\":400,\"temperature\":0"
+    midstream_kill("/v1/chat/completions", ECHO_CHAT "}", ECHO_CHAT ",\"stream\":true}");
+#undef ECHO_CHAT
+}
+
 /* JSON mode: the continuing engine goes on from the JSON the first one wrote. */
 TEST(kill9_midstream_json_mode) {
     midstream_kill("/v1/completions",

@@ -1165,11 +1165,54 @@ TEST(serve_chat_render_options) {
     CHECK(comp != NULL);
     CHECK_STR(chat, comp);
     CHECK_EQ_INT(np, np2);
+    /* vLLM's echo: each choice's content starts with the message it continues (text parts joined by newlines),
+     * whole and streamed (the role chunk, the echo, then the answer); not where the answer is a new message */
+    char *echoed = NULL;
+    if (asprintf(&echoed, "Once upon a time%s", comp) < 0) abort();
+    for (int stream = 0; stream < 2; stream++) {
+        for (int parts = 0; parts < 2; parts++) {
+            char *body = NULL;
+            if (asprintf(&body, "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"},{\"role\":\"assistant\","
+                         "\"content\":%s}],\"add_generation_prompt\":false,\"continue_final_message\":true,\"echo\":true,"
+                         "\"max_tokens\":24,\"temperature\":0,\"n\":2,\"stream\":%s}",
+                         parts ? "[{\"type\":\"text\",\"text\":\"Once upon\"},{\"type\":\"text\",\"text\":\" a time\"}]"
+                               : "\"Once upon a time\"",
+                         stream ? "true" : "false") < 0)
+                abort();
+            r = http(url, "/v1/chat/completions", body, NULL);
+            free(body);
+            CHECK_EQ_INT(r.status, 200);
+            if (stream) { /* the first event: the role alone, its content empty */
+                const char *d1 = strstr(r.body, "\"delta\":");
+                static const char role_only[] = "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}";
+                CHECK(d1 && !strncmp(d1, role_only, sizeof role_only - 1));
+            }
+            answer a = read_answer(&r, stream, 2);
+            for (size_t k = 0; k < 2; k++) {
+                const char *t = json_string_value(json_array_get(a.texts, k));
+                if (!parts) CHECK_STR(t, echoed);
+                else CHECK_MSG(t && !strncmp(t, "Once upon\n a time", 17) && !strcmp(t + 17, comp), "'%s'", t);
+            }
+            answer_free(&a);
+        }
+        char *body = NULL; /* a new message: nothing echoed */
+        if (asprintf(&body, "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"echo\":true,"
+                     "\"max_tokens\":8,\"temperature\":0,\"stream\":%s}", stream ? "true" : "false") < 0)
+            abort();
+        r = http(url, "/v1/chat/completions", body, NULL);
+        free(body);
+        answer a = read_answer(&r, stream, 1);
+        const char *t = json_string_value(json_array_get(a.texts, 0));
+        CHECK_MSG(t && strncmp(t, "Tell me", 7) != 0, "'%s'", t);
+        answer_free(&a);
+    }
+    free(echoed);
     free(chat);
     free(comp);
     static const struct {
         const char *fields, *param;
     } cases[] = {
+        {"\"echo\":\"yes\"", "echo"},
         {"\"continue_final_message\":true", "continue_final_message"},
         {"\"continue_final_message\":1", "continue_final_message"},
         {"\"add_generation_prompt\":\"no\"", "add_generation_prompt"},
@@ -1243,6 +1286,22 @@ TEST(serve_harmony_template) {
             else free(content);
             free(r.body);
         }
+    /* an answer in the harmony format (a grammar makes stories260K write it) is split, whole and streamed: the
+     * markers go; with a guided answer the analysis stays in the content, as harmony.c has it without thinking */
+    for (int stream = 0; stream < 2 && ok; stream++) {
+        char b[512];
+        snprintf(b, sizeof b,
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":200,\"temperature\":0,"
+                 "\"grammar\":\"root ::= \\\"<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant<|channel|>final"
+                 "<|message|>Hi\\\"\"%s}",
+                 stream ? ",\"stream\":true" : "");
+        resp r = http(p.url, "/v1/chat/completions", b, NULL);
+        answer a = read_answer(&r, stream, 1);
+        const char *content = json_string_value(json_array_get(a.texts, 0));
+        ok = content && !strcmp(content, "Hmm.Hi");
+        if (!ok) fprintf(stderr, "    harmony answer, stream %d: '%s'\n", stream, content ? content : "(none)");
+        answer_free(&a);
+    }
     sl_test_proc_stop(&p, SIGTERM, 10);
     CHECK(ok);
     free(first);
@@ -1275,7 +1334,27 @@ TEST(serve_kimi3_template) {
         got[i][0] = json_string_value(json_array_get(ans[i].texts, 0));
         got[i][1] = json_string_value(json_array_get(ans[i].reasoning, 0));
     }
+    /* an answer in Kimi K3's sections (a grammar makes stories260K write it) is split, whole and streamed: the tags
+     * go; with a guided answer the thinking stays in the content, as kimi3.c has it without thinking */
+    bool split = true;
+    char b[640];
+    for (int stream = 0; stream < 2; stream++) {
+        snprintf(b, sizeof b,
+                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":150,\"temperature\":0,"
+                 "\"grammar\":\"root ::= \\\"Hmm.<|close|>think<|sep|><|open|>response<|sep|>Hi<|close|>response<|sep|>"
+                 "<|close|>message<|sep|>\\\"\"%s}",
+                 stream ? ",\"stream\":true" : "");
+        resp r = http(p.url, "/v1/chat/completions", b, NULL);
+        answer a = read_answer(&r, stream, 1);
+        const char *content = json_string_value(json_array_get(a.texts, 0));
+        if (!content || strcmp(content, "Hmm.\n\nHi") != 0) {
+            fprintf(stderr, "    Kimi K3 answer, stream %d: '%s'\n", stream, content ? content : "(none)");
+            split = false;
+        }
+        answer_free(&a);
+    }
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    CHECK(split);
     for (int i = 0; i < 4; i++) CHECK_EQ_INT(status[i], 200);
     CHECK(*got[0][0] && !*got[0][1] && !strstr(got[0][0], "<|"));        /* no thinking: all content */
     CHECK(!strcmp(got[1][1], got[0][0]) && !*got[1][0]);                   /* the same text as thinking */
