@@ -6,19 +6,20 @@
 #include "core/alloc.h"
 #include "core/pool.h"
 #include "router/router.h"
+#include "router/evstream.h"
 #include "router/proxy.h"
 #include "server/addr.h"
 #include "server/responses.h"
 
 #include <curl/curl.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ANSWER (64 << 20) /* what a job reads of its answer (the router kept it already) */
+#define MAX_RAW (64 << 10)    /* what a job keeps of a body that is not a stream, for its error message */
+#define MAX_EVENT (16 << 20)  /* the longest chunk a job reads */
 
 typedef struct job {
     struct sl_bg *b;
@@ -32,7 +33,6 @@ typedef struct job {
 
 struct sl_bg {
     sl_router *r;
-    char secret[33];
     pthread_mutex_t mu;
     pthread_cond_t cv;
     job *jobs; /* running */
@@ -41,13 +41,7 @@ struct sl_bg {
 sl_status sl_bg_create(sl_router *r, sl_bg **out) {
     *out = NULL;
     sl_bg *b = sl_calloc(1, sizeof *b);
-    unsigned char raw[16];
     if (!b) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
-    if (RAND_bytes(raw, sizeof raw) != 1) {
-        sl_free(b);
-        return SL_FAIL(SL_ERR_IO, "background responses: no random bytes for the router's secret");
-    }
-    for (int i = 0; i < 16; i++) snprintf(b->secret + 2 * i, 3, "%02x", raw[i]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     b->r = r;
     pthread_mutex_init(&b->mu, NULL);
@@ -72,14 +66,6 @@ void sl_bg_destroy(sl_bg *b) {
     sl_free(b);
 }
 
-bool sl_bg_is_own(const sl_bg *b, const char *value, size_t n, const char **id, size_t *id_len) {
-    const size_t k = strlen(b->secret);
-    if (!value || n <= k + 1 || memcmp(value, b->secret, k) != 0 || value[k] != ' ') return false;
-    *id = value + k + 1;
-    *id_len = n - k - 1;
-    return true;
-}
-
 /* The kept object of j with status (and error: a failure's message), where it has not ended otherwise. */
 static void keep_status(job *j, const char *status, const char *error) {
     sl_resp_store *st = j->b->r->store;
@@ -93,22 +79,48 @@ static void keep_status(job *j, const char *status, const char *error) {
     json_decref(o);
 }
 
-typedef struct answer {
-    char *p;
-    size_t n;
-} answer;
+/* What a job reads of its stream: the chat chunks become the response (rs, kept in the store when it ends), and
+ * the start of a body that is not a stream (a refusal) is kept for its message. */
+typedef struct reading {
+    job *j;
+    sl_evstream ev;
+    sl_resp_stream *rs;
+    sl_strbuf scratch; /* (the Responses events the chunks make: not sent anywhere) */
+    char *err;         /* an error chunk's message, or NULL */
+    sl_strbuf raw;     /* the body's first bytes */
+} reading;
+
+static bool on_event(void *ud, char *ev, size_t n) {
+    reading *rd = ud;
+    size_t pos = 0, ln, vl;
+    const char *line, *v;
+    while (sl_evstream_line(ev, n, &pos, &line, &ln)) {
+        if (!sl_evstream_field(line, ln, "data", &v, &vl)) continue;
+        json_t *o = json_loadb(v, vl, 0, NULL);
+        if (!json_is_object(o)) {
+            json_decref(o);
+            continue;
+        }
+        const char *m = json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+        if (m && !rd->err) rd->err = strdup(m);
+        if (!rd->rs) { /* (the response's id from the chat id the queued object was made with) */
+            const char *model = json_string_value(json_object_get(o, "model"));
+            rd->rs = sl_resp_stream_new(rd->j->req, rd->j->chat_id, model ? model : "",
+                                        (long long)json_integer_value(json_object_get(o, "created")), &rd->scratch);
+            sl_resp_stream_keep_in(rd->rs, rd->j->b->r->store);
+        }
+        if (rd->rs) sl_resp_stream_chunk(rd->rs, o, &rd->scratch);
+        rd->scratch.n = 0;
+        json_decref(o);
+    }
+    return true;
+}
 
 static size_t on_data(char *p, size_t sz, size_t nm, void *ud) {
-    answer *a = ud;
+    reading *rd = ud;
     const size_t n = sz * nm;
-    if (a->n + n > MAX_ANSWER) return n; /* (the rest is not needed) */
-    char *q = realloc(a->p, a->n + n + 1);
-    if (!q) return 0;
-    memcpy(q + a->n, p, n);
-    a->n += n;
-    q[a->n] = '\0';
-    a->p = q;
-    return n;
+    if (rd->raw.n < MAX_RAW) sl_strbuf_add(&rd->raw, p, n < MAX_RAW - rd->raw.n ? n : MAX_RAW - rd->raw.n);
+    return sl_evstream_feed(&rd->ev, p, n, on_event, rd) == SL_OK ? n : 0;
 }
 
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
@@ -128,18 +140,17 @@ static void *job_main(void *arg) {
     sl_bg *b = j->b;
     keep_status(j, "in_progress", NULL);
     const bool tls = b->r->cfg.tls_key_file != NULL;
-    char url[160], mark[256];
-    sl_host_url(b->r->cfg.host, sl_router_port(b->r), tls, true, url, sizeof url - 16);
-    strcat(url, "/v1/responses");
-    snprintf(mark, sizeof mark, "%s: %s %s", SL_BG_HEADER, b->secret, j->chat_id);
-    answer a = {0};
+    char url[160];
+    sl_host_url(b->r->cfg.host, sl_router_port(b->r), tls, true, url, sizeof url - 24);
+    strcat(url, "/v1/chat/completions");
+    reading rd = {.j = j};
+    sl_evstream_init(&rd.ev, MAX_EVENT);
     long status = 0;
     CURLcode rc = CURLE_FAILED_INIT;
     CURL *h = curl_easy_init();
     struct curl_slist *hl = NULL;
     if (h) {
         hl = curl_slist_append(hl, "Content-Type: application/json");
-        hl = curl_slist_append(hl, mark);
         if (j->auth) {
             char *line = malloc(strlen(j->auth) + 32);
             if (line) {
@@ -149,7 +160,7 @@ static void *job_main(void *arg) {
             }
         }
         curl_easy_setopt(h, CURLOPT_URL, url);
-        if (tls) { /* (the router's own listener, over loopback: the secret header is what vouches for the request) */
+        if (tls) { /* (the router's own listener, over loopback) */
             curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
             curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
             if (b->r->cfg.tls_ca_file && b->r->cfg.tls_cert_reqs > 0) { /* mutual TLS: the router's own certificate (it must
@@ -162,7 +173,7 @@ static void *job_main(void *arg) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, j->body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)j->n);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &rd);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, j);
@@ -172,24 +183,37 @@ static void *job_main(void *arg) {
         rc = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     }
-    json_t *done = rc == CURLE_OK && status == 200 && a.p ? json_loads(a.p, 0, NULL) : NULL;
-    if (atomic_load(&j->cancel)) { /* (also when the answer came as it was cancelled: the cancel said cancelled) */
-        keep_status(j, "cancelled", NULL);
-    } else if (json_is_object(done) && json_is_string(json_object_get(done, "id"))) {
-        sl_resp_store_put(b->r->store, j->req, done); /* (the router's own request keeps nothing: this job does) */
-    } else {
+    if (atomic_load(&j->cancel)) { /* what it had, cancelled (also when it had ended: the cancel has the last word) */
+        json_t *o = rd.rs ? sl_resp_stream_partial(rd.rs, "cancelled") : NULL;
+        if (o && sl_resp_stream_ended(rd.rs)) { /* (an ended stream kept its answer: cancelled as it is) */
+            json_t *kept = sl_resp_store_get(b->r->store, json_string_value(json_object_get(o, "id")));
+            if (kept) {
+                json_decref(o);
+                o = kept;
+                json_object_set_new(o, "status", json_string("cancelled"));
+                json_object_set_new(o, "incomplete_details", json_null());
+            }
+        }
+        if (o) sl_resp_store_put(b->r->store, j->req, o);
+        else keep_status(j, "cancelled", NULL);
+        json_decref(o);
+    } else if (!sl_resp_stream_ended(rd.rs) || rd.err) { /* (an ended stream kept its answer) */
         char why[512];
-        json_t *o = a.p ? json_loads(a.p, 0, NULL) : NULL;
-        const char *msg = json_string_value(json_object_get(json_object_get(o, "error"), "message"));
-        if (rc != CURLE_OK) snprintf(why, sizeof why, "the router's request failed: %s", curl_easy_strerror(rc));
-        else snprintf(why, sizeof why, "%s", msg ? msg : "the engines failed it");
+        json_t *o = rd.raw.p ? json_loads(rd.raw.p, 0, NULL) : NULL;
+        const char *msg = rd.err ? rd.err : json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+        if (msg) snprintf(why, sizeof why, "%s", msg);
+        else if (rc != CURLE_OK) snprintf(why, sizeof why, "the router's request failed: %s", curl_easy_strerror(rc));
+        else snprintf(why, sizeof why, "the engines failed it (HTTP %ld, the stream ended before its answer)", status);
         json_decref(o);
         keep_status(j, "failed", why);
     }
-    json_decref(done);
     curl_slist_free_all(hl);
     if (h) curl_easy_cleanup(h);
-    free(a.p);
+    sl_evstream_deinit(&rd.ev);
+    sl_resp_stream_free(rd.rs);
+    free(rd.scratch.p);
+    free(rd.raw.p);
+    free(rd.err);
     pthread_mutex_lock(&b->mu);
     for (job **p = &b->jobs; *p; p = &(*p)->next)
         if (*p == j) {
@@ -202,23 +226,27 @@ static void *job_main(void *arg) {
     return NULL;
 }
 
-sl_status sl_bg_start(sl_bg *b, const char *resp_id, const char *chat_id, const char *body, size_t n, const char *auth,
+sl_status sl_bg_start(sl_bg *b, const char *resp_id, const char *chat_id, const char *chat_body, const char *auth,
                       json_t *req) {
     job *j = sl_calloc(1, sizeof *j);
     if (!j) return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     j->b = b;
     snprintf(j->resp_id, sizeof j->resp_id, "%s", resp_id);
     snprintf(j->chat_id, sizeof j->chat_id, "%s", chat_id);
-    j->body = malloc(n + 1);
+    json_t *o = json_loads(chat_body, 0, NULL); /* (streamed, to the usage chunk that ends the response) */
+    if (json_is_object(o)) {
+        json_object_set_new(o, "stream", json_true());
+        json_object_set_new(o, "stream_options", json_pack("{s:b}", "include_usage", 1));
+        j->body = json_dumps(o, JSON_COMPACT);
+    }
+    json_decref(o);
     j->auth = auth ? strdup(auth) : NULL;
     j->req = json_incref(req);
     if (!j->body || (auth && !j->auth)) {
         job_free(j);
         return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     }
-    memcpy(j->body, body, n);
-    j->body[n] = '\0';
-    j->n = n;
+    j->n = strlen(j->body);
     pthread_mutex_lock(&b->mu);
     j->next = b->jobs;
     b->jobs = j;

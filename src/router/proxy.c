@@ -155,7 +155,6 @@ struct xreq {
     json_t *json;         /* the parsed client body (generation endpoints), or NULL */
     bool stream;
     bool want_ids;
-    bool bg; /* the router's own request for a background response: its job keeps the answer (background.h) */
     char model[128];
     sl_place_req q;
     sl_member *tried[MAX_TRIED];
@@ -1052,8 +1051,6 @@ static int handle_request(worker *w, cconn *c) {
     int ep;
     json_t *resp_req = NULL;
     bool llama = false;
-    const char *bg_id = NULL; /* the router's own request for a background response: the id it makes */
-    size_t bg_id_len = 0;
     if (!strcmp(path, "/v1/responses") && !post) return respond_error(w, c, 405, NULL, "use POST");
     if (!strncmp(path, "/v1/responses/", 14)) { /* OpenAI's retrieve: the responses kept here */
         if (!client_key_ok(r, hp))
@@ -1118,9 +1115,7 @@ static int handle_request(worker *w, cconn *c) {
         sl_api_error e;
         char *cb = sl_responses_chat_body(r->store, c->body, c->n_body, &resp_req, &e);
         if (!cb) return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
-        const sl_hp_hdr *own = sl_hp_header(hp, SL_BG_HEADER);
-        if (json_is_true(json_object_get(resp_req, "background")) &&
-            !(own && r->bg && sl_bg_is_own(r->bg, own->value, own->value_len, &bg_id, &bg_id_len))) {
+        if (json_is_true(json_object_get(resp_req, "background"))) {
             /* answered queued at once; the router's own request serves it (router/background.h) */
             const char *why = sl_responses_background_refusal(resp_req, r->store != NULL);
             int rc = 0;
@@ -1139,8 +1134,7 @@ static int handle_request(worker *w, cconn *c) {
                 const char *key = request_key(hp, &kn);
                 char *auth = key ? sl_malloc(kn + 8) : NULL;
                 if (auth) snprintf(auth, kn + 8, "Bearer %.*s", (int)kn, key);
-                if (sl_bg_start(r->bg, json_string_value(json_object_get(o, "id")), chat_id, c->body, c->n_body, auth,
-                                resp_req) != SL_OK) {
+                if (sl_bg_start(r->bg, json_string_value(json_object_get(o, "id")), chat_id, cb, auth, resp_req) != SL_OK) {
                     json_object_set_new(o, "status", json_string("failed"));
                     sl_resp_store_put(r->store, resp_req, o);
                     json_decref(o);
@@ -1199,10 +1193,7 @@ static int handle_request(worker *w, cconn *c) {
     x->anth_req = anth_req;
     x->llama = llama;
     x->n_predict = -1;
-    x->bg = bg_id != NULL;
-    if (resp_req && bg_id) /* (the id its queued object was given) */
-        snprintf(x->resp_id, sizeof x->resp_id, "%.*s", (int)(bg_id_len < sizeof x->resp_id ? bg_id_len : sizeof x->resp_id - 1), bg_id);
-    else if (resp_req) /* unique across engines and restarts: the kept responses are looked up by it */
+    if (resp_req) /* unique across engines and restarts: the kept responses are looked up by it */
         snprintf(x->resp_id, sizeof x->resp_id, "chatcmpl-%016llx%08llx",
                  (unsigned long long)sl_mix64(atomic_fetch_add(&r->ticket, 1) ^ (uint64_t)mono_ns()),
                  (unsigned long long)(atomic_fetch_add(&r->ticket, 1) & 0xffffffffu));
@@ -2122,7 +2113,7 @@ static void up_done(worker *w, uconn *u) {
         if (chat) { /* POST /v1/responses: the chat answer as a response object */
             json_t *ro = sl_responses_from_chat(chat, x->resp_req, x->resp_id,
                                                 (long long)json_integer_value(json_object_get(chat, "created")));
-            if (!x->bg) sl_resp_store_put(w->r->store, x->resp_req, ro);
+            sl_resp_store_put(w->r->store, x->resp_req, ro);
             rb = ro ? json_dumps(ro, JSON_COMPACT) : NULL;
             json_decref(ro);
             json_decref(chat);

@@ -841,6 +841,32 @@ void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out
     }
 }
 
+json_t *sl_resp_stream_partial(const sl_resp_stream *s, const char *status) {
+    json_t *o = response_base(s->req, s->id, s->model, s->created, status), *out = json_deep_copy(s->output);
+    if (!o || !out) {
+        json_decref(o);
+        json_decref(out);
+        return NULL;
+    }
+    if (s->rs >= 0)
+        json_array_set_new(out, (size_t)s->rs, reasoning_item(s->id, s->reasoning.p ? s->reasoning.p : "", s->reasoning.n,
+                                                              "incomplete"));
+    if (s->msg >= 0)
+        json_array_set_new(out, (size_t)s->msg,
+                           message_item(s->id, text_part(s->text.p ? s->text.p : "", s->text.n, s->lps ? json_copy(s->lps) : NULL),
+                                        "incomplete"));
+    for (int i = 0; i < MAX_CALLS; i++) {
+        json_t *item = s->calls[i] >= 0 ? json_array_get(out, (size_t)s->calls[i]) : NULL;
+        if (!item) continue;
+        json_object_set_new(item, "arguments", json_stringn(s->args[i].p ? s->args[i].p : "", s->args[i].n));
+        json_object_set_new(item, "status", json_string("incomplete"));
+    }
+    json_object_set_new(o, "output", out);
+    return o;
+}
+
+bool sl_resp_stream_ended(const sl_resp_stream *s) { return s && s->ended; }
+
 json_t *sl_responses_status(const json_t *req, const char *id, const char *model, long long created, const char *status) {
     return response_base(req, id, model, created, status);
 }

@@ -90,5 +90,10 @@ void sl_resp_stream_keep_in(sl_resp_stream *s, sl_resp_store *st);
 /* One chat chunk (a chat.completion.chunk, the usage chunk that ends the stream, or an {"error": ...}
  * object; not taken): its events to out. */
 void sl_resp_stream_chunk(sl_resp_stream *s, const json_t *chunk, sl_strbuf *out);
+/* The response as the chunks so far make it, with status (a cancelled one's: the items still open are
+ * "incomplete", with what they had), or NULL when out of memory. */
+json_t *sl_resp_stream_partial(const sl_resp_stream *s, const char *status);
+/* Whether the stream has ended (its last chunk or an error came). */
+bool sl_resp_stream_ended(const sl_resp_stream *s);
 
 #endif

@@ -763,6 +763,88 @@ TEST(background_responses_through_the_router) {
     rt_free(&b);
 }
 
+static size_t stop_on_data(char *p, size_t sz, size_t nm, void *ud) {
+    const size_t n = rt_on_data(p, sz, nm, ud);
+    return ((rresp *)ud)->killed ? 0 : n; /* (the engine stopped: the stream is abandoned) */
+}
+
+/* A background response cancelled mid-answer keeps what it had: status "cancelled", its message "incomplete" with
+ * a text that is a start of the whole answer. The engine is stopped (SIGSTOP) while the background response and
+ * a foreground stream of the same prompt queue up, let go, and stopped again when the foreground stream has 20
+ * events — the two are decoded in the same steps, so the background one is mid-answer there. */
+TEST(background_cancel_keeps_partial_output) {
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    const char *urls[1] = {e.url};
+    const char *fall[] = {"--fall", "100", NULL}; /* (the engine's pauses are not failures) */
+    CHECK(start_router(&r, urls, 1, fall));
+    static const char fg[] = "{\"input\":\"Tell me a story.\",\"max_output_tokens\":250,\"temperature\":0}";
+    static const char bgb[] = "{\"input\":\"Tell me a story.\",\"max_output_tokens\":250,\"temperature\":0,\"background\":true}";
+    rresp f = rt_post(r.url, "/v1/responses", fg);
+    json_t *fo = json_loads(f.body ? f.body : "", 0, NULL);
+    char *want = output_text(fo);
+    CHECK_MSG(f.status == 200 && strlen(want) > 200, "%ld %.300s", f.status, f.body);
+    kill(e.pid, SIGSTOP);
+    rresp b = rt_post(r.url, "/v1/responses", bgb);
+    json_t *bo = json_loads(b.body ? b.body : "", 0, NULL);
+    const char *id = json_string_value(json_object_get(bo, "id"));
+    CHECK_MSG(b.status == 200 && id, "%ld %.300s", b.status, b.body);
+    rresp s;
+    memset(&s, 0, sizeof s);
+    s.kill_after = 20;
+    s.kill_signal = SIGSTOP;
+    s.kill_pid = e.pid;
+    struct curl_slist *hl = NULL;
+    CURL *h = rt_easy(r.url, NULL, "/v1/chat/completions",
+                      "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story.\"}],\"max_tokens\":250,"
+                      "\"temperature\":0,\"stream\":true}",
+                      NULL, NULL, &s, &hl, 30);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, stop_on_data);
+    CURLM *m = curl_multi_init();
+    curl_multi_add_handle(m, h);
+    int running = 1;
+    for (double t0 = rt_now(); running && rt_now() - t0 < 0.3;) { /* (both requests reach the stopped engine) */
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    kill(e.pid, SIGCONT);
+    for (double t0 = rt_now(); running && rt_now() - t0 < 30;) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    curl_multi_remove_handle(m, h);
+    curl_easy_cleanup(h);
+    curl_multi_cleanup(m);
+    curl_slist_free_all(hl);
+    CHECK_MSG(s.killed, "the foreground stream ended after %d events", s.events);
+    char path[200];
+    snprintf(path, sizeof path, "/v1/responses/%s/cancel", id);
+    rresp cr = rt_post(r.url, path, "");
+    kill(e.pid, SIGCONT);
+    json_t *co = json_loads(cr.body ? cr.body : "", 0, NULL);
+    json_t *kept = poll_kept(r.url, id);
+    for (int k = 0; k < 2; k++) {
+        const json_t *o = k ? kept : co, *item = json_array_get(json_object_get(o, "output"), 0);
+        char *got = output_text(o);
+        CHECK_MSG(!strcmp(json_string_value(json_object_get(o, "status")) ?: "", "cancelled") &&
+                      !strcmp(json_string_value(json_object_get(item, "status")) ?: "", "incomplete") && *got &&
+                      strlen(got) < strlen(want) && !strncmp(got, want, strlen(got)),
+                  "%s: %.400s\n      whole answer: %.200s", k ? "kept" : "cancel's answer", json_dumps(o, 0), want);
+        free(got);
+    }
+    json_decref(co);
+    json_decref(kept);
+    rt_free(&cr);
+    rt_free(&s);
+    rt_free(&b);
+    rt_free(&f);
+    json_decref(bo);
+    json_decref(fo);
+    free(want);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+}
+
 /* llama.cpp's /completion through the router: proxied as a completions request, answered in llama.cpp's
  * form as the engine answers it (content, stop_type, stopping_word, counts), whole and streamed; a stream
  * moved by a kill -9 continues exactly and closes once. */

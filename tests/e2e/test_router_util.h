@@ -123,6 +123,7 @@ typedef struct rresp {
     int events;         /* "data: {" events seen so far (counted on whole lines) */
     size_t scanned, line_start;
     int kill_after;     /* SIGKILL kill_pid once this many events arrived (0: never) */
+    int kill_signal;    /* ... or this signal (0: SIGKILL) */
     pid_t kill_pid;
     bool killed;
     const char *const *engine_urls; /* kill the engine named by the header: urls[i] ↔ pids[i] */
@@ -154,7 +155,7 @@ static size_t rt_on_data(char *p, size_t sz, size_t nm, void *ud) {
         pid_t pid = r->kill_pid;
         for (int i = 0; i < r->n_engine; i++)
             if (!strcmp(r->engine_urls[i], r->engine)) pid = r->engine_pids[i];
-        if (pid > 0) kill(pid, SIGKILL);
+        if (pid > 0) kill(pid, r->kill_signal ? r->kill_signal : SIGKILL);
         r->killed = true;
     }
     return n;
