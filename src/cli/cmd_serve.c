@@ -31,7 +31,7 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_RERANK, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS, O_COUNT };
+       O_POOLING, O_RERANK, O_HFOVER, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -116,6 +116,9 @@ static const opt_def OPTS[O_COUNT] = {
                    "llama.cpp's /embedding only); rank: a reranker's (its classification head scores /rerank and "
                    "/score pairs)"},
     [O_RERANK] = {"reranking", NULL, OPT_BOOL, NULL, 0, -1, "the same as --pooling rank (llama.cpp's --reranking)"},
+    [O_HFOVER] = {"hf-overrides", NULL, OPT_STR, NULL, 0, -1,
+                  "model settings the GGUF file lacks, as vLLM's JSON: {\"is_matryoshka\": true} lets embeddings be "
+                  "shortened by a request's dimensions, {\"matryoshka_dimensions\": [64, 128]} only to those sizes"},
     [O_RBUDGET] = {"reasoning-budget", NULL, OPT_INT, "-1", -1, INT32_MAX,
                    "a chat answer's thinking tokens at most, then the budget message and the closing tag are forced "
                    "(-1: no limit; a request's reasoning_budget_tokens overrides it)"},
@@ -274,6 +277,11 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     if (v[O_RERANK].b) api.pooling = SL_POOL_RANK;
+    char why[256];
+    if (v[O_HFOVER].set && !sl_api_hf_overrides(&api, v[O_HFOVER].s, why, sizeof why)) {
+        fprintf(stderr, "shardlm serve: %s\n", why);
+        goto done;
+    }
     api.think_budget_on = true;
     api.think_budget = (int32_t)v[O_RBUDGET].i;
     api.think_budget_message = v[O_RBUDGET_MSG].set ? v[O_RBUDGET_MSG].s : NULL;

@@ -1454,6 +1454,50 @@ bool sl_api_chat_echo(const json_t *body, char **out) {
     return true;
 }
 
+bool sl_api_hf_overrides(sl_api_ctx *ctx, const char *text, char *err, size_t cap) {
+    json_error_t je;
+    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    bool ok = json_is_object(o);
+    if (!ok) snprintf(err, cap, "--hf-overrides is not a JSON object: %s", o ? "another JSON value" : je.text);
+    const char *k;
+    json_t *v;
+    json_object_foreach(ok ? o : NULL, k, v) {
+        size_t i;
+        json_t *d;
+        if (!strcmp(k, "is_matryoshka") && json_is_boolean(v)) {
+            ctx->matryoshka |= json_is_true(v);
+        } else if (!strcmp(k, "matryoshka_dimensions") && json_is_array(v) && json_array_size(v) > 0 &&
+                   json_array_size(v) <= SL_API_MAX_MATRYOSHKA) {
+            json_array_foreach(v, i, d) {
+                if (!json_is_integer(d) || json_integer_value(d) < 1 || json_integer_value(d) > ctx->model->hp.n_embd) {
+                    snprintf(err, cap, "--hf-overrides: matryoshka_dimensions[%zu] is not a size from 1 to %d (the model's)",
+                             i, ctx->model->hp.n_embd);
+                    ok = false;
+                    break;
+                }
+                ctx->matryoshka_dims[i] = (int32_t)json_integer_value(d);
+            }
+            ctx->n_matryoshka_dims = (int)json_array_size(v);
+            ctx->matryoshka = true;
+        } else if (!strcmp(k, "is_matryoshka") || !strcmp(k, "matryoshka_dimensions")) {
+            snprintf(err, cap, "--hf-overrides: %s must be %s", k,
+                     k[0] == 'i' ? "true or false" : "an array of 1 to 32 sizes");
+            ok = false;
+        } else {
+            snprintf(err, cap, "--hf-overrides: '%s' is not a setting shardlm takes (it takes is_matryoshka and "
+                     "matryoshka_dimensions; the rest comes from the GGUF file)", k);
+            ok = false;
+        }
+        if (!ok) break;
+    }
+    if (ok && json_is_false(json_object_get(o, "is_matryoshka")) && json_object_get(o, "matryoshka_dimensions")) {
+        snprintf(err, cap, "--hf-overrides: is_matryoshka is false but matryoshka_dimensions are given");
+        ok = false;
+    }
+    json_decref(o);
+    return ok;
+}
+
 bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e) {
     *k = 0;
     if (!present(o, "truncate_prompt_tokens")) return true;
@@ -2092,14 +2136,28 @@ bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len
         }
         r->base64 = !strcmp(json_string_value(f), "base64");
     }
-    if (present(o, "dimensions")) {
+    if (present(o, "dimensions")) { /* (as vLLM: only a model trained to be cut, Matryoshka style, is cut) */
         long long dim = 0;
+        const int32_t n_embd = ctx->model->hp.n_embd;
         if (!sl_api_get_int(o, "dimensions", 1, INT32_MAX, &dim, e)) goto done;
-        if (dim != ctx->model->hp.n_embd) { /* (as vLLM: no model here was trained to be cut, Matryoshka style) */
-            sl_api_set_error(e, 400, "dimensions", "'dimensions' is %lld; this model's embeddings have %d dimensions and "
-                             "cannot be shortened", dim, ctx->model->hp.n_embd);
+        bool listed = ctx->n_matryoshka_dims == 0;
+        for (int i = 0; i < ctx->n_matryoshka_dims; i++) listed |= ctx->matryoshka_dims[i] == dim;
+        if (dim != n_embd && (!ctx->matryoshka || dim > n_embd || !listed)) {
+            char sizes[SL_API_MAX_MATRYOSHKA * 12] = "";
+            for (int i = 0; i < ctx->n_matryoshka_dims; i++)
+                snprintf(sizes + strlen(sizes), sizeof sizes - strlen(sizes), "%s%d", i ? ", " : "", ctx->matryoshka_dims[i]);
+            if (!ctx->matryoshka)
+                sl_api_set_error(e, 400, "dimensions", "'dimensions' is %lld; this model's embeddings have %d dimensions and "
+                                 "are not Matryoshka embeddings, so they cannot be shortened (a model trained so: "
+                                 "shardlm serve --hf-overrides '{\"is_matryoshka\": true}')", dim, n_embd);
+            else if (dim > n_embd)
+                sl_api_set_error(e, 400, "dimensions", "'dimensions' is %lld; this model's embeddings have %d", dim, n_embd);
+            else
+                sl_api_set_error(e, 400, "dimensions", "'dimensions' is %lld; this model's embeddings can be shortened to "
+                                 "%s (its matryoshka_dimensions) or %d", dim, sizes, n_embd);
             goto done;
         }
+        r->dimensions = dim < n_embd ? (int32_t)dim : 0;
     }
     json_t *u = json_object_get(o, "user");
     if (u && !json_is_null(u) && !json_is_string(u)) {

@@ -107,6 +107,8 @@ typedef enum sl_reasoning_format {
 /* "none", "deepseek" or "auto"; false for another name. */
 bool sl_reasoning_format_from_name(const char *name, sl_reasoning_format *out);
 
+#define SL_API_MAX_MATRYOSHKA 32
+
 typedef struct sl_api_ctx {
     const sl_model *model;
     const char *model_id;
@@ -134,7 +136,17 @@ typedef struct sl_api_ctx {
     bool think_budget_on;              /* --reasoning-budget given: think_budget is the default */
     int32_t think_budget;              /* ... a chat answer's thinking tokens at most (-1: no limit) */
     const char *think_budget_message;  /* --reasoning-budget-message: forced before the closing tag (NULL: none) */
+    /* Matryoshka embeddings (vLLM's --hf-overrides is_matryoshka / matryoshka_dimensions): a request's
+     * `dimensions` keeps that many of the first, normalized after the cut; n_matryoshka_dims > 0: only those */
+    bool matryoshka;
+    int32_t matryoshka_dims[SL_API_MAX_MATRYOSHKA];
+    int n_matryoshka_dims;
 } sl_api_ctx;
+
+/* vLLM's --hf-overrides (a JSON object of model config settings) into ctx: the ones it takes are is_matryoshka
+ * (true / false) and matryoshka_dimensions (sizes, at most SL_API_MAX_MATRYOSHKA; they also make the model
+ * Matryoshka); false with why in err for anything else. */
+bool sl_api_hf_overrides(sl_api_ctx *ctx, const char *json, char *err, size_t cap);
 
 /* A list of prompts as completions' prompt and embeddings' input take it: one string (tokenized, with BOS
  * where the vocabulary adds one and add_special) or token ids, or an array of those (at most max). *out: n
@@ -160,6 +172,8 @@ typedef struct sl_api_embed_request {
     int32_t n_inputs;
     bool base64;             /* encoding_format "base64": float32 little-endian bytes, base64 (OpenAI's clients ask) */
     int32_t normalize;       /* llama.cpp's embd_normalize: -1 none, 0 max-abs, 1 taxicab, 2 Euclidean (default), p */
+    int32_t dimensions;      /* OpenAI's dimensions, where it cuts (a Matryoshka model): the first that many, then
+                              * normalized; 0: all */
 } sl_api_embed_request;
 
 bool sl_api_parse_embeddings(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_embed_request *out,

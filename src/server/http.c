@@ -7,6 +7,7 @@
 #include "core/pool.h"
 #include "core/status.h"
 #include "core/strbuf.h"
+#include "engine/embed.h"
 #include "model/model.h"
 #include "server/harmony.h"
 #include "server/llamacpp.h"
@@ -1398,20 +1399,32 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
     }
     atomic_fetch_add(&h->in_flight, 1);
     int32_t made = 0;
-    const int status = run_pooled(h, c, er.inputs, er.n_inputs, h->api.pooling, er.normalize, "input", reqs, &made, &e);
+    /* (a Matryoshka cut: pooled unnormalized, cut, then normalized) */
+    const int status = run_pooled(h, c, er.inputs, er.n_inputs, h->api.pooling, er.dimensions ? -1 : er.normalize, "input",
+                                  reqs, &made, &e);
+    const int32_t dim = er.dimensions ? er.dimensions : h->api.model->hp.n_embd;
+    float *cut = !status && er.dimensions ? malloc(sizeof(float) * (size_t)dim * (size_t)made) : NULL;
     enum MHD_Result ret;
     if (status) {
         ret = pooled_failed(c, cx, status, &e);
+    } else if (er.dimensions && !cut) {
+        ret = reply_err(c, cx, 500, NULL, "out of memory");
     } else {
         int64_t n_tokens = 0;
         for (int32_t i = 0; i < made; i++) {
             vecs[i] = reqs[i]->embd;
             n_tokens += er.inputs[i].n;
+            if (!cut) continue;
+            float *v = cut + (size_t)i * (size_t)dim;
+            memcpy(v, reqs[i]->embd, sizeof(float) * (size_t)dim);
+            sl_embd_normalize(v, dim, er.normalize);
+            vecs[i] = v;
         }
-        json_t *o = llama ? sl_api_llama_embeddings_json(&er, vecs, h->api.model->hp.n_embd, h->api.pooling == SL_POOL_NONE)
-                          : sl_api_embeddings_json(&h->api, &er, vecs, h->api.model->hp.n_embd, n_tokens);
+        json_t *o = llama ? sl_api_llama_embeddings_json(&er, vecs, dim, h->api.pooling == SL_POOL_NONE)
+                          : sl_api_embeddings_json(&h->api, &er, vecs, dim, n_tokens);
         ret = o ? reply_json(c, cx, 200, o) : reply_err(c, cx, 500, NULL, "out of memory");
     }
+    free(cut);
     for (int32_t i = 0; i < made; i++) sl_req_release(reqs[i]);
     free(reqs);
     free(vecs);

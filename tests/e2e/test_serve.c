@@ -4467,6 +4467,78 @@ static char *mixed_key(const resp *r) {
     return k;
 }
 
+/* Matryoshka embeddings (vLLM's --hf-overrides): `dimensions` keeps the first that many of the pooled state (checked
+ * against llama.cpp's logits through the output matrix), then normalizes them: the cut of the unnormalized
+ * embedding scaled to unit length in double (within 1e-6), or its bits with "normalize": false; only the listed
+ * sizes, never more than the model has; a model not declared Matryoshka is not cut; bad settings stop the server
+ * naming them. */
+TEST(serve_embeddings_matryoshka) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--hf-overrides",
+                    "{\"matryoshka_dimensions\":[16,32]}", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    int nv = 0, d = 0, n = 0;
+    float *w = output_matrix(&nv, &d);
+    CHECK(w && d == 64);
+    for (int nn = 0; nn < 3 && !sl_test_failed(); nn++) {
+        json_t *g = golden_json(nn);
+        CHECK(g);
+        char *ids = golden_ids_json(g, 0);
+        float *gold = golden_logits0(g), *full = embed1(p.url, ids, ",\"normalize\":false", &n);
+        CHECK_MSG(full && n == d && projection_diff(w, nv, d, full, gold) <= 1e-4, "prompt %02d: the whole embedding", nn);
+        for (int dim = 16; dim <= 32; dim += 16) {
+            char extra[64];
+            snprintf(extra, sizeof extra, ",\"dimensions\":%d", dim);
+            float *cut = embed1(p.url, ids, extra, &n);
+            CHECK_MSG(cut && n == dim, "prompt %02d, %d dimensions: %d floats", nn, dim, n);
+            double ss = 0, worst = 0;
+            for (int i = 0; i < dim; i++) ss += (double)full[i] * full[i];
+            for (int i = 0; i < dim; i++) worst = fmax(worst, fabs(cut[i] - full[i] / sqrt(ss)));
+            CHECK_MSG(worst <= 1e-6, "prompt %02d, %d dimensions: %.3g from the cut normalized", nn, dim, worst);
+            free(cut);
+            snprintf(extra, sizeof extra, ",\"dimensions\":%d,\"normalize\":false", dim);
+            cut = embed1(p.url, ids, extra, &n);
+            CHECK_MSG(cut && n == dim && !memcmp(cut, full, sizeof(float) * (size_t)dim), "prompt %02d, %d unnormalized", nn, dim);
+            free(cut);
+        }
+        free(full);
+        free(gold);
+        free(ids);
+        json_decref(g);
+    }
+    static const char *const bad[] = {",\"dimensions\":24", ",\"dimensions\":65", ",\"dimensions\":0", ",\"dimensions\":\"16\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"input\":\"Hello\"%s}", bad[i]);
+        resp r = http(p.url, "/v1/embeddings", body, NULL);
+        CHECK_MSG(r.status == 400 && strstr(r.body, "\"param\":\"dimensions\""), "%s: %ld %s", body, r.status, r.body);
+        free(r.body);
+    }
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    free(w);
+    const char *url = start_default(); /* (not declared Matryoshka: the whole size only) */
+    CHECK(url);
+    resp r = http(url, "/v1/embeddings", "{\"input\":\"Hello\",\"dimensions\":16}", NULL);
+    CHECK_MSG(r.status == 400 && strstr(r.body, "is_matryoshka"), "%ld %s", r.status, r.body);
+    free(r.body);
+    float *all = embed1(url, "\"Hello\"", ",\"dimensions\":64", &n);
+    CHECK(all && n == 64);
+    free(all);
+    static const char *const settings[][2] = {{"{\"foo\":1}", "'foo'"},
+                                              {"{\"matryoshka_dimensions\":[100]}", "matryoshka_dimensions[0]"},
+                                              {"{\"is_matryoshka\":1}", "is_matryoshka"},
+                                              {"[1", "not a JSON object"}};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        char *argv[] = {(char *)sl_test_bin(), "serve", "-m", MODEL, "--port", "0", "--hf-overrides", (char *)settings[i][0], NULL};
+        char *out = NULL, *err = NULL;
+        const int rc = sl_test_run(argv, &out, &err, 30);
+        CHECK_MSG(rc != 0 && err && strstr(err, "--hf-overrides") && strstr(err, settings[i][1]), "%s: rc %d, %s", settings[i][0],
+                  rc, err ? err : "");
+        free(out);
+        free(err);
+    }
+}
+
 TEST(serve_embeddings_beside_completions) {
     const char *url = start_default();
     CHECK(url);

@@ -162,7 +162,10 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     const sl_api_ctx ctx = {.model = m,
                             .model_id = "stories260K",
                             .n_ctx = sel & 4 ? 512 : 64,
-                            .chat_template = sel & 8 ? FUZZ_API_TEMPLATE : NULL};
+                            .chat_template = sel & 8 ? FUZZ_API_TEMPLATE : NULL,
+                            .matryoshka = (sel & 16) != 0, /* (embeddings: dimensions 16 and 32 may cut) */
+                            .matryoshka_dims = {16, 32},
+                            .n_matryoshka_dims = sel & 32 ? 2 : 0};
     sl_api_error e;
     const int mode = sel & 3;
     if (mode >= 2) {
@@ -230,6 +233,9 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
             return 1;
         }
         fuzz_api_check(er.n_inputs >= 1 && er.n_inputs <= SL_API_MAX_INPUTS && er.normalize >= -1, "inputs and norm");
+        fuzz_api_check(er.dimensions == 0 || (ctx.matryoshka && er.dimensions >= 1 && er.dimensions < m->hp.n_embd &&
+                                              (!ctx.n_matryoshka_dims || er.dimensions == 16 || er.dimensions == 32)),
+                       "a cut only of a Matryoshka model, to a size it takes");
         const int32_t d = m->hp.n_embd;
         float *zero = calloc((size_t)d, sizeof(float));
         const float **vecs = calloc((size_t)er.n_inputs, sizeof *vecs);
