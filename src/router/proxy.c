@@ -987,6 +987,16 @@ static int handle_request(worker *w, cconn *c) {
     }
     bool get = !strcmp(hp->method, "GET") || !strcmp(hp->method, "HEAD");
     bool post = !strcmp(hp->method, "POST");
+    if (!strcmp(path, "/invocations") && post) { /* SageMaker's: proxied as the endpoint the body is for (an input
+                                                  * stays /invocations: its engine embeds it or, ranking, classifies) */
+        const char *to = sl_api_invocation_path(c->body, c->n_body, false);
+        if (!to)
+            return respond_error(w, c, 400, NULL, "%s", SL_API_INVOCATIONS_HELP);
+        if (strcmp(to, "/v1/embeddings") != 0) {
+            target = to;
+            snprintf(path, sizeof path, "%s", to);
+        }
+    }
     w->view = sl_members_view(r->members, w->view);
     const sl_hp_hdr *origin = sl_hp_header(hp, "Origin");
     c->cors[0] = '\0';
@@ -1166,7 +1176,8 @@ static int handle_request(worker *w, cconn *c) {
         ep = EP_INFILL;
         llama = true;
     }
-    else if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embedding") || !strcmp(path, "/embeddings"))
+    else if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embedding") || !strcmp(path, "/embeddings") ||
+             !strcmp(path, "/invocations"))
         ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole; llama.cpp's too) */
     else if (sl_rerank_path(path)) ep = EP_EMBEDDINGS; /* rerank and score: the same */
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;

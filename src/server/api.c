@@ -1414,6 +1414,18 @@ bool sl_api_probe_path(const char *path) {
     return !strcmp(path, "/health") || !strcmp(path, "/v1/health") || !strcmp(path, "/ready") || !strcmp(path, "/metrics");
 }
 
+const char *sl_api_invocation_path(const char *body, size_t n, bool rank) {
+    json_t *o = body && n ? json_loadb(body, n, 0, NULL) : NULL;
+    const char *to = NULL;
+    if (json_object_get(o, "messages")) to = "/v1/chat/completions";
+    else if (json_object_get(o, "prompt")) to = "/v1/completions";
+    else if (json_object_get(o, "input")) to = rank ? "/classify" : "/v1/embeddings";
+    else if (json_object_get(o, "query") && json_object_get(o, "documents")) to = "/rerank";
+    else if (json_object_get(o, "text_1") || json_object_get(o, "queries") || json_object_get(o, "data_1")) to = "/score";
+    json_decref(o);
+    return to;
+}
+
 /* The content vLLM's chat echo repeats (see sl_api_chat_echo) and its length in *n, or NULL. */
 static const json_t *chat_echo_content(const json_t *body, size_t *n) {
     const json_t *m = json_object_get(body, "messages");

@@ -224,6 +224,13 @@ bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e);
  * its text parts joined by newlines), which the answer's content starts with, in *out (sl_malloc'd); *out NULL
  * when there is none or it is empty. False when out of memory. */
 bool sl_api_chat_echo(const json_t *body, char **out);
+/* SageMaker's POST /invocations, as vLLM routes it: the endpoint the body is a request of — "messages": chat,
+ * "prompt": completions, "input": embeddings (classify where `rank`: a reranker classifies), "query" with
+ * "documents": rerank, "text_1" / "queries" / "data_1": score; NULL when it is none of them (not a JSON object). */
+const char *sl_api_invocation_path(const char *body, size_t n, bool rank);
+#define SL_API_INVOCATIONS_HELP                                                                                         \
+    "POST /invocations takes the body of a chat (messages), completions (prompt), embeddings or classify (input), " \
+    "rerank (query, documents) or score (text_1, text_2) request"
 /* Whether sl_api_chat_echo gives a text (for a router: the stream's first content is not output). */
 bool sl_api_chat_echoes(const json_t *body);
 /* The body's model, when given, is the one served (else a 404 in e). */

@@ -1552,6 +1552,12 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         return reply_err(c, cx, 403, NULL, h->cfg.tls_cert_reqs >= 2 ? "a client certificate signed by this server's --ssl-ca-certs is required"
                                                                     : "the client certificate is not signed by this server's --ssl-ca-certs");
     url = sl_llama_path_alias(url); /* (llama.cpp's other names of its paths) */
+    if (!strcmp(url, "/invocations") && !strcmp(method, "POST")) { /* SageMaker's: the endpoint the body is for */
+        const char *to = sl_api_invocation_path(cx->body, cx->n, h->api.pooling == SL_POOL_RANK);
+        if (!to)
+            return reply_err(c, cx, 400, NULL, SL_API_INVOCATIONS_HELP);
+        url = to;
+    }
     if (!strcmp(method, "OPTIONS")) { /* a CORS preflight: answered before any key check (browsers send none) */
         struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
         if (!r) return MHD_NO;

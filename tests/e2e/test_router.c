@@ -397,6 +397,13 @@ TEST(kill9_midstream_chat_echo) {
 #undef ECHO_CHAT
 }
 
+/* SageMaker's /invocations with a chat body: proxied as the chat stream it is, continued on the other engine. */
+TEST(kill9_midstream_invocations) {
+#define INV_CHAT "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":400,\"temperature\":0"
+    midstream_kill("/invocations", INV_CHAT "}", INV_CHAT ",\"stream\":true}");
+#undef INV_CHAT
+}
+
 /* JSON mode: the continuing engine goes on from the JSON the first one wrote. */
 TEST(kill9_midstream_json_mode) {
     midstream_kill("/v1/completions",
@@ -1042,6 +1049,14 @@ TEST(embeddings_through_the_router) {
         json_decref(o);
         rt_free(&x);
     }
+    rresp inv = rt_post(r.url, "/invocations", body); /* (SageMaker's: the engine embeds an input) */
+    json_t *io = json_loads(inv.body ? inv.body : "", 0, NULL);
+    CHECK_MSG(inv.status == 200 && json_equal(json_object_get(io, "data"), want), "%ld %.300s", inv.status, inv.body);
+    json_decref(io);
+    rt_free(&inv);
+    inv = rt_post(r.url, "/invocations", "{\"nothing\":1}");
+    CHECK_MSG(inv.status == 400 && strstr(inv.body ? inv.body : "", "POST /invocations takes"), "%ld %.300s", inv.status, inv.body);
+    rt_free(&inv);
     const int dead = !strcmp(engine, urls[0]) ? 0 : 1;
     sl_test_proc_stop(&e[dead], SIGKILL, 5); /* the router's probes will not notice for a minute */
     rresp x = rt_post(r.url, "/v1/embeddings", body);

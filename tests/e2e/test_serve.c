@@ -4467,6 +4467,46 @@ static char *mixed_key(const resp *r) {
     return k;
 }
 
+/* SageMaker's POST /invocations (as vLLM routes it): a chat body answers as /v1/chat/completions (whole and
+ * streamed), a prompt as /v1/completions, an input as /v1/embeddings, the same texts and vectors; a body of none
+ * of them is a 400 that lists what it takes. */
+TEST(serve_invocations) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char *const bodies[][2] = {
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":24,\"temperature\":0}",
+         "/v1/chat/completions"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":24,\"temperature\":0,"
+         "\"stream\":true}",
+         "/v1/chat/completions"},
+        {"{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0}", "/v1/completions"},
+        {"{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0,\"stream\":true}", "/v1/completions"}};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        const bool stream = strstr(bodies[i][0], "stream") != NULL;
+        resp a = http(url, bodies[i][1], bodies[i][0], NULL), b = http(url, "/invocations", bodies[i][0], NULL);
+        CHECK_EQ_INT(b.status, 200);
+        answer x = read_answer(&a, stream, 1), y = read_answer(&b, stream, 1);
+        const char *tx = json_string_value(json_array_get(x.texts, 0)), *ty = json_string_value(json_array_get(y.texts, 0));
+        CHECK_MSG(tx && ty && *tx && !strcmp(tx, ty), "%s: '%s' against '%s'", bodies[i][0], ty, tx);
+        answer_free(&x);
+        answer_free(&y);
+    }
+    int n1 = 0, n2 = 0;
+    float *e1 = embed1(url, "\"Once upon a time\"", "", &n1);
+    resp r = http(url, "/invocations", "{\"input\":\"Once upon a time\"}", NULL);
+    float *e2 = r.status == 200 ? embedding_of(&r, 0, &n2) : NULL;
+    free(r.body);
+    CHECK(e1 && e2 && n1 == 64 && n2 == 64 && !memcmp(e1, e2, sizeof(float) * 64));
+    free(e1);
+    free(e2);
+    static const char *const bad[] = {"{\"foo\":1}", "[1]", "nope", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = http(url, "/invocations", bad[i], NULL);
+        CHECK_MSG(r.status == 400 && strstr(r.body, "POST /invocations takes"), "%s: %ld %s", bad[i], r.status, r.body);
+        free(r.body);
+    }
+}
+
 /* Matryoshka embeddings (vLLM's --hf-overrides): `dimensions` keeps the first that many of the pooled state (checked
  * against llama.cpp's logits through the output matrix), then normalizes them: the cut of the unnormalized
  * embedding scaled to unit length in double (within 1e-6), or its bits with "normalize": false; only the listed
@@ -4744,6 +4784,18 @@ TEST(serve_rerank_qwen3) {
                           json_integer_value(json_object_get(x, "num_classes")) == 2 &&
                           !strcmp(json_string_value(json_object_get(x, "label")) ?: "", "yes"),
                       "classify %d: %s", k, json_dumps(x, JSON_COMPACT));
+        }
+        /* SageMaker's /invocations: a ranking server classifies an input, scores text_1 / text_2 */
+        static const char *const inv_bodies[][2] = {
+            {"{\"input\":[\"The quick brown fox jumps over the lazy dog. It\",\"Once upon a time\"]}", "/classify"},
+            {"{\"text_1\":\"The quick brown fox\",\"text_2\":[\"jumps over the lazy dog. It\",\"a time\"]}", "/score"}};
+        for (int k = 0; k < 2 && !sl_test_failed(); k++) {
+            long st2;
+            json_t *direct = post_json(p.url, inv_bodies[k][1], inv_bodies[k][0], &st), *inv = post_json(p.url, "/invocations", inv_bodies[k][0], &st2);
+            CHECK_MSG(st == 200 && st2 == 200 && json_equal(json_object_get(direct, "data"), json_object_get(inv, "data")),
+                      "/invocations as %s: %ld %s", inv_bodies[k][1], st2, json_dumps(inv, JSON_COMPACT));
+            json_decref(direct);
+            json_decref(inv);
         }
         json_decref(o);
         /* /rerank: the golden pair among others, ranked, each score that pair's /score (1:N) */
