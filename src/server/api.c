@@ -979,7 +979,7 @@ static bool refuse_unsupported(json_t *o, sl_api_error *e) {
     static const struct {
         const char *name;
         double off; /* the value that changes nothing */
-    } knobs[] = {{"tfs_z", 1}, {"length_penalty", 1}};
+    } knobs[] = {{"tfs_z", 1}};
     for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
         v = json_object_get(o, knobs[i].name);
         if (!v || json_is_null(v)) continue;
@@ -994,8 +994,40 @@ static bool refuse_unsupported(json_t *o, sl_api_error *e) {
         sl_api_set_error(e, 400, unsupported[i], "'%s' is not supported", unsupported[i]);
         return false;
     }
-    if ((v = json_object_get(o, "use_beam_search")) && !json_is_null(v) && !json_is_false(v)) {
-        sl_api_set_error(e, 400, "use_beam_search", "'use_beam_search' is not supported: only false is accepted");
+    return true;
+}
+
+/* vLLM's use_beam_search (n the beam width, length_penalty its score's) and the fields it is refused with: the
+ * ones whose effect a beam search does not have (vLLM's leaves them out unsaid). */
+static bool parse_beam(json_t *o, sl_api_request *r, sl_api_error *e) {
+    const sl_req_params *p = &r->params;
+    double lp = 1;
+    if (!sl_api_get_bool(o, "use_beam_search", &r->beam, e) || !get_number(o, "length_penalty", -1e6, 1e6, &lp, e))
+        return false;
+    r->length_penalty = lp;
+    if (!r->beam) return true; /* (length_penalty: a beam search's, nothing without one, as in vLLM) */
+    if (r->n > SL_API_MAX_BEAMS) {
+        sl_api_set_error(e, 400, "n", "'n' is %d; a beam search keeps at most %d beams", r->n, SL_API_MAX_BEAMS);
+        return false;
+    }
+    const sl_sampler_params *d = &p->sampling;
+    static const char *const keys[] = {"logprobs", "top_logprobs", "prompt_logprobs", "echo", "stop", "stop_token_ids",
+                                       "logit_bias", "min_tokens", "allowed_token_ids", "bad_words", "response_format",
+                                       "grammar", "json_schema", "guided_json", "guided_regex", "guided_choice",
+                                       "guided_grammar", "structured_outputs", "tools", "n_probs", "reasoning_budget_tokens",
+                                       "presence_penalty", "frequency_penalty", "repetition_penalty", "repeat_penalty",
+                                       "mirostat", "dry_multiplier", "xtc_probability", "shardlm_resume", "suffix"};
+    const bool off[] = {p->logprobs < 0, !present(o, "top_logprobs"), p->prompt_logprobs < 0, !p->echo, p->n_stop == 0,
+                        p->n_stop_ids == 0, p->n_bias == 0, p->min_tokens == 0, p->n_allow == 0, p->n_bad == 0,
+                        !p->schema, !p->grammar, !p->schema, !p->schema, !p->grammar, !p->grammar, !p->grammar,
+                        !p->schema && !p->grammar, r->tools.choice == SL_TOOL_CHOICE_NONE, p->logprobs < 0,
+                        p->think_budget < 0, d->presence_penalty == 0, d->frequency_penalty == 0, d->repeat_penalty == 1,
+                        d->repeat_penalty == 1, d->mirostat == 0, d->dry_multiplier == 0, d->xtc_probability == 0,
+                        !present(o, "shardlm_resume"), !present(o, "suffix")};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (off[i] || !present(o, keys[i])) continue;
+        sl_api_set_error(e, 400, keys[i], "'%s' is not taken with \"use_beam_search\": true (the beams are ranked by "
+                         "their tokens' log probabilities alone)", keys[i]);
         return false;
     }
     return true;
@@ -1770,6 +1802,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         }
     }
     if (!truncate_prompts(ctx, o, r, e)) goto done;
+    if (!parse_beam(o, r, e)) goto done; /* (with every field read: the ones a beam search refuses) */
     int32_t longest = 0; /* the longest prompt bounds max_tokens */
     for (int32_t i = 0; i <= r->n_more; i++) {
         const int32_t n = sl_api_prompt_at(r, i).n;

@@ -90,6 +90,10 @@ typedef struct sl_api_request {
     bool resumed, resume_call_started;
     int64_t resume_content, resume_reasoning, resume_args;
     char *chat_echo; /* chat: vLLM's echo, the text the answer's content starts with (sl_api_chat_echo), or NULL */
+    /* vLLM's use_beam_search: n beams per prompt (at most SL_API_MAX_BEAMS), ranked by the sum of their tokens'
+     * log probabilities over their length (prompt included) to the power length_penalty (server/beam.h) */
+    bool beam;
+    double length_penalty;
 } sl_api_request;
 
 /* Prompt i of a request, 0 <= i <= n_more (0: prompt / n_prompt / prompt_text). */
@@ -108,6 +112,7 @@ typedef enum sl_reasoning_format {
 bool sl_reasoning_format_from_name(const char *name, sl_reasoning_format *out);
 
 #define SL_API_MAX_MATRYOSHKA 32
+#define SL_API_MAX_BEAMS (SL_MAX_TOP_LOGPROBS / 2) /* a beam search asks each beam for 2 x width alternatives */
 
 typedef struct sl_api_ctx {
     const sl_model *model;

@@ -13,6 +13,7 @@
 #include "server/llamacpp.h"
 #include "server/responses.h"
 #include "server/anthropic.h"
+#include "server/beam.h"
 #include "server/kimi3.h"
 #include "server/reasoning.h"
 #include "server/rerank.h"
@@ -1125,6 +1126,145 @@ static enum MHD_Result bg_cancel(sl_http *h, struct MHD_Connection *c, conn *cx,
 
 /* A completions or chat request (body[0, n)); resp_req / anth_req: the Responses / Messages request it was made
  * from, or NULL. */
+/* ---- beam search ------------------------------------------------------------------
+ * vLLM's use_beam_search (server/beam.h): each prompt's n best beams are its choices, answered when all are
+ * done — streamed, each choice's text in one chunk and then its finish, as the search has no order of tokens to
+ * stream; a chat answer's thinking split off as the template writes it. */
+
+static bool beam_client_gone(void *ctx) { return client_gone(ctx); }
+
+/* Choice k of a beam answer (text: the beam's), whole or as the chunks of a stream (into sse). */
+static json_t *beam_choice(sl_api_kind kind, const sl_api_request *ar, int k, const char *text, bool ended) {
+    const char *finish = ended ? "stop" : "length";
+    if (kind == SL_API_COMPLETIONS)
+        return json_pack("{s:i,s:s,s:n,s:s,s:n}", "index", k, "text", text, "logprobs", "finish_reason", finish, "stop_reason");
+    const size_t n = strlen(text);
+    const sl_think_split sp = ar->think ? sl_think_split_text(ar->think_tags, text, n, ar->think_open, true)
+                                        : (sl_think_split){0, 0, 0, n};
+    json_t *msg = json_pack("{s:s,s:s%}", "role", "assistant", "content", text + sp.c0, sp.c1 - sp.c0);
+    if (sp.r1 > sp.r0) json_object_set_new(msg, "reasoning_content", json_stringn(text + sp.r0, sp.r1 - sp.r0));
+    return json_pack("{s:i,s:o,s:n,s:s,s:n}", "index", k, "message", msg, "logprobs", "finish_reason", finish, "stop_reason");
+}
+
+/* A whole beam answer o (its choices, usage) as the events of a stream. */
+static char *beam_stream(json_t *o, sl_api_kind kind, bool include_usage, size_t *len) {
+    sl_strbuf b = {0};
+    json_t *base = json_pack("{s:O,s:s,s:O,s:O}", "id", json_object_get(o, "id"), "object",
+                             kind == SL_API_CHAT ? "chat.completion.chunk" : "text_completion", "created",
+                             json_object_get(o, "created"), "model", json_object_get(o, "model"));
+    size_t i;
+    json_t *ch;
+    json_array_foreach(json_object_get(o, "choices"), i, ch) {
+        json_t *idx = json_object_get(ch, "index"), *msg = json_object_get(ch, "message"), *body[2];
+        if (kind == SL_API_CHAT) {
+            json_t *delta = json_pack("{s:s,s:O}", "role", "assistant", "content", json_object_get(msg, "content"));
+            if (json_object_get(msg, "reasoning_content")) json_object_set(delta, "reasoning_content", json_object_get(msg, "reasoning_content"));
+            body[0] = json_pack("{s:O,s:o,s:n,s:n}", "index", idx, "delta", delta, "logprobs", "finish_reason");
+            body[1] = json_pack("{s:O,s:{},s:n,s:O,s:n}", "index", idx, "delta", "logprobs", "finish_reason",
+                                json_object_get(ch, "finish_reason"), "stop_reason");
+        } else {
+            body[0] = json_pack("{s:O,s:O,s:n,s:n}", "index", idx, "text", json_object_get(ch, "text"), "logprobs", "finish_reason");
+            body[1] = json_pack("{s:O,s:s,s:n,s:O,s:n}", "index", idx, "text", "", "logprobs", "finish_reason",
+                                json_object_get(ch, "finish_reason"), "stop_reason");
+        }
+        for (int k = 0; k < 2; k++) {
+            json_t *e = json_deep_copy(base);
+            json_object_set_new(e, "choices", json_pack("[o]", body[k]));
+            sl_sse_event(&b, NULL, e);
+        }
+    }
+    if (include_usage) {
+        json_t *e = json_deep_copy(base);
+        json_object_set_new(e, "choices", json_array());
+        json_object_set(e, "usage", json_object_get(o, "usage"));
+        sl_sse_event(&b, NULL, e);
+    }
+    json_decref(base);
+    sl_strbuf_add(&b, "data: [DONE]\n\n", 14);
+    *len = b.n;
+    return b.p;
+}
+
+static enum MHD_Result handle_beam(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind, sl_api_request *ar) {
+    const int32_t n_prompts = ar->n_more + 1, w = ar->n;
+    sl_beam *beams = calloc((size_t)(n_prompts * w), sizeof *beams);
+    int32_t *n_beams = calloc((size_t)n_prompts, sizeof *n_beams);
+    sl_status st = beams && n_beams ? SL_OK : SL_FAIL(SL_ERR_NOMEM, "out of memory");
+    int64_t n_in = 0, n_gen = 0;
+    atomic_fetch_add(&h->in_flight, 1);
+    for (int32_t i = 0; i < n_prompts && st == SL_OK; i++) {
+        const sl_api_prompt pr = sl_api_prompt_at(ar, i);
+        const sl_beam_cfg cfg = {.width = w, .max_tokens = ar->max_tokens_given ? ar->params.max_tokens : h->api.n_ctx - pr.n,
+                                 .ignore_eos = ar->params.ignore_eos, .length_penalty = ar->length_penalty,
+                                 .base = &ar->params, .tok = sl_model_tokenizer(h->api.model), .gone = beam_client_gone,
+                                 .ctx = c};
+        st = sl_beam_search(h->sched, pr.ids, pr.n, &cfg, beams + i * w, &n_beams[i]);
+        n_in += pr.n;
+    }
+    json_t *choices = json_array();
+    for (int32_t i = 0; i < n_prompts && st == SL_OK; i++)
+        for (int32_t j = 0; j < n_beams[i]; j++) {
+            const sl_beam *b = &beams[i * w + j];
+            char *text = sl_api_detok_text(&h->api, b->ids, b->n);
+            json_t *ch = text ? beam_choice(kind, ar, (int)json_array_size(choices), text, b->ended) : NULL;
+            if (!ch) st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
+            else json_array_append_new(choices, ch);
+            if (ch && ar->return_token_ids) { /* (vLLM's: the beam's ids, and a completion's prompt ids) */
+                const sl_api_prompt pr = sl_api_prompt_at(ar, i);
+                json_t *ids = json_array(), *pids = json_array();
+                for (int32_t t = 0; t < b->n; t++) json_array_append_new(ids, json_integer(b->ids[t]));
+                for (int32_t t = 0; t < pr.n; t++) json_array_append_new(pids, json_integer(pr.ids[t]));
+                json_object_set_new(ch, "token_ids", ids);
+                if (kind == SL_API_COMPLETIONS) json_object_set_new(ch, "prompt_token_ids", pids);
+                else json_decref(pids);
+            }
+            n_gen += b->n;
+            sl_free(text);
+        }
+    for (int32_t i = 0; beams && n_beams && i < n_prompts; i++) sl_beam_free(beams + i * w, n_beams[i]);
+    free(beams);
+    free(n_beams);
+    atomic_fetch_sub(&h->in_flight, 1);
+    if (st == SL_ERR_CLOSED) {
+        json_decref(choices);
+        cx->status = 0; /* (the client went away) */
+        return MHD_NO;
+    }
+    if (st) {
+        json_decref(choices);
+        return reply_err(c, cx, st == SL_ERR_NOMEM ? 500 : 503, NULL, sl_last_error());
+    }
+    static atomic_ullong counter;
+    const long long created = (long long)time(NULL);
+    char id[192];
+    if (ar->request_id[0]) snprintf(id, sizeof id, "%s-%s", kind == SL_API_CHAT ? "chatcmpl" : "cmpl", ar->request_id);
+    else
+        snprintf(id, sizeof id, "%s-%016llxb%07llx", kind == SL_API_CHAT ? "chatcmpl" : "cmpl", (unsigned long long)created,
+                 (unsigned long long)(atomic_fetch_add(&counter, 1) & 0xfffffffu)); /* ('b': not a request's id) */
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:{s:I,s:I,s:I}}", "id", id, "object",
+                          kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)created,
+                          "model", h->api.model_id, "choices", choices, "usage", "prompt_tokens", (json_int_t)n_in,
+                          "completion_tokens", (json_int_t)n_gen, "total_tokens", (json_int_t)(n_in + n_gen));
+    if (!o) return reply_err(c, cx, 500, NULL, "out of memory");
+    if (!ar->stream) return reply_json(c, cx, 200, o);
+    size_t len = 0;
+    char *sse = beam_stream(o, kind, ar->include_usage, &len);
+    json_decref(o);
+    if (!sse) return reply_err(c, cx, 500, NULL, "out of memory");
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, sse, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(sse);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    add_cors(c, cx, r);
+    const enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    cx->status = 200;
+    return ret;
+}
+
 static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind, const char *body,
                                        size_t n_body, json_t *resp_req, json_t *anth_req, bool llama) {
     if (atomic_load(&h->draining))
@@ -1135,6 +1275,13 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
         const char *rp = resp_req ? sl_responses_param(e.param) : anth_req ? sl_anth_param(e.param) : e.param;
         if (rp != e.param) snprintf(e.param, sizeof e.param, "%s", rp);
         return reply_error(c, cx, &e);
+    }
+    if (ar.beam) {
+        enum MHD_Result ret = resp_req || anth_req || llama ? reply_err(c, cx, 400, "use_beam_search", "'use_beam_search' "
+                                                                        "is taken by /v1/completions and /v1/chat/completions")
+                                                            : handle_beam(h, c, cx, kind, &ar);
+        sl_api_request_free(&ar);
+        return ret;
     }
     gen *g = calloc(1, sizeof *g);
     if (g) g->ch = calloc(((size_t)ar.n_more + 1) * (size_t)ar.n, sizeof *g->ch);

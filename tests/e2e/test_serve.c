@@ -5191,6 +5191,184 @@ TEST(serve_https) {
     unlink(other_cert);
 }
 
+/* ---- beam search ---- */
+
+/* A beam of the test's own beam search. */
+typedef struct rbeam {
+    int ids[64];
+    int n;
+    double cum, score;
+    bool ended;
+    long order;
+} rbeam;
+
+typedef struct ralt {
+    int id;
+    double lp;
+} ralt;
+
+static int rbeam_cmp(const void *a, const void *b) {
+    const rbeam *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* vLLM's beam search written out here, each step's alternatives asked of the engine (/v1/completions with
+ * logprobs: the log probabilities of its raw logits, checked against llama.cpp elsewhere): w beams, their score
+ * cum / (prompt + output tokens)^lp, token 2 (stories260K's end of text) ends a beam. */
+static int ref_beam_search(const char *url, json_t *prompt, int w, int max_tokens, double lp, rbeam *out) {
+    rbeam live[10] = {{.n = 0}}, ended[512], next[200];
+    int n_live = 1, n_ended = 0;
+    long order = 0;
+    const int np = (int)json_array_size(prompt);
+    for (int step = 0; step < max_tokens && n_live > 0; step++) {
+        int n_next = 0;
+        for (int b = 0; b < n_live; b++) {
+            json_t *ids = json_deep_copy(prompt);
+            for (int i = 0; i < live[b].n; i++) json_array_append_new(ids, json_integer(live[b].ids[i]));
+            json_t *req = json_pack("{s:o,s:i,s:i,s:i,s:b}", "prompt", ids, "max_tokens", 1, "temperature", 0, "logprobs",
+                                    2 * w, "return_tokens_as_token_ids", 1);
+            char *body = json_dumps(req, JSON_COMPACT);
+            long st;
+            json_t *o = post_json(url, "/v1/completions", body, &st);
+            free(body);
+            json_decref(req);
+            json_t *top = json_array_get(json_object_get(json_object_get(json_array_get(json_object_get(o, "choices"), 0),
+                                                                         "logprobs"), "top_logprobs"), 0);
+            ralt alt[20];
+            int n_alt = 0;
+            const char *key;
+            json_t *v;
+            json_object_foreach(top, key, v) if (n_alt < 20) alt[n_alt++] = (ralt){atoi(key + 9), json_number_value(v)};
+            for (int i = 1; i < n_alt; i++) /* most likely first (insertion: ties keep the answer's order) */
+                for (int j = i; j > 0 && alt[j].lp > alt[j - 1].lp; j--) {
+                    ralt t = alt[j];
+                    alt[j] = alt[j - 1];
+                    alt[j - 1] = t;
+                }
+            json_decref(o);
+            for (int a = 0; a < n_alt; a++) {
+                const bool eos = alt[a].id == 2;
+                rbeam *to = eos ? &ended[n_ended++] : &next[n_next++];
+                *to = live[b];
+                if (!eos) to->ids[to->n++] = alt[a].id;
+                to->cum = live[b].cum + alt[a].lp;
+                to->ended = eos;
+                to->order = order++;
+                to->score = to->cum / pow(np + to->n, lp);
+            }
+        }
+        qsort(next, (size_t)n_next, sizeof *next, rbeam_cmp);
+        n_live = n_next < w ? n_next : w;
+        memcpy(live, next, sizeof *live * (size_t)n_live);
+    }
+    for (int b = 0; b < n_live; b++) {
+        ended[n_ended] = live[b];
+        ended[n_ended++].order = order++;
+    }
+    qsort(ended, (size_t)n_ended, sizeof *ended, rbeam_cmp);
+    const int n = n_ended < w ? n_ended : w;
+    memcpy(out, ended, sizeof *out * (size_t)n);
+    return n;
+}
+
+/* vLLM's use_beam_search: one beam is greedy decoding (llama.cpp's golden text, ignore_eos over its 64 tokens);
+ * three beams are the test's own beam search over the engine's step-by-step log probabilities (the same ids, in
+ * the same order, the same finish reasons), with length_penalty 1 and 0.3; chat gives n choices, streamed as
+ * whole; fields a beam search does not take are 400s. */
+TEST(serve_beam_search) {
+    const char *url = start_default();
+    CHECK(url);
+    for (int nn = 0; nn < 5 && !sl_test_failed(); nn++) {
+        json_t *g = golden_json(nn);
+        CHECK(g);
+        json_t *req = json_pack("{s:O,s:i,s:b,s:b,s:i}", "prompt", json_object_get(g, "prompt_token_ids"), "max_tokens",
+                                (int)json_array_size(json_object_get(g, "generated_token_ids")), "use_beam_search", 1,
+                                "ignore_eos", 1, "n", 1);
+        char *body = json_dumps(req, JSON_COMPACT);
+        resp r = http(url, "/v1/completions", body, NULL);
+        char *text = completion_text(&r);
+        CHECK_MSG(r.status == 200 && text && !strcmp(text, json_string_value(json_object_get(g, "generated_text"))),
+                  "prompt %02d: %ld '%s'", nn, r.status, text ? text : r.body);
+        free(text);
+        free(r.body);
+        free(body);
+        json_decref(req);
+        json_decref(g);
+    }
+    /* several beams, on a small random model whose end of text (id 2) is often among the alternatives, so
+     * beams end at different lengths and the length penalty decides between them */
+    char model[] = "/tmp/shardlm-beam-XXXXXX";
+    CHECK(sl_test_temp_file(model, NULL));
+    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", model, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn",
+                  "128", "--vocab", "260", "--ctx", "512", "--type", "F32", NULL};
+    char *mk_out = NULL, *mk_err = NULL;
+    CHECK_MSG(sl_test_run(mk, &mk_out, &mk_err, 60) == 0, "mkmodel: %s", mk_err);
+    free(mk_out);
+    free(mk_err);
+    sl_test_proc tiny;
+    char *targs[] = {"serve", "-m", model, "--port", "0", "-t", "1", "--kv-type", "f32", NULL};
+    CHECK(sl_test_proc_start(&tiny, targs, 20) == 0);
+    json_t *prompt = json_pack("[i,i,i,i]", 1, 5, 9, 12);
+    static const struct {
+        int w;
+        double lp;
+    } runs[] = {{3, 1.0}, {3, 0.3}, {3, 2.0}, {6, 1.0}, {6, 0.3}};
+    int stops = 0, lengths = 0;
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0] && !sl_test_failed(); k++) {
+        rbeam want[10];
+        const int n_want = ref_beam_search(tiny.url, prompt, runs[k].w, 40, runs[k].lp, want);
+        json_t *req = json_pack("{s:O,s:i,s:b,s:i,s:f,s:b}", "prompt", prompt, "max_tokens", 40, "use_beam_search", 1, "n",
+                                runs[k].w, "length_penalty", runs[k].lp, "return_token_ids", 1);
+        char *body = json_dumps(req, JSON_COMPACT);
+        long st;
+        json_t *o = post_json(tiny.url, "/v1/completions", body, &st);
+        json_t *choices = json_object_get(o, "choices");
+        CHECK_MSG(st == 200 && (int)json_array_size(choices) == n_want && n_want == runs[k].w, "%ld: %d choices, %d beams",
+                  st, (int)json_array_size(choices), n_want);
+        for (int b = 0; b < n_want && !sl_test_failed(); b++) {
+            json_t *ch = json_array_get(choices, (size_t)b), *ids = json_object_get(ch, "token_ids");
+            bool same = (int)json_array_size(ids) == want[b].n &&
+                        !strcmp(json_string_value(json_object_get(ch, "finish_reason")) ?: "", want[b].ended ? "stop" : "length");
+            for (int i = 0; same && i < want[b].n; i++) same = json_integer_value(json_array_get(ids, (size_t)i)) == want[b].ids[i];
+            CHECK_MSG(same, "width %d, length_penalty %.1f, beam %d: %s (want %d tokens, %s)", runs[k].w, runs[k].lp, b,
+                      json_dumps(ch, JSON_COMPACT), want[b].n, want[b].ended ? "stop" : "length");
+            stops += want[b].ended;
+            lengths += !want[b].ended;
+        }
+        json_decref(o);
+        free(body);
+        json_decref(req);
+    }
+    CHECK_MSG(stops > 0 && lengths > 0, "the runs ended %d beams and ran %d to the limit: both should happen", stops, lengths);
+    json_decref(prompt);
+    CHECK_EQ_INT(sl_test_proc_stop(&tiny, SIGTERM, 10), 0);
+    unlink(model);
+    /* chat: n choices, the stream's the same texts */
+    static const char chat[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":16,"
+                               "\"use_beam_search\":true,\"n\":2%s}";
+    char b1[256], b2[256];
+    snprintf(b1, sizeof b1, chat, "");
+    snprintf(b2, sizeof b2, chat, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    resp r1 = http(url, "/v1/chat/completions", b1, NULL), r2 = http(url, "/v1/chat/completions", b2, NULL);
+    CHECK(r1.status == 200 && r2.status == 200 && strstr(r2.body, "data: [DONE]"));
+    answer a1 = read_answer(&r1, false, 2), a2 = read_answer(&r2, true, 2);
+    CHECK(json_equal(a1.texts, a2.texts) && json_string_length(json_array_get(a1.texts, 0)) > 0 && a1.np == a2.np &&
+          a1.nc == a2.nc && a1.nc > 0);
+    answer_free(&a1);
+    answer_free(&a2);
+    static const char *const bad[][2] = {{",\"logprobs\":1", "logprobs"}, {",\"stop\":[\".\"]", "stop"},
+                                         {",\"n\":11", "n"}, {",\"response_format\":{\"type\":\"json_object\"}", "response_format"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[256], want_param[64];
+        snprintf(body, sizeof body, "{\"prompt\":\"Once\",\"use_beam_search\":true,\"max_tokens\":4%s}", bad[i][0]);
+        snprintf(want_param, sizeof want_param, "\"param\":\"%s\"", bad[i][1]);
+        resp r = http(url, "/v1/completions", body, NULL);
+        CHECK_MSG(r.status == 400 && strstr(r.body, want_param), "%s: %ld %s", body, r.status, r.body);
+        free(r.body);
+    }
+}
+
 TEST(zz_stop_server) {
     if (!server_up) return;
     int rc = sl_test_proc_stop(&server, SIGTERM, 15);

@@ -47,6 +47,7 @@
 #include "shardlm.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,6 +326,9 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     fuzz_api_check(p->max_tokens >= 1 || p->resume_generated > 0 || p->echo, "max_tokens is 0 only when resuming or echoing");
     fuzz_api_check(r.n_more >= 0 && r.n >= 1 && (r.n_more + 1) * r.n <= SL_API_MAX_PROMPTS && (r.n_more == 0 || r.more),
                    "at most SL_API_MAX_PROMPTS choices");
+    fuzz_api_check(!r.beam || (r.n <= SL_API_MAX_BEAMS && p->logprobs < 0 && !p->echo && p->n_stop == 0 && !p->schema &&
+                               !p->grammar && p->resume_generated == 0 && isfinite(r.length_penalty)),
+                   "a beam search: at most SL_API_MAX_BEAMS beams, none of what it does not take");
     for (int32_t k = 0; k < r.n_more; k++) {
         fuzz_api_check(r.more[k].ids && r.more[k].n >= 1 && r.more[k].n < ctx.n_ctx, "every prompt fits the context");
         fuzz_api_check(!r.max_tokens_given || (int64_t)r.more[k].n + p->max_tokens <= ctx.n_ctx,
