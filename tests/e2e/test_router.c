@@ -397,6 +397,42 @@ TEST(kill9_midstream_chat_echo) {
 #undef ECHO_CHAT
 }
 
+/* vLLM's beam search through the router: the engine's beams, whole and streamed (one chunk per choice). */
+TEST(beam_search_through_the_router) {
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    const char *urls[1] = {e.url};
+    CHECK(start_router(&r, urls, 1, NULL));
+    static const char body[] = "{\"prompt\":\"Once upon a time\",\"max_tokens\":16,\"use_beam_search\":true,\"n\":3}",
+                      sbody[] = "{\"prompt\":\"Once upon a time\",\"max_tokens\":16,\"use_beam_search\":true,\"n\":3,"
+                                "\"stream\":true}";
+    rresp a = rt_post(e.url, "/v1/completions", body), b = rt_post(r.url, "/v1/completions", body),
+          c = rt_post(r.url, "/v1/completions", sbody);
+    json_t *oa = json_loads(a.body ? a.body : "", 0, NULL), *ob = json_loads(b.body ? b.body : "", 0, NULL);
+    CHECK_MSG(a.status == 200 && b.status == 200 && json_array_size(json_object_get(oa, "choices")) == 3 &&
+                  json_equal(json_object_get(oa, "choices"), json_object_get(ob, "choices")),
+              "engine %.300s\n      router %.300s", a.body, b.body);
+    for (int k = 0; k < 3; k++) { /* each choice's text in the stream */
+        const char *t = json_string_value(json_object_get(json_array_get(json_object_get(oa, "choices"), (size_t)k), "text"));
+        char *want = NULL;
+        json_t *js = json_string(t ? t : "");
+        char *q = json_dumps(js, JSON_ENCODE_ANY);
+        if (asprintf(&want, "\"index\":%d,\"text\":%s", k, q) < 0) abort();
+        CHECK_MSG(c.status == 200 && c.body && strstr(c.body, want) && strstr(c.body, "data: [DONE]"), "choice %d: %s", k,
+                  c.body ? c.body : "");
+        free(want);
+        free(q);
+        json_decref(js);
+    }
+    json_decref(oa);
+    json_decref(ob);
+    rt_free(&a);
+    rt_free(&b);
+    rt_free(&c);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+}
+
 /* SageMaker's /invocations with a chat body: proxied as the chat stream it is, continued on the other engine. */
 TEST(kill9_midstream_invocations) {
 #define INV_CHAT "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":400,\"temperature\":0"
