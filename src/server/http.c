@@ -1776,7 +1776,7 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
                  !strcmp(url, "/embeddings") || !strcmp(url, "/props") ||
                  !strcmp(url, "/apply-template") || !strcmp(url, "/infill") || !strcmp(url, "/v1/messages") ||
                  !strcmp(url, "/v1/messages/count_tokens") || sl_rerank_path(url) != 0 || !strcmp(url, "/api/tags") ||
-                 !strcmp(url, "/api/show");
+                 !strcmp(url, "/api/show") || !strcmp(url, "/reset_prefix_cache");
     cx->anthropic = !strncmp(url, "/v1/messages", 12);
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
@@ -1799,6 +1799,12 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!strcmp(url, "/api/show")) { /* Ollama's model details, as llama.cpp answers them */
         if (!post && !get) return reply_err(c, cx, 405, NULL, "use POST");
         return reply_json(c, cx, 200, sl_api_ollama_show(&h->api));
+    }
+    if (!strcmp(url, "/reset_prefix_cache")) { /* vLLM's: forget every cached prefix (between two steps) */
+        if (!post) return reply_err(c, cx, 405, NULL, "use POST");
+        const int32_t freed = sl_sched_reset_prefix_cache(h->sched, 10000);
+        if (freed < 0) return reply_err(c, cx, 503, NULL, "the scheduler did not reset the prefix cache within 10 s");
+        return reply_json(c, cx, 200, json_pack("{s:s,s:i}", "status", "ok", "cached_blocks_freed", freed));
     }
     if (!strcmp(url, "/props")) { /* llama.cpp's: what this server serves and how */
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");

@@ -447,6 +447,25 @@ void sl_kvm_seq_deinit(sl_kvm *m, sl_kvm_seq *s) {
     s->table.cap = 0;
 }
 
+int32_t sl_kvm_reset_cache(sl_kvm *m) {
+    int32_t freed = 0;
+    for (int i = 0; i < m->n_pools; i++) {
+        pool *p = &m->pools[i];
+        while (p->n_heap > 0) {
+            const int32_t id = p->heap[0];
+            heap_remove(m, p, id);
+            index_remove(m, id);
+            m->b[id].state = B_FREE;
+            m->b[id].order = 0;
+            p->free_ids[p->n_free++] = id;
+            freed++;
+        }
+    }
+    for (int32_t id = 0; id < m->n_blocks; id++) /* (used blocks: out of the index, free when released) */
+        if (m->b[id].indexed) index_remove(m, id);
+    return freed;
+}
+
 bool sl_kvm_check(const sl_kvm *m) {
     int32_t used[SL_KVM_MAX_POOLS] = {0}, cached[SL_KVM_MAX_POOLS] = {0}, fr[SL_KVM_MAX_POOLS] = {0};
     int64_t n_indexed = 0;

@@ -94,5 +94,9 @@ void sl_kvm_seq_deinit(sl_kvm *m, sl_kvm_seq *s);
 
 /* Verify the invariants; returns false and records a message when broken. */
 bool sl_kvm_check(const sl_kvm *m);
+/* Forget the prefix cache (vLLM's reset_prefix_cache): every cached block is freed and no block stays in the
+ * index, so no later prompt reuses what was computed before (blocks in use stay with their sequences, and go
+ * free when released). Returns the cached blocks freed. */
+int32_t sl_kvm_reset_cache(sl_kvm *m);
 
 #endif

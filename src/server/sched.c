@@ -54,10 +54,14 @@ struct sl_sched {
 
     pthread_t thread;
     bool thread_started;
-    pthread_mutex_t mu; /* guards incoming, stop */
+    pthread_mutex_t mu; /* guards incoming, stop, the reset counters */
     pthread_cond_t cv;
     list incoming;
     bool stop;
+    /* reset_prefix_cache: asked (a ticket), done up to, the cached blocks the last one freed; reset_cv: done */
+    uint64_t reset_asked, reset_done;
+    int32_t reset_freed;
+    pthread_cond_t reset_cv;
     _Atomic uint64_t next_id;
 
     list waiting, running; /* scheduler thread only */
@@ -400,6 +404,17 @@ void sl_req_cancel(sl_sched *s, sl_req *r) {
     pthread_mutex_lock(&s->mu);
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+int32_t sl_sched_reset_prefix_cache(sl_sched *s, long timeout_ms) {
+    pthread_mutex_lock(&s->mu);
+    const uint64_t ticket = ++s->reset_asked;
+    pthread_cond_signal(&s->cv);
+    for (long waited = 0; s->reset_done < ticket && !s->stop && waited < timeout_ms; waited += 50)
+        sl_cond_wait_ms(&s->reset_cv, &s->mu, 50);
+    const int32_t freed = s->reset_done >= ticket ? s->reset_freed : -1;
+    pthread_mutex_unlock(&s->mu);
+    return freed;
 }
 
 int32_t sl_sched_running(const sl_sched *s) { return atomic_load(&s->n_running); }
@@ -946,11 +961,18 @@ static void *sched_main(void *arg) {
     sl_sched *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->stop && list_empty(&s->incoming) && list_empty(&s->running) && list_empty(&s->waiting))
+        while (!s->stop && list_empty(&s->incoming) && list_empty(&s->running) && list_empty(&s->waiting) &&
+               s->reset_asked == s->reset_done)
             pthread_cond_wait(&s->cv, &s->mu);
         if (s->stop) {
             pthread_mutex_unlock(&s->mu);
             break;
+        }
+        if (s->reset_asked != s->reset_done) { /* (between steps: the KV manager is this thread's) */
+            s->reset_freed = sl_kvm_reset_cache(s->kvm);
+            s->reset_done = s->reset_asked;
+            publish_gauges(s); /* (the cached blocks /metrics shows) */
+            pthread_cond_broadcast(&s->reset_cv);
         }
         list done;
         list_init(&done);
@@ -976,7 +998,7 @@ static void *sched_main(void *arg) {
             bool cancelled = false;
             for (sl_req *r = s->waiting.head.next; r != &s->waiting.head; r = r->next)
                 cancelled |= atomic_load(&r->cancelled);
-            if (!s->stop && list_empty(&s->incoming) && !cancelled) {
+            if (!s->stop && list_empty(&s->incoming) && !cancelled && s->reset_asked == s->reset_done) {
                 sl_cond_wait_ms(&s->cv, &s->mu, 50);
             }
             pthread_mutex_unlock(&s->mu);
@@ -1015,6 +1037,7 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     s->n_vocab = hp->n_vocab;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->reset_cv, NULL);
     list_init(&s->incoming);
     list_init(&s->waiting);
     list_init(&s->running);
@@ -1129,5 +1152,6 @@ void sl_sched_destroy(sl_sched *s) {
     sl_gram_guide_destroy(s->gguide);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->reset_cv);
     sl_free(s);
 }

@@ -309,6 +309,9 @@ void sl_sched_submit(sl_sched *s, sl_req *r);
 /* Ask the scheduler to drop the request (client gone). */
 void sl_req_cancel(sl_sched *s, sl_req *r);
 
+/* vLLM's reset_prefix_cache: between two steps the KV cache forgets every cached prefix (sl_kvm_reset_cache).
+ * Returns the cached blocks freed, or -1 when the scheduler did not get to it within timeout_ms (or stops). */
+int32_t sl_sched_reset_prefix_cache(sl_sched *s, long timeout_ms);
 int32_t sl_sched_running(const sl_sched *s);
 int32_t sl_sched_waiting(const sl_sched *s);
 int32_t sl_sched_n_ctx(const sl_sched *s);

@@ -2462,6 +2462,38 @@ TEST(serve_metrics_vllm_and_llamacpp_names) {
     free(m.body);
 }
 
+/* vLLM's POST /reset_prefix_cache: a prompt cached before is computed again after it (no cached tokens, the same
+ * text), /metrics shows no cached block, and the prompt is cached again after that; GET is a 405. */
+TEST(serve_reset_prefix_cache) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char body[] = "{\"prompt\":\"The old owl sat in the tall tree and told the young birds about the "
+                               "winter when the river froze and the fox came to the meadow.\",\"max_tokens\":6,\"temperature\":0}";
+    long long cached[3];
+    char *texts[3];
+    for (int i = 0; i < 3; i++) {
+        if (i == 0) free(http(url, "/v1/completions", body, NULL).body); /* (cached now, whatever came before) */
+        if (i == 1) {
+            resp rr = http(url, "/reset_prefix_cache", "", NULL);
+            CHECK_MSG(rr.status == 200 && strstr(rr.body, "\"cached_blocks_freed\":"), "%ld %s", rr.status, rr.body);
+            free(rr.body);
+            CHECK(wait_blocks_free(url, 10));
+            CHECK_EQ_INT((int)metric(url, "shardlm_kv_blocks", "state=\"cached\""), 0);
+        }
+        resp r = http(url, "/v1/completions", body, NULL);
+        cached[i] = usage_field(&r, "prompt_tokens_details", "cached_tokens");
+        texts[i] = completion_text(&r);
+        free(r.body);
+    }
+    CHECK_MSG(cached[0] >= 32 && cached[1] == 0 && cached[2] >= 32, "cached tokens: %lld before, %lld after the reset, "
+              "%lld again", cached[0], cached[1], cached[2]);
+    for (int i = 1; i < 3; i++) CHECK(texts[0] && texts[i] && !strcmp(texts[0], texts[i]));
+    for (int i = 0; i < 3; i++) free(texts[i]);
+    resp g = http(url, "/reset_prefix_cache", NULL, NULL);
+    CHECK_EQ_INT(g.status, 405);
+    free(g.body);
+}
+
 /* vLLM's request fields: cache_salt keeps a tenant's prefix-cache blocks to itself (the same salt hits, another or
  * none does not, the text is the same); request_id names the answer; priority must be 0 (first come, first
  * served); return_token_ids gives the prompt's and the output's ids, streamed ids joining to the whole answer's. */

@@ -94,6 +94,48 @@ TEST(kvm_prefix_reuse) {
     sl_kvm_destroy(m);
 }
 
+/* reset_prefix_cache: the cached blocks go free, a block in use leaves the index and goes free when released;
+ * nothing computed before is a hit after, what is computed after is. */
+TEST(kvm_reset_cache) {
+    sl_kvm_pool_cfg p[2] = {{.name = "short", .max_ctx = 64, .share = 0.5, .lru = false}, {.name = "long", .share = 0.5, .lru = true}};
+    sl_kvm *m = NULL;
+    CHECK_OK(sl_kvm_create(64, 16, p, 2, SALT, true, &m));
+    int32_t toks[100], other[40];
+    fill_tokens(toks, 100, 1);
+    fill_tokens(other, 40, 2);
+    sl_kvm_seq a, b;
+    sl_kvm_seq_init(&a, 1, 0);
+    CHECK_OK(sl_kvm_reserve(m, &a, 100));
+    sl_kvm_commit(m, &a, toks, 100);
+    sl_kvm_seq_deinit(m, &a); /* 6 cached in "long" */
+    sl_kvm_seq_init(&b, 0, 0);
+    CHECK_OK(sl_kvm_reserve(m, &b, 40));
+    sl_kvm_commit(m, &b, other, 40); /* 2 indexed and in use in "short" */
+    CHECK_EQ_INT(sl_kvm_pool_stats(m, 1).cached, 6);
+    CHECK_EQ_INT(sl_kvm_reset_cache(m), 6);
+    CHECK(sl_kvm_check(m));
+    CHECK_EQ_INT(sl_kvm_pool_stats(m, 1).cached, 0);
+    CHECK_EQ_INT(sl_kvm_pool_stats(m, 1).free, 32);
+    CHECK_EQ_INT(sl_kvm_pool_stats(m, 0).used, 3);
+    sl_kvm_seq q;
+    sl_kvm_seq_init(&q, 0, 0);
+    CHECK_EQ_INT(sl_kvm_acquire_prefix(m, &q, other, 40), 0); /* (in use, but forgotten) */
+    sl_kvm_seq_deinit(m, &q);
+    sl_kvm_seq_deinit(m, &b);
+    CHECK_EQ_INT(sl_kvm_pool_stats(m, 0).cached, 0); /* went free, not cached */
+    CHECK_EQ_INT(sl_kvm_pool_stats(m, 0).free, 32);
+    sl_kvm_seq_init(&q, 1, 0);
+    CHECK_EQ_INT(sl_kvm_acquire_prefix(m, &q, toks, 100), 0);
+    CHECK_OK(sl_kvm_reserve(m, &q, 100));
+    sl_kvm_commit(m, &q, toks, 100);
+    sl_kvm_seq_deinit(m, &q);
+    sl_kvm_seq_init(&q, 1, 0);
+    CHECK_EQ_INT(sl_kvm_acquire_prefix(m, &q, toks, 100), 96); /* (cached again after the reset) */
+    sl_kvm_seq_deinit(m, &q);
+    CHECK(sl_kvm_check(m));
+    sl_kvm_destroy(m);
+}
+
 /* Cache 3 one-block prompts A, B, C (in that order), hit A again, then
  * force one eviction: FIFO evicts A (oldest insertion), LRU evicts B. */
 static int evicted_after_hit(bool lru) {
