@@ -271,6 +271,9 @@ TEST(kvm_property_random_ops) {
         } else if (op == 2) {
             sl_kvm_release(m, s);
             computed[i] = 0;
+        } else if (op == 3 && rand() % 64 == 0) { /* reset_prefix_cache now and then */
+            sl_kvm_reset_cache(m);
+            CHECK_EQ_INT(sl_kvm_pool_stats(m, 0).cached + sl_kvm_pool_stats(m, 1).cached, 0);
         }
         if (!sl_kvm_check(m)) {
             CHECK_MSG(0, "step %d: %s", step, sl_last_error());
