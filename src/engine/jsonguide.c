@@ -1254,11 +1254,15 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
                                   "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
                                   "exclusiveMaximum", "multipleOf", "propertyNames", "patternProperties", "uniqueItems", "not", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minProperties",
                                   "maxProperties", "$defs", "definitions", "title", "description", "default", "examples",
-                                  "$schema", "$id", "$comment"};
+                                  "$schema", "$id", "$comment",
+                                  /* annotations that constrain nothing: JSON Schema's, and OpenAPI's (Pydantic writes
+                                   * discriminator beside a oneOf; extensions start with x-) */
+                                  "deprecated", "readOnly", "writeOnly", "$anchor", "contentMediaType", "contentEncoding",
+                                  "discriminator", "externalDocs", "xml"};
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *)j, k, v) {
-        bool ok = false;
+        bool ok = !strncmp(k, "x-", 2);
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(k, known[i]);
         if (!ok) {
             char msg[128];

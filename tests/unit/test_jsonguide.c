@@ -1067,6 +1067,25 @@ TEST(never_schemas) {
     run_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
+/* Annotations that constrain nothing are read past: a Pydantic discriminated union (oneOf with OpenAPI's
+ * discriminator) guides as the oneOf alone; deprecated, readOnly, x- extensions the same. */
+TEST(annotations) {
+#define PET "{\"$defs\":{\"Cat\":{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"cat\"},\"lives\":{\"type\":\"integer\"," \
+            "\"deprecated\":true}},\"required\":[\"kind\",\"lives\"],\"x-order\":1},\"Dog\":{\"type\":\"object\",\"properties\":" \
+            "{\"kind\":{\"const\":\"dog\"},\"name\":{\"type\":\"string\",\"readOnly\":true}},\"required\":[\"kind\",\"name\"]}}," \
+            "\"type\":\"object\",\"properties\":{\"pet\":{\"oneOf\":[{\"$ref\":\"#/$defs/Cat\"},{\"$ref\":\"#/$defs/Dog\"}]," \
+            "\"discriminator\":{\"propertyName\":\"kind\",\"mapping\":{\"cat\":\"#/$defs/Cat\",\"dog\":\"#/$defs/Dog\"}}}}," \
+            "\"required\":[\"pet\"]}"
+    static const schema_case cases[] = {
+        {PET, "{\"pet\":{\"kind\":\"cat\",\"lives\":9}}", 1},
+        {PET, "{\"pet\":{\"kind\":\"dog\",\"name\":\"Rex\"}}", 1},
+        {PET, "{\"pet\":{\"kind\":\"cat\",\"name\":\"Rex\"}}", -1},
+        {PET, "{\"pet\":{\"kind\":\"cow\"", -1},
+    };
+#undef PET
+    run_cases(cases, sizeof cases / sizeof cases[0]);
+}
+
 /* anyOf beside oneOf: both hold (each read as anyOf, as jsonguide.h says), so a value of an alternative of each. */
 TEST(any_of_beside_one_of) {
     sl_status st;
