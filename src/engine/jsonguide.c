@@ -1249,6 +1249,24 @@ static int compile(cctx *c, const json_t *j, const char *path, int depth) {
     if (!json_is_object(j)) return fail_at(c, path, "a schema must be an object (or true or false)");
     if (json_object_get(j, "not")) return fail_at(c, path, "'not' is supported only as not: {} (a schema that allows no value)");
     if (!(j = never_as_false(c, j, path))) return -1;
+    const json_t *nullable = json_object_get(j, "nullable");
+    if (nullable) { /* OpenAPI 3.0's (Gemini's function schemas): true adds null to the type given beside it */
+        if (!json_is_boolean(nullable)) return fail_at(c, path, "'nullable' must be true or false");
+        json_t *r = keep(c, json_copy((json_t *)j)), *t = r ? json_object_get(r, "type") : NULL;
+        if (!r) return fail_at(c, path, "out of memory");
+        json_object_del(r, "nullable");
+        if (json_is_true(nullable) && json_is_string(t) && strcmp(json_string_value(t), "null") != 0)
+            json_object_set_new(r, "type", json_pack("[O,s]", t, "null"));
+        else if (json_is_true(nullable) && json_is_array(t)) {
+            json_t *ts = json_copy(t), *e;
+            size_t i;
+            bool has = false;
+            json_array_foreach(ts, i, e) has |= json_is_string(e) && !strcmp(json_string_value(e), "null");
+            if (!has) json_array_append_new(ts, json_string("null"));
+            json_object_set_new(r, "type", ts);
+        }
+        j = r;
+    }
     static const char *known[] = {"type", "properties", "required", "additionalProperties", "items", "prefixItems",
                                   "additionalItems", "minItems", "maxItems",
                                   "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",

@@ -1081,6 +1081,14 @@ TEST(annotations) {
         {PET, "{\"pet\":{\"kind\":\"dog\",\"name\":\"Rex\"}}", 1},
         {PET, "{\"pet\":{\"kind\":\"cat\",\"name\":\"Rex\"}}", -1},
         {PET, "{\"pet\":{\"kind\":\"cow\"", -1},
+        /* OpenAPI 3.0's nullable: null joins the type beside it (and no other), an enum still holds */
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"nullable\":true}}}", "{\"a\":null}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"nullable\":true}}}", "{\"a\":\"x\"}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"nullable\":false}}}", "{\"a\":null}", -1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":[\"integer\",\"boolean\"],\"nullable\":true}}}", "{\"a\":null}", 1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"enum\":[\"x\"],\"nullable\":true}}}", "{\"a\":null}", -1},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"nullable\":\"yes\"}}}", "{}", -2},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":[\"string\",\"null\"],\"nullable\":true}}}", "{\"a\":null}", 1},
     };
 #undef PET
     run_cases(cases, sizeof cases / sizeof cases[0]);
