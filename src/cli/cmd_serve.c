@@ -21,6 +21,7 @@
 #include "template/template.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +32,9 @@
 enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_PREFILL, O_BLOCK, O_KVMEM, O_NOPREFIX, O_POOLS,
        O_APIKEY, O_MAXBODY, O_SHUTDOWN, O_MAXCONN, O_TEMPLATE, O_KVTYPE, O_ETCD, O_CLUSTER, O_ENGINE_ID, O_MVERSION,
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
-       O_POOLING, O_RERANK, O_HFOVER, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS, O_COUNT };
+       O_POOLING, O_RERANK, O_HFOVER, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS,
+       O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_NPREDICT, O_SEED, O_GENCONFIG, O_TPLKW,
+       O_TPLKW2, O_MAXLEN, O_ALIAS, O_PARALLEL, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -116,6 +119,25 @@ static const opt_def OPTS[O_COUNT] = {
                    "llama.cpp's /embedding only); rank: a reranker's (its classification head scores /rerank and "
                    "/score pairs)"},
     [O_RERANK] = {"reranking", NULL, OPT_BOOL, NULL, 0, -1, "the same as --pooling rank (llama.cpp's --reranking)"},
+    [O_TEMP] = {"temp", NULL, OPT_FLOAT, NULL, 0, 100, "default temperature of requests that give none (llama.cpp's)"},
+    [O_TOPK] = {"top-k", NULL, OPT_INT, NULL, 0, 1 << 30, "default top_k of requests that give none"},
+    [O_TOPP] = {"top-p", NULL, OPT_FLOAT, NULL, 0, 1, "default top_p of requests that give none"},
+    [O_MINP] = {"min-p", NULL, OPT_FLOAT, NULL, 0, 1, "default min_p of requests that give none"},
+    [O_REPEAT] = {"repeat-penalty", NULL, OPT_FLOAT, NULL, 0, 100, "default repetition_penalty of requests that give none"},
+    [O_PRESENCE] = {"presence-penalty", NULL, OPT_FLOAT, NULL, -2, 2, "default presence_penalty of requests that give none"},
+    [O_FREQUENCY] = {"frequency-penalty", NULL, OPT_FLOAT, NULL, -2, 2, "default frequency_penalty of requests that give none"},
+    [O_NPREDICT] = {"n-predict", "n", OPT_INT, NULL, -1, INT32_MAX,
+                    "most tokens a request that gives no max_tokens gets (-1: what its context leaves)"},
+    [O_SEED] = {"seed", "s", OPT_INT, NULL, -1, (double)INT64_MAX, "default seed of requests that give none (-1: a fresh one each)"},
+    [O_GENCONFIG] = {"override-generation-config", NULL, OPT_STR, NULL, 0, -1,
+                     "vLLM's default sampling of requests, JSON: repetition_penalty, temperature, top_k, top_p, min_p, "
+                     "max_new_tokens (the flags above win over it)"},
+    [O_TPLKW] = {"chat-template-kwargs", NULL, OPT_STR, NULL, 0, -1,
+                 "chat template variables every chat request gets under its own, JSON (e.g. {\"enable_thinking\": false})"},
+    [O_TPLKW2] = {"default-chat-template-kwargs", NULL, OPT_STR, NULL, 0, -1, "the same as --chat-template-kwargs (vLLM's name)"},
+    [O_MAXLEN] = {"max-model-len", NULL, OPT_INT, NULL, 1, 1 << 24, "the same as --ctx-size (vLLM's name)"},
+    [O_ALIAS] = {"alias", "a", OPT_STR, NULL, 0, -1, "the same as --served-model-name (llama.cpp's name)"},
+    [O_PARALLEL] = {"parallel", NULL, OPT_INT, NULL, 1, 4096, "the same as --max-num-seqs (llama.cpp's -np)"},
     [O_HFOVER] = {"hf-overrides", NULL, OPT_STR, NULL, 0, -1,
                   "model settings the GGUF file lacks, as vLLM's JSON: {\"is_matryoshka\": true} lets embeddings be "
                   "shortened by a request's dimensions, {\"matryoshka_dimensions\": [64, 128]} only to those sizes"},
@@ -204,6 +226,17 @@ int cmd_serve(int argc, char **argv) {
     int n_pos;
     int r = opts_parse("serve", "-m MODEL [--host H] [--port P] [options]", OPTS, O_COUNT, v, argc, argv, pos, 0, &n_pos);
     if (r) return r > 0 ? 0 : 1;
+    /* other servers' names of the same settings */
+    static const int same[][2] = {{O_MAXLEN, O_CTX}, {O_ALIAS, O_NAME}, {O_PARALLEL, O_SEQS}, {O_TPLKW2, O_TPLKW}};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        if (!v[same[i][0]].set) continue;
+        if (v[same[i][1]].set && same[i][1] != O_SEQS && same[i][1] != O_CTX) {
+            fprintf(stderr, "shardlm serve: --%s and --%s are the same setting: give one\n", OPTS[same[i][0]].name,
+                    OPTS[same[i][1]].name);
+            return 1;
+        }
+        v[same[i][1]] = v[same[i][0]];
+    }
     if (!cli_etcd_tls("serve", v[O_ETCDCA].set ? v[O_ETCDCA].s : NULL, v[O_ETCDCERT].set ? v[O_ETCDCERT].s : NULL,
                       v[O_ETCDKEY].set ? v[O_ETCDKEY].s : NULL)) return 1;
     /* signals are taken by this thread only (sigtimedwait below) */
@@ -219,6 +252,7 @@ int cmd_serve(int argc, char **argv) {
     char *model_id = NULL, *chat_template = NULL;
     sl_sched *sched = NULL;
     sl_http *http = NULL;
+    sl_api_ctx api = {0}; /* (its request defaults are freed at the end) */
     sl_etcd_reg *reg = NULL;
     sl_model *m = cli_load_model("serve", v[O_MODEL].s);
     if (!m || !metrics) goto done;
@@ -265,7 +299,8 @@ int cmd_serve(int argc, char **argv) {
     bool tpl_failed;
     chat_template = load_template(&v[O_TEMPLATE], m, &tpl_failed);
     if (tpl_failed) goto done;
-    sl_api_ctx api = {.model = m, .model_id = model_id, .model_path = v[O_MODEL].s, .n_ctx = sl_sched_n_ctx(sched), .chat_template = chat_template};
+    api = (sl_api_ctx){.model = m, .model_id = model_id, .model_path = v[O_MODEL].s, .n_ctx = sl_sched_n_ctx(sched),
+                       .chat_template = chat_template};
     if (!sl_reasoning_format_from_name(v[O_REASONING].s, &api.reasoning)) {
         fprintf(stderr, "shardlm serve: --reasoning-format '%s' is not one of none, deepseek, auto\n", v[O_REASONING].s);
         goto done;
@@ -277,8 +312,19 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     if (v[O_RERANK].b) api.pooling = SL_POOL_RANK;
-    char why[256];
+    char why[512];
     if (v[O_HFOVER].set && !sl_api_hf_overrides(&api, v[O_HFOVER].s, why, sizeof why)) {
+        fprintf(stderr, "shardlm serve: %s\n", why);
+        goto done;
+    }
+    const sl_api_flag_defaults fd = {
+        .temperature = v[O_TEMP].set ? v[O_TEMP].f : NAN, .top_p = v[O_TOPP].set ? v[O_TOPP].f : NAN,
+        .min_p = v[O_MINP].set ? v[O_MINP].f : NAN, .repeat_penalty = v[O_REPEAT].set ? v[O_REPEAT].f : NAN,
+        .presence_penalty = v[O_PRESENCE].set ? v[O_PRESENCE].f : NAN,
+        .frequency_penalty = v[O_FREQUENCY].set ? v[O_FREQUENCY].f : NAN, .top_k = v[O_TOPK].set ? v[O_TOPK].i : -1,
+        .n_predict = v[O_NPREDICT].set ? v[O_NPREDICT].i : -1, .seed = v[O_SEED].set ? v[O_SEED].i : -1};
+    if (!sl_api_defaults(&api, v[O_GENCONFIG].set ? v[O_GENCONFIG].s : NULL, &fd, why, sizeof why) ||
+        (v[O_TPLKW].set && !sl_api_template_kwargs(&api, v[O_TPLKW].s, why, sizeof why))) {
         fprintf(stderr, "shardlm serve: %s\n", why);
         goto done;
     }
@@ -347,6 +393,8 @@ done:
     /* the scheduler goes first: it finishes (aborts) what is left, which wakes the HTTP threads */
     sl_sched_destroy(sched);
     sl_http_stop(http);
+    json_decref(api.defaults);
+    json_decref(api.template_kwargs);
     sl_model_destroy(m);
     sl_free(model_id);
     free(chat_template);

@@ -590,6 +590,8 @@ static bool parse_think_budget(const sl_api_ctx *ctx, json_t *body, sl_api_reque
     return true;
 }
 
+static void template_defaults(const sl_api_ctx *ctx, json_t *o);
+
 static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, bool gen_prompt, sl_api_error *e) {
     json_t *m = json_object_get(body, "messages");
     if (!m) {
@@ -628,6 +630,7 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         }
         co.documents = docs;
     }
+    template_defaults(ctx, body);
     json_t *kw = json_object_get(body, "chat_template_kwargs");
     if (kw && !json_is_null(kw)) {
         const char *k;
@@ -1542,6 +1545,123 @@ bool sl_api_hf_overrides(sl_api_ctx *ctx, const char *text, char *err, size_t ca
     return ok;
 }
 
+int32_t sl_api_room(const sl_api_ctx *ctx, int32_t n_prompt) {
+    const int32_t left = ctx->n_ctx - n_prompt;
+    return ctx->default_max_tokens > 0 && ctx->default_max_tokens < left ? ctx->default_max_tokens : left;
+}
+
+bool sl_api_defaults(sl_api_ctx *ctx, const char *gen_config, const sl_api_flag_defaults *f, char *err, size_t cap) {
+    json_t *d = json_object();
+    bool ok = d != NULL;
+    long long max_tokens = f->n_predict;
+    if (gen_config) { /* vLLM's generation config keys (the ones its default sampling parameters take) */
+        json_error_t je;
+        json_t *g = json_loads(gen_config, JSON_REJECT_DUPLICATES, &je);
+        ok = json_is_object(g);
+        if (!ok) snprintf(err, cap, "--override-generation-config is not a JSON object: %s", g ? "another JSON value" : je.text);
+        const char *k;
+        json_t *v;
+        json_object_foreach(ok ? g : NULL, k, v) {
+            static const char *const keys[] = {"repetition_penalty", "temperature", "top_k", "top_p", "min_p", "max_new_tokens"};
+            bool known = false;
+            for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) known |= !strcmp(k, keys[i]);
+            const bool whole = !strcmp(k, "top_k") || !strcmp(k, "max_new_tokens");
+            if (!known || !(whole ? json_is_integer(v) : json_is_number(v))) {
+                snprintf(err, cap, known ? "--override-generation-config: %s must be %s" : "--override-generation-config: "
+                         "'%s' is not a setting it takes (repetition_penalty, temperature, top_k, top_p, min_p, max_new_tokens)",
+                         k, whole ? "an integer" : "a number");
+                ok = false;
+                break;
+            }
+            if (!strcmp(k, "max_new_tokens")) max_tokens = max_tokens >= 0 ? max_tokens : json_integer_value(v);
+            else json_object_set(d, k, v);
+        }
+        json_decref(g);
+    }
+    const struct {
+        const char *key;
+        double v;
+    } given[] = {{"temperature", f->temperature},       {"top_p", f->top_p},
+                 {"min_p", f->min_p},                   {"repetition_penalty", f->repeat_penalty},
+                 {"presence_penalty", f->presence_penalty}, {"frequency_penalty", f->frequency_penalty}};
+    for (size_t i = 0; ok && i < sizeof given / sizeof given[0]; i++)
+        if (!isnan(given[i].v)) json_object_set_new(d, given[i].key, json_real(given[i].v)); /* (flags over the config) */
+    if (ok && f->top_k >= 0) json_object_set_new(d, "top_k", json_integer(f->top_k));
+    if (ok && f->seed >= 0) json_object_set_new(d, "seed", json_integer(f->seed));
+    if (ok && max_tokens > INT32_MAX) {
+        snprintf(err, cap, "the default max_tokens %lld is too large", max_tokens);
+        ok = false;
+    }
+    if (ok) { /* (each is read as a request's field would be: a bad value is refused now, not in every request) */
+        sl_api_request r;
+        sl_api_error e;
+        json_t *probe = json_deep_copy(d);
+        json_object_set_new(probe, "prompt", json_pack("[i]", 1));
+        json_object_set_new(probe, "max_tokens", json_integer(1));
+        char *text = json_dumps(probe, JSON_COMPACT);
+        json_decref(probe);
+        const json_t *saved = ctx->defaults;
+        ctx->defaults = NULL;
+        ok = text && sl_api_parse(ctx, SL_API_COMPLETIONS, text, strlen(text), &r, &e);
+        ctx->defaults = (json_t *)saved;
+        if (ok) sl_api_request_free(&r);
+        else snprintf(err, cap, "the default %s: %s", e.param, e.message);
+        free(text);
+    }
+    if (!ok) {
+        json_decref(d);
+        return false;
+    }
+    json_decref(ctx->defaults);
+    ctx->defaults = json_object_size(d) ? d : NULL;
+    if (!ctx->defaults) json_decref(d);
+    ctx->default_max_tokens = max_tokens > 0 ? (int32_t)max_tokens : 0;
+    return true;
+}
+
+bool sl_api_template_kwargs(sl_api_ctx *ctx, const char *text, char *err, size_t cap) {
+    json_error_t je;
+    json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(o)) {
+        snprintf(err, cap, "the default chat_template_kwargs is not a JSON object: %s", o ? "another JSON value" : je.text);
+        json_decref(o);
+        return false;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) if (sl_chat_reserved_var(k)) {
+        snprintf(err, cap, "the default chat_template_kwargs: '%s' is a variable the server sets itself", k);
+        json_decref(o);
+        return false;
+    }
+    json_decref(ctx->template_kwargs);
+    ctx->template_kwargs = o;
+    return true;
+}
+
+void sl_api_apply_defaults(const sl_api_ctx *ctx, json_t *o) {
+    static const char *const same[][3] = {{"repetition_penalty", "repeat_penalty", NULL}, {"seed", NULL, NULL}};
+    const char *k;
+    json_t *v;
+    json_object_foreach(ctx->defaults, k, v) {
+        bool given = present(o, k);
+        for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+            if (!strcmp(same[i][0], k))
+                for (int j = 1; j < 3 && same[i][j]; j++) given |= present(o, same[i][j]);
+        if (!given) json_object_set(o, k, v);
+    }
+}
+
+/* The server's default template variables under the body's chat_template_kwargs (a bad one is left for its 400). */
+static void template_defaults(const sl_api_ctx *ctx, json_t *o) {
+    json_t *kw = json_object_get(o, "chat_template_kwargs");
+    if (!ctx->template_kwargs || (kw && !json_is_object(kw) && !json_is_null(kw))) return;
+    if (!json_is_object(kw)) json_object_set_new(o, "chat_template_kwargs", kw = json_object());
+    const char *k;
+    json_t *v;
+    json_object_foreach(ctx->template_kwargs, k, v) if (!json_object_get(kw, k)) json_object_set(kw, k, v);
+}
+
 bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e) {
     *k = 0;
     if (!present(o, "truncate_prompt_tokens")) return true;
@@ -1656,6 +1776,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     if (!o) return false;
     bool ok = false;
     if (!sl_api_check_model(ctx, o, e)) goto done;
+    sl_api_apply_defaults(ctx, o);
     sl_req_params *p = &r->params;
     p->sampling = sl_sampler_default_params();
     p->sampling.temperature = 1.0f; /* OpenAI's defaults */
@@ -1848,7 +1969,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
                                                                              : "n_predict"; /* llama.cpp's */
     if (json_is_integer(json_object_get(o, mt)) && json_integer_value(json_object_get(o, mt)) == -1)
         json_object_del(o, mt); /* -1 (llama.cpp's, its web UI sends max_tokens -1 too): as far as the context goes */
-    x = ctx->n_ctx - longest;
+    x = sl_api_room(ctx, longest);
     if (present(o, mt)) {
         r->max_tokens_given = true;
         /* 0 only when resuming a stream that used up its tokens, echoing the prompt (sl_req_params), or as
@@ -1864,7 +1985,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     }
     /* min_tokens counts a resumed stream's replayed tokens too (max_tokens is what is left of it) */
     const long long min_room = x;
-    p->max_tokens = (int32_t)(r->max_tokens_given ? x : ctx->n_ctx - r->n_prompt);
+    p->max_tokens = r->max_tokens_given ? (int32_t)x : sl_api_room(ctx, r->n_prompt);
     x = 0;
     if (!sl_api_get_int(o, "min_tokens", 0, INT32_MAX, &x, e)) goto done;
     if (x > min_room + p->resume_generated) {

@@ -146,7 +146,32 @@ typedef struct sl_api_ctx {
     bool matryoshka;
     int32_t matryoshka_dims[SL_API_MAX_MATRYOSHKA];
     int n_matryoshka_dims;
+    /* The server's defaults of a request's fields (sl_api_defaults): sampling fields a request that gives none
+     * gets (a reference, or NULL), the chat template's variables under a request's chat_template_kwargs (NULL),
+     * and max_tokens where none is given (0: what the context leaves; else at most that) */
+    json_t *defaults;
+    json_t *template_kwargs;
+    int32_t default_max_tokens;
 } sl_api_ctx;
+
+/* The server's request defaults (llama.cpp's --temp, --top-k, ..., -n, --seed; vLLM's --override-generation-config,
+ * whose keys are repetition_penalty, temperature, top_k, top_p, min_p and max_new_tokens): `gen_config` (a JSON
+ * object, or NULL) then each flag given (NAN / -1 where not) into ctx->defaults and ctx->default_max_tokens; false
+ * with why in err for a key or value it does not take. */
+typedef struct sl_api_flag_defaults {
+    double temperature, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty; /* NAN: not given */
+    long long top_k, n_predict, seed;                                                      /* -1: not given */
+} sl_api_flag_defaults;
+bool sl_api_defaults(sl_api_ctx *ctx, const char *gen_config, const sl_api_flag_defaults *f, char *err, size_t cap);
+/* llama.cpp's --chat-template-kwargs / vLLM's --default-chat-template-kwargs (a JSON object of template
+ * variables) into ctx->template_kwargs; false with why in err. */
+bool sl_api_template_kwargs(sl_api_ctx *ctx, const char *json, char *err, size_t cap);
+/* The server's sampling defaults into a request body o: each default field whose meaning the body does not give (by
+ * any of its names). (The default template variables go under a body's chat_template_kwargs wherever messages are
+ * rendered.) */
+void sl_api_apply_defaults(const sl_api_ctx *ctx, json_t *o);
+/* max_tokens of a prompt of n_prompt tokens that gives none: what the context leaves, at most the server's default. */
+int32_t sl_api_room(const sl_api_ctx *ctx, int32_t n_prompt);
 
 /* vLLM's --hf-overrides (a JSON object of model config settings) into ctx: the ones it takes are is_matryoshka
  * (true / false) and matryoshka_dimensions (sizes, at most SL_API_MAX_MATRYOSHKA; they also make the model

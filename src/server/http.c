@@ -945,7 +945,7 @@ static void llama_event(gen *g, json_t *o) {
 /* Create the request of prompt pr as choice k, the j-th of its prompt. */
 static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_request *ar, sl_api_prompt pr) {
     sl_req_params p = ar->params;
-    if (!ar->max_tokens_given) p.max_tokens = h->api.n_ctx - pr.n; /* what this prompt's context leaves */
+    if (!ar->max_tokens_given) p.max_tokens = sl_api_room(&h->api, pr.n); /* what this prompt's context leaves */
     p.sampling.seed += (uint64_t)j;
     choice *c = &g->ch[k];
     c->first = j == 0;
@@ -1194,7 +1194,7 @@ static enum MHD_Result handle_beam(sl_http *h, struct MHD_Connection *c, conn *c
     atomic_fetch_add(&h->in_flight, 1);
     for (int32_t i = 0; i < n_prompts && st == SL_OK; i++) {
         const sl_api_prompt pr = sl_api_prompt_at(ar, i);
-        const sl_beam_cfg cfg = {.width = w, .max_tokens = ar->max_tokens_given ? ar->params.max_tokens : h->api.n_ctx - pr.n,
+        const sl_beam_cfg cfg = {.width = w, .max_tokens = ar->max_tokens_given ? ar->params.max_tokens : sl_api_room(&h->api, pr.n),
                                  .ignore_eos = ar->params.ignore_eos, .length_penalty = ar->length_penalty,
                                  .base = &ar->params, .tok = sl_model_tokenizer(h->api.model), .gone = beam_client_gone,
                                  .ctx = c};
@@ -1415,6 +1415,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
 static enum MHD_Result handle_llama(sl_http *h, struct MHD_Connection *c, conn *cx) {
     const char *body = cx->body ? cx->body : "";
     json_t *o = json_loadb(body, cx->n, JSON_REJECT_DUPLICATES, NULL);
+    if (o) sl_api_apply_defaults(&h->api, o); /* (the server's defaults before llama.cpp's own) */
     char *with = o && sl_llama_defaults(o) ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     enum MHD_Result r =

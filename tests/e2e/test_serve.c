@@ -2462,6 +2462,71 @@ TEST(serve_metrics_vllm_and_llamacpp_names) {
     free(m.body);
 }
 
+/* The server's request defaults (llama.cpp's --temp, --top-k, -n, --seed; vLLM's --override-generation-config and
+ * --default-chat-template-kwargs): a request that gives none gets them — greedy and 7 tokens here, the same text as
+ * the default server's request that asks for that —; a request's own fields win; the template variables reach
+ * the template under a request's own; other servers' names of flags. */
+TEST(serve_request_defaults) {
+    const char *url = start_default();
+    CHECK(url);
+    char tpl[] = "/tmp/shardlm-tpl-XXXXXX";
+    CHECK(sl_test_temp_file(tpl, "{% for m in messages %}{{ m.content }}{% endfor %}{{ greeting }}"));
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--temp", "0", "-n", "7", "--seed", "3",
+                    "--override-generation-config", "{\"top_k\":1,\"max_new_tokens\":99}", "--chat-template", tpl,
+                    "--default-chat-template-kwargs", "{\"greeting\":\" Hello\"}", "--alias", "tiny", "--max-model-len", "256",
+                    NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    resp a = http(p.url, "/v1/completions", "{\"prompt\":\"Once upon a time\"}", NULL),
+         b = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"max_tokens\":7}", NULL);
+    char *ta = completion_text(&a), *tb = completion_text(&b);
+    CHECK_MSG(ta && tb && !strcmp(ta, tb) && usage_field(&a, "completion_tokens", NULL) == 7 && strstr(a.body, "\"model\":\"tiny\""),
+              "%s\n      want %s", a.body, b.body);
+    free(ta);
+    free(tb);
+    free(a.body);
+    free(b.body);
+    /* the request's own: max_tokens, and a sampled answer (temperature, seed) as the default server gives it */
+    static const char own[] = "{\"prompt\":\"Once upon a time\",\"temperature\":1.0,\"top_k\":0,\"seed\":11,\"max_tokens\":20}";
+    a = http(p.url, "/v1/completions", own, NULL);
+    b = http(url, "/v1/completions", own, NULL);
+    ta = completion_text(&a);
+    tb = completion_text(&b);
+    CHECK_MSG(ta && tb && !strcmp(ta, tb) && usage_field(&a, "completion_tokens", NULL) == 20, "%s\n      want %s", a.body, b.body);
+    free(ta);
+    free(tb);
+    free(a.body);
+    free(b.body);
+    resp m = http(p.url, "/v1/models", NULL, NULL); /* (--max-model-len: the context) */
+    CHECK_MSG(strstr(m.body, "\"max_model_len\":256"), "%s", m.body);
+    free(m.body);
+    /* the template's variable: the server's, or the request's own */
+    static const char *const kw[][2] = {{"", "Hi Hello"}, {",\"chat_template_kwargs\":{\"greeting\":\" Bye\"}", "Hi Bye"}};
+    for (int k = 0; k < 2; k++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]%s}", kw[k][0]);
+        resp t = http(p.url, "/apply-template", body, NULL);
+        json_t *o = json_loads(t.body, 0, NULL);
+        CHECK_MSG(!strcmp(json_string_value(json_object_get(o, "prompt")) ?: "", kw[k][1]), "%s", t.body);
+        json_decref(o);
+        free(t.body);
+    }
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    unlink(tpl);
+    static const char *const bad[][3] = {{"--override-generation-config", "{\"foo\":1}", "'foo'"},
+                                         {"--override-generation-config", "{\"temperature\":-3}", "temperature"},
+                                         {"--chat-template-kwargs", "{\"messages\":1}", "'messages'"},
+                                         {"--top-p", "2", "--top-p"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {(char *)sl_test_bin(), "serve", "-m", MODEL, "--port", "0", (char *)bad[i][0], (char *)bad[i][1], NULL};
+        char *out = NULL, *err = NULL;
+        const int rc = sl_test_run(argv, &out, &err, 30);
+        CHECK_MSG(rc != 0 && err && strstr(err, bad[i][2]), "%s %s: rc %d, %s", bad[i][0], bad[i][1], rc, err ? err : "");
+        free(out);
+        free(err);
+    }
+}
+
 /* vLLM's POST /reset_prefix_cache: a prompt cached before is computed again after it (no cached tokens, the same
  * text), /metrics shows no cached block, and the prompt is cached again after that; GET is a 405. */
 TEST(serve_reset_prefix_cache) {

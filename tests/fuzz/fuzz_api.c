@@ -323,7 +323,8 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     const sl_req_params *p = &r.params;
     fuzz_api_check(p->max_tokens >= 0 && (int64_t)r.n_prompt + p->max_tokens <= ctx.n_ctx,
                    "prompt + max_tokens fit the context");
-    fuzz_api_check(p->max_tokens >= 1 || p->resume_generated > 0 || p->echo, "max_tokens is 0 only when resuming or echoing");
+    fuzz_api_check(p->max_tokens >= 1 || p->resume_generated > 0 || p->echo || p->prefill_only,
+                   "max_tokens is 0 only when resuming, echoing or computing the prompt alone (llama.cpp's n_predict 0)");
     fuzz_api_check(r.n_more >= 0 && r.n >= 1 && (r.n_more + 1) * r.n <= SL_API_MAX_PROMPTS && (r.n_more == 0 || r.more),
                    "at most SL_API_MAX_PROMPTS choices");
     fuzz_api_check(!r.beam || (r.n <= SL_API_MAX_BEAMS && p->logprobs < 0 && !p->echo && p->n_stop == 0 && !p->schema &&
