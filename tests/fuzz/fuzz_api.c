@@ -160,13 +160,22 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     const size_t n = len - 1;
     const sl_model *m = fuzz_api_model();
     const int32_t n_vocab = sl_model_n_vocab(m);
+    static json_t *defaults, *kwargs; /* (the server's request defaults, for some inputs) */
+    if (!defaults) {
+        defaults = json_pack("{s:f,s:i,s:f,s:i}", "temperature", 0.5, "top_k", 5, "repetition_penalty", 1.1, "seed", 7);
+        kwargs = json_pack("{s:b}", "enable_thinking", 0);
+    }
+    const bool with_defaults = (sel & 32) && !(sel & 64);
     const sl_api_ctx ctx = {.model = m,
                             .model_id = "stories260K",
                             .n_ctx = sel & 4 ? 512 : 64,
                             .chat_template = sel & 8 ? FUZZ_API_TEMPLATE : NULL,
                             .matryoshka = (sel & 16) != 0, /* (embeddings: dimensions 16 and 32 may cut) */
                             .matryoshka_dims = {16, 32},
-                            .n_matryoshka_dims = sel & 32 ? 2 : 0};
+                            .n_matryoshka_dims = sel & 32 ? 2 : 0,
+                            .defaults = with_defaults ? defaults : NULL,
+                            .template_kwargs = with_defaults ? kwargs : NULL,
+                            .default_max_tokens = with_defaults ? 9 : 0};
     sl_api_error e;
     const int mode = sel & 3;
     if (mode >= 2) {
@@ -323,6 +332,8 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     const sl_req_params *p = &r.params;
     fuzz_api_check(p->max_tokens >= 0 && (int64_t)r.n_prompt + p->max_tokens <= ctx.n_ctx,
                    "prompt + max_tokens fit the context");
+    fuzz_api_check(r.max_tokens_given || !ctx.default_max_tokens || p->max_tokens <= ctx.default_max_tokens,
+                   "a request without max_tokens gets at most the server's default");
     fuzz_api_check(p->max_tokens >= 1 || p->resume_generated > 0 || p->echo || p->prefill_only,
                    "max_tokens is 0 only when resuming, echoing or computing the prompt alone (llama.cpp's n_predict 0)");
     fuzz_api_check(r.n_more >= 0 && r.n >= 1 && (r.n_more + 1) * r.n <= SL_API_MAX_PROMPTS && (r.n_more == 0 || r.more),
