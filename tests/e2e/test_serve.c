@@ -1241,6 +1241,28 @@ TEST(serve_chat_render_options) {
  * harmony markers, so the whole answer is content, the same whole and streamed, with and without tools (the
  * template renders them), and there is no reasoning_content or tool_calls. (The split itself is tested on answers
  * written by hand: test_harmony.c.) */
+/* Whether a chat answer a grammar forces to be `text` (max_tokens: room for it, a character a token) has the content
+ * `want`, whole and streamed. */
+static bool forced_answer_is(const char *url, const char *text, int max_tokens, const char *want) {
+    bool ok = true;
+    for (int stream = 0; stream < 2; stream++) {
+        json_t *req = json_pack("{s:[{s:s,s:s}],s:i,s:i,s:s++,s:b}", "messages", "role", "user", "content", "Hi", "max_tokens",
+                                max_tokens, "temperature", 0, "grammar", "root ::= \"", text, "\"", "stream", stream);
+        char *b = json_dumps(req, JSON_COMPACT);
+        resp r = http(url, "/v1/chat/completions", b, NULL);
+        answer a = read_answer(&r, stream, 1);
+        const char *content = json_string_value(json_array_get(a.texts, 0));
+        if (!content || strcmp(content, want) != 0) {
+            fprintf(stderr, "    forced answer, stream %d: '%s', want '%s'\n", stream, content ? content : "(none)", want);
+            ok = false;
+        }
+        answer_free(&a);
+        free(b);
+        json_decref(req);
+    }
+    return ok;
+}
+
 TEST(serve_harmony_template) {
     const char *tpl = "../shared/golden/chat-templates/openai-gpt-oss-120b.jinja";
     if (access(tpl, R_OK) != 0) return;
@@ -1288,20 +1310,8 @@ TEST(serve_harmony_template) {
         }
     /* an answer in the harmony format (a grammar makes stories260K write it) is split, whole and streamed: the
      * markers go; with a guided answer the analysis stays in the content, as harmony.c has it without thinking */
-    for (int stream = 0; stream < 2 && ok; stream++) {
-        char b[512];
-        snprintf(b, sizeof b,
-                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":200,\"temperature\":0,"
-                 "\"grammar\":\"root ::= \\\"<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant<|channel|>final"
-                 "<|message|>Hi\\\"\"%s}",
-                 stream ? ",\"stream\":true" : "");
-        resp r = http(p.url, "/v1/chat/completions", b, NULL);
-        answer a = read_answer(&r, stream, 1);
-        const char *content = json_string_value(json_array_get(a.texts, 0));
-        ok = content && !strcmp(content, "Hmm.Hi");
-        if (!ok) fprintf(stderr, "    harmony answer, stream %d: '%s'\n", stream, content ? content : "(none)");
-        answer_free(&a);
-    }
+    ok = ok && forced_answer_is(p.url, "<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant<|channel|>final"
+                                       "<|message|>Hi", 200, "Hmm.Hi");
     sl_test_proc_stop(&p, SIGTERM, 10);
     CHECK(ok);
     free(first);
@@ -1336,23 +1346,8 @@ TEST(serve_kimi3_template) {
     }
     /* an answer in Kimi K3's sections (a grammar makes stories260K write it) is split, whole and streamed: the tags
      * go; with a guided answer the thinking stays in the content, as kimi3.c has it without thinking */
-    bool split = true;
-    char b[640];
-    for (int stream = 0; stream < 2; stream++) {
-        snprintf(b, sizeof b,
-                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":150,\"temperature\":0,"
-                 "\"grammar\":\"root ::= \\\"Hmm.<|close|>think<|sep|><|open|>response<|sep|>Hi<|close|>response<|sep|>"
-                 "<|close|>message<|sep|>\\\"\"%s}",
-                 stream ? ",\"stream\":true" : "");
-        resp r = http(p.url, "/v1/chat/completions", b, NULL);
-        answer a = read_answer(&r, stream, 1);
-        const char *content = json_string_value(json_array_get(a.texts, 0));
-        if (!content || strcmp(content, "Hmm.\n\nHi") != 0) {
-            fprintf(stderr, "    Kimi K3 answer, stream %d: '%s'\n", stream, content ? content : "(none)");
-            split = false;
-        }
-        answer_free(&a);
-    }
+    const bool split = forced_answer_is(p.url, "Hmm.<|close|>think<|sep|><|open|>response<|sep|>Hi<|close|>response<|sep|>"
+                                               "<|close|>message<|sep|>", 150, "Hmm.\n\nHi");
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
     CHECK(split);
     for (int i = 0; i < 4; i++) CHECK_EQ_INT(status[i], 200);
