@@ -4,6 +4,7 @@
 #include "router/metrics.h"
 
 #include "core/strbuf.h"
+#include "server/metrics.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,5 +122,6 @@ char *sl_rmetrics_render(const sl_rmetrics *m, const sl_view *v, bool ready) {
         for (int i = 0; i < v->n_weights; i++)
             sl_strbuf_printf(&b, "shardlm_router_rollout_weight{version=\"%s\"} %g\n", v->weight_version[i], v->weight[i]);
     }
+    sl_metrics_process(&b);
     return b.p;
 }

@@ -5,6 +5,10 @@
 
 #include "core/strbuf.h"
 
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -173,5 +177,54 @@ char *sl_metrics_render(const sl_metrics *m, const char *model) {
                 model);
     render_hist(&b, "shardlm_e2e_request_latency_seconds", "Time from arrival to the end of a request.", &m->e2e, model);
     render_compat(&b, m, model);
+    sl_metrics_process(&b);
     return b.p;
+}
+
+void sl_metrics_process(sl_strbuf *b) {
+    const long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    const size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    /* fields after the command's closing parenthesis: 3 state ... 14 utime 15 stime ... 22 starttime 23 vsize 24 rss */
+    const char *p = strrchr(buf, ')');
+    unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+    long long rss = 0;
+    const bool stat_ok = p && tick > 0 &&
+                         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu "
+                                       "%llu %lld", &utime, &stime, &start, &vsize, &rss) == 5;
+    double btime = -1;
+    if ((f = fopen("/proc/stat", "r"))) { /* boot time: the start's base */
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "btime ", 6)) btime = atof(line + 6);
+        fclose(f);
+    }
+    if (stat_ok) {
+        sl_strbuf_printf(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+                            "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
+                         (double)(utime + stime) / (double)tick);
+        sl_strbuf_printf(b, "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                            "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n", vsize);
+        sl_strbuf_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lld\n", rss * page);
+        if (btime >= 0)
+            sl_strbuf_printf(b, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+                                "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+                             btime + (double)start / (double)tick);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long fds = -1; /* (the descriptor reading the directory is left out) */
+        for (const struct dirent *e; (e = readdir(d));) fds += e->d_name[0] != '.';
+        closedir(d);
+        sl_strbuf_printf(b, "# HELP process_open_fds Number of open file descriptors.\n"
+                            "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n", fds);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        sl_strbuf_printf(b, "# HELP process_max_fds Maximum number of open file descriptors.\n"
+                            "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
 }

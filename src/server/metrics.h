@@ -45,5 +45,10 @@ void sl_hist_observe(sl_hist *h, double seconds);
 void sl_metrics_count_status(sl_metrics *m, int http_status);
 /* Render into a malloc'd string (caller frees with free()). */
 char *sl_metrics_render(const sl_metrics *m, const char *model_id);
+/* The process collector's metrics every Prometheus client library exports (process_cpu_seconds_total,
+ * process_resident_memory_bytes, process_virtual_memory_bytes, process_start_time_seconds, process_open_fds,
+ * process_max_fds), read from /proc, appended to b; those it cannot read are left out. */
+struct sl_strbuf;
+void sl_metrics_process(struct sl_strbuf *b);
 
 #endif

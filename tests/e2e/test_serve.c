@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@
 #include <pcre2.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -2520,6 +2522,40 @@ TEST(serve_request_defaults) {
         free(out);
         free(err);
     }
+}
+
+/* The process collector's metrics (what every Prometheus client library exports): the resident memory within 25%
+ * of the kernel's VmRSS for the server's pid, a start time between the test run's start and now, open descriptors
+ * within a few of /proc's count, the descriptor limit this process passed on, CPU seconds that grow with work. */
+TEST(serve_process_metrics) {
+    const char *url = start_default();
+    CHECK(url);
+    const double m0 = metric(url, "process_cpu_seconds_total", NULL);
+    free(http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":200,\"temperature\":0}", NULL).body);
+    const double cpu = metric(url, "process_cpu_seconds_total", NULL), rss = metric(url, "process_resident_memory_bytes", NULL),
+                 start = metric(url, "process_start_time_seconds", NULL), fds = metric(url, "process_open_fds", NULL),
+                 max_fds = metric(url, "process_max_fds", NULL), vm = metric(url, "process_virtual_memory_bytes", NULL);
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)server.pid);
+    FILE *f = fopen(path, "r");
+    double vmrss = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) vmrss = atof(line + 6) * 1024;
+    if (f) fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)server.pid);
+    DIR *d = opendir(path);
+    int n_fd = 0;
+    for (const struct dirent *e; d && (e = readdir(d));) n_fd += e->d_name[0] != '.';
+    if (d) closedir(d);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    const double now = (double)time(NULL);
+    CHECK_MSG(vmrss > 0 && fabs(rss - vmrss) <= 0.25 * vmrss, "resident %.0f, VmRSS %.0f", rss, vmrss);
+    CHECK_MSG(vm >= rss, "virtual %.0f below resident %.0f", vm, rss);
+    CHECK_MSG(start <= now + 1 && start >= now - 3600, "start %.2f, now %.0f", start, now);
+    CHECK_MSG(fds >= 3 && fabs(fds - n_fd) <= 4, "open fds %.0f, /proc has %d", fds, n_fd);
+    CHECK_MSG(max_fds == (double)rl.rlim_cur, "max fds %.0f, the limit passed on %llu", max_fds, (unsigned long long)rl.rlim_cur);
+    CHECK_MSG(cpu > m0 && cpu > 0, "cpu seconds %.2f after %.2f", cpu, m0);
 }
 
 /* vLLM's POST /reset_prefix_cache: a prompt cached before is computed again after it (no cached tokens, the same
