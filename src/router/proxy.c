@@ -1249,7 +1249,10 @@ static int handle_request(worker *w, cconn *c) {
                 const json_t *np = json_object_get(o, "n_predict");
                 if (!np) np = json_object_get(o, "max_tokens");
                 if (json_is_integer(np)) x->n_predict = json_integer_value(np);
-                changed = sl_llama_defaults(o); /* (proxied to /v1/completions, whose defaults are OpenAI's) */
+                /* proxied to /v1/completions, whose defaults are OpenAI's: the engine gives it llama.cpp's, after
+                 * its own server defaults */
+                json_object_set_new(o, "shardlm_llama_defaults", json_true());
+                changed = true;
                 const json_t *np_ = json_object_get(o, "n_probs");
                 if (json_is_integer(np_) && json_integer_value(np_) > 0) { /* the engine adds llama.cpp's records */
                     json_object_set_new(o, "shardlm_llama_probs", json_true());

@@ -1777,6 +1777,8 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     bool ok = false;
     if (!sl_api_check_model(ctx, o, e)) goto done;
     sl_api_apply_defaults(ctx, o);
+    /* llama.cpp's /completion and /infill (here, or proxied by a router): its sampling defaults after the server's */
+    if (json_is_true(json_object_get(o, "shardlm_llama_defaults"))) sl_llama_defaults(o);
     sl_req_params *p = &r->params;
     p->sampling = sl_sampler_default_params();
     p->sampling.temperature = 1.0f; /* OpenAI's defaults */
@@ -2654,7 +2656,7 @@ static char *infill_of(const sl_api_ctx *ctx, json_t *o, bool llama, sl_api_erro
     json_object_del(b, "input_suffix");
     json_object_del(b, "input_extra");
     json_object_set_new(b, "prompt", arr);
-    if (llama) sl_llama_defaults(b); /* (answered as /completion is) */
+    if (llama) json_object_set_new(b, "shardlm_llama_defaults", json_true()); /* (answered as /completion is) */
     out = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     if (!out) sl_api_set_error(e, 500, NULL, "out of memory");

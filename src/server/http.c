@@ -1415,8 +1415,8 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
 static enum MHD_Result handle_llama(sl_http *h, struct MHD_Connection *c, conn *cx) {
     const char *body = cx->body ? cx->body : "";
     json_t *o = json_loadb(body, cx->n, JSON_REJECT_DUPLICATES, NULL);
-    if (o) sl_api_apply_defaults(&h->api, o); /* (the server's defaults before llama.cpp's own) */
-    char *with = o && sl_llama_defaults(o) ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (json_is_object(o)) json_object_set_new(o, "shardlm_llama_defaults", json_true()); /* (after the server's) */
+    char *with = json_is_object(o) ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     enum MHD_Result r =
         handle_generate(h, c, cx, SL_API_COMPLETIONS, with ? with : body, with ? strlen(with) : cx->n, NULL, NULL, true);

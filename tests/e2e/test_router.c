@@ -410,6 +410,30 @@ TEST(kill9_midstream_chat_echo) {
 #undef ECHO_CHAT
 }
 
+/* An engine's request defaults hold through the router for llama.cpp's /completion too (the router once gave it
+ * llama.cpp's own sampling defaults, which sampled where the engine says greedy). */
+TEST(engine_defaults_through_the_router) {
+    sl_test_proc e, r;
+    const char *defaults[] = {"--temp", "0", "-n", "9", NULL};
+    CHECK(rt_start_engine(&e, defaults));
+    const char *urls[1] = {e.url};
+    CHECK(start_router(&r, urls, 1, NULL));
+    static const char body[] = "{\"prompt\":\"Once upon a time\"}";
+    for (int k = 0; k < 3; k++) {
+        rresp a = rt_post(e.url, "/completion", body), b = rt_post(r.url, "/completion", body);
+        json_t *oa = json_loads(a.body ? a.body : "", 0, NULL), *ob = json_loads(b.body ? b.body : "", 0, NULL);
+        CHECK_MSG(a.status == 200 && b.status == 200 && json_equal(json_object_get(oa, "content"), json_object_get(ob, "content")) &&
+                      json_integer_value(json_object_get(ob, "tokens_predicted")) == 9,
+                  "engine %.300s\n      router %.300s", a.body, b.body);
+        json_decref(oa);
+        json_decref(ob);
+        rt_free(&a);
+        rt_free(&b);
+    }
+    stop_all(&r, 1);
+    stop_all(&e, 1);
+}
+
 /* vLLM's beam search through the router: the engine's beams, whole and streamed (one chunk per choice). */
 TEST(beam_search_through_the_router) {
     sl_test_proc e, r;

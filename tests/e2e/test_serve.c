@@ -2494,6 +2494,16 @@ TEST(serve_request_defaults) {
     free(tb);
     free(a.body);
     free(b.body);
+    /* llama.cpp's /completion: the server's defaults before llama.cpp's own (its temperature 0.8 would sample) */
+    a = http(p.url, "/completion", "{\"prompt\":\"Once upon a time\"}", NULL);
+    b = http(url, "/completion", "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"n_predict\":7}", NULL);
+    json_t *ja = json_loads(a.body, 0, NULL), *jb = json_loads(b.body, 0, NULL);
+    CHECK_MSG(json_is_string(json_object_get(ja, "content")) && json_equal(json_object_get(ja, "content"), json_object_get(jb, "content")),
+              "%s\n      want %s", a.body, b.body);
+    json_decref(ja);
+    json_decref(jb);
+    free(a.body);
+    free(b.body);
     resp m = http(p.url, "/v1/models", NULL, NULL); /* (--max-model-len: the context) */
     CHECK_MSG(strstr(m.body, "\"max_model_len\":256"), "%s", m.body);
     free(m.body);
