@@ -28,7 +28,7 @@
 
 enum { O_HOST, O_PORT, O_THREADS, O_ENGINE, O_ETCD, O_CLUSTER, O_POLICY, O_VNODES, O_LOAD, O_PREFIX, O_RETRIES,
        O_CONNECT, O_UPTIMEOUT, O_PROBE, O_RISE, O_FALL, O_APIKEY, O_ENGINEKEY, O_ADMINKEY, O_ROLLOUT, O_MAXBODY,
-       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_ENGINECA, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ENGINETLSCERT, O_ENGINETLSKEY, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS, O_COUNT };
+       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_ENGINECA, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ENGINETLSCERT, O_ENGINETLSKEY, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS, O_SSLREFRESH, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on: IPv4, IPv6 (:: takes IPv4 too) or a name"},
@@ -62,6 +62,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SSLCERT2] = {"ssl-cert-file", NULL, OPT_STR, NULL, 0, -1, "the same as --ssl-certfile (llama.cpp's name)"},
     [O_SSLCA] = {"ssl-ca-certs", NULL, OPT_STR, NULL, 0, -1,
                  "HTTPS: clients must present a certificate signed by these CAs (PEM; mutual TLS)"},
+    [O_SSLREFRESH] = {"enable-ssl-refresh", NULL, OPT_BOOL, NULL, 0, -1,
+                      "HTTPS: when --ssl-keyfile, --ssl-certfile or --ssl-ca-certs change (a renewed certificate), new "
+                      "connections get them (looked at once a second at most)"},
     [O_CERTREQS] = {"ssl-cert-reqs", NULL, OPT_INT, "2", 0, 2,
                     "with --ssl-ca-certs: 2 a client certificate is required, 1 checked where sent, 0 not asked for"},
     [O_ENGINETLSCERT] = {"engine-tls-cert", NULL, OPT_STR, NULL, 0, -1,
@@ -188,6 +191,7 @@ int cmd_route(int argc, char **argv) {
         .engine_key = v[O_ENGINETLSKEY].set ? v[O_ENGINETLSKEY].s : NULL,
         .tls_ca_file = v[O_SSLCA].set ? v[O_SSLCA].s : NULL,
         .tls_cert_reqs = (int)v[O_CERTREQS].i,
+        .tls_refresh = v[O_SSLREFRESH].b,
         .tls_key_file = v[O_SSLKEY].set ? v[O_SSLKEY].s : v[O_SSLKEY2].set ? v[O_SSLKEY2].s : NULL,
         .tls_cert_file = v[O_SSLCERT].set ? v[O_SSLCERT].s : v[O_SSLCERT2].set ? v[O_SSLCERT2].s : NULL,
         .responses_store_mib = v[O_RSTORE_MIB].i,

@@ -34,7 +34,7 @@ enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_P
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
        O_POOLING, O_RERANK, O_HFOVER, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS,
        O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_NPREDICT, O_SEED, O_GENCONFIG, O_TPLKW,
-       O_TPLKW2, O_MAXLEN, O_ALIAS, O_PARALLEL, O_COUNT };
+       O_TPLKW2, O_MAXLEN, O_ALIAS, O_PARALLEL, O_SSLREFRESH, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -138,6 +138,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_MAXLEN] = {"max-model-len", NULL, OPT_INT, NULL, 1, 1 << 24, "the same as --ctx-size (vLLM's name)"},
     [O_ALIAS] = {"alias", "a", OPT_STR, NULL, 0, -1, "the same as --served-model-name (llama.cpp's name)"},
     [O_PARALLEL] = {"parallel", NULL, OPT_INT, NULL, 1, 4096, "the same as --max-num-seqs (llama.cpp's -np)"},
+    [O_SSLREFRESH] = {"enable-ssl-refresh", NULL, OPT_BOOL, NULL, 0, -1,
+                      "HTTPS: when --ssl-keyfile or --ssl-certfile change (a renewed certificate), new connections get "
+                      "them (looked at once a second at most; the client CA stays the one read at start)"},
     [O_HFOVER] = {"hf-overrides", NULL, OPT_STR, NULL, 0, -1,
                   "model settings the GGUF file lacks, as vLLM's JSON: {\"is_matryoshka\": true} lets embeddings be "
                   "shortened by a request's dimensions, {\"matryoshka_dimensions\": [64, 128]} only to those sizes"},
@@ -343,7 +346,8 @@ int cmd_serve(int argc, char **argv) {
                       .api_key_file = v[O_KEYFILE].set ? v[O_KEYFILE].s : NULL,
                       .tls_key_file = v[O_SSLKEY].set ? v[O_SSLKEY].s : v[O_SSLKEY2].set ? v[O_SSLKEY2].s : NULL,
                       .tls_cert_file = v[O_SSLCERT].set ? v[O_SSLCERT].s : v[O_SSLCERT2].set ? v[O_SSLCERT2].s : NULL,
-                      .tls_ca_file = v[O_SSLCA].set ? v[O_SSLCA].s : NULL, .tls_cert_reqs = (int)v[O_CERTREQS].i};
+                      .tls_ca_file = v[O_SSLCA].set ? v[O_SSLCA].s : NULL, .tls_cert_reqs = (int)v[O_CERTREQS].i,
+                      .tls_refresh = v[O_SSLREFRESH].b};
     if (sl_http_start(&hc, &api, sched, metrics, &http) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());
         goto done;

@@ -23,6 +23,7 @@
 #include "router/proxy.h"
 
 #include "core/alloc.h"
+#include "core/filewatch.h"
 #include "core/status.h"
 #include "core/strbuf.h"
 #include "router/etcd.h"
@@ -230,11 +231,18 @@ struct sl_proxy {
     sl_router *r;
     SSL_CTX *up_tls; /* TLS to https:// engines (their certificates verified) */
     SSL_CTX *srv_tls; /* HTTPS to clients (--ssl-keyfile, --ssl-certfile), or NULL */
+    /* --enable-ssl-refresh: the files srv_tls was made of, watched; srv_tls made again when they change (a
+     * connection's SSL holds its own reference to the context it was made from); under tls_mu */
+    bool tls_refresh;
+    sl_filewatch tls_watch;
+    pthread_mutex_t tls_mu;
     int n;
     worker *w;
     int port;
     atomic_bool stop;
 };
+
+static SSL *new_client_ssl(sl_proxy *px);
 
 static int64_t mono_ns(void) {
     struct timespec ts;
@@ -1428,7 +1436,7 @@ static void accept_clients(worker *w) {
             continue;
         }
         if (w->px->srv_tls) { /* HTTPS: the handshake goes on in the first reads */
-            c->ssl = SSL_new(w->px->srv_tls);
+            c->ssl = new_client_ssl(w->px);
             if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
                 SSL_free(c->ssl);
                 sl_free(c);
@@ -2443,6 +2451,28 @@ static sl_status srv_tls_ctx(const char *key, const char *cert, const char *ca, 
     return st;
 }
 
+/* A client connection's TLS, from the files as they are now where --enable-ssl-refresh watches them. */
+static SSL *new_client_ssl(sl_proxy *px) {
+    if (!px->tls_refresh) return SSL_new(px->srv_tls);
+    pthread_mutex_lock(&px->tls_mu);
+    if (sl_filewatch_changed(&px->tls_watch)) {
+        const sl_router_cfg *cfg = &px->r->cfg;
+        SSL_CTX *ctx = NULL;
+        if (srv_tls_ctx(cfg->tls_key_file, cfg->tls_cert_file, cfg->tls_ca_file, cfg->tls_cert_reqs, &ctx) == SL_OK) {
+            SSL_CTX_free(px->srv_tls);
+            px->srv_tls = ctx;
+            sl_filewatch_take(&px->tls_watch);
+            fprintf(stderr, "shardlm route: --enable-ssl-refresh: the TLS files changed: new connections get them\n");
+        } else {
+            sl_filewatch_refuse(&px->tls_watch);
+            fprintf(stderr, "shardlm route: --enable-ssl-refresh: %s; the files before stay in use\n", sl_last_error());
+        }
+    }
+    SSL *ssl = SSL_new(px->srv_tls);
+    pthread_mutex_unlock(&px->tls_mu);
+    return ssl;
+}
+
 sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
     *out = NULL;
     sl_status st = SL_OK;
@@ -2462,6 +2492,18 @@ sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
         sl_free(px->w);
         sl_free(px);
         return st;
+    }
+    pthread_mutex_init(&px->tls_mu, NULL);
+    px->tls_refresh = r->cfg.tls_refresh && px->srv_tls;
+    if (r->cfg.tls_refresh && !px->srv_tls) {
+        SSL_CTX_free(px->up_tls);
+        sl_free(px->w);
+        sl_free(px);
+        return SL_FAIL(SL_ERR_INVALID, "--enable-ssl-refresh needs HTTPS (--ssl-keyfile and --ssl-certfile)");
+    }
+    if (px->tls_refresh) {
+        const char *watched[] = {r->cfg.tls_key_file, r->cfg.tls_cert_file, r->cfg.tls_ca_file};
+        sl_filewatch_init(&px->tls_watch, watched, 3);
     }
     int port = r->cfg.port;
     int started = 0;
@@ -2513,6 +2555,7 @@ fail:
     }
     SSL_CTX_free(px->up_tls);
     SSL_CTX_free(px->srv_tls);
+    pthread_mutex_destroy(&px->tls_mu);
     sl_free(px->w);
     sl_free(px);
     return st;
@@ -2537,6 +2580,7 @@ void sl_proxy_stop(sl_proxy *px) {
     }
     SSL_CTX_free(px->up_tls);
     SSL_CTX_free(px->srv_tls);
+    pthread_mutex_destroy(&px->tls_mu);
     sl_free(px->w);
     sl_free(px);
 }

@@ -54,6 +54,7 @@ typedef struct sl_router_cfg {
     const char *tls_cert_file;
     const char *tls_ca_file;     /* HTTPS: the CA (PEM) of client certificates; NULL: none asked for */
     int tls_cert_reqs;           /* with it: 2 a client certificate is required, 1 checked where one is sent, 0 none */
+    bool tls_refresh;            /* --enable-ssl-refresh: changed key, certificate or client CA taken for new connections */
     const char *engine_cert;     /* a client certificate (PEM) for https:// engines that require one, with its key */
     const char *engine_key;
     const char *engine_ca;       /* CA certificates (PEM) that https:// engines' certificates chain to (NULL: the

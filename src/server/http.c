@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/pool.h"
 #include "core/status.h"
+#include "core/filewatch.h"
 #include "core/strbuf.h"
 #include "engine/embed.h"
 #include "model/model.h"
@@ -23,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -52,6 +54,11 @@ struct sl_http {
     sl_api_keys keys; /* --api-key, --api-key-file (none: no check) */
     char *tls_key, *tls_cert; /* HTTPS: the PEM texts, kept while the daemon runs */
     char *tls_trust;          /* ... and the CA of the client certificates it requires (--ssl-ca-certs), or NULL */
+    /* --enable-ssl-refresh: the key and certificate handed to each handshake (the ones before kept for the
+     * sessions that may still use them), the files watched, all under tls_mu */
+    struct tls_cred *cred;
+    sl_filewatch tls_watch;
+    pthread_mutex_t tls_mu;
     long long started; /* the model's "created": when this server started serving it */
     sl_resp_store *store; /* responses kept for previous_response_id and GET /v1/responses/{id}, or NULL */
     /* background responses running (their gens, bg_next-linked), and a signal when one ends */
@@ -1905,6 +1912,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 /* ---- lifecycle ---------------------------------------------------------------- */
 
 /* What sl_http_start made (the daemon stopped, or never started). */
+typedef struct tls_cred tls_cred;
+static void cred_free(tls_cred *c);
+static sl_http *refresh_http; /* (--enable-ssl-refresh's server, below) */
+
 static void http_free(sl_http *h) {
     pthread_mutex_destroy(&h->bg_mu);
     pthread_cond_destroy(&h->bg_cv);
@@ -1913,6 +1924,9 @@ static void http_free(sl_http *h) {
     free(h->tls_key);
     free(h->tls_cert);
     free(h->tls_trust);
+    if (refresh_http == h) refresh_http = NULL;
+    cred_free(h->cred);
+    pthread_mutex_destroy(&h->tls_mu);
     sl_free(h);
 }
 
@@ -1928,35 +1942,123 @@ static sl_status read_pem(const char *path, const char *flag, char **out) {
     return SL_OK;
 }
 
+/* The key and certificate chain of key_file / cert_file as PEM texts (malloc'd), read and checked: a key, a
+ * certificate, the one the other's. */
+static sl_status read_pair(const char *key_file, const char *cert_file, char **key_pem, char **cert_pem) {
+    *key_pem = *cert_pem = NULL;
+    sl_status st = read_pem(key_file, "--ssl-keyfile", key_pem);
+    if (st == SL_OK) st = read_pem(cert_file, "--ssl-certfile", cert_pem);
+    /* read once here too, to name what is wrong (the TLS library only says that it failed) */
+    BIO *kb = st == SL_OK ? BIO_new_mem_buf(*key_pem, -1) : NULL, *cb = st == SL_OK ? BIO_new_mem_buf(*cert_pem, -1) : NULL;
+    EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    X509 *cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    if (st != SL_OK) {
+    } else if (!key) {
+        st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s: no unencrypted private key in it", key_file);
+    } else if (!cert) {
+        st = SL_FAIL(SL_ERR_INVALID, "--ssl-certfile %s: no certificate in it", cert_file);
+    } else if (X509_check_private_key(cert, key) != 1) {
+        st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s is not the key of --ssl-certfile %s", key_file, cert_file);
+    }
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    BIO_free(kb);
+    BIO_free(cb);
+    ERR_clear_error();
+    if (st != SL_OK) {
+        free(*key_pem);
+        free(*cert_pem);
+        *key_pem = *cert_pem = NULL;
+    }
+    return st;
+}
+
 /* HTTPS: both files or neither, read. */
 static sl_status load_tls(sl_http *h, const sl_http_cfg *cfg) {
     if (!cfg->tls_key_file && !cfg->tls_cert_file) {
         if (cfg->tls_ca_file) return SL_FAIL(SL_ERR_INVALID, "--ssl-ca-certs needs HTTPS (--ssl-keyfile and --ssl-certfile)");
+        if (cfg->tls_refresh) return SL_FAIL(SL_ERR_INVALID, "--enable-ssl-refresh needs HTTPS (--ssl-keyfile and --ssl-certfile)");
         return SL_OK;
     }
     if (!cfg->tls_key_file || !cfg->tls_cert_file)
         return SL_FAIL(SL_ERR_INVALID, "HTTPS needs both --ssl-keyfile and --ssl-certfile");
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
         return SL_FAIL(SL_ERR_UNSUPPORTED, "this libmicrohttpd was built without TLS: --ssl-keyfile cannot be served");
-    sl_status st = read_pem(cfg->tls_key_file, "--ssl-keyfile", &h->tls_key);
-    if (st == SL_OK) st = read_pem(cfg->tls_cert_file, "--ssl-certfile", &h->tls_cert);
+    sl_status st = read_pair(cfg->tls_key_file, cfg->tls_cert_file, &h->tls_key, &h->tls_cert);
     if (st == SL_OK && cfg->tls_ca_file && cfg->tls_cert_reqs > 0) st = read_pem(cfg->tls_ca_file, "--ssl-ca-certs", &h->tls_trust);
-    if (st != SL_OK) return st;
-    /* read once here too, to name what is wrong (the TLS library only says that it failed) */
-    BIO *kb = BIO_new_mem_buf(h->tls_key, -1), *cb = BIO_new_mem_buf(h->tls_cert, -1);
-    EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
-    X509 *cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
-    if (!key) st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s: no unencrypted private key in it", cfg->tls_key_file);
-    else if (!cert) st = SL_FAIL(SL_ERR_INVALID, "--ssl-certfile %s: no certificate in it", cfg->tls_cert_file);
-    else if (X509_check_private_key(cert, key) != 1)
-        st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s is not the key of --ssl-certfile %s", cfg->tls_key_file,
-                     cfg->tls_cert_file);
-    EVP_PKEY_free(key);
-    X509_free(cert);
-    BIO_free(kb);
-    BIO_free(cb);
-    ERR_clear_error();
     return st;
+}
+
+/* ---- --enable-ssl-refresh ------------------------------------------------------
+ * The handshake asks a callback for the key and certificate (libmicrohttpd's HTTPS_CERT_CALLBACK, GnuTLS's
+ * retrieve function), which once a second at most looks whether the files changed and, when they did and read
+ * well, hands out the new ones from then on. */
+
+struct tls_cred {
+    gnutls_pcert_st pcert[16];
+    unsigned n;
+    gnutls_privkey_t key;
+    struct tls_cred *older; /* (kept to the end: a session may still hold them) */
+};
+
+static void cred_free(tls_cred *c) {
+    while (c) {
+        tls_cred *older = c->older;
+        for (unsigned i = 0; i < c->n; i++) gnutls_pcert_deinit(&c->pcert[i]);
+        if (c->key) gnutls_privkey_deinit(c->key);
+        free(c);
+        c = older;
+    }
+}
+
+static tls_cred *cred_make(const char *key_pem, const char *cert_pem) {
+    tls_cred *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    const gnutls_datum_t kd = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)},
+                         cd = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
+    c->n = sizeof c->pcert / sizeof c->pcert[0];
+    if (gnutls_pcert_list_import_x509_raw(c->pcert, &c->n, &cd, GNUTLS_X509_FMT_PEM, 0) < 0) c->n = 0;
+    if (c->n == 0 || gnutls_privkey_init(&c->key) < 0 ||
+        gnutls_privkey_import_x509_raw(c->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0) < 0) {
+        cred_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* (refresh_http: the retrieve function has no pointer of its own, so one such server a process) */
+
+/* The files changed: the new key and certificate from now on, or the old ones kept (and why on stderr). */
+static void tls_reload(sl_http *h) {
+    char *key = NULL, *cert = NULL;
+    sl_status st = read_pair(h->cfg.tls_key_file, h->cfg.tls_cert_file, &key, &cert);
+    tls_cred *c = st == SL_OK ? cred_make(key, cert) : NULL;
+    if (c) {
+        c->older = h->cred;
+        h->cred = c;
+        sl_filewatch_take(&h->tls_watch);
+        fprintf(stderr, "shardlm serve: --enable-ssl-refresh: %s and %s changed: new connections get them\n",
+                h->cfg.tls_key_file, h->cfg.tls_cert_file);
+    } else {
+        sl_filewatch_refuse(&h->tls_watch);
+        fprintf(stderr, "shardlm serve: --enable-ssl-refresh: %s; the key and certificate before stay in use\n",
+                st != SL_OK ? sl_last_error() : "GnuTLS could not take them");
+    }
+    free(key);
+    free(cert);
+}
+
+static int tls_retrieve(gnutls_session_t s, const gnutls_datum_t *req_ca, int n_req, const gnutls_pk_algorithm_t *algos,
+                        int n_algos, gnutls_pcert_st **pcert, unsigned int *n_pcert, gnutls_privkey_t *key) {
+    (void)s, (void)req_ca, (void)n_req, (void)algos, (void)n_algos;
+    sl_http *h = refresh_http;
+    pthread_mutex_lock(&h->tls_mu);
+    if (sl_filewatch_changed(&h->tls_watch)) tls_reload(h);
+    *pcert = h->cred->pcert;
+    *n_pcert = h->cred->n;
+    *key = h->cred->key;
+    pthread_mutex_unlock(&h->tls_mu);
+    return 0;
 }
 
 sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched *sched, sl_metrics *metrics,
@@ -1972,6 +2074,7 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
     h->started = (long long)time(NULL);
     pthread_mutex_init(&h->bg_mu, NULL);
     pthread_cond_init(&h->bg_cv, NULL);
+    pthread_mutex_init(&h->tls_mu, NULL);
     if (cfg->responses_store > 0 &&
         !(h->store = sl_resp_store_new(cfg->responses_store, (size_t)cfg->responses_store_mib << 20))) {
         http_free(h);
@@ -1990,13 +2093,24 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
     }
     const bool tls = h->tls_key != NULL;
     struct MHD_OptionItem tls_ops[4] = {{MHD_OPTION_END, 0, NULL}}; /* (HTTPS: key, certificate, client CA) */
-    if (tls) {
+    if (tls && cfg->tls_refresh) { /* (the retrieve function hands them out, reloaded when the files change) */
+        if (refresh_http) {
+            http_free(h);
+            return SL_FAIL(SL_ERR_INVALID, "--enable-ssl-refresh: one such HTTPS server a process");
+        }
+        if (!(h->cred = cred_make(h->tls_key, h->tls_cert))) {
+            http_free(h);
+            return SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile / --ssl-certfile: GnuTLS could not take them");
+        }
+        const char *watched[] = {cfg->tls_key_file, cfg->tls_cert_file};
+        sl_filewatch_init(&h->tls_watch, watched, 2);
+        refresh_http = h;
+        tls_ops[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)&tls_retrieve};
+    } else if (tls) {
         tls_ops[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
         tls_ops[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
-        tls_ops[2] = h->tls_trust ? (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust}
-                                  : (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-        tls_ops[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     }
+    if (tls && h->tls_trust) tls_ops[cfg->tls_refresh ? 1 : 2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust};
     h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                 (sa.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0) | (tls ? MHD_USE_TLS : 0),
                             (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

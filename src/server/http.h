@@ -34,6 +34,7 @@ typedef struct sl_http_cfg {
     const char *tls_cert_file;
     const char *tls_ca_file;     /* HTTPS: the CA (PEM) of client certificates; NULL: none asked for */
     int tls_cert_reqs;           /* with it: 2 a client certificate is required, 1 checked where one is sent, 0 none */
+    bool tls_refresh;            /* --enable-ssl-refresh: a changed key and certificate are taken for new connections */
 } sl_http_cfg;
 
 typedef struct sl_http sl_http;

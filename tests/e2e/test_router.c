@@ -8,6 +8,7 @@
  * a stream that survived a `kill -9` of its engine with the undisturbed
  * greedy output of an engine.
  */
+#include "core/strbuf.h"
 #include "test_router_util.h"
 #include "rerank_util.h"
 #include "tls_util.h"
@@ -1605,6 +1606,45 @@ TEST(https_engines) {
 /* The router serving HTTPS (--ssl-keyfile / --ssl-cert-file): proxied whole and streamed to a client that
  * verifies its certificate, a background response served by its own request over TLS, plain HTTP refused;
  * a key that is not the certificate's refused by name. */
+/* The router's --enable-ssl-refresh: a renewed key and certificate reach new connections within seconds; a broken
+ * file leaves the ones before in use, said on stderr. */
+TEST(router_ssl_refresh) {
+    char ka[] = "/tmp/shardlm-key-XXXXXX", ca[] = "/tmp/shardlm-cert-XXXXXX", kb[] = "/tmp/shardlm-key-XXXXXX",
+         cb[] = "/tmp/shardlm-cert-XXXXXX", key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX",
+         log[] = "/tmp/shardlm-log-XXXXXX";
+    CHECK(tls_make_cert(ka, ca) && tls_make_cert(kb, cb) && sl_test_temp_file(key, NULL) && sl_test_temp_file(cert, NULL) &&
+          sl_test_temp_file(log, NULL));
+    CHECK(tls_replace(key, ka, NULL) && tls_replace(cert, ca, NULL));
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    char *args[] = {"route", "--port", "0", "--engine", e.url, "--ssl-keyfile", key, "--ssl-certfile", cert,
+                    "--enable-ssl-refresh", NULL};
+    CHECK(sl_test_proc_start_log(&r, args, 30, log) == 0);
+    CHECK(tls_health_with(r.url, ca) && !tls_health_with(r.url, cb));
+    CHECK(tls_replace(cert, NULL, "not a certificate\n"));
+    usleep(1500 * 1000);
+    CHECK(tls_health_with(r.url, ca));
+    CHECK(tls_replace(key, kb, NULL) && tls_replace(cert, cb, NULL));
+    bool renewed = false;
+    for (int i = 0; i < 50 && !renewed; i++) {
+        usleep(100 * 1000);
+        renewed = tls_health_with(r.url, cb);
+    }
+    CHECK_MSG(renewed && !tls_health_with(r.url, ca), "the renewed certificate was not served");
+    rt_tls_ca = cb; /* (a request proxied over the renewed one) */
+    rresp via = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":4}");
+    rt_tls_ca = NULL;
+    CHECK_EQ_INT(via.status, 200);
+    rt_free(&via);
+    CHECK_EQ_INT(sl_test_proc_stop(&r, SIGTERM, 10), 0);
+    stop_all(&e, 1);
+    char *err = sl_read_file(log, NULL);
+    CHECK_MSG(err && strstr(err, "stay in use") && strstr(err, "new connections get them"), "%s", err ? err : "");
+    free(err);
+    const char *files[] = {ka, ca, kb, cb, key, cert, log};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(files[i]);
+}
+
 TEST(https_router) {
     char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
     CHECK(tls_make_cert(key, cert));

@@ -5214,6 +5214,39 @@ TEST(serve_host_forms) {
 /* HTTPS (vLLM's --ssl-keyfile / --ssl-certfile, llama.cpp's --ssl-key-file / --ssl-cert-file): a client that
  * verifies the certificate gets the same greedy text as over plain HTTP, streamed too; plain HTTP to it fails;
  * a key that is not the certificate's, or a file without a key, is refused by name. */
+/* --enable-ssl-refresh (vLLM's): a renewed key and certificate, swapped into the files as a secret volume swaps
+ * them, reach new connections within seconds; a broken file leaves the ones before in use, said on stderr. */
+TEST(serve_ssl_refresh) {
+    char ka[] = "/tmp/shardlm-key-XXXXXX", ca[] = "/tmp/shardlm-cert-XXXXXX", kb[] = "/tmp/shardlm-key-XXXXXX",
+         cb[] = "/tmp/shardlm-cert-XXXXXX", key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX",
+         log[] = "/tmp/shardlm-log-XXXXXX";
+    CHECK(tls_make_cert(ka, ca) && tls_make_cert(kb, cb) && sl_test_temp_file(key, NULL) && sl_test_temp_file(cert, NULL) &&
+          sl_test_temp_file(log, NULL));
+    CHECK(tls_replace(key, ka, NULL) && tls_replace(cert, ca, NULL));
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--ssl-keyfile", key, "--ssl-certfile", cert,
+                    "--enable-ssl-refresh", NULL};
+    CHECK(sl_test_proc_start_log(&p, args, 20, log) == 0);
+    CHECK(tls_health_with(p.url, ca) && !tls_health_with(p.url, cb));
+    CHECK(tls_replace(cert, NULL, "not a certificate\n")); /* (broken: the ones before stay) */
+    usleep(1500 * 1000);
+    CHECK(tls_health_with(p.url, ca));
+    CHECK(tls_replace(key, kb, NULL) && tls_replace(cert, cb, NULL));
+    bool renewed = false;
+    for (int i = 0; i < 50 && !renewed; i++) {
+        usleep(100 * 1000);
+        renewed = tls_health_with(p.url, cb);
+    }
+    CHECK_MSG(renewed && !tls_health_with(p.url, ca), "the renewed certificate was not served");
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    char *err = sl_read_file(log, NULL);
+    CHECK_MSG(err && strstr(err, "not a PEM file") && strstr(err, "stay in use") && strstr(err, "new connections get them"),
+              "%s", err ? err : "");
+    free(err);
+    const char *files[] = {ka, ca, kb, cb, key, cert, log};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(files[i]);
+}
+
 TEST(serve_https) {
     char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
     CHECK(tls_make_cert(key, cert));

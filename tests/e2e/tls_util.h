@@ -1,18 +1,21 @@
 /*
  * tls_util.h — a self-signed certificate for 127.0.0.1 (and ::1, localhost)
  * made with OpenSSL, written as PEM key and certificate files, for the
- * HTTPS tests (clients verify it: it is their CA file).
+ * HTTPS tests (clients verify it: it is their CA file); a file replaced as a
+ * secret volume replaces it; a health check that trusts one CA file.
  */
 #ifndef SL_TESTS_TLS_UTIL_H
 #define SL_TESTS_TLS_UTIL_H
 
 #include "harness.h"
 
+#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <string.h>
 
 /* key and cert: "/tmp/name-XXXXXX" templates, rewritten with the files made. */
 static inline bool tls_make_cert(char *key, char *cert) {
@@ -39,6 +42,39 @@ static inline bool tls_make_cert(char *key, char *cert) {
     X509_free(x);
     EVP_PKEY_free(pk);
     return ok;
+}
+
+/* dst becomes a copy of src (text: a PEM file) as a secret volume's update makes it, by a rename; src NULL:
+ * text instead. */
+static inline bool tls_replace(const char *dst, const char *src, const char *text) {
+    char tmp[512], buf[16384];
+    snprintf(tmp, sizeof tmp, "%s.new", dst);
+    FILE *in = src ? fopen(src, "r") : NULL, *out = fopen(tmp, "w");
+    size_t n = in ? fread(buf, 1, sizeof buf, in) : strlen(text);
+    bool ok = out && (in || !src) && fwrite(in ? buf : text, 1, n, out) == n;
+    if (in) fclose(in);
+    if (out) ok = fclose(out) == 0 && ok;
+    return ok && rename(tmp, dst) == 0;
+}
+
+static inline size_t tls_discard(char *p, size_t sz, size_t nm, void *ud) {
+    (void)p, (void)ud;
+    return sz * nm;
+}
+
+/* Whether GET base/health over TLS verifies against CA file ca and answers 200. */
+static inline bool tls_health_with(const char *base, const char *ca) {
+    CURL *h = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "%s/health", base);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tls_discard);
+    long status = 0;
+    const bool ok = curl_easy_perform(h) == CURLE_OK && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK;
+    curl_easy_cleanup(h);
+    return ok && status == 200;
 }
 
 #endif
