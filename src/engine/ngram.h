@@ -11,6 +11,10 @@
  * (doubling while all are, up to `max`); after proposals of which none was
  * kept, wait 1, 3, 7 .. 31 steps — a step that checks proposals that miss
  * costs more than a one-token step.
+ *
+ * With a prediction of the output (OpenAI's Predicted Outputs: the text a
+ * model is expected to write again, an edited file), the proposals come from
+ * it first.
  */
 #ifndef SL_ENGINE_NGRAM_H
 #define SL_ENGINE_NGRAM_H
@@ -26,9 +30,18 @@ typedef struct sl_spec {
     int32_t k;                      /* how many to propose next */
     int32_t misses;                 /* proposals in a row of which none was kept */
     int32_t wait;                   /* steps to wait before proposing again */
+    /* A prediction of the output (OpenAI's Predicted Outputs; sl_spec_predict), or NULL: looked at first */
+    const int32_t *pred;
+    int32_t n_pred, n_prompt; /* its tokens; the history's prompt (what comes after it is the output) */
+    int32_t pred_at;          /* where in it the output is thought to be */
+    int32_t pred_from;        /* where the last proposal began in it, or -1: not from it */
 } sl_spec;
 
 void sl_spec_init(sl_spec *s, int32_t max, int32_t lookup_min, int32_t lookup_max);
+/* Look first at pred[0, n_pred) (the caller's, kept while s is used): an output (the history after its first
+ * n_prompt tokens) that so far is the prediction's start proposes what follows it there; otherwise the last
+ * n-gram is looked up in the prediction, nearest after where the output was last, then in the history. */
+void sl_spec_predict(sl_spec *s, const int32_t *pred, int32_t n_pred, int32_t n_prompt);
 /* Tokens proposed after h[0..n) into draft (at most kmax, and at most s->k);
  * 0 while waiting or when the last tokens did not occur before. */
 int32_t sl_spec_propose(sl_spec *s, const int32_t *h, int32_t n, int32_t kmax, int32_t *draft);

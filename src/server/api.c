@@ -58,6 +58,7 @@ void sl_api_request_free(sl_api_request *r) {
     sl_free(r->prompt_text);
     sl_free(r->think_ids);
     sl_free(r->chat_echo);
+    sl_free(r->pred_ids);
     for (int32_t i = 0; i < r->n_more; i++) {
         sl_free(r->more[i].ids);
         sl_free(r->more[i].text);
@@ -1000,6 +1001,41 @@ static bool refuse_unsupported(json_t *o, sl_api_error *e) {
     return true;
 }
 
+/* OpenAI's Predicted Outputs: prediction {"type": "content", "content": a string or text parts}, tokenized
+ * (without special tokens) for speculation to propose from (sl_req_params.pred_ids). */
+static bool parse_prediction(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
+    const json_t *v = json_object_get(o, "prediction");
+    if (!v || json_is_null(v)) return true;
+    const json_t *t = json_object_get(v, "type"), *c = json_object_get(v, "content");
+    sl_strbuf text = {0};
+    bool ok = json_is_object(v) && json_is_string(t) && !strcmp(json_string_value(t), "content") &&
+              (json_is_string(c) || json_is_array(c));
+    if (ok && json_is_string(c)) ok = sl_strbuf_add(&text, json_string_value(c), json_string_length(c));
+    size_t i;
+    const json_t *part;
+    json_array_foreach(ok && json_is_array(c) ? c : NULL, i, part) {
+        const json_t *pt = json_object_get(part, "text");
+        ok = ok && json_is_string(pt) && sl_strbuf_add(&text, json_string_value(pt), json_string_length(pt));
+    }
+    if (!ok) {
+        free(text.p);
+        sl_api_set_error(e, 400, "prediction", "'prediction' must be {\"type\": \"content\", \"content\": a string or an array "
+                                               "of text parts}");
+        return false;
+    }
+    size_t n = 0;
+    const sl_status st = text.n ? sl_tokenize(sl_model_tokenizer(ctx->model), text.p, text.n, false, false, &r->pred_ids, &n)
+                                : SL_OK;
+    free(text.p);
+    if (st != SL_OK) {
+        sl_api_set_error(e, st == SL_ERR_NOMEM ? 500 : 400, "prediction", "'prediction': %s", sl_last_error());
+        return false;
+    }
+    r->params.pred_ids = r->pred_ids;
+    r->params.n_pred = n > (size_t)ctx->n_ctx ? ctx->n_ctx : (int32_t)n; /* (more than any output could use: the start) */
+    return true;
+}
+
 /* vLLM's use_beam_search (n the beam width, length_penalty its score's) and the fields it is refused with: the
  * ones whose effect a beam search does not have (vLLM's leaves them out unsaid). */
 static bool parse_beam(json_t *o, sl_api_request *r, sl_api_error *e) {
@@ -1925,7 +1961,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
         }
     }
     if (!truncate_prompts(ctx, o, r, e)) goto done;
-    if (!parse_beam(o, r, e)) goto done; /* (with every field read: the ones a beam search refuses) */
+    if (!parse_beam(o, r, e) || !parse_prediction(ctx, o, r, e)) goto done; /* (beam: with every field read) */
     int32_t longest = 0; /* the longest prompt bounds max_tokens */
     for (int32_t i = 0; i <= r->n_more; i++) {
         const int32_t n = sl_api_prompt_at(r, i).n;
@@ -2166,6 +2202,11 @@ json_t *sl_api_usage_json(int32_t prompt_tokens, int32_t completion_tokens, int3
     return json_pack("{s:i,s:i,s:i,s:{s:i}}", "prompt_tokens", prompt_tokens, "completion_tokens", completion_tokens,
                      "total_tokens", prompt_tokens + completion_tokens, "prompt_tokens_details", "cached_tokens",
                      cached_tokens);
+}
+
+void sl_api_usage_prediction(json_t *usage, int32_t accepted, int32_t rejected) {
+    json_object_set_new(usage, "completion_tokens_details", json_pack("{s:i,s:i}", "accepted_prediction_tokens", accepted,
+                                                                      "rejected_prediction_tokens", rejected));
 }
 
 char *sl_api_tokenize(const sl_api_ctx *ctx, const char *body, size_t len, sl_api_error *e) {

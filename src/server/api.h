@@ -94,6 +94,7 @@ typedef struct sl_api_request {
      * log probabilities over their length (prompt included) to the power length_penalty (server/beam.h) */
     bool beam;
     double length_penalty;
+    int32_t *pred_ids; /* OpenAI's prediction (Predicted Outputs) tokenized (params.pred_ids points here), or NULL */
 } sl_api_request;
 
 /* Prompt i of a request, 0 <= i <= n_more (0: prompt / n_prompt / prompt_text). */
@@ -315,6 +316,8 @@ json_t *sl_api_prompt_logprobs_json(const sl_api_ctx *ctx, bool as_ids, const sl
 json_t *sl_api_echo_logprobs(const sl_api_ctx *ctx, bool as_ids, const sl_tok_out *plp, int32_t n_plp, size_t n_echo,
                              const sl_tok_out *toks, int32_t n_toks);
 json_t *sl_api_usage_json(int32_t prompt_tokens, int32_t completion_tokens, int32_t cached_tokens);
+/* OpenAI's completion_tokens_details of a request with a prediction: its proposed tokens kept and not. */
+void sl_api_usage_prediction(json_t *usage, int32_t accepted, int32_t rejected);
 
 /* The text of token ids as the output shows it (special tokens not
  * rendered); sl_malloc'd, NULL when out of memory. */

@@ -564,7 +564,8 @@ static void stream_parsed(gen *g, int k, const char *text, size_t n, json_t *lp,
 
 /* Usage of the whole generation: the sums over its choices (caller holds no request lock). */
 static json_t *gen_usage(gen *g) {
-    int32_t np = 0, nc = 0, cached = 0;
+    int32_t np = 0, nc = 0, cached = 0, proposed = 0, accepted = 0;
+    bool predicted = false;
     for (int i = 0; i < g->n; i++) {
         sl_req *r = g->ch[i].req;
         pthread_mutex_lock(&r->mu);
@@ -573,9 +574,16 @@ static json_t *gen_usage(gen *g) {
             cached += r->n_cached_prompt;
         }
         nc += r->n_out;
+        predicted |= r->pred != NULL;
+        if (r->finished) { /* (the scheduler's counts: final once it finished) */
+            proposed += r->spec_proposed;
+            accepted += r->spec_accepted;
+        }
         pthread_mutex_unlock(&r->mu);
     }
-    return sl_api_usage_json(np, nc, cached);
+    json_t *u = sl_api_usage_json(np, nc, cached);
+    if (predicted) sl_api_usage_prediction(u, accepted, proposed - accepted);
+    return u;
 }
 
 /* ---- token ids for routers (X-Shardlm-Token-Ids) --------------------------------

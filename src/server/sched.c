@@ -292,7 +292,16 @@ sl_status sl_req_create(sl_sched *s, const int32_t *prompt, int32_t n_prompt, co
     r->p.n_allow = r->p.n_bad = 0;
     r->p.dry_breakers = NULL;
     r->n_prompt = n_prompt;
-    sl_spec_init(&r->spec, s->p.spec_tokens, s->p.spec_lookup_min, s->p.spec_lookup_max);
+    /* speculation: the server's, or for a request with a prediction of its output, what it allows at most */
+    sl_spec_init(&r->spec, s->p.spec_tokens > 0 ? s->p.spec_tokens : p->n_pred > 0 ? SL_MAX_SPEC : 0,
+                 s->p.spec_lookup_min > 0 ? s->p.spec_lookup_min : 2, s->p.spec_lookup_max > 0 ? s->p.spec_lookup_max : 4);
+    r->p.pred_ids = NULL;
+    r->p.n_pred = 0;
+    if (p->n_pred > 0) {
+        if (!(r->pred = sl_alloc_array((size_t)p->n_pred, sizeof(int32_t)))) goto nomem;
+        memcpy(r->pred, p->pred_ids, sizeof(int32_t) * (size_t)p->n_pred);
+        sl_spec_predict(&r->spec, r->pred, p->n_pred, n_prompt);
+    }
     int64_t max_ctx = (int64_t)n_prompt + (p->max_tokens > 0 ? p->max_tokens : p->embed ? 0 : 1);
     r->max_ctx = (int32_t)(max_ctx > n_ctx ? n_ctx : max_ctx);
     r->cap_tokens = r->max_ctx + 1;
@@ -384,6 +393,7 @@ void sl_req_release(sl_req *r) {
     sl_grammar_release(r->p.grammar);
     sl_triggers_release(r->p.triggers);
     sl_free(r->tbuf);
+    sl_free(r->pred);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     sl_free(r);
@@ -828,7 +838,7 @@ static bool step(sl_sched *s) {
     /* prompt positions whose logits echo with logprobs needs: rows of s->logits beyond one per sequence */
     int32_t plp_rows = SL_PLP_ROWS;
     /* tokens proposed by n-gram speculation: rows beyond those */
-    int32_t spec_rows = s->p.spec_tokens > 0 && s->running.n <= s->p.spec_max_seqs ? SL_SPEC_ROWS : 0;
+    int32_t spec_rows = s->running.n <= s->p.spec_max_seqs ? SL_SPEC_ROWS : 0; /* (a request without: proposes none) */
     /* running requests in order; a preemption only ever moves a request that
      * has not been batched yet (see reserve_running), so a snapshot works */
     int32_t n_run = 0;
@@ -939,6 +949,7 @@ static bool step(sl_sched *s) {
         const int32_t n_draft = r->n_draft; /* r may be gone once it finishes */
         int32_t accepted = 0;
         bool gone = false;
+        r->spec_proposed += n_draft;
         for (int32_t j = 0;; j++) {
             if ((gone = sample_one(s, r, lg[j], t))) break;
             /* proposed token j was what the sampler picked: the logits at its position hold, go on */
@@ -946,6 +957,7 @@ static bool step(sl_sched *s) {
             r->n_computed++;
             sl_kvm_commit(s->kvm, &r->kv, r->tokens, r->n_computed);
             accepted++;
+            r->spec_accepted++;
         }
         if (n_draft) {
             atomic_fetch_add(&s->metrics->spec_draft_tokens, (uint64_t)n_draft);
@@ -1103,7 +1115,7 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     s->b_req = sl_alloc_array(S, sizeof(sl_req *));
     s->b_chunk = sl_alloc_array(S, sizeof(int32_t));
     s->b_snap = sl_alloc_array(S, sizeof(sl_req *));
-    s->logits = sl_alloc_array((S + SL_PLP_ROWS + (p->spec_tokens > 0 ? SL_SPEC_ROWS : 0)) * (size_t)hp->n_vocab,
+    s->logits = sl_alloc_array((S + SL_PLP_ROWS + SL_SPEC_ROWS) * (size_t)hp->n_vocab, /* (any request may speculate) */
                                sizeof(float));
     s->masked = sl_alloc_array((size_t)hp->n_vocab, sizeof(float));
     if ((st = sl_json_guide_create(sl_model_tokenizer(m), &s->guide))) goto fail;

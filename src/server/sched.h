@@ -170,6 +170,11 @@ typedef struct sl_req_params {
      * this salt (server/kvmgr.h), shared only with requests of the same. */
     bool has_cache_salt;
     uint8_t cache_salt[32];
+    /* OpenAI's Predicted Outputs: the output as the client expects it (token ids), which speculation proposes
+     * from first (engine/ngram.h) — with or without --spec-ngram; the output is the same either way.
+     * sl_req_create copies them. */
+    const int32_t *pred_ids;
+    int32_t n_pred;
     int32_t think_budget;
     bool think_open;
     int32_t n_think_start, n_think_end, n_think_forced;
@@ -222,6 +227,8 @@ struct sl_req {
     char *tbuf;             /* ... and that output's text, which the triggers look for */
     size_t tlen, tcap;
     int32_t n_draft;        /* tokens proposed in this step's batch (n-gram speculation) */
+    int32_t *pred;          /* its prediction (p.pred_ids copied), or NULL */
+    int32_t spec_proposed, spec_accepted; /* proposed tokens in all, and those kept (written before it finishes) */
     int32_t draft[SL_MAX_SPEC];
     sl_spec spec;           /* its n-gram speculation (engine/ngram.h) */
     sl_tbudget tb;          /* its reasoning budget (p.think_budget; state DONE: none) */

@@ -2534,6 +2534,49 @@ TEST(serve_request_defaults) {
     }
 }
 
+/* OpenAI's Predicted Outputs: with a prediction the answer is the same (greedy, and sampled with a seed; whole and
+ * streamed; on chat too) — the prediction only makes speculation propose from it —, and usage counts the proposed
+ * tokens kept and not: most of a prediction that is the answer itself are kept; a bad prediction is a 400. */
+TEST(serve_predicted_outputs) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char *const bases[] = {"\"prompt\":\"Once upon a time\",\"max_tokens\":60,\"temperature\":0",
+                                        "\"prompt\":\"Once upon a time\",\"max_tokens\":60,\"temperature\":0.8,\"seed\":3",
+                                        "\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":60,"
+                                        "\"temperature\":0"};
+    for (size_t k = 0; k < sizeof bases / sizeof bases[0]; k++) {
+        const bool chat = k == 2;
+        const char *path = chat ? "/v1/chat/completions" : "/v1/completions";
+        char body[1024];
+        snprintf(body, sizeof body, "{%s}", bases[k]);
+        resp r = http(url, path, body, NULL);
+        char *want = completion_text(&r);
+        free(r.body);
+        CHECK(want && strlen(want) > 40);
+        json_t *pred = json_string(k == 1 ? "Lily and her mom went to the park to play." : want);
+        char *pj = json_dumps(pred, JSON_ENCODE_ANY);
+        for (int stream = 0; stream < 2; stream++) {
+            snprintf(body, sizeof body, "{%s,\"prediction\":{\"type\":\"content\",\"content\":%s}%s}", bases[k], pj,
+                     stream ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}" : "");
+            r = http(url, path, body, NULL);
+            CHECK_EQ_INT(r.status, 200);
+            const char *u = strstr(r.body, "\"accepted_prediction_tokens\":");
+            const long accepted = u ? atol(u + 29) : -1;
+            answer a = read_answer(&r, stream, 1);
+            const char *got = json_string_value(json_array_get(a.texts, 0));
+            CHECK_MSG(got && !strcmp(got, want), "case %zu stream %d: '%s' against '%s'", k, stream, got ? got : "", want);
+            CHECK_MSG(accepted >= 0 && (k == 1 || accepted >= 30), "case %zu stream %d: %ld accepted", k, stream, accepted);
+            answer_free(&a);
+        }
+        free(pj);
+        json_decref(pred);
+        free(want);
+    }
+    resp r = http(url, "/v1/completions", "{\"prompt\":\"x\",\"prediction\":{\"type\":\"text\",\"content\":\"y\"}}", NULL);
+    CHECK_MSG(r.status == 400 && strstr(r.body, "\"param\":\"prediction\""), "%ld %s", r.status, r.body);
+    free(r.body);
+}
+
 /* The process collector's metrics (what every Prometheus client library exports): the resident memory within 25%
  * of the kernel's VmRSS for the server's pid, a start time between the test run's start and now, open descriptors
  * within a few of /proc's count, the descriptor limit this process passed on, CPU seconds that grow with work. */
