@@ -632,6 +632,22 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         co.documents = docs;
     }
     template_defaults(ctx, body);
+    const json_t *effort = json_object_get(body, "reasoning_effort"); /* (OpenAI's: the template's variable) */
+    if (effort && !json_is_null(effort)) {
+        static const char *const efforts[] = {"none", "minimal", "low", "medium", "high"};
+        bool known = false;
+        for (size_t i = 0; json_is_string(effort) && i < sizeof efforts / sizeof efforts[0]; i++)
+            known |= !strcmp(json_string_value(effort), efforts[i]);
+        if (!known) {
+            sl_api_set_error(e, 400, "reasoning_effort", "'reasoning_effort' must be \"none\", \"minimal\", \"low\", "
+                                                         "\"medium\" or \"high\"");
+            return false;
+        }
+        json_t *k0 = json_object_get(body, "chat_template_kwargs");
+        if (!k0 || json_is_null(k0)) json_object_set_new(body, "chat_template_kwargs", k0 = json_object());
+        if (json_is_object(k0) && !json_object_get(k0, "reasoning_effort")) /* (the kwargs' own wins) */
+            json_object_set(k0, "reasoning_effort", (json_t *)effort);
+    }
     json_t *kw = json_object_get(body, "chat_template_kwargs");
     if (kw && !json_is_null(kw)) {
         const char *k;

@@ -1314,6 +1314,24 @@ TEST(serve_harmony_template) {
      * markers go; with a guided answer the analysis stays in the content, as harmony.c has it without thinking */
     ok = ok && forced_answer_is(p.url, "<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant<|channel|>final"
                                        "<|message|>Hi", 200, "Hmm.Hi");
+    /* OpenAI's reasoning_effort reaches the template (which writes "Reasoning: medium" without it); a variable of
+     * chat_template_kwargs wins; another value is a 400 */
+    static const char *const efforts[][2] = {{"", "Reasoning: medium\n"},
+                                             {",\"reasoning_effort\":\"low\"", "Reasoning: low\n"},
+                                             {",\"reasoning_effort\":\"low\",\"chat_template_kwargs\":{\"reasoning_effort\":\"high\"}",
+                                              "Reasoning: high\n"},
+                                             {",\"reasoning_effort\":\"extreme\"", "\"param\":\"reasoning_effort\""}};
+    for (size_t i = 0; i < sizeof efforts / sizeof efforts[0] && ok; i++) {
+        char b[512];
+        snprintf(b, sizeof b, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]%s}", efforts[i][0]);
+        resp r = http(p.url, "/apply-template", b, NULL);
+        json_t *o = json_loads(r.body, 0, NULL);
+        const char *prompt = json_string_value(json_object_get(o, "prompt"));
+        ok = (prompt && strstr(prompt, efforts[i][1])) || (i == 3 && r.status == 400 && strstr(r.body, efforts[i][1]));
+        if (!ok) fprintf(stderr, "    reasoning_effort case %zu: %ld %.300s\n", i, r.status, r.body);
+        json_decref(o);
+        free(r.body);
+    }
     sl_test_proc_stop(&p, SIGTERM, 10);
     CHECK(ok);
     free(first);
