@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 enum { O_URL, O_WORKLOAD, O_CONC, O_REQS, O_DURATION, O_RATE, O_PTOK, O_MTOK, O_PREFIX, O_SESSIONS, O_TEMP,
-       O_IGNORE_EOS, O_BIAS, O_APIKEY, O_ENDPOINT, O_MODEL, O_TIMEOUT, O_SEED, O_CHECK, O_JSON, O_QUIET, O_CACERT, O_COUNT };
+       O_IGNORE_EOS, O_BIAS, O_APIKEY, O_ENDPOINT, O_MODEL, O_TIMEOUT, O_SEED, O_CHECK, O_JSON, O_QUIET, O_CACERT, O_DATASET, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_URL] = {"url", NULL, OPT_STR, "http://127.0.0.1:8080", 0, -1, "server base URL"},
@@ -49,6 +49,10 @@ static const opt_def OPTS[O_COUNT] = {
     [O_BIAS] = {"logit-bias", NULL, OPT_STR, NULL, 0, -1,
                 "logit_bias to send: a JSON object, or ID:BIAS and A-B:BIAS items joined by commas"},
     [O_APIKEY] = {"api-key", NULL, OPT_STR, NULL, 0, -1, "send 'Authorization: Bearer KEY'"},
+    [O_DATASET] = {"dataset", NULL, OPT_STR, NULL, 0, -1,
+                   "prompts from a file, as vLLM's benchmark takes them: JSON Lines of {\"prompt\", \"output_tokens\"} "
+                   "or ShareGPT's JSON (first human turn, its answer's length as max_tokens), in an order shuffled by "
+                   "--seed"},
     [O_CACERT] = {"cacert", NULL, OPT_STR, NULL, 0, -1, "https:// servers: CA certificates (PEM) to verify with (default: the system's)"},
     [O_ENDPOINT] = {"endpoint", NULL, OPT_STR, "completions", 0, -1, "completions or chat"},
     [O_MODEL] = {"model", NULL, OPT_STR | OPT_CMD_ENV, NULL, 0, -1, "model name to send (default: the first of /v1/models)"},
@@ -154,6 +158,8 @@ static void print_json(const sl_loadgen_cfg *c, const char *workload, const sl_l
         stats_json(&r->tpot_ms), "e2e_ms", stats_json(&r->e2e_ms), "output_len", stats_json(&r->output_len), "errors",
         errs, "error_samples", samples, "prompt_mismatch", (json_int_t)r->prompt_mismatch, "short_outputs",
         (json_int_t)r->short_outputs, "usage_missing", (json_int_t)r->usage_missing);
+    if (o && c->dataset) json_object_set_new(o, "dataset", json_pack("{s:s,s:I}", "path", c->dataset, "entries",
+                                                                      (json_int_t)r->n_dataset));
     if (o && res) json_object_update(o, res);
     json_decref(res);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -173,7 +179,8 @@ static void print_table(const sl_loadgen_cfg *c, const char *workload, const sl_
     printf("%-34s %s (/v1/%s)\n", "model", r->model, c->endpoint == SL_LG_CHAT ? "chat/completions" : "completions");
     if (workload) printf("%-34s %s\n", "workload", workload);
     printf("%-34s %s\n", "load", mode);
-    printf("%-34s %s (shared prefix %d)\n", "prompt tokens", pt, r->prefix_tokens);
+    if (c->dataset) printf("%-34s %s (%lld entries)\n", "prompts", c->dataset, (long long)r->n_dataset);
+    else printf("%-34s %s (shared prefix %d)\n", "prompt tokens", pt, r->prefix_tokens);
     printf("%-34s %s%s, temperature %g\n", "max tokens", mt, c->ignore_eos ? " (EOS ignored)" : "", c->temperature);
     printf("%-34s %llu\n", "seed", (unsigned long long)c->seed);
     printf("%-34s %lld\n", "successful requests", (long long)r->completed);
@@ -240,6 +247,7 @@ int cmd_loadgen(int argc, char **argv) {
         .url = v[O_URL].s,
         .api_key = v[O_APIKEY].set ? v[O_APIKEY].s : NULL,
         .ca_file = v[O_CACERT].set ? v[O_CACERT].s : NULL,
+        .dataset = v[O_DATASET].set ? v[O_DATASET].s : NULL,
         .model = v[O_MODEL].set ? v[O_MODEL].s : NULL,
         .concurrency = (int32_t)v[O_CONC].i,
         .requests = v[O_REQS].set ? v[O_REQS].i : v[O_DURATION].f > 0 ? 0 : 100,

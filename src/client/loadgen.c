@@ -22,8 +22,10 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "core/status.h"
+#include "core/strbuf.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -36,6 +38,7 @@
 #define SETUP_TIMEOUT_MS 30000L
 #define CONNECT_TIMEOUT_MS 10000L
 #define MAX_LENGTHS_CHECKED 65536
+#define MAX_DATASET 100000 /* --dataset entries taken at most (a run by duration uses them in turn) */
 
 /* independent random streams, all keyed by the seed */
 enum { RNG_PROMPT_LEN = 1, RNG_MAX_TOKENS = 2, RNG_ARRIVAL = 3 };
@@ -167,6 +170,10 @@ struct loadgen {
     slot *slots;
     int32_t n_slots;
     sl_promptgen *pg;
+    /* --dataset: its prompts, their lengths in tokens, their output lengths (0: --max-tokens), in the run's order */
+    char **ds_prompt;
+    int32_t *ds_len, *ds_out;
+    int64_t n_ds;
     json_t *logit_bias;
     dvec ttft, itl, tpot, e2e, outlen;
     sl_loadgen_report *rep;
@@ -393,7 +400,15 @@ static sl_status start_request(loadgen *lg, slot *s, int64_t idx) {
     int32_t n_prompt = dist_sample(c->prompt_tokens, c->seed, RNG_PROMPT_LEN, (uint64_t)idx);
     int32_t max_tokens = dist_sample(c->max_tokens, c->seed, RNG_MAX_TOKENS, (uint64_t)idx);
     char *text = NULL;
-    sl_status st = sl_promptgen_make(lg->pg, (uint64_t)idx, n_prompt, &text);
+    sl_status st = SL_OK;
+    if (lg->n_ds > 0) { /* the dataset's entry */
+        const int64_t k = idx % lg->n_ds;
+        n_prompt = lg->ds_len[k];
+        if (lg->ds_out[k] > 0) max_tokens = lg->ds_out[k];
+        if (!(text = sl_strdup(lg->ds_prompt[k]))) st = SL_FAIL(SL_ERR_NOMEM, "a prompt");
+    } else {
+        st = sl_promptgen_make(lg->pg, (uint64_t)idx, n_prompt, &text);
+    }
     if (st) return sl_err_prefix(st, "request %lld", (long long)idx);
     json_t *o = json_pack("{s:s,s:i,s:f,s:b,s:{s:b}}", "model", lg->model, "max_tokens", max_tokens, "temperature",
                           c->temperature, "stream", 1, "stream_options", "include_usage", 1);
@@ -516,6 +531,8 @@ static sl_status validate(const sl_loadgen_cfg *c) {
         return SL_FAIL(SL_ERR_INVALID, "shared prefix %g: must be in [0, 1)", c->shared_prefix);
     if (c->prompt_tokens.lo < 1 || c->max_tokens.lo < 1)
         return SL_FAIL(SL_ERR_INVALID, "prompt and output lengths must be at least 1");
+    if (c->dataset && c->shared_prefix > 0)
+        return SL_FAIL(SL_ERR_INVALID, "--dataset gives the prompts: a shared prefix cannot be made for them");
     return SL_OK;
 }
 
@@ -599,6 +616,106 @@ static void summarize(loadgen *lg) {
     }
 }
 
+/* One dataset entry: its prompt (and answer, whose tokens give its max_tokens), or nothing. */
+static void ds_entry(const json_t *e, const char **prompt, const char **answer, int32_t *out_tokens) {
+    *prompt = *answer = NULL;
+    *out_tokens = 0;
+    const json_t *conv = json_object_get(e, "conversations");
+    size_t i;
+    const json_t *turn;
+    json_array_foreach(conv, i, turn) { /* ShareGPT's: the first human turn, the answer after it */
+        const char *from = json_string_value(json_object_get(turn, "from")), *v = json_string_value(json_object_get(turn, "value"));
+        if (!from || !v) continue;
+        const bool human = !strcmp(from, "human") || !strcmp(from, "user");
+        if (!*prompt && human) *prompt = v;
+        else if (*prompt && !human) {
+            *answer = v;
+            break;
+        }
+    }
+    if (!conv) {
+        *prompt = json_string_value(json_object_get(e, "prompt"));
+        const json_t *n = json_object_get(e, "output_tokens");
+        if (!n) n = json_object_get(e, "max_tokens");
+        if (json_is_integer(n) && json_integer_value(n) > 0 && json_integer_value(n) <= INT32_MAX)
+            *out_tokens = (int32_t)json_integer_value(n);
+    }
+}
+
+/* --dataset: the file's entries (JSON Lines or one JSON array), at most `cap`, in an order shuffled by seed, each
+ * prompt's (and answer's) tokens counted by the server's /tokenize; entries without a prompt are skipped. */
+static sl_status load_dataset(loadgen *lg, int64_t cap) {
+    const sl_loadgen_cfg *c = lg->cfg;
+    size_t len = 0;
+    char *text = sl_read_file(c->dataset, &len);
+    if (!text) return SL_FAIL(SL_ERR_IO, "--dataset %s: %s", c->dataset, strerror(errno));
+    json_t *all = json_array();
+    json_error_t je;
+    json_t *whole = json_loadb(text, len, 0, &je);
+    sl_status st = SL_OK;
+    if (json_is_array(whole)) {
+        json_array_extend(all, whole);
+    } else { /* JSON Lines */
+        int64_t line = 0;
+        for (char *p = text, *nl; p && *p && st == SL_OK; p = nl ? nl + 1 : NULL) {
+            nl = strchr(p, '\n');
+            line++;
+            const size_t n = nl ? (size_t)(nl - p) : strlen(p);
+            size_t k = 0;
+            while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r')) k++;
+            if (k == n) continue;
+            json_t *o = json_loadb(p, n, 0, &je);
+            if (!json_is_object(o)) st = SL_FAIL(SL_ERR_INVALID, "--dataset %s: line %lld is not a JSON object: %s", c->dataset,
+                                                 (long long)line, o ? "another JSON value" : je.text);
+            else json_array_append(all, o);
+            json_decref(o);
+        }
+    }
+    json_decref(whole);
+    free(text);
+    const size_t n_all = json_array_size(all);
+    size_t *order = st == SL_OK ? sl_alloc_array(n_all + 1, sizeof *order) : NULL;
+    for (size_t i = 0; order && i < n_all; i++) order[i] = i;
+    for (size_t i = n_all; order && i > 1; i--) { /* Fisher–Yates, by seed */
+        const size_t j = (size_t)(sl_rng_uniform(c->seed ^ 0xD5A7A5E7ull, 0, i) * (double)i) % i;
+        const size_t t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    if (st == SL_OK && !order) st = SL_FAIL(SL_ERR_NOMEM, "--dataset: %zu entries", n_all);
+    const int64_t want = (int64_t)n_all < cap ? (int64_t)n_all : cap;
+    lg->ds_prompt = st == SL_OK ? sl_calloc((size_t)want + 1, sizeof *lg->ds_prompt) : NULL;
+    lg->ds_len = st == SL_OK ? sl_calloc((size_t)want + 1, sizeof *lg->ds_len) : NULL;
+    lg->ds_out = st == SL_OK ? sl_calloc((size_t)want + 1, sizeof *lg->ds_out) : NULL;
+    if (st == SL_OK && (!lg->ds_prompt || !lg->ds_len || !lg->ds_out)) st = SL_FAIL(SL_ERR_NOMEM, "--dataset entries");
+    for (size_t i = 0; st == SL_OK && i < n_all && lg->n_ds < want; i++) {
+        const char *prompt, *answer;
+        int32_t out_tokens;
+        ds_entry(json_array_get(all, order[i]), &prompt, &answer, &out_tokens);
+        if (!prompt || !*prompt) continue;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if ((st = http_tokenize(lg, prompt, &ids, &n))) break;
+        sl_free(ids);
+        if (answer && *answer) { /* ShareGPT: as many tokens as its answer had (its own BOS not counted) */
+            size_t na = 0;
+            if ((st = http_tokenize(lg, answer, &ids, &na))) break;
+            sl_free(ids);
+            size_t nb = 0; /* (the BOS /tokenize adds to any text) */
+            if ((st = http_tokenize(lg, "", &ids, &nb))) break;
+            sl_free(ids);
+            out_tokens = na > nb ? (int32_t)(na - nb) : 1;
+        }
+        if (!(lg->ds_prompt[lg->n_ds] = sl_strdup(prompt))) st = SL_FAIL(SL_ERR_NOMEM, "a prompt");
+        lg->ds_len[lg->n_ds] = (int32_t)n;
+        lg->ds_out[lg->n_ds++] = out_tokens;
+    }
+    sl_free(order);
+    json_decref(all);
+    if (st == SL_OK && lg->n_ds == 0) st = SL_FAIL(SL_ERR_INVALID, "--dataset %s: no entry with a prompt", c->dataset);
+    return st;
+}
+
 static sl_status setup(loadgen *lg) {
     const sl_loadgen_cfg *c = lg->cfg;
     sl_status st;
@@ -638,6 +755,17 @@ static sl_status setup(loadgen *lg) {
     else if ((st = query_model(lg))) return st;
     snprintf(lg->rep->model, sizeof lg->rep->model, "%s", lg->model);
 
+    if (c->dataset) { /* (prompts from the file: nothing to make) */
+        const int64_t cap = c->requests > 0 ? c->requests : MAX_DATASET;
+        if ((st = load_dataset(lg, cap < MAX_DATASET ? cap : MAX_DATASET))) return st;
+        lg->rep->n_dataset = lg->n_ds;
+        lg->n_slots = c->concurrency;
+        lg->slots = sl_calloc((size_t)lg->n_slots, sizeof *lg->slots);
+        if (!lg->slots) return SL_FAIL(SL_ERR_NOMEM, "%d client slots", lg->n_slots);
+        for (int32_t i = 0; i < lg->n_slots; i++)
+            if ((st = slot_init(lg, &lg->slots[i]))) return st;
+        return SL_OK;
+    }
     int32_t prefix = 0;
     if (c->shared_prefix > 0) {
         prefix = (int32_t)floor(c->shared_prefix * c->prompt_tokens.lo + 0.5);
@@ -695,6 +823,10 @@ sl_status sl_loadgen_run(const sl_loadgen_cfg *cfg, sl_loadgen_report *out) {
     curl_slist_free_all(lg.hdrs);
     json_decref(lg.logit_bias);
     sl_promptgen_destroy(lg.pg);
+    for (int64_t i = 0; i < lg.n_ds; i++) sl_free(lg.ds_prompt[i]);
+    sl_free(lg.ds_prompt);
+    sl_free(lg.ds_len);
+    sl_free(lg.ds_out);
     sl_free(lg.ttft.v);
     sl_free(lg.itl.v);
     sl_free(lg.tpot.v);

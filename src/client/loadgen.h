@@ -73,6 +73,12 @@ typedef struct sl_loadgen_cfg {
     double timeout_s;       /* per request */
     uint64_t seed;
     int32_t check_prompts;  /* prompts verified through /tokenize before the run */
+    /* prompts from a file instead of made ones (as vLLM's benchmark takes a dataset): JSON Lines of {"prompt": text,
+     * "output_tokens": N (optional)}, or ShareGPT's JSON (an array of {"conversations": [{"from": "human",
+     * "value"}, {"from": "gpt", "value"}, ...]}: the first human turn the prompt, the answer's tokens its
+     * max_tokens). Taken in an order shuffled by seed, again from the start when used up; max_tokens where an entry
+     * gives none. NULL: made prompts. */
+    const char *dataset;
     void (*progress)(void *ud, const sl_loadgen_progress *p); /* once a second and at the end; may be NULL */
     void *progress_ud;
 } sl_loadgen_cfg;
@@ -81,6 +87,7 @@ typedef struct sl_loadgen_report {
     char model[256];
     int32_t prefix_tokens;  /* shared prefix length used (0 = none) */
     size_t n_words;         /* words of the built-in list usable with the server's tokenizer */
+    int64_t n_dataset;      /* --dataset: its entries used (0: made prompts) */
     double setup_s;         /* model query, word costs and prompt checks */
     double duration_s;      /* first request sent → last request ended */
     int64_t issued, completed, failed;

@@ -12,7 +12,8 @@
  * - End to end: the real `shardlm serve` on stories260K (port 0, stopped with
  *   SIGTERM) driven by the real binary: counts, token totals with
  *   ignore_eos, ordered percentiles, --json, W2's shared prefix, chat,
- *   HTTP errors, timeouts; and a URL where nothing listens.
+ *   HTTP errors, timeouts, prompts from a dataset file (JSON Lines, ShareGPT);
+ *   and a URL where nothing listens.
  */
 #include "harness.h"
 
@@ -21,6 +22,8 @@
 #include "client/sse.h"
 #include "client/stats.h"
 #include "core/alloc.h"
+#include "core/strbuf.h"
+#include "model/model.h"
 #include "shardlm.h"
 #include "tokenizer/tokenizer.h"
 
@@ -799,6 +802,78 @@ static void e2e_errors(const server *s) {
     CHECK_MSG(secs < 10, "a run of two timed-out requests took %.1f s", secs);
 }
 
+/* --dataset: the prompts of a JSON Lines file and of a ShareGPT file, each entry's output_tokens (or, ShareGPT, its
+ * answer's tokens) as max_tokens, else --max-tokens; the token totals are the sums the model's own tokenizer (checked
+ * against llama.cpp) gives for the entries; files that do not read are named. */
+static void e2e_dataset(const server *s) {
+    static const char *const prompts[] = {"Once upon a time", "Lily and Ben went to the park.", "The little dog was sad because"};
+    static const int outs[] = {5, 0, 7}; /* (0: --max-tokens 3) */
+    char jl[] = "/tmp/shardlm-ds-XXXXXX", sg[] = "/tmp/shardlm-ds-XXXXXX", bad[] = "/tmp/shardlm-ds-XXXXXX";
+    sl_strbuf text = {0};
+    for (int i = 0; i < 3; i++) {
+        json_t *o = json_pack("{s:s}", "prompt", prompts[i]);
+        if (outs[i]) json_object_set_new(o, "output_tokens", json_integer(outs[i]));
+        char *l = json_dumps(o, JSON_COMPACT);
+        sl_strbuf_printf(&text, "%s\n%s", l, i == 1 ? "\n" : ""); /* (a blank line is skipped) */
+        free(l);
+        json_decref(o);
+    }
+    static const char sharegpt[] =
+        "[{\"conversations\":[{\"from\":\"human\",\"value\":\"Tell me a story about a cat.\"},{\"from\":\"gpt\","
+        "\"value\":\"The cat sat on the mat.\"}]},{\"conversations\":[{\"from\":\"system\",\"value\":\"be nice\"},"
+        "{\"from\":\"human\",\"value\":\"Hi there\"}]},{\"conversations\":[]}]";
+    CHECK(sl_test_temp_file(jl, text.p) && sl_test_temp_file(sg, sharegpt) && sl_test_temp_file(bad, "{\"prompt\": 1\n"));
+    free(text.p);
+    sl_model *m = NULL;
+    CHECK_OK(sl_model_load(sl_test_shared("models/stories260K.gguf"), &m));
+    const sl_tokenizer *t = sl_model_tokenizer(m);
+    long long in = 0, out = 0;
+    for (int i = 0; i < 3; i++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_OK(local_tokenize((void *)t, prompts[i], &ids, &n));
+        in += 2 * (long long)n;
+        out += 2 * (outs[i] ? outs[i] : 3);
+        sl_free(ids);
+    }
+    const char *args[] = {"-n", "6", "-c", "2", "--dataset", jl, "--max-tokens", "3", "--ignore-eos", "--json", "-q", NULL};
+    int rc;
+    json_t *o = loadgen_json(s, args, &rc, NULL);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(num(o, "dataset.entries"), 3);
+    CHECK_EQ_INT(num(o, "completed"), 6);
+    CHECK_EQ_INT(num(o, "input_tokens"), in);
+    CHECK_EQ_INT(num(o, "output_tokens"), out);
+    CHECK_EQ_INT(num(o, "prompt_mismatch"), 0);
+    json_decref(o);
+    /* ShareGPT: the cat story's answer, without the BOS /tokenize adds, is its max_tokens; Hi there gets 4 */
+    int32_t *ids = NULL;
+    size_t n_answer = 0, n_p1 = 0, n_p2 = 0;
+    CHECK_OK(sl_tokenize(t, "The cat sat on the mat.", 23, false, false, &ids, &n_answer));
+    sl_free(ids);
+    CHECK_OK(local_tokenize((void *)t, "Tell me a story about a cat.", &ids, &n_p1));
+    sl_free(ids);
+    CHECK_OK(local_tokenize((void *)t, "Hi there", &ids, &n_p2));
+    sl_free(ids);
+    const char *sargs[] = {"-n", "2", "--dataset", sg, "--max-tokens", "4", "--ignore-eos", "--json", "-q", NULL};
+    o = loadgen_json(s, sargs, &rc, NULL);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(num(o, "dataset.entries"), 2);
+    CHECK_EQ_INT(num(o, "output_tokens"), (double)n_answer + 4);
+    CHECK_EQ_INT(num(o, "input_tokens"), (double)(n_p1 + n_p2));
+    json_decref(o);
+    sl_model_destroy(m);
+    char *lout = NULL, *lerr = NULL;
+    const char *bargs[] = {"-n", "2", "--dataset", bad, "-q", NULL};
+    rc = loadgen(s, bargs, &lout, &lerr, NULL);
+    CHECK_MSG(rc != 0 && lerr && strstr(lerr, "line 1 is not a JSON object"), "rc %d: %s", rc, lerr ? lerr : "");
+    free(lout);
+    free(lerr);
+    unlink(jl);
+    unlink(sg);
+    unlink(bad);
+}
+
 /* SHARDLM_MODEL names a model file for serve/run: loadgen's --model (a model
  * name) takes only SHARDLM_LOADGEN_MODEL from the environment. */
 static void e2e_env(const server *s) {
@@ -825,6 +900,7 @@ TEST(loadgen_against_shardlm_serve) {
     if (up && !sl_test_failed()) e2e_w2_chat_table(&s);
     if (up && !sl_test_failed()) e2e_errors(&s);
     if (up && !sl_test_failed()) e2e_env(&s);
+    if (up && !sl_test_failed()) e2e_dataset(&s);
     server_stop(&s);
     CHECK(up);
 }
