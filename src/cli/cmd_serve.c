@@ -77,7 +77,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
     [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on: IPv4, IPv6 (:: takes IPv4 too) or a name"},
     [O_PORT] = {"port", NULL, OPT_INT, "8080", 0, 65535, "port to listen on (0: any free port, printed at start)"},
-    [O_NAME] = {"served-model-name", NULL, OPT_STR, NULL, 0, -1, "model id in the API (default: the file name)"},
+    [O_NAME] = {"served-model-name", NULL, OPT_STR, NULL, 0, -1,
+                "model id in the API (default: the file name); several separated by commas are all answered, the "
+                "first named in answers (vLLM's several names)"},
     [O_THREADS] = {"threads", "t", OPT_INT, NULL, 1, 1024, "compute threads (default: number of CPUs)"},
     [O_CTX] = {"ctx-size", "c", OPT_INT, "0", 0, 1 << 24, "context length per sequence (0: the model's)"},
     [O_SEQS] = {"max-num-seqs", NULL, OPT_INT, "64", 1, 4096, "sequences in the running batch at most"},
@@ -260,7 +262,13 @@ int cmd_serve(int argc, char **argv) {
     sl_model *m = cli_load_model("serve", v[O_MODEL].s);
     if (!m || !metrics) goto done;
     sl_metrics_init(metrics);
-    model_id = v[O_NAME].set ? sl_strdup(v[O_NAME].s) : default_model_id(v[O_MODEL].s);
+    /* vLLM's several served names (here separated by commas): the first is the one answers carry */
+    const char *names = v[O_NAME].set ? v[O_NAME].s : NULL;
+    if (names && (!*names || strstr(names, ",,") || names[0] == ',' || names[strlen(names) - 1] == ',')) {
+        fprintf(stderr, "shardlm serve: --served-model-name '%s': an empty name among them\n", names);
+        goto done;
+    }
+    model_id = names ? sl_strndup(names, strcspn(names, ",")) : default_model_id(v[O_MODEL].s);
     sl_sched_params sp = {
         .n_ctx = (int32_t)v[O_CTX].i,
         .n_threads = v[O_THREADS].set ? (int32_t)v[O_THREADS].i : cli_default_threads(),
@@ -302,7 +310,8 @@ int cmd_serve(int argc, char **argv) {
     bool tpl_failed;
     chat_template = load_template(&v[O_TEMPLATE], m, &tpl_failed);
     if (tpl_failed) goto done;
-    api = (sl_api_ctx){.model = m, .model_id = model_id, .model_path = v[O_MODEL].s, .n_ctx = sl_sched_n_ctx(sched),
+    api = (sl_api_ctx){.model = m, .model_id = model_id, .model_names = names && strchr(names, ',') ? names : NULL,
+                       .model_path = v[O_MODEL].s, .n_ctx = sl_sched_n_ctx(sched),
                        .chat_template = chat_template};
     if (!sl_reasoning_format_from_name(v[O_REASONING].s, &api.reasoning)) {
         fprintf(stderr, "shardlm serve: --reasoning-format '%s' is not one of none, deepseek, auto\n", v[O_REASONING].s);
@@ -359,7 +368,7 @@ int cmd_serve(int argc, char **argv) {
            sl_sched_n_ctx(sched), sp.n_threads, (long long)sp.kv_mem_mib);
     fflush(stdout);
     sl_etcd_reg_cfg ec = {.etcd = v[O_ETCD].s, .cluster = v[O_CLUSTER].s, .id = v[O_ENGINE_ID].s,
-                          .url = v[O_ADVERTISE].s, .host = v[O_HOST].s, .port = sl_http_port(http), .model = model_id,
+                          .url = v[O_ADVERTISE].s, .host = v[O_HOST].s, .port = sl_http_port(http), .model = api.model_names ? api.model_names : model_id,
                           .tls = hc.tls_key_file != NULL, .version = v[O_MVERSION].s, .capacity = (int)v[O_SEQS].i, .ttl_s = (int)v[O_ETCD_TTL].i};
     if (v[O_ETCD].set && sl_etcd_register_start(&ec, &reg) != SL_OK) {
         fprintf(stderr, "shardlm serve: %s\n", sl_last_error());

@@ -4,6 +4,7 @@
 #include "placement.h"
 
 #include "router/hash.h"
+#include "server/api.h"
 
 #include <string.h>
 
@@ -25,7 +26,7 @@ bool sl_policy_parse(const char *s, sl_policy *out) {
 /* May engine e take this request at all (rotation, model, not tried yet)? */
 static bool eligible(const sl_member *e, const sl_place_req *q) {
     if (!atomic_load(&e->up)) return false;
-    if (q->model && q->model[0] && e->spec.model[0] && strcmp(q->model, e->spec.model) != 0) return false;
+    if (q->model && q->model[0] && e->spec.model[0] && !sl_api_name_in(e->spec.model, q->model)) return false; /* (its names) */
     for (int i = 0; i < q->n_exclude; i++)
         if (q->exclude[i] == e) return false;
     return true;

@@ -727,9 +727,14 @@ static void models_merged(worker *w, cconn *c, const char *one) {
         pthread_mutex_lock(&e->mu);
         json_t *list = e->models_json ? json_loads(e->models_json, 0, NULL) : NULL;
         pthread_mutex_unlock(&e->mu);
-        if (!list && e->spec.model[0])
-            list = json_pack("[{s:s,s:s,s:I,s:s}]", "id", e->spec.model, "object", "model", "created", (json_int_t)0,
-                             "owned_by", "shardlm");
+        for (const char *p = list ? NULL : e->spec.model; p && *p;) { /* (its registered names, separated by commas) */
+            const char *end = strchr(p, ',');
+            const size_t len = end ? (size_t)(end - p) : strlen(p);
+            if (!list) list = json_array();
+            json_array_append_new(list, json_pack("{s:s%,s:s,s:I,s:s}", "id", p, len, "object", "model", "created",
+                                                  (json_int_t)0, "owned_by", "shardlm"));
+            p = end ? end + 1 : NULL;
+        }
         size_t k;
         json_t *m;
         bool used = false;

@@ -1755,6 +1755,17 @@ static bool truncate_prompts(const sl_api_ctx *ctx, json_t *o, sl_api_request *r
 }
 
 /* The body's model, when given, is the one served (else 404). */
+bool sl_api_name_in(const char *list, const char *name) {
+    const size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !memcmp(p, name, n)) return true;
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
 bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e) {
     json_t *model = json_object_get(o, "model");
     if (!model || json_is_null(model)) return true;
@@ -1762,9 +1773,9 @@ bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e) {
         sl_api_set_error(e, 400, "model", "'model' must be a string");
         return false;
     }
-    if (strcmp(json_string_value(model), ctx->model_id) != 0) {
+    if (!sl_api_name_in(ctx->model_names ? ctx->model_names : ctx->model_id, json_string_value(model))) {
         sl_api_set_error(e, 404, "model", "The model '%s' does not exist; this server serves '%s'",
-                         json_string_value(model), ctx->model_id);
+                         json_string_value(model), ctx->model_names ? ctx->model_names : ctx->model_id);
         return false;
     }
     return true;

@@ -118,6 +118,8 @@ bool sl_reasoning_format_from_name(const char *name, sl_reasoning_format *out);
 typedef struct sl_api_ctx {
     const sl_model *model;
     const char *model_id;
+    const char *model_names;   /* vLLM's several --served-model-name: every name, separated by commas (model_id the
+                                * first, the one answers carry); NULL: model_id alone */
     const char *model_path;    /* the GGUF file (GET /props), NULL: not said */
     int32_t n_ctx;
     const char *chat_template; /* template source, or NULL for the built-in fallback */
@@ -264,6 +266,8 @@ const char *sl_api_invocation_path(const char *body, size_t n, bool rank);
     "rerank (query, documents) or score (text_1, text_2) request"
 /* Whether sl_api_chat_echo gives a text (for a router: the stream's first content is not output). */
 bool sl_api_chat_echoes(const json_t *body);
+/* Whether name is one of the comma-separated names of list (a whole one). */
+bool sl_api_name_in(const char *list, const char *name);
 /* The body's model, when given, is the one served (else a 404 in e). */
 bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e);
 /* A request body: a JSON object (each key once), or NULL with a 400 in e saying what is wrong with it. */

@@ -1796,13 +1796,25 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     cx->anthropic = !strncmp(url, "/v1/messages", 12);
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
-    if (!strcmp(url, "/v1/models") || one_model) {
+    if (!strcmp(url, "/v1/models") || one_model) { /* (each served name a model, as vLLM lists them) */
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");
-        json_t *model = json_pack("{s:s,s:s,s:I,s:s,s:i}", "id", h->api.model_id, "object", "model", "created",
-                                  (json_int_t)h->started, "owned_by", "shardlm", "max_model_len", h->api.n_ctx);
-        if (!one_model) return reply_json(c, cx, 200, json_pack("{s:s,s:[o]}", "object", "list", "data", model));
-        if (!strcmp(url + 11, h->api.model_id)) return reply_json(c, cx, 200, model);
-        json_decref(model);
+        const char *names = h->api.model_names ? h->api.model_names : h->api.model_id;
+        json_t *data = json_array();
+        for (const char *p = names; p && *p;) {
+            const char *end = strchr(p, ',');
+            const int len = end ? (int)(end - p) : (int)strlen(p);
+            json_t *model = json_pack("{s:s%,s:s,s:I,s:s,s:s,s:i}", "id", p, (size_t)len, "object", "model", "created",
+                                      (json_int_t)h->started, "owned_by", "shardlm", "root", h->api.model_id,
+                                      "max_model_len", h->api.n_ctx);
+            if (one_model && (int)strlen(url + 11) == len && !memcmp(url + 11, p, (size_t)len)) {
+                json_decref(data);
+                return reply_json(c, cx, 200, model);
+            }
+            json_array_append_new(data, model);
+            p = end ? end + 1 : NULL;
+        }
+        if (!one_model) return reply_json(c, cx, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+        json_decref(data);
         sl_api_error e;
         sl_api_set_error(&e, 404, "model", "The model '%s' does not exist; this server serves '%s'", url + 11,
                          h->api.model_id);

@@ -2489,7 +2489,7 @@ TEST(serve_request_defaults) {
     sl_test_proc p;
     char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--temp", "0", "-n", "7", "--seed", "3",
                     "--override-generation-config", "{\"top_k\":1,\"max_new_tokens\":99}", "--chat-template", tpl,
-                    "--default-chat-template-kwargs", "{\"greeting\":\" Hello\"}", "--alias", "tiny", "--max-model-len", "256",
+                    "--default-chat-template-kwargs", "{\"greeting\":\" Hello\"}", "--alias", "tiny,claude-x", "--max-model-len", "256",
                     NULL};
     CHECK(sl_test_proc_start(&p, args, 20) == 0);
     resp a = http(p.url, "/v1/completions", "{\"prompt\":\"Once upon a time\"}", NULL),
@@ -2522,8 +2522,22 @@ TEST(serve_request_defaults) {
     json_decref(jb);
     free(a.body);
     free(b.body);
-    resp m = http(p.url, "/v1/models", NULL, NULL); /* (--max-model-len: the context) */
-    CHECK_MSG(strstr(m.body, "\"max_model_len\":256"), "%s", m.body);
+    resp m = http(p.url, "/v1/models", NULL, NULL); /* (--max-model-len: the context; each served name a model) */
+    json_t *mo = json_loads(m.body, 0, NULL), *md = json_object_get(mo, "data");
+    CHECK_MSG(strstr(m.body, "\"max_model_len\":256") && json_array_size(md) == 2 &&
+                  !strcmp(json_string_value(json_object_get(json_array_get(md, 1), "id")) ?: "", "claude-x"),
+              "%s", m.body);
+    json_decref(mo);
+    free(m.body);
+    /* several served names (vLLM's): any is answered, the first named in the answer; another is a 404 */
+    m = http(p.url, "/v1/completions", "{\"model\":\"claude-x\",\"prompt\":\"Hi\",\"max_tokens\":2}", NULL);
+    CHECK_MSG(m.status == 200 && strstr(m.body, "\"model\":\"tiny\""), "%ld %s", m.status, m.body);
+    free(m.body);
+    m = http(p.url, "/v1/models/claude-x", NULL, NULL);
+    CHECK_MSG(m.status == 200 && strstr(m.body, "\"id\":\"claude-x\""), "%ld %s", m.status, m.body);
+    free(m.body);
+    m = http(p.url, "/v1/completions", "{\"model\":\"claude\",\"prompt\":\"Hi\",\"max_tokens\":2}", NULL);
+    CHECK_EQ_INT(m.status, 404);
     free(m.body);
     /* the template's variable: the server's, or the request's own */
     static const char *const kw[][2] = {{"", "Hi Hello"}, {",\"chat_template_kwargs\":{\"greeting\":\" Bye\"}", "Hi Bye"}};

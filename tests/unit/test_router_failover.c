@@ -287,6 +287,34 @@ TEST(rollout_split_sticky_and_monotone) {
     sl_members_destroy(m);
 }
 
+/* An engine registered under several names (vLLM's several --served-model-name) takes a request naming any one of
+ * them, whole; one of another model does not. */
+TEST(placement_by_model_names) {
+    sl_members *m;
+    CHECK_OK(sl_members_create(64, &m));
+    sl_member_spec sp[2];
+    CHECK_OK(sl_member_spec_parse("http://127.0.0.1:1", &sp[0]));
+    CHECK_OK(sl_member_spec_parse("http://127.0.0.1:2", &sp[1]));
+    snprintf(sp[0].model, sizeof sp[0].model, "%s", "tiny,claude-x");
+    snprintf(sp[1].model, sizeof sp[1].model, "%s", "other");
+    CHECK_OK(sl_members_set(m, 0, sp, 2));
+    sl_view *view = sl_members_view(m, NULL);
+    for (int i = 0; i < 2; i++) atomic_store(&view->engines[i]->up, true);
+    static const struct {
+        const char *model;
+        int engine; /* -1: none */
+    } cases[] = {{"tiny", 0}, {"claude-x", 0}, {"other", 1}, {"claude", -1}, {"tiny,claude-x", -1}, {"x", -1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sl_place_req q = {.model = cases[i].model};
+        sl_reason why;
+        const sl_member *e = sl_place(view, SL_POLICY_SESSION, 1.25, &q, &why);
+        const int got = e == view->engines[0] ? 0 : e == view->engines[1] ? 1 : -1;
+        CHECK_MSG(got == cases[i].engine, "model '%s': engine %d, want %d", cases[i].model, got, cases[i].engine);
+    }
+    sl_view_release(view);
+    sl_members_destroy(m);
+}
+
 TEST(load_report_parse) {
     const char *t = "# HELP x\nshardlm_requests_running{model=\"a\"} 3\nshardlm_requests_waiting{model=\"a\"} 2\n"
                     "shardlm_requests_running_total 99\nshardlm_requests_waiting{model=\"b\"} 1\n";
