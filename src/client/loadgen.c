@@ -716,6 +716,42 @@ static sl_status load_dataset(loadgen *lg, int64_t cap) {
     return st;
 }
 
+/* The made prompts: the word list priced through /tokenize, every length the distribution may draw composable, the
+ * first few prompts checked. */
+static sl_status make_prompts(loadgen *lg) {
+    const sl_loadgen_cfg *c = lg->cfg;
+    sl_status st;
+    int32_t prefix = 0;
+    if (c->shared_prefix > 0) {
+        prefix = (int32_t)floor(c->shared_prefix * c->prompt_tokens.lo + 0.5);
+        if (prefix >= c->prompt_tokens.lo) prefix = c->prompt_tokens.lo - 1;
+    }
+    sl_promptgen_cfg pc = {.max_tokens = c->prompt_tokens.hi, .prefix_tokens = prefix, .seed = c->seed};
+    if ((st = sl_promptgen_create(&pc, http_tokenize, lg, &lg->pg))) return sl_err_prefix(st, "building prompts");
+    lg->rep->prefix_tokens = prefix;
+    lg->rep->n_words = sl_promptgen_n_words(lg->pg);
+    /* every length the distribution can draw must be composable (the first
+     * MAX_LENGTHS_CHECKED of a wide range and its top; a gap above that ends the run) */
+    int64_t span = (int64_t)c->prompt_tokens.hi - c->prompt_tokens.lo + 1;
+    for (int64_t k = 0; k < span && k < MAX_LENGTHS_CHECKED; k++) {
+        int32_t len = k == MAX_LENGTHS_CHECKED - 1 ? c->prompt_tokens.hi : c->prompt_tokens.lo + (int32_t)k;
+        if (!sl_promptgen_can_make(lg->pg, len))
+            return SL_FAIL(SL_ERR_RANGE, "prompts of exactly %d tokens cannot be made from the built-in words%s", len,
+                           prefix ? " after the shared prefix" : "");
+    }
+    int64_t n_check = c->check_prompts;
+    if (c->requests > 0 && n_check > c->requests) n_check = c->requests;
+    for (int64_t i = 0; i < n_check; i++) {
+        int32_t len = dist_sample(c->prompt_tokens, c->seed, RNG_PROMPT_LEN, (uint64_t)i);
+        char *text = NULL;
+        st = sl_promptgen_make(lg->pg, (uint64_t)i, len, &text);
+        if (!st) st = sl_promptgen_check(lg->pg, text, len, http_tokenize, lg);
+        sl_free(text);
+        if (st) return sl_err_prefix(st, "checking prompt %lld", (long long)i);
+    }
+    return SL_OK;
+}
+
 static sl_status setup(loadgen *lg) {
     const sl_loadgen_cfg *c = lg->cfg;
     sl_status st;
@@ -759,40 +795,8 @@ static sl_status setup(loadgen *lg) {
         const int64_t cap = c->requests > 0 ? c->requests : MAX_DATASET;
         if ((st = load_dataset(lg, cap < MAX_DATASET ? cap : MAX_DATASET))) return st;
         lg->rep->n_dataset = lg->n_ds;
-        lg->n_slots = c->concurrency;
-        lg->slots = sl_calloc((size_t)lg->n_slots, sizeof *lg->slots);
-        if (!lg->slots) return SL_FAIL(SL_ERR_NOMEM, "%d client slots", lg->n_slots);
-        for (int32_t i = 0; i < lg->n_slots; i++)
-            if ((st = slot_init(lg, &lg->slots[i]))) return st;
-        return SL_OK;
-    }
-    int32_t prefix = 0;
-    if (c->shared_prefix > 0) {
-        prefix = (int32_t)floor(c->shared_prefix * c->prompt_tokens.lo + 0.5);
-        if (prefix >= c->prompt_tokens.lo) prefix = c->prompt_tokens.lo - 1;
-    }
-    sl_promptgen_cfg pc = {.max_tokens = c->prompt_tokens.hi, .prefix_tokens = prefix, .seed = c->seed};
-    if ((st = sl_promptgen_create(&pc, http_tokenize, lg, &lg->pg))) return sl_err_prefix(st, "building prompts");
-    lg->rep->prefix_tokens = prefix;
-    lg->rep->n_words = sl_promptgen_n_words(lg->pg);
-    /* every length the distribution can draw must be composable (the first
-     * MAX_LENGTHS_CHECKED of a wide range and its top; a gap above that ends the run) */
-    int64_t span = (int64_t)c->prompt_tokens.hi - c->prompt_tokens.lo + 1;
-    for (int64_t k = 0; k < span && k < MAX_LENGTHS_CHECKED; k++) {
-        int32_t len = k == MAX_LENGTHS_CHECKED - 1 ? c->prompt_tokens.hi : c->prompt_tokens.lo + (int32_t)k;
-        if (!sl_promptgen_can_make(lg->pg, len))
-            return SL_FAIL(SL_ERR_RANGE, "prompts of exactly %d tokens cannot be made from the built-in words%s", len,
-                           prefix ? " after the shared prefix" : "");
-    }
-    int64_t n_check = c->check_prompts;
-    if (c->requests > 0 && n_check > c->requests) n_check = c->requests;
-    for (int64_t i = 0; i < n_check; i++) {
-        int32_t len = dist_sample(c->prompt_tokens, c->seed, RNG_PROMPT_LEN, (uint64_t)i);
-        char *text = NULL;
-        st = sl_promptgen_make(lg->pg, (uint64_t)i, len, &text);
-        if (!st) st = sl_promptgen_check(lg->pg, text, len, http_tokenize, lg);
-        sl_free(text);
-        if (st) return sl_err_prefix(st, "checking prompt %lld", (long long)i);
+    } else if ((st = make_prompts(lg))) {
+        return st;
     }
     lg->n_slots = c->concurrency;
     lg->slots = sl_calloc((size_t)lg->n_slots, sizeof *lg->slots);

@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* key and cert: "/tmp/name-XXXXXX" templates, rewritten with the files made. */
 static inline bool tls_make_cert(char *key, char *cert) {
@@ -75,6 +76,25 @@ static inline bool tls_health_with(const char *base, const char *ca) {
     const bool ok = curl_easy_perform(h) == CURLE_OK && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK;
     curl_easy_cleanup(h);
     return ok && status == 200;
+}
+
+/* --enable-ssl-refresh against a server at url serving key / cert (made from ka / ca): it serves the certificate of
+ * ca and not that of cb; with cert broken it still does; with kb / cb swapped in it serves cb's within 5 s and no
+ * longer ca's. False with what went wrong in why. */
+static inline bool tls_refresh_works(const char *url, const char *ca, const char *kb, const char *cb, const char *key,
+                                     const char *cert, char *why, size_t cap) {
+    if (!tls_health_with(url, ca) || tls_health_with(url, cb)) return snprintf(why, cap, "not the first certificate"), false;
+    if (!tls_replace(cert, NULL, "not a certificate\n")) return snprintf(why, cap, "cannot write %s", cert), false;
+    usleep(1500 * 1000);
+    if (!tls_health_with(url, ca)) return snprintf(why, cap, "a broken file was taken"), false;
+    if (!tls_replace(key, kb, NULL) || !tls_replace(cert, cb, NULL)) return snprintf(why, cap, "cannot swap"), false;
+    bool renewed = false;
+    for (int i = 0; i < 50 && !renewed; i++) {
+        usleep(100 * 1000);
+        renewed = tls_health_with(url, cb);
+    }
+    if (!renewed || tls_health_with(url, ca)) return snprintf(why, cap, "the renewed certificate was not served"), false;
+    return true;
 }
 
 #endif
