@@ -148,6 +148,7 @@ struct xreq {
     int ep;
     bool head;
     char method[16];
+    bool logged;          /* its access log line is written (the client left first) */
     char *target;
     char *ctype;
     char *auth;
@@ -549,6 +550,8 @@ static void client_close(worker *w, cconn *c) {
     if (c->x) {
         /* the client went away: drop its request; closing the engine connection cancels the generation there */
         xreq *x = c->x;
+        if (!x->finished) access_line(w, c, x); /* (its line, while the connection still says what it was) */
+        x->logged = true;
         x->c = NULL;
         c->x = NULL;
         if (x->u) {
@@ -858,7 +861,7 @@ static void pool_put(worker *w, uconn *u);
 static void finish_x(worker *w, xreq *x) {
     if (x->finished) return;
     x->finished = true;
-    access_line(w, x->c, x);
+    if (!x->logged) access_line(w, x->c, x);
     if (x->u) {
         uconn *u = x->u;
         x->u = NULL;

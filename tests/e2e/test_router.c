@@ -1509,6 +1509,11 @@ TEST(probe_eject_and_readmit) {
     stop_all(e, 2);
 }
 
+static size_t leave_after_5(char *p, size_t sz, size_t nm, void *ud) {
+    const size_t n = rt_on_data(p, sz, nm, ud);
+    return ((rresp *)ud)->events >= 5 ? 0 : n; /* (the client hangs up) */
+}
+
 /* The router's access log: a line per request on stderr — a proxied one with the engine that answered
  * and how many failed before it; none for a health check that succeeds. */
 TEST(router_access_log) {
@@ -1533,9 +1538,27 @@ TEST(router_access_log) {
     a = rt_http(r.url, "GET", "/health", NULL, NULL, NULL);
     CHECK_EQ_INT(a.status, 200);
     rt_free(&a);
+    { /* a client that leaves mid-stream still gets its line (it once went unwritten) */
+        rresp s;
+        memset(&s, 0, sizeof s);
+        struct curl_slist *hl = NULL;
+        CURL *h = rt_easy(r.url, NULL, "/v1/chat/completions",
+                          "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":400,"
+                          "\"stream\":true}", NULL, NULL, &s, &hl, 30);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, leave_after_5);
+        curl_easy_perform(h);
+        curl_easy_cleanup(h);
+        curl_slist_free_all(hl);
+        rt_free(&s);
+        rt_sleep_ms(300);
+    }
     stop_all(&r, 1);
     stop_all(&e, 1);
     char *all = sl_test_read_file(log, NULL);
+    CHECK_MSG(all && strstr(all, "shardlm route: POST /v1/chat/completions 200 engine one, 0 failed, ") &&
+                  strstr(strstr(all, "shardlm route: POST /v1/chat/completions 200 engine one, 0 failed, ") + 10,
+                         "shardlm route: POST /v1/chat/completions 200 engine one, 0 failed, "),
+              "the stream the client left has no line: %s", all ? all : "");
     CHECK(all);
     CHECK_MSG(all && strstr(all, "shardlm route: POST /v1/chat/completions 200 engine one, 0 failed, "), "%s", all);
     CHECK_MSG(all && strstr(all, "shardlm route: POST /v1/completions 200 engine one, 0 failed, "), "%s", all);
