@@ -1197,6 +1197,9 @@ static int handle_request(worker *w, cconn *c) {
         ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole; llama.cpp's too) */
     else if (sl_rerank_path(path)) ep = EP_EMBEDDINGS; /* rerank and score: the same */
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
+    else if (!strcmp(path, "/reset_prefix_cache")) /* (an engine's: the router does not fan it out) */
+        return respond_error(w, c, 501, NULL, "the router does not reset its engines' prefix caches: POST "
+                                              "/reset_prefix_cache to each engine (GET /admin/engines lists them)");
     else return respond_error(w, c, 404, NULL, "no such endpoint");
     if (!client_key_ok(r, hp)) {
         json_decref(resp_req);

@@ -115,6 +115,9 @@ TEST(proxy_matches_engine) {
     rt_free(&al3);
     rresp adm = rt_http(r.url, NULL, "/admin/engines", NULL, NULL, NULL);
     CHECK_EQ_INT(adm.status, 403);
+    rresp rpc = rt_post(r.url, "/reset_prefix_cache", ""); /* (an engine's: said so, not a bare 404) */
+    CHECK_MSG(rpc.status == 501 && strstr(rpc.body ? rpc.body : "", "to each engine"), "%ld %s", rpc.status, rpc.body);
+    rt_free(&rpc);
     CHECK(rt_metric(r.url, "shardlm_router_engine_up") == 2);
     CHECK(rt_metric(r.url, "shardlm_router_requests_total{status=\"200\"}") >= 4);
     { /* the process collector's metrics: the router's resident memory as the kernel counts it for its pid */
