@@ -53,6 +53,17 @@ const char *sl_test_shared(const char *rel) {
     return access(b, R_OK) == 0 ? b : NULL;
 }
 
+double sl_test_vmrss(int pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    double vmrss = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) vmrss = atof(line + 6) * 1024;
+    if (f) fclose(f);
+    return vmrss;
+}
+
 char *sl_test_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;

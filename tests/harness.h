@@ -82,6 +82,8 @@ int sl_test_utf8_split(const char *s, const char **ch, int *len);
 const char *sl_test_shared(const char *rel);
 /* Read a whole file (NUL-terminated); caller frees. NULL on error. */
 char *sl_test_read_file(const char *path, size_t *len);
+/* The resident memory of process pid in bytes as the kernel counts it (VmRSS), or -1. */
+double sl_test_vmrss(int pid);
 /* Call fn on the contents of every file in dir (dot files skipped; a fuzz
  * corpus replayed), adding its results into *sum. Returns how many files,
  * or -1 when dir cannot be opened. */

@@ -688,6 +688,7 @@ static sl_status load_dataset(loadgen *lg, int64_t cap) {
     lg->ds_len = st == SL_OK ? sl_calloc((size_t)want + 1, sizeof *lg->ds_len) : NULL;
     lg->ds_out = st == SL_OK ? sl_calloc((size_t)want + 1, sizeof *lg->ds_out) : NULL;
     if (st == SL_OK && (!lg->ds_prompt || !lg->ds_len || !lg->ds_out)) st = SL_FAIL(SL_ERR_NOMEM, "--dataset entries");
+    long n_bos = -1;
     for (size_t i = 0; st == SL_OK && i < n_all && lg->n_ds < want; i++) {
         const char *prompt, *answer;
         int32_t out_tokens;
@@ -701,10 +702,13 @@ static sl_status load_dataset(loadgen *lg, int64_t cap) {
             size_t na = 0;
             if ((st = http_tokenize(lg, answer, &ids, &na))) break;
             sl_free(ids);
-            size_t nb = 0; /* (the BOS /tokenize adds to any text) */
-            if ((st = http_tokenize(lg, "", &ids, &nb))) break;
-            sl_free(ids);
-            out_tokens = na > nb ? (int32_t)(na - nb) : 1;
+            if (n_bos < 0) { /* (what /tokenize adds to any text, asked once) */
+                size_t nb = 0;
+                if ((st = http_tokenize(lg, "", &ids, &nb))) break;
+                sl_free(ids);
+                n_bos = (long)nb;
+            }
+            out_tokens = (long)na > n_bos ? (int32_t)((long)na - n_bos) : 1;
         }
         if (!(lg->ds_prompt[lg->n_ds] = sl_strdup(prompt))) st = SL_FAIL(SL_ERR_NOMEM, "a prompt");
         lg->ds_len[lg->n_ds] = (int32_t)n;

@@ -730,13 +730,12 @@ static void models_merged(worker *w, cconn *c, const char *one) {
         pthread_mutex_lock(&e->mu);
         json_t *list = e->models_json ? json_loads(e->models_json, 0, NULL) : NULL;
         pthread_mutex_unlock(&e->mu);
-        for (const char *p = list ? NULL : e->spec.model; p && *p;) { /* (its registered names, separated by commas) */
-            const char *end = strchr(p, ',');
-            const size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *names = list ? NULL : e->spec.model, *name; /* (its registered names) */
+        size_t len;
+        while (sl_api_next_name(&names, &name, &len)) {
             if (!list) list = json_array();
-            json_array_append_new(list, json_pack("{s:s%,s:s,s:I,s:s}", "id", p, len, "object", "model", "created",
+            json_array_append_new(list, json_pack("{s:s%,s:s,s:I,s:s}", "id", name, len, "object", "model", "created",
                                                   (json_int_t)0, "owned_by", "shardlm"));
-            p = end ? end + 1 : NULL;
         }
         size_t k;
         json_t *m;

@@ -591,7 +591,14 @@ static bool parse_think_budget(const sl_api_ctx *ctx, json_t *body, sl_api_reque
     return true;
 }
 
-static void template_defaults(const sl_api_ctx *ctx, json_t *o);
+/* Template variable k of the body's chat_template_kwargs, v where it has none (made where absent or null; a
+ * chat_template_kwargs of another type is left for its 400). */
+static void kwarg_default(json_t *body, const char *k, const json_t *v) {
+    json_t *kw = json_object_get(body, "chat_template_kwargs");
+    if (kw && !json_is_object(kw) && !json_is_null(kw)) return;
+    if (!json_is_object(kw)) json_object_set_new(body, "chat_template_kwargs", kw = json_object());
+    if (!json_object_get(kw, k)) json_object_set(kw, k, (json_t *)v);
+}
 
 static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *r, bool gen_prompt, sl_api_error *e) {
     json_t *m = json_object_get(body, "messages");
@@ -631,7 +638,9 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         }
         co.documents = docs;
     }
-    template_defaults(ctx, body);
+    const char *dk; /* the server's default template variables, under the request's own */
+    json_t *dv;
+    json_object_foreach(ctx->template_kwargs, dk, dv) kwarg_default(body, dk, dv);
     const json_t *effort = json_object_get(body, "reasoning_effort"); /* (OpenAI's: the template's variable) */
     if (effort && !json_is_null(effort)) {
         static const char *const efforts[] = {"none", "minimal", "low", "medium", "high"};
@@ -643,10 +652,7 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
                                                          "\"medium\" or \"high\"");
             return false;
         }
-        json_t *k0 = json_object_get(body, "chat_template_kwargs");
-        if (!k0 || json_is_null(k0)) json_object_set_new(body, "chat_template_kwargs", k0 = json_object());
-        if (json_is_object(k0) && !json_object_get(k0, "reasoning_effort")) /* (the kwargs' own wins) */
-            json_object_set(k0, "reasoning_effort", (json_t *)effort);
+        kwarg_default(body, "reasoning_effort", effort); /* (the kwargs' own wins) */
     }
     json_t *kw = json_object_get(body, "chat_template_kwargs");
     if (kw && !json_is_null(kw)) {
@@ -1704,16 +1710,6 @@ void sl_api_apply_defaults(const sl_api_ctx *ctx, json_t *o) {
     }
 }
 
-/* The server's default template variables under the body's chat_template_kwargs (a bad one is left for its 400). */
-static void template_defaults(const sl_api_ctx *ctx, json_t *o) {
-    json_t *kw = json_object_get(o, "chat_template_kwargs");
-    if (!ctx->template_kwargs || (kw && !json_is_object(kw) && !json_is_null(kw))) return;
-    if (!json_is_object(kw)) json_object_set_new(o, "chat_template_kwargs", kw = json_object());
-    const char *k;
-    json_t *v;
-    json_object_foreach(ctx->template_kwargs, k, v) if (!json_object_get(kw, k)) json_object_set(kw, k, v);
-}
-
 bool sl_api_truncate_k(json_t *o, int32_t max, long long *k, sl_api_error *e) {
     *k = 0;
     if (!present(o, "truncate_prompt_tokens")) return true;
@@ -1754,18 +1750,25 @@ static bool truncate_prompts(const sl_api_ctx *ctx, json_t *o, sl_api_request *r
     return true;
 }
 
-/* The body's model, when given, is the one served (else 404). */
+bool sl_api_next_name(const char **list, const char **name, size_t *len) {
+    const char *p = *list;
+    if (!p || !*p) return false;
+    const char *end = strchr(p, ',');
+    *name = p;
+    *len = end ? (size_t)(end - p) : strlen(p);
+    *list = end ? end + 1 : NULL;
+    return true;
+}
+
 bool sl_api_name_in(const char *list, const char *name) {
-    const size_t n = strlen(name);
-    for (const char *p = list; p && *p;) {
-        const char *end = strchr(p, ',');
-        const size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len == n && !memcmp(p, name, n)) return true;
-        p = end ? end + 1 : NULL;
-    }
+    const char *one;
+    size_t len;
+    while (sl_api_next_name(&list, &one, &len))
+        if (len == strlen(name) && !memcmp(one, name, len)) return true;
     return false;
 }
 
+/* The body's model, when given, is the one served (else 404). */
 bool sl_api_check_model(const sl_api_ctx *ctx, json_t *o, sl_api_error *e) {
     json_t *model = json_object_get(o, "model");
     if (!model || json_is_null(model)) return true;

@@ -266,6 +266,8 @@ const char *sl_api_invocation_path(const char *body, size_t n, bool rank);
     "rerank (query, documents) or score (text_1, text_2) request"
 /* Whether sl_api_chat_echo gives a text (for a router: the stream's first content is not output). */
 bool sl_api_chat_echoes(const json_t *body);
+/* The next of the comma-separated names of *list in name[0, *len) (*list moves past it); false when none is left. */
+bool sl_api_next_name(const char **list, const char **name, size_t *len);
 /* Whether name is one of the comma-separated names of list (a whole one). */
 bool sl_api_name_in(const char *list, const char *name);
 /* The body's model, when given, is the one served (else a 404 in e). */

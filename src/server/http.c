@@ -1139,8 +1139,6 @@ static enum MHD_Result bg_cancel(sl_http *h, struct MHD_Connection *c, conn *cx,
     return reply_json(c, cx, 200, o);
 }
 
-/* A completions or chat request (body[0, n)); resp_req / anth_req: the Responses / Messages request it was made
- * from, or NULL. */
 /* ---- beam search ------------------------------------------------------------------
  * vLLM's use_beam_search (server/beam.h): each prompt's n best beams are its choices, answered when all are
  * done — streamed, each choice's text in one chunk and then its finish, as the search has no order of tokens to
@@ -1161,8 +1159,8 @@ static json_t *beam_choice(sl_api_kind kind, const sl_api_request *ar, int k, co
     return json_pack("{s:i,s:o,s:n,s:s,s:n}", "index", k, "message", msg, "logprobs", "finish_reason", finish, "stop_reason");
 }
 
-/* A whole beam answer o (its choices, usage) as the events of a stream. */
-static char *beam_stream(json_t *o, sl_api_kind kind, bool include_usage, size_t *len) {
+/* A whole beam answer o (its choices, usage) as the events of a stream (NUL-terminated). */
+static char *beam_stream(json_t *o, sl_api_kind kind, bool include_usage) {
     sl_strbuf b = {0};
     json_t *base = json_pack("{s:O,s:s,s:O,s:O}", "id", json_object_get(o, "id"), "object",
                              kind == SL_API_CHAT ? "chat.completion.chunk" : "text_completion", "created",
@@ -1196,7 +1194,6 @@ static char *beam_stream(json_t *o, sl_api_kind kind, bool include_usage, size_t
     }
     json_decref(base);
     sl_strbuf_add(&b, "data: [DONE]\n\n", 14);
-    *len = b.n;
     return b.p;
 }
 
@@ -1262,24 +1259,13 @@ static enum MHD_Result handle_beam(sl_http *h, struct MHD_Connection *c, conn *c
                           "completion_tokens", (json_int_t)n_gen, "total_tokens", (json_int_t)(n_in + n_gen));
     if (!o) return reply_err(c, cx, 500, NULL, "out of memory");
     if (!ar->stream) return reply_json(c, cx, 200, o);
-    size_t len = 0;
-    char *sse = beam_stream(o, kind, ar->include_usage, &len);
+    char *sse = beam_stream(o, kind, ar->include_usage);
     json_decref(o);
-    if (!sse) return reply_err(c, cx, 500, NULL, "out of memory");
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, sse, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(sse);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-cache");
-    add_cors(c, cx, r);
-    const enum MHD_Result ret = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
-    cx->status = 200;
-    return ret;
+    return sse ? reply(c, cx, 200, "text/event-stream", sse) : reply_err(c, cx, 500, NULL, "out of memory");
 }
 
+/* A completions or chat request (body[0, n)); resp_req / anth_req: the Responses / Messages request it was made
+ * from, or NULL. */
 static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind, const char *body,
                                        size_t n_body, json_t *resp_req, json_t *anth_req, bool llama) {
     if (atomic_load(&h->draining))
@@ -1798,20 +1784,18 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     if (!strcmp(url, "/v1/models") || one_model) { /* (each served name a model, as vLLM lists them) */
         if (!get) return reply_err(c, cx, 405, NULL, "use GET");
-        const char *names = h->api.model_names ? h->api.model_names : h->api.model_id;
+        const char *names = h->api.model_names ? h->api.model_names : h->api.model_id, *name;
+        size_t len;
         json_t *data = json_array();
-        for (const char *p = names; p && *p;) {
-            const char *end = strchr(p, ',');
-            const int len = end ? (int)(end - p) : (int)strlen(p);
-            json_t *model = json_pack("{s:s%,s:s,s:I,s:s,s:s,s:i}", "id", p, (size_t)len, "object", "model", "created",
+        while (sl_api_next_name(&names, &name, &len)) {
+            json_t *model = json_pack("{s:s%,s:s,s:I,s:s,s:s,s:i}", "id", name, len, "object", "model", "created",
                                       (json_int_t)h->started, "owned_by", "shardlm", "root", h->api.model_id,
                                       "max_model_len", h->api.n_ctx);
-            if (one_model && (int)strlen(url + 11) == len && !memcmp(url + 11, p, (size_t)len)) {
+            if (one_model && strlen(url + 11) == len && !memcmp(url + 11, name, len)) {
                 json_decref(data);
                 return reply_json(c, cx, 200, model);
             }
             json_array_append_new(data, model);
-            p = end ? end + 1 : NULL;
         }
         if (!one_model) return reply_json(c, cx, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
         json_decref(data);

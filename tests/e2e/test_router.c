@@ -121,14 +121,7 @@ TEST(proxy_matches_engine) {
     CHECK(rt_metric(r.url, "shardlm_router_engine_up") == 2);
     CHECK(rt_metric(r.url, "shardlm_router_requests_total{status=\"200\"}") >= 4);
     { /* the process collector's metrics: the router's resident memory as the kernel counts it for its pid */
-        char path[64], line[256];
-        snprintf(path, sizeof path, "/proc/%d/status", (int)r.pid);
-        FILE *f = fopen(path, "r");
-        double vmrss = -1;
-        while (f && fgets(line, sizeof line, f))
-            if (!strncmp(line, "VmRSS:", 6)) vmrss = atof(line + 6) * 1024;
-        if (f) fclose(f);
-        const double rss = rt_metric(r.url, "process_resident_memory_bytes");
+        const double vmrss = sl_test_vmrss((int)r.pid), rss = rt_metric(r.url, "process_resident_memory_bytes");
         CHECK_MSG(vmrss > 0 && fabs(rss - vmrss) <= 0.25 * vmrss && rt_metric(r.url, "process_open_fds") >= 3 &&
                       rt_metric(r.url, "process_start_time_seconds") > 1e9,
                   "resident %.0f, VmRSS %.0f", rss, vmrss);

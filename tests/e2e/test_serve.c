@@ -2620,13 +2620,8 @@ TEST(serve_process_metrics) {
     const double cpu = metric(url, "process_cpu_seconds_total", NULL), rss = metric(url, "process_resident_memory_bytes", NULL),
                  start = metric(url, "process_start_time_seconds", NULL), fds = metric(url, "process_open_fds", NULL),
                  max_fds = metric(url, "process_max_fds", NULL), vm = metric(url, "process_virtual_memory_bytes", NULL);
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)server.pid);
-    FILE *f = fopen(path, "r");
-    double vmrss = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) vmrss = atof(line + 6) * 1024;
-    if (f) fclose(f);
+    const double vmrss = sl_test_vmrss((int)server.pid);
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", (int)server.pid);
     DIR *d = opendir(path);
     int n_fd = 0;
