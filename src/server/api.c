@@ -638,9 +638,6 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         }
         co.documents = docs;
     }
-    const char *dk; /* the server's default template variables, under the request's own */
-    json_t *dv;
-    json_object_foreach(ctx->template_kwargs, dk, dv) kwarg_default(body, dk, dv);
     const json_t *effort = json_object_get(body, "reasoning_effort"); /* (OpenAI's: the template's variable) */
     if (effort && !json_is_null(effort)) {
         static const char *const efforts[] = {"none", "minimal", "low", "medium", "high"};
@@ -654,6 +651,9 @@ static bool parse_messages(const sl_api_ctx *ctx, json_t *body, sl_api_request *
         }
         kwarg_default(body, "reasoning_effort", effort); /* (the kwargs' own wins) */
     }
+    const char *dk; /* the server's default template variables, under the request's own (and its effort) */
+    json_t *dv;
+    json_object_foreach(ctx->template_kwargs, dk, dv) kwarg_default(body, dk, dv);
     json_t *kw = json_object_get(body, "chat_template_kwargs");
     if (kw && !json_is_null(kw)) {
         const char *k;

@@ -2485,11 +2485,12 @@ TEST(serve_request_defaults) {
     const char *url = start_default();
     CHECK(url);
     char tpl[] = "/tmp/shardlm-tpl-XXXXXX";
-    CHECK(sl_test_temp_file(tpl, "{% for m in messages %}{{ m.content }}{% endfor %}{{ greeting }}"));
+    CHECK(sl_test_temp_file(tpl, "{% for m in messages %}{{ m.content }}{% endfor %}{{ greeting }}"
+                                 "{% if reasoning_effort is defined %} {{ reasoning_effort }}{% endif %}"));
     sl_test_proc p;
     char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--temp", "0", "-n", "7", "--seed", "3",
                     "--override-generation-config", "{\"top_k\":1,\"max_new_tokens\":99}", "--chat-template", tpl,
-                    "--default-chat-template-kwargs", "{\"greeting\":\" Hello\"}", "--alias", "tiny,claude-x", "--max-model-len", "256",
+                    "--default-chat-template-kwargs", "{\"greeting\":\" Hello\",\"reasoning_effort\":\"high\"}", "--alias", "tiny,claude-x", "--max-model-len", "256",
                     NULL};
     CHECK(sl_test_proc_start(&p, args, 20) == 0);
     resp a = http(p.url, "/v1/completions", "{\"prompt\":\"Once upon a time\"}", NULL),
@@ -2539,9 +2540,11 @@ TEST(serve_request_defaults) {
     m = http(p.url, "/v1/completions", "{\"model\":\"claude\",\"prompt\":\"Hi\",\"max_tokens\":2}", NULL);
     CHECK_EQ_INT(m.status, 404);
     free(m.body);
-    /* the template's variable: the server's, or the request's own */
-    static const char *const kw[][2] = {{"", "Hi Hello"}, {",\"chat_template_kwargs\":{\"greeting\":\" Bye\"}", "Hi Bye"}};
-    for (int k = 0; k < 2; k++) {
+    /* the template's variables: the server's, or the request's own (its reasoning_effort field too) */
+    static const char *const kw[][2] = {{"", "Hi Hello high"},
+                                        {",\"chat_template_kwargs\":{\"greeting\":\" Bye\"}", "Hi Bye high"},
+                                        {",\"reasoning_effort\":\"low\"", "Hi Hello low"}};
+    for (int k = 0; k < 3; k++) {
         char body[256];
         snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]%s}", kw[k][0]);
         resp t = http(p.url, "/apply-template", body, NULL);
