@@ -254,7 +254,7 @@ static int64_t mono_ns(void) {
 /* ---- output buffers -------------------------------------------------------------- */
 
 static void ob_add(obuf *b, const void *p, size_t n) {
-    if (b->oom) return;
+    if (b->oom || n == 0) return; /* (an empty request body has no buffer: p is NULL) */
     if (b->n + n > b->cap) {
         if (b->off > 0 && b->off >= b->n / 2) { /* reclaim what was sent */
             memmove(b->p, b->p + b->off, b->n - b->off);
