@@ -47,6 +47,61 @@ bool sl_fo_add_seed(json_t *body, uint64_t seed) {
     return true;
 }
 
+json_t *sl_fo_choice_body(const json_t *orig, int k, int per) {
+    if (per < 1 || k < 0) {
+        SL_FAIL(SL_ERR_INVALID, "choice %d of %d per prompt", k, per);
+        return NULL;
+    }
+    const int j = k % per, p = k / per;
+    json_t *b = json_deep_copy(orig);
+    if (!json_is_object(b)) {
+        json_decref(b);
+        SL_FAIL(SL_ERR_NOMEM, "continuation: out of memory");
+        return NULL;
+    }
+    json_object_del(b, "n");
+    json_t *s = json_object_get(b, "seed");
+    if (json_is_integer(s)) {
+        const json_int_t v = json_integer_value(s);
+        if (v > INT64_MAX - j) {
+            json_decref(b);
+            SL_FAIL(SL_ERR_RANGE, "choice %d: its seed (%lld + %d) is past the largest", k, (long long)v, j);
+            return NULL;
+        }
+        json_object_set_new(b, "seed", json_integer(v + j));
+    }
+    /* several prompts: a list of strings or of id lists (a list of ids is one prompt) */
+    json_t *pr = json_object_get(b, "prompt");
+    if (json_is_array(pr) && json_array_size(pr) > 0 && !json_is_integer(json_array_get(pr, 0))) {
+        json_t *one = json_array_get(pr, (size_t)p);
+        if (!one) {
+            json_decref(b);
+            SL_FAIL(SL_ERR_RANGE, "choice %d: the request has no prompt %d", k, p);
+            return NULL;
+        }
+        json_object_set_new(b, "prompt", json_incref(one));
+    }
+    return b;
+}
+
+char *sl_fo_usage_totals(const char *data, size_t n, int64_t prompt_tokens, int64_t completion_tokens) {
+    json_t *o = json_loadb(data, n, 0, NULL);
+    json_t *u = json_object_get(o, "usage");
+    if (!json_is_object(u)) {
+        json_decref(o);
+        return NULL;
+    }
+    json_object_set_new(u, "prompt_tokens", json_integer(prompt_tokens));
+    json_object_set_new(u, "completion_tokens", json_integer(completion_tokens));
+    json_object_set_new(u, "total_tokens", json_integer(prompt_tokens + completion_tokens));
+    json_t *d = json_object_get(u, "prompt_tokens_details"), *cached = json_object_get(d, "cached_tokens");
+    if (json_is_integer(cached) && json_integer_value(cached) > prompt_tokens)
+        json_object_set_new(d, "cached_tokens", json_integer(prompt_tokens));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
 /* The original body with the prompt + generated ids in *ids and the length limit reduced by n_gen
  * (resumable: the engine can still release what the first one held back when none is left). */
 static sl_status continuation_base(const json_t *orig, const int32_t *prompt, int32_t n_prompt, const int32_t *gen,
@@ -239,6 +294,9 @@ char *sl_fo_rewrite(const sl_fo_stream *fs, const char *data, size_t n) {
     json_t *choices = json_object_get(o, "choices");
     size_t i;
     json_t *c;
+    json_array_foreach(choices, i, c) { /* (a continuation's one choice is the one it continues) */
+        if (json_is_object(c) && json_object_get(c, "index")) json_object_set_new(c, "index", json_integer(fs->index));
+    }
     json_array_foreach(fs->chat_native ? NULL : choices, i, c) { /* a chat continuation's chunks are chat's */
         json_t *lp = json_object_get(c, "logprobs");
         if (fs->kind == SL_FO_COMPLETIONS) {

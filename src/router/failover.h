@@ -64,6 +64,7 @@ typedef struct sl_fo_stream {
     size_t reasoning_sent;  /* bytes of reasoning_content streamed */
     size_t args_sent;       /* bytes of tool_calls arguments streamed */
     bool call_started;      /* a tool_calls delta was streamed */
+    int index;              /* the choice it continues (of several: n, prompts); its chunks get this index */
 } sl_fo_stream;
 
 /* The continuation of a chat_native stream: the original body (a chat request, every field kept) with
@@ -82,6 +83,16 @@ void sl_fo_count_text(sl_fo_stream *fs, const char *data, size_t n);
 /* Rewrite one data payload of the continuation (malloc'd JSON text), or NULL
  * when it is not a JSON object (the caller forwards it as it is). */
 char *sl_fo_rewrite(const sl_fo_stream *fs, const char *data, size_t n);
+
+/* Choice k of a generation of several (PER choices of each prompt: the (k % PER)-th of prompt k / PER) as
+ * a request of its own: the body without "n", its seed + k % PER (the engine's seed of that choice), and
+ * its prompt alone where "prompt" lists several. NULL with the error set when it cannot be (the seed
+ * would leave the range the engine takes). */
+json_t *sl_fo_choice_body(const json_t *orig, int k, int per);
+
+/* A usage chunk (data payload) with the counts of the whole generation: prompt and completion tokens and
+ * their total, cached tokens at most the prompt's; malloc'd JSON text, NULL when it is not an object. */
+char *sl_fo_usage_totals(const char *data, size_t n, int64_t prompt_tokens, int64_t completion_tokens);
 
 /* Give a streaming body a seed when it has none (so a continuation samples the
  * same stream); returns true when it added one. */

@@ -142,6 +142,15 @@ struct uconn {
     bool hs_write;    /* its handshake waits to write (else to read) */
 };
 
+/* One choice of a stream of several (n, prompts), as the engine streamed it (see xreq.mc). */
+typedef struct fo_choice {
+    int32_t *pids, n_pids, cap_pids; /* its prompt's ids (given with the first choice of each prompt) */
+    bool have_pids;
+    int32_t *gids, n_gids, cap_gids; /* the ids streamed (n_gids stays once it is continued) */
+    sl_fo_stream fs;                 /* the text streamed */
+    bool fin;                        /* its finish chunk went out */
+} fo_choice;
+
 struct xreq {
     cconn *c;
     uconn *u;
@@ -180,6 +189,15 @@ struct xreq {
     bool count_text;
     bool migrated;
     sl_fo_stream fs;
+    /* a stream of several choices (the engine's `: choices N PER`): each choice's ids and text. When the
+     * engine fails, the unfinished choices continue one after another, each a stream of its own (its
+     * body in json, the original in json_all; pids, gids and fs its state), cur_k the one continuing
+     * (-1: none yet), cont_done when it ended and another is next */
+    fo_choice *mc;
+    int n_mc, per_mc, cur_k;
+    json_t *json_all;
+    bool cont_done;
+    bool usage_seen;      /* the stream's usage chunk went out */
     /* POST /v1/responses: proxied as the chat request it makes (failover and all); its request, and the
      * stream's chat chunks made its events (server/responses.h) */
     json_t *resp_req;
@@ -843,6 +861,12 @@ static void x_free(xreq *x) {
     sl_evstream_deinit(&x->sse_parser);
     sl_free(x->pids);
     sl_free(x->gids);
+    for (int k = 0; k < x->n_mc; k++) {
+        sl_free(x->mc[k].pids);
+        sl_free(x->mc[k].gids);
+    }
+    sl_free(x->mc);
+    json_decref(x->json_all);
     sl_free(x);
 }
 
@@ -1270,6 +1294,8 @@ static int handle_request(worker *w, cconn *c) {
                 /* proxied to /v1/completions, whose defaults are OpenAI's: the engine gives it llama.cpp's, after
                  * its own server defaults */
                 json_object_set_new(o, "shardlm_llama_defaults", json_true());
+                /* each answer's own counts (vLLM's token ids; a stream's come as the engine's id lines) */
+                if (!x->stream) json_object_set_new(o, "return_token_ids", json_true());
                 changed = true;
                 const json_t *np_ = json_object_get(o, "n_probs");
                 if (json_is_integer(np_) && json_integer_value(np_) > 0) { /* the engine adds llama.cpp's records */
@@ -1726,8 +1752,208 @@ static void start_attempt(worker *w, xreq *x) {
     attempt_on(w, x, e);
 }
 
+/* ---- streams of several choices (n, several prompts) -------------------------------------------
+ * The engine says `: choices N PER` first and names the choice in its id lines (`prompt_token_ids#K`,
+ * `token_ids#K`); the router keeps each choice's ids and text (x->mc). When the engine fails, each
+ * unfinished choice continues in turn as a stream of its own (its seed, its prompt: sl_fo_choice_body),
+ * its chunks given its index, its [DONE] and usage chunk held back until the last one, whose usage
+ * counts the whole generation. */
+
+static void migrate(worker *w, xreq *x, sl_member *failed);
+static void llama_events(xreq *x, const json_t *o, sl_strbuf *out);
+
+static void multi_begin(xreq *x, const char *p, size_t n) {
+    char tmp[48];
+    int N = 0, per = 0;
+    snprintf(tmp, sizeof tmp, "%.*s", (int)(n < sizeof tmp - 1 ? n : sizeof tmp - 1), p);
+    if (x->mc || x->migrated || sscanf(tmp, "%d %d", &N, &per) != 2 || N < 2 || N > 4096 || per < 1 || N % per)
+        return;
+    x->mc = sl_calloc((size_t)N, sizeof *x->mc);
+    if (!x->mc) return;
+    x->n_mc = N;
+    x->per_mc = per;
+    x->cur_k = -1;
+    for (int k = 0; k < N; k++) x->mc[k].fs = x->fs; /* (the kind, a pending echo) */
+}
+
+/* `#K 1 2 3`: choice K's prompt ids (gen false) or more of its generated ids */
+static void multi_ids(xreq *x, const char *p, size_t n, bool gen) {
+    size_t i = 0;
+    int k = 0;
+    while (i < n && p[i] >= '0' && p[i] <= '9' && k < 100000) k = k * 10 + (p[i++] - '0');
+    if (!x->mc || x->cur_k >= 0 || i == 0 || k >= x->n_mc) return;
+    fo_choice *c = &x->mc[k];
+    if (gen) {
+        sl_fo_parse_ids(p + i, n - i, &c->gids, &c->n_gids, &c->cap_gids);
+    } else if (!c->have_pids) {
+        if (sl_fo_parse_ids(p + i, n - i, &c->pids, &c->n_pids, &c->cap_pids) == SL_OK) c->have_pids = true;
+        else c->n_pids = 0;
+    }
+}
+
+/* A data payload of the original stream: its choice's text and finish. */
+static void multi_track(xreq *x, const char *v, size_t vl) {
+    json_t *o = json_loadb(v, vl, 0, NULL);
+    json_t *c0 = json_array_get(json_object_get(o, "choices"), 0), *idx = json_object_get(c0, "index");
+    if (json_is_object(json_object_get(o, "usage")) && !c0) x->usage_seen = true;
+    if (json_is_integer(idx) && json_integer_value(idx) >= 0 && json_integer_value(idx) < x->n_mc) {
+        fo_choice *c = &x->mc[json_integer_value(idx)];
+        if (x->count_text) sl_fo_count_text(&c->fs, v, vl);
+        if (json_is_string(json_object_get(c0, "finish_reason"))) c->fin = true;
+    }
+    json_decref(o);
+}
+
+/* An unfinished choice after the one continuing. */
+static bool multi_more(const xreq *x) {
+    for (int k = x->cur_k + 1; k < x->n_mc; k++)
+        if (!x->mc[k].fin) return true;
+    return false;
+}
+
+/* The generation's counts: each prompt once, every choice's tokens. */
+static void multi_counts(const xreq *x, int64_t *prompt, int64_t *completion) {
+    *prompt = *completion = 0;
+    for (int k = 0; k < x->n_mc; k++) {
+        if (k % x->per_mc == 0) *prompt += x->mc[k].n_pids;
+        *completion += k == x->cur_k ? x->n_gids : x->mc[k].n_gids;
+    }
+}
+
+/* Choice k's own counts, as a usage object (its prompt's tokens, its tokens; the cached tokens of the
+ * whole generation's usage u, at most its prompt's), or NULL. */
+static json_t *multi_usage_of(const xreq *x, int k, const json_t *u) {
+    if (k < 0 || k >= x->n_mc) return NULL;
+    const int32_t np = x->mc[k / x->per_mc * x->per_mc].n_pids, nc = k == x->cur_k ? x->n_gids : x->mc[k].n_gids;
+    json_int_t cached = json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
+    if (cached > np) cached = np;
+    return json_pack("{s:i,s:i,s:i,s:{s:I}}", "prompt_tokens", (int)np, "completion_tokens", (int)nc, "total_tokens",
+                     (int)(np + nc), "prompt_tokens_details", "cached_tokens", cached);
+}
+
+/* A continuation's payload s (malloc'd, or NULL): its usage chunk is held back (*drop) while another
+ * choice is to continue, and counts the whole generation on the last. */
+static char *multi_usage(xreq *x, char *s, bool *drop) {
+    *drop = false;
+    if (!x->mc || x->cur_k < 0 || !s || !strstr(s, "\"usage\"")) return s;
+    json_t *o = json_loads(s, 0, NULL);
+    const bool usage = json_is_object(json_object_get(o, "usage")) && json_array_size(json_object_get(o, "choices")) == 0;
+    json_decref(o);
+    if (!usage) return s;
+    if (multi_more(x)) {
+        free(s);
+        *drop = true;
+        return NULL;
+    }
+    int64_t pt, ct;
+    multi_counts(x, &pt, &ct);
+    char *t = sl_fo_usage_totals(s, strlen(s), pt, ct);
+    if (!t) return s;
+    free(s);
+    x->usage_seen = true;
+    return t;
+}
+
+/* Every choice finished: what the engine would have closed the stream with (the usage chunk where it
+ * was asked for and had not come, and [DONE]). */
+static void multi_close(worker *w, xreq *x) {
+    if (!x->c) {
+        finish_x(w, x);
+        return;
+    }
+    stream_headers(w, x);
+    const json_t *all = x->json_all ? x->json_all : x->json;
+    obuf ev = {0};
+    if (!x->usage_seen &&
+        (x->llama || json_is_true(json_object_get(json_object_get(all, "stream_options"), "include_usage")))) {
+        int64_t pt, ct;
+        multi_counts(x, &pt, &ct);
+        json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:[],s:{s:I,s:I,s:I}}", "id", x->fs.id, "object",
+                              x->fs.kind == SL_FO_CHAT ? "chat.completion.chunk" : "text_completion", "created",
+                              (json_int_t)x->fs.created, "model", x->model, "choices", "usage", "prompt_tokens",
+                              (json_int_t)pt, "completion_tokens", (json_int_t)ct, "total_tokens", (json_int_t)(pt + ct));
+        if (x->llama) { /* llama.cpp's stream: the usage closes the finished answers */
+            sl_strbuf b = {0};
+            llama_events(x, o, &b);
+            ob_add(&ev, b.p ? b.p : "", b.n);
+            free(b.p);
+        } else if (o) {
+            char *js = json_dumps(o, JSON_COMPACT);
+            ob_str(&ev, "data: ");
+            ob_str(&ev, js ? js : "{}");
+            ob_str(&ev, "\n\n");
+            free(js);
+        }
+        json_decref(o);
+    }
+    if (!x->llama) ob_str(&ev, "data: [DONE]\n\n");
+    client_chunk(x->c, ev.p, ev.n);
+    ob_free(&ev);
+    stream_end(w, x);
+    finish_x(w, x);
+}
+
+/* The next unfinished choice continues (after cur_k), or the stream closes. */
+static void next_choice(worker *w, xreq *x, sl_member *failed) {
+    if (x->cur_k >= 0) { /* the one continued so far is over: keep its count */
+        x->mc[x->cur_k].n_gids = x->n_gids;
+        x->mc[x->cur_k].fin = true;
+    }
+    int k = x->cur_k + 1;
+    while (k < x->n_mc && x->mc[k].fin) k++;
+    if (k >= x->n_mc) {
+        multi_close(w, x);
+        return;
+    }
+    fo_choice *c = &x->mc[k], *pc = &x->mc[k / x->per_mc * x->per_mc];
+    json_t *body = sl_fo_choice_body(x->json_all ? x->json_all : x->json, k, x->per_mc);
+    int32_t *pids = pc->n_pids ? sl_malloc(sizeof(int32_t) * (size_t)pc->n_pids) : NULL;
+    char *raw = body && c->fs.echo_pending ? json_dumps(body, JSON_COMPACT) : NULL; /* (sent again as it was) */
+    if (!body || (pc->n_pids && !pids) || (c->fs.echo_pending && !raw)) {
+        stream_error(w, x, "cannot continue choice %d: %s", k, body ? "out of memory" : sl_last_error());
+        json_decref(body);
+        sl_free(pids);
+        free(raw);
+        return;
+    }
+    if (!x->json_all) x->json_all = x->json;
+    else json_decref(x->json);
+    x->json = body;
+    if (raw) {
+        free(x->body);
+        x->body = raw;
+        x->n_body = strlen(raw);
+    }
+    if (pc->n_pids) memcpy(pids, pc->pids, sizeof(int32_t) * (size_t)pc->n_pids);
+    sl_free(x->pids);
+    x->pids = pids;
+    x->n_pids = x->cap_pids = pc->n_pids;
+    x->have_pids = pc->have_pids;
+    sl_free(x->gids);
+    x->gids = c->gids;
+    x->n_gids = c->n_gids;
+    x->cap_gids = c->cap_gids;
+    c->gids = NULL;
+    c->cap_gids = 0;
+    sl_fo_stream fs = c->fs; /* its own counts; the stream's id, kind and form */
+    memcpy(fs.id, x->fs.id, sizeof fs.id);
+    fs.created = x->fs.created;
+    fs.learned = x->fs.learned;
+    fs.kind = x->fs.kind;
+    fs.chat_native = x->fs.chat_native;
+    fs.index = k;
+    x->fs = fs;
+    x->finish_seen = false;
+    x->cur_k = k;
+    migrate(w, x, failed);
+}
+
 /* Continue a stream whose engine failed mid-answer on another one. */
 static void migrate(worker *w, xreq *x, sl_member *failed) {
+    if (x->mc && (x->cur_k < 0 || x->finish_seen)) { /* several choices: each unfinished one in turn */
+        next_choice(w, x, failed);
+        return;
+    }
     if (x->finish_seen) { /* it had finished: only [DONE] was missing */
         if (x->c) {
             client_chunk(x->c, "data: [DONE]\n\n", 14);
@@ -1737,7 +1963,8 @@ static void migrate(worker *w, xreq *x, sl_member *failed) {
         return;
     }
     if (!x->fs.echo_pending && (!x->have_pids || !x->json)) {
-        stream_error(w, x, "engine %s failed mid-stream and gave no token ids to continue from", failed->spec.url);
+        stream_error(w, x, "engine %s failed mid-stream and gave no token ids to continue from",
+                     failed ? failed->spec.url : x->cur ? x->cur->spec.url : "");
         return;
     }
     char *body = NULL;
@@ -1750,12 +1977,25 @@ static void migrate(worker *w, xreq *x, sl_member *failed) {
     if (st == SL_ERR_RANGE) { /* every token was streamed: end as the engine would have */
         json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:s}]}", "id", x->fs.id, "object",
                               x->fs.kind == SL_FO_CHAT ? "chat.completion.chunk" : "text_completion", "created",
-                              x->fs.created, "model", x->model, "choices", "index", 0,
+                              x->fs.created, "model", x->model, "choices", "index", x->fs.index,
                               x->fs.kind == SL_FO_CHAT ? "delta" : "text",
                               x->fs.kind == SL_FO_CHAT ? json_object() : json_string(""), "logprobs", "finish_reason",
                               "length");
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
+        if (x->mc && x->c && s) { /* that choice ends here; the next one continues */
+            obuf ev = {0};
+            ob_str(&ev, "data: ");
+            ob_str(&ev, s);
+            ob_str(&ev, "\n\n");
+            stream_headers(w, x);
+            client_chunk(x->c, ev.p, ev.n);
+            ob_free(&ev);
+            free(s);
+            x->finish_seen = true;
+            next_choice(w, x, failed);
+            return;
+        }
         if (x->c && s) {
             obuf ev = {0};
             ob_str(&ev, "data: ");
@@ -1785,10 +2025,16 @@ static void migrate(worker *w, xreq *x, sl_member *failed) {
     x->fs.text_before = x->fs.text_sent + x->fs.echo_bytes;
     sl_evstream_deinit(&x->sse_parser); /* a half-received event of the dead engine is dropped with its ids */
     sl_evstream_init(&x->sse_parser, MAX_EVENT);
-    atomic_fetch_add(&w->r->metrics.migrations, 1);
-    atomic_fetch_add(&failed->n_migrations, 1);
-    fprintf(stderr, "shardlm route: engine %s failed mid-stream after %d tokens: continuing elsewhere\n",
-            failed->spec.url, x->n_gids);
+    if (failed) {
+        atomic_fetch_add(&w->r->metrics.migrations, 1);
+        atomic_fetch_add(&failed->n_migrations, 1);
+        if (x->mc)
+            fprintf(stderr, "shardlm route: engine %s failed mid-stream: continuing its %d choices elsewhere\n",
+                    failed->spec.url, x->n_mc);
+        else
+            fprintf(stderr, "shardlm route: engine %s failed mid-stream after %d tokens: continuing elsewhere\n",
+                    failed->spec.url, x->n_gids);
+    }
     start_attempt(w, x);
 }
 
@@ -1897,9 +2143,13 @@ static void llama_events(xreq *x, const json_t *o, sl_strbuf *out) {
     } else if (!ch && json_object_get(o, "usage")) { /* the finished answers close */
         const char *k;
         json_t *end;
-        json_object_foreach(x->llama_ends, k, end)
-            sl_sse_event(out, NULL, llama_close(x, atoi(k), "", 0, end, json_object_get(o, "usage"),
+        json_object_foreach(x->llama_ends, k, end) {
+            const json_t *u = json_object_get(o, "usage");
+            json_t *own = x->mc ? multi_usage_of(x, atoi(k), u) : NULL; /* (several prompts: each answer's counts) */
+            sl_sse_event(out, NULL, llama_close(x, atoi(k), "", 0, end, own ? own : u,
                                      json_string_value(json_object_get(o, "model")), NULL));
+            json_decref(own);
+        }
         json_object_clear(x->llama_ends);
         return;
     } else if (ch) {
@@ -1944,18 +2194,32 @@ static bool on_event(void *ctx, char *ev, size_t n) {
                 }
             } else if (want_line(v, vl, "token_ids ", &rest, &rl)) {
                 sl_fo_parse_ids(rest, rl, &x->gids, &x->n_gids, &x->cap_gids);
+            } else if (want_line(v, vl, "choices ", &rest, &rl)) {
+                multi_begin(x, rest, rl);
+            } else if (want_line(v, vl, "prompt_token_ids#", &rest, &rl)) {
+                multi_ids(x, rest, rl, false);
+            } else if (want_line(v, vl, "token_ids#", &rest, &rl)) {
+                multi_ids(x, rest, rl, true);
             }
             continue;
         }
         if (sl_evstream_field(line, len, "data", &v, &vl)) {
             if (vl == 6 && !memcmp(v, "[DONE]", 6)) {
+                if (x->mc && x->cur_k >= 0 && multi_more(x)) { /* one choice continued; another is next */
+                    x->cont_done = true;
+                    continue;
+                }
                 x->done_seen = true;
                 if (!x->resp_req && !x->anth_req && !x->llama) ob_str(&out, "data: [DONE]\n"); /* (Responses, Anthropic, llama.cpp: no [DONE]) */
                 any = true;
                 continue;
             }
+            if (x->mc && x->cur_k < 0) multi_track(x, v, vl);
             if (x->llama || x->resp_req || x->anth_req) { /* the chunk (as rewritten for a continuation) made their own events */
                 char *s = x->migrated ? sl_fo_rewrite(&x->fs, v, vl) : NULL;
+                bool drop = false;
+                s = multi_usage(x, s, &drop);
+                if (drop) continue;
                 if (!x->migrated && !x->fs.learned) sl_fo_learn(&x->fs, v, vl);
                 if (x->count_text) sl_fo_count_text(&x->fs, v, vl);
                 json_t *o = s ? json_loads(s, 0, NULL) : json_loadb(v, vl, 0, NULL);
@@ -1996,6 +2260,9 @@ static bool on_event(void *ctx, char *ev, size_t n) {
                 ob_str(&out, "\n");
             } else {
                 char *s = sl_fo_rewrite(&x->fs, v, vl);
+                bool drop = false;
+                s = multi_usage(x, s, &drop);
+                if (drop) continue;
                 if (s && memmem(s, strlen(s), "\"finish_reason\":\"", 17)) x->finish_seen = true;
                 if (x->count_text) sl_fo_count_text(&x->fs, v, vl);
                 ob_str(&out, "data: ");
@@ -2084,8 +2351,18 @@ static void up_done(worker *w, uconn *u) {
     }
     x->t_up_done = mono_ns();
     if (x->sse) {
-        if (x->done_seen) finish_x(w, x);
-        else up_fail(w, u, F_EOF);
+        if (x->done_seen) {
+            finish_x(w, x);
+        } else if (x->cont_done) { /* a choice was continued to its end: the next one */
+            x->cont_done = false;
+            x->u = NULL;
+            u->x = NULL;
+            up_close(w, u);
+            attempt_end(x);
+            next_choice(w, x, NULL);
+        } else {
+            up_fail(w, u, F_EOF);
+        }
         return;
     }
     if (x->migrated) {
@@ -2110,12 +2387,21 @@ static void up_done(worker *w, uconn *u) {
             size_t i;
             json_t *c;
             json_array_foreach(choices, i, c) {
-                const json_t *t = json_object_get(c, "text");
+                const json_t *t = json_object_get(c, "text"), *us = json_object_get(chat, "usage"),
+                             *ti = json_object_get(c, "token_ids"), *pi = json_object_get(c, "prompt_token_ids");
+                json_t *own = NULL; /* several prompts: each answer's own counts, from its ids */
+                if (json_array_size(choices) > 1 && json_is_array(ti) && json_is_array(pi)) {
+                    json_int_t np = (json_int_t)json_array_size(pi), nc = (json_int_t)json_array_size(ti),
+                               cached = json_integer_value(json_object_get(json_object_get(us, "prompt_tokens_details"),
+                                                                           "cached_tokens"));
+                    own = json_pack("{s:I,s:I,s:I,s:{s:I}}", "prompt_tokens", np, "completion_tokens", nc, "total_tokens",
+                                    np + nc, "prompt_tokens_details", "cached_tokens", cached < np ? cached : np);
+                }
                 json_array_append_new(arr, llama_close(x, (int)json_integer_value(json_object_get(c, "index")),
                                                        json_string_value(t) ? json_string_value(t) : "", json_string_length(t), c,
-                                                       json_object_get(chat, "usage"),
-                                                       json_string_value(json_object_get(chat, "model")),
+                                                       own ? own : us, json_string_value(json_object_get(chat, "model")),
                                                        json_object_get(c, "completion_probabilities")));
+                json_decref(own);
             }
             rb = json_dumps(json_array_size(arr) == 1 ? json_array_get(arr, 0) : arr, JSON_COMPACT);
             json_decref(arr);

@@ -593,19 +593,24 @@ static json_t *gen_usage(gen *g) {
  * the first event, and `: token_ids 4 5` opens each event whose chunk carries
  * those generated tokens (EOS included). With them a router continues the
  * stream elsewhere exactly: prompt = prompt ids + generated ids. A generation
- * of several choices (prompts, n) has no ids: it cannot be moved. A chat answer
- * with tools or thinking is split into parts here, so its text is not what the
- * client saw: `: resume chat` before the prompt ids says to continue it as a
- * chat request with the bytes of each part the client has (api.c,
- * parse_chat_resume). */
+ * of several choices (prompts, n) says so first, `: choices N PER` (N choices,
+ * PER of each prompt: choice k is the (k % PER)-th of prompt k / PER, sampled
+ * with seed + k % PER), and names the choice in each line: `: prompt_token_ids#K
+ * 1 2 3` for the first choice K of each prompt, `: token_ids#K 4 5` before the
+ * event of choice K's chunk; a router continues each unfinished choice on its
+ * own. A chat answer with tools or thinking is split into parts here, so its
+ * text is not what the client saw: `: resume chat` before the prompt ids says
+ * to continue it as a chat request with the bytes of each part the client has
+ * (api.c, parse_chat_resume). */
 
-static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
-    char num[16];
+static void pend_ids(gen *g, const char *what, int k, const int32_t *ids, int32_t n) {
+    char num[24];
     pend(g, ": ", 2);
     pend(g, what, strlen(what));
+    if (g->n > 1) pend(g, num, (size_t)snprintf(num, sizeof num, "#%d", k));
     for (int32_t i = 0; i < n; i++) {
-        int k = snprintf(num, sizeof num, " %d", ids[i]);
-        pend(g, num, (size_t)k);
+        int m = snprintf(num, sizeof num, " %d", ids[i]);
+        pend(g, num, (size_t)m);
     }
     pend(g, "\n", 1);
 }
@@ -614,23 +619,31 @@ static void pend_ids(gen *g, const char *what, const int32_t *ids, int32_t n) {
  * and write the prompt ids. */
 static void token_ids_begin(gen *g, struct MHD_Connection *c) {
     const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shardlm-Token-Ids");
-    g->token_ids = g->n == 1 && v && strcmp(v, "0") != 0;
+    g->token_ids = v && strcmp(v, "0") != 0;
+    if (!g->token_ids) return;
     /* a chat answer with tools or thinking is not a continuation of its text (parts held back, split):
      * it continues as a chat request (shardlm_resume with "ids", parse_chat_resume in api.c) */
-    if (g->token_ids && parsed(g)) pend(g, ": resume chat\n", 14);
-    if (g->token_ids) pend_ids(g, "prompt_token_ids", g->ch[0].req->tokens, g->ch[0].req->n_prompt);
+    if (parsed(g)) pend(g, ": resume chat\n", 14);
+    if (g->n > 1) { /* (choices of one prompt are consecutive, the same number of each) */
+        int per = 1;
+        while (per < g->n && !g->ch[per].first) per++;
+        char line[64];
+        pend(g, line, (size_t)snprintf(line, sizeof line, ": choices %d %d\n", g->n, per));
+    }
+    for (int k = 0; k < g->n; k++)
+        if (g->ch[k].first) pend_ids(g, "prompt_token_ids", k, g->ch[k].req->tokens, g->ch[k].req->n_prompt);
 }
 
-/* The ids of generated tokens [k0, k1) of choice 0, copied under the channel lock (out may grow). */
-static void pend_token_ids(gen *g, int32_t k0, int32_t k1) {
+/* The ids of generated tokens [k0, k1) of choice k, copied under the channel lock (out may grow). */
+static void pend_token_ids(gen *g, int k, int32_t k0, int32_t k1) {
     if (k1 <= k0) return;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)(k1 - k0));
     if (!ids) return;
-    sl_req *r = g->ch[0].req;
+    sl_req *r = g->ch[k].req;
     pthread_mutex_lock(&r->mu);
-    for (int32_t k = k0; k < k1; k++) ids[k - k0] = r->out[k].id;
+    for (int32_t i = k0; i < k1; i++) ids[i - k0] = r->out[i].id;
     pthread_mutex_unlock(&r->mu);
-    pend_ids(g, "token_ids", ids, k1 - k0);
+    pend_ids(g, "token_ids", k, ids, k1 - k0);
     free(ids);
 }
 
@@ -711,14 +724,14 @@ static int collect_one(gen *g, int k, char *errmsg, size_t errcap) {
     }
     if (parsed(g)) {
         if (!http_error) {
-            if (g->token_ids) pend_token_ids(g, k0, k1);
+            if (g->token_ids) pend_token_ids(g, k, k0, k1);
             json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, g->tokens_as_ids, toks, 0, k1 - k0, t_from) : NULL;
             stream_parsed(g, k, text, text ? t_to - t_from : 0, lp, fin, why);
             c->text_sent = t_to;
             c->toks_sent = k1;
         }
     } else if (!http_error && (t_to > t_from || k1 > k0 || (g->kind == SL_API_CHAT && !c->role_sent))) {
-        if (g->token_ids) pend_token_ids(g, k0, k1);
+        if (g->token_ids) pend_token_ids(g, k, k0, k1);
         json_t *lp = toks ? sl_api_logprobs_json(&g->h->api, g->kind, g->tokens_as_ids, toks, 0, k1 - k0, c->n_echo + t_from) : NULL;
         pend_chunk(g, k, text ? text : "", text ? t_to - t_from : 0, lp, NULL);
         c->text_sent = t_to;

@@ -600,6 +600,153 @@ TEST(kill9_midstream_chat) {
                    "\"temperature\":0,\"stream\":true,\"user\":\"carol\"}");
 }
 
+/* Each choice's text and finish of an answer of several (whole, or a stream's chunks by index), as
+ * {"0": "text|finish", ...}, and its usage's counts ("usage P C"; "" when none came). */
+static char *choice_texts(const rresp *r, char *usage, size_t ucap) {
+    json_t *acc = json_object();
+    usage[0] = '\0';
+    const bool whole = r->body && (r->body[0] == '{' || r->body[0] == '[');
+    char *copy = strdup(r->body ? r->body : ""), *save = NULL;
+    for (char *ev = whole ? copy : strtok_r(copy, "\n", &save); ev; ev = whole ? NULL : strtok_r(NULL, "\n", &save)) {
+        if (!whole && strncmp(ev, "data: {", 7)) continue;
+        json_t *o = json_loads(whole ? ev : ev + 6, 0, NULL), *u = json_object_get(o, "usage");
+        if (json_is_array(o) || json_is_string(json_object_get(o, "content"))) { /* llama.cpp's answers and events */
+            json_t *all = json_is_array(o) ? json_incref(o) : json_pack("[O]", o);
+            size_t i;
+            json_t *a;
+            json_array_foreach(all, i, a) {
+                char key[16];
+                snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(a, "index")));
+                const char *have = json_string_value(json_object_get(acc, key));
+                char *j = NULL;
+                if (json_is_true(json_object_get(a, "stop"))) {
+                    if (asprintf(&j, "%s%s|%s %lld", have ? have : "", json_string_value(json_object_get(a, "content")),
+                                 json_string_value(json_object_get(a, "stop_type")),
+                                 (long long)json_integer_value(json_object_get(a, "tokens_predicted"))) < 0)
+                        abort();
+                } else if (asprintf(&j, "%s%s", have ? have : "", json_string_value(json_object_get(a, "content"))) < 0) {
+                    abort();
+                }
+                json_object_set_new(acc, key, json_string(j));
+                free(j);
+            }
+            json_decref(all);
+            json_decref(o);
+            continue;
+        }
+        if (json_is_object(u))
+            snprintf(usage, ucap, "usage %lld %lld", (long long)json_integer_value(json_object_get(u, "prompt_tokens")),
+                     (long long)json_integer_value(json_object_get(u, "completion_tokens")));
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(o, "choices"), i, c) {
+            char key[16];
+            snprintf(key, sizeof key, "%lld", (long long)json_integer_value(json_object_get(c, "index")));
+            json_t *t = json_object_get(c, "text");
+            if (!t) t = json_object_get(json_object_get(c, whole ? "message" : "delta"), "content");
+            const char *have = json_string_value(json_object_get(acc, key));
+            char *j = NULL;
+            if (asprintf(&j, "%s%s", have ? have : "", json_is_string(t) ? json_string_value(t) : "") < 0) abort();
+            json_t *fin = json_object_get(c, "finish_reason");
+            if (json_is_string(fin)) {
+                char *f = NULL;
+                if (asprintf(&f, "%s|%s", j, json_string_value(fin)) < 0) abort();
+                free(j);
+                j = f;
+            }
+            json_object_set_new(acc, key, json_string(j));
+            free(j);
+        }
+        json_decref(o);
+    }
+    free(copy);
+    char *out = json_dumps(acc, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(acc);
+    return out;
+}
+
+/* kill -9 the engine mid-way through a stream of several choices (n, several prompts): each unfinished
+ * choice continues on the other engine (its own seed, its own prompt), the client gets every choice's
+ * text as the undisturbed answer has it, one [DONE], and the usage of the whole generation. (The router
+ * used to end such a stream with an error, or with [DONE] once one choice had finished.) */
+static void midstream_kill_choices(const char *path, const char *plain, const char *stream, int kill_after) {
+    sl_test_proc e[2], r, ref;
+    const char *urls[2];
+    CHECK(start_engines(e, 2, urls));
+    CHECK(rt_start_engine(&ref, NULL));
+    CHECK(start_router(&r, urls, 2, NULL));
+    rresp want = rt_post(ref.url, path, plain);
+    CHECK_EQ_INT(want.status, 200);
+    char wu[64], gu[64];
+    char *wt = choice_texts(&want, wu, sizeof wu);
+    rresp got;
+    memset(&got, 0, sizeof got);
+    pid_t pids[2] = {e[0].pid, e[1].pid};
+    got.kill_after = kill_after;
+    got.engine_urls = urls;
+    got.engine_pids = pids;
+    got.n_engine = 2;
+    struct curl_slist *hl = NULL;
+    CURL *h = rt_easy(r.url, NULL, path, stream, NULL, NULL, &got, &hl, 60);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &got.status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hl);
+    CHECK_MSG(rc == CURLE_OK, "the client's stream broke: %s", curl_easy_strerror(rc));
+    CHECK(got.killed);
+    int done = 0, errs = 0;
+    free(rt_text(&got, &done, &errs));
+    CHECK_MSG(errs == 0, "error events: %.600s", got.body);
+    if (strcmp(path, "/completion")) CHECK_EQ_INT(done, 1);
+    else CHECK(!strstr(got.body, "[DONE]")); /* (llama.cpp's stream: each answer's closing event, no [DONE]) */
+    char *gt = choice_texts(&got, gu, sizeof gu);
+    CHECK_MSG(!strcmp(gt, wt), "the continued choices differ from the undisturbed answer:\n got  %s\n want %s", gt, wt);
+    if (strstr(stream, "include_usage")) CHECK_MSG(!strcmp(gu, wu), "usage: got '%s', want '%s'", gu, wu);
+    else CHECK_MSG(!gu[0], "a usage chunk nobody asked for: %s", gu);
+    CHECK(rt_metric(r.url, "shardlm_router_migrations_total") >= 1);
+    printf("  %s: %s, %s\n", path, gu, got.killed ? "killed mid-stream" : "");
+    free(gt);
+    free(wt);
+    rt_free(&got);
+    rt_free(&want);
+    stop_all(&r, 1);
+    stop_all(e, 2);
+    stop_all(&ref, 1);
+}
+
+TEST(kill9_midstream_several_choices) {
+    /* two prompts, two choices each, sampled */
+    midstream_kill_choices("/v1/completions",
+                           "{\"prompt\":[\"Once upon a time\",\"The little dog\"],\"n\":2,\"max_tokens\":120,"
+                           "\"temperature\":0.9,\"seed\":7}",
+                           "{\"prompt\":[\"Once upon a time\",\"The little dog\"],\"n\":2,\"max_tokens\":120,"
+                           "\"temperature\":0.9,\"seed\":7,\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+                           40);
+    /* choices that stop at different places: the first prompt's at once (its answers start with ", there"),
+     * before the kill, the second's later */
+    midstream_kill_choices("/v1/completions",
+                           "{\"prompt\":[\"Once upon a time\",\"The little dog\"],\"n\":2,\"max_tokens\":300,"
+                           "\"temperature\":1.0,\"seed\":3,\"stop\":[\", there\"]}",
+                           "{\"prompt\":[\"Once upon a time\",\"The little dog\"],\"n\":2,\"max_tokens\":300,"
+                           "\"temperature\":1.0,\"seed\":3,\"stop\":[\", there\"],\"stream\":true,"
+                           "\"stream_options\":{\"include_usage\":true}}",
+                           40);
+    /* llama.cpp's /completion of several prompts (its stream closes each answer with its counts) */
+    midstream_kill_choices("/completion",
+                           "{\"prompt\":[\"Once upon a time\",\"The little dog\",\"Lily\"],\"n_predict\":150,"
+                           "\"temperature\":0.7,\"seed\":5}",
+                           "{\"prompt\":[\"Once upon a time\",\"The little dog\",\"Lily\"],\"n_predict\":150,"
+                           "\"temperature\":0.7,\"seed\":5,\"stream\":true}",
+                           60);
+    /* chat, three choices, no usage asked */
+    midstream_kill_choices("/v1/chat/completions",
+                           "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"n\":3,"
+                           "\"max_tokens\":100,\"temperature\":0.8,\"seed\":11}",
+                           "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"n\":3,"
+                           "\"max_tokens\":100,\"temperature\":0.8,\"seed\":11,\"stream\":true}",
+                           45);
+}
+
 /* OpenAI's Responses API through the router: proxied as its chat request, so a stream moved by a kill -9
  * continues exactly, still as Responses events (one response.completed / incomplete at the end). */
 TEST(kill9_midstream_responses) {
@@ -969,6 +1116,24 @@ TEST(llamacpp_completion_through_the_router) {
     json_decref(of);
     rt_free(&d);
     rt_free(&f);
+    /* several prompts: each answer's own counts, whole and streamed, as the engine gives them (the router
+     * gave each the whole generation's) */
+    static const char many[] = "{\"prompt\":[\"Once upon a time\",\"Lily\"],\"n_predict\":12,\"temperature\":0,"
+                               "\"stop\":[\"park\"]}",
+                      many_s[] = "{\"prompt\":[\"Once upon a time\",\"Lily\"],\"n_predict\":12,\"temperature\":0,"
+                                 "\"stop\":[\"park\"],\"stream\":true}";
+    rresp me = rt_post(e.url, "/completion", many), mv = rt_post(r.url, "/completion", many),
+          ms = rt_post(r.url, "/completion", many_s);
+    char mu[64];
+    char *te = choice_texts(&me, mu, sizeof mu), *tv = choice_texts(&mv, mu, sizeof mu), *ts = choice_texts(&ms, mu, sizeof mu);
+    CHECK_MSG(me.status == 200 && strstr(te, "|limit 12") && !strcmp(te, tv) && !strcmp(te, ts),
+              "engine %s\n      router %s\n      streamed %s", te, tv, ts);
+    free(te);
+    free(tv);
+    free(ts);
+    rt_free(&me);
+    rt_free(&mv);
+    rt_free(&ms);
     json_decref(oa);
     json_decref(ob);
     rt_free(&a);

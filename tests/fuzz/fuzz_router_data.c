@@ -189,6 +189,19 @@ static int fuzz_router_data_one(const uint8_t *data, size_t len) {
             rc = 0;
         }
         free(out);
+        /* a choice of several as its own request: an object without "n" */
+        json_t *cb = orig ? sl_fo_choice_body(orig, data[0] & 3, 1 + ((data[0] >> 2) & 1)) : NULL;
+        if (cb) {
+            fuzz_rd_check(json_is_object(cb) && !json_object_get(cb, "n"), "a choice's body is an object without n");
+            json_decref(cb);
+        }
+        char *ut = sl_fo_usage_totals(p, n, 3, 4);
+        if (ut) {
+            json_t *o = json_loads(ut, 0, &je), *u = json_object_get(o, "usage");
+            fuzz_rd_check(json_integer_value(json_object_get(u, "total_tokens")) == 7, "usage totals add up");
+            json_decref(o);
+            free(ut);
+        }
         json_decref(orig);
     }
     sl_free(z);

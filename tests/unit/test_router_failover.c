@@ -220,6 +220,55 @@ TEST(rewrite_chunks) {
     CHECK(sl_fo_rewrite(&cs, "[DONE", 5) == NULL);
 }
 
+/* Choice k of several as a request of its own: the engine's seed of that choice (seed + k % per) and
+ * its prompt (k / per) where several are listed; one prompt given as ids stays whole. */
+TEST(choice_body) {
+    json_t *o = load("{\"prompt\":[\"a\",\"b\"],\"n\":3,\"seed\":10,\"max_tokens\":5}");
+    json_t *b = sl_fo_choice_body(o, 4, 3); /* prompt 1, its second choice */
+    char *s = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
+    CHECK_STR(s, "{\"max_tokens\":5,\"prompt\":\"b\",\"seed\":11}");
+    free(s);
+    json_decref(b);
+    json_decref(o);
+    o = load("{\"prompt\":[[1,2],[3]],\"n\":2,\"seed\":0}");
+    b = sl_fo_choice_body(o, 3, 2);
+    s = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
+    CHECK_STR(s, "{\"prompt\":[3],\"seed\":1}");
+    free(s);
+    json_decref(b);
+    json_decref(o);
+    o = load("{\"prompt\":[5,6,7],\"n\":2,\"seed\":1}");
+    b = sl_fo_choice_body(o, 1, 2);
+    s = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
+    CHECK_STR(s, "{\"prompt\":[5,6,7],\"seed\":2}");
+    free(s);
+    json_decref(b);
+    json_decref(o);
+    o = load("{\"messages\":[],\"n\":2,\"seed\":9223372036854775807}"); /* seed + 1 would not fit */
+    CHECK(sl_fo_choice_body(o, 1, 2) == NULL);
+    CHECK(strstr(sl_last_error(), "seed") != NULL);
+    json_decref(o);
+    o = load("{\"prompt\":[\"a\"],\"n\":1,\"seed\":1}"); /* no prompt 1 */
+    CHECK(sl_fo_choice_body(o, 1, 1) == NULL);
+    json_decref(o);
+}
+
+TEST(usage_totals_and_index) {
+    const char *u = "{\"id\":\"x\",\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":4,"
+                    "\"total_tokens\":34,\"prompt_tokens_details\":{\"cached_tokens\":28}}}";
+    char *s = sl_fo_usage_totals(u, strlen(u), 10, 61);
+    CHECK_STR(s, "{\"id\":\"x\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":61,"
+                 "\"total_tokens\":71,\"prompt_tokens_details\":{\"cached_tokens\":10}}}");
+    free(s);
+    CHECK(sl_fo_usage_totals("{\"choices\":[]}", 14, 1, 1) == NULL);
+    /* a continued choice's chunks get its index */
+    sl_fo_stream fs = {.kind = SL_FO_COMPLETIONS, .index = 3};
+    const char *c = "{\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"a\",\"logprobs\":null,\"finish_reason\":null}]}";
+    s = sl_fo_rewrite(&fs, c, strlen(c));
+    CHECK_STR(s, "{\"id\":\"c\",\"choices\":[{\"index\":3,\"text\":\"a\",\"logprobs\":null,\"finish_reason\":null}]}");
+    free(s);
+}
+
 TEST(weights_parse) {
     char v[SL_MAX_VERSIONS][64];
     double w[SL_MAX_VERSIONS];
