@@ -72,7 +72,7 @@
 #define MAX_EVENT (64u << 20)
 
 enum { K_LISTEN = 1, K_WAKE, K_CLIENT, K_UP };
-enum { EP_COMPLETIONS, EP_CHAT, EP_TOKENIZE, EP_DETOKENIZE, EP_EMBEDDINGS, EP_INFILL };
+enum { EP_COMPLETIONS, EP_CHAT, EP_TOKENIZE, EP_DETOKENIZE, EP_EMBEDDINGS, EP_INFILL, EP_FANOUT };
 enum { U_CONNECTING, U_SENDING, U_WAITING, U_IDLE, U_HANDSHAKE };
 /* how an attempt failed */
 enum { F_CONNECT, F_CONNECT_TIMEOUT, F_RESET, F_EOF, F_TIMEOUT, F_PROTO, F_UNAVAILABLE };
@@ -198,6 +198,11 @@ struct xreq {
     json_t *json_all;
     bool cont_done;
     bool usage_seen;      /* the stream's usage chunk went out */
+    /* POST /reset_prefix_cache: sent to every engine in rotation in turn (the view when it came), each
+     * one's answer in fo_results */
+    sl_view *fo_view;
+    int fo_next;
+    json_t *fo_results;
     /* POST /v1/responses: proxied as the chat request it makes (failover and all); its request, and the
      * stream's chat chunks made its events (server/responses.h) */
     json_t *resp_req;
@@ -346,6 +351,7 @@ static void client_flush(worker *w, cconn *c);
 static void client_close(worker *w, cconn *c);
 static void start_attempt(worker *w, xreq *x);
 static void attempt_failed(worker *w, xreq *x, sl_member *e, int kind, bool stale);
+static void fanout_next(worker *w, xreq *x);
 static void up_close(worker *w, uconn *u);
 static void up_fail(worker *w, uconn *u, int kind);
 static void finish_x(worker *w, xreq *x);
@@ -867,6 +873,8 @@ static void x_free(xreq *x) {
     }
     sl_free(x->mc);
     json_decref(x->json_all);
+    if (x->fo_view) sl_view_release(x->fo_view);
+    json_decref(x->fo_results);
     sl_free(x);
 }
 
@@ -1220,9 +1228,7 @@ static int handle_request(worker *w, cconn *c) {
         ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole; llama.cpp's too) */
     else if (sl_rerank_path(path)) ep = EP_EMBEDDINGS; /* rerank and score: the same */
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
-    else if (!strcmp(path, "/reset_prefix_cache")) /* (an engine's: the router does not fan it out) */
-        return respond_error(w, c, 501, NULL, "the router does not reset its engines' prefix caches: POST "
-                                              "/reset_prefix_cache to each engine (GET /admin/engines lists them)");
+    else if (!strcmp(path, "/reset_prefix_cache")) ep = EP_FANOUT; /* (vLLM's: every engine's cache) */
     else return respond_error(w, c, 404, NULL, "no such endpoint");
     if (!client_key_ok(r, hp)) {
         json_decref(resp_req);
@@ -1335,6 +1341,12 @@ static int handle_request(worker *w, cconn *c) {
         x->q.session = sl_hash64(sid->value, sid->value_len, SEED_SESSION);
     }
     x->q.model = x->model[0] ? x->model : NULL;
+    if (ep == EP_FANOUT) {
+        x->fo_view = sl_members_view(r->members, NULL);
+        x->fo_results = json_array();
+        fanout_next(w, x);
+        return 0;
+    }
     start_attempt(w, x);
     return 0;
 }
@@ -1752,6 +1764,45 @@ static void start_attempt(worker *w, xreq *x) {
     attempt_on(w, x, e);
 }
 
+/* ---- POST /reset_prefix_cache: every engine's --------------------------------------------------- */
+
+static void attempt_on(worker *w, xreq *x, sl_member *e);
+
+/* The engine x->cur answered (status, or the failure why): noted; the next engine in rotation is asked, or
+ * the client gets every engine's answer (200 when each reset its cache, else 502). */
+static void fanout_note(xreq *x, int status, const char *why) {
+    if (!x->cur) return;
+    json_t *o = json_pack("{s:s,s:s}", "id", x->cur->spec.id, "url", x->cur->spec.url);
+    if (status) json_object_set_new(o, "status", json_integer(status));
+    if (why) json_object_set_new(o, "error", json_string(why));
+    json_array_append_new(x->fo_results, o);
+}
+
+static void fanout_next(worker *w, xreq *x) {
+    attempt_end(x);
+    if (!x->c) {
+        finish_x(w, x);
+        return;
+    }
+    const sl_view *v = x->fo_view;
+    while (x->fo_next < v->n && !atomic_load(&v->engines[x->fo_next]->up)) x->fo_next++;
+    if (x->fo_next < v->n) {
+        attempt_on(w, x, v->engines[x->fo_next++]);
+        return;
+    }
+    size_t i, ok = 0;
+    json_t *e;
+    json_array_foreach(x->fo_results, i, e) ok += json_integer_value(json_object_get(e, "status")) == 200;
+    const size_t n = json_array_size(x->fo_results);
+    if (n == 0) {
+        respond_error(w, x->c, 503, NULL, "no engine is in rotation");
+    } else {
+        json_t *o = json_pack("{s:b,s:O}", "reset", ok == n, "engines", x->fo_results);
+        respond_json(w, x->c, ok == n ? 200 : 502, o, NULL);
+    }
+    finish_x(w, x);
+}
+
 /* ---- streams of several choices (n, several prompts) -------------------------------------------
  * The engine says `: choices N PER` first and names the choice in its id lines (`prompt_token_ids#K`,
  * `token_ids#K`); the router keeps each choice's ids and text (x->mc). When the engine fails, each
@@ -2064,6 +2115,12 @@ static void attempt_failed(worker *w, xreq *x, sl_member *e, int kind, bool stal
     } else if (kind != F_UNAVAILABLE && atomic_fetch_add(&e->passive_fails, 1) + 1 >= r->cfg.fall) {
         sl_member_eject(e, WHY[kind]);
     }
+    if (x->fo_results) { /* a fan-out notes it and goes on */
+        fanout_note(x, 0, WHY[kind]);
+        x->stale_retry = false;
+        fanout_next(w, x);
+        return;
+    }
     if (x->n_tried < MAX_TRIED) x->tried[x->n_tried++] = e;
     attempt_end(x);
     x->stale_retry = false;
@@ -2363,6 +2420,19 @@ static void up_done(worker *w, uconn *u) {
         } else {
             up_fail(w, u, F_EOF);
         }
+        return;
+    }
+    if (x->fo_results) { /* one engine of a fan-out answered */
+        fanout_note(x, x->status, NULL);
+        json_t *ans = json_loadb(x->resp.p ? x->resp.p : "", ob_pending(&x->resp), 0, NULL), *last =
+            json_array_get(x->fo_results, json_array_size(x->fo_results) - 1);
+        if (ans && last) json_object_set_new(last, "answer", ans); /* (the engine's counts, or its error) */
+        else json_decref(ans);
+        x->u = NULL;
+        u->x = NULL;
+        if (u->hp.state == SL_HP_DONE && u->hp.keep_alive) pool_put(w, u);
+        else up_close(w, u);
+        fanout_next(w, x);
         return;
     }
     if (x->migrated) {

@@ -115,9 +115,39 @@ TEST(proxy_matches_engine) {
     rt_free(&al3);
     rresp adm = rt_http(r.url, NULL, "/admin/engines", NULL, NULL, NULL);
     CHECK_EQ_INT(adm.status, 403);
-    rresp rpc = rt_post(r.url, "/reset_prefix_cache", ""); /* (an engine's: said so, not a bare 404) */
-    CHECK_MSG(rpc.status == 501 && strstr(rpc.body ? rpc.body : "", "to each engine"), "%ld %s", rpc.status, rpc.body);
-    rt_free(&rpc);
+    { /* vLLM's POST /reset_prefix_cache: every engine in rotation resets its cache (a prompt each had cached is
+       * computed again), and the answer lists each one's */
+        static const char pb[] = "{\"prompt\":\"The old owl sat in the tall tree and told the young birds about the "
+                                 "winter when the river froze.\",\"max_tokens\":2,\"temperature\":0}";
+        for (int round = 0; round < 3; round++) { /* cached on both, then after the reset on neither */
+            if (round == 2) {
+                rresp rpc = rt_post(r.url, "/reset_prefix_cache", "");
+                json_t *o = json_loads(rpc.body ? rpc.body : "", 0, NULL), *es = json_object_get(o, "engines");
+                size_t k;
+                json_t *en;
+                int freed = 0;
+                json_array_foreach(es, k, en) {
+                    freed += json_integer_value(json_object_get(en, "status")) == 200 &&
+                             json_integer_value(json_object_get(json_object_get(en, "answer"), "cached_blocks_freed")) > 0;
+                }
+                CHECK_MSG(rpc.status == 200 && json_is_true(json_object_get(o, "reset")) && json_array_size(es) == 2 &&
+                              freed == 2,
+                          "%ld %s", rpc.status, rpc.body);
+                json_decref(o);
+                rt_free(&rpc);
+            }
+            for (int i = 0; i < 2; i++) {
+                rresp q = rt_post(urls[i], "/v1/completions", pb);
+                json_t *qo = json_loads(q.body ? q.body : "", 0, NULL);
+                const json_int_t cached = json_integer_value(json_object_get(
+                    json_object_get(json_object_get(qo, "usage"), "prompt_tokens_details"), "cached_tokens"));
+                if (round > 0) CHECK_MSG(q.status == 200 && (round == 1 ? cached > 0 : cached == 0),
+                                         "engine %d, round %d: %s", i, round, q.body);
+                json_decref(qo);
+                rt_free(&q);
+            }
+        }
+    }
     CHECK(rt_metric(r.url, "shardlm_router_engine_up") == 2);
     CHECK(rt_metric(r.url, "shardlm_router_requests_total{status=\"200\"}") >= 4);
     { /* the process collector's metrics: the router's resident memory as the kernel counts it for its pid */
