@@ -34,7 +34,7 @@ enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_P
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
        O_POOLING, O_RERANK, O_HFOVER, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS,
        O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_NPREDICT, O_SEED, O_GENCONFIG, O_TPLKW,
-       O_TPLKW2, O_MAXLEN, O_ALIAS, O_PARALLEL, O_SSLREFRESH, O_COUNT };
+       O_TPLKW2, O_MAXLEN, O_ALIAS, O_PARALLEL, O_SSLREFRESH, O_SCHEDPOL, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -140,6 +140,9 @@ static const opt_def OPTS[O_COUNT] = {
     [O_MAXLEN] = {"max-model-len", NULL, OPT_INT, NULL, 1, 1 << 24, "the same as --ctx-size (vLLM's name)"},
     [O_ALIAS] = {"alias", "a", OPT_STR, NULL, 0, -1, "the same as --served-model-name (llama.cpp's name)"},
     [O_PARALLEL] = {"parallel", NULL, OPT_INT, NULL, 1, 4096, "the same as --max-num-seqs (llama.cpp's -np)"},
+    [O_SCHEDPOL] = {"scheduling-policy", NULL, OPT_STR, "fcfs", 0, -1,
+                    "fcfs (first come, first served) or priority (vLLM's: a request's 'priority' orders it, lower "
+                    "first, ties by arrival; when KV blocks run out the last in that order yields)"},
     [O_SSLREFRESH] = {"enable-ssl-refresh", NULL, OPT_BOOL, NULL, 0, -1,
                       "HTTPS: when --ssl-keyfile or --ssl-certfile change (a renewed certificate), new connections get "
                       "them (looked at once a second at most; the client CA stays the one read at start)"},
@@ -282,7 +285,12 @@ int cmd_serve(int argc, char **argv) {
         .spec_lookup_min = (int32_t)v[O_SPEC_MIN].i,
         .spec_lookup_max = (int32_t)v[O_SPEC_MAX].i,
         .spec_max_seqs = (int32_t)v[O_SPEC_SEQS].i,
+        .priority_policy = !strcmp(v[O_SCHEDPOL].s, "priority"),
     };
+    if (strcmp(v[O_SCHEDPOL].s, "fcfs") && strcmp(v[O_SCHEDPOL].s, "priority")) {
+        fprintf(stderr, "shardlm serve: --scheduling-policy '%s' is not one of fcfs, priority\n", v[O_SCHEDPOL].s);
+        goto done;
+    }
     if (sp.max_num_batched_tokens < sp.max_num_seqs) {
         fprintf(stderr,
                 "shardlm serve: --max-num-batched-tokens %d is less than --max-num-seqs %d: every running sequence "
@@ -312,7 +320,7 @@ int cmd_serve(int argc, char **argv) {
     if (tpl_failed) goto done;
     api = (sl_api_ctx){.model = m, .model_id = model_id, .model_names = names && strchr(names, ',') ? names : NULL,
                        .model_path = v[O_MODEL].s, .n_ctx = sl_sched_n_ctx(sched),
-                       .chat_template = chat_template};
+                       .chat_template = chat_template, .priority_policy = sp.priority_policy};
     if (!sl_reasoning_format_from_name(v[O_REASONING].s, &api.reasoning)) {
         fprintf(stderr, "shardlm serve: --reasoning-format '%s' is not one of none, deepseek, auto\n", v[O_REASONING].s);
         goto done;

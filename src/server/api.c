@@ -1801,9 +1801,9 @@ json_t *sl_api_load_body(const char *body, size_t len, sl_api_error *e) {
 }
 
 /* vLLM's cache_salt (prefix-cache isolation: SHA-256 of the string keys the first block), request_id (the
- * answer's id), priority (0 only: this scheduler is first come, first served, as vLLM without
- * --scheduling-policy priority) and return_token_ids. */
-static bool parse_vllm_request_fields(json_t *o, sl_api_request *r, sl_api_error *e) {
+ * answer's id), priority (lower first, with --scheduling-policy priority; else 0 only, as vLLM has it) and
+ * return_token_ids. */
+static bool parse_vllm_request_fields(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
     const json_t *cs = json_object_get(o, "cache_salt");
     if (cs && !json_is_null(cs)) {
         if (!json_is_string(cs) || json_string_length(cs) == 0) {
@@ -1825,11 +1825,12 @@ static bool parse_vllm_request_fields(json_t *o, sl_api_request *r, sl_api_error
     }
     long long prio = 0;
     if (!sl_api_get_int(o, "priority", INT32_MIN, INT32_MAX, &prio, e)) return false;
-    if (prio != 0) {
+    if (prio != 0 && !ctx->priority_policy) {
         sl_api_set_error(e, 400, "priority", "'priority' is %lld: priority scheduling is not enabled (requests are served "
-                         "first come, first served)", prio);
+                         "first come, first served; --scheduling-policy priority enables it)", prio);
         return false;
     }
+    r->params.priority = (int32_t)prio;
     return sl_api_get_bool(o, "return_token_ids", &r->return_token_ids, e);
 }
 
@@ -1849,7 +1850,7 @@ bool sl_api_parse(const sl_api_ctx *ctx, sl_api_kind kind, const char *body, siz
     p->sampling = sl_sampler_default_params();
     p->sampling.temperature = 1.0f; /* OpenAI's defaults */
     p->think_budget = -1;
-    if (!parse_vllm_request_fields(o, r, e)) goto done;
+    if (!parse_vllm_request_fields(ctx, o, r, e)) goto done;
     p->sampling.top_k = 0;
     p->sampling.top_p = 1.0f;
     p->sampling.min_p = 0.0f;

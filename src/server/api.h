@@ -155,6 +155,7 @@ typedef struct sl_api_ctx {
     json_t *defaults;
     json_t *template_kwargs;
     int32_t default_max_tokens;
+    bool priority_policy; /* --scheduling-policy priority: a request's 'priority' is taken (else it must be 0) */
 } sl_api_ctx;
 
 /* The server's request defaults (llama.cpp's --temp, --top-k, ..., -n, --seed; vLLM's --override-generation-config,

@@ -18,7 +18,11 @@
  *      last token samples the next one; output goes to its channel;
  *   5. newly full blocks are added to the prefix index.
  * Waiting is FIFO and a preempted request re-enters at the front, so no
- * request starves.
+ * request starves. Under vLLM's --scheduling-policy priority, "oldest" reads
+ * "first by (priority, submit time)" throughout — the running and waiting
+ * lists are kept in that order and a preempted request re-enters the waiting
+ * queue by it — so a request of lower priority waits while higher ones come
+ * (as in vLLM, it can starve).
  */
 #include "sched.h"
 
@@ -116,10 +120,17 @@ static void list_push_back(list *l, sl_req *r) {
     l->head.prev = r;
     l->n++;
 }
-/* Insert keeping the list ordered by submit time (oldest first). */
-static void list_insert_by_age(list *l, sl_req *r) {
+/* The scheduling order: by priority (lower first; 0 for all but under --scheduling-policy priority), then by
+ * submit time (oldest first). */
+static bool before(const sl_req *a, const sl_req *b) {
+    if (a->p.priority != b->p.priority) return a->p.priority < b->p.priority;
+    return a->t_submit < b->t_submit;
+}
+
+/* Insert keeping the list in scheduling order. */
+static void list_insert_in_order(list *l, sl_req *r) {
     sl_req *at = l->head.prev;
-    while (at != &l->head && at->t_submit > r->t_submit) at = at->prev;
+    while (at != &l->head && before(r, at)) at = at->prev;
     r->prev = at;
     r->next = at->next;
     at->next->prev = r;
@@ -531,27 +542,29 @@ static void preempt(sl_sched *s, sl_req *r) {
     sl_kvm_release(s->kvm, &r->kv);
     r->n_computed = 0;
     r->state = ST_WAITING;
-    list_push_front(&s->waiting, r);
+    if (s->p.priority_policy) list_insert_in_order(&s->waiting, r); /* (vLLM's: back into the queue by priority) */
+    else list_push_front(&s->waiting, r);
     atomic_fetch_add(&s->metrics->preemptions, 1);
 }
 
-/* Newest (latest submitted) running request of `pool` other than `except`. */
-static sl_req *newest_in_pool(sl_sched *s, int pool, sl_req *except) {
+/* The last in scheduling order (the newest, or of the lowest priority) running request of `pool` other than
+ * `except`. */
+static sl_req *last_in_pool(sl_sched *s, int pool, sl_req *except) {
     sl_req *best = NULL;
     for (sl_req *r = s->running.head.next; r != &s->running.head; r = r->next)
-        if (r != except && r->kv.pool == pool && (!best || r->t_submit > best->t_submit)) best = r;
+        if (r != except && r->kv.pool == pool && (!best || before(best, r))) best = r;
     return best;
 }
 
-/* Blocks for positions [0, n_pos) for a running request, preempting newer
- * requests of its pool when needed. False when r itself had to yield.
- * The running list is kept in submit order and batched oldest first, so a
- * victim (newer than r) has never been batched in this step yet. */
+/* Blocks for positions [0, n_pos) for a running request, preempting requests
+ * after it (in scheduling order) of its pool when needed. False when r itself
+ * had to yield. The running list is kept in scheduling order and batched in
+ * it, so a victim (after r) has never been batched in this step yet. */
 static bool reserve_running(sl_sched *s, sl_req *r, int32_t n_pos) {
     for (;;) {
         if (sl_kvm_reserve(s->kvm, &r->kv, n_pos) == SL_OK) return true;
-        sl_req *victim = newest_in_pool(s, r->kv.pool, r);
-        if (!victim || victim->t_submit < r->t_submit) {
+        sl_req *victim = last_in_pool(s, r->kv.pool, r);
+        if (!victim || before(victim, r)) {
             preempt(s, r);
             return false;
         }
@@ -889,7 +902,7 @@ static bool step(sl_sched *s) {
         }
         list_remove(&s->waiting, r);
         r->state = ST_RUNNING;
-        list_insert_by_age(&s->running, r);
+        list_insert_in_order(&s->running, r);
         add_to_batch(s, r, chunk, &n_tok, &n_seq);
         budget -= chunk;
         prefill -= chunk;
@@ -994,7 +1007,8 @@ static void *sched_main(void *arg) {
             /* a resumed stream with no token left: only its held-back text to release; an echo of the prompt
              * alone: nothing to compute, unless its logprobs were asked for */
             const bool nothing = r->p.max_tokens == 0 && !plp_pending(r) && !r->p.embed && !r->p.prefill_only;
-            list_push_back(nothing ? &done : &s->waiting, r);
+            if (nothing) list_push_back(&done, r);
+            else list_insert_in_order(&s->waiting, r);
             r->state = nothing ? ST_DONE : ST_WAITING;
         }
         pthread_mutex_unlock(&s->mu);

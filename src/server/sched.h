@@ -54,6 +54,7 @@ const char *sl_finish_reason_str(sl_finish_reason r);
 
 typedef struct sl_req_params {
     int32_t max_tokens;
+    int32_t priority;       /* vLLM's: lower is served first (with sl_sched_params.priority_policy; else 0) */
     sl_sampler_params sampling;
     bool ignore_eos;
     int32_t n_stop;
@@ -296,6 +297,9 @@ typedef struct sl_sched_params {
      * weights, so proposed tokens only add work (vLLM's
      * speculative_disable_by_batch_size) */
     int32_t spec_max_seqs;
+    /* vLLM's --scheduling-policy priority: requests are ordered by (priority, arrival) instead of arrival alone —
+     * admitted, batched and kept (the last in that order yields its blocks) in that order */
+    bool priority_policy;
     sl_kvm_pool_cfg pools[SL_KVM_MAX_POOLS];
     int n_pools;
 } sl_sched_params;

@@ -2673,6 +2673,90 @@ TEST(serve_reset_prefix_cache) {
     free(g.body);
 }
 
+/* vLLM's --scheduling-policy priority: with one sequence at a time, requests waiting together run in the order
+ * of their priority (lower first), whatever order they came in. (The server is stopped while they arrive, so
+ * they all wait behind the one running.) */
+TEST(serve_priority_scheduling) {
+    /* a model slow enough that the first request still runs when the others have come */
+    char model[] = "/tmp/shardlm-prio-XXXXXX";
+    CHECK(sl_test_temp_file(model, NULL));
+    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", model, "--dim", "512", "--layers", "8", "--heads", "8", "--ffn",
+                  "1536", "--vocab", "512", "--ctx", "1024", "--type", "Q8_0", NULL};
+    char *mk_out = NULL, *mk_err = NULL;
+    CHECK_MSG(sl_test_run(mk, &mk_out, &mk_err, 60) == 0, "mkmodel: %s", mk_err);
+    free(mk_out);
+    free(mk_err);
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", model, "--port", "0", "-t", "1", "--scheduling-policy", "priority",
+                    "--max-num-seqs", "1", "--kv-pools", "all:100%:lru", NULL};
+    const bool up = sl_test_proc_start(&p, args, 20) == 0;
+    unlink(model);
+    CHECK(up);
+    CURLM *m = curl_multi_init();
+    enum { N = 5 };
+    static const int prio[N] = {0, 5, -3, 0, 2}; /* [0]: the long one running first */
+    static const int want_order[N - 1] = {2, 3, 4, 1};
+    resp rs[N];
+    struct curl_slist *hl[N];
+    CURL *h[N];
+    memset(rs, 0, sizeof rs);
+    char bodies[N][256]; /* (libcurl reads them when it sends) */
+    for (int i = 0; i < N; i++) {
+        char *b = bodies[i];
+        snprintf(b, sizeof bodies[i], "{\"prompt\":[1,2,3],\"max_tokens\":%d,\"temperature\":0,\"ignore_eos\":true,"
+                              "\"priority\":%d%s}", i == 0 ? 300 : 8, prio[i], i == 0 ? ",\"stream\":true" : "");
+        h[i] = make_easy(p.url, "/v1/completions", b, NULL, &rs[i], &hl[i]);
+        curl_easy_setopt(h[i], CURLOPT_PRIVATE, (char *)NULL + i);
+    }
+    curl_multi_add_handle(m, h[0]);
+    int running = 1;
+    for (double t0 = now_s(); rs[0].n == 0 && now_s() - t0 < 20;) { /* the long one has begun */
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 5, NULL);
+    }
+    CHECK(rs[0].n > 0);
+    kill(p.pid, SIGSTOP);
+    for (int i = 1; i < N; i++) curl_multi_add_handle(m, h[i]);
+    for (double t0 = now_s(); now_s() - t0 < 0.3;) { /* sent: they wait in the stopped server's sockets */
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    kill(p.pid, SIGCONT);
+    int order[N], n_done = 0;
+    for (double t0 = now_s(); running && now_s() - t0 < 60;) {
+        curl_multi_perform(m, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(m, &left)))
+            if (msg->msg == CURLMSG_DONE && n_done < N) {
+                char *pv = NULL;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &pv);
+                order[n_done++] = (int)(pv - (char *)NULL);
+            }
+        if (running) curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    CHECK_EQ_INT(n_done, N);
+    CHECK_EQ_INT(order[0], 0);
+    for (int i = 0; i + 1 < N && n_done == N; i++)
+        CHECK_MSG(order[i + 1] == want_order[i], "finished in the order %d %d %d %d (priorities 5, -3, 0, 2 of 1..4)",
+                  order[1], order[2], order[3], order[4]);
+    for (int i = 0; i < N; i++) {
+        long st = 0;
+        curl_easy_getinfo(h[i], CURLINFO_RESPONSE_CODE, &st);
+        CHECK_EQ_INT(st, 200);
+        curl_multi_remove_handle(m, h[i]);
+        curl_easy_cleanup(h[i]);
+        curl_slist_free_all(hl[i]);
+        free(rs[i].body);
+    }
+    curl_multi_cleanup(m);
+    /* out of int32's range: refused by name */
+    resp r = http(p.url, "/v1/completions", "{\"prompt\":[1],\"max_tokens\":2,\"priority\":3000000000}", NULL);
+    CHECK_MSG(r.status == 400 && strstr(r.body, "\"param\":\"priority\""), "%s", r.body);
+    free(r.body);
+    sl_test_proc_stop(&p, SIGTERM, 10);
+}
+
 /* vLLM's request fields: cache_salt keeps a tenant's prefix-cache blocks to itself (the same salt hits, another or
  * none does not, the text is the same); request_id names the answer; priority must be 0 (first come, first
  * served); return_token_ids gives the prompt's and the output's ids, streamed ids joining to the whole answer's. */
