@@ -1058,8 +1058,9 @@ static bool parse_prediction(const sl_api_ctx *ctx, json_t *o, sl_api_request *r
     return true;
 }
 
-/* vLLM's use_beam_search (n the beam width, length_penalty its score's) and the fields it is refused with: the
- * ones whose effect a beam search does not have (vLLM's leaves them out unsaid). */
+/* vLLM's use_beam_search (n the beam width, length_penalty its score's; logprobs: each output token's, with its
+ * alternatives) and the fields it is refused with: the ones whose effect a beam search does not have (vLLM's
+ * leaves them out unsaid). */
 static bool parse_beam(json_t *o, sl_api_request *r, sl_api_error *e) {
     const sl_req_params *p = &r->params;
     double lp = 1;
@@ -1072,13 +1073,13 @@ static bool parse_beam(json_t *o, sl_api_request *r, sl_api_error *e) {
         return false;
     }
     const sl_sampler_params *d = &p->sampling;
-    static const char *const keys[] = {"logprobs", "top_logprobs", "prompt_logprobs", "echo", "stop", "stop_token_ids",
+    static const char *const keys[] = {"prompt_logprobs", "echo", "stop", "stop_token_ids",
                                        "logit_bias", "min_tokens", "allowed_token_ids", "bad_words", "response_format",
                                        "grammar", "json_schema", "guided_json", "guided_regex", "guided_choice",
                                        "guided_grammar", "structured_outputs", "tools", "n_probs", "reasoning_budget_tokens",
                                        "presence_penalty", "frequency_penalty", "repetition_penalty", "repeat_penalty",
                                        "mirostat", "dry_multiplier", "xtc_probability", "shardlm_resume", "suffix"};
-    const bool off[] = {p->logprobs < 0, !present(o, "top_logprobs"), p->prompt_logprobs < 0, !p->echo, p->n_stop == 0,
+    const bool off[] = {p->prompt_logprobs < 0, !p->echo, p->n_stop == 0,
                         p->n_stop_ids == 0, p->n_bias == 0, p->min_tokens == 0, p->n_allow == 0, p->n_bad == 0,
                         !p->schema, !p->grammar, !p->schema, !p->schema, !p->grammar, !p->grammar, !p->grammar,
                         !p->schema && !p->grammar, r->tools.choice == SL_TOOL_CHOICE_NONE, p->logprobs < 0,

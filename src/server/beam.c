@@ -12,6 +12,22 @@
 
 #define WAIT_SLICE_MS 50
 
+/* Its output tokens' log probabilities (with logprobs asked for), shared by the beams that extend it: each
+ * node is one token's, its parent the token's before. */
+typedef struct lp_node {
+    sl_tok_out t;
+    struct lp_node *parent;
+    int32_t refs;
+} lp_node;
+
+static void lp_release(lp_node *n) {
+    while (n && --n->refs == 0) {
+        lp_node *p = n->parent;
+        sl_free(n);
+        n = p;
+    }
+}
+
 /* A beam being searched: its tokens, their log probabilities' sum, where it was found (ties keep that order). */
 typedef struct cand {
     int32_t *ids;
@@ -19,6 +35,7 @@ typedef struct cand {
     double cum, score;
     bool ended;
     int64_t order;
+    lp_node *lp; /* its last output token's (NULL: none, or not asked for) */
 } cand;
 
 static double score_of(double cum, int32_t n_prompt, int32_t n, double length_penalty) {
@@ -32,15 +49,31 @@ static int by_score(const void *a, const void *b) {
 }
 
 static void cands_free(cand *c, int32_t n) {
-    for (int32_t i = 0; i < n; i++) sl_free(c[i].ids);
+    for (int32_t i = 0; i < n; i++) {
+        sl_free(c[i].ids);
+        lp_release(c[i].lp);
+    }
 }
 
-/* c extended by token id (or, ended, not), with logprob lp; false when out of memory. */
+/* c extended by token id (or, ended, not), with logprob lp; with logprobs asked for (top >= 0), the token's
+ * record: its log probability and the first `top` alternatives of o. False when out of memory. */
 static bool extend(cand *out, const cand *c, int32_t id, float lp, bool ended, int32_t n_prompt, double length_penalty,
-                   int64_t order) {
+                   int64_t order, const sl_tok_out *o, int32_t top) {
     out->n = c->n + (ended ? 0 : 1);
+    out->lp = c->lp;
+    if (out->lp) out->lp->refs++;
     out->ids = sl_alloc_array((size_t)out->n + 1, sizeof(int32_t));
     if (!out->ids) return false;
+    if (top >= 0 && !ended) { /* (an ending token is not output) */
+        lp_node *nd = sl_calloc(1, sizeof *nd);
+        if (!nd) return false;
+        nd->t = (sl_tok_out){.id = id, .logprob = lp, .n_top = o->n_top < top ? o->n_top : top};
+        memcpy(nd->t.top_ids, o->top_ids, sizeof(int32_t) * (size_t)nd->t.n_top);
+        memcpy(nd->t.top_lps, o->top_lps, sizeof(float) * (size_t)nd->t.n_top);
+        nd->parent = out->lp; /* (the reference taken above moves to it) */
+        nd->refs = 1;
+        out->lp = nd;
+    }
     if (c->n) memcpy(out->ids, c->ids, sizeof(int32_t) * (size_t)c->n);
     if (!ended) out->ids[c->n] = id;
     out->cum = c->cum + lp;
@@ -81,8 +114,9 @@ sl_status sl_beam_search(sl_sched *s, const int32_t *prompt, int32_t n_prompt, c
                          int32_t *n_out) {
     *n_out = 0;
     const int32_t w = cfg->width, k = 2 * cfg->width;
-    sl_req_params p = {.max_tokens = 1, .sampling = sl_sampler_default_params(), .logprobs = k, .prompt_logprobs = -1,
-                       .think_budget = -1};
+    /* each step's request: the 2 x width most likely tokens extend a beam; as many as logprobs asks are recorded */
+    sl_req_params p = {.max_tokens = 1, .sampling = sl_sampler_default_params(),
+                       .logprobs = cfg->logprobs > k ? cfg->logprobs : k, .prompt_logprobs = -1, .think_budget = -1};
     p.sampling.temperature = 0; /* (the sampled token does not matter: its alternatives do) */
     p.adapter = cfg->base->adapter;
     p.has_cache_salt = cfg->base->has_cache_salt;
@@ -113,10 +147,11 @@ sl_status sl_beam_search(sl_sched *s, const int32_t *prompt, int32_t n_prompt, c
             st = SL_FAIL(SL_ERR_NOMEM, "beam search: out of memory");
         for (int32_t b = 0; st == SL_OK && b < n_live; b++) {
             const sl_tok_out *o = &reqs[b]->out[0]; /* (the request has finished: nothing writes it now) */
-            for (int32_t j = 0; j < o->n_top && st == SL_OK; j++) {
+            for (int32_t j = 0; j < o->n_top && j < k && st == SL_OK; j++) {
                 const bool eog = !cfg->ignore_eos && sl_tokenizer_is_eog(cfg->tok, o->top_ids[j]);
                 cand *to = eog ? &ended[n_ended++] : &next[n_next++];
-                if (!extend(to, &live[b], o->top_ids[j], o->top_lps[j], eog, n_prompt, cfg->length_penalty, order++))
+                if (!extend(to, &live[b], o->top_ids[j], o->top_lps[j], eog, n_prompt, cfg->length_penalty, order++, o,
+                            cfg->logprobs))
                     st = SL_FAIL(SL_ERR_NOMEM, "beam search: out of memory");
             }
         }
@@ -135,11 +170,19 @@ sl_status sl_beam_search(sl_sched *s, const int32_t *prompt, int32_t n_prompt, c
         n_ended += n_live;
         n_live = 0;
         qsort(ended, (size_t)n_ended, sizeof *ended, by_score);
-        for (int32_t i = 0; i < n_ended && i < w; i++) {
+        for (int32_t i = 0; i < n_ended && i < w && st == SL_OK; i++) {
             out[i] = (sl_beam){.ids = ended[i].ids, .n = ended[i].n, .cum_logprob = ended[i].cum,
                                .score = ended[i].score, .ended = ended[i].ended};
             ended[i].ids = NULL;
             (*n_out)++;
+            if (cfg->logprobs >= 0) { /* the chain of records, last first, as an array */
+                if (!(out[i].lp = sl_alloc_array((size_t)out[i].n + 1, sizeof(sl_tok_out)))) {
+                    st = SL_FAIL(SL_ERR_NOMEM, "beam search: out of memory");
+                    break;
+                }
+                int32_t t = out[i].n;
+                for (const lp_node *nd = ended[i].lp; nd && t > 0; nd = nd->parent) out[i].lp[--t] = nd->t;
+            }
         }
     }
     cands_free(live, n_live);
@@ -153,5 +196,8 @@ sl_status sl_beam_search(sl_sched *s, const int32_t *prompt, int32_t n_prompt, c
 }
 
 void sl_beam_free(sl_beam *b, int32_t n) {
-    for (int32_t i = 0; i < n; i++) sl_free(b[i].ids);
+    for (int32_t i = 0; i < n; i++) {
+        sl_free(b[i].ids);
+        sl_free(b[i].lp);
+    }
 }

@@ -9,7 +9,9 @@
  * (the prompt's tokens included, an ending token not) to the power
  * length_penalty; ties keep the order the beams were found in. The steps'
  * requests share the prompt's and the beams' KV blocks through the prefix
- * cache, which is what makes a step cheap.
+ * cache, which is what makes a step cheap. With logprobs asked for, each
+ * output token carries its log probability and the most likely alternatives
+ * at its position (as vLLM's beam search returns them).
  */
 #ifndef SL_SERVER_BEAM_H
 #define SL_SERVER_BEAM_H
@@ -26,6 +28,7 @@ typedef struct sl_beam {
     double cum_logprob; /* their log probabilities' sum (an ending token's included) */
     double score;
     bool ended;         /* ended by an end-of-generation token ("stop"); else it ran to max_tokens ("length") */
+    sl_tok_out *lp;     /* with cfg.logprobs >= 0: each output token's log probability and alternatives (n), else NULL */
 } sl_beam;
 
 typedef struct sl_beam_cfg {
@@ -33,6 +36,7 @@ typedef struct sl_beam_cfg {
     int32_t max_tokens;      /* >= 1 */
     bool ignore_eos;
     double length_penalty;
+    int32_t logprobs;        /* -1: none; else each output token's log probability with this many alternatives (<= 20) */
     const sl_req_params *base; /* the steps' requests take its adapter and cache salt */
     const sl_tokenizer *tok;   /* which tokens end generation */
     /* polled while a step runs: true when the client has gone (the search then stops, SL_ERR_CLOSED) */

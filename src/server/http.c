@@ -1182,14 +1182,16 @@ static char *beam_stream(json_t *o, sl_api_kind kind, bool include_usage) {
     json_t *ch;
     json_array_foreach(json_object_get(o, "choices"), i, ch) {
         json_t *idx = json_object_get(ch, "index"), *msg = json_object_get(ch, "message"), *body[2];
+        json_t *lp = json_object_get(ch, "logprobs"); /* (all of a choice's, with its text) */
         if (kind == SL_API_CHAT) {
             json_t *delta = json_pack("{s:s,s:O}", "role", "assistant", "content", json_object_get(msg, "content"));
             if (json_object_get(msg, "reasoning_content")) json_object_set(delta, "reasoning_content", json_object_get(msg, "reasoning_content"));
-            body[0] = json_pack("{s:O,s:o,s:n,s:n}", "index", idx, "delta", delta, "logprobs", "finish_reason");
+            body[0] = json_pack("{s:O,s:o,s:O,s:n}", "index", idx, "delta", delta, "logprobs", lp, "finish_reason");
             body[1] = json_pack("{s:O,s:{},s:n,s:O,s:n}", "index", idx, "delta", "logprobs", "finish_reason",
                                 json_object_get(ch, "finish_reason"), "stop_reason");
         } else {
-            body[0] = json_pack("{s:O,s:O,s:n,s:n}", "index", idx, "text", json_object_get(ch, "text"), "logprobs", "finish_reason");
+            body[0] = json_pack("{s:O,s:O,s:O,s:n}", "index", idx, "text", json_object_get(ch, "text"), "logprobs", lp,
+                                "finish_reason");
             body[1] = json_pack("{s:O,s:s,s:n,s:O,s:n}", "index", idx, "text", "", "logprobs", "finish_reason",
                                 json_object_get(ch, "finish_reason"), "stop_reason");
         }
@@ -1221,6 +1223,7 @@ static enum MHD_Result handle_beam(sl_http *h, struct MHD_Connection *c, conn *c
         const sl_api_prompt pr = sl_api_prompt_at(ar, i);
         const sl_beam_cfg cfg = {.width = w, .max_tokens = ar->max_tokens_given ? ar->params.max_tokens : sl_api_room(&h->api, pr.n),
                                  .ignore_eos = ar->params.ignore_eos, .length_penalty = ar->length_penalty,
+                                 .logprobs = ar->params.logprobs,
                                  .base = &ar->params, .tok = sl_model_tokenizer(h->api.model), .gone = beam_client_gone,
                                  .ctx = c};
         st = sl_beam_search(h->sched, pr.ids, pr.n, &cfg, beams + i * w, &n_beams[i]);
@@ -1234,6 +1237,8 @@ static enum MHD_Result handle_beam(sl_http *h, struct MHD_Connection *c, conn *c
             json_t *ch = text ? beam_choice(kind, ar, (int)json_array_size(choices), text, b->ended) : NULL;
             if (!ch) st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
             else json_array_append_new(choices, ch);
+            if (ch && b->lp) /* (vLLM's: each output token's log probability and alternatives) */
+                json_object_set_new(ch, "logprobs", sl_api_logprobs_json(&h->api, kind, ar->tokens_as_ids, b->lp, 0, b->n, 0));
             if (ch && ar->return_token_ids) { /* (vLLM's: the beam's ids, and a completion's prompt ids) */
                 const sl_api_prompt pr = sl_api_prompt_at(ar, i);
                 json_t *ids = json_array(), *pids = json_array();

@@ -5517,6 +5517,7 @@ typedef struct rbeam {
     int ids[64];
     int n;
     double cum, score;
+    double end_lp; /* an ended beam's ending token's log probability (in cum, not an output token's) */
     bool ended;
     long order;
 } rbeam;
@@ -5572,6 +5573,7 @@ static int ref_beam_search(const char *url, json_t *prompt, int w, int max_token
                 *to = live[b];
                 if (!eos) to->ids[to->n++] = alt[a].id;
                 to->cum = live[b].cum + alt[a].lp;
+                to->end_lp = eos ? alt[a].lp : 0;
                 to->ended = eos;
                 to->order = order++;
                 to->score = to->cum / pow(np + to->n, lp);
@@ -5637,8 +5639,8 @@ TEST(serve_beam_search) {
     for (size_t k = 0; k < sizeof runs / sizeof runs[0] && !sl_test_failed(); k++) {
         rbeam want[10];
         const int n_want = ref_beam_search(tiny.url, prompt, runs[k].w, 40, runs[k].lp, want);
-        json_t *req = json_pack("{s:O,s:i,s:b,s:i,s:f,s:b}", "prompt", prompt, "max_tokens", 40, "use_beam_search", 1, "n",
-                                runs[k].w, "length_penalty", runs[k].lp, "return_token_ids", 1);
+        json_t *req = json_pack("{s:O,s:i,s:b,s:i,s:f,s:b,s:i}", "prompt", prompt, "max_tokens", 40, "use_beam_search", 1,
+                                "n", runs[k].w, "length_penalty", runs[k].lp, "return_token_ids", 1, "logprobs", 2);
         char *body = json_dumps(req, JSON_COMPACT);
         long st;
         json_t *o = post_json(tiny.url, "/v1/completions", body, &st);
@@ -5652,6 +5654,18 @@ TEST(serve_beam_search) {
             for (int i = 0; same && i < want[b].n; i++) same = json_integer_value(json_array_get(ids, (size_t)i)) == want[b].ids[i];
             CHECK_MSG(same, "width %d, length_penalty %.1f, beam %d: %s (want %d tokens, %s)", runs[k].w, runs[k].lp, b,
                       json_dumps(ch, JSON_COMPACT), want[b].n, want[b].ended ? "stop" : "length");
+            /* its logprobs: one per output token, 2 alternatives each, summing to the beam's own (the ending
+             * token's left out, as its text leaves it out) */
+            json_t *lps = json_object_get(json_object_get(ch, "logprobs"), "token_logprobs");
+            double sum = 0;
+            size_t i;
+            json_t *v;
+            json_array_foreach(lps, i, v) sum += json_number_value(v);
+            CHECK_MSG((int)json_array_size(lps) == want[b].n &&
+                          json_object_size(json_array_get(json_object_get(json_object_get(ch, "logprobs"), "top_logprobs"), 0)) == 2 &&
+                          fabs(sum - (want[b].cum - want[b].end_lp)) < 1e-4 * (1 + fabs(sum)),
+                      "beam %d: %zu logprobs summing to %.6f, want %d summing to %.6f", b, json_array_size(lps), sum,
+                      want[b].n, want[b].cum - want[b].end_lp);
             stops += want[b].ended;
             lengths += !want[b].ended;
         }
@@ -5676,7 +5690,21 @@ TEST(serve_beam_search) {
           a1.nc == a2.nc && a1.nc > 0);
     answer_free(&a1);
     answer_free(&a2);
-    static const char *const bad[][2] = {{",\"logprobs\":1", "logprobs"}, {",\"stop\":[\".\"]", "stop"},
+    /* logprobs with one beam: the greedy answer's own (the same tokens, log probabilities and alternatives) */
+    resp gl = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"temperature\":0,"
+                                           "\"ignore_eos\":true,\"logprobs\":3}", NULL),
+         bl = http(url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":12,\"use_beam_search\":true,"
+                                           "\"n\":1,\"ignore_eos\":true,\"logprobs\":3}", NULL);
+    json_t *glo = json_loads(gl.body, 0, NULL), *blo = json_loads(bl.body, 0, NULL);
+    json_t *glp = json_object_get(json_array_get(json_object_get(glo, "choices"), 0), "logprobs"),
+           *blp = json_object_get(json_array_get(json_object_get(blo, "choices"), 0), "logprobs");
+    CHECK_MSG(json_array_size(json_object_get(glp, "tokens")) == 12 && json_equal(glp, blp), "greedy %s\n      beam %s",
+              gl.body, bl.body);
+    json_decref(glo);
+    json_decref(blo);
+    free(gl.body);
+    free(bl.body);
+    static const char *const bad[][2] = {{",\"prompt_logprobs\":1", "prompt_logprobs"}, {",\"stop\":[\".\"]", "stop"},
                                          {",\"n\":11", "n"}, {",\"response_format\":{\"type\":\"json_object\"}", "response_format"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char body[256], want_param[64];

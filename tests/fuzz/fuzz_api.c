@@ -338,7 +338,7 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
                    "max_tokens is 0 only when resuming, echoing or computing the prompt alone (llama.cpp's n_predict 0)");
     fuzz_api_check(r.n_more >= 0 && r.n >= 1 && (r.n_more + 1) * r.n <= SL_API_MAX_PROMPTS && (r.n_more == 0 || r.more),
                    "at most SL_API_MAX_PROMPTS choices");
-    fuzz_api_check(!r.beam || (r.n <= SL_API_MAX_BEAMS && p->logprobs < 0 && !p->echo && p->n_stop == 0 && !p->schema &&
+    fuzz_api_check(!r.beam || (r.n <= SL_API_MAX_BEAMS && p->logprobs <= SL_MAX_TOP_LOGPROBS && p->prompt_logprobs < 0 && !p->echo && p->n_stop == 0 && !p->schema &&
                                !p->grammar && p->resume_generated == 0 && isfinite(r.length_penalty)),
                    "a beam search: at most SL_API_MAX_BEAMS beams, none of what it does not take");
     for (int32_t k = 0; k < r.n_more; k++) {

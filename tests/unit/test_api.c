@@ -375,7 +375,7 @@ TEST(vllm_and_llamacpp_sampling_fields) {
         {"{\"prompt\": \"x\", \"tfs_z\": \"1\"}", "tfs_z", "not supported"},
         {"{\"prompt\": \"x\", \"use_beam_search\": 1}", "use_beam_search", "true or false"},
         {"{\"prompt\": \"x\", \"use_beam_search\": true, \"n\": 11}", "n", "at most 10 beams"},
-        {"{\"prompt\": \"x\", \"use_beam_search\": true, \"logprobs\": 2}", "logprobs", "not taken with"},
+        {"{\"prompt\": \"x\", \"use_beam_search\": true, \"prompt_logprobs\": 2}", "prompt_logprobs", "not taken with"},
         {"{\"prompt\": \"x\", \"use_beam_search\": true, \"presence_penalty\": 0.5}", "presence_penalty", "not taken with"},
         {"{\"prompt\": \"x\", \"use_beam_search\": true, \"length_penalty\": \"1\"}", "length_penalty", "number"},
         {"{\"prompt\": \"x\", \"prompt_logprobs\": 1, \"stream\": true}", "prompt_logprobs", "not available with"},
