@@ -145,7 +145,8 @@ static const opt_def OPTS[O_COUNT] = {
                     "first, ties by arrival; when KV blocks run out the last in that order yields)"},
     [O_SSLREFRESH] = {"enable-ssl-refresh", NULL, OPT_BOOL, NULL, 0, -1,
                       "HTTPS: when --ssl-keyfile or --ssl-certfile change (a renewed certificate), new connections get "
-                      "them (looked at once a second at most; the client CA stays the one read at start)"},
+                      "them; when --ssl-ca-certs changes, client certificates are checked against its CAs (looked at "
+                      "once a second at most)"},
     [O_HFOVER] = {"hf-overrides", NULL, OPT_STR, NULL, 0, -1,
                   "model settings the GGUF file lacks, as vLLM's JSON: {\"is_matryoshka\": true} lets embeddings be "
                   "shortened by a request's dimensions, {\"matryoshka_dimensions\": [64, 128]} only to those sizes"},

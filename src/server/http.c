@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -59,6 +60,10 @@ struct sl_http {
     struct tls_cred *cred;
     sl_filewatch tls_watch;
     pthread_mutex_t tls_mu;
+    /* --ssl-ca-certs: what client certificates are checked against (reloaded with --enable-ssl-refresh when
+     * the file changes; under tls_mu) */
+    gnutls_x509_trust_list_t trust;
+    sl_filewatch ca_watch;
     long long started; /* the model's "created": when this server started serving it */
     sl_resp_store *store; /* responses kept for previous_response_id and GET /v1/responses/{id}, or NULL */
     /* background responses running (their gens, bg_next-linked), and a signal when one ends */
@@ -1701,21 +1706,69 @@ static enum MHD_Result handle_classify(sl_http *h, struct MHD_Connection *c, con
 
 /* ---- routing ---------------------------------------------------------------- */
 
-/* --ssl-ca-certs: the client's certificate chains to it (libmicrohttpd asks for one, GnuTLS checks it here);
- * where one is only checked if sent (--ssl-cert-reqs 1), a client without one passes. */
-static bool client_cert_ok(struct MHD_Connection *c, bool required) {
+static sl_status read_pem(const char *path, const char *flag, char **out);
+
+/* The CA certificates of a PEM text as a GnuTLS trust list, or NULL when it holds none. */
+static gnutls_x509_trust_list_t trust_of(const char *pem) {
+    gnutls_x509_trust_list_t tl = NULL;
+    const gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
+    if (gnutls_x509_trust_list_init(&tl, 0) < 0) return NULL;
+    if (gnutls_x509_trust_list_add_trust_mem(tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0) <= 0) {
+        gnutls_x509_trust_list_deinit(tl, 1);
+        return NULL;
+    }
+    return tl;
+}
+
+/* --enable-ssl-refresh: the --ssl-ca-certs file changed: its CAs from now on, or the ones before kept (and why
+ * on stderr). The caller holds tls_mu. */
+static void ca_reload(sl_http *h) {
+    char *pem = NULL;
+    sl_status st = read_pem(h->cfg.tls_ca_file, "--ssl-ca-certs", &pem);
+    gnutls_x509_trust_list_t tl = st == SL_OK ? trust_of(pem) : NULL;
+    free(pem);
+    if (tl) {
+        gnutls_x509_trust_list_deinit(h->trust, 1);
+        h->trust = tl;
+        sl_filewatch_take(&h->ca_watch);
+        fprintf(stderr, "shardlm serve: --enable-ssl-refresh: %s changed: client certificates are checked against "
+                        "its CAs\n", h->cfg.tls_ca_file);
+    } else {
+        sl_filewatch_refuse(&h->ca_watch);
+        fprintf(stderr, "shardlm serve: --enable-ssl-refresh: %s; the CAs before stay in use\n",
+                st != SL_OK ? sl_last_error() : "no CA certificate GnuTLS could take in --ssl-ca-certs");
+    }
+}
+
+/* --ssl-ca-certs: the client's certificate chains to one of its CAs (libmicrohttpd asks for a certificate; it is
+ * checked here, against the CAs of the file as last read); where one is only checked if sent (--ssl-cert-reqs
+ * 1), a client without one passes. */
+static bool client_cert_ok(sl_http *h, struct MHD_Connection *c, bool required) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (!ci || !ci->tls_session) return false;
     gnutls_session_t s = (gnutls_session_t)ci->tls_session;
     unsigned n = 0;
-    if (!gnutls_certificate_get_peers(s, &n) || n == 0) return !required;
+    const gnutls_datum_t *raw = gnutls_certificate_get_peers(s, &n);
+    if (!raw || n == 0) return !required;
+    gnutls_x509_crt_t chain[16];
+    unsigned k = 0;
+    bool ok = true;
+    for (; k < n && k < 16 && ok; k++)
+        ok = gnutls_x509_crt_init(&chain[k]) >= 0 && gnutls_x509_crt_import(chain[k], &raw[k], GNUTLS_X509_FMT_DER) >= 0;
     unsigned status = 1;
-    return gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
+    if (ok) {
+        pthread_mutex_lock(&h->tls_mu);
+        if (h->cfg.tls_refresh && sl_filewatch_changed(&h->ca_watch)) ca_reload(h);
+        ok = gnutls_x509_trust_list_verify_crt2(h->trust, chain, k, NULL, 0, 0, &status, NULL) >= 0 && status == 0;
+        pthread_mutex_unlock(&h->tls_mu);
+    }
+    for (unsigned i = 0; i < k; i++) gnutls_x509_crt_deinit(chain[i]);
+    return ok;
 }
 
 static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, const char *url, const char *method) {
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-    if (h->tls_trust && !client_cert_ok(c, h->cfg.tls_cert_reqs >= 2))
+    if (h->tls_trust && !client_cert_ok(h, c, h->cfg.tls_cert_reqs >= 2))
         return reply_err(c, cx, 403, NULL, h->cfg.tls_cert_reqs >= 2 ? "a client certificate signed by this server's --ssl-ca-certs is required"
                                                                     : "the client certificate is not signed by this server's --ssl-ca-certs");
     url = sl_llama_path_alias(url); /* (llama.cpp's other names of its paths) */
@@ -1946,6 +1999,7 @@ static void http_free(sl_http *h) {
     free(h->tls_key);
     free(h->tls_cert);
     free(h->tls_trust);
+    if (h->trust) gnutls_x509_trust_list_deinit(h->trust, 1);
     if (refresh_http == h) refresh_http = NULL;
     cred_free(h->cred);
     pthread_mutex_destroy(&h->tls_mu);
@@ -2132,7 +2186,15 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
         tls_ops[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
         tls_ops[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
     }
-    if (tls && h->tls_trust) tls_ops[cfg->tls_refresh ? 1 : 2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust};
+    if (tls && h->tls_trust) {
+        tls_ops[cfg->tls_refresh ? 1 : 2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust};
+        if (!(h->trust = trust_of(h->tls_trust))) {
+            http_free(h);
+            return SL_FAIL(SL_ERR_INVALID, "--ssl-ca-certs %s: no CA certificate GnuTLS could take in it", cfg->tls_ca_file);
+        }
+        const char *watched[] = {cfg->tls_ca_file};
+        if (cfg->tls_refresh) sl_filewatch_init(&h->ca_watch, watched, 1);
+    }
     h->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                                 (sa.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0) | (tls ? MHD_USE_TLS : 0),
                             (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

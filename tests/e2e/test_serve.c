@@ -5395,6 +5395,53 @@ TEST(serve_ssl_refresh) {
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(files[i]);
 }
 
+/* --enable-ssl-refresh with --ssl-ca-certs (vLLM refreshes the CA file too): client certificates are checked
+ * against the CAs of the file as it is now — a renewed CA file takes over within seconds, a broken one leaves the
+ * CAs before in use. */
+TEST(serve_ssl_refresh_client_ca) {
+    char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX", kb[] = "/tmp/shardlm-key-XXXXXX",
+         cb[] = "/tmp/shardlm-cert-XXXXXX", cas[] = "/tmp/shardlm-ca-XXXXXX", log[] = "/tmp/shardlm-log-XXXXXX";
+    CHECK(tls_make_cert(key, cert) && tls_make_cert(kb, cb) && sl_test_temp_file(cas, NULL) &&
+          sl_test_temp_file(log, NULL) && tls_replace(cas, cert, NULL));
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--ssl-keyfile", key, "--ssl-certfile", cert,
+                    "--ssl-ca-certs", cas, "--enable-ssl-refresh", NULL};
+    CHECK(sl_test_proc_start_log(&p, args, 20, log) == 0);
+    tls_ca = cert;
+    long st[2]; /* the status with the first CA's client certificate, and with the second's */
+    const char *certs[2][2] = {{key, cert}, {kb, cb}};
+#define BOTH()                                                                                                         \
+    for (int w = 0; w < 2; w++) {                                                                                      \
+        tls_key = certs[w][0];                                                                                         \
+        tls_cert = certs[w][1];                                                                                        \
+        resp rr = http(p.url, "/v1/models", NULL, NULL);                                                               \
+        st[w] = rr.status;                                                                                             \
+        free(rr.body);                                                                                                 \
+    }
+    BOTH();
+    CHECK_MSG(st[0] == 200 && st[1] == 403, "the first CA: %ld, the second: %ld", st[0], st[1]);
+    CHECK(tls_replace(cas, NULL, "not a certificate\n"));
+    usleep(1500 * 1000);
+    BOTH();
+    CHECK_MSG(st[0] == 200 && st[1] == 403, "after a broken CA file: %ld, %ld", st[0], st[1]);
+    CHECK(tls_replace(cas, cb, NULL));
+    for (int i = 0; i < 50 && !(st[0] == 403 && st[1] == 200); i++) {
+        usleep(100 * 1000);
+        BOTH();
+    }
+    CHECK_MSG(st[0] == 403 && st[1] == 200, "the renewed CA file: the first CA's %ld, the second's %ld", st[0], st[1]);
+#undef BOTH
+    tls_cert = tls_key = tls_ca = NULL;
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    char *err = sl_read_file(log, NULL);
+    CHECK_MSG(err && strstr(err, "not a PEM file") && strstr(err, "the CAs before stay in use") &&
+                  strstr(err, "client certificates are checked against its CAs"),
+              "%s", err ? err : "");
+    free(err);
+    const char *files[] = {key, cert, kb, cb, cas, log};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(files[i]);
+}
+
 TEST(serve_https) {
     char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
     CHECK(tls_make_cert(key, cert));
