@@ -373,8 +373,9 @@ int cmd_serve(int argc, char **argv) {
     sl_http_set_ready(http, true);
     char where[128];
     sl_host_url(v[O_HOST].s, sl_http_port(http), hc.tls_key_file != NULL, false, where, sizeof where);
-    printf("shardlm serve: model '%s' on %s (context %d, %d threads, KV cache %lld MiB)\n", model_id, where,
-           sl_sched_n_ctx(sched), sp.n_threads, (long long)sp.kv_mem_mib);
+    printf("shardlm serve: model '%s' on %s (context %d, %d threads, KV cache %.1f MiB: %lld tokens)\n", model_id, where,
+           sl_sched_n_ctx(sched), sp.n_threads, (double)sl_sched_kv_bytes(sched) / (1 << 20),
+           (long long)sl_sched_kv_tokens(sched));
     fflush(stdout);
     sl_etcd_reg_cfg ec = {.etcd = v[O_ETCD].s, .cluster = v[O_CLUSTER].s, .id = v[O_ENGINE_ID].s,
                           .url = v[O_ADVERTISE].s, .host = v[O_HOST].s, .port = sl_http_port(http), .model = api.model_names ? api.model_names : model_id,

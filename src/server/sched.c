@@ -51,6 +51,7 @@ struct sl_sched {
     const sl_model *m;
     sl_sched_params p;
     sl_metrics *metrics;
+    int64_t kv_blocks, kv_bytes; /* the KV pool as made (--kv-mem, capped to what can be used) */
     sl_kv_cache *kv;
     sl_kvm *kvm;
     sl_fwd *fwd;
@@ -442,6 +443,8 @@ int32_t sl_sched_running(const sl_sched *s) { return atomic_load(&s->n_running);
 int32_t sl_sched_waiting(const sl_sched *s) { return atomic_load(&s->n_waiting); }
 int32_t sl_sched_n_ctx(const sl_sched *s) { return s->p.n_ctx; }
 int32_t sl_sched_max_seqs(const sl_sched *s) { return s->p.max_num_seqs; }
+int64_t sl_sched_kv_tokens(const sl_sched *s) { return s->kv_blocks * s->p.block_size; }
+int64_t sl_sched_kv_bytes(const sl_sched *s) { return s->kv_bytes; }
 
 /* ---- output channel ------------------------------------------------------ */
 
@@ -1095,8 +1098,15 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     }
     const int64_t block_bytes = (int64_t)sl_kv_bytes_per_block(p->kv_type, hp->n_layer, (int32_t)kv_dim, bs);
     int64_t n_blocks = p->kv_mem_mib * 1024 * 1024 / block_bytes;
-    /* no point holding more than every sequence at full context, twice over (for the prefix cache) */
+    /* no point holding more than every sequence at full context, twice over (for the prefix cache) — but every
+     * pool must hold the longest sequence of its class, whatever its share (one sequence at a time with the
+     * default pools gave the short class 30% of two contexts: a request of the whole context was refused) */
     int64_t useful = 2 * (int64_t)p->max_num_seqs * ((s->p.n_ctx + bs - 1) / bs);
+    for (int i = 0; i < p->n_pools; i++) {
+        const int32_t longest = p->pools[i].max_ctx > 0 && p->pools[i].max_ctx < s->p.n_ctx ? p->pools[i].max_ctx : s->p.n_ctx;
+        const int64_t blocks = (longest + bs - 1) / bs, whole = (int64_t)ceil((double)(blocks + 1) / p->pools[i].share);
+        if (p->pools[i].share > 0 && whole > useful) useful = whole;
+    }
     if (n_blocks > useful) n_blocks = useful;
     if (n_blocks < (s->p.n_ctx + bs - 1) / bs) {
         st = SL_FAIL(SL_ERR_INVALID, "--kv-mem %lld MiB holds %lld blocks of %d tokens, fewer than one full context (%d "
@@ -1104,6 +1114,14 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
         goto fail;
     }
     if (n_blocks > INT32_MAX / 2) n_blocks = INT32_MAX / 2;
+    for (int i = 0; i < p->n_pools; i++) { /* (said at start: its longer requests are refused, each with a 400) */
+        const int32_t longest = p->pools[i].max_ctx > 0 && p->pools[i].max_ctx < s->p.n_ctx ? p->pools[i].max_ctx : s->p.n_ctx;
+        const int64_t holds = (int64_t)((double)n_blocks * p->pools[i].share) * bs;
+        if (holds < longest)
+            fprintf(stderr, "shardlm serve: warning: KV pool '%s' holds about %lld tokens (its %.0f%% of --kv-mem %lld MiB), "
+                            "fewer than its longest requests (%d): those are refused\n",
+                    p->pools[i].name, (long long)holds, 100 * p->pools[i].share, (long long)p->kv_mem_mib, longest);
+    }
     /* the salt of every block key: model identity and KV element type */
     {
         char ident[512];
@@ -1117,6 +1135,8 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     metrics->n_pools = p->n_pools < SL_METRICS_POOLS ? p->n_pools : SL_METRICS_POOLS;
     for (int i = 0; i < metrics->n_pools; i++) snprintf(metrics->pool_names[i], 16, "%s", p->pools[i].name);
     if ((st = sl_kv_create_typed(hp->n_layer, (int32_t)kv_dim, bs, (int32_t)n_blocks, p->kv_type, &s->kv))) goto fail;
+    s->kv_blocks = n_blocks;
+    s->kv_bytes = n_blocks * block_bytes;
     sl_kv_prefault(s->kv);
     sl_fwd_params fp = {.max_batch = p->max_num_batched_tokens, .n_ctx = s->p.n_ctx, .n_threads = p->n_threads};
     if ((st = sl_fwd_create(m, s->kv, &fp, &s->fwd))) goto fail;

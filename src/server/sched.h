@@ -327,5 +327,8 @@ int32_t sl_sched_running(const sl_sched *s);
 int32_t sl_sched_waiting(const sl_sched *s);
 int32_t sl_sched_n_ctx(const sl_sched *s);
 int32_t sl_sched_max_seqs(const sl_sched *s); /* sequences at once (--max-num-seqs) */
+/* The KV pool as made: tokens it holds, bytes (--kv-mem, capped to what the sequences can use) */
+int64_t sl_sched_kv_tokens(const sl_sched *s);
+int64_t sl_sched_kv_bytes(const sl_sched *s);
 
 #endif

@@ -2673,6 +2673,19 @@ TEST(serve_reset_prefix_cache) {
     free(g.body);
 }
 
+/* One sequence at a time (llama.cpp's -np 1): a request of the whole context is served, in either pool (the KV
+ * pool used to be capped to two contexts in all, the short class's 30% of it too small for one). */
+TEST(serve_one_sequence_full_context) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--max-num-seqs", "1", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    resp r = http(p.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":500,\"temperature\":0,"
+                                            "\"ignore_eos\":true}", NULL);
+    CHECK_MSG(r.status == 200 && usage_field(&r, "completion_tokens", NULL) == 500, "%ld %.300s", r.status, r.body);
+    free(r.body);
+    sl_test_proc_stop(&p, SIGTERM, 10);
+}
+
 /* vLLM's --scheduling-policy priority: with one sequence at a time, requests waiting together run in the order
  * of their priority (lower first), whatever order they came in. (The server is stopped while they arrive, so
  * they all wait behind the one running.) */
