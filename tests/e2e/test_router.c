@@ -339,6 +339,27 @@ static char *chat_parts(const rresp *r) {
     return out;
 }
 
+/* POST body to the router at base as a stream, kill -9 the engine of the two serving it (urls, e) once
+ * kill_after events came; the answer in *got. */
+static CURLcode stream_killing(const char *base, const char *path, const char *body, const char **urls,
+                               const sl_test_proc *e, int kill_after, rresp *got) {
+    memset(got, 0, sizeof *got);
+    static pid_t pids[2];
+    pids[0] = e[0].pid;
+    pids[1] = e[1].pid;
+    got->kill_after = kill_after;
+    got->engine_urls = urls;
+    got->engine_pids = pids;
+    got->n_engine = 2;
+    struct curl_slist *hl = NULL;
+    CURL *h = rt_easy(base, NULL, path, body, NULL, NULL, got, &hl, 60);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &got->status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hl);
+    return rc;
+}
+
 /* kill -9 the engine serving a greedy stream mid-answer: the stream completes
  * and equals the undisturbed output; one migration is counted. engine_extra: more flags of the engines;
  * parts: compare chat answers part by part (chat_parts) instead of their text. */
@@ -358,18 +379,7 @@ static void midstream_kill_tls(const char *path, const char *plain, const char *
     CHECK_MSG(strlen(wt) > 300, "the reference answer is too short to kill mid-way (%zu bytes)", strlen(wt));
     double mig0 = rt_metric(r.url, "shardlm_router_migrations_total");
     rresp got;
-    memset(&got, 0, sizeof got);
-    pid_t pids[2] = {e[0].pid, e[1].pid};
-    got.kill_after = 20;
-    got.engine_urls = urls;
-    got.engine_pids = pids;
-    got.n_engine = 2;
-    struct curl_slist *hl = NULL;
-    CURL *h = rt_easy(r.url, NULL, path, stream, NULL, NULL, &got, &hl, 60);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &got.status);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hl);
+    CURLcode rc = stream_killing(r.url, path, stream, urls, e, 20, &got);
     CHECK_MSG(rc == CURLE_OK, "the client's stream broke: %s", curl_easy_strerror(rc));
     CHECK(got.killed);
     int done = 0, errs = 0;
@@ -710,18 +720,7 @@ static void midstream_kill_choices(const char *path, const char *plain, const ch
     char wu[64], gu[64];
     char *wt = choice_texts(&want, wu, sizeof wu);
     rresp got;
-    memset(&got, 0, sizeof got);
-    pid_t pids[2] = {e[0].pid, e[1].pid};
-    got.kill_after = kill_after;
-    got.engine_urls = urls;
-    got.engine_pids = pids;
-    got.n_engine = 2;
-    struct curl_slist *hl = NULL;
-    CURL *h = rt_easy(r.url, NULL, path, stream, NULL, NULL, &got, &hl, 60);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &got.status);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hl);
+    CURLcode rc = stream_killing(r.url, path, stream, urls, e, kill_after, &got);
     CHECK_MSG(rc == CURLE_OK, "the client's stream broke: %s", curl_easy_strerror(rc));
     CHECK(got.killed);
     int done = 0, errs = 0;

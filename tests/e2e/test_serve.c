@@ -2686,19 +2686,34 @@ TEST(serve_one_sequence_full_context) {
     sl_test_proc_stop(&p, SIGTERM, 10);
 }
 
+/* A random model written by `shardlm mkmodel -o path FLAGS...` (path: a "/tmp/name-XXXXXX" template, rewritten);
+ * false with mkmodel's stderr in *why (malloc'd) when it failed. */
+static bool mk_model(char *path, const char *const *flags, char **why) {
+    *why = NULL;
+    if (!sl_test_temp_file(path, NULL)) return false;
+    char *argv[40] = {(char *)sl_test_bin(), "mkmodel", "-o", path};
+    int n = 4;
+    for (int i = 0; flags[i] && n < 39; i++) argv[n++] = (char *)flags[i];
+    argv[n] = NULL;
+    char *out = NULL;
+    const bool ok = sl_test_run(argv, &out, why, 60) == 0;
+    free(out);
+    if (ok) {
+        free(*why);
+        *why = NULL;
+    }
+    return ok;
+}
+
 /* vLLM's --scheduling-policy priority: with one sequence at a time, requests waiting together run in the order
  * of their priority (lower first), whatever order they came in. (The server is stopped while they arrive, so
  * they all wait behind the one running.) */
 TEST(serve_priority_scheduling) {
     /* a model slow enough that the first request still runs when the others have come */
-    char model[] = "/tmp/shardlm-prio-XXXXXX";
-    CHECK(sl_test_temp_file(model, NULL));
-    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", model, "--dim", "512", "--layers", "8", "--heads", "8", "--ffn",
-                  "1536", "--vocab", "512", "--ctx", "1024", "--type", "Q8_0", NULL};
-    char *mk_out = NULL, *mk_err = NULL;
-    CHECK_MSG(sl_test_run(mk, &mk_out, &mk_err, 60) == 0, "mkmodel: %s", mk_err);
-    free(mk_out);
-    free(mk_err);
+    char model[] = "/tmp/shardlm-prio-XXXXXX", *why;
+    static const char *const shape[] = {"--dim", "512", "--layers", "8", "--heads", "8", "--ffn", "1536", "--vocab", "512",
+                                        "--ctx", "1024", "--type", "Q8_0", NULL};
+    CHECK_MSG(mk_model(model, shape, &why), "mkmodel: %s", why);
     sl_test_proc p;
     char *args[] = {"serve", "-m", model, "--port", "0", "-t", "1", "--scheduling-policy", "priority",
                     "--max-num-seqs", "1", "--kv-pools", "all:100%:lru", NULL};
@@ -5679,14 +5694,10 @@ TEST(serve_beam_search) {
     }
     /* several beams, on a small random model whose end of text (id 2) is often among the alternatives, so
      * beams end at different lengths and the length penalty decides between them */
-    char model[] = "/tmp/shardlm-beam-XXXXXX";
-    CHECK(sl_test_temp_file(model, NULL));
-    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", model, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn",
-                  "128", "--vocab", "260", "--ctx", "512", "--type", "F32", NULL};
-    char *mk_out = NULL, *mk_err = NULL;
-    CHECK_MSG(sl_test_run(mk, &mk_out, &mk_err, 60) == 0, "mkmodel: %s", mk_err);
-    free(mk_out);
-    free(mk_err);
+    char model[] = "/tmp/shardlm-beam-XXXXXX", *why;
+    static const char *const shape[] = {"--dim", "64", "--layers", "2", "--heads", "4", "--ffn", "128", "--vocab", "260",
+                                        "--ctx", "512", "--type", "F32", NULL};
+    CHECK_MSG(mk_model(model, shape, &why), "mkmodel: %s", why);
     sl_test_proc tiny;
     char *targs[] = {"serve", "-m", model, "--port", "0", "-t", "1", "--kv-type", "f32", NULL};
     CHECK(sl_test_proc_start(&tiny, targs, 20) == 0);

@@ -220,37 +220,36 @@ TEST(rewrite_chunks) {
     CHECK(sl_fo_rewrite(&cs, "[DONE", 5) == NULL);
 }
 
+/* Choice k of a body's several as its own body, its keys sorted ("NULL" when it cannot be). */
+static char *choice_of(const char *body, int k, int per) {
+    json_t *o = load(body), *b = sl_fo_choice_body(o, k, per);
+    char *s = b ? json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT) : strdup("NULL");
+    json_decref(b);
+    json_decref(o);
+    return s;
+}
+
 /* Choice k of several as a request of its own: the engine's seed of that choice (seed + k % per) and
  * its prompt (k / per) where several are listed; one prompt given as ids stays whole. */
 TEST(choice_body) {
-    json_t *o = load("{\"prompt\":[\"a\",\"b\"],\"n\":3,\"seed\":10,\"max_tokens\":5}");
-    json_t *b = sl_fo_choice_body(o, 4, 3); /* prompt 1, its second choice */
-    char *s = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
-    CHECK_STR(s, "{\"max_tokens\":5,\"prompt\":\"b\",\"seed\":11}");
-    free(s);
-    json_decref(b);
-    json_decref(o);
-    o = load("{\"prompt\":[[1,2],[3]],\"n\":2,\"seed\":0}");
-    b = sl_fo_choice_body(o, 3, 2);
-    s = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
-    CHECK_STR(s, "{\"prompt\":[3],\"seed\":1}");
-    free(s);
-    json_decref(b);
-    json_decref(o);
-    o = load("{\"prompt\":[5,6,7],\"n\":2,\"seed\":1}");
-    b = sl_fo_choice_body(o, 1, 2);
-    s = json_dumps(b, JSON_SORT_KEYS | JSON_COMPACT);
-    CHECK_STR(s, "{\"prompt\":[5,6,7],\"seed\":2}");
-    free(s);
-    json_decref(b);
-    json_decref(o);
-    o = load("{\"messages\":[],\"n\":2,\"seed\":9223372036854775807}"); /* seed + 1 would not fit */
-    CHECK(sl_fo_choice_body(o, 1, 2) == NULL);
-    CHECK(strstr(sl_last_error(), "seed") != NULL);
-    json_decref(o);
-    o = load("{\"prompt\":[\"a\"],\"n\":1,\"seed\":1}"); /* no prompt 1 */
-    CHECK(sl_fo_choice_body(o, 1, 1) == NULL);
-    json_decref(o);
+    static const struct {
+        const char *body;
+        int k, per;
+        const char *want;
+    } cases[] = {
+        {"{\"prompt\":[\"a\",\"b\"],\"n\":3,\"seed\":10,\"max_tokens\":5}", 4, 3, /* prompt 1, its second choice */
+         "{\"max_tokens\":5,\"prompt\":\"b\",\"seed\":11}"},
+        {"{\"prompt\":[[1,2],[3]],\"n\":2,\"seed\":0}", 3, 2, "{\"prompt\":[3],\"seed\":1}"},
+        {"{\"prompt\":[5,6,7],\"n\":2,\"seed\":1}", 1, 2, "{\"prompt\":[5,6,7],\"seed\":2}"},
+        {"{\"messages\":[],\"n\":2,\"seed\":9223372036854775807}", 1, 2, "NULL"}, /* seed + 1 would not fit */
+        {"{\"prompt\":[\"a\"],\"n\":1,\"seed\":1}", 1, 1, "NULL"},                /* no prompt 1 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = choice_of(cases[i].body, cases[i].k, cases[i].per);
+        CHECK_STR(s, cases[i].want);
+        if (i == 3) CHECK(strstr(sl_last_error(), "seed") != NULL);
+        free(s);
+    }
 }
 
 TEST(usage_totals_and_index) {
