@@ -17,6 +17,9 @@
 
 static const double LATENCY_BOUNDS[SL_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1,
                                                        0.25,  0.5,    1.0,   2.5,  5.0,   10.0, 30.0,  60.0};
+/* token counts: vLLM's 1-2-5 buckets */
+static const double TOKEN_BOUNDS[SL_HIST_BUCKETS] = {1,    2,    5,    10,    20,    50,    100,   200,
+                                                     500,  1000, 2000, 5000, 10000, 20000, 50000, 100000};
 static const int STATUS_CODES[SL_METRICS_STATUS] = {200, 400, 401, 404, 405, 413, 500, 503};
 static const char *FINISH_NAMES[4] = {"none", "stop", "length", "abort"};
 
@@ -25,6 +28,8 @@ void sl_metrics_init(sl_metrics *m) {
     m->ttft.bounds = LATENCY_BOUNDS;
     m->itl.bounds = LATENCY_BOUNDS;
     m->e2e.bounds = LATENCY_BOUNDS;
+    m->queue.bounds = m->prefill.bounds = m->decode.bounds = m->inference.bounds = LATENCY_BOUNDS;
+    m->prompt_len.bounds = m->gen_len.bounds = m->max_tokens.bounds = m->step_tokens.bounds = TOKEN_BOUNDS;
 }
 
 void sl_hist_observe(sl_hist *h, double s) {
@@ -98,7 +103,15 @@ static void render_compat(sl_strbuf *b, const sl_metrics *m, const char *model) 
     } H[] = {{"vllm:time_to_first_token_seconds", offsetof(sl_metrics, ttft)},
              {"vllm:inter_token_latency_seconds", offsetof(sl_metrics, itl)},
              {"vllm:time_per_output_token_seconds", offsetof(sl_metrics, itl)},
-             {"vllm:e2e_request_latency_seconds", offsetof(sl_metrics, e2e)}};
+             {"vllm:e2e_request_latency_seconds", offsetof(sl_metrics, e2e)},
+             {"vllm:request_queue_time_seconds", offsetof(sl_metrics, queue)},
+             {"vllm:request_prefill_time_seconds", offsetof(sl_metrics, prefill)},
+             {"vllm:request_decode_time_seconds", offsetof(sl_metrics, decode)},
+             {"vllm:request_inference_time_seconds", offsetof(sl_metrics, inference)},
+             {"vllm:request_prompt_tokens", offsetof(sl_metrics, prompt_len)},
+             {"vllm:request_generation_tokens", offsetof(sl_metrics, gen_len)},
+             {"vllm:request_params_max_tokens", offsetof(sl_metrics, max_tokens)},
+             {"vllm:iteration_tokens_total", offsetof(sl_metrics, step_tokens)}};
     for (size_t k = 0; k < sizeof H / sizeof H[0]; k++) {
         const sl_hist *h = (const sl_hist *)((const char *)m + H[k].off);
         sl_strbuf_printf(b, "# HELP %s As shardlm's.\n# TYPE %s histogram\n", H[k].name, H[k].name);
@@ -176,6 +189,19 @@ char *sl_metrics_render(const sl_metrics *m, const char *model) {
     render_hist(&b, "shardlm_inter_token_latency_seconds", "Time between consecutive tokens of a request.", &m->itl,
                 model);
     render_hist(&b, "shardlm_e2e_request_latency_seconds", "Time from arrival to the end of a request.", &m->e2e, model);
+    render_hist(&b, "shardlm_request_queue_time_seconds", "A finished request's wait before it was first scheduled.",
+                &m->queue, model);
+    render_hist(&b, "shardlm_request_prefill_time_seconds", "A finished request's time from first scheduled to its first token.",
+                &m->prefill, model);
+    render_hist(&b, "shardlm_request_decode_time_seconds", "A finished request's time from its first token to its end.",
+                &m->decode, model);
+    render_hist(&b, "shardlm_request_inference_time_seconds", "A finished request's time from first scheduled to its end.",
+                &m->inference, model);
+    render_hist(&b, "shardlm_request_prompt_tokens", "A finished request's prompt tokens.", &m->prompt_len, model);
+    render_hist(&b, "shardlm_request_generation_tokens", "A finished request's generated tokens.", &m->gen_len, model);
+    render_hist(&b, "shardlm_request_max_tokens", "A finished request's max_tokens.", &m->max_tokens, model);
+    render_hist(&b, "shardlm_step_tokens", "Tokens of each forward step (decodes and prompt chunks).", &m->step_tokens,
+                model);
     render_compat(&b, m, model);
     sl_metrics_process(&b);
     return b.p;

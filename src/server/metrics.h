@@ -38,6 +38,11 @@ typedef struct sl_metrics {
     _Atomic int64_t pool_total[SL_METRICS_POOLS], pool_used[SL_METRICS_POOLS], pool_free[SL_METRICS_POOLS],
         pool_cached[SL_METRICS_POOLS];
     sl_hist ttft, itl, e2e;
+    /* a finished request's phases (vLLM's): waiting before it was first scheduled, from then to its first token,
+     * from that to its end, and from first scheduled to the end; its prompt and generated tokens, its max_tokens;
+     * and the tokens of each forward step */
+    sl_hist queue, prefill, decode, inference;
+    sl_hist prompt_len, gen_len, max_tokens, step_tokens;
 } sl_metrics;
 
 void sl_metrics_init(sl_metrics *m);

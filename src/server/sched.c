@@ -528,7 +528,20 @@ static void finish_req(sl_sched *s, sl_req *r, sl_finish_reason why, int http_er
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     atomic_fetch_add(&s->metrics->requests_finished[why], 1);
-    sl_hist_observe(&s->metrics->e2e, sl_sched_now_s() - r->t_submit);
+    const double now = sl_sched_now_s();
+    sl_metrics *mt = s->metrics;
+    sl_hist_observe(&mt->e2e, now - r->t_submit);
+    if (r->admitted_once) { /* (vLLM's request phases and sizes, of a request that ran) */
+        sl_hist_observe(&mt->queue, r->t_admit - r->t_submit);
+        sl_hist_observe(&mt->inference, now - r->t_admit);
+        if (r->t_first_token > 0) {
+            sl_hist_observe(&mt->prefill, r->t_first_token - r->t_admit);
+            sl_hist_observe(&mt->decode, now - r->t_first_token);
+        }
+        sl_hist_observe(&mt->prompt_len, r->n_prompt);
+        sl_hist_observe(&mt->gen_len, r->n_out);
+        sl_hist_observe(&mt->max_tokens, r->p.max_tokens);
+    }
 }
 
 /* ---- scheduling ------------------------------------------------------------ */
@@ -900,6 +913,7 @@ static bool step(sl_sched *s) {
         r->n_draft = 0;
         if (!r->admitted_once) {
             r->admitted_once = true;
+            r->t_admit = sl_sched_now_s();
             r->n_cached_prompt = cached;
             atomic_fetch_add(&s->metrics->cached_prompt_tokens, (uint64_t)cached);
         }
@@ -913,6 +927,7 @@ static bool step(sl_sched *s) {
     }
     publish_gauges(s);
     if (n_tok == 0) return false;
+    sl_hist_observe(&s->metrics->step_tokens, n_tok);
 
     bool hidden = false;
     for (int32_t t = 0; t < n_tok && !hidden; t++) hidden = s->b_want[t] & SL_WANT_HIDDEN;

@@ -247,6 +247,7 @@ struct sl_req {
     int http_error;         /* 0, or an HTTP status when the request failed inside the engine */
     char error[256];
     double t_first_token;
+    double t_admit;         /* first scheduled (0: not yet) */
     int stop_word; /* 1 + the index of the stop string that ended the output (p.stop), 0: none */
     /* echo with logprobs, or prompt_logprobs: plp[i] is prompt token i with its logprob given
      * tokens [0, i) (plp[0] has none: logprob NAN); entries [0, n_plp) are

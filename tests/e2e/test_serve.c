@@ -2785,6 +2785,51 @@ TEST(serve_priority_scheduling) {
     sl_test_proc_stop(&p, SIGTERM, 10);
 }
 
+/* vLLM's request phase and size histograms (what its Grafana dashboard plots): one request alone adds its
+ * prompt and generated tokens and its max_tokens to their sums, its computed tokens to the steps' (every prompt
+ * token not cached, then one a step but the last), one to each phase's count, and its phases add up. */
+TEST(serve_vllm_phase_metrics) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char *const names[] = {"vllm:request_prompt_tokens", "vllm:request_generation_tokens",
+                                        "vllm:request_params_max_tokens", "vllm:iteration_tokens_total",
+                                        "vllm:request_queue_time_seconds", "vllm:request_prefill_time_seconds",
+                                        "vllm:request_decode_time_seconds", "vllm:request_inference_time_seconds",
+                                        "vllm:e2e_request_latency_seconds"};
+    enum { NM = sizeof names / sizeof names[0] };
+    double sum0[NM], cnt0[NM], sum1[NM], cnt1[NM];
+    char key[96];
+    for (int i = 0; i < NM; i++) {
+        snprintf(key, sizeof key, "%s_sum", names[i]);
+        sum0[i] = metric(url, key, NULL);
+        snprintf(key, sizeof key, "%s_count", names[i]);
+        cnt0[i] = metric(url, key, NULL);
+    }
+    char body[256];
+    snprintf(body, sizeof body, "{\"prompt\":\"A lonely heron %lld stood in the cold marsh\",\"max_tokens\":9,"
+                                "\"temperature\":0,\"ignore_eos\":true}", (long long)(now_s() * 1e6));
+    resp r = http(url, "/v1/completions", body, NULL);
+    const long long P = usage_field(&r, "prompt_tokens", NULL), G = usage_field(&r, "completion_tokens", NULL),
+                    C = usage_field(&r, "prompt_tokens_details", "cached_tokens");
+    CHECK_MSG(r.status == 200 && G == 9 && P > 0 && C >= 0, "%ld %s", r.status, r.body);
+    free(r.body);
+    for (int i = 0; i < NM; i++) {
+        snprintf(key, sizeof key, "%s_sum", names[i]);
+        sum1[i] = metric(url, key, NULL) - sum0[i];
+        snprintf(key, sizeof key, "%s_count", names[i]);
+        cnt1[i] = metric(url, key, NULL) - cnt0[i];
+    }
+    CHECK_MSG(sum1[0] == P && sum1[1] == G && sum1[2] == 9 && sum1[3] == P - C + G - 1,
+              "sums: prompt %g (want %lld), generated %g (%lld), max_tokens %g (9), step tokens %g (%lld)", sum1[0], P,
+              sum1[1], G, sum1[2], sum1[3], P - C + G - 1);
+    for (int i = 0; i < NM; i++)
+        if (i != 3) CHECK_MSG(cnt1[i] == 1, "%s: %g more observations, want 1", names[i], cnt1[i]);
+    CHECK_MSG(cnt1[3] == G, "steps: %g, want %lld (the prompt in one, then one a token but the last)", cnt1[3], G);
+    CHECK_MSG(fabs(sum1[5] + sum1[6] - sum1[7]) < 3e-6 && sum1[4] + sum1[7] <= sum1[8] + 3e-6 && sum1[6] > 0,
+              "phases: queue %g + inference %g <= e2e %g; prefill %g + decode %g = inference", sum1[4], sum1[7], sum1[8],
+              sum1[5], sum1[6]);
+}
+
 /* vLLM's request fields: cache_salt keeps a tenant's prefix-cache blocks to itself (the same salt hits, another or
  * none does not, the text is the same); request_id names the answer; priority must be 0 (first come, first
  * served); return_token_ids gives the prompt's and the output's ids, streamed ids joining to the whole answer's. */
