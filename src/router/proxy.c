@@ -352,6 +352,7 @@ static void client_close(worker *w, cconn *c);
 static void start_attempt(worker *w, xreq *x);
 static void attempt_failed(worker *w, xreq *x, sl_member *e, int kind, bool stale);
 static void fanout_next(worker *w, xreq *x);
+static void multi_free(xreq *x);
 static void up_close(worker *w, uconn *u);
 static void up_fail(worker *w, uconn *u, int kind);
 static void finish_x(worker *w, xreq *x);
@@ -867,11 +868,7 @@ static void x_free(xreq *x) {
     sl_evstream_deinit(&x->sse_parser);
     sl_free(x->pids);
     sl_free(x->gids);
-    for (int k = 0; k < x->n_mc; k++) {
-        sl_free(x->mc[k].pids);
-        sl_free(x->mc[k].gids);
-    }
-    sl_free(x->mc);
+    multi_free(x);
     json_decref(x->json_all);
     if (x->fo_view) sl_view_release(x->fo_view);
     json_decref(x->fo_results);
@@ -1813,6 +1810,16 @@ static void fanout_next(worker *w, xreq *x) {
 static void migrate(worker *w, xreq *x, sl_member *failed);
 static void llama_events(xreq *x, const json_t *o, sl_strbuf *out);
 
+static void multi_free(xreq *x) {
+    for (int k = 0; k < x->n_mc; k++) {
+        sl_free(x->mc[k].pids);
+        sl_free(x->mc[k].gids);
+    }
+    sl_free(x->mc);
+    x->mc = NULL;
+    x->n_mc = 0;
+}
+
 static void multi_begin(xreq *x, const char *p, size_t n) {
     char tmp[48];
     int N = 0, per = 0;
@@ -2138,6 +2145,7 @@ static void attempt_failed(worker *w, xreq *x, sl_member *e, int kind, bool stal
         }
         atomic_fetch_add(&r->metrics.retries, 1);
         atomic_fetch_add(&e->n_retries, 1);
+        multi_free(x); /* (the request again from the start: the next engine says its choices anew) */
         start_attempt(w, x);
         return;
     }
