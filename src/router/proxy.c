@@ -885,18 +885,22 @@ static void attempt_end(xreq *x) {
 
 static void pool_put(worker *w, uconn *u);
 
+/* x's engine connection, its answer read: back to the pool when it may be used again, else closed. */
+static void up_release(worker *w, xreq *x) {
+    uconn *u = x->u;
+    if (!u) return;
+    x->u = NULL;
+    u->x = NULL;
+    if (u->hp.state == SL_HP_DONE && u->hp.keep_alive) pool_put(w, u);
+    else up_close(w, u);
+}
+
 /* The request is over for the client (answered, or the client is gone). */
 static void finish_x(worker *w, xreq *x) {
     if (x->finished) return;
     x->finished = true;
     if (!x->logged) access_line(w, x->c, x);
-    if (x->u) {
-        uconn *u = x->u;
-        x->u = NULL;
-        u->x = NULL;
-        if (u->hp.state == SL_HP_DONE && u->hp.keep_alive) pool_put(w, u);
-        else up_close(w, u);
-    }
+    up_release(w, x);
     attempt_end(x);
     atomic_fetch_sub(&w->r->metrics.in_flight, 1);
     cconn *c = x->c;
@@ -1878,15 +1882,18 @@ static void multi_counts(const xreq *x, int64_t *prompt, int64_t *completion) {
     }
 }
 
-/* Choice k's own counts, as a usage object (its prompt's tokens, its tokens; the cached tokens of the
- * whole generation's usage u, at most its prompt's), or NULL. */
+/* One answer's usage object of several's: its prompt's tokens np, its own nc, the cached tokens of the whole
+ * generation's usage u (at most np). */
+static json_t *answer_usage(json_int_t np, json_int_t nc, const json_t *u) {
+    json_int_t cached = json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
+    return json_pack("{s:I,s:I,s:I,s:{s:I}}", "prompt_tokens", np, "completion_tokens", nc, "total_tokens", np + nc,
+                     "prompt_tokens_details", "cached_tokens", cached < np ? cached : np);
+}
+
+/* Choice k's own counts (answer_usage), or NULL. */
 static json_t *multi_usage_of(const xreq *x, int k, const json_t *u) {
     if (k < 0 || k >= x->n_mc) return NULL;
-    const int32_t np = x->mc[k / x->per_mc * x->per_mc].n_pids, nc = k == x->cur_k ? x->n_gids : x->mc[k].n_gids;
-    json_int_t cached = json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
-    if (cached > np) cached = np;
-    return json_pack("{s:i,s:i,s:i,s:{s:I}}", "prompt_tokens", (int)np, "completion_tokens", (int)nc, "total_tokens",
-                     (int)(np + nc), "prompt_tokens_details", "cached_tokens", cached);
+    return answer_usage(x->mc[k / x->per_mc * x->per_mc].n_pids, k == x->cur_k ? x->n_gids : x->mc[k].n_gids, u);
 }
 
 /* A continuation's payload s (malloc'd, or NULL): its usage chunk is held back (*drop) while another
@@ -1921,7 +1928,7 @@ static void multi_close(worker *w, xreq *x) {
     }
     stream_headers(w, x);
     const json_t *all = x->json_all ? x->json_all : x->json;
-    obuf ev = {0};
+    sl_strbuf ev = {0};
     if (!x->usage_seen &&
         (x->llama || json_is_true(json_object_get(json_object_get(all, "stream_options"), "include_usage")))) {
         int64_t pt, ct;
@@ -1930,23 +1937,13 @@ static void multi_close(worker *w, xreq *x) {
                               x->fs.kind == SL_FO_CHAT ? "chat.completion.chunk" : "text_completion", "created",
                               (json_int_t)x->fs.created, "model", x->model, "choices", "usage", "prompt_tokens",
                               (json_int_t)pt, "completion_tokens", (json_int_t)ct, "total_tokens", (json_int_t)(pt + ct));
-        if (x->llama) { /* llama.cpp's stream: the usage closes the finished answers */
-            sl_strbuf b = {0};
-            llama_events(x, o, &b);
-            ob_add(&ev, b.p ? b.p : "", b.n);
-            free(b.p);
-        } else if (o) {
-            char *js = json_dumps(o, JSON_COMPACT);
-            ob_str(&ev, "data: ");
-            ob_str(&ev, js ? js : "{}");
-            ob_str(&ev, "\n\n");
-            free(js);
-        }
+        if (x->llama) llama_events(x, o, &ev); /* (llama.cpp's stream: the usage closes the finished answers) */
+        else sl_sse_event(&ev, NULL, json_incref(o));
         json_decref(o);
     }
-    if (!x->llama) ob_str(&ev, "data: [DONE]\n\n");
-    client_chunk(x->c, ev.p, ev.n);
-    ob_free(&ev);
+    if (!x->llama) sl_strbuf_add(&ev, "data: [DONE]\n\n", 14);
+    client_chunk(x->c, ev.p ? ev.p : "", ev.n);
+    free(ev.p);
     stream_end(w, x);
     finish_x(w, x);
 }
@@ -2039,31 +2036,20 @@ static void migrate(worker *w, xreq *x, sl_member *failed) {
                               x->fs.kind == SL_FO_CHAT ? "delta" : "text",
                               x->fs.kind == SL_FO_CHAT ? json_object() : json_string(""), "logprobs", "finish_reason",
                               "length");
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (x->mc && x->c && s) { /* that choice ends here; the next one continues */
-            obuf ev = {0};
-            ob_str(&ev, "data: ");
-            ob_str(&ev, s);
-            ob_str(&ev, "\n\n");
-            stream_headers(w, x);
+        sl_strbuf ev = {0};
+        sl_sse_event(&ev, NULL, o);
+        const bool sent = x->c && ev.n;
+        if (sent) { /* (several choices: that one ends here and the next continues; else the stream ends) */
+            if (!x->mc) sl_strbuf_add(&ev, "data: [DONE]\n\n", 14);
             client_chunk(x->c, ev.p, ev.n);
-            ob_free(&ev);
-            free(s);
+            if (!x->mc) stream_end(w, x);
+        }
+        free(ev.p);
+        if (sent && x->mc) {
             x->finish_seen = true;
             next_choice(w, x, failed);
             return;
         }
-        if (x->c && s) {
-            obuf ev = {0};
-            ob_str(&ev, "data: ");
-            ob_str(&ev, s);
-            ob_str(&ev, "\n\ndata: [DONE]\n\n");
-            client_chunk(x->c, ev.p, ev.n);
-            ob_free(&ev);
-            stream_end(w, x);
-        }
-        free(s);
         finish_x(w, x);
         return;
     }
@@ -2420,9 +2406,7 @@ static void up_done(worker *w, uconn *u) {
             finish_x(w, x);
         } else if (x->cont_done) { /* a choice was continued to its end: the next one */
             x->cont_done = false;
-            x->u = NULL;
-            u->x = NULL;
-            up_close(w, u);
+            up_release(w, x);
             attempt_end(x);
             next_choice(w, x, NULL);
         } else {
@@ -2436,10 +2420,7 @@ static void up_done(worker *w, uconn *u) {
             json_array_get(x->fo_results, json_array_size(x->fo_results) - 1);
         if (ans && last) json_object_set_new(last, "answer", ans); /* (the engine's counts, or its error) */
         else json_decref(ans);
-        x->u = NULL;
-        u->x = NULL;
-        if (u->hp.state == SL_HP_DONE && u->hp.keep_alive) pool_put(w, u);
-        else up_close(w, u);
+        up_release(w, x);
         fanout_next(w, x);
         return;
     }
@@ -2467,14 +2448,9 @@ static void up_done(worker *w, uconn *u) {
             json_array_foreach(choices, i, c) {
                 const json_t *t = json_object_get(c, "text"), *us = json_object_get(chat, "usage"),
                              *ti = json_object_get(c, "token_ids"), *pi = json_object_get(c, "prompt_token_ids");
-                json_t *own = NULL; /* several prompts: each answer's own counts, from its ids */
-                if (json_array_size(choices) > 1 && json_is_array(ti) && json_is_array(pi)) {
-                    json_int_t np = (json_int_t)json_array_size(pi), nc = (json_int_t)json_array_size(ti),
-                               cached = json_integer_value(json_object_get(json_object_get(us, "prompt_tokens_details"),
-                                                                           "cached_tokens"));
-                    own = json_pack("{s:I,s:I,s:I,s:{s:I}}", "prompt_tokens", np, "completion_tokens", nc, "total_tokens",
-                                    np + nc, "prompt_tokens_details", "cached_tokens", cached < np ? cached : np);
-                }
+                json_t *own = json_array_size(choices) > 1 && json_is_array(ti) && json_is_array(pi) /* (several: each */
+                                  ? answer_usage((json_int_t)json_array_size(pi), (json_int_t)json_array_size(ti), us)
+                                  : NULL;                                                /* answer's own, from its ids) */
                 json_array_append_new(arr, llama_close(x, (int)json_integer_value(json_object_get(c, "index")),
                                                        json_string_value(t) ? json_string_value(t) : "", json_string_length(t), c,
                                                        own ? own : us, json_string_value(json_object_get(chat, "model")),

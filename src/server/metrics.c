@@ -49,17 +49,54 @@ void sl_metrics_count_status(sl_metrics *m, int status) {
 }
 
 
-static void render_hist(sl_strbuf *b, const char *name, const char *help, const sl_hist *h, const char *model) {
+/* A histogram in the text format, its series labelled label="model". */
+static void render_hist(sl_strbuf *b, const char *name, const char *help, const sl_hist *h, const char *label,
+                        const char *model) {
     sl_strbuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     for (int i = 0; i < SL_HIST_BUCKETS; i++) {
         cum += atomic_load(&h->counts[i]);
-        sl_strbuf_printf(b, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", name, model, h->bounds[i], (unsigned long long)cum);
+        sl_strbuf_printf(b, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, model, h->bounds[i],
+                         (unsigned long long)cum);
     }
     cum += atomic_load(&h->counts[SL_HIST_BUCKETS]);
-    sl_strbuf_printf(b, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", name, model, (unsigned long long)cum);
-    sl_strbuf_printf(b, "%s_sum{model=\"%s\"} %.6f\n", name, model, (double)atomic_load(&h->sum_us) / 1e6);
-    sl_strbuf_printf(b, "%s_count{model=\"%s\"} %llu\n", name, model, (unsigned long long)cum);
+    sl_strbuf_printf(b, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, model, (unsigned long long)cum);
+    sl_strbuf_printf(b, "%s_sum{%s=\"%s\"} %.6f\n", name, label, model, (double)atomic_load(&h->sum_us) / 1e6);
+    sl_strbuf_printf(b, "%s_count{%s=\"%s\"} %llu\n", name, label, model, (unsigned long long)cum);
+}
+
+/* The histograms: shardlm's name (NULL: only vLLM's), what it measures, vLLM's name. */
+static const struct {
+    const char *name, *help, *vllm;
+    size_t off;
+} HISTS[] = {
+    {"shardlm_time_to_first_token_seconds", "Time from request arrival to its first token.",
+     "vllm:time_to_first_token_seconds", offsetof(sl_metrics, ttft)},
+    {"shardlm_inter_token_latency_seconds", "Time between consecutive tokens of a request.",
+     "vllm:inter_token_latency_seconds", offsetof(sl_metrics, itl)},
+    {NULL, NULL, "vllm:time_per_output_token_seconds", offsetof(sl_metrics, itl)},
+    {"shardlm_e2e_request_latency_seconds", "Time from arrival to the end of a request.",
+     "vllm:e2e_request_latency_seconds", offsetof(sl_metrics, e2e)},
+    {"shardlm_request_queue_time_seconds", "A finished request's wait before it was first scheduled.",
+     "vllm:request_queue_time_seconds", offsetof(sl_metrics, queue)},
+    {"shardlm_request_prefill_time_seconds", "A finished request's time from first scheduled to its first token.",
+     "vllm:request_prefill_time_seconds", offsetof(sl_metrics, prefill)},
+    {"shardlm_request_decode_time_seconds", "A finished request's time from its first token to its end.",
+     "vllm:request_decode_time_seconds", offsetof(sl_metrics, decode)},
+    {"shardlm_request_inference_time_seconds", "A finished request's time from first scheduled to its end.",
+     "vllm:request_inference_time_seconds", offsetof(sl_metrics, inference)},
+    {"shardlm_request_prompt_tokens", "A finished request's prompt tokens.", "vllm:request_prompt_tokens",
+     offsetof(sl_metrics, prompt_len)},
+    {"shardlm_request_generation_tokens", "A finished request's generated tokens.", "vllm:request_generation_tokens",
+     offsetof(sl_metrics, gen_len)},
+    {"shardlm_request_max_tokens", "A finished request's max_tokens.", "vllm:request_params_max_tokens",
+     offsetof(sl_metrics, max_tokens)},
+    {"shardlm_step_tokens", "Tokens of each forward step (decodes and prompt chunks).", "vllm:iteration_tokens_total",
+     offsetof(sl_metrics, step_tokens)},
+};
+
+static const sl_hist *hist_at(const sl_metrics *m, size_t k) {
+    return (const sl_hist *)((const char *)m + HISTS[k].off);
 }
 
 /* The same figures under vLLM's names (label model_name: what dashboards, autoscalers and the Kubernetes Gateway
@@ -97,36 +134,8 @@ static void render_compat(sl_strbuf *b, const sl_metrics *m, const char *model) 
     sl_strbuf_printf(b, "# HELP vllm:lora_requests_info Running and waiting LoRA adapters.\n"
                         "# TYPE vllm:lora_requests_info gauge\n"
                         "vllm:lora_requests_info{max_lora=\"0\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"} 1\n");
-    static const struct {
-        const char *name;
-        size_t off;
-    } H[] = {{"vllm:time_to_first_token_seconds", offsetof(sl_metrics, ttft)},
-             {"vllm:inter_token_latency_seconds", offsetof(sl_metrics, itl)},
-             {"vllm:time_per_output_token_seconds", offsetof(sl_metrics, itl)},
-             {"vllm:e2e_request_latency_seconds", offsetof(sl_metrics, e2e)},
-             {"vllm:request_queue_time_seconds", offsetof(sl_metrics, queue)},
-             {"vllm:request_prefill_time_seconds", offsetof(sl_metrics, prefill)},
-             {"vllm:request_decode_time_seconds", offsetof(sl_metrics, decode)},
-             {"vllm:request_inference_time_seconds", offsetof(sl_metrics, inference)},
-             {"vllm:request_prompt_tokens", offsetof(sl_metrics, prompt_len)},
-             {"vllm:request_generation_tokens", offsetof(sl_metrics, gen_len)},
-             {"vllm:request_params_max_tokens", offsetof(sl_metrics, max_tokens)},
-             {"vllm:iteration_tokens_total", offsetof(sl_metrics, step_tokens)}};
-    for (size_t k = 0; k < sizeof H / sizeof H[0]; k++) {
-        const sl_hist *h = (const sl_hist *)((const char *)m + H[k].off);
-        sl_strbuf_printf(b, "# HELP %s As shardlm's.\n# TYPE %s histogram\n", H[k].name, H[k].name);
-        uint64_t cum = 0;
-        for (int i = 0; i <= SL_HIST_BUCKETS; i++) {
-            cum += atomic_load(&h->counts[i]);
-            if (i < SL_HIST_BUCKETS)
-                sl_strbuf_printf(b, "%s_bucket{model_name=\"%s\",le=\"%g\"} %llu\n", H[k].name, model, h->bounds[i],
-                                 (unsigned long long)cum);
-        }
-        sl_strbuf_printf(b, "%s_bucket{model_name=\"%s\",le=\"+Inf\"} %llu\n%s_sum{model_name=\"%s\"} %.6f\n"
-                            "%s_count{model_name=\"%s\"} %llu\n",
-                         H[k].name, model, (unsigned long long)cum, H[k].name, model,
-                         (double)atomic_load(&h->sum_us) / 1e6, H[k].name, model, (unsigned long long)cum);
-    }
+    for (size_t k = 0; k < sizeof HISTS / sizeof HISTS[0]; k++)
+        render_hist(b, HISTS[k].vllm, "As shardlm's.", hist_at(m, k), "model_name", model);
     /* llama.cpp's (llama-server --metrics) */
     sl_strbuf_printf(b, "# HELP llamacpp:prompt_tokens_total Prompt tokens processed.\n# TYPE llamacpp:prompt_tokens_total counter\n"
                         "llamacpp:prompt_tokens_total %llu\n"
@@ -184,24 +193,8 @@ char *sl_metrics_render(const sl_metrics *m, const char *model) {
             sl_strbuf_printf(&b, "shardlm_kv_blocks{model=\"%s\",pool=\"%s\",state=\"%s\"} %lld\n", model, m->pool_names[p],
                       kinds[k], (long long)atomic_load(v));
         }
-    render_hist(&b, "shardlm_time_to_first_token_seconds", "Time from request arrival to its first token.", &m->ttft,
-                model);
-    render_hist(&b, "shardlm_inter_token_latency_seconds", "Time between consecutive tokens of a request.", &m->itl,
-                model);
-    render_hist(&b, "shardlm_e2e_request_latency_seconds", "Time from arrival to the end of a request.", &m->e2e, model);
-    render_hist(&b, "shardlm_request_queue_time_seconds", "A finished request's wait before it was first scheduled.",
-                &m->queue, model);
-    render_hist(&b, "shardlm_request_prefill_time_seconds", "A finished request's time from first scheduled to its first token.",
-                &m->prefill, model);
-    render_hist(&b, "shardlm_request_decode_time_seconds", "A finished request's time from its first token to its end.",
-                &m->decode, model);
-    render_hist(&b, "shardlm_request_inference_time_seconds", "A finished request's time from first scheduled to its end.",
-                &m->inference, model);
-    render_hist(&b, "shardlm_request_prompt_tokens", "A finished request's prompt tokens.", &m->prompt_len, model);
-    render_hist(&b, "shardlm_request_generation_tokens", "A finished request's generated tokens.", &m->gen_len, model);
-    render_hist(&b, "shardlm_request_max_tokens", "A finished request's max_tokens.", &m->max_tokens, model);
-    render_hist(&b, "shardlm_step_tokens", "Tokens of each forward step (decodes and prompt chunks).", &m->step_tokens,
-                model);
+    for (size_t k = 0; k < sizeof HISTS / sizeof HISTS[0]; k++)
+        if (HISTS[k].name) render_hist(&b, HISTS[k].name, HISTS[k].help, hist_at(m, k), "model", model);
     render_compat(&b, m, model);
     sl_metrics_process(&b);
     return b.p;

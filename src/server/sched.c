@@ -1069,6 +1069,11 @@ static void *sched_main(void *arg) {
 
 /* ---- create ---------------------------------------------------------------- */
 
+/* The longest sequence a pool's class holds, with a context of n_ctx tokens. */
+static int32_t pool_longest(const sl_kvm_pool_cfg *pc, int32_t n_ctx) {
+    return pc->max_ctx > 0 && pc->max_ctx < n_ctx ? pc->max_ctx : n_ctx;
+}
+
 sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sched_params *p, sl_metrics *metrics,
                           sl_sched **out) {
     *out = NULL;
@@ -1118,7 +1123,7 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
      * default pools gave the short class 30% of two contexts: a request of the whole context was refused) */
     int64_t useful = 2 * (int64_t)p->max_num_seqs * ((s->p.n_ctx + bs - 1) / bs);
     for (int i = 0; i < p->n_pools; i++) {
-        const int32_t longest = p->pools[i].max_ctx > 0 && p->pools[i].max_ctx < s->p.n_ctx ? p->pools[i].max_ctx : s->p.n_ctx;
+        const int32_t longest = pool_longest(&p->pools[i], s->p.n_ctx);
         const int64_t blocks = (longest + bs - 1) / bs, whole = (int64_t)ceil((double)(blocks + 1) / p->pools[i].share);
         if (p->pools[i].share > 0 && whole > useful) useful = whole;
     }
@@ -1130,7 +1135,7 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     }
     if (n_blocks > INT32_MAX / 2) n_blocks = INT32_MAX / 2;
     for (int i = 0; i < p->n_pools; i++) { /* (said at start: its longer requests are refused, each with a 400) */
-        const int32_t longest = p->pools[i].max_ctx > 0 && p->pools[i].max_ctx < s->p.n_ctx ? p->pools[i].max_ctx : s->p.n_ctx;
+        const int32_t longest = pool_longest(&p->pools[i], s->p.n_ctx);
         const int64_t holds = (int64_t)((double)n_blocks * p->pools[i].share) * bs;
         if (holds < longest)
             fprintf(stderr, "shardlm serve: warning: KV pool '%s' holds about %lld tokens (its %.0f%% of --kv-mem %lld MiB), "

@@ -1795,18 +1795,13 @@ TEST(https_engines) {
     unlink(cert);
 }
 
-/* The router serving HTTPS (--ssl-keyfile / --ssl-cert-file): proxied whole and streamed to a client that
- * verifies its certificate, a background response served by its own request over TLS, plain HTTP refused;
- * a key that is not the certificate's refused by name. */
 /* The router's --enable-ssl-refresh: a renewed key and certificate reach new connections within seconds; a broken
  * file leaves the ones before in use, said on stderr. */
 TEST(router_ssl_refresh) {
     char ka[] = "/tmp/shardlm-key-XXXXXX", ca[] = "/tmp/shardlm-cert-XXXXXX", kb[] = "/tmp/shardlm-key-XXXXXX",
          cb[] = "/tmp/shardlm-cert-XXXXXX", key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX",
          log[] = "/tmp/shardlm-log-XXXXXX";
-    CHECK(tls_make_cert(ka, ca) && tls_make_cert(kb, cb) && sl_test_temp_file(key, NULL) && sl_test_temp_file(cert, NULL) &&
-          sl_test_temp_file(log, NULL));
-    CHECK(tls_replace(key, ka, NULL) && tls_replace(cert, ca, NULL));
+    CHECK(tls_refresh_files(ka, ca, kb, cb, key, cert, log));
     sl_test_proc e, r;
     CHECK(rt_start_engine(&e, NULL));
     char *args[] = {"route", "--port", "0", "--engine", e.url, "--ssl-keyfile", key, "--ssl-certfile", cert,
@@ -1828,6 +1823,9 @@ TEST(router_ssl_refresh) {
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(files[i]);
 }
 
+/* The router serving HTTPS (--ssl-keyfile / --ssl-cert-file): proxied whole and streamed to a client that
+ * verifies its certificate, a background response served by its own request over TLS, plain HTTP refused;
+ * a key that is not the certificate's refused by name. */
 TEST(https_router) {
     char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
     CHECK(tls_make_cert(key, cert));

@@ -5441,18 +5441,13 @@ TEST(serve_host_forms) {
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
 }
 
-/* HTTPS (vLLM's --ssl-keyfile / --ssl-certfile, llama.cpp's --ssl-key-file / --ssl-cert-file): a client that
- * verifies the certificate gets the same greedy text as over plain HTTP, streamed too; plain HTTP to it fails;
- * a key that is not the certificate's, or a file without a key, is refused by name. */
 /* --enable-ssl-refresh (vLLM's): a renewed key and certificate, swapped into the files as a secret volume swaps
  * them, reach new connections within seconds; a broken file leaves the ones before in use, said on stderr. */
 TEST(serve_ssl_refresh) {
     char ka[] = "/tmp/shardlm-key-XXXXXX", ca[] = "/tmp/shardlm-cert-XXXXXX", kb[] = "/tmp/shardlm-key-XXXXXX",
          cb[] = "/tmp/shardlm-cert-XXXXXX", key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX",
          log[] = "/tmp/shardlm-log-XXXXXX";
-    CHECK(tls_make_cert(ka, ca) && tls_make_cert(kb, cb) && sl_test_temp_file(key, NULL) && sl_test_temp_file(cert, NULL) &&
-          sl_test_temp_file(log, NULL));
-    CHECK(tls_replace(key, ka, NULL) && tls_replace(cert, ca, NULL));
+    CHECK(tls_refresh_files(ka, ca, kb, cb, key, cert, log));
     sl_test_proc p;
     char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--ssl-keyfile", key, "--ssl-certfile", cert,
                     "--enable-ssl-refresh", NULL};
@@ -5515,6 +5510,9 @@ TEST(serve_ssl_refresh_client_ca) {
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(files[i]);
 }
 
+/* HTTPS (vLLM's --ssl-keyfile / --ssl-certfile, llama.cpp's --ssl-key-file / --ssl-cert-file): a client that
+ * verifies the certificate gets the same greedy text as over plain HTTP, streamed too; plain HTTP to it fails;
+ * a key that is not the certificate's, or a file without a key, is refused by name. */
 TEST(serve_https) {
     char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX";
     CHECK(tls_make_cert(key, cert));

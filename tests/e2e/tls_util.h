@@ -63,6 +63,13 @@ static inline size_t tls_discard(char *p, size_t sz, size_t nm, void *ud) {
     return sz * nm;
 }
 
+/* The files of an --enable-ssl-refresh test: two certificates (ka / ca, kb / cb), the files served (key / cert,
+ * copies of the first) and a log file; every argument a "/tmp/name-XXXXXX" template, rewritten. */
+static inline bool tls_refresh_files(char *ka, char *ca, char *kb, char *cb, char *key, char *cert, char *log) {
+    return tls_make_cert(ka, ca) && tls_make_cert(kb, cb) && sl_test_temp_file(key, NULL) && sl_test_temp_file(cert, NULL) &&
+           sl_test_temp_file(log, NULL) && tls_replace(key, ka, NULL) && tls_replace(cert, ca, NULL);
+}
+
 /* Whether GET base/health over TLS verifies against CA file ca and answers 200. */
 static inline bool tls_health_with(const char *base, const char *ca) {
     CURL *h = curl_easy_init();
