@@ -89,7 +89,7 @@ void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64
     }
 }
 
-size_t sl_act_group_bytes(int64_t K) { return (size_t)(K / QK8_0) * (512 + 64); }
+size_t sl_act_group_bytes(int64_t K) { return (size_t)(K / QK8_0) * (512 + 3 * 64); }
 
 void sl_act_group(const void *act, size_t as, int64_t t0, int64_t t1, int64_t K, void *groups) {
     const int64_t nb = K / QK8_0;
@@ -98,9 +98,10 @@ void sl_act_group(const void *act, size_t as, int64_t t0, int64_t t1, int64_t K,
         const uint8_t *row = (const uint8_t *)act + (size_t)t * as;
         uint8_t *g = (uint8_t *)groups + (size_t)(t / 16) * gb, *dq = g + 32 * (size_t)(t % 16),
                 *dd = g + (size_t)nb * 512 + 4 * (size_t)(t % 16);
-        for (int64_t b = 0; b < nb; b++) {
+        for (int64_t b = 0; b < nb; b++) { /* d, c8 and c128 are nb floats / int32 apart in the row, 64 nb bytes here */
             memcpy(dq + 512 * (size_t)b, row + 32 * (size_t)b, 32);
-            memcpy(dd + 64 * (size_t)b, row + (size_t)K + 4 * (size_t)b, 4);
+            for (int k = 0; k < 3; k++)
+                memcpy(dd + 64 * ((size_t)k * (size_t)nb + (size_t)b), row + (size_t)K + 4 * ((size_t)k * (size_t)nb + (size_t)b), 4);
         }
     }
 }

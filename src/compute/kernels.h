@@ -58,14 +58,18 @@ size_t sl_act_row_bytes(sl_act a, int64_t K);
  * q = round-half-even(x * 127/amax); Q8_K: ggml's reference quantizer. */
 void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);
 
-/* Token groups of SL_ACT_Q8_0 rows, for the tile (AMX) kernels: tokens
- * 16g..16g+15 regrouped block by block, so that a block's quants for the
- * group are one contiguous A tile (16 rows of 32 bytes) and its 16 scales
- * one cache line, where the rows as quantized put them 16 rows apart. Group
- * g takes sl_act_group_bytes(K) bytes from groups + g * that:
- *   byte [512 b + 32 j + i]        = qs[32 b + i] of token 16g + j
- *   float [(K/32 · 512 + 64 b) / 4 + j] = d[b] of token 16g + j
- * (b < K/32, j < 16, i < 32); slots of tokens past the last are not written. */
+/* Token groups of SL_ACT_Q8_0 rows, for the token-group kernels (AMX tiles,
+ * VNNI): tokens 16g..16g+15 regrouped block by block, so that a block's
+ * quants for the group are one contiguous A tile (16 rows of 32 bytes), its
+ * 16 scales one cache line and its 16 corrections of each kind another,
+ * where the rows as quantized put them 16 rows apart (and every quant of the
+ * group is one base pointer plus a constant). Group g takes
+ * sl_act_group_bytes(K) bytes from groups + g * that (nb = K/32):
+ *   byte [512 b + 32 j + i]             = qs[32 b + i] of token 16g + j
+ *   float [(nb · 512 + 64 b) / 4 + j]   = d[b] of token 16g + j
+ *   int32 [(nb · 576 + 64 b) / 4 + j]   = c8[b] of token 16g + j
+ *   int32 [(nb · 640 + 64 b) / 4 + j]   = c128[b] of token 16g + j
+ * (b < nb, j < 16, i < 32); slots of tokens past the last are not written. */
 size_t sl_act_group_bytes(int64_t K);
 /* Copy tokens [t0, t1) of the Q8_0 rows at act (as bytes apart, token 0
  * first) into their slots of the groups (any range: threads may split the
@@ -113,8 +117,8 @@ typedef void (*sl_gemm_packed_fn)(int64_t K, const void *tiles, int64_t nr, cons
                                   int64_t nt, float *y, int64_t ldy, void *scratch);
 /* Like sl_gemm_packed_fn, with the activations also as token groups
  * (sl_act_group of the same nt rows; act, act_stride as there): the same
- * results, bit for bit. The tile kernels read whole groups from `groups`
- * and the rows for what they hand to the VNNI kernels. */
+ * results, bit for bit. The kernels read whole groups of 16 from `groups`
+ * and the rows for the tokens after the last whole group. */
 typedef void (*sl_gemm_grouped_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,
                                    const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch);
 /* Fewer tokens than this in a call: the grouped kernels gain nothing (the

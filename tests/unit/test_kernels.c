@@ -275,7 +275,7 @@ TEST(packed_kernels_match_scalar) {
 TEST(act_group_layout) {
     const int64_t K = 96, nb = K / 32, nt = 37;
     const size_t as = sl_act_row_bytes(SL_ACT_Q8_0, K), gb = sl_act_group_bytes(K);
-    CHECK(gb == (size_t)nb * (512 + 64));
+    CHECK(gb == (size_t)nb * (512 + 3 * 64));
     uint8_t *act = malloc(as * nt), *groups = malloc(gb * 3);
     for (size_t i = 0; i < as * nt; i++) act[i] = (uint8_t)(i * 7 + 3);
     memset(groups, 0xEE, gb * 3);
@@ -287,6 +287,9 @@ TEST(act_group_layout) {
             const uint8_t *g = groups + (size_t)(t / 16) * gb, *row = act + (size_t)t * as;
             bad += memcmp(g + 512 * b + 32 * (t % 16), row + 32 * b, 32) != 0;
             bad += memcmp(g + (size_t)nb * 512 + 64 * (size_t)b + 4 * (size_t)(t % 16), row + K + 4 * b, 4) != 0;
+            /* the corrections, as SL_ACT_Q8_0 lays them out after the scales */
+            bad += memcmp(g + (size_t)nb * 576 + 64 * (size_t)b + 4 * (size_t)(t % 16), row + K + 4 * nb + 4 * b, 4) != 0;
+            bad += memcmp(g + (size_t)nb * 640 + 64 * (size_t)b + 4 * (size_t)(t % 16), row + K + 8 * nb + 4 * b, 4) != 0;
         }
     CHECK_MSG(bad == 0, "%d misplaced quant or scale runs", bad);
     /* the slots of tokens past the last (group 2 holds tokens 32..36) stay untouched */
