@@ -410,6 +410,18 @@ static size_t pf_far = PF_FAR_INTEL;
 #endif
 
 
+/* Block b of a packed tile (its quants at tb, G bytes; the tile's scales at
+ * scales): keep several lines in flight from memory, near into L1 and far
+ * into L2 ahead (the first token group of a tile streams it in). */
+AI void q0_prefetch(const uint8_t *tb, const uint8_t *scales, int64_t b, size_t G, size_t near, size_t far) {
+#pragma GCC unroll 8
+    for (size_t o = 0; o < G; o += 64) {
+        _mm_prefetch((const char *)(tb + near + o), _MM_HINT_T0);
+        if (far > 0) _mm_prefetch((const char *)(tb + far + o), _MM_HINT_T2);
+    }
+    if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + near / 8), _MM_HINT_T0);
+}
+
 /* NT tokens against NS packed tiles (tile k at tile + k * tstride): out[k *
  * NT + t] = tile k's 16 rows for token t. Per block the unsigned groups are
  * formed in registers (Q4_0: nibbles, q + 8; Q8_0: q ^ 0x80 = q + 128), each
@@ -435,14 +447,7 @@ AI void q0p_tokens(int NS, int NT, bool q8, const uint8_t *tile, size_t tstride,
 #pragma GCC unroll 4
         for (int k = 0; k < NS; k++) {
             const uint8_t *tk = tile + (size_t)k * tstride, *tb = tk + (size_t)b * G, *scales = tk + (size_t)nb * G;
-            { /* keep several lines in flight from memory (the first token group of a tile streams it in) */
-#pragma GCC unroll 8
-                for (size_t o = 0; o < G; o += 64) {
-                    _mm_prefetch((const char *)(tb + near + o), _MM_HINT_T0);
-                    if (far > 0) _mm_prefetch((const char *)(tb + far + o), _MM_HINT_T2);
-                }
-                if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + near / 8), _MM_HINT_T0);
-            }
+            q0_prefetch(tb, scales, b, G, near, far);
             __m512i W[8];
             if (q8) {
 #pragma GCC unroll 8
@@ -579,12 +584,7 @@ AI void q0g_16(bool q8, const uint8_t *tile, int64_t nb, const uint8_t *grp, boo
     for (int t = 0; t < 16; t++) _mm512_store_ps(res + 16 * t, _mm512_setzero_ps());
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *tb = tile + (size_t)b * G, *q = grp + 512 * (size_t)b;
-#pragma GCC unroll 8
-        for (size_t o = 0; o < G; o += 64) {
-            _mm_prefetch((const char *)(tb + near + o), _MM_HINT_T0);
-            if (far > 0) _mm_prefetch((const char *)(tb + far + o), _MM_HINT_T2);
-        }
-        if (b % 2 == 0) _mm_prefetch((const char *)(scales + b * 32 + near / 8), _MM_HINT_T0);
+        q0_prefetch(tb, scales, b, G, near, far);
         __m512i acc[16];
 #pragma GCC unroll 16
         for (int t = 0; t < 16; t++) acc[t] = bcast32(gc + 64 * b + 4 * t);
