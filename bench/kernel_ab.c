@@ -49,7 +49,7 @@ typedef struct run {
  * once per input), else its packed kernel, else the one on rows as stored. */
 static void call(const sl_kernels *kt, const run *r, float *y) {
     const bool grouped = r->tile && r->groups && kt->gemm_grouped[r->t] && r->nt >= SL_GROUP_MIN_TOKENS;
-    if (grouped) sl_act_group(r->act, r->as, 0, r->nt, r->K, r->groups);
+    if (grouped) sl_act_group(sl_act_of(r->t), r->act, r->as, 0, r->nt, r->K, r->groups);
     for (int64_t r0 = 0; r0 < r->nr; r0 += SL_GEMM_CHUNK) {
         const int64_t n = r->nr - r0 < SL_GEMM_CHUNK ? r->nr - r0 : SL_GEMM_CHUNK;
         if (grouped)
@@ -224,7 +224,7 @@ int main(int argc, char **argv) {
     r.packed = packed;
     r.act = act;
     r.scratch = aligned_alloc(64, (sl_gemm_scratch_bytes(K) + 63) / 64 * 64);
-    if (ak == SL_ACT_Q8_0) r.groups = aligned_alloc(64, sl_act_group_bytes(K) * (size_t)((nt + 15) / 16));
+    if (ak != SL_ACT_F32) r.groups = aligned_alloc(64, sl_act_group_bytes(ak, K) * (size_t)((nt + 15) / 16));
     call(kold, &r, y0);
     call(knew, &r, y1);
     const int same = memcmp(y0, y1, sizeof(float) * (size_t)(r.nr * nt)) == 0;

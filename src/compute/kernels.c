@@ -89,15 +89,39 @@ void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64
     }
 }
 
-size_t sl_act_group_bytes(int64_t K) { return (size_t)(K / QK8_0) * (512 + 3 * 64); }
+size_t sl_act_group_bytes(sl_act a, int64_t K) {
+    return a == SL_ACT_Q8_K ? (size_t)(K / QK_K) * SL_KGROUP_BYTES : (size_t)(K / QK8_0) * (512 + 3 * 64);
+}
 
-void sl_act_group(const void *act, size_t as, int64_t t0, int64_t t1, int64_t K, void *groups) {
-    const int64_t nb = K / QK8_0;
-    const size_t gb = sl_act_group_bytes(K);
+static void group_q8_K(const block_q8_K *row, int64_t nb, int j, uint8_t *g) {
+    for (int64_t s = 0; s < nb; s++) {
+        const block_q8_K *b = &row[s];
+        uint8_t *r = g + (size_t)s * SL_KGROUP_BYTES;
+        memcpy(r + 256 * j, b->qs, 256);
+        memcpy(r + SL_KGROUP_D + 4 * j, &b->d, 4);
+        for (int i = 0; i < 4; i++) {
+            const int32_t s0 = b->bsums[4 * i] + b->bsums[4 * i + 1], s1 = b->bsums[4 * i + 2] + b->bsums[4 * i + 3];
+            const uint32_t pr = ((uint32_t)s0 & 0xFFFF) | ((uint32_t)s1 << 16);
+            memcpy(r + SL_KGROUP_MIN + 64 * i + 4 * j, &pr, 4);
+        }
+        for (int i = 0; i < 16; i++) {
+            const int32_t c = -32 * (int32_t)b->bsums[i];
+            memcpy(r + SL_KGROUP_Q6 + 64 * i + 4 * j, &c, 4);
+        }
+    }
+}
+
+void sl_act_group(sl_act a, const void *act, size_t as, int64_t t0, int64_t t1, int64_t K, void *groups) {
+    const size_t gb = sl_act_group_bytes(a, K);
     for (int64_t t = t0; t < t1; t++) {
         const uint8_t *row = (const uint8_t *)act + (size_t)t * as;
-        uint8_t *g = (uint8_t *)groups + (size_t)(t / 16) * gb, *dq = g + 32 * (size_t)(t % 16),
-                *dd = g + (size_t)nb * 512 + 4 * (size_t)(t % 16);
+        uint8_t *g = (uint8_t *)groups + (size_t)(t / 16) * gb;
+        if (a == SL_ACT_Q8_K) {
+            group_q8_K((const block_q8_K *)row, K / QK_K, (int)(t % 16), g);
+            continue;
+        }
+        const int64_t nb = K / QK8_0;
+        uint8_t *dq = g + 32 * (size_t)(t % 16), *dd = g + (size_t)nb * 512 + 4 * (size_t)(t % 16);
         for (int64_t b = 0; b < nb; b++) { /* d, c8 and c128 are nb floats / int32 apart in the row, 64 nb bytes here */
             memcpy(dq + 512 * (size_t)b, row + 32 * (size_t)b, 32);
             for (int k = 0; k < 3; k++)

@@ -58,23 +58,36 @@ size_t sl_act_row_bytes(sl_act a, int64_t K);
  * q = round-half-even(x * 127/amax); Q8_K: ggml's reference quantizer. */
 void sl_act_quantize(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);
 
-/* Token groups of SL_ACT_Q8_0 rows, for the token-group kernels (AMX tiles,
- * VNNI): tokens 16g..16g+15 regrouped block by block, so that a block's
- * quants for the group are one contiguous A tile (16 rows of 32 bytes), its
- * 16 scales one cache line and its 16 corrections of each kind another,
- * where the rows as quantized put them 16 rows apart (and every quant of the
- * group is one base pointer plus a constant). Group g takes
- * sl_act_group_bytes(K) bytes from groups + g * that (nb = K/32):
+/* Token groups of activation rows, for the token-group kernels (AMX tiles,
+ * VNNI): tokens 16g..16g+15 regrouped block by block, so that every quant of
+ * the group is one base pointer plus a constant, where the rows as quantized
+ * put them a row apart. Group g takes sl_act_group_bytes(a, K) bytes from
+ * groups + g * that; slots of tokens past the last are not written.
+ * SL_ACT_Q8_0 rows (nb = K/32): a block's quants for the group are one
+ * contiguous A tile (16 rows of 32 bytes), its 16 scales one cache line and
+ * its 16 corrections of each kind another:
  *   byte [512 b + 32 j + i]             = qs[32 b + i] of token 16g + j
  *   float [(nb · 512 + 64 b) / 4 + j]   = d[b] of token 16g + j
  *   int32 [(nb · 576 + 64 b) / 4 + j]   = c8[b] of token 16g + j
  *   int32 [(nb · 640 + 64 b) / 4 + j]   = c128[b] of token 16g + j
- * (b < nb, j < 16, i < 32); slots of tokens past the last are not written. */
-size_t sl_act_group_bytes(int64_t K);
-/* Copy tokens [t0, t1) of the Q8_0 rows at act (as bytes apart, token 0
- * first) into their slots of the groups (any range: threads may split the
- * tokens as they quantized them). */
-void sl_act_group(const void *act, size_t as, int64_t t0, int64_t t1, int64_t K, void *groups);
+ * (b < nb, j < 16, i < 32). SL_ACT_Q8_K rows (nb = K/256): a record of
+ * SL_KGROUP_BYTES per super-block s, at SL_KGROUP_BYTES · s, with the terms
+ * the K-quant kernels take per token ready to broadcast:
+ *   byte [256 j + i]                = qs[i] of token 16g + j's block s (i < 256)
+ *   float [(SL_KGROUP_D + 4 j) / 4]  = its d
+ *   int32 [(SL_KGROUP_MIN + 64 i + 4 j) / 4] = (bsums[4i] + bsums[4i+1]) & 0xFFFF
+ *                                     | (bsums[4i+2] + bsums[4i+3]) << 16 (i < 4: the
+ *                                     int16 pairs Q4_K/Q5_K mins multiply)
+ *   int32 [(SL_KGROUP_Q6 + 64 i + 4 j) / 4] = -32 · bsums[i] (i < 16: Q6_K's -32 offset) */
+#define SL_KGROUP_D 4096
+#define SL_KGROUP_MIN (SL_KGROUP_D + 64)
+#define SL_KGROUP_Q6 (SL_KGROUP_MIN + 4 * 64)
+#define SL_KGROUP_BYTES (SL_KGROUP_Q6 + 16 * 64)
+size_t sl_act_group_bytes(sl_act a, int64_t K);
+/* Copy tokens [t0, t1) of the rows of format a (Q8_0 or Q8_K) at act (as
+ * bytes apart, token 0 first) into their slots of the groups (any range:
+ * threads may split the tokens as they quantized them). */
+void sl_act_group(sl_act a, const void *act, size_t as, int64_t t0, int64_t t1, int64_t K, void *groups);
 
 /* Rows per tile of the matmul kernels: row ranges handed to a kernel should
  * start on a multiple of this (not required for correctness). A call
@@ -116,7 +129,8 @@ void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t w_stride, int64_t 
 typedef void (*sl_gemm_packed_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,
                                   int64_t nt, float *y, int64_t ldy, void *scratch);
 /* Like sl_gemm_packed_fn, with the activations also as token groups
- * (sl_act_group of the same nt rows; act, act_stride as there): the same
+ * (sl_act_group of the same nt rows, in the type's activation format; act,
+ * act_stride as there): the same
  * results, bit for bit. The kernels read whole groups of 16 from `groups`
  * and the rows for the tokens after the last whole group. */
 typedef void (*sl_gemm_grouped_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,

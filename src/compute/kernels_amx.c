@@ -280,7 +280,7 @@ static void gemm_q0_amx(bool q8, int64_t K, const void *tiles, int64_t nr, const
                     act_at a = {.q = (const uint8_t *)act + (size_t)t0 * as, .as = as};
                     a.d = a.q + K;
                     if (groups) {
-                        a.q = (const uint8_t *)groups + (size_t)(t0 / 16) * sl_act_group_bytes(K);
+                        a.q = (const uint8_t *)groups + (size_t)(t0 / 16) * sl_act_group_bytes(SL_ACT_Q8_0, K);
                         a.d = a.q + (size_t)nb * 512;
                     }
                     (groups ? tile_tokens_groups : tile_tokens_rows)(w, src + (size_t)nb * G, t0 == 0 ? src : NULL, !q8, ring, nb, &a, m,

@@ -629,7 +629,7 @@ static void (*const Q0G[2][2])(const uint8_t *, int64_t, const uint8_t *, float 
 static void gemm_q0_grouped(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
                             const void *groups, int64_t nt, float *y, int64_t ldy) {
     const int64_t nb = K / 32, full = nt / 16 * 16;
-    const size_t tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K), gb = sl_act_group_bytes(K);
+    const size_t tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K), gb = sl_act_group_bytes(SL_ACT_Q8_0, K);
     int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / gb) * 16;
     if (tb < 16) tb = 16;
     float res[256] __attribute__((aligned(64)));

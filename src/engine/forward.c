@@ -86,7 +86,8 @@ struct sl_fwd {
     float *xo;    /* normed rows of tokens that want logits (n_embd) */
     /* fast path */
     uint8_t *act[SL_ACT_COUNT]; /* quantized activations (max_batch, sl_act_row_bytes(max_k)) */
-    uint8_t *act_groups;        /* the Q8_0 rows as token groups (sl_act_group), where the table has grouped kernels */
+    uint8_t *act_groups[SL_ACT_COUNT]; /* the Q8_0 / Q8_K rows as token groups (sl_act_group), where the table has
+                                        * grouped kernels */
     uint8_t *gemm_scratch;      /* (n_threads, gemm_scratch_bytes) */
     size_t gemm_scratch_bytes;
     double *rope_cs;            /* (max_batch, n_rot/2, 2): cos, sin of each token's angles */
@@ -179,11 +180,11 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
             f->act[a] = sl_malloc_aligned(B * sl_act_row_bytes((sl_act)a, f->max_k));
             ok = ok && f->act[a];
         }
-        bool any_grouped = false;
-        for (int t = 0; t < SL_TYPE_COUNT; t++) any_grouped = any_grouped || f->kern->gemm_grouped[t];
-        if (any_grouped) {
-            f->act_groups = sl_malloc_aligned((size_t)((B + 15) / 16) * sl_act_group_bytes(f->max_k));
-            ok = ok && f->act_groups;
+        for (int t = 0; t < SL_TYPE_COUNT; t++) {
+            const sl_act a = sl_act_of((sl_type)t);
+            if (!f->kern->gemm_grouped[t] || f->act_groups[a]) continue;
+            f->act_groups[a] = sl_malloc_aligned((size_t)((B + 15) / 16) * sl_act_group_bytes(a, f->max_k));
+            ok = ok && f->act_groups[a];
         }
         f->gemm_scratch_bytes = sl_gemm_scratch_bytes(f->max_k);
         f->gemm_scratch = sl_malloc_aligned(T * f->gemm_scratch_bytes);
@@ -236,7 +237,7 @@ void sl_fwd_destroy(sl_fwd *f) {
                      f->hb, f->hb2, f->xo, f->row_scratch, f->score_scratch, f->kv_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sl_free_aligned(bufs[i]);
     for (int a = 0; a < SL_ACT_COUNT; a++) sl_free_aligned(f->act[a]);
-    sl_free_aligned(f->act_groups);
+    for (int a = 0; a < SL_ACT_COUNT; a++) sl_free_aligned(f->act_groups[a]);
     if (f->packed)
         for (int32_t i = 0; i <= f->m->hp.n_layer * MATS; i++) sl_free_aligned(f->packed[i]);
     sl_free(f->packed);
@@ -491,9 +492,10 @@ typedef struct mm_job {
 } mm_job;
 
 /* Whether job's matmul of n_tok tokens runs on the table's token-group
- * kernel (then its Q8_0 rows are also regrouped, sl_act_group). */
+ * kernel (then its Q8_0 or Q8_K rows are also regrouped, sl_act_group). */
 static bool grouped(const sl_fwd *f, const mm_job *job, int64_t n_tok) {
-    return f->act_groups && job->packed && n_tok >= SL_GROUP_MIN_TOKENS && f->kern->gemm_grouped[job->w->type];
+    return job->packed && n_tok >= SL_GROUP_MIN_TOKENS && f->kern->gemm_grouped[job->w->type] &&
+           f->act_groups[sl_act_of(job->w->type)];
 }
 
 /* Quantize rows [t0, t1) of x (n_tok × K floats) into the activation formats
@@ -504,21 +506,23 @@ static bool grouped(const sl_fwd *f, const mm_job *job, int64_t n_tok) {
  * back and forth (3% of a batch-16 decode step in sl_act_group). */
 static void quantize_inputs(sl_fwd *f, const mm_job *jobs, int n_jobs, const float *x, int64_t K, int64_t n_tok,
                             long long t0, long long t1, int ith, int nth) {
-    bool done[SL_ACT_COUNT] = {false}, groups = false;
+    bool done[SL_ACT_COUNT] = {false}, groups[SL_ACT_COUNT] = {false}, any = false;
     for (int i = 0; i < n_jobs; i++) {
         const sl_act a = sl_act_of(jobs[i].w->type);
-        if (a == SL_ACT_Q8_0 && grouped(f, &jobs[i], n_tok)) groups = true;
+        if (grouped(f, &jobs[i], n_tok)) any = groups[a] = true;
         if (a == SL_ACT_F32 || done[a]) continue;
         done[a] = true;
         const size_t rb = sl_act_row_bytes(a, K);
         if (t1 > t0) f->kern->act_quantize(a, x + t0 * K, K, t1 - t0, K, f->act[a] + (size_t)t0 * rb);
     }
-    if (groups) {
+    if (any) {
         long long g0, g1;
         sl_split_range((n_tok + 15) / 16, ith, nth, &g0, &g1);
         sl_pool_barrier(f->pool);
         const long long e = 16 * g1 < n_tok ? 16 * g1 : n_tok;
-        if (16 * g0 < e) sl_act_group(f->act[SL_ACT_Q8_0], sl_act_row_bytes(SL_ACT_Q8_0, K), 16 * g0, e, K, f->act_groups);
+        for (int a = 0; a < SL_ACT_COUNT; a++)
+            if (groups[a] && 16 * g0 < e)
+                sl_act_group((sl_act)a, f->act[a], sl_act_row_bytes((sl_act)a, K), 16 * g0, e, K, f->act_groups[a]);
     }
 }
 
@@ -563,7 +567,8 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
         const uint8_t *tiles =
             jobs[j].packed ? (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K) : NULL;
         if (grouped(f, &jobs[j], n_tok))
-            f->kern->gemm_grouped[w->type](K, tiles, nr, act, as, f->act_groups, n_tok, jobs[j].y + r0, w->ne[1], scratch);
+            f->kern->gemm_grouped[w->type](K, tiles, nr, act, as, f->act_groups[a], n_tok, jobs[j].y + r0, w->ne[1],
+                                           scratch);
         else if (tiles)
             f->kern->gemm_packed[w->type](K, tiles, nr, act, as, n_tok, jobs[j].y + r0, w->ne[1], scratch);
         else

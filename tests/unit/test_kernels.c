@@ -245,9 +245,9 @@ TEST(packed_kernels_match_scalar) {
                     checked++;
                     if (k->gemm_grouped[t] && nt >= SL_GROUP_MIN_TOKENS) {
                         /* the token-group form of the same rows, grouped in two uneven ranges as two threads would */
-                        void *groups = aligned_alloc(64, sl_act_group_bytes(K) * (size_t)((nt + 15) / 16));
-                        sl_act_group(p.act, p.as, 0, nt / 3, K, groups);
-                        sl_act_group(p.act, p.as, nt / 3, nt, K, groups);
+                        void *groups = aligned_alloc(64, sl_act_group_bytes(sl_act_of(t), K) * (size_t)((nt + 15) / 16));
+                        sl_act_group(sl_act_of(t), p.act, p.as, 0, nt / 3, K, groups);
+                        sl_act_group(sl_act_of(t), p.act, p.as, nt / 3, nt, K, groups);
                         for (int64_t i = 0; i < ldy * nt; i++) got[i] = -12345.0f;
                         k->gemm_grouped[t](K, tiles, p.nr, p.act, p.as, groups, nt, got, ldy, scratch);
                         bad = -1;
@@ -271,16 +271,16 @@ TEST(packed_kernels_match_scalar) {
     printf("    %d packed problems compared\n", checked);
 }
 
-/* sl_act_group puts every quant and scale where kernels.h says. */
+/* sl_act_group puts every quant, scale and sum where kernels.h says, for Q8_0 and Q8_K rows. */
 TEST(act_group_layout) {
     const int64_t K = 96, nb = K / 32, nt = 37;
-    const size_t as = sl_act_row_bytes(SL_ACT_Q8_0, K), gb = sl_act_group_bytes(K);
+    const size_t as = sl_act_row_bytes(SL_ACT_Q8_0, K), gb = sl_act_group_bytes(SL_ACT_Q8_0, K);
     CHECK(gb == (size_t)nb * (512 + 3 * 64));
     uint8_t *act = malloc(as * nt), *groups = malloc(gb * 3);
     for (size_t i = 0; i < as * nt; i++) act[i] = (uint8_t)(i * 7 + 3);
     memset(groups, 0xEE, gb * 3);
-    sl_act_group(act, as, 5, nt, K, groups); /* two ranges, the second first */
-    sl_act_group(act, as, 0, 5, K, groups);
+    sl_act_group(SL_ACT_Q8_0, act, as, 5, nt, K, groups); /* two ranges, the second first */
+    sl_act_group(SL_ACT_Q8_0, act, as, 0, 5, K, groups);
     int bad = 0;
     for (int64_t t = 0; t < nt; t++)
         for (int64_t b = 0; b < nb; b++) {
@@ -296,6 +296,41 @@ TEST(act_group_layout) {
     CHECK(groups[2 * gb + 32 * 5] == 0xEE && groups[2 * gb + (size_t)nb * 512 + 4 * 5] == 0xEE);
     free(act);
     free(groups);
+    /* Q8_K rows: per super-block the quants, d, the mins' int16 pairs and Q6_K's -32 offsets (from the block's sums
+     * as kernels.h defines them) */
+    const int64_t KK = 512, ns = KK / 256;
+    const size_t ask = sl_act_row_bytes(SL_ACT_Q8_K, KK), gbk = sl_act_group_bytes(SL_ACT_Q8_K, KK);
+    CHECK(gbk == (size_t)ns * SL_KGROUP_BYTES && SL_KGROUP_BYTES % 64 == 0);
+    uint8_t *ak = malloc(ask * nt), *gk = malloc(gbk * 3);
+    for (size_t i = 0; i < ask * nt; i++) ak[i] = (uint8_t)(i * 13 + 5);
+    memset(gk, 0xEE, gbk * 3);
+    sl_act_group(SL_ACT_Q8_K, ak, ask, 20, nt, KK, gk);
+    sl_act_group(SL_ACT_Q8_K, ak, ask, 0, 20, KK, gk);
+    bad = 0;
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t b = 0; b < ns; b++) {
+            block_q8_K blk;
+            memcpy(&blk, ak + (size_t)t * ask + (size_t)b * sizeof blk, sizeof blk);
+            const uint8_t *r = gk + (size_t)(t / 16) * gbk + (size_t)b * SL_KGROUP_BYTES;
+            const int j = (int)(t % 16);
+            bad += memcmp(r + 256 * j, blk.qs, 256) != 0;
+            bad += memcmp(r + SL_KGROUP_D + 4 * j, &blk.d, 4) != 0;
+            for (int i = 0; i < 4; i++) {
+                int32_t v;
+                memcpy(&v, r + SL_KGROUP_MIN + 64 * i + 4 * j, 4);
+                bad += (int16_t)(v & 0xFFFF) != (int16_t)(blk.bsums[4 * i] + blk.bsums[4 * i + 1]) ||
+                       (int16_t)(v >> 16) != (int16_t)(blk.bsums[4 * i + 2] + blk.bsums[4 * i + 3]);
+            }
+            for (int i = 0; i < 16; i++) {
+                int32_t v;
+                memcpy(&v, r + SL_KGROUP_Q6 + 64 * i + 4 * j, 4);
+                bad += v != -32 * blk.bsums[i];
+            }
+        }
+    CHECK_MSG(bad == 0, "%d misplaced Q8_K quants, scales or sums", bad);
+    CHECK(gk[2 * gbk + 256 * 5] == 0xEE && gk[2 * gbk + SL_KGROUP_D + 4 * 5] == 0xEE);
+    free(ak);
+    free(gk);
 }
 
 /* Dequantized activations as the kernels see them. */
