@@ -437,7 +437,10 @@ bool sl_kernels_amx_init(sl_kernels *k, const sl_kernels *avx512) {
     static const sl_gemm_packed_fn amx_kq[] = {gemm_q4_K_amx, gemm_q5_K_amx};
     for (int i = 0; i < 2; i++) {
         vnni_kq[kq[i]] = avx512->gemm_packed[kq[i]];
-        if (vnni_kq[kq[i]]) k->gemm_packed[kq[i]] = amx_kq[i];
+        if (vnni_kq[kq[i]]) {
+            k->gemm_packed[kq[i]] = amx_kq[i];
+            k->gemm_grouped[kq[i]] = NULL; /* (the tile kernels read the rows) */
+        }
     }
     return true;
 }

@@ -1023,27 +1023,89 @@ static __m512 kq_decode_q6(const uint8_t *t, size_t pt, int64_t nb, const block_
  * 0.94x at 16; Q6_K alike. */
 #define KQ_DECODE_TOKENS 12
 #endif
-static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
-                           int64_t nt, float *y, int64_t ldy, void *scratch) {
-    const int64_t nb = K / QK_K;
-    const bool q6 = type == SL_TYPE_Q6_K;
-    const size_t tile = (size_t)nb * KQ_BLOCK_BYTES, ptile = sl_pack_tile_bytes(type, K);
-    if (nt <= KQ_DECODE_TOKENS) {
-        /* the decode kernel once per token, tile by tile: the first token streams the tile in, the others
-         * find it in L1/L2 (no unpacked copy to write and read back) */
-        __m512 (*fn)(const uint8_t *, size_t, int64_t, const block_q8_K *) =
-            q6 ? kq_decode_q6 : type == SL_TYPE_Q5_K ? kq_decode_q5 : kq_decode_q4;
-        for (int64_t r0 = 0; r0 < nr; r0 += 16) {
-            const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
-            const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
-            for (int64_t t = 0; t < nt; t++)
-                _mm512_mask_storeu_ps(y + t * ldy + r0, (__mmask16)((1u << R) - 1),
-                                      fn(t16, ptile, nb, (const block_q8_K *)((const uint8_t *)act + (size_t)t * as)));
+/* Sixteen tokens of a Q8_K group (sl_act_group) against one unpacked
+ * K-quant tile: kq_tokens' integers and float steps (the same bits), in
+ * sixteen independent vpdpbusd chains per sub-block where kq_tokens has
+ * eight, every broadcast operand one pointer plus a constant (as q0g_16).
+ * The super-block's integer sums stay in isum (memory: the registers hold
+ * the chains, a quant group and the sub-block's scales); Q6_K's chains start
+ * at the group's -32 asum_j, which is kq_tokens' subtraction of 32 Σ sc_j
+ * asum_j, sub-block by sub-block. */
+AI void kqg_16(bool q6, const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) {
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_store_ps(res + 16 * t, _mm512_setzero_ps());
+    const int n_sub = q6 ? 16 : 8, per = q6 ? 4 : 8;
+    for (int64_t s = 0; s < nb; s++) {
+        const __m512i *o = (const __m512i *)(tile + s * KQ_BLOCK_BYTES);
+        const uint8_t *g = grp + (size_t)s * SL_KGROUP_BYTES;
+        __m512i isum[16];
+        for (int j = 0; j < n_sub; j++) {
+            const __m512i sc = _mm512_load_si512(o + KQ_SC + j);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m512i acc[8];
+#pragma GCC unroll 8
+                for (int t = 0; t < 8; t++)
+                    acc[t] = q6 ? bcast32(g + SL_KGROUP_Q6 + 64 * j + 4 * (8 * h + t)) : _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int i = 0; i < per; i++) {
+                    const int gi = j * per + i;
+                    const __m512i W = _mm512_load_si512(o + gi);
+#pragma GCC unroll 8
+                    for (int t = 0; t < 8; t++) acc[t] = dpbusd_b(acc[t], W, g + 256 * (8 * h + t) + 4 * gi);
+                }
+#pragma GCC unroll 8
+                for (int t = 0; t < 8; t++) {
+                    const __m512i p = _mm512_mullo_epi32(acc[t], sc);
+                    isum[8 * h + t] = j ? _mm512_add_epi32(isum[8 * h + t], p) : p;
+                }
+            }
         }
-        return;
+        const __m512 d = _mm512_load_ps((const float *)(o + KQ_D));
+        if (q6) {
+#pragma GCC unroll 16
+            for (int t = 0; t < 16; t++) {
+                float da;
+                memcpy(&da, g + SL_KGROUP_D + 4 * t, 4);
+                _mm512_store_ps(res + 16 * t, _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(da)), _mm512_cvtepi32_ps(isum[t]),
+                                                              _mm512_load_ps(res + 16 * t)));
+            }
+            continue;
+        }
+        const __m512 dmin = _mm512_load_ps((const float *)(o + KQ_DMIN));
+        const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++) { /* sl_kq_end's steps */
+            float da;
+            memcpy(&da, g + SL_KGROUP_D + 4 * t, 4);
+            const __m512 dav = _mm512_set1_ps(da);
+            __m512 r = _mm512_fmadd_ps(_mm512_mul_ps(d, dav), _mm512_cvtepi32_ps(isum[t]), _mm512_load_ps(res + 16 * t));
+            __m512i imin = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                imin = _mm512_dpwssd_epi32(imin, _mm512_load_si512(o + KQ_MIN + i), bcast32(g + SL_KGROUP_MIN + 64 * i + 4 * t));
+            const __m512 nsm = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(dmin, dav)), sign));
+            _mm512_store_ps(res + 16 * t, _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), r));
+        }
     }
-    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 8 * 8;
-    if (tb < 8) tb = 8;
+}
+
+static void kqg45_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqg_16(false, tile, nb, grp, res); }
+static void kqg6_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqg_16(true, tile, nb, grp, res); }
+
+/* Many tokens: up to SL_GEMM_CHUNK rows unpacked once into scratch, then
+ * token blocks × tiles × groups — the whole groups of 16 of `groups` (NULL:
+ * none) through kqg_16, the tokens after the last whole group (or all) in
+ * groups of 8 through kq_tokens. */
+static void gemm_kq_many(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
+                         const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch) {
+    const int64_t nb = K / QK_K, full = groups ? nt / 16 * 16 : 0;
+    const bool q6 = type == SL_TYPE_Q6_K;
+    const size_t tile = (size_t)nb * KQ_BLOCK_BYTES, ptile = sl_pack_tile_bytes(type, K),
+                 gb = sl_act_group_bytes(SL_ACT_Q8_K, K);
+    int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / as) / 16 * 16;
+    if (tb < 16) tb = 16;
+    float res[256] __attribute__((aligned(64)));
     for (int64_t c0 = 0; c0 < nr; c0 += SL_GEMM_CHUNK) {
         const int64_t cr = nr - c0 < SL_GEMM_CHUNK ? nr - c0 : SL_GEMM_CHUNK;
         for (int64_t r0 = 0; r0 < cr; r0 += 16)
@@ -1055,7 +1117,13 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
                 const int R = cr - r0 < 16 ? (int)(cr - r0) : 16;
                 const __mmask16 m = (__mmask16)((1u << R) - 1);
                 const uint8_t *t16 = (const uint8_t *)scratch + (size_t)(r0 / 16) * tile;
-                for (int64_t t0 = b0; t0 < b1; t0 += 8) {
+                int64_t t0 = b0;
+                for (; t0 + 16 <= b1 && t0 + 16 <= full; t0 += 16) {
+                    (q6 ? kqg6_16 : kqg45_16)(t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
+                    for (int t = 0; t < 16; t++)
+                        _mm512_mask_storeu_ps(y + (t0 + t) * ldy + c0 + r0, m, _mm512_load_ps(res + 16 * t));
+                }
+                for (; t0 < b1; t0 += 8) {
                     const int N = b1 - t0 < 8 ? (int)(b1 - t0) : 8;
                     __m512 out[8];
                     KQ_TOKENS[q6][N - 1](t16, nb, (const uint8_t *)act + (size_t)t0 * as, as, out);
@@ -1064,6 +1132,36 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
             }
         }
     }
+}
+
+/* Packed tiles: up to KQ_DECODE_TOKENS tokens read them directly, token by
+ * token (kq45_decode / kq6_decode); more tokens go through gemm_kq_many. */
+static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
+                           int64_t nt, float *y, int64_t ldy, void *scratch) {
+    const int64_t nb = K / QK_K;
+    const size_t ptile = sl_pack_tile_bytes(type, K);
+    if (nt > KQ_DECODE_TOKENS) {
+        gemm_kq_many(type, K, tiles, nr, act, as, NULL, nt, y, ldy, scratch);
+        return;
+    }
+    /* the decode kernel once per token, tile by tile: the first token streams the tile in, the others
+     * find it in L1/L2 (no unpacked copy to write and read back) */
+    __m512 (*fn)(const uint8_t *, size_t, int64_t, const block_q8_K *) =
+        type == SL_TYPE_Q6_K ? kq_decode_q6 : type == SL_TYPE_Q5_K ? kq_decode_q5 : kq_decode_q4;
+    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+        const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
+        const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
+        for (int64_t t = 0; t < nt; t++)
+            _mm512_mask_storeu_ps(y + t * ldy + r0, (__mmask16)((1u << R) - 1),
+                                  fn(t16, ptile, nb, (const block_q8_K *)((const uint8_t *)act + (size_t)t * as)));
+    }
+}
+
+/* With the Q8_K rows also as token groups: the whole groups through kqg_16. */
+static void gemm_kq_grouped(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
+                            const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch) {
+    if (nt <= KQ_DECODE_TOKENS) gemm_kq_packed(type, K, tiles, nr, act, as, nt, y, ldy, scratch);
+    else gemm_kq_many(type, K, tiles, nr, act, as, groups, nt, y, ldy, scratch);
 }
 
 /* Scratch the many-token K-quant kernel unpacks into (SL_GEMM_CHUNK rows); a
@@ -1078,6 +1176,14 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
 KQ_PACKED(gemm_q4_K_packed, SL_TYPE_Q4_K)
 KQ_PACKED(gemm_q5_K_packed, SL_TYPE_Q5_K)
 KQ_PACKED(gemm_q6_K_packed, SL_TYPE_Q6_K)
+#define KQ_GROUPED(name, type)                                                                                    \
+    static void name(int64_t K, const void *tiles, int64_t nr, const void *a, size_t as, const void *g, int64_t nt, \
+                     float *y, int64_t ldy, void *scratch) {                                                      \
+        gemm_kq_grouped(type, K, tiles, nr, a, as, g, nt, y, ldy, scratch);                                       \
+    }
+KQ_GROUPED(gemm_q4_K_grouped, SL_TYPE_Q4_K)
+KQ_GROUPED(gemm_q5_K_grouped, SL_TYPE_Q5_K)
+KQ_GROUPED(gemm_q6_K_grouped, SL_TYPE_Q6_K)
 
 static void gemm_q4_K(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
@@ -1633,6 +1739,9 @@ bool sl_kernels_avx512_init(sl_kernels *k) {
         .gemm_grouped = {
             [SL_TYPE_Q4_0] = gemm_q4_0_grouped,
             [SL_TYPE_Q8_0] = gemm_q8_0_grouped,
+            [SL_TYPE_Q4_K] = gemm_q4_K_grouped,
+            [SL_TYPE_Q5_K] = gemm_q5_K_grouped,
+            [SL_TYPE_Q6_K] = gemm_q6_K_grouped,
         },
         .attn = attn_avx512,
         .act_quantize = act_quantize_avx512,
