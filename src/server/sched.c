@@ -514,19 +514,7 @@ static bool feed_text(sl_req *r, const char *t, size_t n, bool final) {
 }
 
 static void finish_req(sl_sched *s, sl_req *r, sl_finish_reason why, int http_error, const char *msg) {
-    pthread_mutex_lock(&r->mu);
-    if (why != SL_FR_ABORT && !r->ind_cut) { /* (an output cut for n_indent has nothing more) */
-        char buf[64];
-        int64_t n = sl_detok_flush(&r->detok, buf, sizeof buf);
-        if (n > 0) feed_text(r, buf, (size_t)n, true);
-        if (r->n_held) feed_text(r, "", 0, true);
-    }
-    r->finished = true;
-    r->finish = why;
-    r->http_error = http_error;
-    if (msg) snprintf(r->error, sizeof r->error, "%s", msg);
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
+    /* counted before the request's waiter wakes: a client that reads /metrics once answered finds its request */
     atomic_fetch_add(&s->metrics->requests_finished[why], 1);
     const double now = sl_sched_now_s();
     sl_metrics *mt = s->metrics;
@@ -542,6 +530,19 @@ static void finish_req(sl_sched *s, sl_req *r, sl_finish_reason why, int http_er
         sl_hist_observe(&mt->gen_len, r->n_out);
         sl_hist_observe(&mt->max_tokens, r->p.max_tokens);
     }
+    pthread_mutex_lock(&r->mu);
+    if (why != SL_FR_ABORT && !r->ind_cut) { /* (an output cut for n_indent has nothing more) */
+        char buf[64];
+        int64_t n = sl_detok_flush(&r->detok, buf, sizeof buf);
+        if (n > 0) feed_text(r, buf, (size_t)n, true);
+        if (r->n_held) feed_text(r, "", 0, true);
+    }
+    r->finished = true;
+    r->finish = why;
+    r->http_error = http_error;
+    if (msg) snprintf(r->error, sizeof r->error, "%s", msg);
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* ---- scheduling ------------------------------------------------------------ */
