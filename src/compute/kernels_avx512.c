@@ -1093,6 +1093,109 @@ AI void kqg_16(bool q6, const uint8_t *tile, int64_t nb, const uint8_t *grp, flo
 static void kqg45_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqg_16(false, tile, nb, grp, res); }
 static void kqg6_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqg_16(true, tile, nb, grp, res); }
 
+/* Sixteen tokens of a Q8_K group straight from a packed Q4_K / Q6_K tile
+ * (the layouts kq45_decode / kq6_decode read), for calls of few groups
+ * (batched decoding): each quant group is formed in registers once for the
+ * sixteen tokens, where the unpacked path writes the tile to scratch and
+ * reads it back, and the tile streams in under the decode distances. The
+ * integers are kqg_16's (Q4_K: q = the nibble; Q6_K: the six bits put
+ * together, chains from the group's -32 asum_j) and so are the float
+ * steps: the same bits. The sums of a super-block stay in isum (memory). */
+AI void kqgp_16(bool q6, const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) {
+    const size_t D = q6 ? 52 : 36;
+    const __m512i c0f = _mm512_set1_epi8(0x0F), c3f = _mm512_set1_epi8(0x3F), c30 = _mm512_set1_epi8(0x30),
+                  c03 = _mm512_set1_epi8(0x03), c0c = _mm512_set1_epi8(0x0C);
+    int32_t isum[256] __attribute__((aligned(64)));
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) _mm512_store_ps(res + 16 * t, _mm512_setzero_ps());
+    for (int64_t s = 0; s < nb; s++) {
+        const uint8_t *pb = tile + 64 * D * (size_t)s, *g = grp + (size_t)s * SL_KGROUP_BYTES;
+        __m512i scl = _mm512_setzero_si512(), sch = scl, mnl = scl, mnh = scl;
+        if (!q6) { /* byte j of scl / sch = sc_j / sc_{4+j}, of mnl / mnh = m_j / m_{4+j} (kq45_decode) */
+            const __m512i s0 = _mm512_load_si512(pb + 64), s1 = _mm512_load_si512(pb + 128), s2 = _mm512_load_si512(pb + 192);
+            scl = _mm512_and_si512(s0, c3f);
+            mnl = _mm512_and_si512(s1, c3f);
+            sch = and_or(s2, c0f, _mm512_and_si512(_mm512_srli_epi32(s0, 2), c30));
+            mnh = and_or(_mm512_srli_epi32(s2, 4), c0f, _mm512_and_si512(_mm512_srli_epi32(s1, 2), c30));
+        }
+        const int n_sub = q6 ? 16 : 8, per = q6 ? 4 : 8;
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++) _mm512_store_si512(isum + 16 * t, _mm512_setzero_si512());
+        for (int j = 0; j < n_sub; j++) {
+            KQ_PREFETCH_PART(pb, D, j, n_sub);
+            __m512i acc[16];
+#pragma GCC unroll 16
+            for (int t = 0; t < 16; t++) acc[t] = q6 ? bcast32(g + SL_KGROUP_Q6 + 64 * j + 4 * t) : _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int i = 0; i < per; i++) {
+                const int gi = j * per + i; /* quants 4 gi .. 4 gi + 3 of the super-block */
+                __m512i W;
+                if (!q6) { /* quant dword 8 (j / 2) + i: low nibbles for even j, high for odd */
+                    const __m512i v = _mm512_load_si512(pb + 64 * (4 + 8 * (size_t)(j / 2) + (size_t)i));
+                    W = j % 2 ? _mm512_and_si512(_mm512_srli_epi16(v, 4), c0f) : _mm512_and_si512(v, c0f);
+                } else if (gi < 48) { /* zmm 3t + m holds group 16m + t */
+                    W = _mm512_and_si512(_mm512_load_si512(pb + 64 * (3 * (size_t)(gi % 16) + (size_t)(gi / 16))), c3f);
+                } else { /* group 48 + t: bit pairs 6-7 of zmm 3t, 3t + 1, 3t + 2 as bits 0-1, 2-3, 4-5 */
+                    const size_t t3 = 3 * (size_t)(gi - 48);
+                    const __m512i v0 = _mm512_load_si512(pb + 64 * t3), v1 = _mm512_load_si512(pb + 64 * (t3 + 1)),
+                                  v2 = _mm512_load_si512(pb + 64 * (t3 + 2));
+                    W = and_or(_mm512_srli_epi16(v2, 2), c30,
+                               and_or(_mm512_srli_epi16(v1, 4), c0c, _mm512_and_si512(_mm512_srli_epi16(v0, 6), c03)));
+                }
+#pragma GCC unroll 16
+                for (int t = 0; t < 16; t++) acc[t] = dpbusd_b(acc[t], W, g + 256 * t + 4 * gi);
+            }
+            const __m512i sc = q6 ? _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(pb + 64 * 48 + 16 * (size_t)j)))
+                                  : _mm512_shuffle_epi8(j < 4 ? scl : sch, sel_byte(j % 4));
+#pragma GCC unroll 16
+            for (int t = 0; t < 16; t++) {
+                _mm512_store_si512(isum + 16 * t, _mm512_add_epi32(_mm512_load_si512(isum + 16 * t), _mm512_mullo_epi32(acc[t], sc)));
+            }
+        }
+        if (q6) {
+            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(tile + 64 * D * (size_t)nb + 32 * (size_t)s)));
+#pragma GCC unroll 16
+            for (int t = 0; t < 16; t++) {
+                float da;
+                memcpy(&da, g + SL_KGROUP_D + 4 * t, 4);
+                _mm512_store_ps(res + 16 * t, _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(da)),
+                                                              _mm512_cvtepi32_ps(_mm512_load_si512(isum + 16 * t)),
+                                                              _mm512_load_ps(res + 16 * t)));
+            }
+            continue;
+        }
+        const __m512i dd = _mm512_load_si512(pb);
+        const __m512 d = f16_lo(dd), dmin = f16_hi(dd);
+        const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
+        __m512i mn[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) mn[i] = _mm512_shuffle_epi8(i < 2 ? mnl : mnh, sel_pair(2 * (i % 2)));
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++) { /* sl_kq_end's steps */
+            float da;
+            memcpy(&da, g + SL_KGROUP_D + 4 * t, 4);
+            const __m512 dav = _mm512_set1_ps(da);
+            const __m512 r = _mm512_fmadd_ps(_mm512_mul_ps(d, dav), _mm512_cvtepi32_ps(_mm512_load_si512(isum + 16 * t)),
+                                             _mm512_load_ps(res + 16 * t));
+            __m512i imin = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) imin = _mm512_dpwssd_epi32(imin, mn[i], bcast32(g + SL_KGROUP_MIN + 64 * i + 4 * t));
+            const __m512 nsm = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(dmin, dav)), sign));
+            _mm512_store_ps(res + 16 * t, _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), r));
+        }
+    }
+}
+
+static void kqg4p_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqgp_16(false, tile, nb, grp, res); }
+static void kqg6p_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqgp_16(true, tile, nb, grp, res); }
+
+#ifndef KQ_FUSED_TOKENS
+/* Calls of fewer tokens than this (groups of 16) read packed Q4_K / Q6_K
+ * tiles straight (kqgp_16); more unpack the tiles once for all their
+ * groups (kqg_16). */
+#define KQ_FUSED_TOKENS 48
+#endif
+
 /* Many tokens: up to SL_GEMM_CHUNK rows unpacked once into scratch, then
  * token blocks × tiles × groups — the whole groups of 16 of `groups` (NULL:
  * none) through kqg_16, the tokens after the last whole group (or all) in
@@ -1157,11 +1260,35 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
     }
 }
 
-/* With the Q8_K rows also as token groups: the whole groups through kqg_16. */
+/* With the Q8_K rows also as token groups: the whole groups through
+ * kqgp_16 (Q4_K, Q6_K, fewer than KQ_FUSED_TOKENS tokens: the tokens after
+ * them through the decode kernel) or kqg_16. */
 static void gemm_kq_grouped(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
                             const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch) {
-    if (nt <= KQ_DECODE_TOKENS) gemm_kq_packed(type, K, tiles, nr, act, as, nt, y, ldy, scratch);
-    else gemm_kq_many(type, K, tiles, nr, act, as, groups, nt, y, ldy, scratch);
+    if (nt <= KQ_DECODE_TOKENS) {
+        gemm_kq_packed(type, K, tiles, nr, act, as, nt, y, ldy, scratch);
+        return;
+    }
+    if (type == SL_TYPE_Q5_K || nt >= KQ_FUSED_TOKENS) {
+        gemm_kq_many(type, K, tiles, nr, act, as, groups, nt, y, ldy, scratch);
+        return;
+    }
+    const bool q6 = type == SL_TYPE_Q6_K;
+    const int64_t nb = K / QK_K, full = nt / 16 * 16;
+    const size_t ptile = sl_pack_tile_bytes(type, K), gb = sl_act_group_bytes(SL_ACT_Q8_K, K);
+    float res[256] __attribute__((aligned(64)));
+    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+        const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
+        const __mmask16 m = (__mmask16)((1u << R) - 1);
+        const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
+        for (int64_t t0 = 0; t0 < full; t0 += 16) {
+            (q6 ? kqg6p_16 : kqg4p_16)(t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
+            for (int t = 0; t < 16; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, _mm512_load_ps(res + 16 * t));
+        }
+        for (int64_t t = full; t < nt; t++)
+            _mm512_mask_storeu_ps(y + t * ldy + r0, m,
+                                  (q6 ? kq_decode_q6 : kq_decode_q4)(t16, ptile, nb, (const block_q8_K *)((const uint8_t *)act + (size_t)t * as)));
+    }
 }
 
 /* Scratch the many-token K-quant kernel unpacks into (SL_GEMM_CHUNK rows); a
