@@ -21,6 +21,7 @@
 #include "model/gguf.h"
 #include "model/gguf_write.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,17 +40,25 @@ static sl_type pick(const sl_gguf_tensor *t, int n_layer) {
     return SL_TYPE_Q4_K;
 }
 
-/* One row of random K-quant blocks. */
-static void fill(sl_type t, uint8_t *row, int64_t n) {
+/* One row of random K-quant blocks whose weights have mean 0 and standard
+ * deviation sd, as mkmodel's matrices (1/sqrt(n_in); token_embd 2/sqrt(dim)):
+ * with the sub-block scales and quants uniform, Q4_K's w = d·sc·q - dmin·m
+ * (sc, m in 0..63, q in 0..15) has mean (31.5·7.5·d - 31.5·dmin) = 0 for
+ * dmin = 7.5 d and standard deviation 258 d; Q6_K's w = d·sc·(q - 32) (sc
+ * int8, q in 0..63) has 1369 d. (Full-range random quants under a fixed d
+ * of 0.001, as this tool once wrote, made weights near 1: the gates grew
+ * so large that SiLU gave subnormal floats to ffn_down, whose float steps
+ * then ran 2-3x slower than a real model's.) */
+static void fill(sl_type t, uint8_t *row, int64_t n, double sd) {
     const size_t bb = sl_type_get(t)->size;
     for (int64_t b = 0; b < n / 256; b++) {
         uint8_t *x = row + (size_t)b * bb;
         for (size_t i = 0; i < bb; i++) x[i] = rbyte();
         if (t == SL_TYPE_Q6_K) {
-            ((block_q6_K *)x)->d = sl_f32_to_f16(0.0005f);
+            ((block_q6_K *)x)->d = sl_f32_to_f16((float)(sd / 1369.0));
         } else {
-            ((block_q4_K *)x)->d = sl_f32_to_f16(0.001f);
-            ((block_q4_K *)x)->dmin = sl_f32_to_f16(0.001f);
+            ((block_q4_K *)x)->d = sl_f32_to_f16((float)(sd / 258.0));
+            ((block_q4_K *)x)->dmin = sl_f32_to_f16((float)(7.5 * sd / 258.0));
         }
     }
 }
@@ -84,14 +93,18 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; !st && i < sl_gguf_n_tensors(g); i++) {
         const sl_gguf_tensor *t = sl_gguf_tensor_at(g, i);
         const sl_type ty = pick(t, n_layer);
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
         if (ty == t->type) {
             st = sl_gguf_writer_write(w, t->data, t->nbytes);
             continue;
         }
         const size_t rb = sl_type_row_size(ty, t->ne[0]);
         row = realloc(row, rb);
+        const bool embd = !strncmp(name, "token_embd", 10) || !strncmp(name, "output.", 7);
+        const double sd = (embd ? 2.0 : 1.0) / sqrt((double)t->ne[0]);
         for (int64_t r = 0; !st && r < t->ne[1]; r++) {
-            fill(ty, row, t->ne[0]);
+            fill(ty, row, t->ne[0], sd);
             st = sl_gguf_writer_write(w, row, rb);
         }
     }
