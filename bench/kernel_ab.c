@@ -49,7 +49,10 @@ typedef struct run {
  * once per input), else its packed kernel, else the one on rows as stored. */
 static void call(const sl_kernels *kt, const run *r, float *y) {
     const bool grouped = r->tile && r->groups && kt->gemm_grouped[r->t] && r->nt >= SL_GROUP_MIN_TOKENS;
-    if (grouped) sl_act_group(sl_act_of(r->t), r->act, r->as, 0, r->nt, r->K, r->groups);
+    if (grouped) {
+        sl_act_group(sl_act_of(r->t), r->act, r->as, 0, r->nt, r->K, r->groups);
+        sl_act_group_pad(sl_act_of(r->t), r->nt, r->K, r->groups);
+    }
     for (int64_t r0 = 0; r0 < r->nr; r0 += SL_GEMM_CHUNK) {
         const int64_t n = r->nr - r0 < SL_GEMM_CHUNK ? r->nr - r0 : SL_GEMM_CHUNK;
         if (grouped)

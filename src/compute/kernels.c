@@ -130,6 +130,27 @@ void sl_act_group(sl_act a, const void *act, size_t as, int64_t t0, int64_t t1, 
     }
 }
 
+void sl_act_group_pad(sl_act a, int64_t nt, int64_t K, void *groups) {
+    if (nt % 16 == 0) return;
+    const size_t gb = sl_act_group_bytes(a, K);
+    const int j0 = (int)(nt % 16);
+    uint8_t *g = (uint8_t *)groups + (size_t)(nt / 16) * gb;
+    if (a == SL_ACT_Q8_K) {
+        for (int64_t s = 0; s < K / QK_K; s++) {
+            uint8_t *r = g + (size_t)s * SL_KGROUP_BYTES;
+            memset(r + 256 * j0, 0, 256 * (size_t)(16 - j0));
+            for (int k = 0; k < 1 + 4 + 16; k++) /* d, the min pairs, the Q6_K offsets: 64 bytes each */
+                memset(r + SL_KGROUP_D + 64 * k + 4 * j0, 0, 4 * (size_t)(16 - j0));
+        }
+        return;
+    }
+    const int64_t nb = K / QK8_0;
+    for (int64_t b = 0; b < nb; b++) {
+        for (int j = j0; j < 16; j++) memset(g + 512 * (size_t)b + 32 * (size_t)j, 0, 32);
+        for (int k = 0; k < 3; k++) memset(g + 64 * ((size_t)(8 + k) * (size_t)nb + (size_t)b) + 4 * j0, 0, 4 * (size_t)(16 - j0));
+    }
+}
+
 size_t sl_gemm_scratch_bytes(int64_t K) {
     /* The SIMD kernels pack SL_GEMM_CHUNK rows (at most 0.82 bytes per
      * weight, Q6_K) and unpack them (at most 1.41 bytes per weight, the

@@ -88,6 +88,10 @@ size_t sl_act_group_bytes(sl_act a, int64_t K);
  * bytes apart, token 0 first) into their slots of the groups (any range:
  * threads may split the tokens as they quantized them). */
 void sl_act_group(sl_act a, const void *act, size_t as, int64_t t0, int64_t t1, int64_t K, void *groups);
+/* Zero the slots of tokens nt.. of the last group of nt tokens (nothing when
+ * nt is a multiple of 16): a kernel may then run the partial group as a
+ * whole one, its extra tokens adding zeros. Call once the group is written. */
+void sl_act_group_pad(sl_act a, int64_t nt, int64_t K, void *groups);
 
 /* Rows per tile of the matmul kernels: row ranges handed to a kernel should
  * start on a multiple of this (not required for correctness). A call
@@ -129,15 +133,17 @@ void sl_pack_rows(sl_type t, int64_t K, const void *w, size_t w_stride, int64_t 
 typedef void (*sl_gemm_packed_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,
                                   int64_t nt, float *y, int64_t ldy, void *scratch);
 /* Like sl_gemm_packed_fn, with the activations also as token groups
- * (sl_act_group of the same nt rows, in the type's activation format; act,
- * act_stride as there): the same
- * results, bit for bit. The kernels read whole groups of 16 from `groups`
- * and the rows for the tokens after the last whole group. */
+ * (sl_act_group of the same nt rows, in the type's activation format, the
+ * last group padded by sl_act_group_pad; act, act_stride as there): the same
+ * results, bit for bit. The kernels read whole groups of 16 from `groups`,
+ * a last partial one as a whole where that is cheaper, and the rows for the
+ * other tokens after the last whole group. */
 typedef void (*sl_gemm_grouped_fn)(int64_t K, const void *tiles, int64_t nr, const void *act, size_t act_stride,
                                    const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch);
-/* Fewer tokens than this in a call: the grouped kernels gain nothing (the
- * tile kernels take groups of at least 9 tokens; callers group from 16). */
-#define SL_GROUP_MIN_TOKENS 16
+/* Fewer tokens than this in a call: the grouped kernels gain nothing (a
+ * VNNI group kernel on one padded group of 12 costs what 12 tokens cost the
+ * per-row kernels; the tile kernels take groups of at least 9 tokens). */
+#define SL_GROUP_MIN_TOKENS 12
 
 /* An sl_gemm_fn on rows as stored through a packed kernel: SL_GEMM_CHUNK rows
  * at a time are packed to scratch + off, then fn runs on them (given the

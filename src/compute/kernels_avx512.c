@@ -623,12 +623,23 @@ static void (*const Q0G[2][2])(const uint8_t *, int64_t, const uint8_t *, float 
     {q8g_16, q8g_d_16},
 };
 
+/* Tokens after the last whole group: at least this many go through a group
+ * kernel as a padded group (sl_act_group_pad), fewer through the per-row
+ * kernels. From memory (bench/kernel_ab.sh, against those): Q4_0 with 16 +
+ * 12 tokens 0.97x, + 13 0.99x, + 14 1.09x, + 15 1.03x, 13 alone 1.09x, 15
+ * alone 1.20x; the K-quant decode kernel, which takes the tokens of a
+ * grouped call of fewer than KQ_FUSED_TOKENS one by one, costs 1.8 times the
+ * group kernel per token: Q4_K 13 alone 1.57x, 16 + 12 1.19x, Q6_K 16 + 12
+ * 1.36x. */
+#define GROUP_PAD_MIN 13
+#define KQ_DECODE_PAD_MIN 9
+
 /* The whole groups of 16 tokens through q0g_16 (token blocks that stay in
- * L2 × tiles × groups), the tokens after the last whole group through
- * gemm_q0_packed. */
+ * L2 × tiles × groups), a last partial group of GROUP_PAD_MIN or more too, the
+ * other tokens after the last whole group through gemm_q0_packed. */
 static void gemm_q0_grouped(bool q8, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
                             const void *groups, int64_t nt, float *y, int64_t ldy) {
-    const int64_t nb = K / 32, full = nt / 16 * 16;
+    const int64_t nb = K / 32, full = nt % 16 >= GROUP_PAD_MIN ? nt : nt / 16 * 16;
     const size_t tile = sl_pack_tile_bytes(q8 ? SL_TYPE_Q8_0 : SL_TYPE_Q4_0, K), gb = sl_act_group_bytes(SL_ACT_Q8_0, K);
     int64_t tb = (int64_t)(SL_GEMM_TOKEN_BYTES / gb) * 16;
     if (tb < 16) tb = 16;
@@ -641,7 +652,8 @@ static void gemm_q0_grouped(bool q8, int64_t K, const void *tiles, int64_t nr, c
             const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * tile;
             for (int64_t t0 = b0; t0 < b1; t0 += 16) {
                 Q0G[q8][t0 == b0](t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
-                for (int t = 0; t < 16; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, _mm512_load_ps(res + 16 * t));
+                for (int t = 0; t < 16 && t0 + t < nt; t++)
+                    _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, _mm512_load_ps(res + 16 * t));
             }
         }
     }
@@ -1198,11 +1210,12 @@ static void kqg6p_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float 
 
 /* Many tokens: up to SL_GEMM_CHUNK rows unpacked once into scratch, then
  * token blocks × tiles × groups — the whole groups of 16 of `groups` (NULL:
- * none) through kqg_16, the tokens after the last whole group (or all) in
- * groups of 8 through kq_tokens. */
+ * none) through kqg_16, a last partial one of GROUP_PAD_MIN or more too, the
+ * other tokens after the last whole group (or all) in groups of 8 through
+ * kq_tokens. */
 static void gemm_kq_many(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
                          const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch) {
-    const int64_t nb = K / QK_K, full = groups ? nt / 16 * 16 : 0;
+    const int64_t nb = K / QK_K, full = !groups ? 0 : nt % 16 >= GROUP_PAD_MIN ? nt : nt / 16 * 16;
     const bool q6 = type == SL_TYPE_Q6_K;
     const size_t tile = (size_t)nb * KQ_BLOCK_BYTES, ptile = sl_pack_tile_bytes(type, K),
                  gb = sl_act_group_bytes(SL_ACT_Q8_K, K);
@@ -1221,9 +1234,9 @@ static void gemm_kq_many(sl_type type, int64_t K, const void *tiles, int64_t nr,
                 const __mmask16 m = (__mmask16)((1u << R) - 1);
                 const uint8_t *t16 = (const uint8_t *)scratch + (size_t)(r0 / 16) * tile;
                 int64_t t0 = b0;
-                for (; t0 + 16 <= b1 && t0 + 16 <= full; t0 += 16) {
+                for (; t0 < b1 && t0 < full; t0 += 16) {
                     (q6 ? kqg6_16 : kqg45_16)(t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
-                    for (int t = 0; t < 16; t++)
+                    for (int t = 0; t < 16 && t0 + t < nt; t++)
                         _mm512_mask_storeu_ps(y + (t0 + t) * ldy + c0 + r0, m, _mm512_load_ps(res + 16 * t));
                 }
                 for (; t0 < b1; t0 += 8) {
@@ -1261,20 +1274,17 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
 }
 
 /* With the Q8_K rows also as token groups: the whole groups through
- * kqgp_16 (Q4_K, Q6_K, fewer than KQ_FUSED_TOKENS tokens: the tokens after
- * them through the decode kernel) or kqg_16. */
+ * kqgp_16 (Q4_K, Q6_K, fewer than KQ_FUSED_TOKENS tokens: a last partial
+ * group of KQ_DECODE_PAD_MIN or more too, the other tokens after the last whole
+ * group through the decode kernel) or kqg_16. */
 static void gemm_kq_grouped(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
                             const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch) {
-    if (nt <= KQ_DECODE_TOKENS) {
-        gemm_kq_packed(type, K, tiles, nr, act, as, nt, y, ldy, scratch);
-        return;
-    }
     if (type == SL_TYPE_Q5_K || nt >= KQ_FUSED_TOKENS) {
         gemm_kq_many(type, K, tiles, nr, act, as, groups, nt, y, ldy, scratch);
         return;
     }
     const bool q6 = type == SL_TYPE_Q6_K;
-    const int64_t nb = K / QK_K, full = nt / 16 * 16;
+    const int64_t nb = K / QK_K, full = nt % 16 >= KQ_DECODE_PAD_MIN ? nt : nt / 16 * 16;
     const size_t ptile = sl_pack_tile_bytes(type, K), gb = sl_act_group_bytes(SL_ACT_Q8_K, K);
     float res[256] __attribute__((aligned(64)));
     for (int64_t r0 = 0; r0 < nr; r0 += 16) {
@@ -1283,7 +1293,8 @@ static void gemm_kq_grouped(sl_type type, int64_t K, const void *tiles, int64_t 
         const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
         for (int64_t t0 = 0; t0 < full; t0 += 16) {
             (q6 ? kqg6p_16 : kqg4p_16)(t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
-            for (int t = 0; t < 16; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, _mm512_load_ps(res + 16 * t));
+            for (int t = 0; t < 16 && t0 + t < nt; t++)
+                _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, _mm512_load_ps(res + 16 * t));
         }
         for (int64_t t = full; t < nt; t++)
             _mm512_mask_storeu_ps(y + t * ldy + r0, m,

@@ -521,8 +521,10 @@ static void quantize_inputs(sl_fwd *f, const mm_job *jobs, int n_jobs, const flo
         sl_pool_barrier(f->pool);
         const long long e = 16 * g1 < n_tok ? 16 * g1 : n_tok;
         for (int a = 0; a < SL_ACT_COUNT; a++)
-            if (groups[a] && 16 * g0 < e)
+            if (groups[a] && 16 * g0 < e) {
                 sl_act_group((sl_act)a, f->act[a], sl_act_row_bytes((sl_act)a, K), 16 * g0, e, K, f->act_groups[a]);
+                if (e == n_tok) sl_act_group_pad((sl_act)a, n_tok, K, f->act_groups[a]); /* (this thread's is the last group) */
+            }
     }
 }
 

@@ -206,12 +206,14 @@ TEST(large_batches_match_scalar_and_single_tokens) {
 
 /* Packed-weight kernels (gemm_packed: the forward pass's path) equal the
  * scalar table bit for bit, for every table and type that has them, over
- * token counts around the kernels' groups (8 for VNNI, 16 × 2 for AMX tiles,
- * with tails) and row counts around tiles (16), pairs (32) and chunks (64). */
+ * token counts around the kernels' groups (8 for the per-row VNNI kernels,
+ * 16 for the group kernels, whose last partial group may run padded, 16 × 2
+ * for AMX tiles, with tails) and row counts around tiles (16), pairs (32) and
+ * chunks (64). */
 TEST(packed_kernels_match_scalar) {
     static const char *isa[] = {"avx2", "avx512", "amx"};
     static const int64_t rows[] = {1, 15, 17, 33, 64, 100};
-    static const int64_t toks[] = {1, 3, 4, 8, 15, 16, 17, 31, 32, 33, 70};
+    static const int64_t toks[] = {1, 3, 4, 8, 12, 15, 16, 17, 28, 31, 32, 33, 45, 60, 62, 70};
     const sl_kernels *s = sl_kernels_scalar();
     int checked = 0;
     for (int ii = 0; ii < 3; ii++) {
@@ -248,6 +250,7 @@ TEST(packed_kernels_match_scalar) {
                         void *groups = aligned_alloc(64, sl_act_group_bytes(sl_act_of(t), K) * (size_t)((nt + 15) / 16));
                         sl_act_group(sl_act_of(t), p.act, p.as, 0, nt / 3, K, groups);
                         sl_act_group(sl_act_of(t), p.act, p.as, nt / 3, nt, K, groups);
+                        sl_act_group_pad(sl_act_of(t), nt, K, groups);
                         for (int64_t i = 0; i < ldy * nt; i++) got[i] = -12345.0f;
                         k->gemm_grouped[t](K, tiles, p.nr, p.act, p.as, groups, nt, got, ldy, scratch);
                         bad = -1;
@@ -281,6 +284,7 @@ TEST(act_group_layout) {
     memset(groups, 0xEE, gb * 3);
     sl_act_group(SL_ACT_Q8_0, act, as, 5, nt, K, groups); /* two ranges, the second first */
     sl_act_group(SL_ACT_Q8_0, act, as, 0, 5, K, groups);
+    sl_act_group_pad(SL_ACT_Q8_0, nt, K, groups);
     int bad = 0;
     for (int64_t t = 0; t < nt; t++)
         for (int64_t b = 0; b < nb; b++) {
@@ -292,8 +296,15 @@ TEST(act_group_layout) {
             bad += memcmp(g + (size_t)nb * 640 + 64 * (size_t)b + 4 * (size_t)(t % 16), row + K + 8 * nb + 4 * b, 4) != 0;
         }
     CHECK_MSG(bad == 0, "%d misplaced quant or scale runs", bad);
-    /* the slots of tokens past the last (group 2 holds tokens 32..36) stay untouched */
-    CHECK(groups[2 * gb + 32 * 5] == 0xEE && groups[2 * gb + (size_t)nb * 512 + 4 * 5] == 0xEE);
+    /* the slots of tokens past the last (group 2 holds tokens 32..36) are zero once padded, quants and scales and
+     * corrections */
+    for (int64_t b = 0; b < nb; b++)
+        for (int j = 5; j < 16; j++) {
+            for (int i = 0; i < 32; i++) bad += groups[2 * gb + 512 * (size_t)b + 32 * (size_t)j + (size_t)i] != 0;
+            for (int k = 0; k < 3; k++)
+                for (int i = 0; i < 4; i++) bad += groups[2 * gb + (size_t)nb * (512 + 64 * (size_t)k) + 64 * (size_t)b + 4 * (size_t)j + (size_t)i] != 0;
+        }
+    CHECK_MSG(bad == 0, "%d padding bytes not zero", bad);
     free(act);
     free(groups);
     /* Q8_K rows: per super-block the quants, d, the mins' int16 pairs and Q6_K's -32 offsets (from the block's sums
@@ -306,6 +317,7 @@ TEST(act_group_layout) {
     memset(gk, 0xEE, gbk * 3);
     sl_act_group(SL_ACT_Q8_K, ak, ask, 20, nt, KK, gk);
     sl_act_group(SL_ACT_Q8_K, ak, ask, 0, 20, KK, gk);
+    sl_act_group_pad(SL_ACT_Q8_K, nt, KK, gk);
     bad = 0;
     for (int64_t t = 0; t < nt; t++)
         for (int64_t b = 0; b < ns; b++) {
@@ -328,7 +340,14 @@ TEST(act_group_layout) {
             }
         }
     CHECK_MSG(bad == 0, "%d misplaced Q8_K quants, scales or sums", bad);
-    CHECK(gk[2 * gbk + 256 * 5] == 0xEE && gk[2 * gbk + SL_KGROUP_D + 4 * 5] == 0xEE);
+    for (int64_t b = 0; b < ns; b++)
+        for (int j = 5; j < 16; j++) {
+            const uint8_t *r = gk + 2 * gbk + (size_t)b * SL_KGROUP_BYTES;
+            for (int i = 0; i < 256; i++) bad += r[256 * j + i] != 0;
+            for (int k = 0; k < 21; k++) /* d, the 4 min pairs, the 16 Q6_K offsets */
+                for (int i = 0; i < 4; i++) bad += r[SL_KGROUP_D + 64 * k + 4 * j + i] != 0;
+        }
+    CHECK_MSG(bad == 0, "%d Q8_K padding bytes not zero", bad);
     free(ak);
     free(gk);
 }
