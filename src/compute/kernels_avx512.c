@@ -1023,9 +1023,6 @@ static __m512 kq_decode_q5(const uint8_t *t, size_t pt, int64_t nb, const block_
 }
 static __m512 kq_decode_q6(const uint8_t *t, size_t pt, int64_t nb, const block_q8_K *a) { return kq6_decode(t, pt, nb, a); }
 
-/* Packed tiles: up to KQ_DECODE_TOKENS tokens read them directly, token by
- * token (kq45_decode / kq6_decode); more tokens unpack up to SL_GEMM_CHUNK
- * rows once into scratch, then token blocks × tiles × groups of 8 tokens. */
 #ifndef KQ_DECODE_TOKENS
 /* Calls of up to this many tokens take the decode kernel token by token,
  * against unpacking the tile to scratch for the many-token kernel. From
@@ -1035,6 +1032,7 @@ static __m512 kq_decode_q6(const uint8_t *t, size_t pt, int64_t nb, const block_
  * 0.94x at 16; Q6_K alike. */
 #define KQ_DECODE_TOKENS 12
 #endif
+
 /* Sixteen tokens of a Q8_K group (sl_act_group) against one unpacked
  * K-quant tile: kq_tokens' integers and float steps (the same bits), in
  * sixteen independent vpdpbusd chains per sub-block where kq_tokens has
