@@ -1033,6 +1033,24 @@ static __m512 kq_decode_q6(const uint8_t *t, size_t pt, int64_t nb, const block_
 #define KQ_DECODE_TOKENS 12
 #endif
 
+/* The float steps that end super-block s for token t of a Q8_K group (g:
+ * its record): sl_kq_end's, with the token's d and min pairs read from the
+ * group (Q4_K/Q5_K: mn the sub-block mins as int16 pairs; Q6_K: isum
+ * already holds the -32 offsets). */
+AI __m512 kqg_end(bool q6, __m512i isum, __m512 d, __m512 dmin, const __m512i mn[4], const uint8_t *g, int t, __m512 acc) {
+    float da;
+    memcpy(&da, g + SL_KGROUP_D + 4 * t, 4);
+    const __m512 dav = _mm512_set1_ps(da);
+    acc = _mm512_fmadd_ps(_mm512_mul_ps(d, dav), _mm512_cvtepi32_ps(isum), acc);
+    if (q6) return acc;
+    __m512i imin = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) imin = _mm512_dpwssd_epi32(imin, mn[i], bcast32(g + SL_KGROUP_MIN + 64 * i + 4 * t));
+    const __m512 nsm = _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(dmin, dav)), _mm512_set1_epi32((int32_t)0x80000000u)));
+    return _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), acc);
+}
+
 /* Sixteen tokens of a Q8_K group (sl_act_group) against one unpacked
  * K-quant tile: kq_tokens' integers and float steps (the same bits), in
  * sixteen independent vpdpbusd chains per sub-block where kq_tokens has
@@ -1071,32 +1089,13 @@ AI void kqg_16(bool q6, const uint8_t *tile, int64_t nb, const uint8_t *grp, flo
                 }
             }
         }
-        const __m512 d = _mm512_load_ps((const float *)(o + KQ_D));
-        if (q6) {
-#pragma GCC unroll 16
-            for (int t = 0; t < 16; t++) {
-                float da;
-                memcpy(&da, g + SL_KGROUP_D + 4 * t, 4);
-                _mm512_store_ps(res + 16 * t, _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(da)), _mm512_cvtepi32_ps(isum[t]),
-                                                              _mm512_load_ps(res + 16 * t)));
-            }
-            continue;
-        }
-        const __m512 dmin = _mm512_load_ps((const float *)(o + KQ_DMIN));
-        const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
-#pragma GCC unroll 16
-        for (int t = 0; t < 16; t++) { /* sl_kq_end's steps */
-            float da;
-            memcpy(&da, g + SL_KGROUP_D + 4 * t, 4);
-            const __m512 dav = _mm512_set1_ps(da);
-            __m512 r = _mm512_fmadd_ps(_mm512_mul_ps(d, dav), _mm512_cvtepi32_ps(isum[t]), _mm512_load_ps(res + 16 * t));
-            __m512i imin = _mm512_setzero_si512();
+        const __m512 d = _mm512_load_ps((const float *)(o + KQ_D)), dmin = _mm512_load_ps((const float *)(o + KQ_DMIN));
+        __m512i mn[4];
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                imin = _mm512_dpwssd_epi32(imin, _mm512_load_si512(o + KQ_MIN + i), bcast32(g + SL_KGROUP_MIN + 64 * i + 4 * t));
-            const __m512 nsm = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(dmin, dav)), sign));
-            _mm512_store_ps(res + 16 * t, _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), r));
-        }
+        for (int i = 0; i < 4; i++) mn[i] = q6 ? _mm512_setzero_si512() : _mm512_load_si512(o + KQ_MIN + i);
+#pragma GCC unroll 16
+        for (int t = 0; t < 16; t++)
+            _mm512_store_ps(res + 16 * t, kqg_end(q6, isum[t], d, dmin, mn, g, t, _mm512_load_ps(res + 16 * t)));
     }
 }
 
@@ -1162,37 +1161,17 @@ AI void kqgp_16(bool q6, const uint8_t *tile, int64_t nb, const uint8_t *grp, fl
                 _mm512_store_si512(isum + 16 * t, _mm512_add_epi32(_mm512_load_si512(isum + 16 * t), _mm512_mullo_epi32(acc[t], sc)));
             }
         }
-        if (q6) {
-            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(tile + 64 * D * (size_t)nb + 32 * (size_t)s)));
-#pragma GCC unroll 16
-            for (int t = 0; t < 16; t++) {
-                float da;
-                memcpy(&da, g + SL_KGROUP_D + 4 * t, 4);
-                _mm512_store_ps(res + 16 * t, _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(da)),
-                                                              _mm512_cvtepi32_ps(_mm512_load_si512(isum + 16 * t)),
-                                                              _mm512_load_ps(res + 16 * t)));
-            }
-            continue;
-        }
         const __m512i dd = _mm512_load_si512(pb);
-        const __m512 d = f16_lo(dd), dmin = f16_hi(dd);
-        const __m512i sign = _mm512_set1_epi32((int32_t)0x80000000u);
+        const __m512 d = q6 ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(tile + 64 * D * (size_t)nb + 32 * (size_t)s)))
+                            : f16_lo(dd),
+                     dmin = f16_hi(dd);
         __m512i mn[4];
 #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) mn[i] = _mm512_shuffle_epi8(i < 2 ? mnl : mnh, sel_pair(2 * (i % 2)));
+        for (int k = 0; k < 4; k++) mn[k] = _mm512_shuffle_epi8(k < 2 ? mnl : mnh, sel_pair(2 * (k % 2)));
 #pragma GCC unroll 16
-        for (int t = 0; t < 16; t++) { /* sl_kq_end's steps */
-            float da;
-            memcpy(&da, g + SL_KGROUP_D + 4 * t, 4);
-            const __m512 dav = _mm512_set1_ps(da);
-            const __m512 r = _mm512_fmadd_ps(_mm512_mul_ps(d, dav), _mm512_cvtepi32_ps(_mm512_load_si512(isum + 16 * t)),
-                                             _mm512_load_ps(res + 16 * t));
-            __m512i imin = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) imin = _mm512_dpwssd_epi32(imin, mn[i], bcast32(g + SL_KGROUP_MIN + 64 * i + 4 * t));
-            const __m512 nsm = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(dmin, dav)), sign));
-            _mm512_store_ps(res + 16 * t, _mm512_fmadd_ps(nsm, _mm512_cvtepi32_ps(imin), r));
-        }
+        for (int t = 0; t < 16; t++)
+            _mm512_store_ps(res + 16 * t,
+                            kqg_end(q6, _mm512_load_si512(isum + 16 * t), d, dmin, mn, g, t, _mm512_load_ps(res + 16 * t)));
     }
 }
 
