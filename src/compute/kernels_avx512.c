@@ -1102,18 +1102,19 @@ AI void kqg_16(bool q6, const uint8_t *tile, int64_t nb, const uint8_t *grp, flo
 static void kqg45_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqg_16(false, tile, nb, grp, res); }
 static void kqg6_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqg_16(true, tile, nb, grp, res); }
 
-/* Sixteen tokens of a Q8_K group straight from a packed Q4_K / Q6_K tile
+/* Sixteen tokens of a Q8_K group straight from a packed K-quant tile
  * (the layouts kq45_decode / kq6_decode read), for calls of few groups
  * (batched decoding): each quant group is formed in registers once for the
  * sixteen tokens, where the unpacked path writes the tile to scratch and
  * reads it back, and the tile streams in under the decode distances. The
- * integers are kqg_16's (Q4_K: q = the nibble; Q6_K: the six bits put
- * together, chains from the group's -32 asum_j) and so are the float
+ * integers are kqg_16's (Q4_K: q = the nibble; Q5_K: the nibble and bit j
+ * of the qh byte; Q6_K: the six bits put together, chains from the group's
+ * -32 asum_j) and so are the float
  * steps: the same bits. The sums of a super-block stay in isum (memory). */
-AI void kqgp_16(bool q6, const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) {
-    const size_t D = q6 ? 52 : 36;
+AI void kqgp_16(bool q6, bool q5, const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) {
+    const size_t D = q6 ? 52 : q5 ? 44 : 36;
     const __m512i c0f = _mm512_set1_epi8(0x0F), c3f = _mm512_set1_epi8(0x3F), c30 = _mm512_set1_epi8(0x30),
-                  c03 = _mm512_set1_epi8(0x03), c0c = _mm512_set1_epi8(0x0C);
+                  c03 = _mm512_set1_epi8(0x03), c0c = _mm512_set1_epi8(0x0C), c10 = _mm512_set1_epi8(0x10);
     int32_t isum[256] __attribute__((aligned(64)));
 #pragma GCC unroll 16
     for (int t = 0; t < 16; t++) _mm512_store_ps(res + 16 * t, _mm512_setzero_ps());
@@ -1139,7 +1140,13 @@ AI void kqgp_16(bool q6, const uint8_t *tile, int64_t nb, const uint8_t *grp, fl
             for (int i = 0; i < per; i++) {
                 const int gi = j * per + i; /* quants 4 gi .. 4 gi + 3 of the super-block */
                 __m512i W;
-                if (!q6) { /* quant dword 8 (j / 2) + i: low nibbles for even j, high for odd */
+                if (q5) { /* quant dword 12 + 8 (j / 2) + i as Q4_K's, bit j of qh dword 4 + i as bit 4 */
+                    const __m512i v = _mm512_load_si512(pb + 64 * (12 + 8 * (size_t)(j / 2) + (size_t)i)),
+                                  qh = _mm512_load_si512(pb + 64 * (4 + (size_t)i));
+                    const __m512i hb = j <= 4 ? _mm512_sll_epi16(qh, _mm_cvtsi32_si128(4 - j))
+                                              : _mm512_srl_epi16(qh, _mm_cvtsi32_si128(j - 4));
+                    W = and_or(j % 2 ? _mm512_srli_epi16(v, 4) : v, c0f, _mm512_and_si512(hb, c10));
+                } else if (!q6) { /* quant dword 4 + 8 (j / 2) + i: low nibbles for even j, high for odd */
                     const __m512i v = _mm512_load_si512(pb + 64 * (4 + 8 * (size_t)(j / 2) + (size_t)i));
                     W = j % 2 ? _mm512_and_si512(_mm512_srli_epi16(v, 4), c0f) : _mm512_and_si512(v, c0f);
                 } else if (gi < 48) { /* zmm 3t + m holds group 16m + t */
@@ -1175,13 +1182,14 @@ AI void kqgp_16(bool q6, const uint8_t *tile, int64_t nb, const uint8_t *grp, fl
     }
 }
 
-static void kqg4p_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqgp_16(false, tile, nb, grp, res); }
-static void kqg6p_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqgp_16(true, tile, nb, grp, res); }
+static void kqg4p_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqgp_16(false, false, tile, nb, grp, res); }
+static void kqg5p_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqgp_16(false, true, tile, nb, grp, res); }
+static void kqg6p_16(const uint8_t *tile, int64_t nb, const uint8_t *grp, float *res) { kqgp_16(true, false, tile, nb, grp, res); }
 
 #ifndef KQ_FUSED_TOKENS
-/* Calls of fewer tokens than this (groups of 16) read packed Q4_K / Q6_K
- * tiles straight (kqgp_16); more unpack the tiles once for all their
- * groups (kqg_16). */
+/* Calls of fewer tokens than this (groups of 16) read packed K-quant tiles
+ * straight (kqgp_16); more unpack the tiles once for all their groups
+ * (kqg_16). */
 #define KQ_FUSED_TOKENS 48
 #endif
 
@@ -1251,16 +1259,16 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
 }
 
 /* With the Q8_K rows also as token groups: the whole groups through
- * kqgp_16 (Q4_K, Q6_K, fewer than KQ_FUSED_TOKENS tokens: a last partial
+ * kqgp_16 (fewer than KQ_FUSED_TOKENS tokens: a last partial
  * group of KQ_DECODE_PAD_MIN or more too, the other tokens after the last whole
  * group through the decode kernel) or kqg_16. */
 static void gemm_kq_grouped(sl_type type, int64_t K, const void *tiles, int64_t nr, const void *act, size_t as,
                             const void *groups, int64_t nt, float *y, int64_t ldy, void *scratch) {
-    if (type == SL_TYPE_Q5_K || nt >= KQ_FUSED_TOKENS) {
+    if (nt >= KQ_FUSED_TOKENS) {
         gemm_kq_many(type, K, tiles, nr, act, as, groups, nt, y, ldy, scratch);
         return;
     }
-    const bool q6 = type == SL_TYPE_Q6_K;
+    const bool q6 = type == SL_TYPE_Q6_K, q5 = type == SL_TYPE_Q5_K;
     const int64_t nb = K / QK_K, full = nt % 16 >= KQ_DECODE_PAD_MIN ? nt : nt / 16 * 16;
     const size_t ptile = sl_pack_tile_bytes(type, K), gb = sl_act_group_bytes(SL_ACT_Q8_K, K);
     float res[256] __attribute__((aligned(64)));
@@ -1269,13 +1277,13 @@ static void gemm_kq_grouped(sl_type type, int64_t K, const void *tiles, int64_t 
         const __mmask16 m = (__mmask16)((1u << R) - 1);
         const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
         for (int64_t t0 = 0; t0 < full; t0 += 16) {
-            (q6 ? kqg6p_16 : kqg4p_16)(t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
+            (q6 ? kqg6p_16 : q5 ? kqg5p_16 : kqg4p_16)(t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
             for (int t = 0; t < 16 && t0 + t < nt; t++)
                 _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, _mm512_load_ps(res + 16 * t));
         }
         for (int64_t t = full; t < nt; t++)
             _mm512_mask_storeu_ps(y + t * ldy + r0, m,
-                                  (q6 ? kq_decode_q6 : kq_decode_q4)(t16, ptile, nb, (const block_q8_K *)((const uint8_t *)act + (size_t)t * as)));
+                                  (q6 ? kq_decode_q6 : q5 ? kq_decode_q5 : kq_decode_q4)(t16, ptile, nb, (const block_q8_K *)((const uint8_t *)act + (size_t)t * as)));
     }
 }
 
