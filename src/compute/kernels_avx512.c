@@ -623,6 +623,13 @@ static void (*const Q0G[2][2])(const uint8_t *, int64_t, const uint8_t *, float 
     {q8g_16, q8g_d_16},
 };
 
+/* A group kernel's results (res: 16 tokens × 16 rows) for its tokens below
+ * nt - t0 (the rest are padding) into y, t0's row first, masked to the
+ * tile's valid rows. */
+AI void store_group(const float *res, int64_t t0, int64_t nt, float *y, int64_t ldy, __mmask16 m) {
+    for (int t = 0; t < 16 && t0 + t < nt; t++) _mm512_mask_storeu_ps(y + (t0 + t) * ldy, m, _mm512_load_ps(res + 16 * t));
+}
+
 /* Tokens after the last whole group: at least this many go through a group
  * kernel as a padded group (sl_act_group_pad), fewer through the per-row
  * kernels. From memory (bench/kernel_ab.sh, against those): Q4_0 with 16 +
@@ -652,8 +659,7 @@ static void gemm_q0_grouped(bool q8, int64_t K, const void *tiles, int64_t nr, c
             const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * tile;
             for (int64_t t0 = b0; t0 < b1; t0 += 16) {
                 Q0G[q8][t0 == b0](t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
-                for (int t = 0; t < 16 && t0 + t < nt; t++)
-                    _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, _mm512_load_ps(res + 16 * t));
+                store_group(res, t0, nt, y + r0, ldy, m);
             }
         }
     }
@@ -1221,8 +1227,7 @@ static void gemm_kq_many(sl_type type, int64_t K, const void *tiles, int64_t nr,
                 int64_t t0 = b0;
                 for (; t0 < b1 && t0 < full; t0 += 16) {
                     (q6 ? kqg6_16 : kqg45_16)(t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
-                    for (int t = 0; t < 16 && t0 + t < nt; t++)
-                        _mm512_mask_storeu_ps(y + (t0 + t) * ldy + c0 + r0, m, _mm512_load_ps(res + 16 * t));
+                    store_group(res, t0, nt, y + c0 + r0, ldy, m);
                 }
                 for (; t0 < b1; t0 += 8) {
                     const int N = b1 - t0 < 8 ? (int)(b1 - t0) : 8;
@@ -1233,6 +1238,16 @@ static void gemm_kq_many(sl_type type, int64_t K, const void *tiles, int64_t nr,
             }
         }
     }
+}
+
+/* Tokens [t0, t1) of the Q8_K rows at act against one packed tile, token
+ * by token through the type's decode kernel, into y (t0's row first). */
+static void kq_decode_tokens(sl_type type, const uint8_t *t16, size_t ptile, int64_t nb, const void *act, size_t as,
+                             int64_t t0, int64_t t1, float *y, int64_t ldy, __mmask16 m) {
+    __m512 (*fn)(const uint8_t *, size_t, int64_t, const block_q8_K *) =
+        type == SL_TYPE_Q6_K ? kq_decode_q6 : type == SL_TYPE_Q5_K ? kq_decode_q5 : kq_decode_q4;
+    for (int64_t t = t0; t < t1; t++)
+        _mm512_mask_storeu_ps(y + t * ldy, m, fn(t16, ptile, nb, (const block_q8_K *)((const uint8_t *)act + (size_t)t * as)));
 }
 
 /* Packed tiles: up to KQ_DECODE_TOKENS tokens read them directly, token by
@@ -1247,14 +1262,10 @@ static void gemm_kq_packed(sl_type type, int64_t K, const void *tiles, int64_t n
     }
     /* the decode kernel once per token, tile by tile: the first token streams the tile in, the others
      * find it in L1/L2 (no unpacked copy to write and read back) */
-    __m512 (*fn)(const uint8_t *, size_t, int64_t, const block_q8_K *) =
-        type == SL_TYPE_Q6_K ? kq_decode_q6 : type == SL_TYPE_Q5_K ? kq_decode_q5 : kq_decode_q4;
     for (int64_t r0 = 0; r0 < nr; r0 += 16) {
         const int R = nr - r0 < 16 ? (int)(nr - r0) : 16;
-        const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
-        for (int64_t t = 0; t < nt; t++)
-            _mm512_mask_storeu_ps(y + t * ldy + r0, (__mmask16)((1u << R) - 1),
-                                  fn(t16, ptile, nb, (const block_q8_K *)((const uint8_t *)act + (size_t)t * as)));
+        kq_decode_tokens(type, (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile, ptile, nb, act, as, 0, nt, y + r0, ldy,
+                         (__mmask16)((1u << R) - 1));
     }
 }
 
@@ -1278,12 +1289,9 @@ static void gemm_kq_grouped(sl_type type, int64_t K, const void *tiles, int64_t 
         const uint8_t *t16 = (const uint8_t *)tiles + (size_t)(r0 / 16) * ptile;
         for (int64_t t0 = 0; t0 < full; t0 += 16) {
             (q6 ? kqg6p_16 : q5 ? kqg5p_16 : kqg4p_16)(t16, nb, (const uint8_t *)groups + (size_t)(t0 / 16) * gb, res);
-            for (int t = 0; t < 16 && t0 + t < nt; t++)
-                _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, m, _mm512_load_ps(res + 16 * t));
+            store_group(res, t0, nt, y + r0, ldy, m);
         }
-        for (int64_t t = full; t < nt; t++)
-            _mm512_mask_storeu_ps(y + t * ldy + r0, m,
-                                  (q6 ? kq_decode_q6 : q5 ? kq_decode_q5 : kq_decode_q4)(t16, ptile, nb, (const block_q8_K *)((const uint8_t *)act + (size_t)t * as)));
+        kq_decode_tokens(type, t16, ptile, nb, act, as, full, nt, y + r0, ldy, m);
     }
 }
 
