@@ -37,6 +37,7 @@
 #include "server/rerank.h"
 #include "server/cors.h"
 #include "server/anthropic.h"
+#include "server/ollama.h"
 #include "server/responses.h"
 
 #include <arpa/inet.h>
@@ -113,6 +114,7 @@ typedef struct cconn {
     bool want_out;
     int64_t last_ns;
     bool anthropic;           /* the request being answered is Anthropic's (/v1/messages): errors in its form */
+    bool ollama;              /* ... Ollama's (/api/...): errors in its form */
     char cors[256];           /* its Access-Control-Allow-Origin ("": none; server/cors.h) */
     /* the request being answered, for the access log */
     char method[8];
@@ -211,6 +213,11 @@ struct xreq {
      * and the stream's chat chunks made its events (server/anthropic.h) */
     json_t *anth_req;
     sl_anth_stream *as;
+    /* POST /api/chat, /api/generate (Ollama's): proxied as the chat or completions request it makes (failover
+     * and all); its request, and the stream's chunks made its lines (server/ollama.h) */
+    json_t *oll_req;
+    bool oll_generate;
+    sl_ollama_stream *os;
     char resp_id[48];     /* its ids' stem, this router's own (engines count their ids from 1 each) */
     /* POST /completion (llama.cpp's): proxied as a completions request, answered in llama.cpp's form
      * (server/llamacpp.h); a stream's finished answers wait for the usage chunk for their counts */
@@ -453,10 +460,10 @@ static int respond_error(worker *w, cconn *c, int status, const char *param, con
     va_end(ap);
     sl_utf8_scrub(msg); /* it may quote the client's bytes (a malformed request line) */
     char *s;
-    if (c->anthropic) {
+    if (c->anthropic || c->ollama) {
         sl_api_error e;
         sl_api_set_error(&e, status, param, "%s", msg);
-        s = sl_anth_error_json(&e);
+        s = c->anthropic ? sl_anth_error_json(&e) : sl_ollama_error_json(&e);
     } else {
         s = error_json(status, param, msg);
     }
@@ -864,6 +871,8 @@ static void x_free(xreq *x) {
     sl_resp_stream_free(x->rs);
     json_decref(x->anth_req);
     sl_anth_stream_free(x->as);
+    json_decref(x->oll_req);
+    sl_ollama_stream_free(x->os);
     json_decref(x->llama_ends);
     sl_evstream_deinit(&x->sse_parser);
     sl_free(x->pids);
@@ -946,9 +955,9 @@ static void stream_headers(worker *w, xreq *x) {
     if (x->started || !c) return;
     x->started = true;
     if (c->minor == 0 || !c->keep_alive) c->close_after = true;
-    ob_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    ob_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-cache\r\n"
                        "x-shardlm-engine: %s\r\n%s%s",
-              x->cur ? x->cur->spec.url : "", c->minor == 0 ? "" : "Transfer-Encoding: chunked\r\n",
+              x->oll_req ? "application/x-ndjson" : "text/event-stream", x->cur ? x->cur->spec.url : "", c->minor == 0 ? "" : "Transfer-Encoding: chunked\r\n",
               c->close_after ? "Connection: close\r\n" : "");
     cors_headers(c);
     ob_str(&c->out, "\r\n");
@@ -980,6 +989,14 @@ static void stream_error(worker *w, xreq *x, const char *fmt, ...) {
             ob_str(&ev, "data: ");
             ob_str(&ev, e ? e : "{}");
             ob_str(&ev, "\n\n");
+        } else if (x->oll_req) { /* an Ollama stream: its error line */
+            json_t *o = e ? json_loads(e, 0, NULL) : NULL;
+            sl_strbuf b = {0};
+            if (!x->os) x->os = sl_ollama_stream_new(x->oll_req, x->oll_generate, (double)x->t_recv * 1e-9);
+            if (x->os && o) sl_ollama_stream_chunk(x->os, o, &b);
+            ob_add(&ev, b.p ? b.p : "", b.n);
+            free(b.p);
+            json_decref(o);
         } else if (x->anth_req) { /* an Anthropic stream: its error event */
             json_t *o = e ? json_loads(e, 0, NULL) : NULL;
             sl_strbuf b = {0};
@@ -1152,7 +1169,9 @@ static int handle_request(worker *w, cconn *c) {
         return 0;
     }
     c->anthropic = !strncmp(path, "/v1/messages", 12);
-    json_t *anth_req = NULL;
+    c->ollama = !strncmp(path, "/api/", 5);
+    json_t *anth_req = NULL, *oll_req = NULL;
+    bool oll_generate = false;
     if (!strcmp(path, "/v1/messages")) { /* proxied as the chat request it makes */
         if (!post) return respond_error(w, c, 405, NULL, "use POST");
         if (!client_key_ok(r, hp))
@@ -1211,6 +1230,31 @@ static int handle_request(worker *w, cconn *c) {
         c->n_body = strlen(cb);
         c->cap_body = c->n_body + 1;
         ep = EP_CHAT;
+    } else if (!strcmp(path, "/api/chat") || !strcmp(path, "/api/generate")) { /* proxied as the request it makes */
+        if (!post) return respond_error(w, c, 405, NULL, "use POST");
+        if (!client_key_ok(r, hp))
+            return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
+        oll_generate = path[5] == 'g';
+        sl_api_error e = {0};
+        sl_api_kind kind = SL_API_CHAT;
+        oll_req = sl_api_load_body(c->body, c->n_body, &e);
+        char *cb = oll_req && !sl_ollama_load_only(oll_req, oll_generate)
+                       ? sl_ollama_openai_body(oll_req, oll_generate, &kind, &e)
+                       : NULL;
+        if (oll_req && !cb && !e.status) { /* nothing to answer: the model "loads" */
+            respond_json(w, c, 200, sl_ollama_load_answer(oll_req, oll_generate), NULL);
+            json_decref(oll_req);
+            return 0;
+        }
+        if (!cb) {
+            json_decref(oll_req);
+            return respond_error(w, c, e.status, e.param[0] ? e.param : NULL, "%s", e.message);
+        }
+        free(c->body);
+        c->body = cb;
+        c->n_body = strlen(cb);
+        c->cap_body = c->n_body + 1;
+        ep = kind == SL_API_CHAT ? EP_CHAT : EP_COMPLETIONS;
     } else if (!strcmp(path, "/completion") || !strcmp(path, "/completions")) { /* llama.cpp's own */
         ep = EP_COMPLETIONS;
         llama = true;
@@ -1218,14 +1262,14 @@ static int handle_request(worker *w, cconn *c) {
     else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
     else if (!strcmp(path, "/detokenize") || !strcmp(path, "/apply-template") || !strcmp(path, "/api/tags") ||
-             !strcmp(path, "/api/show"))
+             !strcmp(path, "/api/show") || !strcmp(path, "/api/version") || !strcmp(path, "/api/ps"))
         ep = EP_DETOKENIZE; /* (any engine's) */
     else if (!strcmp(path, "/infill")) { /* as /completion: the engine's /v1/completions builds the infill prompt */
         ep = EP_INFILL;
         llama = true;
     }
     else if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embedding") || !strcmp(path, "/embeddings") ||
-             !strcmp(path, "/invocations"))
+             !strcmp(path, "/invocations") || !strcmp(path, "/api/embed") || !strcmp(path, "/api/embeddings"))
         ep = EP_EMBEDDINGS; /* (no stream: a failed engine's is retried whole; llama.cpp's too) */
     else if (sl_rerank_path(path)) ep = EP_EMBEDDINGS; /* rerank and score: the same */
     else if (!strcmp(path, "/v1/models") || !strncmp(path, "/v1/models/", 11)) ep = -1;
@@ -1234,6 +1278,7 @@ static int handle_request(worker *w, cconn *c) {
     if (!client_key_ok(r, hp)) {
         json_decref(resp_req);
         json_decref(anth_req);
+        json_decref(oll_req);
         return respond_error(w, c, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     }
     if (ep < 0) {
@@ -1241,16 +1286,21 @@ static int handle_request(worker *w, cconn *c) {
         models_merged(w, c, path[10] == '/' ? path + 11 : NULL);
         return 0;
     }
-    if (!post) return respond_error(w, c, 405, NULL, "use POST");
+    /* (Ollama's model list, version and running models are read with GET: the engine's answer) */
+    const bool by_get = !strcmp(path, "/api/tags") || !strcmp(path, "/api/version") || !strcmp(path, "/api/ps");
+    if (!post && !(get && by_get)) return respond_error(w, c, 405, NULL, by_get ? "use GET" : "use POST");
 
     xreq *x = sl_calloc(1, sizeof *x);
     if (!x) {
         json_decref(resp_req);
         json_decref(anth_req);
+        json_decref(oll_req);
         return respond_error(w, c, 500, NULL, "out of memory");
     }
     x->resp_req = resp_req;
     x->anth_req = anth_req;
+    x->oll_req = oll_req;
+    x->oll_generate = oll_generate;
     x->llama = llama;
     x->n_predict = -1;
     if (resp_req) /* unique across engines and restarts: the kept responses are looked up by it */
@@ -1263,7 +1313,9 @@ static int handle_request(worker *w, cconn *c) {
     x->t_recv = mono_ns();
     x->ep = ep;
     snprintf(x->method, sizeof x->method, "%s", hp->method);
-    x->target = sl_strdup(resp_req || anth_req ? "/v1/chat/completions" : llama ? "/v1/completions" : target); /* (what it is proxied as) */
+    x->target = sl_strdup(resp_req || anth_req || (oll_req && ep == EP_CHAT) ? "/v1/chat/completions"
+                          : llama || oll_req                                ? "/v1/completions"
+                                                                            : target); /* (what it is proxied as) */
     x->ctype = hdr_dup(hp, "Content-Type");
     size_t kn = 0;
     const char *key = r->cfg.engine_api_key ? r->cfg.engine_api_key : request_key(hp, &kn);
@@ -2261,12 +2313,14 @@ static bool on_event(void *ctx, char *ev, size_t n) {
                     continue;
                 }
                 x->done_seen = true;
-                if (!x->resp_req && !x->anth_req && !x->llama) ob_str(&out, "data: [DONE]\n"); /* (Responses, Anthropic, llama.cpp: no [DONE]) */
+                if (!x->resp_req && !x->anth_req && !x->oll_req && !x->llama) /* (Responses, Anthropic, Ollama, llama.cpp: */
+                    ob_str(&out, "data: [DONE]\n");                              /* no [DONE]) */
                 any = true;
                 continue;
             }
             if (x->mc && x->cur_k < 0) multi_track(x, v, vl);
-            if (x->llama || x->resp_req || x->anth_req) { /* the chunk (as rewritten for a continuation) made their own events */
+            if (x->llama || x->resp_req || x->anth_req || x->oll_req) { /* the chunk (as rewritten for a continuation) made
+                                                                        * their own events */
                 char *s = x->migrated ? sl_fo_rewrite(&x->fs, v, vl) : NULL;
                 bool drop = false;
                 s = multi_usage(x, s, &drop);
@@ -2287,6 +2341,10 @@ static bool on_event(void *ctx, char *ev, size_t n) {
                                                    m ? m : x->model, x->n_pids, &b);
                     }
                     if (o && x->as) sl_anth_stream_chunk(x->as, o, &b);
+                } else if (x->oll_req) {
+                    if (o && json_object_get(o, "choices") && memmem(v, vl, "\"finish_reason\":\"", 17)) x->finish_seen = true;
+                    if (o && !x->os) x->os = sl_ollama_stream_new(x->oll_req, x->oll_generate, (double)x->t_recv * 1e-9);
+                    if (o && x->os) sl_ollama_stream_chunk(x->os, o, &b);
                 } else {
                     if (o && json_object_get(o, "choices") && memmem(v, vl, "\"finish_reason\":\"", 17)) x->finish_seen = true;
                     if (o && !x->rs) {
@@ -2331,7 +2389,7 @@ static bool on_event(void *ctx, char *ev, size_t n) {
     if (any) {
         bool first = !x->started;
         stream_headers(w, x);
-        if (x->migrated && x->events == 0) {
+        if (x->migrated && x->events == 0 && !x->oll_req) { /* (an SSE comment: Ollama's lines have no place for it) */
             char note[400];
             int k = snprintf(note, sizeof note, ": x-shardlm-engine %s\n\n", x->cur ? x->cur->spec.url : "");
             client_chunk(x->c, note, (size_t)k);
@@ -2437,7 +2495,7 @@ static void up_done(worker *w, uconn *u) {
         snprintf(url, sizeof url, "%s", x->cur->spec.url);
         attempt_end(x);
         note_added(w, x);
-        json_t *chat = (x->resp_req || x->anth_req || x->llama) && x->status == 200
+        json_t *chat = (x->resp_req || x->anth_req || x->oll_req || x->llama) && x->status == 200
                            ? json_loadb(x->resp.p ? x->resp.p : "", ob_pending(&x->resp), 0, NULL)
                            : NULL;
         char *rb = NULL;
@@ -2462,19 +2520,22 @@ static void up_done(worker *w, uconn *u) {
             json_decref(chat);
             chat = NULL;
         }
-        if (chat && x->anth_req) { /* POST /v1/messages: the chat answer as Anthropic's message */
-            json_t *mo = sl_anth_from_chat(chat, x->anth_req);
+        if (chat && (x->anth_req || x->oll_req)) { /* the chat answer as Anthropic's message; an answer in Ollama's form */
+            const sl_ollama_times t = {.t0 = (double)x->t_recv * 1e-9, .t_end = (double)mono_ns() * 1e-9};
+            json_t *mo = x->anth_req ? sl_anth_from_chat(chat, x->anth_req)
+                                     : sl_ollama_from_openai(chat, x->oll_req, x->oll_generate, &t);
             rb = mo ? json_dumps(mo, JSON_COMPACT) : NULL;
             json_decref(mo);
             json_decref(chat);
             chat = NULL;
-        } else if (x->anth_req && x->status != 200) { /* the engine's error, in Anthropic's form */
+        } else if ((x->anth_req || x->oll_req) && x->status != 200) { /* the engine's error, in Anthropic's / Ollama's form */
             json_t *eo = json_loadb(x->resp.p ? x->resp.p : "", ob_pending(&x->resp), 0, NULL), *er = json_object_get(eo, "error");
             sl_api_error ae;
             sl_api_set_error(&ae, x->status, json_string_value(json_object_get(er, "param")), "%s",
                              json_string_value(json_object_get(er, "message")) ?: "the engine refused the request");
-            snprintf(ae.param, sizeof ae.param, "%s", sl_anth_param(ae.param));
-            char *ab = sl_anth_error_json(&ae);
+            snprintf(ae.param, sizeof ae.param, "%s",
+                     x->anth_req ? sl_anth_param(ae.param) : sl_ollama_param(ae.param, x->oll_generate));
+            char *ab = x->anth_req ? sl_anth_error_json(&ae) : sl_ollama_error_json(&ae);
             json_decref(eo);
             if (ab) respond(w, x->c, x->status, "application/json", ab, strlen(ab), url);
             else respond(w, x->c, x->status, x->up_ctype, x->resp.p ? x->resp.p : "", ob_pending(&x->resp), url);

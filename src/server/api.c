@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 void sl_api_set_error(sl_api_error *e, int status, const char *param, const char *fmt, ...) {
     e->status = status;
@@ -2768,13 +2770,36 @@ static json_t *ollama_details(const sl_api_ctx *ctx) {
                      "parameter_size", "", "quantization_level", "");
 }
 
+/* The model file's size in bytes and its modification time as RFC 3339 (Ollama's size and modified_at; 0 and
+ * the epoch when the file is not said or not there). */
+static json_int_t model_file(const sl_api_ctx *ctx, char when[40]) {
+    struct stat st;
+    const bool ok = ctx->model_path && stat(ctx->model_path, &st) == 0;
+    const time_t t = ok ? st.st_mtime : 0;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return ok ? (json_int_t)st.st_size : 0;
+}
+
 json_t *sl_api_ollama_tags(const sl_api_ctx *ctx, long long created) {
-    json_t *ollama = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:[s],s:[s],s:s,s:o}", "name", ctx->model_id, "model",
-                               ctx->model_id, "modified_at", "", "size", "", "digest", "", "type", "model", "description", "",
-                               "tags", "", "capabilities", "completion", "parameters", "", "details", ollama_details(ctx));
+    char when[40];
+    const json_int_t size = model_file(ctx, when);
+    json_t *ollama = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:[s],s:[s],s:s,s:o}", "name", ctx->model_id, "model",
+                               ctx->model_id, "modified_at", when, "size", size, "digest", "", "type", "model", "description",
+                               "", "tags", "", "capabilities", "completion", "parameters", "", "details", ollama_details(ctx));
     return json_pack("{s:[o],s:s,s:[{s:s,s:s,s:I,s:s,s:i}]}", "models", ollama, "object", "list", "data", "id",
                      ctx->model_id, "object", "model", "created", (json_int_t)created, "owned_by", "shardlm",
                      "max_model_len", ctx->n_ctx);
+}
+
+json_t *sl_api_ollama_ps(const sl_api_ctx *ctx) {
+    char when[40];
+    const json_int_t size = model_file(ctx, when);
+    /* (loaded for as long as the server runs: Ollama's "never" for a model kept loaded is far in the future) */
+    return json_pack("{s:[{s:s,s:s,s:I,s:s,s:o,s:s,s:I,s:i}]}", "models", "name", ctx->model_id, "model", ctx->model_id,
+                     "size", size, "digest", "", "details", ollama_details(ctx), "expires_at", "2318-01-01T00:00:00Z",
+                     "size_vram", (json_int_t)0, "context_length", ctx->n_ctx);
 }
 
 json_t *sl_api_ollama_show(const sl_api_ctx *ctx) {

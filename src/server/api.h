@@ -219,9 +219,11 @@ json_t *sl_api_embeddings_json(const sl_api_ctx *ctx, const sl_api_embed_request
                                int32_t dim, int64_t prompt_tokens);
 
 /* Ollama's GET /api/tags as llama.cpp answers it: OpenAI's model list (created: the server's start) with
- * Ollama's "models" beside it; POST /api/show: the chat template, the context length, the details. */
+ * Ollama's "models" beside it (size and modified_at: the model file's); POST /api/show: the chat template, the context length, the details. */
 json_t *sl_api_ollama_tags(const sl_api_ctx *ctx, long long created);
 json_t *sl_api_ollama_show(const sl_api_ctx *ctx);
+/* Ollama's GET /api/ps: the model served, loaded for as long as the server runs. */
+json_t *sl_api_ollama_ps(const sl_api_ctx *ctx);
 
 /* llama.cpp's GET /props: n_ctx and the defaults of a request's sampling fields, total_slots (sequences at
  * once), the model's alias and path, the chat template, BOS / EOS text. */

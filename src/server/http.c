@@ -14,6 +14,7 @@
 #include "server/llamacpp.h"
 #include "server/responses.h"
 #include "server/anthropic.h"
+#include "server/ollama.h"
 #include "server/beam.h"
 #include "server/kimi3.h"
 #include "server/reasoning.h"
@@ -83,6 +84,7 @@ typedef struct conn {
     bool too_big;
     int status;
     bool anthropic; /* /v1/messages: errors in Anthropic's form */
+    bool ollama;    /* /api/...: errors in Ollama's form */
 } conn;
 
 /* One choice of a generation: a request and what of its output was sent. */
@@ -149,7 +151,19 @@ typedef struct gen {
     sl_resp_stream *rs;     /* ... streamed: the chat chunks become its events */
     json_t *anth_req;       /* POST /v1/messages: its request (the answer is Anthropic's message, server/anthropic.h) */
     sl_anth_stream *as;     /* ... streamed: the chat chunks become its events */
+    json_t *oll_req;        /* POST /api/chat, /api/generate: its request (the answer is Ollama's, server/ollama.h) */
+    bool oll_generate;      /* ... /api/generate's */
+    sl_ollama_stream *os;   /* ... streamed: the OpenAI chunks become its lines */
 } gen;
+
+/* The request an OpenAI one was made from, whose form the answer takes (none: the OpenAI one's own). */
+typedef struct front {
+    json_t *resp_req;  /* POST /v1/responses */
+    json_t *anth_req;  /* POST /v1/messages */
+    json_t *oll_req;   /* POST /api/chat, /api/generate (oll_generate) */
+    bool oll_generate;
+    bool llama;        /* POST /completion, /infill: llama.cpp's own answer */
+} front;
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -183,7 +197,8 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, conn *cx, int status
 }
 
 static enum MHD_Result reply_error(struct MHD_Connection *c, conn *cx, const sl_api_error *e) {
-    return reply(c, cx, e->status, "application/json", cx->anthropic ? sl_anth_error_json(e) : sl_api_error_json(e));
+    return reply(c, cx, e->status, "application/json",
+                 cx->anthropic ? sl_anth_error_json(e) : cx->ollama ? sl_ollama_error_json(e) : sl_api_error_json(e));
 }
 
 static enum MHD_Result reply_err(struct MHD_Connection *c, conn *cx, int status, const char *param, const char *msg) {
@@ -245,6 +260,8 @@ static void gen_free(gen *g) {
     json_decref(g->resp_req);
     json_decref(g->anth_req);
     sl_anth_stream_free(g->as);
+    json_decref(g->oll_req);
+    sl_ollama_stream_free(g->os);
     json_decref(g->llama_fields);
     sl_free(g->chat_echo);
     sl_resp_stream_free(g->rs);
@@ -278,6 +295,11 @@ static void pend_event(gen *g, json_t *o) {
     }
     if (g->as) { /* an Anthropic stream: its events instead */
         sl_anth_stream_chunk(g->as, o, &g->pending);
+        json_decref(o);
+        return;
+    }
+    if (g->os) { /* an Ollama stream: its lines instead */
+        sl_ollama_stream_chunk(g->os, o, &g->pending);
         json_decref(o);
         return;
     }
@@ -790,7 +812,8 @@ static void collect(gen *g, bool *finished) {
         json_object_set_new(o, "usage", gen_usage(g));
         pend_event(g, o);
     }
-    if (!g->rs && !g->as && !g->llama) pend(g, "data: [DONE]\n\n", 14); /* (Responses, Anthropic, llama.cpp: no [DONE]) */
+    if (!g->rs && !g->as && !g->os && !g->llama) /* (Responses, Anthropic, Ollama, llama.cpp: no [DONE]) */
+        pend(g, "data: [DONE]\n\n", 14);
     g->done = true;
 }
 
@@ -992,6 +1015,23 @@ static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_reque
     return SL_OK;
 }
 
+/* llama.cpp's timings of a finished request r: {"cache_n", "prompt_n", "prompt_ms", "prompt_per_token_ms",
+ * "prompt_per_second", "predicted_n", "predicted_ms", "predicted_per_token_ms", "predicted_per_second"}. */
+static json_t *timings_json(sl_req *r) {
+    pthread_mutex_lock(&r->mu);
+    const double t0 = r->t_submit, t1 = r->t_first_token > 0 ? r->t_first_token : r->t_submit,
+                 t2 = r->t_last_token > t1 ? r->t_last_token : t1;
+    const int64_t pn = r->n_prompt - r->n_cached_prompt > 0 ? r->n_prompt - r->n_cached_prompt : 0, dn = r->n_out;
+    const int64_t cn = r->n_cached_prompt;
+    pthread_mutex_unlock(&r->mu);
+    const double pms = (t1 - t0) * 1e3, dms = (t2 - t1) * 1e3;
+    return json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f}", "cache_n", (json_int_t)cn, "prompt_n", (json_int_t)pn,
+                     "prompt_ms", pms, "prompt_per_token_ms", pn > 0 ? pms / (double)pn : 0.0, "prompt_per_second",
+                     pms > 0 ? (double)pn * 1e3 / pms : 0.0, "predicted_n", (json_int_t)dn, "predicted_ms", dms,
+                     "predicted_per_token_ms", dn > 0 ? dms / (double)dn : 0.0, "predicted_per_second",
+                     dms > 0 ? (double)dn * 1e3 / dms : 0.0);
+}
+
 /* The whole answer of a finished non-streaming generation (as its endpoint writes it; a Responses answer is kept
  * in the store), or NULL with e set when it failed in the engine. */
 static json_t *final_answer(gen *g, sl_api_error *e) {
@@ -1016,6 +1056,7 @@ static json_t *final_answer(gen *g, sl_api_error *e) {
                           kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
                           "model", h->api.model_id, "choices", choices, "usage", gen_usage(g));
     sl_req *r0 = g->ch[0].req;
+    json_object_set_new(o, "timings", timings_json(r0)); /* (llama.cpp's, the first choice's: a router's Ollama answer reads them) */
     if (kind == SL_API_CHAT && g->return_ids) json_object_set_new(o, "prompt_token_ids", prompt_ids_json(r0));
     if (kind == SL_API_CHAT && r0->p.prompt_logprobs >= 0) { /* vLLM's place: beside the choices (one prompt) */
         pthread_mutex_lock(&r0->mu);
@@ -1038,6 +1079,14 @@ static json_t *final_answer(gen *g, sl_api_error *e) {
     }
     if (g->anth_req) { /* POST /v1/messages: the answer as Anthropic's message */
         json_t *m = sl_anth_from_chat(o, g->anth_req);
+        json_decref(o);
+        o = m;
+    }
+    if (g->oll_req) { /* POST /api/chat, /api/generate: the answer in Ollama's form */
+        pthread_mutex_lock(&r0->mu);
+        const sl_ollama_times t = {.t0 = g->t0, .t_first = r0->t_first_token, .t_end = sl_ollama_now()};
+        pthread_mutex_unlock(&r0->mu);
+        json_t *m = sl_ollama_from_openai(o, g->oll_req, g->oll_generate, &t);
         json_decref(o);
         o = m;
     }
@@ -1287,23 +1336,30 @@ static enum MHD_Result handle_beam(sl_http *h, struct MHD_Connection *c, conn *c
     return sse ? reply(c, cx, 200, "text/event-stream", sse) : reply_err(c, cx, 500, NULL, "out of memory");
 }
 
-/* A completions or chat request (body[0, n)); resp_req / anth_req: the Responses / Messages request it was made
- * from, or NULL. */
+/* A completions or chat request (body[0, n)); f: the request it was made from (NULL: none), whose form the
+ * answer takes. */
 static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, conn *cx, sl_api_kind kind, const char *body,
-                                       size_t n_body, json_t *resp_req, json_t *anth_req, bool llama) {
+                                       size_t n_body, const front *f) {
+    static const front none = {0};
+    if (!f) f = &none;
+    json_t *resp_req = f->resp_req, *anth_req = f->anth_req, *oll_req = f->oll_req;
+    const bool llama = f->llama, other = resp_req || anth_req || oll_req || llama; /* (an answer not in OpenAI's form) */
     if (atomic_load(&h->draining))
         return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
     sl_api_request ar;
     sl_api_error e;
     if (!sl_api_parse(&h->api, kind, body, n_body, &ar, &e)) {
-        const char *rp = resp_req ? sl_responses_param(e.param) : anth_req ? sl_anth_param(e.param) : e.param;
+        const char *rp = resp_req   ? sl_responses_param(e.param)
+                         : anth_req ? sl_anth_param(e.param)
+                         : oll_req  ? sl_ollama_param(e.param, f->oll_generate)
+                                    : e.param;
         if (rp != e.param) snprintf(e.param, sizeof e.param, "%s", rp);
         return reply_error(c, cx, &e);
     }
     if (ar.beam) {
-        enum MHD_Result ret = resp_req || anth_req || llama ? reply_err(c, cx, 400, "use_beam_search", "'use_beam_search' "
-                                                                        "is taken by /v1/completions and /v1/chat/completions")
-                                                            : handle_beam(h, c, cx, kind, &ar);
+        enum MHD_Result ret = other ? reply_err(c, cx, 400, "use_beam_search", "'use_beam_search' is taken by "
+                                                                                "/v1/completions and /v1/chat/completions")
+                                    : handle_beam(h, c, cx, kind, &ar);
         sl_api_request_free(&ar);
         return ret;
     }
@@ -1334,15 +1390,15 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
     g->think = ar.think;
     g->think_open = ar.think_open;
     g->think_tags = ar.think_tags;
-    g->return_ids = ar.return_token_ids && !llama && !resp_req && !anth_req;
-    g->continuous_usage = ar.continuous_usage && !llama && !resp_req && !anth_req;
+    g->return_ids = ar.return_token_ids && !other;
+    g->continuous_usage = ar.continuous_usage && !other;
     g->access_log = h->cfg.access_log;
     g->t0 = cx->t0;
     snprintf(g->method, sizeof g->method, "%s", cx->method);
     snprintf(g->path, sizeof g->path, "%s", cx->path);
     char request_id[sizeof ar.request_id];
     memcpy(request_id, ar.request_id, sizeof request_id);
-    if (kind == SL_API_CHAT && !resp_req && !anth_req) { /* (chat's own answer: the others have no echo) */
+    if (kind == SL_API_CHAT && !other) { /* (chat's own answer: the others have no echo) */
         g->chat_echo = ar.chat_echo;
         ar.chat_echo = NULL;
     }
@@ -1393,6 +1449,13 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
             return reply_err(c, cx, 500, NULL, "out of memory");
         }
     }
+    g->oll_req = json_incref(oll_req);
+    g->oll_generate = f->oll_generate;
+    if (oll_req && stream && !(g->os = sl_ollama_stream_new(oll_req, f->oll_generate, cx->t0))) {
+        cancel_all(g);
+        gen_free(g);
+        return reply_err(c, cx, 500, NULL, "out of memory");
+    }
     if (stream) token_ids_begin(g, c);
     for (int k = 0; k < g->n; k++) sl_sched_submit(h->sched, g->ch[k].req);
     if (resp_req && json_is_true(json_object_get(resp_req, "background"))) return bg_start(h, c, cx, g);
@@ -1404,7 +1467,7 @@ static enum MHD_Result handle_generate(sl_http *h, struct MHD_Connection *c, con
             gen_free(g);
             return MHD_NO;
         }
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Content-Type", oll_req ? "application/x-ndjson" : "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         add_cors(c, cx, r);
         enum MHD_Result ret = MHD_queue_response(c, 200, r);
@@ -1443,7 +1506,7 @@ static enum MHD_Result handle_llama(sl_http *h, struct MHD_Connection *c, conn *
     char *with = json_is_object(o) ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     enum MHD_Result r =
-        handle_generate(h, c, cx, SL_API_COMPLETIONS, with ? with : body, with ? strlen(with) : cx->n, NULL, NULL, true);
+        handle_generate(h, c, cx, SL_API_COMPLETIONS, with ? with : body, with ? strlen(with) : cx->n, &(front){.llama = true});
     free(with);
     return r;
 }
@@ -1454,7 +1517,7 @@ static enum MHD_Result handle_infill(sl_http *h, struct MHD_Connection *c, conn 
     sl_api_error e;
     char *body = sl_api_infill_body(&h->api, cx->body ? cx->body : "", cx->n, &e);
     if (!body) return reply_error(c, cx, &e);
-    enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, body, strlen(body), NULL, NULL, true);
+    enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, body, strlen(body), &(front){.llama = true});
     free(body);
     return r;
 }
@@ -1477,7 +1540,7 @@ static enum MHD_Result handle_anthropic(sl_http *h, struct MHD_Connection *c, co
             sl_api_request_free(&ar);
         }
     } else {
-        r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), NULL, req, false);
+        r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), &(front){.anth_req = req});
     }
     free(body);
     json_decref(req);
@@ -1497,7 +1560,7 @@ static enum MHD_Result handle_responses(sl_http *h, struct MHD_Connection *c, co
         sl_api_set_error(&e, 400, "background", "'background': %s", why);
         return reply_error(c, cx, &e);
     }
-    enum MHD_Result r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), req, NULL, false);
+    enum MHD_Result r = handle_generate(h, c, cx, SL_API_CHAT, body, strlen(body), &(front){.resp_req = req});
     free(body);
     json_decref(req);
     return r;
@@ -1547,9 +1610,15 @@ static enum MHD_Result pooled_failed(struct MHD_Connection *c, conn *cx, int sta
     return MHD_NO;
 }
 
+/* The forms of an embeddings answer. */
+enum { EMB_OPENAI, EMB_LLAMA, EMB_OLLAMA, EMB_OLLAMA_LEGACY };
+
 /* POST /v1/embeddings: each input a request of the scheduler that computes its prompt and pools the hidden
- * states (server/sched.h); the answer once all are done, or nothing if the client hangs up first. */
-static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, conn *cx, bool llama) {
+ * states (server/sched.h); the answer once all are done, or nothing if the client hangs up first. The request
+ * body[0, n) (an OpenAI one, or llama.cpp's); form: the answer's (EMB_OLLAMA*: for Ollama's request oll_req). */
+static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, conn *cx, int form, const char *body,
+                                         size_t n, const json_t *oll_req) {
+    const bool llama = form == EMB_LLAMA;
     if (atomic_load(&h->draining))
         return reply_err(c, cx, 503, NULL, "the server is shutting down and takes no new requests");
     if (!llama && h->api.pooling == SL_POOL_NONE) /* (llama.cpp's words) */
@@ -1560,7 +1629,7 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
                                            "or start it with another --pooling for embeddings");
     sl_api_embed_request er;
     sl_api_error e;
-    if (!sl_api_parse_embeddings(&h->api, cx->body ? cx->body : "", cx->n, &er, &e)) return reply_error(c, cx, &e);
+    if (!sl_api_parse_embeddings(&h->api, body, n, &er, &e)) return reply_error(c, cx, &e);
     sl_req **reqs = calloc((size_t)er.n_inputs, sizeof *reqs);
     const float **vecs = calloc((size_t)er.n_inputs, sizeof *vecs);
     if (!reqs || !vecs) {
@@ -1593,7 +1662,9 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
             vecs[i] = v;
         }
         json_t *o = llama ? sl_api_llama_embeddings_json(&er, vecs, dim, h->api.pooling == SL_POOL_NONE)
-                          : sl_api_embeddings_json(&h->api, &er, vecs, dim, n_tokens);
+                    : form != EMB_OPENAI
+                        ? sl_ollama_embed_answer(oll_req, form == EMB_OLLAMA_LEGACY, vecs, made, dim, n_tokens, cx->t0)
+                        : sl_api_embeddings_json(&h->api, &er, vecs, dim, n_tokens);
         ret = o ? reply_json(c, cx, 200, o) : reply_err(c, cx, 500, NULL, "out of memory");
     }
     free(cut);
@@ -1603,6 +1674,47 @@ static enum MHD_Result handle_embeddings(sl_http *h, struct MHD_Connection *c, c
     sl_api_embed_request_free(&er);
     atomic_fetch_sub(&h->in_flight, 1);
     return ret;
+}
+
+/* POST /api/chat and /api/generate (Ollama's): the request made an OpenAI one (server/ollama.h), answered in
+ * Ollama's form; one with nothing to answer "loads" the model. */
+static enum MHD_Result handle_ollama(sl_http *h, struct MHD_Connection *c, conn *cx, bool generate) {
+    sl_api_error e;
+    json_t *req = sl_api_load_body(cx->body, cx->n, &e);
+    if (!req) return reply_error(c, cx, &e);
+    enum MHD_Result r;
+    sl_api_kind kind;
+    char *body = NULL, *fim = NULL;
+    if (sl_ollama_load_only(req, generate)) {
+        json_t *m = json_pack("{s:o*}", "model", sl_ollama_model(req));
+        if (!sl_api_check_model(&h->api, m, &e)) r = reply_error(c, cx, &e);
+        else r = reply_json(c, cx, 200, sl_ollama_load_answer(req, generate));
+        json_decref(m);
+    } else if (!(body = sl_ollama_openai_body(req, generate, &kind, &e))) {
+        r = reply_error(c, cx, &e);
+    } else if (kind == SL_API_COMPLETIONS && sl_api_completions_fim(&h->api, body, strlen(body), &fim, &e) < 0) {
+        snprintf(e.param, sizeof e.param, "%s", sl_ollama_param(e.param, true));
+        r = reply_error(c, cx, &e);
+    } else {
+        const char *b = fim ? fim : body;
+        r = handle_generate(h, c, cx, kind, b, strlen(b), &(front){.oll_req = req, .oll_generate = generate});
+    }
+    free(fim);
+    free(body);
+    json_decref(req);
+    return r;
+}
+
+/* POST /api/embed and /api/embeddings (Ollama's; embed: the current one). */
+static enum MHD_Result handle_ollama_embed(sl_http *h, struct MHD_Connection *c, conn *cx, bool embed) {
+    sl_api_error e;
+    json_t *req = sl_api_load_body(cx->body, cx->n, &e);
+    char *body = req ? sl_ollama_embed_body(req, !embed, &e) : NULL;
+    enum MHD_Result r = body ? handle_embeddings(h, c, cx, embed ? EMB_OLLAMA : EMB_OLLAMA_LEGACY, body, strlen(body), req)
+                             : reply_error(c, cx, &e);
+    free(body);
+    json_decref(req);
+    return r;
 }
 
 /* POST /rerank (llama.cpp's and vLLM's, Jina's and Cohere's form; TEI's with "texts") and POST /score (vLLM's):
@@ -1849,8 +1961,11 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
                  !strcmp(url, "/embeddings") || !strcmp(url, "/props") ||
                  !strcmp(url, "/apply-template") || !strcmp(url, "/infill") || !strcmp(url, "/v1/messages") ||
                  !strcmp(url, "/v1/messages/count_tokens") || sl_rerank_path(url) != 0 || !strcmp(url, "/api/tags") ||
-                 !strcmp(url, "/api/show") || !strcmp(url, "/reset_prefix_cache");
+                 !strcmp(url, "/api/show") || !strcmp(url, "/reset_prefix_cache") || !strcmp(url, "/api/chat") ||
+                 !strcmp(url, "/api/generate") || !strcmp(url, "/api/embed") || !strcmp(url, "/api/embeddings") ||
+                 !strcmp(url, "/api/version") || !strcmp(url, "/api/ps");
     cx->anthropic = !strncmp(url, "/v1/messages", 12);
+    cx->ollama = !strncmp(url, "/api/", 5);
     if (!known) return reply_err(c, cx, 404, NULL, "no such endpoint");
     if (!authorized(h, c)) return reply_err(c, cx, 401, NULL, "missing or wrong API key (Authorization: Bearer ...)");
     if (!strcmp(url, "/v1/models") || one_model) { /* (each served name a model, as vLLM lists them) */
@@ -1883,6 +1998,14 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         if (!post && !get) return reply_err(c, cx, 405, NULL, "use POST");
         return reply_json(c, cx, 200, sl_api_ollama_show(&h->api));
     }
+    if (!strcmp(url, "/api/version")) { /* Ollama's: the API level spoken */
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        return reply_json(c, cx, 200, json_pack("{s:s}", "version", SL_OLLAMA_VERSION));
+    }
+    if (!strcmp(url, "/api/ps")) { /* Ollama's models in memory: the one served */
+        if (!get) return reply_err(c, cx, 405, NULL, "use GET");
+        return reply_json(c, cx, 200, sl_api_ollama_ps(&h->api));
+    }
     if (!strcmp(url, "/reset_prefix_cache")) { /* vLLM's: forget every cached prefix (between two steps) */
         if (!post) return reply_err(c, cx, 405, NULL, "use POST");
         const int32_t freed = sl_sched_reset_prefix_cache(h->sched, 10000);
@@ -1905,15 +2028,19 @@ static enum MHD_Result route(sl_http *h, struct MHD_Connection *c, conn *cx, con
         const int k = sl_api_completions_fim(&h->api, cx->body ? cx->body : "", cx->n, &fim, &e);
         if (k < 0) return reply_error(c, cx, &e);
         enum MHD_Result r = handle_generate(h, c, cx, SL_API_COMPLETIONS, fim ? fim : cx->body ? cx->body : "",
-                                            fim ? strlen(fim) : cx->n, NULL, NULL, false);
+                                            fim ? strlen(fim) : cx->n, NULL);
         free(fim);
         return r;
     }
     if (!strcmp(url, "/v1/chat/completions"))
-        return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL, NULL, false);
+        return handle_generate(h, c, cx, SL_API_CHAT, cx->body ? cx->body : "", cx->n, NULL);
     if (!strcmp(url, "/v1/responses")) return handle_responses(h, c, cx);
-    if (!strcmp(url, "/v1/embeddings")) return handle_embeddings(h, c, cx, false);
-    if (!strcmp(url, "/embedding") || !strcmp(url, "/embeddings")) return handle_embeddings(h, c, cx, true);
+    const char *body = cx->body ? cx->body : "";
+    if (!strcmp(url, "/v1/embeddings")) return handle_embeddings(h, c, cx, EMB_OPENAI, body, cx->n, NULL);
+    if (!strcmp(url, "/embedding") || !strcmp(url, "/embeddings"))
+        return handle_embeddings(h, c, cx, EMB_LLAMA, body, cx->n, NULL);
+    if (!strcmp(url, "/api/chat") || !strcmp(url, "/api/generate")) return handle_ollama(h, c, cx, url[5] == 'g');
+    if (!strcmp(url, "/api/embed") || !strcmp(url, "/api/embeddings")) return handle_ollama_embed(h, c, cx, !strcmp(url, "/api/embed"));
     if (!strcmp(url, "/completion") || !strcmp(url, "/completions")) return handle_llama(h, c, cx);
     if (!strcmp(url, "/infill")) return handle_infill(h, c, cx);
     if (sl_rerank_path(url) == 3) return handle_classify(h, c, cx);

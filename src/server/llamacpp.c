@@ -68,8 +68,7 @@ json_t *sl_llama_fields(json_t *o, const json_t *paths) {
 
 const char *sl_llama_path_alias(const char *path) {
     static const char *const alias[][2] = {
-        {"/v1/health", "/health"}, {"/models", "/v1/models"}, {"/chat/completions", "/v1/chat/completions"},
-        {"/api/chat", "/v1/chat/completions"}}; /* (llama.cpp answers Ollama's /api/chat as OpenAI's chat) */
+        {"/v1/health", "/health"}, {"/models", "/v1/models"}, {"/chat/completions", "/v1/chat/completions"}};
     for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
         if (!strcmp(path, alias[i][0])) return alias[i][1];
     return path;

@@ -36,7 +36,8 @@ json_t *sl_llama_fields(json_t *o, const json_t *paths);
 /* A stream's event for a piece of text. */
 json_t *sl_llama_piece(int index, const char *text, size_t n);
 /* The path llama.cpp's server also answers under another name: /v1/health (/health), /models (/v1/models),
- * /chat/completions and Ollama's /api/chat (/v1/chat/completions, OpenAI's form); else path itself. */
+ * /chat/completions (/v1/chat/completions); else path itself. (Ollama's /api/chat, which llama.cpp answers
+ * as OpenAI's chat, has Ollama's own answer here: server/ollama.h.) */
 const char *sl_llama_path_alias(const char *path);
 
 #endif

@@ -2,7 +2,8 @@
  * test_openai_node.c — the official `openai` npm client (tests/node) completes
  * a non-streaming and a streaming chat request, a completion, tool calls
  * (forced, required, and runTools' round trip) and the Responses API (whole,
- * streamed, a forced call) against a real `shardlm serve`, and Anthropic's SDK its Messages API. Needs node and
+ * streamed, a forced call) against a real `shardlm serve`, Anthropic's SDK its Messages API and Ollama's client its
+ * native API. Needs node and
  * `npm install` in tests/node (.ci/run
  * does it); without them this test fails, saying so.
  */
@@ -235,6 +236,66 @@ TEST(anthropic_node_client) {
     CHECK_MSG(json_integer_value(json_object_get(nf, "status")) == 404 &&
                   !strcmp(json_string_value(json_object_get(nf, "type")) ?: "", "not_found_error"),
               "not found: %s", json_dumps(nf, 0));
+    json_decref(o);
+    CHECK_EQ_INT(src, 0);
+}
+
+/* Ollama's official JavaScript client (tests/node/ollama-client.mjs) against `shardlm serve --api-key` (sent as a
+ * header): chat and generate answers whole and streamed alike (the streamed lines joined, the last one done with
+ * its counts), a name with Ollama's default tag, a raw generate the same text as OpenAI's completion of the same
+ * prompt, a JSON schema format followed, a conversation with a tool call and its result, embeddings of unit
+ * length (current endpoint) and the legacy one, the model list, details, running models and version, an unknown
+ * model's 404 and a missing key's 401. */
+TEST(ollama_node_client) {
+    CHECK_MSG(access("tests/node/node_modules/ollama/package.json", R_OK) == 0,
+              "the ollama npm package is not installed: run 'npm ci' in tests/node (.ci/run does)");
+    int src = -1;
+    json_t *o = run_node("tests/node/ollama-client.mjs", "", "k3y", &src);
+    CHECK(o != NULL);
+    const char *chat = json_string_value(json_object_get(o, "chat")), *gen = json_string_value(json_object_get(o, "gen"));
+    json_t *cl = json_object_get(o, "chat_last"), *gl = json_object_get(o, "gen_last");
+    CHECK_MSG(chat && strlen(chat) > 0 && !strcmp(json_string_value(json_object_get(o, "chat_streamed")) ?: "", chat) &&
+                  !strcmp(json_string_value(json_object_get(o, "chat_role")) ?: "", "assistant") &&
+                  json_is_true(json_object_get(o, "chat_done")) &&
+                  !strcmp(json_string_value(json_object_get(o, "chat_reason")) ?: "", "length") &&
+                  json_integer_value(json_object_get(o, "chat_eval")) == 24 &&
+                  json_integer_value(json_object_get(o, "chat_prompt")) > 5 &&
+                  json_integer_value(json_object_get(o, "chat_total")) > 0 && json_is_true(json_object_get(cl, "done")) &&
+                  !strcmp(json_string_value(json_object_get(cl, "reason")) ?: "", "length") &&
+                  json_integer_value(json_object_get(cl, "eval")) == 24,
+              "chat: %s", json_dumps(o, 0));
+    CHECK_MSG(gen && strlen(gen) > 0 && !strcmp(json_string_value(json_object_get(o, "gen_streamed")) ?: "", gen) &&
+                  !strcmp(json_string_value(json_object_get(o, "gen_model")) ?: "", "stories260K:latest") &&
+                  json_integer_value(json_object_get(o, "gen_eval")) == 24 &&
+                  json_integer_value(json_object_get(o, "gen_parts")) >= 2 && json_is_true(json_object_get(gl, "done")) &&
+                  json_integer_value(json_object_get(gl, "eval")) == 24 && json_integer_value(json_object_get(gl, "prompt")) > 5,
+              "generate: %s", json_dumps(o, 0));
+    const char *raw = json_string_value(json_object_get(o, "raw"));
+    CHECK_MSG(raw && strlen(raw) > 0 && !strcmp(json_string_value(json_object_get(o, "openai")) ?: "", raw) &&
+                  json_integer_value(json_object_get(o, "raw_eval")) == 24,
+              "raw: %s", json_dumps(o, 0));
+    CHECK_MSG(json_is_integer(json_object_get(json_object_get(o, "formatted"), "age")), "format: %s", json_dumps(o, 0));
+    CHECK_MSG(json_is_true(json_object_get(json_object_get(o, "with_tool"), "done")), "tool: %s", json_dumps(o, 0));
+    json_t *norms = json_object_get(o, "embed_norms");
+    CHECK_MSG(json_integer_value(json_object_get(o, "embed_n")) == 2 && json_array_size(norms) == 2 &&
+                  fabs(json_number_value(json_array_get(norms, 0)) - 1) < 1e-5 &&
+                  fabs(json_number_value(json_array_get(norms, 1)) - 1) < 1e-5 &&
+                  json_integer_value(json_object_get(o, "embed_prompt")) > 2 &&
+                  json_integer_value(json_object_get(o, "embed_dim")) == 64 &&
+                  json_integer_value(json_object_get(o, "legacy_dim")) == 64,
+              "embed: %s", json_dumps(o, 0));
+    json_t *m0 = json_array_get(json_object_get(o, "list"), 0);
+    CHECK_MSG(!strcmp(json_string_value(json_object_get(m0, "name")) ?: "", "stories260K") &&
+                  json_integer_value(json_object_get(m0, "size")) > 1000000 &&
+                  !strcmp(json_string_value(json_object_get(o, "show_template")) ?: "", "string") &&
+                  !strcmp(json_string_value(json_array_get(json_object_get(o, "ps"), 0)) ?: "", "stories260K") &&
+                  json_string_length(json_object_get(o, "version")) > 0,
+              "models: %s", json_dumps(o, 0));
+    json_t *nf = json_object_get(o, "not_found"), *nk = json_object_get(o, "no_key");
+    CHECK_MSG(json_integer_value(json_object_get(nf, "status")) == 404 &&
+                  strstr(json_string_value(json_object_get(nf, "error")) ?: "", "no-such-model") &&
+                  json_integer_value(json_object_get(nk, "status")) == 401,
+              "errors: %s", json_dumps(o, 0));
     json_decref(o);
     CHECK_EQ_INT(src, 0);
 }

@@ -396,6 +396,9 @@ static void midstream_kill_tls(const char *path, const char *plain, const char *
     if (!strcmp(path, "/v1/messages")) /* Anthropic's events to the end, no chat chunk */
         CHECK(got.body && strstr(got.body, "event: message_stop\n") && !strstr(got.body, "[DONE]") &&
               !strstr(got.body, "chat.completion.chunk"));
+    if (!strncmp(path, "/api/", 5)) /* Ollama's lines to the end, the last one done, no chat chunk */
+        CHECK(got.body && strstr(got.body, "\"done\":true") && !strstr(got.body, "[DONE]") &&
+              !strstr(got.body, "chunk") && !strstr(got.body, "data:"));
     if (!strcmp(path, "/v1/responses")) /* Responses events to the end, no chat chunk */
         CHECK(got.body && strstr(got.body, "event: response.incomplete\n") && !strstr(got.body, "[DONE]") &&
               !strstr(got.body, "chat.completion.chunk"));
@@ -796,6 +799,74 @@ TEST(kill9_midstream_anthropic) {
                    "\"content\":\"Tell me a story\"}]}",
                    "{\"model\":\"stories260K\",\"max_tokens\":400,\"temperature\":0,\"stream\":true,\"messages\":[{\"role\":"
                    "\"user\",\"content\":\"Tell me a story\"}]}");
+}
+
+/* Ollama's native API through the router: proxied as chat (and as a completion, a raw generate), its stream
+ * continues elsewhere when its engine dies, as Ollama's lines to the end. */
+TEST(kill9_midstream_ollama) {
+    midstream_kill("/api/chat",
+                   "{\"model\":\"stories260K\",\"stream\":false,\"options\":{\"num_predict\":400,\"temperature\":0},"
+                   "\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}]}",
+                   "{\"model\":\"stories260K\",\"options\":{\"num_predict\":400,\"temperature\":0},"
+                   "\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}]}");
+    midstream_kill("/api/generate",
+                   "{\"model\":\"stories260K\",\"raw\":true,\"stream\":false,\"prompt\":\"Once upon a time\","
+                   "\"options\":{\"num_predict\":400,\"temperature\":0}}",
+                   "{\"model\":\"stories260K\",\"raw\":true,\"prompt\":\"Once upon a time\","
+                   "\"options\":{\"num_predict\":400,\"temperature\":0}}");
+}
+
+/* Ollama's answers and errors through the router: a request with no messages loads the model, the router's
+ * own errors (a key missing) and the engine's (an option refused, an unknown model) in Ollama's form, its model
+ * list, version and running models read with GET, embeddings. */
+TEST(ollama_through_the_router) {
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    const char *urls[1] = {e.url};
+    const char *extra[] = {"--api-key", "k3y", NULL};
+    CHECK(start_router(&r, urls, 1, extra));
+    const char *hk = "Authorization: Bearer k3y";
+    rresp no = rt_post(r.url, "/api/chat", "{\"model\":\"stories260K\",\"messages\":[]}");
+    CHECK_MSG(no.status == 401 && !strncmp(no.body, "{\"error\":", 9), "%s", no.body);
+    rresp load = rt_http(r.url, NULL, "/api/chat", "{\"model\":\"stories260K\",\"messages\":[]}", hk, NULL);
+    CHECK_MSG(load.status == 200 && strstr(load.body, "\"done_reason\":\"load\""), "%s", load.body);
+    rresp bad = rt_http(r.url, NULL, "/api/generate",
+                        "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"stream\":false,\"options\":{\"top_k\":-5}}", hk, NULL);
+    json_t *bo = json_loads(bad.body, 0, NULL);
+    CHECK_MSG(bad.status == 400 && json_object_size(bo) == 1 && strstr(json_string_value(json_object_get(bo, "error")) ?: "", "top_k"),
+              "%ld %s", bad.status, bad.body);
+    json_decref(bo);
+    rresp nf = rt_http(r.url, NULL, "/api/chat",
+                       "{\"model\":\"nope\",\"stream\":false,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", hk, NULL);
+    CHECK_MSG(nf.status == 404 && strstr(nf.body, "{\"error\":") && strstr(nf.body, "nope"), "%ld %s", nf.status, nf.body);
+    rresp ok = rt_http(r.url, NULL, "/api/chat",
+                       "{\"model\":\"stories260K\",\"stream\":false,\"options\":{\"num_predict\":5},"
+                       "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", hk, NULL);
+    json_t *oo = json_loads(ok.body, 0, NULL);
+    CHECK_MSG(ok.status == 200 && json_integer_value(json_object_get(oo, "eval_count")) == 5 &&
+                  json_integer_value(json_object_get(oo, "eval_duration")) > 0 &&
+                  json_integer_value(json_object_get(oo, "prompt_eval_duration")) > 0 && ok.engine[0],
+              "%ld %s", ok.status, ok.body);
+    json_decref(oo);
+    static const char *const gets[] = {"/api/tags", "/api/version", "/api/ps"};
+    for (int i = 0; i < 3; i++) {
+        rresp g = rt_http(r.url, "GET", gets[i], NULL, hk, NULL);
+        CHECK_MSG(g.status == 200 && (strstr(g.body, "\"models\"") || strstr(g.body, "\"version\"")), "%s: %ld %s", gets[i],
+                  g.status, g.body);
+        rt_free(&g);
+    }
+    rresp em = rt_http(r.url, NULL, "/api/embed", "{\"model\":\"stories260K\",\"input\":[\"a\",\"b\"]}", hk, NULL);
+    json_t *eo = json_loads(em.body, 0, NULL);
+    CHECK_MSG(em.status == 200 && json_array_size(json_object_get(eo, "embeddings")) == 2, "%ld %.300s", em.status, em.body);
+    json_decref(eo);
+    rt_free(&em);
+    rt_free(&no);
+    rt_free(&load);
+    rt_free(&bad);
+    rt_free(&nf);
+    rt_free(&ok);
+    stop_all(&r, 1);
+    stop_all(&e, 1);
 }
 
 /* Anthropic's errors through the router: its own (a key missing, as x-api-key may carry it) and the engine's

@@ -120,7 +120,7 @@ typedef struct rresp {
     char engine[256];   /* x-shardlm-engine */
     CURLcode rc;
     /* streaming observers */
-    int events;         /* "data: {" events seen so far (counted on whole lines) */
+    int events;         /* "data: {" events (or Ollama's "{" lines) seen so far (counted on whole lines) */
     size_t scanned, line_start;
     int kill_after;     /* SIGKILL kill_pid once this many events arrived (0: never) */
     int kill_signal;    /* ... or this signal (0: SIGKILL) */
@@ -147,7 +147,9 @@ static size_t rt_on_data(char *p, size_t sz, size_t nm, void *ud) {
     r->body[r->n] = '\0';
     for (size_t i = r->scanned; i < r->n; i++) { /* count whole "data: {" lines */
         if (r->body[i] != '\n') continue;
-        if (i - r->line_start >= 7 && !strncmp(r->body + r->line_start, "data: {", 7)) r->events++;
+        if ((i - r->line_start >= 7 && !strncmp(r->body + r->line_start, "data: {", 7)) ||
+            (i > r->line_start && r->body[r->line_start] == '{')) /* (Ollama's lines) */
+            r->events++;
         r->line_start = i + 1;
     }
     r->scanned = r->n;
@@ -223,16 +225,38 @@ RT_FN void rt_free(rresp *r) {
     r->body = NULL;
 }
 
-/* The generated text of a response: non-streaming JSON, or the SSE events
- * joined. *done_count gets the number of [DONE] events, *errors the error events. */
+/* The text of an Ollama answer or line o (message.content or response), or NULL. */
+RT_FN const json_t *rt_ollama_text(const json_t *o) {
+    const json_t *t = json_object_get(json_object_get(o, "message"), "content");
+    return t ? t : json_object_get(o, "response");
+}
+
+/* The generated text of a response: non-streaming JSON, or the SSE events (Ollama's lines)
+ * joined. *done_count gets the number of [DONE] events (Ollama's done lines), *errors the error events. */
 RT_FN char *rt_text(const rresp *r, int *done_count, int *errors) {
     if (done_count) *done_count = 0;
     if (errors) *errors = 0;
     size_t cap = r->n + 1, n = 0;
     char *out = calloc(1, cap);
     if (!r->body) return out;
+    json_t *whole = r->body[0] == '{' ? json_loads(r->body, 0, NULL) : NULL;
+    if (r->body[0] == '{' && !whole) { /* Ollama's stream: a JSON object a line */
+        for (const char *p = r->body, *e; (e = strchr(p, '\n')) != NULL; p = e + 1) {
+            json_t *o = json_loadb(p, (size_t)(e - p), 0, NULL);
+            const json_t *t = rt_ollama_text(o);
+            if (json_object_get(o, "error") && errors) (*errors)++;
+            if (json_is_true(json_object_get(o, "done")) && done_count) (*done_count)++;
+            if (json_is_string(t) && n + json_string_length(t) < cap) {
+                memcpy(out + n, json_string_value(t), json_string_length(t));
+                n += json_string_length(t);
+            }
+            json_decref(o);
+        }
+        out[n] = '\0';
+        return out;
+    }
     if (r->body[0] == '{') {
-        json_t *o = json_loads(r->body, 0, NULL);
+        json_t *o = whole;
         size_t i;
         json_t *item;
         json_array_foreach(json_object_get(o, "output"), i, item) { /* a Responses answer: its messages' text */
@@ -246,6 +270,7 @@ RT_FN char *rt_text(const rresp *r, int *done_count, int *errors) {
         json_t *t = json_object_get(c0, "text");
         if (!t) t = json_object_get(json_object_get(c0, "message"), "content");
         if (!t) t = json_object_get(o, "content"); /* llama.cpp's /completion */
+        if (!t) t = (json_t *)rt_ollama_text(o);   /* an Ollama answer */
         json_array_foreach(json_object_get(o, "content"), i, item) { /* an Anthropic message: its text blocks */
             json_t *bt = json_object_get(item, "text");
             if (json_is_string(bt) && n + json_string_length(bt) < cap) {

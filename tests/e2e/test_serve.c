@@ -241,8 +241,124 @@ TEST(serve_health_ready_models) {
               "%s", r.body);
     json_decref(o);
     free(r.body);
-    r = http(url, "/api/chat", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":2}", NULL);
-    CHECK_MSG(r.status == 200 && strstr(r.body, "\"object\":\"chat.completion\""), "%s", r.body);
+    r = http(url, "/api/chat", "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+                               "\"stream\":false,\"options\":{\"num_predict\":2}}", NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "\"done\":true") && strstr(r.body, "\"eval_count\":2"), "%s", r.body);
+    free(r.body);
+}
+
+/* Ollama's native API (server/ollama.h) where its client does not look: a raw generate gives llama.cpp's golden
+ * greedy text; a stream is newline-delimited JSON (application/x-ndjson), every line an object, only the last
+ * one done; a request with no messages loads the model; each bad input a 400 in Ollama's form naming the
+ * field, and the server keeps serving. */
+TEST(serve_ollama_api) {
+    const char *url = start_default();
+    CHECK(url);
+    for (int nn = 0; nn < 6; nn++) {
+        json_t *g = golden_json(nn);
+        CHECK(g);
+        if (json_string_length(json_object_get(g, "prompt")) == 0) { /* (an empty prompt only loads the model) */
+            json_decref(g);
+            continue;
+        }
+        json_t *req = json_pack("{s:s,s:O,s:b,s:b,s:{s:f,s:f,s:i}}", "model", "stories260K", "prompt",
+                                json_object_get(g, "prompt"), "raw", 1, "stream", 0, "options", "temperature", 0.0,
+                                "repeat_penalty", 1.0, "num_predict", 64);
+        char *body = json_dumps(req, 0);
+        json_decref(req);
+        resp r = http(url, "/api/generate", body, NULL);
+        free(body);
+        json_t *o = json_loads(r.body, 0, NULL);
+        const char *text = json_string_value(json_object_get(o, "response")),
+                   *want = json_string_value(json_object_get(g, "generated_text"));
+        const bool cut = !strcmp(json_string_value(json_object_get(o, "done_reason")) ?: "", "length");
+        /* (stopped at the end of text before 64 tokens: the golden's start, which ran on past it) */
+        CHECK_MSG(r.status == 200 && text && want && (cut ? !strcmp(text, want) : !strncmp(text, want, strlen(text))) &&
+                      (!cut || json_integer_value(json_object_get(o, "eval_count")) == 64) &&
+                      json_integer_value(json_object_get(o, "prompt_eval_count")) ==
+                          (json_int_t)json_array_size(json_object_get(g, "prompt_token_ids")),
+                  "prompt %02d: %s\n    want [%s]", nn, r.body, want ? want : "");
+        json_decref(o);
+        json_decref(g);
+        free(r.body);
+    }
+
+    resp r = {0};
+    struct curl_slist *hd;
+    CURL *c = make_easy(url, "/api/chat", "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":"
+                        "\"Hi\"}],\"options\":{\"num_predict\":6,\"temperature\":0}}", NULL, &r, &hd);
+    char *ctype = NULL;
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
+    }
+    CHECK_MSG(r.status == 200 && ctype && !strcmp(ctype, "application/x-ndjson"), "%ld %s", r.status, ctype ? ctype : "");
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hd);
+    int lines = 0, done = 0;
+    bool all_objects = r.body != NULL;
+    for (char *p = r.body, *nl; p && (nl = strchr(p, '\n')); p = nl + 1, lines++) {
+        json_t *o = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        all_objects &= json_is_object(o) && json_is_object(json_object_get(o, "message"));
+        if (json_is_true(json_object_get(o, "done"))) done = lines + 1; /* (the line it was, from 1) */
+        json_decref(o);
+    }
+    CHECK_MSG(all_objects && lines >= 2 && done == lines && r.body[r.n - 1] == '\n', "%s", r.body ? r.body : "");
+    free(r.body);
+
+    r = http(url, "/api/chat", "{\"model\":\"stories260K:latest\",\"messages\":[]}", NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "\"done_reason\":\"load\""), "%s", r.body);
+    free(r.body);
+    r = http(url, "/api/generate", "{\"model\":\"llama3.2\"}", NULL); /* (loading a model not served) */
+    CHECK_MSG(r.status == 404 && strstr(r.body, "{\"error\":"), "%s", r.body);
+    free(r.body);
+
+    static const struct {
+        const char *path, *body, *field;
+    } bad[] = {
+        {"/api/chat", "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\",\"images\":[\"aGk=\"]}]}",
+         "images"},
+        {"/api/chat", "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"bot\",\"content\":\"Hi\"}]}", "role"},
+        {"/api/chat", "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":5}]}", "content"},
+        {"/api/chat", "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"x\":1}]}]}",
+         "tool_calls"},
+        {"/api/chat", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", "model"},
+        {"/api/chat", "{\"model\":\"stories260K\",\"messages\":{}}", "messages"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"images\":[\"aGk=\"]}", "images"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"template\":\"{{ .Prompt }}\"}", "template"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"context\":[1,2,3]}", "context"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":7}", "prompt"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"format\":5}", "format"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"options\":[]}", "options"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"options\":{\"num_predict\":\"x\"}}",
+         "options.num_predict"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"options\":{\"top_p\":7}}", "top_p"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"think\":\"maybe\"}", "think"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"stream\":\"yes\"}", "stream"},
+        {"/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"raw\":1}", "raw"},
+        {"/api/generate", "{\"model\":", "JSON"},
+        {"/api/embed", "{\"model\":\"stories260K\",\"input\":[1,2]}", "input"},
+        {"/api/embed", "{\"model\":\"stories260K\",\"input\":\"a\",\"truncate\":\"no\"}", "truncate"},
+        {"/api/embeddings", "{\"model\":\"stories260K\",\"prompt\":[\"a\"]}", "prompt"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = http(url, bad[i].path, bad[i].body, NULL);
+        json_t *o = json_loads(r.body, 0, NULL);
+        const char *err = json_string_value(json_object_get(o, "error"));
+        CHECK_MSG(r.status == 400 && err && strstr(err, bad[i].field) && json_object_size(o) == 1, "%s %s: %ld %s",
+                  bad[i].path, bad[i].body, r.status, r.body);
+        json_decref(o);
+        free(r.body);
+    }
+    r = http(url, "/api/version", "{}", NULL);
+    CHECK_EQ_INT(r.status, 405);
+    free(r.body);
+    r = http(url, "/api/version", NULL, NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "\"version\""), "%s", r.body);
+    free(r.body);
+    r = http(url, "/api/generate", "{\"model\":\"stories260K\",\"prompt\":\"Hi\",\"stream\":false,\"options\":{\"num_predict\":3}}",
+             NULL);
+    CHECK_MSG(r.status == 200 && strstr(r.body, "\"eval_count\":3"), "%s", r.body);
     free(r.body);
 }
 
