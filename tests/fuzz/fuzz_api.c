@@ -21,7 +21,16 @@
  * as chat); with bit 5 as well, its "chunks" go through the Anthropic stream
  * adapter (every event "event: TYPE" with JSON data of that type, starting
  * with message_start) and the body, as a chat answer, through the whole one
- * (a message whose content is an array of blocks).
+ * (a message whose content is an array of blocks). Bit 7 with chat (bits 4
+ * and 6 clear), or with completions (bit 6 clear): the body is an Ollama
+ * /api/chat, or /api/generate, request (server/ollama.h), made an OpenAI
+ * request first (refused as below, in Ollama's error form too, "loaded"
+ * when it asks for nothing, or parsed as the chat or completions request it
+ * makes — a raw or suffixed generate a completion, the suffix filled in the
+ * middle); with bit 5 as well, its "chunks" go through the Ollama stream
+ * adapter (every line one JSON object, at most one of them done and then the
+ * last, an error line only {"error": text}) and the body, as an OpenAI
+ * answer, through the whole-answer one (an object, done).
  *
  * Every body must end in a clean answer, never a crash or a leak (ASan):
  *   accepted: no error set; 1 <= prompt tokens < context, every id in the
@@ -41,6 +50,7 @@
 #include "server/rerank.h"
 #include "server/responses.h"
 #include "server/anthropic.h"
+#include "server/ollama.h"
 
 #include "core/alloc.h"
 #include "model/model.h"
@@ -134,6 +144,37 @@ static void fuzz_api_anthropic_out(const json_t *req) {
     fuzz_api_check(!whole || (json_is_array(json_object_get(whole, "content")) &&
                               !strcmp(json_string_value(json_object_get(whole, "type")) ?: "", "message")),
                    "a chat answer makes a message");
+    json_decref(whole);
+}
+
+/* Ollama's answers of req: its "chunks" as a stream (lines of JSON objects, at most one done, the last; an
+ * error line alone), and req itself as an OpenAI answer made Ollama's. */
+static void fuzz_api_ollama_out(const json_t *req, bool generate) {
+    sl_strbuf out = {0};
+    sl_ollama_stream *s = sl_ollama_stream_new(req, generate, 0);
+    fuzz_api_check(s != NULL, "an Ollama stream starts");
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(req, "chunks"), i, c) sl_ollama_stream_chunk(s, c, &out);
+    sl_ollama_stream_free(s);
+    bool ended = false;
+    for (const char *p = out.p, *nl; p && *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        fuzz_api_check(nl != NULL && !ended, "lines end with a newline, none after the done or error one");
+        json_t *o = json_loadb(p, (size_t)(nl - p), 0, NULL);
+        fuzz_api_check(json_is_object(o), "every line is a JSON object");
+        const json_t *err = json_object_get(o, "error");
+        fuzz_api_check(!err || (json_is_string(err) && json_object_size(o) == 1), "an error line is {\"error\": text}");
+        ended = err || json_is_true(json_object_get(o, "done"));
+        fuzz_api_check(err || json_is_boolean(json_object_get(o, "done")), "every other line says whether it is done");
+        json_decref(o);
+    }
+    free(out.p);
+    const sl_ollama_times t = {.t0 = 1, .t_first = 2, .t_end = 3};
+    json_t *whole = sl_ollama_from_openai(req, req, generate, &t);
+    fuzz_api_check(json_is_object(whole) && json_is_true(json_object_get(whole, "done")) &&
+                       json_is_string(json_object_get(whole, "done_reason")),
+                   "an OpenAI answer makes Ollama's, done");
     json_decref(whole);
 }
 
@@ -267,8 +308,54 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
         sl_api_embed_request_free(&er);
         return 0;
     }
-    char *translated = NULL; /* a Responses or Anthropic request's chat request */
-    if (mode == 1 && (sel & 64)) {
+    char *translated = NULL; /* a Responses, Anthropic or Ollama request's chat (or completions) request */
+    sl_api_kind kind = mode == 0 ? SL_API_COMPLETIONS : SL_API_CHAT;
+    if ((sel & 128) && !(sel & 64) && (mode == 0 || !(sel & 16))) { /* Ollama's (completions: /api/generate) */
+        const bool gen = mode == 0;
+        json_t *req = json_loadb(body, n, 0, NULL);
+        if (!json_is_object(req)) {
+            json_decref(req);
+            return 1;
+        }
+        if (sel & 32) {
+            fuzz_api_ollama_out(req, gen);
+            json_decref(req);
+            return 0;
+        }
+        if (sl_ollama_load_only(req, gen)) {
+            json_t *a = sl_ollama_load_answer(req, gen);
+            fuzz_api_check(json_is_true(json_object_get(a, "done")), "a load answer is done");
+            json_decref(a);
+            json_decref(req);
+            return 0;
+        }
+        translated = sl_ollama_openai_body(req, gen, &kind, &e);
+        json_decref(req);
+        if (!translated) {
+            fuzz_api_check_error(&e);
+            char *oj = sl_ollama_error_json(&e);
+            json_t *oo = oj ? json_loads(oj, 0, NULL) : NULL;
+            fuzz_api_check(json_is_string(json_object_get(oo, "error")) && json_object_size(oo) == 1, "Ollama's error form");
+            json_decref(oo);
+            free(oj);
+            return 1;
+        }
+        fuzz_api_check(gen || kind == SL_API_CHAT, "a chat request makes a chat request");
+        if (kind == SL_API_COMPLETIONS) { /* (a suffix: filled in the middle, as the server does) */
+            char *fim = NULL;
+            const int k = sl_api_completions_fim(&ctx, translated, strlen(translated), &fim, &e);
+            if (k < 0) {
+                free(translated);
+                if (e.status != 501) fuzz_api_check_error(&e);
+                return 1;
+            }
+            if (fim) {
+                free(translated);
+                translated = fim;
+            }
+        }
+        body = translated;
+    } else if (mode == 1 && (sel & 64)) {
         json_t *req = NULL;
         if (sel & 32) {
             req = json_loadb(body, n, 0, NULL);
@@ -306,7 +393,7 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
         }
         body = translated;
     }
-    if (mode == 0 && !translated) { /* /v1/completions: a suffix or infill fields make the FIM body first */
+    if (kind == SL_API_COMPLETIONS && !translated) { /* /v1/completions: a suffix or infill fields make the FIM body first */
         const int k = sl_api_completions_fim(&ctx, body, n, &translated, &e);
         if (k < 0) { /* (infill fields on a model without FIM tokens: llama.cpp's 501, as /infill answers) */
             if (e.status == 501) fuzz_api_check(strstr(e.message, "Infill is not supported") != NULL, "501: no FIM tokens");
@@ -318,7 +405,7 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     }
     const size_t n_body = translated ? strlen(translated) : n;
     sl_api_request r;
-    const bool parsed = sl_api_parse(&ctx, mode == 0 ? SL_API_COMPLETIONS : SL_API_CHAT, body, n_body, &r, &e);
+    const bool parsed = sl_api_parse(&ctx, kind, body, n_body, &r, &e);
     free(translated);
     if (!parsed) {
         fuzz_api_check_error(&e);
@@ -391,7 +478,7 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     fuzz_api_check(p->min_tokens >= 0 && p->min_tokens <= p->max_tokens + p->resume_generated,
                    "min_tokens within max_tokens (and the resumed tokens)");
     const sl_api_tools *tl = &r.tools;
-    fuzz_api_check(tl->choice == SL_TOOL_CHOICE_NONE || (mode == 1 && tl->tools && json_array_size(tl->tools) >= 1),
+    fuzz_api_check(tl->choice == SL_TOOL_CHOICE_NONE || (kind == SL_API_CHAT && tl->tools && json_array_size(tl->tools) >= 1),
                    "a tool choice comes with declared tools, on chat");
     fuzz_api_check((tl->choice == SL_TOOL_CHOICE_REQUIRED || tl->choice == SL_TOOL_CHOICE_NAMED) <= (p->schema != NULL),
                    "a forced call is guided by a schema");
@@ -399,10 +486,10 @@ static int fuzz_api_one(const uint8_t *data, size_t len) {
     fuzz_api_check(!(p->schema && p->grammar), "one guide of the output at most (a schema or a grammar)");
     fuzz_api_check(p->n_show_ids == 0 || tl->choice == SL_TOOL_CHOICE_AUTO, "control tokens shown only for tool syntaxes");
     fuzz_api_check(p->n_show_ids >= 0 && p->n_show_ids <= SL_DETOK_SHOW_MAX, "at most SL_DETOK_SHOW_MAX shown tokens");
-    fuzz_api_check(!r.resumed || (mode == 1 && r.n == 1 && p->resume_generated < r.n_prompt && r.resume_content >= 0 &&
+    fuzz_api_check(!r.resumed || (kind == SL_API_CHAT && r.n == 1 && p->resume_generated < r.n_prompt && r.resume_content >= 0 &&
                                   r.resume_reasoning >= 0 && r.resume_args >= 0),
                    "a resumed chat has one choice, its generated tokens inside the prompt, and counts");
-    fuzz_api_check(p->think_budget < 0 || (mode == 1 && p->n_think_forced > 0 && p->n_think_end > 0 && !p->schema && !p->grammar),
+    fuzz_api_check(p->think_budget < 0 || (kind == SL_API_CHAT && p->n_think_forced > 0 && p->n_think_end > 0 && !p->schema && !p->grammar),
                    "a reasoning budget: chat, its closing tag's and forced tokens, no guide");
     for (int32_t i = 0; p->think_budget >= 0 && i < p->n_think_start + p->n_think_end + p->n_think_forced; i++)
         fuzz_api_check(r.think_ids[i] >= 0 && r.think_ids[i] < n_vocab, "the budget's ids are in the vocabulary");
