@@ -34,7 +34,8 @@ enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_P
        O_ADVERTISE, O_ETCD_TTL, O_SPEC, O_SPEC_MIN, O_SPEC_MAX, O_SPEC_SEQS, O_REASONING, O_RSTORE, O_RSTORE_MIB,
        O_POOLING, O_RERANK, O_HFOVER, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS,
        O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_NPREDICT, O_SEED, O_GENCONFIG, O_TPLKW,
-       O_TPLKW2, O_MAXLEN, O_ALIAS, O_PARALLEL, O_SSLREFRESH, O_SCHEDPOL, O_COUNT };
+       O_TPLKW2, O_MAXLEN, O_ALIAS, O_PARALLEL, O_SSLREFRESH, O_SCHEDPOL, O_DRAFT, O_DRAFT_MAX, O_DRAFT_PMIN, O_SPECCFG,
+       O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -179,7 +180,54 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SPEC_MAX] = {"spec-lookup-max", NULL, OPT_INT, "4", 1, 16, "longest n-gram --spec-ngram looks up"},
     [O_SPEC_SEQS] = {"spec-max-seqs", NULL, OPT_INT, "4", 1, 4096,
                      "no speculation while more sequences than this run (a step of many is bound by compute)"},
+    [O_DRAFT] = {"model-draft", "md", OPT_STR, NULL, 0, -1,
+                 "draft model (GGUF, the model's vocabulary): it proposes tokens that each step checks (the same "
+                 "output, faster where it guesses right; llama.cpp's -md)"},
+    [O_DRAFT_MAX] = {"draft-max", NULL, OPT_INT, "16", 1, 16, "tokens the draft model proposes per step at most"},
+    [O_DRAFT_PMIN] = {"draft-p-min", NULL, OPT_FLOAT, "0.8", 0, 1,
+                      "the draft model stops proposing before a token it gives less probability than this"},
+    [O_SPECCFG] = {"speculative-config", NULL, OPT_STR, NULL, 0, -1,
+                   "vLLM's speculation settings, JSON: {\"model\": DRAFT, \"num_speculative_tokens\": K} (a draft "
+                   "model, proposing K tokens a step) or {\"method\": \"ngram\", \"num_speculative_tokens\": K, "
+                   "\"prompt_lookup_max\": N, \"prompt_lookup_min\": M}; \"disable_by_batch_size\" as --spec-max-seqs"},
 };
+
+/* vLLM's --speculative-config JSON into p (a draft model's path: *draft, kept in a static copy); false after
+ * saying what is wrong. */
+static bool speculative_config(const char *text, sl_sched_params *p, const char **draft) {
+    json_error_t je;
+    json_t *o = json_loads(text, 0, &je);
+    bool ok = false;
+    const char *method = json_string_value(json_object_get(o, "method")), *model = json_string_value(json_object_get(o, "model"));
+    const json_t *k = json_object_get(o, "num_speculative_tokens"), *dbs = json_object_get(o, "disable_by_batch_size");
+    if (!json_is_object(o)) {
+        fprintf(stderr, "shardlm serve: --speculative-config is not a JSON object: %s\n", o ? "" : je.text);
+    } else if (!json_is_integer(k) || json_integer_value(k) < 1 || json_integer_value(k) > SL_MAX_SPEC) {
+        fprintf(stderr, "shardlm serve: --speculative-config needs num_speculative_tokens, an integer from 1 to %d\n",
+                SL_MAX_SPEC);
+    } else if (dbs && (!json_is_integer(dbs) || json_integer_value(dbs) < 1)) {
+        fprintf(stderr, "shardlm serve: --speculative-config: disable_by_batch_size must be an integer >= 1\n");
+    } else if (method && !strcmp(method, "ngram")) {
+        const json_t *mx = json_object_get(o, "prompt_lookup_max"), *mn = json_object_get(o, "prompt_lookup_min");
+        p->spec_tokens = (int32_t)json_integer_value(k);
+        if (json_is_integer(mx)) p->spec_lookup_max = (int32_t)json_integer_value(mx);
+        if (json_is_integer(mn)) p->spec_lookup_min = (int32_t)json_integer_value(mn);
+        ok = true;
+    } else if ((!method || !strcmp(method, "draft_model")) && model) {
+        static char path[4096];
+        snprintf(path, sizeof path, "%s", model);
+        *draft = path;
+        p->draft_max = (int32_t)json_integer_value(k);
+        p->draft_p_min = 0; /* (vLLM's draft proposes its K tokens each step) */
+        ok = true;
+    } else {
+        fprintf(stderr, "shardlm serve: --speculative-config: method '%s' is not supported here (\"ngram\", or a draft "
+                        "\"model\" are)\n", method ? method : "(none, and no model)");
+    }
+    if (ok && dbs) p->spec_max_seqs = (int32_t)json_integer_value(dbs);
+    json_decref(o);
+    return ok;
+}
 
 /* Whether a template compiles (a syntax error is known before any request). */
 static bool template_compiles(const char *src) {
@@ -263,7 +311,7 @@ int cmd_serve(int argc, char **argv) {
     sl_http *http = NULL;
     sl_api_ctx api = {0}; /* (its request defaults are freed at the end) */
     sl_etcd_reg *reg = NULL;
-    sl_model *m = cli_load_model("serve", v[O_MODEL].s);
+    sl_model *m = cli_load_model("serve", v[O_MODEL].s), *draft = NULL;
     if (!m || !metrics) goto done;
     sl_metrics_init(metrics);
     /* vLLM's several served names (here separated by commas): the first is the one answers carry */
@@ -288,6 +336,12 @@ int cmd_serve(int argc, char **argv) {
         .spec_max_seqs = (int32_t)v[O_SPEC_SEQS].i,
         .priority_policy = !strcmp(v[O_SCHEDPOL].s, "priority"),
     };
+    const char *draft_path = v[O_DRAFT].set ? v[O_DRAFT].s : NULL;
+    sp.draft_max = (int32_t)v[O_DRAFT_MAX].i;
+    sp.draft_p_min = (float)v[O_DRAFT_PMIN].f;
+    if (v[O_SPECCFG].set && !speculative_config(v[O_SPECCFG].s, &sp, &draft_path)) goto done;
+    if (draft_path && !(draft = cli_load_model("serve", draft_path))) goto done;
+    sp.draft = draft;
     if (strcmp(v[O_SCHEDPOL].s, "fcfs") && strcmp(v[O_SCHEDPOL].s, "priority")) {
         fprintf(stderr, "shardlm serve: --scheduling-policy '%s' is not one of fcfs, priority\n", v[O_SCHEDPOL].s);
         goto done;
@@ -419,6 +473,7 @@ done:
     json_decref(api.defaults);
     json_decref(api.template_kwargs);
     sl_model_destroy(m);
+    sl_model_destroy(draft);
     sl_free(model_id);
     free(chat_template);
     free(metrics);

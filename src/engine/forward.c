@@ -69,6 +69,7 @@ struct sl_fwd {
     const sl_model *m;
     sl_kv_cache *kv;
     sl_pool *pool;
+    bool own_pool; /* made here (else sl_fwd_params.pool's) */
     int32_t max_batch, n_ctx, n_threads;
     bool reference;
     bool round_acts;        /* reference path: matmul inputs rounded as the fast path does */
@@ -143,9 +144,15 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
     f->reference = p->reference || sl_fwd_default_reference();
     f->round_acts = f->reference && p->round_acts;
     f->kern = kern;
-    sl_status st = sl_pool_create(p->n_threads, &f->pool);
-    if (st) goto fail;
-    const size_t B = (size_t)p->max_batch, T = (size_t)p->n_threads;
+    sl_status st = SL_OK;
+    if (p->pool) {
+        f->pool = p->pool;
+        f->n_threads = sl_pool_size(p->pool);
+    } else {
+        f->own_pool = true;
+        if ((st = sl_pool_create(p->n_threads, &f->pool))) goto fail;
+    }
+    const size_t B = (size_t)p->max_batch, T = (size_t)f->n_threads;
     const size_t d = (size_t)hp->n_embd, qd = (size_t)hp->n_head * (size_t)hp->head_dim,
                  kvd = (size_t)hp->n_head_kv * (size_t)hp->head_dim, ff = (size_t)hp->n_ff;
     f->max_k = (int64_t)(d > ff ? d : ff);
@@ -230,9 +237,11 @@ fail:
     return st;
 }
 
+sl_pool *sl_fwd_pool(const sl_fwd *f) { return f->pool; }
+
 void sl_fwd_destroy(sl_fwd *f) {
     if (!f) return;
-    sl_pool_destroy(f->pool);
+    if (f->own_pool) sl_pool_destroy(f->pool);
     float *bufs[] = {f->x,  f->xb, f->q,  f->k,          f->v,           f->att,       f->tmp,
                      f->hb, f->hb2, f->xo, f->row_scratch, f->score_scratch, f->kv_scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sl_free_aligned(bufs[i]);

@@ -58,6 +58,10 @@ typedef struct sl_fwd_params {
     const char *kernels; /* fast path kernel table: NULL = best for this CPU, or "scalar", "avx2", "avx512" */
     bool round_acts;     /* reference path only: round each matmul input exactly as the fast path quantizes it
                           * (an oracle that isolates activation rounding from float32 accumulation) */
+    /* Another forward's thread pool to run on (sl_fwd_pool; n_threads is then its count), so two forwards
+     * stepped in turn by one thread (a draft model's and its target's) share one set of workers; NULL: the
+     * forward makes its own. The pool must outlive this forward. */
+    sl_pool *pool;
 } sl_fwd_params;
 
 /* Process-wide default for forwards created with reference = false
@@ -69,6 +73,8 @@ bool sl_fwd_default_reference(void);
 const char *sl_fwd_path_name(const sl_fwd *f);
 
 sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params *p, sl_fwd **out);
+/* The forward's thread pool (for sl_fwd_params.pool). */
+sl_pool *sl_fwd_pool(const sl_fwd *f);
 void sl_fwd_destroy(sl_fwd *f);
 
 /* Run one step. logits: (number of tokens wanting logits, n_vocab). A token

@@ -84,6 +84,16 @@ struct sl_sched {
     sl_gram_guide *gguide; /* grammars: those texts in a trie (made for the first request with a grammar) */
     float *masked;      /* (n_vocab) a structured-output request's logits, masked */
     float *hidden;      /* (max_num_batched_tokens, n_embd) embedding requests' hidden states (made for the first) */
+    /* a draft model's (p.draft): its KV cache, forward (on the target's threads), logits of a draft step (one
+     * row per sequence) and its step buffers */
+    sl_kv_cache *dkv;
+    sl_fwd *dfwd;
+    float *dlogits;
+    int32_t *d_tok, *d_pos, *d_seq;
+    uint8_t *d_want;
+    sl_kv_seq **d_seqs;
+    sl_req **d_req;
+    bool d_failed; /* a draft step failed: no more drafting (said once) */
 };
 
 double sl_sched_now_s(void) {
@@ -393,6 +403,7 @@ void sl_req_release(sl_req *r) {
     sl_sampler_destroy(r->sampler);
     sl_tb_free(&r->tb);
     sl_free(r->kv.table.blocks);
+    sl_free(r->dkv.blocks);
     sl_free(r->tokens);
     sl_free(r->held);
     sl_free(r->text);
@@ -550,6 +561,7 @@ static void finish_req(sl_sched *s, sl_req *r, sl_finish_reason why, int http_er
 static void drop_req(sl_sched *s, list *from, sl_req *r) {
     list_remove(from, r);
     sl_kvm_seq_deinit(s->kvm, &r->kv);
+    if (s->dkv) sl_kv_seq_deinit(s->dkv, &r->dkv);
     r->state = ST_DONE;
     sl_req_release(r);
 }
@@ -557,6 +569,8 @@ static void drop_req(sl_sched *s, list *from, sl_req *r) {
 static void preempt(sl_sched *s, sl_req *r) {
     list_remove(&s->running, r);
     sl_kvm_release(s->kvm, &r->kv);
+    if (s->dkv) sl_kv_seq_release(s->dkv, &r->dkv); /* (the draft reads it again when it decodes again) */
+    r->d_computed = 0;
     r->n_computed = 0;
     r->state = ST_WAITING;
     if (s->p.priority_policy) list_insert_in_order(&s->waiting, r); /* (vLLM's: back into the queue by priority) */
@@ -793,9 +807,91 @@ static int32_t speculate(sl_req *r, int32_t budget, int32_t rows) {
     if (r->p.max_tokens > 0 && kmax > r->p.max_tokens - (r->n_tokens - r->n_prompt) - 1)
         kmax = r->p.max_tokens - (r->n_tokens - r->n_prompt) - 1;
     if (kmax <= 0) return 0;
-    const int32_t m = sl_spec_propose(&r->spec, r->tokens, r->n_tokens, kmax, r->draft);
+    int32_t m;
+    if (r->n_dprop > 0) { /* the draft model's proposal, made for this step (draft_propose) */
+        m = r->n_dprop < kmax ? r->n_dprop : kmax;
+        memcpy(r->draft, r->dprop, sizeof(int32_t) * (size_t)m);
+        r->n_dprop = 0;
+    } else {
+        m = sl_spec_propose(&r->spec, r->tokens, r->n_tokens, kmax, r->draft);
+    }
     memcpy(r->tokens + r->n_tokens, r->draft, sizeof(int32_t) * (size_t)m);
     return m;
+}
+
+/* The most likely token of a draft step's logits (the lowest id of equals), and its probability. */
+static int32_t draft_pick(const float *lg, int32_t n_vocab, float *prob) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n_vocab; i++)
+        if (lg[i] > lg[best]) best = i;
+    double sum = 0;
+    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)lg[i] - (double)lg[best]);
+    *prob = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+    return best;
+}
+
+/* One draft step over n tokens of nseq sequences (s->d_*); false when it failed (drafting stops). */
+static bool draft_step(sl_sched *s, int32_t n, int32_t nseq) {
+    sl_batch b = {.n_tokens = n, .tokens = s->d_tok, .pos = s->d_pos, .seq = s->d_seq, .want_logits = s->d_want};
+    if (sl_fwd_step(s->dfwd, &b, s->d_seqs, nseq, s->dlogits) == SL_OK) return true;
+    fprintf(stderr, "shardlm serve: the draft model's step failed, no more drafting: %s\n", sl_last_error());
+    s->d_failed = true;
+    return false;
+}
+
+/* Speculation with the draft model, before a step: each decoding sequence (at most spec_max_seqs running) has
+ * the draft read what it has not read of it yet (its prompt the first time: in one draft step with the
+ * others', as far as a step holds), then propose tokens one draft step at a time, greedily, until its limit
+ * or a token the draft gives less than draft_p_min; they wait in r->dprop for speculate(). The draft's KV
+ * holds the sequence's tokens up to d_computed; past the last verified token nothing it holds counts. */
+static void draft_propose(sl_sched *s) {
+    if (!s->dfwd || s->d_failed || s->running.n > s->p.spec_max_seqs) return;
+    const int32_t B = s->p.max_num_batched_tokens;
+    int32_t n = 0, nseq = 0;
+    for (sl_req *r = s->running.head.next; r != &s->running.head; r = r->next) {
+        r->n_dprop = 0;
+        r->d_max = 0;
+        if (r->state != ST_RUNNING || r->n_tokens - r->n_computed != 1 || r->p.embed || r->p.max_tokens == 0) continue;
+        int32_t kmax = s->p.draft_max < SL_MAX_SPEC ? s->p.draft_max : SL_MAX_SPEC;
+        if (kmax > r->max_ctx - r->n_tokens) kmax = r->max_ctx - r->n_tokens;
+        if (r->p.max_tokens > 0 && kmax > r->p.max_tokens - (r->n_tokens - r->n_prompt) - 1)
+            kmax = r->p.max_tokens - (r->n_tokens - r->n_prompt) - 1;
+        if (r->d_computed > r->n_tokens - 1) r->d_computed = r->n_tokens - 1; /* (past that: proposals not kept) */
+        const int32_t behind = r->n_tokens - r->d_computed, take = behind < B - n ? behind : B - n;
+        if (kmax <= 0 || take <= 0 || sl_kv_seq_reserve(s->dkv, &r->dkv, r->n_tokens + kmax - 1) != SL_OK) continue;
+        for (int32_t i = 0; i < take; i++) {
+            s->d_tok[n + i] = r->tokens[r->d_computed + i];
+            s->d_pos[n + i] = r->d_computed + i;
+            s->d_seq[n + i] = nseq;
+            s->d_want[n + i] = i == behind - 1 ? SL_WANT_LOGITS : 0; /* (caught up: its first proposal) */
+        }
+        n += take;
+        r->d_computed += take;
+        r->d_max = take == behind ? kmax : 0; /* (still reading its prompt: no proposal this step) */
+        s->d_seqs[nseq] = &r->dkv;
+        s->d_req[nseq++] = r;
+    }
+    for (int32_t j = 0; nseq > 0; j++) { /* step j: the tokens read, then proposal j - 1; logits give proposal j */
+        if (n == 0 || !draft_step(s, n, nseq)) return;
+        int32_t row = 0, next = 0;
+        for (int32_t k = 0; k < nseq; k++) {
+            sl_req *r = s->d_req[k];
+            if (r->d_max <= j) continue;
+            float p;
+            const int32_t id = draft_pick(s->dlogits + (int64_t)row++ * s->n_vocab, s->n_vocab, &p);
+            if (p < s->p.draft_p_min) {
+                r->d_max = j; /* (not confident enough: it stops here) */
+                continue;
+            }
+            r->dprop[r->n_dprop++] = id;
+            if (r->n_dprop == r->d_max) continue;
+            s->d_tok[next] = id; /* its next draft step reads it */
+            s->d_pos[next] = r->d_computed++;
+            s->d_seq[next] = k;
+            s->d_want[next++] = SL_WANT_LOGITS;
+        }
+        n = next;
+    }
 }
 
 /* Sample r's next token from the logits of its last one and take it. Returns true when r finished (it is
@@ -861,6 +957,7 @@ static bool step(sl_sched *s) {
                 drop_req(s, lists[li], r);
             }
         }
+    draft_propose(s);
     int32_t budget = s->p.max_num_batched_tokens, n_tok = 0, n_seq = 0;
     /* prompt tokens (prefill chunks, recomputation) also draw on their own, smaller budget: decodes always fit,
      * so a burst of prompts neither makes one long step that stalls every stream nor starves the decodes */
@@ -1075,6 +1172,47 @@ static int32_t pool_longest(const sl_kvm_pool_cfg *pc, int32_t n_ctx) {
     return pc->max_ctx > 0 && pc->max_ctx < n_ctx ? pc->max_ctx : n_ctx;
 }
 
+/* The draft model's part (p.draft, checked: the target's vocabulary, token by token), with n_blocks KV blocks
+ * (the target's count: a slot for each of its tokens). */
+static sl_status draft_create(sl_sched *s, const sl_model *d, int32_t n_blocks) {
+    const sl_tokenizer *tt = sl_model_tokenizer(s->m), *dt = sl_model_tokenizer(d);
+    const int32_t nv = sl_tokenizer_n_vocab(tt);
+    if (sl_tokenizer_n_vocab(dt) != nv || d->hp.n_vocab != s->m->hp.n_vocab)
+        return SL_FAIL(SL_ERR_INVALID, "the draft model's vocabulary has %d tokens, the model's %d: a draft model must "
+                       "share the model's vocabulary", sl_tokenizer_n_vocab(dt), nv);
+    for (int32_t i = 0; i < nv; i++) {
+        size_t la, lb;
+        const char *a = sl_tokenizer_token_text(tt, i, &la), *b = sl_tokenizer_token_text(dt, i, &lb);
+        if (la != lb || (la && memcmp(a, b, la)))
+            return SL_FAIL(SL_ERR_INVALID, "the draft model's vocabulary differs from the model's: token %d is '%.*s' "
+                           "there and '%.*s' here", i, (int)(lb < 64 ? lb : 64), b ? b : "", (int)(la < 64 ? la : 64),
+                           a ? a : "");
+    }
+    if (s->p.draft_max < 1 || s->p.draft_max > SL_MAX_SPEC || !(s->p.draft_p_min >= 0 && s->p.draft_p_min <= 1))
+        return SL_FAIL(SL_ERR_INVALID, "draft model: %d tokens at most per step (1 to %d), a least probability of %g "
+                       "(0 to 1)", s->p.draft_max, SL_MAX_SPEC, (double)s->p.draft_p_min);
+    const int64_t kv_dim = (int64_t)d->hp.n_head_kv * d->hp.head_dim;
+    sl_type type = s->p.kv_type; /* (the cache's type, where the draft's shape takes it) */
+    if (type == SL_TYPE_Q8_0 && (kv_dim % 32 != 0 || d->hp.head_dim % 32 != 0)) type = SL_TYPE_F16;
+    sl_status st = sl_kv_create_typed(d->hp.n_layer, (int32_t)kv_dim, s->p.block_size, n_blocks, type, &s->dkv);
+    if (st) return st;
+    sl_kv_prefault(s->dkv);
+    const sl_fwd_params fp = {.max_batch = s->p.max_num_batched_tokens, .n_ctx = s->p.n_ctx, .n_threads = s->p.n_threads,
+                              .pool = sl_fwd_pool(s->fwd)};
+    if ((st = sl_fwd_create(d, s->dkv, &fp, &s->dfwd))) return st;
+    const size_t B = (size_t)s->p.max_num_batched_tokens, S = (size_t)s->p.max_num_seqs + 1;
+    s->dlogits = sl_alloc_array(S * (size_t)d->hp.n_vocab, sizeof(float));
+    s->d_tok = sl_alloc_array(B, sizeof(int32_t));
+    s->d_pos = sl_alloc_array(B, sizeof(int32_t));
+    s->d_seq = sl_alloc_array(B, sizeof(int32_t));
+    s->d_want = sl_alloc_array(B, 1);
+    s->d_seqs = sl_alloc_array(S, sizeof(sl_kv_seq *));
+    s->d_req = sl_alloc_array(S, sizeof(sl_req *));
+    if (!s->dlogits || !s->d_tok || !s->d_pos || !s->d_seq || !s->d_want || !s->d_seqs || !s->d_req)
+        return SL_FAIL(SL_ERR_NOMEM, "out of memory for the draft model's step buffers");
+    return SL_OK;
+}
+
 sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sched_params *p, sl_metrics *metrics,
                           sl_sched **out) {
     *out = NULL;
@@ -1173,6 +1311,7 @@ sl_status sl_sched_create(const sl_model *m, const char *model_id, const sl_sche
     s->logits = sl_alloc_array((S + SL_PLP_ROWS + SL_SPEC_ROWS) * (size_t)hp->n_vocab, /* (any request may speculate) */
                                sizeof(float));
     s->masked = sl_alloc_array((size_t)hp->n_vocab, sizeof(float));
+    if (p->draft && (st = draft_create(s, p->draft, (int32_t)n_blocks))) goto fail;
     if ((st = sl_json_guide_create(sl_model_tokenizer(m), &s->guide))) goto fail;
     if (!s->b_tok || !s->b_pos || !s->b_seq || !s->b_want || !s->b_seqs || !s->b_req || !s->b_chunk || !s->b_snap || !s->logits ||
         !s->masked) {
@@ -1201,6 +1340,15 @@ void sl_sched_destroy(sl_sched *s) {
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
     }
+    sl_fwd_destroy(s->dfwd); /* (on the target's threads: first) */
+    sl_kv_destroy(s->dkv);
+    sl_free(s->dlogits);
+    sl_free(s->d_tok);
+    sl_free(s->d_pos);
+    sl_free(s->d_seq);
+    sl_free(s->d_want);
+    sl_free(s->d_seqs);
+    sl_free(s->d_req);
     sl_fwd_destroy(s->fwd);
     sl_kv_destroy(s->kv);
     sl_kvm_destroy(s->kvm);

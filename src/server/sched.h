@@ -232,6 +232,12 @@ struct sl_req {
     int32_t spec_proposed, spec_accepted; /* proposed tokens in all, and those kept (written before it finishes) */
     int32_t draft[SL_MAX_SPEC];
     sl_spec spec;           /* its n-gram speculation (engine/ngram.h) */
+    /* a draft model's reading of it (sl_sched_params.draft): its KV blocks, the positions they hold (the
+     * sequence's tokens up to there), and the tokens it proposed for this step */
+    sl_kv_seq dkv;
+    int32_t d_computed;
+    int32_t n_dprop, d_max;
+    int32_t dprop[SL_MAX_SPEC];
     sl_tbudget tb;          /* its reasoning budget (p.think_budget; state DONE: none) */
 
     /* output channel (guarded by mu) */
@@ -298,6 +304,15 @@ typedef struct sl_sched_params {
      * weights, so proposed tokens only add work (vLLM's
      * speculative_disable_by_batch_size) */
     int32_t spec_max_seqs;
+    /* Speculation with a draft model (llama.cpp's --model-draft, vLLM's speculative draft model): a smaller
+     * model of the same vocabulary, with a KV cache of its own (as many token slots as the target's), reads
+     * each decoding sequence (its prompt the first time, then what was kept) and proposes up to draft_max
+     * tokens, greedily, stopping before one it gives less than draft_p_min probability; they are checked as
+     * n-gram proposals are (the same output with it or without), with spec_max_seqs as their limit too, and
+     * before them. NULL: none. The model must outlive the scheduler. */
+    const sl_model *draft;
+    int32_t draft_max;
+    float draft_p_min;
     /* vLLM's --scheduling-policy priority: requests are ordered by (priority, arrival) instead of arrival alone —
      * admitted, batched and kept (the last in that order yields its blocks) in that order */
     bool priority_policy;

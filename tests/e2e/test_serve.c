@@ -4006,11 +4006,13 @@ TEST(serve_llamacpp_completion) {
     json_decref(g);
 }
 
-TEST(serve_spec_ngram_same_output) {
+/* A server started with args speculates and changes nothing in the output: greedy answers are llama.cpp's golden
+ * texts, sampled and JSON-mode ones the same as the default server's (sl_test_proc, no speculation), alone or 8
+ * together; tokens were proposed (all of them kept: all_kept). */
+static void spec_same_output(char **args, bool all_kept) {
     const char *url = start_default();
     CHECK(url);
     sl_test_proc p;
-    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--spec-ngram", "5", "--spec-max-seqs", "64", NULL};
     CHECK(sl_test_proc_start(&p, args, 20) == 0);
     int golden = 0;
     for (int nn = 0; nn < 6; nn++) {
@@ -4046,8 +4048,75 @@ TEST(serve_spec_ngram_same_output) {
     const double drafted = metric(p.url, "shardlm_spec_decode_draft_tokens_total", NULL),
                  accepted = metric(p.url, "shardlm_spec_decode_accepted_tokens_total", NULL);
     fprintf(stderr, "    proposed %.0f tokens, %.0f accepted\n", drafted, accepted);
-    CHECK(accepted > 0 && drafted >= accepted);
+    CHECK(drafted > 0 && drafted >= accepted && (!all_kept || accepted == drafted));
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+}
+
+TEST(serve_spec_ngram_same_output) {
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--spec-ngram", "5", "--spec-max-seqs", "64", NULL};
+    spec_same_output(args, false);
+}
+
+/* A draft model changes nothing in the output either. The model itself as its draft (its greedy guesses are
+ * what greedy decoding picks: each one kept); a random model of the same vocabulary (its guesses fail; in
+ * vLLM's --speculative-config form, proposing its K tokens whatever their probability). */
+TEST(serve_draft_model_same_output) {
+    char *self[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "-md", MODEL, "--spec-max-seqs", "64",
+                    NULL};
+    spec_same_output(self, false);
+    char path[] = "/tmp/shardlm-draft-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", path, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn", "128",
+                  "--ctx", "512", "--type", "F32", "--vocab-from", MODEL, NULL};
+    CHECK_EQ_INT(sl_test_run(mk, NULL, NULL, 60), 0);
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "{\"model\": \"%s\", \"num_speculative_tokens\": 4, \"disable_by_batch_size\": 64}", path);
+    char *other[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--speculative-config", cfg, NULL};
+    spec_same_output(other, false);
+    unlink(path);
+}
+
+/* The model itself as its draft: greedy guesses all kept (the same forward pass, batch invariant). */
+TEST(serve_draft_model_self_kept) {
+    sl_test_proc p;
+    char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "-md", MODEL, "--draft-p-min", "0", NULL};
+    CHECK(sl_test_proc_start(&p, args, 20) == 0);
+    resp r = http(p.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":64,\"temperature\":0,"
+                                            "\"ignore_eos\":true}", NULL);
+    CHECK_EQ_INT(r.status, 200);
+    free(r.body);
+    const double drafted = metric(p.url, "shardlm_spec_decode_draft_tokens_total", NULL),
+                 accepted = metric(p.url, "shardlm_spec_decode_accepted_tokens_total", NULL);
+    /* 16 a step, each kept, and the step's own token: 64 tokens in 4 steps, 59 of them proposed */
+    CHECK_MSG(drafted >= 48 && accepted == drafted, "proposed %.0f, kept %.0f", drafted, accepted);
+    CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+}
+
+/* A draft model of another vocabulary, or bad speculation settings, are refused at start, named. */
+TEST(serve_draft_model_refusals) {
+    char path[] = "/tmp/shardlm-draft-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", path, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn", "128",
+                  "--ctx", "512", "--type", "F32", "--vocab", "600", NULL};
+    CHECK_EQ_INT(sl_test_run(mk, NULL, NULL, 60), 0);
+    static const char *const cfgs[] = {"{\"method\": \"eagle\", \"num_speculative_tokens\": 3}", "{\"model\": \"x\"}",
+                                       "{\"method\": \"ngram\", \"num_speculative_tokens\": 99}", "[1]"};
+    static const char *const why[] = {"eagle", "num_speculative_tokens", "num_speculative_tokens", "JSON object"};
+    for (int i = -1; i < 4; i++) {
+        char *argv[] = {(char *)sl_test_bin(), "serve", "-m", MODEL, "--port", "0", i < 0 ? "-md" : "--speculative-config",
+                        i < 0 ? path : (char *)cfgs[i], NULL};
+        char *out = NULL, *err = NULL;
+        const int rc = sl_test_run(argv, &out, &err, 20);
+        const char *want = i < 0 ? "vocabulary" : why[i];
+        CHECK_MSG(rc == 1 && err && strstr(err, want), "%d: exit %d, stderr '%s'", i, rc, err ? err : "");
+        free(out);
+        free(err);
+    }
+    unlink(path);
 }
 
 /* --kv-mem takes MiB or a share of physical RAM; anything else is refused
