@@ -4,6 +4,7 @@
 #include "anthropic.h"
 
 #include "server/responses.h"
+#include "server/toolcall.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,15 +358,8 @@ static json_t *usage_of(const json_t *u) {
 }
 
 static json_t *tool_use_block(const json_t *call) {
-    const json_t *fn = json_object_get(call, "function");
-    const char *args = json_string_value(json_object_get(fn, "arguments"));
-    json_t *input = args ? json_loads(args, 0, NULL) : NULL;
-    if (!json_is_object(input)) {
-        json_decref(input);
-        input = json_object();
-    }
     return json_pack("{s:s,s:O,s:O,s:o}", "type", "tool_use", "id", json_object_get(call, "id"), "name",
-                     json_object_get(fn, "name"), "input", input);
+                     json_object_get(json_object_get(call, "function"), "name"), "input", sl_tool_call_args(call));
 }
 
 json_t *sl_anth_from_chat(const json_t *chat, const json_t *req) {

@@ -3,8 +3,7 @@
  */
 #include "ollama.h"
 
-#include "core/alloc.h"
-#include "server/responses.h"
+#include "server/toolcall.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,14 +403,8 @@ static json_t *ollama_calls(const json_t *calls) {
     const json_t *c;
     json_array_foreach(calls, i, c) {
         const json_t *fn = json_object_get(c, "function");
-        const char *text = json_string_value(json_object_get(fn, "arguments"));
-        json_t *args = text ? json_loads(text, 0, NULL) : NULL;
-        if (!json_is_object(args)) {
-            json_decref(args);
-            args = json_object();
-        }
         json_t *f = json_pack("{s:i,s:s,s:o}", "index", (int)i, "name", json_string_value(json_object_get(fn, "name")) ?: "",
-                              "arguments", args);
+                              "arguments", sl_tool_call_args(c));
         json_t *call = json_pack("{s:o}", "function", f);
         if (json_is_string(json_object_get(c, "id"))) json_object_set(call, "id", json_object_get(c, "id"));
         json_array_append_new(out, call);

@@ -813,6 +813,14 @@ json_t *sl_tool_parse_required(const char *text, size_t n) {
     return calls;
 }
 
+json_t *sl_tool_call_args(const json_t *call) {
+    const char *text = json_string_value(json_object_get(json_object_get(call, "function"), "arguments"));
+    json_t *args = text ? json_loads(text, 0, NULL) : NULL;
+    if (json_is_object(args)) return args;
+    json_decref(args);
+    return json_object();
+}
+
 void sl_tool_call_id(sl_tool_format f, char out[32]) {
     static const char ALNUM[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     const bool mistral = f == SL_TOOLS_MISTRAL || f == SL_TOOLS_MISTRAL_ARGS;

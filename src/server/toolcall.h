@@ -147,4 +147,8 @@ json_t *sl_tool_parse_required(const char *text, size_t n);
  * them for the Mistral syntaxes (their templates refuse other ids). */
 void sl_tool_call_id(sl_tool_format f, char out[32]);
 
+/* An OpenAI tool call's arguments ({"function": {"arguments": TEXT}}) as a JSON object (a new reference; {}
+ * when the text is not one), for the APIs whose calls carry objects (Anthropic's input, Ollama's arguments). */
+json_t *sl_tool_call_args(const json_t *call);
+
 #endif
