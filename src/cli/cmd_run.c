@@ -26,7 +26,7 @@
 enum { O_MODEL, O_PROMPT, O_FILE, O_N, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPPEN, O_REPN, O_PRES, O_FREQ, O_SEED,
        O_THREADS, O_CTX, O_BATCH, O_JSON, O_IGNORE_EOS, O_TIMINGS, O_CHAT, O_SYSTEM, O_TEMPLATE, O_SPEC, O_GRAMMAR, O_GRAMMAR_FILE,
        O_TYPICAL, O_NSIGMA, O_XTC_P, O_XTC_T, O_DYNA_R, O_DYNA_E, O_DRY_M, O_DRY_B, O_DRY_A, O_DRY_N, O_DRY_BRK, O_MIRO,
-       O_MIRO_LR, O_MIRO_ENT, O_MIN_KEEP, O_SAMPLERS, O_SAMPLING_SEQ, O_COUNT };
+       O_MIRO_LR, O_MIRO_ENT, O_MIN_KEEP, O_SAMPLERS, O_SAMPLING_SEQ, O_DRAFT, O_DRAFT_MAX, O_DRAFT_PMIN, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_MODEL] = {"model", "m", OPT_STR, NULL, 0, -1, "GGUF model file"},
@@ -55,6 +55,12 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SPEC] = {"spec-ngram", NULL, OPT_INT, "0", 0, 16,
                 "n-gram speculation: tokens proposed from an earlier occurrence of the last 2-4 tokens, checked in "
                 "the same step (same output; 0: off)"},
+    [O_DRAFT] = {"model-draft", "md", OPT_STR, NULL, 0, -1,
+                 "draft model (GGUF, the model's vocabulary): it proposes tokens each step checks (same output; "
+                 "llama.cpp's -md)"},
+    [O_DRAFT_MAX] = {"draft-max", NULL, OPT_INT, "16", 1, 16, "tokens the draft model proposes per step at most"},
+    [O_DRAFT_PMIN] = {"draft-p-min", NULL, OPT_FLOAT, "0.8", 0, 1,
+                      "the draft model stops proposing before a token it gives less probability than this"},
     [O_GRAMMAR] = {"grammar", NULL, OPT_STR, NULL, 0, -1, "GBNF grammar the output follows (as llama.cpp's --grammar)"},
     [O_GRAMMAR_FILE] = {"grammar-file", NULL, OPT_STR, NULL, 0, -1, "read the GBNF grammar from a file"},
     [O_TYPICAL] = {"typical", NULL, OPT_FLOAT, "1", 0, 1, "locally typical sampling p (1: off)"},
@@ -354,10 +360,10 @@ int cmd_run(int argc, char **argv) {
         free(file_text);
         return 1;
     }
-    sl_model *m = cli_load_model("run", v[O_MODEL].s);
+    sl_model *m = cli_load_model("run", v[O_MODEL].s), *draft = NULL;
     int32_t *ids = NULL;
     run_state s = {.json = v[O_JSON].b};
-    if (!m) goto done;
+    if (!m || (v[O_DRAFT].set && !(draft = cli_load_model("run", v[O_DRAFT].s)))) goto done;
     if (gbnf && sl_grammar_compile_vocab(gbnf, gbnf_len, sl_model_tokenizer(m), &grammar) != SL_OK) {
         fprintf(stderr, "shardlm run: %s\n", sl_last_error());
         goto done;
@@ -377,6 +383,9 @@ int cmd_run(int argc, char **argv) {
         .grammar = grammar,
         .sampling = sampling,
         .dry_breakers = dry,
+        .draft = draft,
+        .draft_max = (int32_t)v[O_DRAFT_MAX].i,
+        .draft_p_min = (float)v[O_DRAFT_PMIN].f,
     };
     if (v[O_CHAT].b) {
         rc = run_chat(v, m, &gp);
@@ -430,6 +439,7 @@ done:
     free(s.text);
     sl_free(ids);
     sl_model_destroy(m);
+    sl_model_destroy(draft);
     sl_grammar_release(grammar);
     sl_dry_breakers_free(dry);
     free(gbnf_file);

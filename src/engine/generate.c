@@ -33,12 +33,13 @@ static void gen_deinit(gen_ctx *g) {
     sl_free(g->want);
 }
 
-static sl_status gen_init(gen_ctx *g, const sl_model *m, int32_t n_ctx, int32_t max_batch, int32_t n_threads) {
+/* pool: another forward's threads to run on, or NULL */
+static sl_status gen_init(gen_ctx *g, const sl_model *m, int32_t n_ctx, int32_t max_batch, int32_t n_threads, sl_pool *pool) {
     const sl_hparams *hp = &m->hp;
     sl_status st = sl_kv_create(hp->n_layer, hp->n_head_kv * hp->head_dim, KV_BLOCK, (n_ctx + KV_BLOCK - 1) / KV_BLOCK,
                                 &g->kv);
     if (st) return st;
-    sl_fwd_params fp = {.max_batch = max_batch, .n_ctx = n_ctx, .n_threads = n_threads};
+    sl_fwd_params fp = {.max_batch = max_batch, .n_ctx = n_ctx, .n_threads = n_threads, .pool = pool};
     if ((st = sl_fwd_create(m, g->kv, &fp, &g->fwd))) return st;
     g->max_batch = max_batch;
     g->pos = sl_alloc_array((size_t)max_batch, sizeof(int32_t));
@@ -70,6 +71,26 @@ static sl_status gen_feed(gen_ctx *g, const int32_t *tokens, int32_t n, int32_t 
     return SL_OK;
 }
 
+/* The draft model's proposal after hist[0, n_hist): it reads what it has not read of it (from *d_computed; past
+ * the last token fed, n_hist - 1, what it holds is not the sequence's), then proposes greedily, at most kmax
+ * tokens, stopping before one it gives less than p_min. */
+static sl_status draft_propose(gen_ctx *dg, const int32_t *hist, int32_t n_hist, int32_t *d_computed, int32_t kmax,
+                               float p_min, float *dlogits, int32_t n_vocab, int32_t *draft, int32_t *n_draft) {
+    *n_draft = 0;
+    if (*d_computed > n_hist - 1) *d_computed = n_hist - 1;
+    if (kmax <= 0) return SL_OK;
+    sl_status st = gen_feed(dg, hist + *d_computed, n_hist - *d_computed, *d_computed, 1, dlogits, n_vocab);
+    for (*d_computed = n_hist; !st;) {
+        float prob;
+        const int32_t id = sl_spec_draft_pick(dlogits, n_vocab, &prob);
+        if (prob < p_min) break;
+        draft[(*n_draft)++] = id;
+        if (*n_draft == kmax) break;
+        st = gen_feed(dg, &id, 1, (*d_computed)++, 1, dlogits, n_vocab);
+    }
+    return st;
+}
+
 sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt, const sl_gen_params *p,
                       sl_gen_cb cb, void *ud, int32_t *n_generated, sl_finish *finish) {
     const int32_t n_vocab = m->hp.n_vocab;
@@ -93,8 +114,27 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
     sl_spec spec;
     sl_spec_init(&spec, k_spec, p->spec_lookup_min > 0 ? p->spec_lookup_min : 2,
                  p->spec_lookup_max > 0 ? p->spec_lookup_max : 4);
-    sl_status st = gen_init(&g, m, n_ctx, max_batch > k_spec + 1 ? max_batch : k_spec + 1, p->n_threads > 0 ? p->n_threads : 1);
+    const int32_t k_draft = !p->draft ? 0 : p->draft_max < 1 ? 1 : p->draft_max > SL_SPEC_MAX_TOKENS ? SL_SPEC_MAX_TOKENS
+                                                                                                    : p->draft_max;
+    const int32_t k_max = k_draft > k_spec ? k_draft : k_spec;
+    gen_ctx dg = {0};            /* the draft model's */
+    int32_t d_computed = 0;      /* the positions its KV holds (the sequence's tokens up to there) */
+    float *dlogits = NULL;
+    sl_status st = gen_init(&g, m, n_ctx, max_batch > k_max + 1 ? max_batch : k_max + 1, p->n_threads > 0 ? p->n_threads : 1,
+                            NULL);
     if (st) goto fail;
+    if (p->draft) {
+        if ((st = sl_spec_draft_vocab(m->tok, p->draft->tok))) goto fail;
+        if (p->draft->hp.n_vocab != n_vocab) {
+            st = SL_FAIL(SL_ERR_INVALID, "the draft model's output has %d rows, the model's %d", p->draft->hp.n_vocab, n_vocab);
+            goto fail;
+        }
+        if ((st = gen_init(&dg, p->draft, n_ctx, max_batch, p->n_threads > 0 ? p->n_threads : 1, sl_fwd_pool(g.fwd)))) goto fail;
+        if (!(dlogits = sl_alloc_array((size_t)n_vocab, sizeof(float)))) {
+            st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
     sl_sampler_params sp = p->sampling;
     sp.n_ctx = n_ctx; /* (DRY looks at most this far back) */
     if ((st = sl_sampler_create(&sp, n_vocab, &smp)) || (st = sl_sampler_set_dry_breakers(smp, p->dry_breakers)) ||
@@ -111,7 +151,7 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
     }
     /* hist: the sequence, then the tokens proposed after it */
     hist = sl_alloc_array((size_t)n_ctx + 1 + SL_SPEC_MAX_TOKENS, sizeof(int32_t));
-    logits = sl_alloc_array((size_t)(k_spec + 1) * (size_t)n_vocab, sizeof(float));
+    logits = sl_alloc_array((size_t)(k_max + 1) * (size_t)n_vocab, sizeof(float));
     if (!hist || !logits) {
         st = SL_FAIL(SL_ERR_NOMEM, "out of memory");
         goto fail;
@@ -173,11 +213,19 @@ sl_status sl_generate(const sl_model *m, const int32_t *prompt, int32_t n_prompt
         /* feed the last token sampled with what it proposes after it (within the context and n_predict) */
         int32_t kmax = n_ctx - n_hist;
         if (p->n_predict >= 0 && kmax > p->n_predict - *n_generated - 1) kmax = p->n_predict - *n_generated - 1;
-        n_draft = sl_spec_propose(&spec, hist, n_hist, kmax, draft);
+        if (p->draft) {
+            if (kmax > k_draft) kmax = k_draft;
+            if ((st = draft_propose(&dg, hist, n_hist, &d_computed, kmax, p->draft_p_min, dlogits, n_vocab, draft, &n_draft)))
+                goto fail;
+        } else {
+            n_draft = sl_spec_propose(&spec, hist, n_hist, kmax, draft);
+        }
         for (int32_t j = 0; j < n_draft; j++) hist[n_hist + j] = draft[j];
         if ((st = gen_feed(&g, hist + n_hist - 1, 1 + n_draft, n_hist - 1, 1 + n_draft, logits, n_vocab))) goto fail;
     }
 fail:
+    sl_free(dlogits);
+    gen_deinit(&dg); /* (on g's threads: first) */
     sl_free(logits);
     sl_free(hist);
     sl_free(masked);
@@ -195,7 +243,7 @@ sl_status sl_eval_logits(const sl_model *m, const int32_t *tokens, int32_t n, in
     if (n > m->hp.n_ctx_train)
         return SL_FAIL(SL_ERR_RANGE, "eval: %d tokens, longer than the context of %d", n, m->hp.n_ctx_train);
     gen_ctx g = {0};
-    sl_status st = gen_init(&g, m, n, n, n_threads > 0 ? n_threads : 1);
+    sl_status st = gen_init(&g, m, n, n, n_threads > 0 ? n_threads : 1, NULL);
     if (!st) st = gen_feed(&g, tokens, n, 0, n_out, logits, m->hp.n_vocab);
     gen_deinit(&g);
     return st;
@@ -206,7 +254,7 @@ sl_status sl_eval_hidden(const sl_model *m, const int32_t *tokens, int32_t n, in
     if (n > m->hp.n_ctx_train)
         return SL_FAIL(SL_ERR_RANGE, "eval: %d tokens, longer than the context of %d", n, m->hp.n_ctx_train);
     gen_ctx g = {0};
-    sl_status st = gen_init(&g, m, n, n, n_threads > 0 ? n_threads : 1);
+    sl_status st = gen_init(&g, m, n, n, n_threads > 0 ? n_threads : 1, NULL);
     if (!st) st = sl_kv_seq_reserve(g.kv, &g.seq, n);
     if (!st) {
         sl_kv_seq *seqs[1] = {&g.seq};

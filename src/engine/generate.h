@@ -32,6 +32,12 @@ typedef struct sl_gen_params {
     const sl_grammar *grammar;
     /* DRY's sequence breakers (sampling.dry_*; engine/sampler.h), NULL: none. */
     const sl_dry_breakers *dry_breakers;
+    /* A draft model of the same vocabulary (NULL: none): it reads the sequence and proposes up to draft_max
+     * tokens a step, greedily, stopping before one it gives less than draft_p_min, instead of the n-gram
+     * lookup; checked the same way, the output is the same. It runs on the model's threads. */
+    const sl_model *draft;
+    int32_t draft_max;
+    float draft_p_min;
 } sl_gen_params;
 
 /* Called for each generated token with the logits it was sampled from.

@@ -3,6 +3,9 @@
  */
 #include "ngram.h"
 
+#include "core/status.h"
+
+#include <math.h>
 #include <string.h>
 
 void sl_spec_init(sl_spec *s, int32_t max, int32_t lookup_min, int32_t lookup_max) {
@@ -88,4 +91,30 @@ void sl_spec_update(sl_spec *s, int32_t n, int32_t kept) {
     s->misses = 0;
     s->k = kept == n ? 2 * n : kept + 1;
     if (s->k > s->max) s->k = s->max;
+}
+
+sl_status sl_spec_draft_vocab(const sl_tokenizer *target, const sl_tokenizer *draft) {
+    const int32_t nv = sl_tokenizer_n_vocab(target);
+    if (sl_tokenizer_n_vocab(draft) != nv)
+        return SL_FAIL(SL_ERR_INVALID, "the draft model's vocabulary has %d tokens, the model's %d: a draft model must "
+                       "share the model's vocabulary", sl_tokenizer_n_vocab(draft), nv);
+    for (int32_t i = 0; i < nv; i++) {
+        size_t la, lb;
+        const char *a = sl_tokenizer_token_text(target, i, &la), *b = sl_tokenizer_token_text(draft, i, &lb);
+        if (la != lb || (la && memcmp(a, b, la)))
+            return SL_FAIL(SL_ERR_INVALID, "the draft model's vocabulary differs from the model's: token %d is '%.*s' "
+                           "there and '%.*s' here", i, (int)(lb < 64 ? lb : 64), b ? b : "", (int)(la < 64 ? la : 64),
+                           a ? a : "");
+    }
+    return SL_OK;
+}
+
+int32_t sl_spec_draft_pick(const float *lg, int32_t n_vocab, float *prob) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n_vocab; i++)
+        if (lg[i] > lg[best]) best = i;
+    double sum = 0;
+    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)lg[i] - (double)lg[best]);
+    *prob = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+    return best;
 }

@@ -15,9 +15,16 @@
  * With a prediction of the output (OpenAI's Predicted Outputs: the text a
  * model is expected to write again, an edited file), the proposals come from
  * it first.
+ *
+ * A draft model (a smaller one of the same vocabulary) proposes instead where
+ * the callers have one: sl_spec_draft_vocab checks that it is one,
+ * sl_spec_draft_pick reads its proposal from its logits.
  */
 #ifndef SL_ENGINE_NGRAM_H
 #define SL_ENGINE_NGRAM_H
+
+#include "shardlm.h"
+#include "tokenizer/tokenizer.h"
 
 #include <stdint.h>
 
@@ -47,5 +54,12 @@ void sl_spec_predict(sl_spec *s, const int32_t *pred, int32_t n_pred, int32_t n_
 int32_t sl_spec_propose(sl_spec *s, const int32_t *h, int32_t n, int32_t kmax, int32_t *draft);
 /* After a proposal of n tokens of which `kept` were kept. */
 void sl_spec_update(sl_spec *s, int32_t n, int32_t kept);
+
+/* SL_OK when a draft model's vocabulary (draft) is the model's (target), token by token; else an error naming
+ * the first difference. */
+sl_status sl_spec_draft_vocab(const sl_tokenizer *target, const sl_tokenizer *draft);
+/* A draft model's proposal from its logits: the most likely token (the lowest id of equals), and in *prob its
+ * probability. */
+int32_t sl_spec_draft_pick(const float *logits, int32_t n_vocab, float *prob);
 
 #endif

@@ -819,17 +819,6 @@ static int32_t speculate(sl_req *r, int32_t budget, int32_t rows) {
     return m;
 }
 
-/* The most likely token of a draft step's logits (the lowest id of equals), and its probability. */
-static int32_t draft_pick(const float *lg, int32_t n_vocab, float *prob) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n_vocab; i++)
-        if (lg[i] > lg[best]) best = i;
-    double sum = 0;
-    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)lg[i] - (double)lg[best]);
-    *prob = sum > 0 ? (float)(1.0 / sum) : 0.0f;
-    return best;
-}
-
 /* One draft step over n tokens of nseq sequences (s->d_*); false when it failed (drafting stops). */
 static bool draft_step(sl_sched *s, int32_t n, int32_t nseq) {
     sl_batch b = {.n_tokens = n, .tokens = s->d_tok, .pos = s->d_pos, .seq = s->d_seq, .want_logits = s->d_want};
@@ -878,7 +867,7 @@ static void draft_propose(sl_sched *s) {
             sl_req *r = s->d_req[k];
             if (r->d_max <= j) continue;
             float p;
-            const int32_t id = draft_pick(s->dlogits + (int64_t)row++ * s->n_vocab, s->n_vocab, &p);
+            const int32_t id = sl_spec_draft_pick(s->dlogits + (int64_t)row++ * s->n_vocab, s->n_vocab, &p);
             if (p < s->p.draft_p_min) {
                 r->d_max = j; /* (not confident enough: it stops here) */
                 continue;
@@ -1175,27 +1164,18 @@ static int32_t pool_longest(const sl_kvm_pool_cfg *pc, int32_t n_ctx) {
 /* The draft model's part (p.draft, checked: the target's vocabulary, token by token), with n_blocks KV blocks
  * (the target's count: a slot for each of its tokens). */
 static sl_status draft_create(sl_sched *s, const sl_model *d, int32_t n_blocks) {
-    const sl_tokenizer *tt = sl_model_tokenizer(s->m), *dt = sl_model_tokenizer(d);
-    const int32_t nv = sl_tokenizer_n_vocab(tt);
-    if (sl_tokenizer_n_vocab(dt) != nv || d->hp.n_vocab != s->m->hp.n_vocab)
-        return SL_FAIL(SL_ERR_INVALID, "the draft model's vocabulary has %d tokens, the model's %d: a draft model must "
-                       "share the model's vocabulary", sl_tokenizer_n_vocab(dt), nv);
-    for (int32_t i = 0; i < nv; i++) {
-        size_t la, lb;
-        const char *a = sl_tokenizer_token_text(tt, i, &la), *b = sl_tokenizer_token_text(dt, i, &lb);
-        if (la != lb || (la && memcmp(a, b, la)))
-            return SL_FAIL(SL_ERR_INVALID, "the draft model's vocabulary differs from the model's: token %d is '%.*s' "
-                           "there and '%.*s' here", i, (int)(lb < 64 ? lb : 64), b ? b : "", (int)(la < 64 ? la : 64),
-                           a ? a : "");
-    }
+    sl_status st = sl_spec_draft_vocab(sl_model_tokenizer(s->m), sl_model_tokenizer(d));
+    if (st) return st;
+    if (d->hp.n_vocab != s->m->hp.n_vocab)
+        return SL_FAIL(SL_ERR_INVALID, "the draft model's output has %d rows, the model's %d", d->hp.n_vocab,
+                       s->m->hp.n_vocab);
     if (s->p.draft_max < 1 || s->p.draft_max > SL_MAX_SPEC || !(s->p.draft_p_min >= 0 && s->p.draft_p_min <= 1))
         return SL_FAIL(SL_ERR_INVALID, "draft model: %d tokens at most per step (1 to %d), a least probability of %g "
                        "(0 to 1)", s->p.draft_max, SL_MAX_SPEC, (double)s->p.draft_p_min);
     const int64_t kv_dim = (int64_t)d->hp.n_head_kv * d->hp.head_dim;
     sl_type type = s->p.kv_type; /* (the cache's type, where the draft's shape takes it) */
     if (type == SL_TYPE_Q8_0 && (kv_dim % 32 != 0 || d->hp.head_dim % 32 != 0)) type = SL_TYPE_F16;
-    sl_status st = sl_kv_create_typed(d->hp.n_layer, (int32_t)kv_dim, s->p.block_size, n_blocks, type, &s->dkv);
-    if (st) return st;
+    if ((st = sl_kv_create_typed(d->hp.n_layer, (int32_t)kv_dim, s->p.block_size, n_blocks, type, &s->dkv))) return st;
     sl_kv_prefault(s->dkv);
     const sl_fwd_params fp = {.max_batch = s->p.max_num_batched_tokens, .n_ctx = s->p.n_ctx, .n_threads = s->p.n_threads,
                               .pool = sl_fwd_pool(s->fwd)};

@@ -155,13 +155,24 @@ TEST(stories_prompt_00_two_threads) { check_prompt(0, 2); }
 TEST(stories_prompt_03_three_threads) { check_prompt(3, 3); }
 
 /* The CLI: `shardlm run --temp 0 -n 64 --json` prints llama.cpp's ids, with n-gram speculation (`spec`
- * tokens per step) or without. */
-static void check_cli_with(int nn, const char *spec, const char *grammar) {
+ * tokens per step) or without, with a draft model proposing every token it can (draft: its file) or without. */
+static void check_cli_draft(int nn, const char *spec, const char *grammar, const char *draft) {
     golden g = {0};
     CHECK_MSG(load_golden(nn, &g), "cannot read golden file %02d", nn);
-    char *argv[] = {(char *)sl_test_bin(), "run", "-m", MODEL, "-p", g.prompt, "--temp", "0", "-n", "64", "--json",
-                    "--ignore-eos", "-t", "1", "--spec-ngram", (char *)spec, grammar ? "--grammar" : NULL,
-                    (char *)grammar, NULL};
+    char *argv[24] = {(char *)sl_test_bin(), "run", "-m", MODEL, "-p", g.prompt, "--temp", "0", "-n", "64", "--json",
+                      "--ignore-eos", "-t", "1", "--spec-ngram", (char *)spec};
+    int a = 16;
+    if (grammar) {
+        argv[a++] = "--grammar";
+        argv[a++] = (char *)grammar;
+    }
+    if (draft) {
+        argv[a++] = "-md";
+        argv[a++] = (char *)draft;
+        argv[a++] = "--draft-p-min";
+        argv[a++] = "0";
+    }
+    argv[a] = NULL;
     char *out = NULL, *err = NULL;
     int rc = sl_test_run(argv, &out, &err, 120);
     json_error_t je;
@@ -185,6 +196,7 @@ static void check_cli_with(int nn, const char *spec, const char *grammar) {
     CHECK_MSG(ok_gen, "prompt %02d: generated_ids differ from llama.cpp (%d ids)", nn, n_gen);
 }
 
+static void check_cli_with(int nn, const char *spec, const char *grammar) { check_cli_draft(nn, spec, grammar, NULL); }
 static void check_cli(int nn, const char *spec) { check_cli_with(nn, spec, NULL); }
 
 TEST(cli_run_json_all_prompts) {
@@ -192,6 +204,22 @@ TEST(cli_run_json_all_prompts) {
         check_cli(nn, "0");
         if (sl_test_failed()) return;
     }
+}
+
+/* A draft model: the model itself (its every proposal kept) and a random one of its vocabulary (none kept). */
+TEST(cli_run_draft_model_all_prompts) {
+    char path[] = "/tmp/shardlm-draft-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", path, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn", "128",
+                  "--ctx", "512", "--type", "F32", "--vocab-from", MODEL, NULL};
+    CHECK_EQ_INT(sl_test_run(mk, NULL, NULL, 60), 0);
+    for (int nn = 0; nn < 6 && !sl_test_failed(); nn++) {
+        check_cli_draft(nn, "0", NULL, MODEL);
+        check_cli_draft(nn, "0", NULL, path);
+    }
+    unlink(path);
 }
 
 TEST(cli_run_spec_ngram_all_prompts) {
