@@ -1170,7 +1170,7 @@ static sl_status draft_create(sl_sched *s, const sl_model *d, int32_t n_blocks) 
         return SL_FAIL(SL_ERR_INVALID, "the draft model's output has %d rows, the model's %d", d->hp.n_vocab,
                        s->m->hp.n_vocab);
     if (s->p.draft_max < 1 || s->p.draft_max > SL_MAX_SPEC || !(s->p.draft_p_min >= 0 && s->p.draft_p_min <= 1))
-        return SL_FAIL(SL_ERR_INVALID, "draft model: %d tokens at most per step (1 to %d), a least probability of %g "
+        return SL_FAIL(SL_ERR_INVALID, "draft model: %d tokens at most per step (1 to %d), a probability floor of %g "
                        "(0 to 1)", s->p.draft_max, SL_MAX_SPEC, (double)s->p.draft_p_min);
     const int64_t kv_dim = (int64_t)d->hp.n_head_kv * d->hp.head_dim;
     sl_type type = s->p.kv_type; /* (the cache's type, where the draft's shape takes it) */
