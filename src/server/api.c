@@ -2764,10 +2764,55 @@ json_t *sl_api_llama_embeddings_json(const sl_api_embed_request *r, const float 
 
 /* ---- Ollama's model endpoints (as llama.cpp answers them) --------------------------------------- */
 
+/* The model's parameters (every tensor's elements). */
+static int64_t model_params(const sl_model *m) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < sl_gguf_n_tensors(m->gguf); i++) {
+        const sl_gguf_tensor *t = sl_gguf_tensor_at(m->gguf, i);
+        int64_t e = 1;
+        for (uint32_t d = 0; d < t->n_dims; d++) e *= t->ne[d];
+        n += e;
+    }
+    return n;
+}
+
+/* llama.cpp's name of general.file_type (its llama_ftype), as Ollama's quantization_level gives it; "" when the
+ * file does not say or the value is not one. */
+static const char *ftype_name(const sl_model *m) {
+    static const char *const names[] = {
+        [0] = "F32",     [1] = "F16",     [2] = "Q4_0",    [3] = "Q4_1",    [7] = "Q8_0",    [8] = "Q5_0",
+        [9] = "Q5_1",    [10] = "Q2_K",   [11] = "Q3_K_S", [12] = "Q3_K_M", [13] = "Q3_K_L", [14] = "Q4_K_S",
+        [15] = "Q4_K_M", [16] = "Q5_K_S", [17] = "Q5_K_M", [18] = "Q6_K",   [19] = "IQ2_XXS", [20] = "IQ2_XS",
+        [21] = "Q2_K_S", [22] = "IQ3_XS", [23] = "IQ3_XXS", [24] = "IQ1_S", [25] = "IQ4_NL", [26] = "IQ3_S",
+        [27] = "IQ3_M",  [28] = "IQ2_S",  [29] = "IQ2_M",  [30] = "IQ4_XS", [31] = "IQ1_M",  [32] = "BF16",
+        [36] = "TQ1_0",  [37] = "TQ2_0"};
+    const sl_gguf_kv *kv = sl_gguf_find(m->gguf, "general.file_type");
+    const int64_t t = kv ? sl_gguf_kv_int(kv) : -1;
+    return t >= 0 && t < (int64_t)(sizeof names / sizeof names[0]) && names[t] ? names[t] : "";
+}
+
 static json_t *ollama_details(const sl_api_ctx *ctx) {
     const char *arch = ctx->model->hp.arch;
+    const double n = (double)model_params(ctx->model);
+    char size[32]; /* (as Ollama writes it: 1.2B, 494.03M) */
+    if (n >= 1e9) snprintf(size, sizeof size, "%.1fB", n / 1e9);
+    else if (n >= 1e6) snprintf(size, sizeof size, "%.2fM", n / 1e6);
+    else if (n >= 1e3) snprintf(size, sizeof size, "%.2fK", n / 1e3);
+    else snprintf(size, sizeof size, "%.0f", n);
     return json_pack("{s:s,s:s,s:s,s:[s],s:s,s:s}", "parent_model", "", "format", "gguf", "family", arch, "families", arch,
-                     "parameter_size", "", "quantization_level", "");
+                     "parameter_size", size, "quantization_level", ftype_name(ctx->model));
+}
+
+/* Ollama's capabilities of the model: completion; tools where the chat template reads them; thinking where it
+ * thinks; insert where the vocabulary has fill-in-the-middle tokens. */
+static json_t *ollama_capabilities(const sl_api_ctx *ctx) {
+    json_t *a = json_pack("[s]", "completion");
+    if (ctx->chat_template && strstr(ctx->chat_template, "tools")) json_array_append_new(a, json_string("tools"));
+    if (ctx->template_thinks) json_array_append_new(a, json_string("thinking"));
+    const sl_tokenizer *tok = sl_model_tokenizer(ctx->model);
+    if (sl_tokenizer_fim(tok, SL_FIM_PRE) >= 0 && sl_tokenizer_fim(tok, SL_FIM_SUF) >= 0 && sl_tokenizer_fim(tok, SL_FIM_MID) >= 0)
+        json_array_append_new(a, json_string("insert"));
+    return a;
 }
 
 /* The model file's size in bytes and its modification time as RFC 3339 (Ollama's size and modified_at; 0 and
@@ -2785,9 +2830,10 @@ static json_int_t model_file(const sl_api_ctx *ctx, char when[40]) {
 json_t *sl_api_ollama_tags(const sl_api_ctx *ctx, long long created) {
     char when[40];
     const json_int_t size = model_file(ctx, when);
-    json_t *ollama = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:[s],s:[s],s:s,s:o}", "name", ctx->model_id, "model",
+    json_t *ollama = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:[s],s:o,s:s,s:o}", "name", ctx->model_id, "model",
                                ctx->model_id, "modified_at", when, "size", size, "digest", "", "type", "model", "description",
-                               "", "tags", "", "capabilities", "completion", "parameters", "", "details", ollama_details(ctx));
+                               "", "tags", "", "capabilities", ollama_capabilities(ctx), "parameters", "", "details",
+                               ollama_details(ctx));
     return json_pack("{s:[o],s:s,s:[{s:s,s:s,s:I,s:s,s:i}]}", "models", ollama, "object", "list", "data", "id",
                      ctx->model_id, "object", "model", "created", (json_int_t)created, "owned_by", "shardlm",
                      "max_model_len", ctx->n_ctx);
@@ -2806,7 +2852,10 @@ json_t *sl_api_ollama_show(const sl_api_ctx *ctx) {
     char key[96];
     snprintf(key, sizeof key, "%s.context_length", ctx->model->hp.arch);
     const char *tpl = ctx->chat_template ? ctx->chat_template : sl_api_fallback_template(ctx->model);
-    return json_pack("{s:s,s:{s:i,s:s},s:s,s:s,s:o,s:[s]}", "template", tpl ? tpl : "", "model_info", key, ctx->n_ctx,
-                     "general.architecture", ctx->model->hp.arch, "modelfile", "", "parameters", "", "details",
-                     ollama_details(ctx), "capabilities", "completion");
+    char when[40];
+    model_file(ctx, when);
+    return json_pack("{s:s,s:{s:i,s:s,s:I},s:s,s:s,s:o,s:o,s:s}", "template", tpl ? tpl : "", "model_info", key, ctx->n_ctx,
+                     "general.architecture", ctx->model->hp.arch, "general.parameter_count",
+                     (json_int_t)model_params(ctx->model), "modelfile", "", "parameters", "", "details", ollama_details(ctx),
+                     "capabilities", ollama_capabilities(ctx), "modified_at", when);
 }

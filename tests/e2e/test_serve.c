@@ -350,6 +350,17 @@ TEST(serve_ollama_api) {
         json_decref(o);
         free(r.body);
     }
+    /* the model's details: stories260K's 292,800 parameters (llama2.c's shape: 512 × 64 embeddings and output, 5
+     * layers of 4096 + 2048 + 2048 + 4096 attention and 3 × 172 × 64 feed-forward weights and 2 × 64 norms, a 64 norm) */
+    r = http(url, "/api/show", "{\"model\":\"stories260K\"}", NULL);
+    json_t *so = json_loads(r.body, 0, NULL);
+    CHECK_MSG(r.status == 200 &&
+                  !strcmp(json_string_value(json_object_get(json_object_get(so, "details"), "parameter_size")) ?: "", "292.80K") &&
+                  json_integer_value(json_object_get(json_object_get(so, "model_info"), "general.parameter_count")) == 292800 &&
+                  !strcmp(json_string_value(json_array_get(json_object_get(so, "capabilities"), 0)) ?: "", "completion"),
+              "%.400s", r.body);
+    json_decref(so);
+    free(r.body);
     r = http(url, "/api/version", "{}", NULL);
     CHECK_EQ_INT(r.status, 405);
     free(r.body);
