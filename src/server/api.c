@@ -1376,6 +1376,46 @@ static json_t *tool_named(json_t *tools, const char *name, size_t *idx) {
     return NULL;
 }
 
+/* OpenAI's tool_choice {"type": "allowed_tools", "allowed_tools": {"mode": "auto" | "required", "tools": [{"type":
+ * "function", "function": {"name"}}]}} (the Responses API's {"type": "allowed_tools", "mode", "tools": [{"type":
+ * "function", "name"}]} too): the answer may call only those. tools becomes them (a new array, *tools released;
+ * what the template shows and the calls are read against) and o's tool_choice the mode. False with e set. */
+static bool allowed_tools(json_t *o, json_t *tc, json_t **tools, sl_api_error *e) {
+    const json_t *at = json_object_get(tc, "allowed_tools"), *in = at ? at : tc;
+    const char *mode = json_string_value(json_object_get(in, "mode"));
+    const json_t *list = json_object_get(in, "tools");
+    if (!mode || (strcmp(mode, "auto") && strcmp(mode, "required")) || !json_is_array(list) || json_array_size(list) == 0) {
+        sl_api_set_error(e, 400, "tool_choice", "'tool_choice' of type \"allowed_tools\" needs \"allowed_tools\": {\"mode\": "
+                         "\"auto\" | \"required\", \"tools\": [{\"type\": \"function\", \"function\": {\"name\": ...}}, ...]}");
+        return false;
+    }
+    if (!*tools) {
+        sl_api_set_error(e, 400, "tool_choice", "'tool_choice' is only allowed when 'tools' declares functions");
+        return false;
+    }
+    json_t *subset = json_array();
+    size_t i;
+    const json_t *t;
+    json_array_foreach(list, i, t) {
+        const json_t *fn = json_object_get(t, "function"), *nv = fn ? json_object_get(fn, "name") : json_object_get(t, "name");
+        const char *name = json_string_value(nv);
+        size_t idx;
+        json_t *tool = name ? tool_named(*tools, name, &idx) : NULL;
+        if (!tool) {
+            sl_api_set_error(e, 400, "tool_choice", "'tool_choice.allowed_tools.tools[%zu]' %s%s%s", i,
+                             name ? "names the function '" : "must name a function", name ? name : "",
+                             name ? "', which 'tools' does not declare" : "");
+            json_decref(subset);
+            return false;
+        }
+        json_array_append(subset, tool);
+    }
+    json_decref(*tools);
+    *tools = subset;
+    json_object_set_new(o, "tool_choice", json_string(mode));
+    return true;
+}
+
 /* tools, tool_choice and parallel_tool_calls of a chat request (after
  * response_format, which a forced call cannot be combined with). */
 static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_api_error *e) {
@@ -1400,6 +1440,10 @@ static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_
     if (!sl_api_get_bool(o, "parallel_tool_calls", &tl->parallel, e)) return false;
     tl->choice = tl->tools ? SL_TOOL_CHOICE_AUTO : SL_TOOL_CHOICE_NONE;
     json_t *tc = json_object_get(o, "tool_choice");
+    if (json_is_object(tc) && !strcmp(json_string_value(json_object_get(tc, "type")) ?: "", "allowed_tools")) {
+        if (!allowed_tools(o, tc, &tl->tools, e)) return false;
+        tc = json_object_get(o, "tool_choice");
+    }
     json_t *fn = NULL;
     size_t idx = 0;
     if (tc && !json_is_null(tc)) {
@@ -1421,8 +1465,8 @@ static bool parse_tools(const sl_api_ctx *ctx, json_t *o, sl_api_request *r, sl_
             snprintf(tl->name, sizeof tl->name, "%s", json_string_value(name));
         } else {
             sl_api_set_error(e, 400, "tool_choice",
-                             "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
-                             "\"function\": {\"name\": ...}}");
+                             "'tool_choice' must be \"none\", \"auto\", \"required\", {\"type\": \"function\", "
+                             "\"function\": {\"name\": ...}} or {\"type\": \"allowed_tools\", ...}");
             return false;
         }
         if (tl->choice != SL_TOOL_CHOICE_NONE && !tl->tools) {

@@ -187,6 +187,8 @@ json_t *sl_responses_to_chat(const json_t *req, sl_api_error *e) {
     const json_t *tc = json_object_get(req, "tool_choice");
     if (json_is_string(tc)) {
         json_object_set(chat, "tool_choice", (json_t *)tc);
+    } else if (json_is_object(tc) && !strcmp(json_string_value(json_object_get(tc, "type")) ?: "", "allowed_tools")) {
+        json_object_set(chat, "tool_choice", (json_t *)tc); /* (the chat parser reads the Responses form too) */
     } else if (json_is_object(tc)) {
         const char *t = json_string_value(json_object_get(tc, "type"));
         const json_t *name = json_object_get(tc, "name");

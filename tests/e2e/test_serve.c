@@ -6032,3 +6032,67 @@ TEST(zz_stop_server) {
     server_up = false;
     CHECK_EQ_INT(rc, 0);
 }
+
+/* OpenAI's allowed_tools tool choice: with mode "required" the call is to one of the allowed functions (two
+ * declared, one allowed: its enum arguments), in the Chat Completions form and the Responses one; "auto" answers;
+ * an undeclared name and a bad mode are 400s naming tool_choice. */
+TEST(serve_allowed_tools) {
+    const char *url = start_default();
+    CHECK(url);
+    static const char tools[] =
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}}},{\"type\":\"function\",\"function\":"
+        "{\"name\":\"get_time\",\"parameters\":{\"type\":\"object\",\"properties\":{\"zone\":{\"type\":\"string\",\"enum\":"
+        "[\"utc\",\"cet\"]}},\"required\":[\"zone\"]}}}]";
+    static const char *const choices[] = {
+        "{\"type\":\"allowed_tools\",\"allowed_tools\":{\"mode\":\"required\",\"tools\":[{\"type\":\"function\",\"function\":"
+        "{\"name\":\"get_time\"}}]}}",
+        "{\"type\":\"allowed_tools\",\"mode\":\"required\",\"tools\":[{\"type\":\"function\",\"name\":\"get_time\"}]}",
+        "{\"type\":\"allowed_tools\",\"allowed_tools\":{\"mode\":\"auto\",\"tools\":[{\"type\":\"function\",\"function\":"
+        "{\"name\":\"get_time\"}}]}}",
+        "{\"type\":\"allowed_tools\",\"allowed_tools\":{\"mode\":\"required\",\"tools\":[{\"type\":\"function\",\"function\":"
+        "{\"name\":\"get_date\"}}]}}",
+        "{\"type\":\"allowed_tools\",\"allowed_tools\":{\"mode\":\"sometimes\",\"tools\":[{\"type\":\"function\",\"function\":"
+        "{\"name\":\"get_time\"}}]}}",
+    };
+    for (int i = 0; i < 5; i++) {
+        char body[2048];
+        snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"What time is it?\"}],\"max_tokens\":40,"
+                                    "\"temperature\":0,%s,\"tool_choice\":%s}", tools, choices[i]);
+        resp r = http(url, "/v1/chat/completions", body, NULL);
+        json_t *o = json_loads(r.body, 0, NULL), *msg = json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message");
+        json_t *call = json_array_get(json_object_get(msg, "tool_calls"), 0), *fn = json_object_get(call, "function");
+        json_t *args = json_loads(json_string_value(json_object_get(fn, "arguments")) ?: "", 0, NULL);
+        const char *zone = json_string_value(json_object_get(args, "zone"));
+        if (i < 2)
+            CHECK_MSG(r.status == 200 && json_array_size(json_object_get(msg, "tool_calls")) == 1 &&
+                          !strcmp(json_string_value(json_object_get(fn, "name")) ?: "", "get_time") && zone &&
+                          (!strcmp(zone, "utc") || !strcmp(zone, "cet")),
+                      "%d: %s", i, r.body);
+        else if (i == 2)
+            CHECK_MSG(r.status == 200 && msg, "%d: %s", i, r.body);
+        else
+            CHECK_MSG(r.status == 400 && !strcmp(json_string_value(json_object_get(json_object_get(o, "error"), "param")) ?: "",
+                                                 "tool_choice") &&
+                          strstr(json_string_value(json_object_get(json_object_get(o, "error"), "message")) ?: "",
+                                 i == 3 ? "get_date" : "mode"),
+                      "%d: %s", i, r.body);
+        json_decref(args);
+        json_decref(o);
+        free(r.body);
+    }
+    /* the Responses API: its tools and its allowed_tools form */
+    resp r = http(url, "/v1/responses",
+                  "{\"input\":\"What time is it?\",\"max_output_tokens\":40,\"temperature\":0,\"tools\":[{\"type\":\"function\","
+                  "\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}},"
+                  "{\"type\":\"function\",\"name\":\"get_time\",\"parameters\":{\"type\":\"object\",\"properties\":{\"zone\":"
+                  "{\"type\":\"string\",\"enum\":[\"utc\",\"cet\"]}},\"required\":[\"zone\"]}}],\"tool_choice\":{\"type\":"
+                  "\"allowed_tools\",\"mode\":\"required\",\"tools\":[{\"type\":\"function\",\"name\":\"get_time\"}]}}",
+                  NULL);
+    json_t *o = json_loads(r.body, 0, NULL), *item = json_array_get(json_object_get(o, "output"), 0);
+    CHECK_MSG(r.status == 200 && !strcmp(json_string_value(json_object_get(item, "type")) ?: "", "function_call") &&
+                  !strcmp(json_string_value(json_object_get(item, "name")) ?: "", "get_time"),
+              "%s", r.body);
+    json_decref(o);
+    free(r.body);
+}
