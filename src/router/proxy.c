@@ -205,6 +205,7 @@ struct xreq {
     sl_view *fo_view;
     int fo_next;
     json_t *fo_results;
+    bool fo_models; /* ... Ollama's GET /api/tags or /api/ps: the engines' lists merged into one answer */
     /* POST /v1/responses: proxied as the chat request it makes (failover and all); its request, and the
      * stream's chat chunks made its events (server/responses.h) */
     json_t *resp_req;
@@ -1261,9 +1262,10 @@ static int handle_request(worker *w, cconn *c) {
     } else if (!strcmp(path, "/v1/completions")) ep = EP_COMPLETIONS;
     else if (!strcmp(path, "/v1/chat/completions")) ep = EP_CHAT;
     else if (!strcmp(path, "/tokenize")) ep = EP_TOKENIZE;
-    else if (!strcmp(path, "/detokenize") || !strcmp(path, "/apply-template") || !strcmp(path, "/api/tags") ||
-             !strcmp(path, "/api/show") || !strcmp(path, "/api/version") || !strcmp(path, "/api/ps"))
+    else if (!strcmp(path, "/detokenize") || !strcmp(path, "/apply-template") || !strcmp(path, "/api/show") ||
+             !strcmp(path, "/api/version"))
         ep = EP_DETOKENIZE; /* (any engine's) */
+    else if (!strcmp(path, "/api/tags") || !strcmp(path, "/api/ps")) ep = EP_FANOUT; /* (every engine's models, merged) */
     else if (!strcmp(path, "/infill")) { /* as /completion: the engine's /v1/completions builds the infill prompt */
         ep = EP_INFILL;
         llama = true;
@@ -1395,6 +1397,7 @@ static int handle_request(worker *w, cconn *c) {
     }
     x->q.model = x->model[0] ? x->model : NULL;
     if (ep == EP_FANOUT) {
+        x->fo_models = !strncmp(path, "/api/", 5);
         x->fo_view = sl_members_view(r->members, NULL);
         x->fo_results = json_array();
         fanout_next(w, x);
@@ -1831,6 +1834,19 @@ static void fanout_note(xreq *x, int status, const char *why) {
     json_array_append_new(x->fo_results, o);
 }
 
+/* The objects of list `add` not yet in `into` (by their string `key`) appended to it. */
+static void list_merge(json_t *into, const json_t *add, const char *key) {
+    size_t i, j;
+    const json_t *m;
+    json_t *have;
+    json_array_foreach(add, i, m) {
+        const char *k = json_string_value(json_object_get(m, key));
+        bool dup = !k;
+        json_array_foreach(into, j, have) dup |= k && !strcmp(json_string_value(json_object_get(have, key)) ?: "", k);
+        if (!dup) json_array_append(into, (json_t *)m);
+    }
+}
+
 static void fanout_next(worker *w, xreq *x) {
     attempt_end(x);
     if (!x->c) {
@@ -1849,6 +1865,25 @@ static void fanout_next(worker *w, xreq *x) {
     const size_t n = json_array_size(x->fo_results);
     if (n == 0) {
         respond_error(w, x->c, 503, NULL, "no engine is in rotation");
+    } else if (x->fo_models) { /* Ollama's lists: every engine's models once, by name (the OpenAI list beside, by id) */
+        json_t *models = json_array(), *data = json_array();
+        json_array_foreach(x->fo_results, i, e) {
+            const json_t *ans = json_object_get(e, "answer");
+            list_merge(models, json_object_get(ans, "models"), "name");
+            list_merge(data, json_object_get(ans, "data"), "id");
+        }
+        json_t *o = json_pack("{s:o}", "models", models);
+        if (json_array_size(data)) {
+            json_object_set_new(o, "object", json_string("list"));
+            json_object_set_new(o, "data", data);
+        } else {
+            json_decref(data);
+        }
+        if (ok) respond_json(w, x->c, 200, o, NULL);
+        else {
+            json_decref(o);
+            respond_error(w, x->c, 502, NULL, "no engine answered with its models");
+        }
     } else {
         json_t *o = json_pack("{s:b,s:O}", "reset", ok == n, "engines", x->fo_results);
         respond_json(w, x->c, ok == n ? 200 : 502, o, NULL);

@@ -869,6 +869,34 @@ TEST(ollama_through_the_router) {
     stop_all(&e, 1);
 }
 
+/* Ollama's model list and running models through a router in front of engines of two models: each model once,
+ * with the engine's details (Ollama's form, and OpenAI's beside in the list). */
+TEST(ollama_models_merged_by_the_router) {
+    sl_test_proc e[2], r;
+    const char *urls[2];
+    const char *a[] = {"--served-model-name", "tiny-a", NULL}, *b[] = {"--served-model-name", "tiny-b", NULL};
+    CHECK(rt_start_engine(&e[0], a));
+    CHECK(rt_start_engine(&e[1], b));
+    urls[0] = e[0].url;
+    urls[1] = e[1].url;
+    CHECK(start_router(&r, urls, 2, NULL));
+    for (int k = 0; k < 2; k++) {
+        rresp g = rt_http(r.url, "GET", k ? "/api/ps" : "/api/tags", NULL, NULL, NULL);
+        json_t *o = json_loads(g.body, 0, NULL), *models = json_object_get(o, "models");
+        const char *n0 = json_string_value(json_object_get(json_array_get(models, 0), "name")),
+                   *n1 = json_string_value(json_object_get(json_array_get(models, 1), "name"));
+        CHECK_MSG(g.status == 200 && json_array_size(models) == 2 && n0 && n1 && strcmp(n0, n1) &&
+                      (!strcmp(n0, "tiny-a") || !strcmp(n0, "tiny-b")) && (!strcmp(n1, "tiny-a") || !strcmp(n1, "tiny-b")) &&
+                      json_is_object(json_object_get(json_array_get(models, 0), "details")) &&
+                      (k || json_array_size(json_object_get(o, "data")) == 2),
+                  "%s: %ld %s", k ? "/api/ps" : "/api/tags", g.status, g.body);
+        json_decref(o);
+        rt_free(&g);
+    }
+    stop_all(&r, 1);
+    stop_all(e, 2);
+}
+
 /* Anthropic's errors through the router: its own (a key missing, as x-api-key may carry it) and the engine's
  * (a field refused), in Anthropic's form. */
 TEST(anthropic_errors_through_the_router) {
