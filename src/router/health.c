@@ -198,6 +198,18 @@ static void round_once(sl_health *hh, sl_view *v, uint64_t round) {
                 json_t *o = json_loadb(q->buf ? q->buf : "", q->n, 0, NULL);
                 json_t *data = json_object_get(o, "data");
                 char *s = json_is_array(data) ? json_dumps(data, JSON_COMPACT) : NULL;
+                if (s) { /* (the ids' hashes for placement: the count last, so a reader sees whole entries) */
+                    int nm = 0;
+                    size_t mi;
+                    json_t *m;
+                    atomic_store(&e->n_probed, 0);
+                    json_array_foreach(data, mi, m) {
+                        const json_t *id = json_object_get(m, "id");
+                        if (json_is_string(id) && nm < SL_MEMBER_MAX_MODELS)
+                            atomic_store(&e->probed[nm++], sl_member_model_hash(json_string_value(id), json_string_length(id)));
+                    }
+                    atomic_store(&e->n_probed, nm);
+                }
                 json_decref(o);
                 if (s) {
                     pthread_mutex_lock(&e->mu);

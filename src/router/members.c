@@ -5,6 +5,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "router/hash.h"
 
 #include <jansson.h>
 #include <netdb.h>
@@ -40,6 +41,15 @@ void sl_member_release(sl_member *e) {
 int64_t sl_member_load(const sl_member *e) {
     int64_t q = atomic_load(&e->waiting);
     return atomic_load(&e->in_flight) + (q > 0 ? q : 0);
+}
+
+uint64_t sl_member_model_hash(const char *name, size_t n) { return sl_hash64(name, n, 0x6d6f64656c6e616dULL); }
+
+bool sl_member_serves(const sl_member *e, uint64_t h) {
+    const int n = atomic_load(&e->n_probed);
+    for (int i = 0; i < n && i < SL_MEMBER_MAX_MODELS; i++)
+        if (atomic_load(&e->probed[i]) == h) return true;
+    return false;
 }
 
 void sl_member_eject(sl_member *e, const char *why) {

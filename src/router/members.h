@@ -38,6 +38,8 @@ typedef struct sl_member_spec {
     int capacity;      /* sequences it runs at once, 0 = unknown */
 } sl_member_spec;
 
+#define SL_MEMBER_MAX_MODELS 16
+
 typedef struct sl_member {
     _Atomic int refs;
     sl_member_spec spec;
@@ -60,6 +62,10 @@ typedef struct sl_member {
     /* /v1/models entries (JSON array text), refreshed by the probe thread */
     pthread_mutex_t mu;
     char *models_json;
+    /* ... and their ids' hashes (sl_member_model_hash; at most SL_MEMBER_MAX_MODELS, n_probed of them, 0: not
+     * known yet), read without a lock by placement, for an engine whose spec names no model */
+    _Atomic uint64_t probed[SL_MEMBER_MAX_MODELS];
+    _Atomic int n_probed;
 } sl_member;
 
 typedef struct sl_ring_set {
@@ -108,6 +114,10 @@ void sl_member_release(sl_member *e);
  * from other routers once the engine is saturated, and a stale report of a
  * running request that has finished cannot make an idle engine look busy. */
 int64_t sl_member_load(const sl_member *e);
+/* A model name's hash as probed[] keeps them. */
+uint64_t sl_member_model_hash(const char *name, size_t n);
+/* Whether the probe saw e serve the model of hash h. */
+bool sl_member_serves(const sl_member *e, uint64_t h);
 /* Take out of rotation now (connection failure). */
 void sl_member_eject(sl_member *e, const char *why);
 

@@ -27,6 +27,7 @@ bool sl_policy_parse(const char *s, sl_policy *out) {
 static bool eligible(const sl_member *e, const sl_place_req *q) {
     if (!atomic_load(&e->up)) return false;
     if (q->model && q->model[0] && e->spec.model[0] && !sl_api_name_in(e->spec.model, q->model)) return false; /* (its names) */
+    if (q->by_probe && !e->spec.model[0] && !sl_member_serves(e, q->model_hash)) return false; /* (what it lists) */
     for (int i = 0; i < q->n_exclude; i++)
         if (q->exclude[i] == e) return false;
     return true;
@@ -157,7 +158,15 @@ static sl_member *place_in(const sl_view *v, const sl_ring_set *rs, sl_policy po
     return least_load(v, rs, q);
 }
 
-sl_member *sl_place(const sl_view *v, sl_policy policy, double factor, const sl_place_req *q, sl_reason *why) {
+sl_member *sl_place(const sl_view *v, sl_policy policy, double factor, const sl_place_req *q_in, sl_reason *why) {
+    sl_place_req qq = *q_in;
+    const sl_place_req *q = &qq;
+    if (qq.model && qq.model[0]) { /* (a model no engine was seen to serve: placed as before, its engine says 404) */
+        qq.model_hash = sl_member_model_hash(qq.model, strlen(qq.model));
+        for (int i = 0; i < v->n && !qq.by_probe; i++)
+            qq.by_probe = !v->engines[i]->spec.model[0] && atomic_load(&v->engines[i]->up) &&
+                          sl_member_serves(v->engines[i], qq.model_hash);
+    }
     *why = SL_REASON_LEAST_LOAD;
     const sl_ring_set *rs = rollout(v, q);
     sl_member *e = rs ? place_in(v, rs, policy, factor, q, why) : NULL;

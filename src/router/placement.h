@@ -45,6 +45,10 @@ typedef struct sl_place_req {
     sl_member *const *exclude;    /* engines already tried */
     int n_exclude;
     uint64_t ticket;              /* round-robin counter / random draw */
+    /* (set by sl_place) engines whose spec names no model are placed by the models their /v1/models lists
+     * (sl_member_serves) when some engine in rotation was seen to serve this one: its hash */
+    bool by_probe;
+    uint64_t model_hash;
 } sl_place_req;
 
 /* The engine (not retained: valid while the view is held), or NULL when no

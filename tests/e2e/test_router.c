@@ -870,7 +870,7 @@ TEST(ollama_through_the_router) {
 }
 
 /* Ollama's model list and running models through a router in front of engines of two models: each model once,
- * with the engine's details (Ollama's form, and OpenAI's beside in the list). */
+ * with the engine's details (Ollama's form, and OpenAI's beside in the list); requests placed by model. */
 TEST(ollama_models_merged_by_the_router) {
     sl_test_proc e[2], r;
     const char *urls[2];
@@ -892,6 +892,27 @@ TEST(ollama_models_merged_by_the_router) {
                   "%s: %ld %s", k ? "/api/ps" : "/api/tags", g.status, g.body);
         json_decref(o);
         rt_free(&g);
+    }
+    /* engines given by URL alone are placed by the models their /v1/models lists (once the probe has read them:
+     * the router's merged list has both): a chat to either name (Ollama's :latest too) reaches its engine */
+    for (int i = 0; i < 100; i++) {
+        rresp m = rt_http(r.url, "GET", "/v1/models", NULL, NULL, NULL);
+        json_t *o = json_loads(m.body, 0, NULL);
+        const size_t n = json_array_size(json_object_get(o, "data"));
+        json_decref(o);
+        rt_free(&m);
+        if (n == 2) break;
+        rt_sleep_ms(50);
+    }
+    for (int k = 0; k < 6; k++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"model\":\"tiny-%c%s\",\"stream\":false,\"options\":{\"num_predict\":3},"
+                                    "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", k % 2 ? 'b' : 'a',
+                 k < 2 ? ":latest" : "");
+        rresp c = rt_post(r.url, "/api/chat", body);
+        CHECK_MSG(c.status == 200 && !strcmp(c.engine, urls[k % 2]) && strstr(c.body, "\"done\":true"), "%d: %ld %s (%s)",
+                  k, c.status, c.body, c.engine);
+        rt_free(&c);
     }
     stop_all(&r, 1);
     stop_all(e, 2);
