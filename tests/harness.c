@@ -187,6 +187,16 @@ bool sl_test_temp_file(char *tmpl, const char *text) {
     return ok;
 }
 
+bool sl_test_tiny_model(char *tmpl, const char *vocab_from) {
+    if (!sl_test_temp_file(tmpl, NULL)) return false;
+    char *argv[] = {(char *)sl_test_bin(), "mkmodel", "-o", tmpl, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn", "128",
+                    "--ctx", "512", "--type", "F32", vocab_from ? "--vocab-from" : "--vocab", vocab_from ? (char *)vocab_from : "600",
+                    NULL};
+    if (sl_test_run(argv, NULL, NULL, 60) == 0) return true;
+    unlink(tmpl);
+    return false;
+}
+
 /* ---- processes a test starts ---- */
 
 #define MAX_PROCS 64

@@ -120,6 +120,10 @@ void sl_test_track(pid_t pid);
 /* Create a temporary file from tmpl ("/tmp/name-XXXXXX", rewritten in place
  * with the name made) holding text (NULL: empty). False when it could not. */
 bool sl_test_temp_file(char *tmpl, const char *text);
+/* A tiny random model (`shardlm mkmodel`: 64 wide, 2 layers, F32, context 512) in a temporary file from tmpl
+ * (as sl_test_temp_file), with the tokenizer of the GGUF vocab_from (NULL: a generated vocabulary of 600) —
+ * a draft model that guesses badly. False when it could not be made. */
+bool sl_test_tiny_model(char *tmpl, const char *vocab_from);
 /* Send `sig` (e.g. SIGTERM), wait up to timeout_s (then SIGKILL); returns the
  * exit status, or -1 when it was killed. */
 int sl_test_proc_stop(sl_test_proc *p, int sig, int timeout_s);

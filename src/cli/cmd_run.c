@@ -55,12 +55,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SPEC] = {"spec-ngram", NULL, OPT_INT, "0", 0, 16,
                 "n-gram speculation: tokens proposed from an earlier occurrence of the last 2-4 tokens, checked in "
                 "the same step (same output; 0: off)"},
-    [O_DRAFT] = {"model-draft", "md", OPT_STR, NULL, 0, -1,
-                 "draft model (GGUF, the model's vocabulary): it proposes tokens each step checks (same output; "
-                 "llama.cpp's -md)"},
-    [O_DRAFT_MAX] = {"draft-max", NULL, OPT_INT, "16", 1, 16, "tokens the draft model proposes per step at most"},
-    [O_DRAFT_PMIN] = {"draft-p-min", NULL, OPT_FLOAT, "0.8", 0, 1,
-                      "the draft model stops proposing before a token it gives less probability than this"},
+    CLI_DRAFT_OPTS(O_DRAFT, O_DRAFT_MAX, O_DRAFT_PMIN),
     [O_GRAMMAR] = {"grammar", NULL, OPT_STR, NULL, 0, -1, "GBNF grammar the output follows (as llama.cpp's --grammar)"},
     [O_GRAMMAR_FILE] = {"grammar-file", NULL, OPT_STR, NULL, 0, -1, "read the GBNF grammar from a file"},
     [O_TYPICAL] = {"typical", NULL, OPT_FLOAT, "1", 0, 1, "locally typical sampling p (1: off)"},

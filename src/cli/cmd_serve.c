@@ -180,12 +180,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SPEC_MAX] = {"spec-lookup-max", NULL, OPT_INT, "4", 1, 16, "longest n-gram --spec-ngram looks up"},
     [O_SPEC_SEQS] = {"spec-max-seqs", NULL, OPT_INT, "4", 1, 4096,
                      "no speculation while more sequences than this run (a step of many is bound by compute)"},
-    [O_DRAFT] = {"model-draft", "md", OPT_STR, NULL, 0, -1,
-                 "draft model (GGUF, the model's vocabulary): it proposes tokens that each step checks (the same "
-                 "output, faster where it guesses right; llama.cpp's -md)"},
-    [O_DRAFT_MAX] = {"draft-max", NULL, OPT_INT, "16", 1, 16, "tokens the draft model proposes per step at most"},
-    [O_DRAFT_PMIN] = {"draft-p-min", NULL, OPT_FLOAT, "0.8", 0, 1,
-                      "the draft model stops proposing before a token it gives less probability than this"},
+    CLI_DRAFT_OPTS(O_DRAFT, O_DRAFT_MAX, O_DRAFT_PMIN),
     [O_SPECCFG] = {"speculative-config", NULL, OPT_STR, NULL, 0, -1,
                    "vLLM's speculation settings, JSON: {\"model\": DRAFT, \"num_speculative_tokens\": K} (a draft "
                    "model, proposing K tokens a step) or {\"method\": \"ngram\", \"num_speculative_tokens\": K, "

@@ -10,6 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The draft model's flags of `run` and `serve` (opts.h entries, designated by the command's enum values). */
+#define CLI_DRAFT_OPTS(O_DRAFT, O_DRAFT_MAX, O_DRAFT_PMIN)                                                               \
+    [O_DRAFT] = {"model-draft", "md", OPT_STR, NULL, 0, -1,                                                              \
+                 "draft model (GGUF, the model's vocabulary): it proposes tokens that each step checks (the same "      \
+                 "output, faster where it guesses right; llama.cpp's -md)"},                                             \
+    [O_DRAFT_MAX] = {"draft-max", NULL, OPT_INT, "16", 1, 16, "tokens the draft model proposes per step at most"},       \
+    [O_DRAFT_PMIN] = {"draft-p-min", NULL, OPT_FLOAT, "0.8", 0, 1,                                                       \
+                      "the draft model stops proposing before a token it gives less probability than this"}
+
 /* Number of online CPUs (at least 1). */
 int cli_default_threads(void);
 /* A memory size flag: "N" MiB (1 .. 2^24) or "P%" of physical RAM (0 < P <= 100, at least 1 MiB).

@@ -4076,12 +4076,7 @@ TEST(serve_draft_model_same_output) {
                     NULL};
     spec_same_output(self, false);
     char path[] = "/tmp/shardlm-draft-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", path, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn", "128",
-                  "--ctx", "512", "--type", "F32", "--vocab-from", MODEL, NULL};
-    CHECK_EQ_INT(sl_test_run(mk, NULL, NULL, 60), 0);
+    CHECK(sl_test_tiny_model(path, MODEL));
     char cfg[256];
     snprintf(cfg, sizeof cfg, "{\"model\": \"%s\", \"num_speculative_tokens\": 4, \"disable_by_batch_size\": 64}", path);
     char *other[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--kv-type", "f32", "--speculative-config", cfg, NULL};
@@ -4108,12 +4103,7 @@ TEST(serve_draft_model_self_kept) {
 /* A draft model of another vocabulary, or bad speculation settings, are refused at start, named. */
 TEST(serve_draft_model_refusals) {
     char path[] = "/tmp/shardlm-draft-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", path, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn", "128",
-                  "--ctx", "512", "--type", "F32", "--vocab", "600", NULL};
-    CHECK_EQ_INT(sl_test_run(mk, NULL, NULL, 60), 0);
+    CHECK(sl_test_tiny_model(path, NULL));
     static const char *const cfgs[] = {"{\"method\": \"eagle\", \"num_speculative_tokens\": 3}", "{\"model\": \"x\"}",
                                        "{\"method\": \"ngram\", \"num_speculative_tokens\": 99}", "[1]"};
     static const char *const why[] = {"eagle", "num_speculative_tokens", "num_speculative_tokens", "JSON object"};

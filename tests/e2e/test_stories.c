@@ -209,12 +209,7 @@ TEST(cli_run_json_all_prompts) {
 /* A draft model: the model itself (its every proposal kept) and a random one of its vocabulary (none kept). */
 TEST(cli_run_draft_model_all_prompts) {
     char path[] = "/tmp/shardlm-draft-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    char *mk[] = {(char *)sl_test_bin(), "mkmodel", "-o", path, "--dim", "64", "--layers", "2", "--heads", "4", "--ffn", "128",
-                  "--ctx", "512", "--type", "F32", "--vocab-from", MODEL, NULL};
-    CHECK_EQ_INT(sl_test_run(mk, NULL, NULL, 60), 0);
+    CHECK(sl_test_tiny_model(path, MODEL));
     for (int nn = 0; nn < 6 && !sl_test_failed(); nn++) {
         check_cli_draft(nn, "0", NULL, MODEL);
         check_cli_draft(nn, "0", NULL, path);
