@@ -122,6 +122,12 @@ static void render_compat(sl_strbuf *b, const sl_metrics *m, const char *model) 
     V_ONE("vllm:generation_tokens_total", "counter", "Tokens generated.", "%llu", gen);
     V_ONE("vllm:num_preemptions_total", "counter", "Sequences preempted.", "%llu",
           (unsigned long long)atomic_load(&m->preemptions));
+    V_ONE("vllm:spec_decode_num_drafts_total", "counter", "Proposals of speculation (a sequence's step).", "%llu",
+          (unsigned long long)atomic_load(&m->spec_drafts));
+    V_ONE("vllm:spec_decode_num_draft_tokens_total", "counter", "Tokens proposed by speculation.", "%llu",
+          (unsigned long long)atomic_load(&m->spec_draft_tokens));
+    V_ONE("vllm:spec_decode_num_accepted_tokens_total", "counter", "Proposed tokens that were the tokens sampled.", "%llu",
+          (unsigned long long)atomic_load(&m->spec_accepted_tokens));
     V_ONE("vllm:prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.", "%llu", prompt);
     V_ONE("vllm:prefix_cache_hits_total", "counter", "Prompt tokens served from the prefix cache.", "%llu",
           (unsigned long long)atomic_load(&m->cached_prompt_tokens));
@@ -173,8 +179,8 @@ char *sl_metrics_render(const sl_metrics *m, const char *model) {
     COUNTER("shardlm_prompt_tokens_cached_total", "Prompt tokens served from the prefix cache.",
             atomic_load(&m->cached_prompt_tokens));
     COUNTER("shardlm_preemptions_total", "Sequences preempted for lack of KV blocks.", atomic_load(&m->preemptions));
-    COUNTER("shardlm_spec_decode_draft_tokens_total", "Tokens proposed by n-gram speculation (--spec-ngram).",
-            atomic_load(&m->spec_draft_tokens));
+    COUNTER("shardlm_spec_decode_draft_tokens_total", "Tokens proposed by speculation (--spec-ngram, a prediction, a "
+            "draft model).", atomic_load(&m->spec_draft_tokens));
     COUNTER("shardlm_spec_decode_accepted_tokens_total", "Proposed tokens that were the tokens sampled.",
             atomic_load(&m->spec_accepted_tokens));
     uint64_t hits = atomic_load(&m->prefix_hits), queries = atomic_load(&m->prefix_queries);

@@ -28,7 +28,8 @@ typedef struct sl_metrics {
     _Atomic uint64_t generation_tokens;
     _Atomic uint64_t cached_prompt_tokens;
     _Atomic uint64_t preemptions;
-    _Atomic uint64_t spec_draft_tokens;    /* n-gram speculation: tokens proposed */
+    _Atomic uint64_t spec_drafts;          /* speculation (n-gram or a draft model): proposals (steps of a sequence) */
+    _Atomic uint64_t spec_draft_tokens;    /* ... tokens proposed */
     _Atomic uint64_t spec_accepted_tokens; /* proposed tokens that were what the model samples */
     _Atomic uint64_t prefix_hits;      /* KV blocks */
     _Atomic uint64_t prefix_queries;   /* KV blocks */

@@ -1078,6 +1078,7 @@ static bool step(sl_sched *s) {
             r->spec_accepted++;
         }
         if (n_draft) {
+            atomic_fetch_add(&s->metrics->spec_drafts, 1);
             atomic_fetch_add(&s->metrics->spec_draft_tokens, (uint64_t)n_draft);
             atomic_fetch_add(&s->metrics->spec_accepted_tokens, (uint64_t)accepted);
             if (!gone) sl_spec_update(&r->spec, n_draft, accepted);

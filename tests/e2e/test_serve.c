@@ -4097,6 +4097,11 @@ TEST(serve_draft_model_self_kept) {
                  accepted = metric(p.url, "shardlm_spec_decode_accepted_tokens_total", NULL);
     /* 16 a step, each kept, and the step's own token: 64 tokens in 4 steps, 59 of them proposed */
     CHECK_MSG(drafted >= 48 && accepted == drafted, "proposed %.0f, kept %.0f", drafted, accepted);
+    /* vLLM's names of the same counters */
+    const double vd = metric(p.url, "vllm:spec_decode_num_draft_tokens_total", NULL),
+                 va = metric(p.url, "vllm:spec_decode_num_accepted_tokens_total", NULL),
+                 vn = metric(p.url, "vllm:spec_decode_num_drafts_total", NULL);
+    CHECK_MSG(vd == drafted && va == accepted && vn >= 3 && vn <= 8, "vLLM's: %.0f drafts, %.0f tokens, %.0f kept", vn, vd, va);
     CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
 }
 
