@@ -69,7 +69,8 @@ static const char *const SAME_OPTS[] = {"temperature", "top_p", "top_k", "min_p"
 static const struct {
     const char *name;
     double v;
-} DEFAULTS[] = {{"temperature", 0.8}, {"top_k", 40}, {"top_p", 0.9}, {"repeat_penalty", 1.1}};
+    bool integer;
+} DEFAULTS[] = {{"temperature", 0.8, false}, {"top_k", 40, true}, {"top_p", 0.9, false}, {"repeat_penalty", 1.1, false}};
 
 /* options → the OpenAI request o; false with e set. Options about loading the model (num_ctx, num_gpu,
  * num_thread, use_mmap, ...) are the server's to set and are ignored, as Ollama ignores unknown ones. */
@@ -84,8 +85,8 @@ static bool options(const json_t *opts, json_t *o, sl_api_error *e) {
     }
     for (size_t i = 0; i < sizeof DEFAULTS / sizeof DEFAULTS[0]; i++)
         if (!json_object_get(o, DEFAULTS[i].name))
-            json_object_set_new(o, DEFAULTS[i].name, !strcmp(DEFAULTS[i].name, "top_k") ? json_integer(40)
-                                                                                         : json_real(DEFAULTS[i].v));
+            json_object_set_new(o, DEFAULTS[i].name, DEFAULTS[i].integer ? json_integer((json_int_t)DEFAULTS[i].v)
+                                                                          : json_real(DEFAULTS[i].v));
     const json_t *seed = json_object_get(opts, "seed");
     if (seed && !json_is_null(seed)) {
         if (!json_is_integer(seed)) {
