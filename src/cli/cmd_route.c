@@ -28,7 +28,7 @@
 
 enum { O_HOST, O_PORT, O_THREADS, O_ENGINE, O_ETCD, O_CLUSTER, O_POLICY, O_VNODES, O_LOAD, O_PREFIX, O_RETRIES,
        O_CONNECT, O_UPTIMEOUT, O_PROBE, O_RISE, O_FALL, O_APIKEY, O_ENGINEKEY, O_ADMINKEY, O_ROLLOUT, O_MAXBODY,
-       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_ENGINECA, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ENGINETLSCERT, O_ENGINETLSKEY, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS, O_SSLREFRESH, O_COUNT };
+       O_MAXCONN, O_SHUTDOWN, O_RSTORE, O_RSTORE_MIB, O_ORIGINS, O_NOACCESS, O_KEYFILE, O_ENGINECA, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ENGINETLSCERT, O_ENGINETLSKEY, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS, O_SSLREFRESH, O_KEYPASS, O_COUNT };
 
 static const opt_def OPTS[O_COUNT] = {
     [O_HOST] = {"host", NULL, OPT_STR, "127.0.0.1", 0, -1, "address to listen on: IPv4, IPv6 (:: takes IPv4 too) or a name"},
@@ -59,6 +59,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SSLKEY] = {"ssl-keyfile", NULL, OPT_STR, NULL, 0, -1, "HTTPS for clients: the private key (PEM), with --ssl-certfile"},
     [O_SSLCERT] = {"ssl-certfile", NULL, OPT_STR, NULL, 0, -1, "HTTPS for clients: the certificate chain (PEM)"},
     [O_SSLKEY2] = {"ssl-key-file", NULL, OPT_STR, NULL, 0, -1, "the same as --ssl-keyfile (llama.cpp's name)"},
+    CLI_KEY_PASSWORD_OPT(O_KEYPASS),
     [O_SSLCERT2] = {"ssl-cert-file", NULL, OPT_STR, NULL, 0, -1, "the same as --ssl-certfile (llama.cpp's name)"},
     [O_SSLCA] = {"ssl-ca-certs", NULL, OPT_STR, NULL, 0, -1,
                  "HTTPS: clients must present a certificate signed by these CAs (PEM; mutual TLS)"},
@@ -193,6 +194,7 @@ int cmd_route(int argc, char **argv) {
         .tls_cert_reqs = (int)v[O_CERTREQS].i,
         .tls_refresh = v[O_SSLREFRESH].b,
         .tls_key_file = v[O_SSLKEY].set ? v[O_SSLKEY].s : v[O_SSLKEY2].set ? v[O_SSLKEY2].s : NULL,
+        .tls_key_password = v[O_KEYPASS].set ? v[O_KEYPASS].s : NULL,
         .tls_cert_file = v[O_SSLCERT].set ? v[O_SSLCERT].s : v[O_SSLCERT2].set ? v[O_SSLCERT2].s : NULL,
         .responses_store_mib = v[O_RSTORE_MIB].i,
     };

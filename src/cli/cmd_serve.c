@@ -35,7 +35,7 @@ enum { O_MODEL, O_HOST, O_PORT, O_NAME, O_THREADS, O_CTX, O_SEQS, O_BATCHED, O_P
        O_POOLING, O_RERANK, O_HFOVER, O_RBUDGET, O_RBUDGET_MSG, O_ORIGINS, O_NOACCESS, O_STATS, O_KEYFILE, O_SSLKEY, O_SSLCERT, O_SSLKEY2, O_SSLCERT2, O_SSLCA, O_ETCDCA, O_ETCDCERT, O_ETCDKEY, O_CERTREQS,
        O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REPEAT, O_PRESENCE, O_FREQUENCY, O_NPREDICT, O_SEED, O_GENCONFIG, O_TPLKW,
        O_TPLKW2, O_MAXLEN, O_ALIAS, O_PARALLEL, O_SSLREFRESH, O_SCHEDPOL, O_DRAFT, O_DRAFT_MAX, O_DRAFT_PMIN, O_SPECCFG,
-       O_COUNT };
+       O_KEYPASS, O_COUNT };
 
 /* Default budgets of a step. On a CPU a step's time grows with its tokens
  * (about 3 ms per token for a 1B model on two cores). Prompt tokens get 128
@@ -181,6 +181,7 @@ static const opt_def OPTS[O_COUNT] = {
     [O_SPEC_SEQS] = {"spec-max-seqs", NULL, OPT_INT, "4", 1, 4096,
                      "no speculation while more sequences than this run (a step of many is bound by compute)"},
     CLI_DRAFT_OPTS(O_DRAFT, O_DRAFT_MAX, O_DRAFT_PMIN),
+    CLI_KEY_PASSWORD_OPT(O_KEYPASS),
     [O_SPECCFG] = {"speculative-config", NULL, OPT_STR, NULL, 0, -1,
                    "vLLM's speculation settings, JSON: {\"model\": DRAFT, \"num_speculative_tokens\": K} (a draft "
                    "model, proposing K tokens a step) or {\"method\": \"ngram\", \"num_speculative_tokens\": K, "
@@ -412,6 +413,7 @@ int cmd_serve(int argc, char **argv) {
                       .allowed_origins = v[O_ORIGINS].s, .access_log = !v[O_NOACCESS].b,
                       .api_key_file = v[O_KEYFILE].set ? v[O_KEYFILE].s : NULL,
                       .tls_key_file = v[O_SSLKEY].set ? v[O_SSLKEY].s : v[O_SSLKEY2].set ? v[O_SSLKEY2].s : NULL,
+                      .tls_key_password = v[O_KEYPASS].set ? v[O_KEYPASS].s : NULL,
                       .tls_cert_file = v[O_SSLCERT].set ? v[O_SSLCERT].s : v[O_SSLCERT2].set ? v[O_SSLCERT2].s : NULL,
                       .tls_ca_file = v[O_SSLCA].set ? v[O_SSLCA].s : NULL, .tls_cert_reqs = (int)v[O_CERTREQS].i,
                       .tls_refresh = v[O_SSLREFRESH].b};

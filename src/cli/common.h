@@ -19,6 +19,12 @@
     [O_DRAFT_PMIN] = {"draft-p-min", NULL, OPT_FLOAT, "0.8", 0, 1,                                                       \
                       "the draft model stops proposing before a token it gives less probability than this"}
 
+/* --ssl-keyfile-password of serve and route (an opts.h entry, designated by the command's enum value). */
+#define CLI_KEY_PASSWORD_OPT(O_KEYPASS)                                                                                   \
+    [O_KEYPASS] = {"ssl-keyfile-password", NULL, OPT_STR, NULL, 0, -1,                                                   \
+                   "HTTPS: the passphrase of an encrypted --ssl-keyfile (uvicorn's name; SHARDLM_SSL_KEYFILE_PASSWORD "  \
+                   "keeps it off the command line)"}
+
 /* Number of online CPUs (at least 1). */
 int cli_default_threads(void);
 /* A memory size flag: "N" MiB (1 .. 2^24) or "P%" of physical RAM (0 < P <= 100, at least 1 MiB).

@@ -2826,8 +2826,10 @@ static int listen_on(const char *host, int port, sl_status *st) {
     return fd;
 }
 
-/* ctx's own certificate chain and key (PEM files, both needed), named by their flags when wrong. */
-static sl_status tls_identity(SSL_CTX *ctx, const char *key, const char *cert, const char *key_flag, const char *cert_flag) {
+/* ctx's own certificate chain and key (PEM files, both needed; pass: an encrypted key's passphrase, or NULL),
+ * named by their flags when wrong. */
+static sl_status tls_identity(SSL_CTX *ctx, const char *key, const char *cert, const char *pass, const char *key_flag,
+                              const char *cert_flag) {
     if (!key || !cert) return SL_FAIL(SL_ERR_INVALID, "%s and %s go together", key_flag, cert_flag);
     sl_status st = SL_OK;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
@@ -2836,10 +2838,14 @@ static sl_status tls_identity(SSL_CTX *ctx, const char *key, const char *cert, c
         st = SL_FAIL(SL_ERR_INVALID, "%s %s: no certificate in it (%s)", cert_flag, cert, why);
     } else {
         FILE *f = fopen(key, "r");
-        EVP_PKEY *pk = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+        /* (no callback: OpenSSL takes pass as an encrypted key's passphrase; without one it asks nobody) */
+        EVP_PKEY *pk = f ? PEM_read_PrivateKey(f, NULL, NULL, (void *)(pass ? pass : "")) : NULL;
         if (f) fclose(f);
         if (!pk)
-            st = SL_FAIL(SL_ERR_INVALID, "%s %s: %s", key_flag, key, f ? "no unencrypted private key in it" : strerror(errno));
+            st = SL_FAIL(SL_ERR_INVALID, "%s %s: %s", key_flag, key,
+                         !f     ? strerror(errno)
+                         : pass ? "no private key in it that opens with --ssl-keyfile-password"
+                                : "no unencrypted private key in it (an encrypted one needs --ssl-keyfile-password)");
         else if (SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1)
             st = SL_FAIL(SL_ERR_INVALID, "%s %s is not the key of %s %s", key_flag, key, cert_flag, cert);
         EVP_PKEY_free(pk);
@@ -2864,7 +2870,7 @@ static sl_status up_tls_ctx(const char *ca, const char *cert, const char *key, S
         ERR_clear_error();
         return SL_FAIL(SL_ERR_INVALID, "--engine-ca %s: %s", ca ? ca : "(the system's)", why);
     }
-    sl_status st = cert || key ? tls_identity(ctx, key, cert, "--engine-tls-key", "--engine-tls-cert") : SL_OK;
+    sl_status st = cert || key ? tls_identity(ctx, key, cert, NULL, "--engine-tls-key", "--engine-tls-cert") : SL_OK;
     if (st != SL_OK) {
         SSL_CTX_free(ctx);
         return st;
@@ -2874,7 +2880,7 @@ static sl_status up_tls_ctx(const char *ca, const char *cert, const char *key, S
 }
 
 /* HTTPS for clients: the PEM key and certificate chain (neither: plain HTTP, *out NULL); with ca, mutual TLS. */
-static sl_status srv_tls_ctx(const char *key, const char *cert, const char *ca, int reqs, SSL_CTX **out) {
+static sl_status srv_tls_ctx(const char *key, const char *cert, const char *pass, const char *ca, int reqs, SSL_CTX **out) {
     *out = NULL;
     if (!key && !cert) return ca ? SL_FAIL(SL_ERR_INVALID, "--ssl-ca-certs needs HTTPS (--ssl-keyfile and --ssl-certfile)") : SL_OK;
     if (!key || !cert) return SL_FAIL(SL_ERR_INVALID, "HTTPS needs both --ssl-keyfile and --ssl-certfile");
@@ -2882,7 +2888,7 @@ static sl_status srv_tls_ctx(const char *key, const char *cert, const char *ca, 
     if (!ctx) return SL_FAIL(SL_ERR_NOMEM, "cannot make a TLS context");
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    sl_status st = tls_identity(ctx, key, cert, "--ssl-keyfile", "--ssl-certfile");
+    sl_status st = tls_identity(ctx, key, cert, pass, "--ssl-keyfile", "--ssl-certfile");
     if (st == SL_OK && ca && reqs > 0) { /* mutual TLS: a client without a certificate of ca fails the handshake */
         if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
             char why[256];
@@ -2904,7 +2910,8 @@ static SSL *new_client_ssl(sl_proxy *px) {
     if (sl_filewatch_changed(&px->tls_watch)) {
         const sl_router_cfg *cfg = &px->r->cfg;
         SSL_CTX *ctx = NULL;
-        if (srv_tls_ctx(cfg->tls_key_file, cfg->tls_cert_file, cfg->tls_ca_file, cfg->tls_cert_reqs, &ctx) == SL_OK) {
+        if (srv_tls_ctx(cfg->tls_key_file, cfg->tls_cert_file, cfg->tls_key_password, cfg->tls_ca_file, cfg->tls_cert_reqs,
+                        &ctx) == SL_OK) {
             SSL_CTX_free(px->srv_tls);
             px->srv_tls = ctx;
             sl_filewatch_take(&px->tls_watch);
@@ -2932,7 +2939,8 @@ sl_status sl_proxy_start(sl_router *r, sl_proxy **out) {
         return SL_FAIL(SL_ERR_NOMEM, "out of memory");
     }
     if ((st = up_tls_ctx(r->cfg.engine_ca, r->cfg.engine_cert, r->cfg.engine_key, &px->up_tls)) != SL_OK ||
-        (st = srv_tls_ctx(r->cfg.tls_key_file, r->cfg.tls_cert_file, r->cfg.tls_ca_file, r->cfg.tls_cert_reqs, &px->srv_tls)) !=
+        (st = srv_tls_ctx(r->cfg.tls_key_file, r->cfg.tls_cert_file, r->cfg.tls_key_password, r->cfg.tls_ca_file,
+                          r->cfg.tls_cert_reqs, &px->srv_tls)) !=
             SL_OK) {
         SSL_CTX_free(px->up_tls);
         sl_free(px->w);

@@ -2147,17 +2147,20 @@ static sl_status read_pem(const char *path, const char *flag, char **out) {
 
 /* The key and certificate chain of key_file / cert_file as PEM texts (malloc'd), read and checked: a key, a
  * certificate, the one the other's. */
-static sl_status read_pair(const char *key_file, const char *cert_file, char **key_pem, char **cert_pem) {
+static sl_status read_pair(const char *key_file, const char *cert_file, const char *pass, char **key_pem, char **cert_pem) {
     *key_pem = *cert_pem = NULL;
     sl_status st = read_pem(key_file, "--ssl-keyfile", key_pem);
     if (st == SL_OK) st = read_pem(cert_file, "--ssl-certfile", cert_pem);
     /* read once here too, to name what is wrong (the TLS library only says that it failed) */
     BIO *kb = st == SL_OK ? BIO_new_mem_buf(*key_pem, -1) : NULL, *cb = st == SL_OK ? BIO_new_mem_buf(*cert_pem, -1) : NULL;
-    EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    /* (no callback: OpenSSL takes pass as an encrypted key's passphrase; without one it asks nobody) */
+    EVP_PKEY *key = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, (void *)(pass ? pass : "")) : NULL;
     X509 *cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
     if (st != SL_OK) {
     } else if (!key) {
-        st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s: no unencrypted private key in it", key_file);
+        st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s: %s", key_file,
+                     pass ? "no private key in it that opens with --ssl-keyfile-password"
+                          : "no unencrypted private key in it (an encrypted one needs --ssl-keyfile-password)");
     } else if (!cert) {
         st = SL_FAIL(SL_ERR_INVALID, "--ssl-certfile %s: no certificate in it", cert_file);
     } else if (X509_check_private_key(cert, key) != 1) {
@@ -2187,7 +2190,19 @@ static sl_status load_tls(sl_http *h, const sl_http_cfg *cfg) {
         return SL_FAIL(SL_ERR_INVALID, "HTTPS needs both --ssl-keyfile and --ssl-certfile");
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
         return SL_FAIL(SL_ERR_UNSUPPORTED, "this libmicrohttpd was built without TLS: --ssl-keyfile cannot be served");
-    sl_status st = read_pair(cfg->tls_key_file, cfg->tls_cert_file, &h->tls_key, &h->tls_cert);
+    sl_status st = read_pair(cfg->tls_key_file, cfg->tls_cert_file, cfg->tls_key_password, &h->tls_key, &h->tls_cert);
+    if (st == SL_OK) { /* (the key opens — an encrypted one with its passphrase — before the server starts) */
+        gnutls_privkey_t k;
+        const gnutls_datum_t kd = {(unsigned char *)h->tls_key, (unsigned)strlen(h->tls_key)};
+        const bool ok = gnutls_privkey_init(&k) >= 0 &&
+                        gnutls_privkey_import_x509_raw(k, &kd, GNUTLS_X509_FMT_PEM, cfg->tls_key_password, 0) >= 0;
+        gnutls_privkey_deinit(k);
+        if (!ok)
+            st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s: %s", cfg->tls_key_file,
+                         cfg->tls_key_password ? "no private key in it that opens with --ssl-keyfile-password"
+                                               : "GnuTLS cannot read the private key (an encrypted one needs "
+                                                 "--ssl-keyfile-password)");
+    }
     if (st == SL_OK && cfg->tls_ca_file && cfg->tls_cert_reqs > 0) st = read_pem(cfg->tls_ca_file, "--ssl-ca-certs", &h->tls_trust);
     return st;
 }
@@ -2214,7 +2229,7 @@ static void cred_free(tls_cred *c) {
     }
 }
 
-static tls_cred *cred_make(const char *key_pem, const char *cert_pem) {
+static tls_cred *cred_make(const char *key_pem, const char *cert_pem, const char *pass) {
     tls_cred *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     const gnutls_datum_t kd = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)},
@@ -2222,7 +2237,7 @@ static tls_cred *cred_make(const char *key_pem, const char *cert_pem) {
     c->n = sizeof c->pcert / sizeof c->pcert[0];
     if (gnutls_pcert_list_import_x509_raw(c->pcert, &c->n, &cd, GNUTLS_X509_FMT_PEM, 0) < 0) c->n = 0;
     if (c->n == 0 || gnutls_privkey_init(&c->key) < 0 ||
-        gnutls_privkey_import_x509_raw(c->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0) < 0) {
+        gnutls_privkey_import_x509_raw(c->key, &kd, GNUTLS_X509_FMT_PEM, pass, 0) < 0) {
         cred_free(c);
         return NULL;
     }
@@ -2234,8 +2249,8 @@ static tls_cred *cred_make(const char *key_pem, const char *cert_pem) {
 /* The files changed: the new key and certificate from now on, or the old ones kept (and why on stderr). */
 static void tls_reload(sl_http *h) {
     char *key = NULL, *cert = NULL;
-    sl_status st = read_pair(h->cfg.tls_key_file, h->cfg.tls_cert_file, &key, &cert);
-    tls_cred *c = st == SL_OK ? cred_make(key, cert) : NULL;
+    sl_status st = read_pair(h->cfg.tls_key_file, h->cfg.tls_cert_file, h->cfg.tls_key_password, &key, &cert);
+    tls_cred *c = st == SL_OK ? cred_make(key, cert, h->cfg.tls_key_password) : NULL;
     if (c) {
         c->older = h->cred;
         h->cred = c;
@@ -2295,26 +2310,29 @@ sl_status sl_http_start(const sl_http_cfg *cfg, const sl_api_ctx *api, sl_sched 
         return kst;
     }
     const bool tls = h->tls_key != NULL;
-    struct MHD_OptionItem tls_ops[4] = {{MHD_OPTION_END, 0, NULL}}; /* (HTTPS: key, certificate, client CA) */
+    struct MHD_OptionItem tls_ops[5] = {{MHD_OPTION_END, 0, NULL}}; /* (HTTPS: key, certificate, client CA, passphrase) */
+    int n_ops = 0;
     if (tls && cfg->tls_refresh) { /* (the retrieve function hands them out, reloaded when the files change) */
         if (refresh_http) {
             http_free(h);
             return SL_FAIL(SL_ERR_INVALID, "--enable-ssl-refresh: one such HTTPS server a process");
         }
-        if (!(h->cred = cred_make(h->tls_key, h->tls_cert))) {
+        if (!(h->cred = cred_make(h->tls_key, h->tls_cert, cfg->tls_key_password))) {
             http_free(h);
             return SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile / --ssl-certfile: GnuTLS could not take them");
         }
         const char *watched[] = {cfg->tls_key_file, cfg->tls_cert_file};
         sl_filewatch_init(&h->tls_watch, watched, 2);
         refresh_http = h;
-        tls_ops[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)&tls_retrieve};
+        tls_ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)&tls_retrieve};
     } else if (tls) {
-        tls_ops[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
-        tls_ops[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        tls_ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+        tls_ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        if (cfg->tls_key_password)
+            tls_ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_KEY_PASSWORD, 0, (void *)cfg->tls_key_password};
     }
     if (tls && h->tls_trust) {
-        tls_ops[cfg->tls_refresh ? 1 : 2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust};
+        tls_ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust};
         if (!(h->trust = trust_of(h->tls_trust))) {
             http_free(h);
             return SL_FAIL(SL_ERR_INVALID, "--ssl-ca-certs %s: no CA certificate GnuTLS could take in it", cfg->tls_ca_file);

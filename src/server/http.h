@@ -31,6 +31,7 @@ typedef struct sl_http_cfg {
     bool access_log;             /* a line on stderr per request (method, path, status, tokens, times) */
     const char *api_key_file;    /* more keys, one per line (server/apikeys.h) */
     const char *tls_key_file;    /* HTTPS: the private key and certificate chain (PEM files); NULL: plain HTTP */
+    const char *tls_key_password; /* ... the key's passphrase (an encrypted PEM key), or NULL */
     const char *tls_cert_file;
     const char *tls_ca_file;     /* HTTPS: the CA (PEM) of client certificates; NULL: none asked for */
     int tls_cert_reqs;           /* with it: 2 a client certificate is required, 1 checked where one is sent, 0 none */

@@ -2086,3 +2086,34 @@ TEST(mutual_tls) {
     unlink(key);
     unlink(cert);
 }
+
+/* The router's HTTPS with an encrypted key and --ssl-keyfile-password: requests proxied over it; without the
+ * passphrase the router does not start (never asks on a terminal) and says why. */
+TEST(router_https_encrypted_key) {
+    char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX", enc[] = "/tmp/shardlm-enckey-XXXXXX";
+    CHECK(tls_make_cert(key, cert) && tls_encrypt_key(key, enc, "s3cret"));
+    sl_test_proc e, r;
+    CHECK(rt_start_engine(&e, NULL));
+    char *args[] = {"route", "--port", "0", "--engine", e.url, "--ssl-keyfile", enc, "--ssl-certfile", cert,
+                    "--ssl-keyfile-password", "s3cret", NULL};
+    CHECK(rt_start(&r, args));
+    CHECK_MSG(!strncmp(r.url, "https://", 8), "%s", r.url);
+    rt_tls_ca = cert;
+    CHECK(rt_wait_ready(r.url, 10));
+    rresp via = rt_post(r.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":4}");
+    rt_tls_ca = NULL;
+    CHECK_MSG(via.status == 200, "%ld %s", via.status, via.body);
+    rt_free(&via);
+    stop_all(&r, 1);
+    char *argv[] = {(char *)sl_test_bin(), "route", "--port", "0", "--engine", e.url, "--ssl-keyfile", enc, "--ssl-certfile",
+                    cert, NULL};
+    char *out = NULL, *err = NULL;
+    const int rc = sl_test_run(argv, &out, &err, 20);
+    CHECK_MSG(rc == 1 && err && strstr(err, "--ssl-keyfile-password"), "exit %d, stderr '%s'", rc, err ? err : "");
+    free(out);
+    free(err);
+    stop_all(&e, 1);
+    unlink(key);
+    unlink(cert);
+    unlink(enc);
+}

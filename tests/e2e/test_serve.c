@@ -6091,3 +6091,40 @@ TEST(serve_allowed_tools) {
     json_decref(o);
     free(r.body);
 }
+
+/* An encrypted private key (PKCS#8, AES-256-CBC) with --ssl-keyfile-password (uvicorn's name): served over
+ * HTTPS as a plain key is, with --enable-ssl-refresh too; without the passphrase, or with a wrong one, the
+ * server does not start and says why. */
+TEST(serve_https_encrypted_key) {
+    char key[] = "/tmp/shardlm-key-XXXXXX", cert[] = "/tmp/shardlm-cert-XXXXXX", enc[] = "/tmp/shardlm-enckey-XXXXXX";
+    CHECK(tls_make_cert(key, cert) && tls_encrypt_key(key, enc, "s3cret pass"));
+    FILE *f = fopen(enc, "r");
+    char head[64] = "";
+    CHECK(f && fgets(head, sizeof head, f));
+    fclose(f);
+    CHECK_MSG(strstr(head, "ENCRYPTED PRIVATE KEY") != NULL, "%s", head);
+    for (int refresh = 0; refresh < 2; refresh++) {
+        sl_test_proc p;
+        char *args[] = {"serve", "-m", MODEL, "--port", "0", "-t", "1", "--ssl-keyfile", enc, "--ssl-certfile", cert,
+                        "--ssl-keyfile-password", "s3cret pass", refresh ? "--enable-ssl-refresh" : NULL, NULL};
+        CHECK(sl_test_proc_start(&p, args, 20) == 0);
+        tls_ca = cert;
+        resp r = http(p.url, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":4}", NULL);
+        tls_ca = NULL;
+        CHECK_MSG(r.status == 200 && strstr(r.body, "\"text\""), "refresh %d: %ld %s", refresh, r.status, r.body);
+        free(r.body);
+        CHECK_EQ_INT(sl_test_proc_stop(&p, SIGTERM, 10), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        char *argv[] = {(char *)sl_test_bin(), "serve", "-m", MODEL, "--port", "0", "--ssl-keyfile", enc, "--ssl-certfile", cert,
+                        i ? "--ssl-keyfile-password" : NULL, "wrong", NULL};
+        char *out = NULL, *err = NULL;
+        const int rc = sl_test_run(argv, &out, &err, 20);
+        CHECK_MSG(rc == 1 && err && strstr(err, "--ssl-keyfile-password"), "%d: exit %d, stderr '%s'", i, rc, err ? err : "");
+        free(out);
+        free(err);
+    }
+    unlink(key);
+    unlink(cert);
+    unlink(enc);
+}

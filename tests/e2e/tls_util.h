@@ -45,6 +45,20 @@ static inline bool tls_make_cert(char *key, char *cert) {
     return ok;
 }
 
+/* enc ("/tmp/name-XXXXXX", rewritten): key's private key again, encrypted with pass (PKCS#8, AES-256-CBC, as
+ * `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it: "-----BEGIN ENCRYPTED PRIVATE KEY-----"). */
+static inline bool tls_encrypt_key(const char *key, char *enc, const char *pass) {
+    if (!sl_test_temp_file(enc, NULL)) return false;
+    FILE *in = fopen(key, "r"), *out = fopen(enc, "w");
+    EVP_PKEY *pk = in ? PEM_read_PrivateKey(in, NULL, NULL, (void *)"") : NULL;
+    const bool ok = pk && out &&
+                    PEM_write_PKCS8PrivateKey(out, pk, EVP_aes_256_cbc(), NULL, 0, NULL, (void *)pass) == 1;
+    if (in) fclose(in);
+    if (out) fclose(out);
+    EVP_PKEY_free(pk);
+    return ok;
+}
+
 /* dst becomes a copy of src (text: a PEM file) as a secret volume's update makes it, by a rename; src NULL:
  * text instead. */
 static inline bool tls_replace(const char *dst, const char *src, const char *text) {
