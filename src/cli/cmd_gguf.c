@@ -186,13 +186,11 @@ int cmd_gguf(int argc, char **argv) {
     }
 
     int64_t n_t = sl_gguf_n_tensors(g);
-    int64_t params = 0;
+    const int64_t params = sl_gguf_n_params(g);
     uint64_t bytes = 0;
     int nw = 4;
     for (int64_t i = 0; i < n_t; i++) {
         const sl_gguf_tensor *t = sl_gguf_tensor_at(g, i);
-        int64_t nel = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]; /* checked at open: fits 63 bits */
-        params = params > INT64_MAX - nel ? INT64_MAX : params + nel;
         bytes = bytes > UINT64_MAX - t->nbytes ? UINT64_MAX : bytes + t->nbytes;
         if ((int)t->name.len > nw) nw = (int)t->name.len;
     }

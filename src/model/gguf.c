@@ -671,6 +671,16 @@ const sl_gguf_kv *sl_gguf_kv_at(const sl_gguf *g, int64_t i) {
     return i >= 0 && i < g->n_kv ? &g->kv[i] : NULL;
 }
 int64_t sl_gguf_n_tensors(const sl_gguf *g) { return g->n_tensors; }
+
+int64_t sl_gguf_n_params(const sl_gguf *g) {
+    int64_t params = 0;
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const sl_gguf_tensor *t = &g->tensors[i];
+        const int64_t nel = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]; /* checked at open: fits 63 bits */
+        params = params > INT64_MAX - nel ? INT64_MAX : params + nel;
+    }
+    return params;
+}
 const sl_gguf_tensor *sl_gguf_tensor_at(const sl_gguf *g, int64_t i) {
     return i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL;
 }

@@ -116,6 +116,8 @@ sl_status sl_gguf_opt_bool(const sl_gguf *g, const char *key, bool def, bool *ou
 int64_t sl_gguf_n_tensors(const sl_gguf *g);
 const sl_gguf_tensor *sl_gguf_tensor_at(const sl_gguf *g, int64_t i);
 const sl_gguf_tensor *sl_gguf_find_tensor(const sl_gguf *g, const char *name);
+/* The parameters of every tensor (their elements; INT64_MAX where the sum overflows). */
+int64_t sl_gguf_n_params(const sl_gguf *g);
 
 /* Compare an sl_str with a C string. */
 bool sl_str_eq(sl_str s, const char *c);

@@ -753,6 +753,23 @@ static bool prefix_hash(json_t *body, int ep, int limit, uint64_t *out) {
 static int respond_error(worker *w, cconn *c, int status, const char *param, const char *fmt, ...);
 
 /* GET /v1/models: the engines' models, each once; with `one`, GET /v1/models/{one}: that model or a 404. */
+/* The objects of list `add` not yet in `into` (by their string `key`) appended to it; whether add has any with
+ * that key. */
+static bool list_merge(json_t *into, const json_t *add, const char *key) {
+    size_t i, j;
+    const json_t *m;
+    json_t *have;
+    bool any = false;
+    json_array_foreach(add, i, m) {
+        const char *k = json_string_value(json_object_get(m, key));
+        bool dup = !k;
+        any |= k != NULL;
+        json_array_foreach(into, j, have) dup |= k && !strcmp(json_string_value(json_object_get(have, key)) ?: "", k);
+        if (!dup) json_array_append(into, (json_t *)m);
+    }
+    return any;
+}
+
 static void models_merged(worker *w, cconn *c, const char *one) {
     json_t *data = json_array();
     char engines[1024] = "";
@@ -770,19 +787,7 @@ static void models_merged(worker *w, cconn *c, const char *one) {
             json_array_append_new(list, json_pack("{s:s%,s:s,s:I,s:s}", "id", name, len, "object", "model", "created",
                                                   (json_int_t)0, "owned_by", "shardlm"));
         }
-        size_t k;
-        json_t *m;
-        bool used = false;
-        json_array_foreach(list, k, m) {
-            const char *id = json_string_value(json_object_get(m, "id"));
-            if (!id) continue;
-            bool dup = false;
-            size_t j;
-            json_t *have;
-            json_array_foreach(data, j, have) dup |= !strcmp(json_string_value(json_object_get(have, "id")), id);
-            if (!dup) json_array_append(data, m);
-            used = true;
-        }
+        const bool used = list_merge(data, list, "id");
         json_decref(list);
         if (used && el + strlen(e->spec.url) + 2 < sizeof engines)
             el += (size_t)snprintf(engines + el, sizeof engines - el, "%s%s", el ? "," : "", e->spec.url);
@@ -1832,19 +1837,6 @@ static void fanout_note(xreq *x, int status, const char *why) {
     if (status) json_object_set_new(o, "status", json_integer(status));
     if (why) json_object_set_new(o, "error", json_string(why));
     json_array_append_new(x->fo_results, o);
-}
-
-/* The objects of list `add` not yet in `into` (by their string `key`) appended to it. */
-static void list_merge(json_t *into, const json_t *add, const char *key) {
-    size_t i, j;
-    const json_t *m;
-    json_t *have;
-    json_array_foreach(add, i, m) {
-        const char *k = json_string_value(json_object_get(m, key));
-        bool dup = !k;
-        json_array_foreach(into, j, have) dup |= k && !strcmp(json_string_value(json_object_get(have, key)) ?: "", k);
-        if (!dup) json_array_append(into, (json_t *)m);
-    }
 }
 
 static void fanout_next(worker *w, xreq *x) {

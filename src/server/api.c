@@ -2808,18 +2808,6 @@ json_t *sl_api_llama_embeddings_json(const sl_api_embed_request *r, const float 
 
 /* ---- Ollama's model endpoints (as llama.cpp answers them) --------------------------------------- */
 
-/* The model's parameters (every tensor's elements). */
-static int64_t model_params(const sl_model *m) {
-    int64_t n = 0;
-    for (int64_t i = 0; i < sl_gguf_n_tensors(m->gguf); i++) {
-        const sl_gguf_tensor *t = sl_gguf_tensor_at(m->gguf, i);
-        int64_t e = 1;
-        for (uint32_t d = 0; d < t->n_dims; d++) e *= t->ne[d];
-        n += e;
-    }
-    return n;
-}
-
 /* llama.cpp's name of general.file_type (its llama_ftype), as Ollama's quantization_level gives it; "" when the
  * file does not say or the value is not one. */
 static const char *ftype_name(const sl_model *m) {
@@ -2837,7 +2825,7 @@ static const char *ftype_name(const sl_model *m) {
 
 static json_t *ollama_details(const sl_api_ctx *ctx) {
     const char *arch = ctx->model->hp.arch;
-    const double n = (double)model_params(ctx->model);
+    const double n = (double)sl_gguf_n_params(ctx->model->gguf);
     char size[32]; /* (as Ollama writes it: 1.2B, 494.03M) */
     if (n >= 1e9) snprintf(size, sizeof size, "%.1fB", n / 1e9);
     else if (n >= 1e6) snprintf(size, sizeof size, "%.2fM", n / 1e6);
@@ -2900,6 +2888,6 @@ json_t *sl_api_ollama_show(const sl_api_ctx *ctx) {
     model_file(ctx, when);
     return json_pack("{s:s,s:{s:i,s:s,s:I},s:s,s:s,s:o,s:o,s:s}", "template", tpl ? tpl : "", "model_info", key, ctx->n_ctx,
                      "general.architecture", ctx->model->hp.arch, "general.parameter_count",
-                     (json_int_t)model_params(ctx->model), "modelfile", "", "parameters", "", "details", ollama_details(ctx),
+                     (json_int_t)sl_gguf_n_params(ctx->model->gguf), "modelfile", "", "parameters", "", "details", ollama_details(ctx),
                      "capabilities", ollama_capabilities(ctx), "modified_at", when);
 }

@@ -926,16 +926,20 @@ static json_t *choice_json(gen *g, int k) {
  * them for several prompts; streamed, {"content": piece, "stop": false} events and such a last one with an
  * empty content, no [DONE]. */
 
+/* What finished request r says of its end, for llama.cpp's fields (the caller holds r's lock). */
+static sl_llama_end llama_end_locked(const sl_req *r) {
+    const double t0 = r->t_submit, t1 = r->t_first_token > 0 ? r->t_first_token : r->t_submit,
+                 t2 = r->t_last_token > t1 ? r->t_last_token : t1;
+    return (sl_llama_end){.finish = sl_finish_reason_str(r->finish), .stop_word = stop_string(r), .predicted = r->n_out,
+                          .evaluated = r->n_prompt, .cached = r->n_cached_prompt, .prompt_ms = (t1 - t0) * 1e3,
+                          .predicted_ms = (t2 - t1) * 1e3, .n_predict = r->p.max_tokens};
+}
+
 /* The closing object of choice k (its request finished) with its content. */
 static json_t *llama_final(gen *g, int k, const char *content, size_t n) {
     sl_req *r = g->ch[k].req;
     pthread_mutex_lock(&r->mu);
-    const double t0 = r->t_submit, t1 = r->t_first_token > 0 ? r->t_first_token : r->t_submit,
-                 t2 = r->t_last_token > t1 ? r->t_last_token : t1;
-    const sl_llama_end end = {.finish = sl_finish_reason_str(r->finish),
-                              .stop_word = stop_string(r),
-                              .predicted = r->n_out, .evaluated = r->n_prompt, .cached = r->n_cached_prompt,
-                              .prompt_ms = (t1 - t0) * 1e3, .predicted_ms = (t2 - t1) * 1e3, .n_predict = r->p.max_tokens};
+    const sl_llama_end end = llama_end_locked(r);
     json_t *o = sl_llama_result(k, content, n, g->h->api.model_id, &end);
     pthread_mutex_unlock(&r->mu);
     return o;
@@ -1015,23 +1019,6 @@ static sl_status add_choice(sl_http *h, gen *g, int k, int j, const sl_api_reque
     return SL_OK;
 }
 
-/* llama.cpp's timings of a finished request r: {"cache_n", "prompt_n", "prompt_ms", "prompt_per_token_ms",
- * "prompt_per_second", "predicted_n", "predicted_ms", "predicted_per_token_ms", "predicted_per_second"}. */
-static json_t *timings_json(sl_req *r) {
-    pthread_mutex_lock(&r->mu);
-    const double t0 = r->t_submit, t1 = r->t_first_token > 0 ? r->t_first_token : r->t_submit,
-                 t2 = r->t_last_token > t1 ? r->t_last_token : t1;
-    const int64_t pn = r->n_prompt - r->n_cached_prompt > 0 ? r->n_prompt - r->n_cached_prompt : 0, dn = r->n_out;
-    const int64_t cn = r->n_cached_prompt;
-    pthread_mutex_unlock(&r->mu);
-    const double pms = (t1 - t0) * 1e3, dms = (t2 - t1) * 1e3;
-    return json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f}", "cache_n", (json_int_t)cn, "prompt_n", (json_int_t)pn,
-                     "prompt_ms", pms, "prompt_per_token_ms", pn > 0 ? pms / (double)pn : 0.0, "prompt_per_second",
-                     pms > 0 ? (double)pn * 1e3 / pms : 0.0, "predicted_n", (json_int_t)dn, "predicted_ms", dms,
-                     "predicted_per_token_ms", dn > 0 ? dms / (double)dn : 0.0, "predicted_per_second",
-                     dms > 0 ? (double)dn * 1e3 / dms : 0.0);
-}
-
 /* The whole answer of a finished non-streaming generation (as its endpoint writes it; a Responses answer is kept
  * in the store), or NULL with e set when it failed in the engine. */
 static json_t *final_answer(gen *g, sl_api_error *e) {
@@ -1056,7 +1043,12 @@ static json_t *final_answer(gen *g, sl_api_error *e) {
                           kind == SL_API_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
                           "model", h->api.model_id, "choices", choices, "usage", gen_usage(g));
     sl_req *r0 = g->ch[0].req;
-    json_object_set_new(o, "timings", timings_json(r0)); /* (llama.cpp's, the first choice's: a router's Ollama answer reads them) */
+    { /* llama.cpp's timings, the first choice's (a router's Ollama answer reads them) */
+        pthread_mutex_lock(&r0->mu);
+        const sl_llama_end end = llama_end_locked(r0);
+        pthread_mutex_unlock(&r0->mu);
+        json_object_set_new(o, "timings", sl_llama_timings(&end));
+    }
     if (kind == SL_API_CHAT && g->return_ids) json_object_set_new(o, "prompt_token_ids", prompt_ids_json(r0));
     if (kind == SL_API_CHAT && r0->p.prompt_logprobs >= 0) { /* vLLM's place: beside the choices (one prompt) */
         pthread_mutex_lock(&r0->mu);
@@ -2116,6 +2108,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 /* What sl_http_start made (the daemon stopped, or never started). */
 typedef struct tls_cred tls_cred;
 static void cred_free(tls_cred *c);
+static tls_cred *cred_make(const char *key_pem, const char *cert_pem, const char *pass);
 static sl_http *refresh_http; /* (--enable-ssl-refresh's server, below) */
 
 static void http_free(sl_http *h) {
@@ -2191,17 +2184,11 @@ static sl_status load_tls(sl_http *h, const sl_http_cfg *cfg) {
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
         return SL_FAIL(SL_ERR_UNSUPPORTED, "this libmicrohttpd was built without TLS: --ssl-keyfile cannot be served");
     sl_status st = read_pair(cfg->tls_key_file, cfg->tls_cert_file, cfg->tls_key_password, &h->tls_key, &h->tls_cert);
-    if (st == SL_OK) { /* (the key opens — an encrypted one with its passphrase — before the server starts) */
-        gnutls_privkey_t k;
-        const gnutls_datum_t kd = {(unsigned char *)h->tls_key, (unsigned)strlen(h->tls_key)};
-        const bool ok = gnutls_privkey_init(&k) >= 0 &&
-                        gnutls_privkey_import_x509_raw(k, &kd, GNUTLS_X509_FMT_PEM, cfg->tls_key_password, 0) >= 0;
-        gnutls_privkey_deinit(k);
-        if (!ok)
-            st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s: %s", cfg->tls_key_file,
-                         cfg->tls_key_password ? "no private key in it that opens with --ssl-keyfile-password"
-                                               : "GnuTLS cannot read the private key (an encrypted one needs "
-                                                 "--ssl-keyfile-password)");
+    if (st == SL_OK) { /* (GnuTLS, which serves them, takes the pair OpenSSL read: said before the server starts) */
+        tls_cred *c = cred_make(h->tls_key, h->tls_cert, cfg->tls_key_password);
+        if (!c) st = SL_FAIL(SL_ERR_INVALID, "--ssl-keyfile %s / --ssl-certfile %s: GnuTLS cannot take them",
+                             cfg->tls_key_file, cfg->tls_cert_file);
+        cred_free(c);
     }
     if (st == SL_OK && cfg->tls_ca_file && cfg->tls_cert_reqs > 0) st = read_pem(cfg->tls_ca_file, "--ssl-ca-certs", &h->tls_trust);
     return st;

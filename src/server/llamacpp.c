@@ -9,18 +9,21 @@
 json_t *sl_llama_result(int index, const char *content, size_t n, const char *model, const sl_llama_end *e) {
     const char *f = e->finish ? e->finish : "";
     const char *stype = !strcmp(f, "length") ? "limit" : e->stop_word ? "word" : !strcmp(f, "stop") ? "eos" : "none";
-    const int64_t pn = e->evaluated - e->cached > 0 ? e->evaluated - e->cached : 0;
     bool nl = memchr(content, '\n', n) != NULL;
-    return json_pack("{s:i,s:s%,s:[],s:i,s:b,s:s,s:I,s:I,s:I,s:s,s:s,s:b,s:b,s:{s:I},"
-                     "s:{s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f}}",
-                     "index", index, "content", content, n, "tokens", "id_slot", -1, "stop", 1, "model", model,
-                     "tokens_predicted", (json_int_t)e->predicted, "tokens_evaluated", (json_int_t)e->evaluated,
-                     "tokens_cached", (json_int_t)e->cached, "stop_type", stype, "stopping_word",
-                     e->stop_word ? e->stop_word : "", "truncated", 0, "has_new_line", nl, "generation_settings",
-                     "n_predict", (json_int_t)e->n_predict, "timings", "prompt_n", (json_int_t)pn, "prompt_ms",
-                     e->prompt_ms, "prompt_per_token_ms", pn > 0 ? e->prompt_ms / (double)pn : 0.0, "prompt_per_second",
-                     e->prompt_ms > 0 ? (double)pn * 1e3 / e->prompt_ms : 0.0, "predicted_n", (json_int_t)e->predicted,
-                     "predicted_ms", e->predicted_ms, "predicted_per_token_ms",
+    return json_pack("{s:i,s:s%,s:[],s:i,s:b,s:s,s:I,s:I,s:I,s:s,s:s,s:b,s:b,s:{s:I},s:o}", "index", index, "content",
+                     content, n, "tokens", "id_slot", -1, "stop", 1, "model", model, "tokens_predicted",
+                     (json_int_t)e->predicted, "tokens_evaluated", (json_int_t)e->evaluated, "tokens_cached",
+                     (json_int_t)e->cached, "stop_type", stype, "stopping_word", e->stop_word ? e->stop_word : "",
+                     "truncated", 0, "has_new_line", nl, "generation_settings", "n_predict", (json_int_t)e->n_predict,
+                     "timings", sl_llama_timings(e));
+}
+
+json_t *sl_llama_timings(const sl_llama_end *e) {
+    const int64_t pn = e->evaluated - e->cached > 0 ? e->evaluated - e->cached : 0;
+    return json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f}", "cache_n", (json_int_t)e->cached, "prompt_n", (json_int_t)pn,
+                     "prompt_ms", e->prompt_ms, "prompt_per_token_ms", pn > 0 ? e->prompt_ms / (double)pn : 0.0,
+                     "prompt_per_second", e->prompt_ms > 0 ? (double)pn * 1e3 / e->prompt_ms : 0.0, "predicted_n",
+                     (json_int_t)e->predicted, "predicted_ms", e->predicted_ms, "predicted_per_token_ms",
                      e->predicted > 0 ? e->predicted_ms / (double)e->predicted : 0.0, "predicted_per_second",
                      e->predicted_ms > 0 ? (double)e->predicted * 1e3 / e->predicted_ms : 0.0);
 }

@@ -23,6 +23,10 @@ typedef struct sl_llama_end {
     int64_t n_predict;       /* the request's max_tokens (-1: none given) */
 } sl_llama_end;
 
+/* llama.cpp's "timings" of an answer: {"cache_n", "prompt_n" (the prompt tokens computed), "prompt_ms",
+ * "prompt_per_token_ms", "prompt_per_second", "predicted_n", "predicted_ms", "predicted_per_token_ms",
+ * "predicted_per_second"}. */
+json_t *sl_llama_timings(const sl_llama_end *end);
 /* The closing object of answer `index` with `content` (the whole text, or "" at a stream's end). */
 json_t *sl_llama_result(int index, const char *content, size_t n, const char *model, const sl_llama_end *end);
 /* llama.cpp's sampling defaults (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05) put into a /completion or
