@@ -68,12 +68,12 @@ AI __m512 exp16(__m512 x) {
 /* ---- float weights ----------------------------------------------------------------- */
 
 /* Float weights, one token: prefetch into L2 the rows this many row groups on
- * (0: none; set by sl_kernels_avx512_init). AMD Zen 4 guest, from memory
- * (bench/kernel_ab.sh F16): 2 groups 1.20x at K = 2048, 1.11x at K = 8192;
- * 4 groups 1.16x and 1.02x; into L1 instead, 1 group: 0.90x and 0.83x. On
- * Intel (not measured with it) the float decode read 92-100% of the probe
- * without. */
-static int pf_rows = 0;
+ * (0: none). AMD Zen 4 guest, from memory (bench/kernel_ab.sh F16): 2 groups
+ * 1.20x at K = 2048, 1.11x at K = 8192; 4 groups 1.16x and 1.02x; into L1
+ * instead, 1 group: 0.90x and 0.83x. Intel Emerald Rapids guest, `shardlm
+ * bench` F16 decode with 2 threads: 2 groups 1.05x, 4 groups 0.91-0.94x
+ * against 2 (PERF.md, 2026-12-01). */
+static const int pf_rows = 2;
 
 AI __m512 load_w(sl_type T, const uint8_t *w, int64_t k) {
     if (T == SL_TYPE_F32) return _mm512_loadu_ps((const float *)w + k);
@@ -1844,7 +1844,6 @@ bool sl_kernels_avx512_init(sl_kernels *k) {
     if (__builtin_cpu_is("amd")) {
         pf_near = 2048;
         pf_far = 65536;
-        pf_rows = 2;
         pf_unpack_ahead = true;
     }
 #endif

@@ -48,6 +48,7 @@ typedef struct pack_job {
 
 static void pack_worker(void *arg, int ith, int nth);
 
+
 static _Atomic bool default_reference;
 
 void sl_fwd_set_default_reference(bool reference) { atomic_store(&default_reference, reference); }
@@ -114,6 +115,15 @@ struct sl_fwd {
     int32_t n_hidden;   /* ... and those that give a hidden state */
     float *logits;
 };
+
+/* Float matrices (F32, F16, BF16: no packed layout) are copied once, rows
+ * as stored, into memory of the process's own: buffers that large get huge
+ * pages (sl_malloc_aligned), where the file's pages are 4 KiB ones and a
+ * decode that streams them pays a page walk every 4 KiB. */
+static bool row_copy(const sl_fwd *f, const sl_tensor *w) {
+    return !f->kern->gemm_packed[w->type] &&
+           (w->type == SL_TYPE_F32 || w->type == SL_TYPE_F16 || w->type == SL_TYPE_BF16);
+}
 
 const char *sl_fwd_path_name(const sl_fwd *f) { return f->reference ? "reference" : f->kern->name; }
 
@@ -208,8 +218,12 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
         for (int32_t i = 0; ok && i < n_mats; i++) {
             const sl_tensor *w = matrix(m, i);
             const size_t tile = sl_pack_tile_bytes(w->type, w->ne[0]);
-            if (!tile || !kern->gemm_packed[w->type]) continue;
-            f->packed[i] = sl_malloc_aligned(tile * (size_t)((w->ne[1] + 15) / 16));
+            if (tile && kern->gemm_packed[w->type])
+                f->packed[i] = sl_malloc_aligned(tile * (size_t)((w->ne[1] + 15) / 16));
+            else if (row_copy(f, w))
+                f->packed[i] = sl_malloc_aligned(w->row_bytes * (size_t)w->ne[1]);
+            else
+                continue;
             ok = f->packed[i] != NULL;
         }
         if (ok) {
@@ -488,8 +502,11 @@ static void pack_worker(void *arg, int ith, int nth) {
         if (i == n_mats) return;
         const sl_tensor *w = matrix(f->m, i);
         const int64_t r0 = u * SL_GEMM_CHUNK, nr = w->ne[1] - r0 < SL_GEMM_CHUNK ? w->ne[1] - r0 : SL_GEMM_CHUNK;
-        sl_pack_rows(w->type, w->ne[0], sl_tensor_row(w, r0), w->row_bytes, nr,
-                     (uint8_t *)f->packed[i] + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, w->ne[0]));
+        if (row_copy(f, w))
+            memcpy((uint8_t *)f->packed[i] + (size_t)r0 * w->row_bytes, sl_tensor_row(w, r0), (size_t)nr * w->row_bytes);
+        else
+            sl_pack_rows(w->type, w->ne[0], sl_tensor_row(w, r0), w->row_bytes, nr,
+                         (uint8_t *)f->packed[i] + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, w->ne[0]));
     }
 }
 
@@ -575,9 +592,14 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
         const sl_act a = sl_act_of(w->type);
         const uint8_t *act = a == SL_ACT_F32 ? (const uint8_t *)x : f->act[a];
         const size_t as = a == SL_ACT_F32 ? (size_t)K * sizeof(float) : sl_act_row_bytes(a, K);
-        const uint8_t *tiles =
-            jobs[j].packed ? (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K) : NULL;
-        if (grouped(f, &jobs[j], n_tok))
+        const bool copy = jobs[j].packed && row_copy(f, w);
+        const uint8_t *tiles = jobs[j].packed && !copy
+                                   ? (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K)
+                                   : NULL;
+        if (copy)
+            f->kern->gemm[w->type](K, (const uint8_t *)jobs[j].packed + (size_t)r0 * w->row_bytes, w->row_bytes, nr, act, as,
+                                   n_tok, jobs[j].y + r0, w->ne[1], scratch);
+        else if (grouped(f, &jobs[j], n_tok))
             f->kern->gemm_grouped[w->type](K, tiles, nr, act, as, f->act_groups[a], n_tok, jobs[j].y + r0, w->ne[1],
                                            scratch);
         else if (tiles)
