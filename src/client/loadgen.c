@@ -211,14 +211,17 @@ static sl_status setup_call(loadgen *lg, const char *path, const char *body, mem
     return SL_OK;
 }
 
-/* sl_tokenize_fn over POST /tokenize */
+/* sl_tokenize_fn over POST /tokenize: the text as vLLM's "prompt" and
+ * llama-server's "content", with the special tokens a completion's prompt
+ * gets (vLLM's add_special_tokens is true by default, llama-server's
+ * add_special false) */
 static sl_status http_tokenize(void *ud, const char *text, int32_t **ids, size_t *n) {
     loadgen *lg = ud;
     *ids = NULL;
     *n = 0;
     membuf resp = {0};
     sl_status st = SL_OK;
-    json_t *req = json_pack("{s:s}", "prompt", text), *o = NULL;
+    json_t *req = json_pack("{s:s,s:s,s:b}", "prompt", text, "content", text, "add_special", 1), *o = NULL;
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (!body) {
