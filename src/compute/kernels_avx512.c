@@ -68,12 +68,12 @@ AI __m512 exp16(__m512 x) {
 /* ---- float weights ----------------------------------------------------------------- */
 
 /* Float weights, one token: prefetch into L2 the rows this many row groups on
- * (0: none). AMD Zen 4 guest, from memory (bench/kernel_ab.sh F16): 2 groups
+ * (AMD Zen 4 guest, from memory (bench/kernel_ab.sh F16): 2 groups
  * 1.20x at K = 2048, 1.11x at K = 8192; 4 groups 1.16x and 1.02x; into L1
  * instead, 1 group: 0.90x and 0.83x. Intel Emerald Rapids guest, `shardlm
  * bench` F16 decode with 2 threads: 2 groups 1.05x, 4 groups 0.91-0.94x
- * against 2 (PERF.md, 2026-12-01). */
-static const int pf_rows = 2;
+ * against 2 (PERF.md, 2026-12-01)). */
+#define PF_ROWS 2
 
 AI __m512 load_w(sl_type T, const uint8_t *w, int64_t k) {
     if (T == SL_TYPE_F32) return _mm512_loadu_ps((const float *)w + k);
@@ -108,10 +108,10 @@ AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t
         for (int t = 0; t < NT; t++) x[t] = _mm512_loadu_ps((const float *)(a + (size_t)t * as) + k);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            /* one token streams its rows from memory: into L2, the lines of the rows pf_rows groups on, as
+            /* one token streams its rows from memory: into L2, the lines of the rows PF_ROWS groups on, as
              * far into them as this row is */
-            if (NT == 1 && pf_rows && ((size_t)k * esz) % 64 == 0)
-                _mm_prefetch((const char *)(w + (size_t)(pf_rows * R + r) * ws + (size_t)k * esz), _MM_HINT_T2);
+            if (NT == 1 && ((size_t)k * esz) % 64 == 0)
+                _mm_prefetch((const char *)(w + (size_t)(PF_ROWS * R + r) * ws + (size_t)k * esz), _MM_HINT_T2);
             __m512 wv = load_w(T, w + (size_t)r * ws, k);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) acc[r][t] = _mm512_fmadd_ps(wv, x[t], acc[r][t]);
