@@ -368,9 +368,15 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
-static sl_status slot_init(loadgen *lg, slot *s) {
-    s->lg = lg;
-    sl_sse_init(&s->sse, MAX_EVENT_BYTES);
+/* A slot's handle for its next request: a new one each time (the
+ * connections stay in the multi handle's cache, so they are still reused).
+ * libcurl 7.88 counts the retries of a request sent on a kept-alive
+ * connection the server had closed per handle, not per transfer: a handle
+ * that lived through several requests to a server that closes its
+ * connections (llama-server after 5 requests on one) failed one with
+ * "Connection died, tried 5 times before giving up". */
+static sl_status slot_easy(loadgen *lg, slot *s) {
+    if (s->easy) curl_easy_cleanup(s->easy);
     s->easy = curl_easy_init();
     if (!s->easy) return SL_FAIL(SL_ERR_NOMEM, "curl_easy_init");
     char url[600];
@@ -389,6 +395,12 @@ static sl_status slot_init(loadgen *lg, slot *s) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(lg->cfg->timeout_s * 1000.0));
     curl_easy_setopt(e, CURLOPT_PRIVATE, s);
     return SL_OK;
+}
+
+static sl_status slot_init(loadgen *lg, slot *s) {
+    s->lg = lg;
+    sl_sse_init(&s->sse, MAX_EVENT_BYTES);
+    return slot_easy(lg, s);
 }
 
 static void slot_deinit(slot *s) {
@@ -444,6 +456,7 @@ static sl_status start_request(loadgen *lg, slot *s, int64_t idx) {
     s->n_errbody = 0;
     s->itl.n = 0;
     sl_sse_reset(&s->sse);
+    if ((st = slot_easy(lg, s))) return st;
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(s->body));
     s->t_start = now_s();
