@@ -368,8 +368,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
-/* A slot's handle for its next request: a new one each time (the
- * connections stay in the multi handle's cache, so they are still reused).
+/* A slot's handle for its next request (start_request): a new one each
+ * time (the connections stay in the multi handle's cache, so they are still reused).
  * libcurl 7.88 counts the retries of a request sent on a kept-alive
  * connection the server had closed per handle, not per transfer: a handle
  * that lived through several requests to a server that closes its
@@ -397,10 +397,9 @@ static sl_status slot_easy(loadgen *lg, slot *s) {
     return SL_OK;
 }
 
-static sl_status slot_init(loadgen *lg, slot *s) {
+static void slot_init(loadgen *lg, slot *s) {
     s->lg = lg;
     sl_sse_init(&s->sse, MAX_EVENT_BYTES);
-    return slot_easy(lg, s);
 }
 
 static void slot_deinit(slot *s) {
@@ -822,7 +821,7 @@ static sl_status setup(loadgen *lg) {
     lg->slots = sl_calloc((size_t)lg->n_slots, sizeof *lg->slots);
     if (!lg->slots) return SL_FAIL(SL_ERR_NOMEM, "%d client slots", lg->n_slots);
     for (int32_t i = 0; i < lg->n_slots; i++)
-        if ((st = slot_init(lg, &lg->slots[i]))) return st;
+        slot_init(lg, &lg->slots[i]);
     return SL_OK;
 }
 

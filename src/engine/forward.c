@@ -48,7 +48,6 @@ typedef struct pack_job {
 
 static void pack_worker(void *arg, int ith, int nth);
 
-
 static _Atomic bool default_reference;
 
 void sl_fwd_set_default_reference(bool reference) { atomic_store(&default_reference, reference); }

@@ -5,8 +5,9 @@
  * The model does not copy weights: each matrix is an sl_tensor view of the
  * mmap (rows addressable by index, so a thread or a tensor-parallel rank can
  * take a row range); the fast forward path packs or copies the matrices it
- * reads into memory of its own (sl_fwd_create). Small per-layer vectors (norm weights, rope frequency
- * factors) are converted to owned float arrays at load.
+ * reads into memory of its own (sl_fwd_create). Small per-layer vectors
+ * (norm weights, rope frequency factors) are converted to owned float
+ * arrays at load.
  *
  * Every tensor is found by name, its type checked against what the compute
  * layer supports and its shape against the hyper-parameters; errors name
