@@ -252,11 +252,13 @@ AI void conv_chunk(sl_type T, int64_t K, const uint8_t *w, size_t ws, int64_t nr
                 const uint8_t *pn = kn0 < K ? w + (size_t)(FT_GR * gn) * ws + (size_t)kn0 * el : NULL;
                 const int64_t row_lines = ((K - kn0 < kb ? K - kn0 : kb) * (int64_t)el + 63) / 64,
                               per = (FT_GR * row_lines + tiles - 1) / tiles;
+                int64_t pr = 0, pl = 0; /* the next line to prefetch: row pr of the part, line pl of it */
                 for (int64_t i = 0; i < tiles; i++) {
                     if (pn && FT_CONV_PREFETCH)
-                        for (int64_t l = per * i; l < per * (i + 1) && l < FT_GR * row_lines; l++)
-                            _mm_prefetch((const char *)(pn + (size_t)(l / row_lines) * ws + 64 * (size_t)(l % row_lines)),
-                                         _MM_HINT_T1);
+                        for (int64_t n = 0; n < per && pr < FT_GR; n++) {
+                            _mm_prefetch((const char *)(pn + (size_t)pr * ws + 64 * (size_t)pl), _MM_HINT_T1);
+                            if (++pl == row_lines) pl = 0, pr++;
+                        }
                     const int64_t t0 = b0 + 4 * i;
                     const int N = b1 - t0 < 4 ? (int)(b1 - t0) : 4;
                     FTP_TAB[R - 1][N - 1](kn, (const uint8_t *)wc, (size_t)kb * sizeof(float),
