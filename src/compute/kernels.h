@@ -240,6 +240,10 @@ typedef struct sl_kernels {
     /* NULL where the table has none (only tile kernels use token groups) */
     sl_gemm_grouped_fn gemm_grouped[SL_TYPE_COUNT];
     sl_attn_fn attn;
+    /* gemm on F16 / BF16 rows over many tokens runs fastest in calls of
+     * about this many tokens (their activations stay in L2 while the
+     * weights stream): the forward pass splits longer runs; 0: no split */
+    int64_t gemm_float_tokens;
     /* sl_act_quantize, byte for byte (the scalar table's is sl_act_quantize) */
     void (*act_quantize)(sl_act a, const float *x, int64_t ldx, int64_t n_tok, int64_t K, void *out);
     /* Σ a[i] (wrapping): a memory read at full vector width in four

@@ -1876,6 +1876,7 @@ bool sl_kernels_avx512_init(sl_kernels *k) {
             [SL_TYPE_Q6_K] = gemm_q6_K_grouped,
         },
         .attn = attn_avx512,
+        .gemm_float_tokens = FT_CONV_BLOCK,
         .act_quantize = act_quantize_avx512,
         .sum_u64 = sum_u64_avx512,
         .silu_mul = silu_mul_avx512,

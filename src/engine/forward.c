@@ -575,37 +575,52 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
         const int64_t big = rows / ((int64_t)nth * 8) / SL_GEMM_ROWS * SL_GEMM_ROWS;
         if (big > chunk) chunk = big;
     }
-    int64_t units[8], total = 0;
+    /* F16 / BF16 rows over a long run of tokens: units of a token block × a chunk of rows, all of a block's
+     * units before the next block's (its activations stay in L2 while the rows stream; a chunk against
+     * every token re-reads all their activations from memory: 4 MiB for 512 tokens at K = 2048). Blocks
+     * of equal size, a multiple of 4 tokens. */
+    int64_t tb = n_tok;
+    bool split = f->kern->gemm_float_tokens > 0 && n_tok > f->kern->gemm_float_tokens;
+    for (int i = 0; i < n_jobs && split; i++)
+        split = (jobs[i].w->type == SL_TYPE_F16 || jobs[i].w->type == SL_TYPE_BF16) && jobs[i].packed &&
+                row_copy(f, jobs[i].w);
+    if (split) {
+        const int64_t nblk = (n_tok + f->kern->gemm_float_tokens - 1) / f->kern->gemm_float_tokens;
+        tb = ((n_tok + nblk - 1) / nblk + 3) / 4 * 4;
+    }
+    int64_t units[8], per_block = 0;
     for (int i = 0; i < n_jobs; i++) {
         units[i] = (jobs[i].w->ne[1] + chunk - 1) / chunk;
-        total += units[i];
+        per_block += units[i];
     }
+    const int64_t total = per_block * ((n_tok + tb - 1) / tb);
     uint8_t *scratch = f->gemm_scratch + (size_t)ith * f->gemm_scratch_bytes;
     for (;;) {
         int64_t u = atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
         if (u >= total) break;
+        const int64_t t0 = u / per_block * tb, nt = n_tok - t0 < tb ? n_tok - t0 : tb;
+        u %= per_block;
         int j = 0;
         while (u >= units[j]) u -= units[j++];
         const sl_tensor *w = jobs[j].w;
         const int64_t r0 = u * chunk, nr = w->ne[1] - r0 < chunk ? w->ne[1] - r0 : chunk;
         const sl_act a = sl_act_of(w->type);
-        const uint8_t *act = a == SL_ACT_F32 ? (const uint8_t *)x : f->act[a];
         const size_t as = a == SL_ACT_F32 ? (size_t)K * sizeof(float) : sl_act_row_bytes(a, K);
+        const uint8_t *act = (a == SL_ACT_F32 ? (const uint8_t *)x : f->act[a]) + (size_t)t0 * as;
+        float *y = jobs[j].y + t0 * w->ne[1] + r0;
         const bool copy = jobs[j].packed && row_copy(f, w);
         const uint8_t *tiles = jobs[j].packed && !copy
                                    ? (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K)
                                    : NULL;
         if (copy)
             f->kern->gemm[w->type](K, (const uint8_t *)jobs[j].packed + (size_t)r0 * w->row_bytes, w->row_bytes, nr, act, as,
-                                   n_tok, jobs[j].y + r0, w->ne[1], scratch);
+                                   nt, y, w->ne[1], scratch);
         else if (grouped(f, &jobs[j], n_tok))
-            f->kern->gemm_grouped[w->type](K, tiles, nr, act, as, f->act_groups[a], n_tok, jobs[j].y + r0, w->ne[1],
-                                           scratch);
+            f->kern->gemm_grouped[w->type](K, tiles, nr, act, as, f->act_groups[a], nt, y, w->ne[1], scratch);
         else if (tiles)
-            f->kern->gemm_packed[w->type](K, tiles, nr, act, as, n_tok, jobs[j].y + r0, w->ne[1], scratch);
+            f->kern->gemm_packed[w->type](K, tiles, nr, act, as, nt, y, w->ne[1], scratch);
         else
-            f->kern->gemm[w->type](K, sl_tensor_row(w, r0), w->row_bytes, nr, act, as, n_tok, jobs[j].y + r0, w->ne[1],
-                                   scratch);
+            f->kern->gemm[w->type](K, sl_tensor_row(w, r0), w->row_bytes, nr, act, as, nt, y, w->ne[1], scratch);
     }
 }
 

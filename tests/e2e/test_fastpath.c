@@ -459,6 +459,13 @@ TEST(batch_invariance_q4_0_q8_kv) {
     CHECK(p);
     check_invariance(p, SL_TYPE_Q8_0, true);
 }
+/* float weights: over 32 tokens the matmul converts them once per token block, and the forward pass
+ * splits a long run into blocks of gemm_float_tokens (64 with AVX-512) */
+TEST(batch_invariance_f16) {
+    const char *p = sl_test_shared("models/small/small-llama-F16.gguf");
+    CHECK(p);
+    check_invariance(p, SL_TYPE_F32, true);
+}
 TEST(batch_invariance_q8_0) {
     const char *p = sl_test_shared("models/small/small-qwen2-Q8_0.gguf");
     CHECK(p);
