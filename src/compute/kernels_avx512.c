@@ -92,9 +92,12 @@ AI __m512 load_w_mask(sl_type T, const uint8_t *w, int64_t k, __mmask16 m) {
 /* R rows × NT tokens (R ≤ 4, or FT_ROWS1 for one token), all accumulators in
  * registers. With io, the call is one part of K: the accumulators start from
  * io unless first, and go back to io unless last (the lanes' chains go on
- * in the same order, so the same bits as one call over K). */
+ * in the same order, so the same bits as one call over K). One token
+ * prefetches the rows PF_ROWS groups on that lie below pf_rows (rows from w
+ * on that are the call's: past them the rows are another unit's, which the
+ * other threads may have read already — 2-thread decode fetched them twice). */
 AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t ws, const uint8_t *a, size_t as,
-                   float *y, int64_t ldy, __m512 *io, bool first, bool last) {
+                   float *y, int64_t ldy, __m512 *io, bool first, bool last, int64_t pf_rows) {
     __m512 acc[8][4];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
@@ -110,7 +113,7 @@ AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t
         for (int r = 0; r < R; r++) {
             /* one token streams its rows from memory: into L2, the lines of the rows PF_ROWS groups on, as
              * far into them as this row is */
-            if (NT == 1 && ((size_t)k * esz) % 64 == 0)
+            if (NT == 1 && ((size_t)k * esz) % 64 == 0 && PF_ROWS * R + r < pf_rows)
                 _mm_prefetch((const char *)(w + (size_t)(PF_ROWS * R + r) * ws + (size_t)k * esz), _MM_HINT_T2);
             __m512 wv = load_w(T, w + (size_t)r * ws, k);
 #pragma GCC unroll 4
@@ -148,19 +151,28 @@ AI void float_tile(sl_type T, int R, int NT, int64_t K, const uint8_t *w, size_t
 #define FT(TY, R, N)                                                                                            \
     static void ft_##TY##_##R##_##N(int64_t K, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y, \
                                     int64_t ldy) {                                                              \
-        float_tile(SL_TYPE_##TY, R, N, K, w, ws, a, as, y, ldy, NULL, true, true);                              \
+        float_tile(SL_TYPE_##TY, R, N, K, w, ws, a, as, y, ldy, NULL, true, true, 0);                           \
     }
 #define FT_ROW(TY, R) FT(TY, R, 1) FT(TY, R, 2) FT(TY, R, 3) FT(TY, R, 4)
 #define FT_ALL(TY) FT_ROW(TY, 1) FT_ROW(TY, 2) FT_ROW(TY, 3) FT_ROW(TY, 4)
 FT_ALL(F32)
 FT_ALL(F16)
 FT_ALL(BF16)
-FT(F32, FT_ROWS1, 1)
+/* one token, FT_ROWS1 rows: pf_rows as float_tile's */
+#define FT1(TY)                                                                                                  \
+    static void ft1_##TY(int64_t K, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y, int64_t ldy, \
+                         int64_t pf_rows) {                                                                      \
+        float_tile(SL_TYPE_##TY, FT_ROWS1, 1, K, w, ws, a, as, y, ldy, NULL, true, true, pf_rows);                \
+    }
+typedef void (*ft1_fn)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, float *, int64_t, int64_t);
+FT1(F32)
+FT1(F16)
+FT1(BF16)
 /* F32 tiles over one part of K (float_tile's io) */
 #define FTP(R, N)                                                                                                \
     static void ftp_##R##_##N(int64_t K, const uint8_t *w, size_t ws, const uint8_t *a, size_t as, float *y,     \
                               int64_t ldy, __m512 *io, bool first, bool last) {                                  \
-        float_tile(SL_TYPE_F32, R, N, K, w, ws, a, as, y, ldy, io, first, last);                                  \
+        float_tile(SL_TYPE_F32, R, N, K, w, ws, a, as, y, ldy, io, first, last, 0);                               \
     }
 #define FTP_ROW(R) FTP(R, 1) FTP(R, 2) FTP(R, 3) FTP(R, 4)
 FTP_ROW(1) FTP_ROW(2) FTP_ROW(3) FTP_ROW(4) FTP_ROW(5) FTP_ROW(6)
@@ -176,8 +188,6 @@ static const ftp_fn FTP_TAB[6][4] = {
 /* rows per group of gemm_float_conv (6 rows × 4 tokens: 24 accumulators; 1.05-1.07x over 4 × 4, while
  * 8 × 2, 8 × 3 and 6 × 3 were 0.70-0.82, bench/kernel_ab.sh) */
 #define FT_GR 6
-FT(F16, FT_ROWS1, 1)
-FT(BF16, FT_ROWS1, 1)
 
 typedef void (*ft_fn)(int64_t, const uint8_t *, size_t, const uint8_t *, size_t, float *, int64_t);
 #define FT_TABLE(TY)                                                                                         \
@@ -288,12 +298,12 @@ static void gemm_bf16_conv(int64_t K, const uint8_t *w, size_t ws, int64_t nr, c
 
 /* Token blocks (activations stay in L2) × tiles of 4 rows × 4 tokens; F16 /
  * BF16 rows against many tokens through gemm_float_conv. */
-static void gemm_float(sl_type T, const ft_fn tab[4][4], ft_fn one, int64_t K, const void *w, size_t ws, int64_t nr,
+static void gemm_float(sl_type T, const ft_fn tab[4][4], ft1_fn one, int64_t K, const void *w, size_t ws, int64_t nr,
                        const void *act, size_t as, int64_t nt, float *y, int64_t ldy, void *scratch) {
     if (nt == 1) { /* decoding: FT_ROWS1 rows (streams) at once, then 4 at most */
         int64_t r0 = 0;
         for (; r0 + FT_ROWS1 <= nr; r0 += FT_ROWS1)
-            one(K, (const uint8_t *)w + (size_t)r0 * ws, ws, act, as, y + r0, ldy);
+            one(K, (const uint8_t *)w + (size_t)r0 * ws, ws, act, as, y + r0, ldy, nr - r0);
         for (; r0 < nr; r0 += 4) {
             const int R = nr - r0 < 4 ? (int)(nr - r0) : 4;
             tab[R - 1][0](K, (const uint8_t *)w + (size_t)r0 * ws, ws, act, as, y + r0, ldy);
@@ -321,15 +331,15 @@ static void gemm_float(sl_type T, const ft_fn tab[4][4], ft_fn one, int64_t K, c
 
 static void gemm_f32(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                      int64_t ldy, void *scratch) {
-    gemm_float(SL_TYPE_F32, ft_F32, ft_F32_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    gemm_float(SL_TYPE_F32, ft_F32, ft1_F32, K, w, ws, nr, a, as, nt, y, ldy, scratch);
 }
 static void gemm_f16(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                      int64_t ldy, void *scratch) {
-    gemm_float(SL_TYPE_F16, ft_F16, ft_F16_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    gemm_float(SL_TYPE_F16, ft_F16, ft1_F16, K, w, ws, nr, a, as, nt, y, ldy, scratch);
 }
 static void gemm_bf16(int64_t K, const void *w, size_t ws, int64_t nr, const void *a, size_t as, int64_t nt, float *y,
                       int64_t ldy, void *scratch) {
-    gemm_float(SL_TYPE_BF16, ft_BF16, ft_BF16_FT_ROWS1_1, K, w, ws, nr, a, as, nt, y, ldy, scratch);
+    gemm_float(SL_TYPE_BF16, ft_BF16, ft1_BF16, K, w, ws, nr, a, as, nt, y, ldy, scratch);
 }
 
 /* ---- quantized weights: transposed 16-row tiles --------------------------------------- */
