@@ -93,7 +93,8 @@ struct sl_fwd {
     size_t gemm_scratch_bytes;
     double *rope_cs;            /* (max_batch, n_rot/2, 2): cos, sin of each token's angles */
     void **packed;              /* (n_layer * MATS + 1) packed tiles of each matrix (MAT_* order, then the
-                                 * output), or NULL where the kernels read the rows as stored */
+                                 * output), its rows copied as stored (row_copy), or NULL where the kernels
+                                 * read the file's rows */
     _Atomic int64_t *ops;       /* work counter of each op of a step */
     int32_t n_ops;
     /* per thread (reference path) */
@@ -210,7 +211,8 @@ sl_status sl_fwd_create(const sl_model *m, sl_kv_cache *kv, const sl_fwd_params 
         ok = ok && f->gemm_scratch && f->rope_cs && f->ops;
         if (ok)
             for (int32_t i = 0; i < f->n_ops; i++) atomic_init(&f->ops[i], 0);
-        /* matrices whose type has a packed layout in this kernel table are packed once here */
+        /* matrices whose type has a packed layout in this kernel table are packed once here, float ones
+         * copied (row_copy) */
         const int32_t n_mats = hp->n_layer * MATS + 1;
         f->packed = ok ? sl_calloc((size_t)n_mats, sizeof *f->packed) : NULL;
         ok = ok && f->packed;
@@ -509,12 +511,16 @@ static void pack_worker(void *arg, int ith, int nth) {
     }
 }
 
-/* One matrix of a matmul op: y(n_tok, ne[1]) = input · Wᵀ; packed tiles or NULL. */
+/* One matrix of a matmul op: y(n_tok, ne[1]) = input · Wᵀ; packed: f->packed's entry (tiles, copied rows
+ * or NULL). */
 typedef struct mm_job {
     const sl_tensor *w;
     float *y;
     const void *packed;
 } mm_job;
+
+/* The job's packed entry holds the matrix's rows as stored (row_copy). */
+static bool copied(const sl_fwd *f, const mm_job *job) { return job->packed && row_copy(f, job->w); }
 
 /* Whether job's matmul of n_tok tokens runs on the table's token-group
  * kernel (then its Q8_0 or Q8_K rows are also regrouped, sl_act_group). */
@@ -582,8 +588,7 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
     int64_t tb = n_tok;
     bool split = f->kern->gemm_float_tokens > 0 && n_tok > f->kern->gemm_float_tokens;
     for (int i = 0; i < n_jobs && split; i++)
-        split = (jobs[i].w->type == SL_TYPE_F16 || jobs[i].w->type == SL_TYPE_BF16) && jobs[i].packed &&
-                row_copy(f, jobs[i].w);
+        split = jobs[i].w->type != SL_TYPE_F32 && copied(f, &jobs[i]);
     if (split) {
         const int64_t nblk = (n_tok + f->kern->gemm_float_tokens - 1) / f->kern->gemm_float_tokens;
         tb = ((n_tok + nblk - 1) / nblk + 3) / 4 * 4;
@@ -608,7 +613,7 @@ static void matmul_op(sl_fwd *f, int *op, const mm_job *jobs, int n_jobs, const 
         const size_t as = a == SL_ACT_F32 ? (size_t)K * sizeof(float) : sl_act_row_bytes(a, K);
         const uint8_t *act = (a == SL_ACT_F32 ? (const uint8_t *)x : f->act[a]) + (size_t)t0 * as;
         float *y = jobs[j].y + t0 * w->ne[1] + r0;
-        const bool copy = jobs[j].packed && row_copy(f, w);
+        const bool copy = copied(f, &jobs[j]);
         const uint8_t *tiles = jobs[j].packed && !copy
                                    ? (const uint8_t *)jobs[j].packed + (size_t)(r0 / 16) * sl_pack_tile_bytes(w->type, K)
                                    : NULL;
